@@ -1,0 +1,1 @@
+"""Torch-only core: generator, checkpoints, CLIP, style codes, model zoo. No Qt here."""

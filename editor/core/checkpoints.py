@@ -1,0 +1,274 @@
+"""Load any supported StyleGAN2 checkpoint into our one Generator class, and save ours.
+
+Formats:
+- rosinality `.pt` (`{'g_ema': state_dict, 'latent_avg': w}`), as shipped with StyleCLIP,
+  NADA outputs (`g_ema`, `g_optim`), rosinality training checkpoints (with `args`), and
+  e4e/ReStyle checkpoints (`state_dict` with `decoder.*` keys);
+- NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 pickles, through the restricted
+  unpickler in `nvidia_pickle` (never imports or runs the pickle's code);
+- our own safetensors file with the JSON config in its metadata (what the app writes).
+
+Every path reads tensors only (`torch.load(weights_only=True)`), loads strictly, infers the
+architecture from the tensors' shapes and reports problems as CheckpointError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, IncompatibleModelError
+from .generator import Generator, GeneratorConfig
+from .hashing import state_dict_hash
+from .paths import atomic_path
+
+FORMAT_NAME = "latent-atelier-generator"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedGenerator:
+    generator: Generator
+    source_format: str  # "rosinality" | "nvidia" | "atelier"
+    path: Path
+    content_hash: str
+    metadata: dict
+
+
+# --------------------------------------------------------------------------- sniffing
+
+
+def sniff_format(path: Path) -> str:
+    """'safetensors', 'torch-zip', 'pickle' or 'unknown', from the first bytes only."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) == 0:
+        raise CheckpointError(f"{path.name} is empty (0 bytes): not a checkpoint")
+    if zipfile.is_zipfile(path):
+        return "torch-zip"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    if head[:1] == b"\x80":
+        return "pickle"
+    return "unknown"
+
+
+# --------------------------------------------------------------------------- rosinality
+
+
+def _torch_load_tensors(path: Path) -> object:
+    """torch.load restricted to tensors and plain containers. argparse.Namespace is allowed
+    because rosinality's training checkpoints carry their command-line args in one."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e).splitlines()[0] if str(e) else "unreadable"
+        if "Unsupported global" in str(e) or "weights_only" in str(e):
+            raise CheckpointError(
+                f"{path.name} contains Python objects other than tensors; only weight files "
+                f"are loaded, never code. ({msg})"
+            ) from e
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({msg})") from e
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"{path.name} could not be read as a PyTorch checkpoint; it may be truncated or "
+            f"corrupt ({first})"
+        ) from e
+
+
+def _extract_rosinality_state(obj: object, name: str) -> tuple[dict, torch.Tensor | None]:
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{name}: expected a dict of weights, got {type(obj).__name__}")
+    if "g_ema" in obj:
+        state, latent_avg = obj["g_ema"], obj.get("latent_avg")
+    elif "state_dict" in obj and any(k.startswith("decoder.") for k in obj["state_dict"]):
+        # e4e / ReStyle / pSp: the generator sits under decoder.*
+        sd = obj["state_dict"]
+        state = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")}
+        latent_avg = obj.get("latent_avg")
+    elif "style.1.weight" in obj:
+        state, latent_avg = obj, None
+    else:
+        keys = ", ".join(list(obj)[:8])
+        hint = " (this looks like a training checkpoint without g_ema)" if "g" in obj else ""
+        raise CheckpointError(
+            f"{name} has no StyleGAN2 generator weights (no 'g_ema'); top-level keys: {keys}{hint}"
+        )
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{name}: the generator entry holds no weights")
+    if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
+        latent_avg = None
+    return dict(state), latent_avg
+
+
+def infer_rosinality_config(state: dict[str, torch.Tensor], name: str = "checkpoint"
+                            ) -> GeneratorConfig:
+    """Architecture from tensor shapes: resolution from the number of toRGB layers, style dim
+    from the mapping, channels from each block's conv weights."""
+    try:
+        style_dim = state["style.1.weight"].shape[1]
+        n_mlp = len([k for k in state if re.fullmatch(r"style\.\d+\.weight", k)])
+        n_rgbs = len([k for k in state if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
+        channels = [state["input.input"].shape[1]]
+        for k in range(n_rgbs):
+            channels.append(state[f"convs.{2 * k}.conv.weight"].shape[1])
+    except KeyError as e:
+        if "layers.0.weight" in str(e) or any(k.startswith("synthesis.") for k in state):
+            raise IncompatibleModelError(f"{name} is not in the rosinality layout") from e
+        raise CheckpointError(f"{name}: missing weight {e} needed to infer the architecture"
+                              ) from e
+    if "conv1.conv.weight" not in state:
+        raise CheckpointError(f"{name}: no conv1 layer; not a StyleGAN2 generator")
+    if "input.input" in state and state["input.input"].ndim != 4:
+        raise IncompatibleModelError(f"{name}: unexpected input layer shape")
+    return GeneratorConfig(
+        resolution=2 ** (n_rgbs + 2), style_dim=style_dim, n_mlp=n_mlp,
+        channels=tuple(int(c) for c in channels),
+    )
+
+
+def _normalise_latent_avg(latent_avg: torch.Tensor | None, style_dim: int) -> torch.Tensor | None:
+    if latent_avg is None:
+        return None
+    t = latent_avg.detach().float()
+    if t.ndim == 2:  # some checkpoints store it per W+ row; rows are identical in practice
+        t = t.mean(0)
+    t = t.reshape(-1)
+    if t.numel() != style_dim:
+        return None
+    return t
+
+
+def build_generator(config: GeneratorConfig, state: dict[str, torch.Tensor],
+                    w_avg: torch.Tensor | None, name: str) -> Generator:
+    """Instantiate and strictly load; a mismatch lists the missing/unexpected keys."""
+    gen = Generator(config)
+    expected = gen.state_dict()
+    for key, t in state.items():
+        if key in expected and expected[key].shape != t.shape:
+            raise CheckpointError(
+                f"{name}: weight {key} has shape {tuple(t.shape)}, the inferred architecture "
+                f"expects {tuple(expected[key].shape)}"
+            )
+    result = gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        missing = ", ".join(result.missing_keys[:6])
+        unexpected = ", ".join(result.unexpected_keys[:6])
+        raise CheckpointError(
+            f"{name} does not match a StyleGAN2 generator: "
+            f"{len(result.missing_keys)} missing keys ({missing}), "
+            f"{len(result.unexpected_keys)} unexpected keys ({unexpected})"
+        )
+    with torch.no_grad():
+        gen.w_avg.copy_(w_avg if w_avg is not None else gen.mean_latent())
+    return gen.eval().requires_grad_(False)
+
+
+def load_rosinality(path: Path) -> LoadedGenerator:
+    obj = _torch_load_tensors(path)
+    state, latent_avg = _extract_rosinality_state(obj, path.name)
+    config = infer_rosinality_config(state, path.name)
+    w_avg = _normalise_latent_avg(latent_avg, config.style_dim)
+    gen = build_generator(config, state, w_avg, path.name)
+    meta = {"has_latent_avg": w_avg is not None}
+    return LoadedGenerator(gen, "rosinality", path, generator_hash(gen), meta)
+
+
+# --------------------------------------------------------------------------- our format
+
+
+def save_generator(gen: Generator, path: str | os.PathLike, half: bool = False,
+                   metadata: dict | None = None) -> Path:
+    """Write our safetensors format atomically: weights (+ w_avg), config JSON in metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    dtype = torch.float16 if half else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in gen.state_dict().items()}
+    tensors["w_avg"] = gen.w_avg.detach().to("cpu", torch.float32).contiguous()
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(gen.config.to_dict()),
+        "user": json.dumps(metadata or {}),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return path
+
+
+def load_atelier(path: Path) -> LoadedGenerator:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file ({e})") from e
+    if meta.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path.name} is a safetensors file but not a Latent Atelier "
+                              f"generator (format={meta.get('format')!r})")
+    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+        raise CheckpointError(f"{path.name} was written by a newer Latent Atelier "
+                              f"(format version {meta['format_version']}); please update")
+    try:
+        config = GeneratorConfig.from_dict(json.loads(meta["config"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path.name}: invalid generator config ({e})") from e
+    w_avg = tensors.pop("w_avg", None)
+    gen = build_generator(config, tensors, w_avg.float() if w_avg is not None else None,
+                          path.name)
+    user = json.loads(meta.get("user", "{}"))
+    return LoadedGenerator(gen, "atelier", path, generator_hash(gen), user)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def generator_hash(gen: Generator) -> str:
+    state = dict(gen.state_dict())
+    state["w_avg"] = gen.w_avg
+    return state_dict_hash(state, extra=json.dumps(gen.config.identity(), sort_keys=True))
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
+                   ) -> LoadedGenerator:
+    """Load a generator from any supported file. Raises CheckpointError (or its subclass
+    UnsafePickleError) or IncompatibleModelError with a message fit for the user."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    kind = sniff_format(path)
+    if kind == "safetensors":
+        loaded = load_atelier(path)
+    elif kind == "torch-zip":
+        loaded = load_rosinality(path)
+    elif kind == "pickle":
+        from .nvidia_pickle import is_nvidia_pickle, load_nvidia_pickle
+
+        if is_nvidia_pickle(path):
+            config, state, w_avg = load_nvidia_pickle(path)
+            gen = build_generator(config, state, w_avg, path.name)
+            loaded = LoadedGenerator(gen, "nvidia", path, generator_hash(gen), {})
+        else:  # legacy (pre-1.6) torch.save files are pickles too
+            loaded = load_rosinality(path)
+    else:
+        raise CheckpointError(
+            f"{path.name} is not a checkpoint format we know (rosinality .pt, NVIDIA .pkl or "
+            f"Latent Atelier .safetensors)"
+        )
+    loaded.generator.to(device)
+    return loaded

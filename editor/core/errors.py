@@ -1,0 +1,27 @@
+"""Exceptions of the core layer. Messages say what was attempted and with which file."""
+
+from __future__ import annotations
+
+
+class AtelierError(Exception):
+    """Base class for errors the user should see as a clear message."""
+
+
+class CheckpointError(AtelierError):
+    """A checkpoint file could not be read or does not fit the generator."""
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle asked for something outside the allow-list; nothing from it was run."""
+
+
+class IncompatibleModelError(AtelierError):
+    """A model is valid but not one this program can use (e.g. StyleGAN3, conditional)."""
+
+
+class ZooDownloadError(AtelierError):
+    """A model could not be downloaded or failed its checksum."""
+
+
+class ClipError(AtelierError):
+    """A CLIP model could not be created or used."""

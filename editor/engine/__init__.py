@@ -1,0 +1,1 @@
+"""The document (session, edit stack, recipe), render worker and jobs. QtCore only."""

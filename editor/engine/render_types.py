@@ -1,0 +1,45 @@
+"""Plain data that crosses between the UI thread and the render worker.
+
+Requests are frozen snapshots: the worker never reads live UI state. Results carry a
+finished 8-bit image that owns its memory, never a tensor.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_request_ids = itertools.count(1)
+
+
+def next_request_id() -> int:
+    return next(_request_ids)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    seed: int
+    psi: float = 0.7
+    interactive: bool = False  # True while a control is moving: a preview may come first
+    generation: int = 0  # bumped when the model changes; older results are ignored
+    seq: int = field(default_factory=next_request_id)
+
+    def same_content(self, other: RenderRequest | None) -> bool:
+        return other is not None and (self.seed, self.psi, self.generation) == (
+            other.seed, other.psi, other.generation)
+
+
+@dataclass
+class RenderResult:
+    seq: int
+    generation: int
+    image: np.ndarray | None  # (H, W, 3) uint8, C-contiguous, owns its memory
+    preview: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.image is not None

@@ -1,0 +1,137 @@
+"""A render worker thread with a one-slot mailbox: the latest request wins.
+
+The UI posts requests as fast as the hand moves; the worker keeps only the newest pending
+one, so the image never lags behind a drag and always ends on the final value. Results
+come back through a queued Qt signal; the UI ignores any older than what it shows.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from editor.core.errors import AtelierError
+
+from .models import load_model_info
+from .render_types import RenderRequest, RenderResult
+from .renderer import Renderer
+
+
+class _Mailbox:
+    """One slot guarded by a condition variable; put() replaces what is there."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item: RenderRequest | None = None
+        self._closed = False
+
+    def put(self, item: RenderRequest) -> None:
+        with self._cond:
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None) -> RenderRequest | None:
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def wait_for_item(self, timeout: float) -> bool:
+        """Wait up to `timeout` for an item without taking it."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            return self._item is not None
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class _LoopThread(QThread):
+    """A QThread running one Python callable; no event loop is needed in it."""
+
+    def __init__(self, target):
+        super().__init__()
+        self._target = target
+
+    def run(self) -> None:
+        self._target()
+
+
+class RenderWorker(QObject):
+    """Owns a Renderer on a background QThread.
+
+    While a request is interactive and the model is large, a preview resolution is rendered
+    first; the full resolution follows once no newer request arrived for `settle_s`."""
+
+    rendered = Signal(object)  # RenderResult
+    model_loaded = Signal(object)  # ModelInfo
+    model_failed = Signal(str)  # a message for the user
+
+    def __init__(self, renderer: Renderer, settle_s: float = 0.12, parent=None):
+        super().__init__(parent)
+        self.renderer = renderer
+        self.settle_s = settle_s
+        self._mailbox = _Mailbox()
+        self._thread = _LoopThread(self._loop)
+        self._load_lock = threading.Lock()
+        self._model_path: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: RenderRequest) -> None:
+        self._mailbox.put(request)
+
+    def load_model(self, path: str) -> None:
+        """Load a generator file on the worker thread; the UI hears model_loaded/failed."""
+        with self._load_lock:
+            self._model_path = path
+        self._mailbox.wake()
+
+    def stop(self, timeout_ms: int = 5000) -> None:
+        self._mailbox.close()
+        self._thread.wait(timeout_ms)
+
+    def _loop(self) -> None:
+        while not self._mailbox.closed:
+            self._load_pending_model()
+            request = self._mailbox.take(timeout=0.5)
+            if request is None:
+                continue
+            if self.renderer.needs_preview(request):
+                self.rendered.emit(self.renderer.render(request, preview=True))
+                # settle: render full resolution only if the hand has stopped
+                if self._mailbox.wait_for_item(self.settle_s):
+                    continue
+            result: RenderResult = self.renderer.render(request)
+            self.rendered.emit(result)
+
+    def _load_pending_model(self) -> None:
+        with self._load_lock:
+            path, self._model_path = self._model_path, None
+        if path is None:
+            return
+        try:
+            info = load_model_info(path, self.renderer.device)
+        except AtelierError as e:
+            self.model_failed.emit(str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - a bug must not kill the worker thread
+            self.model_failed.emit(f"unexpected error while opening {path}: "
+                                   f"{type(e).__name__}: {e}")
+            return
+        self.renderer.set_generator(info.generator)
+        self.model_loaded.emit(info)

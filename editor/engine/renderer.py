@@ -1,0 +1,82 @@
+"""The Qt-free renderer: turns a RenderRequest into a RenderResult with the loaded model.
+
+It never raises: a failure (out of memory, a NaN, a bad model) becomes `result.error`, so
+the worker that calls it keeps serving.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from editor.core.generator import Generator, z_from_seed
+
+from .render_types import RenderRequest, RenderResult
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    if preferred:
+        return torch.device(preferred)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_uint8_image(img: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) in [-1, 1] -> (H, W, 3) uint8 that owns its memory."""
+    if not torch.isfinite(img).all():
+        raise FloatingPointError("the generator produced NaN or infinite values")
+    x = ((img[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy()).copy()
+
+
+class Renderer:
+    """Holds the generator on its device and renders requests."""
+
+    def __init__(self, generator: Generator | None = None, device: str | None = None,
+                 preview_res: int = 256):
+        self.device = pick_device(device)
+        self.generator = generator.to(self.device) if generator is not None else None
+        self.preview_res = preview_res
+
+    def set_generator(self, generator: Generator | None) -> None:
+        self.generator = generator.to(self.device) if generator is not None else None
+
+    def needs_preview(self, request: RenderRequest) -> bool:
+        g = self.generator
+        return bool(request.interactive and g is not None
+                    and g.img_resolution > self.preview_res)
+
+    @torch.no_grad()
+    def render(self, request: RenderRequest, preview: bool = False) -> RenderResult:
+        t0 = time.perf_counter()
+        try:
+            g = self.generator
+            if g is None:
+                raise RuntimeError("no generator is loaded")
+            z = z_from_seed(request.seed, g.z_dim).to(self.device)
+            code = g.styles(g.mapping(z, psi=request.psi))
+            t1 = time.perf_counter()
+            img = g.synthesize(code, max_res=self.preview_res if preview else None)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            array = to_uint8_image(img)
+            t3 = time.perf_counter()
+            timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
+                       "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
+            return RenderResult(request.seq, request.generation, array, preview, timings)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return self._failure(request, preview, t0,
+                                 "out of GPU memory: try a smaller preview or the CPU")
+        except Exception as e:  # noqa: BLE001 - any failure becomes data; the worker keeps serving
+            detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+            return self._failure(request, preview, t0, detail)
+
+    @staticmethod
+    def _failure(request: RenderRequest, preview: bool, t0: float, message: str
+                 ) -> RenderResult:
+        return RenderResult(request.seq, request.generation, None, preview,
+                            {"total_ms": (time.perf_counter() - t0) * 1e3}, error=message)

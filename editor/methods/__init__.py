@@ -1,0 +1,1 @@
+"""Editing methods, one module each. Torch only; they stand on editor.core."""

@@ -1,0 +1,1 @@
+"""The built-in demo world: procedural cartoon faces and the small models trained on them."""

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny models built in the test, isolated cache/config dirs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Tests run on the CPU by default and never read or write the user's real cache/config.
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch):
+    root = tmp_path_factory.mktemp("atelier-home")
+    monkeypatch.setenv("ATELIER_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("ATELIER_CONFIG_DIR", str(root / "config"))
+    yield
+
+
+def make_tiny_generator(resolution: int = 16, style_dim: int = 32, n_mlp: int = 2,
+                        channel_max: int = 32, seed: int = 0):
+    """A randomly initialised generator small enough for unit tests, with non-zero noise
+    strengths and biases so every parameter matters."""
+    from editor.core.generator import Generator, GeneratorConfig
+
+    torch.manual_seed(seed)
+    cfg = GeneratorConfig(resolution=resolution, style_dim=style_dim, n_mlp=n_mlp,
+                          channel_base=channel_max * 16, channel_max=channel_max)
+    gen = Generator(cfg)
+    with torch.no_grad():
+        for name, p in gen.named_parameters():
+            if name.endswith("noise.weight") or name.endswith("activate.bias") or \
+                    name.endswith(".bias") and "to_rgb" in name:
+                p.normal_(0, 0.1)
+        gen.w_avg.copy_(gen.mean_latent(256))
+    return gen.eval()
+
+
+@pytest.fixture
+def tiny_generator():
+    return make_tiny_generator()

@@ -1,0 +1,173 @@
+"""Loading rosinality checkpoints and our own safetensors format into one Generator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+import torch
+
+from editor.core.checkpoints import load_generator, save_generator
+from editor.core.errors import CheckpointError, IncompatibleModelError
+from tests.conftest import make_tiny_generator
+
+
+def _image(gen, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(2, gen.z_dim, generator=g)
+    with torch.no_grad():
+        return gen.generate(z, psi=0.7)
+
+
+def test_rosinality_checkpoint_loads_strictly_and_renders_the_same(tmp_path, tiny_generator):
+    path = tmp_path / "g.pt"
+    torch.save({"g_ema": tiny_generator.state_dict(), "latent_avg": tiny_generator.w_avg}, path)
+    loaded = load_generator(path)
+    assert loaded.source_format == "rosinality"
+    assert loaded.generator.config.channels == tiny_generator.config.channels
+    assert loaded.generator.config.resolution == 16
+    assert torch.equal(loaded.generator.w_avg, tiny_generator.w_avg)
+    assert torch.allclose(_image(loaded.generator), _image(tiny_generator), atol=1e-6)
+    # every key of the file was used and every parameter came from the file
+    assert set(torch.load(path)["g_ema"]) == set(loaded.generator.state_dict())
+
+
+def test_nada_output_and_training_checkpoint_with_args(tmp_path, tiny_generator):
+    opt = torch.optim.Adam(tiny_generator.parameters(), lr=0.002)
+    nada = tmp_path / "nada.pt"
+    torch.save({"g_ema": tiny_generator.state_dict(), "g_optim": opt.state_dict()}, nada)
+    loaded = load_generator(nada)
+    # no latent_avg in the file: it is estimated by sampling the mapping network
+    assert torch.allclose(loaded.generator.w_avg, tiny_generator.mean_latent(), atol=1e-5)
+    train = tmp_path / "train.pt"
+    torch.save({"g": tiny_generator.state_dict(), "g_ema": tiny_generator.state_dict(),
+                "args": argparse.Namespace(size=16, batch=4)}, train)
+    assert load_generator(train).generator.config.resolution == 16
+
+
+def test_e4e_style_checkpoint_decoder_is_found(tmp_path, tiny_generator):
+    sd = {f"decoder.{k}": v for k, v in tiny_generator.state_dict().items()}
+    sd["encoder.conv.weight"] = torch.zeros(3)
+    path = tmp_path / "e4e.pt"
+    torch.save({"state_dict": sd, "latent_avg": tiny_generator.w_avg.repeat(6, 1)}, path)
+    loaded = load_generator(path)
+    assert torch.allclose(loaded.generator.w_avg, tiny_generator.w_avg)
+
+
+def test_larger_architecture_is_inferred_from_shapes(tmp_path):
+    gen = make_tiny_generator(resolution=32, style_dim=48, n_mlp=3, channel_max=24)
+    path = tmp_path / "g32.pt"
+    torch.save({"g_ema": gen.state_dict(), "latent_avg": gen.w_avg}, path)
+    cfg = load_generator(path).generator.config
+    assert (cfg.resolution, cfg.style_dim, cfg.n_mlp) == (32, 48, 3)
+    assert cfg.channels == gen.config.channels
+
+
+def test_atelier_format_round_trip_fp32_and_fp16(tmp_path, tiny_generator):
+    p32 = save_generator(tiny_generator, tmp_path / "g.safetensors", metadata={"name": "tiny"})
+    loaded = load_generator(p32)
+    assert loaded.source_format == "atelier"
+    assert loaded.metadata == {"name": "tiny"}
+    assert torch.equal(_image(loaded.generator), _image(tiny_generator))
+    assert loaded.content_hash == load_generator(p32).content_hash
+    p16 = save_generator(tiny_generator, tmp_path / "g16.safetensors", half=True)
+    assert os.path.getsize(p16) < os.path.getsize(p32) * 0.6
+    diff = (_image(load_generator(p16).generator) - _image(tiny_generator)).abs().max()
+    assert diff < 0.05
+    assert not list(tmp_path.glob("*.tmp*")), "atomic write left a temporary file"
+
+
+def test_content_hash_is_format_independent(tmp_path, tiny_generator):
+    pt = tmp_path / "g.pt"
+    torch.save({"g_ema": tiny_generator.state_dict(), "latent_avg": tiny_generator.w_avg}, pt)
+    st = save_generator(tiny_generator, tmp_path / "g.safetensors")
+    assert load_generator(pt).content_hash == load_generator(st).content_hash
+    other = make_tiny_generator(seed=5)
+    st2 = save_generator(other, tmp_path / "other.safetensors")
+    assert load_generator(st2).content_hash != load_generator(st).content_hash
+
+
+def test_empty_truncated_and_garbage_files_give_clear_errors(tmp_path, tiny_generator):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_generator(empty)
+
+    good = tmp_path / "good.pt"
+    torch.save({"g_ema": tiny_generator.state_dict()}, good)
+    data = good.read_bytes()
+    trunc = tmp_path / "truncated.pt"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated|corrupt|readable"):
+        load_generator(trunc)
+
+    garbage = tmp_path / "noise.pt"
+    garbage.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError):
+        load_generator(garbage)
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_generator(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="folder"):
+        load_generator(tmp_path)
+
+    st = save_generator(tiny_generator, tmp_path / "g.safetensors")
+    raw = st.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(CheckpointError):
+        load_generator(tmp_path / "cut.safetensors")
+
+
+def test_wrong_architecture_is_refused(tmp_path, tiny_generator):
+    resnet_like = {"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8)}
+    path = tmp_path / "resnet.pt"
+    torch.save(resnet_like, path)
+    with pytest.raises(CheckpointError, match="no StyleGAN2 generator"):
+        load_generator(path)
+
+    sd = tiny_generator.state_dict()
+    sd["extra.weight"] = torch.zeros(3)
+    path2 = tmp_path / "extra.pt"
+    torch.save({"g_ema": sd}, path2)
+    with pytest.raises(CheckpointError, match="unexpected"):
+        load_generator(path2)
+
+    sd = dict(tiny_generator.state_dict())
+    del sd["convs.1.noise.weight"]
+    path3 = tmp_path / "missing.pt"
+    torch.save({"g_ema": sd}, path3)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_generator(path3)
+
+    sd = dict(tiny_generator.state_dict())
+    sd["convs.1.conv.weight"] = torch.zeros(1, 5, 5, 3, 3)
+    path4 = tmp_path / "shape.pt"
+    torch.save({"g_ema": sd}, path4)
+    with pytest.raises(CheckpointError, match="shape"):
+        load_generator(path4)
+
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"a": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a Latent Atelier"):
+        load_generator(foreign)
+    assert issubclass(IncompatibleModelError, Exception)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_torch_file_carrying_code_is_refused_and_nothing_runs(tmp_path, tiny_generator):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"g_ema": tiny_generator.state_dict(), "payload": _Evil(marker)}, path)
+    with pytest.raises(CheckpointError, match="only weight files"):
+        load_generator(path)
+    assert not marker.exists()
