@@ -169,3 +169,25 @@ def test_cuda_fp16_close_to_fp32(tiny_generator):
     a = g.synthesize(code)
     b = g.synthesize(code, fp16=True)
     assert (a - b).abs().max() < 0.05
+
+
+def test_running_the_rest_from_an_intermediate_state_equals_full_synthesis(tiny_generator):
+    g = tiny_generator
+    code = g.styles(g.mapping(torch.randn(2, g.z_dim)))
+    full = g.synthesize(code)
+    for start in (2, 3, 4, 6):
+        state = g.run_layers(code, g.initial_state(2), 0, stop=start)
+        rest = g.run_layers(code, state, start)
+        assert torch.allclose(rest.skip, full, atol=1e-6)
+
+
+def test_z_dim_may_differ_from_w_dim(tmp_path):
+    from editor.core.checkpoints import load_generator
+
+    g = Generator(GeneratorConfig(resolution=8, style_dim=24, n_mlp=2, channel_base=128,
+                                  channel_max=16, z_dim=10)).eval()
+    assert g.z_dim == 10 and g.w_dim == 24
+    assert g.mapping(torch.randn(2, 10)).shape == (2, g.n_latent, 24)
+    path = tmp_path / "g.pt"
+    torch.save({"g_ema": g.state_dict()}, path)
+    assert load_generator(path).generator.z_dim == 10

@@ -131,9 +131,12 @@ def infer_rosinality_config(state: dict[str, torch.Tensor], name: str = "checkpo
         raise CheckpointError(f"{name}: no conv1 layer; not a StyleGAN2 generator")
     if "input.input" in state and state["input.input"].ndim != 4:
         raise IncompatibleModelError(f"{name}: unexpected input layer shape")
+    z_dim = state["style.1.weight"].shape[1]
+    style_dim = state["style.1.bias"].shape[0]
     return GeneratorConfig(
         resolution=2 ** (n_rgbs + 2), style_dim=style_dim, n_mlp=n_mlp,
         channels=tuple(int(c) for c in channels),
+        z_dim=z_dim if z_dim != style_dim else None,
     )
 
 

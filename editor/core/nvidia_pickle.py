@@ -1,0 +1,643 @@
+"""Read NVIDIA StyleGAN2 network pickles without running them.
+
+stylegan2-ada-pytorch and the stylegan3 repository save networks with
+`pickle.dump(dict(G=..., D=..., G_ema=..., training_set_kwargs=..., augment_pipe=...))`.
+Their `torch_utils.persistence` stores each network module as a call to
+`torch_utils.persistence._reconstruct_persistent_obj(meta)`, where `meta` carries the source
+code of the module that defined the class (which NVIDIA's loader `exec`s), the class name,
+and the instance `__dict__` (parameters, buffers, submodules, constructor kwargs).
+
+Here a restricted unpickler resolves a short allow-list of globals only: tensor and
+parameter rebuilders, storages (read back with `torch.load(weights_only=True)`), numpy
+arrays and scalars, OrderedDict/set, and our own stand-ins for `_reconstruct_persistent_obj`
+(returns a plain `PersistentRecord`, the embedded source is dropped unread) and
+`dnnlib.EasyDict`. Anything else (os.system, eval, the pickle's own classes...) raises
+UnsafePickleError before it is called. The G_ema record is then walked into NVIDIA's
+dotted names, its architecture read from the stored kwargs and attributes and checked
+against the tensor shapes, and its weights renamed into our (rosinality) layout.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import pickletools
+import re
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AtelierError, CheckpointError, IncompatibleModelError, UnsafePickleError
+from .generator import DEFAULT_BLUR_KERNEL, Generator, GeneratorConfig, make_kernel
+
+# torch.save's legacy (pre-1.6, non-zip) files are pickles too; they begin with this number.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_SNIFF_BYTES = 64 * 1024
+
+
+# --------------------------------------------------------------------------- plain data
+
+
+class _SealedType(type):
+    """Metaclass that refuses attribute assignment: a pickle's BUILD opcode could otherwise
+    rewrite attributes of the classes we hand to it."""
+
+    def __setattr__(cls, name: str, value: object) -> None:
+        raise TypeError(f"{cls.__name__} is read-only")
+
+
+class PlainEasyDict(dict, metaclass=_SealedType):
+    """Stands in for dnnlib.EasyDict (a dict with attribute access): only the data is kept."""
+
+
+@dataclass
+class PersistentRecord:
+    """What `torch_utils.persistence` stored for one module, as plain data. The module's
+    source code that came with it is deliberately not kept."""
+
+    class_name: str
+    state: dict[str, Any]
+    version: int | None = None
+    init_args: tuple = ()
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def modules(self) -> dict[str, Any]:
+        return _as_dict(self.state.get("_modules"))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return _as_dict(self.state.get("_parameters"))
+
+    @property
+    def buffers(self) -> dict[str, Any]:
+        return _as_dict(self.state.get("_buffers"))
+
+    def __setstate__(self, state: object) -> None:
+        # NVIDIA's records carry their state in the call; a BUILD on top is not theirs.
+        raise pickle.UnpicklingError("unexpected extra state for a persistent object")
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        """An instance attribute, else the constructor argument of that name."""
+        if name in self.state:
+            return self.state[name]
+        return self.init_kwargs.get(name, default)
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _reconstruct_persistent_obj(meta: object) -> PersistentRecord:
+    """Our replacement for torch_utils.persistence._reconstruct_persistent_obj: keep the
+    class name and state, never look at meta['module_src']."""
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise pickle.UnpicklingError("persistent object record is not of type 'class'")
+    state = meta.get("state")
+    if state is None:
+        state = {}
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError("persistent object state is not a dict")
+    init_args = state.get("_init_args", ())
+    init_kwargs = state.get("_init_kwargs", {})
+    return PersistentRecord(
+        class_name=str(meta.get("class_name", "?")),
+        state=dict(state),
+        version=meta.get("version") if isinstance(meta.get("version"), int) else None,
+        init_args=tuple(init_args) if isinstance(init_args, list | tuple) else (),
+        init_kwargs=dict(init_kwargs) if isinstance(init_kwargs, dict) else {},
+    )
+
+
+# --------------------------------------------------------------------------- allowed calls
+
+
+def _load_storage_from_bytes(data: object) -> torch.storage.TypedStorage:
+    """Replacement for torch.storage._load_from_bytes: a pickled storage is a small legacy
+    torch.save file; read it with torch's own weights-only loader, onto the CPU."""
+    if not isinstance(data, bytes | bytearray):
+        raise pickle.UnpicklingError("storage payload is not bytes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation chatter
+        storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise pickle.UnpicklingError(f"storage payload holds a {type(storage).__name__}")
+    return storage
+
+
+def _check_hooks(hooks: object) -> None:
+    if hooks:  # hooks would be callables; a weights file has none
+        raise pickle.UnpicklingError("tensor carries backward hooks")
+
+
+def _rebuild_tensor_v2(storage: object, offset: int, size: tuple, stride: tuple,
+                       requires_grad: bool, backward_hooks: object, metadata: object = None
+                       ) -> torch.Tensor:
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise pickle.UnpicklingError("tensor data is not a storage")
+    _check_hooks(backward_hooks)
+    return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad,
+                                           OrderedDict(), metadata)
+
+
+def _rebuild_parameter(data: object, requires_grad: bool, backward_hooks: object
+                       ) -> torch.nn.Parameter:
+    if not isinstance(data, torch.Tensor):
+        raise pickle.UnpicklingError("parameter data is not a tensor")
+    _check_hooks(backward_hooks)
+    return torch.nn.Parameter(data, bool(requires_grad))
+
+
+def _rebuild_parameter_with_state(data: object, requires_grad: bool, backward_hooks: object,
+                                  state: object) -> torch.nn.Parameter:
+    # The extra state (attributes set on a Parameter) is not needed for the weights.
+    return _rebuild_parameter(data, requires_grad, backward_hooks)
+
+
+def _codecs_encode(text: object, encoding: str = "utf-8") -> bytes:
+    """Protocol 2 writes bytes objects as _codecs.encode(str, 'latin1')."""
+    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+        raise pickle.UnpicklingError("unexpected _codecs.encode call")
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], Callable | type]:
+    """numpy's own rebuilders, under both the numpy 1.x (numpy.core) and 2.x (numpy._core)
+    module paths that pickles name."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 1.26 has only numpy.core
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+
+    def reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
+        if subtype is not np.ndarray:
+            raise pickle.UnpicklingError("numpy array of an unexpected subtype")
+        return multiarray._reconstruct(np.ndarray, shape, dtype)
+
+    out: dict[tuple[str, str], Callable | type] = {}
+    for core in ("numpy.core", "numpy._core"):
+        out[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        out[(f"{core}.multiarray", "scalar")] = multiarray.scalar
+        out[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
+    out[("numpy", "ndarray")] = np.ndarray
+    out[("numpy", "dtype")] = np.dtype
+    return out
+
+
+def _torch_globals() -> dict[tuple[str, str], Callable | type | object]:
+    out: dict[tuple[str, str], Callable | type | object] = {
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
+        ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+        ("torch", "Size"): torch.Size,
+        ("torch", "device"): torch.device,
+    }
+    for name in dir(torch):
+        if isinstance(getattr(torch, name, None), torch.dtype):
+            out[("torch", name)] = getattr(torch, name)
+    return out
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    allowed: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("_codecs", "encode"): _codecs_encode,
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+        ("dnnlib.util", "EasyDict"): PlainEasyDict,
+        ("dnnlib", "EasyDict"): PlainEasyDict,
+    }
+    allowed.update(_torch_globals())
+    allowed.update(_numpy_globals())
+    return allowed
+
+
+# Python 2 module names that protocol-2 pickles use (pickle's fix_imports, applied by hand
+# because find_class sees the raw names).
+_MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only allow-listed globals; everything else is refused before
+    it is called. `source` names the file in error messages."""
+
+    def __init__(self, file: Any, source: str = "pickle"):
+        super().__init__(file)
+        self.source = source
+        self._allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        module = _MODULE_ALIASES.get(module, module)
+        found = self._allowed.get((module, name))
+        if found is not None:
+            return found
+        if module.startswith("dnnlib.tflib"):
+            raise IncompatibleModelError(
+                f"{self.source} is a TensorFlow-era StyleGAN pickle ({module}.{name}); only "
+                f"PyTorch pickles (stylegan2-ada-pytorch, stylegan3 repo) can be read. "
+                f"Convert it with NVIDIA's legacy.py first."
+            )
+        raise UnsafePickleError(
+            f"{self.source} asks for {module}.{name}, which a weights-only reader does not "
+            f"allow; the file was not loaded and nothing in it was run"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("persistent ids (a torch.save file?) are not expected here")
+
+
+# Garbage or truncated input makes the C unpickler raise any of these.
+_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, RuntimeError, OverflowError, MemoryError)
+
+
+def read_pickle(path: str | os.PathLike) -> Any:
+    """Unpickle a file with the restricted unpickler: plain data, tensors, numpy arrays and
+    PersistentRecords only. Raises CheckpointError / UnsafePickleError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e.strerror or e})") from e
+    if size == 0:
+        raise CheckpointError(f"{path.name} is empty (0 bytes): not a network pickle")
+    try:
+        with open(path, "rb") as f:
+            return RestrictedUnpickler(f, path.name).load()
+    except AtelierError:
+        raise
+    except OSError as e:
+        raise CheckpointError(f"{path.name} cannot be read ({e.strerror or e})") from e
+    except _READ_ERRORS as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"{path.name} could not be read as an NVIDIA network pickle; it may be truncated, "
+            f"corrupt or not a pickle at all ({detail})"
+        ) from e
+
+
+def is_nvidia_pickle(path: str | os.PathLike) -> bool:
+    """Cheap sniff from the first bytes, running nothing: a pickle of protocol 2-5 that is not
+    a legacy torch.save file (those start with torch's magic number and are for torch.load).
+    Any other pickle is for the restricted reader here, which refuses what it does not know."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    if len(head) < 2 or head[0] != pickle.PROTO[0] or not 2 <= head[1] <= 5:
+        return False
+    try:
+        for opcode, arg, _pos in pickletools.genops(io.BytesIO(head)):
+            if opcode.name in ("PROTO", "FRAME"):
+                continue
+            return not (opcode.name == "LONG1" and arg == _TORCH_LEGACY_MAGIC)
+    except ValueError:  # the head ended inside an opcode: still a pickle
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- G_ema -> tensors
+
+
+def _get_generator_record(obj: object, name: str) -> PersistentRecord:
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{name} holds a pickled {type(obj).__name__}, not an NVIDIA "
+                              f"network snapshot (a dict with 'G_ema')")
+    if "G_ema" not in obj:
+        keys = ", ".join(str(k) for k in list(obj)[:8])
+        raise CheckpointError(f"{name} has no 'G_ema' generator (top-level keys: {keys})")
+    g = obj["G_ema"]
+    if not isinstance(g, PersistentRecord):
+        raise CheckpointError(f"{name}: 'G_ema' is a {type(g).__name__}, not a network saved "
+                              f"by torch_utils.persistence")
+    return g
+
+
+def collect_tensors(record: PersistentRecord, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Parameters and buffers of a module record and its submodules under dotted names, as
+    module.state_dict() would name them (mapping.fc0.weight, synthesis.b4.const, ...)."""
+    out: dict[str, torch.Tensor] = {}
+    for group in (record.parameters, record.buffers):
+        for key, value in group.items():
+            if isinstance(value, torch.Tensor):
+                out[prefix + key] = value.detach()
+    for key, sub in record.modules.items():
+        if isinstance(sub, PersistentRecord):
+            out.update(collect_tensors(sub, f"{prefix}{key}."))
+    return out
+
+
+def _submodule(record: PersistentRecord, name: str, where: str) -> PersistentRecord:
+    sub = record.modules.get(name)
+    if not isinstance(sub, PersistentRecord):
+        raise CheckpointError(f"{where}: the generator has no '{name}' module")
+    return sub
+
+
+def _as_number(value: Any) -> float | int | None:
+    """Plain Python number from an int/float or numpy scalar; None for anything else."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+_SG3_LAYER = re.compile(r"L\d+_\d+_\d+")
+
+
+def _check_supported(g: PersistentRecord, synthesis: PersistentRecord, name: str) -> None:
+    names = set(synthesis.modules)
+    if "input" in names or any(_SG3_LAYER.fullmatch(n) for n in names):
+        raise IncompatibleModelError(
+            f"{name} is a StyleGAN3 network; StyleGAN3 pickles are not supported (only "
+            f"StyleGAN2 generators can be edited here)"
+        )
+    c_dim = _as_number(g.attr("c_dim", 0)) or 0
+    mapping = g.modules.get("mapping")
+    has_embed = isinstance(mapping, PersistentRecord) and "embed" in mapping.modules
+    if c_dim > 0 or has_embed:
+        raise IncompatibleModelError(
+            f"{name} is a conditional (class-label) generator (c_dim={c_dim}); conditional "
+            f"models are not supported"
+        )
+    channels = _as_number(g.attr("img_channels", 3))
+    if channels != 3:
+        raise IncompatibleModelError(f"{name} makes {channels}-channel images; only RGB (3) "
+                                     f"generators are supported")
+
+
+def _block_resolutions(synthesis: PersistentRecord, name: str) -> list[int]:
+    res = sorted(int(k[1:]) for k in synthesis.modules if re.fullmatch(r"b\d+", k))
+    if not res or res[0] != 4:
+        raise CheckpointError(f"{name}: the synthesis network has no b4 block")
+    expected = [2**i for i in range(2, int(math.log2(res[-1])) + 1)]
+    if res != expected:
+        raise CheckpointError(f"{name}: synthesis blocks {res} are not a full 4..N ladder")
+    return res
+
+
+def _check_filters(tensors: dict[str, torch.Tensor], name: str) -> None:
+    """Our generator hard-codes the standard [1,3,3,1] resampling filter (in its blur and
+    upsample buffers); a pickle trained with another filter would render differently."""
+    standard = make_kernel(DEFAULT_BLUR_KERNEL)
+    for key, t in tensors.items():
+        if key.endswith("resample_filter") and (
+            t.shape != standard.shape or not torch.allclose(t.float(), standard, atol=1e-6)
+        ):
+            raise IncompatibleModelError(
+                f"{name}: {key} is not the standard [1,3,3,1] filter; only generators with "
+                f"that resampling filter are supported"
+            )
+
+
+def _single_setting(values: list[Any], what: str, name: str) -> Any:
+    distinct = sorted({repr(v) for v in values})
+    if len(distinct) > 1:
+        raise IncompatibleModelError(f"{name}: layers use different {what} values "
+                                     f"({', '.join(distinct)}); one is supported")
+    return values[0] if values else None
+
+
+def _infer_config(g: PersistentRecord, tensors: dict[str, torch.Tensor], name: str
+                  ) -> GeneratorConfig:
+    mapping = _submodule(g, "mapping", name)
+    synthesis = _submodule(g, "synthesis", name)
+    resolutions = _block_resolutions(synthesis, name)
+    blocks = [_submodule(synthesis, f"b{r}", name) for r in resolutions]
+
+    for r, block in zip(resolutions, blocks, strict=True):
+        arch = block.attr("architecture") or "skip"
+        if arch != "skip":
+            raise IncompatibleModelError(
+                f"{name} uses the '{arch}' synthesis architecture (block b{r}); only 'skip' "
+                f"(the StyleGAN2 config-e/f default) is supported"
+            )
+
+    try:
+        fc_keys = sorted(int(m.group(1)) for k in tensors
+                         if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
+        n_mlp = len(fc_keys)
+        z_in = tensors["mapping.fc0.weight"].shape[1]
+        w_dim = tensors[f"mapping.fc{n_mlp - 1}.weight"].shape[0]
+        channels = [tensors["synthesis.b4.const"].shape[0]]
+        channels += [tensors[f"synthesis.b{r}.conv1.weight"].shape[0] for r in resolutions[1:]]
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(f"{name}: missing weight {e} needed to read the architecture"
+                              ) from e
+    if fc_keys != list(range(n_mlp)):
+        raise CheckpointError(f"{name}: mapping layers are not numbered fc0..fc{n_mlp - 1}")
+
+    _check_stored_kwargs(g, mapping, synthesis, name, z_in=z_in, w_dim=w_dim, n_mlp=n_mlp,
+                         resolution=resolutions[-1], channels=channels)
+
+    convs = [sub for block in blocks for key, sub in block.modules.items()
+             if key in ("conv0", "conv1") and isinstance(sub, PersistentRecord)]
+    torgbs = [sub for block in blocks for key, sub in block.modules.items()
+              if key == "torgb" and isinstance(sub, PersistentRecord)]
+    clamps = [_as_number(layer.attr("conv_clamp")) for layer in convs + torgbs]
+    conv_clamp = _single_setting(clamps, "conv_clamp", name)
+    activation = _single_setting([layer.attr("activation") for layer in convs], "activation",
+                                 name)
+    if activation not in (None, "lrelu"):
+        raise IncompatibleModelError(f"{name}: synthesis activation {activation!r} is not "
+                                     f"supported (only lrelu)")
+
+    return GeneratorConfig(
+        resolution=resolutions[-1],
+        style_dim=int(w_dim),
+        n_mlp=n_mlp,
+        channel_base=int(_as_number(synthesis.attr("channel_base")) or 32768),
+        channel_max=int(_as_number(synthesis.attr("channel_max")) or 512),
+        lr_mlp=_mapping_lr(mapping),
+        conv_clamp=float(conv_clamp) if conv_clamp is not None else None,
+        num_fp16_res=_num_fp16_res(g, synthesis, blocks),
+        channels=tuple(int(c) for c in channels),
+        z_dim=int(z_in),
+    )
+
+
+def _check_stored_kwargs(g: PersistentRecord, mapping: PersistentRecord,
+                         synthesis: PersistentRecord, name: str, *, z_in: int, w_dim: int,
+                         n_mlp: int, resolution: int, channels: list[int]) -> None:
+    """The stored constructor kwargs/attributes must describe the tensors we found."""
+    checks: list[tuple[str, Any, int]] = [
+        ("z_dim", g.attr("z_dim"), z_in),
+        ("w_dim", g.attr("w_dim"), w_dim),
+        ("img_resolution", g.attr("img_resolution"), resolution),
+        ("mapping num_layers", mapping.attr("num_layers")
+         or _nested(g, "mapping_kwargs", "num_layers"), n_mlp),
+    ]
+    base = _as_number(synthesis.attr("channel_base") or _nested(g, "synthesis_kwargs",
+                                                                     "channel_base"))
+    cmax = _as_number(synthesis.attr("channel_max") or _nested(g, "synthesis_kwargs",
+                                                                    "channel_max"))
+    if base is not None and cmax is not None:
+        for i, c in enumerate(channels):
+            checks.append((f"channels at {4 * 2**i}px", min(int(base) // (4 * 2**i), int(cmax)),
+                           c))
+    for what, stored, found in checks:
+        stored_n = _as_number(stored)
+        if stored_n is not None and int(stored_n) != int(found):
+            raise CheckpointError(
+                f"{name}: stored {what}={stored_n} disagrees with the weights ({found}); the "
+                f"file is inconsistent"
+            )
+
+
+def _nested(record: PersistentRecord, kwargs_name: str, key: str) -> Any:
+    sub = record.init_kwargs.get(kwargs_name)
+    return sub.get(key) if isinstance(sub, dict) else None
+
+
+def _mapping_lr(mapping: PersistentRecord) -> float:
+    """The mapping network's learning-rate multiplier, which scales its weights at run time:
+    fc layers keep it as `bias_gain` and as their `lr_multiplier` kwarg."""
+    fc0 = mapping.modules.get("fc0")
+    candidates = [mapping.attr("lr_multiplier")]
+    if isinstance(fc0, PersistentRecord):
+        candidates = [fc0.attr("bias_gain"), fc0.init_kwargs.get("lr_multiplier")] + candidates
+    for value in candidates:
+        number = _as_number(value)
+        if number is not None:
+            return float(number)
+    return 0.01
+
+
+def _num_fp16_res(g: PersistentRecord, synthesis: PersistentRecord,
+                  blocks: list[PersistentRecord]) -> int:
+    stored = _as_number(synthesis.attr("num_fp16_res"))
+    if stored is None:
+        stored = _as_number(_nested(g, "synthesis_kwargs", "num_fp16_res"))
+    if stored is not None:
+        return int(stored)
+    return sum(1 for b in blocks if b.attr("use_fp16") is True)
+
+
+# --------------------------------------------------------------------------- key mapping
+
+
+def _map_styled_conv(t: dict[str, torch.Tensor], src: str, dst: str, noise_index: int,
+                     out: dict[str, torch.Tensor]) -> None:
+    out[f"{dst}.conv.weight"] = t[f"{src}.weight"].unsqueeze(0)
+    out[f"{dst}.conv.modulation.weight"] = t[f"{src}.affine.weight"]
+    out[f"{dst}.conv.modulation.bias"] = t[f"{src}.affine.bias"]
+    out[f"{dst}.activate.bias"] = t[f"{src}.bias"]
+    if f"{src}.noise_strength" in t:
+        out[f"{dst}.noise.weight"] = t[f"{src}.noise_strength"].reshape(1)
+        out[f"noises.noise_{noise_index}"] = t[f"{src}.noise_const"][None, None]
+    else:  # use_noise=False: a zero strength makes our noise input a no-op
+        out[f"{dst}.noise.weight"] = torch.zeros(1)
+
+
+def _map_torgb(t: dict[str, torch.Tensor], src: str, dst: str,
+               out: dict[str, torch.Tensor]) -> None:
+    out[f"{dst}.conv.weight"] = t[f"{src}.weight"].unsqueeze(0)
+    out[f"{dst}.conv.modulation.weight"] = t[f"{src}.affine.weight"]
+    out[f"{dst}.conv.modulation.bias"] = t[f"{src}.affine.bias"]
+    out[f"{dst}.bias"] = t[f"{src}.bias"].reshape(1, -1, 1, 1)
+
+
+def to_rosinality(t: dict[str, torch.Tensor], config: GeneratorConfig
+                  ) -> dict[str, torch.Tensor]:
+    """NVIDIA dotted names -> our Generator's state-dict names (see DESIGN.md)."""
+    out: dict[str, torch.Tensor] = {}
+    for i in range(config.n_mlp):
+        out[f"style.{i + 1}.weight"] = t[f"mapping.fc{i}.weight"]
+        out[f"style.{i + 1}.bias"] = t[f"mapping.fc{i}.bias"]
+    out["input.input"] = t["synthesis.b4.const"].unsqueeze(0)
+    _map_styled_conv(t, "synthesis.b4.conv1", "conv1", 0, out)
+    _map_torgb(t, "synthesis.b4.torgb", "to_rgb1", out)
+    for k in range(config.log_size - 2):
+        block = f"synthesis.b{2 ** (k + 3)}"
+        _map_styled_conv(t, f"{block}.conv0", f"convs.{2 * k}", 2 * k + 1, out)
+        _map_styled_conv(t, f"{block}.conv1", f"convs.{2 * k + 1}", 2 * k + 2, out)
+        _map_torgb(t, f"{block}.torgb", f"to_rgbs.{k}", out)
+    return out
+
+
+def _complete_state(mapped: dict[str, torch.Tensor], config: GeneratorConfig, name: str
+                    ) -> dict[str, torch.Tensor]:
+    """Check names and shapes against a freshly built Generator and fill what NVIDIA's
+    layout does not carry (blur/upsample kernels; noise buffers when use_noise=False)."""
+    reference = Generator(config).state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(reference[k].shape)}"
+                  for k, v in mapped.items() if k in reference and v.shape != reference[k].shape]
+    unknown = [k for k in mapped if k not in reference]
+    if mismatched or unknown:
+        hint = ""
+        if any(k.startswith("style.1.") for k in mismatched) and config.z_dim != config.style_dim:
+            hint = f" (z_dim={config.z_dim} differs from w_dim={config.style_dim})"
+        raise IncompatibleModelError(
+            f"{name}: the weights do not fit our StyleGAN2 generator{hint}: "
+            + "; ".join((mismatched + unknown)[:4])
+        )
+    out: dict[str, torch.Tensor] = {}
+    for key, ref in reference.items():
+        value = mapped.get(key, ref)
+        if key not in mapped and not _fillable(key):
+            raise CheckpointError(f"{name}: no weights for {key}")
+        out[key] = value.detach().to(torch.float32).contiguous()
+    return out
+
+
+def _fillable(key: str) -> bool:
+    return key.endswith((".blur.kernel", ".upsample.kernel")) or key.startswith("noises.")
+
+
+def _w_avg(tensors: dict[str, torch.Tensor], config: GeneratorConfig,
+           state: dict[str, torch.Tensor]) -> torch.Tensor:
+    w_avg = tensors.get("mapping.w_avg")
+    if w_avg is not None and w_avg.numel() == config.style_dim:
+        return w_avg.detach().float().reshape(-1).clone()
+    # Trained with w_avg_beta=None: estimate the truncation anchor by sampling.
+    gen = Generator(config)
+    gen.load_state_dict(state, strict=True)
+    return gen.mean_latent()
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_nvidia_pickle(path: str | os.PathLike
+                       ) -> tuple[GeneratorConfig, dict[str, torch.Tensor], torch.Tensor]:
+    """Read the G_ema generator of an NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2
+    pickle without importing or running anything it names.
+
+    Returns (config, state dict in our rosinality layout for editor.core.generator.Generator,
+    w_avg). Raises CheckpointError (unreadable or inconsistent file), UnsafePickleError
+    (the pickle asks for something outside the allow-list) or IncompatibleModelError
+    (StyleGAN3, conditional, non-'skip' or otherwise unsupported networks)."""
+    name = Path(path).name
+    g = _get_generator_record(read_pickle(path), name)
+    try:
+        return _convert(g, name)
+    except AtelierError:
+        raise
+    except KeyError as e:
+        raise CheckpointError(f"{name}: missing weight {e}") from e
+    except (IndexError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        # a record whose values have unexpected types or shapes
+        raise CheckpointError(f"{name}: the G_ema network is malformed ({e})") from e
+
+
+def _convert(g: PersistentRecord, name: str
+             ) -> tuple[GeneratorConfig, dict[str, torch.Tensor], torch.Tensor]:
+    synthesis = _submodule(g, "synthesis", name)
+    _check_supported(g, synthesis, name)
+    tensors = collect_tensors(g)
+    _check_filters(tensors, name)
+    config = _infer_config(g, tensors, name)
+    state = _complete_state(to_rosinality(tensors, config), config, name)
+    return config, state, _w_avg(tensors, config, state)

@@ -1,0 +1,160 @@
+"""The document: a source, an ordered edit stack and the models it was made with.
+
+Plain data, no Qt and no tensors: a session serialises to a versioned JSON *recipe* that the
+CLI can replay, and exported PNGs carry it. Tensors that edits need (style deltas) are
+computed and cached by the editing context (`engine.compose`), keyed by each edit's
+parameters, so changing one edit's strength recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+RECIPE_FORMAT = "latent-atelier-recipe"
+RECIPE_VERSION = 1
+
+
+class RecipeError(ValueError):
+    """A recipe could not be read (not JSON, another program's, or a newer version)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the image starts: a seed (z -> W+ with truncation psi), or a saved W+."""
+
+    kind: str = "seed"  # "seed" | "wplus"
+    seed: int = 0
+    psi: float = 0.7
+    wplus_path: str | None = None  # for kind == "wplus": a .npy/.pt/.safetensors W+ file
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("seed", "wplus"):
+            raise RecipeError(f"unknown source kind {self.kind!r}")
+        if self.kind == "wplus" and not self.wplus_path:
+            raise RecipeError("a W+ source needs the path of its latent file")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One entry of the edit stack. `params` hold what defines the direction (for a global
+    direction: neutral, target, beta); `strength` is alpha and never changes the direction."""
+
+    kind: str  # "global" | later: "discovered", "mapper", "optimized"
+    params: dict[str, Any]
+    strength: float = 4.0
+    enabled: bool = True
+    name: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def direction_key(self) -> str:
+        """What the cached style delta depends on: kind + params, not strength."""
+        return json.dumps([self.kind, self.params], sort_keys=True)
+
+    @property
+    def title(self) -> str:
+        if self.name:
+            return self.name
+        if self.kind == "global":
+            return f"{self.params.get('neutral', '')} → {self.params.get('target', '')}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    name: str
+    content_hash: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Session:
+    source: Source = field(default_factory=Source)
+    edits: tuple[Edit, ...] = ()
+    generator: ModelIdentity | None = None
+    clip: ModelIdentity | None = None
+    noise_mode: str = "const"
+
+    # ----------------------------------------------------------------- stack operations
+    def with_source(self, source: Source) -> Session:
+        return replace(self, source=source)
+
+    def add_edit(self, edit: Edit, index: int | None = None) -> Session:
+        edits = list(self.edits)
+        edits.insert(len(edits) if index is None else index, edit)
+        return replace(self, edits=tuple(edits))
+
+    def remove_edit(self, edit_id: str) -> Session:
+        return replace(self, edits=tuple(e for e in self.edits if e.id != edit_id))
+
+    def update_edit(self, edit_id: str, **changes: Any) -> Session:
+        if not any(e.id == edit_id for e in self.edits):
+            raise KeyError(f"no edit with id {edit_id}")
+        return replace(self, edits=tuple(replace(e, **changes) if e.id == edit_id else e
+                                         for e in self.edits))
+
+    def move_edit(self, edit_id: str, new_index: int) -> Session:
+        edits = list(self.edits)
+        i = next(i for i, e in enumerate(edits) if e.id == edit_id)
+        edit = edits.pop(i)
+        edits.insert(max(0, min(new_index, len(edits))), edit)
+        return replace(self, edits=tuple(edits))
+
+    def edit(self, edit_id: str) -> Edit:
+        for e in self.edits:
+            if e.id == edit_id:
+                return e
+        raise KeyError(f"no edit with id {edit_id}")
+
+    @property
+    def active_edits(self) -> tuple[Edit, ...]:
+        return tuple(e for e in self.edits if e.enabled and e.strength != 0)
+
+    # ----------------------------------------------------------------- recipe JSON
+    def to_recipe(self) -> dict:
+        return {
+            "format": RECIPE_FORMAT,
+            "version": RECIPE_VERSION,
+            "source": asdict(self.source),
+            "edits": [asdict(e) for e in self.edits],
+            "generator": asdict(self.generator) if self.generator else None,
+            "clip": asdict(self.clip) if self.clip else None,
+            "noise_mode": self.noise_mode,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_recipe(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_recipe(cls, d: dict) -> Session:
+        if not isinstance(d, dict) or d.get("format") != RECIPE_FORMAT:
+            raise RecipeError("not a Latent Atelier recipe")
+        if int(d.get("version", 0)) > RECIPE_VERSION:
+            raise RecipeError(f"this recipe was written by a newer Latent Atelier (version "
+                              f"{d['version']}); please update")
+        try:
+            return cls(
+                source=Source(**d["source"]),
+                edits=tuple(Edit(**e) for e in d.get("edits", [])),
+                generator=ModelIdentity(**d["generator"]) if d.get("generator") else None,
+                clip=ModelIdentity(**d["clip"]) if d.get("clip") else None,
+                noise_mode=d.get("noise_mode", "const"),
+            )
+        except (KeyError, TypeError) as e:
+            raise RecipeError(f"the recipe is incomplete or malformed ({e})") from e
+
+    @classmethod
+    def from_json(cls, text: str) -> Session:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RecipeError(f"the recipe is not valid JSON ({e})") from e
+        return cls.from_recipe(d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Session:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))

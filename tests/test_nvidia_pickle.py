@@ -1,0 +1,286 @@
+"""NVIDIA network pickles: read without running them, renamed into our layout, and refused
+clearly when unsafe, broken or unsupported. The pickles are written by stand-ins that
+reproduce NVIDIA's layout (tests/nvidia_layout.py), so no NVIDIA code is needed."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from editor.core.errors import CheckpointError, IncompatibleModelError, UnsafePickleError
+from editor.core.generator import Generator
+from editor.core.nvidia_pickle import is_nvidia_pickle, load_nvidia_pickle, read_pickle
+from tests.conftest import make_tiny_generator
+from tests.nvidia_layout import (
+    Persistent,
+    marker_source,
+    nvidia_from_ours,
+    nvidia_modules,
+    snapshot,
+    write_nvidia_pickle,
+)
+
+PROTOCOLS = [2, 3, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def ours() -> Generator:
+    gen = make_tiny_generator(resolution=16, style_dim=32, n_mlp=2, channel_max=32, seed=3)
+    # a non-default mapping lr and an active clamp, so both must come through the file
+    cfg = type(gen.config)(**{**gen.config.__dict__, "lr_mlp": 0.05, "conv_clamp": 0.5})
+    clamped = Generator(cfg)
+    clamped.load_state_dict(gen.state_dict())
+    clamped.w_avg.copy_(gen.w_avg)
+    return clamped.eval()
+
+
+def _render(gen: Generator, batch: int = 2) -> torch.Tensor:
+    z = torch.randn(batch, gen.z_dim, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        return gen.generate(z, psi=0.7, noise_mode="const")
+
+
+def _load_into_generator(path) -> Generator:
+    config, state, w_avg = load_nvidia_pickle(path)
+    gen = Generator(config)
+    gen.load_state_dict(state, strict=True)
+    gen.w_avg.copy_(w_avg)
+    return gen.eval()
+
+
+def _assert_no_stand_ins_loaded() -> None:
+    leaked = [m for m in sys.modules if m.split(".")[0] in ("torch_utils", "dnnlib", "training")]
+    assert leaked == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_nvidia_layout_loads_and_renders_like_the_original(tmp_path, ours, protocol):
+    marker = tmp_path / "module_src_ran"
+    path = write_nvidia_pickle(tmp_path / "net.pkl", snapshot(nvidia_from_ours(ours, 2)),
+                               protocol=protocol, module_src=marker_source(marker))
+    _assert_no_stand_ins_loaded()
+    assert is_nvidia_pickle(path)
+
+    config, state, w_avg = load_nvidia_pickle(path)
+    assert config.channels == ours.config.channels
+    assert (config.resolution, config.style_dim, config.n_mlp) == (16, 32, 2)
+    assert config.lr_mlp == pytest.approx(0.05)
+    assert config.conv_clamp == 0.5 and config.num_fp16_res == 2 and config.z_dim == 32
+    assert set(state) == set(ours.state_dict())
+    assert torch.equal(w_avg, ours.w_avg)
+
+    loaded = _load_into_generator(path)
+    assert (loaded.w_avg == ours.w_avg).all()
+    for batch in (1, 3):  # the single-image and the batched conv paths
+        assert torch.allclose(_render(loaded, batch), _render(ours, batch), atol=1e-4)
+    assert not marker.exists(), "the pickle's embedded module source was executed"
+    _assert_no_stand_ins_loaded()
+
+
+def test_generator_without_w_avg_or_noise_still_loads(tmp_path, ours):
+    g = nvidia_from_ours(ours)
+    del g.mapping._buffers["w_avg"]  # trained with w_avg_beta=None
+    path = write_nvidia_pickle(tmp_path / "net.pkl", snapshot(g))
+    config, state, w_avg = load_nvidia_pickle(path)
+    assert torch.allclose(w_avg, ours.mean_latent(), atol=1e-4)
+
+    from tests.nvidia_layout import StandInGenerator
+
+    quiet = StandInGenerator(z_dim=32, c_dim=0, w_dim=32, img_resolution=8, channels=(32, 32),
+                             use_noise=False)
+    config, state, _ = load_nvidia_pickle(
+        write_nvidia_pickle(tmp_path / "quiet.pkl", snapshot(quiet)))
+    assert all(state[k].item() == 0 for k in state if k.endswith("noise.weight"))
+    Generator(config).load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------- unsafe pickles
+
+
+class _RunsShell:
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class _RunsEval:
+    def __init__(self, code: str):
+        self.code = code
+
+    def __reduce__(self):
+        return (builtins.eval, (self.code,))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("kind", ["system", "eval"])
+def test_code_in_the_pickle_is_refused_and_never_runs(tmp_path, protocol, kind):
+    marker = tmp_path / "pwned"
+    payload = (_RunsShell(f"touch {marker}") if kind == "system"
+               else _RunsEval(f"open({str(marker)!r}, 'w').write('x')"))
+    path = tmp_path / "evil.pkl"
+    # hidden inside an otherwise plausible snapshot, as an attacker would
+    path.write_bytes(pickle.dumps({"training_set_kwargs": {"x": payload}, "G_ema": None},
+                                  protocol=protocol))
+    with pytest.raises(UnsafePickleError) as err:
+        load_nvidia_pickle(path)
+    expected = f"{os.system.__module__}.system" if kind == "system" else "builtins.eval"
+    assert expected in str(err.value) and "evil.pkl" in str(err.value)
+    assert not marker.exists()
+
+
+def test_the_networks_own_classes_are_refused(tmp_path):
+    class Generator(torch.nn.Module):  # a plain (non-persistent) class, named as NVIDIA's
+        pass
+
+    Generator.__module__, Generator.__qualname__ = "training.networks", "Generator"
+    with nvidia_modules():
+        sys.modules["training.networks"].Generator = Generator
+        data = pickle.dumps({"G_ema": Generator()}, protocol=4)
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(data)
+    with pytest.raises(UnsafePickleError, match=r"training\.networks\.Generator"):
+        load_nvidia_pickle(path)
+
+
+def test_a_pickle_cannot_rewrite_our_stand_ins(tmp_path):
+    cases = {
+        # GLOBAL dnnlib.util.EasyDict; BUILD (None, {'x': 1}): setattr on the class itself
+        "class.pkl": b"\x80\x02cdnnlib.util\nEasyDict\nN}X\x01\x00\x00\x00xK\x01s\x86b.",
+        # a persistent record with a BUILD on top of it
+        "record.pkl": b"\x80\x02ctorch_utils.persistence\n_reconstruct_persistent_obj\n"
+                      b"}(X\x04\x00\x00\x00typeX\x05\x00\x00\x00classu\x85R"
+                      b"}X\x01\x00\x00\x00xK\x01sb.",
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match="read-only|extra state"):
+            read_pickle(path)
+
+
+# --------------------------------------------------------------------------- broken files
+
+
+def test_empty_truncated_and_garbage_files_give_clear_errors(tmp_path, ours):
+    good = write_nvidia_pickle(tmp_path / "good.pkl", snapshot(nvidia_from_ours(ours)))
+    data = good.read_bytes()
+
+    empty = tmp_path / "empty.pkl"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_nvidia_pickle(empty)
+    assert not is_nvidia_pickle(empty)
+
+    for cut in (len(data) // 2, len(data) - 1, 5):
+        truncated = tmp_path / f"cut{cut}.pkl"
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated"):
+            load_nvidia_pickle(truncated)
+
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(CheckpointError, match="not a pickle|corrupt"):
+        load_nvidia_pickle(garbage)
+    assert not is_nvidia_pickle(garbage)
+
+    with pytest.raises(CheckpointError, match="does-not-exist"):
+        load_nvidia_pickle(tmp_path / "does-not-exist.pkl")
+
+
+def test_pickles_without_a_usable_g_ema(tmp_path, ours):
+    cases = {
+        "list.pkl": [1, 2, 3],
+        "noema.pkl": {"G": nvidia_from_ours(ours)},
+        "tensor.pkl": {"G_ema": torch.zeros(3)},
+    }
+    messages = {"list.pkl": "list", "noema.pkl": "no 'G_ema'", "tensor.pkl": "Tensor"}
+    for name, obj in cases.items():
+        path = write_nvidia_pickle(tmp_path / name, obj)
+        with pytest.raises(CheckpointError, match=messages[name]):
+            load_nvidia_pickle(path)
+
+
+def test_legacy_torch_save_files_are_left_to_torch_load(tmp_path, ours):
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"g_ema": ours.state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    assert not is_nvidia_pickle(legacy)
+    zipped = tmp_path / "zip.pt"
+    torch.save({"g_ema": ours.state_dict()}, zipped)
+    assert not is_nvidia_pickle(zipped)
+
+
+# --------------------------------------------------------------------------- unsupported
+
+
+def test_stylegan3_and_conditional_generators_are_incompatible(tmp_path, ours):
+    g3 = nvidia_from_ours(ours)
+    syn = g3.synthesis
+    for name in list(syn._modules):
+        del syn._modules[name]
+    syn.input = Persistent()
+    syn.input.affine = Persistent()
+    syn.L0_36_32 = Persistent()
+    path = write_nvidia_pickle(tmp_path / "sg3.pkl", snapshot(g3))
+    with pytest.raises(IncompatibleModelError, match="StyleGAN3 pickles are not supported"):
+        load_nvidia_pickle(path)
+
+    from tests.nvidia_layout import StandInGenerator
+
+    cond = StandInGenerator(z_dim=32, c_dim=4, w_dim=32, img_resolution=8, channels=(32, 32))
+    path = write_nvidia_pickle(tmp_path / "cond.pkl", snapshot(cond))
+    with pytest.raises(IncompatibleModelError, match="conditional"):
+        load_nvidia_pickle(path)
+
+    tf = tmp_path / "tf.pkl"  # TensorFlow-era pickles hold dnnlib.tflib Network objects
+    tf.write_bytes(b"\x80\x03cdnnlib.tflib.network\nNetwork\n)\x81.")
+    with pytest.raises(IncompatibleModelError, match="TensorFlow"):
+        load_nvidia_pickle(tf)
+
+    resnet = StandInGenerator(z_dim=32, c_dim=0, w_dim=32, img_resolution=8, channels=(32, 32),
+                              architecture="resnet")
+    path = write_nvidia_pickle(tmp_path / "resnet.pkl", snapshot(resnet))
+    with pytest.raises(IncompatibleModelError, match="'resnet'"):
+        load_nvidia_pickle(path)
+
+
+def test_shapes_that_disagree_with_the_stored_kwargs_are_reported(tmp_path, ours):
+    g = nvidia_from_ours(ours)
+    g._init_kwargs["w_dim"] = 64
+    g.w_dim = 64
+    path = write_nvidia_pickle(tmp_path / "liar.pkl", snapshot(g))
+    with pytest.raises(CheckpointError, match="w_dim=64 disagrees"):
+        load_nvidia_pickle(path)
+
+    g = nvidia_from_ours(ours)
+    g.synthesis.b8.resample_filter.mul_(2)
+    path = write_nvidia_pickle(tmp_path / "filter.pkl", snapshot(g))
+    with pytest.raises(IncompatibleModelError, match=r"\[1,3,3,1\]"):
+        load_nvidia_pickle(path)
+
+
+# --------------------------------------------------------------------------- numpy
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_numpy_arrays_and_scalars_in_the_snapshot_load(tmp_path, ours, protocol):
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    snap = snapshot(nvidia_from_ours(ours))
+    snap["training_set_kwargs"] = {"mean": arr, "scale": np.float64(0.25), "n": np.int64(7)}
+    path = write_nvidia_pickle(tmp_path / "np.pkl", snap, protocol=protocol)
+    data = read_pickle(path)
+    kwargs = data["training_set_kwargs"]
+    np.testing.assert_array_equal(kwargs["mean"], arr)
+    assert kwargs["scale"] == 0.25 and kwargs["n"] == 7
+    # the stand-ins also store numpy scalars (weight_gain, act_gain) in module state
+    assert isinstance(data["G_ema"].modules["mapping"].modules["fc0"].state["weight_gain"],
+                      np.floating)
+    config, _, _ = load_nvidia_pickle(path)
+    assert config.resolution == 16
