@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .session import Session
+
 _request_ids = itertools.count(1)
 
 
@@ -20,15 +22,14 @@ def next_request_id() -> int:
 
 @dataclass(frozen=True)
 class RenderRequest:
-    seed: int
-    psi: float = 0.7
+    session: Session  # an immutable snapshot of the document
     interactive: bool = False  # True while a control is moving: a preview may come first
     generation: int = 0  # bumped when the model changes; older results are ignored
     seq: int = field(default_factory=next_request_id)
 
     def same_content(self, other: RenderRequest | None) -> bool:
-        return other is not None and (self.seed, self.psi, self.generation) == (
-            other.seed, other.psi, other.generation)
+        return other is not None and (self.session, self.generation) == (
+            other.session, other.generation)
 
 
 @dataclass

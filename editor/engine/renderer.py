@@ -12,8 +12,11 @@ import traceback
 import numpy as np
 import torch
 
-from editor.core.generator import Generator, z_from_seed
+from editor.core.generator import Generator
 
+from editor.core.errors import AtelierError
+
+from .compose import EditError, EditingContext
 from .render_types import RenderRequest, RenderResult
 
 
@@ -32,16 +35,26 @@ def to_uint8_image(img: torch.Tensor) -> np.ndarray:
 
 
 class Renderer:
-    """Holds the generator on its device and renders requests."""
+    """Holds the editing context (models on their device) and renders requests."""
 
-    def __init__(self, generator: Generator | None = None, device: str | None = None,
+    def __init__(self, context: EditingContext | None = None, device: str | None = None,
                  preview_res: int = 256):
         self.device = pick_device(device)
-        self.generator = generator.to(self.device) if generator is not None else None
         self.preview_res = preview_res
+        self.context: EditingContext | None = None
+        self.set_context(context)
+
+    def set_context(self, context: EditingContext | None) -> None:
+        if context is not None:
+            context.generator.to(self.device)
+        self.context = context
 
     def set_generator(self, generator: Generator | None) -> None:
-        self.generator = generator.to(self.device) if generator is not None else None
+        self.set_context(EditingContext(generator) if generator is not None else None)
+
+    @property
+    def generator(self) -> Generator | None:
+        return self.context.generator if self.context is not None else None
 
     def needs_preview(self, request: RenderRequest) -> bool:
         g = self.generator
@@ -52,13 +65,13 @@ class Renderer:
     def render(self, request: RenderRequest, preview: bool = False) -> RenderResult:
         t0 = time.perf_counter()
         try:
-            g = self.generator
-            if g is None:
+            ctx = self.context
+            if ctx is None:
                 raise RuntimeError("no generator is loaded")
-            z = z_from_seed(request.seed, g.z_dim).to(self.device)
-            code = g.styles(g.mapping(z, psi=request.psi))
+            code = ctx.compose(request.session)
             t1 = time.perf_counter()
-            img = g.synthesize(code, max_res=self.preview_res if preview else None)
+            img = ctx.generator.synthesize(code, noise_mode=request.session.noise_mode,
+                                           max_res=self.preview_res if preview else None)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
@@ -67,6 +80,8 @@ class Renderer:
             timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
                        "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
             return RenderResult(request.seq, request.generation, array, preview, timings)
+        except (EditError, AtelierError) as e:
+            return self._failure(request, preview, t0, str(e))
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             return self._failure(request, preview, t0,

@@ -31,6 +31,7 @@ from editor.engine.models import ModelInfo, default_generator_path
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
+from editor.engine.session import Session, Source
 
 CHECKPOINT_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 
@@ -170,8 +171,8 @@ class MainWindow(QMainWindow):
     def request_render(self, interactive: bool = False) -> RenderRequest | None:
         if self.model is None:
             return None
-        req = RenderRequest(seed=self.seed_box.value(), psi=self.psi_box.value(),
-                            interactive=interactive, generation=self._generation)
+        session = Session(source=Source(seed=self.seed_box.value(), psi=self.psi_box.value()))
+        req = RenderRequest(session, interactive=interactive, generation=self._generation)
         self.worker.submit(req)
         return req
 

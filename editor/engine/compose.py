@@ -1,0 +1,150 @@
+"""Turn a Session into a style code and an image: s = s_source + sum_i alpha_i * delta_s_i.
+
+The editing context owns the models of one pack and caches what is expensive: the source's
+style code per source, and each edit's style delta per (kind, params). Changing an edit's
+strength, enabling/disabling it or reordering the stack recomputes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from editor.core.generator import Generator, z_from_seed
+from editor.core.style_code import StyleCode
+from editor.methods import global_directions as gd
+
+from .session import Edit, Session, Source
+
+
+class EditError(ValueError):
+    """An edit cannot be applied (e.g. no channel passes beta, no CLIP loaded)."""
+
+
+def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
+    """A saved W+ (.npy, .pt or .safetensors) as (1, n_latent, w_dim)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            t = torch.from_numpy(np.load(path, allow_pickle=False))
+        elif path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            t = next(iter(load_file(str(path)).values()))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            t = obj if isinstance(obj, torch.Tensor) else next(
+                v for v in obj.values() if isinstance(v, torch.Tensor))
+    except (OSError, ValueError, RuntimeError, StopIteration) as e:
+        raise EditError(f"could not read the latent file {path.name} ({e})") from e
+    t = t.float()
+    if t.ndim == 2 and t.shape == (n_latent, w_dim):
+        t = t[None]
+    elif t.ndim == 1 and t.shape[0] == w_dim:
+        t = t[None, None].repeat(1, n_latent, 1)
+    if tuple(t.shape) != (1, n_latent, w_dim):
+        raise EditError(f"{path.name} holds a latent of shape {tuple(t.shape)}; this generator "
+                        f"needs ({n_latent}, {w_dim})")
+    return t
+
+
+class EditingContext:
+    def __init__(
+        self,
+        generator: Generator,
+        clip: gd.ImageTextEncoder | None = None,
+        stats: gd.StyleStats | None = None,
+        relevance: gd.Relevance | None = None,
+        z_for_seed: Callable[[int], torch.Tensor] | None = None,
+        cache_size: int = 64,
+    ):
+        self.generator = generator
+        self.clip = clip
+        self.stats = stats
+        self.relevance = relevance
+        self._z_for_seed = z_for_seed
+        self._deltas: OrderedDict[str, gd.EditDirection] = OrderedDict()
+        self._sources: OrderedDict[tuple, StyleCode] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.w_avg.device
+
+    # ----------------------------------------------------------------- source
+    def z_for_seed(self, seed: int) -> torch.Tensor:
+        if self._z_for_seed is not None:
+            return self._z_for_seed(seed)
+        return z_from_seed(seed, self.generator.z_dim)
+
+    @torch.no_grad()
+    def source_wplus(self, source: Source) -> torch.Tensor:
+        g = self.generator
+        if source.kind == "seed":
+            return g.mapping(self.z_for_seed(source.seed).to(self.device), psi=source.psi)
+        return load_wplus(source.wplus_path or "", g.n_latent, g.w_dim).to(self.device)
+
+    @torch.no_grad()
+    def source_code(self, source: Source) -> StyleCode:
+        key = (source.kind, source.seed, source.psi, source.wplus_path)
+        code = self._sources.get(key)
+        if code is None:
+            code = self.generator.styles(self.source_wplus(source))
+            self._remember(self._sources, key, code)
+        return code
+
+    # ----------------------------------------------------------------- edits
+    def direction(self, edit: Edit) -> gd.EditDirection:
+        key = edit.direction_key()
+        cached = self._deltas.get(key)
+        if cached is None:
+            cached = self._compute_direction(edit)
+            self._remember(self._deltas, key, cached)
+        return cached
+
+    def _compute_direction(self, edit: Edit) -> gd.EditDirection:
+        if edit.kind == "global":
+            if self.clip is None or self.stats is None or self.relevance is None:
+                raise EditError("text edits need the model pack's precomputed channel "
+                                "relevance; run the precompute first")
+            p = edit.params
+            try:
+                dt = gd.text_direction(self.clip, p.get("neutral", ""), p["target"])
+                beta = p.get("beta", 0.15)
+                if p.get("auto_beta"):
+                    scores = gd.channel_scores(self.relevance, dt)
+                    beta = gd.auto_beta(scores, int(p.get("min_channels", 10)))
+                return gd.edit_direction(self.relevance, self.stats, dt, beta)
+            except (gd.NoChannelsError, ValueError) as e:
+                raise EditError(str(e)) from e
+        if edit.kind == "delta":  # an explicit flat style delta (discovered, optimised, ...)
+            delta = torch.tensor(edit.params["delta"], dtype=torch.float32)
+            return gd.EditDirection(delta, int((delta != 0).sum()), 1.0)
+        raise EditError(f"unknown edit kind {edit.kind!r}")
+
+    def _remember(self, cache: OrderedDict, key, value) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+    # ----------------------------------------------------------------- composition
+    @torch.no_grad()
+    def compose(self, session: Session) -> StyleCode:
+        code = self.source_code(session.source)
+        edits = session.active_edits
+        if not edits:
+            return code
+        total = torch.zeros(code.num_channels, device=self.device)
+        for edit in edits:
+            total += edit.strength * self.direction(edit).delta.to(self.device)
+        return code + total
+
+    @torch.no_grad()
+    def render(self, session: Session, max_res: int | None = None) -> torch.Tensor:
+        code = self.compose(session)
+        return self.generator.synthesize(code, noise_mode=session.noise_mode, max_res=max_res)
