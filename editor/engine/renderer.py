@@ -12,9 +12,8 @@ import traceback
 import numpy as np
 import torch
 
-from editor.core.generator import Generator
-
 from editor.core.errors import AtelierError
+from editor.core.generator import Generator
 
 from .compose import EditError, EditingContext
 from .render_types import RenderRequest, RenderResult
