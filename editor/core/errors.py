@@ -25,3 +25,15 @@ class ZooDownloadError(AtelierError):
 
 class ClipError(AtelierError):
     """A CLIP model could not be created or used."""
+
+
+class ImageLoadError(AtelierError):
+    """An image file could not be read (missing, not an image, corrupt, truncated, too large)."""
+
+
+class ImageSaveError(AtelierError):
+    """An image could not be exported; nothing was left half-written."""
+
+
+class ImageExistsError(ImageSaveError, FileExistsError):
+    """An export would replace an existing file and overwriting was not asked for."""

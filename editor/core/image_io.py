@@ -1,0 +1,647 @@
+"""Image files in and out, for the whole app: the CLI's and the GUI's export, and "open image"
+for inversion. No torch, no Qt: images travel as (H, W, 3) uint8 arrays that own their memory.
+
+Loading takes anything Pillow reads and always returns 8-bit RGB: EXIF orientation applied,
+alpha flattened onto a background, 16-bit and float data scaled (not clipped), huge images
+downscaled (JPEG decoded at reduced scale, so memory stays bounded) and absurd ones refused
+before any pixel is decoded. Every failure is an `ImageLoadError` naming the file.
+
+Exports are written atomically and never replace a file unless asked. The recipe travels in
+the file: PNG keeps it in an iTXt chunk "latent-atelier-recipe" (UTF-8, so any prompt
+round-trips); JPEG and WebP keep it in an XMP packet. A JPEG marker holds at most 64 KB, so a
+larger recipe is not embedded there, and the returned `SavedImage` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import struct
+import threading
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from xml.sax.saxutils import escape
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, PngImagePlugin, UnidentifiedImageError
+
+from .. import __version__
+from .errors import ImageExistsError, ImageLoadError, ImageSaveError
+from .paths import atomic_path
+
+RECIPE_KEY = "latent-atelier-recipe"
+SOFTWARE = f"Latent Atelier {__version__}"
+
+DEFAULT_MAX_SIDE = 4096
+# The most pixels decoded at once. 200 MP covers 100+ MP camera files and big panoramas (a
+# full RGB decode is ~600 MB); anything larger is refused as a possible decompression bomb.
+# Explicit, rather than Pillow's global default (warns at 89 MP, fails at 179 MP).
+DEFAULT_MAX_PIXELS = 200_000_000
+
+Box = tuple[int, int, int, int]  # (left, top, right, bottom), pixels, right/bottom exclusive
+Color = tuple[int, int, int]
+
+# Pillow decodes EPS by running Ghostscript on the file: not something to do to a stranger's file.
+_UNSAFE_READ_FORMATS = frozenset({"EPS"})
+
+# Pillow's plugins raise a zoo of types on malformed input; all of them mean "corrupt file".
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+    ZeroDivisionError, OverflowError, struct.error, ET.ParseError,
+)
+
+# Pillow's bomb check and truncation switch are module globals; loads change them only
+# while holding this lock, so two loads on different threads cannot undo each other.
+_PILLOW_GLOBALS_LOCK = threading.Lock()
+
+# Same table as ImageOps.exif_transpose; we need only the pixels, not its metadata rewrite.
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+# ----------------------------------------------------------------------------------- loading
+
+@dataclass
+class LoadedImage:
+    rgb: np.ndarray                 # (H, W, 3) uint8, C-contiguous, owns its memory
+    original_size: tuple[int, int]  # (width, height) as displayed (EXIF applied), before downscale
+    path: Path
+    notes: list[str] = field(default_factory=list)  # what was done to it, for the user
+    format: str | None = None       # Pillow's name for the file format, e.g. "JPEG"
+
+
+def load_image(
+    path: str | os.PathLike,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: Color = (255, 255, 255),
+) -> LoadedImage:
+    """Read an image file as 8-bit RGB whose longer side is at most `max_side`.
+
+    `max_pixels` bounds what is decoded at once (after JPEG's reduced-scale decode); a file
+    over it is refused before decoding. Animated files give their first frame. Raises
+    `ImageLoadError` with a one-line message for anything that is not a readable image.
+    """
+    if max_side < 1 or max_pixels < 1:
+        raise ValueError("max_side and max_pixels must be positive")
+    path = Path(path)
+    _check_readable_file(path)
+    notes: list[str] = []
+    try:
+        with open(path, "rb") as fp, _pillow_guard():
+            im = _identify(fp, path)
+            fmt = im.format
+            im, original_size = _decode(im, path, max_side, max_pixels, background, notes)
+    except ImageLoadError:
+        raise
+    except PermissionError as e:
+        raise ImageLoadError(_message(path, "permission denied")) from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageLoadError(_message(path, f"too large to decode safely ({_one_line(e)})")) from e
+    except MemoryError as e:
+        raise ImageLoadError(_message(path, "not enough memory to decode it")) from e
+    except _DECODE_ERRORS as e:
+        raise ImageLoadError(_message(path, _describe_decode_error(e))) from e
+    rgb = np.array(im, dtype=np.uint8, order="C")  # a copy: owns its memory, no tie to Pillow
+    return LoadedImage(rgb=rgb, original_size=original_size, path=path, notes=notes, format=fmt)
+
+
+def _check_readable_file(path: Path) -> None:
+    """Refuse the cases Pillow would report confusingly (or not at all) before opening."""
+    if not path.exists():
+        raise ImageLoadError(_message(path, "no such file"))
+    if path.is_dir():
+        raise ImageLoadError(_message(path, "it is a folder, not an image file"))
+    if not path.is_file():
+        raise ImageLoadError(_message(path, "not a regular file"))
+    if path.stat().st_size == 0:
+        raise ImageLoadError(_message(path, "the file is empty"))
+
+
+@contextlib.contextmanager
+def _pillow_guard() -> Iterator[None]:
+    """Hold Pillow's globals in a known state: truncated files are errors (never grey-padded),
+    and bomb warnings are errors. The pixel limit is ours: `_decode` sets it explicitly."""
+    with _PILLOW_GLOBALS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        Image.MAX_IMAGE_PIXELS = None  # header sizes are checked by _decode, after JPEG draft
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def _readable_formats() -> list[str]:
+    Image.init()
+    return [f for f in Image.OPEN if f not in _UNSAFE_READ_FORMATS]
+
+
+def _identify(fp: BinaryIO, path: Path) -> ImageFile.ImageFile:
+    """Open lazily (header only). We pass our own file object so it is closed on every path."""
+    try:
+        return Image.open(fp, formats=_readable_formats())
+    except UnidentifiedImageError as e:
+        raise ImageLoadError(_message(path, "not an image format this program can read")) from e
+
+
+def _decode(
+    im: ImageFile.ImageFile,
+    path: Path,
+    max_side: int,
+    max_pixels: int,
+    background: Color,
+    notes: list[str],
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Header checks, reduced-scale decode, orientation, colour, final downscale."""
+    stored_w, stored_h = im.size
+    if stored_w < 1 or stored_h < 1:
+        raise ImageLoadError(_message(path, f"it claims an empty size {stored_w}x{stored_h}"))
+    if getattr(im, "is_animated", False):
+        im.seek(0)
+        notes.append("animated image: first frame used")
+    target = _fit_within((stored_w, stored_h), max_side)
+    if target != (stored_w, stored_h):
+        im.draft(None, target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
+    _check_pixel_budget(path, (stored_w, stored_h), im.size, max_pixels)
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own checks during load (GIF, TIFF tiles)
+    im.load()  # inside the caller's try: truncated or corrupt data fails here
+    reduced = im.size != (stored_w, stored_h)
+    # Only after load(): PNG's getexif() decodes the whole image to find a trailing eXIf.
+    orientation = _exif_orientation(im, notes)
+
+    method = _ORIENTATION_TRANSPOSE.get(orientation)
+    original_size = (stored_w, stored_h)
+    out: Image.Image = im
+    if method is not None:
+        out = im.transpose(method)
+        notes.append("EXIF rotation applied")
+        if orientation >= 5:  # 5..8 turn the picture on its side
+            original_size = (stored_h, stored_w)
+    try:
+        out = _to_rgb(out, background, notes)
+    except _UnsupportedMode as e:
+        raise ImageLoadError(_message(path, str(e))) from e
+    out = _downscale(out, original_size, max_side, reduced, notes)
+    return out, original_size
+
+
+def _exif_orientation(im: Image.Image, notes: list[str]) -> int:
+    try:
+        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except _DECODE_ERRORS:
+        notes.append("EXIF data unreadable: orientation ignored")
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    w, h = size
+    if max(w, h) <= max_side:
+        return size
+    s = max_side / max(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _check_pixel_budget(
+    path: Path, stored: tuple[int, int], decoded: tuple[int, int], max_pixels: int
+) -> None:
+    if decoded[0] * decoded[1] <= max_pixels:
+        return
+    mp = stored[0] * stored[1] / 1e6
+    raise ImageLoadError(_message(
+        path,
+        f"it is {stored[0]}x{stored[1]} pixels ({mp:,.0f} MP), over the limit of "
+        f"{max_pixels / 1e6:,.0f} MP; refused as a possible decompression bomb",
+    ))
+
+
+def _to_rgb(im: Image.Image, background: Color, notes: list[str]) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB, scaling deep data to its full range (never clipping)."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        im = Image.fromarray(_scale_16bit(np.asarray(im)))
+        notes.append("16-bit converted to 8-bit")
+    elif im.mode == "I":
+        im = Image.fromarray(_int32_to_8bit(np.asarray(im), notes))
+    elif im.mode == "F":
+        im = Image.fromarray(_float_to_8bit(np.asarray(im), notes))
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        return _flatten(im.convert("RGBA"), background, notes)
+    if im.mode == "RGB":
+        return im
+    if im.mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    try:
+        return im.convert("RGB")
+    except ValueError as e:  # a mode Pillow has no converter for
+        raise _UnsupportedMode(f"unsupported colour mode {im.mode}") from e
+
+
+class _UnsupportedMode(Exception):
+    pass
+
+
+def _scale_16bit(a: np.ndarray) -> np.ndarray:
+    # Round to nearest: 65535 -> 255, 32768 -> 128, 0 -> 0.
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _stretch(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        return np.zeros(a.shape, np.uint8)
+    return np.rint((a.astype(np.float64) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def _int32_to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
+    """32-bit integer pixels: 8-bit or 16-bit data stored wide is scaled as such; anything
+    else (negative, beyond 16 bits) is stretched from its minimum to its maximum."""
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= 0 and hi <= 255:
+        return a.astype(np.uint8)
+    if lo >= 0 and hi <= 65535:
+        notes.append("16-bit converted to 8-bit")
+        return _scale_16bit(a)
+    notes.append(f"32-bit integer values {lo}..{hi} stretched to 8-bit")
+    return _stretch(a)
+
+
+def _float_to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Float pixels: 0..1 (the usual convention) or 0..255 scaled as such, else stretched."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        a = np.where(finite, a, 0.0)
+        notes.append("non-finite float pixels set to 0")
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0.0 and hi <= 1.0:
+        notes.append("floating-point 0..1 converted to 8-bit")
+        return np.rint(a * 255.0).astype(np.uint8)
+    if lo >= 0.0 and hi <= 255.0:
+        notes.append("floating-point converted to 8-bit")
+        return np.rint(a).astype(np.uint8)
+    notes.append(f"floating-point values {lo:g}..{hi:g} stretched to 8-bit")
+    return _stretch(a)
+
+
+def _flatten(rgba: Image.Image, background: Color, notes: list[str]) -> Image.Image:
+    alpha = rgba.getchannel("A")
+    if alpha.getextrema()[0] == 255:  # fully opaque: nothing to composite
+        return rgba.convert("RGB")
+    out = Image.new("RGB", rgba.size, tuple(background))
+    out.paste(rgba.convert("RGB"), mask=alpha)
+    r, g, b = background
+    name = "white" if (r, g, b) == (255, 255, 255) else f"#{r:02x}{g:02x}{b:02x}"
+    notes.append(f"alpha flattened onto {name}")
+    return out
+
+
+def _downscale(
+    im: Image.Image, original_size: tuple[int, int], max_side: int, reduced: bool,
+    notes: list[str],
+) -> Image.Image:
+    target = _fit_within(original_size, max_side)
+    if im.size != target:
+        im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if target != original_size:
+        how = " (JPEG decoded at reduced scale)" if reduced else ""
+        notes.append(
+            f"downscaled from {original_size[0]}x{original_size[1]} "
+            f"to {target[0]}x{target[1]}{how}"
+        )
+    return im
+
+
+def _describe_decode_error(e: BaseException) -> str:
+    text = _one_line(e)
+    if "truncated" in text.lower():
+        return f"the file is truncated ({text})"
+    return f"the file is corrupt or unreadable ({type(e).__name__}: {text})"
+
+
+def _message(path: Path, what: str) -> str:
+    return f"Cannot open image '{path}': {what}"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+# ----------------------------------------------------------------------- crops and resizes
+
+def _check_rgb(rgb: np.ndarray, name: str = "image") -> tuple[int, int]:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
+            or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        shape = getattr(rgb, "shape", None)
+        dtype = getattr(rgb, "dtype", type(rgb).__name__)
+        raise ValueError(f"{name} must be a non-empty (H, W, 3) uint8 array, got {shape} {dtype}")
+    return rgb.shape[0], rgb.shape[1]
+
+
+def center_crop_square(rgb: np.ndarray) -> np.ndarray:
+    """The largest centred square (the CLI's automatic crop before inversion)."""
+    h, w = _check_rgb(rgb)
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return rgb[top:top + side, left:left + side].copy()
+
+
+def crop(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """Crop to `box` = (left, top, right, bottom), clamped to the image (a GUI crop box may be
+    dragged past the edge). Raises ValueError if nothing is left."""
+    h, w = _check_rgb(rgb)
+    left, top, right, bottom = (int(v) for v in box)
+    left, right = max(0, left), min(w, right)
+    top, bottom = max(0, top), min(h, bottom)
+    if right <= left or bottom <= top:
+        raise ValueError(f"crop box {tuple(box)} leaves nothing of a {w}x{h} image")
+    return rgb[top:bottom, left:right].copy()
+
+
+def resize(
+    rgb: np.ndarray, size: int | tuple[int, int], resample: str = "lanczos"
+) -> np.ndarray:
+    """Resize to `size` = (width, height), or a square side. Lanczos by default; a downscale
+    first box-reduces to within 3x of the target (Pillow's reducing_gap), fast and as sharp."""
+    _check_rgb(rgb)
+    target = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if target[0] < 1 or target[1] < 1:
+        raise ValueError(f"resize target must be positive, got {size}")
+    im = Image.fromarray(rgb)
+    if im.size == target:
+        return rgb.copy()
+    out = im.resize(target, _resample(resample), reducing_gap=3.0)
+    return np.array(out, dtype=np.uint8, order="C")
+
+
+def _resample(name: str) -> Image.Resampling:
+    try:
+        return _RESAMPLE[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown resample filter {name!r}; use one of {sorted(_RESAMPLE)}") \
+            from None
+
+
+# ----------------------------------------------------------------------------------- export
+
+@dataclass(frozen=True)
+class SavedImage:
+    path: Path
+    format: str               # "PNG", "JPEG", "WEBP" or "GIF"
+    size: tuple[int, int]     # (width, height) written
+    recipe_embedded: bool     # False without a recipe, or when it did not fit the format
+
+
+_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG",
+                  ".webp": "WEBP"}
+_ANIMATION_FORMATS = {".gif": "GIF", ".webp": "WEBP"}
+_FORMAT_ALIASES = {"JPG": "JPEG"}
+
+# A JPEG APP1 marker holds 65533 bytes, 29 of them XMP's own header.
+_JPEG_MAX_XMP = 65533 - 29
+_XMP_NS = "urn:latent-atelier:ns:1.0/"
+# Characters XML 1.0 cannot carry at all (not even as references): such a recipe is not
+# put in XMP. \r is legal but would be normalised to \n by a parser, so it is escaped.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_XML_EXTRA_ESCAPES = {"\r": "&#13;"}
+
+
+def save_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    recipe: dict | str | None = None,
+    format: str | None = None,
+    quality: int = 95,
+    scale: int = 1,
+    overwrite: bool = False,
+    upscale_filter: str = "lanczos",
+) -> SavedImage:
+    """Export `rgb` as PNG, JPEG or WebP (from `format`, else the extension), optionally
+    upscaled by an integer `scale` ("nearest" keeps pixels exact, "lanczos" is smooth).
+    `quality` applies to JPEG and WebP (lossy); PNG is always lossless.
+
+    Written atomically: the file appears complete or not at all. An existing file is left
+    alone unless `overwrite` (ImageExistsError). Other failures raise ImageSaveError.
+    """
+    path = Path(path)
+    fmt = _export_format(path, format, _IMAGE_FORMATS)
+    h, w = _check_rgb(rgb)
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    resample = _resample(upscale_filter)
+    recipe_text = _recipe_text(recipe)
+    _refuse_overwrite(path, overwrite)
+
+    im = Image.fromarray(rgb)
+    if scale > 1:
+        im = im.resize((w * scale, h * scale), resample)
+    params, embedded = _encoder_params(fmt, quality, recipe_text)
+    _write_atomically(path, overwrite, lambda tmp: im.save(tmp, format=fmt, **params))
+    return SavedImage(path=path, format=fmt, size=im.size, recipe_embedded=embedded)
+
+
+def save_animation(
+    path: str | os.PathLike,
+    frames: Sequence[np.ndarray],
+    fps: float,
+    loop: bool = True,
+    format: str | None = None,
+    quality: int = 90,
+    overwrite: bool = False,
+) -> SavedImage:
+    """Export frames (e.g. an edit-strength sweep) as an animated GIF or WebP, atomically.
+
+    GIF has 256 colours per frame and 10 ms delay steps; browsers slow delays under 20 ms to
+    100 ms, so GIF frames last at least 20 ms. Pillow merges identical consecutive GIF frames.
+    """
+    path = Path(path)
+    fmt = _export_format(path, format, _ANIMATION_FORMATS)
+    if len(frames) == 0:
+        raise ValueError("an animation needs at least one frame")
+    shapes = {_check_rgb(f, "frame") for f in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"all frames must have the same size, got {sorted(shapes)}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    _refuse_overwrite(path, overwrite)
+
+    images = [Image.fromarray(f) for f in frames]
+    duration = round(1000.0 / fps)
+    params: dict[str, Any] = {"save_all": True, "append_images": images[1:]}
+    if fmt == "GIF":
+        params["duration"] = max(20, duration)
+        if loop:
+            params["loop"] = 0  # NETSCAPE block, repeat forever; without it a GIF plays once
+    else:
+        params.update(duration=max(1, duration), loop=0 if loop else 1, quality=quality)
+    _write_atomically(path, overwrite, lambda tmp: images[0].save(tmp, format=fmt, **params))
+    return SavedImage(path=path, format=fmt, size=images[0].size, recipe_embedded=False)
+
+
+def read_recipe(path: str | os.PathLike) -> str | None:
+    """The recipe an export carries (PNG iTXt, JPEG/WebP XMP), or None if it has none.
+    Raises ImageLoadError if the file is not a readable image."""
+    path = Path(path)
+    _check_readable_file(path)
+    try:
+        with open(path, "rb") as fp, _pillow_guard():
+            im = _identify(fp, path)
+            if im.format == "PNG":
+                return _png_recipe(im)
+            xmp = im.info.get("xmp")
+            return _recipe_from_xmp(xmp) if isinstance(xmp, bytes) else None
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageLoadError(_message(path, f"too large to decode safely ({_one_line(e)})")) from e
+    except _DECODE_ERRORS as e:
+        raise ImageLoadError(_message(path, _describe_decode_error(e))) from e
+
+
+def _png_recipe(im: ImageFile.ImageFile) -> str | None:
+    text = im.info.get(RECIPE_KEY)
+    if text is None and im.size[0] * im.size[1] <= DEFAULT_MAX_PIXELS:
+        # Other tools may move text chunks after the pixels; those are read by load().
+        Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+        text = getattr(im, "text", {}).get(RECIPE_KEY)
+    return str(text) if text is not None else None
+
+
+def _export_format(path: Path, format: str | None, known: dict[str, str]) -> str:
+    names = sorted(set(known.values()))
+    if format is not None:
+        fmt = _FORMAT_ALIASES.get(format.upper(), format.upper())
+        if fmt not in names:
+            raise ValueError(f"cannot export format {format!r}; use one of {names}")
+        return fmt
+    fmt = known.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageSaveError(
+            f"Cannot export '{path}': unknown extension {path.suffix or '(none)'!r}; "
+            f"use {', '.join(sorted(known))} or pass a format"
+        )
+    return fmt
+
+
+def _recipe_text(recipe: dict | str | None) -> str | None:
+    if recipe is None or isinstance(recipe, str):
+        text = recipe
+    else:
+        text = _recipe_json(recipe)
+    if text is not None:
+        text.encode("utf-8")  # lone surrogates cannot be stored anywhere: fail before writing
+    return text
+
+
+def _recipe_json(recipe: dict) -> str:
+    try:
+        text = json.dumps(recipe, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in some string: \u-escape everything
+        text = json.dumps(recipe, ensure_ascii=True)
+    return text
+
+
+def _encoder_params(fmt: str, quality: int, recipe: str | None) -> tuple[dict[str, Any], bool]:
+    """Encoder options and metadata; the bool says whether the recipe went in."""
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", SOFTWARE)
+        # Pillow refuses to read back text chunks over MAX_TEXT_CHUNK (decompressed).
+        embedded = recipe is not None and \
+            len(recipe.encode("utf-8")) <= PngImagePlugin.MAX_TEXT_CHUNK
+        if embedded:
+            info.add_itxt(RECIPE_KEY, recipe, zip=len(recipe) > 1024)
+        return {"pnginfo": info}, embedded
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Software] = SOFTWARE
+    params: dict[str, Any] = {"quality": quality, "exif": exif.tobytes()}
+    if fmt == "JPEG":
+        params["optimize"] = True
+        if quality >= 90:
+            params["subsampling"] = 0  # 4:4:4: keep colour edges crisp at high quality
+    xmp = _xmp_packet(recipe) if recipe is not None else None
+    if xmp is not None and fmt == "JPEG" and len(xmp) > _JPEG_MAX_XMP:
+        xmp = None
+    if xmp is not None:
+        params["xmp"] = xmp
+    return params, xmp is not None
+
+
+def _xmp_packet(recipe: str) -> bytes | None:
+    if _XML_ILLEGAL.search(recipe):
+        return None
+    body = escape(recipe, _XML_EXTRA_ESCAPES)
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+        f'xmlns:atelier="{_XMP_NS}">'
+        f"<xmp:CreatorTool>{escape(SOFTWARE)}</xmp:CreatorTool>"
+        f"<atelier:recipe>{body}</atelier:recipe>"
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+def _recipe_from_xmp(xmp: bytes) -> str | None:
+    xmp = xmp.strip(b"\x00 \t\r\n")
+    if b"<!DOCTYPE" in xmp or b"<!ENTITY" in xmp:  # no entity games from a stranger's file
+        return None
+    try:
+        root = ET.fromstring(xmp)
+    except ET.ParseError:
+        return None
+    node = root.find(f".//{{{_XMP_NS}}}recipe")
+    return None if node is None else (node.text or "")
+
+
+def _refuse_overwrite(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise ImageSaveError(f"Cannot export to '{path}': it is a folder")
+    if not overwrite and path.exists():
+        raise ImageExistsError(
+            f"Not exporting to '{path}': the file exists (choose another name or allow "
+            "overwriting)"
+        )
+
+
+def _write_atomically(path: Path, overwrite: bool, write: Callable[[Path], None]) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            write(tmp)
+            _refuse_overwrite(path, overwrite)  # narrow the window for a file made meanwhile
+    except ImageExistsError:
+        raise
+    except (OSError, ValueError) as e:
+        raise ImageSaveError(f"Cannot export '{path}': {_one_line(e)}") from e

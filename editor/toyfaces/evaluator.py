@@ -1,0 +1,112 @@
+"""The demo world's attribute + style classifier: an independent small CNN used only to
+*measure* what images show (did an edit add sunglasses? did it leave the hair alone?).
+It is never used inside an edit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from editor.core.paths import atomic_path
+from editor.toyfaces.attributes import ATTRIBUTES, STYLES
+
+HEADS: dict[str, tuple[str, ...]] = {**ATTRIBUTES, "style": STYLES}
+RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+DEFAULT_PATH = RESOURCES / "evaluator.safetensors"
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True), nn.MaxPool2d(2),
+    )
+
+
+class AttributeClassifier(nn.Module):
+    """64 px RGB in [-1, 1] -> one logit vector per head (every attribute, and the style)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(
+            _block(3, width), _block(width, width * 2), _block(width * 2, width * 4),
+            _block(width * 4, width * 4),  # 64 -> 4
+        )
+        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(width * 4 * 16, 256),
+                                  nn.ReLU(inplace=True), nn.Dropout(0.1))
+        self.heads = nn.ModuleDict({name: nn.Linear(256, len(v)) for name, v in HEADS.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.shape[-1] != 64:
+            x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False,
+                              antialias=True)
+        h = self.neck(self.features(x))
+        return {name: head(h) for name, head in self.heads.items()}
+
+
+@dataclass
+class Prediction:
+    """Per head: the most likely value and its probability, for each image."""
+
+    values: dict[str, list[str]]
+    confidence: dict[str, np.ndarray]
+    probs: dict[str, np.ndarray]
+
+
+class Evaluator:
+    def __init__(self, model: AttributeClassifier, device: str = "cpu"):
+        self.model = model.eval().to(device)
+        self.device = device
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_PATH, device: str = "cpu") -> Evaluator:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"the demo-world evaluator is not trained yet ({path}); run "
+                f"`python -m editor.toyfaces.train evaluator`")
+        state = load_file(str(path))
+        meta = json.loads((path.with_suffix(".json")).read_text()) if path.with_suffix(
+            ".json").exists() else {}
+        model = AttributeClassifier(width=int(meta.get("width", 32)))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        return cls(model, device)
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp))
+        return path
+
+    @torch.no_grad()
+    def predict_tensor(self, images: torch.Tensor, batch: int = 256) -> Prediction:
+        """images: (N, 3, H, W) in [-1, 1]."""
+        logits: dict[str, list[torch.Tensor]] = {k: [] for k in HEADS}
+        for i in range(0, len(images), batch):
+            out = self.model(images[i:i + batch].to(self.device).float())
+            for k, v in out.items():
+                logits[k].append(v.float().cpu())
+        probs = {k: torch.cat(v).softmax(-1).numpy() for k, v in logits.items()}
+        values = {k: [HEADS[k][j] for j in p.argmax(-1)] for k, p in probs.items()}
+        conf = {k: p.max(-1) for k, p in probs.items()}
+        return Prediction(values, conf, probs)
+
+    def predict(self, images: np.ndarray, batch: int = 256) -> Prediction:
+        """images: (N, H, W, 3) uint8."""
+        return self.predict_tensor(uint8_to_tensor(images), batch)
+
+
+def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1

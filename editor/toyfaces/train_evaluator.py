@@ -1,0 +1,156 @@
+"""Recipe: the demo world's attribute + style classifier (the measuring instrument).
+
+Trained on renders of every style with the attributes' labels; an attribute the image does
+not show (eyes behind sunglasses, the hair colour of a bald head) contributes no loss. Blur
+and noise augmentation make it read soft generator output as well as crisp renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from editor.core.hashing import file_sha256
+from editor.toyfaces.attributes import ATTRIBUTES, STYLES, visibility
+from editor.toyfaces.evaluator import HEADS, RESOURCES, AttributeClassifier, Evaluator
+from editor.toyfaces.render import render_batch
+from editor.toyfaces.training import (
+    TrainState,
+    recipe_dir,
+    run_loop,
+    try_resume,
+    write_model_card,
+)
+
+
+def labels_for(batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Per head: target indices and a 0/1 mask of where the attribute is visible."""
+    targets = {k: [] for k in HEADS}
+    masks = {k: [] for k in HEADS}
+    for attrs, style in zip(batch.attrs, batch.styles, strict=True):
+        vis = visibility(attrs, style)
+        for name, values in ATTRIBUTES.items():
+            targets[name].append(values.index(getattr(attrs, name)))
+            masks[name].append(1.0 if vis[name] else 0.0)
+        targets["style"].append(STYLES.index(style))
+        masks["style"].append(1.0)
+    return ({k: torch.tensor(v) for k, v in targets.items()},
+            {k: torch.tensor(v) for k, v in masks.items()})
+
+
+def make_dataset(n: int, seed: int, chunk: int = 2000):
+    images, targets, masks = [], {k: [] for k in HEADS}, {k: [] for k in HEADS}
+    for start in range(0, n, chunk):
+        b = render_batch(min(chunk, n - start), seed * 1000 + start // chunk, styles=STYLES)
+        images.append(torch.from_numpy(b.images))
+        t, m = labels_for(b)
+        for k in HEADS:
+            targets[k].append(t[k])
+            masks[k].append(m[k])
+    return (torch.cat(images), {k: torch.cat(v) for k, v in targets.items()},
+            {k: torch.cat(v) for k, v in masks.items()})
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """x in [-1, 1]. Random Gaussian blur (sigma up to 1.5 px) on half the batch, a
+    one-pixel shift and a little noise: generator output is softer than renders."""
+    n = x.shape[0]
+    sigma = torch.rand(n, generator=gen) * 1.5
+    blur_mask = torch.rand(n, generator=gen) < 0.5
+    out = x.clone()
+    for s in (0.5, 1.0, 1.5):
+        sel = blur_mask & (sigma <= s) & (sigma > s - 0.5)
+        if sel.any():
+            k = _gaussian_kernel(s).to(x)
+            out[sel] = F.conv2d(F.pad(x[sel], (2, 2, 2, 2), mode="replicate"),
+                                k.expand(3, 1, 5, 5), groups=3)
+    shift = torch.randint(-1, 2, (2,), generator=gen).tolist()
+    out = torch.roll(out, shifts=shift, dims=(2, 3))
+    return out + 0.03 * torch.randn(out.shape, generator=gen)
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    r = torch.arange(-2, 3, dtype=torch.float32)
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    k = g[:, None] * g[None, :]
+    return (k / k.sum())[None, None]
+
+
+def train(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    images, targets, masks = make_dataset(args.dataset, args.seed)
+    data_seconds = time.perf_counter() - t0
+    print(f"rendered {len(images)} training images in {data_seconds:.0f}s")
+    model = AttributeClassifier(args.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    state = TrainState({"model": model}, {"adamw": opt})
+    ckpt = recipe_dir("evaluator" + (f"-{args.tag}" if args.tag else "")) / "checkpoint.pt"
+    if not args.restart:
+        try_resume(state, ckpt, print)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    def step(i: int) -> dict[str, float]:
+        for group in opt.param_groups:
+            group["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, i / args.steps)))
+        idx = torch.randint(0, len(images), (args.batch,), generator=gen)
+        x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = augment(x, gen)
+        model.train()
+        out = model(x)
+        loss = x.new_zeros(())
+        correct, counted = 0.0, 0.0
+        for k in HEADS:
+            m = masks[k][idx]
+            ce = F.cross_entropy(out[k], targets[k][idx], reduction="none")
+            loss = loss + (ce * m).sum() / m.sum().clamp_min(1)
+            correct += float(((out[k].argmax(-1) == targets[k][idx]).float() * m).sum())
+            counted += float(m.sum())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss), "acc": correct / max(counted, 1)}
+
+    run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
+             max_seconds=args.minutes * 60 if args.minutes else None)
+    out_dir = Path(args.out) if args.out else RESOURCES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = Evaluator(model.eval()).save(out_dir / "evaluator.safetensors")
+    write_model_card(out_dir / "evaluator.json", {
+        "name": "toyfaces attribute + style classifier",
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "width": args.width,
+        "heads": {k: list(v) for k, v in HEADS.items()},
+        "recipe": f"python -m editor.toyfaces.train evaluator --steps {args.steps} "
+                  f"--batch {args.batch} --dataset {args.dataset} --seed {args.seed}",
+        "training": {"steps": state.step, "seconds": round(state.seconds + data_seconds, 1),
+                     "cpu_hours": round((state.seconds + data_seconds) * args.threads / 3600,
+                                        3),
+                     "final_metrics": state.history[-1] if state.history else {}},
+        "hardware": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"),
+    })
+    return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--dataset", type=int, default=30_000, help="rendered training images")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=None)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--out", default=None)
+    p.add_argument("--tag", default="")
+    p.add_argument("--restart", action="store_true")

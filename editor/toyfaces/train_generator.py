@@ -1,0 +1,171 @@
+"""Recipe: the demo world's 64 px StyleGAN2 generator, trained by regression on renders.
+
+The generator is our StyleGAN2 class, conditioned through its mapping input (see
+`conditioning`): z = [one-hot attributes, jitter]. Each step renders a fresh batch from the
+prior and regresses every resolution's skip-RGB output onto the downsampled render, with
+extra weight on the pixels of the small features (eyes, brows, mouth, glasses) that the
+renderer marks, and an edge (gradient) term that keeps them crisp. No discriminator: the
+target is a deterministic function of z, so plain regression converges far faster on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from editor.core.checkpoints import save_generator
+from editor.core.generator import Generator, GeneratorConfig
+from editor.core.hashing import file_sha256
+from editor.toyfaces import conditioning
+from editor.toyfaces.attributes import sample_attributes
+from editor.toyfaces.render import feature_mask, render
+from editor.toyfaces.training import TrainState, recipe_dir, run_loop, write_model_card
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+
+ARCH = GeneratorConfig(
+    resolution=64, style_dim=128, n_mlp=4, channels=(128, 128, 128, 64, 32),
+    lr_mlp=1.0,  # conditioned regression: the mapping must learn as fast as the rest
+    z_dim=conditioning.Z_DIM,
+)
+LEVEL_WEIGHTS = {4: 0.25, 8: 0.5, 16: 1.0, 32: 1.0, 64: 1.0}
+FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
+EDGE_WEIGHT = 0.5
+
+
+def make_batch(step: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor]:
+    """(z, target images in [-1, 1], feature masks), deterministic in (seed, step)."""
+    rng = np.random.default_rng([seed, step])
+    zs, imgs, masks = [], [], []
+    for _ in range(batch):
+        attrs = sample_attributes(rng)
+        jitter_seed = int(rng.integers(2**31 - 1))
+        zs.append(conditioning.encode(attrs, jitter_seed))
+        imgs.append(render(attrs, "normal", 64, jitter_seed))
+        masks.append(feature_mask(attrs, 64, jitter_seed))
+    z = torch.from_numpy(np.stack(zs))
+    img = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    mask = torch.from_numpy(np.stack(masks))[:, None]
+    return z, img, mask
+
+
+def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+
+def regression_loss(skips: list[torch.Tensor], target: torch.Tensor, mask: torch.Tensor
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+    total = target.new_zeros(())
+    metrics = {}
+    for skip in skips:
+        res = skip.shape[-1]
+        factor = target.shape[-1] // res
+        t = F.avg_pool2d(target, factor) if factor > 1 else target
+        m = F.avg_pool2d(mask, factor) if factor > 1 else mask
+        weight = 1 + FEATURE_WEIGHT * m
+        err = (skip - t).abs()
+        level = (err * weight).mean()
+        total = total + LEVEL_WEIGHTS.get(res, 1.0) * level
+        if res == target.shape[-1]:
+            gy, gx = _edges(skip)
+            ty, tx = _edges(t)
+            edge = (gy - ty).abs().mean() + (gx - tx).abs().mean()
+            total = total + EDGE_WEIGHT * edge
+            metrics["l1"] = float(err.detach().mean())
+            metrics["l1_features"] = float((err.detach() * m).sum() / m.sum().clamp_min(1) / 3)
+            metrics["edge"] = float(edge)
+    metrics["loss"] = float(total)
+    return total, metrics
+
+
+def build(seed: int) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(ARCH)
+
+
+def train(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    gen = build(args.seed).train()
+    opt = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    state = TrainState({"generator": gen}, {"adam": opt})
+    work = recipe_dir("generator" + (f"-{args.tag}" if args.tag else ""))
+    ckpt = work / "checkpoint.pt"
+    from editor.toyfaces.training import try_resume
+
+    if not args.restart:
+        try_resume(state, ckpt, print)
+    max_seconds = args.minutes * 60 if args.minutes else None
+
+    def step(i: int) -> dict[str, float]:
+        # cosine decay over the planned steps keeps late updates small and images sharp
+        progress = min(1.0, i / max(1, args.steps))
+        for group in opt.param_groups:
+            group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+        z, target, mask = make_batch(i, args.batch, args.seed)
+        w = gen.map_z(z)
+        skips: list[torch.Tensor] = []
+        gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
+        loss, metrics = regression_loss(skips, target, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return metrics
+
+    run_loop(state, step, args.steps, ckpt, max_seconds=max_seconds, log_every=args.log_every)
+    return export(gen.eval(), state, args)
+
+
+@torch.no_grad()
+def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
+    out_dir = Path(args.out) if args.out else RESOURCES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    z = conditioning.z_for_seeds(range(10_000_000, 10_004_096))
+    gen.w_avg.copy_(gen.map_z(z).mean(0))
+    path = out_dir / "generator.safetensors"
+    save_generator(gen, path, half=not args.fp32, metadata={
+        "name": "toyfaces-64", "sampler": conditioning.SAMPLER_NAME})
+    last = state.history[-1] if state.history else {}
+    card = {
+        "name": "toyfaces-64 generator",
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "architecture": ARCH.to_dict(),
+        "sampler": conditioning.SAMPLER_NAME,
+        "recipe": f"python -m editor.toyfaces.train generator --steps {args.steps} "
+                  f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
+                  + (f" --minutes {args.minutes}" if args.minutes else ""),
+        "training": {"steps": state.step, "seconds": round(state.seconds, 1),
+                     "cpu_hours": round(state.seconds * args.threads / 3600, 3),
+                     "final_metrics": last},
+        "hardware": f"{platform.processor() or platform.machine()}, {args.threads} threads, "
+                    f"torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"),
+        "storage": "fp32" if args.fp32 else "fp16",
+    }
+    write_model_card(out_dir / "generator.json", card)
+    print(json.dumps(card["training"], indent=2))
+    return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop after this much training time (resumes count what was done)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--out", default=None, help="output folder (default: resources/models/"
+                   "toyfaces)")
+    p.add_argument("--tag", default="", help="separate working dir for experiments")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")

@@ -1,0 +1,381 @@
+"""Image files in and out: every bad input gives a clear ImageLoadError, odd modes come out as
+sensible 8-bit RGB, huge files stay cheap, exports are atomic and carry their recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ExifTags, Image, ImageFile
+
+from editor.core.errors import AtelierError, ImageExistsError, ImageLoadError, ImageSaveError
+from editor.core.image_io import (
+    RECIPE_KEY,
+    center_crop_square,
+    crop,
+    load_image,
+    read_recipe,
+    resize,
+    save_animation,
+    save_image,
+)
+
+
+def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _truncated(tmp_path: Path, name: str) -> Path:
+    """A noisy (so incompressible) image cut in half: the header is fine, the data is not."""
+    whole = tmp_path / f"whole_{name}"
+    Image.fromarray(_noise(200, 300)).save(whole)
+    data = whole.read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
+
+
+def _png_claiming_size(path: Path, width: int, height: int) -> Path:
+    """A valid 1x1 PNG whose IHDR is patched (CRC fixed) to claim another size."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _make_bad(tmp_path: Path, kind: str) -> Path:
+    if kind == "truncated_png":
+        return _truncated(tmp_path, "cut.png")
+    if kind == "truncated_jpeg":
+        return _truncated(tmp_path, "cut.jpg")
+    path = tmp_path / {"empty": "empty.png", "random": "noise.png", "text": "notes.png",
+                       "torch_file": "model.pt", "folder": "folder.png",
+                       "missing": "missing.png"}[kind]
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes())
+    elif kind == "text":
+        path.write_text("this is not a picture\n")
+    elif kind == "torch_file":  # torch.save writes a zip archive
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    elif kind == "folder":
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("truncated_png", "truncated"),
+    ("truncated_jpeg", "truncated"),
+    ("empty", "empty"),
+    ("random", "not an image"),
+    ("text", "not an image"),
+    ("torch_file", "not an image"),
+    ("folder", "folder"),
+    ("missing", "no such file"),
+])
+def test_bad_input_gives_clear_one_line_error(tmp_path, kind, words):
+    path = _make_bad(tmp_path, kind)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert isinstance(info.value, AtelierError)
+    assert path.name in message and words in message
+    assert "\n" not in message
+
+
+def test_truncated_image_refused_even_if_someone_allows_truncation(tmp_path, monkeypatch):
+    path = _truncated(tmp_path, "cut.jpg")
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # another library did this
+    with pytest.raises(ImageLoadError, match="truncated"):
+        load_image(path)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and we put it back as we found it
+
+
+def test_result_is_owned_contiguous_uint8(tmp_path):
+    pixels = _noise(20, 30)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    loaded = load_image(tmp_path / "a.png")
+    assert loaded.rgb.dtype == np.uint8 and loaded.rgb.flags.c_contiguous
+    assert loaded.rgb.flags.owndata and loaded.rgb.flags.writeable
+    np.testing.assert_array_equal(loaded.rgb, pixels)
+    assert loaded.original_size == (30, 20) and loaded.notes == [] and loaded.format == "PNG"
+
+
+def test_rgba_flattened_onto_background(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[0, 0, 3] = 255      # opaque red
+    rgba[0, 1, 3] = 128      # half red
+    path = tmp_path / "alpha.png"  # the rest fully transparent
+    Image.fromarray(rgba, "RGBA").save(path)
+
+    white = load_image(path)
+    assert tuple(white.rgb[0, 0]) == (255, 0, 0)
+    assert tuple(white.rgb[0, 2]) == (255, 255, 255)
+    assert np.allclose(white.rgb[0, 1], (255, 127, 127), atol=1)
+    assert "alpha flattened onto white" in white.notes
+
+    black = load_image(path, background=(0, 0, 0))
+    assert tuple(black.rgb[0, 2]) == (0, 0, 0)
+    assert np.allclose(black.rgb[0, 1], (128, 0, 0), atol=1)
+
+
+def test_opaque_alpha_is_dropped_without_a_note(tmp_path):
+    Image.new("RGBA", (3, 3), (10, 20, 30, 255)).save(tmp_path / "opaque.png")
+    loaded = load_image(tmp_path / "opaque.png")
+    assert tuple(loaded.rgb[1, 1]) == (10, 20, 30) and loaded.notes == []
+
+
+def test_palette_with_transparency(tmp_path):
+    im = Image.new("P", (2, 1))
+    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    im.putpixel((0, 0), 0)
+    im.putpixel((1, 0), 1)
+    im.save(tmp_path / "pal.png", transparency=1)
+    loaded = load_image(tmp_path / "pal.png")
+    assert tuple(loaded.rgb[0, 0]) == (255, 0, 0)
+    assert tuple(loaded.rgb[0, 1]) == (255, 255, 255)  # the transparent green became white
+
+
+def test_grayscale_and_one_bit(tmp_path):
+    Image.new("L", (2, 2), 77).save(tmp_path / "gray.png")
+    Image.new("1", (2, 2), 1).save(tmp_path / "bits.png")
+    assert load_image(tmp_path / "gray.png").rgb.tolist() == [[[77] * 3] * 2] * 2
+    assert load_image(tmp_path / "bits.png").rgb.min() == 255
+
+
+def test_16bit_png_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 32768, 65535, 257]], np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as im:
+        assert im.mode == "I;16"
+    loaded = load_image(path)
+    assert loaded.rgb[0, :, 0].tolist() == [0, 128, 255, 1]
+    assert "16-bit converted to 8-bit" in loaded.notes
+
+
+def test_32bit_int_and_float_tiffs(tmp_path):
+    Image.fromarray(np.array([[0, 65535]], np.int32)).save(tmp_path / "int.tif")
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32)).save(tmp_path / "float.tif")
+    Image.fromarray(np.array([[-5.0, 5.0]], np.float32)).save(tmp_path / "wide.tif")
+    assert load_image(tmp_path / "int.tif").rgb[0, :, 0].tolist() == [0, 255]
+    assert load_image(tmp_path / "float.tif").rgb[0, :, 0].tolist() == [0, 128, 255]
+    wide = load_image(tmp_path / "wide.tif")
+    assert wide.rgb[0, :, 0].tolist() == [0, 255] and "stretched" in wide.notes[0]
+
+
+def test_cmyk_jpeg(tmp_path):
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)
+    loaded = load_image(tmp_path / "cmyk.jpg")
+    assert np.allclose(loaded.rgb[8, 8], (255, 0, 0), atol=8)
+    assert "CMYK converted to RGB" in loaded.notes
+
+
+def test_exif_rotation_applied(tmp_path):
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[..., 2] = 255
+    stored[:16, :16] = (255, 0, 0)  # a red block at the stored top-left
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # display = stored turned 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / "rot.jpg", exif=exif, quality=95)
+
+    loaded = load_image(tmp_path / "rot.jpg")
+    assert loaded.rgb.shape == (64, 32, 3) and loaded.original_size == (32, 64)
+    assert np.allclose(loaded.rgb[8, 24], (255, 0, 0), atol=24)  # now at the top-right
+    assert np.allclose(loaded.rgb[8, 8], (0, 0, 255), atol=24)
+    assert "EXIF rotation applied" in loaded.notes
+
+
+def test_huge_jpeg_is_decoded_at_reduced_scale(tmp_path, monkeypatch):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (8000, 6000), (200, 100, 50)).save(path, quality=80)
+    decoded_sizes = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy_load(self):
+        decoded_sizes.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy_load)
+    loaded = load_image(path, max_side=1000)
+    assert loaded.rgb.shape == (750, 1000, 3) and loaded.original_size == (8000, 6000)
+    assert decoded_sizes[0] == (1000, 750)  # never 48 MP in memory
+    assert np.allclose(loaded.rgb[375, 500], (200, 100, 50), atol=3)
+    assert "reduced scale" in loaded.notes[0]
+
+
+def test_downscale_keeps_aspect(tmp_path):
+    Image.fromarray(_noise(90, 300)).save(tmp_path / "wide.png")
+    loaded = load_image(tmp_path / "wide.png", max_side=100)
+    assert loaded.rgb.shape == (30, 100, 3)
+    assert loaded.notes == ["downscaled from 300x90 to 100x30"]
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path, monkeypatch):
+    bomb = _png_claiming_size(tmp_path / "bomb.png", 100_000, 100_000)
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decoded.append(im) or real_load(im))
+    with pytest.raises(ImageLoadError, match="decompression bomb") as info:
+        load_image(bomb)
+    assert decoded == []  # refused from the header alone
+    assert "bomb.png" in str(info.value) and "100000x100000" in str(info.value)
+
+    Image.new("RGB", (100, 100)).save(tmp_path / "small.png")
+    with pytest.raises(ImageLoadError, match="limit"):
+        load_image(tmp_path / "small.png", max_pixels=1000)
+
+
+def test_animated_gif_gives_first_frame(tmp_path):
+    frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    loaded = load_image(tmp_path / "anim.gif")
+    assert tuple(loaded.rgb[0, 0]) == (255, 0, 0)
+    assert any("first frame" in n for n in loaded.notes)
+
+
+# ----------------------------------------------------------------------- crops and resizes
+
+def test_center_crop_square():
+    wide, tall = _noise(10, 16), _noise(16, 10)
+    np.testing.assert_array_equal(center_crop_square(wide), wide[:, 3:13])
+    np.testing.assert_array_equal(center_crop_square(tall), tall[3:13])
+    out = center_crop_square(wide)
+    assert out.flags.c_contiguous and out.flags.owndata
+
+
+def test_crop_clamps_and_refuses_empty():
+    img = _noise(10, 20)
+    np.testing.assert_array_equal(crop(img, (2, 3, 8, 9)), img[3:9, 2:8])
+    assert crop(img, (-5, -5, 100, 100)).shape == (10, 20, 3)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        crop(img, (25, 0, 30, 5))
+
+
+def test_resize():
+    img = np.full((40, 60, 3), 123, np.uint8)
+    assert resize(img, 16).shape == (16, 16, 3)
+    small = resize(img, (30, 20))
+    assert small.shape == (20, 30, 3) and (small == 123).all()  # no ringing on flat colour
+    tiny = _noise(2, 2)
+    np.testing.assert_array_equal(resize(tiny, 4, "nearest"), tiny.repeat(2, 0).repeat(2, 1))
+    with pytest.raises(ValueError):
+        resize(img.astype(np.float32), 8)
+
+
+# ----------------------------------------------------------------------------------- export
+
+RECIPE = {"prompt": "笑顔 — smiling face 😀, café <b>&</b>", "strength": 2.5, "seed": 7}
+
+
+def test_png_export_round_trips_pixels_and_unicode_recipe(tmp_path):
+    pixels = _noise(8, 12)
+    saved = save_image(tmp_path / "out.png", pixels, recipe=RECIPE)
+    assert saved.format == "PNG" and saved.size == (12, 8) and saved.recipe_embedded
+    np.testing.assert_array_equal(load_image(saved.path).rgb, pixels)
+    assert json.loads(read_recipe(saved.path)) == RECIPE
+    with Image.open(saved.path) as im:
+        info = im.info
+    assert info["Software"].startswith("Latent Atelier") and RECIPE_KEY in info
+
+
+def test_png_without_recipe(tmp_path):
+    saved = save_image(tmp_path / "plain.png", _noise(4, 4))
+    assert not saved.recipe_embedded and read_recipe(saved.path) is None
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.webp"])
+def test_jpeg_and_webp_export_with_recipe(tmp_path, name):
+    pixels = np.full((16, 24, 3), (30, 160, 220), np.uint8)
+    recipe = json.dumps(RECIPE, ensure_ascii=False) + "\r\n"  # \r must survive XML
+    saved = save_image(tmp_path / name, pixels, recipe=recipe, quality=90)
+    assert saved.recipe_embedded
+    loaded = load_image(saved.path)
+    assert loaded.rgb.shape == (16, 24, 3)
+    assert np.allclose(loaded.rgb, pixels, atol=6)
+    assert read_recipe(saved.path) == recipe
+
+
+def test_jpeg_recipe_too_big_for_a_marker_is_skipped(tmp_path):
+    saved = save_image(tmp_path / "big.jpg", _noise(4, 4), recipe={"w": "x" * 70_000})
+    assert saved.path.exists() and not saved.recipe_embedded
+    assert read_recipe(saved.path) is None
+
+
+def test_integer_upscale(tmp_path):
+    pixels = _noise(5, 7)
+    exact = save_image(tmp_path / "x4.png", pixels, scale=4, upscale_filter="nearest")
+    assert exact.size == (28, 20)
+    np.testing.assert_array_equal(load_image(exact.path).rgb, pixels.repeat(4, 0).repeat(4, 1))
+    smooth = save_image(tmp_path / "x4s.png", pixels, scale=4)
+    assert load_image(smooth.path).rgb.shape == (20, 28, 3)
+
+
+def test_overwrite_refused_unless_asked(tmp_path):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"precious")
+    with pytest.raises(ImageExistsError, match="exists") as info:
+        save_image(path, _noise(4, 4))
+    assert isinstance(info.value, FileExistsError) and isinstance(info.value, ImageSaveError)
+    assert path.read_bytes() == b"precious"
+    save_image(path, _noise(4, 4), overwrite=True)
+    assert load_image(path).rgb.shape == (4, 4, 3)
+
+
+def _failing_encoder(im, fp, filename):
+    fp.write(b"\x89PNG half an image")
+    raise OSError("disk full")
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setitem(Image.SAVE, "PNG", _failing_encoder)
+    with pytest.raises(ImageSaveError, match="disk full") as info:
+        save_image(tmp_path / "out.png", _noise(4, 4))
+    assert "out.png" in str(info.value)
+    assert os.listdir(tmp_path) == []  # neither the export nor its temp file
+
+    old = tmp_path / "old.png"
+    old.write_bytes(b"previous export")
+    with pytest.raises(ImageSaveError):
+        save_image(old, _noise(4, 4), overwrite=True)
+    assert old.read_bytes() == b"previous export" and os.listdir(tmp_path) == ["old.png"]
+
+
+def test_export_argument_errors(tmp_path):
+    with pytest.raises(ImageSaveError, match="extension"):
+        save_image(tmp_path / "out.bmp", _noise(4, 4))
+    with pytest.raises(ValueError):
+        save_image(tmp_path / "out.png", np.zeros((4, 4), np.uint8))
+    saved = save_image(tmp_path / "noext", _noise(4, 4), format="jpg")
+    with Image.open(saved.path) as im:
+        assert im.format == "JPEG"
+
+
+@pytest.mark.parametrize("name, fmt", [("sweep.gif", "GIF"), ("sweep.webp", "WEBP")])
+def test_animation_export(tmp_path, name, fmt):
+    frames = [np.full((8, 8, 3), v, np.uint8) for v in (0, 80, 160, 240)]
+    saved = save_animation(tmp_path / name, frames, fps=10)
+    with Image.open(saved.path) as im:
+        assert im.format == fmt and im.n_frames == 4 and im.info.get("loop") == 0
+        im.seek(1)
+        im.load()  # WebP reports a frame's duration once it is decoded
+        assert im.info["duration"] == 100
+    with pytest.raises(ImageExistsError):
+        save_animation(tmp_path / name, frames, fps=10)
+
+
+def test_read_recipe_of_non_image(tmp_path):
+    path = _make_bad(tmp_path, "text")
+    with pytest.raises(ImageLoadError, match="not an image"):
+        read_recipe(path)
