@@ -1,0 +1,782 @@
+"""CLIP for the editor: one thin wrapper over open_clip that every method uses.
+
+A `ClipModel` comes from an open_clip (architecture, pretrained tag), a local weights file
+(safetensors, a torch state dict, or OpenAI's original TorchScript `ViT-B-32.pt`), a config
+dict (our demo CLIP), or a file this program saved. It offers:
+
+- `encode_images(x)`: generator output in [-1, 1], any size, enters CLIP differentiably
+  with the model's own preprocessing (resize the shorter side, centre crop, mean/std), so
+  methods can optimise through it;
+- `encode_text(prompts)` and `text_embedding(text, templates)`, a prompt ensemble cached
+  in memory;
+- `content_hash`, so caches can key on what the model computes.
+
+The model is frozen and in eval mode. Weights are read as tensors only: safetensors,
+`torch.load(weights_only=True)`, or a restricted unpickler for TorchScript archives that
+never runs their code. Problems are reported as ClipError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import pickle
+import posixpath
+import threading
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from open_clip.transform import PreprocessCfg
+from torchvision.transforms import InterpolationMode
+
+from .errors import ClipError
+from .hashing import state_dict_hash
+from .paths import atomic_path
+from .prompt_templates import IMAGENET_TEMPLATES
+
+FORMAT_NAME = "latent-atelier-clip"
+FORMAT_VERSION = 1
+TEXT_CACHE_SIZE = 512
+
+Tokenizer = Callable[[Sequence[str]], torch.Tensor]
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How images enter the model; the same fields as open_clip's PreprocessCfg."""
+
+    size: tuple[int, int]  # (height, width) the vision tower expects
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"  # 'bicubic' | 'bilinear'
+    resize_mode: str = "shortest"  # 'shortest' (then centre crop) | 'longest' (pad) | 'squash'
+    fill_color: int = 0  # padding value (0-255) for 'longest'
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> ImagePreprocess:
+        size = cfg["size"]
+        size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        return cls(size=size, mean=_triple(cfg["mean"]), std=_triple(cfg["std"]),
+                   interpolation=str(cfg.get("interpolation", "bicubic")),
+                   resize_mode=str(cfg.get("resize_mode", "shortest")),
+                   fill_color=int(cfg.get("fill_color", 0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std),
+                "interpolation": self.interpolation, "resize_mode": self.resize_mode,
+                "fill_color": self.fill_color}
+
+
+def _triple(value: float | Sequence[float]) -> tuple[float, float, float]:
+    if isinstance(value, int | float):
+        return (float(value),) * 3
+    a, b, c = (float(v) for v in value)
+    return a, b, c
+
+
+_PREPROCESS_KEYS = frozenset(asdict(PreprocessCfg()))
+
+
+def _merged_preprocess(model: torch.nn.Module, overrides: Mapping[str, Any] | None) -> dict:
+    """open_clip's defaults, then `overrides` (a pretrained tag's or a config's), with the size
+    always taken from the vision tower, as open_clip's factory does."""
+    cfg = asdict(PreprocessCfg())
+    cfg.update({k: v for k, v in (overrides or {}).items()
+                if k in _PREPROCESS_KEYS and v is not None})
+    size = getattr(model.visual, "image_size", None)
+    if size is not None:
+        cfg["size"] = size
+    return cfg
+
+
+def _resize_crop(x: torch.Tensor, pp: ImagePreprocess) -> torch.Tensor:
+    """Tensor version of open_clip's eval transform (torchvision Resize + CenterCrop). With
+    antialias on, torch's bicubic uses PIL's kernel both when shrinking and enlarging."""
+    bilinear = pp.interpolation == "bilinear"
+    mode = InterpolationMode.BILINEAR if bilinear else InterpolationMode.BICUBIC
+    th, tw = pp.size
+    h, w = x.shape[-2:]
+    if pp.resize_mode == "squash":
+        return TF.resize(x, [th, tw], interpolation=mode, antialias=True)
+    if pp.resize_mode == "longest":
+        scale = min(th / h, tw / w)
+        x = TF.resize(x, [round(h * scale), round(w * scale)], interpolation=mode, antialias=True)
+        return _pad_to(x, th, tw, pp.fill_color / 255.0)
+    if th == tw:
+        # An int size resizes the shorter side, exactly as open_clip's Resize(int) does.
+        x = TF.resize(x, th, interpolation=mode, antialias=True)
+    else:
+        scale = max(th / h, tw / w)
+        x = TF.resize(x, [round(h * scale), round(w * scale)], interpolation=mode, antialias=True)
+    return TF.center_crop(x, [th, tw])
+
+
+def _pad_to(x: torch.Tensor, th: int, tw: int, fill: float) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (th - h) // 2, (tw - w) // 2
+    return F.pad(x, (left, tw - w - left, top, th - h - top), value=fill)
+
+
+# --------------------------------------------------------------------------- weights files
+
+
+def _sniff(path: Path) -> str:
+    """'safetensors', 'torchscript', 'torch' (zip or legacy pickle) or 'unknown'."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise ClipError(f"{path.name} is empty (0 bytes): not a CLIP weights file")
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return "torchscript"
+        return "torch"
+    if head[:1] == b"\x80":
+        return "torch"
+    return "unknown"
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a CLIP weights file, unwrapped from training-checkpoint containers.
+    Nothing in the file is run."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClipError(f"CLIP weights file not found: {path}")
+    kind = _sniff(path)
+    if kind == "safetensors":
+        state = _read_safetensors(path)
+    elif kind == "torchscript":
+        state = _read_torchscript(path)
+    elif kind == "torch":
+        state = _read_torch(path)
+    else:
+        raise ClipError(f"{path.name} is not a weights file this program can read "
+                        "(expected safetensors, a PyTorch state dict or a TorchScript archive)")
+    return _unwrap(state, path)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ClipError(f"{path.name} is not a readable safetensors file ({e})") from e
+
+
+def _read_torch(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).splitlines()[0] if str(e) else "unreadable"
+        if "Unsupported global" in str(e) or "weights_only" in str(e):
+            raise ClipError(f"{path.name} contains Python objects other than tensors; only "
+                            f"weight files are loaded, never code. ({first})") from e
+        raise ClipError(f"{path.name} is not a readable PyTorch file ({first})") from e
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise ClipError(f"{path.name} is not a readable PyTorch file ({e})") from e
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """Training checkpoints nest the weights under 'state_dict' (open_clip) or 'model';
+    DataParallel prefixes every key with 'module.'."""
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping):
+        raise ClipError(f"{path.name} does not hold a dict of weights")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise ClipError(f"{path.name} holds no tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+# TorchScript archives (OpenAI's original CLIP files) pickle their modules as instances of
+# `__torch__.*` classes whose attributes hold the tensors. A restricted unpickler rebuilds
+# those as plain records and tensors; their code (in the archive's code/ folder) is never
+# compiled or run.
+
+_STORAGE_DTYPES = {
+    "HalfStorage": torch.float16, "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64, "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64, "IntStorage": torch.int32, "ShortStorage": torch.int16,
+    "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}
+
+
+class _ScriptRecord:
+    """Stands in for one TorchScript object: its attributes, as data."""
+
+    def __setstate__(self, state: object) -> None:
+        self.__dict__["attrs"] = dict(state) if isinstance(state, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    dtype: torch.dtype
+
+
+def _rebuild_tensor(storage: object, offset: int, size: tuple, stride: tuple,
+                    *_ignored: object) -> torch.Tensor:
+    if not isinstance(storage, torch.Tensor):
+        raise ClipError("TorchScript archive: a tensor without valid storage")
+    return storage.as_strided(tuple(size), tuple(stride), int(offset))
+
+
+def _as_list(value: object, *_ignored: object) -> object:
+    return value
+
+
+class _ScriptUnpickler(pickle.Unpickler):
+    def __init__(self, file: Any, archive: zipfile.ZipFile, root: str, name: str):
+        super().__init__(file)
+        self._archive, self._root, self._name = archive, root, name
+        self._storages: dict[str, torch.Tensor] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _ScriptRecord
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if module == "torch.jit._pickle" and (name.startswith("build_") or
+                                               name == "restore_type_tag"):
+            return _as_list  # typed lists/dicts: keep the plain value
+        raise ClipError(f"{self._name}: TorchScript archive refers to {module}.{name}, "
+                        "which is not plain weights; nothing from it was run")
+
+    def persistent_load(self, pid: Any) -> torch.Tensor:
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise ClipError(f"{self._name}: unexpected TorchScript storage reference")
+        key = str(pid[2])
+        if key not in self._storages:
+            data = bytearray(self._archive.read(f"{self._root}/data/{key}"))
+            dtype = pid[1].dtype
+            self._storages[key] = (torch.frombuffer(data, dtype=dtype) if data
+                                   else torch.empty(0, dtype=dtype))
+        return self._storages[key]
+
+
+def _read_torchscript(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            # Every entry sits under one folder named after the archive; data.pkl in it
+            # holds the module tree.
+            root = z.namelist()[0].split("/", 1)[0]
+            data_pkl = f"{root}/data.pkl"
+            if data_pkl not in z.namelist():
+                raise ClipError(f"{path.name}: TorchScript archive without {data_pkl}")
+            with z.open(data_pkl) as f:
+                obj = _ScriptUnpickler(f, z, root, path.name).load()
+    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError,
+            RuntimeError, TypeError, ValueError) as e:
+        raise ClipError(f"{path.name} is not a readable TorchScript archive ({e})") from e
+    if not isinstance(obj, _ScriptRecord):
+        raise ClipError(f"{path.name}: the TorchScript archive does not hold a module")
+    return _collect_tensors(obj)
+
+
+def _collect_tensors(record: _ScriptRecord, prefix: str = "") -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name, value in record.__dict__.get("attrs", {}).items():
+        if isinstance(value, torch.Tensor):
+            out[prefix + name] = value
+        elif isinstance(value, _ScriptRecord):
+            out.update(_collect_tensors(value, f"{prefix}{name}."))
+    return out
+
+
+def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str
+               ) -> dict[str, torch.Tensor]:
+    """`state` made loadable into `model` strictly, or a ClipError naming what differs."""
+    expected = model.state_dict()
+    state = dict(state)
+    # Attention masks are constants that TorchScript files store as attributes.
+    for key in [k for k in state if k not in expected and k.rsplit(".", 1)[-1] == "attn_mask"]:
+        del state[key]
+    # open_clip stores logit_scale as a scalar or a 1-element vector, depending on the model.
+    if "logit_scale" in state and "logit_scale" in expected:
+        if state["logit_scale"].numel() == expected["logit_scale"].numel():
+            state["logit_scale"] = state["logit_scale"].reshape(expected["logit_scale"].shape)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state)
+                    if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} with other shapes (e.g. {k}: file "
+                         f"{tuple(state[k].shape)}, model {tuple(expected[k].shape)})")
+        raise ClipError(f"{what}: the weights do not fit the architecture: "
+                        f"{'; '.join(parts)}. Is the file for another architecture?")
+    return state
+
+
+# --------------------------------------------------------------------------- model building
+
+
+def _split_config(config: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(model_cfg, preprocess_cfg) from either a bare model config or open_clip's
+    `open_clip_config.json` layout {'model_cfg': ..., 'preprocess_cfg': ...}."""
+    if "model_cfg" in config:
+        return copy.deepcopy(dict(config["model_cfg"])), dict(config.get("preprocess_cfg", {}))
+    return copy.deepcopy(dict(config)), {}
+
+
+def _build_from_config(model_cfg: dict) -> torch.nn.Module:
+    """An open_clip CLIP from a config dict, without touching the network."""
+    for key in ("embed_dim", "vision_cfg", "text_cfg"):
+        if key not in model_cfg:
+            raise ClipError(f"CLIP config lacks '{key}' (needs embed_dim, vision_cfg, text_cfg)")
+    if "timm_model_name" in model_cfg["vision_cfg"] or "hf_model_name" in model_cfg["text_cfg"]:
+        raise ClipError("CLIP configs with timm or Hugging Face towers need their base models "
+                        "from the network; use an open_clip architecture name instead")
+    if "multimodal_cfg" in model_cfg:
+        raise ClipError("CoCa configs (multimodal_cfg) are not supported")
+    cfg = dict(model_cfg)
+    cls = open_clip.CustomTextCLIP if cfg.pop("custom_text", False) else open_clip.CLIP
+    try:
+        return cls(**cfg)
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as e:
+        raise ClipError(f"invalid CLIP config ({type(e).__name__}: {e})") from e
+
+
+class _RandomInitFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+@contextlib.contextmanager
+def _without_random_init_warning() -> Iterator[None]:
+    """open_clip warns that a model built without a tag is random; ours get their weights
+    right after, so the warning would only mislead."""
+    root, f = logging.getLogger(), _RandomInitFilter()
+    root.addFilter(f)
+    try:
+        yield
+    finally:
+        root.removeFilter(f)
+
+
+def _build_from_arch(arch: str, quick_gelu: bool, preprocess: Mapping[str, Any] | None
+                     ) -> tuple[torch.nn.Module, dict]:
+    """An open_clip built-in architecture with random weights, and its final config."""
+    arch = _clean_arch(arch)
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        known = ", ".join(open_clip.list_models()[:12])
+        raise ClipError(f"unknown CLIP architecture '{arch}' (open_clip knows e.g. {known}, ...)")
+    if quick_gelu:
+        cfg["quick_gelu"] = True
+    try:
+        with _without_random_init_warning():
+            model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu,
+                                           pretrained_image=False, pretrained_text=False,
+                                           force_preprocess_cfg=dict(preprocess or {}))
+    except (RuntimeError, OSError, ValueError, TypeError) as e:
+        raise ClipError(f"could not build CLIP architecture '{arch}' ({e})") from e
+    return model, cfg
+
+
+def _clean_arch(arch: str) -> str:
+    """OpenAI spells architectures 'ViT-B/32'; open_clip 'ViT-B-32'."""
+    return arch.strip().replace("/", "-")
+
+
+def _pretrained_cfg(arch: str, tag: str) -> dict:
+    arch = _clean_arch(arch)
+    pcfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not pcfg:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        known = ", ".join(tags) if tags else "none"
+        raise ClipError(f"open_clip has no pretrained tag '{tag}' for '{arch}' (tags: {known})")
+    return dict(pcfg)
+
+
+def _cached_weights(pcfg: Mapping[str, Any], cache_dir: str | None) -> str | None:
+    """The local file open_clip would load for a tag, if it is already on disk. Looks in the
+    Hugging Face cache and open_clip's URL cache without any network access."""
+    if pcfg.get("file"):
+        return str(pcfg["file"]) if Path(pcfg["file"]).is_file() else None
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+        # open_clip's convention: 'org/repo/' means the default file, 'org/repo/f.bin' one file.
+        repo_id, filename = posixpath.split(hub)
+        candidates = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+        if filename.endswith((".bin", ".pth")):
+            candidates.insert(0, filename[:-4] + ".safetensors")
+        for name in candidates:
+            found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+            if isinstance(found, str):
+                return found
+    url = pcfg.get("url", "")
+    if url:
+        local = Path(cache_dir or Path.home() / ".cache" / "clip") / Path(url).name
+        if local.is_file():
+            return str(local)
+    return None
+
+
+def _weights_source(pcfg: Mapping[str, Any]) -> str:
+    if pcfg.get("hf_hub"):
+        return f"Hugging Face repository {pcfg['hf_hub'].rstrip('/')}"
+    return pcfg.get("url") or "its download location"
+
+
+def _tokenizer_for_arch(arch: str) -> Tokenizer:
+    try:
+        return open_clip.get_tokenizer(arch)
+    except (RuntimeError, OSError, ValueError, ImportError) as e:
+        raise ClipError(f"could not create the tokenizer of '{arch}' ({e})") from e
+
+
+def _tokenizer_for_config(model_cfg: Mapping[str, Any]) -> Tokenizer:
+    text_cfg = model_cfg.get("text_cfg", {})
+    if text_cfg.get("hf_tokenizer_name"):
+        raise ClipError("CLIP configs with a Hugging Face tokenizer are not supported")
+    return open_clip.SimpleTokenizer(context_length=int(text_cfg.get("context_length", 77)))
+
+
+def _freeze(model: torch.nn.Module) -> torch.nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+# --------------------------------------------------------------------------- the wrapper
+
+
+class ClipModel:
+    """A frozen open_clip model with a differentiable image path and cached text ensembles."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, name: str,
+                 model_cfg: Mapping[str, Any], text_cache_size: int = TEXT_CACHE_SIZE):
+        self._model = _freeze(model)
+        self._tokenizer = tokenizer
+        self._name = name
+        self._model_cfg = copy.deepcopy(dict(model_cfg))
+        self._preprocess = ImagePreprocess.from_dict(open_clip.get_model_preprocess_cfg(model))
+        self._hash: str | None = None
+        self._text_cache: OrderedDict[tuple[str, tuple[str, ...]], torch.Tensor] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- creation
+
+    @classmethod
+    def from_pretrained(cls, arch: str, tag: str, cache_dir: str | Path | None = None,
+                        device: str | torch.device = "cpu", download: bool = False
+                        ) -> ClipModel:
+        """An open_clip (architecture, pretrained tag), e.g. ('ViT-B-32', 'openai').
+
+        Weights already in the cache are used as they are. Nothing is downloaded unless
+        `download` is true (the user asked for it); then open_clip fetches them. Tags trained
+        with QuickGELU (OpenAI's) get QuickGELU whatever the architecture name says."""
+        arch = _clean_arch(arch)
+        pcfg = _pretrained_cfg(arch, tag)
+        cache = str(cache_dir) if cache_dir is not None else None
+        path = _cached_weights(pcfg, cache)
+        if path is None and download:
+            path = _download(pcfg, arch, tag, cache)
+        if path is None:
+            raise ClipError(
+                f"The weights of CLIP {arch} '{tag}' are not available locally "
+                f"(looked in {cache or 'the default caches'}). Download them (from "
+                f"{_weights_source(pcfg)}) or, without a network, copy the weights file to "
+                f"this machine and import it as a local CLIP checkpoint for {arch}.")
+        quick_gelu = bool(pcfg.get("quick_gelu", False))
+        model, cfg = _build_from_arch(arch, quick_gelu, pcfg)
+        _load_into(model, read_weights(path), f"CLIP {arch} '{tag}' ({Path(path).name})")
+        clip = cls(model, _tokenizer_for_arch(arch), f"{arch}/{tag}", cfg)
+        return clip.to(device)
+
+    @classmethod
+    def from_checkpoint(cls, arch: str | None, path: str | Path,
+                        device: str | torch.device = "cpu", quick_gelu: bool | None = None
+                        ) -> ClipModel:
+        """A local weights file for an open_clip architecture: safetensors, a torch state
+        dict (.pt/.bin/.pth) or OpenAI's TorchScript file. A file saved by `save` carries its
+        own config, and `arch` may be None for it.
+
+        `quick_gelu`: None keeps the architecture's activation, except for OpenAI TorchScript
+        files (always QuickGELU); pass True for other files of OpenAI-trained weights."""
+        path = Path(path)
+        if not path.is_file():
+            raise ClipError(f"CLIP weights file not found: {path}")
+        if _sniff(path) == "safetensors" and _saved_header(path) is not None:
+            return cls.load(path, device=device)
+        if arch is None:
+            raise ClipError(f"{path.name}: say which open_clip architecture these weights "
+                            "are for (e.g. ViT-B-32)")
+        arch = _clean_arch(arch)
+        if quick_gelu is None:
+            quick_gelu = _sniff(path) == "torchscript"
+        model, cfg = _build_from_arch(arch, quick_gelu, None)
+        _load_into(model, read_weights(path), path.name)
+        clip = cls(model, _tokenizer_for_arch(arch), f"{arch}:{path.name}", cfg)
+        return clip.to(device)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any],
+                    state_dict: Mapping[str, torch.Tensor] | None = None,
+                    device: str | torch.device = "cpu", name: str = "custom-clip",
+                    tokenizer: Tokenizer | None = None) -> ClipModel:
+        """A custom architecture (our demo CLIP, test models): an open_clip config dict with
+        embed_dim, vision_cfg and text_cfg (optionally quick_gelu, custom_text), or the
+        {'model_cfg', 'preprocess_cfg'} layout. Random weights unless `state_dict` is given.
+        The tokenizer defaults to open_clip's with the config's context length."""
+        model_cfg, preprocess = _split_config(config)
+        model = _build_from_config(model_cfg)
+        open_clip.set_model_preprocess_cfg(model, _merged_preprocess(model, preprocess))
+        if state_dict is not None:
+            _load_into(model, state_dict, f"weights for {name}")
+        tok = tokenizer if tokenizer is not None else _tokenizer_for_config(model_cfg)
+        return cls(model, tok, name, model_cfg).to(device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> ClipModel:
+        """A file written by `save`: safetensors with the config in its metadata."""
+        path = Path(path)
+        header = _saved_header(path)
+        if header is None:
+            raise ClipError(f"{path.name} is not a CLIP file saved by this program")
+        config = {"model_cfg": header["config"], "preprocess_cfg": header.get("preprocess", {})}
+        return cls.from_config(config, _read_safetensors(path), device=device,
+                               name=header.get("name") or path.stem)
+
+    def save(self, path: str | Path) -> Path:
+        """Weights as safetensors, with the config and preprocessing in the metadata, written
+        atomically. Only models built from a config or an open_clip architecture whose
+        config is plain data round-trip through `load`."""
+        from safetensors.torch import save_file
+
+        meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "name": self._name,
+                "config": json.dumps(self._model_cfg, sort_keys=True),
+                "preprocess": json.dumps(self._preprocess.to_dict(), sort_keys=True)}
+        state = {k: v.detach().cpu().contiguous() for k, v in self._model.state_dict().items()}
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp), metadata=meta)
+        return path
+
+    # ----------------------------------------------------------------- identity
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The open_clip module (frozen, eval mode)."""
+        return self._model
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def config(self) -> dict:
+        """A copy of the open_clip model config."""
+        return copy.deepcopy(self._model_cfg)
+
+    @property
+    def preprocess(self) -> ImagePreprocess:
+        return self._preprocess
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self._preprocess.size
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self._model_cfg["embed_dim"])
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self._tokenizer, "context_length", self._model.context_length))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self._model.parameters()).dtype
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 over the weights (sorted names, fp32 bytes), the config and preprocessing:
+        the same weights loaded from any file format give the same hash, and the same
+        weights with another activation or preprocessing do not."""
+        if self._hash is None:
+            extra = json.dumps({"config": self._model_cfg,
+                                "preprocess": self._preprocess.to_dict()},
+                               sort_keys=True, default=str)
+            self._hash = state_dict_hash(self._model.state_dict(), extra=extra)
+        return self._hash
+
+    def to(self, device: str | torch.device) -> ClipModel:
+        """Move the model; cached text embeddings are dropped when the device changes."""
+        device = torch.device(device)
+        if device != self.device:
+            self._model.to(device)
+            self.clear_text_cache()
+        return self
+
+    def __repr__(self) -> str:
+        return f"ClipModel({self._name!r}, image_size={self.image_size}, device={self.device})"
+
+    # ----------------------------------------------------------------- images
+
+    def preprocess_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Generator output (B, 3, H, W) in [-1, 1] to the tensor the vision tower takes:
+        [0, 1], resized and cropped as the model's own preprocessing does, mean/std
+        normalised. Differentiable. Values are not clamped, so gradients also reach
+        pixels the generator pushed outside [-1, 1]."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ClipError(f"images must be (batch, 3, height, width), got {tuple(x.shape)}")
+        x = x.to(device=self.device, dtype=self.dtype)
+        x = _resize_crop((x + 1) * 0.5, self._preprocess)
+        mean = torch.tensor(self._preprocess.mean, device=x.device, dtype=x.dtype)
+        std = torch.tensor(self._preprocess.std, device=x.device, dtype=x.dtype)
+        return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+
+    def encode_images(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, embed_dim) image embeddings of generator output in [-1, 1]; unit vectors
+        unless `normalize` is False. Gradients flow back to `x`."""
+        return self._model.encode_image(self.preprocess_images(x), normalize=normalize)
+
+    # ----------------------------------------------------------------- text
+
+    def tokenize(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Token ids (N, context_length); prompts longer than the context are cut off."""
+        return self._tokenizer(list(prompts)).to(self.device)
+
+    def encode_text(self, prompts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+        """(N, embed_dim) embeddings of the prompts as written (no templates)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if len(prompts) == 0:
+            raise ClipError("no prompts to encode")
+        for p in prompts:
+            _check_prompt(p)
+        return self._model.encode_text(self.tokenize(prompts), normalize=normalize)
+
+    def text_embedding(self, text: str, templates: Sequence[str] | None = None
+                       ) -> torch.Tensor:
+        """(embed_dim,) unit vector for `text`: each template (default: the 79 ImageNet
+        ones) filled with the text, encoded and normalised, the average normalised again.
+        Cached per (text, templates); the returned tensor is shared with the cache, so do
+        not modify it in place."""
+        text = _check_prompt(text)
+        templates = IMAGENET_TEMPLATES if templates is None else tuple(templates)
+        _check_templates(templates)
+        key = (text, templates)
+        with self._lock:
+            hit = self._text_cache.get(key)
+            if hit is not None:
+                self._text_cache.move_to_end(key)
+                return hit
+        with torch.no_grad():
+            embeddings = self.encode_text([t.replace("{}", text) for t in templates],
+                                          normalize=True)
+            mean = embeddings.mean(dim=0)
+            result = mean / mean.norm()
+        with self._lock:
+            self._text_cache[key] = result
+            while len(self._text_cache) > self._text_cache_size:
+                self._text_cache.popitem(last=False)
+        return result
+
+    def clear_text_cache(self) -> None:
+        with self._lock:
+            self._text_cache.clear()
+
+
+def _check_prompt(text: object) -> str:
+    if not isinstance(text, str):
+        raise ClipError(f"a prompt must be text, got {type(text).__name__}")
+    if not text.strip():
+        raise ClipError("the prompt is empty: type what the image should show")
+    return text.strip()
+
+
+def _check_templates(templates: tuple[str, ...]) -> None:
+    if not templates:
+        raise ClipError("no prompt templates given")
+    for t in templates:
+        if "{}" not in t:
+            raise ClipError(f"prompt template {t!r} has no '{{}}' for the text")
+
+
+def _load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    state = _fit_state(model, state, what)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ClipError(f"{what}: the weights could not be loaded ({e})") from e
+
+
+def _download(pcfg: Mapping[str, Any], arch: str, tag: str, cache_dir: str | None) -> str:
+    """open_clip's download (Hugging Face hub or URL, with its checksum checks)."""
+    try:
+        path = open_clip.download_pretrained(dict(pcfg), cache_dir=cache_dir)
+    except (RuntimeError, OSError, ValueError, ImportError) as e:
+        raise ClipError(
+            f"The weights of CLIP {arch} '{tag}' are not available locally and could not be "
+            f"downloaded from {_weights_source(pcfg)} ({type(e).__name__}: {e}). Without a "
+            f"network, copy the weights file to this machine and import it as a local CLIP "
+            f"checkpoint for {arch}.") from e
+    if not path:
+        raise ClipError(f"open_clip has no download location for CLIP {arch} '{tag}'")
+    return str(path)
+
+
+def _saved_header(path: Path) -> dict | None:
+    """The metadata of a file written by `ClipModel.save`, or None for any other file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    if meta.get("format") != FORMAT_NAME:
+        return None
+    if meta.get("version") != str(FORMAT_VERSION):
+        raise ClipError(f"{path.name} was saved by another version of this program "
+                        f"(CLIP file format {meta.get('version')})")
+    try:
+        return {"name": meta.get("name", ""), "config": json.loads(meta["config"]),
+                "preprocess": json.loads(meta.get("preprocess", "{}"))}
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ClipError(f"{path.name}: damaged CLIP metadata ({e})") from e

@@ -1,0 +1,470 @@
+"""ClipModel: the image path against open_clip's own preprocessing, gradients, prompt
+ensembles and their cache, loading from tags/files/configs, and content hashes.
+
+Every model is a tiny open_clip config with seeded random weights; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import urllib.error
+import warnings
+import zipfile
+
+import huggingface_hub.constants
+import open_clip
+import pytest
+import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from open_clip.transformer import QuickGELU
+from PIL import Image
+
+from editor.core.clip_model import ClipModel, read_weights
+from editor.core.errors import ClipError
+from editor.core.prompt_templates import IMAGENET_TEMPLATES, PLAIN_TEMPLATE
+
+TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
+TINY_VIT = {"embed_dim": 32, "text_cfg": TEXT_CFG,
+            "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8,
+                           "head_width": 32}}
+# The demo CLIP's tower type (ModifiedResNet), scaled down.
+TINY_RN = {"embed_dim": 32, "text_cfg": TEXT_CFG,
+           "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8,
+                          "head_width": 32}}
+TINY_ARCH = "atelier-test-tiny-vit"
+
+
+def make_clip(config: dict = TINY_VIT, seed: int = 0, **kwargs) -> ClipModel:
+    torch.manual_seed(seed)
+    return ClipModel.from_config(config, name="tiny", **kwargs)
+
+
+def smooth_images(batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Images in [-1, 1] with structure at a few scales, like generator output."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(batch, 3, 6, 6, generator=g)
+    fine = torch.rand(batch, 3, h, w, generator=g)
+    x = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")
+    return (0.8 * x + 0.2 * fine) * 2 - 1
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+@pytest.fixture
+def clip() -> ClipModel:
+    return make_clip()
+
+
+@pytest.fixture
+def tiny_arch(monkeypatch):
+    """TINY_VIT registered as an open_clip architecture name, for this test only."""
+    import open_clip.factory
+
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, TINY_ARCH, dict(TINY_VIT))
+    return TINY_ARCH
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to reach the network fails at once, whichever path open_clip takes."""
+    import open_clip.pretrained
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(open_clip.pretrained.urllib.request, "urlopen", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_templates_are_the_clip_notebook_list_without_many():
+    notebook = [t("{}") for t in open_clip.OPENAI_IMAGENET_TEMPLATES]
+    assert len(IMAGENET_TEMPLATES) == 79
+    assert list(IMAGENET_TEMPLATES) == [t for t in notebook if t != "a photo of many {}."]
+    assert PLAIN_TEMPLATE == ("{}",)
+
+
+# --------------------------------------------------------------------------- image path
+
+
+@pytest.mark.parametrize("config", [TINY_VIT, TINY_RN], ids=["vit", "resnet"])
+@pytest.mark.parametrize("size", [(1.0, 1.0), (2.0, 2.0), (1.5, 2.5), (0.625, 0.625)],
+                         ids=["same", "down", "non-square", "up"])
+def test_image_path_matches_open_clip_preprocess(config, size):
+    clip = make_clip(config)
+    s = clip.image_size[0]
+    h, w = round(size[0] * s), round(size[1] * s)
+    u8 = to_uint8(smooth_images(2, h, w))
+    x = u8.float() / 127.5 - 1  # the same pixels PIL sees, so only resizing can differ
+
+    pp = PreprocessCfg(**open_clip.get_model_preprocess_cfg(clip.model))
+    transform = image_transform_v2(pp, is_train=False)
+    ref = torch.stack([transform(Image.fromarray(u.permute(1, 2, 0).numpy())) for u in u8])
+    ours = clip.preprocess_images(x)
+    assert ours.shape == ref.shape == (2, 3, s, s)
+    # PIL rounds to uint8 after resizing (and between its two passes when enlarging).
+    step = 1 / 255 / min(clip.preprocess.std)
+    tolerance = 1e-5 if size == (1.0, 1.0) else 3 * step if size[0] >= 1 else 6 * step
+    assert (ours - ref).abs().max().item() < tolerance
+
+    with torch.no_grad():
+        e_ours = clip.encode_images(x)
+        e_ref = clip.model.encode_image(ref, normalize=True)
+    cosine = (e_ours * e_ref).sum(-1)
+    assert cosine.min().item() > 0.999
+
+
+def test_gradients_flow_to_the_image(clip):
+    x = smooth_images(2, 48, 48).requires_grad_(True)
+    target = clip.text_embedding("a smiling face")
+    loss = (1 - clip.encode_images(x) @ target).sum()
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.model.parameters())
+
+
+def test_image_embeddings_are_unit_vectors_unless_asked(clip):
+    x = smooth_images(3, 40, 40)
+    with torch.no_grad():
+        e = clip.encode_images(x)
+        raw = clip.encode_images(x, normalize=False)
+    assert e.shape == (3, clip.embed_dim)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(raw / raw.norm(dim=-1, keepdim=True), e, atol=1e-5)
+
+
+def test_wrong_image_shape_is_a_clip_error(clip):
+    with pytest.raises(ClipError, match="batch, 3"):
+        clip.encode_images(torch.zeros(3, 32, 32))
+
+
+def test_model_is_frozen_and_in_eval_mode(clip):
+    assert not clip.model.training
+    assert not any(p.requires_grad for p in clip.model.parameters())
+    assert clip.device == torch.device("cpu")
+    assert clip.to("cpu") is clip
+    assert clip.name == "tiny" and clip.context_length == 32 and clip.image_size == (32, 32)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_ensemble_is_unit_norm_and_matches_a_manual_computation(clip):
+    templates = IMAGENET_TEMPLATES[:7]
+    got = clip.text_embedding("face with glasses", templates)
+
+    tokens = open_clip.SimpleTokenizer(context_length=32)(
+        [t.format("face with glasses") for t in templates])
+    with torch.no_grad():
+        each = clip.model.encode_text(tokens)
+    each = each / each.norm(dim=-1, keepdim=True)
+    manual = each.mean(0) / each.mean(0).norm()
+    assert got.shape == (clip.embed_dim,)
+    assert torch.allclose(got.norm(), torch.tensor(1.0), atol=1e-6)
+    assert torch.allclose(got, manual, atol=1e-6)
+    assert not got.requires_grad
+
+
+def test_plain_template_is_the_prompt_itself(clip):
+    got = clip.text_embedding("a blonde woman", PLAIN_TEMPLATE)
+    with torch.no_grad():
+        direct = clip.encode_text(["a blonde woman"])[0]
+    assert torch.allclose(got, direct, atol=1e-6)
+
+
+def test_text_embeddings_are_cached(clip, monkeypatch):
+    calls = []
+    encode = clip.encode_text
+
+    def counting(prompts, normalize=True):
+        calls.append(len(prompts))
+        return encode(prompts, normalize=normalize)
+
+    monkeypatch.setattr(clip, "encode_text", counting)
+    first = clip.text_embedding("smiling face")
+    assert calls == [79]
+    assert clip.text_embedding("smiling face") is first
+    assert clip.text_embedding("  smiling face ") is first  # surrounding spaces don't matter
+    assert clip.text_embedding("smiling face", None) is first  # None: the default ensemble
+    assert clip.text_embedding("smiling face", list(IMAGENET_TEMPLATES)) is first
+    assert calls == [79]
+    clip.text_embedding("smiling face", PLAIN_TEMPLATE)  # other templates: other entry
+    assert calls == [79, 1]
+    clip.clear_text_cache()
+    assert clip.text_embedding("smiling face") is not first
+    assert calls == [79, 1, 79]
+
+
+def test_text_cache_drops_the_least_recently_used(clip, monkeypatch):
+    monkeypatch.setattr(clip, "_text_cache_size", 2)
+    a = clip.text_embedding("a", PLAIN_TEMPLATE)
+    clip.text_embedding("b", PLAIN_TEMPLATE)
+    assert clip.text_embedding("a", PLAIN_TEMPLATE) is a  # 'a' is now the most recent
+    clip.text_embedding("c", PLAIN_TEMPLATE)  # evicts 'b'
+    assert clip.text_embedding("a", PLAIN_TEMPLATE) is a
+    assert len(clip._text_cache) == 2
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_prompt_is_a_clear_error(clip, text):
+    with pytest.raises(ClipError, match="prompt is empty"):
+        clip.text_embedding(text)
+    with pytest.raises(ClipError, match="prompt is empty"):
+        clip.encode_text(["fine", text])
+
+
+def test_bad_templates_and_empty_prompt_lists_are_errors(clip):
+    with pytest.raises(ClipError, match="no prompts"):
+        clip.encode_text([])
+    with pytest.raises(ClipError, match="no '\\{\\}'"):
+        clip.text_embedding("face", ["a photo of a face"])
+    with pytest.raises(ClipError, match="no prompt templates"):
+        clip.text_embedding("face", [])
+
+
+# --------------------------------------------------------------------------- pretrained tags
+
+
+def test_pretrained_weights_not_cached_fail_without_touching_the_network(tmp_path, monkeypatch):
+    import open_clip.pretrained
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(open_clip.pretrained.urllib.request, "urlopen", forbidden)
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", forbidden)
+    with pytest.raises(ClipError, match="not available locally") as info:
+        ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path)
+    assert "import it as a local CLIP checkpoint" in str(info.value)
+
+
+def test_pretrained_download_offline_fails_quickly_with_clip_error(tmp_path, no_network):
+    with pytest.raises(ClipError, match="could not be downloaded") as info:
+        ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path, download=True)
+    assert "import it as a local CLIP checkpoint" in str(info.value)
+    assert not any(tmp_path.rglob("*.bin")) and not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_unknown_tag_or_architecture_is_a_clip_error():
+    with pytest.raises(ClipError, match="no pretrained tag 'nonsense'.*openai"):
+        ClipModel.from_pretrained("ViT-B-32", "nonsense")
+    with pytest.raises(ClipError, match="no pretrained tag"):
+        ClipModel.from_pretrained("No-Such-Arch", "openai")
+    with pytest.raises(ClipError, match="unknown CLIP architecture"):
+        ClipModel.from_checkpoint("No-Such-Arch", __file__)
+
+
+def test_openai_tags_select_quick_gelu():
+    # open_clip's registry marks OpenAI's weights as trained with QuickGELU.
+    assert open_clip.get_pretrained_cfg("ViT-B-32", "openai").get("quick_gelu") is True
+
+
+def test_cached_tag_loads_with_the_tags_activation_and_preprocessing(tmp_path, tiny_arch,
+                                                                     monkeypatch, no_network):
+    import open_clip.pretrained
+
+    source = make_clip({**TINY_VIT, "quick_gelu": True}, seed=3)
+    path = tmp_path / "weights.safetensors"
+    source.save(path)
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    tags = {"openai_like": {"file": str(path), "quick_gelu": True, "mean": mean, "std": std}}
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, tiny_arch, tags)
+
+    clip = ClipModel.from_pretrained(tiny_arch, "openai-like")
+    assert clip.name == f"{tiny_arch}/openai-like"
+    assert clip.config["quick_gelu"] is True
+    assert any(isinstance(m, QuickGELU) for m in clip.model.modules())
+    assert clip.preprocess.mean == mean and clip.preprocess.std == std
+    tokens = ["a photo of a face"]
+    assert torch.allclose(clip.encode_text(tokens), source.encode_text(tokens), atol=1e-6)
+    plain = make_clip(TINY_VIT)
+    assert not any(isinstance(m, QuickGELU) for m in plain.model.modules())
+
+
+# --------------------------------------------------------------------------- local files
+
+
+def _embeddings(clip: ClipModel) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        return clip.encode_images(smooth_images(2, 40, 40)), clip.encode_text(["a face"])
+
+
+def _assert_same_model(a: ClipModel, b: ClipModel) -> None:
+    for x, y in zip(_embeddings(a), _embeddings(b), strict=True):
+        assert torch.allclose(x, y, atol=1e-6)
+    assert a.content_hash == b.content_hash
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".bin", ".safetensors"])
+def test_checkpoint_round_trip(tmp_path, tiny_arch, suffix):
+    from safetensors.torch import save_file
+
+    source = make_clip(seed=1)
+    state = {k: v.clone().contiguous() for k, v in source.model.state_dict().items()}
+    path = tmp_path / f"clip{suffix}"
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    loaded = ClipModel.from_checkpoint(tiny_arch, path)
+    _assert_same_model(source, loaded)
+    assert loaded.name == f"{tiny_arch}:clip{suffix}"
+
+
+def test_checkpoint_inside_a_training_container(tmp_path, tiny_arch):
+    source = make_clip(seed=1)
+    state = {f"module.{k}": v for k, v in source.model.state_dict().items()}
+    path = tmp_path / "epoch_3.pt"
+    torch.save({"epoch": 3, "state_dict": state}, path)
+    _assert_same_model(source, ClipModel.from_checkpoint(tiny_arch, path))
+
+
+def test_torchscript_archive_is_read_without_running_it(tmp_path, tiny_arch):
+    source = make_clip(seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated, but OpenAI's files use it
+        torch.jit.script(source.model).save(str(tmp_path / "ViT-tiny.pt"))
+    path = tmp_path / "ViT-tiny.pt"
+    assert set(read_weights(path)) >= set(source.model.state_dict())
+    loaded = ClipModel.from_checkpoint(tiny_arch, path, quick_gelu=False)
+    _assert_same_model(source, loaded)
+    # OpenAI's TorchScript files are QuickGELU models, so that is the default for them.
+    assert ClipModel.from_checkpoint(tiny_arch, path).config["quick_gelu"] is True
+
+
+class _Evil:
+    """Unpickling this runs a shell command that creates `marker`."""
+
+    def __init__(self, marker: str = "/nonexistent/atelier-marker"):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"not a checkpoint at all",
+    b"PK\x03\x04 truncated zip",
+    pickle.dumps({"w": _Evil()}, protocol=2),
+], ids=["empty", "text", "broken-zip", "pickle-with-code"])
+def test_corrupt_or_unsafe_files_are_clip_errors(tmp_path, tiny_arch, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(ClipError):
+        ClipModel.from_checkpoint(tiny_arch, path)
+
+
+def test_pickled_code_is_refused_not_run(tmp_path, tiny_arch):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"w": _Evil(str(marker))}, protocol=2))
+    with pytest.raises(ClipError, match="never code"):
+        ClipModel.from_checkpoint(tiny_arch, path)
+    # The same inside something shaped like a TorchScript archive.
+    archive = tmp_path / "evil-script.pt"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps(_Evil(str(marker)), protocol=2))
+        z.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
+    with pytest.raises(ClipError, match="not plain weights"):
+        ClipModel.from_checkpoint(tiny_arch, archive)
+    assert not marker.exists()
+
+
+def test_cached_weights_are_found_without_the_network(tmp_path):
+    from editor.core.clip_model import _cached_weights
+
+    snapshot = tmp_path / "models--org--clip" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"x")
+    (tmp_path / "models--org--clip" / "refs").mkdir()
+    (tmp_path / "models--org--clip" / "refs" / "main").write_text("abc123")
+    found = _cached_weights({"hf_hub": "org/clip/"}, str(tmp_path))
+    assert found == str(snapshot / "open_clip_model.safetensors")
+    assert _cached_weights({"hf_hub": "org/other/"}, str(tmp_path)) is None
+
+    (tmp_path / "ViT-X.pt").write_bytes(b"x")
+    url = "https://example.invalid/models/ViT-X.pt"
+    assert _cached_weights({"url": url}, str(tmp_path)) == str(tmp_path / "ViT-X.pt")
+
+
+def test_truncated_safetensors_is_a_clip_error(tmp_path, tiny_arch):
+    path = tmp_path / "clip.safetensors"
+    make_clip().save(path)
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ClipError):
+        ClipModel.from_checkpoint(tiny_arch, path)
+
+
+def test_weights_for_another_architecture_are_named(tmp_path, tiny_arch):
+    other = make_clip({**TINY_VIT, "embed_dim": 16})
+    path = tmp_path / "other.pt"
+    torch.save(other.model.state_dict(), path)
+    with pytest.raises(ClipError, match="do not fit.*other shapes"):
+        ClipModel.from_checkpoint(tiny_arch, path)
+
+
+def test_missing_file_and_missing_architecture(tmp_path):
+    with pytest.raises(ClipError, match="not found"):
+        ClipModel.from_checkpoint("ViT-B-32", tmp_path / "nope.pt")
+    path = tmp_path / "state.pt"
+    torch.save(make_clip().model.state_dict(), path)
+    with pytest.raises(ClipError, match="which open_clip architecture"):
+        ClipModel.from_checkpoint(None, path)
+
+
+def test_save_and_load_keep_config_preprocessing_and_weights(tmp_path):
+    config = {"model_cfg": TINY_RN, "preprocess_cfg": {"mean": [0.4, 0.5, 0.6]}}
+    source = make_clip(config, seed=4)
+    path = source.save(tmp_path / "demo-clip.safetensors")
+    loaded = ClipModel.load(path)
+    _assert_same_model(source, loaded)
+    assert loaded.name == "tiny"
+    assert loaded.preprocess == source.preprocess and loaded.preprocess.mean == (0.4, 0.5, 0.6)
+    _assert_same_model(source, ClipModel.from_checkpoint(None, path))
+
+
+def test_config_errors_are_clip_errors():
+    with pytest.raises(ClipError, match="lacks 'vision_cfg'"):
+        ClipModel.from_config({"embed_dim": 8, "text_cfg": TEXT_CFG})
+    with pytest.raises(ClipError, match="invalid CLIP config"):
+        ClipModel.from_config({**TINY_VIT, "no_such_option": 1})
+    with pytest.raises(ClipError, match="do not fit"):
+        ClipModel.from_config(TINY_VIT, state_dict={"nonsense": torch.zeros(1)})
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_content_hash_is_stable_and_tracks_weights_and_activation():
+    a, b = make_clip(seed=0), make_clip(seed=0)
+    assert a.content_hash == b.content_hash
+    assert len(a.content_hash) == 64
+    assert make_clip(seed=1).content_hash != a.content_hash
+    same_weights = ClipModel.from_config({**TINY_VIT, "quick_gelu": True},
+                                         state_dict=a.model.state_dict())
+    assert same_weights.content_hash != a.content_hash
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_and_drops_cached_text(clip):
+    x = smooth_images(2, 48, 48)
+    with torch.no_grad():
+        on_cpu = clip.encode_images(x)
+    text_cpu = clip.text_embedding("a face")
+    clip.to("cuda")
+    assert clip.device.type == "cuda"
+    with torch.no_grad():
+        on_gpu = clip.encode_images(x)  # inputs follow the model
+    text_gpu = clip.text_embedding("a face")
+    assert text_gpu.device.type == "cuda"
+    assert torch.allclose(on_cpu, on_gpu.cpu(), atol=1e-4)
+    assert torch.allclose(text_cpu, text_gpu.cpu(), atol=1e-4)
