@@ -577,16 +577,19 @@ class ClipModel:
         return cls.from_config(config, _read_safetensors(path), device=device,
                                name=header.get("name") or path.stem)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, half: bool = False) -> Path:
         """Weights as safetensors, with the config and preprocessing in the metadata, written
         atomically. Only models built from a config or an open_clip architecture whose
-        config is plain data round-trip through `load`."""
+        config is plain data round-trip through `load`. half stores floats as fp16 (they
+        are loaded back into the fp32 model)."""
         from safetensors.torch import save_file
 
         meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "name": self._name,
                 "config": json.dumps(self._model_cfg, sort_keys=True),
                 "preprocess": json.dumps(self._preprocess.to_dict(), sort_keys=True)}
         state = {k: v.detach().cpu().contiguous() for k, v in self._model.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         path = Path(path)
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata=meta)

@@ -1,52 +1,133 @@
-"""Where the program keeps its files, and how it writes them (atomically)."""
+"""Where the program keeps its files, and how it writes them (atomically).
+
+Every file the program writes goes through `atomic_path` / `atomic_write_bytes`: the data
+lands in a temporary file beside the target, is flushed to disk, then renamed over the
+target in one step. A reader (or a crash) therefore sees the old file or the new one,
+never half of one, and a failed write leaves no stray temporary file behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "latent-atelier"
+CACHE_ENV = "ATELIER_CACHE_DIR"
+CONFIG_ENV = "ATELIER_CONFIG_DIR"
+
+# os.replace over a file another program holds open fails on Windows for a moment
+# (virus scanners, indexers); a few short retries get past that.
+_REPLACE_RETRIES = 5
+_REPLACE_DELAY_S = 0.05
+
+
+def _user_dir(env_var: str, default: str) -> Path:
+    path = Path(os.environ.get(env_var) or default).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def cache_dir() -> Path:
-    """User cache dir (models, precomputed packs); ATELIER_CACHE_DIR overrides it."""
-    path = Path(os.environ.get("ATELIER_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """User cache dir (models, precomputed packs); ATELIER_CACHE_DIR overrides it.
+    Created on demand."""
+    # appauthor=False: no extra "<author>" level on Windows.
+    return _user_dir(CACHE_ENV, platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def config_dir() -> Path:
-    """User config dir (extra zoo entries, vocabularies); ATELIER_CONFIG_DIR overrides it."""
-    path = Path(os.environ.get("ATELIER_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """User config dir (extra zoo entries, vocabularies); ATELIER_CONFIG_DIR overrides it.
+    Created on demand."""
+    return _user_dir(CONFIG_ENV, platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def _create_temp_beside(path: Path) -> Path:
+    """An empty new file in path's folder. Made with mode 0o666 so the process umask
+    applies (mkstemp would force 0o600 and the result would be private to the user)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+def _fsync_file(path: Path) -> None:
+    # Opened for writing: Windows' fsync (_commit) needs a writable handle.
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX). Windows cannot open folders this way."""
+    if sys.platform == "win32":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (network, FUSE) refuse fsync on folders; the data is synced
+    finally:
+        os.close(fd)
+
+
+def replace_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """os.replace with a few retries for files briefly held open by other programs."""
+    for attempt in range(_REPLACE_RETRIES):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if attempt == _REPLACE_RETRIES - 1:
+                raise
+            time.sleep(_REPLACE_DELAY_S * (attempt + 1))
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one step, on
-    failure it is removed. Readers never see a half-written file."""
+    """Yield a temporary path beside `path` (an empty file already exists there) for the
+    caller to write; on a normal exit it is synced to disk and replaces `path` in one step,
+    on an exception (KeyboardInterrupt included) it is removed. An existing target keeps
+    its permission bits. The caller may also replace the temporary file wholesale (as
+    libraries that write by path do)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp_beside(path)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _fsync_file(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        replace_file(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write `data` to `path` atomically; returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
     return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically (no newline translation); returns the path."""
+    return atomic_write_bytes(path, text.encode(encoding))

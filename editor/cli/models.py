@@ -1,0 +1,214 @@
+"""`atelier models`: list the model zoo, download a model, import a local file.
+
+Errors are one line on stderr and exit status 1; Ctrl-C during a download keeps the
+partial file and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from editor.core import zoo
+from editor.core.errors import AtelierError
+
+PROG = "atelier models"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `models` command (with list / download / import) to a parser."""
+    parser = subparsers.add_parser(
+        "models", help="list, download and import pretrained models",
+        description="The model zoo: known pretrained generators and CLIP models. Nothing is "
+        "downloaded unless you ask.")
+    parser.set_defaults(func=lambda args: _print_help(parser))
+    actions = parser.add_subparsers(title="actions", metavar="ACTION")
+
+    p = actions.add_parser("list", help="known models and what is installed")
+    p.set_defaults(func=cmd_list)
+
+    p = actions.add_parser("download", help="download a known model into the cache")
+    p.add_argument("name", metavar="NAME", help="a name from `atelier models list`")
+    p.add_argument("--dir", dest="dest_dir", metavar="DIR",
+                   help="save into DIR instead of the cache")
+    p.set_defaults(func=cmd_download)
+
+    p = actions.add_parser("import", help="copy a local model file into the cache")
+    p.add_argument("path", metavar="PATH", help="the file to import")
+    p.add_argument("--name", metavar="NAME",
+                   help="record it under NAME (a registry name is checked against its hash)")
+    p.set_defaults(func=cmd_import)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def format_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _install_state(entry: zoo.ZooEntry, models: Sequence[zoo.InstalledModel]) -> str:
+    model = next((m for m in models if m.name == entry.name), None) or next(
+        (m for m in models if m.entry == entry.name), None)
+    if model is not None:
+        return "yes" if model.verified else "yes (unverified)"
+    part = zoo.part_path(entry)
+    if part.is_file():
+        have = part.stat().st_size
+        if entry.size:
+            return f"partial {100 * have // entry.size}%"
+        return f"partial {format_size(have)}"
+    return "no"
+
+
+def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
+              file=out)
+
+
+def _short_licence(text: str) -> str:
+    """The licence's name, without the explanation that follows it."""
+    return text.split(";")[0].split(" (")[0].strip()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        entries = zoo.list_entries()
+        models = zoo.installed()
+    except AtelierError as e:
+        return _error(str(e))
+    rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]
+    for e in entries:
+        rows.append((e.name, e.kind, format_size(e.size), _install_state(e, models),
+                     _short_licence(e.licence)))
+    known = {e.name for e in entries}
+    for m in models:
+        if m.name not in known and (m.entry is None or m.entry not in known):
+            rows.append((m.name, m.kind or "?", format_size(m.size), "yes (imported)", "?"))
+    _table(rows, sys.stdout)
+    print(f"\nModels are stored in {zoo.models_dir()}", file=sys.stdout)
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress display: percent, MB, speed and time left. On a terminal it
+    redraws in place; otherwise (a log file) it prints a line every 10%."""
+
+    def __init__(self, label: str, out: TextIO | None = None, interval: float = 0.2):
+        self.label = label
+        self.out = out if out is not None else sys.stderr
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.interval = interval
+        self._first: tuple[float, int] | None = None
+        self._last_draw = 0.0
+        self._last_step = -1
+        self.drawn = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)  # resumed bytes do not count towards the speed
+        finished = total is not None and done >= total
+        if self.tty and not finished and now - self._last_draw < self.interval:
+            return
+        if not self.tty:  # a log: one line per 10%, or per 10 MB when the size is unknown
+            step = 10 * done // total if total else done // 10_000_000
+            if step == self._last_step and not finished:
+                return
+            self._last_step = step
+        self._last_draw = now
+        line = self.render(done, total, now)
+        if self.tty:
+            self.out.write("\r" + line + "\x1b[K")
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+        self.drawn = True
+
+    def render(self, done: int, total: int | None, now: float) -> str:
+        t0, d0 = self._first or (now, done)
+        elapsed = max(now - t0, 1e-6)
+        speed = (done - d0) / elapsed
+        parts = [self.label]
+        if total:
+            frac = min(done / total, 1.0)
+            bar = "#" * int(frac * 24)
+            parts += [f"[{bar:<24}]", f"{100 * frac:5.1f}%",
+                      f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"]
+        else:
+            parts.append(f"{done / 1e6:.1f} MB")
+        parts.append(f"{speed / 1e6:.1f} MB/s")
+        if total and speed > 0 and done < total:
+            parts.append(f"ETA {_clock((total - done) / speed)}")
+        return "  ".join(parts)
+
+    def close(self) -> None:
+        if self.drawn and self.tty:
+            self.out.write("\n")
+            self.out.flush()
+            self.drawn = False
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    try:
+        entry = zoo.get_entry(args.name)
+    except AtelierError as e:
+        return _error(str(e))
+    dest_dir = getattr(args, "dest_dir", None)
+    size = format_size(entry.size) if entry.size else "size unknown"
+    print(f"Downloading {entry.name} ({size}; licence: {entry.licence})", file=sys.stderr)
+    bar = ProgressBar(entry.name)
+    try:
+        model = zoo.download(entry, dest_dir, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        part = zoo.part_path(entry, dest_dir)
+        kept = f"the partial download is kept in {part}" if part.exists() else "nothing kept"
+        print(f"{PROG}: interrupted; {kept}. Run `atelier models download {entry.name}` "
+              "again to resume.", file=sys.stderr)
+        return 130
+    except AtelierError as e:
+        bar.close()
+        return _error(str(e))
+    bar.close()
+    if model.verified:
+        print(f"Saved {model.path} (sha256 verified)", file=sys.stderr)
+    else:
+        print(f"Saved {model.path}\nNot verified: the registry has no checksum for this file. "
+              f"Its sha256 is {model.sha256}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        model = zoo.import_file(args.path, name=getattr(args, "name", None))
+    except AtelierError as e:
+        return _error(str(e))
+    what = f"as {model.entry}" if model.entry else "as a model the registry does not know"
+    check = "sha256 verified" if model.verified else f"sha256 {model.sha256}, not verified"
+    print(f"Imported {args.path} {what}: {model.path} ({check})", file=sys.stderr)
+    return 0

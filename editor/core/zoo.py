@@ -1,0 +1,822 @@
+"""The model zoo: known pretrained files, verified resumable downloads, local imports.
+
+The registry is data: `zoo_registry.json` beside this module, plus the user's own
+`<config_dir>/zoo_registry.json` (same format; an entry there with a built-in name replaces
+it, e.g. to point at a mirror). Both are validated when read.
+
+Installed files live in `<cache_dir>/models/<name>/<filename>`, and
+`<cache_dir>/models/index.json` records each one with the sha256 it had and whether that
+was checked against a hash the registry knows ("verified").
+
+Downloads use urllib only. A download streams into `<file>.part`, resumes an existing part
+with an HTTP Range request (starting over when the server ignores Range), checks size and
+sha256 where the registry knows them, and only then renames the part into place: a file
+under its final name is always complete. Nothing here starts a download by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import AtelierError, ZooDownloadError
+from .paths import atomic_path, atomic_write_text, cache_dir, config_dir, replace_file
+
+try:  # POSIX: lock the part file against a second downloader in another program
+    import fcntl
+except ImportError:  # Windows: only downloads within this program are kept apart
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+REGISTRY_PATH = Path(__file__).with_name("zoo_registry.json")
+USER_REGISTRY_NAME = "zoo_registry.json"
+INDEX_NAME = "index.json"
+REGISTRY_VERSION = 1
+INDEX_VERSION = 1
+
+KINDS = ("generator", "clip")
+FORMAT_KIND = {"rosinality-pt": "generator", "nvidia-pkl": "generator", "open_clip": "clip"}
+_REQUIRED = ("name", "kind", "format", "url", "licence", "description")
+_OPTIONAL = ("filename", "size", "sha256", "homepage", "resolution", "arch", "tag", "source")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+
+CHUNK_SIZE = 1 << 20
+USER_AGENT = "latent-atelier-zoo/1"
+# Pause before resuming after a dropped connection (seconds, times the attempt number).
+RETRY_DELAY_S = 1.0
+
+ProgressCallback = Callable[[int, int | None], None]
+CancelToken = threading.Event | Callable[[], bool] | None
+
+
+class ZooRegistryError(AtelierError):
+    """A registry file is malformed, or a model name is not in the registry."""
+
+
+class UnknownModelError(ZooRegistryError):
+    """No registry entry has this name."""
+
+
+class DownloadCancelled(ZooDownloadError):
+    """The caller cancelled a download; its `.part` file was kept for resuming."""
+
+
+class ZooImportError(ZooDownloadError):
+    """A local file could not be imported into the model cache."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One known pretrained file."""
+
+    name: str
+    kind: str  # "generator" | "clip"
+    format: str  # "rosinality-pt" | "nvidia-pkl" | "open_clip"
+    url: str
+    filename: str
+    licence: str
+    description: str
+    size: int | None = None  # bytes, when known
+    sha256: str | None = None  # lowercase hex, when known
+    homepage: str | None = None  # a page a person can open to get the file by hand
+    resolution: int | None = None  # generators
+    arch: str | None = None  # CLIP: open_clip architecture, e.g. "ViT-B-32"
+    tag: str | None = None  # CLIP: open_clip pretrained tag, e.g. "openai"
+    source: str | None = None  # where the URL, size and hash were taken from
+    origin: str = "builtin"  # "builtin" or the path of the user registry it came from
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A file in the model cache, as the index records it."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    verified: bool  # the sha256 matched the one the registry knows
+    entry: str | None  # the registry entry this file is, None for an unknown file
+    kind: str | None
+    format: str | None
+    source: str  # the URL it was downloaded from, or the path it was imported from
+    added: str  # ISO-8601 time, UTC
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _check_url(value: Any, allow_http: bool) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    parts = urllib.parse.urlsplit(value)
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in schemes or not parts.netloc:
+        return f"must be an {' or '.join(schemes)} URL, got '{value}'"
+    return None
+
+
+def _default_filename(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def _check_filename(value: str) -> str | None:
+    if not value or value in (".", "..") or value.startswith("."):
+        return f"'{value}' is not a usable file name"
+    if "/" in value or "\\" in value or "\x00" in value:
+        return f"'{value}' must be a plain file name, without folders"
+    if value.endswith(".part"):
+        return "must not end in .part (used for partial downloads)"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _entry_problems(raw: dict, allow_http: bool) -> list[str]:
+    """Everything wrong with one raw entry, as readable phrases."""
+    problems = [f"unknown field '{k}'" for k in raw if k not in _REQUIRED + _OPTIONAL]
+    problems += [f"missing field '{k}'" for k in _REQUIRED if k not in raw]
+    name, kind, fmt = raw.get("name"), raw.get("kind"), raw.get("format")
+    if "name" in raw and not (isinstance(name, str) and _NAME_RE.match(name)):
+        problems.append("name must use lowercase letters, digits, '.', '_' and '-'")
+    if "kind" in raw and kind not in KINDS:
+        problems.append(f"kind must be one of {', '.join(KINDS)}")
+    if "format" in raw and fmt not in FORMAT_KIND:
+        problems.append(f"format must be one of {', '.join(FORMAT_KIND)}")
+    elif fmt in FORMAT_KIND and kind in KINDS and FORMAT_KIND[fmt] != kind:
+        problems.append(f"format '{fmt}' is for a {FORMAT_KIND[fmt]}, not a {kind}")
+    if "url" in raw and (why := _check_url(raw["url"], allow_http)):
+        problems.append(f"url {why}")
+    for key in ("licence", "description"):
+        if key in raw and not (isinstance(raw[key], str) and raw[key].strip()):
+            problems.append(f"{key} must be a non-empty string")
+    filename = raw.get("filename")
+    if filename is None and isinstance(raw.get("url"), str):
+        filename = _default_filename(raw["url"])
+    if not isinstance(filename, str):
+        problems.append("filename must be a string")
+    elif why := _check_filename(filename):
+        problems.append(f"filename {why}")
+    for key in ("size", "resolution"):
+        if raw.get(key) is not None and not (_is_int(raw[key]) and raw[key] > 0):
+            problems.append(f"{key} must be a positive integer or null")
+    sha = raw.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and _SHA256_RE.match(sha.lower())):
+        problems.append("sha256 must be 64 hexadecimal digits or null")
+    if raw.get("homepage") is not None and (why := _check_url(raw["homepage"], True)):
+        problems.append(f"homepage {why}")
+    for key in ("arch", "tag"):
+        value = raw.get(key)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            problems.append(f"{key} must be a non-empty string")
+        elif value is None and kind == "clip":
+            problems.append(f"a clip entry needs '{key}' (the open_clip {key})")
+    if raw.get("source") is not None and not isinstance(raw["source"], str):
+        problems.append("source must be a string")
+    return problems
+
+
+def _entry_from_raw(raw: dict, origin: str) -> ZooEntry:
+    values = {k: raw.get(k) for k in _REQUIRED + _OPTIONAL}
+    values["filename"] = values["filename"] or _default_filename(raw["url"])
+    if values["sha256"]:
+        values["sha256"] = values["sha256"].lower()
+    return ZooEntry(**values, origin=origin)
+
+
+def parse_registry(data: Any, where: str, *, allow_http: bool = False,
+                   origin: str = "builtin") -> list[ZooEntry]:
+    """Validate a parsed registry (`{"version": 1, "entries": [...]}` or a bare list of
+    entries) and return its entries. Every problem found is reported at once."""
+    if isinstance(data, dict):
+        version = data.get("version", REGISTRY_VERSION)
+        if version != REGISTRY_VERSION:
+            raise ZooRegistryError(f"{where}: registry version {version!r} is not supported "
+                                   f"(this program reads version {REGISTRY_VERSION})")
+        data = data.get("entries")
+    if not isinstance(data, list):
+        raise ZooRegistryError(f"{where}: expected a list of entries (or an object with an "
+                               "'entries' list)")
+    problems: list[str] = []
+    entries: list[ZooEntry] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data):
+        if not isinstance(raw, dict):
+            problems.append(f"entry {i + 1}: must be a JSON object")
+            continue
+        label = raw.get("name") if isinstance(raw.get("name"), str) else f"#{i + 1}"
+        found = _entry_problems(raw, allow_http)
+        if label in seen:
+            found.append("the name is used twice")
+        seen.add(label)
+        if found:
+            problems.append(f"entry '{label}': " + "; ".join(found))
+        else:
+            entries.append(_entry_from_raw(raw, origin))
+    if problems:
+        raise ZooRegistryError(f"{where}: " + " | ".join(problems))
+    return entries
+
+
+def load_registry_file(path: str | os.PathLike, *, allow_http: bool = False,
+                       origin: str = "builtin") -> list[ZooEntry]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ZooRegistryError(f"cannot read the model registry {path}: {e.strerror or e}") from e
+    except ValueError as e:  # JSONDecodeError and bad UTF-8 alike
+        raise ZooRegistryError(f"the model registry {path} is not valid JSON: {e}") from e
+    return parse_registry(data, str(path), allow_http=allow_http, origin=origin)
+
+
+@lru_cache(maxsize=1)
+def _builtin_entries() -> tuple[ZooEntry, ...]:
+    return tuple(load_registry_file(REGISTRY_PATH))
+
+
+def user_registry_path() -> Path:
+    """Where users add or override entries (same format as the built-in registry)."""
+    return config_dir() / USER_REGISTRY_NAME
+
+
+def list_entries(include_user: bool = True) -> list[ZooEntry]:
+    """Built-in entries in registry order, then the user's; a user entry with a built-in
+    name replaces that entry in place. User entries may use plain http URLs."""
+    entries = {e.name: e for e in _builtin_entries()}
+    user = user_registry_path() if include_user else None
+    if user is not None and user.is_file():
+        for e in load_registry_file(user, allow_http=True, origin=str(user)):
+            entries[e.name] = e
+    return list(entries.values())
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The registry entry called `name`; UnknownModelError lists the known names."""
+    entries = list_entries()
+    key = name.strip().lower()
+    for entry in entries:
+        if entry.name == key:
+            return entry
+    names = [e.name for e in entries]
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise UnknownModelError(f"unknown model '{name}'.{hint} Known models: {', '.join(names)}")
+
+
+def _as_entry(entry_or_name: ZooEntry | str) -> ZooEntry:
+    return entry_or_name if isinstance(entry_or_name, ZooEntry) else get_entry(entry_or_name)
+
+
+# ------------------------------------------------------------------------------ index
+
+_index_lock = threading.RLock()  # index updates are read-modify-write
+
+
+def models_dir() -> Path:
+    """The cache folder that holds installed models and their index (created on demand)."""
+    folder = cache_dir() / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _index_path() -> Path:
+    return models_dir() / INDEX_NAME
+
+
+def _read_index() -> dict[str, dict]:
+    path = _index_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        # Losing the index loses no model files; they can be imported again.
+        log.warning("ignoring the unreadable model index %s (%s)", path, e)
+        return {}
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        return {}
+    return {k: v for k, v in models.items() if isinstance(v, dict)}
+
+
+def _write_index(models: dict[str, dict]) -> None:
+    text = json.dumps({"version": INDEX_VERSION, "models": models}, indent=2, sort_keys=True)
+    atomic_write_text(_index_path(), text + "\n")
+
+
+def _stored_path(path: Path) -> str:
+    """Paths inside the models folder are stored relative to it, so the cache can move."""
+    try:
+        return path.resolve().relative_to(models_dir().resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _to_record(model: InstalledModel) -> dict:
+    return {"path": _stored_path(model.path), "sha256": model.sha256, "size": model.size,
+            "verified": model.verified, "entry": model.entry, "kind": model.kind,
+            "format": model.format, "source": model.source, "added": model.added}
+
+
+def _from_record(name: str, rec: dict) -> InstalledModel | None:
+    try:
+        path = Path(rec["path"])
+        return InstalledModel(
+            name=name, path=path if path.is_absolute() else models_dir() / path,
+            sha256=str(rec["sha256"]), size=int(rec["size"]), verified=bool(rec["verified"]),
+            entry=rec.get("entry"), kind=rec.get("kind"), format=rec.get("format"),
+            source=str(rec.get("source", "")), added=str(rec.get("added", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _record(model: InstalledModel) -> None:
+    with _index_lock:
+        models = _read_index()
+        models[model.name] = _to_record(model)
+        _write_index(models)
+
+
+def installed() -> list[InstalledModel]:
+    """What the model cache holds (index entries whose file is still there), by name."""
+    with _index_lock:
+        records = _read_index()
+    found = (_from_record(name, rec) for name, rec in sorted(records.items()))
+    return [m for m in found if m is not None and m.path.is_file()]
+
+
+def installed_model(name: str) -> InstalledModel | None:
+    """The installed file recorded under `name` (or as that registry entry), if any."""
+    models = installed()
+    for m in models:
+        if m.name == name:
+            return m
+    return next((m for m in models if m.entry == name), None)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------- download
+
+
+def target_path(entry: ZooEntry, dest_dir: str | os.PathLike | None = None) -> Path:
+    """Where `download` puts the entry's file."""
+    folder = Path(dest_dir) if dest_dir is not None else models_dir() / entry.name
+    return folder / entry.filename
+
+
+def part_path(entry: ZooEntry, dest_dir: str | os.PathLike | None = None) -> Path:
+    """The partial file an interrupted download of the entry leaves for resuming."""
+    final = target_path(entry, dest_dir)
+    return final.with_name(final.name + ".part")
+
+
+class _ConnectionDropped(Exception):
+    """The transfer stopped early; the part file holds what arrived and can be resumed."""
+
+
+def _is_cancelled(cancel: CancelToken) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or url
+
+
+def _import_hint(entry: ZooEntry) -> str:
+    return f"`atelier models import PATH --name {entry.name}`"
+
+
+def _describe_reason(reason: object) -> str:
+    if isinstance(reason, socket.gaierror):
+        return "the host name could not be looked up"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError):
+        return "the connection timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason)
+
+
+def _unreachable_error(entry: ZooEntry, reason: object) -> ZooDownloadError:
+    host = _host(entry.url)
+    if isinstance(reason, ssl.SSLError):
+        return ZooDownloadError(
+            f"the secure connection to {host} failed while downloading {entry.name} "
+            f"({reason}). Download {entry.filename} by hand and run {_import_hint(entry)}.")
+    return ZooDownloadError(
+        f"could not reach {host} to download {entry.name} ({_describe_reason(reason)}). "
+        f"We seem to be offline. Connect and try again, or get {entry.filename} on another "
+        f"machine and run {_import_hint(entry)}.")
+
+
+def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
+    msg = f"{_host(entry.url)} answered HTTP {e.code} ({e.reason}) for {entry.name}."
+    if e.code in (401, 403, 404, 410):
+        where = entry.homepage or entry.url
+        msg += (f" The file may have moved or need a sign-in: get it from {where} and run "
+                f"{_import_hint(entry)}.")
+    elif e.code == 429 or e.code >= 500:
+        msg += " The server is busy or failing; try again later."
+    return ZooDownloadError(msg)
+
+
+def _open(entry: ZooEntry, start: int, timeout: float) -> http.client.HTTPResponse | None:
+    """Request the file from byte `start`; None when the server says that range is empty
+    (HTTP 416: the part file is already whole)."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    request = urllib.request.Request(entry.url, headers=headers)
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code == 416 and start:
+            return None
+        raise _http_error(entry, e) from None
+    except urllib.error.URLError as e:
+        raise _unreachable_error(entry, e.reason) from None
+    except (OSError, http.client.HTTPException) as e:  # timeouts, resets before any data
+        raise _unreachable_error(entry, e) from None
+
+
+def _response_offset(response: http.client.HTTPResponse, start: int) -> tuple[int, int | None]:
+    """(byte offset the body starts at, total file size if the server says it)."""
+    length = response.headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if response.status == 200:  # a whole file: a fresh request, or Range was ignored
+        return 0, length
+    if response.status == 206:
+        m = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", "").strip())
+        if m and int(m[1]) == start:
+            return start, int(m[3]) if m[3] != "*" else None
+        raise _ConnectionDropped("the server answered with a different byte range")
+    raise ZooDownloadError(f"unexpected HTTP status {response.status} from {response.url}")
+
+
+def _reject_web_page(entry: ZooEntry, response: http.client.HTTPResponse) -> None:
+    """File hosts (Google Drive above all) answer quota, sign-in and virus-scan notices with
+    an HTML page and status 200; never store that as a model."""
+    if response.headers.get_content_type() == "text/html":
+        where = entry.homepage or entry.url
+        raise ZooDownloadError(
+            f"{_host(response.url)} sent a web page instead of {entry.filename} (a quota, "
+            f"sign-in or confirmation page). Open {where} in a browser, download the file, "
+            f"then run {_import_hint(entry)}.")
+
+
+def _check_server_size(entry: ZooEntry, total: int | None, part: _PartFile) -> None:
+    if entry.size is not None and total is not None and total != entry.size:
+        part.start_at(0)  # the part belongs to another file; emptied, then removed
+        raise ZooDownloadError(
+            f"the server offers {total} bytes for {entry.name} but the registry expects "
+            f"{entry.size}: the file at {entry.url} has changed. Nothing was kept.")
+
+
+class _PartFile:
+    """The `.part` file, open for writing without truncation and held exclusively: a second
+    download of the same file (another thread, or on POSIX another program) is refused
+    instead of interleaving its bytes with ours."""
+
+    _held: set[str] = set()
+    _held_lock = threading.Lock()
+
+    def __init__(self, path: Path, entry: ZooEntry):
+        self.path = path
+        self.entry = entry
+        self._key = os.path.normcase(os.path.abspath(path))
+        self.file: Any = None
+
+    def _busy(self) -> ZooDownloadError:
+        return ZooDownloadError(f"{self.entry.name} is already being downloaded (into "
+                                f"{self.path}); wait for that download to finish")
+
+    def __enter__(self) -> _PartFile:
+        with self._held_lock:
+            if self._key in self._held:
+                raise self._busy()
+            self._held.add(self._key)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+            self.file = os.fdopen(fd, "r+b")
+            if fcntl is not None:
+                try:
+                    fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    raise self._busy() from None
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.file is not None:
+                empty = self.size() == 0
+                self.file.close()  # flushes what arrived, so a resume starts after it
+                if empty:  # nothing arrived (offline, refused): leave no trace
+                    self.path.unlink(missing_ok=True)
+        finally:
+            with self._held_lock:
+                self._held.discard(self._key)
+
+    def size(self) -> int:
+        self.file.flush()
+        return os.fstat(self.file.fileno()).st_size
+
+    def start_at(self, offset: int) -> None:
+        """Append from `offset` (the current size), or start over when it is 0."""
+        if offset == 0:
+            self.file.seek(0)
+            self.file.truncate()
+        else:
+            self.file.seek(offset)
+
+
+def _transfer_once(entry: ZooEntry, part: _PartFile, progress: ProgressCallback | None,
+                   cancel: CancelToken, timeout: float) -> None:
+    """One HTTP request, appending to the part file. Raises _ConnectionDropped when the
+    stream ends early, DownloadCancelled when asked to stop (the part is kept either way)."""
+    start = part.size()
+    if entry.size is not None and start > entry.size:
+        part.start_at(0)
+        start = 0
+    if entry.size is not None and start == entry.size:
+        return  # whole already; verification decides whether it is right
+    response = _open(entry, start, timeout)
+    if response is None:
+        return
+    with response:
+        offset, total = _response_offset(response, start)
+        _reject_web_page(entry, response)
+        _check_server_size(entry, total, part)
+        total = total if total is not None else entry.size
+        done = offset
+        part.start_at(offset)
+        if progress:
+            progress(done, total)
+        while True:
+            if _is_cancelled(cancel):
+                raise DownloadCancelled(
+                    f"download of {entry.name} cancelled; {_mb(done)} kept in {part.path}. "
+                    "Start it again to resume.")
+            try:
+                chunk = response.read(CHUNK_SIZE)
+            except (OSError, http.client.HTTPException) as e:
+                raise _ConnectionDropped(str(e) or type(e).__name__) from e
+            if not chunk:
+                break
+            part.file.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    if total is not None and done < total:
+        raise _ConnectionDropped(f"the server closed the connection at {_mb(done)}")
+
+
+def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
+              cancel: CancelToken, timeout: float, retries: int) -> None:
+    """Fill the part file, resuming after dropped connections: up to `retries` times in a
+    row without progress (progress = the part got longer than ever before)."""
+    failures, best = 0, -1
+    with _PartFile(path, entry) as part:
+        while True:
+            try:
+                _transfer_once(entry, part, progress, cancel, timeout)
+                return
+            except _ConnectionDropped as e:
+                have = part.size()
+                failures = 0 if have > best else failures + 1
+                best = max(best, have)
+                if failures >= retries:
+                    raise ZooDownloadError(
+                        f"the download of {entry.name} from {_host(entry.url)} broke off "
+                        f"({e}); {_mb(have)} kept in {path}. Run the download again to "
+                        "resume.") from e
+                log.info("download of %s interrupted (%s); resuming", entry.name, e)
+                time.sleep(RETRY_DELAY_S * (failures + 1))
+
+
+def _verify(entry: ZooEntry, part: Path) -> str:
+    """Size and sha256 check of a finished part file; a wrong file is deleted."""
+    size = part.stat().st_size
+    if entry.size is not None and size != entry.size:
+        part.unlink()
+        raise ZooDownloadError(
+            f"the download of {entry.name} has {size} bytes, expected {entry.size}; it was "
+            "deleted. Try again.")
+    got = file_sha256(part)
+    if entry.sha256 is not None and got != entry.sha256:
+        part.unlink()
+        raise ZooDownloadError(
+            f"checksum mismatch for {entry.name}: expected sha256 {entry.sha256}, got {got}. "
+            f"The download was deleted. Try again; if it keeps failing, the file at "
+            f"{entry.url} has changed.")
+    return got
+
+
+def _installed_record(entry: ZooEntry, path: Path, sha: str, source: str) -> InstalledModel:
+    return InstalledModel(
+        name=entry.name, path=path, sha256=sha, size=path.stat().st_size,
+        verified=entry.sha256 is not None and sha == entry.sha256, entry=entry.name,
+        kind=entry.kind, format=entry.format, source=source, added=_now())
+
+
+def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
+    """The complete file from an earlier download, if `final` holds it."""
+    if not final.is_file():
+        return None
+    size = final.stat().st_size
+    if entry.size is not None and size != entry.size:
+        return None
+    known = installed_model(entry.name)
+    if known and known.path.resolve() == final.resolve() and known.size == size and (
+            entry.sha256 is None or known.sha256 == entry.sha256):
+        return known  # skip re-hashing a big file we recorded ourselves
+    sha = file_sha256(final)
+    if entry.sha256 is not None and sha != entry.sha256:
+        log.warning("%s does not match the registry's sha256; downloading it again", final)
+        return None
+    return _installed_record(entry, final, sha, entry.url)
+
+
+def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None = None, *,
+             progress: ProgressCallback | None = None, cancel: CancelToken = None,
+             timeout: float = 30.0, retries: int = 3) -> InstalledModel:
+    """Download a registry entry (or name) into the cache (or `dest_dir`) and record it.
+
+    progress(done_bytes, total_bytes_or_None) is called from this thread as data arrives.
+    cancel: a threading.Event or a callable returning True to stop; the `.part` file is
+    kept and DownloadCancelled raised. Dropped connections are resumed up to `retries`
+    times in a row. When the registry has no sha256 the file is recorded with the hash it
+    had and `verified=False` (and a warning is logged); callers should say so.
+    Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
+    entry = _as_entry(entry_or_name)
+    final = target_path(entry, dest_dir)
+    created_folder = not final.parent.exists()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        model = _already_there(entry, final) or _fetch(
+            entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries)
+    except BaseException:
+        if created_folder:  # an empty model folder would look like a half install
+            with contextlib.suppress(OSError):
+                final.parent.rmdir()
+        raise
+    _record(model)
+    return model
+
+
+def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback | None,
+           cancel: CancelToken, timeout: float, retries: int) -> InstalledModel:
+    _transfer(entry, part, progress, cancel, timeout, retries)
+    sha = _verify(entry, part)
+    _fsync(part)
+    replace_file(part, final)
+    model = _installed_record(entry, final, sha, entry.url)
+    if not model.verified:
+        log.warning("%s: the registry has no sha256 for it, so it was not verified; "
+                    "its sha256 is %s", entry.name, sha)
+    return model
+
+
+# ----------------------------------------------------------------------------- import
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return slug or "model"
+
+
+def _match_entry(entries: Iterable[ZooEntry], sha: str, filename: str) -> ZooEntry | None:
+    """The registry entry a file is: by sha256, else (for entries without a known hash)
+    by file name when exactly one entry has that name."""
+    entries = list(entries)
+    by_hash = [e for e in entries if e.sha256 == sha]
+    if by_hash:
+        return by_hash[0]
+    by_name = [e for e in entries if e.sha256 is None and e.filename == filename]
+    return by_name[0] if len(by_name) == 1 else None
+
+
+def _check_against(entry: ZooEntry, src: Path, sha: str, size: int) -> None:
+    if entry.sha256 is not None and sha != entry.sha256:
+        raise ZooImportError(f"{src} is not {entry.name}: its sha256 is {sha}, expected "
+                             f"{entry.sha256}")
+    if entry.size is not None and size != entry.size:
+        raise ZooImportError(f"{src} is not {entry.name}: it has {size} bytes, expected "
+                             f"{entry.size}")
+
+
+def _copy_hashing(src: Path, dest: Path, expected_sha: str) -> None:
+    with atomic_path(dest) as tmp:
+        h = hashlib.sha256()
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            while block := fin.read(CHUNK_SIZE):
+                h.update(block)
+                fout.write(block)
+        if h.hexdigest() != expected_sha:
+            raise ZooImportError(f"{src} changed while it was being copied; try again")
+
+
+def import_file(path: str | os.PathLike, name: str | None = None) -> InstalledModel:
+    """Copy a local file into the model cache and record it.
+
+    A file whose sha256 matches a registry entry is recorded as that entry (verified).
+    With `name` of a registry entry, the file must match what the registry knows of it;
+    any other `name` records the file under that name. Without a name, a file the
+    registry does not know keeps its own stem as name."""
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise ZooImportError(f"cannot import {src}: no such file")
+    size = src.stat().st_size
+    if size == 0:
+        raise ZooImportError(f"cannot import {src}: the file is empty")
+    if name is not None and not _NAME_RE.match(name.strip().lower()):
+        raise ZooImportError(f"'{name}' is not a usable model name: use letters, digits, "
+                             "'.', '_' and '-'")
+    entries = list_entries()
+    registry = {e.name: e for e in entries}
+    try:
+        sha = file_sha256(src)
+    except OSError as e:
+        raise ZooImportError(f"cannot read {src}: {e.strerror or e}") from e
+    key = name.strip().lower() if name is not None else None
+    if key is not None and key in registry:
+        entry: ZooEntry | None = registry[key]
+        _check_against(entry, src, sha, size)
+    else:
+        entry = _match_entry(entries, sha, src.name)
+        if key is None:
+            key = entry.name if entry else _slug(src.stem)
+            if entry is None and key in registry:
+                key = f"{key}-imported"  # never shadow a registry name with another file
+    dest = models_dir() / key / (entry.filename if entry else src.name)
+    same_file = dest.exists() and os.path.samefile(src, dest)
+    if not same_file and not (dest.is_file() and file_sha256(dest) == sha):
+        try:
+            _copy_hashing(src, dest, sha)
+        except OSError as e:
+            raise ZooImportError(f"cannot copy {src} to {dest}: {e.strerror or e}") from e
+    model = InstalledModel(
+        name=key, path=dest, sha256=sha, size=size,
+        verified=entry is not None and entry.sha256 == sha,
+        entry=entry.name if entry else None, kind=entry.kind if entry else None,
+        format=entry.format if entry else None, source=str(src.resolve()), added=_now())
+    _record(model)
+    return model
+
+
+__all__ = [
+    "DownloadCancelled", "InstalledModel", "UnknownModelError", "ZooDownloadError",
+    "ZooEntry", "ZooImportError", "ZooRegistryError", "download", "file_sha256",
+    "get_entry", "import_file", "installed", "installed_model", "list_entries",
+    "load_registry_file", "models_dir", "parse_registry", "part_path", "target_path",
+    "user_registry_path",
+]

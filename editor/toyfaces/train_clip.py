@@ -1,0 +1,156 @@
+"""Recipe: the demo world's small CLIP (open_clip `CLIP` from a custom config).
+
+Contrastive training on (render, caption) pairs of every rendering style. Half of the
+captions name every visible attribute (in random order, with synonyms); the other half name
+only one to three of them, with or without the face shape, because the prompts users and
+our gates type ("a cartoon face with sunglasses") are exactly such partial captions.
+Images are rendered once into memory; captions are drawn fresh every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from editor.core.clip_model import ClipModel
+from editor.core.hashing import file_sha256
+from editor.toyfaces import captions
+from editor.toyfaces.attributes import STYLES
+from editor.toyfaces.render import render_batch
+from editor.toyfaces.training import (
+    TrainState,
+    recipe_dir,
+    run_loop,
+    try_resume,
+    write_model_card,
+)
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+
+CLIP_CONFIG = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32},
+    "text_cfg": {"context_length": captions.CONTEXT_LENGTH, "vocab_size": 49408,
+                 "width": 128, "heads": 4, "layers": 4},
+}
+
+
+def partial_caption(attrs, style: str, rng: np.random.Generator) -> str:
+    """One to three of the visible attributes, e.g. "a cartoon face with sunglasses"."""
+    heads, slots = captions.caption_slots(attrs, style)
+    k = int(rng.integers(1, 4))
+    chosen = rng.choice(len(slots), size=min(k, len(slots)), replace=False)
+    items = [slots[i][int(rng.integers(len(slots[i])))] for i in chosen]
+    head = (captions.style_prompt(style) if rng.random() < 0.6
+            else heads[int(rng.integers(len(heads)))])
+    body = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return f"{head} with {body}"
+
+
+def make_captions(attrs, styles, rng: np.random.Generator) -> list[str]:
+    return [captions.caption(a, s, rng) if rng.random() < 0.5 else partial_caption(a, s, rng)
+            for a, s in zip(attrs, styles, strict=True)]
+
+
+def make_dataset(n: int, seed: int, chunk: int = 2000):
+    images, attrs, styles = [], [], []
+    for start in range(0, n, chunk):
+        b = render_batch(min(chunk, n - start), seed * 7919 + start // chunk, styles=STYLES)
+        images.append(torch.from_numpy(b.images))
+        attrs += b.attrs
+        styles += b.styles
+    return torch.cat(images), attrs, styles
+
+
+def train(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    images, attrs, styles = make_dataset(args.dataset, args.seed)
+    data_seconds = time.perf_counter() - t0
+    print(f"rendered {len(images)} training images in {data_seconds:.0f}s")
+    clip = ClipModel.from_config(CLIP_CONFIG, name="toyfaces-clip")
+    model = clip.model.train().requires_grad_(True)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and
+                                                                "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    state = TrainState({"clip": model}, {"adamw": opt})
+    ckpt = recipe_dir("clip" + (f"-{args.tag}" if args.tag else "")) / "checkpoint.pt"
+    if not args.restart:
+        try_resume(state, ckpt, print)
+    gen = torch.Generator().manual_seed(args.seed)
+    warmup = max(1, args.steps // 20)
+
+    def step(i: int) -> dict[str, float]:
+        lr = args.lr * min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(
+            math.pi * min(1.0, i / args.steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        rng = np.random.default_rng([args.seed, i])
+        idx = torch.randint(0, len(images), (args.batch,), generator=gen)
+        x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1
+        texts = make_captions([attrs[j] for j in idx.tolist()],
+                              [styles[j] for j in idx.tolist()], rng)
+        img_emb = F.normalize(model.encode_image(clip.preprocess_images(x)), dim=-1)
+        txt_emb = F.normalize(model.encode_text(clip.tokenize(texts)), dim=-1)
+        scale = model.logit_scale.exp().clamp(max=100)
+        logits = scale * img_emb @ txt_emb.t()
+        # identical captions in one batch are not negatives of each other
+        same = torch.tensor([[a == b for b in texts] for a in texts])
+        logits_t = logits.masked_fill(same & ~torch.eye(len(texts), dtype=torch.bool), -1e4)
+        labels = torch.arange(len(texts))
+        loss = (F.cross_entropy(logits_t, labels) + F.cross_entropy(logits_t.t(), labels)) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc = float((logits.argmax(1) == labels).float().mean())
+        return {"loss": float(loss.detach()), "acc": acc, "scale": float(scale.detach())}
+
+    run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
+             max_seconds=args.minutes * 60 if args.minutes else None)
+    model.eval().requires_grad_(False)
+    out_dir = Path(args.out) if args.out else RESOURCES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = clip.save(out_dir / "clip.safetensors", half=not args.fp32)
+    write_model_card(out_dir / "clip.json", {
+        "name": "toyfaces CLIP",
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "config": CLIP_CONFIG,
+        "tokenizer": "open_clip default (ViT-B-32 BPE), context 32",
+        "recipe": f"python -m editor.toyfaces.train clip --steps {args.steps} --batch "
+                  f"{args.batch} --dataset {args.dataset} --seed {args.seed}",
+        "training": {"steps": state.step, "seconds": round(state.seconds + data_seconds, 1),
+                     "cpu_hours": round((state.seconds + data_seconds) * args.threads / 3600,
+                                        3),
+                     "final_metrics": state.history[-1] if state.history else {}},
+        "hardware": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"),
+        "storage": "fp32" if args.fp32 else "fp16",
+    })
+    return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--dataset", type=int, default=40_000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=None)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--out", default=None)
+    p.add_argument("--tag", default="")
+    p.add_argument("--restart", action="store_true")
+    p.add_argument("--fp32", action="store_true")

@@ -1,0 +1,718 @@
+"""Model zoo: registry validation, downloads against a local HTTP server (resume, Range
+ignored, dropped connections, corruption, cancel, offline), imports, the atomic file
+helpers and the `models` CLI. Nothing here touches the internet."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import stat
+import sys
+import threading
+import urllib.error
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from editor.cli import models as cli_models
+from editor.core import paths, zoo
+from editor.core.errors import AtelierError, ZooDownloadError
+
+DATA = bytes(range(256)) * 800  # 204800 bytes: several chunks at the test chunk size
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves DATA at /<mode>/file.bin. Modes: ok (Range honoured), norange (Range
+    ignored), drop (closes the connection half way while drops remain), corrupt (one byte
+    flipped), html (a web page), missing (404)."""
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        state = self.server.state
+        mode = self.path.strip("/").split("/")[0]
+        with state["lock"]:
+            state["requests"].append((self.path, self.headers.get("Range")))
+        if mode == "missing":
+            self.send_error(404, "Not Found")
+            return
+        if mode == "html":
+            self._send(200, b"<html>Too many users have downloaded this file</html>",
+                       "text/html; charset=utf-8")
+            return
+        body = bytearray(DATA)
+        if mode == "corrupt":
+            body[1000] ^= 0xFF
+        start = self._range_start() if mode != "norange" else None
+        if start is not None and start >= len(body):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(body)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if start is None:
+            status, chunk = 200, bytes(body)
+        else:
+            status, chunk = 206, bytes(body[start:])
+        drop = False
+        if mode == "drop":
+            with state["lock"]:
+                drop = state["drops"] > 0
+                state["drops"] -= drop
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(chunk)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.end_headers()
+        # A dropped connection: half the promised body, then the socket closes.
+        self.wfile.write(chunk[: len(chunk) // 2] if drop else chunk)
+
+    def _range_start(self) -> int | None:
+        m = re.match(r"bytes=(\d+)-$", self.headers.get("Range", ""))
+        return int(m[1]) if m else None
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.state = {"lock": threading.Lock(), "requests": [], "drops": 0}
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, mode: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{mode}/file.bin"
+
+    @property
+    def requests(self) -> list[tuple[str, str | None]]:
+        return list(self.httpd.state["requests"])
+
+    def set_drops(self, n: int) -> None:
+        self.httpd.state["drops"] = n
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch):
+    monkeypatch.setattr(zoo, "CHUNK_SIZE", 16384)
+    monkeypatch.setattr(zoo, "RETRY_DELAY_S", 0.0)
+
+
+def make_entry(url: str, *, sha: str | None = SHA, size: int | None = len(DATA),
+               name: str = "toy-model", filename: str = "toy.bin") -> zoo.ZooEntry:
+    return zoo.ZooEntry(name=name, kind="generator", format="rosinality-pt", url=url,
+                        filename=filename, licence="test licence", description="a test file",
+                        size=size, sha256=sha)
+
+
+def write_user_registry(entries: list[dict]) -> Path:
+    path = paths.config_dir() / "zoo_registry.json"
+    path.write_text(json.dumps({"version": 1, "entries": entries}), encoding="utf-8")
+    return path
+
+
+def raw_entry(url: str, name: str = "toy-model", **extra) -> dict:
+    raw = {"name": name, "kind": "generator", "format": "rosinality-pt", "url": url,
+           "filename": "toy.bin", "size": len(DATA), "sha256": SHA, "licence": "test",
+           "description": "a test file"}
+    raw.update(extra)
+    return raw
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ------------------------------------------------------------------------- registry
+
+REQUIRED_KEYS = {"name", "kind", "format", "url", "size", "sha256", "licence", "description"}
+
+
+def _raw_builtin() -> list[dict]:
+    return json.loads(zoo.REGISTRY_PATH.read_text(encoding="utf-8"))["entries"]
+
+
+def test_builtin_registry_entries_are_complete():
+    raw = _raw_builtin()
+    names = [e["name"] for e in raw]
+    assert len(names) == len(set(names)), "names must be unique"
+    for e in raw:
+        assert REQUIRED_KEYS <= e.keys(), f"{e['name']} lacks {REQUIRED_KEYS - e.keys()}"
+        assert e["url"].startswith("https://"), e["name"]
+        assert e["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", e["sha256"]), e["name"]
+        assert e["size"] is None or (isinstance(e["size"], int) and e["size"] > 0)
+        assert e["licence"].strip() and e["description"].strip()
+        if e["kind"] == "clip":
+            assert e["format"] == "open_clip" and e["arch"] and e["tag"], e["name"]
+        # OpenAI put each file's sha256 in its URL: the two must agree.
+        m = re.search(r"/([0-9a-f]{64})/", e["url"])
+        if m:
+            assert e["sha256"] == m[1], e["name"]
+    entries = zoo.load_registry_file(zoo.REGISTRY_PATH)  # and it passes our own validation
+    assert [e.name for e in entries] == names
+
+
+def test_builtin_registry_has_the_reference_models():
+    entries = {e.name: e for e in zoo.list_entries(include_user=False)}
+    assert entries["ffhq-1024-rosinality"].format == "rosinality-pt"
+    assert entries["ffhq-1024-rosinality"].filename == "stylegan2-ffhq-config-f.pt"
+    assert {"ffhq-1024-nvidia", "afhqcat-512-nvidia", "afhqdog-512-nvidia"} <= entries.keys()
+    clips = {(e.arch, e.tag) for e in entries.values() if e.kind == "clip"}
+    assert {("ViT-B-32", "openai"), ("ViT-B-16", "openai")} <= clips
+
+
+def test_clip_entries_match_open_clip():
+    open_clip = pytest.importorskip("open_clip")
+    for e in zoo.list_entries(include_user=False):
+        if e.kind != "clip":
+            continue
+        pcfg = open_clip.get_pretrained_cfg(e.arch, e.tag)
+        assert pcfg, f"open_clip does not know {e.arch}/{e.tag}"
+        if pcfg.get("url"):  # newer open_clip versions only list the HF hub copy
+            assert pcfg["url"] == e.url
+
+
+def test_registry_validation_reports_every_problem():
+    bad = [
+        {"name": "Bad Name", "kind": "gan", "format": "rosinality-pt", "url": "http://x/y.pt",
+         "licence": "", "description": "d", "sha256": "abc", "size": -1, "colour": 1},
+        {"name": "clip-x", "kind": "clip", "format": "open_clip", "url": "https://h/v.pt",
+         "licence": "MIT", "description": "d"},
+    ]
+    with pytest.raises(zoo.ZooRegistryError) as info:
+        zoo.parse_registry(bad, "test.json")
+    msg = str(info.value)
+    for phrase in ("unknown field 'colour'", "name must use", "kind must be one of",
+                   "url must be an https URL", "licence must be", "sha256 must be 64",
+                   "size must be a positive", "needs 'arch'", "needs 'tag'"):
+        assert phrase in msg
+
+
+def test_registry_rejects_duplicates_and_format_kind_mismatch():
+    e = raw_entry("https://h/toy.bin")
+    with pytest.raises(zoo.ZooRegistryError, match="used twice"):
+        zoo.parse_registry([e, dict(e)], "test.json")
+    with pytest.raises(zoo.ZooRegistryError, match="is for a clip"):
+        zoo.parse_registry([raw_entry("https://h/t.bin", format="open_clip")], "t.json")
+    with pytest.raises(zoo.ZooRegistryError, match="version"):
+        zoo.parse_registry({"version": 99, "entries": []}, "t.json")
+
+
+def test_registry_filename_defaults_to_url_basename_and_sha_is_lowercased():
+    raw = raw_entry("https://h/dir/model%20a.pt", sha256=SHA.upper())
+    del raw["filename"]
+    (entry,) = zoo.parse_registry([raw], "t.json")
+    assert entry.filename == "model a.pt" and entry.sha256 == SHA
+
+
+def test_user_registry_adds_and_overrides(server):
+    write_user_registry([raw_entry(server.url("ok")),  # http allowed for the user's own
+                         raw_entry("https://mirror.example/v.pt", name="clip-vit-b-32-openai",
+                                   kind="clip", format="open_clip", arch="ViT-B-32",
+                                   tag="openai")])
+    names = [e.name for e in zoo.list_entries()]
+    assert names.count("clip-vit-b-32-openai") == 1 and names[-1] == "toy-model"
+    assert zoo.get_entry("clip-vit-b-32-openai").url == "https://mirror.example/v.pt"
+    assert zoo.get_entry("toy-model").origin.endswith("zoo_registry.json")
+
+
+def test_broken_user_registry_names_the_file():
+    path = paths.config_dir() / "zoo_registry.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(zoo.ZooRegistryError, match="not valid JSON") as info:
+        zoo.list_entries()
+    assert str(path) in str(info.value)
+
+
+def test_get_entry_unknown_lists_names():
+    with pytest.raises(zoo.UnknownModelError) as info:
+        zoo.get_entry("ffhq-1024-rosinalty")
+    msg = str(info.value)
+    assert "Did you mean 'ffhq-1024-rosinality'" in msg and "clip-vit-b-16-openai" in msg
+    assert zoo.get_entry("FFHQ-1024-NVIDIA").name == "ffhq-1024-nvidia"
+
+
+# ------------------------------------------------------------------------- download
+
+
+def test_download_verifies_and_records(server):
+    progress: list[tuple[int, int | None]] = []
+    model = zoo.download(make_entry(server.url("ok")),
+                         progress=lambda d, t: progress.append((d, t)))
+    assert model.path.read_bytes() == DATA
+    assert model.verified and model.sha256 == SHA and model.entry == "toy-model"
+    assert model.path == zoo.models_dir() / "toy-model" / "toy.bin"
+    assert leftovers(model.path.parent) == ["toy.bin"]
+    assert progress[-1] == (len(DATA), len(DATA)) and len(progress) > 3
+    assert [m.name for m in zoo.installed()] == ["toy-model"]
+    index = json.loads((zoo.models_dir() / "index.json").read_text())
+    assert index["models"]["toy-model"]["path"] == "toy-model/toy.bin"
+
+
+def test_download_by_name_from_user_registry(server):
+    write_user_registry([raw_entry(server.url("ok"))])
+    assert zoo.download("toy-model").path.read_bytes() == DATA
+
+
+def test_download_without_known_hash_records_it_unverified(server, caplog):
+    with caplog.at_level(logging.WARNING, logger="editor.core.zoo"):
+        model = zoo.download(make_entry(server.url("ok"), sha=None, size=None))
+    assert not model.verified and model.sha256 == SHA
+    assert "not verified" in caplog.text and SHA in caplog.text
+    assert not zoo.installed_model("toy-model").verified
+
+
+def test_download_into_dest_dir(server, tmp_path):
+    model = zoo.download(make_entry(server.url("ok")), tmp_path / "out")
+    assert model.path == tmp_path / "out" / "toy.bin" and model.path.read_bytes() == DATA
+    assert zoo.installed_model("toy-model").path == model.path.resolve()
+
+
+def test_checksum_mismatch_leaves_nothing(server):
+    entry = make_entry(server.url("corrupt"))
+    with pytest.raises(ZooDownloadError) as info:
+        zoo.download(entry)
+    msg = str(info.value)
+    bad = bytearray(DATA)
+    bad[1000] ^= 0xFF
+    assert f"expected sha256 {SHA}" in msg and hashlib.sha256(bad).hexdigest() in msg
+    assert not zoo.target_path(entry).exists() and not zoo.part_path(entry).exists()
+    assert zoo.installed() == []
+
+
+def test_dropped_connection_keeps_part_then_resumes(server):
+    entry = make_entry(server.url("drop"))
+    server.set_drops(1)
+    with pytest.raises(ZooDownloadError, match="resume") as info:
+        zoo.download(entry, retries=0)
+    assert not isinstance(info.value, zoo.DownloadCancelled)
+    part = zoo.part_path(entry)
+    assert 0 < part.stat().st_size < len(DATA) and not zoo.target_path(entry).exists()
+    have = part.stat().st_size
+    model = zoo.download(entry)
+    assert model.verified and model.path.read_bytes() == DATA and not part.exists()
+    assert server.requests[-1][1] == f"bytes={have}-"
+
+
+def test_dropped_connection_is_resumed_within_one_call(server):
+    server.set_drops(2)
+    model = zoo.download(make_entry(server.url("drop")))
+    assert model.verified and model.path.read_bytes() == DATA
+    ranges = [r for _, r in server.requests]
+    assert ranges[0] is None and ranges[1] and ranges[2] and len(ranges) == 3
+
+
+def test_server_ignoring_range_restarts_the_part(server):
+    entry = make_entry(server.url("norange"))
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"\x00" * 5000)  # would corrupt the file if appended to
+    model = zoo.download(entry)
+    assert model.verified and model.path.read_bytes() == DATA
+    assert server.requests[0][1] == "bytes=5000-"
+
+
+def test_complete_part_with_unknown_size_gets_416_and_is_kept(server):
+    entry = make_entry(server.url("ok"), size=None)
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(DATA)
+    model = zoo.download(entry)
+    assert model.verified and model.path.read_bytes() == DATA
+
+
+@pytest.mark.parametrize("as_callable", [False, True])
+def test_cancel_keeps_part_and_resume_completes(server, as_callable):
+    entry = make_entry(server.url("ok"))
+    event = threading.Event()
+
+    def progress(done: int, total: int | None) -> None:
+        if done > 0:
+            event.set()
+
+    cancel = event.is_set if as_callable else event
+    with pytest.raises(zoo.DownloadCancelled, match="resume"):
+        zoo.download(entry, progress=progress, cancel=cancel)
+    part = zoo.part_path(entry)
+    assert 0 < part.stat().st_size < len(DATA) and not zoo.target_path(entry).exists()
+    assert zoo.installed() == []
+    model = zoo.download(entry)
+    assert model.verified and model.path.read_bytes() == DATA and not part.exists()
+    assert server.requests[-1][1] == f"bytes={zoo.CHUNK_SIZE}-"
+
+
+def test_unreachable_host_says_offline():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: connecting is refused
+    entry = make_entry(f"http://127.0.0.1:{port}/toy.bin")
+    with pytest.raises(ZooDownloadError) as info:
+        zoo.download(entry, timeout=5)
+    msg = str(info.value)
+    assert "offline" in msg and "atelier models import PATH --name toy-model" in msg
+    assert "refused" in msg
+    assert not zoo.part_path(entry).exists() and not zoo.target_path(entry).exists()
+
+
+def test_dns_failure_says_offline(monkeypatch):
+    def fail(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", fail)
+    with pytest.raises(ZooDownloadError, match="looked up.*offline"):
+        zoo.download(make_entry("https://no-such-host.invalid/toy.bin"))
+
+
+def test_failed_download_leaves_no_empty_folder_or_part():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    entry = make_entry(f"http://127.0.0.1:{port}/toy.bin")
+    with pytest.raises(ZooDownloadError):
+        zoo.download(entry, timeout=5)
+    assert not zoo.target_path(entry).parent.exists()
+
+
+def test_second_download_of_the_same_file_is_refused_while_the_first_runs(server):
+    entry = make_entry(server.url("ok"))
+    started, release = threading.Event(), threading.Event()
+    result: list[object] = []
+
+    def slow_progress(done: int, total: int | None) -> None:
+        if done > 0:
+            started.set()
+            release.wait(10)
+
+    def first() -> None:
+        result.append(zoo.download(entry, progress=slow_progress))
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(ZooDownloadError, match="already being downloaded"):
+            zoo.download(entry)
+    finally:
+        release.set()
+        thread.join(10)
+    assert isinstance(result[0], zoo.InstalledModel) and result[0].verified
+    assert result[0].path.read_bytes() == DATA
+
+
+@pytest.mark.skipif(getattr(zoo, "fcntl", None) is None, reason="POSIX file locks")
+def test_part_locked_by_another_program_is_left_alone(server):
+    entry = make_entry(server.url("ok"))
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:100])
+    with open(part, "rb+") as other:
+        zoo.fcntl.flock(other.fileno(), zoo.fcntl.LOCK_EX)
+        with pytest.raises(ZooDownloadError, match="already being downloaded"):
+            zoo.download(entry)
+    assert part.read_bytes() == DATA[:100]
+    assert zoo.download(entry).path.read_bytes() == DATA
+
+
+def test_web_page_instead_of_file_is_refused(server):
+    entry = make_entry(server.url("html"))
+    with pytest.raises(ZooDownloadError, match="web page"):
+        zoo.download(entry)
+    assert not zoo.part_path(entry).exists() and not zoo.target_path(entry).exists()
+
+
+def test_http_404_names_status_and_import(server):
+    with pytest.raises(ZooDownloadError, match=r"HTTP 404.*atelier models import"):
+        zoo.download(make_entry(server.url("missing")))
+
+
+def test_server_size_disagreeing_with_registry_fails_early(server):
+    entry = make_entry(server.url("ok"), sha=None, size=len(DATA) + 1)
+    with pytest.raises(ZooDownloadError, match="has changed"):
+        zoo.download(entry)
+    assert not zoo.part_path(entry).exists()
+
+
+def test_second_download_reuses_the_file(server):
+    entry = make_entry(server.url("ok"))
+    zoo.download(entry)
+    n = len(server.requests)
+    assert zoo.download(entry).verified
+    assert len(server.requests) == n
+
+
+def test_wrong_existing_file_is_downloaded_again(server):
+    entry = make_entry(server.url("ok"), size=None)
+    final = zoo.target_path(entry)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final.write_bytes(b"not the model")
+    assert zoo.download(entry).path.read_bytes() == DATA
+
+
+# --------------------------------------------------------------------------- import
+
+
+def test_import_recognises_a_registry_file_by_hash(tmp_path):
+    write_user_registry([raw_entry("https://h/toy.bin")])
+    src = tmp_path / "whatever-name.bin"
+    src.write_bytes(DATA)
+    model = zoo.import_file(src)
+    assert model.name == "toy-model" and model.entry == "toy-model" and model.verified
+    assert model.path == zoo.models_dir() / "toy-model" / "toy.bin"
+    assert model.path.read_bytes() == DATA and src.exists()
+    assert leftovers(model.path.parent) == ["toy.bin"]
+    assert zoo.import_file(src).path == model.path  # importing twice is harmless
+
+
+def test_import_unknown_file_keeps_its_name_unverified(tmp_path):
+    src = tmp_path / "My Model.pkl"
+    src.write_bytes(b"weights" * 100)
+    model = zoo.import_file(src)
+    assert model.name == "my-model" and model.entry is None and not model.verified
+    assert model.path.name == "My Model.pkl"
+    assert model.sha256 == hashlib.sha256(b"weights" * 100).hexdigest()
+    assert [m.name for m in zoo.installed()] == ["my-model"]
+
+
+def test_import_matches_hashless_entry_by_file_name(tmp_path):
+    src = tmp_path / "stylegan2-ffhq-config-f.pt"
+    src.write_bytes(b"pretend rosinality checkpoint")
+    model = zoo.import_file(src)
+    assert model.entry == "ffhq-1024-rosinality" and not model.verified
+    assert model.format == "rosinality-pt"
+
+
+def test_import_with_registry_name_checks_the_hash(tmp_path):
+    src = tmp_path / "ViT-B-32.pt"
+    src.write_bytes(b"not clip")
+    with pytest.raises(zoo.ZooImportError, match="is not clip-vit-b-32-openai"):
+        zoo.import_file(src, name="clip-vit-b-32-openai")
+    assert zoo.installed() == []
+
+
+def test_import_with_custom_name_and_errors(tmp_path):
+    src = tmp_path / "a.pt"
+    src.write_bytes(b"abc")
+    assert zoo.import_file(src, name="my-ffhq").name == "my-ffhq"
+    with pytest.raises(zoo.ZooImportError, match="no such file"):
+        zoo.import_file(tmp_path / "missing.pt")
+    with pytest.raises(zoo.ZooImportError, match="not a usable model name"):
+        zoo.import_file(src, name="../evil")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(zoo.ZooImportError, match="empty"):
+        zoo.import_file(tmp_path / "empty.pt")
+
+
+def test_installed_skips_missing_files_and_survives_a_corrupt_index(tmp_path):
+    src = tmp_path / "m.pt"
+    src.write_bytes(b"abc")
+    model = zoo.import_file(src)
+    model.path.unlink()
+    assert zoo.installed() == []
+    (zoo.models_dir() / "index.json").write_text("{broken")
+    assert zoo.installed() == []
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def test_cache_and_config_dirs_follow_env_and_are_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "c" / "deep"))
+    monkeypatch.setenv("ATELIER_CONFIG_DIR", str(tmp_path / "k"))
+    assert paths.cache_dir() == tmp_path / "c" / "deep" and paths.cache_dir().is_dir()
+    assert paths.config_dir() == tmp_path / "k" and paths.config_dir().is_dir()
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "f.json"
+    paths.atomic_write_bytes(target, b"one")
+    paths.atomic_write_text(target, "two")
+    assert target.read_text() == "two"
+    assert leftovers(target.parent) == ["f.json"]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_atomic_path_failure_keeps_old_file_and_removes_temp(tmp_path, exc):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(exc), paths.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half written")
+        raise exc()
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == ["f.bin"]
+
+
+def test_atomic_path_failure_creates_nothing(tmp_path):
+    with pytest.raises(OSError), paths.atomic_path(tmp_path / "new.bin") as tmp:
+        tmp.write_bytes(b"x")
+        raise OSError("disk full")
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_path_when_writer_replaces_the_temp_file(tmp_path):
+    target = tmp_path / "f.bin"
+    with paths.atomic_path(target) as tmp:
+        tmp.unlink()  # libraries that write by path may recreate the file
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and leftovers(tmp_path) == ["f.bin"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_atomic_write_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        fresh = paths.atomic_write_bytes(tmp_path / "fresh", b"x")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        kept = tmp_path / "kept"
+        kept.write_bytes(b"x")
+        kept.chmod(0o600)
+        paths.atomic_write_bytes(kept, b"y")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    finally:
+        os.umask(umask)
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="atelier")
+    cli_models.register(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def _run(argv: list[str]) -> int:
+    args = _parse(argv)
+    return args.func(args)
+
+
+def test_cli_list_shows_the_zoo(capsys, tmp_path):
+    src = tmp_path / "custom.pt"
+    src.write_bytes(b"abc")
+    zoo.import_file(src)
+    assert _run(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "SIZE", "INSTALLED", "LICENCE"]
+    row = next(line for line in lines if line.startswith("clip-vit-b-32-openai"))
+    assert "clip" in row and "354.0 MB" in row and " no " in row and "MIT" in row
+    assert any(line.startswith("custom") and "imported" in line for line in lines)
+    assert str(zoo.models_dir()) in out
+
+
+def test_cli_list_shows_partial_and_unverified(capsys, tmp_path):
+    write_user_registry([raw_entry("https://h/toy.bin")])
+    part = zoo.part_path(zoo.get_entry("toy-model"))
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[: len(DATA) // 4])
+    src = tmp_path / "stylegan2-ffhq-config-f.pt"
+    src.write_bytes(b"abc")
+    zoo.import_file(src)
+    assert _run(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"toy-model .* partial 25%", out)
+    assert re.search(r"ffhq-1024-rosinality .* yes \(unverified\)", out)
+
+
+def test_cli_download_with_progress(server, capsys):
+    write_user_registry([raw_entry(server.url("ok"))])
+    assert _run(["models", "download", "toy-model"]) == 0
+    err = capsys.readouterr().err
+    assert "100.0%" in err and "MB/s" in err and "sha256 verified" in err
+
+
+def test_cli_download_unverified_says_so(server, capsys):
+    write_user_registry([raw_entry(server.url("ok"), sha256=None)])
+    assert _run(["models", "download", "toy-model"]) == 0
+    err = capsys.readouterr().err
+    assert "Not verified" in err and SHA in err
+
+
+def test_cli_errors_are_one_line(capsys):
+    assert _run(["models", "download", "no-such-model"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("atelier models: error: unknown model") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_cli_offline_error(capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_user_registry([raw_entry(f"http://127.0.0.1:{port}/toy.bin")])
+    assert _run(["models", "download", "toy-model"]) == 1
+    err = capsys.readouterr().err
+    assert "offline" in err and "atelier models import" in err and "Traceback" not in err
+
+
+def test_cli_ctrl_c_keeps_the_part(server, capsys, monkeypatch):
+    write_user_registry([raw_entry(server.url("ok"))])
+
+    def interrupt(self, done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_models.ProgressBar, "__call__", interrupt)
+    assert _run(["models", "download", "toy-model"]) == 130
+    err = capsys.readouterr().err
+    part = zoo.part_path(zoo.get_entry("toy-model"))
+    assert part.is_file() and str(part) in err and "resume" in err
+
+
+def test_cli_import(capsys, tmp_path):
+    src = tmp_path / "x.pt"
+    src.write_bytes(b"abc")
+    assert _run(["models", "import", str(src), "--name", "mine"]) == 0
+    assert "not verified" in capsys.readouterr().err
+    assert zoo.installed_model("mine") is not None
+    assert _run(["models", "import", str(tmp_path / "nope.pt")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_models_without_action_prints_help(capsys):
+    assert _run(["models"]) == 2
+    assert "list" in capsys.readouterr().err
+
+
+def test_progress_bar_text():
+    bar = cli_models.ProgressBar("m")
+    bar._first = (0.0, 0)
+    text = bar.render(50_000_000, 100_000_000, 10.0)
+    assert "50.0%" in text and "50.0/100.0 MB" in text and "5.0 MB/s" in text
+    assert "ETA 0:10" in text
+    assert "MB/s" in bar.render(3_000_000, None, 1.0)
+
+
+def test_errors_are_atelier_errors():
+    assert issubclass(zoo.DownloadCancelled, ZooDownloadError)
+    assert issubclass(zoo.ZooImportError, ZooDownloadError)
+    assert issubclass(zoo.UnknownModelError, AtelierError)
