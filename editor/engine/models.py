@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from editor.core.checkpoints import load_generator
+from editor.core.errors import IncompatibleModelError
 from editor.core.generator import Generator
+from editor.toyfaces import conditioning
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 DEMO_GENERATOR = RESOURCES / "models" / "toyfaces" / "generator.safetensors"
@@ -24,6 +27,23 @@ class ModelInfo:
     source_format: str
     content_hash: str
     generator: Generator
+    z_for_seed: Callable[[int], torch.Tensor] | None = None  # None: z ~ N(0, I) from the seed
+
+
+# Generators that read something other than Gaussian z name their sampler in their metadata.
+SAMPLERS: dict[str, Callable[[int], torch.Tensor]] = {
+    conditioning.SAMPLER_NAME: conditioning.z_for_seed,
+}
+
+
+def sampler_for(metadata: dict) -> Callable[[int], torch.Tensor] | None:
+    name = metadata.get("sampler")
+    if name is None:
+        return None
+    if name not in SAMPLERS:
+        raise IncompatibleModelError(f"this generator needs the latent sampler {name!r}, which "
+                                     f"this version of Latent Atelier does not know")
+    return SAMPLERS[name]
 
 
 def default_generator_path() -> Path | None:
@@ -33,10 +53,11 @@ def default_generator_path() -> Path | None:
 def load_model_info(path: str | Path, device: torch.device | str = "cpu") -> ModelInfo:
     loaded = load_generator(path, device=device)
     return ModelInfo(
-        name=Path(path).stem,
+        name=loaded.metadata.get("name") or Path(path).stem,
         path=str(path),
         resolution=loaded.generator.img_resolution,
         source_format=loaded.source_format,
         content_hash=loaded.content_hash,
         generator=loaded.generator,
+        z_for_seed=sampler_for(loaded.metadata),
     )

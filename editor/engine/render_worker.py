@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from editor.core.errors import AtelierError
 
+from .compose import EditingContext
 from .models import load_model_info
 from .render_types import RenderRequest, RenderResult
 from .renderer import Renderer
@@ -133,5 +134,5 @@ class RenderWorker(QObject):
             self.model_failed.emit(f"unexpected error while opening {path}: "
                                    f"{type(e).__name__}: {e}")
             return
-        self.renderer.set_generator(info.generator)
+        self.renderer.set_context(EditingContext(info.generator, z_for_seed=info.z_for_seed))
         self.model_loaded.emit(info)

@@ -9,22 +9,30 @@ Edit: dt = normalise(e(target) - e(neutral)); r = R dt; zero |r| < beta; r /= ma
 delta_s = r * std (toRGB channels stay 0); s' = s + alpha * delta_s.
 
 The official code renders one channel and one image at a time. Here channels of one layer
-are processed together over all base images in large batches, and the synthesis state
-before that layer is computed once and reused, since a perturbation of layer l leaves
-everything before l unchanged.
+are processed together over the base images in large batches, and the synthesis state
+before that layer is computed once per image and reused, since a perturbation of layer l
+leaves everything before l unchanged. Images are taken in chunks whose saved state fits a
+memory budget (at 1024 px the state before a late layer is hundreds of MB per image).
+
+Both computations are jobs (generators of Progress, then the result) that keep their
+progress in a plain state object, so a caller can save it and resume after a stop.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 
 from editor.core.generator import Generator, SynthesisState
 from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets
+
+WSampler = Callable[[torch.Tensor], torch.Tensor]
 
 
 class ImageTextEncoder(Protocol):
@@ -45,6 +53,26 @@ class Progress:
     done: int
     total: int
     message: str = ""
+    eta_s: float | None = None  # seconds left at the rate of this run so far
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+class _EtaClock:
+    """Estimates time left from the work done since this run started (resumed work, done
+    before the clock started, does not count toward the rate)."""
+
+    def __init__(self, done: int, total: int):
+        self.start_done, self.total = done, total
+        self.t0 = time.monotonic()
+
+    def progress(self, done: int, message: str) -> Progress:
+        ran = done - self.start_done
+        elapsed = time.monotonic() - self.t0
+        eta = (self.total - done) * elapsed / ran if ran > 0 and elapsed > 0 else None
+        return Progress(done, self.total, message, eta)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -66,31 +94,51 @@ class StyleStats:
 
 
 @torch.no_grad()
-def compute_style_stats(
-    gen: Generator, n_samples: int = 10_000, batch: int = 500, seed: int = 0, psi: float = 1.0,
-    sample_w: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> StyleStats:
-    """Mean/std of every style channel over codes of sampled latents. `sample_w(seeds)` may
-    replace the default z ~ N(0, I) -> W+ sampling (the demo pack has its own sampler)."""
+def _sample_codes(gen: Generator, start: int, b: int, seed: int, psi: float,
+                  g: torch.Generator, sample_w: WSampler | None) -> torch.Tensor:
     device = gen.w_avg.device
+    if sample_w is not None:
+        w_plus = sample_w(torch.arange(start, start + b) + seed * 1_000_003).to(device)
+    else:
+        z = torch.randn(b, gen.z_dim, generator=g).to(device)
+        w_plus = gen.mapping(z, psi=psi)
+    return gen.styles(w_plus).flat().double().cpu()
+
+
+def iter_style_stats(
+    gen: Generator, n_samples: int = 10_000, batch: int = 500, seed: int = 0, psi: float = 1.0,
+    sample_w: WSampler | None = None,
+) -> Iterator[Progress | StyleStats]:
+    """compute_style_stats as a job: Progress after each batch, then the StyleStats."""
+    if n_samples < 2:
+        raise ValueError(f"style statistics need at least 2 samples, got {n_samples}")
     g = torch.Generator().manual_seed(seed)
     total = torch.zeros(sum(s.channels for s in gen.style_specs), dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     count = 0
+    clock = _EtaClock(0, n_samples)
     while count < n_samples:
         b = min(batch, n_samples - count)
-        if sample_w is not None:
-            w_plus = sample_w(torch.arange(count, count + b) + seed * 1_000_003).to(device)
-        else:
-            z = torch.randn(b, gen.z_dim, generator=g).to(device)
-            w_plus = gen.mapping(z, psi=psi)
-        flat = gen.styles(w_plus).flat().double().cpu()
+        flat = _sample_codes(gen, count, b, seed, psi, g, sample_w)
         total += flat.sum(0)
         total_sq += (flat**2).sum(0)
         count += b
+        yield clock.progress(count, f"style statistics: {count}/{n_samples} samples")
     mean = total / count
-    var = (total_sq / count - mean**2).clamp_min(0) * count / max(count - 1, 1)
-    return StyleStats(mean.float(), var.sqrt().float(), count)
+    var = (total_sq / count - mean**2).clamp_min(0) * count / (count - 1)
+    yield StyleStats(mean.float(), var.sqrt().float(), count)
+
+
+def compute_style_stats(
+    gen: Generator, n_samples: int = 10_000, batch: int = 500, seed: int = 0, psi: float = 1.0,
+    sample_w: WSampler | None = None,
+) -> StyleStats:
+    """Mean/std of every style channel over codes of sampled latents. `sample_w(seeds)` may
+    replace the default z ~ N(0, I) -> W+ sampling (the demo pack has its own sampler)."""
+    for item in iter_style_stats(gen, n_samples, batch, seed, psi, sample_w):
+        if isinstance(item, StyleStats):
+            return item
+    raise AssertionError("iter_style_stats ended without a result")
 
 
 # --------------------------------------------------------------------------- relevance
@@ -101,11 +149,13 @@ class RelevanceConfig:
     n_images: int = 100  # base codes (official: 100)
     k_sigma: float = 5.0  # perturbation size in standard deviations (official: 5)
     layers: tuple[str, ...] | None = None  # style layer names; None = every non-toRGB layer
-    batch_size: int = 64  # renders per generator call
+    batch_size: int = 32  # renders per generator call (speed and memory only)
     seed: int = 0
     psi: float = 0.7
+    state_budget_mb: int = 1024  # memory for the reused pre-layer states (speed only)
 
     def to_dict(self) -> dict:
+        """What decides the result (for cache keys): batch size and memory budget do not."""
         return {"n_images": self.n_images, "k_sigma": self.k_sigma,
                 "layers": list(self.layers) if self.layers else None,
                 "seed": self.seed, "psi": self.psi}
@@ -123,6 +173,27 @@ class Relevance:
         return {"channels": self.channels, "vectors": self.vectors}
 
 
+@dataclass(frozen=True)
+class LayerProgress:
+    """An unfinished layer. `acc` sums the unit differences of every channel over images
+    [0, images_done) and, for channels [0, channels_done), also over the next image chunk.
+    Frozen and replaced whole, so an interrupt never leaves it half updated."""
+
+    layer: int
+    acc: torch.Tensor  # (channels of the layer, D)
+    images_done: int
+    channels_done: int
+    image_chunk: int
+
+
+@dataclass
+class RelevanceState:
+    """Resumable progress of compute_relevance: finished layers and the layer under way."""
+
+    done: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (C_l, D) unit
+    current: LayerProgress | None = None
+
+
 def selected_layers(specs: Sequence[StyleLayerSpec], names: Sequence[str] | None
                     ) -> list[int]:
     if names is None:
@@ -134,11 +205,12 @@ def selected_layers(specs: Sequence[StyleLayerSpec], names: Sequence[str] | None
     torgb = [n for n in names if specs[index[n]].is_torgb]
     if torgb:
         raise ValueError(f"toRGB layers cannot be edited: {torgb}")
-    return [index[n] for n in names]
+    return list(dict.fromkeys(index[n] for n in names))  # a layer named twice counts once
 
 
+@torch.no_grad()
 def base_codes(gen: Generator, n: int, seed: int, psi: float,
-               sample_w: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StyleCode:
+               sample_w: WSampler | None = None) -> StyleCode:
     device = gen.w_avg.device
     if sample_w is not None:
         w_plus = sample_w(torch.arange(n) + 7_000_000 + seed).to(device)
@@ -148,14 +220,79 @@ def base_codes(gen: Generator, n: int, seed: int, psi: float,
     return gen.styles(w_plus)
 
 
-def _channel_batches(n_channels: int, n_images: int, batch_size: int) -> Iterator[range]:
-    """Channels per chunk so that a chunk's renders (2 per image) fill about batch_size."""
-    per = max(1, batch_size // (2 * n_images))
-    for start in range(0, n_channels, per):
-        yield range(start, min(start + per, n_channels))
+def _slice_code(codes: StyleCode, sl: slice) -> StyleCode:
+    return StyleCode(codes.specs, [t[sl] for t in codes.tensors])
 
 
 @torch.no_grad()
+def state_before(gen: Generator, codes: StyleCode, layer: int) -> SynthesisState:
+    """The synthesis state just before style layer `layer` (shared by all perturbations
+    of that layer's channels)."""
+    return gen.run_layers(codes, gen.initial_state(codes.batch_size), 0, stop=layer)
+
+
+def _state_bytes_per_image(gen: Generator, codes: StyleCode, layer: int) -> int:
+    st = state_before(gen, _slice_code(codes, slice(0, 1)), layer)
+    skip = 0 if st.skip is None else st.skip.numel() * st.skip.element_size()
+    return st.x.numel() * st.x.element_size() + skip
+
+
+def _image_chunk(gen: Generator, codes: StyleCode, layer: int, budget_mb: int) -> int:
+    """How many images' pre-layer states to hold at once: all of them when they fit."""
+    per_image = _state_bytes_per_image(gen, codes, layer)
+    return max(1, min(codes.batch_size, budget_mb * 2**20 // max(per_image, 1)))
+
+
+def _even_slices(total: int, max_size: int) -> Iterator[slice]:
+    """Split range(total) into the fewest slices of at most max_size, of near-equal size
+    (no small tail batch, which would run at a poor rate)."""
+    parts = max(1, math.ceil(total / max(max_size, 1)))
+    bounds = [round(i * total / parts) for i in range(parts + 1)]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        if b > a:
+            yield slice(a, b)
+
+
+@torch.no_grad()
+def _unit_difference_sums(
+    gen: Generator, clip: ImageTextEncoder, codes: StyleCode, before: SynthesisState,
+    layer: int, chans: torch.Tensor, low: torch.Tensor, high: torch.Tensor, batch_size: int,
+) -> torch.Tensor:
+    """(m, D): for each channel, the sum over the images of normalise(e(high) - e(low)),
+    where s_c is set to `low` / `high`. Rows run channel-major, then sign, then image;
+    each generator call gathers only its own rows' states, so memory stays at batch_size
+    renders whatever the number of channels and images."""
+    n, m = codes.batch_size, len(chans)
+    rows = 2 * m * n
+    row_image = torch.arange(rows) % n
+    row_channel = chans.repeat_interleave(2 * n)
+    row_value = torch.stack([low, high], 1).repeat_interleave(n, dim=1).reshape(-1)
+    device = codes.tensors[layer].device
+    embs = []
+    for sl in _even_slices(rows, batch_size):
+        idx = row_image[sl].to(device)
+        b = len(idx)
+        # Layers before `layer` are not run; any tensor of the right shape will do.
+        tensors = [t[:1].expand(b, -1) if i < layer else t.index_select(0, idx)
+                   for i, t in enumerate(codes.tensors)]
+        tensors[layer][torch.arange(b, device=device), row_channel[sl].to(device)] = (
+            row_value[sl].to(tensors[layer]))
+        state = SynthesisState(
+            before.x.index_select(0, idx),
+            None if before.skip is None else before.skip.index_select(0, idx))
+        img = gen.run_layers(StyleCode(codes.specs, tensors), state, layer).skip
+        embs.append(clip.encode_images(img, normalize=True).float())
+    emb = torch.cat(embs).view(m, 2, n, -1)
+    return F.normalize(emb[:, 1] - emb[:, 0], dim=-1).sum(1).cpu()
+
+
+def _perturbation(stats: StyleStats, flat: torch.Tensor, k_sigma: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two values a channel is set to: mean -/+ k std (official: k = 5)."""
+    mean, std = stats.mean[flat].float(), stats.std[flat].float()
+    return mean - k_sigma * std, mean + k_sigma * std
+
+
 def relevance_for_layer(
     gen: Generator, clip: ImageTextEncoder, codes: StyleCode, stats: StyleStats,
     layer: int, channels: Sequence[int], k_sigma: float, before: SynthesisState,
@@ -163,82 +300,106 @@ def relevance_for_layer(
 ) -> torch.Tensor:
     """Relevance vectors (len(channels), D) for channels of one style layer, given the
     synthesis state before that layer for the N base codes."""
+    chans = torch.as_tensor(list(channels), dtype=torch.long)
+    low, high = _perturbation(stats, flat_offsets(codes.specs)[layer] + chans, k_sigma)
+    sums = _unit_difference_sums(gen, clip, codes, before, layer, chans, low, high, batch_size)
+    return F.normalize(sums, dim=-1)
+
+
+def _channels_per_step(n_images: int, batch_size: int) -> int:
+    """Channels per progress step: enough that a step fills at least one generator call."""
+    return max(1, batch_size // (2 * n_images))
+
+
+def _resume_point(state: RelevanceState, layer: int, chunk: int, n_channels: int
+                  ) -> LayerProgress | None:
+    cur = state.current
+    if cur is None or cur.layer != layer or cur.image_chunk != chunk:
+        return None  # another layer, or saved with other image chunks: start the layer over
+    if cur.acc.ndim != 2 or cur.acc.shape[0] != n_channels:
+        return None
+    return cur
+
+
+def _layer_job(
+    gen: Generator, clip: ImageTextEncoder, codes: StyleCode, stats: StyleStats,
+    layer: int, config: RelevanceConfig, state: RelevanceState,
+) -> Iterator[int]:
+    """Relevance of every channel of one layer; yields the number of (channel, image)
+    pairs finished after each step and keeps `state.current` up to date."""
     n = codes.batch_size
+    n_ch = codes.specs[layer].channels
     offset = flat_offsets(codes.specs)[layer]
-    layer_codes = codes.tensors[layer]
-    chans = torch.as_tensor(list(channels))
-    mean = stats.mean[offset + chans].to(layer_codes)
-    std = stats.std[offset + chans].to(layer_codes)
-    out = []
-    for chunk in _channel_batches(len(chans), n, batch_size):
-        m = len(chunk)
-        # rows: channel-major, then sign (-, +), then image
-        s_layer = layer_codes.repeat(m * 2, 1)
-        rows = torch.arange(m * 2 * n)
-        ch = chans[list(chunk)].repeat_interleave(2 * n)
-        sign = torch.tensor([-1.0, 1.0]).repeat_interleave(n).repeat(m).to(s_layer)
-        value = (mean[list(chunk)].repeat_interleave(2 * n)
-                 + sign * k_sigma * std[list(chunk)].repeat_interleave(2 * n))
-        s_layer[rows, ch] = value
-        tensors = [t.repeat(m * 2, 1) if i != layer else s_layer
-                   for i, t in enumerate(codes.tensors)]
-        code = StyleCode(codes.specs, tensors)
-        state = SynthesisState(before.x.repeat(m * 2, 1, 1, 1),
-                               None if before.skip is None else before.skip.repeat(m * 2, 1, 1, 1))
-        emb = _render_and_encode(gen, clip, code, state, layer, batch_size)
-        emb = emb.view(m, 2, n, -1)
-        diff = torch.nn.functional.normalize(emb[:, 1] - emb[:, 0], dim=-1)  # (m, n, D)
-        out.append(torch.nn.functional.normalize(diff.mean(1), dim=-1))
-    return torch.cat(out)
+    chunk = _image_chunk(gen, codes, layer, config.state_budget_mb)
+    cur = _resume_point(state, layer, chunk, n_ch)
+    images_done = cur.images_done if cur else 0
+    channels_done = cur.channels_done if cur else 0
+    acc = cur.acc if cur else None
+    for img_start in range(images_done, n, chunk):
+        sub = _slice_code(codes, slice(img_start, min(img_start + chunk, n)))
+        before = state_before(gen, sub, layer)
+        per = _channels_per_step(sub.batch_size, config.batch_size)
+        for start in range(channels_done, n_ch, per):
+            chans = torch.arange(start, min(start + per, n_ch))
+            low, high = _perturbation(stats, offset + chans, config.k_sigma)
+            sums = _unit_difference_sums(gen, clip, sub, before, layer, chans, low, high,
+                                         config.batch_size)
+            acc = torch.zeros(n_ch, sums.shape[1]) if acc is None else acc
+            acc = acc.index_add(0, chans, sums)  # out of place: the saved state stays whole
+            last = start + len(chans) == n_ch
+            state.current = LayerProgress(
+                layer, acc, img_start + sub.batch_size if last else img_start,
+                0 if last else start + len(chans), chunk)
+            yield len(chans) * sub.batch_size
+        channels_done = 0
+    assert acc is not None
+    state.done[layer] = F.normalize(acc, dim=-1)
+    state.current = None
 
 
-def _render_and_encode(gen: Generator, clip: ImageTextEncoder, code: StyleCode,
-                       state: SynthesisState, layer: int, batch_size: int) -> torch.Tensor:
-    total = code.batch_size
-    embs = []
-    for start in range(0, total, batch_size):
-        sl = slice(start, min(start + batch_size, total))
-        part = StyleCode(code.specs, [t[sl] for t in code.tensors])
-        st = SynthesisState(state.x[sl], None if state.skip is None else state.skip[sl])
-        img = gen.run_layers(part, st, layer).skip
-        embs.append(clip.encode_images(img, normalize=True).float())
-    return torch.cat(embs)
+def _units_done(state: RelevanceState, specs: Sequence[StyleLayerSpec], layers: list[int],
+                n_images: int) -> int:
+    done = sum(specs[i].channels * n_images for i in layers if i in state.done)
+    cur = state.current
+    if cur is not None and cur.layer in layers and cur.layer not in state.done:
+        done += specs[cur.layer].channels * cur.images_done
+        done += cur.channels_done * min(cur.image_chunk, n_images - cur.images_done)
+    return done
 
 
 def compute_relevance(
     gen: Generator, clip: ImageTextEncoder, stats: StyleStats, config: RelevanceConfig,
     done: dict[int, torch.Tensor] | None = None,
-    sample_w: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    sample_w: WSampler | None = None,
+    state: RelevanceState | None = None,
 ) -> Iterator[Progress | Relevance]:
-    """A job: yields Progress after each layer chunk and finally the Relevance.
+    """A job: yields Progress after each step (a few channels over one chunk of images) and
+    finally the Relevance. Progress counts (channel, image) pairs.
 
-    `done` maps layer index -> vectors already computed (resume); it is updated in place, so
-    a caller that saves it after each Progress can resume an interrupted run."""
-    done = {} if done is None else done
+    Resume: `state` (or just `done`, layer index -> finished vectors) is updated in place
+    after every step, so a caller that saves it can continue an interrupted run from the
+    last finished step. Nothing is held across a yield but tensors: no grad mode, no lock."""
+    if config.n_images < 1:
+        raise ValueError(f"relevance needs at least one base image, got {config.n_images}")
+    state = state if state is not None else RelevanceState(done if done is not None else {})
     specs = gen.style_specs
     layers = selected_layers(specs, config.layers)
     codes = base_codes(gen, config.n_images, config.seed, config.psi, sample_w)
-    total = sum(specs[i].channels for i in layers)
-    finished = sum(specs[i].channels for i in layers if i in done)
-    yield Progress(finished, total, "starting")
-    with torch.no_grad():
-        for layer in layers:
-            if layer in done:
-                continue
-            before = gen.run_layers(codes, gen.initial_state(codes.batch_size), 0, stop=layer)
-            n_ch = specs[layer].channels
-            per_step = max(1, config.batch_size // (2 * config.n_images)) * 8
-            vecs = []
-            for start in range(0, n_ch, per_step):
-                chans = range(start, min(start + per_step, n_ch))
-                vecs.append(relevance_for_layer(gen, clip, codes, stats, layer, chans,
-                                                config.k_sigma, before, config.batch_size))
-                finished += len(chans)
-                yield Progress(finished, total, f"layer {specs[layer].name}")
-            done[layer] = torch.cat(vecs).cpu()
+    total = sum(specs[i].channels for i in layers) * config.n_images
+    finished = _units_done(state, specs, layers, config.n_images)
+    clock = _EtaClock(finished, total)
+    yield clock.progress(finished, "relevance: starting" if finished == 0
+                         else "relevance: resuming")
+    for pos, layer in enumerate(layers):
+        if layer in state.done:
+            continue
+        name = f"relevance: layer {specs[layer].name} ({pos + 1}/{len(layers)})"
+        for units in _layer_job(gen, clip, codes, stats, layer, config, state):
+            finished += units
+            yield clock.progress(finished, name)
     offsets = flat_offsets(specs)
     channels = torch.cat([torch.arange(specs[i].channels) + offsets[i] for i in layers])
-    vectors = torch.cat([done[i] for i in layers])
+    vectors = torch.cat([state.done[i] for i in layers])
     yield Relevance(channels, vectors, config.to_dict())
 
 
@@ -260,8 +421,8 @@ def relevance_single_channel(
                 one[layer][0, c] = stats.mean[flat_index] + sign * k_sigma * stats.std[flat_index]
                 img = gen.synthesize(StyleCode(codes.specs, one))
                 embs.append(clip.encode_images(img, normalize=True)[0].float())
-            diffs.append(torch.nn.functional.normalize(embs[1] - embs[0], dim=0))
-    return torch.nn.functional.normalize(torch.stack(diffs).mean(0), dim=0)
+            diffs.append(F.normalize(embs[1] - embs[0], dim=0))
+    return F.normalize(torch.stack(diffs).mean(0), dim=0)
 
 
 # --------------------------------------------------------------------------- text -> edit
@@ -270,10 +431,11 @@ def relevance_single_channel(
 def text_direction(clip: ImageTextEncoder, neutral: str, target: str,
                    templates: Sequence[str] | None = None) -> torch.Tensor:
     """dt = normalise(e(target) - e(neutral)) with prompt-template ensembles."""
-    if not target.strip():
+    target, neutral = (target or "").strip(), (neutral or "").strip()
+    if not target:
         raise ValueError("the target prompt is empty: describe what the image should become")
     e_t = clip.text_embedding(target, templates).float()
-    e_n = clip.text_embedding(neutral or "", templates).float() if neutral.strip() else None
+    e_n = clip.text_embedding(neutral, templates).float() if neutral else None
     d = e_t - e_n if e_n is not None else e_t
     norm = d.norm()
     if norm < 1e-8:
@@ -287,10 +449,16 @@ def channel_scores(relevance: Relevance, direction: torch.Tensor) -> torch.Tenso
 
 
 def auto_beta(scores: torch.Tensor, min_channels: int = 10) -> float:
-    """The largest beta that leaves at least `min_channels` channels."""
-    mags = scores.abs().sort(descending=True).values
+    """The largest beta that leaves at least `min_channels` channels (all non-zero ones when
+    there are fewer). Exact: edit_direction keeps |r| >= beta, and the scores it computes
+    with channel_scores are the same numbers."""
+    mags = scores.detach().abs().float().flatten()
+    mags = mags[torch.isfinite(mags) & (mags > 0)].sort(descending=True).values
+    if len(mags) == 0:
+        raise NoChannelsError("no style channel responds to this text direction "
+                              "(every relevance score is zero)")
     k = min(max(min_channels, 1), len(mags))
-    return float(mags[k - 1]) * (1 - 1e-6)
+    return float(mags[k - 1])
 
 
 @dataclass
@@ -303,17 +471,26 @@ class EditDirection:
 def edit_direction(relevance: Relevance, stats: StyleStats, direction: torch.Tensor,
                    beta: float) -> EditDirection:
     """The style delta of a text direction at threshold beta (scale it by alpha)."""
-    scores = channel_scores(relevance, direction)
+    scores = channel_scores(relevance, direction).cpu()
+    finite = bool(torch.isfinite(scores).all()) if len(scores) else True
+    if not finite:
+        raise NoChannelsError("the relevance scores contain NaN or infinity: the model pack "
+                              "is damaged; recompute it")
     max_score = float(scores.abs().max()) if len(scores) else 0.0
-    keep = scores.abs() >= beta
+    # |r| > 0 as well: with beta <= 0 a zero score would pass and max|r| could be 0 (NaN).
+    keep = (scores.abs() >= beta) & (scores != 0)
     n = int(keep.sum())
-    if n == 0 or not math.isfinite(max_score):
+    if n == 0 and max_score == 0:
+        raise NoChannelsError("no style channel responds to this text direction (every "
+                              "relevance score is zero)")
+    if n == 0:
         raise NoChannelsError(
             f"no style channel passes beta = {beta:.3f} (the strongest has |r| = "
-            f"{max_score:.3f}); lower beta or use auto-beta"
+            f"{max_score:.3f}); lower beta below {max_score:.3f} or use auto-beta"
         )
     r = torch.where(keep, scores, torch.zeros_like(scores))
     r = r / r.abs().max()
-    delta = torch.zeros_like(stats.mean)
-    delta[relevance.channels] = r * stats.std[relevance.channels].to(r)
+    delta = torch.zeros_like(stats.mean, device="cpu", dtype=torch.float32)
+    idx = relevance.channels.cpu()
+    delta[idx] = r * stats.std.cpu().float()[idx]
     return EditDirection(delta, n, max_score)

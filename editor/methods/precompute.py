@@ -1,0 +1,366 @@
+"""The model-pack precompute for global directions, as a cancellable, resumable job.
+
+`precompute_pack` yields Progress (with an ETA) and finally a PackData: style statistics,
+then the channel relevance. What it writes, all through TensorCache (atomic, versioned):
+
+- the style statistics, on their own (other methods reuse them), keyed by the generator's
+  content hash, the sample count and the latent sampler;
+- while relevance runs, a `.partial` entry of the pack: every finished layer, plus the
+  layer under way (its running sums), saved after each finished layer, at most every
+  `save_every_s` seconds within a layer, and when the job stops early (cancel, Ctrl-C, an
+  error, or the caller dropping the job); the next run with the same settings resumes;
+- the finished pack, keyed by both models' content hashes and the settings.
+
+Every entry carries a checksum of its tensors: a damaged file counts as absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from editor.core.cache import TensorCache
+from editor.core.generator import Generator
+
+from .global_directions import (
+    ImageTextEncoder,
+    LayerProgress,
+    Progress,
+    Relevance,
+    RelevanceConfig,
+    RelevanceState,
+    StyleStats,
+    WSampler,
+    compute_relevance,
+    iter_style_stats,
+    selected_layers,
+)
+
+STATS_KIND, STATS_VERSION = "style-stats", 1
+PACK_KIND, PACK_VERSION = "global-directions", 1
+STATS_SEED, STATS_PSI, STATS_BATCH = 0, 1.0, 500
+DEFAULT_SAMPLER = "gaussian-z"
+
+CancelToken = threading.Event | Callable[[], bool] | None
+
+
+class Cancelled(Exception):  # noqa: N818 (a request, not an error)
+    """The caller asked the job to stop. Finished work is saved; the same call resumes."""
+
+
+@dataclass
+class PackData:
+    """What global directions need from a model pack."""
+
+    stats: StyleStats
+    relevance: Relevance
+    key: str = ""  # cache key of the pack entry
+    info: dict = field(default_factory=dict)  # settings, timing
+
+
+# --------------------------------------------------------------------------- cache entries
+
+
+def sampler_name(sample_w: WSampler | None, sampler: str | None = None) -> str:
+    """The latent sampler's identity for cache keys. Pass `sampler` with a custom
+    `sample_w` (e.g. the demo world's 'toyfaces-attributes-v1'); otherwise its qualified
+    name stands in, which two different lambdas would share."""
+    if sampler:
+        return sampler
+    if sample_w is None:
+        return DEFAULT_SAMPLER
+    return "custom:" + getattr(sample_w, "__module__", "?") + "." + getattr(
+        sample_w, "__qualname__", type(sample_w).__name__)
+
+
+def stats_cache(gen_hash: str, stats_samples: int, sampler: str = DEFAULT_SAMPLER,
+                root: Path | None = None) -> TensorCache:
+    return TensorCache(STATS_KIND, _stats_key(gen_hash, stats_samples, sampler),
+                       STATS_VERSION, root)
+
+
+def pack_cache(gen_hash: str, clip_hash: str, stats_samples: int, config: RelevanceConfig,
+               sampler: str = DEFAULT_SAMPLER, root: Path | None = None) -> TensorCache:
+    key = {"generator": gen_hash, "clip": clip_hash, "relevance": config.to_dict(),
+           "stats": _stats_key(gen_hash, stats_samples, sampler), "sampler": sampler}
+    return TensorCache(PACK_KIND, key, PACK_VERSION, root)
+
+
+def _stats_key(gen_hash: str, stats_samples: int, sampler: str) -> dict:
+    return {"generator": gen_hash, "n_samples": int(stats_samples), "seed": STATS_SEED,
+            "psi": STATS_PSI, "sampler": sampler}
+
+
+def _checksum(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _save(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
+          partial: bool = False) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    info = {**info, "sha256": _checksum(tensors)}
+    (entry.save_partial if partial else entry.save)(tensors, info)
+
+
+def _load(entry: TensorCache, partial: bool = False
+          ) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """An entry whose tensors match their checksum, else None (absent, damaged, or
+    written by another version)."""
+    try:
+        got = entry.load_partial() if partial else entry.load()
+    except ValueError:  # metadata that is not JSON
+        return None
+    if got is None:
+        return None
+    tensors, info = got
+    if not isinstance(info, dict) or info.get("sha256") != _checksum(tensors):
+        return None
+    return tensors, info
+
+
+def _finite(*tensors: torch.Tensor) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _stats_from(tensors: dict[str, torch.Tensor]) -> StyleStats | None:
+    try:
+        stats = StyleStats.from_dict(tensors)
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        return None
+    if stats.mean.shape != stats.std.shape or stats.mean.ndim != 1:
+        return None
+    return stats if _finite(stats.mean, stats.std) else None
+
+
+def _pack_from(tensors: dict[str, torch.Tensor], info: dict, key: str) -> PackData | None:
+    stats = _stats_from(tensors)
+    channels, vectors = tensors.get("channels"), tensors.get("vectors")
+    if stats is None or channels is None or vectors is None:
+        return None
+    if vectors.ndim != 2 or channels.shape != (vectors.shape[0],) or not _finite(vectors):
+        return None
+    if len(channels) and (int(channels.min()) < 0 or int(channels.max()) >= len(stats.mean)):
+        return None
+    relevance = Relevance(channels.long(), vectors.float(), dict(info.get("relevance", {})))
+    return PackData(stats, relevance, key, info)
+
+
+def load_stats(gen_hash: str, stats_samples: int, sampler: str = DEFAULT_SAMPLER,
+               root: Path | None = None) -> StyleStats | None:
+    got = _load(stats_cache(gen_hash, stats_samples, sampler, root))
+    return _stats_from(got[0]) if got else None
+
+
+def load_pack_data(gen_hash: str, clip_hash: str, stats_samples: int = 10_000,
+                   relevance_config: RelevanceConfig | None = None,
+                   sampler: str = DEFAULT_SAMPLER, root: Path | None = None
+                   ) -> PackData | None:
+    """The finished pack for these models and settings, or None if it was never computed
+    (or its file is damaged, or from another format version)."""
+    entry = pack_cache(gen_hash, clip_hash, stats_samples, relevance_config or RelevanceConfig(),
+                       sampler, root)
+    got = _load(entry)
+    return _pack_from(got[0], got[1], entry.key) if got else None
+
+
+# --------------------------------------------------------------------------- partial state
+
+
+def _partial_tensors(state: RelevanceState, gen: Generator) -> tuple[dict, dict]:
+    specs = gen.style_specs
+    tensors = {f"done.{specs[i].name}": v for i, v in state.done.items()}
+    info: dict = {"done": [specs[i].name for i in sorted(state.done)], "current": None}
+    cur = state.current
+    if cur is not None and cur.layer not in state.done:
+        tensors[f"acc.{specs[cur.layer].name}"] = cur.acc
+        info["current"] = {"layer": specs[cur.layer].name, "images_done": cur.images_done,
+                           "channels_done": cur.channels_done, "image_chunk": cur.image_chunk}
+    return tensors, info
+
+
+def _state_from_partial(got: tuple[dict, dict] | None, gen: Generator,
+                        config: RelevanceConfig) -> RelevanceState:
+    """The saved progress, keeping only layers of this run whose tensors look right."""
+    state = RelevanceState()
+    if got is None:
+        return state
+    tensors, info = got
+    specs = gen.style_specs
+    wanted = set(selected_layers(specs, config.layers))
+    index = {s.name: i for i, s in enumerate(specs)}
+    dims = set()
+    for name in info.get("done", []):
+        t = tensors.get(f"done.{name}")
+        i = index.get(name)
+        if t is not None and i in wanted and t.ndim == 2 and t.shape[0] == specs[i].channels \
+                and _finite(t):
+            state.done[i] = t.float()
+            dims.add(t.shape[1])
+    cur = info.get("current")
+    if isinstance(cur, dict) and index.get(cur.get("layer")) in wanted:
+        i = index[cur["layer"]]
+        acc = tensors.get(f"acc.{cur['layer']}")
+        if acc is not None and acc.ndim == 2 and acc.shape[0] == specs[i].channels \
+                and _finite(acc) and i not in state.done:
+            dims.add(acc.shape[1])
+            state.current = LayerProgress(i, acc.float(), int(cur["images_done"]),
+                                          int(cur["channels_done"]), int(cur["image_chunk"]))
+    if len(dims) > 1:  # inconsistent embedding sizes: trust nothing
+        return RelevanceState()
+    return state
+
+
+class _PartialWriter:
+    """Saves the relevance state when it changed: after a finished layer, every
+    `every_s` seconds within a layer, and when forced (the job stopping)."""
+
+    def __init__(self, entry: TensorCache, gen: Generator, state: RelevanceState,
+                 every_s: float, info: dict):
+        self.entry, self.gen, self.state, self.every_s = entry, gen, state, every_s
+        self.info = info
+        self.saved = self._mark()
+        self.t_saved = time.monotonic()
+
+    def _mark(self) -> tuple:
+        return (tuple(sorted(self.state.done)), id(self.state.current))
+
+    def maybe_save(self, force: bool = False) -> bool:
+        mark = self._mark()
+        if mark == self.saved:
+            return False
+        layer_finished = mark[0] != self.saved[0]
+        if not (force or layer_finished or time.monotonic() - self.t_saved >= self.every_s):
+            return False
+        tensors, info = _partial_tensors(self.state, self.gen)
+        _save(self.entry, tensors, {**self.info, **info}, partial=True)
+        self.saved, self.t_saved = mark, time.monotonic()
+        return True
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def is_cancelled(cancel: CancelToken) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _compute_stats(gen: Generator, n: int, sample_w: WSampler | None, cancel: CancelToken
+                   ) -> Iterator[Progress | StyleStats]:
+    for item in iter_style_stats(gen, n, STATS_BATCH, STATS_SEED, STATS_PSI, sample_w):
+        yield item
+        if isinstance(item, Progress) and is_cancelled(cancel):
+            raise Cancelled("cancelled while computing style statistics (they take a "
+                            "moment and start over next time)")
+
+
+def precompute_pack(
+    generator: Generator,
+    clip: ImageTextEncoder,
+    gen_hash: str,
+    clip_hash: str,
+    stats_samples: int = 10_000,
+    relevance_config: RelevanceConfig | None = None,
+    sample_w: WSampler | None = None,
+    cancel: CancelToken = None,
+    *,
+    sampler: str | None = None,
+    root: Path | None = None,
+    save_every_s: float = 60.0,
+) -> Iterator[Progress | PackData]:
+    """A job: yields Progress (done/total, message, eta_s), then the PackData.
+
+    A finished pack in the cache is returned at once. Otherwise the style statistics come
+    from their cache or are computed, then relevance runs, resuming from a saved partial.
+    `cancel` (a threading.Event or a callable returning True) is checked after every step;
+    the job then saves its progress and raises Cancelled. Ctrl-C, errors and dropping the
+    job also save progress before the exception goes on. `sampler` names a custom
+    `sample_w` for the cache keys (see sampler_name)."""
+    config = relevance_config or RelevanceConfig()
+    sampler = sampler_name(sample_w, sampler)
+    entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
+    got = _load(entry)
+    cached = _pack_from(got[0], got[1], entry.key) if got else None
+    if cached is not None:
+        yield Progress(1, 1, "loaded from cache", 0.0)
+        yield cached
+        return
+    t0 = time.monotonic()
+    stats = load_stats(gen_hash, stats_samples, sampler, root)
+    if stats is None:
+        for item in _compute_stats(generator, stats_samples, sample_w, cancel):
+            if isinstance(item, StyleStats):
+                stats = item
+            else:
+                yield item
+        assert stats is not None
+        _save(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
+              {"generator": gen_hash, "sampler": sampler})
+    relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
+                                          entry, save_every_s)
+    info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
+            "sampler": sampler, "relevance": config.to_dict(),
+            "seconds": round(time.monotonic() - t0, 1)}
+    _save(entry, {**stats.to_dict(), **relevance.to_dict()}, info)
+    yield PackData(stats, relevance, entry.key, info)
+
+
+def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
+                   config: RelevanceConfig, sample_w: WSampler | None, cancel: CancelToken,
+                   entry: TensorCache, save_every_s: float
+                   ) -> Iterator[Progress]:
+    state = _state_from_partial(_load(entry, partial=True), gen, config)
+    writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
+    relevance: Relevance | None = None
+    try:
+        for item in compute_relevance(gen, clip, stats, config, sample_w=sample_w, state=state):
+            if isinstance(item, Relevance):
+                relevance = item
+                continue
+            writer.maybe_save()
+            yield item
+            if is_cancelled(cancel):
+                writer.maybe_save(force=True)
+                raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; progress saved, "
+                                "run again to resume")
+    except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the progress
+        writer.maybe_save(force=True)
+        raise
+    assert relevance is not None
+    return relevance
+
+
+def partial_summary(gen: Generator, gen_hash: str, clip_hash: str, stats_samples: int,
+                    config: RelevanceConfig, sampler: str = DEFAULT_SAMPLER,
+                    root: Path | None = None) -> tuple[int, int] | None:
+    """(finished, total) (channel, image) pairs of a saved partial run, or None."""
+    entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
+    got = _load(entry, partial=True)
+    if got is None:
+        return None
+    state = _state_from_partial(got, gen, config)
+    specs = gen.style_specs
+    layers = selected_layers(specs, config.layers)
+    from .global_directions import _units_done
+
+    total = sum(specs[i].channels for i in layers) * config.n_images
+    return _units_done(state, specs, layers, config.n_images), total
+
+
+def describe_settings(config: RelevanceConfig, stats_samples: int) -> str:
+    return json.dumps({"stats_samples": stats_samples, **config.to_dict()}, sort_keys=True)
