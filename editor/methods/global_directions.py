@@ -306,6 +306,16 @@ def relevance_for_layer(
     return F.normalize(sums, dim=-1)
 
 
+def suggested_batch_size(gen: Generator, budget_mb: int = 2048, most: int = 32) -> int:
+    """Renders per generator call for a memory budget: the widest activation at the top
+    resolution, times the few temporaries a styled conv keeps alive. On CPU more than ~32
+    rows gains nothing (activations stop fitting in cache)."""
+    cfg = gen.config
+    widest = max(cfg.channels_at(2**i) * 4**i for i in range(2, cfg.log_size + 1))
+    per_image = widest * 4 * 8  # fp32 bytes x live temporaries
+    return max(1, min(most, budget_mb * 2**20 // per_image))
+
+
 def _channels_per_step(n_images: int, batch_size: int) -> int:
     """Channels per progress step: enough that a step fills at least one generator call."""
     return max(1, batch_size // (2 * n_images))
@@ -357,8 +367,9 @@ def _layer_job(
     state.current = None
 
 
-def _units_done(state: RelevanceState, specs: Sequence[StyleLayerSpec], layers: list[int],
-                n_images: int) -> int:
+def units_done(state: RelevanceState, specs: Sequence[StyleLayerSpec], layers: list[int],
+               n_images: int) -> int:
+    """How many (channel, image) pairs of `layers` the state holds."""
     done = sum(specs[i].channels * n_images for i in layers if i in state.done)
     cur = state.current
     if cur is not None and cur.layer in layers and cur.layer not in state.done:
@@ -386,7 +397,7 @@ def compute_relevance(
     layers = selected_layers(specs, config.layers)
     codes = base_codes(gen, config.n_images, config.seed, config.psi, sample_w)
     total = sum(specs[i].channels for i in layers) * config.n_images
-    finished = _units_done(state, specs, layers, config.n_images)
+    finished = units_done(state, specs, layers, config.n_images)
     clock = _EtaClock(finished, total)
     yield clock.progress(finished, "relevance: starting" if finished == 0
                          else "relevance: resuming")

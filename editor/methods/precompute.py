@@ -17,10 +17,10 @@ Every entry carries a checksum of its tensors: a damaged file counts as absent.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from collections.abc import Generator as Job
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from .global_directions import (
     compute_relevance,
     iter_style_stats,
     selected_layers,
+    units_done,
 )
 
 STATS_KIND, STATS_VERSION = "style-stats", 1
@@ -51,7 +52,7 @@ DEFAULT_SAMPLER = "gaussian-z"
 CancelToken = threading.Event | Callable[[], bool] | None
 
 
-class Cancelled(Exception):  # noqa: N818 (a request, not an error)
+class Cancelled(Exception):
     """The caller asked the job to stop. Finished work is saved; the same call resumes."""
 
 
@@ -63,6 +64,7 @@ class PackData:
     relevance: Relevance
     key: str = ""  # cache key of the pack entry
     info: dict = field(default_factory=dict)  # settings, timing
+    from_cache: bool = False
 
 
 # --------------------------------------------------------------------------- cache entries
@@ -230,22 +232,24 @@ class _PartialWriter:
                  every_s: float, info: dict):
         self.entry, self.gen, self.state, self.every_s = entry, gen, state, every_s
         self.info = info
-        self.saved = self._mark()
+        # The state as last saved: its finished layers and its (immutable) current layer
+        # object, held by reference so that `is` tells whether it was replaced since.
+        self.saved_done = tuple(sorted(state.done))
+        self.saved_current = state.current
         self.t_saved = time.monotonic()
 
-    def _mark(self) -> tuple:
-        return (tuple(sorted(self.state.done)), id(self.state.current))
-
     def maybe_save(self, force: bool = False) -> bool:
-        mark = self._mark()
-        if mark == self.saved:
+        done = tuple(sorted(self.state.done))
+        current = self.state.current
+        if done == self.saved_done and current is self.saved_current:
             return False
-        layer_finished = mark[0] != self.saved[0]
-        if not (force or layer_finished or time.monotonic() - self.t_saved >= self.every_s):
+        if not (force or done != self.saved_done
+                or time.monotonic() - self.t_saved >= self.every_s):
             return False
         tensors, info = _partial_tensors(self.state, self.gen)
         _save(self.entry, tensors, {**self.info, **info}, partial=True)
-        self.saved, self.t_saved = mark, time.monotonic()
+        self.saved_done, self.saved_current = done, current
+        self.t_saved = time.monotonic()
         return True
 
 
@@ -297,6 +301,7 @@ def precompute_pack(
     got = _load(entry)
     cached = _pack_from(got[0], got[1], entry.key) if got else None
     if cached is not None:
+        cached.from_cache = True
         yield Progress(1, 1, "loaded from cache", 0.0)
         yield cached
         return
@@ -323,7 +328,7 @@ def precompute_pack(
 def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                    config: RelevanceConfig, sample_w: WSampler | None, cancel: CancelToken,
                    entry: TensorCache, save_every_s: float
-                   ) -> Iterator[Progress]:
+                   ) -> Job[Progress, None, Relevance]:
     state = _state_from_partial(_load(entry, partial=True), gen, config)
     writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
     relevance: Relevance | None = None
@@ -356,11 +361,5 @@ def partial_summary(gen: Generator, gen_hash: str, clip_hash: str, stats_samples
     state = _state_from_partial(got, gen, config)
     specs = gen.style_specs
     layers = selected_layers(specs, config.layers)
-    from .global_directions import _units_done
-
     total = sum(specs[i].channels for i in layers) * config.n_images
-    return _units_done(state, specs, layers, config.n_images), total
-
-
-def describe_settings(config: RelevanceConfig, stats_samples: int) -> str:
-    return json.dumps({"stats_samples": stats_samples, **config.to_dict()}, sort_keys=True)
+    return units_done(state, specs, layers, config.n_images), total

@@ -8,11 +8,11 @@ and noise augmentation make it read soft generator output as well as crisp rende
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -99,7 +99,7 @@ def train(args: argparse.Namespace) -> Path:
 
     def step(i: int) -> dict[str, float]:
         for group in opt.param_groups:
-            group["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, i / args.steps)))
+            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, i / args.steps)))
         idx = torch.randint(0, len(images), (args.batch,), generator=gen)
         x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1
         x = augment(x, gen)

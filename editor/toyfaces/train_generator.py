@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -108,7 +109,7 @@ def train(args: argparse.Namespace) -> Path:
         # cosine decay over the planned steps keeps late updates small and images sharp
         progress = min(1.0, i / max(1, args.steps))
         for group in opt.param_groups:
-            group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+            group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         z, target, mask = make_batch(i, args.batch, args.seed)
         w = gen.map_z(z)
         skips: list[torch.Tensor] = []

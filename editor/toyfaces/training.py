@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -68,7 +69,7 @@ def try_resume(state: TrainState, path: Path, log: Callable[[str], None]) -> boo
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
         state.load_state_dict(d)
-    except (RuntimeError, KeyError, EOFError, OSError) as e:
+    except (RuntimeError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
         log(f"could not resume from {path} ({e}); starting over")
         return False
     log(f"resumed from {path} at step {state.step} ({state.seconds / 60:.1f} min done)")

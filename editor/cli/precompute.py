@@ -1,0 +1,223 @@
+"""`atelier precompute`: the global-directions model pack (style statistics + channel
+relevance) for a generator and a CLIP model, cached on disk for the editor.
+
+Progress (percent and ETA) goes to stderr. Ctrl-C keeps what is finished in a partial
+cache entry; the same command resumes it. Errors are one line on stderr and exit status 1;
+an interrupt exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from editor.core.errors import AtelierError
+
+if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
+    import torch
+
+    from editor.methods import global_directions as gd
+
+PROG = "atelier precompute"
+# The paper's settings (RelevanceConfig's defaults), repeated here to keep --help light.
+N_IMAGES, K_SIGMA, SEED, PSI = 100, 5.0, 0, 0.7
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `precompute` command to a parser."""
+    p = subparsers.add_parser(
+        "precompute", help="precompute a model pack (global-direction relevance)",
+        description="Compute the style statistics and the per-channel CLIP relevance that "
+        "text edits (StyleCLIP global directions) need, for one generator and one CLIP "
+        "model. The result is cached; interrupted runs resume.")
+    p.add_argument("--generator", required=True, metavar="PATH",
+                   help="generator checkpoint (rosinality .pt, NVIDIA .pkl, .safetensors)")
+    clip = p.add_mutually_exclusive_group(required=True)
+    clip.add_argument("--clip-pretrained", metavar="TAG",
+                      help="open_clip pretrained tag (with --clip-arch), e.g. openai")
+    clip.add_argument("--clip-checkpoint", metavar="PATH",
+                      help="local CLIP weights (with --clip-arch unless saved by this program)")
+    clip.add_argument("--clip-config", metavar="JSON",
+                      help="open_clip model config: a .json file or inline JSON (random "
+                      "weights unless --clip-weights is given)")
+    p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
+    p.add_argument("--clip-weights", metavar="PATH", help="weights for --clip-config")
+    p.add_argument("--download", action="store_true",
+                   help="allow downloading the pretrained CLIP weights if not cached")
+    p.add_argument("--n-images", type=int, default=N_IMAGES,
+                   help=f"base images per channel (default {N_IMAGES}, as the paper)")
+    p.add_argument("--k-sigma", type=float, default=K_SIGMA,
+                   help=f"perturbation in standard deviations (default {K_SIGMA:g})")
+    p.add_argument("--layers", nargs="+", metavar="NAME",
+                   help="style layers (e.g. conv1 convs.0); default: every non-toRGB layer")
+    p.add_argument("--stats-samples", type=int, default=10_000,
+                   help="samples for the style statistics (default 10000)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="renders per generator call (default: from the resolution)")
+    p.add_argument("--seed", type=int, default=SEED, help="seed of the base images")
+    p.add_argument("--psi", type=float, default=PSI, help="truncation of the base images")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.set_defaults(func=cmd_precompute)
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA --"
+    s = int(seconds + 0.5)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
+
+
+class ProgressLine:
+    """One updating line on a terminal; on a pipe or log, a line every `every_s`."""
+
+    def __init__(self, out: TextIO = sys.stderr, every_s: float = 10.0):
+        self.out, self.every_s = out, every_s
+        self.tty = hasattr(out, "isatty") and out.isatty()
+        self.last_t = 0.0
+        self.last_msg = ""
+        self.width = 0
+
+    def show(self, p: gd.Progress) -> None:
+        text = f"{100 * p.fraction:5.1f}%  {format_eta(p.eta_s)}  {p.message}"
+        now = time.monotonic()
+        if self.tty:
+            self.out.write("\r" + text.ljust(self.width))
+            self.width = len(text)
+        elif (now - self.last_t >= self.every_s or p.message != self.last_msg
+              or p.done == p.total):
+            self.out.write(text + "\n")
+            self.last_t, self.last_msg = now, p.message
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            self.out.write("\n")
+            self.out.flush()
+            self.width = 0
+
+
+def _device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AtelierError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def _read_config(text: str) -> dict:
+    try:
+        if text.lstrip().startswith("{"):
+            return json.loads(text)
+        return json.loads(Path(text).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise AtelierError(f"could not read the CLIP config {text!r} ({e})") from e
+
+
+def load_clip(args: argparse.Namespace, device: torch.device):
+    from editor.core.clip_model import ClipModel, read_weights
+
+    if args.clip_pretrained:
+        if not args.clip_arch:
+            raise AtelierError("--clip-pretrained needs --clip-arch (e.g. ViT-B-32)")
+        return ClipModel.from_pretrained(args.clip_arch, args.clip_pretrained, device=device,
+                                         download=args.download)
+    if args.clip_checkpoint:
+        return ClipModel.from_checkpoint(args.clip_arch, args.clip_checkpoint, device=device)
+    config = _read_config(args.clip_config)
+    weights = read_weights(args.clip_weights) if args.clip_weights else None
+    if weights is None:
+        print(f"{PROG}: note: no --clip-weights, the CLIP model has random weights",
+              file=sys.stderr)
+    return ClipModel.from_config(config, weights, device=device, name="cli-config")
+
+
+def demo_sampler(loaded, device: torch.device) -> tuple[gd.WSampler | None, str | None]:
+    """The demo world's generator reads attribute codes, not Gaussian z: sample its own."""
+
+    from editor.toyfaces import conditioning
+
+    if loaded.metadata.get("sampler") != conditioning.SAMPLER_NAME:
+        return None, None
+    gen = loaded.generator
+
+    def sample_w(seeds: torch.Tensor) -> torch.Tensor:
+        return gen.mapping(conditioning.z_for_seeds(seeds.tolist()).to(device))
+
+    return sample_w, conditioning.SAMPLER_NAME
+
+
+def cmd_precompute(args: argparse.Namespace) -> int:
+    import torch
+
+    from editor.core.checkpoints import load_generator
+    from editor.methods import global_directions as gd
+    from editor.methods import precompute as pc
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = _device(args.device)
+        loaded = load_generator(args.generator, device=device)
+        clip = load_clip(args, device)
+    except AtelierError as e:
+        return _error(str(e))
+    gen = loaded.generator.eval()
+    sample_w, sampler = demo_sampler(loaded, device)
+    batch = args.batch_size or gd.suggested_batch_size(gen)
+    config = gd.RelevanceConfig(n_images=args.n_images, k_sigma=args.k_sigma,
+                                layers=tuple(args.layers) if args.layers else None,
+                                batch_size=batch, seed=args.seed, psi=args.psi)
+    try:
+        gd.selected_layers(gen.style_specs, config.layers)
+    except ValueError as e:
+        names = ", ".join(s.name for s in gen.style_specs if not s.is_torgb)
+        return _error(f"{e} (this generator's layers: {names})")
+    sampler = pc.sampler_name(sample_w, sampler)
+    print(f"generator {Path(args.generator).name} ({gen.config.resolution} px, hash "
+          f"{loaded.content_hash[:12]}), CLIP {clip.name} (hash {clip.content_hash[:12]}), "
+          f"{config.n_images} images/channel, batch {batch}, device {device}", file=sys.stderr)
+    line = ProgressLine()
+    data = None
+    try:
+        for item in pc.precompute_pack(gen, clip, loaded.content_hash, clip.content_hash,
+                                       args.stats_samples, config, sample_w,
+                                       sampler=sampler):
+            if isinstance(item, pc.PackData):
+                data = item
+            else:
+                line.show(item)
+    except KeyboardInterrupt:
+        line.close()
+        saved = pc.partial_summary(gen, loaded.content_hash, clip.content_hash,
+                                   args.stats_samples, config, sampler)
+        kept = (f"progress saved ({100 * saved[0] / saved[1]:.1f}% of the relevance done)"
+                if saved else "nothing was finished yet")
+        print(f"{PROG}: interrupted; {kept}. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    except (AtelierError, ValueError, RuntimeError) as e:
+        line.close()
+        return _error(str(e))
+    line.close()
+    assert data is not None
+    entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,
+                          sampler)
+    rel = data.relevance
+    how = "from the cache" if data.from_cache else f"in {data.info.get('seconds', 0):.0f} s"
+    print(f"pack ready ({how}): {len(rel.channels)} channels x {rel.vectors.shape[1]} dims"
+          f"\n{entry.path}")
+    return 0
