@@ -43,3 +43,20 @@ def make_tiny_generator(resolution: int = 16, style_dim: int = 32, n_mlp: int = 
 @pytest.fixture
 def tiny_generator():
     return make_tiny_generator()
+
+
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2,
+                 "layers": 1},
+    "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8,
+                   "head_width": 16},
+}
+
+
+def make_tiny_clip(seed: int = 0):
+    """A random-weight open_clip CLIP small enough for unit tests (16 px ViT)."""
+    from editor.core.clip_model import ClipModel
+
+    torch.manual_seed(seed)
+    return ClipModel.from_config(TINY_CLIP_CONFIG, name="tiny-clip")

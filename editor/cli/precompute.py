@@ -48,20 +48,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-weights", metavar="PATH", help="weights for --clip-config")
     p.add_argument("--download", action="store_true",
                    help="allow downloading the pretrained CLIP weights if not cached")
-    p.add_argument("--n-images", type=int, default=N_IMAGES,
+    p.add_argument("--n-images", type=int, default=N_IMAGES, metavar="N",
                    help=f"base images per channel (default {N_IMAGES}, as the paper)")
-    p.add_argument("--k-sigma", type=float, default=K_SIGMA,
+    p.add_argument("--k-sigma", type=float, default=K_SIGMA, metavar="K",
                    help=f"perturbation in standard deviations (default {K_SIGMA:g})")
     p.add_argument("--layers", nargs="+", metavar="NAME",
                    help="style layers (e.g. conv1 convs.0); default: every non-toRGB layer")
-    p.add_argument("--stats-samples", type=int, default=10_000,
+    p.add_argument("--stats-samples", type=int, default=10_000, metavar="N",
                    help="samples for the style statistics (default 10000)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="renders per generator call (default: from the resolution)")
     p.add_argument("--seed", type=int, default=SEED, help="seed of the base images")
     p.add_argument("--psi", type=float, default=PSI, help="truncation of the base images")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
     p.set_defaults(func=cmd_precompute)
 
 
@@ -82,8 +82,9 @@ def format_eta(seconds: float | None) -> str:
 class ProgressLine:
     """One updating line on a terminal; on a pipe or log, a line every `every_s`."""
 
-    def __init__(self, out: TextIO = sys.stderr, every_s: float = 10.0):
-        self.out, self.every_s = out, every_s
+    def __init__(self, out: TextIO | None = None, every_s: float = 10.0):
+        self.out = out if out is not None else sys.stderr  # looked up now: tests swap it
+        self.every_s = every_s
         self.tty = hasattr(out, "isatty") and out.isatty()
         self.last_t = 0.0
         self.last_msg = ""
@@ -140,8 +141,12 @@ def load_clip(args: argparse.Namespace, device: torch.device):
     config = _read_config(args.clip_config)
     weights = read_weights(args.clip_weights) if args.clip_weights else None
     if weights is None:
-        print(f"{PROG}: note: no --clip-weights, the CLIP model has random weights",
+        import torch
+
+        # Seeded, so that runs (and their cache entries) agree; useful for smoke tests only.
+        print(f"{PROG}: note: no --clip-weights, the CLIP model has random weights (seed 0)",
               file=sys.stderr)
+        torch.manual_seed(0)
     return ClipModel.from_config(config, weights, device=device, name="cli-config")
 
 

@@ -28,6 +28,7 @@ class ModelInfo:
     content_hash: str
     generator: Generator
     z_for_seed: Callable[[int], torch.Tensor] | None = None  # None: z ~ N(0, I) from the seed
+    sampler: str | None = None  # the name of z_for_seed's sampler, for cache keys
 
 
 # Generators that read something other than Gaussian z name their sampler in their metadata.
@@ -60,4 +61,5 @@ def load_model_info(path: str | Path, device: torch.device | str = "cpu") -> Mod
         content_hash=loaded.content_hash,
         generator=loaded.generator,
         z_for_seed=sampler_for(loaded.metadata),
+        sampler=loaded.metadata.get("sampler"),
     )

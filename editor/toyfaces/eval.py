@@ -43,6 +43,7 @@ from editor.toyfaces.render import render, render_batch
 
 # Evaluation renders use seeds from here on; the recipes render from seeds below 10**5.
 EVAL_SEED_BASE = 10**6
+GEN_SEED_STRIDE = 10**5
 CONFIDENT = 0.9  # an evaluator reading counts as confident at this top probability
 
 GOALS = {
@@ -182,8 +183,10 @@ def requested_faces(seeds: Sequence[int]) -> list[tuple[Attributes, int]]:
 
 
 def generator_seeds(n: int, seed: int = 0) -> list[int]:
-    """seed 0 gives seeds 0..n-1: the faces the app shows first."""
-    return list(range(int(seed) * n, (int(seed) + 1) * n))
+    """seed 0 gives seeds 0..n-1, the faces the app shows first; seed s starts at s * 10**5,
+    so a smaller n (the grid) takes the first of the same faces."""
+    start = int(seed) * GEN_SEED_STRIDE
+    return list(range(start, start + n))
 
 
 def generator_readback(gen: Generator, evaluator: Evaluator, n: int = 1000,
@@ -227,13 +230,18 @@ def generator_readback(gen: Generator, evaluator: Evaluator, n: int = 1000,
 # ---------------------------------------------------------------------------- times
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+def _median_seconds(fn: Callable[[], object], repeats: int, device: torch.device,
+                    warmup: int = 2) -> float:
+    # CUDA runs asynchronously: wait for the work, or only the launch would be timed
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -242,13 +250,15 @@ def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> 
 def timings(gen: Generator, clip: ClipModel, repeats: int = 20) -> dict:
     """Median seconds of one synthesis (z -> image, batch 1), one CLIP image encode and one
     text encode (uncached)."""
-    z = conditioning.z_for_seed(0).to(_device_of(gen))
+    device = _device_of(gen)
+    z = conditioning.z_for_seed(0).to(device)
     image = gen.generate(z)
     prompt = captions.plain_prompts("glasses")["sunglasses"]
     return {
-        "synthesis": _median_seconds(lambda: gen.generate(z, psi=1.0), repeats),
-        "clip_image": _median_seconds(lambda: clip.encode_images(image), repeats),
-        "clip_text": _median_seconds(lambda: clip.encode_text([prompt]), repeats),
+        "synthesis": _median_seconds(lambda: gen.generate(z, psi=1.0), repeats, device),
+        "clip_image": _median_seconds(lambda: clip.encode_images(image), repeats,
+                                      clip.device),
+        "clip_text": _median_seconds(lambda: clip.encode_text([prompt]), repeats, clip.device),
     }
 
 
@@ -329,15 +339,18 @@ def _fmt(x: float, unit: str) -> str:
         return f"{100 * x:.1f}%"
     if unit == "pts":
         return f"{x:.1f} pts"
+    if unit == "":
+        return f"{x:.3f}"
     return f"{x:.2f} s" if x >= 1 else f"{1000 * x:.1f} ms"
 
 
 def _fmt_goal(g: Gate) -> str:
     if g.goal is None:
         return "-"
-    if not g.higher_is_better:
-        return ("< " if g.unit == "s" else "<= ") + _fmt(g.goal, g.unit)
-    return ">= " + _fmt(g.goal, g.unit).replace(".0%", "%")
+    goal = f"{100 * g.goal:g}%" if g.unit == "%" else f"{g.goal:g} {g.unit}"
+    if g.higher_is_better:
+        return ">= " + goal
+    return ("< " if g.unit == "s" else "<= ") + goal
 
 
 def evaluator_gates(r: dict) -> list[Gate]:
@@ -366,7 +379,7 @@ def generator_gates(r: dict) -> list[Gate]:
         gates.append(Gate("generator", f"{name} read back", r["readback"][name],
                           GOALS["generator_readback"], note=f"n={r['counted'][name]}"))
     gates.append(Gate("generator", "style read as normal", r["style_normal"]))
-    gates.append(Gate("generator", "mean |generated - render|", r["l1_to_render"],
+    gates.append(Gate("generator", "mean |generated - render|", r["l1_to_render"], unit="",
                       note="0..1 scale"))
     return gates
 
@@ -396,9 +409,15 @@ def format_table(gates: Sequence[Gate]) -> str:
 
 def summary(gates: Sequence[Gate]) -> str:
     judged = [g for g in gates if g.passed is not None]
-    failed = [f"{g.section}: {g.name}" for g in judged if not g.passed]
-    text = f"{len(judged) - len(failed)}/{len(judged)} gates pass"
-    return text + (f"; FAIL: {', '.join(failed)}" if failed else "")
+    failed: dict[str, list[str]] = {}
+    for g in judged:
+        if not g.passed:
+            failed.setdefault(g.section, []).append(g.name)
+    text = f"{len(judged) - sum(map(len, failed.values()))}/{len(judged)} gates pass"
+    if not failed:
+        return text
+    return text + "; FAIL: " + "; ".join(f"{s}: {', '.join(names)}"
+                                         for s, names in failed.items())
 
 
 # ---------------------------------------------------------------------------- CLI

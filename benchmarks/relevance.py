@@ -1,0 +1,212 @@
+"""Channel relevance (StyleCLIP global directions): the official loop shape against ours.
+
+    .venv/bin/python benchmarks/relevance.py [--threads 2] [--n-images 10] [--repeats 3]
+    .venv/bin/python benchmarks/relevance.py --generator G.safetensors --clip-config C.json
+    .venv/bin/python benchmarks/relevance.py --ffhq        # 1024 config-f + ViT-B-32
+
+Both paths compute the same vectors for the same sampled channels on the same models:
+- official: `relevance_single_channel`, one channel, one image, batch 1, full synthesis;
+- ours: `relevance_for_layer`, the channels of a layer x images x signs in batches, from
+  the synthesis state before the layer (its computation is included in the timing).
+It prints channels/s for both at --n-images images per channel, their ratio, the agreement
+(cosine per channel), and the time the whole pack would take at 100 images per channel
+(both paths scale linearly with the images, so this is a plain extrapolation; each layer is
+weighted by its real channel count). The default models are the demo pack's architecture
+with random weights; speed does not depend on the weights. The machine's load average is
+printed before and after: other work on the machine slows both paths, and batch-1 work
+with several threads suffers most from sharing the cores (compare --threads 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from editor.core.clip_model import ClipModel
+from editor.core.generator import Generator, GeneratorConfig
+from editor.core.style_code import StyleCode, flat_offsets
+from editor.methods import global_directions as gd
+
+DEMO_GENERATOR = GeneratorConfig(resolution=64, style_dim=128, n_mlp=4,
+                                 channels=(128, 128, 128, 64, 32))
+DEMO_CLIP = {"embed_dim": 128,
+             "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32},
+             "text_cfg": {"context_length": 32, "width": 128, "heads": 4, "layers": 4}}
+PACK_IMAGES = 100  # the paper's images per channel, for the full-pack estimate
+
+
+def random_generator(config: GeneratorConfig) -> Generator:
+    torch.manual_seed(0)
+    gen = Generator(config).eval()
+    with torch.no_grad():
+        gen.w_avg.copy_(gen.mean_latent(512))
+    return gen
+
+
+def load_models(args: argparse.Namespace) -> tuple[Generator, ClipModel, str]:
+    if args.ffhq:
+        import open_clip
+
+        cfg = open_clip.get_model_config("ViT-B-32")
+        cfg["quick_gelu"] = True  # as OpenAI's weights
+        torch.manual_seed(0)
+        return (random_generator(GeneratorConfig.rosinality(1024)),
+                ClipModel.from_config(cfg, name="ViT-B-32 (random)"),
+                "FFHQ 1024 config-f + ViT-B-32, random weights")
+    if args.generator:
+        from editor.core.checkpoints import load_generator
+
+        gen = load_generator(args.generator).generator.eval()
+        gname = Path(args.generator).name
+    else:
+        gen, gname = random_generator(DEMO_GENERATOR), "demo architecture (random)"
+    if args.clip_config:
+        text = args.clip_config
+        cfg = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
+        torch.manual_seed(0)
+        clip = ClipModel.from_config(cfg, name=Path(text).stem if "{" not in text else "clip")
+    elif args.clip_checkpoint:
+        clip = ClipModel.from_checkpoint(args.clip_arch, args.clip_checkpoint)
+    else:
+        torch.manual_seed(0)
+        clip = ClipModel.from_config(DEMO_CLIP, name="demo CLIP architecture (random)")
+    return gen, clip, f"{gname} + {clip.name}"
+
+
+def sample_channels(gen: Generator, per_layer: int, every: int, seed: int = 0
+                    ) -> dict[int, list[int]]:
+    """Layer -> a few channel indices, from every `every`-th editable layer."""
+    g = torch.Generator().manual_seed(seed)
+    layers = gd.selected_layers(gen.style_specs, None)[::every]
+    return {i: sorted(torch.randperm(gen.style_specs[i].channels, generator=g)[:per_layer]
+                      .tolist()) for i in layers}
+
+
+def time_single(gen, clip, codes, stats, sample, k) -> tuple[dict[int, float], dict]:
+    """Seconds per channel, per layer; and the vectors (flat index -> vector)."""
+    offsets = flat_offsets(gen.style_specs)
+    per_layer, vectors = {}, {}
+    for layer, chans in sample.items():
+        t0 = time.perf_counter()
+        for c in chans:
+            vectors[offsets[layer] + c] = gd.relevance_single_channel(
+                gen, clip, codes, stats, offsets[layer] + c, k)
+        per_layer[layer] = (time.perf_counter() - t0) / len(chans)
+    return per_layer, vectors
+
+
+def time_batched(gen, clip, codes, stats, sample, k, batch) -> tuple[dict[int, float], dict]:
+    offsets = flat_offsets(gen.style_specs)
+    per_layer, vectors = {}, {}
+    for layer, chans in sample.items():
+        t0 = time.perf_counter()
+        before = gd.state_before(gen, codes, layer)
+        out = gd.relevance_for_layer(gen, clip, codes, stats, layer, chans, k, before, batch)
+        per_layer[layer] = (time.perf_counter() - t0) / len(chans)
+        for c, v in zip(chans, out, strict=True):
+            vectors[offsets[layer] + c] = v
+    return per_layer, vectors
+
+
+def median_per_layer(runs: list[tuple[dict, dict]]) -> dict[int, float]:
+    return {i: statistics.median(r[0][i] for r in runs) for i in runs[0][0]}
+
+
+def pack_seconds(gen: Generator, per_layer: dict[int, float], n_images: int) -> float:
+    """Whole pack at PACK_IMAGES images: each editable layer's channels at the measured
+    time per channel of the nearest sampled layer at or before it."""
+    measured = sorted(per_layer)
+    total = 0.0
+    for i in gd.selected_layers(gen.style_specs, None):
+        ref = max((m for m in measured if m <= i), default=measured[0])
+        total += gen.style_specs[i].channels * per_layer[ref]
+    return total * PACK_IMAGES / n_images
+
+
+def _hours(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--generator", help="a generator checkpoint instead of the demo arch")
+    ap.add_argument("--clip-config", help="an open_clip config (.json or inline), random "
+                    "weights (speed does not depend on them)")
+    ap.add_argument("--clip-checkpoint", help="a CLIP weights file (with --clip-arch)")
+    ap.add_argument("--clip-arch")
+    ap.add_argument("--ffhq", action="store_true",
+                    help="FFHQ 1024 config-f + ViT-B-32 architectures (random weights)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-images", type=int, default=None,
+                    help="images per channel (default 10; 2 with --ffhq)")
+    ap.add_argument("--per-layer", type=int, default=None,
+                    help="channels sampled per layer (default 3; 1 with --ffhq)")
+    ap.add_argument("--every", type=int, default=None,
+                    help="sample every n-th editable layer (default 1; 4 with --ffhq)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="our renders per call (default: the precompute's choice)")
+    ap.add_argument("--repeats", type=int, default=None, help="default 3; 1 with --ffhq")
+    ap.add_argument("--k-sigma", type=float, default=5.0)
+    args = ap.parse_args(argv)
+    ffhq = args.ffhq
+    n_images = args.n_images or (2 if ffhq else 10)
+    per_layer = args.per_layer or (1 if ffhq else 3)
+    every = args.every or (4 if ffhq else 1)
+    repeats = args.repeats or (1 if ffhq else 3)
+    torch.set_num_threads(args.threads)
+
+    gen, clip, what = load_models(args)
+    batch = args.batch_size or gd.suggested_batch_size(gen)
+    stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250)
+    codes = gd.base_codes(gen, n_images, seed=0, psi=0.7)
+    codes = StyleCode(codes.specs, [t.detach() for t in codes.tensors])
+    sample = sample_channels(gen, per_layer, every)
+    n_sampled = sum(len(c) for c in sample.values())
+    load0 = os.getloadavg()
+    print(f"models: {what}")
+    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; "
+          f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    print(f"{n_sampled} channels from {len(sample)} layers, {n_images} images per channel, "
+          f"our batch {batch}, median of {repeats}")
+
+    # Warm-up both paths once (allocator, oneDNN kernels), then interleave the repeats so
+    # that a change in machine load hits both alike.
+    first = {next(iter(sample)): sample[next(iter(sample))][:1]}
+    time_single(gen, clip, StyleCode(codes.specs, [t[:1] for t in codes.tensors]), stats,
+                first, args.k_sigma)
+    time_batched(gen, clip, codes, stats, first, args.k_sigma, batch)
+    runs_single, runs_ours = [], []
+    for _ in range(repeats):
+        runs_single.append(time_single(gen, clip, codes, stats, sample, args.k_sigma))
+        runs_ours.append(time_batched(gen, clip, codes, stats, sample, args.k_sigma, batch))
+    single, v_single = median_per_layer(runs_single), runs_single[0][1]
+    ours, v_ours = median_per_layer(runs_ours), runs_ours[0][1]
+    load1 = os.getloadavg()
+
+    cos = torch.tensor([float(v_single[f] @ v_ours[f]) for f in v_single])
+    rate_single = n_sampled / sum(single[i] * len(c) for i, c in sample.items())
+    rate_ours = n_sampled / sum(ours[i] * len(c) for i, c in sample.items())
+    names = {i: gen.style_specs[i].name for i in sample}
+    print(f"\n{'layer':10s} {'official s/ch':>14s} {'ours s/ch':>10s} {'ratio':>7s}")
+    for i in sample:
+        print(f"{names[i]:10s} {single[i]:14.3f} {ours[i]:10.3f} {single[i] / ours[i]:7.1f}")
+    print(f"\nofficial loop: {rate_single:8.3f} channels/s  ({n_images} images per channel)")
+    print(f"ours, batched: {rate_ours:8.3f} channels/s")
+    print(f"speed-up:      {rate_ours / rate_single:8.1f}x")
+    print(f"agreement:     cosine min {float(cos.min()):.6f}, median {float(cos.median()):.6f}")
+    n_channels = sum(gen.style_specs[i].channels for i in gd.selected_layers(gen.style_specs,
+                                                                              None))
+    print(f"full pack ({n_channels} channels x {PACK_IMAGES} images), estimated: official "
+          f"{_hours(pack_seconds(gen, single, n_images))}, ours "
+          f"{_hours(pack_seconds(gen, ours, n_images))}")
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""`atelier edit`: render a seed with text edits, or replay a recipe, headless.
+
+    atelier edit --seed 7 --neutral "face" --target "face with sunglasses" \\
+        --alpha 4 --beta 0.15 -o out.png
+    atelier edit --recipe out.png -o again.png
+
+Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta); an
+option given twice starts the next edit. The PNG carries the recipe; replaying it on the same device gives the same
+pixels. The default pack is the bundled demo world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from editor.core.errors import AtelierError
+from editor.core.image_io import read_recipe, save_image
+from editor.engine.compose import EditError
+from editor.engine.models import DEMO_GENERATOR
+from editor.engine.packs import ClipSource, demo_clip_source, open_pack
+from editor.engine.renderer import to_uint8_image
+from editor.engine.session import Edit, ModelIdentity, RecipeError, Session, Source
+from editor.methods.global_directions import Progress, RelevanceConfig
+
+
+class _EditAction(argparse.Action):
+    """Collect per-edit options in order. Each option fills the edit being built; giving
+    an option that edit already has starts the next edit. So both
+    `--neutral face --target "face with glasses" --alpha 4` and
+    `--target "smiling face" --alpha 3 --target ...` read naturally."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        edits = getattr(namespace, "edits", None) or []
+        if not edits or self.dest in edits[-1]:
+            edits.append({})
+        edits[-1][self.dest] = True if value == [] else value
+        namespace.edits = edits
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("edit", help="render a seed with text edits, or replay a recipe",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("source")
+    src.add_argument("--seed", type=int, default=0)
+    src.add_argument("--psi", type=float, default=None,
+                     help="truncation (default 0.7; 1.0 for the demo pack)")
+    src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
+    src.add_argument("--recipe", help="replay a recipe: a .json file or a PNG that carries one")
+    ed = p.add_argument_group("edits (repeat --target for several)")
+    ed.add_argument("--target", action=_EditAction, help="what the image should become")
+    ed.add_argument("--neutral", action=_EditAction, help="what it is now (default: 'face')")
+    ed.add_argument("--alpha", action=_EditAction, type=float, help="strength (default 4)")
+    ed.add_argument("--beta", action=_EditAction, type=float,
+                    help="disentanglement threshold (default 0.15)")
+    ed.add_argument("--auto-beta", action=_EditAction, nargs=0, dest="auto_beta",
+                    help="pick the largest beta that keeps at least 10 channels")
+    models = p.add_argument_group("models (default: the bundled demo pack)")
+    models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
+    models.add_argument("--clip-file", help="CLIP weights file")
+    models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
+    models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--scale", type=int, default=1, help="integer upscale of the output")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.add_argument("--precompute-images", type=int, default=None,
+                   help="base images for a first precompute (default: the paper's 100)")
+    p.add_argument("--stats-samples", type=int, default=None,
+                   help="samples for the style statistics of a first precompute "
+                        "(default 10000)")
+    p.set_defaults(func=run, edits=None)
+
+
+def build_session(args: argparse.Namespace, default_psi: float) -> Session:
+    if args.recipe:
+        path = Path(args.recipe)
+        try:
+            text = read_recipe(path) if path.suffix.lower() != ".json" else path.read_text()
+        except OSError as e:
+            raise RecipeError(f"cannot read {path}: {e}") from e
+        if text is None:
+            raise RecipeError(f"{path.name} carries no Latent Atelier recipe")
+        return Session.from_json(text)
+    psi = default_psi if args.psi is None else args.psi
+    source = (Source(kind="wplus", wplus_path=args.wplus) if args.wplus
+              else Source(seed=args.seed, psi=psi))
+    session = Session(source=source)
+    for spec in args.edits or []:
+        if "target" not in spec:
+            raise RecipeError("each edit needs a --target (what the image should become)")
+        auto = "auto_beta" in spec
+        params = {"neutral": spec.get("neutral", "face"), "target": spec["target"],
+                  "beta": spec.get("beta", 0.15)}
+        if auto:
+            params["auto_beta"] = True
+        session = session.add_edit(Edit("global", params, strength=spec.get("alpha", 4.0)))
+    return session
+
+
+def _clip_source(args: argparse.Namespace) -> ClipSource:
+    if args.clip_file or args.clip_arch:
+        return ClipSource(path=args.clip_file, arch=args.clip_arch, tag=args.clip_pretrained)
+    return demo_clip_source()
+
+
+def _print_progress(item: Progress) -> None:
+    pct = 100 * item.done / max(item.total, 1)
+    eta = getattr(item, "eta_s", None)
+    eta_text = f" ETA {eta:.0f}s" if eta is not None else ""
+    print(f"\rprecompute {pct:5.1f}% {item.message[:40]:40s}{eta_text}   ", end="",
+          file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
+                         device=args.device or "cpu",
+                         relevance_config=RelevanceConfig(n_images=args.precompute_images,
+                                                          psi=1.0)
+                         if args.precompute_images else None,
+                         stats_samples=args.stats_samples)
+        is_demo = pack.model.z_for_seed is not None
+        session = build_session(args, 1.0 if is_demo else 0.7)
+        if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
+            print("First use of this model pack: computing its global directions (once; "
+                  "the result is cached and resumes if interrupted).", file=sys.stderr)
+            for item in pack.precompute():
+                if isinstance(item, Progress):
+                    _print_progress(item)
+            print(file=sys.stderr)
+        session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
+        t0 = time.perf_counter()
+        image = to_uint8_image(pack.context().render(session))
+        elapsed = time.perf_counter() - t0
+        saved = save_image(args.output, image, recipe=session.to_json(), scale=args.scale,
+                           overwrite=args.overwrite)
+    except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
+        print(f"atelier edit: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; the precompute resumes where it stopped next time",
+              file=sys.stderr)
+        return 130
+    print(f"wrote {saved.path} ({saved.size[0]}x{saved.size[1]}, rendered in "
+          f"{elapsed * 1000:.0f} ms)")
+    return 0
+
+
+def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity,
+                 replaying: bool) -> Session:
+    """Record the models used; warn when replaying a recipe made with other models."""
+    if replaying and session.generator and session.generator.content_hash != \
+            gen_id.content_hash:
+        print(f"warning: the recipe was made with generator {session.generator.name} "
+              f"({session.generator.content_hash[:12]}); rendering with {gen_id.name} "
+              f"({gen_id.content_hash[:12]})", file=sys.stderr)
+    return replace(session, generator=gen_id, clip=clip_id)

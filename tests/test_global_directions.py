@@ -1,0 +1,414 @@
+"""StyleCLIP global directions: the batched relevance against the official one-channel loop,
+the text -> edit math (beta, alpha, guards, auto-beta), and the precompute job (cache,
+cancel, resume, damaged files) and its CLI.
+
+Models are tiny and random (a 16 px generator, a 32 px ViT CLIP): right for the mechanics,
+meaningless for what an edit looks like (the demo world tests that).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from editor.core.clip_model import ClipModel
+from editor.core.generator import Generator
+from editor.core.style_code import editable_mask, flat_offsets
+from editor.engine.compose import EditError, EditingContext
+from editor.engine.session import Edit, Session, Source
+from editor.methods import global_directions as gd
+from editor.methods import precompute as pc
+from tests.conftest import make_tiny_generator
+
+CLIP_CFG = {"embed_dim": 32,
+            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2,
+                         "layers": 1},
+            "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8,
+                           "head_width": 32}}
+TEMPLATES = ("a photo of {}.", "{}")
+N_IMAGES = 3
+STATS_SAMPLES = 300
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tests are small; one thread avoids oversubscribing a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def gen() -> Generator:
+    return make_tiny_generator(resolution=16, channel_max=16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def clip() -> ClipModel:
+    torch.manual_seed(0)
+    return ClipModel.from_config(CLIP_CFG, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def stats(gen) -> gd.StyleStats:
+    return gd.compute_style_stats(gen, STATS_SAMPLES, batch=100)
+
+
+def run_job(job):
+    """Drain a job: (its Progress items, its result)."""
+    progress, result = [], None
+    for item in job:
+        if isinstance(item, gd.Progress):
+            progress.append(item)
+        else:
+            result = item
+    return progress, result
+
+
+@pytest.fixture(scope="module")
+def relevance(gen, clip, stats) -> gd.Relevance:
+    return run_job(gd.compute_relevance(gen, clip, stats,
+                                        gd.RelevanceConfig(n_images=N_IMAGES)))[1]
+
+
+class CountingClip:
+    """A CLIP wrapper that counts image encodings, and can ask to stop after some."""
+
+    def __init__(self, clip: ClipModel, stop_after: int | None = None):
+        self.clip, self.stop_after = clip, stop_after
+        self.calls = self.images = 0
+
+    def encode_images(self, x, normalize=True):
+        self.calls += 1
+        self.images += x.shape[0]
+        return self.clip.encode_images(x, normalize=normalize)
+
+    def text_embedding(self, text, templates=None):
+        return self.clip.text_embedding(text, templates)
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and self.calls >= self.stop_after
+
+
+# --------------------------------------------------------------------------- relevance
+
+
+def test_batched_relevance_matches_the_official_single_channel_loop(gen, clip, stats,
+                                                                     relevance):
+    codes = gd.base_codes(gen, N_IMAGES, seed=0, psi=0.7)
+    offsets = flat_offsets(gen.style_specs)
+    row = {int(c): i for i, c in enumerate(relevance.channels)}
+    checked = 0
+    for layer in ("conv1", "convs.0", "convs.3"):
+        i = next(k for k, s in enumerate(gen.style_specs) if s.name == layer)
+        for c in (0, 7, gen.style_specs[i].channels - 1):
+            flat = offsets[i] + c
+            ref = gd.relevance_single_channel(gen, clip, codes, stats, flat)
+            cos = float(ref @ relevance.vectors[row[flat]])
+            assert cos >= 0.999, (layer, c, cos)
+            checked += 1
+    assert checked == 9
+
+
+def test_relevance_covers_every_editable_channel_with_unit_vectors(gen, relevance):
+    mask = editable_mask(gen.style_specs)
+    assert sorted(relevance.channels.tolist()) == torch.nonzero(mask).flatten().tolist()
+    norms = relevance.vectors.norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_image_chunks_and_batch_sizes_do_not_change_the_result(gen, clip, stats, relevance):
+    """One image per chunk (the memory-bound path used at 1024 px) and an odd batch size
+    give the same vectors as all images at once."""
+    cfg = gd.RelevanceConfig(n_images=N_IMAGES, batch_size=5, state_budget_mb=0,
+                             layers=("convs.1", "conv1"))
+    rel = run_job(gd.compute_relevance(gen, clip, stats, cfg))[1]
+    full = dict(zip(relevance.channels.tolist(), relevance.vectors, strict=True))
+    expected = torch.stack([full[c] for c in rel.channels.tolist()])
+    assert torch.allclose(rel.vectors, expected, atol=1e-5)
+
+
+def test_relevance_progress_counts_up_to_the_total_with_an_eta(gen, clip, stats):
+    cfg = gd.RelevanceConfig(n_images=2, layers=("convs.2",))
+    progress, rel = run_job(gd.compute_relevance(gen, clip, stats, cfg))
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert progress[-1].done == progress[-1].total == 16 * 2
+    assert progress[-1].eta_s == 0.0 and "convs.2" in progress[-1].message
+    assert rel.vectors.shape == (16, 32)
+
+
+def test_unknown_or_torgb_layers_are_refused(gen, clip, stats):
+    for layers, word in ((("nope",), "unknown"), (("to_rgb1",), "toRGB")):
+        job = gd.compute_relevance(gen, clip, stats, gd.RelevanceConfig(layers=layers))
+        with pytest.raises(ValueError, match=word):
+            next(job)
+
+
+# --------------------------------------------------------------------------- text -> edit
+
+
+@pytest.fixture(scope="module")
+def direction(clip) -> torch.Tensor:
+    return gd.text_direction(clip, "a face", "a smiling face", TEMPLATES)
+
+
+def test_larger_beta_keeps_fewer_channels_and_reports_the_count(relevance, stats, direction):
+    scores = gd.channel_scores(relevance, direction).abs()
+    counts = []
+    for beta in (0.0, 0.05, 0.1, 0.2, float(scores.max()) * 0.99):
+        edit = gd.edit_direction(relevance, stats, direction, beta)
+        assert edit.n_channels == int((scores >= beta).sum())
+        counts.append(edit.n_channels)
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1] >= 1
+
+
+def test_delta_is_zero_on_torgb_and_unkept_channels(gen, relevance, stats, direction):
+    beta = 0.1
+    edit = gd.edit_direction(relevance, stats, direction, beta)
+    scores = gd.channel_scores(relevance, direction)
+    kept = torch.zeros_like(edit.delta, dtype=torch.bool)
+    kept[relevance.channels[scores.abs() >= beta]] = True
+    assert not edit.delta[~editable_mask(gen.style_specs)].any()
+    assert not edit.delta[~kept].any()
+    assert (edit.delta[kept] != 0).all()
+    # r / max|r| * std: the strongest channel moves by exactly one std
+    top = relevance.channels[scores.abs().argmax()]
+    assert float(edit.delta[top].abs()) == pytest.approx(float(stats.std[top]), rel=1e-6)
+    assert torch.isfinite(edit.delta).all()
+
+
+def test_alpha_scales_the_delta_exactly_through_the_editing_context(gen, clip, relevance,
+                                                                     stats):
+    ctx = EditingContext(gen, clip, stats, relevance)
+    source = Source(seed=3, psi=0.7)
+    params = {"neutral": "a face", "target": "a smiling face", "beta": 0.1}
+    delta = ctx.direction(Edit("global", params)).delta
+    s = ctx.source_code(source).flat()
+    for alpha in (4.0, -2.5):
+        session = Session(source=source, edits=(Edit("global", params, strength=alpha),))
+        assert torch.equal(ctx.compose(session).flat(), s + alpha * delta)
+    zero = Session(source=source, edits=(Edit("global", params, strength=0.0),))
+    assert torch.equal(ctx.render(zero), ctx.render(Session(source=source)))
+
+
+def test_alpha_zero_keeps_the_image_and_negative_alpha_moves_the_other_way(
+        gen, clip, relevance, stats, direction):
+    edit = gd.edit_direction(relevance, stats, direction, 0.1)
+    code = gd.base_codes(gen, 1, seed=5, psi=0.7)
+    with torch.no_grad():
+        base = gen.synthesize(code)
+        assert torch.equal(gen.synthesize(code + 0.0 * edit.delta), base)
+        plus = gen.synthesize(code + 0.3 * edit.delta) - base
+        minus = gen.synthesize(code + -0.3 * edit.delta) - base
+        e0 = clip.encode_images(base)[0]
+        along = [float((clip.encode_images(base + d)[0] - e0) @ direction) for d in (plus, minus)]
+    assert plus.abs().max() > 1e-4
+    assert float(F.cosine_similarity(plus.flatten(), minus.flatten(), dim=0)) < -0.9
+    assert along[0] * along[1] < 0  # opposite sides along the text direction
+
+
+def test_beta_above_every_score_raises_a_clear_error_and_no_nan(relevance, stats, direction):
+    top = float(gd.channel_scores(relevance, direction).abs().max())
+    with pytest.raises(gd.NoChannelsError, match=r"no style channel passes beta.*auto-beta"):
+        gd.edit_direction(relevance, stats, direction, top + 0.01)
+    silent = gd.Relevance(relevance.channels, torch.zeros_like(relevance.vectors))
+    for beta in (0.0, -1.0, 0.1):  # all scores zero: an error, never 0/0
+        with pytest.raises(gd.NoChannelsError, match="zero"):
+            gd.edit_direction(silent, stats, direction, beta)
+    with pytest.raises(gd.NoChannelsError):
+        gd.auto_beta(gd.channel_scores(silent, direction))
+    broken = gd.Relevance(relevance.channels, torch.full_like(relevance.vectors, float("nan")))
+    with pytest.raises(gd.NoChannelsError, match="NaN"):
+        gd.edit_direction(broken, stats, direction, 0.1)
+
+
+def test_the_engine_reports_no_channels_as_an_edit_error(gen, clip, relevance, stats):
+    ctx = EditingContext(gen, clip, stats, relevance)
+    edit = Edit("global", {"neutral": "a face", "target": "a smiling face", "beta": 5.0})
+    with pytest.raises(EditError, match="beta"):
+        ctx.compose(Session(edits=(edit,)))
+
+
+def test_auto_beta_is_the_largest_beta_leaving_min_channels(relevance, stats, direction):
+    scores = gd.channel_scores(relevance, direction)
+    mags = scores.abs().sort(descending=True).values
+    for k in (1, 5, 12):
+        beta = gd.auto_beta(scores, k)
+        edit = gd.edit_direction(relevance, stats, direction, beta)
+        assert edit.n_channels >= k
+        above = float(mags[mags > beta].min()) if (mags > beta).any() else beta + 1
+        assert int((scores.abs() >= (beta + above) / 2).sum()) < k  # any larger beta: fewer
+    assert gd.edit_direction(relevance, stats, direction,
+                             gd.auto_beta(scores, 10_000)).n_channels == len(scores)
+
+
+def test_empty_or_identical_prompts_are_refused_clearly(clip):
+    for target in ("", "   "):
+        with pytest.raises(ValueError, match="target prompt is empty"):
+            gd.text_direction(clip, "a face", target, TEMPLATES)
+    with pytest.raises(ValueError, match="mean the same"):
+        gd.text_direction(clip, "a face", "a face", TEMPLATES)
+    d = gd.text_direction(clip, "", "a smiling face", TEMPLATES)  # no neutral: e(target)
+    assert float(d.norm()) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- precompute
+
+
+CFG = gd.RelevanceConfig(n_images=2, layers=("conv1", "convs.0", "convs.2"), batch_size=32)
+
+
+def precompute(gen, clip, cancel=None, config=CFG, **kw):
+    return pc.precompute_pack(gen, clip, "gen-hash", "clip-hash", STATS_SAMPLES, config,
+                              cancel=cancel, **kw)
+
+
+def test_second_precompute_loads_from_the_cache_without_encoding(gen, clip):
+    first = CountingClip(clip)
+    progress, data = run_job(precompute(gen, first))
+    assert first.images == 48 * 2 * 2 and not data.from_cache
+    assert any("style statistics" in p.message for p in progress)
+    assert all(p.eta_s is None or p.eta_s >= 0 for p in progress)
+
+    again = CountingClip(clip)
+    _, cached = run_job(precompute(gen, again))
+    assert again.calls == 0 and cached.from_cache
+    assert torch.equal(cached.relevance.vectors, data.relevance.vectors)
+    assert torch.equal(cached.relevance.channels, data.relevance.channels)
+    assert torch.equal(cached.stats.std, data.stats.std)
+    loaded = pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG)
+    assert loaded is not None and torch.equal(loaded.relevance.vectors, data.relevance.vectors)
+    # other settings, other entry (batch size and memory budget are not settings)
+    assert pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES,
+                             gd.RelevanceConfig(n_images=2, layers=CFG.layers,
+                                                batch_size=7, state_budget_mb=1)) is not None
+    assert pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES,
+                             gd.RelevanceConfig(n_images=2, layers=CFG.layers,
+                                                k_sigma=3.0)) is None
+    assert pc.load_pack_data("gen-hash", "other-clip", STATS_SAMPLES, CFG) is None
+
+
+def test_style_stats_are_cached_on_their_own(gen, clip, monkeypatch):
+    run_job(precompute(gen, clip, config=gd.RelevanceConfig(n_images=1, layers=("conv1",))))
+    assert pc.load_stats("gen-hash", STATS_SAMPLES) is not None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the statistics were computed again")
+
+    monkeypatch.setattr(pc, "iter_style_stats", refuse)
+    _, data = run_job(precompute(gen, clip, config=gd.RelevanceConfig(
+        n_images=1, k_sigma=2.0, layers=("conv1",))))
+    assert data.relevance.vectors.shape == (16, 32)
+
+
+def test_cancel_then_resume_continues_and_matches_an_uninterrupted_run(gen, clip):
+    full = CountingClip(clip)
+    _, reference = run_job(precompute(gen, full, root=None, sampler="reference"))
+
+    # Stop after two layers (a layer here: 16 channels x 2 images x 2 signs = 2 calls).
+    first = CountingClip(clip, stop_after=4)
+    with pytest.raises(pc.Cancelled, match="progress saved"):
+        run_job(precompute(gen, first, cancel=first.should_stop))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    assert entry.partial_path.exists() and not entry.path.exists()
+    saved = json.loads(json.dumps(pc._load(entry, partial=True)[1]))
+    assert saved["done"] == ["conv1", "convs.0"]
+    assert pc.partial_summary(gen, "gen-hash", "clip-hash", STATS_SAMPLES, CFG) == (64, 96)
+
+    second = CountingClip(clip)
+    progress, resumed = run_job(precompute(gen, second))
+    assert progress[0].message == "relevance: resuming" and progress[0].done == 64
+    assert second.calls == full.calls - first.calls  # nothing done twice
+    assert torch.allclose(resumed.relevance.vectors, reference.relevance.vectors, atol=1e-6)
+    assert not entry.partial_path.exists() and entry.path.exists()
+
+
+def test_cancel_inside_a_layer_keeps_its_finished_channels(gen, clip):
+    """With small steps (1 channel x 2 images per step) a stop mid-layer keeps the channels
+    done so far; the resumed run does only the rest."""
+    cfg = gd.RelevanceConfig(n_images=2, batch_size=4, layers=("convs.1",))
+    event = threading.Event()
+    first = CountingClip(clip)
+    job = precompute(gen, first, cancel=event, config=cfg)
+    with pytest.raises(pc.Cancelled):
+        for item in job:
+            if isinstance(item, gd.Progress) and item.message.startswith("relevance: layer") \
+                    and item.done >= 10:
+                event.set()
+    assert pc.partial_summary(gen, "gen-hash", "clip-hash", STATS_SAMPLES, cfg) == (10, 32)
+    second = CountingClip(clip)
+    _, resumed = run_job(precompute(gen, second, config=cfg))
+    assert second.images == (16 - 5) * 2 * 2
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         cfg))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
+def test_dropping_the_job_or_an_error_keeps_the_progress(gen, clip):
+    job = precompute(gen, clip)
+    for item in job:
+        if isinstance(item, gd.Progress) and "convs.0" in item.message:
+            break
+    job.close()  # what a caller's KeyboardInterrupt or a garbage-collected job does
+    assert pc.partial_summary(gen, "gen-hash", "clip-hash", STATS_SAMPLES, CFG)[0] >= 32
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "empty"])
+def test_a_damaged_cache_file_counts_as_absent(gen, clip, damage):
+    _, data = run_job(precompute(gen, clip))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    raw = entry.path.read_bytes()
+    if damage == "garbage":
+        raw = b"not a safetensors file at all" * 10
+    elif damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif damage == "flipped":  # a valid container with altered numbers
+        raw = raw[:-40] + bytes(b ^ 0x55 for b in raw[-40:])
+    else:
+        raw = b""
+    entry.path.write_bytes(raw)
+    assert pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG) is None
+    counting = CountingClip(clip)
+    _, again = run_job(precompute(gen, counting))
+    assert counting.calls > 0 and not again.from_cache
+    assert torch.allclose(again.relevance.vectors, data.relevance.vectors, atol=1e-6)
+
+
+def test_a_damaged_partial_is_ignored(gen, clip):
+    first = CountingClip(clip, stop_after=2)
+    with pytest.raises(pc.Cancelled):
+        run_job(precompute(gen, first, cancel=first.should_stop))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    raw = entry.partial_path.read_bytes()
+    entry.partial_path.write_bytes(raw[:-16] + bytes(16))
+    counting = CountingClip(clip)
+    run_job(precompute(gen, counting))
+    assert counting.images == 48 * 2 * 2  # started over
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_precompute_prints_progress_and_then_uses_the_cache(tmp_path, capsys):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    path = save_generator(make_tiny_generator(resolution=16, channel_max=16, seed=2),
+                          tmp_path / "g.safetensors")
+    cfg = tmp_path / "clip.json"
+    cfg.write_text(json.dumps(CLIP_CFG))
+    argv = ["precompute", "--generator", str(path), "--clip-config", str(cfg),
+            "--n-images", "2", "--stats-samples", "100", "--layers", "convs.3", "--threads", "1"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "pack ready (in" in out and "16 channels x 32 dims" in out
+    assert "100.0%" in err and "ETA" in err
+    assert main(argv) == 0
+    assert "from the cache" in capsys.readouterr().out
+    assert main(argv[:-4] + ["--layers", "to_rgb1"]) == 1
+    assert "toRGB" in capsys.readouterr().err
