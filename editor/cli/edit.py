@@ -5,8 +5,8 @@
     atelier edit --recipe out.png -o again.png
 
 Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta); an
-option given twice starts the next edit. The PNG carries the recipe; replaying it on the same device gives the same
-pixels. The default pack is the bundled demo world.
+option given twice starts the next edit. The PNG carries the recipe; replaying it on the
+same device gives the same pixels. The default pack is the bundled demo world.
 """
 
 from __future__ import annotations
