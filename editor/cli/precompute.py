@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="renders per generator call (default: from the resolution)")
     p.add_argument("--seed", type=int, default=SEED, help="seed of the base images")
-    p.add_argument("--psi", type=float, default=PSI, help="truncation of the base images")
+    p.add_argument("--psi", type=float, default=PSI,
+                   help="truncation of the base images (generators sampled from Gaussian z)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
     p.set_defaults(func=cmd_precompute)
@@ -85,7 +86,7 @@ class ProgressLine:
     def __init__(self, out: TextIO | None = None, every_s: float = 10.0):
         self.out = out if out is not None else sys.stderr  # looked up now: tests swap it
         self.every_s = every_s
-        self.tty = hasattr(out, "isatty") and out.isatty()
+        self.tty = hasattr(self.out, "isatty") and self.out.isatty()
         self.last_t = 0.0
         self.last_msg = ""
         self.width = 0
@@ -96,11 +97,15 @@ class ProgressLine:
         if self.tty:
             self.out.write("\r" + text.ljust(self.width))
             self.width = len(text)
-        elif (now - self.last_t >= self.every_s or p.message != self.last_msg
+        elif (now - self.last_t >= self.every_s or self._phase(p) != self.last_msg
               or p.done == p.total):
             self.out.write(text + "\n")
-            self.last_t, self.last_msg = now, p.message
+            self.last_t, self.last_msg = now, self._phase(p)
         self.out.flush()
+
+    @staticmethod
+    def _phase(p: gd.Progress) -> str:
+        return p.message.split(":")[0]
 
     def close(self) -> None:
         if self.tty and self.width:
@@ -214,9 +219,9 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted; {kept}. Run the same command again to resume.",
               file=sys.stderr)
         return 130
-    except (AtelierError, ValueError, RuntimeError) as e:
+    except (AtelierError, ValueError, MemoryError, torch.OutOfMemoryError) as e:
         line.close()
-        return _error(str(e))
+        return _error(str(e) or type(e).__name__)
     line.close()
     assert data is not None
     entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,

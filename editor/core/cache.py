@@ -47,7 +47,11 @@ class TensorCache:
             return None
         if meta.get("kind") != self.kind or meta.get("version") != str(self.version):
             return None
-        return tensors, json.loads(meta.get("info", "{}"))
+        try:
+            info = json.loads(meta.get("info", "{}"))
+        except json.JSONDecodeError:
+            return None  # damaged metadata: the entry counts as absent and is recomputed
+        return tensors, info
 
     def _write(self, path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
         from safetensors.torch import save_file

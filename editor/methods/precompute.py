@@ -16,6 +16,7 @@ Every entry carries a checksum of its tensors: a damaged file counts as absent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -344,7 +345,9 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                 raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; progress saved, "
                                 "run again to resume")
     except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the progress
-        writer.maybe_save(force=True)
+        # A failing save (disk full) must not hide why the job stopped.
+        with contextlib.suppress(OSError):
+            writer.maybe_save(force=True)
         raise
     assert relevance is not None
     return relevance
