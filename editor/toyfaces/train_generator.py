@@ -82,8 +82,8 @@ def regression_loss(skips: list[torch.Tensor], target: torch.Tensor, mask: torch
             total = total + EDGE_WEIGHT * edge
             metrics["l1"] = float(err.detach().mean())
             metrics["l1_features"] = float((err.detach() * m).sum() / m.sum().clamp_min(1) / 3)
-            metrics["edge"] = float(edge)
-    metrics["loss"] = float(total)
+            metrics["edge"] = float(edge.detach())
+    metrics["loss"] = float(total.detach())
     return total, metrics
 
 
