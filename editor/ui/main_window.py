@@ -190,6 +190,11 @@ class MainWindow(QMainWindow):
         self._generation += 1
         self._shown_seq = 0
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
+        if info.z_for_seed is not None:
+            # attribute-conditioned latents (the demo world): truncation would blend faces
+            self.psi_box.blockSignals(True)
+            self.psi_box.setValue(1.0)
+            self.psi_box.blockSignals(False)
         self.statusBar().showMessage(f"device: {self.renderer.device}")
         QSettings().setValue("model/last_path", info.path)
         self.request_render()
