@@ -22,24 +22,26 @@ RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyf
 DEFAULT_PATH = RESOURCES / "evaluator.safetensors"
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True), nn.MaxPool2d(2),
-    )
+def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 class AttributeClassifier(nn.Module):
-    """64 px RGB in [-1, 1] -> one logit vector per head (every attribute, and the style)."""
+    """64 px RGB in [-1, 1] -> one logit vector per head (every attribute, and the style).
+    A strided stem and few convolutions at high resolution keep it cheap on a CPU: the
+    features it reads are drawn to be legible at 32 px."""
 
     def __init__(self, width: int = 32):
         super().__init__()
+        w = width
         self.features = nn.Sequential(
-            _block(3, width), _block(width, width * 2), _block(width * 2, width * 4),
-            _block(width * 4, width * 4),  # 64 -> 4
+            *_conv(3, w, stride=2),  # 64 -> 32
+            *_conv(w, 2 * w), nn.MaxPool2d(2),  # -> 16
+            *_conv(2 * w, 4 * w), *_conv(4 * w, 4 * w), nn.MaxPool2d(2),  # -> 8
+            *_conv(4 * w, 4 * w), nn.MaxPool2d(2),  # -> 4
         )
-        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(width * 4 * 16, 256),
+        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(w * 4 * 16, 256),
                                   nn.ReLU(inplace=True), nn.Dropout(0.1))
         self.heads = nn.ModuleDict({name: nn.Linear(256, len(v)) for name, v in HEADS.items()})
 

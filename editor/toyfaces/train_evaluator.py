@@ -116,7 +116,7 @@ def train(args: argparse.Namespace) -> Path:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": float(loss), "acc": correct / max(counted, 1)}
+        return {"loss": float(loss.detach()), "acc": correct / max(counted, 1)}
 
     run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
              max_seconds=args.minutes * 60 if args.minutes else None)
