@@ -26,6 +26,7 @@ from editor.toyfaces.attributes import STYLES
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.training import (
     TrainState,
+    add_common_arguments,
     recipe_dir,
     run_loop,
     try_resume,
@@ -142,15 +143,6 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--dataset", type=int, default=40_000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--minutes", type=float, default=None)
-    p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--out", default=None)
-    p.add_argument("--tag", default="")
-    p.add_argument("--restart", action="store_true")
-    p.add_argument("--fp32", action="store_true")
+    add_common_arguments(p, steps=1200, batch=256, lr=1e-3, seed=2, log_every=25)
+    p.add_argument("--dataset", type=int, default=40_000, help="rendered training images")
+    p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")

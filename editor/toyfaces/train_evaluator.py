@@ -22,6 +22,7 @@ from editor.toyfaces.evaluator import HEADS, RESOURCES, AttributeClassifier, Eva
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.training import (
     TrainState,
+    add_common_arguments,
     recipe_dir,
     run_loop,
     try_resume,
@@ -142,15 +143,6 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=2500)
-    p.add_argument("--batch", type=int, default=128)
+    add_common_arguments(p, steps=1500, batch=64, lr=2e-3, seed=1, log_every=50)
     p.add_argument("--dataset", type=int, default=30_000, help="rendered training images")
     p.add_argument("--width", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--minutes", type=float, default=None)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--out", default=None)
-    p.add_argument("--tag", default="")
-    p.add_argument("--restart", action="store_true")

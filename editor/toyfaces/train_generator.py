@@ -27,7 +27,13 @@ from editor.core.hashing import file_sha256
 from editor.toyfaces import conditioning
 from editor.toyfaces.attributes import sample_attributes
 from editor.toyfaces.render import feature_mask, render
-from editor.toyfaces.training import TrainState, recipe_dir, run_loop, write_model_card
+from editor.toyfaces.training import (
+    TrainState,
+    add_common_arguments,
+    recipe_dir,
+    run_loop,
+    write_model_card,
+)
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
 
@@ -157,16 +163,5 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--minutes", type=float, default=None,
-                   help="stop after this much training time (resumes count what was done)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--out", default=None, help="output folder (default: resources/models/"
-                   "toyfaces)")
-    p.add_argument("--tag", default="", help="separate working dir for experiments")
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    add_common_arguments(p, steps=3000, batch=32, lr=2e-3, seed=0, log_every=25)
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")

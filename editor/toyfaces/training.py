@@ -134,3 +134,20 @@ def run_loop(
 
 def write_model_card(path: Path, card: dict) -> None:
     atomic_write_bytes(path, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
+
+
+def add_common_arguments(p, steps: int, batch: int, lr: float, seed: int,
+                         log_every: int) -> None:
+    """The options every recipe shares, with the recipe's own defaults."""
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop after this much training time (resumes count what was done)")
+    p.add_argument("--log-every", type=int, default=log_every)
+    p.add_argument("--out", default=None,
+                   help="output folder (default: resources/models/toyfaces)")
+    p.add_argument("--tag", default="", help="separate working dir for experiments")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
