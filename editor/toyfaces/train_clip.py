@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from editor.toyfaces.training import (
     TrainState,
     add_common_arguments,
     recipe_dir,
+    run_facts,
     run_loop,
     try_resume,
     write_model_card,
@@ -131,12 +131,7 @@ def train(args: argparse.Namespace) -> Path:
         "tokenizer": "open_clip default (ViT-B-32 BPE), context 32",
         "recipe": f"python -m editor.toyfaces.train clip --steps {args.steps} --batch "
                   f"{args.batch} --dataset {args.dataset} --seed {args.seed}",
-        "training": {"steps": state.step, "seconds": round(state.seconds + data_seconds, 1),
-                     "cpu_hours": round((state.seconds + data_seconds) * args.threads / 3600,
-                                        3),
-                     "final_metrics": state.history[-1] if state.history else {}},
-        "hardware": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"),
+        **run_facts(state, args.threads, data_seconds),
         "storage": "fp32" if args.fp32 else "fp16",
     })
     return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from editor.toyfaces.training import (
     TrainState,
     add_common_arguments,
     recipe_dir,
+    run_facts,
     run_loop,
     try_resume,
     write_model_card,
@@ -132,12 +132,7 @@ def train(args: argparse.Namespace) -> Path:
         "heads": {k: list(v) for k, v in HEADS.items()},
         "recipe": f"python -m editor.toyfaces.train evaluator --steps {args.steps} "
                   f"--batch {args.batch} --dataset {args.dataset} --seed {args.seed}",
-        "training": {"steps": state.step, "seconds": round(state.seconds + data_seconds, 1),
-                     "cpu_hours": round((state.seconds + data_seconds) * args.threads / 3600,
-                                        3),
-                     "final_metrics": state.history[-1] if state.history else {}},
-        "hardware": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"),
+        **run_facts(state, args.threads, data_seconds),
     })
     return path
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,9 @@ from editor.toyfaces.training import (
     TrainState,
     add_common_arguments,
     recipe_dir,
+    run_facts,
     run_loop,
+    try_resume,
     write_model_card,
 )
 
@@ -105,8 +105,6 @@ def train(args: argparse.Namespace) -> Path:
     state = TrainState({"generator": gen}, {"adam": opt})
     work = recipe_dir("generator" + (f"-{args.tag}" if args.tag else ""))
     ckpt = work / "checkpoint.pt"
-    from editor.toyfaces.training import try_resume
-
     if not args.restart:
         try_resume(state, ckpt, print)
     max_seconds = args.minutes * 60 if args.minutes else None
@@ -139,7 +137,6 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
     path = out_dir / "generator.safetensors"
     save_generator(gen, path, half=not args.fp32, metadata={
         "name": "toyfaces-64", "sampler": conditioning.SAMPLER_NAME})
-    last = state.history[-1] if state.history else {}
     card = {
         "name": "toyfaces-64 generator",
         "file": path.name,
@@ -149,12 +146,7 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
         "recipe": f"python -m editor.toyfaces.train generator --steps {args.steps} "
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
                   + (f" --minutes {args.minutes}" if args.minutes else ""),
-        "training": {"steps": state.step, "seconds": round(state.seconds, 1),
-                     "cpu_hours": round(state.seconds * args.threads / 3600, 3),
-                     "final_metrics": last},
-        "hardware": f"{platform.processor() or platform.machine()}, {args.threads} threads, "
-                    f"torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"),
+        **run_facts(state, args.threads),
         "storage": "fp32" if args.fp32 else "fp16",
     }
     write_model_card(out_dir / "generator.json", card)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -151,3 +152,17 @@ def add_common_arguments(p, steps: int, batch: int, lr: float, seed: int,
                    help="output folder (default: resources/models/toyfaces)")
     p.add_argument("--tag", default="", help="separate working dir for experiments")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+
+
+def run_facts(state: TrainState, threads: int, extra_seconds: float = 0.0) -> dict:
+    """The model-card entries every recipe reports: steps, time (training plus data
+    preparation), CPU-hours (wall time x threads), final metrics, hardware and date."""
+    seconds = state.seconds + extra_seconds
+    return {
+        "training": {"steps": state.step, "seconds": round(seconds, 1),
+                     "cpu_hours": round(seconds * threads / 3600, 3),
+                     "final_metrics": state.history[-1] if state.history else {}},
+        "hardware": f"{platform.processor() or platform.machine()}, {threads} threads, "
+                    f"torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
