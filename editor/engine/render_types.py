@@ -27,9 +27,6 @@ class RenderRequest:
     generation: int = 0  # bumped when the model changes; older results are ignored
     seq: int = field(default_factory=next_request_id)
 
-    def same_content(self, other: RenderRequest | None) -> bool:
-        return other is not None and (self.session, self.generation) == (
-            other.session, other.generation)
 
 
 @dataclass
