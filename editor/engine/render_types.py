@@ -28,7 +28,6 @@ class RenderRequest:
     seq: int = field(default_factory=next_request_id)
 
 
-
 @dataclass
 class RenderResult:
     seq: int
