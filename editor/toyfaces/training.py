@@ -37,6 +37,7 @@ class TrainState:
     step: int = 0
     seconds: float = 0.0  # training time spent so far, across resumes
     history: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)  # each invocation: command + start step
 
     def state_dict(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class TrainState:
             "step": self.step,
             "seconds": self.seconds,
             "history": self.history,
+            "runs": self.runs,
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -55,6 +57,7 @@ class TrainState:
             o.load_state_dict(d["optimizers"][k])
         self.step, self.seconds = int(d["step"]), float(d["seconds"])
         self.history = list(d.get("history", []))
+        self.runs = list(d.get("runs", []))
         torch.set_rng_state(d["torch_rng"])
 
 
@@ -96,7 +99,10 @@ def run_loop(
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> TrainState:
     """Run step_fn until total_steps (or max_seconds of training time) with progress/ETA and
-    periodic atomic checkpoints. Ctrl-C saves a checkpoint before leaving."""
+    periodic atomic checkpoints. Ctrl-C saves a checkpoint before leaving. Each call is
+    recorded in state.runs, so a model card can list every command that shaped the weights."""
+    state.runs.append({"command": invocation(), "from_step": state.step,
+                       "from_seconds": round(state.seconds, 1)})
     last_ckpt = time.monotonic()
     window: list[float] = []
     try:
@@ -133,6 +139,14 @@ def run_loop(
     return state
 
 
+def invocation() -> str:
+    """The command line that is running, as a user would type it."""
+    args = " ".join(sys.argv[1:])
+    if sys.argv and Path(sys.argv[0]).name in ("train.py", "__main__.py"):
+        return f"python -m editor.toyfaces.train {args}"
+    return f"{Path(sys.argv[0]).name if sys.argv else 'python'} {args}".strip()
+
+
 def write_model_card(path: Path, card: dict) -> None:
     atomic_write_bytes(path, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
 
@@ -161,7 +175,8 @@ def run_facts(state: TrainState, threads: int, extra_seconds: float = 0.0) -> di
     return {
         "training": {"steps": state.step, "seconds": round(seconds, 1),
                      "cpu_hours": round(seconds * threads / 3600, 3),
-                     "final_metrics": state.history[-1] if state.history else {}},
+                     "final_metrics": state.history[-1] if state.history else {},
+                     "runs": state.runs},
         "hardware": f"{platform.processor() or platform.machine()}, {threads} threads, "
                     f"torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"),
