@@ -1,0 +1,271 @@
+"""Exports: the edited image, an α sweep as an animation, and the edit stack over many seeds.
+
+Qt-free, so the CLI can use it too. The long exports are generators that yield `Progress`
+and check a cancel token between frames, so a background job can show progress and stop
+them; a cancel raises `Cancelled`. Files go through `core.image_io`: each one is written
+atomically, and nothing is replaced unless `overwrite` is asked for. The UI asks first:
+`existing_targets(plan_targets(plan))` lists what a plan would replace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from editor.core.errors import ImageExistsError
+from editor.core.image_io import SavedImage, resize, save_animation, save_image
+from editor.methods.global_directions import Progress
+from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
+
+from .compose import EditingContext
+from .renderer import to_uint8_image
+from .session import Session
+
+KINDS = ("image", "sweep", "batch")
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+ANIMATION_FORMATS = ("GIF", "WEBP")
+SCALES = (1, 2, 4, 8)
+LOSSY_FORMATS = frozenset({"JPEG", "WEBP"})
+_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".webp",),
+             "GIF": (".gif",)}
+
+ExportJob = Generator[Progress, None, list[SavedImage]]
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Everything one export needs besides the models and the session: what the export
+    dialog returns and `run_plan` carries out. Plain data, so it can cross threads."""
+
+    kind: str = "image"              # "image" | "sweep" | "batch"
+    path: str = ""                   # image or sweep: the file to write
+    format: str = "PNG"              # PNG/JPEG/WEBP; a sweep: GIF/WEBP
+    scale: int = 1
+    upscale_filter: str = "lanczos"  # or "nearest": keeps pixels sharp
+    quality: int = 95                # JPEG and WebP
+    overwrite: bool = False
+    # sweep
+    edit_id: str = ""
+    start: float = -5.0
+    stop: float = 5.0
+    frames: int = 24
+    fps: float = 12.0
+    bounce: bool = False
+    # batch
+    folder: str = ""
+    first_seed: int = 0
+    count: int = 16
+    name_pattern: str = "seed{seed:06d}.png"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown export kind {self.kind!r}; use one of {KINDS}")
+        if self.scale < 1:
+            raise ValueError(f"scale must be at least 1, got {self.scale}")
+        if self.kind == "sweep" and (self.frames < 2 or not self.fps > 0):
+            raise ValueError("a sweep needs at least 2 frames and a positive frame rate")
+        if self.kind == "batch" and self.count < 1:
+            raise ValueError("a batch needs at least one seed")
+
+    @property
+    def seeds(self) -> range:
+        return range(self.first_seed, self.first_seed + self.count)
+
+
+# ----------------------------------------------------------------------------- targets
+
+def with_format_suffix(path: str | Path, format: str | None) -> Path:
+    """`path` with an extension that matches `format`, so a file's name never lies about
+    its content: a matching one is kept, another image extension replaced, and anything
+    else ("take.final", "{seed}") kept with the extension added."""
+    path = Path(path)
+    suffixes = _SUFFIXES.get((format or "").upper().replace("JPG", "JPEG"))
+    suffix = path.suffix.lower()
+    if suffixes is None or suffix in suffixes:
+        return path
+    if any(suffix in known for known in _SUFFIXES.values()):
+        return path.with_suffix(suffixes[0])
+    return path.with_name(path.name + suffixes[0])
+
+
+def format_from_suffix(path: str | Path, formats: Iterable[str] = IMAGE_FORMATS
+                       ) -> str | None:
+    """The format among `formats` that the file's extension names, if any."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in formats if suffix in _SUFFIXES.get(f, ())), None)
+
+
+def batch_paths(folder: str | Path, seeds: Iterable[int], name_pattern: str,
+                format: str | None = None) -> list[Path]:
+    """The file of each seed: `name_pattern` formatted with `seed=` inside `folder`.
+    Refuses patterns that leave the folder or give two seeds the same name."""
+    folder = Path(folder)
+    paths = []
+    for seed in seeds:
+        try:
+            name = name_pattern.format(seed=seed)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"bad file name pattern {name_pattern!r}: use {{seed}} (e.g. "
+                             f"'seed{{seed:06d}}.png') ({e})") from e
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"the file name pattern {name_pattern!r} must give plain file "
+                             "names inside the folder")
+        paths.append(with_format_suffix(folder / name, format))
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"the file name pattern {name_pattern!r} gives several seeds the "
+                         "same file name; include {seed}")
+    return paths
+
+
+def plan_targets(plan: ExportPlan) -> list[Path]:
+    """Every file the plan would write."""
+    if plan.kind == "batch":
+        return batch_paths(plan.folder, plan.seeds, plan.name_pattern, plan.format)
+    return [with_format_suffix(plan.path, plan.format)]
+
+
+def existing_targets(paths: Iterable[str | Path]) -> list[Path]:
+    """Those of `paths` that exist already (what an export would replace)."""
+    return [Path(p) for p in paths if Path(p).exists()]
+
+
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    existing = [] if overwrite else existing_targets(paths)
+    if existing:
+        n = len(existing)
+        what = f"'{existing[0]}' exists" if len(paths) == 1 else \
+            f"{n} of the {len(paths)} files exist{'s' if n == 1 else ''} (first: " \
+            f"'{existing[0]}')"
+        raise ImageExistsError(f"Not exporting: {what}; allow overwriting to replace "
+                               f"{'it' if n == 1 else 'them'}")
+
+
+# ----------------------------------------------------------------------------- exports
+
+def render_full(ctx: EditingContext, session: Session) -> np.ndarray:
+    """The session at the generator's full resolution, as (H, W, 3) uint8."""
+    return to_uint8_image(ctx.render(session))
+
+
+def export_image(
+    ctx: EditingContext, session: Session, path: str | Path, format: str | None = None,
+    scale: int = 1, quality: int = 95, upscale_filter: str = "lanczos",
+    overwrite: bool = False,
+) -> SavedImage:
+    """Render at full resolution and save with the session's recipe embedded."""
+    _refuse_existing([Path(path)], overwrite)  # before the render: refusing costs nothing
+    return save_image(path, render_full(ctx, session), recipe=session.to_recipe(),
+                      format=format, quality=quality, scale=scale, overwrite=overwrite,
+                      upscale_filter=upscale_filter)
+
+
+def sweep_strengths(start: float, stop: float, frames: int) -> list[float]:
+    """The α of each rendered frame, evenly spaced, both ends included."""
+    return [float(a) for a in np.linspace(start, stop, frames)]
+
+
+def alpha_sweep(
+    ctx: EditingContext, session: Session, edit_id: str, start: float, stop: float,
+    frames: int, path: str | Path, fps: float = 12.0, bounce: bool = False,
+    format: str | None = None, quality: int = 90, scale: int = 1,
+    upscale_filter: str = "lanczos", overwrite: bool = False, cancel: CancelToken = None,
+) -> ExportJob:
+    """Render one edit at `frames` strengths from `start` to `stop` (the edit enabled
+    whatever its state in the session) and write them as an animated GIF or WebP.
+    The file is written once, at the end: a cancelled sweep leaves nothing behind."""
+    session.edit(edit_id)  # a KeyError before any rendering
+    path = Path(path)
+    _refuse_existing([path], overwrite)
+    strengths = sweep_strengths(start, stop, frames)
+    clock = _Clock(frames + 1)  # one step per frame, one for writing the file
+    images = []
+    for i, alpha in enumerate(strengths):
+        if is_cancelled(cancel):
+            raise Cancelled(f"sweep cancelled after {i} of {frames} frames; nothing written")
+        frame = render_full(ctx, session.update_edit(edit_id, strength=alpha, enabled=True))
+        images.append(_upscale(frame, scale, upscale_filter))
+        yield clock.progress(i + 1, f"frame {i + 1}/{frames} (α = {alpha:+.2f})")
+    if bounce:  # back again without repeating either end, so the loop has no stutter
+        images += images[-2:0:-1]
+    saved = save_animation(path, images, fps=fps, format=format, quality=quality,
+                           overwrite=overwrite)
+    yield clock.progress(frames + 1, f"wrote {path.name}")
+    return [saved]
+
+
+def batch_export(
+    ctx: EditingContext, session: Session, seeds: Iterable[int], folder: str | Path,
+    name_pattern: str = "seed{seed:06d}.png", format: str | None = None, scale: int = 1,
+    quality: int = 95, upscale_filter: str = "lanczos", overwrite: bool = False,
+    cancel: CancelToken = None,
+) -> ExportJob:
+    """The session's edit stack applied to each seed, one file per seed with its own recipe.
+
+    Before anything is rendered, existing targets are refused all together
+    (ImageExistsError) unless `overwrite`. A cancel stops between files: the files written
+    so far stay, each one complete."""
+    if session.source.kind != "seed":
+        raise ValueError("a batch over seeds needs a session that starts from a seed")
+    seeds = list(seeds)
+    paths = batch_paths(folder, seeds, name_pattern, format)
+    _refuse_existing(paths, overwrite)
+    clock = _Clock(len(seeds))
+    saved = []
+    for i, (seed, path) in enumerate(zip(seeds, paths, strict=True)):
+        if is_cancelled(cancel):
+            raise Cancelled(f"batch cancelled after {i} of {len(seeds)} files")
+        one = session.with_source(replace(session.source, seed=seed))
+        saved.append(save_image(path, render_full(ctx, one), recipe=one.to_recipe(),
+                                format=format, quality=quality, scale=scale,
+                                overwrite=overwrite, upscale_filter=upscale_filter))
+        yield clock.progress(i + 1, f"seed {seed} → {path.name}")
+    return saved
+
+
+def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
+             cancel: CancelToken = None) -> ExportJob:
+    """Carry out what the export dialog chose; yields Progress, returns what was saved.
+    Meant for a background job on its own context: `run_plan(ctx.fork(), ...)`."""
+    target = plan_targets(plan)[0]
+    if plan.kind == "image":
+        yield Progress(0, 1, f"rendering {target.name}")
+        saved = export_image(ctx, session, target, plan.format, plan.scale, plan.quality,
+                             plan.upscale_filter, plan.overwrite)
+        yield Progress(1, 1, f"wrote {target.name}")
+        return [saved]
+    if plan.kind == "sweep":
+        return (yield from alpha_sweep(
+            ctx, session, plan.edit_id, plan.start, plan.stop, plan.frames, target,
+            fps=plan.fps, bounce=plan.bounce, format=plan.format, quality=plan.quality,
+            scale=plan.scale, upscale_filter=plan.upscale_filter, overwrite=plan.overwrite,
+            cancel=cancel))
+    return (yield from batch_export(
+        ctx, session, plan.seeds, plan.folder, plan.name_pattern, format=plan.format,
+        scale=plan.scale, quality=plan.quality, upscale_filter=plan.upscale_filter,
+        overwrite=plan.overwrite, cancel=cancel))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _upscale(rgb: np.ndarray, scale: int, upscale_filter: str) -> np.ndarray:
+    if scale == 1:
+        return rgb
+    h, w = rgb.shape[:2]
+    return resize(rgb, (w * scale, h * scale), upscale_filter)
+
+
+class _Clock:
+    """Progress with an ETA at the rate so far."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.t0 = time.monotonic()
+
+    def progress(self, done: int, message: str) -> Progress:
+        elapsed = time.monotonic() - self.t0
+        eta = (self.total - done) * elapsed / done if done else None
+        return Progress(done, self.total, message, eta)

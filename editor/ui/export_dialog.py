@@ -1,0 +1,382 @@
+"""The export dialog: one image, an α sweep as an animation, or the edit stack over seeds.
+
+It only chooses: it returns an `ExportPlan` (plain data) that the window runs as a
+background job with `engine.export.run_plan`. Existing files are found here, while the
+dialog is open, so the user is asked once ("replace 3 files?") and the job never asks.
+The last choices are remembered under "export/" in QSettings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from editor.engine.export import (
+    ANIMATION_FORMATS,
+    IMAGE_FORMATS,
+    LOSSY_FORMATS,
+    SCALES,
+    ExportPlan,
+    existing_targets,
+    format_from_suffix,
+    plan_targets,
+    with_format_suffix,
+)
+from editor.engine.session import Session
+
+KIND_LABELS = {"image": "Image", "sweep": "α sweep (animation)", "batch": "Batch over seeds"}
+FILTER_LABELS = {"lanczos": "Smooth (Lanczos)", "nearest": "Sharp pixels (nearest)"}
+_FILE_FILTERS = {"PNG": "PNG image (*.png)", "JPEG": "JPEG image (*.jpg *.jpeg)",
+                 "WEBP": "WebP (*.webp)", "GIF": "Animated GIF (*.gif)"}
+_MAX_SEED = 2**31 - 1
+
+
+def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    return box
+
+
+def confirm_overwrite(parent: QWidget | None, paths: list[Path]) -> bool:
+    """Ask once whether existing files may be replaced; True when there are none."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return True
+    if len(paths) == 1:
+        text = f"“{paths[0].name}” already exists in {paths[0].parent}.\n\nReplace it?"
+    else:
+        names = ", ".join(p.name for p in paths[:3]) + (", …" if len(paths) > 3 else "")
+        text = f"{len(paths)} files already exist ({names}).\n\nReplace them?"
+    yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+    return QMessageBox.question(parent, "Replace existing files?", text, yes | no, no) == yes
+
+
+class ExportDialog(QDialog):
+    """Choose an export. After `exec()` returns Accepted, `plan` holds the choice, with
+    `overwrite` set when the user agreed to replace files."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None,
+                 resolution: int | None = None, edit_id: str | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.setMinimumWidth(460)  # room for a path
+        self.session = session
+        self.resolution = resolution
+        self.plan: ExportPlan | None = None
+        self._formats = {"image": "PNG", "sweep": "GIF"}  # each kind keeps its own choice
+        self._build()
+        self._restore_settings(edit_id)
+        self._connect()
+        self._on_kind_changed()
+
+    # ----------------------------------------------------------------- widgets
+    def _build(self) -> None:
+        self.kind_box = QComboBox()
+        for kind, label in KIND_LABELS.items():
+            self.kind_box.addItem(label, kind)
+        # what the session cannot do is shown but not offered
+        self._offer("sweep", bool(self.session.edits), "the edit stack is empty")
+        self._offer("batch", self.session.source.kind == "seed",
+                    "the image does not start from a seed")
+
+        self.format_box = QComboBox()
+        self.scale_box = QComboBox()
+        for s in SCALES:
+            self.scale_box.addItem("Native size" if s == 1 else f"{s}× upscaled", s)
+        self.filter_box = QComboBox()
+        for name, label in FILTER_LABELS.items():
+            self.filter_box.addItem(label, name)
+        self.quality_box = _spin(1, 100, 95, " %")
+
+        self.edit_box = QComboBox()
+        for e in self.session.edits:
+            self.edit_box.addItem(e.title, e.id)
+        self.start_box = self._alpha_box(-5.0)
+        self.stop_box = self._alpha_box(5.0)
+        self.frames_box = _spin(2, 600, 24)
+        self.fps_box = _spin(1, 60, 12, " fps")
+        self.bounce_box = QCheckBox("Play forward, then back")
+
+        self.first_seed_box = _spin(0, _MAX_SEED, self.session.source.seed)
+        self.count_box = _spin(1, 100_000, 16)
+        self.pattern_edit = QLineEdit("seed{seed:06d}.png")
+        self.pattern_edit.setToolTip("File name for each seed; {seed} is replaced, "
+                                     "{seed:06d} pads it to 6 digits")
+        self.folder_edit = QLineEdit()
+        self.folder_button = QPushButton("Choose…")
+        self.path_edit = QLineEdit()
+        self.browse_button = QPushButton("Browse…")
+        self.summary_label = QLabel()
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.export_button = buttons.addButton("Export",
+                                               QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+        self._form = form = QFormLayout(self)
+        form.addRow("Export", self.kind_box)
+        form.addRow("Edit", self.edit_box)
+        form.addRow("From α", self.start_box)
+        form.addRow("To α", self.stop_box)
+        form.addRow("Frames", self.frames_box)
+        form.addRow("Speed", self.fps_box)
+        form.addRow("", self.bounce_box)
+        form.addRow("First seed", self.first_seed_box)
+        form.addRow("Seeds", self.count_box)
+        self._folder_row = self._row(self.folder_edit, self.folder_button)
+        self._file_row = self._row(self.path_edit, self.browse_button)
+        form.addRow("Folder", self._folder_row)
+        form.addRow("File names", self.pattern_edit)
+        form.addRow("File", self._file_row)
+        form.addRow("Format", self.format_box)
+        form.addRow("Size", self.scale_box)
+        form.addRow("Upscaling", self.filter_box)
+        form.addRow("Quality", self.quality_box)
+        form.addRow(self.summary_label)
+        form.addRow(buttons)
+
+    def _connect(self) -> None:
+        self.kind_box.currentIndexChanged.connect(self._on_kind_changed)
+        self.format_box.currentIndexChanged.connect(self._on_format_changed)
+        for signal in (self.scale_box.currentIndexChanged, self.frames_box.valueChanged,
+                       self.fps_box.valueChanged, self.bounce_box.toggled,
+                       self.count_box.valueChanged):
+            signal.connect(self._update_state)
+        self.browse_button.clicked.connect(self._browse_file)
+        self.folder_button.clicked.connect(self._browse_folder)
+
+    def _offer(self, kind: str, possible: bool, why_not: str) -> None:
+        item = self.kind_box.model().item(self.kind_box.findData(kind))
+        item.setEnabled(possible)
+        if not possible:
+            item.setToolTip(f"Not available: {why_not}")
+
+    @staticmethod
+    def _alpha_box(value: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(-100.0, 100.0)
+        box.setSingleStep(0.5)
+        box.setValue(value)
+        return box
+
+    @staticmethod
+    def _row(edit: QLineEdit, button: QPushButton) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(edit, 1)
+        layout.addWidget(button)
+        return row
+
+    # ----------------------------------------------------------------- state
+    @property
+    def kind(self) -> str:
+        return self.kind_box.currentData()
+
+    def _on_kind_changed(self) -> None:
+        kind = self.kind
+        sweep, batch = kind == "sweep", kind == "batch"
+        for w in (self.edit_box, self.start_box, self.stop_box, self.frames_box,
+                  self.fps_box, self.bounce_box):
+            self._form.setRowVisible(w, sweep)
+        for w in (self.first_seed_box, self.count_box, self._folder_row, self.pattern_edit):
+            self._form.setRowVisible(w, batch)
+        self._form.setRowVisible(self._file_row, not batch)
+
+        formats = ANIMATION_FORMATS if sweep else IMAGE_FORMATS
+        self.format_box.blockSignals(True)
+        self.format_box.clear()
+        for f in formats:
+            self.format_box.addItem(f, f)
+        wanted = self._formats["sweep" if sweep else "image"]
+        self.format_box.setCurrentIndex(max(0, self.format_box.findData(wanted)))
+        self.format_box.blockSignals(False)
+        self._on_format_changed()
+
+    def _on_format_changed(self) -> None:
+        fmt = self.format_box.currentData()
+        if fmt is None:
+            return
+        self._formats["sweep" if self.kind == "sweep" else "image"] = fmt
+        # file names follow the format, so the extension never disagrees with the content
+        edit = self.pattern_edit if self.kind == "batch" else self.path_edit
+        if text := edit.text().strip():
+            edit.setText(str(with_format_suffix(text, fmt)))
+        self._update_state()
+
+    def _update_state(self) -> None:
+        scale = self.scale_box.currentData()
+        self.filter_box.setEnabled(scale > 1)
+        self.quality_box.setEnabled(self.format_box.currentData() in LOSSY_FORMATS)
+        self.summary_label.setText(self._summary())
+
+    def _summary(self) -> str:
+        parts = []
+        if self.resolution:
+            side = self.resolution * self.scale_box.currentData()
+            parts.append(f"{side} × {side} px")
+        if self.kind == "sweep":
+            n = self.frames_box.value()
+            n = 2 * n - 2 if self.bounce_box.isChecked() else n
+            parts.append(f"{n} frames, {n / self.fps_box.value():.1f} s")
+        elif self.kind == "batch":
+            parts.append(f"{self.count_box.value()} files")
+        return " · ".join(parts)
+
+    # ----------------------------------------------------------------- files
+    def _ask_save_path(self, start: str, filters: list[str]) -> str:
+        # we ask about replacing files ourselves (once, after the format fixed the name)
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to", start, ";;".join(filters), filters[0],
+            QFileDialog.Option.DontConfirmOverwrite)
+        return path
+
+    def _ask_folder(self, start: str) -> str:
+        return QFileDialog.getExistingDirectory(self, "Export into folder", start)
+
+    def _browse_file(self) -> None:
+        formats = [self.format_box.itemData(i) for i in range(self.format_box.count())]
+        current = self.format_box.currentData()
+        filters = [_FILE_FILTERS[current]] + [_FILE_FILTERS[f] for f in formats
+                                              if f != current]
+        path = self._ask_save_path(self.path_edit.text() or self._default_dir(), filters)
+        if not path:
+            return
+        fmt = format_from_suffix(path, formats)
+        if fmt is not None:  # a typed extension chooses the format
+            self.format_box.setCurrentIndex(self.format_box.findData(fmt))
+        self.path_edit.setText(str(with_format_suffix(path, self.format_box.currentData())))
+
+    def _browse_folder(self) -> None:
+        folder = self._ask_folder(self.folder_edit.text() or self._default_dir())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def _default_dir(self) -> str:
+        return QSettings().value("export/dir", "") or QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.PicturesLocation)
+
+    def _default_path(self) -> str:
+        src = self.session.source
+        stem = f"seed{src.seed}" if src.kind == "seed" else "edited"
+        return str(Path(self._default_dir()) / f"{stem}.png")
+
+    # ----------------------------------------------------------------- the plan
+    def build_plan(self) -> ExportPlan:
+        """The plan the widgets describe; ValueError says what is missing."""
+        kind, fmt = self.kind, self.format_box.currentData()
+        path, folder = self.path_edit.text().strip(), self.folder_edit.text().strip()
+        if kind != "batch" and not path:
+            raise ValueError("Choose a file to export to.")
+        if kind == "batch" and not folder:
+            raise ValueError("Choose a folder to export into.")
+        if kind == "sweep" and self.edit_box.currentData() is None:
+            raise ValueError("The sweep needs an edit; the edit stack is empty.")
+        return ExportPlan(
+            kind=kind,
+            path=str(with_format_suffix(path, fmt)) if path else "",
+            format=fmt,
+            scale=self.scale_box.currentData(),
+            upscale_filter=self.filter_box.currentData(),
+            quality=self.quality_box.value(),
+            edit_id=self.edit_box.currentData() or "",
+            start=self.start_box.value(),
+            stop=self.stop_box.value(),
+            frames=self.frames_box.value(),
+            fps=float(self.fps_box.value()),
+            bounce=self.bounce_box.isChecked(),
+            folder=folder,
+            first_seed=self.first_seed_box.value(),
+            count=self.count_box.value(),
+            name_pattern=self.pattern_edit.text().strip(),
+        )
+
+    def accept(self) -> None:
+        try:
+            plan = self.build_plan()
+            existing = existing_targets(plan_targets(plan))
+        except ValueError as e:
+            self._warn(str(e))
+            return
+        if existing:
+            if not confirm_overwrite(self, existing):
+                return  # stay open: the user may pick another name
+            plan = replace(plan, overwrite=True)
+        self.plan = plan
+        self._save_settings(plan)
+        super().accept()
+
+    def _warn(self, message: str) -> None:
+        QMessageBox.warning(self, "Cannot export", message)
+
+    # ----------------------------------------------------------------- settings
+    def _restore_settings(self, edit_id: str | None) -> None:
+        s = QSettings()
+
+        def select(box: QComboBox, key: str, default) -> None:
+            i = box.findData(s.value(f"export/{key}", default, type=type(default)))
+            if i >= 0 and box.model().item(i).isEnabled():
+                box.setCurrentIndex(i)
+
+        select(self.kind_box, "kind", "image")
+        select(self.scale_box, "scale", 1)
+        select(self.filter_box, "filter", "lanczos")
+        self._formats["image"] = s.value("export/image_format", "PNG", type=str)
+        self._formats["sweep"] = s.value("export/sweep_format", "GIF", type=str)
+        self.quality_box.setValue(s.value("export/quality", 95, type=int))
+        self.start_box.setValue(s.value("export/sweep_start", -5.0, type=float))
+        self.stop_box.setValue(s.value("export/sweep_stop", 5.0, type=float))
+        self.frames_box.setValue(s.value("export/sweep_frames", 24, type=int))
+        self.fps_box.setValue(s.value("export/sweep_fps", 12, type=int))
+        self.bounce_box.setChecked(s.value("export/sweep_bounce", False, type=bool))
+        self.count_box.setValue(s.value("export/batch_count", 16, type=int))
+        self.folder_edit.setText(s.value("export/batch_folder", "", type=str)
+                                 or self._default_dir())
+        self.pattern_edit.setText(s.value("export/batch_pattern", "seed{seed:06d}.png",
+                                          type=str))
+        self.path_edit.setText(self._default_path())
+        if edit_id is not None and (i := self.edit_box.findData(edit_id)) >= 0:
+            self.edit_box.setCurrentIndex(i)
+
+    def _save_settings(self, plan: ExportPlan) -> None:
+        s = QSettings()
+        values = {
+            "kind": plan.kind, "scale": plan.scale, "filter": plan.upscale_filter,
+            "image_format": self._formats["image"], "sweep_format": self._formats["sweep"],
+            "quality": plan.quality, "sweep_start": plan.start, "sweep_stop": plan.stop,
+            "sweep_frames": plan.frames, "sweep_fps": int(plan.fps),
+            "sweep_bounce": plan.bounce, "batch_count": plan.count,
+            "batch_folder": plan.folder, "batch_pattern": plan.name_pattern,
+        }
+        if plan.path:
+            values["dir"] = str(Path(plan.path).parent)
+        for key, value in values.items():
+            s.setValue(f"export/{key}", value)
+
+
+def get_export_plan(parent: QWidget | None, session: Session, resolution: int | None = None,
+                    edit_id: str | None = None) -> ExportPlan | None:
+    """Show the dialog; the chosen plan, or None if cancelled."""
+    dialog = ExportDialog(session, parent, resolution, edit_id)
+    return dialog.plan if dialog.exec() == QDialog.DialogCode.Accepted else None

@@ -1,0 +1,226 @@
+"""Exports with a tiny generator: recipes round-trip, scaling, α sweeps, batches, cancel and
+the no-overwrite rule."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from editor.core.errors import ImageExistsError
+from editor.core.image_io import load_image, read_recipe
+from editor.engine.compose import EditingContext
+from editor.engine.export import (
+    ExportPlan,
+    alpha_sweep,
+    batch_export,
+    batch_paths,
+    existing_targets,
+    export_image,
+    plan_targets,
+    render_full,
+    run_plan,
+    with_format_suffix,
+)
+from editor.engine.session import Edit, Session, Source
+from editor.methods.precompute import Cancelled
+from tests.conftest import make_tiny_generator
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return EditingContext(make_tiny_generator(resolution=16))
+
+
+@pytest.fixture(scope="module")
+def session(ctx):
+    g = ctx.generator
+    n = g.styles(g.mapping(torch.zeros(1, g.z_dim), psi=1.0)).num_channels
+    delta = (torch.randn(n, generator=torch.Generator().manual_seed(1)) * 0.5).tolist()
+    edit = Edit(kind="delta", params={"delta": delta}, strength=1.5, name="random")
+    return Session(source=Source(seed=3, psi=0.8), edits=(edit,))
+
+
+def _run(job):
+    """Drive an export generator to the end; its progress and its return value."""
+    progress = []
+    while True:
+        try:
+            progress.append(next(job))
+        except StopIteration as stop:
+            return progress, stop.value
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_png_carries_a_recipe_that_rebuilds_the_session(ctx, session, tmp_path):
+    saved = export_image(ctx, session, tmp_path / "out.png")
+    assert saved.recipe_embedded and saved.size == (16, 16)
+    assert Session.from_json(read_recipe(saved.path)) == session
+    assert np.array_equal(load_image(saved.path).rgb, render_full(ctx, session))
+
+
+def test_scale_two_doubles_the_size_and_nearest_keeps_pixels(ctx, session, tmp_path):
+    saved = export_image(ctx, session, tmp_path / "big.png", scale=2, upscale_filter="nearest")
+    rgb = load_image(saved.path).rgb
+    assert rgb.shape == (32, 32, 3)
+    native = render_full(ctx, session)
+    assert np.array_equal(rgb, native.repeat(2, axis=0).repeat(2, axis=1))
+
+
+def test_export_image_refuses_an_existing_file_unless_asked(ctx, session, tmp_path):
+    path = tmp_path / "taken.png"
+    path.write_bytes(b"mine")
+    with pytest.raises(ImageExistsError):
+        export_image(ctx, session, path)
+    assert path.read_bytes() == b"mine"
+    export_image(ctx, session, path, overwrite=True)
+    assert Session.from_json(read_recipe(path)) == session
+
+
+@pytest.mark.parametrize(("name", "bounce", "expected"), [("sweep.gif", False, 5),
+                                                            ("sweep.webp", True, 8)])
+def test_sweep_writes_an_animation_of_distinct_frames(ctx, session, tmp_path, name, bounce,
+                                                      expected):
+    off = session.update_edit(session.edits[0].id, enabled=False)  # the sweep turns it on
+    progress, saved = _run(alpha_sweep(ctx, off, session.edits[0].id, -3, 3, 5,
+                                       tmp_path / name, fps=10, bounce=bounce))
+    assert [p.done for p in progress] == [1, 2, 3, 4, 5, 6]
+    assert all(p.total == 6 for p in progress)
+    with Image.open(saved[0].path) as im:
+        assert im.n_frames == expected
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")).copy())
+    assert all(f.shape == (16, 16, 3) for f in frames)
+    assert not np.array_equal(frames[0], frames[4])
+    assert len({f.tobytes() for f in frames[:5]}) == 5
+    if bounce:  # back again: frame 5 repeats frame 3, the last repeats frame 1
+        assert np.array_equal(frames[5], frames[3]) and np.array_equal(frames[7], frames[1])
+
+
+def test_sweep_frames_are_renders_at_those_strengths(ctx, session, tmp_path):
+    eid = session.edits[0].id
+    _, saved = _run(alpha_sweep(ctx, session, eid, 0, 2, 3, tmp_path / "s.webp", fps=5,
+                                format="WEBP", quality=100))
+    renders = [render_full(ctx, session.update_edit(eid, strength=a)).astype(int)
+               for a in (0.0, 1.0, 2.0)]
+    with Image.open(saved[0].path) as im:
+        for i in range(3):
+            im.seek(i)
+            frame = np.asarray(im.convert("RGB")).astype(int)
+            # lossy WebP: each frame is nearest to the render at its own strength
+            errors = [np.abs(frame - r).mean() for r in renders]
+            assert int(np.argmin(errors)) == i, errors
+
+
+def test_cancelled_sweep_writes_nothing(ctx, session, tmp_path):
+    cancel = threading.Event()
+    job = alpha_sweep(ctx, session, session.edits[0].id, -2, 2, 6, tmp_path / "s.gif",
+                      cancel=cancel)
+    next(job)
+    next(job)
+    cancel.set()
+    with pytest.raises(Cancelled):
+        next(job)
+    assert _files(tmp_path) == []
+
+
+def test_sweep_of_an_unknown_edit_fails_before_rendering(ctx, session, tmp_path):
+    with pytest.raises(KeyError):
+        next(alpha_sweep(ctx, session, "nope", 0, 1, 3, tmp_path / "s.gif"))
+
+
+def test_batch_writes_each_seed_with_its_own_recipe(ctx, session, tmp_path):
+    progress, saved = _run(batch_export(ctx, session, range(10, 13), tmp_path,
+                                        "face-{seed}.png"))
+    assert _files(tmp_path) == ["face-10.png", "face-11.png", "face-12.png"]
+    assert [p.done for p in progress] == [1, 2, 3]
+    for seed, s in zip(range(10, 13), saved, strict=True):
+        back = Session.from_json(read_recipe(s.path))
+        assert back.source.seed == seed and back.source.psi == 0.8
+        assert back.edits == session.edits
+        assert np.array_equal(load_image(s.path).rgb, render_full(ctx, back))
+    assert not np.array_equal(load_image(saved[0].path).rgb, load_image(saved[1].path).rgb)
+
+
+def test_batch_refuses_existing_targets_and_writes_nothing(ctx, session, tmp_path):
+    taken = tmp_path / "seed000002.png"
+    taken.write_bytes(b"keep me")
+    with pytest.raises(ImageExistsError, match="1 of the 4 files"):
+        _run(batch_export(ctx, session, range(4), tmp_path))
+    assert _files(tmp_path) == ["seed000002.png"] and taken.read_bytes() == b"keep me"
+
+    _run(batch_export(ctx, session, range(4), tmp_path, overwrite=True))
+    assert _files(tmp_path) == [f"seed{s:06d}.png" for s in range(4)]
+    assert Session.from_json(read_recipe(taken)).source.seed == 2
+
+
+def test_batch_cancel_keeps_only_complete_files(ctx, session, tmp_path):
+    cancel = threading.Event()
+    job = batch_export(ctx, session, range(6), tmp_path, "s{seed}.jpg", format="JPEG",
+                       cancel=cancel)
+    next(job)
+    next(job)
+    cancel.set()
+    with pytest.raises(Cancelled, match="after 2 of 6"):
+        next(job)
+    assert _files(tmp_path) == ["s0.jpg", "s1.jpg"]  # no temporary files left over
+    for name, seed in (("s0.jpg", 0), ("s1.jpg", 1)):
+        assert load_image(tmp_path / name).format == "JPEG"
+        assert Session.from_json(read_recipe(tmp_path / name)).source.seed == seed
+
+
+def test_batch_names_must_be_distinct_plain_files(tmp_path):
+    with pytest.raises(ValueError, match="same file name"):
+        batch_paths(tmp_path, range(3), "face.png")
+    with pytest.raises(ValueError, match="inside the folder"):
+        batch_paths(tmp_path, range(3), "../{seed}.png")
+    with pytest.raises(ValueError, match="bad file name pattern"):
+        batch_paths(tmp_path, range(3), "{sed}.png")
+    assert batch_paths(tmp_path, [7], "{seed:03d}.png", "WEBP") == [tmp_path / "007.webp"]
+
+
+def test_batch_needs_a_seed_source(ctx, session, tmp_path):
+    w = session.with_source(Source(kind="wplus", wplus_path=str(tmp_path / "w.npy")))
+    with pytest.raises(ValueError, match="seed"):
+        next(batch_export(ctx, w, range(2), tmp_path))
+
+
+def test_format_suffix_and_targets(tmp_path):
+    assert with_format_suffix("a/b.png", "JPEG").name == "b.jpg"
+    assert with_format_suffix("a/b.jpeg", "JPEG").name == "b.jpeg"
+    assert with_format_suffix("a/b", "GIF").name == "b.gif"
+    assert with_format_suffix("take.final", "PNG").name == "take.final.png"
+    assert with_format_suffix("face.{seed}", "WEBP").name == "face.{seed}.webp"
+    plan = ExportPlan(kind="batch", folder=str(tmp_path), first_seed=5, count=3,
+                      name_pattern="{seed}.png", format="PNG")
+    assert plan_targets(plan) == [tmp_path / f"{s}.png" for s in (5, 6, 7)]
+    (tmp_path / "6.png").write_bytes(b"x")
+    assert existing_targets(plan_targets(plan)) == [tmp_path / "6.png"]
+    with pytest.raises(ValueError):
+        ExportPlan(kind="gallery")
+
+
+def test_run_plan_dispatches_each_kind(ctx, session, tmp_path):
+    progress, saved = _run(run_plan(ctx, session, ExportPlan(
+        kind="image", path=str(tmp_path / "one.png"), format="WEBP", scale=2)))
+    assert saved[0].path == tmp_path / "one.webp" and saved[0].format == "WEBP"
+    assert saved[0].size == (32, 32) and progress[-1].done == progress[-1].total
+    assert Session.from_json(read_recipe(saved[0].path)) == session
+
+    _, saved = _run(run_plan(ctx, session, ExportPlan(
+        kind="sweep", path=str(tmp_path / "anim"), format="GIF", edit_id=session.edits[0].id,
+        frames=3, scale=2, upscale_filter="nearest")))
+    with Image.open(saved[0].path) as im:
+        assert saved[0].path.name == "anim.gif" and im.n_frames == 3 and im.size == (32, 32)
+
+    _, saved = _run(run_plan(ctx, session, ExportPlan(
+        kind="batch", folder=str(tmp_path / "many"), first_seed=1, count=2, format="PNG")))
+    assert _files(tmp_path / "many") == ["seed000001.png", "seed000002.png"]

@@ -1,0 +1,223 @@
+"""The export dialog offscreen: widgets -> plan, remembered choices, asking before
+replacing files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QDialog, QMessageBox
+
+from editor.engine.export import ExportPlan
+from editor.engine.session import Edit, Session, Source
+from editor.ui import export_dialog
+from editor.ui.app import init_application
+from editor.ui.export_dialog import ExportDialog, confirm_overwrite
+
+SMILE = Edit(kind="global", params={"neutral": "face", "target": "smiling face"}, id="smile")
+HAIR = Edit(kind="delta", params={"delta": [0.0]}, name="hair", id="hair")
+SESSION = Session(source=Source(seed=42, psi=0.7), edits=(SMILE, HAIR))
+
+
+@pytest.fixture(autouse=True)
+def settings(tmp_path):
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "settings"))
+    QSettings().clear()
+    QSettings().setValue("export/dir", str(tmp_path))
+    yield QSettings()
+
+
+@pytest.fixture
+def make_dialog(qtbot):
+    def make(session=SESSION, **kw):
+        dialog = ExportDialog(session, resolution=256, **kw)
+        qtbot.addWidget(dialog)
+        return dialog
+    return make
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """Record QMessageBox questions and answer them from a list (Yes by default)."""
+    asked, replies = [], []
+
+    def question(parent, title, text, buttons, default):
+        asked.append(text)
+        return replies.pop(0) if replies else QMessageBox.StandardButton.Yes
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return asked, replies
+
+
+def _select(box, data):
+    i = box.findData(data)
+    assert i >= 0, data
+    box.setCurrentIndex(i)
+
+
+def test_image_plan_from_widgets(make_dialog, tmp_path):
+    d = make_dialog()
+    assert d.kind == "image"
+    assert Path(d.path_edit.text()) == tmp_path / "seed42.png"  # a sensible default name
+    assert not d.quality_box.isEnabled() and not d.filter_box.isEnabled()
+    _select(d.format_box, "JPEG")
+    assert d.path_edit.text().endswith("seed42.jpg")  # the name follows the format
+    assert d.quality_box.isEnabled()
+    _select(d.scale_box, 4)
+    assert d.filter_box.isEnabled() and "1024 × 1024" in d.summary_label.text()
+    _select(d.filter_box, "nearest")
+    d.quality_box.setValue(80)
+    assert d.build_plan() == ExportPlan(
+        kind="image", path=str(tmp_path / "seed42.jpg"), format="JPEG", scale=4,
+        upscale_filter="nearest", quality=80, edit_id="smile", folder=str(tmp_path), first_seed=42,
+        count=16)
+
+
+def test_sweep_plan_from_widgets(make_dialog, tmp_path):
+    d = make_dialog(edit_id="hair")
+    _select(d.kind_box, "sweep")
+    assert d.edit_box.currentText() == "hair"  # preselected, shown by title
+    assert [d.edit_box.itemText(i) for i in range(2)] == ["face → smiling face", "hair"]
+    assert d.format_box.currentData() == "GIF" and d.path_edit.text().endswith(".gif")
+    assert d.edit_box.isVisibleTo(d) and not d.count_box.isVisibleTo(d)
+    d.start_box.setValue(-2.5)
+    d.stop_box.setValue(6)
+    d.frames_box.setValue(10)
+    d.fps_box.setValue(20)
+    d.bounce_box.setChecked(True)
+    assert "18 frames, 0.9 s" in d.summary_label.text()
+    plan = d.build_plan()
+    assert (plan.kind, plan.edit_id, plan.start, plan.stop, plan.frames, plan.fps,
+            plan.bounce, plan.format) == ("sweep", "hair", -2.5, 6.0, 10, 20.0, True, "GIF")
+    assert plan.path == str(tmp_path / "seed42.gif")
+
+
+def test_batch_plan_with_a_chosen_folder(make_dialog, tmp_path, monkeypatch):
+    d = make_dialog()
+    _select(d.kind_box, "batch")
+    assert d.count_box.isVisibleTo(d) and not d.path_edit.isVisibleTo(d)
+    monkeypatch.setattr(d, "_ask_folder", lambda start: str(tmp_path / "out"))
+    d.folder_button.click()
+    assert d.folder_edit.text() == str(tmp_path / "out")
+    assert d.first_seed_box.value() == 42  # starts at the session's seed
+    d.count_box.setValue(5)
+    _select(d.format_box, "WEBP")
+    assert d.pattern_edit.text() == "seed{seed:06d}.webp"
+    plan = d.build_plan()
+    assert (plan.kind, plan.folder, plan.first_seed, plan.count, plan.name_pattern,
+            plan.format) == ("batch", str(tmp_path / "out"), 42, 5, "seed{seed:06d}.webp",
+                             "WEBP")
+    assert list(plan.seeds) == [42, 43, 44, 45, 46]
+
+
+def test_kinds_the_session_cannot_do_are_not_offered(make_dialog, tmp_path):
+    w = Session(source=Source(kind="wplus", wplus_path=str(tmp_path / "w.npy")))
+    d = make_dialog(w)
+    model = d.kind_box.model()
+    enabled = {d.kind_box.itemData(i): model.item(i).isEnabled() for i in range(3)}
+    assert enabled == {"image": True, "sweep": False, "batch": False}
+    assert Path(d.path_edit.text()).name == "edited.png"
+
+
+def test_browse_picks_a_file_and_its_extension_picks_the_format(make_dialog, tmp_path,
+                                                                  monkeypatch):
+    d = make_dialog()
+    seen = []
+
+    def ask(start, filters):
+        seen.append(filters)
+        return str(tmp_path / "portrait.webp")
+    monkeypatch.setattr(d, "_ask_save_path", ask)
+    d.browse_button.click()
+    assert seen[0][0].startswith("PNG")  # the current format's filter comes first
+    assert d.format_box.currentData() == "WEBP"
+    assert d.path_edit.text() == str(tmp_path / "portrait.webp")
+    monkeypatch.setattr(d, "_ask_save_path", lambda start, filters: "")  # cancelled
+    d.browse_button.click()
+    assert d.path_edit.text() == str(tmp_path / "portrait.webp")
+
+
+def test_choices_are_remembered(make_dialog, tmp_path, settings):
+    d = make_dialog()
+    _select(d.kind_box, "sweep")
+    _select(d.format_box, "WEBP")
+    _select(d.scale_box, 2)
+    _select(d.filter_box, "nearest")
+    d.quality_box.setValue(70)
+    d.start_box.setValue(-1.5)
+    d.stop_box.setValue(3.5)
+    d.frames_box.setValue(30)
+    d.fps_box.setValue(24)
+    d.bounce_box.setChecked(True)
+    d.path_edit.setText(str(tmp_path / "anims" / "smile.webp"))
+    d.accept()
+    assert d.result() == QDialog.DialogCode.Accepted and d.plan.kind == "sweep"
+    assert settings.value("export/kind") == "sweep"
+
+    again = make_dialog()
+    assert again.kind == "sweep" and again.format_box.currentData() == "WEBP"
+    assert again.scale_box.currentData() == 2 and again.filter_box.currentData() == "nearest"
+    assert (again.quality_box.value(), again.start_box.value(), again.stop_box.value(),
+            again.frames_box.value(), again.fps_box.value()) == (70, -1.5, 3.5, 30, 24)
+    assert again.bounce_box.isChecked()
+    assert Path(again.path_edit.text()).parent == tmp_path / "anims"  # the last folder
+    _select(again.kind_box, "image")
+    assert again.format_box.currentData() == "PNG"  # the image format is kept apart
+
+
+def test_accept_refuses_an_incomplete_plan(make_dialog, monkeypatch):
+    d = make_dialog()
+    warnings = []
+    monkeypatch.setattr(d, "_warn", warnings.append)
+    _select(d.kind_box, "batch")
+    d.folder_edit.setText("")
+    d.accept()
+    assert d.plan is None and "folder" in warnings[0]
+    _select(d.kind_box, "batch")
+    d.folder_edit.setText("/tmp")
+    d.pattern_edit.setText("same.png")
+    d.accept()
+    assert d.plan is None and "same file name" in warnings[1]
+
+
+def test_existing_files_are_replaced_only_when_the_user_agrees(make_dialog, tmp_path,
+                                                               answers):
+    asked, replies = answers
+    for seed in (42, 44):
+        (tmp_path / f"seed{seed:06d}.png").write_bytes(b"x")
+    d = make_dialog()
+    _select(d.kind_box, "batch")
+    d.folder_edit.setText(str(tmp_path))
+    d.count_box.setValue(4)
+    replies.append(QMessageBox.StandardButton.No)
+    d.accept()
+    assert d.plan is None and d.result() != QDialog.DialogCode.Accepted  # still open
+    assert asked[0].startswith("2 files already exist (seed000042.png, seed000044.png)")
+    d.accept()  # now Yes
+    assert d.plan.overwrite and d.result() == QDialog.DialogCode.Accepted
+
+
+def test_no_question_when_nothing_exists(make_dialog, answers):
+    asked, _ = answers
+    d = make_dialog()
+    d.accept()
+    assert asked == [] and d.plan is not None and not d.plan.overwrite
+
+
+def test_confirm_overwrite(answers, tmp_path):
+    asked, replies = answers
+    assert confirm_overwrite(None, []) and asked == []
+    replies.append(QMessageBox.StandardButton.No)
+    assert not confirm_overwrite(None, [tmp_path / "a.png"])
+    assert "“a.png” already exists" in asked[0] and "Replace it?" in asked[0]
+    names = [tmp_path / f"{i}.png" for i in range(5)]
+    assert confirm_overwrite(None, names)
+    assert asked[1].startswith("5 files already exist (0.png, 1.png, 2.png, …)")
+
+
+def test_get_export_plan_returns_none_when_cancelled(monkeypatch):
+    monkeypatch.setattr(ExportDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
+    assert export_dialog.get_export_plan(None, SESSION) is None
