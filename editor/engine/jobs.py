@@ -1,0 +1,274 @@
+"""Long work (precompute, downloads, later training and inversion) as background jobs.
+
+A job is a title and a function `fn(token)`. `token` is a JobToken: a threading.Event that
+is set when the user cancels (pass it on as `cancel=`), with `report(Progress)` for work
+that reports through callbacks. `fn` either returns a result, or returns an iterator (a
+generator) of Progress items; then the last non-Progress item, or the generator's return
+value, is the result.
+
+Each job runs on its own QThread. The worker thread never emits the public signals: it
+leaves its newest Progress in a slot and posts one queued event when it ends; the runner,
+on the UI thread, polls the slots on a timer (at most one job_progress per job and tick,
+and always the newest) and emits everything from the UI thread. So the UI never drowns in
+progress events and every receiver, lambdas included, runs on the UI thread.
+
+Cancel is cooperative: job.cancel() sets the token. A job that raises Cancelled, stops
+early after the token was set, or fails after it was set, ends as cancelled, not failed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
+
+from editor.core.errors import AtelierError
+from editor.methods.global_directions import Progress
+from editor.methods.precompute import Cancelled
+
+log = logging.getLogger(__name__)
+
+RUNNING, FINISHED, FAILED, CANCELLED = "running", "finished", "failed", "cancelled"
+PROGRESS_INTERVAL_MS = 50  # at most ~20 progress signals per second per job
+
+JobFn = Callable[["JobToken"], Any]
+
+_ids = itertools.count(1)
+# Threads that did not stop within cancel_all's wait: kept referenced so that Python never
+# destroys a QThread that is still running (Qt aborts the process when that happens).
+_orphans: list[QThread] = []
+
+
+class JobToken(threading.Event):
+    """The cancel flag handed to a job, plus a thread-safe way to report progress."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest: Progress | None = None  # one slot; assignment is atomic in CPython
+
+    def report(self, progress: Progress) -> None:
+        self.latest = progress
+
+
+class Job:
+    """A handle on one job. Its state changes on the UI thread only."""
+
+    def __init__(self, title: str, fn: JobFn, key: str | None = None):
+        self.id = next(_ids)
+        self.title = title
+        self.key = key
+        self.fn = fn
+        self.state = RUNNING
+        self.progress: Progress | None = None  # the last one delivered
+        self.result: Any = None
+        self.error: str | None = None  # the one-line message of a failed job
+        self.started_at = time.monotonic()
+        self.ended_at: float | None = None
+        self.token = JobToken()
+        self._outcome: tuple[str, Any] | None = None  # written by the worker thread
+
+    def cancel(self) -> None:
+        """Ask the job to stop; it ends as cancelled once it notices."""
+        if self.state == RUNNING:
+            self.token.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.token.is_set()
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == RUNNING
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.title!r} {self.state}>"
+
+
+def error_message(e: BaseException) -> str:
+    """One line for the user: our own errors speak for themselves; others name their type."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return "out of memory" + (f": {str(e).splitlines()[0]}" if str(e).strip() else "")
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, AtelierError) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _run_job(job: Job) -> tuple[str, Any]:
+    """The job's body, on the worker thread: the outcome as (state, result or message)."""
+    token = job.token
+    try:
+        value = job.fn(token)
+        if isinstance(value, Iterator):
+            value = _drain(value, token)
+        return (CANCELLED, None) if token.is_set() else (FINISHED, value)
+    except Cancelled:
+        return CANCELLED, None
+    except Exception as e:  # noqa: BLE001 - any error ends the job, never the program
+        if token.is_set():  # e.g. a download's own cancel exception
+            log.debug("job %r stopped with %r after cancel", job.title, e)
+            return CANCELLED, None
+        log.error("job %r failed", job.title, exc_info=e)
+        return FAILED, error_message(e)
+
+
+def _drain(items: Iterator, token: JobToken) -> Any:
+    """Pull items until the end, or until cancelled (then the generator is closed, which
+    lets it save partial work in its finally blocks)."""
+    result = None
+    while True:
+        if token.is_set():
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+            return result
+        try:
+            item = next(items)
+        except StopIteration as stop:
+            return stop.value if stop.value is not None else result
+        if isinstance(item, Progress):
+            token.report(item)
+        else:
+            result = item
+
+
+class _JobThread(QThread):
+    ended = Signal(object)  # the Job; queued to the runner on the UI thread
+
+    def __init__(self, job: Job, parent: QObject):
+        super().__init__(parent)
+        self.job = job
+
+    def run(self) -> None:
+        self.job._outcome = _run_job(self.job)
+        self.ended.emit(self.job)
+
+
+class JobRunner(QObject):
+    """Runs jobs on background threads; every signal is emitted on the UI thread."""
+
+    job_started = Signal(object)  # Job
+    job_progress = Signal(object, object)  # Job, Progress
+    job_finished = Signal(object, object)  # Job, result
+    job_failed = Signal(object, str)  # Job, one-line message
+    job_cancelled = Signal(object)  # Job
+    job_ended = Signal(object)  # Job, after any of the three above
+
+    def __init__(self, parent: QObject | None = None,
+                 progress_interval_ms: int = PROGRESS_INTERVAL_MS):
+        super().__init__(parent)
+        self._threads: dict[int, _JobThread] = {}
+        self._timer = QTimer(self)
+        self._timer.setInterval(progress_interval_ms)
+        self._timer.timeout.connect(self._deliver_progress)
+        app = QCoreApplication.instance()
+        if app is not None:  # a safety net: the window should call cancel_all itself
+            app.aboutToQuit.connect(self.cancel_all)
+
+    def submit(self, title: str, fn: JobFn, *, key: str | None = None) -> Job:
+        """Start `fn(token)` on a new thread. With a `key`, while a job with the same key
+        runs, that job is returned instead of starting a second one."""
+        if key is not None and (running := self.find(key)) is not None:
+            return running
+        job = Job(title, fn, key)
+        thread = _JobThread(job, self)
+        thread.ended.connect(self._on_ended, Qt.ConnectionType.QueuedConnection)
+        self._threads[job.id] = thread
+        self.job_started.emit(job)
+        thread.start()
+        self._timer.start()
+        return job
+
+    def active_jobs(self) -> list[Job]:
+        return [t.job for t in self._threads.values()]
+
+    def find(self, key: str) -> Job | None:
+        """The running job with this key, if any."""
+        return next((j for j in self.active_jobs() if j.key == key), None)
+
+    def cancel_all(self, wait_ms: int = 5000) -> bool:
+        """Cancel every job and wait up to `wait_ms` in all for their threads (for closing
+        the window). Jobs that stopped end now, with their signals. False if some thread
+        was still running; it is kept alive until it ends on its own."""
+        threads = list(self._threads.values())
+        for thread in threads:
+            thread.job.cancel()
+        deadline = time.monotonic() + wait_ms / 1000
+        for thread in threads:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if thread.wait(left_ms):
+                self._on_ended(thread.job)
+        stuck = list(self._threads.values())
+        for thread in stuck:
+            log.warning("job %r did not stop within %d ms", thread.job.title, wait_ms)
+            thread.setParent(None)
+            _orphans.append(thread)
+        return not stuck
+
+    @Slot()
+    def _deliver_progress(self) -> None:
+        for job in self.active_jobs():
+            self._flush_progress(job)
+        if not self._threads:
+            self._timer.stop()
+
+    def _flush_progress(self, job: Job) -> None:
+        latest = job.token.latest
+        if latest is not None and latest is not job.progress:
+            job.progress = latest
+            self.job_progress.emit(job, latest)
+
+    @Slot(object)
+    def _on_ended(self, job: Job) -> None:
+        thread = self._threads.pop(job.id, None)
+        if thread is None:  # already ended by cancel_all
+            return
+        thread.wait()  # run() returns right after posting this event
+        thread.deleteLater()
+        self._flush_progress(job)  # the last progress arrives before the end
+        state, payload = job._outcome or (FAILED, "the job ended without an outcome")
+        job.state, job.ended_at, job.fn = state, time.monotonic(), None
+        if state == FINISHED:
+            job.result = payload
+            self.job_finished.emit(job, payload)
+        elif state == CANCELLED:
+            self.job_cancelled.emit(job)
+        else:
+            job.error = payload
+            self.job_failed.emit(job, payload)
+        self.job_ended.emit(job)
+        if not self._threads:
+            self._timer.stop()
+
+
+class RateEta:
+    """Progress with a time-left estimate from the rate since the first report (work done
+    before it, like a resumed download's bytes, does not count toward the rate)."""
+
+    def __init__(self, min_elapsed_s: float = 1.0):
+        self.min_elapsed_s = min_elapsed_s  # no estimate from the first noisy moments
+        self._start: tuple[float, int] | None = None
+
+    def progress(self, done: int, total: int | None, message: str = "") -> Progress:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = (now, done)
+        t0, d0 = self._start
+        elapsed, ran = now - t0, done - d0
+        eta = None
+        if total and ran > 0 and elapsed >= self.min_elapsed_s:
+            eta = max(0.0, (total - done) * elapsed / ran)
+        return Progress(done, total or 0, message, eta)
+
+
+__all__ = ["CANCELLED", "FAILED", "FINISHED", "RUNNING", "Cancelled", "Job", "JobRunner",
+           "JobToken", "Progress", "RateEta", "error_message"]

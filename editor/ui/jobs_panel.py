@@ -1,0 +1,221 @@
+"""The jobs panel (for a dock): running and recent jobs with progress, time left, cancel.
+
+It only listens to a JobRunner's signals, which arrive on the UI thread already throttled,
+so it never waits for a job and never blocks.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from editor.engine.jobs import CANCELLED, FAILED, FINISHED, Job, JobRunner, Progress
+
+BAR_STEPS = 1000
+KEEP_ENDED = 20  # ended rows kept before the oldest ones go
+
+
+def format_eta_text(seconds: float | None) -> str:
+    """'about 3 min left' and the like; rounded, because exact seconds would jitter."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return "a few seconds left"
+    if seconds < 60:
+        return f"about {int(round(seconds / 5) * 5)} s left"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"about {minutes} min left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes} min left" if minutes else f"about {hours} h left"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, s = divmod(int(seconds), 60)
+    return f"{minutes} min {s} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _cancel_icon_button() -> QToolButton:
+    button = QToolButton()
+    button.setToolTip("Cancel this job")
+    button.setAccessibleName("Cancel")
+    try:
+        import qtawesome
+
+        button.setIcon(qtawesome.icon("fa5s.times-circle"))
+    except Exception:  # noqa: BLE001 - no icon font: the text says it as well
+        button.setText("Cancel")
+    return button
+
+
+class JobRow(QFrame):
+    """One job: title and state, a progress bar, the message and the time left."""
+
+    def __init__(self, job: Job):
+        super().__init__()
+        self.job = job
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.title_label = QLabel(job.title)
+        self.title_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.state_label = QLabel("running")
+        self.cancel_button = _cancel_icon_button()
+        self.cancel_button.clicked.connect(self._cancel)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 0)  # busy until the first progress arrives
+        self.progress_bar.setTextVisible(True)
+        self.detail_label = QLabel("starting…")
+        self.detail_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.detail_label.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.title_label, 1)
+        top.addWidget(self.state_label)
+        top.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.detail_label)
+        if job.progress is not None:
+            self.show_progress(job.progress)
+
+    def _cancel(self) -> None:
+        self.job.cancel()
+        self.cancel_button.setEnabled(False)
+        self.state_label.setText("cancelling…")
+
+    def show_progress(self, p: Progress) -> None:
+        if p.total > 0:
+            self.progress_bar.setRange(0, BAR_STEPS)
+            self.progress_bar.setValue(round(BAR_STEPS * min(1.0, max(0.0, p.fraction))))
+        else:  # unknown total (a download without a size): a busy bar
+            self.progress_bar.setRange(0, 0)
+        eta = format_eta_text(p.eta_s)
+        self.detail_label.setText(" · ".join(t for t in (p.message, eta) if t))
+
+    def show_end(self) -> None:
+        job = self.job
+        self.cancel_button.hide()
+        took = format_duration(job.elapsed_s)
+        if job.state == FINISHED:
+            self.progress_bar.setRange(0, BAR_STEPS)
+            self.progress_bar.setValue(BAR_STEPS)
+            self.state_label.setText("done")
+            self.detail_label.setText(f"finished in {took}")
+        elif job.state == CANCELLED:
+            self.state_label.setText("cancelled")
+            self._freeze_bar()
+            self.detail_label.setText(f"cancelled after {took}")
+        elif job.state == FAILED:
+            self.state_label.setText("failed")
+            self._freeze_bar()
+            self.detail_label.setText(job.error or "failed")
+            self.detail_label.setStyleSheet("color: #c0392b;")  # red reads as an error
+
+    def _freeze_bar(self) -> None:
+        """Keep how far it got, without a percentage that looks like it is still going."""
+        if self.progress_bar.maximum() == 0:  # stop a busy bar's animation
+            self.progress_bar.setRange(0, BAR_STEPS)
+            self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(False)
+
+
+class JobsPanel(QWidget):
+    """Lists the runner's jobs, newest at the top; ended ones stay until cleared."""
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runner = runner
+        self._rows: dict[int, JobRow] = {}
+
+        self._list = QWidget()
+        self._list_layout = QVBoxLayout(self._list)
+        self._list_layout.setContentsMargins(0, 0, 0, 0)
+        self._list_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self._list)
+        self.empty_label = QLabel("No jobs. Long work (precompute, downloads) shows up here.")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setSizePolicy(QSizePolicy.Policy.Preferred,
+                                       QSizePolicy.Policy.Maximum)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.clicked.connect(self.clear_finished)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty_label)
+        layout.addWidget(scroll, 1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.clear_button)
+        layout.addLayout(buttons)
+
+        runner.job_started.connect(self._on_started)
+        runner.job_progress.connect(self._on_progress)
+        runner.job_ended.connect(self._on_ended)
+        for job in runner.active_jobs():
+            self._on_started(job)
+        self._update_chrome()
+
+    def row(self, job: Job) -> JobRow | None:
+        return self._rows.get(job.id)
+
+    def rows(self) -> list[JobRow]:
+        """Newest first, as shown."""
+        return [self._list_layout.itemAt(i).widget() for i in range(self._list_layout.count())
+                if self._list_layout.itemAt(i).widget() is not None]
+
+    @Slot()
+    def clear_finished(self) -> None:
+        for row in [r for r in self._rows.values() if not r.job.is_active]:
+            self._remove(row)
+        self._update_chrome()
+
+    @Slot(object)
+    def _on_started(self, job: Job) -> None:
+        if job.id in self._rows:
+            return
+        row = JobRow(job)
+        self._rows[job.id] = row
+        self._list_layout.insertWidget(0, row)
+        self._update_chrome()
+
+    @Slot(object, object)
+    def _on_progress(self, job: Job, progress: Progress) -> None:
+        row = self._rows.get(job.id)
+        if row is not None:
+            row.show_progress(progress)
+
+    @Slot(object)
+    def _on_ended(self, job: Job) -> None:
+        row = self._rows.get(job.id)
+        if row is None:
+            return
+        row.show_end()
+        ended = [r for r in self.rows() if not r.job.is_active]
+        for old in ended[KEEP_ENDED:]:
+            self._remove(old)
+        self._update_chrome()
+
+    def _remove(self, row: JobRow) -> None:
+        self._rows.pop(row.job.id, None)
+        self._list_layout.removeWidget(row)
+        row.deleteLater()
+
+    def _update_chrome(self) -> None:
+        self.empty_label.setVisible(not self._rows)
+        self.clear_button.setEnabled(any(not r.job.is_active for r in self._rows.values()))

@@ -1,0 +1,468 @@
+"""The "Model packs" dialog: the demo pack, the model zoo and imported files.
+
+Downloads and imports run as jobs on the JobRunner (so they show in the jobs panel and can
+be cancelled); nothing touches the network unless the user presses Download. Choosing a
+pack emits plain data, `pack_chosen(generator_path, clip_spec)`, for the main window to
+open: `clip_spec` holds ClipSource's fields (`ClipSource(**clip_spec)`), or is None for
+the engine's default CLIP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from editor.core import zoo
+from editor.core.checkpoints import sniff_format
+from editor.core.errors import AtelierError
+from editor.engine.jobs import Job, JobRunner, JobToken, Progress, RateEta
+from editor.engine.models import default_generator_path
+from editor.engine.packs import demo_clip_source
+
+DEMO_KEY = "demo"
+REFERENCE_CLIP_ENTRY = "clip-vit-b-32-openai"  # StyleCLIP's CLIP, listed first
+# Without an installed CLIP file: open_clip's own cache (the engine's default for real models)
+OPEN_CLIP_FALLBACK = ("ViT-B-32 / openai (open_clip's cache)", {"arch": "ViT-B-32",
+                                                                  "tag": "openai"})
+MODEL_FILTER = "Model files (*.pt *.pth *.pkl *.safetensors);;All files (*)"
+
+
+# ------------------------------------------------------------------ what can be chosen
+
+
+def format_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def demo_choice() -> tuple[str, dict] | None:
+    """The bundled demo pack's generator and CLIP, if the program ships them."""
+    path = default_generator_path()
+    if path is None:
+        return None
+    return str(path), dataclasses.asdict(demo_clip_source())
+
+
+def installed_generators(models: list[zoo.InstalledModel] | None = None
+                         ) -> list[zoo.InstalledModel]:
+    """Installed files that can serve as generators (files of unknown kind included)."""
+    models = zoo.installed() if models is None else models
+    return [m for m in models if m.kind != "clip" and m.path.is_file()]
+
+
+def clip_choices(models: list[zoo.InstalledModel] | None = None,
+                 entries: list[zoo.ZooEntry] | None = None) -> list[tuple[str, dict]]:
+    """(label, clip_spec) for every installed CLIP file, the reference one first; then
+    open_clip's own cache as the last resort."""
+    models = zoo.installed() if models is None else models
+    entries = zoo.list_entries() if entries is None else entries
+    by_name = {e.name: e for e in entries}
+    found = []
+    for m in models:
+        entry = by_name.get(m.entry or m.name)
+        if m.kind == "clip" and entry is not None and m.path.is_file():
+            found.append((m.entry != REFERENCE_CLIP_ENTRY, f"{m.name} ({entry.arch})",
+                          {"path": str(m.path), "arch": entry.arch, "tag": None}))
+    found.sort(key=lambda t: t[0])
+    return [(label, spec) for _, label, spec in found] + [OPEN_CLIP_FALLBACK]
+
+
+def _model_for(entry: zoo.ZooEntry, models: list[zoo.InstalledModel]
+               ) -> zoo.InstalledModel | None:
+    return next((m for m in models if m.name == entry.name and m.path.is_file()), None) or \
+        next((m for m in models if m.entry == entry.name and m.path.is_file()), None)
+
+
+def _entry_status(entry: zoo.ZooEntry, model: zoo.InstalledModel | None) -> str:
+    if model is not None:
+        return "installed" if model.verified else "installed (not verified)"
+    part = zoo.part_path(entry)
+    if part.is_file():
+        have = part.stat().st_size
+        return (f"partial ({100 * have // entry.size}%)" if entry.size
+                else f"partial ({format_size(have)})")
+    return "not installed"
+
+
+def _check_model_file(path: Path) -> None:
+    """Refuse files that are no model format we read, before copying them anywhere."""
+    if path.is_file() and path.stat().st_size > 0 and sniff_format(path) == "unknown":
+        raise zoo.ZooImportError(
+            f"{path.name} is not a model file this editor can read (a rosinality or "
+            "open_clip .pt, an NVIDIA .pkl, or a Latent Atelier .safetensors)")
+
+
+def download_job(entry: zoo.ZooEntry):
+    """A job function: the zoo download, with byte counts turned into Progress items."""
+
+    def run(token: JobToken) -> zoo.InstalledModel:
+        eta = RateEta()
+
+        def on_bytes(done: int, total: int | None) -> None:
+            text = (f"{format_size(done)} of {format_size(total)}" if total
+                    else f"{format_size(done)}")
+            token.report(eta.progress(done, total, text))
+
+        # a cancel raises DownloadCancelled after the token is set: the runner counts that
+        # as cancelled, and the .part file stays for resuming
+        return zoo.download(entry, progress=on_bytes, cancel=token)
+
+    return run
+
+
+def import_job(path: Path):
+    def run(token: JobToken) -> zoo.InstalledModel:
+        _check_model_file(path)
+        return zoo.import_file(path)
+
+    return run
+
+
+# --------------------------------------------------------------------------- the dialog
+
+
+@dataclass
+class _Row:
+    key: str
+    title: str
+    entry: zoo.ZooEntry | None = None
+    model: zoo.InstalledModel | None = None
+    generator_path: str | None = None  # set when the row can be used as a pack
+    clip_spec: dict | None = None  # fixed CLIP (the demo pack); else the combo's choice
+
+
+class ModelsDialog(QDialog):
+    """Lists the packs; Download / Import file… / Use. Emits pack_chosen on Use."""
+
+    pack_chosen = Signal(str, object)  # generator path, clip spec dict (or None)
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None,
+                 current_generator: str | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Model packs")
+        self.resize(720, 440)
+        self.runner = runner
+        self.current_generator = current_generator
+        self._rows: dict[str, _Row] = {}
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._downloads: dict[str, Job] = {}  # row key -> its running download
+        self._imports: set[int] = set()
+
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Model", "Kind", "Size", "Status"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setColumnWidth(0, 250)
+        self.tree.itemSelectionChanged.connect(self._update_buttons)
+        self.tree.itemDoubleClicked.connect(self._on_double_click)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.description.setTextFormat(Qt.TextFormat.PlainText)
+        self.clip_combo = QComboBox()
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.download_selected)
+        self.import_button = QPushButton("Import file…")
+        self.import_button.clicked.connect(lambda: self.import_file())
+        self.use_button = QPushButton("Use")
+        self.use_button.setDefault(True)
+        self.use_button.clicked.connect(self.use_selected)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+
+        clip_row = QHBoxLayout()
+        clip_row.addWidget(QLabel("CLIP for text edits:"))
+        clip_row.addWidget(self.clip_combo, 1)
+        buttons = QHBoxLayout()
+        for b in (self.download_button, self.import_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.description)
+        layout.addLayout(clip_row)
+        layout.addWidget(self.notice)
+        layout.addLayout(buttons)
+
+        runner.job_progress.connect(self._on_job_progress)
+        runner.job_finished.connect(self._on_job_finished)
+        runner.job_failed.connect(self._on_job_failed)
+        runner.job_ended.connect(self._on_job_ended)
+        for job in runner.active_jobs():  # downloads started from an earlier dialog
+            if job.key and job.key.startswith("download:"):
+                self._downloads["zoo:" + job.key.split(":", 1)[1]] = job
+        self.refresh()
+
+    # ---------------------------------------------------------------- listing
+
+    def refresh(self) -> None:
+        """Re-read the registry and the installed files (local files only)."""
+        selected = self.selected_key()
+        self.tree.clear()
+        self._rows.clear()
+        self._items.clear()
+        self.notice.clear()
+        try:
+            entries, models = zoo.list_entries(), zoo.installed()
+        except AtelierError as e:  # a broken user registry or index: say so, list the rest
+            entries, models = [], []
+            self.notice.setText(str(e))
+        self._fill(entries, models)
+        self.clip_combo.clear()
+        try:
+            choices = clip_choices(models, entries)
+        except AtelierError:
+            choices = [OPEN_CLIP_FALLBACK]
+        for label, spec in choices:
+            self.clip_combo.addItem(label, spec)
+        self.tree.expandAll()
+        for column in (1, 2):
+            self.tree.resizeColumnToContents(column)
+        if not (selected and self.select(selected)):
+            self._select_current()
+        self._update_buttons()
+
+    def _fill(self, entries: list[zoo.ZooEntry], models: list[zoo.InstalledModel]) -> None:
+        demo = self._group("Demo")
+        choice = demo_choice()
+        row = _Row(DEMO_KEY, "Demo pack (toy faces, bundled)")
+        if choice is not None:
+            row.generator_path, row.clip_spec = choice
+        if choice is None:
+            status = "missing from this installation"
+        elif not Path(choice[1]["path"]).is_file():
+            status = "ready (its CLIP is missing: no text edits)"
+        else:
+            status = "ready"
+        self._add(demo, row, "generator + CLIP", "", status,
+                  "The toy-face world that ships with the program: small, fast, works "
+                  "offline.")
+
+        group = self._group("Model zoo (download)")
+        for entry in entries:
+            model = _model_for(entry, models)
+            row = _Row("zoo:" + entry.name, entry.name, entry, model)
+            if model is not None and entry.kind == "generator":
+                row.generator_path = str(model.path)
+            self._add(group, row, entry.kind, format_size(entry.size),
+                      _entry_status(entry, model),
+                      f"{entry.description}\nLicence: {entry.licence}")
+
+        known = {e.name for e in entries}
+        imported = [m for m in installed_generators(models)
+                    if m.name not in known and (m.entry is None or m.entry not in known)]
+        if imported:
+            group = self._group("Imported files")
+            for m in imported:
+                row = _Row("file:" + m.name, m.name, model=m, generator_path=str(m.path))
+                self._add(group, row, m.kind or "generator?", format_size(m.size),
+                          "imported", f"Imported from {m.source}")
+
+    def _group(self, title: str) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(self.tree, [title])
+        item.setFlags(Qt.ItemFlag.ItemIsEnabled)  # a heading, not selectable
+        font = item.font(0)
+        font.setBold(True)
+        item.setFont(0, font)
+        return item
+
+    def _add(self, group: QTreeWidgetItem, row: _Row, kind: str, size: str, status: str,
+             description: str) -> None:
+        if row.generator_path and self._is_current(row.generator_path):
+            status += " · in use"
+        if row.key in self._downloads:
+            status = _download_status(self._downloads[row.key].progress)
+        item = QTreeWidgetItem(group, [row.title, kind, size, status])
+        item.setData(0, Qt.ItemDataRole.UserRole, row.key)
+        item.setToolTip(0, description)
+        item.setToolTip(3, status)
+        item.setData(1, Qt.ItemDataRole.UserRole, description)
+        self._rows[row.key] = row
+        self._items[row.key] = item
+
+    def _is_current(self, path: str) -> bool:
+        if not self.current_generator:
+            return False
+        try:
+            return Path(path).resolve() == Path(self.current_generator).resolve()
+        except OSError:
+            return False
+
+    def _select_current(self) -> None:
+        for key, row in self._rows.items():
+            if row.generator_path and self._is_current(row.generator_path):
+                self.select(key)
+                return
+
+    # ---------------------------------------------------------------- selection
+
+    def row_keys(self) -> list[str]:
+        return list(self._rows)
+
+    def status_text(self, key: str) -> str:
+        item = self._items.get(key)
+        return item.text(3) if item else ""
+
+    def select(self, key: str) -> bool:
+        """Select a row: 'demo', 'zoo:<entry name>' or 'file:<imported name>'."""
+        item = self._items.get(key)
+        if item is None:
+            return False
+        self.tree.setCurrentItem(item)
+        return True
+
+    def selected_key(self) -> str | None:
+        item = self.tree.currentItem()
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _selected_row(self) -> _Row | None:
+        key = self.selected_key()
+        return self._rows.get(key) if key else None
+
+    @Slot()
+    def _update_buttons(self) -> None:
+        row = self._selected_row()
+        can_download = bool(row and row.entry and row.model is None
+                            and row.key not in self._downloads)
+        self.download_button.setEnabled(can_download)
+        self.use_button.setEnabled(bool(row and row.generator_path))
+        self.clip_combo.setEnabled(bool(row and row.generator_path and row.clip_spec is None))
+        self.description.setText(self._items[row.key].data(1, Qt.ItemDataRole.UserRole)
+                                 if row else "")
+
+    def _on_double_click(self, item: QTreeWidgetItem, _column: int) -> None:
+        row = self._rows.get(item.data(0, Qt.ItemDataRole.UserRole) or "")
+        if row and row.generator_path:
+            self.use_selected()
+        elif row and row.entry and row.model is None:
+            self.download_selected()
+
+    # ---------------------------------------------------------------- actions
+
+    @Slot()
+    def use_selected(self) -> bool:
+        row = self._selected_row()
+        if row is None or not row.generator_path:
+            return False
+        spec = row.clip_spec if row.clip_spec is not None else self.clip_combo.currentData()
+        self.pack_chosen.emit(row.generator_path, dict(spec) if spec else None)
+        self.accept()
+        return True
+
+    @Slot()
+    def download_selected(self) -> Job | None:
+        """Start (or resume) the selected entry's download as a job."""
+        row = self._selected_row()
+        if row is None or row.entry is None or row.model is not None:
+            return None
+        job = self.runner.submit(f"Download {row.entry.name}", download_job(row.entry),
+                                 key=f"download:{row.entry.name}")
+        self._downloads[row.key] = job
+        self._set_status(row.key, _download_status(job.progress))
+        self._update_buttons()
+        return job
+
+    def import_file(self, path: str | None = None) -> Job | None:
+        """Copy a local model file into the cache (asks for it when `path` is None)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import a model file", "",
+                                                  MODEL_FILTER)
+            if not path:
+                return None
+        job = self.runner.submit(f"Import {Path(path).name}", import_job(Path(path)),
+                                 key=f"import:{path}")
+        self._imports.add(job.id)
+        self.notice.setText(f"Importing {Path(path).name}…")
+        return job
+
+    # ---------------------------------------------------------------- job events
+
+    def _download_key(self, job: Job) -> str | None:
+        return next((k for k, j in self._downloads.items() if j is job), None)
+
+    def _set_status(self, key: str, text: str) -> None:
+        item = self._items.get(key)
+        if item is not None:
+            item.setText(3, text)
+
+    @Slot(object, object)
+    def _on_job_progress(self, job: Job, progress: Progress) -> None:
+        key = self._download_key(job)
+        if key is not None:
+            self._set_status(key, _download_status(progress))
+
+    @Slot(object, object)
+    def _on_job_finished(self, job: Job, result: object) -> None:
+        if job.id in self._imports and isinstance(result, zoo.InstalledModel):
+            self._imports.discard(job.id)
+            self.refresh()
+            if not self.select("zoo:" + (result.entry or result.name)):
+                self.select("file:" + result.name)
+            self.notice.setText(f"Imported {result.name}"
+                                + ("" if result.verified else " (not a known file: not "
+                                   "verified against the registry)"))
+
+    @Slot(object, str)
+    def _on_job_failed(self, job: Job, message: str) -> None:
+        if self._download_key(job) is not None:
+            QMessageBox.warning(self, "Download failed", message)
+        elif job.id in self._imports:
+            QMessageBox.warning(self, "Import failed", message)
+
+    @Slot(object)
+    def _on_job_ended(self, job: Job) -> None:
+        key = self._download_key(job)
+        mine = key is not None
+        if mine:
+            del self._downloads[key]
+        if job.id in self._imports:
+            self._imports.discard(job.id)
+            self.notice.clear()
+            mine = True
+        if mine:
+            self.refresh()
+
+
+def _download_status(progress: Progress | None) -> str:
+    if progress is None:
+        return "downloading…"
+    if progress.total > 0:
+        return f"downloading {100 * progress.fraction:.0f}%"
+    return f"downloading ({progress.message})"
+
+
+def offer_precompute(parent: QWidget | None, pack_name: str, estimate_text: str = "") -> bool:
+    """Ask whether to precompute a new pack's directions now; True when the user agrees."""
+    when = f" ({estimate_text})" if estimate_text else ""
+    answer = QMessageBox.question(
+        parent, "Precompute directions",
+        f"This model pack ({pack_name}) has no precomputed directions yet. Compute them "
+        f"now?{when}\n\nIt runs in the background: you can keep working, cancel it, and "
+        "resume it later.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.Yes)
+    return answer == QMessageBox.StandardButton.Yes

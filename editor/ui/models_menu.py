@@ -1,0 +1,79 @@
+"""The Models menu: the demo pack and every installed generator, one click each, plus
+"Download or import…" for the Model packs dialog. Rebuilt each time it opens, from local
+files only (the zoo's index), so it never waits on the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QWidget
+
+from editor.core.errors import AtelierError
+from editor.engine.jobs import JobRunner
+
+from .models_dialog import ModelsDialog, clip_choices, demo_choice, installed_generators
+
+
+class ModelsMenu(QMenu):
+    pack_chosen = Signal(str, object)  # generator path, clip spec dict (or None)
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
+        super().__init__("&Models", parent)
+        self.runner = runner
+        self.current_generator: str | None = None
+        self._dialog: ModelsDialog | None = None
+        self.aboutToShow.connect(self.rebuild)
+        self.rebuild()
+
+    def set_current(self, generator_path: str | None) -> None:
+        """The generator now open, shown checked."""
+        self.current_generator = generator_path
+
+    @Slot()
+    def rebuild(self) -> None:
+        self.clear()
+        demo = demo_choice()
+        if demo is not None:
+            self._add_pack("Demo pack (toy faces)", *demo)
+        try:
+            generators = installed_generators()
+            clip = clip_choices()[0][1]  # the reference CLIP when it is installed
+        except AtelierError as e:
+            generators, clip = [], None
+            self.addAction(f"(model list unreadable: {e})").setEnabled(False)
+        if generators:
+            self.addSeparator()
+        for model in generators:
+            self._add_pack(model.name, str(model.path), clip)
+        self.addSeparator()
+        self.addAction("Download or import models…", self.open_dialog)
+
+    def _add_pack(self, label: str, generator_path: str, clip_spec: dict | None) -> None:
+        action = QAction(label, self)
+        action.setCheckable(True)
+        action.setChecked(self._is_current(generator_path))
+        action.setToolTip(generator_path)
+        action.triggered.connect(
+            lambda _checked=False, p=generator_path, c=clip_spec: self.pack_chosen.emit(
+                p, dict(c) if c else None))
+        self.addAction(action)
+
+    def _is_current(self, path: str) -> bool:
+        if not self.current_generator:
+            return False
+        return Path(path).resolve() == Path(self.current_generator).resolve()
+
+    @Slot()
+    def open_dialog(self) -> ModelsDialog:
+        """Open the Model packs dialog (modeless); its choice is forwarded."""
+        if self._dialog is not None and self._dialog.isVisible():
+            self._dialog.raise_()
+            self._dialog.activateWindow()
+            return self._dialog
+        dialog = ModelsDialog(self.runner, self.parentWidget(), self.current_generator)
+        dialog.pack_chosen.connect(self.pack_chosen)
+        self._dialog = dialog  # held: a modeless dialog without a parent would be collected
+        dialog.show()
+        return dialog

@@ -1,0 +1,387 @@
+"""The job runner (background threads, throttled progress, cooperative cancel) and the
+jobs panel that shows it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from editor.engine.jobs import (
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    RUNNING,
+    Cancelled,
+    JobRunner,
+    Progress,
+    RateEta,
+    error_message,
+)
+from editor.ui.jobs_panel import JobsPanel, format_eta_text
+from tests.conftest import make_tiny_clip, make_tiny_generator
+
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def runner(qtbot):
+    r = JobRunner()
+    yield r
+    assert r.cancel_all(wait_ms=TIMEOUT_MS), "a test left a job thread running"
+
+
+class Recorder:
+    """Collects the runner's signals in arrival order, and the thread each came on."""
+
+    def __init__(self, runner: JobRunner):
+        self.events: list[tuple] = []
+        self.threads: set[int] = set()
+        runner.job_started.connect(lambda j: self._add("started", j))
+        runner.job_progress.connect(lambda j, p: self._add("progress", j, p))
+        runner.job_finished.connect(lambda j, r: self._add("finished", j, r))
+        runner.job_failed.connect(lambda j, m: self._add("failed", j, m))
+        runner.job_cancelled.connect(lambda j: self._add("cancelled", j))
+        runner.job_ended.connect(lambda j: self._add("ended", j))
+
+    def _add(self, *event):
+        self.threads.add(threading.get_ident())
+        self.events.append(event)
+
+    def kinds(self, job):
+        return [e[0] for e in self.events if e[1] is job]
+
+    def progress(self, job):
+        return [e[2] for e in self.events if e[0] == "progress" and e[1] is job]
+
+
+def counting_job(n: int, step_s: float = 0.0, result="done"):
+    def run(cancel):
+        for i in range(1, n + 1):
+            if step_s:
+                time.sleep(step_s)
+            yield Progress(i, n, f"step {i}")
+        yield result
+
+    return run
+
+
+def test_a_job_yielding_progress_finishes_with_its_result(qtbot, runner):
+    rec = Recorder(runner)
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as blocker:
+        job = runner.submit("count", counting_job(20, 0.005, result={"answer": 42}))
+    assert blocker.args == [job, {"answer": 42}]
+    assert job.state == FINISHED and job.result == {"answer": 42}
+    assert rec.kinds(job)[0] == "started" and rec.kinds(job)[-2:] == ["finished", "ended"]
+    assert rec.threads == {threading.get_ident()}  # every signal arrived on the UI thread
+    assert runner.active_jobs() == []
+
+
+def test_progress_arrives_in_order_throttled_and_the_last_one_always(qtbot, runner):
+    rec = Recorder(runner)
+    n = 20_000  # far more than the panel could show
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        job = runner.submit("many", counting_job(n))
+    done = [p.done for p in rec.progress(job)]
+    assert done, "no progress was delivered"
+    assert done == sorted(set(done))  # in order, no repeats
+    assert done[-1] == n and job.progress.done == n
+    assert len(done) < n / 10  # throttled, not one signal per item
+    assert rec.kinds(job).index("finished") > max(
+        i for i, k in enumerate(rec.kinds(job)) if k == "progress")
+
+
+def test_the_return_value_of_a_generator_is_the_result(qtbot, runner):
+    def gen(cancel):
+        yield Progress(1, 2)
+        return "returned"
+
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as blocker:
+        runner.submit("returns", gen)
+    assert blocker.args[1] == "returned"
+
+
+def test_a_plain_callable_and_callback_progress(qtbot, runner):
+    rec = Recorder(runner)
+
+    def plain(token):
+        token.report(Progress(3, 4, "three of four"))
+        return 7
+
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as blocker:
+        job = runner.submit("plain", plain)
+    assert blocker.args[1] == 7
+    assert [p.message for p in rec.progress(job)] == ["three of four"]
+
+
+def test_cancel_mid_job_stops_it_for_real(qtbot, runner):
+    counter = [0]
+    stopped_cleanly = threading.Event()
+
+    def endless(cancel):
+        try:
+            while True:  # ignores the token itself: the runner must stop pulling items
+                counter[0] += 1
+                time.sleep(0.002)
+                yield Progress(counter[0], 0, "spinning")
+        finally:
+            stopped_cleanly.set()  # close() ran the generator's cleanup
+
+    rec = Recorder(runner)
+    job = runner.submit("endless", endless)
+    qtbot.waitUntil(lambda: counter[0] > 20, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job.cancel()
+    assert job.state == CANCELLED and job.result is None
+    assert "failed" not in rec.kinds(job) and "finished" not in rec.kinds(job)
+    assert stopped_cleanly.is_set()
+    at_cancel = counter[0]
+    qtbot.wait(150)
+    assert counter[0] == at_cancel  # the counter stopped increasing
+
+
+def test_a_callable_that_notices_the_token_ends_cancelled(qtbot, runner):
+    started = threading.Event()
+
+    def polite(cancel):
+        started.set()
+        while not cancel.wait(0.01):
+            pass
+        return "partial"
+
+    job = runner.submit("polite", polite)
+    assert started.wait(5)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job.cancel()
+    assert job.state == CANCELLED
+
+
+def test_an_exception_fails_the_job_with_a_one_line_message(qtbot, runner, caplog):
+    def broken(cancel):
+        yield Progress(1, 3, "first")
+        raise ValueError("the model has 7 layers,\nnot 9")
+
+    with qtbot.waitSignal(runner.job_failed, timeout=TIMEOUT_MS) as blocker:
+        job = runner.submit("broken", broken)
+    assert blocker.args == [job, "ValueError: the model has 7 layers,"]
+    assert job.state == FAILED and job.error == "ValueError: the model has 7 layers,"
+    assert "Traceback" in caplog.text and "broken" in caplog.text  # logged in full
+
+
+def test_error_messages():
+    from editor.core.errors import CheckpointError
+
+    assert error_message(CheckpointError("x.pt is empty")) == "x.pt is empty"
+    assert error_message(KeyError("w_avg")) == "KeyError: 'w_avg'"
+    assert error_message(RuntimeError()) == "RuntimeError"
+    assert error_message(MemoryError()) == "out of memory"
+
+
+def test_raising_cancelled_counts_as_cancelled(qtbot, runner):
+    def gives_up(cancel):
+        yield Progress(1, 2)
+        raise Cancelled("stopped; finished layers saved")
+
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job = runner.submit("gives up", gives_up)
+    assert job.state == CANCELLED and job.error is None
+
+
+def test_an_error_after_cancel_counts_as_cancelled(qtbot, runner):
+    """E.g. zoo.download raises its own DownloadCancelled once the token is set."""
+
+    def download(cancel):
+        while not cancel.wait(0.01):
+            pass
+        raise OSError("download of x cancelled; 3 MB kept")
+
+    job = runner.submit("download", download)
+    qtbot.wait(50)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job.cancel()
+    assert job.state == CANCELLED
+
+
+def test_a_key_keeps_two_runs_of_the_same_work_apart(qtbot, runner):
+    release = threading.Event()
+
+    def slow(cancel):
+        release.wait(5)
+        return "once"
+
+    first = runner.submit("precompute demo", slow, key="precompute:demo")
+    second = runner.submit("precompute demo", slow, key="precompute:demo")
+    other = runner.submit("precompute other", slow, key="precompute:other")
+    assert second is first and other is not first
+    assert runner.find("precompute:demo") is first
+    assert len(runner.active_jobs()) == 2
+    release.set()
+    qtbot.waitUntil(lambda: not runner.active_jobs(), timeout=TIMEOUT_MS)
+    third = runner.submit("precompute demo", slow, key="precompute:demo")
+    assert third is not first  # the key is free again once the job ended
+    qtbot.waitUntil(lambda: third.state == FINISHED, timeout=TIMEOUT_MS)
+
+
+def test_cancel_all_waits_for_the_threads(qtbot):
+    runner = JobRunner()
+    rec = Recorder(runner)
+    stopped = []
+
+    def worker(cancel):
+        try:
+            while True:
+                time.sleep(0.005)
+                yield Progress(0, 0)
+        finally:  # saving partial work takes a moment; cancel_all must wait for it
+            time.sleep(0.1)
+            stopped.append(True)
+
+    jobs = [runner.submit(f"job {i}", worker) for i in range(3)]
+    qtbot.waitUntil(lambda: all(j.token.latest is not None for j in jobs), timeout=TIMEOUT_MS)
+    assert runner.cancel_all(wait_ms=TIMEOUT_MS)
+    assert len(stopped) == 3  # returned only after every thread ended
+    assert runner.active_jobs() == []
+    assert all(j.state == CANCELLED for j in jobs)
+    assert sum(k == "cancelled" for k, *_ in rec.events) == 3  # delivered during cancel_all
+    qtbot.wait(50)  # the threads' own queued end events change nothing afterwards
+    assert sum(k == "cancelled" for k, *_ in rec.events) == 3
+
+
+def test_the_event_loop_stays_responsive_while_a_job_runs(qtbot, runner):
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+
+    def busy(cancel):  # pure Python work that holds the GIL as much as it can
+        t_end = time.monotonic() + 0.6
+        x = 0
+        while time.monotonic() < t_end:
+            for i in range(2000):
+                x += i * i
+            yield Progress(1, 2)
+        return x
+
+    timer.start()
+    try:
+        with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS):
+            job = runner.submit("busy", busy)
+    finally:
+        timer.stop()
+    during = [t for t in ticks if job.started_at <= t <= job.ended_at]
+    # a blocked loop would tick once at most; a busy machine may slow it, not stop it
+    assert len(during) >= 5, f"the UI thread ran only {len(during)} timer ticks in 0.6 s"
+
+
+def test_rate_eta():
+    eta = RateEta(min_elapsed_s=0.0)
+    first = eta.progress(100, 1100, "resumed")
+    assert first.eta_s is None  # no rate yet
+    time.sleep(0.05)
+    later = eta.progress(200, 1100)
+    assert later.total == 1100 and later.eta_s is not None and later.eta_s > 0
+    assert RateEta().progress(5, None).total == 0  # unknown size: no fraction, no ETA
+
+
+def test_eta_text():
+    assert format_eta_text(None) == ""
+    assert format_eta_text(4) == "a few seconds left"
+    assert format_eta_text(42) == "about 40 s left"
+    assert format_eta_text(185) == "about 3 min left"
+    assert format_eta_text(2 * 3600 + 600) == "about 2 h 10 min left"
+
+
+# --------------------------------------------------------------------------- the panel
+
+
+def test_the_panel_shows_progress_and_its_cancel_button_cancels(qtbot, runner):
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    assert panel.empty_label.isVisibleTo(panel)
+
+    def slow(cancel):
+        i = 0
+        while not cancel.is_set():
+            i += 1
+            yield Progress(min(i, 90), 100, f"layer {i}", eta_s=185.0)
+            time.sleep(0.005)
+
+    job = runner.submit("Precompute demo", slow)
+    row = panel.row(job)
+    assert row is not None and row.title_label.text() == "Precompute demo"
+    assert not panel.empty_label.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: row.progress_bar.value() > 0, timeout=TIMEOUT_MS)
+    assert row.progress_bar.maximum() > 0
+    qtbot.waitUntil(lambda: "about 3 min left" in row.detail_label.text(), timeout=TIMEOUT_MS)
+    assert "layer" in row.detail_label.text()
+    assert row.cancel_button.isVisibleTo(row)
+
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
+    assert job.state == CANCELLED
+    assert row.state_label.text() == "cancelled"
+    assert not row.cancel_button.isVisibleTo(row)
+    assert panel.clear_button.isEnabled()
+
+
+def test_the_panel_shows_finished_and_failed_and_clears_them(qtbot, runner):
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    release = threading.Event()
+
+    def waits(cancel):
+        release.wait(5)
+        return 1
+
+    def fails(cancel):
+        raise RuntimeError("CUDA out of patience")
+
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS):
+        ok = runner.submit("works", lambda cancel: 1)
+    with qtbot.waitSignal(runner.job_failed, timeout=TIMEOUT_MS):
+        bad = runner.submit("fails", fails)
+    running = runner.submit("still running", waits)
+    assert [r.job for r in panel.rows()] == [running, bad, ok]  # newest first
+    assert panel.row(ok).state_label.text() == "done"
+    assert panel.row(ok).progress_bar.value() == panel.row(ok).progress_bar.maximum()
+    assert panel.row(bad).state_label.text() == "failed"
+    assert "CUDA out of patience" in panel.row(bad).detail_label.text()
+    assert panel.row(running).state_label.text() == RUNNING
+
+    panel.clear_button.click()
+    assert [r.job for r in panel.rows()] == [running]
+    release.set()
+    qtbot.waitUntil(lambda: running.state == FINISHED, timeout=TIMEOUT_MS)
+
+
+def test_a_panel_made_later_lists_the_jobs_already_running(qtbot, runner):
+    release = threading.Event()
+    job = runner.submit("early", lambda cancel: release.wait(5))
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    assert panel.row(job) is not None
+    release.set()
+    qtbot.waitUntil(lambda: panel.row(job).state_label.text() == "done", timeout=TIMEOUT_MS)
+
+
+def test_the_real_precompute_runs_as_a_job(qtbot, runner):
+    """The generator job the GUI runs for a new pack, on tiny models: progress, then the
+    PackData as the result."""
+    from editor.methods import global_directions as gd
+    from editor.methods import precompute as pc
+
+    gen, clip = make_tiny_generator(channel_max=16, seed=1), make_tiny_clip()
+    config = gd.RelevanceConfig(n_images=2, layers=("conv1", "convs.0"), batch_size=32)
+    rec = Recorder(runner)
+
+    def job(cancel):
+        return pc.precompute_pack(gen, clip, "gen-hash", "clip-hash", 64, config,
+                                  cancel=cancel)
+
+    with qtbot.waitSignal(runner.job_finished, timeout=60_000) as blocker:
+        submitted = runner.submit("Precompute tiny", job, key="precompute:tiny")
+    assert isinstance(blocker.args[1], pc.PackData)
+    progress = rec.progress(submitted)
+    assert progress and progress[-1].done == progress[-1].total

@@ -1,0 +1,286 @@
+"""The Model packs dialog and the Models menu: listing, import, download as a job (with a
+stand-in for zoo.download: no network here), choosing a pack."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from editor.core import zoo
+from editor.engine.jobs import CANCELLED, FINISHED, JobRunner
+from editor.engine.models import default_generator_path
+from editor.engine.packs import DEMO_CLIP
+from editor.ui import models_dialog
+from editor.ui.jobs_panel import JobsPanel
+from editor.ui.models_dialog import (
+    DEMO_KEY,
+    OPEN_CLIP_FALLBACK,
+    ModelsDialog,
+    clip_choices,
+    offer_precompute,
+)
+from editor.ui.models_menu import ModelsMenu
+
+TIMEOUT_MS = 10_000
+GENERATOR_ENTRY = "ffhq-1024-nvidia"  # no size or sha256 in the registry
+
+
+@pytest.fixture
+def runner(qtbot):
+    r = JobRunner()
+    yield r
+    assert r.cancel_all(wait_ms=TIMEOUT_MS)
+
+
+@pytest.fixture
+def dialog(qtbot, runner):
+    d = ModelsDialog(runner)
+    qtbot.addWidget(d)
+    return d
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """QMessageBox.warning, recorded instead of shown."""
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda parent, title, text, *a, **k: shown.append((title, text)))
+    return shown
+
+
+@pytest.fixture
+def tiny_generator_file(tmp_path, tiny_generator):
+    from editor.core.checkpoints import save_generator
+
+    path = tmp_path / "tiny-gen.safetensors"
+    save_generator(tiny_generator, path)
+    return path
+
+
+def test_lists_the_demo_pack_and_every_registry_entry(dialog):
+    keys = dialog.row_keys()
+    assert keys[0] == DEMO_KEY
+    assert [k.removeprefix("zoo:") for k in keys[1:]] == [e.name for e in zoo.list_entries()]
+    assert dialog.status_text(DEMO_KEY) == ("ready" if DEMO_CLIP.is_file() else
+                                            "ready (its CLIP is missing: no text edits)")
+    assert dialog.status_text(f"zoo:{GENERATOR_ENTRY}") == "not installed"
+
+    dialog.select(f"zoo:{GENERATOR_ENTRY}")
+    assert dialog.download_button.isEnabled() and not dialog.use_button.isEnabled()
+    assert "Licence" in dialog.description.text()
+    dialog.select(DEMO_KEY)
+    assert dialog.use_button.isEnabled() and not dialog.download_button.isEnabled()
+    assert not dialog.clip_combo.isEnabled()  # the demo pack brings its own CLIP
+
+
+def test_use_on_the_demo_pack_emits_its_generator_and_clip(qtbot, dialog):
+    dialog.select(DEMO_KEY)
+    with qtbot.waitSignal(dialog.pack_chosen, timeout=TIMEOUT_MS) as blocker:
+        dialog.use_button.click()
+    path, clip_spec = blocker.args
+    assert Path(path) == default_generator_path()
+    assert clip_spec == {"path": str(DEMO_CLIP), "arch": None, "tag": None}
+    from editor.engine.packs import ClipSource  # plain data the main window turns back
+
+    assert ClipSource(**clip_spec).path == str(DEMO_CLIP)
+    assert dialog.result() == ModelsDialog.DialogCode.Accepted
+
+
+@pytest.mark.parametrize("content", [b"", b"just some text, not a model\n"])
+def test_importing_a_bad_file_shows_a_message_and_adds_nothing(qtbot, dialog, warnings,
+                                                               monkeypatch, tmp_path, content):
+    bad = tmp_path / "notes.pt"
+    bad.write_bytes(content)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
+    keys_before = dialog.row_keys()
+    dialog.import_button.click()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT_MS)
+    title, text = warnings[0]
+    assert title == "Import failed"
+    assert "notes.pt" in text and ("empty" in text or "not a model file" in text)
+    assert zoo.installed() == []
+    qtbot.waitUntil(lambda: dialog.row_keys() == keys_before, timeout=TIMEOUT_MS)
+
+
+def test_cancelling_the_file_dialog_imports_nothing(dialog, runner, monkeypatch):
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
+    assert dialog.import_file() is None
+    assert runner.active_jobs() == []
+
+
+def test_an_imported_generator_is_listed_and_usable(qtbot, dialog, warnings,
+                                                    tiny_generator_file):
+    with qtbot.waitSignal(dialog.runner.job_finished, timeout=TIMEOUT_MS):
+        dialog.import_file(str(tiny_generator_file))
+    assert not warnings
+    key = "file:tiny-gen"
+    qtbot.waitUntil(lambda: key in dialog.row_keys(), timeout=TIMEOUT_MS)
+    assert dialog.selected_key() == key and dialog.status_text(key) == "imported"
+    assert dialog.clip_combo.isEnabled()
+    assert dialog.clip_combo.currentData() == OPEN_CLIP_FALLBACK[1]  # no CLIP installed
+    with qtbot.waitSignal(dialog.pack_chosen, timeout=TIMEOUT_MS) as blocker:
+        dialog.use_button.click()
+    path, clip_spec = blocker.args
+    assert Path(path).read_bytes() == tiny_generator_file.read_bytes()
+    assert Path(path).parent.parent == zoo.models_dir()  # the copy in the cache
+    assert clip_spec == OPEN_CLIP_FALLBACK[1]
+
+
+class FakeDownload:
+    """Stands in for zoo.download: reports bytes like the real one until released or
+    cancelled; on success records a file as the entry, as the real one does."""
+
+    def __init__(self, tmp_path: Path, total: int | None = 10_000_000):
+        self.tmp_path = tmp_path
+        self.total = total
+        self.release = threading.Event()
+        self.chunks = 0
+        self.calls: list[str] = []
+
+    def __call__(self, entry, dest_dir=None, *, progress=None, cancel=None, **kw):
+        self.calls.append(entry.name)
+        done = 0
+        while not self.release.wait(0.002):
+            if cancel is not None and cancel.is_set():
+                raise zoo.DownloadCancelled(f"download of {entry.name} cancelled")
+            done = min(done + 100_000, (self.total or 10**9) - 1)
+            self.chunks += 1
+            progress(done, self.total)
+        src = self.tmp_path / entry.filename
+        src.write_bytes(b"\x80" + b"fake pickle" * 10)
+        return zoo.import_file(src, name=entry.name)
+
+
+def test_a_download_runs_as_a_job_with_progress_and_can_be_cancelled(
+        qtbot, dialog, runner, warnings, monkeypatch, tmp_path):
+    fake = FakeDownload(tmp_path)
+    monkeypatch.setattr(zoo, "download", fake)
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    key = f"zoo:{GENERATOR_ENTRY}"
+    dialog.select(key)
+    dialog.download_button.click()
+    job = runner.find(f"download:{GENERATOR_ENTRY}")
+    assert job is not None and job.title == f"Download {GENERATOR_ENTRY}"
+    assert not dialog.download_button.isEnabled()  # no second download of the same file
+    assert dialog.download_selected() is job and runner.active_jobs() == [job]
+    qtbot.waitUntil(lambda: fake.calls == [GENERATOR_ENTRY], timeout=TIMEOUT_MS)
+
+    qtbot.waitUntil(lambda: job.progress is not None and job.progress.done > 500_000,
+                    timeout=TIMEOUT_MS)
+    assert job.progress.total == 10_000_000 and "MB of 10.0 MB" in job.progress.message
+    qtbot.waitUntil(lambda: dialog.status_text(key).startswith("downloading "),
+                    timeout=TIMEOUT_MS)
+    assert dialog.status_text(key).endswith("%")
+    assert panel.row(job).progress_bar.value() > 0
+
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        panel.row(job).cancel_button.click()
+    assert job.state == CANCELLED
+    chunks = fake.chunks
+    qtbot.wait(100)
+    assert fake.chunks == chunks  # the download really stopped
+    assert not warnings  # a cancel is not an error
+    assert dialog.status_text(key) == "not installed"
+    assert dialog.download_button.isEnabled()
+
+
+def test_a_finished_download_makes_the_entry_usable(qtbot, dialog, runner, monkeypatch,
+                                                    tmp_path):
+    fake = FakeDownload(tmp_path, total=None)  # a server that does not say the size
+    fake.release.set()
+    monkeypatch.setattr(zoo, "download", fake)
+    key = f"zoo:{GENERATOR_ENTRY}"
+    dialog.select(key)
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS):
+        job = dialog.download_selected()
+    assert job.state == FINISHED and isinstance(job.result, zoo.InstalledModel)
+    qtbot.waitUntil(lambda: dialog.status_text(key) == "installed (not verified)",
+                    timeout=TIMEOUT_MS)
+    dialog.select(key)
+    assert dialog.use_button.isEnabled() and not dialog.download_button.isEnabled()
+    with qtbot.waitSignal(dialog.pack_chosen, timeout=TIMEOUT_MS) as blocker:
+        dialog.use_button.click()
+    assert blocker.args[0] == str(job.result.path)
+
+
+def test_a_failed_download_shows_the_message(qtbot, dialog, runner, warnings, monkeypatch):
+    def offline(entry, *a, **k):
+        raise zoo.ZooDownloadError("cannot reach nvlabs-fi-cdn.nvidia.com: you seem to be "
+                                   "offline")
+
+    monkeypatch.setattr(zoo, "download", offline)
+    dialog.select(f"zoo:{GENERATOR_ENTRY}")
+    dialog.download_selected()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT_MS)
+    assert warnings[0] == ("Download failed", "cannot reach nvlabs-fi-cdn.nvidia.com: you "
+                           "seem to be offline")
+    assert zoo.installed() == []
+
+
+def test_installed_clip_models_come_first_the_reference_before_others(tmp_path):
+    def model(name: str) -> zoo.InstalledModel:
+        entry = zoo.get_entry(name)
+        path = tmp_path / entry.filename
+        path.write_bytes(b"x")
+        return zoo.InstalledModel(name, path, "0" * 64, 1, True, name, "clip", entry.format,
+                                  entry.url, "2024-01-01T00:00:00Z")
+
+    choices = clip_choices([model("clip-vit-b-16-openai"), model("clip-vit-b-32-openai")])
+    assert [spec.get("arch") for _, spec in choices] == ["ViT-B-32", "ViT-B-16", "ViT-B-32"]
+    assert choices[0][1]["path"].endswith("ViT-B-32.pt")
+    assert choices[-1] == OPEN_CLIP_FALLBACK
+
+
+def test_offer_precompute_asks_with_the_estimate(monkeypatch):
+    asked = []
+
+    def question(parent, title, text, buttons, default):
+        asked.append(text)
+        return QMessageBox.StandardButton.No if "never" in text else \
+            QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    assert offer_precompute(None, "ffhq", "about 25 min") is True
+    assert "no precomputed directions yet" in asked[0] and "(about 25 min)" in asked[0]
+    assert offer_precompute(None, "never") is False
+
+
+def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_generator_file):
+    zoo.import_file(tiny_generator_file)
+    menu = ModelsMenu(runner)
+    qtbot.addWidget(menu)
+    menu.set_current(str(default_generator_path()))
+    menu.rebuild()
+    labels = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert labels == ["Demo pack (toy faces)", "tiny-gen", "Download or import models…"]
+    demo = menu.actions()[0]
+    assert demo.isChecked()
+    with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS) as blocker:
+        next(a for a in menu.actions() if a.text() == "tiny-gen").trigger()
+    assert Path(blocker.args[0]).name == "tiny-gen.safetensors"
+    assert blocker.args[1] == OPEN_CLIP_FALLBACK[1]
+
+    dialog = menu.open_dialog()
+    assert dialog.isVisible() and dialog.selected_key() == DEMO_KEY  # the pack in use
+    assert dialog.status_text(DEMO_KEY).endswith("in use")
+    assert menu.open_dialog() is dialog  # raised, not opened twice
+    with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS):  # forwarded from it
+        dialog.use_selected()
+    assert not dialog.isVisible()
+
+
+def test_models_dialog_module_does_no_network_on_open(monkeypatch, qtbot, runner):
+    """Opening and listing must not touch the network (downloads only on request)."""
+    def no_network(*a, **k):
+        raise AssertionError("network used without the user asking")
+
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(models_dialog.zoo, "download", no_network)
+    d = ModelsDialog(runner)
+    qtbot.addWidget(d)
+    d.refresh()
+    assert len(d.row_keys()) > 1
