@@ -37,9 +37,9 @@ def test_opens_a_generator_and_follows_the_seed(window, qtbot, tmp_path):
     first = _image_bytes(window)
     assert first.shape == (32, 32, 3) and first.dtype == np.uint8
     assert "tiny" in window.status_model.text()
-    seq = window.last_result.seq
-    window.seed_box.setValue(window.seed_box.value() + 1)
-    qtbot.waitUntil(lambda: window.last_result.seq > seq, timeout=10_000)
+    window.source_panel.step_seed(+1)
+    seq = window.last_request.seq
+    qtbot.waitUntil(lambda: window.last_result.seq >= seq, timeout=10_000)
     assert not np.array_equal(_image_bytes(window), first)
     # the canvas shows it
     assert window.canvas.current_image() is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,15 @@ from .session import Edit, Session, Source
 
 class EditError(ValueError):
     """An edit cannot be applied (e.g. no channel passes beta, no CLIP loaded)."""
+
+
+@dataclass(frozen=True)
+class EditStatus:
+    """How one edit of the stack came out: channels used and beta, or why it failed."""
+
+    n_channels: int = 0
+    beta: float | None = None
+    error: str | None = None
 
 
 def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
@@ -141,15 +151,29 @@ class EditingContext:
 
     # ----------------------------------------------------------------- composition
     @torch.no_grad()
-    def compose(self, session: Session) -> StyleCode:
+    def compose(self, session: Session, statuses: dict[str, EditStatus] | None = None
+                ) -> StyleCode:
+        """The edited style code. Without `statuses` an edit that cannot be applied raises
+        EditError (the CLI must not silently drop an edit); with it, such an edit is left
+        out and its error recorded, so the window still shows the others."""
         code = self.source_code(session.source)
-        edits = session.active_edits
-        if not edits:
-            return code
         total = torch.zeros(code.num_channels, device=self.device)
-        for edit in edits:
-            total += edit.strength * self.direction(edit).delta.to(self.device)
-        return code + total
+        for edit in session.edits:
+            # a zero-strength edit changes nothing; the window still wants its status
+            if not edit.enabled or (statuses is None and edit.strength == 0):
+                continue
+            try:
+                direction = self.direction(edit)
+            except EditError as e:
+                if statuses is None:
+                    raise
+                statuses[edit.id] = EditStatus(error=str(e))
+                continue
+            if statuses is not None:
+                statuses[edit.id] = EditStatus(direction.n_channels, direction.beta)
+            if edit.strength != 0:
+                total += edit.strength * direction.delta.to(self.device)
+        return code + total if bool(total.any()) else code
 
     @torch.no_grad()
     def render(self, session: Session, max_res: int | None = None) -> torch.Tensor:

@@ -17,6 +17,7 @@ from editor.core.clip_model import ClipModel
 from editor.core.errors import ClipError
 from editor.methods import precompute as pc
 from editor.methods.global_directions import Progress, RelevanceConfig
+from editor.toyfaces import captions
 
 from .compose import EditingContext
 from .models import RESOURCES, ModelInfo, load_model_info
@@ -24,9 +25,20 @@ from .session import ModelIdentity
 
 DEMO_DIR = RESOURCES / "models" / "toyfaces"
 DEMO_CLIP = DEMO_DIR / "clip.safetensors"
+# The demo pack's precomputed global directions ship with the program (same cache format),
+# so a first start never waits for the precompute.
+DEMO_DIRECTIONS = DEMO_DIR / "directions"
 # The demo pack's global directions: the paper's settings, on its 928 style channels.
 DEMO_RELEVANCE = RelevanceConfig(n_images=100, k_sigma=5.0, psi=1.0)
 DEMO_STATS_SAMPLES = 10_000
+# Target prompts offered for real face generators (StyleCLIP's kind of edits).
+GENERAL_PROMPTS = (
+    "a face with blonde hair", "a face with black hair", "a face with grey hair",
+    "a face with curly hair", "a smiling face", "a surprised face", "an angry face",
+    "a face with glasses", "a face with sunglasses", "a face with a beard",
+    "a face with makeup", "a face with lipstick", "a bald face", "an old face",
+    "a young face", "a face with a hat",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,14 @@ class ClipSource:
 
 def demo_clip_source() -> ClipSource:
     return ClipSource(path=str(DEMO_CLIP))
+
+
+# The CLIP that real StyleGAN2 generators are edited with (StyleCLIP's choice).
+REFERENCE_CLIP = ClipSource(arch="ViT-B-32", tag="openai")
+
+
+def default_clip_source(generator_path: str | Path) -> ClipSource:
+    return demo_clip_source() if is_demo_generator(generator_path) else REFERENCE_CLIP
 
 
 def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipModel:
@@ -63,10 +83,20 @@ def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipMod
 @dataclass
 class OpenPack:
     model: ModelInfo
-    clip: ClipModel
+    clip: ClipModel | None  # None: the generator alone (sampling works, text edits do not)
     relevance_config: RelevanceConfig
     stats_samples: int
     data: pc.PackData | None = None
+    bundled_root: Path | None = None  # read-only precomputed data shipped with the program
+    clip_error: str | None = None  # why no CLIP is loaded, for the user
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def has_directions(self) -> bool:
+        return self.data is not None
 
     @property
     def sampler(self) -> str | None:
@@ -86,17 +116,29 @@ class OpenPack:
         return sample
 
     def cached_data(self) -> pc.PackData | None:
-        self.data = pc.load_pack_data(
-            self.model.content_hash, self.clip.content_hash, self.stats_samples,
-            self.relevance_config, sampler=self.sampler or pc.DEFAULT_SAMPLER)
+        if self.clip is None:
+            return None
+        # what ships with the program first, then the user's cache (root None)
+        roots = ([self.bundled_root] if self.bundled_root is not None else []) + [None]
+        self.data = None
+        for root in roots:
+            self.data = pc.load_pack_data(
+                self.model.content_hash, self.clip.content_hash, self.stats_samples,
+                self.relevance_config, sampler=self.sampler or pc.DEFAULT_SAMPLER, root=root)
+            if self.data is not None:
+                break
         return self.data
 
-    def precompute(self, cancel=None) -> Iterator[Progress | pc.PackData]:
+    def precompute(self, cancel=None, root: Path | None = None
+                   ) -> Iterator[Progress | pc.PackData]:
         """The precompute job (resumable); the final item is the PackData."""
+        if self.clip is None:
+            raise ClipError("precomputing directions needs a CLIP model"
+                            + (f": {self.clip_error}" if self.clip_error else ""))
         for item in pc.precompute_pack(
                 self.model.generator, self.clip, self.model.content_hash,
                 self.clip.content_hash, self.stats_samples, self.relevance_config,
-                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler):
+                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler, root=root):
             if isinstance(item, pc.PackData):
                 self.data = item
             yield item
@@ -109,20 +151,52 @@ class OpenPack:
             z_for_seed=self.model.z_for_seed,
         )
 
-    def identities(self) -> tuple[ModelIdentity, ModelIdentity]:
-        return (ModelIdentity(self.model.name, self.model.content_hash, self.model.path),
-                ModelIdentity(self.clip.name, self.clip.content_hash, ""))
+    @property
+    def is_demo(self) -> bool:
+        return is_demo_generator(self.model.path)
+
+    def neutral_prompt(self) -> str:
+        """What an unedited image of this pack is, in words: the neutral prompt to offer."""
+        return captions.style_prompt("normal") if self.is_demo else "a face"
+
+    def suggestions(self) -> list[str]:
+        """Target prompts to offer: for the demo pack, the phrases its CLIP was trained on."""
+        if self.is_demo:
+            return [e.target for e in captions.edit_prompts()]
+        return list(GENERAL_PROMPTS)
+
+    def identities(self) -> tuple[ModelIdentity, ModelIdentity | None]:
+        clip = (ModelIdentity(self.clip.name, self.clip.content_hash, "")
+                if self.clip is not None else None)
+        return ModelIdentity(self.model.name, self.model.content_hash, self.model.path), clip
 
 
-def open_pack(generator_path: str | Path, clip_source: ClipSource,
+def is_demo_generator(path: str | Path) -> bool:
+    return Path(path).resolve().parent == DEMO_DIR.resolve()
+
+
+def open_pack(generator_path: str | Path, clip_source: ClipSource | None,
               device: str | torch.device = "cpu",
               relevance_config: RelevanceConfig | None = None,
-              stats_samples: int | None = None) -> OpenPack:
+              stats_samples: int | None = None, require_clip: bool = True) -> OpenPack:
+    """Load a generator and its CLIP. With require_clip=False a CLIP that cannot be loaded
+    (not downloaded, damaged) leaves a pack without text edits and says why in clip_error,
+    instead of refusing the generator too."""
     model = load_model_info(generator_path, device)
-    clip = load_clip(clip_source, device)
-    is_demo = Path(generator_path).resolve().parent == DEMO_DIR.resolve()
+    clip, clip_error = None, None
+    if clip_source is not None:
+        try:
+            clip = load_clip(clip_source, device)
+        except (ClipError, OSError, ValueError) as e:
+            if require_clip:
+                raise
+            clip_error = str(e)
+    else:
+        clip_error = "no CLIP model was chosen for this generator"
+    demo = is_demo_generator(generator_path)
     pack = OpenPack(model, clip,
-                    relevance_config or (DEMO_RELEVANCE if is_demo else RelevanceConfig()),
-                    stats_samples or DEMO_STATS_SAMPLES)
+                    relevance_config or (DEMO_RELEVANCE if demo else RelevanceConfig()),
+                    stats_samples or DEMO_STATS_SAMPLES,
+                    bundled_root=DEMO_DIRECTIONS if demo else None, clip_error=clip_error)
     pack.cached_data()
     return pack

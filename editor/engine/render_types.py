@@ -24,6 +24,7 @@ def next_request_id() -> int:
 class RenderRequest:
     session: Session  # an immutable snapshot of the document
     interactive: bool = False  # True while a control is moving: a preview may come first
+    compare: bool = False  # also hand back the unedited source image (before/after view)
     generation: int = 0  # bumped when the model changes; older results are ignored
     seq: int = field(default_factory=next_request_id)
 
@@ -36,6 +37,8 @@ class RenderResult:
     preview: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    edit_status: dict = field(default_factory=dict)  # edit id -> compose.EditStatus
+    before: np.ndarray | None = None  # the source without edits, when the request asked
 
     @property
     def ok(self) -> bool:

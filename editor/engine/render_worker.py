@@ -13,8 +13,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from editor.core.errors import AtelierError
 
-from .compose import EditingContext
-from .models import load_model_info
+from .packs import ClipSource, OpenPack, default_clip_source, open_pack
 from .render_types import RenderRequest, RenderResult
 from .renderer import Renderer
 
@@ -78,7 +77,7 @@ class RenderWorker(QObject):
     first; the full resolution follows once no newer request arrived for `settle_s`."""
 
     rendered = Signal(object)  # RenderResult
-    model_loaded = Signal(object)  # ModelInfo
+    model_loaded = Signal(object)  # OpenPack (the UI treats it as opaque plain data)
     model_failed = Signal(str)  # a message for the user
 
     def __init__(self, renderer: Renderer, settle_s: float = 0.12, parent=None):
@@ -88,7 +87,9 @@ class RenderWorker(QObject):
         self._mailbox = _Mailbox()
         self._thread = _LoopThread(self._loop)
         self._load_lock = threading.Lock()
-        self._model_path: str | None = None
+        self._pending_load: tuple[str, ClipSource | None, dict] | None = None
+        self._refresh = False
+        self.pack: OpenPack | None = None  # written on the worker thread only
 
     def start(self) -> None:
         self._thread.start()
@@ -96,10 +97,21 @@ class RenderWorker(QObject):
     def submit(self, request: RenderRequest) -> None:
         self._mailbox.put(request)
 
-    def load_model(self, path: str) -> None:
-        """Load a generator file on the worker thread; the UI hears model_loaded/failed."""
+    def load_model(self, path: str, clip: ClipSource | None = None, **pack_options) -> None:
+        """Load a generator and its CLIP (by default the demo CLIP for the demo generator,
+        otherwise ViT-B/32 if it is installed) on the worker thread; the UI hears
+        model_loaded or model_failed. A CLIP that cannot be loaded leaves a pack that
+        samples and renders but cannot do text edits (pack.clip_error says why).
+        `pack_options` go to open_pack (relevance_config, stats_samples)."""
+        clip = clip if clip is not None else default_clip_source(path)
         with self._load_lock:
-            self._model_path = path
+            self._pending_load = (path, clip, pack_options)
+        self._mailbox.wake()
+
+    def refresh_pack(self) -> None:
+        """Re-read the pack's precomputed data (after a precompute job finished)."""
+        with self._load_lock:
+            self._refresh = True
         self._mailbox.wake()
 
     def stop(self, timeout_ms: int = 5000) -> None:
@@ -122,11 +134,18 @@ class RenderWorker(QObject):
 
     def _load_pending_model(self) -> None:
         with self._load_lock:
-            path, self._model_path = self._model_path, None
-        if path is None:
+            pending, self._pending_load = self._pending_load, None
+            refresh, self._refresh = self._refresh, False
+        if pending is None:
+            if refresh and self.pack is not None:
+                if self.pack.data is None:
+                    self.pack.cached_data()
+                self.renderer.set_context(self.pack.context())
+                self.model_loaded.emit(self.pack)
             return
+        path, clip, options = pending
         try:
-            info = load_model_info(path, self.renderer.device)
+            pack = open_pack(path, clip, self.renderer.device, require_clip=False, **options)
         except AtelierError as e:
             self.model_failed.emit(str(e))
             return
@@ -134,5 +153,6 @@ class RenderWorker(QObject):
             self.model_failed.emit(f"unexpected error while opening {path}: "
                                    f"{type(e).__name__}: {e}")
             return
-        self.renderer.set_context(EditingContext(info.generator, z_for_seed=info.z_for_seed))
-        self.model_loaded.emit(info)
+        self.pack = pack
+        self.renderer.set_context(pack.context())
+        self.model_loaded.emit(pack)

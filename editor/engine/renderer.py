@@ -15,7 +15,7 @@ import torch
 from editor.core.errors import AtelierError
 from editor.core.generator import Generator
 
-from .compose import EditError, EditingContext
+from .compose import EditError, EditingContext, EditStatus
 from .render_types import RenderRequest, RenderResult
 
 
@@ -41,12 +41,14 @@ class Renderer:
         self.device = pick_device(device)
         self.preview_res = preview_res
         self.context: EditingContext | None = None
+        self._before: tuple[tuple, np.ndarray] | None = None  # (source key, image)
         self.set_context(context)
 
     def set_context(self, context: EditingContext | None) -> None:
         if context is not None:
             context.generator.to(self.device)
         self.context = context
+        self._before = None
 
     def set_generator(self, generator: Generator | None) -> None:
         self.set_context(EditingContext(generator) if generator is not None else None)
@@ -67,7 +69,8 @@ class Renderer:
             ctx = self.context
             if ctx is None:
                 raise RuntimeError("no generator is loaded")
-            code = ctx.compose(request.session)
+            statuses: dict[str, EditStatus] = {}
+            code = ctx.compose(request.session, statuses)
             t1 = time.perf_counter()
             img = ctx.generator.synthesize(code, noise_mode=request.session.noise_mode,
                                            max_res=self.preview_res if preview else None)
@@ -76,9 +79,11 @@ class Renderer:
             t2 = time.perf_counter()
             array = to_uint8_image(img)
             t3 = time.perf_counter()
+            before = self._before_image(request, preview) if request.compare else None
             timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
                        "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
-            return RenderResult(request.seq, request.generation, array, preview, timings)
+            return RenderResult(request.seq, request.generation, array, preview, timings,
+                                edit_status=statuses, before=before)
         except (EditError, AtelierError) as e:
             return self._failure(request, preview, t0, str(e))
         except torch.cuda.OutOfMemoryError:
@@ -88,6 +93,18 @@ class Renderer:
         except Exception as e:  # noqa: BLE001 - any failure becomes data; the worker keeps serving
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             return self._failure(request, preview, t0, detail)
+
+    def _before_image(self, request: RenderRequest, preview: bool) -> np.ndarray:
+        """The unedited source at the same resolution, kept while only edits change."""
+        ctx = self.context
+        session = request.session
+        key = (session.source, session.noise_mode, preview)
+        if self._before is None or self._before[0] != key:
+            img = ctx.generator.synthesize(ctx.source_code(session.source),
+                                           noise_mode=session.noise_mode,
+                                           max_res=self.preview_res if preview else None)
+            self._before = (key, to_uint8_image(img))
+        return self._before[1]
 
     @staticmethod
     def _failure(request: RenderRequest, preview: bool, t0: float, message: str

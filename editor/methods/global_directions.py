@@ -483,6 +483,7 @@ class EditDirection:
     delta: torch.Tensor  # (C_total,) flat style delta for alpha = 1
     n_channels: int  # how many channels pass beta
     max_score: float
+    beta: float | None = None  # the threshold used (auto-beta picks its own)
 
 
 def edit_direction(relevance: Relevance, stats: StyleStats, direction: torch.Tensor,
@@ -510,4 +511,4 @@ def edit_direction(relevance: Relevance, stats: StyleStats, direction: torch.Ten
     delta = torch.zeros_like(stats.mean, device="cpu", dtype=torch.float32)
     idx = relevance.channels.cpu()
     delta[idx] = r * stats.std.cpu().float()[idx]
-    return EditDirection(delta, n, max_score)
+    return EditDirection(delta, n, max_score, beta)

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 
 from editor.engine.jobs import CANCELLED, FAILED, FINISHED, Job, JobRunner, Progress
 
+from .icons import icon
+
 BAR_STEPS = 1000
 KEEP_ENDED = 20  # ended rows kept before the oldest ones go
 
@@ -52,11 +54,8 @@ def _cancel_icon_button() -> QToolButton:
     button = QToolButton()
     button.setToolTip("Cancel this job")
     button.setAccessibleName("Cancel")
-    try:
-        import qtawesome
-
-        button.setIcon(qtawesome.icon("fa5s.times-circle"))
-    except Exception:  # noqa: BLE001 - no icon font: the text says it as well
+    button.setIcon(icon("fa5s.times-circle"))
+    if button.icon().isNull():  # no icon font: the text says it as well
         button.setText("Cancel")
     return button
 

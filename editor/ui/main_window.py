@@ -1,74 +1,70 @@
-"""The editor's main window: canvas, source controls, model menu, status bar.
+"""The editor's main window: canvas, source, prompt, edit stack, directions and jobs.
 
-Widgets post render requests to the engine's worker and show whatever newest result comes
-back; they never touch torch.
+Every change goes through the Document (undoable); the window turns the document's state
+into render requests for the engine's worker and shows the newest result. Widgets never
+touch torch; long work runs as jobs with progress and cancel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, Slot
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPixmap
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
+    QToolBar,
     QWidget,
 )
 
 from editor import __version__
-from editor.engine.models import ModelInfo, default_generator_path
+from editor.core.errors import AtelierError
+from editor.core.image_io import read_recipe
+from editor.engine.editor_state import EditorState, new_draft
+from editor.engine.export import run_plan
+from editor.engine.jobs import JobRunner
+from editor.engine.models import default_generator_path
+from editor.engine.packs import ClipSource, OpenPack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
-from editor.engine.session import Session, Source
+from editor.engine.session import RecipeError, Session, Source
 
-CHECKPOINT_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
+from .canvas import Canvas
+from .directions_panel import DirectionsPanel
+from .document import Document
+from .export_dialog import get_export_plan
+from .icons import icon
+from .jobs_panel import JobsPanel
+from .prompt_panel import PromptPanel
+from .shortcuts_dialog import show_shortcuts
+from .source_panel import MAX_SEED, SourcePanel
+from .stack_panel import EditStackPanel
+from .theme import THEMES, apply_theme
+
+GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
+LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
+                 "*.png *.jpg *.jpeg *.webp);;All files (*)")
+SESSION_FILTER = "Latent Atelier sessions (*.atelier.json *.json);;All files (*)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;All files (*)"
+GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
+LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+DEFAULT_ALPHA = 4.0  # the strength a new prompt starts at, as in the CLI
+MAX_RECENT = 8
 
 
 def qimage_from_array(array: np.ndarray) -> QImage:
     """Wrap an (H, W, 3) uint8 array; the copy detaches the QImage from numpy's memory."""
     h, w, _ = array.shape
     return QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-class Canvas(QLabel):
-    """Shows the current image scaled to fit, smoothly (small models are upscaled)."""
-
-    def __init__(self):
-        super().__init__()
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(256, 256)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._pixmap: QPixmap | None = None
-        self.setText("No model loaded")
-
-    def set_image(self, image: QImage) -> None:
-        self._pixmap = QPixmap.fromImage(image)
-        self._rescale()
-
-    def current_image(self) -> QImage | None:
-        return self._pixmap.toImage() if self._pixmap is not None else None
-
-    def resizeEvent(self, event):  # noqa: N802 - Qt override
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
-        if self._pixmap is None:
-            return
-        self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
 
 
 class MainWindow(QMainWindow):
@@ -80,129 +76,311 @@ class MainWindow(QMainWindow):
         self.worker.rendered.connect(self._on_rendered)
         self.worker.model_loaded.connect(self._on_model_loaded)
         self.worker.model_failed.connect(self._on_model_failed)
-        self.model: ModelInfo | None = None
+        self.jobs = JobRunner(self)
+        self.document = Document(parent=self)
+        self.document.changed.connect(self._on_state_changed)
+        self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self.pack: OpenPack | None = None
+        self.session_path: Path | None = None
         self._generation = 0
         self._shown_seq = 0
+        self._tuning_id: str | None = None  # the stack edit in the prompt panel, if any
+        self._interactive = False
         self.last_result: RenderResult | None = None
+        self.last_request: RenderRequest | None = None
 
         self.canvas = Canvas()
+        self.canvas.files_dropped.connect(self.open_paths)
         self.setCentralWidget(self.canvas)
-        self._build_source_panel()
-        self._build_menus()
-        self.status_model = QLabel("no model")
-        self.status_time = QLabel("")
-        self.statusBar().addPermanentWidget(self.status_model)
-        self.statusBar().addPermanentWidget(self.status_time)
-        self.statusBar().showMessage(f"device: {self.renderer.device}")
+        self._build_panels()
+        self._build_actions()
+        self._build_status_bar()
         self.worker.start()
         self._restore_settings()
+        self._on_state_changed(self.document.state)
 
-    # ----------------------------------------------------------------- building
-    def _build_source_panel(self) -> None:
-        panel = QWidget()
-        form = QFormLayout(panel)
-        self.seed_box = QSpinBox()
-        self.seed_box.setRange(0, 2**31 - 1)
-        self.seed_box.setToolTip("Random seed of the sampled face (PgUp/PgDown)")
-        self.seed_box.valueChanged.connect(lambda _v: self.request_render())
-        row = QHBoxLayout()
-        prev_btn, next_btn, rand_btn = QPushButton("◀"), QPushButton("▶"), QPushButton("Random")
-        prev_btn.setToolTip("Previous seed")
-        next_btn.setToolTip("Next seed")
-        rand_btn.setToolTip("A random seed (R)")
-        prev_btn.clicked.connect(lambda: self.seed_box.setValue(self.seed_box.value() - 1))
-        next_btn.clicked.connect(lambda: self.seed_box.setValue(self.seed_box.value() + 1))
-        rand_btn.clicked.connect(self.random_seed)
-        for b in (prev_btn, next_btn, rand_btn):
-            row.addWidget(b)
-        self.psi_box = QDoubleSpinBox()
-        self.psi_box.setRange(0.0, 1.5)
-        self.psi_box.setSingleStep(0.05)
-        self.psi_box.setValue(0.7)
-        self.psi_box.setToolTip("Truncation ψ: lower is more typical, higher more varied")
-        self.psi_box.valueChanged.connect(lambda _v: self.request_render(interactive=True))
-        form.addRow("Seed", self.seed_box)
-        form.addRow("", row)
-        form.addRow("Truncation ψ", self.psi_box)
-        dock = QDockWidget("Source", self)
-        dock.setObjectName("source_dock")
-        dock.setWidget(panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    @property
+    def model(self):
+        return self.pack.model if self.pack is not None else None
 
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        open_act = QAction("&Open generator…", self)
-        open_act.setShortcut(QKeySequence.StandardKey.Open)
-        open_act.triggered.connect(self.open_generator_dialog)
-        file_menu.addAction(open_act)
+    # ================================================================= building
+    def _dock(self, title: str, name: str, widget: QWidget,
+              area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_panels(self) -> None:
+        self.source_panel = SourcePanel()
+        sp = self.source_panel
+        sp.seed_changed.connect(self._set_seed)
+        sp.psi_changed.connect(self._set_psi)
+        sp.interaction_finished.connect(self._end_interaction)
+        sp.random_requested.connect(self.random_seed)
+        sp.open_image_requested.connect(self.open_image_dialog)
+        sp.open_latent_requested.connect(self.open_latent_dialog)
+        self.prompt_panel = PromptPanel()
+        pp = self.prompt_panel
+        pp.edit_changed.connect(self._on_edit_changed)
+        pp.interaction_finished.connect(self._end_interaction)
+        pp.add_requested.connect(self.add_draft_to_stack)
+        pp.new_prompt_requested.connect(lambda: self._tune(None))
+        self.stack_panel = EditStackPanel()
+        st = self.stack_panel
+        st.strength_changed.connect(
+            lambda eid, v: self._change_edit(eid, {"strength": v}, "Change strength",
+                                             ("strength", eid)))
+        st.enabled_changed.connect(
+            lambda eid, on: self._change_edit(eid, {"enabled": on},
+                                              "Enable edit" if on else "Disable edit", None))
+        st.renamed.connect(lambda eid, name: self._change_edit(eid, {"name": name},
+                                                               "Rename edit", None))
+        st.removed.connect(self.remove_edit)
+        st.moved.connect(self.move_edit)
+        st.selected.connect(self._tune)
+        st.interaction_finished.connect(self._end_interaction)
+        self.directions_panel = DirectionsPanel()
+        self.jobs_panel = JobsPanel(self.jobs)
+        self.source_dock = self._dock("Source", "source_dock", sp)
+        self.prompt_dock = self._dock("Prompt", "prompt_dock", pp)
+        self.stack_dock = self._dock("Edit stack", "stack_dock", st)
+        self.directions_dock = self._dock("Discovered directions", "directions_dock",
+                                          self.directions_panel)
+        self.tabifyDockWidget(self.stack_dock, self.directions_dock)
+        self.stack_dock.raise_()
+        self.jobs_dock = self._dock("Jobs", "jobs_dock", self.jobs_panel,
+                                    Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.jobs.job_started.connect(lambda _job: self.jobs_dock.show())
+        self.jobs.job_finished.connect(self._on_job_finished)
+        self.jobs.job_failed.connect(
+            lambda job, msg: self.statusBar().showMessage(f"{job.title} failed: {msg}", 10000))
+
+    def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None,
+                tip: str | None = None, checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        if icon_name:
+            act.setIcon(icon(icon_name))
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setToolTip(tip)
+            act.setStatusTip(tip)
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        self.addAction(act)  # shortcuts work even when the menu bar is hidden
+        return act
+
+    def _build_actions(self) -> None:
+        a = self._action
+        SK = QKeySequence.StandardKey
+        self.open_generator_act = a("Open &generator…", self.open_generator_dialog, SK.Open,
+                                    "mdi6.folder-open-outline",
+                                    "Open a StyleGAN2 checkpoint (.pt, .pkl, .safetensors)")
+        self.open_image_act = a("Open &image…", self.open_image_dialog, "Ctrl+I",
+                                "mdi6.image-outline", "Start from your own picture")
+        self.open_latent_act = a("Open &latent or recipe…", self.open_latent_dialog,
+                                 "Ctrl+L", None, "Start from a W+ file, session or PNG recipe")
+        self.open_session_act = a("Open &session…", self.open_session_dialog, "Ctrl+Shift+O")
+        self.save_session_act = a("&Save session", self.save_session, SK.Save,
+                                  "mdi6.content-save-outline", "Save the source and edit stack")
+        self.save_session_as_act = a("Save session &as…", self.save_session_as, SK.SaveAs)
+        self.export_act = a("&Export…", self.export_dialog, "Ctrl+E", "mdi6.export",
+                            "Export the image, an α sweep or a batch of seeds")
+        self.quit_act = a("&Quit", self.close, SK.Quit)
+        self.undo_act = self.document.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_act.setShortcut(SK.Undo)
+        self.undo_act.setIcon(icon("mdi6.undo"))
+        self.redo_act = self.document.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_act.setShortcut(SK.Redo)
+        self.redo_act.setIcon(icon("mdi6.redo"))
+        self.addActions([self.undo_act, self.redo_act])
+        self.add_act = a("&Add prompt to stack", self.add_draft_to_stack, "Ctrl+Return",
+                         "mdi6.playlist-plus", "Keep the prompt's edit in the stack")
+        self.delete_act = a("&Delete edit", self.stack_panel.delete_selected, SK.Delete)
+        self.rename_act = a("Re&name edit", self.stack_panel.rename_selected, "F2")
+        self.next_seed_act = a("&Next seed", lambda: self.source_panel.step_seed(+1), "PgDown")
+        self.prev_seed_act = a("&Previous seed", lambda: self.source_panel.step_seed(-1),
+                               "PgUp")
+        self.random_seed_act = a("&Random seed", self.random_seed, "R")
+        self.fit_act = a("&Fit to window", lambda: self.canvas.set_zoom(None), "Ctrl+0",
+                         "mdi6.fit-to-screen-outline")
+        self.actual_size_act = a("&Actual pixels (100 %)", lambda: self.canvas.set_zoom(1.0),
+                                 "Ctrl+1")
+        self.zoom_in_act = a("Zoom &in", self.canvas.zoom_in, SK.ZoomIn, "mdi6.magnify-plus")
+        self.zoom_out_act = a("Zoom &out", self.canvas.zoom_out, SK.ZoomOut,
+                              "mdi6.magnify-minus")
+        self.split_act = a("&Before/after split", self._toggle_split, "S",
+                           "mdi6.compare-horizontal",
+                           "Show the unedited image left of a movable line", checkable=True)
+        self.models_act = a("&Model packs…", self.show_models_dialog, "Ctrl+M",
+                            "mdi6.package-variant")
+        self.precompute_act = a("&Precompute directions", self.start_precompute, None, None,
+                                "Compute the channel relevance that prompt edits need")
+        self.shortcuts_act = a("&Keyboard shortcuts", lambda: show_shortcuts(self), SK.HelpContents)
+        self.about_act = a("&About Latent Atelier", self.show_about)
+
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        file_menu.addActions([self.open_generator_act, self.open_image_act,
+                              self.open_latent_act, self.open_session_act])
+        self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
-        quit_act = QAction("&Quit", self)
-        quit_act.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_act.triggered.connect(self.close)
-        file_menu.addAction(quit_act)
-        view_menu = self.menuBar().addMenu("&Source")
-        for text, key, slot in (
-            ("Next seed", "PgDown", lambda: self.seed_box.setValue(self.seed_box.value() + 1)),
-            ("Previous seed", "PgUp", lambda: self.seed_box.setValue(self.seed_box.value() - 1)),
-            ("Random seed", "R", self.random_seed),
-        ):
-            act = QAction(text, self)
-            act.setShortcut(QKeySequence(key))
-            act.triggered.connect(slot)
-            view_menu.addAction(act)
-        help_menu = self.menuBar().addMenu("&Help")
-        about = QAction("&About Latent Atelier", self)
-        about.triggered.connect(self.show_about)
-        help_menu.addAction(about)
+        file_menu.addActions([self.save_session_act, self.save_session_as_act,
+                              self.export_act])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_act)
+        edit_menu = mb.addMenu("&Edit")
+        edit_menu.addActions([self.undo_act, self.redo_act])
+        edit_menu.addSeparator()
+        edit_menu.addActions([self.add_act, self.rename_act, self.delete_act])
+        source_menu = mb.addMenu("&Source")
+        source_menu.addActions([self.next_seed_act, self.prev_seed_act, self.random_seed_act])
+        view_menu = mb.addMenu("&View")
+        view_menu.addActions([self.fit_act, self.actual_size_act, self.zoom_in_act,
+                              self.zoom_out_act])
+        view_menu.addSeparator()
+        view_menu.addAction(self.split_act)
+        compare_hint = QAction("Hold \\ to compare with the original", self)
+        compare_hint.setEnabled(False)
+        view_menu.addAction(compare_hint)
+        view_menu.addSeparator()
+        theme_menu = view_menu.addMenu("&Theme")
+        self.theme_group = QActionGroup(self)
+        for name in THEMES:
+            act = QAction(name.capitalize(), self, checkable=True)
+            act.setData(name)
+            act.triggered.connect(lambda _c=False, n=name: self.set_theme(n))
+            self.theme_group.addAction(act)
+            theme_menu.addAction(act)
+        panels_menu = view_menu.addMenu("&Panels")
+        for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
+                     self.directions_dock, self.jobs_dock):
+            panels_menu.addAction(dock.toggleViewAction())
+        models_menu = mb.addMenu("&Models")
+        models_menu.addActions([self.models_act, self.precompute_act])
+        help_menu = mb.addMenu("&Help")
+        help_menu.addActions([self.shortcuts_act, self.about_act])
 
-    # ----------------------------------------------------------------- actions
+        tb = QToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.addActions([self.open_generator_act, self.save_session_act, self.export_act])
+        tb.addSeparator()
+        tb.addActions([self.undo_act, self.redo_act, self.add_act])
+        tb.addSeparator()
+        tb.addActions([self.fit_act, self.zoom_in_act, self.zoom_out_act, self.split_act])
+        self.addToolBar(tb)
+
+    def _build_status_bar(self) -> None:
+        self.status_device = QLabel(f"device: {self.renderer.device}")
+        self.status_model = QLabel("no model")
+        self.status_zoom = QLabel("fit")
+        self.status_time = QLabel("")
+        self.canvas.zoom_changed.connect(self.status_zoom.setText)
+        for w in (self.status_model, self.status_device, self.status_zoom, self.status_time):
+            self.statusBar().addPermanentWidget(w)
+
+    # ================================================================= document changes
+    def _change(self, state: EditorState, text: str, merge_key=None) -> None:
+        self._interactive = merge_key is not None
+        self.document.change(state, text, merge_key)
+
+    def _end_interaction(self) -> None:
+        self.document.end_merge()
+        if self._interactive:  # the hand let go: the settled, full-resolution frame
+            self._interactive = False
+            self.request_render()
+
+    def _set_seed(self, seed: int) -> None:
+        src = self.document.state.session.source
+        source = Source(kind="seed", seed=seed, psi=src.psi)
+        self._change(self._with_source(source), "Change seed", "seed")
+
+    def _set_psi(self, psi: float) -> None:
+        src = self.document.state.session.source
+        self._change(self._with_source(dataclasses.replace(src, psi=psi)), "Change ψ", "psi")
+
+    def _with_source(self, source: Source) -> EditorState:
+        state = self.document.state
+        return state.with_session(state.session.with_source(source))
+
     def random_seed(self) -> None:
-        self.seed_box.setValue(random.randrange(0, 2**31 - 1))
+        self._set_seed(random.randrange(0, MAX_SEED))
+        self.document.end_merge()
 
-    def open_generator_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open generator", "", CHECKPOINT_FILTER)
-        if path:
-            self.open_generator(path)
+    def _on_edit_changed(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
+        state = self.document.state
+        if edit_id == state.draft.id and "params" in changes and state.draft.strength == 0 \
+                and changes["params"].get("target"):
+            changes = {**changes, "strength": DEFAULT_ALPHA}  # a new prompt shows at once
+        self._change_edit(edit_id, changes, text, merge_key)
 
-    def open_generator(self, path: str) -> None:
-        self.statusBar().showMessage(f"loading {path} …")
-        self.worker.load_model(path)
+    def _change_edit(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
+        try:
+            state = self.document.state.update(edit_id, **changes)
+        except KeyError:  # the edit was removed meanwhile (e.g. undo during a drag)
+            return
+        self._change(state, text, merge_key)
+
+    def add_draft_to_stack(self) -> None:
+        state = self.document.state
+        if not str(state.draft.params.get("target", "")).strip():
+            self.statusBar().showMessage("Write a target prompt first", 4000)
+            return
+        self._tune(None)
+        self._change(state.commit_draft(), "Add edit")
+        self.document.end_merge()
+
+    def remove_edit(self, edit_id: str) -> None:
+        state = self.document.state
+        if self._tuning_id == edit_id:
+            self._tuning_id = None
+        self._change(state.with_session(state.session.remove_edit(edit_id)), "Delete edit")
+
+    def move_edit(self, edit_id: str, index: int) -> None:
+        state = self.document.state
+        self._change(state.with_session(state.session.move_edit(edit_id, index)), "Move edit")
+
+    def _tune(self, edit_id: str | None) -> None:
+        """Load a stack edit into the prompt panel (None: back to the new prompt)."""
+        self._tuning_id = edit_id
+        self._show_prompt(self.document.state)
+
+    @Slot(object)
+    def _on_state_changed(self, state: EditorState) -> None:
+        session = state.session
+        if self._tuning_id is not None and all(e.id != self._tuning_id for e in session.edits):
+            self._tuning_id = None  # undo removed the edit being tuned
+        self.source_panel.show_source(session.source)
+        self.stack_panel.show_edits(session.edits, self._tuning_id)
+        self._show_prompt(state)
+        self.request_render(interactive=self._interactive)
+
+    def _show_prompt(self, state: EditorState) -> None:
+        tuned = self._tuning_id is not None
+        edit = state.session.edit(self._tuning_id) if tuned else state.draft
+        self.prompt_panel.show_edit(edit, bound=tuned)
+        if self.last_result is not None:
+            self.prompt_panel.show_status(self.last_result.edit_status.get(edit.id))
+
+    # ================================================================= rendering
+    def current_session(self) -> Session:
+        """What the canvas shows, with the model identities a recipe needs."""
+        session = self.document.state.rendered_session()
+        if self.pack is not None:
+            gen_id, clip_id = self.pack.identities()
+            session = dataclasses.replace(session, generator=gen_id, clip=clip_id)
+        return session
 
     def request_render(self, interactive: bool = False) -> RenderRequest | None:
-        if self.model is None:
+        if self.pack is None:
             return None
-        session = Session(source=Source(seed=self.seed_box.value(), psi=self.psi_box.value()))
-        req = RenderRequest(session, interactive=interactive, generation=self._generation)
+        req = RenderRequest(self.current_session(), interactive=interactive,
+                            compare=self.canvas.comparing, generation=self._generation)
         self.worker.submit(req)
+        self.last_request = req
         return req
-
-    def show_about(self) -> None:
-        QMessageBox.about(
-            self, "About Latent Atelier",
-            f"<b>Latent Atelier</b> {__version__}<br>Text-driven editing of StyleGAN2 images:"
-            " StyleCLIP, StyleGAN-NADA and CLIP2StyleGAN in one program.",
-        )
-
-    # ----------------------------------------------------------------- worker replies
-    @Slot(object)
-    def _on_model_loaded(self, info: ModelInfo) -> None:
-        self.model = info
-        self._generation += 1
-        self._shown_seq = 0
-        self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
-        if info.z_for_seed is not None:
-            # attribute-conditioned latents (the demo world): truncation would blend faces
-            self.psi_box.blockSignals(True)
-            self.psi_box.setValue(1.0)
-            self.psi_box.blockSignals(False)
-        self.statusBar().showMessage(f"device: {self.renderer.device}")
-        QSettings().setValue("model/last_path", info.path)
-        self.request_render()
-
-    @Slot(str)
-    def _on_model_failed(self, message: str) -> None:
-        self.statusBar().showMessage("could not open the model", 5000)
-        QMessageBox.warning(self, "Could not open the model", message)
 
     @Slot(object)
     def _on_rendered(self, result: RenderResult) -> None:
@@ -214,30 +392,364 @@ class MainWindow(QMainWindow):
             return
         self._shown_seq = result.seq
         self.last_result = result
-        self.canvas.set_image(qimage_from_array(result.image))
+        before = qimage_from_array(result.before) if result.before is not None else None
+        self.canvas.set_image(qimage_from_array(result.image), before)
+        state = self.document.state
+        shown = self._tuning_id or state.draft.id
+        self.prompt_panel.show_status(result.edit_status.get(shown))
+        self.stack_panel.show_status(result.edit_status)
         kind = "preview" if result.preview else "full"
         self.status_time.setText(f"{result.timings.get('total_ms', 0):.0f} ms ({kind})")
 
-    # ----------------------------------------------------------------- settings, closing
+    def _toggle_split(self, on: bool) -> None:
+        self.canvas.set_split(on)
+        self.request_render()
+
+    def keyPressEvent(self, event):  # noqa: N802 - Qt override
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.canvas.set_holding_compare(True)
+            self.request_render()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event):  # noqa: N802 - Qt override
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.canvas.set_holding_compare(False)
+            return
+        super().keyReleaseEvent(event)
+
+    # ================================================================= models
+    def open_generator_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open generator", self._last_dir(),
+                                              GENERATOR_FILTER)
+        if path:
+            self.open_generator(path)
+
+    def open_generator(self, path: str, clip: ClipSource | None = None, **pack_options) -> None:
+        """Load a generator with its CLIP on the worker (default: the demo CLIP for the demo
+        generator, ViT-B/32 otherwise); pack_options go to open_pack."""
+        self.statusBar().showMessage(f"loading {Path(path).name} …")
+        self.canvas.set_message(f"Loading {Path(path).name} …")
+        self.worker.load_model(path, clip, **pack_options)
+
+    def show_models_dialog(self) -> None:
+        from .models_dialog import ModelsDialog
+
+        dialog = ModelsDialog(self.jobs, parent=self)
+        dialog.pack_chosen.connect(self._on_pack_chosen)
+        dialog.exec()
+
+    def _on_pack_chosen(self, generator_path: str, clip_spec: dict | None) -> None:
+        self.open_generator(generator_path, ClipSource(**clip_spec) if clip_spec else None)
+
+    @Slot(object)
+    def _on_model_loaded(self, pack: OpenPack) -> None:
+        first = self.pack is None or pack.model.path != self.pack.model.path
+        self.pack = pack
+        self._generation += 1
+        self._shown_seq = 0
+        info = pack.model
+        self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
+        self.statusBar().showMessage(f"{info.name} loaded", 4000)
+        self._remember_recent(info.path)
+        QSettings().setValue("model/last_path", info.path)
+        if pack.clip is None:
+            self.prompt_panel.set_text_edits_available(
+                False, f"Prompt edits need a CLIP model: {pack.clip_error}. "
+                       "Models ▸ Model packs… can download one.")
+        elif not pack.has_directions:
+            self.prompt_panel.set_text_edits_available(
+                False, "Prompt edits need this pack's directions: Models ▸ Precompute "
+                       "directions.")
+        else:
+            self.prompt_panel.set_text_edits_available(True)
+        self.prompt_panel.set_suggestions(pack.suggestions() if pack.clip is not None else [])
+        if first:  # a new model starts a new history, with its own defaults
+            state = self.document.state
+            source = state.session.source
+            if info.z_for_seed is not None:
+                # attribute-conditioned latents (the demo world): truncation would blend faces
+                source = dataclasses.replace(source, psi=1.0)
+            draft = state.draft
+            if not str(draft.params.get("target", "")).strip():
+                draft = new_draft(pack.neutral_prompt())
+            self.document.reset(EditorState(state.session.with_source(source), draft))
+        else:
+            self.request_render()
+        if first and pack.clip is not None and not pack.has_directions:
+            QTimer.singleShot(0, self._offer_precompute)
+
+    @Slot(str)
+    def _on_model_failed(self, message: str) -> None:
+        self.statusBar().showMessage("could not open the model", 5000)
+        if self.pack is None:
+            self.canvas.set_message("No model loaded.\nFile ▸ Open generator… (Ctrl+O)")
+        QMessageBox.warning(self, "Could not open the model", message)
+
+    def _offer_precompute(self) -> None:
+        from .models_dialog import offer_precompute
+
+        if self.pack is not None and offer_precompute(self, self.pack.name,
+                                                      "this can take a while on a CPU"):
+            self.start_precompute()
+
+    def start_precompute(self) -> None:
+        pack = self.pack
+        if pack is None or pack.clip is None:
+            QMessageBox.information(self, "Precompute directions",
+                                    "Open a model pack with a CLIP model first.")
+            return
+        if pack.has_directions:
+            self.statusBar().showMessage("This pack's directions are already computed", 4000)
+            return
+        self.jobs.submit(f"Precompute directions for {pack.name}",
+                         lambda token: pack.precompute(cancel=token),
+                         key=f"precompute:{pack.model.content_hash}")
+
+    def _on_job_finished(self, job, _result) -> None:
+        self.statusBar().showMessage(f"{job.title}: done", 6000)
+        if job.key and job.key.startswith("precompute:"):
+            self.worker.refresh_pack()
+
+    # ================================================================= files
+    def open_paths(self, paths: list[str]) -> None:
+        """Dropped or passed files: a generator, a session/recipe, a latent or an image."""
+        for path in paths:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        p = Path(path)
+        suffix = p.suffix.lower()
+        if not p.is_file():
+            QMessageBox.warning(self, "Cannot open", f"{p.name} is not a file.")
+        elif suffix == ".json":
+            self.open_session(path)
+        elif suffix in IMAGE_SUFFIXES:
+            self._open_image_or_recipe(path)
+        elif suffix == ".npy":
+            self.open_latent(path)
+        elif suffix in GENERATOR_SUFFIXES:
+            self.open_generator(path)
+        else:
+            QMessageBox.warning(self, "Cannot open",
+                                f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
+                                ".safetensors), sessions (.json), latents (.npy) and images.")
+
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(),
+                                              IMAGE_FILTER)
+        if path:
+            self._open_image_or_recipe(path)
+
+    def _open_image_or_recipe(self, path: str) -> None:
+        try:
+            recipe = read_recipe(path)
+        except AtelierError as e:
+            QMessageBox.warning(self, "Cannot open the image", str(e))
+            return
+        if recipe is not None:
+            self._apply_recipe_text(recipe, Path(path).name)
+            return
+        QMessageBox.information(
+            self, "Open image",
+            f"{Path(path).name} carries no Latent Atelier recipe. Editing your own pictures "
+            "needs inversion (finding the latent that draws them), which this version does "
+            "not have yet. Images exported by Latent Atelier open with their edits.")
+
+    def open_latent_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open latent or recipe", self._last_dir(),
+                                              LATENT_FILTER)
+        if not path:
+            return
+        suffix = Path(path).suffix.lower()
+        if suffix == ".json":
+            self.open_session(path)
+        elif suffix in IMAGE_SUFFIXES:
+            self._open_image_or_recipe(path)
+        else:
+            self.open_latent(path)
+
+    def open_latent(self, path: str) -> None:
+        if self.pack is None:
+            QMessageBox.information(self, "Open latent", "Open a generator first.")
+            return
+        source = Source(kind="wplus", wplus_path=str(path), label=Path(path).name)
+        try:  # check it on this generator now rather than failing every render
+            self._check_latent(source)
+        except AtelierError as e:
+            QMessageBox.warning(self, "Cannot use this latent", str(e))
+            return
+        except ValueError as e:
+            QMessageBox.warning(self, "Cannot use this latent", str(e))
+            return
+        self._change(self._with_source(source), "Open latent")
+
+    def _check_latent(self, source: Source) -> None:
+        from editor.engine.compose import load_wplus
+
+        g = self.pack.model.generator
+        load_wplus(source.wplus_path, g.n_latent, g.w_dim)
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),
+                                              SESSION_FILTER)
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            QMessageBox.warning(self, "Cannot open the session", f"{Path(path).name}: {e}")
+            return
+        if self._apply_recipe_text(text, Path(path).name):
+            self.session_path = Path(path)
+            self._remember_recent(path)
+            self.document.undo_stack.setClean()
+            self._update_title()
+
+    def _apply_recipe_text(self, text: str, name: str) -> bool:
+        try:
+            session = Session.from_json(text)
+        except RecipeError as e:
+            QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
+            return False
+        if session.source.kind == "wplus" and self.pack is not None:
+            try:
+                self._check_latent(session.source)
+            except (AtelierError, ValueError) as e:
+                QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
+                return False
+        if self.pack is not None and session.generator is not None \
+                and session.generator.content_hash != self.pack.model.content_hash:
+            self.statusBar().showMessage(
+                f"{name} was made with {session.generator.name}; it is shown with "
+                f"{self.pack.name}", 10000)
+        state = self.document.state
+        self._tuning_id = None
+        self._change(EditorState(dataclasses.replace(session, generator=None, clip=None),
+                                 new_draft(state.draft.params.get("neutral", "a face"))),
+                     f"Open {name}")
+        self.document.end_merge()
+        return True
+
+    def save_session(self) -> bool:
+        if self.session_path is None:
+            return self.save_session_as()
+        return self._write_session(self.session_path)
+
+    def save_session_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session",
+                                              str(Path(self._last_dir()) / "session.atelier.json"),
+                                              SESSION_FILTER)
+        return bool(path) and self._write_session(Path(path))
+
+    def _write_session(self, path: Path) -> bool:
+        from editor.core.paths import atomic_write_text
+
+        try:
+            atomic_write_text(path, self.current_session().to_json())
+        except OSError as e:
+            QMessageBox.warning(self, "Cannot save the session", f"{path}: {e}")
+            return False
+        self.session_path = path
+        self._remember_recent(str(path))
+        self.document.undo_stack.setClean()
+        self._update_title()
+        self.statusBar().showMessage(f"saved {path.name}", 4000)
+        return True
+
+    def export_dialog(self) -> None:
+        if self.pack is None or self.renderer.context is None:
+            QMessageBox.information(self, "Export", "Open a model first.")
+            return
+        session = self.current_session()
+        plan = get_export_plan(self, session, resolution=self.pack.model.resolution,
+                               edit_id=self._tuning_id)
+        if plan is None:
+            return
+        ctx = self.renderer.context.fork()  # own caches: the worker keeps rendering meanwhile
+        self.jobs.submit(f"Export {plan.kind}",
+                         lambda token: run_plan(ctx, session, plan, cancel=token))
+
+    # ================================================================= recent files
+    def _remember_recent(self, path: str) -> None:
+        s = QSettings()
+        recent = [p for p in (s.value("recent/files") or []) if p != path]
+        s.setValue("recent/files", ([path] + recent)[:MAX_RECENT])
+        s.setValue("recent/dir", str(Path(path).parent))
+        self._fill_recent_menu()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = QSettings().value("recent/files") or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for path in recent:
+            act = self.recent_menu.addAction(Path(path).name)
+            act.setToolTip(path)
+            act.triggered.connect(lambda _c=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _last_dir(self) -> str:
+        return str(QSettings().value("recent/dir", str(Path.home())))
+
+    # ================================================================= misc
+    def set_theme(self, name: str) -> None:
+        applied = apply_theme(name)
+        QSettings().setValue("view/theme", applied)
+        for act in self.theme_group.actions():
+            act.setChecked(act.data() == applied)
+        self.canvas.update()
+
+    def _update_title(self) -> None:
+        name = self.session_path.name if self.session_path else "untitled"
+        dirty = "" if self.document.undo_stack.isClean() else " •"
+        self.setWindowTitle(f"{name}{dirty} — Latent Atelier")
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self, "About Latent Atelier",
+            f"<b>Latent Atelier</b> {__version__}<br>Text-driven editing of StyleGAN2 images:"
+            " StyleCLIP global directions, with StyleGAN-NADA and CLIP2StyleGAN to come.<br>"
+            f"Device: {self.renderer.device}")
+
+    # ================================================================= settings, closing
     def _restore_settings(self) -> None:
         s = QSettings()
         if (geom := s.value("window/geometry")) is not None:
             self.restoreGeometry(geom)
         else:
-            self.resize(1000, 720)
-        self.seed_box.setValue(int(s.value("source/seed", 0)))
-        last = s.value("model/last_path")
+            self.resize(1280, 820)
+        if (dock_state := s.value("window/state")) is not None:
+            self.restoreState(dock_state)
+        self.set_theme(str(s.value("view/theme", "system")))
+        self._fill_recent_menu()
+        seed = int(s.value("source/seed", 0))
+        self.document.reset(self._with_source(Source(seed=seed)))
+        self._update_title()
         default = default_generator_path()
-        path = default if default is not None else last
+        path = default if default is not None else s.value("model/last_path")
         if path:
             self.open_generator(str(path))
         else:
-            self.canvas.setText("No model loaded.\nFile ▸ Open generator… (Ctrl+O) to open a "
-                                "StyleGAN2 checkpoint\n(.pt, .pkl or .safetensors).")
+            self.canvas.set_message("No model loaded.\nFile ▸ Open generator… (Ctrl+O) to open "
+                                    "a StyleGAN2 checkpoint\n(.pt, .pkl or .safetensors).")
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        if not self.document.undo_stack.isClean() and self.session_path is not None:
+            answer = QMessageBox.question(
+                self, "Save changes?", f"Save the changes to {self.session_path.name}?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel)
+            if answer == QMessageBox.StandardButton.Cancel or (
+                    answer == QMessageBox.StandardButton.Save and not self.save_session()):
+                event.ignore()
+                return
         s = QSettings()
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("source/seed", self.seed_box.value())
+        s.setValue("window/state", self.saveState())
+        s.setValue("source/seed", self.document.state.session.source.seed)
+        self.jobs.cancel_all()
         self.worker.stop()
         super().closeEvent(event)

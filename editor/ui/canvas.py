@@ -1,0 +1,175 @@
+"""The image view: fit or zoom, smooth or pixel-exact, before/after, drag-and-drop.
+
+Small models (the 64 px demo) are upscaled smoothly when fitted; at integer zoom factors
+the pixels are shown exactly (nearest neighbour), so 100 % is the real image. The before
+image (the source without edits) is shown while the compare key is held, or on the left of
+a movable split line.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+ZOOM_STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+
+
+class Canvas(QWidget):
+    files_dropped = Signal(list)  # local paths
+    zoom_changed = Signal(str)  # "fit" or "200 %"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setMinimumSize(256, 256)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._image: QImage | None = None
+        self._before: QImage | None = None
+        self._zoom: float | None = None  # None: fit to the window
+        self._split: float | None = None  # 0..1 across the image; None: no split view
+        self._holding_compare = False
+        self._dragging_split = False
+        self.message = "No model loaded"
+
+    # ----------------------------------------------------------------- content
+    def set_image(self, image: QImage, before: QImage | None = None) -> None:
+        self._image = image
+        if before is not None:
+            self._before = before
+        self.update()
+
+    def current_image(self) -> QImage | None:
+        return self._image
+
+    def set_message(self, text: str) -> None:
+        self.message = text
+        self.update()
+
+    def clear(self, message: str) -> None:
+        self._image = self._before = None
+        self.set_message(message)
+
+    # ----------------------------------------------------------------- zoom
+    @property
+    def zoom(self) -> float | None:
+        return self._zoom
+
+    def set_zoom(self, zoom: float | None) -> None:
+        self._zoom = zoom
+        self.zoom_changed.emit("fit" if zoom is None else f"{zoom * 100:.0f} %")
+        self.update()
+
+    def zoom_in(self) -> None:
+        current = self._effective_zoom()
+        self.set_zoom(next((z for z in ZOOM_STEPS if z > current + 1e-6), ZOOM_STEPS[-1]))
+
+    def zoom_out(self) -> None:
+        current = self._effective_zoom()
+        self.set_zoom(next((z for z in reversed(ZOOM_STEPS) if z < current - 1e-6),
+                           ZOOM_STEPS[0]))
+
+    def _effective_zoom(self) -> float:
+        if self._zoom is not None:
+            return self._zoom
+        if self._image is None:
+            return 1.0
+        return min(self.width() / self._image.width(), self.height() / self._image.height())
+
+    def image_rect(self) -> QRectF:
+        if self._image is None:
+            return QRectF()
+        z = self._effective_zoom()
+        w, h = self._image.width() * z, self._image.height() * z
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    # ----------------------------------------------------------------- before/after
+    @property
+    def comparing(self) -> bool:
+        return self._holding_compare or self._split is not None
+
+    def set_holding_compare(self, holding: bool) -> None:
+        self._holding_compare = holding
+        self.update()
+
+    def set_split(self, on: bool) -> None:
+        self._split = 0.5 if on else None
+        self.update()
+
+    @property
+    def split(self) -> float | None:
+        return self._split
+
+    # ----------------------------------------------------------------- painting
+    def paintEvent(self, event):  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        if self._image is None:
+            painter.setPen(self.palette().text().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
+            return
+        target = self.image_rect()
+        z = self._effective_zoom()
+        # integer zoom: exact pixels; otherwise smooth, which suits small generators
+        exact = abs(z - round(z)) < 1e-6 and z >= 1
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not exact)
+        after, before = self._image, self._before
+        if self._holding_compare and before is not None:
+            painter.drawImage(target, before)
+        elif self._split is not None and before is not None:
+            painter.drawImage(target, after)
+            cut = target.width() * self._split
+            src_cut = after.width() * self._split
+            painter.drawImage(QRectF(target.left(), target.top(), cut, target.height()), before,
+                              QRectF(0, 0, src_cut, before.height()))
+            x = target.left() + cut
+            painter.setPen(QPen(QColor(255, 255, 255, 220), 2))
+            painter.drawLine(QPointF(x, target.top()), QPointF(x, target.bottom()))
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(QRectF(target.left() + 6, target.top() + 4, 80, 20),
+                             Qt.AlignmentFlag.AlignLeft, "before")
+            painter.drawText(QRectF(target.right() - 86, target.top() + 4, 80, 20),
+                             Qt.AlignmentFlag.AlignRight, "after")
+        else:
+            painter.drawImage(target, after)
+
+    # ----------------------------------------------------------------- mouse: split line
+    def mousePressEvent(self, event):  # noqa: N802 - Qt override
+        if self._split is not None and self._image is not None:
+            self._dragging_split = True
+            self._move_split(event.position().x())
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event):  # noqa: N802 - Qt override
+        if self._dragging_split:
+            self._move_split(event.position().x())
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event):  # noqa: N802 - Qt override
+        self._dragging_split = False
+        super().mouseReleaseEvent(event)
+
+    def _move_split(self, x: float) -> None:
+        r = self.image_rect()
+        if r.width() > 0:
+            self._split = min(1.0, max(0.0, (x - r.left()) / r.width()))
+            self.update()
+
+    def wheelEvent(self, event):  # noqa: N802 - Qt override
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            (self.zoom_in if event.angleDelta().y() > 0 else self.zoom_out)()
+            event.accept()
+        else:
+            super().wheelEvent(event)
+
+    # ----------------------------------------------------------------- drag and drop
+    def dragEnterEvent(self, event):  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802 - Qt override
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)

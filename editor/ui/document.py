@@ -1,0 +1,77 @@
+"""The open document: an EditorState behind a QUndoStack.
+
+Every change the user makes goes through `Document.change`, which pushes a command holding
+the state before and after; undo and redo swap whole immutable states, so they restore the
+exact previous picture. A slider drag sends many changes with the same merge key; they merge
+into one history step until `end_merge()` (the hand let go).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from editor.engine.editor_state import EditorState
+
+_MERGEABLE_ID = 1
+
+
+class StateCommand(QUndoCommand):
+    def __init__(self, document: Document, before: EditorState, after: EditorState,
+                 text: str, merge_key: object = None):
+        super().__init__(text)
+        self._document = document
+        self.before, self.after = before, after
+        self.merge_key = merge_key
+
+    def id(self) -> int:  # noqa: A003 - Qt API
+        return _MERGEABLE_ID if self.merge_key is not None else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt API
+        if not isinstance(other, StateCommand) or other.merge_key != self.merge_key:
+            return False
+        self.after = other.after
+        self.setObsolete(self.after == self.before)  # a drag back to the start is no step
+        return True
+
+    def redo(self) -> None:
+        self._document._set(self.after)
+
+    def undo(self) -> None:
+        self._document._set(self.before)
+
+
+class Document(QObject):
+    changed = Signal(object)  # EditorState
+
+    def __init__(self, state: EditorState | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._state = state or EditorState()
+        self.undo_stack = QUndoStack(self)
+        self._merge_round = 0
+
+    @property
+    def state(self) -> EditorState:
+        return self._state
+
+    def change(self, new_state: EditorState, text: str, merge_key: object = None) -> None:
+        """Make `new_state` current as one undoable step (merged with the previous step
+        when both carry the same merge key within one drag)."""
+        if new_state == self._state:
+            return
+        key = None if merge_key is None else (merge_key, self._merge_round)
+        self.undo_stack.push(StateCommand(self, self._state, new_state, text, key))
+
+    def end_merge(self) -> None:
+        """The current drag or typing burst is over: the next change starts a new step."""
+        self._merge_round += 1
+
+    def reset(self, state: EditorState) -> None:
+        """A new document (opened session, new model): history starts over."""
+        self.undo_stack.clear()
+        self._set(state)
+        self.undo_stack.setClean()
+
+    def _set(self, state: EditorState) -> None:
+        self._state = state
+        self.changed.emit(state)

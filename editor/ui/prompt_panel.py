@@ -1,0 +1,208 @@
+"""The prompt panel: neutral and target text, strength α, disentanglement β, auto-β.
+
+It edits one edit at a time: the draft (a new prompt, shown live, "Add to stack" keeps it)
+or an edit of the stack the user selected for tuning. It never changes the document
+itself; it reports changes (edit id + changed fields) and the window makes them undoable.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QCompleter,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from editor.engine.compose import EditStatus
+from editor.engine.session import Edit
+
+from .sliders import FloatSlider
+
+ALPHA_RANGE = (-10.0, 10.0)
+BETA_RANGE = (0.05, 0.35)
+TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
+
+
+class PromptPanel(QWidget):
+    edit_changed = Signal(str, dict, str, object)  # edit id, changes, undo text, merge key
+    interaction_finished = Signal()
+    add_requested = Signal()
+    new_prompt_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._edit: Edit | None = None
+        self._bound = False
+        self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
+        self._typing.timeout.connect(self._apply_text)
+
+        self.heading = QLabel()
+        self.new_button = QPushButton("New prompt")
+        self.new_button.setToolTip("Stop tuning the selected edit and write a new prompt")
+        self.new_button.clicked.connect(self.new_prompt_requested)
+        top = QHBoxLayout()
+        top.addWidget(self.heading, 1)
+        top.addWidget(self.new_button)
+
+        self.neutral = QLineEdit()
+        self.neutral.setPlaceholderText("a face")
+        self.neutral.setToolTip("What the image is now, in words (the neutral prompt)")
+        self.target = QLineEdit()
+        self.target.setPlaceholderText("a face with blonde hair")
+        self.target.setToolTip("What it should become (the target prompt); the edit moves "
+                               "the image along target − neutral")
+        self.suggest_button = QToolButton()
+        self.suggest_button.setText("…")
+        self.suggest_button.setToolTip("Prompts this model knows")
+        self.suggest_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.suggest_button.setMenu(QMenu(self.suggest_button))
+        self.suggest_button.setEnabled(False)
+        target_row = QHBoxLayout()
+        target_row.addWidget(self.target, 1)
+        target_row.addWidget(self.suggest_button)
+        for box in (self.neutral, self.target):
+            box.textEdited.connect(lambda _t: self._typing.start())
+            box.editingFinished.connect(self._finish_typing)
+
+        self.alpha = FloatSlider(*ALPHA_RANGE, value=0.0, decimals=2)
+        self.alpha.setToolTip("Strength α: how far to move; negative goes the other way")
+        self.alpha.value_changed.connect(
+            lambda v: self._emit({"strength": v}, "Change strength", "alpha"))
+        self.alpha.drag_finished.connect(self.interaction_finished)
+        self.beta = FloatSlider(*BETA_RANGE, value=0.15, decimals=3)
+        self.beta.setToolTip("Disentanglement β: only style channels whose relevance "
+                             "exceeds β move; higher is more focused, lower is stronger")
+        self.beta.value_changed.connect(lambda v: self._emit_params({"beta": v}, "Change β",
+                                                                    "beta"))
+        self.beta.drag_finished.connect(self.interaction_finished)
+        self.auto_beta = QCheckBox("Auto β")
+        self.auto_beta.setToolTip("Pick the largest β that still moves at least 10 channels")
+        self.auto_beta.toggled.connect(self._toggle_auto_beta)
+        self.channels = QLabel("")
+        self.channels.setWordWrap(True)
+
+        self.add_button = QPushButton("Add to stack")
+        self.add_button.setToolTip("Keep this edit in the stack and start a new one (Ctrl+Enter)")
+        self.add_button.clicked.connect(self.add_requested)
+
+        form = QFormLayout()
+        form.addRow("Neutral", self.neutral)
+        form.addRow("Target", target_row)
+        form.addRow("Strength α", self.alpha)
+        form.addRow("β", self.beta)
+        form.addRow("", self.auto_beta)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(form)
+        layout.addWidget(self.channels)
+        layout.addWidget(self.add_button)
+        layout.addStretch(1)
+        self.set_text_edits_available(True)
+
+    # ----------------------------------------------------------------- showing the model
+    @property
+    def edit_id(self) -> str | None:
+        return self._edit.id if self._edit is not None else None
+
+    @property
+    def bound(self) -> bool:
+        """True while tuning an edit of the stack rather than the draft."""
+        return self._bound
+
+    def show_edit(self, edit: Edit, bound: bool) -> None:
+        switching = self._edit is None or edit.id != self._edit.id
+        if switching:
+            self._apply_text()  # pending typing belongs to the edit being left
+        self._edit, self._bound = edit, bound
+        p = edit.params
+        self.heading.setText(f"Tuning: <b>{edit.title}</b>" if bound else "<b>New prompt</b>")
+        self.new_button.setVisible(bound)
+        self.add_button.setVisible(not bound)
+        for box, key in ((self.neutral, "neutral"), (self.target, "target")):
+            # never overwrite what the user is typing right now
+            if switching or not (box.hasFocus() and self._typing.isActive()):
+                if box.text() != p.get(key, ""):
+                    with QSignalBlocker(box):
+                        box.setText(p.get(key, ""))
+        self.alpha.set_value(edit.strength)
+        with QSignalBlocker(self.auto_beta):
+            self.auto_beta.setChecked(bool(p.get("auto_beta")))
+        self.beta.setEnabled(not p.get("auto_beta"))
+        if not p.get("auto_beta"):
+            self.beta.set_value(float(p.get("beta", 0.15)))
+
+    def show_status(self, status: EditStatus | None) -> None:
+        """The engine's report on the edit shown: channels passing β, or why none do."""
+        if status is None:
+            self.channels.setText("")
+        elif status.error:
+            self.channels.setText(f"<span style='color:#d9534f'>{status.error}</span>")
+        else:
+            beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
+            self.channels.setText(f"{status.n_channels} style channels pass{beta}")
+            if self._edit is not None and self._edit.params.get("auto_beta") and status.beta:
+                self.beta.set_value(status.beta)
+
+    def set_suggestions(self, prompts: list[str]) -> None:
+        menu = self.suggest_button.menu()
+        menu.clear()
+        for text in prompts:
+            act = QAction(text, menu)
+            act.triggered.connect(lambda _c=False, t=text: self._use_suggestion(t))
+            menu.addAction(act)
+        self.suggest_button.setEnabled(bool(prompts))
+        completer = QCompleter(prompts, self.target)
+        completer.setFilterMode(completer.filterMode().MatchContains)
+        completer.activated.connect(lambda _t: self._finish_typing())
+        self.target.setCompleter(completer)
+
+    def set_text_edits_available(self, available: bool, reason: str = "") -> None:
+        for w in (self.neutral, self.target, self.alpha, self.beta, self.auto_beta,
+                  self.add_button, self.suggest_button):
+            w.setEnabled(available)
+        if not available:
+            self.channels.setText(reason)
+
+    # ----------------------------------------------------------------- user input
+    def _emit(self, changes: dict, text: str, merge: str | None) -> None:
+        if self._edit is None:
+            return
+        self.edit_changed.emit(self._edit.id, changes, text,
+                               None if merge is None else (merge, self._edit.id))
+
+    def _emit_params(self, params: dict, text: str, merge: str | None) -> None:
+        if self._edit is None:
+            return
+        self._emit({"params": {**self._edit.params, **params}}, text, merge)
+
+    def _apply_text(self) -> None:
+        self._typing.stop()
+        if self._edit is None:
+            return
+        neutral, target = self.neutral.text().strip(), self.target.text().strip()
+        p = self._edit.params
+        if (neutral, target) != (p.get("neutral", ""), p.get("target", "")):
+            self._emit_params({"neutral": neutral, "target": target}, "Edit prompt", "text")
+
+    def _finish_typing(self) -> None:
+        self._apply_text()
+        self.interaction_finished.emit()
+
+    def _use_suggestion(self, text: str) -> None:
+        self.target.setText(text)
+        self._finish_typing()
+
+    def _toggle_auto_beta(self, on: bool) -> None:
+        self.beta.setEnabled(not on)
+        self._emit_params({"auto_beta": on}, "Auto β" if on else "Manual β", None)
+        self.interaction_finished.emit()

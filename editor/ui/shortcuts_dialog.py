@@ -1,0 +1,57 @@
+"""Help ▸ Keyboard shortcuts: a table built from the window's own actions, so the list can
+never disagree with what the keys do."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QMainWindow,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+# Keys handled directly by widgets rather than by actions.
+EXTRA_KEYS = (
+    ("Hold \\", "Compare with the unedited image"),
+    ("Ctrl + mouse wheel", "Zoom the canvas"),
+    ("Double-click an edit", "Rename it"),
+    ("Enter in a prompt box", "Apply the prompt now"),
+)
+
+
+def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
+    rows = []
+    for act in window.actions():
+        keys = act.shortcuts()
+        if not keys:
+            continue
+        text = act.text().replace("&", "").rstrip("…").strip()
+        keys_text = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys)
+        rows.append((keys_text, text))
+    return sorted(set(rows), key=lambda r: r[1].lower()) + list(EXTRA_KEYS)
+
+
+def show_shortcuts(window: QMainWindow) -> QDialog:
+    dialog = QDialog(window)
+    dialog.setWindowTitle("Keyboard shortcuts")
+    rows = shortcut_rows(window)
+    table = QTableWidget(len(rows), 2)
+    table.setHorizontalHeaderLabels(["Keys", "Action"])
+    table.verticalHeader().hide()
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    for i, (keys, text) in enumerate(rows):
+        table.setItem(i, 0, QTableWidgetItem(keys))
+        table.setItem(i, 1, QTableWidgetItem(text))
+    table.resizeColumnsToContents()
+    table.horizontalHeader().setStretchLastSection(True)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(table)
+    layout.addWidget(buttons)
+    dialog.resize(460, 520)
+    dialog.show()
+    return dialog

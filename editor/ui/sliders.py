@@ -1,0 +1,83 @@
+"""A float slider with a numeric box beside it, for α, β and edit strengths.
+
+QSlider only knows integers; this maps a float range onto it and keeps a QDoubleSpinBox in
+step. `value_changed` fires while dragging (the canvas follows the hand), `drag_finished`
+when the hand lets go or a value is typed, so the undo history can merge one drag into one
+step.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
+
+
+class FloatSlider(QWidget):
+    value_changed = Signal(float)
+    drag_finished = Signal()
+
+    def __init__(self, minimum: float, maximum: float, value: float = 0.0,
+                 decimals: int = 2, steps: int = 400, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._min, self._max, self._steps = float(minimum), float(maximum), steps
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, steps)
+        self.slider.setPageStep(steps // 20)
+        self.box = QDoubleSpinBox()
+        self.box.setRange(self._min, self._max)
+        self.box.setDecimals(decimals)
+        self.box.setSingleStep((self._max - self._min) / 100)
+        self.box.setKeyboardTracking(False)  # typing "1.5" must not apply "1" first
+        self.box.setMinimumWidth(72)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.box)
+        self.slider.valueChanged.connect(self._from_slider)
+        self.slider.sliderReleased.connect(self.drag_finished)
+        self.box.valueChanged.connect(self._from_box)
+        self.set_value(value)
+
+    # ----------------------------------------------------------------- value
+    def value(self) -> float:
+        return self.box.value()
+
+    def set_value(self, value: float) -> None:
+        """Show a value without emitting anything (the model is being reflected)."""
+        with QSignalBlocker(self.slider), QSignalBlocker(self.box):
+            self.box.setValue(value)
+            self.slider.setValue(self._to_tick(value))
+
+    def set_range(self, minimum: float, maximum: float) -> None:
+        value = self.value()
+        self._min, self._max = float(minimum), float(maximum)
+        with QSignalBlocker(self.box):
+            self.box.setRange(self._min, self._max)
+        self.set_value(min(max(value, self._min), self._max))
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt naming
+        super().setToolTip(text)
+        self.slider.setToolTip(text)
+        self.box.setToolTip(text)
+
+    # ----------------------------------------------------------------- mapping
+    def _to_tick(self, value: float) -> int:
+        span = self._max - self._min
+        return round((value - self._min) / span * self._steps) if span > 0 else 0
+
+    def _from_tick(self, tick: int) -> float:
+        return self._min + (self._max - self._min) * tick / self._steps
+
+    def _from_slider(self, tick: int) -> None:
+        value = round(self._from_tick(tick), self.box.decimals())
+        with QSignalBlocker(self.box):
+            self.box.setValue(value)
+        self.value_changed.emit(value)
+        if not self.slider.isSliderDown():  # keys, wheel, clicks on the groove: one step each
+            self.drag_finished.emit()
+
+    def _from_box(self, value: float) -> None:
+        with QSignalBlocker(self.slider):
+            self.slider.setValue(self._to_tick(value))
+        self.value_changed.emit(value)
+        self.drag_finished.emit()

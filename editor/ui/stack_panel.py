@@ -1,0 +1,193 @@
+"""The edit stack: every edit with its strength slider, enable toggle, name, order, delete.
+
+Rows are rebuilt only when edits are added, removed or reordered; otherwise values are
+updated in place, so a slider being dragged is never replaced under the hand. Selecting a
+row asks the window to load that edit into the prompt panel.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from editor.engine.compose import EditStatus
+from editor.engine.session import Edit
+
+from .icons import icon
+from .prompt_panel import ALPHA_RANGE
+from .sliders import FloatSlider
+
+
+class EditRow(QWidget):
+    def __init__(self, edit: Edit, panel: EditStackPanel):
+        super().__init__()
+        self.edit_id = edit.id
+        self.enabled_box = QCheckBox()
+        self.enabled_box.setToolTip("Apply this edit")
+        self.title = QLabel()
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        self.status = QLabel()
+        self.status.setStyleSheet("color: #d9534f")
+        self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength)
+        self.strength.setToolTip("Strength α of this edit")
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.enabled_box)
+        top.addWidget(self.title, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.strength)
+        layout.addWidget(self.status)
+        self.status.hide()
+        eid = edit.id
+        self.enabled_box.toggled.connect(lambda on: panel.enabled_changed.emit(eid, on))
+        self.strength.value_changed.connect(lambda v: panel.strength_changed.emit(eid, v))
+        self.strength.drag_finished.connect(panel.interaction_finished)
+        self.show_edit(edit)
+
+    def show_edit(self, edit: Edit) -> None:
+        self.enabled_box.blockSignals(True)
+        self.enabled_box.setChecked(edit.enabled)
+        self.enabled_box.blockSignals(False)
+        self.title.setText(edit.title)
+        self.title.setEnabled(edit.enabled)
+        self.strength.set_value(edit.strength)
+
+    def show_status(self, status: EditStatus | None) -> None:
+        error = status.error if status is not None else None
+        self.status.setText(error or "")
+        self.status.setVisible(bool(error))
+
+
+class EditStackPanel(QWidget):
+    strength_changed = Signal(str, float)
+    enabled_changed = Signal(str, bool)
+    renamed = Signal(str, str)
+    removed = Signal(str)
+    moved = Signal(str, int)
+    selected = Signal(object)  # edit id or None
+    interaction_finished = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.list = QListWidget()
+        self.list.setToolTip("Edits are applied together; select one to tune it")
+        self.list.currentItemChanged.connect(self._on_current)
+        self.list.itemDoubleClicked.connect(lambda _i: self.rename_selected())
+        self.empty = QLabel("No edits yet. Write a prompt above and press "
+                            "“Add to stack”.")
+        self.empty.setWordWrap(True)
+        buttons = QHBoxLayout()
+        self.up_button = self._button("mdi6.arrow-up", "Up", "Move the edit up",
+                                      lambda: self._move(-1))
+        self.down_button = self._button("mdi6.arrow-down", "Down", "Move the edit down",
+                                        lambda: self._move(+1))
+        self.rename_button = self._button("mdi6.rename-box", "Rename", "Rename the edit (F2)",
+                                          self.rename_selected)
+        self.delete_button = self._button("mdi6.delete-outline", "Delete",
+                                          "Delete the edit (Del)", self.delete_selected)
+        for b in (self.up_button, self.down_button, self.rename_button, self.delete_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self._rows: dict[str, EditRow] = {}
+        self._order: tuple[str, ...] = ()
+        self._update_buttons()
+
+    def _button(self, icon_name: str, text: str, tip: str, slot) -> QPushButton:
+        ico = icon(icon_name)
+        b = QPushButton(ico, "" if not ico.isNull() else text)  # text when icons are missing
+        b.setToolTip(tip)
+        b.clicked.connect(slot)
+        return b
+
+    # ----------------------------------------------------------------- showing the model
+    def show_edits(self, edits: tuple[Edit, ...], selected_id: str | None) -> None:
+        order = tuple(e.id for e in edits)
+        if order != self._order:
+            self._rebuild(edits)
+        else:
+            for e in edits:
+                self._rows[e.id].show_edit(e)
+        self._select(selected_id)
+        self.empty.setVisible(not edits)
+        self._update_buttons()
+
+    def show_status(self, statuses: dict) -> None:
+        for eid, row in self._rows.items():
+            row.show_status(statuses.get(eid))
+
+    def selected_id(self) -> str | None:
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def row(self, edit_id: str) -> EditRow:
+        return self._rows[edit_id]
+
+    def _rebuild(self, edits: tuple[Edit, ...]) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        self._rows = {}
+        for e in edits:
+            item = QListWidgetItem()
+            item.setData(Qt.ItemDataRole.UserRole, e.id)
+            row = EditRow(e, self)
+            item.setSizeHint(row.sizeHint())
+            self.list.addItem(item)
+            self.list.setItemWidget(item, row)
+            self._rows[e.id] = row
+        self._order = tuple(e.id for e in edits)
+        self.list.blockSignals(False)
+
+    def _select(self, edit_id: str | None) -> None:
+        self.list.blockSignals(True)
+        if edit_id is None or edit_id not in self._rows:
+            self.list.setCurrentRow(-1)
+        else:
+            self.list.setCurrentRow(self._order.index(edit_id))
+        self.list.blockSignals(False)
+
+    def _update_buttons(self) -> None:
+        sel = self.selected_id()
+        i = self._order.index(sel) if sel in self._order else -1
+        self.up_button.setEnabled(i > 0)
+        self.down_button.setEnabled(0 <= i < len(self._order) - 1)
+        self.rename_button.setEnabled(i >= 0)
+        self.delete_button.setEnabled(i >= 0)
+
+    # ----------------------------------------------------------------- user input
+    def _on_current(self, current, _previous) -> None:
+        self._update_buttons()
+        self.selected.emit(current.data(Qt.ItemDataRole.UserRole) if current else None)
+
+    def _move(self, step: int) -> None:
+        sel = self.selected_id()
+        if sel in self._order:
+            self.moved.emit(sel, self._order.index(sel) + step)
+
+    def delete_selected(self) -> None:
+        sel = self.selected_id()
+        if sel is not None:
+            self.removed.emit(sel)
+
+    def rename_selected(self) -> None:
+        sel = self.selected_id()
+        if sel is None:
+            return
+        current = self._rows[sel].title.text()
+        name, ok = QInputDialog.getText(self, "Rename edit", "Name:", text=current)
+        if ok and name.strip() and name.strip() != current:
+            self.renamed.emit(sel, name.strip())

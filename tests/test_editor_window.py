@@ -1,0 +1,224 @@
+"""The real editor window, driven offscreen on tiny models: prompt + α change the image,
+undo restores it exactly, the stack matches the CLI, export carries a replayable recipe,
+a cancelled job leaves the window usable, bad files change nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from editor.cli import main as cli_main
+from editor.core.checkpoints import save_generator
+from editor.core.image_io import read_recipe
+from editor.engine.export import ExportPlan
+from editor.engine.packs import ClipSource, open_pack
+from editor.engine.renderer import Renderer
+from editor.engine.session import Session
+from editor.methods.global_directions import RelevanceConfig
+from editor.ui.app import init_application
+from editor.ui.main_window import MainWindow
+from tests.conftest import make_tiny_clip, make_tiny_generator
+
+RELEVANCE = RelevanceConfig(n_images=3, psi=1.0)  # what `--precompute-images 3` uses
+STATS = 500
+
+
+@pytest.fixture
+def models(tmp_path):
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen, ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                     stats_samples=STATS)
+    for _ in pack.precompute():
+        pass
+    cli = ["--generator", str(gen), "--clip-file", str(clip), "--precompute-images", "3",
+           "--stats-samples", str(STATS)]
+    return gen, clip, cli
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, models):
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "settings"))
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    gen, clip, _ = models
+    win.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                       stats_samples=STATS)
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=20_000)
+    yield win
+    win.document.undo_stack.setClean()  # no "save changes?" question on close
+    win.close()
+
+
+def settled(win, qtbot) -> np.ndarray:
+    """The image once the newest request has been rendered."""
+    seq = win.last_request.seq
+    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result.seq >= seq,
+                    timeout=20_000)
+    return win.last_result.image.copy()
+
+
+def type_prompt(win, target: str, neutral: str = "face") -> None:
+    pp = win.prompt_panel
+    pp.neutral.setText(neutral)
+    pp.target.setText(target)
+    pp.target.editingFinished.emit()
+
+
+def drag(slider, value: float) -> None:
+    """Move a FloatSlider like a hand: press, move through values, release."""
+    s = slider.slider
+    s.setSliderDown(True)
+    start, stop = s.value(), slider._to_tick(value)
+    for tick in np.linspace(start, stop, 6).round().astype(int)[1:]:
+        s.setValue(int(tick))
+    s.setSliderDown(False)
+
+
+def test_prompt_and_alpha_change_the_image_and_undo_restores_it(window, qtbot):
+    plain = settled(window, qtbot)
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    edited = settled(window, qtbot)
+    assert window.document.state.draft.strength == 4.0  # a new prompt shows at once
+    assert not np.array_equal(edited, plain)
+    status = window.last_result.edit_status[window.document.state.draft.id]
+    assert status.error is None and status.n_channels >= 1
+    assert "style channels pass" in window.prompt_panel.channels.text()
+
+    drag(window.prompt_panel.alpha, -6.0)
+    dragged = settled(window, qtbot)
+    assert window.document.state.draft.strength == pytest.approx(-6.0)
+    assert not np.array_equal(dragged, edited)
+    steps = window.document.undo_stack.count()
+    window.undo_act.trigger()  # the whole drag is one step
+    assert window.document.undo_stack.index() == steps - 1
+    assert window.prompt_panel.alpha.value() == pytest.approx(4.0)
+    assert np.array_equal(settled(window, qtbot), edited)
+    window.redo_act.trigger()
+    assert np.array_equal(settled(window, qtbot), dragged)
+
+
+def test_two_edits_with_one_disabled_match_the_single_edit_cli_render(window, qtbot, models,
+                                                                      tmp_path):
+    window.source_panel.seed_box.setValue(7)
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    type_prompt(window, "smiling face")
+    window.prompt_panel.alpha.box.setValue(-3.0)
+    window.add_draft_to_stack()
+    edits = window.document.state.session.edits
+    assert [e.params["target"] for e in edits] == ["face with glasses", "smiling face"]
+    both = settled(window, qtbot)
+    window.stack_panel.row(edits[1].id).enabled_box.setChecked(False)
+    single = settled(window, qtbot)
+    assert not np.array_equal(both, single)
+
+    out = tmp_path / "cli.png"
+    _, _, cli = models
+    assert cli_main(["edit", "--seed", "7", "--neutral", "face", "--target",
+                     "face with glasses", "--alpha", "4", "--auto-beta", *cli,
+                     "-o", str(out)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), single)
+
+
+def test_export_writes_a_png_whose_recipe_reproduces_it(window, qtbot, models, tmp_path,
+                                                        monkeypatch):
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    shown = settled(window, qtbot)
+    out = tmp_path / "export.png"
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan",
+                        lambda *a, **k: ExportPlan(kind="image", path=str(out), format="PNG"))
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=20_000):
+        window.export_dialog()
+    assert np.array_equal(np.asarray(Image.open(out)), shown)
+    recipe = Session.from_json(read_recipe(out))
+    assert recipe.edits[0].params["target"] == "face with glasses"
+    again = tmp_path / "again.png"
+    _, _, cli = models
+    assert cli_main(["edit", "--recipe", str(out), *cli, "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(again)), shown)
+
+
+def test_a_cancelled_precompute_leaves_the_window_usable(window, qtbot, tmp_path,
+                                                         monkeypatch):
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=3),
+                           tmp_path / "other.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip2.safetensors")
+    window.open_generator(str(other), ClipSource(path=str(clip)),
+                          relevance_config=RelevanceConfig(n_images=200, psi=1.0),
+                          stats_samples=20_000)
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+                    timeout=20_000)
+    assert not window.pack.has_directions
+    assert not window.prompt_panel.target.isEnabled()
+    with qtbot.waitSignal(window.jobs.job_started, timeout=5_000) as started:
+        window.start_precompute()
+    job = started.args[0]
+    with qtbot.waitSignal(window.jobs.job_cancelled, timeout=20_000):
+        job.cancel()
+    assert job.state == "cancelled"
+    before = settled(window, qtbot)
+    window.source_panel.step_seed(+1)
+    assert not np.array_equal(settled(window, qtbot), before)
+    assert window.document.undo_stack.canUndo()
+
+
+def test_bad_files_show_a_message_and_change_nothing(window, qtbot, tmp_path, monkeypatch):
+    shown_messages = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown_messages.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "information",
+                        lambda *a, **k: shown_messages.append(a[2]))
+    image = settled(window, qtbot)
+    state, model = window.document.state, window.model
+
+    bad_model = tmp_path / "bad.pt"
+    bad_model.write_bytes(b"\x80\x04 not really a pickle")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    broken_png = tmp_path / "broken.png"
+    broken_png.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    bad_session = tmp_path / "s.json"
+    bad_session.write_text('{"format": "something-else"}')
+    no_recipe = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(no_recipe)
+    window.open_paths([str(p) for p in (text, broken_png, bad_session, no_recipe)])
+    window.open_paths([str(bad_model)])
+    qtbot.waitUntil(lambda: len(shown_messages) == 5, timeout=20_000)
+    assert "notes.txt" in shown_messages[0]
+    assert "broken.png" in shown_messages[1]
+    assert "not a Latent Atelier recipe" in shown_messages[2]
+    assert "no Latent Atelier recipe" in shown_messages[3]
+    assert "bad.pt" in shown_messages[4]
+    assert window.document.state == state and window.model is model
+    window.request_render()
+    assert np.array_equal(settled(window, qtbot), image)
+
+
+def test_a_session_saves_and_opens_with_its_edits(window, qtbot, tmp_path, monkeypatch):
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    shown = settled(window, qtbot)
+    path = tmp_path / "look.atelier.json"
+    monkeypatch.setattr("editor.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(path), ""))
+    assert window.save_session()
+    assert window.document.undo_stack.isClean()
+    window.remove_edit(window.document.state.session.edits[0].id)
+    assert not np.array_equal(settled(window, qtbot), shown)
+    window.open_session(str(path))
+    assert [e.params["target"] for e in window.document.state.session.edits] == \
+        ["face with glasses"]
+    assert np.array_equal(settled(window, qtbot), shown)
