@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="truncation of the base images (generators sampled from Gaussian z)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    p.add_argument("--into", metavar="DIR", default=None,
+                   help="write the pack into this folder instead of the user cache (how the "
+                   "demo pack's directions are made for resources/models/toyfaces/directions)")
     p.set_defaults(func=cmd_precompute)
 
 
@@ -197,6 +200,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         names = ", ".join(s.name for s in gen.style_specs if not s.is_torgb)
         return _error(f"{e} (this generator's layers: {names})")
     sampler = pc.sampler_name(sample_w, sampler)
+    root = Path(args.into) if args.into else None
     print(f"generator {Path(args.generator).name} ({gen.config.resolution} px, hash "
           f"{loaded.content_hash[:12]}), CLIP {clip.name} (hash {clip.content_hash[:12]}), "
           f"{config.n_images} images/channel, batch {batch}, device {device}", file=sys.stderr)
@@ -205,7 +209,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     try:
         for item in pc.precompute_pack(gen, clip, loaded.content_hash, clip.content_hash,
                                        args.stats_samples, config, sample_w,
-                                       sampler=sampler):
+                                       sampler=sampler, root=root):
             if isinstance(item, pc.PackData):
                 data = item
             else:
@@ -213,7 +217,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         line.close()
         saved = pc.partial_summary(gen, loaded.content_hash, clip.content_hash,
-                                   args.stats_samples, config, sampler)
+                                   args.stats_samples, config, sampler, root)
         kept = (f"progress saved ({100 * saved[0] / saved[1]:.1f}% of the relevance done)"
                 if saved else "nothing was finished yet")
         print(f"{PROG}: interrupted; {kept}. Run the same command again to resume.",
@@ -225,7 +229,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     line.close()
     assert data is not None
     entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,
-                          sampler)
+                          sampler, root)
     rel = data.relevance
     how = "from the cache" if data.from_cache else f"in {data.info.get('seconds', 0):.0f} s"
     print(f"pack ready ({how}): {len(rel.channels)} channels x {rel.vectors.shape[1]} dims"
