@@ -99,3 +99,23 @@ def test_wplus_source_from_file(tmp_path, tiny_generator):
     np.save(bad, np.zeros((3, 3), dtype=np.float32))
     with pytest.raises(EditError, match="shape"):
         ctx.render(Session(source=Source(kind="wplus", wplus_path=str(bad))))
+
+
+def test_editor_state_shows_a_draft_only_with_a_target_and_strength():
+    from editor.engine.editor_state import EditorState, new_draft
+
+    state = EditorState(Session(source=Source(seed=3)), new_draft("a face", "", strength=4.0))
+    assert state.rendered_session().edits == ()  # no target yet
+    state = state.update(state.draft.id, params={**state.draft.params, "target": "a smile"})
+    assert [e.params["target"] for e in state.rendered_session().edits] == ["a smile"]
+    assert state.session.edits == ()  # the stack itself is untouched
+    zero = state.update(state.draft.id, strength=0.0)
+    assert zero.rendered_session().edits == ()
+
+    committed = state.commit_draft()
+    assert [e.id for e in committed.session.edits] == [state.draft.id]
+    assert committed.draft.id != state.draft.id and committed.draft.strength == 0.0
+    assert committed.draft.params["target"] == "a smile"  # the wording carries over
+    assert committed.rendered_session() == committed.session
+    renamed = committed.update(state.draft.id, name="smile")
+    assert renamed.session.edits[0].name == "smile" and renamed.draft == committed.draft

@@ -43,6 +43,7 @@ from .document import Document
 from .export_dialog import get_export_plan
 from .icons import icon
 from .jobs_panel import JobsPanel
+from .models_menu import ModelsMenu
 from .prompt_panel import PromptPanel
 from .shortcuts_dialog import show_shortcuts
 from .source_panel import MAX_SEED, SourcePanel
@@ -258,8 +259,13 @@ class MainWindow(QMainWindow):
         for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
                      self.directions_dock, self.jobs_dock):
             panels_menu.addAction(dock.toggleViewAction())
-        models_menu = mb.addMenu("&Models")
-        models_menu.addActions([self.models_act, self.precompute_act])
+        self.models_menu = ModelsMenu(self.jobs, self)
+        self.models_menu.pack_chosen.connect(self._on_pack_chosen)
+        # rebuilt each time it opens (after its own rebuild): our pack actions at the end
+        self.models_menu.aboutToShow.connect(
+            lambda: (self.models_menu.addSeparator(), self.models_menu.addAction(
+                self.precompute_act)))
+        mb.addMenu(self.models_menu)
         help_menu = mb.addMenu("&Help")
         help_menu.addActions([self.shortcuts_act, self.about_act])
 
@@ -433,11 +439,7 @@ class MainWindow(QMainWindow):
         self.worker.load_model(path, clip, **pack_options)
 
     def show_models_dialog(self) -> None:
-        from .models_dialog import ModelsDialog
-
-        dialog = ModelsDialog(self.jobs, parent=self)
-        dialog.pack_chosen.connect(self._on_pack_chosen)
-        dialog.exec()
+        self.models_menu.open_dialog()
 
     def _on_pack_chosen(self, generator_path: str, clip_spec: dict | None) -> None:
         self.open_generator(generator_path, ClipSource(**clip_spec) if clip_spec else None)
@@ -452,6 +454,7 @@ class MainWindow(QMainWindow):
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
         self.statusBar().showMessage(f"{info.name} loaded", 4000)
         self._remember_recent(info.path)
+        self.models_menu.set_current(info.path)
         QSettings().setValue("model/last_path", info.path)
         if pack.clip is None:
             self.prompt_panel.set_text_edits_available(
