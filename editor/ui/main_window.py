@@ -724,6 +724,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geom)
         else:
             self.resize(1280, 820)
+        self.jobs_dock.hide()  # shown when a job starts
         if (dock_state := s.value("window/state")) is not None:
             self.restoreState(dock_state)
         self.set_theme(str(s.value("view/theme", "system")))

@@ -90,6 +90,9 @@ class PromptPanel(QWidget):
         self.auto_beta.toggled.connect(self._toggle_auto_beta)
         self.channels = QLabel("")
         self.channels.setWordWrap(True)
+        self.notice = QLabel("")  # why prompt edits are unavailable, when they are
+        self.notice.setWordWrap(True)
+        self.notice.hide()
 
         self.add_button = QPushButton("Add to stack")
         self.add_button.setToolTip("Keep this edit in the stack and start a new one (Ctrl+Enter)")
@@ -103,6 +106,7 @@ class PromptPanel(QWidget):
         form.addRow("", self.auto_beta)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.notice)
         layout.addLayout(form)
         layout.addWidget(self.channels)
         layout.addWidget(self.add_button)
@@ -170,8 +174,8 @@ class PromptPanel(QWidget):
         for w in (self.neutral, self.target, self.alpha, self.beta, self.auto_beta,
                   self.add_button, self.suggest_button):
             w.setEnabled(available)
-        if not available:
-            self.channels.setText(reason)
+        self.notice.setText(f"<span style='color:#c77c02'>{reason}</span>" if reason else "")
+        self.notice.setVisible(not available and bool(reason))
 
     # ----------------------------------------------------------------- user input
     def _emit(self, changes: dict, text: str, merge: str | None) -> None:
