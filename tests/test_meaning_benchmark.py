@@ -1,0 +1,243 @@
+"""benchmarks/meaning.py: the counting, the batched rendering and the oracle, on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import meaning as m
+from editor.core.generator import z_from_seed
+from editor.engine.compose import EditingContext
+from editor.engine.editor_state import new_draft
+from editor.engine.session import Edit, Session, Source
+from editor.methods import global_directions as gd
+from editor.toyfaces import captions
+from editor.toyfaces.attributes import ATTRIBUTES, Attributes
+from editor.toyfaces.evaluator import AttributeClassifier, Evaluator
+from tests.conftest import make_tiny_clip, make_tiny_generator
+
+
+def _edit(name: str) -> m.EditSpec:
+    return m.select_edits(name)[0]
+
+
+def _readings(rows: list[dict[str, str]]) -> m.Readings:
+    """Evaluator readings per attribute from one dict per image (default: the face's)."""
+    return {a: np.array([r[a] for r in rows]) for a in ATTRIBUTES}
+
+
+def _as_read(face: Attributes, **changes: str) -> dict[str, str]:
+    return {**face.as_dict(), **changes}
+
+
+# --------------------------------------------------------------------------- edits
+
+
+def test_defaults_are_the_editors():
+    assert m.DEFAULT_ALPHA == Edit("global", {}).strength
+    assert m.DEFAULT_BETA == new_draft().params["beta"]
+
+
+def test_edits_cover_every_value_and_select_by_name():
+    edits = m.all_edits()
+    assert len(edits) == sum(len(v) for v in ATTRIBUTES.values())
+    targets = {e.target for e in captions.edit_prompts()}
+    assert all(e.target in targets for e in edits)
+    red = _edit("red")
+    assert (red.attribute, red.value) == ("hair_colour", "red")
+    assert red.neutral == captions.plain_prompts("hair_length")["short"]  # colour alone
+    assert _edit("sunglasses").neutral == captions.style_prompt()
+    names = [e.name for e in m.select_edits("sunglasses, smile,hair_length=bald,beard:beard")]
+    assert names == ["glasses=sunglasses", "mouth=smile", "hair_length=bald", "beard=beard"]
+    with pytest.raises(ValueError, match="several attributes"):
+        m.select_edits("none")
+    with pytest.raises(ValueError, match="no edit called"):
+        m.select_edits("moustache")
+    assert len(m.select_edits(None)) == len(edits)
+
+
+# --------------------------------------------------------------------------- counting
+
+
+def test_score_counts_a_planted_sunglasses_edit():
+    plain = Attributes(glasses="none", eyes="open", hair_colour="blue", hair_length="short")
+    faces = [plain, plain, plain, plain.replace(glasses="sunglasses"), plain]
+    before = [_as_read(f) for f in faces]
+    before[4]["glasses"] = "sunglasses"  # the generator drew them although not asked
+    after = [
+        _as_read(plain, glasses="sunglasses", eyes="closed"),  # reached; eyes now hidden
+        _as_read(plain),  # not reached
+        _as_read(plain, glasses="sunglasses", hair_colour="red"),  # reached, hair changed
+        _as_read(faces[3]),  # had them already
+        _as_read(plain, glasses="sunglasses"),  # read as having them before: not lacking
+    ]
+    s = m.score_edit(_edit("sunglasses"), faces, _readings(before), _readings(after))
+    assert (s.n, s.lacking, s.reached, s.same_reached, s.same_all) == (5, 3, 2, 1, 4)
+    assert s.reached_rate == pytest.approx(2 / 3)
+    assert s.others_reached == pytest.approx(0.5)
+    assert s.both == pytest.approx(1 / 3)
+    assert s.others_all == pytest.approx(0.8)
+    assert s.compared["eyes"] == 0  # sunglasses hide the eyes after the edit
+    assert s.changed["hair_colour"] == 1 and s.compared["hair_colour"] == 5
+    assert s.most_changed() == ("hair_colour", pytest.approx(0.2))
+    assert "glasses" not in s.changed and not s.passed
+
+
+def test_score_follows_visibility_of_hair_colour():
+    bald = Attributes(hair_length="bald", beard="none", hair_colour="black")
+    bearded = bald.replace(beard="beard")
+    faces = [bald, bearded]
+    before = [_as_read(f) for f in faces]
+    after = [_as_read(f, hair_colour="red") for f in faces]
+    red = m.score_edit(_edit("red"), faces, _readings(before), _readings(after))
+    # a bald beardless head shows no hair colour: only the bearded face lacked red hair
+    assert (red.lacking, red.reached, red.same_reached) == (1, 1, 1)
+    long_hair = Attributes(hair_length="long", beard="none")
+    after = [_as_read(long_hair, hair_length="bald", hair_colour="grey")]
+    bald_edit = m.score_edit(_edit("bald"), [long_hair], _readings([_as_read(long_hair)]),
+                             _readings(after))
+    # going bald hides the hair colour, so its reading may change
+    assert (bald_edit.lacking, bald_edit.reached, bald_edit.same_reached) == (1, 1, 1)
+    assert bald_edit.compared["hair_colour"] == 0
+    empty = m.score_edit(_edit("sunglasses"), [], _readings([]), _readings([]))
+    assert np.isnan(empty.reached_rate) and not empty.passed
+
+
+class _ScriptedEvaluator:
+    """Hands back planted readings, one set per call: sources first, then each edit."""
+
+    def __init__(self, *answers: list[dict[str, str]]):
+        self.answers = list(answers)
+        self.device = "cpu"
+
+    def predict_tensor(self, images):
+        rows = self.answers.pop(0)
+        assert len(rows) == len(images)
+        return type("P", (), {"values": {a: [r[a] for r in rows] for a in ATTRIBUTES}})()
+
+
+def test_measure_edit_reads_sources_before_and_edits_after():
+    gen = make_tiny_generator()
+    seeds = m.meaning_seeds(4)
+    faces = [m.sample_for_seed(s)[0] for s in seeds]
+    before = [_as_read(f, glasses="none") for f in faces]
+    after = [_as_read(f, glasses="sunglasses") for f in faces]
+    after[0]["background"] = "pink" if faces[0].background != "pink" else "teal"
+    fake = _ScriptedEvaluator(before, after)
+    sources = m.prepare_sources(gen, lambda s: z_from_seed(s, gen.z_dim), fake, seeds)
+    world = m.World(gen, lambda s: z_from_seed(s, gen.z_dim), fake, None, None, None, None)
+    direction = gd.EditDirection(torch.zeros(sources.codes.shape[1]), 0, 0.0, 0.1)
+    s = m.measure_edit(world, sources, _edit("sunglasses"), direction, alpha=4.0)
+    assert (s.lacking, s.reached, s.same_reached, s.same_all) == (4, 4, 3, 3)
+    assert s.changed["background"] == 1 and (s.n_channels, s.beta) == (0, 0.1)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@pytest.fixture(scope="module")
+def tiny_world():
+    gen = make_tiny_generator()
+    clip = make_tiny_clip()
+    stats = gd.compute_style_stats(gen, n_samples=64, batch=64)
+    config = gd.RelevanceConfig(n_images=1, k_sigma=5.0, psi=1.0)
+    relevance = None
+    for item in gd.compute_relevance(gen, clip, stats, config):
+        relevance = item
+    torch.manual_seed(0)
+    evaluator = Evaluator(AttributeClassifier(width=4))
+    return m.World(gen, lambda s: z_from_seed(s, gen.z_dim), evaluator, stats, relevance,
+                   clip, config, gen_hash="tiny-gen", evaluator_hash="tiny-eval",
+                   sampler="gaussian-z")
+
+
+def test_batched_rendering_equals_the_editing_context(tiny_world):
+    w = tiny_world
+    ctx = EditingContext(w.generator, w.clip, w.stats, w.relevance, z_for_seed=w.z_for_seed)
+    seeds = [3, 11, 2_000_005]
+    codes = m.source_codes(w.generator, w.z_for_seed, seeds)
+    edit = _edit("sunglasses")
+    for beta in (0.0, None):
+        params = {"neutral": edit.neutral, "target": edit.target, "beta": beta or 0.0}
+        if beta is None:
+            params["auto_beta"] = True
+        direction = m.direction_for(w.relevance, w.stats, m.clip_text_direction(w.clip, edit),
+                                    beta)
+        app = ctx.direction(Edit("global", params))
+        assert torch.equal(direction.delta, app.delta)
+        assert direction.n_channels == app.n_channels
+        images = m.render_codes(w.generator, m.edited_codes(codes, direction.delta, 3.0),
+                                batch=2)
+        for i, seed in enumerate(seeds):
+            session = Session(Source(seed=seed, psi=1.0),
+                              (Edit("global", params, strength=3.0),))
+            one = ctx.render(session)
+            assert torch.allclose(images[i:i + 1], one, atol=1e-5), seed
+
+
+def test_oracle_encoder_direction_and_cache(tiny_world):
+    w = tiny_world
+    enc = m.EvaluatorEncoder(w.evaluator)
+    img = w.generator.synthesize(w.generator.styles(w.generator.mapping(
+        torch.randn(2, w.generator.z_dim))))
+    e = enc.encode_images(img)
+    assert e.shape == (2, m.ORACLE_DIM)
+    assert torch.allclose(e.norm(dim=1), torch.ones(2))
+    d = m.oracle_text_direction("glasses", "sunglasses")
+    assert d.norm() == pytest.approx(1.0)
+    start = sum(len(ATTRIBUTES[a]) for a in ("skin", "shape", "hair_colour", "hair_length"))
+    block = d[start:start + 3]
+    assert int(block.argmax()) == 2 and block.sum() == pytest.approx(0.0, abs=1e-6)
+    assert d.abs().sum() == pytest.approx(block.abs().sum())
+    kwargs = dict(gen_hash=w.gen_hash, evaluator_hash=w.evaluator_hash, sample_w=None,
+                  sampler=w.sampler)
+    first, cached = m.oracle_relevance(w.generator, w.evaluator, w.stats, w.relevance_config,
+                                       **kwargs)
+    assert not cached and first.vectors.shape == (len(first.channels), m.ORACLE_DIM)
+    again, cached = m.oracle_relevance(w.generator, w.evaluator, w.stats, w.relevance_config,
+                                       **kwargs)
+    assert cached and torch.equal(again.vectors, first.vectors)
+    assert torch.equal(again.channels, first.channels)
+
+
+def test_oracle_threshold_modes():
+    row = m.EditScore("x", 4, n_channels=37, beta=0.15)
+    assert m._oracle_threshold("match", row, 10) == (None, 37)
+    assert m._oracle_threshold("match", m.EditScore("x", 4, error="none pass"), 10) == (None, 10)
+    assert m._oracle_threshold(None, row, 10) == (None, 10)
+    assert m._oracle_threshold(0.2, row, 10) == (0.2, 10)
+    args = m.build_parser().parse_args([])
+    assert args.oracle_beta is None  # auto by default
+    assert m._oracle_beta(m.build_parser().parse_args(["--oracle-beta", "same"]), 0.1) == 0.1
+    assert m.build_parser().parse_args(["--oracle-beta", "match"]).oracle_beta == "match"
+
+
+def test_run_measurements_end_to_end(tiny_world):
+    edits = m.select_edits("sunglasses,smile")
+    settings = m.Settings(seeds=4, oracle_images=1, sweep_seeds=2, beta=0.0,
+                          oracle_beta="match", batch=3)
+    logged: list[str] = []
+    r = m.run_measurements(tiny_world, edits, edits[:1], settings, log=logged.append)
+    assert [s.edit for s in r["clip"]] == [e.name for e in edits]
+    assert [s.edit for s in r["oracle"]] == [e.name for e in edits]
+    assert all(s.n == 4 and s.error is None for s in r["clip"] + r["oracle"])
+    (sweep,) = r["sweeps"]
+    assert len(sweep["cells"]) == len(m.SWEEP_ALPHAS) * len(m.SWEEP_BETAS)
+    assert all(c.n == 2 for c in sweep["cells"].values())
+    table = m.format_rows(edits, r["clip"], r["oracle"])
+    assert "glasses=sunglasses" in table and "oracle" in table
+    assert "alpha 12" in m.format_sweep(sweep)
+    out = m.to_json(r, {"generator": "tiny"})
+    text = json.dumps(m._finite(out), allow_nan=False)
+    back = json.loads(text)
+    assert back["settings"]["oracle_beta"] == "match" and back["settings"]["beta"] == 0.0
+    assert {c["beta_setting"] for c in back["sweeps"][0]["cells"]} == {0.05, 0.1, 0.15, 0.2,
+                                                                       "auto"}
+    # matched: the oracle edits as many channels as the CLIP row (auto-beta keeps >= n)
+    for c, o in zip(r["clip"], r["oracle"], strict=True):
+        assert o.n_channels >= c.n_channels
+    assert set(r["times"]) == {"sources", "clip_edits", "oracle_relevance", "oracle_edits",
+                               "sweep"}
