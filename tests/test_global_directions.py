@@ -22,7 +22,7 @@ from editor.engine.compose import EditError, EditingContext
 from editor.engine.session import Edit, Session, Source
 from editor.methods import global_directions as gd
 from editor.methods import precompute as pc
-from tests.conftest import make_tiny_generator
+from tests.conftest import make_tiny_clip, make_tiny_generator
 
 CLIP_CFG = {"embed_dim": 32,
             "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2,
@@ -411,3 +411,29 @@ def test_cli_precompute_prints_progress_and_then_uses_the_cache(tmp_path, capsys
     assert "from the cache" in capsys.readouterr().out
     assert main(argv[:-4] + ["--layers", "to_rgb1"]) == 1
     assert "toRGB" in capsys.readouterr().err
+
+
+def test_cli_precompute_into_a_folder_is_what_a_pack_with_bundled_data_reads(tmp_path,
+                                                                            capsys):
+    """How the demo pack's shipped directions are made: `--into` writes the pack where
+    OpenPack.cached_data looks first, and the user cache stays empty."""
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+    from editor.core.paths import cache_dir
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    bundle = tmp_path / "directions"
+    assert main(["precompute", "--generator", str(gen_path), "--clip-checkpoint",
+                 str(clip_path), "--n-images", "2", "--stats-samples", "100", "--threads",
+                 "1", "--into", str(bundle)]) == 0
+    assert str(bundle) in capsys.readouterr().out
+    config = gd.RelevanceConfig(n_images=2)
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)), relevance_config=config,
+                     stats_samples=100)
+    assert pack.data is None  # not in the user cache
+    assert not any(cache_dir().rglob("*.safetensors"))
+    pack.bundled_root = bundle
+    assert pack.cached_data() is not None and pack.has_directions

@@ -79,6 +79,7 @@ class EditingContext:
         self._z_for_seed = z_for_seed
         self._deltas: OrderedDict[str, gd.EditDirection] = OrderedDict()
         self._sources: OrderedDict[tuple, StyleCode] = OrderedDict()
+        self._keys: OrderedDict[int, tuple] = OrderedDict()  # id(params) -> (params, kind, key)
         self._cache_size = cache_size
 
     @property
@@ -116,12 +117,23 @@ class EditingContext:
 
     # ----------------------------------------------------------------- edits
     def direction(self, edit: Edit) -> gd.EditDirection:
-        key = edit.direction_key()
+        key = self._direction_key(edit)
         cached = self._deltas.get(key)
         if cached is None:
             cached = self._compute_direction(edit)
             self._remember(self._deltas, key, cached)
         return cached
+
+    def _direction_key(self, edit: Edit) -> str:
+        """edit.direction_key(), remembered per params object: a slider drag makes a new
+        Edit per value but shares its params, and the key of an explicit delta edit
+        serialises thousands of floats (milliseconds per frame at 1024 px)."""
+        hit = self._keys.get(id(edit.params))
+        if hit is not None and hit[0] is edit.params and hit[1] == edit.kind:
+            return hit[2]
+        key = edit.direction_key()
+        self._remember(self._keys, id(edit.params), (edit.params, edit.kind, key))
+        return key
 
     def _compute_direction(self, edit: Edit) -> gd.EditDirection:
         if edit.kind == "global":

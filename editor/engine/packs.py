@@ -68,6 +68,8 @@ def default_clip_source(generator_path: str | Path) -> ClipSource:
 def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipModel:
     if source.path:
         path = Path(source.path)
+        if not path.is_file():
+            raise ClipError(f"the CLIP model file {path} is missing")
         if path.suffix == ".safetensors":
             try:
                 return ClipModel.load(path, device=device)
