@@ -100,7 +100,7 @@ SEED_BASE = 2_000_000
 DEMO_PSI = 1.0  # the app samples the attribute-conditioned demo generator untruncated
 
 SWEEP_ALPHAS: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 12.0)
-SWEEP_BETAS: tuple[float | None, ...] = (0.05, 0.1, 0.15, 0.2, None)  # None: auto-beta
+SWEEP_BETAS: tuple[float | None, ...] = (0.1, 0.2, 0.3, 0.4, None)  # None: auto-beta
 DEFAULT_SWEEP_EDITS = "sunglasses,smile,red,bald,beard"
 
 ORACLE_KIND, ORACLE_VERSION = "meaning-oracle-relevance", 1

@@ -234,8 +234,8 @@ def test_run_measurements_end_to_end(tiny_world):
     text = json.dumps(m._finite(out), allow_nan=False)
     back = json.loads(text)
     assert back["settings"]["oracle_beta"] == "match" and back["settings"]["beta"] == 0.0
-    assert {c["beta_setting"] for c in back["sweeps"][0]["cells"]} == {0.05, 0.1, 0.15, 0.2,
-                                                                       "auto"}
+    assert {c["beta_setting"] for c in back["sweeps"][0]["cells"]} == {
+        *(b for b in m.SWEEP_BETAS if b is not None), "auto"}
     # matched: the oracle edits as many channels as the CLIP row (auto-beta keeps >= n)
     for c, o in zip(r["clip"], r["oracle"], strict=True):
         assert o.n_channels >= c.n_channels

@@ -58,20 +58,12 @@ def make_dataset(n: int, seed: int, chunk: int = 2000):
             {k: torch.cat(v) for k, v in masks.items()})
 
 
-NORMAL_STYLE = STYLES.index("normal")
-
-
-def augment(x: torch.Tensor, gen: torch.Generator, blurrable: torch.Tensor | None = None
-            ) -> torch.Tensor:
-    """x in [-1, 1]. Random Gaussian blur (sigma up to 1.5 px) on half of the `blurrable`
-    images, a one-pixel shift and a little noise: generator output is softer than renders.
-    Only normal-style images should be blurrable: the generator draws nothing else, and a
-    blurred pixel-art or sketch face is no longer told apart from a normal one by its style."""
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """x in [-1, 1]. Random Gaussian blur (sigma up to 1.5 px) on half the batch, a
+    one-pixel shift and a little noise: generator output is softer than renders."""
     n = x.shape[0]
     sigma = torch.rand(n, generator=gen) * 1.5
     blur_mask = torch.rand(n, generator=gen) < 0.5
-    if blurrable is not None:
-        blur_mask &= blurrable
     out = x.clone()
     for s in (0.5, 1.0, 1.5):
         sel = blur_mask & (sigma <= s) & (sigma > s - 0.5)
@@ -111,7 +103,7 @@ def train(args: argparse.Namespace) -> Path:
             group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, i / args.steps)))
         idx = torch.randint(0, len(images), (args.batch,), generator=gen)
         x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1
-        x = augment(x, gen, blurrable=targets["style"][idx] == NORMAL_STYLE)
+        x = augment(x, gen)
         model.train()
         out = model(x)
         loss = x.new_zeros(())

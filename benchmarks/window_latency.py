@@ -1,0 +1,119 @@
+"""Slider-to-image latency in the running editor window (offscreen), demo pack by default.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/window_latency.py [--events 150]
+
+It opens the real MainWindow, types a prompt, then moves the α slider like a hand (one
+step every --interval-ms, as mouse-move events arrive) and records, for every frame the
+canvas shows, the time from the slider change that produced it to the moment the window
+put it on the canvas. Prints p50/p95 over shown frames, the final-value latency (last
+event -> its image on the canvas), how many intermediate values were skipped (stale
+requests dropped by design) and one bare synthesis for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=150)
+    p.add_argument("--interval-ms", type=float, default=16.0)
+    p.add_argument("--target", default="a cartoon face with sunglasses")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+
+    import torch
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from editor.ui.app import init_application
+    from editor.ui.main_window import MainWindow
+
+    torch.set_num_threads(args.threads)
+    app = init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      "/tmp/atelier-window-latency-settings")
+    win = MainWindow()
+    win.resize(1280, 820)
+    win.show()
+
+    def wait(cond, timeout=60.0) -> None:
+        end = time.perf_counter() + timeout
+        while not cond():
+            if time.perf_counter() > end:
+                raise TimeoutError("the window did not render in time")
+            app.processEvents()
+            time.sleep(0.001)
+
+    wait(lambda: win.pack is not None and win.last_result is not None)
+    if not win.pack.has_directions:
+        print("this pack has no precomputed directions; run `atelier precompute` first",
+              file=sys.stderr)
+        return 1
+    pp = win.prompt_panel
+    pp.target.setText(args.target)
+    pp.target.editingFinished.emit()
+    seq = win.last_request.seq
+    wait(lambda: win.last_result.seq >= seq)
+
+    posted: dict[int, float] = {}
+    shown: dict[int, float] = {}
+    win.worker.rendered.connect(lambda r: shown.setdefault(r.seq, time.perf_counter()))
+    slider = pp.alpha.slider
+    slider.setSliderDown(True)
+    lo, hi = slider.minimum(), slider.maximum()
+    ticks = [round(lo + (hi - lo) * (0.2 + 0.6 * i / (args.events - 1)))
+             for i in range(args.events)]
+    next_t = time.perf_counter()
+    for tick in ticks:
+        while time.perf_counter() < next_t:
+            app.processEvents()
+        t_event = time.perf_counter()  # the hand moved: the change and render request follow
+        slider.setValue(tick)
+        posted[win.last_request.seq] = t_event
+        next_t += args.interval_ms / 1000
+        app.processEvents()
+    last_event = time.perf_counter()
+    final = win.last_request.seq
+    wait(lambda: final in shown)
+    slider.setSliderDown(False)
+    lat = [(shown[s] - posted[s]) * 1e3 for s in posted if s in shown]
+
+    gen = win.pack.model.generator
+    code = gen.styles(gen.mapping(win.pack.model.z_for_seed(0), psi=1.0))
+    times = []
+    with torch.no_grad():
+        for _ in range(30):
+            t0 = time.perf_counter()
+            gen.synthesize(code, noise_mode="const")
+            times.append((time.perf_counter() - t0) * 1e3)
+    bare = statistics.median(times)
+    print(f"window latency, {win.pack.name}, {args.events} α events every "
+          f"{args.interval_ms:g} ms, {args.threads} threads")
+    print(f"  frames shown       {len(lat)} of {args.events} events (the rest were stale)")
+    print(f"  p50 / p95          {percentile(lat, 0.5):.1f} / {percentile(lat, 0.95):.1f} ms")
+    print(f"  final value shown  {(shown[final] - last_event) * 1e3:.1f} ms after the last "
+          "event")
+    print(f"  bare synthesis     {bare:.1f} ms (median of 30); p95 / bare = "
+          f"{percentile(lat, 0.95) / bare:.2f}")
+    win.document.undo_stack.setClean()
+    win.close()
+    QApplication.processEvents()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
