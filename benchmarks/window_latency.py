@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
              for i in range(args.events)]
     next_t = time.perf_counter()
     for tick in ticks:
-        while time.perf_counter() < next_t:
+        while time.perf_counter() < next_t:  # idle like a real event loop, not a busy spin
             app.processEvents()
+            time.sleep(0.001)
         t_event = time.perf_counter()  # the hand moved: the change and render request follow
         slider.setValue(tick)
         posted[win.last_request.seq] = t_event
