@@ -53,15 +53,6 @@ def _error(message: str) -> int:
     return 1
 
 
-def format_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 def _install_state(entry: zoo.ZooEntry, models: Sequence[zoo.InstalledModel]) -> str:
     model = next((m for m in models if m.name == entry.name), None) or next(
         (m for m in models if m.entry == entry.name), None)
@@ -72,7 +63,7 @@ def _install_state(entry: zoo.ZooEntry, models: Sequence[zoo.InstalledModel]) ->
         have = part.stat().st_size
         if entry.size:
             return f"partial {100 * have // entry.size}%"
-        return f"partial {format_size(have)}"
+        return f"partial {zoo.format_size(have)}"
     return "no"
 
 
@@ -96,12 +87,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         return _error(str(e))
     rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]
     for e in entries:
-        rows.append((e.name, e.kind, format_size(e.size), _install_state(e, models),
+        rows.append((e.name, e.kind, zoo.format_size(e.size), _install_state(e, models),
                      _short_licence(e.licence)))
     known = {e.name for e in entries}
     for m in models:
         if m.name not in known and (m.entry is None or m.entry not in known):
-            rows.append((m.name, m.kind or "?", format_size(m.size), "yes (imported)", "?"))
+            rows.append((m.name, m.kind or "?", zoo.format_size(m.size), "yes (imported)", "?"))
     _table(rows, sys.stdout)
     print(f"\nModels are stored in {zoo.models_dir()}", file=sys.stdout)
     return 0
@@ -179,7 +170,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     except AtelierError as e:
         return _error(str(e))
     dest_dir = getattr(args, "dest_dir", None)
-    size = format_size(entry.size) if entry.size else "size unknown"
+    size = zoo.format_size(entry.size) if entry.size else "size unknown"
     print(f"Downloading {entry.name} ({size}; licence: {entry.licence})", file=sys.stderr)
     bar = ProgressBar(entry.name)
     try:

@@ -419,6 +419,16 @@ def _is_cancelled(cancel: CancelToken) -> bool:
     return bool(cancel())
 
 
+def format_size(n: int | None) -> str:
+    """A file size for people ("1.2 GB"; "?" when unknown), in the CLI and the window."""
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 

@@ -20,6 +20,7 @@ from editor.methods.global_directions import Progress, RelevanceConfig
 from editor.toyfaces import captions
 
 from .compose import EditingContext
+from .editor_state import DEFAULT_NEUTRAL
 from .models import RESOURCES, ModelInfo, load_model_info
 from .session import ModelIdentity
 
@@ -131,8 +132,7 @@ class OpenPack:
                 break
         return self.data
 
-    def precompute(self, cancel=None, root: Path | None = None
-                   ) -> Iterator[Progress | pc.PackData]:
+    def precompute(self, cancel=None) -> Iterator[Progress | pc.PackData]:
         """The precompute job (resumable); the final item is the PackData."""
         if self.clip is None:
             raise ClipError("precomputing directions needs a CLIP model"
@@ -140,7 +140,7 @@ class OpenPack:
         for item in pc.precompute_pack(
                 self.model.generator, self.clip, self.model.content_hash,
                 self.clip.content_hash, self.stats_samples, self.relevance_config,
-                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler, root=root):
+                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler):
             if isinstance(item, pc.PackData):
                 self.data = item
             yield item
@@ -159,7 +159,7 @@ class OpenPack:
 
     def neutral_prompt(self) -> str:
         """What an unedited image of this pack is, in words: the neutral prompt to offer."""
-        return captions.style_prompt("normal") if self.is_demo else "a face"
+        return captions.style_prompt("normal") if self.is_demo else DEFAULT_NEUTRAL
 
     def suggestions(self) -> list[str]:
         """Target prompts to offer: for the demo pack, the phrases its CLIP was trained on."""

@@ -47,15 +47,7 @@ class Canvas(QWidget):
         self.message = text
         self.update()
 
-    def clear(self, message: str) -> None:
-        self._image = self._before = None
-        self.set_message(message)
-
     # ----------------------------------------------------------------- zoom
-    @property
-    def zoom(self) -> float | None:
-        return self._zoom
-
     def set_zoom(self, zoom: float | None) -> None:
         self._zoom = zoom
         self.zoom_changed.emit("fit" if zoom is None else f"{zoom * 100:.0f} %")
@@ -96,10 +88,6 @@ class Canvas(QWidget):
     def set_split(self, on: bool) -> None:
         self._split = 0.5 if on else None
         self.update()
-
-    @property
-    def split(self) -> float | None:
-        return self._split
 
     # ----------------------------------------------------------------- painting
     def paintEvent(self, event):  # noqa: N802 - Qt override

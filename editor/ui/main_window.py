@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import read_recipe
-from editor.engine.editor_state import EditorState, new_draft
+from editor.engine.compose import load_wplus
+from editor.engine.editor_state import DEFAULT_NEUTRAL, EditorState, new_draft
 from editor.engine.export import run_plan
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self._interactive = False
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
+        self._shown_before = None  # the "before" array the canvas holds
 
         self.canvas = Canvas()
         self.canvas.files_dropped.connect(self.open_paths)
@@ -398,7 +400,12 @@ class MainWindow(QMainWindow):
             return
         self._shown_seq = result.seq
         self.last_result = result
-        before = qimage_from_array(result.before) if result.before is not None else None
+        # the renderer hands back the same cached "before" array while only edits change:
+        # wrap it once, not on every frame of a drag
+        before = None
+        if result.before is not None and result.before is not self._shown_before:
+            before = qimage_from_array(result.before)
+            self._shown_before = result.before
         self.canvas.set_image(qimage_from_array(result.image), before)
         state = self.document.state
         shown = self._tuning_id or state.draft.id
@@ -579,17 +586,12 @@ class MainWindow(QMainWindow):
         source = Source(kind="wplus", wplus_path=str(path), label=Path(path).name)
         try:  # check it on this generator now rather than failing every render
             self._check_latent(source)
-        except AtelierError as e:
-            QMessageBox.warning(self, "Cannot use this latent", str(e))
-            return
-        except ValueError as e:
+        except (AtelierError, ValueError) as e:
             QMessageBox.warning(self, "Cannot use this latent", str(e))
             return
         self._change(self._with_source(source), "Open latent")
 
     def _check_latent(self, source: Source) -> None:
-        from editor.engine.compose import load_wplus
-
         g = self.pack.model.generator
         load_wplus(source.wplus_path, g.n_latent, g.w_dim)
 
@@ -631,7 +633,7 @@ class MainWindow(QMainWindow):
         state = self.document.state
         self._tuning_id = None
         self._change(EditorState(dataclasses.replace(session, generator=None, clip=None),
-                                 new_draft(state.draft.params.get("neutral", "a face"))),
+                                 new_draft(state.draft.params.get("neutral", DEFAULT_NEUTRAL))),
                      f"Open {name}")
         self.document.end_merge()
         return True

@@ -47,15 +47,6 @@ MODEL_FILTER = "Model files (*.pt *.pth *.pkl *.safetensors);;All files (*)"
 # ------------------------------------------------------------------ what can be chosen
 
 
-def format_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 def demo_choice() -> tuple[str, dict] | None:
     """The bundled demo pack's generator and CLIP, if the program ships them."""
     path = default_generator_path()
@@ -101,7 +92,7 @@ def _entry_status(entry: zoo.ZooEntry, model: zoo.InstalledModel | None) -> str:
     if part.is_file():
         have = part.stat().st_size
         return (f"partial ({100 * have // entry.size}%)" if entry.size
-                else f"partial ({format_size(have)})")
+                else f"partial ({zoo.format_size(have)})")
     return "not installed"
 
 
@@ -120,8 +111,8 @@ def download_job(entry: zoo.ZooEntry):
         eta = RateEta()
 
         def on_bytes(done: int, total: int | None) -> None:
-            text = (f"{format_size(done)} of {format_size(total)}" if total
-                    else f"{format_size(done)}")
+            text = (f"{zoo.format_size(done)} of {zoo.format_size(total)}" if total
+                    else f"{zoo.format_size(done)}")
             token.report(eta.progress(done, total, text))
 
         # a cancel raises DownloadCancelled after the token is set: the runner counts that
@@ -268,7 +259,7 @@ class ModelsDialog(QDialog):
             row = _Row("zoo:" + entry.name, entry.name, entry, model)
             if model is not None and entry.kind == "generator":
                 row.generator_path = str(model.path)
-            self._add(group, row, entry.kind, format_size(entry.size),
+            self._add(group, row, entry.kind, zoo.format_size(entry.size),
                       _entry_status(entry, model),
                       f"{entry.description}\nLicence: {entry.licence}")
 
@@ -279,7 +270,7 @@ class ModelsDialog(QDialog):
             group = self._group("Imported files")
             for m in imported:
                 row = _Row("file:" + m.name, m.name, model=m, generator_path=str(m.path))
-                self._add(group, row, m.kind or "generator?", format_size(m.size),
+                self._add(group, row, m.kind or "generator?", zoo.format_size(m.size),
                           "imported", f"Imported from {m.source}")
 
     def _group(self, title: str) -> QTreeWidgetItem:

@@ -42,7 +42,6 @@ class PromptPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._edit: Edit | None = None
-        self._bound = False
         self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
         self._typing.timeout.connect(self._apply_text)
 
@@ -114,20 +113,11 @@ class PromptPanel(QWidget):
         self.set_text_edits_available(True)
 
     # ----------------------------------------------------------------- showing the model
-    @property
-    def edit_id(self) -> str | None:
-        return self._edit.id if self._edit is not None else None
-
-    @property
-    def bound(self) -> bool:
-        """True while tuning an edit of the stack rather than the draft."""
-        return self._bound
-
     def show_edit(self, edit: Edit, bound: bool) -> None:
         switching = self._edit is None or edit.id != self._edit.id
         if switching:
             self._apply_text()  # pending typing belongs to the edit being left
-        self._edit, self._bound = edit, bound
+        self._edit = edit
         p = edit.params
         self.heading.setText(f"Tuning: <b>{edit.title}</b>" if bound else "<b>New prompt</b>")
         self.new_button.setVisible(bound)
