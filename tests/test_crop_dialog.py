@@ -1,0 +1,251 @@
+"""The crop dialog offscreen: the default square, mouse and keyboard editing, the preview,
+remembered boxes, and the box feeding image_io.crop."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt, QTimer
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QDialog
+
+from editor.core.image_io import center_crop_square, crop
+from editor.ui.app import init_application
+from editor.ui.crop_dialog import (
+    MAX_REMEMBERED,
+    PREVIEW_SIDE,
+    CropDialog,
+    choose_crop,
+    crop_key,
+    remember_box,
+    remembered_box,
+)
+
+NO_MOD = Qt.KeyboardModifier.NoModifier
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture(autouse=True)
+def settings(tmp_path):
+    """QSettings in a fresh folder of this test's, never the user's."""
+    init_application()
+    ini = QSettings.Format.IniFormat
+    QSettings.setDefaultFormat(ini)
+    QSettings.setPath(ini, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    return QSettings()
+
+
+def _image(w: int, h: int) -> np.ndarray:
+    """Every pixel different, so a crop's content shows where it came from."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x % 256, y % 256, (x * 7 + y * 13) % 256], axis=-1).astype(np.uint8)
+
+
+@pytest.fixture
+def make_dialog(qtbot):
+    def make(w=200, h=100, key=None, target_size=64):
+        dialog = CropDialog(_image(w, h), key=key, target_size=target_size)
+        qtbot.addWidget(dialog)
+        # a view of 2x the image plus its 8 px margin: image pixel (x, y) is widget pixel
+        # (8 + 2x, 8 + 2y), so the drags below are exact
+        dialog.view.setFixedSize(2 * w + 16, 2 * h + 16)
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        assert dialog.view.image_rect().topLeft() == QPointF(8, 8)
+        return dialog
+    return make
+
+
+def _at(x: float, y: float) -> QPoint:
+    """Widget position of image pixel (x, y) in a dialog from make_dialog."""
+    return QPoint(round(8 + 2 * x), round(8 + 2 * y))
+
+
+def _drag(view, start: QPoint, *path: QPoint) -> None:
+    QTest.mousePress(view, LEFT, NO_MOD, start)
+    for pos in path:
+        QTest.mouseMove(view, pos)
+    QTest.mouseRelease(view, LEFT, NO_MOD, path[-1])
+
+
+@pytest.mark.parametrize("w, h, box", [
+    (200, 100, (50, 0, 150, 100)),   # landscape
+    (100, 200, (0, 50, 100, 150)),   # portrait
+    (40, 30, (5, 0, 35, 30)),        # small
+    (64, 64, (0, 0, 64, 64)),        # square: all of it
+])
+def test_default_is_the_centred_largest_square(make_dialog, w, h, box):
+    d = make_dialog(w, h)
+    assert d.box() == box
+    assert np.array_equal(crop(_image(w, h), d.box()), center_crop_square(_image(w, h)))
+
+
+def test_dragging_inside_moves_and_is_clamped(make_dialog):
+    d = make_dialog()  # 200 x 100, box (50, 0, 150, 100)
+    _drag(d.view, _at(100, 50), _at(90, 50), _at(80, 50))
+    assert d.box() == (30, 0, 130, 100)
+    _drag(d.view, _at(100, 50), _at(400, 90))  # far past the right edge
+    assert d.box() == (100, 0, 200, 100)
+    _drag(d.view, _at(150, 50), _at(-300, -300))
+    assert d.box() == (0, 0, 100, 100)
+
+
+def test_pressing_outside_brings_the_frame_there(make_dialog):
+    d = make_dialog()
+    d.view.set_box((0, 0, 40, 40))
+    _drag(d.view, _at(150, 60), _at(160, 60))
+    assert d.box() == (140, 40, 180, 80)  # centred on the press, then dragged along
+
+
+def test_corner_drag_keeps_square_and_clamps(make_dialog):
+    d = make_dialog()
+    d.view.set_box((60, 20, 100, 60))
+    _drag(d.view, _at(100, 60), _at(130, 70))  # the larger pull wins
+    assert d.box() == (60, 20, 130, 90)
+    _drag(d.view, _at(130, 90), _at(190, 150))  # stops at the bottom edge
+    assert d.box() == (60, 20, 140, 100)
+    _drag(d.view, _at(60, 20), _at(-50, 30))  # top-left: bottom-right stays, top edge stops
+    assert d.box() == (40, 0, 140, 100)
+    _drag(d.view, _at(40, 0), _at(139, 99))  # collapsed past the anchor: the smallest square
+    assert d.box() == (124, 84, 140, 100)
+
+
+def test_wheel_resizes_about_the_centre(make_dialog):
+    d = make_dialog()
+
+    def wheel(notches: int) -> None:
+        pos = QPointF(_at(100, 50))
+        event = QWheelEvent(pos, d.view.mapToGlobal(pos), QPoint(), QPoint(0, 120 * notches),
+                            Qt.MouseButton.NoButton, NO_MOD, Qt.ScrollPhase.NoScrollPhase,
+                            False)
+        QApplication.sendEvent(d.view, event)
+
+    wheel(1)
+    assert d.box() == (55, 5, 145, 95)  # 10 % tighter, same centre
+    wheel(-5)
+    assert d.box() == (50, 0, 150, 100)  # no bigger than the short side
+
+
+def test_keyboard_nudges_resizes_and_resets(make_dialog):
+    d = make_dialog()
+    d.view.set_box((60, 20, 100, 60))
+    assert d.focusWidget() is d.view and d.view.nudge_step() == 1
+    QTest.keyClick(d.view, Qt.Key.Key_Right)
+    assert d.box() == (61, 20, 101, 60)
+    QTest.keyClick(d.view, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    assert d.box() == (61, 30, 101, 70)
+    for _ in range(5):
+        QTest.keyClick(d.view, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    assert d.box() == (61, 60, 101, 100)  # clamped at the bottom
+    QTest.keyClick(d.view, Qt.Key.Key_Minus)
+    assert d.box() == (62, 61, 100, 99)
+    QTest.keyClick(d.view, Qt.Key.Key_Home)
+    assert d.box() == (50, 0, 150, 100)
+    d.view.set_box((0, 0, 20, 20))
+    d.centre_button.click()
+    assert d.box() == (50, 0, 150, 100)
+
+
+def test_enter_accepts_and_escape_cancels(make_dialog):
+    d = make_dialog()
+    d.centre_button.setFocus()  # even from the reset button, Enter means OK
+    QTest.keyClick(d, Qt.Key.Key_Return)
+    assert d.result() == QDialog.DialogCode.Accepted and d.box() == (50, 0, 150, 100)
+    d = make_dialog()
+    QTest.keyClick(d.view, Qt.Key.Key_Escape)
+    assert d.result() == QDialog.DialogCode.Rejected and not d.isVisible()
+
+
+def test_set_box_squares_and_clamps(make_dialog):
+    d = make_dialog()
+    d.view.set_box((10, 10, 70, 40))  # the shorter side, same centre
+    assert d.box() == (25, 10, 55, 40)
+    d.view.set_box((190, -20, 290, 80))
+    assert d.box() == (100, 0, 200, 100)
+    d.view.set_box((5, 5, 6, 6))
+    assert d.box() == (0, 0, 16, 16)  # the smallest square
+
+
+def test_box_feeds_image_io_crop(make_dialog):
+    d = make_dialog()
+    d.view.set_box((30, 10, 100, 80))
+    out = crop(_image(200, 100), d.box())
+    assert out.shape == (70, 70, 3)
+    assert np.array_equal(out, _image(200, 100)[10:80, 30:100])
+
+
+def test_preview_is_at_the_generator_resolution(make_dialog):
+    d = make_dialog(40, 30, target_size=64)
+    assert d.preview_image().size().toTuple() == (64, 64)
+    assert d.preview.pixmap().size().toTuple() == (256, 256)  # 4x, sharp pixels
+    assert "enlarged 2.1× for the generator" in d.size_label.text()
+    d = make_dialog(target_size=1024)
+    assert d.preview_image().size().toTuple() == (PREVIEW_SIDE, PREVIEW_SIDE)
+
+
+def test_large_image_uses_a_proxy_but_boxes_stay_in_full_pixels(qtbot):
+    d = CropDialog(_image(3000, 2000), target_size=256)
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
+    assert d.view.proxy.width() < 3000
+    assert d.box() == (500, 0, 2500, 2000)
+    assert d.view.nudge_step() > 1  # a press moves the frame visibly
+    d.view.set_box((10, 10, 30, 30))  # tiny: previewed from the full image
+    expected = _image(3000, 2000)[10:30, 10:30]
+    got = d.preview_image().scaled(20, 20)  # back to its pixels, nearest
+    ptr = got.convertToFormat(got.Format.Format_RGB888)
+    arr = np.array(ptr.constBits()).reshape(20, ptr.bytesPerLine())[:, :60].reshape(20, 20, 3)
+    assert np.abs(arr.astype(int) - expected).mean() < 4
+
+
+def test_remembered_box_is_restored_for_the_same_key_only(make_dialog):
+    d = make_dialog(key="a.jpg|1|2")
+    d.view.set_box((10, 20, 70, 80))
+    d.accept()
+    assert make_dialog(key="a.jpg|1|2").box() == (10, 20, 70, 80)
+    assert make_dialog(key="b.jpg|1|2").box() == (50, 0, 150, 100)
+    d = make_dialog(key="b.jpg|1|2")
+    d.view.set_box((0, 0, 30, 30))
+    d.reject()  # not remembered
+    assert make_dialog(key="b.jpg|1|2").box() == (50, 0, 150, 100)
+
+
+def test_remembered_boxes_are_bounded_and_survive_junk(settings):
+    for i in range(MAX_REMEMBERED + 5):
+        remember_box(f"file{i}", (i, 0, i + 10, 10))
+    assert remembered_box("file0") is None  # the oldest forgotten
+    assert remembered_box(f"file{MAX_REMEMBERED + 4}") == (MAX_REMEMBERED + 4, 0,
+                                                           MAX_REMEMBERED + 14, 10)
+    remember_box("file5", (1, 2, 3, 4))  # used again: newest
+    assert remembered_box("file5") == (1, 2, 3, 4)
+    settings.setValue("crop/boxes", "not json")
+    assert remembered_box("file5") is None
+
+
+def test_choose_crop_runs_modally(qtbot):
+    rgb = _image(120, 80)
+
+    def answer(accept: bool) -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, CropDialog)
+        dialog.view.set_box((0, 0, 50, 50))
+        dialog.accept() if accept else dialog.reject()
+
+    QTimer.singleShot(0, lambda: answer(False))
+    assert choose_crop(None, rgb, "k", 64) is None
+    QTimer.singleShot(0, lambda: answer(True))
+    assert choose_crop(None, rgb, "k", 64) == (0, 0, 50, 50)
+    assert remembered_box("k") == (0, 0, 50, 50)
+
+
+def test_crop_key_changes_with_the_file(tmp_path):
+    path = tmp_path / "face.png"
+    path.write_bytes(b"x")
+    key = crop_key(path)
+    assert key == crop_key(str(path)) and str(path.resolve()) in key
+    os.utime(path, ns=(0, 10**9))
+    assert crop_key(path) != key
