@@ -7,6 +7,8 @@ strength, enabling/disabling it or reordering the stack recomputes nothing.
 
 from __future__ import annotations
 
+import base64
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +64,42 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
     return t
 
 
+_WPLUS_DATA = re.compile(r"^f32:(\d+)x(\d+):([A-Za-z0-9+/=]+)$")
+
+
+def encode_wplus(wplus: torch.Tensor) -> str:
+    """A W+ (n_latent, w_dim) or (1, n_latent, w_dim) as recipe text: "f32:LxD:" + base64
+    of little-endian float32 (exact; 18x512 is 49 KB, small enough for a JPEG's XMP)."""
+    t = wplus.detach().float().cpu()
+    if t.ndim == 3 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 2:
+        raise ValueError(f"a W+ latent is (n_latent, w_dim), got {tuple(wplus.shape)}")
+    data = t.numpy().astype("<f4").tobytes()
+    return f"f32:{t.shape[0]}x{t.shape[1]}:{base64.b64encode(data).decode('ascii')}"
+
+
+def decode_wplus(text: str, n_latent: int, w_dim: int) -> torch.Tensor:
+    """The (1, n_latent, w_dim) latent of `encode_wplus` text, checked against a generator."""
+    m = _WPLUS_DATA.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        raise EditError("the recipe's latent is malformed")
+    rows, cols = int(m.group(1)), int(m.group(2))
+    if (rows, cols) != (n_latent, w_dim):
+        raise EditError(f"the recipe's latent has shape ({rows}, {cols}); this generator "
+                        f"needs ({n_latent}, {w_dim})")
+    try:
+        data = base64.b64decode(m.group(3), validate=True)
+    except ValueError as e:
+        raise EditError(f"the recipe's latent is malformed ({e})") from e
+    if len(data) != rows * cols * 4:
+        raise EditError("the recipe's latent is truncated")
+    a = np.frombuffer(data, dtype="<f4").reshape(rows, cols)
+    if not np.isfinite(a).all():
+        raise EditError("the recipe's latent holds non-finite values")
+    return torch.from_numpy(a.astype(np.float32))[None]
+
+
 class EditingContext:
     def __init__(
         self,
@@ -104,11 +142,13 @@ class EditingContext:
         g = self.generator
         if source.kind == "seed":
             return g.mapping(self.z_for_seed(source.seed).to(self.device), psi=source.psi)
+        if source.wplus_data:
+            return decode_wplus(source.wplus_data, g.n_latent, g.w_dim).to(self.device)
         return load_wplus(source.wplus_path or "", g.n_latent, g.w_dim).to(self.device)
 
     @torch.no_grad()
     def source_code(self, source: Source) -> StyleCode:
-        key = (source.kind, source.seed, source.psi, source.wplus_path)
+        key = (source.kind, source.seed, source.psi, source.wplus_path, source.wplus_data)
         code = self._sources.get(key)
         if code is None:
             code = self.generator.styles(self.source_wplus(source))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 RECIPE_FORMAT = "latent-atelier-recipe"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: a W+ source may carry its latent (`wplus_data`)
 
 
 class RecipeError(ValueError):
@@ -24,19 +24,22 @@ class RecipeError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """Where the image starts: a seed (z -> W+ with truncation psi), or a saved W+."""
+    """Where the image starts: a seed (z -> W+ with truncation psi), or a W+ latent: a
+    file, or the latent itself (`wplus_data`, what inversion makes), so that a recipe of an
+    inverted picture reproduces anywhere without the file beside it."""
 
     kind: str = "seed"  # "seed" | "wplus"
     seed: int = 0
     psi: float = 0.7
     wplus_path: str | None = None  # for kind == "wplus": a .npy/.pt/.safetensors W+ file
     label: str = ""
+    wplus_data: str | None = None  # for kind == "wplus": engine.compose.encode_wplus text
 
     def __post_init__(self) -> None:
         if self.kind not in ("seed", "wplus"):
             raise RecipeError(f"unknown source kind {self.kind!r}")
-        if self.kind == "wplus" and not self.wplus_path:
-            raise RecipeError("a W+ source needs the path of its latent file")
+        if self.kind == "wplus" and not (self.wplus_path or self.wplus_data):
+            raise RecipeError("a W+ source needs its latent or the path of its latent file")
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,20 @@ class Session:
     def to_recipe(self) -> dict:
         return {
             "format": RECIPE_FORMAT,
-            "version": RECIPE_VERSION,
-            "source": asdict(self.source),
+            # version 1 readers take everything but an embedded latent: keep them working
+            "version": RECIPE_VERSION if self.source.wplus_data else 1,
+            "source": self._source_dict(),
             "edits": [asdict(e) for e in self.edits],
             "generator": asdict(self.generator) if self.generator else None,
             "clip": asdict(self.clip) if self.clip else None,
             "noise_mode": self.noise_mode,
         }
+
+    def _source_dict(self) -> dict:
+        d = asdict(self.source)
+        if d["wplus_data"] is None:  # a version-1 reader knows no such field
+            del d["wplus_data"]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_recipe(), indent=2, sort_keys=False)

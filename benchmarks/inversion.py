@@ -1,0 +1,202 @@
+"""Inversion on the demo world: how well fresh renders come back, and whether they edit.
+
+    python -m benchmarks.inversion              # 100 renders, the app's settings
+    python -m benchmarks.inversion --n 16 --steps 200 --json out.json
+
+The pictures are renders of the demo world (normal style, jitter on) from seeds no recipe
+trains on (editor.toyfaces.eval's evaluation range, a purpose of its own). Each is inverted
+with `methods.inversion` exactly as the app does (the pack's CLIP as the perceptual loss
+unless VGG16 weights are on this machine), in batches. Printed per run:
+
+- PSNR and SSIM between each render and its reconstruction (median, quartiles), and the
+  time per picture (the batch's wall time divided by its pictures);
+- attribute agreement: over every (picture, attribute the render shows), how often the
+  evaluator reads the same value on the reconstruction as on the render; and the share of
+  pictures where every shown attribute agrees;
+- the inverted pictures edited with "face with sunglasses" at the app's default strength
+  and beta: of the pictures not already wearing sunglasses (as the evaluator reads the
+  reconstruction), how many the evaluator reads as wearing them after the edit.
+
+Goals (issue 8): median PSNR >= 24 dB at 64 px within 60 s per picture on a 2-core CPU;
+agreement >= 90 %; sunglasses reached >= 75 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks import meaning as mb
+from editor.engine.editor_state import DEFAULT_NEUTRAL
+from editor.methods import global_directions as gd
+from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings, run_inversion
+from editor.toyfaces.attributes import ATTRIBUTES, visibility
+from editor.toyfaces.eval import _eval_seed
+from editor.toyfaces.render import render_batch
+
+PURPOSE = 9  # eval seed purpose of its own: no other gate draws these faces
+GOALS = {"psnr_db": 24.0, "seconds_per_image": 60.0, "agreement": 0.90, "edit_reached": 0.75}
+EDIT_TARGET = "face with sunglasses"
+EDIT_VALUE = ("glasses", "sunglasses")
+APP_ALPHA, APP_BETA = 4.0, 0.15  # the window's and the CLI's defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.inversion",
+                                description=__doc__.splitlines()[0])
+    d = InversionSettings()
+    p.add_argument("--n", type=int, default=100, help="fresh renders (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="which fresh renders")
+    p.add_argument("--batch", type=int, default=25, help="pictures inverted together")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--starts", type=int, default=d.starts)
+    p.add_argument("--candidates", type=int, default=d.candidates)
+    p.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual)
+    p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
+    p.add_argument("--spread-weight", type=float, default=d.wplus_spread_weight)
+    p.add_argument("--alpha", type=float, default=APP_ALPHA)
+    p.add_argument("--beta", type=float, default=APP_BETA)
+    p.add_argument("--generator", default=str(mb.DEMO_GENERATOR))
+    p.add_argument("--clip-file", default=None)
+    p.add_argument("--evaluator", default=str(mb.DEFAULT_EVALUATOR))
+    p.add_argument("--relevance-images", type=int, default=mb.DEMO_RELEVANCE.n_images)
+    p.add_argument("--stats-samples", type=int, default=mb.DEMO_STATS_SAMPLES)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None)
+    return p
+
+
+def agreement(render_reads: mb.Readings, recon_reads: mb.Readings, attrs) -> dict:
+    """Per attribute and overall: the share of shown attributes read alike."""
+    per: dict[str, list[bool]] = {a: [] for a in ATTRIBUTES}
+    all_same = []
+    for i, face in enumerate(attrs):
+        shown = visibility(face)
+        same = True
+        for a in ATTRIBUTES:
+            if shown[a]:
+                hit = render_reads[a][i] == recon_reads[a][i]
+                per[a].append(hit)
+                same &= hit
+        all_same.append(same)
+    pairs = [h for v in per.values() for h in v]
+    return {"overall": float(np.mean(pairs)), "all_attributes": float(np.mean(all_same)),
+            "per_attribute": {a: float(np.mean(v)) if v else None for a, v in per.items()}}
+
+
+def edit_reached(world: mb.World, wplus: torch.Tensor, recon_reads: mb.Readings,
+                 alpha: float, beta: float) -> dict:
+    dt = gd.text_direction(world.clip, DEFAULT_NEUTRAL, EDIT_TARGET)
+    direction = gd.edit_direction(world.relevance, world.stats, dt, beta)
+    gen = world.generator
+    codes = gen.styles(wplus.to(gen.w_avg.device)).flat()
+    after = mb.read(world.evaluator, mb.as_shown(mb.render_codes(
+        gen, mb.edited_codes(codes, direction.delta, alpha))))
+    attr, value = EDIT_VALUE
+    lacking = recon_reads[attr] != value
+    reached = (after[attr] == value) & lacking
+    others_same = np.ones(len(lacking), bool)
+    for a in ATTRIBUTES:
+        if a != attr:
+            others_same &= after[a] == recon_reads[a]
+    return {"lacking": int(lacking.sum()), "reached": int(reached.sum()),
+            "reached_rate": float(reached.sum() / max(1, lacking.sum())),
+            "others_same_where_reached": float((others_same & reached).sum()
+                                               / max(1, reached.sum())),
+            "channels": direction.n_channels, "alpha": alpha, "beta": beta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    world = mb.load_world(args, log=lambda m: print(m, file=sys.stderr))
+    gen = world.generator
+    batch = render_batch(args.n, _eval_seed(PURPOSE, args.seed))
+    target = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    settings = InversionSettings(steps=args.steps, lr=args.lr, starts=args.starts,
+                                 candidates=args.candidates, perceptual=args.perceptual,
+                                 perceptual_weight=args.perceptual_weight,
+                                 wplus_spread_weight=args.spread_weight)
+    wplus, images, quality, per_image_s, used = [], [], [], [], ""
+    t_all = time.perf_counter()
+    for first in range(0, args.n, args.batch):
+        chunk = target[first:first + args.batch]
+        r = run_inversion(gen, chunk, settings, clip=world.clip)
+        wplus.append(r.wplus)
+        images.append(r.images)
+        quality += r.quality
+        per_image_s += [r.seconds / len(chunk)] * len(chunk)
+        used = r.perceptual
+        print(f"  {first + len(chunk)}/{args.n} inverted, {r.seconds / len(chunk):.1f} s per "
+              f"picture", file=sys.stderr)
+    wall = time.perf_counter() - t_all
+    w = torch.cat(wplus)
+    recon = torch.cat(images)
+    p = np.array([q.psnr_db for q in quality])
+    s = np.array([q.ssim for q in quality])
+    c = np.array([q.clip_similarity for q in quality], dtype=float)
+    render_reads = mb.read(world.evaluator, target)
+    recon_reads = mb.read(world.evaluator, mb.as_shown(recon))
+    agree = agreement(render_reads, recon_reads, batch.attrs)
+    edit = edit_reached(world, w, recon_reads, args.alpha, args.beta)
+    result = {
+        "n": args.n, "settings": settings.to_dict(), "perceptual_used": used,
+        "threads": torch.get_num_threads(), "wall_s": wall,
+        "psnr_db": {"median": float(np.median(p)), "q25": float(np.quantile(p, .25)),
+                    "q75": float(np.quantile(p, .75)), "min": float(p.min())},
+        "ssim": {"median": float(np.median(s)), "q25": float(np.quantile(s, .25)),
+                 "q75": float(np.quantile(s, .75))},
+        "clip_similarity_median": float(np.nanmedian(c)),
+        "seconds_per_image": float(np.median(per_image_s)),
+        "agreement": agree, "edit": edit,
+    }
+    print(format_result(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _mark(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def format_result(r: dict) -> str:
+    lines = [f"Inversion of {r['n']} fresh demo renders ({r['settings']['steps']} steps, "
+             f"{r['settings']['starts']} starts of {r['settings']['candidates']} candidates, "
+             f"{r['perceptual_used']} perceptual loss, {r['threads']} threads)"]
+    pq = r["psnr_db"]
+    lines.append(f"  PSNR   median {pq['median']:.2f} dB (quartiles {pq['q25']:.2f}-"
+                 f"{pq['q75']:.2f}, min {pq['min']:.2f})   goal >= {GOALS['psnr_db']:.0f} dB "
+                 f"{_mark(pq['median'] >= GOALS['psnr_db'])}")
+    sq = r["ssim"]
+    lines.append(f"  SSIM   median {sq['median']:.3f} (quartiles {sq['q25']:.3f}-"
+                 f"{sq['q75']:.3f});  CLIP similarity median {r['clip_similarity_median']:.3f}")
+    lines.append(f"  time   {r['seconds_per_image']:.1f} s per picture (batched; "
+                 f"{r['wall_s']:.0f} s in all)   goal <= {GOALS['seconds_per_image']:.0f} s "
+                 f"{_mark(r['seconds_per_image'] <= GOALS['seconds_per_image'])}")
+    a = r["agreement"]
+    lines.append(f"  attribute agreement {a['overall']:.1%} of shown attributes; all agree "
+                 f"on {a['all_attributes']:.1%} of pictures   goal >= {GOALS['agreement']:.0%} "
+                 f"{_mark(a['overall'] >= GOALS['agreement'])}")
+    lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in a["per_attribute"].items()
+                                    if v is not None))
+    e = r["edit"]
+    lines.append(f"  edit '{EDIT_TARGET}' (alpha {e['alpha']}, beta {e['beta']}, "
+                 f"{e['channels']} channels): reached {e['reached']}/{e['lacking']} = "
+                 f"{e['reached_rate']:.1%}   goal >= {GOALS['edit_reached']:.0%} "
+                 f"{_mark(e['reached_rate'] >= GOALS['edit_reached'])}; others unchanged on "
+                 f"{e['others_same_where_reached']:.0%} of those reached")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""`atelier invert`: find the latent that draws your picture, headless.
+
+    atelier invert photo.jpg -o photo-inverted.png
+    atelier edit --recipe photo-inverted.png -o again.png          # the same picture
+    atelier invert a.png b.png c.png --out-dir inverted/ --latents  # several at once
+
+Each picture is centre-cropped to a square (or cut with --crop LEFT,TOP,RIGHT,BOTTOM),
+resized to the generator's resolution and inverted into W+. The output PNG shows the
+reconstruction and carries a recipe whose source is the latent itself, so `atelier edit
+--recipe` and the editor reproduce and edit it. --latents also writes each W+ as .npy
+(for `atelier edit --wplus`). Pictures are inverted together in batches (faster per
+picture on a CPU). The default pack is the bundled demo world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from editor.core.errors import AtelierError
+from editor.core.image_io import ImageLoadError, load_image, save_image
+from editor.core.paths import atomic_path
+from editor.engine.compose import decode_wplus
+from editor.engine.inverting import InvertedImage, invert_images, square_crop
+from editor.engine.models import DEMO_GENERATOR
+from editor.engine.packs import open_pack
+from editor.engine.session import Session
+from editor.methods.global_directions import Progress
+from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings
+
+from .edit import _clip_source
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("invert", help="find the latent that reproduces a picture",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", help="pictures (any format Pillow reads)")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", help="the reconstruction PNG (one picture)")
+    out.add_argument("--out-dir", help="a folder for the reconstructions (several pictures)")
+    p.add_argument("--crop", help="LEFT,TOP,RIGHT,BOTTOM square box in pixels (one picture)")
+    p.add_argument("--latents", action="store_true", help="also write each W+ as .npy")
+    p.add_argument("--json", dest="json_path", help="write the quality readout as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    opt = p.add_argument_group("optimisation")
+    d = InversionSettings()
+    opt.add_argument("--steps", type=int, default=d.steps)
+    opt.add_argument("--lr", type=float, default=d.lr)
+    opt.add_argument("--starts", type=int, default=d.starts,
+                     help="best random starting points optimised per picture")
+    opt.add_argument("--candidates", type=int, default=d.candidates,
+                     help="random latents scored to choose the starts")
+    opt.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual,
+                     help="auto: VGG16 if its weights are here, else CLIP")
+    opt.add_argument("--batch", type=int, default=16, help="pictures inverted together")
+    opt.add_argument("--seed", type=int, default=d.seed)
+    models = p.add_argument_group("models (default: the bundled demo pack)")
+    models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
+    models.add_argument("--clip-file", help="CLIP weights file")
+    models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
+    models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.set_defaults(func=run)
+
+
+def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        left, top, right, bottom = (int(v) for v in text.split(","))
+    except ValueError as e:
+        raise AtelierError(f"--crop takes LEFT,TOP,RIGHT,BOTTOM in pixels, got {text!r}") from e
+    return left, top, right, bottom
+
+
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    if args.output:
+        if len(args.images) != 1:
+            raise AtelierError("-o names one output; use --out-dir for several pictures")
+        return [Path(args.output)]
+    folder = Path(args.out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{Path(im).stem}.png" for im in args.images]
+    if len(set(paths)) != len(paths):
+        raise AtelierError("two pictures share a file name; invert them separately")
+    return paths
+
+
+def _check_free(paths: list[Path], overwrite: bool) -> None:
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise AtelierError(f"{path} exists; pass --overwrite to replace it")
+
+
+def _print_progress(item: Progress, batch: str) -> None:
+    eta = f" ETA {item.eta_s:.0f}s" if item.eta_s is not None else ""
+    print(f"\rinverting {batch}: {100 * item.fraction:5.1f}% {item.message[:40]:40s}{eta}  ",
+          end="", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        outputs = _outputs(args)
+        box = _parse_box(args.crop)
+        if box is not None and len(args.images) != 1:
+            raise AtelierError("--crop applies to one picture")
+        latents = [o.with_suffix(".npy") for o in outputs] if args.latents else []
+        _check_free(outputs + latents, args.overwrite)
+        crops = [square_crop(load_image(path).rgb, box) for path in args.images]
+        pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
+                         device=args.device or "cpu")
+        settings = InversionSettings(steps=args.steps, lr=args.lr, starts=args.starts,
+                                     candidates=args.candidates, perceptual=args.perceptual,
+                                     seed=args.seed)
+        gen_id, clip_id = pack.identities()
+        rows = []
+        n = max(1, args.batch)
+        for first in range(0, len(crops), n):
+            names = [Path(p).name for p in args.images[first:first + n]]
+            label = f"{first + 1}-{first + len(names)} of {len(crops)}"
+            results: list[InvertedImage] = []
+            for item in invert_images(pack, crops[first:first + n], names, settings):
+                if isinstance(item, Progress):
+                    _print_progress(item, label)
+                else:
+                    results = item
+            print(file=sys.stderr)
+            for i, inv in enumerate(results):
+                k = first + i
+                session = Session(source=inv.source, generator=gen_id, clip=clip_id)
+                save_image(outputs[k], inv.reconstruction, recipe=session.to_json(),
+                           overwrite=args.overwrite)
+                if latents:
+                    _save_npy(latents[k], inv, pack.model.generator, args.overwrite)
+                rows.append(_row(args.images[k], outputs[k], inv))
+                _print_row(rows[-1])
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps(
+                {"settings": settings.to_dict(), "images": rows}, indent=2))
+    except (AtelierError, ImageLoadError, ValueError, FileNotFoundError) as e:
+        print(f"atelier invert: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; pictures already written are complete", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _save_npy(path: Path, inv: InvertedImage, gen, overwrite: bool) -> None:
+    assert inv.source.wplus_data is not None
+    w = decode_wplus(inv.source.wplus_data, gen.n_latent, gen.w_dim)[0].numpy()
+    if path.exists() and not overwrite:
+        raise AtelierError(f"{path} exists; pass --overwrite to replace it")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, w)
+
+
+def _row(image: str, output: Path, inv: InvertedImage) -> dict:
+    q = inv.quality
+    return {"image": str(image), "output": str(output), "psnr_db": round(q.psnr_db, 2),
+            "ssim": round(q.ssim, 4),
+            "clip_similarity": None if q.clip_similarity is None else round(q.clip_similarity, 4),
+            "perceptual": inv.perceptual, "seconds": round(inv.seconds, 1)}
+
+
+def _print_row(row: dict) -> None:
+    clip = "" if row["clip_similarity"] is None else f", CLIP {row['clip_similarity']:.3f}"
+    print(f"{row['output']}: PSNR {row['psnr_db']:.1f} dB, SSIM {row['ssim']:.3f}{clip} "
+          f"({row['perceptual']} loss, {row['seconds']:.0f} s for its batch)")
+
+

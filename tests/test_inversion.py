@@ -1,0 +1,266 @@
+"""Inversion: metrics, the optimisation on a tiny generator, cancel, the embedded latent,
+and `atelier invert` (bad inputs included)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from editor.core.image_io import read_recipe
+from editor.core.image_metrics import psnr, ssim
+from editor.engine.compose import EditError, EditingContext, decode_wplus, encode_wplus
+from editor.engine.session import RecipeError, Session, Source
+from editor.methods.inversion import (
+    ClipFeatureLoss,
+    InversionProgress,
+    InversionResult,
+    InversionSettings,
+    invert,
+    make_perceptual,
+    run_inversion,
+    target_tensor,
+)
+from editor.methods.precompute import Cancelled
+
+from tests.conftest import make_tiny_clip
+
+FAST = InversionSettings(steps=60, candidates=8, starts=2, perceptual="none", preview_every=10)
+
+
+def _target_from(gen, seed: int, psi: float = 0.8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        w = gen.mapping(torch.randn(1, gen.z_dim, generator=g), psi=psi)
+        return gen.synthesize(gen.styles(w)), w
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def test_psnr_and_ssim_known_values():
+    a = torch.zeros(2, 3, 16, 16)
+    b = a.clone()
+    b[1] += 0.2  # 0.1 in [0, 1] units everywhere: MSE 0.01 -> 20 dB
+    p = psnr(a, b)
+    assert torch.isinf(p[0]) and p[1].item() == pytest.approx(20.0, abs=1e-4)
+    s = ssim(a, b)
+    assert s[0].item() == pytest.approx(1.0, abs=1e-6)
+    noisy = a + 0.5 * torch.randn_like(a, generator=torch.Generator().manual_seed(0))
+    assert ssim(a, noisy.clamp(-1, 1))[0] < 0.5
+    with pytest.raises(ValueError):
+        psnr(a, b[:, :, :8])
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+def test_inversion_loss_goes_down_and_reconstructs(tiny_generator):
+    gen = tiny_generator
+    target, _ = _target_from(gen, 5)
+    losses, result = [], None
+    for item in invert(gen, target, FAST):
+        if isinstance(item, InversionProgress) and item.loss is not None:
+            losses.append(item.loss)
+            assert item.preview is not None and item.preview.shape == target.shape
+        elif isinstance(item, InversionResult):
+            result = item
+    assert result is not None and len(losses) == 6
+    assert losses[-1] < 0.5 * losses[0]
+    assert result.wplus.shape == (1, gen.n_latent, gen.w_dim)
+    # the stored latent draws the image the quality readout describes
+    with torch.no_grad():
+        again = gen.synthesize(gen.styles(result.wplus))
+    assert torch.allclose(again, result.images, atol=1e-5)
+    start = psnr(gen.synthesize(gen.styles(gen.w_avg[None])).detach(), target)
+    assert result.quality[0].psnr_db > float(start[0]) + 5
+
+
+def test_several_targets_are_inverted_independently(tiny_generator):
+    gen = tiny_generator
+    t1, _ = _target_from(gen, 1)
+    t2, _ = _target_from(gen, 2)
+    both = run_inversion(gen, torch.cat([t1, t2]), FAST)
+    assert both.wplus.shape[0] == 2
+    p_right = psnr(both.images, torch.cat([t1, t2]))
+    p_swapped = psnr(both.images, torch.cat([t2, t1]))
+    assert (p_right > p_swapped).all()
+
+
+def test_clip_perceptual_loss_is_used_and_scored(tiny_generator):
+    gen = tiny_generator
+    clip = make_tiny_clip()
+    target, _ = _target_from(gen, 3)
+    loss = make_perceptual("clip", clip)
+    assert isinstance(loss, ClipFeatureLoss)
+    r = run_inversion(gen, target, InversionSettings(steps=5, candidates=4, perceptual="clip"),
+                      clip=clip)
+    assert r.perceptual == "clip"
+    assert r.quality[0].clip_similarity is not None and -1 <= r.quality[0].clip_similarity <= 1
+    assert make_perceptual("auto", None).name in ("none", "vgg")
+    with pytest.raises(ValueError):
+        make_perceptual("clip", None)
+
+
+def test_initial_wplus_is_the_start(tiny_generator):
+    gen = tiny_generator
+    target, w = _target_from(gen, 4)
+    r = run_inversion(gen, target, InversionSettings(steps=0, perceptual="none"),
+                      initial_wplus=w)
+    assert torch.allclose(r.wplus, w, atol=1e-5)
+    assert r.quality[0].psnr_db > 60  # steps=0 from the true latent: the same picture
+    with pytest.raises(ValueError):
+        run_inversion(gen, target, FAST, initial_wplus=w[:, :2])
+
+
+def test_cancel_stops_with_cancelled(tiny_generator):
+    gen = tiny_generator
+    target, _ = _target_from(gen, 6)
+    token = threading.Event()
+    steps = 0
+    with pytest.raises(Cancelled):
+        for item in invert(gen, target, InversionSettings(steps=500, candidates=4,
+                                                          perceptual="none", preview_every=1),
+                           cancel=token):
+            if isinstance(item, InversionProgress) and item.done >= 3:
+                steps = item.done
+                token.set()
+    assert steps == 3
+
+
+def test_bad_targets_are_refused(tiny_generator):
+    with pytest.raises(ValueError, match="square"):
+        target_tensor(np.zeros((10, 12, 3), np.uint8), 16)
+    with pytest.raises(ValueError):
+        target_tensor(np.zeros((10, 10), np.uint8), 16)
+    with pytest.raises(ValueError):
+        run_inversion(tiny_generator, torch.zeros(1, 3, 8, 8), FAST)
+    with pytest.raises(ValueError):
+        InversionSettings(perceptual="lpips-please")
+    up = target_tensor(np.full((8, 8, 3), 255, np.uint8), 16)
+    assert up.shape == (1, 3, 16, 16) and torch.allclose(up, torch.ones_like(up))
+
+
+# ----------------------------------------------------------------------------- the source
+
+def test_embedded_latent_round_trips_exactly_through_a_recipe(tiny_generator):
+    gen = tiny_generator
+    _, w = _target_from(gen, 7)
+    text = encode_wplus(w)
+    source = Source(kind="wplus", wplus_data=text, label="me.jpg")
+    session = Session(source=source)
+    recipe = json.loads(session.to_json())
+    assert recipe["version"] == 2
+    back = Session.from_json(session.to_json())
+    assert back.source == source
+    assert torch.equal(decode_wplus(back.source.wplus_data, gen.n_latent, gen.w_dim), w)
+    ctx = EditingContext(gen)
+    with torch.no_grad():
+        direct = gen.synthesize(gen.styles(w))
+    assert torch.equal(ctx.render(back), direct)
+    # a seed recipe stays version 1 and carries no latent field (older readers take it)
+    plain = json.loads(Session().to_json())
+    assert plain["version"] == 1 and "wplus_data" not in plain["source"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("f32:2x3:AAAA", "shape"),
+    ("nonsense", "malformed"),
+    ("f32:{L}x{D}:AAAA", "truncated"),
+])
+def test_malformed_embedded_latents_are_clear_errors(tiny_generator, text, match):
+    gen = tiny_generator
+    text = text.format(L=gen.n_latent, D=gen.w_dim)
+    with pytest.raises(EditError, match=match):
+        decode_wplus(text, gen.n_latent, gen.w_dim)
+
+
+def test_non_finite_embedded_latent_is_refused(tiny_generator):
+    gen = tiny_generator
+    w = torch.zeros(1, gen.n_latent, gen.w_dim)
+    w[0, 0, 0] = float("nan")
+    with pytest.raises(EditError, match="non-finite"):
+        decode_wplus(encode_wplus(w), gen.n_latent, gen.w_dim)
+
+
+def test_a_wplus_source_needs_a_latent():
+    with pytest.raises(RecipeError):
+        Source(kind="wplus")
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+def _demo_args(tmp_path, *extra):
+    return ["invert", *extra, "--steps", "3", "--candidates", "2", "--starts", "1",
+            "--perceptual", "none"]
+
+
+def _picture(tmp_path, name="face.png", size=(80, 60)):
+    rng = np.random.default_rng(0)
+    path = tmp_path / name
+    Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_cli_inverts_writes_a_reproducible_png_and_latent(tmp_path, capsys):
+    from editor.cli import main
+
+    pic = _picture(tmp_path)
+    out = tmp_path / "inv.png"
+    rc = main(_demo_args(tmp_path, str(pic), "-o", str(out), "--latents",
+                         "--json", str(tmp_path / "q.json")))
+    assert rc == 0, capsys.readouterr().err
+    assert "PSNR" in capsys.readouterr().out
+    recipe = read_recipe(out)
+    session = Session.from_json(recipe)
+    assert session.source.kind == "wplus" and session.source.wplus_data
+    assert session.source.label == "face.png"
+    w = np.load(tmp_path / "inv.npy")
+    assert w.shape == (10, 128)
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert report["images"][0]["psnr_db"] > 0
+    # replaying the recipe gives the reconstruction's pixels
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(out), "-o", str(again)]) == 0
+    assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(out)))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: p.write_bytes(b"not an image at all"), "not an image|cannot identify|unknown"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20), "bad.png"),
+    (lambda p: None, "no such file|does not exist|not found"),
+])
+def test_cli_refuses_bad_pictures_and_writes_nothing(tmp_path, capsys, make, match):
+    from editor.cli import main
+
+    pic = tmp_path / "bad.png"
+    make(pic)
+    out = tmp_path / "out.png"
+    rc = main(_demo_args(tmp_path, str(pic), "-o", str(out)))
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("atelier invert:")
+    assert re.search(match, err, re.IGNORECASE), err
+    assert not out.exists()
+
+
+def test_cli_crop_box_must_be_square(tmp_path, capsys):
+    from editor.cli import main
+
+    pic = _picture(tmp_path)
+    rc = main(_demo_args(tmp_path, str(pic), "-o", str(tmp_path / "o.png"),
+                         "--crop", "0,0,30,20"))
+    assert rc == 1 and "square" in capsys.readouterr().err
+
+
+def test_cli_never_overwrites_unless_asked(tmp_path, capsys):
+    from editor.cli import main
+
+    pic = _picture(tmp_path)
+    out = tmp_path / "o.png"
+    out.write_bytes(b"mine")
+    assert main(_demo_args(tmp_path, str(pic), "-o", str(out))) == 1
+    assert out.read_bytes() == b"mine"
+    assert "exists" in capsys.readouterr().err
