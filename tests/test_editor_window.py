@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from editor.cli import main as cli_main
 from editor.core.checkpoints import save_generator
@@ -191,16 +191,13 @@ def test_bad_files_show_a_message_and_change_nothing(window, qtbot, tmp_path, mo
     broken_png.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     bad_session = tmp_path / "s.json"
     bad_session.write_text('{"format": "something-else"}')
-    no_recipe = tmp_path / "photo.png"
-    Image.new("RGB", (8, 8)).save(no_recipe)
-    window.open_paths([str(p) for p in (text, broken_png, bad_session, no_recipe)])
+    window.open_paths([str(p) for p in (text, broken_png, bad_session)])
     window.open_paths([str(bad_model)])
-    qtbot.waitUntil(lambda: len(shown_messages) == 5, timeout=20_000)
+    qtbot.waitUntil(lambda: len(shown_messages) == 4, timeout=20_000)
     assert "notes.txt" in shown_messages[0]
     assert "broken.png" in shown_messages[1]
     assert "not a Latent Atelier recipe" in shown_messages[2]
-    assert "no Latent Atelier recipe" in shown_messages[3]
-    assert "bad.pt" in shown_messages[4]
+    assert "bad.pt" in shown_messages[3]
     assert window.document.state == state and window.model is model
     window.request_render()
     assert np.array_equal(settled(window, qtbot), image)
@@ -222,3 +219,65 @@ def test_a_session_saves_and_opens_with_its_edits(window, qtbot, tmp_path, monke
     assert [e.params["target"] for e in window.document.state.session.edits] == \
         ["face with glasses"]
     assert np.array_equal(settled(window, qtbot), shown)
+
+
+def _answer_crop_dialog(accept: bool) -> None:
+    """Close the crop dialog the window is about to open, as a user would."""
+    def close():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:  # not open yet
+            QTimer.singleShot(20, close)
+            return
+        dialog.accept() if accept else dialog.reject()
+    QTimer.singleShot(0, close)
+
+
+def test_own_picture_is_cropped_inverted_and_becomes_an_undoable_source(window, qtbot,
+                                                                        tmp_path):
+    rng = np.random.default_rng(1)
+    picture = tmp_path / "me.png"
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(picture)
+    seed_image = settled(window, qtbot)
+    seed_session = window.document.state.session
+
+    _answer_crop_dialog(accept=False)  # cancelling the crop starts nothing
+    window.open_paths([str(picture)])
+    assert window.jobs.active_jobs() == [] and window.document.state.session == seed_session
+
+    _answer_crop_dialog(accept=True)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
+        window.open_paths([str(picture)])
+    source = window.document.state.session.source
+    assert source.kind == "wplus" and source.wplus_data and source.label == "me.png"
+    inverted = settled(window, qtbot)
+    assert not np.array_equal(inverted, seed_image)
+    assert "PSNR" in window.statusBar().currentMessage()
+
+    window.document.undo_stack.undo()
+    assert window.document.state.session.source == seed_session.source
+    assert np.array_equal(settled(window, qtbot), seed_image)
+    window.document.undo_stack.redo()
+    assert np.array_equal(settled(window, qtbot), inverted)
+
+    # the session keeps the latent itself: it reopens without the picture
+    path = tmp_path / "mine.atelier.json"
+    window.session_path = path
+    assert window.save_session()
+    picture.unlink()
+    window.source_panel.step_seed(+1)
+    assert window.document.state.session.source.kind == "seed"
+    window.open_session(str(path))
+    assert window.document.state.session.source == source
+    assert np.array_equal(settled(window, qtbot), inverted)
+
+
+def test_a_cancelled_inversion_changes_nothing(window, qtbot, tmp_path):
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
+    session = window.document.state.session
+    with qtbot.waitSignal(window.jobs.job_started, timeout=10_000) as started:
+        _answer_crop_dialog(accept=True)
+        window.open_paths([str(picture)])
+    with qtbot.waitSignal(window.jobs.job_cancelled, timeout=60_000):
+        started.args[0].cancel()
+    assert window.document.state.session == session

@@ -27,7 +27,6 @@ from editor.methods.inversion import (
     target_tensor,
 )
 from editor.methods.precompute import Cancelled
-
 from tests.conftest import make_tiny_clip
 
 FAST = InversionSettings(steps=60, candidates=8, starts=2, perceptual="none", preview_every=10)

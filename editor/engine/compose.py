@@ -100,6 +100,13 @@ def decode_wplus(text: str, n_latent: int, w_dim: int) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32))[None]
 
 
+def wplus_of_source(source: Source, n_latent: int, w_dim: int) -> torch.Tensor:
+    """The (1, n_latent, w_dim) latent of a W+ source: carried in the recipe, or a file."""
+    if source.wplus_data:
+        return decode_wplus(source.wplus_data, n_latent, w_dim)
+    return load_wplus(source.wplus_path or "", n_latent, w_dim)
+
+
 class EditingContext:
     def __init__(
         self,
@@ -142,9 +149,7 @@ class EditingContext:
         g = self.generator
         if source.kind == "seed":
             return g.mapping(self.z_for_seed(source.seed).to(self.device), psi=source.psi)
-        if source.wplus_data:
-            return decode_wplus(source.wplus_data, g.n_latent, g.w_dim).to(self.device)
-        return load_wplus(source.wplus_path or "", g.n_latent, g.w_dim).to(self.device)
+        return wplus_of_source(source, g.n_latent, g.w_dim).to(self.device)
 
     @torch.no_grad()
     def source_code(self, source: Source) -> StyleCode:

@@ -8,7 +8,7 @@ exported PNG reproduce the picture without any file beside them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +41,14 @@ class InvertedImage:
     seconds: float
 
 
+@dataclass
+class InversionPreview(Progress):
+    """Progress with what the latents draw so far, as (R, R, 3) uint8 arrays (no torch in
+    the window)."""
+
+    previews: list[np.ndarray] = field(default_factory=list)
+
+
 def square_crop(rgb: np.ndarray, box: Box | None) -> np.ndarray:
     """The picture cut to the user's square box, or to its centred largest square."""
     if box is None:
@@ -71,7 +79,9 @@ def invert_images(
     for item in invert(gen, target, settings or InversionSettings(), clip=pack.clip,
                        cancel=cancel):
         if isinstance(item, InversionProgress):
-            yield item
+            previews = [] if item.preview is None else [
+                to_uint8_image(t[None]) for t in item.preview]
+            yield InversionPreview(item.done, item.total, item.message, item.eta_s, previews)
         else:
             result = item
     assert result is not None

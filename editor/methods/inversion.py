@@ -363,7 +363,7 @@ def invert(
         spread = (u - u.mean(1, keepdim=True)).square().mean((1, 2))
         total = loss + s.wplus_spread_weight * spread
         opt.zero_grad(set_to_none=True)
-        total.sum().backward()
+        total.sum().backward(inputs=[u])  # no gradients into the shared models
         opt.step()
         if (step + 1) % max(1, s.preview_every) == 0 or step + 1 == s.steps:
             best = loss.detach().view(B, S).argmin(1)

@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 
 from editor.core.image_io import Box
 
+from .qimages import qimage_from_array
+
 SETTINGS_KEY = "crop/boxes"
 MAX_REMEMBERED = 100  # files whose crop is remembered; the oldest are forgotten
 MIN_SIDE = 16  # the smallest crop (image pixels), unless the image itself is smaller
@@ -40,15 +42,6 @@ PROXY_SIDE = 1536  # big images are drawn and previewed from a copy this size, f
 MARGIN = 8  # room around the image so the corner handles at its edge can be grabbed
 GRAB = 10  # how near (screen pixels) a corner must be to grab it
 HANDLE = 8  # drawn size of a corner handle
-
-
-def _qimage(rgb: np.ndarray) -> QImage:
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-        raise ValueError(f"expected a non-empty (H, W, 3) uint8 array, got {rgb.shape} "
-                         f"{rgb.dtype}")
-    rgb = np.ascontiguousarray(rgb)
-    h, w, _ = rgb.shape
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()  # own memory
 
 
 def _smooth(image: QImage, w: int, h: int) -> QImage:
@@ -315,7 +308,7 @@ class CropDialog(QDialog):
         self.setWindowTitle("Crop the image")
         self.key = key
         self.target_size = max(1, int(target_size))
-        self.view = CropView(_qimage(rgb))
+        self.view = CropView(qimage_from_array(rgb))
         self.preview = QLabel()
         self.preview.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -11,9 +11,8 @@ import dataclasses
 import random
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
 from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import read_recipe
-from editor.engine.compose import load_wplus
+from editor.engine.compose import wplus_of_source
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditorState, new_draft
 from editor.engine.export import run_plan
 from editor.engine.jobs import JobRunner
@@ -43,9 +42,11 @@ from .directions_panel import DirectionsPanel
 from .document import Document
 from .export_dialog import get_export_plan
 from .icons import icon
+from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .models_menu import ModelsMenu
 from .prompt_panel import PromptPanel
+from .qimages import qimage_from_array
 from .shortcuts_dialog import show_shortcuts
 from .source_panel import MAX_SEED, SourcePanel
 from .stack_panel import EditStackPanel
@@ -61,12 +62,6 @@ LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_ALPHA = 4.0  # the strength a new prompt starts at, as in the CLI
 MAX_RECENT = 8
-
-
-def qimage_from_array(array: np.ndarray) -> QImage:
-    """Wrap an (H, W, 3) uint8 array; the copy detaches the QImage from numpy's memory."""
-    h, w, _ = array.shape
-    return QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 class MainWindow(QMainWindow):
@@ -159,6 +154,8 @@ class MainWindow(QMainWindow):
         self.jobs.job_finished.connect(self._on_job_finished)
         self.jobs.job_failed.connect(
             lambda job, msg: self.statusBar().showMessage(f"{job.title} failed: {msg}", 10000))
+        self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
+                                       self._use_inverted_source)
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None,
                 tip: str | None = None, checkable: bool = False) -> QAction:
@@ -560,11 +557,11 @@ class MainWindow(QMainWindow):
         if recipe is not None:
             self._apply_recipe_text(recipe, Path(path).name)
             return
-        QMessageBox.information(
-            self, "Open image",
-            f"{Path(path).name} carries no Latent Atelier recipe. Editing your own pictures "
-            "needs inversion (finding the latent that draws them), which this version does "
-            "not have yet. Images exported by Latent Atelier open with their edits.")
+        self.inversion.start(path)  # your own picture: crop, then invert it
+
+    def _use_inverted_source(self, source: Source, text: str) -> None:
+        self._change(self._with_source(source), text)
+        self.document.end_merge()
 
     def open_latent_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open latent or recipe", self._last_dir(),
@@ -593,7 +590,7 @@ class MainWindow(QMainWindow):
 
     def _check_latent(self, source: Source) -> None:
         g = self.pack.model.generator
-        load_wplus(source.wplus_path, g.n_latent, g.w_dim)
+        wplus_of_source(source, g.n_latent, g.w_dim)
 
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),

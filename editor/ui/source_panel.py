@@ -95,5 +95,6 @@ class SourcePanel(QWidget):
         self.latent_label.setVisible(not is_seed)
         if not is_seed:
             name = source.label or source.wplus_path
-            self.latent_label.setText(f"Starting from the latent <b>{name}</b>; change the "
+            what = "your picture" if source.wplus_data else "the latent"
+            self.latent_label.setText(f"Starting from {what} <b>{name}</b>; change the "
                                       "seed to go back to sampling.")

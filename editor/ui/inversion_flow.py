@@ -1,0 +1,93 @@
+"""Bring your own picture, in the window: load it, crop it, invert it as a job (watching
+the reconstruction form on the canvas), then make it the source, undoably.
+
+Kept out of the main window: it needs only the window's pack, job runner, canvas, status
+bar and a way to change the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMainWindow, QMessageBox
+
+from editor.core.errors import AtelierError
+from editor.core.image_io import load_image
+from editor.engine.inverting import InversionPreview, InvertedImage, invert_image
+from editor.engine.jobs import Job, JobRunner
+from editor.engine.packs import OpenPack
+from editor.engine.session import Source
+
+from .canvas import Canvas
+from .crop_dialog import choose_crop, crop_key
+from .qimages import qimage_from_array
+
+JOB_PREFIX = "invert:"
+
+
+class InversionFlow(QObject):
+    def __init__(self, window: QMainWindow, jobs: JobRunner, canvas: Canvas,
+                 pack: Callable[[], OpenPack | None], use_source: Callable[[Source, str], None]):
+        super().__init__(window)
+        self.window = window
+        self.jobs = jobs
+        self.canvas = canvas
+        self._pack = pack
+        self._use_source = use_source
+        self._packs: dict[int, OpenPack] = {}  # job id -> the pack it inverts into
+        jobs.job_progress.connect(self._on_progress)
+        jobs.job_finished.connect(self._on_finished)
+        jobs.job_ended.connect(lambda job: self._packs.pop(job.id, None))
+
+    def start(self, path: str) -> Job | None:
+        """Load, crop (the user's square) and start inverting; None if it did not start."""
+        pack = self._pack()
+        name = Path(path).name
+        if pack is None:
+            QMessageBox.information(self.window, "Open image", "Open a generator first.")
+            return None
+        running = self.jobs.find(JOB_PREFIX + str(path))
+        if running is not None:
+            self.window.statusBar().showMessage(f"{name} is already being inverted", 4000)
+            return None
+        try:
+            loaded = load_image(path)
+        except AtelierError as e:
+            QMessageBox.warning(self.window, "Cannot open the image", str(e))
+            return None
+        resolution = pack.model.generator.img_resolution
+        box = choose_crop(self.window, loaded.rgb, crop_key(path), resolution)
+        if box is None:
+            return None
+        job = self.jobs.submit(
+            f"Invert {name}",
+            lambda token: invert_image(pack, loaded.rgb, box, name, cancel=token),
+            key=JOB_PREFIX + str(path))
+        self._packs[job.id] = pack
+        self.window.statusBar().showMessage(
+            f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)", 6000)
+        return job
+
+    def _on_progress(self, job: Job, progress) -> None:
+        if job.id in self._packs and isinstance(progress, InversionPreview) \
+                and progress.previews:
+            self.canvas.set_image(qimage_from_array(progress.previews[0]))
+
+    def _on_finished(self, job: Job, result) -> None:
+        pack = self._packs.get(job.id)
+        if pack is None or not isinstance(result, InvertedImage):
+            return
+        if pack is not self._pack():
+            QMessageBox.information(
+                self.window, "Inversion finished",
+                f"{result.source.label} was inverted into {pack.name}, which is no longer "
+                "open; open it again and invert the picture there.")
+            return
+        self._use_source(result.source, f"Invert {result.source.label}")
+        q = result.quality
+        clip = "" if q.clip_similarity is None else f", CLIP similarity {q.clip_similarity:.3f}"
+        self.window.statusBar().showMessage(
+            f"{result.source.label}: reconstructed at PSNR {q.psnr_db:.1f} dB, SSIM "
+            f"{q.ssim:.3f}{clip} ({result.seconds:.0f} s)", 20000)
