@@ -607,6 +607,11 @@ class ClipModel:
         return self._name
 
     @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer (open_clip's; discovery reads its vocabulary)."""
+        return self._tokenizer
+
+    @property
     def config(self) -> dict:
         """A copy of the open_clip model config."""
         return copy.deepcopy(self._model_cfg)

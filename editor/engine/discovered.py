@@ -1,0 +1,212 @@
+"""Discovered directions (CLIP2StyleGAN) for a model pack: the cached result or the job
+that computes it, plain entries for the UI, and an entry at a strength as an Edit.
+
+    entries = discovered_entries(pack)             # None until discovery has run
+    for item in discovery_job(pack, cancel=token):  # Progress..., then the Discovery
+        ...
+    entries = to_entries(discovery)
+    edit = entry_edit(entry, strength)              # Edit(kind="delta", ...)
+
+The demo pack labels with the demo world's words (every attribute value, in the phrasings
+its CLIP was trained on) and mixes only tokens that occur in its captions; other packs use
+a general list of phrases and the tokenizer's whole-word tokens. Users may add words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from editor.methods import discovery as dc
+from editor.methods import precompute as pc
+from editor.methods.global_directions import Progress
+from editor.toyfaces import captions
+from editor.toyfaces.attributes import ATTRIBUTES
+
+from .packs import OpenPack
+from .session import Edit
+
+DEMO_TEMPLATE = "a cartoon face with {}"
+# The demo pack ships its discovery next to its global directions.
+DEMO_DISCOVERY = {"psi": 1.0}  # the app samples the demo generator untruncated
+
+
+@dataclass(frozen=True)
+class DirectionEntry:
+    """One discovered direction as the UI sees it: plain data, no tensors. A positive
+    strength moves toward `label`, a negative one toward `negative_label`."""
+
+    key: str
+    label: str
+    confidence: float
+    delta: tuple[float, ...]  # flat style delta for strength 1
+    negative_label: str = ""
+    words: tuple[tuple[str, float], ...] = ()  # the top labels with confidences
+    method: str = dc.DEFAULT_METHOD
+    variance: float = 0.0  # share of the sampled images' CLIP variance
+
+    @property
+    def title(self) -> str:
+        return f"{self.negative_label} ↔ {self.label}" if self.negative_label else self.label
+
+
+# --------------------------------------------------------------------------- demo words
+
+
+def _demo_label(attribute: str, value: str) -> str:
+    if attribute == "hair_colour":
+        return f"{value} hair"
+    if attribute == "hair_length":
+        return "bald" if value == "bald" else f"{value} hair"
+    if attribute == "shape":
+        return f"{value} face"
+    phrase = captions.PHRASES[attribute][value][0]
+    return phrase[2:] if phrase.startswith("a ") else phrase
+
+
+def demo_vocabulary(extra: Sequence[str] = ()) -> dc.Vocabulary:
+    """Every attribute value of the demo world, each with all the phrasings captions use
+    for it (averaged), its attribute as the concept."""
+    words = tuple(dc.Word(_demo_label(a, v), tuple(prompts), a)
+                  for a in ATTRIBUTES for v, prompts in captions.prompt_sets(a).items())
+    return dc.Vocabulary(words, DEMO_TEMPLATE).extended(extra)
+
+
+# Words of the captions that name nothing by themselves.
+_DEMO_SKIP = frozenset({"a", "an", "of", "with", "and", "no"})
+
+
+def _demo_texts() -> list[str]:
+    """The captions' item phrases and face-shape words. Not the heads' other words:
+    "cartoon face" is in every caption, and the style words (sketch, inverted, ...) name
+    renderings the demo generator never makes."""
+    words = [w for ws in captions.SHAPE_WORDS.values() for w in ws]
+    texts = list(captions.ITEM_PHRASES) + words
+    return [" ".join(w for w in t.split() if w not in _DEMO_SKIP) for t in texts]
+
+
+def demo_meaning(label: str) -> tuple[str, str] | None:
+    """The (attribute, value) a demo label names: a vocabulary label directly; another
+    word when every caption phrase containing it names that value (ginger -> red hair)."""
+    for a in ATTRIBUTES:
+        for v in ATTRIBUTES[a]:
+            if _demo_label(a, v) == label:
+                return a, v
+    common: set[tuple[str, str]] | None = None
+    for phrase, named in captions.ITEM_PHRASES.items():
+        if label in phrase.split():
+            pairs = set(named.items())
+            common = pairs if common is None else common & pairs
+    if common and len(common) == 1:
+        return next(iter(common))
+    return None
+
+
+def demo_concept(word: str) -> str | None:
+    meaning = demo_meaning(word)
+    return meaning[0] if meaning else None
+
+
+# --------------------------------------------------------------------------- per pack
+
+
+def label_setup(pack: OpenPack, extra_words: Sequence[str] = ()) -> dc.LabelSetup:
+    if pack.clip is None:
+        raise ValueError("discovery needs a CLIP model")
+    tok = pack.clip.tokenizer
+    if pack.is_demo:
+        return dc.LabelSetup(demo_vocabulary(extra_words), dc.tokens_in_texts(tok, _demo_texts()),
+                             demo_concept)
+    try:
+        tokens = dc.whole_word_tokens(tok)
+    except TypeError:
+        tokens = None  # a tokenizer without a BPE table: zero-shot labels only
+    return dc.LabelSetup(dc.general_vocabulary(extra_words), tokens)
+
+
+def default_config(pack: OpenPack) -> dc.DiscoveryConfig:
+    return dc.DiscoveryConfig(**DEMO_DISCOVERY) if pack.is_demo else dc.DiscoveryConfig()
+
+
+def _entry(pack: OpenPack, config: dc.DiscoveryConfig, setup: dc.LabelSetup,
+           root: Path | None):
+    assert pack.clip is not None
+    return dc.discovery_cache(pack.model.content_hash, pack.clip.content_hash, config, setup,
+                              pack.sampler or pc.DEFAULT_SAMPLER,
+                              pack.data.key if pack.data else None, root)
+
+
+def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
+                     config: dc.DiscoveryConfig | None = None) -> dc.Discovery | None:
+    """The finished discovery for this pack and settings (shipped or cached), or None."""
+    if pack.clip is None:
+        return None
+    config = config or default_config(pack)
+    setup = label_setup(pack, extra_words)
+    roots = ([pack.bundled_root] if pack.bundled_root is not None else []) + [None]
+    for root in roots:
+        got = dc.load_discovery(_entry(pack, config, setup, root))
+        if got is not None:
+            return got
+    return None
+
+
+def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
+                  extra_words: Sequence[str] = (), config: dc.DiscoveryConfig | None = None,
+                  root: Path | None = None) -> Iterator[Progress | dc.Discovery]:
+    """Discovery as a job: Progress items, then the Discovery; a cached result comes at
+    once. `cancel` (an Event or a callable) stops it with Cancelled, nothing written. The
+    style transfer needs the pack's global directions (pack.data); without them only the
+    w transfer is made."""
+    if pack.clip is None:
+        raise ValueError("discovery needs a CLIP model"
+                         + (f": {pack.clip_error}" if pack.clip_error else ""))
+    config = config or default_config(pack)
+    setup = label_setup(pack, extra_words)
+    if root is None:
+        found = cached_discovery(pack, extra_words, config)
+        if found is not None:
+            yield Progress(1, 1, "loaded from cache", 0.0)
+            yield found
+            return
+    data = pack.data
+    yield from dc.run_discovery(
+        pack.model.generator, pack.clip, setup, _entry(pack, config, setup, root), config,
+        sampler=pack.sample_w(), relevance=data.relevance if data else None,
+        stats=data.stats if data else None, cancel=cancel)
+
+
+def to_entries(discovery: dc.Discovery, method: str = dc.DEFAULT_METHOD
+               ) -> list[DirectionEntry]:
+    """UI entries of the directions that have a delta for `method` ("w" or "style")."""
+    if method not in dc.METHODS:
+        raise ValueError(f"unknown transfer {method!r}; one of {', '.join(dc.METHODS)}")
+    out = []
+    for i, d in enumerate(discovery.directions):
+        delta = d.deltas.get(method)
+        if delta is None:
+            continue
+        out.append(DirectionEntry(
+            key=f"{discovery.key or 'discovery'}:{i}:{method}", label=d.label,
+            confidence=d.confidence, delta=tuple(float(x) for x in delta),
+            negative_label=d.negative[0].text if d.negative else "",
+            words=tuple((x.text, x.confidence) for x in d.labels),
+            method=method, variance=d.variance))
+    return out
+
+
+def discovered_entries(pack: OpenPack, method: str = dc.DEFAULT_METHOD
+                       ) -> list[DirectionEntry] | None:
+    """Entries from the cached discovery of this pack, or None when it was never run."""
+    found = cached_discovery(pack)
+    return to_entries(found, method) if found is not None else None
+
+
+def entry_edit(entry: DirectionEntry, strength: float = dc.DEFAULT_STRENGTH) -> Edit:
+    """The edit-stack entry: an explicit style delta (compose reads "delta"; the other
+    keys say where it came from)."""
+    return Edit(kind="delta", strength=float(strength), name=entry.title,
+                params={"delta": list(entry.delta), "label": entry.label,
+                        "negative_label": entry.negative_label, "method": entry.method,
+                        "confidence": round(entry.confidence, 4), "source": "discovery"})

@@ -1,0 +1,736 @@
+"""CLIP2StyleGAN: discover edit directions without prompts, label them with words, and
+turn them into style-space edits.
+
+1. Sample N images from the generator, CLIP-embed them (unit vectors), PCA (centred):
+   the top K principal directions of what varies among the images, in CLIP image space.
+2. Label each direction with words. A word's score on an image is its zero-shot logit
+   against the vocabulary, image . (t_word - t_mean); a word labels a direction as much
+   as its score *correlates* with the image's coordinate along the direction over the
+   samples. The correlation is signed (which end of the direction the word sits at),
+   bounded (the confidence) and has a closed form in the sample covariance S:
+   corr = d'S t / sqrt(d'S d . t'S t). The vocabulary is a list of phrases (general or
+   the demo world's, extendable); in addition, as in the paper, a sparse soft mixture
+   over single word tokens inside a prompt ("a picture of a [w]") is optimised so that
+   its text embedding points along the direction (weights squashed into (0, 1) by a
+   sigmoid, an L1 term, Adam); its strongest tokens are then ranked zero-shot like the
+   phrases. The text tower is run on token embeddings directly for that.
+3. A direction whose strongest labels name different concepts (the demo world: different
+   attributes; otherwise dissimilar text directions) is split: each concept gets the
+   image-space direction along which its word's score grows (S t), made orthogonal to
+   the other's, and is labelled again.
+4. Transfer to the generator (the paper did not release this step), both as a flat style
+   delta per unit strength, with the sign that moves toward the top label:
+   - "w": w shifted the way it differs, on average over the samples, between images
+     whose coordinate differs by one standard deviation (the regression of w on the
+     coordinate: Cov(w, c) / std(c)), mapped through each layer's affine map, which is
+     exact because s_l = A_l w + b_l;
+   - "style": the global-direction channel relevance (StyleCLIP), with the direction as
+     the text direction, at auto-beta: the top channel moves one standard deviation.
+
+`discover` is a job (a generator of Progress, then the Discovery) with cooperative
+cancel; `run_discovery` adds the on-disk cache (atomic, versioned, checksummed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from editor.core.cache import TensorCache
+from editor.core.generator import Generator
+
+from . import global_directions as gd
+from .global_directions import Progress, WSampler
+from .precompute import Cancelled, CancelToken, is_cancelled
+from .precompute import _load as load_checked
+from .precompute import _save as save_checked
+
+KIND, VERSION = "discovery", 1
+METHODS = ("w", "style")
+DEFAULT_METHOD = "w"
+DEFAULT_STRENGTH = 3.0
+SEED_BASE = 5_000_000  # apart from the seeds statistics, relevance and benchmarks use
+
+# ------------------------------------------------------------------------ vocabularies
+
+GENERAL_TEMPLATE = "a photo of {}."
+# Phrases for faces, portraits and photos in general (what StyleGAN2 packs show).
+GENERAL_PHRASES: tuple[str, ...] = (
+    "a smiling face", "a frowning face", "a sad face", "an angry face", "a surprised face",
+    "a laughing face", "a serious face", "an open mouth", "closed eyes", "a man", "a woman",
+    "a child", "an old person", "a young person", "a bald head", "blonde hair",
+    "black hair", "brown hair", "red hair", "grey hair", "curly hair", "straight hair",
+    "long hair", "short hair", "a beard", "a moustache", "a clean-shaven face",
+    "glasses", "sunglasses", "a hat", "earrings", "makeup", "lipstick", "pale skin",
+    "dark skin", "tanned skin", "freckles", "wrinkles", "a chubby face", "a thin face",
+    "a face turned to the left", "a face turned to the right", "a close-up",
+    "a bright photo", "a dark photo", "a black and white photo", "a colourful photo",
+    "a blurry photo", "a sharp photo", "a painting", "a cartoon", "a sketch",
+    "a white background", "a dark background", "a green background", "a blue background",
+    "outdoors", "indoors", "a studio portrait", "warm light", "cold light",
+)
+
+
+@dataclass(frozen=True)
+class Word:
+    """A candidate label: what is shown, the prompts whose mean text embedding stands for
+    it, and its concept (words of one concept, e.g. the values of one attribute, are the
+    ends of one direction rather than a mixture of two)."""
+
+    label: str
+    prompts: tuple[str, ...]
+    concept: str | None = None
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    words: tuple[Word, ...]
+    template: str = GENERAL_TEMPLATE  # for added words and mixture tokens; "{}" the word
+
+    def extended(self, labels: Sequence[str]) -> Vocabulary:
+        """With the user's words (phrases; blank lines and '#' comments skipped)."""
+        have = {w.label for w in self.words}
+        extra = []
+        for text in labels:
+            text = text.strip()
+            if text and not text.startswith("#") and text not in have:
+                extra.append(Word(text, (self.template.replace("{}", text),)))
+                have.add(text)
+        return replace(self, words=self.words + tuple(extra))
+
+    def identity(self) -> str:
+        blob = json.dumps([self.template, [asdict(w) for w in self.words]], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def general_vocabulary(extra: Sequence[str] = ()) -> Vocabulary:
+    words = tuple(Word(p, (GENERAL_TEMPLATE.replace("{}", p),)) for p in GENERAL_PHRASES)
+    return Vocabulary(words, GENERAL_TEMPLATE).extended(extra)
+
+
+def read_vocab_file(path: str | Path) -> list[str]:
+    """One word or phrase a line; blank lines and lines starting with '#' are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
+
+
+# ------------------------------------------------------------------------ settings
+
+
+@dataclass
+class DiscoveryConfig:
+    n_samples: int = 1000  # images sampled for the PCA
+    k: int = 10  # principal components kept
+    seed: int = 0
+    psi: float = 0.7  # truncation of Gaussian-z samples (custom samplers ignore it)
+    n_labels: int = 5  # labels kept per end of a direction
+    mixture: bool = True  # the soft token mixture (needs an open_clip CLIP text tower)
+    mixture_steps: int = 150
+    mixture_lr: float = 0.1
+    mixture_l1: float = 0.02
+    mixture_rank: int = 2000  # strongest tokens ranked zero-shot afterwards
+    split: bool = True
+    split_ratio: float = 0.6  # a second concept at >= this x the top label's confidence
+    split_min: float = 0.3  # ... and at least this confidence
+    dedupe_cos: float = 0.9  # a direction this close to an earlier one is dropped
+    beta_min_channels: int = 10  # auto-beta of the style transfer
+    batch_size: int = 64  # renders per generator call (speed only)
+
+    def to_dict(self) -> dict:
+        """What decides the result (for cache keys); the batch size does not."""
+        d = asdict(self)
+        d.pop("batch_size")
+        return d
+
+
+@dataclass
+class Label:
+    text: str
+    confidence: float  # correlation with the direction's coordinate, signed
+
+
+@dataclass
+class Direction:
+    """One discovered direction, oriented so that + moves toward `labels[0]`."""
+
+    vector: torch.Tensor  # (D,) unit, CLIP image space
+    variance: float  # fraction of the sampled images' variance along it
+    component: int  # the principal component it comes from
+    split: bool  # one concept split out of a mixed component
+    labels: list[Label]  # the + end, strongest first
+    negative: list[Label]  # the - end, strongest first (confidences negative)
+    mixture: list[Label] = field(default_factory=list)  # top tokens, weight as confidence
+    coordinate_std: float = 0.0
+    deltas: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (C,) delta
+    notes: dict[str, str] = field(default_factory=dict)  # method -> why it is missing
+
+    @property
+    def label(self) -> str:
+        return self.labels[0].text if self.labels else f"PC{self.component + 1}"
+
+    @property
+    def confidence(self) -> float:
+        return abs(self.labels[0].confidence) if self.labels else 0.0
+
+    @property
+    def title(self) -> str:
+        if self.negative:
+            return f"{self.negative[0].text} ↔ {self.label}"
+        return self.label
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "negative_label": self.negative[0].text
+                if self.negative else None, "confidence": round(self.confidence, 4),
+                "variance": round(self.variance, 5), "component": self.component,
+                "split": self.split, "coordinate_std": self.coordinate_std,
+                "labels": [[lb.text, round(lb.confidence, 4)] for lb in self.labels],
+                "negative": [[lb.text, round(lb.confidence, 4)] for lb in self.negative],
+                "mixture": [[lb.text, round(lb.confidence, 4)] for lb in self.mixture],
+                "clip_direction": [round(float(x), 6) for x in self.vector],
+                "deltas": {m: [float(x) for x in d] for m, d in self.deltas.items()},
+                "notes": dict(self.notes)}
+
+
+@dataclass
+class Discovery:
+    directions: list[Direction]
+    explained: list[float]  # the top K components' variance ratios
+    info: dict = field(default_factory=dict)
+    key: str = ""
+    from_cache: bool = False
+
+    def to_json(self) -> dict:
+        return {"format": "latent-atelier-discovery", "version": VERSION,
+                "explained_variance": [round(x, 6) for x in self.explained],
+                "info": self.info, "directions": [d.to_json() for d in self.directions]}
+
+
+# ------------------------------------------------------------------------ sampling + PCA
+
+
+@dataclass
+class Samples:
+    w: torch.Tensor  # (N, w_dim)
+    embeddings: torch.Tensor  # (N, D) unit CLIP image embeddings
+
+
+def sample_w(gen: Generator, seeds: torch.Tensor, psi: float,
+             sampler: WSampler | None) -> torch.Tensor:
+    """(B, w_dim) latents for seeds: the pack's own sampler, or Gaussian z per seed."""
+    device = gen.w_avg.device
+    with torch.no_grad():
+        if sampler is not None:
+            w = sampler(seeds).to(device)
+            return w[:, 0] if w.ndim == 3 else w
+        z = torch.cat([torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(
+            int(s))) for s in seeds]).to(device)
+        return gen.truncate(gen.map_z(z), psi)
+
+
+def iter_samples(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
+                 sampler: WSampler | None) -> Iterator[Progress | Samples]:
+    n = config.n_samples
+    ws, embs = [], []
+    done = 0
+    while done < n:
+        b = min(config.batch_size, n - done)
+        seeds = torch.arange(done, done + b) + SEED_BASE + 100_003 * config.seed
+        w = sample_w(gen, seeds, config.psi, sampler)
+        with torch.no_grad():
+            img = gen.synthesize(gen.styles(w))
+            embs.append(clip.encode_images(img, normalize=True).float().cpu())
+        ws.append(w.float().cpu())
+        done += b
+        yield Progress(done, n, f"sampling: {done}/{n} images")
+    yield Samples(torch.cat(ws), torch.cat(embs))
+
+
+@dataclass
+class Pca:
+    mean: torch.Tensor  # (D,)
+    components: torch.Tensor  # (K, D) unit rows
+    explained: torch.Tensor  # (K,) variance ratios
+    cov: torch.Tensor  # (D, D) sample covariance
+
+
+def pca(embeddings: torch.Tensor, k: int) -> Pca:
+    x = embeddings.double()
+    mean = x.mean(0)
+    xc = x - mean
+    _, s, vh = torch.linalg.svd(xc, full_matrices=False)
+    var = s**2 / max(len(x) - 1, 1)
+    k = min(k, len(var))
+    # sign convention: the largest-magnitude entry positive (labels orient them later)
+    comps = vh[:k]
+    signs = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True))).clamp_min(-1)
+    signs[signs == 0] = 1
+    cov = xc.T @ xc / max(len(x) - 1, 1)
+    return Pca(mean.float(), (comps * signs).float(), (var[:k] / var.sum()).float(),
+               cov.float())
+
+
+# ------------------------------------------------------------------------ text
+
+
+def text_embeddings(clip, prompt_sets: Sequence[Sequence[str]], batch: int = 256
+                    ) -> torch.Tensor:
+    """(V, D) unit vectors: each set's prompts encoded, averaged, normalised."""
+    flat = [p for ps in prompt_sets for p in ps]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(flat), batch):
+            out.append(clip.encode_text(flat[i:i + batch], normalize=True).float().cpu())
+    emb = torch.cat(out)
+    sizes = [len(ps) for ps in prompt_sets]
+    means = torch.stack([part.mean(0) for part in torch.split(emb, sizes)])
+    return F.normalize(means, dim=-1)
+
+
+def correlations(cov: torch.Tensor, directions: torch.Tensor, texts: torch.Tensor
+                 ) -> torch.Tensor:
+    """(M, V): over the samples, the correlation between an image's coordinate along each
+    direction and its (centred) zero-shot score for each text vector."""
+    dc = directions.double() @ cov.double()  # (M, D)
+    num = dc @ texts.double().T
+    d_sd = (dc * directions.double()).sum(1).clamp_min(1e-20).sqrt()
+    t_sd = ((texts.double() @ cov.double()) * texts.double()).sum(1).clamp_min(1e-20).sqrt()
+    return (num / d_sd[:, None] / t_sd[None, :]).float()
+
+
+def encode_token_embeddings(model: torch.nn.Module, ids: torch.Tensor, embeds: torch.Tensor
+                            ) -> torch.Tensor:
+    """open_clip CLIP.encode_text from token embeddings instead of ids (the ids still
+    say where the end token is, for pooling). Unnormalised (B, D)."""
+    from open_clip.transformer import text_global_pool
+
+    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final",
+              "text_projection")
+    if not all(hasattr(model, a) for a in needed):
+        raise TypeError(f"{type(model).__name__} has no built-in text transformer "
+                        "(open_clip CLIP); the token mixture needs one")
+    cast = model.transformer.get_cast_dtype()
+    x = embeds.to(cast) + model.positional_embedding.to(cast)
+    x = model.transformer(x, attn_mask=model.attn_mask)
+    x = model.ln_final(x)
+    x = text_global_pool(x, ids, model.text_pool_type,
+                         eos_token_id=getattr(model, "text_eos_id", None))
+    proj = model.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return x
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Single tokens the mixture may use, and the word each stands for."""
+
+    ids: tuple[int, ...]
+    words: tuple[str, ...]
+
+    def identity(self) -> str:
+        return hashlib.sha256(json.dumps(self.ids).encode()).hexdigest()[:16]
+
+
+def _token_text(tokenizer, token_id: int) -> str:
+    decoder = getattr(tokenizer, "decoder", None)
+    if decoder is not None:
+        return decoder[token_id].replace("</w>", "")
+    return tokenizer.decode([token_id]).strip()
+
+
+def tokens_in_texts(tokenizer, texts: Sequence[str]) -> TokenSet:
+    """Every whole-word token that occurs in `texts` (a small CLIP trained on captions has
+    trained embeddings for those tokens only)."""
+    words = sorted({w for t in texts for w in t.lower().replace(",", " ").split()})
+    ids: dict[int, str] = {}
+    for w in words:
+        toks = tokenizer.encode(w)
+        if len(toks) == 1 and w.isalpha():
+            ids.setdefault(int(toks[0]), w)
+    order = sorted(ids)
+    return TokenSet(tuple(order), tuple(ids[i] for i in order))
+
+
+def whole_word_tokens(tokenizer, min_len: int = 3) -> TokenSet:
+    """The tokenizer's whole-word alphabetic tokens (BPE entries ending in '</w>')."""
+    enc = getattr(tokenizer, "encoder", None)
+    if enc is None:
+        raise TypeError("this tokenizer has no BPE vocabulary to draw tokens from")
+    pairs = sorted((i, t[:-4]) for t, i in enc.items()
+                   if t.endswith("</w>") and t[:-4].isalpha() and len(t) - 4 >= min_len)
+    return TokenSet(tuple(i for i, _ in pairs), tuple(t for _, t in pairs))
+
+
+def _slot_ids(clip, template: str, probe: tuple[str, str]) -> tuple[torch.Tensor, int]:
+    """Token ids of the template with a one-token word in it, and the word's position
+    (where two different one-token words make the ids differ)."""
+    a, b = (clip.tokenize([template.replace("{}", w)])[0].cpu() for w in probe)
+    diff = (a != b).nonzero().flatten()
+    if len(diff) != 1:
+        raise ValueError(f"could not find the word's position in the template {template!r}")
+    return a, int(diff[0])
+
+
+def optimise_mixture(clip, tokens: TokenSet, template: str, targets: torch.Tensor,
+                     center: torch.Tensor, config: DiscoveryConfig,
+                     cancel: CancelToken = None) -> Iterator[Progress | torch.Tensor]:
+    """Per target direction (rows of `targets`, CLIP space), sigmoid weights over the
+    tokens whose weighted embedding, in the template's word slot, gives a text
+    embedding t with t - center pointing along the target. Adam with an L1 term on the
+    weights. Yields Progress, then the (M, V) weights."""
+    model = clip.model
+    if len(tokens.ids) < 2:
+        raise ValueError("the token mixture needs at least two tokens")
+    ids, slot = _slot_ids(clip, template, (tokens.words[0], tokens.words[1]))
+    device = model.token_embedding.weight.device
+    table = model.token_embedding.weight.detach()[torch.tensor(tokens.ids, device=device)]
+    base = model.token_embedding(ids.to(device)[None]).detach()  # (1, L, E)
+    m = len(targets)
+    logits = torch.full((m, len(tokens.ids)), -4.0, device=device)
+    logits += 0.01 * torch.randn(logits.shape, generator=torch.Generator().manual_seed(0)
+                                 ).to(device)
+    logits.requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=config.mixture_lr)
+    tgt = F.normalize(targets.float(), dim=-1).to(device)
+    center = center.float().to(device)
+    id_rows = ids.to(device)[None].expand(m, -1)
+    every = max(1, config.mixture_steps // 15)
+    with torch.enable_grad():
+        for step in range(config.mixture_steps):
+            weights = torch.sigmoid(logits)
+            slot_emb = weights @ table  # (M, E)
+            embeds = base.expand(m, -1, -1).clone()
+            embeds[:, slot] = slot_emb.to(embeds.dtype)
+            text = F.normalize(encode_token_embeddings(model, id_rows, embeds).float(),
+                               dim=-1)
+            cos = F.cosine_similarity(text - center, tgt, dim=-1)
+            loss = (-cos + config.mixture_l1 * weights.sum(1) / len(tokens.ids) * 100).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if (step + 1) % every == 0 or step + 1 == config.mixture_steps:
+                yield Progress(step + 1, config.mixture_steps,
+                               f"labelling: token mixture step {step + 1}")
+                if is_cancelled(cancel):
+                    raise Cancelled("discovery cancelled while labelling")
+    yield torch.sigmoid(logits.detach()).cpu()
+
+
+# ------------------------------------------------------------------------ labelling
+
+
+@dataclass
+class LabelSpace:
+    """Candidate labels and their centred text vectors."""
+
+    words: list[Word]
+    vectors: torch.Tensor  # (V, D), centred by the vocabulary's mean text embedding
+    center: torch.Tensor  # (D,)
+
+    def concept(self, i: int) -> str:
+        return self.words[i].concept or self.words[i].label
+
+    def same_concept(self, i: int, j: int) -> bool:
+        a, b = self.words[i].concept, self.words[j].concept
+        if a is not None and b is not None:
+            return a == b
+        cos = F.cosine_similarity(self.vectors[i], self.vectors[j], dim=0)
+        return bool(cos > 0.5)
+
+
+def label_space(clip, vocab: Vocabulary) -> LabelSpace:
+    raw = text_embeddings(clip, [w.prompts for w in vocab.words])
+    center = raw.mean(0)
+    return LabelSpace(list(vocab.words), raw - center, center)
+
+
+def with_tokens(space: LabelSpace, clip, vocab: Vocabulary, words: Sequence[str],
+                concept_of: Callable[[str], str | None] | None = None) -> LabelSpace:
+    """The space plus single-token words (from the mixture), centred the same way."""
+    have = {w.label for w in space.words}
+    new = [Word(t, (vocab.template.replace("{}", t),), concept_of(t) if concept_of else None)
+           for t in dict.fromkeys(words) if t not in have]
+    if not new:
+        return space
+    raw = text_embeddings(clip, [w.prompts for w in new])
+    return LabelSpace(space.words + new, torch.cat([space.vectors, raw - space.center]),
+                      space.center)
+
+
+def ranked_labels(corr_row: torch.Tensor, space: LabelSpace, n: int
+                  ) -> tuple[list[Label], list[Label]]:
+    """(+ end labels, - end labels), strongest first."""
+    order = corr_row.abs().argsort(descending=True).tolist()
+    pos = [Label(space.words[i].label, float(corr_row[i])) for i in order if corr_row[i] > 0]
+    neg = [Label(space.words[i].label, float(corr_row[i])) for i in order if corr_row[i] < 0]
+    return pos[:n], neg[:n]
+
+
+def split_directions(pca_: Pca, space: LabelSpace, config: DiscoveryConfig
+                     ) -> list[tuple[torch.Tensor, int, bool]]:
+    """(direction, component, split?) per principal component, or two per component
+    whose strongest labels are two concepts at comparable confidence."""
+    corr = correlations(pca_.cov, pca_.components, space.vectors)
+    out: list[tuple[torch.Tensor, int, bool]] = []
+    for k in range(len(pca_.components)):
+        row = corr[k]
+        order = row.abs().argsort(descending=True).tolist()
+        top = order[0]
+        other = next((j for j in order[1:] if not space.same_concept(top, j)), None)
+        if (not config.split or other is None
+                or abs(row[other]) < max(config.split_min, config.split_ratio * abs(row[top]))):
+            out.append((pca_.components[k], k, False))
+            continue
+        g = [F.normalize(pca_.cov @ space.vectors[i], dim=0) for i in (top, other)]
+        for a, b in ((0, 1), (1, 0)):
+            d = g[a] - (g[a] @ g[b]) * g[b]  # this concept's signature, not the other's
+            out.append((F.normalize(d, dim=0), k, True))
+    return out
+
+
+def dedupe(items: list[tuple[torch.Tensor, int, bool]], max_cos: float
+           ) -> list[tuple[torch.Tensor, int, bool]]:
+    kept: list[tuple[torch.Tensor, int, bool]] = []
+    for item in items:
+        if all(abs(float(item[0] @ k[0])) < max_cos for k in kept):
+            kept.append(item)
+    return kept
+
+
+# ------------------------------------------------------------------------ transfer
+
+
+def affine_delta(gen: Generator, dw: torch.Tensor, w_ref: torch.Tensor) -> torch.Tensor:
+    """The flat style delta of moving w by dw: each layer's own affine map applied to
+    w_ref + dw minus to w_ref (exact, the maps being affine). toRGB layers included: this
+    is the same image change as editing w itself."""
+    device = gen.w_avg.device
+    with torch.no_grad():
+        w = torch.stack([w_ref, w_ref + dw]).to(device)
+        flat = gen.styles(w).flat().float().cpu()
+    return flat[1] - flat[0]
+
+
+def w_direction(w: torch.Tensor, coordinate: torch.Tensor) -> torch.Tensor:
+    """How w differs, on average over the samples, per standard deviation of the
+    coordinate: Cov(w, c) / std(c) (the least-squares regression of w on c)."""
+    c = coordinate.double() - coordinate.double().mean()
+    wc = w.double() - w.double().mean(0)
+    sd = c.std().clamp_min(1e-12)
+    return (wc.T @ c / max(len(c) - 1, 1) / sd).float()
+
+
+def style_direction(relevance: gd.Relevance, stats: gd.StyleStats, direction: torch.Tensor,
+                    min_channels: int) -> gd.EditDirection:
+    beta = gd.auto_beta(gd.channel_scores(relevance, direction), min_channels)
+    return gd.edit_direction(relevance, stats, direction, beta)
+
+
+# ------------------------------------------------------------------------ the job
+
+
+@dataclass
+class LabelSetup:
+    """What labelling needs beyond the CLIP model."""
+
+    vocabulary: Vocabulary
+    tokens: TokenSet | None = None  # None: no token mixture
+    concept_of: Callable[[str], str | None] | None = None  # a token word's concept
+
+    def identity(self) -> dict:
+        return {"vocabulary": self.vocabulary.identity(),
+                "tokens": self.tokens.identity() if self.tokens else None}
+
+
+@dataclass
+class Labelled:
+    vector: torch.Tensor  # the direction, turned so that its top label is at the + end
+    labels: list[Label]
+    negative: list[Label]
+    mixture: list[Label]
+
+
+def label_directions(clip, setup: LabelSetup, cov: torch.Tensor, vectors: torch.Tensor,
+                     config: DiscoveryConfig, cancel: CancelToken = None
+                     ) -> Iterator[Progress | list[Labelled]]:
+    """Labels for CLIP image-space directions (rows of `vectors`) given the sampled
+    images' covariance: the vocabulary, plus the strongest tokens of a sparse mixture
+    optimised per direction end, ranked by correlation (see the module docstring). Each
+    direction comes back turned toward its strongest label. Yields Progress, then the
+    list."""
+    space = label_space(clip, setup.vocabulary)
+    weights = None
+    if config.mixture and setup.tokens is not None and len(setup.tokens.ids) >= 2:
+        targets = torch.cat([vectors, -vectors])  # both ends
+        for got in optimise_mixture(clip, setup.tokens, setup.vocabulary.template, targets,
+                                    space.center, config, cancel):
+            if isinstance(got, Progress):
+                yield got
+            else:
+                weights = got
+        assert weights is not None
+        top = weights.topk(min(config.mixture_rank, weights.shape[1]), dim=1).indices
+        space = with_tokens(space, clip, setup.vocabulary,
+                            [setup.tokens.words[i] for i in sorted(set(top.flatten().tolist()))],
+                            setup.concept_of)
+    corr = correlations(cov, vectors, space.vectors)
+    out = []
+    m = len(vectors)
+    for i in range(m):
+        vec = vectors[i]
+        pos, neg = ranked_labels(corr[i], space, config.n_labels)
+        flip = bool(neg) and (not pos or abs(neg[0].confidence) > pos[0].confidence)
+        if flip:
+            vec = -vec
+            pos, neg = ([Label(x.text, -x.confidence) for x in neg],
+                        [Label(x.text, -x.confidence) for x in pos])
+        mix: list[Label] = []
+        if weights is not None and setup.tokens is not None:
+            best = weights[i + m if flip else i].topk(min(config.n_labels, weights.shape[1]))
+            mix = [Label(setup.tokens.words[j], float(v))
+                   for v, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)]
+        out.append(Labelled(vec, pos, neg, mix))
+    yield out
+
+
+def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | None = None,
+             sampler: WSampler | None = None, relevance: gd.Relevance | None = None,
+             stats: gd.StyleStats | None = None, cancel: CancelToken = None
+             ) -> Iterator[Progress | Discovery]:
+    """The discovery job: yields Progress, then the Discovery. `cancel` is checked after
+    every step (Cancelled is raised; nothing is written by this function)."""
+    config = config or DiscoveryConfig()
+    if config.n_samples < max(2, config.k + 1):
+        raise ValueError(f"discovery needs more samples ({config.n_samples}) than "
+                         f"components ({config.k})")
+    t0 = time.monotonic()
+    samples = None
+    for item in iter_samples(gen, clip, config, sampler):
+        if isinstance(item, Samples):
+            samples = item
+            continue
+        yield item
+        if is_cancelled(cancel):
+            raise Cancelled("discovery cancelled while sampling")
+    assert samples is not None
+    t_sample = time.monotonic() - t0
+    pca_ = pca(samples.embeddings, config.k)
+    items = dedupe(split_directions(pca_, label_space(clip, setup.vocabulary), config),
+                   config.dedupe_cos)
+    vectors = torch.stack([d for d, _, _ in items])
+
+    labelled = None
+    for got in label_directions(clip, setup, pca_.cov, vectors, config, cancel):
+        if isinstance(got, Progress):
+            yield got
+        else:
+            labelled = got
+    assert labelled is not None
+    xc = samples.embeddings - pca_.mean
+    total_var = float(torch.diagonal(pca_.cov).sum())
+    directions: list[Direction] = []
+    for (_, comp, was_split), lab in zip(items, labelled, strict=True):
+        vec = lab.vector
+        directions.append(Direction(vec, float(vec @ pca_.cov @ vec) / total_var, comp,
+                                    was_split, lab.labels, lab.negative, lab.mixture,
+                                    float((xc @ vec).std())))
+    yield Progress(0, len(directions), "transfer: starting")
+    w_ref = samples.w.mean(0)
+    for i, d in enumerate(directions):
+        coord = (samples.embeddings - pca_.mean) @ d.vector
+        d.deltas["w"] = affine_delta(gen, w_direction(samples.w, coord), w_ref)
+        if relevance is not None and stats is not None:
+            try:
+                d.deltas["style"] = style_direction(relevance, stats, d.vector,
+                                                    config.beta_min_channels).delta
+            except gd.NoChannelsError as e:
+                d.notes["style"] = str(e)
+        else:
+            d.notes["style"] = "no global-direction relevance for this model pack"
+        yield Progress(i + 1, len(directions), f"transfer: direction {i + 1}")
+        if is_cancelled(cancel):
+            raise Cancelled("discovery cancelled during the transfer")
+    info = {"config": config.to_dict(), "samples": config.n_samples,
+            "seconds": round(time.monotonic() - t0, 1), "sampling_seconds": round(t_sample, 1),
+            "vocabulary": len(setup.vocabulary.words),
+            "tokens": len(setup.tokens.ids) if setup.tokens else 0}
+    yield Discovery(directions, [float(x) for x in pca_.explained], info)
+
+
+# ------------------------------------------------------------------------ cache
+
+
+def discovery_cache(gen_hash: str, clip_hash: str, config: DiscoveryConfig,
+                    setup: LabelSetup, sampler: str, relevance_key: str | None,
+                    root: Path | None = None) -> TensorCache:
+    key = {"generator": gen_hash, "clip": clip_hash, "config": config.to_dict(),
+           "labels": setup.identity(), "sampler": sampler, "relevance": relevance_key}
+    return TensorCache(KIND, key, VERSION, root)
+
+
+def _to_entry(result: Discovery) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {
+        "explained": torch.tensor(result.explained, dtype=torch.float32)}
+    meta = []
+    for i, d in enumerate(result.directions):
+        tensors[f"{i}.vector"] = d.vector.float()
+        for m, delta in d.deltas.items():
+            tensors[f"{i}.delta.{m}"] = delta.float()
+        meta.append({"variance": d.variance, "component": d.component, "split": d.split,
+                     "coordinate_std": d.coordinate_std, "notes": d.notes,
+                     "labels": [[x.text, x.confidence] for x in d.labels],
+                     "negative": [[x.text, x.confidence] for x in d.negative],
+                     "mixture": [[x.text, x.confidence] for x in d.mixture]})
+    return tensors, {**result.info, "directions": meta}
+
+
+def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Discovery | None:
+    try:
+        directions = []
+        for i, m in enumerate(info["directions"]):
+            deltas = {meth: tensors[f"{i}.delta.{meth}"] for meth in METHODS
+                      if f"{i}.delta.{meth}" in tensors}
+            directions.append(Direction(
+                tensors[f"{i}.vector"], float(m["variance"]), int(m["component"]),
+                bool(m["split"]), [Label(t, float(c)) for t, c in m["labels"]],
+                [Label(t, float(c)) for t, c in m["negative"]],
+                [Label(t, float(c)) for t, c in m["mixture"]], float(m["coordinate_std"]),
+                deltas, dict(m.get("notes", {}))))
+        explained = [float(x) for x in tensors["explained"]]
+    except (KeyError, TypeError, ValueError):
+        return None  # written by something else: recompute
+    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+        return None
+    info = {k: v for k, v in info.items() if k != "directions"}
+    return Discovery(directions, explained, info, key, from_cache=True)
+
+
+def load_discovery(entry: TensorCache) -> Discovery | None:
+    got = load_checked(entry)
+    return _from_entry(got[0], got[1], entry.key) if got else None
+
+
+def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
+                  config: DiscoveryConfig | None = None, sampler: WSampler | None = None,
+                  relevance: gd.Relevance | None = None, stats: gd.StyleStats | None = None,
+                  cancel: CancelToken = None) -> Iterator[Progress | Discovery]:
+    """discover, through the cache `entry`: a sound cached result is returned at once;
+    otherwise the job runs and its result is written (atomically) when it finishes."""
+    cached = load_discovery(entry)
+    if cached is not None:
+        yield Progress(1, 1, "loaded from cache", 0.0)
+        yield cached
+        return
+    for item in discover(gen, clip, setup, config, sampler, relevance, stats, cancel):
+        if isinstance(item, Discovery):
+            item.key = entry.key
+            tensors, info = _to_entry(item)
+            save_checked(entry, tensors, info)
+        yield item
