@@ -8,7 +8,7 @@ import sys
 
 # Subcommand modules, each exposing register(subparsers). Listed by name so that
 # `atelier --help` does not import torch-heavy modules until one is run.
-SUBCOMMANDS = ("edit", "invert", "models", "precompute")
+SUBCOMMANDS = ("discover", "edit", "invert", "models", "precompute")
 
 
 def build_parser() -> argparse.ArgumentParser:

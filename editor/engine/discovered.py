@@ -28,6 +28,7 @@ from .packs import OpenPack
 from .session import Edit
 
 DEMO_TEMPLATE = "a cartoon face with {}"
+DEFAULT_STRENGTH = dc.DEFAULT_STRENGTH
 # The demo pack ships its discovery next to its global directions.
 DEMO_DISCOVERY = {"psi": 1.0}  # the app samples the demo generator untruncated
 
@@ -203,7 +204,7 @@ def discovered_entries(pack: OpenPack, method: str = dc.DEFAULT_METHOD
     return to_entries(found, method) if found is not None else None
 
 
-def entry_edit(entry: DirectionEntry, strength: float = dc.DEFAULT_STRENGTH) -> Edit:
+def entry_edit(entry: DirectionEntry, strength: float = DEFAULT_STRENGTH) -> Edit:
     """The edit-stack entry: an explicit style delta (compose reads "delta"; the other
     keys say where it came from)."""
     return Edit(kind="delta", strength=float(strength), name=entry.title,

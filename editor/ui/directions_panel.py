@@ -1,78 +1,157 @@
 """Discovered directions (CLIP2StyleGAN): labelled directions found without prompts, each
-with a slider and "add to stack".
+with its confidence, a slider and "add to stack".
 
-The list is filled from a discovery result (label, confidence, a style delta per unit
-strength); until discovery has been run for the model pack, the panel says how to run it.
+The window fills the list from editor.engine.discovered (discovered_entries for a pack, or
+to_entries of a finished discovery_job), runs the job when the user asks (the Discover
+button emits discover_requested) and reports its progress here; "Add" emits the entry and
+the slider's strength (entry_edit turns them into an edit-stack entry).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from editor.engine.discovered import DEFAULT_STRENGTH, DirectionEntry
+
 from .sliders import FloatSlider
 
+__all__ = ["DirectionEntry", "DirectionsPanel"]
+
 HOW_TO = ("No discovered directions for this model pack yet.\n\n"
-          "Discovery finds edit directions without prompts (CLIP2StyleGAN) and labels them "
-          "with words. It is not part of this version yet; prompt edits above work now.")
-
-
-@dataclass(frozen=True)
-class DirectionEntry:
-    """One discovered direction as the UI sees it: plain data, no tensors."""
-
-    key: str
-    label: str
-    confidence: float
-    delta: tuple[float, ...]  # flat style delta for strength 1
+          "Discover samples images from the generator, finds the main ways they differ "
+          "(as CLIP sees them) and labels each with words, without any prompt. It takes "
+          "about a minute for the demo pack and is remembered for the pack.")
+RUNNING = "Discovering directions…"
+STRENGTH_RANGE = 10.0
+TRANSFERS = (("w", "W space"), ("style", "Style channels (relevance)"))
 
 
 class DirectionsPanel(QWidget):
     add_requested = Signal(object, float)  # DirectionEntry, strength
+    discover_requested = Signal()
+    method_changed = Signal(str)  # "w" | "style": which transfer's entries to show
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.info = QLabel(HOW_TO)
         self.info.setWordWrap(True)
+        self.discover_button = QPushButton("Discover")
+        self.discover_button.setToolTip("Find labelled edit directions for this model pack")
+        self.discover_button.clicked.connect(self.discover_requested.emit)
+        self.method = QComboBox()
+        for key, text in TRANSFERS:
+            self.method.addItem(text, key)
+        self.method.setToolTip("How a direction found in CLIP space is applied to the "
+                               "generator")
+        self.method.currentIndexChanged.connect(
+            lambda _i: self.method_changed.emit(self.method.currentData()))
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.hide()
         self.list = QListWidget()
         self.list.hide()
+        top = QHBoxLayout()
+        top.addWidget(self.discover_button)
+        top.addWidget(self.method, 1)
         layout = QVBoxLayout(self)
+        layout.addLayout(top)
         layout.addWidget(self.info)
+        layout.addWidget(self.progress)
         layout.addWidget(self.list, 1)
         self._sliders: dict[str, FloatSlider] = {}
+        self._entries: list[DirectionEntry] = []
+
+    # ----------------------------------------------------------------- state
+    @property
+    def entries(self) -> list[DirectionEntry]:
+        return list(self._entries)
+
+    def current_method(self) -> str:
+        return str(self.method.currentData())
+
+    def set_unavailable(self, reason: str) -> None:
+        """Discovery cannot run for this pack (e.g. no CLIP model): say why."""
+        self.set_directions([])
+        self.info.setText(f"Discovered directions are unavailable: {reason}")
+        self.discover_button.setEnabled(False)
+
+    def set_running(self, fraction: float | None = None, message: str = "") -> None:
+        """Discovery is under way (the jobs panel can cancel it)."""
+        self.discover_button.setEnabled(False)
+        self.progress.show()
+        if fraction is None:
+            self.progress.setRange(0, 0)  # busy
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(1000 * max(0.0, min(1.0, fraction))))
+        self.progress.setFormat(message or RUNNING)
+        self.progress.setTextVisible(True)
+        if not self._entries:
+            self.info.setText(RUNNING + (f"\n{message}" if message else ""))
+
+    def set_idle(self) -> None:
+        """No job running (finished, failed or cancelled): Discover can be run again."""
+        self.progress.hide()
+        self.discover_button.setEnabled(True)
+        if not self._entries:
+            self.info.setText(HOW_TO)
 
     def set_directions(self, entries: list[DirectionEntry]) -> None:
         self.list.clear()
         self._sliders = {}
+        self._entries = list(entries)
         for entry in entries:
-            row = QWidget()
-            label = QLabel(f"{entry.label}  <span style='color:gray'>"
-                           f"{entry.confidence:.0%}</span>")
-            slider = FloatSlider(-10.0, 10.0, 0.0)
-            add = QPushButton("Add")
-            add.setToolTip("Add this direction to the edit stack at the chosen strength")
-            add.clicked.connect(lambda _c=False, e=entry, s=slider:
-                                self.add_requested.emit(e, s.value() or 3.0))
-            top = QHBoxLayout()
-            top.addWidget(label, 1)
-            top.addWidget(add)
-            col = QVBoxLayout(row)
-            col.addLayout(top)
-            col.addWidget(slider)
-            item = QListWidgetItem()
-            item.setSizeHint(row.sizeHint())
-            self.list.addItem(item)
-            self.list.setItemWidget(item, row)
-            self._sliders[entry.key] = slider
+            self._add_row(entry)
+        self.progress.hide()
+        self.discover_button.setEnabled(True)
+        self.discover_button.setText("Discover again" if entries else "Discover")
+        self.info.setText(HOW_TO)
         self.info.setVisible(not entries)
         self.list.setVisible(bool(entries))
+
+    def strength(self, key: str) -> float:
+        return self._sliders[key].value()
+
+    # ----------------------------------------------------------------- rows
+    def _add_row(self, entry: DirectionEntry) -> None:
+        row = QWidget()
+        label = QLabel(f"{entry.title}  <span style='color:gray'>"
+                       f"{entry.confidence:.0%}</span>")
+        label.setTextFormat(Qt.TextFormat.RichText)
+        words = ", ".join(f"{w} {abs(c):.0%}" for w, c in entry.words)
+        tip = (f"+ moves toward “{entry.label}”"
+               + (f", − toward “{entry.negative_label}”" if entry.negative_label else "")
+               + (f"\nLabels (confidence): {words}" if words else "")
+               + f"\n{entry.variance:.1%} of the sampled images' variation")
+        label.setToolTip(tip)
+        slider = FloatSlider(-STRENGTH_RANGE, STRENGTH_RANGE, DEFAULT_STRENGTH)
+        unit = ("one standard deviation of this direction among sampled images"
+                if entry.method == "w" else "the most relevant style channel moves one "
+                "standard deviation")
+        slider.setToolTip(f"Strength: 1 = {unit}; negative values go the other way")
+        add = QPushButton("Add")
+        add.setToolTip("Add this direction to the edit stack at the chosen strength")
+        add.clicked.connect(lambda _c=False, e=entry, s=slider:
+                            self.add_requested.emit(e, s.value()))
+        top = QHBoxLayout()
+        top.addWidget(label, 1)
+        top.addWidget(add)
+        col = QVBoxLayout(row)
+        col.addLayout(top)
+        col.addWidget(slider)
+        item = QListWidgetItem()
+        item.setSizeHint(row.sizeHint())
+        self.list.addItem(item)
+        self.list.setItemWidget(item, row)
+        self._sliders[entry.key] = slider

@@ -1,0 +1,166 @@
+"""`atelier discover`: find, label and transfer edit directions without prompts
+(CLIP2StyleGAN) for a generator and a CLIP model; prints the directions with their labels
+and confidences and can export them as JSON.
+
+The result is cached per model pack and settings. Progress goes to stderr. Ctrl-C stops
+the run with nothing written (exit status 130); errors are one line on stderr (status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from editor.core.errors import AtelierError
+
+from .precompute import ProgressLine
+
+PROG = "atelier discover"
+METHODS = ("w", "style")  # editor.methods.discovery.METHODS, repeated to keep --help light
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "discover", help="discover labelled edit directions without prompts (CLIP2StyleGAN)",
+        description="Sample images, PCA of their CLIP embeddings, label each direction with "
+        "words (zero-shot and a sparse token mixture), split mixed ones, and transfer them "
+        "to the generator as style deltas. Default: the bundled demo pack.")
+    p.add_argument("--generator", metavar="PATH", default=None,
+                   help="generator checkpoint (default: the demo generator)")
+    clip = p.add_mutually_exclusive_group()
+    clip.add_argument("--clip-checkpoint", metavar="PATH",
+                      help="local CLIP weights (with --clip-arch unless saved by this program)")
+    clip.add_argument("--clip-pretrained", metavar="TAG",
+                      help="open_clip pretrained tag (with --clip-arch), e.g. openai")
+    p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
+    p.add_argument("--n-samples", type=int, default=None, metavar="N",
+                   help="images sampled for the PCA (default 1000)")
+    p.add_argument("--k", type=int, default=None, metavar="K",
+                   help="principal components kept (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled images")
+    p.add_argument("--method", choices=METHODS, default="w",
+                   help="transfer whose deltas the table summarises (both are exported)")
+    p.add_argument("--vocab", metavar="FILE",
+                   help="extra label words or phrases, one a line ('#' comments)")
+    p.add_argument("--words", metavar="LIST", help="extra label words, comma-separated")
+    p.add_argument("--no-mixture", action="store_true",
+                   help="zero-shot labels only (skip the token-mixture optimisation)")
+    p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
+                   "CLIP directions, style deltas) to this JSON file")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    p.set_defaults(func=cmd_discover)
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _extra_words(args: argparse.Namespace) -> list[str]:
+    from editor.methods.discovery import read_vocab_file
+
+    words = [w.strip() for w in (args.words or "").split(",") if w.strip()]
+    if args.vocab:
+        try:
+            words += read_vocab_file(args.vocab)
+        except OSError as e:
+            raise AtelierError(f"could not read the vocabulary file {args.vocab} ({e})") from e
+    return words
+
+
+def _open(args: argparse.Namespace):
+    from editor.engine.models import default_generator_path
+    from editor.engine.packs import ClipSource, default_clip_source, open_pack
+
+    generator = args.generator or default_generator_path()
+    if generator is None:
+        raise AtelierError("no generator given and the demo generator is not installed")
+    if args.clip_checkpoint:
+        source = ClipSource(path=args.clip_checkpoint, arch=args.clip_arch)
+    elif args.clip_pretrained:
+        if not args.clip_arch:
+            raise AtelierError("--clip-pretrained needs --clip-arch (e.g. ViT-B-32)")
+        source = ClipSource(arch=args.clip_arch, tag=args.clip_pretrained)
+    else:
+        source = default_clip_source(generator)
+    return open_pack(generator, source, args.device)
+
+
+def format_table(discovery, method: str) -> str:
+    lines = [f"{'#':>2}  {'direction (- ↔ +)':36s} {'conf':>5} {'var':>6}  "
+             f"{'top labels':48s} mixture tokens"]
+    lines.append("-" * (len(lines[0]) + 10))
+    for i, d in enumerate(discovery.directions, 1):
+        labels = ", ".join(f"{x.text} {x.confidence:.2f}" for x in d.labels[:3])
+        mix = " ".join(f"{x.text}:{x.confidence:.2f}" for x in d.mixture[:3])
+        miss = "" if method in d.deltas else f"  [no {method} delta: {d.notes.get(method, '')}]"
+        lines.append(f"{i:>2}  {d.title[:36]:36s} {d.confidence:5.2f} {d.variance:6.3f}  "
+                     f"{labels[:48]:48s} {mix}{miss}")
+    return "\n".join(lines)
+
+
+def _finish(job, result_type: type):
+    """Run a job showing its progress on stderr; its last item of `result_type`."""
+    line = ProgressLine()
+    result = None
+    try:
+        for item in job:
+            if isinstance(item, result_type):
+                result = item
+            else:
+                line.show(item)
+    finally:
+        line.close()
+    return result
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    import torch
+
+    from editor.core.paths import atomic_write_text
+    from editor.engine import discovered as dd
+    from editor.methods import discovery as dc
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        pack = _open(args)
+        words = _extra_words(args)
+    except (AtelierError, OSError, ValueError) as e:
+        return _error(str(e))
+    config = dd.default_config(pack)
+    changes = {"seed": args.seed, "mixture": not args.no_mixture}
+    if args.n_samples is not None:
+        changes["n_samples"] = args.n_samples
+    if args.k is not None:
+        changes["k"] = args.k
+    config = dataclasses.replace(config, **changes)
+    print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "
+          f"{pack.clip.name if pack.clip else '-'}; {config.n_samples} images, {config.k} "
+          f"components" + ("" if pack.data else "; no global-direction relevance for this "
+                           "pack, so only the w transfer (run `atelier precompute` for both)"),
+          file=sys.stderr)
+    try:
+        result = _finish(dd.discovery_job(pack, extra_words=words, config=config), dc.Discovery)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    except (AtelierError, ValueError, MemoryError, torch.OutOfMemoryError) as e:
+        return _error(str(e) or type(e).__name__)
+    assert result is not None
+    how = ("from the cache" if result.from_cache
+           else f"in {result.info.get('seconds', 0):.0f} s")
+    print(f"{len(result.directions)} directions ({how}); confidence = correlation of the "
+          f"label's zero-shot score with the direction over the sampled images")
+    print(format_table(result, args.method))
+    if args.json:
+        out = result.to_json()
+        out["models"] = {"generator": str(pack.model.path), "clip": pack.clip.name
+                         if pack.clip else None}
+        atomic_write_text(Path(args.json), json.dumps(out, indent=1))
+        print(f"wrote {args.json}")
+    return 0

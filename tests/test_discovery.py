@@ -1,0 +1,418 @@
+"""Discovered directions (CLIP2StyleGAN) on tiny models: a planted direction is recovered
+and labelled with the planted word, the transfers move the image along it, the result is
+cached (and recomputed when damaged), cancel writes nothing, the CLI and the panel work."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from editor.core.style_code import StyleCode
+from editor.methods import discovery as dc
+from editor.methods import global_directions as gd
+from tests.conftest import make_tiny_clip, make_tiny_generator
+
+PLANTED = "zebra"
+WORDS = ("zebra", "giraffe", "teapot", "violin", "mountain", "bicycle", "candle", "river",
+         "castle", "pencil", "tomato", "umbrella")
+SIGNAL, NOISE = 3.0, 1.0  # std along the planted direction / per other dimension
+
+
+class PlantedClip:
+    """The tiny CLIP's text side; its image side is made up: an image's embedding is
+    mostly a random vector that depends on the image, plus (red mean of the image,
+    standardised) x SIGNAL along the planted word's centred text direction. Anything
+    that finds and labels directions in CLIP space must find that one and call it
+    zebra."""
+
+    def __init__(self, clip, gen):
+        self.clip = clip
+        self.model, self.tokenizer = clip.model, clip.tokenizer
+        vocab = dc.Vocabulary(tuple(dc.Word(w, (f"a photo of a {w}.",)) for w in WORDS),
+                              "a photo of a {}.")
+        space = dc.label_space(clip, vocab)
+        self.vocab = vocab
+        self.u = F.normalize(space.vectors[WORDS.index(PLANTED)], dim=0)
+        self.base = F.normalize(torch.randn(clip.embed_dim,
+                                            generator=torch.Generator().manual_seed(3)), dim=0)
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(11)
+            img = gen.synthesize(gen.styles(gen.map_z(torch.randn(256, gen.z_dim, generator=g))))
+        red = img[:, 0].mean((1, 2))
+        self.red_mean, self.red_std = float(red.mean()), float(red.std())
+
+    def coordinate(self, images: torch.Tensor) -> torch.Tensor:
+        return (images[:, 0].mean((1, 2)) - self.red_mean) / self.red_std
+
+    def encode_images(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        out = []
+        for img in images:
+            seed = int(abs(float(img.double().sum())) * 1e6) % (2**31)
+            noise = torch.randn(self.clip.embed_dim, generator=torch.Generator().manual_seed(seed))
+            noise = noise - (noise @ self.u) * self.u
+            out.append(noise * NOISE)
+        e = torch.stack(out) + self.coordinate(images)[:, None] * SIGNAL * self.u + 4 * self.base
+        # small scale: unit vectors stay close to linear in the parts above
+        return F.normalize(e, dim=-1) if normalize else e
+
+    def encode_text(self, prompts, normalize: bool = True):
+        return self.clip.encode_text(prompts, normalize=normalize)
+
+    def tokenize(self, prompts):
+        return self.clip.tokenize(prompts)
+
+    def text_embedding(self, text, templates=None):
+        return self.clip.text_embedding(text, templates)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    gen = make_tiny_generator()
+    clip = make_tiny_clip()
+    return gen, PlantedClip(clip, gen)
+
+
+def _setup(fake: PlantedClip, mixture: bool = True) -> dc.LabelSetup:
+    tokens = dc.tokens_in_texts(fake.tokenizer, list(WORDS)) if mixture else None
+    return dc.LabelSetup(fake.vocab, tokens)
+
+
+CONFIG = dc.DiscoveryConfig(n_samples=300, k=4, psi=1.0, mixture_steps=150, batch_size=100,
+                            split=False)
+
+
+def _run(gen, fake, config=CONFIG, **kw) -> dc.Discovery:
+    result = None
+    for item in dc.discover(gen, fake, _setup(fake), config, **kw):
+        if isinstance(item, dc.Discovery):
+            result = item
+        else:
+            assert isinstance(item, dc.Progress) and 0 <= item.done <= item.total
+    assert result is not None
+    return result
+
+
+@pytest.fixture(scope="module")
+def discovery(planted):
+    gen, fake = planted
+    return _run(gen, fake)
+
+
+def test_text_from_token_embeddings_matches_open_clip():
+    clip = make_tiny_clip()
+    ids = clip.tokenize(["a photo of a zebra.", "two teapots"])
+    emb = clip.model.token_embedding(ids)
+    ours = dc.encode_token_embeddings(clip.model, ids, emb)
+    torch.testing.assert_close(ours, clip.model.encode_text(ids), rtol=1e-5, atol=1e-5)
+
+
+def test_planted_direction_is_the_first_component_and_labelled_with_its_word(discovery,
+                                                                              planted):
+    _, fake = planted
+    first = discovery.directions[0]
+    assert abs(float(first.vector @ fake.u)) > 0.95
+    assert first.label == PLANTED
+    assert first.confidence > 0.8
+    # turned toward its label: + is more zebra
+    assert float(first.vector @ fake.u) > 0
+    # the other components are not about zebras
+    assert all(d.label != PLANTED or d.confidence < 0.5 for d in discovery.directions[1:])
+    assert discovery.explained[0] > discovery.explained[1]
+
+
+def test_token_mixture_puts_its_weight_on_the_planted_word(discovery):
+    first = discovery.directions[0]
+    assert first.mixture[0].text == PLANTED
+    assert first.mixture[0].confidence > 2 * first.mixture[1].confidence
+
+
+def test_token_mixture_is_sparse(planted):
+    _, fake = planted
+    setup = _setup(fake)
+    space = dc.label_space(fake.clip, setup.vocabulary)
+    weights = None
+    for item in dc.optimise_mixture(fake.clip, setup.tokens, setup.vocabulary.template,
+                                    fake.u[None], space.center, CONFIG):
+        if not isinstance(item, dc.Progress):
+            weights = item
+    assert weights is not None
+    w = weights[0]
+    assert int(w.argmax()) == setup.tokens.words.index(PLANTED)
+    assert int((w > 0.5 * w.max()).sum()) <= 2  # a few tokens carry the mixture
+
+
+def _coordinate_change(gen, fake, delta: torch.Tensor, strength: float) -> float:
+    with torch.no_grad():
+        w = gen.map_z(torch.randn(64, gen.z_dim, generator=torch.Generator().manual_seed(5)))
+        flat = gen.styles(w).flat()
+        before = gen.synthesize(StyleCode.from_flat(gen.style_specs, flat))
+        after = gen.synthesize(StyleCode.from_flat(gen.style_specs, flat + strength * delta))
+    return float((fake.coordinate(after) - fake.coordinate(before)).mean())
+
+
+def test_w_transfer_moves_images_along_the_direction(discovery, planted):
+    gen, fake = planted
+    delta = discovery.directions[0].deltas["w"]
+    assert delta.shape == (sum(s.channels for s in gen.style_specs),)
+    # a unit is one std of the coordinate among samples: one unit should move it by a good
+    # part of a std (the part of the coordinate a linear map of w explains), both ways
+    up = _coordinate_change(gen, fake, delta, 1.0)
+    down = _coordinate_change(gen, fake, delta, -1.0)
+    assert up > 0.3 and down < -0.3
+
+
+def test_w_transfer_is_the_affine_image_of_a_w_move(planted):
+    gen, _ = planted
+    dw = torch.randn(gen.w_dim)
+    w0 = torch.randn(gen.w_dim)
+    delta = dc.affine_delta(gen, dw, w0)
+    with torch.no_grad():
+        direct = gen.styles((w0 + 2 * dw)[None]).flat()[0] - gen.styles(w0[None]).flat()[0]
+    torch.testing.assert_close(2 * delta, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_style_transfer_through_relevance_moves_images_along_the_direction(planted):
+    gen, fake = planted
+    stats = gd.compute_style_stats(gen, n_samples=500, batch=250)
+    relevance = None
+    for item in gd.compute_relevance(gen, fake, stats,
+                                     gd.RelevanceConfig(n_images=4, psi=1.0, batch_size=128)):
+        if isinstance(item, gd.Relevance):
+            relevance = item
+    result = _run(gen, fake, dc.DiscoveryConfig(n_samples=300, k=2, psi=1.0, mixture=False,
+                                                batch_size=100, split=False),
+                  relevance=relevance, stats=stats)
+    first = result.directions[0]
+    assert first.label == PLANTED
+    delta = first.deltas["style"]
+    assert _coordinate_change(gen, fake, delta, 3.0) > 0.3
+    assert _coordinate_change(gen, fake, delta, -3.0) < -0.3
+
+
+def test_without_relevance_only_w_is_made_and_the_reason_is_kept(discovery):
+    d = discovery.directions[0]
+    assert set(d.deltas) == {"w"}
+    assert "relevance" in d.notes["style"]
+
+
+def test_mixed_direction_is_split_into_its_two_concepts():
+    d = 6
+    cov = torch.diag(torch.tensor([4.0, 0.1, 0.1, 0.1, 0.1, 0.1]))
+    cov[1, 1] = 3.9  # two concepts along e0 and e1 of nearly equal variance ...
+    rot = torch.eye(d)
+    c, s = 2**-0.5, 2**-0.5
+    rot[:2, :2] = torch.tensor([[c, -s], [s, c]])
+    texts = torch.eye(d)[:3]  # word i reads dimension i
+    words = [dc.Word("alpha", ("alpha",), "a"), dc.Word("beta", ("beta",), "b"),
+             dc.Word("gamma", ("gamma",), "c")]
+    space = dc.LabelSpace(words, texts, torch.zeros(d))
+    # ... whose principal component is their 45-degree mixture
+    pca_ = dc.Pca(torch.zeros(d), (rot @ torch.eye(d))[:, :1].T.contiguous(),
+                  torch.tensor([0.5]), cov)
+    out = dc.split_directions(pca_, space, dc.DiscoveryConfig())
+    assert len(out) == 2 and all(split for _, _, split in out)
+    got = torch.stack([v for v, _, _ in out]).abs()
+    torch.testing.assert_close(got[:, :2], torch.eye(2), atol=1e-4, rtol=0)
+    one_concept = dc.split_directions(pca_, space, dc.DiscoveryConfig(split=False))
+    assert len(one_concept) == 1
+
+
+# --------------------------------------------------------------------------- cache, cancel
+
+
+def _entry(tmp_path, config=CONFIG):
+    return dc.TensorCache(dc.KIND, {"test": json.dumps(config.to_dict())}, dc.VERSION,
+                          tmp_path / "cache")
+
+
+def _run_cached(gen, fake, entry, config=CONFIG, cancel=None) -> dc.Discovery:
+    result = None
+    for item in dc.run_discovery(gen, fake, _setup(fake), entry, config, cancel=cancel):
+        if isinstance(item, dc.Discovery):
+            result = item
+    assert result is not None
+    return result
+
+
+def test_second_run_loads_the_cache_and_a_damaged_entry_is_recomputed(planted, tmp_path):
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=60)
+    entry = _entry(tmp_path, config)
+    first = _run_cached(gen, fake, entry, config)
+    assert not first.from_cache and entry.path.exists()
+    second = _run_cached(gen, fake, entry, config)
+    assert second.from_cache
+    assert [d.label for d in second.directions] == [d.label for d in first.directions]
+    for a, b in zip(first.directions, second.directions, strict=True):
+        torch.testing.assert_close(a.deltas["w"], b.deltas["w"])
+        torch.testing.assert_close(a.vector, b.vector)
+    data = bytearray(entry.path.read_bytes())
+    data[-20:] = bytes(20)  # damage the tensor bytes: the checksum no longer matches
+    entry.path.write_bytes(bytes(data))
+    assert dc.load_discovery(entry) is None
+    third = _run_cached(gen, fake, entry, config)
+    assert not third.from_cache
+    assert dc.load_discovery(entry) is not None
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_cancel_raises_and_writes_nothing(planted, tmp_path, stop_after):
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=30, batch_size=20)
+    entry = _entry(tmp_path, config)
+    cancel = threading.Event()
+    seen = 0
+    with pytest.raises(dc.Cancelled):
+        for item in dc.run_discovery(gen, fake, _setup(fake), entry, config, cancel=cancel):
+            if isinstance(item, dc.Progress):
+                seen += 1
+                if seen >= stop_after:
+                    cancel.set()
+    assert not entry.path.exists() and not entry.partial_path.exists()
+    assert not entry.dir.exists() or not any(entry.dir.iterdir())
+
+
+def test_vocabulary_is_user_extendable(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("# my words\nporcelain\n\nsmiling cat\n", encoding="utf-8")
+    vocab = dc.general_vocabulary(dc.read_vocab_file(path))
+    labels = [w.label for w in vocab.words]
+    assert labels[-2:] == ["porcelain", "smiling cat"]
+    assert vocab.words[-1].prompts == ("a photo of smiling cat.",)
+    assert vocab.identity() != dc.general_vocabulary().identity()
+
+
+def test_whole_word_tokens_are_alphabetic_words():
+    tokens = dc.whole_word_tokens(make_tiny_clip().tokenizer)
+    assert len(tokens.ids) > 10_000
+    assert all(w.isalpha() and len(w) >= 3 for w in tokens.words)
+    assert "zebra" in tokens.words
+
+
+# --------------------------------------------------------------------------- engine, demo
+
+
+def test_demo_labels_name_attribute_values():
+    from editor.engine import discovered as dd
+
+    assert dd.demo_meaning("sunglasses") == ("glasses", "sunglasses")
+    assert dd.demo_meaning("ginger") == ("hair_colour", "red")
+    assert dd.demo_meaning("red hair") == ("hair_colour", "red")
+    assert dd.demo_meaning("bald") == ("hair_length", "bald")
+    assert dd.demo_meaning("hair") is None
+    vocab = dd.demo_vocabulary()
+    assert {w.concept for w in vocab.words} >= {"glasses", "mouth", "background"}
+    assert len({w.label for w in vocab.words}) == len(vocab.words)
+
+
+def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
+    from editor.engine import discovered as dd
+    from editor.engine.compose import EditingContext
+    from editor.engine.session import Session
+
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    delta = torch.linspace(-1, 1, n)
+    entry = dd.DirectionEntry("k", "smile", 0.8, tuple(delta.tolist()), "frown")
+    edit = dd.entry_edit(entry, 2.5)
+    assert edit.kind == "delta" and edit.strength == 2.5
+    assert edit.params["source"] == "discovery" and edit.params["label"] == "smile"
+    assert edit.title == "frown ↔ smile"
+    ctx = EditingContext(tiny_generator)
+    session = Session()
+    plain = ctx.compose(session).flat()
+    edited = ctx.compose(session.add_edit(edit)).flat()
+    torch.testing.assert_close(edited - plain, 2.5 * delta[None], rtol=1e-5, atol=1e-5)
+
+
+def test_to_entries_picks_the_transfer(discovery):
+    from editor.engine import discovered as dd
+
+    entries = dd.to_entries(discovery, "w")
+    assert len(entries) == len(discovery.directions)
+    assert entries[0].label == PLANTED and entries[0].confidence > 0.8
+    assert dd.to_entries(discovery, "style") == []
+    with pytest.raises(ValueError):
+        dd.to_entries(discovery, "z")
+
+
+# --------------------------------------------------------------------------- CLI, panel
+
+
+def test_cli_discover_prints_the_table_and_writes_json(tmp_path, capsys):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    out = tmp_path / "dirs.json"
+    code = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+                 "--n-samples", "40", "--k", "3", "--no-mixture", "--words", "zebra,teapot",
+                 "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "directions" in printed and "conf" in printed
+    data = json.loads(out.read_text())
+    assert data["format"] == "latent-atelier-discovery"
+    assert 1 <= len(data["directions"]) <= 6
+    first = data["directions"][0]
+    assert first["labels"] and 0 <= first["confidence"] <= 1
+    assert "w" in first["deltas"] and len(first["deltas"]["w"]) > 0
+    again = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+                  "--n-samples", "40", "--k", "3", "--no-mixture", "--words", "zebra,teapot"])
+    assert again == 0 and "from the cache" in capsys.readouterr().out
+
+
+def test_cli_discover_interrupt_exits_130(tmp_path, capsys, monkeypatch):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+    from editor.engine import discovered as dd
+
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+
+    def interrupted(*a, **k):
+        yield dc.Progress(0, 1, "sampling")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dd, "discovery_job", interrupted)
+    code = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip)])
+    assert code == 130
+    assert "nothing was written" in capsys.readouterr().err
+
+
+def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
+    from editor.engine.discovered import DEFAULT_STRENGTH, DirectionEntry
+    from editor.ui.directions_panel import HOW_TO, DirectionsPanel
+
+    panel = DirectionsPanel()
+    qtbot.addWidget(panel)
+    assert panel.info.text() == HOW_TO
+    a = DirectionEntry("a", "smile", 0.9, (0.1, 0.2), "frown", (("smile", 0.9),))
+    b = DirectionEntry("b", "sunglasses", 0.7, (0.3, 0.4))
+    panel.set_directions([a, b])
+    assert panel.list.count() == 2 and panel.info.isHidden()
+    assert panel.strength("a") == DEFAULT_STRENGTH
+    panel._sliders["b"].set_value(-2.5)
+    row = panel.list.itemWidget(panel.list.item(1))
+    button = next(w for w in row.findChildren(type(panel.discover_button)) if w.text() == "Add")
+    with qtbot.waitSignal(panel.add_requested) as sig:
+        button.click()
+    assert sig.args == [b, -2.5]
+    with qtbot.waitSignal(panel.discover_requested):
+        panel.discover_button.click()
+    panel.set_running(0.4, "sampling: 40/100 images")
+    assert not panel.discover_button.isEnabled() and panel.progress.isVisibleTo(panel)
+    assert panel.progress.value() == 400
+    panel.set_idle()
+    assert panel.discover_button.isEnabled() and not panel.progress.isVisibleTo(panel)
+    with qtbot.waitSignal(panel.method_changed) as sig:
+        panel.method.setCurrentIndex(1)
+    assert sig.args == ["style"]
+    panel.set_unavailable("no CLIP model was chosen")
+    assert "no CLIP model" in panel.info.text() and not panel.discover_button.isEnabled()
