@@ -309,6 +309,21 @@ def test_demo_labels_name_attribute_values():
     assert len({w.label for w in vocab.words}) == len(vocab.words)
 
 
+def test_demo_pack_ships_its_discovery():
+    from editor.engine import discovered as dd
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source, open_pack
+
+    pack = open_pack(DEMO_GENERATOR, demo_clip_source())
+    entries = dd.discovered_entries(pack)
+    assert entries is not None and len(entries) >= 10
+    n = sum(s.channels for s in pack.model.generator.style_specs)
+    assert all(len(e.delta) == n for e in entries)
+    named = [e for e in entries[:10] if dd.demo_meaning(e.label) is not None]
+    assert len(named) >= 6  # the labelling goal, as shipped
+    assert len(dd.discovered_entries(pack, "style") or []) == len(entries)
+
+
 def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
     from editor.engine import discovered as dd
     from editor.engine.compose import EditingContext

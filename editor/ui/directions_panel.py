@@ -31,7 +31,7 @@ __all__ = ["DirectionEntry", "DirectionsPanel"]
 HOW_TO = ("No discovered directions for this model pack yet.\n\n"
           "Discover samples images from the generator, finds the main ways they differ "
           "(as CLIP sees them) and labels each with words, without any prompt. It takes "
-          "about a minute for the demo pack and is remembered for the pack.")
+          "a minute or more (longer for large generators) and is remembered for the pack.")
 RUNNING = "Discovering directions…"
 STRENGTH_RANGE = 10.0
 TRANSFERS = (("w", "W space"), ("style", "Style channels (relevance)"))
