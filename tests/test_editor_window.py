@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from editor.cli import main as cli_main
@@ -281,3 +281,27 @@ def test_a_cancelled_inversion_changes_nothing(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.jobs.job_cancelled, timeout=60_000):
         started.args[0].cancel()
     assert window.document.state.session == session
+
+
+def test_discovered_directions_are_found_listed_and_added_to_the_stack(window, qtbot):
+    panel = window.directions_panel
+    assert panel.entries == [] and panel.discover_button.isEnabled()
+    before = settled(window, qtbot)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=300_000):
+        qtbot.mouseClick(panel.discover_button, Qt.MouseButton.LeftButton)
+    entries = panel.entries
+    assert entries and all(e.label and len(e.delta) > 0 for e in entries)
+    assert panel.list.isVisible() or not window.isVisible()
+
+    panel.add_requested.emit(entries[0], 3.0)
+    edits = window.document.state.session.edits
+    assert len(edits) == 1 and edits[0].kind == "delta" and edits[0].strength == 3.0
+    assert edits[0].name == entries[0].title
+    edited = settled(window, qtbot)
+    assert not np.array_equal(edited, before)
+    # a direction has no prompt: selecting it leaves the prompt panel on the new prompt
+    window._tune(edits[0].id)
+    assert window._tuning_id is None
+    window.document.undo_stack.undo()
+    assert window.document.state.session.edits == ()
+    assert np.array_equal(settled(window, qtbot), before)

@@ -35,10 +35,11 @@ from editor.engine.packs import ClipSource, OpenPack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
-from editor.engine.session import RecipeError, Session, Source
+from editor.engine.session import Edit, RecipeError, Session, Source
 
 from .canvas import Canvas
 from .directions_panel import DirectionsPanel
+from .discovery_flow import DiscoveryFlow
 from .document import Document
 from .export_dialog import get_export_plan
 from .icons import icon
@@ -154,6 +155,8 @@ class MainWindow(QMainWindow):
         self.jobs.job_finished.connect(self._on_job_finished)
         self.jobs.job_failed.connect(
             lambda job, msg: self.statusBar().showMessage(f"{job.title} failed: {msg}", 10000))
+        self.discovery = DiscoveryFlow(self, self.jobs, self.directions_panel,
+                                       lambda: self.pack, self._add_edit)
         self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
                                        self._use_inverted_source)
 
@@ -337,6 +340,14 @@ class MainWindow(QMainWindow):
         self._change(state.commit_draft(), "Add edit")
         self.document.end_merge()
 
+    def _add_edit(self, edit: Edit, text: str) -> None:
+        """Add a finished edit (a discovered direction) to the top of the stack."""
+        state = self.document.state
+        self._change(state.with_session(state.session.add_edit(edit)), text)
+        self.document.end_merge()
+        self.statusBar().showMessage(f"{edit.title}: added at strength {edit.strength:g}; "
+                                     "its slider is in the edit stack", 5000)
+
     def remove_edit(self, edit_id: str) -> None:
         state = self.document.state
         if self._tuning_id == edit_id:
@@ -348,7 +359,10 @@ class MainWindow(QMainWindow):
         self._change(state.with_session(state.session.move_edit(edit_id, index)), "Move edit")
 
     def _tune(self, edit_id: str | None) -> None:
-        """Load a stack edit into the prompt panel (None: back to the new prompt)."""
+        """Load a stack edit into the prompt panel (None: back to the new prompt). Only
+        prompt edits have a prompt; a discovered direction is tuned by its stack slider."""
+        if edit_id is not None and self.document.state.session.edit(edit_id).kind != "global":
+            edit_id = None
         self._tuning_id = edit_id
         self._show_prompt(self.document.state)
 
@@ -471,6 +485,7 @@ class MainWindow(QMainWindow):
         else:
             self.prompt_panel.set_text_edits_available(True)
         self.prompt_panel.set_suggestions(pack.suggestions() if pack.clip is not None else [])
+        self.discovery.pack_changed(pack)
         if first:  # a new model starts a new history, with its own defaults
             state = self.document.state
             source = state.session.source
