@@ -9,7 +9,7 @@ the slider's strength (entry_edit turns them into an edit-stack entry).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -60,6 +60,8 @@ class DirectionsPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.hide()
         self.list = QListWidget()
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.hide()
         top = QHBoxLayout()
         top.addWidget(self.discover_button)
@@ -151,7 +153,8 @@ class DirectionsPanel(QWidget):
         col.addLayout(top)
         col.addWidget(slider)
         item = QListWidgetItem()
-        item.setSizeHint(row.sizeHint())
+        # height from the row, width from the list: rows follow the dock's width
+        item.setSizeHint(QSize(0, row.sizeHint().height()))
         self.list.addItem(item)
         self.list.setItemWidget(item, row)
         self._sliders[entry.key] = slider
