@@ -48,9 +48,7 @@ from editor.core.generator import Generator
 
 from . import global_directions as gd
 from .global_directions import Progress, WSampler
-from .precompute import Cancelled, CancelToken, is_cancelled
-from .precompute import _load as load_checked
-from .precompute import _save as save_checked
+from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, save_checked
 
 KIND, VERSION = "discovery", 1
 METHODS = ("w", "style")

@@ -110,15 +110,16 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _save(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
-          partial: bool = False) -> None:
+def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
+                 partial: bool = False) -> None:
+    """Write a cache entry (atomically) with a checksum of its tensors in its info."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     info = {**info, "sha256": _checksum(tensors)}
     (entry.save_partial if partial else entry.save)(tensors, info)
 
 
-def _load(entry: TensorCache, partial: bool = False
-          ) -> tuple[dict[str, torch.Tensor], dict] | None:
+def load_checked(entry: TensorCache, partial: bool = False
+                 ) -> tuple[dict[str, torch.Tensor], dict] | None:
     """An entry whose tensors match their checksum, else None (absent, damaged, or
     written by another version)."""
     try:
@@ -162,7 +163,7 @@ def _pack_from(tensors: dict[str, torch.Tensor], info: dict, key: str) -> PackDa
 
 def load_stats(gen_hash: str, stats_samples: int, sampler: str = DEFAULT_SAMPLER,
                root: Path | None = None) -> StyleStats | None:
-    got = _load(stats_cache(gen_hash, stats_samples, sampler, root))
+    got = load_checked(stats_cache(gen_hash, stats_samples, sampler, root))
     return _stats_from(got[0]) if got else None
 
 
@@ -174,7 +175,7 @@ def load_pack_data(gen_hash: str, clip_hash: str, stats_samples: int = 10_000,
     (or its file is damaged, or from another format version)."""
     entry = pack_cache(gen_hash, clip_hash, stats_samples, relevance_config or RelevanceConfig(),
                        sampler, root)
-    got = _load(entry)
+    got = load_checked(entry)
     return _pack_from(got[0], got[1], entry.key) if got else None
 
 
@@ -248,7 +249,7 @@ class _PartialWriter:
                 or time.monotonic() - self.t_saved >= self.every_s):
             return False
         tensors, info = _partial_tensors(self.state, self.gen)
-        _save(self.entry, tensors, {**self.info, **info}, partial=True)
+        save_checked(self.entry, tensors, {**self.info, **info}, partial=True)
         self.saved_done, self.saved_current = done, current
         self.t_saved = time.monotonic()
         return True
@@ -299,7 +300,7 @@ def precompute_pack(
     config = relevance_config or RelevanceConfig()
     sampler = sampler_name(sample_w, sampler)
     entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
-    got = _load(entry)
+    got = load_checked(entry)
     cached = _pack_from(got[0], got[1], entry.key) if got else None
     if cached is not None:
         cached.from_cache = True
@@ -315,14 +316,14 @@ def precompute_pack(
             else:
                 yield item
         assert stats is not None
-        _save(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
+        save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
               {"generator": gen_hash, "sampler": sampler})
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
                                           entry, save_every_s)
     info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
             "sampler": sampler, "relevance": config.to_dict(),
             "seconds": round(time.monotonic() - t0, 1)}
-    _save(entry, {**stats.to_dict(), **relevance.to_dict()}, info)
+    save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info)
     yield PackData(stats, relevance, entry.key, info)
 
 
@@ -330,7 +331,7 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                    config: RelevanceConfig, sample_w: WSampler | None, cancel: CancelToken,
                    entry: TensorCache, save_every_s: float
                    ) -> Job[Progress, None, Relevance]:
-    state = _state_from_partial(_load(entry, partial=True), gen, config)
+    state = _state_from_partial(load_checked(entry, partial=True), gen, config)
     writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
     relevance: Relevance | None = None
     try:
@@ -358,7 +359,7 @@ def partial_summary(gen: Generator, gen_hash: str, clip_hash: str, stats_samples
                     root: Path | None = None) -> tuple[int, int] | None:
     """(finished, total) (channel, image) pairs of a saved partial run, or None."""
     entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
-    got = _load(entry, partial=True)
+    got = load_checked(entry, partial=True)
     if got is None:
         return None
     state = _state_from_partial(got, gen, config)
