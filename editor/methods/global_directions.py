@@ -60,7 +60,7 @@ class Progress:
         return self.done / self.total if self.total else 1.0
 
 
-class _EtaClock:
+class EtaClock:
     """Estimates time left from the work done since this run started (resumed work, done
     before the clock started, does not count toward the rate)."""
 
@@ -68,11 +68,13 @@ class _EtaClock:
         self.start_done, self.total = done, total
         self.t0 = time.monotonic()
 
-    def progress(self, done: int, message: str) -> Progress:
+    def eta_s(self, done: int) -> float | None:
         ran = done - self.start_done
         elapsed = time.monotonic() - self.t0
-        eta = (self.total - done) * elapsed / ran if ran > 0 and elapsed > 0 else None
-        return Progress(done, self.total, message, eta)
+        return (self.total - done) * elapsed / ran if ran > 0 and elapsed > 0 else None
+
+    def progress(self, done: int, message: str) -> Progress:
+        return Progress(done, self.total, message, self.eta_s(done))
 
 
 # --------------------------------------------------------------------------- statistics
@@ -116,7 +118,7 @@ def iter_style_stats(
     total = torch.zeros(sum(s.channels for s in gen.style_specs), dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     count = 0
-    clock = _EtaClock(0, n_samples)
+    clock = EtaClock(0, n_samples)
     while count < n_samples:
         b = min(batch, n_samples - count)
         flat = _sample_codes(gen, count, b, seed, psi, g, sample_w)
@@ -404,7 +406,7 @@ def compute_relevance(
     codes = base_codes(gen, config.n_images, config.seed, config.psi, sample_w)
     total = sum(specs[i].channels for i in layers) * config.n_images
     finished = units_done(state, specs, layers, config.n_images)
-    clock = _EtaClock(finished, total)
+    clock = EtaClock(finished, total)
     yield clock.progress(finished, "relevance: starting" if finished == 0
                          else "relevance: resuming")
     for pos, layer in enumerate(layers):

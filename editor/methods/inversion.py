@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from editor.core.generator import Generator
 from editor.core.image_metrics import psnr, ssim
 
-from .global_directions import ImageTextEncoder, Progress
-from .precompute import Cancelled, CancelToken
+from .global_directions import EtaClock, ImageTextEncoder, Progress
+from .precompute import Cancelled, CancelToken, is_cancelled
 
 PERCEPTUAL_KINDS = ("auto", "vgg", "clip", "none")
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16 weights, as its cache names them
@@ -114,7 +114,16 @@ class PerceptualLoss:
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """x: images; index[i]: which target x[i] is compared with."""
-        return torch.zeros(x.shape[0], device=x.device)
+        return self.distance(self.features(x), index)
+
+    def features(self, x: torch.Tensor) -> object:
+        """What `distance` compares, computed once per image (nothing, here)."""
+        return None
+
+    def distance(self, fx, index: torch.Tensor, rows: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """Per pair i: features row rows[i] (default i) against target index[i]."""
+        return torch.zeros(len(index), device=index.device)
 
 
 class ClipFeatureLoss(PerceptualLoss):
@@ -130,9 +139,12 @@ class ClipFeatureLoss(PerceptualLoss):
         with torch.no_grad():
             self.target = self.clip.encode_images(target).float()
 
-    def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.clip.encode_images(x).float()
+
+    def distance(self, fx, index, rows=None):
         assert self.target is not None, "prepare() first"
-        e = self.clip.encode_images(x).float()
+        e = fx if rows is None else fx[rows]
         return 1 - (e * self.target.to(e.device)[index]).sum(-1)
 
 
@@ -170,9 +182,13 @@ class VggFeatureLoss(PerceptualLoss):
         with torch.no_grad():
             self.target = self._stages(target)
 
-    def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros(x.shape[0], device=x.device)
-        for f, t in zip(self._stages(x), self.target, strict=True):
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._stages(x)
+
+    def distance(self, fx, index, rows=None):
+        total = torch.zeros(len(index), device=index.device)
+        for f, t in zip(fx, self.target, strict=True):
+            f = f if rows is None else f[rows]
             total = total + (f - t[index]).square().sum(1).flatten(1).mean(1)
         return total
 
@@ -249,7 +265,7 @@ def _latent_scale(gen: Generator, n: int, seed: int) -> _LatentScale:
 
 @torch.no_grad()
 def _best_candidates(gen: Generator, target: torch.Tensor, perceptual: PerceptualLoss,
-                     s: InversionSettings, cancel: Callable[[], bool]) -> torch.Tensor:
+                     s: InversionSettings, cancel: CancelToken) -> torch.Tensor:
     """(B, starts, w_dim): w_avg and random (truncated) latents ranked per target by the
     loss, scored at up to 128 px so that big generators stay affordable."""
     ws = [gen.w_avg[None].float()]
@@ -263,19 +279,19 @@ def _best_candidates(gen: Generator, target: torch.Tensor, perceptual: Perceptua
         target, size=res, mode="area")
     scores = []
     for chunk in w.split(16):
-        if cancel():
+        if is_cancelled(cancel):
             raise Cancelled()
         img = gen.synthesize(gen.styles(chunk), max_res=res)
         b, c = target.shape[0], chunk.shape[0]
-        # every candidate against every target
-        imgs = img.repeat(b, 1, 1, 1)
+        # every candidate against every target; each candidate's features computed once
+        rows = torch.arange(c, device=target.device).repeat(b)
         idx = torch.arange(b, device=target.device).repeat_interleave(c)
-        tgt = small_target[idx]
-        loss = pixel_loss(imgs, tgt, s.pixel_scales)
+        loss = pixel_loss(img[rows], small_target[idx], s.pixel_scales)
         if s.perceptual_weight and perceptual.name != "none":
-            loss = loss + s.perceptual_weight * perceptual(
-                F.interpolate(imgs, size=target.shape[-1], mode="bilinear",
-                              align_corners=False) if res != target.shape[-1] else imgs, idx)
+            full = img if res == target.shape[-1] else F.interpolate(
+                img, size=target.shape[-1], mode="bilinear", align_corners=False)
+            loss = loss + s.perceptual_weight * perceptual.distance(
+                perceptual.features(full), idx, rows)
         scores.append(loss.view(b, c))
     best = torch.cat(scores, 1).topk(min(s.starts, w.shape[0]), dim=1, largest=False).indices
     return w[best]  # (B, starts, w_dim)
@@ -287,14 +303,6 @@ def _lr_at(s: InversionSettings, t: float) -> float:
     if s.ramp_up > 0:
         ramp *= min(1.0, t / s.ramp_up)
     return s.lr * ramp
-
-
-def _as_cancel(cancel: CancelToken) -> Callable[[], bool]:
-    if cancel is None:
-        return lambda: False
-    if hasattr(cancel, "is_set"):
-        return cancel.is_set  # type: ignore[union-attr]
-    return cancel  # type: ignore[return-value]
 
 
 def invert(
@@ -313,7 +321,6 @@ def invert(
     replaces the candidate search (an encoder's output, or a previous inversion)."""
     s = settings or InversionSettings()
     t0 = time.perf_counter()
-    is_cancelled = _as_cancel(cancel)
     device = gen.w_avg.device
     R = gen.img_resolution
     if target.ndim != 4 or target.shape[1] != 3 or target.shape[-2:] != (R, R):
@@ -333,7 +340,7 @@ def invert(
             raise ValueError(f"initial W+ must be ({B}, {gen.n_latent}, {gen.w_dim})")
         start = initial_wplus.to(device).float()[:, None]  # (B, 1, L, D)
     else:
-        start = _best_candidates(gen, target, perceptual, s, is_cancelled)
+        start = _best_candidates(gen, target, perceptual, s, cancel)
         start = start[:, :, None].expand(-1, -1, gen.n_latent, -1)  # (B, S, L, D)
     S = start.shape[1]
     index = torch.arange(B, device=device).repeat_interleave(S)
@@ -353,8 +360,9 @@ def invert(
     def wplus_of(u_: torch.Tensor) -> torch.Tensor:
         return scale.mean + u_ * scale.std
 
+    clock = EtaClock(0, s.steps)
     for step in range(s.steps):
-        if is_cancelled():
+        if is_cancelled(cancel):
             raise Cancelled()
         t = step / max(1, s.steps)
         for group in opt.param_groups:
@@ -375,7 +383,7 @@ def invert(
             mean_loss = float(loss.detach().view(B, S).min(1).values.mean())
             yield InversionProgress(step + 1, s.steps,
                                     f"step {step + 1}/{s.steps}, loss {mean_loss:.4f}",
-                                    eta_s=_eta(t0, step + 1, s.steps), loss=mean_loss,
+                                    eta_s=clock.eta_s(step + 1), loss=mean_loss,
                                     preview=preview)
 
     with torch.no_grad():
@@ -388,11 +396,6 @@ def invert(
     yield InversionResult(wplus=wplus, images=images, quality=quality,
                           perceptual=perceptual.name if use_perceptual else "none",
                           seconds=time.perf_counter() - t0, settings=s)
-
-
-def _eta(t0: float, done: int, total: int) -> float | None:
-    elapsed = time.perf_counter() - t0
-    return elapsed / done * (total - done) if done else None
 
 
 @torch.no_grad()
