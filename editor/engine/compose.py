@@ -7,8 +7,6 @@ strength, enabling/disabling it or reordering the stack recomputes nothing.
 
 from __future__ import annotations
 
-import base64
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from editor.core.style_code import StyleCode
 from editor.methods import global_directions as gd
 
 from .session import Edit, Session, Source
+from .tensor_text import PackedTensorError, decode_floats, encode_floats, is_packed
 
 
 class EditError(ValueError):
@@ -64,40 +63,43 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
     return t
 
 
-_WPLUS_DATA = re.compile(r"^f32:(\d+)x(\d+):([A-Za-z0-9+/=]+)$")
-
-
 def encode_wplus(wplus: torch.Tensor) -> str:
-    """A W+ (n_latent, w_dim) or (1, n_latent, w_dim) as recipe text: "f32:LxD:" + base64
-    of little-endian float32 (exact; 18x512 is 49 KB, small enough for a JPEG's XMP)."""
-    t = wplus.detach().float().cpu()
+    """A W+ (n_latent, w_dim) or (1, n_latent, w_dim) as recipe text ("f32:LxD:" + base64;
+    exact; 18x512 is 49 KB, small enough for a JPEG's XMP)."""
+    t = wplus.detach()
     if t.ndim == 3 and t.shape[0] == 1:
         t = t[0]
     if t.ndim != 2:
         raise ValueError(f"a W+ latent is (n_latent, w_dim), got {tuple(wplus.shape)}")
-    data = t.numpy().astype("<f4").tobytes()
-    return f"f32:{t.shape[0]}x{t.shape[1]}:{base64.b64encode(data).decode('ascii')}"
+    return encode_floats(t)
 
 
 def decode_wplus(text: str, n_latent: int, w_dim: int) -> torch.Tensor:
     """The (1, n_latent, w_dim) latent of `encode_wplus` text, checked against a generator."""
-    m = _WPLUS_DATA.match(text.strip()) if isinstance(text, str) else None
-    if m is None:
-        raise EditError("the recipe's latent is malformed")
-    rows, cols = int(m.group(1)), int(m.group(2))
-    if (rows, cols) != (n_latent, w_dim):
-        raise EditError(f"the recipe's latent has shape ({rows}, {cols}); this generator "
-                        f"needs ({n_latent}, {w_dim})")
     try:
-        data = base64.b64decode(m.group(3), validate=True)
-    except ValueError as e:
-        raise EditError(f"the recipe's latent is malformed ({e})") from e
-    if len(data) != rows * cols * 4:
-        raise EditError("the recipe's latent is truncated")
-    a = np.frombuffer(data, dtype="<f4").reshape(rows, cols)
-    if not np.isfinite(a).all():
-        raise EditError("the recipe's latent holds non-finite values")
-    return torch.from_numpy(a.astype(np.float32))[None]
+        return decode_floats(text, (n_latent, w_dim))[None]
+    except PackedTensorError as e:
+        raise EditError(f"the recipe's latent {e}") from e
+
+
+def delta_of_edit(edit: Edit, n_channels: int) -> torch.Tensor:
+    """The flat style delta of a "delta" edit: packed text (`encode_floats`), or a JSON list
+    of numbers as earlier recipes wrote it; checked against the generator's channel count."""
+    raw = edit.params.get("delta")
+    try:
+        if is_packed(raw):
+            return decode_floats(raw, (n_channels,))
+        delta = torch.tensor(raw, dtype=torch.float32)
+    except PackedTensorError as e:
+        raise EditError(f"the style delta of {edit.name or 'an edit'} {e}") from e
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise EditError(f"the style delta of {edit.name or 'an edit'} is malformed") from e
+    if tuple(delta.shape) != (n_channels,):
+        raise EditError(f"the style delta of {edit.name or 'an edit'} has "
+                        f"{delta.numel()} channels; this generator has {n_channels}")
+    if not bool(torch.isfinite(delta).all()):
+        raise EditError(f"the style delta of {edit.name or 'an edit'} holds non-finite values")
+    return delta
 
 
 def wplus_of_source(source: Source, n_latent: int, w_dim: int) -> torch.Tensor:
@@ -196,7 +198,8 @@ class EditingContext:
             except (gd.NoChannelsError, ValueError) as e:
                 raise EditError(str(e)) from e
         if edit.kind == "delta":  # an explicit flat style delta (discovered, optimised, ...)
-            delta = torch.tensor(edit.params["delta"], dtype=torch.float32)
+            n_channels = sum(spec.channels for spec in self.generator.style_specs)
+            delta = delta_of_edit(edit, n_channels).to(self.device)
             return gd.EditDirection(delta, int((delta != 0).sum()), 1.0)
         raise EditError(f"unknown edit kind {edit.kind!r}")
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 RECIPE_FORMAT = "latent-atelier-recipe"
-RECIPE_VERSION = 2  # 2: a W+ source may carry its latent (`wplus_data`)
+# 2: a W+ source may carry its latent (`wplus_data`), and a delta edit its delta as packed
+# text (`engine.tensor_text`) instead of a list of numbers
+RECIPE_VERSION = 2
 
 
 class RecipeError(ValueError):
@@ -121,14 +123,18 @@ class Session:
     def to_recipe(self) -> dict:
         return {
             "format": RECIPE_FORMAT,
-            # version 1 readers take everything but an embedded latent: keep them working
-            "version": RECIPE_VERSION if self.source.wplus_data else 1,
+            # version 1 readers take everything but packed tensors: keep them working
+            "version": RECIPE_VERSION if self._has_packed_tensors() else 1,
             "source": self._source_dict(),
             "edits": [asdict(e) for e in self.edits],
             "generator": asdict(self.generator) if self.generator else None,
             "clip": asdict(self.clip) if self.clip else None,
             "noise_mode": self.noise_mode,
         }
+
+    def _has_packed_tensors(self) -> bool:
+        return bool(self.source.wplus_data) or any(
+            isinstance(e.params.get("delta"), str) for e in self.edits)
 
     def _source_dict(self) -> dict:
         d = asdict(self.source)

@@ -1,0 +1,67 @@
+"""Packed float tensors in recipes: exact, compact, and clear errors for bad text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from editor.engine.compose import EditError, EditingContext
+from editor.engine.session import Edit, Session, Source
+from editor.engine.tensor_text import PackedTensorError, decode_floats, encode_floats
+
+
+def _channels(gen) -> int:
+    return sum(spec.channels for spec in gen.style_specs)
+
+
+def test_packing_is_exact_and_smaller_than_json():
+    t = torch.randn(9088, generator=torch.Generator().manual_seed(0))
+    text = encode_floats(t)
+    assert torch.equal(decode_floats(text, (9088,)), t)
+    assert len(text) < 0.6 * len(json.dumps(t.tolist()))
+    assert torch.equal(decode_floats(encode_floats(t.view(32, 284)), (32, 284)), t.view(32, 284))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("f32:3:AAAA", "shape"),
+    ("f32:2:AAAA", "truncated"),
+    ("f32:1:A!AA", "malformed"),
+    ("[1, 2]", "malformed"),
+    (None, "malformed"),
+])
+def test_bad_packed_text_is_refused_clearly(text, match):
+    with pytest.raises(PackedTensorError, match=match):
+        decode_floats(text, (1,) if "f32:1" in str(text) else (2,))
+
+
+def test_packed_delta_edit_renders_like_the_list_it_replaces(tiny_generator):
+    gen = tiny_generator
+    delta = torch.randn(_channels(gen), generator=torch.Generator().manual_seed(1)) * 0.3
+    as_list = Edit("delta", {"delta": delta.tolist()}, strength=1.5, id="e")
+    packed = Edit("delta", {"delta": encode_floats(delta)}, strength=1.5, id="e")
+    ctx = EditingContext(gen)
+    source = Source(seed=4)
+    old = ctx.render(Session(source=source, edits=(as_list,)))
+    new_session = Session(source=source, edits=(packed,))
+    assert torch.equal(ctx.render(new_session), old)
+    recipe = json.loads(new_session.to_json())
+    assert recipe["version"] == 2  # a version-1 reader cannot read packed text
+    assert torch.equal(EditingContext(gen).render(Session.from_json(new_session.to_json())), old)
+    assert json.loads(Session(source=source, edits=(as_list,)).to_json())["version"] == 1
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda n: encode_floats(torch.zeros(n + 1)), "shape"),
+    (lambda n: [0.0] * (n - 1), "channels"),
+    (lambda n: [float("nan")] * n, "non-finite"),
+    (lambda n: encode_floats(torch.full((n,), float("inf"))), "non-finite"),
+    (lambda n: "f32:nonsense", "malformed"),
+    (lambda n: {"not": "a delta"}, "malformed"),
+])
+def test_a_bad_delta_is_an_edit_error_not_a_crash(tiny_generator, make, match):
+    gen = tiny_generator
+    edit = Edit("delta", {"delta": make(_channels(gen))}, name="found", id="e")
+    with pytest.raises(EditError, match=match):
+        EditingContext(gen).render(Session(source=Source(seed=1), edits=(edit,)))
