@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from editor.core.checkpoints import save_generator
+from editor.core.checkpoints import load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
-from editor.toyfaces import conditioning
+from editor.toyfaces import conditioning, style_groups
 from editor.toyfaces.attributes import sample_attributes
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
@@ -98,9 +98,41 @@ def build(seed: int) -> Generator:
     return Generator(ARCH)
 
 
+@torch.no_grad()
+def warm_start(gen: Generator, path: str) -> str:
+    """Start the synthesis network from an earlier demo generator's weights.
+
+    Its convolutions already know how to draw the world; only the mapping network and the
+    affine (style) layers are new, because they are where the channels get their meaning.
+    Each affine bias starts at the old generator's mean style, so the first images are the
+    old network's average face rather than noise. Returns the old file's content hash."""
+    loaded = load_generator(path)
+    old = loaded.generator.float().eval()
+    if old.config.to_dict() != gen.config.to_dict():
+        raise ValueError(f"{path} is not a toyfaces-64 generator")
+    z = conditioning.z_for_seeds(range(20_000_000, 20_002_048))
+    mean_styles = old.styles(old.map_z(z)[:, None].expand(-1, old.n_latent, -1)).tensors
+    own = dict(gen.named_parameters())
+    for name, value in old.state_dict().items():
+        if name.startswith("style.") or ".modulation." in name or name not in own:
+            continue
+        own[name].copy_(value)
+    for spec, styles in zip(gen.style_specs, mean_styles, strict=True):
+        modulation = gen.style_layer(spec.name).conv.modulation
+        modulation.bias.copy_(styles.mean(0) / modulation.lr_mul)
+    for name, buffer in old.named_buffers():
+        if name.startswith("noises."):
+            dict(gen.named_buffers())[name].copy_(buffer)
+    return loaded.content_hash
+
+
 def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     gen = build(args.seed).train()
+    if args.warm_start:
+        print(f"warm start from {args.warm_start} ({warm_start(gen, args.warm_start)})")
+    if args.grouped_styles:
+        style_groups.constrain(gen)  # after the warm start: it zeroes what must stay zero
     opt = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.9, 0.99))
     state = TrainState({"generator": gen}, {"adam": opt})
     work = recipe_dir("generator" + (f"-{args.tag}" if args.tag else ""))
@@ -125,6 +157,8 @@ def train(args: argparse.Namespace) -> Path:
         return metrics
 
     run_loop(state, step, args.steps, ckpt, max_seconds=max_seconds, log_every=args.log_every)
+    if args.grouped_styles and style_groups.leak(gen) != 0.0:
+        raise RuntimeError("a weight outside the style groups became non-zero")
     return export(gen.eval(), state, args)
 
 
@@ -136,7 +170,8 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
     gen.w_avg.copy_(gen.map_z(z).mean(0))
     path = out_dir / "generator.safetensors"
     save_generator(gen, path, half=not args.fp32, metadata={
-        "name": "toyfaces-64", "sampler": conditioning.SAMPLER_NAME})
+        "name": "toyfaces-64", "sampler": conditioning.SAMPLER_NAME,
+        **({"style_groups": ",".join(style_groups.GROUPS)} if args.grouped_styles else {})})
     card = {
         "name": "toyfaces-64 generator",
         "file": path.name,
@@ -145,7 +180,14 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
         "sampler": conditioning.SAMPLER_NAME,
         "recipe": f"python -m editor.toyfaces.train generator --steps {args.steps} "
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
-                  + (f" --minutes {args.minutes}" if args.minutes else ""),
+                  + (f" --minutes {args.minutes}" if args.minutes else "")
+                  + (" --grouped-styles" if args.grouped_styles else "")
+                  + (f" --warm-start {args.warm_start}" if args.warm_start else ""),
+        **({"style_groups": {
+            "groups": list(style_groups.GROUPS),
+            "rule": "unit i of every mapping layer, w and every conv style layer belongs to "
+                    "group i mod len(groups); weights across groups and toRGB affine "
+                    "weights are zero"}} if args.grouped_styles else {}),
         **run_facts(state, args.threads),
         "storage": "fp32" if args.fp32 else "fp16",
     }
@@ -157,3 +199,7 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p, steps=3000, batch=32, lr=2e-3, seed=0, log_every=25)
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
+    p.add_argument("--grouped-styles", action="store_true",
+                   help="give every attribute its own style channels (see style_groups)")
+    p.add_argument("--warm-start", default=None, metavar="GENERATOR",
+                   help="copy the synthesis weights of an earlier demo generator")
