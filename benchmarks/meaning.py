@@ -76,6 +76,7 @@ from editor.core.paths import atomic_write_text, cache_dir
 from editor.core.style_code import StyleCode
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import (
+    DEMO_EDIT_DEFAULTS,
     DEMO_RELEVANCE,
     DEMO_STATS_SAMPLES,
     ClipSource,
@@ -89,11 +90,10 @@ from editor.toyfaces.conditioning import sample_for_seed
 from editor.toyfaces.evaluator import DEFAULT_PATH as DEFAULT_EVALUATOR
 from editor.toyfaces.evaluator import Evaluator
 
-# The editor's defaults for a new text edit (session.Edit.strength, editor_state.new_draft,
-# compose's auto-beta minimum); a test keeps them in step.
-DEFAULT_ALPHA = 4.0
-DEFAULT_BETA = 0.15
-DEFAULT_MIN_CHANNELS = 10
+# The demo pack's defaults for a new text edit, as the editor and `atelier edit` use them.
+DEFAULT_ALPHA = DEMO_EDIT_DEFAULTS.alpha
+DEFAULT_BETA: float | None = None if DEMO_EDIT_DEFAULTS.auto_beta else DEMO_EDIT_DEFAULTS.beta
+DEFAULT_MIN_CHANNELS = DEMO_EDIT_DEFAULTS.min_channels
 GOAL_REACHED = 0.80
 GOAL_OTHERS = 0.90
 SEED_BASE = 2_000_000

@@ -12,6 +12,7 @@ from benchmarks import meaning as m
 from editor.core.generator import z_from_seed
 from editor.engine.compose import EditingContext
 from editor.engine.editor_state import new_draft
+from editor.engine.packs import DEMO_EDIT_DEFAULTS
 from editor.engine.session import Edit, Session, Source
 from editor.methods import global_directions as gd
 from editor.toyfaces import captions
@@ -36,9 +37,11 @@ def _as_read(face: Attributes, **changes: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- edits
 
 
-def test_defaults_are_the_editors():
-    assert m.DEFAULT_ALPHA == Edit("global", {}).strength
-    assert m.DEFAULT_BETA == new_draft().params["beta"]
+def test_defaults_are_the_demo_packs():
+    draft = new_draft(defaults=DEMO_EDIT_DEFAULTS)
+    assert m.DEFAULT_ALPHA == DEMO_EDIT_DEFAULTS.alpha
+    assert m.DEFAULT_BETA == (None if draft.params.get("auto_beta") else draft.params["beta"])
+    assert m.DEFAULT_MIN_CHANNELS == draft.params.get("min_channels", m.DEFAULT_MIN_CHANNELS)
 
 
 def test_edits_cover_every_value_and_select_by_name():

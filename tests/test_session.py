@@ -119,3 +119,37 @@ def test_editor_state_shows_a_draft_only_with_a_target_and_strength():
     assert committed.rendered_session() == committed.session
     renamed = committed.update(state.draft.id, name="smile")
     assert renamed.session.edits[0].name == "smile" and renamed.draft == committed.draft
+
+
+def test_pack_edit_defaults_start_new_drafts_and_survive_commit():
+    from editor.engine.editor_state import EditDefaults, EditorState, new_draft
+
+    auto = EditDefaults(alpha=3.0, beta=0.3, auto_beta=True, min_channels=25)
+    draft = new_draft("a face", "a smile", defaults=auto)
+    assert draft.params == {"neutral": "a face", "target": "a smile", "beta": 0.3,
+                            "auto_beta": True, "min_channels": 25}
+    assert new_draft().params["beta"] == EditDefaults().beta and \
+        "auto_beta" not in new_draft().params
+    committed = EditorState(Session(), draft).commit_draft()
+    assert committed.draft.params["auto_beta"] and committed.draft.params["min_channels"] == 25
+
+
+def test_cli_edits_take_the_packs_defaults_unless_given(tmp_path):
+    import argparse
+
+    from editor.cli.edit import build_session, register
+    from editor.engine.editor_state import EditDefaults
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    defaults = EditDefaults(alpha=5.0, beta=0.4, auto_beta=True, min_channels=30)
+
+    def edits(*argv):
+        args = parser.parse_args(["edit", "-o", str(tmp_path / "x.png"), *argv])
+        return build_session(args, 1.0, defaults).edits
+
+    (plain,) = edits("--target", "a smile")
+    assert plain.strength == 5.0 and plain.params["auto_beta"] and \
+        plain.params["min_channels"] == 30
+    (fixed,) = edits("--target", "a smile", "--beta", "0.2", "--alpha", "2")
+    assert fixed.strength == 2.0 and fixed.params["beta"] == 0.2 and \
+        "auto_beta" not in fixed.params

@@ -20,6 +20,7 @@ from pathlib import Path
 from editor.core.errors import AtelierError
 from editor.core.image_io import read_recipe, save_image
 from editor.engine.compose import EditError
+from editor.engine.editor_state import EditDefaults
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import ClipSource, demo_clip_source, open_pack
 from editor.engine.renderer import to_uint8_image
@@ -53,11 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ed = p.add_argument_group("edits (repeat --target for several)")
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
     ed.add_argument("--neutral", action=_EditAction, help="what it is now (default: 'face')")
-    ed.add_argument("--alpha", action=_EditAction, type=float, help="strength (default 4)")
+    ed.add_argument("--alpha", action=_EditAction, type=float,
+                    help="strength (default: the model pack's, 4)")
     ed.add_argument("--beta", action=_EditAction, type=float,
-                    help="disentanglement threshold (default 0.15)")
+                    help="disentanglement threshold (default: the model pack's; 0.15 for "
+                         "real packs)")
     ed.add_argument("--auto-beta", action=_EditAction, nargs=0, dest="auto_beta",
-                    help="pick the largest beta that keeps at least 10 channels")
+                    help="pick the largest beta that keeps the pack's minimum of channels "
+                         "(10 for real packs)")
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
     models.add_argument("--clip-file", help="CLIP weights file")
@@ -75,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, edits=None)
 
 
-def build_session(args: argparse.Namespace, default_psi: float) -> Session:
+def build_session(args: argparse.Namespace, default_psi: float,
+                  defaults: EditDefaults | None = None) -> Session:
+    defaults = defaults or EditDefaults()
     if args.recipe:
         path = Path(args.recipe)
         try:
@@ -92,12 +98,15 @@ def build_session(args: argparse.Namespace, default_psi: float) -> Session:
     for spec in args.edits or []:
         if "target" not in spec:
             raise RecipeError("each edit needs a --target (what the image should become)")
-        auto = "auto_beta" in spec
-        params = {"neutral": spec.get("neutral", "face"), "target": spec["target"],
-                  "beta": spec.get("beta", 0.15)}
-        if auto:
-            params["auto_beta"] = True
-        session = session.add_edit(Edit("global", params, strength=spec.get("alpha", 4.0)))
+        params = {"neutral": spec.get("neutral", "face"), "target": spec["target"]}
+        if "auto_beta" in spec:
+            params.update(beta=defaults.beta, auto_beta=True, min_channels=defaults.min_channels)
+        elif "beta" in spec:
+            params["beta"] = spec["beta"]
+        else:
+            params.update(defaults.beta_params())
+        session = session.add_edit(Edit("global", params,
+                                        strength=spec.get("alpha", defaults.alpha)))
     return session
 
 
@@ -124,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                          if args.precompute_images else None,
                          stats_samples=args.stats_samples)
         is_demo = pack.model.z_for_seed is not None
-        session = build_session(args, 1.0 if is_demo else 0.7)
+        session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults)
         if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
             print("First use of this model pack: computing its global directions (once; "
                   "the result is cached and resumes if interrupted).", file=sys.stderr)

@@ -15,10 +15,35 @@ from .session import Edit, Session
 DEFAULT_NEUTRAL = "a face"
 
 
-def new_draft(neutral: str = DEFAULT_NEUTRAL, target: str = "", beta: float = 0.15,
-              strength: float = 0.0) -> Edit:
-    return Edit(kind="global", params={"neutral": neutral, "target": target, "beta": beta},
-                strength=strength)
+@dataclass(frozen=True)
+class EditDefaults:
+    """How a model pack's new text edits start. β is a cosine in the CLIP model's space, so
+    its useful range belongs to the CLIP model: StyleCLIP's 0.1-0.15 suits ViT-B/32 with its
+    6,048 FFHQ channels, while a small CLIP's relevance vectors share more of their
+    direction and pass far more channels at the same β."""
+
+    alpha: float = 4.0
+    beta: float = 0.15
+    auto_beta: bool = False
+    min_channels: int = 10  # auto-β keeps at least this many channels
+
+    def beta_params(self) -> dict:
+        params: dict = {"beta": self.beta}
+        if self.auto_beta:
+            params.update(auto_beta=True, min_channels=self.min_channels)
+        return params
+
+
+def new_draft(neutral: str = DEFAULT_NEUTRAL, target: str = "",
+              defaults: EditDefaults | None = None, strength: float = 0.0) -> Edit:
+    params = {"neutral": neutral, "target": target,
+              **(defaults or EditDefaults()).beta_params()}
+    return Edit(kind="global", params=params, strength=strength)
+
+
+def _beta_params_of(edit: Edit) -> dict:
+    return {k: edit.params[k] for k in ("beta", "auto_beta", "min_channels")
+            if k in edit.params}
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,6 @@ class EditorState:
         """Put the draft on the stack; a fresh draft keeps its prompts at strength 0, so
         the next edit starts from the same wording without changing the picture."""
         d = self.draft
-        fresh = new_draft(d.params.get("neutral", DEFAULT_NEUTRAL), d.params.get("target", ""),
-                          d.params.get("beta", 0.15))
+        fresh = new_draft(d.params.get("neutral", DEFAULT_NEUTRAL), d.params.get("target", ""))
+        fresh = replace(fresh, params={**fresh.params, **_beta_params_of(d)})
         return EditorState(self.session.add_edit(d), fresh)

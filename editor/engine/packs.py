@@ -20,7 +20,7 @@ from editor.methods.global_directions import Progress, RelevanceConfig
 from editor.toyfaces import captions
 
 from .compose import EditingContext
-from .editor_state import DEFAULT_NEUTRAL
+from .editor_state import DEFAULT_NEUTRAL, EditDefaults
 from .models import RESOURCES, ModelInfo, load_model_info
 from .session import ModelIdentity
 
@@ -32,6 +32,8 @@ DEMO_DIRECTIONS = DEMO_DIR / "directions"
 # The demo pack's global directions: the paper's settings, on its 928 style channels.
 DEMO_RELEVANCE = RelevanceConfig(n_images=100, k_sigma=5.0, psi=1.0)
 DEMO_STATS_SAMPLES = 10_000
+# How the demo pack's text edits start (see EditDefaults; chosen from benchmarks/meaning.py).
+DEMO_EDIT_DEFAULTS = EditDefaults()
 # Target prompts offered for real face generators (StyleCLIP's kind of edits).
 GENERAL_PROMPTS = (
     "a face with blonde hair", "a face with black hair", "a face with grey hair",
@@ -100,6 +102,10 @@ class OpenPack:
     @property
     def has_directions(self) -> bool:
         return self.data is not None
+
+    @property
+    def edit_defaults(self) -> EditDefaults:
+        return DEMO_EDIT_DEFAULTS if self.is_demo else EditDefaults()
 
     @property
     def sampler(self) -> str | None:

@@ -27,7 +27,7 @@ from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import read_recipe
 from editor.engine.compose import wplus_of_source
-from editor.engine.editor_state import DEFAULT_NEUTRAL, EditorState, new_draft
+from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, EditorState, new_draft
 from editor.engine.export import run_plan
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
@@ -61,7 +61,6 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;All files
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-DEFAULT_ALPHA = 4.0  # the strength a new prompt starts at, as in the CLI
 MAX_RECENT = 8
 
 
@@ -317,11 +316,15 @@ class MainWindow(QMainWindow):
         self._set_seed(random.randrange(0, MAX_SEED))
         self.document.end_merge()
 
+    def _edit_defaults(self) -> EditDefaults:
+        return self.pack.edit_defaults if self.pack is not None else EditDefaults()
+
     def _on_edit_changed(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
         state = self.document.state
         if edit_id == state.draft.id and "params" in changes and state.draft.strength == 0 \
                 and changes["params"].get("target"):
-            changes = {**changes, "strength": DEFAULT_ALPHA}  # a new prompt shows at once
+            # a new prompt shows at once, at the pack's default strength (as in the CLI)
+            changes = {**changes, "strength": self._edit_defaults().alpha}
         self._change_edit(edit_id, changes, text, merge_key)
 
     def _change_edit(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
@@ -494,7 +497,7 @@ class MainWindow(QMainWindow):
                 source = dataclasses.replace(source, psi=1.0)
             draft = state.draft
             if not str(draft.params.get("target", "")).strip():
-                draft = new_draft(pack.neutral_prompt())
+                draft = new_draft(pack.neutral_prompt(), defaults=pack.edit_defaults)
             self.document.reset(EditorState(state.session.with_source(source), draft))
         else:
             self.request_render()
@@ -645,7 +648,8 @@ class MainWindow(QMainWindow):
         state = self.document.state
         self._tuning_id = None
         self._change(EditorState(dataclasses.replace(session, generator=None, clip=None),
-                                 new_draft(state.draft.params.get("neutral", DEFAULT_NEUTRAL))),
+                                 new_draft(state.draft.params.get("neutral", DEFAULT_NEUTRAL),
+                                           defaults=self._edit_defaults())),
                      f"Open {name}")
         self.document.end_merge()
         return True

@@ -29,7 +29,7 @@ from editor.engine.session import Edit
 from .sliders import FloatSlider
 
 ALPHA_RANGE = (-10.0, 10.0)
-BETA_RANGE = (0.05, 0.35)
+BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)
 TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
 
 
