@@ -33,8 +33,6 @@ import numpy as np
 import torch
 
 from benchmarks import meaning as mb
-from editor.engine.editor_state import DEFAULT_NEUTRAL
-from editor.methods import global_directions as gd
 from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings, run_inversion
 from editor.toyfaces.attributes import ATTRIBUTES, visibility
 from editor.toyfaces.eval import _eval_seed
@@ -42,9 +40,7 @@ from editor.toyfaces.render import render_batch
 
 PURPOSE = 9  # eval seed purpose of its own: no other gate draws these faces
 GOALS = {"psnr_db": 24.0, "seconds_per_image": 60.0, "agreement": 0.90, "edit_reached": 0.75}
-EDIT_TARGET = "face with sunglasses"
-EDIT_VALUE = ("glasses", "sunglasses")
-APP_ALPHA, APP_BETA = 4.0, 0.15  # the window's and the CLI's defaults
+EDIT_NAME = "glasses=sunglasses"  # the meaning benchmark's edit, with its prompts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual)
     p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
     p.add_argument("--spread-weight", type=float, default=d.wplus_spread_weight)
-    p.add_argument("--alpha", type=float, default=APP_ALPHA)
-    p.add_argument("--beta", type=float, default=APP_BETA)
+    p.add_argument("--alpha", type=float, default=mb.DEFAULT_ALPHA,
+                   help="edit strength (default: the demo pack's)")
+    p.add_argument("--beta", type=float, default=mb.DEFAULT_BETA,
+                   help="edit beta (default: the demo pack's; auto-beta when it uses it)")
+    p.add_argument("--min-channels", type=int, default=mb.DEFAULT_MIN_CHANNELS)
     p.add_argument("--generator", default=str(mb.DEMO_GENERATOR))
     p.add_argument("--clip-file", default=None)
     p.add_argument("--evaluator", default=str(mb.DEFAULT_EVALUATOR))
@@ -92,26 +91,24 @@ def agreement(render_reads: mb.Readings, recon_reads: mb.Readings, attrs) -> dic
             "per_attribute": {a: float(np.mean(v)) if v else None for a, v in per.items()}}
 
 
-def edit_reached(world: mb.World, wplus: torch.Tensor, recon_reads: mb.Readings,
-                 alpha: float, beta: float) -> dict:
-    dt = gd.text_direction(world.clip, DEFAULT_NEUTRAL, EDIT_TARGET)
-    direction = gd.edit_direction(world.relevance, world.stats, dt, beta)
+def edit_reached(world: mb.World, wplus: torch.Tensor, attrs, recon_reads: mb.Readings,
+                 alpha: float, beta: float | None, min_channels: int) -> dict:
+    """The app's sunglasses edit on the reconstructions, scored as the meaning benchmark
+    scores it (only attributes shown before and after count; beta None: auto-beta).
+    `attrs` are the rendered faces' true attributes, which decide what is shown."""
+    edit = mb.select_edits(EDIT_NAME)[0]
+    dt = mb.clip_text_direction(world.clip, edit)
+    direction = mb.direction_for(world.relevance, world.stats, dt, beta, min_channels)
     gen = world.generator
     codes = gen.styles(wplus.to(gen.w_avg.device)).flat()
     after = mb.read(world.evaluator, mb.as_shown(mb.render_codes(
         gen, mb.edited_codes(codes, direction.delta, alpha))))
-    attr, value = EDIT_VALUE
-    lacking = recon_reads[attr] != value
-    reached = (after[attr] == value) & lacking
-    others_same = np.ones(len(lacking), bool)
-    for a in ATTRIBUTES:
-        if a != attr:
-            others_same &= after[a] == recon_reads[a]
-    return {"lacking": int(lacking.sum()), "reached": int(reached.sum()),
-            "reached_rate": float(reached.sum() / max(1, lacking.sum())),
-            "others_same_where_reached": float((others_same & reached).sum()
-                                               / max(1, reached.sum())),
-            "channels": direction.n_channels, "alpha": alpha, "beta": beta}
+    score = mb.score_edit(edit, attrs, recon_reads, after)
+    return {"target": edit.target, "lacking": score.lacking, "reached": score.reached,
+            "reached_rate": score.reached_rate,
+            "others_same_where_reached": score.others_reached,
+            "channels": direction.n_channels, "alpha": alpha,
+            "beta": direction.beta, "auto_beta": beta is None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     render_reads = mb.read(world.evaluator, target)
     recon_reads = mb.read(world.evaluator, mb.as_shown(recon))
     agree = agreement(render_reads, recon_reads, batch.attrs)
-    edit = edit_reached(world, w, recon_reads, args.alpha, args.beta)
+    edit = edit_reached(world, w, batch.attrs, recon_reads, args.alpha, args.beta,
+                        args.min_channels)
     result = {
         "n": args.n, "settings": settings.to_dict(), "perceptual_used": used,
         "threads": torch.get_num_threads(), "wall_s": wall,
@@ -190,7 +188,8 @@ def format_result(r: dict) -> str:
     lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in a["per_attribute"].items()
                                     if v is not None))
     e = r["edit"]
-    lines.append(f"  edit '{EDIT_TARGET}' (alpha {e['alpha']}, beta {e['beta']}, "
+    beta = f"auto-beta {e['beta']:.3f}" if e.get("auto_beta") else f"beta {e['beta']}"
+    lines.append(f"  edit '{e['target']}' (alpha {e['alpha']}, {beta}, "
                  f"{e['channels']} channels): reached {e['reached']}/{e['lacking']} = "
                  f"{e['reached_rate']:.1%}   goal >= {GOALS['edit_reached']:.0%} "
                  f"{_mark(e['reached_rate'] >= GOALS['edit_reached'])}; others unchanged on "

@@ -74,3 +74,23 @@ def test_a_constrained_model_starts_with_a_full_size_signal():
     with torch.no_grad():
         ratio = float(grouped.map_z(z).std(0).mean() / plain.map_z(z).std(0).mean())
     assert 0.3 < ratio < 3.0, ratio
+
+
+def test_warm_start_keeps_the_synthesis_and_starts_styles_at_the_old_mean(tmp_path):
+    from editor.core.checkpoints import save_generator
+    from editor.toyfaces.train_generator import build, warm_start
+
+    old = build(seed=1)
+    path = save_generator(old, tmp_path / "old.safetensors")
+    new = build(seed=2)
+    warm_start(new, str(path))
+    style_groups.constrain(new)
+    old_params, new_params = dict(old.named_parameters()), dict(new.named_parameters())
+    assert torch.equal(new_params["convs.3.conv.weight"], old_params["convs.3.conv.weight"])
+    assert torch.equal(new_params["input.input"], old_params["input.input"])
+    assert not torch.equal(new_params["style.1.weight"], old_params["style.1.weight"])
+    z = conditioning.z_for_seeds(range(20_000_000, 20_002_048))
+    with torch.no_grad():
+        mean = old.styles(old.map_z(z)[:, None].expand(-1, old.n_latent, -1)).tensors[0].mean(0)
+    assert torch.allclose(new.conv1.conv.modulation.bias, mean, atol=1e-5)
+    assert style_groups.leak(new) == 0.0
