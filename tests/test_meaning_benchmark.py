@@ -165,8 +165,8 @@ def test_batched_rendering_equals_the_editing_context(tiny_world):
     edit = _edit("sunglasses")
     for beta in (0.0, None):
         params = {"neutral": edit.neutral, "target": edit.target, "beta": beta or 0.0}
-        if beta is None:
-            params["auto_beta"] = True
+        if beta is None:  # as the app's drafts carry it (EditDefaults.beta_params)
+            params.update(auto_beta=True, min_channels=m.DEFAULT_MIN_CHANNELS)
         direction = m.direction_for(w.relevance, w.stats, m.clip_text_direction(w.clip, edit),
                                     beta)
         app = ctx.direction(Edit("global", params))
