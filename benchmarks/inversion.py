@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from benchmarks import meaning as mb
-from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings, run_inversion
+from editor.cli.invert import add_optimisation_arguments, settings_from_args
+from editor.methods.inversion import InversionSettings, run_inversion
 from editor.toyfaces.attributes import ATTRIBUTES, visibility
 from editor.toyfaces.eval import _eval_seed
 from editor.toyfaces.render import render_batch
@@ -50,11 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100, help="fresh renders (default 100)")
     p.add_argument("--seed", type=int, default=0, help="which fresh renders")
     p.add_argument("--batch", type=int, default=25, help="pictures inverted together")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--starts", type=int, default=d.starts)
-    p.add_argument("--candidates", type=int, default=d.candidates)
-    p.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual)
+    add_optimisation_arguments(p)
     p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
     p.add_argument("--spread-weight", type=float, default=d.wplus_spread_weight)
     p.add_argument("--alpha", type=float, default=mb.DEFAULT_ALPHA,
@@ -119,10 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     gen = world.generator
     batch = render_batch(args.n, _eval_seed(PURPOSE, args.seed))
     target = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    settings = InversionSettings(steps=args.steps, lr=args.lr, starts=args.starts,
-                                 candidates=args.candidates, perceptual=args.perceptual,
-                                 perceptual_weight=args.perceptual_weight,
-                                 wplus_spread_weight=args.spread_weight)
+    settings = settings_from_args(args, perceptual_weight=args.perceptual_weight,
+                                  wplus_spread_weight=args.spread_weight)
     wplus, images, quality, per_image_s, used = [], [], [], [], ""
     t_all = time.perf_counter()
     for first in range(0, args.n, args.batch):

@@ -99,12 +99,11 @@ def build_session(args: argparse.Namespace, default_psi: float,
         if "target" not in spec:
             raise RecipeError("each edit needs a --target (what the image should become)")
         params = {"neutral": spec.get("neutral", "face"), "target": spec["target"]}
-        if "auto_beta" in spec:
-            params.update(beta=defaults.beta, auto_beta=True, min_channels=defaults.min_channels)
-        elif "beta" in spec:
+        if "beta" in spec and "auto_beta" not in spec:
             params["beta"] = spec["beta"]
-        else:
-            params.update(defaults.beta_params())
+        else:  # the pack's β setting, or its auto-β when asked for
+            params.update(replace(defaults, auto_beta=defaults.auto_beta or "auto_beta" in spec)
+                          .beta_params())
         session = session.add_edit(Edit("global", params,
                                         strength=spec.get("alpha", defaults.alpha)))
     return session

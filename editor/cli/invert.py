@@ -47,17 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_path", help="write the quality readout as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     opt = p.add_argument_group("optimisation")
-    d = InversionSettings()
-    opt.add_argument("--steps", type=int, default=d.steps)
-    opt.add_argument("--lr", type=float, default=d.lr)
-    opt.add_argument("--starts", type=int, default=d.starts,
-                     help="best random starting points optimised per picture")
-    opt.add_argument("--candidates", type=int, default=d.candidates,
-                     help="random latents scored to choose the starts")
-    opt.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual,
-                     help="auto: VGG16 if its weights are here, else CLIP")
+    add_optimisation_arguments(opt)
     opt.add_argument("--batch", type=int, default=16, help="pictures inverted together")
-    opt.add_argument("--seed", type=int, default=d.seed)
+    opt.add_argument("--seed", type=int, default=InversionSettings().seed)
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
     models.add_argument("--clip-file", help="CLIP weights file")
@@ -65,6 +57,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     p.set_defaults(func=run)
+
+
+def add_optimisation_arguments(group) -> None:
+    """The optimiser's options, defaulting to InversionSettings (the benchmark shares them)."""
+    d = InversionSettings()
+    group.add_argument("--steps", type=int, default=d.steps)
+    group.add_argument("--lr", type=float, default=d.lr)
+    group.add_argument("--starts", type=int, default=d.starts,
+                       help="best random starting points optimised per picture")
+    group.add_argument("--candidates", type=int, default=d.candidates,
+                       help="random latents scored to choose the starts")
+    group.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual,
+                       help="auto: VGG16 if its weights are here, else CLIP")
+
+
+def settings_from_args(args: argparse.Namespace, **more) -> InversionSettings:
+    """InversionSettings from `add_optimisation_arguments` options (plus `more` fields)."""
+    return InversionSettings(steps=args.steps, lr=args.lr, starts=args.starts,
+                             candidates=args.candidates, perceptual=args.perceptual, **more)
 
 
 def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
@@ -113,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
         crops = [square_crop(load_image(path).rgb, box) for path in args.images]
         pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
                          device=args.device or "cpu")
-        settings = InversionSettings(steps=args.steps, lr=args.lr, starts=args.starts,
-                                     candidates=args.candidates, perceptual=args.perceptual,
-                                     seed=args.seed)
+        settings = settings_from_args(args, seed=args.seed)
         gen_id, clip_id = pack.identities()
         rows = []
         n = max(1, args.batch)

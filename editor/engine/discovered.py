@@ -20,8 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from editor.methods import discovery as dc
 from editor.methods import precompute as pc
 from editor.methods.global_directions import Progress
@@ -213,6 +211,6 @@ def entry_edit(entry: DirectionEntry, strength: float = DEFAULT_STRENGTH) -> Edi
     """The edit-stack entry: an explicit style delta (compose reads "delta"; the other
     keys say where it came from)."""
     return Edit(kind="delta", strength=float(strength), name=entry.title,
-                params={"delta": encode_floats(torch.tensor(entry.delta)), "label": entry.label,
+                params={"delta": encode_floats(entry.delta), "label": entry.label,
                         "negative_label": entry.negative_label, "method": entry.method,
                         "confidence": round(entry.confidence, 4), "source": "discovery"})

@@ -24,7 +24,7 @@ def is_packed(value: object) -> bool:
     return isinstance(value, str) and value.startswith("f32:")
 
 
-def encode_floats(t: torch.Tensor | np.ndarray) -> str:
+def encode_floats(t: torch.Tensor | np.ndarray | tuple[float, ...]) -> str:
     a = t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
     if a.ndim == 0:
         raise ValueError("a packed tensor needs at least one dimension")

@@ -112,17 +112,13 @@ def warm_start(gen: Generator, path: str) -> str:
         raise ValueError(f"{path} is not a toyfaces-64 generator")
     z = conditioning.z_for_seeds(range(20_000_000, 20_002_048))
     mean_styles = old.styles(old.map_z(z)[:, None].expand(-1, old.n_latent, -1)).tensors
-    own = dict(gen.named_parameters())
+    own = gen.state_dict()  # parameters and the fixed noise maps, sharing gen's storage
     for name, value in old.state_dict().items():
-        if name.startswith("style.") or ".modulation." in name or name not in own:
-            continue
-        own[name].copy_(value)
+        if not (name.startswith("style.") or ".modulation." in name):
+            own[name].copy_(value)
     for spec, styles in zip(gen.style_specs, mean_styles, strict=True):
         modulation = gen.style_layer(spec.name).conv.modulation
         modulation.bias.copy_(styles.mean(0) / modulation.lr_mul)
-    for name, buffer in old.named_buffers():
-        if name.startswith("noises."):
-            dict(gen.named_buffers())[name].copy_(buffer)
     return loaded.content_hash
 
 
