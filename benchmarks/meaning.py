@@ -31,6 +31,10 @@ Two diagnostic rows tell a weak CLIP from a style space that resists editing:
   --oracle-beta match keeps as many channels as the CLIP row, same uses its beta;
 - sweep: alpha x beta (CLIP relevance; --sweep-oracle adds the oracle's) on fewer seeds
   (--sweep-seeds) for a few edits (--sweep-edits).
+A third row, "world", is the ceiling of the measurement: the world's own renderer draws
+each seed's requested face and the same face with the target value (same jitter), and the
+evaluator reads both, i.e. a perfect edit. Where it falls short of a goal, the evaluator's
+errors, not the editor, set the limit (--no-ceiling leaves it out).
 
 Edits: every value of every attribute from the captions' prompts ("a cartoon face" ->
 "a cartoon face with sunglasses"), removals included ("... with no glasses", "no beard",
@@ -89,6 +93,7 @@ from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import sample_for_seed
 from editor.toyfaces.evaluator import DEFAULT_PATH as DEFAULT_EVALUATOR
 from editor.toyfaces.evaluator import Evaluator
+from editor.toyfaces.render import render as render_world
 
 # The demo pack's defaults for a new text edit, as the editor and `atelier edit` use them.
 DEFAULT_ALPHA = DEMO_EDIT_DEFAULTS.alpha
@@ -218,6 +223,14 @@ def read(evaluator: Evaluator, images: torch.Tensor) -> Readings:
     return {a: np.array(pred.values[a]) for a in ATTRIBUTES}
 
 
+def read_world_renders(evaluator: Evaluator, faces: Sequence[tuple[Attributes, int]]
+                       ) -> Readings:
+    """What the evaluator reads on the world renderer's drawings of (face, jitter seed)."""
+    images = np.stack([render_world(a, jitter_seed=j) for a, j in faces])
+    pred = evaluator.predict(images)
+    return {a: np.array(pred.values[a]) for a in ATTRIBUTES}
+
+
 def prepare_sources(gen: Generator, z_for_seed: Callable[[int], torch.Tensor],
                     evaluator: Evaluator, seeds: Sequence[int], batch: int = 64) -> Sources:
     codes = source_codes(gen, z_for_seed, seeds)
@@ -304,6 +317,21 @@ def score_edit(edit: EditSpec, attrs: Sequence[Attributes], before: Readings,
                 score.reached += 1
                 score.same_reached += same
     return score
+
+
+def ceiling_scores(evaluator: Evaluator, seeds: Sequence[int], edits: Sequence[EditSpec]
+                   ) -> list[EditScore]:
+    """A perfect edit, scored: the world renderer draws each seed's face before and after
+    the edit with the same jitter; what falls short here is the evaluator's error."""
+    faces = [sample_for_seed(int(s)) for s in seeds]
+    attrs = [a for a, _ in faces]
+    before = read_world_renders(evaluator, faces)
+    rows = []
+    for e in edits:
+        after = read_world_renders(
+            evaluator, [(a.replace(**{e.attribute: e.value}), j) for a, j in faces])
+        rows.append(score_edit(e, attrs, before, after))
+    return rows
 
 
 def failed_score(edit: EditSpec, n: int, error: str) -> EditScore:
@@ -474,6 +502,7 @@ class Settings:
     sweep: bool = True
     sweep_seeds: int = 50
     sweep_oracle: bool = False
+    ceiling: bool = True
     batch: int = 64
 
 
@@ -553,6 +582,13 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
         times["oracle_edits"] = time.perf_counter() - t0
         log(f"oracle edits: {times['oracle_edits']:.1f} s")
 
+    ceiling_rows: list[EditScore] = []
+    if s.ceiling:
+        t0 = time.perf_counter()
+        ceiling_rows = ceiling_scores(world.evaluator, sources.seeds, edits)
+        times["ceiling"] = time.perf_counter() - t0
+        log(f"ceiling (world renders): {times['ceiling']:.1f} s")
+
     sweeps: list[dict] = []
     if s.sweep and sweep_edits:
         t0 = time.perf_counter()
@@ -571,7 +607,8 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
         log(f"sweep: {len(sweeps)} edits x {len(SWEEP_ALPHAS)} alphas x {len(SWEEP_BETAS)} "
             f"betas on {len(sub.seeds)} seeds in {times['sweep']:.1f} s")
     return {"settings": s, "edits": list(edits), "clip": clip_rows, "oracle": oracle_rows,
-            "oracle_info": oracle_info, "sweeps": sweeps, "times": times,
+            "ceiling": ceiling_rows, "oracle_info": oracle_info, "sweeps": sweeps,
+            "times": times,
             "n_seeds": len(sources.seeds)}
 
 
@@ -587,14 +624,18 @@ def _mark(x: float, goal: float) -> str:
 
 
 def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
-                oracle_rows: Sequence[EditScore]) -> str:
-    """One row per edit (CLIP), each followed by its oracle row when there is one."""
+                oracle_rows: Sequence[EditScore], ceiling_rows: Sequence[EditScore] = ()
+                ) -> str:
+    """One row per edit (CLIP), each followed by its oracle and ceiling ("world") rows
+    when there are some."""
     header = ("edit", "relevance", "n", "lacking", "reached", "others(all)",
               "others(reached)", "both", "channels", "beta", "most changed")
     rows = [header]
     oracle = {r.edit: r for r in oracle_rows}
+    ceiling = {r.edit: r for r in ceiling_rows}
     for e, r in zip(edits, clip_rows, strict=True):
-        for label, row in (("clip", r), ("oracle", oracle.get(e.name))):
+        for label, row in (("clip", r), ("oracle", oracle.get(e.name)),
+                           ("world", ceiling.get(e.name))):
             if row is None:
                 continue
             name = e.name if label == "clip" else ""
@@ -642,10 +683,10 @@ def format_sweep(sweep: dict) -> str:
     return "\n".join(lines)
 
 
-def summary(rows: Sequence[EditScore]) -> str:
+def summary(rows: Sequence[EditScore], what: str = "CLIP edits") -> str:
     passed = [r.edit for r in rows if r.passed]
     failed = [r.edit for r in rows if not r.passed]
-    text = (f"{len(passed)}/{len(rows)} CLIP edits pass (target reached >= "
+    text = (f"{len(passed)}/{len(rows)} {what} pass (target reached >= "
             f"{GOAL_REACHED:.0%} and others unchanged where reached >= {GOAL_OTHERS:.0%})")
     return text + (f"; FAIL: {', '.join(failed)}" if failed else "")
 
@@ -665,6 +706,7 @@ def to_json(result: dict, world_info: dict) -> dict:
         "edits": [dataclasses.asdict(e) for e in result["edits"]],
         "clip": [r.to_dict() for r in result["clip"]],
         "oracle": [r.to_dict() for r in result["oracle"]],
+        "ceiling": [r.to_dict() for r in result["ceiling"]],
         "oracle_info": result["oracle_info"],
         "sweeps": [{"relevance": sw["relevance"], "edit": sw["edit"],
                     "cells": [{**c.to_dict(), "beta_setting": _beta_json(b), "alpha": a}
@@ -778,6 +820,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-edits", default=DEFAULT_SWEEP_EDITS)
     p.add_argument("--sweep-seeds", type=int, default=50)
     p.add_argument("--sweep-oracle", action="store_true", help="sweep the oracle too")
+    p.add_argument("--no-ceiling", action="store_true",
+                   help="leave out the world renderer's perfect edit (the ceiling row)")
     p.add_argument("--generator", default=str(DEMO_GENERATOR))
     p.add_argument("--clip-file", default=None, help="CLIP weights (default: the demo CLIP)")
     p.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR))
@@ -822,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
         templates=("{}",) if args.templates == "plain" else None,
         oracle=not args.no_oracle, oracle_images=args.oracle_images,
         sweep=not args.no_sweep, sweep_seeds=min(args.sweep_seeds, args.seeds),
-        sweep_oracle=args.sweep_oracle, batch=args.batch)
+        sweep_oracle=args.sweep_oracle, ceiling=not args.no_ceiling, batch=args.batch)
     t_all = time.perf_counter()
     try:
         world = load_world(args)
@@ -837,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
              if settings.oracle else "off"), flush=True)
     result = run_measurements(world, edits, sweep_edits, settings)
     print()
-    print(format_rows(edits, result["clip"], result["oracle"]))
+    print(format_rows(edits, result["clip"], result["oracle"], result["ceiling"]))
     print("\n(+/-: meets / misses the goal: target reached >= 80%, others unchanged where "
           "reached >= 90%; 'others(all)' counts every seed, 'both' the lacking seeds with "
           "the target reached and nothing else changed)")
@@ -845,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_sweep(sweep))
     print("\n" + summary(result["clip"]))
+    if result["ceiling"]:
+        print(summary(result["ceiling"], "perfect edits (world renders, the ceiling)"))
     total = time.perf_counter() - t_all
     print("wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["times"].items())
           + f"; total {total:.1f} s")

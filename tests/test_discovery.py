@@ -4,6 +4,7 @@ cached (and recomputed when damaged), cancel writes nothing, the CLI and the pan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from editor.core.style_code import StyleCode
+from editor.engine import discovered as dd
 from editor.methods import discovery as dc
 from editor.methods import global_directions as gd
 from tests.conftest import make_tiny_clip, make_tiny_generator
@@ -197,6 +199,18 @@ def test_without_relevance_only_w_is_made_and_the_reason_is_kept(discovery):
     d = discovery.directions[0]
     assert set(d.deltas) == {"w"}
     assert "relevance" in d.notes["style"]
+    # the default transfer (style) is missing, so the window and the CLI show w
+    assert dc.DEFAULT_METHOD == "style"
+    assert dd.available_method(discovery) == "w"
+    assert dd.to_entries(discovery, "style") == []
+
+
+def test_available_method_prefers_the_default_transfer(discovery):
+    both = dataclasses.replace(discovery, directions=[
+        dataclasses.replace(d, deltas={**d.deltas, "style": d.deltas["w"]})
+        for d in discovery.directions])
+    assert dd.available_method(both) == "style"
+    assert dd.available_method(dataclasses.replace(discovery, directions=[])) is None
 
 
 def test_mixed_direction_is_split_into_its_two_concepts():
@@ -297,7 +311,6 @@ def test_whole_word_tokens_are_alphabetic_words():
 
 
 def test_demo_labels_name_attribute_values():
-    from editor.engine import discovered as dd
 
     assert dd.demo_meaning("sunglasses") == ("glasses", "sunglasses")
     assert dd.demo_meaning("ginger") == ("hair_colour", "red")
@@ -310,7 +323,6 @@ def test_demo_labels_name_attribute_values():
 
 
 def test_demo_pack_ships_its_discovery():
-    from editor.engine import discovered as dd
     from editor.engine.models import DEMO_GENERATOR
     from editor.engine.packs import demo_clip_source, open_pack
 
@@ -325,7 +337,6 @@ def test_demo_pack_ships_its_discovery():
 
 
 def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
-    from editor.engine import discovered as dd
     from editor.engine.compose import EditingContext
     from editor.engine.session import Session
 
@@ -344,7 +355,6 @@ def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
 
 
 def test_to_entries_picks_the_transfer(discovery):
-    from editor.engine import discovered as dd
 
     entries = dd.to_entries(discovery, "w")
     assert len(entries) == len(discovery.directions)
@@ -385,7 +395,6 @@ def test_cli_discover_prints_the_table_and_writes_json(tmp_path, capsys):
 def test_cli_discover_interrupt_exits_130(tmp_path, capsys, monkeypatch):
     from editor.cli import main
     from editor.core.checkpoints import save_generator
-    from editor.engine import discovered as dd
 
     gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
                          tmp_path / "g.safetensors")
@@ -426,8 +435,14 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     assert panel.progress.value() == 400
     panel.set_idle()
     assert panel.discover_button.isEnabled() and not panel.progress.isVisibleTo(panel)
+    assert panel.current_method() == dc.DEFAULT_METHOD == "style"
     with qtbot.waitSignal(panel.method_changed) as sig:
         panel.method.setCurrentIndex(1)
-    assert sig.args == ["style"]
+    assert sig.args == ["w"]
+    with qtbot.waitSignal(panel.method_changed) as sig:
+        panel.set_method("style")
+    assert sig.args == ["style"] and panel.current_method() == "style"
+    with pytest.raises(ValueError):
+        panel.set_method("z")
     panel.set_unavailable("no CLIP model was chosen")
     assert "no CLIP model" in panel.info.text() and not panel.discover_button.isEnabled()

@@ -230,8 +230,10 @@ def test_run_measurements_end_to_end(tiny_world):
     (sweep,) = r["sweeps"]
     assert len(sweep["cells"]) == len(m.SWEEP_ALPHAS) * len(m.SWEEP_BETAS)
     assert all(c.n == 2 for c in sweep["cells"].values())
-    table = m.format_rows(edits, r["clip"], r["oracle"])
-    assert "glasses=sunglasses" in table and "oracle" in table
+    assert [s.edit for s in r["ceiling"]] == [e.name for e in edits]
+    assert all(s.n == 4 for s in r["ceiling"])
+    table = m.format_rows(edits, r["clip"], r["oracle"], r["ceiling"])
+    assert "glasses=sunglasses" in table and "oracle" in table and "world" in table
     assert "alpha 12" in m.format_sweep(sweep)
     out = m.to_json(r, {"generator": "tiny"})
     text = json.dumps(m._finite(out), allow_nan=False)
@@ -243,4 +245,18 @@ def test_run_measurements_end_to_end(tiny_world):
     for c, o in zip(r["clip"], r["oracle"], strict=True):
         assert o.n_channels >= c.n_channels
     assert set(r["times"]) == {"sources", "clip_edits", "oracle_relevance", "oracle_edits",
-                               "sweep"}
+                               "ceiling", "sweep"}
+    assert len(back["ceiling"]) == len(edits)
+
+
+def test_ceiling_scores_the_world_renderers_perfect_edit():
+    """The bundled evaluator reads the world renderer's own edit: sunglasses drawn on every
+    face that lacked them read as sunglasses, and removing a hat changes no other reading
+    on these seeds (the ceiling is what the measurement itself allows)."""
+    evaluator = Evaluator.load()
+    seeds = m.meaning_seeds(24)
+    sunglasses, no_hat = m.ceiling_scores(evaluator, seeds, m.select_edits("sunglasses,hat=none"))
+    assert sunglasses.n == 24 and sunglasses.lacking > 0
+    assert sunglasses.reached == sunglasses.lacking
+    assert no_hat.lacking > 0 and no_hat.reached == no_hat.lacking
+    assert no_hat.same_reached == no_hat.reached

@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=None, metavar="K",
                    help="principal components kept (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled images")
-    p.add_argument("--method", choices=METHODS, default="w",
-                   help="transfer whose deltas the table summarises (both are exported)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="transfer whose deltas the table summarises (both are exported; "
+                   "default: style, or w where the pack has no global directions)")
     p.add_argument("--vocab", metavar="FILE",
                    help="extra label words or phrases, one a line ('#' comments)")
     p.add_argument("--words", metavar="LIST", help="extra label words, comma-separated")
@@ -156,7 +157,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
            else f"in {result.info.get('seconds', 0):.0f} s")
     print(f"{len(result.directions)} directions ({how}); confidence = correlation of the "
           f"label's zero-shot score with the direction over the sampled images")
-    print(format_table(result, args.method))
+    print(format_table(result, args.method or dd.available_method(result) or dc.DEFAULT_METHOD))
     if args.json:
         out = result.to_json()
         out["models"] = {"generator": str(pack.model.path), "clip": pack.clip.name

@@ -200,6 +200,13 @@ def to_entries(discovery: dc.Discovery, method: str = dc.DEFAULT_METHOD
     return out
 
 
+def available_method(discovery: dc.Discovery) -> str | None:
+    """The default transfer if the discovery has it, else the first one it has."""
+    have = {m for d in discovery.directions for m in d.deltas}
+    order = [dc.DEFAULT_METHOD] + [m for m in dc.METHODS if m != dc.DEFAULT_METHOD]
+    return next((m for m in order if m in have), None)
+
+
 def discovered_entries(pack: OpenPack, method: str = dc.DEFAULT_METHOD
                        ) -> list[DirectionEntry] | None:
     """Entries from the cached discovery of this pack, or None when it was never run."""

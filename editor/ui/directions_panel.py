@@ -34,7 +34,8 @@ HOW_TO = ("No discovered directions for this model pack yet.\n\n"
           "a minute or more (longer for large generators) and is remembered for the pack.")
 RUNNING = "Discovering directions…"
 STRENGTH_RANGE = 10.0
-TRANSFERS = (("w", "W space"), ("style", "Style channels (relevance)"))
+# the first is the default (editor.methods.discovery.DEFAULT_METHOD)
+TRANSFERS = (("style", "Style channels (relevance)"), ("w", "W space"))
 
 
 class DirectionsPanel(QWidget):
@@ -81,6 +82,13 @@ class DirectionsPanel(QWidget):
 
     def current_method(self) -> str:
         return str(self.method.currentData())
+
+    def set_method(self, key: str) -> None:
+        """Show another transfer's entries (as if the user picked it)."""
+        index = self.method.findData(key)
+        if index < 0:
+            raise ValueError(f"unknown transfer {key!r}")
+        self.method.setCurrentIndex(index)
 
     def set_unavailable(self, reason: str) -> None:
         """Discovery cannot run for this pack (e.g. no CLIP model): say why."""

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMainWindow
 from editor.core.paths import cache_dir
 from editor.engine.discovered import (
     DirectionEntry,
+    available_method,
     cached_discovery,
     discovery_job,
     entry_edit,
@@ -64,8 +65,14 @@ class DiscoveryFlow(QObject):
     def _show(self) -> None:
         if self.discovery is None:
             self.panel.set_directions([])
-        else:
-            self.panel.set_directions(to_entries(self.discovery, self.panel.current_method()))
+            return
+        entries = to_entries(self.discovery, self.panel.current_method())
+        fallback = available_method(self.discovery)
+        if not entries and fallback is not None:
+            # e.g. a pack without global directions has no style transfer: show the w one
+            self.panel.set_method(fallback)  # emits method_changed, which shows it
+            return
+        self.panel.set_directions(entries)
 
     def start(self) -> Job | None:
         pack = self._pack()
