@@ -232,7 +232,8 @@ def test_run_measurements_end_to_end(tiny_world):
     assert all(c.n == 2 for c in sweep["cells"].values())
     assert [s.edit for s in r["ceiling"]] == [e.name for e in edits]
     assert all(s.n == 4 for s in r["ceiling"])
-    table = m.format_rows(edits, r["clip"], r["oracle"], r["ceiling"])
+    assert r["asked"] == []  # a Gaussian-z generator cannot be asked for a face
+    table = m.format_rows(edits, r["clip"], r["oracle"], r["asked"], r["ceiling"])
     assert "glasses=sunglasses" in table and "oracle" in table and "world" in table
     assert "alpha 12" in m.format_sweep(sweep)
     out = m.to_json(r, {"generator": "tiny"})
@@ -246,7 +247,7 @@ def test_run_measurements_end_to_end(tiny_world):
         assert o.n_channels >= c.n_channels
     assert set(r["times"]) == {"sources", "clip_edits", "oracle_relevance", "oracle_edits",
                                "ceiling", "sweep"}
-    assert len(back["ceiling"]) == len(edits)
+    assert len(back["ceiling"]) == len(edits) and back["asked"] == []
 
 
 def test_ceiling_scores_the_world_renderers_perfect_edit():
@@ -260,3 +261,32 @@ def test_ceiling_scores_the_world_renderers_perfect_edit():
     assert sunglasses.reached == sunglasses.lacking
     assert no_hat.lacking > 0 and no_hat.reached == no_hat.lacking
     assert no_hat.same_reached == no_hat.reached
+
+
+def test_asked_scores_ask_the_demo_generator_for_the_edited_face(monkeypatch):
+    """The asked row renders z of the edited face (same jitter) and scores it against the
+    source readings: the z it asks for is the seed's own with one attribute replaced."""
+    from editor.toyfaces.conditioning import encode, sample_for_seed, z_for_seed
+
+    seeds = [2_000_000, 2_000_001, 2_000_002]
+    asked: list[torch.Tensor] = []
+
+    def fake_source_codes(gen, z_for, ids, psi=m.DEMO_PSI):
+        asked.append(torch.cat([z_for(i) for i in ids]))
+        return torch.zeros(len(asked[-1]), 2)
+
+    faces = [sample_for_seed(s) for s in seeds]
+    readings = {a: np.array([f.as_dict()[a] for f, _ in faces]) for a in ATTRIBUTES}
+    sources = m.Sources(seeds, [f for f, _ in faces], torch.zeros(3, 2), readings)
+    edited = [f.replace(glasses="sunglasses").as_dict() for f, _ in faces]
+    monkeypatch.setattr(m, "source_codes", fake_source_codes)
+    monkeypatch.setattr(m, "render_codes", lambda gen, codes, batch=64: torch.zeros(3, 3, 4, 4))
+    monkeypatch.setattr(m, "read", lambda ev, images: _readings(edited))
+    (row,) = m.asked_scores(m.World(None, z_for_seed, None, None, None, None, None),
+                            sources, [_edit("sunglasses")])
+    for (face, jitter), z, seed in zip(faces, asked[0], seeds, strict=True):
+        assert torch.equal(z, torch.from_numpy(encode(face.replace(glasses="sunglasses"),
+                                                      jitter)))
+        assert not torch.equal(z, z_for_seed(seed)[0]) or face.glasses == "sunglasses"
+    lacking = sum(f.glasses != "sunglasses" for f, _ in faces)
+    assert row.lacking == lacking and row.reached == lacking and row.same_all == 3
