@@ -15,6 +15,12 @@ weighted by its real channel count). The default models are the demo pack's arch
 with random weights; speed does not depend on the weights. The machine's load average is
 printed before and after: other work on the machine slows both paths, and batch-1 work
 with several threads suffers most from sharing the cores (compare --threads 1).
+
+It then splits the speed-up into its two sources, each timed per render + encode: batching
+(batch 1 against our batch, whole synthesis) and starting at the perturbed layer (our
+batch, the synthesis from each editable layer on against the whole, weighted by the
+layers' channel counts). Their product is what an exact computation gains from batching
+and reuse on this machine; more than that needs approximations.
 """
 
 from __future__ import annotations
@@ -114,6 +120,35 @@ def time_batched(gen, clip, codes, stats, sample, k, batch) -> tuple[dict[int, f
     return per_layer, vectors
 
 
+@torch.no_grad()
+def render_seconds(gen, clip, codes: StyleCode, start: int, batch: int, repeats: int) -> float:
+    """Median seconds per image to run the style layers from `start` on and CLIP-encode the
+    result, in batches of `batch` (the state before `start` is computed once, untimed)."""
+    idx = torch.arange(batch) % codes.batch_size
+    sub = StyleCode(codes.specs, [t[idx] for t in codes.tensors])
+    before = gd.state_before(gen, sub, start)
+    times = []
+    for _ in range(repeats + 1):  # the first is a warm-up
+        t0 = time.perf_counter()
+        img = gen.run_layers(sub, before, start).skip
+        clip.encode_images(img, normalize=True)
+        times.append((time.perf_counter() - t0) / batch)
+    return statistics.median(times[1:])
+
+
+def speedup_sources(gen, clip, codes: StyleCode, batch: int, repeats: int
+                    ) -> tuple[float, float, float, float]:
+    """(s per image at batch 1, s per image at `batch`, batching gain, reuse gain)."""
+    single = render_seconds(gen, clip, codes, 0, 1, max(repeats, 5) * 4)
+    full = render_seconds(gen, clip, codes, 0, batch, repeats)
+    layers = gd.selected_layers(gen.style_specs, None)
+    weights = [gen.style_specs[i].channels for i in layers]
+    suffix = [full if i == 0 else render_seconds(gen, clip, codes, i, batch, repeats)
+              for i in layers]
+    reuse = sum(weights) * full / sum(w * t for w, t in zip(weights, suffix, strict=True))
+    return single, full, single / full, reuse
+
+
 def median_per_layer(runs: list[tuple[dict, dict]]) -> dict[int, float]:
     return {i: statistics.median(r[0][i] for r in runs) for i in runs[0][0]}
 
@@ -205,7 +240,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"full pack ({n_channels} channels x {PACK_IMAGES} images), estimated: official "
           f"{_hours(pack_seconds(gen, single, n_images))}, ours "
           f"{_hours(pack_seconds(gen, ours, n_images))}")
-    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    single_s, batch_s, batching, reuse = speedup_sources(gen, clip, codes, batch,
+                                                         max(repeats, 3))
+    print("\nwhere the speed-up comes from (per render + CLIP encode):")
+    print(f"  batching:  batch 1 {1e3 * single_s:.1f} ms, batch {batch} {1e3 * batch_s:.1f} ms"
+          f" per image: {batching:.2f}x")
+    print(f"  reuse:     starting at the perturbed layer instead of the input, weighted by "
+          f"channels: {reuse:.2f}x")
+    print(f"  together:  {batching * reuse:.2f}x, what batching and reuse give an exact "
+          f"computation on this machine (measured above: {rate_ours / rate_single:.1f}x)")
+    load2 = os.getloadavg()
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (timings), "
+          f"{load2[0]:.2f} (sources)")
 
 
 if __name__ == "__main__":
