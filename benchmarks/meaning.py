@@ -95,7 +95,7 @@ from editor.toyfaces import captions
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import SAMPLER_NAME, encode, sample_for_seed
 from editor.toyfaces.evaluator import DEFAULT_PATH as DEFAULT_EVALUATOR
-from editor.toyfaces.evaluator import Evaluator
+from editor.toyfaces.evaluator import Evaluator, uint8_to_tensor
 from editor.toyfaces.render import render as render_world
 
 # The demo pack's defaults for a new text edit, as the editor and `atelier edit` use them.
@@ -229,9 +229,8 @@ def read(evaluator: Evaluator, images: torch.Tensor) -> Readings:
 def read_world_renders(evaluator: Evaluator, faces: Sequence[tuple[Attributes, int]]
                        ) -> Readings:
     """What the evaluator reads on the world renderer's drawings of (face, jitter seed)."""
-    images = np.stack([render_world(a, jitter_seed=j) for a, j in faces])
-    pred = evaluator.predict(images)
-    return {a: np.array(pred.values[a]) for a in ATTRIBUTES}
+    return read(evaluator, uint8_to_tensor(np.stack([render_world(a, jitter_seed=j)
+                                                     for a, j in faces])))
 
 
 def prepare_sources(gen: Generator, z_for_seed: Callable[[int], torch.Tensor],
