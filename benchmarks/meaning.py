@@ -39,6 +39,11 @@ Two ceiling rows tell what any edit could score (--no-ceiling leaves them out):
 - world: the world's own renderer draws the face before and after (a perfect picture);
   what falls short here is the evaluator's error alone.
 
+On a generator built with style groups (each attribute owns its channels; see
+editor.toyfaces.style_groups) the "channels" column also says how many of an edit's
+channels are the edited attribute's own: the generator's own edit moves only those, so the
+rest are channels the relevance picked wrongly.
+
 Edits: every value of every attribute from the captions' prompts ("a cartoon face" ->
 "a cartoon face with sunglasses"), removals included ("... with no glasses", "no beard",
 "no hat": taking something away is an edit artists ask for, and the evaluator reads it like
@@ -91,7 +96,7 @@ from editor.engine.packs import (
     open_pack,
 )
 from editor.methods import global_directions as gd
-from editor.toyfaces import captions
+from editor.toyfaces import captions, style_groups
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import SAMPLER_NAME, encode, sample_for_seed
 from editor.toyfaces.evaluator import DEFAULT_PATH as DEFAULT_EVALUATOR
@@ -256,6 +261,7 @@ class EditScore:
     changed: dict[str, int] = field(default_factory=dict)  # other attr -> seeds changed
     compared: dict[str, int] = field(default_factory=dict)  # other attr -> seeds compared
     n_channels: int | None = None
+    own_channels: int | None = None  # of n_channels: in the attribute's style group
     beta: float | None = None
     error: str | None = None  # the edit could not be made (no channel passes beta)
 
@@ -468,6 +474,8 @@ class World:
     sampler: str = ""
     sample_w: gd.WSampler | None = None
     describe: dict = field(default_factory=dict)
+    # flat channel -> style group name, for a generator built with groups (else None)
+    channel_groups: np.ndarray | None = None
 
 
 def measure_edit(world: World, sources: Sources, edit: EditSpec, direction: gd.EditDirection,
@@ -476,6 +484,9 @@ def measure_edit(world: World, sources: Sources, edit: EditSpec, direction: gd.E
     after = read(world.evaluator, as_shown(render_codes(world.generator, codes, batch)))
     score = score_edit(edit, sources.attrs, sources.readings, after)
     score.n_channels, score.beta = direction.n_channels, direction.beta
+    if world.channel_groups is not None:
+        moved = (direction.delta != 0).cpu().numpy()
+        score.own_channels = int((world.channel_groups[moved] == edit.attribute).sum())
     return score
 
 
@@ -670,7 +681,7 @@ def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
                 f"{_pct(row.reached_rate)} {_mark(row.reached_rate, GOAL_REACHED)}",
                 _pct(row.others_all),
                 f"{_pct(row.others_reached)} {_mark(row.others_reached, GOAL_OTHERS)}",
-                _pct(row.both), str(row.n_channels),
+                _pct(row.both), _channels_text(row),
                 "" if row.beta is None else f"{row.beta:.3f}",
                 f"{worst[0]} {_pct(worst[1])}" if worst else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
@@ -681,6 +692,13 @@ def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 12)
     return "\n".join(lines)
+
+
+def _channels_text(row: EditScore) -> str:
+    """The edit's channel count, with how many are the attribute's own (grouped models)."""
+    if row.n_channels is None or row.own_channels is None:
+        return str(row.n_channels)
+    return f"{row.n_channels} ({row.own_channels} own)"
 
 
 def format_sweep(sweep: dict) -> str:
@@ -710,6 +728,15 @@ def summary(rows: Sequence[EditScore], what: str = "CLIP edits") -> str:
     text = (f"{len(passed)}/{len(rows)} {what} pass (target reached >= "
             f"{GOAL_REACHED:.0%} and others unchanged where reached >= {GOAL_OTHERS:.0%})")
     return text + (f"; FAIL: {', '.join(failed)}" if failed else "")
+
+
+def own_channel_share(rows: Sequence[EditScore]) -> float | None:
+    """Of all the channels the edits move, the fraction in the edited attribute's own style
+    group (grouped generators only; the generator's own edit moves nothing else)."""
+    known = [r for r in rows if r.own_channels is not None and r.n_channels]
+    if not known:
+        return None
+    return sum(r.own_channels or 0 for r in known) / sum(r.n_channels or 0 for r in known)
 
 
 def _beta_json(beta: float | str | None) -> float | str:
@@ -796,6 +823,7 @@ def load_world(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
         clip=pack.clip, relevance_config=config, gen_hash=pack.model.content_hash,
         evaluator_hash=evaluator_hash, sampler=pack.sampler or "",
         sample_w=pack.sample_w(),
+        channel_groups=style_groups.flat_channel_groups(pack.model.generator),
         describe={"generator": str(args.generator), "generator_hash": pack.model.content_hash,
                   "clip": clip_source.describe(), "clip_hash": pack.clip.content_hash,
                   "evaluator": str(args.evaluator), "evaluator_sha256": evaluator_hash,
@@ -913,6 +941,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_sweep(sweep))
     print("\n" + summary(result["clip"]))
+    for label, rows in (("CLIP", result["clip"]), ("oracle", result["oracle"])):
+        share = own_channel_share(rows)
+        if share is not None:
+            print(f"{label} edits: {share:.0%} of the channels they move are the edited "
+                  "attribute's own (the generator's own edit moves only those)")
     if result["asked"]:
         print(summary(result["asked"], "edits the generator makes when asked (ceiling)"))
     if result["ceiling"]:

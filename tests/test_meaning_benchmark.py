@@ -136,6 +136,28 @@ def test_measure_edit_reads_sources_before_and_edits_after():
     s = m.measure_edit(world, sources, _edit("sunglasses"), direction, alpha=4.0)
     assert (s.lacking, s.reached, s.same_reached, s.same_all) == (4, 4, 3, 3)
     assert s.changed["background"] == 1 and (s.n_channels, s.beta) == (0, 0.1)
+    assert s.own_channels is None  # no style groups known: nothing to count
+
+
+def test_measure_edit_counts_the_attributes_own_channels():
+    gen = make_tiny_generator()
+    seeds = m.meaning_seeds(2)
+    faces = [m.sample_for_seed(s)[0] for s in seeds]
+    rows = [_as_read(f) for f in faces]
+    fake = _ScriptedEvaluator(rows, rows)
+    sources = m.prepare_sources(gen, lambda s: z_from_seed(s, gen.z_dim), fake, seeds)
+    n = sources.codes.shape[1]
+    groups = np.array(["glasses", "hair_colour", ""] * n)[:n]
+    world = m.World(gen, lambda s: z_from_seed(s, gen.z_dim), fake, None, None, None, None,
+                    channel_groups=groups)
+    delta = torch.zeros(n)
+    delta[[0, 1, 3, 4, 6]] = 0.5  # glasses, hair, glasses, hair, glasses
+    direction = gd.EditDirection(delta, 5, 1.0, 0.1)
+    s = m.measure_edit(world, sources, _edit("sunglasses"), direction, alpha=1.0)
+    assert (s.n_channels, s.own_channels) == (5, 3)
+    assert "5 (3 own)" in m.format_rows([_edit("sunglasses")], [s], [])
+    assert m.own_channel_share([s]) == pytest.approx(0.6)
+    assert m.own_channel_share([m.EditScore("x", 2)]) is None
 
 
 # --------------------------------------------------------------------------- rendering

@@ -94,3 +94,21 @@ def test_warm_start_keeps_the_synthesis_and_starts_styles_at_the_old_mean(tmp_pa
         mean = old.styles(old.map_z(z)[:, None].expand(-1, old.n_latent, -1)).tensors[0].mean(0)
     assert torch.allclose(new.conv1.conv.modulation.bias, mean, atol=1e-5)
     assert style_groups.leak(new) == 0.0
+
+
+def test_flat_channel_groups_follow_the_layers_and_only_for_grouped_models():
+    gen = _grouped_generator()
+    flat = style_groups.flat_channel_groups(gen)
+    assert flat is not None and len(flat) == sum(s.channels for s in gen.style_specs)
+    pos = 0
+    per_layer = style_groups.channel_groups(gen)
+    for spec in gen.style_specs:
+        part = flat[pos:pos + spec.channels]
+        if spec.is_torgb:
+            assert set(part) == {""}
+        else:
+            assert list(part) == list(per_layer[spec.name])
+        pos += spec.channels
+    torch.manual_seed(0)
+    plain = Generator(gen.config)  # cross-group weights are not zero: no groups to report
+    assert style_groups.flat_channel_groups(plain) is None

@@ -105,3 +105,14 @@ def channel_groups(gen: Generator) -> dict[str, np.ndarray]:
     """Style layer name -> the group name of each of its channels (non-toRGB layers)."""
     return {spec.name: np.array(GROUPS)[unit_groups(spec.channels)]
             for spec in gen.style_specs if not spec.is_torgb}
+
+
+def flat_channel_groups(gen: Generator) -> np.ndarray | None:
+    """The group name of every channel of the flat style code ("" for toRGB channels), or
+    None when the generator's weights do not keep the groups apart (not a grouped model)."""
+    if leak(gen) != 0.0:
+        return None
+    names = channel_groups(gen)
+    return np.concatenate([names[spec.name] if not spec.is_torgb
+                           else np.full(spec.channels, "", dtype=object)
+                           for spec in gen.style_specs]).astype(str)
