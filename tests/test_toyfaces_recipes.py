@@ -35,7 +35,7 @@ from editor.toyfaces.train_generator import ARCH
 from editor.toyfaces.training import recipe_dir
 
 TINY = {
-    "generator": ["--batch", "4", "--locality", "1", "--locality-batch", "2"],
+    "generator": ["--batch", "4"],
     "clip": ["--batch", "8", "--dataset", "32"],
     "evaluator": ["--batch", "8", "--dataset", "32"],
 }

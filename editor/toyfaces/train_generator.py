@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from editor.core.checkpoints import load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
-from editor.toyfaces import conditioning, locality, style_groups
+from editor.toyfaces import conditioning, style_groups
 from editor.toyfaces.attributes import sample_attributes
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
@@ -122,19 +122,6 @@ def warm_start(gen: Generator, path: str) -> str:
     return loaded.content_hash
 
 
-def _locality_term(gen: Generator, i: int, args: argparse.Namespace,
-                   metrics: dict[str, float]) -> torch.Tensor:
-    """locality.locality_loss on a batch of channel-mixed attribute pairs."""
-    n = args.locality_batch or max(1, args.batch // 2)
-    z_a, z_b, image_a, keep = locality.pair_batch(i, n, args.seed)
-    mix_rng = torch.Generator().manual_seed(args.seed * 1_000_003 + i)
-    skips: list[torch.Tensor] = []
-    gen.synthesize(locality.mixed_styles(gen, z_a, z_b, mix_rng), noise_mode="const",
-                   skips=skips)
-    loss, metrics["locality"] = locality.locality_loss(skips, image_a, keep)
-    return loss
-
-
 def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     gen = build(args.seed).train()
@@ -160,8 +147,6 @@ def train(args: argparse.Namespace) -> Path:
         skips: list[torch.Tensor] = []
         gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
-        if args.locality > 0:
-            loss = loss + args.locality * _locality_term(gen, i, args, metrics)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -193,7 +178,6 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
                   + (f" --minutes {args.minutes}" if args.minutes else "")
                   + (" --grouped-styles" if args.grouped_styles else "")
-                  + (f" --locality {args.locality}" if args.locality else "")
                   + (f" --warm-start {args.warm_start}" if args.warm_start else ""),
         **({"style_groups": {
             "groups": list(style_groups.GROUPS),
@@ -213,9 +197,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--grouped-styles", action="store_true",
                    help="give every attribute its own style channels (see style_groups)")
-    p.add_argument("--locality", type=float, default=0.0, metavar="WEIGHT",
-                   help="weight of the channel-locality term (see toyfaces.locality); 0: off")
-    p.add_argument("--locality-batch", type=int, default=0,
-                   help="attribute pairs per step for that term (default: half the batch)")
     p.add_argument("--warm-start", default=None, metavar="GENERATOR",
                    help="copy the synthesis weights of an earlier demo generator")
