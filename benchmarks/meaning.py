@@ -696,7 +696,9 @@ def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
 
 def _channels_text(row: EditScore) -> str:
     """The edit's channel count, with how many are the attribute's own (grouped models)."""
-    if row.n_channels is None or row.own_channels is None:
+    if row.n_channels is None:
+        return "-"  # a ceiling row: no channels were chosen
+    if row.own_channels is None:
         return str(row.n_channels)
     return f"{row.n_channels} ({row.own_channels} own)"
 
