@@ -735,10 +735,11 @@ def summary(rows: Sequence[EditScore], what: str = "CLIP edits") -> str:
 def own_channel_share(rows: Sequence[EditScore]) -> float | None:
     """Of all the channels the edits move, the fraction in the edited attribute's own style
     group (grouped generators only; the generator's own edit moves nothing else)."""
-    known = [r for r in rows if r.own_channels is not None and r.n_channels]
+    known = [(r.own_channels, r.n_channels) for r in rows
+             if r.own_channels is not None and r.n_channels]
     if not known:
         return None
-    return sum(r.own_channels or 0 for r in known) / sum(r.n_channels or 0 for r in known)
+    return sum(own for own, _ in known) / sum(n for _, n in known)
 
 
 def _beta_json(beta: float | str | None) -> float | str:

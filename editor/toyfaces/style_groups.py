@@ -113,6 +113,5 @@ def flat_channel_groups(gen: Generator) -> np.ndarray | None:
     if leak(gen) != 0.0:
         return None
     names = channel_groups(gen)
-    return np.concatenate([names[spec.name] if not spec.is_torgb
-                           else np.full(spec.channels, "", dtype=object)
-                           for spec in gen.style_specs]).astype(str)
+    return np.concatenate([np.full(spec.channels, "") if spec.is_torgb else names[spec.name]
+                           for spec in gen.style_specs])
