@@ -76,21 +76,18 @@ def weight_masks(gen: Generator) -> dict[str, torch.Tensor]:
     return masks
 
 
-def constrain(gen: Generator, fresh: bool = True) -> dict[str, torch.Tensor]:
+def constrain(gen: Generator) -> dict[str, torch.Tensor]:
     """Zero the disallowed weights and keep them zero under any gradient optimiser.
 
-    The kept weights of a freshly initialised layer (`fresh`) are scaled up by
-    sqrt(fan-in / kept inputs): the layer's run-time He scale assumes every input is
-    connected, and without this the signal would shrink about len(GROUPS)-fold in each
-    masked layer. Trained weights (fresh=False) keep their values."""
+    The kept weights of a freshly initialised layer are scaled up by sqrt(fan-in / kept
+    inputs): the layer's run-time He scale assumes every input is connected, and without
+    this the signal would shrink about len(GROUPS)-fold in each masked layer."""
     masks = weight_masks(gen)
     params = dict(gen.named_parameters())
     for name, mask in masks.items():
         param = params[name]
         kept = mask.sum(1, keepdim=True)
         gain = torch.where(kept > 0, (mask.shape[1] / kept.clamp_min(1)).sqrt(), 0.0)
-        if not fresh:
-            gain = torch.ones_like(gain)
         with torch.no_grad():
             param.mul_(mask * gain)
         param.register_hook(lambda grad, mask=mask: grad * mask)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +22,8 @@ import torch.nn.functional as F
 from editor.core.checkpoints import load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
-from editor.core.style_code import StyleCode, editable_mask
-from editor.toyfaces import conditioning, style_groups, value_channels
-from editor.toyfaces.attributes import Attributes, sample_attributes
+from editor.toyfaces import conditioning, style_groups
+from editor.toyfaces.attributes import sample_attributes
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
     TrainState,
@@ -48,34 +45,23 @@ ARCH = GeneratorConfig(
 LEVEL_WEIGHTS = {4: 0.25, 8: 0.5, 16: 1.0, 32: 1.0, 64: 1.0}
 FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
 EDGE_WEIGHT = 0.5
-SIGMA_REFRESH_STEPS = 200  # how often value-channel pushes re-measure the style sigma
 
 
-SampleDrawer = Callable[[np.random.Generator, Attributes, int], value_channels.PushedFace]
-
-
-def make_batch(step: int, batch: int, seed: int, draw: SampleDrawer | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                          list[value_channels.PushedFace]]:
-    """(z, target images in [-1, 1], feature masks, samples), deterministic in (seed, step).
-
-    Without `draw` every sample is plain: the target is the face z asks for. With it, a
-    sample may carry a style push and a different target face (value_channels)."""
+def make_batch(step: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor]:
+    """(z, target images in [-1, 1], feature masks), deterministic in (seed, step)."""
     rng = np.random.default_rng([seed, step])
-    zs, imgs, masks, samples = [], [], [], []
+    zs, imgs, masks = [], [], []
     for _ in range(batch):
         attrs = sample_attributes(rng)
         jitter_seed = int(rng.integers(2**31 - 1))
-        sample = (draw(rng, attrs, jitter_seed) if draw is not None else
-                  value_channels.PushedFace(attrs, jitter_seed, attrs, {}, "plain"))
         zs.append(conditioning.encode(attrs, jitter_seed))
-        imgs.append(render(sample.target, "normal", 64, jitter_seed))
-        masks.append(feature_mask(sample.target, 64, jitter_seed))
-        samples.append(sample)
+        imgs.append(render(attrs, "normal", 64, jitter_seed))
+        masks.append(feature_mask(attrs, 64, jitter_seed))
     z = torch.from_numpy(np.stack(zs))
     img = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
     mask = torch.from_numpy(np.stack(masks))[:, None]
-    return z, img, mask, samples
+    return z, img, mask
 
 
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,17 +99,6 @@ def build(seed: int) -> Generator:
 
 
 @torch.no_grad()
-def init_from(gen: Generator, path: str) -> str:
-    """Continue from every weight of an exported demo generator (e.g. to add a training term
-    to the shipped model when its training checkpoint is gone). Returns the file's hash."""
-    loaded = load_generator(path)
-    if loaded.generator.config.to_dict() != gen.config.to_dict():
-        raise ValueError(f"{path} is not a toyfaces-64 generator")
-    gen.load_state_dict(loaded.generator.float().state_dict())
-    return loaded.content_hash
-
-
-@torch.no_grad()
 def warm_start(gen: Generator, path: str) -> str:
     """Start the synthesis network from an earlier demo generator's weights.
 
@@ -152,11 +127,8 @@ def train(args: argparse.Namespace) -> Path:
     gen = build(args.seed).train()
     if args.warm_start:
         print(f"warm start from {args.warm_start} ({warm_start(gen, args.warm_start)})")
-    if args.init:
-        print(f"starting from every weight of {args.init} ({init_from(gen, args.init)})")
     if args.grouped_styles:
-        # after the warm start: it zeroes what must stay zero (an --init file already does)
-        style_groups.constrain(gen, fresh=not args.init)
+        style_groups.constrain(gen)  # after the warm start: it zeroes what must stay zero
     opt = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.9, 0.99))
     state = TrainState({"generator": gen}, {"adam": opt})
     work = recipe_dir("generator" + (f"-{args.tag}" if args.tag else ""))
@@ -165,29 +137,15 @@ def train(args: argparse.Namespace) -> Path:
         try_resume(state, ckpt, print)
     max_seconds = args.minutes * 60 if args.minutes else None
 
-    draw: SampleDrawer | None = None
-    sigma = torch.zeros(0)
-    if args.value_channels:
-        table = value_channels.value_channel_table(gen)
-        draw = partial(value_channels.draw_sample, table=table,
-                       editable=editable_mask(gen.style_specs).numpy())
-
     def step(i: int) -> dict[str, float]:
-        nonlocal sigma
         # cosine decay over the planned steps keeps late updates small and images sharp
         progress = min(1.0, i / max(1, args.steps))
         for group in opt.param_groups:
             group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-        z, target, mask, samples = make_batch(i, args.batch, args.seed, draw)
+        z, target, mask = make_batch(i, args.batch, args.seed)
         w = gen.map_z(z)
-        styles = gen.styles(w)
-        if draw is not None:
-            if i % SIGMA_REFRESH_STEPS == 0 or sigma.numel() == 0:
-                sigma = value_channels.style_sigma(gen)  # pushes are in the current sigma
-            styles = StyleCode.from_flat(gen.style_specs, styles.flat() + value_channels.
-                                         push_tensor(samples, sigma))
         skips: list[torch.Tensor] = []
-        gen.synthesize(styles, noise_mode="const", skips=skips)
+        gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -220,9 +178,7 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
                   + (f" --minutes {args.minutes}" if args.minutes else "")
                   + (" --grouped-styles" if args.grouped_styles else "")
-                  + (f" --warm-start {args.warm_start}" if args.warm_start else "")
-                  + (f" --init {args.init}" if args.init else "")
-                  + (" --value-channels" if args.value_channels else ""),
+                  + (f" --warm-start {args.warm_start}" if args.warm_start else ""),
         **({"style_groups": {
             "groups": list(style_groups.GROUPS),
             "rule": "unit i of every mapping layer, w and every conv style layer belongs to "
@@ -243,8 +199,3 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="give every attribute its own style channels (see style_groups)")
     p.add_argument("--warm-start", default=None, metavar="GENERATOR",
                    help="copy the synthesis weights of an earlier demo generator")
-    p.add_argument("--init", default=None, metavar="GENERATOR",
-                   help="start from every weight of an exported demo generator")
-    p.add_argument("--value-channels", action="store_true",
-                   help="teach single style channels to switch attribute values on "
-                        "(see value_channels)")
