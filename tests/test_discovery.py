@@ -235,6 +235,32 @@ def test_mixed_direction_is_split_into_its_two_concepts():
     assert len(one_concept) == 1
 
 
+def test_a_concept_that_still_reads_on_a_split_direction_is_projected_out_too():
+    # alpha and beta mix in the principal component; gamma's reading leans on beta's
+    # dimension (as the demo CLIP's "beard" leans on hair colour), so beta's direction
+    # after the first split still moves gamma unless gamma is taken out as well.
+    d = 6
+    cov = torch.diag(torch.tensor([4.0, 3.9, 1.0, 0.1, 0.1, 0.1]))
+    texts = torch.eye(d)[:3]
+    texts[2] = F.normalize(torch.tensor([0.0, 0.6, 1.0, 0.0, 0.0, 0.0]), dim=0)
+    words = [dc.Word("alpha", ("alpha",), "a"), dc.Word("beta", ("beta",), "b"),
+             dc.Word("gamma", ("gamma",), "c")]
+    space = dc.LabelSpace(words, texts, torch.zeros(d))
+    config = dc.DiscoveryConfig()
+
+    def reading(direction: torch.Tensor) -> torch.Tensor:
+        return dc.correlations(cov, direction[None], texts)[0]
+
+    once = dc.concept_direction(cov, space, 1, [0], config, rounds=0)
+    assert reading(once)[2] > max(config.split_min, config.split_ratio * reading(once)[1])
+    atomic = dc.concept_direction(cov, space, 1, [0], config)
+    r = reading(atomic)
+    assert r[1] > 0.5 and abs(r[0]) < 1e-4 and abs(r[2]) < 1e-4
+    # with splitting off, the direction is beta's signature without alpha's only
+    torch.testing.assert_close(dc.concept_direction(cov, space, 1, [0],
+                                                    dc.DiscoveryConfig(split=False)), once)
+
+
 # --------------------------------------------------------------------------- cache, cancel
 
 
