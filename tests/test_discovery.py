@@ -261,6 +261,31 @@ def test_a_concept_that_still_reads_on_a_split_direction_is_projected_out_too():
                                                     dc.DiscoveryConfig(split=False)), once)
 
 
+def test_style_transfer_keeps_channels_that_both_move_clip_and_vary_with_the_direction():
+    # flat code: channel 0 is toRGB-like (not in the relevance); 1..5 are scored
+    channels = torch.tensor([1, 2, 3, 4, 5])
+    direction = torch.tensor([1.0, 0.0])
+    vectors = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [-0.6, 0.4], [0.1, 0.9]])
+    relevance = gd.Relevance(channels, F.normalize(vectors, dim=1))
+    std = torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0, 1.0])
+    stats = gd.StyleStats(torch.zeros(6), std, 100)
+    # natural co-variation (w transfer's delta): channel 1 does not vary with the direction,
+    # channel 2 varies against it, 3 and 4 with it (4 against its push), 5 weakly
+    w_delta = torch.tensor([0.3, 0.0, -1.0, 0.5, -0.2, 0.1])
+    edit = dc.style_direction(relevance, stats, direction, w_delta, min_channels=2)
+    r = gd.channel_scores(relevance, direction)
+    corr = w_delta[channels] / std[channels]
+    assert r[0] > r[2] and r[1] > r[2]  # relevance alone would rank 1 and 2 above 3 ...
+    # ... but 1 does not vary and 2 varies the other way: 3 (r * corr largest) and 4 stay
+    assert set(torch.nonzero(edit.delta).flatten().tolist()) == {3, 4}
+    assert edit.n_channels == 2
+    scores = r * corr.abs()
+    torch.testing.assert_close(edit.delta[3], std[3])  # the top channel moves one std
+    torch.testing.assert_close(edit.delta[4], scores[3] / scores[2] * std[4])
+    with pytest.raises(gd.NoChannelsError):  # nothing agrees: a clear error, no NaN
+        dc.style_direction(relevance, stats, direction, torch.zeros(6), 2)
+
+
 # --------------------------------------------------------------------------- cache, cancel
 
 

@@ -491,7 +491,14 @@ class EditDirection:
 def edit_direction(relevance: Relevance, stats: StyleStats, direction: torch.Tensor,
                    beta: float) -> EditDirection:
     """The style delta of a text direction at threshold beta (scale it by alpha)."""
-    scores = channel_scores(relevance, direction).cpu()
+    return scored_edit(relevance, stats, channel_scores(relevance, direction), beta)
+
+
+def scored_edit(relevance: Relevance, stats: StyleStats, scores: torch.Tensor, beta: float
+                ) -> EditDirection:
+    """The style delta for per-channel scores (one per relevance channel) at threshold beta:
+    channels with |score| >= beta move, the strongest by one standard deviation."""
+    scores = scores.cpu()
     finite = bool(torch.isfinite(scores).all()) if len(scores) else True
     if not finite:
         raise NoChannelsError("the relevance scores contain NaN or infinity: the model pack "
