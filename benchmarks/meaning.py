@@ -19,7 +19,7 @@ the demo world's evaluator reads both. Per edit:
   fraction of lacking seeds with the target reached and nothing else changed.
 Goals: target reached >= 80%, others unchanged (where reached) >= 90%.
 
-Two diagnostic rows tell a weak CLIP from a style space that resists editing:
+Diagnostic rows tell a weak CLIP from a style space that resists editing:
 - oracle: the same pipeline (relevance, beta, alpha, edit_direction) with channel relevance
   measured by the evaluator instead of CLIP: an image's "embedding" is its per-attribute
   probability vectors, concatenated and normalised, and the text direction of value v of
@@ -29,6 +29,11 @@ Two diagnostic rows tell a weak CLIP from a style space that resists editing:
   beta is a cosine in the encoder's space and the oracle's scores run lower than CLIP's
   (often all below 0.15), so the same number would not be the same threshold.
   --oracle-beta match keeps as many channels as the CLIP row, same uses its beta;
+- gated: the CLIP pipeline with each channel's score kept only where the channel also
+  varies with the text direction across --gated-samples sampled images, in the same sense
+  (score r * |corr|, editor.methods.covariation; discovery's style transfer does this).
+  It tells whether the channels relevance picks from other attributes are what fails the
+  goals; the editor's text edits do not gate (yet);
 - sweep: alpha x beta (CLIP relevance; --sweep-oracle adds the oracle's) on fewer seeds
   (--sweep-seeds) for a few edits (--sweep-edits).
 Two ceiling rows tell what any edit could score (--no-ceiling leaves them out):
@@ -95,7 +100,9 @@ from editor.engine.packs import (
     demo_clip_source,
     open_pack,
 )
+from editor.methods import discovery as dc
 from editor.methods import global_directions as gd
+from editor.methods.covariation import Covariation, gated_scores
 from editor.toyfaces import captions, style_groups
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import SAMPLER_NAME, encode, sample_for_seed
@@ -508,6 +515,38 @@ def clip_maker(world: World, edit: EditSpec, beta: float | None, min_channels: i
                                  beta, min_channels)
 
 
+def sample_covariation(world: World, n: int) -> Covariation:
+    """How the style channels vary with CLIP's embedding over n sampled images (the samples
+    discovery takes: seeds of its own, the pack's sampler, untruncated)."""
+    config = dc.DiscoveryConfig(n_samples=n, psi=DEMO_PSI)
+    samples = next(item for item in dc.iter_samples(world.generator, world.clip, config,
+                                                    world.sample_w)
+                   if isinstance(item, dc.Samples))
+    with torch.no_grad():
+        styles = world.generator.styles(samples.w.to(world.generator.w_avg.device)).flat()
+    return Covariation.from_samples(styles.float().cpu(), samples.embeddings)
+
+
+def gated_direction(relevance: gd.Relevance, stats: gd.StyleStats, covariation: Covariation,
+                    dt: torch.Tensor, beta: float | None, min_channels: int
+                    ) -> gd.EditDirection:
+    """The edit with the relevance scores gated by co-variation (covariation.gated_scores):
+    only channels that also vary with the text direction across the samples."""
+    corr = covariation.correlation(dt)[relevance.channels.cpu()]
+    scores = gated_scores(gd.channel_scores(relevance, dt).cpu(), corr)
+    if beta is None:
+        beta = gd.auto_beta(scores, min_channels)
+    return gd.scored_edit(relevance, stats, scores, beta)
+
+
+def gated_maker(world: World, covariation: Covariation, edit: EditSpec, beta: float | None,
+                min_channels: int, templates: Sequence[str] | None
+                ) -> Callable[[], gd.EditDirection]:
+    return lambda: gated_direction(world.relevance, world.stats, covariation,
+                                   clip_text_direction(world.clip, edit, templates), beta,
+                                   min_channels)
+
+
 def oracle_maker(world: World, relevance: gd.Relevance, edit: EditSpec, beta: float | None,
                  min_channels: int) -> Callable[[], gd.EditDirection]:
     return lambda: direction_for(relevance, world.stats,
@@ -527,6 +566,8 @@ class Settings:
     templates: tuple[str, ...] | None = None  # None: the app's (ImageNet) templates
     oracle: bool = True
     oracle_images: int = 20
+    gated: bool = True
+    gated_samples: int = 1000
     sweep: bool = True
     sweep_seeds: int = 50
     sweep_oracle: bool = False
@@ -584,6 +625,16 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
     times["clip_edits"] = time.perf_counter() - t0
     log(f"CLIP edits: {len(edits)} edits in {times['clip_edits']:.1f} s")
 
+    gated_rows: list[EditScore] = []
+    if s.gated:
+        t0 = time.perf_counter()
+        covariation = sample_covariation(world, s.gated_samples)
+        gated_rows = [measure(world, sources, e,
+                              gated_maker(world, covariation, e, s.beta, s.min_channels,
+                                          s.templates), s.alpha, s.batch) for e in edits]
+        times["gated_edits"] = time.perf_counter() - t0
+        log(f"gated edits ({s.gated_samples} samples): {times['gated_edits']:.1f} s")
+
     oracle_rows: list[EditScore] = []
     oracle_relevance_obj = None
     oracle_info: dict = {}
@@ -638,7 +689,8 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
         times["sweep"] = time.perf_counter() - t0
         log(f"sweep: {len(sweeps)} edits x {len(SWEEP_ALPHAS)} alphas x {len(SWEEP_BETAS)} "
             f"betas on {len(sub.seeds)} seeds in {times['sweep']:.1f} s")
-    return {"settings": s, "edits": list(edits), "clip": clip_rows, "oracle": oracle_rows,
+    return {"settings": s, "edits": list(edits), "clip": clip_rows, "gated": gated_rows,
+            "oracle": oracle_rows,
             "asked": asked_rows, "ceiling": ceiling_rows, "oracle_info": oracle_info,
             "sweeps": sweeps, "times": times, "n_seeds": len(sources.seeds)}
 
@@ -656,17 +708,20 @@ def _mark(x: float, goal: float) -> str:
 
 def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
                 oracle_rows: Sequence[EditScore], asked_rows: Sequence[EditScore] = (),
-                ceiling_rows: Sequence[EditScore] = ()) -> str:
-    """One row per edit (CLIP), each followed by its oracle and ceiling ("asked", "world")
-    rows when there are some."""
+                ceiling_rows: Sequence[EditScore] = (),
+                gated_rows: Sequence[EditScore] = ()) -> str:
+    """One row per edit (CLIP), each followed by its gated, oracle and ceiling ("asked",
+    "world") rows when there are some."""
     header = ("edit", "relevance", "n", "lacking", "reached", "others(all)",
               "others(reached)", "both", "channels", "beta", "most changed")
     rows = [header]
     oracle = {r.edit: r for r in oracle_rows}
+    gated = {r.edit: r for r in gated_rows}
     asked = {r.edit: r for r in asked_rows}
     ceiling = {r.edit: r for r in ceiling_rows}
     for e, r in zip(edits, clip_rows, strict=True):
-        for label, row in (("clip", r), ("oracle", oracle.get(e.name)),
+        for label, row in (("clip", r), ("gated", gated.get(e.name)),
+                           ("oracle", oracle.get(e.name)),
                            ("asked", asked.get(e.name)), ("world", ceiling.get(e.name))):
             if row is None:
                 continue
@@ -756,6 +811,7 @@ def to_json(result: dict, world_info: dict) -> dict:
                   GOAL_OTHERS},
         "edits": [dataclasses.asdict(e) for e in result["edits"]],
         "clip": [r.to_dict() for r in result["clip"]],
+        "gated": [r.to_dict() for r in result["gated"]],
         "oracle": [r.to_dict() for r in result["oracle"]],
         "asked": [r.to_dict() for r in result["asked"]],
         "ceiling": [r.to_dict() for r in result["ceiling"]],
@@ -861,6 +917,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt templates for the text direction: the app's 79 ImageNet "
                         "ones (default) or the prompt alone")
     p.add_argument("--no-oracle", action="store_true")
+    p.add_argument("--no-gated", action="store_true",
+                   help="leave out the gated row (relevance kept to channels that also vary "
+                        "with the text direction across sampled images)")
+    p.add_argument("--gated-samples", type=int, default=1000,
+                   help="sampled images for the gated row's co-variation (default 1000)")
     p.add_argument("--oracle-images", type=int, default=20,
                    help="base images for the oracle's relevance (default 20)")
     p.add_argument("--oracle-beta", type=_beta_arg, default="auto",
@@ -919,6 +980,7 @@ def main(argv: list[str] | None = None) -> int:
         oracle_beta=_oracle_beta(args, beta), min_channels=args.min_channels,
         templates=("{}",) if args.templates == "plain" else None,
         oracle=not args.no_oracle, oracle_images=args.oracle_images,
+        gated=not args.no_gated, gated_samples=args.gated_samples,
         sweep=not args.no_sweep, sweep_seeds=min(args.sweep_seeds, args.seeds),
         sweep_oracle=args.sweep_oracle, ceiling=not args.no_ceiling, batch=args.batch)
     t_all = time.perf_counter()
@@ -936,7 +998,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_measurements(world, edits, sweep_edits, settings)
     print()
     print(format_rows(edits, result["clip"], result["oracle"], result["asked"],
-                      result["ceiling"]))
+                      result["ceiling"], result["gated"]))
     print("\n(+/-: meets / misses the goal: target reached >= 80%, others unchanged where "
           "reached >= 90%; 'others(all)' counts every seed, 'both' the lacking seeds with "
           "the target reached and nothing else changed)")
@@ -944,7 +1006,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_sweep(sweep))
     print("\n" + summary(result["clip"]))
-    for label, rows in (("CLIP", result["clip"]), ("oracle", result["oracle"])):
+    if result["gated"]:
+        print(summary(result["gated"], "gated CLIP edits (diagnostic)"))
+    for label, rows in (("CLIP", result["clip"]), ("gated", result["gated"]),
+                        ("oracle", result["oracle"])):
         share = own_channel_share(rows)
         if share is not None:
             print(f"{label} edits: {share:.0%} of the channels they move are the edited "

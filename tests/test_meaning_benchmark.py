@@ -228,6 +228,25 @@ def test_oracle_encoder_direction_and_cache(tiny_world):
     assert torch.equal(again.channels, first.channels)
 
 
+def test_gated_edit_moves_only_channels_that_vary_with_the_text(tiny_world):
+    w = tiny_world
+    dt = m.clip_text_direction(w.clip, _edit("sunglasses"))
+    r = gd.channel_scores(w.relevance, dt)
+    j = int(r.argmax())
+    flat = int(w.relevance.channels[j])
+    n_flat, dim = len(w.stats.std), len(dt)
+    cross = torch.zeros(n_flat, dim)
+    cross[flat] = dt  # only this channel varies with the text direction across samples
+    cov = m.Covariation(cross, torch.eye(dim), torch.ones(n_flat), 100)
+    edit = m.gated_direction(w.relevance, w.stats, cov, dt, None, min_channels=5)
+    assert edit.n_channels == 1
+    assert torch.nonzero(edit.delta).flatten().tolist() == [flat]
+    torch.testing.assert_close(edit.delta[flat], w.stats.std[flat].float())
+    cross[flat] = -dt  # it varies against the text: nothing agrees, a clear error
+    with pytest.raises(gd.NoChannelsError):
+        m.gated_direction(w.relevance, w.stats, cov, dt, None, min_channels=5)
+
+
 def test_oracle_threshold_modes():
     row = m.EditScore("x", 4, n_channels=37, beta=0.15)
     assert m._oracle_threshold("match", row, 10) == (None, 37)
@@ -243,7 +262,7 @@ def test_oracle_threshold_modes():
 def test_run_measurements_end_to_end(tiny_world):
     edits = m.select_edits("sunglasses,smile")
     settings = m.Settings(seeds=4, oracle_images=1, sweep_seeds=2, beta=0.0,
-                          oracle_beta="match", batch=3)
+                          oracle_beta="match", batch=3, gated_samples=16)
     logged: list[str] = []
     r = m.run_measurements(tiny_world, edits, edits[:1], settings, log=logged.append)
     assert [s.edit for s in r["clip"]] == [e.name for e in edits]
@@ -255,8 +274,10 @@ def test_run_measurements_end_to_end(tiny_world):
     assert [s.edit for s in r["ceiling"]] == [e.name for e in edits]
     assert all(s.n == 4 for s in r["ceiling"])
     assert r["asked"] == []  # a Gaussian-z generator cannot be asked for a face
-    table = m.format_rows(edits, r["clip"], r["oracle"], r["asked"], r["ceiling"])
+    assert [s.edit for s in r["gated"]] == [e.name for e in edits]
+    table = m.format_rows(edits, r["clip"], r["oracle"], r["asked"], r["ceiling"], r["gated"])
     assert "glasses=sunglasses" in table and "oracle" in table and "world" in table
+    assert "gated" in table
     assert "alpha 12" in m.format_sweep(sweep)
     out = m.to_json(r, {"generator": "tiny"})
     text = json.dumps(m._finite(out), allow_nan=False)
@@ -267,8 +288,9 @@ def test_run_measurements_end_to_end(tiny_world):
     # matched: the oracle edits as many channels as the CLIP row (auto-beta keeps >= n)
     for c, o in zip(r["clip"], r["oracle"], strict=True):
         assert o.n_channels >= c.n_channels
-    assert set(r["times"]) == {"sources", "clip_edits", "oracle_relevance", "oracle_edits",
-                               "ceiling", "sweep"}
+    assert set(r["times"]) == {"sources", "clip_edits", "gated_edits", "oracle_relevance",
+                               "oracle_edits", "ceiling", "sweep"}
+    assert len(back["gated"]) == len(edits)
     assert len(back["ceiling"]) == len(edits) and back["asked"] == []
 
 

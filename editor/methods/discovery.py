@@ -51,6 +51,7 @@ from editor.core.cache import TensorCache
 from editor.core.generator import Generator
 
 from . import global_directions as gd
+from .covariation import gated_scores
 from .global_directions import Progress, WSampler
 from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, save_checked
 
@@ -595,7 +596,7 @@ def style_direction(relevance: gd.Relevance, stats: gd.StyleStats, direction: to
     corr = torch.where(std > 1e-8, w_delta.float().cpu()[idx] / std.clamp_min(1e-8),
                        torch.zeros_like(std))
     r = gd.channel_scores(relevance, direction).cpu()
-    scores = torch.where(torch.sign(corr) == torch.sign(r), r * corr.abs(), torch.zeros_like(r))
+    scores = gated_scores(r, corr)
     return gd.scored_edit(relevance, stats, scores, gd.auto_beta(scores, min_channels))
 
 

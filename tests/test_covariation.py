@@ -1,0 +1,44 @@
+"""Co-variation of style channels with CLIP directions, and relevance gated by it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from editor.methods.covariation import Covariation, gated_scores
+
+
+def test_correlation_is_each_channels_correlation_with_the_coordinate():
+    g = torch.Generator().manual_seed(0)
+    n, c, d = 200, 6, 4
+    emb = torch.randn(n, d, generator=g)
+    styles = torch.randn(n, c, generator=g)
+    styles[:, 0] = 2 * emb[:, 1] + 0.1 * styles[:, 0]  # follows dimension 1
+    styles[:, 1] = -emb[:, 1] + emb[:, 2]
+    styles[:, 5] = 3.0  # never varies
+    cov = Covariation.from_samples(styles, emb)
+    direction = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    corr = cov.correlation(direction)
+    coordinate = (emb @ direction).numpy()
+    for ch in range(5):
+        expected = np.corrcoef(styles[:, ch].numpy(), coordinate)[0, 1]
+        assert float(corr[ch]) == pytest.approx(expected, abs=1e-5)
+    assert corr[0] > 0.99 and corr[1] < -0.5 and corr[5] == 0
+    # a direction along which no sample varies correlates with nothing
+    flat = Covariation.from_samples(styles, torch.cat([emb[:, :3], torch.zeros(n, 1)], 1))
+    assert torch.equal(flat.correlation(torch.tensor([0.0, 0.0, 0.0, 1.0])), torch.zeros(c))
+
+
+def test_samples_must_pair_up():
+    with pytest.raises(ValueError, match="paired"):
+        Covariation.from_samples(torch.zeros(5, 3), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="paired"):
+        Covariation.from_samples(torch.zeros(1, 3), torch.zeros(1, 2))
+
+
+def test_gated_scores_keep_channels_whose_relevance_and_covariation_agree():
+    r = torch.tensor([0.5, 0.5, -0.4, -0.4, 0.3])
+    corr = torch.tensor([0.8, -0.8, -0.5, 0.5, 0.0])
+    torch.testing.assert_close(gated_scores(r, corr),
+                               torch.tensor([0.4, 0.0, -0.2, 0.0, 0.0]))
