@@ -102,7 +102,7 @@ from editor.engine.packs import (
 )
 from editor.methods import discovery as dc
 from editor.methods import global_directions as gd
-from editor.methods.covariation import Covariation, gated_scores
+from editor.methods.covariation import Covariation, Samples, covariation_of, gated_scores
 from editor.toyfaces import captions, style_groups
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import SAMPLER_NAME, encode, sample_for_seed
@@ -521,10 +521,8 @@ def sample_covariation(world: World, n: int) -> Covariation:
     config = dc.DiscoveryConfig(n_samples=n, psi=DEMO_PSI)
     samples = next(item for item in dc.iter_samples(world.generator, world.clip, config,
                                                     world.sample_w)
-                   if isinstance(item, dc.Samples))
-    with torch.no_grad():
-        styles = world.generator.styles(samples.w.to(world.generator.w_avg.device)).flat()
-    return Covariation.from_samples(styles.float().cpu(), samples.embeddings)
+                   if isinstance(item, Samples))
+    return covariation_of(world.generator, samples)
 
 
 def gated_direction(relevance: gd.Relevance, stats: gd.StyleStats, covariation: Covariation,

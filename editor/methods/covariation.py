@@ -8,7 +8,7 @@ two thirds of a text edit's 20 channels belong to other attributes (benchmarks/m
 The sampled images tell the two apart: a channel the generator uses for the direction also
 varies with it from image to image.
 
-    cov = Covariation.from_samples(styles, embeddings)  # (N, C) codes, (N, D) unit embeddings
+    cov = covariation_of(gen, samples)                  # from iter_samples' Samples
     corr = cov.correlation(direction)                   # corr(s_c, e . d) over the samples
     scores = gated_scores(relevance_scores, corr)       # r * |corr| where the signs agree
 
@@ -17,9 +17,14 @@ Only second moments are kept, so any direction's correlations cost one matrix pr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+from editor.core.generator import Generator
+
+from .global_directions import ImageTextEncoder, Progress, WSampler
 
 
 @dataclass
@@ -57,3 +62,50 @@ def gated_scores(scores: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
     (score * |corr| where their signs agree, else 0)."""
     agree = torch.sign(corr) == torch.sign(scores)
     return torch.where(agree, scores * corr.abs(), torch.zeros_like(scores))
+
+
+# ------------------------------------------------------------------------ sampling
+
+
+@dataclass
+class Samples:
+    w: torch.Tensor  # (N, w_dim)
+    embeddings: torch.Tensor  # (N, D) unit CLIP image embeddings
+
+
+def sample_w(gen: Generator, seeds: torch.Tensor, psi: float,
+             sampler: WSampler | None) -> torch.Tensor:
+    """(B, w_dim) latents for seeds: the pack's own sampler, or Gaussian z per seed."""
+    device = gen.w_avg.device
+    with torch.no_grad():
+        if sampler is not None:
+            w = sampler(seeds).to(device)
+            return w[:, 0] if w.ndim == 3 else w
+        z = torch.cat([torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(
+            int(s))) for s in seeds]).to(device)
+        return gen.truncate(gen.map_z(z), psi)
+
+
+def iter_samples(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int, psi: float,
+                 sampler: WSampler | None, batch_size: int = 64
+                 ) -> Iterator[Progress | Samples]:
+    """n images from seeds seed_base.. : Progress per batch, then their w and embeddings."""
+    ws, embs = [], []
+    done = 0
+    while done < n:
+        b = min(batch_size, n - done)
+        w = sample_w(gen, torch.arange(done, done + b) + seed_base, psi, sampler)
+        with torch.no_grad():
+            img = gen.synthesize(gen.styles(w))
+            embs.append(clip.encode_images(img, normalize=True).float().cpu())
+        ws.append(w.float().cpu())
+        done += b
+        yield Progress(done, n, f"sampling: {done}/{n} images")
+    yield Samples(torch.cat(ws), torch.cat(embs))
+
+
+def covariation_of(gen: Generator, samples: Samples) -> Covariation:
+    """The co-variation of the generator's style channels with the samples' embeddings."""
+    with torch.no_grad():
+        styles = gen.styles(samples.w.to(gen.w_avg.device)).flat().float().cpu()
+    return Covariation.from_samples(styles, samples.embeddings)

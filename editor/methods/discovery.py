@@ -51,7 +51,8 @@ from editor.core.cache import TensorCache
 from editor.core.generator import Generator
 
 from . import global_directions as gd
-from .covariation import gated_scores
+from .covariation import Samples, gated_scores
+from .covariation import iter_samples as sample_images
 from .global_directions import Progress, WSampler
 from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, save_checked
 
@@ -223,41 +224,11 @@ class Discovery:
 # ------------------------------------------------------------------------ sampling + PCA
 
 
-@dataclass
-class Samples:
-    w: torch.Tensor  # (N, w_dim)
-    embeddings: torch.Tensor  # (N, D) unit CLIP image embeddings
-
-
-def sample_w(gen: Generator, seeds: torch.Tensor, psi: float,
-             sampler: WSampler | None) -> torch.Tensor:
-    """(B, w_dim) latents for seeds: the pack's own sampler, or Gaussian z per seed."""
-    device = gen.w_avg.device
-    with torch.no_grad():
-        if sampler is not None:
-            w = sampler(seeds).to(device)
-            return w[:, 0] if w.ndim == 3 else w
-        z = torch.cat([torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(
-            int(s))) for s in seeds]).to(device)
-        return gen.truncate(gen.map_z(z), psi)
-
-
 def iter_samples(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
                  sampler: WSampler | None) -> Iterator[Progress | Samples]:
-    n = config.n_samples
-    ws, embs = [], []
-    done = 0
-    while done < n:
-        b = min(config.batch_size, n - done)
-        seeds = torch.arange(done, done + b) + SEED_BASE + 100_003 * config.seed
-        w = sample_w(gen, seeds, config.psi, sampler)
-        with torch.no_grad():
-            img = gen.synthesize(gen.styles(w))
-            embs.append(clip.encode_images(img, normalize=True).float().cpu())
-        ws.append(w.float().cpu())
-        done += b
-        yield Progress(done, n, f"sampling: {done}/{n} images")
-    yield Samples(torch.cat(ws), torch.cat(embs))
+    """The images discovery samples (covariation.iter_samples at its own seeds)."""
+    yield from sample_images(gen, clip, config.n_samples, SEED_BASE + 100_003 * config.seed,
+                             config.psi, sampler, config.batch_size)
 
 
 @dataclass
