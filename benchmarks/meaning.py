@@ -102,7 +102,12 @@ from editor.engine.packs import (
 )
 from editor.methods import discovery as dc
 from editor.methods import global_directions as gd
-from editor.methods.covariation import Covariation, Samples, covariation_of, gated_scores
+from editor.methods.covariation import (
+    Covariation,
+    Samples,
+    covariation_of,
+    gated_channel_scores,
+)
 from editor.toyfaces import captions, style_groups
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import SAMPLER_NAME, encode, sample_for_seed
@@ -528,10 +533,10 @@ def sample_covariation(world: World, n: int) -> Covariation:
 def gated_direction(relevance: gd.Relevance, stats: gd.StyleStats, covariation: Covariation,
                     dt: torch.Tensor, beta: float | None, min_channels: int
                     ) -> gd.EditDirection:
-    """The edit with the relevance scores gated by co-variation (covariation.gated_scores):
-    only channels that also vary with the text direction across the samples."""
-    corr = covariation.correlation(dt)[relevance.channels.cpu()]
-    scores = gated_scores(gd.channel_scores(relevance, dt).cpu(), corr)
+    """The edit with the relevance scores gated by co-variation (as EditingContext makes a
+    text edit whose params ask for "gate"): only channels that also vary with the text
+    direction across the samples."""
+    scores = gated_channel_scores(relevance, covariation, dt)
     if beta is None:
         beta = gd.auto_beta(scores, min_channels)
     return gd.scored_edit(relevance, stats, scores, beta)

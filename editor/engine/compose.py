@@ -18,6 +18,7 @@ import torch
 from editor.core.generator import Generator, z_from_seed
 from editor.core.style_code import StyleCode
 from editor.methods import global_directions as gd
+from editor.methods.covariation import Covariation, gated_channel_scores
 
 from .session import Edit, Session, Source
 from .tensor_text import PackedTensorError, decode_floats, encode_floats, is_packed
@@ -118,11 +119,13 @@ class EditingContext:
         relevance: gd.Relevance | None = None,
         z_for_seed: Callable[[int], torch.Tensor] | None = None,
         cache_size: int = 64,
+        covariation: Covariation | None = None,
     ):
         self.generator = generator
         self.clip = clip
         self.stats = stats
         self.relevance = relevance
+        self.covariation = covariation  # for gated text edits (params "gate")
         self._z_for_seed = z_for_seed
         self._deltas: OrderedDict[str, gd.EditDirection] = OrderedDict()
         self._sources: OrderedDict[tuple, StyleCode] = OrderedDict()
@@ -138,7 +141,7 @@ class EditingContext:
         or batch job) while the render worker keeps using this one: the models are only
         read, but the caches are not safe to share between threads."""
         return EditingContext(self.generator, self.clip, self.stats, self.relevance,
-                              self._z_for_seed, self._cache_size)
+                              self._z_for_seed, self._cache_size, self.covariation)
 
     # ----------------------------------------------------------------- source
     def z_for_seed(self, seed: int) -> torch.Tensor:
@@ -190,11 +193,17 @@ class EditingContext:
             p = edit.params
             try:
                 dt = gd.text_direction(self.clip, p.get("neutral", ""), p["target"])
+                if p.get("gate"):
+                    if self.covariation is None:
+                        raise EditError("gated text edits need the model pack's co-variation "
+                                        "statistics; run the precompute")
+                    scores = gated_channel_scores(self.relevance, self.covariation, dt)
+                else:
+                    scores = gd.channel_scores(self.relevance, dt)
                 beta = p.get("beta", 0.15)
                 if p.get("auto_beta"):
-                    scores = gd.channel_scores(self.relevance, dt)
                     beta = gd.auto_beta(scores, int(p.get("min_channels", 10)))
-                return gd.edit_direction(self.relevance, self.stats, dt, beta)
+                return gd.scored_edit(self.relevance, self.stats, scores, beta)
             except (gd.NoChannelsError, ValueError) as e:
                 raise EditError(str(e)) from e
         if edit.kind == "delta":  # an explicit flat style delta (discovered, optimised, ...)

@@ -26,11 +26,15 @@ class EditDefaults:
     beta: float = 0.15
     auto_beta: bool = False
     min_channels: int = 10  # auto-β keeps at least this many channels
+    gate: bool = False  # keep channels that also vary with the text (covariation)
 
     def beta_params(self) -> dict:
+        """How a new text edit picks its channels: β (or auto-β) and the gate."""
         params: dict = {"beta": self.beta}
         if self.auto_beta:
             params.update(auto_beta=True, min_channels=self.min_channels)
+        if self.gate:
+            params["gate"] = True
         return params
 
 
@@ -42,7 +46,7 @@ def new_draft(neutral: str = DEFAULT_NEUTRAL, target: str = "",
 
 
 def _beta_params_of(edit: Edit) -> dict:
-    return {k: edit.params[k] for k in ("beta", "auto_beta", "min_channels")
+    return {k: edit.params[k] for k in ("beta", "auto_beta", "min_channels", "gate")
             if k in edit.params}
 
 

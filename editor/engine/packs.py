@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 
+from editor.core.cache import TensorCache
 from editor.core.clip_model import ClipModel
 from editor.core.errors import ClipError
 from editor.methods import precompute as pc
+from editor.methods.covariation import Covariation
 from editor.methods.global_directions import Progress, RelevanceConfig
 from editor.toyfaces import captions
 
@@ -97,6 +99,7 @@ class OpenPack:
     relevance_config: RelevanceConfig
     stats_samples: int
     data: pc.PackData | None = None
+    covariation: Covariation | None = None  # for gated text edits
     bundled_root: Path | None = None  # read-only precomputed data shipped with the program
     clip_error: str | None = None  # why no CLIP is loaded, for the user
 
@@ -141,7 +144,33 @@ class OpenPack:
                 self.relevance_config, sampler=self.sampler or pc.DEFAULT_SAMPLER, root=root)
             if self.data is not None:
                 break
+        self.covariation = None
+        for root in roots:
+            self.covariation = pc.load_covariation(self.covariation_entry(root))
+            if self.covariation is not None:
+                break
         return self.data
+
+    def covariation_entry(self, root: Path | None = None) -> TensorCache:
+        assert self.clip is not None
+        return pc.covariation_cache(self.model.content_hash, self.clip.content_hash,
+                                    pc.COVARIATION_SAMPLES, self.relevance_config.psi,
+                                    self.sampler or pc.DEFAULT_SAMPLER, root)
+
+    def covariation_job(self, cancel=None, root: Path | None = None
+                        ) -> Iterator[Progress | Covariation]:
+        """Measure the co-variation gated text edits need (a minute or less on a CPU for
+        the demo pack); the final item is the Covariation."""
+        if self.clip is None:
+            raise ClipError("gated text edits need a CLIP model"
+                            + (f": {self.clip_error}" if self.clip_error else ""))
+        for item in pc.covariation_job(self.model.generator, self.clip,
+                                       self.covariation_entry(root),
+                                       psi=self.relevance_config.psi,
+                                       sample_w=self.sample_w(), cancel=cancel):
+            if isinstance(item, Covariation):
+                self.covariation = item
+            yield item
 
     def precompute(self, cancel=None) -> Iterator[Progress | pc.PackData]:
         """The precompute job (resumable); the final item is the PackData."""
@@ -154,7 +183,15 @@ class OpenPack:
                 sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler):
             if isinstance(item, pc.PackData):
                 self.data = item
+                if self.covariation is None:
+                    continue  # the co-variation comes next; the PackData stays the last item
             yield item
+        if self.covariation is None:
+            for item in self.covariation_job(cancel):
+                if isinstance(item, Progress):
+                    yield item
+            assert self.data is not None
+            yield self.data
 
     def context(self) -> EditingContext:
         return EditingContext(
@@ -162,6 +199,7 @@ class OpenPack:
             self.data.stats if self.data else None,
             self.data.relevance if self.data else None,
             z_for_seed=self.model.z_for_seed,
+            covariation=self.covariation,
         )
 
     @property

@@ -24,7 +24,7 @@ import torch
 
 from editor.core.generator import Generator
 
-from .global_directions import ImageTextEncoder, Progress, WSampler
+from .global_directions import ImageTextEncoder, Progress, Relevance, WSampler, channel_scores
 
 
 @dataclass
@@ -62,6 +62,13 @@ def gated_scores(scores: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
     (score * |corr| where their signs agree, else 0)."""
     agree = torch.sign(corr) == torch.sign(scores)
     return torch.where(agree, scores * corr.abs(), torch.zeros_like(scores))
+
+
+def gated_channel_scores(relevance: Relevance, covariation: Covariation,
+                         direction: torch.Tensor) -> torch.Tensor:
+    """A text direction's relevance scores (one per relevance channel), gated."""
+    corr = covariation.correlation(direction)[relevance.channels.cpu()]
+    return gated_scores(channel_scores(relevance, direction).cpu(), corr)
 
 
 # ------------------------------------------------------------------------ sampling
