@@ -437,3 +437,64 @@ def test_cli_precompute_into_a_folder_is_what_a_pack_with_bundled_data_reads(tmp
     assert not any(cache_dir().rglob("*.safetensors"))
     pack.bundled_root = bundle
     assert pack.cached_data() is not None and pack.has_directions
+
+
+# --------------------------------------------------------------------------- gated text edits
+
+
+@pytest.fixture(scope="module")
+def covariation(gen, clip, tmp_path_factory):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 64, 0.7,
+                                 root=tmp_path_factory.mktemp("covariation"))
+    *progress, cov = list(pc.covariation_job(gen, clip, entry, n_samples=64, psi=0.7))
+    assert progress and all(isinstance(p, gd.Progress) for p in progress)
+    assert progress[-1].done == 64 and "co-variation" in progress[-1].message
+    again = pc.load_covariation(entry)  # what the job wrote reads back the same
+    assert again is not None and again.n_samples == 64
+    assert torch.equal(again.cross, cov.cross) and torch.equal(again.style_std, cov.style_std)
+    return cov
+
+
+def test_gated_text_edit_moves_only_channels_that_vary_with_the_text(gen, clip, relevance,
+                                                                      stats, covariation):
+    ctx = EditingContext(gen, clip, stats, relevance, covariation=covariation)
+    params = {"neutral": "a face", "target": "a smiling face", "beta": 0.0,
+              "auto_beta": True, "min_channels": 8}
+    plain = ctx.direction(Edit("global", params))
+    gated = ctx.direction(Edit("global", {**params, "gate": True}))
+    dt = gd.text_direction(clip, "a face", "a smiling face")
+    r = gd.channel_scores(relevance, dt)
+    corr = covariation.correlation(dt)[relevance.channels]
+    moved = gated.delta[relevance.channels] != 0
+    assert 0 < int(moved.sum()) <= 8 and gated.n_channels == int(moved.sum())
+    assert (torch.sign(r[moved]) == torch.sign(corr[moved])).all()  # the two agree
+    assert not torch.equal(plain.delta, gated.delta)
+    # the recipe carries the gate, and replaying it makes the same edit
+    session = Session(Source(seed=3, psi=0.7), (Edit("global", {**params, "gate": True},
+                                                      strength=2.0),))
+    again = Session.from_json(session.to_json())
+    assert again.edits[0].params["gate"] is True
+    assert torch.equal(ctx.fork().render(again), ctx.render(session))
+
+
+def test_gated_edit_without_covariation_is_a_clear_error(gen, clip, relevance, stats):
+    ctx = EditingContext(gen, clip, stats, relevance)
+    edit = Edit("global", {"neutral": "a face", "target": "a smiling face", "beta": 0.0,
+                           "gate": True}, strength=1.0)
+    with pytest.raises(EditError, match="co-variation"):
+        ctx.compose(Session(edits=(edit,)))
+
+
+def test_covariation_cache_rejects_damage_and_cancel_writes_nothing(gen, clip, tmp_path):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 16, 0.7, root=tmp_path)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(pc.Cancelled):
+        list(pc.covariation_job(gen, clip, entry, n_samples=16, psi=0.7, cancel=stop))
+    assert pc.load_covariation(entry) is None and not list(tmp_path.rglob("*.safetensors"))
+    list(pc.covariation_job(gen, clip, entry, n_samples=16, psi=0.7))
+    (path,) = tmp_path.rglob("*.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-8:] = b"\x00" * 8  # damage the tensor data: the checksum no longer matches
+    path.write_bytes(bytes(data))
+    assert pc.load_covariation(entry) is None

@@ -132,6 +132,9 @@ def test_pack_edit_defaults_start_new_drafts_and_survive_commit():
         "auto_beta" not in new_draft().params
     committed = EditorState(Session(), draft).commit_draft()
     assert committed.draft.params["auto_beta"] and committed.draft.params["min_channels"] == 25
+    gated = EditorState(Session(), new_draft("a face", "a smile", defaults=EditDefaults(
+        gate=True))).commit_draft()
+    assert gated.draft.params["gate"] is True and "gate" not in new_draft().params
 
 
 def test_cli_edits_take_the_packs_defaults_unless_given(tmp_path):
@@ -153,3 +156,9 @@ def test_cli_edits_take_the_packs_defaults_unless_given(tmp_path):
     (fixed,) = edits("--target", "a smile", "--beta", "0.2", "--alpha", "2")
     assert fixed.strength == 2.0 and fixed.params["beta"] == 0.2 and \
         "auto_beta" not in fixed.params
+    assert "gate" not in plain.params
+    (gated, ungated) = edits("--target", "a smile", "--gate", "--target", "a frown")
+    assert gated.params["gate"] is True and "gate" not in ungated.params
+    defaults = EditDefaults(gate=True)
+    (by_default, opted_out) = edits("--target", "a smile", "--target", "a frown", "--no-gate")
+    assert by_default.params["gate"] is True and "gate" not in opted_out.params

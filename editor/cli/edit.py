@@ -4,7 +4,7 @@
         --alpha 4 --beta 0.15 -o out.png
     atelier edit --recipe out.png -o again.png
 
-Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta); an
+Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate); an
 option given twice starts the next edit. The PNG carries the recipe; replaying it on the
 same device gives the same pixels. The default pack is the bundled demo world.
 """
@@ -62,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ed.add_argument("--auto-beta", action=_EditAction, nargs=0, dest="auto_beta",
                     help="pick the largest beta that keeps the pack's minimum of channels "
                          "(10 for real packs)")
+    ed.add_argument("--gate", action=_EditAction, nargs=0, dest="gate",
+                    help="keep only channels that also vary with the text across the "
+                         "generator's samples (measured once per pack, then cached)")
+    ed.add_argument("--no-gate", action=_EditAction, nargs=0, dest="no_gate",
+                    help="plain StyleCLIP channel relevance even where the pack gates")
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
     models.add_argument("--clip-file", help="CLIP weights file")
@@ -104,6 +109,9 @@ def build_session(args: argparse.Namespace, default_psi: float,
         else:  # the pack's β setting, or its auto-β when asked for
             params.update(replace(defaults, auto_beta=defaults.auto_beta or "auto_beta" in spec)
                           .beta_params())
+        params.pop("gate", None)
+        if "gate" in spec or (defaults.gate and "no_gate" not in spec):
+            params["gate"] = True
         session = session.add_edit(Edit("global", params,
                                         strength=spec.get("alpha", defaults.alpha)))
     return session
@@ -137,6 +145,14 @@ def run(args: argparse.Namespace) -> int:
             print("First use of this model pack: computing its global directions (once; "
                   "the result is cached and resumes if interrupted).", file=sys.stderr)
             for item in pack.precompute():
+                if isinstance(item, Progress):
+                    _print_progress(item)
+            print(file=sys.stderr)
+        if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
+                and pack.covariation is None):
+            print("Gated text edits: measuring how this pack's style channels vary with "
+                  "CLIP (once; cached).", file=sys.stderr)
+            for item in pack.covariation_job():
                 if isinstance(item, Progress):
                     _print_progress(item)
             print(file=sys.stderr)
