@@ -30,10 +30,9 @@ Diagnostic rows tell a weak CLIP from a style space that resists editing:
   (often all below 0.15), so the same number would not be the same threshold.
   --oracle-beta match keeps as many channels as the CLIP row, same uses its beta;
 - gated: the CLIP pipeline with each channel's score kept only where the channel also
-  varies with the text direction across --gated-samples sampled images, in the same sense
-  (score r * |corr|, editor.methods.covariation; discovery's style transfer does this).
-  It tells whether the channels relevance picks from other attributes are what fails the
-  goals; the editor's text edits do not gate (yet);
+  varies with the text direction across the pack's co-variation samples (1,000 images),
+  in the same sense (score r * |corr|, editor.methods.covariation): the edit the editor
+  makes when a text edit's "gate" is on (`atelier edit --gate`);
 - sweep: alpha x beta (CLIP relevance; --sweep-oracle adds the oracle's) on fewer seeds
   (--sweep-seeds) for a few edits (--sweep-edits).
 Two ceiling rows tell what any edit could score (--no-ceiling leaves them out):
@@ -100,14 +99,8 @@ from editor.engine.packs import (
     demo_clip_source,
     open_pack,
 )
-from editor.methods import discovery as dc
 from editor.methods import global_directions as gd
-from editor.methods.covariation import (
-    Covariation,
-    Samples,
-    covariation_of,
-    gated_channel_scores,
-)
+from editor.methods.covariation import Covariation, gated_channel_scores
 from editor.toyfaces import captions, style_groups
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes, visibility
 from editor.toyfaces.conditioning import SAMPLER_NAME, encode, sample_for_seed
@@ -488,6 +481,7 @@ class World:
     describe: dict = field(default_factory=dict)
     # flat channel -> style group name, for a generator built with groups (else None)
     channel_groups: np.ndarray | None = None
+    covariation: Covariation | None = None  # the pack's, for the gated row
 
 
 def measure_edit(world: World, sources: Sources, edit: EditSpec, direction: gd.EditDirection,
@@ -518,16 +512,6 @@ def clip_maker(world: World, edit: EditSpec, beta: float | None, min_channels: i
     return lambda: direction_for(world.relevance, world.stats,
                                  clip_text_direction(world.clip, edit, templates),
                                  beta, min_channels)
-
-
-def sample_covariation(world: World, n: int) -> Covariation:
-    """How the style channels vary with CLIP's embedding over n sampled images (the samples
-    discovery takes: seeds of its own, the pack's sampler, untruncated)."""
-    config = dc.DiscoveryConfig(n_samples=n, psi=DEMO_PSI)
-    samples = next(item for item in dc.iter_samples(world.generator, world.clip, config,
-                                                    world.sample_w)
-                   if isinstance(item, Samples))
-    return covariation_of(world.generator, samples)
 
 
 def gated_direction(relevance: gd.Relevance, stats: gd.StyleStats, covariation: Covariation,
@@ -570,7 +554,6 @@ class Settings:
     oracle: bool = True
     oracle_images: int = 20
     gated: bool = True
-    gated_samples: int = 1000
     sweep: bool = True
     sweep_seeds: int = 50
     sweep_oracle: bool = False
@@ -629,14 +612,13 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
     log(f"CLIP edits: {len(edits)} edits in {times['clip_edits']:.1f} s")
 
     gated_rows: list[EditScore] = []
-    if s.gated:
+    if s.gated and world.covariation is not None:
         t0 = time.perf_counter()
-        covariation = sample_covariation(world, s.gated_samples)
         gated_rows = [measure(world, sources, e,
-                              gated_maker(world, covariation, e, s.beta, s.min_channels,
+                              gated_maker(world, world.covariation, e, s.beta, s.min_channels,
                                           s.templates), s.alpha, s.batch) for e in edits]
         times["gated_edits"] = time.perf_counter() - t0
-        log(f"gated edits ({s.gated_samples} samples): {times['gated_edits']:.1f} s")
+        log(f"gated edits: {times['gated_edits']:.1f} s")
 
     oracle_rows: list[EditScore] = []
     oracle_relevance_obj = None
@@ -879,6 +861,11 @@ def load_world(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
                     show(item)
         log(f"precompute: {time.perf_counter() - t0:.1f} s")
     assert pack.data is not None and pack.clip is not None
+    if pack.covariation is None and not args.no_gated:
+        with _progress_line("co-variation") as show:
+            for item in pack.covariation_job():
+                if isinstance(item, gd.Progress):
+                    show(item)
     return World(
         generator=pack.model.generator, z_for_seed=pack.model.z_for_seed,
         evaluator=evaluator, stats=pack.data.stats, relevance=pack.data.relevance,
@@ -886,6 +873,7 @@ def load_world(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
         evaluator_hash=evaluator_hash, sampler=pack.sampler or "",
         sample_w=pack.sample_w(),
         channel_groups=style_groups.flat_channel_groups(pack.model.generator),
+        covariation=pack.covariation,
         describe={"generator": str(args.generator), "generator_hash": pack.model.content_hash,
                   "clip": clip_source.describe(), "clip_hash": pack.clip.content_hash,
                   "evaluator": str(args.evaluator), "evaluator_sha256": evaluator_hash,
@@ -923,8 +911,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gated", action="store_true",
                    help="leave out the gated row (relevance kept to channels that also vary "
                         "with the text direction across sampled images)")
-    p.add_argument("--gated-samples", type=int, default=1000,
-                   help="sampled images for the gated row's co-variation (default 1000)")
     p.add_argument("--oracle-images", type=int, default=20,
                    help="base images for the oracle's relevance (default 20)")
     p.add_argument("--oracle-beta", type=_beta_arg, default="auto",
@@ -983,7 +969,7 @@ def main(argv: list[str] | None = None) -> int:
         oracle_beta=_oracle_beta(args, beta), min_channels=args.min_channels,
         templates=("{}",) if args.templates == "plain" else None,
         oracle=not args.no_oracle, oracle_images=args.oracle_images,
-        gated=not args.no_gated, gated_samples=args.gated_samples,
+        gated=not args.no_gated,
         sweep=not args.no_sweep, sweep_seeds=min(args.sweep_seeds, args.seeds),
         sweep_oracle=args.sweep_oracle, ceiling=not args.no_ceiling, batch=args.batch)
     t_all = time.perf_counter()

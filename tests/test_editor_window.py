@@ -308,3 +308,27 @@ def test_discovered_directions_are_found_listed_and_added_to_the_stack(window, q
     window.document.undo_stack.undo()
     assert window.document.state.session.edits == ()
     assert np.array_equal(settled(window, qtbot), before)
+
+
+def test_gate_checkbox_keeps_the_channels_that_vary_with_the_text_and_undoes(window, qtbot):
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    plain = settled(window, qtbot)
+    assert not window.document.state.draft.params.get("gate")
+    window.prompt_panel.gate.setChecked(True)
+    assert window.document.state.draft.params["gate"] is True
+    gated = settled(window, qtbot)
+    status = window.last_result.edit_status[window.document.state.draft.id]
+    assert status.error is None and status.n_channels >= 1
+    assert not np.array_equal(gated, plain)
+    window.undo_act.trigger()
+    assert not window.prompt_panel.gate.isChecked()
+    assert np.array_equal(settled(window, qtbot), plain)
+
+
+def test_precompute_measures_a_missing_covariation(window, qtbot):
+    pack = window.pack
+    assert pack.has_directions and pack.covariation is not None
+    pack.covariation = None  # directions computed before gated edits existed
+    window.start_precompute()
+    qtbot.waitUntil(lambda: pack.covariation is not None, timeout=30_000)

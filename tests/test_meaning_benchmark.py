@@ -15,6 +15,7 @@ from editor.engine.editor_state import new_draft
 from editor.engine.packs import DEMO_EDIT_DEFAULTS
 from editor.engine.session import Edit, Session, Source
 from editor.methods import global_directions as gd
+from editor.methods import precompute as pc
 from editor.toyfaces import captions
 from editor.toyfaces.attributes import ATTRIBUTES, Attributes
 from editor.toyfaces.evaluator import AttributeClassifier, Evaluator
@@ -164,7 +165,7 @@ def test_measure_edit_counts_the_attributes_own_channels():
 
 
 @pytest.fixture(scope="module")
-def tiny_world():
+def tiny_world(tmp_path_factory):
     gen = make_tiny_generator()
     clip = make_tiny_clip()
     stats = gd.compute_style_stats(gen, n_samples=64, batch=64)
@@ -174,9 +175,12 @@ def tiny_world():
         relevance = item
     torch.manual_seed(0)
     evaluator = Evaluator(AttributeClassifier(width=4))
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 32, 1.0,
+                                 root=tmp_path_factory.mktemp("covariation"))
+    *_, covariation = pc.covariation_job(gen, clip, entry, n_samples=32, psi=1.0)
     return m.World(gen, lambda s: z_from_seed(s, gen.z_dim), evaluator, stats, relevance,
                    clip, config, gen_hash="tiny-gen", evaluator_hash="tiny-eval",
-                   sampler="gaussian-z")
+                   sampler="gaussian-z", covariation=covariation)
 
 
 def test_batched_rendering_equals_the_editing_context(tiny_world):
@@ -262,7 +266,7 @@ def test_oracle_threshold_modes():
 def test_run_measurements_end_to_end(tiny_world):
     edits = m.select_edits("sunglasses,smile")
     settings = m.Settings(seeds=4, oracle_images=1, sweep_seeds=2, beta=0.0,
-                          oracle_beta="match", batch=3, gated_samples=16)
+                          oracle_beta="match", batch=3)
     logged: list[str] = []
     r = m.run_measurements(tiny_world, edits, edits[:1], settings, log=logged.append)
     assert [s.edit for s in r["clip"]] == [e.name for e in edits]

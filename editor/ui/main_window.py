@@ -524,8 +524,13 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Precompute directions",
                                     "Open a model pack with a CLIP model first.")
             return
-        if pack.has_directions:
+        if pack.has_directions and pack.covariation is not None:
             self.statusBar().showMessage("This pack's directions are already computed", 4000)
+            return
+        if pack.has_directions:  # computed before gated edits existed: only that part
+            self.jobs.submit(f"Measure channel co-variation for {pack.name}",
+                             lambda token: pack.covariation_job(cancel=token),
+                             key=f"precompute:{pack.model.content_hash}")
             return
         self.jobs.submit(f"Precompute directions for {pack.name}",
                          lambda token: pack.precompute(cancel=token),

@@ -1,4 +1,4 @@
-"""The prompt panel: neutral and target text, strength α, disentanglement β, auto-β.
+"""The prompt panel: neutral and target text, strength α, disentanglement β, auto-β, gate.
 
 It edits one edit at a time: the draft (a new prompt, shown live, "Add to stack" keeps it)
 or an edit of the stack the user selected for tuning. It never changes the document
@@ -87,6 +87,11 @@ class PromptPanel(QWidget):
         self.auto_beta = QCheckBox("Auto β")
         self.auto_beta.setToolTip("Pick the largest β that still moves at least 10 channels")
         self.auto_beta.toggled.connect(self._toggle_auto_beta)
+        self.gate = QCheckBox("Only channels that vary with the text")
+        self.gate.setToolTip("Keep only the style channels that also vary with the prompt "
+                             "across the model's own samples: fewer side effects on the "
+                             "rest of the face (measured once per model pack)")
+        self.gate.toggled.connect(self._toggle_gate)
         self.channels = QLabel("")
         self.channels.setWordWrap(True)
         self.notice = QLabel("")  # why prompt edits are unavailable, when they are
@@ -103,6 +108,7 @@ class PromptPanel(QWidget):
         form.addRow("Strength α", self.alpha)
         form.addRow("β", self.beta)
         form.addRow("", self.auto_beta)
+        form.addRow("", self.gate)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.notice)
@@ -131,6 +137,8 @@ class PromptPanel(QWidget):
         self.alpha.set_value(edit.strength)
         with QSignalBlocker(self.auto_beta):
             self.auto_beta.setChecked(bool(p.get("auto_beta")))
+        with QSignalBlocker(self.gate):
+            self.gate.setChecked(bool(p.get("gate")))
         self.beta.setEnabled(not p.get("auto_beta"))
         if not p.get("auto_beta"):
             self.beta.set_value(float(p.get("beta", 0.15)))
@@ -162,7 +170,7 @@ class PromptPanel(QWidget):
 
     def set_text_edits_available(self, available: bool, reason: str = "") -> None:
         for w in (self.neutral, self.target, self.alpha, self.beta, self.auto_beta,
-                  self.add_button, self.suggest_button):
+                  self.gate, self.add_button, self.suggest_button):
             w.setEnabled(available)
         self.notice.setText(f"<span style='color:#c77c02'>{reason}</span>" if reason else "")
         self.notice.setVisible(not available and bool(reason))
@@ -199,4 +207,8 @@ class PromptPanel(QWidget):
     def _toggle_auto_beta(self, on: bool) -> None:
         self.beta.setEnabled(not on)
         self._emit_params({"auto_beta": on}, "Auto β" if on else "Manual β", None)
+        self.interaction_finished.emit()
+
+    def _toggle_gate(self, on: bool) -> None:
+        self._emit_params({"gate": on}, "Gate channels" if on else "Ungate channels", None)
         self.interaction_finished.emit()
