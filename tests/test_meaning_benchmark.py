@@ -43,6 +43,7 @@ def test_defaults_are_the_demo_packs():
     assert m.DEFAULT_ALPHA == DEMO_EDIT_DEFAULTS.alpha
     assert m.DEFAULT_BETA == (None if draft.params.get("auto_beta") else draft.params["beta"])
     assert m.DEFAULT_MIN_CHANNELS == draft.params.get("min_channels", m.DEFAULT_MIN_CHANNELS)
+    assert m.DEFAULT_GATE == bool(draft.params.get("gate"))
 
 
 def test_edits_cover_every_value_and_select_by_name():
