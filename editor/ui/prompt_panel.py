@@ -90,7 +90,8 @@ class PromptPanel(QWidget):
         self.gate = QCheckBox("Only channels that vary with the text")
         self.gate.setToolTip("Keep only the style channels that also vary with the prompt "
                              "across the model's own samples: fewer side effects on the "
-                             "rest of the face (measured once per model pack)")
+                             "rest of the face (measured once per model pack). β then "
+                             "applies to the gated scores (relevance × correlation)")
         self.gate.toggled.connect(self._toggle_gate)
         self.channels = QLabel("")
         self.channels.setWordWrap(True)
