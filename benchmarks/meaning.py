@@ -376,9 +376,8 @@ def direction_for(relevance: gd.Relevance, stats: gd.StyleStats, dt: torch.Tenso
                   beta: float | None, min_channels: int = DEFAULT_MIN_CHANNELS
                   ) -> gd.EditDirection:
     """The style delta of a text direction, as EditingContext makes it (beta None: auto)."""
-    if beta is None:
-        beta = gd.auto_beta(gd.channel_scores(relevance, dt), min_channels)
-    return gd.edit_direction(relevance, stats, dt, beta)
+    return gd.thresholded_edit(relevance, stats, gd.channel_scores(relevance, dt), beta,
+                               min_channels)
 
 
 def clip_text_direction(clip: gd.ImageTextEncoder, edit: EditSpec,
@@ -522,10 +521,8 @@ def gated_direction(relevance: gd.Relevance, stats: gd.StyleStats, covariation: 
     """The edit with the relevance scores gated by co-variation (as EditingContext makes a
     text edit whose params ask for "gate"): only channels that also vary with the text
     direction across the samples."""
-    scores = gated_channel_scores(relevance, covariation, dt)
-    if beta is None:
-        beta = gd.auto_beta(scores, min_channels)
-    return gd.scored_edit(relevance, stats, scores, beta)
+    return gd.thresholded_edit(relevance, stats, gated_channel_scores(relevance, covariation, dt),
+                               beta, min_channels)
 
 
 def gated_maker(world: World, covariation: Covariation, edit: EditSpec, beta: float | None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,6 +132,15 @@ def _print_progress(item: Progress) -> None:
           file=sys.stderr, flush=True)
 
 
+def _run_job(message: str, job: Iterable) -> None:
+    """Say what a pack job is for, then run it with a progress line on stderr."""
+    print(message, file=sys.stderr)
+    for item in job:
+        if isinstance(item, Progress):
+            _print_progress(item)
+    print(file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
@@ -142,20 +152,12 @@ def run(args: argparse.Namespace) -> int:
         is_demo = pack.model.z_for_seed is not None
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults)
         if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
-            print("First use of this model pack: computing its global directions (once; "
-                  "the result is cached and resumes if interrupted).", file=sys.stderr)
-            for item in pack.precompute():
-                if isinstance(item, Progress):
-                    _print_progress(item)
-            print(file=sys.stderr)
+            _run_job("First use of this model pack: computing its global directions (once; "
+                     "the result is cached and resumes if interrupted).", pack.precompute())
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
                 and pack.covariation is None):
-            print("Gated text edits: measuring how this pack's style channels vary with "
-                  "CLIP (once; cached).", file=sys.stderr)
-            for item in pack.covariation_job():
-                if isinstance(item, Progress):
-                    _print_progress(item)
-            print(file=sys.stderr)
+            _run_job("Gated text edits: measuring how this pack's style channels vary with "
+                     "CLIP (once; cached).", pack.covariation_job())
         session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
         t0 = time.perf_counter()
         image = to_uint8_image(pack.context().render(session))

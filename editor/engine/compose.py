@@ -200,10 +200,9 @@ class EditingContext:
                     scores = gated_channel_scores(self.relevance, self.covariation, dt)
                 else:
                     scores = gd.channel_scores(self.relevance, dt)
-                beta = p.get("beta", 0.15)
-                if p.get("auto_beta"):
-                    beta = gd.auto_beta(scores, int(p.get("min_channels", 10)))
-                return gd.scored_edit(self.relevance, self.stats, scores, beta)
+                beta = None if p.get("auto_beta") else p.get("beta", 0.15)
+                return gd.thresholded_edit(self.relevance, self.stats, scores, beta,
+                                           int(p.get("min_channels", 10)))
             except (gd.NoChannelsError, ValueError) as e:
                 raise EditError(str(e)) from e
         if edit.kind == "delta":  # an explicit flat style delta (discovered, optimised, ...)

@@ -148,12 +148,7 @@ def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
         return None
     config = config or default_config(pack)
     setup = label_setup(pack, extra_words)
-    roots = ([pack.bundled_root] if pack.bundled_root is not None else []) + [None]
-    for root in roots:
-        got = dc.load_discovery(_entry(pack, config, setup, root))
-        if got is not None:
-            return got
-    return None
+    return pack.first_cached(lambda root: dc.load_discovery(_entry(pack, config, setup, root)))
 
 
 def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -95,6 +96,9 @@ def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipMod
     return ClipModel.from_pretrained(source.arch, source.tag, device=device)
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class OpenPack:
     model: ModelInfo
@@ -138,21 +142,27 @@ class OpenPack:
     def cached_data(self) -> pc.PackData | None:
         if self.clip is None:
             return None
-        # what ships with the program first, then the user's cache (root None)
-        roots = ([self.bundled_root] if self.bundled_root is not None else []) + [None]
-        self.data = None
-        for root in roots:
-            self.data = pc.load_pack_data(
-                self.model.content_hash, self.clip.content_hash, self.stats_samples,
-                self.relevance_config, sampler=self.sampler or pc.DEFAULT_SAMPLER, root=root)
-            if self.data is not None:
-                break
-        self.covariation = None
-        for root in roots:
-            self.covariation = pc.load_covariation(self.covariation_entry(root))
-            if self.covariation is not None:
-                break
+        clip_hash = self.clip.content_hash
+        self.data = self.first_cached(lambda root: pc.load_pack_data(
+            self.model.content_hash, clip_hash, self.stats_samples, self.relevance_config,
+            sampler=self.sampler or pc.DEFAULT_SAMPLER, root=root))
+        self.covariation = self.first_cached(
+            lambda root: pc.load_covariation(self.covariation_entry(root)))
         return self.data
+
+    @property
+    def cache_roots(self) -> list[Path | None]:
+        """Where precomputed data is looked for: what ships with the program first, then
+        the user's cache (None)."""
+        return ([self.bundled_root] if self.bundled_root is not None else []) + [None]
+
+    def first_cached(self, load: Callable[[Path | None], T | None]) -> T | None:
+        """The first thing `load` finds under cache_roots, or None."""
+        for root in self.cache_roots:
+            got = load(root)
+            if got is not None:
+                return got
+        return None
 
     def covariation_entry(self, root: Path | None = None) -> TensorCache:
         assert self.clip is not None
@@ -180,21 +190,20 @@ class OpenPack:
         if self.clip is None:
             raise ClipError("precomputing directions needs a CLIP model"
                             + (f": {self.clip_error}" if self.clip_error else ""))
+        data = None
         for item in pc.precompute_pack(
                 self.model.generator, self.clip, self.model.content_hash,
                 self.clip.content_hash, self.stats_samples, self.relevance_config,
                 sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler):
             if isinstance(item, pc.PackData):
-                self.data = item
-                if self.covariation is None:
-                    continue  # the co-variation comes next; the PackData stays the last item
-            yield item
+                data = item  # its last item; the co-variation is measured before it goes out
+            else:
+                yield item
+        assert data is not None
+        self.data = data
         if self.covariation is None:
-            for item in self.covariation_job(cancel):
-                if isinstance(item, Progress):
-                    yield item
-            assert self.data is not None
-            yield self.data
+            yield from (p for p in self.covariation_job(cancel) if isinstance(p, Progress))
+        yield data
 
     def context(self) -> EditingContext:
         return EditingContext(

@@ -568,7 +568,7 @@ def style_direction(relevance: gd.Relevance, stats: gd.StyleStats, direction: to
                        torch.zeros_like(std))
     r = gd.channel_scores(relevance, direction).cpu()
     scores = gated_scores(r, corr)
-    return gd.scored_edit(relevance, stats, scores, gd.auto_beta(scores, min_channels))
+    return gd.thresholded_edit(relevance, stats, scores, None, min_channels)
 
 
 # ------------------------------------------------------------------------ the job

@@ -494,6 +494,14 @@ def edit_direction(relevance: Relevance, stats: StyleStats, direction: torch.Ten
     return scored_edit(relevance, stats, channel_scores(relevance, direction), beta)
 
 
+def thresholded_edit(relevance: Relevance, stats: StyleStats, scores: torch.Tensor,
+                     beta: float | None, min_channels: int = 10) -> EditDirection:
+    """scored_edit at beta, or at auto-beta keeping `min_channels` when beta is None."""
+    if beta is None:
+        beta = auto_beta(scores, min_channels)
+    return scored_edit(relevance, stats, scores, beta)
+
+
 def scored_edit(relevance: Relevance, stats: StyleStats, scores: torch.Tensor, beta: float
                 ) -> EditDirection:
     """The style delta for per-channel scores (one per relevance channel) at threshold beta:
