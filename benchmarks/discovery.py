@@ -1,14 +1,15 @@
 """Discovered directions on the demo world: do they name and move a real attribute?
 
-    .venv/bin/python -m benchmarks.discovery [--seeds 200] [--strength 3] [--top 10]
+    .venv/bin/python -m benchmarks.discovery [--seeds 200] [--strength S] [--top 10]
                      [--samples 1000] [--no-sweep] [--threads 1] [--json out.json]
 
 Three ways of finding directions without prompts, labelled the same way and measured
 the same way:
 
 - CLIP2StyleGAN (ours, editor.methods.discovery): PCA of the CLIP embeddings of sampled
-  images, concept splitting, transferred through w ("w") or through the global-direction
-  channel relevance ("style");
+  images, concept splitting, transferred through w ("w"), through the global-direction
+  channel relevance ("style"), or as the w delta on the channels the style transfer picks
+  ("focused", the editor's default);
 - GANSpace: PCA of the sampled w; unit = one standard deviation along the component;
 - SeFa: eigenvectors of A'A, A the stacked affine weights of every style layer (columns
   normalised, as SeFa does); unit = one standard deviation of the sampled w along it.
@@ -20,7 +21,8 @@ the sampled images' zero-shot scores) and turned toward their top label.
 For the top --top directions of each: the top labels; whether the top label names an
 attribute value of the world (e.g. "sunglasses" -> glasses=sunglasses, "ginger" ->
 hair_colour=red); then the N seeds' style codes are moved along the direction (toward the
-top label) at --strength and the evaluator reads source and edit:
+top label) at its transfer's default strength (dc.DEFAULT_STRENGTHS; the baselines, whose
+unit is w's, at w's), or at --strength for all, and the evaluator reads source and edit:
 - changed: of the seeds that show the attribute and do not already have the label's value,
   how many read a different value of that attribute afterwards;
 - reached: of those, how many read the label's value;
@@ -61,7 +63,7 @@ from editor.toyfaces.evaluator import Evaluator
 GOAL_TRUE_LABELS = 6
 GOAL_CHANGED = 0.70
 GOAL_OTHERS = 0.85
-SWEEP_STRENGTHS = (1.0, 2.0, 4.0)
+SWEEP_FACTORS = (0.5, 0.75, 1.25, 1.5)  # times each transfer's default strength
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Candidate:
     title: str
     labels: list[dc.Label]
     delta: torch.Tensor
+    transfer: str = "w"  # whose unit the delta has (the default strength follows it)
 
     @property
     def meaning(self) -> tuple[str, str] | None:
@@ -163,12 +166,12 @@ def baseline_candidates(method: str, dws: Sequence[torch.Tensor], gen: Generator
         title = (f"{lab.negative[0].text} ↔ {lab.labels[0].text}" if lab.negative and lab.labels
                  else lab.labels[0].text if lab.labels else "?")
         out.append(Candidate(method, title, lab.labels,
-                             dc.affine_delta(gen, sign * dw, w_ref)))
+                             dc.affine_delta(gen, sign * dw, w_ref), "w"))
     return out
 
 
 def ours(discovery: dc.Discovery, method: str) -> list[Candidate]:
-    return [Candidate(f"clip2stylegan ({method})", d.title, d.labels, d.deltas[method])
+    return [Candidate(f"clip2stylegan ({method})", d.title, d.labels, d.deltas[method], method)
             for d in discovery.directions if method in d.deltas]
 
 
@@ -265,14 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.discovery",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=200)
-    p.add_argument("--strength", type=float, default=dc.DEFAULT_STRENGTH)
+    p.add_argument("--strength", type=float, default=None,
+                   help="one strength for every method (default: each transfer's own, "
+                   + ", ".join(f"{k} {v:g}" for k, v in dc.DEFAULT_STRENGTHS.items()) + ")")
     p.add_argument("--top", type=int, default=10, help="directions measured per method")
     p.add_argument("--samples", type=int, default=dc.DiscoveryConfig().n_samples,
                    help="sampled images of the discovery (and the baselines' W samples)")
     p.add_argument("--probes", type=int, default=32,
                    help="images a baseline's CLIP direction is measured on")
     p.add_argument("--no-sweep", action="store_true",
-                   help="skip ours at strengths " + ", ".join(f"{s:g}" for s in SWEEP_STRENGTHS))
+                   help="skip ours at " + ", ".join(f"{s:g}" for s in SWEEP_FACTORS)
+                   + " times the strength")
     p.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
@@ -327,32 +333,37 @@ def main(argv: list[str] | None = None) -> int:
     sources = mb.prepare_sources(gen, pack.model.z_for_seed, evaluator,
                                  mb.meaning_seeds(args.seeds))
     times["sources"] = time.perf_counter() - t0
-    groups = {"clip2stylegan (w)": ours(discovery, "w"),
-              "clip2stylegan (style)": ours(discovery, "style"),
-              "ganspace": baselines["ganspace"], "sefa": baselines["sefa"]}
+    groups = {f"clip2stylegan ({m})": ours(discovery, m) for m in ("focused", "style", "w")}
+    groups.update({"ganspace": baselines["ganspace"], "sefa": baselines["sefa"]})
+    strengths = {name: args.strength if args.strength is not None
+                 else dc.DEFAULT_STRENGTHS[cands[0].transfer if cands else "w"]
+                 for name, cands in groups.items()}
     t0 = time.perf_counter()
     results: dict[str, list[Row]] = {}
     for name, cands in groups.items():
-        results[name] = [measure(gen, evaluator, sources, c, i + 1, args.strength)
+        results[name] = [measure(gen, evaluator, sources, c, i + 1, strengths[name])
                          for i, c in enumerate(cands[:args.top])]
     times["measure"] = time.perf_counter() - t0
     sweep: dict[str, dict[float, dict]] = {}
     if not args.no_sweep:
         t0 = time.perf_counter()
-        for name in ("clip2stylegan (w)", "clip2stylegan (style)"):
+        for name in groups:
+            if not name.startswith("clip2stylegan"):
+                continue
             sweep[name] = {}
-            for s in SWEEP_STRENGTHS:
+            for factor in SWEEP_FACTORS:
+                s = factor * strengths[name]
                 rows = [measure(gen, evaluator, sources, c, i + 1, s)
                         for i, c in enumerate(groups[name][:args.top])]
                 sweep[name][s] = summary(rows)
         times["sweep"] = time.perf_counter() - t0
 
     for name, rows in results.items():
-        print(f"\n{name}, strength {args.strength:g}, {args.seeds} seeds")
+        print(f"\n{name}, strength {strengths[name]:g}, {args.seeds} seeds")
         print(format_table(rows))
     print()
     for name, rows in results.items():
-        print(summary_line(name, summary(rows), len(rows), args.strength))
+        print(summary_line(name, summary(rows), len(rows), strengths[name]))
     for name, cells in sweep.items():
         for s, summ in cells.items():
             print(summary_line(name, summ, args.top, s))
@@ -360,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nwall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
           + f" ({torch.get_num_threads()} threads)")
     if args.json:
-        out = {"settings": vars(args), "times": times,
+        out = {"settings": vars(args), "strengths": strengths, "times": times,
                "discovery_info": discovery.info,
                "rows": {k: [{**asdict(r), "changed_rate": r.changed_rate,
                              "reached_rate": r.reached_rate, "others_rate": r.others_rate,

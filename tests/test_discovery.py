@@ -193,23 +193,53 @@ def test_style_transfer_through_relevance_moves_images_along_the_direction(plant
     delta = first.deltas["style"]
     assert _coordinate_change(gen, fake, delta, 3.0) > 0.3
     assert _coordinate_change(gen, fake, delta, -3.0) < -0.3
+    # the focused transfer: the w delta on the channels style scores highest
+    focused = first.deltas["focused"]
+    moved = focused != 0
+    assert 0 < int(moved.sum()) <= dc.DiscoveryConfig().focused_channels
+    assert set(moved.nonzero().flatten().tolist()) <= set(relevance.channels.tolist())
+    ratio = focused[moved] / first.deltas["w"][moved]
+    torch.testing.assert_close(ratio, ratio[0].expand_as(ratio))  # the w proportions
+    assert float(ratio[0]) > 0  # the same way as w
+    assert float((focused.abs() / stats.std.clamp_min(1e-8)).max()) == pytest.approx(1.0)
+    # it moves the images along the direction, further with strength, both ways (the
+    # planted redness lies mostly in toRGB, which neither relevance transfer touches)
+    up1, up3 = (_coordinate_change(gen, fake, focused, s) for s in (1.0, 3.0))
+    assert up3 > up1 > 0.1
+    assert _coordinate_change(gen, fake, focused, -3.0) < -0.1
+
+
+def test_focused_delta_keeps_the_strongest_scored_channels_in_w_proportions():
+    stats = gd.StyleStats(torch.zeros(6), torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0, 4.0]), 100)
+    relevance = gd.Relevance(torch.tensor([0, 1, 2, 3, 5]), torch.zeros(5, 3))
+    w_delta = torch.tensor([0.5, -1.0, 0.2, 0.25, 9.0, 2.0])
+    scores = torch.tensor([0.1, -0.4, 0.0, 0.3, 0.2])  # per relevance channel
+    delta = dc.focused_delta(relevance, stats, scores, w_delta, 3)
+    # channels 1, 3, 5 (scores 0.4, 0.3, 0.2); channel 4 has no relevance, 2 no score;
+    # in std units they move -0.5, 0.5, 0.5, so each is scaled to one std
+    torch.testing.assert_close(delta, torch.tensor([0.0, -2.0, 0.0, 0.5, 0.0, 4.0]))
+    # fewer scored channels than asked for: only those move
+    assert int((dc.focused_delta(relevance, stats, scores, w_delta, 10) != 0).sum()) == 4
+    with pytest.raises(gd.NoChannelsError):
+        dc.focused_delta(relevance, stats, torch.zeros(5), w_delta, 3)
 
 
 def test_without_relevance_only_w_is_made_and_the_reason_is_kept(discovery):
     d = discovery.directions[0]
     assert set(d.deltas) == {"w"}
-    assert "relevance" in d.notes["style"]
-    # the default transfer (style) is missing, so the window and the CLI show w
-    assert dc.DEFAULT_METHOD == "style"
+    assert "relevance" in d.notes["style"] and "relevance" in d.notes["focused"]
+    # the default transfer (focused) is missing, so the window and the CLI show w
+    assert dc.DEFAULT_METHOD == "focused"
     assert dd.available_method(discovery) == "w"
-    assert dd.to_entries(discovery, "style") == []
+    assert dd.to_entries(discovery, "focused") == dd.to_entries(discovery, "style") == []
 
 
 def test_available_method_prefers_the_default_transfer(discovery):
     both = dataclasses.replace(discovery, directions=[
-        dataclasses.replace(d, deltas={**d.deltas, "style": d.deltas["w"]})
+        dataclasses.replace(d, deltas={**d.deltas, "style": d.deltas["w"],
+                                       "focused": d.deltas["w"]})
         for d in discovery.directions])
-    assert dd.available_method(both) == "style"
+    assert dd.available_method(both) == "focused"
     assert dd.available_method(dataclasses.replace(discovery, directions=[])) is None
 
 
@@ -272,7 +302,9 @@ def test_style_transfer_keeps_channels_that_both_move_clip_and_vary_with_the_dir
     # natural co-variation (w transfer's delta): channel 1 does not vary with the direction,
     # channel 2 varies against it, 3 and 4 with it (4 against its push), 5 weakly
     w_delta = torch.tensor([0.3, 0.0, -1.0, 0.5, -0.2, 0.1])
-    edit = dc.style_direction(relevance, stats, direction, w_delta, min_channels=2)
+    edit = dc.style_direction(relevance, stats,
+                              dc.transfer_scores(relevance, stats, direction, w_delta),
+                              min_channels=2)
     r = gd.channel_scores(relevance, direction)
     corr = w_delta[channels] / std[channels]
     assert r[0] > r[2] and r[1] > r[2]  # relevance alone would rank 1 and 2 above 3 ...
@@ -282,8 +314,17 @@ def test_style_transfer_keeps_channels_that_both_move_clip_and_vary_with_the_dir
     scores = r * corr.abs()
     torch.testing.assert_close(edit.delta[3], std[3])  # the top channel moves one std
     torch.testing.assert_close(edit.delta[4], scores[3] / scores[2] * std[4])
+    nothing = dc.transfer_scores(relevance, stats, direction, torch.zeros(6))
     with pytest.raises(gd.NoChannelsError):  # nothing agrees: a clear error, no NaN
-        dc.style_direction(relevance, stats, direction, torch.zeros(6), 2)
+        dc.style_direction(relevance, stats, nothing, 2)
+    with pytest.raises(gd.NoChannelsError):
+        dc.focused_delta(relevance, stats, nothing, torch.zeros(6), 2)
+    # the focused transfer picks the same two channels and moves them as w_delta does,
+    # channel 3 (0.5 of a std 0.5) by one std
+    focused = dc.focused_delta(relevance, stats,
+                               dc.transfer_scores(relevance, stats, direction, w_delta),
+                               w_delta, 2)
+    torch.testing.assert_close(focused, torch.tensor([0.0, 0.0, 0.0, 0.5, -0.2, 0.0]))
 
 
 # --------------------------------------------------------------------------- cache, cancel
@@ -385,6 +426,7 @@ def test_demo_pack_ships_its_discovery():
     named = [e for e in entries[:10] if dd.demo_meaning(e.label) is not None]
     assert len(named) >= 6  # the labelling goal, as shipped
     assert len(dd.discovered_entries(pack, "style") or []) == len(entries)
+    assert {e.method for e in entries} == {"focused"}
 
 
 def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
@@ -396,6 +438,9 @@ def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
     entry = dd.DirectionEntry("k", "smile", 0.8, tuple(delta.tolist()), "frown")
     edit = dd.entry_edit(entry, 2.5)
     assert edit.kind == "delta" and edit.strength == 2.5
+    assert dd.entry_edit(entry).strength == entry.default_strength == dc.DEFAULT_STRENGTH
+    style_entry = dataclasses.replace(entry, method="style")
+    assert dd.entry_edit(style_entry).strength == dc.DEFAULT_STRENGTHS["style"] != 1.5
     assert edit.params["source"] == "discovery" and edit.params["label"] == "smile"
     assert edit.title == "frown ↔ smile"
     ctx = EditingContext(tiny_generator)
@@ -470,9 +515,12 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     assert panel.info.text() == HOW_TO
     a = DirectionEntry("a", "smile", 0.9, (0.1, 0.2), "frown", (("smile", 0.9),))
     b = DirectionEntry("b", "sunglasses", 0.7, (0.3, 0.4))
-    panel.set_directions([a, b])
-    assert panel.list.count() == 2 and panel.info.isHidden()
-    assert panel.strength("a") == DEFAULT_STRENGTH
+    c = DirectionEntry("c", "beard", 0.6, (0.5, 0.6), method="style")
+    panel.set_directions([a, b, c])
+    assert panel.list.count() == 3 and panel.info.isHidden()
+    # each slider starts at its transfer's default (their units differ)
+    assert panel.strength("a") == DEFAULT_STRENGTH == dc.DEFAULT_STRENGTHS["focused"]
+    assert panel.strength("c") == dc.DEFAULT_STRENGTHS["style"] != DEFAULT_STRENGTH
     panel._sliders["b"].set_value(-2.5)
     row = panel.list.itemWidget(panel.list.item(1))
     button = next(w for w in row.findChildren(type(panel.discover_button)) if w.text() == "Add")
@@ -486,9 +534,9 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     assert panel.progress.value() == 400
     panel.set_idle()
     assert panel.discover_button.isEnabled() and not panel.progress.isVisibleTo(panel)
-    assert panel.current_method() == dc.DEFAULT_METHOD == "style"
+    assert panel.current_method() == dc.DEFAULT_METHOD == "focused"
     with qtbot.waitSignal(panel.method_changed) as sig:
-        panel.method.setCurrentIndex(1)
+        panel.method.setCurrentIndex(2)
     assert sig.args == ["w"]
     with qtbot.waitSignal(panel.method_changed) as sig:
         panel.set_method("style")

@@ -291,8 +291,8 @@ def test_discovered_directions_are_found_listed_and_added_to_the_stack(window, q
         qtbot.mouseClick(panel.discover_button, Qt.MouseButton.LeftButton)
     entries = panel.entries
     assert entries and all(e.label and len(e.delta) > 0 for e in entries)
-    # the style transfer when the pack has global directions, else w
-    expected = "style" if window.pack.has_directions else "w"
+    # the focused transfer when the pack has global directions, else w
+    expected = "focused" if window.pack.has_directions else "w"
     assert panel.current_method() == expected and {e.method for e in entries} == {expected}
     assert panel.list.isVisible() or not window.isVisible()
 

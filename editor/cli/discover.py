@@ -19,7 +19,8 @@ from editor.core.errors import AtelierError
 from .precompute import ProgressLine
 
 PROG = "atelier discover"
-METHODS = ("w", "style")  # editor.methods.discovery.METHODS, repeated to keep --help light
+# editor.methods.discovery.METHODS, repeated to keep --help light
+METHODS = ("w", "style", "focused")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="principal components kept (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled images")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="transfer whose deltas the table summarises (both are exported; "
-                   "default: style, or w where the pack has no global directions)")
+                   help="transfer whose deltas the table summarises (all are exported; "
+                   "default: focused, or w where the pack has no global directions)")
     p.add_argument("--vocab", metavar="FILE",
                    help="extra label words or phrases, one a line ('#' comments)")
     p.add_argument("--words", metavar="LIST", help="extra label words, comma-separated")
@@ -143,7 +144,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "
           f"{pack.clip.name if pack.clip else '-'}; {config.n_samples} images, {config.k} "
           f"components" + ("" if pack.data else "; no global-direction relevance for this "
-                           "pack, so only the w transfer (run `atelier precompute` for both)"),
+                           "pack, so only the w transfer (run `atelier precompute` for all three)"),
           file=sys.stderr)
     try:
         result = _finish(dd.discovery_job(pack, extra_words=words, config=config), dc.Discovery)

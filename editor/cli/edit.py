@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
     ed.add_argument("--neutral", action=_EditAction, help="what it is now (default: 'face')")
     ed.add_argument("--alpha", action=_EditAction, type=float,
-                    help="strength (default: the model pack's, 4)")
+                    help="strength (default: the model pack's; 3 for the demo pack)")
     ed.add_argument("--beta", action=_EditAction, type=float,
                     help="disentanglement threshold (default: the model pack's; 0.15 for "
                          "real packs)")

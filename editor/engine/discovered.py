@@ -31,7 +31,12 @@ from .session import Edit
 from .tensor_text import encode_floats
 
 DEMO_TEMPLATE = "a cartoon face with {}"
-DEFAULT_STRENGTH = dc.DEFAULT_STRENGTH
+DEFAULT_STRENGTH = dc.DEFAULT_STRENGTH  # of the default transfer
+
+
+def default_strength(method: str) -> float:
+    """The strength a direction of this transfer starts at (units differ by transfer)."""
+    return dc.DEFAULT_STRENGTHS.get(method, DEFAULT_STRENGTH)
 # The demo pack ships its discovery next to its global directions.
 DEMO_DISCOVERY = {"psi": 1.0}  # the app samples the demo generator untruncated
 
@@ -53,6 +58,10 @@ class DirectionEntry:
     @property
     def title(self) -> str:
         return f"{self.negative_label} ↔ {self.label}" if self.negative_label else self.label
+
+    @property
+    def default_strength(self) -> float:
+        return default_strength(self.method)
 
 
 # --------------------------------------------------------------------------- demo words
@@ -178,7 +187,7 @@ def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
 
 def to_entries(discovery: dc.Discovery, method: str = dc.DEFAULT_METHOD
                ) -> list[DirectionEntry]:
-    """UI entries of the directions that have a delta for `method` ("w" or "style")."""
+    """UI entries of the directions that have a delta for `method` (one of dc.METHODS)."""
     if method not in dc.METHODS:
         raise ValueError(f"unknown transfer {method!r}; one of {', '.join(dc.METHODS)}")
     out = []
@@ -209,9 +218,10 @@ def discovered_entries(pack: OpenPack, method: str = dc.DEFAULT_METHOD
     return to_entries(found, method) if found is not None else None
 
 
-def entry_edit(entry: DirectionEntry, strength: float = DEFAULT_STRENGTH) -> Edit:
+def entry_edit(entry: DirectionEntry, strength: float | None = None) -> Edit:
     """The edit-stack entry: an explicit style delta (compose reads "delta"; the other
-    keys say where it came from)."""
+    keys say where it came from), at `strength` or the entry's default."""
+    strength = entry.default_strength if strength is None else strength
     return Edit(kind="delta", strength=float(strength), name=entry.title,
                 params={"delta": encode_floats(entry.delta), "label": entry.label,
                         "negative_label": entry.negative_label, "method": entry.method,

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from editor.engine.discovered import DEFAULT_STRENGTH, DirectionEntry
+from editor.engine.discovered import DirectionEntry
 
 from .sliders import FloatSlider
 
@@ -35,13 +35,14 @@ HOW_TO = ("No discovered directions for this model pack yet.\n\n"
 RUNNING = "Discovering directions…"
 STRENGTH_RANGE = 10.0
 # the first is the default (editor.methods.discovery.DEFAULT_METHOD)
-TRANSFERS = (("style", "Style channels (relevance)"), ("w", "W space"))
+TRANSFERS = (("focused", "Focused (W on the relevant channels)"),
+             ("style", "Style channels (relevance)"), ("w", "W space"))
 
 
 class DirectionsPanel(QWidget):
     add_requested = Signal(object, float)  # DirectionEntry, strength
     discover_requested = Signal()
-    method_changed = Signal(str)  # "w" | "style": which transfer's entries to show
+    method_changed = Signal(str)  # a TRANSFERS key: which transfer's entries to show
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -145,10 +146,10 @@ class DirectionsPanel(QWidget):
                + (f"\nLabels (confidence): {words}" if words else "")
                + f"\n{entry.variance:.1%} of the sampled images' variation")
         label.setToolTip(tip)
-        slider = FloatSlider(-STRENGTH_RANGE, STRENGTH_RANGE, DEFAULT_STRENGTH)
+        slider = FloatSlider(-STRENGTH_RANGE, STRENGTH_RANGE, entry.default_strength)
         unit = ("one standard deviation of this direction among sampled images"
-                if entry.method == "w" else "the most relevant style channel moves one "
-                "standard deviation")
+                if entry.method == "w" else "the style channel it moves furthest moves "
+                "one standard deviation")
         slider.setToolTip(f"Strength: 1 = {unit}; negative values go the other way")
         add = QPushButton("Add")
         add.setToolTip("Add this direction to the edit stack at the chosen strength")
