@@ -170,6 +170,15 @@ def baseline_candidates(method: str, dws: Sequence[torch.Tensor], gen: Generator
     return out
 
 
+def group_strengths(groups: dict[str, list[Candidate]], override: float | None
+                    ) -> dict[str, float]:
+    """The strength each group is measured at: `override`, or its transfer's default (the
+    baselines' unit is w's)."""
+    return {name: override if override is not None
+            else dc.DEFAULT_STRENGTHS[cands[0].transfer if cands else "w"]
+            for name, cands in groups.items()}
+
+
 def ours(discovery: dc.Discovery, method: str) -> list[Candidate]:
     return [Candidate(f"clip2stylegan ({method})", d.title, d.labels, d.deltas[method], method)
             for d in discovery.directions if method in d.deltas]
@@ -335,9 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     times["sources"] = time.perf_counter() - t0
     groups = {f"clip2stylegan ({m})": ours(discovery, m) for m in ("focused", "style", "w")}
     groups.update({"ganspace": baselines["ganspace"], "sefa": baselines["sefa"]})
-    strengths = {name: args.strength if args.strength is not None
-                 else dc.DEFAULT_STRENGTHS[cands[0].transfer if cands else "w"]
-                 for name, cands in groups.items()}
+    strengths = group_strengths(groups, args.strength)
     t0 = time.perf_counter()
     results: dict[str, list[Row]] = {}
     for name, cands in groups.items():
