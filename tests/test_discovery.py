@@ -535,6 +535,10 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     panel.set_idle()
     assert panel.discover_button.isEnabled() and not panel.progress.isVisibleTo(panel)
     assert panel.current_method() == dc.DEFAULT_METHOD == "focused"
+    from PySide6.QtCore import Qt
+    tips = [panel.method.itemData(i, Qt.ItemDataRole.ToolTipRole)
+            for i in range(panel.method.count())]
+    assert panel.method.count() == len(dc.METHODS) and all(tips)  # each transfer explained
     with qtbot.waitSignal(panel.method_changed) as sig:
         panel.method.setCurrentIndex(2)
     assert sig.args == ["w"]

@@ -32,13 +32,13 @@ from .tensor_text import encode_floats
 
 DEMO_TEMPLATE = "a cartoon face with {}"
 DEFAULT_STRENGTH = dc.DEFAULT_STRENGTH  # of the default transfer
+# The demo pack ships its discovery next to its global directions.
+DEMO_DISCOVERY = {"psi": 1.0}  # the app samples the demo generator untruncated
 
 
 def default_strength(method: str) -> float:
     """The strength a direction of this transfer starts at (units differ by transfer)."""
     return dc.DEFAULT_STRENGTHS.get(method, DEFAULT_STRENGTH)
-# The demo pack ships its discovery next to its global directions.
-DEMO_DISCOVERY = {"psi": 1.0}  # the app samples the demo generator untruncated
 
 
 @dataclass(frozen=True)

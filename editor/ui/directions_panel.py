@@ -37,6 +37,14 @@ STRENGTH_RANGE = 10.0
 # the first is the default (editor.methods.discovery.DEFAULT_METHOD)
 TRANSFERS = (("focused", "Focused (W on the relevant channels)"),
              ("style", "Style channels (relevance)"), ("w", "W space"))
+TRANSFER_TIPS = {
+    "focused": "The W direction fitted from the sampled images, on the style channels that "
+               "both respond to the direction and vary with it: the generator's own change, "
+               "kept local",
+    "style": "The style channels most relevant to the direction (as a prompt edit), each "
+             "moved by its relevance",
+    "w": "The W direction fitted from the sampled images: moves everything that varies "
+         "with the direction"}
 
 
 class DirectionsPanel(QWidget):
@@ -54,6 +62,8 @@ class DirectionsPanel(QWidget):
         self.method = QComboBox()
         for key, text in TRANSFERS:
             self.method.addItem(text, key)
+            self.method.setItemData(self.method.count() - 1, TRANSFER_TIPS[key],
+                                    Qt.ItemDataRole.ToolTipRole)
         self.method.setToolTip("How a direction found in CLIP space is applied to the "
                                "generator")
         self.method.currentIndexChanged.connect(
