@@ -342,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     sources = mb.prepare_sources(gen, pack.model.z_for_seed, evaluator,
                                  mb.meaning_seeds(args.seeds))
     times["sources"] = time.perf_counter() - t0
-    groups = {f"clip2stylegan ({m})": ours(discovery, m) for m in ("focused", "style", "w")}
-    groups.update({"ganspace": baselines["ganspace"], "sefa": baselines["sefa"]})
+    mine = {f"clip2stylegan ({m})": ours(discovery, m) for m in ("focused", "style", "w")}
+    groups = {**mine, "ganspace": baselines["ganspace"], "sefa": baselines["sefa"]}
     strengths = group_strengths(groups, args.strength)
     t0 = time.perf_counter()
     results: dict[str, list[Row]] = {}
@@ -354,9 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep: dict[str, dict[float, dict]] = {}
     if not args.no_sweep:
         t0 = time.perf_counter()
-        for name in groups:
-            if not name.startswith("clip2stylegan"):
-                continue
+        for name in mine:
             sweep[name] = {}
             for factor in SWEEP_FACTORS:
                 s = factor * strengths[name]

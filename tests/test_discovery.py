@@ -477,6 +477,8 @@ def test_cli_discover_prints_the_table_and_writes_json(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "directions" in printed and "conf" in printed
+    from editor.cli import discover as cli_discover
+    assert cli_discover.METHODS == dc.METHODS  # --method offers every transfer
     data = json.loads(out.read_text())
     assert data["format"] == "latent-atelier-discovery"
     assert 1 <= len(data["directions"]) <= 6

@@ -64,6 +64,7 @@ from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, save
 # 2: concepts split until atomic; 3: gated style transfer; 4: the focused transfer
 KIND, VERSION = "discovery", 4
 METHODS = ("w", "style", "focused")
+RELEVANCE_METHODS = ("style", "focused")  # the transfers that need global directions
 # The focused transfer is the default. Chosen on tuning seeds (3,000,000+ and 3,500,000+,
 # 200 each, not the benchmark's): of the top 10 demo directions it met both goals of
 # benchmarks/discovery.py for 6 and 6, the style transfer at strength 3 for 5 and 3, the
@@ -739,7 +740,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         if relevance is not None and stats is not None:
             relevance_transfers(d, relevance, stats, config)
         else:
-            for method in ("style", "focused"):
+            for method in RELEVANCE_METHODS:
                 d.notes[method] = "no global-direction relevance for this model pack"
         yield Progress(i + 1, len(directions), f"transfer: direction {i + 1}")
         if is_cancelled(cancel):
