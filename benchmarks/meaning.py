@@ -36,11 +36,17 @@ Diagnostic rows tell a weak CLIP from a style space that resists editing:
   (the "clip" row is StyleCLIP's own channel choice, `atelier edit --no-gate`);
 - sweep: alpha x beta (CLIP relevance; --sweep-oracle adds the oracle's) on fewer seeds
   (--sweep-seeds) for a few edits (--sweep-edits).
-Two ceiling rows tell what any edit could score (--no-ceiling leaves them out):
+Three ceiling rows tell what any edit could score (--no-ceiling leaves them out):
 - asked: the demo generator is attribute-conditioned, so it can be asked directly for each
   seed's face with the target value (same jitter): the edit it makes itself, on its own
   manifold. What falls short here is the generator's drawing of one face twice, as the
   evaluator reads it; no latent edit of this generator should be expected to do better;
+- averaged: the asked edit's style change averaged over as many other faces (seeds
+  2,500,000+, those asked for a new value) into one direction, on the channels global
+  directions move, added at strength 1 to every face. A global direction is one offset for
+  every face, while the asked edit is a different offset per face (from brown hair or from
+  blonde to black); this row is the generator's own best guess at such an offset, so it
+  tells how much of a row's shortfall any seed-independent direction shares;
 - world: the world's own renderer draws the face before and after (a perfect picture);
   what falls short here is the evaluator's error alone.
 
@@ -117,6 +123,8 @@ DEFAULT_GATE = DEMO_EDIT_DEFAULTS.gate  # the gated row is then what the editor 
 GOAL_REACHED = 0.80
 GOAL_OTHERS = 0.90
 SEED_BASE = 2_000_000
+AVERAGED_SEED_BASE = 2_500_000  # the faces the averaged row's directions are fitted on
+NEGLIGIBLE_STD = 0.01  # an averaged change below this many stds is float noise: not moved
 DEMO_PSI = 1.0  # the app samples the attribute-conditioned demo generator untruncated
 
 SWEEP_ALPHAS: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 12.0)
@@ -334,19 +342,55 @@ def score_edit(edit: EditSpec, attrs: Sequence[Attributes], before: Readings,
     return score
 
 
+def asked_codes(world: World, sources: Sources, edit: EditSpec) -> torch.Tensor:
+    """(N, C) flat style codes of each source face asked for with the target value (same
+    jitter seed), through the demo generator's attribute conditioning."""
+    jitters = [sample_for_seed(int(s))[1] for s in sources.seeds]
+    z = [torch.from_numpy(encode(a.replace(**{edit.attribute: edit.value}), j))[None]
+         for a, j in zip(sources.attrs, jitters, strict=True)]
+    return source_codes(world.generator, lambda i: z[i], range(len(z)))
+
+
 def asked_scores(world: World, sources: Sources, edits: Sequence[EditSpec], batch: int = 64
                  ) -> list[EditScore]:
     """The generator's own edit, scored: it is asked through its attribute conditioning for
     each seed's face with the target value (same jitter seed), and rendered as shown."""
-    jitters = [sample_for_seed(int(s))[1] for s in sources.seeds]
     rows = []
     for e in edits:
-        z = [torch.from_numpy(encode(a.replace(**{e.attribute: e.value}), j))[None]
-             for a, j in zip(sources.attrs, jitters, strict=True)]
-        codes = source_codes(world.generator, lambda i, z=z: z[i], range(len(z)))
+        codes = asked_codes(world, sources, e)
         after = read(world.evaluator, as_shown(render_codes(world.generator, codes, batch)))
         rows.append(score_edit(e, sources.attrs, sources.readings, after))
     return rows
+
+
+def fit_faces(world: World, seeds: Sequence[int]) -> Sources:
+    """The faces seeds ask for and their style codes (nothing rendered: nothing is read)."""
+    return Sources(list(seeds), [sample_for_seed(int(s))[0] for s in seeds],
+                   source_codes(world.generator, world.z_for_seed, seeds), {})
+
+
+def averaged_direction(world: World, fit: Sources, edit: EditSpec) -> gd.EditDirection:
+    """The asked edit as one global direction: the mean style change over the fit faces
+    asked for a value they do not have, on the channels global directions move (the
+    relevance's). Changes below NEGLIGIBLE_STD of a channel's std are left out: on a
+    grouped generator they are the float noise of channels the edit does not own."""
+    new_value = torch.tensor([getattr(a, edit.attribute) != edit.value for a in fit.attrs])
+    if not bool(new_value.any()):
+        raise ValueError(f"none of the {len(fit.seeds)} fit faces lacks {edit.name}")
+    change = asked_codes(world, fit, edit) - fit.codes
+    mean = change[new_value.to(change.device)].mean(0).cpu().float()
+    channels = world.relevance.channels.cpu()
+    delta = torch.zeros_like(mean)
+    delta[channels] = mean[channels]
+    delta[delta.abs() < NEGLIGIBLE_STD * world.stats.std.cpu().float()] = 0
+    return gd.EditDirection(delta, n_channels=int((delta != 0).sum()), max_score=0.0)
+
+
+def averaged_scores(world: World, sources: Sources, fit: Sources, edits: Sequence[EditSpec],
+                    batch: int = 64) -> list[EditScore]:
+    """Each edit's averaged direction (fitted on `fit`) at strength 1 on the sources."""
+    return [measure(world, sources, e, lambda e=e: averaged_direction(world, fit, e), 1.0,
+                    batch) for e in edits]
 
 
 def ceiling_scores(evaluator: Evaluator, seeds: Sequence[int], edits: Sequence[EditSpec]
@@ -646,15 +690,18 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
         log(f"oracle edits: {times['oracle_edits']:.1f} s")
 
     asked_rows: list[EditScore] = []
+    averaged_rows: list[EditScore] = []
     ceiling_rows: list[EditScore] = []
     if s.ceiling:
         t0 = time.perf_counter()
         if world.sampler == SAMPLER_NAME:  # only the demo generator can be asked
             asked_rows = asked_scores(world, sources, edits, s.batch)
+            fit = fit_faces(world, meaning_seeds(s.seeds, AVERAGED_SEED_BASE))
+            averaged_rows = averaged_scores(world, sources, fit, edits, s.batch)
         ceiling_rows = ceiling_scores(world.evaluator, sources.seeds, edits)
         times["ceiling"] = time.perf_counter() - t0
-        log(f"ceilings (the generator asked for the edited face; world renders): "
-            f"{times['ceiling']:.1f} s")
+        log(f"ceilings (the generator asked for the edited face, and averaged; world "
+            f"renders): {times['ceiling']:.1f} s")
 
     sweeps: list[dict] = []
     if s.sweep and sweep_edits:
@@ -674,8 +721,8 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
         log(f"sweep: {len(sweeps)} edits x {len(SWEEP_ALPHAS)} alphas x {len(SWEEP_BETAS)} "
             f"betas on {len(sub.seeds)} seeds in {times['sweep']:.1f} s")
     return {"settings": s, "edits": list(edits), "clip": clip_rows, "gated": gated_rows,
-            "oracle": oracle_rows,
-            "asked": asked_rows, "ceiling": ceiling_rows, "oracle_info": oracle_info,
+            "oracle": oracle_rows, "asked": asked_rows, "averaged": averaged_rows,
+            "ceiling": ceiling_rows, "oracle_info": oracle_info,
             "sweeps": sweeps, "times": times, "n_seeds": len(sources.seeds)}
 
 
@@ -693,20 +740,23 @@ def _mark(x: float, goal: float) -> str:
 def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
                 oracle_rows: Sequence[EditScore], asked_rows: Sequence[EditScore] = (),
                 ceiling_rows: Sequence[EditScore] = (),
-                gated_rows: Sequence[EditScore] = ()) -> str:
-    """One row per edit (CLIP), each followed by its gated, oracle and ceiling ("asked",
-    "world") rows when there are some."""
+                gated_rows: Sequence[EditScore] = (),
+                averaged_rows: Sequence[EditScore] = ()) -> str:
+    """One row per edit (CLIP), each followed by its gated, oracle and ceiling ("averaged",
+    "asked", "world") rows when there are some."""
     header = ("edit", "relevance", "n", "lacking", "reached", "others(all)",
               "others(reached)", "both", "channels", "beta", "most changed")
     rows = [header]
     oracle = {r.edit: r for r in oracle_rows}
     gated = {r.edit: r for r in gated_rows}
     asked = {r.edit: r for r in asked_rows}
+    averaged = {r.edit: r for r in averaged_rows}
     ceiling = {r.edit: r for r in ceiling_rows}
     for e, r in zip(edits, clip_rows, strict=True):
         for label, row in (("clip", r), ("gated", gated.get(e.name)),
                            ("oracle", oracle.get(e.name)),
-                           ("asked", asked.get(e.name)), ("world", ceiling.get(e.name))):
+                           ("averaged", averaged.get(e.name)), ("asked", asked.get(e.name)),
+                           ("world", ceiling.get(e.name))):
             if row is None:
                 continue
             name = e.name if label == "clip" else ""
@@ -798,6 +848,7 @@ def to_json(result: dict, world_info: dict) -> dict:
         "gated": [r.to_dict() for r in result["gated"]],
         "oracle": [r.to_dict() for r in result["oracle"]],
         "asked": [r.to_dict() for r in result["asked"]],
+        "averaged": [r.to_dict() for r in result["averaged"]],
         "ceiling": [r.to_dict() for r in result["ceiling"]],
         "oracle_info": result["oracle_info"],
         "sweeps": [{"relevance": sw["relevance"], "edit": sw["edit"],
@@ -987,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_measurements(world, edits, sweep_edits, settings)
     print()
     print(format_rows(edits, result["clip"], result["oracle"], result["asked"],
-                      result["ceiling"], result["gated"]))
+                      result["ceiling"], result["gated"], result["averaged"]))
     print("\n(+/-: meets / misses the goal: target reached >= 80%, others unchanged where "
           "reached >= 90%; 'others(all)' counts every seed, 'both' the lacking seeds with "
           "the target reached and nothing else changed)")
@@ -1004,6 +1055,9 @@ def main(argv: list[str] | None = None) -> int:
         if share is not None:
             print(f"{label} edits: {share:.0%} of the channels they move are the edited "
                   "attribute's own (the generator's own edit moves only those)")
+    if result["averaged"]:
+        print(summary(result["averaged"], "edits the generator makes when asked, averaged "
+                      "over other faces into one global direction each (strength 1)"))
     if result["asked"]:
         print(summary(result["asked"], "edits the generator makes when asked (ceiling)"))
     if result["ceiling"]:

@@ -297,6 +297,7 @@ def test_run_measurements_end_to_end(tiny_world):
                                "oracle_edits", "ceiling", "sweep"}
     assert len(back["gated"]) == len(edits)
     assert len(back["ceiling"]) == len(edits) and back["asked"] == []
+    assert r["averaged"] == back["averaged"] == []  # nor averaged
 
 
 def test_ceiling_scores_the_world_renderers_perfect_edit():
@@ -339,3 +340,45 @@ def test_asked_scores_ask_the_demo_generator_for_the_edited_face(monkeypatch):
         assert not torch.equal(z, z_for_seed(seed)[0]) or face.glasses == "sunglasses"
     lacking = sum(f.glasses != "sunglasses" for f, _ in faces)
     assert row.lacking == lacking and row.reached == lacking and row.same_all == 3
+
+
+def test_averaged_direction_averages_the_asked_change_over_faces_given_a_new_value(
+        monkeypatch):
+    """The averaged row's direction: the mean asked-for style change over the fit faces whose
+    value changes (a face already at the value would only dilute it), on the relevance's
+    channels only, with changes below NEGLIGIBLE_STD of a std left out."""
+    faces = [Attributes(glasses="none"), Attributes(glasses="sunglasses"),
+             Attributes(glasses="glasses")]
+    codes = torch.zeros(3, 5)
+    change = torch.tensor([[1.0, 2.0, 0.004, 7.0, -1.0],
+                           [9.0, 9.0, 9.0, 9.0, 9.0],  # already has sunglasses: ignored
+                           [3.0, -2.0, 0.0, 7.0, -3.0]])
+    monkeypatch.setattr(m, "asked_codes", lambda world, sources, edit: sources.codes + change)
+    stats = gd.StyleStats(torch.zeros(5), torch.ones(5), 10)
+    relevance = gd.Relevance(torch.tensor([0, 1, 2, 4]), torch.zeros(4, 3))
+    world = m.World(None, None, None, stats, relevance, None, None)
+    fit = m.Sources([1, 2, 3], faces, codes, {})
+    d = m.averaged_direction(world, fit, _edit("sunglasses"))
+    # channel 2 moves 0.002 std on average (negligible), channel 3 is not a relevance channel
+    assert d.delta.tolist() == [2.0, 0.0, 0.0, 0.0, -2.0]
+    assert d.n_channels == 2
+    with pytest.raises(ValueError, match="lacks"):
+        m.averaged_direction(world, m.Sources([2], faces[1:2], codes[:1], {}),
+                             _edit("sunglasses"))
+
+
+def test_averaged_sunglasses_on_the_demo_generator_move_only_the_glasses_channels():
+    """On the bundled (grouped) demo generator the averaged sunglasses direction moves only
+    the glasses group's channels, and at strength 1 puts sunglasses on the faces that lacked
+    them (the generator draws them when asked, and this is its own average change)."""
+    world = m.load_world(m.build_parser().parse_args(["--no-gated"]), log=lambda _: None)
+    sunglasses = _edit("sunglasses")
+    fit = m.fit_faces(world, m.meaning_seeds(40, m.AVERAGED_SEED_BASE))
+    d = m.averaged_direction(world, fit, sunglasses)
+    moved = (d.delta != 0).numpy()
+    assert d.n_channels > 0
+    assert set(world.channel_groups[moved]) == {"glasses"}
+    sources = m.prepare_sources(world.generator, world.z_for_seed, world.evaluator,
+                                m.meaning_seeds(24))
+    (row,) = m.averaged_scores(world, sources, fit, [sunglasses], batch=24)
+    assert row.lacking > 0 and row.reached_rate >= 0.8
