@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,9 @@ import torch.nn.functional as F
 from editor.core.checkpoints import load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
+from editor.core.style_code import StyleCode
 from editor.toyfaces import conditioning, style_groups
-from editor.toyfaces.attributes import sample_attributes
+from editor.toyfaces.attributes import ATTRIBUTES, Attributes, sample_attributes
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
     TrainState,
@@ -45,23 +48,78 @@ ARCH = GeneratorConfig(
 LEVEL_WEIGHTS = {4: 0.25, 8: 0.5, 16: 1.0, 32: 1.0, 64: 1.0}
 FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
 EDGE_WEIGHT = 0.5
+EDIT_STRENGTHS = (1.0, 2.5)  # transferred edits are trained over this range of strengths
 
 
-def make_batch(step: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
-                                                          torch.Tensor]:
-    """(z, target images in [-1, 1], feature masks), deterministic in (seed, step)."""
+Face = tuple[Attributes, int]  # attributes and jitter seed
+
+
+def faces_for_step(step: int, batch: int, seed: int) -> list[Face]:
+    """The faces one training step draws, deterministic in (seed, step)."""
     rng = np.random.default_rng([seed, step])
-    zs, imgs, masks = [], [], []
+    faces = []
     for _ in range(batch):
         attrs = sample_attributes(rng)
-        jitter_seed = int(rng.integers(2**31 - 1))
-        zs.append(conditioning.encode(attrs, jitter_seed))
-        imgs.append(render(attrs, "normal", 64, jitter_seed))
-        masks.append(feature_mask(attrs, 64, jitter_seed))
-    z = torch.from_numpy(np.stack(zs))
+        faces.append((attrs, int(rng.integers(2**31 - 1))))
+    return faces
+
+
+def targets(faces: Sequence[Face]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the world's drawings in [-1, 1], their small-feature masks) of the faces."""
+    imgs = [render(a, "normal", 64, j) for a, j in faces]
+    masks = [feature_mask(a, 64, j) for a, j in faces]
     img = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    mask = torch.from_numpy(np.stack(masks))[:, None]
-    return z, img, mask
+    return img, torch.from_numpy(np.stack(masks))[:, None]
+
+
+def encode_faces(faces: Sequence[Face]) -> torch.Tensor:
+    return torch.from_numpy(np.stack([conditioning.encode(a, j) for a, j in faces]))
+
+
+@dataclass
+class TransferredEdits:
+    """One batch of transferred edits (see `transferred_edits`)."""
+
+    faces: list[Face]  # the faces edited
+    donors: list[Face]  # the faces whose change is borrowed
+    asked: list[Face]  # each donor asked for the new value
+    edited: list[Face]  # each face with the new value: what the world draws
+    strengths: torch.Tensor  # (B,)
+
+
+def transferred_edits(faces: Sequence[Face], step: int, seed: int) -> TransferredEdits:
+    """For each face, a new value of one attribute is chosen, and another face of the batch
+    (the donor) is asked for it: the donor's style change, times a strength drawn from
+    EDIT_STRENGTHS, will be added to the face, and the world's drawing of the face with the
+    new value is the target. (A donor that already has the value changes nothing, so the
+    face lends its own change then.) Trained on, one attribute change becomes one style
+    offset that works on every face and past strength 1: what global directions assume.
+    Deterministic in (seed, step)."""
+    rng = np.random.default_rng([seed, step, 1])
+    names = list(ATTRIBUTES)
+    out = TransferredEdits([], [], [], [], torch.empty(0))
+    for face in faces:
+        donor = faces[int(rng.integers(len(faces)))]
+        name = names[int(rng.integers(len(names)))]
+        choices = [v for v in ATTRIBUTES[name] if v != getattr(face[0], name)]
+        value = choices[int(rng.integers(len(choices)))]
+        if getattr(donor[0], name) == value:
+            donor = face
+        out.faces.append(face)
+        out.donors.append(donor)
+        out.asked.append((donor[0].replace(**{name: value}), donor[1]))
+        out.edited.append((face[0].replace(**{name: value}), face[1]))
+    low, high = EDIT_STRENGTHS
+    out.strengths = torch.from_numpy(rng.uniform(low, high, len(faces))).float()
+    return out
+
+
+def transferred_styles(gen: Generator, edits: TransferredEdits) -> StyleCode:
+    """s(face) + strength * (s(donor asked) - s(donor)), differentiable through the mapping."""
+    z = encode_faces(edits.faces + edits.donors + edits.asked)
+    flat = gen.styles(gen.map_z(z)).flat()
+    face, donor, asked = flat.chunk(3)
+    return StyleCode.from_flat(gen.style_specs, face + edits.strengths[:, None] * (asked - donor))
 
 
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,13 +180,31 @@ def warm_start(gen: Generator, path: str) -> str:
     return loaded.content_hash
 
 
+@torch.no_grad()
+def continue_from(gen: Generator, path: str) -> str:
+    """Start from every weight of an earlier demo generator (to train it further). Returns
+    the file's content hash."""
+    loaded = load_generator(path)
+    old = loaded.generator.float()
+    if old.config.to_dict() != gen.config.to_dict():
+        raise ValueError(f"{path} is not a toyfaces-64 generator")
+    gen.load_state_dict(old.state_dict())
+    return loaded.content_hash
+
+
 def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     gen = build(args.seed).train()
+    if args.warm_start and args.continue_from:
+        raise ValueError("--warm-start and --continue-from exclude each other")
     if args.warm_start:
         print(f"warm start from {args.warm_start} ({warm_start(gen, args.warm_start)})")
     if args.grouped_styles:
         style_groups.constrain(gen)  # after the warm start: it zeroes what must stay zero
+    if args.continue_from:  # after constrain, whose rescaling is for fresh layers only
+        print(f"continuing {args.continue_from} ({continue_from(gen, args.continue_from)})")
+        if args.grouped_styles and style_groups.leak(gen) != 0.0:
+            raise ValueError(f"{args.continue_from} was not trained with --grouped-styles")
     opt = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.9, 0.99))
     state = TrainState({"generator": gen}, {"adam": opt})
     work = recipe_dir("generator" + (f"-{args.tag}" if args.tag else ""))
@@ -142,11 +218,21 @@ def train(args: argparse.Namespace) -> Path:
         progress = min(1.0, i / max(1, args.steps))
         for group in opt.param_groups:
             group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-        z, target, mask = make_batch(i, args.batch, args.seed)
-        w = gen.map_z(z)
+        faces = faces_for_step(i, args.batch, args.seed)
+        target, mask = targets(faces)
+        w = gen.map_z(encode_faces(faces))
         skips: list[torch.Tensor] = []
         gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
+        if args.transferred_edits:
+            edits = transferred_edits(faces[:args.transferred_edits], i, args.seed)
+            target, mask = targets(edits.edited)
+            skips = []
+            gen.synthesize(transferred_styles(gen, edits), noise_mode="const", skips=skips)
+            edit_loss, edit_metrics = regression_loss(skips, target, mask)
+            loss = loss + args.transfer_weight * edit_loss
+            metrics.update({f"transfer_{k}": v for k, v in edit_metrics.items()})
+            metrics["loss"] = float(loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -177,8 +263,11 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
         "recipe": f"python -m editor.toyfaces.train generator --steps {args.steps} "
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
                   + (f" --minutes {args.minutes}" if args.minutes else "")
+                  + (f" --transferred-edits {args.transferred_edits} --transfer-weight "
+                     f"{args.transfer_weight:g}" if args.transferred_edits else "")
                   + (" --grouped-styles" if args.grouped_styles else "")
-                  + (f" --warm-start {args.warm_start}" if args.warm_start else ""),
+                  + (f" --warm-start {args.warm_start}" if args.warm_start else "")
+                  + (f" --continue-from {args.continue_from}" if args.continue_from else ""),
         **({"style_groups": {
             "groups": list(style_groups.GROUPS),
             "rule": "unit i of every mapping layer, w and every conv style layer belongs to "
@@ -197,5 +286,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--grouped-styles", action="store_true",
                    help="give every attribute its own style channels (see style_groups)")
+    p.add_argument("--transferred-edits", type=int, default=0, metavar="N",
+                   help="also train N faces per step on edits borrowed from another face "
+                        "at strengths 1-2.5 (makes attribute changes global style offsets; "
+                        "0: off)")
+    p.add_argument("--transfer-weight", type=float, default=1.0,
+                   help="weight of the transferred edits' loss (default 1)")
+    p.add_argument("--continue-from", default=None, metavar="GENERATOR",
+                   help="start from every weight of an earlier demo generator (train it on)")
     p.add_argument("--warm-start", default=None, metavar="GENERATOR",
                    help="copy the synthesis weights of an earlier demo generator")
