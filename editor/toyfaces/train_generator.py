@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,8 @@ import torch.nn.functional as F
 from editor.core.checkpoints import load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
-from editor.core.style_code import StyleCode
 from editor.toyfaces import conditioning, style_groups
-from editor.toyfaces.attributes import ATTRIBUTES, Attributes, sample_attributes
+from editor.toyfaces.attributes import Attributes, sample_attributes
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
     TrainState,
@@ -48,8 +46,6 @@ ARCH = GeneratorConfig(
 LEVEL_WEIGHTS = {4: 0.25, 8: 0.5, 16: 1.0, 32: 1.0, 64: 1.0}
 FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
 EDGE_WEIGHT = 0.5
-EDIT_STRENGTHS = (1.0, 2.5)  # transferred edits are trained over this range of strengths
-
 
 Face = tuple[Attributes, int]  # attributes and jitter seed
 
@@ -74,52 +70,6 @@ def targets(faces: Sequence[Face]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def encode_faces(faces: Sequence[Face]) -> torch.Tensor:
     return torch.from_numpy(np.stack([conditioning.encode(a, j) for a, j in faces]))
-
-
-@dataclass
-class TransferredEdits:
-    """One batch of transferred edits (see `transferred_edits`)."""
-
-    faces: list[Face]  # the faces edited
-    donors: list[Face]  # the faces whose change is borrowed
-    asked: list[Face]  # each donor asked for the new value
-    edited: list[Face]  # each face with the new value: what the world draws
-    strengths: torch.Tensor  # (B,)
-
-
-def transferred_edits(faces: Sequence[Face], step: int, seed: int) -> TransferredEdits:
-    """For each face, a new value of one attribute is chosen, and another face of the batch
-    (the donor) is asked for it: the donor's style change, times a strength drawn from
-    EDIT_STRENGTHS, will be added to the face, and the world's drawing of the face with the
-    new value is the target. (A donor that already has the value changes nothing, so the
-    face lends its own change then.) Trained on, one attribute change becomes one style
-    offset that works on every face and past strength 1: what global directions assume.
-    Deterministic in (seed, step)."""
-    rng = np.random.default_rng([seed, step, 1])
-    names = list(ATTRIBUTES)
-    out = TransferredEdits([], [], [], [], torch.empty(0))
-    for face in faces:
-        donor = faces[int(rng.integers(len(faces)))]
-        name = names[int(rng.integers(len(names)))]
-        choices = [v for v in ATTRIBUTES[name] if v != getattr(face[0], name)]
-        value = choices[int(rng.integers(len(choices)))]
-        if getattr(donor[0], name) == value:
-            donor = face
-        out.faces.append(face)
-        out.donors.append(donor)
-        out.asked.append((donor[0].replace(**{name: value}), donor[1]))
-        out.edited.append((face[0].replace(**{name: value}), face[1]))
-    low, high = EDIT_STRENGTHS
-    out.strengths = torch.from_numpy(rng.uniform(low, high, len(faces))).float()
-    return out
-
-
-def transferred_styles(gen: Generator, edits: TransferredEdits) -> StyleCode:
-    """s(face) + strength * (s(donor asked) - s(donor)), differentiable through the mapping."""
-    z = encode_faces(edits.faces + edits.donors + edits.asked)
-    flat = gen.styles(gen.map_z(z)).flat()
-    face, donor, asked = flat.chunk(3)
-    return StyleCode.from_flat(gen.style_specs, face + edits.strengths[:, None] * (asked - donor))
 
 
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,15 +174,6 @@ def train(args: argparse.Namespace) -> Path:
         skips: list[torch.Tensor] = []
         gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
-        if args.transferred_edits:
-            edits = transferred_edits(faces[:args.transferred_edits], i, args.seed)
-            target, mask = targets(edits.edited)
-            skips = []
-            gen.synthesize(transferred_styles(gen, edits), noise_mode="const", skips=skips)
-            edit_loss, edit_metrics = regression_loss(skips, target, mask)
-            loss = loss + args.transfer_weight * edit_loss
-            metrics.update({f"transfer_{k}": v for k, v in edit_metrics.items()})
-            metrics["loss"] = float(loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -263,8 +204,6 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
         "recipe": f"python -m editor.toyfaces.train generator --steps {args.steps} "
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
                   + (f" --minutes {args.minutes}" if args.minutes else "")
-                  + (f" --transferred-edits {args.transferred_edits} --transfer-weight "
-                     f"{args.transfer_weight:g}" if args.transferred_edits else "")
                   + (" --grouped-styles" if args.grouped_styles else "")
                   + (f" --warm-start {args.warm_start}" if args.warm_start else "")
                   + (f" --continue-from {args.continue_from}" if args.continue_from else ""),
@@ -286,12 +225,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--grouped-styles", action="store_true",
                    help="give every attribute its own style channels (see style_groups)")
-    p.add_argument("--transferred-edits", type=int, default=0, metavar="N",
-                   help="also train N faces per step on edits borrowed from another face "
-                        "at strengths 1-2.5 (makes attribute changes global style offsets; "
-                        "0: off)")
-    p.add_argument("--transfer-weight", type=float, default=1.0,
-                   help="weight of the transferred edits' loss (default 1)")
     p.add_argument("--continue-from", default=None, metavar="GENERATOR",
                    help="start from every weight of an earlier demo generator (train it on)")
     p.add_argument("--warm-start", default=None, metavar="GENERATOR",
