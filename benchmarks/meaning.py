@@ -253,11 +253,18 @@ def read_world_renders(evaluator: Evaluator, faces: Sequence[tuple[Attributes, i
                                                      for a, j in faces])))
 
 
+def faces_of(gen: Generator, z_for_seed: Callable[[int], torch.Tensor], seeds: Sequence[int]
+             ) -> Sources:
+    """The faces seeds ask for and their style codes, unread (no readings)."""
+    return Sources(list(seeds), [sample_for_seed(int(s))[0] for s in seeds],
+                   source_codes(gen, z_for_seed, seeds), {})
+
+
 def prepare_sources(gen: Generator, z_for_seed: Callable[[int], torch.Tensor],
                     evaluator: Evaluator, seeds: Sequence[int], batch: int = 64) -> Sources:
-    codes = source_codes(gen, z_for_seed, seeds)
-    readings = read(evaluator, as_shown(render_codes(gen, codes, batch)))
-    return Sources(list(seeds), [sample_for_seed(int(s))[0] for s in seeds], codes, readings)
+    faces = faces_of(gen, z_for_seed, seeds)
+    faces.readings = read(evaluator, as_shown(render_codes(gen, faces.codes, batch)))
+    return faces
 
 
 # --------------------------------------------------------------------------- scoring
@@ -361,12 +368,6 @@ def asked_scores(world: World, sources: Sources, edits: Sequence[EditSpec], batc
         after = read(world.evaluator, as_shown(render_codes(world.generator, codes, batch)))
         rows.append(score_edit(e, sources.attrs, sources.readings, after))
     return rows
-
-
-def fit_faces(world: World, seeds: Sequence[int]) -> Sources:
-    """The faces seeds ask for and their style codes (nothing rendered: nothing is read)."""
-    return Sources(list(seeds), [sample_for_seed(int(s))[0] for s in seeds],
-                   source_codes(world.generator, world.z_for_seed, seeds), {})
 
 
 def averaged_direction(world: World, fit: Sources, edit: EditSpec) -> gd.EditDirection:
@@ -696,7 +697,8 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
         t0 = time.perf_counter()
         if world.sampler == SAMPLER_NAME:  # only the demo generator can be asked
             asked_rows = asked_scores(world, sources, edits, s.batch)
-            fit = fit_faces(world, meaning_seeds(s.seeds, AVERAGED_SEED_BASE))
+            fit = faces_of(world.generator, world.z_for_seed,
+                           meaning_seeds(s.seeds, AVERAGED_SEED_BASE))
             averaged_rows = averaged_scores(world, sources, fit, edits, s.batch)
         ceiling_rows = ceiling_scores(world.evaluator, sources.seeds, edits)
         times["ceiling"] = time.perf_counter() - t0

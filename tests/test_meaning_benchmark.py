@@ -373,7 +373,7 @@ def test_averaged_sunglasses_on_the_demo_generator_move_only_the_glasses_channel
     them (the generator draws them when asked, and this is its own average change)."""
     world = m.load_world(m.build_parser().parse_args(["--no-gated"]), log=lambda _: None)
     sunglasses = _edit("sunglasses")
-    fit = m.fit_faces(world, m.meaning_seeds(40, m.AVERAGED_SEED_BASE))
+    fit = m.faces_of(world.generator, world.z_for_seed, m.meaning_seeds(40, m.AVERAGED_SEED_BASE))
     d = m.averaged_direction(world, fit, sunglasses)
     moved = (d.delta != 0).numpy()
     assert d.n_channels > 0

@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from editor.core.checkpoints import load_generator, save_generator
+from editor.core.checkpoints import LoadedGenerator, load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
 from editor.toyfaces import conditioning, style_groups
-from editor.toyfaces.attributes import Attributes, sample_attributes
+from editor.toyfaces.attributes import sample_attributes
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
     TrainState,
@@ -47,29 +46,22 @@ LEVEL_WEIGHTS = {4: 0.25, 8: 0.5, 16: 1.0, 32: 1.0, 64: 1.0}
 FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
 EDGE_WEIGHT = 0.5
 
-Face = tuple[Attributes, int]  # attributes and jitter seed
 
-
-def faces_for_step(step: int, batch: int, seed: int) -> list[Face]:
-    """The faces one training step draws, deterministic in (seed, step)."""
+def make_batch(step: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor]:
+    """(z, target images in [-1, 1], feature masks), deterministic in (seed, step)."""
     rng = np.random.default_rng([seed, step])
-    faces = []
+    zs, imgs, masks = [], [], []
     for _ in range(batch):
         attrs = sample_attributes(rng)
-        faces.append((attrs, int(rng.integers(2**31 - 1))))
-    return faces
-
-
-def targets(faces: Sequence[Face]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the world's drawings in [-1, 1], their small-feature masks) of the faces."""
-    imgs = [render(a, "normal", 64, j) for a, j in faces]
-    masks = [feature_mask(a, 64, j) for a, j in faces]
+        jitter_seed = int(rng.integers(2**31 - 1))
+        zs.append(conditioning.encode(attrs, jitter_seed))
+        imgs.append(render(attrs, "normal", 64, jitter_seed))
+        masks.append(feature_mask(attrs, 64, jitter_seed))
+    z = torch.from_numpy(np.stack(zs))
     img = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return img, torch.from_numpy(np.stack(masks))[:, None]
-
-
-def encode_faces(faces: Sequence[Face]) -> torch.Tensor:
-    return torch.from_numpy(np.stack([conditioning.encode(a, j) for a, j in faces]))
+    mask = torch.from_numpy(np.stack(masks))[:, None]
+    return z, img, mask
 
 
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,6 +98,15 @@ def build(seed: int) -> Generator:
     return Generator(ARCH)
 
 
+def load_demo_generator(gen: Generator, path: str) -> LoadedGenerator:
+    """An earlier demo generator (fp32), refused unless it has gen's architecture."""
+    loaded = load_generator(path)
+    loaded.generator.float().eval()
+    if loaded.generator.config.to_dict() != gen.config.to_dict():
+        raise ValueError(f"{path} is not a toyfaces-64 generator")
+    return loaded
+
+
 @torch.no_grad()
 def warm_start(gen: Generator, path: str) -> str:
     """Start the synthesis network from an earlier demo generator's weights.
@@ -114,10 +115,8 @@ def warm_start(gen: Generator, path: str) -> str:
     affine (style) layers are new, because they are where the channels get their meaning.
     Each affine bias starts at the old generator's mean style, so the first images are the
     old network's average face rather than noise. Returns the old file's content hash."""
-    loaded = load_generator(path)
-    old = loaded.generator.float().eval()
-    if old.config.to_dict() != gen.config.to_dict():
-        raise ValueError(f"{path} is not a toyfaces-64 generator")
+    loaded = load_demo_generator(gen, path)
+    old = loaded.generator
     z = conditioning.z_for_seeds(range(20_000_000, 20_002_048))
     mean_styles = old.styles(old.map_z(z)[:, None].expand(-1, old.n_latent, -1)).tensors
     own = gen.state_dict()  # parameters and the fixed noise maps, sharing gen's storage
@@ -134,11 +133,8 @@ def warm_start(gen: Generator, path: str) -> str:
 def continue_from(gen: Generator, path: str) -> str:
     """Start from every weight of an earlier demo generator (to train it further). Returns
     the file's content hash."""
-    loaded = load_generator(path)
-    old = loaded.generator.float()
-    if old.config.to_dict() != gen.config.to_dict():
-        raise ValueError(f"{path} is not a toyfaces-64 generator")
-    gen.load_state_dict(old.state_dict())
+    loaded = load_demo_generator(gen, path)
+    gen.load_state_dict(loaded.generator.state_dict())
     return loaded.content_hash
 
 
@@ -168,9 +164,8 @@ def train(args: argparse.Namespace) -> Path:
         progress = min(1.0, i / max(1, args.steps))
         for group in opt.param_groups:
             group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-        faces = faces_for_step(i, args.batch, args.seed)
-        target, mask = targets(faces)
-        w = gen.map_z(encode_faces(faces))
+        z, target, mask = make_batch(i, args.batch, args.seed)
+        w = gen.map_z(z)
         skips: list[torch.Tensor] = []
         gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
