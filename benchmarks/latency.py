@@ -41,18 +41,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Slot
+from editor.cli import prepare_interactive_process
 
-from editor.core.generator import Generator, GeneratorConfig
-from editor.core.style_code import editable_mask
-from editor.engine.compose import EditingContext
-from editor.engine.models import DEMO_GENERATOR, load_model_info
-from editor.engine.render_types import RenderRequest, RenderResult
-from editor.engine.render_worker import RenderWorker
-from editor.engine.renderer import Renderer, pick_device
-from editor.engine.session import Edit, Session, Source
+prepare_interactive_process()  # the editor window's OpenMP settings, before torch loads
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PySide6.QtCore import (  # noqa: E402
+    QCoreApplication,
+    QEventLoop,
+    QObject,
+    Qt,
+    QTimer,
+    Slot,
+)
+
+from editor.core.generator import Generator, GeneratorConfig  # noqa: E402
+from editor.core.style_code import editable_mask  # noqa: E402
+from editor.engine.compose import EditingContext  # noqa: E402
+from editor.engine.compute_threads import (  # noqa: E402
+    call_on_worker_thread,
+    serial_ui_thread,
+    worker_threads,
+)
+from editor.engine.models import DEMO_GENERATOR, load_model_info  # noqa: E402
+from editor.engine.render_types import RenderRequest, RenderResult  # noqa: E402
+from editor.engine.render_worker import RenderWorker  # noqa: E402
+from editor.engine.renderer import Renderer, pick_device  # noqa: E402
+from editor.engine.session import Edit, Session, Source  # noqa: E402
 
 DEMO_P95_OVER_BARE = 1.5
 DEMO_P95_MS_CPU = 50.0
@@ -307,8 +323,11 @@ def run_config(cfg: Config, device: torch.device, values: Sequence[float],
     if cfg.frame_res != cfg.resolution:
         renderer.render(RenderRequest(sessions[0], interactive=True), preview=True)
     max_res = cfg.frame_res if cfg.frame_res != cfg.resolution else None
-    bare = bare_synthesis_ms(cfg.context.generator, sessions[0], cfg.context, max_res,
-                             repeats)
+    # on a fresh thread with the cores, as the render worker has them (the UI thread is
+    # serial, see compute_threads); measured before the worker starts, so that no second
+    # team of OpenMP threads exists while it runs
+    bare = call_on_worker_thread(lambda: bare_synthesis_ms(
+        cfg.context.generator, sessions[0], cfg.context, max_res, repeats))
     drag = measure_drag(renderer, sessions, interval_s, cfg.interactive, settle_s, timeout_s)
     return Row(cfg.name, device.type, cfg.frame_res, cfg.edit_note, drag, bare)
 
@@ -445,11 +464,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    serial_ui_thread()  # as the editor does: the worker thread gets the cores
     device = pick_device(args.device)
     both = not (args.demo or args.ffhq)
     _app()
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"CPU, {torch.get_num_threads()} torch threads")
+             else f"CPU, {worker_threads()} torch threads")
     print(f"device: {where}; torch {torch.__version__}; drag: {args.events} events every "
           f"{args.interval_ms:g} ms, alpha -8..8", flush=True)
     rows: list[Row] = []

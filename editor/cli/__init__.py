@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Subcommand modules, each exposing register(subparsers). Listed by name so that
 # `atelier --help` does not import torch-heavy modules until one is run.
 SUBCOMMANDS = ("discover", "edit", "invert", "models", "precompute")
+
+
+# GNU OpenMP (PyTorch's CPU threads on Linux) lets an idle helper thread spin 300,000 times
+# (about 3 ms on the 2-core CPU) before it sleeps. In the window, the render worker's helper
+# then holds a core after every frame, and in many runs the finished frame reached the UI
+# thread about 3 ms late; 30,000 spins still bridge the gaps between the kernels of one
+# synthesis, so frames render as fast (benchmarks/latency.py). Read when torch loads.
+INTERACTIVE_OPENMP_ENV = {"GOMP_SPINCOUNT": "30000"}
+
+
+def prepare_interactive_process() -> None:
+    """Before torch is imported, in a process that shows the window: OpenMP settings
+    for short frames (a setting the user made in the environment wins)."""
+    for key, value in INTERACTIVE_OPENMP_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +59,8 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] == "gui":
+        prepare_interactive_process()  # building the parser imports torch
     parser = build_parser()
     if not argv:
         return _run_gui(argparse.Namespace(paths=[]))

@@ -31,6 +31,8 @@ from editor.core.errors import AtelierError
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled
 
+from .compute_threads import parallel_worker_thread
+
 log = logging.getLogger(__name__)
 
 RUNNING, FINISHED, FAILED, CANCELLED = "running", "finished", "failed", "cancelled"
@@ -149,6 +151,7 @@ class _JobThread(QThread):
         self.job = job
 
     def run(self) -> None:
+        parallel_worker_thread()
         self.job._outcome = _run_job(self.job)
         self.ended.emit(self.job)
 

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from editor.core.errors import AtelierError
 
+from .compute_threads import parallel_worker_thread
 from .packs import ClipSource, OpenPack, default_clip_source, open_pack
 from .render_types import RenderRequest, RenderResult
 from .renderer import Renderer
@@ -119,6 +120,7 @@ class RenderWorker(QObject):
         self._thread.wait(timeout_ms)
 
     def _loop(self) -> None:
+        parallel_worker_thread()
         while not self._mailbox.closed:
             self._load_pending_model()
             request = self._mailbox.take(timeout=0.5)

@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from editor.engine.compute_threads import serial_ui_thread
+
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "latent-atelier.svg"
 
 
@@ -22,6 +24,7 @@ def init_application(argv: list[str] | None = None) -> QApplication:
 
 
 def run_app(paths: list[str] | None = None) -> int:
+    serial_ui_thread()  # before any tensor work: the render worker gets the cores
     app = init_application()
     from .main_window import MainWindow
 
