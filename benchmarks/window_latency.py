@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import torch
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from editor.engine.compute_threads import call_on_worker_thread, serial_ui_thread
@@ -82,17 +82,30 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = slider.minimum(), slider.maximum()
     ticks = [round(lo + (hi - lo) * (0.2 + 0.6 * i / (args.events - 1)))
              for i in range(args.events)]
-    next_t = time.perf_counter()
-    for tick in ticks:
-        while time.perf_counter() < next_t:  # idle like a real event loop, not a busy spin
-            app.processEvents()
-            time.sleep(0.001)
-        t_event = time.perf_counter()  # the hand moved: the change and render request follow
+    # the hand, as a precise timer in the window's own event loop: between events the UI
+    # thread sleeps as in the real editor (polling it every millisecond took a core
+    # from the render worker's OpenMP team)
+    pending = iter(ticks)
+    drag = QEventLoop()
+
+    def move_hand() -> None:
+        tick = next(pending, None)
+        if tick is None:
+            hand.stop()
+            drag.quit()
+            return
+        t_event = time.perf_counter()  # the change and its render request follow
         slider.setValue(tick)
         posted[win.last_request.seq] = t_event
-        next_t += args.interval_ms / 1000
-        app.processEvents()
-    last_event = time.perf_counter()
+
+    hand = QTimer()
+    hand.setTimerType(Qt.TimerType.PreciseTimer)
+    hand.setInterval(max(1, round(args.interval_ms)))
+    hand.timeout.connect(move_hand)
+    move_hand()
+    hand.start()
+    drag.exec()
+    last_event = max(posted.values())
     final = win.last_request.seq
     wait(lambda: final in shown)
     slider.setSliderDown(False)
