@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/relevance.py [--threads 2] [--n-images 10] [--repeats 3]
     .venv/bin/python benchmarks/relevance.py --generator G.safetensors --clip-config C.json
     .venv/bin/python benchmarks/relevance.py --ffhq        # 1024 config-f + ViT-B-32
+    .venv/bin/python benchmarks/relevance.py --ffhq --device cuda --batch-size 16
 
 Both paths compute the same vectors for the same sampled channels on the same models:
 - official: `relevance_single_channel`, one channel, one image, batch 1, full synthesis;
@@ -94,16 +95,23 @@ def sample_channels(gen: Generator, per_layer: int, every: int, seed: int = 0
                       .tolist()) for i in layers}
 
 
+def _finished(gen: Generator) -> float:
+    """perf_counter() once the generator's device has finished the work queued so far."""
+    if gen.w_avg.is_cuda:
+        torch.cuda.synchronize(gen.w_avg.device)
+    return time.perf_counter()
+
+
 def time_single(gen, clip, codes, stats, sample, k) -> tuple[dict[int, float], dict]:
     """Seconds per channel, per layer; and the vectors (flat index -> vector)."""
     offsets = flat_offsets(gen.style_specs)
     per_layer, vectors = {}, {}
     for layer, chans in sample.items():
-        t0 = time.perf_counter()
+        t0 = _finished(gen)
         for c in chans:
             vectors[offsets[layer] + c] = gd.relevance_single_channel(
                 gen, clip, codes, stats, offsets[layer] + c, k)
-        per_layer[layer] = (time.perf_counter() - t0) / len(chans)
+        per_layer[layer] = (_finished(gen) - t0) / len(chans)
     return per_layer, vectors
 
 
@@ -111,10 +119,10 @@ def time_batched(gen, clip, codes, stats, sample, k, batch) -> tuple[dict[int, f
     offsets = flat_offsets(gen.style_specs)
     per_layer, vectors = {}, {}
     for layer, chans in sample.items():
-        t0 = time.perf_counter()
+        t0 = _finished(gen)
         before = gd.state_before(gen, codes, layer)
         out = gd.relevance_for_layer(gen, clip, codes, stats, layer, chans, k, before, batch)
-        per_layer[layer] = (time.perf_counter() - t0) / len(chans)
+        per_layer[layer] = (_finished(gen) - t0) / len(chans)
         for c, v in zip(chans, out, strict=True):
             vectors[offsets[layer] + c] = v
     return per_layer, vectors
@@ -129,10 +137,10 @@ def render_seconds(gen, clip, codes: StyleCode, start: int, batch: int, repeats:
     before = gd.state_before(gen, sub, start)
     times = []
     for _ in range(repeats + 1):  # the first is a warm-up
-        t0 = time.perf_counter()
+        t0 = _finished(gen)
         img = gen.run_layers(sub, before, start).skip
         clip.encode_images(img, normalize=True)
-        times.append((time.perf_counter() - t0) / batch)
+        times.append((_finished(gen) - t0) / batch)
     return statistics.median(times[1:])
 
 
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ffhq", action="store_true",
                     help="FFHQ 1024 config-f + ViT-B-32 architectures (random weights)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--n-images", type=int, default=None,
                     help="images per channel (default 10; 2 with --ffhq)")
     ap.add_argument("--per-layer", type=int, default=None,
@@ -196,7 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (1 if ffhq else 3)
     torch.set_num_threads(args.threads)
 
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     gen, clip, what = load_models(args)
+    gen = gen.to(device)
+    clip.to(device)
     batch = args.batch_size or gd.suggested_batch_size(gen)
     stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250)
     codes = gd.base_codes(gen, n_images, seed=0, psi=0.7)
@@ -205,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     n_sampled = sum(len(c) for c in sample.values())
     load0 = os.getloadavg()
     print(f"models: {what}")
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; "
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{args.threads} threads, {os.cpu_count()} CPUs")
+    print(f"torch {torch.__version__}, {where}; "
           f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
     print(f"{n_sampled} channels from {len(sample)} layers, {n_images} images per channel, "
           f"our batch {batch}, median of {repeats}")

@@ -441,7 +441,7 @@ def relevance_single_channel(
                 img = gen.synthesize(StyleCode(codes.specs, one))
                 embs.append(clip.encode_images(img, normalize=True)[0].float())
             diffs.append(F.normalize(embs[1] - embs[0], dim=0))
-    return F.normalize(torch.stack(diffs).mean(0), dim=0)
+    return F.normalize(torch.stack(diffs).mean(0), dim=0).cpu()  # as relevance_for_layer
 
 
 # --------------------------------------------------------------------------- text -> edit
