@@ -16,12 +16,16 @@ Per configuration:
 - frames / delivered / dropped: images, requests that got one, and stale requests the
   one-slot mailbox replaced before they were rendered;
 - bare: one generator.synthesize at the drag's resolution from a ready style code, median
-  of repeats in the same run, and p95 / bare: what the engine adds. A request posted while
+  of repeats in the same run, timed on a fresh thread with the cores to itself before the
+  worker starts, and p95 / bare: what the engine adds. A request posted while
   the previous one is rendering waits for it, so when events come faster than renders the
   latency is up to two renders by design of a non-cancelling worker;
 - render / compose: median ms the renderer spent per frame in all (compose, synthesis,
   8-bit conversion) and on turning the session into a style code; p50 - render is time a
   request waited in the mailbox or behind the render in flight.
+
+Threads are set up as the editor sets them (editor/engine/compute_threads.py): this main
+thread is serial, the worker gets the cores, and OpenMP's spin count is the window's.
 
 Configurations: the demo generator (bundled file, 64 px; a real text edit when its pack has
 precomputed directions, else a fixed random style delta) and the FFHQ 1024 config-f
