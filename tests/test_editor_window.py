@@ -332,3 +332,14 @@ def test_precompute_measures_a_missing_covariation(window, qtbot):
     pack.covariation = None  # directions computed before gated edits existed
     window.start_precompute()
     qtbot.waitUntil(lambda: pack.covariation is not None, timeout=30_000)
+
+
+def test_jobs_and_renders_share_the_interaction_gate(window, qtbot):
+    gate = window.interaction
+    assert window.worker.interaction is gate and window.jobs.interaction is gate
+    settled(window, qtbot)
+    qtbot.wait(int(gate.quiet_s * 1000) + 100)
+    assert gate.busy_for() == 0.0
+    window.source_panel.step_seed(+1)  # a new picture is asked for
+    assert gate.busy_for() > 0.0  # a job's next step would wait
+    settled(window, qtbot)

@@ -32,6 +32,7 @@ from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled
 
 from .compute_threads import parallel_worker_thread
+from .interaction import InteractionGate
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,13 @@ def error_message(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _run_job(job: Job) -> tuple[str, Any]:
+def _run_job(job: Job, gate: InteractionGate | None = None) -> tuple[str, Any]:
     """The job's body, on the worker thread: the outcome as (state, result or message)."""
     token = job.token
     try:
         value = job.fn(token)
         if isinstance(value, Iterator):
-            value = _drain(value, token)
+            value = _drain(value, token, gate)
         return (CANCELLED, None) if token.is_set() else (FINISHED, value)
     except Cancelled:
         return CANCELLED, None
@@ -123,11 +124,14 @@ def _run_job(job: Job) -> tuple[str, Any]:
         return FAILED, error_message(e)
 
 
-def _drain(items: Iterator, token: JobToken) -> Any:
+def _drain(items: Iterator, token: JobToken, gate: InteractionGate | None = None) -> Any:
     """Pull items until the end, or until cancelled (then the generator is closed, which
-    lets it save partial work in its finally blocks)."""
+    lets it save partial work in its finally blocks). With a gate, each next step waits
+    while the user waits for a render."""
     result = None
     while True:
+        if gate is not None:
+            gate.wait_quiet(token)
         if token.is_set():
             close = getattr(items, "close", None)
             if close is not None:
@@ -146,13 +150,14 @@ def _drain(items: Iterator, token: JobToken) -> Any:
 class _JobThread(QThread):
     ended = Signal(object)  # the Job; queued to the runner on the UI thread
 
-    def __init__(self, job: Job, parent: QObject):
+    def __init__(self, job: Job, parent: QObject, gate: InteractionGate | None = None):
         super().__init__(parent)
         self.job = job
+        self.gate = gate
 
     def run(self) -> None:
         parallel_worker_thread()
-        self.job._outcome = _run_job(self.job)
+        self.job._outcome = _run_job(self.job, self.gate)
         self.ended.emit(self.job)
 
 
@@ -167,8 +172,12 @@ class JobRunner(QObject):
     job_ended = Signal(object)  # Job, after any of the three above
 
     def __init__(self, parent: QObject | None = None,
-                 progress_interval_ms: int = PROGRESS_INTERVAL_MS):
+                 progress_interval_ms: int = PROGRESS_INTERVAL_MS,
+                 interaction: InteractionGate | None = None):
+        """With `interaction` (shared with the render worker), a job that yields Progress
+        steps pauses between steps while the user waits for a render."""
         super().__init__(parent)
+        self.interaction = interaction
         self._threads: dict[int, _JobThread] = {}
         self._timer = QTimer(self)
         self._timer.setInterval(progress_interval_ms)
@@ -183,7 +192,7 @@ class JobRunner(QObject):
         if key is not None and (running := self.find(key)) is not None:
             return running
         job = Job(title, fn, key)
-        thread = _JobThread(job, self)
+        thread = _JobThread(job, self, self.interaction)
         thread.ended.connect(self._on_ended, Qt.ConnectionType.QueuedConnection)
         self._threads[job.id] = thread
         self.job_started.emit(job)

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 from editor.core.errors import AtelierError
 
 from .compute_threads import parallel_worker_thread
+from .interaction import InteractionGate
 from .packs import ClipSource, OpenPack, default_clip_source, open_pack
 from .render_types import RenderRequest, RenderResult
 from .renderer import Renderer
@@ -81,10 +82,14 @@ class RenderWorker(QObject):
     model_loaded = Signal(object)  # OpenPack (the UI treats it as opaque plain data)
     model_failed = Signal(str)  # a message for the user
 
-    def __init__(self, renderer: Renderer, settle_s: float = 0.12, parent=None):
+    def __init__(self, renderer: Renderer, settle_s: float = 0.12, parent=None,
+                 interaction: InteractionGate | None = None):
+        """`interaction`, shared with the JobRunner, hears of every request and render,
+        so that jobs step aside while the user waits for a picture."""
         super().__init__(parent)
         self.renderer = renderer
         self.settle_s = settle_s
+        self.interaction = interaction
         self._mailbox = _Mailbox()
         self._thread = _LoopThread(self._loop)
         self._load_lock = threading.Lock()
@@ -96,6 +101,8 @@ class RenderWorker(QObject):
         self._thread.start()
 
     def submit(self, request: RenderRequest) -> None:
+        if self.interaction is not None:
+            self.interaction.mark()
         self._mailbox.put(request)
 
     def load_model(self, path: str, clip: ClipSource | None = None, **pack_options) -> None:
@@ -127,12 +134,21 @@ class RenderWorker(QObject):
             if request is None:
                 continue
             if self.renderer.needs_preview(request):
-                self.rendered.emit(self.renderer.render(request, preview=True))
+                self.rendered.emit(self._render(request, preview=True))
                 # settle: render full resolution only if the hand has stopped
                 if self._mailbox.wait_for_item(self.settle_s):
                     continue
-            result: RenderResult = self.renderer.render(request)
-            self.rendered.emit(result)
+            self.rendered.emit(self._render(request, preview=False))
+
+    def _render(self, request: RenderRequest, preview: bool) -> RenderResult:
+        gate = self.interaction
+        if gate is not None:
+            gate.begin()
+        try:
+            return self.renderer.render(request, preview=preview)
+        finally:
+            if gate is not None:
+                gate.end()
 
     def _load_pending_model(self) -> None:
         with self._load_lock:

@@ -29,6 +29,7 @@ from editor.core.image_io import read_recipe
 from editor.engine.compose import wplus_of_source
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, EditorState, new_draft
 from editor.engine.export import run_plan
+from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
 from editor.engine.packs import ClipSource, OpenPack
@@ -69,11 +70,13 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Latent Atelier")
         self.renderer = renderer or Renderer()
-        self.worker = RenderWorker(self.renderer, parent=self)
+        # jobs pause between their steps while the user waits for a picture
+        self.interaction = InteractionGate()
+        self.worker = RenderWorker(self.renderer, parent=self, interaction=self.interaction)
         self.worker.rendered.connect(self._on_rendered)
         self.worker.model_loaded.connect(self._on_model_loaded)
         self.worker.model_failed.connect(self._on_model_failed)
-        self.jobs = JobRunner(self)
+        self.jobs = JobRunner(self, interaction=self.interaction)
         self.document = Document(parent=self)
         self.document.changed.connect(self._on_state_changed)
         self.document.undo_stack.cleanChanged.connect(self._update_title)
