@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.latency [--demo] [--ffhq] [--device cuda] [--threads 2]
                      [--events 120] [--interval-ms 16] [--edit auto|delta|global]
+                     [--with-job]
 
 A scripted slider drag: --events alpha values from -8 to 8, posted to a RenderWorker every
 --interval-ms (a hand moving a mouse), each as the interactive RenderRequest the editor
@@ -23,6 +24,11 @@ Per configuration:
 - render / compose: median ms the renderer spent per frame in all (compose, synthesis,
   8-bit conversion) and on turning the session into a style code; p50 - render is time a
   request waited in the mailbox or behind the render in flight.
+
+--with-job adds two informational rows: the demo drag while a busy job (32-image batch
+syntheses, one Progress step each) runs on a job thread, without and with the interaction
+gate the window shares between its render worker and its jobs (jobs pause between steps
+while a render is asked for or in flight), and the job's steps per second meanwhile.
 
 Threads are set up as the editor sets them (editor/engine/compute_threads.py): this main
 thread is serial, the worker gets the cores, and OpenMP's spin count is the window's.
@@ -68,6 +74,8 @@ from editor.engine.compute_threads import (  # noqa: E402
     serial_ui_thread,
     worker_threads,
 )
+from editor.engine.interaction import InteractionGate  # noqa: E402
+from editor.engine.jobs import JobRunner, JobToken, Progress  # noqa: E402
 from editor.engine.models import DEMO_GENERATOR, load_model_info  # noqa: E402
 from editor.engine.render_types import RenderRequest, RenderResult  # noqa: E402
 from editor.engine.render_worker import RenderWorker  # noqa: E402
@@ -173,8 +181,8 @@ def _app() -> QCoreApplication:
 
 
 def measure_drag(renderer: Renderer, sessions: Sequence[Session], interval_s: float = 0.016,
-                 interactive: bool = True, settle_s: float = 0.12, timeout_s: float = 120.0
-                 ) -> DragResult:
+                 interactive: bool = True, settle_s: float = 0.12, timeout_s: float = 120.0,
+                 interaction: InteractionGate | None = None) -> DragResult:
     """Post one request per session every interval_s to a fresh RenderWorker around
     `renderer` and time what comes back, until the last request's full image arrives."""
     _app()
@@ -193,7 +201,7 @@ def measure_drag(renderer: Renderer, sessions: Sequence[Session], interval_s: fl
             done[0] = True
             loop.quit()
 
-    worker = RenderWorker(renderer, settle_s=settle_s)
+    worker = RenderWorker(renderer, settle_s=settle_s, interaction=interaction)
     receiver = _Receiver(on_result)
     worker.rendered.connect(receiver.receive)
     worker.start()
@@ -336,6 +344,50 @@ def run_config(cfg: Config, device: torch.device, values: Sequence[float],
     return Row(cfg.name, device.type, cfg.frame_res, cfg.edit_note, drag, bare)
 
 
+def busy_job(gen: Generator, batch: int = 32):
+    """A job as the editor runs them: CPU-heavy steps (a batch synthesis each), each step
+    a Progress item; the times its steps ended are appended to `job.step_times`."""
+    step_times: list[float] = []
+
+    @torch.no_grad()
+    def fn(token: JobToken):
+        z = torch.randn(batch, gen.z_dim, device=gen.w_avg.device)
+        while not token.is_set():
+            gen.synthesize(gen.styles(gen.mapping(z)))
+            step_times.append(time.perf_counter())
+            yield Progress(len(step_times), 0, "busy")
+
+    fn.step_times = step_times
+    return fn
+
+
+def drag_beside_job(cfg: Config, device: torch.device, values: Sequence[float],
+                    interval_s: float, settle_s: float, bare_ms: float, gated: bool
+                    ) -> tuple[Row, float]:
+    """The drag while a busy job runs on its own thread, with the job runner and the
+    render worker sharing an InteractionGate (as the window does) or not; and the job's
+    steps per second during the drag."""
+    renderer = Renderer(cfg.context, device=str(device), preview_res=cfg.preview_res)
+    sessions = drag_sessions(cfg.source, cfg.edit, values)
+    renderer.render(RenderRequest(sessions[0]))
+    gate = InteractionGate() if gated else None
+    runner = JobRunner(interaction=gate)
+    fn = busy_job(cfg.context.generator)
+    job = runner.submit("busy", fn)
+    try:
+        time.sleep(1.0)  # the job is under way when the hand starts
+        t0 = time.perf_counter()
+        drag = measure_drag(renderer, sessions, interval_s, cfg.interactive, settle_s,
+                            interaction=gate)
+        t1 = time.perf_counter()
+    finally:
+        job.cancel()
+        runner.cancel_all()
+    rate = sum(1 for t in fn.step_times if t0 <= t <= t1) / (t1 - t0)
+    name = f"{cfg.name} + job" + (", gated" if gated else "")
+    return Row(name, device.type, cfg.frame_res, cfg.edit_note, drag, bare_ms), rate
+
+
 def judge(row: Row, demo: bool, full_1024: bool) -> None:
     p95 = row.p95
     if demo:
@@ -465,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="bare synthesis repeats (default 30; 3 at 1024 on a CPU)")
     ap.add_argument("--settle-ms", type=float, default=120.0,
                     help="the worker's settle time before a full render after a preview")
+    ap.add_argument("--with-job", action="store_true",
+                    help="demo: also drag while a busy job runs beside the worker, with "
+                         "and without the interaction gate (informational rows)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -477,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {where}; torch {torch.__version__}; drag: {args.events} events every "
           f"{args.interval_ms:g} ms, alpha -8..8", flush=True)
     rows: list[Row] = []
+    job_notes: list[str] = []
     interval = args.interval_ms / 1000
     settle = args.settle_ms / 1000
     if args.demo or both:
@@ -487,6 +543,12 @@ def main(argv: list[str] | None = None) -> int:
         judge(row, demo=True, full_1024=False)
         rows.append(row)
         print(f"{cfg.name} ({cfg.edit_note}): {time.perf_counter() - t0:.1f} s", flush=True)
+        for gated in (False, True) if args.with_job else ():
+            job_row, rate = drag_beside_job(cfg, device, drag_values(args.events), interval,
+                                            settle, row.bare_ms, gated)
+            rows.append(job_row)
+            job_notes.append(f"{job_row.config}: the job ran {rate:.1f} steps/s during "
+                             "the drag")
     if args.ffhq or both:
         n = args.ffhq_events or args.events
         repeats = args.repeats or (30 if device.type == "cuda" else 3)
@@ -498,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cfg.name}: {time.perf_counter() - t0:.1f} s", flush=True)
     print()
     print(format_table(rows))
+    for note in job_notes:
+        print(note)
     print("\np50/p95: post -> first image of each delivered request (preview when there is "
           "one); final: last event -> its full-resolution image; bare: one synthesize at "
           "the frames' resolution; render: the worker's time per frame (median); compose: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from benchmarks import latency as lat
 from editor.engine.compose import EditingContext
 from editor.engine.renderer import Renderer
@@ -60,3 +62,28 @@ def test_rows_table_and_goals(qapp):
     table = lat.format_table([row])
     assert "tiny" in table and "p95/bare" in table
     assert lat.drag_values(3) == [-8.0, 0.0, 8.0]
+
+
+def test_a_drag_beside_a_busy_job_with_and_without_the_gate(qapp):
+    gen = make_tiny_generator(resolution=16)
+    edit = Edit("delta", {"delta": lat.random_delta(gen)}, id="drag")
+    cfg = lat.Config("tiny", EditingContext(gen), Source(seed=1), edit, True, 256)
+    for gated in (False, True):
+        row, rate = lat.drag_beside_job(cfg, torch.device("cpu"), lat.drag_values(8),
+                                        interval_s=0.002, settle_s=0.02, bare_ms=1.0,
+                                        gated=gated)
+        _check_bookkeeping(row.drag, [None] * 8)
+        assert row.config == "tiny + job" + (", gated" if gated else "")
+        assert rate >= 0.0
+
+
+def test_the_busy_job_yields_a_progress_step_per_batch():
+    gen = make_tiny_generator(resolution=8)
+    fn = lat.busy_job(gen, batch=2)
+    token = lat.JobToken()
+    steps = fn(token)
+    first, second = next(steps), next(steps)
+    assert isinstance(first, lat.Progress) and (first.done, second.done) == (1, 2)
+    assert len(fn.step_times) == 2
+    token.set()
+    assert next(steps, None) is None  # a cancelled job stops at its next step
