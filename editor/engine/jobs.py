@@ -14,6 +14,9 @@ progress events and every receiver, lambdas included, runs on the UI thread.
 
 Cancel is cooperative: job.cancel() sets the token. A job that raises Cancelled, stops
 early after the token was set, or fails after it was set, ends as cancelled, not failed.
+
+A runner given the window's InteractionGate pauses a generator job between its steps while
+the user waits for a render, so that a drag keeps the cores (see interaction.py).
 """
 
 from __future__ import annotations
