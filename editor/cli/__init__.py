@@ -15,9 +15,11 @@ SUBCOMMANDS = ("discover", "edit", "invert", "models", "precompute")
 # GNU OpenMP (PyTorch's CPU threads on Linux) lets an idle helper thread spin 300,000 times
 # (about 3 ms on the 2-core CPU) before it sleeps. In the window, the render worker's helper
 # then holds a core after every frame, and in many runs the finished frame reached the UI
-# thread about 3 ms late; 30,000 spins still bridge the gaps between the kernels of one
-# synthesis, so frames render as fast (benchmarks/latency.py). Read when torch loads.
-INTERACTIVE_OPENMP_ENV = {"GOMP_SPINCOUNT": "30000"}
+# thread about 3 ms late. Measured on the 2-core CPU (benchmarks/latency.py and
+# window_latency.py, alternating runs): 20,000-30,000 spins still bridge the gaps between
+# the kernels of one synthesis (10,000 made frames 0.5 ms slower), and 20,000 left the
+# window the shortest p95 tails of those two. Read when torch loads.
+INTERACTIVE_OPENMP_ENV = {"GOMP_SPINCOUNT": "20000"}
 
 
 def prepare_interactive_process() -> None:
