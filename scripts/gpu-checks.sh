@@ -6,7 +6,8 @@
 # Runs with $PYTHON (default: .venv/bin/python when it exists, else python3), which must
 # import torch with CUDA, open_clip, pytest and PySide6's QtCore. Each step writes
 # OUT_DIR/<step>.log and a failing step does not stop the ones after it; the summary at
-# the end gives every step's exit status. About 5 minutes on one H100.
+# the end gives every step's exit status. Not yet run on a GPU: the step sizes are meant
+# to fit a few minutes of one.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
