@@ -276,6 +276,12 @@ class ModulatedConv2d(nn.Module):
         weight = (self.scale * self.weight[0]).to(x.dtype)  # (out, in, k, k)
         style = style.to(x.dtype)
         x = x * style[:, :, None, None]
+        if x.device.type == "cpu":
+            # oneDNN's convolutions run faster on channels-last activations for a batch:
+            # whole syntheses 1.1x (batch 2) to 1.4x (batch 4-64) faster on a 2-core CPU,
+            # 1.3x for 1024 px at batch 2, and training steps 1.16x; at batch 1 (the grouped
+            # form below) it was slower, and CUDA was not measured
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.upsample:
             out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
         else:
