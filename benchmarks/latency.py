@@ -345,8 +345,9 @@ def run_config(cfg: Config, device: torch.device, values: Sequence[float],
 
 
 def busy_job(gen: Generator, batch: int = 32):
-    """A job as the editor runs them: CPU-heavy steps (a batch synthesis each), each step
-    a Progress item; the times its steps ended are appended to `job.step_times`."""
+    """A job function as the editor runs them: CPU-heavy steps (a batch synthesis each),
+    each step a Progress item; the times its steps ended go to the function's
+    `step_times` list."""
     step_times: list[float] = []
 
     @torch.no_grad()
@@ -373,7 +374,7 @@ def drag_beside_job(cfg: Config, device: torch.device, values: Sequence[float],
     gate = InteractionGate() if gated else None
     runner = JobRunner(interaction=gate)
     fn = busy_job(cfg.context.generator)
-    job = runner.submit("busy", fn)
+    runner.submit("busy", fn)
     try:
         time.sleep(1.0)  # the job is under way when the hand starts
         t0 = time.perf_counter()
@@ -381,8 +382,7 @@ def drag_beside_job(cfg: Config, device: torch.device, values: Sequence[float],
                             interaction=gate)
         t1 = time.perf_counter()
     finally:
-        job.cancel()
-        runner.cancel_all()
+        runner.cancel_all()  # cancels the busy job and waits for its thread
     rate = sum(1 for t in fn.step_times if t0 <= t <= t1) / (t1 - t0)
     name = f"{cfg.name} + job" + (", gated" if gated else "")
     return Row(name, device.type, cfg.frame_res, cfg.edit_note, drag, bare_ms), rate

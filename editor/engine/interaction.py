@@ -49,12 +49,9 @@ class InteractionGate:
     def wait_quiet(self, cancelled: threading.Event | None = None,
                    poll_s: float = 0.02) -> float:
         """Block until the gate is quiet or `cancelled` is set; the seconds waited."""
+        waiter = cancelled if cancelled is not None else threading.Event()  # never set
         t0 = time.monotonic()
         while (left := self.busy_for()) > 0:
-            step = min(left, poll_s)
-            if cancelled is not None:
-                if cancelled.wait(step):
-                    break
-            else:
-                time.sleep(step)
+            if waiter.wait(min(left, poll_s)):
+                break
         return time.monotonic() - t0
