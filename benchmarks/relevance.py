@@ -22,6 +22,14 @@ It then splits the speed-up into its two sources, each timed per render + encode
 batch, the synthesis from each editable layer on against the whole, weighted by the
 layers' channel counts). Their product is what an exact computation gains from batching
 and reuse on this machine; more than that needs approximations.
+
+--approximations also times two approximations the precompute does not use, on the same
+channels, and prints the agreement each keeps with the official loop (per-channel cosine):
+- bf16: our batched path under bfloat16 autocast (fast where the CPU or GPU has bf16 units);
+- linearized: the derivative of the CLIP embedding with respect to every style channel at
+  each base image's own code (reverse mode, one backward row per embedding dimension), in
+  place of the +/-k sigma difference; it yields all channels at once, so its time per
+  channel is its whole time over the editable channels.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from editor.core.clip_model import ClipModel
 from editor.core.generator import Generator, GeneratorConfig
@@ -56,7 +65,19 @@ def random_generator(config: GeneratorConfig) -> Generator:
     return gen
 
 
+def demo_pack_sampler(gen: Generator) -> gd.WSampler:
+    """Seeds -> W+ as the demo pack's conditioned generator samples faces."""
+    from editor.toyfaces import conditioning
+
+    return lambda seeds: gen.mapping(conditioning.z_for_seeds(seeds).to(gen.w_avg.device))
+
+
 def load_models(args: argparse.Namespace) -> tuple[Generator, ClipModel, str]:
+    if args.demo_pack:
+        from editor.toyfaces.pack import load_demo_pack
+
+        pack = load_demo_pack()
+        return pack.generator.eval(), pack.clip, "the bundled demo pack (trained weights)"
     if args.ffhq:
         import open_clip
 
@@ -157,6 +178,72 @@ def speedup_sources(gen, clip, codes: StyleCode, batch: int, repeats: int
     return single, full, single / full, reuse
 
 
+def time_bf16(gen, clip, codes, stats, sample, k, batch) -> tuple[dict[int, float], dict]:
+    """time_batched under bfloat16 autocast; vectors back in float32."""
+    with torch.autocast(gen.w_avg.device.type, dtype=torch.bfloat16):
+        per_layer, vectors = time_batched(gen, clip, codes, stats, sample, k, batch)
+    return per_layer, {f: v.float() for f, v in vectors.items()}
+
+
+def linearized_relevance(gen, clip, codes: StyleCode, rows: int) -> torch.Tensor:
+    """(channels, D): sum over the images of the unit derivative of the normalised CLIP
+    embedding with respect to each style channel, at each image's own code; `rows`
+    embedding dimensions are differentiated per generator call. Normalise rows to compare
+    with relevance vectors (central differences tend to the derivative as k -> 0)."""
+    flat = codes.flat().detach()
+    dim = clip.embed_dim
+    eye = torch.eye(dim, device=flat.device)
+    total = torch.zeros(flat.shape[1], dim)
+    for i in range(flat.shape[0]):
+        jac = torch.empty(dim, flat.shape[1])
+        for a in range(0, dim, rows):
+            b = min(dim, a + rows)
+            x = flat[i:i + 1].expand(b - a, -1).clone().requires_grad_(True)
+            emb = clip.encode_images(gen.synthesize(StyleCode.from_flat(codes.specs, x)))
+            (grad,) = torch.autograd.grad(emb.float(), x, eye[a:b])
+            jac[a:b] = grad.cpu()
+        total += F.normalize(jac.t(), dim=-1)
+    return total
+
+
+def time_linearized(gen, clip, codes, sample, rows) -> tuple[dict[int, float], dict]:
+    offsets = flat_offsets(gen.style_specs)
+    frozen = [p for p in (*gen.parameters(), *clip.model.parameters()) if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)  # only the style code needs gradients
+    try:
+        t0 = _finished(gen)
+        total = linearized_relevance(gen, clip, codes, rows)
+        seconds = _finished(gen) - t0
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    editable = sum(gen.style_specs[i].channels for i in gd.selected_layers(gen.style_specs,
+                                                                            None))
+    vectors = {offsets[i] + c: F.normalize(total[offsets[i] + c], dim=0)
+               for i, chans in sample.items() for c in chans}
+    return {i: seconds / editable for i in sample}, vectors
+
+
+def print_approximations(gen, clip, codes, stats, sample, args, batch, single, v_single
+                         ) -> None:
+    """Speed and agreement of the approximations (see the module docstring)."""
+    n_sampled = sum(len(c) for c in sample.values())
+    rate_single = n_sampled / sum(single[i] * len(c) for i, c in sample.items())
+    print("\napproximations (not used by the precompute), against the official loop:")
+    print(f"  {'':11s} {'channels/s':>10s} {'speed-up':>8s} {'cos min':>8s} "
+          f"{'median':>7s} {'>= 0.99':>7s}")
+    tries = {"bf16": lambda: time_bf16(gen, clip, codes, stats, sample, args.k_sigma, batch),
+             "linearized": lambda: time_linearized(gen, clip, codes, sample, batch)}
+    for name, run in tries.items():
+        run_times = [run() for _ in range(args.repeats or 1)]
+        per_layer, vectors = median_per_layer(run_times), run_times[0][1]
+        rate = n_sampled / sum(per_layer[i] * len(c) for i, c in sample.items())
+        cos = torch.tensor([float(v_single[f] @ vectors[f]) for f in v_single])
+        print(f"  {name:11s} {rate:10.3f} {rate / rate_single:7.1f}x {float(cos.min()):8.4f} "
+              f"{float(cos.median()):7.4f} {float((cos >= 0.99).float().mean()):7.0%}")
+
+
 def median_per_layer(runs: list[tuple[dict, dict]]) -> dict[int, float]:
     return {i: statistics.median(r[0][i] for r in runs) for i in runs[0][0]}
 
@@ -185,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clip-arch")
     ap.add_argument("--ffhq", action="store_true",
                     help="FFHQ 1024 config-f + ViT-B-32 architectures (random weights)")
+    ap.add_argument("--demo-pack", action="store_true",
+                    help="the bundled demo pack's trained generator and CLIP, on faces of its "
+                    "own sampler (agreement depends on the weights, speed does not)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--n-images", type=int, default=None,
@@ -197,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="our renders per call (default: the precompute's choice)")
     ap.add_argument("--repeats", type=int, default=None, help="default 3; 1 with --ffhq")
     ap.add_argument("--k-sigma", type=float, default=5.0)
+    ap.add_argument("--approximations", action="store_true",
+                    help="also time bf16 autocast and the linearized relevance, with the "
+                    "agreement each keeps")
     args = ap.parse_args(argv)
     ffhq = args.ffhq
     n_images = args.n_images or (2 if ffhq else 10)
@@ -210,8 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     gen = gen.to(device)
     clip.to(device)
     batch = args.batch_size or gd.suggested_batch_size(gen)
-    stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250)
-    codes = gd.base_codes(gen, n_images, seed=0, psi=0.7)
+    sample_w = demo_pack_sampler(gen) if args.demo_pack else None
+    stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250, sample_w=sample_w)
+    codes = gd.base_codes(gen, n_images, seed=0, psi=0.7, sample_w=sample_w)
     codes = StyleCode(codes.specs, [t.detach() for t in codes.tensors])
     sample = sample_channels(gen, per_layer, every)
     n_sampled = sum(len(c) for c in sample.values())
@@ -263,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
           f"channels: {reuse:.2f}x")
     print(f"  together:  {batching * reuse:.2f}x, what batching and reuse give an exact "
           f"computation on this machine (measured above: {rate_ours / rate_single:.1f}x)")
+    if args.approximations:
+        print_approximations(gen, clip, codes, stats, sample, args, batch, single, v_single)
     load2 = os.getloadavg()
     print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (timings), "
           f"{load2[0]:.2f} (sources)")
