@@ -343,3 +343,119 @@ def test_jobs_and_renders_share_the_interaction_gate(window, qtbot):
     window.source_panel.step_seed(+1)  # a new picture is asked for
     assert gate.busy_for() > 0.0  # a job's next step would wait
     settled(window, qtbot)
+
+
+def show_active(win, qtbot) -> None:
+    """Shown and active: window shortcuts only fire in the active window."""
+    from PySide6.QtTest import QTest
+
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    assert QTest.qWaitForWindowActive(win)
+
+
+def test_both_redo_keys_redo_and_the_shortcut_list_names_undo_plainly(window, qtbot):
+    from PySide6.QtTest import QTest
+
+    from editor.ui.shortcuts_dialog import shortcut_rows
+
+    show_active(window, qtbot)
+    window.canvas.setFocus()  # a focused text box keeps Ctrl+Z for its own typing
+    seed = window.document.state.session.source.seed
+    for redo_key in ("Ctrl+Y", "Ctrl+Shift+Z"):
+        window.source_panel.step_seed(+1)
+        window.document.end_merge()
+        assert window.document.state.session.source.seed == seed + 1
+        QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        assert window.document.state.session.source.seed == seed
+        modifiers = Qt.KeyboardModifier.ControlModifier
+        if "Shift" in redo_key:
+            modifiers |= Qt.KeyboardModifier.ShiftModifier
+        QTest.keyClick(window.canvas, Qt.Key.Key_Z if "Z" in redo_key else Qt.Key.Key_Y,
+                       modifiers)
+        assert window.document.state.session.source.seed == seed + 1, redo_key
+        window.undo_act.trigger()
+    names = {name for _keys, name in shortcut_rows(window)}
+    assert {"Undo", "Redo"} <= names
+    assert not any(n.startswith(("Undo ", "Redo ")) for n in names)  # not "Undo Change seed"
+
+
+def test_page_keys_step_a_focused_slider_and_the_seed_otherwise(window, qtbot):
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    seed = window.document.state.session.source.seed
+    alpha = window.prompt_panel.alpha
+    before = alpha.value()
+    alpha.slider.setFocus()
+    QTest.keyClick(alpha.slider, Qt.Key.Key_PageDown)
+    assert window.document.state.session.source.seed == seed  # the slider kept the key
+    assert alpha.value() != before
+    assert window.document.state.draft.strength == pytest.approx(alpha.value())
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_PageDown)
+    assert window.document.state.session.source.seed == seed + 1
+
+
+def test_a_long_edit_name_and_an_error_keep_the_stack_rows_readable(window, qtbot):
+    window.resize(1280, 820)
+    window.show()
+    qtbot.waitExposed(window)
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    window.add_draft_to_stack()
+    type_prompt(window, "face with a beard and a very long descriptive prompt text that "
+                "goes on and on about the beard")
+    settled(window, qtbot)
+    window.add_draft_to_stack()
+    type_prompt(window, "face", neutral="face")  # nothing to edit: an error on its row
+    window.add_draft_to_stack()
+    settled(window, qtbot)
+    panel = window.stack_panel
+    qtbot.waitUntil(lambda: any(r.status.isVisible() for r in panel._rows.values()),
+                    timeout=10_000)
+    viewport = panel.list.viewport().width()
+    assert not panel.list.horizontalScrollBar().isVisible()
+    for i in range(panel.list.count()):
+        item = panel.list.item(i)
+        row = panel.list.itemWidget(item)
+        # not squashed, and a message shows whole (wrapped) inside its row
+        assert row.height() >= row.minimumSizeHint().height(), i
+        if row.status.isVisible():
+            assert row.status.height() >= row.status.heightForWidth(row.status.width()) > 0
+            assert row.status.geometry().bottom() < row.height()
+        box = row.strength.box
+        right = box.mapTo(panel.list.viewport(), box.rect().topRight()).x()
+        assert right <= viewport, (i, right, viewport)
+    long_row = panel.row(window.document.state.session.edits[1].id)
+    assert long_row.title.elided_text().endswith("…")
+    assert "goes on and on" in long_row.title.toolTip()
+    # tuning the long-named edit does not widen the panels
+    width = window.prompt_dock.width()
+    panel.list.setCurrentRow(1)
+    QApplication.processEvents()
+    assert window.prompt_dock.width() <= width
+
+
+def test_the_window_fits_a_small_screen(window, qtbot):
+    window.show()
+    qtbot.waitExposed(window)
+    window.resize(900, 600)
+    QApplication.processEvents()
+    assert window.height() <= 600 and window.width() <= 900
+
+
+def test_auto_beta_shows_no_stale_value_when_no_beta_applies(window, qtbot):
+    pp = window.prompt_panel
+    pp.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    status = window.last_result.edit_status[window.document.state.draft.id]
+    assert pp.beta.box.text() == f"{status.beta:.3f}"
+    type_prompt(window, "face", neutral="face")  # the same meaning: no edit, no β
+    settled(window, qtbot)
+    assert "nothing to edit" in pp.channels.text()
+    assert pp.beta.box.text() == "—"

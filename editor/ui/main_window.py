@@ -16,9 +16,11 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QToolBar,
     QWidget,
 )
@@ -49,7 +51,7 @@ from .jobs_panel import JobsPanel
 from .models_menu import ModelsMenu
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
-from .shortcuts_dialog import show_shortcuts
+from .shortcuts_dialog import SHORTCUT_NAME, show_shortcuts
 from .source_panel import MAX_SEED, SourcePanel
 from .stack_panel import EditStackPanel
 from .theme import THEMES, apply_theme
@@ -106,9 +108,16 @@ class MainWindow(QMainWindow):
 
     # ================================================================= building
     def _dock(self, title: str, name: str, widget: QWidget,
-              area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+              area=Qt.DockWidgetArea.RightDockWidgetArea, scroll: bool = False) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
+        if scroll:  # a form that may scroll rather than set the window's least height
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            area_widget.setWidget(widget)
+            widget = area_widget
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
@@ -144,8 +153,8 @@ class MainWindow(QMainWindow):
         st.interaction_finished.connect(self._end_interaction)
         self.directions_panel = DirectionsPanel()
         self.jobs_panel = JobsPanel(self.jobs)
-        self.source_dock = self._dock("Source", "source_dock", sp)
-        self.prompt_dock = self._dock("Prompt", "prompt_dock", pp)
+        self.source_dock = self._dock("Source", "source_dock", sp, scroll=True)
+        self.prompt_dock = self._dock("Prompt", "prompt_dock", pp, scroll=True)
         self.stack_dock = self._dock("Edit stack", "stack_dock", st)
         self.directions_dock = self._dock("Discovered directions", "directions_dock",
                                           self.directions_panel)
@@ -195,11 +204,12 @@ class MainWindow(QMainWindow):
                             "Export the image, an α sweep or a batch of seeds")
         self.quit_act = a("&Quit", self.close, SK.Quit)
         self.undo_act = self.document.undo_stack.createUndoAction(self, "&Undo")
-        self.undo_act.setShortcut(SK.Undo)
-        self.undo_act.setIcon(icon("mdi6.undo"))
         self.redo_act = self.document.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_act.setShortcut(SK.Redo)
-        self.redo_act.setIcon(icon("mdi6.redo"))
+        for act, key, name, icon_name in ((self.undo_act, SK.Undo, "Undo", "mdi6.undo"),
+                                          (self.redo_act, SK.Redo, "Redo", "mdi6.redo")):
+            act.setShortcuts(key)  # every platform binding: Ctrl+Y and Ctrl+Shift+Z redo
+            act.setProperty(SHORTCUT_NAME, name)  # its text names the last change
+            act.setIcon(icon(icon_name))
         self.addActions([self.undo_act, self.redo_act])
         self.add_act = a("&Add prompt to stack", self.add_draft_to_stack, "Ctrl+Return",
                          "mdi6.playlist-plus", "Keep the prompt's edit in the stack")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from editor.engine.compose import EditStatus
 from editor.engine.session import Edit
 
+from .elided_label import ElidedLabel
 from .sliders import FloatSlider
 
 ALPHA_RANGE = (-10.0, 10.0)
@@ -45,7 +46,10 @@ class PromptPanel(QWidget):
         self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
         self._typing.timeout.connect(self._apply_text)
 
-        self.heading = QLabel()
+        self.heading = ElidedLabel()  # a long edit name must not widen the panel
+        font = self.heading.font()
+        font.setBold(True)
+        self.heading.setFont(font)
         self.new_button = QPushButton("New prompt")
         self.new_button.setToolTip("Stop tuning the selected edit and write a new prompt")
         self.new_button.clicked.connect(self.new_prompt_requested)
@@ -126,7 +130,7 @@ class PromptPanel(QWidget):
             self._apply_text()  # pending typing belongs to the edit being left
         self._edit = edit
         p = edit.params
-        self.heading.setText(f"Tuning: <b>{edit.title}</b>" if bound else "<b>New prompt</b>")
+        self.heading.setText(f"Tuning: {edit.title}" if bound else "New prompt")
         self.new_button.setVisible(bound)
         self.add_button.setVisible(not bound)
         for box, key in ((self.neutral, "neutral"), (self.target, "target")):
@@ -153,8 +157,13 @@ class PromptPanel(QWidget):
         else:
             beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
             self.channels.setText(f"{status.n_channels} style channels pass{beta}")
-            if self._edit is not None and self._edit.params.get("auto_beta") and status.beta:
+        if self._edit is not None and self._edit.params.get("auto_beta"):
+            # auto β is the engine's choice for this prompt; without one, show none rather
+            # than the last prompt's
+            if status is not None and not status.error and status.beta:
                 self.beta.set_value(status.beta)
+            else:
+                self.beta.show_blank()
 
     def set_suggestions(self, prompts: list[str]) -> None:
         menu = self.suggest_button.menu()

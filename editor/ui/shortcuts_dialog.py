@@ -13,6 +13,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+# An action whose text changes (Undo names the last change) sets this property to a fixed
+# name for the list.
+SHORTCUT_NAME = "shortcut_name"
+
 # Keys handled directly by widgets rather than by actions.
 EXTRA_KEYS = (
     ("Hold \\", "Compare with the unedited image"),
@@ -28,7 +32,7 @@ def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
         keys = act.shortcuts()
         if not keys:
             continue
-        text = act.text().replace("&", "").rstrip("…").strip()
+        text = act.property(SHORTCUT_NAME) or act.text().replace("&", "").rstrip("…").strip()
         keys_text = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys)
         rows.append((keys_text, text))
     return sorted(set(rows), key=lambda r: r[1].lower()) + list(EXTRA_KEYS)

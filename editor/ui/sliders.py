@@ -3,13 +3,18 @@
 QSlider only knows integers; this maps a float range onto it and keeps a QDoubleSpinBox in
 step. `value_changed` fires while dragging (the canvas follows the hand), `drag_finished`
 when the hand lets go or a value is typed, so the undo history can merge one drag into one
-step.
+step. Navigation keys (arrows, PgUp/PgDown, Home/End) step the focused slider or box even
+where the window binds them to an action (PgUp/PgDown change the seed).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
+
+NAVIGATION_KEYS = frozenset({
+    Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
+    Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Home, Qt.Key.Key_End})
 
 
 class FloatSlider(QWidget):
@@ -36,7 +41,18 @@ class FloatSlider(QWidget):
         self.slider.valueChanged.connect(self._from_slider)
         self.slider.sliderReleased.connect(self.drag_finished)
         self.box.valueChanged.connect(self._from_box)
+        for w in (self.slider, self.box):
+            w.installEventFilter(self)
         self.set_value(value)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        # Qt asks the focus widget before firing a shortcut; accepting the override keeps
+        # the key for the slider or box the user is working in.
+        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in NAVIGATION_KEYS
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            event.accept()
+            return True
+        return super().eventFilter(watched, event)
 
     # ----------------------------------------------------------------- value
     def value(self) -> float:
@@ -47,6 +63,11 @@ class FloatSlider(QWidget):
         with QSignalBlocker(self.slider), QSignalBlocker(self.box):
             self.box.setValue(value)
             self.slider.setValue(self._to_tick(value))
+
+    def show_blank(self) -> None:
+        """Show no value: one the engine derives (auto β) that does not exist right now.
+        The next set_value shows a number again; the value itself is unchanged."""
+        self.box.lineEdit().setText("—")
 
     def set_range(self, minimum: float, maximum: float) -> None:
         value = self.value()

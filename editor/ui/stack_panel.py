@@ -7,7 +7,7 @@ row asks the window to load that edit into the prompt panel.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from editor.engine.compose import EditStatus
 from editor.engine.session import Edit
 
+from .elided_label import ElidedLabel
 from .icons import icon
 from .prompt_panel import ALPHA_RANGE
 from .sliders import FloatSlider
@@ -34,10 +35,10 @@ class EditRow(QWidget):
         self.edit_id = edit.id
         self.enabled_box = QCheckBox()
         self.enabled_box.setToolTip("Apply this edit")
-        self.title = QLabel()
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        self.title = ElidedLabel()  # a long name must not push the α box out of view
         self.status = QLabel()
         self.status.setStyleSheet("color: #d9534f")
+        self.status.setWordWrap(True)
         self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength)
         self.strength.setToolTip("Strength α of this edit")
         top = QHBoxLayout()
@@ -85,6 +86,9 @@ class EditStackPanel(QWidget):
         self.list.setToolTip("Edits are applied together; select one to tune it")
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemDoubleClicked.connect(lambda _i: self.rename_selected())
+        # rows take the list's width (titles are shortened), so no sideways scrolling
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.viewport().installEventFilter(self)
         self.empty = QLabel("No edits yet. Write a prompt above and press "
                             "“Add to stack”.")
         self.empty.setWordWrap(True)
@@ -129,6 +133,26 @@ class EditStackPanel(QWidget):
     def show_status(self, statuses: dict) -> None:
         for eid, row in self._rows.items():
             row.show_status(statuses.get(eid))
+        self._fit_rows()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt naming
+        if watched is self.list.viewport() and event.type() == event.Type.Resize:
+            self._fit_rows()  # wrapped messages change height with the width
+        return super().eventFilter(watched, event)
+
+    def _fit_rows(self) -> None:
+        """Give each row the height its content needs at the list's width (a message that
+        appears or wraps makes a row taller)."""
+        width = self.list.viewport().width()
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            row = self.list.itemWidget(item)
+            if row is None:
+                continue
+            height = row.heightForWidth(width) if row.hasHeightForWidth() else -1
+            hint = QSize(width, height if height > 0 else row.sizeHint().height())
+            if item.sizeHint() != hint:
+                item.setSizeHint(hint)
 
     def selected_id(self) -> str | None:
         item = self.list.currentItem()
@@ -150,6 +174,7 @@ class EditStackPanel(QWidget):
             self.list.setItemWidget(item, row)
             self._rows[e.id] = row
         self._order = tuple(e.id for e in edits)
+        self._fit_rows()
         self.list.blockSignals(False)
 
     def _select(self, edit_id: str | None) -> None:

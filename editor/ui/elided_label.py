@@ -1,0 +1,61 @@
+"""A one-line label that shortens its text with "…" to the width it is given.
+
+A plain QLabel asks for its whole text's width, so one long edit name would widen a dock
+and push every control beside it out of view. This one asks for little width, draws what
+fits, and shows the whole text as a tooltip when it is cut.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+MIN_CHARS = 6  # enough to recognise a name ("Beard…")
+
+
+class ElidedLabel(QWidget):
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._text = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+        self._text = text
+        self._update_tooltip()
+        self.updateGeometry()
+        self.update()
+
+    def elided_text(self) -> str:
+        return self.fontMetrics().elidedText(self._text, Qt.TextElideMode.ElideRight,
+                                             max(self.width(), 0))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt naming
+        fm = self.fontMetrics()
+        return QSize(fm.horizontalAdvance(self._text) + 2, fm.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt naming
+        fm = self.fontMetrics()
+        return QSize(fm.horizontalAdvance("x" * MIN_CHARS), fm.height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._update_tooltip()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming (font, enabled state)
+        super().changeEvent(event)
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt naming
+        painter = QPainter(self)
+        group = QPalette.ColorGroup.Active if self.isEnabled() else QPalette.ColorGroup.Disabled
+        painter.setPen(self.palette().color(group, self.foregroundRole()))
+        painter.drawText(self.rect(), int(Qt.AlignmentFlag.AlignLeft
+                                          | Qt.AlignmentFlag.AlignVCenter), self.elided_text())
+
+    def _update_tooltip(self) -> None:
+        self.setToolTip(self._text if self.elided_text() != self._text else "")
