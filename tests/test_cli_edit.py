@@ -58,3 +58,102 @@ def test_edit_errors_are_one_clear_line(tmp_path, models, capsys):
                str(tmp_path / "z.png")])
     assert rc == 1 and "no style channel passes beta" in capsys.readouterr().err
     assert not (tmp_path / "z.png").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--target", "a smile", "--alpha", "nan"], "--alpha: 'nan' is not a finite number"),
+    (["--psi", "inf"], "--psi: 'inf' is not a finite number"),
+    (["--seed", "-5"], "--seed: -5 is out of range"),
+    (["--scale", "0"], "--scale: 0 is out of range"),
+    (["--scale", "100000"], "--scale: 100000 is out of range"),
+    (["--target", "a smile", "--beta", "-1"], "--beta: -1 is negative"),
+])
+def test_bad_numbers_are_refused_when_the_command_is_read(tmp_path, models, capsys, argv,
+                                                          match):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["edit", *argv, *models, "-o", str(tmp_path / "x.png")])
+    assert exit_info.value.code == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--device", "bogus"], "unknown device 'bogus'"),
+    (["--device", "meta"], "is not supported"),
+    (["--seed", "1", "--wplus", "w.npy"], "not both"),
+    (["--target", "a smile", "--beta", "0.1", "--auto-beta"], "--beta or --auto-beta"),
+    (["--target", "a smile", "--gate", "--no-gate"], "--gate or --no-gate"),
+])
+def test_contradictory_or_impossible_options_are_one_clear_line(tmp_path, models, capsys,
+                                                                 argv, match):
+    assert main(["edit", *argv, *models, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_clip_options_need_each_other(tmp_path, capsys):
+    out = str(tmp_path / "x.png")
+    assert main(["edit", "--clip-pretrained", "openai", "-o", out]) == 1
+    assert "--clip-pretrained needs --clip-arch" in capsys.readouterr().err
+    assert main(["edit", "--clip-arch", "ViT-B-32", "-o", out]) == 1
+    assert "--clip-arch needs --clip-pretrained" in capsys.readouterr().err
+
+
+def test_a_recipe_replay_refuses_options_it_would_ignore(tmp_path, models, capsys):
+    out = tmp_path / "out.png"
+    assert main(["edit", "--seed", "3", *models, "-o", str(out)]) == 0
+    for extra in (["--seed", "9"], ["--target", "a smile", "--alpha", "9"]):
+        assert main(["edit", "--recipe", str(out), *extra, *models, "-o",
+                     str(tmp_path / "y.png")]) == 1
+        assert "cannot be combined" in capsys.readouterr().err
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_the_output_is_checked_before_any_work(tmp_path, models, capsys, monkeypatch):
+    import editor.cli.edit as edit_cli
+
+    def no_pack(*_a, **_k):
+        raise AssertionError("the pack was opened before the output was checked")
+
+    monkeypatch.setattr(edit_cli, "open_pack", no_pack)
+    (tmp_path / "taken.png").write_bytes(b"mine")
+    cases = (("taken.png", "exists"), ("out.gif", "unknown extension"),
+             (".", "it is a folder"), ("a" * 300 + ".png", "Cannot export"))
+    for name, match in cases:
+        assert main(["edit", "--seed", "1", *models, "-o", str(tmp_path / name)]) == 1
+        assert match in capsys.readouterr().err
+    assert (tmp_path / "taken.png").read_bytes() == b"mine"
+
+
+def test_a_long_but_valid_output_name_is_written(tmp_path, models):
+    out = tmp_path / ("b" * 245 + ".png")  # 249 bytes: within the file system's 255
+    assert main(["edit", "--seed", "1", *models, "-o", str(out)]) == 0
+    assert Image.open(out).size == (8, 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["g.safetensors",
+                                                                 "clip.safetensors",
+                                                                 out.name])
+
+
+def test_a_wplus_recipe_carries_the_latent_and_replays_after_the_file_changes(
+        tmp_path, models):
+    from editor.core.checkpoints import load_generator
+
+    gen = load_generator(models[1]).generator
+    path = tmp_path / "w.npy"
+    rng = np.random.default_rng(0)
+    np.save(path, (0.1 * rng.standard_normal((gen.n_latent, gen.w_dim))).astype(np.float32))
+    out, again = tmp_path / "w.png", tmp_path / "again.png"
+    assert main(["edit", "--wplus", str(path), *models, "-o", str(out)]) == 0
+    np.save(path, np.zeros((gen.n_latent, gen.w_dim), np.float32))
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+    assert Session.from_json(read_recipe(out)).source.wplus_data
+
+
+def test_a_recipe_too_large_for_the_file_is_a_warning(tmp_path, models, capsys):
+    out = tmp_path / "big.jpg"
+    assert main(["edit", "--target", "smiling face " * 6000, "--alpha", "1", *models,
+                 "-o", str(out)]) == 0
+    assert "too large" in capsys.readouterr().err
+    assert read_recipe(out) is None

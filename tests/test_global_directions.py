@@ -498,3 +498,40 @@ def test_covariation_cache_rejects_damage_and_cancel_writes_nothing(gen, clip, t
     data[-8:] = b"\x00" * 8  # damage the tensor data: the checksum no longer matches
     path.write_bytes(bytes(data))
     assert pc.load_covariation(entry) is None
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"k_sigma": float("nan")}, "k_sigma"), ({"k_sigma": 0.0}, "k_sigma"),
+    ({"k_sigma": float("inf")}, "k_sigma"), ({"n_images": 0}, "n_images"),
+    ({"batch_size": 0}, "batch_size"), ({"seed": -1}, "seed"), ({"seed": 2**70}, "seed"),
+    ({"psi": float("nan")}, "psi"),
+])
+def test_relevance_settings_that_would_write_a_useless_pack_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gd.RelevanceConfig(**kwargs)
+
+
+def test_cli_precompute_refuses_bad_settings_before_any_work(tmp_path, capsys):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    base = ["precompute", "--generator", str(gen_path), "--clip-checkpoint", str(clip_path),
+            "--n-images", "2", "--stats-samples", "100", "--threads", "1"]
+    for extra, match in ((["--k-sigma", "nan"], "not a finite number"),
+                         (["--k-sigma", "0"], "not above 0"),
+                         (["--threads", "-1"], "out of range"),
+                         (["--seed", str(2**70)], "out of range")):
+        with pytest.raises(SystemExit):
+            main(base + extra)
+        assert match in capsys.readouterr().err
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    for extra, match in ((["--into", str(a_file)], "cannot write the pack into"),
+                         (["--device", "meta"], "not supported")):
+        assert main(base + extra) == 1
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err
+    assert a_file.read_text() == "mine"

@@ -85,12 +85,18 @@ def test_text_edit_without_precompute_is_a_clear_error(tiny_generator):
         ctx.compose(s)
 
 
-def test_wplus_source_from_file(tmp_path, tiny_generator):
-    g = tiny_generator
+def _saved_latent(g, path):
+    """A sampled W+ of generator g, saved to path (.npy); returns (1, n_latent, w_dim)."""
     with torch.no_grad():
         w = g.mapping(torch.randn(1, g.z_dim))
-    path = tmp_path / "w.npy"
     np.save(path, w[0].numpy())
+    return w
+
+
+def test_wplus_source_from_file(tmp_path, tiny_generator):
+    g = tiny_generator
+    path = tmp_path / "w.npy"
+    w = _saved_latent(g, path)
     ctx = EditingContext(g)
     img = ctx.render(Session(source=Source(kind="wplus", wplus_path=str(path))))
     with torch.no_grad():
@@ -162,3 +168,96 @@ def test_cli_edits_take_the_packs_defaults_unless_given(tmp_path):
     defaults = EditDefaults(gate=True)
     (by_default, opted_out) = edits("--target", "a smile", "--target", "a frown", "--no-gate")
     assert by_default.params["gate"] is True and "gate" not in opted_out.params
+
+
+def _good_recipe() -> dict:
+    return Session(source=Source(seed=4, psi=0.7)).add_edit(
+        Edit("global", {"neutral": "face", "target": "face with a beard", "beta": 0.12},
+             strength=3.0)).to_recipe()
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda d: d.update(version="abc"), "version must be a whole number"),
+    (lambda d: d.update(version=1.9), "version must be a whole number"),
+    (lambda d: d.update(version=0), "version must be at least 1"),
+    (lambda d: d["source"].update(seed="abc"), "seed must be a whole number"),
+    (lambda d: d["source"].update(seed=True), "seed must be a whole number"),
+    (lambda d: d["source"].update(seed=-3), "seed must be at least 0"),
+    (lambda d: d["source"].update(psi="x"), "psi must be a number"),
+    (lambda d: d["source"].update(psi=float("nan")), "psi must be a finite number"),
+    (lambda d: d["edits"][0].update(strength=10**400), "strength must be a finite number"),
+    (lambda d: d["edits"][0].update(strength=None), "strength must be a number"),
+    (lambda d: d["edits"][0].update(params=[1]), "params must be an object"),
+    (lambda d: d["edits"][0].update(enabled="no"), "enabled must be true or false"),
+    (lambda d: d["edits"][0].update(name=5), "name must be text"),
+    (lambda d: d.update(edits={"a": 1}), "edits must be a list"),
+    (lambda d: d.update(noise_mode="bogus"), "unknown noise mode"),
+    (lambda d: d.update(generator=[1]), "generator must be an object"),
+])
+def test_a_recipe_field_of_the_wrong_type_or_range_is_malformed(change, match):
+    d = _good_recipe()
+    Session.from_recipe(json.loads(json.dumps(d)))  # the unchanged recipe reads
+    change(d)
+    with pytest.raises(RecipeError, match=match):
+        Session.from_json(json.dumps(d))
+
+
+def test_recipe_noise_modes_are_the_generators():
+    from typing import get_args
+
+    from editor.core.generator import NoiseMode
+    from editor.engine.session import NOISE_MODES
+
+    assert set(NOISE_MODES) == set(get_args(NoiseMode))
+
+
+def test_a_deeply_nested_or_non_utf8_recipe_is_not_a_recipe(tmp_path):
+    with pytest.raises(RecipeError, match="nested too deeply"):
+        Session.from_json("[" * 100_000 + "]" * 100_000)
+    path = tmp_path / "latin1.json"
+    path.write_bytes("café".encode("latin-1"))
+    with pytest.raises(RecipeError, match="not UTF-8"):
+        Session.load(path)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"neutral": "face"}, "needs a target prompt"),
+    ({"target": 5}, "needs a target prompt"),
+    ({"target": "a smile", "neutral": ["face"]}, "neutral prompt must be text"),
+    ({"target": "a smile", "beta": "x"}, "beta must be a finite number"),
+    ({"target": "a smile", "beta": -0.1}, "β must be at least 0"),
+    ({"target": "a smile", "auto_beta": True, "min_channels": 0}, "min_channels"),
+])
+def test_a_text_edit_with_bad_params_is_an_edit_error(tiny_generator, params, match):
+    ctx = EditingContext(tiny_generator)
+    with pytest.raises(EditError, match=match):
+        ctx.direction(Edit("global", params))
+
+
+def test_unreadable_latent_files_are_edit_errors(tmp_path, tiny_generator):
+    g = tiny_generator
+    ctx = EditingContext(g)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("hello")
+    torch.save({"a": 1}, tmp_path / "no_tensor.pt")
+    np.save(tmp_path / "nan.npy", np.full((g.n_latent, g.w_dim), np.nan, np.float32))
+    for name, match in (("empty.npy", "could not read"), ("text.pt", "not a saved latent"),
+                        ("no_tensor.pt", "holds no tensor"), ("nan.npy", "non-finite")):
+        with pytest.raises(EditError, match=match):
+            ctx.render(Session(source=Source(kind="wplus", wplus_path=str(tmp_path / name))))
+
+
+def test_a_latent_file_source_carries_its_latent(tmp_path, tiny_generator):
+    from editor.engine.compose import wplus_file_source
+
+    g = tiny_generator
+    path = tmp_path / "w.npy"
+    _saved_latent(g, path)
+    source = wplus_file_source(path, g.n_latent, g.w_dim)
+    session = Session(source=source)
+    ctx = EditingContext(g)
+    before = ctx.render(session)
+    np.save(path, np.zeros((g.n_latent, g.w_dim), np.float32))  # the file changes later
+    path.rename(tmp_path / "moved.npy")
+    again = Session.from_json(session.to_json())
+    assert torch.equal(EditingContext(g).render(again), before)

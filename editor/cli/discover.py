@@ -16,6 +16,7 @@ from pathlib import Path
 
 from editor.core.errors import AtelierError
 
+from .arg_types import int_at_least
 from .precompute import ProgressLine
 
 PROG = "atelier discover"
@@ -37,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clip.add_argument("--clip-pretrained", metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
     p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
-    p.add_argument("--n-samples", type=int, default=None, metavar="N",
+    p.add_argument("--n-samples", type=int_at_least(2), default=None, metavar="N",
                    help="images sampled for the PCA (default 1000)")
-    p.add_argument("--k", type=int, default=None, metavar="K",
+    p.add_argument("--k", type=int_at_least(1), default=None, metavar="K",
                    help="principal components kept (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled images")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the sampled images")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="transfer whose deltas the table summarises (all are exported; "
                    "default: focused, or w where the pack has no global directions)")
@@ -53,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
                    "CLIP directions, style deltas) to this JSON file")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
+                   help="CPU threads for torch")
     p.set_defaults(func=cmd_discover)
 
 
@@ -77,6 +79,7 @@ def _extra_words(args: argparse.Namespace) -> list[str]:
 def _open(args: argparse.Namespace):
     from editor.engine.models import default_generator_path
     from editor.engine.packs import ClipSource, default_clip_source, open_pack
+    from editor.engine.renderer import pick_device
 
     generator = args.generator or default_generator_path()
     if generator is None:
@@ -89,7 +92,7 @@ def _open(args: argparse.Namespace):
         source = ClipSource(arch=args.clip_arch, tag=args.clip_pretrained)
     else:
         source = default_clip_source(generator)
-    return open_pack(generator, source, args.device)
+    return open_pack(generator, source, str(pick_device(args.device)))
 
 
 def format_table(discovery, method: str) -> str:

@@ -14,19 +14,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
 from editor.core.errors import AtelierError
-from editor.core.image_io import read_recipe, save_image
-from editor.engine.compose import EditError
+from editor.core.image_io import check_export_path, read_recipe, save_image
+from editor.engine.compose import EditError, wplus_file_source
 from editor.engine.editor_state import EditDefaults
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import ClipSource, demo_clip_source, open_pack
-from editor.engine.renderer import to_uint8_image
+from editor.engine.renderer import pick_device, to_uint8_image
 from editor.engine.session import Edit, ModelIdentity, RecipeError, Session, Source
 from editor.methods.global_directions import Progress, RelevanceConfig
+
+from .arg_types import finite_float, int_at_least, non_negative_float
+
+MAX_SCALE = 8  # as the window's export (1-8x); larger belongs in an image program
+SOURCE_OPTIONS = ("seed", "psi", "wplus")
 
 
 class _EditAction(argparse.Action):
@@ -47,17 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="render a seed with text edits, or replay a recipe",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("source")
-    src.add_argument("--seed", type=int, default=0)
-    src.add_argument("--psi", type=float, default=None,
+    src.add_argument("--seed", type=int_at_least(0), default=None, help="default 0")
+    src.add_argument("--psi", type=finite_float, default=None,
                      help="truncation (default 0.7; 1.0 for the demo pack)")
     src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
     src.add_argument("--recipe", help="replay a recipe: a .json file or a PNG that carries one")
     ed = p.add_argument_group("edits (repeat --target for several)")
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
     ed.add_argument("--neutral", action=_EditAction, help="what it is now (default: 'face')")
-    ed.add_argument("--alpha", action=_EditAction, type=float,
+    ed.add_argument("--alpha", action=_EditAction, type=finite_float,
                     help="strength (default: the model pack's; 3 for the demo pack)")
-    ed.add_argument("--beta", action=_EditAction, type=float,
+    ed.add_argument("--beta", action=_EditAction, type=non_negative_float,
                     help="disentanglement threshold (default: the model pack's; 0.15 for "
                          "real packs)")
     ed.add_argument("--auto-beta", action=_EditAction, nargs=0, dest="auto_beta",
@@ -75,37 +80,67 @@ def register(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--scale", type=int, default=1, help="integer upscale of the output")
+    p.add_argument("--scale", type=int_at_least(1, MAX_SCALE), default=1,
+                   help=f"integer upscale of the output (1-{MAX_SCALE}; not in the recipe)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
-    p.add_argument("--precompute-images", type=int, default=None,
+    p.add_argument("--precompute-images", type=int_at_least(1), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
-    p.add_argument("--stats-samples", type=int, default=None,
+    p.add_argument("--stats-samples", type=int_at_least(2), default=None,
                    help="samples for the style statistics of a first precompute "
                         "(default 10000)")
     p.set_defaults(func=run, edits=None)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse combinations that would be silently ignored."""
+    if args.recipe:
+        given = [f"--{name}" for name in SOURCE_OPTIONS if getattr(args, name) is not None]
+        given += ["edit options (--target, --alpha, ...)"] if args.edits else []
+        if given:
+            raise RecipeError(f"--recipe replays a whole recipe; it cannot be combined with "
+                              f"{', '.join(given)}")
+    if args.wplus and args.seed is not None:
+        raise RecipeError("start from --seed or from --wplus, not both")
+    for spec in args.edits or []:
+        if "beta" in spec and "auto_beta" in spec:
+            raise RecipeError("an edit takes --beta or --auto-beta, not both")
+        if "gate" in spec and "no_gate" in spec:
+            raise RecipeError("an edit takes --gate or --no-gate, not both")
+
+
+def read_session(path: Path) -> Session:
+    """The session a recipe file holds: a .json recipe or an image that carries one."""
+    try:
+        if path.suffix.lower() == ".json":
+            return Session.load(path)
+        text = read_recipe(path)
+    except OSError as e:
+        raise RecipeError(f"cannot read {path}: {e}") from e
+    if text is None:
+        raise RecipeError(f"{path.name} carries no Latent Atelier recipe")
+    return Session.from_json(text)
+
+
 def build_session(args: argparse.Namespace, default_psi: float,
-                  defaults: EditDefaults | None = None) -> Session:
+                  defaults: EditDefaults | None = None,
+                  wplus_source: Callable[[str], Source] | None = None) -> Session:
+    """The session the options describe. `wplus_source(path)` reads a --wplus file into
+    a source that carries its latent (default: a source naming the file only)."""
     defaults = defaults or EditDefaults()
     if args.recipe:
-        path = Path(args.recipe)
-        try:
-            text = read_recipe(path) if path.suffix.lower() != ".json" else path.read_text()
-        except OSError as e:
-            raise RecipeError(f"cannot read {path}: {e}") from e
-        if text is None:
-            raise RecipeError(f"{path.name} carries no Latent Atelier recipe")
-        return Session.from_json(text)
+        return read_session(Path(args.recipe))
     psi = default_psi if args.psi is None else args.psi
-    source = (Source(kind="wplus", wplus_path=args.wplus) if args.wplus
-              else Source(seed=args.seed, psi=psi))
+    if args.wplus:
+        source = (wplus_source(args.wplus) if wplus_source is not None
+                  else Source(kind="wplus", wplus_path=args.wplus))
+    else:
+        source = Source(seed=args.seed or 0, psi=psi)
     session = Session(source=source)
     for spec in args.edits or []:
         if "target" not in spec:
             raise RecipeError("each edit needs a --target (what the image should become)")
         params = {"neutral": spec.get("neutral", "face"), "target": spec["target"]}
-        if "beta" in spec and "auto_beta" not in spec:
+        if "beta" in spec:
             params["beta"] = spec["beta"]
         else:  # the pack's β setting, or its auto-β when asked for
             params.update(replace(defaults, auto_beta=defaults.auto_beta or "auto_beta" in spec)
@@ -119,6 +154,11 @@ def build_session(args: argparse.Namespace, default_psi: float,
 
 
 def _clip_source(args: argparse.Namespace) -> ClipSource:
+    if args.clip_pretrained and not args.clip_arch:
+        raise AtelierError("--clip-pretrained needs --clip-arch (e.g. --clip-arch ViT-B-32 "
+                           "--clip-pretrained openai)")
+    if args.clip_arch and not (args.clip_file or args.clip_pretrained):
+        raise AtelierError("--clip-arch needs --clip-pretrained TAG or --clip-file FILE")
     if args.clip_file or args.clip_arch:
         return ClipSource(path=args.clip_file, arch=args.clip_arch, tag=args.clip_pretrained)
     return demo_clip_source()
@@ -143,14 +183,19 @@ def _run_job(message: str, job: Iterable) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_options(args)
+        # the output is checked before any long work (a first precompute takes minutes)
+        check_export_path(args.output, args.overwrite)
         pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
-                         device=args.device or "cpu",
+                         device=str(pick_device(args.device or "cpu")),
                          relevance_config=RelevanceConfig(n_images=args.precompute_images,
                                                           psi=1.0)
                          if args.precompute_images else None,
                          stats_samples=args.stats_samples)
         is_demo = pack.model.z_for_seed is not None
-        session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults)
+        gen = pack.model.generator
+        session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
+                                lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim))
         if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
@@ -160,7 +205,11 @@ def run(args: argparse.Namespace) -> int:
                      "CLIP (once; cached).", pack.covariation_job())
         session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
         t0 = time.perf_counter()
-        image = to_uint8_image(pack.context().render(session))
+        try:
+            image = to_uint8_image(pack.context().render(session))
+        except FloatingPointError as e:
+            raise EditError(f"{e}: the strengths or ψ are too large for this generator") \
+                from e
         elapsed = time.perf_counter() - t0
         saved = save_image(args.output, image, recipe=session.to_json(), scale=args.scale,
                            overwrite=args.overwrite)
@@ -173,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
         return 130
     print(f"wrote {saved.path} ({saved.size[0]}x{saved.size[1]}, rendered in "
           f"{elapsed * 1000:.0f} ms)")
+    if not saved.recipe_embedded:
+        print(f"warning: the recipe is too large for a {saved.format} file's metadata and was "
+              "left out; this image cannot be replayed with --recipe", file=sys.stderr)
     return 0
 
 

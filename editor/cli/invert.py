@@ -28,10 +28,12 @@ from editor.engine.compose import decode_wplus
 from editor.engine.inverting import InvertedImage, invert_images, square_crop
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import open_pack
+from editor.engine.renderer import pick_device
 from editor.engine.session import Session
 from editor.methods.global_directions import Progress
 from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings
 
+from .arg_types import int_at_least, positive_float
 from .edit import _clip_source
 
 
@@ -48,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     opt = p.add_argument_group("optimisation")
     add_optimisation_arguments(opt)
-    opt.add_argument("--batch", type=int, default=16, help="pictures inverted together")
-    opt.add_argument("--seed", type=int, default=InversionSettings().seed)
+    opt.add_argument("--batch", type=int_at_least(1), default=16, help="pictures inverted together")
+    opt.add_argument("--seed", type=int_at_least(0), default=InversionSettings().seed)
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
     models.add_argument("--clip-file", help="CLIP weights file")
@@ -62,11 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_optimisation_arguments(group) -> None:
     """The optimiser's options, defaulting to InversionSettings (the benchmark shares them)."""
     d = InversionSettings()
-    group.add_argument("--steps", type=int, default=d.steps)
-    group.add_argument("--lr", type=float, default=d.lr)
-    group.add_argument("--starts", type=int, default=d.starts,
+    group.add_argument("--steps", type=int_at_least(0), default=d.steps)
+    group.add_argument("--lr", type=positive_float, default=d.lr)
+    group.add_argument("--starts", type=int_at_least(1), default=d.starts,
                        help="best random starting points optimised per picture")
-    group.add_argument("--candidates", type=int, default=d.candidates,
+    group.add_argument("--candidates", type=int_at_least(1), default=d.candidates,
                        help="random latents scored to choose the starts")
     group.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual,
                        help="auto: VGG16 if its weights are here, else CLIP")
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         _check_free(outputs + latents, args.overwrite)
         crops = [square_crop(load_image(path).rgb, box) for path in args.images]
         pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
-                         device=args.device or "cpu")
+                         device=str(pick_device(args.device or "cpu")))
         settings = settings_from_args(args, seed=args.seed)
         gen_id, clip_id = pack.identities()
         rows = []

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from editor.core.errors import AtelierError
 
+from .arg_types import finite_float, int_at_least, positive_float
+
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:  # torch and the methods load when the command runs, not for -
 PROG = "atelier precompute"
 # The paper's settings (RelevanceConfig's defaults), repeated here to keep --help light.
 N_IMAGES, K_SIGMA, SEED, PSI = 100, 5.0, 0, 0.7
+MAX_SEED = 2**62  # seeds are offset (base images from 7,000,000 on) within int64
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,21 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-weights", metavar="PATH", help="weights for --clip-config")
     p.add_argument("--download", action="store_true",
                    help="allow downloading the pretrained CLIP weights if not cached")
-    p.add_argument("--n-images", type=int, default=N_IMAGES, metavar="N",
+    p.add_argument("--n-images", type=int_at_least(1), default=N_IMAGES, metavar="N",
                    help=f"base images per channel (default {N_IMAGES}, as the paper)")
-    p.add_argument("--k-sigma", type=float, default=K_SIGMA, metavar="K",
+    p.add_argument("--k-sigma", type=positive_float, default=K_SIGMA, metavar="K",
                    help=f"perturbation in standard deviations (default {K_SIGMA:g})")
     p.add_argument("--layers", nargs="+", metavar="NAME",
                    help="style layers (e.g. conv1 convs.0); default: every non-toRGB layer")
-    p.add_argument("--stats-samples", type=int, default=10_000, metavar="N",
+    p.add_argument("--stats-samples", type=int_at_least(2), default=10_000, metavar="N",
                    help="samples for the style statistics (default 10000)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+    p.add_argument("--batch-size", type=int_at_least(1), default=None, metavar="N",
                    help="renders per generator call (default: from the resolution)")
-    p.add_argument("--seed", type=int, default=SEED, help="seed of the base images")
-    p.add_argument("--psi", type=float, default=PSI,
+    p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=SEED,
+                   help="seed of the base images")
+    p.add_argument("--psi", type=finite_float, default=PSI,
                    help="truncation of the base images (generators sampled from Gaussian z)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
+                   help="CPU threads for torch")
     p.add_argument("--into", metavar="DIR", default=None,
                    help="write the pack into this folder instead of the user cache (how the "
                    "demo pack's directions are made for resources/models/toyfaces/directions)")
@@ -117,16 +122,6 @@ class ProgressLine:
             self.width = 0
 
 
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AtelierError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(name)
-
-
 def _read_config(text: str) -> dict:
     try:
         if text.lstrip().startswith("{"):
@@ -177,13 +172,14 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     import torch
 
     from editor.core.checkpoints import load_generator
+    from editor.engine.renderer import pick_device
     from editor.methods import global_directions as gd
     from editor.methods import precompute as pc
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        device = _device(args.device)
+        device = pick_device(args.device)
         loaded = load_generator(args.generator, device=device)
         clip = load_clip(args, device)
     except AtelierError as e:
@@ -201,6 +197,11 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         return _error(f"{e} (this generator's layers: {names})")
     sampler = pc.sampler_name(sample_w, sampler)
     root = Path(args.into) if args.into else None
+    if root is not None:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file of that name, a read-only place, ...
+            return _error(f"cannot write the pack into {root}: {e.strerror or e}")
     print(f"generator {Path(args.generator).name} ({gen.config.resolution} px, hash "
           f"{loaded.content_hash[:12]}), CLIP {clip.name} (hash {clip.content_hash[:12]}), "
           f"{config.n_images} images/channel, batch {batch}, device {device}", file=sys.stderr)
@@ -223,7 +224,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted; {kept}. Run the same command again to resume.",
               file=sys.stderr)
         return 130
-    except (AtelierError, ValueError, MemoryError, torch.OutOfMemoryError) as e:
+    except (AtelierError, ValueError, OSError, MemoryError, torch.OutOfMemoryError) as e:
         line.close()
         return _error(str(e) or type(e).__name__)
     line.close()

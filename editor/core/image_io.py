@@ -626,10 +626,24 @@ def _recipe_from_xmp(xmp: bytes) -> str | None:
     return None if node is None else (node.text or "")
 
 
+def check_export_path(path: str | os.PathLike, overwrite: bool = False,
+                      format: str | None = None, animation: bool = False) -> None:
+    """Raise what save_image / save_animation would raise about the path alone (unknown
+    extension, a folder, an existing file, a name the file system refuses), so that a caller
+    can refuse before long work rather than after it."""
+    path = Path(path)
+    _refuse_overwrite(path, overwrite)  # first: a folder named "out" is not an extension error
+    _export_format(path, format, _ANIMATION_FORMATS if animation else _IMAGE_FORMATS)
+
+
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:
-    if path.is_dir():
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise ImageSaveError(f"Cannot export to '{path}': {_one_line(e)}") from e
+    if is_dir:
         raise ImageSaveError(f"Cannot export to '{path}': it is a folder")
-    if not overwrite and path.exists():
+    if not overwrite and exists:
         raise ImageExistsError(
             f"Not exporting to '{path}': the file exists (choose another name or allow "
             "overwriting)"

@@ -50,8 +50,11 @@ def config_dir() -> Path:
 def _create_temp_beside(path: Path) -> Path:
     """An empty new file in path's folder. Made with mode 0o666 so the process umask
     applies (mkstemp would force 0o600 and the result would be private to the user)."""
+    # A cut of the name keeps the temporary name within the file system's limit (255
+    # bytes) wherever the final name fits.
+    stem = path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp")
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          0o666)

@@ -7,6 +7,7 @@ strength, enabling/disabling it or reordering the stack recomputes nothing.
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,9 +51,16 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
             t = obj if isinstance(obj, torch.Tensor) else next(
-                v for v in obj.values() if isinstance(v, torch.Tensor))
-    except (OSError, ValueError, RuntimeError, StopIteration) as e:
-        raise EditError(f"could not read the latent file {path.name} ({e})") from e
+                (v for v in getattr(obj, "values", list)() if isinstance(v, torch.Tensor)),
+                None)
+    # what a file that is not a saved latent makes the readers raise (torch.load's
+    # unpickler among them)
+    except (OSError, ValueError, RuntimeError, EOFError, KeyError, AttributeError, TypeError,
+            IndexError, pickle.UnpicklingError) as e:
+        why = "not a saved latent" if isinstance(e, KeyError | pickle.UnpicklingError) else e
+        raise EditError(f"could not read the latent file {path.name} ({why})") from e
+    if t is None:
+        raise EditError(f"the latent file {path.name} holds no tensor")
     t = t.float()
     if t.ndim == 2 and t.shape == (n_latent, w_dim):
         t = t[None]
@@ -61,7 +69,17 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
     if tuple(t.shape) != (1, n_latent, w_dim):
         raise EditError(f"{path.name} holds a latent of shape {tuple(t.shape)}; this generator "
                         f"needs ({n_latent}, {w_dim})")
+    if not bool(torch.isfinite(t).all()):
+        raise EditError(f"the latent in {path.name} holds non-finite values")
     return t
+
+
+def wplus_file_source(path: str | Path, n_latent: int, w_dim: int) -> Source:
+    """A W+ source read from a file, carrying the latent itself: its recipe reproduces
+    anywhere, and not a different image when the file later changes."""
+    wplus = load_wplus(path, n_latent, w_dim)
+    return Source(kind="wplus", wplus_path=str(path), label=Path(path).name,
+                  wplus_data=encode_wplus(wplus))
 
 
 def encode_wplus(wplus: torch.Tensor) -> str:
@@ -101,6 +119,23 @@ def delta_of_edit(edit: Edit, n_channels: int) -> torch.Tensor:
     if not bool(torch.isfinite(delta).all()):
         raise EditError(f"the style delta of {edit.name or 'an edit'} holds non-finite values")
     return delta
+
+
+def _check_text_edit_params(p: dict) -> None:
+    """A text edit's params, as a recipe may bring them: prompts are text, β a number."""
+    if not isinstance(p.get("target"), str):
+        raise EditError("a text edit needs a target prompt (text)")
+    if not isinstance(p.get("neutral", ""), str):
+        raise EditError("a text edit's neutral prompt must be text")
+    for key in ("beta", "min_channels"):
+        value = p.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not np.isfinite(value)):
+            raise EditError(f"a text edit's {key} must be a finite number, got {value!r:.40}")
+    if p.get("beta") is not None and p["beta"] < 0:
+        raise EditError("β must be at least 0 (it is a threshold on channel relevance)")
+    if p.get("min_channels") is not None and p["min_channels"] < 1:
+        raise EditError("a text edit's min_channels must be at least 1")
 
 
 def wplus_of_source(source: Source, n_latent: int, w_dim: int) -> torch.Tensor:
@@ -187,10 +222,11 @@ class EditingContext:
 
     def _compute_direction(self, edit: Edit) -> gd.EditDirection:
         if edit.kind == "global":
+            p = edit.params
+            _check_text_edit_params(p)  # a malformed recipe says so whatever the pack has
             if self.clip is None or self.stats is None or self.relevance is None:
                 raise EditError("text edits need the model pack's precomputed channel "
                                 "relevance; run the precompute first")
-            p = edit.params
             try:
                 dt = gd.text_direction(self.clip, p.get("neutral", ""), p["target"])
                 if p.get("gate"):

@@ -20,9 +20,25 @@ from .render_types import RenderRequest, RenderResult
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
-    if preferred:
-        return torch.device(preferred)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device named ("cpu", "cuda", "cuda:1"; None or "auto": CUDA if present), checked
+    to exist here: AtelierError otherwise."""
+    if not preferred or preferred == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(preferred)
+    except (RuntimeError, ValueError):
+        raise AtelierError(f"unknown device {preferred!r}; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise AtelierError(f"device {preferred!r} is not supported; use cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise AtelierError(f"device {preferred!r} asked for, but no CUDA device is "
+                               "available")
+        if device.index is not None and device.index >= count:
+            raise AtelierError(f"device {preferred!r} asked for, but there are only {count} "
+                               "CUDA devices")
+    return device
 
 
 def to_uint8_image(img: torch.Tensor) -> np.ndarray:

@@ -9,6 +9,7 @@ parameters, so changing one edit's strength recomputes nothing.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -149,10 +150,12 @@ class Session:
     def from_recipe(cls, d: dict) -> Session:
         if not isinstance(d, dict) or d.get("format") != RECIPE_FORMAT:
             raise RecipeError("not a Latent Atelier recipe")
-        if int(d.get("version", 0)) > RECIPE_VERSION:
+        version = _integer(d.get("version", 1), "version", minimum=1)
+        if version > RECIPE_VERSION:
             raise RecipeError(f"this recipe was written by a newer Latent Atelier (version "
-                              f"{d['version']}); please update")
+                              f"{version}); please update")
         try:
+            _check_recipe(d)
             return cls(
                 source=Source(**d["source"]),
                 edits=tuple(Edit(**e) for e in d.get("edits", [])),
@@ -169,8 +172,82 @@ class Session:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise RecipeError(f"the recipe is not valid JSON ({e})") from e
+        except RecursionError as e:
+            raise RecipeError("the recipe is not a recipe (nested too deeply)") from e
         return cls.from_recipe(d)
 
     @classmethod
     def load(cls, path: str | Path) -> Session:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise RecipeError(f"{Path(path).name} is not a recipe (not UTF-8 text)") from e
+        return cls.from_json(text)
+
+
+# ----------------------------------------------------------------- recipe checks
+# A recipe is a stranger's file: every field is checked for its type and range here, so
+# that a bad one is "malformed" at once rather than an exception deep in a render.
+
+NOISE_MODES = ("const", "random", "none")
+
+
+def _check_recipe(d: dict) -> None:
+    source = _mapping(d["source"], "source")
+    _text(source.get("kind", "seed"), "source kind")
+    _integer(source.get("seed", 0), "seed", minimum=0)
+    _number(source.get("psi", 0.7), "psi")
+    for key in ("wplus_path", "wplus_data"):
+        _text(source.get(key), f"source {key}", optional=True)
+    _text(source.get("label", ""), "source label")
+    edits = d.get("edits", [])
+    if not isinstance(edits, list):
+        raise RecipeError("the recipe's edits must be a list")
+    for i, e in enumerate(edits):
+        e = _mapping(e, f"edit {i + 1}")
+        _text(e.get("kind"), f"edit {i + 1} kind")
+        _mapping(e.get("params"), f"edit {i + 1} params")
+        _number(e.get("strength", 4.0), f"edit {i + 1} strength")
+        if not isinstance(e.get("enabled", True), bool):
+            raise RecipeError(f"the recipe's edit {i + 1} enabled must be true or false")
+        for key in ("name", "id"):
+            _text(e.get(key, ""), f"edit {i + 1} {key}")
+    for key in ("generator", "clip"):
+        if d.get(key) is not None:
+            model = _mapping(d[key], key)
+            for field_name in ("name", "content_hash", "path"):
+                _text(model.get(field_name, ""), f"{key} {field_name}")
+    mode = d.get("noise_mode", "const")
+    if mode not in NOISE_MODES:
+        raise RecipeError(f"unknown noise mode {mode!r:.40} (one of {', '.join(NOISE_MODES)})")
+
+
+def _mapping(value: Any, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise RecipeError(f"the recipe's {what} must be an object")
+    return value
+
+
+def _text(value: Any, what: str, optional: bool = False) -> None:
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise RecipeError(f"the recipe's {what} must be text, got {value!r:.40}")
+
+
+def _integer(value: Any, what: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecipeError(f"the recipe's {what} must be a whole number, got {value!r:.40}")
+    if minimum is not None and value < minimum:
+        raise RecipeError(f"the recipe's {what} must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecipeError(f"the recipe's {what} must be a number, got {value!r:.40}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise RecipeError(f"the recipe's {what} must be a finite number")
+    return number

@@ -156,6 +156,17 @@ class RelevanceConfig:
     psi: float = 0.7
     state_budget_mb: int = 1024  # memory for the reused pre-layer states (speed only)
 
+    def __post_init__(self) -> None:
+        # a NaN or zero k would write a pack of NaN or zero vectors and call it finished
+        if not (math.isfinite(self.k_sigma) and self.k_sigma > 0):
+            raise ValueError(f"k_sigma must be a finite number above 0, got {self.k_sigma}")
+        if self.n_images < 1 or self.batch_size < 1:
+            raise ValueError("n_images and batch_size must be at least 1")
+        if not 0 <= self.seed <= 2**62:  # offset within int64 when sampling
+            raise ValueError(f"seed must be from 0 to 2**62, got {self.seed}")
+        if not math.isfinite(self.psi):
+            raise ValueError(f"psi must be a finite number, got {self.psi}")
+
     def to_dict(self) -> dict:
         """What decides the result (for cache keys): batch size and memory budget do not."""
         return {"n_images": self.n_images, "k_sigma": self.k_sigma,

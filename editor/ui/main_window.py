@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import read_recipe
-from editor.engine.compose import wplus_of_source
+from editor.engine.compose import wplus_file_source, wplus_of_source
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, EditorState, new_draft
 from editor.engine.export import run_plan
 from editor.engine.interaction import InteractionGate
@@ -616,9 +616,9 @@ class MainWindow(QMainWindow):
         if self.pack is None:
             QMessageBox.information(self, "Open latent", "Open a generator first.")
             return
-        source = Source(kind="wplus", wplus_path=str(path), label=Path(path).name)
-        try:  # check it on this generator now rather than failing every render
-            self._check_latent(source)
+        g = self.pack.model.generator
+        try:  # read and check it on this generator now rather than failing every render
+            source = wplus_file_source(path, g.n_latent, g.w_dim)
         except (AtelierError, ValueError) as e:
             QMessageBox.warning(self, "Cannot use this latent", str(e))
             return

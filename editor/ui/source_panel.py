@@ -95,6 +95,7 @@ class SourcePanel(QWidget):
         self.latent_label.setVisible(not is_seed)
         if not is_seed:
             name = source.label or source.wplus_path
-            what = "your picture" if source.wplus_data else "the latent"
+            # an inverted picture carries only its latent; a latent file also its path
+            what = "the latent" if source.wplus_path else "your picture"
             self.latent_label.setText(f"Starting from {what} <b>{name}</b>; change the "
                                       "seed to go back to sampling.")
