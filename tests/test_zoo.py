@@ -578,6 +578,20 @@ def test_atomic_path_failure_creates_nothing(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_a_failed_write_removes_the_folders_it_made_but_not_others(tmp_path):
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("mine")
+    with pytest.raises(OSError), paths.atomic_path(tmp_path / "kept" / "a" / "b" / "f") as tmp:
+        tmp.write_bytes(b"x")
+        raise OSError("disk full")
+    assert leftovers(tmp_path) == ["kept"] and leftovers(tmp_path / "kept") == ["mine.txt"]
+    # a folder something else wrote into meanwhile stays
+    with pytest.raises(OSError), paths.atomic_path(tmp_path / "new" / "f") as tmp:
+        (tmp_path / "new" / "other.txt").write_text("other")
+        raise OSError("disk full")
+    assert leftovers(tmp_path / "new") == ["other.txt"]
+
+
 def test_atomic_path_when_writer_replaces_the_temp_file(tmp_path):
     target = tmp_path / "f.bin"
     with paths.atomic_path(target) as tmp:

@@ -108,20 +108,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     caller to write; on a normal exit it is synced to disk and replaces `path` in one step,
     on an exception (KeyboardInterrupt included) it is removed. An existing target keeps
     its permission bits. The caller may also replace the temporary file wholesale (as
-    libraries that write by path do)."""
+    libraries that write by path do). Folders it had to make are removed again when the
+    write fails and they are still empty."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp_beside(path)
+    made = _make_parents(path.parent)
     try:
-        yield tmp
-        _fsync_file(tmp)
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        replace_file(tmp, path)
+        tmp = _create_temp_beside(path)
+        try:
+            yield tmp
+            _fsync_file(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, path.stat().st_mode & 0o7777)
+            replace_file(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for folder in made:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
         raise
     _fsync_dir(path.parent)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """mkdir -p; the folders it created, innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for f in reversed(missing):
+        f.mkdir(exist_ok=True)
+    return missing
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
