@@ -459,3 +459,26 @@ def test_auto_beta_shows_no_stale_value_when_no_beta_applies(window, qtbot):
     settled(window, qtbot)
     assert "nothing to edit" in pp.channels.text()
     assert pp.beta.box.text() == "—"
+
+
+def test_undoing_a_delete_selects_the_edit_again(window, qtbot):
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    window.add_draft_to_stack()
+    type_prompt(window, "smiling face")
+    settled(window, qtbot)
+    window.add_draft_to_stack()
+    panel = window.stack_panel
+    panel.list.setCurrentRow(0)
+    tuned = window.document.state.session.edits[0]
+    assert window.prompt_panel.heading.text() == f"Tuning: {tuned.title}"
+    panel.delete_selected()
+    assert window.prompt_panel.heading.text() == "New prompt"
+    window.undo_act.trigger()
+    assert panel.selected_id() == tuned.id
+    assert window.prompt_panel.heading.text() == f"Tuning: {tuned.title}"
+    window.redo_act.trigger()  # deleted again: back to the new prompt
+    assert panel.selected_id() is None
+    assert window.prompt_panel.heading.text() == "New prompt"
+    window.undo_act.trigger()  # and every undo of it selects it again
+    assert panel.selected_id() == tuned.id

@@ -87,6 +87,9 @@ class MainWindow(QMainWindow):
         self._generation = 0
         self._shown_seq = 0
         self._tuning_id: str | None = None  # the stack edit in the prompt panel, if any
+        # edits deleted while being tuned: an undo that brings one back selects it again
+        self._deleted_while_tuned: set[str] = set()
+        self._shown_edit_ids: frozenset[str] = frozenset()
         self._interactive = False
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
@@ -368,6 +371,7 @@ class MainWindow(QMainWindow):
         state = self.document.state
         if self._tuning_id == edit_id:
             self._tuning_id = None
+            self._deleted_while_tuned.add(edit_id)
         self._change(state.with_session(state.session.remove_edit(edit_id)), "Delete edit")
 
     def move_edit(self, edit_id: str, index: int) -> None:
@@ -385,7 +389,12 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_state_changed(self, state: EditorState) -> None:
         session = state.session
-        if self._tuning_id is not None and all(e.id != self._tuning_id for e in session.edits):
+        ids = frozenset(e.id for e in session.edits)
+        back = (ids - self._shown_edit_ids) & self._deleted_while_tuned
+        if back:  # undo of a delete: tune the edit again, as it was
+            self._tuning_id = next(e.id for e in session.edits if e.id in back)
+        self._shown_edit_ids = ids
+        if self._tuning_id is not None and self._tuning_id not in ids:
             self._tuning_id = None  # undo removed the edit being tuned
         self.source_panel.show_source(session.source)
         self.stack_panel.show_edits(session.edits, self._tuning_id)
