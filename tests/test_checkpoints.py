@@ -171,3 +171,123 @@ def test_torch_file_carrying_code_is_refused_and_nothing_runs(tmp_path, tiny_gen
     with pytest.raises(CheckpointError, match="only weight files"):
         load_generator(path)
     assert not marker.exists()
+
+
+def test_unsafe_pickle_message_names_the_object_not_torchs_advice(tmp_path, tiny_generator):
+    path = tmp_path / "evil.pt"
+    torch.save({"g_ema": tiny_generator.state_dict(), "payload": _Evil(tmp_path / "m")}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_generator(path)
+    assert "weights_only" not in str(info.value) and "system" in str(info.value)
+
+
+def test_a_cut_torch_zip_is_called_truncated(tmp_path, tiny_generator):
+    good = tmp_path / "good.pt"
+    torch.save({"g_ema": tiny_generator.state_dict()}, good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_generator(cut)
+
+
+def _saved(tmp_path, name, state):
+    path = tmp_path / name
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda sd: sd.update({"conv1.conv.weight": torch.full_like(sd["conv1.conv.weight"],
+                                                                float("nan"))}),
+     "conv1.conv.weight holds NaN"),
+    (lambda sd: sd.update({"style.1.weight": torch.full_like(sd["style.1.weight"],
+                                                             float("inf"))}),
+     "style.1.weight holds NaN or infinite"),
+    (lambda sd: sd.update({"conv1.conv.weight": sd["conv1.conv.weight"].to(torch.complex64)}),
+     "not floating-point"),
+    (lambda sd: sd.update({"conv1.conv.weight": sd["conv1.conv.weight"].long()}),
+     "not floating-point"),
+    (lambda sd: sd.update({"conv1.conv.weight": "x"}), "is not a tensor"),
+    (lambda sd: sd.update({"input.input": torch.zeros(16)}), "do not describe"),
+    (lambda sd: sd.update({"style.1.weight": torch.zeros(32)}), "do not describe"),
+    (lambda sd: sd.update({0: torch.zeros(1)}), "name is not text"),
+    (lambda sd: sd.update({"conv1.conv.weight": sd["conv1.conv.weight"].to("meta")}),
+     "holds no data"),
+])
+def test_damaged_or_forged_weights_are_refused_with_their_name(tmp_path, tiny_generator,
+                                                               change, match):
+    sd = dict(tiny_generator.state_dict())
+    change(sd)
+    with pytest.raises(CheckpointError, match=match):
+        load_generator(_saved(tmp_path, "bad.pt", {"g_ema": sd}))
+
+
+def test_a_state_dict_entry_that_is_not_a_dict_is_not_a_generator(tmp_path):
+    for obj in ({"state_dict": [1, 2]}, {"state_dict": torch.zeros(3)}, {0: torch.zeros(1)}):
+        with pytest.raises(CheckpointError, match="no StyleGAN2 generator"):
+            load_generator(_saved(tmp_path, "odd.pt", obj))
+
+
+def test_a_small_file_cannot_claim_a_huge_generator(tmp_path, monkeypatch):
+    """A few kilobytes of tensors whose names and shapes claim a 4096 px generator with 512
+    channels: refused from names and shapes before the architecture is built (a 16384 px
+    claim used to take 12 GB before failing); beyond 4096 px, refused outright."""
+    import editor.core.checkpoints as checkpoints
+
+    def no_build(*_a, **_k):
+        raise AssertionError("the generator was built before the file was checked")
+
+    state = {"style.1.weight": torch.zeros(4, 4), "style.1.bias": torch.zeros(4),
+             "input.input": torch.zeros(1, 512, 4, 4),
+             "conv1.conv.weight": torch.zeros(1, 1, 1, 3, 3)}
+    for k in range(10):
+        state[f"to_rgbs.{k}.conv.weight"] = torch.zeros(1, 3, 1, 1, 1)
+        state[f"convs.{2 * k}.conv.weight"] = torch.zeros(1, 512, 1, 3, 3)
+    monkeypatch.setattr(checkpoints, "Generator", no_build)
+    with pytest.raises(CheckpointError, match="shape|missing keys"):
+        load_generator(_saved(tmp_path, "bomb.pt", {"g_ema": state}))
+    for k in range(10, 12):
+        state[f"to_rgbs.{k}.conv.weight"] = torch.zeros(1, 3, 1, 1, 1)
+        state[f"convs.{2 * k}.conv.weight"] = torch.zeros(1, 512, 1, 3, 3)
+    with pytest.raises(CheckpointError, match="above the largest supported"):
+        load_generator(_saved(tmp_path, "bigger.pt", {"g_ema": state}))
+
+
+def _safetensors_with(tmp_path, gen, name, **meta_changes):
+    """Our generator file with some of its metadata replaced."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src = save_generator(gen, tmp_path / "src.safetensors")
+    with safe_open(str(src), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    meta.update(meta_changes.pop("meta", {}))
+    tensors.update(meta_changes)
+    path = tmp_path / name
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def test_damaged_metadata_in_our_format_is_a_checkpoint_error(tmp_path, tiny_generator):
+    import json
+
+    config = tiny_generator.config.to_dict()
+    cases = [
+        ({"meta": {"format_version": "abc"}}, "invalid format version"),
+        ({"meta": {"config": json.dumps({**config, "resolution": 2**40})}}, "above the largest"),
+        ({"meta": {"config": json.dumps({**config, "style_dim": 10**7,
+                                          "channels": [10**5] * len(config["channels"])})}},
+         "shape"),
+        ({"meta": {"config": "[1, 2]"}}, "invalid generator config"),
+        ({"w_avg": torch.zeros(5)}, "w_avg has shape"),
+        ({"w_avg": torch.full((tiny_generator.w_dim,), float("nan"))}, "w_avg holds NaN"),
+    ]
+    for i, (change, match) in enumerate(cases):
+        with pytest.raises(CheckpointError, match=match):
+            load_generator(_safetensors_with(tmp_path, tiny_generator, f"{i}.safetensors",
+                                             **change))
+    # free-form metadata that is not JSON only informs: the model still loads
+    path = _safetensors_with(tmp_path, tiny_generator, "user.safetensors",
+                             meta={"user": "{bad"})
+    assert load_generator(path).metadata == {}

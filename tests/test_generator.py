@@ -191,3 +191,13 @@ def test_z_dim_may_differ_from_w_dim(tmp_path):
     path = tmp_path / "g.pt"
     torch.save({"g_ema": g.state_dict()}, path)
     assert load_generator(path).generator.z_dim == 10
+
+
+def test_a_config_beyond_the_largest_resolution_is_refused_and_shapes_cost_nothing():
+    from editor.core.generator import MAX_RESOLUTION, state_shapes
+
+    with pytest.raises(ValueError, match="largest supported"):
+        GeneratorConfig(resolution=MAX_RESOLUTION * 2)
+    config = GeneratorConfig(resolution=64, style_dim=32, n_mlp=2, channel_max=16)
+    real = Generator(config).state_dict()
+    assert state_shapes(config) == {k: v.shape for k, v in real.items()}

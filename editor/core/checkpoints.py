@@ -26,12 +26,13 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError, IncompatibleModelError
-from .generator import Generator, GeneratorConfig
+from .generator import Generator, GeneratorConfig, state_shapes
 from .hashing import state_dict_hash
 from .paths import atomic_path
 
 FORMAT_NAME = "latent-atelier-generator"
 FORMAT_VERSION = 1
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass
@@ -54,6 +55,9 @@ def sniff_format(path: Path) -> str:
         raise CheckpointError(f"{path.name} is empty (0 bytes): not a checkpoint")
     if zipfile.is_zipfile(path):
         return "torch-zip"
+    if head[:4] == b"PK\x03\x04":  # a zip without its end record: cut short
+        raise CheckpointError(f"{path.name} is a truncated or corrupt PyTorch (zip) file; "
+                              "download or copy it again")
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
     if head[:1] == b"\x80":
@@ -73,9 +77,12 @@ def _torch_load_tensors(path: Path) -> object:
     except pickle.UnpicklingError as e:
         msg = str(e).splitlines()[0] if str(e) else "unreadable"
         if "Unsupported global" in str(e) or "weights_only" in str(e):
+            # name what the file asked for, not torch's advice to switch the safety off
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" (it asks for {found.group(1)})" if found else ""
             raise CheckpointError(
-                f"{path.name} contains Python objects other than tensors; only weight files "
-                f"are loaded, never code. ({msg})"
+                f"{path.name} contains Python objects other than tensors{what}; only weight "
+                "files are loaded, never code"
             ) from e
         raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({msg})") from e
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
@@ -91,7 +98,8 @@ def _extract_rosinality_state(obj: object, name: str) -> tuple[dict, torch.Tenso
         raise CheckpointError(f"{name}: expected a dict of weights, got {type(obj).__name__}")
     if "g_ema" in obj:
         state, latent_avg = obj["g_ema"], obj.get("latent_avg")
-    elif "state_dict" in obj and any(k.startswith("decoder.") for k in obj["state_dict"]):
+    elif isinstance(obj.get("state_dict"), dict) and any(
+            isinstance(k, str) and k.startswith("decoder.") for k in obj["state_dict"]):
         # e4e / ReStyle / pSp: the generator sits under decoder.*
         sd = obj["state_dict"]
         state = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")}
@@ -99,7 +107,7 @@ def _extract_rosinality_state(obj: object, name: str) -> tuple[dict, torch.Tenso
     elif "style.1.weight" in obj:
         state, latent_avg = obj, None
     else:
-        keys = ", ".join(list(obj)[:8])
+        keys = ", ".join(map(str, list(obj)[:8]))
         hint = " (this looks like a training checkpoint without g_ema)" if "g" in obj else ""
         raise CheckpointError(
             f"{name} has no StyleGAN2 generator weights (no 'g_ema'); top-level keys: {keys}{hint}"
@@ -108,7 +116,27 @@ def _extract_rosinality_state(obj: object, name: str) -> tuple[dict, torch.Tenso
         raise CheckpointError(f"{name}: the generator entry holds no weights")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         latent_avg = None
-    return dict(state), latent_avg
+    state = dict(state)
+    check_weights(state, name)
+    return state, latent_avg
+
+
+def check_weights(state: dict, name: str) -> None:
+    """Every entry a named, finite floating-point tensor with data: a damaged or forged file
+    is refused here, before its shapes decide anything."""
+    for key, t in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{name}: a weight name is not text ({key!r:.40})")
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"{name}: {key} is not a tensor ({type(t).__name__})")
+        if t.dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(f"{name}: {key} holds {t.dtype} values, not floating-point "
+                                  "weights")
+        if t.is_meta:
+            raise CheckpointError(f"{name}: {key} holds no data")
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{name}: {key} holds NaN or infinite values; the file is "
+                                  "damaged")
 
 
 def infer_rosinality_config(state: dict[str, torch.Tensor], name: str = "checkpoint"
@@ -116,21 +144,29 @@ def infer_rosinality_config(state: dict[str, torch.Tensor], name: str = "checkpo
     """Architecture from tensor shapes: resolution from the number of toRGB layers, style dim
     from the mapping, channels from each block's conv weights."""
     try:
-        style_dim = state["style.1.weight"].shape[1]
-        n_mlp = len([k for k in state if re.fullmatch(r"style\.\d+\.weight", k)])
-        n_rgbs = len([k for k in state if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
-        channels = [state["input.input"].shape[1]]
-        for k in range(n_rgbs):
-            channels.append(state[f"convs.{2 * k}.conv.weight"].shape[1])
+        return _infer_rosinality_config(state)
     except KeyError as e:
         if "layers.0.weight" in str(e) or any(k.startswith("synthesis.") for k in state):
             raise IncompatibleModelError(f"{name} is not in the rosinality layout") from e
         raise CheckpointError(f"{name}: missing weight {e} needed to infer the architecture"
                               ) from e
+    except (IndexError, ValueError) as e:  # weights of the wrong rank, or an impossible size
+        raise CheckpointError(f"{name}: the weights do not describe a StyleGAN2 generator "
+                              f"({e})") from e
+
+
+def _infer_rosinality_config(state: dict[str, torch.Tensor]) -> GeneratorConfig:
+    """The shapes, read as rosinality's Generator lays them out (KeyError: a weight that
+    decides the architecture is missing)."""
+    n_mlp = len([k for k in state if re.fullmatch(r"style\.\d+\.weight", k)])
+    n_rgbs = len([k for k in state if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
+    channels = [state["input.input"].shape[1]]
+    for k in range(n_rgbs):
+        channels.append(state[f"convs.{2 * k}.conv.weight"].shape[1])
     if "conv1.conv.weight" not in state:
-        raise CheckpointError(f"{name}: no conv1 layer; not a StyleGAN2 generator")
-    if "input.input" in state and state["input.input"].ndim != 4:
-        raise IncompatibleModelError(f"{name}: unexpected input layer shape")
+        raise KeyError("conv1.conv.weight")
+    if state["input.input"].ndim != 4:
+        raise IndexError("the constant input is not a 4-d tensor")
     z_dim = state["style.1.weight"].shape[1]
     style_dim = state["style.1.bias"].shape[0]
     return GeneratorConfig(
@@ -154,24 +190,32 @@ def _normalise_latent_avg(latent_avg: torch.Tensor | None, style_dim: int) -> to
 
 def build_generator(config: GeneratorConfig, state: dict[str, torch.Tensor],
                     w_avg: torch.Tensor | None, name: str) -> Generator:
-    """Instantiate and strictly load; a mismatch lists the missing/unexpected keys."""
-    gen = Generator(config)
-    expected = gen.state_dict()
+    """Check names and shapes against the architecture, then instantiate and load. Nothing
+    is allocated for the architecture until the file's tensors are known to fill it (a small
+    file cannot claim a huge generator); a mismatch lists the missing/unexpected keys."""
+    check_weights(state, name)
+    if w_avg is not None:
+        check_weights({"w_avg": w_avg}, name)
+        if tuple(w_avg.shape) != (config.style_dim,):
+            raise CheckpointError(f"{name}: w_avg has shape {tuple(w_avg.shape)}, the "
+                                  f"generator's w has {config.style_dim} entries")
+    expected = state_shapes(config)
     for key, t in state.items():
-        if key in expected and expected[key].shape != t.shape:
+        if key in expected and expected[key] != t.shape:
             raise CheckpointError(
                 f"{name}: weight {key} has shape {tuple(t.shape)}, the inferred architecture "
-                f"expects {tuple(expected[key].shape)}"
+                f"expects {tuple(expected[key])}"
             )
-    result = gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        missing = ", ".join(result.missing_keys[:6])
-        unexpected = ", ".join(result.unexpected_keys[:6])
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
         raise CheckpointError(
             f"{name} does not match a StyleGAN2 generator: "
-            f"{len(result.missing_keys)} missing keys ({missing}), "
-            f"{len(result.unexpected_keys)} unexpected keys ({unexpected})"
+            f"{len(missing)} missing keys ({', '.join(missing[:6])}), "
+            f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:6])})"
         )
+    gen = Generator(config)
+    gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     with torch.no_grad():
         gen.w_avg.copy_(w_avg if w_avg is not None else gen.mean_latent())
     return gen.eval().requires_grad_(False)
@@ -222,18 +266,29 @@ def load_atelier(path: Path) -> LoadedGenerator:
     if meta.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path.name} is a safetensors file but not a Latent Atelier "
                               f"generator (format={meta.get('format')!r})")
-    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+    version = meta.get("format_version", "0")
+    if not version.isdigit():
+        raise CheckpointError(f"{path.name}: invalid format version {version!r:.40}")
+    if int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path.name} was written by a newer Latent Atelier "
-                              f"(format version {meta['format_version']}); please update")
+                              f"(format version {version}); please update")
     try:
         config = GeneratorConfig.from_dict(json.loads(meta["config"]))
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path.name}: invalid generator config ({e})") from e
     w_avg = tensors.pop("w_avg", None)
-    gen = build_generator(config, tensors, w_avg.float() if w_avg is not None else None,
-                          path.name)
-    user = json.loads(meta.get("user", "{}"))
-    return LoadedGenerator(gen, "atelier", path, generator_hash(gen), user)
+    gen = build_generator(config, tensors, w_avg, path.name)
+    return LoadedGenerator(gen, "atelier", path, generator_hash(gen), _user_metadata(meta))
+
+
+def _user_metadata(meta: dict) -> dict:
+    """The free-form metadata a file was saved with ({} when it is not a JSON object: it
+    only informs, so a damaged one does not stop the model from loading)."""
+    try:
+        user = json.loads(meta.get("user", "{}"))
+    except ValueError:
+        return {}
+    return user if isinstance(user, dict) else {}
 
 
 # --------------------------------------------------------------------------- dispatch

@@ -29,6 +29,11 @@ LRELU_GAIN = math.sqrt(2.0)
 DEFAULT_BLUR_KERNEL = (1, 3, 3, 1)
 
 
+# StyleGAN2 models go up to 1024 px (a few 2048); the noise buffers alone of a 32768 px
+# generator would take 4 GB, so a checkpoint claiming more is refused before any memory.
+MAX_RESOLUTION = 4096
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Architecture of a StyleGAN2 generator. `channels` maps log2(resolution) order:
@@ -52,6 +57,9 @@ class GeneratorConfig:
         log = math.log2(self.resolution) if self.resolution > 0 else -1
         if self.resolution < 4 or log != int(log):
             raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
+        if self.resolution > MAX_RESOLUTION:  # a file claiming more is damaged or hostile
+            raise ValueError(f"resolution {self.resolution} is above the largest supported "
+                             f"({MAX_RESOLUTION})")
         if self.channels is None:
             chans = tuple(
                 min(self.channel_base // (4 * 2**i), self.channel_max)
@@ -636,3 +644,10 @@ def z_from_seed(seed: int, z_dim: int) -> torch.Tensor:
     """The latent z for a seed, identical on every device (drawn on CPU)."""
     g = torch.Generator().manual_seed(int(seed))
     return torch.randn(1, z_dim, generator=g)
+
+
+def state_shapes(config: GeneratorConfig) -> dict[str, torch.Size]:
+    """Name -> shape of every entry of a Generator's state dict, without allocating it (built
+    on the meta device): what a checkpoint must hold, checked before the real build."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in Generator(config).state_dict().items()}

@@ -36,7 +36,13 @@ import numpy as np
 import torch
 
 from .errors import AtelierError, CheckpointError, IncompatibleModelError, UnsafePickleError
-from .generator import DEFAULT_BLUR_KERNEL, Generator, GeneratorConfig, make_kernel
+from .generator import (
+    DEFAULT_BLUR_KERNEL,
+    Generator,
+    GeneratorConfig,
+    make_kernel,
+    state_shapes,
+)
 
 # torch.save's legacy (pre-1.6, non-zip) files are pickles too; they begin with this number.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -571,10 +577,10 @@ def _complete_state(mapped: dict[str, torch.Tensor], config: GeneratorConfig, na
                     ) -> dict[str, torch.Tensor]:
     """Check names and shapes against a freshly built Generator and fill what NVIDIA's
     layout does not carry (blur/upsample kernels; noise buffers when use_noise=False)."""
-    reference = Generator(config).state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(reference[k].shape)}"
-                  for k, v in mapped.items() if k in reference and v.shape != reference[k].shape]
-    unknown = [k for k in mapped if k not in reference]
+    shapes = state_shapes(config)  # checked before anything of that size is allocated
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(shapes[k])}"
+                  for k, v in mapped.items() if k in shapes and v.shape != shapes[k]]
+    unknown = [k for k in mapped if k not in shapes]
     if mismatched or unknown:
         hint = ""
         if any(k.startswith("style.1.") for k in mismatched) and config.z_dim != config.style_dim:
@@ -583,13 +589,13 @@ def _complete_state(mapped: dict[str, torch.Tensor], config: GeneratorConfig, na
             f"{name}: the weights do not fit our StyleGAN2 generator{hint}: "
             + "; ".join((mismatched + unknown)[:4])
         )
-    out: dict[str, torch.Tensor] = {}
-    for key, ref in reference.items():
-        value = mapped.get(key, ref)
-        if key not in mapped and not _fillable(key):
+    absent = [k for k in shapes if k not in mapped]
+    for key in absent:
+        if not _fillable(key):
             raise CheckpointError(f"{name}: no weights for {key}")
-        out[key] = value.detach().to(torch.float32).contiguous()
-    return out
+    reference = Generator(config).state_dict() if absent else {}
+    return {key: mapped.get(key, reference.get(key)).detach().to(torch.float32).contiguous()
+            for key in shapes}
 
 
 def _fillable(key: str) -> bool:
