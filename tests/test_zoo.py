@@ -703,13 +703,22 @@ def test_cli_ctrl_c_keeps_the_part(server, capsys, monkeypatch):
 
 
 def test_cli_import(capsys, tmp_path):
-    src = tmp_path / "x.pt"
-    src.write_bytes(b"abc")
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_generator
+
+    src = save_generator(make_tiny_generator(), tmp_path / "x.safetensors")
     assert _run(["models", "import", str(src), "--name", "mine"]) == 0
     assert "not verified" in capsys.readouterr().err
-    assert zoo.installed_model("mine") is not None
+    assert zoo.installed_model("mine").kind == "generator"
     assert _run(["models", "import", str(tmp_path / "nope.pt")]) == 1
     assert "no such file" in capsys.readouterr().err
+    # a file the editor cannot open is refused and nothing is copied or recorded
+    text = tmp_path / "notes.pt"
+    text.write_bytes(b"abc")
+    assert _run(["models", "import", str(text)]) == 1
+    assert "not a model file" in capsys.readouterr().err
+    assert [m.name for m in zoo.installed()] == ["mine"]
+    assert not (zoo.models_dir() / "notes").exists()
 
 
 def test_cli_models_without_action_prints_help(capsys):
@@ -730,3 +739,45 @@ def test_errors_are_atelier_errors():
     assert issubclass(zoo.DownloadCancelled, ZooDownloadError)
     assert issubclass(zoo.ZooImportError, ZooDownloadError)
     assert issubclass(zoo.UnknownModelError, AtelierError)
+
+
+def test_import_reads_the_file_first_and_checks_it_against_its_entry(tmp_path):
+    from editor.core.checkpoints import save_generator
+    from editor.core.model_files import identify_model_file
+    from tests.conftest import make_tiny_clip, make_tiny_generator
+
+    gen = save_generator(make_tiny_generator(), tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    assert zoo.import_file(gen, identify=identify_model_file).kind == "generator"
+    assert zoo.import_file(clip, identify=identify_model_file).kind == "clip"
+    with pytest.raises(zoo.ZooImportError, match="16 px generator, but ffhq-1024"):
+        zoo.import_file(gen, name="ffhq-1024-rosinality", identify=identify_model_file)
+    with pytest.raises(zoo.ZooImportError, match="it is a clip, but ffhq-1024"):
+        zoo.import_file(clip, name="ffhq-1024-rosinality", identify=identify_model_file)
+    png = tmp_path / "stylegan2-ffhq-config-f.pt"  # the registry's file name, not its content
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(zoo.ZooImportError, match="not a model file"):
+        zoo.import_file(png, identify=identify_model_file)
+    assert sorted(m.kind for m in zoo.installed()) == ["clip", "generator"]
+
+
+def test_import_never_replaces_a_different_file_of_the_same_name(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "good.pt", tmp_path / "b" / "good.pt"
+    first.write_bytes(b"one" * 10)
+    second.write_bytes(b"two" * 10)
+    one, two = zoo.import_file(first), zoo.import_file(second)
+    assert (one.name, two.name) == ("good", "good-2")
+    assert one.path.read_bytes() == b"one" * 10 and two.path.read_bytes() == b"two" * 10
+    assert zoo.import_file(second).name == "good-2"  # the same file again: the same entry
+    with pytest.raises(zoo.ZooImportError, match="already installed as 'good'"):
+        zoo.import_file(second, name="good")
+    with pytest.raises(zoo.ZooImportError, match="it is a folder"):
+        zoo.import_file(tmp_path / "a")
+    accents = tmp_path / "génératéur 模型.pt"
+    accents.write_bytes(b"three")
+    assert zoo.import_file(accents).name == "generateur"
+    other_script = tmp_path / "模型.pt"
+    other_script.write_bytes(b"four")
+    assert zoo.import_file(other_script).name.startswith("model-")

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from editor.core import zoo
 from editor.core.errors import AtelierError
+from editor.core.model_files import identify_model_file
 
 PROG = "atelier models"
 
@@ -196,7 +197,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     try:
-        model = zoo.import_file(args.path, name=getattr(args, "name", None))
+        model = zoo.import_file(args.path, name=getattr(args, "name", None),
+                                identify=identify_model_file)
     except AtelierError as e:
         return _error(str(e))
     what = f"as {model.entry}" if model.entry else "as a model the registry does not know"

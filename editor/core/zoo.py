@@ -28,6 +28,7 @@ import socket
 import ssl
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -740,8 +741,39 @@ def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback 
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    return slug or "model"
+    """A model name from a file name: accents dropped, other characters to '-' ('' when
+    nothing usable is left, e.g. a name in another script)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9._-]+", "-", ascii_text.lower()).strip("-._")
+
+
+def _free_name(key: str, sha: str) -> str:
+    """`key`, or key-2, key-3, ... : the first not held by a different imported file."""
+    candidate, n = key, 1
+    while (held := installed_model(candidate)) is not None and held.sha256 != sha:
+        n += 1
+        candidate = f"{key}-{n}"
+    return candidate
+
+
+def _identified_kind(src: Path, entry: ZooEntry | None,
+                     identify: Callable[[Path], Any] | None) -> str | None:
+    """What `identify` says the file is, checked against its registry entry."""
+    if identify is None:
+        return None
+    try:
+        found = identify(src)
+    except AtelierError as e:
+        raise ZooImportError(f"not importing {src.name}: {e}") from e
+    if entry is not None and entry.kind != found.kind:
+        raise ZooImportError(f"not importing {src.name}: it is a {found.kind}, but "
+                             f"{entry.name} is a {entry.kind}")
+    resolution = getattr(found, "resolution", None)
+    if entry is not None and entry.resolution and resolution and \
+            entry.resolution != resolution:
+        raise ZooImportError(f"not importing {src.name}: it is a {resolution} px generator, "
+                             f"but {entry.name} is {entry.resolution} px")
+    return found.kind
 
 
 def _match_entry(entries: Iterable[ZooEntry], sha: str, filename: str) -> ZooEntry | None:
@@ -775,14 +807,22 @@ def _copy_hashing(src: Path, dest: Path, expected_sha: str) -> None:
             raise ZooImportError(f"{src} changed while it was being copied; try again")
 
 
-def import_file(path: str | os.PathLike, name: str | None = None) -> InstalledModel:
+def import_file(path: str | os.PathLike, name: str | None = None,
+                identify: Callable[[Path], Any] | None = None) -> InstalledModel:
     """Copy a local file into the model cache and record it.
 
     A file whose sha256 matches a registry entry is recorded as that entry (verified).
     With `name` of a registry entry, the file must match what the registry knows of it;
     any other `name` records the file under that name. Without a name, a file the
-    registry does not know keeps its own stem as name."""
+    registry does not know keeps its own stem as name (made unique: a different file
+    never replaces an imported one).
+
+    `identify(path)` (model_files.identify_model_file in the app) reads the file first and
+    returns what it is (`.kind`, `.resolution`) or raises: a file that is not a model, or
+    not the model its registry entry describes, is refused before anything is copied."""
     src = Path(path).expanduser()
+    if src.is_dir():
+        raise ZooImportError(f"cannot import {src}: it is a folder, not a model file")
     if not src.is_file():
         raise ZooImportError(f"cannot import {src}: no such file")
     size = src.stat().st_size
@@ -804,9 +844,17 @@ def import_file(path: str | os.PathLike, name: str | None = None) -> InstalledMo
     else:
         entry = _match_entry(entries, sha, src.name)
         if key is None:
-            key = entry.name if entry else _slug(src.stem)
+            key = entry.name if entry else _slug(src.stem) or f"model-{sha[:8]}"
             if entry is None and key in registry:
                 key = f"{key}-imported"  # never shadow a registry name with another file
+            if entry is None:
+                key = _free_name(key, sha)
+    if key is not None and entry is None and name is not None:
+        held = installed_model(key)
+        if held is not None and held.sha256 != sha:
+            raise ZooImportError(f"a different model is already installed as '{key}'; "
+                                 "choose another name")
+    kind = _identified_kind(src, entry, identify)
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
     if not same_file and not (dest.is_file() and file_sha256(dest) == sha):
@@ -817,7 +865,7 @@ def import_file(path: str | os.PathLike, name: str | None = None) -> InstalledMo
     model = InstalledModel(
         name=key, path=dest, sha256=sha, size=size,
         verified=entry is not None and entry.sha256 == sha,
-        entry=entry.name if entry else None, kind=entry.kind if entry else None,
+        entry=entry.name if entry else None, kind=entry.kind if entry else kind,
         format=entry.format if entry else None, source=str(src.resolve()), added=_now())
     _record(model)
     return model

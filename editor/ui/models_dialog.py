@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from editor.core import zoo
-from editor.core.checkpoints import sniff_format
 from editor.core.errors import AtelierError
+from editor.core.model_files import identify_model_file
 from editor.engine.jobs import Job, JobRunner, JobToken, Progress, RateEta
 from editor.engine.models import default_generator_path
 from editor.engine.packs import demo_clip_source
@@ -96,14 +96,6 @@ def _entry_status(entry: zoo.ZooEntry, model: zoo.InstalledModel | None) -> str:
     return "not installed"
 
 
-def _check_model_file(path: Path) -> None:
-    """Refuse files that are no model format we read, before copying them anywhere."""
-    if path.is_file() and path.stat().st_size > 0 and sniff_format(path) == "unknown":
-        raise zoo.ZooImportError(
-            f"{path.name} is not a model file this editor can read (a rosinality or "
-            "open_clip .pt, an NVIDIA .pkl, or a Latent Atelier .safetensors)")
-
-
 def download_job(entry: zoo.ZooEntry):
     """A job function: the zoo download, with byte counts turned into Progress items."""
 
@@ -124,8 +116,8 @@ def download_job(entry: zoo.ZooEntry):
 
 def import_job(path: Path):
     def run(token: JobToken) -> zoo.InstalledModel:
-        _check_model_file(path)
-        return zoo.import_file(path)
+        # read first: a file the editor cannot open is never copied or listed
+        return zoo.import_file(path, identify=identify_model_file)
 
     return run
 

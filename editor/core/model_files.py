@@ -1,0 +1,57 @@
+"""What a model file is: a StyleGAN2 generator or CLIP weights, found by reading it the way
+each is loaded (nothing in it is run). Used before a file is copied into the model cache,
+so that an import never records a file the editor cannot open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoints import load_generator
+from .clip_model import read_weights
+from .errors import AtelierError, CheckpointError, UnsafePickleError
+
+# Names every open_clip / OpenAI CLIP state dict has, in one tower or the other.
+_CLIP_IMAGE_KEYS = ("visual.conv1.weight", "visual.proj", "visual.trunk.")
+_CLIP_TEXT_KEYS = ("token_embedding.weight", "text_projection", "text.")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    kind: str  # "generator" | "clip"
+    resolution: int | None = None  # generators
+
+
+def identify_model_file(path: str | Path) -> ModelFile:
+    """Read `path` as a generator, else as CLIP weights; AtelierError saying why it is
+    neither (the generator's reason first: most imported files are generators)."""
+    path = Path(path)
+    try:
+        loaded = load_generator(path)
+    except UnsafePickleError:
+        raise
+    except AtelierError as e:
+        generator_error = e
+    else:
+        return ModelFile("generator", loaded.generator.config.resolution)
+    try:
+        state = read_weights(path)
+    except AtelierError:
+        raise CheckpointError(f"{path.name} is not a model file this program can open: "
+                              f"{generator_error}") from generator_error
+    if not _looks_like_clip(state):
+        raise CheckpointError(f"{path.name} is neither a StyleGAN2 generator nor CLIP weights "
+                              f"({generator_error})")
+    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{path.name}: {bad[0]} holds NaN or infinite values; the file "
+                              "is damaged")
+    return ModelFile("clip")
+
+
+def _looks_like_clip(state: dict[str, torch.Tensor]) -> bool:
+    keys = list(state)
+    return (any(k.startswith(_CLIP_IMAGE_KEYS) for k in keys)
+            and any(k.startswith(_CLIP_TEXT_KEYS) for k in keys))
