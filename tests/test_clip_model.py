@@ -6,6 +6,7 @@ Every model is a tiny open_clip config with seeded random weights; nothing is do
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import urllib.error
@@ -468,3 +469,56 @@ def test_cuda_matches_cpu_and_drops_cached_text(clip):
     assert text_gpu.device.type == "cuda"
     assert torch.allclose(on_cpu, on_gpu.cpu(), atol=1e-4)
     assert torch.allclose(text_cpu, text_gpu.cpu(), atol=1e-4)
+
+
+def _saved_with_metadata(tmp_path, **changes):
+    """A CLIP file saved by this program, with some of its metadata replaced."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src = make_clip(seed=5).save(tmp_path / "src.safetensors")
+    with safe_open(str(src), framework="pt") as f:
+        meta = {**f.metadata(), **changes}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    path = tmp_path / "changed.safetensors"
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"config": "[1, 2]"}, "damaged CLIP metadata"),
+    ({"config": '"hello"'}, "damaged CLIP metadata"),
+    ({"preprocess": "[1]"}, "damaged CLIP metadata"),
+    ({"config": json.dumps({**TINY_VIT, "vision_cfg": "big"})}, "must be objects"),
+    ({"preprocess": json.dumps({"mean": "x"})}, "invalid CLIP preprocessing"),
+])
+def test_damaged_metadata_in_a_saved_clip_is_a_clip_error(tmp_path, changes, match):
+    with pytest.raises(ClipError, match=match):
+        ClipModel.load(_saved_with_metadata(tmp_path, **changes))
+
+
+def test_a_small_clip_file_cannot_claim_a_huge_architecture(tmp_path, monkeypatch):
+    """Names and shapes are checked on a model that holds no memory before the real build
+    (a config claiming 48 layers of width 4096 used to allocate tens of GB first)."""
+    import editor.core.clip_model as clip_model
+
+    huge = {**TINY_VIT, "vision_cfg": {"image_size": 64, "layers": 48, "width": 4096,
+                                       "patch_size": 32}}
+    path = _saved_with_metadata(tmp_path, config=json.dumps(huge))
+    real_build = clip_model._build_from_config
+
+    def build(cfg):
+        if torch.empty(0).device.type != "meta":
+            raise AssertionError("a real model was built before the weights were checked")
+        return real_build(cfg)
+
+    monkeypatch.setattr(clip_model, "_build_from_config", build)
+    with pytest.raises(ClipError, match="do not fit"):
+        ClipModel.load(path)
+
+
+def test_a_weights_file_without_an_architecture_is_read_first(tmp_path):
+    png = tmp_path / "picture.pt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(ClipError, match="not a weights file"):
+        ClipModel.from_checkpoint(None, png)

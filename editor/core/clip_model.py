@@ -357,6 +357,8 @@ def _build_from_config(model_cfg: dict) -> torch.nn.Module:
     for key in ("embed_dim", "vision_cfg", "text_cfg"):
         if key not in model_cfg:
             raise ClipError(f"CLIP config lacks '{key}' (needs embed_dim, vision_cfg, text_cfg)")
+    if not (isinstance(model_cfg["vision_cfg"], dict) and isinstance(model_cfg["text_cfg"], dict)):
+        raise ClipError("invalid CLIP config: vision_cfg and text_cfg must be objects")
     if "timm_model_name" in model_cfg["vision_cfg"] or "hf_model_name" in model_cfg["text_cfg"]:
         raise ClipError("CLIP configs with timm or Hugging Face towers need their base models "
                         "from the network; use an open_clip architecture name instead")
@@ -366,7 +368,7 @@ def _build_from_config(model_cfg: dict) -> torch.nn.Module:
     cls = open_clip.CustomTextCLIP if cfg.pop("custom_text", False) else open_clip.CLIP
     try:
         return cls(**cfg)
-    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as e:
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError, AttributeError) as e:
         raise ClipError(f"invalid CLIP config ({type(e).__name__}: {e})") from e
 
 
@@ -539,6 +541,7 @@ class ClipModel:
         if _sniff(path) == "safetensors" and _saved_header(path) is not None:
             return cls.load(path, device=device)
         if arch is None:
+            read_weights(path)  # a file that is no weights file says so first
             raise ClipError(f"{path.name}: say which open_clip architecture these weights "
                             "are for (e.g. ViT-B-32)")
         arch = _clean_arch(arch)
@@ -559,12 +562,21 @@ class ClipModel:
         {'model_cfg', 'preprocess_cfg'} layout. Random weights unless `state_dict` is given.
         The tokenizer defaults to open_clip's with the config's context length."""
         model_cfg, preprocess = _split_config(config)
+        if state_dict is not None:
+            # names and shapes first, on a model that holds no memory: a small file cannot
+            # claim a huge architecture
+            with torch.device("meta"):
+                _fit_state(_build_from_config(copy.deepcopy(model_cfg)), state_dict,
+                           f"weights for {name}")
         model = _build_from_config(model_cfg)
-        open_clip.set_model_preprocess_cfg(model, _merged_preprocess(model, preprocess))
         if state_dict is not None:
             _load_into(model, state_dict, f"weights for {name}")
         tok = tokenizer if tokenizer is not None else _tokenizer_for_config(model_cfg)
-        return cls(model, tok, name, model_cfg).to(device)
+        try:
+            open_clip.set_model_preprocess_cfg(model, _merged_preprocess(model, preprocess))
+            return cls(model, tok, name, model_cfg).to(device)
+        except (TypeError, ValueError, KeyError, IndexError) as e:  # a damaged file's values
+            raise ClipError(f"invalid CLIP preprocessing for {name} ({e})") from e
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> ClipModel:
@@ -784,7 +796,11 @@ def _saved_header(path: Path) -> dict | None:
         raise ClipError(f"{path.name} was saved by another version of this program "
                         f"(CLIP file format {meta.get('version')})")
     try:
-        return {"name": meta.get("name", ""), "config": json.loads(meta["config"]),
-                "preprocess": json.loads(meta.get("preprocess", "{}"))}
+        header = {"name": meta.get("name", ""), "config": json.loads(meta["config"]),
+                  "preprocess": json.loads(meta.get("preprocess", "{}"))}
     except (KeyError, json.JSONDecodeError) as e:
         raise ClipError(f"{path.name}: damaged CLIP metadata ({e})") from e
+    if not (isinstance(header["config"], dict) and isinstance(header["preprocess"], dict)):
+        raise ClipError(f"{path.name}: damaged CLIP metadata (config and preprocessing must "
+                        "be objects)")
+    return header
