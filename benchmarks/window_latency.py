@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     name = win.pack.name
     model = win.pack.model
     win.document.undo_stack.setClean()
+    win.document.undo_stack.setClean()  # a benchmark's drag is not work to save
     win.close()  # stops the render worker: the bare synthesis below has the cores alone
     QApplication.processEvents()
 

@@ -60,3 +60,27 @@ def make_tiny_clip(seed: int = 0):
 
     torch.manual_seed(seed)
     return ClipModel.from_config(TINY_CLIP_CONFIG, name="tiny-clip")
+
+
+def close_without_questions(win, qtbot) -> None:
+    """Close as a test ends: no "save changes?" and no "jobs still running" question."""
+    win.document.undo_stack.setClean()
+    win.jobs.cancel_all()
+    qtbot.waitUntil(lambda: not win.jobs.active_jobs(), timeout=20_000)
+    win.close()
+
+
+def discard_on_close(monkeypatch) -> None:
+    """A test window closed at teardown (pytest-qt closes it before fixtures end) answers
+    the window's own close questions: discard unsaved changes, stop running jobs. A test
+    that checks a question patches QMessageBox.question itself."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def answer(_parent, title, *_args, **_kwargs):
+        if title == "Save changes?":
+            return QMessageBox.StandardButton.Discard
+        if title == "Jobs still running":
+            return QMessageBox.StandardButton.Yes
+        raise AssertionError(f"unexpected question in a test: {title}")
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(answer))

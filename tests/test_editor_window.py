@@ -16,11 +16,16 @@ from editor.core.image_io import read_recipe
 from editor.engine.export import ExportPlan
 from editor.engine.packs import ClipSource, open_pack
 from editor.engine.renderer import Renderer
-from editor.engine.session import Session
+from editor.engine.session import Edit, Session
 from editor.methods.global_directions import RelevanceConfig
 from editor.ui.app import init_application
 from editor.ui.main_window import MainWindow
-from tests.conftest import make_tiny_clip, make_tiny_generator
+from tests.conftest import (
+    close_without_questions,
+    discard_on_close,
+    make_tiny_clip,
+    make_tiny_generator,
+)
 
 RELEVANCE = RelevanceConfig(n_images=3, psi=1.0)  # what `--precompute-images 3` uses
 STATS = 500
@@ -47,6 +52,7 @@ def window(qtbot, tmp_path, monkeypatch, models):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
                       str(tmp_path / "settings"))
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
     gen, clip, _ = models
@@ -54,8 +60,7 @@ def window(qtbot, tmp_path, monkeypatch, models):
                        stats_samples=STATS)
     qtbot.waitUntil(lambda: win.last_result is not None, timeout=20_000)
     yield win
-    win.document.undo_stack.setClean()  # no "save changes?" question on close
-    win.close()
+    close_without_questions(win, qtbot)
 
 
 def settled(win, qtbot) -> np.ndarray:
@@ -482,3 +487,68 @@ def test_undoing_a_delete_selects_the_edit_again(window, qtbot):
     assert window.prompt_panel.heading.text() == "New prompt"
     window.undo_act.trigger()  # and every undo of it selects it again
     assert panel.selected_id() == tuned.id
+
+
+def test_closing_with_unsaved_changes_asks_even_without_a_file(window, qtbot, monkeypatch):
+    asked = []
+
+    def question(_parent, title, *_a, **_k):
+        asked.append(title)
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    window.add_draft_to_stack()
+    assert window.session_path is None and not window.document.undo_stack.isClean()
+    assert not window.close()  # Cancel keeps the window and its stack
+    assert asked == ["Save changes?"] and len(window.document.state.session.edits) == 1
+
+
+def test_closing_while_a_job_runs_asks_first(window, qtbot, monkeypatch):
+    import threading
+
+    release = threading.Event()
+    job = window.jobs.submit("Export sweep", lambda token: release.wait(20))
+    asked = []
+
+    def question(_parent, title, text, *_a, **_k):
+        asked.append((title, text))
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    window.document.undo_stack.setClean()
+    assert not window.close()
+    assert asked[0][0] == "Jobs still running" and "Export sweep" in asked[0][1]
+    assert job in window.jobs.active_jobs()
+    release.set()
+    qtbot.waitUntil(lambda: not window.jobs.active_jobs(), timeout=20_000)
+
+
+def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda _p, title, text, *a, **k: shown.append((title,
+                                                                                    text))))
+    locked = tmp_path / "full"
+    locked.mkdir()
+    plan = ExportPlan(kind="image", path=str(locked / "x.png"))
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", lambda *a, **k: plan)
+
+    def fail(*_a, **_k):
+        raise OSError(28, "No space left on device")
+        yield  # a generator job, as run_plan is
+
+    monkeypatch.setattr("editor.ui.main_window.run_plan", fail)
+    window.export_dialog()
+    qtbot.waitUntil(lambda: bool(shown), timeout=20_000)
+    assert shown[0][0] == "Export failed" and "No space left" in shown[0][1]
+
+
+def test_a_strength_beyond_the_slider_shows_as_it_is(window, qtbot):
+    edit = Edit("global", {"neutral": "face", "target": "a smile"}, strength=25.0)
+    state = window.document.state
+    window.document.change(state.with_session(state.session.add_edit(edit)), "Add")
+    row = window.stack_panel.row(edit.id)
+    assert row.strength.box.value() == 25.0  # not the slider's end (10)
+    assert row.strength.slider.value() == row.strength.slider.maximum()

@@ -221,3 +221,42 @@ def test_confirm_overwrite(answers, tmp_path):
 def test_get_export_plan_returns_none_when_cancelled(monkeypatch):
     monkeypatch.setattr(ExportDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
     assert export_dialog.get_export_plan(None, SESSION) is None
+
+
+def test_targets_that_cannot_be_written_are_refused_before_any_question(
+        make_dialog, tmp_path, monkeypatch, answers):
+    asked, _ = answers
+    d = make_dialog()
+    warnings = []
+    monkeypatch.setattr(d, "_warn", warnings.append)
+    (tmp_path / "adir.png").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    cases = [(str(tmp_path / ("n" * 300 + ".png")), "too long"),
+             (str(tmp_path / "adir.png"), "is a folder"),
+             (str(tmp_path / "a_file" / "x.png"), "is a file, not a folder"),
+             (str(tmp_path / "bad\x00name.png"), "NUL")]
+    import os
+    if os.geteuid() != 0:  # root may write anywhere
+        cases.append((str(locked / "x.png"), "Cannot write into"))
+    for path, match in cases:
+        d.path_edit.setText(path)
+        d.accept()
+        assert d.plan is None and match in warnings[-1], (path, warnings[-1])
+    assert asked == []  # nothing was offered for replacing
+    _select(d.kind_box, "batch")
+    d.folder_edit.setText(str(tmp_path))
+    d.pattern_edit.setText("{seed:0300d}.png")
+    d.accept()
+    assert d.plan is None and "too long" in warnings[-1]
+
+
+def test_a_bare_name_goes_to_the_export_folder_and_its_extension_picks_the_format(
+        make_dialog, tmp_path):
+    d = make_dialog()
+    d.path_edit.setText("rel.jpg")
+    plan = d.build_plan()
+    assert plan.path == str(tmp_path / "rel.jpg") and plan.format == "JPEG"
+    d.path_edit.setText("take.final")  # not an image extension: the chosen format's is added
+    assert d.build_plan().path == str(tmp_path / "take.final.png")

@@ -379,3 +379,20 @@ def test_read_recipe_of_non_image(tmp_path):
     path = _make_bad(tmp_path, "text")
     with pytest.raises(ImageLoadError, match="not an image"):
         read_recipe(path)
+
+
+def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from editor.core import paths
+
+    def refuse(_tmp, _dst):
+        raise OSError(errno.EROFS, "Read-only file system", str(_tmp))
+
+    monkeypatch.setattr(paths, "replace_file", refuse)
+    target = tmp_path / "x.png"
+    with pytest.raises(ImageSaveError) as info:
+        save_image(target, np.zeros((4, 4, 3), np.uint8))
+    message = str(info.value)
+    assert str(target) in message and "Read-only file system" in message
+    assert ".tmp" not in message and list(tmp_path.iterdir()) == []

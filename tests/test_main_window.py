@@ -11,7 +11,7 @@ from editor.core.checkpoints import save_generator
 from editor.engine.renderer import Renderer
 from editor.ui.app import init_application
 from editor.ui.main_window import MainWindow
-from tests.conftest import make_tiny_generator
+from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
 
 
 @pytest.fixture
@@ -20,10 +20,11 @@ def window(qtbot, tmp_path, monkeypatch):
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
     yield win
-    win.close()
+    close_without_questions(win, qtbot)
 
 
 def _image_bytes(win):

@@ -261,3 +261,22 @@ def test_a_latent_file_source_carries_its_latent(tmp_path, tiny_generator):
     path.rename(tmp_path / "moved.npy")
     again = Session.from_json(session.to_json())
     assert torch.equal(EditingContext(g).render(again), before)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda d: d["source"].update(seed=2**31), "above the largest"),
+    (lambda d: d["source"].update(psi=1e300), "outside"),
+    (lambda d: d["source"].update(psi=-50), "outside"),
+    (lambda d: d["edits"].append(dict(d["edits"][0])), "same id"),
+])
+def test_recipe_sources_stay_within_what_the_window_can_show(change, match):
+    d = _good_recipe()
+    change(d)
+    with pytest.raises(RecipeError, match=match):
+        Session.from_json(json.dumps(d))
+
+
+def test_a_number_too_long_to_read_is_not_valid_json():
+    text = json.dumps(_good_recipe()).replace('"seed": 4', '"seed": ' + "9" * 5000)
+    with pytest.raises(RecipeError, match="not valid JSON"):
+        Session.from_json(text)

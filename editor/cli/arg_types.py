@@ -32,6 +32,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def float_within(low: float, high: float) -> Callable[[str], float]:
+    """A finite float type for argparse within [low, high]."""
+
+    def parse(text: str) -> float:
+        value = finite_float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range (use {low:g} to {high:g})")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An int type for argparse within [minimum, maximum]."""
 

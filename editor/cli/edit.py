@@ -25,10 +25,18 @@ from editor.engine.editor_state import EditDefaults
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import ClipSource, demo_clip_source, open_pack
 from editor.engine.renderer import pick_device, to_uint8_image
-from editor.engine.session import Edit, ModelIdentity, RecipeError, Session, Source
+from editor.engine.session import (
+    MAX_SEED,
+    PSI_RANGE,
+    Edit,
+    ModelIdentity,
+    RecipeError,
+    Session,
+    Source,
+)
 from editor.methods.global_directions import Progress, RelevanceConfig
 
-from .arg_types import finite_float, int_at_least, non_negative_float
+from .arg_types import finite_float, float_within, int_at_least, non_negative_float
 
 MAX_SCALE = 8  # as the window's export (1-8x); larger belongs in an image program
 SOURCE_OPTIONS = ("seed", "psi", "wplus")
@@ -52,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="render a seed with text edits, or replay a recipe",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("source")
-    src.add_argument("--seed", type=int_at_least(0), default=None, help="default 0")
-    src.add_argument("--psi", type=finite_float, default=None,
+    src.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=None,
+                     help="default 0")
+    src.add_argument("--psi", type=float_within(*PSI_RANGE), default=None,
                      help="truncation (default 0.7; 1.0 for the demo pack)")
     src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
     src.add_argument("--recipe", help="replay a recipe: a .json file or a PNG that carries one")

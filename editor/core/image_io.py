@@ -657,5 +657,7 @@ def _write_atomically(path: Path, overwrite: bool, write: Callable[[Path], None]
             _refuse_overwrite(path, overwrite)  # narrow the window for a file made meanwhile
     except ImageExistsError:
         raise
-    except (OSError, ValueError) as e:
+    except OSError as e:  # its file name would be the hidden temporary one: say why only
+        raise ImageSaveError(f"Cannot export '{path}': {e.strerror or _one_line(e)}") from e
+    except ValueError as e:
         raise ImageSaveError(f"Cannot export '{path}': {_one_line(e)}") from e

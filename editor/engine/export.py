@@ -9,6 +9,7 @@ atomically, and nothing is replaced unless `overwrite` is asked for. The UI asks
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, replace
@@ -126,6 +127,28 @@ def plan_targets(plan: ExportPlan) -> list[Path]:
     if plan.kind == "batch":
         return batch_paths(plan.folder, plan.seeds, plan.name_pattern, plan.format)
     return [with_format_suffix(plan.path, plan.format)]
+
+
+NAME_MAX_BYTES = 255  # the longest file name the usual file systems take
+
+
+def check_targets(paths: Iterable[str | Path]) -> None:
+    """ValueError, in words, for a target that cannot be written whatever the user answers
+    (a name the file system refuses, a folder, a place that is read-only), so the dialog
+    can say so before anything runs."""
+    for path in map(Path, paths):
+        if "\x00" in str(path):
+            raise ValueError("A file name cannot contain a NUL character.")
+        if len(path.name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
+            raise ValueError(f"The file name '{path.name[:40]}…' is too long (the limit is "
+                             f"{NAME_MAX_BYTES} bytes).")
+        if path.is_dir():
+            raise ValueError(f"'{path}' is a folder; choose a file name.")
+        folder = next((f for f in path.parents if f.exists()), None)
+        if folder is not None and not folder.is_dir():
+            raise ValueError(f"'{folder}' is a file, not a folder.")
+        if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"Cannot write into '{folder}' (no permission, or read-only).")
 
 
 def existing_targets(paths: Iterable[str | Path]) -> list[Path]:

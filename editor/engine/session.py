@@ -21,6 +21,12 @@ RECIPE_FORMAT = "latent-atelier-recipe"
 RECIPE_VERSION = 2
 
 
+# What a source may ask for, everywhere (the window's boxes, the CLI, recipes): seeds as the
+# window's seed box holds them, and truncation within what is still a face.
+MAX_SEED = 2**31 - 1
+PSI_RANGE = (-1.0, 2.0)
+
+
 class RecipeError(ValueError):
     """A recipe could not be read (not JSON, another program's, or a newer version)."""
 
@@ -170,7 +176,7 @@ class Session:
     def from_json(cls, text: str) -> Session:
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # JSONDecodeError, or a number too long to convert
             raise RecipeError(f"the recipe is not valid JSON ({e})") from e
         except RecursionError as e:
             raise RecipeError("the recipe is not a recipe (nested too deeply)") from e
@@ -195,14 +201,22 @@ NOISE_MODES = ("const", "random", "none")
 def _check_recipe(d: dict) -> None:
     source = _mapping(d["source"], "source")
     _text(source.get("kind", "seed"), "source kind")
-    _integer(source.get("seed", 0), "seed", minimum=0)
-    _number(source.get("psi", 0.7), "psi")
+    seed = _integer(source.get("seed", 0), "seed", minimum=0)
+    if seed > MAX_SEED:
+        raise RecipeError(f"the recipe's seed {seed} is above the largest ({MAX_SEED})")
+    psi = _number(source.get("psi", 0.7), "psi")
+    if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+        raise RecipeError(f"the recipe's psi {psi:g} is outside {PSI_RANGE[0]:g} to "
+                          f"{PSI_RANGE[1]:g}")
     for key in ("wplus_path", "wplus_data"):
         _text(source.get(key), f"source {key}", optional=True)
     _text(source.get("label", ""), "source label")
     edits = d.get("edits", [])
     if not isinstance(edits, list):
         raise RecipeError("the recipe's edits must be a list")
+    ids = [e.get("id") for e in edits if isinstance(e, dict) and "id" in e]
+    if len(ids) != len(set(map(str, ids))):
+        raise RecipeError("two of the recipe's edits have the same id")
     for i, e in enumerate(edits):
         e = _mapping(e, f"edit {i + 1}")
         _text(e.get("kind"), f"edit {i + 1} kind")

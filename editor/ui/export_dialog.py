@@ -35,18 +35,18 @@ from editor.engine.export import (
     LOSSY_FORMATS,
     SCALES,
     ExportPlan,
+    check_targets,
     existing_targets,
     format_from_suffix,
     plan_targets,
     with_format_suffix,
 )
-from editor.engine.session import Session
+from editor.engine.session import MAX_SEED, Session
 
 KIND_LABELS = {"image": "Image", "sweep": "α sweep (animation)", "batch": "Batch over seeds"}
 FILTER_LABELS = {"lanczos": "Smooth (Lanczos)", "nearest": "Sharp pixels (nearest)"}
 _FILE_FILTERS = {"PNG": "PNG image (*.png)", "JPEG": "JPEG image (*.jpg *.jpeg)",
                  "WEBP": "WebP (*.webp)", "GIF": "Animated GIF (*.gif)"}
-_MAX_SEED = 2**31 - 1
 
 
 def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
@@ -117,7 +117,7 @@ class ExportDialog(QDialog):
         self.fps_box = _spin(1, 60, 12, " fps")
         self.bounce_box = QCheckBox("Play forward, then back")
 
-        self.first_seed_box = _spin(0, _MAX_SEED, self.session.source.seed)
+        self.first_seed_box = _spin(0, MAX_SEED, self.session.source.seed)
         self.count_box = _spin(1, 100_000, 16)
         self.pattern_edit = QLineEdit("seed{seed:06d}.png")
         self.pattern_edit.setToolTip("File name for each seed; {seed} is replaced, "
@@ -291,6 +291,14 @@ class ExportDialog(QDialog):
             raise ValueError("Choose a file to export to.")
         if kind == "batch" and not folder:
             raise ValueError("Choose a folder to export into.")
+        if path:
+            # a bare name goes where the dialog suggests, not the program's working folder
+            path = str(Path(self._default_dir()) / Path(path).expanduser())
+            if kind != "batch":  # a typed extension chooses the file's format
+                formats = [self.format_box.itemData(i) for i in range(self.format_box.count())]
+                fmt = format_from_suffix(path, formats) or fmt
+        if folder:
+            folder = str(Path(self._default_dir()) / Path(folder).expanduser())
         if kind == "sweep" and self.edit_box.currentData() is None:
             raise ValueError("The sweep needs an edit; the edit stack is empty.")
         return ExportPlan(
@@ -315,8 +323,10 @@ class ExportDialog(QDialog):
     def accept(self) -> None:
         try:
             plan = self.build_plan()
-            existing = existing_targets(plan_targets(plan))
-        except ValueError as e:
+            targets = plan_targets(plan)
+            check_targets(targets)
+            existing = existing_targets(targets)
+        except (ValueError, OSError) as e:
             self._warn(str(e))
             return
         if existing:

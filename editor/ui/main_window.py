@@ -38,7 +38,7 @@ from editor.engine.packs import ClipSource, OpenPack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
-from editor.engine.session import Edit, RecipeError, Session, Source
+from editor.engine.session import MAX_SEED, Edit, RecipeError, Session, Source
 
 from .canvas import Canvas
 from .directions_panel import DirectionsPanel
@@ -52,9 +52,11 @@ from .models_menu import ModelsMenu
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
 from .shortcuts_dialog import SHORTCUT_NAME, show_shortcuts
-from .source_panel import MAX_SEED, SourcePanel
+from .source_panel import SourcePanel
 from .stack_panel import EditStackPanel
 from .theme import THEMES, apply_theme
+
+EXPORT_JOB = "export:"  # key prefix of export jobs
 
 GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
@@ -87,6 +89,7 @@ class MainWindow(QMainWindow):
         self._generation = 0
         self._shown_seq = 0
         self._tuning_id: str | None = None  # the stack edit in the prompt panel, if any
+        self._export_count = 0  # export jobs get keys of their own (several may run)
         # edits deleted while being tuned: an undo that brings one back selects it again
         self._deleted_while_tuned: set[str] = set()
         self._shown_edit_ids: frozenset[str] = frozenset()
@@ -167,8 +170,7 @@ class MainWindow(QMainWindow):
                                     Qt.DockWidgetArea.BottomDockWidgetArea)
         self.jobs.job_started.connect(lambda _job: self.jobs_dock.show())
         self.jobs.job_finished.connect(self._on_job_finished)
-        self.jobs.job_failed.connect(
-            lambda job, msg: self.statusBar().showMessage(f"{job.title} failed: {msg}", 10000))
+        self.jobs.job_failed.connect(self._on_job_failed)
         self.discovery = DiscoveryFlow(self, self.jobs, self.directions_panel,
                                        lambda: self.pack, self._add_edit)
         self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
@@ -558,6 +560,12 @@ class MainWindow(QMainWindow):
                          lambda token: pack.precompute(cancel=token),
                          key=f"precompute:{pack.model.content_hash}")
 
+    def _on_job_failed(self, job, message: str) -> None:
+        self.statusBar().showMessage(f"{job.title} failed: {message}", 10000)
+        if job.key and job.key.startswith(EXPORT_JOB):
+            # the user is waiting for a file: say plainly that there is none
+            QMessageBox.warning(self, "Export failed", message)
+
     def _on_job_finished(self, job, _result) -> None:
         self.statusBar().showMessage(f"{job.title}: done", 6000)
         if job.key and job.key.startswith("precompute:"):
@@ -717,8 +725,10 @@ class MainWindow(QMainWindow):
         if plan is None:
             return
         ctx = self.renderer.context.fork()  # own caches: the worker keeps rendering meanwhile
+        self._export_count += 1
         self.jobs.submit(f"Export {plan.kind}",
-                         lambda token: run_plan(ctx, session, plan, cancel=token))
+                         lambda token: run_plan(ctx, session, plan, cancel=token),
+                         key=f"{EXPORT_JOB}{self._export_count}")
 
     # ================================================================= recent files
     def _remember_recent(self, path: str) -> None:
@@ -786,13 +796,24 @@ class MainWindow(QMainWindow):
                                     "a StyleGAN2 checkpoint\n(.pt, .pkl or .safetensors).")
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
-        if not self.document.undo_stack.isClean() and self.session_path is not None:
+        if not self.document.undo_stack.isClean():
+            name = self.session_path.name if self.session_path is not None else "this session"
             answer = QMessageBox.question(
-                self, "Save changes?", f"Save the changes to {self.session_path.name}?",
+                self, "Save changes?", f"Save the changes to {name}?",
                 QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                 | QMessageBox.StandardButton.Cancel)
             if answer == QMessageBox.StandardButton.Cancel or (
                     answer == QMessageBox.StandardButton.Save and not self.save_session()):
+                event.ignore()
+                return
+        running = [job.title for job in self.jobs.active_jobs()]
+        if running:
+            answer = QMessageBox.question(
+                self, "Jobs still running",
+                f"{', '.join(running)} {'is' if len(running) == 1 else 'are'} still running. "
+                "Stop and quit? (A precompute resumes where it stopped next time.)",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
         s = QSettings()

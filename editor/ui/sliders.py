@@ -59,8 +59,13 @@ class FloatSlider(QWidget):
         return self.box.value()
 
     def set_value(self, value: float) -> None:
-        """Show a value without emitting anything (the model is being reflected)."""
+        """Show a value without emitting anything (the model is being reflected). A value
+        beyond the slider's range (from a recipe or the command line) shows in the box as
+        it is, with the slider at its end, rather than as the nearest value it can reach."""
         with QSignalBlocker(self.slider), QSignalBlocker(self.box):
+            low, high = min(self._min, value), max(self._max, value)
+            if (low, high) != (self.box.minimum(), self.box.maximum()):
+                self.box.setRange(low, high)
             self.box.setValue(value)
             self.slider.setValue(self._to_tick(value))
 

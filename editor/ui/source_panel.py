@@ -15,11 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from editor.engine.session import Source
+from editor.engine.session import MAX_SEED, PSI_RANGE, Source
 
 from .icons import icon
-
-MAX_SEED = 2**31 - 1
 
 
 class SourcePanel(QWidget):
@@ -53,7 +51,7 @@ class SourcePanel(QWidget):
         for b in (self.prev_button, self.next_button, self.random_button):
             row.addWidget(b)
         self.psi_box = QDoubleSpinBox()
-        self.psi_box.setRange(0.0, 1.5)
+        self.psi_box.setRange(*PSI_RANGE)
         self.psi_box.setSingleStep(0.05)
         self.psi_box.setValue(0.7)
         self.psi_box.setKeyboardTracking(False)
