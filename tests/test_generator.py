@@ -201,3 +201,26 @@ def test_a_config_beyond_the_largest_resolution_is_refused_and_shapes_cost_nothi
     config = GeneratorConfig(resolution=64, style_dim=32, n_mlp=2, channel_max=16)
     real = Generator(config).state_dict()
     assert state_shapes(config) == {k: v.shape for k, v in real.items()}
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("upsample", [False, True])
+@pytest.mark.parametrize("clamp", [None, 0.5])
+def test_the_fused_inference_path_of_a_styled_conv_matches_the_plain_one(batch, upsample,
+                                                                          clamp):
+    from editor.core.generator import StyledConv
+
+    torch.manual_seed(0)
+    layer = StyledConv(8, 6, 3, style_dim=16, upsample=upsample, clamp=clamp)
+    with torch.no_grad():
+        layer.activate.bias.normal_()
+        layer.noise.weight.fill_(0.3)
+    x = torch.randn(batch, 8, 8, 8)
+    style = torch.randn(batch, 8) + 1.0  # the modulated input channels' scales
+    size = 16 if upsample else 8
+    for noise in (None, torch.randn(batch, 1, size, size)):
+        with torch.enable_grad():
+            plain = layer(x, style, noise)  # the autograd path: conv, noise, activation
+        with torch.no_grad():
+            fused = layer(x, style, noise)
+        torch.testing.assert_close(fused, plain.detach(), atol=1e-5, rtol=1e-5)

@@ -272,12 +272,16 @@ class ModulatedConv2d(nn.Module):
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1),
                              upsample_factor=factor)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor, out_gain: float = 1.0
+                ) -> torch.Tensor:
+        """`out_gain` scales the output for free (folded into the demodulation factors or
+        the weights), for callers that fuse a positive gain into what follows."""
         if x.shape[0] > 1:
-            return self._forward_shared_weight(x, style)
-        return self._forward_grouped(x, style)
+            return self._forward_shared_weight(x, style, out_gain)
+        return self._forward_grouped(x, style, out_gain)
 
-    def _forward_shared_weight(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def _forward_shared_weight(self, x: torch.Tensor, style: torch.Tensor,
+                               out_gain: float = 1.0) -> torch.Tensor:
         """Batches: scale activations by s, convolve with the one shared weight, then scale
         outputs by the demodulation factors. Equal to the grouped form (the conv is linear
         per channel) and several times faster for a batch on CPU."""
@@ -296,17 +300,24 @@ class ModulatedConv2d(nn.Module):
             out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
             w2 = weight.float().pow(2).sum([2, 3])  # (out, in)
-            demod = torch.rsqrt(style.float().pow(2) @ w2.t() + 1e-8)  # (B, out)
-            out = out * demod.to(out.dtype)[:, :, None, None]
+            demod = torch.rsqrt(style.float().pow(2) @ w2.t() + 1e-8) * out_gain  # (B, out)
+            demod = demod.to(out.dtype)[:, :, None, None]
+            # in place when no gradient is kept: one pass over the output, no new tensor
+            out = out * demod if torch.is_grad_enabled() else out.mul_(demod)
+        elif out_gain != 1.0:
+            out = out * out_gain
         return out
 
-    def _forward_grouped(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def _forward_grouped(self, x: torch.Tensor, style: torch.Tensor, out_gain: float = 1.0
+                         ) -> torch.Tensor:
         batch, in_ch, h, w = x.shape
         k = self.kernel_size
         weight = self.scale * self.weight * style.view(batch, 1, in_ch, 1, 1).to(self.weight.dtype)
         if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
+            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8) * out_gain
             weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+        elif out_gain != 1.0:
+            weight = weight * out_gain
         weight = weight.to(x.dtype)
         x = x.reshape(1, batch * in_ch, h, w)
         if self.upsample:
@@ -353,7 +364,25 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel, clamp=clamp)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None):
-        return self.activate(self.noise(self.conv(x, style), noise))
+        if torch.is_grad_enabled():
+            return self.activate(self.noise(self.conv(x, style), noise))
+        return self._forward_fused(x, style, noise)
+
+    def _forward_fused(self, x: torch.Tensor, style: torch.Tensor,
+                       noise: torch.Tensor | None) -> torch.Tensor:
+        """The same without autograd, in two passes over the output instead of five:
+        the leaky ReLU is positively homogeneous, so its gain moves into the convolution
+        (free) and onto the small noise + bias term, and both steps run in place."""
+        gain = LRELU_GAIN
+        out = self.conv(x, style, out_gain=gain)
+        shift = self.activate.bias.to(out.dtype).view(1, -1, 1, 1)
+        if noise is not None:
+            shift = shift + self.noise.weight.to(out.dtype) * noise.to(out.dtype)
+        out.add_(shift * gain)
+        F.leaky_relu(out, 0.2, inplace=True)
+        if self.activate.clamp is not None:
+            out.clamp_(-self.activate.clamp, self.activate.clamp)
+        return out
 
 
 class ToRGB(nn.Module):
