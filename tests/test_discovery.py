@@ -555,3 +555,32 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
         panel.set_method("z")
     panel.set_unavailable("no CLIP model was chosen")
     assert "no CLIP model" in panel.info.text() and not panel.discover_button.isEnabled()
+
+
+def test_cli_discover_refuses_meaningless_counts_and_bad_files_before_sampling(
+        tmp_path, capsys, monkeypatch):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    def no_run(*_a, **_k):
+        raise AssertionError("discovery ran before the settings were checked")
+        yield
+
+    monkeypatch.setattr(dd, "discovery_job", no_run)
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    base = ["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+            "--no-mixture"]
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "many.txt").write_text("".join(f"word{i}\n" for i in range(20_001)))
+    (tmp_path / "a_folder").mkdir()
+    cases = [(["--n-samples", "2", "--k", "1"], "needs at least 10 samples"),
+             (["--n-samples", "400", "--k", "300"], "needs at least 3000 samples"),
+             (["--vocab", str(tmp_path / "latin1.txt")], "is not UTF-8 text"),
+             (["--vocab", str(tmp_path / "many.txt")], "at most 20000"),
+             (["--json", str(tmp_path / "a_folder")], "is a folder")]
+    for extra, match in cases:
+        assert main(base + extra) == 1, extra
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err, (extra, err)

@@ -263,3 +263,62 @@ def test_cli_never_overwrites_unless_asked(tmp_path, capsys):
     assert main(_demo_args(tmp_path, str(pic), "-o", str(out))) == 1
     assert out.read_bytes() == b"mine"
     assert "exists" in capsys.readouterr().err
+
+
+def test_cli_refuses_outputs_that_cannot_or_must_not_be_written_before_any_work(
+        tmp_path, capsys, monkeypatch):
+    import editor.cli.invert as invert_cli
+    from editor.cli import main
+
+    def no_pack(*_a, **_k):
+        raise AssertionError("the model was opened before the outputs were checked")
+
+    monkeypatch.setattr(invert_cli, "open_pack", no_pack)
+    pic = _picture(tmp_path)
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (["-o", str(pic), "--overwrite"], "one of the pictures being inverted"),
+        (["--out-dir", str(tmp_path), "--overwrite"], "one of the pictures being inverted"),
+        (["-o", str(tmp_path / "o.png"), "--json", str(tmp_path / "a_folder")], "is a folder"),
+        (["--out-dir", str(tmp_path / "a_file")], "is a file, not a folder"),
+        (["-o", str(tmp_path / "o.txt")], "unknown extension"),
+        (["-o", str(tmp_path / "o.png"), "--crop=-10,-10,40,40"], "not inside"),
+        (["-o", str(tmp_path / "o.png"), "--crop", "50,10,90,50"], "not inside"),
+    ]
+    for extra, match in cases:
+        assert main(_demo_args(tmp_path, str(pic), *extra)) == 1, extra
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err, (extra, err)
+    assert Image.open(pic).size == (80, 60)  # the picture itself is untouched
+
+
+def test_cli_crop_box_is_in_the_files_pixels_even_when_it_is_read_downscaled(tmp_path):
+    from editor.cli.invert import _crop_of
+    from editor.core.image_io import DEFAULT_MAX_SIDE
+
+    side = DEFAULT_MAX_SIDE * 2  # read at half size
+    rgb = np.zeros((side, side, 3), np.uint8)
+    rgb[side // 2:, side // 2:] = 255  # the bottom-right quarter is white
+    path = tmp_path / "big.png"
+    Image.fromarray(rgb).save(path)
+    crop = _crop_of(str(path), (side // 2, side // 2, side, side))
+    assert crop[8:, 8:].min() == 255 and crop.mean() > 250  # the quarter asked for
+    assert crop.shape[0] <= 1024  # kept small until it is inverted
+
+
+def test_cli_reconstructions_replay_exactly_after_a_batched_inversion(tmp_path, capsys):
+    """Several starts and pictures optimise in one batch; each saved picture is what its
+    recipe replays (it was the batch render, a level off in a few pixels)."""
+    from editor.cli import main
+
+    pics = [_picture(tmp_path, f"p{i}.png", size=(40 + 10 * i, 50)) for i in range(3)]
+    out = tmp_path / "out"
+    rc = main(["invert", *map(str, pics), "--out-dir", str(out), "--steps", "3",
+               "--candidates", "6", "--starts", "3", "--perceptual", "none"])
+    assert rc == 0, capsys.readouterr().err
+    for pic in pics:
+        saved = out / f"{pic.stem}.png"
+        again = tmp_path / f"again-{pic.stem}.png"
+        assert main(["edit", "--recipe", str(saved), "-o", str(again)]) == 0
+        assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(saved)))

@@ -22,6 +22,8 @@ from .precompute import ProgressLine
 PROG = "atelier discover"
 # editor.methods.discovery.METHODS, repeated to keep --help light
 METHODS = ("w", "style", "focused")
+MAX_EXTRA_WORDS = 20_000  # 40,000 took 34 s and 1.4 GB to label; 300,000 ran out of memory
+MIN_SAMPLES_PER_COMPONENT = 10
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,7 +75,20 @@ def _extra_words(args: argparse.Namespace) -> list[str]:
             words += read_vocab_file(args.vocab)
         except OSError as e:
             raise AtelierError(f"could not read the vocabulary file {args.vocab} ({e})") from e
+        except UnicodeDecodeError as e:
+            raise AtelierError(f"the vocabulary file {args.vocab} is not UTF-8 text") from e
+    if len(words) > MAX_EXTRA_WORDS:
+        raise AtelierError(f"{len(words)} extra label words; at most {MAX_EXTRA_WORDS} (each "
+                           "is encoded by CLIP and scored against every direction)")
     return words
+
+
+def _check_counts(n_samples: int, k: int) -> None:
+    """Enough samples for k components to mean something: a correlation over a handful
+    of images is always near +/-1, and PCA gives at most n - 1 components."""
+    if n_samples < MIN_SAMPLES_PER_COMPONENT * k:
+        raise AtelierError(f"--k {k} needs at least {MIN_SAMPLES_PER_COMPONENT * k} samples "
+                           f"(--n-samples), got {n_samples}")
 
 
 def _open(args: argparse.Namespace):
@@ -128,6 +143,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
     from editor.core.paths import atomic_write_text
     from editor.engine import discovered as dd
+    from editor.engine.export import check_targets
     from editor.methods import discovery as dc
 
     if args.threads:
@@ -144,6 +160,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
     if args.k is not None:
         changes["k"] = args.k
     config = dataclasses.replace(config, **changes)
+    try:
+        _check_counts(config.n_samples, config.k)
+        if args.json:  # checked before the sampling, not after it
+            check_targets([Path(args.json)])
+    except (AtelierError, ValueError) as e:
+        return _error(str(e))
     print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "
           f"{pack.clip.name if pack.clip else '-'}; {config.n_samples} images, {config.k} "
           f"components" + ("" if pack.data else "; no global-direction relevance for this "
@@ -166,6 +188,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
         out = result.to_json()
         out["models"] = {"generator": str(pack.model.path), "clip": pack.clip.name
                          if pack.clip else None}
-        atomic_write_text(Path(args.json), json.dumps(out, indent=1))
+        try:
+            atomic_write_text(Path(args.json), json.dumps(out, indent=1))
+        except OSError as e:
+            return _error(f"could not write {args.json} ({e.strerror or e})")
         print(f"wrote {args.json}")
     return 0

@@ -22,9 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from editor.core.errors import AtelierError
-from editor.core.image_io import ImageLoadError, load_image, save_image
-from editor.core.paths import atomic_path
+from editor.core.image_io import (
+    ImageLoadError,
+    check_export_path,
+    load_image,
+    resize,
+    save_image,
+)
+from editor.core.paths import atomic_path, atomic_write_text
 from editor.engine.compose import decode_wplus
+from editor.engine.export import check_targets
 from editor.engine.inverting import InvertedImage, invert_images, square_crop
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import open_pack
@@ -36,6 +43,9 @@ from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings
 from .arg_types import int_at_least, positive_float
 from .edit import _clip_source
 
+# Crops are kept at most this big until they are inverted (at the generator's resolution,
+# 1024 px for FFHQ): a folder of phone photos at full size would fill the memory.
+CROP_KEEP_SIDE = 1024
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("invert", help="find the latent that reproduces a picture",
@@ -96,17 +106,49 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
             raise AtelierError("-o names one output; use --out-dir for several pictures")
         return [Path(args.output)]
     folder = Path(args.out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise AtelierError(f"--out-dir {folder} is a file, not a folder")
     paths = [folder / f"{Path(im).stem}.png" for im in args.images]
     if len(set(paths)) != len(paths):
         raise AtelierError("two pictures share a file name; invert them separately")
     return paths
 
 
-def _check_free(paths: list[Path], overwrite: bool) -> None:
+def _check_free(paths: list[Path], overwrite: bool, inputs: list[str]) -> None:
+    """Every file the run will write, checked before any work: writable, not there unless
+    --overwrite, and never one of the pictures being read."""
+    try:
+        check_targets(paths)
+    except ValueError as e:
+        raise AtelierError(str(e)) from e
+    pictures = {Path(p).resolve() for p in inputs}
     for path in paths:
+        if path.resolve() in pictures:
+            raise AtelierError(f"{path} is one of the pictures being inverted; choose "
+                               "another output")
         if path.exists() and not overwrite:
             raise AtelierError(f"{path} exists; pass --overwrite to replace it")
+
+
+def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The picture's square crop, the box in the file's own pixels (a big picture is read
+    downscaled, so the box is scaled with it), reduced to at most CROP_KEEP_SIDE: only
+    the generator's resolution is used, and many full-size crops would fill the memory."""
+    loaded = load_image(path)
+    if box is not None:
+        width, height = loaded.original_size
+        left, top, right, bottom = box
+        if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+            raise AtelierError(f"--crop {left},{top},{right},{bottom} is not inside "
+                               f"{Path(path).name} ({width}x{height})")
+        if right - left != bottom - top:
+            raise AtelierError(f"--crop must be square, got {right - left}x{bottom - top}")
+        scale = loaded.rgb.shape[1] / width
+        box = tuple(round(v * scale) for v in box)
+        side = min(box[2] - box[0], box[3] - box[1])  # rounding must keep it square
+        box = (box[0], box[1], box[0] + side, box[1] + side)
+    rgb = square_crop(loaded.rgb, box)
+    return resize(rgb, CROP_KEEP_SIDE) if rgb.shape[0] > CROP_KEEP_SIDE else rgb
 
 
 def _print_progress(item: Progress, batch: str) -> None:
@@ -122,8 +164,11 @@ def run(args: argparse.Namespace) -> int:
         if box is not None and len(args.images) != 1:
             raise AtelierError("--crop applies to one picture")
         latents = [o.with_suffix(".npy") for o in outputs] if args.latents else []
-        _check_free(outputs + latents, args.overwrite)
-        crops = [square_crop(load_image(path).rgb, box) for path in args.images]
+        for output in outputs:
+            check_export_path(output, overwrite=True)  # its extension; existence: below
+        json_path = [Path(args.json_path)] if args.json_path else []
+        _check_free(outputs + latents + json_path, args.overwrite, args.images)
+        crops = [_crop_of(path, box) for path in args.images]
         pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
                          device=str(pick_device(args.device or "cpu")))
         settings = settings_from_args(args, seed=args.seed)
@@ -150,9 +195,9 @@ def run(args: argparse.Namespace) -> int:
                 rows.append(_row(args.images[k], outputs[k], inv))
                 _print_row(rows[-1])
         if args.json_path:
-            Path(args.json_path).write_text(json.dumps(
+            atomic_write_text(args.json_path, json.dumps(
                 {"settings": settings.to_dict(), "images": rows}, indent=2))
-    except (AtelierError, ImageLoadError, ValueError, FileNotFoundError) as e:
+    except (AtelierError, ImageLoadError, ValueError, OSError) as e:
         print(f"atelier invert: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from editor.methods.precompute import CancelToken
 from .compose import encode_wplus
 from .packs import OpenPack
 from .renderer import to_uint8_image
-from .session import Source
+from .session import Session, Source
 
 
 @dataclass
@@ -86,7 +86,11 @@ def invert_images(
             result = item
     assert result is not None
     shown_targets = [to_uint8_image(t[None]) for t in target]
-    shown = [to_uint8_image(t[None]) for t in result.images]
+    # each reconstruction rendered alone, the way its recipe replays (a batch render can
+    # differ by a level in a few pixels)
+    ctx = pack.context()
+    shown = [to_uint8_image(ctx.render(Session(source=Source(
+        kind="wplus", wplus_data=encode_wplus(result.wplus[i]))))) for i in range(len(labels))]
     yield [InvertedImage(
         source=Source(kind="wplus", wplus_data=encode_wplus(result.wplus[i]), label=label),
         quality=result.quality[i], reconstruction=shown[i], target=shown_targets[i],
