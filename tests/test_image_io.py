@@ -396,3 +396,14 @@ def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(target) in message and "Read-only file system" in message
     assert ".tmp" not in message and list(tmp_path.iterdir()) == []
+
+
+def test_a_link_that_leads_nowhere_is_named(tmp_path):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(ImageLoadError, match="link that leads nowhere"):
+        load_image(loop)
+    dangling = tmp_path / "gone.png"
+    dangling.symlink_to(tmp_path / "missing.png")
+    with pytest.raises(ImageLoadError, match="link that leads nowhere"):
+        load_image(dangling)

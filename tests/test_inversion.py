@@ -322,3 +322,14 @@ def test_cli_reconstructions_replay_exactly_after_a_batched_inversion(tmp_path, 
         again = tmp_path / f"again-{pic.stem}.png"
         assert main(["edit", "--recipe", str(saved), "-o", str(again)]) == 0
         assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(saved)))
+
+
+def test_cli_tells_what_was_done_to_a_picture(tmp_path, capsys):
+    from editor.cli.invert import _crop_of
+
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[..., 3] = 128
+    path = tmp_path / "half.png"
+    Image.fromarray(rgba).save(path)
+    _crop_of(str(path), None)
+    assert "half.png:" in capsys.readouterr().err  # e.g. its transparency was flattened

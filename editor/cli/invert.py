@@ -135,6 +135,8 @@ def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
     downscaled, so the box is scaled with it), reduced to at most CROP_KEEP_SIDE: only
     the generator's resolution is used, and many full-size crops would fill the memory."""
     loaded = load_image(path)
+    for note in loaded.notes:  # downscaled, first frame, alpha flattened, ...
+        print(f"{Path(path).name}: {note}", file=sys.stderr)
     if box is not None:
         width, height = loaded.original_size
         left, top, right, bottom = box

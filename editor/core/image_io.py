@@ -133,6 +133,8 @@ def load_image(
 def _check_readable_file(path: Path) -> None:
     """Refuse the cases Pillow would report confusingly (or not at all) before opening."""
     if not path.exists():
+        if path.is_symlink():
+            raise ImageLoadError(_message(path, "a link that leads nowhere (or in a loop)"))
         raise ImageLoadError(_message(path, "no such file"))
     if path.is_dir():
         raise ImageLoadError(_message(path, "it is a folder, not an image file"))
