@@ -65,19 +65,16 @@ def random_generator(config: GeneratorConfig) -> Generator:
     return gen
 
 
-def demo_pack_sampler(gen: Generator) -> gd.WSampler:
-    """Seeds -> W+ as the demo pack's conditioned generator samples faces."""
-    from editor.toyfaces import conditioning
-
-    return lambda seeds: gen.mapping(conditioning.z_for_seeds(seeds).to(gen.w_avg.device))
-
-
-def load_models(args: argparse.Namespace) -> tuple[Generator, ClipModel, str]:
+def load_models(args: argparse.Namespace
+                ) -> tuple[Generator, ClipModel, str, gd.WSampler | None]:
+    """Generator, CLIP, their description, and the latent sampler (None: Gaussian z)."""
     if args.demo_pack:
-        from editor.toyfaces.pack import load_demo_pack
+        from editor.engine.models import DEMO_GENERATOR
+        from editor.engine.packs import demo_clip_source, open_pack
 
-        pack = load_demo_pack()
-        return pack.generator.eval(), pack.clip, "the bundled demo pack (trained weights)"
+        pack = open_pack(str(DEMO_GENERATOR), demo_clip_source())
+        return (pack.model.generator.eval(), pack.clip,
+                "the bundled demo pack (trained weights)", pack.sample_w())
     if args.ffhq:
         import open_clip
 
@@ -86,7 +83,7 @@ def load_models(args: argparse.Namespace) -> tuple[Generator, ClipModel, str]:
         torch.manual_seed(0)
         return (random_generator(GeneratorConfig.rosinality(1024)),
                 ClipModel.from_config(cfg, name="ViT-B-32 (random)"),
-                "FFHQ 1024 config-f + ViT-B-32, random weights")
+                "FFHQ 1024 config-f + ViT-B-32, random weights", None)
     if args.generator:
         from editor.core.checkpoints import load_generator
 
@@ -104,7 +101,7 @@ def load_models(args: argparse.Namespace) -> tuple[Generator, ClipModel, str]:
     else:
         torch.manual_seed(0)
         clip = ClipModel.from_config(DEMO_CLIP, name="demo CLIP architecture (random)")
-    return gen, clip, f"{gname} + {clip.name}"
+    return gen, clip, f"{gname} + {clip.name}", None
 
 
 def sample_channels(gen: Generator, per_layer: int, every: int, seed: int = 0
@@ -299,11 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    gen, clip, what = load_models(args)
+    gen, clip, what, sample_w = load_models(args)
     gen = gen.to(device)
     clip.to(device)
     batch = args.batch_size or gd.suggested_batch_size(gen)
-    sample_w = demo_pack_sampler(gen) if args.demo_pack else None
     stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250, sample_w=sample_w)
     codes = gd.base_codes(gen, n_images, seed=0, psi=0.7, sample_w=sample_w)
     codes = StyleCode(codes.specs, [t.detach() for t in codes.tensors])

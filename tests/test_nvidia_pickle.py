@@ -284,3 +284,14 @@ def test_numpy_arrays_and_scalars_in_the_snapshot_load(tmp_path, ours, protocol)
                       np.floating)
     config, _, _ = load_nvidia_pickle(path)
     assert config.resolution == 16
+
+
+def test_nan_weights_in_a_pickle_are_refused_with_their_name(tmp_path, ours):
+    from editor.core.checkpoints import load_generator
+    from editor.core.errors import CheckpointError
+
+    with torch.no_grad():
+        ours.convs[0].conv.weight.fill_(float("nan"))
+    path = write_nvidia_pickle(tmp_path / "nan.pkl", snapshot(nvidia_from_ours(ours)))
+    with pytest.raises(CheckpointError, match="convs.0.conv.weight holds NaN"):
+        load_generator(path)

@@ -225,6 +225,8 @@ def test_a_deeply_nested_or_non_utf8_recipe_is_not_a_recipe(tmp_path):
     ({"target": 5}, "needs a target prompt"),
     ({"target": "a smile", "neutral": ["face"]}, "neutral prompt must be text"),
     ({"target": "a smile", "beta": "x"}, "beta must be a finite number"),
+    ({"target": "a smile", "beta": 10**400}, "beta must be a finite number"),
+    ({"target": "a smile", "beta": float("nan")}, "beta must be a finite number"),
     ({"target": "a smile", "beta": -0.1}, "β must be at least 0"),
     ({"target": "a smile", "auto_beta": True, "min_channels": 0}, "min_channels"),
 ])

@@ -47,6 +47,7 @@ from .edit import _clip_source
 # 1024 px for FFHQ): a folder of phone photos at full size would fill the memory.
 CROP_KEEP_SIDE = 1024
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("invert", help="find the latent that reproduces a picture",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

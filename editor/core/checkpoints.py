@@ -192,8 +192,8 @@ def build_generator(config: GeneratorConfig, state: dict[str, torch.Tensor],
                     w_avg: torch.Tensor | None, name: str) -> Generator:
     """Check names and shapes against the architecture, then instantiate and load. Nothing
     is allocated for the architecture until the file's tensors are known to fill it (a small
-    file cannot claim a huge generator); a mismatch lists the missing/unexpected keys."""
-    check_weights(state, name)
+    file cannot claim a huge generator); a mismatch lists the missing/unexpected keys.
+    `state` has passed check_weights (each loader checks its file's tensors once)."""
     if w_avg is not None:
         check_weights({"w_avg": w_avg}, name)
         if tuple(w_avg.shape) != (config.style_dim,):
@@ -277,6 +277,7 @@ def load_atelier(path: Path) -> LoadedGenerator:
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path.name}: invalid generator config ({e})") from e
     w_avg = tensors.pop("w_avg", None)
+    check_weights(tensors, path.name)
     gen = build_generator(config, tensors, w_avg, path.name)
     return LoadedGenerator(gen, "atelier", path, generator_hash(gen), _user_metadata(meta))
 
@@ -319,6 +320,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
 
         if is_nvidia_pickle(path):
             config, state, w_avg = load_nvidia_pickle(path)
+            check_weights(state, path.name)
             gen = build_generator(config, state, w_avg, path.name)
             loaded = LoadedGenerator(gen, "nvidia", path, generator_hash(gen), {})
         else:  # legacy (pre-1.6) torch.save files are pickles too

@@ -628,14 +628,13 @@ def _recipe_from_xmp(xmp: bytes) -> str | None:
     return None if node is None else (node.text or "")
 
 
-def check_export_path(path: str | os.PathLike, overwrite: bool = False,
-                      format: str | None = None, animation: bool = False) -> None:
-    """Raise what save_image / save_animation would raise about the path alone (unknown
-    extension, a folder, an existing file, a name the file system refuses), so that a caller
-    can refuse before long work rather than after it."""
+def check_export_path(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise what save_image would raise about the path alone (unknown extension, a folder,
+    an existing file, a name the file system refuses), so that a caller can refuse before
+    long work rather than after it."""
     path = Path(path)
     _refuse_overwrite(path, overwrite)  # first: a folder named "out" is not an extension error
-    _export_format(path, format, _ANIMATION_FORMATS if animation else _IMAGE_FORMATS)
+    _export_format(path, None, _IMAGE_FORMATS)
 
 
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:

@@ -21,7 +21,7 @@ from editor.core.style_code import StyleCode
 from editor.methods import global_directions as gd
 from editor.methods.covariation import Covariation, gated_channel_scores
 
-from .session import Edit, Session, Source
+from .session import Edit, Session, Source, finite_number
 from .tensor_text import PackedTensorError, decode_floats, encode_floats, is_packed
 
 
@@ -129,8 +129,7 @@ def _check_text_edit_params(p: dict) -> None:
         raise EditError("a text edit's neutral prompt must be text")
     for key in ("beta", "min_channels"):
         value = p.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not np.isfinite(value)):
+        if value is not None and finite_number(value) is None:
             raise EditError(f"a text edit's {key} must be a finite number, got {value!r:.40}")
     if p.get("beta") is not None and p["beta"] < 0:
         raise EditError("β must be at least 0 (it is a threshold on channel relevance)")

@@ -86,16 +86,16 @@ def invert_images(
             result = item
     assert result is not None
     shown_targets = [to_uint8_image(t[None]) for t in target]
+    sources = [Source(kind="wplus", wplus_data=encode_wplus(result.wplus[i]), label=label)
+               for i, label in enumerate(labels)]
     # each reconstruction rendered alone, the way its recipe replays (a batch render can
     # differ by a level in a few pixels)
     ctx = pack.context()
-    shown = [to_uint8_image(ctx.render(Session(source=Source(
-        kind="wplus", wplus_data=encode_wplus(result.wplus[i]))))) for i in range(len(labels))]
     yield [InvertedImage(
-        source=Source(kind="wplus", wplus_data=encode_wplus(result.wplus[i]), label=label),
-        quality=result.quality[i], reconstruction=shown[i], target=shown_targets[i],
-        perceptual=result.perceptual, seconds=result.seconds)
-        for i, label in enumerate(labels)]
+        source=source, quality=result.quality[i],
+        reconstruction=to_uint8_image(ctx.render(Session(source=source))),
+        target=shown_targets[i], perceptual=result.perceptual, seconds=result.seconds)
+        for i, source in enumerate(sources)]
 
 
 def invert_image(pack: OpenPack, rgb: np.ndarray, box: Box | None, label: str,

@@ -255,13 +255,22 @@ def _integer(value: Any, what: str, minimum: int | None = None) -> int:
     return value
 
 
-def _number(value: Any, what: str) -> float:
+def finite_number(value: Any) -> float | None:
+    """`value` as a float when it is a finite real number from JSON (not a bool, not an int
+    too large for a float), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecipeError(f"the recipe's {what} must be a number, got {value!r:.40}")
+        return None
     try:
         number = float(value)
     except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecipeError(f"the recipe's {what} must be a number, got {value!r:.40}")
+    number = finite_number(value)
+    if number is None:
         raise RecipeError(f"the recipe's {what} must be a finite number")
     return number

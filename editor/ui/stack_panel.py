@@ -65,10 +65,15 @@ class EditRow(QWidget):
         self.title.setEnabled(edit.enabled)
         self.strength.set_value(edit.strength)
 
-    def show_status(self, status: EditStatus | None) -> None:
-        error = status.error if status is not None else None
-        self.status.setText(error or "")
+    def show_status(self, status: EditStatus | None) -> bool:
+        """Show the edit's error, if any; True when the message changed (its row may need
+        another height)."""
+        error = (status.error if status is not None else None) or ""
+        if error == self.status.text():
+            return False
+        self.status.setText(error)
         self.status.setVisible(bool(error))
+        return True
 
 
 class EditStackPanel(QWidget):
@@ -131,9 +136,11 @@ class EditStackPanel(QWidget):
         self._update_buttons()
 
     def show_status(self, statuses: dict) -> None:
-        for eid, row in self._rows.items():
-            row.show_status(statuses.get(eid))
-        self._fit_rows()
+        # every rendered frame comes here: rows are measured again only when a message
+        # appeared, changed or went
+        changed = [row.show_status(statuses.get(eid)) for eid, row in self._rows.items()]
+        if any(changed):
+            self._fit_rows()
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt naming
         if watched is self.list.viewport() and event.type() == event.Type.Resize:
