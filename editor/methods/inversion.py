@@ -369,7 +369,10 @@ def invert(
             group["lr"] = _lr_at(s, t)
         noise_strength = s.initial_noise * max(0.0, 1 - t / s.noise_ramp) ** 2 \
             if s.noise_ramp > 0 else 0.0
-        noisy = u + noise_strength * torch.randn(u.shape, generator=noise_gen, device=device) \
+        # One draw per start, shared by every picture: a picture's result does not depend
+        # on which others are inverted with it, or where it sits in the batch.
+        noisy = u + noise_strength * torch.randn(
+            (S, *u.shape[1:]), generator=noise_gen, device=device).repeat(B, 1, 1) \
             if noise_strength > 0 else u
         loss, img = loss_of(wplus_of(noisy))
         spread = (u - u.mean(1, keepdim=True)).square().mean((1, 2))
