@@ -175,6 +175,57 @@ def test_32bit_int_and_float_tiffs(tmp_path):
     assert wide.rgb[0, :, 0].tolist() == [0, 255] and "stretched" in wide.notes[0]
 
 
+def test_deep_and_transparent_images_convert_alike_in_strips(tmp_path, monkeypatch):
+    # Conversion runs strip by strip; the value range and the transparency note are
+    # whole-image facts, so a picture must come out the same in 5-row strips as in one.
+    import editor.core.image_io as image_io
+
+    wide = np.zeros((20, 6), np.float32)
+    wide[0, 0], wide[19, 5] = -3.0, 9.0  # the range spans the first and last strips
+    wide[10, 2] = np.nan
+    Image.fromarray(wide, "F").save(tmp_path / "wide.tif")
+    ints = np.zeros((20, 6), np.int32)
+    ints[19, 5] = 70000  # only the last strip leaves 16 bits
+    Image.fromarray(ints, "I").save(tmp_path / "int.tif")
+    rgba = np.full((20, 6, 4), 200, np.uint8)
+    rgba[19, 5, 3] = 0  # one transparent pixel, in the last strip
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    names = ("wide.tif", "int.tif", "alpha.png")
+    whole = [load_image(tmp_path / n) for n in names]
+    monkeypatch.setattr(image_io, "_STRIP_PIXELS", 30)  # 5 rows of 6
+    strips = [load_image(tmp_path / n) for n in names]
+    for a, b in zip(whole, strips, strict=True):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+        assert a.notes == b.notes
+    assert strips[0].rgb[0, 0, 0] == 0 and strips[0].rgb[19, 5, 0] == 255
+    assert strips[0].rgb[0, 1, 0] == round(3 * 255 / 12)  # 0.0 on the -3..9 scale
+    assert strips[0].notes[:2] == ["non-finite float pixels set to 0",
+                                   "floating-point values -3..9 stretched to 8-bit"]
+    assert "stretched" in strips[1].notes[0] and strips[1].rgb[19, 5, 0] == 255
+    assert tuple(strips[2].rgb[19, 5]) == (255, 255, 255)
+    assert "alpha flattened onto white" in strips[2].notes
+
+
+def test_deep_images_are_converted_without_whole_image_temporaries(tmp_path, monkeypatch):
+    # A 14000 px float TIFF peaked at 3.2 GB (a 32-bit integer one at 4.5 GB) from numpy
+    # copies of the whole picture; strips keep numpy's share to a few strips' worth.
+    import tracemalloc
+
+    import editor.core.image_io as image_io
+
+    values = np.linspace(-1, 2, 1000 * 1000, dtype=np.float32).reshape(1000, 1000)
+    Image.fromarray(values, "F").save(tmp_path / "deep.tif")
+    monkeypatch.setattr(image_io, "_STRIP_PIXELS", 50_000)
+    tracemalloc.start()
+    try:
+        loaded = load_image(tmp_path / "deep.tif", max_side=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert loaded.rgb.shape == (100, 100, 3)
+    assert peak < 2_000_000, f"numpy held {peak / 1e6:.1f} MB for a 4 MB float picture"
+
+
 def test_cmyk_jpeg(tmp_path):
     Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)
     loaded = load_image(tmp_path / "cmyk.jpg")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import struct
@@ -187,9 +188,9 @@ def _decode(
     if getattr(im, "is_animated", False):
         im.seek(0)
         notes.append("animated image: first frame used")
-    target = _fit_within((stored_w, stored_h), max_side)
-    if target != (stored_w, stored_h):
-        im.draft(None, target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
+    stored_target = _fit_within((stored_w, stored_h), max_side)
+    if stored_target != (stored_w, stored_h):
+        im.draft(None, stored_target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
     _check_pixel_budget(path, (stored_w, stored_h), im.size, max_pixels)
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own checks during load (GIF, TIFF tiles)
     im.load()  # inside the caller's try: truncated or corrupt data fails here
@@ -198,19 +199,25 @@ def _decode(
     orientation = _exif_orientation(im, notes)
 
     method = _ORIENTATION_TRANSPOSE.get(orientation)
-    original_size = (stored_w, stored_h)
-    out: Image.Image = im
     if method is not None:
-        out = im.transpose(method)
         notes.append("EXIF rotation applied")
-        if orientation >= 5:  # 5..8 turn the picture on its side
-            original_size = (stored_h, stored_w)
     try:
-        out = _to_rgb(out, background, notes)
+        out = _to_8bit(im, background, notes)
     except _UnsupportedMode as e:
         raise ImageLoadError(_message(path, str(e))) from e
-    out = _downscale(out, original_size, max_side, reduced, notes)
-    return out, original_size
+    # Downscale, then turn: the turn copies only the small picture.
+    if out.size != stored_target:
+        out = out.resize(stored_target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    original_size, target = (stored_w, stored_h), stored_target
+    if method is not None:
+        out = out.transpose(method)
+        if orientation >= 5:  # 5..8 turn the picture on its side
+            original_size, target = original_size[::-1], target[::-1]
+    if target != original_size:
+        how = " (JPEG decoded at reduced scale)" if reduced else ""
+        notes.append(f"downscaled from {original_size[0]}x{original_size[1]} "
+                     f"to {target[0]}x{target[1]}{how}")
+    return (out if out.mode == "RGB" else out.convert("RGB")), original_size
 
 
 def _exif_orientation(im: Image.Image, notes: list[str]) -> int:
@@ -243,29 +250,108 @@ def _check_pixel_budget(
     ))
 
 
-def _to_rgb(im: Image.Image, background: Color, notes: list[str]) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB, scaling deep data to its full range (never clipping)."""
-    if im.mode in _SIXTEEN_BIT_MODES:
-        im = Image.fromarray(_scale_16bit(np.asarray(im)))
-        notes.append("16-bit converted to 8-bit")
-    elif im.mode == "I":
-        im = Image.fromarray(_int32_to_8bit(np.asarray(im), notes))
-    elif im.mode == "F":
-        im = Image.fromarray(_float_to_8bit(np.asarray(im), notes))
-    if im.mode in _ALPHA_MODES or "transparency" in im.info:
-        return _flatten(im.convert("RGBA"), background, notes)
-    if im.mode == "RGB":
+# Conversion works on strips of rows of this many pixels, into an 8-bit image of the fewest
+# bands (L for grey sources): a 196 MP 32-bit or RGBA file then needs its decoded pixels
+# plus one 8-bit copy, not the several full-size temporaries whole-image numpy would make.
+_STRIP_PIXELS = 4_000_000
+_GREY_MODES = frozenset({"1", "L", "I", "F"}) | _SIXTEEN_BIT_MODES
+_GREY_ALPHA_MODES = frozenset({"LA", "La"})
+
+StripConverter = Callable[[Image.Image], Image.Image]
+
+
+def _to_8bit(im: Image.Image, background: Color, notes: list[str]) -> Image.Image:
+    """Any Pillow mode to 8-bit L (grey sources) or RGB, scaling deep data to its full
+    range (never clipping) and flattening transparency onto `background`."""
+    if im.mode in ("L", "RGB"):
         return im
+    convert, out_mode = _strip_converter(im, background, notes)
+    out = Image.new(out_mode, im.size)
+    for box in _strip_boxes(im.size):
+        out.paste(convert(im.crop(box)), box[:2])
+    return out
+
+
+def _strip_converter(im: Image.Image, background: Color, notes: list[str]
+                     ) -> tuple[StripConverter, str]:
+    """How to turn one strip of `im` into 8 bits, and the mode that gives. Whole-image
+    facts (a deep image's value range, whether any pixel is transparent) are found first,
+    so that every strip is converted alike."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        notes.append("16-bit converted to 8-bit")
+        return (lambda s: _grey(_scale_16bit(np.asarray(s)))), "L"
+    if im.mode in ("I", "F"):
+        return _deep_converter(im, notes), "L"
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        return _flattener(im, background, notes)
+    if im.mode == "1":
+        return (lambda s: s.convert("L")), "L"
     if im.mode == "CMYK":
         notes.append("CMYK converted to RGB")
-    try:
-        return im.convert("RGB")
-    except ValueError as e:  # a mode Pillow has no converter for
+    try:  # a mode Pillow has no converter for fails here, once
+        im.crop((0, 0, 1, 1)).convert("RGB")
+    except ValueError as e:
         raise _UnsupportedMode(f"unsupported colour mode {im.mode}") from e
+    return (lambda s: s.convert("RGB")), "RGB"
 
 
 class _UnsupportedMode(Exception):
     pass
+
+
+def _grey(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.ascontiguousarray(a, dtype=np.uint8), "L")
+
+
+def _strip_boxes(size: tuple[int, int]) -> Iterator[Box]:
+    width, height = size
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        yield 0, top, width, min(top + rows, height)
+
+
+def _strips(im: Image.Image) -> Iterator[np.ndarray]:
+    for box in _strip_boxes(im.size):
+        yield np.asarray(im.crop(box))
+
+
+def _deep_converter(im: Image.Image, notes: list[str]) -> StripConverter:
+    """32-bit integer or float pixels. Integers: 8-bit or 16-bit data stored wide is scaled
+    as such; anything else is stretched from its minimum to its maximum. Floats: 0..1 (the
+    usual convention) or 0..255 as such, else stretched; non-finite values become 0."""
+    lo, hi, non_finite = math.inf, -math.inf, False
+    for a in _strips(im):
+        if im.mode == "F":
+            finite = np.isfinite(a)
+            if not finite.all():
+                non_finite = True
+                a = a[finite]
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    if non_finite:
+        notes.append("non-finite float pixels set to 0")
+        lo, hi = (min(lo, 0.0), max(hi, 0.0)) if lo <= hi else (0.0, 0.0)
+    if im.mode == "I":
+        if lo >= 0 and hi <= 255:
+            return lambda s: _grey(np.asarray(s))
+        if lo >= 0 and hi <= 65535:
+            notes.append("16-bit converted to 8-bit")
+            return lambda s: _grey(_scale_16bit(np.asarray(s)))
+        notes.append(f"32-bit integer values {int(lo)}..{int(hi)} stretched to 8-bit")
+        return lambda s: _grey(_stretch(np.asarray(s), lo, hi))
+
+    def finite(s: Image.Image) -> np.ndarray:
+        a = np.asarray(s)
+        return np.where(np.isfinite(a), a, 0.0) if non_finite else a
+
+    if lo >= 0.0 and hi <= 1.0:
+        notes.append("floating-point 0..1 converted to 8-bit")
+        return lambda s: _grey(np.rint(finite(s) * 255.0))
+    if lo >= 0.0 and hi <= 255.0:
+        notes.append("floating-point converted to 8-bit")
+        return lambda s: _grey(np.rint(finite(s)))
+    notes.append(f"floating-point values {lo:g}..{hi:g} stretched to 8-bit")
+    return lambda s: _grey(_stretch(finite(s), lo, hi))
 
 
 def _scale_16bit(a: np.ndarray) -> np.ndarray:
@@ -273,69 +359,32 @@ def _scale_16bit(a: np.ndarray) -> np.ndarray:
     return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _stretch(a: np.ndarray) -> np.ndarray:
-    lo, hi = float(a.min()), float(a.max())
+def _stretch(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if hi <= lo:
         return np.zeros(a.shape, np.uint8)
     return np.rint((a.astype(np.float64) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
-def _int32_to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
-    """32-bit integer pixels: 8-bit or 16-bit data stored wide is scaled as such; anything
-    else (negative, beyond 16 bits) is stretched from its minimum to its maximum."""
-    lo, hi = int(a.min()), int(a.max())
-    if lo >= 0 and hi <= 255:
-        return a.astype(np.uint8)
-    if lo >= 0 and hi <= 65535:
-        notes.append("16-bit converted to 8-bit")
-        return _scale_16bit(a)
-    notes.append(f"32-bit integer values {lo}..{hi} stretched to 8-bit")
-    return _stretch(a)
+def _flattener(im: Image.Image, background: Color, notes: list[str]
+               ) -> tuple[StripConverter, str]:
+    """Transparency composited onto `background`; grey stays grey on a grey background.
+    A fully opaque image just drops its alpha, without a note."""
+    grey = im.mode in _GREY_ALPHA_MODES and len(set(background)) == 1
+    with_alpha, plain, fill = ("LA", "L", background[0]) if grey else ("RGBA", "RGB",
+                                                                       tuple(background))
+    if any(im.crop(box).convert(with_alpha).getchannel("A").getextrema()[0] < 255
+           for box in _strip_boxes(im.size)):
+        r, g, b = background
+        name = "white" if (r, g, b) == (255, 255, 255) else f"#{r:02x}{g:02x}{b:02x}"
+        notes.append(f"alpha flattened onto {name}")
 
+    def flatten(s: Image.Image) -> Image.Image:
+        s = s.convert(with_alpha)
+        out = Image.new(plain, s.size, fill)
+        out.paste(s.convert(plain), mask=s.getchannel("A"))
+        return out
 
-def _float_to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
-    """Float pixels: 0..1 (the usual convention) or 0..255 scaled as such, else stretched."""
-    finite = np.isfinite(a)
-    if not finite.all():
-        a = np.where(finite, a, 0.0)
-        notes.append("non-finite float pixels set to 0")
-    lo, hi = float(a.min()), float(a.max())
-    if lo >= 0.0 and hi <= 1.0:
-        notes.append("floating-point 0..1 converted to 8-bit")
-        return np.rint(a * 255.0).astype(np.uint8)
-    if lo >= 0.0 and hi <= 255.0:
-        notes.append("floating-point converted to 8-bit")
-        return np.rint(a).astype(np.uint8)
-    notes.append(f"floating-point values {lo:g}..{hi:g} stretched to 8-bit")
-    return _stretch(a)
-
-
-def _flatten(rgba: Image.Image, background: Color, notes: list[str]) -> Image.Image:
-    alpha = rgba.getchannel("A")
-    if alpha.getextrema()[0] == 255:  # fully opaque: nothing to composite
-        return rgba.convert("RGB")
-    out = Image.new("RGB", rgba.size, tuple(background))
-    out.paste(rgba.convert("RGB"), mask=alpha)
-    r, g, b = background
-    name = "white" if (r, g, b) == (255, 255, 255) else f"#{r:02x}{g:02x}{b:02x}"
-    notes.append(f"alpha flattened onto {name}")
-    return out
-
-
-def _downscale(
-    im: Image.Image, original_size: tuple[int, int], max_side: int, reduced: bool,
-    notes: list[str],
-) -> Image.Image:
-    target = _fit_within(original_size, max_side)
-    if im.size != target:
-        im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    if target != original_size:
-        how = " (JPEG decoded at reduced scale)" if reduced else ""
-        notes.append(
-            f"downscaled from {original_size[0]}x{original_size[1]} "
-            f"to {target[0]}x{target[1]}{how}"
-        )
-    return im
+    return flatten, plain
 
 
 def _describe_decode_error(e: BaseException) -> str:
