@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -157,3 +159,56 @@ def test_a_recipe_too_large_for_the_file_is_a_warning(tmp_path, models, capsys):
                  "-o", str(out)]) == 0
     assert "too large" in capsys.readouterr().err
     assert read_recipe(out) is None
+
+
+def test_an_upscaled_export_replays_at_its_scale_and_filter(tmp_path, models, capsys):
+    # The recipe records the upscale; a replay used to write the 1x render instead.
+    out = tmp_path / "big.png"
+    assert main(["edit", "--seed", "3", "--target", "smiling face", "--auto-beta", *models,
+                 "--scale", "4", "--upscale-filter", "nearest", "-o", str(out)]) == 0
+    recipe = json.loads(read_recipe(out))
+    assert recipe["output"] == {"scale": 4, "upscale_filter": "nearest"}
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
+    a, b = np.asarray(Image.open(out)), np.asarray(Image.open(again))
+    assert a.shape == (32, 32, 3) and np.array_equal(a, b)
+    assert json.loads(read_recipe(again))["output"] == recipe["output"]
+    # options still win over the recorded settings
+    small = tmp_path / "small.png"
+    assert main(["edit", "--recipe", str(out), *models, "--scale", "1", "-o", str(small)]) == 0
+    assert np.asarray(Image.open(small)).shape == (8, 8, 3)
+    assert "output" not in json.loads(read_recipe(small))
+    smooth = tmp_path / "smooth.png"
+    assert main(["edit", "--recipe", str(out), *models, "--upscale-filter", "lanczos",
+                 "-o", str(smooth)]) == 0
+    assert np.asarray(Image.open(smooth)).shape == (32, 32, 3)
+    assert not np.array_equal(np.asarray(Image.open(smooth)), a)
+
+
+@pytest.mark.parametrize("block, match", [
+    ({"scale": 0}, "scale must be a whole number from 1 to 8"),
+    ({"scale": 9}, "scale must be a whole number from 1 to 8"),
+    ({"scale": "2"}, "scale must be a whole number"),
+    ({"scale": True}, "scale must be a whole number"),
+    ({"scale": 2, "upscale_filter": "magic"}, "upscale filter must be one of"),
+    ([2], "output settings are malformed"),
+])
+def test_a_recipes_bad_output_settings_are_refused_before_any_work(
+        tmp_path, models, capsys, monkeypatch, block, match):
+    import editor.cli.edit as edit_cli
+
+    session = Session.from_recipe(json.loads(_plain_recipe(tmp_path, models)))
+    d = session.to_recipe()
+    d["output"] = block
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    monkeypatch.setattr(edit_cli, "open_pack", lambda *a, **k: pytest.fail("models opened"))
+    assert main(["edit", "--recipe", str(tmp_path / "bad.json"), *models, "-o",
+                 str(tmp_path / "x.png")]) == 1
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def _plain_recipe(tmp_path, models) -> str:
+    out = tmp_path / "plain.png"
+    assert main(["edit", "--seed", "2", *models, "-o", str(out)]) == 0
+    return read_recipe(out)

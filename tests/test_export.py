@@ -3,6 +3,7 @@ the no-overwrite rule."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -21,6 +22,7 @@ from editor.engine.export import (
     existing_targets,
     export_image,
     plan_targets,
+    recorded_output,
     render_full,
     run_plan,
     with_format_suffix,
@@ -71,6 +73,12 @@ def test_scale_two_doubles_the_size_and_nearest_keeps_pixels(ctx, session, tmp_p
     assert rgb.shape == (32, 32, 3)
     native = render_full(ctx, session)
     assert np.array_equal(rgb, native.repeat(2, axis=0).repeat(2, axis=1))
+    # the file's recipe records how it was made from the render; the session is unchanged
+    recipe = json.loads(read_recipe(saved.path))
+    assert recorded_output(recipe) == (2, "nearest")
+    assert Session.from_recipe(recipe) == session
+    assert "output" not in json.loads(read_recipe(export_image(
+        ctx, session, tmp_path / "native.png").path))
 
 
 def test_export_image_refuses_an_existing_file_unless_asked(ctx, session, tmp_path):

@@ -260,3 +260,9 @@ def test_a_bare_name_goes_to_the_export_folder_and_its_extension_picks_the_forma
     assert plan.path == str(tmp_path / "rel.jpg") and plan.format == "JPEG"
     d.path_edit.setText("take.final")  # not an image extension: the chosen format's is added
     assert d.build_plan().path == str(tmp_path / "take.final.png")
+
+
+def test_the_dialogs_upscale_filters_are_the_ones_a_recipe_may_record():
+    from editor.engine.export import UPSCALE_FILTERS
+
+    assert tuple(export_dialog.FILTER_LABELS) == UPSCALE_FILTERS

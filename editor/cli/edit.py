@@ -22,6 +22,7 @@ from editor.core.errors import AtelierError
 from editor.core.image_io import check_export_path, read_recipe, save_image
 from editor.engine.compose import EditError, wplus_file_source
 from editor.engine.editor_state import EditDefaults
+from editor.engine.export import MAX_SCALE, UPSCALE_FILTERS, file_recipe, recorded_output
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import ClipSource, demo_clip_source, open_pack
 from editor.engine.renderer import pick_device, to_uint8_image
@@ -33,12 +34,13 @@ from editor.engine.session import (
     RecipeError,
     Session,
     Source,
+    load_recipe,
+    parse_recipe,
 )
 from editor.methods.global_directions import Progress, RelevanceConfig
 
 from .arg_types import finite_float, float_within, int_at_least, non_negative_float
 
-MAX_SCALE = 8  # as the window's export (1-8x); larger belongs in an image program
 SOURCE_OPTIONS = ("seed", "psi", "wplus")
 
 
@@ -89,8 +91,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--scale", type=int_at_least(1, MAX_SCALE), default=1,
-                   help=f"integer upscale of the output (1-{MAX_SCALE}; not in the recipe)")
+    p.add_argument("--scale", type=int_at_least(1, MAX_SCALE), default=None,
+                   help=f"integer upscale of the output, 1-{MAX_SCALE} (default: what a "
+                        "replayed recipe records, else 1); recorded in the output's recipe")
+    p.add_argument("--upscale-filter", choices=UPSCALE_FILTERS, default=None,
+                   help="how --scale enlarges: lanczos (smooth) or nearest (sharp pixels); "
+                        "default: what a replayed recipe records, else lanczos")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     p.add_argument("--precompute-images", type=int_at_least(1), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
@@ -117,27 +123,37 @@ def check_options(args: argparse.Namespace) -> None:
             raise RecipeError("an edit takes --gate or --no-gate, not both")
 
 
-def read_session(path: Path) -> Session:
-    """The session a recipe file holds: a .json recipe or an image that carries one."""
+def read_recipe_file(path: Path) -> dict:
+    """The recipe a file holds: a .json recipe or an image that carries one."""
     try:
         if path.suffix.lower() == ".json":
-            return Session.load(path)
+            return load_recipe(path)
         text = read_recipe(path)
     except OSError as e:
         raise RecipeError(f"cannot read {path}: {e}") from e
     if text is None:
         raise RecipeError(f"{path.name} carries no Latent Atelier recipe")
-    return Session.from_json(text)
+    return parse_recipe(text)
+
+
+def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int, str]:
+    """(scale, upscale filter): the options where given, else what the replayed file's
+    recipe records, so that replaying an upscaled export writes the same pixels."""
+    scale, upscale_filter = recorded_output(recipe) if recipe is not None else (1, "lanczos")
+    return args.scale or scale, args.upscale_filter or upscale_filter
 
 
 def build_session(args: argparse.Namespace, default_psi: float,
                   defaults: EditDefaults | None = None,
-                  wplus_source: Callable[[str], Source] | None = None) -> Session:
+                  wplus_source: Callable[[str], Source] | None = None,
+                  recipe: dict | None = None) -> Session:
     """The session the options describe. `wplus_source(path)` reads a --wplus file into
-    a source that carries its latent (default: a source naming the file only)."""
+    a source that carries its latent (default: a source naming the file only); `recipe`
+    is --recipe's content when the caller has read it already."""
     defaults = defaults or EditDefaults()
     if args.recipe:
-        return read_session(Path(args.recipe))
+        return Session.from_recipe(recipe if recipe is not None
+                                   else read_recipe_file(Path(args.recipe)))
     psi = default_psi if args.psi is None else args.psi
     if args.wplus:
         source = (wplus_source(args.wplus) if wplus_source is not None
@@ -193,6 +209,8 @@ def _run_job(message: str, job: Iterable) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         check_options(args)
+        recipe = read_recipe_file(Path(args.recipe)) if args.recipe else None
+        scale, upscale_filter = output_settings(args, recipe)
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
         pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
@@ -204,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         is_demo = pack.model.z_for_seed is not None
         gen = pack.model.generator
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
-                                lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim))
+                                lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
+                                recipe)
         if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
@@ -220,8 +239,9 @@ def run(args: argparse.Namespace) -> int:
             raise EditError(f"{e}: the strengths or ψ are too large for this generator") \
                 from e
         elapsed = time.perf_counter() - t0
-        saved = save_image(args.output, image, recipe=session.to_json(), scale=args.scale,
-                           overwrite=args.overwrite)
+        saved = save_image(args.output, image,
+                           recipe=file_recipe(session, scale, upscale_filter), scale=scale,
+                           overwrite=args.overwrite, upscale_filter=upscale_filter)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
         print(f"atelier edit: {e}", file=sys.stderr)
         return 1

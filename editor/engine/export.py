@@ -24,12 +24,15 @@ from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
 from .compose import EditingContext
 from .renderer import to_uint8_image
-from .session import Session
+from .session import RecipeError, Session
 
 KINDS = ("image", "sweep", "batch")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 ANIMATION_FORMATS = ("GIF", "WEBP")
 SCALES = (1, 2, 4, 8)
+MAX_SCALE = SCALES[-1]  # larger belongs in an image program
+UPSCALE_FILTERS = ("lanczos", "nearest")
+OUTPUT_KEY = "output"  # in a file's recipe: how the file was made from the render
 LOSSY_FORMATS = frozenset({"JPEG", "WEBP"})
 _SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".webp",),
              "GIF": (".gif",)}
@@ -181,9 +184,38 @@ def export_image(
 ) -> SavedImage:
     """Render at full resolution and save with the session's recipe embedded."""
     _refuse_existing([Path(path)], overwrite)  # before the render: refusing costs nothing
-    return save_image(path, render_full(ctx, session), recipe=session.to_recipe(),
-                      format=format, quality=quality, scale=scale, overwrite=overwrite,
+    return save_image(path, render_full(ctx, session),
+                      recipe=file_recipe(session, scale, upscale_filter), format=format,
+                      quality=quality, scale=scale, overwrite=overwrite,
                       upscale_filter=upscale_filter)
+
+
+def file_recipe(session: Session, scale: int = 1, upscale_filter: str = "lanczos") -> dict:
+    """The recipe an exported file carries: the session's, plus the upscale that made the
+    file from the render, so that replaying the file writes the same pixels. Left out at
+    1x, where readers that know no such block replay it exactly too."""
+    recipe = session.to_recipe()
+    if scale != 1:
+        recipe[OUTPUT_KEY] = {"scale": scale, "upscale_filter": upscale_filter}
+    return recipe
+
+
+def recorded_output(recipe: dict) -> tuple[int, str]:
+    """(scale, upscale filter) a file's recipe records; (1, "lanczos") when it records
+    none. RecipeError for a block this program cannot honour."""
+    out = recipe.get(OUTPUT_KEY)
+    if out is None:
+        return 1, "lanczos"
+    if not isinstance(out, dict):
+        raise RecipeError("the recipe's output settings are malformed")
+    scale, upscale_filter = out.get("scale", 1), out.get("upscale_filter", "lanczos")
+    if type(scale) is not int or not 1 <= scale <= MAX_SCALE:
+        raise RecipeError(f"the recipe's output scale must be a whole number from 1 to "
+                          f"{MAX_SCALE}, got {scale!r}")
+    if upscale_filter not in UPSCALE_FILTERS:
+        raise RecipeError(f"the recipe's upscale filter must be one of "
+                          f"{', '.join(UPSCALE_FILTERS)}, got {upscale_filter!r}")
+    return scale, upscale_filter
 
 
 def sweep_strengths(start: float, stop: float, frames: int) -> list[float]:
@@ -242,7 +274,8 @@ def batch_export(
         if is_cancelled(cancel):
             raise Cancelled(f"batch cancelled after {i} of {len(seeds)} files")
         one = session.with_source(replace(session.source, seed=seed))
-        saved.append(save_image(path, render_full(ctx, one), recipe=one.to_recipe(),
+        saved.append(save_image(path, render_full(ctx, one),
+                                recipe=file_recipe(one, scale, upscale_filter),
                                 format=format, quality=quality, scale=scale,
                                 overwrite=overwrite, upscale_filter=upscale_filter))
         yield clock.progress(i + 1, f"seed {seed} → {path.name}")

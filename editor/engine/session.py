@@ -174,21 +174,33 @@ class Session:
 
     @classmethod
     def from_json(cls, text: str) -> Session:
-        try:
-            d = json.loads(text)
-        except ValueError as e:  # JSONDecodeError, or a number too long to convert
-            raise RecipeError(f"the recipe is not valid JSON ({e})") from e
-        except RecursionError as e:
-            raise RecipeError("the recipe is not a recipe (nested too deeply)") from e
-        return cls.from_recipe(d)
+        return cls.from_recipe(parse_recipe(text))
 
     @classmethod
     def load(cls, path: str | Path) -> Session:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise RecipeError(f"{Path(path).name} is not a recipe (not UTF-8 text)") from e
-        return cls.from_json(text)
+        return cls.from_recipe(load_recipe(path))
+
+
+def parse_recipe(text: str) -> dict:
+    """A recipe's JSON as a dict (its fields are checked by `Session.from_recipe`)."""
+    try:
+        d = json.loads(text)
+    except ValueError as e:  # JSONDecodeError, or a number too long to convert
+        raise RecipeError(f"the recipe is not valid JSON ({e})") from e
+    except RecursionError as e:
+        raise RecipeError("the recipe is not a recipe (nested too deeply)") from e
+    if not isinstance(d, dict):
+        raise RecipeError("not a Latent Atelier recipe")
+    return d
+
+
+def load_recipe(path: str | Path) -> dict:
+    """A .json recipe file as a dict."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{Path(path).name} is not a recipe (not UTF-8 text)") from e
+    return parse_recipe(text)
 
 
 # ----------------------------------------------------------------- recipe checks
