@@ -781,3 +781,17 @@ def test_import_never_replaces_a_different_file_of_the_same_name(tmp_path):
     other_script = tmp_path / "模型.pt"
     other_script.write_bytes(b"four")
     assert zoo.import_file(other_script).name.startswith("model-")
+
+
+def test_cli_output_to_a_reader_that_went_away_ends_quietly():
+    # `atelier models list | head`: the reader closes the pipe before the listing is
+    # written; the command stops with status 1 and no traceback or "Exception ignored".
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "editor", "models", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1])
+    proc.stdout.close()  # before the program has even started
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1, err
+    assert err == ""
