@@ -249,3 +249,59 @@ def test_crop_key_changes_with_the_file(tmp_path):
     assert key == crop_key(str(path)) and str(path.resolve()) in key
     os.utime(path, ns=(0, 10**9))
     assert crop_key(path) != key
+
+
+def _wheel(view, delta: int) -> None:
+    pos = QPointF(_at(100, 50))
+    QApplication.sendEvent(view, QWheelEvent(
+        pos, view.mapToGlobal(pos), QPoint(), QPoint(0, delta), Qt.MouseButton.NoButton,
+        NO_MOD, Qt.ScrollPhase.NoScrollPhase, False))
+
+
+def test_a_touchpads_small_steps_resize_as_much_as_a_wheels_notch(make_dialog):
+    # Each small event used to move at least a pixel: 60 events of 2 units took a
+    # 100 px crop to 40 px where one 120-unit notch takes it to 90.
+    notch, touchpad = make_dialog(), make_dialog()
+    _wheel(notch.view, 120)
+    for _ in range(60):
+        _wheel(touchpad.view, 2)
+    assert notch.box() == touchpad.box() == (55, 5, 145, 95)
+    for _ in range(60):
+        _wheel(touchpad.view, -2)
+    assert touchpad.box() == (50, 0, 150, 100)
+
+
+def test_plus_typed_with_shift_resizes_as_much_as_minus(make_dialog):
+    d = make_dialog()
+    d.view.set_box((60, 20, 100, 60))
+    QTest.keyClick(d.view, Qt.Key.Key_Plus, Qt.KeyboardModifier.ShiftModifier)  # US "+"
+    assert d.box() == (59, 19, 101, 61)
+    QTest.keyClick(d.view, Qt.Key.Key_Minus)
+    assert d.box() == (60, 20, 100, 60)
+
+
+def test_a_frame_small_on_screen_moves_from_its_middle(qtbot):
+    # 40 image px shown at half size are 20 screen px: the corners' 10 px reach used to
+    # cover all of it, so a drag from the middle resized the frame instead of moving it.
+    d = CropDialog(_image(400, 200), target_size=16)
+    qtbot.addWidget(d)
+    d.view.setFixedSize(216, 116)  # image pixel (x, y) is widget pixel (8 + x/2, 8 + y/2)
+    d.show()
+    qtbot.waitExposed(d)
+    d.view.set_box((100, 40, 140, 80))
+    _drag(d.view, QPoint(68, 38), QPoint(78, 48))
+    assert d.box() == (120, 60, 160, 100)
+    _drag(d.view, QPoint(88, 58), QPoint(98, 68))  # its corner still resizes
+    assert d.box()[:2] == (120, 60) and d.box()[2] - d.box()[0] == 60
+
+
+def test_what_loading_did_to_the_picture_is_shown(qtbot):
+    notes = ["downscaled from 16000x3000 to 9459x1774", "alpha flattened onto white"]
+    d = CropDialog(_image(60, 30), target_size=16, notes=notes)
+    qtbot.addWidget(d)
+    assert d.notes_label.text() == ("Downscaled from 16000x3000 to 9459x1774.\n"
+                                    "Alpha flattened onto white.")
+    assert not d.notes_label.isHidden()
+    plain = CropDialog(_image(60, 30), target_size=16)
+    qtbot.addWidget(plain)
+    assert plain.notes_label.isHidden()

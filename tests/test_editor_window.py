@@ -552,3 +552,117 @@ def test_a_strength_beyond_the_slider_shows_as_it_is(window, qtbot):
     row = window.stack_panel.row(edit.id)
     assert row.strength.box.value() == 25.0  # not the slider's end (10)
     assert row.strength.slider.value() == row.strength.slider.maximum()
+
+
+@pytest.fixture
+def held_inversion(monkeypatch):
+    """Inversions in the window pause after their first preview until `release()`."""
+    import threading
+
+    from editor.engine.inverting import InversionPreview
+    from editor.ui import inversion_flow
+
+    gate = threading.Event()
+    real = inversion_flow.invert_image
+
+    def held(*args, **kwargs):
+        for item in real(*args, **kwargs):
+            yield item
+            if isinstance(item, InversionPreview) and item.previews:
+                gate.wait(60)
+    monkeypatch.setattr(inversion_flow, "invert_image", held)
+    yield gate.set
+    gate.set()
+
+
+def _start_inversion(window, qtbot, tmp_path):
+    """Start inverting a picture; returns the job once its first preview is on the canvas."""
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
+    with qtbot.waitSignal(window.jobs.job_started, timeout=10_000) as started:
+        _answer_crop_dialog(accept=True)
+        window.open_paths([str(picture)])
+    job = started.args[0]
+    qtbot.waitUntil(lambda: window.inversion._painted, timeout=60_000)
+    return job
+
+
+def _shows_the_document(window) -> bool:
+    from editor.ui.qimages import qimage_from_array
+
+    return window.canvas.current_image() == qimage_from_array(window.last_result.image)
+
+
+def test_a_cancelled_inversions_preview_leaves_the_canvas(window, qtbot, tmp_path,
+                                                          held_inversion):
+    settled(window, qtbot)
+    job = _start_inversion(window, qtbot, tmp_path)
+    assert not _shows_the_document(window)  # the reconstruction forming
+    with qtbot.waitSignal(window.jobs.job_cancelled, timeout=60_000):
+        job.cancel()
+        held_inversion()
+    settled(window, qtbot)
+    assert _shows_the_document(window)
+
+
+def test_changes_made_during_an_inversion_are_shown_not_its_previews(
+        window, qtbot, tmp_path, held_inversion):
+    job = _start_inversion(window, qtbot, tmp_path)
+    window.source_panel.step_seed(+1)
+    settled(window, qtbot)
+    assert _shows_the_document(window)
+    progressed = []
+    window.jobs.job_progress.connect(lambda j, p: progressed.append(p))
+    held_inversion()
+    qtbot.waitUntil(lambda: len(progressed) >= 3, timeout=60_000)
+    QApplication.processEvents()
+    assert _shows_the_document(window)  # later previews stay off the user's picture
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=120_000):
+        job.cancel()
+
+
+def test_an_inversion_is_used_when_its_model_was_opened_again(window, qtbot, tmp_path,
+                                                              held_inversion, models):
+    gen, clip, _ = models
+    _start_inversion(window, qtbot, tmp_path)
+    old = window.pack
+    window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
+        held_inversion()
+    source = window.document.state.session.source
+    assert source.kind == "wplus" and source.label == "me.png"
+
+
+def test_another_generator_after_an_inversion_starts_from_a_seed(window, qtbot, tmp_path,
+                                                                 models):
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (20, 20), (20, 130, 30)).save(picture)
+    _answer_crop_dialog(accept=True)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
+        window.open_paths([str(picture)])
+    assert window.document.state.session.source.kind == "wplus"
+    _, clip, _ = models
+    other = save_generator(make_tiny_generator(resolution=16, channel_max=16),
+                           tmp_path / "other.safetensors")
+    for _ in open_pack(other, ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                       stats_samples=STATS).precompute():
+        pass  # its directions, so that the window does not offer to compute them
+    old = window.pack
+    window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    assert window.document.state.session.source.kind == "seed"
+    assert "made for another generator" in window.statusBar().currentMessage()
+    image = settled(window, qtbot)  # it renders: no "latent has shape" failure
+    assert image.shape == (16, 16, 3) and window.last_result.ok
+
+
+def test_a_file_name_is_shown_as_text_not_markup(window):
+    from editor.engine.session import Source
+
+    window.source_panel.show_source(Source(kind="wplus", wplus_data="x",
+                                           label="Tom & Jerry <3.png"))
+    label = window.source_panel.latent_label
+    assert "Tom &amp; Jerry &lt;3.png" in label.text()

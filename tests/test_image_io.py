@@ -273,6 +273,19 @@ def test_downscale_keeps_aspect(tmp_path):
     assert loaded.notes == ["downscaled from 300x90 to 100x30"]
 
 
+def test_big_pictures_keep_an_area_not_a_side(tmp_path):
+    # A panorama keeps its short side: with a 4096 px longest side, a 20000 x 400 strip
+    # came out 82 px tall, too little for any square crop to feed a generator.
+    Image.new("RGB", (20000, 400), (10, 20, 30)).save(tmp_path / "pano.png")
+    pano = load_image(tmp_path / "pano.png")
+    assert pano.rgb.shape == (400, 20000, 3) and pano.notes == []
+    Image.new("RGB", (8000, 2000), (10, 20, 30)).save(tmp_path / "wide.png")
+    wide = load_image(tmp_path / "wide.png", max_area=1000 * 250)
+    assert wide.rgb.shape == (250, 1000, 3)
+    assert wide.notes == ["downscaled from 8000x2000 to 1000x250"]
+    assert load_image(tmp_path / "wide.png", max_side=400).rgb.shape == (100, 400, 3)
+
+
 def test_decompression_bomb_refused_before_decoding(tmp_path, monkeypatch):
     bomb = _png_claiming_size(tmp_path / "bomb.png", 100_000, 100_000)
     decoded = []

@@ -4,6 +4,7 @@ and `atelier invert` (bad inputs included)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 
@@ -306,9 +307,9 @@ def test_cli_refuses_outputs_that_cannot_or_must_not_be_written_before_any_work(
 
 def test_cli_crop_box_is_in_the_files_pixels_even_when_it_is_read_downscaled(tmp_path):
     from editor.cli.invert import _crop_of
-    from editor.core.image_io import DEFAULT_MAX_SIDE
+    from editor.core.image_io import DEFAULT_MAX_AREA
 
-    side = DEFAULT_MAX_SIDE * 2  # read at half size
+    side = 2 * math.isqrt(DEFAULT_MAX_AREA)  # read at half size
     rgb = np.zeros((side, side, 3), np.uint8)
     rgb[side // 2:, side // 2:] = 255  # the bottom-right quarter is white
     path = tmp_path / "big.png"

@@ -39,7 +39,11 @@ from .paths import atomic_path
 RECIPE_KEY = "latent-atelier-recipe"
 SOFTWARE = f"Latent Atelier {__version__}"
 
-DEFAULT_MAX_SIDE = 4096
+# What a loaded picture may keep: at most 4096 x 4096 pixels' worth of area, however they
+# are shaped, so a panorama keeps its short side (a 20000 x 400 strip stays 400 px tall,
+# not 82), and no side beyond 65536 (what Qt's images take).
+DEFAULT_MAX_AREA = 4096 * 4096
+DEFAULT_MAX_SIDE = 65536
 # The most pixels decoded at once. 200 MP covers 100+ MP camera files and big panoramas (a
 # full RGB decode is ~600 MB); anything larger is refused as a possible decompression bomb.
 # Explicit, rather than Pillow's global default (warns at 89 MP, fails at 179 MP).
@@ -100,15 +104,17 @@ def load_image(
     max_side: int = DEFAULT_MAX_SIDE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: Color = (255, 255, 255),
+    max_area: int = DEFAULT_MAX_AREA,
 ) -> LoadedImage:
-    """Read an image file as 8-bit RGB whose longer side is at most `max_side`.
+    """Read an image file as 8-bit RGB, downscaled (aspect kept) until its longer side is
+    at most `max_side` and it has about `max_area` pixels at most.
 
     `max_pixels` bounds what is decoded at once (after JPEG's reduced-scale decode); a file
     over it is refused before decoding. Animated files give their first frame. Raises
     `ImageLoadError` with a one-line message for anything that is not a readable image.
     """
-    if max_side < 1 or max_pixels < 1:
-        raise ValueError("max_side and max_pixels must be positive")
+    if max_side < 1 or max_pixels < 1 or max_area < 1:
+        raise ValueError("max_side, max_pixels and max_area must be positive")
     path = Path(path)
     _check_readable_file(path)
     notes: list[str] = []
@@ -116,7 +122,8 @@ def load_image(
         with open(path, "rb") as fp, _pillow_guard():
             im = _identify(fp, path)
             fmt = im.format
-            im, original_size = _decode(im, path, max_side, max_pixels, background, notes)
+            im, original_size = _decode(im, path, (max_side, max_area), max_pixels,
+                                        background, notes)
     except ImageLoadError:
         raise
     except PermissionError as e:
@@ -176,7 +183,7 @@ def _identify(fp: BinaryIO, path: Path) -> ImageFile.ImageFile:
 def _decode(
     im: ImageFile.ImageFile,
     path: Path,
-    max_side: int,
+    limits: tuple[int, int],
     max_pixels: int,
     background: Color,
     notes: list[str],
@@ -188,7 +195,7 @@ def _decode(
     if getattr(im, "is_animated", False):
         im.seek(0)
         notes.append("animated image: first frame used")
-    stored_target = _fit_within((stored_w, stored_h), max_side)
+    stored_target = _fit_within((stored_w, stored_h), *limits)
     if stored_target != (stored_w, stored_h):
         im.draft(None, stored_target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
     _check_pixel_budget(path, (stored_w, stored_h), im.size, max_pixels)
@@ -229,12 +236,12 @@ def _exif_orientation(im: Image.Image, notes: list[str]) -> int:
     return value if isinstance(value, int) else 1
 
 
-def _fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+def _fit_within(size: tuple[int, int], max_side: int, max_area: int) -> tuple[int, int]:
     w, h = size
-    if max(w, h) <= max_side:
+    s = min(1.0, max_side / max(w, h), math.sqrt(max_area / (w * h)))
+    if s >= 1.0:
         return size
-    s = max_side / max(w, h)
-    return max(1, round(w * s)), max(1, round(h * s))
+    return max(1, min(max_side, round(w * s))), max(1, min(max_side, round(h * s)))
 
 
 def _check_pixel_budget(

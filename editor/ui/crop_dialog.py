@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,8 @@ class CropView(QWidget):
         self._grab: tuple[float, float] | None = None  # moving: pointer minus top-left
         self._anchor: tuple[int, int, int, int] | None = None  # resizing: fixed corner, signs
         self._pixmap: QPixmap | None = None  # the image at its on-screen size
+        # the wheel's exact centre and side, with the box they gave (reset when it moved)
+        self._wheel: tuple[tuple[float, float, float], Box] | None = None
         self.centre()
 
     # ----------------------------------------------------------------- the box
@@ -173,7 +176,8 @@ class CropView(QWidget):
                    (-1, 1): c.bottomLeft(), (1, 1): c.bottomRight()}
         near = {k: max(abs(p.x() - pos.x()), abs(p.y() - pos.y())) for k, p in corners.items()}
         best = min(near, key=near.get)
-        return best if near[best] <= GRAB else None
+        # a frame small on screen keeps its middle for moving: the corners' reach shrinks
+        return best if near[best] <= min(GRAB, c.width() / 4) else None
 
     # ----------------------------------------------------------------- painting
     def _scaled_pixmap(self, target: QRectF) -> QPixmap:
@@ -266,11 +270,16 @@ class CropView(QWidget):
     def wheelEvent(self, event):  # noqa: N802 - Qt override
         notches = event.angleDelta().y() / 120
         if notches:
-            # wheel up zooms in (a tighter crop), 10 % a notch, at least a pixel
-            side = round(self._side * 0.9 ** notches)
-            if side == self._side:
-                side -= 1 if notches > 0 else -1
-            self._resize_about_centre(side)
+            # wheel up zooms in (a tighter crop), 10 % a notch. The exact side is carried
+            # between events, so a touchpad's many small steps add up to what a wheel's
+            # notches give, not a pixel each.
+            if self._wheel is None or self._wheel[1] != self.box():  # moved since
+                self._wheel = ((self._left + self._side / 2, self._top + self._side / 2,
+                                float(self._side)), self.box())
+            (cx, cy, side), _ = self._wheel
+            side *= 0.9 ** notches
+            self._place_centred(cx, cy, side)
+            self._wheel = ((cx, cy, max(self._min_side, min(side, self._short))), self.box())
         event.accept()
 
     # ----------------------------------------------------------------- keys
@@ -278,12 +287,15 @@ class CropView(QWidget):
                Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1)}
 
     def keyPressEvent(self, event):  # noqa: N802 - Qt override
-        step = self.nudge_step() * (10 if event.modifiers()
-                                    & Qt.KeyboardModifier.ShiftModifier else 1)
+        step = self.nudge_step()
         key = event.key()
         if key in self._ARROWS:
             dx, dy = self._ARROWS[key]
+            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                step *= 10
             self._place(self._left + dx * step, self._top + dy * step, self._side)
+        # +/- resize alike: on many layouts "+" is typed with Shift, which must not
+        # make it ten times faster than "-"
         elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self._resize_about_centre(self._side + 2 * step)
         elif key == Qt.Key.Key_Minus:
@@ -303,7 +315,7 @@ class CropDialog(QDialog):
     it was left for that key and is remembered on OK."""
 
     def __init__(self, rgb: np.ndarray, key: str | None = None, target_size: int = 256,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, notes: Sequence[str] = ()):
         super().__init__(parent)
         self.setWindowTitle("Crop the image")
         self.key = key
@@ -333,6 +345,12 @@ class CropDialog(QDialog):
         side.addWidget(QLabel(f"Generator input, {self.target_size} × {self.target_size}"))
         side.addWidget(self.preview)
         side.addWidget(self.size_label)
+        # what reading the file did to the picture (downscaled, first frame, flattened)
+        self.notes_label = QLabel("\n".join(f"{n[:1].upper()}{n[1:]}." for n in notes))
+        self.notes_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setVisible(bool(notes))
+        side.addWidget(self.notes_label)
         side.addWidget(self.centre_button, 0, Qt.AlignmentFlag.AlignLeft)
         side.addStretch(1)
         side.addWidget(hint)
@@ -393,7 +411,8 @@ class CropDialog(QDialog):
 
 
 def choose_crop(parent: QWidget | None, rgb: np.ndarray, key: str | None,
-                target_size: int) -> Box | None:
-    """Show the crop dialog modally; the chosen box, or None if cancelled."""
-    dialog = CropDialog(rgb, key, target_size, parent)
+                target_size: int, notes: Sequence[str] = ()) -> Box | None:
+    """Show the crop dialog modally; the chosen box, or None if cancelled. `notes` say
+    what loading did to the picture."""
+    dialog = CropDialog(rgb, key, target_size, parent, notes)
     return dialog.box() if dialog.exec() == QDialog.DialogCode.Accepted else None

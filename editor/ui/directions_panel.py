@@ -9,6 +9,8 @@ the slider's strength (entry_edit turns them into an edit-stack entry).
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -147,7 +149,7 @@ class DirectionsPanel(QWidget):
     # ----------------------------------------------------------------- rows
     def _add_row(self, entry: DirectionEntry) -> None:
         row = QWidget()
-        label = QLabel(f"{entry.title}  <span style='color:gray'>"
+        label = QLabel(f"{html.escape(entry.title)}  <span style='color:gray'>"
                        f"{entry.confidence:.0%}</span>")
         label.setTextFormat(Qt.TextFormat.RichText)
         words = ", ".join(f"{w} {abs(c):.0%}" for w, c in entry.words)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, SignalInstance
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from editor.core.errors import AtelierError
@@ -27,19 +27,35 @@ from .qimages import qimage_from_array
 JOB_PREFIX = "invert:"
 
 
+def same_model(a: OpenPack | None, b: OpenPack | None) -> bool:
+    """Whether two packs draw with the same generator (a model opened again is a new
+    pack object with the same weights)."""
+    return a is not None and b is not None and (
+        a is b or a.model.content_hash == b.model.content_hash)
+
+
 class InversionFlow(QObject):
+    """`refresh()` asks the window to show the document again: the reconstruction forming
+    on the canvas is a preview, and the document's own picture returns when the user
+    changes something or the job ends without a result to use."""
+
     def __init__(self, window: QMainWindow, jobs: JobRunner, canvas: Canvas,
-                 pack: Callable[[], OpenPack | None], use_source: Callable[[Source, str], None]):
+                 pack: Callable[[], OpenPack | None], use_source: Callable[[Source, str], None],
+                 document_changed: SignalInstance, refresh: Callable[[], None]):
         super().__init__(window)
         self.window = window
         self.jobs = jobs
         self.canvas = canvas
         self._pack = pack
         self._use_source = use_source
+        self._refresh = refresh
         self._packs: dict[int, OpenPack] = {}  # job id -> the pack it inverts into
+        self._previewing: set[int] = set()     # jobs whose previews may take the canvas
+        self._painted = False                  # a preview hides the document's picture
         jobs.job_progress.connect(self._on_progress)
         jobs.job_finished.connect(self._on_finished)
-        jobs.job_ended.connect(lambda job: self._packs.pop(job.id, None))
+        jobs.job_ended.connect(self._on_ended)
+        document_changed.connect(self._stop_previews)
 
     def start(self, path: str) -> Job | None:
         """Load, crop (the user's square) and start inverting; None if it did not start."""
@@ -58,28 +74,46 @@ class InversionFlow(QObject):
             QMessageBox.warning(self.window, "Cannot open the image", str(e))
             return None
         resolution = pack.model.generator.img_resolution
-        box = choose_crop(self.window, loaded.rgb, crop_key(path), resolution)
+        box = choose_crop(self.window, loaded.rgb, crop_key(path), resolution, loaded.notes)
         if box is None:
+            return None
+        pack = self._pack()  # another model may have opened while the dialog was up
+        if pack is None:
             return None
         job = self.jobs.submit(
             f"Invert {name}",
             lambda token: invert_image(pack, loaded.rgb, box, name, cancel=token),
             key=JOB_PREFIX + str(path))
         self._packs[job.id] = pack
+        self._previewing = {job.id}  # the newest inversion's previews, no other's
         self.window.statusBar().showMessage(
             f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)", 6000)
         return job
 
     def _on_progress(self, job: Job, progress) -> None:
-        if job.id in self._packs and isinstance(progress, InversionPreview) \
-                and progress.previews:
+        if job.id in self._previewing and isinstance(progress, InversionPreview) \
+                and progress.previews and same_model(self._packs.get(job.id), self._pack()):
             self.canvas.set_image(qimage_from_array(progress.previews[0]))
+            self._painted = True
+
+    def _stop_previews(self, *_args) -> None:
+        """The user changed the document: show their picture, not the job's."""
+        self._previewing.clear()
+        self._painted = False  # the change renders the document anyway
+
+    def _on_ended(self, job: Job) -> None:
+        self._packs.pop(job.id, None)
+        if job.id in self._previewing:
+            self._previewing.discard(job.id)
+            if self._painted:  # cancelled, failed or discarded: the preview must go
+                self._painted = False
+                self._refresh()
 
     def _on_finished(self, job: Job, result) -> None:
         pack = self._packs.get(job.id)
         if pack is None or not isinstance(result, InvertedImage):
             return
-        if pack is not self._pack():
+        if not same_model(pack, self._pack()):
             QMessageBox.information(
                 self.window, "Inversion finished",
                 f"{result.source.label} was inverted into {pack.name}, which is no longer "

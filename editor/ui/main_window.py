@@ -174,7 +174,8 @@ class MainWindow(QMainWindow):
         self.discovery = DiscoveryFlow(self, self.jobs, self.directions_panel,
                                        lambda: self.pack, self._add_edit)
         self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
-                                       self._use_inverted_source)
+                                       self._use_inverted_source, self.document.changed,
+                                       self.request_render)
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None,
                 tip: str | None = None, checkable: bool = False) -> QAction:
@@ -515,7 +516,7 @@ class MainWindow(QMainWindow):
         self.discovery.pack_changed(pack)
         if first:  # a new model starts a new history, with its own defaults
             state = self.document.state
-            source = state.session.source
+            source = self._source_for_new_model(state.session.source)
             if info.z_for_seed is not None:
                 # attribute-conditioned latents (the demo world): truncation would blend faces
                 source = dataclasses.replace(source, psi=1.0)
@@ -527,6 +528,22 @@ class MainWindow(QMainWindow):
             self.request_render()
         if first and pack.clip is not None and not pack.has_directions:
             QTimer.singleShot(0, self._offer_precompute)
+
+    def _source_for_new_model(self, source: Source) -> Source:
+        """The source, kept where it fits the new generator; a latent made for another
+        one (an inverted picture, an opened W+) would fail every render, so the new model
+        starts from the seed instead, and says so."""
+        if source.kind != "wplus":
+            return source
+        try:
+            self._check_latent(source)
+            return source
+        except (AtelierError, ValueError):
+            what = source.label or Path(source.wplus_path or "").name or "the latent"
+            self.statusBar().showMessage(
+                f"{what} was made for another generator; {self.pack.name} starts from "
+                f"seed {source.seed}", 10000)
+            return Source(seed=source.seed, psi=source.psi)
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:

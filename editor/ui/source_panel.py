@@ -3,7 +3,9 @@ loaded latent), with previous/next/random and the file actions."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Signal
+import html
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -60,6 +62,7 @@ class SourcePanel(QWidget):
         self.psi_box.editingFinished.connect(self.interaction_finished)
         self.latent_label = QLabel()
         self.latent_label.setWordWrap(True)
+        self.latent_label.setTextFormat(Qt.TextFormat.RichText)
         self.latent_label.hide()
         open_image = QPushButton(icon("mdi6.image-outline"), "Open image…")
         open_image.setToolTip("Start from your own picture (Ctrl+I)")
@@ -95,5 +98,6 @@ class SourcePanel(QWidget):
             name = source.label or source.wplus_path
             # an inverted picture carries only its latent; a latent file also its path
             what = "the latent" if source.wplus_path else "your picture"
-            self.latent_label.setText(f"Starting from {what} <b>{name}</b>; change the "
-                                      "seed to go back to sampling.")
+            # a file name or a stranger's recipe label: text, never markup
+            self.latent_label.setText(f"Starting from {what} <b>{html.escape(name)}</b>; "
+                                      "change the seed to go back to sampling.")
