@@ -226,6 +226,25 @@ def test_deep_images_are_converted_without_whole_image_temporaries(tmp_path, mon
     assert peak < 2_000_000, f"numpy held {peak / 1e6:.1f} MB for a 4 MB float picture"
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_missing_only_its_end_marker_opens(tmp_path, progressive):
+    # Every viewer opens these; refusing them as "truncated" was wrong. A file that lacks
+    # picture data is still refused, wherever it was cut.
+    Image.fromarray(_noise(40, 56)).save(tmp_path / "whole.jpg", quality=90,
+                                         progressive=progressive)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    whole = load_image(tmp_path / "whole.jpg").rgb
+    for cut in (1, 2):  # the marker's last byte, the whole marker
+        (tmp_path / "open.jpg").write_bytes(data[:-cut])
+        loaded = load_image(tmp_path / "open.jpg")
+        np.testing.assert_array_equal(loaded.rgb, whole)
+        assert loaded.notes == ["JPEG end marker missing (the picture data is complete)"]
+    for cut in range(len(data) // 3, len(data) - 40, 211):
+        (tmp_path / "cut.jpg").write_bytes(data[:cut])
+        with pytest.raises(ImageLoadError, match="truncated"):
+            load_image(tmp_path / "cut.jpg")
+
+
 def test_cmyk_jpeg(tmp_path):
     Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)
     loaded = load_image(tmp_path / "cmyk.jpg")

@@ -15,6 +15,7 @@ larger recipe is not embedded there, and the returned `SavedImage` says so.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -118,12 +119,19 @@ def load_image(
     path = Path(path)
     _check_readable_file(path)
     notes: list[str] = []
+    limits = (max_side, max_area)
     try:
         with open(path, "rb") as fp, _pillow_guard():
             im = _identify(fp, path)
             fmt = im.format
-            im, original_size = _decode(im, path, (max_side, max_area), max_pixels,
-                                        background, notes)
+            try:
+                im, original_size = _decode(im, path, limits, max_pixels, background, notes)
+            except OSError as e:
+                if fmt != "JPEG" or "truncated" not in str(e).lower():
+                    raise
+                notes.clear()
+                im, original_size = _decode_without_end_marker(
+                    path, limits, max_pixels, background, notes, e)
     except ImageLoadError:
         raise
     except PermissionError as e:
@@ -136,6 +144,39 @@ def load_image(
         raise ImageLoadError(_message(path, _describe_decode_error(e))) from e
     rgb = np.array(im, dtype=np.uint8, order="C")  # a copy: owns its memory, no tie to Pillow
     return LoadedImage(rgb=rgb, original_size=original_size, path=path, notes=notes, format=fmt)
+
+
+_JPEG_END = b"\xff\xd9"
+
+
+def _decode_without_end_marker(
+    path: Path, limits: tuple[int, int], max_pixels: int, background: Color,
+    notes: list[str], truncated: OSError,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """A JPEG that lacks only its end marker (common, and every viewer opens it) is read;
+    one missing picture data is still `truncated`. With the marker added, a file cut short
+    decodes with its missing blocks filled in: filled differently when junk comes before
+    the marker, because the junk is read as picture data. A complete scan ignores it."""
+    data = path.read_bytes()
+    if data.endswith(_JPEG_END):
+        raise truncated
+    data = data.rstrip(b"\xff")  # fill bytes, or the first half of the marker itself
+
+    def with_end(filler: bytes, kept: list[str]) -> tuple[Image.Image, tuple[int, int]]:
+        im = Image.open(io.BytesIO(data + filler + _JPEG_END), formats=["JPEG"])
+        return _decode(im, path, limits, max_pixels, background, kept)
+
+    found: list[str] = []
+    try:
+        a, size = with_end(b"", found)
+        b, _ = with_end(b"\x55" * 64, [])
+    except _DECODE_ERRORS:
+        raise truncated from None
+    if a.tobytes() != b.tobytes():
+        raise truncated
+    notes.append("JPEG end marker missing (the picture data is complete)")
+    notes.extend(found)
+    return a, size
 
 
 def _check_readable_file(path: Path) -> None:
