@@ -666,3 +666,19 @@ def test_a_file_name_is_shown_as_text_not_markup(window):
                                            label="Tom & Jerry <3.png"))
     label = window.source_panel.latent_label
     assert "Tom &amp; Jerry &lt;3.png" in label.text()
+
+
+def test_pictures_are_opened_whatever_their_name(window, tmp_path, monkeypatch):
+    # a .jfif (what browsers save JPEGs as), a .ppm and a PNG without an extension were
+    # refused when dropped, and the Open image dialog hid .gif
+    from editor.ui.main_window import IMAGE_FILTER
+
+    started = []
+    monkeypatch.setattr(window.inversion, "start", started.append)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    names = {"photo.jfif": "JPEG", "frame.ppm": "PPM", "pasted": "PNG", "anim.gif": "GIF"}
+    for name, fmt in names.items():
+        Image.fromarray(rgb).save(tmp_path / name, format=fmt)
+        window.open_paths([str(tmp_path / name)])
+    assert started == [str(tmp_path / n) for n in names]
+    assert "*.gif" in IMAGE_FILTER and "*.jfif" in IMAGE_FILTER

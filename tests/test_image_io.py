@@ -20,7 +20,9 @@ from editor.core.image_io import (
     center_crop_square,
     crop,
     load_image,
+    looks_like_image,
     read_recipe,
+    readable_image_suffixes,
     resize,
     save_animation,
     save_image,
@@ -243,6 +245,18 @@ def test_a_jpeg_missing_only_its_end_marker_opens(tmp_path, progressive):
         (tmp_path / "cut.jpg").write_bytes(data[:cut])
         with pytest.raises(ImageLoadError, match="truncated"):
             load_image(tmp_path / "cut.jpg")
+
+
+def test_the_readable_formats_are_known_by_name_and_by_content(tmp_path):
+    suffixes = readable_image_suffixes()
+    assert {".png", ".jpg", ".jfif", ".gif", ".webp", ".tiff", ".ppm"} <= set(suffixes)
+    assert not {".eps", ".ps", ".h5", ".grib"} & set(suffixes)  # unsafe, or stubs only
+    Image.fromarray(_noise(4, 4)).save(tmp_path / "no-extension", format="PNG")
+    assert looks_like_image(tmp_path / "no-extension")
+    (tmp_path / "notes.png").write_text("not a picture")
+    assert not looks_like_image(tmp_path / "notes.png")
+    (tmp_path / "doc.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 1 1\n")
+    assert not looks_like_image(tmp_path / "doc.eps")
 
 
 def test_cmyk_jpeg(tmp_path):

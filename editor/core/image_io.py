@@ -209,8 +209,28 @@ def _pillow_guard() -> Iterator[None]:
 
 
 def _readable_formats() -> list[str]:
+    """Pillow's formats that decode here: not the unsafe ones, nor the stubs that only
+    identify a file (HDF5, GRIB, ...) and need a handler this program does not have."""
     Image.init()
-    return [f for f in Image.OPEN if f not in _UNSAFE_READ_FORMATS]
+    return [f for f, (factory, _) in Image.OPEN.items() if f not in _UNSAFE_READ_FORMATS
+            and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))]
+
+
+def readable_image_suffixes() -> tuple[str, ...]:
+    """The file name endings (".png", ".jfif", ...) of every format `load_image` reads."""
+    formats = set(_readable_formats())
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items()
+                        if fmt in formats))
+
+
+def looks_like_image(path: str | os.PathLike) -> bool:
+    """Whether the file's content is a picture `load_image` can read, whatever its name
+    (a PNG saved without an extension); reads the header only."""
+    try:
+        with open(path, "rb") as fp, _pillow_guard(), Image.open(fp, formats=_readable_formats()):
+            return True
+    except (UnidentifiedImageError, *_DECODE_ERRORS):
+        return False
 
 
 def _identify(fp: BinaryIO, path: Path) -> ImageFile.ImageFile:

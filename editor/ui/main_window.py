@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from editor import __version__
 from editor.core.errors import AtelierError
-from editor.core.image_io import read_recipe
+from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.engine.compose import wplus_file_source, wplus_of_source
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, EditorState, new_draft
 from editor.engine.export import run_plan
@@ -62,10 +62,10 @@ GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
                  "*.png *.jpg *.jpeg *.webp);;All files (*)")
 SESSION_FILTER = "Latent Atelier sessions (*.atelier.json *.json);;All files (*)"
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;All files (*)"
+IMAGE_SUFFIXES = readable_image_suffixes()  # the dialog and drops take the same files
+IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_RECENT = 8
 
 
@@ -607,6 +607,8 @@ class MainWindow(QMainWindow):
             self.open_latent(path)
         elif suffix in GENERATOR_SUFFIXES:
             self.open_generator(path)
+        elif looks_like_image(path):  # a picture under an unusual name, or none
+            self._open_image_or_recipe(path)
         else:
             QMessageBox.warning(self, "Cannot open",
                                 f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
