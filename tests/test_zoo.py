@@ -443,6 +443,23 @@ def test_part_locked_by_another_program_is_left_alone(server):
     assert zoo.download(entry).path.read_bytes() == DATA
 
 
+@pytest.mark.skipif(getattr(zoo, "fcntl", None) is None, reason="POSIX file locks")
+def test_refused_download_leaves_another_programs_empty_part_alone(server):
+    # The other program has just started: its part is still empty. The refused download
+    # must not delete it (the other program would then write into a file no one can see).
+    entry = make_entry(server.url("ok"))
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"")
+    with open(part, "rb+") as other:
+        zoo.fcntl.flock(other.fileno(), zoo.fcntl.LOCK_EX)
+        inode = os.fstat(other.fileno()).st_ino
+        with pytest.raises(ZooDownloadError, match="already being downloaded"):
+            zoo.download(entry)
+        assert part.exists() and part.stat().st_ino == inode
+    assert server.requests == []
+
+
 def test_web_page_instead_of_file_is_refused(server):
     entry = make_entry(server.url("html"))
     with pytest.raises(ZooDownloadError, match="web page"):

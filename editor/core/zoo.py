@@ -543,6 +543,7 @@ class _PartFile:
         self.entry = entry
         self._key = os.path.normcase(os.path.abspath(path))
         self.file: Any = None
+        self._owned = False  # True once locked: only then may an empty part be removed
 
     def _busy(self) -> ZooDownloadError:
         return ZooDownloadError(f"{self.entry.name} is already being downloaded (into "
@@ -556,23 +557,31 @@ class _PartFile:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
             self.file = os.fdopen(fd, "r+b")
-            if fcntl is not None:
-                try:
-                    fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    raise self._busy() from None
+            self._lock()
         except BaseException:
             self.__exit__()
             raise
         return self
 
+    def _lock(self) -> None:
+        """Lock the open file; refused (and left alone) while another program holds it."""
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                # Another downloader's file, maybe still empty: never ours to delete.
+                self.file.close()
+                self.file = None
+                raise self._busy() from None
+        self._owned = True
+
     def __exit__(self, *exc: object) -> None:
         try:
             if self.file is not None:
-                empty = self.size() == 0
-                self.file.close()  # flushes what arrived, so a resume starts after it
+                empty = self._owned and self.size() == 0
                 if empty:  # nothing arrived (offline, refused): leave no trace
-                    self.path.unlink(missing_ok=True)
+                    self.path.unlink(missing_ok=True)  # while still locked
+                self.file.close()  # flushes what arrived, so a resume starts after it
         finally:
             with self._held_lock:
                 self._held.discard(self._key)
