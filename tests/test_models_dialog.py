@@ -4,6 +4,7 @@ stand-in for zoo.download: no network here), choosing a pack."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from editor.ui.models_dialog import (
     offer_precompute,
 )
 from editor.ui.models_menu import ModelsMenu
+from tests.test_zoo import _Server, make_entry
 
 TIMEOUT_MS = 10_000
 GENERATOR_ENTRY = "ffhq-1024-nvidia"  # no size or sha256 in the registry
@@ -284,3 +286,22 @@ def test_models_dialog_module_does_no_network_on_open(monkeypatch, qtbot, runner
     qtbot.addWidget(d)
     d.refresh()
     assert len(d.row_keys()) > 1
+
+
+def test_quitting_during_a_slow_download_stops_it_in_time(qtbot, runner):
+    # A real download from a server that sent 1000 bytes and went quiet: its progress
+    # shows, and cancel_all (what closing the window calls) ends it well within its wait
+    # (the whole-chunk read kept it running past the wait, and the program aborted).
+    server = _Server()
+    try:
+        entry = make_entry(server.url("trickle"))
+        job = runner.submit("Download", models_dialog.download_job(entry),
+                            key="download:toy-model")
+        qtbot.waitUntil(lambda: job.progress is not None and job.progress.done >= 1000,
+                        timeout=TIMEOUT_MS)
+        t0 = time.monotonic()
+        assert runner.cancel_all(wait_ms=5000)
+        assert time.monotonic() - t0 < 1.0
+        assert job.state == CANCELLED
+    finally:
+        server.close()

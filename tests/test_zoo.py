@@ -14,6 +14,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 import urllib.error
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +35,8 @@ SHA = hashlib.sha256(DATA).hexdigest()
 class _Handler(BaseHTTPRequestHandler):
     """Serves DATA at /<mode>/file.bin. Modes: ok (Range honoured), norange (Range
     ignored), drop (closes the connection half way while drops remain), corrupt (one byte
-    flipped), html (a web page), missing (404)."""
+    flipped), html (a web page), missing (404), trickle (headers and 1000 bytes, then
+    silence until the state's release event), silent (no answer until released)."""
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -46,6 +48,9 @@ class _Handler(BaseHTTPRequestHandler):
             state["requests"].append((self.path, self.headers.get("Range")))
         if mode == "missing":
             self.send_error(404, "Not Found")
+            return
+        if mode == "silent":  # accepts the request, answers only once released
+            state["release"].wait(10)
             return
         if mode == "html":
             self._send(200, b"<html>Too many users have downloaded this file</html>",
@@ -76,6 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
+        if mode == "trickle":  # 1000 bytes, then nothing until released
+            self.wfile.write(chunk[:1000])
+            self.wfile.flush()
+            state["release"].wait(10)
+            chunk = chunk[1000:]
         # A dropped connection: half the promised body, then the socket closes.
         self.wfile.write(chunk[: len(chunk) // 2] if drop else chunk)
 
@@ -95,7 +105,8 @@ class _Server:
     def __init__(self) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
-        self.httpd.state = {"lock": threading.Lock(), "requests": [], "drops": 0}
+        self.httpd.state = {"lock": threading.Lock(), "requests": [], "drops": 0,
+                            "release": threading.Event()}
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
                                        daemon=True)
         self.thread.start()
@@ -111,6 +122,7 @@ class _Server:
         self.httpd.state["drops"] = n
 
     def close(self) -> None:
+        self.httpd.state["release"].set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -369,6 +381,62 @@ def test_cancel_keeps_part_and_resume_completes(server, as_callable):
     model = zoo.download(entry)
     assert model.verified and model.path.read_bytes() == DATA and not part.exists()
     assert server.requests[-1][1] == f"bytes={zoo.CHUNK_SIZE}-"
+
+
+def _cancel_after(event: threading.Event, progress_seen: threading.Event | None = None,
+                  delay: float = 0.0) -> list[float]:
+    """Sets `event` once `progress_seen` is set (or at once), after `delay`; returns a list
+    that receives the time it was set."""
+    when: list[float] = []
+
+    def run() -> None:
+        if progress_seen is not None:
+            progress_seen.wait(10)
+        time.sleep(delay)
+        when.append(time.monotonic())
+        event.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return when
+
+
+def test_a_slow_server_shows_progress_and_cancels_within_a_second(server):
+    # The server sends 1000 bytes, then nothing: the bytes are reported, and a cancel
+    # ends the download at once (a full-chunk read waited for the socket's timeout).
+    entry = make_entry(server.url("trickle"))
+    cancel, first_bytes = threading.Event(), threading.Event()
+
+    def progress(done: int, total: int | None) -> None:
+        if done >= 1000:
+            first_bytes.set()
+
+    when = _cancel_after(cancel, first_bytes)
+    with pytest.raises(zoo.DownloadCancelled, match="resume"):
+        zoo.download(entry, progress=progress, cancel=cancel, timeout=5)
+    latency = time.monotonic() - when[0]
+    assert latency < 1.0, f"cancel took {latency:.2f} s"
+    assert zoo.part_path(entry).stat().st_size == 1000
+
+
+def test_cancel_while_the_server_has_not_answered_yet(server):
+    entry = make_entry(server.url("silent"))
+    cancel = threading.Event()
+    when = _cancel_after(cancel, delay=0.2)
+    with pytest.raises(zoo.DownloadCancelled):
+        zoo.download(entry, cancel=cancel, timeout=5)
+    latency = time.monotonic() - when[0]
+    assert latency < 1.0, f"cancel took {latency:.2f} s"
+    assert not zoo.part_path(entry).exists()
+
+
+def test_a_server_that_stops_sending_is_one_clear_error(server):
+    entry = make_entry(server.url("trickle"))
+    with pytest.raises(ZooDownloadError, match=r"stopped sending toy-model \(nothing for "
+                       r"0.5 s\); 0.0 MB kept in .*resume") as info:
+        zoo.download(entry, timeout=0.5)
+    assert not isinstance(info.value, zoo.DownloadCancelled)
+    assert zoo.part_path(entry).stat().st_size == 1000
+    assert len(server.requests) == 1  # reported, not retried for another timeout
 
 
 def test_unreachable_host_says_offline():

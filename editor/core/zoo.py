@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -63,8 +64,11 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 20  # the most read at once; progress is reported at least per chunk
 USER_AGENT = "latent-atelier-zoo/1"
+# How often a download waiting on the network looks at its cancel token, and the longest
+# it waits before reporting the bytes that arrived (seconds).
+POLL_S = 0.25
 # Pause before resuming after a dropped connection (seconds, times the attempt number).
 RETRY_DELAY_S = 1.0
 
@@ -599,45 +603,172 @@ class _PartFile:
             self.file.seek(offset)
 
 
+def _cancelled(entry: ZooEntry, part: _PartFile, done: int) -> DownloadCancelled:
+    if not done:
+        return DownloadCancelled(f"download of {entry.name} cancelled before any of it "
+                                 "arrived")
+    return DownloadCancelled(f"download of {entry.name} cancelled; {_mb(done)} kept in "
+                             f"{part.path}. Start it again to resume.")
+
+
+def _stalled(entry: ZooEntry, part: _PartFile, done: int, timeout: float) -> ZooDownloadError:
+    return ZooDownloadError(
+        f"{_host(entry.url)} stopped sending {entry.name} (nothing for {timeout:g} s); "
+        f"{_mb(done)} kept in {part.path}. Run the download again to resume.")
+
+
+class _OpenInBackground(threading.Thread):
+    """urlopen on a helper thread, so that a cancel is not kept waiting for a server that
+    does not answer: the waiting caller gives up, and the helper closes what comes late."""
+
+    def __init__(self, entry: ZooEntry, start: int, timeout: float):
+        super().__init__(name=f"open {entry.name}", daemon=True)
+        self.args = (entry, start, timeout)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.abandoned = False
+        self.outcome: Any = None
+
+    def run(self) -> None:
+        try:
+            outcome: Any = _open(*self.args)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            outcome = e
+        with self.lock:
+            if not self.abandoned:
+                self.outcome = outcome
+                self.done.set()
+                return
+        if isinstance(outcome, http.client.HTTPResponse):
+            outcome.close()
+
+    def wait(self, cancel: CancelToken) -> http.client.HTTPResponse | None:
+        """The response; None if cancelled first (the helper is then left to finish)."""
+        while not self.done.wait(POLL_S):
+            if _is_cancelled(cancel):
+                with self.lock:
+                    if not self.done.is_set():
+                        self.abandoned = True
+                        return None
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+def _open_cancellable(entry: ZooEntry, start: int, timeout: float,
+                      cancel: CancelToken) -> tuple[http.client.HTTPResponse | None, bool]:
+    """(_open's answer, whether the caller cancelled while it waited)."""
+    if cancel is None:
+        return _open(entry, start, timeout), False
+    opener = _OpenInBackground(entry, start, timeout)
+    opener.start()
+    response = opener.wait(cancel)
+    return response, opener.abandoned
+
+
+@contextlib.contextmanager
+def _wake_on_cancel(response: http.client.HTTPResponse, cancel: CancelToken):
+    """While the body is read: a cancel shuts the connection down, so that a read blocked
+    on a slow or silent server returns at once instead of after the socket's timeout."""
+    if cancel is None:
+        yield
+        return
+    try:  # a duplicate of the connection's socket: shutting it down ends both
+        sock = socket.socket(fileno=os.dup(response.fp.fileno()))
+    except (OSError, ValueError, AttributeError):  # e.g. Windows: cancel at the next read
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(POLL_S):
+            if _is_cancelled(cancel):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    watcher = threading.Thread(target=watch, name="download cancel watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        sock.close()
+
+
 def _transfer_once(entry: ZooEntry, part: _PartFile, progress: ProgressCallback | None,
                    cancel: CancelToken, timeout: float) -> None:
     """One HTTP request, appending to the part file. Raises _ConnectionDropped when the
-    stream ends early, DownloadCancelled when asked to stop (the part is kept either way)."""
+    stream ends early, DownloadCancelled when asked to stop (the part is kept either way),
+    ZooDownloadError when the server sends nothing for `timeout` seconds."""
     start = part.size()
     if entry.size is not None and start > entry.size:
         part.start_at(0)
         start = 0
     if entry.size is not None and start == entry.size:
         return  # whole already; verification decides whether it is right
-    response = _open(entry, start, timeout)
+    response, cancelled = _open_cancellable(entry, start, timeout, cancel)
+    if cancelled:
+        raise _cancelled(entry, part, start)
     if response is None:
         return
-    with response:
+    with response, _wake_on_cancel(response, cancel):
         offset, total = _response_offset(response, start)
         _reject_web_page(entry, response)
         _check_server_size(entry, total, part)
         total = total if total is not None else entry.size
-        done = offset
         part.start_at(offset)
-        if progress:
-            progress(done, total)
-        while True:
-            if _is_cancelled(cancel):
-                raise DownloadCancelled(
-                    f"download of {entry.name} cancelled; {_mb(done)} kept in {part.path}. "
-                    "Start it again to resume.")
-            try:
-                chunk = response.read(CHUNK_SIZE)
-            except (OSError, http.client.HTTPException) as e:
-                raise _ConnectionDropped(str(e) or type(e).__name__) from e
-            if not chunk:
-                break
-            part.file.write(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
+        done = _copy_body(entry, response, part, offset, total, progress, cancel, timeout)
     if total is not None and done < total:
         raise _ConnectionDropped(f"the server closed the connection at {_mb(done)}")
+
+
+def _readable(response: http.client.HTTPResponse, seconds: float) -> bool:
+    """Whether more of the body arrives within `seconds` (a hint only: True when unsure)."""
+    try:
+        return bool(select.select([response.fp.fileno()], [], [], seconds)[0])
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def _copy_body(entry: ZooEntry, response: http.client.HTTPResponse, part: _PartFile,
+               done: int, total: int | None, progress: ProgressCallback | None,
+               cancel: CancelToken, timeout: float) -> int:
+    """Append the body to the part; the byte count reached. read1 returns whatever has
+    arrived, so a slow server still shows progress (reported per full chunk, or after
+    POLL_S), and every read ends in time to look at the cancel token."""
+    if progress:
+        progress(done, total)
+    filled, reported_at = 0, time.monotonic()
+    while True:
+        if _is_cancelled(cancel):
+            raise _cancelled(entry, part, done)
+        if filled and progress and not _readable(response, POLL_S):
+            filled, reported_at = 0, time.monotonic()  # the server paused: show what came
+            progress(done, total)
+        try:
+            chunk = response.read1(CHUNK_SIZE - filled)
+        except TimeoutError as e:
+            raise _stalled(entry, part, done, timeout) from e
+        except (OSError, http.client.HTTPException) as e:
+            if _is_cancelled(cancel):  # the watcher shut the connection down
+                raise _cancelled(entry, part, done) from None
+            raise _ConnectionDropped(str(e) or type(e).__name__) from e
+        if not chunk:
+            if _is_cancelled(cancel):
+                raise _cancelled(entry, part, done)
+            if progress and filled:
+                progress(done, total)  # the last bytes
+            return done
+        part.file.write(chunk)
+        done += len(chunk)
+        filled += len(chunk)
+        now = time.monotonic()
+        if filled >= CHUNK_SIZE or now - reported_at >= POLL_S:
+            filled, reported_at = 0, now
+            if progress:
+                progress(done, total)
 
 
 def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
@@ -660,7 +791,18 @@ def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
                         f"({e}); {_mb(have)} kept in {path}. Run the download again to "
                         "resume.") from e
                 log.info("download of %s interrupted (%s); resuming", entry.name, e)
-                time.sleep(RETRY_DELAY_S * (failures + 1))
+                if _wait_cancellable(RETRY_DELAY_S * (failures + 1), cancel):
+                    raise _cancelled(entry, part, have) from e
+
+
+def _wait_cancellable(seconds: float, cancel: CancelToken) -> bool:
+    """Sleep up to `seconds`; True as soon as the download is cancelled."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if _is_cancelled(cancel):
+            return True
+        time.sleep(min(left, POLL_S))
+    return _is_cancelled(cancel)
 
 
 def _verify(entry: ZooEntry, part: Path) -> str:
