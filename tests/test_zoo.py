@@ -36,7 +36,8 @@ class _Handler(BaseHTTPRequestHandler):
     """Serves DATA at /<mode>/file.bin. Modes: ok (Range honoured), norange (Range
     ignored), drop (closes the connection half way while drops remain), corrupt (one byte
     flipped), html (a web page), missing (404), trickle (headers and 1000 bytes, then
-    silence until the state's release event), silent (no answer until released)."""
+    silence until the state's release event), silent (no answer until released),
+    versioned (the state's body and ETag, If-Range honoured, drops like drop)."""
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -46,6 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
         mode = self.path.strip("/").split("/")[0]
         with state["lock"]:
             state["requests"].append((self.path, self.headers.get("Range")))
+            state["if_range"].append(self.headers.get("If-Range"))
         if mode == "missing":
             self.send_error(404, "Not Found")
             return
@@ -56,10 +58,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html>Too many users have downloaded this file</html>",
                        "text/html; charset=utf-8")
             return
-        body = bytearray(DATA)
+        body = bytearray(state["body"] if mode == "versioned" else DATA)
         if mode == "corrupt":
             body[1000] ^= 0xFF
         start = self._range_start() if mode != "norange" else None
+        if mode == "versioned" and self.headers.get("If-Range", state["etag"]) != state["etag"]:
+            start = None  # the file changed since the part was started: send all of it
         if start is not None and start >= len(body):
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{len(body)}")
@@ -71,13 +75,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, chunk = 206, bytes(body[start:])
         drop = False
-        if mode == "drop":
+        if mode in ("drop", "versioned"):
             with state["lock"]:
                 drop = state["drops"] > 0
                 state["drops"] -= drop
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(chunk)))
+        if mode == "versioned":
+            self.send_header("ETag", state["etag"])
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
@@ -106,7 +112,8 @@ class _Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.state = {"lock": threading.Lock(), "requests": [], "drops": 0,
-                            "release": threading.Event()}
+                            "release": threading.Event(), "if_range": [], "body": DATA,
+                            "etag": '"v1"'}
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
                                        daemon=True)
         self.thread.start()
@@ -117,6 +124,10 @@ class _Server:
     @property
     def requests(self) -> list[tuple[str, str | None]]:
         return list(self.httpd.state["requests"])
+
+    def publish(self, body: bytes, etag: str) -> None:
+        """A new version of the file in versioned mode."""
+        self.httpd.state.update(body=body, etag=etag)
 
     def set_drops(self, n: int) -> None:
         self.httpd.state["drops"] = n
@@ -361,6 +372,47 @@ def test_complete_part_with_unknown_size_gets_416_and_is_kept(server):
     part.write_bytes(DATA)
     model = zoo.download(entry)
     assert model.verified and model.path.read_bytes() == DATA
+
+
+def test_resume_after_the_file_changed_on_the_server_starts_over(server):
+    # The part holds half of version 1; the server now has version 2. Resuming must not
+    # glue version 2's second half onto version 1's first half.
+    entry = make_entry(server.url("versioned"), sha=None, size=None)
+    server.set_drops(1)
+    with pytest.raises(ZooDownloadError, match="resume"):
+        zoo.download(entry, retries=0)
+    part = zoo.part_path(entry)
+    assert 0 < part.stat().st_size < len(DATA)
+    new = DATA[::-1]
+    server.publish(new, '"v2"')
+    model = zoo.download(entry)
+    assert model.path.read_bytes() == new
+    # the resume named the version it had; the server's 200 (all of v2) was used from 0
+    assert server.httpd.state["if_range"] == [None, '"v1"']
+    assert leftovers(model.path.parent) == ["toy.bin"]  # the validators are gone too
+
+
+def test_resume_of_an_unchanged_file_appends(server):
+    entry = make_entry(server.url("versioned"))
+    server.set_drops(1)
+    with pytest.raises(ZooDownloadError):
+        zoo.download(entry, retries=0)
+    have = zoo.part_path(entry).stat().st_size
+    assert zoo.download(entry).verified
+    assert server.requests[-1][1] == f"bytes={have}-"
+    assert server.httpd.state["if_range"][-1] == '"v1"'
+
+
+def test_a_part_longer_than_the_file_on_the_server_starts_over(server):
+    # 416 with "bytes */N": only a part of exactly N bytes is complete.
+    entry = make_entry(server.url("ok"), sha=None, size=None)
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(DATA + b"stale tail of an older, longer file")
+    model = zoo.download(entry)
+    assert model.path.read_bytes() == DATA and model.sha256 == SHA
+    assert [r for _, r in server.requests] == [f"bytes={part_len}-" for part_len in
+                                               [len(DATA) + 35]] + [None]
 
 
 @pytest.mark.parametrize("as_callable", [False, True])

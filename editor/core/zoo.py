@@ -63,6 +63,10 @@ _OPTIONAL = ("filename", "size", "sha256", "homepage", "resolution", "arch", "ta
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+_UNSATISFIED_RANGE_RE = re.compile(r"^bytes\s+\*/(\d+)$")
+# Beside `<file>.part`: what the server said of the file when the part was started (ETag,
+# Last-Modified, size), so that a resume appends only to the same file.
+PART_INFO_SUFFIX = ".part.json"
 
 CHUNK_SIZE = 1 << 20  # the most read at once; progress is reported at least per chunk
 USER_AGENT = "latent-atelier-zoo/1"
@@ -151,8 +155,8 @@ def _check_filename(value: str) -> str | None:
         return f"'{value}' is not a usable file name"
     if "/" in value or "\\" in value or "\x00" in value:
         return f"'{value}' must be a plain file name, without folders"
-    if value.endswith(".part"):
-        return "must not end in .part (used for partial downloads)"
+    if value.endswith((".part", PART_INFO_SUFFIX)):
+        return f"must not end in .part or {PART_INFO_SUFFIX} (used for partial downloads)"
     return None
 
 
@@ -412,6 +416,11 @@ def part_path(entry: ZooEntry, dest_dir: str | os.PathLike | None = None) -> Pat
     return final.with_name(final.name + ".part")
 
 
+def part_info_path(part: Path) -> Path:
+    """Where the validators of a part file are kept."""
+    return part.with_name(part.name.removesuffix(".part") + PART_INFO_SUFFIX)
+
+
 class _ConnectionDropped(Exception):
     """The transfer stopped early; the part file holds what arrived and can be resumed."""
 
@@ -481,19 +490,32 @@ def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
     return ZooDownloadError(msg)
 
 
-def _open(entry: ZooEntry, start: int, timeout: float) -> http.client.HTTPResponse | None:
-    """Request the file from byte `start`; None when the server says that range is empty
-    (HTTP 416: the part file is already whole)."""
+class _RangeNotSatisfiable(Exception):
+    """HTTP 416 to a resume: the part is as long as the file, or longer (then stale)."""
+
+    def __init__(self, total: int | None):
+        super().__init__(f"range not satisfiable (file size {total})")
+        self.total = total
+
+
+def _open(entry: ZooEntry, start: int, timeout: float,
+          if_range: str | None = None) -> http.client.HTTPResponse:
+    """Request the file from byte `start`; with `if_range` (the ETag or Last-Modified the
+    part was started with) a server whose file changed sends all of it instead.
+    Raises _RangeNotSatisfiable on HTTP 416 to a resume."""
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
+        if if_range:
+            headers["If-Range"] = if_range
     request = urllib.request.Request(entry.url, headers=headers)
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and start:
-            return None
+            m = _UNSATISFIED_RANGE_RE.match((e.headers or {}).get("Content-Range", "").strip())
+            raise _RangeNotSatisfiable(int(m[1]) if m else None) from None
         raise _http_error(entry, e) from None
     except urllib.error.URLError as e:
         raise _unreachable_error(entry, e.reason) from None
@@ -585,6 +607,7 @@ class _PartFile:
                 empty = self._owned and self.size() == 0
                 if empty:  # nothing arrived (offline, refused): leave no trace
                     self.path.unlink(missing_ok=True)  # while still locked
+                    self.info_path.unlink(missing_ok=True)
                 self.file.close()  # flushes what arrived, so a resume starts after it
         finally:
             with self._held_lock:
@@ -593,6 +616,27 @@ class _PartFile:
     def size(self) -> int:
         self.file.flush()
         return os.fstat(self.file.fileno()).st_size
+
+    @property
+    def info_path(self) -> Path:
+        return part_info_path(self.path)
+
+    def info(self) -> dict:
+        """What the server said of the file when this part was started ({} if unknown)."""
+        try:
+            data = json.loads(self.info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def remember(self, response: http.client.HTTPResponse, total: int | None) -> None:
+        """Keep the validators of a response that starts the part from byte 0."""
+        info = {"etag": response.headers.get("ETag"), "size": total,
+                "last_modified": response.headers.get("Last-Modified")}
+        if any(info.values()):
+            atomic_write_text(self.info_path, json.dumps(info) + "\n")
+        else:
+            self.info_path.unlink(missing_ok=True)
 
     def start_at(self, offset: int) -> None:
         """Append from `offset` (the current size), or start over when it is 0."""
@@ -621,9 +665,9 @@ class _OpenInBackground(threading.Thread):
     """urlopen on a helper thread, so that a cancel is not kept waiting for a server that
     does not answer: the waiting caller gives up, and the helper closes what comes late."""
 
-    def __init__(self, entry: ZooEntry, start: int, timeout: float):
+    def __init__(self, entry: ZooEntry, start: int, timeout: float, if_range: str | None):
         super().__init__(name=f"open {entry.name}", daemon=True)
-        self.args = (entry, start, timeout)
+        self.args = (entry, start, timeout, if_range)
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.abandoned = False
@@ -655,12 +699,12 @@ class _OpenInBackground(threading.Thread):
         return self.outcome
 
 
-def _open_cancellable(entry: ZooEntry, start: int, timeout: float,
+def _open_cancellable(entry: ZooEntry, start: int, timeout: float, if_range: str | None,
                       cancel: CancelToken) -> tuple[http.client.HTTPResponse | None, bool]:
     """(_open's answer, whether the caller cancelled while it waited)."""
     if cancel is None:
-        return _open(entry, start, timeout), False
-    opener = _OpenInBackground(entry, start, timeout)
+        return _open(entry, start, timeout, if_range), False
+    opener = _OpenInBackground(entry, start, timeout, if_range)
     opener.start()
     response = opener.wait(cancel)
     return response, opener.abandoned
@@ -708,15 +752,27 @@ def _transfer_once(entry: ZooEntry, part: _PartFile, progress: ProgressCallback 
         start = 0
     if entry.size is not None and start == entry.size:
         return  # whole already; verification decides whether it is right
-    response, cancelled = _open_cancellable(entry, start, timeout, cancel)
+    info = part.info() if start else {}
+    try:
+        response, cancelled = _open_cancellable(entry, start, timeout, _if_range(info),
+                                                cancel)
+    except _RangeNotSatisfiable as e:
+        if e.total is not None and e.total == start:
+            return  # the part is the whole file; verification decides whether it is right
+        log.info("%s: the part is longer than the file on the server; starting over",
+                 entry.name)
+        return _start_over(entry, part, progress, cancel, timeout)
     if cancelled:
         raise _cancelled(entry, part, start)
-    if response is None:
-        return
     with response, _wake_on_cancel(response, cancel):
         offset, total = _response_offset(response, start)
         _reject_web_page(entry, response)
+        if offset and info.get("size") and total and info["size"] != total:
+            response.close()  # a server without validators, whose file changed size
+            return _start_over(entry, part, progress, cancel, timeout)
         _check_server_size(entry, total, part)
+        if offset == 0:
+            part.remember(response, total)
         total = total if total is not None else entry.size
         part.start_at(offset)
         done = _copy_body(entry, response, part, offset, total, progress, cancel, timeout)
@@ -730,6 +786,23 @@ def _readable(response: http.client.HTTPResponse, seconds: float) -> bool:
         return bool(select.select([response.fp.fileno()], [], [], seconds)[0])
     except (OSError, ValueError, AttributeError):
         return True
+
+
+def _if_range(info: dict) -> str | None:
+    """The validator to resume with: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+    etag = info.get("etag")
+    if isinstance(etag, str) and etag and not etag.startswith("W/"):
+        return etag
+    modified = info.get("last_modified")
+    return modified if isinstance(modified, str) and modified else None
+
+
+def _start_over(entry: ZooEntry, part: _PartFile, progress: ProgressCallback | None,
+                cancel: CancelToken, timeout: float) -> None:
+    """The part holds another version of the file: empty it and download from byte 0."""
+    part.start_at(0)
+    part.info_path.unlink(missing_ok=True)
+    _transfer_once(entry, part, progress, cancel, timeout)
 
 
 def _copy_body(entry: ZooEntry, response: http.client.HTTPResponse, part: _PartFile,
@@ -878,6 +951,7 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
 def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback | None,
            cancel: CancelToken, timeout: float, retries: int) -> InstalledModel:
     _transfer(entry, part, progress, cancel, timeout, retries)
+    part_info_path(part).unlink(missing_ok=True)  # whole: nothing left to resume
     sha = _verify(entry, part)
     _fsync(part)
     replace_file(part, final)
