@@ -587,6 +587,39 @@ def test_web_page_instead_of_file_is_refused(server):
     assert not zoo.part_path(entry).exists() and not zoo.target_path(entry).exists()
 
 
+def test_a_download_that_is_not_a_model_is_refused_and_deleted(server, capsys):
+    # Served as application/octet-stream, but only bytes: import refused such a file,
+    # download installed it "(not verified)".
+    from editor.core.model_files import identify_model_file
+
+    entry = make_entry(server.url("ok"), sha=None, size=None)
+    with pytest.raises(ZooDownloadError, match=r"sent for toy-model is not the model "
+                       r"\(.*not a model file.*\); it was deleted"):
+        zoo.download(entry, identify=identify_model_file)
+    assert leftovers(zoo.models_dir()) == [] and zoo.installed() == []
+    write_user_registry([raw_entry(server.url("ok"), sha256=None, size=None)])
+    assert _run(["models", "download", "toy-model"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("atelier models: error: what 127.0.0.1 sent")
+    assert err.count("error") == 1 and "not the model" in err and "Traceback" not in err
+    assert zoo.installed() == []
+
+
+def test_a_downloaded_generator_is_identified_and_installed(server, served_generator):
+    from editor.core.model_files import identify_model_file
+
+    gen, _sha = served_generator
+    model = zoo.download(make_entry(server.url("versioned"), sha=None, size=None),
+                         identify=identify_model_file)
+    assert model.path.read_bytes() == gen and zoo.installed_model("toy-model") == model
+    clip_entry = zoo.ZooEntry(**{**make_entry("", sha=None, size=None).__dict__,
+                                 "name": "toy-clip", "kind": "clip", "format": "open_clip",
+                                 "url": server.url("versioned"), "arch": "x", "tag": "y"})
+    with pytest.raises(ZooDownloadError, match="it is a generator, but toy-clip is a clip"):
+        zoo.download(clip_entry, identify=identify_model_file)
+    assert zoo.installed_model("toy-clip") is None
+
+
 def test_http_404_names_status_and_import(server):
     with pytest.raises(ZooDownloadError, match=r"HTTP 404.*atelier models import"):
         zoo.download(make_entry(server.url("missing")))
@@ -794,18 +827,31 @@ def test_cli_list_shows_partial_and_unverified(capsys, tmp_path):
     assert re.search(r"ffhq-1024-rosinality .* yes \(unverified\)", out)
 
 
-def test_cli_download_with_progress(server, capsys):
-    write_user_registry([raw_entry(server.url("ok"))])
+@pytest.fixture
+def served_generator(server, tmp_path) -> tuple[bytes, str]:
+    """A tiny generator file the server offers in versioned mode: (its bytes, sha256)."""
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_generator
+
+    gen = save_generator(make_tiny_generator(), tmp_path / "g.safetensors").read_bytes()
+    server.publish(gen, '"g"')
+    return gen, hashlib.sha256(gen).hexdigest()
+
+
+def test_cli_download_with_progress(server, served_generator, capsys):
+    gen, sha = served_generator
+    write_user_registry([raw_entry(server.url("versioned"), size=len(gen), sha256=sha)])
     assert _run(["models", "download", "toy-model"]) == 0
     err = capsys.readouterr().err
     assert "100.0%" in err and "MB/s" in err and "sha256 verified" in err
 
 
-def test_cli_download_unverified_says_so(server, capsys):
-    write_user_registry([raw_entry(server.url("ok"), sha256=None)])
+def test_cli_download_unverified_says_so(server, served_generator, capsys):
+    gen, sha = served_generator
+    write_user_registry([raw_entry(server.url("versioned"), size=len(gen), sha256=None)])
     assert _run(["models", "download", "toy-model"]) == 0
     err = capsys.readouterr().err
-    assert "Not verified" in err and SHA in err
+    assert "Not verified" in err and sha in err
 
 
 def test_cli_errors_are_one_line(capsys):

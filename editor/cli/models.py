@@ -175,7 +175,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     print(f"Downloading {entry.name} ({size}; licence: {entry.licence})", file=sys.stderr)
     bar = ProgressBar(entry.name)
     try:
-        model = zoo.download(entry, dest_dir, progress=bar)
+        model = zoo.download(entry, dest_dir, progress=bar, identify=identify_model_file)
     except KeyboardInterrupt:
         bar.close()
         part = zoo.part_path(entry, dest_dir)

@@ -923,7 +923,8 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
 
 def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None = None, *,
              progress: ProgressCallback | None = None, cancel: CancelToken = None,
-             timeout: float = 30.0, retries: int = 3) -> InstalledModel:
+             timeout: float = 30.0, retries: int = 3,
+             identify: Callable[[Path], Any] | None = None) -> InstalledModel:
     """Download a registry entry (or name) into the cache (or `dest_dir`) and record it.
 
     progress(done_bytes, total_bytes_or_None) is called from this thread as data arrives.
@@ -931,6 +932,9 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     kept and DownloadCancelled raised. Dropped connections are resumed up to `retries`
     times in a row. When the registry has no sha256 the file is recorded with the hash it
     had and `verified=False` (and a warning is logged); callers should say so.
+    `identify(path)` (model_files.identify_model_file in the app, as for import_file)
+    reads the finished file before it is installed: one that is not a model, or not this
+    entry's kind of model, is deleted and refused.
     Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
     entry = _as_entry(entry_or_name)
     final = target_path(entry, dest_dir)
@@ -938,7 +942,8 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         model = _already_there(entry, final) or _fetch(
-            entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries)
+            entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries,
+            identify)
     except BaseException:
         if created_folder:  # an empty model folder would look like a half install
             with contextlib.suppress(OSError):
@@ -948,11 +953,28 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     return model
 
 
+def _check_is_model(entry: ZooEntry, part: Path,
+                    identify: Callable[[Path], Any] | None) -> None:
+    """Read the finished download as an import reads a file: what the server sent may be
+    a web page labelled as a file, or junk, and is then deleted, never installed."""
+    if identify is None:
+        return
+    try:
+        _identify_as(part, entry, identify)
+    except AtelierError as e:
+        part.unlink(missing_ok=True)
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ZooDownloadError(f"what {_host(entry.url)} sent for {entry.name} is not the "
+                               f"model ({why}); it was deleted") from e
+
+
 def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback | None,
-           cancel: CancelToken, timeout: float, retries: int) -> InstalledModel:
+           cancel: CancelToken, timeout: float, retries: int,
+           identify: Callable[[Path], Any] | None = None) -> InstalledModel:
     _transfer(entry, part, progress, cancel, timeout, retries)
     part_info_path(part).unlink(missing_ok=True)  # whole: nothing left to resume
     sha = _verify(entry, part)
+    _check_is_model(entry, part, identify)
     _fsync(part)
     replace_file(part, final)
     model = _installed_record(entry, final, sha, entry.url)
@@ -981,24 +1003,29 @@ def _free_name(key: str, sha: str) -> str:
     return candidate
 
 
+def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], Any]) -> str:
+    """The kind `identify` finds in the file; AtelierError when it is not a model, or not
+    the model its registry entry describes."""
+    found = identify(path)
+    if entry is not None and entry.kind != found.kind:
+        raise ZooImportError(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
+    resolution = getattr(found, "resolution", None)
+    if entry is not None and entry.resolution and resolution and \
+            entry.resolution != resolution:
+        raise ZooImportError(f"it is a {resolution} px generator, but {entry.name} is "
+                             f"{entry.resolution} px")
+    return found.kind
+
+
 def _identified_kind(src: Path, entry: ZooEntry | None,
                      identify: Callable[[Path], Any] | None) -> str | None:
     """What `identify` says the file is, checked against its registry entry."""
     if identify is None:
         return None
     try:
-        found = identify(src)
+        return _identify_as(src, entry, identify)
     except AtelierError as e:
         raise ZooImportError(f"not importing {src.name}: {e}") from e
-    if entry is not None and entry.kind != found.kind:
-        raise ZooImportError(f"not importing {src.name}: it is a {found.kind}, but "
-                             f"{entry.name} is a {entry.kind}")
-    resolution = getattr(found, "resolution", None)
-    if entry is not None and entry.resolution and resolution and \
-            entry.resolution != resolution:
-        raise ZooImportError(f"not importing {src.name}: it is a {resolution} px generator, "
-                             f"but {entry.name} is {entry.resolution} px")
-    return found.kind
 
 
 def _match_entry(entries: Iterable[ZooEntry], sha: str, filename: str) -> ZooEntry | None:
