@@ -712,6 +712,27 @@ def test_installed_skips_missing_files_and_survives_a_corrupt_index(tmp_path):
     assert zoo.installed() == []
 
 
+def test_programs_recording_at_once_keep_every_record():
+    # Two programs (the window and the CLI, say) recording models at the same time: each
+    # read-modify-write of the index must see the other's records.
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from editor.core import zoo\n"
+        "for i in range(25):\n"
+        "    zoo._record(zoo.InstalledModel(f'{sys.argv[1]}-{i}', Path('/x'), '0' * 64, 1,"
+        " False, None, None, None, '', ''))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag], cwd=root)
+             for tag in ("a", "b", "c")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    index = json.loads((zoo.models_dir() / "index.json").read_text())
+    assert len(index["models"]) == 75
+
+
 # ---------------------------------------------------------------------------- paths
 
 

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 REGISTRY_PATH = Path(__file__).with_name("zoo_registry.json")
 USER_REGISTRY_NAME = "zoo_registry.json"
 INDEX_NAME = "index.json"
+INDEX_LOCK_NAME = "index.lock"  # beside the index: taken by every program that writes it
 REGISTRY_VERSION = 1
 INDEX_VERSION = 1
 
@@ -363,8 +364,27 @@ def _from_record(name: str, rec: dict) -> InstalledModel | None:
         return None
 
 
-def _record(model: InstalledModel) -> None:
+@contextlib.contextmanager
+def _index_locked():
+    """Hold the index against other threads and, on POSIX, other programs (a download in
+    the window while the CLI imports): without it one program's record was lost."""
     with _index_lock:
+        handle = None
+        if fcntl is not None:
+            try:
+                handle = open(models_dir() / INDEX_LOCK_NAME, "a+b")  # noqa: SIM115
+            except OSError as e:  # e.g. a read-only cache: writing the index fails anyway
+                log.debug("cannot open the index lock: %s", e)
+        if handle is None:
+            yield
+            return
+        with handle:  # closing it releases the lock
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
+
+
+def _record(model: InstalledModel) -> None:
+    with _index_locked():
         models = _read_index()
         models[model.name] = _to_record(model)
         _write_index(models)
