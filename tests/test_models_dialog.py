@@ -305,3 +305,19 @@ def test_quitting_during_a_slow_download_stops_it_in_time(qtbot, runner):
         assert job.state == CANCELLED
     finally:
         server.close()
+
+
+def test_a_broken_user_registry_still_lists_built_in_and_installed_models(
+        qtbot, runner, tiny_generator_file):
+    zoo.import_file(tiny_generator_file)
+    broken = zoo.user_registry_path()
+    broken.write_text("{not json", encoding="utf-8")
+    d = ModelsDialog(runner)
+    qtbot.addWidget(d)
+    assert f"zoo:{GENERATOR_ENTRY}" in d.row_keys() and "file:tiny-gen" in d.row_keys()
+    assert str(broken) in d.notice.text() and "\n" not in d.notice.text()
+    menu = ModelsMenu(runner)
+    qtbot.addWidget(menu)
+    labels = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert "tiny-gen" in labels
+    assert f"(ignored: the unreadable {broken})" in labels

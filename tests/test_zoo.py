@@ -277,6 +277,25 @@ def test_broken_user_registry_names_the_file():
     assert str(path) in str(info.value)
 
 
+def test_a_broken_user_registry_leaves_the_built_in_models_usable(capsys, tmp_path):
+    path = paths.config_dir() / "zoo_registry.json"
+    path.write_text("{not json", encoding="utf-8")
+    entries, problem = zoo.registry_entries()
+    assert [e.name for e in entries] == [e.name for e in zoo.list_entries(include_user=False)]
+    assert str(path) in problem and "not valid JSON" in problem and "\n" not in problem
+    assert zoo.get_entry("ffhq-1024-nvidia").origin == "builtin"
+    with pytest.raises(zoo.UnknownModelError, match="Note: the model registry"):
+        zoo.get_entry("my-own-model")
+    src = tmp_path / "custom.pt"
+    src.write_bytes(b"abc")
+    zoo.import_file(src)
+    assert _run(["models", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "ffhq-1024-nvidia" in out and "custom" in out
+    assert err.startswith("atelier models: warning:") and err.count("\n") == 1
+    assert str(path) in err
+
+
 def test_get_entry_unknown_lists_names():
     with pytest.raises(zoo.UnknownModelError) as info:
         zoo.get_entry("ffhq-1024-rosinalty")

@@ -82,10 +82,12 @@ def _short_licence(text: str) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     try:
-        entries = zoo.list_entries()
+        entries, problem = zoo.registry_entries()
         models = zoo.installed()
     except AtelierError as e:
         return _error(str(e))
+    if problem:
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
     rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]
     for e in entries:
         rows.append((e.name, e.kind, zoo.format_size(e.size), _install_state(e, models),

@@ -284,9 +284,19 @@ def list_entries(include_user: bool = True) -> list[ZooEntry]:
     return list(entries.values())
 
 
+def registry_entries() -> tuple[list[ZooEntry], str | None]:
+    """list_entries() for listing and downloading: a user registry that cannot be read
+    leaves the built-in entries usable, and comes back as one line saying so (else None)."""
+    try:
+        return list_entries(), None
+    except ZooRegistryError as e:
+        text = " ".join(str(e).split())
+        return list_entries(include_user=False), f"{text} (ignored: fix it to see its models)"
+
+
 def get_entry(name: str) -> ZooEntry:
     """The registry entry called `name`; UnknownModelError lists the known names."""
-    entries = list_entries()
+    entries, problem = registry_entries()
     key = name.strip().lower()
     for entry in entries:
         if entry.name == key:
@@ -294,7 +304,9 @@ def get_entry(name: str) -> ZooEntry:
     names = [e.name for e in entries]
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UnknownModelError(f"unknown model '{name}'.{hint} Known models: {', '.join(names)}")
+    also = f" Note: {problem}" if problem else ""
+    raise UnknownModelError(
+        f"unknown model '{name}'.{hint} Known models: {', '.join(names)}.{also}")
 
 
 def _as_entry(entry_or_name: ZooEntry | str) -> ZooEntry:
@@ -1103,7 +1115,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     if name is not None and not _NAME_RE.match(name.strip().lower()):
         raise ZooImportError(f"'{name}' is not a usable model name: use letters, digits, "
                              "'.', '_' and '-'")
-    entries = list_entries()
+    entries = registry_entries()[0]
     registry = {e.name: e for e in entries}
     try:
         sha = file_sha256(src)
@@ -1146,7 +1158,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
 __all__ = [
     "DownloadCancelled", "InstalledModel", "UnknownModelError", "ZooDownloadError",
     "ZooEntry", "ZooImportError", "ZooRegistryError", "download", "file_sha256",
-    "get_entry", "import_file", "installed", "installed_model", "list_entries",
+    "get_entry", "import_file", "registry_entries", "installed", "installed_model", "list_entries",
     "load_registry_file", "models_dir", "parse_registry", "part_path", "target_path",
     "user_registry_path",
 ]

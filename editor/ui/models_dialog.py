@@ -67,7 +67,7 @@ def clip_choices(models: list[zoo.InstalledModel] | None = None,
     """(label, clip_spec) for every installed CLIP file, the reference one first; then
     open_clip's own cache as the last resort."""
     models = zoo.installed() if models is None else models
-    entries = zoo.list_entries() if entries is None else entries
+    entries = zoo.registry_entries()[0] if entries is None else entries
     by_name = {e.name: e for e in entries}
     found = []
     for m in models:
@@ -212,10 +212,11 @@ class ModelsDialog(QDialog):
         self._items.clear()
         self.notice.clear()
         try:
-            entries, models = zoo.list_entries(), zoo.installed()
-        except AtelierError as e:  # a broken user registry or index: say so, list the rest
-            entries, models = [], []
-            self.notice.setText(str(e))
+            (entries, problem), models = zoo.registry_entries(), zoo.installed()
+        except AtelierError as e:
+            entries, models, problem = [], [], str(e)
+        if problem:  # a broken user registry: the built-in and installed models still show
+            self.notice.setText(problem)
         self._fill(entries, models)
         self.clip_combo.clear()
         try:

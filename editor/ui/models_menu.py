@@ -10,6 +10,7 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
+from editor.core import zoo
 from editor.core.errors import AtelierError
 from editor.engine.jobs import JobRunner
 
@@ -43,6 +44,10 @@ class ModelsMenu(QMenu):
         except AtelierError as e:
             generators, clip = [], None
             self.addAction(f"(model list unreadable: {e})").setEnabled(False)
+        if problem := zoo.registry_entries()[1]:  # the built-in and installed ones still show
+            note = self.addAction(f"(ignored: the unreadable {zoo.user_registry_path()})")
+            note.setEnabled(False)
+            note.setToolTip(problem)
         if generators:
             self.addSeparator()
         for model in generators:
