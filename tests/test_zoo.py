@@ -37,7 +37,8 @@ class _Handler(BaseHTTPRequestHandler):
     ignored), drop (closes the connection half way while drops remain), corrupt (one byte
     flipped), html (a web page), missing (404), trickle (headers and 1000 bytes, then
     silence until the state's release event), silent (no answer until released),
-    versioned (the state's body and ETag, If-Range honoured, drops like drop)."""
+    versioned (the state's body and ETag, If-Range honoured, drops like drop), empty
+    (200 with no body)."""
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -50,6 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
             state["if_range"].append(self.headers.get("If-Range"))
         if mode == "missing":
             self.send_error(404, "Not Found")
+            return
+        if mode == "empty":
+            self._send(200, b"", "application/octet-stream")
             return
         if mode == "silent":  # accepts the request, answers only once released
             state["release"].wait(10)
@@ -637,6 +641,76 @@ def test_a_downloaded_generator_is_identified_and_installed(server, served_gener
     with pytest.raises(ZooDownloadError, match="it is a generator, but toy-clip is a clip"):
         zoo.download(clip_entry, identify=identify_model_file)
     assert zoo.installed_model("toy-clip") is None
+
+
+def test_an_empty_answer_is_one_clear_error(server):
+    entry = make_entry(server.url("empty"), sha=None, size=None)
+    with pytest.raises(ZooDownloadError, match="sent an empty file for toy-model; nothing"):
+        zoo.download(entry)
+    assert leftovers(zoo.models_dir()) == []
+
+
+def test_a_download_that_does_not_fit_is_refused_before_writing(server, monkeypatch):
+    free = len(DATA) - 1
+    monkeypatch.setattr(zoo.shutil, "disk_usage", lambda p: shutil_usage(free))
+    with pytest.raises(ZooDownloadError, match=r"not enough free space for toy-model.*"
+                       r"needs 204.8 kB more, 204.8 kB is free"):
+        zoo.download(make_entry(server.url("ok"), size=None))  # the server says the size
+    assert leftovers(zoo.models_dir()) == []
+
+
+def shutil_usage(free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(10**12, 10**12 - free, free)
+
+
+def test_a_full_disk_during_the_download_keeps_the_part_and_says_so(server, monkeypatch):
+    import errno
+
+    real_lock = zoo._PartFile._lock
+
+    class FullDisk:  # the part file, on a disk that fills after 2 writes
+        def __init__(self, real):
+            self.real, self.writes = real, 0
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.real.write(data)
+
+    def lock(self):
+        real_lock(self)
+        self.file = FullDisk(self.file)
+
+    monkeypatch.setattr(zoo._PartFile, "_lock", lock)
+    entry = make_entry(server.url("ok"))
+    with pytest.raises(ZooDownloadError, match=r"the disk is full.*kept in .*toy.bin.part\. "
+                       "Free some space and run the download again to resume") as info:
+        zoo.download(entry)
+    assert "\n" not in str(info.value)
+    assert 0 < zoo.part_path(entry).stat().st_size < len(DATA)
+
+
+def test_file_system_errors_are_one_line_in_the_cli(server, capsys, tmp_path):
+    write_user_registry([raw_entry(server.url("ok")),
+                         raw_entry(server.url("ok"), name="long-name", filename="x" * 300)])
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert _run(["models", "download", "toy-model", "--dir", str(a_file)]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == f"atelier models: error: cannot save toy-model in {a_file}: it is a file, " \
+                  "not a folder"
+    assert _run(["models", "download", "long-name"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("atelier models: error: cannot save long-name (")
+    assert "file name too long" in err
+    assert not (zoo.models_dir() / "long-name").exists()
 
 
 def test_http_404_names_status_and_import(server):

@@ -86,6 +86,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         models = zoo.installed()
     except AtelierError as e:
         return _error(str(e))
+    except OSError as e:  # e.g. a cache folder that cannot be made
+        return _error(f"{e.filename or 'the model cache'}: {(e.strerror or str(e)).lower()}")
     if problem:
         print(f"{PROG}: warning: {problem}", file=sys.stderr)
     rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import hashlib
 import http.client
 import json
@@ -25,6 +26,7 @@ import logging
 import os
 import re
 import select
+import shutil
 import socket
 import ssl
 import threading
@@ -588,6 +590,33 @@ def _check_server_size(entry: ZooEntry, total: int | None, part: _PartFile) -> N
             f"{entry.size}: the file at {entry.url} has changed. Nothing was kept.")
 
 
+def _check_free_space(entry: ZooEntry, part: _PartFile, need: int) -> None:
+    """Refuse before writing when the known or announced size does not fit."""
+    try:
+        free = shutil.disk_usage(part.path.parent).free
+    except OSError:
+        return
+    if need > free:
+        raise ZooDownloadError(
+            f"not enough free space for {entry.name} in {part.path.parent}: it needs "
+            f"{format_size(need)} more, {format_size(free)} is free. Free some space, or "
+            "download into another folder (`atelier models download NAME --dir DIR`).")
+
+
+def _write_error(entry: ZooEntry, part: Path, e: OSError, done: int) -> ZooDownloadError:
+    what = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
+    return ZooDownloadError(
+        f"cannot write the download of {entry.name} ({what}); {_mb(done)} kept in {part}. "
+        "Free some space and run the download again to resume, or delete that file.")
+
+
+def _save_error(entry: ZooEntry, e: OSError) -> ZooDownloadError:
+    """A file-system error outside the transfer (folder, names, permissions), one line."""
+    where = f" ({e.filename})" if e.filename else ""
+    return ZooDownloadError(f"cannot save {entry.name}{where}: "
+                            f"{(e.strerror or str(e)).lower()}")
+
+
 class _PartFile:
     """The `.part` file, open for writing without truncation and held exclusively: a second
     download of the same file (another thread, or on POSIX another program) is refused
@@ -669,6 +698,13 @@ class _PartFile:
             atomic_write_text(self.info_path, json.dumps(info) + "\n")
         else:
             self.info_path.unlink(missing_ok=True)
+
+    def write(self, data: bytes, done: int) -> None:
+        """Append; a full disk or another write error is one line saying what was kept."""
+        try:
+            self.file.write(data)
+        except OSError as e:
+            raise _write_error(self.entry, self.path, e, done) from e
 
     def start_at(self, offset: int) -> None:
         """Append from `offset` (the current size), or start over when it is 0."""
@@ -803,6 +839,7 @@ def _transfer_once(entry: ZooEntry, part: _PartFile, progress: ProgressCallback 
             response.close()  # a server without validators, whose file changed size
             return _start_over(entry, part, progress, cancel, timeout)
         _check_server_size(entry, total, part)
+        _check_free_space(entry, part, (total or entry.size or 0) - offset)
         if offset == 0:
             part.remember(response, total)
         total = total if total is not None else entry.size
@@ -866,7 +903,7 @@ def _copy_body(entry: ZooEntry, response: http.client.HTTPResponse, part: _PartF
             if progress and filled:
                 progress(done, total)  # the last bytes
             return done
-        part.file.write(chunk)
+        part.write(chunk, done)
         done += len(chunk)
         filled += len(chunk)
         now = time.monotonic()
@@ -885,6 +922,9 @@ def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
         while True:
             try:
                 _transfer_once(entry, part, progress, cancel, timeout)
+                if part.size() == 0:  # removed on the way out, with nothing to resume
+                    raise ZooDownloadError(f"{_host(entry.url)} sent an empty file for "
+                                           f"{entry.name}; nothing was kept")
                 return
             except _ConnectionDropped as e:
                 have = part.size()
@@ -969,7 +1009,19 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     entry's kind of model, is deleted and refused.
     Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
     entry = _as_entry(entry_or_name)
+    try:
+        return _download(entry, dest_dir, progress, cancel, timeout, retries, identify)
+    except OSError as e:  # a read-only cache, a name too long for the file system...
+        raise _save_error(entry, e) from e
+
+
+def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
+              progress: ProgressCallback | None, cancel: CancelToken, timeout: float,
+              retries: int, identify: Callable[[Path], Any] | None) -> InstalledModel:
     final = target_path(entry, dest_dir)
+    if final.parent.exists() and not final.parent.is_dir():
+        raise ZooDownloadError(f"cannot save {entry.name} in {final.parent}: it is a file, "
+                               "not a folder")
     created_folder = not final.parent.exists()
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
