@@ -741,6 +741,17 @@ def test_wrong_existing_file_is_downloaded_again(server):
     assert zoo.download(entry).path.read_bytes() == DATA
 
 
+def test_a_damaged_installed_file_is_downloaded_again(server):
+    # The registry knows neither size nor hash: the size recorded at install decides.
+    entry = make_entry(server.url("ok"), sha=None, size=None)
+    path = zoo.download(entry).path
+    path.write_bytes(DATA[:1000])  # truncated since
+    n = len(server.requests)
+    model = zoo.download(entry)
+    assert model.path.read_bytes() == DATA and model.sha256 == SHA
+    assert len(server.requests) == n + 1
+
+
 # --------------------------------------------------------------------------- import
 
 

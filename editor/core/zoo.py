@@ -983,7 +983,13 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
     if entry.size is not None and size != entry.size:
         return None
     known = installed_model(entry.name)
-    if known and known.path.resolve() == final.resolve() and known.size == size and (
+    if known and known.path.resolve() == final.resolve() and known.size != size:
+        # damaged since it was installed: the record is all we know when the registry
+        # has neither size nor hash
+        log.warning("%s has %d bytes, %d when it was installed; downloading it again",
+                    final, size, known.size)
+        return None
+    if known and known.path.resolve() == final.resolve() and (
             entry.sha256 is None or known.sha256 == entry.sha256):
         return known  # skip re-hashing a big file we recorded ourselves
     sha = file_sha256(final)
