@@ -321,3 +321,26 @@ def test_a_broken_user_registry_still_lists_built_in_and_installed_models(
     labels = [a.text() for a in menu.actions() if not a.isSeparator()]
     assert "tiny-gen" in labels
     assert f"(ignored: the unreadable {broken})" in labels
+
+
+def test_a_closed_models_dialog_is_reused_so_a_failure_shows_one_box(
+        qtbot, runner, warnings, monkeypatch):
+    release = threading.Event()
+
+    def fails_later(entry, *a, **k):
+        release.wait(TIMEOUT_MS / 1000)
+        raise zoo.ZooDownloadError("the server is busy")
+
+    monkeypatch.setattr(zoo, "download", fails_later)
+    menu = ModelsMenu(runner)
+    qtbot.addWidget(menu)
+    first = menu.open_dialog()
+    first.select(f"zoo:{GENERATOR_ENTRY}")
+    job = first.download_selected()
+    first.reject()
+    again = menu.open_dialog()
+    assert again is first and again.isVisible()
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        release.set()
+    assert job.state == "failed"
+    assert warnings == [("Download failed", "the server is busy")]

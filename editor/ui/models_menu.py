@@ -72,8 +72,14 @@ class ModelsMenu(QMenu):
 
     @Slot()
     def open_dialog(self) -> ModelsDialog:
-        """Open the Model packs dialog (modeless); its choice is forwarded."""
-        if self._dialog is not None and self._dialog.isVisible():
+        """Open the Model packs dialog (modeless); its choice is forwarded. One dialog is
+        kept and shown again: a closed one stays connected to the job runner, so each new
+        one would add another "Download failed" box to the same failure."""
+        if self._dialog is not None:
+            if not self._dialog.isVisible():
+                self._dialog.current_generator = self.current_generator
+                self._dialog.refresh()
+                self._dialog.show()
             self._dialog.raise_()
             self._dialog.activateWindow()
             return self._dialog
