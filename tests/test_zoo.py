@@ -300,6 +300,28 @@ def test_a_broken_user_registry_leaves_the_built_in_models_usable(capsys, tmp_pa
     assert str(path) in err
 
 
+def test_registry_names_that_would_take_the_index_place_are_refused():
+    for name in ("index.json", "index.lock"):
+        with pytest.raises(zoo.ZooRegistryError, match="reserved for the model index"):
+            zoo.parse_registry([raw_entry("https://h/t.bin", name=name)], "t.json")
+
+
+def test_a_redirect_loop_is_one_line_naming_the_model(monkeypatch):
+    import email.message
+
+    def loop(*a, **k):
+        raise urllib.error.HTTPError("https://h/t.bin", 302, "The HTTP server returned a "
+                                     "redirect error that would lead to an infinite loop.\n"
+                                     "The last 30x error message was:\nFound",
+                                     email.message.Message(), None)
+
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", loop)
+    with pytest.raises(ZooDownloadError) as info:
+        zoo.download(make_entry("https://h/t.bin"))
+    assert str(info.value) == "h redirected the download of toy-model in a loop (HTTP 302); " \
+                              "try again later"
+
+
 def test_get_entry_unknown_lists_names():
     with pytest.raises(zoo.UnknownModelError) as info:
         zoo.get_entry("ffhq-1024-rosinalty")

@@ -174,6 +174,8 @@ def _entry_problems(raw: dict, allow_http: bool) -> list[str]:
     name, kind, fmt = raw.get("name"), raw.get("kind"), raw.get("format")
     if "name" in raw and not (isinstance(name, str) and _NAME_RE.match(name)):
         problems.append("name must use lowercase letters, digits, '.', '_' and '-'")
+    elif name in (INDEX_NAME, INDEX_LOCK_NAME):  # its folder would take the index's place
+        problems.append(f"the name '{name}' is reserved for the model index")
     if "kind" in raw and kind not in KINDS:
         problems.append(f"kind must be one of {', '.join(KINDS)}")
     if "format" in raw and fmt not in FORMAT_KIND:
@@ -514,6 +516,9 @@ def _unreachable_error(entry: ZooEntry, reason: object) -> ZooDownloadError:
 
 
 def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
+    if 300 <= e.code < 400:  # urllib's reason for a redirect loop spans several lines
+        return ZooDownloadError(f"{_host(entry.url)} redirected the download of {entry.name} "
+                                f"in a loop (HTTP {e.code}); try again later")
     msg = f"{_host(entry.url)} answered HTTP {e.code} ({e.reason}) for {entry.name}."
     if e.code in (401, 403, 404, 410):
         where = entry.homepage or entry.url
