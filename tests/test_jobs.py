@@ -385,3 +385,29 @@ def test_the_real_precompute_runs_as_a_job(qtbot, runner):
     assert isinstance(blocker.args[1], pc.PackData)
     progress = rec.progress(submitted)
     assert progress and progress[-1].done == progress[-1].total
+
+
+def test_exiting_with_a_job_that_outlived_cancel_all_waits_for_it_instead_of_aborting():
+    # A job slower to stop than cancel_all's wait is orphaned; when the program then exits,
+    # Qt aborted it ("QThread: Destroyed while thread is still running", SIGABRT).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import time\n"
+        "from PySide6.QtCore import QCoreApplication\n"
+        "from editor.engine.jobs import JobRunner\n"
+        "app = QCoreApplication([])\n"
+        "runner = JobRunner()\n"
+        "def slow_to_stop(token):\n"
+        "    token.wait()\n"
+        "    time.sleep(0.5)\n"
+        "job = runner.submit('slow', slow_to_stop)\n"
+        "print('stopped in time:', runner.cancel_all(wait_ms=50), flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped in time: False" in proc.stdout
+    assert "Destroyed while thread" not in proc.stderr

@@ -4,6 +4,7 @@ stand-in for zoo.download: no network here), choosing a pack."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from editor.ui.models_dialog import (
     offer_precompute,
 )
 from editor.ui.models_menu import ModelsMenu
+from tests.test_zoo import _Server, make_entry
 
 TIMEOUT_MS = 10_000
 GENERATOR_ENTRY = "ffhq-1024-nvidia"  # no size or sha256 in the registry
@@ -284,3 +286,61 @@ def test_models_dialog_module_does_no_network_on_open(monkeypatch, qtbot, runner
     qtbot.addWidget(d)
     d.refresh()
     assert len(d.row_keys()) > 1
+
+
+def test_quitting_during_a_slow_download_stops_it_in_time(qtbot, runner):
+    # A real download from a server that sent 1000 bytes and went quiet: its progress
+    # shows, and cancel_all (what closing the window calls) ends it well within its wait
+    # (the whole-chunk read kept it running past the wait, and the program aborted).
+    server = _Server()
+    try:
+        entry = make_entry(server.url("trickle"))
+        job = runner.submit("Download", models_dialog.download_job(entry),
+                            key="download:toy-model")
+        qtbot.waitUntil(lambda: job.progress is not None and job.progress.done >= 1000,
+                        timeout=TIMEOUT_MS)
+        t0 = time.monotonic()
+        assert runner.cancel_all(wait_ms=5000)
+        assert time.monotonic() - t0 < 1.0
+        assert job.state == CANCELLED
+    finally:
+        server.close()
+
+
+def test_a_broken_user_registry_still_lists_built_in_and_installed_models(
+        qtbot, runner, tiny_generator_file):
+    zoo.import_file(tiny_generator_file)
+    broken = zoo.user_registry_path()
+    broken.write_text("{not json", encoding="utf-8")
+    d = ModelsDialog(runner)
+    qtbot.addWidget(d)
+    assert f"zoo:{GENERATOR_ENTRY}" in d.row_keys() and "file:tiny-gen" in d.row_keys()
+    assert str(broken) in d.notice.text() and "\n" not in d.notice.text()
+    menu = ModelsMenu(runner)
+    qtbot.addWidget(menu)
+    labels = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert "tiny-gen" in labels
+    assert f"(ignored: the unreadable {broken})" in labels
+
+
+def test_a_closed_models_dialog_is_reused_so_a_failure_shows_one_box(
+        qtbot, runner, warnings, monkeypatch):
+    release = threading.Event()
+
+    def fails_later(entry, *a, **k):
+        release.wait(TIMEOUT_MS / 1000)
+        raise zoo.ZooDownloadError("the server is busy")
+
+    monkeypatch.setattr(zoo, "download", fails_later)
+    menu = ModelsMenu(runner)
+    qtbot.addWidget(menu)
+    first = menu.open_dialog()
+    first.select(f"zoo:{GENERATOR_ENTRY}")
+    job = first.download_selected()
+    first.reject()
+    again = menu.open_dialog()
+    assert again is first and again.isVisible()
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        release.set()
+    assert job.state == "failed"
+    assert warnings == [("Download failed", "the server is busy")]

@@ -14,6 +14,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 import urllib.error
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +35,10 @@ SHA = hashlib.sha256(DATA).hexdigest()
 class _Handler(BaseHTTPRequestHandler):
     """Serves DATA at /<mode>/file.bin. Modes: ok (Range honoured), norange (Range
     ignored), drop (closes the connection half way while drops remain), corrupt (one byte
-    flipped), html (a web page), missing (404)."""
+    flipped), html (a web page), missing (404), trickle (headers and 1000 bytes, then
+    silence until the state's release event), silent (no answer until released),
+    versioned (the state's body and ETag, If-Range honoured, drops like drop), empty
+    (200 with no body)."""
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -44,17 +48,26 @@ class _Handler(BaseHTTPRequestHandler):
         mode = self.path.strip("/").split("/")[0]
         with state["lock"]:
             state["requests"].append((self.path, self.headers.get("Range")))
+            state["if_range"].append(self.headers.get("If-Range"))
         if mode == "missing":
             self.send_error(404, "Not Found")
+            return
+        if mode == "empty":
+            self._send(200, b"", "application/octet-stream")
+            return
+        if mode == "silent":  # accepts the request, answers only once released
+            state["release"].wait(10)
             return
         if mode == "html":
             self._send(200, b"<html>Too many users have downloaded this file</html>",
                        "text/html; charset=utf-8")
             return
-        body = bytearray(DATA)
+        body = bytearray(state["body"] if mode == "versioned" else DATA)
         if mode == "corrupt":
             body[1000] ^= 0xFF
         start = self._range_start() if mode != "norange" else None
+        if mode == "versioned" and self.headers.get("If-Range", state["etag"]) != state["etag"]:
+            start = None  # the file changed since the part was started: send all of it
         if start is not None and start >= len(body):
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{len(body)}")
@@ -66,16 +79,23 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, chunk = 206, bytes(body[start:])
         drop = False
-        if mode == "drop":
+        if mode in ("drop", "versioned"):
             with state["lock"]:
                 drop = state["drops"] > 0
                 state["drops"] -= drop
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(chunk)))
+        if mode == "versioned":
+            self.send_header("ETag", state["etag"])
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
+        if mode == "trickle":  # 1000 bytes, then nothing until released
+            self.wfile.write(chunk[:1000])
+            self.wfile.flush()
+            state["release"].wait(10)
+            chunk = chunk[1000:]
         # A dropped connection: half the promised body, then the socket closes.
         self.wfile.write(chunk[: len(chunk) // 2] if drop else chunk)
 
@@ -95,7 +115,9 @@ class _Server:
     def __init__(self) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
-        self.httpd.state = {"lock": threading.Lock(), "requests": [], "drops": 0}
+        self.httpd.state = {"lock": threading.Lock(), "requests": [], "drops": 0,
+                            "release": threading.Event(), "if_range": [], "body": DATA,
+                            "etag": '"v1"'}
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
                                        daemon=True)
         self.thread.start()
@@ -107,10 +129,15 @@ class _Server:
     def requests(self) -> list[tuple[str, str | None]]:
         return list(self.httpd.state["requests"])
 
+    def publish(self, body: bytes, etag: str) -> None:
+        """A new version of the file in versioned mode."""
+        self.httpd.state.update(body=body, etag=etag)
+
     def set_drops(self, n: int) -> None:
         self.httpd.state["drops"] = n
 
     def close(self) -> None:
+        self.httpd.state["release"].set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -254,6 +281,47 @@ def test_broken_user_registry_names_the_file():
     assert str(path) in str(info.value)
 
 
+def test_a_broken_user_registry_leaves_the_built_in_models_usable(capsys, tmp_path):
+    path = paths.config_dir() / "zoo_registry.json"
+    path.write_text("{not json", encoding="utf-8")
+    entries, problem = zoo.registry_entries()
+    assert [e.name for e in entries] == [e.name for e in zoo.list_entries(include_user=False)]
+    assert str(path) in problem and "not valid JSON" in problem and "\n" not in problem
+    assert zoo.get_entry("ffhq-1024-nvidia").origin == "builtin"
+    with pytest.raises(zoo.UnknownModelError, match="Note: the model registry"):
+        zoo.get_entry("my-own-model")
+    src = tmp_path / "custom.pt"
+    src.write_bytes(b"abc")
+    zoo.import_file(src)
+    assert _run(["models", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "ffhq-1024-nvidia" in out and "custom" in out
+    assert err.startswith("atelier models: warning:") and err.count("\n") == 1
+    assert str(path) in err
+
+
+def test_registry_names_that_would_take_the_index_place_are_refused():
+    for name in ("index.json", "index.lock"):
+        with pytest.raises(zoo.ZooRegistryError, match="reserved for the model index"):
+            zoo.parse_registry([raw_entry("https://h/t.bin", name=name)], "t.json")
+
+
+def test_a_redirect_loop_is_one_line_naming_the_model(monkeypatch):
+    import email.message
+
+    def loop(*a, **k):
+        raise urllib.error.HTTPError("https://h/t.bin", 302, "The HTTP server returned a "
+                                     "redirect error that would lead to an infinite loop.\n"
+                                     "The last 30x error message was:\nFound",
+                                     email.message.Message(), None)
+
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", loop)
+    with pytest.raises(ZooDownloadError) as info:
+        zoo.download(make_entry("https://h/t.bin"))
+    assert str(info.value) == "h redirected the download of toy-model in a loop (HTTP 302); " \
+                              "try again later"
+
+
 def test_get_entry_unknown_lists_names():
     with pytest.raises(zoo.UnknownModelError) as info:
         zoo.get_entry("ffhq-1024-rosinalty")
@@ -351,6 +419,47 @@ def test_complete_part_with_unknown_size_gets_416_and_is_kept(server):
     assert model.verified and model.path.read_bytes() == DATA
 
 
+def test_resume_after_the_file_changed_on_the_server_starts_over(server):
+    # The part holds half of version 1; the server now has version 2. Resuming must not
+    # glue version 2's second half onto version 1's first half.
+    entry = make_entry(server.url("versioned"), sha=None, size=None)
+    server.set_drops(1)
+    with pytest.raises(ZooDownloadError, match="resume"):
+        zoo.download(entry, retries=0)
+    part = zoo.part_path(entry)
+    assert 0 < part.stat().st_size < len(DATA)
+    new = DATA[::-1]
+    server.publish(new, '"v2"')
+    model = zoo.download(entry)
+    assert model.path.read_bytes() == new
+    # the resume named the version it had; the server's 200 (all of v2) was used from 0
+    assert server.httpd.state["if_range"] == [None, '"v1"']
+    assert leftovers(model.path.parent) == ["toy.bin"]  # the validators are gone too
+
+
+def test_resume_of_an_unchanged_file_appends(server):
+    entry = make_entry(server.url("versioned"))
+    server.set_drops(1)
+    with pytest.raises(ZooDownloadError):
+        zoo.download(entry, retries=0)
+    have = zoo.part_path(entry).stat().st_size
+    assert zoo.download(entry).verified
+    assert server.requests[-1][1] == f"bytes={have}-"
+    assert server.httpd.state["if_range"][-1] == '"v1"'
+
+
+def test_a_part_longer_than_the_file_on_the_server_starts_over(server):
+    # 416 with "bytes */N": only a part of exactly N bytes is complete.
+    entry = make_entry(server.url("ok"), sha=None, size=None)
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(DATA + b"stale tail of an older, longer file")
+    model = zoo.download(entry)
+    assert model.path.read_bytes() == DATA and model.sha256 == SHA
+    assert [r for _, r in server.requests] == [f"bytes={part_len}-" for part_len in
+                                               [len(DATA) + 35]] + [None]
+
+
 @pytest.mark.parametrize("as_callable", [False, True])
 def test_cancel_keeps_part_and_resume_completes(server, as_callable):
     entry = make_entry(server.url("ok"))
@@ -369,6 +478,62 @@ def test_cancel_keeps_part_and_resume_completes(server, as_callable):
     model = zoo.download(entry)
     assert model.verified and model.path.read_bytes() == DATA and not part.exists()
     assert server.requests[-1][1] == f"bytes={zoo.CHUNK_SIZE}-"
+
+
+def _cancel_after(event: threading.Event, progress_seen: threading.Event | None = None,
+                  delay: float = 0.0) -> list[float]:
+    """Sets `event` once `progress_seen` is set (or at once), after `delay`; returns a list
+    that receives the time it was set."""
+    when: list[float] = []
+
+    def run() -> None:
+        if progress_seen is not None:
+            progress_seen.wait(10)
+        time.sleep(delay)
+        when.append(time.monotonic())
+        event.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return when
+
+
+def test_a_slow_server_shows_progress_and_cancels_within_a_second(server):
+    # The server sends 1000 bytes, then nothing: the bytes are reported, and a cancel
+    # ends the download at once (a full-chunk read waited for the socket's timeout).
+    entry = make_entry(server.url("trickle"))
+    cancel, first_bytes = threading.Event(), threading.Event()
+
+    def progress(done: int, total: int | None) -> None:
+        if done >= 1000:
+            first_bytes.set()
+
+    when = _cancel_after(cancel, first_bytes)
+    with pytest.raises(zoo.DownloadCancelled, match="resume"):
+        zoo.download(entry, progress=progress, cancel=cancel, timeout=5)
+    latency = time.monotonic() - when[0]
+    assert latency < 1.0, f"cancel took {latency:.2f} s"
+    assert zoo.part_path(entry).stat().st_size == 1000
+
+
+def test_cancel_while_the_server_has_not_answered_yet(server):
+    entry = make_entry(server.url("silent"))
+    cancel = threading.Event()
+    when = _cancel_after(cancel, delay=0.2)
+    with pytest.raises(zoo.DownloadCancelled):
+        zoo.download(entry, cancel=cancel, timeout=5)
+    latency = time.monotonic() - when[0]
+    assert latency < 1.0, f"cancel took {latency:.2f} s"
+    assert not zoo.part_path(entry).exists()
+
+
+def test_a_server_that_stops_sending_is_one_clear_error(server):
+    entry = make_entry(server.url("trickle"))
+    with pytest.raises(ZooDownloadError, match=r"stopped sending toy-model \(nothing for "
+                       r"0.5 s\); 0.0 MB kept in .*resume") as info:
+        zoo.download(entry, timeout=0.5)
+    assert not isinstance(info.value, zoo.DownloadCancelled)
+    assert zoo.part_path(entry).stat().st_size == 1000
+    assert len(server.requests) == 1  # reported, not retried for another timeout
 
 
 def test_unreachable_host_says_offline():
@@ -443,11 +608,131 @@ def test_part_locked_by_another_program_is_left_alone(server):
     assert zoo.download(entry).path.read_bytes() == DATA
 
 
+@pytest.mark.skipif(getattr(zoo, "fcntl", None) is None, reason="POSIX file locks")
+def test_refused_download_leaves_another_programs_empty_part_alone(server):
+    # The other program has just started: its part is still empty. The refused download
+    # must not delete it (the other program would then write into a file no one can see).
+    entry = make_entry(server.url("ok"))
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"")
+    with open(part, "rb+") as other:
+        zoo.fcntl.flock(other.fileno(), zoo.fcntl.LOCK_EX)
+        inode = os.fstat(other.fileno()).st_ino
+        with pytest.raises(ZooDownloadError, match="already being downloaded"):
+            zoo.download(entry)
+        assert part.exists() and part.stat().st_ino == inode
+    assert server.requests == []
+
+
 def test_web_page_instead_of_file_is_refused(server):
     entry = make_entry(server.url("html"))
     with pytest.raises(ZooDownloadError, match="web page"):
         zoo.download(entry)
     assert not zoo.part_path(entry).exists() and not zoo.target_path(entry).exists()
+
+
+def test_a_download_that_is_not_a_model_is_refused_and_deleted(server, capsys):
+    # Served as application/octet-stream, but only bytes: import refused such a file,
+    # download installed it "(not verified)".
+    from editor.core.model_files import identify_model_file
+
+    entry = make_entry(server.url("ok"), sha=None, size=None)
+    with pytest.raises(ZooDownloadError, match=r"sent for toy-model is not the model "
+                       r"\(.*not a model file.*\); it was deleted"):
+        zoo.download(entry, identify=identify_model_file)
+    assert leftovers(zoo.models_dir()) == [] and zoo.installed() == []
+    write_user_registry([raw_entry(server.url("ok"), sha256=None, size=None)])
+    assert _run(["models", "download", "toy-model"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("atelier models: error: what 127.0.0.1 sent")
+    assert err.count("error") == 1 and "not the model" in err and "Traceback" not in err
+    assert zoo.installed() == []
+
+
+def test_a_downloaded_generator_is_identified_and_installed(server, served_generator):
+    from editor.core.model_files import identify_model_file
+
+    gen, _sha = served_generator
+    model = zoo.download(make_entry(server.url("versioned"), sha=None, size=None),
+                         identify=identify_model_file)
+    assert model.path.read_bytes() == gen and zoo.installed_model("toy-model") == model
+    clip_entry = zoo.ZooEntry(**{**make_entry("", sha=None, size=None).__dict__,
+                                 "name": "toy-clip", "kind": "clip", "format": "open_clip",
+                                 "url": server.url("versioned"), "arch": "x", "tag": "y"})
+    with pytest.raises(ZooDownloadError, match="it is a generator, but toy-clip is a clip"):
+        zoo.download(clip_entry, identify=identify_model_file)
+    assert zoo.installed_model("toy-clip") is None
+
+
+def test_an_empty_answer_is_one_clear_error(server):
+    entry = make_entry(server.url("empty"), sha=None, size=None)
+    with pytest.raises(ZooDownloadError, match="sent an empty file for toy-model; nothing"):
+        zoo.download(entry)
+    assert leftovers(zoo.models_dir()) == []
+
+
+def test_a_download_that_does_not_fit_is_refused_before_writing(server, monkeypatch):
+    free = len(DATA) - 1
+    monkeypatch.setattr(zoo.shutil, "disk_usage", lambda p: shutil_usage(free))
+    with pytest.raises(ZooDownloadError, match=r"not enough free space for toy-model.*"
+                       r"needs 204.8 kB more, 204.8 kB is free"):
+        zoo.download(make_entry(server.url("ok"), size=None))  # the server says the size
+    assert leftovers(zoo.models_dir()) == []
+
+
+def shutil_usage(free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(10**12, 10**12 - free, free)
+
+
+def test_a_full_disk_during_the_download_keeps_the_part_and_says_so(server, monkeypatch):
+    import errno
+
+    real_lock = zoo._PartFile._lock
+
+    class FullDisk:  # the part file, on a disk that fills after 2 writes
+        def __init__(self, real):
+            self.real, self.writes = real, 0
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.real.write(data)
+
+    def lock(self):
+        real_lock(self)
+        self.file = FullDisk(self.file)
+
+    monkeypatch.setattr(zoo._PartFile, "_lock", lock)
+    entry = make_entry(server.url("ok"))
+    with pytest.raises(ZooDownloadError, match=r"the disk is full.*kept in .*toy.bin.part\. "
+                       "Free some space and run the download again to resume") as info:
+        zoo.download(entry)
+    assert "\n" not in str(info.value)
+    assert 0 < zoo.part_path(entry).stat().st_size < len(DATA)
+
+
+def test_file_system_errors_are_one_line_in_the_cli(server, capsys, tmp_path):
+    write_user_registry([raw_entry(server.url("ok")),
+                         raw_entry(server.url("ok"), name="long-name", filename="x" * 300)])
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert _run(["models", "download", "toy-model", "--dir", str(a_file)]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == f"atelier models: error: cannot save toy-model in {a_file}: it is a file, " \
+                  "not a folder"
+    assert _run(["models", "download", "long-name"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("atelier models: error: cannot save long-name (")
+    assert "file name too long" in err
+    assert not (zoo.models_dir() / "long-name").exists()
 
 
 def test_http_404_names_status_and_import(server):
@@ -476,6 +761,17 @@ def test_wrong_existing_file_is_downloaded_again(server):
     final.parent.mkdir(parents=True, exist_ok=True)
     final.write_bytes(b"not the model")
     assert zoo.download(entry).path.read_bytes() == DATA
+
+
+def test_a_damaged_installed_file_is_downloaded_again(server):
+    # The registry knows neither size nor hash: the size recorded at install decides.
+    entry = make_entry(server.url("ok"), sha=None, size=None)
+    path = zoo.download(entry).path
+    path.write_bytes(DATA[:1000])  # truncated since
+    n = len(server.requests)
+    model = zoo.download(entry)
+    assert model.path.read_bytes() == DATA and model.sha256 == SHA
+    assert len(server.requests) == n + 1
 
 
 # --------------------------------------------------------------------------- import
@@ -540,6 +836,27 @@ def test_installed_skips_missing_files_and_survives_a_corrupt_index(tmp_path):
     assert zoo.installed() == []
     (zoo.models_dir() / "index.json").write_text("{broken")
     assert zoo.installed() == []
+
+
+def test_programs_recording_at_once_keep_every_record():
+    # Two programs (the window and the CLI, say) recording models at the same time: each
+    # read-modify-write of the index must see the other's records.
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from editor.core import zoo\n"
+        "for i in range(25):\n"
+        "    zoo._record(zoo.InstalledModel(f'{sys.argv[1]}-{i}', Path('/x'), '0' * 64, 1,"
+        " False, None, None, None, '', ''))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag], cwd=root)
+             for tag in ("a", "b", "c")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    index = json.loads((zoo.models_dir() / "index.json").read_text())
+    assert len(index["models"]) == 75
 
 
 # ---------------------------------------------------------------------------- paths
@@ -657,18 +974,31 @@ def test_cli_list_shows_partial_and_unverified(capsys, tmp_path):
     assert re.search(r"ffhq-1024-rosinality .* yes \(unverified\)", out)
 
 
-def test_cli_download_with_progress(server, capsys):
-    write_user_registry([raw_entry(server.url("ok"))])
+@pytest.fixture
+def served_generator(server, tmp_path) -> tuple[bytes, str]:
+    """A tiny generator file the server offers in versioned mode: (its bytes, sha256)."""
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_generator
+
+    gen = save_generator(make_tiny_generator(), tmp_path / "g.safetensors").read_bytes()
+    server.publish(gen, '"g"')
+    return gen, hashlib.sha256(gen).hexdigest()
+
+
+def test_cli_download_with_progress(server, served_generator, capsys):
+    gen, sha = served_generator
+    write_user_registry([raw_entry(server.url("versioned"), size=len(gen), sha256=sha)])
     assert _run(["models", "download", "toy-model"]) == 0
     err = capsys.readouterr().err
     assert "100.0%" in err and "MB/s" in err and "sha256 verified" in err
 
 
-def test_cli_download_unverified_says_so(server, capsys):
-    write_user_registry([raw_entry(server.url("ok"), sha256=None)])
+def test_cli_download_unverified_says_so(server, served_generator, capsys):
+    gen, sha = served_generator
+    write_user_registry([raw_entry(server.url("versioned"), size=len(gen), sha256=None)])
     assert _run(["models", "download", "toy-model"]) == 0
     err = capsys.readouterr().err
-    assert "Not verified" in err and SHA in err
+    assert "Not verified" in err and sha in err
 
 
 def test_cli_errors_are_one_line(capsys):

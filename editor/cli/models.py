@@ -82,10 +82,14 @@ def _short_licence(text: str) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     try:
-        entries = zoo.list_entries()
+        entries, problem = zoo.registry_entries()
         models = zoo.installed()
     except AtelierError as e:
         return _error(str(e))
+    except OSError as e:  # e.g. a cache folder that cannot be made
+        return _error(f"{e.filename or 'the model cache'}: {(e.strerror or str(e)).lower()}")
+    if problem:
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
     rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]
     for e in entries:
         rows.append((e.name, e.kind, zoo.format_size(e.size), _install_state(e, models),
@@ -175,7 +179,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     print(f"Downloading {entry.name} ({size}; licence: {entry.licence})", file=sys.stderr)
     bar = ProgressBar(entry.name)
     try:
-        model = zoo.download(entry, dest_dir, progress=bar)
+        model = zoo.download(entry, dest_dir, progress=bar, identify=identify_model_file)
     except KeyboardInterrupt:
         bar.close()
         part = zoo.part_path(entry, dest_dir)

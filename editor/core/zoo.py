@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import hashlib
 import http.client
 import json
 import logging
 import os
 import re
+import select
+import shutil
 import socket
 import ssl
 import threading
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 REGISTRY_PATH = Path(__file__).with_name("zoo_registry.json")
 USER_REGISTRY_NAME = "zoo_registry.json"
 INDEX_NAME = "index.json"
+INDEX_LOCK_NAME = "index.lock"  # beside the index: taken by every program that writes it
 REGISTRY_VERSION = 1
 INDEX_VERSION = 1
 
@@ -62,9 +66,16 @@ _OPTIONAL = ("filename", "size", "sha256", "homepage", "resolution", "arch", "ta
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+_UNSATISFIED_RANGE_RE = re.compile(r"^bytes\s+\*/(\d+)$")
+# Beside `<file>.part`: what the server said of the file when the part was started (ETag,
+# Last-Modified, size), so that a resume appends only to the same file.
+PART_INFO_SUFFIX = ".part.json"
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 20  # the most read at once; progress is reported at least per chunk
 USER_AGENT = "latent-atelier-zoo/1"
+# How often a download waiting on the network looks at its cancel token, and the longest
+# it waits before reporting the bytes that arrived (seconds).
+POLL_S = 0.25
 # Pause before resuming after a dropped connection (seconds, times the attempt number).
 RETRY_DELAY_S = 1.0
 
@@ -147,8 +158,8 @@ def _check_filename(value: str) -> str | None:
         return f"'{value}' is not a usable file name"
     if "/" in value or "\\" in value or "\x00" in value:
         return f"'{value}' must be a plain file name, without folders"
-    if value.endswith(".part"):
-        return "must not end in .part (used for partial downloads)"
+    if value.endswith((".part", PART_INFO_SUFFIX)):
+        return f"must not end in .part or {PART_INFO_SUFFIX} (used for partial downloads)"
     return None
 
 
@@ -163,6 +174,8 @@ def _entry_problems(raw: dict, allow_http: bool) -> list[str]:
     name, kind, fmt = raw.get("name"), raw.get("kind"), raw.get("format")
     if "name" in raw and not (isinstance(name, str) and _NAME_RE.match(name)):
         problems.append("name must use lowercase letters, digits, '.', '_' and '-'")
+    elif name in (INDEX_NAME, INDEX_LOCK_NAME):  # its folder would take the index's place
+        problems.append(f"the name '{name}' is reserved for the model index")
     if "kind" in raw and kind not in KINDS:
         problems.append(f"kind must be one of {', '.join(KINDS)}")
     if "format" in raw and fmt not in FORMAT_KIND:
@@ -275,9 +288,19 @@ def list_entries(include_user: bool = True) -> list[ZooEntry]:
     return list(entries.values())
 
 
+def registry_entries() -> tuple[list[ZooEntry], str | None]:
+    """list_entries() for listing and downloading: a user registry that cannot be read
+    leaves the built-in entries usable, and comes back as one line saying so (else None)."""
+    try:
+        return list_entries(), None
+    except ZooRegistryError as e:
+        text = " ".join(str(e).split())
+        return list_entries(include_user=False), f"{text} (ignored: fix it to see its models)"
+
+
 def get_entry(name: str) -> ZooEntry:
     """The registry entry called `name`; UnknownModelError lists the known names."""
-    entries = list_entries()
+    entries, problem = registry_entries()
     key = name.strip().lower()
     for entry in entries:
         if entry.name == key:
@@ -285,7 +308,9 @@ def get_entry(name: str) -> ZooEntry:
     names = [e.name for e in entries]
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UnknownModelError(f"unknown model '{name}'.{hint} Known models: {', '.join(names)}")
+    also = f" Note: {problem}" if problem else ""
+    raise UnknownModelError(
+        f"unknown model '{name}'.{hint} Known models: {', '.join(names)}.{also}")
 
 
 def _as_entry(entry_or_name: ZooEntry | str) -> ZooEntry:
@@ -355,8 +380,27 @@ def _from_record(name: str, rec: dict) -> InstalledModel | None:
         return None
 
 
-def _record(model: InstalledModel) -> None:
+@contextlib.contextmanager
+def _index_locked():
+    """Hold the index against other threads and, on POSIX, other programs (a download in
+    the window while the CLI imports): without it one program's record was lost."""
     with _index_lock:
+        handle = None
+        if fcntl is not None:
+            try:
+                handle = open(models_dir() / INDEX_LOCK_NAME, "a+b")  # noqa: SIM115
+            except OSError as e:  # e.g. a read-only cache: writing the index fails anyway
+                log.debug("cannot open the index lock: %s", e)
+        if handle is None:
+            yield
+            return
+        with handle:  # closing it releases the lock
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
+
+
+def _record(model: InstalledModel) -> None:
+    with _index_locked():
         models = _read_index()
         models[model.name] = _to_record(model)
         _write_index(models)
@@ -406,6 +450,11 @@ def part_path(entry: ZooEntry, dest_dir: str | os.PathLike | None = None) -> Pat
     """The partial file an interrupted download of the entry leaves for resuming."""
     final = target_path(entry, dest_dir)
     return final.with_name(final.name + ".part")
+
+
+def part_info_path(part: Path) -> Path:
+    """Where the validators of a part file are kept."""
+    return part.with_name(part.name.removesuffix(".part") + PART_INFO_SUFFIX)
 
 
 class _ConnectionDropped(Exception):
@@ -467,6 +516,9 @@ def _unreachable_error(entry: ZooEntry, reason: object) -> ZooDownloadError:
 
 
 def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
+    if 300 <= e.code < 400:  # urllib's reason for a redirect loop spans several lines
+        return ZooDownloadError(f"{_host(entry.url)} redirected the download of {entry.name} "
+                                f"in a loop (HTTP {e.code}); try again later")
     msg = f"{_host(entry.url)} answered HTTP {e.code} ({e.reason}) for {entry.name}."
     if e.code in (401, 403, 404, 410):
         where = entry.homepage or entry.url
@@ -477,19 +529,32 @@ def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
     return ZooDownloadError(msg)
 
 
-def _open(entry: ZooEntry, start: int, timeout: float) -> http.client.HTTPResponse | None:
-    """Request the file from byte `start`; None when the server says that range is empty
-    (HTTP 416: the part file is already whole)."""
+class _RangeNotSatisfiable(Exception):
+    """HTTP 416 to a resume: the part is as long as the file, or longer (then stale)."""
+
+    def __init__(self, total: int | None):
+        super().__init__(f"range not satisfiable (file size {total})")
+        self.total = total
+
+
+def _open(entry: ZooEntry, start: int, timeout: float,
+          if_range: str | None = None) -> http.client.HTTPResponse:
+    """Request the file from byte `start`; with `if_range` (the ETag or Last-Modified the
+    part was started with) a server whose file changed sends all of it instead.
+    Raises _RangeNotSatisfiable on HTTP 416 to a resume."""
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
+        if if_range:
+            headers["If-Range"] = if_range
     request = urllib.request.Request(entry.url, headers=headers)
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and start:
-            return None
+            m = _UNSATISFIED_RANGE_RE.match((e.headers or {}).get("Content-Range", "").strip())
+            raise _RangeNotSatisfiable(int(m[1]) if m else None) from None
         raise _http_error(entry, e) from None
     except urllib.error.URLError as e:
         raise _unreachable_error(entry, e.reason) from None
@@ -530,6 +595,33 @@ def _check_server_size(entry: ZooEntry, total: int | None, part: _PartFile) -> N
             f"{entry.size}: the file at {entry.url} has changed. Nothing was kept.")
 
 
+def _check_free_space(entry: ZooEntry, part: _PartFile, need: int) -> None:
+    """Refuse before writing when the known or announced size does not fit."""
+    try:
+        free = shutil.disk_usage(part.path.parent).free
+    except OSError:
+        return
+    if need > free:
+        raise ZooDownloadError(
+            f"not enough free space for {entry.name} in {part.path.parent}: it needs "
+            f"{format_size(need)} more, {format_size(free)} is free. Free some space, or "
+            "download into another folder (`atelier models download NAME --dir DIR`).")
+
+
+def _write_error(entry: ZooEntry, part: Path, e: OSError, done: int) -> ZooDownloadError:
+    what = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
+    return ZooDownloadError(
+        f"cannot write the download of {entry.name} ({what}); {_mb(done)} kept in {part}. "
+        "Free some space and run the download again to resume, or delete that file.")
+
+
+def _save_error(entry: ZooEntry, e: OSError) -> ZooDownloadError:
+    """A file-system error outside the transfer (folder, names, permissions), one line."""
+    where = f" ({e.filename})" if e.filename else ""
+    return ZooDownloadError(f"cannot save {entry.name}{where}: "
+                            f"{(e.strerror or str(e)).lower()}")
+
+
 class _PartFile:
     """The `.part` file, open for writing without truncation and held exclusively: a second
     download of the same file (another thread, or on POSIX another program) is refused
@@ -543,6 +635,7 @@ class _PartFile:
         self.entry = entry
         self._key = os.path.normcase(os.path.abspath(path))
         self.file: Any = None
+        self._owned = False  # True once locked: only then may an empty part be removed
 
     def _busy(self) -> ZooDownloadError:
         return ZooDownloadError(f"{self.entry.name} is already being downloaded (into "
@@ -556,23 +649,32 @@ class _PartFile:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
             self.file = os.fdopen(fd, "r+b")
-            if fcntl is not None:
-                try:
-                    fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    raise self._busy() from None
+            self._lock()
         except BaseException:
             self.__exit__()
             raise
         return self
 
+    def _lock(self) -> None:
+        """Lock the open file; refused (and left alone) while another program holds it."""
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                # Another downloader's file, maybe still empty: never ours to delete.
+                self.file.close()
+                self.file = None
+                raise self._busy() from None
+        self._owned = True
+
     def __exit__(self, *exc: object) -> None:
         try:
             if self.file is not None:
-                empty = self.size() == 0
-                self.file.close()  # flushes what arrived, so a resume starts after it
+                empty = self._owned and self.size() == 0
                 if empty:  # nothing arrived (offline, refused): leave no trace
-                    self.path.unlink(missing_ok=True)
+                    self.path.unlink(missing_ok=True)  # while still locked
+                    self.info_path.unlink(missing_ok=True)
+                self.file.close()  # flushes what arrived, so a resume starts after it
         finally:
             with self._held_lock:
                 self._held.discard(self._key)
@@ -580,6 +682,34 @@ class _PartFile:
     def size(self) -> int:
         self.file.flush()
         return os.fstat(self.file.fileno()).st_size
+
+    @property
+    def info_path(self) -> Path:
+        return part_info_path(self.path)
+
+    def info(self) -> dict:
+        """What the server said of the file when this part was started ({} if unknown)."""
+        try:
+            data = json.loads(self.info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def remember(self, response: http.client.HTTPResponse, total: int | None) -> None:
+        """Keep the validators of a response that starts the part from byte 0."""
+        info = {"etag": response.headers.get("ETag"), "size": total,
+                "last_modified": response.headers.get("Last-Modified")}
+        if any(info.values()):
+            atomic_write_text(self.info_path, json.dumps(info) + "\n")
+        else:
+            self.info_path.unlink(missing_ok=True)
+
+    def write(self, data: bytes, done: int) -> None:
+        """Append; a full disk or another write error is one line saying what was kept."""
+        try:
+            self.file.write(data)
+        except OSError as e:
+            raise _write_error(self.entry, self.path, e, done) from e
 
     def start_at(self, offset: int) -> None:
         """Append from `offset` (the current size), or start over when it is 0."""
@@ -590,45 +720,202 @@ class _PartFile:
             self.file.seek(offset)
 
 
+def _cancelled(entry: ZooEntry, part: _PartFile, done: int) -> DownloadCancelled:
+    if not done:
+        return DownloadCancelled(f"download of {entry.name} cancelled before any of it "
+                                 "arrived")
+    return DownloadCancelled(f"download of {entry.name} cancelled; {_mb(done)} kept in "
+                             f"{part.path}. Start it again to resume.")
+
+
+def _stalled(entry: ZooEntry, part: _PartFile, done: int, timeout: float) -> ZooDownloadError:
+    return ZooDownloadError(
+        f"{_host(entry.url)} stopped sending {entry.name} (nothing for {timeout:g} s); "
+        f"{_mb(done)} kept in {part.path}. Run the download again to resume.")
+
+
+class _OpenInBackground(threading.Thread):
+    """urlopen on a helper thread, so that a cancel is not kept waiting for a server that
+    does not answer: the waiting caller gives up, and the helper closes what comes late."""
+
+    def __init__(self, entry: ZooEntry, start: int, timeout: float, if_range: str | None):
+        super().__init__(name=f"open {entry.name}", daemon=True)
+        self.args = (entry, start, timeout, if_range)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.abandoned = False
+        self.outcome: Any = None
+
+    def run(self) -> None:
+        try:
+            outcome: Any = _open(*self.args)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            outcome = e
+        with self.lock:
+            if not self.abandoned:
+                self.outcome = outcome
+                self.done.set()
+                return
+        if isinstance(outcome, http.client.HTTPResponse):
+            outcome.close()
+
+    def wait(self, cancel: CancelToken) -> http.client.HTTPResponse | None:
+        """The response; None if cancelled first (the helper is then left to finish)."""
+        while not self.done.wait(POLL_S):
+            if _is_cancelled(cancel):
+                with self.lock:
+                    if not self.done.is_set():
+                        self.abandoned = True
+                        return None
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+def _open_cancellable(entry: ZooEntry, start: int, timeout: float, if_range: str | None,
+                      cancel: CancelToken) -> tuple[http.client.HTTPResponse | None, bool]:
+    """(_open's answer, whether the caller cancelled while it waited)."""
+    if cancel is None:
+        return _open(entry, start, timeout, if_range), False
+    opener = _OpenInBackground(entry, start, timeout, if_range)
+    opener.start()
+    response = opener.wait(cancel)
+    return response, opener.abandoned
+
+
+@contextlib.contextmanager
+def _wake_on_cancel(response: http.client.HTTPResponse, cancel: CancelToken):
+    """While the body is read: a cancel shuts the connection down, so that a read blocked
+    on a slow or silent server returns at once instead of after the socket's timeout."""
+    if cancel is None:
+        yield
+        return
+    try:  # a duplicate of the connection's socket: shutting it down ends both
+        sock = socket.socket(fileno=os.dup(response.fp.fileno()))
+    except (OSError, ValueError, AttributeError):  # e.g. Windows: cancel at the next read
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(POLL_S):
+            if _is_cancelled(cancel):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    watcher = threading.Thread(target=watch, name="download cancel watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        sock.close()
+
+
 def _transfer_once(entry: ZooEntry, part: _PartFile, progress: ProgressCallback | None,
                    cancel: CancelToken, timeout: float) -> None:
     """One HTTP request, appending to the part file. Raises _ConnectionDropped when the
-    stream ends early, DownloadCancelled when asked to stop (the part is kept either way)."""
+    stream ends early, DownloadCancelled when asked to stop (the part is kept either way),
+    ZooDownloadError when the server sends nothing for `timeout` seconds."""
     start = part.size()
     if entry.size is not None and start > entry.size:
         part.start_at(0)
         start = 0
     if entry.size is not None and start == entry.size:
         return  # whole already; verification decides whether it is right
-    response = _open(entry, start, timeout)
-    if response is None:
-        return
-    with response:
+    info = part.info() if start else {}
+    try:
+        response, cancelled = _open_cancellable(entry, start, timeout, _if_range(info),
+                                                cancel)
+    except _RangeNotSatisfiable as e:
+        if e.total is not None and e.total == start:
+            return  # the part is the whole file; verification decides whether it is right
+        log.info("%s: the part is longer than the file on the server; starting over",
+                 entry.name)
+        return _start_over(entry, part, progress, cancel, timeout)
+    if cancelled:
+        raise _cancelled(entry, part, start)
+    with response, _wake_on_cancel(response, cancel):
         offset, total = _response_offset(response, start)
         _reject_web_page(entry, response)
+        if offset and info.get("size") and total and info["size"] != total:
+            response.close()  # a server without validators, whose file changed size
+            return _start_over(entry, part, progress, cancel, timeout)
         _check_server_size(entry, total, part)
+        _check_free_space(entry, part, (total or entry.size or 0) - offset)
+        if offset == 0:
+            part.remember(response, total)
         total = total if total is not None else entry.size
-        done = offset
         part.start_at(offset)
-        if progress:
-            progress(done, total)
-        while True:
-            if _is_cancelled(cancel):
-                raise DownloadCancelled(
-                    f"download of {entry.name} cancelled; {_mb(done)} kept in {part.path}. "
-                    "Start it again to resume.")
-            try:
-                chunk = response.read(CHUNK_SIZE)
-            except (OSError, http.client.HTTPException) as e:
-                raise _ConnectionDropped(str(e) or type(e).__name__) from e
-            if not chunk:
-                break
-            part.file.write(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
+        done = _copy_body(entry, response, part, offset, total, progress, cancel, timeout)
     if total is not None and done < total:
         raise _ConnectionDropped(f"the server closed the connection at {_mb(done)}")
+
+
+def _readable(response: http.client.HTTPResponse, seconds: float) -> bool:
+    """Whether more of the body arrives within `seconds` (a hint only: True when unsure)."""
+    try:
+        return bool(select.select([response.fp.fileno()], [], [], seconds)[0])
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def _if_range(info: dict) -> str | None:
+    """The validator to resume with: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+    etag = info.get("etag")
+    if isinstance(etag, str) and etag and not etag.startswith("W/"):
+        return etag
+    modified = info.get("last_modified")
+    return modified if isinstance(modified, str) and modified else None
+
+
+def _start_over(entry: ZooEntry, part: _PartFile, progress: ProgressCallback | None,
+                cancel: CancelToken, timeout: float) -> None:
+    """The part holds another version of the file: empty it and download from byte 0."""
+    part.start_at(0)
+    part.info_path.unlink(missing_ok=True)
+    _transfer_once(entry, part, progress, cancel, timeout)
+
+
+def _copy_body(entry: ZooEntry, response: http.client.HTTPResponse, part: _PartFile,
+               done: int, total: int | None, progress: ProgressCallback | None,
+               cancel: CancelToken, timeout: float) -> int:
+    """Append the body to the part; the byte count reached. read1 returns whatever has
+    arrived, so a slow server still shows progress (reported per full chunk, or after
+    POLL_S), and every read ends in time to look at the cancel token."""
+    if progress:
+        progress(done, total)
+    filled, reported_at = 0, time.monotonic()
+    while True:
+        if _is_cancelled(cancel):
+            raise _cancelled(entry, part, done)
+        if filled and progress and not _readable(response, POLL_S):
+            filled, reported_at = 0, time.monotonic()  # the server paused: show what came
+            progress(done, total)
+        try:
+            chunk = response.read1(CHUNK_SIZE - filled)
+        except TimeoutError as e:
+            raise _stalled(entry, part, done, timeout) from e
+        except (OSError, http.client.HTTPException) as e:
+            if _is_cancelled(cancel):  # the watcher shut the connection down
+                raise _cancelled(entry, part, done) from None
+            raise _ConnectionDropped(str(e) or type(e).__name__) from e
+        if not chunk:
+            if _is_cancelled(cancel):
+                raise _cancelled(entry, part, done)
+            if progress and filled:
+                progress(done, total)  # the last bytes
+            return done
+        part.write(chunk, done)
+        done += len(chunk)
+        filled += len(chunk)
+        now = time.monotonic()
+        if filled >= CHUNK_SIZE or now - reported_at >= POLL_S:
+            filled, reported_at = 0, now
+            if progress:
+                progress(done, total)
 
 
 def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
@@ -640,6 +927,9 @@ def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
         while True:
             try:
                 _transfer_once(entry, part, progress, cancel, timeout)
+                if part.size() == 0:  # removed on the way out, with nothing to resume
+                    raise ZooDownloadError(f"{_host(entry.url)} sent an empty file for "
+                                           f"{entry.name}; nothing was kept")
                 return
             except _ConnectionDropped as e:
                 have = part.size()
@@ -651,7 +941,18 @@ def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
                         f"({e}); {_mb(have)} kept in {path}. Run the download again to "
                         "resume.") from e
                 log.info("download of %s interrupted (%s); resuming", entry.name, e)
-                time.sleep(RETRY_DELAY_S * (failures + 1))
+                if _wait_cancellable(RETRY_DELAY_S * (failures + 1), cancel):
+                    raise _cancelled(entry, part, have) from e
+
+
+def _wait_cancellable(seconds: float, cancel: CancelToken) -> bool:
+    """Sleep up to `seconds`; True as soon as the download is cancelled."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if _is_cancelled(cancel):
+            return True
+        time.sleep(min(left, POLL_S))
+    return _is_cancelled(cancel)
 
 
 def _verify(entry: ZooEntry, part: Path) -> str:
@@ -687,7 +988,13 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
     if entry.size is not None and size != entry.size:
         return None
     known = installed_model(entry.name)
-    if known and known.path.resolve() == final.resolve() and known.size == size and (
+    if known and known.path.resolve() == final.resolve() and known.size != size:
+        # damaged since it was installed: the record is all we know when the registry
+        # has neither size nor hash
+        log.warning("%s has %d bytes, %d when it was installed; downloading it again",
+                    final, size, known.size)
+        return None
+    if known and known.path.resolve() == final.resolve() and (
             entry.sha256 is None or known.sha256 == entry.sha256):
         return known  # skip re-hashing a big file we recorded ourselves
     sha = file_sha256(final)
@@ -699,7 +1006,8 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
 
 def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None = None, *,
              progress: ProgressCallback | None = None, cancel: CancelToken = None,
-             timeout: float = 30.0, retries: int = 3) -> InstalledModel:
+             timeout: float = 30.0, retries: int = 3,
+             identify: Callable[[Path], Any] | None = None) -> InstalledModel:
     """Download a registry entry (or name) into the cache (or `dest_dir`) and record it.
 
     progress(done_bytes, total_bytes_or_None) is called from this thread as data arrives.
@@ -707,14 +1015,30 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     kept and DownloadCancelled raised. Dropped connections are resumed up to `retries`
     times in a row. When the registry has no sha256 the file is recorded with the hash it
     had and `verified=False` (and a warning is logged); callers should say so.
+    `identify(path)` (model_files.identify_model_file in the app, as for import_file)
+    reads the finished file before it is installed: one that is not a model, or not this
+    entry's kind of model, is deleted and refused.
     Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
     entry = _as_entry(entry_or_name)
+    try:
+        return _download(entry, dest_dir, progress, cancel, timeout, retries, identify)
+    except OSError as e:  # a read-only cache, a name too long for the file system...
+        raise _save_error(entry, e) from e
+
+
+def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
+              progress: ProgressCallback | None, cancel: CancelToken, timeout: float,
+              retries: int, identify: Callable[[Path], Any] | None) -> InstalledModel:
     final = target_path(entry, dest_dir)
+    if final.parent.exists() and not final.parent.is_dir():
+        raise ZooDownloadError(f"cannot save {entry.name} in {final.parent}: it is a file, "
+                               "not a folder")
     created_folder = not final.parent.exists()
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         model = _already_there(entry, final) or _fetch(
-            entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries)
+            entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries,
+            identify)
     except BaseException:
         if created_folder:  # an empty model folder would look like a half install
             with contextlib.suppress(OSError):
@@ -724,10 +1048,28 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     return model
 
 
+def _check_is_model(entry: ZooEntry, part: Path,
+                    identify: Callable[[Path], Any] | None) -> None:
+    """Read the finished download as an import reads a file: what the server sent may be
+    a web page labelled as a file, or junk, and is then deleted, never installed."""
+    if identify is None:
+        return
+    try:
+        _identify_as(part, entry, identify)
+    except AtelierError as e:
+        part.unlink(missing_ok=True)
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ZooDownloadError(f"what {_host(entry.url)} sent for {entry.name} is not the "
+                               f"model ({why}); it was deleted") from e
+
+
 def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback | None,
-           cancel: CancelToken, timeout: float, retries: int) -> InstalledModel:
+           cancel: CancelToken, timeout: float, retries: int,
+           identify: Callable[[Path], Any] | None = None) -> InstalledModel:
     _transfer(entry, part, progress, cancel, timeout, retries)
+    part_info_path(part).unlink(missing_ok=True)  # whole: nothing left to resume
     sha = _verify(entry, part)
+    _check_is_model(entry, part, identify)
     _fsync(part)
     replace_file(part, final)
     model = _installed_record(entry, final, sha, entry.url)
@@ -756,24 +1098,29 @@ def _free_name(key: str, sha: str) -> str:
     return candidate
 
 
+def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], Any]) -> str:
+    """The kind `identify` finds in the file; AtelierError when it is not a model, or not
+    the model its registry entry describes."""
+    found = identify(path)
+    if entry is not None and entry.kind != found.kind:
+        raise ZooImportError(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
+    resolution = getattr(found, "resolution", None)
+    if entry is not None and entry.resolution and resolution and \
+            entry.resolution != resolution:
+        raise ZooImportError(f"it is a {resolution} px generator, but {entry.name} is "
+                             f"{entry.resolution} px")
+    return found.kind
+
+
 def _identified_kind(src: Path, entry: ZooEntry | None,
                      identify: Callable[[Path], Any] | None) -> str | None:
     """What `identify` says the file is, checked against its registry entry."""
     if identify is None:
         return None
     try:
-        found = identify(src)
+        return _identify_as(src, entry, identify)
     except AtelierError as e:
         raise ZooImportError(f"not importing {src.name}: {e}") from e
-    if entry is not None and entry.kind != found.kind:
-        raise ZooImportError(f"not importing {src.name}: it is a {found.kind}, but "
-                             f"{entry.name} is a {entry.kind}")
-    resolution = getattr(found, "resolution", None)
-    if entry is not None and entry.resolution and resolution and \
-            entry.resolution != resolution:
-        raise ZooImportError(f"not importing {src.name}: it is a {resolution} px generator, "
-                             f"but {entry.name} is {entry.resolution} px")
-    return found.kind
 
 
 def _match_entry(entries: Iterable[ZooEntry], sha: str, filename: str) -> ZooEntry | None:
@@ -831,7 +1178,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     if name is not None and not _NAME_RE.match(name.strip().lower()):
         raise ZooImportError(f"'{name}' is not a usable model name: use letters, digits, "
                              "'.', '_' and '-'")
-    entries = list_entries()
+    entries = registry_entries()[0]
     registry = {e.name: e for e in entries}
     try:
         sha = file_sha256(src)
@@ -874,7 +1221,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
 __all__ = [
     "DownloadCancelled", "InstalledModel", "UnknownModelError", "ZooDownloadError",
     "ZooEntry", "ZooImportError", "ZooRegistryError", "download", "file_sha256",
-    "get_entry", "import_file", "installed", "installed_model", "list_entries",
+    "get_entry", "import_file", "registry_entries", "installed", "installed_model", "list_entries",
     "load_registry_file", "models_dir", "parse_registry", "part_path", "target_path",
     "user_registry_path",
 ]

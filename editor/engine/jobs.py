@@ -21,6 +21,7 @@ the user waits for a render, so that a drag keeps the cores (see interaction.py)
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import threading
@@ -48,6 +49,19 @@ _ids = itertools.count(1)
 # Threads that did not stop within cancel_all's wait: kept referenced so that Python never
 # destroys a QThread that is still running (Qt aborts the process when that happens).
 _orphans: list[QThread] = []
+
+
+def _wait_for_orphans() -> None:
+    """At exit, before Python destroys the orphaned QThreads: wait for them to end, since
+    destroying a running QThread aborts the process. Their jobs were cancelled, so they
+    stop on their own (a download within a second or so)."""
+    for thread in _orphans:
+        if thread.isRunning():
+            log.warning("waiting for a cancelled job to stop before exiting")
+            thread.wait()
+
+
+atexit.register(_wait_for_orphans)
 
 
 class JobToken(threading.Event):

@@ -67,7 +67,7 @@ def clip_choices(models: list[zoo.InstalledModel] | None = None,
     """(label, clip_spec) for every installed CLIP file, the reference one first; then
     open_clip's own cache as the last resort."""
     models = zoo.installed() if models is None else models
-    entries = zoo.list_entries() if entries is None else entries
+    entries = zoo.registry_entries()[0] if entries is None else entries
     by_name = {e.name: e for e in entries}
     found = []
     for m in models:
@@ -109,7 +109,9 @@ def download_job(entry: zoo.ZooEntry):
 
         # a cancel raises DownloadCancelled after the token is set: the runner counts that
         # as cancelled, and the .part file stays for resuming
-        return zoo.download(entry, progress=on_bytes, cancel=token)
+        # read before it is installed: a file that is not a model is refused, as on import
+        return zoo.download(entry, progress=on_bytes, cancel=token,
+                            identify=identify_model_file)
 
     return run
 
@@ -210,10 +212,11 @@ class ModelsDialog(QDialog):
         self._items.clear()
         self.notice.clear()
         try:
-            entries, models = zoo.list_entries(), zoo.installed()
-        except AtelierError as e:  # a broken user registry or index: say so, list the rest
-            entries, models = [], []
-            self.notice.setText(str(e))
+            (entries, problem), models = zoo.registry_entries(), zoo.installed()
+        except AtelierError as e:
+            entries, models, problem = [], [], str(e)
+        if problem:  # a broken user registry: the built-in and installed models still show
+            self.notice.setText(problem)
         self._fill(entries, models)
         self.clip_combo.clear()
         try:

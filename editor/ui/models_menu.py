@@ -10,6 +10,7 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
 
+from editor.core import zoo
 from editor.core.errors import AtelierError
 from editor.engine.jobs import JobRunner
 
@@ -43,6 +44,10 @@ class ModelsMenu(QMenu):
         except AtelierError as e:
             generators, clip = [], None
             self.addAction(f"(model list unreadable: {e})").setEnabled(False)
+        if problem := zoo.registry_entries()[1]:  # the built-in and installed ones still show
+            note = self.addAction(f"(ignored: the unreadable {zoo.user_registry_path()})")
+            note.setEnabled(False)
+            note.setToolTip(problem)
         if generators:
             self.addSeparator()
         for model in generators:
@@ -67,8 +72,14 @@ class ModelsMenu(QMenu):
 
     @Slot()
     def open_dialog(self) -> ModelsDialog:
-        """Open the Model packs dialog (modeless); its choice is forwarded."""
-        if self._dialog is not None and self._dialog.isVisible():
+        """Open the Model packs dialog (modeless); its choice is forwarded. One dialog is
+        kept and shown again: a closed one stays connected to the job runner, so each new
+        one would add another "Download failed" box to the same failure."""
+        if self._dialog is not None:
+            if not self._dialog.isVisible():
+                self._dialog.current_generator = self.current_generator
+                self._dialog.refresh()
+                self._dialog.show()
             self._dialog.raise_()
             self._dialog.activateWindow()
             return self._dialog
