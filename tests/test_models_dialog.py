@@ -280,7 +280,7 @@ def test_models_dialog_module_does_no_network_on_open(monkeypatch, qtbot, runner
     def no_network(*a, **k):
         raise AssertionError("network used without the user asking")
 
-    monkeypatch.setattr(zoo.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(zoo, "_urlopen", no_network)
     monkeypatch.setattr(models_dialog.zoo, "download", no_network)
     d = ModelsDialog(runner)
     qtbot.addWidget(d)

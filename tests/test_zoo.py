@@ -315,7 +315,7 @@ def test_a_redirect_loop_is_one_line_naming_the_model(monkeypatch):
                                      "The last 30x error message was:\nFound",
                                      email.message.Message(), None)
 
-    monkeypatch.setattr(zoo.urllib.request, "urlopen", loop)
+    monkeypatch.setattr(zoo, "_urlopen", loop)
     with pytest.raises(ZooDownloadError) as info:
         zoo.download(make_entry("https://h/t.bin"))
     assert str(info.value) == "h redirected the download of toy-model in a loop (HTTP 302); " \
@@ -553,7 +553,7 @@ def test_dns_failure_says_offline(monkeypatch):
     def fail(*args, **kwargs):
         raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
 
-    monkeypatch.setattr(zoo.urllib.request, "urlopen", fail)
+    monkeypatch.setattr(zoo, "_urlopen", fail)
     with pytest.raises(ZooDownloadError, match="looked up.*offline"):
         zoo.download(make_entry("https://no-such-host.invalid/toy.bin"))
 
@@ -1125,3 +1125,42 @@ def test_cli_output_to_a_reader_that_went_away_ends_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1, err
     assert err == ""
+
+
+def test_a_redirect_from_https_to_plain_http_is_refused(monkeypatch):
+    # The built-in models publish no checksum: TLS is all that vouches for them, and the
+    # default redirect handling followed https -> http.
+    import email
+    import io
+    import urllib.response
+
+    seen = []
+
+    class TlsServer(urllib.request.BaseHandler):
+        """Answers https requests: /moved redirects to the URL after '?to='."""
+
+        handler_order = 100  # before urllib's own, which would go to the network
+
+        def https_open(self, req):
+            seen.append(req.full_url)
+            if "?to=" not in req.full_url:
+                raise urllib.error.URLError("stop here")
+            target = req.full_url.split("?to=", 1)[1]
+            headers = email.message_from_string(f"Location: {target}\r\n\r\n")
+            response = urllib.response.addinfourl(io.BytesIO(b""), headers, req.full_url, 302)
+            response.msg = "Found"
+            return response
+
+    monkeypatch.setattr(zoo, "_OPENER", urllib.request.build_opener(
+        zoo._NoDowngradeRedirects, TlsServer))
+    entry = make_entry("https://h/moved?to=http://evil.example/toy.bin")
+    with pytest.raises(ZooDownloadError, match="from https to an insecure address "
+                                               r"\(http://evil.example/toy.bin\); refused"):
+        zoo.download(entry)
+    assert seen == ["https://h/moved?to=http://evil.example/toy.bin"]
+    assert not zoo.part_path(entry).exists()
+    seen.clear()  # https -> https is followed as before
+    with pytest.raises(ZooDownloadError):
+        zoo.download(make_entry("https://h/moved?to=https://mirror.example/toy.bin"))
+    assert seen[:2] == ["https://h/moved?to=https://mirror.example/toy.bin",
+                        "https://mirror.example/toy.bin"]

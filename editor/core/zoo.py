@@ -537,6 +537,32 @@ class _RangeNotSatisfiable(Exception):
         self.total = total
 
 
+class _InsecureRedirect(Exception):
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.url = url
+
+
+class _NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed, except from https to anything else: the built-in models
+    publish no checksum, so TLS is all that vouches for what arrives, and one plain-http
+    hop could send the download anywhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(req.full_url).scheme == "https" \
+                and urllib.parse.urlsplit(newurl).scheme != "https":
+            fp.close()
+            raise _InsecureRedirect(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_NoDowngradeRedirects)
+
+
+def _urlopen(request: urllib.request.Request, timeout: float) -> http.client.HTTPResponse:
+    return _OPENER.open(request, timeout=timeout)
+
+
 def _open(entry: ZooEntry, start: int, timeout: float,
           if_range: str | None = None) -> http.client.HTTPResponse:
     """Request the file from byte `start`; with `if_range` (the ETag or Last-Modified the
@@ -549,7 +575,12 @@ def _open(entry: ZooEntry, start: int, timeout: float,
             headers["If-Range"] = if_range
     request = urllib.request.Request(entry.url, headers=headers)
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
+        return _urlopen(request, timeout)
+    except _InsecureRedirect as e:
+        raise ZooDownloadError(
+            f"{_host(entry.url)} redirected the download of {entry.name} from https to an "
+            f"insecure address ({e.url}); refused, since nothing else vouches for the "
+            "file") from None
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and start:
