@@ -1164,3 +1164,15 @@ def test_a_redirect_from_https_to_plain_http_is_refused(monkeypatch):
         zoo.download(make_entry("https://h/moved?to=https://mirror.example/toy.bin"))
     assert seen[:2] == ["https://h/moved?to=https://mirror.example/toy.bin",
                         "https://mirror.example/toy.bin"]
+
+
+def test_an_import_never_takes_the_index_place(tmp_path):
+    # a file called index.json.pt was imported under the name 'index.json', a folder that
+    # would take the index file's place
+    src = tmp_path / "index.json.pt"
+    src.write_bytes(b"weights")
+    assert zoo.import_file(src).name == "index.json-imported"
+    assert zoo.installed_model("index.json-imported") is not None
+    for name in ("index.json", "INDEX.lock"):
+        with pytest.raises(zoo.ZooImportError, match="reserved for the model index"):
+            zoo.import_file(src, name=name)

@@ -1209,6 +1209,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     if name is not None and not _NAME_RE.match(name.strip().lower()):
         raise ZooImportError(f"'{name}' is not a usable model name: use letters, digits, "
                              "'.', '_' and '-'")
+    if name is not None and name.strip().lower() in (INDEX_NAME, INDEX_LOCK_NAME):
+        raise ZooImportError(f"the name '{name}' is reserved for the model index; choose "
+                             "another")
     entries = registry_entries()[0]
     registry = {e.name: e for e in entries}
     try:
@@ -1223,8 +1226,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         entry = _match_entry(entries, sha, src.name)
         if key is None:
             key = entry.name if entry else _slug(src.stem) or f"model-{sha[:8]}"
-            if entry is None and key in registry:
-                key = f"{key}-imported"  # never shadow a registry name with another file
+            if entry is None and key in (*registry, INDEX_NAME, INDEX_LOCK_NAME):
+                # never shadow a registry name with another file, nor take the index's place
+                key = f"{key}-imported"
             if entry is None:
                 key = _free_name(key, sha)
     if key is not None and entry is None and name is not None:
