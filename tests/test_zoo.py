@@ -1001,6 +1001,20 @@ def test_cli_download_unverified_says_so(server, served_generator, capsys):
     assert "Not verified" in err and sha in err
 
 
+def test_cli_force_repairs_a_damage_that_kept_the_size(server, served_generator, capsys):
+    gen, sha = served_generator
+    write_user_registry([raw_entry(server.url("versioned"), size=None, sha256=None)])
+    assert _run(["models", "download", "toy-model"]) == 0
+    path = zoo.installed_model("toy-model").path
+    path.write_bytes(b"\0" * len(gen))  # same size: only --force can tell
+    n = len(server.requests)
+    assert _run(["models", "download", "toy-model"]) == 0
+    assert len(server.requests) == n and path.read_bytes() != gen
+    assert _run(["models", "download", "toy-model", "--force"]) == 0
+    assert len(server.requests) == n + 1 and path.read_bytes() == gen
+    assert zoo.installed_model("toy-model").sha256 == sha
+
+
 def test_cli_errors_are_one_line(capsys):
     assert _run(["models", "download", "no-such-model"]) == 1
     err = capsys.readouterr().err

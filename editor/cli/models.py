@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", metavar="NAME", help="a name from `atelier models list`")
     p.add_argument("--dir", dest="dest_dir", metavar="DIR",
                    help="save into DIR instead of the cache")
+    p.add_argument("--force", action="store_true",
+                   help="download again even when installed (repairs a damaged file; the "
+                        "old one is replaced only when the new one is complete)")
     p.set_defaults(func=cmd_download)
 
     p = actions.add_parser("import", help="copy a local model file into the cache")
@@ -179,7 +182,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     print(f"Downloading {entry.name} ({size}; licence: {entry.licence})", file=sys.stderr)
     bar = ProgressBar(entry.name)
     try:
-        model = zoo.download(entry, dest_dir, progress=bar, identify=identify_model_file)
+        model = zoo.download(entry, dest_dir, progress=bar, identify=identify_model_file,
+                             force=getattr(args, "force", False))
     except KeyboardInterrupt:
         bar.close()
         part = zoo.part_path(entry, dest_dir)

@@ -1038,7 +1038,8 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
 def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None = None, *,
              progress: ProgressCallback | None = None, cancel: CancelToken = None,
              timeout: float = 30.0, retries: int = 3,
-             identify: Callable[[Path], Any] | None = None) -> InstalledModel:
+             identify: Callable[[Path], Any] | None = None,
+             force: bool = False) -> InstalledModel:
     """Download a registry entry (or name) into the cache (or `dest_dir`) and record it.
 
     progress(done_bytes, total_bytes_or_None) is called from this thread as data arrives.
@@ -1048,18 +1049,22 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     had and `verified=False` (and a warning is logged); callers should say so.
     `identify(path)` (model_files.identify_model_file in the app, as for import_file)
     reads the finished file before it is installed: one that is not a model, or not this
-    entry's kind of model, is deleted and refused.
+    entry's kind of model, is deleted and refused. `force` downloads again even when the
+    file is there (a damaged one that kept its size); it is replaced only once the new
+    one is complete.
     Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
     entry = _as_entry(entry_or_name)
     try:
-        return _download(entry, dest_dir, progress, cancel, timeout, retries, identify)
+        return _download(entry, dest_dir, progress, cancel, timeout, retries, identify,
+                         force)
     except OSError as e:  # a read-only cache, a name too long for the file system...
         raise _save_error(entry, e) from e
 
 
 def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
               progress: ProgressCallback | None, cancel: CancelToken, timeout: float,
-              retries: int, identify: Callable[[Path], Any] | None) -> InstalledModel:
+              retries: int, identify: Callable[[Path], Any] | None,
+              force: bool) -> InstalledModel:
     final = target_path(entry, dest_dir)
     if final.parent.exists() and not final.parent.is_dir():
         raise ZooDownloadError(f"cannot save {entry.name} in {final.parent}: it is a file, "
@@ -1067,7 +1072,7 @@ def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
     created_folder = not final.parent.exists()
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        model = _already_there(entry, final) or _fetch(
+        model = (None if force else _already_there(entry, final)) or _fetch(
             entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries,
             identify)
     except BaseException:
