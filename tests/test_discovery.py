@@ -454,6 +454,54 @@ def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
     torch.testing.assert_close(edited - plain, 2.5 * delta[None], rtol=1e-5, atol=1e-5)
 
 
+def test_a_discovered_edit_made_for_another_generator_is_refused(tiny_generator):
+    # Same architecture, other weights: the delta's channels mean other things there, and
+    # it used to be applied silently after the user opened another generator.
+    from editor.engine.compose import EditingContext
+    from editor.engine.session import Session
+
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    entry = dd.DirectionEntry("k", "smile", 0.8, tuple(torch.linspace(-1, 1, n).tolist()))
+    session = Session().add_edit(dd.entry_edit(entry, 2.0, generator_hash="gen-a"))
+    assert session.edits[0].params["generator"] == "gen-a"
+    plain = EditingContext(tiny_generator, generator_hash="gen-a").compose(Session()).flat()
+    same = EditingContext(tiny_generator, generator_hash="gen-a")
+    assert not torch.equal(same.compose(session).flat(), plain)
+    other, statuses = EditingContext(tiny_generator, generator_hash="gen-b"), {}
+    assert torch.equal(other.compose(session, statuses).flat(), plain)
+    assert "made for another generator" in statuses[session.edits[0].id].error
+    # an edit that names no generator (older recipes) is applied as before
+    legacy = Session().add_edit(dd.entry_edit(entry, 2.0))
+    assert "generator" not in legacy.edits[0].params
+    assert not torch.equal(other.compose(legacy).flat(), plain)
+
+
+def test_a_discovery_made_before_the_packs_directions_is_still_found(tmp_path, monkeypatch):
+    # Running the precompute after a discovery changed the pack's data key, and the
+    # finished discovery was never found again.
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+    from editor.methods.global_directions import RelevanceConfig
+    from tests.conftest import make_tiny_generator
+
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen, ClipSource(path=str(clip)),
+                     relevance_config=RelevanceConfig(n_images=2, psi=1.0), stats_samples=200)
+    config = dc.DiscoveryConfig(n_samples=120, k=4, mixture=False)
+    found = None
+    for item in dd.discovery_job(pack, config=config):
+        found = item
+    assert isinstance(found, dc.Discovery) and not pack.has_directions
+    for _ in pack.precompute():
+        pass
+    assert pack.has_directions
+    again = dd.cached_discovery(pack, config=config)
+    assert again is not None and len(again.directions) == len(found.directions)
+    assert dd.available_method(again) == "w"
+
+
 def test_to_entries_picks_the_transfer(discovery):
 
     entries = dd.to_entries(discovery, "w")

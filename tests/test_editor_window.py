@@ -682,3 +682,88 @@ def test_pictures_are_opened_whatever_their_name(window, tmp_path, monkeypatch):
         window.open_paths([str(tmp_path / name)])
     assert started == [str(tmp_path / n) for n in names]
     assert "*.gif" in IMAGE_FILTER and "*.jfif" in IMAGE_FILTER
+
+
+def test_a_generator_reopens_with_the_clip_it_was_used_with(window, qtbot, models):
+    # Opened again without naming a CLIP (a restart, Open recent), it used to get the
+    # default ViT-B/32, so a precompute stopped by closing could not resume.
+    from editor.ui.main_window import remembered_clip
+
+    gen, clip, _ = models
+    assert remembered_clip(str(gen)) == ClipSource(path=str(clip))
+    old = window.pack
+    window.open_generator(str(gen), relevance_config=RELEVANCE, stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    assert window.pack.clip is not None
+    assert window.pack.clip_source == ClipSource(path=str(clip))
+    assert window.pack.clip.content_hash == old.clip.content_hash
+
+
+def test_a_stopped_precompute_refreshes_the_pack(window, qtbot, monkeypatch):
+    # A precompute cancelled in its co-variation phase had saved the directions, yet
+    # the window kept prompt edits off: only a finished job refreshed the pack.
+    from editor.methods.precompute import Cancelled
+
+    refreshed = []
+    monkeypatch.setattr(window.worker, "refresh_pack", lambda: refreshed.append(True))
+
+    def stopped(_token):
+        raise Cancelled()
+        yield  # a job is a generator
+
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=10_000):
+        window.jobs.submit("Precompute", stopped, key=window._precompute_key(window.pack))
+    assert refreshed == [True]
+
+
+def test_a_precompute_already_running_is_said_and_not_started_twice(window, qtbot):
+    import threading
+
+    gate = threading.Event()
+
+    def waiting(token):
+        gate.wait(30)
+        yield from ()
+
+    key = window._precompute_key(window.pack)
+    assert window.pack.clip.content_hash in key and window.pack.model.content_hash in key
+    window.pack.covariation = None  # so that start_precompute has work to offer
+    job = window.jobs.submit("Precompute", waiting, key=key)
+    try:
+        n = len(window.jobs.active_jobs())
+        window.start_precompute()
+        assert len(window.jobs.active_jobs()) == n
+        assert "being computed" in window.statusBar().currentMessage()
+    finally:
+        gate.set()
+        with qtbot.waitSignal(window.jobs.job_ended, timeout=10_000):
+            job.cancel()
+
+
+def test_packs_are_the_same_by_content_not_by_object(window):
+    import dataclasses
+
+    from editor.engine.packs import same_generator, same_pack
+
+    pack = window.pack
+    again = dataclasses.replace(pack)  # a model opened again: a new object
+    assert again is not pack and same_generator(pack, again) and same_pack(pack, again)
+    no_clip = dataclasses.replace(pack, clip=None)
+    assert same_generator(pack, no_clip) and not same_pack(pack, no_clip)
+    assert not same_generator(pack, None)
+
+
+def test_discover_stays_off_for_a_pack_without_clip_when_a_job_ends(window, qtbot):
+    # A discovery ending while a CLIP-less pack was open re-enabled Discover, which then
+    # did nothing when clicked.
+    import dataclasses
+
+    flow, panel = window.discovery, window.directions_panel
+    with qtbot.waitSignal(window.jobs.job_started, timeout=10_000):
+        job = flow.start()
+    window.pack = dataclasses.replace(window.pack, clip=None, clip_error="no CLIP file")
+    flow.pack_changed(window.pack)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
+        job.cancel()
+    assert not panel.discover_button.isEnabled()
+    assert "needs a CLIP model (no CLIP file)" in panel.info.text()

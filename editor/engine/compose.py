@@ -154,8 +154,11 @@ class EditingContext:
         z_for_seed: Callable[[int], torch.Tensor] | None = None,
         cache_size: int = 64,
         covariation: Covariation | None = None,
+        generator_hash: str | None = None,
     ):
         self.generator = generator
+        # the generator's content hash: a style delta made on another one is refused
+        self.generator_hash = generator_hash
         self.clip = clip
         self.stats = stats
         self.relevance = relevance
@@ -241,6 +244,11 @@ class EditingContext:
             except (gd.NoChannelsError, ValueError) as e:
                 raise EditError(str(e)) from e
         if edit.kind == "delta":  # an explicit flat style delta (discovered, optimised, ...)
+            made_on = edit.params.get("generator")
+            if made_on and self.generator_hash and made_on != self.generator_hash:
+                # the same number of channels, but they mean other things here
+                raise EditError(f"{edit.name or 'this edit'} was made for another generator; "
+                                "it would move unrelated channels of this one")
             n_channels = sum(spec.channels for spec in self.generator.style_specs)
             delta = delta_of_edit(edit, n_channels).to(self.device)
             return gd.EditDirection(delta, int((delta != 0).sum()), 1.0)

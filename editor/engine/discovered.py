@@ -142,22 +142,33 @@ def default_config(pack: OpenPack) -> dc.DiscoveryConfig:
     return dc.DiscoveryConfig(**DEMO_DISCOVERY) if pack.is_demo else dc.DiscoveryConfig()
 
 
+_CURRENT = object()  # _entry's data key: the pack's own directions, whatever they are
+
+
 def _entry(pack: OpenPack, config: dc.DiscoveryConfig, setup: dc.LabelSetup,
-           root: Path | None):
+           root: Path | None, data_key: object = _CURRENT):
     assert pack.clip is not None
+    if data_key is _CURRENT:
+        data_key = pack.data.key if pack.data else None
     return dc.discovery_cache(pack.model.content_hash, pack.clip.content_hash, config, setup,
-                              pack.sampler or pc.DEFAULT_SAMPLER,
-                              pack.data.key if pack.data else None, root)
+                              pack.sampler or pc.DEFAULT_SAMPLER, data_key, root)
 
 
 def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
                      config: dc.DiscoveryConfig | None = None) -> dc.Discovery | None:
-    """The finished discovery for this pack and settings (shipped or cached), or None."""
+    """The finished discovery for this pack and settings (shipped or cached), or None.
+    One made before the pack's directions were computed still counts (its w transfer is
+    this pack's; only the style transfer needed the directions)."""
     if pack.clip is None:
         return None
     config = config or default_config(pack)
     setup = label_setup(pack, extra_words)
-    return pack.first_cached(lambda root: dc.load_discovery(_entry(pack, config, setup, root)))
+    found = pack.first_cached(
+        lambda root: dc.load_discovery(_entry(pack, config, setup, root)))
+    if found is None and pack.data is not None:
+        found = pack.first_cached(
+            lambda root: dc.load_discovery(_entry(pack, config, setup, root, data_key=None)))
+    return found
 
 
 def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
@@ -218,11 +229,15 @@ def discovered_entries(pack: OpenPack, method: str = dc.DEFAULT_METHOD
     return to_entries(found, method) if found is not None else None
 
 
-def entry_edit(entry: DirectionEntry, strength: float | None = None) -> Edit:
+def entry_edit(entry: DirectionEntry, strength: float | None = None,
+               generator_hash: str | None = None) -> Edit:
     """The edit-stack entry: an explicit style delta (compose reads "delta"; the other
-    keys say where it came from), at `strength` or the entry's default."""
+    keys say where it came from), at `strength` or the entry's default. With the
+    generator's content hash, compose refuses the delta on any other generator."""
     strength = entry.default_strength if strength is None else strength
-    return Edit(kind="delta", strength=float(strength), name=entry.title,
-                params={"delta": encode_floats(entry.delta), "label": entry.label,
-                        "negative_label": entry.negative_label, "method": entry.method,
-                        "confidence": round(entry.confidence, 4), "source": "discovery"})
+    params = {"delta": encode_floats(entry.delta), "label": entry.label,
+              "negative_label": entry.negative_label, "method": entry.method,
+              "confidence": round(entry.confidence, 4), "source": "discovery"}
+    if generator_hash:
+        params["generator"] = generator_hash
+    return Edit(kind="delta", strength=float(strength), name=entry.title, params=params)

@@ -109,6 +109,7 @@ class OpenPack:
     covariation: Covariation | None = None  # for gated text edits
     bundled_root: Path | None = None  # read-only precomputed data shipped with the program
     clip_error: str | None = None  # why no CLIP is loaded, for the user
+    clip_source: ClipSource | None = None  # where the CLIP came from, to open it again
 
     @property
     def name(self) -> str:
@@ -212,6 +213,7 @@ class OpenPack:
             self.data.relevance if self.data else None,
             z_for_seed=self.model.z_for_seed,
             covariation=self.covariation,
+            generator_hash=self.model.content_hash,
         )
 
     @property
@@ -232,6 +234,21 @@ class OpenPack:
         clip = (ModelIdentity(self.clip.name, self.clip.content_hash, "")
                 if self.clip is not None else None)
         return ModelIdentity(self.model.name, self.model.content_hash, self.model.path), clip
+
+
+def same_generator(a: OpenPack | None, b: OpenPack | None) -> bool:
+    """Whether two packs draw with the same generator weights (a model opened again is a
+    new pack object)."""
+    return a is not None and b is not None and (
+        a is b or a.model.content_hash == b.model.content_hash)
+
+
+def same_pack(a: OpenPack | None, b: OpenPack | None) -> bool:
+    """The same generator and the same CLIP weights (or neither has a CLIP)."""
+    if not same_generator(a, b):
+        return False
+    clips = [None if p.clip is None else p.clip.content_hash for p in (a, b)]
+    return clips[0] == clips[1]
 
 
 def is_demo_generator(path: str | Path) -> bool:
@@ -260,6 +277,7 @@ def open_pack(generator_path: str | Path, clip_source: ClipSource | None,
     pack = OpenPack(model, clip,
                     relevance_config or (DEMO_RELEVANCE if demo else RelevanceConfig()),
                     stats_samples or DEMO_STATS_SAMPLES,
-                    bundled_root=DEMO_DIRECTIONS if demo else None, clip_error=clip_error)
+                    bundled_root=DEMO_DIRECTIONS if demo else None, clip_error=clip_error,
+                    clip_source=clip_source)
     pack.cached_data()
     return pack

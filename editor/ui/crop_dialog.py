@@ -12,13 +12,12 @@ chosen for a file is remembered under "crop/boxes" in QSettings (keyed by `crop_
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSettings, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -34,9 +33,11 @@ from PySide6.QtWidgets import (
 from editor.core.image_io import Box
 
 from .qimages import qimage_from_array
+from .remembered import RememberedMap
 
 SETTINGS_KEY = "crop/boxes"
 MAX_REMEMBERED = 100  # files whose crop is remembered; the oldest are forgotten
+REMEMBERED_BOXES = RememberedMap(SETTINGS_KEY, MAX_REMEMBERED)
 MIN_SIDE = 16  # the smallest crop (image pixels), unless the image itself is smaller
 PREVIEW_SIDE = 256  # on-screen size of the preview
 PROXY_SIDE = 1536  # big images are drawn and previewed from a copy this size, for speed
@@ -60,27 +61,15 @@ def crop_key(path: str | os.PathLike) -> str:
 
 # ----------------------------------------------------------------------- remembered boxes
 
-def _remembered() -> dict[str, list[int]]:
-    # one JSON value, not a settings key per file: paths contain "/" (QSettings' group
-    # separator) and the list must stay bounded
-    try:
-        boxes = json.loads(str(QSettings().value(SETTINGS_KEY, "{}")))
-    except ValueError:
-        return {}
-    return boxes if isinstance(boxes, dict) else {}
-
-
 def remembered_box(key: str) -> Box | None:
-    box = _remembered().get(key)
+    box = REMEMBERED_BOXES.get(key)
     if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box):
         return (box[0], box[1], box[2], box[3])
     return None
 
 
 def remember_box(key: str, box: Box) -> None:
-    boxes = {key: [int(v) for v in box]}  # newest first, so the cut drops the oldest
-    boxes.update((k, v) for k, v in _remembered().items() if k != key)
-    QSettings().setValue(SETTINGS_KEY, json.dumps(dict(list(boxes.items())[:MAX_REMEMBERED])))
+    REMEMBERED_BOXES.put(key, [int(v) for v in box])
 
 
 # ----------------------------------------------------------------------------- the view

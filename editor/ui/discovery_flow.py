@@ -23,7 +23,7 @@ from editor.engine.discovered import (
     to_entries,
 )
 from editor.engine.jobs import Job, JobRunner
-from editor.engine.packs import OpenPack
+from editor.engine.packs import OpenPack, same_pack
 from editor.engine.session import Edit
 from editor.methods.global_directions import Progress
 
@@ -55,12 +55,17 @@ class DiscoveryFlow(QObject):
         """A pack was opened: show its discovery if it has one."""
         if pack.clip is None:
             self.discovery = None
-            self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})")
+            self._show_unavailable(pack)
             return
         self.discovery = cached_discovery(pack)
         self._show()
         if self._job is not None and self._job.is_active:
-            self.panel.set_running(None, "still discovering for the previous pack")
+            # the same models opened again (or refreshed after a precompute) are its own
+            self.panel.set_running(None, "discovering…" if same_pack(self._job_pack, pack)
+                                   else "still discovering for the previous pack")
+
+    def _show_unavailable(self, pack: OpenPack) -> None:
+        self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})")
 
     def _show(self) -> None:
         if self.discovery is None:
@@ -91,7 +96,10 @@ class DiscoveryFlow(QObject):
         return self._job
 
     def add(self, entry: DirectionEntry, strength: float) -> None:
-        self._add_edit(entry_edit(entry, strength), f"Add {entry.title}")
+        pack = self._pack()
+        # the edit remembers its generator: on another one its channels mean other things
+        self._add_edit(entry_edit(entry, strength, pack.model.content_hash if pack else None),
+                       f"Add {entry.title}")
 
     def _on_progress(self, job: Job, progress) -> None:
         if job is self._job and isinstance(progress, Progress):
@@ -100,7 +108,7 @@ class DiscoveryFlow(QObject):
     def _on_finished(self, job: Job, result) -> None:
         if job is not self._job:
             return
-        if self._job_pack is self._pack():
+        if same_pack(self._job_pack, self._pack()):
             self.discovery = result
             self._show()
         self.window.statusBar().showMessage(
@@ -109,7 +117,10 @@ class DiscoveryFlow(QObject):
     def _on_ended(self, job: Job) -> None:
         if job is self._job:
             self._job = None
-            if self.discovery is None:
+            pack = self._pack()
+            if pack is not None and pack.clip is None:
+                self._show_unavailable(pack)  # Discover would do nothing: keep the reason
+            elif self.discovery is None:
                 self.panel.set_idle()
             else:
                 self._show()

@@ -17,7 +17,7 @@ from editor.core.errors import AtelierError
 from editor.core.image_io import load_image
 from editor.engine.inverting import InversionPreview, InvertedImage, invert_image
 from editor.engine.jobs import Job, JobRunner
-from editor.engine.packs import OpenPack
+from editor.engine.packs import OpenPack, same_generator
 from editor.engine.session import Source
 
 from .canvas import Canvas
@@ -25,13 +25,6 @@ from .crop_dialog import choose_crop, crop_key
 from .qimages import qimage_from_array
 
 JOB_PREFIX = "invert:"
-
-
-def same_model(a: OpenPack | None, b: OpenPack | None) -> bool:
-    """Whether two packs draw with the same generator (a model opened again is a new
-    pack object with the same weights)."""
-    return a is not None and b is not None and (
-        a is b or a.model.content_hash == b.model.content_hash)
 
 
 class InversionFlow(QObject):
@@ -92,7 +85,7 @@ class InversionFlow(QObject):
 
     def _on_progress(self, job: Job, progress) -> None:
         if job.id in self._previewing and isinstance(progress, InversionPreview) \
-                and progress.previews and same_model(self._packs.get(job.id), self._pack()):
+                and progress.previews and same_generator(self._packs.get(job.id), self._pack()):
             self.canvas.set_image(qimage_from_array(progress.previews[0]))
             self._painted = True
 
@@ -113,7 +106,7 @@ class InversionFlow(QObject):
         pack = self._packs.get(job.id)
         if pack is None or not isinstance(result, InvertedImage):
             return
-        if not same_model(pack, self._pack()):
+        if not same_generator(pack, self._pack()):
             QMessageBox.information(
                 self.window, "Inversion finished",
                 f"{result.source.label} was inverted into {pack.name}, which is no longer "

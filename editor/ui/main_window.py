@@ -34,7 +34,7 @@ from editor.engine.export import run_plan
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
-from editor.engine.packs import ClipSource, OpenPack
+from editor.engine.packs import ClipSource, OpenPack, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
@@ -51,12 +51,14 @@ from .jobs_panel import JobsPanel
 from .models_menu import ModelsMenu
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
+from .remembered import RememberedMap
 from .shortcuts_dialog import SHORTCUT_NAME, show_shortcuts
 from .source_panel import SourcePanel
 from .stack_panel import EditStackPanel
 from .theme import THEMES, apply_theme
 
 EXPORT_JOB = "export:"  # key prefix of export jobs
+PRECOMPUTE_JOB = "precompute:"
 
 GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
@@ -67,6 +69,25 @@ IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 MAX_RECENT = 8
+
+
+# generator path -> the CLIP it was last opened with
+REMEMBERED_CLIPS = RememberedMap("model/clips", limit=32)
+
+
+def remembered_clip(generator_path: str) -> ClipSource | None:
+    """The CLIP this generator was last used with, if it is remembered (and still well
+    formed): the default otherwise."""
+    spec = REMEMBERED_CLIPS.get(generator_path)
+    if not isinstance(spec, dict):
+        return None
+    try:
+        clip = ClipSource(**spec)
+    except TypeError:
+        return None
+    if not all(v is None or isinstance(v, str) for v in (clip.path, clip.arch, clip.tag)):
+        return None
+    return clip if clip.path or (clip.arch and clip.tag) else None
 
 
 class MainWindow(QMainWindow):
@@ -171,6 +192,7 @@ class MainWindow(QMainWindow):
         self.jobs.job_started.connect(lambda _job: self.jobs_dock.show())
         self.jobs.job_finished.connect(self._on_job_finished)
         self.jobs.job_failed.connect(self._on_job_failed)
+        self.jobs.job_ended.connect(self._on_job_ended)
         self.discovery = DiscoveryFlow(self, self.jobs, self.directions_panel,
                                        lambda: self.pack, self._add_edit)
         self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
@@ -482,7 +504,8 @@ class MainWindow(QMainWindow):
         generator, ViT-B/32 otherwise); pack_options go to open_pack."""
         self.statusBar().showMessage(f"loading {Path(path).name} …")
         self.canvas.set_message(f"Loading {Path(path).name} …")
-        self.worker.load_model(path, clip, **pack_options)
+        # by default with the CLIP it was last used with (its precompute resumes with it)
+        self.worker.load_model(path, clip or remembered_clip(path), **pack_options)
 
     def show_models_dialog(self) -> None:
         self.models_menu.open_dialog()
@@ -492,7 +515,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_loaded(self, pack: OpenPack) -> None:
-        first = self.pack is None or pack.model.path != self.pack.model.path
+        old = self.pack
+        first = old is None or pack.model.path != old.model.path
         self.pack = pack
         self._generation += 1
         self._shown_seq = 0
@@ -502,6 +526,8 @@ class MainWindow(QMainWindow):
         self._remember_recent(info.path)
         self.models_menu.set_current(info.path)
         QSettings().setValue("model/last_path", info.path)
+        if pack.clip is not None and pack.clip_source is not None:
+            REMEMBERED_CLIPS.put(info.path, dataclasses.asdict(pack.clip_source))
         if pack.clip is None:
             self.prompt_panel.set_text_edits_available(
                 False, f"Prompt edits need a CLIP model: {pack.clip_error}. "
@@ -526,7 +552,9 @@ class MainWindow(QMainWindow):
             self.document.reset(EditorState(state.session.with_source(source), draft))
         else:
             self.request_render()
-        if first and pack.clip is not None and not pack.has_directions:
+        # a new generator, or the same one with another CLIP: offer what it lacks
+        if pack.clip is not None and not pack.has_directions and not same_pack(old, pack) \
+                and self.jobs.find(self._precompute_key(pack)) is None:
             QTimer.singleShot(0, self._offer_precompute)
 
     def _source_for_new_model(self, source: Source) -> Source:
@@ -559,6 +587,12 @@ class MainWindow(QMainWindow):
                                                       "this can take a while on a CPU"):
             self.start_precompute()
 
+    @staticmethod
+    def _precompute_key(pack: OpenPack) -> str:
+        """One precompute per (generator, CLIP): each CLIP has its own directions."""
+        clip = pack.clip.content_hash if pack.clip is not None else "-"
+        return f"{PRECOMPUTE_JOB}{pack.model.content_hash}:{clip}"
+
     def start_precompute(self) -> None:
         pack = self.pack
         if pack is None or pack.clip is None:
@@ -568,14 +602,24 @@ class MainWindow(QMainWindow):
         if pack.has_directions and pack.covariation is not None:
             self.statusBar().showMessage("This pack's directions are already computed", 4000)
             return
+        key = self._precompute_key(pack)
+        if self.jobs.find(key) is not None:
+            self.statusBar().showMessage(f"{pack.name}'s directions are being computed "
+                                         "(see the Jobs panel)", 6000)
+            self.jobs_dock.show()
+            return
         if pack.has_directions:  # computed before gated edits existed: only that part
             self.jobs.submit(f"Measure channel co-variation for {pack.name}",
-                             lambda token: pack.covariation_job(cancel=token),
-                             key=f"precompute:{pack.model.content_hash}")
+                             lambda token: pack.covariation_job(cancel=token), key=key)
             return
         self.jobs.submit(f"Precompute directions for {pack.name}",
-                         lambda token: pack.precompute(cancel=token),
-                         key=f"precompute:{pack.model.content_hash}")
+                         lambda token: pack.precompute(cancel=token), key=key)
+
+    def _on_job_ended(self, job) -> None:
+        # finished, cancelled or failed: what was saved (the directions before a cancelled
+        # co-variation, say) is read again, so the window offers what is there
+        if job.key and job.key.startswith(PRECOMPUTE_JOB):
+            self.worker.refresh_pack()
 
     def _on_job_failed(self, job, message: str) -> None:
         self.statusBar().showMessage(f"{job.title} failed: {message}", 10000)
@@ -585,8 +629,6 @@ class MainWindow(QMainWindow):
 
     def _on_job_finished(self, job, _result) -> None:
         self.statusBar().showMessage(f"{job.title}: done", 6000)
-        if job.key and job.key.startswith("precompute:"):
-            self.worker.refresh_pack()
 
     # ================================================================= files
     def open_paths(self, paths: list[str]) -> None:
