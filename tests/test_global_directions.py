@@ -390,6 +390,59 @@ def test_a_damaged_partial_is_ignored(gen, clip):
     assert counting.images == 48 * 2 * 2  # started over
 
 
+PARTIAL_CFG = gd.RelevanceConfig(n_images=2, batch_size=4, layers=("conv1", "convs.1"))
+
+
+def _partial_with_a_layer_under_way(gen, clip) -> tuple[pc.TensorCache, dict]:
+    """Stop 8 channels into the second layer (1 channel x 2 images per step); the partial
+    then holds conv1 finished and convs.1 under way. Returns the entry and its info."""
+    first = CountingClip(clip, stop_after=16 + 8)  # one encoder call a step
+    with pytest.raises(pc.Cancelled):
+        run_job(precompute(gen, first, cancel=first.should_stop, config=PARTIAL_CFG))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, PARTIAL_CFG)
+    info = entry.load_partial()[1]
+    assert info["done"] == ["conv1"] and info["current"]["channels_done"] == 8
+    return entry, info
+
+
+@pytest.mark.parametrize("field, value", [
+    ("channels_done", None), ("channels_done", "8"), ("channels_done", 99),
+    ("channels_done", True), ("images_done", -2), ("images_done", 1), ("image_chunk", 0),
+    ("image_chunk", 2.0), ("layer", ["convs.1"]), ("layer", "conv1")])
+def test_a_partial_with_a_damaged_layer_record_keeps_only_its_finished_layers(
+        gen, clip, field, value):
+    """The checksum covers the tensors, not the JSON record of the layer under way: a
+    record with a field missing, of the wrong type or out of range is dropped (its layer
+    starts over, the finished layer is kept) instead of failing every later run."""
+    entry, info = _partial_with_a_layer_under_way(gen, clip)
+    current = dict(info["current"])
+    if value is None:
+        del current[field]
+    else:
+        current[field] = value
+    tensors = entry.load_partial()[0]
+    entry.save_partial(tensors, {k: v for k, v in info.items() if k != "info_sha256"}
+                       | {"current": current})
+    counting = CountingClip(clip)
+    _, resumed = run_job(precompute(gen, counting, config=PARTIAL_CFG))
+    assert counting.images == 16 * 2 * 2  # convs.1 from the start, conv1 not again
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         PARTIAL_CFG))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
+@pytest.mark.parametrize("done", ["conv1", [["conv1"]], {"conv1": 1}, 7])
+def test_a_partial_with_a_damaged_list_of_finished_layers_still_resumes(gen, clip, done):
+    entry, info = _partial_with_a_layer_under_way(gen, clip)
+    tensors = entry.load_partial()[0]
+    entry.save_partial(tensors, {k: v for k, v in info.items() if k != "info_sha256"}
+                       | {"done": done})
+    _, resumed = run_job(precompute(gen, clip, config=PARTIAL_CFG))
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         PARTIAL_CFG))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- CLI
 
 

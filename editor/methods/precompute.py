@@ -201,7 +201,10 @@ def _partial_tensors(state: RelevanceState, gen: Generator) -> tuple[dict, dict]
 
 def _state_from_partial(got: tuple[dict, dict] | None, gen: Generator,
                         config: RelevanceConfig) -> RelevanceState:
-    """The saved progress, keeping only layers of this run whose tensors look right."""
+    """The saved progress, keeping only layers of this run whose tensors and records look
+    right. The checksum covers the tensors, not the JSON around them: every field read
+    here is checked, and a record that does not fit these settings is dropped (its layer
+    starts over), never trusted or raised on."""
     state = RelevanceState()
     if got is None:
         return state
@@ -210,25 +213,50 @@ def _state_from_partial(got: tuple[dict, dict] | None, gen: Generator,
     wanted = set(selected_layers(specs, config.layers))
     index = {s.name: i for i, s in enumerate(specs)}
     dims = set()
-    for name in info.get("done", []):
-        t = tensors.get(f"done.{name}")
-        i = index.get(name)
-        if t is not None and i in wanted and t.ndim == 2 and t.shape[0] == specs[i].channels \
-                and _finite(t):
+    done = info.get("done")
+    for name in done if isinstance(done, list) else []:
+        i = index.get(name) if isinstance(name, str) else None
+        t = tensors.get(f"done.{name}") if i in wanted else None
+        if t is not None and t.ndim == 2 and t.shape[0] == specs[i].channels and _finite(t):
             state.done[i] = t.float()
             dims.add(t.shape[1])
-    cur = info.get("current")
-    if isinstance(cur, dict) and index.get(cur.get("layer")) in wanted:
-        i = index[cur["layer"]]
-        acc = tensors.get(f"acc.{cur['layer']}")
-        if acc is not None and acc.ndim == 2 and acc.shape[0] == specs[i].channels \
-                and _finite(acc) and i not in state.done:
-            dims.add(acc.shape[1])
-            state.current = LayerProgress(i, acc.float(), int(cur["images_done"]),
-                                          int(cur["channels_done"]), int(cur["image_chunk"]))
+    cur = _saved_layer(info.get("current"), tensors, index, wanted, gen, config.n_images)
+    if cur is not None and cur.layer not in state.done:
+        dims.add(cur.acc.shape[1])
+        state.current = cur
     if len(dims) > 1:  # inconsistent embedding sizes: trust nothing
         return RelevanceState()
     return state
+
+
+def _count(value: object, low: int, high: int) -> int | None:
+    """`value` if it is an int in [low, high] (JSON true/false and floats are not)."""
+    return value if type(value) is int and low <= value <= high else None
+
+
+def _saved_layer(cur: object, tensors: dict[str, torch.Tensor], index: dict[str, int],
+                 wanted: set[int], gen: Generator, n_images: int) -> LayerProgress | None:
+    """The layer under way from its partial record, or None when any field is missing,
+    of the wrong type, or cannot come from a run with these settings."""
+    if not isinstance(cur, dict) or not isinstance(cur.get("layer"), str):
+        return None
+    i = index.get(cur["layer"])
+    if i not in wanted:
+        return None
+    n_ch = gen.style_specs[i].channels
+    acc = tensors.get(f"acc.{cur['layer']}")
+    chunk = _count(cur.get("image_chunk"), 1, n_images)
+    images = _count(cur.get("images_done"), 0, n_images - 1)
+    channels = _count(cur.get("channels_done"), 0, n_ch - 1)
+    if acc is None or chunk is None or images is None or channels is None:
+        return None
+    # Image chunks start at multiples of the chunk size, and a saved layer has summed
+    # something: (0 images, 0 channels) is never written.
+    if images % chunk or (images == 0 and channels == 0):
+        return None
+    if acc.ndim != 2 or acc.shape[0] != n_ch or not _finite(acc):
+        return None
+    return LayerProgress(i, acc.float(), images, channels, chunk)
 
 
 class _PartialWriter:
