@@ -443,6 +443,34 @@ def test_a_partial_with_a_damaged_list_of_finished_layers_still_resumes(gen, cli
     assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
 
 
+def test_a_changed_number_in_a_partials_info_is_caught_by_its_checksum(gen, clip):
+    """A digit changed in the header (channels_done 8 -> 9) is still a valid record: only
+    the info's own checksum tells; the layer under way then starts over (before, channel 8
+    was skipped and got a zero vector)."""
+    entry, _ = _partial_with_a_layer_under_way(gen, clip)
+    raw = entry.partial_path.read_bytes()
+    old, new = b'channels_done\\": 8,', b'channels_done\\": 9,'  # JSON inside JSON
+    assert raw.count(old) == 1
+    entry.partial_path.write_bytes(raw.replace(old, new))
+    counting = CountingClip(clip)
+    _, resumed = run_job(precompute(gen, counting, config=PARTIAL_CFG))
+    assert counting.images == 32 * 2 * 2  # started over: the whole file is suspect
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         PARTIAL_CFG))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
+def test_entries_written_without_an_info_checksum_still_load(gen, clip):
+    """The shipped demo data predates the info checksum."""
+    _, data = run_job(precompute(gen, clip))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    tensors, info = entry.load()
+    assert "info_sha256" in info
+    entry.save(tensors, {k: v for k, v in info.items() if k != "info_sha256"})
+    again = pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG)
+    assert again is not None and torch.equal(again.relevance.vectors, data.relevance.vectors)
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -11,13 +11,15 @@ then the channel relevance. What it writes, all through TensorCache (atomic, ver
   error, or the caller dropping the job); the next run with the same settings resumes;
 - the finished pack, keyed by both models' content hashes and the settings.
 
-Every entry carries a checksum of its tensors: a damaged file counts as absent.
+Every entry carries a checksum of its tensors and one of its JSON info: a damaged file
+counts as absent. (Entries from before the info checksum are read with every field checked.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -115,11 +117,20 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _info_checksum(info: dict) -> str:
+    """A checksum of an entry's JSON info (but its own field), as it reads back: the
+    tensors' checksum does not cover the numbers a resume or a label comes from."""
+    rest = {k: v for k, v in info.items() if k != "info_sha256"}
+    canonical = json.dumps(json.loads(json.dumps(rest, default=str)), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
                  partial: bool = False) -> None:
-    """Write a cache entry (atomically) with a checksum of its tensors in its info."""
+    """Write a cache entry (atomically) with checksums of its tensors and of its info."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     info = {**info, "sha256": _checksum(tensors)}
+    info["info_sha256"] = _info_checksum(info)
     (entry.save_partial if partial else entry.save)(tensors, info)
 
 
@@ -135,6 +146,10 @@ def load_checked(entry: TensorCache, partial: bool = False
         return None
     tensors, info = got
     if not isinstance(info, dict) or info.get("sha256") != _checksum(tensors):
+        return None
+    # Entries written before the info had a checksum (the shipped demo data) have none;
+    # their readers check every field they use.
+    if "info_sha256" in info and info["info_sha256"] != _info_checksum(info):
         return None
     return tensors, info
 
