@@ -369,6 +369,33 @@ def test_second_run_loads_the_cache_and_a_damaged_entry_is_recomputed(planted, t
     assert dc.load_discovery(entry) is not None
 
 
+@pytest.mark.parametrize("change", ["label is a number", "confidence inf", "notes list",
+                                    "direction dropped", "direction not a dict"])
+def test_a_cached_discovery_with_a_damaged_header_counts_as_absent(planted, tmp_path, change):
+    """Entries written before the info checksum: a label that is not text (the UI shows
+    it), a number that is not finite, a direction missing from the header (the file holds
+    more) are refused like damaged tensors, not raised on or shown."""
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=60)
+    entry = _entry(tmp_path, config)
+    _run_cached(gen, fake, entry, config)
+    tensors, info = entry.load()
+    info.pop("info_sha256")
+    first = info["directions"][0]
+    if change == "label is a number":
+        first["labels"][0][0] = 5
+    elif change == "confidence inf":
+        first["labels"][0][1] = float("inf")
+    elif change == "notes list":
+        first["notes"] = [1]
+    elif change == "direction dropped":
+        info["directions"] = info["directions"][1:]
+    else:
+        info["directions"][0] = [first]
+    entry.save(tensors, info)
+    assert dc.load_discovery(entry) is None
+
+
 @pytest.mark.parametrize("stop_after", [1, 3])
 def test_cancel_raises_and_writes_nothing(planted, tmp_path, stop_after):
     gen, fake = planted

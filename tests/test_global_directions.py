@@ -581,6 +581,30 @@ def test_covariation_cache_rejects_damage_and_cancel_writes_nothing(gen, clip, t
     assert pc.load_covariation(entry) is None
 
 
+@pytest.mark.parametrize("n_samples", [float("inf"), "16", [16], 1, None])
+def test_a_covariation_entry_with_a_damaged_count_counts_as_absent(gen, clip, tmp_path,
+                                                                   n_samples):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 16, 0.7, root=tmp_path)
+    list(pc.covariation_job(gen, clip, entry, n_samples=16, psi=0.7))
+    tensors, info = entry.load()
+    info = {k: v for k, v in info.items() if k != "info_sha256"} | {"n_samples": n_samples}
+    entry.save(tensors, info)  # as an older version wrote it: no info checksum
+    assert pc.load_covariation(entry) is None
+
+
+@pytest.mark.parametrize("settings", [[1, 2], "psi", 3])
+def test_a_pack_whose_settings_record_is_damaged_still_loads(gen, clip, settings):
+    """The settings in a pack's info are only shown; the pack's tensors are sound."""
+    _, data = run_job(precompute(gen, clip))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    tensors, info = entry.load()
+    info = {k: v for k, v in info.items() if k != "info_sha256"} | {"relevance": settings}
+    entry.save(tensors, info)
+    again = pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG)
+    assert again is not None and again.relevance.config == {}
+    assert torch.equal(again.relevance.vectors, data.relevance.vectors)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"k_sigma": float("nan")}, "k_sigma"), ({"k_sigma": 0.0}, "k_sigma"),
     ({"k_sigma": float("inf")}, "k_sigma"), ({"n_images": 0}, "n_images"),

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -779,21 +780,33 @@ def _to_entry(result: Discovery) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {**result.info, "directions": meta}
 
 
+def _labels(pairs: object) -> list[Label]:
+    """[[text, confidence], ...] as Labels; TypeError for anything else (the UI shows
+    the texts, and sorts and formats the numbers)."""
+    out = [Label(t, float(c)) for t, c in pairs]
+    if not all(isinstance(lb.text, str) and math.isfinite(lb.confidence) for lb in out):
+        raise TypeError("a label is not [text, finite number]")
+    return out
+
+
 def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Discovery | None:
     try:
         directions = []
         for i, m in enumerate(info["directions"]):
             deltas = {meth: tensors[f"{i}.delta.{meth}"] for meth in METHODS
                       if f"{i}.delta.{meth}" in tensors}
+            notes = dict(m.get("notes", {}))
+            if not all(isinstance(v, str) for v in notes.values()):
+                raise TypeError("a note is not text")
             directions.append(Direction(
                 tensors[f"{i}.vector"], float(m["variance"]), int(m["component"]),
-                bool(m["split"]), [Label(t, float(c)) for t, c in m["labels"]],
-                [Label(t, float(c)) for t, c in m["negative"]],
-                [Label(t, float(c)) for t, c in m["mixture"]], float(m["coordinate_std"]),
-                deltas, dict(m.get("notes", {}))))
+                bool(m["split"]), _labels(m["labels"]), _labels(m["negative"]),
+                _labels(m["mixture"]), float(m["coordinate_std"]), deltas, notes))
         explained = [float(x) for x in tensors["explained"]]
-    except (KeyError, TypeError, ValueError):
-        return None  # written by something else: recompute
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return None  # written by something else, or a damaged header: recompute
+    if sum(k.endswith(".vector") for k in tensors) != len(directions):
+        return None  # the header lists fewer directions than the file holds
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
         return None
     info = {k: v for k, v in info.items() if k != "directions"}

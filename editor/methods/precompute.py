@@ -177,7 +177,9 @@ def _pack_from(tensors: dict[str, torch.Tensor], info: dict, key: str) -> PackDa
         return None
     if len(channels) and (int(channels.min()) < 0 or int(channels.max()) >= len(stats.mean)):
         return None
-    relevance = Relevance(channels.long(), vectors.float(), dict(info.get("relevance", {})))
+    settings = info.get("relevance")  # shown to the user only; not worth refusing the pack
+    relevance = Relevance(channels.long(), vectors.float(),
+                          dict(settings) if isinstance(settings, dict) else {})
     return PackData(stats, relevance, key, info)
 
 
@@ -433,11 +435,14 @@ def load_covariation(entry: TensorCache) -> Covariation | None:
     if got is None:
         return None
     tensors, info = got
-    try:
-        cov = Covariation(tensors["cross"].float(), tensors["embedding_cov"].float(),
-                          tensors["style_std"].float(), int(info["n_samples"]))
-    except (KeyError, TypeError, ValueError):
+    cross, emb, std = (tensors.get(k) for k in ("cross", "embedding_cov", "style_std"))
+    n = _count(info.get("n_samples"), 2, 2**62)
+    if cross is None or emb is None or std is None or n is None or cross.ndim != 2:
         return None
+    c, d = cross.shape
+    if emb.shape != (d, d) or std.shape != (c,):
+        return None
+    cov = Covariation(cross.float(), emb.float(), std.float(), n)
     return cov if _finite(cov.cross, cov.embedding_cov, cov.style_std) else None
 
 
