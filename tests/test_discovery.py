@@ -396,6 +396,32 @@ def test_a_cached_discovery_with_a_damaged_header_counts_as_absent(planted, tmp_
     assert dc.load_discovery(entry) is None
 
 
+def test_a_discovery_that_cannot_be_written_is_still_returned(planted, tmp_path,
+                                                              monkeypatch):
+    """Before, a full disk (or a read-only cache) raised from the save and the finished
+    result was thrown away; now it comes with the reason in save_error."""
+    import contextlib
+    import errno
+
+    import editor.core.cache as cache
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    writable = cache.atomic_path
+    monkeypatch.setattr(cache, "atomic_path", full)
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=60)
+    entry = _entry(tmp_path, config)
+    result = _run_cached(gen, fake, entry, config)
+    assert result.directions and not result.from_cache and not entry.path.exists()
+    assert "No space left on device" in result.save_error
+    monkeypatch.setattr(cache, "atomic_path", writable)
+    assert _run_cached(gen, fake, entry, config).save_error is None  # saved this time
+
+
 @pytest.mark.parametrize("stop_after", [1, 3])
 def test_cancel_raises_and_writes_nothing(planted, tmp_path, stop_after):
     gen, fake = planted

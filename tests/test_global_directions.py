@@ -471,6 +471,69 @@ def test_entries_written_without_an_info_checksum_still_load(gen, clip):
     assert again is not None and torch.equal(again.relevance.vectors, data.relevance.vectors)
 
 
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Every cache write fails as on a full disk (the cache writes through atomic_path)."""
+    import contextlib
+    import errno
+
+    import editor.core.cache as cache
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    monkeypatch.setattr(cache, "atomic_path", full)
+
+
+def test_a_precompute_that_cannot_write_the_cache_still_gives_its_pack(gen, clip, disk_full):
+    """Before, the first write (the style statistics) raised and the work was lost; now
+    the pack comes with the reason it was not kept, and nothing is on disk."""
+    from editor.core.paths import cache_dir
+
+    _, data = run_job(precompute(gen, clip))
+    assert data is not None and data.relevance.vectors.shape == (48, 32)
+    assert "No space left on device" in data.save_error and "next time" in data.save_error
+    assert not any(cache_dir().rglob("*.safetensors"))
+
+
+def test_a_cancelled_precompute_that_cannot_save_its_progress_says_so(gen, clip, disk_full):
+    first = CountingClip(clip, stop_after=4)
+    with pytest.raises(pc.Cancelled, match="could not be saved"):
+        run_job(precompute(gen, first, cancel=first.should_stop))
+
+
+def test_a_saved_pack_has_no_save_error(gen, clip):
+    assert run_job(precompute(gen, clip))[1].save_error is None
+
+
+def test_a_covariation_that_cannot_be_written_is_still_returned(gen, clip, tmp_path,
+                                                                disk_full):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 16, 0.7, root=tmp_path)
+    *_, cov = list(pc.covariation_job(gen, clip, entry, n_samples=16, psi=0.7))
+    assert cov.n_samples == 16 and "co-variation" in cov.save_error
+    assert not entry.path.exists()
+
+
+def test_the_pack_job_reports_what_it_could_not_save_and_keeps_it(tmp_path, monkeypatch,
+                                                                  disk_full):
+    """OpenPack.precompute: the pack and its co-variation are kept in memory for the
+    session; the final PackData's save_error names both."""
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    monkeypatch.setattr(pc, "COVARIATION_SAMPLES", 16)
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)), stats_samples=100,
+                     relevance_config=gd.RelevanceConfig(n_images=1, layers=("conv1",)))
+    *_, data = list(pack.precompute())
+    assert pack.data is data and pack.covariation is not None and pack.has_directions
+    assert "global directions" in data.save_error and "co-variation" in data.save_error
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -203,6 +203,10 @@ class OpenPack:
         self.data = data
         if self.covariation is None:
             yield from (p for p in self.covariation_job(cancel) if isinstance(p, Progress))
+            if self.covariation is not None and self.covariation.save_error:
+                # One place for the caller to read: the job's result says what was not kept.
+                data.save_error = "; ".join(
+                    e for e in (data.save_error, self.covariation.save_error) if e)
         yield data
 
     def context(self) -> EditingContext:

@@ -60,7 +60,7 @@ from . import global_directions as gd
 from .covariation import Samples, gated_scores
 from .covariation import iter_samples as sample_images
 from .global_directions import Progress, WSampler
-from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, save_checked
+from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, try_save_checked
 
 # 2: concepts split until atomic; 3: gated style transfer; 4: the focused transfer
 KIND, VERSION = "discovery", 4
@@ -228,6 +228,9 @@ class Discovery:
     info: dict = field(default_factory=dict)
     key: str = ""
     from_cache: bool = False
+    # Why the result could not be written to the cache (disk full, read-only), for the
+    # user; the result is sound and used. None when it was saved (or came from the cache).
+    save_error: str | None = None
 
     def to_json(self) -> dict:
         return {"format": "latent-atelier-discovery", "version": VERSION,
@@ -823,7 +826,8 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
                   relevance: gd.Relevance | None = None, stats: gd.StyleStats | None = None,
                   cancel: CancelToken = None) -> Iterator[Progress | Discovery]:
     """discover, through the cache `entry`: a sound cached result is returned at once;
-    otherwise the job runs and its result is written (atomically) when it finishes."""
+    otherwise the job runs and its result is written (atomically) when it finishes. A
+    result that cannot be written still comes, with the reason in its save_error."""
     cached = load_discovery(entry)
     if cached is not None:
         yield Progress(1, 1, "loaded from cache", 0.0)
@@ -833,5 +837,5 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
         if isinstance(item, Discovery):
             item.key = entry.key
             tensors, info = _to_entry(item)
-            save_checked(entry, tensors, info)
+            item.save_error = try_save_checked(entry, tensors, info, "discovered directions")
         yield item

@@ -17,9 +17,9 @@ counts as absent. (Entries from before the info checksum are read with every fie
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,6 +58,7 @@ COVARIATION_KIND, COVARIATION_VERSION = "covariation", 1
 COVARIATION_SAMPLES, COVARIATION_SEED_BASE = 1000, 6_000_000
 
 CancelToken = threading.Event | Callable[[], bool] | None
+log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -73,6 +74,9 @@ class PackData:
     key: str = ""  # cache key of the pack entry
     info: dict = field(default_factory=dict)  # settings, timing
     from_cache: bool = False
+    # Why the finished pack (or its co-variation) could not be written to the cache, for
+    # the user; the data is sound and used this session. None when it was saved.
+    save_error: str | None = None
 
 
 # --------------------------------------------------------------------------- cache entries
@@ -132,6 +136,21 @@ def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dic
     info = {**info, "sha256": _checksum(tensors)}
     info["info_sha256"] = _info_checksum(info)
     (entry.save_partial if partial else entry.save)(tensors, info)
+
+
+def try_save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
+                     what: str, partial: bool = False) -> str | None:
+    """save_checked, but a failure to write (disk full, a read-only cache) comes back as a
+    message for the user instead of an exception: what was computed is still good for
+    this session, and minutes of work must not be thrown away for want of a cache."""
+    try:
+        save_checked(entry, tensors, info, partial)
+    except OSError as e:
+        message = (f"the {what} could not be saved to the cache ({e.strerror or e}); it is "
+                   "used now but will be computed again next time")
+        log.warning("%s", message)
+        return message
+    return None
 
 
 def load_checked(entry: TensorCache, partial: bool = False
@@ -289,6 +308,7 @@ class _PartialWriter:
         self.saved_done = tuple(sorted(state.done))
         self.saved_current = state.current
         self.t_saved = time.monotonic()
+        self.error: str | None = None  # the last failed save (progress then not kept)
 
     def maybe_save(self, force: bool = False) -> bool:
         done = tuple(sorted(self.state.done))
@@ -299,10 +319,13 @@ class _PartialWriter:
                 or time.monotonic() - self.t_saved >= self.every_s):
             return False
         tensors, info = _partial_tensors(self.state, self.gen)
-        save_checked(self.entry, tensors, {**self.info, **info}, partial=True)
+        # A failed save does not stop the job (it is only for resuming); it is tried again
+        # at the next finished layer or after `every_s`, as a successful one would be.
+        self.error = try_save_checked(self.entry, tensors, {**self.info, **info},
+                                      "progress so far", partial=True)
         self.saved_done, self.saved_current = done, current
         self.t_saved = time.monotonic()
-        return True
+        return self.error is None
 
 
 # --------------------------------------------------------------------------- the job
@@ -366,15 +389,16 @@ def precompute_pack(
             else:
                 yield item
         assert stats is not None
-        save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
-              {"generator": gen_hash, "sampler": sampler})
+        try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
+                         {"generator": gen_hash, "sampler": sampler}, "style statistics")
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
                                           entry, save_every_s)
     info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
             "sampler": sampler, "relevance": config.to_dict(),
             "seconds": round(time.monotonic() - t0, 1)}
-    save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info)
-    yield PackData(stats, relevance, entry.key, info)
+    error = try_save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info,
+                             "model pack's global directions")
+    yield PackData(stats, relevance, entry.key, info, save_error=error)
 
 
 def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
@@ -393,12 +417,11 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
             yield item
             if is_cancelled(cancel):
                 writer.maybe_save(force=True)
-                raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; progress saved, "
-                                "run again to resume")
+                kept = ("progress saved, run again to resume" if writer.error is None
+                        else "the progress could not be saved")
+                raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; {kept}")
     except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the progress
-        # A failing save (disk full) must not hide why the job stopped.
-        with contextlib.suppress(OSError):
-            writer.maybe_save(force=True)
+        writer.maybe_save(force=True)  # a failing save (disk full) is logged, not raised
         raise
     assert relevance is not None
     return relevance
@@ -451,7 +474,8 @@ def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
                     sample_w: WSampler | None = None, cancel: CancelToken = None
                     ) -> Job[Progress | Covariation, None, None]:
     """Sample n images, measure the co-variation, write it (atomically) and yield it last.
-    A cancelled job writes nothing (it takes seconds to a few minutes: no resume)."""
+    A cancelled job writes nothing (it takes seconds to a few minutes: no resume). When
+    it cannot be written, the co-variation still comes, with the reason in save_error."""
     samples = None
     for item in iter_samples(gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w):
         if isinstance(item, Samples):
@@ -462,6 +486,7 @@ def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
             raise Cancelled("co-variation cancelled; nothing was written")
     assert samples is not None
     cov = covariation_of(gen, samples)
-    save_checked(entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
-                         "style_std": cov.style_std}, {"n_samples": cov.n_samples})
+    cov.save_error = try_save_checked(
+        entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
+                "style_std": cov.style_std}, {"n_samples": cov.n_samples}, "co-variation")
     yield cov
