@@ -422,6 +422,23 @@ def test_a_discovery_that_cannot_be_written_is_still_returned(planted, tmp_path,
     assert _run_cached(gen, fake, entry, config).save_error is None  # saved this time
 
 
+def test_discovery_progress_is_one_monotonic_bar_with_the_step_and_time_left(planted):
+    """Before, each phase counted from 0 again (sampling 300/300, then labelling 10/150)
+    and no time left was given; now it is the whole job's fraction."""
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=30)
+    progress = [p for p in dc.discover(gen, fake, _setup(fake), config)
+                if isinstance(p, dc.Progress)]
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    steps = [p.message.split(":")[0] for p in progress]
+    assert steps[0] == "step 1 of 3" and steps[-1] == "step 3 of 3"
+    assert "step 2 of 3" in steps
+    sampling = [p for p in progress if p.message.startswith("step 1 of 3")]
+    assert sampling[-1].fraction < 1.0 and sampling[-1].eta_s is not None
+    assert sampling[-1].eta_s > 0  # the labelling and the transfer are still to come
+
+
 @pytest.mark.parametrize("stop_after", [1, 3])
 def test_cancel_raises_and_writes_nothing(planted, tmp_path, stop_after):
     gen, fake = planted

@@ -321,7 +321,9 @@ def test_cancel_then_resume_continues_and_matches_an_uninterrupted_run(gen, clip
 
     second = CountingClip(clip)
     progress, resumed = run_job(precompute(gen, second))
-    assert progress[0].message == "relevance: resuming" and progress[0].done == 64
+    # the statistics are cached: one phase, so no "step i of n"; 64 of 96 pairs done
+    assert progress[0].message == "relevance: resuming"
+    assert progress[0].fraction == pytest.approx(64 / 96, abs=1e-4)
     assert second.calls == full.calls - first.calls  # nothing done twice
     assert torch.allclose(resumed.relevance.vectors, reference.relevance.vectors, atol=1e-6)
     assert not entry.partial_path.exists() and entry.path.exists()
@@ -331,14 +333,9 @@ def test_cancel_inside_a_layer_keeps_its_finished_channels(gen, clip):
     """With small steps (1 channel x 2 images per step) a stop mid-layer keeps the channels
     done so far; the resumed run does only the rest."""
     cfg = gd.RelevanceConfig(n_images=2, batch_size=4, layers=("convs.1",))
-    event = threading.Event()
-    first = CountingClip(clip)
-    job = precompute(gen, first, cancel=event, config=cfg)
+    first = CountingClip(clip, stop_after=5)  # 5 steps of 1 channel x 2 images
     with pytest.raises(pc.Cancelled):
-        for item in job:
-            if isinstance(item, gd.Progress) and item.message.startswith("relevance: layer") \
-                    and item.done >= 10:
-                event.set()
+        run_job(precompute(gen, first, cancel=first.should_stop, config=cfg))
     assert pc.partial_summary(gen, "gen-hash", "clip-hash", STATS_SAMPLES, cfg) == (10, 32)
     second = CountingClip(clip)
     _, resumed = run_job(precompute(gen, second, config=cfg))
@@ -532,6 +529,41 @@ def test_the_pack_job_reports_what_it_could_not_save_and_keeps_it(tmp_path, monk
     *_, data = list(pack.precompute())
     assert pack.data is data and pack.covariation is not None and pack.has_directions
     assert "global directions" in data.save_error and "co-variation" in data.save_error
+
+
+def test_precompute_progress_is_one_monotonic_bar_over_its_phases(gen, clip):
+    """Before, the statistics counted to 300/300 (100 %, 'a few seconds left'), then the
+    relevance began again at 0."""
+    progress, _ = run_job(precompute(gen, clip))
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stats = [p for p in progress if "style statistics" in p.message]
+    relevance = [p for p in progress if "relevance" in p.message]
+    assert stats and all(p.message.startswith("step 1 of 2: ") for p in stats)
+    assert relevance and all(p.message.startswith("step 2 of 2: ") for p in relevance)
+    assert stats[-1].fraction < 0.5 and stats[-1].eta_s is None  # no rate measured yet
+
+
+def test_the_pack_job_estimates_the_whole_job_co_variation_included(tmp_path, monkeypatch):
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    monkeypatch.setattr(pc, "COVARIATION_SAMPLES", 64)
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)), stats_samples=100,
+                     relevance_config=gd.RelevanceConfig(n_images=1, layers=("conv1",),
+                                                         batch_size=4))
+    progress = [p for p in pack.precompute() if isinstance(p, gd.Progress)]
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    relevance = [p for p in progress if p.message.startswith("step 2 of 3: relevance")]
+    covariation = [p for p in progress if p.message.startswith("step 3 of 3: co-variation")]
+    assert relevance and covariation
+    # At the end of the relevance phase the co-variation is still to come, and it says so.
+    assert relevance[-1].fraction < 1.0 and relevance[-1].eta_s > 0
+    assert all(p.eta_s is not None for p in covariation)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -79,6 +79,10 @@ DEFAULT_METHOD = "focused"
 DEFAULT_STRENGTHS = {"w": 1.5, "style": 3.0, "focused": 1.5}
 DEFAULT_STRENGTH = DEFAULT_STRENGTHS[DEFAULT_METHOD]
 SEED_BASE = 5_000_000  # apart from the seeds statistics, relevance and benchmarks use
+# Sizes of the phases on the progress bar, in render-equivalents (a render + a CLIP
+# encode; a sample is one). Guesses: a mixture step runs the text tower forward and back
+# for both ends of every direction; a transfer is a few small matrix products.
+MIXTURE_STEP_RENDERS, TRANSFER_RENDERS = 2.0, 1.0
 
 # ------------------------------------------------------------------------ vocabularies
 
@@ -695,6 +699,16 @@ def label_directions(clip, setup: LabelSetup, cov: torch.Tensor, vectors: torch.
     yield out
 
 
+def discovery_phases(setup: LabelSetup, config: DiscoveryConfig) -> gd.JobPhases:
+    """Discovery's phases for one whole-job progress: sampling (counted, it measures the
+    rate), the token mixture (if it runs) and the transfer (their sizes guessed)."""
+    mixing = config.mixture and setup.tokens is not None and len(setup.tokens.ids) >= 2
+    return gd.JobPhases({"sampling": config.n_samples,
+                         "labelling": config.mixture_steps * MIXTURE_STEP_RENDERS * mixing,
+                         "transfer": config.k * TRANSFER_RENDERS},
+                        guessed={"labelling", "transfer"})
+
+
 def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | None = None,
              sampler: WSampler | None = None, relevance: gd.Relevance | None = None,
              stats: gd.StyleStats | None = None, cancel: CancelToken = None
@@ -706,12 +720,14 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         raise ValueError(f"discovery needs more samples ({config.n_samples}) than "
                          f"components ({config.k})")
     t0 = time.monotonic()
+    phases = discovery_phases(setup, config)
+    clock = gd.EtaClock(0, config.n_samples)
     samples = None
     for item in iter_samples(gen, clip, config, sampler):
         if isinstance(item, Samples):
             samples = item
             continue
-        yield item
+        yield phases.report("sampling", clock.progress(item.done, item.message))
         if is_cancelled(cancel):
             raise Cancelled("discovery cancelled while sampling")
     assert samples is not None
@@ -724,7 +740,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
     labelled = None
     for got in label_directions(clip, setup, pca_.cov, vectors, config, cancel):
         if isinstance(got, Progress):
-            yield got
+            yield phases.report("labelling", got)
         else:
             labelled = got
     assert labelled is not None
@@ -736,7 +752,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         directions.append(Direction(vec, float(vec @ pca_.cov @ vec) / total_var, comp,
                                     was_split, lab.labels, lab.negative, lab.mixture,
                                     float((xc @ vec).std())))
-    yield Progress(0, len(directions), "transfer: starting")
+    yield phases.report("transfer", Progress(0, len(directions), "transfer: starting"))
     w_ref = samples.w.mean(0)
     for i, d in enumerate(directions):
         coord = (samples.embeddings - pca_.mean) @ d.vector
@@ -746,7 +762,8 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         else:
             for method in RELEVANCE_METHODS:
                 d.notes[method] = "no global-direction relevance for this model pack"
-        yield Progress(i + 1, len(directions), f"transfer: direction {i + 1}")
+        yield phases.report("transfer", Progress(i + 1, len(directions),
+                                                 f"transfer: direction {i + 1}"))
         if is_cancelled(cancel):
             raise Cancelled("discovery cancelled during the transfer")
     info = {"config": config.to_dict(), "samples": config.n_samples,

@@ -34,7 +34,9 @@ from editor.core.generator import Generator
 
 from .covariation import Covariation, Samples, covariation_of, iter_samples
 from .global_directions import (
+    EtaClock,
     ImageTextEncoder,
+    JobPhases,
     LayerProgress,
     Progress,
     Relevance,
@@ -56,6 +58,10 @@ DEFAULT_SAMPLER = "gaussian-z"
 # own (style statistics use seeds 0.., relevance 7,000,000+, discovery 5,000,000+).
 COVARIATION_KIND, COVARIATION_VERSION = "covariation", 1
 COVARIATION_SAMPLES, COVARIATION_SEED_BASE = 1000, 6_000_000
+# Sizes of the phases on the progress bar, in render-equivalents (a render + a CLIP encode):
+# a relevance (channel, image) pair renders twice, a co-variation sample once; a statistics
+# sample only maps and styles a latent (a guess: a hundredth of a render).
+STATS_RENDERS, RELEVANCE_RENDERS = 0.01, 2
 
 CancelToken = threading.Event | Callable[[], bool] | None
 log = logging.getLogger(__name__)
@@ -348,6 +354,16 @@ def _compute_stats(gen: Generator, n: int, sample_w: WSampler | None, cancel: Ca
                             "moment and start over next time)")
 
 
+def pack_phases(gen: Generator, stats_samples: int, config: RelevanceConfig) -> JobPhases:
+    """The precompute's phases for one whole-job progress; a caller that goes on with
+    more work (the co-variation) adds its phase and passes them to precompute_pack."""
+    specs = gen.style_specs
+    pairs = sum(specs[i].channels for i in selected_layers(specs, config.layers))
+    return JobPhases({"style statistics": stats_samples * STATS_RENDERS,
+                      "relevance": pairs * config.n_images * RELEVANCE_RENDERS},
+                     guessed={"style statistics"})
+
+
 def precompute_pack(
     generator: Generator,
     clip: ImageTextEncoder,
@@ -361,6 +377,7 @@ def precompute_pack(
     sampler: str | None = None,
     root: Path | None = None,
     save_every_s: float = 60.0,
+    phases: JobPhases | None = None,
 ) -> Iterator[Progress | PackData]:
     """A job: yields Progress (done/total, message, eta_s), then the PackData.
 
@@ -369,30 +386,36 @@ def precompute_pack(
     `cancel` (a threading.Event or a callable returning True) is checked after every step;
     the job then saves its progress and raises Cancelled. Ctrl-C, errors and dropping the
     job also save progress before the exception goes on. `sampler` names a custom
-    `sample_w` for the cache keys (see sampler_name)."""
+    `sample_w` for the cache keys (see sampler_name). Progress is of the whole job
+    (`phases`, from pack_phases, possibly with the caller's later phases added)."""
     config = relevance_config or RelevanceConfig()
+    phases = phases or pack_phases(generator, stats_samples, config)
     sampler = sampler_name(sample_w, sampler)
     entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
     got = load_checked(entry)
     cached = _pack_from(got[0], got[1], entry.key) if got else None
     if cached is not None:
         cached.from_cache = True
-        yield Progress(1, 1, "loaded from cache", 0.0)
+        phases.skip("style statistics")
+        phases.skip("relevance")
+        yield phases.report("relevance", Progress(1, 1, "loaded from cache", 0.0))
         yield cached
         return
     t0 = time.monotonic()
     stats = load_stats(gen_hash, stats_samples, sampler, root)
-    if stats is None:
+    if stats is not None:
+        phases.skip("style statistics")
+    else:
         for item in _compute_stats(generator, stats_samples, sample_w, cancel):
             if isinstance(item, StyleStats):
                 stats = item
             else:
-                yield item
+                yield phases.report("style statistics", item)
         assert stats is not None
         try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
                          {"generator": gen_hash, "sampler": sampler}, "style statistics")
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
-                                          entry, save_every_s)
+                                          entry, save_every_s, phases)
     info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
             "sampler": sampler, "relevance": config.to_dict(),
             "seconds": round(time.monotonic() - t0, 1)}
@@ -403,7 +426,7 @@ def precompute_pack(
 
 def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                    config: RelevanceConfig, sample_w: WSampler | None, cancel: CancelToken,
-                   entry: TensorCache, save_every_s: float
+                   entry: TensorCache, save_every_s: float, phases: JobPhases
                    ) -> Job[Progress, None, Relevance]:
     state = _state_from_partial(load_checked(entry, partial=True), gen, config)
     writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
@@ -414,7 +437,7 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                 relevance = item
                 continue
             writer.maybe_save()
-            yield item
+            yield phases.report("relevance", item)
             if is_cancelled(cancel):
                 writer.maybe_save(force=True)
                 kept = ("progress saved, run again to resume" if writer.error is None
@@ -477,11 +500,12 @@ def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
     A cancelled job writes nothing (it takes seconds to a few minutes: no resume). When
     it cannot be written, the co-variation still comes, with the reason in save_error."""
     samples = None
+    clock = EtaClock(0, n_samples)
     for item in iter_samples(gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w):
         if isinstance(item, Samples):
             samples = item
             continue
-        yield Progress(item.done, item.total, f"co-variation: {item.done}/{item.total} images")
+        yield clock.progress(item.done, f"co-variation: {item.done}/{item.total} images")
         if is_cancelled(cancel):
             raise Cancelled("co-variation cancelled; nothing was written")
     assert samples is not None
