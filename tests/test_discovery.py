@@ -369,6 +369,76 @@ def test_second_run_loads_the_cache_and_a_damaged_entry_is_recomputed(planted, t
     assert dc.load_discovery(entry) is not None
 
 
+@pytest.mark.parametrize("change", ["label is a number", "confidence inf", "notes list",
+                                    "direction dropped", "direction not a dict"])
+def test_a_cached_discovery_with_a_damaged_header_counts_as_absent(planted, tmp_path, change):
+    """Entries written before the info checksum: a label that is not text (the UI shows
+    it), a number that is not finite, a direction missing from the header (the file holds
+    more) are refused like damaged tensors, not raised on or shown."""
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=60)
+    entry = _entry(tmp_path, config)
+    _run_cached(gen, fake, entry, config)
+    tensors, info = entry.load()
+    info.pop("info_sha256")
+    first = info["directions"][0]
+    if change == "label is a number":
+        first["labels"][0][0] = 5
+    elif change == "confidence inf":
+        first["labels"][0][1] = float("inf")
+    elif change == "notes list":
+        first["notes"] = [1]
+    elif change == "direction dropped":
+        info["directions"] = info["directions"][1:]
+    else:
+        info["directions"][0] = [first]
+    entry.save(tensors, info)
+    assert dc.load_discovery(entry) is None
+
+
+def test_a_discovery_that_cannot_be_written_is_still_returned(planted, tmp_path,
+                                                              monkeypatch):
+    """Before, a full disk (or a read-only cache) raised from the save and the finished
+    result was thrown away; now it comes with the reason in save_error."""
+    import contextlib
+    import errno
+
+    import editor.core.cache as cache
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    writable = cache.atomic_path
+    monkeypatch.setattr(cache, "atomic_path", full)
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=60)
+    entry = _entry(tmp_path, config)
+    result = _run_cached(gen, fake, entry, config)
+    assert result.directions and not result.from_cache and not entry.path.exists()
+    assert "No space left on device" in result.save_error
+    monkeypatch.setattr(cache, "atomic_path", writable)
+    assert _run_cached(gen, fake, entry, config).save_error is None  # saved this time
+
+
+def test_discovery_progress_is_one_monotonic_bar_with_the_step_and_time_left(planted):
+    """Before, each phase counted from 0 again (sampling 300/300, then labelling 10/150)
+    and no time left was given; now it is the whole job's fraction."""
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=30)
+    progress = [p for p in dc.discover(gen, fake, _setup(fake), config)
+                if isinstance(p, dc.Progress)]
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    steps = [p.message.split(":")[0] for p in progress]
+    assert steps[0] == "step 1 of 3" and steps[-1] == "step 3 of 3"
+    assert "step 2 of 3" in steps
+    sampling = [p for p in progress if p.message.startswith("step 1 of 3")]
+    assert sampling[-1].fraction < 1.0 and sampling[-1].eta_s is not None
+    assert sampling[-1].eta_s > 0  # the labelling and the transfer are still to come
+
+
 @pytest.mark.parametrize("stop_after", [1, 3])
 def test_cancel_raises_and_writes_nothing(planted, tmp_path, stop_after):
     gen, fake = planted

@@ -321,7 +321,9 @@ def test_cancel_then_resume_continues_and_matches_an_uninterrupted_run(gen, clip
 
     second = CountingClip(clip)
     progress, resumed = run_job(precompute(gen, second))
-    assert progress[0].message == "relevance: resuming" and progress[0].done == 64
+    # the statistics are cached: one phase, so no "step i of n"; 64 of 96 pairs done
+    assert progress[0].message == "relevance: resuming"
+    assert progress[0].fraction == pytest.approx(64 / 96, abs=1e-4)
     assert second.calls == full.calls - first.calls  # nothing done twice
     assert torch.allclose(resumed.relevance.vectors, reference.relevance.vectors, atol=1e-6)
     assert not entry.partial_path.exists() and entry.path.exists()
@@ -331,14 +333,9 @@ def test_cancel_inside_a_layer_keeps_its_finished_channels(gen, clip):
     """With small steps (1 channel x 2 images per step) a stop mid-layer keeps the channels
     done so far; the resumed run does only the rest."""
     cfg = gd.RelevanceConfig(n_images=2, batch_size=4, layers=("convs.1",))
-    event = threading.Event()
-    first = CountingClip(clip)
-    job = precompute(gen, first, cancel=event, config=cfg)
+    first = CountingClip(clip, stop_after=5)  # 5 steps of 1 channel x 2 images
     with pytest.raises(pc.Cancelled):
-        for item in job:
-            if isinstance(item, gd.Progress) and item.message.startswith("relevance: layer") \
-                    and item.done >= 10:
-                event.set()
+        run_job(precompute(gen, first, cancel=first.should_stop, config=cfg))
     assert pc.partial_summary(gen, "gen-hash", "clip-hash", STATS_SAMPLES, cfg) == (10, 32)
     second = CountingClip(clip)
     _, resumed = run_job(precompute(gen, second, config=cfg))
@@ -388,6 +385,185 @@ def test_a_damaged_partial_is_ignored(gen, clip):
     counting = CountingClip(clip)
     run_job(precompute(gen, counting))
     assert counting.images == 48 * 2 * 2  # started over
+
+
+PARTIAL_CFG = gd.RelevanceConfig(n_images=2, batch_size=4, layers=("conv1", "convs.1"))
+
+
+def _partial_with_a_layer_under_way(gen, clip) -> tuple[pc.TensorCache, dict]:
+    """Stop 8 channels into the second layer (1 channel x 2 images per step); the partial
+    then holds conv1 finished and convs.1 under way. Returns the entry and its info."""
+    first = CountingClip(clip, stop_after=16 + 8)  # one encoder call a step
+    with pytest.raises(pc.Cancelled):
+        run_job(precompute(gen, first, cancel=first.should_stop, config=PARTIAL_CFG))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, PARTIAL_CFG)
+    info = entry.load_partial()[1]
+    assert info["done"] == ["conv1"] and info["current"]["channels_done"] == 8
+    return entry, info
+
+
+@pytest.mark.parametrize("field, value", [
+    ("channels_done", None), ("channels_done", "8"), ("channels_done", 99),
+    ("channels_done", True), ("images_done", -2), ("images_done", 1), ("image_chunk", 0),
+    ("image_chunk", 2.0), ("layer", ["convs.1"]), ("layer", "conv1")])
+def test_a_partial_with_a_damaged_layer_record_keeps_only_its_finished_layers(
+        gen, clip, field, value):
+    """The checksum covers the tensors, not the JSON record of the layer under way: a
+    record with a field missing, of the wrong type or out of range is dropped (its layer
+    starts over, the finished layer is kept) instead of failing every later run."""
+    entry, info = _partial_with_a_layer_under_way(gen, clip)
+    current = dict(info["current"])
+    if value is None:
+        del current[field]
+    else:
+        current[field] = value
+    tensors = entry.load_partial()[0]
+    entry.save_partial(tensors, {k: v for k, v in info.items() if k != "info_sha256"}
+                       | {"current": current})
+    counting = CountingClip(clip)
+    _, resumed = run_job(precompute(gen, counting, config=PARTIAL_CFG))
+    assert counting.images == 16 * 2 * 2  # convs.1 from the start, conv1 not again
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         PARTIAL_CFG))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
+@pytest.mark.parametrize("done", ["conv1", [["conv1"]], {"conv1": 1}, 7])
+def test_a_partial_with_a_damaged_list_of_finished_layers_still_resumes(gen, clip, done):
+    entry, info = _partial_with_a_layer_under_way(gen, clip)
+    tensors = entry.load_partial()[0]
+    entry.save_partial(tensors, {k: v for k, v in info.items() if k != "info_sha256"}
+                       | {"done": done})
+    _, resumed = run_job(precompute(gen, clip, config=PARTIAL_CFG))
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         PARTIAL_CFG))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
+def test_a_changed_number_in_a_partials_info_is_caught_by_its_checksum(gen, clip):
+    """A digit changed in the header (channels_done 8 -> 9) is still a valid record: only
+    the info's own checksum tells; the layer under way then starts over (before, channel 8
+    was skipped and got a zero vector)."""
+    entry, _ = _partial_with_a_layer_under_way(gen, clip)
+    raw = entry.partial_path.read_bytes()
+    old, new = b'channels_done\\": 8,', b'channels_done\\": 9,'  # JSON inside JSON
+    assert raw.count(old) == 1
+    entry.partial_path.write_bytes(raw.replace(old, new))
+    counting = CountingClip(clip)
+    _, resumed = run_job(precompute(gen, counting, config=PARTIAL_CFG))
+    assert counting.images == 32 * 2 * 2  # started over: the whole file is suspect
+    plain = run_job(gd.compute_relevance(gen, clip, pc.load_stats("gen-hash", STATS_SAMPLES),
+                                         PARTIAL_CFG))[1]
+    assert torch.allclose(resumed.relevance.vectors, plain.vectors, atol=1e-6)
+
+
+def test_entries_written_without_an_info_checksum_still_load(gen, clip):
+    """The shipped demo data predates the info checksum."""
+    _, data = run_job(precompute(gen, clip))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    tensors, info = entry.load()
+    assert "info_sha256" in info
+    entry.save(tensors, {k: v for k, v in info.items() if k != "info_sha256"})
+    again = pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG)
+    assert again is not None and torch.equal(again.relevance.vectors, data.relevance.vectors)
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Every cache write fails as on a full disk (the cache writes through atomic_path)."""
+    import contextlib
+    import errno
+
+    import editor.core.cache as cache
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    monkeypatch.setattr(cache, "atomic_path", full)
+
+
+def test_a_precompute_that_cannot_write_the_cache_still_gives_its_pack(gen, clip, disk_full):
+    """Before, the first write (the style statistics) raised and the work was lost; now
+    the pack comes with the reason it was not kept, and nothing is on disk."""
+    from editor.core.paths import cache_dir
+
+    _, data = run_job(precompute(gen, clip))
+    assert data is not None and data.relevance.vectors.shape == (48, 32)
+    assert "No space left on device" in data.save_error and "next time" in data.save_error
+    assert not any(cache_dir().rglob("*.safetensors"))
+
+
+def test_a_cancelled_precompute_that_cannot_save_its_progress_says_so(gen, clip, disk_full):
+    first = CountingClip(clip, stop_after=4)
+    with pytest.raises(pc.Cancelled, match="could not be saved"):
+        run_job(precompute(gen, first, cancel=first.should_stop))
+
+
+def test_a_saved_pack_has_no_save_error(gen, clip):
+    assert run_job(precompute(gen, clip))[1].save_error is None
+
+
+def test_a_covariation_that_cannot_be_written_is_still_returned(gen, clip, tmp_path,
+                                                                disk_full):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 16, 0.7, root=tmp_path)
+    *_, cov = list(pc.covariation_job(gen, clip, entry, n_samples=16, psi=0.7))
+    assert cov.n_samples == 16 and "co-variation" in cov.save_error
+    assert not entry.path.exists()
+
+
+def test_the_pack_job_reports_what_it_could_not_save_and_keeps_it(tmp_path, monkeypatch,
+                                                                  disk_full):
+    """OpenPack.precompute: the pack and its co-variation are kept in memory for the
+    session; the final PackData's save_error names both."""
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    monkeypatch.setattr(pc, "COVARIATION_SAMPLES", 16)
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)), stats_samples=100,
+                     relevance_config=gd.RelevanceConfig(n_images=1, layers=("conv1",)))
+    *_, data = list(pack.precompute())
+    assert pack.data is data and pack.covariation is not None and pack.has_directions
+    assert "global directions" in data.save_error and "co-variation" in data.save_error
+
+
+def test_precompute_progress_is_one_monotonic_bar_over_its_phases(gen, clip):
+    """Before, the statistics counted to 300/300 (100 %, 'a few seconds left'), then the
+    relevance began again at 0."""
+    progress, _ = run_job(precompute(gen, clip))
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stats = [p for p in progress if "style statistics" in p.message]
+    relevance = [p for p in progress if "relevance" in p.message]
+    assert stats and all(p.message.startswith("step 1 of 2: ") for p in stats)
+    assert relevance and all(p.message.startswith("step 2 of 2: ") for p in relevance)
+    assert stats[-1].fraction < 0.5 and stats[-1].eta_s is None  # no rate measured yet
+
+
+def test_the_pack_job_estimates_the_whole_job_co_variation_included(tmp_path, monkeypatch):
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    monkeypatch.setattr(pc, "COVARIATION_SAMPLES", 64)
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)), stats_samples=100,
+                     relevance_config=gd.RelevanceConfig(n_images=1, layers=("conv1",),
+                                                         batch_size=4))
+    progress = [p for p in pack.precompute() if isinstance(p, gd.Progress)]
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    relevance = [p for p in progress if p.message.startswith("step 2 of 3: relevance")]
+    covariation = [p for p in progress if p.message.startswith("step 3 of 3: co-variation")]
+    assert relevance and covariation
+    # At the end of the relevance phase the co-variation is still to come, and it says so.
+    assert relevance[-1].fraction < 1.0 and relevance[-1].eta_s > 0
+    assert all(p.eta_s is not None for p in covariation)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -498,6 +674,30 @@ def test_covariation_cache_rejects_damage_and_cancel_writes_nothing(gen, clip, t
     data[-8:] = b"\x00" * 8  # damage the tensor data: the checksum no longer matches
     path.write_bytes(bytes(data))
     assert pc.load_covariation(entry) is None
+
+
+@pytest.mark.parametrize("n_samples", [float("inf"), "16", [16], 1, None])
+def test_a_covariation_entry_with_a_damaged_count_counts_as_absent(gen, clip, tmp_path,
+                                                                   n_samples):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 16, 0.7, root=tmp_path)
+    list(pc.covariation_job(gen, clip, entry, n_samples=16, psi=0.7))
+    tensors, info = entry.load()
+    info = {k: v for k, v in info.items() if k != "info_sha256"} | {"n_samples": n_samples}
+    entry.save(tensors, info)  # as an older version wrote it: no info checksum
+    assert pc.load_covariation(entry) is None
+
+
+@pytest.mark.parametrize("settings", [[1, 2], "psi", 3])
+def test_a_pack_whose_settings_record_is_damaged_still_loads(gen, clip, settings):
+    """The settings in a pack's info are only shown; the pack's tensors are sound."""
+    _, data = run_job(precompute(gen, clip))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    tensors, info = entry.load()
+    info = {k: v for k, v in info.items() if k != "info_sha256"} | {"relevance": settings}
+    entry.save(tensors, info)
+    again = pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG)
+    assert again is not None and again.relevance.config == {}
+    assert torch.equal(again.relevance.vectors, data.relevance.vectors)
 
 
 @pytest.mark.parametrize("kwargs,match", [

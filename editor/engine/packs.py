@@ -192,10 +192,16 @@ class OpenPack:
             raise ClipError("precomputing directions needs a CLIP model"
                             + (f": {self.clip_error}" if self.clip_error else ""))
         data = None
+        # One progress for the whole job, co-variation included: its time left is known
+        # from the start, at the rate the relevance phase measures.
+        phases = pc.pack_phases(self.model.generator, self.stats_samples,
+                                self.relevance_config)
+        if self.covariation is None:
+            phases.add("co-variation", pc.COVARIATION_SAMPLES)
         for item in pc.precompute_pack(
                 self.model.generator, self.clip, self.model.content_hash,
                 self.clip.content_hash, self.stats_samples, self.relevance_config,
-                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler):
+                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler, phases=phases):
             if isinstance(item, pc.PackData):
                 data = item  # its last item; the co-variation is measured before it goes out
             else:
@@ -203,7 +209,12 @@ class OpenPack:
         assert data is not None
         self.data = data
         if self.covariation is None:
-            yield from (p for p in self.covariation_job(cancel) if isinstance(p, Progress))
+            yield from (phases.report("co-variation", p) for p in self.covariation_job(cancel)
+                        if isinstance(p, Progress))
+            if self.covariation is not None and self.covariation.save_error:
+                # One place for the caller to read: the job's result says what was not kept.
+                data.save_error = "; ".join(
+                    e for e in (data.save_error, self.covariation.save_error) if e)
         yield data
 
     def context(self) -> EditingContext:

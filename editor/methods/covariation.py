@@ -33,6 +33,7 @@ class Covariation:
     embedding_cov: torch.Tensor  # (D, D) Cov(e)
     style_std: torch.Tensor  # (C,)
     n_samples: int
+    save_error: str | None = None  # why it could not be cached (it is still sound)
 
     @classmethod
     def from_samples(cls, styles: torch.Tensor, embeddings: torch.Tensor) -> Covariation:

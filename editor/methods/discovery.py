@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -59,7 +60,7 @@ from . import global_directions as gd
 from .covariation import Samples, gated_scores
 from .covariation import iter_samples as sample_images
 from .global_directions import Progress, WSampler
-from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, save_checked
+from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, try_save_checked
 
 # 2: concepts split until atomic; 3: gated style transfer; 4: the focused transfer
 KIND, VERSION = "discovery", 4
@@ -78,6 +79,10 @@ DEFAULT_METHOD = "focused"
 DEFAULT_STRENGTHS = {"w": 1.5, "style": 3.0, "focused": 1.5}
 DEFAULT_STRENGTH = DEFAULT_STRENGTHS[DEFAULT_METHOD]
 SEED_BASE = 5_000_000  # apart from the seeds statistics, relevance and benchmarks use
+# Sizes of the phases on the progress bar, in render-equivalents (a render + a CLIP
+# encode; a sample is one). Guesses: a mixture step runs the text tower forward and back
+# for both ends of every direction; a transfer is a few small matrix products.
+MIXTURE_STEP_RENDERS, TRANSFER_RENDERS = 2.0, 1.0
 
 # ------------------------------------------------------------------------ vocabularies
 
@@ -227,6 +232,9 @@ class Discovery:
     info: dict = field(default_factory=dict)
     key: str = ""
     from_cache: bool = False
+    # Why the result could not be written to the cache (disk full, read-only), for the
+    # user; the result is sound and used. None when it was saved (or came from the cache).
+    save_error: str | None = None
 
     def to_json(self) -> dict:
         return {"format": "latent-atelier-discovery", "version": VERSION,
@@ -691,6 +699,16 @@ def label_directions(clip, setup: LabelSetup, cov: torch.Tensor, vectors: torch.
     yield out
 
 
+def discovery_phases(setup: LabelSetup, config: DiscoveryConfig) -> gd.JobPhases:
+    """Discovery's phases for one whole-job progress: sampling (counted, it measures the
+    rate), the token mixture (if it runs) and the transfer (their sizes guessed)."""
+    mixing = config.mixture and setup.tokens is not None and len(setup.tokens.ids) >= 2
+    return gd.JobPhases({"sampling": config.n_samples,
+                         "labelling": config.mixture_steps * MIXTURE_STEP_RENDERS * mixing,
+                         "transfer": config.k * TRANSFER_RENDERS},
+                        guessed={"labelling", "transfer"})
+
+
 def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | None = None,
              sampler: WSampler | None = None, relevance: gd.Relevance | None = None,
              stats: gd.StyleStats | None = None, cancel: CancelToken = None
@@ -702,12 +720,14 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         raise ValueError(f"discovery needs more samples ({config.n_samples}) than "
                          f"components ({config.k})")
     t0 = time.monotonic()
+    phases = discovery_phases(setup, config)
+    clock = gd.EtaClock(0, config.n_samples)
     samples = None
     for item in iter_samples(gen, clip, config, sampler):
         if isinstance(item, Samples):
             samples = item
             continue
-        yield item
+        yield phases.report("sampling", clock.progress(item.done, item.message))
         if is_cancelled(cancel):
             raise Cancelled("discovery cancelled while sampling")
     assert samples is not None
@@ -720,7 +740,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
     labelled = None
     for got in label_directions(clip, setup, pca_.cov, vectors, config, cancel):
         if isinstance(got, Progress):
-            yield got
+            yield phases.report("labelling", got)
         else:
             labelled = got
     assert labelled is not None
@@ -732,7 +752,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         directions.append(Direction(vec, float(vec @ pca_.cov @ vec) / total_var, comp,
                                     was_split, lab.labels, lab.negative, lab.mixture,
                                     float((xc @ vec).std())))
-    yield Progress(0, len(directions), "transfer: starting")
+    yield phases.report("transfer", Progress(0, len(directions), "transfer: starting"))
     w_ref = samples.w.mean(0)
     for i, d in enumerate(directions):
         coord = (samples.embeddings - pca_.mean) @ d.vector
@@ -742,7 +762,8 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         else:
             for method in RELEVANCE_METHODS:
                 d.notes[method] = "no global-direction relevance for this model pack"
-        yield Progress(i + 1, len(directions), f"transfer: direction {i + 1}")
+        yield phases.report("transfer", Progress(i + 1, len(directions),
+                                                 f"transfer: direction {i + 1}"))
         if is_cancelled(cancel):
             raise Cancelled("discovery cancelled during the transfer")
     info = {"config": config.to_dict(), "samples": config.n_samples,
@@ -779,21 +800,33 @@ def _to_entry(result: Discovery) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {**result.info, "directions": meta}
 
 
+def _labels(pairs: object) -> list[Label]:
+    """[[text, confidence], ...] as Labels; TypeError for anything else (the UI shows
+    the texts, and sorts and formats the numbers)."""
+    out = [Label(t, float(c)) for t, c in pairs]
+    if not all(isinstance(lb.text, str) and math.isfinite(lb.confidence) for lb in out):
+        raise TypeError("a label is not [text, finite number]")
+    return out
+
+
 def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Discovery | None:
     try:
         directions = []
         for i, m in enumerate(info["directions"]):
             deltas = {meth: tensors[f"{i}.delta.{meth}"] for meth in METHODS
                       if f"{i}.delta.{meth}" in tensors}
+            notes = dict(m.get("notes", {}))
+            if not all(isinstance(v, str) for v in notes.values()):
+                raise TypeError("a note is not text")
             directions.append(Direction(
                 tensors[f"{i}.vector"], float(m["variance"]), int(m["component"]),
-                bool(m["split"]), [Label(t, float(c)) for t, c in m["labels"]],
-                [Label(t, float(c)) for t, c in m["negative"]],
-                [Label(t, float(c)) for t, c in m["mixture"]], float(m["coordinate_std"]),
-                deltas, dict(m.get("notes", {}))))
+                bool(m["split"]), _labels(m["labels"]), _labels(m["negative"]),
+                _labels(m["mixture"]), float(m["coordinate_std"]), deltas, notes))
         explained = [float(x) for x in tensors["explained"]]
-    except (KeyError, TypeError, ValueError):
-        return None  # written by something else: recompute
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return None  # written by something else, or a damaged header: recompute
+    if sum(k.endswith(".vector") for k in tensors) != len(directions):
+        return None  # the header lists fewer directions than the file holds
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
         return None
     info = {k: v for k, v in info.items() if k != "directions"}
@@ -810,7 +843,8 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
                   relevance: gd.Relevance | None = None, stats: gd.StyleStats | None = None,
                   cancel: CancelToken = None) -> Iterator[Progress | Discovery]:
     """discover, through the cache `entry`: a sound cached result is returned at once;
-    otherwise the job runs and its result is written (atomically) when it finishes."""
+    otherwise the job runs and its result is written (atomically) when it finishes. A
+    result that cannot be written still comes, with the reason in its save_error."""
     cached = load_discovery(entry)
     if cached is not None:
         yield Progress(1, 1, "loaded from cache", 0.0)
@@ -820,5 +854,5 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
         if isinstance(item, Discovery):
             item.key = entry.key
             tensors, info = _to_entry(item)
-            save_checked(entry, tensors, info)
+            item.save_error = try_save_checked(entry, tensors, info, "discovered directions")
         yield item

@@ -77,6 +77,63 @@ class EtaClock:
         return Progress(done, self.total, message, self.eta_s(done))
 
 
+class JobPhases:
+    """One progress for a job of several phases (statistics, relevance, co-variation): a
+    fraction of the whole job that never goes back, "step i of n: " in the message, and
+    time left for the whole job.
+
+    Each phase has a size in render-equivalents (one generator render plus one CLIP
+    encode), which weighs it on the bar. A phase that reports its own time left measures
+    the seconds per render-equivalent; the time left is then this phase's own plus the
+    later phases' sizes at that rate (None until some phase has measured it). `guessed`
+    phases (their size is an estimate, not a count of renders) do not measure it."""
+
+    SCALE = 10_000  # Progress.total of the whole job
+
+    def __init__(self, phases: dict[str, float], guessed: set[str] | frozenset = frozenset()):
+        self.units = {name: max(0.0, float(u)) for name, u in phases.items()}
+        self.guessed = set(guessed)
+        self.rate: float | None = None  # seconds per render-equivalent
+        self.last = 0.0
+
+    def add(self, name: str, units: float, guessed: bool = False) -> None:
+        self.units[name] = max(0.0, float(units))
+        if guessed:
+            self.guessed.add(name)
+
+    def skip(self, name: str) -> None:
+        """The phase has nothing to do (its result was cached)."""
+        self.units[name] = 0.0
+
+    def report(self, name: str, p: Progress) -> Progress:
+        names = list(self.units)
+        i = names.index(name)
+        total = sum(self.units.values())
+        size = self.units[name]
+        here = min(1.0, max(0.0, p.fraction))
+        before = sum(self.units[n] for n in names[:i])
+        fraction = (before + size * here) / total if total else 1.0
+        self.last = max(self.last, min(1.0, fraction))  # never backwards
+        return Progress(round(self.last * self.SCALE), self.SCALE, self._message(name, p),
+                        self._eta(name, p, size * (1 - here), names[i + 1:]))
+
+    def _message(self, name: str, p: Progress) -> str:
+        steps = [n for n, u in self.units.items() if u > 0 or n == name]
+        if len(steps) < 2:
+            return p.message
+        return f"step {steps.index(name) + 1} of {len(steps)}: {p.message}"
+
+    def _eta(self, name: str, p: Progress, left_here: float, later: list[str]
+             ) -> float | None:
+        if p.eta_s is not None and name not in self.guessed and left_here > 0:
+            self.rate = p.eta_s / left_here
+        if self.rate is None:
+            return None
+        here = p.eta_s if p.eta_s is not None and name not in self.guessed \
+            else left_here * self.rate
+        return here + sum(self.units[n] for n in later) * self.rate
+
+
 # --------------------------------------------------------------------------- statistics
 
 

@@ -11,13 +11,15 @@ then the channel relevance. What it writes, all through TensorCache (atomic, ver
   error, or the caller dropping the job); the next run with the same settings resumes;
 - the finished pack, keyed by both models' content hashes and the settings.
 
-Every entry carries a checksum of its tensors: a damaged file counts as absent.
+Every entry carries a checksum of its tensors and one of its JSON info: a damaged file
+counts as absent. (Entries from before the info checksum are read with every field checked.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +34,9 @@ from editor.core.generator import Generator
 
 from .covariation import Covariation, Samples, covariation_of, iter_samples
 from .global_directions import (
+    EtaClock,
     ImageTextEncoder,
+    JobPhases,
     LayerProgress,
     Progress,
     Relevance,
@@ -54,8 +58,13 @@ DEFAULT_SAMPLER = "gaussian-z"
 # own (style statistics use seeds 0.., relevance 7,000,000+, discovery 5,000,000+).
 COVARIATION_KIND, COVARIATION_VERSION = "covariation", 1
 COVARIATION_SAMPLES, COVARIATION_SEED_BASE = 1000, 6_000_000
+# Sizes of the phases on the progress bar, in render-equivalents (a render + a CLIP encode):
+# a relevance (channel, image) pair renders twice, a co-variation sample once; a statistics
+# sample only maps and styles a latent (a guess: a hundredth of a render).
+STATS_RENDERS, RELEVANCE_RENDERS = 0.01, 2
 
 CancelToken = threading.Event | Callable[[], bool] | None
+log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -71,6 +80,9 @@ class PackData:
     key: str = ""  # cache key of the pack entry
     info: dict = field(default_factory=dict)  # settings, timing
     from_cache: bool = False
+    # Why the finished pack (or its co-variation) could not be written to the cache, for
+    # the user; the data is sound and used this session. None when it was saved.
+    save_error: str | None = None
 
 
 # --------------------------------------------------------------------------- cache entries
@@ -115,12 +127,36 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _info_checksum(info: dict) -> str:
+    """A checksum of an entry's JSON info (but its own field), as it reads back: the
+    tensors' checksum does not cover the numbers a resume or a label comes from."""
+    rest = {k: v for k, v in info.items() if k != "info_sha256"}
+    canonical = json.dumps(json.loads(json.dumps(rest, default=str)), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
                  partial: bool = False) -> None:
-    """Write a cache entry (atomically) with a checksum of its tensors in its info."""
+    """Write a cache entry (atomically) with checksums of its tensors and of its info."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     info = {**info, "sha256": _checksum(tensors)}
+    info["info_sha256"] = _info_checksum(info)
     (entry.save_partial if partial else entry.save)(tensors, info)
+
+
+def try_save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
+                     what: str, partial: bool = False) -> str | None:
+    """save_checked, but a failure to write (disk full, a read-only cache) comes back as a
+    message for the user instead of an exception: what was computed is still good for
+    this session, and minutes of work must not be thrown away for want of a cache."""
+    try:
+        save_checked(entry, tensors, info, partial)
+    except OSError as e:
+        message = (f"the {what} could not be saved to the cache ({e.strerror or e}); it is "
+                   "used now but will be computed again next time")
+        log.warning("%s", message)
+        return message
+    return None
 
 
 def load_checked(entry: TensorCache, partial: bool = False
@@ -135,6 +171,10 @@ def load_checked(entry: TensorCache, partial: bool = False
         return None
     tensors, info = got
     if not isinstance(info, dict) or info.get("sha256") != _checksum(tensors):
+        return None
+    # Entries written before the info had a checksum (the shipped demo data) have none;
+    # their readers check every field they use.
+    if "info_sha256" in info and info["info_sha256"] != _info_checksum(info):
         return None
     return tensors, info
 
@@ -162,7 +202,9 @@ def _pack_from(tensors: dict[str, torch.Tensor], info: dict, key: str) -> PackDa
         return None
     if len(channels) and (int(channels.min()) < 0 or int(channels.max()) >= len(stats.mean)):
         return None
-    relevance = Relevance(channels.long(), vectors.float(), dict(info.get("relevance", {})))
+    settings = info.get("relevance")  # shown to the user only; not worth refusing the pack
+    relevance = Relevance(channels.long(), vectors.float(),
+                          dict(settings) if isinstance(settings, dict) else {})
     return PackData(stats, relevance, key, info)
 
 
@@ -201,7 +243,10 @@ def _partial_tensors(state: RelevanceState, gen: Generator) -> tuple[dict, dict]
 
 def _state_from_partial(got: tuple[dict, dict] | None, gen: Generator,
                         config: RelevanceConfig) -> RelevanceState:
-    """The saved progress, keeping only layers of this run whose tensors look right."""
+    """The saved progress, keeping only layers of this run whose tensors and records look
+    right. The checksum covers the tensors, not the JSON around them: every field read
+    here is checked, and a record that does not fit these settings is dropped (its layer
+    starts over), never trusted or raised on."""
     state = RelevanceState()
     if got is None:
         return state
@@ -210,25 +255,50 @@ def _state_from_partial(got: tuple[dict, dict] | None, gen: Generator,
     wanted = set(selected_layers(specs, config.layers))
     index = {s.name: i for i, s in enumerate(specs)}
     dims = set()
-    for name in info.get("done", []):
-        t = tensors.get(f"done.{name}")
-        i = index.get(name)
-        if t is not None and i in wanted and t.ndim == 2 and t.shape[0] == specs[i].channels \
-                and _finite(t):
+    done = info.get("done")
+    for name in done if isinstance(done, list) else []:
+        i = index.get(name) if isinstance(name, str) else None
+        t = tensors.get(f"done.{name}") if i in wanted else None
+        if t is not None and t.ndim == 2 and t.shape[0] == specs[i].channels and _finite(t):
             state.done[i] = t.float()
             dims.add(t.shape[1])
-    cur = info.get("current")
-    if isinstance(cur, dict) and index.get(cur.get("layer")) in wanted:
-        i = index[cur["layer"]]
-        acc = tensors.get(f"acc.{cur['layer']}")
-        if acc is not None and acc.ndim == 2 and acc.shape[0] == specs[i].channels \
-                and _finite(acc) and i not in state.done:
-            dims.add(acc.shape[1])
-            state.current = LayerProgress(i, acc.float(), int(cur["images_done"]),
-                                          int(cur["channels_done"]), int(cur["image_chunk"]))
+    cur = _saved_layer(info.get("current"), tensors, index, wanted, gen, config.n_images)
+    if cur is not None and cur.layer not in state.done:
+        dims.add(cur.acc.shape[1])
+        state.current = cur
     if len(dims) > 1:  # inconsistent embedding sizes: trust nothing
         return RelevanceState()
     return state
+
+
+def _count(value: object, low: int, high: int) -> int | None:
+    """`value` if it is an int in [low, high] (JSON true/false and floats are not)."""
+    return value if type(value) is int and low <= value <= high else None
+
+
+def _saved_layer(cur: object, tensors: dict[str, torch.Tensor], index: dict[str, int],
+                 wanted: set[int], gen: Generator, n_images: int) -> LayerProgress | None:
+    """The layer under way from its partial record, or None when any field is missing,
+    of the wrong type, or cannot come from a run with these settings."""
+    if not isinstance(cur, dict) or not isinstance(cur.get("layer"), str):
+        return None
+    i = index.get(cur["layer"])
+    if i not in wanted:
+        return None
+    n_ch = gen.style_specs[i].channels
+    acc = tensors.get(f"acc.{cur['layer']}")
+    chunk = _count(cur.get("image_chunk"), 1, n_images)
+    images = _count(cur.get("images_done"), 0, n_images - 1)
+    channels = _count(cur.get("channels_done"), 0, n_ch - 1)
+    if acc is None or chunk is None or images is None or channels is None:
+        return None
+    # Image chunks start at multiples of the chunk size, and a saved layer has summed
+    # something: (0 images, 0 channels) is never written.
+    if images % chunk or (images == 0 and channels == 0):
+        return None
+    if acc.ndim != 2 or acc.shape[0] != n_ch or not _finite(acc):
+        return None
+    return LayerProgress(i, acc.float(), images, channels, chunk)
 
 
 class _PartialWriter:
@@ -244,6 +314,7 @@ class _PartialWriter:
         self.saved_done = tuple(sorted(state.done))
         self.saved_current = state.current
         self.t_saved = time.monotonic()
+        self.error: str | None = None  # the last failed save (progress then not kept)
 
     def maybe_save(self, force: bool = False) -> bool:
         done = tuple(sorted(self.state.done))
@@ -254,10 +325,13 @@ class _PartialWriter:
                 or time.monotonic() - self.t_saved >= self.every_s):
             return False
         tensors, info = _partial_tensors(self.state, self.gen)
-        save_checked(self.entry, tensors, {**self.info, **info}, partial=True)
+        # A failed save does not stop the job (it is only for resuming); it is tried again
+        # at the next finished layer or after `every_s`, as a successful one would be.
+        self.error = try_save_checked(self.entry, tensors, {**self.info, **info},
+                                      "progress so far", partial=True)
         self.saved_done, self.saved_current = done, current
         self.t_saved = time.monotonic()
-        return True
+        return self.error is None
 
 
 # --------------------------------------------------------------------------- the job
@@ -280,6 +354,16 @@ def _compute_stats(gen: Generator, n: int, sample_w: WSampler | None, cancel: Ca
                             "moment and start over next time)")
 
 
+def pack_phases(gen: Generator, stats_samples: int, config: RelevanceConfig) -> JobPhases:
+    """The precompute's phases for one whole-job progress; a caller that goes on with
+    more work (the co-variation) adds its phase and passes them to precompute_pack."""
+    specs = gen.style_specs
+    pairs = sum(specs[i].channels for i in selected_layers(specs, config.layers))
+    return JobPhases({"style statistics": stats_samples * STATS_RENDERS,
+                      "relevance": pairs * config.n_images * RELEVANCE_RENDERS},
+                     guessed={"style statistics"})
+
+
 def precompute_pack(
     generator: Generator,
     clip: ImageTextEncoder,
@@ -293,6 +377,7 @@ def precompute_pack(
     sampler: str | None = None,
     root: Path | None = None,
     save_every_s: float = 60.0,
+    phases: JobPhases | None = None,
 ) -> Iterator[Progress | PackData]:
     """A job: yields Progress (done/total, message, eta_s), then the PackData.
 
@@ -301,40 +386,47 @@ def precompute_pack(
     `cancel` (a threading.Event or a callable returning True) is checked after every step;
     the job then saves its progress and raises Cancelled. Ctrl-C, errors and dropping the
     job also save progress before the exception goes on. `sampler` names a custom
-    `sample_w` for the cache keys (see sampler_name)."""
+    `sample_w` for the cache keys (see sampler_name). Progress is of the whole job
+    (`phases`, from pack_phases, possibly with the caller's later phases added)."""
     config = relevance_config or RelevanceConfig()
+    phases = phases or pack_phases(generator, stats_samples, config)
     sampler = sampler_name(sample_w, sampler)
     entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
     got = load_checked(entry)
     cached = _pack_from(got[0], got[1], entry.key) if got else None
     if cached is not None:
         cached.from_cache = True
-        yield Progress(1, 1, "loaded from cache", 0.0)
+        phases.skip("style statistics")
+        phases.skip("relevance")
+        yield phases.report("relevance", Progress(1, 1, "loaded from cache", 0.0))
         yield cached
         return
     t0 = time.monotonic()
     stats = load_stats(gen_hash, stats_samples, sampler, root)
-    if stats is None:
+    if stats is not None:
+        phases.skip("style statistics")
+    else:
         for item in _compute_stats(generator, stats_samples, sample_w, cancel):
             if isinstance(item, StyleStats):
                 stats = item
             else:
-                yield item
+                yield phases.report("style statistics", item)
         assert stats is not None
-        save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
-              {"generator": gen_hash, "sampler": sampler})
+        try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
+                         {"generator": gen_hash, "sampler": sampler}, "style statistics")
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
-                                          entry, save_every_s)
+                                          entry, save_every_s, phases)
     info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
             "sampler": sampler, "relevance": config.to_dict(),
             "seconds": round(time.monotonic() - t0, 1)}
-    save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info)
-    yield PackData(stats, relevance, entry.key, info)
+    error = try_save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info,
+                             "model pack's global directions")
+    yield PackData(stats, relevance, entry.key, info, save_error=error)
 
 
 def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                    config: RelevanceConfig, sample_w: WSampler | None, cancel: CancelToken,
-                   entry: TensorCache, save_every_s: float
+                   entry: TensorCache, save_every_s: float, phases: JobPhases
                    ) -> Job[Progress, None, Relevance]:
     state = _state_from_partial(load_checked(entry, partial=True), gen, config)
     writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
@@ -345,15 +437,14 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                 relevance = item
                 continue
             writer.maybe_save()
-            yield item
+            yield phases.report("relevance", item)
             if is_cancelled(cancel):
                 writer.maybe_save(force=True)
-                raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; progress saved, "
-                                "run again to resume")
+                kept = ("progress saved, run again to resume" if writer.error is None
+                        else "the progress could not be saved")
+                raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; {kept}")
     except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the progress
-        # A failing save (disk full) must not hide why the job stopped.
-        with contextlib.suppress(OSError):
-            writer.maybe_save(force=True)
+        writer.maybe_save(force=True)  # a failing save (disk full) is logged, not raised
         raise
     assert relevance is not None
     return relevance
@@ -390,11 +481,14 @@ def load_covariation(entry: TensorCache) -> Covariation | None:
     if got is None:
         return None
     tensors, info = got
-    try:
-        cov = Covariation(tensors["cross"].float(), tensors["embedding_cov"].float(),
-                          tensors["style_std"].float(), int(info["n_samples"]))
-    except (KeyError, TypeError, ValueError):
+    cross, emb, std = (tensors.get(k) for k in ("cross", "embedding_cov", "style_std"))
+    n = _count(info.get("n_samples"), 2, 2**62)
+    if cross is None or emb is None or std is None or n is None or cross.ndim != 2:
         return None
+    c, d = cross.shape
+    if emb.shape != (d, d) or std.shape != (c,):
+        return None
+    cov = Covariation(cross.float(), emb.float(), std.float(), n)
     return cov if _finite(cov.cross, cov.embedding_cov, cov.style_std) else None
 
 
@@ -403,17 +497,20 @@ def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
                     sample_w: WSampler | None = None, cancel: CancelToken = None
                     ) -> Job[Progress | Covariation, None, None]:
     """Sample n images, measure the co-variation, write it (atomically) and yield it last.
-    A cancelled job writes nothing (it takes seconds to a few minutes: no resume)."""
+    A cancelled job writes nothing (it takes seconds to a few minutes: no resume). When
+    it cannot be written, the co-variation still comes, with the reason in save_error."""
     samples = None
+    clock = EtaClock(0, n_samples)
     for item in iter_samples(gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w):
         if isinstance(item, Samples):
             samples = item
             continue
-        yield Progress(item.done, item.total, f"co-variation: {item.done}/{item.total} images")
+        yield clock.progress(item.done, f"co-variation: {item.done}/{item.total} images")
         if is_cancelled(cancel):
             raise Cancelled("co-variation cancelled; nothing was written")
     assert samples is not None
     cov = covariation_of(gen, samples)
-    save_checked(entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
-                         "style_std": cov.style_std}, {"n_samples": cov.n_samples})
+    cov.save_error = try_save_checked(
+        entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
+                "style_std": cov.style_std}, {"n_samples": cov.n_samples}, "co-variation")
     yield cov
