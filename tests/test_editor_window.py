@@ -767,3 +767,28 @@ def test_discover_stays_off_for_a_pack_without_clip_when_a_job_ends(window, qtbo
         job.cancel()
     assert not panel.discover_button.isEnabled()
     assert "needs a CLIP model (no CLIP file)" in panel.info.text()
+
+
+def test_directions_that_cannot_be_saved_are_shown_with_a_warning(window, qtbot,
+                                                                   monkeypatch):
+    # A full disk used to fail the whole discovery job after all its work.
+    import contextlib
+    import errno
+
+    from PySide6.QtWidgets import QMessageBox
+
+    @contextlib.contextmanager
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield
+
+    monkeypatch.setattr("editor.core.cache.atomic_path", disk_full)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=300_000):
+        window.discovery.start()
+    assert window.directions_panel.entries  # the result is there to use
+    boxes = [w for w in QApplication.topLevelWidgets()
+             if isinstance(w, QMessageBox) and w.isVisible()]
+    assert [b.windowTitle() for b in boxes] == [f"Discover directions for {window.pack.name}: "
+                                                "not saved"]
+    assert "No space left on device" in boxes[0].text()
+    boxes[0].close()

@@ -49,6 +49,7 @@ from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .models_menu import ModelsMenu
+from .notices import show_warning
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
 from .remembered import RememberedMap
@@ -627,8 +628,12 @@ class MainWindow(QMainWindow):
             # the user is waiting for a file: say plainly that there is none
             QMessageBox.warning(self, "Export failed", message)
 
-    def _on_job_finished(self, job, _result) -> None:
+    def _on_job_finished(self, job, result) -> None:
         self.statusBar().showMessage(f"{job.title}: done", 6000)
+        # a precompute's or discovery's result that could not be cached: usable now, but
+        # computed again next time, which the user must know (a full disk, say)
+        if save_error := getattr(result, "save_error", None):
+            show_warning(self, f"{job.title}: not saved", save_error)
 
     # ================================================================= files
     def open_paths(self, paths: list[str]) -> None:
