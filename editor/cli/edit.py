@@ -193,7 +193,8 @@ def _print_progress(item: Progress) -> None:
     pct = 100 * item.done / max(item.total, 1)
     eta = getattr(item, "eta_s", None)
     eta_text = f" ETA {eta:.0f}s" if eta is not None else ""
-    print(f"\rprecompute {pct:5.1f}% {item.message[:40]:40s}{eta_text}   ", end="",
+    # room for "step 2 of 3: relevance: layer convs.10 (12/26)"
+    print(f"\rprecompute {pct:5.1f}% {item.message[:56]:56s}{eta_text}   ", end="",
           file=sys.stderr, flush=True)
 
 
