@@ -64,7 +64,7 @@ def make_tiny_clip(seed: int = 0):
 
 def close_without_questions(win, qtbot) -> None:
     """Close as a test ends: no "save changes?" and no "jobs still running" question."""
-    win.document.undo_stack.setClean()
+    win.document.mark_saved()
     win.jobs.cancel_all()
     qtbot.waitUntil(lambda: not win.jobs.active_jobs(), timeout=20_000)
     win.close()

@@ -792,3 +792,54 @@ def test_directions_that_cannot_be_saved_are_shown_with_a_warning(window, qtbot,
                                                 "not saved"]
     assert "No space left on device" in boxes[0].text()
     boxes[0].close()
+
+
+def test_an_opened_session_cannot_be_undone_into_another_documents_file(
+        window, qtbot, tmp_path, monkeypatch):
+    # Undoing "Open look" left look.atelier.json as the document's file, and Ctrl+S then
+    # wrote the other document over it.
+    from PySide6.QtWidgets import QMessageBox
+
+    path = tmp_path / "look.atelier.json"
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    window.session_path = path
+    assert window.save_session()
+    saved = path.read_text()
+    window.source_panel.step_seed(+5)
+    window.remove_edit(window.document.state.session.edits[0].id)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda _p, title, *a, **k: asked.append(title) or QMessageBox.StandardButton.Cancel))
+    window.open_session(str(path))  # unsaved changes: the user cancels
+    assert asked == ["Save changes?"] and window.document.state.session.edits == ()
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda *a, **k: QMessageBox.StandardButton.Discard))
+    window.open_session(str(path))
+    assert len(window.document.state.session.edits) == 1
+    assert not window.document.undo_stack.canUndo() and not window.document.modified
+    window.document.undo_stack.undo()  # nothing to undo: the file's document stays
+    assert window.save_session() and path.read_text() == saved
+    assert window.windowTitle().startswith("look.atelier.json") and "•" not in \
+        window.windowTitle()
+
+
+def test_opening_another_generator_keeps_unsaved_work_unsaved(window, qtbot, tmp_path,
+                                                              models):
+    _, clip, _ = models
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    assert window.document.modified and "•" in window.windowTitle()
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=3),
+                           tmp_path / "other.safetensors")
+    for _ in open_pack(other, ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                       stats_samples=STATS).precompute():
+        pass
+    old = window.pack
+    window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    assert len(window.document.state.session.edits) == 1
+    assert window.document.modified and "•" in window.windowTitle()  # still to be saved
+    window.session_path = tmp_path / "kept.atelier.json"
+    assert window.save_session() and not window.document.modified

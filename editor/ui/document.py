@@ -43,12 +43,30 @@ class StateCommand(QUndoCommand):
 
 class Document(QObject):
     changed = Signal(object)  # EditorState
+    modified_changed = Signal(bool)
 
     def __init__(self, state: EditorState | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self._state = state or EditorState()
         self.undo_stack = QUndoStack(self)
         self._merge_round = 0
+        # unsaved work carried over a history reset (a new model keeps the stack): the
+        # undo stack is clean then, but the user's changes are not saved anywhere
+        self._unsaved_reset = False
+        self.undo_stack.cleanChanged.connect(lambda _clean: self._emit_modified())
+
+    @property
+    def modified(self) -> bool:
+        """Whether there are changes that no save holds."""
+        return self._unsaved_reset or not self.undo_stack.isClean()
+
+    def mark_saved(self) -> None:
+        self.undo_stack.setClean()
+        self._unsaved_reset = False
+        self._emit_modified()
+
+    def _emit_modified(self) -> None:
+        self.modified_changed.emit(self.modified)
 
     @property
     def state(self) -> EditorState:
@@ -66,11 +84,15 @@ class Document(QObject):
         """The current drag or typing burst is over: the next change starts a new step."""
         self._merge_round += 1
 
-    def reset(self, state: EditorState) -> None:
-        """A new document (opened session, new model): history starts over."""
+    def reset(self, state: EditorState, keep_modified: bool = False) -> None:
+        """History starts over: an opened session (saved as it is), or a new model
+        (`keep_modified`: the work carried over stays unsaved until it is saved)."""
+        unsaved = keep_modified and self.modified
         self.undo_stack.clear()
         self._set(state)
         self.undo_stack.setClean()
+        self._unsaved_reset = unsaved
+        self._emit_modified()
 
     def _set(self, state: EditorState) -> None:
         self._state = state

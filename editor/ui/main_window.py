@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self, interaction=self.interaction)
         self.document = Document(parent=self)
         self.document.changed.connect(self._on_state_changed)
-        self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self.document.modified_changed.connect(self._update_title)
         self.pack: OpenPack | None = None
         self.session_path: Path | None = None
         self._generation = 0
@@ -550,7 +550,8 @@ class MainWindow(QMainWindow):
             draft = state.draft
             if not str(draft.params.get("target", "")).strip():
                 draft = new_draft(pack.neutral_prompt(), defaults=pack.edit_defaults)
-            self.document.reset(EditorState(state.session.with_source(source), draft))
+            self.document.reset(EditorState(state.session.with_source(source), draft),
+                                keep_modified=True)
         else:
             self.request_render()
         # a new generator, or the same one with another CLIP: offer what it lacks
@@ -718,42 +719,55 @@ class MainWindow(QMainWindow):
             self.open_session(path)
 
     def open_session(self, path: str) -> None:
+        """A session file becomes the document, with a history of its own: saving writes
+        back to it, so opening one is not an undoable step (undoing it left the file's
+        name on another document, and Save overwrote the file with it)."""
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             QMessageBox.warning(self, "Cannot open the session", f"{Path(path).name}: {e}")
             return
-        if self._apply_recipe_text(text, Path(path).name):
-            self.session_path = Path(path)
-            self._remember_recent(path)
-            self.document.undo_stack.setClean()
-            self._update_title()
+        state = self._state_from_recipe(text, Path(path).name)
+        if state is None or not self._may_replace_document():
+            return
+        self._tuning_id = None
+        self.document.reset(state)
+        self.session_path = Path(path)
+        self._remember_recent(path)
+        self._update_title()
 
     def _apply_recipe_text(self, text: str, name: str) -> bool:
+        """A recipe (from an exported picture) replaces the stack as one undoable step."""
+        state = self._state_from_recipe(text, name)
+        if state is None:
+            return False
+        self._tuning_id = None
+        self._change(state, f"Open {name}")
+        self.document.end_merge()
+        return True
+
+    def _state_from_recipe(self, text: str, name: str) -> EditorState | None:
+        """The document a recipe describes, checked against the open model; None (the
+        user told why) when it cannot be used."""
         try:
             session = Session.from_json(text)
         except RecipeError as e:
             QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
-            return False
+            return None
         if session.source.kind == "wplus" and self.pack is not None:
             try:
                 self._check_latent(session.source)
             except (AtelierError, ValueError) as e:
                 QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
-                return False
+                return None
         if self.pack is not None and session.generator is not None \
                 and session.generator.content_hash != self.pack.model.content_hash:
             self.statusBar().showMessage(
                 f"{name} was made with {session.generator.name}; it is shown with "
                 f"{self.pack.name}", 10000)
-        state = self.document.state
-        self._tuning_id = None
-        self._change(EditorState(dataclasses.replace(session, generator=None, clip=None),
-                                 new_draft(state.draft.params.get("neutral", DEFAULT_NEUTRAL),
-                                           defaults=self._edit_defaults())),
-                     f"Open {name}")
-        self.document.end_merge()
-        return True
+        neutral = self.document.state.draft.params.get("neutral", DEFAULT_NEUTRAL)
+        return EditorState(dataclasses.replace(session, generator=None, clip=None),
+                           new_draft(neutral, defaults=self._edit_defaults()))
 
     def save_session(self) -> bool:
         if self.session_path is None:
@@ -776,7 +790,7 @@ class MainWindow(QMainWindow):
             return False
         self.session_path = path
         self._remember_recent(str(path))
-        self.document.undo_stack.setClean()
+        self.document.mark_saved()
         self._update_title()
         self.statusBar().showMessage(f"saved {path.name}", 4000)
         return True
@@ -828,7 +842,7 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         name = self.session_path.name if self.session_path else "untitled"
-        dirty = "" if self.document.undo_stack.isClean() else " •"
+        dirty = " •" if self.document.modified else ""
         self.setWindowTitle(f"{name}{dirty} — Latent Atelier")
 
     def show_about(self) -> None:
@@ -861,17 +875,23 @@ class MainWindow(QMainWindow):
             self.canvas.set_message("No model loaded.\nFile ▸ Open generator… (Ctrl+O) to open "
                                     "a StyleGAN2 checkpoint\n(.pt, .pkl or .safetensors).")
 
+    def _may_replace_document(self) -> bool:
+        """Before the document goes (closing, opening another session): offer to save
+        unsaved changes. False when the user cancels, or a save did not happen."""
+        if not self.document.modified:
+            return True
+        name = self.session_path.name if self.session_path is not None else "this session"
+        answer = QMessageBox.question(
+            self, "Save changes?", f"Save the changes to {name}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel)
+        return not (answer == QMessageBox.StandardButton.Cancel or (
+            answer == QMessageBox.StandardButton.Save and not self.save_session()))
+
     def closeEvent(self, event):  # noqa: N802 - Qt override
-        if not self.document.undo_stack.isClean():
-            name = self.session_path.name if self.session_path is not None else "this session"
-            answer = QMessageBox.question(
-                self, "Save changes?", f"Save the changes to {name}?",
-                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                | QMessageBox.StandardButton.Cancel)
-            if answer == QMessageBox.StandardButton.Cancel or (
-                    answer == QMessageBox.StandardButton.Save and not self.save_session()):
-                event.ignore()
-                return
+        if not self._may_replace_document():
+            event.ignore()
+            return
         running = [job.title for job in self.jobs.active_jobs()]
         if running:
             answer = QMessageBox.question(
