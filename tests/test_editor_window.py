@@ -843,3 +843,54 @@ def test_opening_another_generator_keeps_unsaved_work_unsaved(window, qtbot, tmp
     assert window.document.modified and "•" in window.windowTitle()  # still to be saved
     window.session_path = tmp_path / "kept.atelier.json"
     assert window.save_session() and not window.document.modified
+
+
+def test_ctrl_enter_right_after_typing_adds_exactly_what_is_typed(window, qtbot):
+    # Before the typing pause had applied the text, Ctrl+Enter said "write a target
+    # prompt first", or added the half-typed prompt and redo rebuilt another stack.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    box = window.prompt_panel.target
+    box.setFocus()
+    box.clear()
+    QTest.keyClicks(box, "a face with red")
+    qtbot.wait(500)  # a pause: "Edit prompt" applied
+    QTest.keyClicks(box, " hair")
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    edits = window.document.state.session.edits
+    assert [e.params["target"] for e in edits] == ["a face with red hair"]
+    stack = window.document.undo_stack
+    while stack.canUndo():
+        stack.undo()
+    while stack.canRedo():
+        stack.redo()
+    assert [e.params["target"] for e in window.document.state.session.edits] == \
+        ["a face with red hair"]
+    # pressing it again with the fresh draft at strength 0 adds nothing
+    n = stack.count()
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert stack.count() == n and len(window.document.state.session.edits) == 1
+    assert "strength 0" in window.statusBar().currentMessage()
+
+
+def test_ctrl_z_in_a_prompt_box_undoes_the_document(window, qtbot):
+    # After Add the focus stays in the box, and Ctrl+Z emptied its text (its own undo)
+    # instead of undoing the seed change the user had just made.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    box = window.prompt_panel.target
+    box.setFocus()
+    box.clear()
+    QTest.keyClicks(box, "a face with glasses")
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    seed = window.document.state.session.source.seed
+    window.source_panel.step_seed(+1)
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.document.state.session.source.seed == seed
+    assert len(window.document.state.session.edits) == 1
+    QTest.keyClick(box, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert window.document.state.session.source.seed == seed + 1

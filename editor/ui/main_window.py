@@ -377,9 +377,17 @@ class MainWindow(QMainWindow):
         self._change(state, text, merge_key)
 
     def add_draft_to_stack(self) -> None:
+        # what is in the boxes now (Ctrl+Enter right after typing came before the pause
+        # that applies it: the prompt was missed, or added half-typed)
+        self.prompt_panel.finish_typing()
         state = self.document.state
         if not str(state.draft.params.get("target", "")).strip():
             self.statusBar().showMessage("Write a target prompt first", 4000)
+            return
+        if state.draft.strength == 0:
+            self.statusBar().showMessage("At strength 0 the edit changes nothing: set α "
+                                         "first (this prompt may be in the stack already)",
+                                         5000)
             return
         self._tune(None)
         self._change(state.commit_draft(), "Add edit")
