@@ -845,16 +845,24 @@ def test_opening_another_generator_keeps_unsaved_work_unsaved(window, qtbot, tmp
     assert window.save_session() and not window.document.modified
 
 
-def test_ctrl_enter_right_after_typing_adds_exactly_what_is_typed(window, qtbot):
-    # Before the typing pause had applied the text, Ctrl+Enter said "write a target
-    # prompt first", or added the half-typed prompt and redo rebuilt another stack.
+def _typing_in_target(window, qtbot, text: str):
+    """The window active, `text` typed into the empty target box (keys, as a user)."""
     from PySide6.QtTest import QTest
 
     show_active(window, qtbot)
     box = window.prompt_panel.target
     box.setFocus()
     box.clear()
-    QTest.keyClicks(box, "a face with red")
+    QTest.keyClicks(box, text)
+    return box
+
+
+def test_ctrl_enter_right_after_typing_adds_exactly_what_is_typed(window, qtbot):
+    # Before the typing pause had applied the text, Ctrl+Enter said "write a target
+    # prompt first", or added the half-typed prompt and redo rebuilt another stack.
+    from PySide6.QtTest import QTest
+
+    box = _typing_in_target(window, qtbot, "a face with red")
     qtbot.wait(500)  # a pause: "Edit prompt" applied
     QTest.keyClicks(box, " hair")
     QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
@@ -879,11 +887,7 @@ def test_ctrl_z_in_a_prompt_box_undoes_the_document(window, qtbot):
     # instead of undoing the seed change the user had just made.
     from PySide6.QtTest import QTest
 
-    show_active(window, qtbot)
-    box = window.prompt_panel.target
-    box.setFocus()
-    box.clear()
-    QTest.keyClicks(box, "a face with glasses")
+    box = _typing_in_target(window, qtbot, "a face with glasses")
     QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     seed = window.document.state.session.source.seed
     window.source_panel.step_seed(+1)
