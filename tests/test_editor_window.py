@@ -898,3 +898,31 @@ def test_ctrl_z_in_a_prompt_box_undoes_the_document(window, qtbot):
     QTest.keyClick(box, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
                    | Qt.KeyboardModifier.ShiftModifier)
     assert window.document.state.session.source.seed == seed + 1
+
+
+def test_each_seed_and_psi_step_is_its_own_undo_step(window, qtbot):
+    # Arrow steps in the seed and ψ boxes merged into one undo step (three steps up, one
+    # Ctrl+Z went back to the start); typed digits still merge.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    panel, stack = window.source_panel, window.document.undo_stack
+    start = window.document.state.session.source
+    panel.seed_box.setFocus()
+    for _ in range(3):
+        QTest.keyClick(panel.seed_box, Qt.Key.Key_Up)
+    panel.psi_box.setFocus()
+    for _ in range(2):
+        QTest.keyClick(panel.psi_box, Qt.Key.Key_Down)
+    source = window.document.state.session.source
+    assert (source.seed, source.psi) == (start.seed + 3, pytest.approx(start.psi - 0.1))
+    stack.undo()
+    assert window.document.state.session.source.psi == pytest.approx(start.psi - 0.05)
+    stack.undo()
+    stack.undo()
+    assert window.document.state.session.source.seed == start.seed + 2
+    panel.seed_box.setFocus()
+    panel.seed_box.selectAll()
+    n = stack.index()
+    QTest.keyClicks(panel.seed_box, "123")  # three values, one step
+    assert window.document.state.session.source.seed == 123 and stack.index() == n + 1

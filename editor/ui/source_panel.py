@@ -22,6 +22,17 @@ from editor.engine.session import MAX_SEED, PSI_RANGE, Source
 from .icons import icon
 
 
+class _SeedBox(QSpinBox):
+    """A seed box that says when a value came from a step (arrow key, wheel, ▲/▼): each
+    step is an undo step of its own, while typed digits ("1", "12", "123") merge."""
+
+    stepped = Signal()
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        super().stepBy(steps)
+        self.stepped.emit()
+
+
 class SourcePanel(QWidget):
     seed_changed = Signal(int)
     psi_changed = Signal(float)
@@ -32,11 +43,12 @@ class SourcePanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.seed_box = QSpinBox()
+        self.seed_box = _SeedBox()
         self.seed_box.setRange(0, MAX_SEED)
         self.seed_box.setToolTip("Random seed of the sampled face (PgUp/PgDown)")
         self.seed_box.valueChanged.connect(self.seed_changed)
         self.seed_box.editingFinished.connect(self.interaction_finished)
+        self.seed_box.stepped.connect(self.interaction_finished)
         self.prev_button = QPushButton(icon("mdi6.chevron-left"), "")
         self.next_button = QPushButton(icon("mdi6.chevron-right"), "")
         self.random_button = QPushButton(icon("mdi6.dice-5-outline"), "Random")
@@ -59,7 +71,9 @@ class SourcePanel(QWidget):
         self.psi_box.setKeyboardTracking(False)
         self.psi_box.setToolTip("Truncation ψ: lower is more typical, higher more varied")
         self.psi_box.valueChanged.connect(self.psi_changed)
-        self.psi_box.editingFinished.connect(self.interaction_finished)
+        # no keyboard tracking: every change is a whole value (a step, or typed and
+        # entered), so each is its own undo step
+        self.psi_box.valueChanged.connect(lambda _v: self.interaction_finished.emit())
         self.latent_label = QLabel()
         self.latent_label.setWordWrap(True)
         self.latent_label.setTextFormat(Qt.TextFormat.RichText)
