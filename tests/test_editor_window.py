@@ -926,3 +926,13 @@ def test_each_seed_and_psi_step_is_its_own_undo_step(window, qtbot):
     n = stack.index()
     QTest.keyClicks(panel.seed_box, "123")  # three values, one step
     assert window.document.state.session.source.seed == 123 and stack.index() == n + 1
+
+
+def test_the_forms_fit_without_scrollbars_at_the_first_size(window, qtbot):
+    # At the default 1280 x 820 both forms were a few pixels short, so each showed a
+    # scrollbar while the edit stack below had room to spare.
+    show_active(window, qtbot)
+    forms = (window.source_dock.widget(), window.prompt_dock.widget())
+    qtbot.waitUntil(lambda: all(f.viewport().height() >= f.widget().sizeHint().height()
+                                for f in forms), timeout=5_000)
+    assert not any(f.verticalScrollBar().isVisible() for f in forms)

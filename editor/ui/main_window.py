@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status_bar()
         self.worker.start()
+        self._fit_forms_when_shown = False
         self._restore_settings()
         self._on_state_changed(self.document.state)
 
@@ -149,6 +150,26 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    def showEvent(self, event):  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._fit_forms_when_shown:
+            self._fit_forms_when_shown = False
+            QTimer.singleShot(0, self._fit_forms)  # after this first layout
+
+    def _fit_forms(self) -> None:
+        """First layout: the Source and Prompt forms get the height they need (they were
+        a few pixels short at the default size, so both showed a scrollbar while the edit
+        stack had room to spare); the stack takes the rest."""
+        forms, rest = [self.source_dock, self.prompt_dock], self.stack_dock
+        if not all(d.isVisible() and d.height() > 0 for d in (*forms, rest)):
+            return
+        # each form's dock grows by the height its form lacks; the stack gives it up
+        lacking = [max(0, d.widget().widget().sizeHint().height()
+                       - d.widget().viewport().height()) for d in forms]
+        heights = [d.height() + extra for d, extra in zip(forms, lacking, strict=True)]
+        self.resizeDocks([*forms, rest], [*heights, rest.height() - sum(lacking)],
+                         Qt.Orientation.Vertical)
 
     def _build_panels(self) -> None:
         self.source_panel = SourcePanel()
@@ -870,6 +891,7 @@ class MainWindow(QMainWindow):
         self.jobs_dock.hide()  # shown when a job starts
         if (dock_state := s.value("window/state")) is not None:
             self.restoreState(dock_state)
+        self._fit_forms_when_shown = dock_state is None  # sizes are known only then
         self.set_theme(str(s.value("view/theme", "system")))
         self._fill_recent_menu()
         seed = int(s.value("source/seed", 0))
