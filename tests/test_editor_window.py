@@ -936,3 +936,26 @@ def test_the_forms_fit_without_scrollbars_at_the_first_size(window, qtbot):
     qtbot.waitUntil(lambda: all(f.viewport().height() >= f.widget().sizeHint().height()
                                 for f in forms), timeout=5_000)
     assert not any(f.verticalScrollBar().isVisible() for f in forms)
+
+
+def test_a_saved_live_prompt_reopens_as_the_prompt_not_in_the_stack(window, qtbot, tmp_path):
+    # The file replays the picture on screen (the live prompt drawn on top of the stack),
+    # but reopening used to put the prompt into the stack.
+    type_prompt(window, "face with glasses")
+    assert window.document.state.draft.strength != 0
+    shown = settled(window, qtbot)
+    path = tmp_path / "live.atelier.json"
+    window.session_path = path
+    assert window.save_session()
+    draft_id = window.document.state.draft.id
+    window.source_panel.step_seed(+1)
+    window.document.mark_saved()
+    window.open_session(str(path))
+    state = window.document.state
+    assert state.session.edits == () and state.draft.id == draft_id
+    assert state.draft.params["target"] == "face with glasses"
+    assert window.prompt_panel.target.text() == "face with glasses"
+    assert np.array_equal(settled(window, qtbot), shown)
+    # the file itself still replays the picture: the prompt is one of its edits
+    recipe = Session.load(path)
+    assert [e.id for e in recipe.edits] == [draft_id]

@@ -282,3 +282,22 @@ def test_a_number_too_long_to_read_is_not_valid_json():
     text = json.dumps(_good_recipe()).replace('"seed": 4', '"seed": ' + "9" * 5000)
     with pytest.raises(RecipeError, match="not valid JSON"):
         Session.from_json(text)
+
+
+def test_a_session_file_marks_its_live_prompt_and_gives_it_back():
+    from editor.engine.editor_state import DRAFT_KEY, EditorState, new_draft
+
+    stacked = Edit(kind="global", params={"target": "smiling face"}, strength=2.0)
+    live = new_draft(target="face with glasses", strength=3.0)
+    state = EditorState(Session().add_edit(stacked), live)
+    recipe = state.to_session_file(state.rendered_session())
+    assert recipe[DRAFT_KEY] == live.id
+    session = Session.from_recipe(recipe)  # replays what was on screen: both edits
+    assert [e.id for e in session.edits] == [stacked.id, live.id]
+    back = EditorState(session, new_draft()).with_saved_draft(recipe[DRAFT_KEY])
+    assert back == state
+    # a prompt not drawn (no target, or at strength 0) is not in the file
+    quiet = EditorState(Session().add_edit(stacked), new_draft(target="x", strength=0))
+    assert DRAFT_KEY not in quiet.to_session_file(quiet.rendered_session())
+    for junk in (None, 7, "no-such-edit"):
+        assert EditorState(session, new_draft()).with_saved_draft(junk).session == session

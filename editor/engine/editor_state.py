@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from .session import Edit, Session
 
 DEFAULT_NEUTRAL = "a face"
+DRAFT_KEY = "draft_id"  # in a session file: the edit that is the prompt being written
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,22 @@ class EditorState:
         if d.enabled and d.strength != 0 and str(d.params.get("target", "")).strip():
             return self.session.add_edit(d)
         return self.session
+
+    def to_session_file(self, session: Session) -> dict:
+        """What a session file holds: `session` (the rendered one, with the models'
+        identities), which replays the picture on screen anywhere, plus which of its edits
+        is the prompt still being written, so that reopening makes it the draft again."""
+        recipe = session.to_recipe()
+        if self.rendered_session() is not self.session:  # the draft is drawn: it is in
+            recipe[DRAFT_KEY] = self.draft.id
+        return recipe
+
+    def with_saved_draft(self, draft_id: object) -> EditorState:
+        """A session file's draft back in the prompt panel (see `to_session_file`); a
+        recipe without one, or naming no edit, is left as it is."""
+        if not isinstance(draft_id, str) or draft_id not in {e.id for e in self.session.edits}:
+            return self
+        return EditorState(self.session.remove_edit(draft_id), self.session.edit(draft_id))
 
     def with_session(self, session: Session) -> EditorState:
         return replace(self, session=session)

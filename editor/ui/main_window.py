@@ -8,6 +8,7 @@ touch torch; long work runs as jobs with progress and cancel.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from pathlib import Path
 
@@ -29,7 +30,13 @@ from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.engine.compose import wplus_file_source, wplus_of_source
-from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, EditorState, new_draft
+from editor.engine.editor_state import (
+    DEFAULT_NEUTRAL,
+    DRAFT_KEY,
+    EditDefaults,
+    EditorState,
+    new_draft,
+)
 from editor.engine.export import run_plan
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
@@ -38,7 +45,7 @@ from editor.engine.packs import ClipSource, OpenPack, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
-from editor.engine.session import MAX_SEED, Edit, RecipeError, Session, Source
+from editor.engine.session import MAX_SEED, Edit, RecipeError, Session, Source, parse_recipe
 
 from .canvas import Canvas
 from .directions_panel import DirectionsPanel
@@ -756,7 +763,7 @@ class MainWindow(QMainWindow):
         except (OSError, UnicodeDecodeError) as e:
             QMessageBox.warning(self, "Cannot open the session", f"{Path(path).name}: {e}")
             return
-        state = self._state_from_recipe(text, Path(path).name)
+        state = self._state_from_recipe(text, Path(path).name, restore_draft=True)
         if state is None or not self._may_replace_document():
             return
         self._tuning_id = None
@@ -775,11 +782,14 @@ class MainWindow(QMainWindow):
         self.document.end_merge()
         return True
 
-    def _state_from_recipe(self, text: str, name: str) -> EditorState | None:
+    def _state_from_recipe(self, text: str, name: str,
+                           restore_draft: bool = False) -> EditorState | None:
         """The document a recipe describes, checked against the open model; None (the
-        user told why) when it cannot be used."""
+        user told why) when it cannot be used. A session file's prompt being written
+        goes back to the prompt panel with `restore_draft`."""
         try:
-            session = Session.from_json(text)
+            recipe = parse_recipe(text)
+            session = Session.from_recipe(recipe)
         except RecipeError as e:
             QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
             return None
@@ -795,8 +805,9 @@ class MainWindow(QMainWindow):
                 f"{name} was made with {session.generator.name}; it is shown with "
                 f"{self.pack.name}", 10000)
         neutral = self.document.state.draft.params.get("neutral", DEFAULT_NEUTRAL)
-        return EditorState(dataclasses.replace(session, generator=None, clip=None),
-                           new_draft(neutral, defaults=self._edit_defaults()))
+        state = EditorState(dataclasses.replace(session, generator=None, clip=None),
+                            new_draft(neutral, defaults=self._edit_defaults()))
+        return state.with_saved_draft(recipe.get(DRAFT_KEY)) if restore_draft else state
 
     def save_session(self) -> bool:
         if self.session_path is None:
@@ -813,7 +824,8 @@ class MainWindow(QMainWindow):
         from editor.core.paths import atomic_write_text
 
         try:
-            atomic_write_text(path, self.current_session().to_json())
+            recipe = self.document.state.to_session_file(self.current_session())
+            atomic_write_text(path, json.dumps(recipe, indent=2))
         except OSError as e:
             QMessageBox.warning(self, "Cannot save the session", f"{path}: {e}")
             return False
