@@ -49,16 +49,19 @@ _ids = itertools.count(1)
 # Threads that did not stop within cancel_all's wait: kept referenced so that Python never
 # destroys a QThread that is still running (Qt aborts the process when that happens).
 _orphans: list[QThread] = []
+ORPHAN_EXIT_WAIT_MS = 30_000
 
 
 def _wait_for_orphans() -> None:
     """At exit, before Python destroys the orphaned QThreads: wait for them to end, since
     destroying a running QThread aborts the process. Their jobs were cancelled, so they
-    stop on their own (a download within a second or so)."""
+    stop on their own (a download within a second or so); one stuck in a step that cannot
+    look at its token (hashing a big file) is given up on after a while, not waited for
+    forever."""
     for thread in _orphans:
         if thread.isRunning():
             log.warning("waiting for a cancelled job to stop before exiting")
-            thread.wait()
+            thread.wait(ORPHAN_EXIT_WAIT_MS)
 
 
 atexit.register(_wait_for_orphans)
