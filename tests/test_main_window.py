@@ -59,3 +59,44 @@ def test_a_bad_file_shows_a_message_and_keeps_the_current_model(window, qtbot, t
     qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
     assert "bad.pt" in shown[0]
     assert window.model is not None and window.model.name == "good"
+
+
+BAD_SETTINGS = {
+    "window/geometry": ["garbage", 42, b"\x01\x02garbage bytes"],
+    "window/state": ["garbage", ["a", "b"]],
+    "source/seed": ["hello", 3.5, -5, 2**32, "99999999999999999999"],
+    "recent/files": [5, "none-exists.pt", ["ok.pt", 3, None]],
+    "view/theme": [7],
+    "model/last_path": [["a", "b"]],
+    "export/quality": ["abc", "99999999999999999999"],
+    "export/sweep_start": ["nan", "inf"],
+}
+
+
+@pytest.mark.parametrize("key, value", [(k, v) for k, vs in BAD_SETTINGS.items() for v in vs])
+def test_bad_values_in_the_settings_file_never_stop_the_window(qtbot, tmp_path, monkeypatch,
+                                                               key, value):
+    # Each of these raised from MainWindow() (TypeError, ValueError, OverflowError): the
+    # program did not start until the user found and deleted the settings file.
+    from editor.engine.session import MAX_SEED
+    from editor.ui.export_dialog import ExportDialog
+
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    QSettings().setValue(key, value)
+    QSettings().sync()
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    try:
+        assert 0 <= win.document.state.session.source.seed <= MAX_SEED
+        assert 200 <= win.width() and 200 <= win.height()
+        assert all(isinstance(a.toolTip(), str) and len(a.text()) > 1
+                   for a in win.recent_menu.actions())
+        dialog = ExportDialog(win.document.state.session, parent=win)  # reads export/*
+        qtbot.addWidget(dialog)
+        assert 1 <= dialog.quality_box.value() <= 100
+    finally:
+        close_without_questions(win, qtbot)

@@ -43,6 +43,8 @@ from editor.engine.export import (
 )
 from editor.engine.session import MAX_SEED, Session
 
+from . import settings_values
+
 KIND_LABELS = {"image": "Image", "sweep": "α sweep (animation)", "batch": "Batch over seeds"}
 FILTER_LABELS = {"lanczos": "Smooth (Lanczos)", "nearest": "Sharp pixels (nearest)"}
 _FILE_FILTERS = {"PNG": "PNG image (*.png)", "JPEG": "JPEG image (*.jpg *.jpeg)",
@@ -274,7 +276,7 @@ class ExportDialog(QDialog):
             self.folder_edit.setText(folder)
 
     def _default_dir(self) -> str:
-        return QSettings().value("export/dir", "") or QStandardPaths.writableLocation(
+        return settings_values.text(QSettings(), "export/dir") or QStandardPaths.writableLocation(
             QStandardPaths.StandardLocation.PicturesLocation)
 
     def _default_path(self) -> str:
@@ -342,29 +344,35 @@ class ExportDialog(QDialog):
 
     # ----------------------------------------------------------------- settings
     def _restore_settings(self, edit_id: str | None) -> None:
+        # every value is checked: a bad one in the settings file must not stop the dialog
         s = QSettings()
 
-        def select(box: QComboBox, key: str, default) -> None:
-            i = box.findData(s.value(f"export/{key}", default, type=type(default)))
+        def select(box: QComboBox, value) -> None:
+            i = box.findData(value)
             if i >= 0 and box.model().item(i).isEnabled():
                 box.setCurrentIndex(i)
 
-        select(self.kind_box, "kind", "image")
-        select(self.scale_box, "scale", 1)
-        select(self.filter_box, "filter", "lanczos")
-        self._formats["image"] = s.value("export/image_format", "PNG", type=str)
-        self._formats["sweep"] = s.value("export/sweep_format", "GIF", type=str)
-        self.quality_box.setValue(s.value("export/quality", 95, type=int))
-        self.start_box.setValue(s.value("export/sweep_start", -5.0, type=float))
-        self.stop_box.setValue(s.value("export/sweep_stop", 5.0, type=float))
-        self.frames_box.setValue(s.value("export/sweep_frames", 24, type=int))
-        self.fps_box.setValue(s.value("export/sweep_fps", 12, type=int))
-        self.bounce_box.setChecked(s.value("export/sweep_bounce", False, type=bool))
-        self.count_box.setValue(s.value("export/batch_count", 16, type=int))
-        self.folder_edit.setText(s.value("export/batch_folder", "", type=str)
+        def spin(box, key: str, default) -> None:
+            read = settings_values.integer if isinstance(default, int) else \
+                settings_values.number
+            box.setValue(read(s, f"export/{key}", default, box.minimum(), box.maximum()))
+
+        select(self.kind_box, settings_values.text(s, "export/kind", "image"))
+        select(self.scale_box, settings_values.integer(s, "export/scale", 1, 1, SCALES[-1]))
+        select(self.filter_box, settings_values.text(s, "export/filter", "lanczos"))
+        self._formats["image"] = settings_values.text(s, "export/image_format", "PNG")
+        self._formats["sweep"] = settings_values.text(s, "export/sweep_format", "GIF")
+        spin(self.quality_box, "quality", 95)
+        spin(self.start_box, "sweep_start", -5.0)
+        spin(self.stop_box, "sweep_stop", 5.0)
+        spin(self.frames_box, "sweep_frames", 24)
+        spin(self.fps_box, "sweep_fps", 12)
+        self.bounce_box.setChecked(settings_values.flag(s, "export/sweep_bounce", False))
+        spin(self.count_box, "batch_count", 16)
+        self.folder_edit.setText(settings_values.text(s, "export/batch_folder")
                                  or self._default_dir())
-        self.pattern_edit.setText(s.value("export/batch_pattern", "seed{seed:06d}.png",
-                                          type=str))
+        self.pattern_edit.setText(settings_values.text(s, "export/batch_pattern",
+                                                       "seed{seed:06d}.png"))
         self.path_edit.setText(self._default_path())
         if edit_id is not None and (i := self.edit_box.findData(edit_id)) >= 0:
             self.edit_box.setCurrentIndex(i)

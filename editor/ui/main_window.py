@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QFrame,
@@ -47,6 +48,7 @@ from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
 from editor.engine.session import MAX_SEED, Edit, RecipeError, Session, Source, parse_recipe
 
+from . import settings_values
 from .canvas import Canvas
 from .directions_panel import DirectionsPanel
 from .discovery_flow import DiscoveryFlow
@@ -495,6 +497,8 @@ class MainWindow(QMainWindow):
             return
         if not result.ok:
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
+            if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
+                self.canvas.set_message(f"This picture cannot be drawn:\n{result.error}")
             return
         self._shown_seq = result.seq
         self.last_result = result
@@ -854,16 +858,14 @@ class MainWindow(QMainWindow):
     # ================================================================= recent files
     def _remember_recent(self, path: str) -> None:
         s = QSettings()
-        recent = [p for p in (s.value("recent/files") or []) if p != path]
+        recent = [p for p in settings_values.text_list(s, "recent/files") if p != path]
         s.setValue("recent/files", ([path] + recent)[:MAX_RECENT])
         s.setValue("recent/dir", str(Path(path).parent))
         self._fill_recent_menu()
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
-        recent = QSettings().value("recent/files") or []
-        if isinstance(recent, str):
-            recent = [recent]
+        recent = settings_values.text_list(QSettings(), "recent/files")
         for path in recent:
             act = self.recent_menu.addAction(Path(path).name)
             act.setToolTip(path)
@@ -871,7 +873,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(recent))
 
     def _last_dir(self) -> str:
-        return str(QSettings().value("recent/dir", str(Path.home())))
+        return settings_values.text(QSettings(), "recent/dir", str(Path.home()))
 
     # ================================================================= misc
     def set_theme(self, name: str) -> None:
@@ -896,26 +898,34 @@ class MainWindow(QMainWindow):
     # ================================================================= settings, closing
     def _restore_settings(self) -> None:
         s = QSettings()
-        if (geom := s.value("window/geometry")) is not None:
-            self.restoreGeometry(geom)
-        else:
-            self.resize(1280, 820)
+        geometry = settings_values.byte_array(s, "window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self._first_size()
         self.jobs_dock.hide()  # shown when a job starts
-        if (dock_state := s.value("window/state")) is not None:
-            self.restoreState(dock_state)
-        self._fit_forms_when_shown = dock_state is None  # sizes are known only then
-        self.set_theme(str(s.value("view/theme", "system")))
+        dock_state = settings_values.byte_array(s, "window/state")
+        restored = dock_state is not None and self.restoreState(dock_state)
+        self._fit_forms_when_shown = not restored  # sizes are known only once shown
+        self.set_theme(settings_values.text(s, "view/theme", "system"))
         self._fill_recent_menu()
-        seed = int(s.value("source/seed", 0))
+        seed = settings_values.integer(s, "source/seed", 0, 0, MAX_SEED)
         self.document.reset(self._with_source(Source(seed=seed)))
         self._update_title()
         default = default_generator_path()
-        path = default if default is not None else s.value("model/last_path")
+        path = default if default is not None else settings_values.text(s, "model/last_path")
         if path:
             self.open_generator(str(path))
         else:
             self.canvas.set_message("No model loaded.\nFile ▸ Open generator… (Ctrl+O) to open "
                                     "a StyleGAN2 checkpoint\n(.pt, .pkl or .safetensors).")
+
+    def _first_size(self) -> None:
+        """1280 x 820, or less on a smaller screen (or a large HiDPI scale)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        if area is None or area.isEmpty():
+            self.resize(1280, 820)
+            return
+        self.resize(min(1280, area.width()), min(820, area.height()))
 
     def _may_replace_document(self) -> bool:
         """Before the document goes (closing, opening another session): offer to save
