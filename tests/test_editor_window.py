@@ -959,3 +959,68 @@ def test_a_saved_live_prompt_reopens_as_the_prompt_not_in_the_stack(window, qtbo
     # the file itself still replays the picture: the prompt is one of its edits
     recipe = Session.load(path)
     assert [e.id for e in recipe.edits] == [draft_id]
+
+
+def _wheel(widget, delta_y: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    QApplication.sendEvent(widget, QWheelEvent(
+        pos, widget.mapToGlobal(pos), QPoint(), QPoint(0, delta_y), Qt.MouseButton.NoButton,
+        modifiers, Qt.ScrollPhase.NoScrollPhase, False))
+
+
+def test_the_wheel_over_a_stack_row_scrolls_the_list_not_the_strength(window, qtbot):
+    # With many edits, scrolling the list with the wheel changed the strength of each
+    # row passing under the pointer (and rendered it) instead of scrolling.
+    from editor.engine.session import Edit
+
+    state = window.document.state
+    session = state.session
+    for i in range(20):
+        session = session.add_edit(Edit(kind="global", strength=1.0,
+                                        params={"neutral": "face", "target": f"t{i}"}))
+    window.document.reset(state.with_session(session))
+    show_active(window, qtbot)
+    panel = window.stack_panel
+    row = panel.row(session.edits[0].id)
+    for target in (row.strength.slider, row.strength.box):
+        _wheel(target, -120)
+    assert [e.strength for e in window.document.state.session.edits] == [1.0] * 20
+    assert panel.list.verticalScrollBar().value() > 0
+    row.strength.slider.setFocus()  # focused, it takes the wheel as before
+    _wheel(row.strength.slider, 120)
+    assert window.document.state.session.edits[0].strength != 1.0
+
+
+def test_ctrl_scroll_zooms_a_step_per_notch_and_ctrl_equals_zooms_in(window, qtbot):
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    canvas = window.canvas
+    canvas.set_zoom(1.0)
+    for _ in range(15):  # one notch as a touchpad sends it: 15 events of 8 units
+        _wheel(canvas, 8, Qt.KeyboardModifier.ControlModifier)
+    assert canvas._effective_zoom() == 2.0  # one step (it went to 16x)
+    _wheel(canvas, 0, Qt.KeyboardModifier.ControlModifier)  # sideways: no zoom
+    assert canvas._effective_zoom() == 2.0
+    canvas.setFocus()
+    QTest.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert canvas._effective_zoom() == 3.0
+
+
+def test_an_empty_name_gives_an_edit_its_own_title_back(window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    edit_id = window.document.state.session.edits[0].id
+    panel = window.stack_panel
+    panel.list.setCurrentRow(0)
+    for name in ("My edit", "   "):
+        monkeypatch.setattr(QInputDialog, "getText",
+                            staticmethod(lambda *a, n=name, **k: (n, True)))
+        panel.rename_selected()
+    edit = window.document.state.session.edit(edit_id)
+    assert edit.name == "" and edit.title == "face → face with glasses"

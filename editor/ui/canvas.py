@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 ZOOM_STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+WHEEL_NOTCH = 120  # angle delta units of one wheel notch
 
 
 class Canvas(QWidget):
@@ -26,6 +27,7 @@ class Canvas(QWidget):
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._image: QImage | None = None
+        self._wheel_zoom = 0  # Ctrl+scroll not yet turned into zoom steps
         self._before: QImage | None = None
         self._zoom: float | None = None  # None: fit to the window
         self._split: float | None = None  # 0..1 across the image; None: no split view
@@ -146,7 +148,13 @@ class Canvas(QWidget):
 
     def wheelEvent(self, event):  # noqa: N802 - Qt override
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            (self.zoom_in if event.angleDelta().y() > 0 else self.zoom_out)()
+            # one zoom step per wheel notch (120 units): a touchpad sends a notch as many
+            # small events, each of which zoomed a whole step; sideways scroll is not zoom
+            self._wheel_zoom += event.angleDelta().y()
+            while abs(self._wheel_zoom) >= WHEEL_NOTCH:
+                step = 1 if self._wheel_zoom > 0 else -1
+                self._wheel_zoom -= step * WHEEL_NOTCH
+                (self.zoom_in if step > 0 else self.zoom_out)()
             event.accept()
         else:
             super().wheelEvent(event)

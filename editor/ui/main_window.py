@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
             area_widget = QScrollArea()
             area_widget.setWidgetResizable(True)
             area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the form
             area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             area_widget.setWidget(widget)
             widget = area_widget
@@ -283,6 +284,9 @@ class MainWindow(QMainWindow):
         self.actual_size_act = a("&Actual pixels (100 %)", lambda: self.canvas.set_zoom(1.0),
                                  "Ctrl+1")
         self.zoom_in_act = a("Zoom &in", self.canvas.zoom_in, SK.ZoomIn, "mdi6.magnify-plus")
+        # Ctrl+= too: "+" needs Shift on many keyboards
+        self.zoom_in_act.setShortcuts([*QKeySequence.keyBindings(SK.ZoomIn),
+                                       QKeySequence("Ctrl+=")])
         self.zoom_out_act = a("Zoom &out", self.canvas.zoom_out, SK.ZoomOut,
                               "mdi6.magnify-minus")
         self.split_act = a("&Before/after split", self._toggle_split, "S",

@@ -10,7 +10,15 @@ where the window binds them to an action (PgUp/PgDown change the seed).
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QApplication,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QSlider,
+    QWidget,
+)
 
 NAVIGATION_KEYS = frozenset({
     Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
@@ -22,8 +30,11 @@ class FloatSlider(QWidget):
     drag_finished = Signal()
 
     def __init__(self, minimum: float, maximum: float, value: float = 0.0,
-                 decimals: int = 2, steps: int = 400, parent: QWidget | None = None):
+                 decimals: int = 2, steps: int = 400, parent: QWidget | None = None,
+                 wheel_needs_focus: bool = False):
         super().__init__(parent)
+        # in a scrolling list the wheel must scroll the list, not the row under the hand
+        self._wheel_needs_focus = wheel_needs_focus
         self._min, self._max, self._steps = float(minimum), float(maximum), steps
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, steps)
@@ -43,9 +54,16 @@ class FloatSlider(QWidget):
         self.box.valueChanged.connect(self._from_box)
         for w in (self.slider, self.box):
             w.installEventFilter(self)
+            if wheel_needs_focus:
+                w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel gives no focus
         self.set_value(value)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if (self._wheel_needs_focus and event.type() == QEvent.Type.Wheel
+                and not watched.hasFocus()):
+            self._scroll_enclosing_list(event)
+            event.accept()  # handled: not passed up as well (it would scroll twice)
+            return True
         # Qt asks the focus widget before firing a shortcut; accepting the override keeps
         # the key for the slider or box the user is working in.
         if (event.type() == QEvent.Type.ShortcutOverride and event.key() in NAVIGATION_KEYS
@@ -53,6 +71,19 @@ class FloatSlider(QWidget):
             event.accept()
             return True
         return super().eventFilter(watched, event)
+
+    def _scroll_enclosing_list(self, event: QWheelEvent) -> None:
+        """Hand the wheel to the scroll area this slider sits in (a row of the edit stack)."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            return
+        viewport = area.viewport()
+        QApplication.sendEvent(viewport, QWheelEvent(
+            viewport.mapFromGlobal(event.globalPosition()), event.globalPosition(),
+            event.pixelDelta(), event.angleDelta(), event.buttons(), event.modifiers(),
+            event.phase(), event.inverted()))
 
     # ----------------------------------------------------------------- value
     def value(self) -> float:

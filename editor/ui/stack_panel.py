@@ -39,7 +39,8 @@ class EditRow(QWidget):
         self.status = QLabel()
         self.status.setStyleSheet("color: #d9534f")
         self.status.setWordWrap(True)
-        self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength)
+        # the wheel scrolls the list: a row's strength takes it only once focused
+        self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength, wheel_needs_focus=True)
         self.strength.setToolTip("Strength α of this edit")
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -220,6 +221,8 @@ class EditStackPanel(QWidget):
         if sel is None:
             return
         current = self._rows[sel].title.text()
-        name, ok = QInputDialog.getText(self, "Rename edit", "Name:", text=current)
-        if ok and name.strip() and name.strip() != current:
+        name, ok = QInputDialog.getText(
+            self, "Rename edit", "Name (empty: the prompt, as at first):", text=current)
+        # an empty name clears the custom one, so the edit's own title ("a → b") returns
+        if ok and name.strip() != current:
             self.renamed.emit(sel, name.strip())
