@@ -1024,3 +1024,41 @@ def test_an_empty_name_gives_an_edit_its_own_title_back(window, qtbot, monkeypat
         panel.rename_selected()
     edit = window.document.state.session.edit(edit_id)
     assert edit.name == "" and edit.title == "face → face with glasses"
+
+
+def test_a_zoomed_image_can_be_moved_to_every_edge(qtbot):
+    # At 1600 % parts of the image could never be seen: nothing moved it.
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QImage
+    from PySide6.QtTest import QTest
+
+    from editor.ui.canvas import Canvas
+
+    init_application()
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(256, 256)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    image = QImage(64, 64, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.gray)
+    canvas.set_image(image)
+    canvas.set_zoom(8.0)  # 512 px in a 256 px view
+    assert canvas.pannable() and canvas.image_rect().topLeft().toTuple() == (-128, -128)
+    left = Qt.MouseButton.LeftButton
+    QTest.mousePress(canvas, left, Qt.KeyboardModifier.NoModifier, QPoint(100, 100))
+    QTest.mouseMove(canvas, QPoint(130, 120))
+    QTest.mouseRelease(canvas, left, Qt.KeyboardModifier.NoModifier, QPoint(130, 120))
+    assert canvas.image_rect().topLeft().toTuple() == (-98, -108)
+    canvas.pan_by(1000, 1000)  # as far as it goes: the image's corner at the view's
+    assert canvas.image_rect().topLeft().toTuple() == (0, 0)
+    _wheel(canvas, -480)  # the wheel moves it too
+    assert canvas.image_rect().top() < 0
+    canvas.set_split(True)  # in split view the left button moves the line, not the image
+    before = canvas.image_rect()
+    QTest.mousePress(canvas, left, Qt.KeyboardModifier.NoModifier, QPoint(60, 60))
+    QTest.mouseRelease(canvas, left, Qt.KeyboardModifier.NoModifier, QPoint(60, 60))
+    assert canvas.image_rect() == before and canvas._split != 0.5
+    canvas.set_zoom(None)  # fitted: centred, nothing to move
+    assert not canvas.pannable()
+    assert canvas.image_rect().topLeft().toTuple() == (0, 0)

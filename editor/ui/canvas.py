@@ -1,7 +1,9 @@
 """The image view: fit or zoom, smooth or pixel-exact, before/after, drag-and-drop.
 
 Small models (the 64 px demo) are upscaled smoothly when fitted; at integer zoom factors
-the pixels are shown exactly (nearest neighbour), so 100 % is the real image. The before
+the pixels are shown exactly (nearest neighbour), so 100 % is the real image. A zoomed image
+larger than the view is moved by dragging (the middle button in split view) or the wheel.
+The before
 image (the source without edits) is shown while the compare key is held, or on the left of
 a movable split line.
 """
@@ -33,6 +35,9 @@ class Canvas(QWidget):
         self._split: float | None = None  # 0..1 across the image; None: no split view
         self._holding_compare = False
         self._dragging_split = False
+        # a zoomed image larger than the view: its centre's offset from the view's centre
+        self._pan = QPointF(0, 0)
+        self._pan_from: QPointF | None = None  # where a pan drag was last seen
         self.message = "No model loaded"
 
     # ----------------------------------------------------------------- content
@@ -76,7 +81,25 @@ class Canvas(QWidget):
             return QRectF()
         z = self._effective_zoom()
         w, h = self._image.width() * z, self._image.height() * z
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        pan = self._clamped_pan(w, h)
+        return QRectF((self.width() - w) / 2 + pan.x(), (self.height() - h) / 2 + pan.y(),
+                      w, h)
+
+    def _clamped_pan(self, w: float, h: float) -> QPointF:
+        """The pan, kept so that a larger-than-view image always covers the view and a
+        smaller one stays centred."""
+        room_x, room_y = max(0.0, (w - self.width()) / 2), max(0.0, (h - self.height()) / 2)
+        return QPointF(min(max(self._pan.x(), -room_x), room_x),
+                       min(max(self._pan.y(), -room_y), room_y))
+
+    def pannable(self) -> bool:
+        r = self.image_rect()
+        return r.width() > self.width() + 0.5 or r.height() > self.height() + 0.5
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        r = self.image_rect()
+        self._pan = self._clamped_pan(r.width(), r.height()) + QPointF(dx, dy)
+        self.update()
 
     # ----------------------------------------------------------------- before/after
     @property
@@ -117,27 +140,41 @@ class Canvas(QWidget):
             painter.setPen(QPen(QColor(255, 255, 255, 220), 2))
             painter.drawLine(QPointF(x, target.top()), QPointF(x, target.bottom()))
             painter.setPen(QColor(255, 255, 255))
-            painter.drawText(QRectF(target.left() + 6, target.top() + 4, 80, 20),
+            shown = target.intersected(QRectF(self.rect()))  # the labels stay in view
+            painter.drawText(QRectF(shown.left() + 6, shown.top() + 4, 80, 20),
                              Qt.AlignmentFlag.AlignLeft, "before")
-            painter.drawText(QRectF(target.right() - 86, target.top() + 4, 80, 20),
+            painter.drawText(QRectF(shown.right() - 86, shown.top() + 4, 80, 20),
                              Qt.AlignmentFlag.AlignRight, "after")
         else:
             painter.drawImage(target, after)
 
-    # ----------------------------------------------------------------- mouse: split line
+    # ----------------------------------------------------------------- mouse: split, pan
     def mousePressEvent(self, event):  # noqa: N802 - Qt override
-        if self._split is not None and self._image is not None:
+        # the middle button always pans; the left one moves the split line in split view,
+        # and pans otherwise
+        left = event.button() == Qt.MouseButton.LeftButton
+        if left and self._split is not None and self._image is not None:
             self._dragging_split = True
             self._move_split(event.position().x())
+        elif self.pannable() and (left or event.button() == Qt.MouseButton.MiddleButton):
+            self._pan_from = event.position()
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event):  # noqa: N802 - Qt override
         if self._dragging_split:
             self._move_split(event.position().x())
+        elif self._pan_from is not None:
+            delta = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.pan_by(delta.x(), delta.y())
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event):  # noqa: N802 - Qt override
         self._dragging_split = False
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.unsetCursor()
         super().mouseReleaseEvent(event)
 
     def _move_split(self, x: float) -> None:
@@ -155,6 +192,11 @@ class Canvas(QWidget):
                 step = 1 if self._wheel_zoom > 0 else -1
                 self._wheel_zoom -= step * WHEEL_NOTCH
                 (self.zoom_in if step > 0 else self.zoom_out)()
+            event.accept()
+        elif self.pannable():  # the wheel moves a zoomed image (sideways too)
+            d = event.pixelDelta() if not event.pixelDelta().isNull() else \
+                event.angleDelta() / 4
+            self.pan_by(d.x(), d.y())
             event.accept()
         else:
             super().wheelEvent(event)
