@@ -1062,3 +1062,24 @@ def test_a_zoomed_image_can_be_moved_to_every_edge(qtbot):
     canvas.set_zoom(None)  # fitted: centred, nothing to move
     assert not canvas.pannable()
     assert canvas.image_rect().topLeft().toTuple() == (0, 0)
+
+
+def test_holding_backslash_shows_the_original_wherever_the_focus_is(window, qtbot):
+    # With the focus on the edit-stack list or the seed box, those widgets took the key
+    # (the list's type-ahead) and nothing was compared. In a text box it stays a "\\".
+    from PySide6.QtTest import QTest
+
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    show_active(window, qtbot)
+    for widget in (window.stack_panel.list, window.source_panel.seed_box, window.canvas):
+        widget.setFocus()
+        QTest.keyPress(widget, Qt.Key.Key_Backslash)
+        assert window.canvas.comparing, type(widget).__name__
+        QTest.keyRelease(widget, Qt.Key.Key_Backslash)
+        assert not window.canvas.comparing
+    box = window.prompt_panel.target
+    box.setFocus()
+    box.clear()
+    QTest.keyClicks(box, "a\\b")
+    assert not window.canvas.comparing and box.text() == "a\\b"

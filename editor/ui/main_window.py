@@ -12,7 +12,7 @@ import json
 import random
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QScrollArea,
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.worker.start()
         self._fit_forms_when_shown = False
+        QApplication.instance().installEventFilter(self)  # the compare key, see eventFilter
         self._restore_settings()
         self._on_state_changed(self.document.state)
 
@@ -524,18 +526,19 @@ class MainWindow(QMainWindow):
         self.canvas.set_split(on)
         self.request_render()
 
-    def keyPressEvent(self, event):  # noqa: N802 - Qt override
-        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
-            self.canvas.set_holding_compare(True)
-            self.request_render()
-            return
-        super().keyPressEvent(event)
-
-    def keyReleaseEvent(self, event):  # noqa: N802 - Qt override
-        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
-            self.canvas.set_holding_compare(False)
-            return
-        super().keyReleaseEvent(event)
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        # Holding "\" shows the original wherever the focus is (the edit-stack list's
+        # type-ahead and the seed box took the key before), except in a text box.
+        if (event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+                and event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat()
+                and QApplication.activeWindow() is self
+                and not isinstance(QApplication.focusWidget(), QLineEdit)):
+            holding = event.type() == QEvent.Type.KeyPress
+            self.canvas.set_holding_compare(holding)
+            if holding:
+                self.request_render()  # the "before" image comes with the render
+            return True
+        return super().eventFilter(watched, event)
 
     # ================================================================= models
     def open_generator_dialog(self) -> None:
