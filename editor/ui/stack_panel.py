@@ -36,9 +36,12 @@ class EditRow(QWidget):
         self.enabled_box = QCheckBox()
         self.enabled_box.setToolTip("Apply this edit")
         self.title = ElidedLabel()  # a long name must not push the α box out of view
+        # the theme's text colour, marked by a sign: a fixed red was unreadable on the
+        # selected row (contrast 1.1:1), which is the row a user selects to fix it
         self.status = QLabel()
-        self.status.setStyleSheet("color: #d9534f")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)
+        self._error = ""
         # the wheel scrolls the list: a row's strength takes it only once focused
         self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength, wheel_needs_focus=True)
         self.strength.setToolTip("Strength α of this edit")
@@ -70,9 +73,10 @@ class EditRow(QWidget):
         """Show the edit's error, if any; True when the message changed (its row may need
         another height)."""
         error = (status.error if status is not None else None) or ""
-        if error == self.status.text():
+        if error == self._error:
             return False
-        self.status.setText(error)
+        self._error = error
+        self.status.setText(f"⚠ {error}" if error else "")
         self.status.setVisible(bool(error))
         return True
 
