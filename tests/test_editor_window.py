@@ -1083,3 +1083,23 @@ def test_holding_backslash_shows_the_original_wherever_the_focus_is(window, qtbo
     box.clear()
     QTest.keyClicks(box, "a\\b")
     assert not window.canvas.comparing and box.text() == "a\\b"
+
+
+def test_actual_pixels_are_screen_pixels_on_a_hidpi_screen(qtbot, monkeypatch):
+    # At "100 %" a 64 px image covered 128 screen pixels on a 2x screen.
+    from PySide6.QtGui import QImage
+
+    from editor.ui.canvas import Canvas
+
+    init_application()
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(256, 256)
+    image = QImage(64, 64, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.gray)
+    canvas.set_image(image)
+    monkeypatch.setattr(canvas, "devicePixelRatioF", lambda: 2.0)
+    canvas.set_zoom(1.0)
+    assert canvas.image_rect().width() == 32  # widget pixels: 64 screen pixels
+    canvas.set_zoom(None)  # fitted: the whole view, whatever the ratio
+    assert canvas.image_rect().width() == 256 and canvas._effective_zoom() == 8.0

@@ -70,16 +70,19 @@ class Canvas(QWidget):
                            ZOOM_STEPS[0]))
 
     def _effective_zoom(self) -> float:
+        """Screen pixels per image pixel: at 100 % one image pixel is one pixel of the
+        screen, also on a HiDPI screen (where a widget pixel is several)."""
         if self._zoom is not None:
             return self._zoom
         if self._image is None:
             return 1.0
-        return min(self.width() / self._image.width(), self.height() / self._image.height())
+        return self.devicePixelRatioF() * min(self.width() / self._image.width(),
+                                              self.height() / self._image.height())
 
     def image_rect(self) -> QRectF:
         if self._image is None:
             return QRectF()
-        z = self._effective_zoom()
+        z = self._effective_zoom() / self.devicePixelRatioF()  # in widget pixels
         w, h = self._image.width() * z, self._image.height() * z
         pan = self._clamped_pan(w, h)
         return QRectF((self.width() - w) / 2 + pan.x(), (self.height() - h) / 2 + pan.y(),
