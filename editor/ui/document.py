@@ -53,7 +53,7 @@ class Document(QObject):
         # unsaved work carried over a history reset (a new model keeps the stack): the
         # undo stack is clean then, but the user's changes are not saved anywhere
         self._unsaved_reset = False
-        self.undo_stack.cleanChanged.connect(lambda _clean: self._emit_modified())
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
     @property
     def modified(self) -> bool:
@@ -67,6 +67,11 @@ class Document(QObject):
 
     def _emit_modified(self) -> None:
         self.modified_changed.emit(self.modified)
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        # from the signal's value, not by asking the stack: it also comes while the stack
+        # is being destroyed with the window
+        self.modified_changed.emit(self._unsaved_reset or not clean)
 
     @property
     def state(self) -> EditorState:
