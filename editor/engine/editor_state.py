@@ -56,20 +56,23 @@ class EditorState:
     session: Session = field(default_factory=Session)
     draft: Edit = field(default_factory=new_draft)
 
-    def rendered_session(self) -> Session:
-        """The session the canvas shows and exports: the stack plus a draft that has a
-        target prompt and a non-zero strength."""
+    @property
+    def draft_drawn(self) -> bool:
+        """Whether the draft is drawn on top of the stack: it has a target prompt and a
+        non-zero strength."""
         d = self.draft
-        if d.enabled and d.strength != 0 and str(d.params.get("target", "")).strip():
-            return self.session.add_edit(d)
-        return self.session
+        return d.enabled and d.strength != 0 and bool(str(d.params.get("target", "")).strip())
+
+    def rendered_session(self) -> Session:
+        """The session the canvas shows and exports: the stack plus the draft when drawn."""
+        return self.session.add_edit(self.draft) if self.draft_drawn else self.session
 
     def to_session_file(self, session: Session) -> dict:
         """What a session file holds: `session` (the rendered one, with the models'
         identities), which replays the picture on screen anywhere, plus which of its edits
         is the prompt still being written, so that reopening makes it the draft again."""
         recipe = session.to_recipe()
-        if self.rendered_session() is not self.session:  # the draft is drawn: it is in
+        if self.draft_drawn:  # then it is one of the session's edits
             recipe[DRAFT_KEY] = self.draft.id
         return recipe
 
