@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from editor.core.checkpoints import save_generator
 from editor.engine.renderer import Renderer
@@ -100,3 +101,28 @@ def test_bad_values_in_the_settings_file_never_stop_the_window(qtbot, tmp_path, 
         assert 1 <= dialog.quality_box.value() <= 100
     finally:
         close_without_questions(win, qtbot)
+
+
+def _tab_through(win, presses: int = 80) -> list:
+    reached = []
+    for _ in range(presses):
+        QTest.keyClick(QApplication.focusWidget() or win, Qt.Key.Key_Tab)
+        reached.append(QApplication.focusWidget())
+    return reached
+
+
+def test_tab_skips_the_dock_behind_the_current_tab(window, qtbot):
+    """Tab moves through what can be seen: never into the dock behind another's tab."""
+    from tests.test_editor_window import show_active
+
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    qtbot.waitUntil(lambda: not window.directions_panel.isVisible())
+    reached = _tab_through(window)
+    assert not [w for w in reached if window.directions_dock.isAncestorOf(w)]
+
+    window.directions_dock.raise_()  # the other tab: now its widgets, not the stack's
+    qtbot.waitUntil(window.directions_panel.isVisible)
+    reached = _tab_through(window)
+    assert [w for w in reached if window.directions_dock.isAncestorOf(w)]
+    assert not [w for w in reached if window.stack_dock.isAncestorOf(w)]

@@ -160,6 +160,9 @@ class MainWindow(QMainWindow):
             area_widget.setWidget(widget)
             widget = area_widget
         dock.setWidget(widget)
+        # Qt keeps a dock behind another's tab 'visible', only moved out of view, so Tab
+        # walked through widgets nobody could see: its content is hidden while it is
+        dock.visibilityChanged.connect(widget.setVisible)
         self.addDockWidget(area, dock)
         return dock
 
