@@ -117,12 +117,12 @@ def test_tab_skips_the_dock_behind_the_current_tab(window, qtbot):
 
     show_active(window, qtbot)
     window.stack_dock.raise_()
-    qtbot.waitUntil(lambda: not window.directions_panel.isVisible())
+    qtbot.waitUntil(lambda: not window.directions_panel.isEnabled())
     reached = _tab_through(window)
     assert not [w for w in reached if window.directions_dock.isAncestorOf(w)]
 
     window.directions_dock.raise_()  # the other tab: now its widgets, not the stack's
-    qtbot.waitUntil(window.directions_panel.isVisible)
+    qtbot.waitUntil(window.directions_panel.isEnabled)
     reached = _tab_through(window)
     assert [w for w in reached if window.directions_dock.isAncestorOf(w)]
     assert not [w for w in reached if window.stack_dock.isAncestorOf(w)]

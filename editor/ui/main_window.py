@@ -161,8 +161,9 @@ class MainWindow(QMainWindow):
             widget = area_widget
         dock.setWidget(widget)
         # Qt keeps a dock behind another's tab 'visible', only moved out of view, so Tab
-        # walked through widgets nobody could see: its content is hidden while it is
-        dock.visibilityChanged.connect(widget.setVisible)
+        # walked through widgets nobody could see. Its content is disabled while it is out
+        # of view (hiding it instead changed the dock's size hints: the dock area was cut)
+        dock.visibilityChanged.connect(widget.setEnabled)
         self.addDockWidget(area, dock)
         return dock
 
