@@ -370,7 +370,9 @@ def test_second_run_loads_the_cache_and_a_damaged_entry_is_recomputed(planted, t
 
 
 @pytest.mark.parametrize("change", ["label is a number", "confidence inf", "notes list",
-                                    "direction dropped", "direction not a dict"])
+                                    "direction dropped", "direction not a dict",
+                                    "variance NaN", "variance negative", "std NaN",
+                                    "std text"])
 def test_a_cached_discovery_with_a_damaged_header_counts_as_absent(planted, tmp_path, change):
     """Entries written before the info checksum: a label that is not text (the UI shows
     it), a number that is not finite, a direction missing from the header (the file holds
@@ -390,6 +392,10 @@ def test_a_cached_discovery_with_a_damaged_header_counts_as_absent(planted, tmp_
         first["notes"] = [1]
     elif change == "direction dropped":
         info["directions"] = info["directions"][1:]
+    elif change.startswith("variance"):
+        first["variance"] = float("nan") if change.endswith("NaN") else -0.5
+    elif change.startswith("std"):
+        first["coordinate_std"] = float("nan") if change.endswith("NaN") else "1.0"
     else:
         info["directions"][0] = [first]
     entry.save(tensors, info)

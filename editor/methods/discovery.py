@@ -809,6 +809,18 @@ def _labels(pairs: object) -> list[Label]:
     return out
 
 
+def _share(x: object, upper: float = 1.0) -> float:
+    """A header number that must lie in [0, upper] (a variance share, a std); ValueError
+    for NaN, infinities and negatives, TypeError for anything that is not a number (JSON
+    allows NaN)."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise TypeError(f"{x!r} is not a number")
+    value = float(x)
+    if not 0.0 <= value <= upper:
+        raise ValueError(f"{value} is not in [0, {upper}]")
+    return value
+
+
 def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Discovery | None:
     try:
         directions = []
@@ -819,9 +831,10 @@ def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Disco
             if not all(isinstance(v, str) for v in notes.values()):
                 raise TypeError("a note is not text")
             directions.append(Direction(
-                tensors[f"{i}.vector"], float(m["variance"]), int(m["component"]),
+                tensors[f"{i}.vector"], _share(m["variance"]), int(m["component"]),
                 bool(m["split"]), _labels(m["labels"]), _labels(m["negative"]),
-                _labels(m["mixture"]), float(m["coordinate_std"]), deltas, notes))
+                _labels(m["mixture"]), _share(m["coordinate_std"], upper=math.inf),
+                deltas, notes))
         explained = [float(x) for x in tensors["explained"]]
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return None  # written by something else, or a damaged header: recompute
