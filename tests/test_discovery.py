@@ -533,7 +533,7 @@ def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
 def test_a_discovered_edit_made_for_another_generator_is_refused(tiny_generator):
     # Same architecture, other weights: the delta's channels mean other things there, and
     # it used to be applied silently after the user opened another generator.
-    from editor.engine.compose import EditingContext
+    from editor.engine.compose import EditError, EditingContext
     from editor.engine.session import Session
 
     n = sum(s.channels for s in tiny_generator.style_specs)
@@ -546,6 +546,8 @@ def test_a_discovered_edit_made_for_another_generator_is_refused(tiny_generator)
     other, statuses = EditingContext(tiny_generator, generator_hash="gen-b"), {}
     assert torch.equal(other.compose(session, statuses).flat(), plain)
     assert "made for another generator" in statuses[session.edits[0].id].error
+    with pytest.raises(EditError, match="made for another generator"):
+        other.fork().compose(session)  # an export's fork refuses it too (it used to apply it)
     # an edit that names no generator (older recipes) is applied as before
     legacy = Session().add_edit(dd.entry_edit(entry, 2.0))
     assert "generator" not in legacy.edits[0].params
@@ -708,3 +710,23 @@ def test_cli_discover_refuses_meaningless_counts_and_bad_files_before_sampling(
         assert main(base + extra) == 1, extra
         err = capsys.readouterr().err
         assert match in err and "Traceback" not in err, (extra, err)
+
+
+def test_the_demo_clip_knows_only_its_captions_words(tmp_path):
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import DEMO_CLIP, ClipSource, demo_clip_source, open_pack
+    from editor.toyfaces import captions
+
+    pack = open_pack(DEMO_GENERATOR, demo_clip_source())
+    known = pack.context().known_words
+    assert known is not None and {"sunglasses", "beard", "a", "with"} <= known
+    assert "unicorn" not in known
+    # every suggested prompt is made of known words (no false alarms on our own words)
+    assert all(set(t.lower().split()) <= known for t in pack.suggestions())
+    assert all(set(p.lower().split()) <= known for e in captions.edit_prompts()
+               for p in (e.neutral, e.target))
+    # another CLIP (here: the demo's weights under another name) has no closed vocabulary
+    copy = tmp_path / "clip.safetensors"
+    copy.write_bytes(DEMO_CLIP.read_bytes())
+    other = open_pack(DEMO_GENERATOR, ClipSource(path=str(copy)))
+    assert other.context().known_words is None

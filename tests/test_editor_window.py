@@ -1103,3 +1103,15 @@ def test_actual_pixels_are_screen_pixels_on_a_hidpi_screen(qtbot, monkeypatch):
     assert canvas.image_rect().width() == 32  # widget pixels: 64 screen pixels
     canvas.set_zoom(None)  # fitted: the whole view, whatever the ratio
     assert canvas.image_rect().width() == 256 and canvas._effective_zoom() == 8.0
+
+
+def test_the_prompt_line_names_unknown_words_and_shows_errors_as_text():
+    from editor.engine.compose import EditStatus
+    from editor.ui.prompt_panel import status_text
+
+    assert status_text(None) == ""
+    assert status_text(EditStatus(20, 0.12)) == "20 style channels pass at β = 0.120"
+    warned = status_text(EditStatus(20, 0.12, unknown_words=("unicorn", "horn")))
+    assert "“unicorn”, “horn”" in warned and warned.startswith("20 style channels pass")
+    assert status_text(EditStatus(error="no channel passes <b>β</b>")) == \
+        "⚠ no channel passes <b>β</b>"

@@ -301,3 +301,38 @@ def test_a_session_file_marks_its_live_prompt_and_gives_it_back():
     assert DRAFT_KEY not in quiet.to_session_file(quiet.rendered_session())
     for junk in (None, 7, "no-such-edit"):
         assert EditorState(session, new_draft()).with_saved_draft(junk).session == session
+
+
+def test_unknown_words_are_those_outside_a_closed_vocabulary():
+    from editor.engine.compose import unknown_words
+
+    known = frozenset({"a", "face", "with", "sunglasses"})
+    assert unknown_words(["a face", "A Face with SUNGLASSES!"], known) == ()
+    assert unknown_words(["a face", "a face with a top hat, a TOP hat"], known) == ("top", "hat")
+    assert unknown_words(["anything at all"], None) == ()
+
+
+def test_a_text_edit_reports_the_words_its_clip_never_learned(tiny_generator):
+    from editor.engine.compose import EditStatus
+    from editor.methods import global_directions as gd
+    from tests.conftest import make_tiny_clip
+
+    clip = make_tiny_clip()
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    stats = gd.StyleStats(mean=torch.zeros(n), std=torch.ones(n), n_samples=1)
+    channels = torch.arange(n)
+    relevance = gd.Relevance(channels, torch.nn.functional.normalize(
+        torch.randn(n, clip.embed_dim), dim=1))
+    edit = Edit("global", {"neutral": "a face", "target": "a face with a unicorn horn",
+                           "beta": 0.0}, strength=1.0)
+    session = Session().add_edit(edit)
+    known = frozenset({"a", "face", "with"})
+    ctx = EditingContext(tiny_generator, clip, stats, relevance, known_words=known)
+    for context in (ctx, ctx.fork()):
+        statuses: dict[str, EditStatus] = {}
+        context.compose(session, statuses)
+        assert statuses[session.edits[0].id].error is None
+        assert statuses[session.edits[0].id].unknown_words == ("unicorn", "horn")
+    statuses = {}
+    EditingContext(tiny_generator, clip, stats, relevance).compose(session, statuses)
+    assert statuses[session.edits[0].id].unknown_words == ()

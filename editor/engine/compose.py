@@ -8,8 +8,9 @@ strength, enabling/disabling it or reordering the stack recomputes nothing.
 from __future__ import annotations
 
 import pickle
+import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,18 @@ class EditStatus:
     n_channels: int = 0
     beta: float | None = None
     error: str | None = None
+    # words of a text edit's prompts that the CLIP model never learned (only known for
+    # CLIP models with a closed vocabulary, such as the demo world's)
+    unknown_words: tuple[str, ...] = ()
+
+
+def unknown_words(texts: Sequence[str], known: frozenset[str] | None) -> tuple[str, ...]:
+    """The words of texts (lower case, in order, once each) that are not in known; none
+    when every word is allowed (known is None)."""
+    if known is None:
+        return ()
+    words = (w for t in texts for w in re.findall(r"[a-z]+", t.lower()))
+    return tuple(dict.fromkeys(w for w in words if w not in known))
 
 
 def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
@@ -155,8 +168,10 @@ class EditingContext:
         cache_size: int = 64,
         covariation: Covariation | None = None,
         generator_hash: str | None = None,
+        known_words: frozenset[str] | None = None,
     ):
         self.generator = generator
+        self.known_words = known_words  # the CLIP's whole vocabulary, where it has one
         # the generator's content hash: a style delta made on another one is refused
         self.generator_hash = generator_hash
         self.clip = clip
@@ -178,7 +193,8 @@ class EditingContext:
         or batch job) while the render worker keeps using this one: the models are only
         read, but the caches are not safe to share between threads."""
         return EditingContext(self.generator, self.clip, self.stats, self.relevance,
-                              self._z_for_seed, self._cache_size, self.covariation)
+                              self._z_for_seed, self._cache_size, self.covariation,
+                              self.generator_hash, self.known_words)
 
     # ----------------------------------------------------------------- source
     def z_for_seed(self, seed: int) -> torch.Tensor:
@@ -281,7 +297,11 @@ class EditingContext:
                 statuses[edit.id] = EditStatus(error=str(e))
                 continue
             if statuses is not None:
-                statuses[edit.id] = EditStatus(direction.n_channels, direction.beta)
+                prompts = [str(edit.params.get(k, "")) for k in ("neutral", "target")
+                           ] if edit.kind == "global" else []
+                statuses[edit.id] = EditStatus(direction.n_channels, direction.beta,
+                                               unknown_words=unknown_words(
+                                                   prompts, self.known_words))
             if edit.strength != 0:
                 total += edit.strength * direction.delta.to(self.device)
         return code + total if bool(total.any()) else code

@@ -225,7 +225,19 @@ class OpenPack:
             z_for_seed=self.model.z_for_seed,
             covariation=self.covariation,
             generator_hash=self.model.content_hash,
+            known_words=self.clip_vocabulary(),
         )
+
+    def clip_vocabulary(self) -> frozenset[str] | None:
+        """Every word the pack's CLIP learned, where that is a closed set: the demo CLIP saw
+        only the demo world's captions, so any other word in a prompt moves the edit in a
+        direction nobody chose. None (any word) for other CLIP models."""
+        source = self.clip_source
+        if self.clip is None or source is None or source.path is None:
+            return None
+        if Path(source.path).resolve() != DEMO_CLIP.resolve():
+            return None
+        return frozenset(captions.vocabulary(content_only=False))
 
     @property
     def is_demo(self) -> bool:

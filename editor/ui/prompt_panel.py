@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QSignalBlocker, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -123,6 +123,7 @@ class PromptPanel(QWidget):
         self.gate.toggled.connect(self._toggle_gate)
         self.channels = QLabel("")
         self.channels.setWordWrap(True)
+        self.channels.setTextFormat(Qt.TextFormat.PlainText)  # prompts are not markup
         self.notice = QLabel("")  # why prompt edits are unavailable, when they are
         self.notice.setWordWrap(True)
         self.notice.hide()
@@ -174,13 +175,7 @@ class PromptPanel(QWidget):
 
     def show_status(self, status: EditStatus | None) -> None:
         """The engine's report on the edit shown: channels passing β, or why none do."""
-        if status is None:
-            self.channels.setText("")
-        elif status.error:
-            self.channels.setText(f"<span style='color:#d9534f'>{status.error}</span>")
-        else:
-            beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
-            self.channels.setText(f"{status.n_channels} style channels pass{beta}")
+        self.channels.setText(status_text(status))
         if self._edit is not None and self._edit.params.get("auto_beta"):
             # auto β is the engine's choice for this prompt; without one, show none rather
             # than the last prompt's
@@ -250,3 +245,19 @@ class PromptPanel(QWidget):
     def _toggle_gate(self, on: bool) -> None:
         self._emit_params({"gate": on}, "Gate channels" if on else "Ungate channels", None)
         self.interaction_finished.emit()
+
+
+def status_text(status: EditStatus | None) -> str:
+    """The line under the prompt: channels passing β, or why none do; and the words the
+    CLIP never learned, which move the edit in a direction nobody chose."""
+    if status is None:
+        return ""
+    if status.error:
+        return f"⚠ {status.error}"
+    beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
+    text = f"{status.n_channels} style channels pass{beta}"
+    if status.unknown_words:
+        words = ", ".join(f"“{w}”" for w in status.unknown_words)
+        text += (f"\n⚠ This CLIP never learned {words}: the edit may not mean it "
+                 "(the suggestions list the words it knows)")
+    return text
