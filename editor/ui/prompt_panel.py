@@ -176,6 +176,10 @@ class PromptPanel(QWidget):
     def show_status(self, status: EditStatus | None) -> None:
         """The engine's report on the edit shown: channels passing β, or why none do."""
         self.channels.setText(status_text(status))
+        self.channels.setToolTip(
+            "The edit follows what CLIP understands of the prompt; words it never learned "
+            "move it in a direction nobody chose. The … menu lists prompts in its words."
+            if status is not None and status.unknown_words else "")
         if self._edit is not None and self._edit.params.get("auto_beta"):
             # auto β is the engine's choice for this prompt; without one, show none rather
             # than the last prompt's
@@ -258,6 +262,5 @@ def status_text(status: EditStatus | None) -> str:
     text = f"{status.n_channels} style channels pass{beta}"
     if status.unknown_words:
         words = ", ".join(f"“{w}”" for w in status.unknown_words)
-        text += (f"\n⚠ This CLIP never learned {words}: the edit may not mean it "
-                 "(the suggestions list the words it knows)")
+        text += f"\n⚠ Words this CLIP never learned: {words}"
     return text
