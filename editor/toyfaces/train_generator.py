@@ -23,7 +23,12 @@ from editor.core.checkpoints import LoadedGenerator, load_generator, save_genera
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
 from editor.toyfaces import conditioning, style_groups
-from editor.toyfaces.attributes import sample_attributes
+from editor.toyfaces.direction_training import (
+    DirectionPushes,
+    Face,
+    encode_faces,
+    random_faces,
+)
 from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
     TrainState,
@@ -47,21 +52,16 @@ FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
 EDGE_WEIGHT = 0.5
 
 
-def make_batch(step: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
-                                                          torch.Tensor]:
-    """(z, target images in [-1, 1], feature masks), deterministic in (seed, step)."""
-    rng = np.random.default_rng([seed, step])
-    zs, imgs, masks = [], [], []
-    for _ in range(batch):
-        attrs = sample_attributes(rng)
-        jitter_seed = int(rng.integers(2**31 - 1))
-        zs.append(conditioning.encode(attrs, jitter_seed))
-        imgs.append(render(attrs, "normal", 64, jitter_seed))
-        masks.append(feature_mask(attrs, 64, jitter_seed))
-    z = torch.from_numpy(np.stack(zs))
-    img = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    mask = torch.from_numpy(np.stack(masks))[:, None]
-    return z, img, mask
+def batch_faces(step: int, batch: int, seed: int) -> list[Face]:
+    """The faces of a training step, deterministic in (seed, step)."""
+    return random_faces(np.random.default_rng([seed, step]), batch)
+
+
+def targets(faces: list[Face]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the world's drawings of faces in [-1, 1], their small-feature masks)."""
+    img = torch.from_numpy(np.stack([render(a, "normal", 64, j) for a, j in faces]))
+    mask = torch.from_numpy(np.stack([feature_mask(a, 64, j) for a, j in faces]))[:, None]
+    return img.permute(0, 3, 1, 2).float() / 127.5 - 1, mask
 
 
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,16 +158,20 @@ def train(args: argparse.Namespace) -> Path:
     if not args.restart:
         try_resume(state, ckpt, print)
     max_seconds = args.minutes * 60 if args.minutes else None
+    pushes = DirectionPushes(args.seed) if args.direction_pushes > 0 else None
 
     def step(i: int) -> dict[str, float]:
         # cosine decay over the planned steps keeps late updates small and images sharp
         progress = min(1.0, i / max(1, args.steps))
         for group in opt.param_groups:
             group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-        z, target, mask = make_batch(i, args.batch, args.seed)
-        w = gen.map_z(z)
+        faces = batch_faces(i, args.batch, args.seed)
+        code = gen.styles(gen.map_z(encode_faces(faces)))
+        if pushes is not None:
+            code, faces = pushes.apply(gen, i, code, faces, args.direction_pushes)
+        target, mask = targets(faces)
         skips: list[torch.Tensor] = []
-        gen.synthesize(gen.styles(w), noise_mode="const", skips=skips)
+        gen.synthesize(code, noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -200,6 +204,8 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
                   f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
                   + (f" --minutes {args.minutes}" if args.minutes else "")
                   + (" --grouped-styles" if args.grouped_styles else "")
+                  + (f" --direction-pushes {args.direction_pushes}"
+                     if args.direction_pushes else "")
                   + (f" --warm-start {args.warm_start}" if args.warm_start else "")
                   + (f" --continue-from {args.continue_from}" if args.continue_from else ""),
         **({"style_groups": {
@@ -220,6 +226,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--grouped-styles", action="store_true",
                    help="give every attribute its own style channels (see style_groups)")
+    p.add_argument("--direction-pushes", type=float, default=0.0, metavar="FRACTION",
+                   help="train this fraction of each batch on faces pushed along averaged "
+                        "attribute directions (see direction_training; default 0)")
     p.add_argument("--continue-from", default=None, metavar="GENERATOR",
                    help="start from every weight of an earlier demo generator (train it on)")
     p.add_argument("--warm-start", default=None, metavar="GENERATOR",
