@@ -936,6 +936,12 @@ def test_the_forms_fit_without_scrollbars_at_the_first_size(window, qtbot):
     qtbot.waitUntil(lambda: all(f.viewport().height() >= f.widget().sizeHint().height()
                                 for f in forms), timeout=5_000)
     assert not any(f.verticalScrollBar().isVisible() for f in forms)
+    # a second status line (the unknown-word warning) fits in the room kept for it
+    from editor.engine.compose import EditStatus
+
+    window.prompt_panel.show_status(EditStatus(20, 0.1, unknown_words=("unicorn",)))
+    qtbot.wait(50)
+    assert not forms[1].verticalScrollBar().isVisible()
 
 
 def test_a_saved_live_prompt_reopens_as_the_prompt_not_in_the_stack(window, qtbot, tmp_path):

@@ -124,6 +124,9 @@ class PromptPanel(QWidget):
         self.channels = QLabel("")
         self.channels.setWordWrap(True)
         self.channels.setTextFormat(Qt.TextFormat.PlainText)  # prompts are not markup
+        # room for the second line (a warning) from the start: the form is fitted to its
+        # height once, when the window first shows, and a later line gave it a scrollbar
+        self.channels.setMinimumHeight(2 * self.channels.fontMetrics().lineSpacing())
         self.notice = QLabel("")  # why prompt edits are unavailable, when they are
         self.notice.setWordWrap(True)
         self.notice.hide()
