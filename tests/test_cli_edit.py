@@ -48,7 +48,8 @@ def test_edit_errors_are_one_clear_line(tmp_path, models, capsys):
     out = tmp_path / "out.png"
     out.write_bytes(b"existing")
     assert main(["edit", "--seed", "1", *models, "-o", str(out)]) == 1
-    assert "exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "exists" in err and "--overwrite" in err  # the option that allows it, by name
     assert out.read_bytes() == b"existing"
     notes = tmp_path / "notes.png"
     Image.new("RGB", (4, 4)).save(notes)

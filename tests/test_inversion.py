@@ -345,3 +345,37 @@ def test_cli_tells_what_was_done_to_a_picture(tmp_path, capsys):
     Image.fromarray(rgba).save(path)
     _crop_of(str(path), None)
     assert "half.png:" in capsys.readouterr().err  # e.g. its transparency was flattened
+
+
+def test_a_real_generator_is_not_given_the_demo_clip(tmp_path, capsys, monkeypatch):
+    # Without CLIP options the demo CLIP (64 px cartoons) was used for any generator: a
+    # real generator's edits and inversions were steered by it, and its recipe named it.
+    import argparse
+
+    from editor.cli import main
+    from editor.cli.edit import _clip_source
+    from editor.core.checkpoints import save_generator
+    from editor.engine import packs
+    from editor.engine.models import DEMO_GENERATOR
+    from tests.conftest import make_tiny_generator
+
+    none = argparse.Namespace(clip_file=None, clip_arch=None, clip_pretrained=None)
+    assert _clip_source(none, DEMO_GENERATOR) == packs.demo_clip_source()
+    gen = save_generator(make_tiny_generator(resolution=16), tmp_path / "real.safetensors")
+    assert _clip_source(none, gen) == packs.REFERENCE_CLIP
+
+    # the reference CLIP is not on this machine: inversion goes on without CLIP features
+    monkeypatch.setattr(packs, "REFERENCE_CLIP",
+                        packs.ClipSource(path=str(tmp_path / "no-such-clip.safetensors")))
+    out = tmp_path / "inv.png"
+    rc = main(_demo_args(tmp_path, str(_picture(tmp_path)), "--generator", str(gen),
+                         "-o", str(out)))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "no CLIP model" in captured.err
+    assert Session.from_json(read_recipe(out)).clip is None
+    # ... while a text edit, which needs one, says so in one line
+    rc = main(["edit", "--generator", str(gen), "--seed", "1", "--target", "a smile",
+               "-o", str(tmp_path / "edit.png")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "no-such-clip" in err and "Traceback" not in err

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, ImageExistsError
 from editor.core.image_io import check_export_path, read_recipe, save_image
 from editor.engine.compose import EditError, wplus_file_source
 from editor.engine.editor_state import EditDefaults
 from editor.engine.export import MAX_SCALE, UPSCALE_FILTERS, file_recipe, recorded_output
 from editor.engine.models import DEMO_GENERATOR
-from editor.engine.packs import ClipSource, demo_clip_source, open_pack
+from editor.engine.packs import ClipSource, default_clip_source, open_pack
 from editor.engine.renderer import pick_device, to_uint8_image
 from editor.engine.session import (
     MAX_SEED,
@@ -178,7 +178,10 @@ def build_session(args: argparse.Namespace, default_psi: float,
     return session
 
 
-def _clip_source(args: argparse.Namespace) -> ClipSource:
+def _clip_source(args: argparse.Namespace, generator: str | Path) -> ClipSource:
+    """The CLIP the options name; without any, the generator's own: the demo CLIP for the
+    demo generator, the reference ViT-B-32 (openai) for any other (the demo CLIP only
+    knows 64 px cartoon faces)."""
     if args.clip_pretrained and not args.clip_arch:
         raise AtelierError("--clip-pretrained needs --clip-arch (e.g. --clip-arch ViT-B-32 "
                            "--clip-pretrained openai)")
@@ -186,7 +189,7 @@ def _clip_source(args: argparse.Namespace) -> ClipSource:
         raise AtelierError("--clip-arch needs --clip-pretrained TAG or --clip-file FILE")
     if args.clip_file or args.clip_arch:
         return ClipSource(path=args.clip_file, arch=args.clip_arch, tag=args.clip_pretrained)
-    return demo_clip_source()
+    return default_clip_source(generator)
 
 
 def _print_progress(item: Progress) -> None:
@@ -214,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
         scale, upscale_filter = output_settings(args, recipe)
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
-        pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
+        generator = args.generator or str(DEMO_GENERATOR)
+        pack = open_pack(generator, _clip_source(args, generator),
                          device=str(pick_device(args.device or "cpu")),
                          relevance_config=RelevanceConfig(n_images=args.precompute_images,
                                                           psi=1.0)
@@ -244,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
                            recipe=file_recipe(session, scale, upscale_filter), scale=scale,
                            overwrite=args.overwrite, upscale_filter=upscale_filter)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
-        print(f"atelier edit: {e}", file=sys.stderr)
+        hint = "; pass --overwrite to replace it" if isinstance(e, ImageExistsError) else ""
+        print(f"atelier edit: {e}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; the precompute resumes where it stopped next time",

@@ -172,8 +172,16 @@ def run(args: argparse.Namespace) -> int:
         json_path = [Path(args.json_path)] if args.json_path else []
         _check_free(outputs + latents + json_path, args.overwrite, args.images)
         crops = [_crop_of(path, box) for path in args.images]
-        pack = open_pack(args.generator or str(DEMO_GENERATOR), _clip_source(args),
-                         device=str(pick_device(args.device or "cpu")))
+        generator = args.generator or str(DEMO_GENERATOR)
+        named_clip = bool(args.clip_file or args.clip_arch) or args.perceptual == "clip"
+        # without a CLIP named, inversion goes on without one (pixel and VGG losses) when
+        # the generator's usual CLIP is not available here
+        pack = open_pack(generator, _clip_source(args, generator),
+                         device=str(pick_device(args.device or "cpu")),
+                         require_clip=named_clip)
+        if pack.clip is None:
+            print(f"note: no CLIP model ({pack.clip_error}); inverting without CLIP "
+                  "features", file=sys.stderr)
         settings = settings_from_args(args, seed=args.seed)
         gen_id, clip_id = pack.identities()
         rows = []
