@@ -22,7 +22,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   pipi() { "$VENV/bin/python" -m pip install --quiet "$@" 2>&1 \
              | { grep -v '^WARNING: Location' || true; } >&2; }
   pipi --upgrade pip
-  # torch/torchvision first and pinned: on this machine kind they come from local disk.
+  # torch/torchvision first and pinned to the tested versions (PyPI's default build).
   pipi "torch==2.14.1" "torchvision==0.29.1"
   pipi -e "$ROOT[dev]"
   "$VENV/bin/python" -c "import torch, open_clip, PySide6, editor" \

@@ -1121,3 +1121,16 @@ def test_the_prompt_line_names_unknown_words_and_shows_errors_as_text():
     assert "“unicorn”, “horn”" in warned and warned.startswith("20 style channels pass")
     assert status_text(EditStatus(error="no channel passes <b>β</b>")) == \
         "⚠ no channel passes <b>β</b>"
+
+
+def test_the_auto_beta_tip_names_the_edits_own_channel_minimum(qtbot):
+    from editor.ui.prompt_panel import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.show_edit(Edit("global", {"neutral": "a cartoon face", "target": "a beard",
+                                    "auto_beta": True, "min_channels": 20}), bound=False)
+    assert "at least 20 channels" in panel.auto_beta.toolTip()  # the demo's; it said 10
+    panel.show_edit(Edit("global", {"neutral": "a face", "target": "a beard",
+                                    "beta": 0.15}), bound=False)
+    assert "at least 10 channels" in panel.auto_beta.toolTip()

@@ -903,7 +903,8 @@ class MainWindow(QMainWindow):
         QMessageBox.about(
             self, "About Latent Atelier",
             f"<b>Latent Atelier</b> {__version__}<br>Text-driven editing of StyleGAN2 images:"
-            " StyleCLIP global directions, with StyleGAN-NADA and CLIP2StyleGAN to come.<br>"
+            " StyleCLIP global directions, CLIP2StyleGAN discovered directions and GAN"
+            " inversion; latent optimisation, mappers and StyleGAN-NADA are planned.<br>"
             f"Device: {self.renderer.device}")
 
     # ================================================================= settings, closing

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.engine.compose import EditStatus
+from editor.engine.editor_state import EditDefaults
 from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
@@ -113,7 +114,7 @@ class PromptPanel(QWidget):
                                                                     "beta"))
         self.beta.drag_finished.connect(self.interaction_finished)
         self.auto_beta = QCheckBox("Auto β")
-        self.auto_beta.setToolTip("Pick the largest β that still moves at least 10 channels")
+        self.auto_beta.setToolTip(auto_beta_tip(None))
         self.auto_beta.toggled.connect(self._toggle_auto_beta)
         self.gate = QCheckBox("Only channels that vary with the text")
         self.gate.setToolTip("Keep only the style channels that also vary with the prompt "
@@ -170,6 +171,7 @@ class PromptPanel(QWidget):
         self.alpha.set_value(edit.strength)
         with QSignalBlocker(self.auto_beta):
             self.auto_beta.setChecked(bool(p.get("auto_beta")))
+        self.auto_beta.setToolTip(auto_beta_tip(p.get("min_channels")))
         with QSignalBlocker(self.gate):
             self.gate.setChecked(bool(p.get("gate")))
         self.beta.setEnabled(not p.get("auto_beta"))
@@ -267,3 +269,10 @@ def status_text(status: EditStatus | None) -> str:
         words = ", ".join(f"“{w}”" for w in status.unknown_words)
         text += f"\n⚠ Words this CLIP never learned: {words}"
     return text
+
+
+def auto_beta_tip(min_channels: object) -> str:
+    """The auto-β tooltip, with the edit's own channel minimum (the pack's default)."""
+    least = (min_channels if isinstance(min_channels, int) and min_channels > 0
+             else EditDefaults().min_channels)
+    return f"Pick the largest β that still moves at least {least} channels"
