@@ -1190,3 +1190,26 @@ def test_an_import_never_takes_the_index_place(tmp_path):
     for name in ("index.json", "INDEX.lock"):
         with pytest.raises(zoo.ZooImportError, match="reserved for the model index"):
             zoo.import_file(src, name=name)
+
+
+def test_a_clip_installed_through_the_zoo_serves_its_arch_and_tag(tmp_path):
+    # 'models download clip-vit-b-32-openai' put ViT-B-32.pt into the model cache, but
+    # opening ViT-B-32/openai (a real generator's default CLIP, --clip-arch/--clip-pretrained)
+    # looked only in open_clip's caches and said the weights were not available.
+    from editor.core.clip_model import ClipModel
+    from editor.core.errors import ClipError
+
+    assert zoo.installed_clip_weights("ViT-B-32", "openai") is None
+    path = zoo.models_dir() / "clip-vit-b-32-openai" / "ViT-B-32.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not really the weights")
+    zoo._record(zoo.InstalledModel(
+        name="clip-vit-b-32-openai", path=path, sha256="0" * 64, size=path.stat().st_size,
+        verified=False, entry="clip-vit-b-32-openai", kind="clip", format="open_clip",
+        source="test", added="2026-12-06T00:00:00+00:00"))
+    assert zoo.installed_clip_weights("ViT-B-32", "openai") == path
+    assert zoo.installed_clip_weights("ViT-B-16", "openai") is None
+    # the loader reads that file (here: refuses it as damaged, naming it)
+    with pytest.raises(ClipError) as info:
+        ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path / "empty")
+    assert "ViT-B-32.pt" in str(info.value) and "not available locally" not in str(info.value)

@@ -511,12 +511,18 @@ class ClipModel:
         pcfg = _pretrained_cfg(arch, tag)
         cache = str(cache_dir) if cache_dir is not None else None
         path = _cached_weights(pcfg, cache)
+        if path is None:  # downloaded through the model zoo (Models dialog, models download)
+            from .zoo import installed_clip_weights
+
+            zoo_file = installed_clip_weights(arch, tag)
+            path = str(zoo_file) if zoo_file is not None else None
         if path is None and download:
             path = _download(pcfg, arch, tag, cache)
         if path is None:
             raise ClipError(
                 f"The weights of CLIP {arch} '{tag}' are not available locally "
-                f"(looked in {cache or 'the default caches'}). Download them (from "
+                f"(looked in {cache or 'the default caches'} and the model zoo). Download "
+                f"them (`atelier models download` for the zoo's CLIP models, or from "
                 f"{_weights_source(pcfg)}) or, without a network, copy the weights file to "
                 f"this machine and import it as a local CLIP checkpoint for {arch}.")
         quick_gelu = bool(pcfg.get("quick_gelu", False))

@@ -423,6 +423,15 @@ def installed_model(name: str) -> InstalledModel | None:
     return next((m for m in models if m.entry == name), None)
 
 
+def installed_clip_weights(arch: str, tag: str) -> Path | None:
+    """The installed file of a registry CLIP entry for open_clip's (arch, tag), if any: a
+    CLIP downloaded through the zoo serves every use of that (arch, tag), not only the
+    files picked by path."""
+    entries = {e.name for e in registry_entries()[0]
+               if e.kind == "clip" and e.arch == arch and e.tag == tag}
+    return next((m.path for m in installed() if (m.entry or m.name) in entries), None)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
