@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="zero-shot labels only (skip the token-mixture optimisation)")
     p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
                    "CLIP directions, style deltas) to this JSON file")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for torch")
     p.set_defaults(func=cmd_discover)

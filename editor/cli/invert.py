@@ -61,8 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     opt = p.add_argument_group("optimisation")
     add_optimisation_arguments(opt)
-    opt.add_argument("--batch", type=int_at_least(1), default=16, help="pictures inverted together")
-    opt.add_argument("--seed", type=int_at_least(0), default=InversionSettings().seed)
+    opt.add_argument("--batch", type=int_at_least(1), default=16,
+                     help="pictures inverted together (default: %(default)s)")
+    opt.add_argument("--seed", type=int_at_least(0), default=InversionSettings().seed,
+                     help="seed of the random starts (default: %(default)s)")
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
     models.add_argument("--clip-file", help="CLIP weights file")
@@ -75,14 +77,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_optimisation_arguments(group) -> None:
     """The optimiser's options, defaulting to InversionSettings (the benchmark shares them)."""
     d = InversionSettings()
-    group.add_argument("--steps", type=int_at_least(0), default=d.steps)
-    group.add_argument("--lr", type=positive_float, default=d.lr)
+    group.add_argument("--steps", type=int_at_least(0), default=d.steps,
+                       help="optimisation steps (default: %(default)s)")
+    group.add_argument("--lr", type=positive_float, default=d.lr,
+                       help="learning rate (default: %(default)s)")
     group.add_argument("--starts", type=int_at_least(1), default=d.starts,
-                       help="best random starting points optimised per picture")
+                       help="best random starting points optimised per picture "
+                            "(default: %(default)s)")
     group.add_argument("--candidates", type=int_at_least(1), default=d.candidates,
-                       help="random latents scored to choose the starts")
+                       help="random latents scored to choose the starts (default: %(default)s)")
     group.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default=d.perceptual,
-                       help="auto: VGG16 if its weights are here, else CLIP")
+                       help="auto: VGG16 if its weights are here, else CLIP, else none "
+                            "(default: %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace, **more) -> InversionSettings:
