@@ -618,6 +618,14 @@ def test_cli_discover_prints_the_table_and_writes_json(tmp_path, capsys):
     again = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
                   "--n-samples", "40", "--k", "3", "--no-mixture", "--words", "zebra,teapot"])
     assert again == 0 and "from the cache" in capsys.readouterr().out
+    # the JSON file is the user's: replaced only when asked (it used to be, silently)
+    written = out.read_bytes()
+    rerun = ["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+             "--n-samples", "40", "--k", "3", "--no-mixture", "--json", str(out)]
+    assert main(rerun) == 1
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == written
+    assert main([*rerun, "--overwrite"]) == 0
+    assert json.loads(out.read_text())["format"] == "latent-atelier-discovery"
 
 
 def test_cli_discover_interrupt_exits_130(tmp_path, capsys, monkeypatch):

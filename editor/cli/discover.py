@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="zero-shot labels only (skip the token-mixture optimisation)")
     p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
                    "CLIP directions, style deltas) to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for torch")
@@ -164,6 +165,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
         _check_counts(config.n_samples, config.k)
         if args.json:  # checked before the sampling, not after it
             check_targets([Path(args.json)])
+            if not args.overwrite and Path(args.json).exists():
+                raise AtelierError(f"{args.json} exists; pass --overwrite to replace it")
     except (AtelierError, ValueError) as e:
         return _error(str(e))
     print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "
