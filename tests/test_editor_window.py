@@ -1134,3 +1134,16 @@ def test_the_auto_beta_tip_names_the_edits_own_channel_minimum(qtbot):
     panel.show_edit(Edit("global", {"neutral": "a face", "target": "a beard",
                                     "beta": 0.15}), bound=False)
     assert "at least 10 channels" in panel.auto_beta.toolTip()
+
+
+def test_the_prompt_examples_are_in_the_packs_words(window, qtbot):
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source
+
+    panel = window.prompt_panel
+    assert panel.target.placeholderText() == "a face with blonde hair"  # a real pack
+    window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.is_demo, timeout=20_000)
+    # the demo CLIP knows cartoon faces: "a face" was not its neutral prompt
+    assert panel.neutral.placeholderText() == "a cartoon face"
+    assert panel.target.placeholderText() == "a cartoon face with blonde hair"

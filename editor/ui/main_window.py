@@ -591,6 +591,7 @@ class MainWindow(QMainWindow):
         else:
             self.prompt_panel.set_text_edits_available(True)
         self.prompt_panel.set_suggestions(pack.suggestions() if pack.clip is not None else [])
+        self.prompt_panel.set_placeholders(pack.neutral_prompt())
         self.discovery.pack_changed(pack)
         if first:  # a new model starts a new history, with its own defaults
             state = self.document.state

@@ -193,6 +193,11 @@ class PromptPanel(QWidget):
             else:
                 self.beta.show_blank()
 
+    def set_placeholders(self, neutral: str) -> None:
+        """Example prompts in the pack's own words (the demo's are about cartoon faces)."""
+        self.neutral.setPlaceholderText(neutral)
+        self.target.setPlaceholderText(f"{neutral} with blonde hair")
+
     def set_suggestions(self, prompts: list[str]) -> None:
         menu = self.suggest_button.menu()
         menu.clear()
