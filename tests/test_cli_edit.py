@@ -213,3 +213,19 @@ def _plain_recipe(tmp_path, models) -> str:
     out = tmp_path / "plain.png"
     assert main(["edit", "--seed", "2", *models, "-o", str(out)]) == 0
     return read_recipe(out)
+
+
+def test_every_command_takes_both_names_of_the_clip_file_option(tmp_path, models):
+    # edit and invert said --clip-file, discover and precompute --clip-checkpoint
+    from editor.cli import build_parser
+
+    for command, dest, required in [("edit", "clip_file", ["-o", "x.png"]),
+                                    ("invert", "clip_file", ["p.png", "-o", "x.png"]),
+                                    ("discover", "clip_checkpoint", []),
+                                    ("precompute", "clip_checkpoint", ["--generator", "g.pt"])]:
+        for name in ("--clip-file", "--clip-checkpoint"):
+            args = build_parser().parse_args([command, *required, name, "c.safetensors"])
+            assert getattr(args, dest) == "c.safetensors", (command, name)
+    out = tmp_path / "alias.png"
+    aliased = [a if a != "--clip-file" else "--clip-checkpoint" for a in models]
+    assert main(["edit", "--seed", "3", "--target", "smiling face", *aliased, "-o", str(out)]) == 0

@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", metavar="PATH", default=None,
                    help="generator checkpoint (default: the demo generator)")
     clip = p.add_mutually_exclusive_group()
-    clip.add_argument("--clip-checkpoint", metavar="PATH",
+    clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
+                      metavar="PATH",
                       help="local CLIP weights (with --clip-arch unless saved by this program)")
     clip.add_argument("--clip-pretrained", metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")

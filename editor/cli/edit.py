@@ -86,7 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="plain StyleCLIP channel relevance even where the pack gates")
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
-    models.add_argument("--clip-file", help="CLIP weights file")
+    models.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file",
+                        metavar="PATH", help="CLIP weights file (--clip-checkpoint as in "
+                                             "discover and precompute)")
     models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
     models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clip = p.add_mutually_exclusive_group(required=True)
     clip.add_argument("--clip-pretrained", metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
-    clip.add_argument("--clip-checkpoint", metavar="PATH",
+    clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
+                      metavar="PATH",
                       help="local CLIP weights (with --clip-arch unless saved by this program)")
     clip.add_argument("--clip-config", metavar="JSON",
                       help="open_clip model config: a .json file or inline JSON (random "
