@@ -145,8 +145,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
     from editor.core.paths import atomic_write_text
     from editor.engine import discovered as dd
-    from editor.engine.export import check_targets
     from editor.methods import discovery as dc
+
+    from .outputs import check_outputs
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,9 +166,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     try:
         _check_counts(config.n_samples, config.k)
         if args.json:  # checked before the sampling, not after it
-            check_targets([Path(args.json)])
-            if not args.overwrite and Path(args.json).exists():
-                raise AtelierError(f"{args.json} exists; pass --overwrite to replace it")
+            check_outputs([Path(args.json)], args.overwrite)
     except (AtelierError, ValueError) as e:
         return _error(str(e))
     print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "

@@ -31,7 +31,6 @@ from editor.core.image_io import (
 )
 from editor.core.paths import atomic_path, atomic_write_text
 from editor.engine.compose import decode_wplus
-from editor.engine.export import check_targets
 from editor.engine.inverting import InvertedImage, invert_images, square_crop
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import open_pack
@@ -42,6 +41,7 @@ from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings
 
 from .arg_types import int_at_least, positive_float
 from .edit import _clip_source
+from .outputs import check_outputs, refuse_existing
 
 # Crops are kept at most this big until they are inverted (at the generator's resolution,
 # 1024 px for FFHQ): a folder of phone photos at full size would fill the memory.
@@ -123,22 +123,6 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
-def _check_free(paths: list[Path], overwrite: bool, inputs: list[str]) -> None:
-    """Every file the run will write, checked before any work: writable, not there unless
-    --overwrite, and never one of the pictures being read."""
-    try:
-        check_targets(paths)
-    except ValueError as e:
-        raise AtelierError(str(e)) from e
-    pictures = {Path(p).resolve() for p in inputs}
-    for path in paths:
-        if path.resolve() in pictures:
-            raise AtelierError(f"{path} is one of the pictures being inverted; choose "
-                               "another output")
-        if path.exists() and not overwrite:
-            raise AtelierError(f"{path} exists; pass --overwrite to replace it")
-
-
 def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
     """The picture's square crop, the box in the file's own pixels (a big picture is read
     downscaled, so the box is scaled with it), reduced to at most CROP_KEEP_SIDE: only
@@ -178,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         for output in outputs:
             check_export_path(output, overwrite=True)  # its extension; existence: below
         json_path = [Path(args.json_path)] if args.json_path else []
-        _check_free(outputs + latents + json_path, args.overwrite, args.images)
+        check_outputs(outputs + latents + json_path, args.overwrite, args.images)
         crops = [_crop_of(path, box) for path in args.images]
         generator = args.generator or str(DEMO_GENERATOR)
         named_clip = bool(args.clip_file or args.clip_arch) or args.perceptual == "clip"
@@ -228,8 +212,7 @@ def run(args: argparse.Namespace) -> int:
 def _save_npy(path: Path, inv: InvertedImage, gen, overwrite: bool) -> None:
     assert inv.source.wplus_data is not None
     w = decode_wplus(inv.source.wplus_data, gen.n_latent, gen.w_dim)[0].numpy()
-    if path.exists() and not overwrite:
-        raise AtelierError(f"{path} exists; pass --overwrite to replace it")
+    refuse_existing(path, overwrite)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, w)
