@@ -18,6 +18,9 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("atelier-home")
     monkeypatch.setenv("ATELIER_CACHE_DIR", str(root / "cache"))
     monkeypatch.setenv("ATELIER_CONFIG_DIR", str(root / "config"))
+    from editor.ui.app import place_settings
+
+    place_settings()  # the window's QSettings too, for tests that build widgets directly
     yield
 
 

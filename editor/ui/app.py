@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from editor.core.paths import CONFIG_ENV, config_dir
 from editor.engine.compute_threads import serial_ui_thread
 
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "latent-atelier.svg"
@@ -18,9 +21,20 @@ def init_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("LatentAtelier")
     app.setApplicationName("Latent Atelier")
     app.setDesktopFileName("latent-atelier")
+    place_settings()
     if ICON.exists():
         app.setWindowIcon(QIcon(str(ICON)))
     return app
+
+
+def place_settings() -> None:
+    """With ATELIER_CONFIG_DIR set, the window's settings (geometry, recent files, export
+    choices, theme) live there too, as an INI file, beside the zoo entries: one variable
+    keeps a portable install, a test or a second profile away from the user's own."""
+    if os.environ.get(CONFIG_ENV):
+        QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                          str(config_dir() / "window"))
 
 
 def run_app(paths: list[str] | None = None) -> int:
