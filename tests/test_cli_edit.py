@@ -229,3 +229,40 @@ def test_every_command_takes_both_names_of_the_clip_file_option(tmp_path, models
     out = tmp_path / "alias.png"
     aliased = [a if a != "--clip-file" else "--clip-checkpoint" for a in models]
     assert main(["edit", "--seed", "3", "--target", "smiling face", *aliased, "-o", str(out)]) == 0
+
+
+class _Opened(Exception):
+    pass
+
+
+def test_every_command_picks_the_device_the_window_picks(tmp_path, models, monkeypatch):
+    # edit, invert and discover ran on the CPU unless told otherwise, while the window
+    # renders on CUDA where there is one: a window export then did not replay exactly
+    # from the command line, and a first precompute or an inversion ran on the CPU.
+    import torch
+
+    import editor.cli.edit as edit_cli
+    import editor.cli.invert as invert_cli
+    import editor.engine.packs as packs
+    from editor.engine.renderer import Renderer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    window_device = str(Renderer().device)
+    assert window_device == "cuda"
+    opened: list[str] = []
+
+    def record(generator, clip, device="cpu", **kwargs):
+        opened.append(device)
+        raise _Opened
+
+    for module in (edit_cli, invert_cli, packs):
+        monkeypatch.setattr(module, "open_pack", record)
+    picture = tmp_path / "face.png"
+    Image.new("RGB", (8, 8)).save(picture)
+    for argv in (["edit", "--seed", "1", "-o", str(tmp_path / "e.png")],
+                 ["invert", str(picture), "-o", str(tmp_path / "i.png")],
+                 ["discover"]):
+        with pytest.raises(_Opened):
+            main([*argv, "--generator", models[1]])
+    assert opened == [window_device] * 3

@@ -7,6 +7,10 @@ import argparse
 import math
 from collections.abc import Callable
 
+# Every command picks its device as the window does, so a file exported from the window
+# replays on the device it was rendered on (a replay is exact on the same device).
+DEVICE_HELP = "auto (CUDA if present, as the window does; the default), cpu, cuda or cuda:N"
+
 
 def finite_float(text: str) -> float:
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from editor.core.errors import AtelierError
 
-from .arg_types import int_at_least
+from .arg_types import DEVICE_HELP, int_at_least
 from .precompute import ProgressLine
 
 PROG = "atelier discover"
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
                    "CLIP directions, style deltas) to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for torch")
     p.set_defaults(func=cmd_discover)

@@ -39,7 +39,7 @@ from editor.engine.session import (
 )
 from editor.methods.global_directions import Progress, RelevanceConfig
 
-from .arg_types import finite_float, float_within, int_at_least, non_negative_float
+from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus")
 
@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upscale-filter", choices=UPSCALE_FILTERS, default=None,
                    help="how --scale enlarges: lanczos (smooth) or nearest (sharp pixels); "
                         "default: what a replayed recipe records, else lanczos")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precompute-images", type=int_at_least(1), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
     p.add_argument("--stats-samples", type=int_at_least(2), default=None,
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         check_export_path(args.output, args.overwrite)
         generator = args.generator or str(DEMO_GENERATOR)
         pack = open_pack(generator, _clip_source(args, generator),
-                         device=str(pick_device(args.device or "cpu")),
+                         device=str(pick_device(args.device)),
                          relevance_config=RelevanceConfig(n_images=args.precompute_images,
                                                           psi=1.0)
                          if args.precompute_images else None,

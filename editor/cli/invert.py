@@ -39,7 +39,7 @@ from editor.engine.session import Session
 from editor.methods.global_directions import Progress
 from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings
 
-from .arg_types import int_at_least, positive_float
+from .arg_types import DEVICE_HELP, int_at_least, positive_float
 from .edit import _clip_source
 from .outputs import check_outputs, refuse_existing
 
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                              "discover and precompute)")
     models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
     models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=run)
 
 
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         # without a CLIP named, inversion goes on without one (pixel and VGG losses) when
         # the generator's usual CLIP is not available here
         pack = open_pack(generator, _clip_source(args, generator),
-                         device=str(pick_device(args.device or "cpu")),
+                         device=str(pick_device(args.device)),
                          require_clip=named_clip)
         if pack.clip is None:
             print(f"note: no CLIP model ({pack.clip_error}); inverting without CLIP "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from editor.core.errors import AtelierError
 
-from .arg_types import finite_float, int_at_least, positive_float
+from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
 
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seed of the base images")
     p.add_argument("--psi", type=finite_float, default=PSI,
                    help="truncation of the base images (generators sampled from Gaussian z)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for torch")
     p.add_argument("--into", metavar="DIR", default=None,
