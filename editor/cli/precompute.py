@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="CPU threads for torch")
     p.add_argument("--into", metavar="DIR", default=None,
                    help="write the pack into this folder instead of the user cache (how the "
-                   "demo pack's directions are made for resources/models/toyfaces/directions)")
+                   "demo pack's directions are made for "
+                   "editor/resources/models/toyfaces/directions)")
     p.set_defaults(func=cmd_precompute)
 
 

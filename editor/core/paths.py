@@ -19,6 +19,10 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "latent-atelier"
+# Files that ship inside the package (demo models and their directions, the icon), so that
+# an installed wheel finds them where a source checkout does.
+RESOURCES_DIR = Path(__file__).resolve().parents[1] / "resources"
+DEMO_MODELS_DIR = RESOURCES_DIR / "models" / "toyfaces"
 CACHE_ENV = "ATELIER_CACHE_DIR"
 CONFIG_ENV = "ATELIER_CONFIG_DIR"
 

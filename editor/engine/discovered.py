@@ -10,7 +10,7 @@ that computes it, plain entries for the UI, and an entry at a strength as an Edi
 The demo pack labels with the demo world's words (every attribute value, in the phrasings
 its CLIP was trained on) and mixes only tokens that occur in its captions; other packs use
 a general list of phrases and the tokenizer's whole-word tokens. Users may add words.
-The demo pack ships its discovery (resources/models/toyfaces/directions/discovery, made by
+The demo pack ships its discovery (editor/resources/models/toyfaces/directions/discovery, made by
 discovery_job(pack, root=DEMO_DIRECTIONS) in about 20 s on one CPU thread).
 """
 

@@ -11,9 +11,10 @@ import torch
 from editor.core.checkpoints import load_generator
 from editor.core.errors import IncompatibleModelError
 from editor.core.generator import Generator
+from editor.core.paths import RESOURCES_DIR
 from editor.toyfaces import conditioning
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+RESOURCES = RESOURCES_DIR
 DEMO_GENERATOR = RESOURCES / "models" / "toyfaces" / "generator.safetensors"
 
 

@@ -1,6 +1,6 @@
 """Model packs: a generator, a CLIP model and what was precomputed for the pair.
 
-The bundled demo pack (resources/models/toyfaces) is the default. Opening a pack loads both
+The bundled demo pack (editor/resources/models/toyfaces) is the default. Opening a pack loads both
 models; its global-direction data comes from the cache, or from the precompute job, which
 callers run with progress and cancel (the CLI prints it, the GUI shows it in a job panel).
 """

@@ -452,7 +452,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", default=None, help="sample grid PNG (default: user cache dir)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", default=None,
-                   help="folder with the pack (default: resources/models/toyfaces)")
+                   help="folder with the pack (default: editor/resources/models/toyfaces)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--repeats", type=int, default=20, help="repeats per timing")

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from editor.core.paths import atomic_path
+from editor.core.paths import DEMO_MODELS_DIR, atomic_path
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES
 
 HEADS: dict[str, tuple[str, ...]] = {**ATTRIBUTES, "style": STYLES}
-RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+RESOURCES = DEMO_MODELS_DIR
 DEFAULT_PATH = RESOURCES / "evaluator.safetensors"
 
 

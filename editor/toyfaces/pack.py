@@ -25,10 +25,11 @@ from editor.core.clip_model import ClipModel
 from editor.core.errors import AtelierError
 from editor.core.generator import Generator
 from editor.core.hashing import file_sha256
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning
 from editor.toyfaces.evaluator import Evaluator
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+RESOURCES = DEMO_MODELS_DIR
 MODELS: tuple[str, ...] = ("generator", "clip", "evaluator")
 
 
@@ -90,7 +91,7 @@ def _read_card(model: str, weights: Path, card_path: Path, verify: bool) -> dict
 def load_demo_pack(device: str = "cpu", folder: str | Path | None = None,
                    verify: bool = True) -> DemoPack:
     """Load the demo generator, CLIP and evaluator from `folder` (default:
-    resources/models/toyfaces). `verify` checks each file against its card's sha256."""
+    editor/resources/models/toyfaces). `verify` checks each file against its card's sha256."""
     paths = pack_paths(folder)
     cards = {m: _read_card(m, w, c, verify) for m, (w, c) in paths.items()}
     weights = {m: w for m, (w, _) in paths.items()}

@@ -2,7 +2,7 @@
 
 Each recipe is deterministic in its seed, resumes from its last checkpoint in the user cache
 dir after an interruption (run the same command again), prints progress with an ETA, and
-writes its weights and a JSON model card into resources/models/toyfaces/.
+writes its weights and a JSON model card into editor/resources/models/toyfaces/.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from editor.core.clip_model import ClipModel
 from editor.core.hashing import file_sha256
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import captions
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES, visibility
 from editor.toyfaces.render import render_batch
@@ -39,7 +40,7 @@ from editor.toyfaces.training import (
     write_model_card,
 )
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+RESOURCES = DEMO_MODELS_DIR
 
 CLIP_CONFIG = {
     "embed_dim": 128,

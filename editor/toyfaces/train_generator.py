@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from editor.core.checkpoints import LoadedGenerator, load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning, style_groups
 from editor.toyfaces.direction_training import (
     DirectionPushes,
@@ -40,7 +41,7 @@ from editor.toyfaces.training import (
     write_model_card,
 )
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models" / "toyfaces"
+RESOURCES = DEMO_MODELS_DIR
 
 ARCH = GeneratorConfig(
     resolution=64, style_dim=128, n_mlp=4, channels=(128, 128, 128, 64, 32),

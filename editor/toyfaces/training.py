@@ -163,7 +163,7 @@ def add_common_arguments(p, steps: int, batch: int, lr: float, seed: int,
                    help="stop after this much training time (resumes count what was done)")
     p.add_argument("--log-every", type=int, default=log_every)
     p.add_argument("--out", default=None,
-                   help="output folder (default: resources/models/toyfaces)")
+                   help="output folder (default: editor/resources/models/toyfaces)")
     p.add_argument("--tag", default="", help="separate working dir for experiments")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from editor.core.paths import CONFIG_ENV, config_dir
+from editor.core.paths import CONFIG_ENV, RESOURCES_DIR, config_dir
 from editor.engine.compute_threads import serial_ui_thread
 
-ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "latent-atelier.svg"
+ICON = RESOURCES_DIR / "icons" / "latent-atelier.svg"
 
 
 def init_application(argv: list[str] | None = None) -> QApplication:

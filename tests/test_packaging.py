@@ -1,0 +1,35 @@
+"""What an installed wheel carries: the demo world must ship inside the package, or an
+installed program has no models (a wheel of the project used to hold code only)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import editor
+from editor.core.paths import DEMO_MODELS_DIR, RESOURCES_DIR
+from editor.engine.models import DEMO_GENERATOR
+from editor.toyfaces.evaluator import DEFAULT_PATH as EVALUATOR
+from editor.ui.app import ICON
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(editor.__file__).resolve().parent
+
+
+def _package_data(package: str) -> list[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return config["tool"]["setuptools"]["package-data"].get(package, [])
+
+
+def test_bundled_files_live_inside_the_package():
+    for path in (RESOURCES_DIR, DEMO_MODELS_DIR, DEMO_GENERATOR, EVALUATOR, ICON):
+        assert path.resolve().is_relative_to(PACKAGE), path
+        assert path.exists(), path
+
+
+def test_the_wheel_takes_every_bundled_file():
+    bundled = {p for p in RESOURCES_DIR.rglob("*") if p.is_file()}
+    assert any(p.suffix == ".safetensors" for p in bundled)
+    matched = {p for pattern in _package_data("editor") for p in PACKAGE.glob(pattern)
+               if p.is_file()}
+    assert bundled <= matched, sorted(str(p.relative_to(PACKAGE)) for p in bundled - matched)
