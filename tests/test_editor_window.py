@@ -1147,3 +1147,38 @@ def test_the_prompt_examples_are_in_the_packs_words(window, qtbot):
     # the demo CLIP knows cartoon faces: "a face" was not its neutral prompt
     assert panel.neutral.placeholderText() == "a cartoon face"
     assert panel.target.placeholderText() == "a cartoon face with blonde hair"
+
+
+def test_a_prompt_typed_just_now_is_saved_exported_and_asked_about(window, qtbot, tmp_path,
+                                                                  monkeypatch):
+    # Typing is applied after a pause; Save, Export and Close right after typing used the
+    # prompt from before it (the file lacked it, and Quit lost it without asking).
+    from PySide6.QtTest import QTest
+
+    box = window.prompt_panel.target
+    box.clear()
+    QTest.keyClicks(box, "face with glasses")
+    path = tmp_path / "typed.atelier.json"
+    window.session_path = path
+    assert window.save_session()
+    assert window.document.state.draft.params["target"] == "face with glasses"
+    assert "face with glasses" in path.read_text()
+
+    QTest.keyClicks(box, " and a hat")
+    sessions = []
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan",
+                        lambda _w, session, **_k: sessions.append(session))
+    window.export_dialog()
+    assert [e.params["target"] for e in sessions[0].edits] == ["face with glasses and a hat"]
+
+    QTest.keyClicks(box, " today")
+    asked = []
+
+    def question(_parent, title, *_a, **_k):
+        asked.append(title)
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    assert not window.close()
+    assert asked == ["Save changes?"]
+    assert window.document.state.draft.params["target"] == "face with glasses and a hat today"

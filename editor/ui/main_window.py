@@ -839,6 +839,7 @@ class MainWindow(QMainWindow):
     def _write_session(self, path: Path) -> bool:
         from editor.core.paths import atomic_write_text
 
+        self.prompt_panel.finish_typing()  # a prompt typed just now belongs in the file
         try:
             recipe = self.document.state.to_session_file(self.current_session())
             atomic_write_text(path, json.dumps(recipe, indent=2))
@@ -856,6 +857,7 @@ class MainWindow(QMainWindow):
         if self.pack is None or self.renderer.context is None:
             QMessageBox.information(self, "Export", "Open a model first.")
             return
+        self.prompt_panel.finish_typing()  # export what the boxes say, not 350 ms ago
         session = self.current_session()
         plan = get_export_plan(self, session, resolution=self.pack.model.resolution,
                                edit_id=self._tuning_id)
@@ -943,6 +945,7 @@ class MainWindow(QMainWindow):
     def _may_replace_document(self) -> bool:
         """Before the document goes (closing, opening another session): offer to save
         unsaved changes. False when the user cancels, or a save did not happen."""
+        self.prompt_panel.finish_typing()  # a prompt typed just now is an unsaved change
         if not self.document.modified:
             return True
         name = self.session_path.name if self.session_path is not None else "this session"
