@@ -126,3 +126,19 @@ def test_tab_skips_the_dock_behind_the_current_tab(window, qtbot):
     reached = _tab_through(window)
     assert [w for w in reached if window.directions_dock.isAncestorOf(w)]
     assert not [w for w in reached if window.stack_dock.isAncestorOf(w)]
+
+
+def test_the_demo_pack_loaded_at_start_keeps_the_users_recent_files_and_folder(
+        window, qtbot, tmp_path):
+    # Every start loads the demo generator, which put it first in Open recent and made the
+    # program's own folder the one the file dialogs start in.
+    from editor.engine.models import DEMO_GENERATOR
+
+    mine = save_generator(make_tiny_generator(resolution=32), tmp_path / "mine.safetensors")
+    window.open_generator(str(mine))
+    qtbot.waitUntil(lambda: window.pack is not None
+                    and window.pack.model.path == str(mine), timeout=10_000)
+    window.open_generator(str(DEMO_GENERATOR))
+    qtbot.waitUntil(lambda: window.pack.model.path == str(DEMO_GENERATOR), timeout=20_000)
+    assert [a.toolTip() for a in window.recent_menu.actions()] == [str(mine)]
+    assert window._last_dir() == str(tmp_path)

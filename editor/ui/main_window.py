@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
+from editor.core.paths import RESOURCES_DIR
 from editor.engine.compose import wplus_file_source, wplus_of_source
 from editor.engine.editor_state import (
     DEFAULT_NEUTRAL,
@@ -99,6 +100,11 @@ def remembered_clip(generator_path: str) -> ClipSource | None:
     if not all(v is None or isinstance(v, str) for v in (clip.path, clip.arch, clip.tag)):
         return None
     return clip if clip.path or (clip.arch and clip.tag) else None
+
+
+def _bundled(path: str) -> bool:
+    """A file that ships with the program (the demo models)."""
+    return Path(path).resolve().is_relative_to(RESOURCES_DIR)
 
 
 class MainWindow(QMainWindow):
@@ -575,7 +581,8 @@ class MainWindow(QMainWindow):
         info = pack.model
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
         self.statusBar().showMessage(f"{info.name} loaded", 4000)
-        self._remember_recent(info.path)
+        if not _bundled(info.path):  # loaded at every start: it would push the user's
+            self._remember_recent(info.path)  # files and last folder out
         self.models_menu.set_current(info.path)
         QSettings().setValue("model/last_path", info.path)
         if pack.clip is not None and pack.clip_source is not None:
