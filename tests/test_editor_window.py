@@ -1182,3 +1182,18 @@ def test_a_prompt_typed_just_now_is_saved_exported_and_asked_about(window, qtbot
     assert not window.close()
     assert asked == ["Save changes?"]
     assert window.document.state.draft.params["target"] == "face with glasses and a hat today"
+
+
+def test_a_latent_keeps_the_seed_and_psi_the_seed_buttons_step_from(window, qtbot, tmp_path):
+    # Opening a latent set the seed to 0 and psi to 0.7: the next seed was seed 1 at the
+    # wrong psi for the pack, and closing remembered seed 0.
+    g = window.pack.model.generator
+    window._set_seed(4242)
+    window._set_psi(0.85)
+    path = tmp_path / "w.npy"
+    np.save(path, np.zeros((g.n_latent, g.w_dim), np.float32))
+    window.open_latent(str(path))
+    assert window.document.state.session.source.kind == "wplus"
+    window.source_panel.step_seed(+1)
+    source = window.document.state.session.source
+    assert (source.kind, source.seed, source.psi) == ("seed", 4243, 0.85)

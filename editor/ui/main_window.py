@@ -396,6 +396,12 @@ class MainWindow(QMainWindow):
         src = self.document.state.session.source
         self._change(self._with_source(dataclasses.replace(src, psi=psi)), "Change ψ", "psi")
 
+    def _keeping_seed(self, source: Source) -> Source:
+        """A latent source keeps the seed and ψ shown beside it: the seed buttons then step
+        on from the user's seed, at the pack's ψ (they went to seed 1 at ψ 0.7)."""
+        shown = self.document.state.session.source
+        return dataclasses.replace(source, seed=shown.seed, psi=shown.psi)
+
     def _with_source(self, source: Source) -> EditorState:
         state = self.document.state
         return state.with_session(state.session.with_source(source))
@@ -739,7 +745,7 @@ class MainWindow(QMainWindow):
         self.inversion.start(path)  # your own picture: crop, then invert it
 
     def _use_inverted_source(self, source: Source, text: str) -> None:
-        self._change(self._with_source(source), text)
+        self._change(self._with_source(self._keeping_seed(source)), text)
         self.document.end_merge()
 
     def open_latent_dialog(self) -> None:
@@ -765,7 +771,7 @@ class MainWindow(QMainWindow):
         except (AtelierError, ValueError) as e:
             QMessageBox.warning(self, "Cannot use this latent", str(e))
             return
-        self._change(self._with_source(source), "Open latent")
+        self._change(self._with_source(self._keeping_seed(source)), "Open latent")
 
     def _check_latent(self, source: Source) -> None:
         g = self.pack.model.generator
