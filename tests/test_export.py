@@ -217,18 +217,56 @@ def test_format_suffix_and_targets(tmp_path):
 
 
 def test_run_plan_dispatches_each_kind(ctx, session, tmp_path):
-    progress, saved = _run(run_plan(ctx, session, ExportPlan(
+    progress, result = _run(run_plan(ctx, session, ExportPlan(
         kind="image", path=str(tmp_path / "one.png"), format="WEBP", scale=2)))
+    saved = result.saved
     assert saved[0].path == tmp_path / "one.webp" and saved[0].format == "WEBP"
     assert saved[0].size == (32, 32) and progress[-1].done == progress[-1].total
     assert Session.from_json(read_recipe(saved[0].path)) == session
 
-    _, saved = _run(run_plan(ctx, session, ExportPlan(
+    _, result = _run(run_plan(ctx, session, ExportPlan(
         kind="sweep", path=str(tmp_path / "anim"), format="GIF", edit_id=session.edits[0].id,
         frames=3, scale=2, upscale_filter="nearest")))
+    saved = result.saved
+    assert result.warnings() == []  # an animation carries no recipe by design
     with Image.open(saved[0].path) as im:
         assert saved[0].path.name == "anim.gif" and im.n_frames == 3 and im.size == (32, 32)
 
-    _, saved = _run(run_plan(ctx, session, ExportPlan(
+    _, result = _run(run_plan(ctx, session, ExportPlan(
         kind="batch", folder=str(tmp_path / "many"), first_seed=1, count=2, format="PNG")))
     assert _files(tmp_path / "many") == ["seed000001.png", "seed000002.png"]
+
+
+def test_a_window_export_leaves_out_edits_that_cannot_be_applied_as_the_canvas_does(
+        ctx, session, tmp_path):
+    # The canvas skips an edit that cannot be applied (here a text edit on a context with
+    # no directions) and shows the rest; the export failed as a whole and wrote nothing.
+    broken = Edit(kind="global", params={"neutral": "face", "target": "face with glasses"},
+                  strength=2.0, name="glasses")
+    with_broken = session.add_edit(broken)
+    statuses = {}
+    ctx.compose(with_broken, statuses)
+    assert statuses[broken.id].error
+    shown = render_full(ctx, session)  # what the canvas shows: the stack without it
+    _, result = _run(run_plan(ctx, with_broken, ExportPlan(
+        kind="image", path=str(tmp_path / "shown.png"), format="PNG")))
+    assert np.array_equal(load_image(result.saved[0].path).rgb, shown)
+    assert result.left_out == (f"glasses: {statuses[broken.id].error}",)
+    assert "glasses" in result.warnings()[0] and len(result.warnings()) == 1
+    replay = Session.from_json(read_recipe(result.saved[0].path))  # replays what it shows
+    assert not replay.edit(broken.id).enabled
+    assert np.array_equal(render_full(ctx, replay), shown)
+
+
+def test_an_export_whose_recipe_did_not_fit_the_format_says_so(ctx, session, tmp_path):
+    # A JPEG holds at most 64 KB of metadata: a large recipe was dropped without a word.
+    notes = [Edit(kind="delta", params={"delta": [0.0]}, strength=0.0, enabled=False,
+                  name=f"note {i} " + "x" * 2000) for i in range(40)]
+    large = Session(source=session.source, edits=session.edits + tuple(notes))
+    _, jpeg = _run(run_plan(ctx, large, ExportPlan(
+        kind="image", path=str(tmp_path / "big.jpg"), format="JPEG")))
+    assert not jpeg.saved[0].recipe_embedded
+    assert "big.jpg: the recipe is too large" in jpeg.warnings()[0]
+    _, png = _run(run_plan(ctx, large, ExportPlan(
+        kind="image", path=str(tmp_path / "big.png"), format="PNG")))
+    assert png.saved[0].recipe_embedded and png.warnings() == []

@@ -41,6 +41,41 @@ ExportJob = Generator[Progress, None, list[SavedImage]]
 
 
 @dataclass(frozen=True)
+class ExportResult:
+    """What a window export wrote, and what the user must hear about it."""
+
+    saved: list[SavedImage]
+    left_out: tuple[str, ...] = ()  # "name: why" of edits skipped as the canvas skips them
+    carries_recipes: bool = True  # still images; an animation never carries one
+
+    def warnings(self) -> list[str]:
+        notes = []
+        if self.left_out:
+            notes.append("Exported without the edits that cannot be applied (the canvas "
+                         "leaves them out too; they are disabled in the file's recipe): "
+                         + "; ".join(self.left_out))
+        lost = [s.path.name for s in self.saved if not s.recipe_embedded]
+        if self.carries_recipes and lost:
+            notes.append(f"{', '.join(lost)}: the recipe is too large for this format's "
+                         "metadata, so the file cannot be replayed. Export as PNG to keep it.")
+        return notes
+
+
+def without_failing_edits(ctx: EditingContext, session: Session
+                          ) -> tuple[Session, tuple[str, ...]]:
+    """The session as the window shows it: enabled edits that cannot be applied (no style
+    channel passes β, a direction made for another generator) are disabled, so the file
+    and its recipe are the picture on the canvas; with "name: why" for each of them."""
+    statuses = {}
+    ctx.compose(session, statuses)
+    failing = [e for e in session.edits
+               if e.enabled and statuses.get(e.id) is not None and statuses[e.id].error]
+    for edit in failing:
+        session = session.update_edit(edit.id, enabled=False)
+    return session, tuple(f"{e.title}: {statuses[e.id].error}" for e in failing)
+
+
+@dataclass(frozen=True)
 class ExportPlan:
     """Everything one export needs besides the models and the session: what the export
     dialog returns and `run_plan` carries out. Plain data, so it can cross threads."""
@@ -283,26 +318,27 @@ def batch_export(
 
 
 def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
-             cancel: CancelToken = None) -> ExportJob:
+             cancel: CancelToken = None) -> Generator[Progress, None, ExportResult]:
     """Carry out what the export dialog chose; yields Progress, returns what was saved.
     Meant for a background job on its own context: `run_plan(ctx.fork(), ...)`."""
     target = plan_targets(plan)[0]
+    session, left_out = without_failing_edits(ctx, session)
     if plan.kind == "image":
         yield Progress(0, 1, f"rendering {target.name}")
         saved = export_image(ctx, session, target, plan.format, plan.scale, plan.quality,
                              plan.upscale_filter, plan.overwrite)
         yield Progress(1, 1, f"wrote {target.name}")
-        return [saved]
+        return ExportResult([saved], left_out)
     if plan.kind == "sweep":
-        return (yield from alpha_sweep(
+        return ExportResult((yield from alpha_sweep(
             ctx, session, plan.edit_id, plan.start, plan.stop, plan.frames, target,
             fps=plan.fps, bounce=plan.bounce, format=plan.format, quality=plan.quality,
             scale=plan.scale, upscale_filter=plan.upscale_filter, overwrite=plan.overwrite,
-            cancel=cancel))
-    return (yield from batch_export(
+            cancel=cancel)), left_out, carries_recipes=False)
+    return ExportResult((yield from batch_export(
         ctx, session, plan.seeds, plan.folder, plan.name_pattern, format=plan.format,
         scale=plan.scale, quality=plan.quality, upscale_filter=plan.upscale_filter,
-        overwrite=plan.overwrite, cancel=cancel))
+        overwrite=plan.overwrite, cancel=cancel)), left_out)
 
 
 # ----------------------------------------------------------------------------- helpers

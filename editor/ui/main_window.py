@@ -40,7 +40,7 @@ from editor.engine.editor_state import (
     EditorState,
     new_draft,
 )
-from editor.engine.export import run_plan
+from editor.engine.export import ExportResult, run_plan
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
@@ -700,6 +700,8 @@ class MainWindow(QMainWindow):
         # computed again next time, which the user must know (a full disk, say)
         if save_error := getattr(result, "save_error", None):
             show_warning(self, f"{job.title}: not saved", save_error)
+        if isinstance(result, ExportResult) and result.warnings():
+            show_warning(self, job.title, "\n\n".join(result.warnings()))
 
     # ================================================================= files
     def open_paths(self, paths: list[str]) -> None:
