@@ -1197,3 +1197,34 @@ def test_a_latent_keeps_the_seed_and_psi_the_seed_buttons_step_from(window, qtbo
     window.source_panel.step_seed(+1)
     source = window.document.state.session.source
     assert (source.kind, source.seed, source.psi) == ("seed", 4243, 0.85)
+
+
+def test_undo_keys_in_a_number_box_undo_the_document(window, qtbot):
+    # With the cursor in the seed, psi or alpha box (after typing a value and Enter),
+    # Ctrl+Z and Ctrl+Shift+Z did nothing at all: the box's text line claimed them.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    seed_box = window.source_panel.seed_box
+    before = window.document.state.session.source.seed
+    seed_box.setFocus()
+    seed_box.selectAll()
+    QTest.keyClicks(seed_box, "42")
+    QTest.keyClick(seed_box, Qt.Key.Key_Return)
+    assert window.document.state.session.source.seed == 42
+    QTest.keyClick(seed_box, Qt.Key.Key_Z, ctrl)
+    assert window.document.state.session.source.seed == before
+    QTest.keyClick(seed_box, Qt.Key.Key_Z, ctrl | shift)
+    assert window.document.state.session.source.seed == 42
+
+    alpha_box = window.prompt_panel.alpha.box
+    type_prompt(window, "face with glasses")
+    strength = window.document.state.draft.strength
+    alpha_box.setFocus()
+    alpha_box.selectAll()
+    QTest.keyClicks(alpha_box, "1.25")  # typed, not entered: entered, then undone
+    QTest.keyClick(alpha_box, Qt.Key.Key_Z, ctrl)
+    assert window.document.state.draft.strength == strength
+    QTest.keyClick(alpha_box, Qt.Key.Key_Z, ctrl | shift)
+    assert window.document.state.draft.strength == 1.25

@@ -7,10 +7,8 @@ itself; it reports changes (edit id + changed fields) and the window makes them 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
     QCompleter,
@@ -31,30 +29,11 @@ from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
 from .sliders import FloatSlider
+from .undo_keys import route_undo_keys
 
 ALPHA_RANGE = (-10.0, 10.0)
 BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)
 TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
-
-
-class _DocumentUndoKeys(QObject):
-    """Ctrl+Z / Ctrl+Shift+Z in the prompt boxes undo the document, as everywhere else:
-    every prompt change is a document step already, and a box's own text history undid
-    a prompt behind the document's back (after Add, Ctrl+Z emptied the box instead of
-    undoing the last change). Pending typing becomes its step first."""
-
-    def __init__(self, flush: Callable[[], None], parent: QObject):
-        super().__init__(parent)
-        self._flush = flush
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
-        if event.type() == QEvent.Type.ShortcutOverride and (
-                event.matches(QKeySequence.StandardKey.Undo)
-                or event.matches(QKeySequence.StandardKey.Redo)):
-            self._flush()
-            event.ignore()  # not the box's: the window's Undo/Redo shortcut takes it
-            return True
-        return False
 
 
 class PromptPanel(QWidget):
@@ -96,9 +75,8 @@ class PromptPanel(QWidget):
         target_row = QHBoxLayout()
         target_row.addWidget(self.target, 1)
         target_row.addWidget(self.suggest_button)
-        self._undo_keys = _DocumentUndoKeys(self._finish_typing, self)
+        route_undo_keys([self.neutral, self.target], self._finish_typing)
         for box in (self.neutral, self.target):
-            box.installEventFilter(self._undo_keys)
             box.textEdited.connect(lambda _t: self._typing.start())
             box.editingFinished.connect(self._finish_typing)
 

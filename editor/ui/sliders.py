@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .undo_keys import route_undo_keys
+
 NAVIGATION_KEYS = frozenset({
     Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
     Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Home, Qt.Key.Key_End})
@@ -56,6 +58,7 @@ class FloatSlider(QWidget):
             w.installEventFilter(self)
             if wheel_needs_focus:
                 w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel gives no focus
+        route_undo_keys([self.box])
         self.set_value(value)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming

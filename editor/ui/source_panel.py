@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from editor.engine.session import MAX_SEED, PSI_RANGE, Source
 
 from .icons import icon
+from .undo_keys import route_undo_keys
 
 
 class _SeedBox(QSpinBox):
@@ -71,6 +72,7 @@ class SourcePanel(QWidget):
         self.psi_box.setKeyboardTracking(False)
         self.psi_box.setToolTip("Truncation ψ: lower is more typical, higher more varied")
         self.psi_box.valueChanged.connect(self.psi_changed)
+        route_undo_keys([self.seed_box, self.psi_box])
         # no keyboard tracking: every change is a whole value (a step, or typed and
         # entered), so each is its own undo step
         self.psi_box.valueChanged.connect(lambda _v: self.interaction_finished.emit())

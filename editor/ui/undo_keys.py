@@ -1,0 +1,39 @@
+"""Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo the document wherever the keyboard is.
+
+A text box or a number box claims these keys for its own text history, so with the cursor
+in one (the seed after typing 42, the α box, a prompt) undo did nothing or undid text
+behind the document's back. Every value these boxes hold is a document step already;
+pending input becomes its step first, then the window's Undo/Redo takes the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QAbstractSpinBox, QWidget
+
+
+class DocumentUndoKeys(QObject):
+    def __init__(self, flush: Callable[[], None] | None, parent: QObject):
+        super().__init__(parent)
+        self._flush = flush
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.ShortcutOverride and (
+                event.matches(QKeySequence.StandardKey.Undo)
+                or event.matches(QKeySequence.StandardKey.Redo)):
+            if self._flush is not None:
+                self._flush()
+            event.ignore()  # not the box's: the window's Undo/Redo shortcut takes it
+            return True
+        return False
+
+
+def route_undo_keys(boxes: list[QWidget], flush: Callable[[], None] | None = None) -> None:
+    """Give the undo keys of these boxes to the document; `flush` first applies pending
+    input (a number box's typed but not yet entered value is entered by default)."""
+    for box in boxes:
+        pending = flush or (box.interpretText if isinstance(box, QAbstractSpinBox) else None)
+        box.installEventFilter(DocumentUndoKeys(pending, box))
