@@ -310,6 +310,9 @@ def test_unknown_words_are_those_outside_a_closed_vocabulary():
     assert unknown_words(["a face", "A Face with SUNGLASSES!"], known) == ()
     assert unknown_words(["a face", "a face with a top hat, a TOP hat"], known) == ("top", "hat")
     assert unknown_words(["anything at all"], None) == ()
+    # words in other scripts were cut at each non-ASCII letter ("caf", "n", "c", "d")
+    assert unknown_words(["a café face with ünïcødé 3D sunglasses 🕶"], known) == (
+        "café", "ünïcødé", "3d")
 
 
 def test_a_text_edit_reports_the_words_its_clip_never_learned(tiny_generator):

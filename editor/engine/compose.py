@@ -47,7 +47,8 @@ def unknown_words(texts: Sequence[str], known: frozenset[str] | None) -> tuple[s
     when every word is allowed (known is None)."""
     if known is None:
         return ()
-    words = (w for t in texts for w in re.findall(r"[a-z]+", t.lower()))
+    # letters and digits of any script: "café" is one unknown word, not "caf"
+    words = (w for t in texts for w in re.findall(r"[^\W_]+", t.lower()))
     return tuple(dict.fromkeys(w for w in words if w not in known))
 
 
