@@ -11,7 +11,7 @@ from PIL import Image
 from editor.cli import main
 from editor.core.checkpoints import save_generator
 from editor.core.image_io import read_recipe
-from editor.engine.session import Session
+from editor.engine.session import Edit, ModelIdentity, Session, Source
 from tests.conftest import make_tiny_clip, make_tiny_generator
 
 
@@ -266,3 +266,37 @@ def test_every_command_picks_the_device_the_window_picks(tmp_path, models, monke
         with pytest.raises(_Opened):
             main([*argv, "--generator", models[1]])
     assert opened == [window_device] * 3
+
+
+def _hand_written_recipe(tmp_path, *edits, generator_hash="f" * 64, name="recipe.json"):
+    """A recipe made, it says, on another generator (hash `generator_hash`)."""
+    session = Session(source=Source(seed=3, psi=0.7), edits=edits,
+                      generator=ModelIdentity("elsewhere", generator_hash))
+    path = tmp_path / name
+    path.write_text(session.to_json())
+    return path
+
+
+SMILE = Edit("global", {"neutral": "face", "target": "smiling face", "beta": 0.01}, 2.0)
+
+
+def test_a_recipe_for_another_generator_warns_before_the_first_precompute(
+        tmp_path, models, capsys):
+    # The warning came only after pack.precompute(), which takes hours on a new generator.
+    recipe = _hand_written_recipe(tmp_path, SMILE)
+    assert main(["edit", "--recipe", str(recipe), *models, "-o", str(tmp_path / "x.png")]) == 0
+    err = capsys.readouterr().err
+    warning = err.index("warning: the recipe was made with generator elsewhere")
+    assert warning < err.index("First use of this model pack")
+
+
+def test_a_discovered_edit_for_another_generator_is_refused_before_any_precompute(
+        tmp_path, models, capsys):
+    discovered = Edit("delta", {"delta": [0.0], "generator": "e" * 64, "source": "discovery"},
+                      1.5, name="discovered: smile")
+    recipe = _hand_written_recipe(tmp_path, SMILE, discovered)
+    assert main(["edit", "--recipe", str(recipe), *models, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "discovered: smile was made for another generator" in err
+    assert "First use of this model pack" not in err and "precompute" not in err
+    assert not (tmp_path / "x.png").exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from editor.core.errors import AtelierError, ImageExistsError
 from editor.core.image_io import check_export_path, read_recipe, save_image
-from editor.engine.compose import EditError, wplus_file_source
+from editor.engine.compose import EditError, check_made_for, wplus_file_source
 from editor.engine.editor_state import EditDefaults
 from editor.engine.export import MAX_SCALE, UPSCALE_FILTERS, file_recipe, recorded_output
 from editor.engine.models import DEMO_GENERATOR
@@ -231,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
                                 lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
                                 recipe)
+        # model mismatches are told before the pack jobs, which can take hours
+        session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
         if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
@@ -238,7 +240,6 @@ def run(args: argparse.Namespace) -> int:
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
                      "CLIP (once; cached).", pack.covariation_job())
-        session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
         t0 = time.perf_counter()
         try:
             image = to_uint8_image(pack.context().render(session))
@@ -267,7 +268,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity,
                  replaying: bool) -> Session:
-    """Record the models used; warn when replaying a recipe made with other models."""
+    """Record the models used; warn when replaying a recipe made with other models, and
+    refuse an edit made for another generator (a discovered one)."""
+    for edit in session.active_edits:
+        check_made_for(edit, gen_id.content_hash)
     if replaying and session.generator and session.generator.content_hash != \
             gen_id.content_hash:
         print(f"warning: the recipe was made with generator {session.generator.name} "
