@@ -300,3 +300,24 @@ def test_a_discovered_edit_for_another_generator_is_refused_before_any_precomput
     assert "discovered: smile was made for another generator" in err
     assert "First use of this model pack" not in err and "precompute" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_recipes_text_edits_replayed_with_another_clip_warn(tmp_path, models, capsys):
+    # Only the generator was compared: text edits computed with another CLIP went unsaid.
+    edited, plain = tmp_path / "edited.png", tmp_path / "plain.png"
+    assert main(["edit", "--seed", "3", "--target", "smiling face", "--beta", "0.01",
+                 *models, "-o", str(edited)]) == 0
+    assert main(["edit", "--seed", "3", *models, "-o", str(plain)]) == 0
+    other_clip = str(make_tiny_clip(seed=1).save(tmp_path / "other-clip.safetensors"))
+    with_other_clip = [other_clip if a == models[3] else a for a in models]
+    capsys.readouterr()
+    assert main(["edit", "--recipe", str(edited), *with_other_clip, "-o",
+                 str(tmp_path / "again.png")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("warning")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "warning: the recipe was made with CLIP tiny-clip"), warnings
+    # without text edits the CLIP changes nothing, so nothing is said
+    assert main(["edit", "--recipe", str(plain), *with_other_clip, "-o",
+                 str(tmp_path / "plain-again.png")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -266,15 +266,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity,
+def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity | None,
                  replaying: bool) -> Session:
     """Record the models used; warn when replaying a recipe made with other models, and
     refuse an edit made for another generator (a discovered one)."""
     for edit in session.active_edits:
         check_made_for(edit, gen_id.content_hash)
-    if replaying and session.generator and session.generator.content_hash != \
-            gen_id.content_hash:
-        print(f"warning: the recipe was made with generator {session.generator.name} "
-              f"({session.generator.content_hash[:12]}); rendering with {gen_id.name} "
-              f"({gen_id.content_hash[:12]})", file=sys.stderr)
+    if replaying:
+        _warn_if_other("generator", session.generator, gen_id)
+        # only text edits depend on the CLIP: their directions are computed with it
+        if any(e.kind == "global" for e in session.active_edits):
+            _warn_if_other("CLIP", session.clip, clip_id)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _warn_if_other(kind: str, recorded: ModelIdentity | None,
+                   used: ModelIdentity | None) -> None:
+    """One line on stderr when the recipe names another model than the one used."""
+    if recorded and used and recorded.content_hash != used.content_hash:
+        print(f"warning: the recipe was made with {kind} {recorded.name} "
+              f"({recorded.content_hash[:12]}); rendering with {used.name} "
+              f"({used.content_hash[:12]})", file=sys.stderr)
