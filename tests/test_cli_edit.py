@@ -321,3 +321,42 @@ def test_a_recipes_text_edits_replayed_with_another_clip_warn(tmp_path, models, 
     assert main(["edit", "--recipe", str(plain), *with_other_clip, "-o",
                  str(tmp_path / "plain-again.png")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def _cli_edits(*argv):
+    from editor.cli import build_parser
+    from editor.cli.edit import build_session, check_options
+
+    args = build_parser().parse_args(["edit", "-o", "x.png", *argv])
+    check_options(args)
+    return [(e.params["neutral"], e.params["target"], e.strength)
+            for e in build_session(args, 1.0).edits]
+
+
+def test_a_neutral_belongs_to_the_target_after_it():
+    # "--neutral N --target T" after a first edit gave N to the first edit, and T the
+    # default neutral.
+    assert _cli_edits("--seed", "1", "--target", "a cartoon face with glasses", "--alpha", "2",
+                      "--neutral", "a cartoon face", "--target", "a cartoon face with a cap") \
+        == [("face", "a cartoon face with glasses", 2.0),
+            ("a cartoon face", "a cartoon face with a cap", 4.0)]
+    # the documented forms read as before
+    assert _cli_edits("--neutral", "face", "--target", "face with sunglasses", "--alpha", "4",
+                      "--beta", "0.15") == [("face", "face with sunglasses", 4.0)]
+    assert _cli_edits("--target", "a smile") == [("face", "a smile", 4.0)]
+    assert _cli_edits("--target", "a smile", "--alpha", "3", "--target", "a frown") == [
+        ("face", "a smile", 3.0), ("face", "a frown", 4.0)]
+    assert _cli_edits("--alpha", "2", "--neutral", "a face", "--target", "a smile",
+                      "--neutral", "a face", "--target", "a frown", "--alpha", "-1") == [
+        ("a face", "a smile", 2.0), ("a face", "a frown", -1.0)]
+
+
+@pytest.mark.parametrize("argv", [["--target", "a smile", "--neutral", "a face"],
+                                  ["--neutral", "a face"]])
+def test_a_neutral_without_a_target_after_it_is_one_clear_line(tmp_path, models, capsys,
+                                                               argv):
+    assert main(["edit", *argv, *models, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("atelier edit: --neutral 'a face' has no --target after it; write each "
+                   "edit as --neutral N --target T\n")
+    assert not (tmp_path / "x.png").exists()

@@ -4,9 +4,10 @@
         --alpha 4 --beta 0.15 -o out.png
     atelier edit --recipe out.png -o again.png
 
-Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate); an
-option given twice starts the next edit. The PNG carries the recipe; replaying it on the
-same device gives the same pixels. The default pack is the bundled demo world.
+Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate). An
+edit's --neutral goes before its --target; a --neutral after a target, or any option given
+twice, starts the next edit. The PNG carries the recipe; replaying it on the same device
+gives the same pixels. The default pack is the bundled demo world.
 """
 
 from __future__ import annotations
@@ -46,13 +47,15 @@ SOURCE_OPTIONS = ("seed", "psi", "wplus")
 
 class _EditAction(argparse.Action):
     """Collect per-edit options in order. Each option fills the edit being built; giving
-    an option that edit already has starts the next edit. So both
-    `--neutral face --target "face with glasses" --alpha 4` and
-    `--target "smiling face" --alpha 3 --target ...` read naturally."""
+    an option that edit already has starts the next edit, and so does a --neutral once
+    the edit has its target (a neutral belongs to the target after it). So
+    `--neutral face --target "face with glasses" --alpha 4 --neutral face --target ...`
+    and `--target "smiling face" --alpha 3 --target ...` read naturally."""
 
     def __call__(self, parser, namespace, value, option_string=None):
         edits = getattr(namespace, "edits", None) or []
-        if not edits or self.dest in edits[-1]:
+        if not edits or self.dest in edits[-1] or (self.dest == "neutral"
+                                                   and "target" in edits[-1]):
             edits.append({})
         edits[-1][self.dest] = True if value == [] else value
         namespace.edits = edits
@@ -68,9 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="truncation (default 0.7; 1.0 for the demo pack)")
     src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
     src.add_argument("--recipe", help="replay a recipe: a .json file or a PNG that carries one")
-    ed = p.add_argument_group("edits (repeat --target for several)")
+    ed = p.add_argument_group("edits (repeat for several; --neutral goes before its "
+                              "--target)")
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
-    ed.add_argument("--neutral", action=_EditAction, help="what it is now (default: 'face')")
+    ed.add_argument("--neutral", action=_EditAction,
+                    help="what it is now (default: 'face'); given before its --target, "
+                         "after a target it starts the next edit")
     ed.add_argument("--alpha", action=_EditAction, type=finite_float,
                     help="strength (default: the model pack's; 3 for the demo pack)")
     ed.add_argument("--beta", action=_EditAction, type=non_negative_float,
@@ -119,6 +125,11 @@ def check_options(args: argparse.Namespace) -> None:
     if args.wplus and args.seed is not None:
         raise RecipeError("start from --seed or from --wplus, not both")
     for spec in args.edits or []:
+        if "target" not in spec and "neutral" in spec:
+            raise RecipeError(f"--neutral {spec['neutral']!r} has no --target after it; "
+                              "write each edit as --neutral N --target T")
+        if "target" not in spec:
+            raise RecipeError("each edit needs a --target (what the image should become)")
         if "beta" in spec and "auto_beta" in spec:
             raise RecipeError("an edit takes --beta or --auto-beta, not both")
         if "gate" in spec and "no_gate" in spec:
@@ -163,9 +174,7 @@ def build_session(args: argparse.Namespace, default_psi: float,
     else:
         source = Source(seed=args.seed or 0, psi=psi)
     session = Session(source=source)
-    for spec in args.edits or []:
-        if "target" not in spec:
-            raise RecipeError("each edit needs a --target (what the image should become)")
+    for spec in args.edits or []:  # each with its target (check_options)
         params = {"neutral": spec.get("neutral", "face"), "target": spec["target"]}
         if "beta" in spec:
             params["beta"] = spec["beta"]
