@@ -360,3 +360,26 @@ def test_a_neutral_without_a_target_after_it_is_one_clear_line(tmp_path, models,
     assert err == ("atelier edit: --neutral 'a face' has no --target after it; write each "
                    "edit as --neutral N --target T\n")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_render_without_text_edits_needs_no_clip(tmp_path, models, capsys, monkeypatch):
+    # `atelier edit --seed 3` on a real generator failed when its default CLIP
+    # (ViT-B-32/openai) was not on the machine, though nothing needed it.
+    from editor.engine import packs
+
+    monkeypatch.setattr(packs, "REFERENCE_CLIP",
+                        packs.ClipSource(path=str(tmp_path / "no-such-clip.safetensors")))
+    generator = models[:2]
+    plain, again = tmp_path / "plain.png", tmp_path / "again.png"
+    assert main(["edit", "--seed", "3", *generator, "-o", str(plain)]) == 0, \
+        capsys.readouterr().err
+    assert main(["edit", "--recipe", str(plain), *generator, "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(plain)), np.asarray(Image.open(again)))
+    capsys.readouterr()
+    # a text edit needs one, and says so in one line
+    assert main(["edit", "--seed", "3", "--target", "a smile", *generator, "-o",
+                 str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("atelier edit: text edits need a CLIP model: ") and \
+        "no-such-clip" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()

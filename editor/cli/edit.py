@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from editor.core.errors import AtelierError, ImageExistsError
+from editor.core.errors import AtelierError, ClipError, ImageExistsError
 from editor.core.image_io import check_export_path, read_recipe, save_image
 from editor.engine.compose import EditError, check_made_for, wplus_file_source
 from editor.engine.editor_state import EditDefaults
@@ -229,20 +229,25 @@ def run(args: argparse.Namespace) -> int:
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
         generator = args.generator or str(DEMO_GENERATOR)
+        # Only text edits need a CLIP: without one named, a render without them goes on
+        # when the generator's usual CLIP is not on this machine.
         pack = open_pack(generator, _clip_source(args, generator),
                          device=str(pick_device(args.device)),
                          relevance_config=RelevanceConfig(n_images=args.precompute_images,
                                                           psi=1.0)
                          if args.precompute_images else None,
-                         stats_samples=args.stats_samples)
+                         stats_samples=args.stats_samples,
+                         require_clip=bool(args.clip_file or args.clip_arch))
         is_demo = pack.model.z_for_seed is not None
         gen = pack.model.generator
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
                                 lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
                                 recipe)
+        if pack.clip is None and _has_text_edits(session):
+            raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
         # model mismatches are told before the pack jobs, which can take hours
         session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
-        if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
+        if _has_text_edits(session) and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
@@ -284,9 +289,13 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
     if replaying:
         _warn_if_other("generator", session.generator, gen_id)
         # only text edits depend on the CLIP: their directions are computed with it
-        if any(e.kind == "global" for e in session.active_edits):
+        if _has_text_edits(session):
             _warn_if_other("CLIP", session.clip, clip_id)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _has_text_edits(session: Session) -> bool:
+    return any(e.kind == "global" for e in session.active_edits)
 
 
 def _warn_if_other(kind: str, recorded: ModelIdentity | None,
