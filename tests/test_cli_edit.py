@@ -383,3 +383,57 @@ def test_a_render_without_text_edits_needs_no_clip(tmp_path, models, capsys, mon
     assert err.startswith("atelier edit: text edits need a CLIP model: ") and \
         "no-such-clip" in err and err.count("\n") == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_jpeg_replays_at_its_recorded_quality(tmp_path, models, capsys):
+    # The recipe recorded no quality and `edit` had no --quality: a JPEG replayed at 95.
+    out, again = tmp_path / "out.jpg", tmp_path / "again.jpg"
+    argv = ["--seed", "3", "--target", "smiling face", "--beta", "0.01", *models,
+            "--scale", "4"]
+    assert main(["edit", *argv, "--quality", "80", "-o", str(out)]) == 0
+    assert json.loads(read_recipe(out))["output"] == {"scale": 4, "upscale_filter": "lanczos",
+                                                      "quality": 80}
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+    # --quality wins over the recorded one, and the quality shows in the pixels
+    finer = tmp_path / "finer.jpg"
+    assert main(["edit", "--recipe", str(out), *models, "--quality", "95", "-o",
+                 str(finer)]) == 0
+    assert json.loads(read_recipe(finer))["output"]["quality"] == 95
+    assert not np.array_equal(np.asarray(Image.open(finer)), np.asarray(Image.open(out)))
+    # a recipe from before quality was recorded replays at the old 95
+    older = json.loads(read_recipe(out))
+    del older["output"]["quality"]
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert main(["edit", "--recipe", str(tmp_path / "older.json"), *models, "-o",
+                 str(tmp_path / "older.jpg")]) == 0
+    assert (tmp_path / "older.jpg").read_bytes() == finer.read_bytes()
+    # a PNG records no quality, and --quality for one is refused: it would be ignored
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(tmp_path / "p.png")]) == 0
+    assert json.loads(read_recipe(tmp_path / "p.png"))["output"] == {
+        "scale": 4, "upscale_filter": "lanczos"}
+    capsys.readouterr()
+    assert main(["edit", *argv, "--quality", "80", "-o", str(tmp_path / "q.png")]) == 1
+    assert "--quality applies to JPEG and WebP" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quality", ["0", "101", "high"])
+def test_a_quality_out_of_range_is_refused_when_the_command_is_read(tmp_path, models, capsys,
+                                                                   quality):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["edit", "--quality", quality, *models, "-o", str(tmp_path / "x.jpg")])
+    assert exit_info.value.code == 2 and "--quality" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quality", [0, 101, "80", True, 80.0])
+def test_a_recipes_bad_quality_is_refused_before_any_work(tmp_path, models, capsys,
+                                                          monkeypatch, quality):
+    import editor.cli.edit as edit_cli
+
+    d = json.loads(_plain_recipe(tmp_path, models))
+    d["output"] = {"quality": quality}
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    monkeypatch.setattr(edit_cli, "open_pack", lambda *a, **k: pytest.fail("models opened"))
+    assert main(["edit", "--recipe", str(tmp_path / "bad.json"), *models, "-o",
+                 str(tmp_path / "x.jpg")]) == 1
+    assert "quality must be a whole number from 1 to 100" in capsys.readouterr().err

@@ -20,10 +20,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from editor.core.errors import AtelierError, ClipError, ImageExistsError
-from editor.core.image_io import check_export_path, read_recipe, save_image
+from editor.core.image_io import check_export_path, read_recipe
 from editor.engine.compose import EditError, check_made_for, wplus_file_source
 from editor.engine.editor_state import EditDefaults
-from editor.engine.export import MAX_SCALE, UPSCALE_FILTERS, file_recipe, recorded_output
+from editor.engine.export import (
+    DEFAULT_QUALITY,
+    LOSSY_FORMATS,
+    MAX_SCALE,
+    UPSCALE_FILTERS,
+    format_from_suffix,
+    recorded_output,
+    recorded_quality,
+    save_render,
+)
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import ClipSource, default_clip_source, open_pack
 from editor.engine.renderer import pick_device, to_uint8_image
@@ -105,6 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upscale-filter", choices=UPSCALE_FILTERS, default=None,
                    help="how --scale enlarges: lanczos (smooth) or nearest (sharp pixels); "
                         "default: what a replayed recipe records, else lanczos")
+    p.add_argument("--quality", type=int_at_least(1, 100), default=None,
+                   help=f"JPEG/WebP quality, 1-100 (default: what a replayed recipe records, "
+                        f"else {DEFAULT_QUALITY}); recorded in the output's recipe")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precompute-images", type=int_at_least(1), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
@@ -124,6 +136,9 @@ def check_options(args: argparse.Namespace) -> None:
                               f"{', '.join(given)}")
     if args.wplus and args.seed is not None:
         raise RecipeError("start from --seed or from --wplus, not both")
+    if args.quality is not None and format_from_suffix(args.output) not in LOSSY_FORMATS:
+        raise RecipeError("--quality applies to JPEG and WebP outputs (.jpg, .webp); PNG "
+                          "is lossless")
     for spec in args.edits or []:
         if "target" not in spec and "neutral" in spec:
             raise RecipeError(f"--neutral {spec['neutral']!r} has no --target after it; "
@@ -149,11 +164,14 @@ def read_recipe_file(path: Path) -> dict:
     return parse_recipe(text)
 
 
-def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int, str]:
-    """(scale, upscale filter): the options where given, else what the replayed file's
-    recipe records, so that replaying an upscaled export writes the same pixels."""
-    scale, upscale_filter = recorded_output(recipe) if recipe is not None else (1, "lanczos")
-    return args.scale or scale, args.upscale_filter or upscale_filter
+def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int, str, int]:
+    """(scale, upscale filter, quality): the options where given, else what the replayed
+    file's recipe records, so that replaying an upscaled or lossy export writes the same
+    pixels."""
+    recipe = recipe or {}
+    scale, upscale_filter = recorded_output(recipe)
+    quality = args.quality or recorded_quality(recipe) or DEFAULT_QUALITY
+    return args.scale or scale, args.upscale_filter or upscale_filter, quality
 
 
 def build_session(args: argparse.Namespace, default_psi: float,
@@ -225,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         recipe = read_recipe_file(Path(args.recipe)) if args.recipe else None
-        scale, upscale_filter = output_settings(args, recipe)
+        scale, upscale_filter, quality = output_settings(args, recipe)
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
         generator = args.generator or str(DEMO_GENERATOR)
@@ -261,9 +279,8 @@ def run(args: argparse.Namespace) -> int:
             raise EditError(f"{e}: the strengths or ψ are too large for this generator") \
                 from e
         elapsed = time.perf_counter() - t0
-        saved = save_image(args.output, image,
-                           recipe=file_recipe(session, scale, upscale_filter), scale=scale,
-                           overwrite=args.overwrite, upscale_filter=upscale_filter)
+        saved = save_render(args.output, image, session, quality=quality, scale=scale,
+                            overwrite=args.overwrite, upscale_filter=upscale_filter)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
         hint = "; pass --overwrite to replace it" if isinstance(e, ImageExistsError) else ""
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
