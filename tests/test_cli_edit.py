@@ -11,7 +11,7 @@ from PIL import Image
 from editor.cli import main
 from editor.core.checkpoints import save_generator
 from editor.core.image_io import read_recipe
-from editor.engine.session import Session
+from editor.engine.session import Edit, ModelIdentity, Session, Source
 from tests.conftest import make_tiny_clip, make_tiny_generator
 
 
@@ -266,3 +266,174 @@ def test_every_command_picks_the_device_the_window_picks(tmp_path, models, monke
         with pytest.raises(_Opened):
             main([*argv, "--generator", models[1]])
     assert opened == [window_device] * 3
+
+
+def _hand_written_recipe(tmp_path, *edits, generator_hash="f" * 64, name="recipe.json"):
+    """A recipe made, it says, on another generator (hash `generator_hash`)."""
+    session = Session(source=Source(seed=3, psi=0.7), edits=edits,
+                      generator=ModelIdentity("elsewhere", generator_hash))
+    path = tmp_path / name
+    path.write_text(session.to_json())
+    return path
+
+
+SMILE = Edit("global", {"neutral": "face", "target": "smiling face", "beta": 0.01}, 2.0)
+
+
+def test_a_recipe_for_another_generator_warns_before_the_first_precompute(
+        tmp_path, models, capsys):
+    # The warning came only after pack.precompute(), which takes hours on a new generator.
+    recipe = _hand_written_recipe(tmp_path, SMILE)
+    assert main(["edit", "--recipe", str(recipe), *models, "-o", str(tmp_path / "x.png")]) == 0
+    err = capsys.readouterr().err
+    warning = err.index("warning: the recipe was made with generator elsewhere")
+    assert warning < err.index("First use of this model pack")
+
+
+def test_a_discovered_edit_for_another_generator_is_refused_before_any_precompute(
+        tmp_path, models, capsys):
+    discovered = Edit("delta", {"delta": [0.0], "generator": "e" * 64, "source": "discovery"},
+                      1.5, name="discovered: smile")
+    recipe = _hand_written_recipe(tmp_path, SMILE, discovered)
+    assert main(["edit", "--recipe", str(recipe), *models, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "discovered: smile was made for another generator" in err
+    assert "First use of this model pack" not in err and "precompute" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_recipes_text_edits_replayed_with_another_clip_warn(tmp_path, models, capsys):
+    # Only the generator was compared: text edits computed with another CLIP went unsaid.
+    edited, plain = tmp_path / "edited.png", tmp_path / "plain.png"
+    assert main(["edit", "--seed", "3", "--target", "smiling face", "--beta", "0.01",
+                 *models, "-o", str(edited)]) == 0
+    assert main(["edit", "--seed", "3", *models, "-o", str(plain)]) == 0
+    other_clip = str(make_tiny_clip(seed=1).save(tmp_path / "other-clip.safetensors"))
+    with_other_clip = [other_clip if a == models[3] else a for a in models]
+    capsys.readouterr()
+    assert main(["edit", "--recipe", str(edited), *with_other_clip, "-o",
+                 str(tmp_path / "again.png")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("warning")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "warning: the recipe was made with CLIP tiny-clip"), warnings
+    # without text edits the CLIP changes nothing, so nothing is said
+    assert main(["edit", "--recipe", str(plain), *with_other_clip, "-o",
+                 str(tmp_path / "plain-again.png")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def _cli_edits(*argv):
+    from editor.cli import build_parser
+    from editor.cli.edit import build_session, check_options
+
+    args = build_parser().parse_args(["edit", "-o", "x.png", *argv])
+    check_options(args)
+    return [(e.params["neutral"], e.params["target"], e.strength)
+            for e in build_session(args, 1.0).edits]
+
+
+def test_a_neutral_belongs_to_the_target_after_it():
+    # "--neutral N --target T" after a first edit gave N to the first edit, and T the
+    # default neutral.
+    assert _cli_edits("--seed", "1", "--target", "a cartoon face with glasses", "--alpha", "2",
+                      "--neutral", "a cartoon face", "--target", "a cartoon face with a cap") \
+        == [("face", "a cartoon face with glasses", 2.0),
+            ("a cartoon face", "a cartoon face with a cap", 4.0)]
+    # the documented forms read as before
+    assert _cli_edits("--neutral", "face", "--target", "face with sunglasses", "--alpha", "4",
+                      "--beta", "0.15") == [("face", "face with sunglasses", 4.0)]
+    assert _cli_edits("--target", "a smile") == [("face", "a smile", 4.0)]
+    assert _cli_edits("--target", "a smile", "--alpha", "3", "--target", "a frown") == [
+        ("face", "a smile", 3.0), ("face", "a frown", 4.0)]
+    assert _cli_edits("--alpha", "2", "--neutral", "a face", "--target", "a smile",
+                      "--neutral", "a face", "--target", "a frown", "--alpha", "-1") == [
+        ("a face", "a smile", 2.0), ("a face", "a frown", -1.0)]
+
+
+@pytest.mark.parametrize("argv", [["--target", "a smile", "--neutral", "a face"],
+                                  ["--neutral", "a face"]])
+def test_a_neutral_without_a_target_after_it_is_one_clear_line(tmp_path, models, capsys,
+                                                               argv):
+    assert main(["edit", *argv, *models, "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("atelier edit: --neutral 'a face' has no --target after it; write each "
+                   "edit as --neutral N --target T\n")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_render_without_text_edits_needs_no_clip(tmp_path, models, capsys, monkeypatch):
+    # `atelier edit --seed 3` on a real generator failed when its default CLIP
+    # (ViT-B-32/openai) was not on the machine, though nothing needed it.
+    from editor.engine import packs
+
+    monkeypatch.setattr(packs, "REFERENCE_CLIP",
+                        packs.ClipSource(path=str(tmp_path / "no-such-clip.safetensors")))
+    generator = models[:2]
+    plain, again = tmp_path / "plain.png", tmp_path / "again.png"
+    assert main(["edit", "--seed", "3", *generator, "-o", str(plain)]) == 0, \
+        capsys.readouterr().err
+    assert main(["edit", "--recipe", str(plain), *generator, "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(plain)), np.asarray(Image.open(again)))
+    capsys.readouterr()
+    # a text edit needs one, and says so in one line
+    assert main(["edit", "--seed", "3", "--target", "a smile", *generator, "-o",
+                 str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("atelier edit: text edits need a CLIP model: ") and \
+        "no-such-clip" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_jpeg_replays_at_its_recorded_quality(tmp_path, models, capsys):
+    # The recipe recorded no quality and `edit` had no --quality: a JPEG replayed at 95.
+    out, again = tmp_path / "out.jpg", tmp_path / "again.jpg"
+    argv = ["--seed", "3", "--target", "smiling face", "--beta", "0.01", *models,
+            "--scale", "4"]
+    assert main(["edit", *argv, "--quality", "80", "-o", str(out)]) == 0
+    assert json.loads(read_recipe(out))["output"] == {"scale": 4, "upscale_filter": "lanczos",
+                                                      "quality": 80}
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+    # --quality wins over the recorded one, and the quality shows in the pixels
+    finer = tmp_path / "finer.jpg"
+    assert main(["edit", "--recipe", str(out), *models, "--quality", "95", "-o",
+                 str(finer)]) == 0
+    assert json.loads(read_recipe(finer))["output"]["quality"] == 95
+    assert not np.array_equal(np.asarray(Image.open(finer)), np.asarray(Image.open(out)))
+    # a recipe from before quality was recorded replays at the old 95
+    older = json.loads(read_recipe(out))
+    del older["output"]["quality"]
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert main(["edit", "--recipe", str(tmp_path / "older.json"), *models, "-o",
+                 str(tmp_path / "older.jpg")]) == 0
+    assert (tmp_path / "older.jpg").read_bytes() == finer.read_bytes()
+    # a PNG records no quality, and --quality for one is refused: it would be ignored
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(tmp_path / "p.png")]) == 0
+    assert json.loads(read_recipe(tmp_path / "p.png"))["output"] == {
+        "scale": 4, "upscale_filter": "lanczos"}
+    capsys.readouterr()
+    assert main(["edit", *argv, "--quality", "80", "-o", str(tmp_path / "q.png")]) == 1
+    assert "--quality applies to JPEG and WebP" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quality", ["0", "101", "high"])
+def test_a_quality_out_of_range_is_refused_when_the_command_is_read(tmp_path, models, capsys,
+                                                                   quality):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["edit", "--quality", quality, *models, "-o", str(tmp_path / "x.jpg")])
+    assert exit_info.value.code == 2 and "--quality" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quality", [0, 101, "80", True, 80.0])
+def test_a_recipes_bad_quality_is_refused_before_any_work(tmp_path, models, capsys,
+                                                          monkeypatch, quality):
+    import editor.cli.edit as edit_cli
+
+    d = json.loads(_plain_recipe(tmp_path, models))
+    d["output"] = {"quality": quality}
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    monkeypatch.setattr(edit_cli, "open_pack", lambda *a, **k: pytest.fail("models opened"))
+    assert main(["edit", "--recipe", str(tmp_path / "bad.json"), *models, "-o",
+                 str(tmp_path / "x.jpg")]) == 1
+    assert "quality must be a whole number from 1 to 100" in capsys.readouterr().err

@@ -4,9 +4,10 @@
         --alpha 4 --beta 0.15 -o out.png
     atelier edit --recipe out.png -o again.png
 
-Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate); an
-option given twice starts the next edit. The PNG carries the recipe; replaying it on the
-same device gives the same pixels. The default pack is the bundled demo world.
+Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate). An
+edit's --neutral goes before its --target; a --neutral after a target, or any option given
+twice, starts the next edit. The PNG carries the recipe; replaying it on the same device
+gives the same pixels. The default pack is the bundled demo world.
 """
 
 from __future__ import annotations
@@ -18,11 +19,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from editor.core.errors import AtelierError, ImageExistsError
-from editor.core.image_io import check_export_path, read_recipe, save_image
-from editor.engine.compose import EditError, wplus_file_source
+from editor.core.errors import AtelierError, ClipError, ImageExistsError
+from editor.core.image_io import check_export_path, read_recipe
+from editor.engine.compose import EditError, check_made_for, wplus_file_source
 from editor.engine.editor_state import EditDefaults
-from editor.engine.export import MAX_SCALE, UPSCALE_FILTERS, file_recipe, recorded_output
+from editor.engine.export import (
+    DEFAULT_QUALITY,
+    LOSSY_FORMATS,
+    MAX_SCALE,
+    UPSCALE_FILTERS,
+    format_from_suffix,
+    recorded_output,
+    recorded_quality,
+    save_render,
+)
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import ClipSource, default_clip_source, open_pack
 from editor.engine.renderer import pick_device, to_uint8_image
@@ -46,13 +56,15 @@ SOURCE_OPTIONS = ("seed", "psi", "wplus")
 
 class _EditAction(argparse.Action):
     """Collect per-edit options in order. Each option fills the edit being built; giving
-    an option that edit already has starts the next edit. So both
-    `--neutral face --target "face with glasses" --alpha 4` and
-    `--target "smiling face" --alpha 3 --target ...` read naturally."""
+    an option that edit already has starts the next edit, and so does a --neutral once
+    the edit has its target (a neutral belongs to the target after it). So
+    `--neutral face --target "face with glasses" --alpha 4 --neutral face --target ...`
+    and `--target "smiling face" --alpha 3 --target ...` read naturally."""
 
     def __call__(self, parser, namespace, value, option_string=None):
         edits = getattr(namespace, "edits", None) or []
-        if not edits or self.dest in edits[-1]:
+        if not edits or self.dest in edits[-1] or (self.dest == "neutral"
+                                                   and "target" in edits[-1]):
             edits.append({})
         edits[-1][self.dest] = True if value == [] else value
         namespace.edits = edits
@@ -68,9 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="truncation (default 0.7; 1.0 for the demo pack)")
     src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
     src.add_argument("--recipe", help="replay a recipe: a .json file or a PNG that carries one")
-    ed = p.add_argument_group("edits (repeat --target for several)")
+    ed = p.add_argument_group("edits (repeat for several; --neutral goes before its "
+                              "--target)")
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
-    ed.add_argument("--neutral", action=_EditAction, help="what it is now (default: 'face')")
+    ed.add_argument("--neutral", action=_EditAction,
+                    help="what it is now (default: 'face'); given before its --target, "
+                         "after a target it starts the next edit")
     ed.add_argument("--alpha", action=_EditAction, type=finite_float,
                     help="strength (default: the model pack's; 3 for the demo pack)")
     ed.add_argument("--beta", action=_EditAction, type=non_negative_float,
@@ -99,6 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upscale-filter", choices=UPSCALE_FILTERS, default=None,
                    help="how --scale enlarges: lanczos (smooth) or nearest (sharp pixels); "
                         "default: what a replayed recipe records, else lanczos")
+    p.add_argument("--quality", type=int_at_least(1, 100), default=None,
+                   help=f"JPEG/WebP quality, 1-100 (default: what a replayed recipe records, "
+                        f"else {DEFAULT_QUALITY}); recorded in the output's recipe")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precompute-images", type=int_at_least(1), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
@@ -118,7 +136,15 @@ def check_options(args: argparse.Namespace) -> None:
                               f"{', '.join(given)}")
     if args.wplus and args.seed is not None:
         raise RecipeError("start from --seed or from --wplus, not both")
+    if args.quality is not None and format_from_suffix(args.output) not in LOSSY_FORMATS:
+        raise RecipeError("--quality applies to JPEG and WebP outputs (.jpg, .webp); PNG "
+                          "is lossless")
     for spec in args.edits or []:
+        if "target" not in spec and "neutral" in spec:
+            raise RecipeError(f"--neutral {spec['neutral']!r} has no --target after it; "
+                              "write each edit as --neutral N --target T")
+        if "target" not in spec:
+            raise RecipeError("each edit needs a --target (what the image should become)")
         if "beta" in spec and "auto_beta" in spec:
             raise RecipeError("an edit takes --beta or --auto-beta, not both")
         if "gate" in spec and "no_gate" in spec:
@@ -138,11 +164,14 @@ def read_recipe_file(path: Path) -> dict:
     return parse_recipe(text)
 
 
-def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int, str]:
-    """(scale, upscale filter): the options where given, else what the replayed file's
-    recipe records, so that replaying an upscaled export writes the same pixels."""
-    scale, upscale_filter = recorded_output(recipe) if recipe is not None else (1, "lanczos")
-    return args.scale or scale, args.upscale_filter or upscale_filter
+def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int, str, int]:
+    """(scale, upscale filter, quality): the options where given, else what the replayed
+    file's recipe records, so that replaying an upscaled or lossy export writes the same
+    pixels."""
+    recipe = recipe or {}
+    scale, upscale_filter = recorded_output(recipe)
+    quality = args.quality or recorded_quality(recipe) or DEFAULT_QUALITY
+    return args.scale or scale, args.upscale_filter or upscale_filter, quality
 
 
 def build_session(args: argparse.Namespace, default_psi: float,
@@ -163,9 +192,7 @@ def build_session(args: argparse.Namespace, default_psi: float,
     else:
         source = Source(seed=args.seed or 0, psi=psi)
     session = Session(source=source)
-    for spec in args.edits or []:
-        if "target" not in spec:
-            raise RecipeError("each edit needs a --target (what the image should become)")
+    for spec in args.edits or []:  # each with its target (check_options)
         params = {"neutral": spec.get("neutral", "face"), "target": spec["target"]}
         if "beta" in spec:
             params["beta"] = spec["beta"]
@@ -216,29 +243,35 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         recipe = read_recipe_file(Path(args.recipe)) if args.recipe else None
-        scale, upscale_filter = output_settings(args, recipe)
+        scale, upscale_filter, quality = output_settings(args, recipe)
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
         generator = args.generator or str(DEMO_GENERATOR)
+        # Only text edits need a CLIP: without one named, a render without them goes on
+        # when the generator's usual CLIP is not on this machine.
         pack = open_pack(generator, _clip_source(args, generator),
                          device=str(pick_device(args.device)),
                          relevance_config=RelevanceConfig(n_images=args.precompute_images,
                                                           psi=1.0)
                          if args.precompute_images else None,
-                         stats_samples=args.stats_samples)
+                         stats_samples=args.stats_samples,
+                         require_clip=bool(args.clip_file or args.clip_arch))
         is_demo = pack.model.z_for_seed is not None
         gen = pack.model.generator
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
                                 lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
                                 recipe)
-        if any(e.kind == "global" for e in session.active_edits) and pack.data is None:
+        if pack.clip is None and _has_text_edits(session):
+            raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
+        # model mismatches are told before the pack jobs, which can take hours
+        session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
+        if _has_text_edits(session) and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
                      "CLIP (once; cached).", pack.covariation_job())
-        session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
         t0 = time.perf_counter()
         try:
             image = to_uint8_image(pack.context().render(session))
@@ -246,9 +279,8 @@ def run(args: argparse.Namespace) -> int:
             raise EditError(f"{e}: the strengths or ψ are too large for this generator") \
                 from e
         elapsed = time.perf_counter() - t0
-        saved = save_image(args.output, image,
-                           recipe=file_recipe(session, scale, upscale_filter), scale=scale,
-                           overwrite=args.overwrite, upscale_filter=upscale_filter)
+        saved = save_render(args.output, image, session, quality=quality, scale=scale,
+                            overwrite=args.overwrite, upscale_filter=upscale_filter)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
         hint = "; pass --overwrite to replace it" if isinstance(e, ImageExistsError) else ""
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
@@ -265,12 +297,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity,
+def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity | None,
                  replaying: bool) -> Session:
-    """Record the models used; warn when replaying a recipe made with other models."""
-    if replaying and session.generator and session.generator.content_hash != \
-            gen_id.content_hash:
-        print(f"warning: the recipe was made with generator {session.generator.name} "
-              f"({session.generator.content_hash[:12]}); rendering with {gen_id.name} "
-              f"({gen_id.content_hash[:12]})", file=sys.stderr)
+    """Record the models used; warn when replaying a recipe made with other models, and
+    refuse an edit made for another generator (a discovered one)."""
+    for edit in session.active_edits:
+        check_made_for(edit, gen_id.content_hash)
+    if replaying:
+        _warn_if_other("generator", session.generator, gen_id)
+        # only text edits depend on the CLIP: their directions are computed with it
+        if _has_text_edits(session):
+            _warn_if_other("CLIP", session.clip, clip_id)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _has_text_edits(session: Session) -> bool:
+    return any(e.kind == "global" for e in session.active_edits)
+
+
+def _warn_if_other(kind: str, recorded: ModelIdentity | None,
+                   used: ModelIdentity | None) -> None:
+    """One line on stderr when the recipe names another model than the one used."""
+    if recorded and used and recorded.content_hash != used.content_hash:
+        print(f"warning: the recipe was made with {kind} {recorded.name} "
+              f"({recorded.content_hash[:12]}); rendering with {used.name} "
+              f"({used.content_hash[:12]})", file=sys.stderr)

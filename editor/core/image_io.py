@@ -751,7 +751,13 @@ def check_export_path(path: str | os.PathLike, overwrite: bool = False) -> None:
     long work rather than after it."""
     path = Path(path)
     _refuse_overwrite(path, overwrite)  # first: a folder named "out" is not an extension error
-    _export_format(path, None, _IMAGE_FORMATS)
+    image_format(path)
+
+
+def image_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format save_image writes `path` in: `format` where given, else the extension's
+    ("PNG", "JPEG" or "WEBP")."""
+    return _export_format(Path(path), format, _IMAGE_FORMATS)
 
 
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:

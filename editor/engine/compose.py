@@ -135,6 +135,16 @@ def delta_of_edit(edit: Edit, n_channels: int) -> torch.Tensor:
     return delta
 
 
+def check_made_for(edit: Edit, generator_hash: str | None) -> None:
+    """EditError for an explicit style delta made for another generator (one that records
+    the generator it was made for, as discovered edits do)."""
+    made_on = edit.params.get("generator")
+    if edit.kind == "delta" and made_on and generator_hash and made_on != generator_hash:
+        # the same number of channels, but they mean other things here
+        raise EditError(f"{edit.name or 'this edit'} was made for another generator; "
+                        "it would move unrelated channels of this one")
+
+
 def _check_text_edit_params(p: dict) -> None:
     """A text edit's params, as a recipe may bring them: prompts are text, β a number."""
     if not isinstance(p.get("target"), str):
@@ -261,11 +271,7 @@ class EditingContext:
             except (gd.NoChannelsError, ValueError) as e:
                 raise EditError(str(e)) from e
         if edit.kind == "delta":  # an explicit flat style delta (discovered, optimised, ...)
-            made_on = edit.params.get("generator")
-            if made_on and self.generator_hash and made_on != self.generator_hash:
-                # the same number of channels, but they mean other things here
-                raise EditError(f"{edit.name or 'this edit'} was made for another generator; "
-                                "it would move unrelated channels of this one")
+            check_made_for(edit, self.generator_hash)
             n_channels = sum(spec.channels for spec in self.generator.style_specs)
             delta = delta_of_edit(edit, n_channels).to(self.device)
             return gd.EditDirection(delta, int((delta != 0).sum()), 1.0)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from editor.core.errors import ImageExistsError
-from editor.core.image_io import SavedImage, resize, save_animation, save_image
+from editor.core.image_io import SavedImage, image_format, resize, save_animation, save_image
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
@@ -34,6 +34,7 @@ MAX_SCALE = SCALES[-1]  # larger belongs in an image program
 UPSCALE_FILTERS = ("lanczos", "nearest")
 OUTPUT_KEY = "output"  # in a file's recipe: how the file was made from the render
 LOSSY_FORMATS = frozenset({"JPEG", "WEBP"})
+DEFAULT_QUALITY = 95  # of JPEG and WebP images
 _SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".webp",),
              "GIF": (".gif",)}
 
@@ -85,7 +86,7 @@ class ExportPlan:
     format: str = "PNG"              # PNG/JPEG/WEBP; a sweep: GIF/WEBP
     scale: int = 1
     upscale_filter: str = "lanczos"  # or "nearest": keeps pixels sharp
-    quality: int = 95                # JPEG and WebP
+    quality: int = DEFAULT_QUALITY   # JPEG and WebP
     overwrite: bool = False
     # sweep
     edit_id: str = ""
@@ -214,35 +215,60 @@ def render_full(ctx: EditingContext, session: Session) -> np.ndarray:
 
 def export_image(
     ctx: EditingContext, session: Session, path: str | Path, format: str | None = None,
-    scale: int = 1, quality: int = 95, upscale_filter: str = "lanczos",
+    scale: int = 1, quality: int = DEFAULT_QUALITY, upscale_filter: str = "lanczos",
     overwrite: bool = False,
 ) -> SavedImage:
     """Render at full resolution and save with the session's recipe embedded."""
     _refuse_existing([Path(path)], overwrite)  # before the render: refusing costs nothing
-    return save_image(path, render_full(ctx, session),
-                      recipe=file_recipe(session, scale, upscale_filter), format=format,
-                      quality=quality, scale=scale, overwrite=overwrite,
+    return save_render(path, render_full(ctx, session), session, format=format,
+                       quality=quality, scale=scale, overwrite=overwrite,
+                       upscale_filter=upscale_filter)
+
+
+def save_render(path: str | Path, rgb: np.ndarray, session: Session,
+                format: str | None = None, quality: int = DEFAULT_QUALITY, scale: int = 1,
+                overwrite: bool = False, upscale_filter: str = "lanczos") -> SavedImage:
+    """Save the session's render `rgb` as an image file carrying the recipe that
+    reproduces it (`file_recipe`)."""
+    lossy = image_format(path, format) in LOSSY_FORMATS
+    return save_image(path, rgb,
+                      recipe=file_recipe(session, scale, upscale_filter,
+                                         quality if lossy else None),
+                      format=format, quality=quality, scale=scale, overwrite=overwrite,
                       upscale_filter=upscale_filter)
 
 
-def file_recipe(session: Session, scale: int = 1, upscale_filter: str = "lanczos") -> dict:
-    """The recipe an exported file carries: the session's, plus the upscale that made the
-    file from the render, so that replaying the file writes the same pixels. Left out at
-    1x, where readers that know no such block replay it exactly too."""
+def file_recipe(session: Session, scale: int = 1, upscale_filter: str = "lanczos",
+                quality: int | None = None) -> dict:
+    """The recipe an exported file carries: the session's, plus how the file was made from
+    the render, so that replaying the file writes the same pixels: the upscale, left out
+    at 1x (where readers that know no such block replay it exactly too), and a lossy
+    file's quality (None for a lossless file, which records none)."""
     recipe = session.to_recipe()
+    output: dict = {}
     if scale != 1:
-        recipe[OUTPUT_KEY] = {"scale": scale, "upscale_filter": upscale_filter}
+        output.update(scale=scale, upscale_filter=upscale_filter)
+    if quality is not None:
+        output["quality"] = quality
+    if output:
+        recipe[OUTPUT_KEY] = output
     return recipe
+
+
+def _recorded_block(recipe: dict) -> dict:
+    """The output block of a file's recipe ({} when it has none)."""
+    out = recipe.get(OUTPUT_KEY)
+    if out is None:
+        return {}
+    if not isinstance(out, dict):
+        raise RecipeError("the recipe's output settings are malformed")
+    return out
 
 
 def recorded_output(recipe: dict) -> tuple[int, str]:
     """(scale, upscale filter) a file's recipe records; (1, "lanczos") when it records
     none. RecipeError for a block this program cannot honour."""
-    out = recipe.get(OUTPUT_KEY)
-    if out is None:
-        return 1, "lanczos"
-    if not isinstance(out, dict):
-        raise RecipeError("the recipe's output settings are malformed")
+    out = _recorded_block(recipe)
     scale, upscale_filter = out.get("scale", 1), out.get("upscale_filter", "lanczos")
     if type(scale) is not int or not 1 <= scale <= MAX_SCALE:
         raise RecipeError(f"the recipe's output scale must be a whole number from 1 to "
@@ -251,6 +277,16 @@ def recorded_output(recipe: dict) -> tuple[int, str]:
         raise RecipeError(f"the recipe's upscale filter must be one of "
                           f"{', '.join(UPSCALE_FILTERS)}, got {upscale_filter!r}")
     return scale, upscale_filter
+
+
+def recorded_quality(recipe: dict) -> int | None:
+    """The JPEG/WebP quality a lossy file's recipe records; None when it records none (a
+    lossless file, or one written before quality was recorded)."""
+    quality = _recorded_block(recipe).get("quality")
+    if quality is not None and (type(quality) is not int or not 1 <= quality <= 100):
+        raise RecipeError(f"the recipe's output quality must be a whole number from 1 to "
+                          f"100, got {quality!r}")
+    return quality
 
 
 def sweep_strengths(start: float, stop: float, frames: int) -> list[float]:
@@ -290,7 +326,7 @@ def alpha_sweep(
 def batch_export(
     ctx: EditingContext, session: Session, seeds: Iterable[int], folder: str | Path,
     name_pattern: str = "seed{seed:06d}.png", format: str | None = None, scale: int = 1,
-    quality: int = 95, upscale_filter: str = "lanczos", overwrite: bool = False,
+    quality: int = DEFAULT_QUALITY, upscale_filter: str = "lanczos", overwrite: bool = False,
     cancel: CancelToken = None,
 ) -> ExportJob:
     """The session's edit stack applied to each seed, one file per seed with its own recipe.
@@ -309,10 +345,9 @@ def batch_export(
         if is_cancelled(cancel):
             raise Cancelled(f"batch cancelled after {i} of {len(seeds)} files")
         one = session.with_source(replace(session.source, seed=seed))
-        saved.append(save_image(path, render_full(ctx, one),
-                                recipe=file_recipe(one, scale, upscale_filter),
-                                format=format, quality=quality, scale=scale,
-                                overwrite=overwrite, upscale_filter=upscale_filter))
+        saved.append(save_render(path, render_full(ctx, one), one, format=format,
+                                 quality=quality, scale=scale, overwrite=overwrite,
+                                 upscale_filter=upscale_filter))
         yield clock.progress(i + 1, f"seed {seed} → {path.name}")
     return saved
 
