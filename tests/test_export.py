@@ -85,15 +85,16 @@ def test_scale_two_doubles_the_size_and_nearest_keeps_pixels(ctx, session, tmp_p
 def test_a_window_export_records_a_lossy_files_quality(ctx, session, tmp_path):
     # The export dialog's quality reached the encoder but not the recipe, so a JPEG or
     # WebP export replayed at 95 whatever it was written at.
-    _, (jpeg,) = _run(run_plan(ctx, session, ExportPlan(
+    _, result = _run(run_plan(ctx, session, ExportPlan(
         kind="image", path=str(tmp_path / "out"), format="JPEG", quality=70)))
+    (jpeg,) = result.saved
     recipe = json.loads(read_recipe(jpeg.path))
     assert recipe["output"] == {"quality": 70} and recorded_quality(recipe) == 70
     assert recorded_output(recipe) == (1, "lanczos")
-    _, saved = _run(run_plan(ctx, session, ExportPlan(
+    _, result = _run(run_plan(ctx, session, ExportPlan(
         kind="batch", folder=str(tmp_path), first_seed=5, count=2, format="WEBP", quality=60,
         scale=2)))
-    assert [json.loads(read_recipe(s.path))["output"] for s in saved] == \
+    assert [json.loads(read_recipe(s.path))["output"] for s in result.saved] == \
         [{"scale": 2, "upscale_filter": "lanczos", "quality": 60}] * 2
     # a lossless file records none: its recipe is what it was
     png = export_image(ctx, session, tmp_path / "out.png", quality=70)
