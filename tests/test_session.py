@@ -285,7 +285,7 @@ def test_a_number_too_long_to_read_is_not_valid_json():
 
 
 def test_a_session_file_marks_its_live_prompt_and_gives_it_back():
-    from editor.engine.editor_state import DRAFT_KEY, EditorState, new_draft
+    from editor.engine.editor_state import DRAFT_KEY, EditDefaults, EditorState, new_draft
 
     stacked = Edit(kind="global", params={"target": "smiling face"}, strength=2.0)
     live = new_draft(target="face with glasses", strength=3.0)
@@ -296,9 +296,18 @@ def test_a_session_file_marks_its_live_prompt_and_gives_it_back():
     assert [e.id for e in session.edits] == [stacked.id, live.id]
     back = EditorState(session, new_draft()).with_saved_draft(recipe[DRAFT_KEY])
     assert back == state
-    # a prompt not drawn (no target, or at strength 0) is not in the file
-    quiet = EditorState(Session().add_edit(stacked), new_draft(target="x", strength=0))
-    assert DRAFT_KEY not in quiet.to_session_file(quiet.rendered_session())
+    # a prompt without a target is not in the file
+    empty = EditorState(Session().add_edit(stacked), new_draft(target=" ", strength=2.0))
+    assert DRAFT_KEY not in empty.to_session_file(empty.rendered_session())
+    # one written at strength 0 is (it was lost): it comes back, and adds nothing
+    manual = EditDefaults(auto_beta=False, beta=0.3)
+    quiet = EditorState(Session().add_edit(stacked),
+                        new_draft(target="x", defaults=manual, strength=0))
+    recipe = quiet.to_session_file(quiet.rendered_session())
+    assert recipe[DRAFT_KEY] == quiet.draft.id
+    reopened = EditorState(Session.from_recipe(recipe), new_draft()).with_saved_draft(
+        recipe[DRAFT_KEY])
+    assert reopened == quiet
     for junk in (None, 7, "no-such-edit"):
         assert EditorState(session, new_draft()).with_saved_draft(junk).session == session
 

@@ -70,10 +70,17 @@ class EditorState:
     def to_session_file(self, session: Session) -> dict:
         """What a session file holds: `session` (the rendered one, with the models'
         identities), which replays the picture on screen anywhere, plus which of its edits
-        is the prompt still being written, so that reopening makes it the draft again."""
-        recipe = session.to_recipe()
+        is the prompt still being written, so that reopening makes it the draft again.
+        A prompt written but not drawn (at strength 0) is kept too, as an edit of strength
+        0, which adds nothing to the picture: it was lost on reopening."""
         if self.draft_drawn:  # then it is one of the session's edits
+            recipe = session.to_recipe()
             recipe[DRAFT_KEY] = self.draft.id
+        elif str(self.draft.params.get("target", "")).strip() and self.draft.enabled:
+            recipe = session.add_edit(replace(self.draft, strength=0.0)).to_recipe()
+            recipe[DRAFT_KEY] = self.draft.id
+        else:
+            recipe = session.to_recipe()
         return recipe
 
     def with_saved_draft(self, draft_id: object) -> EditorState:
