@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -1228,3 +1229,53 @@ def test_undo_keys_in_a_number_box_undo_the_document(window, qtbot):
     assert window.document.state.draft.strength == strength
     QTest.keyClick(alpha_box, Qt.Key.Key_Z, ctrl | shift)
     assert window.document.state.draft.strength == 1.25
+
+
+def _delta_edit(window, name: str) -> Edit:
+    g = window.pack.model.generator
+    n = g.styles(g.mapping(torch.zeros(1, g.z_dim), psi=1.0)).num_channels
+    delta = (torch.randn(n, generator=torch.Generator().manual_seed(3)) * 0.3).tolist()
+    return Edit(kind="delta", params={"delta": delta}, strength=1.0, name=name)
+
+
+def test_a_selected_direction_stays_selected_when_it_changes(window, qtbot):
+    # A discovered direction's row lost its selection on any change (its strength, a
+    # move, its enable box): the stack's buttons went grey and it had to be selected again
+    # for each step up or down.
+    panel = window.stack_panel
+    for name in ("first", "second", "third"):
+        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    third = window.document.state.session.edits[-1]
+    panel.list.setCurrentRow(panel._order.index(third.id))
+    assert window._tuning_id is None  # a direction has no prompt to tune
+    panel.row(third.id).strength.value_changed.emit(2.0)
+    assert window.document.state.session.edit(third.id).strength == 2.0
+    assert panel.selected_id() == third.id and panel.delete_button.isEnabled()
+    panel.row(third.id).enabled_box.setChecked(False)
+    assert panel.selected_id() == third.id
+    for _ in range(2):
+        panel.up_button.click()
+    assert window.document.state.session.edits[0].id == third.id
+    assert panel.selected_id() == third.id
+
+
+def test_space_on_the_up_button_at_the_top_does_not_move_the_edit_back(window, qtbot,
+                                                                     monkeypatch):
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QInputDialog
+
+    renames = []  # the focus could also fall on Rename, whose dialog would wait for a user
+    monkeypatch.setattr(QInputDialog, "getText",
+                        staticmethod(lambda *a, **k: renames.append(a) or ("", False)))
+    show_active(window, qtbot)
+    panel = window.stack_panel
+    for name in ("first", "second"):
+        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    second = window.document.state.session.edits[-1]
+    panel.list.setCurrentRow(1)
+    panel.up_button.setFocus()
+    QTest.keyClick(panel.up_button, Qt.Key.Key_Space)
+    assert [e.id for e in window.document.state.session.edits][0] == second.id
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)  # Up is grey now
+    assert [e.id for e in window.document.state.session.edits][0] == second.id
+    assert renames == []

@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         self.session_path: Path | None = None
         self._generation = 0
         self._shown_seq = 0
-        self._tuning_id: str | None = None  # the stack edit in the prompt panel, if any
+        self._selected_id: str | None = None  # the stack row selected, of any kind
         self._export_count = 0  # export jobs get keys of their own (several may run)
         # edits deleted while being tuned: an undo that brings one back selects it again
         self._deleted_while_tuned: set[str] = set()
@@ -455,8 +455,8 @@ class MainWindow(QMainWindow):
 
     def remove_edit(self, edit_id: str) -> None:
         state = self.document.state
-        if self._tuning_id == edit_id:
-            self._tuning_id = None
+        if self._selected_id == edit_id:
+            self._selected_id = None
             self._deleted_while_tuned.add(edit_id)
         self._change(state.with_session(state.session.remove_edit(edit_id)), "Delete edit")
 
@@ -465,25 +465,34 @@ class MainWindow(QMainWindow):
         self._change(state.with_session(state.session.move_edit(edit_id, index)), "Move edit")
 
     def _tune(self, edit_id: str | None) -> None:
-        """Load a stack edit into the prompt panel (None: back to the new prompt). Only
-        prompt edits have a prompt; a discovered direction is tuned by its stack slider."""
-        if edit_id is not None and self.document.state.session.edit(edit_id).kind != "global":
-            edit_id = None
-        self._tuning_id = edit_id
+        """Select a stack edit, and load it into the prompt panel if it has a prompt (None:
+        back to the new prompt)."""
+        self._selected_id = edit_id
         self._show_prompt(self.document.state)
+
+    @property
+    def _tuning_id(self) -> str | None:
+        """The stack edit in the prompt panel: the selected one when it is a prompt edit.
+        A discovered direction stays selected (its row's buttons work) but is tuned by its
+        stack slider, and the prompt panel keeps the new prompt."""
+        try:
+            edit = self.document.state.session.edit(self._selected_id)
+        except KeyError:
+            return None
+        return self._selected_id if edit.kind == "global" else None
 
     @Slot(object)
     def _on_state_changed(self, state: EditorState) -> None:
         session = state.session
         ids = frozenset(e.id for e in session.edits)
         back = (ids - self._shown_edit_ids) & self._deleted_while_tuned
-        if back:  # undo of a delete: tune the edit again, as it was
-            self._tuning_id = next(e.id for e in session.edits if e.id in back)
+        if back:  # undo of a delete: select the edit again, as it was
+            self._selected_id = next(e.id for e in session.edits if e.id in back)
         self._shown_edit_ids = ids
-        if self._tuning_id is not None and self._tuning_id not in ids:
-            self._tuning_id = None  # undo removed the edit being tuned
+        if self._selected_id is not None and self._selected_id not in ids:
+            self._selected_id = None  # undo removed the selected edit
         self.source_panel.show_source(session.source)
-        self.stack_panel.show_edits(session.edits, self._tuning_id)
+        self.stack_panel.show_edits(session.edits, self._selected_id)
         self._show_prompt(state)
         self.request_render(interactive=self._interactive)
 
@@ -797,7 +806,7 @@ class MainWindow(QMainWindow):
         state = self._state_from_recipe(text, Path(path).name, restore_draft=True)
         if state is None or not self._may_replace_document():
             return
-        self._tuning_id = None
+        self._selected_id = None
         self.document.reset(state)
         self.session_path = Path(path)
         self._remember_recent(path)
@@ -808,7 +817,7 @@ class MainWindow(QMainWindow):
         state = self._state_from_recipe(text, name)
         if state is None:
             return False
-        self._tuning_id = None
+        self._selected_id = None
         self._change(state, f"Open {name}")
         self.document.end_merge()
         return True
@@ -875,7 +884,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.finish_typing()  # export what the boxes say, not 350 ms ago
         session = self.current_session()
         plan = get_export_plan(self, session, resolution=self.pack.model.resolution,
-                               edit_id=self._tuning_id)
+                               edit_id=self._selected_id)
         if plan is None:
             return
         ctx = self.renderer.context.fork()  # own caches: the worker keeps rendering meanwhile

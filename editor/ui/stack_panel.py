@@ -200,10 +200,14 @@ class EditStackPanel(QWidget):
     def _update_buttons(self) -> None:
         sel = self.selected_id()
         i = self._order.index(sel) if sel in self._order else -1
-        self.up_button.setEnabled(i > 0)
-        self.down_button.setEnabled(0 <= i < len(self._order) - 1)
-        self.rename_button.setEnabled(i >= 0)
-        self.delete_button.setEnabled(i >= 0)
+        for button, enabled in ((self.up_button, i > 0),
+                                (self.down_button, 0 <= i < len(self._order) - 1),
+                                (self.rename_button, i >= 0), (self.delete_button, i >= 0)):
+            if button.hasFocus() and not enabled:
+                # Qt would pass the focus on to the next button: Space on Up at the top
+                # then moved the edit down again
+                self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+            button.setEnabled(enabled)
 
     # ----------------------------------------------------------------- user input
     def _on_current(self, current, _previous) -> None:
