@@ -1279,3 +1279,46 @@ def test_space_on_the_up_button_at_the_top_does_not_move_the_edit_back(window, q
     QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)  # Up is grey now
     assert [e.id for e in window.document.state.session.edits][0] == second.id
     assert renames == []
+
+
+def test_plain_key_shortcuts_leave_keys_to_the_combo_and_list_being_used(window, qtbot):
+    # R and S in the directions' method box sampled a new seed and split the view instead
+    # of picking an item; PgDown in the edit stack changed the seed.
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtTest import QTest
+
+    from editor.ui.keys import WINDOW_PLAIN_KEYS
+
+    plain = {QKeySequence(k)[0].key() for act in window.actions() for k in act.shortcuts()
+             if QKeySequence(k)[0].keyboardModifiers() == Qt.KeyboardModifier.NoModifier}
+    # the keys the widgets keep are the window's (F1 and the keyboard's own Undo, Redo and
+    # Zoom keys are no widget's)
+    K = Qt.Key
+    assert WINDOW_PLAIN_KEYS <= plain
+    assert plain - WINDOW_PLAIN_KEYS <= {K.Key_F1, K.Key_Undo, K.Key_Redo, K.Key_ZoomIn,
+                                         K.Key_ZoomOut}
+
+    show_active(window, qtbot)
+    window.directions_dock.raise_()
+    seed = window.document.state.session.source.seed
+    method = window.directions_panel.method
+    method.setFocus()
+    for key in (Qt.Key.Key_R, Qt.Key.Key_S, Qt.Key.Key_PageDown):
+        QTest.keyClick(method, key)
+    assert window.document.state.session.source.seed == seed
+    assert not window.split_act.isChecked()
+
+    window.stack_dock.raise_()
+    for name in ("first", "second"):
+        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    stack = window.stack_panel.list
+    stack.setFocus()
+    stack.setCurrentRow(0)
+    QTest.keyClick(stack, Qt.Key.Key_PageDown)
+    assert window.document.state.session.source.seed == seed
+    assert stack.currentRow() == 1
+    QTest.keyClick(stack, Qt.Key.Key_Delete)  # still the stack's Del
+    assert [e.name for e in window.document.state.session.edits] == ["first"]
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_PageDown)  # and the canvas's PgDown
+    assert window.document.state.session.source.seed == seed + 1

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from editor.engine.discovered import DirectionEntry
 
+from .keys import claim_keys
 from .sliders import FloatSlider
 
 __all__ = ["DirectionEntry", "DirectionsPanel"]
@@ -77,6 +78,9 @@ class DirectionsPanel(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.hide()
+        # letters pick an item, PgDown pages; Del here is not the edit stack's Del
+        for widget in (self.method, self.list):
+            claim_keys(widget)
         top = QHBoxLayout()
         top.addWidget(self.discover_button)
         top.addWidget(self.method, 1)

@@ -28,8 +28,8 @@ from editor.engine.editor_state import EditDefaults
 from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
+from .keys import route_undo_keys
 from .sliders import FloatSlider
-from .undo_keys import route_undo_keys
 
 ALPHA_RANGE = (-10.0, 10.0)
 BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)

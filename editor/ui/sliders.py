@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .undo_keys import route_undo_keys
+from .keys import claim_keys, route_undo_keys
 
 NAVIGATION_KEYS = frozenset({
     Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
@@ -59,6 +59,8 @@ class FloatSlider(QWidget):
             if wheel_needs_focus:
                 w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel gives no focus
         route_undo_keys([self.box])
+        for w in (self.slider, self.box):
+            claim_keys(w, NAVIGATION_KEYS)  # the arrows and PgUp/PgDown move this value
         self.set_value(value)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
@@ -66,12 +68,6 @@ class FloatSlider(QWidget):
                 and not watched.hasFocus()):
             self._scroll_enclosing_list(event)
             event.accept()  # handled: not passed up as well (it would scroll twice)
-            return True
-        # Qt asks the focus widget before firing a shortcut; accepting the override keeps
-        # the key for the slider or box the user is working in.
-        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in NAVIGATION_KEYS
-                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
-            event.accept()
             return True
         return super().eventFilter(watched, event)
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from editor.engine.session import MAX_SEED, PSI_RANGE, Source
 
 from .icons import icon
-from .undo_keys import route_undo_keys
+from .keys import route_undo_keys
 
 
 class _SeedBox(QSpinBox):

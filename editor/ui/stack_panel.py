@@ -25,6 +25,7 @@ from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
 from .icons import icon
+from .keys import WINDOW_PLAIN_KEYS, claim_keys
 from .prompt_panel import ALPHA_RANGE
 from .sliders import FloatSlider
 
@@ -96,6 +97,9 @@ class EditStackPanel(QWidget):
         self.list.setToolTip("Edits are applied together; select one to tune it")
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemDoubleClicked.connect(lambda _i: self.rename_selected())
+        # PgUp/PgDown move through the edits (not the seed) and letters find one; Del and
+        # F2 stay the window's: they delete and rename the selected edit
+        claim_keys(self.list, WINDOW_PLAIN_KEYS - {Qt.Key.Key_Delete, Qt.Key.Key_F2})
         # rows take the list's width (titles are shortened), so no sideways scrolling
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.viewport().installEventFilter(self)

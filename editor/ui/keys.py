@@ -1,0 +1,68 @@
+"""Which widget a key belongs to: the window's shortcuts or the widget with the focus.
+
+Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo the document wherever the keyboard is. A text box or a
+number box claims these keys for its own text history, so with the cursor in one (the seed
+after typing 42, the α box, a prompt) undo did nothing or undid text behind the document's
+back. Every value these boxes hold is a document step already; pending input becomes its
+step first, then the window's Undo/Redo takes the key.
+
+The window's plain-key shortcuts (R, S, PgUp/PgDown, Del, F2) are for the canvas and the
+panels at large; a list, a combo box or a slider uses some of those keys itself (typing a
+letter picks an item, PgDown pages, Del in the directions list is not the stack's Del).
+Qt asks the focus widget first (ShortcutOverride); `claim_keys` answers "mine".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QAbstractSpinBox, QWidget
+
+
+class DocumentUndoKeys(QObject):
+    def __init__(self, flush: Callable[[], None] | None, parent: QObject):
+        super().__init__(parent)
+        self._flush = flush
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.ShortcutOverride and (
+                event.matches(QKeySequence.StandardKey.Undo)
+                or event.matches(QKeySequence.StandardKey.Redo)):
+            if self._flush is not None:
+                self._flush()
+            event.ignore()  # not the box's: the window's Undo/Redo shortcut takes it
+            return True
+        return False
+
+
+def route_undo_keys(boxes: list[QWidget], flush: Callable[[], None] | None = None) -> None:
+    """Give the undo keys of these boxes to the document; `flush` first applies pending
+    input (a number box's typed but not yet entered value is entered by default)."""
+    for box in boxes:
+        pending = flush or (box.interpretText if isinstance(box, QAbstractSpinBox) else None)
+        box.installEventFilter(DocumentUndoKeys(pending, box))
+
+
+# the window's shortcuts without a modifier (see MainWindow._build_actions)
+WINDOW_PLAIN_KEYS = frozenset({Qt.Key.Key_R, Qt.Key.Key_S, Qt.Key.Key_PageUp,
+                               Qt.Key.Key_PageDown, Qt.Key.Key_Delete, Qt.Key.Key_F2})
+
+
+class _ClaimKeys(QObject):
+    def __init__(self, keys: frozenset[int], parent: QObject):
+        super().__init__(parent)
+        self._keys = keys
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in self._keys
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            event.accept()  # the widget gets the key press; the shortcut does not fire
+            return True
+        return False
+
+
+def claim_keys(widget: QWidget, keys=WINDOW_PLAIN_KEYS) -> None:
+    """Keep these unmodified keys for `widget` while it has the focus."""
+    widget.installEventFilter(_ClaimKeys(frozenset(keys), widget))
