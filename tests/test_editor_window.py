@@ -1322,3 +1322,22 @@ def test_plain_key_shortcuts_leave_keys_to_the_combo_and_list_being_used(window,
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_PageDown)  # and the canvas's PgDown
     assert window.document.state.session.source.seed == seed + 1
+
+
+def test_tabbing_into_the_stack_does_not_pick_an_edit_to_tune(window, qtbot):
+    # Qt makes the first row current when the list takes the focus by Tab; that selected
+    # it, and the prompt panel went on to edit that stack edit instead of the new prompt.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    for target in ("face with glasses", "smiling face"):
+        type_prompt(window, target)
+        window.add_draft_to_stack()
+    stack = window.stack_panel.list
+    stack.setFocus(Qt.FocusReason.TabFocusReason)
+    assert QApplication.focusWidget() is stack and stack.currentRow() == 0
+    assert window._tuning_id is None and window.stack_panel.selected_id() is None
+    assert not window.stack_panel.delete_button.isEnabled()
+    QTest.keyClick(stack, Qt.Key.Key_Down)  # choosing one with the keys still selects it
+    assert window.stack_panel.selected_id() == window.document.state.session.edits[1].id
+    assert window._tuning_id == window.document.state.session.edits[1].id

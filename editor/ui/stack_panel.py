@@ -95,7 +95,9 @@ class EditStackPanel(QWidget):
         super().__init__(parent)
         self.list = QListWidget()
         self.list.setToolTip("Edits are applied together; select one to tune it")
-        self.list.currentItemChanged.connect(self._on_current)
+        # the selection, not the current row: Tab into the list makes its first row
+        # current (unselected), which must not put that edit in the prompt panel
+        self.list.itemSelectionChanged.connect(self._on_selection)
         self.list.itemDoubleClicked.connect(lambda _i: self.rename_selected())
         # PgUp/PgDown move through the edits (not the seed) and letters find one; Del and
         # F2 stay the window's: they delete and rename the selected edit
@@ -171,8 +173,8 @@ class EditStackPanel(QWidget):
                 item.setSizeHint(hint)
 
     def selected_id(self) -> str | None:
-        item = self.list.currentItem()
-        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        items = self.list.selectedItems()
+        return items[0].data(Qt.ItemDataRole.UserRole) if items else None
 
     def row(self, edit_id: str) -> EditRow:
         return self._rows[edit_id]
@@ -197,6 +199,7 @@ class EditStackPanel(QWidget):
         self.list.blockSignals(True)
         if edit_id is None or edit_id not in self._rows:
             self.list.setCurrentRow(-1)
+            self.list.clearSelection()
         else:
             self.list.setCurrentRow(self._order.index(edit_id))
         self.list.blockSignals(False)
@@ -214,9 +217,9 @@ class EditStackPanel(QWidget):
             button.setEnabled(enabled)
 
     # ----------------------------------------------------------------- user input
-    def _on_current(self, current, _previous) -> None:
+    def _on_selection(self) -> None:
         self._update_buttons()
-        self.selected.emit(current.data(Qt.ItemDataRole.UserRole) if current else None)
+        self.selected.emit(self.selected_id())
 
     def _move(self, step: int) -> None:
         sel = self.selected_id()
