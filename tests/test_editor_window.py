@@ -1341,3 +1341,28 @@ def test_tabbing_into_the_stack_does_not_pick_an_edit_to_tune(window, qtbot):
     QTest.keyClick(stack, Qt.Key.Key_Down)  # choosing one with the keys still selects it
     assert window.stack_panel.selected_id() == window.document.state.session.edits[1].id
     assert window._tuning_id == window.document.state.session.edits[1].id
+
+
+def test_menus_name_what_the_window_says_and_keep_their_keys_apart(window, qtbot):
+    # The no-CLIP notice and the README send users to "Models ▸ Model packs…", which did
+    # not exist (the item said "Download or import models…" and Ctrl+M was in no menu);
+    # File had two items on Alt+S; Ctrl + the keypad's Enter did not add a prompt.
+    from PySide6.QtTest import QTest
+
+    window.models_menu.rebuild()
+    assert window.models_act in window.models_menu.actions()
+    assert window.models_act.text().replace("&", "") == "Model packs…"
+    for menu_action in window.menuBar().actions():
+        texts = [a.text() for a in menu_action.menu().actions() if "&" in a.text()]
+        letters = [t[t.index("&") + 1].lower() for t in texts]
+        assert len(letters) == len(set(letters)), (menu_action.text(), texts)
+
+    show_active(window, qtbot)
+    box = window.prompt_panel.target
+    box.setFocus()
+    box.clear()
+    QTest.keyClicks(box, "face with glasses")
+    QTest.keyClick(box, Qt.Key.Key_Enter,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.KeypadModifier)
+    assert [e.params["target"] for e in window.document.state.session.edits] == [
+        "face with glasses"]

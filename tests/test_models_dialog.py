@@ -258,7 +258,7 @@ def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_ge
     menu.set_current(str(default_generator_path()))
     menu.rebuild()
     labels = [a.text() for a in menu.actions() if not a.isSeparator()]
-    assert labels == ["Demo pack (toy faces)", "tiny-gen", "Download or import models…"]
+    assert labels == ["Demo pack (toy faces)", "tiny-gen", "Model &packs…"]
     demo = menu.actions()[0]
     assert demo.isChecked()
     with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS) as blocker:

@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
                                 "mdi6.image-outline", "Start from your own picture")
         self.open_latent_act = a("Open &latent or recipe…", self.open_latent_dialog,
                                  "Ctrl+L", None, "Start from a W+ file, session or PNG recipe")
-        self.open_session_act = a("Open &session…", self.open_session_dialog, "Ctrl+Shift+O")
+        self.open_session_act = a("Open sessi&on…", self.open_session_dialog, "Ctrl+Shift+O")
         self.save_session_act = a("&Save session", self.save_session, SK.Save,
                                   "mdi6.content-save-outline", "Save the source and edit stack")
         self.save_session_as_act = a("Save session &as…", self.save_session_as, SK.SaveAs)
@@ -285,6 +285,8 @@ class MainWindow(QMainWindow):
         self.addActions([self.undo_act, self.redo_act])
         self.add_act = a("&Add prompt to stack", self.add_draft_to_stack, "Ctrl+Return",
                          "mdi6.playlist-plus", "Keep the prompt's edit in the stack")
+        # the keypad's Enter too, as the tooltips' "Ctrl+Enter" promises
+        self.add_act.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.delete_act = a("&Delete edit", self.stack_panel.delete_selected, SK.Delete)
         self.rename_act = a("Re&name edit", self.stack_panel.rename_selected, "F2")
         self.next_seed_act = a("&Next seed", lambda: self.source_panel.step_seed(+1), "PgDown")
@@ -304,8 +306,8 @@ class MainWindow(QMainWindow):
         self.split_act = a("&Before/after split", self._toggle_split, "S",
                            "mdi6.compare-horizontal",
                            "Show the unedited image left of a movable line", checkable=True)
-        self.models_act = a("&Model packs…", self.show_models_dialog, "Ctrl+M",
-                            "mdi6.package-variant")
+        self.models_act = a("Model &packs…", self.show_models_dialog, "Ctrl+M",
+                            "mdi6.package-variant", "Download or import models, choose a pack")
         self.precompute_act = a("&Precompute directions", self.start_precompute, None, None,
                                 "Compute the channel relevance that prompt edits need")
         self.shortcuts_act = a("&Keyboard shortcuts", lambda: show_shortcuts(self), SK.HelpContents)
@@ -348,7 +350,7 @@ class MainWindow(QMainWindow):
         for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
                      self.directions_dock, self.jobs_dock):
             panels_menu.addAction(dock.toggleViewAction())
-        self.models_menu = ModelsMenu(self.jobs, self)
+        self.models_menu = ModelsMenu(self.jobs, self, dialog_action=self.models_act)
         self.models_menu.pack_chosen.connect(self._on_pack_chosen)
         # rebuilt each time it opens (after its own rebuild): our pack actions at the end
         self.models_menu.aboutToShow.connect(

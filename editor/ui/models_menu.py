@@ -1,6 +1,6 @@
 """The Models menu: the demo pack and every installed generator, one click each, plus
-"Download or import…" for the Model packs dialog. Rebuilt each time it opens, from local
-files only (the zoo's index), so it never waits on the network."""
+"Model packs…" (download or import) for the Model packs dialog. Rebuilt each time it opens,
+from local files only (the zoo's index), so it never waits on the network."""
 
 from __future__ import annotations
 
@@ -20,9 +20,13 @@ from .models_dialog import ModelsDialog, clip_choices, demo_choice, installed_ge
 class ModelsMenu(QMenu):
     pack_chosen = Signal(str, object)  # generator path, clip spec dict (or None)
 
-    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None,
+                 dialog_action: QAction | None = None):
+        """dialog_action: the window's action for the Model packs dialog (it carries the
+        shortcut, which the menu then shows); without one the menu makes its own item."""
         super().__init__("&Models", parent)
         self.runner = runner
+        self._dialog_action = dialog_action
         self.current_generator: str | None = None
         self._dialog: ModelsDialog | None = None
         self.aboutToShow.connect(self.rebuild)
@@ -53,7 +57,10 @@ class ModelsMenu(QMenu):
         for model in generators:
             self._add_pack(model.name, str(model.path), clip)
         self.addSeparator()
-        self.addAction("Download or import models…", self.open_dialog)
+        if self._dialog_action is not None:
+            self.addAction(self._dialog_action)
+        else:
+            self.addAction("Model &packs…", self.open_dialog)
 
     def _add_pack(self, label: str, generator_path: str, clip_spec: dict | None) -> None:
         action = QAction(label, self)
