@@ -24,6 +24,9 @@ class Canvas(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setAccessibleName("Edited image")
+        self.setAccessibleDescription("The picture with the edit stack applied; hold \\ to "
+                                      "see the original, S for a before/after split")
         self.setMinimumSize(256, 256)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAcceptDrops(True)

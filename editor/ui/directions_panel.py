@@ -169,6 +169,8 @@ class DirectionsPanel(QWidget):
         slider.setToolTip(f"Strength: 1 = {unit}; negative values go the other way")
         add = QPushButton("Add")
         add.setToolTip("Add this direction to the edit stack at the chosen strength")
+        add.setAccessibleName(f"Add {entry.title}")
+        slider.set_accessible_name(f"Strength of {entry.title}")
         add.clicked.connect(lambda _c=False, e=entry, s=slider:
                             self.add_requested.emit(e, s.value()))
         top = QHBoxLayout()

@@ -69,9 +69,12 @@ class PromptPanel(QWidget):
         self.suggest_button = QToolButton()
         self.suggest_button.setText("…")
         self.suggest_button.setToolTip("Prompts this model knows")
+        self.suggest_button.setAccessibleName("Prompts this model knows")
         self.suggest_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.suggest_button.setMenu(QMenu(self.suggest_button))
         self.suggest_button.setEnabled(False)
+        # the form labels the row, not the box in it
+        self.target.setAccessibleName("Target prompt")
         target_row = QHBoxLayout()
         target_row.addWidget(self.target, 1)
         target_row.addWidget(self.suggest_button)
@@ -85,12 +88,14 @@ class PromptPanel(QWidget):
         self.alpha.value_changed.connect(
             lambda v: self._emit({"strength": v}, "Change strength", "alpha"))
         self.alpha.drag_finished.connect(self.interaction_finished)
+        self.alpha.set_accessible_name("Strength α")
         self.beta = FloatSlider(*BETA_RANGE, value=0.15, decimals=3)
         self.beta.setToolTip("Disentanglement β: only style channels whose relevance "
                              "exceeds β move; higher is more focused, lower is stronger")
         self.beta.value_changed.connect(lambda v: self._emit_params({"beta": v}, "Change β",
                                                                     "beta"))
         self.beta.drag_finished.connect(self.interaction_finished)
+        self.beta.set_accessible_name("Disentanglement β")
         self.auto_beta = QCheckBox("Auto β")
         self.auto_beta.setToolTip(auto_beta_tip(None))
         self.auto_beta.toggled.connect(self._toggle_auto_beta)

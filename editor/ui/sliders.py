@@ -71,6 +71,12 @@ class FloatSlider(QWidget):
             return True
         return super().eventFilter(watched, event)
 
+    def set_accessible_name(self, name: str) -> None:
+        """What a screen reader calls the slider and its box (a form label names only the
+        container)."""
+        self.slider.setAccessibleName(name)
+        self.box.setAccessibleName(name)
+
     def _scroll_enclosing_list(self, event: QWheelEvent) -> None:
         """Hand the wheel to the scroll area this slider sits in (a row of the edit stack)."""
         area = self.parentWidget()

@@ -53,6 +53,8 @@ class SourcePanel(QWidget):
         self.prev_button = QPushButton(icon("mdi6.chevron-left"), "")
         self.next_button = QPushButton(icon("mdi6.chevron-right"), "")
         self.random_button = QPushButton(icon("mdi6.dice-5-outline"), "Random")
+        self.prev_button.setAccessibleName("Previous seed")  # icons only: a reader's name
+        self.next_button.setAccessibleName("Next seed")
         for b, tip in ((self.prev_button, "Previous seed (PgUp)"),
                        (self.next_button, "Next seed (PgDown)"),
                        (self.random_button, "A random seed (R)")):

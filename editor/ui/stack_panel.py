@@ -69,6 +69,8 @@ class EditRow(QWidget):
         self.title.setText(edit.title)
         self.title.setEnabled(edit.enabled)
         self.strength.set_value(edit.strength)
+        self.enabled_box.setAccessibleName(f"Apply {edit.title}")
+        self.strength.set_accessible_name(f"Strength of {edit.title}")
 
     def show_status(self, status: EditStatus | None) -> bool:
         """Show the edit's error, if any; True when the message changed (its row may need
@@ -131,6 +133,7 @@ class EditStackPanel(QWidget):
         ico = icon(icon_name)
         b = QPushButton(ico, "" if not ico.isNull() else text)  # text when icons are missing
         b.setToolTip(tip)
+        b.setAccessibleName(tip.split(" (")[0])  # an icon alone says nothing to a reader
         b.clicked.connect(slot)
         return b
 
