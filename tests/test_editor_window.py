@@ -1397,3 +1397,28 @@ def test_every_control_has_a_name_a_screen_reader_can_say(window, qtbot):
     assert nameless == []
     assert "Edited image" == QAccessible.queryAccessibleInterface(window.canvas).text(
         QAccessible.Text.Name)
+
+
+def test_the_shortcut_list_is_one_dialog_whose_close_button_tab_reaches(window, qtbot):
+    # Tab stayed inside the table (the Close button was out of reach) and each F1 made
+    # another dialog that was never deleted.
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QDialog, QPushButton, QTableWidget
+
+    show_active(window, qtbot)
+    window.shortcuts_act.trigger()
+    window.shortcuts_act.trigger()
+    dialogs = window.findChildren(QDialog, "keyboard-shortcuts")
+    assert len(dialogs) == 1
+    dialog = dialogs[0]
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    assert QTest.qWaitForWindowActive(dialog)
+    table = dialog.findChild(QTableWidget)
+    table.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is table, timeout=2000)
+    QTest.keyClick(table, Qt.Key.Key_Tab)
+    assert isinstance(QApplication.focusWidget(), QPushButton)
+    dialog.close()
+    qtbot.waitUntil(lambda: not window.findChildren(QDialog, "keyboard-shortcuts"),
+                    timeout=2000)

@@ -3,6 +3,7 @@ never disagree with what the keys do."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -39,13 +40,22 @@ def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
 
 
 def show_shortcuts(window: QMainWindow) -> QDialog:
+    """The list, opened without waiting; one at a time (F1 again raises it)."""
+    shown = window.findChild(QDialog, "keyboard-shortcuts")
+    if shown is not None:
+        shown.raise_()
+        shown.activateWindow()
+        return shown
     dialog = QDialog(window)
+    dialog.setObjectName("keyboard-shortcuts")
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # each F1 made another
     dialog.setWindowTitle("Keyboard shortcuts")
     rows = shortcut_rows(window)
     table = QTableWidget(len(rows), 2)
     table.setHorizontalHeaderLabels(["Keys", "Action"])
     table.verticalHeader().hide()
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setTabKeyNavigation(False)  # Tab goes on to Close, as in any dialog
     for i, (keys, text) in enumerate(rows):
         table.setItem(i, 0, QTableWidgetItem(keys))
         table.setItem(i, 1, QTableWidgetItem(text))
