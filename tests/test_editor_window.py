@@ -1422,3 +1422,19 @@ def test_the_shortcut_list_is_one_dialog_whose_close_button_tab_reaches(window, 
     dialog.close()
     qtbot.waitUntil(lambda: not window.findChildren(QDialog, "keyboard-shortcuts"),
                     timeout=2000)
+
+
+def test_a_stack_row_whose_control_has_the_focus_is_scrolled_into_view(window, qtbot):
+    # Tab went on through rows far below the list's edge and the list never scrolled.
+    window.resize(1100, 700)
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    for i in range(14):
+        window._add_edit(_delta_edit(window, f"direction {i}"), "Add")
+    panel = window.stack_panel
+    stack = panel.list
+    viewport = stack.viewport().rect()
+    last = stack.item(stack.count() - 1)
+    assert not viewport.intersects(stack.visualItemRect(last))  # out of sight to start
+    panel.row(panel._order[-1]).strength.box.setFocus()
+    qtbot.waitUntil(lambda: viewport.contains(stack.visualItemRect(last)), timeout=2000)

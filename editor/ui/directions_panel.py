@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from editor.engine.discovered import DirectionEntry
 
-from .keys import claim_keys
+from .keys import claim_keys, scroll_to_focused_row
 from .sliders import FloatSlider
 
 __all__ = ["DirectionEntry", "DirectionsPanel"]
@@ -81,6 +81,7 @@ class DirectionsPanel(QWidget):
         # letters pick an item, PgDown pages; Del here is not the edit stack's Del
         for widget in (self.method, self.list):
             claim_keys(widget)
+        scroll_to_focused_row(self.list)
         top = QHBoxLayout()
         top.addWidget(self.discover_button)
         top.addWidget(self.method, 1)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QAbstractSpinBox, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QListWidget, QWidget
 
 
 class DocumentUndoKeys(QObject):
@@ -66,3 +66,27 @@ class _ClaimKeys(QObject):
 def claim_keys(widget: QWidget, keys=WINDOW_PLAIN_KEYS) -> None:
     """Keep these unmodified keys for `widget` while it has the focus."""
     widget.installEventFilter(_ClaimKeys(frozenset(keys), widget))
+
+
+class _FocusedRowFollower(QObject):
+    def __init__(self, rows: QListWidget):
+        super().__init__(rows)  # a slot of a child: disconnected when the list goes
+        self._rows = rows
+        QApplication.instance().focusChanged.connect(self.follow)
+
+    def follow(self, _old: QWidget | None, new: QWidget | None) -> None:
+        rows = self._rows
+        if new is None or not rows.viewport().isAncestorOf(new):
+            return
+        for i in range(rows.count()):
+            widget = rows.itemWidget(rows.item(i))
+            if widget is not None and (widget is new or widget.isAncestorOf(new)):
+                rows.scrollToItem(rows.item(i))
+                return
+
+
+def scroll_to_focused_row(rows: QListWidget) -> None:
+    """Keep the row whose control has the keyboard focus in view: a row's widgets
+    (setItemWidget) are children of the list, and Tab went on through rows far out of
+    sight without the list scrolling."""
+    _FocusedRowFollower(rows)

@@ -25,7 +25,7 @@ from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
 from .icons import icon
-from .keys import WINDOW_PLAIN_KEYS, claim_keys
+from .keys import WINDOW_PLAIN_KEYS, claim_keys, scroll_to_focused_row
 from .prompt_panel import ALPHA_RANGE
 from .sliders import FloatSlider
 
@@ -104,6 +104,7 @@ class EditStackPanel(QWidget):
         # PgUp/PgDown move through the edits (not the seed) and letters find one; Del and
         # F2 stay the window's: they delete and rename the selected edit
         claim_keys(self.list, WINDOW_PLAIN_KEYS - {Qt.Key.Key_Delete, Qt.Key.Key_F2})
+        scroll_to_focused_row(self.list)
         # rows take the list's width (titles are shortened), so no sideways scrolling
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.viewport().installEventFilter(self)
