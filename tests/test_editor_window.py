@@ -1438,3 +1438,22 @@ def test_a_stack_row_whose_control_has_the_focus_is_scrolled_into_view(window, q
     assert not viewport.intersects(stack.visualItemRect(last))  # out of sight to start
     panel.row(panel._order[-1]).strength.box.setFocus()
     qtbot.waitUntil(lambda: viewport.contains(stack.visualItemRect(last)), timeout=2000)
+
+
+def test_deleting_an_edit_from_its_row_keeps_the_focus_in_the_stack(window, qtbot):
+    # Del with the focus on a row's enable box deleted the edit and threw the focus to the
+    # canvas, away from the stack the user was working through.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    for name in ("first", "second"):
+        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    panel = window.stack_panel
+    panel.list.setCurrentRow(1)
+    box = panel.row(panel._order[1]).enabled_box
+    box.setFocus()
+    assert QApplication.focusWidget() is box
+    QTest.keyClick(box, Qt.Key.Key_Delete)
+    assert [e.name for e in window.document.state.session.edits] == ["first"]
+    assert QApplication.focusWidget() is panel.list

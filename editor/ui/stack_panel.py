@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QHBoxLayout,
     QInputDialog,
@@ -184,6 +185,10 @@ class EditStackPanel(QWidget):
         return self._rows[edit_id]
 
     def _rebuild(self, edits: tuple[Edit, ...]) -> None:
+        focus = QApplication.focusWidget()
+        # a row's control with the focus goes with its row: keep the focus in the list
+        # (Qt gave it to the canvas, away from the stack the user works in)
+        keep_focus = focus is not None and self.list.isAncestorOf(focus)
         self.list.blockSignals(True)
         self.list.clear()
         self._rows = {}
@@ -198,6 +203,8 @@ class EditStackPanel(QWidget):
         self._order = tuple(e.id for e in edits)
         self._fit_rows()
         self.list.blockSignals(False)
+        if keep_focus:
+            self.list.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _select(self, edit_id: str | None) -> None:
         self.list.blockSignals(True)
