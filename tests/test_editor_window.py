@@ -1457,3 +1457,22 @@ def test_deleting_an_edit_from_its_row_keeps_the_focus_in_the_stack(window, qtbo
     QTest.keyClick(box, Qt.Key.Key_Delete)
     assert [e.name for e in window.document.state.session.edits] == ["first"]
     assert QApplication.focusWidget() is panel.list
+
+
+def test_the_panels_menu_brings_a_panel_behind_a_tab_to_the_front(window, qtbot):
+    # View ▸ Panels ▸ Discovered directions hid the panel when it sat behind the edit
+    # stack's tab, and the next choice showed it behind the tab again.
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    qtbot.wait(50)
+    panels = next(a.menu() for a in window.menuBar().actions() if "View" in a.text())
+    panels = next(a.menu() for a in panels.actions() if a.menu() and "Panels" in a.text())
+    directions = next(a for a in panels.actions() if "direction" in a.text().lower())
+    assert directions.isChecked()
+    directions.trigger()
+    qtbot.waitUntil(lambda: window.directions_panel.isEnabled(), timeout=2000)  # in front
+    assert window.directions_dock.isVisible() and directions.isChecked()
+    directions.trigger()  # in front: the choice hides it
+    assert window.directions_dock.isHidden() and not directions.isChecked()
+    directions.trigger()
+    assert window.directions_dock.isVisible() and directions.isChecked()

@@ -258,6 +258,34 @@ class MainWindow(QMainWindow):
         self.addAction(act)  # shortcuts work even when the menu bar is hidden
         return act
 
+    def _panel_action(self, dock: QDockWidget) -> QAction:
+        """View ▸ Panels: shows a hidden panel, brings one that sits behind another's tab to
+        the front, and hides the one in front. (Qt's own toggle hid a panel behind a tab,
+        and showed it behind the tab again.)"""
+        act = QAction(dock.windowTitle(), self, checkable=True)
+        # visibilityChanged also tells when the panel's tab is chosen or left; isVisible()
+        # stays true for a panel behind another's tab
+        in_view = [not dock.isHidden()]
+
+        def seen(visible: bool) -> None:
+            in_view[0] = visible
+            act.setChecked(not dock.isHidden())  # however it was closed or opened
+
+        def chosen() -> None:
+            if dock.isHidden():
+                dock.show()
+                dock.raise_()
+            elif not in_view[0]:
+                dock.raise_()
+            else:
+                dock.hide()
+            act.setChecked(not dock.isHidden())
+
+        dock.visibilityChanged.connect(seen)
+        act.triggered.connect(chosen)
+        act.setChecked(not dock.isHidden())
+        return act
+
     def _build_actions(self) -> None:
         a = self._action
         SK = QKeySequence.StandardKey
@@ -349,7 +377,7 @@ class MainWindow(QMainWindow):
         panels_menu = view_menu.addMenu("&Panels")
         for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
                      self.directions_dock, self.jobs_dock):
-            panels_menu.addAction(dock.toggleViewAction())
+            panels_menu.addAction(self._panel_action(dock))
         self.models_menu = ModelsMenu(self.jobs, self, dialog_action=self.models_act)
         self.models_menu.pack_chosen.connect(self._on_pack_chosen)
         # rebuilt each time it opens (after its own rebuild): our pack actions at the end
