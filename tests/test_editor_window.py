@@ -1476,3 +1476,26 @@ def test_the_panels_menu_brings_a_panel_behind_a_tab_to_the_front(window, qtbot)
     assert window.directions_dock.isHidden() and not directions.isChecked()
     directions.trigger()
     assert window.directions_dock.isVisible() and directions.isChecked()
+
+
+def test_the_canvas_shows_its_focus_and_its_arrows_move_the_split_and_pan(window, qtbot):
+    # The canvas looked the same with and without the keyboard focus, and only the mouse
+    # could pan a zoomed image or move the split line.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    canvas = window.canvas
+    window.prompt_panel.target.setFocus()
+    unfocused = canvas.grab().toImage()
+    canvas.setFocus()
+    assert canvas.grab().toImage() != unfocused
+
+    canvas.set_split(True)
+    QTest.keyClick(canvas, Qt.Key.Key_Right)
+    assert canvas._split == pytest.approx(0.55)
+    canvas.set_split(False)
+    canvas.set_zoom(4.0 * canvas._effective_zoom())  # four times the fitted size
+    assert canvas.pannable()
+    left = canvas.image_rect().left()
+    QTest.keyClick(canvas, Qt.Key.Key_Right)
+    assert canvas.image_rect().left() < left

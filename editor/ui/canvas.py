@@ -18,6 +18,10 @@ ZOOM_STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 WHEEL_NOTCH = 120  # angle delta units of one wheel notch
 
 
+SPLIT_KEY_STEP = 0.05  # of the image's width, per arrow press
+PAN_KEY_STEP = 0.1  # of the view, per arrow press
+
+
 class Canvas(QWidget):
     files_dropped = Signal(list)  # local paths
     zoom_changed = Signal(str)  # "fit" or "200 %"
@@ -153,6 +157,38 @@ class Canvas(QWidget):
                              Qt.AlignmentFlag.AlignRight, "after")
         else:
             painter.drawImage(target, after)
+        if self.hasFocus():  # where the keys go (zoom, split, arrows), visible at a glance
+            painter.setPen(QPen(self.palette().highlight().color(), 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
+
+    def focusInEvent(self, event):  # noqa: N802 - Qt override
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event):  # noqa: N802 - Qt override
+        super().focusOutEvent(event)
+        self.update()
+
+    # ----------------------------------------------------------------- keys: split, pan
+    def keyPressEvent(self, event):  # noqa: N802 - Qt override
+        """The arrows do with the keyboard what the mouse does: in split view ← and → move
+        the line; otherwise they pan a zoomed image."""
+        key = event.key()
+        horizontal = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1}.get(key, 0)
+        vertical = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1}.get(key, 0)
+        if not (horizontal or vertical) or event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            super().keyPressEvent(event)
+            return
+        if horizontal and self._split is not None and self._image is not None:
+            self._split = min(1.0, max(0.0, self._split + horizontal * SPLIT_KEY_STEP))
+            self.update()
+        elif self.pannable():
+            # the image moves the way the view goes: → shows more of the right side
+            self.pan_by(-horizontal * self.width() * PAN_KEY_STEP,
+                        -vertical * self.height() * PAN_KEY_STEP)
+        else:
+            super().keyPressEvent(event)
 
     # ----------------------------------------------------------------- mouse: split, pan
     def mousePressEvent(self, event):  # noqa: N802 - Qt override

@@ -21,6 +21,7 @@ SHORTCUT_NAME = "shortcut_name"
 # Keys handled directly by widgets rather than by actions.
 EXTRA_KEYS = (
     ("Hold \\", "Compare with the unedited image"),
+    ("Arrows on the image", "Move the split line (← →), or pan a zoomed image"),
     ("Ctrl + mouse wheel", "Zoom the canvas"),
     ("Double-click an edit", "Rename it"),
     ("Enter in a prompt box", "Apply the prompt now"),
