@@ -1499,3 +1499,22 @@ def test_the_canvas_shows_its_focus_and_its_arrows_move_the_split_and_pan(window
     left = canvas.image_rect().left()
     QTest.keyClick(canvas, Qt.Key.Key_Right)
     assert canvas.image_rect().left() < left
+
+
+def test_tab_goes_from_the_stack_list_through_its_rows(window, qtbot):
+    # The rows' controls were made after the window, so Tab reached them only at the very
+    # end of the window's order, after the stack's buttons and the dock tabs.
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    for name in ("first", "second"):
+        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    panel = window.stack_panel
+    rows = [panel.row(eid) for eid in panel._order]
+    expected = [w for row in rows for w in (row.enabled_box, row.strength.slider,
+                                            row.strength.box)]
+    panel.list.setFocus()
+    reached = []
+    for _ in expected:
+        QApplication.focusWidget().focusNextChild()
+        reached.append(QApplication.focusWidget())
+    assert reached == expected

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from editor.engine.discovered import DirectionEntry
 
-from .keys import claim_keys, scroll_to_focused_row
+from .keys import claim_keys, scroll_to_focused_row, tab_through_rows
 from .sliders import FloatSlider
 
 __all__ = ["DirectionEntry", "DirectionsPanel"]
@@ -139,8 +139,10 @@ class DirectionsPanel(QWidget):
         self.list.clear()
         self._sliders = {}
         self._entries = list(entries)
+        controls = []
         for entry in entries:
-            self._add_row(entry)
+            controls += self._add_row(entry)
+        tab_through_rows(self.list, controls)
         self.progress.hide()
         self.discover_button.setEnabled(True)
         self.discover_button.setText("Discover again" if entries else "Discover")
@@ -152,7 +154,8 @@ class DirectionsPanel(QWidget):
         return self._sliders[key].value()
 
     # ----------------------------------------------------------------- rows
-    def _add_row(self, entry: DirectionEntry) -> None:
+    def _add_row(self, entry: DirectionEntry) -> list[QWidget]:
+        """One direction's row; returns its controls in Tab order."""
         row = QWidget()
         label = QLabel(f"{html.escape(entry.title)}  <span style='color:gray'>"
                        f"{entry.confidence:.0%}</span>")
@@ -186,3 +189,4 @@ class DirectionsPanel(QWidget):
         self.list.addItem(item)
         self.list.setItemWidget(item, row)
         self._sliders[entry.key] = slider
+        return [add, *slider.focus_chain()]

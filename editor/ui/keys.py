@@ -90,3 +90,12 @@ def scroll_to_focused_row(rows: QListWidget) -> None:
     (setItemWidget) are children of the list, and Tab went on through rows far out of
     sight without the list scrolling."""
     _FocusedRowFollower(rows)
+
+
+def tab_through_rows(rows: QListWidget, controls: list[QWidget]) -> None:
+    """Tab goes from the list into its rows' controls, row by row, then on to what came
+    after the list. Row widgets are made after the window, so Qt put them at the end of
+    its Tab order, past every other panel."""
+    chain = [rows, *controls]
+    for before, after in zip(chain, chain[1:], strict=False):
+        QWidget.setTabOrder(before, after)

@@ -71,6 +71,10 @@ class FloatSlider(QWidget):
             return True
         return super().eventFilter(watched, event)
 
+    def focus_chain(self) -> tuple[QWidget, QWidget]:
+        """Its two focusable parts, in Tab order."""
+        return self.slider, self.box
+
     def set_accessible_name(self, name: str) -> None:
         """What a screen reader calls the slider and its box (a form label names only the
         container)."""

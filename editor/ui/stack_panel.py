@@ -26,7 +26,7 @@ from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
 from .icons import icon
-from .keys import WINDOW_PLAIN_KEYS, claim_keys, scroll_to_focused_row
+from .keys import WINDOW_PLAIN_KEYS, claim_keys, scroll_to_focused_row, tab_through_rows
 from .prompt_panel import ALPHA_RANGE
 from .sliders import FloatSlider
 
@@ -202,6 +202,8 @@ class EditStackPanel(QWidget):
             self._rows[e.id] = row
         self._order = tuple(e.id for e in edits)
         self._fit_rows()
+        tab_through_rows(self.list, [w for row in self._rows.values()
+                                     for w in (row.enabled_box, *row.strength.focus_chain())])
         self.list.blockSignals(False)
         if keep_focus:
             self.list.setFocus(Qt.FocusReason.OtherFocusReason)
