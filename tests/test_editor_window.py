@@ -1238,6 +1238,15 @@ def _delta_edit(window, name: str) -> Edit:
     return Edit(kind="delta", params={"delta": delta}, strength=1.0, name=name)
 
 
+def _directions_in_the_stack(window, qtbot, names=("first", "second")):
+    """The window shown and active, its edit stack in front, holding these directions."""
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    for name in names:
+        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    return window.stack_panel
+
+
 def test_a_selected_direction_stays_selected_when_it_changes(window, qtbot):
     # A discovered direction's row lost its selection on any change (its strength, a
     # move, its enable box): the stack's buttons went grey and it had to be selected again
@@ -1267,10 +1276,7 @@ def test_space_on_the_up_button_at_the_top_does_not_move_the_edit_back(window, q
     renames = []  # the focus could also fall on Rename, whose dialog would wait for a user
     monkeypatch.setattr(QInputDialog, "getText",
                         staticmethod(lambda *a, **k: renames.append(a) or ("", False)))
-    show_active(window, qtbot)
-    panel = window.stack_panel
-    for name in ("first", "second"):
-        window._add_edit(_delta_edit(window, name), f"Add {name}")
+    panel = _directions_in_the_stack(window, qtbot)
     second = window.document.state.session.edits[-1]
     panel.list.setCurrentRow(1)
     panel.up_button.setFocus()
@@ -1308,10 +1314,7 @@ def test_plain_key_shortcuts_leave_keys_to_the_combo_and_list_being_used(window,
     assert window.document.state.session.source.seed == seed
     assert not window.split_act.isChecked()
 
-    window.stack_dock.raise_()
-    for name in ("first", "second"):
-        window._add_edit(_delta_edit(window, name), f"Add {name}")
-    stack = window.stack_panel.list
+    stack = _directions_in_the_stack(window, qtbot).list
     stack.setFocus()
     stack.setCurrentRow(0)
     QTest.keyClick(stack, Qt.Key.Key_PageDown)
@@ -1445,11 +1448,7 @@ def test_deleting_an_edit_from_its_row_keeps_the_focus_in_the_stack(window, qtbo
     # canvas, away from the stack the user was working through.
     from PySide6.QtTest import QTest
 
-    show_active(window, qtbot)
-    window.stack_dock.raise_()
-    for name in ("first", "second"):
-        window._add_edit(_delta_edit(window, name), f"Add {name}")
-    panel = window.stack_panel
+    panel = _directions_in_the_stack(window, qtbot)
     panel.list.setCurrentRow(1)
     box = panel.row(panel._order[1]).enabled_box
     box.setFocus()
@@ -1504,11 +1503,7 @@ def test_the_canvas_shows_its_focus_and_its_arrows_move_the_split_and_pan(window
 def test_tab_goes_from_the_stack_list_through_its_rows(window, qtbot):
     # The rows' controls were made after the window, so Tab reached them only at the very
     # end of the window's order, after the stack's buttons and the dock tabs.
-    show_active(window, qtbot)
-    window.stack_dock.raise_()
-    for name in ("first", "second"):
-        window._add_edit(_delta_edit(window, name), f"Add {name}")
-    panel = window.stack_panel
+    panel = _directions_in_the_stack(window, qtbot)
     rows = [panel.row(eid) for eid in panel._order]
     expected = [w for row in rows for w in (row.enabled_box, row.strength.slider,
                                             row.strength.box)]
