@@ -411,3 +411,14 @@ def test_exiting_with_a_job_that_outlived_cancel_all_waits_for_it_instead_of_abo
     assert proc.returncode == 0, proc.stderr
     assert "stopped in time: False" in proc.stdout
     assert "Destroyed while thread" not in proc.stderr
+
+
+def test_the_panel_has_no_tab_stop_that_shows_nothing(qtbot, runner):
+    # Its scroll area took the focus on Tab, showing no focus and doing nothing.
+    from PySide6.QtWidgets import QWidget
+
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    stops = [w for w in panel.findChildren(QWidget)
+             if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(panel)]
+    assert stops == [panel.clear_button]

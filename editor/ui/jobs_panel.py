@@ -147,6 +147,9 @@ class JobsPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # not a Tab stop of its own: it showed no focus and did nothing; the rows' Cancel
+        # buttons still are
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         scroll.setWidget(self._list)
         self.empty_label = QLabel("No jobs. Long work (precompute, downloads) shows up here.")
         self.empty_label.setWordWrap(True)
