@@ -1513,3 +1513,14 @@ def test_tab_goes_from_the_stack_list_through_its_rows(window, qtbot):
         QApplication.focusWidget().focusNextChild()
         reached.append(QApplication.focusWidget())
     assert reached == expected
+
+
+def test_the_shortcut_list_names_keys_one_can_type(window):
+    # Undo, Redo and Zoom In were listed as "Undo, Ctrl+Z": the keyboard's own Undo key,
+    # written as a word, read like a key to type.
+    from editor.ui.shortcuts_dialog import shortcut_rows
+
+    rows = {text: keys.split(", ") for keys, text in shortcut_rows(window)}
+    assert "Ctrl+Z" in rows["Undo"] and "Undo" not in rows["Undo"]
+    assert {"Ctrl+Y", "Ctrl+Shift+Z"} <= set(rows["Redo"]) and "Redo" not in rows["Redo"]
+    assert "Ctrl++" in rows["Zoom in"] and "Zoom In" not in rows["Zoom in"]

@@ -28,10 +28,16 @@ EXTRA_KEYS = (
 )
 
 
+# Keys of their own on some keyboards, part of the platform's standard bindings: they
+# work, but in the list "Undo, Ctrl+Z" read as if the word were a key to type.
+DEDICATED_KEYS = frozenset({Qt.Key.Key_Undo, Qt.Key.Key_Redo, Qt.Key.Key_ZoomIn,
+                            Qt.Key.Key_ZoomOut})
+
+
 def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
     rows = []
     for act in window.actions():
-        keys = act.shortcuts()
+        keys = [k for k in act.shortcuts() if k[0].key() not in DEDICATED_KEYS]
         if not keys:
             continue
         text = act.property(SHORTCUT_NAME) or act.text().replace("&", "").rstrip("…").strip()
