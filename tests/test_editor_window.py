@@ -1355,10 +1355,15 @@ def test_menus_name_what_the_window_says_and_keep_their_keys_apart(window, qtbot
     window.models_menu.rebuild()
     assert window.models_act in window.models_menu.actions()
     assert window.models_act.text().replace("&", "") == "Model packs…"
-    for menu_action in window.menuBar().actions():
-        texts = [a.text() for a in menu_action.menu().actions() if "&" in a.text()]
+    menus = [a.menu() for a in window.menuBar().actions()]
+    menus += [a.menu() for m in menus for a in m.actions() if a.menu()]  # Theme, Panels…
+    for menu in menus:
+        texts = [a.text() for a in menu.actions() if "&" in a.text()]
         letters = [t[t.index("&") + 1].lower() for t in texts]
-        assert len(letters) == len(set(letters)), (menu_action.text(), texts)
+        assert len(letters) == len(set(letters)), (menu.title(), texts)
+    for submenu in ("&Theme", "&Panels"):  # every entry has its letter
+        menu = next(m for m in menus if m.title() == submenu)
+        assert all("&" in a.text() for a in menu.actions() if not a.isSeparator()), submenu
 
     show_active(window, qtbot)
     box = window.prompt_panel.target

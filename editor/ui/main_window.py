@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
         """View ▸ Panels: shows a hidden panel, brings one that sits behind another's tab to
         the front, and hides the one in front. (Qt's own toggle hid a panel behind a tab,
         and showed it behind the tab again.)"""
-        act = QAction(dock.windowTitle(), self, checkable=True)
+        act = QAction(f"&{dock.windowTitle()}", self, checkable=True)  # Alt+its letter
         # visibilityChanged also tells when the panel's tab is chosen or left; isVisible()
         # stays true for a panel behind another's tab
         in_view = [not dock.isHidden()]
@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
         theme_menu = view_menu.addMenu("&Theme")
         self.theme_group = QActionGroup(self)
         for name in THEMES:
-            act = QAction(name.capitalize(), self, checkable=True)
+            act = QAction(f"&{name.capitalize()}", self, checkable=True)
             act.setData(name)
             act.triggered.connect(lambda _c=False, n=name: self.set_theme(n))
             self.theme_group.addAction(act)
