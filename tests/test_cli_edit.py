@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from editor.cli import main
 from editor.core.checkpoints import save_generator
 from editor.core.image_io import read_recipe
+from editor.engine.compose import encode_wplus
 from editor.engine.session import Edit, ModelIdentity, Session, Source
 from tests.conftest import make_tiny_clip, make_tiny_generator
 
@@ -437,3 +439,38 @@ def test_a_recipes_bad_quality_is_refused_before_any_work(tmp_path, models, caps
     assert main(["edit", "--recipe", str(tmp_path / "bad.json"), *models, "-o",
                  str(tmp_path / "x.jpg")]) == 1
     assert "quality must be a whole number from 1 to 100" in capsys.readouterr().err
+
+
+def test_a_session_files_unfinished_prompt_is_not_replayed_into_the_stack(tmp_path, models):
+    # A session file keeps the prompt being written at strength 0 (to give it back to the
+    # prompt panel); a command-line replay wrote it into its own recipe as a stack edit.
+    from editor.engine.editor_state import EditorState, new_draft
+
+    stacked = Edit("global", {"neutral": "face", "target": "smiling face", "beta": 0.1},
+                   strength=2.0)
+    state = EditorState(Session(source=Source(seed=4, psi=1.0)).add_edit(stacked),
+                        new_draft(target="face with glasses", strength=0))
+    session_file = tmp_path / "s.atelier.json"
+    session_file.write_text(json.dumps(state.to_session_file(state.rendered_session())))
+    out = tmp_path / "replayed.png"
+    assert main(["edit", "--recipe", str(session_file), *models, "-o", str(out)]) == 0
+    replayed = Session.from_json(read_recipe(out))
+    assert [e.id for e in replayed.edits] == [stacked.id]
+
+
+def test_a_recipes_latent_for_another_generator_is_refused_before_any_pack_job(
+        tmp_path, models, capsys, monkeypatch):
+    import editor.engine.packs as packs
+
+    def no_precompute(*_a, **_k):
+        pytest.fail("a pack job ran before the latent was checked")
+
+    monkeypatch.setattr(packs.OpenPack, "precompute", no_precompute)
+    wrong = Session(source=Source(kind="wplus", wplus_data=encode_wplus(torch.zeros(3, 5))),
+                    edits=(Edit("global", {"neutral": "face", "target": "smiling face"},
+                                strength=1.0),))
+    recipe = tmp_path / "wrong.json"
+    recipe.write_text(wrong.to_json())
+    assert main(["edit", "--recipe", str(recipe), *models, "-o",
+                 str(tmp_path / "x.png")]) == 1
+    assert "latent" in capsys.readouterr().err

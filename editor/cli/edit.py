@@ -21,8 +21,8 @@ from pathlib import Path
 
 from editor.core.errors import AtelierError, ClipError, ImageExistsError
 from editor.core.image_io import check_export_path, read_recipe
-from editor.engine.compose import EditError, check_made_for, wplus_file_source
-from editor.engine.editor_state import EditDefaults
+from editor.engine.compose import EditError, check_made_for, wplus_file_source, wplus_of_source
+from editor.engine.editor_state import EditDefaults, replayed_session
 from editor.engine.export import (
     DEFAULT_QUALITY,
     LOSSY_FORMATS,
@@ -183,8 +183,8 @@ def build_session(args: argparse.Namespace, default_psi: float,
     is --recipe's content when the caller has read it already."""
     defaults = defaults or EditDefaults()
     if args.recipe:
-        return Session.from_recipe(recipe if recipe is not None
-                                   else read_recipe_file(Path(args.recipe)))
+        return replayed_session(recipe if recipe is not None
+                                else read_recipe_file(Path(args.recipe)))
     psi = default_psi if args.psi is None else args.psi
     if args.wplus:
         source = (wplus_source(args.wplus) if wplus_source is not None
@@ -263,8 +263,11 @@ def run(args: argparse.Namespace) -> int:
                                 recipe)
         if pack.clip is None and _has_text_edits(session):
             raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
-        # model mismatches are told before the pack jobs, which can take hours
+        # model mismatches are told before the pack jobs, which can take hours; so is a
+        # recipe's latent made for another generator (its shape)
         session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
+        if session.source.kind == "wplus":
+            wplus_of_source(session.source, gen.n_latent, gen.w_dim)
         if _has_text_edits(session) and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())

@@ -51,6 +51,17 @@ def _beta_params_of(edit: Edit) -> dict:
             if k in edit.params}
 
 
+def replayed_session(recipe: dict) -> Session:
+    """The picture a recipe or session file describes: its session, less a prompt that was
+    being written at strength 0 (a session file keeps it only to give it back to the
+    prompt panel; a replay that kept it wrote it into its own recipe as a stack edit)."""
+    session = Session.from_recipe(recipe)
+    draft_id = recipe.get(DRAFT_KEY)
+    if any(e.id == draft_id and e.strength == 0 for e in session.edits):
+        session = session.remove_edit(draft_id)
+    return session
+
+
 @dataclass(frozen=True)
 class EditorState:
     session: Session = field(default_factory=Session)
