@@ -290,3 +290,25 @@ def test_an_export_whose_recipe_did_not_fit_the_format_says_so(ctx, session, tmp
     _, png = _run(run_plan(ctx, large, ExportPlan(
         kind="image", path=str(tmp_path / "big.png"), format="PNG")))
     assert png.saved[0].recipe_embedded and png.warnings() == []
+
+
+def test_export_warnings_count_many_files_and_skip_edits_at_strength_zero(
+        ctx, session, tmp_path):
+    # A failing edit at strength 0 changes nothing, yet it was named and disabled; a batch
+    # whose recipes did not fit listed every file name in one message box.
+    idle = Edit(kind="global", params={"neutral": "face", "target": "a hat"}, strength=0.0,
+                name="idle")
+    notes = [Edit(kind="delta", params={"delta": [0.0]}, strength=0.0, enabled=False,
+                  name=f"note {i} " + "x" * 2000) for i in range(40)]
+    large = Session(source=session.source, edits=session.edits + (idle, *notes))
+    _, result = _run(run_plan(ctx, large, ExportPlan(
+        kind="batch", folder=str(tmp_path), first_seed=1, count=5, format="JPEG")))
+    assert result.left_out == ()
+    (note,) = result.warnings()
+    assert note.startswith("5 files (seed000001.jpg, seed000002.jpg, seed000003.jpg, …)")
+    broken = Edit(kind="global", params={"neutral": "face", "target": "a hat"},
+                  strength=1.0, name="hat")
+    _, sweep = _run(run_plan(ctx, session.add_edit(broken), ExportPlan(
+        kind="sweep", path=str(tmp_path / "anim"), format="GIF",
+        edit_id=session.edits[0].id, frames=2)))
+    assert sweep.left_out and "recipe" not in sweep.warnings()[0]

@@ -39,6 +39,7 @@ _SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".web
              "GIF": (".gif",)}
 
 ExportJob = Generator[Progress, None, list[SavedImage]]
+LISTED_FILES = 3  # files named in a warning; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,18 @@ class ExportResult:
     def warnings(self) -> list[str]:
         notes = []
         if self.left_out:
+            where = ("; they are disabled in the files' recipes" if self.carries_recipes
+                     else "")
             notes.append("Exported without the edits that cannot be applied (the canvas "
-                         "leaves them out too; they are disabled in the file's recipe): "
-                         + "; ".join(self.left_out))
+                         f"leaves them out too{where}): " + "; ".join(self.left_out))
         lost = [s.path.name for s in self.saved if not s.recipe_embedded]
         if self.carries_recipes and lost:
-            notes.append(f"{', '.join(lost)}: the recipe is too large for this format's "
-                         "metadata, so the file cannot be replayed. Export as PNG to keep it.")
+            # a batch can be thousands of files: a count and the first few names
+            names = ", ".join(lost[:LISTED_FILES])
+            if len(lost) > LISTED_FILES:
+                names = f"{len(lost)} files ({names}, …)"
+            notes.append(f"{names}: the recipe is too large for this format's metadata, so "
+                         "the file cannot be replayed. Export as PNG to keep it.")
         return notes
 
 
@@ -69,8 +75,9 @@ def without_failing_edits(ctx: EditingContext, session: Session
     and its recipe are the picture on the canvas; with "name: why" for each of them."""
     statuses = {}
     ctx.compose(session, statuses)
-    failing = [e for e in session.edits
-               if e.enabled and statuses.get(e.id) is not None and statuses[e.id].error]
+    # an edit at strength 0 changes nothing, whether it can be applied or not
+    failing = [e for e in session.active_edits
+               if statuses.get(e.id) is not None and statuses[e.id].error]
     for edit in failing:
         session = session.update_edit(edit.id, enabled=False)
     return session, tuple(f"{e.title}: {statuses[e.id].error}" for e in failing)
