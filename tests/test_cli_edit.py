@@ -417,6 +417,10 @@ def test_a_jpeg_replays_at_its_recorded_quality(tmp_path, models, capsys):
     capsys.readouterr()
     assert main(["edit", *argv, "--quality", "80", "-o", str(tmp_path / "q.png")]) == 1
     assert "--quality applies to JPEG and WebP" in capsys.readouterr().err
+    # the refusal names the file, not "PNG is lossless" for a .gif or .bmp
+    assert main(["edit", *argv, "--quality", "80", "-o", str(tmp_path / "q.gif")]) == 1
+    err = capsys.readouterr().err
+    assert "q.gif" in err and "PNG" not in err
 
 
 @pytest.mark.parametrize("quality", ["0", "101", "high"])

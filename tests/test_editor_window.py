@@ -4,6 +4,8 @@ a cancelled job leaves the window usable, bad files change nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from editor.core.image_io import read_recipe
 from editor.engine.export import ExportPlan
 from editor.engine.packs import ClipSource, open_pack
 from editor.engine.renderer import Renderer
-from editor.engine.session import Edit, Session
+from editor.engine.session import Edit, Session, Source
 from editor.methods.global_directions import RelevanceConfig
 from editor.ui.app import init_application
 from editor.ui.main_window import MainWindow
@@ -1352,10 +1354,12 @@ def test_menus_name_what_the_window_says_and_keep_their_keys_apart(window, qtbot
     # File had two items on Alt+S; Ctrl + the keypad's Enter did not add a prompt.
     from PySide6.QtTest import QTest
 
-    window.models_menu.rebuild()
+    window.models_menu.aboutToShow.emit()  # as opening it: rebuilt, Precompute added
     assert window.models_act in window.models_menu.actions()
+    assert window.precompute_act in window.models_menu.actions()
     assert window.models_act.text().replace("&", "") == "Model packs…"
     menus = [a.menu() for a in window.menuBar().actions()]
+    assert window.models_menu in menus
     menus += [a.menu() for m in menus for a in m.actions() if a.menu()]  # Theme, Panels…
     for menu in menus:
         texts = [a.text() for a in menu.actions() if "&" in a.text()]
@@ -1529,3 +1533,20 @@ def test_the_shortcut_list_names_keys_one_can_type(window):
     assert "Ctrl+Z" in rows["Undo"] and "Undo" not in rows["Undo"]
     assert {"Ctrl+Y", "Ctrl+Shift+Z"} <= set(rows["Redo"]) and "Redo" not in rows["Redo"]
     assert "Ctrl++" in rows["Zoom in"] and "Zoom In" not in rows["Zoom in"]
+
+
+def test_a_recipe_made_with_another_clip_says_so(window, qtbot):
+    # The command line warns when a recipe's text edits meet another CLIP; the window
+    # showed them without a word.
+    from editor.engine.session import ModelIdentity
+
+    made = Session(source=Source(seed=3, psi=1.0),
+                   edits=(Edit("global", {"neutral": "face", "target": "smiling face",
+                                          "beta": 0.1}, strength=2.0),),
+                   clip=ModelIdentity("another-clip", "f" * 64, ""))
+    assert window._apply_recipe_text(made.to_json(), "other.png")
+    assert "made with CLIP another-clip" in window.statusBar().currentMessage()
+    same = dataclasses.replace(made, clip=window.pack.identities()[1])
+    window.statusBar().clearMessage()
+    assert window._apply_recipe_text(same.to_json(), "same.png")
+    assert "CLIP" not in window.statusBar().currentMessage()

@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--psi", type=float_within(*PSI_RANGE), default=None,
                      help="truncation (default 0.7; 1.0 for the demo pack)")
     src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
-    src.add_argument("--recipe", help="replay a recipe: a .json file or a PNG that carries one")
+    src.add_argument("--recipe", help="replay a recipe: a .json recipe or session, or an "
+                     "exported PNG, JPEG or WebP that carries one")
     ed = p.add_argument_group("edits (repeat for several; --neutral goes before its "
                               "--target)")
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
@@ -137,8 +138,8 @@ def check_options(args: argparse.Namespace) -> None:
     if args.wplus and args.seed is not None:
         raise RecipeError("start from --seed or from --wplus, not both")
     if args.quality is not None and format_from_suffix(args.output) not in LOSSY_FORMATS:
-        raise RecipeError("--quality applies to JPEG and WebP outputs (.jpg, .webp); PNG "
-                          "is lossless")
+        raise RecipeError(f"--quality applies to JPEG and WebP outputs (.jpg, .webp), not "
+                          f"to {Path(args.output).name}")
     for spec in args.edits or []:
         if "target" not in spec and "neutral" in spec:
             raise RecipeError(f"--neutral {spec['neutral']!r} has no --target after it; "

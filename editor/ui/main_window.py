@@ -336,7 +336,7 @@ class MainWindow(QMainWindow):
                            "Show the unedited image left of a movable line", checkable=True)
         self.models_act = a("Model &packs…", self.show_models_dialog, "Ctrl+M",
                             "mdi6.package-variant", "Download or import models, choose a pack")
-        self.precompute_act = a("&Precompute directions", self.start_precompute, None, None,
+        self.precompute_act = a("Pre&compute directions", self.start_precompute, None, None,
                                 "Compute the channel relevance that prompt edits need")
         self.shortcuts_act = a("&Keyboard shortcuts", lambda: show_shortcuts(self), SK.HelpContents)
         self.about_act = a("&About Latent Atelier", self.show_about)
@@ -874,10 +874,23 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"{name} was made with {session.generator.name}; it is shown with "
                 f"{self.pack.name}", 10000)
+        elif self._other_clip(session):  # its text edits' directions come from the CLIP
+            self.statusBar().showMessage(
+                f"{name}'s text edits were made with CLIP {session.clip.name}; they are "
+                f"shown with {self.pack.identities()[1].name}, so they may look different",
+                10000)
         neutral = self.document.state.draft.params.get("neutral", DEFAULT_NEUTRAL)
         state = EditorState(dataclasses.replace(session, generator=None, clip=None),
                             new_draft(neutral, defaults=self._edit_defaults()))
         return state.with_saved_draft(recipe.get(DRAFT_KEY)) if restore_draft else state
+
+    def _other_clip(self, session: Session) -> bool:
+        """Whether the session's text edits were made with another CLIP than the open one
+        (the command line warns of the same when it replays them)."""
+        clip = self.pack.identities()[1] if self.pack is not None else None
+        return (session.clip is not None and clip is not None
+                and session.clip.content_hash != clip.content_hash
+                and any(e.kind == "global" for e in session.active_edits))
 
     def save_session(self) -> bool:
         if self.session_path is None:
