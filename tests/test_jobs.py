@@ -422,3 +422,34 @@ def test_the_panel_has_no_tab_stop_that_shows_nothing(qtbot, runner):
     stops = [w for w in panel.findChildren(QWidget)
              if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(panel)]
     assert stops == [panel.clear_button]
+
+
+def test_cancelling_with_the_keyboard_keeps_the_focus_in_the_jobs(qtbot, runner):
+    # Space on Cancel greyed the button, and Qt passed the focus out of the panel.
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication, QLineEdit, QVBoxLayout, QWidget
+
+    window = QWidget()
+    elsewhere = QLineEdit()  # what the focus went to
+    panel = JobsPanel(runner)
+    layout = QVBoxLayout(window)
+    layout.addWidget(panel)
+    layout.addWidget(elsewhere)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    assert QTest.qWaitForWindowActive(window)
+
+    def slow(cancel):
+        while not cancel.is_set():
+            time.sleep(0.005)
+            yield Progress(1, 10, "working")
+
+    job = runner.submit("Precompute demo", slow)
+    button = panel.row(job).cancel_button
+    qtbot.waitUntil(button.isVisible, timeout=TIMEOUT_MS)  # rows are shown by the loop
+    button.setFocus()
+    assert QApplication.focusWidget() is button
+    QTest.keyClick(button, Qt.Key.Key_Space)
+    assert panel.isAncestorOf(QApplication.focusWidget())
+    qtbot.waitUntil(lambda: not job.is_active, timeout=TIMEOUT_MS)

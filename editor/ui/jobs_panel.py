@@ -67,6 +67,7 @@ class JobRow(QFrame):
         super().__init__()
         self.job = job
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # can keep the focus; no Tab stop
         self.title_label = QLabel(job.title)
         self.title_label.setTextFormat(Qt.TextFormat.PlainText)
         self.state_label = QLabel("running")
@@ -92,9 +93,12 @@ class JobRow(QFrame):
             self.show_progress(job.progress)
 
     def _cancel(self) -> None:
+        had_focus = self.cancel_button.hasFocus()
         self.job.cancel()
         self.cancel_button.setEnabled(False)
         self.state_label.setText("cancelling…")
+        if had_focus:  # Qt passed the focus on to the canvas, away from the jobs
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def show_progress(self, p: Progress) -> None:
         if p.total > 0:
