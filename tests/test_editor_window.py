@@ -1550,3 +1550,64 @@ def test_a_recipe_made_with_another_clip_says_so(window, qtbot):
     window.statusBar().clearMessage()
     assert window._apply_recipe_text(same.to_json(), "same.png")
     assert "CLIP" not in window.statusBar().currentMessage()
+
+
+def test_a_click_within_the_typing_pause_keeps_the_typed_prompt(window, qtbot):
+    # Typing is applied after a pause; a click on the gate (or a drag of α) within it
+    # emptied the target box and lost the prompt.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    box = window.prompt_panel.target
+    box.setFocus()
+    box.clear()
+    QTest.keyClicks(box, "face with glasses")
+    gate = window.prompt_panel.gate
+    was = gate.isChecked()
+    gate.click()
+    draft = window.document.state.draft
+    assert draft.params["target"] == "face with glasses" and box.text() == draft.params[
+        "target"]
+    assert bool(draft.params.get("gate")) != was
+    window.undo_act.trigger()  # the typing and the click are two steps
+    assert window.document.state.draft.params["target"] == "face with glasses"
+
+
+def test_the_gate_on_a_prompt_at_strength_zero_leaves_it_at_zero(window, qtbot):
+    # After Add the new prompt keeps the text at strength 0; toggling the gate set α to 3
+    # and drew the same prompt a second time.
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    assert window.document.state.draft.strength == 0
+    window.prompt_panel.gate.click()
+    assert window.document.state.draft.strength == 0
+
+
+def test_new_prompt_deselects_the_stack_row_and_a_click_tunes_it_again(window, qtbot):
+    # After New prompt the row stayed selected, and clicking it again did nothing.
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    panel = window.stack_panel
+    edit_id = window.document.state.session.edits[0].id
+    panel.list.setCurrentRow(0)
+    assert window._tuning_id == edit_id
+    window.prompt_panel.new_button.click()
+    assert window._tuning_id is None and panel.selected_id() is None
+    panel.list.setCurrentRow(0)
+    assert window._tuning_id == edit_id
+
+
+def test_a_chosen_suggestion_is_its_own_undo_step(window, qtbot):
+    # Choosing from the … menu merged with the typing before it: one Undo went back past
+    # the typed prompt as well.
+    from PySide6.QtTest import QTest
+
+    box = window.prompt_panel.target
+    box.clear()
+    QTest.keyClicks(box, "smiling face")  # applied by the typing pause, not by Enter
+    qtbot.waitUntil(lambda: window.document.state.draft.params["target"] == "smiling face",
+                    timeout=5000)
+    window.prompt_panel._use_suggestion("face with glasses")
+    assert window.document.state.draft.params["target"] == "face with glasses"
+    window.undo_act.trigger()
+    assert window.document.state.draft.params["target"] == "smiling face"

@@ -445,9 +445,11 @@ class MainWindow(QMainWindow):
 
     def _on_edit_changed(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
         state = self.document.state
-        if edit_id == state.draft.id and "params" in changes and state.draft.strength == 0 \
-                and changes["params"].get("target"):
-            # a new prompt shows at once, at the pack's default strength (as in the CLI)
+        new_target = changes.get("params", {}).get("target")
+        if edit_id == state.draft.id and state.draft.strength == 0 and new_target \
+                and new_target != state.draft.params.get("target"):
+            # a new prompt shows at once, at the pack's default strength (as in the CLI);
+            # other changes (the gate, β) leave a prompt the user set to 0 at 0
             changes = {**changes, "strength": self._edit_defaults().alpha}
         self._change_edit(edit_id, changes, text, merge_key)
 
@@ -498,6 +500,9 @@ class MainWindow(QMainWindow):
         """Select a stack edit, and load it into the prompt panel if it has a prompt (None:
         back to the new prompt)."""
         self._selected_id = edit_id
+        # the stack shows it too: after New prompt the row stayed selected, and a click on
+        # it changed nothing
+        self.stack_panel.show_edits(self.document.state.session.edits, edit_id)
         self._show_prompt(self.document.state)
 
     @property

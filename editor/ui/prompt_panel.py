@@ -146,8 +146,9 @@ class PromptPanel(QWidget):
         self.new_button.setVisible(bound)
         self.add_button.setVisible(not bound)
         for box, key in ((self.neutral, "neutral"), (self.target, "target")):
-            # never overwrite what the user is typing right now
-            if switching or not (box.hasFocus() and self._typing.isActive()):
+            # never overwrite typing that is still waiting for its pause (the focus may
+            # have gone to a slider already)
+            if switching or not self._typing.isActive():
                 if box.text() != p.get(key, ""):
                     with QSignalBlocker(box):
                         box.setText(p.get(key, ""))
@@ -203,15 +204,23 @@ class PromptPanel(QWidget):
 
     # ----------------------------------------------------------------- user input
     def _emit(self, changes: dict, text: str, merge: str | None) -> None:
+        self._flush_typing()
         if self._edit is None:
             return
         self.edit_changed.emit(self._edit.id, changes, text,
                                None if merge is None else (merge, self._edit.id))
 
     def _emit_params(self, params: dict, text: str, merge: str | None) -> None:
+        self._flush_typing()  # before the params are read: they must hold the typed text
         if self._edit is None:
             return
         self._emit({"params": {**self._edit.params, **params}}, text, merge)
+
+    def _flush_typing(self) -> None:
+        """Typing still waiting for its pause is applied first, as its own step: a click
+        on α or the gate within the pause lost it (the box was emptied)."""
+        if self._typing.isActive():
+            self._apply_text()
 
     def _apply_text(self) -> None:
         self._typing.stop()
@@ -231,8 +240,14 @@ class PromptPanel(QWidget):
         self._finish_typing()
 
     def _use_suggestion(self, text: str) -> None:
+        """A chosen suggestion is a step of its own: merged with the typing before it, one
+        Undo went back past that typing too."""
+        self._flush_typing()
         self.target.setText(text)
-        self._finish_typing()
+        if self._edit is not None and text != self._edit.params.get("target", ""):
+            self._emit_params({"neutral": self.neutral.text().strip(), "target": text},
+                              "Use a suggested prompt", None)
+        self.interaction_finished.emit()
 
     def _toggle_auto_beta(self, on: bool) -> None:
         self.beta.setEnabled(not on)
