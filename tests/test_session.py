@@ -348,3 +348,28 @@ def test_a_text_edit_reports_the_words_its_clip_never_learned(tiny_generator):
     statuses = {}
     EditingContext(tiny_generator, clip, stats, relevance).compose(session, statuses)
     assert statuses[session.edits[0].id].unknown_words == ()
+
+
+def test_a_prompt_of_punctuation_only_is_reported(tiny_generator):
+    # "!!! ???" has no word at all, yet CLIP embeds it and the edit moves the face in a
+    # direction nobody chose: the line under the prompt said only "20 channels pass".
+    from editor.engine.compose import EditStatus, wordless_prompts
+    from editor.methods import global_directions as gd
+    from editor.ui.prompt_panel import status_text
+    from tests.conftest import make_tiny_clip
+
+    assert wordless_prompts({"neutral": "a face", "target": "!!! ???"}) == ("target",)
+    assert wordless_prompts({"neutral": "…", "target": "café 3"}) == ("neutral",)
+    assert wordless_prompts({"neutral": "", "target": "face"}) == ()  # empty is no edit
+    clip = make_tiny_clip()
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    ctx = EditingContext(tiny_generator, clip,
+                         gd.StyleStats(mean=torch.zeros(n), std=torch.ones(n), n_samples=1),
+                         gd.Relevance(torch.arange(n), torch.nn.functional.normalize(
+                             torch.randn(n, clip.embed_dim), dim=1)))
+    edit = Edit("global", {"neutral": "a face", "target": "!!! ???", "beta": 0.0},
+                strength=1.0)
+    statuses: dict[str, EditStatus] = {}
+    ctx.compose(Session().add_edit(edit), statuses)
+    assert statuses[edit.id].wordless == ("target",)
+    assert "⚠ The target prompt has no words" in status_text(statuses[edit.id])

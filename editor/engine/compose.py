@@ -30,6 +30,9 @@ class EditError(ValueError):
     """An edit cannot be applied (e.g. no channel passes beta, no CLIP loaded)."""
 
 
+WORD = re.compile(r"[^\W_]+")  # a run of letters or digits, in any script
+
+
 @dataclass(frozen=True)
 class EditStatus:
     """How one edit of the stack came out: channels used and beta, or why it failed."""
@@ -40,6 +43,15 @@ class EditStatus:
     # words of a text edit's prompts that the CLIP model never learned (only known for
     # CLIP models with a closed vocabulary, such as the demo world's)
     unknown_words: tuple[str, ...] = ()
+    # which of a text edit's prompts ("neutral", "target") hold no word at all ("!!!"):
+    # CLIP still embeds them, so the edit moves in a direction nobody chose
+    wordless: tuple[str, ...] = ()
+
+
+def wordless_prompts(params: dict) -> tuple[str, ...]:
+    """The names of a text edit's non-empty prompts that have no letter or digit."""
+    return tuple(k for k in ("neutral", "target")
+                 if str(params.get(k, "")).strip() and not WORD.search(str(params[k])))
 
 
 def unknown_words(texts: Sequence[str], known: frozenset[str] | None) -> tuple[str, ...]:
@@ -48,7 +60,7 @@ def unknown_words(texts: Sequence[str], known: frozenset[str] | None) -> tuple[s
     if known is None:
         return ()
     # letters and digits of any script: "café" is one unknown word, not "caf"
-    words = (w for t in texts for w in re.findall(r"[^\W_]+", t.lower()))
+    words = (w for t in texts for w in WORD.findall(t.lower()))
     return tuple(dict.fromkeys(w for w in words if w not in known))
 
 
@@ -306,9 +318,10 @@ class EditingContext:
             if statuses is not None:
                 prompts = [str(edit.params.get(k, "")) for k in ("neutral", "target")
                            ] if edit.kind == "global" else []
-                statuses[edit.id] = EditStatus(direction.n_channels, direction.beta,
-                                               unknown_words=unknown_words(
-                                                   prompts, self.known_words))
+                statuses[edit.id] = EditStatus(
+                    direction.n_channels, direction.beta,
+                    unknown_words=unknown_words(prompts, self.known_words),
+                    wordless=wordless_prompts(edit.params) if edit.kind == "global" else ())
             if edit.strength != 0:
                 total += edit.strength * direction.delta.to(self.device)
         return code + total if bool(total.any()) else code

@@ -271,6 +271,8 @@ def status_text(status: EditStatus | None) -> str:
     if status.unknown_words:
         words = ", ".join(f"“{w}”" for w in status.unknown_words)
         text += f"\n⚠ Words this CLIP never learned: {words}"
+    if status.wordless:
+        text += f"\n⚠ The {' and '.join(status.wordless)} prompt has no words"
     return text
 
 
