@@ -373,3 +373,32 @@ def test_a_prompt_of_punctuation_only_is_reported(tiny_generator):
     ctx.compose(Session().add_edit(edit), statuses)
     assert statuses[edit.id].wordless == ("target",)
     assert "⚠ The target prompt has no words" in status_text(statuses[edit.id])
+
+
+def test_a_prompt_longer_than_the_clip_reads_is_reported(tiny_generator):
+    # CLIP cuts a prompt at its context (32 tokens here, 77 for ViT-B/32, templates
+    # included) and the line under the prompt said nothing of the words it never read.
+    from editor.engine.compose import EditStatus
+    from editor.methods import global_directions as gd
+    from editor.ui.prompt_panel import status_text
+    from tests.conftest import make_tiny_clip
+
+    clip = make_tiny_clip()
+    assert not clip.prompt_is_cut("a face with glasses")
+    assert clip.prompt_is_cut("a face with glasses " * 8)  # 32 words
+    # 24 words fit alone, not inside the longer templates ("a photo of the hard to see {}.")
+    assert not clip.prompt_is_cut("a face with glasses " * 6, templates=("{}",))
+    assert clip.prompt_is_cut("a face with glasses " * 6)
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    ctx = EditingContext(tiny_generator, clip,
+                         gd.StyleStats(mean=torch.zeros(n), std=torch.ones(n), n_samples=1),
+                         gd.Relevance(torch.arange(n), torch.nn.functional.normalize(
+                             torch.randn(n, clip.embed_dim), dim=1)))
+    long = Edit("global", {"neutral": "a face", "target": "a face with a hat " * 6,
+                           "beta": 0.0}, strength=1.0)
+    short = Edit("global", {"neutral": "a face", "target": "a face with a hat",
+                            "beta": 0.0}, strength=1.0)
+    statuses: dict[str, EditStatus] = {}
+    ctx.compose(Session().add_edit(long).add_edit(short), statuses)
+    assert statuses[long.id].cut == ("target",) and statuses[short.id].cut == ()
+    assert "target prompt is longer than this CLIP reads" in status_text(statuses[long.id])

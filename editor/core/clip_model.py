@@ -493,6 +493,7 @@ class ClipModel:
         self._preprocess = ImagePreprocess.from_dict(open_clip.get_model_preprocess_cfg(model))
         self._hash: str | None = None
         self._text_cache: OrderedDict[tuple[str, tuple[str, ...]], torch.Tensor] = OrderedDict()
+        self._cut_cache: OrderedDict[tuple[str, tuple[str, ...]], bool] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._lock = threading.Lock()
 
@@ -716,6 +717,26 @@ class ClipModel:
         for p in prompts:
             _check_prompt(p)
         return self._model.encode_text(self.tokenize(prompts), normalize=normalize)
+
+    def prompt_is_cut(self, text: str, templates: Sequence[str] | None = None) -> bool:
+        """Whether the prompt, in some template (default: the ImageNet ones), fills this
+        model's whole context, so that its end is cut off before CLIP reads it (or it
+        just fits). Cached per (text, templates): the window asks on every frame."""
+        if not isinstance(self._tokenizer, open_clip.SimpleTokenizer):
+            return False  # other tokenizers pad with their own ids: no way to tell here
+        templates = IMAGENET_TEMPLATES if templates is None else tuple(templates)
+        key = (text, templates)
+        with self._lock:
+            hit = self._cut_cache.get(key)
+        if hit is not None:
+            return hit
+        tokens = self.tokenize([t.replace("{}", text) for t in templates])
+        cut = bool((tokens[:, -1] != 0).any())  # a padded row ends in 0
+        with self._lock:
+            self._cut_cache[key] = cut
+            while len(self._cut_cache) > self._text_cache_size:
+                self._cut_cache.popitem(last=False)
+        return cut
 
     def text_embedding(self, text: str, templates: Sequence[str] | None = None
                        ) -> torch.Tensor:

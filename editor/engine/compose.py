@@ -46,6 +46,8 @@ class EditStatus:
     # which of a text edit's prompts ("neutral", "target") hold no word at all ("!!!"):
     # CLIP still embeds them, so the edit moves in a direction nobody chose
     wordless: tuple[str, ...] = ()
+    # which prompts are longer than the CLIP reads: their end is cut off unread
+    cut: tuple[str, ...] = ()
 
 
 def wordless_prompts(params: dict) -> tuple[str, ...]:
@@ -321,10 +323,19 @@ class EditingContext:
                 statuses[edit.id] = EditStatus(
                     direction.n_channels, direction.beta,
                     unknown_words=unknown_words(prompts, self.known_words),
-                    wordless=wordless_prompts(edit.params) if edit.kind == "global" else ())
+                    wordless=wordless_prompts(edit.params) if edit.kind == "global" else (),
+                    cut=self._cut_prompts(edit) if edit.kind == "global" else ())
             if edit.strength != 0:
                 total += edit.strength * direction.delta.to(self.device)
         return code + total if bool(total.any()) else code
+
+    def _cut_prompts(self, edit: Edit) -> tuple[str, ...]:
+        """The names of a text edit's prompts that its CLIP reads only in part."""
+        is_cut = getattr(self.clip, "prompt_is_cut", None)  # a ClipModel's; not every encoder's
+        if is_cut is None:
+            return ()
+        return tuple(k for k in ("neutral", "target")
+                     if str(edit.params.get(k, "")).strip() and is_cut(str(edit.params[k])))
 
     @torch.no_grad()
     def render(self, session: Session, max_res: int | None = None) -> torch.Tensor:

@@ -273,6 +273,9 @@ def status_text(status: EditStatus | None) -> str:
         text += f"\n⚠ Words this CLIP never learned: {words}"
     if status.wordless:
         text += f"\n⚠ The {' and '.join(status.wordless)} prompt has no words"
+    if status.cut:
+        text += (f"\n⚠ The {' and '.join(status.cut)} prompt is longer than this CLIP "
+                 "reads: its end is left out")
     return text
 
 
