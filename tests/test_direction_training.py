@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from editor.core.checkpoints import load_generator
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import direction_training as D
 from editor.toyfaces import style_groups
 from editor.toyfaces import train_generator as T
-from editor.toyfaces.train_generator import RESOURCES
 
-DEMO_GENERATOR = RESOURCES / "generator.safetensors"
+DEMO_GENERATOR = DEMO_MODELS_DIR / "generator.safetensors"
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ import torch
 from editor.core.checkpoints import load_generator
 from editor.core.errors import IncompatibleModelError
 from editor.core.generator import Generator
-from editor.core.paths import RESOURCES_DIR
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning
 
-RESOURCES = RESOURCES_DIR
-DEMO_GENERATOR = RESOURCES / "models" / "toyfaces" / "generator.safetensors"
+DEMO_GENERATOR = DEMO_MODELS_DIR / "generator.safetensors"
 
 
 @dataclass

@@ -17,6 +17,7 @@ import torch
 from editor.core.cache import TensorCache
 from editor.core.clip_model import ClipModel
 from editor.core.errors import ClipError
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.methods import precompute as pc
 from editor.methods.covariation import Covariation
 from editor.methods.global_directions import Progress, RelevanceConfig
@@ -24,14 +25,13 @@ from editor.toyfaces import captions
 
 from .compose import EditingContext
 from .editor_state import DEFAULT_NEUTRAL, EditDefaults
-from .models import RESOURCES, ModelInfo, load_model_info
+from .models import ModelInfo, load_model_info
 from .session import ModelIdentity
 
-DEMO_DIR = RESOURCES / "models" / "toyfaces"
-DEMO_CLIP = DEMO_DIR / "clip.safetensors"
+DEMO_CLIP = DEMO_MODELS_DIR / "clip.safetensors"
 # The demo pack's precomputed global directions ship with the program (same cache format),
 # so a first start never waits for the precompute.
-DEMO_DIRECTIONS = DEMO_DIR / "directions"
+DEMO_DIRECTIONS = DEMO_MODELS_DIR / "directions"
 # The demo pack's global directions: the paper's settings, on its 928 style channels.
 DEMO_RELEVANCE = RelevanceConfig(n_images=100, k_sigma=5.0, psi=1.0)
 DEMO_STATS_SAMPLES = 10_000
@@ -275,7 +275,7 @@ def same_pack(a: OpenPack | None, b: OpenPack | None) -> bool:
 
 
 def is_demo_generator(path: str | Path) -> bool:
-    return Path(path).resolve().parent == DEMO_DIR.resolve()
+    return Path(path).resolve().parent == DEMO_MODELS_DIR.resolve()
 
 
 def open_pack(generator_path: str | Path, clip_source: ClipSource | None,

@@ -18,8 +18,7 @@ from editor.core.paths import DEMO_MODELS_DIR, atomic_path
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES
 
 HEADS: dict[str, tuple[str, ...]] = {**ATTRIBUTES, "style": STYLES}
-RESOURCES = DEMO_MODELS_DIR
-DEFAULT_PATH = RESOURCES / "evaluator.safetensors"
+DEFAULT_PATH = DEMO_MODELS_DIR / "evaluator.safetensors"
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:

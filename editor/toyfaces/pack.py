@@ -29,7 +29,6 @@ from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning
 from editor.toyfaces.evaluator import Evaluator
 
-RESOURCES = DEMO_MODELS_DIR
 MODELS: tuple[str, ...] = ("generator", "clip", "evaluator")
 
 
@@ -60,7 +59,7 @@ def recipe_command(model: str) -> str:
 
 def pack_paths(folder: str | Path | None = None) -> dict[str, tuple[Path, Path]]:
     """model name -> (weights file, card file)."""
-    folder = Path(folder) if folder is not None else RESOURCES
+    folder = Path(folder) if folder is not None else DEMO_MODELS_DIR
     return {m: (folder / f"{m}.safetensors", folder / f"{m}.json") for m in MODELS}
 
 

@@ -40,8 +40,6 @@ from editor.toyfaces.training import (
     write_model_card,
 )
 
-RESOURCES = DEMO_MODELS_DIR
-
 CLIP_CONFIG = {
     "embed_dim": 128,
     "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32},
@@ -174,7 +172,7 @@ def train(args: argparse.Namespace) -> Path:
     run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
              max_seconds=args.minutes * 60 if args.minutes else None)
     model.eval().requires_grad_(False)
-    out_dir = Path(args.out) if args.out else RESOURCES
+    out_dir = Path(args.out) if args.out else DEMO_MODELS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     path = clip.save(out_dir / "clip.safetensors", half=not args.fp32)
     write_model_card(out_dir / "clip.json", {

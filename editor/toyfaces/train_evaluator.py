@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from editor.core.hashing import file_sha256
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES, visibility
-from editor.toyfaces.evaluator import HEADS, RESOURCES, AttributeClassifier, Evaluator
+from editor.toyfaces.evaluator import HEADS, AttributeClassifier, Evaluator
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.training import (
     TrainState,
@@ -121,7 +122,7 @@ def train(args: argparse.Namespace) -> Path:
 
     run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
              max_seconds=args.minutes * 60 if args.minutes else None)
-    out_dir = Path(args.out) if args.out else RESOURCES
+    out_dir = Path(args.out) if args.out else DEMO_MODELS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     path = Evaluator(model.eval()).save(out_dir / "evaluator.safetensors")
     write_model_card(out_dir / "evaluator.json", {

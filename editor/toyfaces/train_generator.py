@@ -41,8 +41,6 @@ from editor.toyfaces.training import (
     write_model_card,
 )
 
-RESOURCES = DEMO_MODELS_DIR
-
 ARCH = GeneratorConfig(
     resolution=64, style_dim=128, n_mlp=4, channels=(128, 128, 128, 64, 32),
     lr_mlp=1.0,  # conditioned regression: the mapping must learn as fast as the rest
@@ -187,7 +185,7 @@ def train(args: argparse.Namespace) -> Path:
 
 @torch.no_grad()
 def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
-    out_dir = Path(args.out) if args.out else RESOURCES
+    out_dir = Path(args.out) if args.out else DEMO_MODELS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     z = conditioning.z_for_seeds(range(10_000_000, 10_004_096))
     gen.w_avg.copy_(gen.map_z(z).mean(0))
