@@ -318,24 +318,23 @@ class EditingContext:
                 statuses[edit.id] = EditStatus(error=str(e))
                 continue
             if statuses is not None:
-                prompts = [str(edit.params.get(k, "")) for k in ("neutral", "target")
-                           ] if edit.kind == "global" else []
-                statuses[edit.id] = EditStatus(
-                    direction.n_channels, direction.beta,
-                    unknown_words=unknown_words(prompts, self.known_words),
-                    wordless=wordless_prompts(edit.params) if edit.kind == "global" else (),
-                    cut=self._cut_prompts(edit) if edit.kind == "global" else ())
+                statuses[edit.id] = EditStatus(direction.n_channels, direction.beta,
+                                               **self._prompt_notes(edit))
             if edit.strength != 0:
                 total += edit.strength * direction.delta.to(self.device)
         return code + total if bool(total.any()) else code
 
-    def _cut_prompts(self, edit: Edit) -> tuple[str, ...]:
-        """The names of a text edit's prompts that its CLIP reads only in part."""
+    def _prompt_notes(self, edit: Edit) -> dict:
+        """A text edit's warnings about its prompts (EditStatus fields): words the CLIP
+        never learned, prompts with no words, prompts longer than the CLIP reads."""
+        if edit.kind != "global":
+            return {}
+        prompts = {k: str(edit.params.get(k, "")) for k in ("neutral", "target")}
         is_cut = getattr(self.clip, "prompt_is_cut", None)  # a ClipModel's; not every encoder's
-        if is_cut is None:
-            return ()
-        return tuple(k for k in ("neutral", "target")
-                     if str(edit.params.get(k, "")).strip() and is_cut(str(edit.params[k])))
+        return {"unknown_words": unknown_words(list(prompts.values()), self.known_words),
+                "wordless": wordless_prompts(edit.params),
+                "cut": tuple(k for k, text in prompts.items()
+                             if text.strip() and is_cut is not None and is_cut(text))}
 
     @torch.no_grad()
     def render(self, session: Session, max_res: int | None = None) -> torch.Tensor:
