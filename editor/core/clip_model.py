@@ -732,11 +732,15 @@ class ClipModel:
             return hit
         tokens = self.tokenize([t.replace("{}", text) for t in templates])
         cut = bool((tokens[:, -1] != 0).any())  # a padded row ends in 0
-        with self._lock:
-            self._cut_cache[key] = cut
-            while len(self._cut_cache) > self._text_cache_size:
-                self._cut_cache.popitem(last=False)
+        self._remember(self._cut_cache, key, cut)
         return cut
+
+    def _remember(self, cache: OrderedDict, key: tuple, value) -> None:
+        """Keep a per-prompt result, dropping the least recently used past the size."""
+        with self._lock:
+            cache[key] = value
+            while len(cache) > self._text_cache_size:
+                cache.popitem(last=False)
 
     def text_embedding(self, text: str, templates: Sequence[str] | None = None
                        ) -> torch.Tensor:
@@ -758,10 +762,7 @@ class ClipModel:
                                           normalize=True)
             mean = embeddings.mean(dim=0)
             result = mean / mean.norm()
-        with self._lock:
-            self._text_cache[key] = result
-            while len(self._text_cache) > self._text_cache_size:
-                self._text_cache.popitem(last=False)
+        self._remember(self._text_cache, key, result)
         return result
 
     def clear_text_cache(self) -> None:

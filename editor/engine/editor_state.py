@@ -84,14 +84,12 @@ class EditorState:
         is the prompt still being written, so that reopening makes it the draft again.
         A prompt written but not drawn (at strength 0) is kept too, as an edit of strength
         0, which adds nothing to the picture: it was lost on reopening."""
-        if self.draft_drawn:  # then it is one of the session's edits
-            recipe = session.to_recipe()
+        written = self.draft.enabled and bool(str(self.draft.params.get("target", "")).strip())
+        if written and not self.draft_drawn:  # a drawn one is one of the session's edits
+            session = session.add_edit(replace(self.draft, strength=0.0))
+        recipe = session.to_recipe()
+        if written:
             recipe[DRAFT_KEY] = self.draft.id
-        elif str(self.draft.params.get("target", "")).strip() and self.draft.enabled:
-            recipe = session.add_edit(replace(self.draft, strength=0.0)).to_recipe()
-            recipe[DRAFT_KEY] = self.draft.id
-        else:
-            recipe = session.to_recipe()
         return recipe
 
     def with_saved_draft(self, draft_id: object) -> EditorState:
