@@ -262,14 +262,14 @@ def run(args: argparse.Namespace) -> int:
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
                                 lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
                                 recipe)
-        if pack.clip is None and _has_text_edits(session):
+        if pack.clip is None and session.has_text_edits:
             raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
         # model mismatches are told before the pack jobs, which can take hours; so is a
         # recipe's latent made for another generator (its shape)
         session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
         if session.source.kind == "wplus":
             wplus_of_source(session.source, gen.n_latent, gen.w_dim)
-        if _has_text_edits(session) and pack.data is None:
+        if session.has_text_edits and pack.data is None:
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
@@ -307,22 +307,8 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
     refuse an edit made for another generator (a discovered one)."""
     for edit in session.active_edits:
         check_made_for(edit, gen_id.content_hash)
-    if replaying:
-        _warn_if_other("generator", session.generator, gen_id)
-        # only text edits depend on the CLIP: their directions are computed with it
-        if _has_text_edits(session):
-            _warn_if_other("CLIP", session.clip, clip_id)
-    return replace(session, generator=gen_id, clip=clip_id)
-
-
-def _has_text_edits(session: Session) -> bool:
-    return any(e.kind == "global" for e in session.active_edits)
-
-
-def _warn_if_other(kind: str, recorded: ModelIdentity | None,
-                   used: ModelIdentity | None) -> None:
-    """One line on stderr when the recipe names another model than the one used."""
-    if recorded and used and recorded.content_hash != used.content_hash:
+    for kind, recorded, used in session.model_mismatches(gen_id, clip_id) if replaying else []:
         print(f"warning: the recipe was made with {kind} {recorded.name} "
               f"({recorded.content_hash[:12]}); rendering with {used.name} "
               f"({used.content_hash[:12]})", file=sys.stderr)
+    return replace(session, generator=gen_id, clip=clip_id)

@@ -126,6 +126,22 @@ class Session:
     def active_edits(self) -> tuple[Edit, ...]:
         return tuple(e for e in self.edits if e.enabled and e.strength != 0)
 
+    @property
+    def has_text_edits(self) -> bool:
+        """Whether an active edit is a text edit (its direction comes from the CLIP)."""
+        return any(e.kind == "global" for e in self.active_edits)
+
+    def model_mismatches(self, generator: ModelIdentity | None, clip: ModelIdentity | None
+                         ) -> list[tuple[str, ModelIdentity, ModelIdentity]]:
+        """(kind, recorded, used) for each model this session's recipe names that differs
+        from the one it is rendered with: the generator, and the CLIP where a text edit
+        depends on it. The command line warns of each, the window of the first."""
+        pairs = [("generator", self.generator, generator)]
+        if self.has_text_edits:
+            pairs.append(("CLIP", self.clip, clip))
+        return [(kind, recorded, used) for kind, recorded, used in pairs
+                if recorded and used and recorded.content_hash != used.content_hash]
+
     # ----------------------------------------------------------------- recipe JSON
     def to_recipe(self) -> dict:
         return {

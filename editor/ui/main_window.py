@@ -744,8 +744,8 @@ class MainWindow(QMainWindow):
         # computed again next time, which the user must know (a full disk, say)
         if save_error := getattr(result, "save_error", None):
             show_warning(self, f"{job.title}: not saved", save_error)
-        if isinstance(result, ExportResult) and result.warnings():
-            show_warning(self, job.title, "\n\n".join(result.warnings()))
+        if isinstance(result, ExportResult) and (notes := result.warnings()):
+            show_warning(self, job.title, "\n\n".join(notes))
 
     # ================================================================= files
     def open_paths(self, paths: list[str]) -> None:
@@ -874,28 +874,19 @@ class MainWindow(QMainWindow):
             except (AtelierError, ValueError) as e:
                 QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
                 return None
-        if self.pack is not None and session.generator is not None \
-                and session.generator.content_hash != self.pack.model.content_hash:
+        mismatches = (session.model_mismatches(*self.pack.identities())
+                      if self.pack is not None else [])
+        if mismatches:  # the generator first; a CLIP steers only the text edits
+            kind, made, used = mismatches[0]
             self.statusBar().showMessage(
-                f"{name} was made with {session.generator.name}; it is shown with "
-                f"{self.pack.name}", 10000)
-        elif self._other_clip(session):  # its text edits' directions come from the CLIP
-            self.statusBar().showMessage(
-                f"{name}'s text edits were made with CLIP {session.clip.name}; they are "
-                f"shown with {self.pack.identities()[1].name}, so they may look different",
-                10000)
+                f"{name} was made with {made.name}; it is shown with {self.pack.name}"
+                if kind == "generator" else
+                f"{name}'s text edits were made with CLIP {made.name}; they are shown with "
+                f"{used.name}, so they may look different", 10000)
         neutral = self.document.state.draft.params.get("neutral", DEFAULT_NEUTRAL)
         state = EditorState(dataclasses.replace(session, generator=None, clip=None),
                             new_draft(neutral, defaults=self._edit_defaults()))
         return state.with_saved_draft(recipe.get(DRAFT_KEY)) if restore_draft else state
-
-    def _other_clip(self, session: Session) -> bool:
-        """Whether the session's text edits were made with another CLIP than the open one
-        (the command line warns of the same when it replays them)."""
-        clip = self.pack.identities()[1] if self.pack is not None else None
-        return (session.clip is not None and clip is not None
-                and session.clip.content_hash != clip.content_hash
-                and any(e.kind == "global" for e in session.active_edits))
 
     def save_session(self) -> bool:
         if self.session_path is None:
