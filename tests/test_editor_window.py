@@ -1611,3 +1611,14 @@ def test_a_chosen_suggestion_is_its_own_undo_step(window, qtbot):
     assert window.document.state.draft.params["target"] == "face with glasses"
     window.undo_act.trigger()
     assert window.document.state.draft.params["target"] == "smiling face"
+
+
+def test_a_suggested_prompt_with_an_ampersand_shows_and_fills_in_as_written(window):
+    # The suggestion menu's items are QActions: Qt took "&" for the Alt letter's mark and
+    # showed "black  white" with the w underlined.
+    pp = window.prompt_panel
+    pp.set_suggestions(["face with black & white hair"])
+    (act,) = pp.suggest_button.menu().actions()
+    assert act.text() == "face with black && white hair"
+    act.trigger()
+    assert pp.target.text() == "face with black & white hair"

@@ -142,3 +142,16 @@ def test_the_demo_pack_loaded_at_start_keeps_the_users_recent_files_and_folder(
     qtbot.waitUntil(lambda: window.pack.model.path == str(DEMO_GENERATOR), timeout=20_000)
     assert [a.toolTip() for a in window.recent_menu.actions()] == [str(mine)]
     assert window._last_dir() == str(tmp_path)
+
+
+def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot, tmp_path):
+    # Qt reads "&D" in "R&D.safetensors" as the item's Alt letter and shows "RD"; the items
+    # had no Alt keys of their own.
+    first = save_generator(make_tiny_generator(resolution=32), tmp_path / "R&D.safetensors")
+    second = save_generator(make_tiny_generator(resolution=32), tmp_path / "plain.safetensors")
+    for path in (first, second):
+        window.open_generator(str(path))
+        qtbot.waitUntil(lambda p=path: window.pack is not None
+                        and window.pack.model.path == str(p), timeout=10_000)
+    assert [a.text() for a in window.recent_menu.actions()] == [
+        "&1 plain.safetensors", "&2 R&&D.safetensors"]

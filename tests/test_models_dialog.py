@@ -258,11 +258,12 @@ def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_ge
     menu.set_current(str(default_generator_path()))
     menu.rebuild()
     labels = [a.text() for a in menu.actions() if not a.isSeparator()]
-    assert labels == ["Demo pack (toy faces)", "tiny-gen", "Model &packs…"]
+    # numbered: Alt+1, Alt+2... pick a pack from the keyboard
+    assert labels == ["&1 Demo pack (toy faces)", "&2 tiny-gen", "Model &packs…"]
     demo = menu.actions()[0]
     assert demo.isChecked()
     with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS) as blocker:
-        next(a for a in menu.actions() if a.text() == "tiny-gen").trigger()
+        next(a for a in menu.actions() if a.text() == "&2 tiny-gen").trigger()
     assert Path(blocker.args[0]).name == "tiny-gen.safetensors"
     assert blocker.args[1] == OPEN_CLIP_FALLBACK[1]
 
@@ -319,7 +320,7 @@ def test_a_broken_user_registry_still_lists_built_in_and_installed_models(
     menu = ModelsMenu(runner)
     qtbot.addWidget(menu)
     labels = [a.text() for a in menu.actions() if not a.isSeparator()]
-    assert "tiny-gen" in labels
+    assert "&2 tiny-gen" in labels
     assert f"(ignored: the unreadable {broken})" in labels
 
 
@@ -344,3 +345,4 @@ def test_a_closed_models_dialog_is_reused_so_a_failure_shows_one_box(
         release.set()
     assert job.state == "failed"
     assert warnings == [("Download failed", "the server is busy")]
+

@@ -304,7 +304,7 @@ def sweep_strengths(start: float, stop: float, frames: int) -> list[float]:
 def alpha_sweep(
     ctx: EditingContext, session: Session, edit_id: str, start: float, stop: float,
     frames: int, path: str | Path, fps: float = 12.0, bounce: bool = False,
-    format: str | None = None, quality: int = 90, scale: int = 1,
+    format: str | None = None, quality: int = DEFAULT_QUALITY, scale: int = 1,
     upscale_filter: str = "lanczos", overwrite: bool = False, cancel: CancelToken = None,
 ) -> ExportJob:
     """Render one edit at `frames` strengths from `start` to `stop` (the edit enabled

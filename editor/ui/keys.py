@@ -99,3 +99,11 @@ def tab_through_rows(rows: QListWidget, controls: list[QWidget]) -> None:
     chain = [rows, *controls]
     for before, after in zip(chain, chain[1:], strict=False):
         QWidget.setTabOrder(before, after)
+
+
+def menu_text(text: str, number: int | None = None) -> str:
+    """A menu item's label for a name the user or a file chose: its '&' shown as itself
+    (Qt reads '&x' as the item's Alt letter and drops the '&'), and with `number` 1-9 a
+    leading '&1 '... so the item has an Alt key of its own, as recent-file lists do."""
+    escaped = text.replace("&", "&&")
+    return f"&{number} {escaped}" if number is not None and 1 <= number <= 9 else escaped

@@ -59,6 +59,7 @@ from .export_dialog import get_export_plan
 from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
+from .keys import menu_text
 from .models_menu import ModelsMenu
 from .notices import show_warning
 from .prompt_panel import PromptPanel
@@ -943,8 +944,8 @@ class MainWindow(QMainWindow):
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         recent = settings_values.text_list(QSettings(), "recent/files")
-        for path in recent:
-            act = self.recent_menu.addAction(Path(path).name)
+        for number, path in enumerate(recent, start=1):
+            act = self.recent_menu.addAction(menu_text(Path(path).name, number))
             act.setToolTip(path)
             act.triggered.connect(lambda _c=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(recent))

@@ -14,6 +14,7 @@ from editor.core import zoo
 from editor.core.errors import AtelierError
 from editor.engine.jobs import JobRunner
 
+from .keys import menu_text
 from .models_dialog import ModelsDialog, clip_choices, demo_choice, installed_generators
 
 
@@ -39,23 +40,25 @@ class ModelsMenu(QMenu):
     @Slot()
     def rebuild(self) -> None:
         self.clear()
+        numbers = iter(range(1, 100))  # Alt+1... pick a pack, as a recent-files list does
         demo = demo_choice()
         if demo is not None:
-            self._add_pack("Demo pack (toy faces)", *demo)
+            self._add_pack(menu_text("Demo pack (toy faces)", next(numbers)), *demo)
         try:
             generators = installed_generators()
             clip = clip_choices()[0][1]  # the reference CLIP when it is installed
         except AtelierError as e:
             generators, clip = [], None
-            self.addAction(f"(model list unreadable: {e})").setEnabled(False)
+            self.addAction(menu_text(f"(model list unreadable: {e})")).setEnabled(False)
         if problem := zoo.registry_entries()[1]:  # the built-in and installed ones still show
-            note = self.addAction(f"(ignored: the unreadable {zoo.user_registry_path()})")
+            registry = zoo.user_registry_path()
+            note = self.addAction(menu_text(f"(ignored: the unreadable {registry})"))
             note.setEnabled(False)
             note.setToolTip(problem)
         if generators:
             self.addSeparator()
         for model in generators:
-            self._add_pack(model.name, str(model.path), clip)
+            self._add_pack(menu_text(model.name, next(numbers)), str(model.path), clip)
         self.addSeparator()
         if self._dialog_action is not None:
             self.addAction(self._dialog_action)

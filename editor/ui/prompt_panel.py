@@ -28,7 +28,7 @@ from editor.engine.editor_state import EditDefaults
 from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
-from .keys import route_undo_keys
+from .keys import menu_text, route_undo_keys
 from .sliders import FloatSlider
 
 ALPHA_RANGE = (-10.0, 10.0)
@@ -186,7 +186,7 @@ class PromptPanel(QWidget):
         menu = self.suggest_button.menu()
         menu.clear()
         for text in prompts:
-            act = QAction(text, menu)
+            act = QAction(menu_text(text), menu)
             act.triggered.connect(lambda _c=False, t=text: self._use_suggestion(t))
             menu.addAction(act)
         self.suggest_button.setEnabled(bool(prompts))
