@@ -1622,3 +1622,21 @@ def test_a_suggested_prompt_with_an_ampersand_shows_and_fills_in_as_written(wind
     assert act.text() == "face with black && white hair"
     act.trigger()
     assert pp.target.text() == "face with black & white hair"
+
+
+def test_deleting_the_last_edit_gives_the_focus_to_the_prompt_and_tab_skips_the_empty_list(
+        window, qtbot):
+    # The empty stack list kept the focus and showed none: the keyboard user was lost.
+    from PySide6.QtTest import QTest
+
+    panel = _directions_in_the_stack(window, qtbot, names=("only",))
+    panel.list.setFocus()
+    panel.list.setCurrentRow(0)
+    QTest.keyClick(panel.list, Qt.Key.Key_Delete)
+    assert window.document.state.session.edits == ()
+    assert QApplication.focusWidget() is window.prompt_panel.target
+    assert panel.list.focusPolicy() == Qt.FocusPolicy.NoFocus
+
+    window.document.undo_stack.undo()  # the edit is back: the list takes the keyboard again
+    assert len(window.document.state.session.edits) == 1
+    assert panel.list.focusPolicy() == Qt.FocusPolicy.StrongFocus

@@ -223,6 +223,8 @@ class MainWindow(QMainWindow):
         st.moved.connect(self.move_edit)
         st.selected.connect(self._tune)
         st.interaction_finished.connect(self._end_interaction)
+        st.emptied_with_focus.connect(
+            lambda: pp.target.setFocus(Qt.FocusReason.OtherFocusReason))
         self.directions_panel = DirectionsPanel()
         self.jobs_panel = JobsPanel(self.jobs)
         self.source_dock = self._dock("Source", "source_dock", sp, scroll=True)

@@ -93,6 +93,9 @@ class EditStackPanel(QWidget):
     moved = Signal(str, int)
     selected = Signal(object)  # edit id or None
     interaction_finished = Signal()
+    # the last edit went while the keyboard was in the stack: an empty list has nothing to
+    # focus or show focused, so the window gives the focus to where edits are made
+    emptied_with_focus = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -149,7 +152,13 @@ class EditStackPanel(QWidget):
                 self._rows[e.id].show_edit(e)
         self._select(selected_id)
         self.empty.setVisible(not edits)
+        # Tab passes an empty list by: it showed no focus and nothing in it takes a key
+        self.list.setFocusPolicy(Qt.FocusPolicy.StrongFocus if edits
+                                 else Qt.FocusPolicy.NoFocus)
         self._update_buttons()
+        focus = QApplication.focusWidget()
+        if not edits and focus is not None and self.isAncestorOf(focus):
+            self.emptied_with_focus.emit()
 
     def show_status(self, statuses: dict) -> None:
         # every rendered frame comes here: rows are measured again only when a message
