@@ -300,8 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     gen = gen.to(device)
     clip.to(device)
     batch = args.batch_size or gd.suggested_batch_size(gen)
-    stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250, sample_w=sample_w)
-    codes = gd.base_codes(gen, n_images, seed=0, psi=0.7, sample_w=sample_w)
+    # statistics and base images at one truncation, as the precompute (and official) take them
+    stats = gd.compute_style_stats(gen, 2000 if not ffhq else 500, batch=250,
+                                   psi=gd.OFFICIAL_PSI, sample_w=sample_w)
+    codes = gd.base_codes(gen, n_images, seed=0, psi=gd.OFFICIAL_PSI, sample_w=sample_w)
     codes = StyleCode(codes.specs, [t.detach() for t in codes.tensors])
     sample = sample_channels(gen, per_layer, every)
     n_sampled = sum(len(c) for c in sample.values())

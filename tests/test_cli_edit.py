@@ -478,3 +478,21 @@ def test_a_recipes_latent_for_another_generator_is_refused_before_any_pack_job(
     assert main(["edit", "--recipe", str(recipe), *models, "-o",
                  str(tmp_path / "x.png")]) == 1
     assert "latent" in capsys.readouterr().err
+
+
+def test_precompute_images_uses_the_pack_that_atelier_precompute_made(tmp_path, models,
+                                                                       monkeypatch, capsys):
+    # `atelier edit --precompute-images N` asked for a pack at psi 1.0 where `atelier
+    # precompute --n-images N` (and the window) make it at 0.7: a real generator's
+    # precompute (hours) ran again.
+    gen, clip = models[1], models[3]
+    assert main(["precompute", "--generator", gen, "--clip-file", clip, "--n-images", "3",
+                 "--stats-samples", "500", "--device", "cpu"]) == 0, capsys.readouterr().err
+
+    def no_second_precompute(*a, **k):
+        raise AssertionError("the pack was computed again")
+
+    monkeypatch.setattr("editor.methods.precompute.compute_relevance", no_second_precompute)
+    rc = main(["edit", "--seed", "3", "--target", "face with glasses", "--alpha", "2",
+               "--auto-beta", *models, "-o", str(tmp_path / "out.png")])
+    assert rc == 0, capsys.readouterr().err

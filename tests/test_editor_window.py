@@ -30,7 +30,7 @@ from tests.conftest import (
     make_tiny_generator,
 )
 
-RELEVANCE = RelevanceConfig(n_images=3, psi=1.0)  # what `--precompute-images 3` uses
+RELEVANCE = RelevanceConfig(n_images=3)  # what `--precompute-images 3` uses
 STATS = 500
 
 

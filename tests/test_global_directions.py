@@ -735,3 +735,17 @@ def test_cli_precompute_refuses_bad_settings_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert match in err and "Traceback" not in err
     assert a_file.read_text() == "mine"
+
+
+def test_style_statistics_are_taken_at_the_base_images_truncation(gen, clip):
+    # Official StyleCLIP samples both at psi 0.7. Statistics of untruncated samples made
+    # sigma, and so every edit at a given alpha, 1/0.7 = 1.43 times the official size.
+    _, data = run_job(precompute(gen, clip, config=gd.RelevanceConfig(
+        n_images=1, layers=("conv1",), psi=0.7)))
+    untruncated = gd.compute_style_stats(gen, STATS_SAMPLES, batch=500, psi=1.0)
+    moving = untruncated.std > 1e-6
+    ratio = data.stats.std[moving] / untruncated.std[moving]
+    assert torch.allclose(ratio, torch.full_like(ratio, 0.7), atol=1e-4)
+    # other truncation, other statistics (and cache entries)
+    assert pc.load_stats("gen-hash", STATS_SAMPLES, psi=0.7) is not None
+    assert pc.load_stats("gen-hash", STATS_SAMPLES, psi=1.0) is None

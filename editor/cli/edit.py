@@ -34,7 +34,12 @@ from editor.engine.export import (
     save_render,
 )
 from editor.engine.models import DEMO_GENERATOR
-from editor.engine.packs import ClipSource, default_clip_source, open_pack
+from editor.engine.packs import (
+    ClipSource,
+    default_clip_source,
+    default_relevance_config,
+    open_pack,
+)
 from editor.engine.renderer import pick_device, to_uint8_image
 from editor.engine.session import (
     MAX_SEED,
@@ -47,7 +52,7 @@ from editor.engine.session import (
     load_recipe,
     parse_recipe,
 )
-from editor.methods.global_directions import Progress, RelevanceConfig
+from editor.methods.global_directions import Progress
 
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 
@@ -252,8 +257,10 @@ def run(args: argparse.Namespace) -> int:
         # when the generator's usual CLIP is not on this machine.
         pack = open_pack(generator, _clip_source(args, generator),
                          device=str(pick_device(args.device)),
-                         relevance_config=RelevanceConfig(n_images=args.precompute_images,
-                                                          psi=1.0)
+                         # only the count changes: the pack's own settings (and cache
+                         # entry) otherwise, as `atelier precompute` and the window use
+                         relevance_config=replace(default_relevance_config(generator),
+                                                  n_images=args.precompute_images)
                          if args.precompute_images else None,
                          stats_samples=args.stats_samples,
                          require_clip=bool(args.clip_file or args.clip_arch))

@@ -64,8 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="renders per generator call (default: from the resolution)")
     p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=SEED,
                    help="seed of the base images")
-    p.add_argument("--psi", type=finite_float, default=PSI,
-                   help="truncation of the base images (generators sampled from Gaussian z)")
+    p.add_argument("--psi", type=finite_float, default=None,
+                   help=f"truncation of the base images and of the style statistics "
+                        f"(default {PSI}, as the paper; the demo pack's: 1.0, as the window "
+                        f"opens it)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for torch")
@@ -174,6 +176,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     import torch
 
     from editor.core.checkpoints import load_generator
+    from editor.engine.packs import default_relevance_config
     from editor.engine.renderer import pick_device
     from editor.methods import global_directions as gd
     from editor.methods import precompute as pc
@@ -191,7 +194,9 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     batch = args.batch_size or gd.suggested_batch_size(gen)
     config = gd.RelevanceConfig(n_images=args.n_images, k_sigma=args.k_sigma,
                                 layers=tuple(args.layers) if args.layers else None,
-                                batch_size=batch, seed=args.seed, psi=args.psi)
+                                batch_size=batch, seed=args.seed,
+                                psi=args.psi if args.psi is not None
+                                else default_relevance_config(args.generator).psi)
     try:
         gd.selected_layers(gen.style_specs, config.layers)
     except ValueError as e:

@@ -278,6 +278,11 @@ def is_demo_generator(path: str | Path) -> bool:
     return Path(path).resolve().parent == DEMO_MODELS_DIR.resolve()
 
 
+def default_relevance_config(generator_path: str | Path) -> RelevanceConfig:
+    """The precompute settings a generator's pack is opened with (and cached under)."""
+    return DEMO_RELEVANCE if is_demo_generator(generator_path) else RelevanceConfig()
+
+
 def open_pack(generator_path: str | Path, clip_source: ClipSource | None,
               device: str | torch.device = "cpu",
               relevance_config: RelevanceConfig | None = None,
@@ -298,7 +303,7 @@ def open_pack(generator_path: str | Path, clip_source: ClipSource | None,
         clip_error = "no CLIP model was chosen for this generator"
     demo = is_demo_generator(generator_path)
     pack = OpenPack(model, clip,
-                    relevance_config or (DEMO_RELEVANCE if demo else RelevanceConfig()),
+                    relevance_config or default_relevance_config(generator_path),
                     stats_samples or DEMO_STATS_SAMPLES,
                     bundled_root=DEMO_DIRECTIONS if demo else None, clip_error=clip_error,
                     clip_source=clip_source)

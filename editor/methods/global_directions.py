@@ -203,6 +203,9 @@ def compute_style_stats(
 # --------------------------------------------------------------------------- relevance
 
 
+OFFICIAL_PSI = 0.7  # official StyleCLIP samples its statistics and base images at psi 0.7
+
+
 @dataclass
 class RelevanceConfig:
     n_images: int = 100  # base codes (official: 100)
@@ -210,7 +213,7 @@ class RelevanceConfig:
     layers: tuple[str, ...] | None = None  # style layer names; None = every non-toRGB layer
     batch_size: int = 64  # renders per generator call (speed and memory only)
     seed: int = 0
-    psi: float = 0.7
+    psi: float = OFFICIAL_PSI  # truncation of the base images and of the style statistics
     state_budget_mb: int = 1024  # memory for the reused pre-layer states (speed only)
 
     def __post_init__(self) -> None:

@@ -34,6 +34,7 @@ from editor.core.generator import Generator
 
 from .covariation import Covariation, Samples, covariation_of, iter_samples
 from .global_directions import (
+    OFFICIAL_PSI,
     EtaClock,
     ImageTextEncoder,
     JobPhases,
@@ -52,7 +53,11 @@ from .global_directions import (
 
 STATS_KIND, STATS_VERSION = "style-stats", 1
 PACK_KIND, PACK_VERSION = "global-directions", 1
-STATS_SEED, STATS_PSI, STATS_BATCH = 0, 1.0, 500
+# The statistics are taken over latents truncated as the relevance base images are
+# (RelevanceConfig.psi; official StyleCLIP: 0.7 for both). Truncation scales s - mean by
+# psi, so sigma, and with it every edit's size at a given alpha, follows it: statistics of
+# untruncated samples made alpha 1/0.7 = 1.43 times the official strength.
+STATS_SEED, STATS_BATCH = 0, 500
 DEFAULT_SAMPLER = "gaussian-z"
 # Co-variation of the style channels with CLIP (gated text edits): sampled images of their
 # own (style statistics use seeds 0.., relevance 7,000,000+, discovery 5,000,000+).
@@ -101,21 +106,22 @@ def sampler_name(sample_w: WSampler | None, sampler: str | None = None) -> str:
 
 
 def stats_cache(gen_hash: str, stats_samples: int, sampler: str = DEFAULT_SAMPLER,
-                root: Path | None = None) -> TensorCache:
-    return TensorCache(STATS_KIND, _stats_key(gen_hash, stats_samples, sampler),
+                root: Path | None = None, *, psi: float = OFFICIAL_PSI) -> TensorCache:
+    return TensorCache(STATS_KIND, _stats_key(gen_hash, stats_samples, sampler, psi),
                        STATS_VERSION, root)
 
 
 def pack_cache(gen_hash: str, clip_hash: str, stats_samples: int, config: RelevanceConfig,
                sampler: str = DEFAULT_SAMPLER, root: Path | None = None) -> TensorCache:
     key = {"generator": gen_hash, "clip": clip_hash, "relevance": config.to_dict(),
-           "stats": _stats_key(gen_hash, stats_samples, sampler), "sampler": sampler}
+           "stats": _stats_key(gen_hash, stats_samples, sampler, config.psi),
+           "sampler": sampler}
     return TensorCache(PACK_KIND, key, PACK_VERSION, root)
 
 
-def _stats_key(gen_hash: str, stats_samples: int, sampler: str) -> dict:
+def _stats_key(gen_hash: str, stats_samples: int, sampler: str, psi: float) -> dict:
     return {"generator": gen_hash, "n_samples": int(stats_samples), "seed": STATS_SEED,
-            "psi": STATS_PSI, "sampler": sampler}
+            "psi": float(psi), "sampler": sampler}
 
 
 def _checksum(tensors: dict[str, torch.Tensor]) -> str:
@@ -209,8 +215,8 @@ def _pack_from(tensors: dict[str, torch.Tensor], info: dict, key: str) -> PackDa
 
 
 def load_stats(gen_hash: str, stats_samples: int, sampler: str = DEFAULT_SAMPLER,
-               root: Path | None = None) -> StyleStats | None:
-    got = load_checked(stats_cache(gen_hash, stats_samples, sampler, root))
+               root: Path | None = None, *, psi: float = OFFICIAL_PSI) -> StyleStats | None:
+    got = load_checked(stats_cache(gen_hash, stats_samples, sampler, root, psi=psi))
     return _stats_from(got[0]) if got else None
 
 
@@ -345,9 +351,9 @@ def is_cancelled(cancel: CancelToken) -> bool:
     return bool(cancel())
 
 
-def _compute_stats(gen: Generator, n: int, sample_w: WSampler | None, cancel: CancelToken
-                   ) -> Iterator[Progress | StyleStats]:
-    for item in iter_style_stats(gen, n, STATS_BATCH, STATS_SEED, STATS_PSI, sample_w):
+def _compute_stats(gen: Generator, n: int, psi: float, sample_w: WSampler | None,
+                   cancel: CancelToken) -> Iterator[Progress | StyleStats]:
+    for item in iter_style_stats(gen, n, STATS_BATCH, STATS_SEED, psi, sample_w):
         yield item
         if isinstance(item, Progress) and is_cancelled(cancel):
             raise Cancelled("cancelled while computing style statistics (they take a "
@@ -402,17 +408,18 @@ def precompute_pack(
         yield cached
         return
     t0 = time.monotonic()
-    stats = load_stats(gen_hash, stats_samples, sampler, root)
+    stats = load_stats(gen_hash, stats_samples, sampler, root, psi=config.psi)
     if stats is not None:
         phases.skip("style statistics")
     else:
-        for item in _compute_stats(generator, stats_samples, sample_w, cancel):
+        for item in _compute_stats(generator, stats_samples, config.psi, sample_w, cancel):
             if isinstance(item, StyleStats):
                 stats = item
             else:
                 yield phases.report("style statistics", item)
         assert stats is not None
-        try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root), stats.to_dict(),
+        try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root, psi=config.psi),
+                         stats.to_dict(),
                          {"generator": gen_hash, "sampler": sampler}, "style statistics")
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
                                           entry, save_every_s, phases)
