@@ -496,3 +496,18 @@ def test_precompute_images_uses_the_pack_that_atelier_precompute_made(tmp_path, 
     rc = main(["edit", "--seed", "3", "--target", "face with glasses", "--alpha", "2",
                "--auto-beta", *models, "-o", str(tmp_path / "out.png")])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_an_edit_without_a_neutral_takes_the_packs_own(tmp_path, models, capsys):
+    # The command line wrote "face" into every edit; the window offers the pack's own
+    # neutral ("a cartoon face" on the demo pack, whose CLIP learned only its captions).
+    out = tmp_path / "demo.png"
+    assert main(["edit", "--seed", "3", "--target", "a cartoon face with sunglasses",
+                 "--alpha", "2", "--device", "cpu", "-o", str(out)]) == 0, \
+        capsys.readouterr().err
+    (edit,) = Session.from_json(read_recipe(out)).edits
+    assert edit.params["neutral"] == "a cartoon face"
+    real = tmp_path / "real.png"
+    assert main(["edit", "--seed", "3", "--target", "face with glasses", "--beta", "0.01",
+                 *models, "-o", str(real)]) == 0, capsys.readouterr().err
+    assert Session.from_json(read_recipe(real)).edits[0].params["neutral"] == "face"

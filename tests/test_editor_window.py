@@ -1144,7 +1144,9 @@ def test_the_prompt_examples_are_in_the_packs_words(window, qtbot):
     from editor.engine.packs import demo_clip_source
 
     panel = window.prompt_panel
-    assert panel.target.placeholderText() == "a face with blonde hair"  # a real pack
+    # a real pack: StyleCLIP's own words, as `atelier edit` uses them
+    assert panel.target.placeholderText() == "face with blonde hair"
+    assert window.document.state.draft.params["neutral"] == "face"
     window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
     qtbot.waitUntil(lambda: window.pack is not None and window.pack.is_demo, timeout=20_000)
     # the demo CLIP knows cartoon faces: "a face" was not its neutral prompt

@@ -22,7 +22,7 @@ from pathlib import Path
 from editor.core.errors import AtelierError, ClipError, ImageExistsError
 from editor.core.image_io import check_export_path, read_recipe
 from editor.engine.compose import EditError, check_made_for, wplus_file_source, wplus_of_source
-from editor.engine.editor_state import EditDefaults, replayed_session
+from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, replayed_session
 from editor.engine.export import (
     DEFAULT_QUALITY,
     LOSSY_FORMATS,
@@ -90,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "--target)")
     ed.add_argument("--target", action=_EditAction, help="what the image should become")
     ed.add_argument("--neutral", action=_EditAction,
-                    help="what it is now (default: 'face'); given before its --target, "
+                    help="what it is now (default: the pack's own, 'face' for real "
+                         "generators, 'a cartoon face' for the demo); given before its --target, "
                          "after a target it starts the next edit")
     ed.add_argument("--alpha", action=_EditAction, type=finite_float,
                     help="strength (default: the model pack's; 3 for the demo pack)")
@@ -183,10 +184,11 @@ def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int,
 def build_session(args: argparse.Namespace, default_psi: float,
                   defaults: EditDefaults | None = None,
                   wplus_source: Callable[[str], Source] | None = None,
-                  recipe: dict | None = None) -> Session:
+                  recipe: dict | None = None, neutral: str = DEFAULT_NEUTRAL) -> Session:
     """The session the options describe. `wplus_source(path)` reads a --wplus file into
     a source that carries its latent (default: a source naming the file only); `recipe`
-    is --recipe's content when the caller has read it already."""
+    is --recipe's content when the caller has read it already; `neutral` is an edit's
+    neutral prompt when it names none (the pack's, as the window offers it)."""
     defaults = defaults or EditDefaults()
     if args.recipe:
         return replayed_session(recipe if recipe is not None
@@ -199,7 +201,7 @@ def build_session(args: argparse.Namespace, default_psi: float,
         source = Source(seed=args.seed or 0, psi=psi)
     session = Session(source=source)
     for spec in args.edits or []:  # each with its target (check_options)
-        params = {"neutral": spec.get("neutral", "face"), "target": spec["target"]}
+        params = {"neutral": spec.get("neutral", neutral), "target": spec["target"]}
         if "beta" in spec:
             params["beta"] = spec["beta"]
         else:  # the pack's β setting, or its auto-β when asked for
@@ -268,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         gen = pack.model.generator
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
                                 lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
-                                recipe)
+                                recipe, pack.neutral_prompt())
         if pack.clip is None and session.has_text_edits:
             raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
         # model mismatches are told before the pack jobs, which can take hours; so is a

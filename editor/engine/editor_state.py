@@ -12,7 +12,10 @@ from dataclasses import dataclass, field, replace
 
 from .session import Edit, Session
 
-DEFAULT_NEUTRAL = "a face"
+# As StyleCLIP's examples ("face" -> "face with blonde hair") and `atelier edit`: "a face"
+# put "a photo of a a face." against "a photo of a face with blonde hair." in the
+# template ensemble, so the direction also carried the extra article.
+DEFAULT_NEUTRAL = "face"
 DRAFT_KEY = "draft_id"  # in a session file: the edit that is the prompt being written
 
 

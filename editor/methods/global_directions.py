@@ -520,7 +520,9 @@ def relevance_single_channel(
 
 def text_direction(clip: ImageTextEncoder, neutral: str, target: str,
                    templates: Sequence[str] | None = None) -> torch.Tensor:
-    """dt = normalise(e(target) - e(neutral)) with prompt-template ensembles."""
+    """dt = normalise(e(target) - e(neutral)) with prompt-template ensembles. Without a
+    neutral, dt = e(target): official StyleCLIP subtracts the templates filled with an
+    empty string instead, so an edit with an empty neutral differs from theirs."""
     target, neutral = (target or "").strip(), (neutral or "").strip()
     if not target:
         raise ValueError("the target prompt is empty: describe what the image should become")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.engine.compose import EditStatus
-from editor.engine.editor_state import EditDefaults
+from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults
 from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
@@ -60,7 +60,7 @@ class PromptPanel(QWidget):
         top.addWidget(self.new_button)
 
         self.neutral = QLineEdit()
-        self.neutral.setPlaceholderText("a face")
+        self.neutral.setPlaceholderText(DEFAULT_NEUTRAL)
         self.neutral.setToolTip("What the image is now, in words (the neutral prompt)")
         self.target = QLineEdit()
         self.target.setPlaceholderText("a face with blonde hair")
