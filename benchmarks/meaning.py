@@ -61,7 +61,10 @@ Edits: every value of every attribute from the captions' prompts ("a cartoon fac
 any other value). Hair colour edits start from "a cartoon face with short hair" so that the
 direction is the colour alone (the colour prompts say "short red hair"). Select edits with
 --edits by value ("sunglasses") or attribute=value where a value name is shared
-("hair_colour=brown", "glasses=none").
+("hair_colour=brown", "glasses=none"). --prompt 'mouth=smile:face->smiling face' measures
+prompts of your own for a value, and --issue-prompts the five pairs issue 5 names
+("face" -> "face with sunglasses", "face with hair" -> "face with red hair", "face" ->
+"smiling face", "face" -> "bald face", "face" -> "face with a beard").
 
 Seeds start at 2,000,000: apart from the faces the app shows first, the style statistics
 (seeds below the sample count), the relevance base images (7,000,000+) and w_avg
@@ -160,6 +163,32 @@ def all_edits() -> list[EditSpec]:
     return [EditSpec(e.attribute, e.value,
                      short_hair if e.attribute == "hair_colour" else e.neutral, e.target)
             for e in captions.edit_prompts()]
+
+
+# The prompt pairs issue 5 names, as written there (every word is one the demo CLIP
+# learned): --issue-prompts measures these instead of the captions' own phrasings.
+ISSUE_PROMPTS = (
+    "glasses=sunglasses:face->face with sunglasses",
+    "hair_colour=red:face with hair->face with red hair",
+    "mouth=smile:face->smiling face",
+    "hair_length=bald:face->bald face",
+    "beard=beard:face->face with a beard",
+)
+
+
+def prompt_edit(text: str) -> EditSpec:
+    """An edit from 'ATTRIBUTE=VALUE:NEUTRAL->TARGET': the prompts to measure, and the
+    attribute value the evaluator should read once the edit has worked."""
+    head, arrow, target = text.partition("->")
+    label, colon, neutral = head.partition(":")
+    attribute, equals, value = (x.strip() for x in label.partition("="))
+    if not (arrow and colon and equals and target.strip()):
+        raise ValueError(f"{text!r} is not ATTRIBUTE=VALUE:NEUTRAL->TARGET")
+    if value not in ATTRIBUTES.get(attribute, ()):
+        raise ValueError(f"{attribute}={value} is no attribute value of the demo world; "
+                         "known: " + ", ".join(f"{a}={v}" for a, vs in ATTRIBUTES.items()
+                                               for v in vs))
+    return EditSpec(attribute, value, neutral.strip(), target.strip())
 
 
 def select_edits(spec: str | None, edits: Sequence[EditSpec] | None = None
@@ -951,6 +980,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-base", type=int, default=SEED_BASE)
     p.add_argument("--edits", default=None,
                    help="comma-separated edits by value or attribute=value (default: all)")
+    p.add_argument("--prompt", action="append", default=None, metavar="A=V:NEUTRAL->TARGET",
+                   help="measure these prompts for attribute A's value V instead of the "
+                        "captions' edits (repeatable), e.g. "
+                        "'mouth=smile:face->smiling face'")
+    p.add_argument("--issue-prompts", action="store_true",
+                   help="the five prompt pairs issue 5 names, as written there")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     p.add_argument("--beta", type=float, default=DEFAULT_BETA)
     p.add_argument("--auto-beta", action="store_true",
@@ -1011,7 +1046,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        edits = select_edits(args.edits)
+        prompts = [*(ISSUE_PROMPTS if args.issue_prompts else ()), *(args.prompt or ())]
+        own = [prompt_edit(t) for t in prompts] or None
+        edits = select_edits(args.edits, own)
         sweep_edits = select_edits(args.sweep_edits) if not args.no_sweep else []
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -64,6 +64,27 @@ def test_edits_cover_every_value_and_select_by_name():
     assert len(m.select_edits(None)) == len(edits)
 
 
+def test_prompts_of_ones_own_and_the_issues_five_are_measured_as_written():
+    smile = m.prompt_edit("mouth=smile: face -> smiling face")
+    assert smile == m.EditSpec("mouth", "smile", "face", "smiling face")
+    issue = [m.prompt_edit(t) for t in m.ISSUE_PROMPTS]
+    assert [(e.name, e.neutral, e.target) for e in issue] == [
+        ("glasses=sunglasses", "face", "face with sunglasses"),
+        ("hair_colour=red", "face with hair", "face with red hair"),
+        ("mouth=smile", "face", "smiling face"),
+        ("hair_length=bald", "face", "bald face"),
+        ("beard=beard", "face", "face with a beard")]
+    vocabulary = set(captions.vocabulary(content_only=False))
+    assert all(w in vocabulary for e in issue for w in f"{e.neutral} {e.target}".split())
+    assert m.select_edits("smile", issue) == [issue[2]]
+    for bad, message in (("mouth=smile:face", "not ATTRIBUTE"),
+                         ("face->smiling face", "not ATTRIBUTE"),
+                         ("mouth=grin:face->grinning face", "no attribute value")):
+        with pytest.raises(ValueError, match=message):
+            m.prompt_edit(bad)
+    assert m.main(["--prompt", "mouth=grin:face->grinning face"]) == 2
+
+
 # --------------------------------------------------------------------------- counting
 
 
