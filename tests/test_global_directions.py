@@ -375,6 +375,23 @@ def test_a_damaged_cache_file_counts_as_absent(gen, clip, damage):
     assert torch.allclose(again.relevance.vectors, data.relevance.vectors, atol=1e-6)
 
 
+def test_an_entry_under_another_entrys_name_is_not_taken_for_it(gen, clip):
+    # A pack, statistics or resume file copied under another generator's file name was
+    # used as that generator's (found by an audit: wrong vectors, or an IndexError later).
+    _, data = run_job(precompute(gen, clip))
+    mine = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    other = pc.pack_cache("other-gen", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    other.dir.mkdir(parents=True, exist_ok=True)
+    other.path.write_bytes(mine.path.read_bytes())
+    other.partial_path.write_bytes(mine.path.read_bytes())
+    stats_other = pc.stats_cache("other-gen", STATS_SAMPLES)
+    stats_other.path.write_bytes(pc.stats_cache("gen-hash", STATS_SAMPLES).path.read_bytes())
+    assert pc.load_pack_data("other-gen", "clip-hash", STATS_SAMPLES, CFG) is None
+    assert pc.load_checked(other, partial=True) is None
+    assert pc.load_stats("other-gen", STATS_SAMPLES) is None
+    assert pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG) is not None
+
+
 def test_a_damaged_partial_is_ignored(gen, clip):
     first = CountingClip(clip, stop_after=2)
     with pytest.raises(pc.Cancelled):

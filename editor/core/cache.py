@@ -2,7 +2,8 @@
 keyed by the content hashes of the models involved and the settings used.
 
 Entries are safetensors files with JSON metadata, written atomically; an entry written by
-another format version, or one that fails to read, counts as absent (and is recomputed).
+another format version, for other key parts (a file put under another entry's name), or one
+that fails to read, counts as absent (and is recomputed).
 A `.partial` entry holds the progress of an interrupted computation for resuming.
 """
 
@@ -49,8 +50,13 @@ class TensorCache:
             return None
         try:
             info = json.loads(meta.get("info", "{}"))
+            # what the entry was computed for: a file copied or renamed under another
+            # entry's name (another generator's pack) would otherwise be taken as this one
+            stored_key = json.loads(meta.get("key_parts", "null"))
         except json.JSONDecodeError:
             return None  # damaged metadata: the entry counts as absent and is recomputed
+        if stored_key != json.loads(json.dumps(self.key_parts, default=str)):
+            return None
         return tensors, info
 
     def _write(self, path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
