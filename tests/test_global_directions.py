@@ -766,3 +766,54 @@ def test_style_statistics_are_taken_at_the_base_images_truncation(gen, clip):
     # other truncation, other statistics (and cache entries)
     assert pc.load_stats("gen-hash", STATS_SAMPLES, psi=0.7) is not None
     assert pc.load_stats("gen-hash", STATS_SAMPLES, psi=1.0) is None
+
+
+def _cli_precompute(tmp_path, *extra):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    path = save_generator(make_tiny_generator(resolution=16, channel_max=16, seed=2),
+                          tmp_path / "g.safetensors")
+    cfg = tmp_path / "clip.json"
+    cfg.write_text(json.dumps(CLIP_CFG))
+    return main(["precompute", "--generator", str(path), "--clip-config", str(cfg),
+                 "--n-images", "2", "--stats-samples", "100", "--layers", "convs.3",
+                 "--threads", "1", *extra])
+
+
+def test_cli_precompute_refuses_a_place_it_cannot_write_before_the_work(tmp_path, capsys,
+                                                                        monkeypatch):
+    # It computed everything, printed "pack ready" and a path with no file there, exit 0.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(gd, "compute_relevance", lambda *a, **k: pytest.fail("computed"))
+    assert _cli_precompute(tmp_path, "--into", str(blocker / "packs")) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write the pack into {blocker / 'packs'}" in err and "not be kept" in err
+
+
+def test_cli_precompute_says_when_its_pack_could_not_be_kept(tmp_path, capsys, disk_full):
+    assert _cli_precompute(tmp_path) == 1
+    out, err = capsys.readouterr()
+    assert "computed but not kept" in err and "No space left on device" in err
+    assert "pack ready" not in out
+
+
+def test_cli_precompute_refuses_to_keep_a_nan_pack(tmp_path, capsys):
+    # k_sigma 1e39 is a finite float but overflows float32: the NaN pack was saved and
+    # "ready", then refused as damaged and computed again on every run.
+    from editor.core.paths import cache_dir
+
+    assert _cli_precompute(tmp_path, "--k-sigma", "1e39") == 1
+    assert "NaN or infinity" in capsys.readouterr().err
+    assert not list((cache_dir() / "packs" / pc.PACK_KIND).glob("*.safetensors"))
+
+
+def test_ctrl_c_outside_a_commands_own_loop_is_one_line_and_exit_130(tmp_path, capsys,
+                                                                     monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("editor.core.checkpoints.load_generator", interrupted)
+    assert _cli_precompute(tmp_path) == 130
+    assert capsys.readouterr().err.strip().endswith("atelier precompute: interrupted")

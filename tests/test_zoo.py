@@ -928,6 +928,13 @@ def test_atomic_write_permissions(tmp_path):
         kept.chmod(0o600)
         paths.atomic_write_bytes(kept, b"y")
         assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        # a library that writes its own private file in the temporary one's place (as
+        # safetensors' save_file does): every cache file came out 0600 whatever the umask
+        private = tmp_path / "private"
+        with paths.atomic_path(private) as tmp:
+            tmp.unlink()
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))
+        assert stat.S_IMODE(private.stat().st_mode) == 0o644
     finally:
         os.umask(umask)
 

@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a command's own handling (loading a model, a download): one line,
+        # the usual exit status, no traceback
+        print(f"atelier {argv[0]}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader went away (`atelier models list | head`): stop quietly, and point
         # stdout at nothing so that Python's own flush at exit does not complain either

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from editor.core.errors import AtelierError
+from editor.core.paths import unwritable_reason
 
 from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
 
@@ -204,11 +205,12 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         return _error(f"{e} (this generator's layers: {names})")
     sampler = pc.sampler_name(sample_w, sampler)
     root = Path(args.into) if args.into else None
-    if root is not None:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # a file of that name, a read-only place, ...
-            return _error(f"cannot write the pack into {root}: {e.strerror or e}")
+    entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,
+                          sampler, root)
+    # before the work: a pack that cannot be kept is lost when the command ends
+    if problem := unwritable_reason(entry.dir):  # a read-only place, a file of that name...
+        return _error(f"cannot write the pack into {entry.dir}: {problem} (it could not be "
+                      f"kept; --into picks another folder)")
     print(f"generator {Path(args.generator).name} ({gen.config.resolution} px, hash "
           f"{loaded.content_hash[:12]}), CLIP {clip.name} (hash {clip.content_hash[:12]}), "
           f"{config.n_images} images/channel, batch {batch}, device {device}", file=sys.stderr)
@@ -236,8 +238,8 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         return _error(str(e) or type(e).__name__)
     line.close()
     assert data is not None
-    entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,
-                          sampler, root)
+    if data.save_error:
+        return _error(f"the pack was computed but not kept: {data.save_error}")
     rel = data.relevance
     how = "from the cache" if data.from_cache else f"in {data.info.get('seconds', 0):.0f} s"
     print(f"pack ready ({how}): {len(rel.channels)} channels x {rel.vectors.shape[1]} dims"

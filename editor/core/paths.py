@@ -111,18 +111,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` (an empty file already exists there) for the
     caller to write; on a normal exit it is synced to disk and replaces `path` in one step,
     on an exception (KeyboardInterrupt included) it is removed. An existing target keeps
-    its permission bits. The caller may also replace the temporary file wholesale (as
-    libraries that write by path do). Folders it had to make are removed again when the
-    write fails and they are still empty."""
+    its permission bits; a new one gets the process umask's. The caller may also replace
+    the temporary file wholesale (as libraries that write by path do). Folders it had to
+    make are removed again when the write fails and they are still empty."""
     path = Path(path)
     made = _make_parents(path.parent)
     try:
         tmp = _create_temp_beside(path)
+        # a new file gets the umask's mode: a library that writes by path may put its own
+        # private file (0600, as safetensors does) in the temporary one's place
+        new_mode = tmp.stat().st_mode & 0o7777
         try:
             yield tmp
             _fsync_file(tmp)
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(tmp, path.stat().st_mode & 0o7777)
+            try:
+                mode = path.stat().st_mode & 0o7777
+            except FileNotFoundError:
+                mode = new_mode
+            os.chmod(tmp, mode)
             replace_file(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -133,6 +139,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 folder.rmdir()  # only if empty
         raise
     _fsync_dir(path.parent)
+
+
+def unwritable_reason(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written into `folder` (made if missing), or None when they
+    can: checked by writing one, before work whose result would be lost."""
+    folder = Path(folder)
+    try:
+        _make_parents(folder)
+        _create_temp_beside(folder / "write-check").unlink()
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 def _make_parents(folder: Path) -> list[Path]:

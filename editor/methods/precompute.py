@@ -418,11 +418,18 @@ def precompute_pack(
             else:
                 yield phases.report("style statistics", item)
         assert stats is not None
+        if not _finite(stats.mean, stats.std):
+            raise ValueError("the generator's style codes are not finite numbers (NaN or "
+                             "infinity): its checkpoint or configuration is damaged")
         try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root, psi=config.psi),
                          stats.to_dict(),
                          {"generator": gen_hash, "sampler": sampler}, "style statistics")
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
                                           entry, save_every_s, phases)
+    if not _finite(relevance.vectors):  # saved, it would be refused and computed again
+        entry.partial_path.unlink(missing_ok=True)  # its progress holds the same NaN
+        raise ValueError(f"the relevance came out as NaN or infinity: the pictures or CLIP "
+                         f"features overflowed (k_sigma {config.k_sigma:g})")
     info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
             "sampler": sampler, "relevance": config.to_dict(),
             "seconds": round(time.monotonic() - t0, 1)}
