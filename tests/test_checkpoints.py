@@ -287,6 +287,16 @@ def test_damaged_metadata_in_our_format_is_a_checkpoint_error(tmp_path, tiny_gen
         with pytest.raises(CheckpointError, match=match):
             load_generator(_safetensors_with(tmp_path, tiny_generator, f"{i}.safetensors",
                                              **change))
+    # A config whose fields are of the wrong kind: each failed deep in the network with a
+    # TypeError or RuntimeError (a traceback), and NaN lr_mlp built a NaN generator.
+    for i, (field, value) in enumerate([("lr_mlp", "x"), ("n_mlp", "2"), ("z_dim", -5),
+                                        ("conv_clamp", "x"), ("blur_kernel", "abc"),
+                                        ("style_dim", "32"), ("lr_mlp", float("nan")),
+                                        ("channels", [8, True, 8]), ("n_mlp", 2.5)]):
+        path = _safetensors_with(tmp_path, tiny_generator, f"field{i}.safetensors",
+                                 meta={"config": json.dumps({**config, field: value})})
+        with pytest.raises(CheckpointError, match=f"invalid generator config \\({field} "):
+            load_generator(path)
     # free-form metadata that is not JSON only informs: the model still loads
     path = _safetensors_with(tmp_path, tiny_generator, "user.safetensors",
                              meta={"user": "{bad"})

@@ -54,6 +54,7 @@ class GeneratorConfig:
     z_dim: int | None = None  # defaults to style_dim
 
     def __post_init__(self) -> None:
+        self._check_types()
         log = math.log2(self.resolution) if self.resolution > 0 else -1
         if self.resolution < 4 or log != int(log):
             raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
@@ -73,6 +74,43 @@ class GeneratorConfig:
             )
         object.__setattr__(self, "blur_kernel", tuple(self.blur_kernel))
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    def _check_types(self) -> None:
+        """Every field a number of the right kind and range: a config from a file (our
+        JSON, a pickle's kwargs) that says "32" or NaN failed deep inside the network with
+        a TypeError, or built a generator whose every output was NaN."""
+        # checked, not converted: the values go into the content hash as they are
+        def count(name: str, value: object, least: int) -> None:
+            whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not whole or value < least:
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r:.40}")
+
+        def positive(name: str, value: object) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r:.40}")
+
+        for name, least in (("resolution", 4), ("style_dim", 1), ("n_mlp", 1),
+                            ("channel_base", 1), ("channel_max", 1), ("num_fp16_res", 0)):
+            count(name, getattr(self, name), least)
+        if self.z_dim is not None:
+            count("z_dim", self.z_dim, 1)
+        positive("lr_mlp", self.lr_mlp)
+        if self.conv_clamp is not None:
+            positive("conv_clamp", self.conv_clamp)
+        kernel = self.blur_kernel
+        if isinstance(kernel, (str, bytes)) or not isinstance(kernel, (list, tuple)) or not (
+                kernel and all(not isinstance(k, bool) and isinstance(k, (int, float))
+                               and math.isfinite(k) for k in kernel)) or sum(kernel) == 0:
+            raise ValueError(f"blur_kernel must be a list of finite numbers with a non-zero "
+                             f"sum, got {kernel!r:.40}")
+        if self.channels is not None:
+            if isinstance(self.channels, (str, bytes)) or not isinstance(
+                    self.channels, (list, tuple)):
+                raise ValueError(f"channels must be a list of whole numbers, got "
+                                 f"{self.channels!r:.40}")
+            for c in self.channels:
+                count("channels", c, 1)
 
     @classmethod
     def rosinality(
