@@ -355,7 +355,7 @@ def test_dropping_the_job_or_an_error_keeps_the_progress(gen, clip):
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "empty"])
-def test_a_damaged_cache_file_counts_as_absent(gen, clip, damage):
+def test_a_damaged_cache_file_counts_as_absent(gen, clip, damage, caplog):
     _, data = run_job(precompute(gen, clip))
     entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
     raw = entry.path.read_bytes()
@@ -369,6 +369,8 @@ def test_a_damaged_cache_file_counts_as_absent(gen, clip, damage):
         raw = b""
     entry.path.write_bytes(raw)
     assert pc.load_pack_data("gen-hash", "clip-hash", STATS_SAMPLES, CFG) is None
+    # said, not silent: a damaged resume file means hours of work done again
+    assert f"ignored {entry.path}" in caplog.text
     counting = CountingClip(clip)
     _, again = run_job(precompute(gen, counting))
     assert counting.calls > 0 and not again.from_cache

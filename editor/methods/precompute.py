@@ -168,7 +168,18 @@ def try_save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info:
 def load_checked(entry: TensorCache, partial: bool = False
                  ) -> tuple[dict[str, torch.Tensor], dict] | None:
     """An entry whose tensors match their checksum, else None (absent, damaged, or
-    written by another version)."""
+    written by another version or for another key). A file that is there but refused is
+    logged: the work it held (hours, for a resume file) is done again."""
+    got = _load_verified(entry, partial)
+    path = entry.partial_path if partial else entry.path
+    if got is None and path.exists():
+        log.warning("ignored %s: damaged, or written for other models or by another "
+                    "version; it is computed again", path)
+    return got
+
+
+def _load_verified(entry: TensorCache, partial: bool
+                   ) -> tuple[dict[str, torch.Tensor], dict] | None:
     try:
         got = entry.load_partial() if partial else entry.load()
     except ValueError:  # metadata that is not JSON
