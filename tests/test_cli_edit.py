@@ -511,3 +511,20 @@ def test_an_edit_without_a_neutral_takes_the_packs_own(tmp_path, models, capsys)
     assert main(["edit", "--seed", "3", "--target", "face with glasses", "--beta", "0.01",
                  *models, "-o", str(real)]) == 0, capsys.readouterr().err
     assert Session.from_json(read_recipe(real)).edits[0].params["neutral"] == "face"
+
+
+def test_wplus_index_picks_one_latent_of_a_file_of_several(tmp_path, models, capsys):
+    from editor.core.checkpoints import load_generator
+
+    gen = load_generator(models[1]).generator
+    path = tmp_path / "latents.pt"
+    torch.save(0.1 * torch.randn(4, gen.n_latent, gen.w_dim,
+                                 generator=torch.Generator().manual_seed(0)), path)
+    out = tmp_path / "two.png"
+    assert main(["edit", "--wplus", str(path), *models, "-o", str(out)]) == 1
+    assert "holds 4 latents; choose one (0 to 3) with --wplus-index" in capsys.readouterr().err
+    assert main(["edit", "--wplus", str(path), "--wplus-index", "2", *models,
+                 "-o", str(out)]) == 0
+    assert Session.from_json(read_recipe(out)).source.label == "latents.pt #2"
+    assert main(["edit", "--wplus-index", "2", *models, "-o", str(tmp_path / "x.png")]) == 1
+    assert "no --wplus given" in capsys.readouterr().err

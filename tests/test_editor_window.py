@@ -1642,3 +1642,18 @@ def test_deleting_the_last_edit_gives_the_focus_to_the_prompt_and_tab_skips_the_
     window.document.undo_stack.undo()  # the edit is back: the list takes the keyboard again
     assert len(window.document.state.session.edits) == 1
     assert panel.list.focusPolicy() == Qt.FocusPolicy.StrongFocus
+
+
+def test_opening_a_file_of_several_latents_asks_which_one(window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QInputDialog
+
+    g = window.pack.model.generator
+    path = tmp_path / "latents.pt"
+    torch.save(torch.randn(3, g.n_latent, g.w_dim), path)
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getInt",
+                        lambda *a, **k: (asked.append(a[2]) or (2, True)))
+    window.open_latent(str(path))
+    assert "holds 3 latents" in asked[0]
+    source = window.document.state.session.source
+    assert (source.kind, source.label) == ("wplus", "latents.pt #2")

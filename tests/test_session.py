@@ -402,3 +402,35 @@ def test_a_prompt_longer_than_the_clip_reads_is_reported(tiny_generator):
     ctx.compose(Session().add_edit(long).add_edit(short), statuses)
     assert statuses[long.id].cut == ("target",) and statuses[short.id].cut == ()
     assert "target prompt is longer than this CLIP reads" in status_text(statuses[long.id])
+
+
+def test_a_file_of_several_latents_asks_which_one(tmp_path, tiny_generator):
+    # e4e's and StyleCLIP's latents.pt hold one (n_latent, w_dim) latent per test image;
+    # such a file was refused for its shape, with no way to pick one.
+    from editor.engine.compose import ManyLatentsError, load_wplus, wplus_file_source
+
+    g = tiny_generator
+    batch = torch.randn(3, g.n_latent, g.w_dim)
+    path = tmp_path / "latents.pt"
+    torch.save(batch, path)
+    with pytest.raises(ManyLatentsError, match="holds 3 latents; choose one") as many:
+        load_wplus(path, g.n_latent, g.w_dim)
+    assert many.value.count == 3
+    assert torch.equal(load_wplus(path, g.n_latent, g.w_dim, 2), batch[2:3])
+    with pytest.raises(EditError, match="no number 3"):
+        load_wplus(path, g.n_latent, g.w_dim, 3)
+    source = wplus_file_source(path, g.n_latent, g.w_dim, 1)
+    assert source.label == "latents.pt #1"
+    assert torch.equal(EditingContext(g).render(Session(source=source)),
+                       EditingContext(g).render(Session(source=wplus_file_source(
+                           _one(tmp_path, batch[1]), g.n_latent, g.w_dim))))
+    single = _one(tmp_path, batch[0])  # a file of one: number 0 is it, any other is not
+    assert torch.equal(load_wplus(single, g.n_latent, g.w_dim, 0), batch[:1])
+    with pytest.raises(EditError, match="holds 1 latent: there is no number 1"):
+        load_wplus(single, g.n_latent, g.w_dim, 1)
+
+
+def _one(tmp_path, latent):
+    path = tmp_path / "one.npy"
+    np.save(path, latent.numpy())
+    return path

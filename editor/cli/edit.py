@@ -21,7 +21,13 @@ from pathlib import Path
 
 from editor.core.errors import AtelierError, ClipError, ImageExistsError
 from editor.core.image_io import check_export_path, read_recipe
-from editor.engine.compose import EditError, check_made_for, wplus_file_source, wplus_of_source
+from editor.engine.compose import (
+    EditError,
+    ManyLatentsError,
+    check_made_for,
+    wplus_file_source,
+    wplus_of_source,
+)
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, replayed_session
 from editor.engine.export import (
     DEFAULT_QUALITY,
@@ -56,7 +62,7 @@ from editor.methods.global_directions import Progress
 
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 
-SOURCE_OPTIONS = ("seed", "psi", "wplus")
+SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
 
 
 class _EditAction(argparse.Action):
@@ -84,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--psi", type=float_within(*PSI_RANGE), default=None,
                      help="truncation (default 0.7; 1.0 for the demo pack)")
     src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
+    src.add_argument("--wplus-index", type=int_at_least(0), default=None, metavar="K",
+                     help="with --wplus: the file's latent number K, for a file of several "
+                          "(as e4e's latents.pt, one per test image)")
     src.add_argument("--recipe", help="replay a recipe: a .json recipe or session, or an "
                      "exported PNG, JPEG or WebP that carries one")
     ed = p.add_argument_group("edits (repeat for several; --neutral goes before its "
@@ -136,13 +145,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check_options(args: argparse.Namespace) -> None:
     """Refuse combinations that would be silently ignored."""
     if args.recipe:
-        given = [f"--{name}" for name in SOURCE_OPTIONS if getattr(args, name) is not None]
+        given = [f"--{name.replace('_', '-')}" for name in SOURCE_OPTIONS
+                 if getattr(args, name) is not None]
         given += ["edit options (--target, --alpha, ...)"] if args.edits else []
         if given:
             raise RecipeError(f"--recipe replays a whole recipe; it cannot be combined with "
                               f"{', '.join(given)}")
     if args.wplus and args.seed is not None:
         raise RecipeError("start from --seed or from --wplus, not both")
+    if args.wplus_index is not None and not args.wplus:
+        raise RecipeError("--wplus-index picks a latent of a --wplus file; no --wplus given")
     if args.quality is not None and format_from_suffix(args.output) not in LOSSY_FORMATS:
         raise RecipeError(f"--quality applies to JPEG and WebP outputs (.jpg, .webp), not "
                           f"to {Path(args.output).name}")
@@ -269,7 +281,8 @@ def run(args: argparse.Namespace) -> int:
         is_demo = pack.model.z_for_seed is not None
         gen = pack.model.generator
         session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
-                                lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim),
+                                lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim,
+                                                               args.wplus_index),
                                 recipe, pack.neutral_prompt())
         if pack.clip is None and session.has_text_edits:
             raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
@@ -295,7 +308,8 @@ def run(args: argparse.Namespace) -> int:
         saved = save_render(args.output, image, session, quality=quality, scale=scale,
                             overwrite=args.overwrite, upscale_filter=upscale_filter)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
-        hint = "; pass --overwrite to replace it" if isinstance(e, ImageExistsError) else ""
+        hint = ("; pass --overwrite to replace it" if isinstance(e, ImageExistsError)
+                else " with --wplus-index" if isinstance(e, ManyLatentsError) else "")
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

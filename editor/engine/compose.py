@@ -66,8 +66,19 @@ def unknown_words(texts: Sequence[str], known: frozenset[str] | None) -> tuple[s
     return tuple(dict.fromkeys(w for w in words if w not in known))
 
 
-def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
-    """A saved W+ (.npy, .pt or .safetensors) as (1, n_latent, w_dim)."""
+class ManyLatentsError(EditError):
+    """The file holds several W+ latents (e4e's and StyleCLIP's latents.pt hold one per
+    test image): which one to use must be said."""
+
+    def __init__(self, path: Path, count: int):
+        super().__init__(f"{path.name} holds {count} latents; choose one (0 to {count - 1})")
+        self.count = count
+
+
+def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = None
+               ) -> torch.Tensor:
+    """A saved W+ (.npy, .pt or .safetensors) as (1, n_latent, w_dim). A file of several
+    (N, n_latent, w_dim) needs `index` (ManyLatentsError without it)."""
     path = Path(path)
     try:
         if path.suffix == ".npy":
@@ -94,6 +105,15 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
         t = t[None]
     elif t.ndim == 1 and t.shape[0] == w_dim:
         t = t[None, None].repeat(1, n_latent, 1)
+    count = len(t) if t.ndim == 3 and tuple(t.shape[1:]) == (n_latent, w_dim) else 1
+    if index is None and count > 1:
+        raise ManyLatentsError(path, count)
+    if index is not None:
+        if not 0 <= index < count:
+            raise EditError(f"{path.name} holds {count} latent{'s' if count > 1 else ''}: "
+                            f"there is no number {index} (0 to {count - 1})")
+        if count > 1:
+            t = t[index:index + 1]
     if tuple(t.shape) != (1, n_latent, w_dim):
         raise EditError(f"{path.name} holds a latent of shape {tuple(t.shape)}; this generator "
                         f"needs ({n_latent}, {w_dim})")
@@ -102,11 +122,14 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int) -> torch.Tensor:
     return t
 
 
-def wplus_file_source(path: str | Path, n_latent: int, w_dim: int) -> Source:
-    """A W+ source read from a file, carrying the latent itself: its recipe reproduces
-    anywhere, and not a different image when the file later changes."""
-    wplus = load_wplus(path, n_latent, w_dim)
-    return Source(kind="wplus", wplus_path=str(path), label=Path(path).name,
+def wplus_file_source(path: str | Path, n_latent: int, w_dim: int,
+                      index: int | None = None) -> Source:
+    """A W+ source read from a file (its latent number `index` when it holds several),
+    carrying the latent itself: its recipe reproduces anywhere, and not a different image
+    when the file later changes."""
+    wplus = load_wplus(path, n_latent, w_dim, index)
+    label = Path(path).name + (f" #{index}" if index is not None else "")
+    return Source(kind="wplus", wplus_path=str(path), label=label,
                   wplus_data=encode_wplus(wplus))
 
 

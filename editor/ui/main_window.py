@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFrame,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -32,7 +33,7 @@ from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.core.paths import RESOURCES_DIR
-from editor.engine.compose import wplus_file_source, wplus_of_source
+from editor.engine.compose import ManyLatentsError, wplus_file_source, wplus_of_source
 from editor.engine.editor_state import (
     DEFAULT_NEUTRAL,
     DRAFT_KEY,
@@ -816,7 +817,15 @@ class MainWindow(QMainWindow):
             return
         g = self.pack.model.generator
         try:  # read and check it on this generator now rather than failing every render
-            source = wplus_file_source(path, g.n_latent, g.w_dim)
+            try:
+                source = wplus_file_source(path, g.n_latent, g.w_dim)
+            except ManyLatentsError as many:  # e4e's latents.pt: one per test image
+                index, ok = QInputDialog.getInt(
+                    self, "Open latent", f"{Path(path).name} holds {many.count} latents. "
+                    f"Which one (0 to {many.count - 1})?", 0, 0, many.count - 1)
+                if not ok:
+                    return
+                source = wplus_file_source(path, g.n_latent, g.w_dim, index)
         except (AtelierError, ValueError) as e:
             QMessageBox.warning(self, "Cannot use this latent", str(e))
             return
