@@ -819,3 +819,14 @@ def test_ctrl_c_outside_a_commands_own_loop_is_one_line_and_exit_130(tmp_path, c
     monkeypatch.setattr("editor.core.checkpoints.load_generator", interrupted)
     assert _cli_precompute(tmp_path) == 130
     assert capsys.readouterr().err.strip().endswith("atelier precompute: interrupted")
+
+
+def test_cli_precompute_reads_a_finished_pack_from_a_place_it_cannot_write(tmp_path, capsys,
+                                                                          monkeypatch):
+    # The write check ran before the cache was looked at: a read-only folder holding the
+    # finished pack (shipped data, a shared cache) was refused.
+    assert _cli_precompute(tmp_path) == 0
+    monkeypatch.setattr("editor.cli.precompute.unwritable_reason",
+                        lambda folder: "Read-only file system")
+    assert _cli_precompute(tmp_path) == 0
+    assert "pack ready (from the cache)" in capsys.readouterr().out

@@ -207,8 +207,9 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     root = Path(args.into) if args.into else None
     entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,
                           sampler, root)
-    # before the work: a pack that cannot be kept is lost when the command ends
-    if problem := unwritable_reason(entry.dir):  # a read-only place, a file of that name...
+    # before the work: a pack that cannot be kept is lost when the command ends (a finished
+    # one in a read-only place is only read)
+    if not entry.path.exists() and (problem := unwritable_reason(entry.dir)):
         return _error(f"cannot write the pack into {entry.dir}: {problem} (it could not be "
                       f"kept; --into picks another folder)")
     print(f"generator {Path(args.generator).name} ({gen.config.resolution} px, hash "
