@@ -1147,6 +1147,11 @@ def test_the_prompt_examples_are_in_the_packs_words(window, qtbot):
     # a real pack: StyleCLIP's own words, as `atelier edit` uses them
     assert panel.target.placeholderText() == "face with blonde hair"
     assert window.document.state.draft.params["neutral"] == "face"
+    # the suggestions are worded as the neutral is: "a smiling face" against "face" put an
+    # article into every suggested edit's direction
+    suggestions = window.pack.suggestions()
+    assert suggestions and all(p.split()[0] not in ("a", "an") and "face" in p.split()
+                               for p in suggestions)
     window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
     qtbot.waitUntil(lambda: window.pack is not None and window.pack.is_demo, timeout=20_000)
     # the demo CLIP knows cartoon faces: "a face" was not its neutral prompt

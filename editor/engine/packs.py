@@ -45,13 +45,14 @@ DEMO_STATS_SAMPLES = 10_000
 # channels it moves are the edited attribute's own, against 34 %.
 DEMO_EDIT_DEFAULTS = EditDefaults(alpha=3.0, beta=0.15, auto_beta=True, min_channels=20,
                                   gate=True)
-# Target prompts offered for real face generators (StyleCLIP's kind of edits).
+# Target prompts offered for real face generators (StyleCLIP's kind of edits), worded as
+# the neutral "face" is: a leading article on one side only is a difference CLIP sees.
 GENERAL_PROMPTS = (
-    "a face with blonde hair", "a face with black hair", "a face with grey hair",
-    "a face with curly hair", "a smiling face", "a surprised face", "an angry face",
-    "a face with glasses", "a face with sunglasses", "a face with a beard",
-    "a face with makeup", "a face with lipstick", "a bald face", "an old face",
-    "a young face", "a face with a hat",
+    "face with blonde hair", "face with black hair", "face with grey hair",
+    "face with curly hair", "smiling face", "surprised face", "angry face",
+    "face with glasses", "face with sunglasses", "face with a beard",
+    "face with makeup", "face with lipstick", "bald face", "old face",
+    "young face", "face with a hat",
 )
 
 

@@ -63,7 +63,7 @@ class PromptPanel(QWidget):
         self.neutral.setPlaceholderText(DEFAULT_NEUTRAL)
         self.neutral.setToolTip("What the image is now, in words (the neutral prompt)")
         self.target = QLineEdit()
-        self.target.setPlaceholderText("a face with blonde hair")
+        self.target.setPlaceholderText(f"{DEFAULT_NEUTRAL} with blonde hair")
         self.target.setToolTip("What it should become (the target prompt); the edit moves "
                                "the image along target − neutral")
         self.suggest_button = QToolButton()
