@@ -746,7 +746,8 @@ def run_measurements(world: World, edits: Sequence[EditSpec], sweep_edits: Seque
                         return clip_maker(world, e, beta, s.min_channels, s.templates)
                     return oracle_maker(world, oracle_relevance_obj, e, beta, s.min_channels)
 
-                sweeps.append({"relevance": kind, "edit": e.name,
+                sweeps.append({"relevance": kind, "edit": e.name, "neutral": e.neutral,
+                               "target": e.target,
                                "cells": sweep_edit(world, sub, e, maker, s.batch)})
         times["sweep"] = time.perf_counter() - t0
         log(f"sweep: {len(sweeps)} edits x {len(SWEEP_ALPHAS)} alphas x {len(SWEEP_BETAS)} "
@@ -778,16 +779,17 @@ def format_rows(edits: Sequence[EditSpec], clip_rows: Sequence[EditScore],
     header = ("edit", "relevance", "n", "lacking", "reached", "others(all)",
               "others(reached)", "both", "channels", "beta", "most changed")
     rows = [header]
-    oracle = {r.edit: r for r in oracle_rows}
-    gated = {r.edit: r for r in gated_rows}
-    asked = {r.edit: r for r in asked_rows}
-    averaged = {r.edit: r for r in averaged_rows}
-    ceiling = {r.edit: r for r in ceiling_rows}
-    for e, r in zip(edits, clip_rows, strict=True):
-        for label, row in (("clip", r), ("gated", gated.get(e.name)),
-                           ("oracle", oracle.get(e.name)),
-                           ("averaged", averaged.get(e.name)), ("asked", asked.get(e.name)),
-                           ("world", ceiling.get(e.name))):
+
+    def column(scores: Sequence[EditScore]) -> Sequence[EditScore | None]:
+        # by position, as they were measured: two prompts for one value (--prompt) share
+        # the value's name
+        return scores or [None] * len(edits)
+
+    for e, *measured in zip(edits, clip_rows, column(gated_rows), column(oracle_rows),
+                            column(averaged_rows), column(asked_rows), column(ceiling_rows),
+                            strict=True):
+        for label, row in zip(("clip", "gated", "oracle", "averaged", "asked", "world"),
+                              measured, strict=True):
             if row is None:
                 continue
             name = e.name if label == "clip" else ""
@@ -826,8 +828,10 @@ def _channels_text(row: EditScore) -> str:
 def format_sweep(sweep: dict) -> str:
     cells: dict = sweep["cells"]
     first = next((c for c in cells.values() if c.error is None), next(iter(cells.values())))
-    lines = [f"sweep {sweep['edit']} ({sweep['relevance']} relevance, {first.n} seeds, "
-             f"{first.lacking} lacking): target reached / others unchanged where reached"]
+    prompts = f" '{sweep['neutral']}' -> '{sweep['target']}'" if "target" in sweep else ""
+    lines = [f"sweep {sweep['edit']}{prompts} ({sweep['relevance']} relevance, {first.n} "
+             f"seeds, {first.lacking} lacking): target reached / others unchanged where "
+             f"reached"]
     head = f"{'beta':>18s}" + "".join(f"{'alpha ' + f'{a:g}':>14s}" for a in SWEEP_ALPHAS)
     lines.append(head)
     for beta in SWEEP_BETAS:
@@ -883,6 +887,7 @@ def to_json(result: dict, world_info: dict) -> dict:
         "ceiling": [r.to_dict() for r in result["ceiling"]],
         "oracle_info": result["oracle_info"],
         "sweeps": [{"relevance": sw["relevance"], "edit": sw["edit"],
+                    "neutral": sw["neutral"], "target": sw["target"],
                     "cells": [{**c.to_dict(), "beta_setting": _beta_json(b), "alpha": a}
                               for (b, a), c in sw["cells"].items()]}
                    for sw in result["sweeps"]],
@@ -1049,7 +1054,9 @@ def main(argv: list[str] | None = None) -> int:
         prompts = [*(ISSUE_PROMPTS if args.issue_prompts else ()), *(args.prompt or ())]
         own = [prompt_edit(t) for t in prompts] or None
         edits = select_edits(args.edits, own)
-        sweep_edits = select_edits(args.sweep_edits) if not args.no_sweep else []
+        # the sweep measures the prompts chosen too (its default names the issue's values)
+        sweep_edits = ([] if args.no_sweep else edits if own and args.sweep_edits ==
+                       DEFAULT_SWEEP_EDITS else select_edits(args.sweep_edits, own))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

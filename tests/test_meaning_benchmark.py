@@ -403,3 +403,33 @@ def test_averaged_sunglasses_on_the_demo_generator_move_only_the_glasses_channel
                                 m.meaning_seeds(24))
     (row,) = m.averaged_scores(world, sources, fit, [sunglasses], batch=24)
     assert row.lacking > 0 and row.reached_rate >= 0.8
+
+
+def test_two_prompts_for_one_value_keep_their_own_rows_and_sweeps(monkeypatch):
+    # Rows were paired by the value's name, so the second prompt's gated row was printed
+    # under both; and the sweep measured the captions' phrasing under the same label.
+    first = m.prompt_edit("mouth=smile:face->smiling face")
+    second = m.prompt_edit("mouth=smile:face->face with a big smile")
+    rows = m.format_rows([first, second], [m.failed_score(first, 5, "clip 1"),
+                                           m.failed_score(second, 5, "clip 2")], [],
+                         gated_rows=[m.failed_score(first, 5, "gated 1"),
+                                     m.failed_score(second, 5, "gated 2")])
+    positions = [rows.index(w) for w in ("clip 1", "gated 1", "clip 2", "gated 2")]
+    assert positions == sorted(positions)
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(world, edits, sweep_edits, settings):
+        seen.update(edits=edits, sweep=sweep_edits)
+        raise Stop
+
+    monkeypatch.setattr(m, "run_measurements", capture)
+    with pytest.raises(Stop):
+        m.main(["--issue-prompts", "--seeds", "2"])
+    assert seen["sweep"] == seen["edits"] == [m.prompt_edit(t) for t in m.ISSUE_PROMPTS]
+    with pytest.raises(Stop):
+        m.main(["--prompt", "mouth=smile:face->smiling face", "--sweep-edits", "smile"])
+    assert seen["sweep"] == [first]
