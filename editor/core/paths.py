@@ -125,10 +125,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             _fsync_file(tmp)
             try:
-                mode = path.stat().st_mode & 0o7777
+                os.chmod(tmp, path.stat().st_mode & 0o7777)
             except FileNotFoundError:
-                mode = new_mode
-            os.chmod(tmp, mode)
+                # best effort: a file system without modes (FAT) may refuse it
+                with contextlib.suppress(OSError):
+                    os.chmod(tmp, new_mode)
             replace_file(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
