@@ -1220,3 +1220,22 @@ def test_a_clip_installed_through_the_zoo_serves_its_arch_and_tag(tmp_path):
     with pytest.raises(ClipError) as info:
         ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path / "empty")
     assert "ViT-B-32.pt" in str(info.value) and "not available locally" not in str(info.value)
+
+
+def test_atomic_path_removes_temporary_files_a_killed_writer_left(tmp_path):
+    # A SIGKILL while a cache entry was written left ".NAME.xxxx.tmp" for good; one a
+    # writer is still filling is recent and must stay.
+    import time
+
+    target = tmp_path / "entry.safetensors"
+    stale = tmp_path / ".entry.safetensors.0badcafe.tmp"
+    fresh = tmp_path / ".entry.safetensors.1234abcd.tmp"
+    other = tmp_path / ".other.safetensors.0badcafe.tmp"
+    for f in (stale, fresh, other):
+        f.write_bytes(b"partial")
+    day_old = time.time() - paths.STALE_TEMP_S - 60
+    for f in (stale, other):
+        os.utime(f, (day_old, day_old))
+    paths.atomic_write_bytes(target, b"done")
+    assert target.read_bytes() == b"done"
+    assert not stale.exists() and fresh.exists() and other.exists()

@@ -9,6 +9,7 @@ never half of one, and a failed write leaves no stray temporary file behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import sys
@@ -51,12 +52,19 @@ def config_dir() -> Path:
     return _user_dir(CONFIG_ENV, platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
+STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed writer
+
+
+def _temp_stem(path: Path) -> str:
+    # A cut of the name keeps the temporary name within the file system's limit (255
+    # bytes) wherever the final name fits.
+    return path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
+
+
 def _create_temp_beside(path: Path) -> Path:
     """An empty new file in path's folder. Made with mode 0o666 so the process umask
     applies (mkstemp would force 0o600 and the result would be private to the user)."""
-    # A cut of the name keeps the temporary name within the file system's limit (255
-    # bytes) wherever the final name fits.
-    stem = path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
+    stem = _temp_stem(path)
     for _ in range(100):
         tmp = path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp")
         try:
@@ -116,6 +124,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     make are removed again when the write fails and they are still empty."""
     path = Path(path)
     made = _make_parents(path.parent)
+    _remove_stale_temps(path)
     try:
         tmp = _create_temp_beside(path)
         # a new file gets the umask's mode: a library that writes by path may put its own
@@ -140,6 +149,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 folder.rmdir()  # only if empty
         raise
     _fsync_dir(path.parent)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temporary files of earlier writes of `path` that a kill (SIGKILL, power loss) left
+    behind; one of a writer still at work is recent, and stays."""
+    cutoff = time.time() - STALE_TEMP_S
+    for old in path.parent.glob(f".{glob.escape(_temp_stem(path))}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if old.is_file() and old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 def unwritable_reason(folder: str | os.PathLike) -> str | None:
