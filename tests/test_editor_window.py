@@ -1662,3 +1662,36 @@ def test_opening_a_file_of_several_latents_asks_which_one(window, monkeypatch, t
     assert "holds 3 latents" in asked[0]
     source = window.document.state.session.source
     assert (source.kind, source.label) == ("wplus", "latents.pt #2")
+
+
+def test_a_real_generator_after_the_demo_gets_its_usual_psi(window, qtbot, models):
+    # The demo forces psi 1.0; opening a real generator after it kept 1.0, so a seed in
+    # the window was another picture than `atelier edit --seed` (0.7) on the same model.
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source
+
+    gen, clip, _ = models
+    window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.is_demo, timeout=20_000)
+    assert window.document.state.session.source.psi == 1.0
+    window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: not window.pack.is_demo, timeout=20_000)
+    assert window.document.state.session.source.psi == 0.7
+    assert window.source_panel.psi_box.value() == pytest.approx(0.7)
+
+
+def test_a_dropped_pt_file_of_latents_opens_as_a_latent(window, monkeypatch, tmp_path):
+    # Drops and Open recent sent every .pt to the generator loader: "expected a dict of
+    # weights, got Tensor" for e4e's latents.pt.
+    from PySide6.QtWidgets import QInputDialog
+
+    g = window.pack.model.generator
+    path = tmp_path / "latents.pt"
+    torch.save(torch.randn(3, g.n_latent, g.w_dim), path)
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: (1, True))
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    window.open_paths([str(path)])
+    source = window.document.state.session.source
+    assert (source.kind, source.label) == ("wplus", "latents.pt #1") and not warned

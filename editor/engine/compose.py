@@ -122,6 +122,25 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
     return t
 
 
+def holds_a_latent(path: str | Path) -> bool:
+    """Whether a .pt or .safetensors file holds W+ latents (a bare tensor, as e4e's
+    latents.pt; one tensor in a .safetensors) rather than a generator's weights. Reads only
+    what tells them apart: a .pt's top object with its storages memory-mapped (a legacy
+    .pt cannot be, and is no latent of today's tools), a .safetensors' tensor names."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".safetensors":
+            with safe_open(str(path), framework="pt") as f:
+                return len(list(f.keys())) == 1
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError,
+            SafetensorError):
+        return False  # not a readable latent: left to the generator loader's message
+    return isinstance(obj, torch.Tensor)
+
+
 def wplus_file_source(path: str | Path, n_latent: int, w_dim: int,
                       index: int | None = None) -> Source:
     """A W+ source read from a file (its latent number `index` when it holds several),

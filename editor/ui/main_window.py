@@ -33,7 +33,12 @@ from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.core.paths import RESOURCES_DIR
-from editor.engine.compose import ManyLatentsError, wplus_file_source, wplus_of_source
+from editor.engine.compose import (
+    ManyLatentsError,
+    holds_a_latent,
+    wplus_file_source,
+    wplus_of_source,
+)
 from editor.engine.editor_state import (
     DEFAULT_NEUTRAL,
     DRAFT_KEY,
@@ -660,6 +665,10 @@ class MainWindow(QMainWindow):
             if info.z_for_seed is not None:
                 # attribute-conditioned latents (the demo world): truncation would blend faces
                 source = dataclasses.replace(source, psi=1.0)
+            elif old is not None and old.model.z_for_seed is not None:
+                # from the demo's forced 1.0 back to a real generator's usual ψ, as
+                # `atelier edit --seed` uses it: the same seed is the same picture
+                source = dataclasses.replace(source, psi=Source.psi)
             draft = state.draft
             if not str(draft.params.get("target", "")).strip():
                 draft = new_draft(pack.neutral_prompt(), defaults=pack.edit_defaults)
@@ -766,7 +775,7 @@ class MainWindow(QMainWindow):
             self.open_session(path)
         elif suffix in IMAGE_SUFFIXES:
             self._open_image_or_recipe(path)
-        elif suffix == ".npy":
+        elif suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
             self.open_latent(path)
         elif suffix in GENERATOR_SUFFIXES:
             self.open_generator(path)
@@ -775,7 +784,8 @@ class MainWindow(QMainWindow):
         else:
             QMessageBox.warning(self, "Cannot open",
                                 f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
-                                ".safetensors), sessions (.json), latents (.npy) and images.")
+                                ".safetensors), sessions (.json), latents (.npy, .pt, "
+                                ".safetensors) and images.")
 
     def open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(),
