@@ -421,9 +421,8 @@ def demo_config(path: str | Path, device: torch.device, edit_kind: str,
             note = f"text edit '{DEMO_PROMPT[1]}'"
         elif edit_kind == "global":
             raise SystemExit(f"error: no text edit possible with this pack: {why}")
-    psi = 1.0 if info.z_for_seed is not None else 0.7
-    return Config(f"demo {gen.img_resolution}px", context, Source(seed=0, psi=psi), edit,
-                  True, preview_res, note)
+    return Config(f"demo {gen.img_resolution}px", context, Source(seed=0, psi=info.seed_psi),
+                  edit, True, preview_res, note)
 
 
 def _demo_pack_context(path: str | Path, device: torch.device

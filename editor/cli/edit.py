@@ -278,9 +278,8 @@ def run(args: argparse.Namespace) -> int:
                          if args.precompute_images else None,
                          stats_samples=args.stats_samples,
                          require_clip=bool(args.clip_file or args.clip_arch))
-        is_demo = pack.model.z_for_seed is not None
         gen = pack.model.generator
-        session = build_session(args, 1.0 if is_demo else 0.7, pack.edit_defaults,
+        session = build_session(args, pack.model.seed_psi, pack.edit_defaults,
                                 lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim,
                                                                args.wplus_index),
                                 recipe, pack.neutral_prompt())

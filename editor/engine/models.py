@@ -14,6 +14,8 @@ from editor.core.generator import Generator
 from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning
 
+from .session import Source
+
 DEMO_GENERATOR = DEMO_MODELS_DIR / "generator.safetensors"
 
 
@@ -29,6 +31,13 @@ class ModelInfo:
     generator: Generator
     z_for_seed: Callable[[int], torch.Tensor] | None = None  # None: z ~ N(0, I) from the seed
     sampler: str | None = None  # the name of z_for_seed's sampler, for cache keys
+
+    @property
+    def seed_psi(self) -> float:
+        """The ψ a seed starts at, in the window and `atelier edit` alike: 1.0 for
+        attribute-conditioned latents (the demo world, where truncation would blend faces),
+        else the usual 0.7."""
+        return 1.0 if self.z_for_seed is not None else Source.psi
 
 
 # Generators that read something other than Gaussian z name their sampler in their metadata.

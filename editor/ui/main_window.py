@@ -662,13 +662,11 @@ class MainWindow(QMainWindow):
         if first:  # a new model starts a new history, with its own defaults
             state = self.document.state
             source = self._source_for_new_model(state.session.source)
-            if info.z_for_seed is not None:
-                # attribute-conditioned latents (the demo world): truncation would blend faces
-                source = dataclasses.replace(source, psi=1.0)
-            elif old is not None and old.model.z_for_seed is not None:
-                # from the demo's forced 1.0 back to a real generator's usual ψ, as
-                # `atelier edit --seed` uses it: the same seed is the same picture
-                source = dataclasses.replace(source, psi=Source.psi)
+            if info.z_for_seed is not None or (old is not None
+                                               and old.model.z_for_seed is not None):
+                # into or out of the demo world, whose ψ is forced: the model's own, as
+                # `atelier edit --seed` uses it, so the same seed is the same picture
+                source = dataclasses.replace(source, psi=info.seed_psi)
             draft = state.draft
             if not str(draft.params.get("target", "")).strip():
                 draft = new_draft(pack.neutral_prompt(), defaults=pack.edit_defaults)
