@@ -9,7 +9,7 @@ import sys
 
 # Subcommand modules, each exposing register(subparsers). Listed by name so that
 # `atelier --help` does not import torch-heavy modules until one is run.
-SUBCOMMANDS = ("discover", "edit", "invert", "models", "precompute")
+SUBCOMMANDS = ("discover", "edit", "import_styleclip", "invert", "models", "precompute")
 
 
 # GNU OpenMP (PyTorch's CPU threads on Linux) lets an idle helper thread spin 300,000 times

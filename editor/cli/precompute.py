@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -23,6 +24,8 @@ from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
 
+    from editor.core.checkpoints import LoadedGenerator
+    from editor.core.clip_model import ClipModel
     from editor.methods import global_directions as gd
 
 PROG = "atelier precompute"
@@ -40,19 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model. The result is cached; interrupted runs resume.")
     p.add_argument("--generator", required=True, metavar="PATH",
                    help="generator checkpoint (rosinality .pt, NVIDIA .pkl, .safetensors)")
-    clip = p.add_mutually_exclusive_group(required=True)
-    clip.add_argument("--clip-pretrained", metavar="TAG",
-                      help="open_clip pretrained tag (with --clip-arch), e.g. openai")
-    clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
-                      metavar="PATH",
-                      help="local CLIP weights (with --clip-arch unless saved by this program)")
-    clip.add_argument("--clip-config", metavar="JSON",
-                      help="open_clip model config: a .json file or inline JSON (random "
-                      "weights unless --clip-weights is given)")
-    p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
-    p.add_argument("--clip-weights", metavar="PATH", help="weights for --clip-config")
-    p.add_argument("--download", action="store_true",
-                   help="allow downloading the pretrained CLIP weights if not cached")
+    add_clip_args(p)
     p.add_argument("--n-images", type=int_at_least(1), default=N_IMAGES, metavar="N",
                    help=f"base images per channel (default {N_IMAGES}, as the paper)")
     p.add_argument("--k-sigma", type=positive_float, default=K_SIGMA, metavar="K",
@@ -77,6 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "demo pack's directions are made for "
                    "editor/resources/models/toyfaces/directions)")
     p.set_defaults(func=cmd_precompute)
+
+
+def add_clip_args(p: argparse.ArgumentParser) -> None:
+    """The CLIP model options (read by load_clip), shared with `atelier import-styleclip`."""
+    clip = p.add_mutually_exclusive_group(required=True)
+    clip.add_argument("--clip-pretrained", metavar="TAG",
+                      help="open_clip pretrained tag (with --clip-arch), e.g. openai")
+    clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
+                      metavar="PATH",
+                      help="local CLIP weights (with --clip-arch unless saved by this program)")
+    clip.add_argument("--clip-config", metavar="JSON",
+                      help="open_clip model config: a .json file or inline JSON (random "
+                      "weights unless --clip-weights is given)")
+    p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
+    p.add_argument("--clip-weights", metavar="PATH", help="weights for --clip-config")
+    p.add_argument("--download", action="store_true",
+                   help="allow downloading the pretrained CLIP weights if not cached")
 
 
 def _error(message: str) -> int:
@@ -127,6 +135,23 @@ class ProgressLine:
             self.width = 0
 
 
+def show_progress(job: Iterator) -> object:
+    """Run a job, its Progress shown on one stderr line (closed whatever happens); its
+    last item (the PackData) is returned."""
+    from editor.methods.global_directions import Progress
+
+    line, result = ProgressLine(), None
+    try:
+        for item in job:
+            if isinstance(item, Progress):
+                line.show(item)
+            else:
+                result = item
+    finally:
+        line.close()
+    return result
+
+
 def _read_config(text: str) -> dict:
     try:
         if text.lstrip().startswith("{"):
@@ -158,6 +183,31 @@ def load_clip(args: argparse.Namespace, device: torch.device):
     return ClipModel.from_config(config, weights, device=device, name="cli-config")
 
 
+def load_models(args: argparse.Namespace) -> tuple[
+        torch.device, LoadedGenerator, ClipModel, gd.WSampler | None, str | None]:
+    """The device, generator (in eval mode), CLIP and latent sampler (demo_sampler) the
+    shared options name, with --threads applied first. Raises AtelierError."""
+    import torch
+
+    from editor.core.checkpoints import load_generator
+    from editor.engine.renderer import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    loaded = load_generator(args.generator, device=device)
+    clip = load_clip(args, device)
+    loaded.generator.eval()
+    return device, loaded, clip, *demo_sampler(loaded, device)
+
+
+def models_line(args: argparse.Namespace, loaded: LoadedGenerator, clip: ClipModel) -> str:
+    """Which models a command works on, for its first line."""
+    return (f"generator {Path(args.generator).name} ({loaded.generator.config.resolution} "
+            f"px, hash {loaded.content_hash[:12]}), CLIP {clip.name} (hash "
+            f"{clip.content_hash[:12]})")
+
+
 def demo_sampler(loaded, device: torch.device) -> tuple[gd.WSampler | None, str | None]:
     """The demo world's generator reads attribute codes, not Gaussian z: sample its own."""
 
@@ -176,22 +226,15 @@ def demo_sampler(loaded, device: torch.device) -> tuple[gd.WSampler | None, str 
 def cmd_precompute(args: argparse.Namespace) -> int:
     import torch
 
-    from editor.core.checkpoints import load_generator
     from editor.engine.packs import default_relevance_config
-    from editor.engine.renderer import pick_device
     from editor.methods import global_directions as gd
     from editor.methods import precompute as pc
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        device = pick_device(args.device)
-        loaded = load_generator(args.generator, device=device)
-        clip = load_clip(args, device)
+        device, loaded, clip, sample_w, sampler = load_models(args)
     except AtelierError as e:
         return _error(str(e))
-    gen = loaded.generator.eval()
-    sample_w, sampler = demo_sampler(loaded, device)
+    gen = loaded.generator
     batch = args.batch_size or gd.suggested_batch_size(gen)
     config = gd.RelevanceConfig(n_images=args.n_images, k_sigma=args.k_sigma,
                                 layers=tuple(args.layers) if args.layers else None,
@@ -212,21 +255,13 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     if not entry.path.exists() and (problem := unwritable_reason(entry.dir)):
         return _error(f"cannot write the pack into {entry.dir}: {problem} (it could not be "
                       f"kept; --into picks another folder)")
-    print(f"generator {Path(args.generator).name} ({gen.config.resolution} px, hash "
-          f"{loaded.content_hash[:12]}), CLIP {clip.name} (hash {clip.content_hash[:12]}), "
-          f"{config.n_images} images/channel, batch {batch}, device {device}", file=sys.stderr)
-    line = ProgressLine()
-    data = None
+    print(f"{models_line(args, loaded, clip)}, {config.n_images} images/channel, batch "
+          f"{batch}, device {device}", file=sys.stderr)
     try:
-        for item in pc.precompute_pack(gen, clip, loaded.content_hash, clip.content_hash,
-                                       args.stats_samples, config, sample_w,
-                                       sampler=sampler, root=root):
-            if isinstance(item, pc.PackData):
-                data = item
-            else:
-                line.show(item)
+        data = show_progress(pc.precompute_pack(
+            gen, clip, loaded.content_hash, clip.content_hash, args.stats_samples, config,
+            sample_w, sampler=sampler, root=root))
     except KeyboardInterrupt:
-        line.close()
         saved = pc.partial_summary(gen, loaded.content_hash, clip.content_hash,
                                    args.stats_samples, config, sampler, root)
         kept = (f"progress saved ({100 * saved[0] / saved[1]:.1f}% of the relevance done)"
@@ -235,9 +270,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     except (AtelierError, ValueError, OSError, MemoryError, torch.OutOfMemoryError) as e:
-        line.close()
         return _error(str(e) or type(e).__name__)
-    line.close()
     assert data is not None
     if data.save_error:
         return _error(f"the pack was computed but not kept: {data.save_error}")

@@ -37,3 +37,8 @@ class ImageSaveError(AtelierError):
 
 class ImageExistsError(ImageSaveError, FileExistsError):
     """An export would replace an existing file and overwriting was not asked for."""
+
+
+class DirectionsFileError(AtelierError):
+    """A file of precomputed global directions from another program (StyleCLIP's fs3.npy or
+    S_mean_std) could not be read, or does not fit the generator and CLIP it is meant for."""

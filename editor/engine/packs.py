@@ -145,9 +145,13 @@ class OpenPack:
         if self.clip is None:
             return None
         clip_hash = self.clip.content_hash
+        gen_hash = self.model.content_hash
         self.data = self.first_cached(lambda root: pc.load_pack_data(
-            self.model.content_hash, clip_hash, self.stats_samples, self.relevance_config,
+            gen_hash, clip_hash, self.stats_samples, self.relevance_config,
             sampler=self.sampler or pc.DEFAULT_SAMPLER, root=root))
+        if self.data is None:  # StyleCLIP's own precompute, imported (atelier import-styleclip)
+            self.data = self.first_cached(
+                lambda root: pc.load_imported_pack(gen_hash, clip_hash, root))
         self.covariation = self.first_cached(
             lambda root: pc.load_covariation(self.covariation_entry(root)))
         return self.data

@@ -53,6 +53,7 @@ from .global_directions import (
 
 STATS_KIND, STATS_VERSION = "style-stats", 1
 PACK_KIND, PACK_VERSION = "global-directions", 1
+IMPORTED_KIND, IMPORTED_VERSION = "global-directions-imported", 1
 # The statistics are taken over latents truncated as the relevance base images are
 # (RelevanceConfig.psi; official StyleCLIP: 0.7 for both). Truncation scales s - mean by
 # psi, so sigma, and with it every edit's size at a given alpha, follows it: statistics of
@@ -117,6 +118,22 @@ def pack_cache(gen_hash: str, clip_hash: str, stats_samples: int, config: Releva
            "stats": _stats_key(gen_hash, stats_samples, sampler, config.psi),
            "sampler": sampler}
     return TensorCache(PACK_KIND, key, PACK_VERSION, root)
+
+
+def imported_pack_cache(gen_hash: str, clip_hash: str, root: Path | None = None
+                        ) -> TensorCache:
+    """Global directions read from another program's files (StyleCLIP's fs3.npy, see
+    styleclip_files) for one generator and CLIP: one entry per pair, a later import
+    replaces it. A pack this program computed for the pair is preferred (OpenPack)."""
+    return TensorCache(IMPORTED_KIND, {"generator": gen_hash, "clip": clip_hash},
+                       IMPORTED_VERSION, root)
+
+
+def load_imported_pack(gen_hash: str, clip_hash: str, root: Path | None = None
+                       ) -> PackData | None:
+    entry = imported_pack_cache(gen_hash, clip_hash, root)
+    got = load_checked(entry)
+    return _pack_from(got[0], got[1], entry.key) if got else None
 
 
 def _stats_key(gen_hash: str, stats_samples: int, sampler: str, psi: float) -> dict:
@@ -371,6 +388,31 @@ def _compute_stats(gen: Generator, n: int, psi: float, sample_w: WSampler | None
                             "moment and start over next time)")
 
 
+def style_stats_job(generator: Generator, gen_hash: str, stats_samples: int, psi: float,
+                    sample_w: WSampler | None, sampler: str, root: Path | None,
+                    cancel: CancelToken, phases: JobPhases
+                    ) -> Job[Progress, None, StyleStats]:
+    """The style statistics from their cache, or computed (progress on the phase "style
+    statistics") and cached; the generator's return value is the StyleStats."""
+    stats = load_stats(gen_hash, stats_samples, sampler, root, psi=psi)
+    if stats is not None:
+        phases.skip("style statistics")
+        return stats
+    for item in _compute_stats(generator, stats_samples, psi, sample_w, cancel):
+        if isinstance(item, StyleStats):
+            stats = item
+        else:
+            yield phases.report("style statistics", item)
+    assert stats is not None
+    if not _finite(stats.mean, stats.std):
+        raise ValueError("the generator's style codes are not finite numbers (NaN or "
+                         "infinity): its checkpoint or configuration is damaged")
+    try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root, psi=psi),
+                     stats.to_dict(), {"generator": gen_hash, "sampler": sampler},
+                     "style statistics")
+    return stats
+
+
 def pack_phases(gen: Generator, stats_samples: int, config: RelevanceConfig) -> JobPhases:
     """The precompute's phases for one whole-job progress; a caller that goes on with
     more work (the co-variation) adds its phase and passes them to precompute_pack."""
@@ -419,22 +461,8 @@ def precompute_pack(
         yield cached
         return
     t0 = time.monotonic()
-    stats = load_stats(gen_hash, stats_samples, sampler, root, psi=config.psi)
-    if stats is not None:
-        phases.skip("style statistics")
-    else:
-        for item in _compute_stats(generator, stats_samples, config.psi, sample_w, cancel):
-            if isinstance(item, StyleStats):
-                stats = item
-            else:
-                yield phases.report("style statistics", item)
-        assert stats is not None
-        if not _finite(stats.mean, stats.std):
-            raise ValueError("the generator's style codes are not finite numbers (NaN or "
-                             "infinity): its checkpoint or configuration is damaged")
-        try_save_checked(stats_cache(gen_hash, stats_samples, sampler, root, psi=config.psi),
-                         stats.to_dict(),
-                         {"generator": gen_hash, "sampler": sampler}, "style statistics")
+    stats = yield from style_stats_job(generator, gen_hash, stats_samples, config.psi,
+                                       sample_w, sampler, root, cancel, phases)
     relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
                                           entry, save_every_s, phases)
     if not _finite(relevance.vectors):  # saved, it would be refused and computed again

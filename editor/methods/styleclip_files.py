@@ -1,0 +1,326 @@
+"""Global directions computed by the official StyleCLIP code, imported as a model pack.
+
+StyleCLIP's repository ships `fs3.npy` for FFHQ (and AFHQ cat/dog, StyleGAN-Human): its
+channel relevance, which takes hours to a day of GPU time to compute. Its format, read
+from the code that writes and reads it (global_directions/SingleChannel.py, MapTS.py):
+
+- `fs3.npy`: a plain .npy array (channels, 512), float32 (float16 where it was made on a
+  GPU), one unit CLIP ViT-B/32 image-space vector per style channel, from +/-5 sigma over
+  100 base images at psi 0.7: the quantity our precompute computes. Rows run over the
+  non-toRGB style layers in synthesis order (4x4 conv, then per resolution the upsampling
+  conv and the second conv) and their channels in order; toRGB layers are skipped. The
+  official script stops at 128 px (11 layers, 5,376 rows at 1024 px); a file of all
+  layers has 6,048. The layer order and channel identity are those of a rosinality
+  checkpoint (convert_weight.py permutes nothing), so row k is our k-th editable channel.
+- `S_mean_std` (optional, not shipped: GetCode.py writes it): a pickle of [means, stds],
+  two lists of one float32 array per style layer, toRGB layers included, over 100,000
+  psi-0.7 samples. It is read with a restricted unpickler (numpy arrays only; nothing in
+  the file is run). Without it, the statistics are computed as for our own packs (same
+  psi), which is what the edits' sigma scaling needs.
+
+An import is checked against the models before it is kept: a few of its channels are
+computed again here (the exact relevance at a few base images) and compared. A file made
+for another generator of the same shape (AFHQ's fs3 has FFHQ's 5,376 rows) or with
+another CLIP agrees with nothing and is refused; `force` keeps it anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from editor.core.errors import AtelierError, DirectionsFileError
+from editor.core.generator import Generator
+from editor.core.nvidia_pickle import RestrictedUnpickler
+from editor.core.style_code import StyleLayerSpec, flat_offsets
+
+from . import precompute as pc
+from .global_directions import (
+    OFFICIAL_PSI,
+    EtaClock,
+    ImageTextEncoder,
+    JobPhases,
+    Progress,
+    Relevance,
+    StyleStats,
+    WSampler,
+    base_codes,
+    relevance_for_layer,
+    state_before,
+)
+
+OFFICIAL_K_SIGMA, OFFICIAL_IMAGES = 5.0, 100
+# Far above any real file (FFHQ: 6,048 x 512, 12 MB): a bigger array is not an fs3.
+MAX_ROWS, MAX_DIMS, MAX_STATS_BYTES = 1_000_000, 8192, 256 * 2**20
+# The check: this many channels, spread over the file's layers, each at this many base
+# images (seeds of their own), compared with the file's vectors by cosine. Measured on the
+# demo pack (its 100-image vectors as the file, 8 channels): the right models give a median
+# cosine of 0.75 / 0.73 / 0.87 at 2 / 4 / 8 images; a CLIP of the same shape with other
+# weights 0.01, and the rows of another channel (a file of another generator of the same
+# shape) 0.03. Half way is the bar for "made for these models".
+VERIFY_CHANNELS, VERIFY_IMAGES, VERIFY_SEED = 8, 8, 77
+MIN_AGREEMENT = 0.5
+
+
+class MismatchError(DirectionsFileError):
+    """The file reads well but its vectors do not agree with these models."""
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How well the file's vectors match the relevance measured here (per channel)."""
+
+    cosines: tuple[float, ...]
+    n_images: int
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.cosines)) if self.cosines else float("nan")
+
+    def passes(self) -> bool:
+        return bool(self.cosines) and self.median >= MIN_AGREEMENT
+
+    def to_dict(self) -> dict:
+        return {"cosines": list(self.cosines), "n_images": self.n_images}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Agreement:
+        return cls(tuple(float(c) for c in d["cosines"]), int(d["n_images"]))
+
+    def describe(self) -> str:
+        return (f"median cosine {self.median:.2f} over {len(self.cosines)} channels "
+                f"re-measured at {self.n_images} images (min {min(self.cosines):.2f})")
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_fs3(path: str | Path) -> torch.Tensor:
+    """StyleCLIP's channel relevance as (rows, dims) float32 unit vectors."""
+    path = Path(path)
+    try:
+        # memory-mapped: the shape is checked before anything big is read
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e) or "Python objects" in str(e):  # np.load's two wordings
+            raise DirectionsFileError(
+                f"{path.name} holds pickled Python objects, not a plain array; it was not "
+                f"loaded and nothing in it was run") from e
+        raise DirectionsFileError(f"{path.name} is not a readable .npy array ({e})") from e
+    except OSError as e:
+        raise DirectionsFileError(f"{path.name} cannot be read ({e.strerror or e})") from e
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise DirectionsFileError(f"{path.name} is an .npz archive, not StyleCLIP's fs3.npy")
+    if array.ndim != 2 or not 0 < array.shape[0] <= MAX_ROWS \
+            or not 0 < array.shape[1] <= MAX_DIMS:
+        raise DirectionsFileError(
+            f"{path.name} has shape {tuple(array.shape)}; StyleCLIP's fs3.npy is (style "
+            f"channels, CLIP dimensions), e.g. (5376, 512)")
+    if array.dtype.kind != "f":
+        raise DirectionsFileError(f"{path.name} holds {array.dtype} values, not floats")
+    try:
+        vectors = torch.from_numpy(np.array(array, dtype=np.float32))
+    except (OSError, ValueError) as e:  # a truncated file fails when the map is read
+        raise DirectionsFileError(f"{path.name} is truncated or damaged ({e})") from e
+    if not bool(torch.isfinite(vectors).all()):
+        raise DirectionsFileError(f"{path.name} holds NaN or infinite values")
+    norms = vectors.norm(dim=1)
+    if bool((norms == 0).any()):
+        raise DirectionsFileError(
+            f"{path.name}: row {int((norms == 0).nonzero()[0])} is all zeros; every row of "
+            f"fs3.npy is a unit vector")
+    return F.normalize(vectors, dim=1)  # float16 files are unit only to their precision
+
+
+def fs3_channels(specs: Sequence[StyleLayerSpec], rows: int) -> torch.Tensor:
+    """Flat style-code indices of fs3's rows: the non-toRGB layers' channels in order,
+    as many whole layers as the file covers."""
+    offsets = flat_offsets(specs)
+    chosen: list[torch.Tensor] = []
+    covered, sizes = 0, []
+    for i, spec in enumerate(specs):
+        if spec.is_torgb or covered == rows:
+            continue
+        chosen.append(torch.arange(spec.channels) + offsets[i])
+        covered += spec.channels
+        sizes.append(covered)
+    if covered != rows:
+        raise DirectionsFileError(
+            f"the file has {rows} rows, which is not a whole number of this generator's "
+            f"style layers (it would take {', '.join(map(str, sizes[:12]))}"
+            f"{', ...' if len(sizes) > 12 else ''} rows): it was made for another generator")
+    return torch.cat(chosen)
+
+
+def _safe_unpickle(data: bytes, name: str) -> object:
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), name).load()
+    except AtelierError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, RuntimeError, OverflowError, MemoryError) as e:
+        raise DirectionsFileError(
+            f"{name} could not be read as StyleCLIP's S_mean_std pickle ({e or type(e).__name__})"
+        ) from e
+
+
+def read_style_mean_std(path: str | Path, specs: Sequence[StyleLayerSpec]) -> StyleStats:
+    """StyleCLIP's S_mean_std ([means, stds], one array per style layer, toRGB included)
+    as StyleStats over our flat style code. Its sample count is not in the file: 0."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_STATS_BYTES:
+            raise DirectionsFileError(f"{path.name} is too large to be StyleCLIP's S_mean_std")
+        data = path.read_bytes()
+    except OSError as e:
+        raise DirectionsFileError(f"{path.name} cannot be read ({e.strerror or e})") from e
+    got = _safe_unpickle(data, path.name)
+    if not (isinstance(got, list | tuple) and len(got) == 2
+            and all(isinstance(part, list | tuple) for part in got)):
+        raise DirectionsFileError(
+            f"{path.name} is not StyleCLIP's S_mean_std: expected a pair of lists "
+            f"[means, stds] of per-layer arrays")
+    means, stds = got
+    if len(means) != len(specs) or len(stds) != len(specs):
+        raise DirectionsFileError(
+            f"{path.name} has {len(means)} style layers; this generator has {len(specs)} "
+            f"(toRGB included): it was made for another generator")
+    flat = []
+    for part in (means, stds):
+        layers = []
+        for spec, values in zip(specs, part, strict=True):
+            if not isinstance(values, np.ndarray) or values.dtype.kind != "f" \
+                    or values.size != spec.channels:
+                raise DirectionsFileError(
+                    f"{path.name}: layer {spec.name} should hold {spec.channels} numbers, "
+                    f"found {getattr(values, 'shape', type(values).__name__)}")
+            layers.append(torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(-1)))
+        flat.append(torch.cat(layers))
+    mean, std = flat
+    if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(std).all())):
+        raise DirectionsFileError(f"{path.name} holds NaN or infinite values")
+    if bool((std < 0).any()):
+        raise DirectionsFileError(f"{path.name} holds negative standard deviations")
+    return StyleStats(mean, std, 0)
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def verify_rows(channels: torch.Tensor, n: int = VERIFY_CHANNELS) -> list[int]:
+    """Which of the file's rows to measure again: n spread evenly over them."""
+    rows = len(channels)
+    return sorted({round(i * (rows - 1) / max(n - 1, 1)) for i in range(min(n, rows))})
+
+
+def measure_agreement(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
+                      channels: torch.Tensor, vectors: torch.Tensor, rows: Sequence[int],
+                      n_images: int = VERIFY_IMAGES, psi: float = OFFICIAL_PSI,
+                      sample_w: WSampler | None = None, batch_size: int = 16
+                      ) -> Iterator[Progress | Agreement]:
+    """Recompute the relevance of some rows (exactly, at n_images base images of our own)
+    and compare: Progress per layer, then the Agreement."""
+    specs = gen.style_specs
+    offsets = flat_offsets(specs)
+    codes = base_codes(gen, n_images, VERIFY_SEED, psi, sample_w)
+    by_layer: dict[int, list[int]] = {}
+    for row in rows:
+        flat = int(channels[row])
+        layer = max(i for i, o in enumerate(offsets) if o <= flat)
+        by_layer.setdefault(layer, []).append(row)
+    clock = EtaClock(0, len(rows))
+    cosines: list[float] = []
+    for layer, layer_rows in by_layer.items():
+        before = state_before(gen, codes, layer)
+        local = [int(channels[r]) - offsets[layer] for r in layer_rows]
+        measured = relevance_for_layer(gen, clip, codes, stats, layer, local,
+                                       OFFICIAL_K_SIGMA, before, batch_size)
+        expected = vectors[layer_rows].to(measured)
+        cosines += (measured * expected).sum(1).tolist()
+        yield clock.progress(len(cosines), f"checking the file: layer {specs[layer].name}")
+    yield Agreement(tuple(cosines), n_images)
+
+
+# --------------------------------------------------------------------------- the import job
+
+
+def import_styleclip_pack(
+    gen: Generator, clip: ImageTextEncoder, gen_hash: str, clip_hash: str,
+    fs3_path: str | Path, mean_std_path: str | Path | None = None, *,
+    clip_dims: int, stats_samples: int = 10_000, psi: float = OFFICIAL_PSI,
+    sample_w: WSampler | None = None, sampler: str | None = None, root: Path | None = None,
+    cancel: pc.CancelToken = None, force: bool = False,
+    verify_channels: int = VERIFY_CHANNELS,
+) -> Iterator[Progress | pc.PackData]:
+    """A job: read and check the files, measure the agreement, keep the pack in the cache
+    (imported_pack_cache). Yields Progress, then the PackData (info["agreement"] is the
+    check's Agreement.to_dict()). Raises DirectionsFileError for a file that does not fit
+    these models (MismatchError where only the check fails)."""
+    t0 = time.monotonic()
+    fs3_path = Path(fs3_path)
+    vectors = read_fs3(fs3_path)
+    if vectors.shape[1] != clip_dims:
+        raise DirectionsFileError(
+            f"{fs3_path.name} holds {vectors.shape[1]}-dimensional CLIP vectors; this CLIP "
+            f"model's are {clip_dims}-dimensional (StyleCLIP's files are for ViT-B/32, 512)")
+    specs = gen.style_specs
+    channels = fs3_channels(specs, vectors.shape[0])
+    sampler = pc.sampler_name(sample_w, sampler)
+    phases = JobPhases({"style statistics": stats_samples * pc.STATS_RENDERS,
+                        "check": verify_channels * VERIFY_IMAGES * pc.RELEVANCE_RENDERS},
+                       guessed={"style statistics"})
+    if mean_std_path is not None:
+        stats = read_style_mean_std(mean_std_path, specs)
+        phases.skip("style statistics")
+    else:
+        stats = yield from pc.style_stats_job(gen, gen_hash, stats_samples, psi, sample_w,
+                                              sampler, root, cancel, phases)
+    agreement = None
+    if verify_channels > 0:
+        for item in measure_agreement(gen, clip, stats, channels, vectors,
+                                      verify_rows(channels, verify_channels), psi=psi,
+                                      sample_w=sample_w):
+            if isinstance(item, Agreement):
+                agreement = item
+            else:
+                yield phases.report("check", item)
+                if pc.is_cancelled(cancel):
+                    raise pc.Cancelled("import cancelled; nothing was kept")
+        assert agreement is not None
+        if not agreement.passes() and not force:
+            raise MismatchError(
+                f"{fs3_path.name} does not match this generator and CLIP "
+                f"({agreement.describe()}; the same models give about 0.85, others about "
+                f"0): it was made for another generator or with another CLIP. It was not "
+                f"imported")
+    info = {"generator": gen_hash, "clip": clip_hash, "sampler": sampler,
+            "stats_samples": stats.n_samples,
+            "stats_from": Path(mean_std_path).name if mean_std_path else "computed",
+            "relevance": {"imported": fs3_path.name, "sha256": _file_sha256(fs3_path),
+                          "n_images": OFFICIAL_IMAGES, "k_sigma": OFFICIAL_K_SIGMA,
+                          "psi": OFFICIAL_PSI},
+            "agreement": agreement.to_dict() if agreement else None,
+            "forced": bool(force and agreement is not None and not agreement.passes()),
+            "seconds": round(time.monotonic() - t0, 1)}
+    relevance = Relevance(channels, vectors, dict(info["relevance"]))
+    entry = pc.imported_pack_cache(gen_hash, clip_hash, root)
+    error = pc.try_save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info,
+                                "imported global directions")
+    yield pc.PackData(stats, relevance, entry.key, info, save_error=error)

@@ -1,0 +1,250 @@
+"""Importing the official StyleCLIP's precomputed global directions (fs3.npy, S_mean_std).
+
+The files are written here in the official format (as SingleChannel.py and GetCode.py
+write them) from relevance this program computes exactly on tiny models; the official
+repository's own files are not available offline."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_clip, make_tiny_generator
+
+from editor.core.errors import DirectionsFileError, UnsafePickleError
+from editor.core.generator import Generator, GeneratorConfig
+from editor.core.style_code import editable_mask, flat_offsets
+from editor.methods import global_directions as gd
+from editor.methods import precompute as pc
+from editor.methods import styleclip_files as sf
+
+FILE_IMAGES = 32  # the official file's 100 base images, fewer for test time
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.set_num_threads(1)
+    gen = make_tiny_generator(resolution=16, channel_max=16, seed=2)
+    clip = make_tiny_clip()
+    stats = gd.compute_style_stats(gen, 2000, psi=0.7)
+    *_, rel = gd.compute_relevance(gen, clip, stats,
+                                   gd.RelevanceConfig(n_images=FILE_IMAGES, psi=0.7))
+    return gen, clip, stats, rel
+
+
+def official_fs3(path, vectors: torch.Tensor, dtype=np.float16):
+    """fs3.npy as SingleChannel.py saves it: the rows of the non-toRGB channels in order
+    (float16 where CLIP ran on a GPU)."""
+    np.save(path, vectors.numpy().astype(dtype))
+    return path
+
+
+def official_mean_std(path, gen: Generator, stats: gd.StyleStats, protocol: int = 3):
+    """S_mean_std as GetCode.py pickles it: [means, stds], one float32 array per style
+    layer, toRGB layers included."""
+    offsets = flat_offsets(gen.style_specs) + [len(stats.mean)]
+    bounds = list(zip(offsets[:-1], offsets[1:], strict=True))
+    split = [[t[a:b].numpy().astype(np.float32) for a, b in bounds]
+             for t in (stats.mean, stats.std)]
+    with open(path, "wb") as f:
+        pickle.dump(split, f, protocol=protocol)
+    return path
+
+
+def run_import(gen, clip, fs3, stats_file=None, **kwargs):
+    items = list(sf.import_styleclip_pack(gen, clip, "gen-hash", "clip-hash", fs3, stats_file,
+                                          clip_dims=clip.embed_dim, stats_samples=500,
+                                          **kwargs))
+    assert all(isinstance(p, gd.Progress) for p in items[:-1])
+    return items[-1]
+
+
+# --------------------------------------------------------------------------- the format
+
+
+def test_fs3_rows_are_the_non_torgb_channels_in_synthesis_order_as_styleclip_counts_them():
+    """FFHQ 1024: the official script's 11 layers (up to 128 px) are 5,376 rows, all 17
+    non-toRGB layers 6,048; row 0 is conv1's channel 0 and row 512 the first 8 px conv's."""
+    with torch.device("meta"):
+        specs = Generator(GeneratorConfig(resolution=1024)).style_specs
+    offsets = flat_offsets(specs)
+    eleven = sf.fs3_channels(specs, 5376)
+    assert len(eleven) == 5376 and len(sf.fs3_channels(specs, 6048)) == 6048
+    assert int(eleven[0]) == offsets[0] and specs[0].name == "conv1"
+    assert specs[1].is_torgb and int(eleven[512]) == offsets[2]  # to_rgb1 skipped
+    editable = torch.nonzero(editable_mask(specs)).flatten()
+    assert torch.equal(eleven, editable[:5376])
+    with pytest.raises(DirectionsFileError, match="not a whole number"):
+        sf.fs3_channels(specs, 5000)
+    with pytest.raises(DirectionsFileError, match="not a whole number"):
+        sf.fs3_channels(specs, 7000)
+
+
+def test_a_float16_fs3_reads_as_unit_float32_vectors(tmp_path, models):
+    *_, rel = models
+    got = sf.read_fs3(official_fs3(tmp_path / "fs3.npy", rel.vectors))
+    assert got.dtype == torch.float32 and got.shape == rel.vectors.shape
+    assert torch.allclose(got.norm(dim=1), torch.ones(len(got)), atol=1e-6)
+    assert float((got * rel.vectors).sum(1).min()) > 0.999
+
+
+@pytest.mark.parametrize("content, message", [
+    (np.zeros((4, 8, 2), np.float32), "shape"),
+    (np.ones((4, 8), np.int64), "not floats"),
+    (np.array([[1.0, np.nan], [0.0, 1.0]], np.float32), "NaN"),
+    (np.array([[1.0, 0.0], [0.0, 0.0]], np.float32), "row 1 is all zeros"),
+])
+def test_arrays_that_are_not_an_fs3_are_refused(tmp_path, content, message):
+    path = tmp_path / "fs3.npy"
+    np.save(path, content)
+    with pytest.raises(DirectionsFileError, match=message):
+        sf.read_fs3(path)
+
+
+def test_damaged_and_foreign_files_are_refused_without_running_anything(tmp_path):
+    ran = tmp_path / "ran"
+    objects = np.array([Exploit(str(ran)), 1], dtype=object)
+    np.save(tmp_path / "pickled.npy", objects, allow_pickle=True)
+    with pytest.raises(DirectionsFileError, match="pickled Python objects"):
+        sf.read_fs3(tmp_path / "pickled.npy")
+    assert not ran.exists()
+    np.save(tmp_path / "whole.npy", np.ones((64, 32), np.float32))
+    data = (tmp_path / "whole.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.npy").write_text("not an array")
+    np.savez(tmp_path / "arch.npz", a=np.ones((2, 2)))
+    for name in ("cut.npy", "text.npy", "arch.npz", "missing.npy"):
+        with pytest.raises(DirectionsFileError):
+            sf.read_fs3(tmp_path / name)
+
+
+class Exploit:
+    """Unpickling this runs os.system: a reader that runs it has failed."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_s_mean_std_reads_into_the_flat_statistics(tmp_path, models, protocol):
+    gen, _, stats, _ = models
+    got = sf.read_style_mean_std(official_mean_std(tmp_path / "S_mean_std", gen, stats,
+                                                   protocol), gen.style_specs)
+    assert torch.allclose(got.mean, stats.mean.float()) and torch.allclose(
+        got.std, stats.std.float())
+
+
+def test_s_mean_std_of_another_generator_or_carrying_code_is_refused(tmp_path, models):
+    gen, _, stats, _ = models
+    other = make_tiny_generator(resolution=8, channel_max=16, seed=1)
+    path = official_mean_std(tmp_path / "S_mean_std", gen, stats)
+    with pytest.raises(DirectionsFileError, match="style layers"):
+        sf.read_style_mean_std(path, other.style_specs)
+    ran = tmp_path / "ran"
+    (tmp_path / "evil").write_bytes(pickle.dumps([Exploit(str(ran)), []]))
+    with pytest.raises(UnsafePickleError):
+        sf.read_style_mean_std(tmp_path / "evil", gen.style_specs)
+    assert not ran.exists()
+    (tmp_path / "cut").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DirectionsFileError, match="could not be read"):
+        sf.read_style_mean_std(tmp_path / "cut", gen.style_specs)
+
+
+# --------------------------------------------------------------------------- the import
+
+
+def test_an_imported_fs3_makes_the_edits_the_computed_pack_makes(tmp_path, models):
+    """The imported pack is the computed one (to float16 precision), so a text edit moves
+    the same channels by the same amounts; the check re-measures channels and agrees."""
+    gen, clip, stats, rel = models
+    fs3 = official_fs3(tmp_path / "fs3.npy", rel.vectors)
+    data = run_import(gen, clip, fs3, official_mean_std(tmp_path / "S", gen, stats))
+    assert torch.equal(data.relevance.channels, rel.channels)
+    assert data.save_error is None and not data.info["forced"]
+    agreement = sf.Agreement.from_dict(data.info["agreement"])
+    assert agreement.passes() and len(agreement.cosines) == sf.VERIFY_CHANNELS
+    direction = gd.text_direction(clip, "face", "smiling face")
+    ours = gd.edit_direction(rel, stats, direction, beta=0.1)
+    imported = gd.edit_direction(data.relevance, data.stats, direction, beta=0.1)
+    assert torch.equal(ours.delta != 0, imported.delta != 0)
+    assert torch.allclose(ours.delta.float(), imported.delta, atol=1e-3 * float(
+        ours.delta.abs().max()))
+    again = pc.load_imported_pack("gen-hash", "clip-hash")
+    assert again is not None and torch.equal(again.relevance.vectors, data.relevance.vectors)
+
+
+def test_without_s_mean_std_the_statistics_are_computed_and_cached(tmp_path, models):
+    gen, clip, _, rel = models
+    data = run_import(gen, clip, official_fs3(tmp_path / "fs3.npy", rel.vectors))
+    assert data.info["stats_from"] == "computed" and data.stats.n_samples == 500
+    assert pc.load_stats("gen-hash", 500, psi=gd.OFFICIAL_PSI) is not None
+
+
+def test_a_file_of_fewer_layers_edits_only_those(tmp_path, models):
+    """The official script stops at 128 px: the later layers have no relevance and stay."""
+    gen, clip, stats, rel = models
+    first = sum(s.channels for s in gen.style_specs[:4] if not s.is_torgb)
+    data = run_import(gen, clip, official_fs3(tmp_path / "fs3.npy", rel.vectors[:first]))
+    assert torch.equal(data.relevance.channels, rel.channels[:first])
+    direction = gd.text_direction(clip, "face", "smiling face")
+    edit = gd.edit_direction(data.relevance, data.stats, direction, beta=0.0)
+    moved = torch.nonzero(edit.delta).flatten()
+    assert len(moved) and int(moved.max()) <= int(rel.channels[first - 1])
+
+
+def test_a_file_for_other_models_is_refused_unless_forced(tmp_path, models):
+    """Another generator's file of the same shape (AFHQ's fs3 has FFHQ's 5,376 rows): the
+    rows belong to other channels. Nothing is kept unless forced."""
+    gen, clip, stats, rel = models
+    perm = torch.randperm(len(rel.vectors), generator=torch.Generator().manual_seed(0))
+    fs3 = official_fs3(tmp_path / "fs3.npy", rel.vectors[perm])
+    with pytest.raises(sf.MismatchError, match="does not match"):
+        run_import(gen, clip, fs3)
+    assert pc.load_imported_pack("gen-hash", "clip-hash") is None
+    data = run_import(gen, clip, fs3, force=True)
+    assert data.info["forced"] and pc.load_imported_pack("gen-hash", "clip-hash") is not None
+    with pytest.raises(sf.MismatchError):  # the right file with another CLIP
+        run_import(gen, make_tiny_clip(5), official_fs3(tmp_path / "b.npy", rel.vectors))
+
+
+def test_a_file_of_other_clip_dimensions_is_refused_before_any_work(tmp_path, models):
+    gen, clip, _, rel = models
+    fs3 = official_fs3(tmp_path / "fs3.npy", torch.nn.functional.normalize(
+        torch.randn(len(rel.channels), 512), dim=1))
+    with pytest.raises(DirectionsFileError, match="512-dimensional"):
+        next(iter(sf.import_styleclip_pack(gen, clip, "g", "c", fs3,
+                                           clip_dims=clip.embed_dim)))
+
+
+def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
+    """`atelier import-styleclip` keeps the pack where the editor looks; `atelier edit`
+    then edits with it at once, and a mismatching file exits 1 saying --force."""
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    gen, _, _, rel = models
+    gen_path = save_generator(gen, tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    fs3 = official_fs3(tmp_path / "fs3.npy", rel.vectors)
+    common = ["--generator", str(gen_path), "--clip-checkpoint", str(clip_path),
+              "--stats-samples", "500", "--threads", "1"]
+    assert main(["import-styleclip", str(fs3), *common]) == 0
+    out = capsys.readouterr().out
+    assert f"imported: {len(rel.channels)} channels x 32 dims" in out and "median" in out
+    assert main(["edit", "--generator", str(gen_path), "--clip-checkpoint", str(clip_path),
+                 "--seed", "3", "--target", "smiling face", "--beta", "0.05",
+                 "-o", str(tmp_path / "out.png")]) == 0
+    out, err = capsys.readouterr()
+    assert (tmp_path / "out.png").exists() and "precompute" not in out + err
+    perm = torch.randperm(len(rel.vectors), generator=torch.Generator().manual_seed(0))
+    bad = official_fs3(tmp_path / "bad.npy", rel.vectors[perm])
+    assert main(["import-styleclip", str(bad), *common]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["import-styleclip", str(tmp_path / "none.npy"), *common]) == 1
+    assert "no such file" in capsys.readouterr().err
