@@ -1695,3 +1695,42 @@ def test_a_dropped_pt_file_of_latents_opens_as_a_latent(window, monkeypatch, tmp
     window.open_paths([str(path)])
     source = window.document.state.session.source
     assert (source.kind, source.label) == ("wplus", "latents.pt #1") and not warned
+
+
+def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks_first(
+        window, qtbot, tmp_path, monkeypatch):
+    """Models ▸ Import StyleCLIP directions: a file for other models is refused unless the
+    user says to keep it (here: no, and nothing changes); the right one enables prompt
+    edits at once, with no precompute."""
+    from editor.methods import global_directions as gd
+
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
+    gen = make_tiny_generator(resolution=8, channel_max=16, seed=3)
+    path = save_generator(gen, tmp_path / "other.safetensors")
+    clip = make_tiny_clip()
+    clip_path = clip.save(tmp_path / "clip2.safetensors")
+    stats = gd.compute_style_stats(gen, 2000, psi=0.7)
+    *_, rel = gd.compute_relevance(gen, clip, stats, RelevanceConfig(n_images=32))
+    np.save(tmp_path / "fs3.npy", rel.vectors.numpy().astype(np.float16))
+    perm = torch.randperm(len(rel.vectors), generator=torch.Generator().manual_seed(0))
+    np.save(tmp_path / "other_fs3.npy", rel.vectors[perm].numpy())
+    window.open_generator(str(path), ClipSource(path=str(clip_path)), stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+                    timeout=20_000)
+    assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or
+                        QMessageBox.StandardButton.No)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.styleclip_import.start(str(tmp_path / "other_fs3.npy"))
+    assert len(asked) == 1 and "does not match" in asked[0]
+    assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.styleclip_import.start(str(tmp_path / "fs3.npy"))
+    qtbot.waitUntil(window.prompt_panel.target.isEnabled, timeout=20_000)
+    assert window.pack.data.imported_from == "fs3.npy" and len(asked) == 1
+    assert "Imported fs3.npy" in window.statusBar().currentMessage()
+    before = settled(window, qtbot)
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    assert not np.array_equal(settled(window, qtbot), before)

@@ -227,6 +227,7 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
     then edits with it at once, and a mismatching file exits 1 saying --force."""
     from editor.cli import main
     from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
 
     gen, _, _, rel = models
     gen_path = save_generator(gen, tmp_path / "g.safetensors")
@@ -236,12 +237,20 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
               "--stats-samples", "500", "--threads", "1"]
     assert main(["import-styleclip", str(fs3), *common]) == 0
     out = capsys.readouterr().out
-    assert f"imported: {len(rel.channels)} channels x 32 dims" in out and "median" in out
+    assert f"imported: {len(rel.channels)} channels x 32 dims, statistics computed" in out
+    assert "median cosine" in out
     assert main(["edit", "--generator", str(gen_path), "--clip-checkpoint", str(clip_path),
                  "--seed", "3", "--target", "smiling face", "--beta", "0.05",
                  "-o", str(tmp_path / "out.png")]) == 0
     out, err = capsys.readouterr()
     assert (tmp_path / "out.png").exists() and "precompute" not in out + err
+    official_mean_std(tmp_path / "S_mean_std", gen, data_stats := gd.compute_style_stats(
+        gen, 300, psi=0.7))  # GetCode.py writes it beside fs3.npy
+    assert main(["import-styleclip", str(fs3), *common]) == 0
+    assert "statistics S_mean_std" in capsys.readouterr().out
+    again = open_pack(gen_path, ClipSource(path=str(clip_path))).data
+    assert again.imported_from == "fs3.npy"
+    assert torch.allclose(again.stats.std, data_stats.std.float())
     perm = torch.randperm(len(rel.vectors), generator=torch.Generator().manual_seed(0))
     bad = official_fs3(tmp_path / "bad.npy", rel.vectors[perm])
     assert main(["import-styleclip", str(bad), *common]) == 1

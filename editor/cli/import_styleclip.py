@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_clip_args(p)
     p.add_argument("--stats", metavar="S_mean_std",
                    help="StyleCLIP's S_mean_std pickle (read without running anything); "
-                   "default: the style statistics are computed here")
+                   "default: the S_mean_std beside FS3.npy, where GetCode.py writes it, "
+                   "else the style statistics are computed here")
     p.add_argument("--stats-samples", type=int_at_least(2), default=10_000, metavar="N",
                    help="samples for computed style statistics (default 10000)")
     p.add_argument("--force", action="store_true",
@@ -73,9 +74,10 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
         return _error(f"cannot write the pack into {entry.dir}: {problem} (--into picks "
                       f"another folder)")
     print(f"{models_line(args, loaded, clip)}, device {device}", file=sys.stderr)
+    stats = args.stats or sf.companion_stats(args.fs3)
     try:
         data = show_progress(sf.import_styleclip_pack(
-            loaded.generator, clip, loaded.content_hash, clip.content_hash, args.fs3, args.stats,
+            loaded.generator, clip, loaded.content_hash, clip.content_hash, args.fs3, stats,
             clip_dims=clip.embed_dim, stats_samples=args.stats_samples,
             psi=default_relevance_config(args.generator).psi, sample_w=sample_w,
             sampler=sampler, root=root, force=args.force))
@@ -93,6 +95,6 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
     agreement = data.info.get("agreement")
     check = sf.Agreement.from_dict(agreement).describe() if agreement else "not checked"
     forced = " (does not match; kept because of --force)" if data.info.get("forced") else ""
-    print(f"imported: {len(rel.channels)} channels x {rel.vectors.shape[1]} dims; check: "
-          f"{check}{forced}\n{entry.path}")
+    print(f"imported: {len(rel.channels)} channels x {rel.vectors.shape[1]} dims, "
+          f"statistics {data.info['stats_from']}; check: {check}{forced}\n{entry.path}")
     return 0

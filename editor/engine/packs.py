@@ -19,6 +19,7 @@ from editor.core.clip_model import ClipModel
 from editor.core.errors import ClipError
 from editor.core.paths import DEMO_MODELS_DIR
 from editor.methods import precompute as pc
+from editor.methods import styleclip_files as sf
 from editor.methods.covariation import Covariation
 from editor.methods.global_directions import Progress, RelevanceConfig
 from editor.toyfaces import captions
@@ -98,6 +99,16 @@ def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipMod
 
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RefusedImport:
+    """The end of an import whose file does not agree with the pack's models: nothing was
+    kept. The caller may ask the user and import again with force."""
+
+    message: str
+    fs3_path: str
+    stats_path: str | None
 
 
 @dataclass
@@ -221,6 +232,31 @@ class OpenPack:
                 data.save_error = "; ".join(
                     e for e in (data.save_error, self.covariation.save_error) if e)
         yield data
+
+    def import_styleclip(self, fs3_path: str | Path, stats_path: str | Path | None = None,
+                         *, force: bool = False, cancel=None
+                         ) -> Iterator[Progress | pc.PackData | RefusedImport]:
+        """Import StyleCLIP's fs3.npy (and S_mean_std, given or beside it) as this pack's
+        directions where none were computed here: Progress, then the PackData, or a
+        RefusedImport where the file does not match these models."""
+        if self.clip is None:
+            raise ClipError("importing directions needs the CLIP model they were made with"
+                            + (f": {self.clip_error}" if self.clip_error else ""))
+        stats_path = stats_path or sf.companion_stats(fs3_path)
+        try:
+            for item in sf.import_styleclip_pack(
+                    self.model.generator, self.clip, self.model.content_hash,
+                    self.clip.content_hash, fs3_path, stats_path,
+                    clip_dims=self.clip.embed_dim, stats_samples=self.stats_samples,
+                    psi=self.relevance_config.psi, sample_w=self.sample_w(),
+                    sampler=self.sampler, cancel=cancel, force=force):
+                if isinstance(item, pc.PackData) and (
+                        self.data is None or self.data.imported_from):
+                    self.data = item
+                yield item
+        except sf.MismatchError as e:
+            yield RefusedImport(str(e), str(fs3_path),
+                                None if stats_path is None else str(stats_path))
 
     def context(self) -> EditingContext:
         return EditingContext(

@@ -90,6 +90,12 @@ class PackData:
     # the user; the data is sound and used this session. None when it was saved.
     save_error: str | None = None
 
+    @property
+    def imported_from(self) -> str | None:
+        """The file's name where the relevance was imported (StyleCLIP's fs3.npy)."""
+        settings = self.info.get("relevance")
+        return settings.get("imported") if isinstance(settings, dict) else None
+
 
 # --------------------------------------------------------------------------- cache entries
 

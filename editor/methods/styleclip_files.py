@@ -149,6 +149,13 @@ def read_fs3(path: str | Path) -> torch.Tensor:
     return F.normalize(vectors, dim=1)  # float16 files are unit only to their precision
 
 
+def companion_stats(fs3_path: str | Path) -> Path | None:
+    """StyleCLIP's GetCode.py writes S_mean_std into the folder of its fs3.npy
+    (npy/ffhq/): the statistics that go with the file, where they are there."""
+    beside = Path(fs3_path).with_name("S_mean_std")
+    return beside if beside.is_file() else None
+
+
 def fs3_channels(specs: Sequence[StyleLayerSpec], rows: int) -> torch.Tensor:
     """Flat style-code indices of fs3's rows: the non-toRGB layers' channels in order,
     as many whole layers as the file covers."""

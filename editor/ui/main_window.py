@@ -74,6 +74,7 @@ from .remembered import RememberedMap
 from .shortcuts_dialog import SHORTCUT_NAME, show_shortcuts
 from .source_panel import SourcePanel
 from .stack_panel import EditStackPanel
+from .styleclip_import_flow import StyleClipImportFlow
 from .theme import THEMES, apply_theme
 
 EXPORT_JOB = "export:"  # key prefix of export jobs
@@ -251,6 +252,8 @@ class MainWindow(QMainWindow):
         self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
                                        self._use_inverted_source, self.document.changed,
                                        self.request_render)
+        self.styleclip_import = StyleClipImportFlow(self, self.jobs, lambda: self.pack,
+                                                    self._precompute_key, self._last_dir)
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None,
                 tip: str | None = None, checkable: bool = False) -> QAction:
@@ -347,6 +350,10 @@ class MainWindow(QMainWindow):
                             "mdi6.package-variant", "Download or import models, choose a pack")
         self.precompute_act = a("Pre&compute directions", self.start_precompute, None, None,
                                 "Compute the channel relevance that prompt edits need")
+        self.import_styleclip_act = a(
+            "&Import StyleCLIP directions (fs3.npy)…", lambda: self.styleclip_import.start(),
+            None, None, "Use the channel relevance the official StyleCLIP code computed for "
+            "this generator (no precompute)")
         self.shortcuts_act = a("&Keyboard shortcuts", lambda: show_shortcuts(self), SK.HelpContents)
         self.about_act = a("&About Latent Atelier", self.show_about)
 
@@ -391,8 +398,8 @@ class MainWindow(QMainWindow):
         self.models_menu.pack_chosen.connect(self._on_pack_chosen)
         # rebuilt each time it opens (after its own rebuild): our pack actions at the end
         self.models_menu.aboutToShow.connect(
-            lambda: (self.models_menu.addSeparator(), self.models_menu.addAction(
-                self.precompute_act)))
+            lambda: (self.models_menu.addSeparator(), self.models_menu.addActions(
+                [self.precompute_act, self.import_styleclip_act])))
         mb.addMenu(self.models_menu)
         help_menu = mb.addMenu("&Help")
         help_menu.addActions([self.shortcuts_act, self.about_act])
@@ -639,7 +646,8 @@ class MainWindow(QMainWindow):
         self._shown_seq = 0
         info = pack.model
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
-        self.statusBar().showMessage(f"{info.name} loaded", 4000)
+        if pack is not old:  # a refresh after a job would hide the job's own message
+            self.statusBar().showMessage(f"{info.name} loaded", 4000)
         if not _bundled(info.path):  # loaded at every start: it would push the user's
             self._remember_recent(info.path)  # files and last folder out
         self.models_menu.set_current(info.path)
@@ -653,7 +661,7 @@ class MainWindow(QMainWindow):
         elif not pack.has_directions:
             self.prompt_panel.set_text_edits_available(
                 False, "Prompt edits need this pack's directions: Models ▸ Precompute "
-                       "directions.")
+                       "directions (or Import StyleCLIP directions).")
         else:
             self.prompt_panel.set_text_edits_available(True)
         self.prompt_panel.set_suggestions(pack.suggestions() if pack.clip is not None else [])

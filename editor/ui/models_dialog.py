@@ -448,7 +448,8 @@ def offer_precompute(parent: QWidget | None, pack_name: str, estimate_text: str 
         parent, "Precompute directions",
         f"This model pack ({pack_name}) has no precomputed directions yet. Compute them "
         f"now?{when}\n\nIt runs in the background: you can keep working, cancel it, and "
-        "resume it later.",
+        "resume it later. (If you have the official StyleCLIP's fs3.npy for this "
+        "generator, Models ▸ Import StyleCLIP directions uses it instead.)",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.Yes)
     return answer == QMessageBox.StandardButton.Yes

@@ -1,0 +1,98 @@
+"""Models ▸ Import StyleCLIP directions: the official StyleCLIP's precomputed fs3.npy as the
+open pack's directions, instead of a precompute of hours. Picks the file, runs the import
+(a check of a few channels, seconds to a minute) as a job, and where the file does not
+match the pack's models asks before keeping it anyway.
+
+Kept out of the main window: it needs only the window, its job runner and its pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+
+from editor.engine.jobs import Job, JobRunner
+from editor.engine.packs import OpenPack, RefusedImport
+from editor.methods.precompute import PackData
+from editor.methods.styleclip_files import Agreement
+
+from .notices import show_warning
+
+TITLE = "Import StyleCLIP directions"
+FILE_FILTER = "StyleCLIP directions (fs3.npy *.npy);;All files (*)"
+
+
+class StyleClipImportFlow(QObject):
+    """`job_key(pack)` is the key the pack's precompute runs under: an import and a
+    precompute of the same pack never run together, and the window re-reads the pack's
+    data when either ends."""
+
+    def __init__(self, window: QMainWindow, jobs: JobRunner,
+                 pack: Callable[[], OpenPack | None], job_key: Callable[[OpenPack], str],
+                 last_dir: Callable[[], str]):
+        super().__init__(window)
+        self.window = window
+        self.jobs = jobs
+        self._pack = pack
+        self._job_key = job_key
+        self._last_dir = last_dir
+        self._jobs: set[int] = set()
+        jobs.job_finished.connect(self._on_finished)
+        jobs.job_failed.connect(self._on_failed)
+        jobs.job_ended.connect(lambda job: self._jobs.discard(job.id))
+
+    def start(self, path: str | None = None, force: bool = False) -> Job | None:
+        """Ask for the file (unless given) and start importing it; None if not started."""
+        pack = self._pack()
+        if pack is None or pack.clip is None:
+            QMessageBox.information(
+                self.window, TITLE, "Open the generator the file was made for, with the "
+                "CLIP model it was made with (StyleCLIP's files: ViT-B/32), first.")
+            return None
+        if pack.data is not None and not pack.data.imported_from:
+            QMessageBox.information(
+                self.window, TITLE, f"{pack.name}'s directions were computed here, over "
+                "every layer; they are used instead of an imported file.")
+            return None
+        key = self._job_key(pack)
+        if self.jobs.find(key) is not None:
+            self.window.statusBar().showMessage(
+                f"{pack.name}'s directions are being computed or imported (see the Jobs "
+                "panel)", 6000)
+            return None
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self.window, TITLE, self._last_dir(),
+                                                  FILE_FILTER)
+            if not path:
+                return None
+        job = self.jobs.submit(
+            f"Import {Path(path).name} for {pack.name}",
+            lambda token: pack.import_styleclip(path, force=force, cancel=token), key=key)
+        self._jobs.add(job.id)
+        return job
+
+    def _on_finished(self, job: Job, result: object) -> None:
+        if job.id not in self._jobs:
+            return
+        if isinstance(result, RefusedImport):
+            answer = QMessageBox.question(
+                self.window, TITLE, f"{result.message}.\n\nImport it anyway? Its edits "
+                "would move channels this generator does not use for what the prompt says.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Yes:
+                self.start(result.fs3_path, force=True)
+        elif isinstance(result, PackData):
+            agreement = result.info.get("agreement")
+            check = f"; check: {Agreement.from_dict(agreement).describe()}" if agreement else ""
+            stats = result.info.get("stats_from", "computed")
+            self.window.statusBar().showMessage(
+                f"Imported {result.imported_from} ({len(result.relevance.channels)} "
+                f"channels, statistics {stats}){check}", 15000)
+
+    def _on_failed(self, job: Job, message: str) -> None:
+        if job.id in self._jobs:  # the user is waiting for it: say plainly why not
+            show_warning(self.window, TITLE, message)
