@@ -1700,8 +1700,9 @@ def test_a_dropped_pt_file_of_latents_opens_as_a_latent(window, monkeypatch, tmp
 def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks_first(
         window, qtbot, tmp_path, monkeypatch):
     """Models ▸ Import StyleCLIP directions: a file for other models is refused unless the
-    user says to keep it (here: no, and nothing changes); the right one enables prompt
-    edits at once, with no precompute."""
+    user says to keep it (here: no, and nothing changes); the right one, dropped on the
+    window (an .npy of fs3's shape is not taken for a latent), enables prompt edits at
+    once, with no precompute."""
     from editor.methods import global_directions as gd
 
     monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
@@ -1725,8 +1726,8 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
         window.styleclip_import.start(str(tmp_path / "other_fs3.npy"))
     assert len(asked) == 1 and "does not match" in asked[0]
     assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
-    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
-        window.styleclip_import.start(str(tmp_path / "fs3.npy"))
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):  # dropped on the window
+        window.open_paths([str(tmp_path / "fs3.npy")])
     qtbot.waitUntil(window.prompt_panel.target.isEnabled, timeout=20_000)
     assert window.pack.data.imported_from == "fs3.npy" and len(asked) == 1
     assert "Imported fs3.npy" in window.statusBar().currentMessage()

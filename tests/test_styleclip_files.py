@@ -257,3 +257,17 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
     assert "--force" in capsys.readouterr().err
     assert main(["import-styleclip", str(tmp_path / "none.npy"), *common]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_an_fs3_is_told_from_a_latent_by_its_shape(tmp_path, models):
+    """What a dropped .npy is: fs3's rows are whole style layers, its columns CLIP's."""
+    gen, clip, _, rel = models
+    specs = gen.style_specs
+    fs3 = official_fs3(tmp_path / "fs3.npy", rel.vectors)
+    assert sf.looks_like_fs3(fs3, specs, clip.embed_dim)
+    assert not sf.looks_like_fs3(fs3, specs, clip.embed_dim + 1)
+    np.save(tmp_path / "w.npy", np.zeros((1, gen.num_ws, 32), np.float32))
+    np.save(tmp_path / "wplus.npy", np.zeros((gen.num_ws, 32), np.float32))
+    (tmp_path / "text.npy").write_text("no")
+    for name in ("w.npy", "wplus.npy", "text.npy", "missing.npy"):
+        assert not sf.looks_like_fs3(tmp_path / name, specs, 32)

@@ -149,6 +149,23 @@ def read_fs3(path: str | Path) -> torch.Tensor:
     return F.normalize(vectors, dim=1)  # float16 files are unit only to their precision
 
 
+def looks_like_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int) -> bool:
+    """Whether a .npy has fs3's shape for these models (a dropped file: a latent or the
+    directions?). Reads the header only."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind != "f" \
+            or array.shape[1] != clip_dims:
+        return False
+    try:
+        fs3_channels(specs, array.shape[0])
+    except DirectionsFileError:
+        return False
+    return True
+
+
 def companion_stats(fs3_path: str | Path) -> Path | None:
     """StyleCLIP's GetCode.py writes S_mean_std into the folder of its fs3.npy
     (npy/ffhq/): the statistics that go with the file, where they are there."""

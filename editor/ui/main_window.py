@@ -55,6 +55,7 @@ from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
 from editor.engine.session import MAX_SEED, Edit, RecipeError, Session, Source, parse_recipe
+from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
 from .canvas import Canvas
@@ -781,6 +782,8 @@ class MainWindow(QMainWindow):
             self.open_session(path)
         elif suffix in IMAGE_SUFFIXES:
             self._open_image_or_recipe(path)
+        elif suffix == ".npy" and self._holds_styleclip_directions(path):
+            self.styleclip_import.start(path)
         elif suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
             self.open_latent(path)
         elif suffix in GENERATOR_SUFFIXES:
@@ -792,6 +795,11 @@ class MainWindow(QMainWindow):
                                 f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
                                 ".safetensors), sessions (.json), latents (.npy, .pt, "
                                 ".safetensors) and images.")
+
+    def _holds_styleclip_directions(self, path: str) -> bool:
+        pack = self.pack
+        return pack is not None and pack.clip is not None and looks_like_fs3(
+            path, pack.model.generator.style_specs, pack.clip.embed_dim)
 
     def open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(),
