@@ -295,3 +295,76 @@ def test_nan_weights_in_a_pickle_are_refused_with_their_name(tmp_path, ours):
     path = write_nvidia_pickle(tmp_path / "nan.pkl", snapshot(nvidia_from_ours(ours)))
     with pytest.raises(CheckpointError, match="convs.0.conv.weight holds NaN"):
         load_generator(path)
+
+
+# --------------------------------------------------------------------------- damaged numpy data
+
+
+class _DtypeWithForgedSize:
+    """numpy.dtype('f4') whose BUILD state claims a huge element size: numpy takes it, and
+    reading an array of that dtype crashed the process (a damaged file does it too)."""
+
+    def __reduce__(self):
+        return (np.dtype, ("f4", False, True), (3, "<", None, None, None, 1313754637, -1, 0))
+
+
+class _ArrayOfForgedDtype:
+    def __reduce__(self):
+        return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                (1, (16,), _DtypeWithForgedSize(), False, bytes(64)))
+
+
+def _read_in_a_child(path, limit_bytes: int | None = None):
+    """read_pickle in a subprocess: a crash or a kill is a failed test, not a lost run.
+    limit_bytes caps the memory it may take beyond what it holds once torch is loaded."""
+    import subprocess
+
+    code = ("import resource\n"
+            "from editor.core.nvidia_pickle import read_pickle\n"
+            "from editor.core.errors import AtelierError\n"
+            "_, hard = resource.getrlimit(resource.RLIMIT_AS)\n"
+            "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+            f"if {limit_bytes!r}: resource.setrlimit(resource.RLIMIT_AS, "
+            f"(used + {limit_bytes!r}, hard))\n"
+            f"try:\n    read_pickle({str(path)!r})\nexcept AtelierError as e:\n"
+            "    print('refused:', e)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_pickled_dtype_with_a_forged_state_is_refused_not_crashing(tmp_path):
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": [_ArrayOfForgedDtype()]}, protocol=3))
+    done = _read_in_a_child(path)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "refused:" in done.stdout and "unexpected state" in done.stdout
+
+
+def test_a_damaged_memo_index_is_refused_before_the_unpickler_allocates_for_it(tmp_path):
+    """LONG_BINPUT 2**29: the C unpickler would grow its memo to 2**30 entries (8 GB)."""
+    import struct
+
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(b"\x80\x03]r" + struct.pack("<I", 2**29) + b".")
+    done = _read_in_a_child(path, limit_bytes=2 * 2**30)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "refused:" in done.stdout and "memo index" in done.stdout
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_arrays_of_every_plain_kind_and_byte_order_read_back_exactly(tmp_path, protocol):
+    arrays = [(np.arange(6) % 4).astype(d).reshape(2, 3) for d in
+              ("<f4", ">f8", "<f2", "i8", ">i4", "u1", "?", "<c8")]
+    arrays.append(np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)))
+    path = tmp_path / "arrays.pkl"
+    path.write_bytes(pickle.dumps({"a": arrays, "s": np.float32(2.5)}, protocol=protocol))
+    got = read_pickle(path)
+    for want, have in zip(arrays, got["a"], strict=True):  # (numpy itself reads some
+        # big-endian arrays back in native order: the same numbers)
+        assert have.dtype.newbyteorder("=") == want.dtype.newbyteorder("=")
+        assert np.array_equal(have, want)
+    assert got["s"] == np.float32(2.5)
+    object_array = tmp_path / "objects.pkl"
+    object_array.write_bytes(pickle.dumps(np.array([1, "x"], dtype=object), protocol=protocol))
+    with pytest.raises(CheckpointError, match="not a plain number type"):
+        read_pickle(object_array)

@@ -175,26 +175,95 @@ def _codecs_encode(text: object, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
-def _numpy_globals() -> dict[tuple[str, str], Callable | type]:
-    """numpy's own rebuilders, under both the numpy 1.x (numpy.core) and 2.x (numpy._core)
-    module paths that pickles name."""
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 1.26 has only numpy.core
-        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+# numpy's own pickle rebuilders are not safe on crafted input: a dtype's BUILD state can
+# set its element size (then reading the array crashes the process), and an ndarray's
+# BUILD trusts its dtype. The pickle gets stand-ins instead: a dtype is only a checked
+# description until an array is made from it, and an array's state is checked (plain
+# numbers only, bytes exactly filling its shape) before numpy sees it.
+_PLAIN_DTYPE = re.compile(r"[biufc]\d{1,2}")
+_DTYPE_STATE_VERSIONS = {3: 8, 4: 9}  # numpy's dtype state: version -> tuple length
 
-    def reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
-        if subtype is not np.ndarray:
-            raise pickle.UnpicklingError("numpy array of an unexpected subtype")
-        return multiarray._reconstruct(np.ndarray, shape, dtype)
 
-    out: dict[tuple[str, str], Callable | type] = {}
+class _DTypeSpec(metaclass=_SealedType):
+    """A pickled numpy.dtype(spec, align, copy), as a description: 'f4', 'i8', 'b1'..."""
+
+    def __init__(self, spec: object, align: object = False, copy: object = False):
+        if not isinstance(spec, str) or not _PLAIN_DTYPE.fullmatch(spec):
+            raise pickle.UnpicklingError(f"numpy dtype {spec!r} is not a plain number type")
+        self.dtype = np.dtype(spec)
+
+    def __setstate__(self, state: object) -> None:
+        """numpy's state: (version, byte order, subarray, names, fields, element size,
+        alignment, flags[, metadata]); only what a plain number type has is accepted."""
+        if not (isinstance(state, tuple) and state
+                and _DTYPE_STATE_VERSIONS.get(state[0]) == len(state)):
+            raise pickle.UnpicklingError("numpy dtype with an unexpected state")
+        order, *rest = state[1:]
+        extra = rest[:3] + rest[6:]  # subarray, names, fields[, metadata]
+        if order not in ("<", ">", "|", "=") or any(v is not None for v in extra) \
+                or rest[3] not in (-1, self.dtype.itemsize) \
+                or rest[4] not in (-1, self.dtype.alignment) or rest[5] != self.dtype.flags:
+            raise pickle.UnpicklingError("numpy dtype with an unexpected state")
+        if order in "<>":
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+class _SafeArray(np.ndarray, metaclass=_SealedType):
+    """An ndarray whose pickled state is checked before numpy reads it."""
+
+    def __setstate__(self, state: object) -> None:
+        if isinstance(state, tuple) and len(state) == 5:
+            state = state[1:]  # (version, shape, dtype, fortran, data)
+        if not (isinstance(state, tuple) and len(state) == 4):
+            raise pickle.UnpicklingError("numpy array with an unexpected state")
+        shape, spec, fortran, data = state
+        if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
+                and isinstance(spec, _DTypeSpec) and isinstance(fortran, bool)
+                and isinstance(data, bytes | bytearray)):
+            raise pickle.UnpicklingError("numpy array with an unexpected state")
+        if len(data) != math.prod(shape) * spec.dtype.itemsize:
+            raise pickle.UnpicklingError("numpy array whose data does not fill its shape")
+        super().__setstate__((1, shape, spec.dtype, fortran, bytes(data)))
+
+
+_NDARRAY = object()  # what the pickle's numpy.ndarray stands for: only _reconstruct's argument
+
+
+def _reconstruct_array(subtype: object, shape: object, dtype: object) -> _SafeArray:
+    if subtype is not _NDARRAY:
+        raise pickle.UnpicklingError("numpy array of an unexpected subtype")
+    return _SafeArray((0,), np.uint8)  # filled by its checked __setstate__
+
+
+def _scalar(spec: object, data: object = b"") -> np.generic:
+    """A numpy scalar (its own copy; numpy ignores a BUILD on a number scalar)."""
+    if not isinstance(spec, _DTypeSpec) or not isinstance(data, bytes | bytearray) \
+            or len(data) != spec.dtype.itemsize:
+        raise pickle.UnpicklingError("numpy scalar with an unexpected form")
+    return np.frombuffer(bytes(data), spec.dtype)[0]
+
+
+def _frombuffer(buf: object, spec: object, shape: object, order: object) -> _SafeArray:
+    """Protocol 5's in-band arrays."""
+    if isinstance(buf, pickle.PickleBuffer):
+        buf = bytes(buf.raw())
+    if order not in ("C", "F") or not isinstance(buf, bytes | bytearray):
+        raise pickle.UnpicklingError("numpy array with an unexpected form")
+    array = _reconstruct_array(_NDARRAY, (0,), None)
+    array.__setstate__((shape, spec, order == "F", buf))
+    return array
+
+
+def _numpy_globals() -> dict[tuple[str, str], Callable | type | object]:
+    """Stand-ins for numpy's rebuilders, under both the numpy 1.x (numpy.core) and 2.x
+    (numpy._core) module paths that pickles name."""
+    out: dict[tuple[str, str], Callable | type | object] = {}
     for core in ("numpy.core", "numpy._core"):
-        out[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        out[(f"{core}.multiarray", "scalar")] = multiarray.scalar
-        out[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
-    out[("numpy", "ndarray")] = np.ndarray
-    out[("numpy", "dtype")] = np.dtype
+        out[(f"{core}.multiarray", "_reconstruct")] = _reconstruct_array
+        out[(f"{core}.multiarray", "scalar")] = _scalar
+        out[(f"{core}.numeric", "_frombuffer")] = _frombuffer
+    out[("numpy", "ndarray")] = _NDARRAY
+    out[("numpy", "dtype")] = _DTypeSpec
     return out
 
 
@@ -233,14 +302,33 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _check_memo_indices(file: Any) -> None:
+    """Walk the opcodes once (nothing is built) and refuse a memo index beyond the opcodes
+    so far: the unpickler grows its memo table to twice the index it is given, so one
+    damaged byte in a 4-byte index asks for gigabytes and the process is killed."""
+    start = file.tell()
+    for count, (opcode, arg, _pos) in enumerate(pickletools.genops(file)):
+        if opcode.name in _MEMO_PUTS and arg > count:
+            raise pickle.UnpicklingError(f"memo index {arg} at opcode {count}: damaged")
+    file.seek(start)
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only allow-listed globals; everything else is refused before
     it is called. `source` names the file in error messages."""
 
     def __init__(self, file: Any, source: str = "pickle"):
         super().__init__(file)
+        self._file = file
         self.source = source
         self._allowed = _allowed_globals()
+
+    def load(self) -> Any:
+        _check_memo_indices(self._file)
+        return super().load()
 
     def find_class(self, module: str, name: str) -> Any:
         module = _MODULE_ALIASES.get(module, module)
@@ -262,9 +350,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids (a torch.save file?) are not expected here")
 
 
-# Garbage or truncated input makes the C unpickler raise any of these.
-_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-                AttributeError, RuntimeError, OverflowError, MemoryError)
+# Garbage or truncated input makes the C unpickler raise any of these (a damaged numpy
+# state even SystemError).
+PICKLE_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
+                      IndexError, AttributeError, RuntimeError, OverflowError, MemoryError,
+                      SystemError)
 
 
 def read_pickle(path: str | os.PathLike) -> Any:
@@ -284,7 +374,7 @@ def read_pickle(path: str | os.PathLike) -> Any:
         raise
     except OSError as e:
         raise CheckpointError(f"{path.name} cannot be read ({e.strerror or e})") from e
-    except _READ_ERRORS as e:
+    except PICKLE_READ_ERRORS as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             f"{path.name} could not be read as an NVIDIA network pickle; it may be truncated, "

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import pickle
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ import torch.nn.functional as F
 
 from editor.core.errors import AtelierError, DirectionsFileError
 from editor.core.generator import Generator
-from editor.core.nvidia_pickle import RestrictedUnpickler
+from editor.core.nvidia_pickle import PICKLE_READ_ERRORS, RestrictedUnpickler
 from editor.core.style_code import StyleLayerSpec, flat_offsets
 
 from . import precompute as pc
@@ -202,8 +201,7 @@ def _safe_unpickle(data: bytes, name: str) -> object:
         return RestrictedUnpickler(io.BytesIO(data), name).load()
     except AtelierError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, RuntimeError, OverflowError, MemoryError) as e:
+    except PICKLE_READ_ERRORS as e:
         raise DirectionsFileError(
             f"{name} could not be read as StyleCLIP's S_mean_std pickle ({e or type(e).__name__})"
         ) from e
