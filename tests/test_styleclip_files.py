@@ -16,7 +16,7 @@ from conftest import make_tiny_clip, make_tiny_generator
 
 from editor.core.errors import DirectionsFileError, UnsafePickleError
 from editor.core.generator import Generator, GeneratorConfig
-from editor.core.style_code import editable_mask, flat_offsets
+from editor.core.style_code import StyleLayerSpec, editable_mask, flat_offsets
 from editor.methods import global_directions as gd
 from editor.methods import precompute as pc
 from editor.methods import styleclip_files as sf
@@ -84,16 +84,23 @@ def test_fs3_rows_are_the_non_torgb_channels_in_synthesis_order_as_styleclip_cou
 
 
 def test_a_float16_fs3_reads_as_unit_float32_vectors(tmp_path, models):
-    *_, rel = models
-    got = sf.read_fs3(official_fs3(tmp_path / "fs3.npy", rel.vectors))
+    gen, clip, _, rel = models
+    channels, got = sf.read_fs3(official_fs3(tmp_path / "fs3.npy", rel.vectors),
+                                gen.style_specs, clip.embed_dim)
+    assert torch.equal(channels, rel.channels)
     assert got.dtype == torch.float32 and got.shape == rel.vectors.shape
     assert torch.allclose(got.norm(dim=1), torch.ones(len(got)), atol=1e-6)
     assert float((got * rel.vectors).sum(1).min()) > 0.999
 
 
+ONE_LAYER = [StyleLayerSpec("conv1", 2, 4, False, 0), StyleLayerSpec("to_rgb1", 2, 4, True, 1)]
+
+
 @pytest.mark.parametrize("content, message", [
-    (np.zeros((4, 8, 2), np.float32), "shape"),
-    (np.ones((4, 8), np.int64), "not floats"),
+    (np.zeros((2, 2, 2), np.float32), "shape"),
+    (np.ones((2, 2), np.int64), "not floats"),
+    (np.ones((2, 3), np.float32), "3-dimensional"),
+    (np.ones((3, 2), np.float32), "not a whole number"),
     (np.array([[1.0, np.nan], [0.0, 1.0]], np.float32), "NaN"),
     (np.array([[1.0, 0.0], [0.0, 0.0]], np.float32), "row 1 is all zeros"),
 ])
@@ -101,24 +108,33 @@ def test_arrays_that_are_not_an_fs3_are_refused(tmp_path, content, message):
     path = tmp_path / "fs3.npy"
     np.save(path, content)
     with pytest.raises(DirectionsFileError, match=message):
-        sf.read_fs3(path)
+        sf.read_fs3(path, ONE_LAYER, 2)
 
 
 def test_damaged_and_foreign_files_are_refused_without_running_anything(tmp_path):
     ran = tmp_path / "ran"
     objects = np.array([Exploit(str(ran)), 1], dtype=object)
     np.save(tmp_path / "pickled.npy", objects, allow_pickle=True)
-    with pytest.raises(DirectionsFileError, match="pickled Python objects"):
-        sf.read_fs3(tmp_path / "pickled.npy")
+    with pytest.raises(DirectionsFileError, match="holds Python objects"):
+        sf.read_fs3(tmp_path / "pickled.npy", ONE_LAYER, 2)
     assert not ran.exists()
-    np.save(tmp_path / "whole.npy", np.ones((64, 32), np.float32))
+    np.save(tmp_path / "whole.npy", np.ones((2, 2), np.float32))
     data = (tmp_path / "whole.npy").read_bytes()
-    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
+    (tmp_path / "cut.npy").write_bytes(data[:-4])
+    header_end = data.index(b"\n") + 1
+    (tmp_path / "lying.npy").write_bytes(data[:header_end].replace(b"(2, 2)", b"(-2, 2)")
+                                         + data[header_end:])
+    (tmp_path / "empty.npy").write_bytes(b"")
     (tmp_path / "text.npy").write_text("not an array")
     np.savez(tmp_path / "arch.npz", a=np.ones((2, 2)))
-    for name in ("cut.npy", "text.npy", "arch.npz", "missing.npy"):
-        with pytest.raises(DirectionsFileError):
-            sf.read_fs3(tmp_path / name)
+    torch.save({"x": torch.ones(2)}, tmp_path / "weights.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "folder.npy").mkdir()
+    for name, message in [("cut.npy", "truncated"), ("lying.npy", "damaged|not a readable"),
+                          ("empty.npy", "is empty"), ("text.npy", "not a .npy file"),
+                          ("arch.npz", "zip archive"), ("weights.pt", "pickle"),
+                          ("folder.npy", "is a folder"), ("missing.npy", "cannot be read")]:
+        with pytest.raises(DirectionsFileError, match=message):
+            sf.read_fs3(tmp_path / name, ONE_LAYER, 2)
 
 
 class Exploit:

@@ -62,8 +62,8 @@ from .global_directions import (
 )
 
 OFFICIAL_K_SIGMA, OFFICIAL_IMAGES = 5.0, 100
-# Far above any real file (FFHQ: 6,048 x 512, 12 MB): a bigger array is not an fs3.
-MAX_ROWS, MAX_DIMS, MAX_STATS_BYTES = 1_000_000, 8192, 256 * 2**20
+# Far above any real S_mean_std (FFHQ: 2 x 6,048 + 2 x 3,040 toRGB floats, 73 KB).
+MAX_STATS_BYTES = 256 * 2**20
 # The check: this many channels, spread over the file's layers, each at this many base
 # images (seeds of their own), compared with the file's vectors by cosine. Measured on the
 # demo pack (its 100-image vectors as the file, 8 channels): the right models give a median
@@ -115,29 +115,56 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_fs3(path: str | Path) -> torch.Tensor:
-    """StyleCLIP's channel relevance as (rows, dims) float32 unit vectors."""
-    path = Path(path)
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    """A .npy file memory-mapped (nothing big is read yet), or a clear refusal."""
+    if path.is_dir():
+        raise DirectionsFileError(f"{path.name} is a folder, not StyleCLIP's fs3.npy")
     try:
-        # memory-mapped: the shape is checked before anything big is read
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e) or "Python objects" in str(e):  # np.load's two wordings
-            raise DirectionsFileError(
-                f"{path.name} holds pickled Python objects, not a plain array; it was not "
-                f"loaded and nothing in it was run") from e
-        raise DirectionsFileError(f"{path.name} is not a readable .npy array ({e})") from e
+        with open(path, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
     except OSError as e:
         raise DirectionsFileError(f"{path.name} cannot be read ({e.strerror or e})") from e
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        raise DirectionsFileError(f"{path.name} is an .npz archive, not StyleCLIP's fs3.npy")
-    if array.ndim != 2 or not 0 < array.shape[0] <= MAX_ROWS \
-            or not 0 < array.shape[1] <= MAX_DIMS:
+    if head != NPY_MAGIC:
+        what = ("empty" if not head else "a zip archive (.npz?)" if head.startswith(b"PK")
+                else "a pickle (a torch .pt file?)" if head[:1] == b"\x80"
+                else "not a .npy file")
+        raise DirectionsFileError(
+            f"{path.name} is {what}; StyleCLIP's fs3.npy is a plain .npy array")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        if "Python objects" in str(e):
+            raise DirectionsFileError(
+                f"{path.name} holds Python objects, not numbers; it was not loaded and "
+                f"nothing in it was run") from e
+        if "greater than file size" in str(e):
+            raise DirectionsFileError(f"{path.name} is truncated") from e
+        raise DirectionsFileError(f"{path.name} is not a readable .npy array ({e})") from e
+    except (OSError, EOFError, OverflowError, TypeError) as e:  # a damaged header
+        raise DirectionsFileError(f"{path.name} is damaged ({e or type(e).__name__})") from e
+
+
+def read_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """StyleCLIP's channel relevance for these models: the flat style channels of its rows
+    and the rows as float32 unit vectors. The shape is checked against the models before
+    the data is read."""
+    path = Path(path)
+    array = _open_npy(path)
+    if array.ndim != 2 or not array.shape[0] or not array.shape[1]:
         raise DirectionsFileError(
             f"{path.name} has shape {tuple(array.shape)}; StyleCLIP's fs3.npy is (style "
             f"channels, CLIP dimensions), e.g. (5376, 512)")
     if array.dtype.kind != "f":
         raise DirectionsFileError(f"{path.name} holds {array.dtype} values, not floats")
+    if array.shape[1] != clip_dims:
+        raise DirectionsFileError(
+            f"{path.name} holds {array.shape[1]}-dimensional CLIP vectors; this CLIP "
+            f"model's are {clip_dims}-dimensional (StyleCLIP's files are for ViT-B/32, 512)")
+    channels = fs3_channels(specs, array.shape[0])
     try:
         vectors = torch.from_numpy(np.array(array, dtype=np.float32))
     except (OSError, ValueError) as e:  # a truncated file fails when the map is read
@@ -145,22 +172,21 @@ def read_fs3(path: str | Path) -> torch.Tensor:
     if not bool(torch.isfinite(vectors).all()):
         raise DirectionsFileError(f"{path.name} holds NaN or infinite values")
     norms = vectors.norm(dim=1)
-    if bool((norms == 0).any()):
+    if bool((norms < 1e-6).any()):
         raise DirectionsFileError(
-            f"{path.name}: row {int((norms == 0).nonzero()[0])} is all zeros; every row of "
+            f"{path.name}: row {int((norms < 1e-6).nonzero()[0])} is all zeros; every row of "
             f"fs3.npy is a unit vector")
-    return F.normalize(vectors, dim=1)  # float16 files are unit only to their precision
+    return channels, F.normalize(vectors, dim=1)  # float16 rows are unit to their precision
 
 
 def looks_like_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int) -> bool:
     """Whether a .npy has fs3's shape for these models (a dropped file: a latent or the
     directions?). Reads the header only."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
+        array = _open_npy(Path(path))
+    except DirectionsFileError:
         return False
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind != "f" \
-            or array.shape[1] != clip_dims:
+    if array.ndim != 2 or array.dtype.kind != "f" or array.shape[1] != clip_dims:
         return False
     try:
         fs3_channels(specs, array.shape[0])
@@ -302,13 +328,8 @@ def import_styleclip_pack(
     these models (MismatchError where only the check fails)."""
     t0 = time.monotonic()
     fs3_path = Path(fs3_path)
-    vectors = read_fs3(fs3_path)
-    if vectors.shape[1] != clip_dims:
-        raise DirectionsFileError(
-            f"{fs3_path.name} holds {vectors.shape[1]}-dimensional CLIP vectors; this CLIP "
-            f"model's are {clip_dims}-dimensional (StyleCLIP's files are for ViT-B/32, 512)")
     specs = gen.style_specs
-    channels = fs3_channels(specs, vectors.shape[0])
+    channels, vectors = read_fs3(fs3_path, specs, clip_dims)
     sampler = pc.sampler_name(sample_w, sampler)
     phases = JobPhases({"style statistics": stats_samples * pc.STATS_RENDERS,
                         "check": verify_channels * VERIFY_IMAGES * pc.RELEVANCE_RENDERS},
