@@ -193,6 +193,11 @@ def test_an_imported_fs3_makes_the_edits_the_computed_pack_makes(tmp_path, model
         ours.delta.abs().max()))
     again = pc.load_imported_pack("gen-hash", "clip-hash")
     assert again is not None and torch.equal(again.relevance.vectors, data.relevance.vectors)
+    # results made from a pack (discoveries) are cached under its key: another file's
+    # import for the same models must not share it
+    assert again.key == data.key
+    other = run_import(gen, clip, fs3)  # statistics computed, not the file's
+    assert other.key != data.key
 
 
 def test_without_s_mean_std_the_statistics_are_computed_and_cached(tmp_path, models):
@@ -287,3 +292,31 @@ def test_an_fs3_is_told_from_a_latent_by_its_shape(tmp_path, models):
     (tmp_path / "text.npy").write_text("no")
     for name in ("w.npy", "wplus.npy", "text.npy", "missing.npy"):
         assert not sf.looks_like_fs3(tmp_path / name, specs, 32)
+
+
+def test_a_file_measured_as_styleclips_script_measures_is_accepted(tmp_path, models):
+    """SingleChannel.py leaves each channel it has done at its mean, so row r was measured
+    with rows 0..r-1 held at their means: the check measures that way too."""
+    gen, clip, stats, rel = models
+    offsets = flat_offsets(gen.style_specs)
+    codes = gd.base_codes(gen, FILE_IMAGES, 3, 0.7)
+    rows = []
+    for r, flat in enumerate(rel.channels.tolist()):
+        layer = max(i for i, o in enumerate(offsets) if o <= flat)
+        held = sf._held_at_mean(codes, stats, rel.channels[:r])
+        rows.append(gd.relevance_for_layer(gen, clip, held, stats, layer, [flat - offsets[layer]],
+                                           5.0, gd.state_before(gen, held, layer), 64)[0])
+    script_made = torch.stack(rows)
+    assert float((script_made * rel.vectors).sum(1).median()) < 0.9  # not the clean file
+    data = run_import(gen, clip, official_fs3(tmp_path / "fs3.npy", script_made))
+    agreement = sf.Agreement.from_dict(data.info["agreement"])
+    assert agreement.passes() and np.median(agreement.held) > np.median(agreement.clean)
+
+
+def test_the_rows_checked_are_one_per_stretch_and_differ_from_file_to_file():
+    channels = torch.arange(5376)
+    a, b = sf.verify_rows(channels, 8, seed=1), sf.verify_rows(channels, 8, seed=2)
+    assert a != b and len(a) == len(b) == 8
+    for rows in (a, b):
+        assert [r * 8 // 5376 for r in rows] == list(range(8))
+    assert sf.verify_rows(torch.arange(3), 8, seed=1) == [0, 1, 2]

@@ -135,11 +135,17 @@ def imported_pack_cache(gen_hash: str, clip_hash: str, root: Path | None = None
                        IMPORTED_VERSION, root)
 
 
+def imported_key(entry: TensorCache, tensors: dict[str, torch.Tensor]) -> str:
+    """An imported pack's key (what results made from it, such as discoveries, are cached
+    under): its entry is one per generator and CLIP, so the key names the content too."""
+    return f"{entry.key}-{_checksum(tensors)[:16]}"
+
+
 def load_imported_pack(gen_hash: str, clip_hash: str, root: Path | None = None
                        ) -> PackData | None:
     entry = imported_pack_cache(gen_hash, clip_hash, root)
     got = load_checked(entry)
-    return _pack_from(got[0], got[1], entry.key) if got else None
+    return _pack_from(got[0], got[1], imported_key(entry, got[0])) if got else None
 
 
 def _stats_key(gen_hash: str, stats_samples: int, sampler: str, psi: float) -> dict:

@@ -6,7 +6,9 @@ from the code that writes and reads it (global_directions/SingleChannel.py, MapT
 
 - `fs3.npy`: a plain .npy array (channels, 512), float32 (float16 where it was made on a
   GPU), one unit CLIP ViT-B/32 image-space vector per style channel, from +/-5 sigma over
-  100 base images at psi 0.7: the quantity our precompute computes. Rows run over the
+  100 base images at psi 0.7: the quantity our precompute computes, except that the
+  script's loop leaves every channel it has done at its mean, so each row was measured
+  on base images with all earlier rows' channels at their means. Rows run over the
   non-toRGB style layers in synthesis order (4x4 conv, then per resolution the upsampling
   conv and the second conv) and their channels in order; toRGB layers are skipped. The
   official script stops at 128 px (11 layers, 5,376 rows at 1024 px); a file of all
@@ -19,12 +21,12 @@ from the code that writes and reads it (global_directions/SingleChannel.py, MapT
   psi), which is what the edits' sigma scaling needs.
 
 An import is checked against the models before it is kept: a few of its channels are
-computed again here (the exact relevance at a few base images) and compared. A file made
-for another generator of the same shape (AFHQ's fs3 has FFHQ's 5,376 rows) or with
-another CLIP agrees with nothing and is refused; `force` keeps it anyway. The check
-renders 8 x 8 x 2 images: on the 2-core CPU with FFHQ 1024 and ViT-B/32 it took 229 s
-(about 1.8 s per render + encode), where the 5,376-channel precompute at 100 images would
-be over a million renders.
+computed again here (the exact relevance at a few base images, both ways) and compared.
+A file made for another generator of the same shape (AFHQ's fs3 has FFHQ's 5,376 rows)
+or with another CLIP agrees with nothing and is refused; `force` keeps it anyway. The
+check renders 8 channels x 2 ways x 4 images x 2 signs: on the 2-core CPU with FFHQ 1024
+and ViT-B/32 (8 x 8 x 2 renders, one way) it took 229 s, about 1.8 s per render + encode,
+where the 5,376-channel precompute at 100 images would be over a million renders.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import torch.nn.functional as F
 from editor.core.errors import AtelierError, DirectionsFileError
 from editor.core.generator import Generator
 from editor.core.nvidia_pickle import PICKLE_READ_ERRORS, RestrictedUnpickler
-from editor.core.style_code import StyleLayerSpec, flat_offsets
+from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets
 
 from . import precompute as pc
 from .global_directions import (
@@ -64,13 +66,14 @@ from .global_directions import (
 OFFICIAL_K_SIGMA, OFFICIAL_IMAGES = 5.0, 100
 # Far above any real S_mean_std (FFHQ: 2 x 6,048 + 2 x 3,040 toRGB floats, 73 KB).
 MAX_STATS_BYTES = 256 * 2**20
-# The check: this many channels, spread over the file's layers, each at this many base
-# images (seeds of their own), compared with the file's vectors by cosine. Measured on the
-# demo pack (its 100-image vectors as the file, 8 channels): the right models give a median
-# cosine of 0.75 / 0.73 / 0.87 at 2 / 4 / 8 images; a CLIP of the same shape with other
-# weights 0.01, and the rows of another channel (a file of another generator of the same
-# shape) 0.03. Half way is the bar for "made for these models".
-VERIFY_CHANNELS, VERIFY_IMAGES, VERIFY_SEED = 8, 8, 77
+# The check: this many of the file's rows (one from each of as many stretches of them),
+# each measured at this many base images of seeds of their own, twice (measure_agreement),
+# and compared with the file's vectors by cosine. Measured on the demo pack, 3 draws of
+# rows: a file of its 100-image vectors gives medians 0.75-0.80; one measured as
+# StyleCLIP's script measures, 0.93-0.97; another channel's rows (a file of another
+# generator of the same shape) -0.02-0.14, and a CLIP of the same shape with other
+# weights -0.06-0.00. Half way is the bar for "made for these models".
+VERIFY_CHANNELS, VERIFY_IMAGES, VERIFY_SEED = 8, 4, 77
 MIN_AGREEMENT = 0.5
 
 
@@ -80,10 +83,17 @@ class MismatchError(DirectionsFileError):
 
 @dataclass(frozen=True)
 class Agreement:
-    """How well the file's vectors match the relevance measured here (per channel)."""
+    """How well the file's vectors match the relevance measured here, per checked row:
+    measured on clean base images, and as StyleCLIP's script measures (measure_agreement).
+    A row agrees as well as the better of the two."""
 
-    cosines: tuple[float, ...]
+    clean: tuple[float, ...]
+    held: tuple[float, ...]
     n_images: int
+
+    @property
+    def cosines(self) -> tuple[float, ...]:
+        return tuple(max(a, b) for a, b in zip(self.clean, self.held, strict=True))
 
     @property
     def median(self) -> float:
@@ -93,15 +103,18 @@ class Agreement:
         return bool(self.cosines) and self.median >= MIN_AGREEMENT
 
     def to_dict(self) -> dict:
-        return {"cosines": list(self.cosines), "n_images": self.n_images}
+        return {"clean": list(self.clean), "held": list(self.held), "n_images": self.n_images}
 
     @classmethod
     def from_dict(cls, d: dict) -> Agreement:
-        return cls(tuple(float(c) for c in d["cosines"]), int(d["n_images"]))
+        return cls(tuple(float(c) for c in d["clean"]), tuple(float(c) for c in d["held"]),
+                   int(d["n_images"]))
 
     def describe(self) -> str:
         return (f"median cosine {self.median:.2f} over {len(self.cosines)} channels "
-                f"re-measured at {self.n_images} images (min {min(self.cosines):.2f})")
+                f"re-measured at {self.n_images} images (min {min(self.cosines):.2f}; "
+                f"medians on clean base images {np.median(self.clean):.2f}, as StyleCLIP's "
+                f"script measures {np.median(self.held):.2f})")
 
 
 # --------------------------------------------------------------------------- reading files
@@ -276,10 +289,22 @@ def read_style_mean_std(path: str | Path, specs: Sequence[StyleLayerSpec]) -> St
 # --------------------------------------------------------------------------- the check
 
 
-def verify_rows(channels: torch.Tensor, n: int = VERIFY_CHANNELS) -> list[int]:
-    """Which of the file's rows to measure again: n spread evenly over them."""
+def verify_rows(channels: torch.Tensor, n: int = VERIFY_CHANNELS, seed: int = 0) -> list[int]:
+    """Which of the file's rows to measure again: one drawn from each of n equal stretches
+    of them (drawn by `seed`, the file's own: a file cannot know which rows are looked at)."""
     rows = len(channels)
-    return sorted({round(i * (rows - 1) / max(n - 1, 1)) for i in range(min(n, rows))})
+    n = min(n, rows)
+    g = torch.Generator().manual_seed(seed)
+    bounds = [round(i * rows / n) for i in range(n + 1)]
+    return [a + int(torch.randint(b - a, (1,), generator=g)) for a, b in
+            zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _held_at_mean(codes: StyleCode, stats: StyleStats, flat: torch.Tensor) -> StyleCode:
+    """The codes with these flat channels set to their means."""
+    values = codes.flat().clone()
+    values[:, flat] = stats.mean[flat].to(values)
+    return StyleCode.from_flat(codes.specs, values)
 
 
 def measure_agreement(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
@@ -288,27 +313,28 @@ def measure_agreement(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                       sample_w: WSampler | None = None, batch_size: int | None = None
                       ) -> Iterator[Progress | Agreement]:
     """Recompute the relevance of some rows (exactly, at n_images base images of our own)
-    and compare: Progress per layer, then the Agreement."""
+    and compare, each row measured twice: on the base images as they are, and as
+    StyleCLIP's SingleChannel.py measures it, with every earlier row's channel held at its
+    mean (its loop leaves each channel it has done at the mean; a file may have been made
+    either way). Progress per row, then the Agreement."""
     specs = gen.style_specs
     offsets = flat_offsets(specs)
     codes = base_codes(gen, n_images, VERIFY_SEED, psi, sample_w)
     batch_size = batch_size or suggested_batch_size(gen)
-    by_layer: dict[int, list[int]] = {}
-    for row in rows:
+    clock = EtaClock(0, len(rows))
+    found: dict[bool, list[float]] = {False: [], True: []}
+    for done, row in enumerate(rows, start=1):
         flat = int(channels[row])
         layer = max(i for i, o in enumerate(offsets) if o <= flat)
-        by_layer.setdefault(layer, []).append(row)
-    clock = EtaClock(0, len(rows))
-    cosines: list[float] = []
-    for layer, layer_rows in by_layer.items():
-        before = state_before(gen, codes, layer)
-        local = [int(channels[r]) - offsets[layer] for r in layer_rows]
-        measured = relevance_for_layer(gen, clip, codes, stats, layer, local,
-                                       OFFICIAL_K_SIGMA, before, batch_size)
-        expected = vectors[layer_rows].to(measured)
-        cosines += (measured * expected).sum(1).tolist()
-        yield clock.progress(len(cosines), f"checking the file: layer {specs[layer].name}")
-    yield Agreement(tuple(cosines), n_images)
+        for held in (False, True):
+            base = _held_at_mean(codes, stats, channels[:row]) if held else codes
+            measured = relevance_for_layer(gen, clip, base, stats, layer, [flat - offsets[layer]],
+                                           OFFICIAL_K_SIGMA, state_before(gen, base, layer),
+                                           batch_size)[0]
+            found[held].append(float(measured @ vectors[row].to(measured)))
+        yield clock.progress(done, f"checking the file: channel {done}/{len(rows)} "
+                                   f"({specs[layer].name})")
+    yield Agreement(tuple(found[False]), tuple(found[True]), n_images)
 
 
 # --------------------------------------------------------------------------- the import job
@@ -330,9 +356,10 @@ def import_styleclip_pack(
     fs3_path = Path(fs3_path)
     specs = gen.style_specs
     channels, vectors = read_fs3(fs3_path, specs, clip_dims)
+    digest = _file_sha256(fs3_path)
     sampler = pc.sampler_name(sample_w, sampler)
     phases = JobPhases({"style statistics": stats_samples * pc.STATS_RENDERS,
-                        "check": verify_channels * VERIFY_IMAGES * pc.RELEVANCE_RENDERS},
+                        "check": 2 * verify_channels * VERIFY_IMAGES * pc.RELEVANCE_RENDERS},
                        guessed={"style statistics"})
     if mean_std_path is not None:
         stats = read_style_mean_std(mean_std_path, specs)
@@ -342,8 +369,8 @@ def import_styleclip_pack(
                                               sampler, root, cancel, phases)
     agreement = None
     if verify_channels > 0:
-        for item in measure_agreement(gen, clip, stats, channels, vectors,
-                                      verify_rows(channels, verify_channels), psi=psi,
+        rows = verify_rows(channels, verify_channels, seed=int(digest[:15], 16))
+        for item in measure_agreement(gen, clip, stats, channels, vectors, rows, psi=psi,
                                       sample_w=sample_w):
             if isinstance(item, Agreement):
                 agreement = item
@@ -361,7 +388,7 @@ def import_styleclip_pack(
     info = {"generator": gen_hash, "clip": clip_hash, "sampler": sampler,
             "stats_samples": stats.n_samples,
             "stats_from": Path(mean_std_path).name if mean_std_path else "computed",
-            "relevance": {"imported": fs3_path.name, "sha256": _file_sha256(fs3_path),
+            "relevance": {"imported": fs3_path.name, "sha256": digest,
                           "n_images": OFFICIAL_IMAGES, "k_sigma": OFFICIAL_K_SIGMA,
                           "psi": OFFICIAL_PSI},
             "agreement": agreement.to_dict() if agreement else None,
@@ -369,6 +396,7 @@ def import_styleclip_pack(
             "seconds": round(time.monotonic() - t0, 1)}
     relevance = Relevance(channels, vectors, dict(info["relevance"]))
     entry = pc.imported_pack_cache(gen_hash, clip_hash, root)
-    error = pc.try_save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info,
-                                "imported global directions")
-    yield pc.PackData(stats, relevance, entry.key, info, save_error=error)
+    tensors = {**stats.to_dict(), **relevance.to_dict()}
+    error = pc.try_save_checked(entry, tensors, info, "imported global directions")
+    yield pc.PackData(stats, relevance, pc.imported_key(entry, tensors), info,
+                      save_error=error)
