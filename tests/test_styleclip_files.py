@@ -320,3 +320,21 @@ def test_the_rows_checked_are_one_per_stretch_and_differ_from_file_to_file():
     for rows in (a, b):
         assert [r * 8 // 5376 for r in rows] == list(range(8))
     assert sf.verify_rows(torch.arange(3), 8, seed=1) == [0, 1, 2]
+
+
+def test_statistics_of_another_generator_or_truncation_are_refused_unless_forced(tmp_path,
+                                                                                 models):
+    """S_mean_std scales every edit (sigma): one made for another generator of the same
+    shape, or of untruncated samples where StyleCLIP's psi 0.7 is meant, is refused."""
+    gen, clip, stats, rel = models
+    fs3 = official_fs3(tmp_path / "fs3.npy", rel.vectors)
+    other = make_tiny_generator(resolution=16, channel_max=16, seed=7)
+    for name, wrong in [("other", gd.compute_style_stats(other, 2000, psi=0.7)),
+                        ("untruncated", gd.compute_style_stats(gen, 2000, psi=1.0))]:
+        path = official_mean_std(tmp_path / name, gen, wrong)
+        with pytest.raises(sf.MismatchError, match="does not describe this generator"):
+            run_import(gen, clip, fs3, path)
+    assert pc.load_imported_pack("gen-hash", "clip-hash") is None
+    assert run_import(gen, clip, fs3, path, force=True).info["stats_from"] == "untruncated"
+    fitting = sf.statistics_mismatch(stats, gd.compute_style_stats(gen, 1000, seed=9, psi=0.7))
+    assert fitting is None

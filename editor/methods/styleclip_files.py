@@ -58,6 +58,7 @@ from .global_directions import (
     StyleStats,
     WSampler,
     base_codes,
+    iter_style_stats,
     relevance_for_layer,
     state_before,
     suggested_batch_size,
@@ -75,6 +76,11 @@ MAX_STATS_BYTES = 256 * 2**20
 # weights -0.06-0.00. Half way is the bar for "made for these models".
 VERIFY_CHANNELS, VERIFY_IMAGES, VERIFY_SEED = 8, 4, 77
 MIN_AGREEMENT = 0.5
+# A given S_mean_std against the generator's own statistics from this many samples (the
+# estimates' own error: about 0.03 sigma on a mean, 2 % on a std). Another generator of the
+# same shape was off by a median 0.90 sigma (stds 0.49-2.05x); statistics of untruncated
+# samples where psi 0.7 is meant differ by 1/0.7 = 1.43x.
+STATS_CHECK_SAMPLES, MAX_MEAN_SHIFT, MAX_STD_RATIO = 1000, 0.25, 1.25
 
 
 class MismatchError(DirectionsFileError):
@@ -286,7 +292,21 @@ def read_style_mean_std(path: str | Path, specs: Sequence[StyleLayerSpec]) -> St
     return StyleStats(mean, std, 0)
 
 
-# --------------------------------------------------------------------------- the check
+# --------------------------------------------------------------------------- the checks
+
+
+def statistics_mismatch(given: StyleStats, sampled: StyleStats) -> str | None:
+    """How a file's statistics differ from the generator's own (sampled here), where they
+    differ beyond sampling error; None where they fit. Medians over the channels."""
+    std = sampled.std.float()
+    varies = std > 1e-8
+    shift = float(((given.mean.float() - sampled.mean.float()).abs()[varies]
+                   / std[varies]).median())
+    ratio = float((given.std.float()[varies].clamp_min(1e-12) / std[varies]).log().abs()
+                  .median().exp())
+    if shift <= MAX_MEAN_SHIFT and ratio <= MAX_STD_RATIO:
+        return None
+    return f"means off by a median {shift:.2f} sigma, standard deviations by {ratio:.2f}x"
 
 
 def verify_rows(channels: torch.Tensor, n: int = VERIFY_CHANNELS, seed: int = 0) -> list[int]:
@@ -358,12 +378,25 @@ def import_styleclip_pack(
     channels, vectors = read_fs3(fs3_path, specs, clip_dims)
     digest = _file_sha256(fs3_path)
     sampler = pc.sampler_name(sample_w, sampler)
-    phases = JobPhases({"style statistics": stats_samples * pc.STATS_RENDERS,
+    phases = JobPhases({"style statistics": (STATS_CHECK_SAMPLES if mean_std_path is not None
+                                             else stats_samples) * pc.STATS_RENDERS,
                         "check": 2 * verify_channels * VERIFY_IMAGES * pc.RELEVANCE_RENDERS},
                        guessed={"style statistics"})
     if mean_std_path is not None:
         stats = read_style_mean_std(mean_std_path, specs)
-        phases.skip("style statistics")
+        sampled = None
+        for item in iter_style_stats(gen, STATS_CHECK_SAMPLES, psi=psi, sample_w=sample_w,
+                                     seed=VERIFY_SEED):
+            if isinstance(item, StyleStats):
+                sampled = item
+            else:
+                yield phases.report("style statistics", item)
+        assert sampled is not None
+        if (off := statistics_mismatch(stats, sampled)) and not force:
+            raise MismatchError(
+                f"{Path(mean_std_path).name} does not describe this generator's style codes "
+                f"({off}): it was made for another generator or at another truncation than "
+                f"psi {psi:g}. Nothing was imported")
     else:
         stats = yield from pc.style_stats_job(gen, gen_hash, stats_samples, psi, sample_w,
                                               sampler, root, cancel, phases)
