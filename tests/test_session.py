@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -193,6 +194,8 @@ def _good_recipe() -> dict:
     (lambda d: d.update(edits={"a": 1}), "edits must be a list"),
     (lambda d: d.update(noise_mode="bogus"), "unknown noise mode"),
     (lambda d: d.update(generator=[1]), "generator must be an object"),
+    (lambda d: d.update(directions="abc"), "directions must be an object"),
+    (lambda d: d.update(directions={"name": 3, "content_hash": "k"}), "directions name"),
 ])
 def test_a_recipe_field_of_the_wrong_type_or_range_is_malformed(change, match):
     d = _good_recipe()
@@ -200,6 +203,23 @@ def test_a_recipe_field_of_the_wrong_type_or_range_is_malformed(change, match):
     change(d)
     with pytest.raises(RecipeError, match=match):
         Session.from_json(json.dumps(d))
+
+
+def test_a_recipe_names_the_directions_its_text_edits_used():
+    """Two packs for the same models can differ (one computed here, one imported from
+    StyleCLIP's fs3.npy): the recipe says which, and a replay with others is told."""
+    from editor.engine.session import ModelIdentity
+
+    made = ModelIdentity("imported fs3.npy", "key-a")
+    s = dataclasses.replace(Session.from_recipe(_good_recipe()), directions=made)
+    again = Session.from_json(s.to_json())
+    assert again.directions == made
+    other = ModelIdentity("computed", "key-b")
+    assert [k for k, *_ in again.model_mismatches(None, None, other)] == ["directions"]
+    assert again.model_mismatches(None, None, made) == []
+    no_text = dataclasses.replace(again, edits=())
+    assert no_text.model_mismatches(None, None, other) == []
+    assert Session.from_recipe(_good_recipe()).directions is None  # older recipes
 
 
 def test_recipe_noise_modes_are_the_generators():

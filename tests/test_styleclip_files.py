@@ -272,6 +272,12 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
     again = open_pack(gen_path, ClipSource(path=str(clip_path))).data
     assert again.imported_from == "fs3.npy"
     assert torch.allclose(again.stats.std, data_stats.std.float())
+    # the first picture's recipe names the directions it was made with: replayed with the
+    # pack imported since (other statistics), it says so
+    assert main(["edit", "--recipe", str(tmp_path / "out.png"), "--generator", str(gen_path),
+                 "--clip-checkpoint", str(clip_path), "-o", str(tmp_path / "again.png")]) == 0
+    err = capsys.readouterr().err
+    assert "made with other global directions (imported fs3.npy" in err
     perm = torch.randperm(len(rel.vectors), generator=torch.Generator().manual_seed(0))
     bad = official_fs3(tmp_path / "bad.npy", rel.vectors[perm])
     assert main(["import-styleclip", str(bad), *common]) == 1
@@ -338,3 +344,18 @@ def test_statistics_of_another_generator_or_truncation_are_refused_unless_forced
     assert run_import(gen, clip, fs3, path, force=True).info["stats_from"] == "untruncated"
     fitting = sf.statistics_mismatch(stats, gd.compute_style_stats(gen, 1000, seed=9, psi=0.7))
     assert fitting is None
+
+
+def test_a_refused_import_leaves_no_folder_behind(tmp_path, capsys, models):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    gen, *_ = models
+    gen_path = save_generator(gen, tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    (tmp_path / "text.npy").write_text("no")
+    into = tmp_path / "into"
+    assert main(["import-styleclip", str(tmp_path / "text.npy"), "--generator", str(gen_path),
+                 "--clip-checkpoint", str(clip_path), "--into", str(into)]) == 1
+    assert "not a .npy file" in capsys.readouterr().err
+    assert not into.exists()

@@ -287,7 +287,9 @@ def run(args: argparse.Namespace) -> int:
             raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
         # model mismatches are told before the pack jobs, which can take hours; so is a
         # recipe's latent made for another generator (its shape)
-        session = _with_models(session, *pack.identities(), replaying=bool(args.recipe))
+        recorded = session
+        gen_id, clip_id, _ = pack.identities()
+        session = _with_models(session, gen_id, clip_id, replaying=bool(args.recipe))
         if session.source.kind == "wplus":
             wplus_of_source(session.source, gen.n_latent, gen.w_dim)
         if session.has_text_edits and pack.data is None:
@@ -297,6 +299,8 @@ def run(args: argparse.Namespace) -> int:
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
                      "CLIP (once; cached).", pack.covariation_job())
+        session = _with_directions(session, recorded, pack.identities(),
+                                   replaying=bool(args.recipe))
         t0 = time.perf_counter()
         try:
             image = to_uint8_image(pack.context().render(session))
@@ -334,3 +338,19 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
               f"({recorded.content_hash[:12]}); rendering with {used.name} "
               f"({used.content_hash[:12]})", file=sys.stderr)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _with_directions(session: Session, recorded: Session,
+                     identities: tuple[ModelIdentity, ModelIdentity | None,
+                                       ModelIdentity | None], replaying: bool) -> Session:
+    """Record the global directions the text edits use (known once the pack jobs ran);
+    warn when replaying a recipe (`recorded`, as read) whose text edits used others with
+    the same models (an imported file, say)."""
+    for kind, made, used in recorded.model_mismatches(*identities) if replaying else []:
+        if kind == "directions":
+            print(f"warning: the recipe's text edits were made with other global directions "
+                  f"({made.name}, {made.content_hash[:12]}); rendering with this pack's "
+                  f"({used.name}, {used.content_hash[:12]}), so they may look different",
+                  file=sys.stderr)
+    used = identities[2]
+    return replace(session, directions=used if session.has_text_edits else None)

@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: no CLIP model ({pack.clip_error}); inverting without CLIP "
                   "features", file=sys.stderr)
         settings = settings_from_args(args, seed=args.seed)
-        gen_id, clip_id = pack.identities()
+        gen_id, clip_id, _ = pack.identities()
         rows = []
         n = max(1, args.batch)
         for first in range(0, len(crops), n):

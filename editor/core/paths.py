@@ -162,14 +162,22 @@ def _remove_stale_temps(path: Path) -> None:
 
 
 def unwritable_reason(folder: str | os.PathLike) -> str | None:
-    """Why files cannot be written into `folder` (made if missing), or None when they
-    can: checked by writing one, before work whose result would be lost."""
+    """Why files cannot be written into `folder`, or None when they can: checked by
+    writing one, before work whose result would be lost. Folders made for the check are
+    removed again (the work may still fail, and the writer makes them)."""
     folder = Path(folder)
+    made: list[Path] = []
     try:
-        _make_parents(folder)
+        made = _make_parents(folder)
         _create_temp_beside(folder / "write-check").unlink()
     except OSError as e:
         return e.strerror or str(e)
+    finally:
+        for f in made:  # innermost first
+            try:
+                f.rmdir()
+            except OSError:
+                break
     return None
 
 

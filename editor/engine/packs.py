@@ -294,10 +294,15 @@ class OpenPack:
             return [e.target for e in captions.edit_prompts()]
         return list(GENERAL_PROMPTS)
 
-    def identities(self) -> tuple[ModelIdentity, ModelIdentity | None]:
+    def identities(self) -> tuple[ModelIdentity, ModelIdentity | None, ModelIdentity | None]:
+        """The generator, the CLIP and the global directions, as a recipe records them."""
         clip = (ModelIdentity(self.clip.name, self.clip.content_hash, "")
                 if self.clip is not None else None)
-        return ModelIdentity(self.model.name, self.model.content_hash, self.model.path), clip
+        data = self.data
+        directions = None if data is None else ModelIdentity(
+            f"imported {data.imported_from}" if data.imported_from else "computed", data.key)
+        return (ModelIdentity(self.model.name, self.model.content_hash, self.model.path), clip,
+                directions)
 
 
 def same_generator(a: OpenPack | None, b: OpenPack | None) -> bool:

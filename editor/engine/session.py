@@ -90,6 +90,9 @@ class Session:
     generator: ModelIdentity | None = None
     clip: ModelIdentity | None = None
     noise_mode: str = "const"
+    # The global directions text edits used (a pack computed here, or one imported from
+    # StyleCLIP's fs3.npy): two packs for the same models can differ. Older recipes: None.
+    directions: ModelIdentity | None = None
 
     # ----------------------------------------------------------------- stack operations
     def with_source(self, source: Source) -> Session:
@@ -131,16 +134,23 @@ class Session:
         """Whether an active edit is a text edit (its direction comes from the CLIP)."""
         return any(e.kind == "global" for e in self.active_edits)
 
-    def model_mismatches(self, generator: ModelIdentity | None, clip: ModelIdentity | None
+    def model_mismatches(self, generator: ModelIdentity | None, clip: ModelIdentity | None,
+                         directions: ModelIdentity | None = None
                          ) -> list[tuple[str, ModelIdentity, ModelIdentity]]:
         """(kind, recorded, used) for each model this session's recipe names that differs
         from the one it is rendered with: the generator, and the CLIP where a text edit
-        depends on it. The command line warns of each, the window of the first."""
-        pairs = [("generator", self.generator, generator)]
-        if self.has_text_edits:
-            pairs.append(("CLIP", self.clip, clip))
-        return [(kind, recorded, used) for kind, recorded, used in pairs
-                if recorded and used and recorded.content_hash != used.content_hash]
+        depends on it; and, where those are the same, the global directions the text edits
+        used (other models have other directions anyway). The command line warns of each,
+        the window of the first."""
+        def differ(pairs: list) -> list[tuple[str, ModelIdentity, ModelIdentity]]:
+            return [(kind, recorded, used) for kind, recorded, used in pairs
+                    if recorded and used and recorded.content_hash != used.content_hash]
+
+        found = differ([("generator", self.generator, generator)]
+                       + ([("CLIP", self.clip, clip)] if self.has_text_edits else []))
+        if self.has_text_edits and not found:
+            found = differ([("directions", self.directions, directions)])
+        return found
 
     # ----------------------------------------------------------------- recipe JSON
     def to_recipe(self) -> dict:
@@ -153,6 +163,7 @@ class Session:
             "generator": asdict(self.generator) if self.generator else None,
             "clip": asdict(self.clip) if self.clip else None,
             "noise_mode": self.noise_mode,
+            **({"directions": asdict(self.directions)} if self.directions else {}),
         }
 
     def _has_packed_tensors(self) -> bool:
@@ -184,6 +195,8 @@ class Session:
                 generator=ModelIdentity(**d["generator"]) if d.get("generator") else None,
                 clip=ModelIdentity(**d["clip"]) if d.get("clip") else None,
                 noise_mode=d.get("noise_mode", "const"),
+                directions=(ModelIdentity(**d["directions"]) if d.get("directions")
+                            else None),
             )
         except (KeyError, TypeError) as e:
             raise RecipeError(f"the recipe is incomplete or malformed ({e})") from e
@@ -254,7 +267,7 @@ def _check_recipe(d: dict) -> None:
             raise RecipeError(f"the recipe's edit {i + 1} enabled must be true or false")
         for key in ("name", "id"):
             _text(e.get(key, ""), f"edit {i + 1} {key}")
-    for key in ("generator", "clip"):
+    for key in ("generator", "clip", "directions"):
         if d.get(key) is not None:
             model = _mapping(d[key], key)
             for field_name in ("name", "content_hash", "path"):

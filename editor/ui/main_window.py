@@ -560,8 +560,9 @@ class MainWindow(QMainWindow):
         """What the canvas shows, with the model identities a recipe needs."""
         session = self.document.state.rendered_session()
         if self.pack is not None:
-            gen_id, clip_id = self.pack.identities()
-            session = dataclasses.replace(session, generator=gen_id, clip=clip_id)
+            gen_id, clip_id, directions = self.pack.identities()
+            session = dataclasses.replace(session, generator=gen_id, clip=clip_id,
+                                          directions=directions)
         return session
 
     def request_render(self, interactive: bool = False) -> RenderRequest | None:
@@ -918,9 +919,13 @@ class MainWindow(QMainWindow):
                 f"{name} was made with {made.name}; it is shown with {self.pack.name}"
                 if kind == "generator" else
                 f"{name}'s text edits were made with CLIP {made.name}; they are shown with "
-                f"{used.name}, so they may look different", 10000)
+                f"{used.name}, so they may look different" if kind == "CLIP" else
+                f"{name}'s text edits were made with other global directions ({made.name}); "
+                f"they are shown with this pack's ({used.name}), so they may look different",
+                10000)
         neutral = self.document.state.draft.params.get("neutral", DEFAULT_NEUTRAL)
-        state = EditorState(dataclasses.replace(session, generator=None, clip=None),
+        state = EditorState(dataclasses.replace(session, generator=None, clip=None,
+                                                directions=None),
                             new_draft(neutral, defaults=self._edit_defaults()))
         return state.with_saved_draft(recipe.get(DRAFT_KEY)) if restore_draft else state
 
