@@ -1735,3 +1735,6 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     window.prompt_panel.auto_beta.setChecked(True)
     type_prompt(window, "face with glasses")
     assert not np.array_equal(settled(window, qtbot), before)
+    window.start_precompute()  # its own directions over the import: asked first (here: no)
+    assert len(asked) == 2 and "imported from fs3.npy" in asked[1]
+    assert window.jobs.find(window._precompute_key(window.pack)) is None

@@ -731,7 +731,8 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Precompute directions",
                                     "Open a model pack with a CLIP model first.")
             return
-        if pack.has_directions and pack.covariation is not None:
+        imported = pack.data.imported_from if pack.data is not None else None
+        if pack.has_directions and not imported and pack.covariation is not None:
             self.statusBar().showMessage("This pack's directions are already computed", 4000)
             return
         key = self._precompute_key(pack)
@@ -740,7 +741,15 @@ class MainWindow(QMainWindow):
                                          "(see the Jobs panel)", 6000)
             self.jobs_dock.show()
             return
-        if pack.has_directions:  # computed before gated edits existed: only that part
+        if imported and QMessageBox.question(
+                self, "Precompute directions",
+                f"{pack.name} uses directions imported from {imported}. Compute its own, "
+                "over every layer, instead?\n\nIt runs in the background and can take hours "
+                "on a CPU; the imported ones are used until it is done.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+            return
+        if pack.has_directions and not imported:  # computed before gated edits existed
             self.jobs.submit(f"Measure channel co-variation for {pack.name}",
                              lambda token: pack.covariation_job(cancel=token), key=key)
             return
