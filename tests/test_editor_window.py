@@ -1731,6 +1731,7 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     qtbot.waitUntil(window.prompt_panel.target.isEnabled, timeout=20_000)
     assert window.pack.data.imported_from == "fs3.npy" and len(asked) == 1
     assert "Imported fs3.npy" in window.statusBar().currentMessage()
+    assert window.status_model.text().endswith("directions from fs3.npy")
     before = settled(window, qtbot)
     window.prompt_panel.auto_beta.setChecked(True)
     type_prompt(window, "face with glasses")

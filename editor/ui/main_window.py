@@ -647,7 +647,9 @@ class MainWindow(QMainWindow):
         self._generation += 1
         self._shown_seq = 0
         info = pack.model
-        self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}")
+        imported = pack.data.imported_from if pack.data is not None else None
+        self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}"
+                                  + (f" · directions from {imported}" if imported else ""))
         if pack is not old:  # a refresh after a job would hide the job's own message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)
         if not _bundled(info.path):  # loaded at every start: it would push the user's
