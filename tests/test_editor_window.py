@@ -1724,8 +1724,9 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
                         QMessageBox.StandardButton.No)
     with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
         window.styleclip_import.start(str(tmp_path / "other_fs3.npy"))
-    assert len(asked) == 1 and "does not match" in asked[0]
+    assert len(asked) == 1 and "does not match" in asked[0] and "into other" in asked[0]
     assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
+    assert "other_fs3.npy was not imported into other" in window.statusBar().currentMessage()
     with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):  # dropped on the window
         window.open_paths([str(tmp_path / "fs3.npy")])
     qtbot.waitUntil(window.prompt_panel.target.isEnabled, timeout=20_000)
@@ -1739,3 +1740,41 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     window.start_precompute()  # its own directions over the import: asked first (here: no)
     assert len(asked) == 2 and "imported from fs3.npy" in asked[1]
     assert window.jobs.find(window._precompute_key(window.pack)) is None
+
+
+def test_a_refused_import_is_not_offered_for_a_pack_opened_since(window, qtbot, monkeypatch):
+    """The file was checked against the pack it was started for: "import it anyway" must
+    not put it into another generator opened while the job ran."""
+    from types import SimpleNamespace
+
+    from editor.engine.packs import RefusedImport
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or
+                        QMessageBox.StandardButton.Yes)
+    then = dataclasses.replace(window.pack, model=dataclasses.replace(
+        window.pack.model, content_hash="another generator", name="earlier"))
+    job = SimpleNamespace(id=-1)
+    window.styleclip_import._packs[job.id] = then
+    window.styleclip_import._on_finished(
+        job, RefusedImport("fs3.npy does not match", "channels", "/nowhere/fs3.npy", None))
+    assert not asked and window.jobs.find(window._precompute_key(window.pack)) is None
+    assert "not imported: it does not fit earlier" in window.statusBar().currentMessage()
+
+
+def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qtbot,
+                                                                      tmp_path, monkeypatch):
+    """Not "a latent of shape (5376, 512)": the import says it needs the CLIP."""
+    said = []
+    for kind in ("information", "warning"):
+        monkeypatch.setattr(QMessageBox, kind, lambda *a, k=kind, **kw: said.append((k, a[2])))
+    path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
+                          tmp_path / "noclip.safetensors")
+    window.open_generator(str(path))
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "noclip",
+                    timeout=20_000)
+    assert window.pack.clip is None
+    rows = sum(s.channels for s in window.pack.model.generator.style_specs if not s.is_torgb)
+    np.save(tmp_path / "fs3.npy", np.ones((rows, 512), np.float32))
+    window.open_paths([str(tmp_path / "fs3.npy")])
+    assert said and said[0][0] == "information" and "CLIP model" in said[0][1]

@@ -364,6 +364,7 @@ def test_arrays_of_every_plain_kind_and_byte_order_read_back_exactly(tmp_path, p
         assert have.dtype.newbyteorder("=") == want.dtype.newbyteorder("=")
         assert np.array_equal(have, want)
     assert got["s"] == np.float32(2.5)
+    assert type(pickle.loads(pickle.dumps(got["a"][0]))) is np.ndarray  # kept, re-pickled
     object_array = tmp_path / "objects.pkl"
     object_array.write_bytes(pickle.dumps(np.array([1, "x"], dtype=object), protocol=protocol))
     with pytest.raises(CheckpointError, match="not a plain number type"):

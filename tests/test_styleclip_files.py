@@ -243,7 +243,7 @@ def test_a_file_of_other_clip_dimensions_is_refused_before_any_work(tmp_path, mo
                                            clip_dims=clip.embed_dim)))
 
 
-def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
+def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, monkeypatch, models):
     """`atelier import-styleclip` keeps the pack where the editor looks; `atelier edit`
     then edits with it at once, and a mismatching file exits 1 saying --force."""
     from editor.cli import main
@@ -282,6 +282,14 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, models):
     bad = official_fs3(tmp_path / "bad.npy", rel.vectors[perm])
     assert main(["import-styleclip", str(bad), *common]) == 1
     assert "--force" in capsys.readouterr().err
+    # replayed where the imported directions are not (another cache): refused before any
+    # precompute, which would take hours on a real generator and not replay it anyway
+    monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert main(["edit", "--recipe", str(tmp_path / "out.png"), "--generator", str(gen_path),
+                 "--clip-checkpoint", str(clip_path), "-o", str(tmp_path / "third.png")]) == 1
+    out, err = capsys.readouterr()
+    assert "import that file first" in err and "computing" not in out + err
+    assert not (tmp_path / "third.png").exists()
     assert main(["import-styleclip", str(tmp_path / "none.npy"), *common]) == 1
     assert "no such file" in capsys.readouterr().err
 
@@ -341,7 +349,9 @@ def test_statistics_of_another_generator_or_truncation_are_refused_unless_forced
         with pytest.raises(sf.MismatchError, match="does not describe this generator"):
             run_import(gen, clip, fs3, path)
     assert pc.load_imported_pack("gen-hash", "clip-hash") is None
-    assert run_import(gen, clip, fs3, path, force=True).info["stats_from"] == "untruncated"
+    forced = run_import(gen, clip, fs3, path, force=True).info
+    assert forced["stats_from"] == "untruncated"
+    assert [f.split(":")[0] for f in forced["forced"]] == ["statistics"]  # said, not hidden
     fitting = sf.statistics_mismatch(stats, gd.compute_style_stats(gen, 1000, seed=9, psi=0.7))
     assert fitting is None
 
@@ -359,3 +369,18 @@ def test_a_refused_import_leaves_no_folder_behind(tmp_path, capsys, models):
                  "--clip-checkpoint", str(clip_path), "--into", str(into)]) == 1
     assert "not a .npy file" in capsys.readouterr().err
     assert not into.exists()
+
+
+def test_cli_import_for_models_with_a_computed_pack_says_it_is_not_used(tmp_path, capsys):
+    """The demo pack's directions ship computed: an import for it is kept but not used."""
+    from editor.cli import main
+    from editor.core.paths import DEMO_MODELS_DIR
+    from editor.engine.packs import demo_clip_source, open_pack
+
+    pack = open_pack(DEMO_MODELS_DIR / "generator.safetensors", demo_clip_source())
+    fs3 = official_fs3(tmp_path / "fs3.npy", pack.data.relevance.vectors)
+    assert main(["import-styleclip", str(fs3), "--generator",
+                 str(DEMO_MODELS_DIR / "generator.safetensors"), "--clip-checkpoint",
+                 str(DEMO_MODELS_DIR / "clip.safetensors"), "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "a pack computed here, which text edits use instead" in err and "imported:" in out

@@ -41,6 +41,7 @@ from editor.engine.export import (
 )
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import (
+    IMPORTED,
     ClipSource,
     default_clip_source,
     default_relevance_config,
@@ -293,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
         if session.source.kind == "wplus":
             wplus_of_source(session.source, gen.n_latent, gen.w_dim)
         if session.has_text_edits and pack.data is None:
+            _refuse_missing_import(recorded)
             _run_job("First use of this model pack: computing its global directions (once; "
                      "the result is cached and resumes if interrupted).", pack.precompute())
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
@@ -338,6 +340,17 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
               f"({recorded.content_hash[:12]}); rendering with {used.name} "
               f"({used.content_hash[:12]})", file=sys.stderr)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _refuse_missing_import(recorded: Session) -> None:
+    """A recipe whose text edits used imported directions, replayed where there are none
+    yet: computing this pack's own (hours on a CPU for FFHQ) would not replay it."""
+    made = recorded.directions
+    if recorded.has_text_edits and made is not None and made.name.startswith(IMPORTED):
+        raise EditError(
+            f"the recipe's text edits were made with directions {made.name}, which this "
+            f"cache does not hold: import that file first (atelier import-styleclip), or "
+            f"compute this pack's own (atelier precompute) to replay with those")
 
 
 def _with_directions(session: Session, recorded: Session,

@@ -57,7 +57,7 @@ def _error(message: str) -> int:
 def cmd_import_styleclip(args: argparse.Namespace) -> int:
     import torch
 
-    from editor.engine.packs import default_relevance_config
+    from editor.engine.packs import computed_pack, default_relevance_config
     from editor.methods import precompute as pc
     from editor.methods import styleclip_files as sf
 
@@ -74,6 +74,10 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
         return _error(f"cannot write the pack into {entry.dir}: {problem} (--into picks "
                       f"another folder)")
     print(f"{models_line(args, loaded, clip)}, device {device}", file=sys.stderr)
+    if computed_pack(args.generator, loaded.content_hash, clip.content_hash, sampler):
+        print(f"{PROG}: note: these models have a pack computed here, which text edits use "
+              f"instead of an imported one; the import is kept for when it is not there",
+              file=sys.stderr)
     stats = args.stats or sf.companion_stats(args.fs3)
     try:
         data = show_progress(sf.import_styleclip_pack(
@@ -94,7 +98,8 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
     rel = data.relevance
     agreement = data.info.get("agreement")
     check = sf.Agreement.from_dict(agreement).describe() if agreement else "not checked"
-    forced = " (does not match; kept because of --force)" if data.info.get("forced") else ""
+    forced = (f" (kept because of --force although it does not fit: "
+              f"{'; '.join(data.info['forced'])})" if data.info.get("forced") else "")
     print(f"imported: {len(rel.channels)} channels x {rel.vectors.shape[1]} dims, "
           f"statistics {data.info['stats_from']}; check: {check}{forced}\n{entry.path}")
     return 0

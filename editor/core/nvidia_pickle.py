@@ -225,6 +225,9 @@ class _SafeArray(np.ndarray, metaclass=_SealedType):
             raise pickle.UnpicklingError("numpy array whose data does not fill its shape")
         super().__setstate__((1, shape, spec.dtype, fortran, bytes(data)))
 
+    def __reduce__(self) -> tuple:
+        return self.view(np.ndarray).__reduce__()  # pickled again: a plain array
+
 
 _NDARRAY = object()  # what the pickle's numpy.ndarray stands for: only _reconstruct's argument
 

@@ -99,6 +99,7 @@ def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipMod
 
 
 T = TypeVar("T")
+IMPORTED = "imported "  # how a recipe names directions imported from a file: "imported fs3.npy"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class RefusedImport:
     kept. The caller may ask the user and import again with force."""
 
     message: str
+    kind: str  # MismatchError.kind: "channels" or "statistics"
     fs3_path: str
     stats_path: str | None
 
@@ -255,7 +257,7 @@ class OpenPack:
                     self.data = item
                 yield item
         except sf.MismatchError as e:
-            yield RefusedImport(str(e), str(fs3_path),
+            yield RefusedImport(str(e), e.kind, str(fs3_path),
                                 None if stats_path is None else str(stats_path))
 
     def context(self) -> EditingContext:
@@ -300,7 +302,7 @@ class OpenPack:
                 if self.clip is not None else None)
         data = self.data
         directions = None if data is None else ModelIdentity(
-            f"imported {data.imported_from}" if data.imported_from else "computed", data.key)
+            f"{IMPORTED}{data.imported_from}" if data.imported_from else "computed", data.key)
         return (ModelIdentity(self.model.name, self.model.content_hash, self.model.path), clip,
                 directions)
 
@@ -327,6 +329,20 @@ def is_demo_generator(path: str | Path) -> bool:
 def default_relevance_config(generator_path: str | Path) -> RelevanceConfig:
     """The precompute settings a generator's pack is opened with (and cached under)."""
     return DEMO_RELEVANCE if is_demo_generator(generator_path) else RelevanceConfig()
+
+
+def computed_pack(generator_path: str | Path, gen_hash: str, clip_hash: str,
+                  sampler: str | None = None) -> pc.PackData | None:
+    """The pack computed here that the window and `atelier edit` open for these models (the
+    bundled one for the demo), or None. It is preferred to an imported one."""
+    roots = ([DEMO_DIRECTIONS] if is_demo_generator(generator_path) else []) + [None]
+    for root in roots:
+        got = pc.load_pack_data(gen_hash, clip_hash, DEMO_STATS_SAMPLES,
+                                default_relevance_config(generator_path),
+                                sampler or pc.DEFAULT_SAMPLER, root)
+        if got is not None:
+            return got
+    return None
 
 
 def open_pack(generator_path: str | Path, clip_source: ClipSource | None,

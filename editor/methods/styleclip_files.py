@@ -84,7 +84,13 @@ STATS_CHECK_SAMPLES, MAX_MEAN_SHIFT, MAX_STD_RATIO = 1000, 0.25, 1.25
 
 
 class MismatchError(DirectionsFileError):
-    """The file reads well but its vectors do not agree with these models."""
+    """The file reads well but does not fit these models: its vectors do not agree with
+    them (kind "channels"), or its S_mean_std does not describe the generator's style
+    codes (kind "statistics", which would scale every edit wrongly)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -198,14 +204,15 @@ def read_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int
     return channels, F.normalize(vectors, dim=1)  # float16 rows are unit to their precision
 
 
-def looks_like_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int) -> bool:
+def looks_like_fs3(path: str | Path, specs: Sequence[StyleLayerSpec],
+                   clip_dims: int | None) -> bool:
     """Whether a .npy has fs3's shape for these models (a dropped file: a latent or the
-    directions?). Reads the header only."""
+    directions?); any width where no CLIP is known. Reads the header only."""
     try:
         array = _open_npy(Path(path))
     except DirectionsFileError:
         return False
-    if array.ndim != 2 or array.dtype.kind != "f" or array.shape[1] != clip_dims:
+    if array.ndim != 2 or array.dtype.kind != "f" or clip_dims not in (None, array.shape[1]):
         return False
     try:
         fs3_channels(specs, array.shape[0])
@@ -382,6 +389,7 @@ def import_styleclip_pack(
                                              else stats_samples) * pc.STATS_RENDERS,
                         "check": 2 * verify_channels * VERIFY_IMAGES * pc.RELEVANCE_RENDERS},
                        guessed={"style statistics"})
+    stats_off = None
     if mean_std_path is not None:
         stats = read_style_mean_std(mean_std_path, specs)
         sampled = None
@@ -392,15 +400,18 @@ def import_styleclip_pack(
             else:
                 yield phases.report("style statistics", item)
         assert sampled is not None
-        if (off := statistics_mismatch(stats, sampled)) and not force:
+        stats_off = statistics_mismatch(stats, sampled)
+        if stats_off and not force:
             raise MismatchError(
                 f"{Path(mean_std_path).name} does not describe this generator's style codes "
-                f"({off}): it was made for another generator or at another truncation than "
-                f"psi {psi:g}. Nothing was imported")
+                f"({stats_off}): it was made for another generator or at another truncation "
+                f"than psi {psi:g}. Nothing was imported", "statistics")
     else:
         stats = yield from pc.style_stats_job(gen, gen_hash, stats_samples, psi, sample_w,
                                               sampler, root, cancel, phases)
-    agreement = None
+    agreement, mismatches = None, []
+    if stats_off:
+        mismatches.append(f"statistics: {stats_off}")
     if verify_channels > 0:
         rows = verify_rows(channels, verify_channels, seed=int(digest[:15], 16))
         for item in measure_agreement(gen, clip, stats, channels, vectors, rows, psi=psi,
@@ -417,7 +428,9 @@ def import_styleclip_pack(
                 f"{fs3_path.name} does not match this generator and CLIP "
                 f"({agreement.describe()}; the same models give about 0.85, others about "
                 f"0): it was made for another generator or with another CLIP. It was not "
-                f"imported")
+                f"imported", "channels")
+        if not agreement.passes():
+            mismatches.append(f"channels: {agreement.describe()}")
     info = {"generator": gen_hash, "clip": clip_hash, "sampler": sampler,
             "stats_samples": stats.n_samples,
             "stats_from": Path(mean_std_path).name if mean_std_path else "computed",
@@ -425,7 +438,7 @@ def import_styleclip_pack(
                           "n_images": OFFICIAL_IMAGES, "k_sigma": OFFICIAL_K_SIGMA,
                           "psi": OFFICIAL_PSI},
             "agreement": agreement.to_dict() if agreement else None,
-            "forced": bool(force and agreement is not None and not agreement.passes()),
+            "forced": mismatches,  # what did not fit and was kept because of force
             "seconds": round(time.monotonic() - t0, 1)}
     relevance = Relevance(channels, vectors, dict(info["relevance"]))
     entry = pc.imported_pack_cache(gen_hash, clip_hash, root)

@@ -561,8 +561,9 @@ class MainWindow(QMainWindow):
         session = self.document.state.rendered_session()
         if self.pack is not None:
             gen_id, clip_id, directions = self.pack.identities()
-            session = dataclasses.replace(session, generator=gen_id, clip=clip_id,
-                                          directions=directions)
+            session = dataclasses.replace(  # directions: as `atelier edit` records them
+                session, generator=gen_id, clip=clip_id,
+                directions=directions if session.has_text_edits else None)
         return session
 
     def request_render(self, interactive: bool = False) -> RenderRequest | None:
@@ -810,8 +811,9 @@ class MainWindow(QMainWindow):
 
     def _holds_styleclip_directions(self, path: str) -> bool:
         pack = self.pack
-        return pack is not None and pack.clip is not None and looks_like_fs3(
-            path, pack.model.generator.style_specs, pack.clip.embed_dim)
+        return pack is not None and looks_like_fs3(  # without a CLIP: the import says so
+            path, pack.model.generator.style_specs,
+            pack.clip.embed_dim if pack.clip is not None else None)
 
     def open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(),

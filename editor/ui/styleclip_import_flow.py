@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from editor.engine.jobs import Job, JobRunner
-from editor.engine.packs import OpenPack, RefusedImport
+from editor.engine.packs import OpenPack, RefusedImport, same_pack
 from editor.methods.precompute import PackData
 from editor.methods.styleclip_files import Agreement
 
@@ -39,13 +39,14 @@ class StyleClipImportFlow(QObject):
         self._pack = pack
         self._job_key = job_key
         self._last_dir = last_dir
-        self._jobs: set[int] = set()
+        self._packs: dict[int, OpenPack] = {}  # job id -> the pack it imports into
         jobs.job_finished.connect(self._on_finished)
         jobs.job_failed.connect(self._on_failed)
-        jobs.job_ended.connect(lambda job: self._jobs.discard(job.id))
+        jobs.job_ended.connect(lambda job: self._packs.pop(job.id, None))
 
     def start(self, path: str | None = None, force: bool = False) -> Job | None:
-        """Ask for the file (unless given) and start importing it; None if not started."""
+        """Ask for the file (unless given) and start importing it into the open pack;
+        None if not started."""
         pack = self._pack()
         if pack is None or pack.clip is None:
             QMessageBox.information(
@@ -71,28 +72,43 @@ class StyleClipImportFlow(QObject):
         job = self.jobs.submit(
             f"Import {Path(path).name} for {pack.name}",
             lambda token: pack.import_styleclip(path, force=force, cancel=token), key=key)
-        self._jobs.add(job.id)
+        self._packs[job.id] = pack
         return job
 
     def _on_finished(self, job: Job, result: object) -> None:
-        if job.id not in self._jobs:
+        pack = self._packs.get(job.id)
+        if pack is None:
             return
+        status = self.window.statusBar()
         if isinstance(result, RefusedImport):
+            name = Path(result.fs3_path).name
+            if not same_pack(self._pack(), pack):  # the answer would go to another pack
+                status.showMessage(f"{name} was not imported: it does not fit {pack.name}",
+                                   15000)
+                return
+            harm = ("its statistics would make every edit the wrong size"
+                    if result.kind == "statistics" else "its edits would move channels "
+                    "this generator does not use for what the prompt says")
             answer = QMessageBox.question(
-                self.window, TITLE, f"{result.message}.\n\nImport it anyway? Its edits "
-                "would move channels this generator does not use for what the prompt says.",
+                self.window, TITLE, f"{result.message}.\n\nImport it into {pack.name} "
+                f"anyway? {harm.capitalize()}.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No)
             if answer == QMessageBox.StandardButton.Yes:
                 self.start(result.fs3_path, force=True)
+            else:
+                status.showMessage(f"{name} was not imported into {pack.name}", 8000)
         elif isinstance(result, PackData):
             agreement = result.info.get("agreement")
             check = f"; check: {Agreement.from_dict(agreement).describe()}" if agreement else ""
+            forced = (" (kept although it does not fit)" if result.info.get("forced")
+                      else "")
             stats = result.info.get("stats_from", "computed")
-            self.window.statusBar().showMessage(
-                f"Imported {result.imported_from} ({len(result.relevance.channels)} "
-                f"channels, statistics {stats}){check}", 15000)
+            status.showMessage(
+                f"Imported {result.imported_from} into {pack.name}{forced} "
+                f"({len(result.relevance.channels)} channels, statistics {stats}){check}",
+                15000)
 
     def _on_failed(self, job: Job, message: str) -> None:
-        if job.id in self._jobs:  # the user is waiting for it: say plainly why not
+        if job.id in self._packs:  # the user is waiting for it: say plainly why not
             show_warning(self.window, TITLE, message)
