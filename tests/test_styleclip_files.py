@@ -282,6 +282,9 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, monkeypatch,
     bad = official_fs3(tmp_path / "bad.npy", rel.vectors[perm])
     assert main(["import-styleclip", str(bad), *common]) == 1
     assert "--force" in capsys.readouterr().err
+    assert main(["import-styleclip", str(bad), *common, "--force"]) == 0
+    assert "kept because of --force although these do not fit: its channels" in \
+        capsys.readouterr().out
     # replayed where the imported directions are not (another cache): refused before any
     # precompute, which would take hours on a real generator and not replay it anyway
     monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "elsewhere"))

@@ -65,7 +65,7 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
         if given is not None and not Path(given).is_file():
             return _error(f"{given}: no such file")
     try:
-        device, loaded, clip, sample_w, sampler = load_models(args)
+        device, loaded, clip, sample_w, sampler = load_models(args, PROG)
     except AtelierError as e:
         return _error(str(e))
     root = Path(args.into) if args.into else None
@@ -98,8 +98,10 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
     rel = data.relevance
     agreement = data.info.get("agreement")
     check = sf.Agreement.from_dict(agreement).describe() if agreement else "not checked"
-    forced = (f" (kept because of --force although it does not fit: "
-              f"{'; '.join(data.info['forced'])})" if data.info.get("forced") else "")
+    misfits = ["its channels (above)" if f.startswith("channels") else f"its {f}"
+               for f in data.info.get("forced") or []]  # the check's numbers are printed
+    forced = (f" (kept because of --force although these do not fit: {'; '.join(misfits)})"
+              if misfits else "")
     print(f"imported: {len(rel.channels)} channels x {rel.vectors.shape[1]} dims, "
           f"statistics {data.info['stats_from']}; check: {check}{forced}\n{entry.path}")
     return 0

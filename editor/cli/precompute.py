@@ -161,7 +161,7 @@ def _read_config(text: str) -> dict:
         raise AtelierError(f"could not read the CLIP config {text!r} ({e})") from e
 
 
-def load_clip(args: argparse.Namespace, device: torch.device):
+def load_clip(args: argparse.Namespace, device: torch.device, prog: str = PROG):
     from editor.core.clip_model import ClipModel, read_weights
 
     if args.clip_pretrained:
@@ -177,13 +177,13 @@ def load_clip(args: argparse.Namespace, device: torch.device):
         import torch
 
         # Seeded, so that runs (and their cache entries) agree; useful for smoke tests only.
-        print(f"{PROG}: note: no --clip-weights, the CLIP model has random weights (seed 0)",
+        print(f"{prog}: note: no --clip-weights, the CLIP model has random weights (seed 0)",
               file=sys.stderr)
         torch.manual_seed(0)
     return ClipModel.from_config(config, weights, device=device, name="cli-config")
 
 
-def load_models(args: argparse.Namespace) -> tuple[
+def load_models(args: argparse.Namespace, prog: str = PROG) -> tuple[
         torch.device, LoadedGenerator, ClipModel, gd.WSampler | None, str | None]:
     """The device, generator (in eval mode), CLIP and latent sampler (demo_sampler) the
     shared options name, with --threads applied first. Raises AtelierError."""
@@ -196,7 +196,7 @@ def load_models(args: argparse.Namespace) -> tuple[
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     loaded = load_generator(args.generator, device=device)
-    clip = load_clip(args, device)
+    clip = load_clip(args, device, prog)
     loaded.generator.eval()
     return device, loaded, clip, *demo_sampler(loaded, device)
 
