@@ -528,3 +528,71 @@ def test_wplus_index_picks_one_latent_of_a_file_of_several(tmp_path, models, cap
     assert Session.from_json(read_recipe(out)).source.label == "latents.pt #2"
     assert main(["edit", "--wplus-index", "2", *models, "-o", str(tmp_path / "x.png")]) == 1
     assert "no --wplus given" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- from an audit
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys,
+                                                                     monkeypatch):
+    """Not after a precompute and a render: a file where a folder should be is told first."""
+    (tmp_path / "out1.png").write_bytes(b"x")
+
+    def no_work(*a, **k):
+        raise AssertionError("models were loaded for an output that cannot be written")
+
+    monkeypatch.setattr("editor.cli.edit.open_pack", no_work)
+    assert main(["edit", "--seed", "1", "-o", str(tmp_path / "out1.png" / "x.png")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf8_is_written(tmp_path, capsys):
+    """Legal on Linux (a name from an old Latin-1 disk); Python hands it over as surrogates."""
+    import os
+
+    name = os.fsdecode(b"caf\xe9.png")
+    assert main(["edit", "--seed", "1", "-o", str(tmp_path / name)]) == 0, \
+        capsys.readouterr().err
+    assert (tmp_path / name).exists()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # and no temporary file left
+
+
+def test_ctrl_c_outside_a_precompute_does_not_speak_of_one(tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("editor.cli.edit.open_pack", interrupted)
+    assert main(["edit", "--seed", "1", "-o", str(tmp_path / "o.png")]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "precompute" not in err
+
+
+def test_a_latent_file_name_in_capitals_is_read(tmp_path, capsys):
+    from editor.core.checkpoints import load_generator
+    from editor.core.paths import DEMO_MODELS_DIR
+
+    gen = load_generator(DEMO_MODELS_DIR / "generator.safetensors").generator
+    with open(tmp_path / "LATENT.NPY", "wb") as f:  # (np.save would add ".npy")
+        np.save(f, np.zeros((1, gen.n_latent, gen.w_dim), np.float32))
+    assert main(["edit", "--wplus", str(tmp_path / "LATENT.NPY"), "-o",
+                 str(tmp_path / "o.png")]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(auto_beta="false"), "auto_beta must be true or false"),
+    (lambda p: p.update(gate="no"), "gate must be true or false"),
+    (lambda p: p.update(note=json.loads("[" * 40 + "]" * 40)), "nested too deeply"),
+])
+def test_hand_edited_text_edit_params_are_refused_not_misread(tmp_path, capsys, change,
+                                                              message):
+    """"false" as text read as true (auto-β on), and params nested a few hundred deep
+    crashed with a RecursionError after the render."""
+    out = tmp_path / "o.png"
+    assert main(["edit", "--seed", "7", "--target", "a cartoon face with blonde hair",
+                 "-o", str(out)]) == 0
+    recipe = json.loads(read_recipe(out))
+    change(recipe["edits"][0]["params"])
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    assert main(["edit", "--recipe", str(tmp_path / "r.json"), "-o",
+                 str(tmp_path / "again.png")]) == 1
+    assert message in capsys.readouterr().err

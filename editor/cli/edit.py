@@ -62,6 +62,7 @@ from editor.engine.session import (
 from editor.methods.global_directions import Progress
 
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
+from .outputs import check_outputs, shown
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
 
@@ -251,12 +252,19 @@ def _print_progress(item: Progress) -> None:
           file=sys.stderr, flush=True)
 
 
+class PackJobInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a pack job (its progress is kept and resumes)."""
+
+
 def _run_job(message: str, job: Iterable) -> None:
     """Say what a pack job is for, then run it with a progress line on stderr."""
     print(message, file=sys.stderr)
-    for item in job:
-        if isinstance(item, Progress):
-            _print_progress(item)
+    try:
+        for item in job:
+            if isinstance(item, Progress):
+                _print_progress(item)
+    except KeyboardInterrupt:
+        raise PackJobInterrupted from None
     print(file=sys.stderr)
 
 
@@ -267,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
         scale, upscale_filter, quality = output_settings(args, recipe)
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
+        check_outputs([Path(args.output)], args.overwrite)  # read-only place, bad name
         generator = args.generator or str(DEMO_GENERATOR)
         # Only text edits need a CLIP: without one named, a render without them goes on
         # when the generator's usual CLIP is not on this machine.
@@ -317,11 +326,12 @@ def run(args: argparse.Namespace) -> int:
                 else " with --wplus-index" if isinstance(e, ManyLatentsError) else "")
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; the precompute resumes where it stopped next time",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("\ninterrupted; nothing was written" + (
+            " (the precompute resumes where it stopped next time)"
+            if isinstance(e, PackJobInterrupted) else ""), file=sys.stderr)
         return 130
-    print(f"wrote {saved.path} ({saved.size[0]}x{saved.size[1]}, rendered in "
+    print(f"wrote {shown(saved.path)} ({saved.size[0]}x{saved.size[1]}, rendered in "
           f"{elapsed * 1000:.0f} ms)")
     if not saved.recipe_embedded:
         print(f"warning: the recipe is too large for a {saved.format} file's metadata and was "

@@ -4,11 +4,18 @@ unless the user passed --overwrite."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from editor.core.errors import AtelierError
 from editor.engine.export import check_targets
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path for the terminal: a name that is not UTF-8 (legal on Linux) would make
+    print() fail after the work is done; its odd bytes show as \ufffd instead."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

@@ -58,7 +58,8 @@ STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed write
 def _temp_stem(path: Path) -> str:
     # A cut of the name keeps the temporary name within the file system's limit (255
     # bytes) wherever the final name fits.
-    return path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
+    # (os.fsencode: a name that is not UTF-8, legal on Linux, comes as surrogates)
+    return os.fsdecode(os.fsencode(path.name)[:100])
 
 
 def _create_temp_beside(path: Path) -> Path:

@@ -80,10 +80,11 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
     """A saved W+ (.npy, .pt or .safetensors) as (1, n_latent, w_dim). A file of several
     (N, n_latent, w_dim) needs `index` (ManyLatentsError without it)."""
     path = Path(path)
+    suffix = path.suffix.lower()  # LATENTS.NPY too, as the window's file filter takes it
     try:
-        if path.suffix == ".npy":
+        if suffix == ".npy":
             t = torch.from_numpy(np.load(path, allow_pickle=False))
-        elif path.suffix == ".safetensors":
+        elif suffix == ".safetensors":
             from safetensors.torch import load_file
 
             t = next(iter(load_file(str(path)).values()))
@@ -215,6 +216,10 @@ def _check_text_edit_params(p: dict) -> None:
         raise EditError("β must be at least 0 (it is a threshold on channel relevance)")
     if p.get("min_channels") is not None and p["min_channels"] < 1:
         raise EditError("a text edit's min_channels must be at least 1")
+    for key in ("auto_beta", "gate"):  # "false" as text would read as true
+        if not isinstance(p.get(key, False), bool):
+            raise EditError(f"a text edit's {key} must be true or false, got "
+                            f"{p[key]!r:.40}")
 
 
 def wplus_of_source(source: Source, n_latent: int, w_dim: int) -> torch.Tensor:

@@ -262,6 +262,8 @@ def _check_recipe(d: dict) -> None:
         e = _mapping(e, f"edit {i + 1}")
         _text(e.get("kind"), f"edit {i + 1} kind")
         _mapping(e.get("params"), f"edit {i + 1} params")
+        if _nesting(e["params"]) > MAX_PARAMS_NESTING:
+            raise RecipeError(f"the recipe's edit {i + 1} params are nested too deeply")
         _number(e.get("strength", 4.0), f"edit {i + 1} strength")
         if not isinstance(e.get("enabled", True), bool):
             raise RecipeError(f"the recipe's edit {i + 1} enabled must be true or false")
@@ -275,6 +277,23 @@ def _check_recipe(d: dict) -> None:
     mode = d.get("noise_mode", "const")
     if mode not in NOISE_MODES:
         raise RecipeError(f"unknown noise mode {mode!r:.40} (one of {', '.join(NOISE_MODES)})")
+
+
+# Params hold plain values and small lists; deeper nesting is a damaged or hostile file
+# (writing the recipe back would overflow Python's recursion at a few hundred levels).
+MAX_PARAMS_NESTING = 32
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_PARAMS_NESTING and isinstance(item, dict | list):
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return deepest
 
 
 def _mapping(value: Any, what: str) -> dict:
