@@ -266,3 +266,19 @@ def test_the_dialogs_upscale_filters_are_the_ones_a_recipe_may_record():
     from editor.engine.export import UPSCALE_FILTERS
 
     assert tuple(export_dialog.FILTER_LABELS) == UPSCALE_FILTERS
+
+
+def test_a_batch_cannot_run_past_the_largest_seed(make_dialog):
+    """Its files would carry seeds no recipe may hold: they could not be replayed."""
+    from editor.engine.export import ExportPlan
+    from editor.engine.session import MAX_SEED
+
+    dialog = make_dialog()
+    dialog.first_seed_box.setValue(MAX_SEED - 2)
+    assert dialog.count_box.maximum() == 3
+    dialog.first_seed_box.setValue(0)
+    assert dialog.count_box.maximum() == 100_000
+    with pytest.raises(ValueError, match="go past it"):
+        ExportPlan(kind="batch", folder="x", first_seed=MAX_SEED, count=2)
+    assert list(ExportPlan(kind="batch", folder="x", first_seed=MAX_SEED, count=1).seeds) == [
+        MAX_SEED]

@@ -24,7 +24,7 @@ from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
 from .compose import EditingContext
 from .renderer import to_uint8_image
-from .session import RecipeError, Session
+from .session import MAX_SEED, RecipeError, Session
 
 KINDS = ("image", "sweep", "batch")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -117,6 +117,10 @@ class ExportPlan:
             raise ValueError("a sweep needs at least 2 frames and a positive frame rate")
         if self.kind == "batch" and self.count < 1:
             raise ValueError("a batch needs at least one seed")
+        if self.kind == "batch" and not 0 <= self.first_seed <= MAX_SEED - self.count + 1:
+            # a file of a seed beyond them could not be replayed (recipes refuse it)
+            raise ValueError(f"the seeds of a batch run from 0 to {MAX_SEED}; "
+                             f"{self.count} from {self.first_seed} go past it")
 
     @property
     def seeds(self) -> range:
