@@ -596,3 +596,18 @@ def test_hand_edited_text_edit_params_are_refused_not_misread(tmp_path, capsys, 
     assert main(["edit", "--recipe", str(tmp_path / "r.json"), "-o",
                  str(tmp_path / "again.png")]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_prompts_the_window_warns_about_are_warned_about_on_the_command_line(tmp_path,
+                                                                             capsys):
+    """Words the demo CLIP never learned, no words at all, more than the CLIP reads."""
+    for target, said in [("a cartoon face with zzqx hair", "Words this CLIP never learned: “zzqx”"),
+                         ("😀🎉", "The target prompt has no words"),
+                         ("hair " * 200, "longer than this CLIP reads")]:
+        assert main(["edit", "--seed", "1", "--target", target, "--overwrite", "-o",
+                     str(tmp_path / "o.png")]) == 0
+        err = capsys.readouterr().err
+        assert said in err and err.count("warning:") == 1, err
+    assert main(["edit", "--seed", "1", "--target", "a cartoon face with blonde hair",
+                 "--overwrite", "-o", str(tmp_path / "o.png")]) == 0
+    assert "warning" not in capsys.readouterr().err

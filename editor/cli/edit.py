@@ -312,9 +312,14 @@ def run(args: argparse.Namespace) -> int:
                      "CLIP (once; cached).", pack.covariation_job())
         session = _with_directions(session, recorded, pack.identities(),
                                    replaying=bool(args.recipe))
+        context = pack.context()
+        for edit, notes in context.prompt_warnings(session):
+            for note in notes:  # as the window says under the prompt
+                title = edit.title if len(edit.title) <= 60 else edit.title[:59] + "…"
+                print(f"warning: {title}: {note}", file=sys.stderr)
         t0 = time.perf_counter()
         try:
-            image = to_uint8_image(pack.context().render(session))
+            image = to_uint8_image(context.render(session))
         except FloatingPointError as e:
             raise EditError(f"{e}: the strengths or ψ are too large for this generator") \
                 from e

@@ -49,6 +49,19 @@ class EditStatus:
     # which prompts are longer than the CLIP reads: their end is cut off unread
     cut: tuple[str, ...] = ()
 
+    def prompt_warnings(self) -> list[str]:
+        """What is wrong with a text edit's prompts, in words (the window and the CLI)."""
+        notes = []
+        if self.unknown_words:
+            words = ", ".join(f"“{w}”" for w in self.unknown_words)
+            notes.append(f"Words this CLIP never learned: {words}")
+        if self.wordless:
+            notes.append(f"The {' and '.join(self.wordless)} prompt has no words")
+        if self.cut:
+            notes.append(f"The {' and '.join(self.cut)} prompt is longer than this CLIP "
+                         "reads: its end is left out")
+        return notes
+
 
 def wordless_prompts(params: dict) -> tuple[str, ...]:
     """The names of a text edit's non-empty prompts that have no letter or digit."""
@@ -370,6 +383,13 @@ class EditingContext:
             if edit.strength != 0:
                 total += edit.strength * direction.delta.to(self.device)
         return code + total if bool(total.any()) else code
+
+    def prompt_warnings(self, session: Session) -> list[tuple[Edit, list[str]]]:
+        """The active text edits whose prompts have something wrong, with what (as the
+        window shows under the prompt)."""
+        found = [(edit, EditStatus(**self._prompt_notes(edit)).prompt_warnings())
+                 for edit in session.active_edits]
+        return [(edit, notes) for edit, notes in found if notes]
 
     def _prompt_notes(self, edit: Edit) -> dict:
         """A text edit's warnings about its prompts (EditStatus fields): words the CLIP

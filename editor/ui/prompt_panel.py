@@ -268,15 +268,7 @@ def status_text(status: EditStatus | None) -> str:
         return f"⚠ {status.error}"
     beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
     text = f"{status.n_channels} style channels pass{beta}"
-    if status.unknown_words:
-        words = ", ".join(f"“{w}”" for w in status.unknown_words)
-        text += f"\n⚠ Words this CLIP never learned: {words}"
-    if status.wordless:
-        text += f"\n⚠ The {' and '.join(status.wordless)} prompt has no words"
-    if status.cut:
-        text += (f"\n⚠ The {' and '.join(status.cut)} prompt is longer than this CLIP "
-                 "reads: its end is left out")
-    return text
+    return text + "".join(f"\n⚠ {note}" for note in status.prompt_warnings())
 
 
 def auto_beta_tip(min_channels: object) -> str:
