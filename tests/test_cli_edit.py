@@ -611,3 +611,27 @@ def test_prompts_the_window_warns_about_are_warned_about_on_the_command_line(tmp
     assert main(["edit", "--seed", "1", "--target", "a cartoon face with blonde hair",
                  "--overwrite", "-o", str(tmp_path / "o.png")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--wplus", "w.npy", "--psi", "0.1"], "a --wplus latent is used as it is"),
+    (["--seed", "1", "--upscale-filter", "nearest"], "--scale 2 or more"),
+])
+def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, argv, message):
+    assert main(["edit", *argv, "-o", str(tmp_path / "o.png")]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_given_output_options_override_a_recorded_value_this_version_does_not_take(
+        tmp_path, capsys):
+    """A recipe from a newer version recording a larger scale replays at a given one."""
+    out = tmp_path / "o.png"
+    assert main(["edit", "--seed", "3", "-o", str(out)]) == 0
+    recipe = json.loads(read_recipe(out))
+    recipe["output"] = {"scale": 16, "upscale_filter": "bicubic"}
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    replay = ["edit", "--recipe", str(tmp_path / "r.json"), "-o", str(tmp_path / "s.png")]
+    assert main(replay) == 1
+    assert "output scale" in capsys.readouterr().err
+    assert main([*replay, "--scale", "2", "--upscale-filter", "nearest"]) == 0
+    assert Image.open(tmp_path / "s.png").size == tuple(2 * n for n in Image.open(out).size)

@@ -155,6 +155,11 @@ def check_options(args: argparse.Namespace) -> None:
                               f"{', '.join(given)}")
     if args.wplus and args.seed is not None:
         raise RecipeError("start from --seed or from --wplus, not both")
+    if args.wplus and args.psi is not None:
+        raise RecipeError("--psi truncates a seed's latent; a --wplus latent is used as it is")
+    if args.upscale_filter and not args.recipe and (args.scale or 1) == 1:
+        raise RecipeError("--upscale-filter applies when the picture is enlarged (--scale 2 "
+                          "or more)")
     if args.wplus_index is not None and not args.wplus:
         raise RecipeError("--wplus-index picks a latent of a --wplus file; no --wplus given")
     if args.quality is not None and format_from_suffix(args.output) not in LOSSY_FORMATS:
@@ -190,7 +195,10 @@ def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int,
     file's recipe records, so that replaying an upscaled or lossy export writes the same
     pixels."""
     recipe = recipe or {}
-    scale, upscale_filter = recorded_output(recipe)
+    # what the options give is not read from the recipe (a value this version does not
+    # take, from a newer one, is then no obstacle)
+    scale, upscale_filter = ((args.scale, args.upscale_filter)
+                             if args.scale and args.upscale_filter else recorded_output(recipe))
     quality = args.quality or recorded_quality(recipe) or DEFAULT_QUALITY
     return args.scale or scale, args.upscale_filter or upscale_filter, quality
 
