@@ -635,3 +635,11 @@ def test_given_output_options_override_a_recorded_value_this_version_does_not_ta
     assert "output scale" in capsys.readouterr().err
     assert main([*replay, "--scale", "2", "--upscale-filter", "nearest"]) == 0
     assert Image.open(tmp_path / "s.png").size == tuple(2 * n for n in Image.open(out).size)
+
+
+def test_a_text_file_given_as_a_latent_is_called_what_it_is(tmp_path, capsys):
+    (tmp_path / "notes.npy").write_text("not an array")
+    assert main(["edit", "--wplus", str(tmp_path / "notes.npy"), "-o",
+                 str(tmp_path / "o.png")]) == 1
+    err = capsys.readouterr().err
+    assert "not a saved latent" in err and "allow_pickle" not in err

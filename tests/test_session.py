@@ -195,6 +195,9 @@ def _good_recipe() -> dict:
     (lambda d: d.update(noise_mode="bogus"), "unknown noise mode"),
     (lambda d: d.update(generator=[1]), "generator must be an object"),
     (lambda d: d.update(directions="abc"), "directions must be an object"),
+    (lambda d: d["source"].update(extra=1), r"source has a field .* not know \(extra\)"),
+    (lambda d: d["edits"][0].update(mask="m"), "edit 1 has a field this version does not know"),
+    (lambda d: d.update(clip={"name": "c", "content_hash": "h", "size": 3}), "clip has a field"),
     (lambda d: d.update(directions={"name": 3, "content_hash": "k"}), "directions name"),
 ])
 def test_a_recipe_field_of_the_wrong_type_or_range_is_malformed(change, match):

@@ -110,7 +110,9 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
     # unpickler among them)
     except (OSError, ValueError, RuntimeError, EOFError, KeyError, AttributeError, TypeError,
             IndexError, pickle.UnpicklingError) as e:
-        why = "not a saved latent" if isinstance(e, KeyError | pickle.UnpicklingError) else e
+        # (np.load's fallback for any file that is not a .npy array talks of allow_pickle)
+        why = ("not a saved latent" if isinstance(e, KeyError | pickle.UnpicklingError)
+               or "allow_pickle" in str(e) else e)
         raise EditError(f"could not read the latent file {path.name} ({why})") from e
     if t is None:
         raise EditError(f"the latent file {path.name} holds no tensor")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +239,19 @@ def load_recipe(path: str | Path) -> dict:
 NOISE_MODES = ("const", "random", "none")
 
 
+def _check_fields(block: dict, cls: type, what: str) -> None:
+    """A field this version does not know: say so (a newer version may have written it)
+    instead of the dataclass's own TypeError."""
+    unknown = sorted(set(block) - {f.name for f in fields(cls)})
+    if unknown:
+        raise RecipeError(f"the recipe's {what} has a field this version does not know "
+                          f"({', '.join(map(str, unknown))[:80]}); a newer Latent Atelier may "
+                          f"have written it")
+
+
 def _check_recipe(d: dict) -> None:
     source = _mapping(d["source"], "source")
+    _check_fields(source, Source, "source")
     _text(source.get("kind", "seed"), "source kind")
     seed = _integer(source.get("seed", 0), "seed", minimum=0)
     if seed > MAX_SEED:
@@ -260,6 +271,7 @@ def _check_recipe(d: dict) -> None:
         raise RecipeError("two of the recipe's edits have the same id")
     for i, e in enumerate(edits):
         e = _mapping(e, f"edit {i + 1}")
+        _check_fields(e, Edit, f"edit {i + 1}")
         _text(e.get("kind"), f"edit {i + 1} kind")
         _mapping(e.get("params"), f"edit {i + 1} params")
         if _nesting(e["params"]) > MAX_PARAMS_NESTING:
@@ -272,6 +284,7 @@ def _check_recipe(d: dict) -> None:
     for key in ("generator", "clip", "directions"):
         if d.get(key) is not None:
             model = _mapping(d[key], key)
+            _check_fields(model, ModelIdentity, key)
             for field_name in ("name", "content_hash", "path"):
                 _text(model.get(field_name, ""), f"{key} {field_name}")
     mode = d.get("noise_mode", "const")
