@@ -99,15 +99,14 @@ class StyleClipImportFlow(QObject):
             else:
                 status.showMessage(f"{name} was not imported into {pack.name}", 8000)
         elif isinstance(result, PackData):
+            # short: the status bar's right side holds the model and the timings
             agreement = result.info.get("agreement")
-            check = f"; check: {Agreement.from_dict(agreement).describe()}" if agreement else ""
-            forced = (" (kept although it does not fit)" if result.info.get("forced")
-                      else "")
-            stats = result.info.get("stats_from", "computed")
+            check = (f", check {Agreement.from_dict(agreement).median:.2f}" if agreement
+                     else "")
+            forced = " although it does not fit" if result.info.get("forced") else ""
             status.showMessage(
-                f"Imported {result.imported_from} into {pack.name}{forced} "
-                f"({len(result.relevance.channels)} channels, statistics {stats}){check}",
-                15000)
+                f"Imported {result.imported_from} into {pack.name}{forced}: "
+                f"{len(result.relevance.channels)} channels{check}", 15000)
 
     def _on_failed(self, job: Job, message: str) -> None:
         if job.id in self._packs:  # the user is waiting for it: say plainly why not
