@@ -643,3 +643,24 @@ def test_a_text_file_given_as_a_latent_is_called_what_it_is(tmp_path, capsys):
                  str(tmp_path / "o.png")]) == 1
     err = capsys.readouterr().err
     assert "not a saved latent" in err and "allow_pickle" not in err
+
+
+def test_a_recipe_of_random_noise_says_its_replay_differs(tmp_path, capsys):
+    out = tmp_path / "o.png"
+    assert main(["edit", "--seed", "2", "-o", str(out)]) == 0
+    recipe = json.loads(read_recipe(out))
+    recipe["noise_mode"] = "random"
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    assert main(["edit", "--recipe", str(tmp_path / "r.json"), "-o",
+                 str(tmp_path / "again.png")]) == 0
+    assert "each render of it differs" in capsys.readouterr().err
+    assert main(["edit", "--recipe", str(out), "--overwrite", "-o",
+                 str(tmp_path / "again.png")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_huge_beta_is_told_in_few_digits(tmp_path, capsys):
+    assert main(["edit", "--seed", "1", "--target", "a cartoon face with blonde hair",
+                 "--beta", "1e300", "-o", str(tmp_path / "o.png")]) == 1
+    err = capsys.readouterr().err
+    assert "beta = 1e+300" in err and len(err) < 300

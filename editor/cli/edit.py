@@ -306,6 +306,9 @@ def run(args: argparse.Namespace) -> int:
         # model mismatches are told before the pack jobs, which can take hours; so is a
         # recipe's latent made for another generator (its shape)
         recorded = session
+        if args.recipe and session.noise_mode == "random":
+            print("warning: the recipe draws random noise: each render of it differs, so "
+                  "this is not the recorded picture", file=sys.stderr)
         gen_id, clip_id, _ = pack.identities()
         session = _with_models(session, gen_id, clip_id, replaying=bool(args.recipe))
         if session.source.kind == "wplus":

@@ -593,7 +593,7 @@ def scored_edit(relevance: Relevance, stats: StyleStats, scores: torch.Tensor, b
                               "relevance score is zero)")
     if n == 0:
         raise NoChannelsError(
-            f"no style channel passes beta = {beta:.3f} (the strongest has |r| = "
+            f"no style channel passes beta = {beta:.3g} (the strongest has |r| = "
             f"{max_score:.3f}); lower beta below {max_score:.3f} or use auto-beta"
         )
     r = torch.where(keep, scores, torch.zeros_like(scores))
