@@ -628,13 +628,27 @@ def test_given_output_options_override_a_recorded_value_this_version_does_not_ta
     out = tmp_path / "o.png"
     assert main(["edit", "--seed", "3", "-o", str(out)]) == 0
     recipe = json.loads(read_recipe(out))
-    recipe["output"] = {"scale": 16, "upscale_filter": "bicubic"}
+    recipe["output"] = {"scale": 16, "upscale_filter": "nearest"}
     (tmp_path / "r.json").write_text(json.dumps(recipe))
     replay = ["edit", "--recipe", str(tmp_path / "r.json"), "-o", str(tmp_path / "s.png")]
     assert main(replay) == 1
     assert "output scale" in capsys.readouterr().err
     assert main([*replay, "--scale", "2", "--upscale-filter", "nearest"]) == 0
     assert Image.open(tmp_path / "s.png").size == tuple(2 * n for n in Image.open(out).size)
+    # one option given is enough for its own value; a filter does not matter at 1x; a
+    # quality is not read for a lossless output
+    assert main([*replay, "--scale", "2", "--overwrite"]) == 0
+    recipe["output"] = {"scale": 2, "upscale_filter": "bicubic", "quality": "lossless"}
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    assert main([*replay, "--upscale-filter", "nearest", "--overwrite"]) == 0
+    assert main([*replay, "--scale", "1", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main([*replay, "--overwrite"]) == 1  # the filter is used at 2x: refused
+    assert "upscale filter must be one of" in capsys.readouterr().err
+    # and a filter at 1x is refused with a recipe too
+    assert main(["edit", "--recipe", str(out), "--upscale-filter", "nearest", "-o",
+                 str(tmp_path / "t.png")]) == 1
+    assert "--scale 2 or more" in capsys.readouterr().err
 
 
 def test_a_text_file_given_as_a_latent_is_called_what_it_is(tmp_path, capsys):
@@ -664,3 +678,32 @@ def test_a_huge_beta_is_told_in_few_digits(tmp_path, capsys):
                  "--beta", "1e300", "-o", str(tmp_path / "o.png")]) == 1
     err = capsys.readouterr().err
     assert "beta = 1e+300" in err and len(err) < 300
+
+
+def test_a_long_name_of_many_byte_characters_gets_a_whole_temporary_name(tmp_path):
+    from editor.core.paths import _create_temp_beside
+
+    tmp = _create_temp_beside(tmp_path / ("a" + "é" * 60 + ".png"))
+    tmp.name.encode("utf-8")  # no half character (Windows names are UTF-16)
+    tmp.unlink()
+
+
+def test_ctrl_c_in_the_co_variation_does_not_promise_a_resume(tmp_path, capsys, monkeypatch,
+                                                               models):
+    """Only the precompute keeps its progress; the co-variation starts over."""
+    from editor.engine.packs import OpenPack
+
+    def interrupted(self, cancel=None):
+        raise KeyboardInterrupt
+        yield
+
+    assert main(["edit", "--seed", "1", "--target", "smiling face", *models, "-o",
+                 str(tmp_path / "first.png")]) == 0
+    capsys.readouterr()
+    # a pack computed before gated edits existed: directions, no co-variation
+    monkeypatch.setattr("editor.methods.precompute.load_covariation", lambda entry: None)
+    monkeypatch.setattr(OpenPack, "covariation_job", interrupted)
+    assert main(["edit", "--seed", "1", "--target", "smiling face", "--gate", *models,
+                 "-o", str(tmp_path / "o.png")]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "resumes" not in err

@@ -268,16 +268,21 @@ def test_the_dialogs_upscale_filters_are_the_ones_a_recipe_may_record():
     assert tuple(export_dialog.FILTER_LABELS) == UPSCALE_FILTERS
 
 
-def test_a_batch_cannot_run_past_the_largest_seed(make_dialog):
-    """Its files would carry seeds no recipe may hold: they could not be replayed."""
+def test_a_batch_cannot_run_past_the_largest_seed(make_dialog, tmp_path):
+    """Its files would carry seeds no recipe may hold: they could not be replayed. The
+    dialog says so (its count is left as the user set it)."""
     from editor.engine.export import ExportPlan
     from editor.engine.session import MAX_SEED
 
     dialog = make_dialog()
+    _select(dialog.kind_box, "batch")
+    dialog.folder_edit.setText(str(tmp_path))
     dialog.first_seed_box.setValue(MAX_SEED - 2)
-    assert dialog.count_box.maximum() == 3
-    dialog.first_seed_box.setValue(0)
-    assert dialog.count_box.maximum() == 100_000
+    dialog.count_box.setValue(500)
+    with pytest.raises(ValueError, match="go past it"):
+        dialog.build_plan()
+    dialog.count_box.setValue(3)
+    assert list(dialog.build_plan().seeds)[-1] == MAX_SEED
     with pytest.raises(ValueError, match="go past it"):
         ExportPlan(kind="batch", folder="x", first_seed=MAX_SEED, count=2)
     assert list(ExportPlan(kind="batch", folder="x", first_seed=MAX_SEED, count=1).seeds) == [

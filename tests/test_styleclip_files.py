@@ -293,6 +293,13 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, monkeypatch,
     out, err = capsys.readouterr()
     assert "import that file first" in err and "computing" not in out + err
     assert not (tmp_path / "third.png").exists()
+    # on other models the directions are theirs anyway: told, and computed
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=9),
+                           tmp_path / "other.safetensors")
+    assert main(["edit", "--recipe", str(tmp_path / "out.png"), "--generator", str(other),
+                 "--clip-checkpoint", str(clip_path), "--precompute-images", "2",
+                 "--stats-samples", "100", "-o", str(tmp_path / "fourth.png")]) == 0
+    assert "made with generator" in capsys.readouterr().err
     assert main(["import-styleclip", str(tmp_path / "none.npy"), *common]) == 1
     assert "no such file" in capsys.readouterr().err
 

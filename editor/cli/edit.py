@@ -157,9 +157,6 @@ def check_options(args: argparse.Namespace) -> None:
         raise RecipeError("start from --seed or from --wplus, not both")
     if args.wplus and args.psi is not None:
         raise RecipeError("--psi truncates a seed's latent; a --wplus latent is used as it is")
-    if args.upscale_filter and not args.recipe and (args.scale or 1) == 1:
-        raise RecipeError("--upscale-filter applies when the picture is enlarged (--scale 2 "
-                          "or more)")
     if args.wplus_index is not None and not args.wplus:
         raise RecipeError("--wplus-index picks a latent of a --wplus file; no --wplus given")
     if args.quality is not None and format_from_suffix(args.output) not in LOSSY_FORMATS:
@@ -196,11 +193,14 @@ def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int,
     pixels."""
     recipe = recipe or {}
     # what the options give is not read from the recipe (a value this version does not
-    # take, from a newer one, is then no obstacle)
-    scale, upscale_filter = ((args.scale, args.upscale_filter)
-                             if args.scale and args.upscale_filter else recorded_output(recipe))
-    quality = args.quality or recorded_quality(recipe) or DEFAULT_QUALITY
-    return args.scale or scale, args.upscale_filter or upscale_filter, quality
+    # take, from a newer one, is then no obstacle), nor a quality for a lossless output
+    scale, upscale_filter = recorded_output(recipe, args.scale, args.upscale_filter)
+    lossy = format_from_suffix(args.output) in LOSSY_FORMATS
+    quality = args.quality or (recorded_quality(recipe) if lossy else None) or DEFAULT_QUALITY
+    if args.upscale_filter and scale == 1:
+        raise RecipeError("--upscale-filter applies when the picture is enlarged (--scale 2 "
+                          "or more)")
+    return scale, upscale_filter, quality
 
 
 def build_session(args: argparse.Namespace, default_psi: float,
@@ -261,10 +261,10 @@ def _print_progress(item: Progress) -> None:
 
 
 class PackJobInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a pack job (its progress is kept and resumes)."""
+    """Ctrl-C during the precompute (its progress is kept and resumes)."""
 
 
-def _run_job(message: str, job: Iterable) -> None:
+def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
     """Say what a pack job is for, then run it with a progress line on stderr."""
     print(message, file=sys.stderr)
     try:
@@ -272,7 +272,9 @@ def _run_job(message: str, job: Iterable) -> None:
             if isinstance(item, Progress):
                 _print_progress(item)
     except KeyboardInterrupt:
-        raise PackJobInterrupted from None
+        if resumable:
+            raise PackJobInterrupted from None
+        raise
     print(file=sys.stderr)
 
 
@@ -314,9 +316,10 @@ def run(args: argparse.Namespace) -> int:
         if session.source.kind == "wplus":
             wplus_of_source(session.source, gen.n_latent, gen.w_dim)
         if session.has_text_edits and pack.data is None:
-            _refuse_missing_import(recorded)
+            _refuse_missing_import(recorded, gen_id, clip_id)
             _run_job("First use of this model pack: computing its global directions (once; "
-                     "the result is cached and resumes if interrupted).", pack.precompute())
+                     "the result is cached and resumes if interrupted).", pack.precompute(),
+                     resumable=True)
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
@@ -368,11 +371,13 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
     return replace(session, generator=gen_id, clip=clip_id)
 
 
-def _refuse_missing_import(recorded: Session) -> None:
+def _refuse_missing_import(recorded: Session, gen_id: ModelIdentity,
+                           clip_id: ModelIdentity | None) -> None:
     """A recipe whose text edits used imported directions, replayed where there are none
     yet: computing this pack's own (hours on a CPU for FFHQ) would not replay it."""
     made = recorded.directions
-    if recorded.has_text_edits and made is not None and made.name.startswith(IMPORTED):
+    if recorded.has_text_edits and made is not None and made.name.startswith(IMPORTED) \
+            and not recorded.model_mismatches(gen_id, clip_id):  # (else told, and moot)
         raise EditError(
             f"the recipe's text edits were made with directions {made.name}, which this "
             f"cache does not hold: import that file first (atelier import-styleclip), or "

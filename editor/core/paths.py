@@ -58,8 +58,12 @@ STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed write
 def _temp_stem(path: Path) -> str:
     # A cut of the name keeps the temporary name within the file system's limit (255
     # bytes) wherever the final name fits.
-    # (os.fsencode: a name that is not UTF-8, legal on Linux, comes as surrogates)
-    return os.fsdecode(os.fsencode(path.name)[:100])
+    # Cut by characters, not bytes (half a character is not a name on every system);
+    # os.fsencode: a name that is not UTF-8, legal on Linux, comes as surrogates.
+    stem = path.name
+    while len(os.fsencode(stem)) > 100:
+        stem = stem[:-1]
+    return stem
 
 
 def _create_temp_beside(path: Path) -> Path:

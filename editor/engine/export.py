@@ -276,17 +276,24 @@ def _recorded_block(recipe: dict) -> dict:
     return out
 
 
-def recorded_output(recipe: dict) -> tuple[int, str]:
-    """(scale, upscale filter) a file's recipe records; (1, "lanczos") when it records
-    none. RecipeError for a block this program cannot honour."""
+def recorded_output(recipe: dict, scale: int | None = None,
+                    upscale_filter: str | None = None) -> tuple[int, str]:
+    """(scale, upscale filter): those given, else what a file's recipe records ((1,
+    "lanczos") when it records none). RecipeError for a recorded value this program cannot
+    honour where it is used: a given value overrides it, and at scale 1 no filter is."""
     out = _recorded_block(recipe)
-    scale, upscale_filter = out.get("scale", 1), out.get("upscale_filter", "lanczos")
-    if type(scale) is not int or not 1 <= scale <= MAX_SCALE:
-        raise RecipeError(f"the recipe's output scale must be a whole number from 1 to "
-                          f"{MAX_SCALE}, got {scale!r}")
-    if upscale_filter not in UPSCALE_FILTERS:
-        raise RecipeError(f"the recipe's upscale filter must be one of "
-                          f"{', '.join(UPSCALE_FILTERS)}, got {upscale_filter!r}")
+    if scale is None:
+        scale = out.get("scale", 1)
+        if type(scale) is not int or not 1 <= scale <= MAX_SCALE:
+            raise RecipeError(f"the recipe's output scale must be a whole number from 1 to "
+                              f"{MAX_SCALE}, got {scale!r}")
+    if upscale_filter is None:
+        upscale_filter = out.get("upscale_filter", "lanczos")
+        if upscale_filter not in UPSCALE_FILTERS:
+            if scale > 1:
+                raise RecipeError(f"the recipe's upscale filter must be one of "
+                                  f"{', '.join(UPSCALE_FILTERS)}, got {upscale_filter!r}")
+            upscale_filter = "lanczos"  # not used at scale 1
     return scale, upscale_filter
 
 

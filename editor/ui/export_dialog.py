@@ -121,10 +121,6 @@ class ExportDialog(QDialog):
 
         self.first_seed_box = _spin(0, MAX_SEED, self.session.source.seed)
         self.count_box = _spin(1, 100_000, 16)
-        # the last seed stays a seed (recipes of seeds past MAX_SEED cannot be replayed)
-        self.first_seed_box.valueChanged.connect(
-            lambda first: self.count_box.setMaximum(min(100_000, MAX_SEED - first + 1)))
-        self.count_box.setMaximum(min(100_000, MAX_SEED - self.first_seed_box.value() + 1))
         self.pattern_edit = QLineEdit("seed{seed:06d}.png")
         self.pattern_edit.setToolTip("File name for each seed; {seed} is replaced, "
                                      "{seed:06d} pads it to 6 digits")
