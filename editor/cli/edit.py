@@ -396,5 +396,4 @@ def _with_directions(session: Session, recorded: Session,
                   f"({made.name}, {made.content_hash[:12]}); rendering with this pack's "
                   f"({used.name}, {used.content_hash[:12]}), so they may look different",
                   file=sys.stderr)
-    used = identities[2]
-    return replace(session, directions=used if session.has_text_edits else None)
+    return session.with_models(session.generator, session.clip, identities[2])

@@ -116,6 +116,11 @@ def flat_offsets(specs: Sequence[StyleLayerSpec]) -> list[int]:
     return out
 
 
+def layer_of(offsets: Sequence[int], flat_index: int) -> int:
+    """The style layer holding a flat channel, given the layers' flat_offsets."""
+    return max(i for i, o in enumerate(offsets) if o <= flat_index)
+
+
 def editable_mask(specs: Sequence[StyleLayerSpec]) -> torch.Tensor:
     """Boolean mask over the flat view: True for non-toRGB channels."""
     return torch.cat([torch.full((s.channels,), not s.is_torgb, dtype=torch.bool) for s in specs])

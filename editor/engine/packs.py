@@ -177,11 +177,7 @@ class OpenPack:
 
     def first_cached(self, load: Callable[[Path | None], T | None]) -> T | None:
         """The first thing `load` finds under cache_roots, or None."""
-        for root in self.cache_roots:
-            got = load(root)
-            if got is not None:
-                return got
-        return None
+        return _first_found(self.cache_roots, load)
 
     def covariation_entry(self, root: Path | None = None) -> TensorCache:
         assert self.clip is not None
@@ -336,10 +332,16 @@ def computed_pack(generator_path: str | Path, gen_hash: str, clip_hash: str,
     """The pack computed here that the window and `atelier edit` open for these models (the
     bundled one for the demo), or None. It is preferred to an imported one."""
     roots = ([DEMO_DIRECTIONS] if is_demo_generator(generator_path) else []) + [None]
+    return _first_found(roots, lambda root: pc.load_pack_data(
+        gen_hash, clip_hash, DEMO_STATS_SAMPLES, default_relevance_config(generator_path),
+        sampler or pc.DEFAULT_SAMPLER, root))
+
+
+def _first_found(roots: list[Path | None], load: Callable[[Path | None], T | None]
+                 ) -> T | None:
+    """The first thing `load` finds under these cache roots (None: the user cache)."""
     for root in roots:
-        got = pc.load_pack_data(gen_hash, clip_hash, DEMO_STATS_SAMPLES,
-                                default_relevance_config(generator_path),
-                                sampler or pc.DEFAULT_SAMPLER, root)
+        got = load(root)
         if got is not None:
             return got
     return None

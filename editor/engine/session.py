@@ -95,6 +95,13 @@ class Session:
     directions: ModelIdentity | None = None
 
     # ----------------------------------------------------------------- stack operations
+    def with_models(self, generator: ModelIdentity | None, clip: ModelIdentity | None,
+                    directions: ModelIdentity | None = None) -> Session:
+        """The models it is rendered with, recorded; the global directions only where a
+        text edit uses them."""
+        return replace(self, generator=generator, clip=clip,
+                       directions=directions if self.has_text_edits else None)
+
     def with_source(self, source: Source) -> Session:
         return replace(self, source=source)
 

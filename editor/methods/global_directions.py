@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from editor.core.generator import Generator, SynthesisState
-from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets
+from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets, layer_of
 
 WSampler = Callable[[torch.Tensor], torch.Tensor]
 
@@ -500,7 +500,7 @@ def relevance_single_channel(
     """The official loop shape: one channel, one image, batch 1, full synthesis. Used by the
     benchmark and tests as the reference the batched computation must agree with."""
     offsets = flat_offsets(codes.specs)
-    layer = max(i for i, o in enumerate(offsets) if o <= flat_index)
+    layer = layer_of(offsets, flat_index)
     c = flat_index - offsets[layer]
     diffs = []
     with torch.no_grad():

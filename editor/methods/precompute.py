@@ -391,13 +391,22 @@ def is_cancelled(cancel: CancelToken) -> bool:
     return bool(cancel())
 
 
-def _compute_stats(gen: Generator, n: int, psi: float, sample_w: WSampler | None,
-                   cancel: CancelToken) -> Iterator[Progress | StyleStats]:
-    for item in iter_style_stats(gen, n, STATS_BATCH, STATS_SEED, psi, sample_w):
-        yield item
-        if isinstance(item, Progress) and is_cancelled(cancel):
+def sampled_stats(gen: Generator, n: int, psi: float, sample_w: WSampler | None,
+                  cancel: CancelToken, phases: JobPhases, seed: int = STATS_SEED
+                  ) -> Job[Progress, None, StyleStats]:
+    """Style statistics of n sampled codes, with progress on the phase "style statistics"
+    and cancel; the generator's return value is the StyleStats."""
+    stats = None
+    for item in iter_style_stats(gen, n, STATS_BATCH, seed, psi, sample_w):
+        if isinstance(item, StyleStats):
+            stats = item
+            continue
+        yield phases.report("style statistics", item)
+        if is_cancelled(cancel):
             raise Cancelled("cancelled while computing style statistics (they take a "
                             "moment and start over next time)")
+    assert stats is not None
+    return stats
 
 
 def style_stats_job(generator: Generator, gen_hash: str, stats_samples: int, psi: float,
@@ -410,12 +419,7 @@ def style_stats_job(generator: Generator, gen_hash: str, stats_samples: int, psi
     if stats is not None:
         phases.skip("style statistics")
         return stats
-    for item in _compute_stats(generator, stats_samples, psi, sample_w, cancel):
-        if isinstance(item, StyleStats):
-            stats = item
-        else:
-            yield phases.report("style statistics", item)
-    assert stats is not None
+    stats = yield from sampled_stats(generator, stats_samples, psi, sample_w, cancel, phases)
     if not _finite(stats.mean, stats.std):
         raise ValueError("the generator's style codes are not finite numbers (NaN or "
                          "infinity): its checkpoint or configuration is damaged")

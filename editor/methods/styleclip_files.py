@@ -31,7 +31,6 @@ where the 5,376-channel precompute at 100 images would be over a million renders
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 from collections.abc import Iterator, Sequence
@@ -44,8 +43,9 @@ import torch.nn.functional as F
 
 from editor.core.errors import AtelierError, DirectionsFileError
 from editor.core.generator import Generator
+from editor.core.hashing import file_sha256
 from editor.core.nvidia_pickle import PICKLE_READ_ERRORS, RestrictedUnpickler
-from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets
+from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets, layer_of
 
 from . import precompute as pc
 from .global_directions import (
@@ -58,7 +58,6 @@ from .global_directions import (
     StyleStats,
     WSampler,
     base_codes,
-    iter_style_stats,
     relevance_for_layer,
     state_before,
     suggested_batch_size,
@@ -132,14 +131,6 @@ class Agreement:
 # --------------------------------------------------------------------------- reading files
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -179,17 +170,7 @@ def read_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int
     the data is read."""
     path = Path(path)
     array = _open_npy(path)
-    if array.ndim != 2 or not array.shape[0] or not array.shape[1]:
-        raise DirectionsFileError(
-            f"{path.name} has shape {tuple(array.shape)}; StyleCLIP's fs3.npy is (style "
-            f"channels, CLIP dimensions), e.g. (5376, 512)")
-    if array.dtype.kind != "f":
-        raise DirectionsFileError(f"{path.name} holds {array.dtype} values, not floats")
-    if array.shape[1] != clip_dims:
-        raise DirectionsFileError(
-            f"{path.name} holds {array.shape[1]}-dimensional CLIP vectors; this CLIP "
-            f"model's are {clip_dims}-dimensional (StyleCLIP's files are for ViT-B/32, 512)")
-    channels = fs3_channels(specs, array.shape[0])
+    channels = _fs3_shape_channels(path, array, specs, clip_dims)
     try:
         vectors = torch.from_numpy(np.array(array, dtype=np.float32))
     except (OSError, ValueError) as e:  # a truncated file fails when the map is read
@@ -208,17 +189,29 @@ def looks_like_fs3(path: str | Path, specs: Sequence[StyleLayerSpec],
                    clip_dims: int | None) -> bool:
     """Whether a .npy has fs3's shape for these models (a dropped file: a latent or the
     directions?); any width where no CLIP is known. Reads the header only."""
+    path = Path(path)
     try:
-        array = _open_npy(Path(path))
-    except DirectionsFileError:
-        return False
-    if array.ndim != 2 or array.dtype.kind != "f" or clip_dims not in (None, array.shape[1]):
-        return False
-    try:
-        fs3_channels(specs, array.shape[0])
+        _fs3_shape_channels(path, _open_npy(path), specs, clip_dims)
     except DirectionsFileError:
         return False
     return True
+
+
+def _fs3_shape_channels(path: Path, array: np.ndarray, specs: Sequence[StyleLayerSpec],
+                        clip_dims: int | None) -> torch.Tensor:
+    """fs3_channels of an array whose header fits these models (any width where no CLIP
+    is known), or DirectionsFileError saying why not. Reads no data."""
+    if array.ndim != 2 or not array.shape[0] or not array.shape[1]:
+        raise DirectionsFileError(
+            f"{path.name} has shape {tuple(array.shape)}; StyleCLIP's fs3.npy is (style "
+            f"channels, CLIP dimensions), e.g. (5376, 512)")
+    if array.dtype.kind != "f":
+        raise DirectionsFileError(f"{path.name} holds {array.dtype} values, not floats")
+    if clip_dims is not None and array.shape[1] != clip_dims:
+        raise DirectionsFileError(
+            f"{path.name} holds {array.shape[1]}-dimensional CLIP vectors; this CLIP "
+            f"model's are {clip_dims}-dimensional (StyleCLIP's files are for ViT-B/32, 512)")
+    return fs3_channels(specs, array.shape[0])
 
 
 def companion_stats(fs3_path: str | Path) -> Path | None:
@@ -352,7 +345,7 @@ def measure_agreement(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
     found: dict[bool, list[float]] = {False: [], True: []}
     for done, row in enumerate(rows, start=1):
         flat = int(channels[row])
-        layer = max(i for i, o in enumerate(offsets) if o <= flat)
+        layer = layer_of(offsets, flat)
         for held in (False, True):
             base = _held_at_mean(codes, stats, channels[:row]) if held else codes
             measured = relevance_for_layer(gen, clip, base, stats, layer, [flat - offsets[layer]],
@@ -383,7 +376,7 @@ def import_styleclip_pack(
     fs3_path = Path(fs3_path)
     specs = gen.style_specs
     channels, vectors = read_fs3(fs3_path, specs, clip_dims)
-    digest = _file_sha256(fs3_path)
+    digest = file_sha256(fs3_path)
     sampler = pc.sampler_name(sample_w, sampler)
     phases = JobPhases({"style statistics": (STATS_CHECK_SAMPLES if mean_std_path is not None
                                              else stats_samples) * pc.STATS_RENDERS,
@@ -392,14 +385,8 @@ def import_styleclip_pack(
     stats_off = None
     if mean_std_path is not None:
         stats = read_style_mean_std(mean_std_path, specs)
-        sampled = None
-        for item in iter_style_stats(gen, STATS_CHECK_SAMPLES, psi=psi, sample_w=sample_w,
-                                     seed=VERIFY_SEED):
-            if isinstance(item, StyleStats):
-                sampled = item
-            else:
-                yield phases.report("style statistics", item)
-        assert sampled is not None
+        sampled = yield from pc.sampled_stats(gen, STATS_CHECK_SAMPLES, psi, sample_w,
+                                              cancel, phases, seed=VERIFY_SEED)
         stats_off = statistics_mismatch(stats, sampled)
         if stats_off and not force:
             raise MismatchError(

@@ -560,10 +560,7 @@ class MainWindow(QMainWindow):
         """What the canvas shows, with the model identities a recipe needs."""
         session = self.document.state.rendered_session()
         if self.pack is not None:
-            gen_id, clip_id, directions = self.pack.identities()
-            session = dataclasses.replace(  # directions: as `atelier edit` records them
-                session, generator=gen_id, clip=clip_id,
-                directions=directions if session.has_text_edits else None)
+            session = session.with_models(*self.pack.identities())
         return session
 
     def request_render(self, interactive: bool = False) -> RenderRequest | None:
