@@ -123,7 +123,8 @@ def test_the_output_is_checked_before_any_work(tmp_path, models, capsys, monkeyp
 
     monkeypatch.setattr(edit_cli, "open_pack", no_pack)
     (tmp_path / "taken.png").write_bytes(b"mine")
-    cases = (("taken.png", "exists"), ("out.gif", "unknown extension"),
+    cases = (("taken.png", "exists"),
+             ("out.gif", "unknown extension '.gif'; name it with one of .jpe, .jpeg, .jpg, .png"),
              (".", "it is a folder"), ("a" * 300 + ".png", "Cannot export"))
     for name, match in cases:
         assert main(["edit", "--seed", "1", *models, "-o", str(tmp_path / name)]) == 1

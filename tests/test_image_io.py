@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import ExifTags, Image, ImageFile
+from PIL import ExifTags, Image, ImageFile, PngImagePlugin
 
 from editor.core.errors import AtelierError, ImageExistsError, ImageLoadError, ImageSaveError
 from editor.core.image_io import (
@@ -101,6 +101,17 @@ def test_truncated_image_refused_even_if_someone_allows_truncation(tmp_path, mon
     with pytest.raises(ImageLoadError, match="truncated"):
         load_image(path)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and we put it back as we found it
+
+
+def test_a_text_chunk_too_large_to_read_is_named_not_called_corrupt(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Comment", "x" * (PngImagePlugin.MAX_TEXT_CHUNK + 1), zip=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "notes.png", pnginfo=info)
+    for read in (load_image, read_recipe):
+        with pytest.raises(ImageLoadError) as caught:
+            read(tmp_path / "notes.png")
+        assert "metadata text is larger than the 1 MB" in str(caught.value)
+        assert "corrupt" not in str(caught.value)
 
 
 def test_result_is_owned_contiguous_uint8(tmp_path):

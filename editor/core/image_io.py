@@ -459,6 +459,11 @@ def _describe_decode_error(e: BaseException) -> str:
     text = _one_line(e)
     if "truncated" in text.lower():
         return f"the file is truncated ({text})"
+    if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:
+        # Pillow's guard against text-chunk bombs: the pixels may be fine, the metadata is not read
+        return (f"its metadata text is larger than the {PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB "
+                f"per chunk this program reads safely; save the picture again without its "
+                f"metadata ({text})")
     return f"the file is corrupt or unreadable ({type(e).__name__}: {text})"
 
 
@@ -665,7 +670,7 @@ def _export_format(path: Path, format: str | None, known: dict[str, str]) -> str
     if fmt is None:
         raise ImageSaveError(
             f"Cannot export '{path}': unknown extension {path.suffix or '(none)'!r}; "
-            f"use {', '.join(sorted(known))} or pass a format"
+            f"name it with one of {', '.join(sorted(known))}"
         )
     return fmt
 

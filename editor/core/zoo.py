@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AtelierError, ZooDownloadError
+from .hashing import file_sha256
 from .paths import atomic_path, atomic_write_text, cache_dir, config_dir, replace_file
 
 try:  # POSIX: lock the part file against a second downloader in another program
@@ -434,11 +435,6 @@ def installed_clip_weights(arch: str, tag: str) -> Path | None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _fsync(path: Path) -> None:
