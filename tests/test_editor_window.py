@@ -1778,3 +1778,128 @@ def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qt
     np.save(tmp_path / "fs3.npy", np.ones((rows, 512), np.float32))
     window.open_paths([str(tmp_path / "fs3.npy")])
     assert said and said[0][0] == "information" and "CLIP model" in said[0][1]
+
+
+def test_beta_stays_off_where_it_would_change_nothing(qtbot):
+    # With auto β on, a pack reloaded (set_text_edits_available) turned β on; without a
+    # CLIP, showing an edit did: a drag then made undo steps that changed nothing.
+    from editor.ui.prompt_panel import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    manual = Edit("global", {"neutral": "a face", "target": "a beard", "beta": 0.15})
+    auto = Edit("global", {"neutral": "a face", "target": "a beard", "auto_beta": True})
+    panel.show_edit(auto, bound=False)
+    panel.set_text_edits_available(True)
+    assert not panel.beta.isEnabled()
+    panel.set_text_edits_available(False, "Prompt edits need a CLIP model")
+    panel.show_edit(manual, bound=False)
+    assert not panel.beta.isEnabled()
+    panel.auto_beta.setChecked(True)
+    panel.auto_beta.setChecked(False)
+    assert not panel.beta.isEnabled()
+    panel.set_text_edits_available(True)
+    assert panel.beta.isEnabled()
+
+
+def test_reopening_the_open_session_and_saving_first_shows_what_was_saved(
+        window, qtbot, tmp_path, monkeypatch):
+    # The file was read before "Save changes?" wrote it: the window went back to the old
+    # contents and called them saved, so the next Ctrl+S lost the work just saved.
+    path = tmp_path / "portrait.atelier.json"
+    window.session_path = path
+    assert window.save_session()
+    window.source_panel.step_seed(+2)
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: QMessageBox.StandardButton.Save))
+    window.open_session(str(path))
+    assert window.document.state.session.source.seed == 2
+    assert window.source_panel.seed_box.value() == 2 and not window.document.modified
+
+
+def test_a_session_named_without_json_is_saved_as_one_that_opens_again(
+        window, qtbot, tmp_path, monkeypatch):
+    said = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: said.append(a[2]))
+    monkeypatch.setattr("editor.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "portrait"), ""))
+    assert window.save_session_as()
+    assert [p.name for p in tmp_path.glob("portrait*")] == ["portrait.atelier.json"]
+    window.source_panel.step_seed(+3)
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: QMessageBox.StandardButton.No))
+    assert not window.save_session_as()  # the real name exists: asked, and kept
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
+    window.open_paths([str(tmp_path / "portrait.atelier.json")])
+    assert not said and window.document.state.session.source.seed == 0
+
+
+def test_a_backslash_released_away_from_the_window_ends_the_compare(window, qtbot):
+    # Released in another window, or after the focus went into a prompt box, the key
+    # never ended the hold: every edit then seemed to do nothing.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    QTest.keyPress(window.canvas, Qt.Key.Key_Backslash)
+    assert window.canvas.comparing
+    box = window.prompt_panel.target
+    box.setFocus()
+    QTest.keyRelease(box, Qt.Key.Key_Backslash)
+    assert not window.canvas.comparing and "\\" not in box.text()
+    QTest.keyPress(window.canvas, Qt.Key.Key_Backslash)
+    other = QWidget()
+    qtbot.addWidget(other)
+    other.show()
+    other.activateWindow()
+    qtbot.waitUntil(lambda: not window.isActiveWindow(), timeout=5_000)
+    assert not window.canvas.comparing
+
+
+def test_the_compare_view_never_shows_another_sources_original(window, qtbot):
+    # The canvas kept the last "before" it was given: after a seed change it showed the
+    # previous seed's face as "the original" until a compare render arrived.
+    canvas = window.canvas
+    canvas.resize(64, 64)
+
+    def painted():
+        return canvas.grab().toImage()
+
+    window._toggle_split(True)
+    settled(window, qtbot)
+    window._toggle_split(False)
+    settled(window, qtbot)
+    window.source_panel.step_seed(+1)
+    settled(window, qtbot)
+    shown = painted()
+    canvas.set_holding_compare(True)  # before the render that brings this seed's original
+    assert painted() == shown
+
+
+def test_an_edit_deleted_while_tuned_is_reselected_only_until_the_user_moves_on(
+        window, qtbot, tmp_path, monkeypatch):
+    # The window remembered such edits for good: an undo long after, or reopening the
+    # session, selected the deleted edit instead of the one being tuned (or none).
+    for target in ("face with glasses", "smiling face"):
+        type_prompt(window, target)
+        settled(window, qtbot)
+        window.add_draft_to_stack()
+    first, second = window.document.state.session.edits
+    window.session_path = tmp_path / "two.atelier.json"
+    assert window.save_session()
+    panel = window.stack_panel
+    panel.list.setCurrentRow(0)
+    panel.delete_selected()
+    window.undo_act.trigger()
+    assert panel.selected_id() == first.id
+    panel.list.setCurrentRow(1)  # the user now tunes the other edit
+    window.redo_act.trigger()
+    window.undo_act.trigger()
+    assert panel.selected_id() == second.id
+    panel.list.setCurrentRow(0)
+    panel.delete_selected()
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
+    window.open_session(str(window.session_path))
+    assert panel.selected_id() is None
+    assert window.prompt_panel.heading.text() == "New prompt"

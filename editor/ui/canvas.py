@@ -49,9 +49,10 @@ class Canvas(QWidget):
 
     # ----------------------------------------------------------------- content
     def set_image(self, image: QImage, before: QImage | None = None) -> None:
+        """The picture, and the original it is compared with (None: none known yet, so
+        a compare view shows the picture alone rather than another source's original)."""
         self._image = image
-        if before is not None:
-            self._before = before
+        self._before = before
         self.update()
 
     def current_image(self) -> QImage | None:
@@ -116,9 +117,14 @@ class Canvas(QWidget):
     def comparing(self) -> bool:
         return self._holding_compare or self._split is not None
 
+    @property
+    def holding_compare(self) -> bool:
+        return self._holding_compare
+
     def set_holding_compare(self, holding: bool) -> None:
-        self._holding_compare = holding
-        self.update()
+        if holding != self._holding_compare:
+            self._holding_compare = holding
+            self.update()
 
     def set_split(self, on: bool) -> None:
         self._split = 0.5 if on else None

@@ -44,6 +44,7 @@ class StateCommand(QUndoCommand):
 class Document(QObject):
     changed = Signal(object)  # EditorState
     modified_changed = Signal(bool)
+    history_reset = Signal()  # before the new state's `changed`: no undo reaches back past it
 
     def __init__(self, state: EditorState | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -94,6 +95,7 @@ class Document(QObject):
         (`keep_modified`: the work carried over stays unsaved until it is saved)."""
         unsaved = keep_modified and self.modified
         self.undo_stack.clear()
+        self.history_reset.emit()
         self._set(state)
         self.undo_stack.setClean()
         self._unsaved_reset = unsaved

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -62,7 +62,7 @@ from .canvas import Canvas
 from .directions_panel import DirectionsPanel
 from .discovery_flow import DiscoveryFlow
 from .document import Document
-from .export_dialog import get_export_plan
+from .export_dialog import confirm_overwrite, get_export_plan
 from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
@@ -84,7 +84,8 @@ PRECOMPUTE_JOB = "precompute:"
 GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
                  "*.png *.jpg *.jpeg *.webp);;All files (*)")
-SESSION_FILTER = "Latent Atelier sessions (*.atelier.json *.json);;All files (*)"
+SESSION_SUFFIX = ".atelier.json"
+SESSION_FILTER = f"Latent Atelier sessions (*{SESSION_SUFFIX} *.json);;All files (*)"
 IMAGE_SUFFIXES = readable_image_suffixes()  # the dialog and drops take the same files
 IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
@@ -139,11 +140,13 @@ class MainWindow(QMainWindow):
         self._export_count = 0  # export jobs get keys of their own (several may run)
         # edits deleted while being tuned: an undo that brings one back selects it again
         self._deleted_while_tuned: set[str] = set()
+        self.document.history_reset.connect(self._deleted_while_tuned.clear)
         self._shown_edit_ids: frozenset[str] = frozenset()
         self._interactive = False
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
         self._shown_before = None  # the "before" array the canvas holds
+        self._before_image: QImage | None = None  # ... wrapped for painting
 
         self.canvas = Canvas()
         self.canvas.files_dropped.connect(self.open_paths)
@@ -517,6 +520,9 @@ class MainWindow(QMainWindow):
         """Select a stack edit, and load it into the prompt panel if it has a prompt (None:
         back to the new prompt)."""
         self._selected_id = edit_id
+        # the user moved on: an edit deleted while tuned earlier no longer takes the
+        # selection when an undo brings it back
+        self._deleted_while_tuned.clear()
         # the stack shows it too: after New prompt the row stayed selected, and a click on
         # it changed nothing
         self.stack_panel.show_edits(self.document.state.session.edits, edit_id)
@@ -585,12 +591,13 @@ class MainWindow(QMainWindow):
         self._shown_seq = result.seq
         self.last_result = result
         # the renderer hands back the same cached "before" array while only edits change:
-        # wrap it once, not on every frame of a drag
-        before = None
-        if result.before is not None and result.before is not self._shown_before:
-            before = qimage_from_array(result.before)
+        # wrap it once, not on every frame of a drag. A result without one drops the old:
+        # it may show another source, and would be painted as this one's original
+        if result.before is not self._shown_before:
             self._shown_before = result.before
-        self.canvas.set_image(qimage_from_array(result.image), before)
+            self._before_image = (qimage_from_array(result.before)
+                                  if result.before is not None else None)
+        self.canvas.set_image(qimage_from_array(result.image), self._before_image)
         state = self.document.state
         shown = self._tuning_id or state.draft.id
         self.prompt_panel.show_status(result.edit_status.get(shown))
@@ -605,16 +612,24 @@ class MainWindow(QMainWindow):
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
         # Holding "\" shows the original wherever the focus is (the edit-stack list's
         # type-ahead and the seed box took the key before), except in a text box.
+        # A release always ends the hold, wherever the focus went meanwhile.
         if (event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
-                and event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat()
-                and QApplication.activeWindow() is self
-                and not isinstance(QApplication.focusWidget(), QLineEdit)):
-            holding = event.type() == QEvent.Type.KeyPress
-            self.canvas.set_holding_compare(holding)
-            if holding:
+                and event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat()):
+            if event.type() == QEvent.Type.KeyRelease and self.canvas.holding_compare:
+                self.canvas.set_holding_compare(False)
+                return True
+            if (event.type() == QEvent.Type.KeyPress and QApplication.activeWindow() is self
+                    and not isinstance(QApplication.focusWidget(), QLineEdit)):
+                self.canvas.set_holding_compare(True)
                 self.request_render()  # the "before" image comes with the render
-            return True
+                return True
         return super().eventFilter(watched, event)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # a "\" released in another window never reaches this one: stop holding on leaving
+        if event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow():
+            self.canvas.set_holding_compare(False)
+        super().changeEvent(event)
 
     # ================================================================= models
     def open_generator_dialog(self) -> None:
@@ -880,19 +895,28 @@ class MainWindow(QMainWindow):
         """A session file becomes the document, with a history of its own: saving writes
         back to it, so opening one is not an undoable step (undoing it left the file's
         name on another document, and Save overwrote the file with it)."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            QMessageBox.warning(self, "Cannot open the session", f"{Path(path).name}: {e}")
+        # checked before asking to save the work open now, and read again after: saving
+        # may have written this very file (reopening the open session)
+        if self._read_session(path) is None or not self._may_replace_document():
             return
-        state = self._state_from_recipe(text, Path(path).name, restore_draft=True)
-        if state is None or not self._may_replace_document():
+        state = self._read_session(path)
+        if state is None:
             return
         self._selected_id = None
         self.document.reset(state)
         self.session_path = Path(path)
         self._remember_recent(path)
         self._update_title()
+
+    def _read_session(self, path: str) -> EditorState | None:
+        """The document a session file holds; None (the user told why) when it cannot be
+        used."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            QMessageBox.warning(self, "Cannot open the session", f"{Path(path).name}: {e}")
+            return None
+        return self._state_from_recipe(text, Path(path).name, restore_draft=True)
 
     def _apply_recipe_text(self, text: str, name: str) -> bool:
         """A recipe (from an exported picture) replaces the stack as one undoable step."""
@@ -945,10 +969,18 @@ class MainWindow(QMainWindow):
         return self._write_session(self.session_path)
 
     def save_session_as(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self, "Save session",
-                                              str(Path(self._last_dir()) / "session.atelier.json"),
+        suggested = self.session_path or Path(self._last_dir()) / f"session{SESSION_SUFFIX}"
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", str(suggested),
                                               SESSION_FILTER)
-        return bool(path) and self._write_session(Path(path))
+        if not path:
+            return False
+        chosen = Path(path)
+        if not chosen.name.lower().endswith(".json"):
+            # only a .json is opened as a session (recent files, a drop, the command line)
+            chosen = chosen.with_name(chosen.name + SESSION_SUFFIX)
+            if chosen.exists() and not confirm_overwrite(self, [chosen]):
+                return False
+        return self._write_session(chosen)
 
     def _write_session(self, path: Path) -> bool:
         from editor.core.paths import atomic_write_text

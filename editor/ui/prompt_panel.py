@@ -45,6 +45,7 @@ class PromptPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._edit: Edit | None = None
+        self._available = True  # text edits work with the open models
         self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
         self._typing.timeout.connect(self._apply_text)
 
@@ -158,7 +159,7 @@ class PromptPanel(QWidget):
         self.auto_beta.setToolTip(auto_beta_tip(p.get("min_channels")))
         with QSignalBlocker(self.gate):
             self.gate.setChecked(bool(p.get("gate")))
-        self.beta.setEnabled(not p.get("auto_beta"))
+        self._enable_beta()
         if not p.get("auto_beta"):
             self.beta.set_value(float(p.get("beta", 0.15)))
 
@@ -196,9 +197,11 @@ class PromptPanel(QWidget):
         self.target.setCompleter(completer)
 
     def set_text_edits_available(self, available: bool, reason: str = "") -> None:
-        for w in (self.neutral, self.target, self.alpha, self.beta, self.auto_beta,
+        self._available = available
+        for w in (self.neutral, self.target, self.alpha, self.auto_beta,
                   self.gate, self.add_button, self.suggest_button):
             w.setEnabled(available)
+        self._enable_beta()
         self.notice.setText(f"<span style='color:#c77c02'>{reason}</span>" if reason else "")
         self.notice.setVisible(not available and bool(reason))
 
@@ -249,8 +252,14 @@ class PromptPanel(QWidget):
                               "Use a suggested prompt", None)
         self.interaction_finished.emit()
 
+    def _enable_beta(self) -> None:
+        """β is set by hand only where text edits work and auto-β is off (a slider that
+        moves nothing made undo steps that changed nothing)."""
+        auto = self.auto_beta.isChecked()
+        self.beta.setEnabled(self._available and not auto)
+
     def _toggle_auto_beta(self, on: bool) -> None:
-        self.beta.setEnabled(not on)
+        self._enable_beta()
         self._emit_params({"auto_beta": on}, "Auto β" if on else "Manual β", None)
         self.interaction_finished.emit()
 
