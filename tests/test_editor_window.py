@@ -1903,3 +1903,39 @@ def test_an_edit_deleted_while_tuned_is_reselected_only_until_the_user_moves_on(
     window.open_session(str(window.session_path))
     assert panel.selected_id() is None
     assert window.prompt_panel.heading.text() == "New prompt"
+
+
+def test_ctrl_enter_while_tuning_a_stack_edit_adds_nothing_hidden(window, qtbot):
+    # It added the live prompt the panel was hiding (or said "set α first" about it
+    # while the panel showed the tuned edit's α).
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    window.add_draft_to_stack()
+    type_prompt(window, "smiling face")  # a live prompt, not added
+    window.stack_panel.list.setCurrentRow(0)
+    assert window.delete_act.isEnabled() and window.rename_act.isEnabled()
+    window.add_act.trigger()
+    assert len(window.document.state.session.edits) == 1
+    assert "in the stack already" in window.statusBar().currentMessage()
+    window._tune(None)
+    assert not window.delete_act.isEnabled() and not window.rename_act.isEnabled()
+    window.add_act.trigger()
+    assert [e.params["target"] for e in window.document.state.session.edits] == \
+        ["face with glasses", "smiling face"]
+
+
+def test_an_inverted_picture_is_drawn_with_the_noise_it_was_fitted_with(window, qtbot,
+                                                                        tmp_path):
+    # A recipe opened before (noise "none" or "random") left its noise to the inverted
+    # latent, which then drew another picture than the one its PSNR described.
+    state = window.document.state
+    window.document.change(state.with_session(dataclasses.replace(state.session,
+                                                                  noise_mode="none")), "noise")
+    picture = tmp_path / "me.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (24, 24, 3), np.uint8)).save(
+        picture)
+    _answer_crop_dialog(accept=True)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
+        window.open_paths([str(picture)])
+    session = window.document.state.session
+    assert session.source.kind == "wplus" and session.noise_mode == "const"

@@ -155,3 +155,49 @@ def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot
                         and window.pack.model.path == str(p), timeout=10_000)
     assert [a.text() for a in window.recent_menu.actions()] == [
         "&1 plain.safetensors", "&2 R&&D.safetensors"]
+
+
+@pytest.mark.parametrize("last", ["mine", "gone", "broken", "none"])
+def test_the_window_starts_on_the_last_model_and_falls_back_to_the_demo(
+        qtbot, tmp_path, monkeypatch, last):
+    # Every start opened the demo pack, whatever the user had worked on.
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    demo = save_generator(make_tiny_generator(resolution=8, seed=1), tmp_path / "demo.safetensors")
+    mine = save_generator(make_tiny_generator(resolution=16, seed=2),
+                          tmp_path / "mine.safetensors")
+    (tmp_path / "broken.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    paths = {"mine": mine, "gone": tmp_path / "gone.pt", "broken": tmp_path / "broken.pt"}
+    if last in paths:
+        QSettings().setValue("model/last_path", str(paths[last]))
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.pack is not None and win.last_result is not None,
+                        timeout=20_000)
+        assert win.pack.model.path == str(mine if last == "mine" else demo)
+        assert bool(warned) == (last == "broken")  # a file that is gone is no news
+    finally:
+        close_without_questions(win, qtbot)
+
+
+def test_a_window_asked_not_to_open_the_last_model_opens_none(qtbot, tmp_path, monkeypatch):
+    # `atelier gui G.pt` opens G.pt: the last model was loaded first, for nothing
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    try:
+        qtbot.wait(300)
+        assert win.pack is None and win.last_request is None
+    finally:
+        close_without_questions(win, qtbot)

@@ -41,7 +41,7 @@ def run_app(paths: list[str] | None = None) -> int:
     app = init_application()
     from .main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(open_last_model=not paths)
     for path in paths or []:
         window.open_generator(path)
     window.show()

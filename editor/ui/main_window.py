@@ -118,7 +118,9 @@ def _bundled(path: str) -> bool:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, renderer: Renderer | None = None):
+    def __init__(self, renderer: Renderer | None = None, open_last_model: bool = True):
+        """`open_last_model`: start on the model used last (the demo pack the first time);
+        off when the caller opens one of its own."""
         super().__init__()
         self.setWindowTitle("Latent Atelier")
         self.renderer = renderer or Renderer()
@@ -157,7 +159,8 @@ class MainWindow(QMainWindow):
         self.worker.start()
         self._fit_forms_when_shown = False
         QApplication.instance().installEventFilter(self)  # the compare key, see eventFilter
-        self._restore_settings()
+        self._fallback_generator: Path | None = None  # opened if the last model fails
+        self._restore_settings(open_last_model)
         self._on_state_changed(self.document.state)
 
     @property
@@ -333,6 +336,9 @@ class MainWindow(QMainWindow):
         self.add_act.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.delete_act = a("&Delete edit", self.stack_panel.delete_selected, SK.Delete)
         self.rename_act = a("Re&name edit", self.stack_panel.rename_selected, "F2")
+        for act in (self.delete_act, self.rename_act):  # greyed out with nothing selected
+            act.setEnabled(self.stack_panel.selected_id() is not None)
+            self.stack_panel.has_selection.connect(act.setEnabled)
         self.next_seed_act = a("&Next seed", lambda: self.source_panel.step_seed(+1), "PgDown")
         self.prev_seed_act = a("&Previous seed", lambda: self.source_panel.step_seed(-1),
                                "PgUp")
@@ -485,6 +491,11 @@ class MainWindow(QMainWindow):
         # that applies it: the prompt was missed, or added half-typed)
         self.prompt_panel.finish_typing()
         state = self.document.state
+        if self._tuning_id is not None:
+            # the panel shows an edit of the stack; the live prompt it hides is not added
+            self.statusBar().showMessage("This edit is in the stack already: New prompt "
+                                         "starts another", 5000)
+            return
         if not str(state.draft.params.get("target", "")).strip():
             self.statusBar().showMessage("Write a target prompt first", 4000)
             return
@@ -641,6 +652,7 @@ class MainWindow(QMainWindow):
     def open_generator(self, path: str, clip: ClipSource | None = None, **pack_options) -> None:
         """Load a generator with its CLIP on the worker (default: the demo CLIP for the demo
         generator, ViT-B/32 otherwise); pack_options go to open_pack."""
+        self._fallback_generator = None  # what the user opens now comes before the demo
         self.statusBar().showMessage(f"loading {Path(path).name} …")
         self.canvas.set_message(f"Loading {Path(path).name} …")
         # by default with the CLIP it was last used with (its precompute resumes with it)
@@ -654,6 +666,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_loaded(self, pack: OpenPack) -> None:
+        self._fallback_generator = None
         old = self.pack
         first = old is None or pack.model.path != old.model.path
         self.pack = pack
@@ -723,9 +736,12 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
         self.statusBar().showMessage("could not open the model", 5000)
+        fallback, self._fallback_generator = self._fallback_generator, None
         if self.pack is None:
             self.canvas.set_message("No model loaded.\nFile ▸ Open generator… (Ctrl+O)")
         QMessageBox.warning(self, "Could not open the model", message)
+        if self.pack is None and fallback is not None:  # the last model, at start
+            self.open_generator(str(fallback))
 
     def _offer_precompute(self) -> None:
         from .models_dialog import offer_precompute
@@ -845,7 +861,11 @@ class MainWindow(QMainWindow):
         self.inversion.start(path)  # your own picture: crop, then invert it
 
     def _use_inverted_source(self, source: Source, text: str) -> None:
-        self._change(self._with_source(self._keeping_seed(source)), text)
+        # the latent draws the picture with the fixed noise it was fitted with; a recipe
+        # opened earlier may have left other noise (and its PSNR would not be this one's)
+        state = self._with_source(self._keeping_seed(source))
+        state = state.with_session(dataclasses.replace(state.session, noise_mode="const"))
+        self._change(state, text)
         self.document.end_merge()
 
     def open_latent_dialog(self) -> None:
@@ -1057,7 +1077,7 @@ class MainWindow(QMainWindow):
             f"Device: {self.renderer.device}")
 
     # ================================================================= settings, closing
-    def _restore_settings(self) -> None:
+    def _restore_settings(self, open_last_model: bool) -> None:
         s = QSettings()
         geometry = settings_values.byte_array(s, "window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
@@ -1071,10 +1091,19 @@ class MainWindow(QMainWindow):
         seed = settings_values.integer(s, "source/seed", 0, 0, MAX_SEED)
         self.document.reset(self._with_source(Source(seed=seed)))
         self._update_title()
-        default = default_generator_path()
-        path = default if default is not None else settings_values.text(s, "model/last_path")
-        if path:
-            self.open_generator(str(path))
+        if open_last_model:
+            self._open_last_model(settings_values.text(s, "model/last_path"))
+
+    def _open_last_model(self, last: str) -> None:
+        """The model the user worked on last, or the demo pack when it is gone (or was the
+        demo); the demo pack also when the last one no longer opens."""
+        demo = default_generator_path()
+        if last and Path(last).is_file():
+            self.open_generator(last)
+            self._fallback_generator = demo if demo is not None and \
+                Path(last).resolve() != demo.resolve() else None
+        elif demo is not None:
+            self.open_generator(str(demo))
         else:
             self.canvas.set_message("No model loaded.\nFile ▸ Open generator… (Ctrl+O) to open "
                                     "a StyleGAN2 checkpoint\n(.pt, .pkl or .safetensors).")

@@ -92,6 +92,7 @@ class EditStackPanel(QWidget):
     removed = Signal(str)
     moved = Signal(str, int)
     selected = Signal(object)  # edit id or None
+    has_selection = Signal(bool)  # whether Rename and Delete have an edit to act on
     interaction_finished = Signal()
     # the last edit went while the keyboard was in the stack: an empty list has nothing to
     # focus or show focused, so the window gives the focus to where edits are made
@@ -237,6 +238,7 @@ class EditStackPanel(QWidget):
                 # then moved the edit down again
                 self.list.setFocus(Qt.FocusReason.OtherFocusReason)
             button.setEnabled(enabled)
+        self.has_selection.emit(i >= 0)
 
     # ----------------------------------------------------------------- user input
     def _on_selection(self) -> None:
