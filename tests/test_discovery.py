@@ -438,9 +438,11 @@ def test_discovery_progress_is_one_monotonic_bar_with_the_step_and_time_left(pla
     fractions = [p.fraction for p in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     steps = [p.message.split(":")[0] for p in progress]
-    assert steps[0] == "step 1 of 3" and steps[-1] == "step 3 of 3"
-    assert "step 2 of 3" in steps
-    sampling = [p for p in progress if p.message.startswith("step 1 of 3")]
+    # sampling, the token mixture, ranking its tokens (none here beyond the vocabulary's
+    # words, so it reports nothing), the transfer
+    assert steps[0] == "step 1 of 4" and steps[-1] == "step 4 of 4"
+    assert "step 2 of 4" in steps
+    sampling = [p for p in progress if p.message.startswith("step 1 of 4")]
     assert sampling[-1].fraction < 1.0 and sampling[-1].eta_s is not None
     assert sampling[-1].eta_s > 0  # the labelling and the transfer are still to come
 
@@ -656,7 +658,7 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     a = DirectionEntry("a", "smile", 0.9, (0.1, 0.2), "frown", (("smile", 0.9),))
     b = DirectionEntry("b", "sunglasses", 0.7, (0.3, 0.4))
     c = DirectionEntry("c", "beard", 0.6, (0.5, 0.6), method="style")
-    panel.set_directions([a, b, c])
+    panel.set_directions([a, b, c], rediscover=True)  # Discover would find more
     assert panel.list.count() == 3 and panel.info.isHidden()
     # each slider starts at its transfer's default (their units differ)
     assert panel.strength("a") == DEFAULT_STRENGTH == dc.DEFAULT_STRENGTHS["focused"]
@@ -738,3 +740,185 @@ def test_the_demo_clip_knows_only_its_captions_words(tmp_path):
     copy.write_bytes(DEMO_CLIP.read_bytes())
     other = open_pack(DEMO_GENERATOR, ClipSource(path=str(copy)))
     assert other.context().known_words is None
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+
+def _last(job):
+    """A job's result (its last item)."""
+    return list(job)[-1]
+
+
+def _tiny_files(tmp_path, generator=None):
+    from editor.core.checkpoints import save_generator
+
+    gen = save_generator(generator or make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    return gen, make_tiny_clip().save(tmp_path / "clip.safetensors")
+
+
+def test_the_token_mixture_runs_on_a_custom_text_clip(planted):
+    # EVA02, MobileCLIP, ViTamin... (open_clip CustomTextCLIP) keep the text transformer
+    # in model.text: discovery sampled every image, then failed with a TypeError
+    from editor.core.clip_model import ClipModel
+    from tests.conftest import TINY_CLIP_CONFIG
+
+    gen, _ = planted
+    torch.manual_seed(0)
+    clip = ClipModel.from_config({**TINY_CLIP_CONFIG, "custom_text": True}, name="custom")
+    assert type(clip.model).__name__ == "CustomTextCLIP"
+    ids = clip.tokenize(["a photo of a zebra.", "two teapots"])
+    ours = dc.encode_token_embeddings(clip.model, ids, clip.model.text.token_embedding(ids))
+    torch.testing.assert_close(ours, clip.model.encode_text(ids), rtol=1e-5, atol=1e-5)
+    setup = dc.LabelSetup(dc.general_vocabulary(WORDS),
+                          dc.tokens_in_texts(clip.tokenizer, list(WORDS)))
+    config = dc.DiscoveryConfig(n_samples=40, k=2, psi=1.0, mixture_steps=3, batch_size=20)
+    result = _last(dc.discover(gen, clip, setup, config))
+    assert isinstance(result, dc.Discovery) and result.directions[0].mixture
+
+
+def test_a_clip_without_a_usable_text_tower_is_refused_before_sampling(planted, monkeypatch):
+    from types import SimpleNamespace
+
+    from editor.core.errors import AtelierError
+
+    gen, fake = planted
+    towerless = SimpleNamespace(model=torch.nn.Linear(2, 2), tokenizer=fake.tokenizer)
+
+    def no_sampling(*_a, **_k):
+        raise AssertionError("sampled before the mixture was checked")
+        yield
+
+    monkeypatch.setattr(dc, "iter_samples", no_sampling)
+    with pytest.raises(AtelierError, match="token mixture cannot run"):
+        next(dc.discover(gen, towerless, _setup(fake), CONFIG))
+    # a pack with such a CLIP labels zero-shot, without the mixture
+    pack = SimpleNamespace(clip=towerless, is_demo=False)
+    assert dd.label_setup(pack).tokens is None
+    assert not dc.supports_token_mixture(towerless.model)
+
+
+def test_the_batch_follows_the_generator_and_changes_neither_key_nor_labels(planted,
+                                                                          monkeypatch):
+    # 64 renders per call whatever the resolution: about 33 GB at 1024 px
+    gen, fake = planted
+    assert dc.DiscoveryConfig().batch_size is None
+    monkeypatch.setattr(gd, "suggested_batch_size", lambda g: 25)
+    config = dc.DiscoveryConfig(n_samples=100, k=3, psi=1.0, mixture=False)
+    seen = [p.message for p in dc.discover(gen, fake, _setup(fake), config)
+            if isinstance(p, dc.Progress) and "sampling" in p.message]
+    assert [m.split(": ")[-1] for m in seen] == [f"{n}/100 images" for n in (25, 50, 75, 100)]
+    runs = {b: _run(gen, fake, dataclasses.replace(config, batch_size=b)) for b in (None, 7)}
+    keys = {dc.discovery_cache("g", "c", dataclasses.replace(config, batch_size=b),
+                               _setup(fake), "s", None).key for b in (None, 7, 64)}
+    assert len(keys) == 1
+    # the same images: only the generator's rounding differs with the batch
+    a, b = runs[None].directions, runs[7].directions
+    assert [d.title for d in a] == [d.title for d in b]
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x.vector, y.vector, rtol=0, atol=1e-4)
+
+
+def test_cli_discover_takes_a_batch_size_and_bounds_the_seed(tmp_path, monkeypatch, capsys):
+    from editor.cli import main
+    from editor.engine.session import MAX_SEED
+
+    configs = []
+
+    def record(pack, extra_words=(), config=None, **_k):
+        configs.append(config)
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(dd, "discovery_job", record)
+    gen, clip = _tiny_files(tmp_path)
+    base = ["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+            "--no-mixture"]
+    assert main([*base, "--batch-size", "3", "--seed", str(MAX_SEED)]) == 130
+    assert main(base) == 130
+    assert [c.batch_size for c in configs] == [3, None]  # None: the generator's own
+    assert configs[0].seed == MAX_SEED
+    with pytest.raises(SystemExit):  # a usage error, not an OverflowError traceback
+        main([*base, "--seed", str(MAX_SEED + 1)])
+    assert f"out of range (use from 0 to {MAX_SEED})" in capsys.readouterr().err
+
+
+def test_cli_discover_refuses_more_components_than_clip_has_dimensions(tmp_path, capsys):
+    # --k 40 on a 32-dimensional CLIP used to give 32 directions without a word
+    from editor.cli import main
+
+    gen, clip = _tiny_files(tmp_path)
+    code = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+                 "--no-mixture", "--k", "40", "--n-samples", "400"])
+    err = capsys.readouterr().err
+    assert code == 1 and "32 dimensions" in err and "--k 32" in err
+
+
+def test_ranking_the_mixture_words_is_a_phase_with_progress_and_cancel(planted):
+    # some 22,000 mixture words were encoded (minutes with a large CLIP) with no progress
+    # and no way to cancel
+    gen, fake = planted
+    other = ["apple", "banana", "cherry", "dog", "cat", "house", "tree", "car"]
+    setup = dc.LabelSetup(fake.vocab, dc.tokens_in_texts(fake.tokenizer, [*WORDS, *other]))
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=30)
+    progress = [p for p in dc.discover(gen, fake, setup, config) if isinstance(p, dc.Progress)]
+    ranking = [p for p in progress if "encoding label words" in p.message]
+    assert ranking and all(p.message.startswith("step 3 of 4") for p in ranking)
+    cancel = threading.Event()
+    with pytest.raises(dc.Cancelled, match="encoding label words"):
+        for p in dc.discover(gen, fake, setup, config, cancel=cancel):
+            if isinstance(p, dc.Progress) and "encoding label words" in p.message:
+                cancel.set()
+    # in chunks, each reported, with the same vectors as all at once
+    sets = [(f"a photo of a {w}.",) for w in [*WORDS, *other]]
+    chunked = list(dc.iter_text_embeddings(fake.clip, sets, batch=8))
+    assert [p.done for p in chunked[:-1]] == [8, 16, 20]
+    torch.testing.assert_close(chunked[-1], dc.text_embeddings(fake.clip, sets, batch=8))
+
+
+def test_samples_that_do_not_vary_are_refused_in_one_line(tmp_path, capsys):
+    # every modulation weight 0: all samples are one picture (ZeroDivisionError before)
+    from editor.cli import main
+
+    g = make_tiny_generator(resolution=8, channel_max=16)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("modulation.weight") or name.endswith("noise.weight"):
+                p.zero_()
+    gen, clip = _tiny_files(tmp_path, g)
+    code = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+                 "--n-samples", "40", "--k", "3", "--no-mixture"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "the sampled images do not vary (the generator or CLIP output is constant)" in err
+
+
+def test_a_vocabulary_file_with_a_byte_order_mark_reads_as_its_words(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("# my words\nporcelain\n", encoding="utf-8-sig")  # Notepad's UTF-8
+    assert dc.read_vocab_file(path) == ["porcelain"]
+    path.write_text("porcelain\nsmiling cat\n", encoding="utf-8-sig")
+    assert dc.read_vocab_file(path) == ["porcelain", "smiling cat"]
+
+
+def test_discovering_again_finds_more_only_after_the_packs_directions_changed(tmp_path,
+                                                                             monkeypatch):
+    # "Discover again" reloaded the same cached result: a run with the same samples and
+    # settings finds the same directions; only new global directions add transfers
+    from editor.engine.packs import ClipSource, open_pack
+    from editor.methods.global_directions import RelevanceConfig
+
+    monkeypatch.setattr(dd, "default_config",
+                        lambda _p: dc.DiscoveryConfig(n_samples=120, k=4, mixture=False))
+    gen, clip = _tiny_files(tmp_path)
+    pack = open_pack(gen, ClipSource(path=str(clip)),
+                     relevance_config=RelevanceConfig(n_images=2, psi=1.0), stats_samples=200)
+    first = _last(dd.discovery_job(pack))
+    assert not dd.finds_more(pack, first)
+    assert "precompute" in dd.missing_reason(first, "focused")
+    assert dd.missing_reason(first, "w") is None
+    for _ in pack.precompute():
+        pass
+    older = dd.cached_discovery(pack)
+    assert older is not None and older.key == first.key and dd.finds_more(pack, older)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from editor.core.errors import AtelierError
+from editor.engine.session import MAX_SEED
 
 from .arg_types import DEVICE_HELP, int_at_least
 from .precompute import ProgressLine
@@ -45,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images sampled for the PCA (default 1000)")
     p.add_argument("--k", type=int_at_least(1), default=None, metavar="K",
                    help="principal components kept (default 10)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the sampled images")
+    p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=0,
+                   help="seed of the sampled images")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="transfer whose deltas the table summarises (all are exported; "
                    "default: focused, or w where the pack has no global directions)")
@@ -57,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
                    "CLIP directions, style deltas) to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--batch-size", type=int_at_least(1), default=None, metavar="N",
+                   help="images rendered per generator call (memory and speed only; default: "
+                   "what the generator's resolution allows)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for torch")
@@ -85,12 +90,16 @@ def _extra_words(args: argparse.Namespace) -> list[str]:
     return words
 
 
-def _check_counts(n_samples: int, k: int) -> None:
+def _check_counts(n_samples: int, k: int, clip_width: int | None) -> None:
     """Enough samples for k components to mean something: a correlation over a handful
-    of images is always near +/-1, and PCA gives at most n - 1 components."""
+    of images is always near +/-1, and PCA gives at most n - 1 components, and no more
+    than CLIP's embedding has dimensions."""
     if n_samples < MIN_SAMPLES_PER_COMPONENT * k:
         raise AtelierError(f"--k {k} needs at least {MIN_SAMPLES_PER_COMPONENT * k} samples "
                            f"(--n-samples), got {n_samples}")
+    if clip_width is not None and k > clip_width:
+        raise AtelierError(f"--k {k} is more components than this CLIP model's {clip_width} "
+                           f"dimensions; use --k {clip_width} or less")
 
 
 def _open(args: argparse.Namespace):
@@ -157,14 +166,15 @@ def cmd_discover(args: argparse.Namespace) -> int:
     except (AtelierError, OSError, ValueError) as e:
         return _error(str(e))
     config = dd.default_config(pack)
-    changes = {"seed": args.seed, "mixture": not args.no_mixture}
+    changes = {"seed": args.seed, "mixture": not args.no_mixture,
+               "batch_size": args.batch_size}  # None: what the generator allows
     if args.n_samples is not None:
         changes["n_samples"] = args.n_samples
     if args.k is not None:
         changes["k"] = args.k
     config = dataclasses.replace(config, **changes)
     try:
-        _check_counts(config.n_samples, config.k)
+        _check_counts(config.n_samples, config.k, pack.clip.embed_dim if pack.clip else None)
         if args.json:  # checked before the sampling, not after it
             check_outputs([Path(args.json)], args.overwrite)
     except (AtelierError, ValueError) as e:

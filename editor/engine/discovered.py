@@ -31,6 +31,7 @@ from .session import Edit
 from .tensor_text import encode_floats
 
 DEMO_TEMPLATE = "a cartoon face with {}"
+DEFAULT_METHOD = dc.DEFAULT_METHOD  # the transfer shown until the user picks another
 DEFAULT_STRENGTH = dc.DEFAULT_STRENGTH  # of the default transfer
 # The demo pack ships its discovery next to its global directions.
 DEMO_DISCOVERY = {"psi": 1.0}  # the app samples the demo generator untruncated
@@ -131,11 +132,19 @@ def label_setup(pack: OpenPack, extra_words: Sequence[str] = ()) -> dc.LabelSetu
     if pack.is_demo:
         return dc.LabelSetup(demo_vocabulary(extra_words), dc.tokens_in_texts(tok, _demo_texts()),
                              demo_concept)
+    return dc.LabelSetup(dc.general_vocabulary(extra_words), _mixture_tokens(pack))
+
+
+def _mixture_tokens(pack: OpenPack) -> dc.TokenSet | None:
+    """The tokens the mixture may use, or None (zero-shot labels only) where it cannot
+    run: a tokenizer without a BPE table, or a CLIP whose text tower it cannot drive."""
+    assert pack.clip is not None
+    if not dc.supports_token_mixture(pack.clip.model):
+        return None
     try:
-        tokens = dc.whole_word_tokens(tok)
+        return dc.whole_word_tokens(pack.clip.tokenizer)
     except TypeError:
-        tokens = None  # a tokenizer without a BPE table: zero-shot labels only
-    return dc.LabelSetup(dc.general_vocabulary(extra_words), tokens)
+        return None
 
 
 def default_config(pack: OpenPack) -> dc.DiscoveryConfig:
@@ -169,6 +178,23 @@ def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
         found = pack.first_cached(
             lambda root: dc.load_discovery(_entry(pack, config, setup, root, data_key=None)))
     return found
+
+
+def finds_more(pack: OpenPack, discovery: dc.Discovery) -> bool:
+    """Whether discovering again would find something `discovery` lacks: it was made
+    without the pack's current global directions (e.g. before they were precomputed), so
+    a run now writes another entry. Otherwise a run finds the same directions: its
+    samples and settings are fixed."""
+    if pack.clip is None:
+        return False
+    config = default_config(pack)
+    return discovery.key != _entry(pack, config, label_setup(pack), None).key
+
+
+def missing_reason(discovery: dc.Discovery, method: str) -> str | None:
+    """Why the discovery has no `method` delta (its first direction without one says)."""
+    return next((d.notes[method] for d in discovery.directions
+                 if method not in d.deltas and method in d.notes), None)
 
 
 def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,

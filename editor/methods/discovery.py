@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from editor.core.cache import TensorCache
+from editor.core.errors import AtelierError
 from editor.core.generator import Generator
 
 from . import global_directions as gd
@@ -81,8 +82,18 @@ DEFAULT_STRENGTH = DEFAULT_STRENGTHS[DEFAULT_METHOD]
 SEED_BASE = 5_000_000  # apart from the seeds statistics, relevance and benchmarks use
 # Sizes of the phases on the progress bar, in render-equivalents (a render + a CLIP
 # encode; a sample is one). Guesses: a mixture step runs the text tower forward and back
-# for both ends of every direction; a transfer is a few small matrix products.
-MIXTURE_STEP_RENDERS, TRANSFER_RENDERS = 2.0, 1.0
+# for both ends of every direction; a word ranked after it is one text encode; a transfer
+# is a few small matrix products.
+MIXTURE_STEP_RENDERS, WORD_RENDERS, TRANSFER_RENDERS = 2.0, 0.05, 1.0
+# Below this total variance (of unit embeddings; sampled faces give about 0.1 or more)
+# the samples are one image up to rounding.
+MIN_TOTAL_VARIANCE = 1e-8
+NO_RELEVANCE = ("needs the pack's global directions (relevance): precompute them, then "
+                "discover again")
+
+
+class DiscoveryError(AtelierError):
+    """Discovery cannot run, or its samples cannot give directions."""
 
 # ------------------------------------------------------------------------ vocabularies
 
@@ -143,7 +154,8 @@ def general_vocabulary(extra: Sequence[str] = ()) -> Vocabulary:
 
 def read_vocab_file(path: str | Path) -> list[str]:
     """One word or phrase a line; blank lines and lines starting with '#' are skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    # utf-8-sig: a file saved "UTF-8 with BOM" (Notepad, Excel) keeps no BOM in its first word
+    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     return [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
 
 
@@ -168,7 +180,8 @@ class DiscoveryConfig:
     dedupe_cos: float = 0.9  # a direction this close to an earlier one is dropped
     beta_min_channels: int = 10  # auto-beta of the style transfer
     focused_channels: int = 30  # channels the focused transfer moves
-    batch_size: int = 64  # renders per generator call (speed only)
+    # renders per generator call (speed and memory only); None: gd.suggested_batch_size
+    batch_size: int | None = None
 
     def to_dict(self) -> dict:
         """What decides the result (for cache keys); the batch size does not."""
@@ -248,8 +261,20 @@ class Discovery:
 def iter_samples(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
                  sampler: WSampler | None) -> Iterator[Progress | Samples]:
     """The images discovery samples (covariation.iter_samples at its own seeds)."""
+    batch = config.batch_size or gd.suggested_batch_size(gen)
     yield from sample_images(gen, clip, config.n_samples, SEED_BASE + 100_003 * config.seed,
-                             config.psi, sampler, config.batch_size)
+                             config.psi, sampler, batch)
+
+
+def check_varies(embeddings: torch.Tensor) -> None:
+    """Refuse samples PCA cannot find directions in: all the same image, or not numbers."""
+    total = float(embeddings.double().var(0).sum())
+    if not math.isfinite(total):
+        raise DiscoveryError("the sampled images' CLIP embeddings are not numbers (the "
+                             "generator or CLIP model is damaged)")
+    if total < MIN_TOTAL_VARIANCE:
+        raise DiscoveryError("the sampled images do not vary (the generator or CLIP output "
+                             "is constant)")
 
 
 @dataclass
@@ -279,18 +304,38 @@ def pca(embeddings: torch.Tensor, k: int) -> Pca:
 # ------------------------------------------------------------------------ text
 
 
-def text_embeddings(clip, prompt_sets: Sequence[Sequence[str]], batch: int = 256
-                    ) -> torch.Tensor:
-    """(V, D) unit vectors: each set's prompts encoded, averaged, normalised."""
+def iter_text_embeddings(clip, prompt_sets: Sequence[Sequence[str]], batch: int = 256,
+                         cancel: CancelToken = None) -> Iterator[Progress | torch.Tensor]:
+    """(V, D) unit vectors: each set's prompts encoded, averaged, normalised. Yields
+    Progress after each batch of prompts (then checks `cancel`), then the tensor."""
     flat = [p for ps in prompt_sets for p in ps]
     out = []
-    with torch.no_grad():
-        for i in range(0, len(flat), batch):
+    for i in range(0, len(flat), batch):
+        with torch.no_grad():
             out.append(clip.encode_text(flat[i:i + batch], normalize=True).float().cpu())
+        done = min(i + batch, len(flat))
+        yield Progress(done, len(flat), f"encoding label words: {done}/{len(flat)}")
+        if is_cancelled(cancel):
+            raise Cancelled("discovery cancelled while encoding label words")
     emb = torch.cat(out)
     sizes = [len(ps) for ps in prompt_sets]
     means = torch.stack([part.mean(0) for part in torch.split(emb, sizes)])
-    return F.normalize(means, dim=-1)
+    yield F.normalize(means, dim=-1)
+
+
+def text_embeddings(clip, prompt_sets: Sequence[Sequence[str]], batch: int = 256
+                    ) -> torch.Tensor:
+    """iter_text_embeddings' tensor, without progress."""
+    return job_result(iter_text_embeddings(clip, prompt_sets, batch))
+
+
+def job_result(items: Iterator[Progress | object]):
+    """The last item of a job that is not a Progress."""
+    result = None
+    for item in items:
+        if not isinstance(item, Progress):
+            result = item
+    return result
 
 
 def correlations(cov: torch.Tensor, directions: torch.Tensor, texts: torch.Tensor
@@ -304,24 +349,60 @@ def correlations(cov: torch.Tensor, directions: torch.Tensor, texts: torch.Tenso
     return (num / d_sd[:, None] / t_sd[None, :]).float()
 
 
+_TOWER_PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final",
+                "text_projection")
+
+
+@dataclass(frozen=True)
+class TextTower:
+    """Where an open_clip model keeps the text transformer encode_token_embeddings runs:
+    CLIP has it built in; CustomTextCLIP (EVA02, MobileCLIP, ViTamin...) as `model.text`."""
+
+    module: torch.nn.Module  # token_embedding, positional_embedding, transformer, ...
+    pool_type: str
+    eos_id: int | None
+
+
+def text_tower(model: torch.nn.Module) -> TextTower | None:
+    """The model's text transformer, or None when the token mixture cannot run on it (no
+    open_clip text transformer, or one that adds a class token or a padding mask, which
+    encode_token_embeddings does not reproduce)."""
+    for module, pool, eos in ((model, "text_pool_type", "text_eos_id"),
+                              (getattr(model, "text", None), "pool_type", "eos_id")):
+        if (module is not None and all(hasattr(module, a) for a in (*_TOWER_PARTS, pool))
+                and getattr(module, "cls_emb", None) is None
+                and not getattr(module, "use_pad_mask", False)):
+            return TextTower(module, getattr(module, pool), getattr(module, eos, None))
+    return None
+
+
+def supports_token_mixture(model: torch.nn.Module) -> bool:
+    return text_tower(model) is not None
+
+
+def _tower(model: torch.nn.Module) -> TextTower:
+    tower = text_tower(model)
+    if tower is None:
+        raise DiscoveryError(
+            f"the token mixture cannot run on this CLIP model ({type(model).__name__} has no "
+            "plain open_clip text transformer); label with words only (--no-mixture)")
+    return tower
+
+
 def encode_token_embeddings(model: torch.nn.Module, ids: torch.Tensor, embeds: torch.Tensor
                             ) -> torch.Tensor:
-    """open_clip CLIP.encode_text from token embeddings instead of ids (the ids still
-    say where the end token is, for pooling). Unnormalised (B, D)."""
+    """open_clip encode_text from token embeddings instead of ids (the ids still say
+    where the end token is, for pooling). Unnormalised (B, D)."""
     from open_clip.transformer import text_global_pool
 
-    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final",
-              "text_projection")
-    if not all(hasattr(model, a) for a in needed):
-        raise TypeError(f"{type(model).__name__} has no built-in text transformer "
-                        "(open_clip CLIP); the token mixture needs one")
-    cast = model.transformer.get_cast_dtype()
-    x = embeds.to(cast) + model.positional_embedding.to(cast)
-    x = model.transformer(x, attn_mask=model.attn_mask)
-    x = model.ln_final(x)
-    x = text_global_pool(x, ids, model.text_pool_type,
-                         eos_token_id=getattr(model, "text_eos_id", None))
-    proj = model.text_projection
+    tower = _tower(model)
+    t = tower.module
+    cast = t.transformer.get_cast_dtype()
+    x = embeds.to(cast) + t.positional_embedding[:embeds.shape[1]].to(cast)
+    x = t.transformer(x, attn_mask=getattr(t, "attn_mask", None))
+    x = t.ln_final(x)
+    x = text_global_pool(x, ids, tower.pool_type, eos_token_id=tower.eos_id)
+    proj = t.text_projection
     if proj is not None:
         x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
     return x
@@ -386,12 +467,13 @@ def optimise_mixture(clip, tokens: TokenSet, template: str, targets: torch.Tenso
     embedding t with t - center pointing along the target. Adam with an L1 term on the
     weights. Yields Progress, then the (M, V) weights."""
     model = clip.model
+    embedding = _tower(model).module.token_embedding  # refused here, before any work
     if len(tokens.ids) < 2:
         raise ValueError("the token mixture needs at least two tokens")
     ids, slot = _slot_ids(clip, template, (tokens.words[0], tokens.words[1]))
-    device = model.token_embedding.weight.device
-    table = model.token_embedding.weight.detach()[torch.tensor(tokens.ids, device=device)]
-    base = model.token_embedding(ids.to(device)[None]).detach()  # (1, L, E)
+    device = embedding.weight.device
+    table = embedding.weight.detach()[torch.tensor(tokens.ids, device=device)]
+    base = embedding(ids.to(device)[None]).detach()  # (1, L, E)
     m = len(targets)
     logits = torch.full((m, len(tokens.ids)), -4.0, device=device)
     logits += 0.01 * torch.randn(logits.shape, generator=torch.Generator().manual_seed(0)
@@ -452,16 +534,25 @@ def label_space(clip, vocab: Vocabulary) -> LabelSpace:
 
 
 def with_tokens(space: LabelSpace, clip, vocab: Vocabulary, words: Sequence[str],
-                concept_of: Callable[[str], str | None] | None = None) -> LabelSpace:
-    """The space plus single-token words (from the mixture), centred the same way."""
+                concept_of: Callable[[str], str | None] | None = None,
+                cancel: CancelToken = None) -> Iterator[Progress | LabelSpace]:
+    """The space plus single-token words (from the mixture), centred the same way. Yields
+    Progress while they are encoded (thousands for a large CLIP), then the space."""
     have = {w.label for w in space.words}
     new = [Word(t, (vocab.template.replace("{}", t),), concept_of(t) if concept_of else None)
            for t in dict.fromkeys(words) if t not in have]
     if not new:
-        return space
-    raw = text_embeddings(clip, [w.prompts for w in new])
-    return LabelSpace(space.words + new, torch.cat([space.vectors, raw - space.center]),
-                      space.center)
+        yield space
+        return
+    raw = None
+    for got in iter_text_embeddings(clip, [w.prompts for w in new], cancel=cancel):
+        if isinstance(got, Progress):
+            yield got
+        else:
+            raw = got
+    assert raw is not None
+    yield LabelSpace(space.words + new, torch.cat([space.vectors, raw - space.center]),
+                     space.center)
 
 
 def ranked_labels(corr_row: torch.Tensor, space: LabelSpace, n: int
@@ -656,29 +747,44 @@ class Labelled:
     mixture: list[Label]
 
 
+def _as_is(_phase: str, progress: Progress) -> Progress:
+    return progress
+
+
+def mixes(setup: LabelSetup, config: DiscoveryConfig) -> bool:
+    """Whether labelling runs the token mixture."""
+    return config.mixture and setup.tokens is not None and len(setup.tokens.ids) >= 2
+
+
 def label_directions(clip, setup: LabelSetup, cov: torch.Tensor, vectors: torch.Tensor,
-                     config: DiscoveryConfig, cancel: CancelToken = None
+                     config: DiscoveryConfig, cancel: CancelToken = None,
+                     report: Callable[[str, Progress], Progress] = _as_is
                      ) -> Iterator[Progress | list[Labelled]]:
     """Labels for CLIP image-space directions (rows of `vectors`) given the sampled
     images' covariance: the vocabulary, plus the strongest tokens of a sparse mixture
     optimised per direction end, ranked by correlation (see the module docstring). Each
-    direction comes back turned toward its strongest label. Yields Progress, then the
-    list."""
+    direction comes back turned toward its strongest label. Yields Progress (passed
+    through `report` with its phase, "labelling" or "ranking"), then the list."""
     space = label_space(clip, setup.vocabulary)
     weights = None
-    if config.mixture and setup.tokens is not None and len(setup.tokens.ids) >= 2:
+    if mixes(setup, config):
+        assert setup.tokens is not None
         targets = torch.cat([vectors, -vectors])  # both ends
         for got in optimise_mixture(clip, setup.tokens, setup.vocabulary.template, targets,
                                     space.center, config, cancel):
             if isinstance(got, Progress):
-                yield got
+                yield report("labelling", got)
             else:
                 weights = got
         assert weights is not None
         top = weights.topk(min(config.mixture_rank, weights.shape[1]), dim=1).indices
-        space = with_tokens(space, clip, setup.vocabulary,
-                            [setup.tokens.words[i] for i in sorted(set(top.flatten().tolist()))],
-                            setup.concept_of)
+        words = [setup.tokens.words[i] for i in sorted(set(top.flatten().tolist()))]
+        for got in with_tokens(space, clip, setup.vocabulary, words, setup.concept_of,
+                               cancel):
+            if isinstance(got, Progress):
+                yield report("ranking", got)
+            else:
+                space = got
     corr = correlations(cov, vectors, space.vectors)
     out = []
     m = len(vectors)
@@ -701,12 +807,16 @@ def label_directions(clip, setup: LabelSetup, cov: torch.Tensor, vectors: torch.
 
 def discovery_phases(setup: LabelSetup, config: DiscoveryConfig) -> gd.JobPhases:
     """Discovery's phases for one whole-job progress: sampling (counted, it measures the
-    rate), the token mixture (if it runs) and the transfer (their sizes guessed)."""
-    mixing = config.mixture and setup.tokens is not None and len(setup.tokens.ids) >= 2
+    rate), the token mixture and the ranking of its strongest tokens (if it runs) and the
+    transfer (their sizes guessed)."""
+    mixing = mixes(setup, config)
+    # at most mixture_rank tokens per end of each direction (splits aside) are ranked
+    words = min(len(setup.tokens.ids), 2 * config.k * config.mixture_rank) if mixing else 0
     return gd.JobPhases({"sampling": config.n_samples,
                          "labelling": config.mixture_steps * MIXTURE_STEP_RENDERS * mixing,
+                         "ranking": words * WORD_RENDERS,
                          "transfer": config.k * TRANSFER_RENDERS},
-                        guessed={"labelling", "transfer"})
+                        guessed={"labelling", "ranking", "transfer"})
 
 
 def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | None = None,
@@ -719,6 +829,8 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
     if config.n_samples < max(2, config.k + 1):
         raise ValueError(f"discovery needs more samples ({config.n_samples}) than "
                          f"components ({config.k})")
+    if mixes(setup, config):
+        _tower(clip.model)  # refused now, not after the whole sampling
     t0 = time.monotonic()
     phases = discovery_phases(setup, config)
     clock = gd.EtaClock(0, config.n_samples)
@@ -731,6 +843,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         if is_cancelled(cancel):
             raise Cancelled("discovery cancelled while sampling")
     assert samples is not None
+    check_varies(samples.embeddings)
     t_sample = time.monotonic() - t0
     pca_ = pca(samples.embeddings, config.k)
     items = dedupe(split_directions(pca_, label_space(clip, setup.vocabulary), config),
@@ -738,9 +851,10 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
     vectors = torch.stack([d for d, _, _ in items])
 
     labelled = None
-    for got in label_directions(clip, setup, pca_.cov, vectors, config, cancel):
+    for got in label_directions(clip, setup, pca_.cov, vectors, config, cancel,
+                                phases.report):
         if isinstance(got, Progress):
-            yield phases.report("labelling", got)
+            yield got
         else:
             labelled = got
     assert labelled is not None
@@ -761,7 +875,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
             relevance_transfers(d, relevance, stats, config)
         else:
             for method in RELEVANCE_METHODS:
-                d.notes[method] = "no global-direction relevance for this model pack"
+                d.notes[method] = NO_RELEVANCE
         yield phases.report("transfer", Progress(i + 1, len(directions),
                                                  f"transfer: direction {i + 1}"))
         if is_cancelled(cancel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -36,6 +36,11 @@ HOW_TO = ("No discovered directions for this model pack yet.\n\n"
           "(as CLIP sees them) and labels each with words, without any prompt. It takes "
           "a minute or more (longer for large generators) and is remembered for the pack.")
 RUNNING = "Discovering directions…"
+DISCOVER_TIP = "Find labelled edit directions for this model pack"
+AGAIN_TIP = ("Discover again: the pack has changed since these directions were found (e.g. "
+             "its global directions were computed)")
+DONE_TIP = ("These are this pack's discovered directions; discovering again would find the "
+            "same ones (its samples and settings are fixed)")
 STRENGTH_RANGE = 10.0
 # the first is the default (editor.methods.discovery.DEFAULT_METHOD)
 TRANSFERS = (("focused", "Focused (W on the relevant channels)"),
@@ -60,7 +65,7 @@ class DirectionsPanel(QWidget):
         self.info = QLabel(HOW_TO)
         self.info.setWordWrap(True)
         self.discover_button = QPushButton("Discover")
-        self.discover_button.setToolTip("Find labelled edit directions for this model pack")
+        self.discover_button.setToolTip(DISCOVER_TIP)
         self.discover_button.clicked.connect(self.discover_requested.emit)
         self.method = QComboBox()
         for key, text in TRANSFERS:
@@ -71,6 +76,9 @@ class DirectionsPanel(QWidget):
                                "generator")
         self.method.currentIndexChanged.connect(
             lambda _i: self.method_changed.emit(self.method.currentData()))
+        self.note = QLabel()  # why the transfer shown is not the one chosen
+        self.note.setWordWrap(True)
+        self.note.hide()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.hide()
@@ -87,26 +95,44 @@ class DirectionsPanel(QWidget):
         top.addWidget(self.method, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.note)
         layout.addWidget(self.info)
         layout.addWidget(self.progress)
         layout.addWidget(self.list, 1)
         self._sliders: dict[str, FloatSlider] = {}
         self._entries: list[DirectionEntry] = []
+        self._rediscover = False  # whether Discover would find something new
 
     # ----------------------------------------------------------------- state
     @property
     def entries(self) -> list[DirectionEntry]:
         return list(self._entries)
 
+    def method_title(self, key: str) -> str:
+        """The transfer's name as the box shows it."""
+        return dict(TRANSFERS)[key]
+
     def current_method(self) -> str:
         return str(self.method.currentData())
 
     def set_method(self, key: str) -> None:
         """Show another transfer's entries (as if the user picked it)."""
+        self.method.setCurrentIndex(self._index(key))
+
+    def show_method(self, key: str, note: str = "") -> None:
+        """Show that `key`'s entries are listed, without emitting method_changed (it is not
+        the user's pick), with `note` saying why when it is not the one they chose."""
+        index = self._index(key)
+        with QSignalBlocker(self.method):
+            self.method.setCurrentIndex(index)
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
+
+    def _index(self, key: str) -> int:
         index = self.method.findData(key)
         if index < 0:
             raise ValueError(f"unknown transfer {key!r}")
-        self.method.setCurrentIndex(index)
+        return index
 
     def set_unavailable(self, reason: str) -> None:
         """Discovery cannot run for this pack (e.g. no CLIP model): say why."""
@@ -129,13 +155,16 @@ class DirectionsPanel(QWidget):
             self.info.setText(RUNNING + (f"\n{message}" if message else ""))
 
     def set_idle(self) -> None:
-        """No job running (finished, failed or cancelled): Discover can be run again."""
+        """No job running (finished, failed or cancelled): Discover can run (again, if it
+        would find something new)."""
         self.progress.hide()
-        self.discover_button.setEnabled(True)
+        self.discover_button.setEnabled(self._can_discover())
         if not self._entries:
             self.info.setText(HOW_TO)
 
-    def set_directions(self, entries: list[DirectionEntry]) -> None:
+    def set_directions(self, entries: list[DirectionEntry], rediscover: bool = False) -> None:
+        """List `entries`. With entries, Discover runs again only if `rediscover` (the
+        pack changed since they were found): with the same pack it finds the same ones."""
         self.list.clear()
         self._sliders = {}
         self._entries = list(entries)
@@ -144,11 +173,26 @@ class DirectionsPanel(QWidget):
             controls += self._add_row(entry)
         tab_through_rows(self.list, controls)
         self.progress.hide()
-        self.discover_button.setEnabled(True)
-        self.discover_button.setText("Discover again" if entries else "Discover")
+        self.note.hide()
+        self._rediscover = rediscover
+        self._show_discover_button()
         self.info.setText(HOW_TO)
         self.info.setVisible(not entries)
         self.list.setVisible(bool(entries))
+
+    def _can_discover(self) -> bool:
+        return not self._entries or self._rediscover
+
+    def _show_discover_button(self) -> None:
+        if not self._entries:
+            text, tip = "Discover", DISCOVER_TIP
+        elif self._rediscover:
+            text, tip = "Discover again", AGAIN_TIP
+        else:  # a run would find the same directions: nothing to offer
+            text, tip = "Discovered", DONE_TIP
+        self.discover_button.setText(text)
+        self.discover_button.setToolTip(tip)
+        self.discover_button.setEnabled(self._can_discover())
 
     def strength(self, key: str) -> float:
         return self._sliders[key].value()

@@ -15,11 +15,14 @@ from PySide6.QtWidgets import QMainWindow
 
 from editor.core.paths import cache_dir
 from editor.engine.discovered import (
+    DEFAULT_METHOD,
     DirectionEntry,
     available_method,
     cached_discovery,
     discovery_job,
     entry_edit,
+    finds_more,
+    missing_reason,
     to_entries,
 )
 from editor.engine.jobs import Job, JobRunner
@@ -42,10 +45,14 @@ class DiscoveryFlow(QObject):
         self._pack = pack
         self._add_edit = add_edit
         self.discovery = None  # the open pack's, once known
+        self._rediscover = False  # whether Discover would find more than self.discovery
+        self._shown_pack: OpenPack | None = None
+        # the transfer the user picked; the one shown falls back when a discovery lacks it
+        self._chosen = DEFAULT_METHOD
         self._job: Job | None = None
         self._job_pack: OpenPack | None = None
         panel.discover_requested.connect(self.start)
-        panel.method_changed.connect(lambda _m: self._show())
+        panel.method_changed.connect(self._on_method_picked)
         panel.add_requested.connect(self.add)
         jobs.job_progress.connect(self._on_progress)
         jobs.job_finished.connect(self._on_finished)
@@ -53,39 +60,69 @@ class DiscoveryFlow(QObject):
 
     def pack_changed(self, pack: OpenPack) -> None:
         """A pack was opened: show its discovery if it has one."""
+        if not same_pack(self._shown_pack, pack):
+            self._chosen = DEFAULT_METHOD  # another pack's fallback is not the user's pick
+        self._shown_pack = pack
         if pack.clip is None:
             self.discovery = None
             self._show_unavailable(pack)
             return
-        self.discovery = cached_discovery(pack)
+        self._set_discovery(cached_discovery(pack), pack)
         self._show()
-        if self._job is not None and self._job.is_active:
-            # the same models opened again (or refreshed after a precompute) are its own
-            self.panel.set_running(None, "discovering…" if same_pack(self._job_pack, pack)
-                                   else "still discovering for the previous pack")
+        # the same models opened again (or refreshed after a precompute) are the job's own
+        if self._job_active() and not same_pack(self._job_pack, pack):
+            self.panel.set_running(None, "still discovering for the previous pack")
 
     def _show_unavailable(self, pack: OpenPack) -> None:
         self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})")
 
+    def _set_discovery(self, discovery, pack: OpenPack) -> None:
+        self.discovery = discovery
+        self._rediscover = discovery is not None and finds_more(pack, discovery)
+
+    def _job_active(self) -> bool:
+        return self._job is not None and self._job.is_active
+
+    def _on_method_picked(self, method: str) -> None:
+        self._chosen = method
+        self._show()
+
     def _show(self) -> None:
+        """List the discovery's entries of the chosen transfer, or of the one it has (e.g.
+        a pack without global directions has only w) with the reason shown. A job still
+        running keeps its progress on show."""
         if self.discovery is None:
             self.panel.set_directions([])
-            return
-        entries = to_entries(self.discovery, self.panel.current_method())
-        fallback = available_method(self.discovery)
-        if not entries and fallback is not None:
-            # e.g. a pack without global directions has no style transfer: show the w one
-            self.panel.set_method(fallback)  # emits method_changed, which shows it
-            return
-        self.panel.set_directions(entries)
+            self.panel.show_method(self._chosen)
+        else:
+            method, note = self._chosen, ""
+            entries = to_entries(self.discovery, method)
+            fallback = available_method(self.discovery)
+            if not entries and fallback is not None:
+                note = self._fallback_note(method, fallback)
+                method, entries = fallback, to_entries(self.discovery, fallback)
+            self.panel.set_directions(entries, rediscover=self._rediscover)
+            self.panel.show_method(method, note)
+        if self._job_active():
+            assert self._job is not None
+            last = self._job.progress
+            self.panel.set_running(last.fraction if last else None,
+                                   last.message if last else "")
+
+    def _fallback_note(self, chosen: str, shown: str) -> str:
+        assert self.discovery is not None
+        reason = missing_reason(self.discovery, chosen) or "not made for these directions"
+        title = self.panel.method_title
+        return f"{title(chosen)}: {reason}; showing {title(shown)}."
 
     def start(self) -> Job | None:
         pack = self._pack()
         if pack is None or pack.clip is None:
             return None
-        if self._job is not None and self._job.is_active:
+        if self._job_active():
             return self._job
-        # "Discover again" recomputes (into the user cache) instead of reloading the result
+        # Discover is offered again only when the pack changed since (finds_more): the job
+        # then recomputes into the user cache instead of reloading the older result
         root = cache_dir() / "packs" if self.discovery is not None else None
         self._job = self.jobs.submit(
             f"Discover directions for {pack.name}",
@@ -108,8 +145,9 @@ class DiscoveryFlow(QObject):
     def _on_finished(self, job: Job, result) -> None:
         if job is not self._job:
             return
-        if same_pack(self._job_pack, self._pack()):
-            self.discovery = result
+        pack = self._pack()
+        if pack is not None and same_pack(self._job_pack, pack):
+            self._set_discovery(result, pack)
             self._show()
         self.window.statusBar().showMessage(
             f"Discovered {len(result.directions)} directions", 6000)

@@ -1,0 +1,132 @@
+"""The discovered-directions panel as the window drives it (DiscoveryFlow): a running job
+keeps its progress on show, the transfer the user picks stays theirs (a fallback says
+why), and Discover is offered again only when it would find something new."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+from PySide6.QtWidgets import QMainWindow
+
+from editor.engine import discovered as dd
+from editor.engine.jobs import JobRunner
+from editor.methods import discovery as dc
+from editor.ui import discovery_flow as flow_module
+from editor.ui.directions_panel import DirectionsPanel
+from editor.ui.discovery_flow import DiscoveryFlow
+from tests.conftest import make_tiny_clip, make_tiny_generator
+
+SMALL = dc.DiscoveryConfig(n_samples=60, k=3, psi=1.0, mixture=False)
+
+
+@pytest.fixture
+def tiny_pack(tmp_path, monkeypatch):
+    """A pack without global directions (its discovery has the w transfer only)."""
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    shipped = dd.default_config  # the demo pack's, which ships its discovery
+    monkeypatch.setattr(dd, "default_config", lambda p: shipped(p) if p.is_demo else SMALL)
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    return open_pack(gen, ClipSource(path=str(clip)))
+
+
+def _last(job):
+    """A job's result (its last item)."""
+    return list(job)[-1]
+
+
+def _flow(qtbot, pack):
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    panel = DirectionsPanel()
+    window.setCentralWidget(panel)
+    current = [pack]
+    jobs = JobRunner(window)
+    flow = DiscoveryFlow(window, jobs, panel, lambda: current[0], lambda _e, _t: None)
+    return flow, panel, jobs, current
+
+
+def _running(panel) -> bool:
+    return not panel.discover_button.isEnabled() and panel.progress.isVisibleTo(panel)
+
+
+def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_pack,
+                                                                    monkeypatch):
+    # the panel went back to "idle" (Discover enabled, no bar) while the job still ran
+    release = threading.Event()
+
+    def slow_job(pack, cancel=None, root=None):
+        yield dc.Progress(3, 10, "sampling: 30/100 images")
+        release.wait(30)
+        yield from dd.discovery_job(pack, cancel=cancel, root=root)
+
+    monkeypatch.setattr(flow_module, "discovery_job", slow_job)
+    flow, panel, jobs, _ = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    job = flow.start()
+    qtbot.waitUntil(lambda: job.progress is not None, timeout=10_000)
+    panel.set_method("w")
+    assert _running(panel) and panel.progress.value() == 300
+    assert "sampling: 30/100 images" in panel.progress.format()
+    with qtbot.waitSignal(jobs.job_ended, timeout=60_000):
+        release.set()
+    assert not panel.progress.isVisibleTo(panel) and panel.entries
+
+
+def test_a_fallback_transfer_says_why_and_does_not_stick_to_the_next_pack(qtbot, tiny_pack):
+    # the fallback to "W space" became the choice for every later pack, and picking
+    # "Focused" again snapped back without a word
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source, open_pack
+
+    _last(dd.discovery_job(tiny_pack))
+    flow, panel, _, current = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    assert panel.current_method() == "w" and {e.method for e in panel.entries} == {"w"}
+    panel.set_method("focused")  # the user asks for it
+    assert panel.current_method() == "w"
+
+    demo = open_pack(DEMO_GENERATOR, demo_clip_source())
+    current[0] = demo
+    flow.pack_changed(demo)
+    assert panel.current_method() == dc.DEFAULT_METHOD
+    assert {e.method for e in panel.entries} == {dc.DEFAULT_METHOD}
+    assert not panel.note.isVisibleTo(panel)
+
+    current[0] = tiny_pack
+    flow.pack_changed(tiny_pack)
+    assert panel.current_method() == "w" and panel.note.isVisibleTo(panel)
+    assert "global directions" in panel.note.text() and "precompute" in panel.note.text()
+    panel.set_method("style")  # asked again: still said why
+    assert panel.current_method() == "w" and "global directions" in panel.note.text()
+
+
+def test_discover_again_is_offered_only_when_it_would_find_more(qtbot, tiny_pack,
+                                                                monkeypatch, tmp_path):
+    # "Discover again" reloaded the cached result it was showing
+    made = _last(dd.discovery_job(tiny_pack, root=tmp_path / "elsewhere"))
+    _last(dd.discovery_job(tiny_pack))  # and in the pack's own cache
+    flow, panel, jobs, _ = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    assert panel.entries and not panel.discover_button.isEnabled()
+    assert panel.discover_button.text() == "Discovered"
+    assert "same ones" in panel.discover_button.toolTip()
+
+    # made before the pack's directions changed (here: another key), and not yet
+    # remade: Discover again recomputes instead of reloading
+    older = dataclasses.replace(made, key="made-before-the-directions")
+    monkeypatch.setattr(flow_module, "cached_discovery", lambda _p: older)
+    # (where it would write: the pack's own cache has the current result already)
+    monkeypatch.setattr(flow_module, "cache_dir", lambda: tmp_path / "user-cache")
+    flow.pack_changed(tiny_pack)
+    assert panel.discover_button.isEnabled()
+    assert panel.discover_button.text() == "Discover again"
+    with qtbot.waitSignal(jobs.job_finished, timeout=60_000) as done:
+        panel.discover_button.click()
+    assert not done.args[1].from_cache
+    assert panel.discover_button.text() == "Discovered"
