@@ -160,6 +160,60 @@ def test_palette_with_transparency(tmp_path):
     assert tuple(loaded.rgb[0, 1]) == (255, 255, 255)  # the transparent green became white
 
 
+@pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0)])
+def test_colour_key_transparency_is_flattened_like_alpha(tmp_path, mode, key):
+    # PNG optimisers write binary alpha as a tRNS colour key on RGB or grey pictures; it
+    # was ignored, and a cut-out's transparent surroundings came out black.
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[2:6, 2:6] = (200, 150, 120)  # opaque; the rest is the (transparent) key colour
+    path = tmp_path / "cut.png"
+    Image.fromarray(rgb).convert(mode).save(path, transparency=key)
+    opaque = np.array(Image.open(path).convert("RGB"))[3, 3]
+
+    white = load_image(path)
+    assert tuple(white.rgb[0, 0]) == (255, 255, 255)
+    assert tuple(white.rgb[3, 3]) == tuple(opaque)
+    assert "alpha flattened onto white" in white.notes
+    assert tuple(load_image(path, background=(10, 20, 30)).rgb[0, 0]) == (10, 20, 30)
+
+
+def _png_with_colour_key(path: Path, depth: int, colour_type: int, pixels: np.ndarray,
+                         key: bytes) -> Path:
+    """A PNG written by hand (Pillow writes no 16-bit RGB): big-endian samples, a tRNS key."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = pixels.shape[:2]
+    samples = pixels.astype(">u2" if depth == 16 else np.uint8).reshape(height, -1)
+    raw = b"".join(b"\0" + row.tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tRNS", key)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16bit_colour_key_transparency_is_flattened(tmp_path, monkeypatch):
+    import editor.core.image_io as image_io
+
+    grey = np.array([[65535, 0], [0, 0], [1000, 32768]], np.uint16)  # keyed: the last row
+    grey_path = _png_with_colour_key(tmp_path / "g16.png", 16, 0, grey, struct.pack(">H", 1000))
+    colour = np.zeros((1, 2, 3), np.uint16)
+    colour[0, 0] = (65535, 0, 0)  # keyed
+    colour[0, 1] = (0, 65535, 0)
+    colour_path = _png_with_colour_key(tmp_path / "rgb16.png", 16, 2, colour,
+                                       struct.pack(">HHH", 65535, 0, 0))
+    monkeypatch.setattr(image_io, "_STRIP_PIXELS", 2)  # one row a strip: the key is found
+    g = load_image(grey_path)                          # in the last
+    assert g.rgb[:, :, 0].tolist() == [[255, 0], [0, 0], [255, 128]]
+    assert tuple(g.rgb[2, 0]) == (255, 255, 255)
+    assert "16-bit converted to 8-bit" in g.notes and "alpha flattened onto white" in g.notes
+    assert tuple(load_image(grey_path, background=(10, 20, 30)).rgb[2, 0]) == (10, 20, 30)
+    c = load_image(colour_path, background=(10, 20, 30))
+    assert c.rgb[0].tolist() == [[10, 20, 30], [0, 255, 0]]
+    assert "alpha flattened onto #0a141e" in c.notes
+
+
 def test_grayscale_and_one_bit(tmp_path):
     Image.new("L", (2, 2), 77).save(tmp_path / "gray.png")
     Image.new("1", (2, 2), 1).save(tmp_path / "bits.png")

@@ -13,15 +13,18 @@ import pytest
 import torch
 from PIL import Image
 
+from editor.core.errors import InversionDivergedError
 from editor.core.image_io import read_recipe
 from editor.core.image_metrics import psnr, ssim
 from editor.engine.compose import EditError, EditingContext, decode_wplus, encode_wplus
 from editor.engine.session import RecipeError, Session, Source
 from editor.methods.inversion import (
+    VGG16_FILE,
     ClipFeatureLoss,
     InversionProgress,
     InversionResult,
     InversionSettings,
+    VggFeatureLoss,
     invert,
     make_perceptual,
     run_inversion,
@@ -114,6 +117,66 @@ def test_clip_perceptual_loss_is_used_and_scored(tiny_generator):
     assert make_perceptual("auto", None).name in ("none", "vgg")
     with pytest.raises(ValueError):
         make_perceptual("clip", None)
+
+
+@pytest.fixture(scope="module")
+def _torch_home_with_vgg16(tmp_path_factory):
+    """A torch home whose hub cache holds torchvision's VGG16 weights file. Random weights
+    stand in (only the shapes matter); the classifier, which the loss never uses, as
+    stride-0 zeros, so the file is the features' 59 MB, not 528 MB."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    state = {k: v if k.startswith("features.") else v.new_zeros(()).expand(v.shape)
+             for k, v in torchvision.models.vgg16().state_dict().items()}
+    home = tmp_path_factory.mktemp("torch-home")
+    path = home / "hub" / "checkpoints" / VGG16_FILE
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    return home
+
+
+@pytest.fixture
+def vgg16_in_torch_cache(_torch_home_with_vgg16, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(_torch_home_with_vgg16))
+
+
+def test_vgg_perceptual_loss_from_torchvision_weights_inverts(tiny_generator,
+                                                             vgg16_in_torch_cache):
+    # With torchvision's VGG16 weights in the torch cache "auto" picks the VGG loss, whose
+    # network, kept as `self.features`, hid the method features(): every inversion (CLI
+    # and window) failed with a size mismatch.
+    gen = tiny_generator
+    target, _ = _target_from(gen, 8)
+    loss = make_perceptual("auto", None)
+    assert isinstance(loss, VggFeatureLoss)
+    r = run_inversion(gen, target, InversionSettings(steps=3, candidates=4, perceptual="auto",
+                                                     preview_every=1))
+    assert r.perceptual == "vgg" and math.isfinite(r.quality[0].psnr_db)
+
+
+def test_vgg_candidate_distances_are_those_of_the_copied_pairs(vgg16_in_torch_cache):
+    # The candidate search scores every candidate against every target; it copied each
+    # candidate's full-size VGG maps once per target (+0.8 GiB per picture at 256 px).
+    # Without the copies, the distances must stay exactly what they were.
+    loss = make_perceptual("vgg", None)
+    g = torch.Generator().manual_seed(0)
+    loss.prepare(torch.rand(3, 3, 32, 32, generator=g) * 2 - 1)
+    fx = loss.features(torch.rand(5, 3, 32, 32, generator=g) * 2 - 1)
+    all_pairs = (torch.arange(5).repeat(3), torch.arange(3).repeat_interleave(5))
+    some_pairs = (torch.tensor([4, 0, 2, 4]), torch.tensor([2, 2, 0, 1]))
+    for rows, index in (all_pairs, some_pairs):
+        copied = sum((f[rows] - t[index]).square().sum(1).flatten(1).mean(1)
+                     for f, t in zip(fx, loss.target, strict=True))
+        assert torch.equal(loss.distance(fx, index, rows), copied)
+
+
+def test_a_diverging_optimisation_is_a_clear_error(tiny_generator):
+    # Too high a learning rate sent the latents to inf/NaN; the user got a traceback from
+    # the preview (FloatingPointError) instead of what to do.
+    target, _ = _target_from(tiny_generator, 9)
+    with pytest.raises(InversionDivergedError, match="lower the learning rate"):
+        run_inversion(tiny_generator, target, InversionSettings(
+            steps=20, lr=1e37, candidates=2, perceptual="none", preview_every=5))
 
 
 def test_initial_wplus_is_the_start(tiny_generator):
@@ -317,6 +380,87 @@ def test_cli_crop_box_is_in_the_files_pixels_even_when_it_is_read_downscaled(tmp
     crop = _crop_of(str(path), (side // 2, side // 2, side, side))
     assert crop[8:, 8:].min() == 255 and crop.mean() > 250  # the quarter asked for
     assert crop.shape[0] <= 1024  # kept small until it is inverted
+
+
+def test_cli_square_crop_stays_square_when_the_picture_is_read_downscaled(tmp_path,
+                                                                          monkeypatch):
+    # A 6000x4000 photo is read at 5017x3344: a square box touching its bottom edge, scaled
+    # by the widths' factor, rounded past the edge and was cut 669x668 ("crop the image to
+    # a square first"). Here at a tenth of the size, read at the same ratio.
+    import functools
+
+    import editor.cli.invert as invert_cli
+    from editor.core.image_io import DEFAULT_MAX_AREA, load_image
+
+    rgb = np.zeros((400, 600, 3), np.uint8)
+    rgb[320:, 200:280] = 255  # the box asked for is white
+    path = tmp_path / "wide.png"
+    Image.fromarray(rgb).save(path)
+    monkeypatch.setattr(invert_cli, "load_image",
+                        functools.partial(load_image, max_area=DEFAULT_MAX_AREA // 100))
+    crop = invert_cli._crop_of(str(path), (200, 320, 280, 400))
+    assert crop.shape == (67, 67, 3)
+    assert crop[2:, 2:-2].min() > 200  # the white box, not its black surroundings
+    assert invert_cli._scaled_square((2000, 3200, 2800, 4000), (6000, 4000), (5017, 3344)) \
+        == (1672, 2675, 2341, 3344)
+
+
+def test_cli_divergence_is_a_one_line_error(tmp_path, capsys):
+    from editor.cli import main
+
+    pic = _picture(tmp_path)
+    out = tmp_path / "o.png"
+    assert main(["invert", str(pic), "-o", str(out), "--lr", "1e37", "--steps", "40",
+                 "--candidates", "2", "--perceptual", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "Traceback" not in err and not out.exists()
+
+
+def test_cli_running_out_of_memory_suggests_a_smaller_batch(tmp_path, capsys, monkeypatch):
+    import editor.cli.invert as invert_cli
+    from editor.cli import main
+
+    def out_of_memory(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        yield
+
+    monkeypatch.setattr(invert_cli, "invert_images", out_of_memory)
+    out = tmp_path / "o.png"
+    assert main(_demo_args(tmp_path, str(_picture(tmp_path)), "-o", str(out))) == 1
+    assert "smaller --batch" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_default_batch_fits_the_generator(tmp_path, capsys, monkeypatch):
+    # 16 pictures x 2 starts per step, fine at 64 px, need tens of GB at 1024 px.
+    from types import SimpleNamespace
+
+    import editor.cli.invert as invert_cli
+    from editor.cli import main
+    from editor.core.checkpoints import load_generator
+    from editor.core.generator import GeneratorConfig
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.methods.inversion import suggested_pictures_per_batch
+
+    demo = load_generator(DEMO_GENERATOR).generator
+    assert suggested_pictures_per_batch(demo, starts=2) == 16
+    ffhq = SimpleNamespace(config=GeneratorConfig(resolution=1024))
+    assert suggested_pictures_per_batch(ffhq, starts=2) == 1
+
+    batches = []
+    real = invert_cli.invert_images
+
+    def spy(pack, crops, *args, **kwargs):
+        batches.append(len(crops))
+        yield from real(pack, crops, *args, **kwargs)
+
+    monkeypatch.setattr(invert_cli, "invert_images", spy)
+    monkeypatch.setattr(invert_cli, "suggested_pictures_per_batch", lambda gen, starts: 2)
+    pics = [str(_picture(tmp_path, f"p{i}.png")) for i in range(3)]
+    out = str(tmp_path / "out")
+    assert main(_demo_args(tmp_path, *pics, "--out-dir", out)) == 0, capsys.readouterr().err
+    assert main(_demo_args(tmp_path, *pics, "--out-dir", out, "--overwrite",
+                           "--batch", "3")) == 0
+    assert batches == [2, 1, 3]
 
 
 def test_cli_reconstructions_replay_exactly_after_a_batched_inversion(tmp_path, capsys):

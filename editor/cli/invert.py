@@ -20,9 +20,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from editor.core.errors import AtelierError
 from editor.core.image_io import (
+    Box,
     ImageLoadError,
     check_export_path,
     load_image,
@@ -37,7 +39,11 @@ from editor.engine.packs import open_pack
 from editor.engine.renderer import pick_device
 from editor.engine.session import Session
 from editor.methods.global_directions import Progress
-from editor.methods.inversion import PERCEPTUAL_KINDS, InversionSettings
+from editor.methods.inversion import (
+    PERCEPTUAL_KINDS,
+    InversionSettings,
+    suggested_pictures_per_batch,
+)
 
 from .arg_types import DEVICE_HELP, int_at_least, positive_float
 from .edit import _clip_source
@@ -61,8 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     opt = p.add_argument_group("optimisation")
     add_optimisation_arguments(opt)
-    opt.add_argument("--batch", type=int_at_least(1), default=16,
-                     help="pictures inverted together (default: %(default)s)")
+    opt.add_argument("--batch", type=int_at_least(1),
+                     help="pictures inverted together (default: 16, fewer for a big "
+                          "generator, so that one step needs about 8 GB at most)")
     opt.add_argument("--seed", type=int_at_least(0), default=InversionSettings().seed,
                      help="seed of the random starts (default: %(default)s)")
     models = p.add_argument_group("models (default: the bundled demo pack)")
@@ -138,12 +145,23 @@ def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
                                f"{Path(path).name} ({width}x{height})")
         if right - left != bottom - top:
             raise AtelierError(f"--crop must be square, got {right - left}x{bottom - top}")
-        scale = loaded.rgb.shape[1] / width
-        box = tuple(round(v * scale) for v in box)
-        side = min(box[2] - box[0], box[3] - box[1])  # rounding must keep it square
-        box = (box[0], box[1], box[0] + side, box[1] + side)
+        box = _scaled_square(box, (width, height), loaded.rgb.shape[1::-1])
     rgb = square_crop(loaded.rgb, box)
     return resize(rgb, CROP_KEEP_SIDE) if rgb.shape[0] > CROP_KEEP_SIDE else rgb
+
+
+def _scaled_square(box: Box, size: tuple[int, int], scaled_size: tuple[int, int]) -> Box:
+    """A square box in a picture of `size` moved to the same picture at `scaled_size`.
+    Each axis has its own factor (the sides are rounded apart); one side serves both, and
+    the box is shifted back inside where rounding pushed it past an edge."""
+    (width, height), (new_width, new_height) = size, scaled_size
+    left, top, right, bottom = box
+    sx, sy = new_width / width, new_height / height
+    side = max(1, min(round((right - left) * sx), round((bottom - top) * sy),
+                      new_width, new_height))
+    x = min(round(left * sx), new_width - side)
+    y = min(round(top * sy), new_height - side)
+    return x, y, x + side, y + side
 
 
 def _print_progress(item: Progress, batch: str) -> None:
@@ -177,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args, seed=args.seed)
         gen_id, clip_id, _ = pack.identities()
         rows = []
-        n = max(1, args.batch)
+        n = args.batch or suggested_pictures_per_batch(pack.model.generator, settings.starts)
         for first in range(0, len(crops), n):
             names = [Path(p).name for p in args.images[first:first + n]]
             label = f"{first + 1}-{first + len(names)} of {len(crops)}"
@@ -202,6 +220,10 @@ def run(args: argparse.Namespace) -> int:
                 {"settings": settings.to_dict(), "images": rows}, indent=2))
     except (AtelierError, ImageLoadError, ValueError, OSError) as e:
         print(f"atelier invert: {e}", file=sys.stderr)
+        return 1
+    except (torch.OutOfMemoryError, MemoryError):
+        print("atelier invert: out of memory; invert fewer pictures at once with a smaller "
+              "--batch (down to --batch 1)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; pictures already written are complete", file=sys.stderr)

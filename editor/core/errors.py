@@ -42,3 +42,7 @@ class ImageExistsError(ImageSaveError, FileExistsError):
 class DirectionsFileError(AtelierError):
     """A file of precomputed global directions from another program (StyleCLIP's fs3.npy or
     S_mean_std) could not be read, or does not fit the generator and CLIP it is meant for."""
+
+
+class InversionDivergedError(AtelierError):
+    """An inversion's optimisation went to infinite or NaN values (too high a learning rate)."""

@@ -331,7 +331,7 @@ StripConverter = Callable[[Image.Image], Image.Image]
 def _to_8bit(im: Image.Image, background: Color, notes: list[str]) -> Image.Image:
     """Any Pillow mode to 8-bit L (grey sources) or RGB, scaling deep data to its full
     range (never clipping) and flattening transparency onto `background`."""
-    if im.mode in ("L", "RGB"):
+    if im.mode in ("L", "RGB") and "transparency" not in im.info:
         return im
     convert, out_mode = _strip_converter(im, background, notes)
     out = Image.new(out_mode, im.size)
@@ -347,10 +347,12 @@ def _strip_converter(im: Image.Image, background: Color, notes: list[str]
     so that every strip is converted alike."""
     if im.mode in _SIXTEEN_BIT_MODES:
         notes.append("16-bit converted to 8-bit")
+        if "transparency" in im.info:  # a colour key (PNG tRNS)
+            return _flattener(im, background, notes)
         return (lambda s: _grey(_scale_16bit(np.asarray(s)))), "L"
     if im.mode in ("I", "F"):
         return _deep_converter(im, notes), "L"
-    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:  # alpha or a colour key
         return _flattener(im, background, notes)
     if im.mode == "1":
         return (lambda s: s.convert("L")), "L"
@@ -435,24 +437,34 @@ def _stretch(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def _flattener(im: Image.Image, background: Color, notes: list[str]
                ) -> tuple[StripConverter, str]:
-    """Transparency composited onto `background`; grey stays grey on a grey background.
-    A fully opaque image just drops its alpha, without a note."""
-    grey = im.mode in _GREY_ALPHA_MODES and len(set(background)) == 1
+    """Transparency (alpha or a colour key) composited onto `background`; grey stays grey
+    on a grey background. A fully opaque image just drops its alpha, without a note."""
+    grey = im.mode in (_GREY_ALPHA_MODES | _GREY_MODES) and len(set(background)) == 1
     with_alpha, plain, fill = ("LA", "L", background[0]) if grey else ("RGBA", "RGB",
                                                                        tuple(background))
-    if any(im.crop(box).convert(with_alpha).getchannel("A").getextrema()[0] < 255
+    if any(_with_alpha(im.crop(box), with_alpha).getchannel("A").getextrema()[0] < 255
            for box in _strip_boxes(im.size)):
         r, g, b = background
         name = "white" if (r, g, b) == (255, 255, 255) else f"#{r:02x}{g:02x}{b:02x}"
         notes.append(f"alpha flattened onto {name}")
 
     def flatten(s: Image.Image) -> Image.Image:
-        s = s.convert(with_alpha)
+        s = _with_alpha(s, with_alpha)
         out = Image.new(plain, s.size, fill)
         out.paste(s.convert(plain), mask=s.getchannel("A"))
         return out
 
     return flatten, plain
+
+
+def _with_alpha(strip: Image.Image, mode: str) -> Image.Image:
+    """The strip in `mode` (LA or RGBA), its alpha or colour key as the alpha channel."""
+    if strip.mode in _SIXTEEN_BIT_MODES:
+        # 16-bit grey with a colour key: Pillow's conversion clips the values, misses the key
+        a = np.asarray(strip)
+        alpha = np.where(a == strip.info["transparency"], 0, 255).astype(np.uint8)
+        strip = Image.fromarray(np.dstack([_scale_16bit(a), alpha]), "LA")
+    return strip.convert(mode)
 
 
 def _describe_decode_error(e: BaseException) -> str:
