@@ -681,9 +681,12 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     tips = [panel.method.itemData(i, Qt.ItemDataRole.ToolTipRole)
             for i in range(panel.method.count())]
     assert panel.method.count() == len(dc.METHODS) and all(tips)  # each transfer explained
+    from PySide6.QtTest import QTest
+
+    QTest.keyClick(panel.method, Qt.Key.Key_Down)  # a pick of the user's, by keyboard
     with qtbot.waitSignal(panel.method_changed) as sig:
-        panel.method.setCurrentIndex(2)
-    assert sig.args == ["w"]
+        QTest.keyClick(panel.method, Qt.Key.Key_Down)
+    assert sig.args == ["w"] and panel.method.currentIndex() == 2
     with qtbot.waitSignal(panel.method_changed) as sig:
         panel.set_method("style")
     assert sig.args == ["style"] and panel.current_method() == "style"
@@ -793,9 +796,11 @@ def test_a_clip_without_a_usable_text_tower_is_refused_before_sampling(planted, 
     monkeypatch.setattr(dc, "iter_samples", no_sampling)
     with pytest.raises(AtelierError, match="token mixture cannot run"):
         next(dc.discover(gen, towerless, _setup(fake), CONFIG))
-    # a pack with such a CLIP labels zero-shot, without the mixture
-    pack = SimpleNamespace(clip=towerless, is_demo=False)
-    assert dd.label_setup(pack).tokens is None
+    # a pack with such a CLIP labels zero-shot, without the mixture; the demo generator
+    # opened with it too (the window has no --no-mixture to fall back on)
+    for is_demo in (False, True):
+        pack = SimpleNamespace(clip=towerless, is_demo=is_demo)
+        assert dd.label_setup(pack).tokens is None
     assert not dc.supports_token_mixture(towerless.model)
 
 

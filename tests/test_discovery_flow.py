@@ -104,6 +104,11 @@ def test_a_fallback_transfer_says_why_and_does_not_stick_to_the_next_pack(qtbot,
     assert "global directions" in panel.note.text() and "precompute" in panel.note.text()
     panel.set_method("style")  # asked again: still said why
     assert panel.current_method() == "w" and "global directions" in panel.note.text()
+    # picking the transfer the fallback shows already makes it the choice: no note, and
+    # it stays the choice once the pack has every transfer (the box's index never moved)
+    panel.method.activated.emit(panel.method.currentIndex())
+    assert panel.current_method() == "w" and not panel.note.isVisibleTo(panel)
+    assert flow._chosen == "w"
 
 
 def test_discover_again_is_offered_only_when_it_would_find_more(qtbot, tiny_pack,

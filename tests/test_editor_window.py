@@ -1825,6 +1825,13 @@ def test_a_session_named_without_json_is_saved_as_one_that_opens_again(
                         lambda *a, **k: (str(tmp_path / "portrait"), ""))
     assert window.save_session_as()
     assert [p.name for p in tmp_path.glob("portrait*")] == ["portrait.atelier.json"]
+    monkeypatch.setattr("editor.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "other.atelier"), ""))
+    assert window.save_session_as()
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["other.atelier.json",
+                                                              "portrait.atelier.json"]
+    monkeypatch.setattr("editor.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "portrait"), ""))
     window.source_panel.step_seed(+3)
     monkeypatch.setattr(QMessageBox, "question",
                         staticmethod(lambda *a, **k: QMessageBox.StandardButton.No))

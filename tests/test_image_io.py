@@ -110,8 +110,14 @@ def test_a_text_chunk_too_large_to_read_is_named_not_called_corrupt(tmp_path):
     for read in (load_image, read_recipe):
         with pytest.raises(ImageLoadError) as caught:
             read(tmp_path / "notes.png")
-        assert "metadata text is larger than the 1 MB" in str(caught.value)
+        assert "metadata text is larger than the 1 MB in one chunk" in str(caught.value)
         assert "corrupt" not in str(caught.value)
+    info = PngImagePlugin.PngInfo()  # many chunks, each within the limit, too much in all
+    for i in range(PngImagePlugin.MAX_TEXT_MEMORY // PngImagePlugin.MAX_TEXT_CHUNK + 2):
+        info.add_itxt(f"Note{i}", "x" * (PngImagePlugin.MAX_TEXT_CHUNK - 16), zip=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "many.png", pnginfo=info)
+    with pytest.raises(ImageLoadError, match="larger than the 64 MB in all"):
+        load_image(tmp_path / "many.png")
 
 
 def test_result_is_owned_contiguous_uint8(tmp_path):

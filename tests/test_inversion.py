@@ -172,9 +172,9 @@ def test_vgg_candidate_distances_are_those_of_the_copied_pairs(vgg16_in_torch_ca
 
 def test_a_diverging_optimisation_is_a_clear_error(tiny_generator):
     # Too high a learning rate sent the latents to inf/NaN; the user got a traceback from
-    # the preview (FloatingPointError) instead of what to do.
+    # the preview (FloatingPointError). The advice is the caller's (the CLI's --lr).
     target, _ = _target_from(tiny_generator, 9)
-    with pytest.raises(InversionDivergedError, match="lower the learning rate"):
+    with pytest.raises(InversionDivergedError, match="diverged .* infinite or NaN"):
         run_inversion(tiny_generator, target, InversionSettings(
             steps=20, lr=1e37, candidates=2, perceptual="none", preview_every=5))
 
@@ -413,21 +413,48 @@ def test_cli_divergence_is_a_one_line_error(tmp_path, capsys):
     assert main(["invert", str(pic), "-o", str(out), "--lr", "1e37", "--steps", "40",
                  "--candidates", "2", "--perceptual", "none"]) == 1
     err = capsys.readouterr().err
-    assert "diverged" in err and "Traceback" not in err and not out.exists()
+    assert "diverged" in err and "try a lower --lr than 1e+37" in err
+    assert "Traceback" not in err and not out.exists()
 
 
-def test_cli_running_out_of_memory_suggests_a_smaller_batch(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("failure", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    # what torch's CPU allocator raises: a plain RuntimeError (a traceback before)
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                 "allocate memory: you tried to allocate 21474836480 bytes")])
+def test_cli_running_out_of_memory_gives_advice_that_fits(tmp_path, capsys, monkeypatch,
+                                                          failure):
     import editor.cli.invert as invert_cli
     from editor.cli import main
 
     def out_of_memory(*_a, **_k):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        raise failure
         yield
 
     monkeypatch.setattr(invert_cli, "invert_images", out_of_memory)
     out = tmp_path / "o.png"
-    assert main(_demo_args(tmp_path, str(_picture(tmp_path)), "-o", str(out))) == 1
-    assert "smaller --batch" in capsys.readouterr().err and not out.exists()
+    pictures = [str(_picture(tmp_path, f"p{i}.png")) for i in range(3)]
+    assert main(_demo_args(tmp_path, *pictures, "--out-dir", str(tmp_path / "out"),
+                           "--batch", "3")) == 1
+    err = capsys.readouterr().err
+    assert "out of memory; invert fewer pictures at once (--batch 1)" in err
+    assert "Traceback" not in err
+    assert main(_demo_args(tmp_path, pictures[0], "-o", str(out))) == 1  # one: no batch to cut
+    err = capsys.readouterr().err
+    assert "even one picture at a time does not fit" in err and not out.exists()
+
+
+def test_an_error_that_is_not_memory_stays_a_traceback(tmp_path, monkeypatch):
+    import editor.cli.invert as invert_cli
+    from editor.cli import main
+
+    def broken(*_a, **_k):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+        yield
+
+    monkeypatch.setattr(invert_cli, "invert_images", broken)
+    with pytest.raises(RuntimeError, match="shapes"):
+        main(_demo_args(tmp_path, str(_picture(tmp_path)), "-o", str(tmp_path / "o.png")))
 
 
 def test_cli_default_batch_fits_the_generator(tmp_path, capsys, monkeypatch):

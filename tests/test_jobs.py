@@ -177,6 +177,8 @@ def test_error_messages():
     assert error_message(KeyError("w_avg")) == "KeyError: 'w_avg'"
     assert error_message(RuntimeError()) == "RuntimeError"
     assert error_message(MemoryError()) == "out of memory"
+    assert error_message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried "
+                                      "to allocate 8 bytes")).startswith("out of memory: ")
 
 
 def test_raising_cancelled_counts_as_cancelled(qtbot, runner):

@@ -194,10 +194,39 @@ def test_a_window_asked_not_to_open_the_last_model_opens_none(qtbot, tmp_path, m
     demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
     discard_on_close(monkeypatch)
+    asked = []
+    monkeypatch.setattr(MainWindow, "open_generator", lambda self, path, *a, **k:
+                        asked.append(path))
+    first = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(first)
+    close_without_questions(first, qtbot)
+    assert asked == [str(demo)]  # what a window that opens the last model asks for
+    asked.clear()
     win = MainWindow(Renderer(device="cpu"), open_last_model=False)
     qtbot.addWidget(win)
     try:
-        qtbot.wait(300)
-        assert win.pack is None and win.last_request is None
+        assert asked == []
+    finally:
+        close_without_questions(win, qtbot)
+
+
+def test_a_generator_named_at_start_that_does_not_open_leaves_the_demo(qtbot, tmp_path,
+                                                                       monkeypatch):
+    # `atelier gui broken.pt` left an empty window (the demo had been loaded first before)
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    discard_on_close(monkeypatch)
+    (tmp_path / "broken.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    try:
+        win.open_at_start(str(tmp_path / "broken.pt"))
+        qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+        assert win.pack.model.path == str(demo) and "broken.pt" in warned[0]
     finally:
         close_without_questions(win, qtbot)

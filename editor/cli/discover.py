@@ -18,6 +18,7 @@ from editor.core.errors import AtelierError
 from editor.engine.session import MAX_SEED
 
 from .arg_types import DEVICE_HELP, int_at_least
+from .failures import failure_line
 from .precompute import ProgressLine
 
 PROG = "atelier discover"
@@ -189,8 +190,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was written.", file=sys.stderr)
         return 130
-    except (AtelierError, ValueError, MemoryError, torch.OutOfMemoryError) as e:
-        return _error(str(e) or type(e).__name__)
+    except (AtelierError, ValueError, MemoryError, RuntimeError) as e:
+        return _error(failure_line(e))
     assert result is not None
     how = ("from the cache" if result.from_cache
            else f"in {result.info.get('seconds', 0):.0f} s")

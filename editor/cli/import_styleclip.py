@@ -16,6 +16,7 @@ from editor.core.errors import AtelierError
 from editor.core.paths import unwritable_reason
 
 from .arg_types import DEVICE_HELP, int_at_least
+from .failures import failure_line
 from .precompute import add_clip_args, load_models, models_line, show_progress
 
 PROG = "atelier import-styleclip"
@@ -55,8 +56,6 @@ def _error(message: str) -> int:
 
 
 def cmd_import_styleclip(args: argparse.Namespace) -> int:
-    import torch
-
     from editor.engine.packs import computed_pack, default_relevance_config
     from editor.methods import precompute as pc
     from editor.methods import styleclip_files as sf
@@ -90,8 +89,8 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
         return 130
     except sf.MismatchError as e:
         return _error(f"{e} (--force keeps it anyway)")
-    except (AtelierError, ValueError, OSError, MemoryError, torch.OutOfMemoryError) as e:
-        return _error(str(e) or type(e).__name__)
+    except (AtelierError, ValueError, OSError, MemoryError, RuntimeError) as e:
+        return _error(failure_line(e))
     assert data is not None
     if data.save_error:
         return _error(f"the file was read but not kept: {data.save_error}")

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, InversionDivergedError, is_out_of_memory
 from editor.core.image_io import (
     Box,
     ImageLoadError,
@@ -171,6 +170,7 @@ def _print_progress(item: Progress, batch: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    n = 0  # pictures inverted together, once known
     try:
         outputs = _outputs(args)
         box = _parse_box(args.crop)
@@ -195,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args, seed=args.seed)
         gen_id, clip_id, _ = pack.identities()
         rows = []
-        n = args.batch or suggested_pictures_per_batch(pack.model.generator, settings.starts)
+        n = min(len(crops), args.batch or suggested_pictures_per_batch(pack.model.generator,
+                                                                       settings.starts))
         for first in range(0, len(crops), n):
             names = [Path(p).name for p in args.images[first:first + n]]
             label = f"{first + 1}-{first + len(names)} of {len(crops)}"
@@ -218,17 +219,29 @@ def run(args: argparse.Namespace) -> int:
         if args.json_path:
             atomic_write_text(args.json_path, json.dumps(
                 {"settings": settings.to_dict(), "images": rows}, indent=2))
+    except InversionDivergedError as e:
+        print(f"atelier invert: {e}; try a lower --lr than {args.lr:g}", file=sys.stderr)
+        return 1
     except (AtelierError, ImageLoadError, ValueError, OSError) as e:
         print(f"atelier invert: {e}", file=sys.stderr)
         return 1
-    except (torch.OutOfMemoryError, MemoryError):
-        print("atelier invert: out of memory; invert fewer pictures at once with a smaller "
-              "--batch (down to --batch 1)", file=sys.stderr)
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        print(f"atelier invert: out of memory; {_memory_advice(n)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; pictures already written are complete", file=sys.stderr)
         return 130
     return 0
+
+
+def _memory_advice(batch: int) -> str:
+    if batch > 1:
+        return f"invert fewer pictures at once (--batch {batch // 2})"
+    if batch == 1:
+        return "even one picture at a time does not fit: try fewer --starts or --candidates"
+    return "the pictures or the models do not fit in this machine's memory"
 
 
 def _save_npy(path: Path, inv: InvertedImage, gen, overwrite: bool) -> None:

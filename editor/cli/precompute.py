@@ -20,6 +20,7 @@ from editor.core.errors import AtelierError
 from editor.core.paths import unwritable_reason
 
 from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
+from .failures import failure_line
 
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
@@ -224,8 +225,6 @@ def demo_sampler(loaded, device: torch.device) -> tuple[gd.WSampler | None, str 
 
 
 def cmd_precompute(args: argparse.Namespace) -> int:
-    import torch
-
     from editor.engine.packs import default_relevance_config
     from editor.methods import global_directions as gd
     from editor.methods import precompute as pc
@@ -269,8 +268,8 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted; {kept}. Run the same command again to resume.",
               file=sys.stderr)
         return 130
-    except (AtelierError, ValueError, OSError, MemoryError, torch.OutOfMemoryError) as e:
-        return _error(str(e) or type(e).__name__)
+    except (AtelierError, ValueError, OSError, MemoryError, RuntimeError) as e:
+        return _error(failure_line(e))
     assert data is not None
     if data.save_error:
         return _error(f"the pack was computed but not kept: {data.save_error}")

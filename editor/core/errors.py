@@ -44,5 +44,21 @@ class DirectionsFileError(AtelierError):
     S_mean_std) could not be read, or does not fit the generator and CLIP it is meant for."""
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """An allocation failure: MemoryError, torch's OutOfMemoryError (a GPU), or the plain
+    RuntimeError torch's CPU allocator raises."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text
+                                            or "out of memory" in text)
+
+
+def out_of_memory_text(e: BaseException) -> str:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return "out of memory" + (f": {first}" if first else "")
+
+
 class InversionDivergedError(AtelierError):
-    """An inversion's optimisation went to infinite or NaN values (too high a learning rate)."""
+    """An inversion's optimisation went to infinite or NaN values (too high a learning rate,
+    or a generator that draws them)."""

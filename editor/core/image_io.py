@@ -471,11 +471,12 @@ def _describe_decode_error(e: BaseException) -> str:
     text = _one_line(e)
     if "truncated" in text.lower():
         return f"the file is truncated ({text})"
-    if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:
-        # Pillow's guard against text-chunk bombs: the pixels may be fine, the metadata is not read
-        return (f"its metadata text is larger than the {PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB "
-                f"per chunk this program reads safely; save the picture again without its "
-                f"metadata ({text})")
+    # Pillow's guards against text-chunk bombs: the pixels may be fine, the metadata is not
+    for name, size, where in (("MAX_TEXT_CHUNK", PngImagePlugin.MAX_TEXT_CHUNK, "in one chunk"),
+                              ("MAX_TEXT_MEMORY", PngImagePlugin.MAX_TEXT_MEMORY, "in all")):
+        if name in text:
+            return (f"its metadata text is larger than the {size // 2**20} MB {where} this "
+                    f"program reads safely; save the picture again without its metadata ({text})")
     return f"the file is corrupt or unreadable ({type(e).__name__}: {text})"
 
 

@@ -16,7 +16,7 @@ discovery_job(pack, root=DEMO_DIRECTIONS) in about 20 s on one CPU thread).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,21 +128,23 @@ def demo_concept(word: str) -> str | None:
 def label_setup(pack: OpenPack, extra_words: Sequence[str] = ()) -> dc.LabelSetup:
     if pack.clip is None:
         raise ValueError("discovery needs a CLIP model")
-    tok = pack.clip.tokenizer
-    if pack.is_demo:
-        return dc.LabelSetup(demo_vocabulary(extra_words), dc.tokens_in_texts(tok, _demo_texts()),
+    if pack.is_demo:  # the demo's generator may be opened with another CLIP too
+        return dc.LabelSetup(demo_vocabulary(extra_words),
+                             _mixture_tokens(pack, lambda t: dc.tokens_in_texts(t, _demo_texts())),
                              demo_concept)
-    return dc.LabelSetup(dc.general_vocabulary(extra_words), _mixture_tokens(pack))
+    return dc.LabelSetup(dc.general_vocabulary(extra_words),
+                         _mixture_tokens(pack, dc.whole_word_tokens))
 
 
-def _mixture_tokens(pack: OpenPack) -> dc.TokenSet | None:
+def _mixture_tokens(pack: OpenPack, tokens_of: Callable[[object], dc.TokenSet]
+                    ) -> dc.TokenSet | None:
     """The tokens the mixture may use, or None (zero-shot labels only) where it cannot
     run: a tokenizer without a BPE table, or a CLIP whose text tower it cannot drive."""
     assert pack.clip is not None
     if not dc.supports_token_mixture(pack.clip.model):
         return None
     try:
-        return dc.whole_word_tokens(pack.clip.tokenizer)
+        return tokens_of(pack.clip.tokenizer)
     except TypeError:
         return None
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, is_out_of_memory, out_of_memory_text
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled
 
@@ -118,8 +118,8 @@ class Job:
 
 def error_message(e: BaseException) -> str:
     """One line for the user: our own errors speak for themselves; others name their type."""
-    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
-        return "out of memory" + (f": {str(e).splitlines()[0]}" if str(e).strip() else "")
+    if is_out_of_memory(e):
+        return out_of_memory_text(e)
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     if isinstance(e, AtelierError) and text:
         return text

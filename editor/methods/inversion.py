@@ -434,8 +434,9 @@ def _refuse_divergence(loss: torch.Tensor, latents: torch.Tensor) -> None:
     """Too high a learning rate sends the latents to inf or NaN: a clear error, rather than
     NaN pictures and latents no recipe can hold."""
     if not (torch.isfinite(loss).all() and torch.isfinite(latents).all()):
+        # no advice here: the window has no learning rate to lower, the CLI adds its own
         raise InversionDivergedError("the inversion diverged (its loss became infinite or "
-                                     "NaN); lower the learning rate")
+                                     "NaN)")
 
 
 @torch.no_grad()

@@ -43,6 +43,6 @@ def run_app(paths: list[str] | None = None) -> int:
 
     window = MainWindow(open_last_model=not paths)
     for path in paths or []:
-        window.open_generator(path)
+        window.open_at_start(path)
     window.show()
     return app.exec()

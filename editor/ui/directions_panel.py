@@ -74,7 +74,9 @@ class DirectionsPanel(QWidget):
                                     Qt.ItemDataRole.ToolTipRole)
         self.method.setToolTip("How a direction found in CLIP space is applied to the "
                                "generator")
-        self.method.currentIndexChanged.connect(
+        # activated: every pick of the user's, also of the transfer a fallback shows already
+        # (which changes no index, and must still become their choice)
+        self.method.activated.connect(
             lambda _i: self.method_changed.emit(self.method.currentData()))
         self.note = QLabel()  # why the transfer shown is not the one chosen
         self.note.setWordWrap(True)
@@ -118,6 +120,7 @@ class DirectionsPanel(QWidget):
     def set_method(self, key: str) -> None:
         """Show another transfer's entries (as if the user picked it)."""
         self.method.setCurrentIndex(self._index(key))
+        self.method_changed.emit(key)
 
     def show_method(self, key: str, note: str = "") -> None:
         """Show that `key`'s entries are listed, without emitting method_changed (it is not

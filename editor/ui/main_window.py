@@ -997,7 +997,8 @@ class MainWindow(QMainWindow):
         chosen = Path(path)
         if not chosen.name.lower().endswith(".json"):
             # only a .json is opened as a session (recent files, a drop, the command line)
-            chosen = chosen.with_name(chosen.name + SESSION_SUFFIX)
+            stem = chosen.name.removesuffix(".atelier")  # "portrait.atelier" is half typed
+            chosen = chosen.with_name(stem + SESSION_SUFFIX)
             if chosen.exists() and not confirm_overwrite(self, [chosen]):
                 return False
         return self._write_session(chosen)
@@ -1094,14 +1095,20 @@ class MainWindow(QMainWindow):
         if open_last_model:
             self._open_last_model(settings_values.text(s, "model/last_path"))
 
+    def open_at_start(self, path: str) -> None:
+        """A generator to start on (the last one, or one named on the command line), with
+        the demo pack to fall back on if it does not open."""
+        self.open_generator(path)
+        demo = default_generator_path()
+        if demo is not None and Path(path).resolve() != demo.resolve():
+            self._fallback_generator = demo
+
     def _open_last_model(self, last: str) -> None:
         """The model the user worked on last, or the demo pack when it is gone (or was the
         demo); the demo pack also when the last one no longer opens."""
         demo = default_generator_path()
         if last and Path(last).is_file():
-            self.open_generator(last)
-            self._fallback_generator = demo if demo is not None and \
-                Path(last).resolve() != demo.resolve() else None
+            self.open_at_start(last)
         elif demo is not None:
             self.open_generator(str(demo))
         else:
