@@ -42,3 +42,25 @@ def test_gated_scores_keep_channels_whose_relevance_and_covariation_agree():
     corr = torch.tensor([0.8, -0.8, -0.5, 0.5, 0.0])
     torch.testing.assert_close(gated_scores(r, corr),
                                torch.tensor([0.4, 0.0, -0.2, 0.0, 0.0]))
+
+
+def test_the_covariation_samples_as_many_per_call_as_the_generator_allows(monkeypatch,
+                                                                           tmp_path):
+    # 64 images per call at any resolution: about 33 GB at 1024 px, inside a precompute
+    from editor.methods import global_directions as gd
+    from editor.methods import precompute as pc
+    from tests.conftest import make_tiny_clip, make_tiny_generator
+
+    gen, clip = make_tiny_generator(resolution=8, channel_max=16), make_tiny_clip()
+    calls = []
+    synthesize = gen.synthesize
+    monkeypatch.setattr(gen, "synthesize", lambda s, **k: calls.append(1) or synthesize(s, **k))
+    monkeypatch.setattr(gd, "suggested_batch_size", lambda g: 7)
+    entry = pc.covariation_cache("g", "c", 20, 1.0, root=tmp_path)
+    *_, cov = pc.covariation_job(gen, clip, entry, n_samples=20)
+    assert len(calls) == 3 and cov.n_samples == 20  # 7 + 7 + 6
+    monkeypatch.setattr(gd, "suggested_batch_size", lambda g: 20)  # the same, at any batch
+    *_, again = pc.covariation_job(gen, clip, pc.covariation_cache("g", "c", 20, 1.0,
+                                                                   root=tmp_path / "b"),
+                                   n_samples=20)
+    torch.testing.assert_close(again.cross, cov.cross, rtol=1e-4, atol=1e-6)

@@ -24,6 +24,7 @@ import torch
 
 from editor.core.generator import Generator
 
+from . import global_directions as gd
 from .global_directions import ImageTextEncoder, Progress, Relevance, WSampler, channel_scores
 
 
@@ -95,9 +96,12 @@ def sample_w(gen: Generator, seeds: torch.Tensor, psi: float,
 
 
 def iter_samples(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int, psi: float,
-                 sampler: WSampler | None, batch_size: int = 64
+                 sampler: WSampler | None, batch_size: int | None = None
                  ) -> Iterator[Progress | Samples]:
-    """n images from seeds seed_base.. : Progress per batch, then their w and embeddings."""
+    """n images from seeds seed_base.. : Progress per batch, then their w and embeddings.
+    Without a batch size, as many per call as the generator's resolution allows (64 at
+    any size needed about 33 GB at 1024 px)."""
+    batch_size = batch_size or gd.suggested_batch_size(gen)
     ws, embs = [], []
     done = 0
     while done < n:

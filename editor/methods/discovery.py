@@ -261,9 +261,8 @@ class Discovery:
 def iter_samples(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
                  sampler: WSampler | None) -> Iterator[Progress | Samples]:
     """The images discovery samples (covariation.iter_samples at its own seeds)."""
-    batch = config.batch_size or gd.suggested_batch_size(gen)
     yield from sample_images(gen, clip, config.n_samples, SEED_BASE + 100_003 * config.seed,
-                             config.psi, sampler, batch)
+                             config.psi, sampler, config.batch_size)
 
 
 def check_varies(embeddings: torch.Tensor) -> None:
