@@ -830,3 +830,21 @@ def test_cli_precompute_reads_a_finished_pack_from_a_place_it_cannot_write(tmp_p
                         lambda folder: "Read-only file system")
     assert _cli_precompute(tmp_path) == 0
     assert "pack ready (from the cache)" in capsys.readouterr().out
+
+
+def test_relevance_renders_as_many_per_call_as_the_generator_allows(gen, clip, stats,
+                                                                    monkeypatch):
+    # The window and `atelier edit` precompute with RelevanceConfig(): 64 renders per call
+    # at any size, about 33 GB at 1024 px (only `atelier precompute` chose a smaller batch).
+    seen = []
+    sums = gd._unit_difference_sums
+
+    def spy(*args):
+        seen.append(args[-1])
+        return sums(*args)
+
+    monkeypatch.setattr(gd, "_unit_difference_sums", spy)
+    monkeypatch.setattr(gd, "suggested_batch_size", lambda g: 3)
+    run_job(gd.compute_relevance(gen, clip, stats, gd.RelevanceConfig(n_images=2,
+                                                                      layers=("convs.2",))))
+    assert seen and set(seen) == {3}

@@ -211,7 +211,9 @@ class RelevanceConfig:
     n_images: int = 100  # base codes (official: 100)
     k_sigma: float = 5.0  # perturbation size in standard deviations (official: 5)
     layers: tuple[str, ...] | None = None  # style layer names; None = every non-toRGB layer
-    batch_size: int = 64  # renders per generator call (speed and memory only)
+    # renders per generator call (speed and memory only); None: as many as the generator's
+    # resolution allows (64 at any size needed about 33 GB at 1024 px)
+    batch_size: int | None = None
     seed: int = 0
     psi: float = OFFICIAL_PSI  # truncation of the base images and of the style statistics
     state_budget_mb: int = 1024  # memory for the reused pre-layer states (speed only)
@@ -220,7 +222,7 @@ class RelevanceConfig:
         # a NaN or zero k would write a pack of NaN or zero vectors and call it finished
         if not (math.isfinite(self.k_sigma) and self.k_sigma > 0):
             raise ValueError(f"k_sigma must be a finite number above 0, got {self.k_sigma}")
-        if self.n_images < 1 or self.batch_size < 1:
+        if self.n_images < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise ValueError("n_images and batch_size must be at least 1")
         if not 0 <= self.seed <= 2**62:  # offset within int64 when sampling
             raise ValueError(f"seed must be from 0 to 2**62, got {self.seed}")
@@ -415,6 +417,7 @@ def _layer_job(
     n_ch = codes.specs[layer].channels
     offset = flat_offsets(codes.specs)[layer]
     chunk = _image_chunk(gen, codes, layer, config.state_budget_mb)
+    batch_size = config.batch_size or suggested_batch_size(gen)
     cur = _resume_point(state, layer, chunk, n_ch)
     images_done = cur.images_done if cur else 0
     channels_done = cur.channels_done if cur else 0
@@ -422,12 +425,12 @@ def _layer_job(
     for img_start in range(images_done, n, chunk):
         sub = _slice_code(codes, slice(img_start, min(img_start + chunk, n)))
         before = state_before(gen, sub, layer)
-        per = _channels_per_step(sub.batch_size, config.batch_size)
+        per = _channels_per_step(sub.batch_size, batch_size)
         for start in range(channels_done, n_ch, per):
             chans = torch.arange(start, min(start + per, n_ch))
             low, high = _perturbation(stats, offset + chans, config.k_sigma)
             sums = _unit_difference_sums(gen, clip, sub, before, layer, chans, low, high,
-                                         config.batch_size)
+                                         batch_size)
             acc = torch.zeros(n_ch, sums.shape[1]) if acc is None else acc
             acc = acc.index_add(0, chans, sums)  # out of place: the saved state stays whole
             last = start + len(chans) == n_ch
