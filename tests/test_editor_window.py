@@ -1946,3 +1946,25 @@ def test_an_inverted_picture_is_drawn_with_the_noise_it_was_fitted_with(window, 
         window.open_paths([str(picture)])
     session = window.document.state.session
     assert session.source.kind == "wplus" and session.noise_mode == "const"
+
+
+def test_a_pack_chosen_from_the_models_menu_opens_with_the_clip_it_was_used_with(
+        window, qtbot, models, tmp_path, monkeypatch):
+    # The menu always passed the reference CLIP: a pack precomputed with another CLIP
+    # came back without its directions and offered the precompute again.
+    from editor.core import zoo
+
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
+
+    gen, clip, _ = models
+    installed = zoo.import_file(gen, name="mine")
+    window.open_generator(str(installed.path), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: window.pack.model.path == str(installed.path), timeout=20_000)
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=9),
+                           tmp_path / "other.safetensors")
+    window.open_generator(str(other))
+    qtbot.waitUntil(lambda: window.pack.model.path == str(other), timeout=20_000)
+    window.models_menu.rebuild()
+    next(a for a in window.models_menu.actions() if a.text().endswith(" mine")).trigger()
+    qtbot.waitUntil(lambda: window.pack.model.path == str(installed.path), timeout=20_000)
+    assert window.pack.clip is not None and window.pack.clip_source.path == str(clip)

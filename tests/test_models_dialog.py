@@ -265,7 +265,7 @@ def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_ge
     with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS) as blocker:
         next(a for a in menu.actions() if a.text() == "&2 tiny-gen").trigger()
     assert Path(blocker.args[0]).name == "tiny-gen.safetensors"
-    assert blocker.args[1] == OPEN_CLIP_FALLBACK[1]
+    assert blocker.args[1] is None  # the window's: the CLIP the pack was last used with
 
     dialog = menu.open_dialog()
     assert dialog.isVisible() and dialog.selected_key() == DEMO_KEY  # the pack in use

@@ -15,7 +15,7 @@ from editor.core.errors import AtelierError
 from editor.engine.jobs import JobRunner
 
 from .keys import menu_text
-from .models_dialog import ModelsDialog, clip_choices, demo_choice, installed_generators
+from .models_dialog import ModelsDialog, demo_choice, installed_generators
 
 
 class ModelsMenu(QMenu):
@@ -46,9 +46,8 @@ class ModelsMenu(QMenu):
             self._add_pack(menu_text("Demo pack (toy faces)", next(numbers)), *demo)
         try:
             generators = installed_generators()
-            clip = clip_choices()[0][1]  # the reference CLIP when it is installed
         except AtelierError as e:
-            generators, clip = [], None
+            generators = []
             self.addAction(menu_text(f"(model list unreadable: {e})")).setEnabled(False)
         if problem := zoo.registry_entries()[1]:  # the built-in and installed ones still show
             registry = zoo.user_registry_path()
@@ -57,8 +56,8 @@ class ModelsMenu(QMenu):
             note.setToolTip(problem)
         if generators:
             self.addSeparator()
-        for model in generators:
-            self._add_pack(menu_text(model.name, next(numbers)), str(model.path), clip)
+        for model in generators:  # each with the CLIP it was last used with (the window's)
+            self._add_pack(menu_text(model.name, next(numbers)), str(model.path), None)
         self.addSeparator()
         if self._dialog_action is not None:
             self.addAction(self._dialog_action)
