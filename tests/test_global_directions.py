@@ -848,3 +848,19 @@ def test_relevance_renders_as_many_per_call_as_the_generator_allows(gen, clip, s
     run_job(gd.compute_relevance(gen, clip, stats, gd.RelevanceConfig(n_images=2,
                                                                       layers=("convs.2",))))
     assert seen and set(seen) == {3}
+
+
+def test_a_relevance_step_is_one_generator_call_so_cancel_comes_soon(gen, clip, stats,
+                                                                     monkeypatch):
+    # One channel over every image (both signs) was a step: 200 renders at 100 images,
+    # minutes on a CPU at 256 px before a cancel was seen (and quitting then crashed).
+    encoded = []
+    encode = clip.encode_images
+    monkeypatch.setattr(clip, "encode_images",
+                        lambda img, **k: encoded.append(len(img)) or encode(img, **k))
+    cfg = gd.RelevanceConfig(n_images=6, batch_size=4, layers=("convs.2",))
+    job = gd.compute_relevance(gen, clip, stats, cfg)
+    next(job)  # "starting"
+    step = next(job)
+    assert isinstance(step, gd.Progress) and step.done == 2  # one channel x two images
+    assert encoded == [4]  # both signs of each: one call of the batch size

@@ -416,8 +416,11 @@ def _layer_job(
     n = codes.batch_size
     n_ch = codes.specs[layer].channels
     offset = flat_offsets(codes.specs)[layer]
-    chunk = _image_chunk(gen, codes, layer, config.state_budget_mb)
     batch_size = config.batch_size or suggested_batch_size(gen)
+    # A step (a channel over a chunk of images, both signs) is then one generator call:
+    # over 100 images it was 200 renders, minutes on a CPU before cancel was seen.
+    chunk = min(_image_chunk(gen, codes, layer, config.state_budget_mb),
+                max(1, batch_size // 2))
     cur = _resume_point(state, layer, chunk, n_ch)
     images_done = cur.images_done if cur else 0
     channels_done = cur.channels_done if cur else 0
