@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .paths import atomic_path, cache_dir
+from .tensor_files import save_tensors
 
 
 def cache_key(*parts: object) -> str:
@@ -60,14 +61,12 @@ class TensorCache:
         return tensors, info
 
     def _write(self, path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
-        from safetensors.torch import save_file
-
         meta = {"kind": self.kind, "version": str(self.version),
                 "key_parts": json.dumps(self.key_parts, sort_keys=True, default=str),
                 "info": json.dumps(info, default=str)}
         data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         with atomic_path(path) as tmp:
-            save_file(data, str(tmp), metadata=meta)
+            save_tensors(data, tmp, metadata=meta)
 
     def load(self) -> tuple[dict[str, torch.Tensor], dict] | None:
         return self._read(self.path)

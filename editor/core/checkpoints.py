@@ -29,6 +29,7 @@ from .errors import CheckpointError, IncompatibleModelError
 from .generator import Generator, GeneratorConfig, state_shapes
 from .hashing import state_dict_hash
 from .paths import atomic_path
+from .tensor_files import save_tensors
 
 FORMAT_NAME = "latent-atelier-generator"
 FORMAT_VERSION = 1
@@ -237,8 +238,6 @@ def load_rosinality(path: Path) -> LoadedGenerator:
 def save_generator(gen: Generator, path: str | os.PathLike, half: bool = False,
                    metadata: dict | None = None) -> Path:
     """Write our safetensors format atomically: weights (+ w_avg), config JSON in metadata."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     dtype = torch.float16 if half else torch.float32
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in gen.state_dict().items()}
@@ -250,7 +249,7 @@ def save_generator(gen: Generator, path: str | os.PathLike, half: bool = False,
         "user": json.dumps(metadata or {}),
     }
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        save_tensors(tensors, tmp, metadata=meta)
     return path
 
 

@@ -43,6 +43,7 @@ from .errors import ClipError
 from .hashing import state_dict_hash
 from .paths import atomic_path
 from .prompt_templates import IMAGENET_TEMPLATES
+from .tensor_files import save_tensors
 
 FORMAT_NAME = "latent-atelier-clip"
 FORMAT_VERSION = 1
@@ -601,8 +602,6 @@ class ClipModel:
         atomically. Only models built from a config or an open_clip architecture whose
         config is plain data round-trip through `load`. half stores floats as fp16 (they
         are loaded back into the fp32 model)."""
-        from safetensors.torch import save_file
-
         meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "name": self._name,
                 "config": json.dumps(self._model_cfg, sort_keys=True),
                 "preprocess": json.dumps(self._preprocess.to_dict(), sort_keys=True)}
@@ -611,7 +610,7 @@ class ClipModel:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         path = Path(path)
         with atomic_path(path) as tmp:
-            save_file(state, str(tmp), metadata=meta)
+            save_tensors(state, tmp, metadata=meta)
         return path
 
     # ----------------------------------------------------------------- identity

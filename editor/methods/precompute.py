@@ -180,16 +180,18 @@ def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dic
 
 
 def try_save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
-                     what: str, partial: bool = False) -> str | None:
+                     what: str, partial: bool = False, warn: bool = True) -> str | None:
     """save_checked, but a failure to write (disk full, a read-only cache) comes back as a
     message for the user instead of an exception: what was computed is still good for
-    this session, and minutes of work must not be thrown away for want of a cache."""
+    this session, and minutes of work must not be thrown away for want of a cache.
+    `warn`: also log it (a caller retrying every few seconds logs the first only)."""
     try:
         save_checked(entry, tensors, info, partial)
     except OSError as e:
         message = (f"the {what} could not be saved to the cache ({e.strerror or e}); it is "
                    "used now but will be computed again next time")
-        log.warning("%s", message)
+        if warn:
+            log.warning("%s", message)
         return message
     return None
 
@@ -373,8 +375,10 @@ class _PartialWriter:
         tensors, info = _partial_tensors(self.state, self.gen)
         # A failed save does not stop the job (it is only for resuming); it is tried again
         # at the next finished layer or after `every_s`, as a successful one would be.
+        # a full disk stays full: its warning once, not at every save of a long run
         self.error = try_save_checked(self.entry, tensors, {**self.info, **info},
-                                      "progress so far", partial=True)
+                                      "progress so far", partial=True,
+                                      warn=self.error is None)
         self.saved_done, self.saved_current = done, current
         self.t_saved = time.monotonic()
         return self.error is None

@@ -1,0 +1,52 @@
+"""Writing tensors as a safetensors file, with a failed write reported as an OSError.
+
+safetensors reports a write that the system refused (a full disk, a quota) as a
+SafetensorError, which is not an OSError: the code that goes on without a file it could not
+write (a cache entry is used for the session and computed again next time) catches OSError,
+and a full disk crashed it instead. `save_tensors` raises those failures as the OSError
+they are (errno ENOSPC for a full disk, else EIO), with safetensors' own words.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+_IO_ERROR = "I/O error: "  # how safetensors words a failure of the system's write
+_OS_ERROR_CODE = re.compile(r"\s*\(os error -?\d+\)\s*$")  # Rust's "(os error 28)"
+# The system's words for a full disk: POSIX (ENOSPC), Windows (ERROR_DISK_FULL and
+# ERROR_HANDLE_DISK_FULL).
+_NO_SPACE = ("no space left", "not enough space", "disk is full")
+
+
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
+                 metadata: dict[str, str] | None = None) -> None:
+    """safetensors.torch.save_file, but a write the system refused raises OSError. Other
+    errors (tensors safetensors cannot store) pass unchanged. Not atomic by itself: write
+    into `paths.atomic_path`'s temporary file, which is removed when this raises."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(dict(tensors), os.fspath(path), metadata=metadata)
+    except SafetensorError as e:
+        error = _as_os_error(str(e))
+        if error is None:
+            raise
+        raise error from e
+
+
+def _as_os_error(message: str) -> OSError | None:
+    """The OSError a safetensors I/O failure stands for, or None for any other failure."""
+    _, found, detail = message.partition(_IO_ERROR)
+    if not found:
+        return None
+    detail = _OS_ERROR_CODE.sub("", detail).strip() or message
+    full = any(words in detail.lower() for words in _NO_SPACE)
+    return OSError(errno.ENOSPC if full else errno.EIO, detail)
