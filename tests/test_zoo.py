@@ -799,6 +799,28 @@ def test_import_unknown_file_keeps_its_name_unverified(tmp_path):
     assert [m.name for m in zoo.installed()] == ["my-model"]
 
 
+def test_an_import_whose_index_cannot_be_written_leaves_no_unlisted_copy(
+        tmp_path, monkeypatch, capsys):
+    # A full disk after the copy: `models import` ended in a traceback, and the copy
+    # stayed in the model cache, listed nowhere.
+    import errno
+
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_generator
+
+    src = save_generator(make_tiny_generator(), tmp_path / "My Model.safetensors")
+
+    def full(_models):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zoo, "_write_index", full)
+    assert _run(["models", "import", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot record my-model in the model index (No space left on device)" in err
+    assert "Traceback" not in err and zoo.installed() == []
+    assert not (zoo.models_dir() / "my-model").exists()
+
+
 def test_import_matches_hashless_entry_by_file_name(tmp_path):
     src = tmp_path / "stylegan2-ffhq-config-f.pt"
     src.write_bytes(b"pretend rosinality checkpoint")

@@ -1249,7 +1249,8 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     kind = _identified_kind(src, entry, identify)
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
-    if not same_file and not (dest.is_file() and file_sha256(dest) == sha):
+    copied = not same_file and not (dest.is_file() and file_sha256(dest) == sha)
+    if copied:
         try:
             _copy_hashing(src, dest, sha)
         except OSError as e:
@@ -1259,7 +1260,15 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         verified=entry is not None and entry.sha256 == sha,
         entry=entry.name if entry else None, kind=entry.kind if entry else kind,
         format=entry.format if entry else None, source=str(src.resolve()), added=_now())
-    _record(model)
+    try:
+        _record(model)
+    except OSError as e:  # a full disk: no unlisted copy is left behind
+        if copied:
+            dest.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # its folder too, when it was made for it
+                dest.parent.rmdir()
+        raise ZooImportError(f"cannot record {key} in the model index "
+                             f"({e.strerror or e}); nothing was imported") from e
     return model
 
 
