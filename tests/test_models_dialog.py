@@ -131,6 +131,47 @@ def test_an_imported_generator_is_listed_and_usable(qtbot, dialog, warnings,
     assert clip_spec == OPEN_CLIP_FALLBACK[1]
 
 
+@pytest.mark.parametrize("cancelled", ["while reading", "after recording"])
+def test_a_cancelled_import_says_what_it_did(qtbot, dialog, warnings, tiny_generator_file,
+                                             monkeypatch, cancelled):
+    # Import never looked at its cancel: the panel said "cancelled" and the model was
+    # installed all the same.
+    import threading
+
+    import editor.ui.models_dialog as md
+
+    reading, go_on = threading.Event(), threading.Event()
+    identify = md.identify_model_file
+
+    def slow_identify(path):  # reading a large checkpoint takes seconds
+        reading.set()
+        go_on.wait(TIMEOUT_MS / 1000)
+        return identify(path)
+
+    record = zoo._record
+    job_holder = []
+
+    def record_then_cancel(model):  # the user's cancel, just too late
+        record(model)
+        job_holder[0].cancel()
+
+    monkeypatch.setattr(md, "identify_model_file", slow_identify)
+    monkeypatch.setattr(zoo, "_record", record_then_cancel)
+    runner = dialog.runner
+    signal = runner.job_cancelled if cancelled == "while reading" else runner.job_finished
+    with qtbot.waitSignal(signal, timeout=TIMEOUT_MS):
+        job_holder.append(dialog.import_file(str(tiny_generator_file)))
+        assert reading.wait(TIMEOUT_MS / 1000)
+        if cancelled == "while reading":
+            job_holder[0].cancel()
+        go_on.set()
+    installed = [m.name for m in zoo.installed()]
+    assert installed == ([] if cancelled == "while reading" else ["tiny-gen"])
+    if cancelled == "while reading":
+        assert not any(zoo.models_dir().glob("tiny-gen*"))
+    assert not warnings
+
+
 class FakeDownload:
     """Stands in for zoo.download: reports bytes like the real one until released or
     cancelled; on success records a file as the entry, as the real one does."""

@@ -100,6 +100,10 @@ class ZooImportError(ZooDownloadError):
     """A local file could not be imported into the model cache."""
 
 
+class ImportCancelled(ZooImportError):
+    """The caller cancelled an import before it was recorded: nothing was installed."""
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     """One known pretrained file."""
@@ -1196,7 +1200,8 @@ def _copy_hashing(src: Path, dest: Path, expected_sha: str) -> None:
 
 
 def import_file(path: str | os.PathLike, name: str | None = None,
-                identify: Callable[[Path], Any] | None = None) -> InstalledModel:
+                identify: Callable[[Path], Any] | None = None,
+                cancel: CancelToken = None) -> InstalledModel:
     """Copy a local file into the model cache and record it.
 
     A file whose sha256 matches a registry entry is recorded as that entry (verified).
@@ -1207,7 +1212,10 @@ def import_file(path: str | os.PathLike, name: str | None = None,
 
     `identify(path)` (model_files.identify_model_file in the app) reads the file first and
     returns what it is (`.kind`, `.resolution`) or raises: a file that is not a model, or
-    not the model its registry entry describes, is refused before anything is copied."""
+    not the model its registry entry describes, is refused before anything is copied.
+
+    `cancel` is looked at between the steps (hashing, reading, copying a large file take
+    seconds each); once the model is recorded it is installed, whatever comes after."""
     src = Path(path).expanduser()
     if src.is_dir():
         raise ZooImportError(f"cannot import {src}: it is a folder, not a model file")
@@ -1246,7 +1254,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         if held is not None and held.sha256 != sha:
             raise ZooImportError(f"a different model is already installed as '{key}'; "
                                  "choose another name")
+    _stop_if_cancelled(cancel, src)
     kind = _identified_kind(src, entry, identify)
+    _stop_if_cancelled(cancel, src)
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
     copied = not same_file and not (dest.is_file() and file_sha256(dest) == sha)
@@ -1255,6 +1265,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
             _copy_hashing(src, dest, sha)
         except OSError as e:
             raise ZooImportError(f"cannot copy {src} to {dest}: {e.strerror or e}") from e
+        if _is_cancelled(cancel):  # the last moment before it is installed
+            _remove_copy(dest)
+            _stop_if_cancelled(cancel, src)
     model = InstalledModel(
         name=key, path=dest, sha256=sha, size=size,
         verified=entry is not None and entry.sha256 == sha,
@@ -1264,16 +1277,27 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         _record(model)
     except OSError as e:  # a full disk: no unlisted copy is left behind
         if copied:
-            dest.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # its folder too, when it was made for it
-                dest.parent.rmdir()
+            _remove_copy(dest)
         raise ZooImportError(f"cannot record {key} in the model index "
                              f"({e.strerror or e}); nothing was imported") from e
     return model
 
 
+def _stop_if_cancelled(cancel: CancelToken, src: Path) -> None:
+    if _is_cancelled(cancel):
+        raise ImportCancelled(f"import of {src.name} cancelled; nothing was installed")
+
+
+def _remove_copy(dest: Path) -> None:
+    """An import's copy that will not be recorded, and its folder when it was made for it."""
+    dest.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        dest.parent.rmdir()
+
+
 __all__ = [
-    "DownloadCancelled", "InstalledModel", "UnknownModelError", "ZooDownloadError",
+    "DownloadCancelled", "ImportCancelled", "InstalledModel", "UnknownModelError",
+    "ZooDownloadError",
     "ZooEntry", "ZooImportError", "ZooRegistryError", "download", "file_sha256",
     "get_entry", "import_file", "registry_entries", "installed", "installed_model", "list_entries",
     "load_registry_file", "models_dir", "parse_registry", "part_path", "target_path",

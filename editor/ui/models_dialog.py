@@ -119,7 +119,9 @@ def download_job(entry: zoo.ZooEntry):
 def import_job(path: Path):
     def run(token: JobToken) -> zoo.InstalledModel:
         # read first: a file the editor cannot open is never copied or listed
-        return zoo.import_file(path, identify=identify_model_file)
+        model = zoo.import_file(path, identify=identify_model_file, cancel=token)
+        token.clear()  # recorded: installed, so the job is done, not cancelled
+        return model
 
     return run
 
