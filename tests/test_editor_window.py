@@ -1968,3 +1968,17 @@ def test_a_pack_chosen_from_the_models_menu_opens_with_the_clip_it_was_used_with
     next(a for a in window.models_menu.actions() if a.text().endswith(" mine")).trigger()
     qtbot.waitUntil(lambda: window.pack.model.path == str(installed.path), timeout=20_000)
     assert window.pack.clip is not None and window.pack.clip_source.path == str(clip)
+
+
+def test_a_remembered_clip_whose_file_was_deleted_is_not_used(window, qtbot, models, tmp_path):
+    # It opened the pack without text edits ("the CLIP model file ... is missing"), where
+    # the default CLIP would have done.
+    from editor.ui.main_window import REMEMBERED_CLIPS, remembered_clip
+
+    gen, clip, _ = models
+    gone = tmp_path / "gone-clip.safetensors"
+    gone.write_bytes(clip.read_bytes())
+    REMEMBERED_CLIPS.put(str(gen), {"path": str(gone), "arch": None, "tag": None})
+    assert remembered_clip(str(gen)) == ClipSource(path=str(gone))
+    gone.unlink()
+    assert remembered_clip(str(gen)) is None

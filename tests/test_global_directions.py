@@ -864,3 +864,24 @@ def test_a_relevance_step_is_one_generator_call_so_cancel_comes_soon(gen, clip, 
     step = next(job)
     assert isinstance(step, gd.Progress) and step.done == 2  # one channel x two images
     assert encoded == [4]  # both signs of each: one call of the batch size
+
+
+def test_a_partial_saved_with_another_image_chunk_resumes_as_saved(gen, clip, stats):
+    # The image chunk follows the batch size: a partial saved with another one (an older
+    # version, or --batch-size) restarted its layer while the progress still counted the
+    # saved work, and ran past 100 % with a negative time left.
+    layers = ("convs.2",)
+    state = gd.RelevanceState()
+    first = gd.compute_relevance(gen, clip, stats,
+                                 gd.RelevanceConfig(n_images=6, batch_size=64, layers=layers),
+                                 state=state)
+    next(p for p in first if isinstance(p, gd.Progress) and p.done > 0)
+    assert state.current is not None and state.current.image_chunk == 6
+    progress, rel = run_job(gd.compute_relevance(
+        gen, clip, stats, gd.RelevanceConfig(n_images=6, batch_size=8, layers=layers),
+        state=state))
+    assert progress[-1].done == progress[-1].total and progress[-1].fraction == 1.0
+    assert all(p.eta_s is None or p.eta_s >= 0 for p in progress)
+    whole = run_job(gd.compute_relevance(gen, clip, stats, gd.RelevanceConfig(
+        n_images=6, batch_size=8, layers=layers)))[1]
+    assert torch.allclose(rel.vectors, whole.vectors, atol=1e-5)

@@ -455,3 +455,22 @@ def test_cancelling_with_the_keyboard_keeps_the_focus_in_the_jobs(qtbot, runner)
     QTest.keyClick(button, Qt.Key.Key_Space)
     assert panel.isAncestorOf(QApplication.focusWidget())
     qtbot.waitUntil(lambda: not job.is_active, timeout=TIMEOUT_MS)
+
+
+def test_a_job_whose_work_is_committed_finishes_though_cancelled_after(qtbot, runner):
+    # An import recorded its model, then a cancel came: the job said "cancelled" about a
+    # model that was installed.
+    committed, cancelled = threading.Event(), threading.Event()
+
+    def installs(token):
+        token.commit()
+        committed.set()
+        assert cancelled.wait(5)
+        return "installed"
+
+    job = runner.submit("install", installs)
+    assert committed.wait(5)
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as blocker:
+        job.cancel()
+        cancelled.set()
+    assert job.state == FINISHED and blocker.args[1] == "installed"

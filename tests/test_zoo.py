@@ -821,6 +821,25 @@ def test_an_import_whose_index_cannot_be_written_leaves_no_unlisted_copy(
     assert not (zoo.models_dir() / "my-model").exists()
 
 
+def test_a_cancelled_repair_of_an_installed_model_keeps_it_listed(tmp_path):
+    # Re-importing a model whose file was damaged, cancelled after the copy: the listed
+    # model's file was deleted ("nothing was installed") and it vanished from the list.
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"weights" * 1000)
+    model = zoo.import_file(src, name="mine")
+    model.path.write_bytes(b"damaged")
+    looks = []
+
+    def cancel_after_the_copy():
+        looks.append(1)
+        return len(looks) >= 3  # the third look comes right after the copy
+
+    with pytest.raises(zoo.ImportCancelled):
+        zoo.import_file(src, name="mine", cancel=cancel_after_the_copy)
+    assert [m.name for m in zoo.installed()] == ["mine"]
+    assert model.path.read_bytes() == src.read_bytes()  # repaired, as the copy was made
+
+
 def test_import_matches_hashless_entry_by_file_name(tmp_path):
     src = tmp_path / "stylegan2-ffhq-config-f.pt"
     src.write_bytes(b"pretend rosinality checkpoint")

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     import torch
 
 _IO_ERROR = "I/O error: "  # how safetensors words a failure of the system's write
-_OS_ERROR_CODE = re.compile(r"\s*\(os error -?\d+\)\s*$")  # Rust's "(os error 28)"
+# Rust's "(os error 28)", and the temporary file safetensors names after it
+_OS_ERROR_CODE = re.compile(r"\s*\(os error (-?\d+)\)(\s+at path \".*\")?\s*$")
 # The system's words for a full disk: POSIX (ENOSPC), Windows (ERROR_DISK_FULL and
 # ERROR_HANDLE_DISK_FULL).
 _NO_SPACE = ("no space left", "not enough space", "disk is full")
@@ -47,6 +48,10 @@ def _as_os_error(message: str) -> OSError | None:
     _, found, detail = message.partition(_IO_ERROR)
     if not found:
         return None
+    code = _OS_ERROR_CODE.search(detail)
     detail = _OS_ERROR_CODE.sub("", detail).strip() or message
     full = any(words in detail.lower() for words in _NO_SPACE)
-    return OSError(errno.ENOSPC if full else errno.EIO, detail)
+    # the code is an errno on POSIX; on Windows it is a system error code, not an errno
+    posix_code = int(code.group(1)) if code and os.name == "posix" else None
+    number = errno.ENOSPC if full else posix_code or errno.EIO
+    return OSError(number, detail)

@@ -1260,13 +1260,17 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
     copied = not same_file and not (dest.is_file() and file_sha256(dest) == sha)
+    # a copy may repair a listed model's damaged file: only a file that was not there
+    # before is taken away again
+    new_file = copied and not dest.exists()
     if copied:
         try:
             _copy_hashing(src, dest, sha)
         except OSError as e:
             raise ZooImportError(f"cannot copy {src} to {dest}: {e.strerror or e}") from e
         if _is_cancelled(cancel):  # the last moment before it is installed
-            _remove_copy(dest)
+            if new_file:
+                _remove_copy(dest)
             _stop_if_cancelled(cancel, src)
     model = InstalledModel(
         name=key, path=dest, sha256=sha, size=size,
@@ -1276,7 +1280,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     try:
         _record(model)
     except OSError as e:  # a full disk: no unlisted copy is left behind
-        if copied:
+        if new_file:
             _remove_copy(dest)
         raise ZooImportError(f"cannot record {key} in the model index "
                              f"({e.strerror or e}); nothing was imported") from e

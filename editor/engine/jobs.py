@@ -73,9 +73,15 @@ class JobToken(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.latest: Progress | None = None  # one slot; assignment is atomic in CPython
+        self.committed = False
 
     def report(self, progress: Progress) -> None:
         self.latest = progress
+
+    def commit(self) -> None:
+        """The job's work is in place (a model recorded, a file renamed into place): a
+        cancel from now on changes nothing, and the job ends as finished, not cancelled."""
+        self.committed = True
 
 
 class Job:
@@ -133,7 +139,7 @@ def _run_job(job: Job, gate: InteractionGate | None = None) -> tuple[str, Any]:
         value = job.fn(token)
         if isinstance(value, Iterator):
             value = _drain(value, token, gate)
-        return (CANCELLED, None) if token.is_set() else (FINISHED, value)
+        return (CANCELLED, None) if token.is_set() and not token.committed else (FINISHED, value)
     except Cancelled:
         return CANCELLED, None
     except Exception as e:  # noqa: BLE001 - any error ends the job, never the program

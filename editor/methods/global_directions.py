@@ -417,10 +417,13 @@ def _layer_job(
     n_ch = codes.specs[layer].channels
     offset = flat_offsets(codes.specs)[layer]
     batch_size = config.batch_size or suggested_batch_size(gen)
+    fits = _image_chunk(gen, codes, layer, config.state_budget_mb)
     # A step (a channel over a chunk of images, both signs) is then one generator call:
     # over 100 images it was 200 renders, minutes on a CPU before cancel was seen.
-    chunk = min(_image_chunk(gen, codes, layer, config.state_budget_mb),
-                max(1, batch_size // 2))
+    chunk = min(fits, max(1, batch_size // 2))
+    saved = state.current
+    if saved is not None and saved.layer == layer and 1 <= saved.image_chunk <= fits:
+        chunk = saved.image_chunk  # resumed as saved (another batch size would lose it)
     cur = _resume_point(state, layer, chunk, n_ch)
     images_done = cur.images_done if cur else 0
     channels_done = cur.channels_done if cur else 0

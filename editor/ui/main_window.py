@@ -50,7 +50,7 @@ from editor.engine.export import ExportResult, run_plan
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
-from editor.engine.packs import ClipSource, OpenPack, is_demo_generator, same_pack
+from editor.engine.packs import ClipSource, OpenPack, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
@@ -67,7 +67,6 @@ from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .keys import menu_text
-from .models_dialog import clip_choices
 from .models_menu import ModelsMenu
 from .notices import show_warning
 from .prompt_panel import PromptPanel
@@ -110,19 +109,9 @@ def remembered_clip(generator_path: str) -> ClipSource | None:
         return None
     if not all(v is None or isinstance(v, str) for v in (clip.path, clip.arch, clip.tag)):
         return None
+    if clip.path and not Path(clip.path).is_file():
+        return None  # deleted since: the default, rather than a pack without text edits
     return clip if clip.path or (clip.arch and clip.tag) else None
-
-
-def _first_clip_choice(generator_path: str) -> ClipSource | None:
-    """A generator's CLIP when none was chosen or remembered: the reference CLIP's file
-    when it is installed (the Models menu and dialog offer it first), else open_clip's
-    cache; None for the demo generator, which has its own."""
-    if is_demo_generator(generator_path):
-        return None
-    try:
-        return ClipSource(**clip_choices()[0][1])
-    except AtelierError:  # an unreadable model list: the worker's default
-        return None
 
 
 def _bundled(path: str) -> bool:
@@ -663,14 +652,14 @@ class MainWindow(QMainWindow):
             self.open_generator(path)
 
     def open_generator(self, path: str, clip: ClipSource | None = None, **pack_options) -> None:
-        """Load a generator with its CLIP on the worker (default: the demo CLIP for the demo
-        generator, ViT-B/32 otherwise); pack_options go to open_pack."""
+        """Load a generator with its CLIP on the worker (default: the one it was last used
+        with, else the demo CLIP for the demo generator and ViT-B/32 otherwise, its
+        installed file first); pack_options go to open_pack."""
         self._fallback_generator = None  # what the user opens now comes before the demo
         self.statusBar().showMessage(f"loading {Path(path).name} …")
         self.canvas.set_message(f"Loading {Path(path).name} …")
         # by default with the CLIP it was last used with (its precompute resumes with it)
-        self.worker.load_model(path, clip or remembered_clip(path) or _first_clip_choice(path),
-                               **pack_options)
+        self.worker.load_model(path, clip or remembered_clip(path), **pack_options)
 
     def show_models_dialog(self) -> None:
         self.models_menu.open_dialog()

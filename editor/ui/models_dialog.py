@@ -120,7 +120,7 @@ def import_job(path: Path):
     def run(token: JobToken) -> zoo.InstalledModel:
         # read first: a file the editor cannot open is never copied or listed
         model = zoo.import_file(path, identify=identify_model_file, cancel=token)
-        token.clear()  # recorded: installed, so the job is done, not cancelled
+        token.commit()  # recorded: installed, so the job is done, not cancelled
         return model
 
     return run
