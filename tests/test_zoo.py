@@ -632,6 +632,25 @@ def test_web_page_instead_of_file_is_refused(server):
     assert not zoo.part_path(entry).exists() and not zoo.target_path(entry).exists()
 
 
+def test_a_download_cancelled_while_it_is_checked_is_not_installed(server):
+    from types import SimpleNamespace
+
+    # The checksum and the reading of a large file take seconds; a cancel then said
+    # "cancelled" while the model was installed all the same.
+    entry = make_entry(server.url("ok"))
+    cancelled = []
+
+    def read_then_cancel(path):  # the user cancels while the file is being read
+        cancelled.append(True)
+        return SimpleNamespace(kind="generator", resolution=None)
+
+    with pytest.raises(zoo.DownloadCancelled, match="cancelled after it arrived"):
+        zoo.download(entry, identify=read_then_cancel, cancel=lambda: bool(cancelled))
+    assert zoo.installed() == []
+    model = zoo.download(entry)  # started again: installed from the kept file
+    assert model.path.read_bytes() == DATA and model.verified
+
+
 def test_a_download_that_is_not_a_model_is_refused_and_deleted(server, capsys):
     # Served as application/octet-stream, but only bytes: import refused such a file,
     # download installed it "(not verified)".

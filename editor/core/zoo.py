@@ -1115,6 +1115,10 @@ def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback 
     part_info_path(part).unlink(missing_ok=True)  # whole: nothing left to resume
     sha = _verify(entry, part)
     _check_is_model(entry, part, identify)
+    if _is_cancelled(cancel):  # checked and read (seconds for a large file): not installed
+        raise DownloadCancelled(f"download of {entry.name} cancelled after it arrived; the "
+                                f"whole file is kept in {part}. Start it again to install "
+                                "it.")
     _fsync(part)
     replace_file(part, final)
     model = _installed_record(entry, final, sha, entry.url)

@@ -110,8 +110,10 @@ def download_job(entry: zoo.ZooEntry):
         # a cancel raises DownloadCancelled after the token is set: the runner counts that
         # as cancelled, and the .part file stays for resuming
         # read before it is installed: a file that is not a model is refused, as on import
-        return zoo.download(entry, progress=on_bytes, cancel=token,
-                            identify=identify_model_file)
+        model = zoo.download(entry, progress=on_bytes, cancel=token,
+                             identify=identify_model_file)
+        token.commit()  # installed: a cancel from now on is too late, the job is done
+        return model
 
     return run
 
