@@ -337,6 +337,19 @@ def job_result(items: Iterator[Progress | object]):
     return result
 
 
+def relay(items: Iterator[Progress | object],
+          report: Callable[[Progress], Progress] = lambda p: p):
+    """A job's Progress passed on (through `report`); `yield from` gives its result, the
+    last item that is not a Progress."""
+    result = None
+    for item in items:
+        if isinstance(item, Progress):
+            yield report(item)
+        else:
+            result = item
+    return result
+
+
 def correlations(cov: torch.Tensor, directions: torch.Tensor, texts: torch.Tensor
                  ) -> torch.Tensor:
     """(M, V): over the samples, the correlation between an image's coordinate along each
@@ -543,12 +556,8 @@ def with_tokens(space: LabelSpace, clip, vocab: Vocabulary, words: Sequence[str]
     if not new:
         yield space
         return
-    raw = None
-    for got in iter_text_embeddings(clip, [w.prompts for w in new], cancel=cancel):
-        if isinstance(got, Progress):
-            yield got
-        else:
-            raw = got
+    raw = yield from relay(iter_text_embeddings(clip, [w.prompts for w in new],
+                                                cancel=cancel))
     assert raw is not None
     yield LabelSpace(space.words + new, torch.cat([space.vectors, raw - space.center]),
                      space.center)
@@ -769,21 +778,16 @@ def label_directions(clip, setup: LabelSetup, cov: torch.Tensor, vectors: torch.
     if mixes(setup, config):
         assert setup.tokens is not None
         targets = torch.cat([vectors, -vectors])  # both ends
-        for got in optimise_mixture(clip, setup.tokens, setup.vocabulary.template, targets,
-                                    space.center, config, cancel):
-            if isinstance(got, Progress):
-                yield report("labelling", got)
-            else:
-                weights = got
+        weights = yield from relay(
+            optimise_mixture(clip, setup.tokens, setup.vocabulary.template, targets,
+                             space.center, config, cancel),
+            lambda p: report("labelling", p))
         assert weights is not None
         top = weights.topk(min(config.mixture_rank, weights.shape[1]), dim=1).indices
         words = [setup.tokens.words[i] for i in sorted(set(top.flatten().tolist()))]
-        for got in with_tokens(space, clip, setup.vocabulary, words, setup.concept_of,
-                               cancel):
-            if isinstance(got, Progress):
-                yield report("ranking", got)
-            else:
-                space = got
+        space = yield from relay(
+            with_tokens(space, clip, setup.vocabulary, words, setup.concept_of, cancel),
+            lambda p: report("ranking", p))
     corr = correlations(cov, vectors, space.vectors)
     out = []
     m = len(vectors)
@@ -849,13 +853,8 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
                    config.dedupe_cos)
     vectors = torch.stack([d for d, _, _ in items])
 
-    labelled = None
-    for got in label_directions(clip, setup, pca_.cov, vectors, config, cancel,
-                                phases.report):
-        if isinstance(got, Progress):
-            yield got
-        else:
-            labelled = got
+    labelled = yield from relay(label_directions(clip, setup, pca_.cov, vectors, config,
+                                                 cancel, phases.report))
     assert labelled is not None
     xc = samples.embeddings - pca_.mean
     total_var = float(torch.diagonal(pca_.cov).sum())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -125,9 +125,7 @@ class DirectionsPanel(QWidget):
     def show_method(self, key: str, note: str = "") -> None:
         """Show that `key`'s entries are listed, without emitting method_changed (it is not
         the user's pick), with `note` saying why when it is not the one they chose."""
-        index = self._index(key)
-        with QSignalBlocker(self.method):
-            self.method.setCurrentIndex(index)
+        self.method.setCurrentIndex(self._index(key))  # no `activated`: not a pick
         self.note.setText(note)
         self.note.setVisible(bool(note))
 
