@@ -415,6 +415,36 @@ def test_exiting_with_a_job_that_outlived_cancel_all_waits_for_it_instead_of_abo
     assert "Destroyed while thread" not in proc.stderr
 
 
+def test_exiting_with_a_job_that_outlives_the_exit_wait_ends_cleanly():
+    # A cancelled job still inside one step (a long generator call, hashing a big file)
+    # when the exit wait ran out: Python then destroyed its running QThread and Qt aborted
+    # the process (exit 134, a core dump) after the window had closed.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import logging, time\n"
+        "from PySide6.QtCore import QCoreApplication\n"
+        "from editor.engine import jobs\n"
+        "logging.basicConfig()\n"
+        "app = QCoreApplication([])\n"
+        "runner = jobs.JobRunner()\n"
+        "jobs.ORPHAN_EXIT_WAIT_MS = 200\n"
+        "def deaf_to_cancel(token):\n"
+        "    time.sleep(30)\n"
+        "job = runner.submit('deaf', deaf_to_cancel)\n"
+        "print('stopped in time:', runner.cancel_all(wait_ms=50), flush=True)\n"
+        "print('last words', end='')\n"  # unflushed: the exit must still write it
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith("last words")
+    assert "Destroyed while thread" not in proc.stderr
+    assert "did not stop within" in proc.stderr
+
+
 def test_the_panel_has_no_tab_stop_that_shows_nothing(qtbot, runner):
     # Its scroll area took the focus on Tab, showing no focus and doing nothing.
     from PySide6.QtWidgets import QWidget

@@ -22,8 +22,11 @@ the user waits for a render, so that a drag keeps the cores (see interaction.py)
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,12 +59,32 @@ def _wait_for_orphans() -> None:
     """At exit, before Python destroys the orphaned QThreads: wait for them to end, since
     destroying a running QThread aborts the process. Their jobs were cancelled, so they
     stop on their own (a download within a second or so); one stuck in a step that cannot
-    look at its token (hashing a big file) is given up on after a while, not waited for
-    forever."""
+    look at its token (hashing a big file, one long generator call) is given up on after a
+    while, not waited for forever.
+
+    Given up on, the process ends at once with a clean exit: letting Python finish would
+    destroy the running QThread, which Qt answers with an abort (exit 134, a core dump).
+    Nothing is lost by stopping such a job mid-step: its files are written under temporary
+    names and renamed into place, and a precompute or a download resumes next time."""
+    deadline = time.monotonic() + ORPHAN_EXIT_WAIT_MS / 1000
     for thread in _orphans:
         if thread.isRunning():
             log.warning("waiting for a cancelled job to stop before exiting")
-            thread.wait(ORPHAN_EXIT_WAIT_MS)
+            thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
+    if any(thread.isRunning() for thread in _orphans):
+        log.warning("a cancelled job did not stop within %d s; exiting without it",
+                    ORPHAN_EXIT_WAIT_MS // 1000)
+        _exit_now()
+
+
+def _exit_now() -> None:
+    """End the process without Python's finalisation (which would destroy the QThreads
+    still running), after flushing what it would have flushed."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 atexit.register(_wait_for_orphans)
