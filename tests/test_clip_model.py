@@ -340,6 +340,28 @@ def test_torchscript_archive_is_read_without_running_it(tmp_path, tiny_arch):
     assert ClipModel.from_checkpoint(tiny_arch, path).config["quick_gelu"] is True
 
 
+def test_the_architecture_of_weights_is_found_from_their_names_and_shapes(tmp_path,
+                                                                          tiny_arch):
+    # An OpenAI-style TorchScript archive (attention masks stored beside the weights) and a
+    # training container both name the one architecture they fit; other shapes name none.
+    from editor.core.clip_model import check_architecture, matching_architectures
+
+    source = make_clip(seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(source.model).save(str(tmp_path / "ViT-tiny.pt"))
+    assert matching_architectures(read_weights(tmp_path / "ViT-tiny.pt")) == [tiny_arch]
+    state = dict(source.model.state_dict())
+    assert matching_architectures(state) == [tiny_arch]
+    assert check_architecture(f"{tiny_arch}-quickgelu", state, "w") == f"{tiny_arch}-quickgelu"
+    state["positional_embedding"] = state["positional_embedding"][:-1]
+    assert matching_architectures(state) == []
+    with pytest.raises(ClipError, match="1 with other shapes"):
+        check_architecture(tiny_arch, state, "w")
+    with pytest.raises(ClipError, match="unknown CLIP architecture 'no-such-arch'"):
+        check_architecture("no-such-arch", state, "w")
+
+
 class _Evil:
     """Unpickling this runs a shell command that creates `marker`."""
 

@@ -387,3 +387,69 @@ def test_a_closed_models_dialog_is_reused_so_a_failure_shows_one_box(
     assert job.state == "failed"
     assert warnings == [("Download failed", "the server is busy")]
 
+
+
+def _open_clip_state_dict(arch: str, path: Path) -> object:
+    """Random weights of an open_clip architecture saved as a plain state dict (the form
+    of a fine-tuned checkpoint), and the model itself."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(arch, pretrained=None).eval()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+               path)
+    return model
+
+
+def test_a_clip_the_registry_does_not_know_is_offered_with_the_architecture_it_fits(tmp_path):
+    # Imported CLIP weights of an architecture the registry does not list were recorded
+    # without one and offered nowhere: the CLIP list showed registry CLIPs only.
+    import torch
+
+    from editor.core.model_files import identify_model_file
+    from editor.engine.packs import ClipSource, load_clip
+
+    original = _open_clip_state_dict("ViT-S-32-alt", tmp_path / "my-finetune.pt")
+    model = zoo.import_file(tmp_path / "my-finetune.pt", identify=identify_model_file)
+    assert (model.kind, model.arch, model.entry) == ("clip", "ViT-S-32-alt", None)
+    assert zoo.installed_model(model.name).arch == "ViT-S-32-alt"  # kept in the index
+    choices = clip_choices(zoo.installed(), [])
+    assert choices[0] == (f"{model.name} (ViT-S-32-alt)",
+                          {"path": str(model.path), "arch": "ViT-S-32-alt", "tag": None})
+    clip = load_clip(ClipSource(**choices[0][1]))
+    import open_clip
+
+    tokens = open_clip.get_tokenizer("ViT-S-32-alt")(["a face with a hat"])
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(original.encode_text(tokens), dim=-1)
+    assert torch.allclose(clip.encode_text(["a face with a hat"]), expected, atol=1e-5)
+
+
+def test_clip_weights_no_architecture_fits_are_refused_and_a_named_one_is_checked(
+        tmp_path, capsys):
+    import torch
+
+    from editor.cli import main
+    from editor.core.model_files import identify_model_file
+    from tests.conftest import make_tiny_clip
+
+    odd = tmp_path / "odd-clip.pt"  # a custom config's weights, outside their own file
+    torch.save(make_tiny_clip().model.state_dict(), odd)
+    with pytest.raises(zoo.ZooImportError, match="of no architecture open_clip builds"):
+        zoo.import_file(odd, identify=identify_model_file)
+    _open_clip_state_dict("ViT-S-32-alt", tmp_path / "openai-trained.pt")
+    assert main(["models", "import", str(tmp_path / "openai-trained.pt"),
+                 "--clip-arch", "ViT-S-32"]) == 1
+    assert "do not fit the architecture" in capsys.readouterr().err
+    assert main(["models", "import", str(tmp_path / "openai-trained.pt"),
+                 "--clip-arch", "ViT-S-32-alt-quickgelu"]) == 0  # the activation, as said
+    assert "(CLIP ViT-S-32-alt-quickgelu;" in capsys.readouterr().err
+    installed = zoo.installed()
+    assert [m.arch for m in installed] == ["ViT-S-32-alt-quickgelu"]
+    from open_clip.transformer import QuickGELU
+
+    from editor.engine.packs import ClipSource, load_clip
+
+    clip = load_clip(ClipSource(**clip_choices(installed, [])[0][1]))
+    assert any(isinstance(m, QuickGELU) for m in clip.model.modules())

@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path", metavar="PATH", help="the file to import")
     p.add_argument("--name", metavar="NAME",
                    help="record it under NAME (a registry name is checked against its hash)")
+    p.add_argument("--clip-arch", metavar="ARCH",
+                   help="CLIP weights: the open_clip architecture they are for (checked; "
+                        "found from their shapes by default, e.g. ViT-B-32; weights trained "
+                        "by OpenAI as a state dict need the -quickgelu name, "
+                        "ViT-B-32-quickgelu)")
     p.set_defaults(func=cmd_import)
 
 
@@ -100,7 +105,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     known = {e.name for e in entries}
     for m in models:
         if m.name not in known and (m.entry is None or m.entry not in known):
-            rows.append((m.name, m.kind or "?", zoo.format_size(m.size), "yes (imported)", "?"))
+            kind = f"{m.kind} ({m.arch})" if m.kind and m.arch else m.kind or "?"
+            rows.append((m.name, kind, zoo.format_size(m.size), "yes (imported)", "?"))
     _table(rows, sys.stdout)
     print(f"\nModels are stored in {zoo.models_dir()}", file=sys.stdout)
     return 0
@@ -205,11 +211,14 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     try:
+        clip_arch = getattr(args, "clip_arch", None)
         model = zoo.import_file(args.path, name=getattr(args, "name", None),
-                                identify=identify_model_file)
+                                identify=lambda path: identify_model_file(path, clip_arch))
     except AtelierError as e:
         return _error(str(e))
     what = f"as {model.entry}" if model.entry else "as a model the registry does not know"
+    if model.kind == "clip" and model.arch and not model.entry:
+        what += f" (CLIP {model.arch}; the window's model packs list it)"
     check = "sha256 verified" if model.verified else f"sha256 {model.sha256}, not verified"
     print(f"Imported {args.path} {what}: {model.path} ({check})", file=sys.stderr)
     return 0

@@ -342,6 +342,82 @@ def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
     return state
 
 
+def _may_fit(cfg: Mapping[str, Any], names: set[str], dims: set[int]) -> bool:
+    """A quick look before an architecture is built: its widths appear among the weights'
+    dimensions, and its towers are of the weights' kinds (a timm image tower keeps its
+    weights under 'visual.trunk.', a custom text tower under 'text.')."""
+    vision, text = cfg.get("vision_cfg") or {}, cfg.get("text_cfg") or {}
+    widths = {cfg.get("embed_dim"), vision.get("width"), text.get("width")}
+    if not {w for w in widths if isinstance(w, int)} <= dims:
+        return False
+    timm_vision = any(n.startswith("visual.trunk.") for n in names)
+    custom_text = any(n.startswith("text.") for n in names)
+    return ("timm_model_name" in vision) == timm_vision and \
+        bool(cfg.get("custom_text")) == custom_text
+
+
+def _meta_model(arch: str) -> torch.nn.Module:
+    """open_clip's `arch` built on the meta device: names and shapes, no memory."""
+    with _without_random_init_warning(), torch.device("meta"):
+        return open_clip.create_model(arch, pretrained=None, pretrained_image=False,
+                                      pretrained_text=False, device="meta")
+
+
+def _fits_architecture(arch: str, state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether `state` loads strictly into open_clip's `arch`."""
+    try:
+        _fit_state(_meta_model(arch), state, arch)
+    except (ClipError, RuntimeError, OSError, ValueError, TypeError, KeyError,
+            AssertionError, AttributeError, ImportError):  # ImportError: a tower's package
+        return False
+    return True
+
+
+def matching_architectures(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The open_clip architectures whose parameter names and shapes `state` fits exactly,
+    plainest name first ('ViT-B-32' before 'ViT-B-32-256').
+
+    Weights do not tell their activation: an architecture's '-quickgelu' twin has the
+    same shapes and is left out. OpenAI's TorchScript files are loaded with QuickGELU
+    anyway (`from_checkpoint`); a state dict of OpenAI-trained weights needs the twin's
+    name said. Hugging Face text towers and CoCa models are not tried: the first need
+    their base models from the network, the second are not CLIPs this program uses."""
+    names, dims = set(state), {d for t in state.values() for d in t.shape}
+    found = []
+    for arch in open_clip.list_models():
+        cfg = open_clip.get_model_config(arch) or {}
+        if (arch.endswith("-quickgelu") or "hf_model_name" in (cfg.get("text_cfg") or {})
+                or "multimodal_cfg" in cfg or not _may_fit(cfg, names, dims)):
+            continue
+        if _fits_architecture(arch, state):
+            found.append(arch)
+    return sorted(found, key=lambda a: (len(a), a))
+
+
+def check_architecture(arch: str, state: Mapping[str, torch.Tensor], what: str) -> str:
+    """open_clip's name for `arch` ('ViT-B/32' is 'ViT-B-32') when `state` fits it exactly;
+    else a ClipError saying what differs."""
+    arch = _clean_arch(arch)
+    built = _open_clip_name(arch)[0]  # the activation does not change names or shapes
+    if open_clip.get_model_config(built) is None:
+        raise _unknown_architecture(arch)
+    try:
+        model = _meta_model(built)
+    except (RuntimeError, OSError, ValueError, TypeError, KeyError, AssertionError,
+            AttributeError, ImportError) as e:
+        raise ClipError(f"could not build CLIP architecture '{arch}' ({e})") from e
+    _fit_state(model, state, what)
+    return arch
+
+
+def describes_itself(path: str | Path) -> bool:
+    """Whether `path` is a CLIP file saved by this program (its config is inside)."""
+    try:
+        return _saved_header(Path(path)) is not None
+    except ClipError:
+        return False
+
+
 # --------------------------------------------------------------------------- model building
 
 
@@ -393,11 +469,11 @@ def _without_random_init_warning() -> Iterator[None]:
 def _build_from_arch(arch: str, quick_gelu: bool, preprocess: Mapping[str, Any] | None
                      ) -> tuple[torch.nn.Module, dict]:
     """An open_clip built-in architecture with random weights, and its final config."""
-    arch = _clean_arch(arch)
+    arch, forced = _open_clip_name(_clean_arch(arch))
+    quick_gelu = quick_gelu or forced
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
-        known = ", ".join(open_clip.list_models()[:12])
-        raise ClipError(f"unknown CLIP architecture '{arch}' (open_clip knows e.g. {known}, ...)")
+        raise _unknown_architecture(arch)
     if quick_gelu:
         cfg["quick_gelu"] = True
     try:
@@ -413,6 +489,25 @@ def _build_from_arch(arch: str, quick_gelu: bool, preprocess: Mapping[str, Any] 
 def _clean_arch(arch: str) -> str:
     """OpenAI spells architectures 'ViT-B/32'; open_clip 'ViT-B-32'."""
     return arch.strip().replace("/", "-")
+
+
+def _unknown_architecture(arch: str) -> ClipError:
+    known = ", ".join(open_clip.list_models()[:12])
+    return ClipError(f"unknown CLIP architecture '{arch}' (open_clip knows e.g. {known}, ...)")
+
+
+QUICK_GELU = "-quickgelu"
+
+
+def _open_clip_name(arch: str) -> tuple[str, bool]:
+    """(the architecture open_clip builds, whether QuickGELU is forced on it): 'X-quickgelu'
+    is X with QuickGELU where open_clip lists no such twin (it lists a few, such as
+    ViT-B-32-quickgelu, whose weights have the same shapes)."""
+    if arch.endswith(QUICK_GELU) and open_clip.get_model_config(arch) is None:
+        base = arch[:-len(QUICK_GELU)]
+        if open_clip.get_model_config(base) is not None:
+            return base, True
+    return arch, False
 
 
 def _pretrained_cfg(arch: str, tag: str) -> dict:
@@ -557,7 +652,8 @@ class ClipModel:
             quick_gelu = _sniff(path) == "torchscript"
         model, cfg = _build_from_arch(arch, quick_gelu, None)
         _load_into(model, read_weights(path), path.name)
-        clip = cls(model, _tokenizer_for_arch(arch), f"{arch}:{path.name}", cfg)
+        clip = cls(model, _tokenizer_for_arch(_open_clip_name(arch)[0]), f"{arch}:{path.name}",
+                   cfg)
         return clip.to(device)
 
     @classmethod

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from .checkpoints import load_generator
-from .clip_model import read_weights
-from .errors import AtelierError, CheckpointError, UnsafePickleError
+from .clip_model import check_architecture, describes_itself, matching_architectures, read_weights
+from .errors import AtelierError, CheckpointError, ClipError, UnsafePickleError
 
 # Names every open_clip / OpenAI CLIP state dict has, in one tower or the other.
 _CLIP_IMAGE_KEYS = ("visual.conv1.weight", "visual.proj", "visual.trunk.")
@@ -22,11 +22,18 @@ _CLIP_TEXT_KEYS = ("token_embedding.weight", "text_projection", "text.")
 class ModelFile:
     kind: str  # "generator" | "clip"
     resolution: int | None = None  # generators
+    # CLIP weights: the open_clip architecture they are loaded as; None for a CLIP file
+    # saved by this program, which carries its own config
+    arch: str | None = None
 
 
-def identify_model_file(path: str | Path) -> ModelFile:
+def identify_model_file(path: str | Path, clip_arch: str | None = None) -> ModelFile:
     """Read `path` as a generator, else as CLIP weights; AtelierError saying why it is
-    neither (the generator's reason first: most imported files are generators)."""
+    neither (the generator's reason first: most imported files are generators).
+
+    CLIP weights are matched to the open_clip architecture whose names and shapes they fit
+    (`clip_arch`, when given, is checked instead of searched for): weights no architecture
+    fits could never be loaded, and are refused."""
     path = Path(path)
     try:
         loaded = load_generator(path)
@@ -35,6 +42,9 @@ def identify_model_file(path: str | Path) -> ModelFile:
     except AtelierError as e:
         generator_error = e
     else:
+        if clip_arch is not None:
+            raise CheckpointError(f"{path.name} is a StyleGAN2 generator, not CLIP weights "
+                                  f"of {clip_arch}")
         return ModelFile("generator", loaded.generator.config.resolution)
     try:
         state = read_weights(path)
@@ -48,7 +58,25 @@ def identify_model_file(path: str | Path) -> ModelFile:
     if bad:
         raise CheckpointError(f"{path.name}: {bad[0]} holds NaN or infinite values; the file "
                               "is damaged")
-    return ModelFile("clip")
+    return ModelFile("clip", arch=_clip_architecture(path, state, clip_arch))
+
+
+def _clip_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | None
+                       ) -> str | None:
+    if asked is not None:
+        try:
+            return check_architecture(asked, state, path.name)
+        except ClipError as e:
+            raise CheckpointError(str(e)) from e
+    if describes_itself(path):
+        return None
+    found = matching_architectures(state)
+    if not found:
+        raise CheckpointError(
+            f"{path.name} holds CLIP weights, but of no architecture open_clip builds "
+            "(their names and shapes fit none); a CLIP with a Hugging Face text tower is "
+            "not supported")
+    return found[0]
 
 
 def _looks_like_clip(state: dict[str, torch.Tensor]) -> bool:

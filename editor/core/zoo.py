@@ -139,6 +139,9 @@ class InstalledModel:
     format: str | None
     source: str  # the URL it was downloaded from, or the path it was imported from
     added: str  # ISO-8601 time, UTC
+    # CLIP: the open_clip architecture it is loaded as (the registry's, or the one its
+    # weights fit); None for a generator, and for a CLIP file that carries its own config
+    arch: str | None = None
 
 
 # --------------------------------------------------------------------------- registry
@@ -370,7 +373,8 @@ def _stored_path(path: Path) -> str:
 def _to_record(model: InstalledModel) -> dict:
     return {"path": _stored_path(model.path), "sha256": model.sha256, "size": model.size,
             "verified": model.verified, "entry": model.entry, "kind": model.kind,
-            "format": model.format, "source": model.source, "added": model.added}
+            "format": model.format, "source": model.source, "added": model.added,
+            "arch": model.arch}
 
 
 def _from_record(name: str, rec: dict) -> InstalledModel | None:
@@ -380,7 +384,8 @@ def _from_record(name: str, rec: dict) -> InstalledModel | None:
             name=name, path=path if path.is_absolute() else models_dir() / path,
             sha256=str(rec["sha256"]), size=int(rec["size"]), verified=bool(rec["verified"]),
             entry=rec.get("entry"), kind=rec.get("kind"), format=rec.get("format"),
-            source=str(rec.get("source", "")), added=str(rec.get("added", "")))
+            source=str(rec.get("source", "")), added=str(rec.get("added", "")),
+            arch=rec["arch"] if isinstance(rec.get("arch"), str) else None)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -1017,7 +1022,7 @@ def _installed_record(entry: ZooEntry, path: Path, sha: str, source: str) -> Ins
     return InstalledModel(
         name=entry.name, path=path, sha256=sha, size=path.stat().st_size,
         verified=entry.sha256 is not None and sha == entry.sha256, entry=entry.name,
-        kind=entry.kind, format=entry.format, source=source, added=_now())
+        kind=entry.kind, format=entry.format, source=source, added=_now(), arch=entry.arch)
 
 
 def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
@@ -1147,9 +1152,9 @@ def _free_name(key: str, sha: str) -> str:
     return candidate
 
 
-def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], Any]) -> str:
-    """The kind `identify` finds in the file; AtelierError when it is not a model, or not
-    the model its registry entry describes."""
+def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], Any]) -> Any:
+    """What `identify` finds in the file (its `.kind`, and `.arch` for CLIP weights);
+    AtelierError when it is not a model, or not the model its registry entry describes."""
     found = identify(path)
     if entry is not None and entry.kind != found.kind:
         raise ZooImportError(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
@@ -1158,11 +1163,11 @@ def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], 
             entry.resolution != resolution:
         raise ZooImportError(f"it is a {resolution} px generator, but {entry.name} is "
                              f"{entry.resolution} px")
-    return found.kind
+    return found
 
 
-def _identified_kind(src: Path, entry: ZooEntry | None,
-                     identify: Callable[[Path], Any] | None) -> str | None:
+def _identified(src: Path, entry: ZooEntry | None,
+                identify: Callable[[Path], Any] | None) -> Any:
     """What `identify` says the file is, checked against its registry entry."""
     if identify is None:
         return None
@@ -1259,7 +1264,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
             raise ZooImportError(f"a different model is already installed as '{key}'; "
                                  "choose another name")
     _stop_if_cancelled(cancel, src)
-    kind = _identified_kind(src, entry, identify)
+    found = _identified(src, entry, identify)
     _stop_if_cancelled(cancel, src)
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
@@ -1279,8 +1284,10 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     model = InstalledModel(
         name=key, path=dest, sha256=sha, size=size,
         verified=entry is not None and entry.sha256 == sha,
-        entry=entry.name if entry else None, kind=entry.kind if entry else kind,
-        format=entry.format if entry else None, source=str(src.resolve()), added=_now())
+        entry=entry.name if entry else None,
+        kind=entry.kind if entry else getattr(found, "kind", None),
+        format=entry.format if entry else None, source=str(src.resolve()), added=_now(),
+        arch=entry.arch if entry else getattr(found, "arch", None))
     try:
         _record(model)
     except OSError as e:  # a full disk: no unlisted copy is left behind

@@ -71,10 +71,17 @@ def clip_choices(models: list[zoo.InstalledModel] | None = None,
     by_name = {e.name: e for e in entries}
     found = []
     for m in models:
+        if m.kind != "clip" or not m.path.is_file():
+            continue
         entry = by_name.get(m.entry or m.name)
-        if m.kind == "clip" and entry is not None and m.path.is_file():
-            found.append((m.entry != REFERENCE_CLIP_ENTRY, f"{m.name} ({entry.arch})",
-                          {"path": str(m.path), "arch": entry.arch, "tag": None}))
+        arch = entry.arch if entry is not None else m.arch
+        # a CLIP the registry does not know: the architecture its weights fit was recorded
+        # on import; a file saved by this program carries its own
+        if arch is None and (entry is not None or m.path.suffix != ".safetensors"):
+            continue
+        found.append((m.entry != REFERENCE_CLIP_ENTRY,
+                      f"{m.name} ({arch})" if arch else m.name,
+                      {"path": str(m.path), "arch": arch, "tag": None}))
     found.sort(key=lambda t: t[0])
     return [(label, spec) for _, label, spec in found] + [OPEN_CLIP_FALLBACK]
 
