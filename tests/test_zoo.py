@@ -867,6 +867,22 @@ def test_import_matches_hashless_entry_by_file_name(tmp_path):
     assert model.format == "rosinality-pt"
 
 
+def test_import_under_a_name_of_ones_own_is_not_taken_for_the_registry_file_of_its_name(
+        tmp_path, capsys):
+    # A fine-tune that kept the registry's file name, imported with --name, was recorded
+    # as that registry model (listed under its name, "installed (not verified)"), and the
+    # given name was shown nowhere.
+    src = tmp_path / "stylegan2-ffhq-config-f.pt"
+    src.write_bytes(b"pretend fine-tuned rosinality checkpoint")
+    model = zoo.import_file(src, name="my-anime-ffhq")
+    assert (model.name, model.entry, model.format) == ("my-anime-ffhq", None, None)
+    assert _run(["models", "list"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["ffhq-1024-rosinality", "generator", "?", "no"] == \
+        next(r for r in rows if r and r[0] == "ffhq-1024-rosinality")[:4]
+    assert any(r and r[0] == "my-anime-ffhq" for r in rows)
+
+
 def test_import_with_registry_name_checks_the_hash(tmp_path):
     src = tmp_path / "ViT-B-32.pt"
     src.write_bytes(b"not clip")

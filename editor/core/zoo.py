@@ -1177,9 +1177,10 @@ def _identified(src: Path, entry: ZooEntry | None,
         raise ZooImportError(f"not importing {src.name}: {e}") from e
 
 
-def _match_entry(entries: Iterable[ZooEntry], sha: str, filename: str) -> ZooEntry | None:
-    """The registry entry a file is: by sha256, else (for entries without a known hash)
-    by file name when exactly one entry has that name."""
+def _match_entry(entries: Iterable[ZooEntry], sha: str, filename: str | None
+                 ) -> ZooEntry | None:
+    """The registry entry a file is: by sha256, else (for entries without a known hash,
+    given a `filename`) by file name when exactly one entry has that name."""
     entries = list(entries)
     by_hash = [e for e in entries if e.sha256 == sha]
     if by_hash:
@@ -1250,7 +1251,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         entry: ZooEntry | None = registry[key]
         _check_against(entry, src, sha, size)
     else:
-        entry = _match_entry(entries, sha, src.name)
+        # a name of the user's own says what the file is: its file name (often kept by
+        # fine-tunes of a registry model) is no reason to take it for that model
+        entry = _match_entry(entries, sha, src.name if key is None else None)
         if key is None:
             key = entry.name if entry else _slug(src.stem) or f"model-{sha[:8]}"
             if entry is None and key in (*registry, INDEX_NAME, INDEX_LOCK_NAME):
