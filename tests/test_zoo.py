@@ -544,8 +544,15 @@ def test_unreachable_host_says_offline():
     with pytest.raises(ZooDownloadError) as info:
         zoo.download(entry, timeout=5)
     msg = str(info.value)
-    assert "offline" in msg and "atelier models import PATH --name toy-model" in msg
+    # the window's way too: its import has no --name, and a file the registry has a
+    # checksum for is known whatever its name
+    assert "offline" in msg and "and import it (Import file… in Models ▸ Model packs, " \
+        "or `atelier models import PATH`)." in msg
     assert "refused" in msg
+    hashless = zoo._unreachable_error(make_entry("https://x.invalid/t", sha=None), "down")
+    assert "import it under its file name, toy.bin (Import file… in Models ▸ Model packs, " \
+        "or `atelier models import PATH`; there `--name toy-model` takes it under any " \
+        "name)." in str(hashless)
     assert not zoo.part_path(entry).exists() and not zoo.target_path(entry).exists()
 
 

@@ -502,7 +502,13 @@ def _host(url: str) -> str:
 
 
 def _import_hint(entry: ZooEntry) -> str:
-    return f"`atelier models import PATH --name {entry.name}`"
+    """How to install a file fetched by hand, in the window and on the command line: one
+    the registry has a checksum for is known by it whatever its name, others by name."""
+    how = "Import file… in Models ▸ Model packs, or `atelier models import PATH`"
+    if entry.sha256:
+        return f"import it ({how})"
+    return (f"import it under its file name, {entry.filename} ({how}; there "
+            f"`--name {entry.name}` takes it under any name)")
 
 
 def _describe_reason(reason: object) -> str:
@@ -522,11 +528,11 @@ def _unreachable_error(entry: ZooEntry, reason: object) -> ZooDownloadError:
     if isinstance(reason, ssl.SSLError):
         return ZooDownloadError(
             f"the secure connection to {host} failed while downloading {entry.name} "
-            f"({reason}). Download {entry.filename} by hand and run {_import_hint(entry)}.")
+            f"({reason}). Download {entry.filename} by hand and {_import_hint(entry)}.")
     return ZooDownloadError(
         f"could not reach {host} to download {entry.name} ({_describe_reason(reason)}). "
         f"We seem to be offline. Connect and try again, or get {entry.filename} on another "
-        f"machine and run {_import_hint(entry)}.")
+        f"machine and {_import_hint(entry)}.")
 
 
 def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
@@ -536,7 +542,7 @@ def _http_error(entry: ZooEntry, e: urllib.error.HTTPError) -> ZooDownloadError:
     msg = f"{_host(entry.url)} answered HTTP {e.code} ({e.reason}) for {entry.name}."
     if e.code in (401, 403, 404, 410):
         where = entry.homepage or entry.url
-        msg += (f" The file may have moved or need a sign-in: get it from {where} and run "
+        msg += (f" The file may have moved or need a sign-in: get it from {where} and "
                 f"{_import_hint(entry)}.")
     elif e.code == 429 or e.code >= 500:
         msg += " The server is busy or failing; try again later."
@@ -629,7 +635,7 @@ def _reject_web_page(entry: ZooEntry, response: http.client.HTTPResponse) -> Non
         raise ZooDownloadError(
             f"{_host(response.url)} sent a web page instead of {entry.filename} (a quota, "
             f"sign-in or confirmation page). Open {where} in a browser, download the file, "
-            f"then run {_import_hint(entry)}.")
+            f"then {_import_hint(entry)}.")
 
 
 def _check_server_size(entry: ZooEntry, total: int | None, part: _PartFile) -> None:
