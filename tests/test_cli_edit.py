@@ -583,6 +583,8 @@ def test_a_latent_file_name_in_capitals_is_read(tmp_path, capsys):
     (lambda p: p.update(auto_beta="false"), "auto_beta must be true or false"),
     (lambda p: p.update(gate="no"), "gate must be true or false"),
     (lambda p: p.update(note=json.loads("[" * 40 + "]" * 40)), "nested too deeply"),
+    # a traceback (int(None)) after the models loaded
+    (lambda p: p.update(auto_beta=True, min_channels=None), "min_channels must be a finite"),
 ])
 def test_hand_edited_text_edit_params_are_refused_not_misread(tmp_path, capsys, change,
                                                               message):

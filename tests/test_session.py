@@ -199,6 +199,13 @@ def _good_recipe() -> dict:
     (lambda d: d["edits"][0].update(mask="m"), "edit 1 has a field this version does not know"),
     (lambda d: d.update(clip={"name": "c", "content_hash": "h", "size": 3}), "clip has a field"),
     (lambda d: d.update(directions={"name": 3, "content_hash": "k"}), "directions name"),
+    # a text edit's params are read with the recipe: a null beta turned auto-β on in the
+    # CLI and stopped the window's redraws (float(None) in the prompt panel)
+    (lambda d: d["edits"][0]["params"].update(beta=None),
+     "edit 1: a text edit's beta must be a finite number, got None"),
+    (lambda d: d["edits"][0]["params"].update(auto_beta=True, min_channels=None),
+     "min_channels must be a finite number"),
+    (lambda d: d["edits"][0]["params"].pop("target"), "edit 1: a text edit needs a target"),
 ])
 def test_a_recipe_field_of_the_wrong_type_or_range_is_malformed(change, match):
     d = _good_recipe()
@@ -252,6 +259,8 @@ def test_a_deeply_nested_or_non_utf8_recipe_is_not_a_recipe(tmp_path):
     ({"target": "a smile", "beta": float("nan")}, "beta must be a finite number"),
     ({"target": "a smile", "beta": -0.1}, "β must be at least 0"),
     ({"target": "a smile", "auto_beta": True, "min_channels": 0}, "min_channels"),
+    ({"target": "a smile", "beta": None}, "beta must be a finite number, got None"),
+    ({"target": "a smile", "auto_beta": True, "min_channels": None}, "min_channels must be"),
 ])
 def test_a_text_edit_with_bad_params_is_an_edit_error(tiny_generator, params, match):
     ctx = EditingContext(tiny_generator)

@@ -22,7 +22,7 @@ from editor.core.style_code import StyleCode
 from editor.methods import global_directions as gd
 from editor.methods.covariation import Covariation, gated_channel_scores
 
-from .session import Edit, Session, Source, finite_number
+from .session import Edit, RecipeError, Session, Source, check_text_edit_params
 from .tensor_text import PackedTensorError, decode_floats, encode_floats, is_packed
 
 
@@ -217,26 +217,6 @@ def check_made_for(edit: Edit, generator_hash: str | None) -> None:
                         "it would move unrelated channels of this one")
 
 
-def _check_text_edit_params(p: dict) -> None:
-    """A text edit's params, as a recipe may bring them: prompts are text, β a number."""
-    if not isinstance(p.get("target"), str):
-        raise EditError("a text edit needs a target prompt (text)")
-    if not isinstance(p.get("neutral", ""), str):
-        raise EditError("a text edit's neutral prompt must be text")
-    for key in ("beta", "min_channels"):
-        value = p.get(key)
-        if value is not None and finite_number(value) is None:
-            raise EditError(f"a text edit's {key} must be a finite number, got {value!r:.40}")
-    if p.get("beta") is not None and p["beta"] < 0:
-        raise EditError("β must be at least 0 (it is a threshold on channel relevance)")
-    if p.get("min_channels") is not None and p["min_channels"] < 1:
-        raise EditError("a text edit's min_channels must be at least 1")
-    for key in ("auto_beta", "gate"):  # "false" as text would read as true
-        if not isinstance(p.get(key, False), bool):
-            raise EditError(f"a text edit's {key} must be true or false, got "
-                            f"{p[key]!r:.40}")
-
-
 def wplus_of_source(source: Source, n_latent: int, w_dim: int) -> torch.Tensor:
     """The (1, n_latent, w_dim) latent of a W+ source: carried in the recipe, or a file."""
     if source.wplus_data:
@@ -328,7 +308,10 @@ class EditingContext:
     def _compute_direction(self, edit: Edit) -> gd.EditDirection:
         if edit.kind == "global":
             p = edit.params
-            _check_text_edit_params(p)  # a malformed recipe says so whatever the pack has
+            try:  # a malformed recipe says so whatever the pack has
+                check_text_edit_params(p)
+            except RecipeError as e:
+                raise EditError(str(e)) from e
             if self.clip is None or self.stats is None or self.relevance is None:
                 raise EditError("text edits need the model pack's precomputed channel "
                                 "relevance; run the precompute first")

@@ -283,6 +283,11 @@ def _check_recipe(d: dict) -> None:
         _mapping(e.get("params"), f"edit {i + 1} params")
         if _nesting(e["params"]) > MAX_PARAMS_NESTING:
             raise RecipeError(f"the recipe's edit {i + 1} params are nested too deeply")
+        if e.get("kind") == "global":
+            try:
+                check_text_edit_params(e["params"])
+            except RecipeError as error:
+                raise RecipeError(f"the recipe's edit {i + 1}: {error}") from error
         _number(e.get("strength", 4.0), f"edit {i + 1} strength")
         if not isinstance(e.get("enabled", True), bool):
             raise RecipeError(f"the recipe's edit {i + 1} enabled must be true or false")
@@ -297,6 +302,28 @@ def _check_recipe(d: dict) -> None:
     mode = d.get("noise_mode", "const")
     if mode not in NOISE_MODES:
         raise RecipeError(f"unknown noise mode {mode!r:.40} (one of {', '.join(NOISE_MODES)})")
+
+
+def check_text_edit_params(p: dict) -> None:
+    """A text edit's params, as a recipe may bring them: prompts are text, β and the
+    channel minimum numbers (a null one too is refused: every reader has a default for an
+    absent value only), the switches true or false."""
+    if not isinstance(p.get("target"), str):
+        raise RecipeError("a text edit needs a target prompt (text)")
+    if not isinstance(p.get("neutral", ""), str):
+        raise RecipeError("a text edit's neutral prompt must be text")
+    for key in ("beta", "min_channels"):
+        if key in p and finite_number(p[key]) is None:
+            raise RecipeError(f"a text edit's {key} must be a finite number, got "
+                              f"{p[key]!r:.40}")
+    if p.get("beta", 0) < 0:
+        raise RecipeError("β must be at least 0 (it is a threshold on channel relevance)")
+    if p.get("min_channels", 1) < 1:
+        raise RecipeError("a text edit's min_channels must be at least 1")
+    for key in ("auto_beta", "gate"):  # "false" as text would read as true
+        if not isinstance(p.get(key, False), bool):
+            raise RecipeError(f"a text edit's {key} must be true or false, got "
+                              f"{p[key]!r:.40}")
 
 
 # Params hold plain values and small lists; deeper nesting is a damaged or hostile file
