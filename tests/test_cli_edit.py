@@ -616,6 +616,24 @@ def test_prompts_the_window_warns_about_are_warned_about_on_the_command_line(tmp
     assert "warning" not in capsys.readouterr().err
 
 
+def test_the_words_warned_about_are_the_ones_the_clip_reads(tmp_path, capsys):
+    # The warning looked at the typed letters, not at what the tokenizer reads: an emoji,
+    # and words glued by a pasted NUL, moved the edit unwarned; HTML entities were warned
+    # about as the words "lt" and "gt", which CLIP reads as "<" and ">".
+    for target, said in [("a cartoon face with 😎", "“😎”"),
+                         ("a cartoon face with\x00sunglasses", "“withsunglasses”"),
+                         ("a cartoon face with &lt;glasses&gt;", "“<”, “>”")]:
+        assert main(["edit", "--seed", "1", "--target", target, "--overwrite", "-o",
+                     str(tmp_path / "o.png")]) == 0
+        err = capsys.readouterr().err
+        assert f"Words this CLIP never learned: {said}" in err and \
+            err.count("warning:") == 1, err
+    # the demo's captions join their items with commas: a comma is no unknown word
+    assert main(["edit", "--seed", "1", "--target", "a cartoon face with a hat, glasses",
+                 "--overwrite", "-o", str(tmp_path / "o.png")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--wplus", "w.npy", "--psi", "0.1"], "a --wplus latent is used as it is"),
     (["--seed", "1", "--upscale-filter", "nearest"], "--scale 2 or more"),

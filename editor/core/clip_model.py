@@ -830,6 +830,16 @@ class ClipModel:
         self._remember(self._cut_cache, key, cut)
         return cut
 
+    def read_words(self, text: str) -> list[str] | None:
+        """The pieces this model's tokenizer reads in `text` before splitting them into
+        tokens: after its own clean-up (HTML entities decoded, control characters dropped,
+        lower case), words, digits and runs of symbols ('&lt;x&gt;' reads '<', 'x', '>').
+        None for tokenizers that do not say."""
+        tokenizer = self._tokenizer
+        if not isinstance(tokenizer, open_clip.SimpleTokenizer):
+            return None
+        return tokenizer.pat.findall(tokenizer.clean_fn(text))
+
     def _remember(self, cache: OrderedDict, key: tuple, value) -> None:
         """Keep a per-prompt result, dropping the least recently used past the size."""
         with self._lock:

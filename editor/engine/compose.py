@@ -69,13 +69,22 @@ def wordless_prompts(params: dict) -> tuple[str, ...]:
                  if str(params.get(k, "")).strip() and not WORD.search(str(params[k])))
 
 
-def unknown_words(texts: Sequence[str], known: frozenset[str] | None) -> tuple[str, ...]:
+def unknown_words(texts: Sequence[str], known: frozenset[str] | None,
+                  read_words: Callable[[str], list[str] | None] | None = None
+                  ) -> tuple[str, ...]:
     """The words of texts (lower case, in order, once each) that are not in known; none
-    when every word is allowed (known is None)."""
+    when every word is allowed (known is None). `read_words` gives the pieces the CLIP's
+    tokenizer reads (symbols and emoji included, HTML entities decoded): the warning is
+    about what the CLIP sees, not about the typed characters."""
     if known is None:
         return ()
-    # letters and digits of any script: "café" is one unknown word, not "caf"
-    words = (w for t in texts for w in WORD.findall(t.lower()))
+
+    def words_of(text: str) -> list[str]:
+        read = read_words(text) if read_words is not None else None
+        # else letters and digits of any script: "café" is one unknown word, not "caf"
+        return read if read is not None else WORD.findall(text.lower())
+
+    words = (w for t in texts for w in words_of(t))
     return tuple(dict.fromkeys(w for w in words if w not in known))
 
 
@@ -383,8 +392,11 @@ class EditingContext:
             return {}
         prompts = {k: str(edit.params.get(k, "")) for k in ("neutral", "target")}
         is_cut = getattr(self.clip, "prompt_is_cut", None)  # a ClipModel's; not every encoder's
-        return {"unknown_words": unknown_words(list(prompts.values()), self.known_words),
-                "wordless": wordless_prompts(edit.params),
+        wordless = wordless_prompts(edit.params)  # said once: not its symbols again
+        with_words = [text for k, text in prompts.items() if k not in wordless]
+        return {"unknown_words": unknown_words(with_words, self.known_words,
+                                               getattr(self.clip, "read_words", None)),
+                "wordless": wordless,
                 "cut": tuple(k for k, text in prompts.items()
                              if text.strip() and is_cut is not None and is_cut(text))}
 

@@ -276,7 +276,7 @@ class OpenPack:
             return None
         if Path(source.path).resolve() != DEMO_CLIP.resolve():
             return None
-        return frozenset(captions.vocabulary(content_only=False))
+        return frozenset(captions.vocabulary(content_only=False)) | set(captions.JOINING_MARKS)
 
     @property
     def is_demo(self) -> bool:

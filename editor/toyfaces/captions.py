@@ -129,6 +129,9 @@ def caption_slots(attrs: Attributes, style: str = "normal") -> tuple[tuple[str, 
     return heads, items
 
 
+JOINING_MARKS = (",",)  # what captions put between their items, besides words
+
+
 def _join(head: str, items: list[str], with_word: bool, and_last: bool) -> str:
     body = ", ".join(items[:-1]) + (" and " if and_last else ", ") + items[-1]
     return f"{head} with {body}" if with_word else f"{head}, {body}"
