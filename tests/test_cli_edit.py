@@ -728,3 +728,25 @@ def test_ctrl_c_in_the_co_variation_does_not_promise_a_resume(tmp_path, capsys, 
                  "-o", str(tmp_path / "o.png")]) == 130
     err = capsys.readouterr().err
     assert "nothing was written" in err and "resumes" not in err
+
+
+def test_a_session_with_an_edit_that_cannot_apply_replays_the_picture_the_window_shows(
+        tmp_path, capsys):
+    # A session saved while its live prompt failed ("mean the same to CLIP": the window
+    # shows the picture without it) could not be replayed: atelier edit stopped with the
+    # error. It is left out, as the window and its exports leave it out, and said.
+    from PIL import Image
+
+    session = Session(source=Source(seed=3, psi=1.0)).add_edit(
+        Edit("global", {"neutral": "a cartoon face", "target": "A CARTOON FACE",
+                        "beta": 0.15}, strength=3.0))
+    (tmp_path / "s.json").write_text(session.to_json())
+    assert main(["edit", "--recipe", str(tmp_path / "s.json"), "-o",
+                 str(tmp_path / "again.png")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: left out (it cannot be applied): " in err and "mean the same" in err
+    assert main(["edit", "--seed", "3", "--psi", "1", "-o", str(tmp_path / "plain.png")]) == 0
+    again, plain = (np.asarray(Image.open(tmp_path / n)) for n in ("again.png", "plain.png"))
+    assert np.array_equal(again, plain)
+    replayed = Session.from_json(read_recipe(tmp_path / "again.png"))
+    assert [e.enabled for e in replayed.edits] == [False]  # its recipe is that picture

@@ -38,6 +38,7 @@ from editor.engine.export import (
     recorded_output,
     recorded_quality,
     save_render,
+    without_failing_edits,
 )
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import (
@@ -327,6 +328,10 @@ def run(args: argparse.Namespace) -> int:
         session = _with_directions(session, recorded, pack.identities(),
                                    replaying=bool(args.recipe))
         context = pack.context()
+        if args.recipe:  # the picture the window shows for it: what cannot apply is left out
+            session, left_out = without_failing_edits(context, session)
+            for why in left_out:
+                print(f"warning: left out (it cannot be applied): {why}", file=sys.stderr)
         for edit, notes in context.prompt_warnings(session):
             for note in notes:  # as the window says under the prompt
                 title = edit.title if len(edit.title) <= 60 else edit.title[:59] + "…"
