@@ -709,9 +709,8 @@ def test_a_long_name_of_many_byte_characters_gets_a_whole_temporary_name(tmp_pat
     tmp.unlink()
 
 
-def test_ctrl_c_in_the_co_variation_does_not_promise_a_resume(tmp_path, capsys, monkeypatch,
-                                                               models):
-    """Only the precompute keeps its progress; the co-variation starts over."""
+def test_ctrl_c_in_the_co_variation_says_it_resumes(tmp_path, capsys, monkeypatch, models):
+    """The co-variation keeps its sampled images, as the precompute keeps its progress."""
     from editor.engine.packs import OpenPack
 
     def interrupted(self, cancel=None):
@@ -727,7 +726,7 @@ def test_ctrl_c_in_the_co_variation_does_not_promise_a_resume(tmp_path, capsys, 
     assert main(["edit", "--seed", "1", "--target", "smiling face", "--gate", *models,
                  "-o", str(tmp_path / "o.png")]) == 130
     err = capsys.readouterr().err
-    assert "nothing was written" in err and "resumes" not in err
+    assert "the precompute resumes where it stopped next time" in err
 
 
 def test_a_session_with_an_edit_that_cannot_apply_replays_the_picture_the_window_shows(

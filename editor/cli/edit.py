@@ -324,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
         if (any(e.kind == "global" and e.params.get("gate") for e in session.active_edits)
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
-                     "CLIP (once; cached).", pack.covariation_job())
+                     "CLIP (once; cached).", pack.covariation_job(), resumable=True)
         session = _with_directions(session, recorded, pack.identities(),
                                    replaying=bool(args.recipe))
         context = pack.context()

@@ -95,25 +95,49 @@ def sample_w(gen: Generator, seeds: torch.Tensor, psi: float,
         return gen.truncate(gen.map_z(z), psi)
 
 
+class Sampling:
+    """n images from seeds seed_base.. : iterating gives Progress per batch, then their
+    Samples. `start` holds the first samples, drawn before (a resumed run): the sampling
+    goes on after them. `drawn()` is what is drawn so far, to keep for a resume.
+
+    Without a batch size, as many per call as the generator's resolution allows (64 at
+    any size needed about 33 GB at 1024 px)."""
+
+    def __init__(self, gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int,
+                 psi: float, sampler: WSampler | None, batch_size: int | None = None,
+                 start: Samples | None = None):
+        self.gen, self.clip, self.n, self.seed_base = gen, clip, n, seed_base
+        self.psi, self.sampler = psi, sampler
+        self.batch_size = batch_size or gd.suggested_batch_size(gen)
+        self._ws = [start.w] if start is not None else []
+        self._embs = [start.embeddings] if start is not None else []
+        self.done = len(start.w) if start is not None else 0
+
+    def drawn(self) -> Samples:
+        if not self._ws:
+            return Samples(torch.zeros(0, self.gen.w_dim), torch.zeros(0, 0))
+        return Samples(torch.cat(self._ws), torch.cat(self._embs))
+
+    def __iter__(self) -> Iterator[Progress | Samples]:
+        gen = self.gen
+        while self.done < self.n:
+            b = min(self.batch_size, self.n - self.done)
+            seeds = torch.arange(self.done, self.done + b) + self.seed_base
+            w = sample_w(gen, seeds, self.psi, self.sampler)
+            with torch.no_grad():
+                img = gen.synthesize(gen.styles(w))
+                self._embs.append(self.clip.encode_images(img, normalize=True).float().cpu())
+            self._ws.append(w.float().cpu())
+            self.done += b
+            yield Progress(self.done, self.n, f"sampling: {self.done}/{self.n} images")
+        yield self.drawn()
+
+
 def iter_samples(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int, psi: float,
                  sampler: WSampler | None, batch_size: int | None = None
                  ) -> Iterator[Progress | Samples]:
-    """n images from seeds seed_base.. : Progress per batch, then their w and embeddings.
-    Without a batch size, as many per call as the generator's resolution allows (64 at
-    any size needed about 33 GB at 1024 px)."""
-    batch_size = batch_size or gd.suggested_batch_size(gen)
-    ws, embs = [], []
-    done = 0
-    while done < n:
-        b = min(batch_size, n - done)
-        w = sample_w(gen, torch.arange(done, done + b) + seed_base, psi, sampler)
-        with torch.no_grad():
-            img = gen.synthesize(gen.styles(w))
-            embs.append(clip.encode_images(img, normalize=True).float().cpu())
-        ws.append(w.float().cpu())
-        done += b
-        yield Progress(done, n, f"sampling: {done}/{n} images")
-    yield Samples(torch.cat(ws), torch.cat(embs))
+    """n images from seeds seed_base.. : Progress per batch, then their w and embeddings."""
+    yield from Sampling(gen, clip, n, seed_base, psi, sampler, batch_size)
 
 
 def covariation_of(gen: Generator, samples: Samples) -> Covariation:

@@ -61,7 +61,14 @@ from . import global_directions as gd
 from .covariation import Samples, gated_scores
 from .covariation import iter_samples as sample_images
 from .global_directions import Progress, WSampler
-from .precompute import Cancelled, CancelToken, is_cancelled, load_checked, try_save_checked
+from .precompute import (
+    Cancelled,
+    CancelToken,
+    is_cancelled,
+    load_checked,
+    resumable_sampling,
+    try_save_checked,
+)
 
 # 2: concepts split until atomic; 3: gated style transfer; 4: the focused transfer
 KIND, VERSION = "discovery", 4
@@ -258,11 +265,36 @@ class Discovery:
 # ------------------------------------------------------------------------ sampling + PCA
 
 
+def sample_seed_base(config: DiscoveryConfig) -> int:
+    return SEED_BASE + 100_003 * config.seed
+
+
 def iter_samples(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
                  sampler: WSampler | None) -> Iterator[Progress | Samples]:
     """The images discovery samples (covariation.iter_samples at its own seeds)."""
-    yield from sample_images(gen, clip, config.n_samples, SEED_BASE + 100_003 * config.seed,
+    yield from sample_images(gen, clip, config.n_samples, sample_seed_base(config),
                              config.psi, sampler, config.batch_size)
+
+
+def _sampled(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
+             sampler: WSampler | None, cancel: CancelToken, entry: TensorCache | None
+             ) -> Iterator[Progress | Samples]:
+    """Discovery's images: Progress with time left, then the Samples. Through a cache
+    entry the sampling (an hour or more at 1024 px on a CPU) resumes after a stop."""
+    if entry is not None:
+        samples = yield from resumable_sampling(
+            gen, clip, config.n_samples, sample_seed_base(config), config.psi, sampler, entry,
+            config.batch_size, cancel, what="discovery sampling")
+        yield samples
+        return
+    clock = gd.EtaClock(0, config.n_samples)
+    for item in iter_samples(gen, clip, config, sampler):
+        if isinstance(item, Samples):
+            yield item
+            return
+        yield clock.progress(item.done, item.message)
+        if is_cancelled(cancel):
+            raise Cancelled("discovery cancelled while sampling")
 
 
 def check_varies(embeddings: torch.Tensor) -> None:
@@ -824,10 +856,11 @@ def discovery_phases(setup: LabelSetup, config: DiscoveryConfig) -> gd.JobPhases
 
 def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | None = None,
              sampler: WSampler | None = None, relevance: gd.Relevance | None = None,
-             stats: gd.StyleStats | None = None, cancel: CancelToken = None
-             ) -> Iterator[Progress | Discovery]:
+             stats: gd.StyleStats | None = None, cancel: CancelToken = None,
+             entry: TensorCache | None = None) -> Iterator[Progress | Discovery]:
     """The discovery job: yields Progress, then the Discovery. `cancel` is checked after
-    every step (Cancelled is raised; nothing is written by this function)."""
+    every step (Cancelled is raised). With the cache `entry` its sampled images are kept
+    in the entry's partial when it stops, for the next run; nothing else is written."""
     config = config or DiscoveryConfig()
     if config.n_samples < max(2, config.k + 1):
         raise ValueError(f"discovery needs more samples ({config.n_samples}) than "
@@ -836,16 +869,9 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         _tower(clip.model)  # refused now, not after the whole sampling
     t0 = time.monotonic()
     phases = discovery_phases(setup, config)
-    clock = gd.EtaClock(0, config.n_samples)
-    samples = None
-    for item in iter_samples(gen, clip, config, sampler):
-        if isinstance(item, Samples):
-            samples = item
-            continue
-        yield phases.report("sampling", clock.progress(item.done, item.message))
-        if is_cancelled(cancel):
-            raise Cancelled("discovery cancelled while sampling")
-    assert samples is not None
+    samples = yield from relay(_sampled(gen, clip, config, sampler, cancel, entry),
+                               lambda p: phases.report("sampling", p))
+    assert isinstance(samples, Samples)
     check_varies(samples.embeddings)
     t_sample = time.monotonic() - t0
     pca_ = pca(samples.embeddings, config.k)
@@ -975,7 +1001,7 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
         yield Progress(1, 1, "loaded from cache", 0.0)
         yield cached
         return
-    for item in discover(gen, clip, setup, config, sampler, relevance, stats, cancel):
+    for item in discover(gen, clip, setup, config, sampler, relevance, stats, cancel, entry):
         if isinstance(item, Discovery):
             item.key = entry.key
             tensors, info = _to_entry(item)

@@ -9,7 +9,9 @@ then the channel relevance. What it writes, all through TensorCache (atomic, ver
   layer under way (its running sums), saved after each finished layer, at most every
   `save_every_s` seconds within a layer, and when the job stops early (cancel, Ctrl-C, an
   error, or the caller dropping the job); the next run with the same settings resumes;
-- the finished pack, keyed by both models' content hashes and the settings.
+- the finished pack, keyed by both models' content hashes and the settings;
+- the co-variation (gated text edits), and while it samples its images, a `.partial` of
+  them (`resumable_sampling`, which discovery's sampling uses too).
 
 Every entry carries a checksum of its tensors and one of its JSON info: a damaged file
 counts as absent. (Entries from before the info checksum are read with every field checked.)
@@ -32,7 +34,7 @@ import torch
 from editor.core.cache import TensorCache
 from editor.core.generator import Generator
 
-from .covariation import Covariation, Samples, covariation_of, iter_samples
+from .covariation import Covariation, Samples, Sampling, covariation_of
 from .global_directions import (
     OFFICIAL_PSI,
     EtaClock,
@@ -567,23 +569,82 @@ def load_covariation(entry: TensorCache) -> Covariation | None:
 
 def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
                     n_samples: int = COVARIATION_SAMPLES, psi: float = 1.0,
-                    sample_w: WSampler | None = None, cancel: CancelToken = None
-                    ) -> Job[Progress | Covariation, None, None]:
+                    sample_w: WSampler | None = None, cancel: CancelToken = None,
+                    save_every_s: float = 60.0) -> Job[Progress | Covariation, None, None]:
     """Sample n images, measure the co-variation, write it (atomically) and yield it last.
-    A cancelled job writes nothing (it takes seconds to a few minutes: no resume). When
-    it cannot be written, the co-variation still comes, with the reason in save_error."""
-    samples = None
-    clock = EtaClock(0, n_samples)
-    for item in iter_samples(gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w):
-        if isinstance(item, Samples):
-            samples = item
-            continue
-        yield clock.progress(item.done, f"co-variation: {item.done}/{item.total} images")
-        if is_cancelled(cancel):
-            raise Cancelled("co-variation cancelled; nothing was written")
-    assert samples is not None
+    The sampling resumes after an interruption (about 30 minutes at 1024 px on a CPU);
+    the finished entry replaces its progress. When it cannot be written, the co-variation
+    still comes, with the reason in save_error."""
+    samples = yield from resumable_sampling(
+        gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w, entry, cancel=cancel,
+        save_every_s=save_every_s, what="co-variation")
     cov = covariation_of(gen, samples)
     cov.save_error = try_save_checked(
         entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
                 "style_std": cov.style_std}, {"n_samples": cov.n_samples}, "co-variation")
     yield cov
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def resumable_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int,
+                       psi: float, sampler: WSampler | None, entry: TensorCache,
+                       batch_size: int | None = None, cancel: CancelToken = None,
+                       save_every_s: float = 60.0, what: str = "sampling"
+                       ) -> Job[Progress, None, Samples]:
+    """covariation.Sampling (Progress with time left; `yield from` gives the Samples),
+    resumable through `entry`'s partial: the images drawn are saved there every
+    `save_every_s`, when the job stops early (cancel, Ctrl-C, an error, the caller
+    dropping it) and when they are all drawn (a stop in the caller's later steps keeps
+    them), and the next run with the same settings goes on after them. Cancel is looked
+    at after every batch (Cancelled). The caller's finished entry replaces the partial."""
+    settings = {"n": n, "seed_base": seed_base, "psi": psi}
+    start = _samples_from_partial(load_checked(entry, partial=True), settings, n, gen.w_dim)
+    run = Sampling(gen, clip, n, seed_base, psi, sampler, batch_size, start)
+    clock = EtaClock(run.done, n)
+    saved = {"done": run.done, "at": time.monotonic(), "error": None}
+
+    def save() -> None:
+        if run.done == saved["done"]:
+            return
+        drawn = run.drawn()
+        # a failing save (disk full) does not stop the job: it only keeps a resume
+        saved["error"] = try_save_checked(
+            entry, {"w": drawn.w, "embeddings": drawn.embeddings},
+            {"sampling": settings, "drawn": run.done}, "progress so far", partial=True,
+            warn=saved["error"] is None)
+        saved.update(done=run.done, at=time.monotonic())
+
+    try:
+        for item in run:
+            if isinstance(item, Samples):
+                save()
+                return item
+            if time.monotonic() - saved["at"] >= save_every_s:
+                save()
+            yield clock.progress(item.done, f"{what}: {item.done}/{n} images")
+            if is_cancelled(cancel):
+                save()
+                kept = ("progress saved, run again to resume" if saved["error"] is None
+                        else "the progress could not be saved")
+                raise Cancelled(f"{what} cancelled at {100 * item.fraction:.1f}%; {kept}")
+    except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the samples
+        save()
+        raise
+    raise AssertionError("Sampling ends with its Samples")
+
+
+def _samples_from_partial(got: tuple[dict, dict] | None, settings: dict, n: int,
+                          w_dim: int) -> Samples | None:
+    """The samples an interrupted run saved, when they are whole and for these settings."""
+    if got is None:
+        return None
+    tensors, info = got
+    w, emb = tensors.get("w"), tensors.get("embeddings")
+    if info.get("sampling") != json.loads(json.dumps(settings)) or w is None or emb is None:
+        return None
+    if w.ndim != 2 or emb.ndim != 2 or w.shape[1] != w_dim or len(w) != len(emb) \
+            or not 0 < len(w) <= n or not _finite(w, emb):
+        return None
+    return Samples(w.float(), emb.float())
