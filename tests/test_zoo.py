@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -1193,6 +1194,54 @@ def test_import_reads_the_file_first_and_checks_it_against_its_entry(tmp_path):
     with pytest.raises(zoo.ZooImportError, match="not a model file"):
         zoo.import_file(png, identify=identify_model_file)
     assert sorted(m.kind for m in zoo.installed()) == ["clip", "generator"]
+
+
+def test_two_files_of_one_name_imported_at_the_same_moment_both_stay(tmp_path):
+    # The name was chosen before the copy, outside any lock: both imports took 'good',
+    # copied to the same place, and the second replaced the first, which said "imported".
+    files = []
+    for folder, content in (("a", b"one" * 10), ("b", b"two" * 10)):
+        (tmp_path / folder).mkdir()
+        files.append(tmp_path / folder / "good.pt")
+        files[-1].write_bytes(content)
+    both_reading = threading.Barrier(2, timeout=5)
+
+    def identify(path):  # each import reads its file while the other reads its own
+        both_reading.wait()
+        return None
+
+    results: dict[int, object] = {}
+
+    def run(i):
+        try:
+            results[i] = zoo.import_file(files[i], identify=identify)
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(r.name for r in results.values()) == ["good", "good-2"], results
+    assert {m.path.read_bytes() for m in zoo.installed()} == {b"one" * 10, b"two" * 10}
+    # another program writing a name: a name of one's own is refused, not shared
+    held = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from editor.core import zoo; "
+         "claim = zoo._try_claim('busy'); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True, env=os.environ,
+        cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert held.stdout.readline().strip() == "held"
+        with pytest.raises(zoo.ZooImportError, match="another import is writing a model "
+                           "named 'busy' right now"):
+            zoo.import_file(files[0], name="busy")
+        (tmp_path / "busy.pt").write_bytes(b"three")
+        assert zoo.import_file(tmp_path / "busy.pt").name == "busy-2"
+    finally:
+        held.kill()
+        held.wait()
+    assert zoo.import_file(files[0], name="busy").name == "busy"  # released with its holder
 
 
 def test_import_never_replaces_a_different_file_of_the_same_name(tmp_path):

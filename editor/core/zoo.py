@@ -35,7 +35,7 @@ import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -1149,13 +1149,70 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", ascii_text.lower()).strip("-._")
 
 
-def _free_name(key: str, sha: str) -> str:
-    """`key`, or key-2, key-3, ... : the first not held by a different imported file."""
-    candidate, n = key, 1
-    while (held := installed_model(candidate)) is not None and held.sha256 != sha:
+CLAIMS_DIR = ".claims"  # in the models folder: a lock per name an import is writing to
+_claimed: set[str] = set()  # names this program's imports hold (threads)
+
+
+def _try_claim(name: str) -> Any | None:
+    """Hold `name` against other imports, in this program and (POSIX) in others, until
+    released; None when another import holds it."""
+    with _index_lock:
+        if name in _claimed:
+            return None
+        handle = None
+        if fcntl is not None:
+            folder = models_dir() / CLAIMS_DIR
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                handle = open(folder / f"{name}.lock", "a+b")  # noqa: SIM115
+            except OSError as e:  # a read-only cache: the copy fails anyway, and says why
+                log.debug("cannot open the name claim for %s: %s", name, e)
+        if handle is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return None
+        _claimed.add(name)
+        return (name, handle)
+
+
+def _release_claim(claim: Any) -> None:
+    name, handle = claim
+    with _index_lock:
+        _claimed.discard(name)
+        if handle is not None:
+            handle.close()  # releases the lock; the empty file stays (unlinking races)
+
+
+@contextlib.contextmanager
+def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
+    """A name for an imported file, held by this import until it is recorded: `key`, or
+    with `pick_free` key-2, key-3, ... : the first that neither holds a different
+    installed file nor is being written by another import at the same moment (two files
+    of one name imported at once took one name, and the second replaced the first).
+    Without `pick_free` a taken `key` is a ZooImportError."""
+    n = 1
+    while True:
+        candidate = key if n == 1 else f"{key}-{n}"
+        claim = _try_claim(candidate)
+        if claim is not None:
+            # looked at while held: an import that held it may have recorded it since
+            held = installed_model(candidate)
+            if held is None or held.sha256 == sha:
+                break
+            _release_claim(claim)
+            if not pick_free:
+                raise ZooImportError(f"a different model is already installed as "
+                                     f"'{candidate}'; choose another name")
+        elif not pick_free:
+            raise ZooImportError(f"another import is writing a model named '{candidate}' "
+                                 "right now; choose another name, or try again when it ends")
         n += 1
-        candidate = f"{key}-{n}"
-    return candidate
+    try:
+        yield candidate
+    finally:
+        _release_claim(claim)
 
 
 def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], Any]) -> Any:
@@ -1260,18 +1317,22 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         # a name of the user's own says what the file is: its file name (often kept by
         # fine-tunes of a registry model) is no reason to take it for that model
         entry = _match_entry(entries, sha, src.name if key is None else None)
-        if key is None:
-            key = entry.name if entry else _slug(src.stem) or f"model-{sha[:8]}"
-            if entry is None and key in (*registry, INDEX_NAME, INDEX_LOCK_NAME):
-                # never shadow a registry name with another file, nor take the index's place
-                key = f"{key}-imported"
-            if entry is None:
-                key = _free_name(key, sha)
-    if key is not None and entry is None and name is not None:
-        held = installed_model(key)
-        if held is not None and held.sha256 != sha:
-            raise ZooImportError(f"a different model is already installed as '{key}'; "
-                                 "choose another name")
+    if entry is not None:  # the registry's file: imports of it write the same content
+        return _install_copy(src, key or entry.name, entry, sha, size, identify, cancel)
+    pick_free = key is None
+    if key is None:
+        key = _slug(src.stem) or f"model-{sha[:8]}"
+        if key in (*registry, INDEX_NAME, INDEX_LOCK_NAME):
+            # never shadow a registry name with another file, nor take the index's place
+            key = f"{key}-imported"
+    with _claimed_name(key, sha, pick_free) as key:
+        return _install_copy(src, key, None, sha, size, identify, cancel)
+
+
+def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: int,
+                  identify: Callable[[Path], Any] | None, cancel: CancelToken
+                  ) -> InstalledModel:
+    """Copy `src` (read first by `identify`) to the models folder as `key`, and record it."""
     _stop_if_cancelled(cancel, src)
     found = _identified(src, entry, identify)
     _stop_if_cancelled(cancel, src)
