@@ -5,6 +5,7 @@ a cancelled job leaves the window usable, bad files change nothing."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -555,6 +556,115 @@ def test_a_strength_beyond_the_slider_shows_as_it_is(window, qtbot):
     row = window.stack_panel.row(edit.id)
     assert row.strength.box.value() == 25.0  # not the slider's end (10)
     assert row.strength.slider.value() == row.strength.slider.maximum()
+
+
+def test_a_huge_strength_from_a_recipe_shows_and_the_window_keeps_drawing(window, qtbot):
+    # `atelier edit --alpha 1e9` writes such a recipe: the slider's tick overflowed Qt's
+    # 32-bit int inside the state-changed handler, and the window stopped redrawing
+    huge = 1e9
+    stacked = Edit("global", {"neutral": "face", "target": "a smile"}, strength=huge)
+    state = window.document.state
+    state = state.with_session(state.session.add_edit(stacked)).update(
+        state.draft.id, strength=huge,
+        params={**state.draft.params, "target": "face with glasses", "beta": huge,
+                "auto_beta": False})
+    window.document.change(state, "Open a recipe")
+    panel, row = window.prompt_panel, window.stack_panel.row(stacked.id)
+    for slider in (panel.alpha, panel.beta, row.strength):
+        assert slider.value() == huge  # the number as it is, the slider at its end
+        assert slider.slider.value() == slider.slider.maximum()
+    seed = window.document.state.session.source.seed
+    window.source_panel.step_seed(+1)
+    settled(window, qtbot)
+    assert window.last_request.session.source.seed == seed + 1
+
+
+def _tune_first_edit(window, qtbot) -> Edit:
+    """The stack's first edit selected (a click on its row), the picture settled."""
+    window.stack_panel.list.setCurrentRow(0)
+    settled(window, qtbot)
+    return window.document.state.session.edits[0]
+
+
+def test_saving_leaves_an_untouched_prompt_with_spaces_or_no_neutral_as_it_is(
+        window, qtbot, tmp_path):
+    # `atelier edit --neutral "" --target "face with glasses  "` records both as written;
+    # tuning that edit and pressing Ctrl+S trimmed the target, an "Edit prompt" step
+    edit = Edit("global", {"neutral": "", "target": "face with glasses  ", "beta": 0.15},
+                strength=3.0)
+    state = window.document.state
+    window.document.change(state.with_session(state.session.add_edit(edit)), "Open")
+    assert _tune_first_edit(window, qtbot) == edit
+    steps = window.document.undo_stack.count()
+    window.session_path = tmp_path / "tuned.atelier.json"
+    assert window.save_session()
+    assert window.document.state.session.edits == (edit,)
+    assert window.document.undo_stack.count() == steps
+    # the empty box says what it means: no neutral, not the pack's
+    assert window.prompt_panel.neutral.placeholderText() != "face"
+
+
+LONG_PROMPT = " ".join(["face with glasses and blonde hair"] * 1200)  # ~40,000 characters
+
+
+def test_a_prompt_longer_than_a_line_edit_holds_is_kept_whole(window, qtbot, tmp_path):
+    # A QLineEdit holds 32,767 characters: Ctrl+S on a session with a longer prompt cut
+    # it, and at strength 0 that also set α (the picture changed, an undo step appeared)
+    assert len(LONG_PROMPT) > 32_767
+    draft = dataclasses.replace(window.document.state.draft, strength=0.0,
+                                params={**window.document.state.draft.params,
+                                        "target": LONG_PROMPT})
+    path = tmp_path / "long.atelier.json"
+    path.write_text(json.dumps(window.document.state.with_draft(draft).to_session_file(
+        window.current_session())))
+    window.open_session(str(path))
+    shown = settled(window, qtbot)
+    steps = window.document.undo_stack.count()
+    assert window.save_session()
+    assert window.document.state.draft == draft
+    assert window.document.undo_stack.count() == steps
+    assert np.array_equal(settled(window, qtbot), shown)
+    # typing at its end keeps all of it
+    from PySide6.QtTest import QTest
+
+    box = window.prompt_panel.target
+    assert box.text() == LONG_PROMPT
+    box.end(False)
+    QTest.keyClicks(box, " today")
+    window.prompt_panel.finish_typing()
+    assert window.document.state.draft.params["target"] == LONG_PROMPT + " today"
+
+
+def test_an_emptied_neutral_box_means_the_packs_neutral_as_the_cli(window, qtbot, models,
+                                                                   tmp_path):
+    # The empty box shows the pack's neutral ("face") as its placeholder, and
+    # `atelier edit` without --neutral uses it, but the window edited with no neutral
+    window.source_panel.seed_box.setValue(7)
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses", neutral="")
+    shown = settled(window, qtbot)
+    panel = window.prompt_panel
+    assert panel.neutral.text() == "" and panel.neutral.placeholderText() == "face"
+    out = tmp_path / "cli.png"
+    _, _, cli = models
+    assert cli_main(["edit", "--seed", "7", "--target", "face with glasses", "--alpha", "4",
+                     "--auto-beta", *cli, "-o", str(out)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), shown)
+    # the recipe records the neutral used, so a replay matches
+    assert window.current_session().edits[0].params["neutral"] == "face"
+
+
+def test_a_space_typed_before_the_typing_pause_stays(window, qtbot):
+    # The pause applied "face with" trimmed and wrote it back into the box under the
+    # hand: the next word made "face withglasses"
+    from PySide6.QtTest import QTest
+
+    box = _typing_in_target(window, qtbot, "face with ")
+    qtbot.waitUntil(lambda: window.document.state.draft.params["target"] == "face with",
+                    timeout=5000)
+    QTest.keyClicks(box, "glasses")
+    window.prompt_panel.finish_typing()
+    assert window.document.state.draft.params["target"] == "face with glasses"
 
 
 @pytest.fixture

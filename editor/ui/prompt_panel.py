@@ -34,6 +34,10 @@ from .sliders import FloatSlider
 ALPHA_RANGE = (-10.0, 10.0)
 BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)
 TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
+# a recipe's prompt may be longer than QLineEdit's default limit (32,767 characters): the
+# box must hold all of it, or showing it cut its end and Save wrote the cut prompt
+PROMPT_MAX_LENGTH = 2**31 - 1
+NO_NEUTRAL_HINT = "none: the target alone"  # a recipe's empty neutral (--neutral "")
 
 
 class PromptPanel(QWidget):
@@ -46,6 +50,10 @@ class PromptPanel(QWidget):
         super().__init__(parent)
         self._edit: Edit | None = None
         self._available = True  # text edits work with the open models
+        self._default_neutral = DEFAULT_NEUTRAL  # the pack's, which an empty box means
+        # what each box was last filled with: only a box the user changed since changes
+        # the edit (Save once rewrote prompts nobody touched)
+        self._filled = {"neutral": "", "target": ""}
         self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
         self._typing.timeout.connect(self._apply_text)
 
@@ -81,6 +89,7 @@ class PromptPanel(QWidget):
         target_row.addWidget(self.suggest_button)
         route_undo_keys([self.neutral, self.target], self._finish_typing)
         for box in (self.neutral, self.target):
+            box.setMaxLength(PROMPT_MAX_LENGTH)
             box.textEdited.connect(lambda _t: self._typing.start())
             box.editingFinished.connect(self._finish_typing)
 
@@ -146,13 +155,7 @@ class PromptPanel(QWidget):
         self.heading.setText(f"Tuning: {edit.title}" if bound else "New prompt")
         self.new_button.setVisible(bound)
         self.add_button.setVisible(not bound)
-        for box, key in ((self.neutral, "neutral"), (self.target, "target")):
-            # never overwrite typing that is still waiting for its pause (the focus may
-            # have gone to a slider already)
-            if switching or not self._typing.isActive():
-                if box.text() != p.get(key, ""):
-                    with QSignalBlocker(box):
-                        box.setText(p.get(key, ""))
+        self._show_prompts(switching)
         self.alpha.set_value(edit.strength)
         with QSignalBlocker(self.auto_beta):
             self.auto_beta.setChecked(bool(p.get("auto_beta")))
@@ -179,9 +182,47 @@ class PromptPanel(QWidget):
                 self.beta.show_blank()
 
     def set_placeholders(self, neutral: str) -> None:
-        """Example prompts in the pack's own words (the demo's are about cartoon faces)."""
-        self.neutral.setPlaceholderText(neutral)
+        """Example prompts in the pack's own words (the demo's are about cartoon faces);
+        `neutral` is also what an empty Neutral box means."""
+        self._default_neutral = neutral
         self.target.setPlaceholderText(f"{neutral} with blonde hair")
+        self._show_prompts(switching=False)
+
+    def _show_prompts(self, switching: bool) -> None:
+        """Fill the boxes with the edit's prompts, unless a box means its prompt already:
+        rewriting it under the hand after the typing pause dropped a space just typed
+        ("face with" + "glasses") and filled a neutral box the user had emptied."""
+        neutral = self._edit.params.get("neutral", "") if self._edit is not None else None
+        # an empty box means the pack's neutral, except for an edit made without one
+        self.neutral.setPlaceholderText(NO_NEUTRAL_HINT if neutral == ""
+                                        else self._default_neutral)
+        # never overwrite typing that is still waiting for its pause (the focus may have
+        # gone to a slider already)
+        if self._edit is None or (self._typing.isActive() and not switching):
+            return
+        for box, key in self._boxes():
+            prompt = self._edit.params.get(key, "")
+            if self._prompt_in(box, key) != prompt:
+                with QSignalBlocker(box):
+                    box.setText(prompt)
+            self._filled[key] = box.text()
+
+    def _boxes(self) -> tuple[tuple[QLineEdit, str], ...]:
+        return (self.neutral, "neutral"), (self.target, "target")
+
+    def _prompt_in(self, box: QLineEdit, key: str) -> str:
+        """The prompt a box's text means: without the spaces around it; an empty neutral
+        box means its placeholder, the pack's neutral (as `atelier edit` without
+        --neutral), and the edit records that prompt, so its recipe replays the same."""
+        text = box.text().strip()
+        return self._default_neutral if key == "neutral" and not text else text
+
+    def _typed_prompt(self, box: QLineEdit, key: str) -> str:
+        """The edit's prompt after the user's typing: the box's, where they changed it
+        since it was filled; the edit's own otherwise (stored spaces and all)."""
+        if box.text() == self._filled[key]:
+            return self._edit.params.get(key, "")
+        return self._prompt_in(box, key)
 
     def set_suggestions(self, prompts: list[str]) -> None:
         menu = self.suggest_button.menu()
@@ -229,10 +270,9 @@ class PromptPanel(QWidget):
         self._typing.stop()
         if self._edit is None:
             return
-        neutral, target = self.neutral.text().strip(), self.target.text().strip()
-        p = self._edit.params
-        if (neutral, target) != (p.get("neutral", ""), p.get("target", "")):
-            self._emit_params({"neutral": neutral, "target": target}, "Edit prompt", "text")
+        prompts = {key: self._typed_prompt(box, key) for box, key in self._boxes()}
+        if prompts != {key: self._edit.params.get(key, "") for key in prompts}:
+            self._emit_params(prompts, "Edit prompt", "text")
 
     def _finish_typing(self) -> None:
         self._apply_text()
@@ -248,8 +288,8 @@ class PromptPanel(QWidget):
         self._flush_typing()
         self.target.setText(text)
         if self._edit is not None and text != self._edit.params.get("target", ""):
-            self._emit_params({"neutral": self.neutral.text().strip(), "target": text},
-                              "Use a suggested prompt", None)
+            self._emit_params({"neutral": self._typed_prompt(self.neutral, "neutral"),
+                               "target": text}, "Use a suggested prompt", None)
         self.interaction_finished.emit()
 
     def _enable_beta(self) -> None:

@@ -128,8 +128,11 @@ class FloatSlider(QWidget):
 
     # ----------------------------------------------------------------- mapping
     def _to_tick(self, value: float) -> int:
+        """The slider position for a value; one beyond the range (a recipe's α of 1e9) is
+        the slider's end: its tick overflowed QSlider's 32-bit int and raised."""
         span = self._max - self._min
-        return round((value - self._min) / span * self._steps) if span > 0 else 0
+        tick = round((value - self._min) / span * self._steps) if span > 0 else 0
+        return min(max(tick, 0), self._steps)
 
     def _from_tick(self, tick: int) -> float:
         return self._min + (self._max - self._min) * tick / self._steps
