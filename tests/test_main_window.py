@@ -230,3 +230,24 @@ def test_a_generator_named_at_start_that_does_not_open_leaves_the_demo(qtbot, tm
         assert win.pack.model.path == str(demo) and "broken.pt" in warned[0]
     finally:
         close_without_questions(win, qtbot)
+
+
+def test_the_window_starts_on_the_demo_when_the_cache_folder_cannot_be_made(
+        qtbot, tmp_path, monkeypatch):
+    # A read-only home, or ATELIER_CACHE_DIR naming a file: the window's Models menu read
+    # the model index, making the folder raised, and the program ended with a traceback
+    # before showing anything (the demo needs no cache folder).
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    (tmp_path / "a-file").write_bytes(b"")
+    monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "a-file"))
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.pack is not None and win.last_result is not None,
+                        timeout=30_000)
+        assert win.pack.is_demo and win.pack.data is not None  # its text edits work
+    finally:
+        close_without_questions(win, qtbot)

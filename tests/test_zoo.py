@@ -1371,3 +1371,14 @@ def test_atomic_path_removes_temporary_files_a_killed_writer_left(tmp_path):
     paths.atomic_write_bytes(target, b"done")
     assert target.read_bytes() == b"done"
     assert not stale.exists() and fresh.exists() and other.exists()
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_line_and_lists_nothing(tmp_path,
+                                                                          monkeypatch, capsys):
+    (tmp_path / "a-file").write_bytes(b"")
+    monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "a-file"))
+    assert zoo.installed() == []  # what the window's menus read: nothing, not an error
+    assert _run(["models", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "atelier models: error: " in err and "not a directory" in err
+    assert "Traceback" not in err

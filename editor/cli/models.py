@@ -92,6 +92,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     try:
         entries, problem = zoo.registry_entries()
         models = zoo.installed()
+        where = zoo.models_dir()
     except AtelierError as e:
         return _error(str(e))
     except OSError as e:  # e.g. a cache folder that cannot be made
@@ -108,7 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             kind = f"{m.kind} ({m.arch})" if m.kind and m.arch else m.kind or "?"
             rows.append((m.name, kind, zoo.format_size(m.size), "yes (imported)", "?"))
     _table(rows, sys.stdout)
-    print(f"\nModels are stored in {zoo.models_dir()}", file=sys.stdout)
+    print(f"\nModels are stored in {where}", file=sys.stdout)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import secrets
 import sys
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "latent-atelier"
 # Files that ship inside the package (demo models and their directions, the icon), so that
@@ -34,9 +37,20 @@ _REPLACE_DELAY_S = 0.05
 
 
 def _user_dir(env_var: str, default: str) -> Path:
+    """The folder, made if missing. One that cannot be made (a read-only home, a file in
+    its place) is still returned: reading finds nothing there, and each write says why it
+    fails, where raising here stopped the window from starting at all."""
     path = Path(os.environ.get(env_var) or default).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if path not in _unusable_dirs_told:
+            _unusable_dirs_told.add(path)
+            log.warning("cannot use the folder %s (%s)", path, e.strerror or e)
     return path
+
+
+_unusable_dirs_told: set[Path] = set()
 
 
 def cache_dir() -> Path:

@@ -289,7 +289,11 @@ def list_entries(include_user: bool = True) -> list[ZooEntry]:
     """Built-in entries in registry order, then the user's; a user entry with a built-in
     name replaces that entry in place. User entries may use plain http URLs."""
     entries = {e.name: e for e in _builtin_entries()}
-    user = user_registry_path() if include_user else None
+    try:
+        user = user_registry_path() if include_user else None
+    except OSError as e:  # a config folder that cannot be made holds no entries
+        log.warning("no user registry: %s", e)
+        user = None
     if user is not None and user.is_file():
         for e in load_registry_file(user, allow_http=True, origin=str(user)):
             entries[e.name] = e
@@ -342,7 +346,11 @@ def _index_path() -> Path:
 
 
 def _read_index() -> dict[str, dict]:
-    path = _index_path()
+    try:
+        path = _index_path()
+    except OSError as e:  # a cache folder that cannot be made holds no models
+        log.warning("no model cache: %s", e)
+        return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
