@@ -251,3 +251,39 @@ def test_the_window_starts_on_the_demo_when_the_cache_folder_cannot_be_made(
         assert win.pack.is_demo and win.pack.data is not None  # its text edits work
     finally:
         close_without_questions(win, qtbot)
+
+
+def test_files_named_at_start_open_once_the_model_is_there(qtbot, tmp_path, monkeypatch):
+    # The desktop's "Open with" on a picture ran `atelier FILE`, which argparse refused,
+    # and `atelier gui face.png` took the picture for a generator ("not a checkpoint").
+    from PIL import Image
+
+    from editor.cli import main
+    from editor.engine.session import Session, Source
+
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    discard_on_close(monkeypatch)
+    session = tmp_path / "s.atelier.json"
+    session.write_text(Session(source=Source(seed=1234, psi=0.7)).to_json())
+    picture = tmp_path / "face.png"
+    Image.new("RGB", (32, 32), "white").save(picture)
+    inverted = []
+    monkeypatch.setattr("editor.ui.inversion_flow.InversionFlow.start",
+                        lambda self, path: inverted.append(path))
+    win = MainWindow(Renderer(device="cpu"))  # on the model used last: the demo here
+    qtbot.addWidget(win)
+    try:
+        win.open_at_start(str(session))
+        win.open_at_start(str(picture))
+        assert win.pack is None and inverted == []  # waiting for a model to open them with
+        qtbot.waitUntil(lambda: inverted == [str(picture)], timeout=20_000)
+        assert win.document.state.session.source.seed == 1234
+    finally:
+        close_without_questions(win, qtbot)
+    started = []
+    monkeypatch.setattr("editor.cli._run_gui", lambda args: started.append(args.paths) or 0)
+    assert main([str(picture)]) == 0 and started == [[str(picture)]]

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     gui = sub.add_parser("gui", help="open the editor window (the default)")
-    gui.add_argument("paths", nargs="*", help="generator files to open")
+    gui.add_argument("paths", nargs="*", help="files to open: generators, and sessions, "
+                     "exported images (their recipe), pictures (to invert) or latents")
     gui.set_defaults(func=_run_gui)
     for name in SUBCOMMANDS:
         try:
@@ -59,8 +60,16 @@ def _run_gui(args: argparse.Namespace) -> int:
     return run_app(getattr(args, "paths", []))
 
 
+def _names_files(argv: list[str]) -> bool:
+    """`atelier face.png`: files where a command would be, which the window opens."""
+    return bool(argv) and argv[0] not in (*SUBCOMMANDS, "gui", "import-styleclip") \
+        and not argv[0].startswith("-") and all(os.path.exists(a) for a in argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if _names_files(argv):
+        argv = ["gui", *argv]
     if not argv or argv[0] == "gui":
         prepare_interactive_process()  # building the parser imports torch
     parser = build_parser()

@@ -39,9 +39,11 @@ def place_settings() -> None:
 def run_app(paths: list[str] | None = None) -> int:
     serial_ui_thread()  # before any tensor work: the render worker gets the cores
     app = init_application()
-    from .main_window import MainWindow
+    from .main_window import MainWindow, names_a_generator
 
-    window = MainWindow(open_last_model=not paths)
+    # a generator named starts the window; other files (a picture given to "Open with")
+    # open on the model used last
+    window = MainWindow(open_last_model=not any(map(names_a_generator, paths or [])))
     for path in paths or []:
         window.open_at_start(path)
     window.show()

@@ -89,6 +89,12 @@ SESSION_FILTER = f"Latent Atelier sessions (*{SESSION_SUFFIX} *.json);;All files
 IMAGE_SUFFIXES = readable_image_suffixes()  # the dialog and drops take the same files
 IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
+
+
+def names_a_generator(path: str) -> bool:
+    """Whether a file is opened as a generator: its suffix, and not a W+ latent saved
+    under it (e4e's latents.pt)."""
+    return Path(path).suffix.lower() in GENERATOR_SUFFIXES and not holds_a_latent(path)
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 MAX_RECENT = 8
 
@@ -162,6 +168,7 @@ class MainWindow(QMainWindow):
         self._fit_forms_when_shown = False
         QApplication.instance().installEventFilter(self)  # the compare key, see eventFilter
         self._fallback_generator: Path | None = None  # opened if the last model fails
+        self._open_when_loaded: list[str] = []  # files named at start that need a model
         self._restore_settings(open_last_model)
         self._on_state_changed(self.document.state)
 
@@ -719,6 +726,12 @@ class MainWindow(QMainWindow):
         if pack.clip is not None and not pack.has_directions and not same_pack(old, pack) \
                 and self.jobs.find(self._precompute_key(pack)) is None:
             QTimer.singleShot(0, self._offer_precompute)
+        self._open_waiting_files()
+
+    def _open_waiting_files(self) -> None:
+        waiting, self._open_when_loaded = self._open_when_loaded, []
+        for path in waiting:  # after this slot: opening one may ask the user a question
+            QTimer.singleShot(0, lambda path=path: self.open_path(path))
 
     def _source_for_new_model(self, source: Source) -> Source:
         """The source, kept where it fits the new generator; a latent made for another
@@ -745,6 +758,8 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "Could not open the model", message)
         if self.pack is None and fallback is not None:  # the last model, at start
             self.open_generator(str(fallback))
+        elif self.pack is None:  # no model to come: each says what it needs
+            self._open_waiting_files()
 
     def _offer_precompute(self) -> None:
         from .models_dialog import offer_precompute
@@ -830,7 +845,7 @@ class MainWindow(QMainWindow):
             self.styleclip_import.start(path)
         elif suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
             self.open_latent(path)
-        elif suffix in GENERATOR_SUFFIXES:
+        elif names_a_generator(path):
             self.open_generator(path)
         elif looks_like_image(path):  # a picture under an unusual name, or none
             self._open_image_or_recipe(path)
@@ -1099,8 +1114,16 @@ class MainWindow(QMainWindow):
             self._open_last_model(settings_values.text(s, "model/last_path"))
 
     def open_at_start(self, path: str) -> None:
-        """A generator to start on (the last one, or one named on the command line), with
-        the demo pack to fall back on if it does not open."""
+        """A file to start on: the last generator, or a file named on the command line or
+        by the desktop's "Open with". A generator opens with the demo pack to fall back on
+        if it does not; any other file (a picture, a session, a latent) opens as a dropped
+        one does, once a model is there to open it with."""
+        if not names_a_generator(path):
+            if self.pack is None:
+                self._open_when_loaded.append(path)
+            else:
+                self.open_path(path)
+            return
         self.open_generator(path)
         demo = default_generator_path()
         if demo is not None and Path(path).resolve() != demo.resolve():
