@@ -1,31 +1,78 @@
 #!/usr/bin/env bash
-# Create (or refresh) the project's virtual environment in .venv.
-# Re-installs only when pyproject.toml changed since the last install.
+# Create (or repair, or refresh) the project's virtual environment in .venv.
+# Installs again when pyproject.toml or this script (its torch pins) changed since the last
+# complete install, and makes .venv anew when the one there cannot be used.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The script's real path: a symlinked launcher still finds the checkout.
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.atelier-installed"
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+# What gets installed is decided by pyproject.toml and by this script (the pins below).
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/ensure-env.sh" | sha256sum | cut -d' ' -f1)"
+# The stamp of the last complete install: that hash, then where the venv was made.
+HAVE="$(sed -n 1p "$STAMP" 2>/dev/null || true)"
+MADE_IN="$(sed -n 2p "$STAMP" 2>/dev/null || true)"
 
-if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
-  echo "Latent Atelier needs Python >= 3.11 (found: $("$PY" --version 2>&1))." >&2
-  exit 1
-fi
-if [ ! -x "$VENV/bin/python" ]; then
+# Why the .venv there cannot be used; prints nothing when it can (or when there is none).
+venv_problem() {
+  [ -e "$VENV" ] || return 0
+  local ver
+  ver="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+    || { echo "its Python is missing or does not run (system Python removed or changed?)"
+         return 0; }
+  if [ -n "$MADE_IN" ] && [ "$MADE_IN" != "$VENV" ]; then
+    # a venv cannot move: its programs (bin/atelier, bin/pip) still start the old path's python
+    echo "the checkout moved (it was made in $MADE_IN)"
+    return 0
+  fi
+  case "$ver" in
+    [0-2].*|3.[0-9]|3.10) echo "it was made with Python $ver (3.11+ needed)" ;;
+    *) if [ ! -d "$VENV/lib/python$ver" ]; then
+         # e.g. a distro upgrade swapped the interpreter under it (3.11 -> 3.12)
+         echo "its Python is now $ver, not the one it was made with"
+       elif [ "$HAVE" != "$WANT" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+         # pip is only needed (and only checked) when something is to be installed
+         echo "it has no working pip (an earlier first run failed or was interrupted)"
+       fi ;;
+  esac
+}
+
+PROBLEM="$(venv_problem)"
+if [ ! -e "$VENV" ] || [ -n "$PROBLEM" ]; then
+  [ -z "$PROBLEM" ] || echo "Making $VENV anew: $PROBLEM." >&2
+  # The base interpreter matters only here: a working .venv does not need $PYTHON.
+  if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+    echo "Latent Atelier needs Python >= 3.11 (found: $("$PY" --version 2>&1))." >&2
+    exit 1
+  fi
   echo "Creating the environment in $VENV ..." >&2
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv --clear "$VENV"
+  HAVE=""
 fi
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  echo "Installing Latent Atelier and its dependencies (first time: a few minutes) ..." >&2
+
+if [ "$HAVE" != "$WANT" ]; then
+  if [ -n "$HAVE" ]; then
+    echo "Updating the environment (pyproject.toml or scripts/ensure-env.sh changed) ..." >&2
+  else
+    echo "Installing Latent Atelier and its dependencies (first time: a few minutes) ..." >&2
+  fi
   # pip's exit status is kept (pipefail); only this machine's noisy index warnings are hidden.
   pipi() { "$VENV/bin/python" -m pip install --quiet "$@" 2>&1 \
              | { grep -v '^WARNING: Location' || true; } >&2; }
-  pipi --upgrade pip
+  imports_ok() { "$VENV/bin/python" -c "import torch, open_clip, PySide6, editor"; }
+  # Chained with && because set -e does not act inside an `if` condition.
   # torch/torchvision first and pinned to the tested versions (PyPI's default build).
-  pipi "torch==2.14.1" "torchvision==0.29.1"
-  pipi -e "$ROOT[dev]"
-  "$VENV/bin/python" -c "import torch, open_clip, PySide6, editor" \
-    || { echo "Installation failed: see the pip messages above." >&2; exit 1; }
-  echo "$WANT" > "$STAMP"
+  if pipi --upgrade pip && pipi "torch==2.14.1" "torchvision==0.29.1" \
+       && pipi -e "${ROOT}[dev]" && imports_ok; then
+    # only after a complete install: a failed one is tried again
+    printf '%s\n%s\n' "$WANT" "$VENV" > "$STAMP"
+  elif [ -n "$HAVE" ] && imports_ok 2>/dev/null; then
+    echo "Updating the environment failed (see pip's messages above; offline?). Going on with" \
+         "the previous installation, which may lack what the change needs; the next run" \
+         "tries the update again." >&2
+  else
+    echo "Installation failed: see the pip messages above." >&2
+    exit 1
+  fi
 fi

@@ -1,44 +1,61 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the CUDA tests and the GPU numbers, in one go.
 #
-#   bash scripts/gpu-checks.sh [OUT_DIR]      (default OUT_DIR: gpu-checks-out)
+#   bash scripts/gpu-checks.sh [OUT_DIR]   (default: gpu-checks-out in the checkout)
 #
-# Runs with $PYTHON (default: .venv/bin/python when it exists, else python3), which must
-# import torch with CUDA, open_clip, pytest and PySide6's QtCore. Each step writes
-# OUT_DIR/<step>.log and a failing step does not stop the ones after it; the summary at
-# the end gives every step's exit status. Not yet run on a GPU: the step sizes are meant
-# to fit a few minutes of one.
+# Runs in .venv, made or refreshed by ensure-env.sh like the other scripts ($PYTHON is only
+# the interpreter a new .venv is made with). Each step writes OUT_DIR/<step>.log and a
+# failing step does not stop the ones after it; the summary gives every step's result, and
+# the exit status is 1 when any step failed. The step sizes are meant to fit a few minutes.
 set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-OUT="${1:-gpu-checks-out}"
-mkdir -p "$OUT"
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+# The script's real path: a symlinked launcher still finds the checkout.
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+# A relative OUT_DIR is the caller's: resolve it before the cd below.
+OUT="${1:-$ROOT/gpu-checks-out}"
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)" || exit 1
+bash "$ROOT/scripts/ensure-env.sh" || exit 1
+cd "$ROOT" || exit 1
+PY="$ROOT/.venv/bin/python"
+# tests/conftest.py hides GPUs unless asked; an empty CUDA_VISIBLE_DEVICES would hide them too.
+export ATELIER_TEST_GPU=1
+if [[ "${CUDA_VISIBLE_DEVICES-unset}" == "" ]]; then
+  echo "CUDA_VISIBLE_DEVICES is empty (no GPU visible): unset for these checks." >&2
+  unset CUDA_VISIBLE_DEVICES
 fi
 export PYTHONUNBUFFERED=1 QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 summary=()
+failed=0
 
-step() {  # step NAME COMMAND...: run it, keep its output, remember its exit status
+step() {  # step NAME COMMAND...: run it, keep its output, remember whether it failed
   local name="$1"; shift
   echo "=== $name: $*"
   "$@" 2>&1 | tee "$OUT/$name.log"
   local rc="${PIPESTATUS[0]}"
-  summary+=("$name: exit $rc")
+  if [[ "$rc" == 0 ]]; then
+    summary+=("ok      $name")
+  else
+    summary+=("FAILED  $name (exit $rc)")
+    failed=1
+  fi
 }
 
 step gpu nvidia-smi
-step cuda-tests "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu \
+# torch must see the GPU: without it the CUDA tests below would only be skipped
+step cuda "$PY" -c 'import torch
+assert torch.cuda.is_available(), "torch sees no CUDA device"
+print("torch", torch.__version__, "on", torch.cuda.get_device_name(0))'
+step cuda-tests "$PY" -m pytest -q -p no:cacheprovider -m gpu \
   tests/test_generator.py tests/test_clip_model.py
 # synthesis of the 1024 config-f architecture, full and 256 px preview
-step synthesis "$PYTHON" benchmarks/synthesis.py --device cuda --repeats 30
+step synthesis "$PY" benchmarks/synthesis.py --device cuda --repeats 30
 # channel relevance, official loop shape against ours, and the full precompute estimate
-step relevance "$PYTHON" benchmarks/relevance.py --ffhq --device cuda --batch-size 16 \
+step relevance "$PY" benchmarks/relevance.py --ffhq --device cuda --batch-size 16 \
   --n-images 4 --every 2 --repeats 3
 # slider-to-image latency through the engine: demo pack, and 1024 (preview and full)
-step latency "$PYTHON" -m benchmarks.latency --device cuda --ffhq-events 120
+step latency "$PY" -m benchmarks.latency --device cuda --ffhq-events 120
 
 echo
 echo "=== summary (logs in $OUT)"
 printf '%s\n' "${summary[@]}"
+exit "$failed"

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 # Tests run on the CPU by default and never read or write the user's real cache/config.
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# ATELIER_TEST_GPU=1 (set by scripts/gpu-checks.sh) leaves the GPUs visible for the @gpu tests.
+if os.environ.get("ATELIER_TEST_GPU") != "1":
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -1,0 +1,338 @@
+"""The launcher scripts (scripts/*.sh), run on a copy of the checkout with a fake Python:
+its venv is a few folders and its pip installs stub packages, so a run takes a fraction of
+a second, needs no network and installs no torch. The fake logs what pip installed and what
+the scripts ran (with the CUDA variables it saw) to calls.log."""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("ensure-env.sh", "run-editor.sh", "run-tests.sh", "gpu-checks.sh")
+
+needs_bash = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("bash", "sha256sum", "readlink")),
+    reason="needs bash and coreutils (sha256sum, readlink)")
+
+# The fake interpreter, run as `REAL_PYTHON -S fakepy.py INVOKED_PATH ARGS...`. Its version
+# is the file `version` beside the wrapper it resolves to (a venv's bin/python is a link to
+# the interpreter it was made with, as with a real venv).
+FAKE_PY = r'''
+import os, shutil, sys
+
+me = os.path.abspath(sys.argv[1])
+args = sys.argv[2:]
+base = os.path.dirname(os.path.realpath(me))
+with open(os.path.join(base, "version")) as f:
+    ver = f.read().strip()
+venv = os.path.dirname(os.path.dirname(me))
+if not os.path.exists(os.path.join(venv, "pyvenv.cfg")):
+    venv = None
+site = (os.path.join(venv, "lib", "python" + ver, "site-packages") if venv
+        else os.path.join(base, "site"))
+TORCH = """__version__ = "{}"
+class cuda:
+    is_available = staticmethod(lambda: True)
+    get_device_name = staticmethod(lambda i: "Fake GPU")
+"""
+
+
+def log(line):
+    with open(os.environ["FAKE_LOG"], "a") as f:
+        f.write(line + "\n")
+
+
+def stub(name, body=""):
+    os.makedirs(os.path.join(site, name), exist_ok=True)
+    with open(os.path.join(site, name, "__init__.py"), "w") as f:
+        f.write(body)
+
+
+def program(name, text):
+    path = os.path.join(venv, "bin", name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + text + "\n")
+    os.chmod(path, 0o755)
+
+
+if args[:1] == ["--version"]:
+    print("Python " + ver + ".0")
+elif args[:1] == ["-c"]:
+    sys.path.insert(0, site)
+    sys.version_info = tuple(int(x) for x in ver.split(".")) + (0, "final", 0)
+    exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
+elif args[:2] == ["-m", "venv"]:
+    target = os.path.abspath(args[-1])
+    if "--clear" in args:
+        shutil.rmtree(target, ignore_errors=True)
+    site = os.path.join(target, "lib", "python" + ver, "site-packages")
+    os.makedirs(site, exist_ok=True)
+    os.makedirs(os.path.join(target, "bin"), exist_ok=True)
+    with open(os.path.join(target, "pyvenv.cfg"), "w") as f:
+        f.write("home = " + base + "\n")
+    if not os.path.islink(os.path.join(target, "bin", "python")):  # as venv: kept as is
+        os.symlink(os.path.realpath(me), os.path.join(target, "bin", "python"))
+    if os.path.exists(os.path.join(base, "no-ensurepip")):  # Debian without python3-venv
+        sys.exit("The virtual environment was not created successfully because ensurepip "
+                 "is not available.")
+    stub("pip")
+elif args[:2] == ["-m", "pip"]:
+    if not os.path.exists(os.path.join(site, "pip")):
+        sys.exit(me + ": No module named pip")
+    if args[2:3] == ["install"]:
+        log("pip " + " ".join(args[2:]))
+        if os.environ.get("FAKE_PIP_FAIL"):
+            sys.exit("ERROR: Could not find a version that satisfies the requirement (offline)")
+        for arg in args[3:]:
+            if arg.startswith("torch=="):
+                stub("torch", TORCH.format(arg[7:]))
+            if arg == "-e":
+                for name in ("torchvision", "open_clip", "PySide6", "editor"):
+                    stub(name)
+                # absolute, as pip writes them: a venv does not survive a move
+                program("atelier", f'exec "{venv}/bin/python" -m editor "$@"')
+                program("ruff", 'echo "ruff $*"')
+    else:
+        print("pip 99.0 (fake)")
+else:  # -m MODULE or a script: one of the project's programs, which needs it installed
+    if not os.path.exists(os.path.join(site, "editor")):
+        sys.exit("ModuleNotFoundError: No module named 'editor'")
+    env = " ".join(f"{k}={os.environ.get(k)!r}" for k in ("CUDA_VISIBLE_DEVICES",
+                                                            "ATELIER_TEST_GPU"))
+    log("run " + " ".join(args) + " " + env)
+    print("ran " + " ".join(args))
+    fail = os.environ.get("FAKE_FAIL")
+    sys.exit(3 if fail and fail in " ".join(args) else 0)
+'''
+
+
+class Checkout:
+    """scripts/ and pyproject.toml of this checkout copied to tmp_path/repo, and fake
+    interpreters to make its .venv with."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.root = tmp_path / "repo"
+        (self.root / "scripts").mkdir(parents=True)
+        for name in SCRIPTS:
+            shutil.copy(ROOT / "scripts" / name, self.root / "scripts" / name)
+        shutil.copy(ROOT / "pyproject.toml", self.root / "pyproject.toml")
+        self.venv = self.root / ".venv"
+        self.log = tmp_path / "calls.log"
+        self.log.touch()
+        (tmp_path / "fakepy.py").write_text(FAKE_PY)
+
+    def python(self, name: str = "py311", version: str = "3.11") -> Path:
+        """A fake interpreter tmp_path/NAME/python of VERSION (made once)."""
+        folder = self.tmp / name
+        wrapper = folder / "python"
+        if not wrapper.exists():
+            folder.mkdir()
+            (folder / "version").write_text(version)
+            wrapper.write_text(
+                f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -S -E "
+                f"{shlex.quote(str(self.tmp / 'fakepy.py'))} \"$0\" \"$@\"\n")
+            wrapper.chmod(0o755)
+        return wrapper
+
+    def run(self, script: str | Path, *args: str, python: Path | None = None,
+            cwd: Path | None = None, **env: str | None) -> subprocess.CompletedProcess:
+        """bash SCRIPT ARGS with PYTHON=python (default: the 3.11 fake); env values of None
+        are removed from the environment."""
+        full = dict(os.environ, FAKE_LOG=str(self.log),
+                    PYTHON=str(python or self.python()))
+        for key in ("CUDA_VISIBLE_DEVICES", "ATELIER_TEST_GPU", "FAKE_PIP_FAIL", "FAKE_FAIL"):
+            full.pop(key, None)
+        for key, value in env.items():
+            if value is None:
+                full.pop(key, None)
+            else:
+                full[key] = value
+        if isinstance(script, str):
+            script = self.root / "scripts" / script
+        return subprocess.run(["bash", str(script), *args], cwd=cwd or self.tmp, env=full,
+                              capture_output=True, text=True, timeout=60)
+
+    def calls(self) -> list[str]:
+        """What the fake logged since the last call."""
+        lines = self.log.read_text().splitlines()
+        self.log.write_text("")
+        return lines
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    return Checkout(tmp_path)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@needs_bash
+def test_first_run_installs_and_later_runs_start_at_once(checkout):
+    first = _ok(checkout.run("run-editor.sh", "--version"))
+    assert "first time" in first.stderr
+    assert "ran -m editor --version" in first.stdout
+    assert any("torch==" in c for c in checkout.calls())
+    again = _ok(checkout.run("run-editor.sh", "--version"))
+    assert again.stderr == "" and checkout.calls() == ["run -m editor --version "
+                                                       "CUDA_VISIBLE_DEVICES=None "
+                                                       "ATELIER_TEST_GPU=None"]
+
+
+@needs_bash
+def test_a_venv_left_without_pip_is_made_anew(checkout):
+    # Debian's python without python3-venv: venv fails but leaves .venv/bin/python (no pip)
+    (checkout.python().parent / "no-ensurepip").touch()
+    assert checkout.run("run-editor.sh", "--version").returncode != 0
+    assert (checkout.venv / "bin" / "python").exists()
+    (checkout.python().parent / "no-ensurepip").unlink()  # python3-venv now installed
+    fixed = _ok(checkout.run("run-editor.sh", "--version"))
+    assert "no working pip" in fixed.stderr
+    assert "ran -m editor --version" in fixed.stdout
+
+
+@needs_bash
+def test_a_venv_of_an_old_python_is_made_anew(checkout):
+    old = checkout.python("py310", "3.10")
+    subprocess.run([str(old), "-m", "venv", str(checkout.venv)], check=True,
+                   env=dict(os.environ, FAKE_LOG=str(checkout.log)))
+    fixed = _ok(checkout.run("run-editor.sh", "--version"))
+    assert "made with Python 3.10" in fixed.stderr
+    assert Path(os.path.realpath(checkout.venv / "bin" / "python")) == checkout.python()
+
+
+@needs_bash
+@pytest.mark.parametrize("change", ["removed", "upgraded"])
+def test_a_venv_whose_python_went_away_is_made_anew(checkout, change):
+    made_with = checkout.python("system", "3.11")
+    _ok(checkout.run("run-editor.sh", python=made_with))
+    if change == "removed":  # the interpreter the venv links to is gone
+        shutil.rmtree(made_with.parent)
+        why = "does not run"
+    else:  # a distro upgrade: the same path is now 3.12, the venv's packages are 3.11's
+        (made_with.parent / "version").write_text("3.12")
+        why = "now 3.12"
+    fixed = _ok(checkout.run("run-editor.sh", "--version"))
+    assert why in fixed.stderr
+    assert "ran -m editor --version" in fixed.stdout
+
+
+@needs_bash
+def test_a_moved_checkout_gets_a_new_venv(checkout):
+    _ok(checkout.run("run-editor.sh"))
+    moved = checkout.tmp / "moved"
+    checkout.root.rename(moved)
+    fixed = _ok(checkout.run(moved / "scripts" / "run-editor.sh", "--version"))
+    assert "the checkout moved" in fixed.stderr
+    assert "ran -m editor --version" in fixed.stdout
+
+
+@needs_bash
+def test_a_working_venv_does_not_need_the_base_python(checkout):
+    _ok(checkout.run("run-editor.sh", python=checkout.python("py312", "3.12")))
+    _ok(checkout.run("run-editor.sh", "--version", PYTHON="/nonexistent/python3"))
+
+
+@needs_bash
+def test_a_pin_changed_in_ensure_env_is_installed(checkout):
+    _ok(checkout.run("ensure-env.sh"))
+    script = checkout.root / "scripts" / "ensure-env.sh"
+    text, pins = re.subn(r'"torch==[^"]+"', '"torch==9.9.9"', script.read_text())
+    assert pins == 1
+    script.write_text(text)
+    _ok(checkout.run("ensure-env.sh"))
+    assert any("torch==9.9.9" in c for c in checkout.calls())
+
+
+@needs_bash
+def test_the_stamp_is_written_only_after_a_complete_install(checkout):
+    failed = checkout.run("run-editor.sh", FAKE_PIP_FAIL="1")
+    assert failed.returncode != 0 and "Installation failed" in failed.stderr
+    assert not (checkout.venv / ".atelier-installed").exists()
+    checkout.calls()
+    _ok(checkout.run("run-editor.sh"))
+    assert any(c.startswith("pip install") for c in checkout.calls())
+    assert (checkout.venv / ".atelier-installed").exists()
+
+
+@needs_bash
+def test_a_failed_update_says_so_and_keeps_the_working_environment(checkout):
+    _ok(checkout.run("run-editor.sh"))
+    with open(checkout.root / "pyproject.toml", "a") as f:
+        f.write("# changed\n")
+    checkout.calls()
+    offline = _ok(checkout.run("run-editor.sh", "--version", FAKE_PIP_FAIL="1"))
+    assert "first time" not in offline.stderr
+    assert "Updating the environment failed" in offline.stderr
+    assert "ran -m editor --version" in offline.stdout
+    checkout.calls()
+    _ok(checkout.run("run-editor.sh"))  # the next run tries the update again
+    assert any(c.startswith("pip install") for c in checkout.calls())
+
+
+@needs_bash
+def test_a_symlinked_launcher_finds_the_checkout(checkout):
+    link = checkout.tmp / "bin" / "atelier-editor"
+    link.parent.mkdir()
+    link.symlink_to(checkout.root / "scripts" / "run-editor.sh")
+    proc = _ok(checkout.run(link, "--version"))
+    assert "ran -m editor --version" in proc.stdout
+
+
+@needs_bash
+def test_run_tests_hides_gpus_even_when_the_caller_chose_one(checkout):
+    proc = _ok(checkout.run("run-tests.sh", "-q", CUDA_VISIBLE_DEVICES="0"))
+    assert "ruff check editor tests benchmarks" in proc.stdout
+    assert "run -m pytest -q CUDA_VISIBLE_DEVICES='' ATELIER_TEST_GPU=None" in checkout.calls()
+
+
+@needs_bash
+def test_gpu_checks_runs_every_step_in_the_venv_and_fails_when_one_fails(checkout):
+    bin_dir = checkout.tmp / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI (fake)'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    caller = checkout.tmp / "caller"
+    caller.mkdir()
+    proc = checkout.run("gpu-checks.sh", "out", cwd=caller, FAKE_FAIL="relevance.py",
+                        CUDA_VISIBLE_DEVICES="", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    summary = proc.stdout.split("=== summary")[-1].splitlines()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for step in ("gpu", "cuda", "cuda-tests", "synthesis", "latency"):
+        assert f"ok      {step}" in summary, proc.stdout + proc.stderr
+    assert "FAILED  relevance (exit 3)" in summary
+    # the CUDA tests see the GPU: opted in, and an empty CUDA_VISIBLE_DEVICES is dropped
+    tests = [c for c in checkout.calls() if "-m pytest" in c]
+    assert tests and tests[0].endswith("CUDA_VISIBLE_DEVICES=None ATELIER_TEST_GPU='1'")
+    # a relative OUT_DIR is the caller's
+    assert (caller / "out" / "relevance.log").is_file()
+    assert not (checkout.root / "out").exists()
+
+
+@pytest.mark.parametrize("opt_in, hidden", [(None, ""), ("1", None)])
+def test_conftest_hides_gpus_unless_asked(monkeypatch, opt_in, hidden):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    if opt_in is None:
+        monkeypatch.delenv("ATELIER_TEST_GPU", raising=False)
+    else:
+        monkeypatch.setenv("ATELIER_TEST_GPU", opt_in)
+    runpy.run_path(str(ROOT / "tests" / "conftest.py"))
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == hidden
+
+
+def test_the_packaged_icon_is_the_editors_icon():
+    icon = ROOT / "packaging" / "latent-atelier.svg"
+    assert icon.is_file(), f"{icon} -> {os.readlink(icon) if icon.is_symlink() else '?'}"
+    assert icon.read_bytes() == (ROOT / "editor/resources/icons/latent-atelier.svg").read_bytes()
