@@ -36,7 +36,22 @@ def place_settings() -> None:
                           str(config_dir() / "window"))
 
 
+def missing_display() -> str | None:
+    """Why no window can be shown here, or None. On Linux without a display Qt's xcb
+    plugin aborts the program (exit 134) with advice about a library; this says why."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the editor's window on (neither DISPLAY nor "
+            "WAYLAND_DISPLAY is set). Run it on a desktop, or use the headless commands "
+            "(atelier --help); QT_QPA_PLATFORM=offscreen runs the window without a screen.")
+
+
 def run_app(paths: list[str] | None = None) -> int:
+    if (problem := missing_display()) is not None:
+        print(f"atelier: {problem}", file=sys.stderr)
+        return 1
     serial_ui_thread()  # before any tensor work: the render worker gets the cores
     app = init_application()
     from .main_window import MainWindow, names_a_generator
