@@ -33,3 +33,17 @@ def test_the_wheel_takes_every_bundled_file():
     matched = {p for pattern in _package_data("editor") for p in PACKAGE.glob(pattern)
                if p.is_file()}
     assert bundled <= matched, sorted(str(p.relative_to(PACKAGE)) for p in bundled - matched)
+
+
+def test_the_desktop_entry_matches_the_window_and_opens_files_in_it():
+    # X11 docks group a window with its launcher by WM_CLASS, whose class Qt sets to the
+    # application name ("Latent Atelier", seen with xprop under Xvfb); the entry said
+    # "latent-atelier", so the running editor showed as a second, icon-less application.
+    from editor.ui.app import init_application
+
+    entry = dict(line.split("=", 1) for line in
+                 (ROOT / "packaging" / "latent-atelier.desktop").read_text().splitlines()
+                 if "=" in line)
+    assert entry["StartupWMClass"] == init_application().applicationName()
+    assert entry["Exec"] == "atelier gui %F"  # "atelier FILE" was refused by argparse
+    assert (ROOT / "packaging" / "latent-atelier.svg").resolve() == ICON.resolve()
