@@ -544,3 +544,38 @@ def test_a_weights_file_without_an_architecture_is_read_first(tmp_path):
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(ClipError, match="not a weights file"):
         ClipModel.from_checkpoint(None, png)
+
+
+def test_openai_files_numbers_beside_the_weights_are_not_taken_for_weights(tmp_path,
+                                                                            tiny_arch):
+    # OpenAI's TorchScript files keep input_resolution, context_length and vocab_size
+    # beside the weights (its own loader deletes them): they were "3 unexpected" names,
+    # so the weights fit no architecture.
+    from editor.core.clip_model import matching_architectures
+
+    source = make_clip(seed=3)
+    state = dict(source.model.state_dict())
+    state.update(input_resolution=torch.tensor(16), context_length=torch.tensor(77),
+                 vocab_size=torch.tensor(49408))
+    torch.save(state, tmp_path / "openai-like.pt")
+    assert matching_architectures(state) == [tiny_arch]
+    _assert_same_model(source, ClipModel.from_checkpoint(tiny_arch, tmp_path / "openai-like.pt"))
+
+
+def test_weights_that_fit_several_architectures_are_not_given_one_by_guess(tmp_path,
+                                                                           tiny_arch,
+                                                                           monkeypatch):
+    # convnext_base_w_320 weights were recorded as convnext_base_w (256 px input): twins
+    # differ in settings the shapes do not show, so the first name was a guess.
+    import open_clip.factory
+
+    from editor.core.errors import CheckpointError
+    from editor.core.model_files import identify_model_file
+
+    twin = f"{tiny_arch}-320"
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, twin, dict(TINY_VIT))
+    torch.save(make_clip(seed=4).model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match=rf"fit 2 open_clip architectures \({tiny_arch}, "
+                       rf"{twin}\).*--clip-arch {tiny_arch}"):
+        identify_model_file(tmp_path / "w.pt")
+    assert identify_model_file(tmp_path / "w.pt", clip_arch=twin).arch == twin

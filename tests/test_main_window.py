@@ -287,3 +287,27 @@ def test_files_named_at_start_open_once_the_model_is_there(qtbot, tmp_path, monk
     started = []
     monkeypatch.setattr("editor.cli._run_gui", lambda args: started.append(args.paths) or 0)
     assert main([str(picture)]) == 0 and started == [[str(picture)]]
+
+
+def test_the_last_model_opens_at_start_whatever_its_file_is_called(qtbot, tmp_path,
+                                                                   monkeypatch):
+    # Generators are known by their content (an imported 'net.pth'), but the start took
+    # such a file for a picture or session to open once a model was there: none ever
+    # came, and the window started empty, without the demo or a word.
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
+    mine = tmp_path / "net.pth"
+    mine.write_bytes(save_generator(make_tiny_generator(resolution=16, seed=3),
+                                    tmp_path / "g.safetensors").read_bytes())
+    QSettings().setValue("model/last_path", str(mine))
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+        assert win.pack.model.path == str(mine)
+    finally:
+        close_without_questions(win, qtbot)

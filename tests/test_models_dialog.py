@@ -453,3 +453,23 @@ def test_clip_weights_no_architecture_fits_are_refused_and_a_named_one_is_checke
 
     clip = load_clip(ClipSource(**clip_choices(installed, [])[0][1]))
     assert any(isinstance(m, QuickGELU) for m in clip.model.modules())
+
+
+def test_a_clip_of_unknown_architecture_is_offered_only_when_it_carries_its_config(tmp_path):
+    # Any .safetensors CLIP without a recorded architecture (every CLIP imported before
+    # architectures were recorded) was offered, and failed when chosen.
+    from safetensors.torch import save_file
+
+    from tests.conftest import make_tiny_clip
+
+    clip = make_tiny_clip()
+    own = clip.save(tmp_path / "own.safetensors")
+    plain = tmp_path / "open_clip_model.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.model.state_dict().items()}, str(plain))
+
+    def imported(path: Path) -> zoo.InstalledModel:
+        return zoo.InstalledModel(path.stem, path, "0" * 64, 1, False, None, "clip", None,
+                                  str(path), "2026-01-01T00:00:00Z")
+
+    choices = clip_choices([imported(own), imported(plain)], [])
+    assert [spec["path"] for _, spec in choices[:-1]] == [str(own)]

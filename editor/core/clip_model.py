@@ -311,13 +311,18 @@ def _collect_tensors(record: _ScriptRecord, prefix: str = "") -> dict[str, torch
     return out
 
 
+OPENAI_CONSTANTS = ("input_resolution", "context_length", "vocab_size")
+
+
 def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str
                ) -> dict[str, torch.Tensor]:
     """`state` made loadable into `model` strictly, or a ClipError naming what differs."""
     expected = model.state_dict()
     state = dict(state)
-    # Attention masks are constants that TorchScript files store as attributes.
-    for key in [k for k in state if k not in expected and k.rsplit(".", 1)[-1] == "attn_mask"]:
+    # Attention masks are constants that TorchScript files store as attributes, and OpenAI's
+    # files keep three numbers beside the weights (its own loader deletes them too).
+    for key in [k for k in state if k not in expected and (
+            k.rsplit(".", 1)[-1] == "attn_mask" or k in OPENAI_CONSTANTS)]:
         del state[key]
     # open_clip stores logit_scale as a scalar or a 1-element vector, depending on the model.
     if "logit_scale" in state and "logit_scale" in expected:

@@ -76,6 +76,11 @@ def _clip_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | 
             f"{path.name} holds CLIP weights, but of no architecture open_clip builds "
             "(their names and shapes fit none); a CLIP with a Hugging Face text tower is "
             "not supported")
+    if len(found) > 1:  # twins differ in what shapes do not show (the input size, say)
+        raise CheckpointError(
+            f"{path.name} holds CLIP weights that fit {len(found)} open_clip architectures "
+            f"({', '.join(found)}), which differ in settings the weights do not show; say "
+            f"which: atelier models import {path.name} --clip-arch {found[0]}")
     return found[0]
 
 

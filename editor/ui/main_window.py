@@ -92,9 +92,13 @@ GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
 
 
 def names_a_generator(path: str) -> bool:
-    """Whether a file is opened as a generator: its suffix, and not a W+ latent saved
-    under it (e4e's latents.pt)."""
-    return Path(path).suffix.lower() in GENERATOR_SUFFIXES and not holds_a_latent(path)
+    """Whether a file named at start is opened as a generator: any file that is not one of
+    the others the window opens (a session, a picture, a latent). Generators are known by
+    their content, so an imported 'net.pth' is one too."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".json", ".npy", *IMAGE_SUFFIXES) or looks_like_image(path):
+        return False
+    return not (suffix in GENERATOR_SUFFIXES and holds_a_latent(path))
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 MAX_RECENT = 8
 
@@ -845,7 +849,7 @@ class MainWindow(QMainWindow):
             self.styleclip_import.start(path)
         elif suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
             self.open_latent(path)
-        elif names_a_generator(path):
+        elif suffix in GENERATOR_SUFFIXES:
             self.open_generator(path)
         elif looks_like_image(path):  # a picture under an unusual name, or none
             self._open_image_or_recipe(path)
@@ -1124,6 +1128,9 @@ class MainWindow(QMainWindow):
             else:
                 self.open_path(path)
             return
+        self._start_on_generator(path)
+
+    def _start_on_generator(self, path: str) -> None:
         self.open_generator(path)
         demo = default_generator_path()
         if demo is not None and Path(path).resolve() != demo.resolve():
@@ -1133,8 +1140,8 @@ class MainWindow(QMainWindow):
         """The model the user worked on last, or the demo pack when it is gone (or was the
         demo); the demo pack also when the last one no longer opens."""
         demo = default_generator_path()
-        if last and Path(last).is_file():
-            self.open_at_start(last)
+        if last and Path(last).is_file():  # a generator, whatever its name
+            self._start_on_generator(last)
         elif demo is not None:
             self.open_generator(str(demo))
         else:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.core import zoo
+from editor.core.clip_model import describes_itself
 from editor.core.errors import AtelierError
 from editor.core.model_files import identify_model_file
 from editor.engine.jobs import Job, JobRunner, JobToken, Progress, RateEta
@@ -77,7 +78,7 @@ def clip_choices(models: list[zoo.InstalledModel] | None = None,
         arch = entry.arch if entry is not None else m.arch
         # a CLIP the registry does not know: the architecture its weights fit was recorded
         # on import; a file saved by this program carries its own
-        if arch is None and (entry is not None or m.path.suffix != ".safetensors"):
+        if arch is None and (entry is not None or not describes_itself(m.path)):
             continue
         found.append((m.entry != REFERENCE_CLIP_ENTRY,
                       f"{m.name} ({arch})" if arch else m.name,
