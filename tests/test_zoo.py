@@ -1228,7 +1228,7 @@ def test_two_files_of_one_name_imported_at_the_same_moment_both_stay(tmp_path):
     # another program writing a name: a name of one's own is refused, not shared
     held = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from editor.core import zoo; "
-         "claim = zoo._try_claim('busy'); print('held', flush=True); time.sleep(30)"],
+         "claim = zoo._try_claim('busy', 'f' * 64); print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True, env=os.environ,
         cwd=Path(__file__).resolve().parents[1])
     try:
@@ -1382,3 +1382,44 @@ def test_a_cache_folder_that_cannot_be_made_is_one_line_and_lists_nothing(tmp_pa
     err = capsys.readouterr().err
     assert "atelier models: error: " in err and "not a directory" in err
     assert "Traceback" not in err
+
+
+def test_one_file_imported_twice_at_the_same_moment_is_one_model(tmp_path):
+    # The second import found the name held and took 'good-2': two entries, two copies.
+    src = tmp_path / "good.pt"
+    src.write_bytes(b"same" * 10)
+    ready = threading.Event()
+
+    def identify(path):
+        if not ready.is_set():  # the first holds its name while the second arrives
+            ready.set()
+            time.sleep(0.5)
+        return None
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(zoo.import_file(
+        src, identify=identify))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert [m.name for m in results] == ["good", "good"]
+    assert [m.name for m in zoo.installed()] == ["good"]
+
+
+def test_a_name_of_ones_own_never_replaces_another_model_for_a_registry_file(tmp_path):
+    # A file the registry knows by its sha256, imported with --name mine, replaced the
+    # different model installed as 'mine' (left on disk, unlisted).
+    mine, known = tmp_path / "a.pt", tmp_path / "b.pt"
+    mine.write_bytes(b"mine" * 10)
+    known.write_bytes(b"known" * 10)
+    write_user_registry([raw_entry("https://example.com/known.pt", name="known-gen",
+                                   filename="known.pt",
+                                   sha256=hashlib.sha256(known.read_bytes()).hexdigest(),
+                                   size=None)])
+    zoo.import_file(mine, name="mine")
+    with pytest.raises(zoo.ZooImportError, match="a different model is already installed "
+                       "as 'mine'"):
+        zoo.import_file(known, name="mine")
+    assert [(m.name, m.path.read_bytes()) for m in zoo.installed()] == [("mine", b"mine" * 10)]
+    assert zoo.import_file(known, name="theirs").entry == "known-gen"  # as before

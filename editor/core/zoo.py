@@ -1158,12 +1158,13 @@ def _slug(text: str) -> str:
 
 
 CLAIMS_DIR = ".claims"  # in the models folder: a lock per name an import is writing to
-_claimed: set[str] = set()  # names this program's imports hold (threads)
+_claimed: dict[str, str] = {}  # name -> sha256 of the file this program's import writes
+CLAIM_WAIT_S = 0.1
 
 
-def _try_claim(name: str) -> Any | None:
+def _try_claim(name: str, sha: str) -> Any | None:
     """Hold `name` against other imports, in this program and (POSIX) in others, until
-    released; None when another import holds it."""
+    released; None when another import holds it. The claim says which file it writes."""
     with _index_lock:
         if name in _claimed:
             return None
@@ -1178,17 +1179,31 @@ def _try_claim(name: str) -> Any | None:
         if handle is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                handle.truncate(0)
+                handle.write(sha.encode())
+                handle.flush()
             except OSError:
                 handle.close()
                 return None
-        _claimed.add(name)
+        _claimed[name] = sha
         return (name, handle)
+
+
+def _claim_writes(name: str) -> str | None:
+    """The sha256 of the file another import holding `name` writes, where it says."""
+    with _index_lock:
+        if name in _claimed:
+            return _claimed[name]
+    try:
+        return (models_dir() / CLAIMS_DIR / f"{name}.lock").read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _release_claim(claim: Any) -> None:
     name, handle = claim
     with _index_lock:
-        _claimed.discard(name)
+        _claimed.pop(name, None)
         if handle is not None:
             handle.close()  # releases the lock; the empty file stays (unlinking races)
 
@@ -1203,7 +1218,12 @@ def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
     n = 1
     while True:
         candidate = key if n == 1 else f"{key}-{n}"
-        claim = _try_claim(candidate)
+        claim = _try_claim(candidate, sha)
+        while claim is None and _claim_writes(candidate) == sha:
+            # the same file, imported at the same moment (a double click, the window and
+            # the CLI): one copy, under one name, once the other import has recorded it
+            time.sleep(CLAIM_WAIT_S)
+            claim = _try_claim(candidate, sha)
         if claim is not None:
             # looked at while held: an import that held it may have recorded it since
             held = installed_model(candidate)
@@ -1325,16 +1345,16 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         # a name of the user's own says what the file is: its file name (often kept by
         # fine-tunes of a registry model) is no reason to take it for that model
         entry = _match_entry(entries, sha, src.name if key is None else None)
-    if entry is not None:  # the registry's file: imports of it write the same content
-        return _install_copy(src, key or entry.name, entry, sha, size, identify, cancel)
+    if entry is not None and key in (None, entry.name):  # imports of it write the same content
+        return _install_copy(src, entry.name, entry, sha, size, identify, cancel)
     pick_free = key is None
     if key is None:
         key = _slug(src.stem) or f"model-{sha[:8]}"
         if key in (*registry, INDEX_NAME, INDEX_LOCK_NAME):
             # never shadow a registry name with another file, nor take the index's place
             key = f"{key}-imported"
-    with _claimed_name(key, sha, pick_free) as key:
-        return _install_copy(src, key, None, sha, size, identify, cancel)
+    with _claimed_name(key, sha, pick_free) as key:  # never another model's name
+        return _install_copy(src, key, entry, sha, size, identify, cancel)
 
 
 def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: int,
