@@ -665,9 +665,22 @@ def test_cli_discover_interrupt_exits_130(tmp_path, capsys, monkeypatch):
         yield dc.Progress(0, 1, "sampling")
         raise KeyboardInterrupt
 
+    real_job = dd.discovery_job
     monkeypatch.setattr(dd, "discovery_job", interrupted)
-    code = main(["discover", "--generator", str(gen), "--clip-checkpoint", str(clip)])
-    assert code == 130
+    argv = ["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+            "--n-samples", "40", "--batch-size", "8", "--k", "3"]
+    assert main(argv) == 130
+    # nothing drawn yet: nothing kept, and it says only that
+    assert capsys.readouterr().err.endswith("interrupted; no directions were written.\n")
+
+    def interrupted_while_sampling(*a, **k):
+        for i, item in enumerate(real_job(*a, **k)):
+            yield item
+            if i == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(dd, "discovery_job", interrupted_while_sampling)
+    assert main(argv) == 130
     assert "no directions were written (the images sampled so far are kept" in \
         capsys.readouterr().err
 

@@ -188,8 +188,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
     try:
         result = _finish(dd.discovery_job(pack, extra_words=words, config=config), dc.Discovery)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no directions were written (the images sampled so far "
-              "are kept: the next run goes on from them).", file=sys.stderr)
+        kept = (" (the images sampled so far are kept: the next run goes on from them)"
+                if dd.samples_kept(pack, words, config) else "")
+        print(f"{PROG}: interrupted; no directions were written{kept}.", file=sys.stderr)
         return 130
     except (AtelierError, ValueError, MemoryError, RuntimeError) as e:
         return _error(failure_line(e))

@@ -165,6 +165,16 @@ def _entry(pack: OpenPack, config: dc.DiscoveryConfig, setup: dc.LabelSetup,
                               pack.sampler or pc.DEFAULT_SAMPLER, data_key, root)
 
 
+def samples_kept(pack: OpenPack, extra_words: Sequence[str] = (),
+                 config: dc.DiscoveryConfig | None = None) -> bool:
+    """Whether a stopped discovery of this pack and settings kept sampled images for the
+    next run (none may have been drawn yet, or the cache could not be written)."""
+    if pack.clip is None:
+        return False
+    entry = _entry(pack, config or default_config(pack), label_setup(pack, extra_words), None)
+    return entry.partial_path.is_file()
+
+
 def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
                      config: dc.DiscoveryConfig | None = None) -> dc.Discovery | None:
     """The finished discovery for this pack and settings (shipped or cached), or None.
