@@ -15,11 +15,23 @@ from editor.ui.main_window import MainWindow
 from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
+def _settings_in(folder) -> None:
+    """The application, with the window's settings in an INI file of the test's own."""
     init_application()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+
+
+def _demo_generator(tmp_path, monkeypatch, **tiny):
+    """A tiny generator standing in for the demo pack (the window's fallback)."""
+    demo = save_generator(make_tiny_generator(**tiny), tmp_path / "demo.safetensors")
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    return demo
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    _settings_in(tmp_path)
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
     discard_on_close(monkeypatch)
     win = MainWindow(Renderer(device="cpu"))
@@ -82,9 +94,7 @@ def test_bad_values_in_the_settings_file_never_stop_the_window(qtbot, tmp_path, 
     from editor.engine.session import MAX_SEED
     from editor.ui.export_dialog import ExportDialog
 
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    _settings_in(tmp_path)
     QSettings().setValue(key, value)
     QSettings().sync()
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
@@ -161,17 +171,14 @@ def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot
 def test_the_window_starts_on_the_last_model_and_falls_back_to_the_demo(
         qtbot, tmp_path, monkeypatch, last):
     # Every start opened the demo pack, whatever the user had worked on.
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
-    demo = save_generator(make_tiny_generator(resolution=8, seed=1), tmp_path / "demo.safetensors")
+    _settings_in(tmp_path)
+    demo = _demo_generator(tmp_path, monkeypatch, resolution=8, seed=1)
     mine = save_generator(make_tiny_generator(resolution=16, seed=2),
                           tmp_path / "mine.safetensors")
     (tmp_path / "broken.pt").write_bytes(b"\x80\x04 not a checkpoint")
     paths = {"mine": mine, "gone": tmp_path / "gone.pt", "broken": tmp_path / "broken.pt"}
     if last in paths:
         QSettings().setValue("model/last_path", str(paths[last]))
-    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
     warned = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
     discard_on_close(monkeypatch)
@@ -188,11 +195,8 @@ def test_the_window_starts_on_the_last_model_and_falls_back_to_the_demo(
 
 def test_a_window_asked_not_to_open_the_last_model_opens_none(qtbot, tmp_path, monkeypatch):
     # `atelier gui G.pt` opens G.pt: the last model was loaded first, for nothing
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
-    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
-    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    _settings_in(tmp_path)
+    demo = _demo_generator(tmp_path, monkeypatch, resolution=8)
     discard_on_close(monkeypatch)
     asked = []
     monkeypatch.setattr(MainWindow, "open_generator", lambda self, path, *a, **k:
@@ -213,11 +217,8 @@ def test_a_window_asked_not_to_open_the_last_model_opens_none(qtbot, tmp_path, m
 def test_a_generator_named_at_start_that_does_not_open_leaves_the_demo(qtbot, tmp_path,
                                                                        monkeypatch):
     # `atelier gui broken.pt` left an empty window (the demo had been loaded first before)
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
-    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
-    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    _settings_in(tmp_path)
+    demo = _demo_generator(tmp_path, monkeypatch, resolution=8)
     warned = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
     discard_on_close(monkeypatch)
@@ -237,9 +238,7 @@ def test_the_window_starts_on_the_demo_when_the_cache_folder_cannot_be_made(
     # A read-only home, or ATELIER_CACHE_DIR naming a file: the window's Models menu read
     # the model index, making the folder raised, and the program ended with a traceback
     # before showing anything (the demo needs no cache folder).
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    _settings_in(tmp_path)
     (tmp_path / "a-file").write_bytes(b"")
     monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "a-file"))
     discard_on_close(monkeypatch)
@@ -261,11 +260,8 @@ def test_files_named_at_start_open_once_the_model_is_there(qtbot, tmp_path, monk
     from editor.cli import main
     from editor.engine.session import Session, Source
 
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
-    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
-    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
+    _settings_in(tmp_path)
+    _demo_generator(tmp_path, monkeypatch, resolution=8)
     discard_on_close(monkeypatch)
     session = tmp_path / "s.atelier.json"
     session.write_text(Session(source=Source(seed=1234, psi=0.7)).to_json())
@@ -294,15 +290,12 @@ def test_the_last_model_opens_at_start_whatever_its_file_is_called(qtbot, tmp_pa
     # Generators are known by their content (an imported 'net.pth'), but the start took
     # such a file for a picture or session to open once a model was there: none ever
     # came, and the window started empty, without the demo or a word.
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
-    demo = save_generator(make_tiny_generator(resolution=8), tmp_path / "demo.safetensors")
+    _settings_in(tmp_path)
+    _demo_generator(tmp_path, monkeypatch, resolution=8)
     mine = tmp_path / "net.pth"
     mine.write_bytes(save_generator(make_tiny_generator(resolution=16, seed=3),
                                     tmp_path / "g.safetensors").read_bytes())
     QSettings().setValue("model/last_path", str(mine))
-    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: demo)
     discard_on_close(monkeypatch)
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
