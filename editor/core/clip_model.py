@@ -371,9 +371,8 @@ def _meta_model(arch: str) -> torch.nn.Module:
 def _fits_architecture(arch: str, state: Mapping[str, torch.Tensor]) -> bool:
     """Whether `state` loads strictly into open_clip's `arch`."""
     try:
-        _fit_state(_meta_model(arch), state, arch)
-    except (ClipError, RuntimeError, OSError, ValueError, TypeError, KeyError,
-            AssertionError, AttributeError, ImportError):  # ImportError: a tower's package
+        check_architecture(arch, state, arch)
+    except ClipError:
         return False
     return True
 
@@ -409,7 +408,7 @@ def check_architecture(arch: str, state: Mapping[str, torch.Tensor], what: str) 
     try:
         model = _meta_model(built)
     except (RuntimeError, OSError, ValueError, TypeError, KeyError, AssertionError,
-            AttributeError, ImportError) as e:
+            AttributeError, ImportError) as e:  # ImportError: a tower's package
         raise ClipError(f"could not build CLIP architecture '{arch}' ({e})") from e
     _fit_state(model, state, what)
     return arch
