@@ -579,3 +579,41 @@ def test_weights_that_fit_several_architectures_are_not_given_one_by_guess(tmp_p
                        rf"{twin}\).*--clip-arch {tiny_arch}"):
         identify_model_file(tmp_path / "w.pt")
     assert identify_model_file(tmp_path / "w.pt", clip_arch=twin).arch == twin
+
+
+def test_a_registry_clip_is_checked_as_its_own_architecture(tmp_path, tiny_arch,
+                                                             monkeypatch):
+    # The import searched every architecture even for a CLIP the registry names, threw
+    # the answer away, and refused one whose twin fits the same shapes (a user registry
+    # listing convnext_base_w_320, say). The entry's architecture is now checked instead.
+    import hashlib
+
+    import open_clip.factory
+
+    from editor.core import paths, zoo
+    from editor.core.errors import AtelierError
+    from editor.core.model_files import identify_model_file
+
+    twin = f"{tiny_arch}-320"
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, twin, dict(TINY_VIT))
+    weights = tmp_path / "w.pt"
+    torch.save(make_clip(seed=4).model.state_dict(), weights)
+    raw = {"name": "my-320", "kind": "clip", "format": "open_clip", "arch": twin,
+           "url": "https://example.invalid/w.pt",
+           "tag": "mine", "filename": "w.pt", "licence": "test", "description": "a test",
+           "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    (paths.config_dir() / "zoo_registry.json").write_text(
+        json.dumps({"version": 1, "entries": [raw]}), encoding="utf-8")
+    model = zoo.import_file(weights, identify=identify_model_file)
+    assert (model.entry, model.arch, model.verified) == ("my-320", twin, True)
+
+    # weights of another architecture under the entry's checksum are refused by name
+    other = tmp_path / "other.pt"
+    torch.save(make_clip(TINY_RN, seed=5).model.state_dict(), other)
+    raw.update(name="my-other", filename="other.pt",
+               sha256=hashlib.sha256(other.read_bytes()).hexdigest())
+    (paths.config_dir() / "zoo_registry.json").write_text(
+        json.dumps({"version": 1, "entries": [raw]}), encoding="utf-8")
+    with pytest.raises(AtelierError, match=f"not importing other.pt: .*{twin}"):
+        zoo.import_file(other, identify=identify_model_file)
+    assert zoo.installed_model("my-other") is None

@@ -143,10 +143,10 @@ def test_a_cancelled_import_says_what_it_did(qtbot, dialog, warnings, tiny_gener
     reading, go_on = threading.Event(), threading.Event()
     identify = md.identify_model_file
 
-    def slow_identify(path):  # reading a large checkpoint takes seconds
+    def slow_identify(path, arch):  # reading a large checkpoint takes seconds
         reading.set()
         go_on.wait(TIMEOUT_MS / 1000)
-        return identify(path)
+        return identify(path, arch)
 
     record = zoo._record
     job_holder = []

@@ -648,7 +648,7 @@ def test_a_download_cancelled_while_it_is_checked_is_not_installed(server):
     entry = make_entry(server.url("ok"))
     cancelled = []
 
-    def read_then_cancel(path):  # the user cancels while the file is being read
+    def read_then_cancel(path, _arch):  # the user cancels while the file is being read
         cancelled.append(True)
         return SimpleNamespace(kind="generator", resolution=None)
 
@@ -687,7 +687,9 @@ def test_a_downloaded_generator_is_identified_and_installed(server, served_gener
     clip_entry = zoo.ZooEntry(**{**make_entry("", sha=None, size=None).__dict__,
                                  "name": "toy-clip", "kind": "clip", "format": "open_clip",
                                  "url": server.url("versioned"), "arch": "x", "tag": "y"})
-    with pytest.raises(ZooDownloadError, match="it is a generator, but toy-clip is a clip"):
+    # the entry's architecture is checked, and a generator is no CLIP weights of it
+    with pytest.raises(ZooDownloadError, match="is a StyleGAN2 generator, not CLIP weights "
+                       "of x"):
         zoo.download(clip_entry, identify=identify_model_file)
     assert zoo.installed_model("toy-clip") is None
 
@@ -1206,7 +1208,7 @@ def test_two_files_of_one_name_imported_at_the_same_moment_both_stay(tmp_path):
         files[-1].write_bytes(content)
     both_reading = threading.Barrier(2, timeout=5)
 
-    def identify(path):  # each import reads its file while the other reads its own
+    def identify(path, _arch):  # each import reads its file while the other reads its own
         both_reading.wait()
         return None
 
@@ -1390,7 +1392,7 @@ def test_one_file_imported_twice_at_the_same_moment_is_one_model(tmp_path):
     src.write_bytes(b"same" * 10)
     ready = threading.Event()
 
-    def identify(path):
+    def identify(path, _arch):
         if not ready.is_set():  # the first holds its name while the second arrives
             ready.set()
             time.sleep(0.5)

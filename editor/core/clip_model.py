@@ -314,9 +314,10 @@ def _collect_tensors(record: _ScriptRecord, prefix: str = "") -> dict[str, torch
 OPENAI_CONSTANTS = ("input_resolution", "context_length", "vocab_size")
 
 
-def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str
-               ) -> dict[str, torch.Tensor]:
-    """`state` made loadable into `model` strictly, or a ClipError naming what differs."""
+def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str,
+               arch: str | None = None) -> dict[str, torch.Tensor]:
+    """`state` made loadable into `model` (architecture `arch`, when it has a name)
+    strictly, or a ClipError naming what differs."""
     expected = model.state_dict()
     state = dict(state)
     # Attention masks are constants that TorchScript files store as attributes, and OpenAI's
@@ -342,7 +343,8 @@ def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
             k = shapes[0]
             parts.append(f"{len(shapes)} with other shapes (e.g. {k}: file "
                          f"{tuple(state[k].shape)}, model {tuple(expected[k].shape)})")
-        raise ClipError(f"{what}: the weights do not fit the architecture: "
+        named = f" {arch}" if arch else ""
+        raise ClipError(f"{what}: the weights do not fit the architecture{named}: "
                         f"{'; '.join(parts)}. Is the file for another architecture?")
     return state
 
@@ -410,7 +412,7 @@ def check_architecture(arch: str, state: Mapping[str, torch.Tensor], what: str) 
     except (RuntimeError, OSError, ValueError, TypeError, KeyError, AssertionError,
             AttributeError, ImportError) as e:  # ImportError: a tower's package
         raise ClipError(f"could not build CLIP architecture '{arch}' ({e})") from e
-    _fit_state(model, state, what)
+    _fit_state(model, state, what, arch)
     return arch
 
 
@@ -655,7 +657,7 @@ class ClipModel:
         if quick_gelu is None:
             quick_gelu = _sniff(path) == "torchscript"
         model, cfg = _build_from_arch(arch, quick_gelu, None)
-        _load_into(model, read_weights(path), path.name)
+        _load_into(model, read_weights(path), path.name, arch)
         clip = cls(model, _tokenizer_for_arch(_open_clip_name(arch)[0]), f"{arch}:{path.name}",
                    cfg)
         return clip.to(device)
@@ -895,8 +897,9 @@ def _check_templates(templates: tuple[str, ...]) -> None:
             raise ClipError(f"prompt template {t!r} has no '{{}}' for the text")
 
 
-def _load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    state = _fit_state(model, state, what)
+def _load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str,
+               arch: str | None = None) -> None:
+    state = _fit_state(model, state, what, arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -82,6 +82,9 @@ RETRY_DELAY_S = 1.0
 
 ProgressCallback = Callable[[int, int | None], None]
 CancelToken = threading.Event | Callable[[], bool] | None
+# reads a file as a model (model_files.identify_model_file in the app): (path, the CLIP
+# architecture the registry expects or None) -> what it is (.kind; .resolution, .arch)
+Identify = Callable[[Path, str | None], Any]
 
 
 class ZooRegistryError(AtelierError):
@@ -1066,7 +1069,7 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
 def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None = None, *,
              progress: ProgressCallback | None = None, cancel: CancelToken = None,
              timeout: float = 30.0, retries: int = 3,
-             identify: Callable[[Path], Any] | None = None,
+             identify: Identify | None = None,
              force: bool = False) -> InstalledModel:
     """Download a registry entry (or name) into the cache (or `dest_dir`) and record it.
 
@@ -1075,7 +1078,7 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     kept and DownloadCancelled raised. Dropped connections are resumed up to `retries`
     times in a row. When the registry has no sha256 the file is recorded with the hash it
     had and `verified=False` (and a warning is logged); callers should say so.
-    `identify(path)` (model_files.identify_model_file in the app, as for import_file)
+    `identify(path, arch)` (model_files.identify_model_file in the app, as for import_file)
     reads the finished file before it is installed: one that is not a model, or not this
     entry's kind of model, is deleted and refused. `force` downloads again even when the
     file is there (a damaged one that kept its size); it is replaced only once the new
@@ -1091,7 +1094,7 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
 
 def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
               progress: ProgressCallback | None, cancel: CancelToken, timeout: float,
-              retries: int, identify: Callable[[Path], Any] | None,
+              retries: int, identify: Identify | None,
               force: bool) -> InstalledModel:
     final = target_path(entry, dest_dir)
     if final.parent.exists() and not final.parent.is_dir():
@@ -1113,7 +1116,7 @@ def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
 
 
 def _check_is_model(entry: ZooEntry, part: Path,
-                    identify: Callable[[Path], Any] | None) -> None:
+                    identify: Identify | None) -> None:
     """Read the finished download as an import reads a file: what the server sent may be
     a web page labelled as a file, or junk, and is then deleted, never installed."""
     if identify is None:
@@ -1129,7 +1132,7 @@ def _check_is_model(entry: ZooEntry, part: Path,
 
 def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback | None,
            cancel: CancelToken, timeout: float, retries: int,
-           identify: Callable[[Path], Any] | None = None) -> InstalledModel:
+           identify: Identify | None = None) -> InstalledModel:
     _transfer(entry, part, progress, cancel, timeout, retries)
     part_info_path(part).unlink(missing_ok=True)  # whole: nothing left to resume
     sha = _verify(entry, part)
@@ -1243,12 +1246,20 @@ def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
         _release_claim(claim)
 
 
-def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], Any]) -> Any:
+def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify) -> Any:
     """What `identify` finds in the file (its `.kind`, and `.arch` for CLIP weights);
-    AtelierError when it is not a model, or not the model its registry entry describes."""
-    found = identify(path)
+    AtelierError when it is not a model, or not the model its registry entry describes.
+
+    A CLIP entry's architecture is handed to `identify` to check: searching for it
+    instead takes up to half a minute (timm towers), and refuses the architectures whose
+    twins the shapes cannot tell apart (a 320 px variant, say)."""
+    expected_arch = entry.arch if entry is not None and entry.kind == "clip" else None
+    found = identify(path, expected_arch)
     if entry is not None and entry.kind != found.kind:
         raise ZooImportError(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
+    arch = getattr(found, "arch", None)
+    if expected_arch and arch and arch != expected_arch:
+        raise ZooImportError(f"it holds {arch} weights, but {entry.name} is {expected_arch}")
     resolution = getattr(found, "resolution", None)
     if entry is not None and entry.resolution and resolution and \
             entry.resolution != resolution:
@@ -1258,7 +1269,7 @@ def _identify_as(path: Path, entry: ZooEntry | None, identify: Callable[[Path], 
 
 
 def _identified(src: Path, entry: ZooEntry | None,
-                identify: Callable[[Path], Any] | None) -> Any:
+                identify: Identify | None) -> Any:
     """What `identify` says the file is, checked against its registry entry."""
     if identify is None:
         return None
@@ -1301,7 +1312,7 @@ def _copy_hashing(src: Path, dest: Path, expected_sha: str) -> None:
 
 
 def import_file(path: str | os.PathLike, name: str | None = None,
-                identify: Callable[[Path], Any] | None = None,
+                identify: Identify | None = None,
                 cancel: CancelToken = None) -> InstalledModel:
     """Copy a local file into the model cache and record it.
 
@@ -1311,9 +1322,11 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     registry does not know keeps its own stem as name (made unique: a different file
     never replaces an imported one).
 
-    `identify(path)` (model_files.identify_model_file in the app) reads the file first and
-    returns what it is (`.kind`, `.resolution`) or raises: a file that is not a model, or
-    not the model its registry entry describes, is refused before anything is copied.
+    `identify(path, arch)` (model_files.identify_model_file in the app) reads the file
+    first and returns what it is (`.kind`, `.resolution`, `.arch`) or raises: a file that
+    is not a model, or not the model its registry entry describes, is refused before
+    anything is copied. `arch` is the CLIP architecture a registry entry expects (checked,
+    not searched for), else None.
 
     `cancel` is looked at between the steps (hashing, reading, copying a large file take
     seconds each); once the model is recorded it is installed, whatever comes after."""
@@ -1358,7 +1371,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
 
 
 def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: int,
-                  identify: Callable[[Path], Any] | None, cancel: CancelToken
+                  identify: Identify | None, cancel: CancelToken
                   ) -> InstalledModel:
     """Copy `src` (read first by `identify`) to the models folder as `key`, and record it."""
     _stop_if_cancelled(cancel, src)
