@@ -91,14 +91,28 @@ IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
 
 
+def kind_of_file(path: str) -> str:
+    """What the window opens a file as: 'session', 'image', 'latent', 'generator', or
+    'other' (an unknown name: only a file's content can tell)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return "session"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
+        return "latent"
+    if suffix in GENERATOR_SUFFIXES:
+        return "generator"
+    return "image" if looks_like_image(path) else "other"  # a picture under an odd name
+
+
 def names_a_generator(path: str) -> bool:
     """Whether a file named at start is opened as a generator: any file that is not one of
     the others the window opens (a session, a picture, a latent). Generators are known by
     their content, so an imported 'net.pth' is one too."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".json", ".npy", *IMAGE_SUFFIXES) or looks_like_image(path):
-        return False
-    return not (suffix in GENERATOR_SUFFIXES and holds_a_latent(path))
+    return kind_of_file(path) in ("generator", "other")
+
+
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 MAX_RECENT = 8
 
@@ -838,21 +852,20 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         p = Path(path)
-        suffix = p.suffix.lower()
-        if not p.is_file():
+        kind = kind_of_file(path) if p.is_file() else None
+        if kind is None:
             QMessageBox.warning(self, "Cannot open", f"{p.name} is not a file.")
-        elif suffix == ".json":
+        elif kind == "session":
             self.open_session(path)
-        elif suffix in IMAGE_SUFFIXES:
+        elif kind == "image":
             self._open_image_or_recipe(path)
-        elif suffix == ".npy" and self._holds_styleclip_directions(path):
+        elif kind == "latent" and p.suffix.lower() == ".npy" and \
+                self._holds_styleclip_directions(path):
             self.styleclip_import.start(path)
-        elif suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
+        elif kind == "latent":
             self.open_latent(path)
-        elif suffix in GENERATOR_SUFFIXES:
+        elif kind == "generator":
             self.open_generator(path)
-        elif looks_like_image(path):  # a picture under an unusual name, or none
-            self._open_image_or_recipe(path)
         else:
             QMessageBox.warning(self, "Cannot open",
                                 f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
@@ -895,12 +908,12 @@ class MainWindow(QMainWindow):
                                               LATENT_FILTER)
         if not path:
             return
-        suffix = Path(path).suffix.lower()
-        if suffix == ".json":
+        kind = kind_of_file(path)
+        if kind == "session":
             self.open_session(path)
-        elif suffix in IMAGE_SUFFIXES:
+        elif kind == "image":
             self._open_image_or_recipe(path)
-        else:
+        else:  # asked for a latent: its reader says why a file is none
             self.open_latent(path)
 
     def open_latent(self, path: str) -> None:
