@@ -749,3 +749,42 @@ def test_a_session_with_an_edit_that_cannot_apply_replays_the_picture_the_window
     assert np.array_equal(again, plain)
     replayed = Session.from_json(read_recipe(tmp_path / "again.png"))
     assert [e.enabled for e in replayed.edits] == [False]  # its recipe is that picture
+
+
+def test_the_command_list_is_shown_without_loading_torch():
+    # `atelier --help` imported every command's module, and with them torch: 5 s before
+    # the list of commands appeared. The list comes from editor.cli.COMMANDS; each
+    # command's own module is imported when it is the one asked for.
+    import subprocess
+    import sys
+
+    probe = ("import sys, contextlib, io\n"
+             "from editor.cli import main\n"
+             "out = io.StringIO()\n"
+             "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+             "    main(['--help'])\n"
+             "print('torch' in sys.modules, 'import-styleclip' in out.getvalue())\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_each_command_lists_the_help_its_module_registers():
+    # the short list and the commands' own parsers describe each command the same way,
+    # and a command asked for gets its module's options
+    import argparse
+
+    from editor.cli import COMMANDS, build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    def summaries(parser: argparse.ArgumentParser) -> dict[str, str]:
+        return {c.dest: c.help for c in commands(parser)._choices_actions}
+
+    listed = summaries(build_parser(""))
+    assert listed == summaries(build_parser()) and set(COMMANDS) < set(listed)
+    for name in COMMANDS:
+        own = commands(build_parser(name)).choices[name]
+        assert len(own._actions) > 1 and own.get_default("func") is not None, name
+        assert len(commands(build_parser("")).choices[name]._actions) == 1  # -h only

@@ -7,9 +7,19 @@ import importlib
 import os
 import sys
 
-# Subcommand modules, each exposing register(subparsers). Listed by name so that
-# `atelier --help` does not import torch-heavy modules until one is run.
-SUBCOMMANDS = ("discover", "edit", "import_styleclip", "invert", "models", "precompute")
+# Subcommands: name -> (module exposing register(subparsers), one-line help). Listed here
+# so that `atelier --help` lists them without importing their modules (torch: seconds);
+# only the command being run is imported.
+COMMANDS = {
+    "discover": ("discover", "discover labelled edit directions without prompts "
+                 "(CLIP2StyleGAN)"),
+    "edit": ("edit", "render a seed with text edits, or replay a recipe"),
+    "import-styleclip": ("import_styleclip", "use StyleCLIP's precomputed fs3.npy as a "
+                         "model pack"),
+    "invert": ("invert", "find the latent that reproduces a picture"),
+    "models": ("models", "list, download and import pretrained models"),
+    "precompute": ("precompute", "precompute a model pack (global-direction relevance)"),
+}
 
 
 # GNU OpenMP (PyTorch's CPU threads on Linux) lets an idle helper thread spin 300,000 times
@@ -29,7 +39,9 @@ def prepare_interactive_process() -> None:
         os.environ.setdefault(key, value)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `atelier` parser. Each subcommand's module is imported for its arguments
+    (None: every one), or only `command`'s; the others are listed by name and help."""
     parser = argparse.ArgumentParser(
         prog="atelier",
         description="Latent Atelier: text-driven editing of StyleGAN2 images. "
@@ -43,15 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("paths", nargs="*", help="files to open: generators, and sessions, "
                      "exported images (their recipe), pictures (to invert) or latents")
     gui.set_defaults(func=_run_gui)
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"editor.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"editor.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+    for name, (module_name, summary) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"editor.cli.{module_name}").register(sub)
+        else:  # listed for the help, never parsed: argv[0] names another command
+            sub.add_parser(name, help=summary)
     return parser
+
+
+def command_help(name: str) -> str:
+    """The one-line help `atelier --help` shows for a subcommand."""
+    return COMMANDS[name][1]
 
 
 def _run_gui(args: argparse.Namespace) -> int:
@@ -62,7 +76,7 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 def _names_files(argv: list[str]) -> bool:
     """`atelier face.png`: files where a command would be, which the window opens."""
-    return bool(argv) and argv[0] not in (*SUBCOMMANDS, "gui", "import-styleclip") \
+    return bool(argv) and argv[0] not in (*COMMANDS, "gui") \
         and not argv[0].startswith("-") and all(os.path.exists(a) for a in argv)
 
 
@@ -71,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if _names_files(argv):
         argv = ["gui", *argv]
     if not argv or argv[0] == "gui":
-        prepare_interactive_process()  # building the parser imports torch
-    parser = build_parser()
+        prepare_interactive_process()  # the window imports torch
     if not argv:
         return _run_gui(argparse.Namespace(paths=[]))
+    parser = build_parser(argv[0] if argv[0] in COMMANDS else "")
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()

@@ -17,6 +17,7 @@ from pathlib import Path
 from editor.core.errors import AtelierError
 from editor.engine.session import MAX_SEED
 
+from . import command_help
 from .arg_types import DEVICE_HELP, int_at_least
 from .failures import failure_line
 from .precompute import ProgressLine
@@ -30,7 +31,7 @@ MIN_SAMPLES_PER_COMPONENT = 10
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "discover", help="discover labelled edit directions without prompts (CLIP2StyleGAN)",
+        "discover", help=command_help("discover"),
         description="Sample images, PCA of their CLIP embeddings, label each direction with "
         "words (zero-shot and a sparse token mixture), split mixed ones, and transfer them "
         "to the generator as style deltas. Default: the bundled demo pack.")

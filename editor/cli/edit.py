@@ -62,6 +62,7 @@ from editor.engine.session import (
 )
 from editor.methods.global_directions import Progress
 
+from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 from .outputs import check_outputs, shown
 
@@ -85,7 +86,7 @@ class _EditAction(argparse.Action):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("edit", help="render a seed with text edits, or replay a recipe",
+    p = sub.add_parser("edit", help=command_help("edit"),
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("source")
     src.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from editor.core.errors import AtelierError
 from editor.core.paths import unwritable_reason
 
+from . import command_help
 from .arg_types import DEVICE_HELP, int_at_least
 from .failures import failure_line
 from .precompute import add_clip_args, load_models, models_line, show_progress
@@ -24,7 +25,7 @@ PROG = "atelier import-styleclip"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "import-styleclip", help="use StyleCLIP's precomputed fs3.npy as a model pack",
+        "import-styleclip", help=command_help("import-styleclip"),
         description="Import the channel relevance the official StyleCLIP code computed "
         "(npy/ffhq/fs3.npy, made with CLIP ViT-B/32) for a generator, so that its text "
         "edits need no precompute. A few channels are measured again and compared first: "

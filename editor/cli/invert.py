@@ -44,6 +44,7 @@ from editor.methods.inversion import (
     suggested_pictures_per_batch,
 )
 
+from . import command_help
 from .arg_types import DEVICE_HELP, int_at_least, positive_float
 from .edit import _clip_source
 from .outputs import check_outputs, refuse_existing
@@ -54,7 +55,7 @@ CROP_KEEP_SIDE = 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("invert", help="find the latent that reproduces a picture",
+    p = sub.add_parser("invert", help=command_help("invert"),
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="pictures (any format Pillow reads)")
     out = p.add_mutually_exclusive_group(required=True)

@@ -16,13 +16,15 @@ from editor.core import zoo
 from editor.core.errors import AtelierError
 from editor.core.model_files import identify_model_file
 
+from . import command_help
+
 PROG = "atelier models"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `models` command (with list / download / import) to a parser."""
     parser = subparsers.add_parser(
-        "models", help="list, download and import pretrained models",
+        "models", help=command_help("models"),
         description="The model zoo: known pretrained generators and CLIP models. Nothing is "
         "downloaded unless you ask.")
     parser.set_defaults(func=lambda args: _print_help(parser))

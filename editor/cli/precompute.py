@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from editor.core.errors import AtelierError
 from editor.core.paths import unwritable_reason
 
+from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
 from .failures import failure_line
 
@@ -38,7 +39,7 @@ MAX_SEED = 2**62  # seeds are offset (base images from 7,000,000 on) within int6
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `precompute` command to a parser."""
     p = subparsers.add_parser(
-        "precompute", help="precompute a model pack (global-direction relevance)",
+        "precompute", help=command_help("precompute"),
         description="Compute the style statistics and the per-channel CLIP relevance that "
         "text edits (StyleCLIP global directions) need, for one generator and one CLIP "
         "model. The result is cached; interrupted runs resume.")
