@@ -17,10 +17,16 @@ MADE_IN="$(sed -n 2p "$STAMP" 2>/dev/null || true)"
 # Why the .venv there cannot be used; prints nothing when it can (or when there is none).
 venv_problem() {
   [ -e "$VENV" ] || return 0
-  local ver
-  ver="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+  local ver lib
+  # the version, and the name of the venv's lib folder for it (python3.13t when free-threaded)
+  lib="$("$VENV/bin/python" -c 'import sys, sysconfig
+ver = "%d.%d" % sys.version_info[:2]
+print(ver, "python" + ver + ("t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""))' \
+         2>/dev/null)" \
     || { echo "its Python is missing or does not run (system Python removed or changed?)"
          return 0; }
+  ver="${lib%% *}"
+  lib="${lib#* }"
   if [ -n "$MADE_IN" ] && [ "$MADE_IN" != "$VENV" ]; then
     # a venv cannot move: its programs (bin/atelier, bin/pip) still start the old path's python
     echo "the checkout moved (it was made in $MADE_IN)"
@@ -28,7 +34,7 @@ venv_problem() {
   fi
   case "$ver" in
     [0-2].*|3.[0-9]|3.10) echo "it was made with Python $ver (3.11+ needed)" ;;
-    *) if [ ! -d "$VENV/lib/python$ver" ]; then
+    *) if [ ! -d "$VENV/lib/$lib" ]; then
          # e.g. a distro upgrade swapped the interpreter under it (3.11 -> 3.12)
          echo "its Python is now $ver, not the one it was made with"
        elif [ "$HAVE" != "$WANT" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then

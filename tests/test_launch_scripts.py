@@ -65,10 +65,14 @@ def program(name, text):
 
 
 if args[:1] == ["--version"]:
-    print("Python " + ver + ".0")
+    print("Python " + ver.rstrip("t") + ".0")
 elif args[:1] == ["-c"]:
+    import sysconfig
     sys.path.insert(0, site)
-    sys.version_info = tuple(int(x) for x in ver.split(".")) + (0, "final", 0)
+    sys.version_info = tuple(int(x) for x in ver.rstrip("t").split(".")) + (0, "final", 0)
+    real_config_var = sysconfig.get_config_var  # "3.13t": a free-threaded build
+    sysconfig.get_config_var = lambda name: (ver.endswith("t") if name == "Py_GIL_DISABLED"
+                                             else real_config_var(name))
     exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
 elif args[:2] == ["-m", "venv"]:
     target = os.path.abspath(args[-1])
@@ -227,6 +231,18 @@ def test_a_venv_whose_python_went_away_is_made_anew(checkout, change):
     fixed = _ok(checkout.run("run-editor.sh", "--version"))
     assert why in fixed.stderr
     assert "ran -m editor --version" in fixed.stdout
+
+
+@needs_bash
+def test_a_free_threaded_pythons_venv_is_kept(checkout):
+    # its venv keeps packages in lib/python3.13t: the check looked for lib/python3.13 and
+    # made the venv anew (a full install) at every start
+    free = checkout.python("py313t", "3.13t")
+    _ok(checkout.run("run-editor.sh", python=free))
+    assert (checkout.venv / "lib" / "python3.13t" / "site-packages" / "editor").is_dir()
+    checkout.calls()
+    again = _ok(checkout.run("run-editor.sh", "--version", python=free))
+    assert again.stderr == "" and not any("pip" in c for c in checkout.calls())
 
 
 @needs_bash
