@@ -358,6 +358,11 @@ def test_cli_refuses_outputs_that_cannot_or_must_not_be_written_before_any_work(
         (["-o", str(tmp_path / "o.png"), "--json", str(tmp_path / "a_folder")], "is a folder"),
         (["--out-dir", str(tmp_path / "a_file")], "is a file, not a folder"),
         (["-o", str(tmp_path / "o.txt")], "unknown extension"),
+        # the readout would have replaced the picture (or the latent) just written
+        (["-o", str(tmp_path / "k.png"), "--json", str(tmp_path / "k.png")],
+         "named for two of the outputs"),
+        (["-o", str(tmp_path / "j.png"), "--latents", "--json", str(tmp_path / "j.npy")],
+         "named for two of the outputs"),
         (["-o", str(tmp_path / "o.png"), "--crop=-10,-10,40,40"], "not inside"),
         (["-o", str(tmp_path / "o.png"), "--crop", "50,10,90,50"], "not inside"),
     ]

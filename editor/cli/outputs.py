@@ -30,7 +30,12 @@ def check_outputs(paths: Iterable[Path], overwrite: bool, inputs: Iterable[str] 
     except ValueError as e:
         raise AtelierError(str(e)) from e
     read = {Path(p).resolve() for p in inputs}
+    written: dict[Path, Path] = {}
     for path in paths:
+        if (same := written.setdefault(path.resolve(), path)) is not path:
+            # the later write would replace the earlier one (--json k.png beside -o k.png)
+            raise AtelierError(f"{path} is named for two of the outputs ({same} too); "
+                               "give each its own file")
         if path.resolve() in read:
             raise AtelierError(f"{path} is one of the pictures being inverted; choose "
                                "another output")
