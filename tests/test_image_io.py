@@ -475,6 +475,25 @@ def test_jpeg_and_webp_export_with_recipe(tmp_path, name):
     assert read_recipe(saved.path) == recipe
 
 
+@pytest.mark.parametrize("name", ["out.jpg", "out.webp", "out.png"])
+def test_a_recipe_with_characters_xml_cannot_carry_is_still_embedded(tmp_path, name):
+    # U+FFFE / U+FFFF in a prompt: JSON keeps them raw, XML refuses them, and the JPEG or
+    # WebP went out without its recipe ("too large for a JPEG's metadata", of 1 KB)
+    recipe = {"target": "face with sunglasses \uffff", "neutral": "a \\\ufffe face"}
+    saved = save_image(tmp_path / name, _noise(8, 8), recipe=recipe)
+    assert saved.recipe_embedded
+    assert json.loads(read_recipe(saved.path)) == recipe
+
+
+def test_a_jpeg_of_noise_like_pixels_is_written(tmp_path):
+    # Pillow sizes the optimised JPEG pass's buffer from the pixel count: noise with a
+    # large recipe broke it ("broken data stream when writing image file")
+    saved = save_image(tmp_path / "noise.jpg", _noise(256, 256), recipe={"t": "x"},
+                       quality=95)
+    assert saved.recipe_embedded and read_recipe(saved.path) == '{"t": "x"}'
+    assert load_image(saved.path).rgb.shape == (256, 256, 3)
+
+
 def test_jpeg_recipe_too_big_for_a_marker_is_skipped(tmp_path):
     saved = save_image(tmp_path / "big.jpg", _noise(4, 4), recipe={"w": "x" * 70_000})
     assert saved.path.exists() and not saved.recipe_embedded

@@ -565,6 +565,7 @@ _XMP_NS = "urn:latent-atelier:ns:1.0/"
 # put in XMP. \r is legal but would be normalised to \n by a parser, so it is escaped.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _XML_EXTRA_ESCAPES = {"\r": "&#13;"}
+_JSON_RAW_NONCHARACTERS = re.compile("[\ufffe\uffff]")
 
 
 def save_image(
@@ -599,8 +600,20 @@ def save_image(
     if scale > 1:
         im = im.resize((w * scale, h * scale), resample)
     params, embedded = _encoder_params(fmt, quality, recipe_text)
-    _write_atomically(path, overwrite, lambda tmp: im.save(tmp, format=fmt, **params))
+    _write_atomically(path, overwrite, lambda tmp: _save_still(im, tmp, fmt, params))
     return SavedImage(path=path, format=fmt, size=im.size, recipe_embedded=embedded)
+
+
+def _save_still(im: Image.Image, dest: Path, fmt: str, params: dict[str, Any]) -> None:
+    try:
+        im.save(dest, format=fmt, **params)
+    except OSError:
+        if not params.get("optimize"):
+            raise
+        # Pillow sizes the buffer of libjpeg's optimised pass from the pixel count, which
+        # noise-like pixels with large metadata overflow ("broken data stream"); a plain
+        # pass has no such limit, and the file is a few per cent larger
+        im.save(dest, format=fmt, **{**params, "optimize": False})
 
 
 def save_animation(
@@ -735,6 +748,9 @@ def _encoder_params(fmt: str, quality: int, recipe: str | None) -> tuple[dict[st
 
 
 def _xmp_packet(recipe: str) -> bytes | None:
+    # JSON leaves U+FFFE and U+FFFF raw in its strings, and XML cannot carry them: the same
+    # JSON says them as \u escapes (a recipe is JSON; json.dumps escapes the other ones)
+    recipe = _JSON_RAW_NONCHARACTERS.sub(lambda m: f"\\u{ord(m.group()):04x}", recipe)
     if _XML_ILLEGAL.search(recipe):
         return None
     body = escape(recipe, _XML_EXTRA_ESCAPES)
