@@ -585,6 +585,18 @@ def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):
     assert ".tmp" not in message and list(tmp_path.iterdir()) == []
 
 
+def test_overwriting_through_a_link_replaces_the_file_it_leads_to(tmp_path):
+    # the link itself was replaced by the new file, and the file it led to stayed as it was
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.png"
+    save_image(target, _noise(4, 4, seed=1))
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    save_image(link, _noise(4, 4, seed=2), recipe={"t": "new"}, overwrite=True)
+    assert link.is_symlink() and read_recipe(target) == '{"t": "new"}'
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["link.png", "real", "target.png"]
+
+
 def test_a_link_that_leads_nowhere_is_named(tmp_path):
     loop = tmp_path / "loop.png"
     loop.symlink_to(loop)

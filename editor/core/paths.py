@@ -140,8 +140,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     on an exception (KeyboardInterrupt included) it is removed. An existing target keeps
     its permission bits; a new one gets the process umask's. The caller may also replace
     the temporary file wholesale (as libraries that write by path do). Folders it had to
-    make are removed again when the write fails and they are still empty."""
+    make are removed again when the write fails and they are still empty.
+
+    A symbolic link stays a link: the file it leads to is the one replaced (as editors
+    save through a link), where replacing the link itself would leave its target stale."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     made = _make_parents(path.parent)
     _remove_stale_temps(path)
     try:
