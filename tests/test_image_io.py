@@ -58,6 +58,14 @@ def _make_bad(tmp_path: Path, kind: str) -> Path:
         return _truncated(tmp_path, "cut.png")
     if kind == "truncated_jpeg":
         return _truncated(tmp_path, "cut.jpg")
+    if kind == "bad_checksum":  # one bit flipped in a chunk's CRC
+        path = tmp_path / "crc.png"
+        save_image(path, _noise(8, 8), recipe={"t": "x"})
+        data = bytearray(path.read_bytes())
+        at = data.find(b"iTXt")
+        data[at + 4 + int.from_bytes(data[at - 4:at], "big")] ^= 1
+        path.write_bytes(bytes(data))
+        return path
     path = tmp_path / {"empty": "empty.png", "random": "noise.png", "text": "notes.png",
                        "torch_file": "model.pt", "folder": "folder.png",
                        "missing": "missing.png"}[kind]
@@ -84,6 +92,7 @@ def _make_bad(tmp_path: Path, kind: str) -> Path:
     ("torch_file", "not an image"),
     ("folder", "folder"),
     ("missing", "no such file"),
+    ("bad_checksum", "a PNG file whose data is damaged"),  # was "not an image format"
 ])
 def test_bad_input_gives_clear_one_line_error(tmp_path, kind, words):
     path = _make_bad(tmp_path, kind)

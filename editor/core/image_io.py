@@ -238,7 +238,23 @@ def _identify(fp: BinaryIO, path: Path) -> ImageFile.ImageFile:
     try:
         return Image.open(fp, formats=_readable_formats())
     except UnidentifiedImageError as e:
-        raise ImageLoadError(_message(path, "not an image format this program can read")) from e
+        fp.seek(0)
+        kind = _format_by_signature(fp.read(12))
+        why = (f"a {kind} file whose data is damaged (its checksums or structure do not "
+               "read)" if kind else "not an image format this program can read")
+        raise ImageLoadError(_message(path, why)) from e
+
+
+# The first bytes of the formats users meet most: a file that starts like one and still
+# does not open is damaged, not of a format this program lacks.
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"),
+               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+
+
+def _format_by_signature(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _decode(
