@@ -44,6 +44,13 @@ def test_edit_writes_a_png_with_its_recipe_and_replays_exactly(tmp_path, models,
     plain = tmp_path / "plain.png"
     assert main(["edit", "--seed", "7", *models, "-o", str(plain)]) == 0
     assert not np.array_equal(np.asarray(Image.open(plain)), a), "the edits changed nothing"
+    # the recipe's text pasted into a file of another name replays too (it was "not an
+    # image format this program can read")
+    pasted = tmp_path / "recipe.txt"
+    pasted.write_text("\n" + read_recipe(out), encoding="utf-8")
+    third = tmp_path / "third.png"
+    assert main(["edit", "--recipe", str(pasted), *models, "-o", str(third)]) == 0
+    assert np.array_equal(np.asarray(Image.open(third)), a)
 
 
 def test_edit_errors_are_one_clear_line(tmp_path, models, capsys):

@@ -177,9 +177,10 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def read_recipe_file(path: Path) -> dict:
-    """The recipe a file holds: a .json recipe or an image that carries one."""
+    """The recipe a file holds: a .json recipe (whatever its name: a recipe pasted into
+    'recipe.txt') or an image that carries one."""
     try:
-        if path.suffix.lower() == ".json":
+        if path.suffix.lower() == ".json" or _starts_like_json(path):
             return load_recipe(path)
         text = read_recipe(path)
     except OSError as e:
@@ -187,6 +188,16 @@ def read_recipe_file(path: Path) -> dict:
     if text is None:
         raise RecipeError(f"{path.name} carries no Latent Atelier recipe")
     return parse_recipe(text)
+
+
+def _starts_like_json(path: Path) -> bool:
+    """Whether the file's first non-blank character opens a JSON object (no image does)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:  # missing, a folder: the image reader says so in its words
+        return False
+    return head.startswith(b"{")
 
 
 def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int, str, int]:

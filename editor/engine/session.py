@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -221,8 +222,11 @@ def parse_recipe(text: str) -> dict:
     """A recipe's JSON as a dict (its fields are checked by `Session.from_recipe`)."""
     try:
         d = json.loads(text)
-    except ValueError as e:  # JSONDecodeError, or a number too long to convert
+    except json.JSONDecodeError as e:
         raise RecipeError(f"the recipe is not valid JSON ({e})") from e
+    except ValueError as e:  # Python's own advice (set_int_max_str_digits) is not the user's
+        raise RecipeError("the recipe holds a number too long to be one a recipe uses "
+                          f"({sys.get_int_max_str_digits()}+ digits)") from e
     except RecursionError as e:
         raise RecipeError("the recipe is not a recipe (nested too deeply)") from e
     if not isinstance(d, dict):
