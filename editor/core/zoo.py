@@ -1300,20 +1300,10 @@ def _check_against(entry: ZooEntry, src: Path, sha: str, size: int) -> None:
                              f"{entry.size}")
 
 
-def _copy_hashing(src: Path, dest: Path, expected_sha: str) -> None:
-    with atomic_path(dest) as tmp:
-        h = hashlib.sha256()
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while block := fin.read(CHUNK_SIZE):
-                h.update(block)
-                fout.write(block)
-        if h.hexdigest() != expected_sha:
-            raise ZooImportError(f"{src} changed while it was being copied; try again")
-
-
 def import_file(path: str | os.PathLike, name: str | None = None,
                 identify: Identify | None = None,
-                cancel: CancelToken = None) -> InstalledModel:
+                cancel: CancelToken = None,
+                progress: ProgressCallback | None = None) -> InstalledModel:
     """Copy a local file into the model cache and record it.
 
     A file whose sha256 matches a registry entry is recorded as that entry (verified).
@@ -1328,8 +1318,10 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     anything is copied. `arch` is the CLIP architecture a registry entry expects (checked,
     not searched for), else None.
 
-    `cancel` is looked at between the steps (hashing, reading, copying a large file take
-    seconds each); once the model is recorded it is installed, whatever comes after."""
+    `cancel` is looked at between the steps and within the hashing and the copy (a large
+    file takes seconds to a minute each); once the model is recorded it is installed,
+    whatever comes after. progress(done_bytes, total_bytes) counts the hashing and the
+    copy together (twice the file's size)."""
     src = Path(path).expanduser()
     if src.is_dir():
         raise ZooImportError(f"cannot import {src}: it is a folder, not a model file")
@@ -1346,8 +1338,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
                              "another")
     entries = registry_entries()[0]
     registry = {e.name: e for e in entries}
+    steps = _ImportSteps(src, size, cancel, progress)
     try:
-        sha = file_sha256(src)
+        sha = steps.hash()
     except OSError as e:
         raise ZooImportError(f"cannot read {src}: {e.strerror or e}") from e
     key = name.strip().lower() if name is not None else None
@@ -1359,7 +1352,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         # fine-tunes of a registry model) is no reason to take it for that model
         entry = _match_entry(entries, sha, src.name if key is None else None)
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
-        return _install_copy(src, entry.name, entry, sha, size, identify, cancel)
+        return _install_copy(src, entry.name, entry, sha, size, identify, steps)
     pick_free = key is None
     if key is None:
         key = _slug(src.stem) or f"model-{sha[:8]}"
@@ -1367,16 +1360,56 @@ def import_file(path: str | os.PathLike, name: str | None = None,
             # never shadow a registry name with another file, nor take the index's place
             key = f"{key}-imported"
     with _claimed_name(key, sha, pick_free) as key:  # never another model's name
-        return _install_copy(src, key, entry, sha, size, identify, cancel)
+        return _install_copy(src, key, entry, sha, size, identify, steps)
+
+
+class _ImportSteps:
+    """An import's reading of its file (hash, then copy) in chunks: each chunk looks at
+    `cancel` and reports progress over both passes."""
+
+    def __init__(self, src: Path, size: int, cancel: CancelToken,
+                 progress: ProgressCallback | None):
+        self.src, self.size, self.cancel, self.progress = src, size, cancel, progress
+
+    def hash(self) -> str:
+        h = hashlib.sha256()
+        with open(self.src, "rb") as f:
+            for block in self._blocks(f, done_before=0):
+                h.update(block)
+        return h.hexdigest()
+
+    def copy(self, dest: Path, expected_sha: str) -> None:
+        with atomic_path(dest) as tmp:  # a cancel removes the partial copy
+            h = hashlib.sha256()
+            with open(self.src, "rb") as fin, open(tmp, "wb") as fout:
+                for block in self._blocks(fin, done_before=self.size):
+                    h.update(block)
+                    fout.write(block)
+            if h.hexdigest() != expected_sha:
+                raise ZooImportError(f"{self.src} changed while it was being copied; try "
+                                     "again")
+
+    def finished(self) -> None:
+        if self.progress is not None:
+            self.progress(2 * self.size, 2 * self.size)
+
+    def _blocks(self, f, done_before: int) -> Iterator[bytes]:
+        done = 0
+        while block := f.read(CHUNK_SIZE):
+            _stop_if_cancelled(self.cancel, self.src)
+            yield block
+            done += len(block)
+            if self.progress is not None:
+                self.progress(done_before + done, 2 * self.size)
 
 
 def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: int,
-                  identify: Identify | None, cancel: CancelToken
+                  identify: Identify | None, steps: _ImportSteps
                   ) -> InstalledModel:
     """Copy `src` (read first by `identify`) to the models folder as `key`, and record it."""
-    _stop_if_cancelled(cancel, src)
+    _stop_if_cancelled(steps.cancel, src)
     found = _identified(src, entry, identify)
-    _stop_if_cancelled(cancel, src)
+    _stop_if_cancelled(steps.cancel, src)
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
     copied = not same_file and not (dest.is_file() and file_sha256(dest) == sha)
@@ -1385,13 +1418,13 @@ def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: i
     new_file = copied and not dest.exists()
     if copied:
         try:
-            _copy_hashing(src, dest, sha)
+            steps.copy(dest, sha)
         except OSError as e:
             raise ZooImportError(f"cannot copy {src} to {dest}: {e.strerror or e}") from e
-        if _is_cancelled(cancel):  # the last moment before it is installed
+        if _is_cancelled(steps.cancel):  # the last moment before it is installed
             if new_file:
                 _remove_copy(dest)
-            _stop_if_cancelled(cancel, src)
+            _stop_if_cancelled(steps.cancel, src)
     model = InstalledModel(
         name=key, path=dest, sha256=sha, size=size,
         verified=entry is not None and entry.sha256 == sha,
@@ -1406,6 +1439,7 @@ def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: i
             _remove_copy(dest)
         raise ZooImportError(f"cannot record {key} in the model index "
                              f"({e.strerror or e}); nothing was imported") from e
+    steps.finished()
     return model
 
 

@@ -108,13 +108,7 @@ def download_job(entry: zoo.ZooEntry):
     """A job function: the zoo download, with byte counts turned into Progress items."""
 
     def run(token: JobToken) -> zoo.InstalledModel:
-        eta = RateEta()
-
-        def on_bytes(done: int, total: int | None) -> None:
-            text = (f"{zoo.format_size(done)} of {zoo.format_size(total)}" if total
-                    else f"{zoo.format_size(done)}")
-            token.report(eta.progress(done, total, text))
-
+        on_bytes = _byte_progress(token)
         # a cancel raises DownloadCancelled after the token is set: the runner counts that
         # as cancelled, and the .part file stays for resuming
         # read before it is installed: a file that is not a model is refused, as on import
@@ -126,10 +120,24 @@ def download_job(entry: zoo.ZooEntry):
     return run
 
 
+def _byte_progress(token: JobToken):
+    """A zoo progress callback (bytes done, total) reporting to the job's row."""
+    eta = RateEta()
+
+    def on_bytes(done: int, total: int | None) -> None:
+        text = (f"{zoo.format_size(done)} of {zoo.format_size(total)}" if total
+                else f"{zoo.format_size(done)}")
+        token.report(eta.progress(done, total, text))
+
+    return on_bytes
+
+
 def import_job(path: Path):
     def run(token: JobToken) -> zoo.InstalledModel:
-        # read first: a file the editor cannot open is never copied or listed
-        model = zoo.import_file(path, identify=identify_model_file, cancel=token)
+        # read first: a file the editor cannot open is never copied or listed; the hash
+        # and the copy report progress (twice the file's size in all) and honour a cancel
+        model = zoo.import_file(path, identify=identify_model_file, cancel=token,
+                                progress=_byte_progress(token))
         token.commit()  # recorded: installed, so the job is done, not cancelled
         return model
 
