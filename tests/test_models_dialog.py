@@ -113,6 +113,36 @@ def test_cancelling_the_file_dialog_imports_nothing(dialog, runner, monkeypatch)
     assert runner.active_jobs() == []
 
 
+def test_the_import_starts_where_the_last_import_was_and_the_size_is_kept(
+        qtbot, runner, tmp_path, monkeypatch, warnings):
+    # the file dialog opened in the process's working folder each time, and a resized
+    # dialog came back at 720 x 440
+    from PySide6.QtCore import QSettings
+
+    (tmp_path / "models").mkdir()
+    QSettings().setValue("recent/dir", str(tmp_path))
+    asked: list[str] = []
+    answers = iter([str(tmp_path / "models" / "none.pt"), ""])
+
+    def pick(_parent, _title, start, _filter):
+        asked.append(start)
+        return next(answers), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", pick)
+    first = ModelsDialog(runner)
+    qtbot.addWidget(first)
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        first.import_file()  # the file does not exist: the job fails, the folder is kept
+    assert first.import_file() is None  # the second pick is cancelled
+    assert asked == [str(tmp_path), str(tmp_path / "models")]
+    first.show()
+    first.resize(640, 520)  # within the offscreen 800 px screen
+    first.hide()
+    second = ModelsDialog(runner)
+    qtbot.addWidget(second)
+    assert (second.width(), second.height()) == (640, 520)
+
+
 def test_an_imported_generator_is_listed_and_usable(qtbot, dialog, warnings,
                                                     tiny_generator_file):
     with qtbot.waitSignal(dialog.runner.job_finished, timeout=TIMEOUT_MS):
@@ -312,6 +342,11 @@ def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_ge
     assert dialog.isVisible() and dialog.selected_key() == DEMO_KEY  # the pack in use
     assert dialog.status_text(DEMO_KEY).endswith("in use")
     assert menu.open_dialog() is dialog  # raised, not opened twice
+    # another model opened while the dialog is open: it said the demo was still in use
+    imported = next(m for m in zoo.installed() if m.name == "tiny-gen")
+    menu.set_current(str(imported.path))
+    assert dialog.status_text("file:tiny-gen").endswith("in use")
+    assert not dialog.status_text(DEMO_KEY).endswith("in use")
     with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS):  # forwarded from it
         dialog.use_selected()
     assert not dialog.isVisible()

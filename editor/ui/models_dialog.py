@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -36,6 +36,8 @@ from editor.core.model_files import identify_model_file
 from editor.engine.jobs import Job, JobRunner, JobToken, Progress, RateEta
 from editor.engine.models import default_generator_path
 from editor.engine.packs import demo_clip_source
+
+from . import settings_values
 
 DEMO_KEY = "demo"
 REFERENCE_CLIP_ENTRY = "clip-vit-b-32-openai"  # StyleCLIP's CLIP, listed first
@@ -157,6 +159,10 @@ class _Row:
     clip_spec: dict | None = None  # fixed CLIP (the demo pack); else the combo's choice
 
 
+GEOMETRY_KEY = "models_dialog/geometry"
+IMPORT_DIR_KEY = "models_dialog/import_dir"  # where the last imported file was
+
+
 class ModelsDialog(QDialog):
     """Lists the packs; Download / Import file… / Use. Emits pack_chosen on Use."""
 
@@ -166,7 +172,9 @@ class ModelsDialog(QDialog):
                  current_generator: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Model packs")
-        self.resize(720, 440)
+        geometry = settings_values.byte_array(QSettings(), GEOMETRY_KEY)
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(720, 440)
         self.runner = runner
         self.current_generator = current_generator
         self._rows: dict[str, _Row] = {}
@@ -392,13 +400,21 @@ class ModelsDialog(QDialog):
         self._update_buttons()
         return job
 
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt override: Esc, Close, the X
+        QSettings().setValue(GEOMETRY_KEY, self.saveGeometry())
+        super().hideEvent(event)
+
     def import_file(self, path: str | None = None) -> Job | None:
         """Copy a local model file into the cache (asks for it when `path` is None)."""
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Import a model file", "",
+            settings = QSettings()
+            start = settings_values.text(settings, IMPORT_DIR_KEY) or \
+                settings_values.text(settings, "recent/dir", str(Path.home()))
+            path, _ = QFileDialog.getOpenFileName(self, "Import a model file", start,
                                                   MODEL_FILTER)
             if not path:
                 return None
+            settings.setValue(IMPORT_DIR_KEY, str(Path(path).parent))
         job = self.runner.submit(f"Import {Path(path).name}", import_job(Path(path)),
                                  key=f"import:{path}")
         self._imports.add(job.id)

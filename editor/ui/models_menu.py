@@ -34,8 +34,11 @@ class ModelsMenu(QMenu):
         self.rebuild()
 
     def set_current(self, generator_path: str | None) -> None:
-        """The generator now open, shown checked."""
+        """The generator now open, shown checked (and 'in use' in an open dialog)."""
         self.current_generator = generator_path
+        if self._dialog is not None and self._dialog.isVisible():
+            self._dialog.current_generator = generator_path
+            self._dialog.refresh()
 
     @Slot()
     def rebuild(self) -> None:
