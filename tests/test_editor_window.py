@@ -549,6 +549,41 @@ def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatc
     assert shown[0][0] == "Export failed" and "No space left" in shown[0][1]
 
 
+def test_a_folder_in_the_export_file_box_is_refused_not_written_beside(
+        window, qtbot, tmp_path, monkeypatch):
+    # "pictures/" (or an existing "pictures") in the File box wrote "pictures.png" next to
+    # the folder without a word: the format's extension was added before any check.
+    from PySide6.QtWidgets import QDialog
+
+    from editor.ui.export_dialog import ExportDialog
+
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda _p, _title, text, *a, **k: warned.append(text)))
+    out = tmp_path / "out"
+    pictures = out / "pictures"
+    pictures.mkdir(parents=True)
+    typed = [f"{pictures}/", str(pictures), f"{out / 'new'}/"]
+    kept = []
+
+    def choose(dialog):
+        for text in typed:
+            dialog.path_edit.setText(text)
+            dialog.format_box.setCurrentIndex(dialog.format_box.findData("JPEG"))
+            kept.append(dialog.path_edit.text())  # the folder is not renamed to a file
+            dialog.accept()
+        return dialog.result() or QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(ExportDialog, "exec", choose)
+    window.export_dialog()
+    assert kept == typed
+    assert warned == [f"'{pictures}' is a folder; choose a file name."] * 2 + [
+        f"'{out / 'new'}' is a folder; choose a file name."]
+    assert window.jobs.active_jobs() == []
+    assert [p.name for p in out.iterdir()] == ["pictures"]  # no pictures.jpg beside it
+    assert list(pictures.iterdir()) == []
+
+
 def test_a_strength_beyond_the_slider_shows_as_it_is(window, qtbot):
     edit = Edit("global", {"neutral": "face", "target": "a smile"}, strength=25.0)
     state = window.document.state

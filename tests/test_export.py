@@ -312,3 +312,55 @@ def test_export_warnings_count_many_files_and_skip_edits_at_strength_zero(
         kind="sweep", path=str(tmp_path / "anim"), format="GIF",
         edit_id=session.edits[0].id, frames=2)))
     assert sweep.left_out and "recipe" not in sweep.warnings()[0]
+
+
+class _JobToken(threading.Event):
+    """A cancel token as the job runner hands it: set on cancel, committed by the export
+    once its work is in place (after that, a cancel is too late)."""
+
+    committed = False
+
+    def commit(self):
+        self.committed = True
+
+
+def test_an_export_commits_its_token_once_its_files_are_in_place(ctx, session, tmp_path):
+    # A cancel after the file was renamed into place reported "cancelled".
+    token = _JobToken()
+    job = run_plan(ctx, session, ExportPlan(kind="image", path=str(tmp_path / "a.png")),
+                   cancel=token)
+    next(job)
+    assert not token.committed and _files(tmp_path) == []
+    next(job)
+    assert token.committed and _files(tmp_path) == ["a.png"]
+
+    token = _JobToken()
+    job = alpha_sweep(ctx, session, session.edits[0].id, -1, 1, 2, tmp_path / "s.gif",
+                      cancel=token)
+    _ = [next(job) for _ in range(2)]
+    assert not token.committed
+    next(job)
+    assert token.committed and (tmp_path / "s.gif").is_file()
+
+    token = _JobToken()
+    job = batch_export(ctx, session, range(3), tmp_path / "b", cancel=token)
+    _ = [next(job) for _ in range(2)]
+    assert not token.committed  # a batch is done with its last file
+    next(job)
+    assert token.committed and len(_files(tmp_path / "b")) == 3
+
+
+def test_a_batch_stopped_where_it_waits_says_how_many_files_it_wrote(ctx, session,
+                                                                     tmp_path):
+    # The job runner stops a cancelled job by raising Cancelled at its yield.
+    job = batch_export(ctx, session, range(5), tmp_path)
+    next(job)
+    next(job)
+    with pytest.raises(Cancelled, match="^batch cancelled after 2 of 5 files written$"):
+        job.throw(Cancelled())
+    assert len(_files(tmp_path)) == 2
+    sweep = alpha_sweep(ctx, session, session.edits[0].id, -1, 1, 4, tmp_path / "s.gif")
+    next(sweep)
+    with pytest.raises(Cancelled, match="after 1 of 4 frames; nothing written"):
+        sweep.throw(Cancelled())
+    assert not (tmp_path / "s.gif").exists()

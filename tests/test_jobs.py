@@ -504,3 +504,121 @@ def test_a_job_whose_work_is_committed_finishes_though_cancelled_after(qtbot, ru
         job.cancel()
         cancelled.set()
     assert job.state == FINISHED and blocker.args[1] == "installed"
+
+
+def _export_setup():
+    """A tiny context and a seed session with one edit, as the window's exports get."""
+    import torch
+
+    from editor.engine.compose import EditingContext
+    from editor.engine.session import Edit, Session, Source
+
+    ctx = EditingContext(make_tiny_generator(resolution=16))
+    g = ctx.generator
+    n = g.styles(g.mapping(torch.zeros(1, g.z_dim), psi=1.0)).num_channels
+    edit = Edit(kind="delta", params={"delta": [0.3] * n}, strength=1.0, name="lift",
+                id="lift")
+    return ctx, Session(source=Source(seed=3, psi=0.8), edits=(edit,))
+
+
+def _cancel_after_writes(monkeypatch, name: str, tokens: list, writes: int = 1) -> None:
+    """`editor.engine.export.<name>` (save_image or save_animation) cancels the job (sets
+    its token, as the Cancel button does) right after its `writes`-th file is in place."""
+    from editor.engine import export
+
+    real, done = getattr(export, name), [0]
+
+    def write_then_cancel(*args, **kwargs):
+        saved = real(*args, **kwargs)
+        done[0] += 1
+        if done[0] == writes:
+            tokens[0].set()
+        return saved
+
+    monkeypatch.setattr(export, name, write_then_cancel)
+
+
+def _export_job(plan, tokens: list):
+    from editor.engine.export import run_plan
+
+    ctx, session = _export_setup()
+
+    def run(token):
+        tokens.append(token)
+        return run_plan(ctx, session, plan, cancel=token)
+
+    return run
+
+
+@pytest.mark.parametrize(("kind", "writer"), [("image", "save_image"),
+                                              ("sweep", "save_animation")])
+def test_an_export_cancelled_once_its_file_is_written_finishes_with_it(
+        qtbot, runner, tmp_path, monkeypatch, kind, writer):
+    # The file was on disk, yet the job said "cancelled" and its warnings were lost.
+    from editor.engine.export import ExportPlan, ExportResult
+
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    tokens: list = []
+    _cancel_after_writes(monkeypatch, writer, tokens)
+    plan = ExportPlan(kind=kind, path=str(tmp_path / "out"), edit_id="lift", frames=3,
+                      format="PNG" if kind == "image" else "GIF")
+    with qtbot.waitSignal(runner.job_ended, timeout=60_000):
+        job = runner.submit(f"Export {kind}", _export_job(plan, tokens))
+    assert tokens[0].is_set()  # the cancel came, after the file was written
+    assert job.state == FINISHED and isinstance(job.result, ExportResult)
+    written = [s.path for s in job.result.saved]
+    assert len(written) == 1 and written[0].is_file()
+    assert panel.row(job).state_label.text() == "done"
+
+
+def test_a_batch_cancelled_midway_says_how_many_files_it_wrote(qtbot, runner, tmp_path,
+                                                              monkeypatch):
+    # It said only "cancelled": its own "after 2 of 5 files" never reached the user.
+    from editor.engine.export import ExportPlan
+
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    tokens: list = []
+    _cancel_after_writes(monkeypatch, "save_image", tokens, writes=2)
+    plan = ExportPlan(kind="batch", folder=str(tmp_path), first_seed=0, count=5)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=60_000):
+        job = runner.submit("Export batch", _export_job(plan, tokens))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed000000.png",
+                                                          "seed000001.png"]
+    assert job.state == CANCELLED and job.error is None
+    assert job.note == "batch cancelled after 2 of 5 files written"
+    row = panel.row(job)
+    assert row.state_label.text() == "cancelled"
+    assert row.detail_label.text().startswith("batch cancelled after 2 of 5 files written")
+
+
+def test_a_batch_cancelled_after_its_last_file_finishes(qtbot, runner, tmp_path,
+                                                        monkeypatch):
+    from editor.engine.export import ExportPlan
+
+    tokens: list = []
+    _cancel_after_writes(monkeypatch, "save_image", tokens, writes=3)
+    plan = ExportPlan(kind="batch", folder=str(tmp_path), first_seed=0, count=3)
+    with qtbot.waitSignal(runner.job_ended, timeout=60_000):
+        job = runner.submit("Export batch", _export_job(plan, tokens))
+    assert job.state == FINISHED and len(job.result.saved) == 3
+
+
+def test_a_generator_stopped_by_cancel_can_say_what_it_kept(qtbot, runner):
+    started = threading.Event()
+
+    def keeps(cancel):
+        for i in range(1, 1000):
+            try:
+                yield Progress(i, 1000, f"layer {i}")
+            except Cancelled:
+                raise Cancelled(f"{i} layers saved") from None
+            started.set()
+            time.sleep(0.002)
+
+    job = runner.submit("keeps", keeps)
+    assert started.wait(5)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job.cancel()
+    assert job.state == CANCELLED and job.note.endswith("layers saved")

@@ -304,3 +304,47 @@ def test_the_last_model_opens_at_start_whatever_its_file_is_called(qtbot, tmp_pa
         assert win.pack.model.path == str(mine)
     finally:
         close_without_questions(win, qtbot)
+
+
+def test_a_session_that_cannot_be_saved_says_why_without_the_temporary_file(
+        window, tmp_path, monkeypatch):
+    # The message named the hidden temporary file: "[Errno 30] Read-only file system:
+    # '/x/.s.json.49a69f0a.tmp'", and for a folder "[Errno 21] Is a directory: ... -> ...".
+    import errno
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    folder = tmp_path / "d.json"
+    folder.mkdir()
+    window.session_path = folder
+    assert not window.save_session()
+    assert shown == [f"{folder} is a folder; choose a file name."]
+    assert list(folder.iterdir()) == [] and [p.name for p in tmp_path.glob(".*")] == []
+
+    def read_only(path, text):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".s.json.49a6.tmp"))
+
+    monkeypatch.setattr("editor.core.paths.atomic_write_text", read_only)
+    window.session_path = tmp_path / "s.json"
+    assert not window.save_session()
+    assert shown[1] == f"{tmp_path / 's.json'}: Read-only file system"
+    assert window.recent_menu.actions() == []  # neither was saved
+
+
+def test_open_recent_on_a_deleted_file_says_it_is_gone_and_forgets_it(window, tmp_path,
+                                                                       monkeypatch):
+    # It said "keep.atelier.json is not a file." and kept offering it.
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    kept, gone = tmp_path / "other.atelier.json", tmp_path / "keep.atelier.json"
+    for path in (kept, gone):
+        window.session_path = path
+        assert window.save_session()
+    gone.unlink()
+    recent = window.recent_menu.actions()
+    assert [a.toolTip() for a in recent] == [str(gone), str(kept)]
+    recent[0].trigger()
+    assert shown == [f"keep.atelier.json no longer exists in {tmp_path}."]
+    assert [a.toolTip() for a in window.recent_menu.actions()] == [str(kept)]
+    window.open_path(str(gone))  # not listed any more (a drop, the command line)
+    assert shown[1] == f"keep.atelier.json does not exist in {tmp_path}."

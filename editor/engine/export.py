@@ -2,8 +2,10 @@
 
 Qt-free, so the CLI can use it too. The long exports are generators that yield `Progress`
 and check a cancel token between frames, so a background job can show progress and stop
-them; a cancel raises `Cancelled`. Files go through `core.image_io`: each one is written
-atomically, and nothing is replaced unless `overwrite` is asked for. The UI asks first:
+them; a cancel raises `Cancelled`, saying what was written. Once a file is in place the
+export is done: a job's token is committed (JobToken.commit), so a later cancel is too
+late. Files go through `core.image_io`: each one is written atomically, and nothing is
+replaced unless `overwrite` is asked for. The UI asks first:
 `existing_targets(plan_targets(plan))` lists what a plan would replace.
 """
 
@@ -329,14 +331,18 @@ def alpha_sweep(
     images = []
     for i, alpha in enumerate(strengths):
         if is_cancelled(cancel):
-            raise Cancelled(f"sweep cancelled after {i} of {frames} frames; nothing written")
+            raise _sweep_cancelled(i, frames)
         frame = render_full(ctx, session.update_edit(edit_id, strength=alpha, enabled=True))
         images.append(_upscale(frame, scale, upscale_filter))
-        yield clock.progress(i + 1, f"frame {i + 1}/{frames} (α = {alpha:+.2f})")
+        try:
+            yield clock.progress(i + 1, f"frame {i + 1}/{frames} (α = {alpha:+.2f})")
+        except Cancelled:  # a job runner stops a cancelled job where it waits
+            raise _sweep_cancelled(i + 1, frames) from None
     if bounce:  # back again without repeating either end, so the loop has no stutter
         images += images[-2:0:-1]
     saved = save_animation(path, images, fps=fps, format=format, quality=quality,
                            overwrite=overwrite)
+    _commit(cancel)
     yield clock.progress(frames + 1, f"wrote {path.name}")
     return [saved]
 
@@ -361,12 +367,17 @@ def batch_export(
     saved = []
     for i, (seed, path) in enumerate(zip(seeds, paths, strict=True)):
         if is_cancelled(cancel):
-            raise Cancelled(f"batch cancelled after {i} of {len(seeds)} files")
+            raise _batch_cancelled(i, len(seeds))
         one = session.with_source(replace(session.source, seed=seed))
         saved.append(save_render(path, render_full(ctx, one), one, format=format,
                                  quality=quality, scale=scale, overwrite=overwrite,
                                  upscale_filter=upscale_filter))
-        yield clock.progress(i + 1, f"seed {seed} → {path.name}")
+        if len(saved) == len(seeds):
+            _commit(cancel)  # every file is in place: the batch is done
+        try:
+            yield clock.progress(i + 1, f"seed {seed} → {path.name}")
+        except Cancelled:  # a job runner stops a cancelled job where it waits
+            raise _batch_cancelled(i + 1, len(seeds)) from None
     return saved
 
 
@@ -380,6 +391,7 @@ def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
         yield Progress(0, 1, f"rendering {target.name}")
         saved = export_image(ctx, session, target, plan.format, plan.scale, plan.quality,
                              plan.upscale_filter, plan.overwrite)
+        _commit(cancel)
         yield Progress(1, 1, f"wrote {target.name}")
         return ExportResult([saved], left_out)
     if plan.kind == "sweep":
@@ -395,6 +407,24 @@ def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _commit(cancel: CancelToken) -> None:
+    """The file is in place: a job's token (JobToken.commit) hears that the export is
+    done, so a cancel from now on cannot call it cancelled."""
+    commit = getattr(cancel, "commit", None)
+    if commit is not None:
+        commit()
+
+
+def _sweep_cancelled(frames_done: int, frames: int) -> Cancelled:
+    return Cancelled(f"sweep cancelled after {frames_done} of {frames} frames; "
+                     "nothing written")
+
+
+def _batch_cancelled(written: int, total: int) -> Cancelled:
+    # the files written stay, each one complete
+    return Cancelled(f"batch cancelled after {written} of {total} files written")
+
 
 def _upscale(rgb: np.ndarray, scale: int, upscale_filter: str) -> np.ndarray:
     if scale == 1:

@@ -13,7 +13,10 @@ and always the newest) and emits everything from the UI thread. So the UI never 
 progress events and every receiver, lambdas included, runs on the UI thread.
 
 Cancel is cooperative: job.cancel() sets the token. A job that raises Cancelled, stops
-early after the token was set, or fails after it was set, ends as cancelled, not failed.
+early after the token was set, or fails after it was set, ends as cancelled, not failed;
+the Cancelled's message (what the job kept: "2 of 5 files written") is the job's note. A
+generator is stopped by raising Cancelled where it waits, so that it can say so. A job
+whose work is in place (token.commit()) ends as finished whatever comes after.
 
 A runner given the window's InteractionGate pauses a generator job between its steps while
 the user waits for a render, so that a drag keeps the cores (see interaction.py).
@@ -119,6 +122,7 @@ class Job:
         self.progress: Progress | None = None  # the last one delivered
         self.result: Any = None
         self.error: str | None = None  # the one-line message of a failed job
+        self.note: str | None = None  # what a cancelled job says it kept, if anything
         self.started_at = time.monotonic()
         self.ended_at: float | None = None
         self.token = JobToken()
@@ -156,15 +160,16 @@ def error_message(e: BaseException) -> str:
 
 
 def _run_job(job: Job, gate: InteractionGate | None = None) -> tuple[str, Any]:
-    """The job's body, on the worker thread: the outcome as (state, result or message)."""
+    """The job's body, on the worker thread: the outcome as (state, result or message;
+    a cancelled job's message is its note, or None)."""
     token = job.token
     try:
         value = job.fn(token)
         if isinstance(value, Iterator):
             value = _drain(value, token, gate)
         return (CANCELLED, None) if token.is_set() and not token.committed else (FINISHED, value)
-    except Cancelled:
-        return CANCELLED, None
+    except Cancelled as e:
+        return CANCELLED, str(e) or None
     except Exception as e:  # noqa: BLE001 - any error ends the job, never the program
         if token.is_set():  # e.g. a download's own cancel exception
             log.debug("job %r stopped with %r after cancel", job.title, e)
@@ -174,17 +179,16 @@ def _run_job(job: Job, gate: InteractionGate | None = None) -> tuple[str, Any]:
 
 
 def _drain(items: Iterator, token: JobToken, gate: InteractionGate | None = None) -> Any:
-    """Pull items until the end, or until cancelled (then the generator is closed, which
-    lets it save partial work in its finally blocks). With a gate, each next step waits
-    while the user waits for a render."""
+    """Pull items until the end, or until cancelled (then the generator is stopped, which
+    lets it save partial work in its finally blocks). A committed job is pulled to its
+    end: its work is in place, and what is left hands over its result. With a gate, each
+    next step waits while the user waits for a render."""
     result = None
     while True:
         if gate is not None:
             gate.wait_quiet(token)
-        if token.is_set():
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
+        if token.is_set() and not token.committed:
+            _stop(items)
             return result
         try:
             item = next(items)
@@ -194,6 +198,21 @@ def _drain(items: Iterator, token: JobToken, gate: InteractionGate | None = None
             token.report(item)
         else:
             result = item
+
+
+def _stop(items: Iterator) -> None:
+    """Stop a cancelled generator: Cancelled raised where it waits, so that it can say
+    what it kept (that Cancelled, or any error, propagates); one that goes on anyway, or
+    an iterator that is no generator, is closed."""
+    throw = getattr(items, "throw", None)
+    if throw is not None:
+        try:
+            throw(Cancelled())
+        except StopIteration:
+            return
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 class _JobThread(QThread):
@@ -302,6 +321,7 @@ class JobRunner(QObject):
             job.result = payload
             self.job_finished.emit(job, payload)
         elif state == CANCELLED:
+            job.note = payload
             self.job_cancelled.emit(job)
         else:
             job.error = payload

@@ -8,6 +8,7 @@ The last choices are remembered under "export/" in QSettings.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -223,7 +224,9 @@ class ExportDialog(QDialog):
         self._formats["sweep" if self.kind == "sweep" else "image"] = fmt
         # file names follow the format, so the extension never disagrees with the content
         edit = self.pattern_edit if self.kind == "batch" else self.path_edit
-        if text := edit.text().strip():
+        text = edit.text().strip()
+        # a folder keeps its name, to be refused, never turned into "folder.png"
+        if text and not (edit is self.path_edit and self._names_a_folder(text)):
             edit.setText(str(with_format_suffix(text, fmt)))
         self._update_state()
 
@@ -284,6 +287,15 @@ class ExportDialog(QDialog):
         stem = f"seed{src.seed}" if src.kind == "seed" else "edited"
         return str(Path(self._default_dir()) / f"{stem}.png")
 
+    def _resolved(self, typed: str) -> Path:
+        # a bare name goes where the dialog suggests, not the program's working folder
+        return Path(self._default_dir()) / Path(typed).expanduser()
+
+    def _names_a_folder(self, typed: str) -> bool:
+        """Whether the File box names a folder: one that exists, or a name ending in a
+        separator (a folder still to be made)."""
+        return typed.endswith(("/", os.sep)) or self._resolved(typed).is_dir()
+
     # ----------------------------------------------------------------- the plan
     def build_plan(self) -> ExportPlan:
         """The plan the widgets describe; ValueError says what is missing."""
@@ -293,9 +305,11 @@ class ExportDialog(QDialog):
             raise ValueError("Choose a file to export to.")
         if kind == "batch" and not folder:
             raise ValueError("Choose a folder to export into.")
+        if kind != "batch" and self._names_a_folder(path):
+            # refused here: the format's extension would make it "folder.png" beside it
+            raise ValueError(f"'{self._resolved(path)}' is a folder; choose a file name.")
         if path:
-            # a bare name goes where the dialog suggests, not the program's working folder
-            path = str(Path(self._default_dir()) / Path(path).expanduser())
+            path = str(self._resolved(path))
             if kind != "batch":  # a typed extension chooses the file's format
                 formats = [self.format_box.itemData(i) for i in range(self.format_box.count())]
                 fmt = format_from_suffix(path, formats) or fmt

@@ -121,7 +121,9 @@ class JobRow(QFrame):
         elif job.state == CANCELLED:
             self.state_label.setText("cancelled")
             self._freeze_bar()
-            self.detail_label.setText(f"cancelled after {took}")
+            # what the job kept ("2 of 5 files written") is what the user needs to know
+            self.detail_label.setText(f"{job.note} ({took})" if job.note
+                                      else f"cancelled after {took}")
         elif job.state == FAILED:
             self.state_label.setText("failed")
             self._freeze_bar()

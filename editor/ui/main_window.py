@@ -852,6 +852,10 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         p = Path(path)
+        if not p.exists():  # deleted or moved since it was listed: Open recent forgets it
+            gone = "no longer exists" if self._forget_recent(path) else "does not exist"
+            QMessageBox.warning(self, "Cannot open", f"{p.name} {gone} in {p.parent}.")
+            return
         kind = kind_of_file(path) if p.is_file() else None
         if kind is None:
             QMessageBox.warning(self, "Cannot open", f"{p.name} is not a file.")
@@ -1042,11 +1046,16 @@ class MainWindow(QMainWindow):
         from editor.core.paths import atomic_write_text
 
         self.prompt_panel.finish_typing()  # a prompt typed just now belongs in the file
+        if path.is_dir():  # replacing it fails only after the write, naming a temp file
+            QMessageBox.warning(self, "Cannot save the session",
+                                f"{path} is a folder; choose a file name.")
+            return False
         try:
             recipe = self.document.state.to_session_file(self.current_session())
             atomic_write_text(path, json.dumps(recipe, indent=2))
-        except OSError as e:
-            QMessageBox.warning(self, "Cannot save the session", f"{path}: {e}")
+        except OSError as e:  # its file name would be the hidden temporary one: say why only
+            QMessageBox.warning(self, "Cannot save the session",
+                                f"{path}: {e.strerror or e}")
             return False
         self.session_path = path
         self._remember_recent(str(path))
@@ -1078,6 +1087,16 @@ class MainWindow(QMainWindow):
         s.setValue("recent/files", ([path] + recent)[:MAX_RECENT])
         s.setValue("recent/dir", str(Path(path).parent))
         self._fill_recent_menu()
+
+    def _forget_recent(self, path: str) -> bool:
+        """Take a file off Open recent; whether it was on it."""
+        s = QSettings()
+        recent = settings_values.text_list(s, "recent/files")
+        if path not in recent:
+            return False
+        s.setValue("recent/files", [p for p in recent if p != path])
+        self._fill_recent_menu()
+        return True
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
