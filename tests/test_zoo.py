@@ -948,6 +948,26 @@ def test_installed_skips_missing_files_and_survives_a_corrupt_index(tmp_path):
     assert zoo.installed() == []
 
 
+def test_a_damaged_index_is_set_aside_and_its_models_files_are_not_written_over(tmp_path):
+    # A damaged index.json read as empty: the next import took the name 'tiny' again and
+    # wrote over the installed model's file, and the old records were overwritten.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "tiny.bin", tmp_path / "b" / "tiny.bin"
+    first.write_bytes(b"the first model")
+    second.write_bytes(b"another model")
+    installed = zoo.import_file(first)
+    index = zoo.models_dir() / "index.json"
+    damaged = index.read_text()[:20]
+    index.write_text(damaged)
+    assert zoo.installed() == []
+    assert (zoo.models_dir() / "index.json.bad").read_text() == damaged  # kept to mend
+    again = zoo.import_file(second)
+    assert again.name == "tiny-2" and installed.path.read_bytes() == b"the first model"
+    with pytest.raises(zoo.ZooImportError, match="already installed as 'tiny'"):
+        zoo.import_file(second, name="tiny")
+
+
 def test_programs_recording_at_once_keep_every_record():
     # Two programs (the window and the CLI, say) recording models at the same time: each
     # read-modify-write of the index must see the other's records.

@@ -358,8 +358,18 @@ def _read_index() -> dict[str, dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
-        # Losing the index loses no model files; they can be imported again.
+    except ValueError as e:
+        # Losing the index loses no model files; they can be imported again. It is set
+        # aside, not overwritten by the next import, so that its records can be mended.
+        aside = path.with_name(path.name + ".bad")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            aside = path
+        log.warning("the model index %s is damaged (%s); kept as %s, the models in %s "
+                    "can be imported again", path, e, aside.name, path.parent)
+        return {}
+    except OSError as e:
         log.warning("ignoring the unreadable model index %s (%s)", path, e)
         return {}
     models = data.get("models") if isinstance(data, dict) else None
@@ -1230,7 +1240,8 @@ def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
         if claim is not None:
             # looked at while held: an import that held it may have recorded it since
             held = installed_model(candidate)
-            if held is None or held.sha256 == sha:
+            if (held is None and not _unlisted_files(candidate)) or \
+                    (held is not None and held.sha256 == sha):
                 break
             _release_claim(claim)
             if not pick_free:
@@ -1244,6 +1255,17 @@ def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
         yield candidate
     finally:
         _release_claim(claim)
+
+
+def _unlisted_files(name: str) -> bool:
+    """Whether the models folder `name`, which no record lists, holds files (its index
+    was damaged and set aside): a new import must not write over them."""
+    folder = models_dir() / name
+    try:
+        return folder.is_dir() and any(f.is_file() and not f.name.endswith(".tmp")
+                                       for f in folder.iterdir())
+    except OSError:
+        return False
 
 
 def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify) -> Any:
