@@ -516,6 +516,35 @@ def test_a_slow_server_shows_progress_and_cancels_within_a_second(server):
     assert zoo.part_path(entry).stat().st_size == 1000
 
 
+def test_an_entry_is_not_imported_while_it_downloads(server, tmp_path):
+    # An import matched by file name to an entry being downloaded was installed, then the
+    # download, ending, replaced its file and record without a word.
+    write_user_registry([raw_entry(server.url("trickle"), sha256=None, size=None)])
+    entry = make_entry(server.url("trickle"), sha=None, size=None)
+    cancel, first_bytes = threading.Event(), threading.Event()
+    ended: list[BaseException] = []
+
+    def fetch():
+        try:
+            zoo.download(entry, cancel=cancel, timeout=5,
+                         progress=lambda done, _t: done >= 1000 and first_bytes.set())
+        except BaseException as e:  # noqa: BLE001 - looked at below
+            ended.append(e)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    assert first_bytes.wait(10)
+    mine = tmp_path / "toy.bin"
+    mine.write_bytes(b"my own toy model")
+    with pytest.raises(zoo.ZooImportError, match="toy-model is already being downloaded"):
+        zoo.import_file(mine)
+    cancel.set()
+    thread.join(10)
+    assert isinstance(ended[0], zoo.DownloadCancelled)
+    model = zoo.import_file(mine)  # the download stopped: the name is free again
+    assert model.entry == "toy-model" and model.path.read_bytes() == b"my own toy model"
+
+
 def test_cancel_while_the_server_has_not_answered_yet(server):
     entry = make_entry(server.url("silent"))
     cancel = threading.Event()

@@ -82,6 +82,7 @@ RETRY_DELAY_S = 1.0
 
 ProgressCallback = Callable[[int, int | None], None]
 CancelToken = threading.Event | Callable[[], bool] | None
+DOWNLOAD_CLAIM = "download"  # what a download's claim on its entry's name says it writes
 # reads a file as a model (model_files.identify_model_file in the app): (path, the CLIP
 # architecture the registry expects or None) -> what it is (.kind; .resolution, .arch)
 Identify = Callable[[Path, str | None], Any]
@@ -1096,8 +1097,9 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
     entry = _as_entry(entry_or_name)
     try:
-        return _download(entry, dest_dir, progress, cancel, timeout, retries, identify,
-                         force)
+        with _entry_claimed(entry.name, DOWNLOAD_CLAIM, ZooDownloadError):
+            return _download(entry, dest_dir, progress, cancel, timeout, retries, identify,
+                             force)
     except OSError as e:  # a read-only cache, a name too long for the file system...
         raise _save_error(entry, e) from e
 
@@ -1175,14 +1177,15 @@ _claimed: dict[str, str] = {}  # name -> sha256 of the file this program's impor
 CLAIM_WAIT_S = 0.1
 
 
-def _try_claim(name: str, sha: str) -> Any | None:
-    """Hold `name` against other imports, in this program and (POSIX) in others, until
-    released; None when another import holds it. The claim says which file it writes."""
+def _try_claim(name: str, sha: str, across_programs: bool = True) -> Any | None:
+    """Hold `name` against other imports, in this program and (POSIX, `across_programs`)
+    in others, until released; None when another import holds it. The claim says which
+    file it writes."""
     with _index_lock:
         if name in _claimed:
             return None
         handle = None
-        if fcntl is not None:
+        if fcntl is not None and across_programs:
             folder = models_dir() / CLAIMS_DIR
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -1221,6 +1224,37 @@ def _release_claim(claim: Any) -> None:
             handle.close()  # releases the lock; the empty file stays (unlinking races)
 
 
+def _claim_after_the_same(name: str, sha: str) -> Any | None:
+    """_try_claim, waiting while another import of the same file holds `name` (a double
+    click, the window and the CLI): one copy, once the other has recorded it. A download
+    claims within this program only: its .part file's lock keeps other programs out."""
+    if sha == DOWNLOAD_CLAIM:
+        return _try_claim(name, sha, across_programs=False)
+    claim = _try_claim(name, sha)
+    while claim is None and _claim_writes(name) == sha:
+        time.sleep(CLAIM_WAIT_S)
+        claim = _try_claim(name, sha)
+    return claim
+
+
+@contextlib.contextmanager
+def _entry_claimed(name: str, writes: str, error: type[AtelierError]) -> Iterator[None]:
+    """Hold a registry entry's name while a download (`writes` DOWNLOAD_CLAIM) or an import
+    (the file's sha256) installs it: an import matched to an entry while it downloaded
+    was replaced, record and file, when the download ended."""
+    claim = _claim_after_the_same(name, writes)
+    if claim is None:
+        if _claim_writes(name) != DOWNLOAD_CLAIM:
+            raise error(f"another job is importing {name} right now; wait for it to end "
+                        "or cancel it, then try again")
+        raise error(f"{name} is already being downloaded; wait for the download to end "
+                    "or cancel it, then try again")
+    try:
+        yield
+    finally:
+        _release_claim(claim)
+
+
 @contextlib.contextmanager
 def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
     """A name for an imported file, held by this import until it is recorded: `key`, or
@@ -1231,12 +1265,7 @@ def _claimed_name(key: str, sha: str, pick_free: bool) -> Iterator[str]:
     n = 1
     while True:
         candidate = key if n == 1 else f"{key}-{n}"
-        claim = _try_claim(candidate, sha)
-        while claim is None and _claim_writes(candidate) == sha:
-            # the same file, imported at the same moment (a double click, the window and
-            # the CLI): one copy, under one name, once the other import has recorded it
-            time.sleep(CLAIM_WAIT_S)
-            claim = _try_claim(candidate, sha)
+        claim = _claim_after_the_same(candidate, sha)
         if claim is not None:
             # looked at while held: an import that held it may have recorded it since
             held = installed_model(candidate)
@@ -1374,7 +1403,8 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         # fine-tunes of a registry model) is no reason to take it for that model
         entry = _match_entry(entries, sha, src.name if key is None else None)
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
-        return _install_copy(src, entry.name, entry, sha, size, identify, steps)
+        with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
+            return _install_copy(src, entry.name, entry, sha, size, identify, steps)
     pick_free = key is None
     if key is None:
         key = _slug(src.stem) or f"model-{sha[:8]}"
