@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from editor.core import zoo
@@ -350,6 +352,41 @@ def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_ge
     with qtbot.waitSignal(menu.pack_chosen, timeout=TIMEOUT_MS):  # forwarded from it
         dialog.use_selected()
     assert not dialog.isVisible()
+
+
+def test_an_installed_model_is_removed_from_the_dialog_after_asking(qtbot, runner,
+                                                                     tiny_generator_file,
+                                                                     monkeypatch):
+    # models could only be deleted by hand in the cache folder
+    model = zoo.import_file(tiny_generator_file)
+    dialog = ModelsDialog(runner, current_generator=str(model.path))
+    qtbot.addWidget(dialog)
+    key = "file:tiny-gen"
+    assert dialog.select(key) and not dialog.remove_button.isEnabled()  # in use
+    asked: list[str] = []
+    answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+
+    def question(_parent, _title, text, *_a, **_k):
+        asked.append(text)
+        return next(answers)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    assert not dialog.remove_selected() and asked == []  # refused without asking
+    assert "in use" in dialog.notice.text()
+    dialog.current_generator = None
+    dialog.refresh()
+    assert dialog.select(key) and dialog.remove_button.isEnabled()
+    assert not dialog.remove_selected() and model.path.is_file()  # answered No
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    dialog.tree.setFocus()
+    qtbot.waitUntil(dialog.tree.hasFocus, timeout=TIMEOUT_MS)
+    QTest.keyClick(dialog.tree, Qt.Key.Key_Delete)  # Del asks too; answered Yes
+    assert len(asked) == 2 and "Delete tiny-gen" in asked[0]
+    assert not model.path.exists() and key not in dialog.row_keys()
+    assert zoo.installed() == [] and dialog.notice.text() == "Removed tiny-gen."
+    assert tiny_generator_file.is_file()  # the user's own file stays
 
 
 def test_models_dialog_module_does_no_network_on_open(monkeypatch, qtbot, runner):

@@ -1112,6 +1112,30 @@ def _run(argv: list[str]) -> int:
     return args.func(args)
 
 
+def test_an_installed_model_can_be_removed(tmp_path, capsys, server):
+    # there was no way to delete an installed model but by hand in the cache folder
+    src = tmp_path / "mine.pt"
+    src.write_bytes(b"my weights")
+    model = zoo.import_file(src)
+    kept = zoo.import_file(tmp_path / "mine.pt", name="other")
+    assert _run(["models", "remove", "MINE"]) == 0
+    assert "deleted" in capsys.readouterr().err
+    assert not model.path.exists() and not model.path.parent.exists()
+    assert [m.name for m in zoo.installed()] == ["other"] and kept.path.is_file()
+    assert src.read_bytes() == b"my weights"  # the user's own file is never touched
+    assert _run(["models", "remove", "mine"]) == 1
+    err = capsys.readouterr().err
+    assert "no installed model is called 'mine' (installed: other)" in err
+    assert "Traceback" not in err
+
+    # a download into a folder of the user's is forgotten, its file left there
+    outside = tmp_path / "downloads"
+    downloaded = zoo.download(make_entry(server.url("ok")), dest_dir=outside)
+    removed = zoo.remove("toy-model")
+    assert not removed.file_deleted and downloaded.path.read_bytes() == DATA
+    assert zoo.installed_model("toy-model") is None
+
+
 def test_cli_list_shows_the_zoo(capsys, tmp_path):
     src = tmp_path / "custom.pt"
     src.write_bytes(b"abc")

@@ -22,7 +22,7 @@ PROG = "atelier models"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `models` command (with list / download / import) to a parser."""
+    """Add the `models` command (with list / download / import / remove) to a parser."""
     parser = subparsers.add_parser(
         "models", help=command_help("models"),
         description="The model zoo: known pretrained generators and CLIP models. Nothing is "
@@ -52,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "by OpenAI as a state dict need the -quickgelu name, "
                         "ViT-B-32-quickgelu)")
     p.set_defaults(func=cmd_import)
+
+    p = actions.add_parser("remove", help="delete an installed model from the cache")
+    p.add_argument("name", metavar="NAME", help="an installed name from `atelier models list`")
+    p.set_defaults(func=cmd_remove)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -225,4 +229,19 @@ def cmd_import(args: argparse.Namespace) -> int:
         what += f" (CLIP {model.arch}; the window's model packs list it)"
     check = "sha256 verified" if model.verified else f"sha256 {model.sha256}, not verified"
     print(f"Imported {args.path} {what}: {model.path} ({check})", file=sys.stderr)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    try:
+        removed = zoo.remove(args.name)
+    except AtelierError as e:
+        return _error(str(e))
+    model = removed.model
+    if removed.file_deleted:
+        print(f"Removed {model.name}: deleted {model.path} ({zoo.format_size(model.size)})",
+              file=sys.stderr)
+    else:  # downloaded with --dir into a folder of the user's: theirs to delete
+        print(f"Removed {model.name} from the list; its file {model.path} was downloaded "
+              "outside the cache and is left where it is", file=sys.stderr)
     return 0

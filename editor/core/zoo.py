@@ -455,6 +455,32 @@ def installed_model(name: str) -> InstalledModel | None:
     return next((m for m in models if m.entry == name), None)
 
 
+@dataclass(frozen=True)
+class Removed:
+    model: InstalledModel
+    file_deleted: bool  # False for a file downloaded into a folder of the user's (--dir)
+
+
+def remove(name: str) -> Removed:
+    """Forget an installed model (by its name, or the registry entry it is) and delete its
+    file when it lies in the models folder; a file downloaded elsewhere (--dir) stays where
+    the user put it. UnknownModelError when nothing is installed under `name`."""
+    model = installed_model(name.strip().lower())
+    if model is None:
+        names = ", ".join(m.name for m in installed()) or "none"
+        raise UnknownModelError(f"no installed model is called '{name}' (installed: {names})")
+    with _index_locked():
+        models = _read_index()
+        models.pop(model.name, None)
+        _write_index(models)
+    inside = model.path.resolve().is_relative_to(models_dir().resolve())
+    if inside:
+        model.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            model.path.parent.rmdir()  # the model's own folder, when nothing else is in it
+    return Removed(model, inside)
+
+
 def installed_clip_weights(arch: str, tag: str) -> Path | None:
     """The installed file of a registry CLIP entry for open_clip's (arch, tag), if any: a
     CLIP downloaded through the zoo serves every use of that (arch, tag), not only the
@@ -1511,7 +1537,8 @@ __all__ = [
     "DownloadCancelled", "ImportCancelled", "InstalledModel", "UnknownModelError",
     "ZooDownloadError",
     "ZooEntry", "ZooImportError", "ZooRegistryError", "download", "file_sha256",
-    "get_entry", "import_file", "registry_entries", "installed", "installed_model", "list_entries",
+    "get_entry", "import_file", "registry_entries", "remove", "Removed", "installed",
+    "installed_model", "list_entries",
     "load_registry_file", "models_dir", "parse_registry", "part_path", "target_path",
     "user_registry_path",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -164,7 +165,8 @@ IMPORT_DIR_KEY = "models_dialog/import_dir"  # where the last imported file was
 
 
 class ModelsDialog(QDialog):
-    """Lists the packs; Download / Import file… / Use. Emits pack_chosen on Use."""
+    """Lists the packs; Download / Import file… / Remove… / Use. Emits pack_chosen on
+    Use."""
 
     pack_chosen = Signal(str, object)  # generator path, clip spec dict (or None)
 
@@ -199,6 +201,12 @@ class ModelsDialog(QDialog):
         self.download_button.clicked.connect(self.download_selected)
         self.import_button = QPushButton("Import file…")
         self.import_button.clicked.connect(lambda: self.import_file())
+        self.remove_button = QPushButton("Remove…")
+        self.remove_button.setToolTip("Delete the selected model's file from the cache (Del)")
+        self.remove_button.clicked.connect(lambda: self.remove_selected())
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.tree,
+                  lambda: self.remove_selected(),
+                  context=Qt.ShortcutContext.WidgetShortcut)
         self.use_button = QPushButton("Use")
         self.use_button.setDefault(True)
         self.use_button.clicked.connect(self.use_selected)
@@ -209,7 +217,7 @@ class ModelsDialog(QDialog):
         clip_row.addWidget(QLabel("CLIP for text edits:"))
         clip_row.addWidget(self.clip_combo, 1)
         buttons = QHBoxLayout()
-        for b in (self.download_button, self.import_button):
+        for b in (self.download_button, self.import_button, self.remove_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.use_button)
@@ -364,6 +372,7 @@ class ModelsDialog(QDialog):
                             and row.key not in self._downloads)
         self.download_button.setEnabled(can_download)
         self.use_button.setEnabled(bool(row and row.generator_path))
+        self.remove_button.setEnabled(self._removable(row))
         self.clip_combo.setEnabled(bool(row and row.generator_path and row.clip_spec is None))
         self.description.setText(self._items[row.key].data(1, Qt.ItemDataRole.UserRole)
                                  if row else "")
@@ -385,6 +394,41 @@ class ModelsDialog(QDialog):
         spec = row.clip_spec if row.clip_spec is not None else self.clip_combo.currentData()
         self.pack_chosen.emit(row.generator_path, dict(spec) if spec else None)
         self.accept()
+        return True
+
+    def _removable(self, row: _Row | None) -> bool:
+        """An installed file, not the generator the window has open."""
+        return bool(row and row.model is not None
+                    and not (row.generator_path and self._is_current(row.generator_path)))
+
+    def remove_selected(self) -> bool:
+        """Delete the selected installed model from the cache, after asking."""
+        row = self._selected_row()
+        if row is None or row.model is None:
+            return False
+        model = row.model
+        if not self._removable(row):
+            self.notice.setText(f"{model.name} is the model in use; open another before "
+                                "removing it.")
+            return False
+        answer = QMessageBox.question(
+            self, "Remove model",
+            f"Delete {model.name} ({zoo.format_size(model.size)}) from the model cache?\n\n"
+            "Its precomputed directions stay in the cache; importing or downloading it "
+            "again brings it back.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            removed = zoo.remove(model.name)
+        except (AtelierError, OSError) as e:
+            QMessageBox.warning(self, "Cannot remove the model", str(e))
+            return False
+        self.refresh()
+        self.notice.setText(f"Removed {model.name}." if removed.file_deleted else
+                            f"Removed {model.name} from the list; its file stays in "
+                            f"{model.path.parent} (downloaded outside the cache).")
         return True
 
     @Slot()
