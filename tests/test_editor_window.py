@@ -784,7 +784,7 @@ def test_an_inversion_is_used_when_its_model_was_opened_again(window, qtbot, tmp
 
 
 def test_another_generator_after_an_inversion_starts_from_a_seed(window, qtbot, tmp_path,
-                                                                 models):
+                                                                 models, monkeypatch):
     picture = tmp_path / "me.png"
     Image.new("RGB", (20, 20), (20, 130, 30)).save(picture)
     _answer_crop_dialog(accept=True)
@@ -797,14 +797,114 @@ def test_another_generator_after_an_inversion_starts_from_a_seed(window, qtbot, 
     for _ in open_pack(other, ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                        stats_samples=STATS).precompute():
         pass  # its directions, so that the window does not offer to compute them
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda _p, title, *a, **k: asked.append(title) or QMessageBox.StandardButton.Discard))
     old = window.pack
     window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
     qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    assert asked == ["Replace the latent?"]
     assert window.document.state.session.source.kind == "seed"
     assert "made for another generator" in window.statusBar().currentMessage()
     image = settled(window, qtbot)  # it renders: no "latent has shape" failure
     assert image.shape == (16, 16, 3) and window.last_result.ok
+
+
+def _latent_source(window, label: str = "my photo") -> Source:
+    from editor.engine.compose import encode_wplus
+
+    g = window.pack.model.generator
+    torch.manual_seed(5)
+    return Source(kind="wplus", wplus_data=encode_wplus(torch.randn(g.n_latent, g.w_dim)),
+                  label=label)
+
+
+def _answering(monkeypatch, answer) -> list:
+    """QMessageBox.question answers `answer`; the (title, text) asked are listed."""
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda _p, title, text, *a, **k: asked.append((title, text)) or answer))
+    return asked
+
+
+def _open_other_generator(window, qtbot, tmp_path, models, resolution: int = 16):
+    _, clip, _ = models
+    other = save_generator(make_tiny_generator(resolution=resolution, channel_max=16,
+                                               seed=3), tmp_path / "other.safetensors")
+    old = window.pack
+    window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not old, timeout=30_000)
+
+
+def test_a_saved_latent_that_another_generator_cannot_use_is_not_lost_unasked(
+        window, qtbot, tmp_path, models, monkeypatch):
+    # Opening another generator replaced the latent with a seed, cleared the history and
+    # left the just-saved document clean: Ctrl+S then wrote the seed over the saved latent.
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    window._use_inverted_source(_latent_source(window), "Use inverted picture")
+    window.session_path = tmp_path / "photo.atelier.json"
+    assert window.save_session() and not window.document.modified
+    saved = window.session_path.read_text()
+    seed = window.document.state.session.source.seed
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)
+    first = window.pack
+    _open_other_generator(window, qtbot, tmp_path, models)
+    assert asked == [("Replace the latent?", f"my photo was made for {first.name}; opening "
+                      f"other replaces it with seed {seed}. Save the session first?")]
+    # cancelled: the generator the latent was made for comes back, the document as it was
+    assert window.pack.model.path == first.model.path
+    assert window.document.state.session.source.kind == "wplus"
+    assert window.document.undo_stack.canUndo() and not window.document.modified
+    assert settled(window, qtbot).shape == (8, 8, 3) and window.last_result.ok
+
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Discard)
+    _open_other_generator(window, qtbot, tmp_path, models)
+    assert len(asked) == 1 and window.document.state.session.source.kind == "seed"
+    # the seed is not what the file holds: saving it is a change to be asked about
+    assert window.document.modified and "•" in window.windowTitle()
+    assert window.session_path.read_text() == saved
+
+
+def test_save_before_another_generator_keeps_the_latent_in_the_file(
+        window, qtbot, tmp_path, models, monkeypatch):
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    window._use_inverted_source(_latent_source(window), "Use inverted picture")
+    window.session_path = tmp_path / "photo.atelier.json"
+    first = window.pack
+    _answering(monkeypatch, QMessageBox.StandardButton.Save)
+    _open_other_generator(window, qtbot, tmp_path, models)
+    saved = json.loads(window.session_path.read_text())
+    assert saved["source"]["kind"] == "wplus" and saved["source"]["label"] == "my photo"
+    assert saved["generator"]["name"] == first.name  # saved for the model it was made for
+    assert window.document.state.session.source.kind == "seed" and window.document.modified
+
+
+def test_a_latent_that_fits_the_new_generator_is_kept_without_a_question(
+        window, qtbot, tmp_path, models, monkeypatch):
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    window._use_inverted_source(_latent_source(window), "Use inverted picture")
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)
+    _open_other_generator(window, qtbot, tmp_path, models, resolution=8)
+    assert asked == [] and window.document.state.session.source.kind == "wplus"
+
+
+def test_a_reset_that_changes_a_saved_document_leaves_it_unsaved():
+    from editor.engine.editor_state import EditorState
+    from editor.ui.document import Document
+
+    init_application()
+    doc = Document(EditorState())
+    doc.change(doc.state.with_session(doc.state.session.with_source(Source(seed=4))), "Seed")
+    doc.mark_saved()
+    doc.reset(doc.state, keep_modified=True)  # the same document: still saved
+    assert not doc.modified
+    doc.reset(doc.state.with_session(doc.state.session.with_source(Source(seed=9))),
+              keep_modified=True)
+    assert doc.modified
+    doc.reset(EditorState())  # an opened session: saved as it is
+    assert not doc.modified
 
 
 def test_a_file_name_is_shown_as_text_not_markup(window):
@@ -2127,3 +2227,242 @@ def test_a_remembered_clip_whose_file_was_deleted_is_not_used(window, qtbot, mod
     assert remembered_clip(str(gen)) == ClipSource(path=str(gone))
     gone.unlink()
     assert remembered_clip(str(gen)) is None
+
+
+# ------------------------------------------------------------ input not yet entered
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def _typed_in(window, box, text: str) -> None:
+    """`text` typed over a number box's value, not entered (no Enter, focus kept)."""
+    from PySide6.QtTest import QTest
+
+    box.setFocus()
+    box.selectAll()
+    QTest.keyClicks(box, text)
+
+
+def test_a_number_typed_but_not_entered_is_what_add_and_save_take(window, qtbot,
+                                                                   tmp_path):
+    # The number boxes apply a value on Enter or when left: Ctrl+Enter added the old α,
+    # Ctrl+S saved the old ψ, and the file then differed from what the boxes showed.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    _typed_in(window, window.prompt_panel.alpha.box, "7")
+    QTest.keyClick(window.prompt_panel.alpha.box, Qt.Key.Key_Return, CTRL)
+    assert [e.strength for e in window.document.state.session.edits] == [7.0]
+    row = window.stack_panel.row(window.document.state.session.edits[0].id)
+    _typed_in(window, row.strength.box, "-2")
+    window.session_path = tmp_path / "s.atelier.json"
+    psi = window.source_panel.psi_box
+    _typed_in(window, psi, "0.4")
+    QTest.keyClick(psi, Qt.Key.Key_S, CTRL)
+    saved = json.loads(window.session_path.read_text())
+    assert saved["source"]["psi"] == pytest.approx(0.4)
+    assert saved["edits"][0]["strength"] == -2.0  # (then the prompt kept at 0)
+    window.canvas.setFocus()  # leaving the boxes changes nothing more
+    assert not window.document.modified and "•" not in window.windowTitle()
+
+
+def test_a_number_typed_but_not_entered_is_exported_and_asked_about_on_close(
+        window, qtbot, tmp_path, monkeypatch):
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    window.session_path = tmp_path / "s.atelier.json"
+    assert window.save_session()
+    seen = []
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan",
+                        lambda _parent, session, **_k: seen.append(session))
+    _typed_in(window, window.prompt_panel.alpha.box, "9")
+    window.export_dialog()
+    assert [e.strength for e in seen[0].edits] == [9.0]
+    assert window.save_session()
+    _typed_in(window, window.source_panel.psi_box, "0.3")
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)
+    assert not window.close()  # it asked: the typed ψ is an unsaved change
+    assert [title for title, _text in asked] == ["Save changes?"]
+    assert window.document.state.session.source.psi == pytest.approx(0.3)
+
+
+def test_undo_clicked_while_a_prompt_is_being_typed_undoes_that_typing(window, qtbot):
+    # The toolbar button takes no focus: the undo ran with the typing still in its pause,
+    # which was pushed after it, so Redo was lost and Undo seemed to do nothing.
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QToolBar
+
+    show_active(window, qtbot)
+    window.source_panel.step_seed(+1)
+    box = window.prompt_panel.target
+    box.setFocus()
+    QTest.keyClicks(box, "face with glasses")
+    qtbot.wait(500)  # the typing pause: one step
+    window.document.end_merge()
+    QTest.keyClicks(box, " and a hat")
+    button = window.findChild(QToolBar).widgetForAction(window.undo_act)
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.wait(500)  # nothing is left to arrive after the pause
+    stack = window.document.undo_stack
+    assert window.document.state.draft.params["target"] == "face with glasses"
+    assert box.text() == "face with glasses" and stack.canRedo()
+    window.redo_act.trigger()
+    assert window.document.state.draft.params["target"] == "face with glasses and a hat"
+    window.undo_act.trigger()
+    window.undo_act.trigger()
+    assert window.document.state.draft.params.get("target", "") == ""
+
+
+def test_undo_and_redo_say_what_they_undo_and_are_off_without_history(window):
+    window.document.reset(window.document.state)
+    assert not window.undo_act.isEnabled() and not window.redo_act.isEnabled()
+    assert window.undo_act.text() == "&Undo"
+    window.source_panel.step_seed(+1)
+    assert window.undo_act.isEnabled() and window.undo_act.text() == "&Undo Change seed"
+    window.undo_act.trigger()
+    assert window.redo_act.isEnabled() and window.redo_act.text() == "&Redo Change seed"
+    assert not window.undo_act.isEnabled()
+
+
+def test_a_change_sent_while_a_step_is_undone_is_no_step_of_its_own():
+    from editor.engine.editor_state import EditorState
+    from editor.ui.document import Document
+
+    init_application()
+    doc = Document(EditorState())
+    start = doc.state
+    seeded = start.with_session(start.session.with_source(Source(seed=4)))
+    doc.change(seeded, "Seed")
+    echo = start.with_session(start.session.with_source(Source(seed=9)))
+    doc.changed.connect(lambda _state: doc.change(echo, "Pending typing"))
+    doc.undo_stack.undo()
+    assert doc.state == start and doc.undo_stack.count() == 1
+    assert doc.undo_stack.index() == 0 and doc.undo_stack.canRedo()
+
+
+# ------------------------------------------------------------ keys on X11
+@pytest.fixture
+def x11_text_boxes(monkeypatch):
+    """Prompt boxes that claim Ctrl+E and Ctrl+Y as they do on X11 (offscreen has the
+    Windows bindings, without them); taken before the window fixture builds the panel."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtWidgets import QLineEdit
+
+    class X11LineEdit(QLineEdit):
+        def event(self, event):  # noqa: N802 - Qt override
+            if event.type() == QEvent.Type.ShortcutOverride and QKeySequence(
+                    event.keyCombination()) in (QKeySequence("Ctrl+E"),
+                                                QKeySequence("Ctrl+Y")):
+                event.accept()
+                return True
+            return super().event(event)
+
+    monkeypatch.setattr("editor.ui.prompt_panel.QLineEdit", X11LineEdit)
+
+
+def test_ctrl_e_in_a_prompt_box_exports_where_text_boxes_take_it(x11_text_boxes, window,
+                                                                  qtbot, monkeypatch):
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    seen = []
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan",
+                        lambda *_a, **_k: seen.append("export"))
+    box = window.prompt_panel.target
+    box.setFocus()
+    box.setText("face with")
+    QTest.keyClick(box, Qt.Key.Key_E, CTRL)
+    assert seen == ["export"]
+    window.source_panel.step_seed(+1)
+    window.document.end_merge()
+    seed = window.document.state.session.source.seed
+    window.undo_act.trigger()
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_Y, CTRL)
+    assert window.document.state.session.source.seed == seed  # Ctrl+Y redid
+
+
+XCB_KEYS_SCRIPT = """
+import json
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
+from editor.engine.renderer import Renderer
+from editor.ui.app import init_application
+from editor.ui.main_window import MainWindow
+from editor.ui.shortcuts_dialog import shortcut_rows
+
+app = init_application()
+said = []
+QMessageBox.information = staticmethod(lambda _p, title, *a, **k: said.append(title))
+win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+win.show()
+win.activateWindow()
+QTest.qWaitForWindowActive(win)
+C = Qt.KeyboardModifier.ControlModifier
+out = {"rows": {name: keys for keys, name in shortcut_rows(win)}}
+box = win.prompt_panel.target
+box.setFocus()
+QTest.keyClick(box, Qt.Key.Key_E, C)
+seed = win.source_panel.seed_box
+seed.setFocus()
+QTest.keyClick(seed, Qt.Key.Key_E, C)
+out["export"] = said
+win.canvas.setFocus()
+start = win.document.state.session.source.seed
+win.source_panel.step_seed(+1)
+QTest.keyClick(win.canvas, Qt.Key.Key_Z, C)
+QTest.keyClick(win.canvas, Qt.Key.Key_Y, C)
+out["redone"] = win.document.state.session.source.seed == start + 1
+print("RESULT" + json.dumps(out))
+win.document.mark_saved()
+win.close()
+"""
+
+
+def test_the_window_keys_on_x11(tmp_path):
+    # On X11 (xcb) a text box's Ctrl+E moved to the end of the line instead of exporting,
+    # Redo had no Ctrl+Y, and the shortcut list offered F14 for Undo.
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("needs xvfb-run for a real X11 display")
+    script = tmp_path / "keys.py"
+    script.write_text(XCB_KEYS_SCRIPT)
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
+    done = subprocess.run(["xvfb-run", "-a", sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line is not None, done.stderr[-2000:]
+    out = json.loads(line.removeprefix("RESULT"))
+    assert out["export"] == ["Export", "Export"]  # from the prompt box and the seed box
+    assert out["redone"]
+    assert out["rows"]["Undo"] == "Ctrl+Z" and "Ctrl+Y" in out["rows"]["Redo"]
+
+
+# ------------------------------------------------------------ closing
+def test_closing_with_a_job_running_hides_the_window_before_stopping_the_job(
+        window, qtbot, monkeypatch):
+    # Stopping a job may take seconds: the frozen window stayed on screen meanwhile.
+    import threading
+
+    gate = threading.Event()
+
+    def waiting(token):
+        while not gate.wait(0.05) and not token.is_set():
+            yield from ()
+
+    window.show()
+    qtbot.waitExposed(window)
+    job = window.jobs.submit("Precompute", waiting)
+    shown_while_stopping = []
+    cancel_all = window.jobs.cancel_all
+    monkeypatch.setattr(window.jobs, "cancel_all", lambda *a, **k: (
+        shown_while_stopping.append(window.isVisible()), cancel_all(*a, **k))[1])
+    assert window.close()  # the fixture's answers: discard, stop the jobs
+    gate.set()
+    assert shown_while_stopping == [False] and not job.is_active

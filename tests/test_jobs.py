@@ -295,6 +295,39 @@ def test_eta_text():
     assert format_eta_text(2 * 3600 + 600) == "about 2 h 10 min left"
 
 
+def test_eta_text_of_an_estimate_that_is_no_number_or_absurd():
+    # nan raised ValueError and inf OverflowError inside the progress slot: the row's
+    # update was lost
+    assert format_eta_text(float("nan")) == ""
+    assert format_eta_text(float("inf")) == ""
+    assert format_eta_text(99 * 3600) == "about 99 h left"
+    assert format_eta_text(10**9) == "more than 99 h left"
+
+
+def test_an_ended_job_keeps_its_progress_without_the_payload(qtbot, runner):
+    # The jobs panel keeps the last ended jobs: each held its last progress with an
+    # inversion's preview pictures.
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Preview(Progress):
+        pictures: list = dataclasses.field(default_factory=list)
+
+    def inverting(_token):
+        yield Preview(3, 4, "step 3", 12.0, [np.zeros((64, 64, 3), np.uint8)])
+        yield "latent"
+
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        job = runner.submit("Invert", inverting)
+    assert job.progress == Progress(3, 4, "step 3", 12.0)
+    assert type(job.progress) is Progress and type(job.token.latest) is Progress
+    assert job.result == "latent" and panel.row(job).state_label.text() == "done"
+
+
 # --------------------------------------------------------------------------- the panel
 
 

@@ -327,8 +327,19 @@ class JobRunner(QObject):
             job.error = payload
             self.job_failed.emit(job, payload)
         self.job_ended.emit(job)
+        # the ended job stays listed (the jobs panel keeps the last ones): not with the
+        # payload of its last progress (an inversion's preview pictures)
+        job.progress = job.token.latest = _plain(job.progress)
         if not self._threads:
             self._timer.stop()
+
+
+def _plain(progress: Progress | None) -> Progress | None:
+    """What every Progress says (done, total, message, time left), without what a kind of
+    progress carries besides."""
+    if progress is None or type(progress) is Progress:
+        return progress
+    return Progress(progress.done, progress.total, progress.message, progress.eta_s)
 
 
 class RateEta:

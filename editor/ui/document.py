@@ -35,10 +35,10 @@ class StateCommand(QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self._document._set(self.after)
+        self._document._replay(self.after)
 
     def undo(self) -> None:
-        self._document._set(self.before)
+        self._document._replay(self.before)
 
 
 class Document(QObject):
@@ -54,6 +54,7 @@ class Document(QObject):
         # unsaved work carried over a history reset (a new model keeps the stack): the
         # undo stack is clean then, but the user's changes are not saved anywhere
         self._unsaved_reset = False
+        self._replaying = False  # a step's undo or redo is under way
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
     @property
@@ -81,8 +82,8 @@ class Document(QObject):
     def change(self, new_state: EditorState, text: str, merge_key: object = None) -> None:
         """Make `new_state` current as one undoable step (merged with the previous step
         when both carry the same merge key within one drag)."""
-        if new_state == self._state:
-            return
+        if new_state == self._state or self._replaying:
+            return  # a panel echoing the state being restored is no step of its own
         key = None if merge_key is None else (merge_key, self._merge_round)
         self.undo_stack.push(StateCommand(self, self._state, new_state, text, key))
 
@@ -92,14 +93,24 @@ class Document(QObject):
 
     def reset(self, state: EditorState, keep_modified: bool = False) -> None:
         """History starts over: an opened session (saved as it is), or a new model
-        (`keep_modified`: the work carried over stays unsaved until it is saved)."""
-        unsaved = keep_modified and self.modified
+        (`keep_modified`: the work carried over stays unsaved until it is saved; so does a
+        saved document the reset changed, or Save wrote, say, a seed over a saved latent)."""
+        unsaved = keep_modified and (self.modified or state.session != self._state.session)
         self.undo_stack.clear()
         self.history_reset.emit()
         self._set(state)
         self.undo_stack.setClean()
         self._unsaved_reset = unsaved
         self._emit_modified()
+
+    def _replay(self, state: EditorState) -> None:
+        """A step's undo or redo: a change pushed meanwhile (input still pending when the
+        panels were refilled) would land inside the step being replayed."""
+        self._replaying = True
+        try:
+            self._set(state)
+        finally:
+            self._replaying = False
 
     def _set(self, state: EditorState) -> None:
         self._state = state

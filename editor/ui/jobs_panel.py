@@ -6,6 +6,8 @@ so it never waits for a job and never blocks.
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QFrame,
@@ -26,12 +28,15 @@ from .icons import icon
 
 BAR_STEPS = 1000
 KEEP_ENDED = 20  # ended rows kept before the oldest ones go
+MAX_ETA_H = 99  # longer estimates are shown as "more than 99 h left"
 
 
 def format_eta_text(seconds: float | None) -> str:
     """'about 3 min left' and the like; rounded, because exact seconds would jitter."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):  # no rate yet (nan), or no progress
         return ""
+    if seconds > MAX_ETA_H * 3600:  # a first slow step's estimate, not worth reading
+        return f"more than {MAX_ETA_H} h left"
     if seconds < 10:
         return "a few seconds left"
     if seconds < 60:

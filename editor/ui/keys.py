@@ -4,7 +4,9 @@ Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo the document wherever the keyboard is. A tex
 number box claims these keys for its own text history, so with the cursor in one (the seed
 after typing 42, the α box, a prompt) undo did nothing or undid text behind the document's
 back. Every value these boxes hold is a document step already; pending input becomes its
-step first, then the window's Undo/Redo takes the key.
+step first, then the window's Undo/Redo takes the key. So do a few of the window's Ctrl keys
+that X11's bindings give a text box: Ctrl+E (Export) moves to the end of the line there,
+and Ctrl+Y (Redo) pastes the text Ctrl+K cut.
 
 The window's plain-key shortcuts (R, S, PgUp/PgDown, Del, F2) are for the canvas and the
 panels at large; a list, a combo box or a slider uses some of those keys itself (typing a
@@ -20,6 +22,15 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QListWidget, QWidget
 
+# the window's keys that a text or number box takes for itself on some platforms
+WINDOW_CTRL_KEYS = (QKeySequence("Ctrl+E"), QKeySequence("Ctrl+Y"))
+
+
+def _window_key(event) -> bool:
+    return (event.matches(QKeySequence.StandardKey.Undo)
+            or event.matches(QKeySequence.StandardKey.Redo)
+            or QKeySequence(event.keyCombination()) in WINDOW_CTRL_KEYS)
+
 
 class DocumentUndoKeys(QObject):
     def __init__(self, flush: Callable[[], None] | None, parent: QObject):
@@ -27,19 +38,18 @@ class DocumentUndoKeys(QObject):
         self._flush = flush
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
-        if event.type() == QEvent.Type.ShortcutOverride and (
-                event.matches(QKeySequence.StandardKey.Undo)
-                or event.matches(QKeySequence.StandardKey.Redo)):
+        if event.type() == QEvent.Type.ShortcutOverride and _window_key(event):
             if self._flush is not None:
                 self._flush()
-            event.ignore()  # not the box's: the window's Undo/Redo shortcut takes it
+            event.ignore()  # not the box's: the window's shortcut takes it
             return True
         return False
 
 
 def route_undo_keys(boxes: list[QWidget], flush: Callable[[], None] | None = None) -> None:
-    """Give the undo keys of these boxes to the document; `flush` first applies pending
-    input (a number box's typed but not yet entered value is entered by default)."""
+    """Give the undo keys (and WINDOW_CTRL_KEYS) of these boxes to the window; `flush`
+    first applies pending input (a number box's typed but not yet entered value is
+    entered by default)."""
     for box in boxes:
         pending = flush or (box.interpretText if isinstance(box, QAbstractSpinBox) else None)
         box.installEventFilter(DocumentUndoKeys(pending, box))

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QDockWidget,
     QFileDialog,
@@ -136,6 +137,20 @@ def remembered_clip(generator_path: str) -> ClipSource | None:
     if clip.path and not Path(clip.path).is_file():
         return None  # deleted since: the default, rather than a pack without text edits
     return clip if clip.path or (clip.arch and clip.tag) else None
+
+
+def _latent_fits(source: Source, pack: OpenPack) -> bool:
+    """Whether a W+ source has the shape of this pack's generator."""
+    g = pack.model.generator
+    try:
+        wplus_of_source(source, g.n_latent, g.w_dim)
+    except (AtelierError, ValueError):
+        return False
+    return True
+
+
+def _latent_name(source: Source) -> str:
+    return source.label or Path(source.wplus_path or "").name or "the latent"
 
 
 def _bundled(path: str) -> bool:
@@ -304,6 +319,23 @@ class MainWindow(QMainWindow):
         self.addAction(act)  # shortcuts work even when the menu bar is hidden
         return act
 
+    def _history_action(self, prefix: str, slot, enabled: bool, enabled_changed,
+                        text: str, text_changed) -> QAction:
+        """Undo or Redo, labelled and enabled as QUndoStack's own actions ("Undo Change
+        seed"), but through `slot`: pending input must become a step before the history
+        moves."""
+        act = QAction(self)
+
+        def label(change: str) -> None:
+            act.setText(f"{prefix} {change}" if change else prefix)
+
+        label(text)
+        act.setEnabled(enabled)
+        text_changed.connect(label)
+        enabled_changed.connect(act.setEnabled)
+        act.triggered.connect(slot)
+        return act
+
     def _panel_action(self, dock: QDockWidget) -> QAction:
         """View ▸ Panels: shows a hidden panel, brings one that sits behind another's tab to
         the front, and hides the one in front. (Qt's own toggle hid a panel behind a tab,
@@ -349,11 +381,21 @@ class MainWindow(QMainWindow):
         self.export_act = a("&Export…", self.export_dialog, "Ctrl+E", "mdi6.export",
                             "Export the image, an α sweep or a batch of seeds")
         self.quit_act = a("&Quit", self.close, SK.Quit)
-        self.undo_act = self.document.undo_stack.createUndoAction(self, "&Undo")
-        self.redo_act = self.document.undo_stack.createRedoAction(self, "&Redo")
-        for act, key, name, icon_name in ((self.undo_act, SK.Undo, "Undo", "mdi6.undo"),
-                                          (self.redo_act, SK.Redo, "Redo", "mdi6.redo")):
-            act.setShortcuts(key)  # every platform binding: Ctrl+Y and Ctrl+Shift+Z redo
+        stack = self.document.undo_stack
+        self.undo_act = self._history_action("&Undo", self.undo, stack.canUndo(),
+                                             stack.canUndoChanged, stack.undoText(),
+                                             stack.undoTextChanged)
+        self.redo_act = self._history_action("&Redo", self.redo, stack.canRedo(),
+                                             stack.canRedoChanged, stack.redoText(),
+                                             stack.redoTextChanged)
+        # every platform binding, and Ctrl+Y everywhere (X11's bindings lack it)
+        redo_keys = QKeySequence.keyBindings(SK.Redo)
+        if QKeySequence("Ctrl+Y") not in redo_keys:
+            redo_keys.append(QKeySequence("Ctrl+Y"))
+        for act, keys, name, icon_name in (
+                (self.undo_act, QKeySequence.keyBindings(SK.Undo), "Undo", "mdi6.undo"),
+                (self.redo_act, redo_keys, "Redo", "mdi6.redo")):
+            act.setShortcuts(keys)
             act.setProperty(SHORTCUT_NAME, name)  # its text names the last change
             act.setIcon(icon(icon_name))
         self.addActions([self.undo_act, self.redo_act])
@@ -460,6 +502,28 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(w)
 
     # ================================================================= document changes
+    def undo(self) -> None:
+        # a toolbar click leaves the focus in the box: typing still in its pause was
+        # pushed inside or after the undo, and the history went wrong
+        self._flush_input()
+        self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        self._flush_input()
+        self.document.undo_stack.redo()
+
+    def _flush_input(self) -> None:
+        """What the boxes show becomes the document before it is read, saved or its history
+        moves: a prompt within its typing pause, a number typed but not yet entered (the
+        number boxes apply a value on Enter or when left)."""
+        self.prompt_panel.finish_typing()
+        box = QApplication.focusWidget()
+        if box is not None and not isinstance(box, QAbstractSpinBox):
+            box = box.parentWidget()  # the focus may be in a number box's own line edit
+        if isinstance(box, QAbstractSpinBox) and self.isAncestorOf(box):  # not a dialog's
+            box.interpretText()
+            self._end_interaction()  # the typed number is a step of its own
+
     def _change(self, state: EditorState, text: str, merge_key=None) -> None:
         self._interactive = merge_key is not None
         self.document.change(state, text, merge_key)
@@ -516,7 +580,7 @@ class MainWindow(QMainWindow):
     def add_draft_to_stack(self) -> None:
         # what is in the boxes now (Ctrl+Enter right after typing came before the pause
         # that applies it: the prompt was missed, or added half-typed)
-        self.prompt_panel.finish_typing()
+        self._flush_input()
         state = self.document.state
         if self._tuning_id is not None:
             # the panel shows an edit of the stack; the live prompt it hides is not added
@@ -697,6 +761,9 @@ class MainWindow(QMainWindow):
         self._fallback_generator = None
         old = self.pack
         first = old is None or pack.model.path != old.model.path
+        if first and not self._may_drop_latent(old, pack):
+            self._reopen(old)  # the latent stays, with the generator it was made for
+            return
         self.pack = pack
         self._generation += 1
         self._shown_seq = 0
@@ -736,8 +803,10 @@ class MainWindow(QMainWindow):
             draft = state.draft
             if not str(draft.params.get("target", "")).strip():
                 draft = new_draft(pack.neutral_prompt(), defaults=pack.edit_defaults)
+            # the first model only fills in the untitled document's defaults; a later one
+            # that changes a saved document leaves it unsaved (see Document.reset)
             self.document.reset(EditorState(state.session.with_source(source), draft),
-                                keep_modified=True)
+                                keep_modified=old is not None or self.document.modified)
         else:
             self.request_render()
         # a new generator, or the same one with another CLIP: offer what it lacks
@@ -755,17 +824,30 @@ class MainWindow(QMainWindow):
         """The source, kept where it fits the new generator; a latent made for another
         one (an inverted picture, an opened W+) would fail every render, so the new model
         starts from the seed instead, and says so."""
-        if source.kind != "wplus":
+        if source.kind != "wplus" or _latent_fits(source, self.pack):
             return source
-        try:
-            self._check_latent(source)
-            return source
-        except (AtelierError, ValueError):
-            what = source.label or Path(source.wplus_path or "").name or "the latent"
-            self.statusBar().showMessage(
-                f"{what} was made for another generator; {self.pack.name} starts from "
-                f"seed {source.seed}", 10000)
-            return Source(seed=source.seed, psi=source.psi)
+        self.statusBar().showMessage(
+            f"{_latent_name(source)} was made for another generator; {self.pack.name} "
+            f"starts from seed {source.seed}", 10000)
+        return Source(seed=source.seed, psi=source.psi)
+
+    def _may_drop_latent(self, old: OpenPack | None, pack: OpenPack) -> bool:
+        """Before a new model replaces the latent made for the open one with a seed (the
+        history goes with it): offer to save it. False when the user cancels, or a save
+        did not happen."""
+        source = self.document.state.session.source
+        if old is None or source.kind != "wplus" or _latent_fits(source, pack):
+            return True
+        return self._offer_to_save(
+            "Replace the latent?",
+            f"{_latent_name(source)} was made for {old.name}; opening {pack.name} replaces "
+            f"it with seed {source.seed}. Save the session first?")
+
+    def _reopen(self, pack: OpenPack) -> None:
+        """Back to the generator of `pack` (on the worker the new one is in place)."""
+        self.open_generator(pack.model.path, pack.clip_source,
+                            relevance_config=pack.relevance_config,
+                            stats_samples=pack.stats_samples)
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
@@ -1045,7 +1127,7 @@ class MainWindow(QMainWindow):
     def _write_session(self, path: Path) -> bool:
         from editor.core.paths import atomic_write_text
 
-        self.prompt_panel.finish_typing()  # a prompt typed just now belongs in the file
+        self._flush_input()  # what was typed just now belongs in the file
         if path.is_dir():  # replacing it fails only after the write, naming a temp file
             QMessageBox.warning(self, "Cannot save the session",
                                 f"{path} is a folder; choose a file name.")
@@ -1068,7 +1150,7 @@ class MainWindow(QMainWindow):
         if self.pack is None or self.renderer.context is None:
             QMessageBox.information(self, "Export", "Open a model first.")
             return
-        self.prompt_panel.finish_typing()  # export what the boxes say, not 350 ms ago
+        self._flush_input()  # export what the boxes say, not 350 ms ago
         session = self.current_session()
         plan = get_export_plan(self, session, resolution=self.pack.model.resolution,
                                edit_id=self._selected_id)
@@ -1192,12 +1274,16 @@ class MainWindow(QMainWindow):
     def _may_replace_document(self) -> bool:
         """Before the document goes (closing, opening another session): offer to save
         unsaved changes. False when the user cancels, or a save did not happen."""
-        self.prompt_panel.finish_typing()  # a prompt typed just now is an unsaved change
+        self._flush_input()  # what was typed just now is an unsaved change
         if not self.document.modified:
             return True
         name = self.session_path.name if self.session_path is not None else "this session"
+        return self._offer_to_save("Save changes?", f"Save the changes to {name}?")
+
+    def _offer_to_save(self, title: str, question: str) -> bool:
+        """Save / Discard / Cancel: whether to go on (saved, or discarded)."""
         answer = QMessageBox.question(
-            self, "Save changes?", f"Save the changes to {name}?",
+            self, title, question,
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel)
         return not (answer == QMessageBox.StandardButton.Cancel or (
@@ -1221,6 +1307,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("source/seed", self.document.state.session.source.seed)
+        self.hide()  # stopping the jobs may take seconds: not with a frozen window on screen
         self.jobs.cancel_all()
         self.worker.stop()
         super().closeEvent(event)

@@ -29,9 +29,10 @@ EXTRA_KEYS = (
 
 
 # Keys of their own on some keyboards, part of the platform's standard bindings: they
-# work, but in the list "Undo, Ctrl+Z" read as if the word were a key to type.
+# work, but in the list "Undo, Ctrl+Z" read as if the word were a key to type. X11 binds
+# Undo to F14 too (the Undo key of old Sun keyboards), which today's keyboards lack.
 DEDICATED_KEYS = frozenset({Qt.Key.Key_Undo, Qt.Key.Key_Redo, Qt.Key.Key_ZoomIn,
-                            Qt.Key.Key_ZoomOut})
+                            Qt.Key.Key_ZoomOut, Qt.Key.Key_F14})
 
 
 def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
