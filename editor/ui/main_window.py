@@ -55,7 +55,15 @@ from editor.engine.packs import ClipSource, OpenPack, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer
-from editor.engine.session import MAX_SEED, Edit, RecipeError, Session, Source, parse_recipe
+from editor.engine.session import (
+    MAX_SEED,
+    PSI_RANGE,
+    Edit,
+    RecipeError,
+    Session,
+    Source,
+    parse_recipe,
+)
 from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
@@ -968,6 +976,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(),
                                               IMAGE_FILTER)
         if path:
+            self._remember_dir(path)
             self._open_image_or_recipe(path)
 
     def _open_image_or_recipe(self, path: str) -> None:
@@ -994,6 +1003,7 @@ class MainWindow(QMainWindow):
                                               LATENT_FILTER)
         if not path:
             return
+        self._remember_dir(path)
         kind = kind_of_file(path)
         if kind == "session":
             self.open_session(path)
@@ -1167,8 +1177,12 @@ class MainWindow(QMainWindow):
         s = QSettings()
         recent = [p for p in settings_values.text_list(s, "recent/files") if p != path]
         s.setValue("recent/files", ([path] + recent)[:MAX_RECENT])
-        s.setValue("recent/dir", str(Path(path).parent))
+        self._remember_dir(path)
         self._fill_recent_menu()
+
+    def _remember_dir(self, path: str) -> None:
+        """The next file dialog starts where this file was picked."""
+        QSettings().setValue("recent/dir", str(Path(path).parent))
 
     def _forget_recent(self, path: str) -> bool:
         """Take a file off Open recent; whether it was on it."""
@@ -1226,7 +1240,10 @@ class MainWindow(QMainWindow):
         self.set_theme(settings_values.text(s, "view/theme", "system"))
         self._fill_recent_menu()
         seed = settings_values.integer(s, "source/seed", 0, 0, MAX_SEED)
-        self.document.reset(self._with_source(Source(seed=seed)))
+        # with ψ: the same seed at another ψ is another face (a real model's; the demo's
+        # ψ is its own, set when it loads)
+        psi = settings_values.number(s, "source/psi", Source().psi, *PSI_RANGE)
+        self.document.reset(self._with_source(Source(seed=seed, psi=psi)))
         self._update_title()
         if open_last_model:
             self._open_last_model(settings_values.text(s, "model/last_path"))
@@ -1307,6 +1324,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("source/seed", self.document.state.session.source.seed)
+        s.setValue("source/psi", self.document.state.session.source.psi)
         self.hide()  # stopping the jobs may take seconds: not with a frozen window on screen
         self.jobs.cancel_all()
         self.worker.stop()
