@@ -475,9 +475,7 @@ def remove(name: str) -> Removed:
         _write_index(models)
     inside = model.path.resolve().is_relative_to(models_dir().resolve())
     if inside:
-        model.path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            model.path.parent.rmdir()  # the model's own folder, when nothing else is in it
+        _remove_copy(model.path)
     return Removed(model, inside)
 
 
@@ -1527,7 +1525,8 @@ def _stop_if_cancelled(cancel: CancelToken, src: Path) -> None:
 
 
 def _remove_copy(dest: Path) -> None:
-    """An import's copy that will not be recorded, and its folder when it was made for it."""
+    """A model's file in the cache, and its folder when nothing else is in it: an import's
+    copy that will not be recorded, or a removed model's."""
     dest.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         dest.parent.rmdir()

@@ -147,11 +147,15 @@ def remembered_clip(generator_path: str) -> ClipSource | None:
     return clip if clip.path or (clip.arch and clip.tag) else None
 
 
-def _latent_fits(source: Source, pack: OpenPack) -> bool:
-    """Whether a W+ source has the shape of this pack's generator."""
+def _check_latent(source: Source, pack: OpenPack) -> None:
+    """AtelierError or ValueError when a W+ source is not of this pack's generator's shape."""
     g = pack.model.generator
+    wplus_of_source(source, g.n_latent, g.w_dim)
+
+
+def _latent_fits(source: Source, pack: OpenPack) -> bool:
     try:
-        wplus_of_source(source, g.n_latent, g.w_dim)
+        _check_latent(source, pack)
     except (AtelierError, ValueError):
         return False
     return True
@@ -1032,10 +1036,6 @@ class MainWindow(QMainWindow):
             return
         self._change(self._with_source(self._keeping_seed(source)), "Open latent")
 
-    def _check_latent(self, source: Source) -> None:
-        g = self.pack.model.generator
-        wplus_of_source(source, g.n_latent, g.w_dim)
-
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),
                                               SESSION_FILTER)
@@ -1092,7 +1092,7 @@ class MainWindow(QMainWindow):
             return None
         if session.source.kind == "wplus" and self.pack is not None:
             try:
-                self._check_latent(session.source)
+                _check_latent(session.source, self.pack)
             except (AtelierError, ValueError) as e:
                 QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
                 return None
