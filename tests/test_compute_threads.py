@@ -108,9 +108,9 @@ def test_the_render_worker_renders_with_the_worker_count(qtbot, serial_ui):
 
 def test_a_job_runs_with_the_worker_count(qtbot, serial_ui):
     runner = JobRunner()
-    job = runner.submit("count threads", lambda token: torch.get_num_threads())
-    qtbot.waitUntil(lambda: job.state == FINISHED, timeout=10_000)
-    assert job.result == serial_ui
+    with qtbot.waitSignal(runner.job_finished, timeout=10_000) as finished:
+        job = runner.submit("count threads", lambda token: torch.get_num_threads())
+    assert job.state == FINISHED and finished.args[1] == serial_ui
     assert runner.cancel_all(wait_ms=10_000)
 
 

@@ -83,9 +83,9 @@ def test_a_job_pauses_between_steps_while_a_render_is_in_flight(qtbot):
     time.sleep(0.3)
     assert steps == []  # the job waits before its first step
     assert job.state == "running"
-    gate.end()
-    qtbot.waitUntil(lambda: job.state == FINISHED, timeout=TIMEOUT_MS)
-    assert steps == [0, 1, 2, 3, 4] and job.result == "done"
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as finished:
+        gate.end()
+    assert steps == [0, 1, 2, 3, 4] and finished.args == [job, "done"]
     assert runner.cancel_all(wait_ms=TIMEOUT_MS)
 
 

@@ -56,6 +56,10 @@ class Recorder:
     def progress(self, job):
         return [e[2] for e in self.events if e[0] == "progress" and e[1] is job]
 
+    def result(self, job):
+        """What job_finished handed over for the job (a Job keeps no result)."""
+        return next(e[2] for e in self.events if e[0] == "finished" and e[1] is job)
+
 
 def counting_job(n: int, step_s: float = 0.0, result="done"):
     def run(cancel):
@@ -73,7 +77,7 @@ def test_a_job_yielding_progress_finishes_with_its_result(qtbot, runner):
     with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as blocker:
         job = runner.submit("count", counting_job(20, 0.005, result={"answer": 42}))
     assert blocker.args == [job, {"answer": 42}]
-    assert job.state == FINISHED and job.result == {"answer": 42}
+    assert job.state == FINISHED
     assert rec.kinds(job)[0] == "started" and rec.kinds(job)[-2:] == ["finished", "ended"]
     assert rec.threads == {threading.get_ident()}  # every signal arrived on the UI thread
     assert runner.active_jobs() == []
@@ -134,7 +138,7 @@ def test_cancel_mid_job_stops_it_for_real(qtbot, runner):
     qtbot.waitUntil(lambda: counter[0] > 20, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
         job.cancel()
-    assert job.state == CANCELLED and job.result is None
+    assert job.state == CANCELLED
     assert "failed" not in rec.kinds(job) and "finished" not in rec.kinds(job)
     assert stopped_cleanly.is_set()
     at_cancel = counter[0]
@@ -304,6 +308,34 @@ def test_eta_text_of_an_estimate_that_is_no_number_or_absurd():
     assert format_eta_text(10**9) == "more than 99 h left"
 
 
+def test_a_listed_ended_job_does_not_keep_its_result_alive(qtbot, runner):
+    # The panel keeps the last 20 ended jobs; each held its result (an inversion's
+    # pictures, an export's frames: megabytes each) for as long as it was listed.
+    import gc
+    import weakref
+
+    class Pictures:
+        pass
+
+    made: list[weakref.ref] = []
+
+    def inverting(_token):
+        pictures = Pictures()
+        made.append(weakref.ref(pictures))
+        return pictures
+
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    received = []
+    runner.job_finished.connect(lambda j, result: received.append(type(result)))
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        job = runner.submit("Invert", inverting)
+    assert received == [Pictures]  # handed over to the receivers
+    assert panel.row(job).state_label.text() == "done"  # still listed
+    gc.collect()
+    assert made[0]() is None
+
+
 def test_an_ended_job_keeps_its_progress_without_the_payload(qtbot, runner):
     # The jobs panel keeps the last ended jobs: each held its last progress with an
     # inversion's preview pictures.
@@ -321,11 +353,12 @@ def test_an_ended_job_keeps_its_progress_without_the_payload(qtbot, runner):
 
     panel = JobsPanel(runner)
     qtbot.addWidget(panel)
+    rec = Recorder(runner)
     with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
         job = runner.submit("Invert", inverting)
     assert job.progress == Progress(3, 4, "step 3", 12.0)
     assert type(job.progress) is Progress and type(job.token.latest) is Progress
-    assert job.result == "latent" and panel.row(job).state_label.text() == "done"
+    assert rec.result(job) == "latent" and panel.row(job).state_label.text() == "done"
 
 
 # --------------------------------------------------------------------------- the panel
@@ -596,11 +629,12 @@ def test_an_export_cancelled_once_its_file_is_written_finishes_with_it(
     _cancel_after_writes(monkeypatch, writer, tokens)
     plan = ExportPlan(kind=kind, path=str(tmp_path / "out"), edit_id="lift", frames=3,
                       format="PNG" if kind == "image" else "GIF")
+    rec = Recorder(runner)
     with qtbot.waitSignal(runner.job_ended, timeout=60_000):
         job = runner.submit(f"Export {kind}", _export_job(plan, tokens))
     assert tokens[0].is_set()  # the cancel came, after the file was written
-    assert job.state == FINISHED and isinstance(job.result, ExportResult)
-    written = [s.path for s in job.result.saved]
+    assert job.state == FINISHED and isinstance(rec.result(job), ExportResult)
+    written = [s.path for s in rec.result(job).saved]
     assert len(written) == 1 and written[0].is_file()
     assert panel.row(job).state_label.text() == "done"
 
@@ -633,9 +667,10 @@ def test_a_batch_cancelled_after_its_last_file_finishes(qtbot, runner, tmp_path,
     tokens: list = []
     _cancel_after_writes(monkeypatch, "save_image", tokens, writes=3)
     plan = ExportPlan(kind="batch", folder=str(tmp_path), first_seed=0, count=3)
+    rec = Recorder(runner)
     with qtbot.waitSignal(runner.job_ended, timeout=60_000):
         job = runner.submit("Export batch", _export_job(plan, tokens))
-    assert job.state == FINISHED and len(job.result.saved) == 3
+    assert job.state == FINISHED and len(rec.result(job).saved) == 3
 
 
 def test_a_generator_stopped_by_cancel_can_say_what_it_kept(qtbot, runner):

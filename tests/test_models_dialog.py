@@ -270,16 +270,17 @@ def test_a_finished_download_makes_the_entry_usable(qtbot, dialog, runner, monke
     monkeypatch.setattr(zoo, "download", fake)
     key = f"zoo:{GENERATOR_ENTRY}"
     dialog.select(key)
-    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS) as finished:
         job = dialog.download_selected()
-    assert job.state == FINISHED and isinstance(job.result, zoo.InstalledModel)
+    installed = finished.args[1]
+    assert job.state == FINISHED and isinstance(installed, zoo.InstalledModel)
     qtbot.waitUntil(lambda: dialog.status_text(key) == "installed (not verified)",
                     timeout=TIMEOUT_MS)
     dialog.select(key)
     assert dialog.use_button.isEnabled() and not dialog.download_button.isEnabled()
     with qtbot.waitSignal(dialog.pack_chosen, timeout=TIMEOUT_MS) as blocker:
         dialog.use_button.click()
-    assert blocker.args[0] == str(job.result.path)
+    assert blocker.args[0] == str(installed.path)
 
 
 def test_a_failed_download_shows_the_message(qtbot, dialog, runner, warnings, monkeypatch):

@@ -4,7 +4,9 @@ A job is a title and a function `fn(token)`. `token` is a JobToken: a threading.
 is set when the user cancels (pass it on as `cancel=`), with `report(Progress)` for work
 that reports through callbacks. `fn` either returns a result, or returns an iterator (a
 generator) of Progress items; then the last non-Progress item, or the generator's return
-value, is the result.
+value, is the result. The result is handed over by `job_finished` only: a Job keeps no
+reference to it, since ended jobs stay listed (an inversion's pictures, an export's
+frames) long after their receivers took what they needed.
 
 Each job runs on its own QThread. The worker thread never emits the public signals: it
 leaves its newest Progress in a slot and posts one queued event when it ends; the runner,
@@ -120,7 +122,6 @@ class Job:
         self.fn = fn
         self.state = RUNNING
         self.progress: Progress | None = None  # the last one delivered
-        self.result: Any = None
         self.error: str | None = None  # the one-line message of a failed job
         self.note: str | None = None  # what a cancelled job says it kept, if anything
         self.started_at = time.monotonic()
@@ -316,9 +317,8 @@ class JobRunner(QObject):
         thread.deleteLater()
         self._flush_progress(job)  # the last progress arrives before the end
         state, payload = job._outcome or (FAILED, "the job ended without an outcome")
-        job.state, job.ended_at, job.fn = state, time.monotonic(), None
+        job.state, job.ended_at, job.fn, job._outcome = state, time.monotonic(), None, None
         if state == FINISHED:
-            job.result = payload
             self.job_finished.emit(job, payload)
         elif state == CANCELLED:
             job.note = payload
