@@ -77,6 +77,11 @@ def without_failing_edits(ctx: EditingContext, session: Session
     and its recipe are the picture on the canvas; with "name: why" for each of them."""
     statuses = {}
     ctx.compose(session, statuses)
+    return disable_failing_edits(session, statuses)
+
+
+def disable_failing_edits(session: Session, statuses: dict) -> tuple[Session, tuple[str, ...]]:
+    """`without_failing_edits` from a render's edit statuses (edit id -> EditStatus)."""
     # an edit at strength 0 changes nothing, whether it can be applied or not
     failing = [e for e in session.active_edits
                if statuses.get(e.id) is not None and statuses[e.id].error]

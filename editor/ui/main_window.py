@@ -47,7 +47,7 @@ from editor.engine.editor_state import (
     EditorState,
     new_draft,
 )
-from editor.engine.export import ExportResult, run_plan
+from editor.engine.export import ExportResult, disable_failing_edits, file_recipe, run_plan
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
@@ -68,6 +68,7 @@ from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
 from .canvas import Canvas
+from .clipboard import PasteError, picture_mime, read_pasted, save_pasted_image
 from .directions_panel import DirectionsPanel
 from .discovery_flow import DiscoveryFlow
 from .document import Document
@@ -200,6 +201,7 @@ class MainWindow(QMainWindow):
         self._interactive = False
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
+        self._copy_pending = False  # Copy image waits for the settled picture
         self._shown_before = None  # the "before" array the canvas holds
         self._before_image: QImage | None = None  # ... wrapped for painting
 
@@ -393,6 +395,11 @@ class MainWindow(QMainWindow):
         self.export_act = a("&Export…", self.export_dialog, "Ctrl+E", "mdi6.export",
                             "Export the image, an α sweep or a batch of seeds")
         self.quit_act = a("&Quit", self.close, SK.Quit)
+        # in a text box these keys stay the box's own (it claims them first)
+        self.copy_image_act = a("&Copy image", self.copy_image, SK.Copy, "mdi6.content-copy",
+                                "Copy the picture, with its recipe, to the clipboard")
+        self.paste_act = a("&Paste image or recipe", self.paste, SK.Paste, "mdi6.content-paste",
+                           "Invert a copied picture, or open a copied recipe or file")
         stack = self.document.undo_stack
         self.undo_act = self._history_action("&Undo", self.undo, stack.canUndo(),
                                              stack.canUndoChanged, stack.undoText(),
@@ -460,6 +467,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_act)
         edit_menu = mb.addMenu("&Edit")
         edit_menu.addActions([self.undo_act, self.redo_act])
+        edit_menu.addSeparator()
+        edit_menu.addActions([self.copy_image_act, self.paste_act])
         edit_menu.addSeparator()
         edit_menu.addActions([self.add_act, self.rename_act, self.delete_act])
         source_menu = mb.addMenu("&Source")
@@ -699,6 +708,7 @@ class MainWindow(QMainWindow):
             return
         if not result.ok:
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
+            self._copy_pending = False  # the message says why nothing was copied
             if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
                 self.canvas.set_message(f"This picture cannot be drawn:\n{result.error}")
             return
@@ -718,6 +728,53 @@ class MainWindow(QMainWindow):
         self.stack_panel.show_status(result.edit_status)
         kind = "preview" if result.preview else "full"
         self.status_time.setText(f"{result.timings.get('total_ms', 0):.0f} ms ({kind})")
+        self._copy_if_settled()
+
+    # ================================================================= clipboard
+    def copy_image(self) -> None:
+        """The picture of the document as it is now, at full resolution, with its recipe;
+        copied once it is drawn (a drag's preview, or a change still rendering, is not)."""
+        if self.pack is None:
+            QMessageBox.information(self, "Copy image", "Open a model first.")
+            return
+        self._flush_input()  # the picture of what the boxes say
+        self._copy_pending = True
+        if not self._copy_if_settled():
+            self.statusBar().showMessage("copying the picture once it is drawn…", 4000)
+
+    def _copy_if_settled(self) -> bool:
+        result, request = self.last_result, self.last_request
+        if (not self._copy_pending or result is None or request is None
+                or result.seq != request.seq or result.preview):
+            return False
+        self._copy_pending = False
+        # edits that could not be applied are off in the recipe, as on the canvas
+        session, _ = disable_failing_edits(request.session, result.edit_status)
+        recipe = json.dumps(file_recipe(session))
+        QApplication.clipboard().setMimeData(
+            picture_mime(qimage_from_array(result.image), recipe))
+        h, w = result.image.shape[:2]
+        self.statusBar().showMessage(f"copied the picture ({w}x{h}) with its recipe", 4000)
+        return True
+
+    def paste(self) -> None:
+        pasted = read_pasted(QApplication.clipboard().mimeData())
+        if pasted is None:
+            self.statusBar().showMessage(
+                "The clipboard holds no picture, recipe or file to open", 4000)
+        elif pasted.recipe is not None:
+            self._apply_recipe_text(pasted.recipe, "the pasted recipe")
+        elif pasted.paths:
+            self.open_paths(pasted.paths)
+        elif self.pack is None:  # before writing the picture anywhere
+            QMessageBox.information(self, "Paste", "Open a generator first.")
+        else:
+            try:
+                path = save_pasted_image(pasted.image)
+            except PasteError as e:
+                QMessageBox.warning(self, "Cannot paste the picture", str(e))
+                return
+            self.inversion.start(str(path))
 
     def _toggle_split(self, on: bool) -> None:
         self.canvas.set_split(on)
@@ -779,6 +836,7 @@ class MainWindow(QMainWindow):
         self.pack = pack
         self._generation += 1
         self._shown_seq = 0
+        self._copy_pending = False  # the picture asked for is gone with its model
         info = pack.model
         imported = pack.data.imported_from if pack.data is not None else None
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}"

@@ -1,0 +1,109 @@
+"""The system clipboard: the picture out, pictures and recipes in.
+
+Copy puts the picture as an image, with its recipe beside it under RECIPE_MIME: pasted into
+another program it is the picture; pasted into Latent Atelier (this window or another) it is
+the session that drew it, exactly. Paste takes, first found: a recipe of ours (or recipe
+JSON copied as text), files copied in a file manager (opened as if dropped), then an image
+(from a browser or another editor: cropped and inverted like an opened picture).
+
+A pasted image is written to the cache as a PNG named by its content, since the inversion
+reads a file: pasting the same picture again finds its remembered crop, and its inversion
+if one is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QMimeData
+from PySide6.QtGui import QImage
+
+from editor.core.image_io import DEFAULT_MAX_PIXELS
+from editor.core.paths import atomic_path, cache_dir
+from editor.engine.session import RECIPE_FORMAT
+
+RECIPE_MIME = "application/x-latent-atelier-recipe+json"
+PASTED_DIR = "pasted"
+KEEP_PASTED = 20  # pasted pictures kept in the cache before the oldest go
+
+
+@dataclass
+class Pasted:
+    """What the clipboard offers, in the order paste uses it."""
+
+    recipe: str | None = None
+    paths: list[str] = field(default_factory=list)
+    image: QImage | None = None
+
+
+def picture_mime(image: QImage, recipe: str) -> QMimeData:
+    mime = QMimeData()
+    mime.setImageData(image)
+    mime.setData(RECIPE_MIME, QByteArray(recipe.encode("utf-8")))
+    return mime
+
+
+def read_pasted(mime: QMimeData | None) -> Pasted | None:
+    """What can be pasted from `mime`; None when it holds nothing the window opens."""
+    if mime is None:
+        return None
+    if mime.hasFormat(RECIPE_MIME):
+        return Pasted(recipe=bytes(mime.data(RECIPE_MIME).data()).decode("utf-8", "replace"))
+    if mime.hasText() and _looks_like_recipe(mime.text()):
+        return Pasted(recipe=mime.text())
+    paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+    if paths:
+        return Pasted(paths=paths)
+    if mime.hasImage():
+        image = QImage(mime.imageData())
+        if not image.isNull():
+            return Pasted(image=image)
+    return None
+
+
+def _looks_like_recipe(text: str) -> bool:
+    # a JSON object naming our format; other text is for the text boxes, not the window
+    head = text.lstrip()[:4096]
+    return head.startswith("{") and f'"{RECIPE_FORMAT}"' in head
+
+
+class PasteError(Exception):
+    pass
+
+
+def save_pasted_image(image: QImage, folder: Path | None = None) -> Path:
+    """`image` as a PNG in the pasted pictures' folder (the cache's), named by its pixels;
+    the oldest beyond KEEP_PASTED are removed. PasteError when it is too big or cannot be
+    written."""
+    if image.width() * image.height() > DEFAULT_MAX_PIXELS:
+        raise PasteError(f"the pasted picture is {image.width()}x{image.height()} pixels, "
+                         f"more than this program opens ({DEFAULT_MAX_PIXELS // 1_000_000} "
+                         "million)")
+    folder = folder or cache_dir() / PASTED_DIR
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    digest = hashlib.sha256(rgb.constBits().tobytes())
+    digest.update(f"{rgb.width()}x{rgb.height()}".encode())
+    path = folder / f"pasted-{digest.hexdigest()[:12]}.png"
+    if not path.is_file():  # the same picture keeps its file (and its remembered crop)
+        try:
+            with atomic_path(path) as tmp:
+                if not rgb.save(str(tmp), "PNG"):
+                    raise OSError(f"could not write a PNG in {folder}")
+        except OSError as e:
+            raise PasteError(f"cannot keep the pasted picture: {e.strerror or e}") from e
+    _prune(folder, keep=path)
+    return path
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    dated = []
+    for p in folder.glob("pasted-*.png"):
+        with contextlib.suppress(OSError):  # another window's prune may have taken it
+            if p != keep:
+                dated.append((p.stat().st_mtime, p))
+    for _, old in sorted(dated, reverse=True)[KEEP_PASTED - 1:]:
+        with contextlib.suppress(OSError):
+            old.unlink()

@@ -1,0 +1,180 @@
+"""Copy and paste through the system clipboard, in the real window: the picture goes out
+with its recipe, and a recipe, a file or a picture comes back in."""
+# ruff: noqa: F811 - the editor window's fixtures are imported, then named as arguments
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from editor.core.paths import cache_dir
+from editor.engine.session import Session
+from editor.ui import clipboard as cb
+from editor.ui.qimages import qimage_from_array
+from tests.test_editor_window import (  # noqa: F401 - fixtures used by name
+    _answer_crop_dialog,
+    models,
+    settled,
+    show_active,
+    type_prompt,
+    window,
+)
+
+
+def _clipboard_pixels() -> np.ndarray:
+    image = QApplication.clipboard().image().convertToFormat(QImage.Format.Format_RGB888)
+    h, w = image.height(), image.width()
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(h, image.bytesPerLine())
+    return rows[:, :3 * w].reshape(h, w, 3).copy()
+
+
+def _clipboard_recipe() -> dict:
+    data = QApplication.clipboard().mimeData().data(cb.RECIPE_MIME)
+    return json.loads(bytes(data.data()).decode())
+
+
+def test_copy_puts_the_picture_and_its_recipe_and_paste_brings_the_session_back(
+        window, qtbot):
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    shown = settled(window, qtbot)
+    copied_session = window.document.state.session
+    window.copy_image()
+    assert np.array_equal(_clipboard_pixels(), shown)
+    recipe = Session.from_recipe(_clipboard_recipe())
+    assert [e.params.get("target") for e in recipe.edits] == ["face with glasses"]
+
+    window.source_panel.step_seed(+1)  # something else, then paste the copy back
+    window.document.end_merge()
+    other = settled(window, qtbot)
+    assert not np.array_equal(other, shown)
+    window.paste()
+    state = window.document.state.session
+    assert state.source == copied_session.source
+    assert [e.params for e in state.edits] == [e.params for e in copied_session.edits]
+    assert np.array_equal(settled(window, qtbot), shown)
+    window.undo()  # one undoable step
+    assert np.array_equal(settled(window, qtbot), other)
+
+
+def test_copy_right_after_a_change_copies_the_changed_picture(window, qtbot):
+    before = settled(window, qtbot)
+    window.source_panel.step_seed(+1)
+    window.copy_image()  # the new seed is still being drawn
+    after = settled(window, qtbot)
+    assert not np.array_equal(after, before)
+    qtbot.waitUntil(lambda: not QApplication.clipboard().image().isNull(), timeout=10_000)
+    assert np.array_equal(_clipboard_pixels(), after)
+    assert _clipboard_recipe()["source"]["seed"] == window.document.state.session.source.seed
+
+
+def test_pasting_a_picture_inverts_it_from_a_file_in_the_cache(window, qtbot, monkeypatch):
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (24, 30, 3), dtype=np.uint8)
+    QApplication.clipboard().setImage(qimage_from_array(pixels))
+    _answer_crop_dialog(accept=True)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
+        window.paste()
+    source = window.document.state.session.source
+    assert source.kind == "wplus" and source.label.startswith("pasted-")
+    kept = list((cache_dir() / cb.PASTED_DIR).glob("pasted-*.png"))
+    assert len(kept) == 1 and np.array_equal(np.asarray(Image.open(kept[0])), pixels)
+    assert not list(kept[0].parent.glob(".*.tmp"))  # written atomically
+
+    # the same picture again is the same file (its crop is remembered by it)
+    _answer_crop_dialog(accept=False)
+    window.paste()
+    assert list((cache_dir() / cb.PASTED_DIR).glob("pasted-*.png")) == kept
+
+
+def test_pasted_files_open_as_if_dropped(window, qtbot, tmp_path):
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    shown = settled(window, qtbot)
+    session_file = tmp_path / "look.atelier.json"
+    window.session_path = session_file
+    assert window.save_session()
+    window.source_panel.step_seed(+1)
+    window.document.end_merge()
+    settled(window, qtbot)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(session_file))])
+    QApplication.clipboard().setMimeData(mime)
+    window.paste()
+    assert np.array_equal(settled(window, qtbot), shown)
+
+
+def test_pasting_recipe_text_opens_it_and_other_text_changes_nothing(window, qtbot):
+    session = window.document.state.session
+    QApplication.clipboard().setText("face with glasses")
+    window.paste()
+    assert window.document.state.session == session
+    assert "no picture, recipe or file" in window.statusBar().currentMessage()
+
+    recipe = json.loads(json.dumps(session.to_recipe()))
+    recipe["source"]["seed"] = session.source.seed + 5
+    QApplication.clipboard().setText(json.dumps(recipe, indent=2))
+    window.paste()
+    assert window.document.state.session.source.seed == session.source.seed + 5
+
+
+def test_a_damaged_pasted_recipe_says_why_and_changes_nothing(window, qtbot, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[1:]))
+    session = window.document.state.session
+    mime = QMimeData()
+    mime.setData(cb.RECIPE_MIME, b'{"format": "latent-atelier-recipe", "version": 99}')
+    QApplication.clipboard().setMimeData(mime)
+    window.paste()
+    assert window.document.state.session == session
+    assert len(warnings) == 1 and "newer Latent Atelier" in warnings[0][1]
+
+
+def test_a_text_box_keeps_its_own_copy_and_paste_keys(window, qtbot):
+    show_active(window, qtbot)
+    target = window.prompt_panel.target
+    target.setFocus()
+    target.setText("")
+    session = window.document.state.session
+    QApplication.clipboard().setText("face with a hat")
+    QTest.keyClick(target, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert target.text() == "face with a hat"
+    assert window.document.state.session.source == session.source  # nothing pasted there
+    target.selectAll()
+    QApplication.clipboard().clear()
+    QTest.keyClick(target, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.clipboard().text() == "face with a hat"  # the text, not the picture
+
+    window.canvas.setFocus()  # elsewhere the keys are the window's
+    QTest.keyClick(window.canvas, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: QApplication.clipboard().mimeData().hasFormat(cb.RECIPE_MIME),
+                    timeout=10_000)
+
+
+def test_a_huge_pasted_picture_is_refused_before_it_is_written(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(cb, "DEFAULT_MAX_PIXELS", 100)
+    with pytest.raises(cb.PasteError, match="11x10 pixels"):
+        cb.save_pasted_image(QImage(11, 10, QImage.Format.Format_RGB888), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_only_the_newest_pasted_pictures_are_kept(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(cb, "KEEP_PASTED", 3)
+    paths = []
+    for i in range(5):
+        image = QImage(4, 4, QImage.Format.Format_RGB888)
+        image.fill(i * 40)
+        paths.append(cb.save_pasted_image(image, tmp_path))
+        os.utime(paths[-1], (1000 + i, 1000 + i))  # written in this order
+    assert sorted(tmp_path.iterdir()) == sorted(paths[2:])
