@@ -1719,6 +1719,28 @@ def test_deleting_an_edit_from_its_row_keeps_the_focus_in_the_stack(window, qtbo
     assert QApplication.focusWidget() is panel.list
 
 
+def test_del_and_f2_act_on_the_row_whose_control_has_the_focus(window, qtbot, monkeypatch):
+    # Tab to another row's enable box, then Del: the selected row (elsewhere) was deleted.
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QInputDialog
+
+    show_active(window, qtbot)
+    panel = _directions_in_the_stack(window, qtbot)
+    panel.list.setCurrentRow(0)
+    box = panel.row(panel._order[1]).enabled_box
+    box.setFocus()
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText",
+                        lambda *a, **k: (asked.append(k["text"]), ("renamed", True))[1])
+    QTest.keyClick(box, Qt.Key.Key_F2)
+    assert asked == ["second"]
+    assert [e.name for e in window.document.state.session.edits] == ["first", "renamed"]
+    box = panel.row(panel._order[1]).enabled_box
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_Delete)
+    assert [e.name for e in window.document.state.session.edits] == ["first"]
+
+
 def test_the_panels_menu_brings_a_panel_behind_a_tab_to_the_front(window, qtbot):
     # View ▸ Panels ▸ Discovered directions hid the panel when it sat behind the edit
     # stack's tab, and the next choice showed it behind the tab again.

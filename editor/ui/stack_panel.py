@@ -250,13 +250,23 @@ class EditStackPanel(QWidget):
         if sel in self._order:
             self.moved.emit(sel, self._order.index(sel) + step)
 
+    def _key_target(self) -> str | None:
+        """The edit Del and F2 act on: the row whose control has the keyboard focus (Tab
+        reached it; its focus frame shows it), else the selected one."""
+        focus = QApplication.focusWidget()
+        if focus is not None and self.list.isAncestorOf(focus):
+            for edit_id, row in self._rows.items():
+                if row.isAncestorOf(focus):
+                    return edit_id
+        return self.selected_id()
+
     def delete_selected(self) -> None:
-        sel = self.selected_id()
+        sel = self._key_target()
         if sel is not None:
             self.removed.emit(sel)
 
     def rename_selected(self) -> None:
-        sel = self.selected_id()
+        sel = self._key_target()
         if sel is None:
             return
         current = self._rows[sel].title.text()
