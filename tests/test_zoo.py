@@ -1472,6 +1472,26 @@ def test_atomic_path_removes_temporary_files_a_killed_writer_left(tmp_path):
     assert not stale.exists() and fresh.exists() and other.exists()
 
 
+def test_the_cache_sweep_removes_every_stale_temporary_file_and_nothing_else(tmp_path):
+    # A killed write's temporary file stayed until the same target was written again, and
+    # a pack computed once (never again) kept its ".…tmp" of hundreds of MB for good.
+    import time
+
+    day_old = time.time() - paths.STALE_TEMP_S - 60
+    deep = tmp_path / "packs" / "relevance"
+    deep.mkdir(parents=True)
+    stale = [deep / ".abc.safetensors.0badcafe.tmp", tmp_path / ".index.json.12345678.tmp"]
+    kept = [deep / ".abc.safetensors.1234abcd.tmp",  # fresh: a writer is at work
+            deep / "abc.safetensors", deep / ".abc.partial.safetensors",  # ours, not temp
+            tmp_path / "model.pt.part", deep / ".notes.tmp"]  # not our temp name
+    for f in stale + kept:
+        f.write_bytes(b"x")
+    for f in [*stale, *kept[1:]]:
+        os.utime(f, (day_old, day_old))
+    assert paths.sweep_stale_temps(tmp_path) == 2
+    assert not any(f.exists() for f in stale) and all(f.exists() for f in kept)
+
+
 def test_a_cache_folder_that_cannot_be_made_is_one_line_and_lists_nothing(tmp_path,
                                                                           monkeypatch, capsys):
     (tmp_path / "a-file").write_bytes(b"")

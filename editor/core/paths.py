@@ -12,6 +12,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -183,6 +184,28 @@ def _remove_stale_temps(path: Path) -> None:
         with contextlib.suppress(OSError):
             if old.is_file() and old.stat().st_mtime < cutoff:
                 old.unlink()
+
+
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # _create_temp_beside's names
+
+
+def sweep_stale_temps(folder: str | os.PathLike) -> int:
+    """Remove, anywhere under `folder`, the temporary files of writes a kill left behind
+    (older than STALE_TEMP_S: a writer still at work keeps its own), where
+    `_remove_stale_temps` finds only those of a target written again. For the program's own
+    folders (the cache), never the user's. Returns how many were removed."""
+    cutoff = time.time() - STALE_TEMP_S
+    removed = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            if not _TEMP_NAME.match(name):
+                continue
+            path = Path(parent) / name
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def unwritable_reason(folder: str | os.PathLike) -> str | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from editor.core.paths import CONFIG_ENV, RESOURCES_DIR, config_dir
+from editor.core.paths import CONFIG_ENV, RESOURCES_DIR, cache_dir, config_dir, sweep_stale_temps
 from editor.engine.compute_threads import serial_ui_thread
 
 ICON = RESOURCES_DIR / "icons" / "latent-atelier.svg"
@@ -62,4 +63,7 @@ def run_app(paths: list[str] | None = None) -> int:
     for path in paths or []:
         window.open_at_start(path)
     window.show()
+    # what a killed earlier run left half-written in the cache (a pack, an import's copy)
+    threading.Thread(target=sweep_stale_temps, args=(cache_dir(),), daemon=True,
+                     name="stale temp sweep").start()
     return app.exec()
