@@ -581,6 +581,35 @@ def test_weights_that_fit_several_architectures_are_not_given_one_by_guess(tmp_p
     assert identify_model_file(tmp_path / "w.pt", clip_arch=twin).arch == twin
 
 
+def test_an_import_cancelled_while_the_architecture_is_searched_stops_the_search(
+        tmp_path, tiny_arch, monkeypatch):
+    # The search for an unknown CLIP's architecture (up to half a minute for timm towers)
+    # ran to its end before the cancel was seen.
+    import open_clip.factory
+
+    from editor.core import clip_model, zoo
+    from editor.core.model_files import identify_model_file
+
+    twin = f"{tiny_arch}-320"  # a second candidate the search must build
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, twin, dict(TINY_VIT))
+    state = make_clip(seed=4).model.state_dict()
+    torch.save(state, tmp_path / "w.pt")
+    tried: list[str] = []
+    fits = clip_model._fits_architecture
+
+    def fits_and_count(arch, state):
+        tried.append(arch)
+        return fits(arch, state)
+
+    monkeypatch.setattr(clip_model, "_fits_architecture", fits_and_count)
+    assert clip_model.matching_architectures(state) == [tiny_arch, twin]
+    tried.clear()
+    with pytest.raises(zoo.ImportCancelled, match="nothing was installed"):
+        zoo.import_file(tmp_path / "w.pt", identify=identify_model_file,
+                        cancel=lambda: bool(tried))  # cancelled once the search is under way
+    assert len(tried) == 1 and zoo.installed() == []
+
+
 def test_a_registry_clip_is_checked_as_its_own_architecture(tmp_path, tiny_arch,
                                                              monkeypatch):
     # The import searched every architecture even for a CLIP the registry names, threw

@@ -175,10 +175,10 @@ def test_a_cancelled_import_says_what_it_did(qtbot, dialog, warnings, tiny_gener
     reading, go_on = threading.Event(), threading.Event()
     identify = md.identify_model_file
 
-    def slow_identify(path, arch):  # reading a large checkpoint takes seconds
+    def slow_identify(path, arch, stopped):  # reading a large checkpoint takes seconds
         reading.set()
         go_on.wait(TIMEOUT_MS / 1000)
-        return identify(path, arch)
+        return identify(path, arch, stopped)
 
     record = zoo._record
     job_holder = []

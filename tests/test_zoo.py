@@ -677,7 +677,7 @@ def test_a_download_cancelled_while_it_is_checked_is_not_installed(server):
     entry = make_entry(server.url("ok"))
     cancelled = []
 
-    def read_then_cancel(path, _arch):  # the user cancels while the file is being read
+    def read_then_cancel(path, _arch, _stopped):  # the user cancels while it is being read
         cancelled.append(True)
         return SimpleNamespace(kind="generator", resolution=None)
 
@@ -1305,7 +1305,7 @@ def test_two_files_of_one_name_imported_at_the_same_moment_both_stay(tmp_path):
         files[-1].write_bytes(content)
     both_reading = threading.Barrier(2, timeout=5)
 
-    def identify(path, _arch):  # each import reads its file while the other reads its own
+    def identify(path, _arch, _stopped):  # each import reads its file as the other does
         both_reading.wait()
         return None
 
@@ -1509,7 +1509,7 @@ def test_one_file_imported_twice_at_the_same_moment_is_one_model(tmp_path):
     src.write_bytes(b"same" * 10)
     ready = threading.Event()
 
-    def identify(path, _arch):
+    def identify(path, _arch, _stopped):
         if not ready.is_set():  # the first holds its name while the second arrives
             ready.set()
             time.sleep(0.5)

@@ -220,8 +220,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         clip_arch = getattr(args, "clip_arch", None)
         model = zoo.import_file(args.path, name=getattr(args, "name", None),
-                                identify=lambda path, expected: identify_model_file(
-                                    path, clip_arch or expected))
+                                identify=lambda path, expected, stopped: identify_model_file(
+                                    path, clip_arch or expected, stopped))
     except AtelierError as e:
         return _error(str(e))
     what = f"as {model.entry}" if model.entry else "as a model the registry does not know"

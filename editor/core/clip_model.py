@@ -379,9 +379,12 @@ def _fits_architecture(arch: str, state: Mapping[str, torch.Tensor]) -> bool:
     return True
 
 
-def matching_architectures(state: Mapping[str, torch.Tensor]) -> list[str]:
+def matching_architectures(state: Mapping[str, torch.Tensor],
+                           stopped: Callable[[], bool] | None = None) -> list[str]:
     """The open_clip architectures whose parameter names and shapes `state` fits exactly,
-    plainest name first ('ViT-B-32' before 'ViT-B-32-256').
+    plainest name first ('ViT-B-32' before 'ViT-B-32-256'). Building each candidate takes
+    up to a second (timm towers): `stopped()`, asked before each, ends the search with a
+    ClipError.
 
     Weights do not tell their activation: an architecture's '-quickgelu' twin has the
     same shapes and is left out. OpenAI's TorchScript files are loaded with QuickGELU
@@ -395,6 +398,8 @@ def matching_architectures(state: Mapping[str, torch.Tensor]) -> list[str]:
         if (arch.endswith("-quickgelu") or "hf_model_name" in (cfg.get("text_cfg") or {})
                 or "multimodal_cfg" in cfg or not _may_fit(cfg, names, dims)):
             continue
+        if stopped is not None and stopped():
+            raise ClipError("the search for the CLIP architecture was stopped")
         if _fits_architecture(arch, state):
             found.append(arch)
     return sorted(found, key=lambda a: (len(a), a))

@@ -4,6 +4,7 @@ so that an import never records a file the editor cannot open."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +28,15 @@ class ModelFile:
     arch: str | None = None
 
 
-def identify_model_file(path: str | Path, clip_arch: str | None = None) -> ModelFile:
+def identify_model_file(path: str | Path, clip_arch: str | None = None,
+                        stopped: Callable[[], bool] | None = None) -> ModelFile:
     """Read `path` as a generator, else as CLIP weights; AtelierError saying why it is
     neither (the generator's reason first: most imported files are generators).
 
     CLIP weights are matched to the open_clip architecture whose names and shapes they fit
     (`clip_arch`, when given, is checked instead of searched for): weights no architecture
-    fits could never be loaded, and are refused."""
+    fits could never be loaded, and are refused. The search (up to half a minute) ends
+    early, with an AtelierError, once `stopped()` says so."""
     path = Path(path)
     try:
         loaded = load_generator(path)
@@ -58,11 +61,11 @@ def identify_model_file(path: str | Path, clip_arch: str | None = None) -> Model
     if bad:
         raise CheckpointError(f"{path.name}: {bad[0]} holds NaN or infinite values; the file "
                               "is damaged")
-    return ModelFile("clip", arch=_clip_architecture(path, state, clip_arch))
+    return ModelFile("clip", arch=_clip_architecture(path, state, clip_arch, stopped))
 
 
-def _clip_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | None
-                       ) -> str | None:
+def _clip_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | None,
+                       stopped: Callable[[], bool] | None = None) -> str | None:
     if asked is not None:
         try:
             return check_architecture(asked, state, path.name)
@@ -70,7 +73,10 @@ def _clip_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | 
             raise CheckpointError(str(e)) from e
     if describes_itself(path):
         return None
-    found = matching_architectures(state)
+    try:
+        found = matching_architectures(state, stopped)
+    except ClipError as e:
+        raise CheckpointError(f"{path.name}: {e}") from e
     if not found:
         raise CheckpointError(
             f"{path.name} holds CLIP weights, but of no architecture open_clip builds "

@@ -84,8 +84,9 @@ ProgressCallback = Callable[[int, int | None], None]
 CancelToken = threading.Event | Callable[[], bool] | None
 DOWNLOAD_CLAIM = "download"  # what a download's claim on its entry's name says it writes
 # reads a file as a model (model_files.identify_model_file in the app): (path, the CLIP
-# architecture the registry expects or None) -> what it is (.kind; .resolution, .arch)
-Identify = Callable[[Path, str | None], Any]
+# architecture the registry expects or None, stopped() that ends a long read early) -> what
+# it is (.kind; .resolution, .arch)
+Identify = Callable[[Path, str | None, Callable[[], bool]], Any]
 
 
 class ZooRegistryError(AtelierError):
@@ -1113,11 +1114,11 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     kept and DownloadCancelled raised. Dropped connections are resumed up to `retries`
     times in a row. When the registry has no sha256 the file is recorded with the hash it
     had and `verified=False` (and a warning is logged); callers should say so.
-    `identify(path, arch)` (model_files.identify_model_file in the app, as for import_file)
-    reads the finished file before it is installed: one that is not a model, or not this
-    entry's kind of model, is deleted and refused. `force` downloads again even when the
-    file is there (a damaged one that kept its size); it is replaced only once the new
-    one is complete.
+    `identify(path, arch, stopped)` (model_files.identify_model_file in the app, as for
+    import_file) reads the finished file before it is installed: one that is not a model,
+    or not this entry's kind of model, is deleted and refused. `force` downloads again
+    even when the file is there (a damaged one that kept its size); it is replaced only
+    once the new one is complete.
     Raises ZooDownloadError (offline, HTTP errors, checksum mismatch, web page served)."""
     entry = _as_entry(entry_or_name)
     try:
@@ -1321,7 +1322,8 @@ def _unlisted_files(name: str) -> bool:
         return False
 
 
-def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify) -> Any:
+def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify,
+                 cancel: CancelToken = None) -> Any:
     """What `identify` finds in the file (its `.kind`, and `.arch` for CLIP weights);
     AtelierError when it is not a model, or not the model its registry entry describes.
 
@@ -1329,7 +1331,7 @@ def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify) -> Any:
     instead takes up to half a minute (timm towers), and refuses the architectures whose
     twins the shapes cannot tell apart (a 320 px variant, say)."""
     expected_arch = entry.arch if entry is not None and entry.kind == "clip" else None
-    found = identify(path, expected_arch)
+    found = identify(path, expected_arch, lambda: _is_cancelled(cancel))
     if entry is not None and entry.kind != found.kind:
         raise ZooImportError(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
     arch = getattr(found, "arch", None)
@@ -1344,13 +1346,14 @@ def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify) -> Any:
 
 
 def _identified(src: Path, entry: ZooEntry | None,
-                identify: Identify | None) -> Any:
+                identify: Identify | None, cancel: CancelToken = None) -> Any:
     """What `identify` says the file is, checked against its registry entry."""
     if identify is None:
         return None
     try:
-        return _identify_as(src, entry, identify)
+        return _identify_as(src, entry, identify, cancel)
     except AtelierError as e:
+        _stop_if_cancelled(cancel, src)  # a read the cancel ended is no verdict on the file
         raise ZooImportError(f"not importing {src.name}: {e}") from e
 
 
@@ -1387,11 +1390,12 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     registry does not know keeps its own stem as name (made unique: a different file
     never replaces an imported one).
 
-    `identify(path, arch)` (model_files.identify_model_file in the app) reads the file
-    first and returns what it is (`.kind`, `.resolution`, `.arch`) or raises: a file that
-    is not a model, or not the model its registry entry describes, is refused before
+    `identify(path, arch, stopped)` (model_files.identify_model_file in the app) reads the
+    file first and returns what it is (`.kind`, `.resolution`, `.arch`) or raises: a file
+    that is not a model, or not the model its registry entry describes, is refused before
     anything is copied. `arch` is the CLIP architecture a registry entry expects (checked,
-    not searched for), else None.
+    not searched for), else None; `stopped()` says the import was cancelled (a CLIP
+    architecture's search takes up to half a minute).
 
     `cancel` is looked at between the steps and within the hashing and the copy (a large
     file takes seconds to a minute each); once the model is recorded it is installed,
@@ -1484,7 +1488,7 @@ def _install_copy(src: Path, key: str, entry: ZooEntry | None, sha: str, size: i
                   ) -> InstalledModel:
     """Copy `src` (read first by `identify`) to the models folder as `key`, and record it."""
     _stop_if_cancelled(steps.cancel, src)
-    found = _identified(src, entry, identify)
+    found = _identified(src, entry, identify, steps.cancel)
     _stop_if_cancelled(steps.cancel, src)
     dest = models_dir() / key / (entry.filename if entry else src.name)
     same_file = dest.exists() and os.path.samefile(src, dest)
