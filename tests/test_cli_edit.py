@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -504,6 +505,42 @@ def test_precompute_images_uses_the_pack_that_atelier_precompute_made(tmp_path, 
     rc = main(["edit", "--seed", "3", "--target", "face with glasses", "--alpha", "2",
                "--auto-beta", *models, "-o", str(tmp_path / "out.png")])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_a_pack_precomputed_with_settings_of_its_own_is_the_one_opened(tmp_path, models,
+                                                                        monkeypatch, capsys):
+    # `atelier precompute --layers conv1` (StyleCLIP's own runs stop at 128 px) wrote a
+    # pack that neither the window nor `atelier edit` ever read: hours of work on FFHQ,
+    # then the same precompute again from scratch.
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen, clip = models[1], models[3]
+    assert main(["precompute", "--generator", gen, "--clip-file", clip, "--n-images", "3",
+                 "--stats-samples", "500", "--layers", "conv1", "--k-sigma", "3",
+                 "--device", "cpu"]) == 0, capsys.readouterr().err
+    pack = open_pack(gen, ClipSource(path=clip))  # as the window opens it
+    assert pack.has_directions
+    assert (pack.relevance_config.layers, pack.relevance_config.k_sigma,
+            pack.stats_samples) == (("conv1",), 3.0, 500)
+    asked = open_pack(gen, ClipSource(path=clip),  # settings asked for are kept to
+                      relevance_config=dataclasses.replace(pack.relevance_config, layers=None))
+    assert not asked.has_directions
+
+    def no_second_precompute(*a, **k):
+        raise AssertionError("the pack was computed again")
+
+    monkeypatch.setattr("editor.methods.precompute.compute_relevance", no_second_precompute)
+    rc = main(["edit", "--seed", "3", "--target", "face with glasses", "--alpha", "2",
+               "--auto-beta", "--generator", gen, "--clip-file", clip,
+               "-o", str(tmp_path / "out.png")])
+    assert rc == 0, capsys.readouterr().err
+    monkeypatch.undo()
+
+    # of several such packs, the newest
+    assert main(["precompute", "--generator", gen, "--clip-file", clip, "--n-images", "3",
+                 "--stats-samples", "500", "--device", "cpu"]) == 0, capsys.readouterr().err
+    again = open_pack(gen, ClipSource(path=clip))
+    assert (again.relevance_config.layers, again.relevance_config.k_sigma) == (None, 5.0)
 
 
 def test_an_edit_without_a_neutral_takes_the_packs_own(tmp_path, models, capsys):

@@ -83,3 +83,29 @@ class TensorCache:
 
     def exists(self) -> bool:
         return self.load() is not None
+
+
+def stored_keys(kind: str, version: int, root: Path | None = None) -> list[dict]:
+    """The key parts of every finished entry of `kind` (this format version) under `root`,
+    newest first, read from the files' headers alone: what was computed, with which
+    settings. Damaged or foreign files are left out."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = (root or cache_dir() / "packs") / kind
+    found = []
+    for path in folder.glob("*.safetensors"):
+        if path.name.endswith(".partial.safetensors"):
+            continue
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            if meta.get("kind") != kind or meta.get("version") != str(version):
+                continue
+            key_parts = json.loads(meta.get("key_parts", "null"))
+            mtime = path.stat().st_mtime
+        except (SafetensorError, OSError, ValueError):
+            continue
+        # an entry renamed or copied under another's name is not what its header says
+        if isinstance(key_parts, dict) and path.stem == cache_key(kind, version, key_parts):
+            found.append((mtime, key_parts))
+    return [k for _, k in sorted(found, key=lambda f: f[0], reverse=True)]

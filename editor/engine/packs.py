@@ -124,6 +124,9 @@ class OpenPack:
     bundled_root: Path | None = None  # read-only precomputed data shipped with the program
     clip_error: str | None = None  # why no CLIP is loaded, for the user
     clip_source: ClipSource | None = None  # where the CLIP came from, to open it again
+    # the caller chose relevance_config and stats_samples: no pack made with other
+    # settings stands in for theirs
+    settings_given: bool = False
 
     @property
     def name(self) -> str:
@@ -159,9 +162,12 @@ class OpenPack:
             return None
         clip_hash = self.clip.content_hash
         gen_hash = self.model.content_hash
-        self.data = self.first_cached(lambda root: pc.load_pack_data(
-            gen_hash, clip_hash, self.stats_samples, self.relevance_config,
-            sampler=self.sampler or pc.DEFAULT_SAMPLER, root=root))
+        found = find_computed_pack(self.cache_roots, gen_hash, clip_hash,
+                                   self.sampler or pc.DEFAULT_SAMPLER, self.stats_samples,
+                                   self.relevance_config, others=not self.settings_given)
+        self.data = None
+        if found is not None:  # its settings are the pack's (the co-variation's ψ, say)
+            self.data, self.stats_samples, self.relevance_config = found
         if self.data is None:  # StyleCLIP's own precompute, imported (atelier import-styleclip)
             self.data = self.first_cached(
                 lambda root: pc.load_imported_pack(gen_hash, clip_hash, root))
@@ -332,16 +338,34 @@ def computed_pack(generator_path: str | Path, gen_hash: str, clip_hash: str,
     """The pack computed here that the window and `atelier edit` open for these models (the
     bundled one for the demo), or None. It is preferred to an imported one."""
     roots = ([DEMO_DIRECTIONS] if is_demo_generator(generator_path) else []) + [None]
-    return _first_found(roots, lambda root: pc.load_pack_data(
-        gen_hash, clip_hash, DEMO_STATS_SAMPLES, default_relevance_config(generator_path),
-        sampler or pc.DEFAULT_SAMPLER, root))
+    found = find_computed_pack(roots, gen_hash, clip_hash, sampler or pc.DEFAULT_SAMPLER,
+                               DEMO_STATS_SAMPLES, default_relevance_config(generator_path))
+    return found[0] if found is not None else None
 
 
-def _first_found(roots: list[Path | None], load: Callable[[Path | None], T | None]
-                 ) -> T | None:
-    """The first thing `load` finds under these cache roots (None: the user cache)."""
-    for root in roots:
-        got = load(root)
+def find_computed_pack(roots: list[Path | None], gen_hash: str, clip_hash: str, sampler: str,
+                       stats_samples: int, config: RelevanceConfig, others: bool = True
+                       ) -> tuple[pc.PackData, int, RelevanceConfig] | None:
+    """The pack computed for these models with these settings, else (with `others`) the
+    newest computed with settings of its own (`atelier precompute --layers conv1`, hours
+    of work the window would otherwise never use); with the settings it was made with."""
+    def with_settings(root: Path | None, n: int, cfg: RelevanceConfig):
+        data = pc.load_pack_data(gen_hash, clip_hash, n, cfg, sampler, root)
+        return (data, n, cfg) if data is not None else None
+
+    found = _first_found(roots, lambda root: with_settings(root, stats_samples, config))
+    if found is None and others:
+        found = _first_found(roots, lambda root: _first_found(
+            pc.computed_pack_settings(gen_hash, clip_hash, sampler, root),
+            lambda settings: with_settings(root, *settings)))
+    return found
+
+
+def _first_found(candidates: list, load: Callable[..., T | None]) -> T | None:
+    """The first thing `load` finds, trying these in order (cache roots: None is the user
+    cache)."""
+    for candidate in candidates:
+        got = load(candidate)
         if got is not None:
             return got
     return None
@@ -370,6 +394,7 @@ def open_pack(generator_path: str | Path, clip_source: ClipSource | None,
                     relevance_config or default_relevance_config(generator_path),
                     stats_samples or DEMO_STATS_SAMPLES,
                     bundled_root=DEMO_DIRECTIONS if demo else None, clip_error=clip_error,
-                    clip_source=clip_source)
+                    clip_source=clip_source,
+                    settings_given=relevance_config is not None or stats_samples is not None)
     pack.cached_data()
     return pack

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from editor.core.cache import TensorCache
+from editor.core.cache import TensorCache, stored_keys
 from editor.core.generator import Generator
 
 from .covariation import Covariation, Samples, Sampling, covariation_of
@@ -274,6 +274,28 @@ def load_pack_data(gen_hash: str, clip_hash: str, stats_samples: int = 10_000,
                        sampler, root)
     got = load_checked(entry)
     return _pack_from(got[0], got[1], entry.key) if got else None
+
+
+def computed_pack_settings(gen_hash: str, clip_hash: str, sampler: str = DEFAULT_SAMPLER,
+                           root: Path | None = None) -> list[tuple[int, RelevanceConfig]]:
+    """(style statistics samples, relevance settings) of every finished pack of these
+    models under `root`, newest first: a pack `atelier precompute` made with settings of
+    its own (--layers, --k-sigma, ...) is found by them."""
+    found = []
+    for key in stored_keys(PACK_KIND, PACK_VERSION, root):
+        if (key.get("generator"), key.get("clip"), key.get("sampler")) != \
+                (gen_hash, clip_hash, sampler):
+            continue
+        try:
+            rel, stats = key["relevance"], key["stats"]
+            config = RelevanceConfig(
+                n_images=int(rel["n_images"]), k_sigma=float(rel["k_sigma"]),
+                layers=tuple(rel["layers"]) if rel.get("layers") else None,
+                seed=int(rel["seed"]), psi=float(rel["psi"]))
+            found.append((int(stats["n_samples"]), config))
+        except (KeyError, TypeError, ValueError):  # a header of another shape
+            continue
+    return found
 
 
 # --------------------------------------------------------------------------- partial state
