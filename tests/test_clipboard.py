@@ -111,6 +111,22 @@ def test_pasted_files_open_as_if_dropped(window, qtbot, tmp_path):
     assert np.array_equal(settled(window, qtbot), shown)
 
 
+def test_dropped_files_open_after_the_drop_has_ended(window, qtbot, tmp_path):
+    # The crop dialog (or any question) ran inside the canvas's drop handler, keeping the
+    # program the files were dragged from waiting until it closed.
+    session_file = tmp_path / "look.atelier.json"
+    window.session_path = session_file
+    window.source_panel.step_seed(+3)
+    window.document.end_merge()
+    assert window.save_session()
+    seed = window.document.state.session.source.seed
+    window.source_panel.step_seed(+1)
+    window.document.end_merge()
+    window.canvas.files_dropped.emit([str(session_file)])  # what dropEvent does
+    assert window.document.state.session.source.seed == seed + 1  # not opened inside it
+    qtbot.waitUntil(lambda: window.document.state.session.source.seed == seed, timeout=5000)
+
+
 def test_pasting_recipe_text_opens_it_and_other_text_changes_nothing(window, qtbot):
     session = window.document.state.session
     QApplication.clipboard().setText("face with glasses")
@@ -178,3 +194,19 @@ def test_only_the_newest_pasted_pictures_are_kept(tmp_path, monkeypatch):
         paths.append(cb.save_pasted_image(image, tmp_path))
         os.utime(paths[-1], (1000 + i, 1000 + i))  # written in this order
     assert sorted(tmp_path.iterdir()) == sorted(paths[2:])
+
+
+def test_a_pasted_picture_with_transparency_is_flattened_onto_white_as_a_file_is(tmp_path):
+    # Premultiplied transparency came out black, plain transparency showed the colour under
+    # it; the same picture opened as a file is flattened onto white, with a note.
+    from editor.core.image_io import load_image
+
+    for fmt in (QImage.Format.Format_ARGB32_Premultiplied, QImage.Format.Format_ARGB32,
+                QImage.Format.Format_RGBA8888):
+        image = QImage(6, 4, QImage.Format.Format_ARGB32)
+        image.fill(0x00FF0000)  # red, fully transparent
+        image.setPixel(0, 0, 0xFF0000FF)  # one opaque blue pixel
+        loaded = load_image(cb.save_pasted_image(image.convertToFormat(fmt), tmp_path))
+        assert loaded.rgb[1, 1].tolist() == [255, 255, 255], fmt
+        assert loaded.rgb[0, 0].tolist() == [0, 0, 255], fmt
+        assert any("white" in note for note in loaded.notes), fmt

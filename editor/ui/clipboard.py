@@ -83,14 +83,17 @@ def save_pasted_image(image: QImage, folder: Path | None = None) -> Path:
                          f"more than this program opens ({DEFAULT_MAX_PIXELS // 1_000_000} "
                          "million)")
     folder = folder or cache_dir() / PASTED_DIR
-    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    digest = hashlib.sha256(rgb.constBits().tobytes())
-    digest.update(f"{rgb.width()}x{rgb.height()}".encode())
+    # transparency is kept for the image loader, which flattens it onto white (and says
+    # so) as for an opened file; dropping it showed what lay under it, or black
+    pixels = image.convertToFormat(QImage.Format.Format_ARGB32 if image.hasAlphaChannel()
+                                   else QImage.Format.Format_RGB888)
+    digest = hashlib.sha256(pixels.constBits().tobytes())
+    digest.update(f"{pixels.width()}x{pixels.height()}:{pixels.format()}".encode())
     path = folder / f"pasted-{digest.hexdigest()[:12]}.png"
     if not path.is_file():  # the same picture keeps its file (and its remembered crop)
         try:
             with atomic_path(path) as tmp:
-                if not rgb.save(str(tmp), "PNG"):
+                if not pixels.save(str(tmp), "PNG"):
                     raise OSError(f"could not write a PNG in {folder}")
         except OSError as e:
             raise PasteError(f"cannot keep the pasted picture: {e.strerror or e}") from e

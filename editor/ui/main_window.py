@@ -206,7 +206,9 @@ class MainWindow(QMainWindow):
         self._before_image: QImage | None = None  # ... wrapped for painting
 
         self.canvas = Canvas()
-        self.canvas.files_dropped.connect(self.open_paths)
+        # queued: the drop is over (its source program no longer waits) before a crop
+        # dialog or a question comes up for the files
+        self.canvas.files_dropped.connect(self.open_paths, Qt.ConnectionType.QueuedConnection)
         self.setCentralWidget(self.canvas)
         self._build_panels()
         self._build_actions()
