@@ -19,7 +19,8 @@ from typing import Any
 RECIPE_FORMAT = "latent-atelier-recipe"
 # 2: a W+ source may carry its latent (`wplus_data`), and a delta edit its delta as packed
 # text (`engine.tensor_text`) instead of a list of numbers
-RECIPE_VERSION = 2
+# 3: packed text may be compressed ("f32z:")
+RECIPE_VERSION = 3
 
 
 # What a source may ask for, everywhere (the window's boxes, the CLI, recipes): seeds as the
@@ -165,7 +166,7 @@ class Session:
         return {
             "format": RECIPE_FORMAT,
             # version 1 readers take everything but packed tensors: keep them working
-            "version": RECIPE_VERSION if self._has_packed_tensors() else 1,
+            "version": self._recipe_version(),
             "source": self._source_dict(),
             "edits": [asdict(e) for e in self.edits],
             "generator": asdict(self.generator) if self.generator else None,
@@ -174,9 +175,16 @@ class Session:
             **({"directions": asdict(self.directions)} if self.directions else {}),
         }
 
-    def _has_packed_tensors(self) -> bool:
-        return bool(self.source.wplus_data) or any(
-            isinstance(e.params.get("delta"), str) for e in self.edits)
+    def _recipe_version(self) -> int:
+        """The oldest version whose readers read this recipe: older programs keep
+        working with what they know, and say "please update" for what they do not."""
+        from .tensor_text import is_compressed  # it loads torch; sessions alone do not
+
+        packed = [self.source.wplus_data, *(e.params.get("delta") for e in self.edits)]
+        packed = [p for p in packed if isinstance(p, str) and p]
+        if any(is_compressed(p) for p in packed):
+            return 3
+        return 2 if packed else 1
 
     def _source_dict(self) -> dict:
         d = asdict(self.source)
