@@ -83,7 +83,7 @@ def test_pasting_a_picture_inverts_it_from_a_file_in_the_cache(window, qtbot, mo
     with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
         window.paste()
     source = window.document.state.session.source
-    assert source.kind == "wplus" and source.label.startswith("pasted-")
+    assert source.kind == "wplus" and source.label == "pasted picture"
     kept = list((cache_dir() / cb.PASTED_DIR).glob("pasted-*.png"))
     assert len(kept) == 1 and np.array_equal(np.asarray(Image.open(kept[0])), pixels)
     assert not list(kept[0].parent.glob(".*.tmp"))  # written atomically

@@ -741,6 +741,29 @@ def _shows_the_document(window) -> bool:
     return window.canvas.current_image() == qimage_from_array(window.last_result.image)
 
 
+def test_a_failed_inversion_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatch):
+    # Minutes of work ended with a status-bar line for 10 s and a row in the jobs panel.
+    from editor.core.errors import InversionDivergedError
+    from editor.ui import inversion_flow
+
+    def diverging(*_a, **_k):
+        raise InversionDivergedError("the optimisation diverged (try fewer steps)")
+        yield
+
+    monkeypatch.setattr(inversion_flow, "invert_image", diverging)
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[1:]))
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
+    session = window.document.state.session
+    with qtbot.waitSignal(window.jobs.job_failed, timeout=60_000):
+        _answer_crop_dialog(accept=True)
+        window.open_paths([str(picture)])
+    assert warnings == [("Inversion failed",
+                         "Invert me.png: the optimisation diverged (try fewer steps)")]
+    assert window.document.state.session == session
+
+
 def test_a_cancelled_inversions_preview_leaves_the_canvas(window, qtbot, tmp_path,
                                                           held_inversion):
     settled(window, qtbot)

@@ -47,13 +47,15 @@ class InversionFlow(QObject):
         self._painted = False                  # a preview hides the document's picture
         jobs.job_progress.connect(self._on_progress)
         jobs.job_finished.connect(self._on_finished)
+        jobs.job_failed.connect(self._on_failed)
         jobs.job_ended.connect(self._on_ended)
         document_changed.connect(self._stop_previews)
 
-    def start(self, path: str) -> Job | None:
-        """Load, crop (the user's square) and start inverting; None if it did not start."""
+    def start(self, path: str, name: str | None = None) -> Job | None:
+        """Load, crop (the user's square) and start inverting; None if it did not start.
+        `name` is what the picture is called (its file's name by default)."""
         pack = self._pack()
-        name = Path(path).name
+        name = name or Path(path).name
         if pack is None:
             QMessageBox.information(self.window, "Open image", "Open a generator first.")
             return None
@@ -93,6 +95,12 @@ class InversionFlow(QObject):
         """The user changed the document: show their picture, not the job's."""
         self._previewing.clear()
         self._painted = False  # the change renders the document anyway
+
+    def _on_failed(self, job: Job, message: str) -> None:
+        # minutes of work ended: a line in the jobs panel is easily missed, as an export's
+        # failure would be
+        if job.id in self._packs:
+            QMessageBox.warning(self.window, "Inversion failed", f"{job.title}: {message}")
 
     def _on_ended(self, job: Job) -> None:
         self._packs.pop(job.id, None)

@@ -776,7 +776,7 @@ class MainWindow(QMainWindow):
             except PasteError as e:
                 QMessageBox.warning(self, "Cannot paste the picture", str(e))
                 return
-            self.inversion.start(str(path))
+            self.inversion.start(str(path), "pasted picture")
 
     def _toggle_split(self, on: bool) -> None:
         self.canvas.set_split(on)
