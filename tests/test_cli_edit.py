@@ -165,6 +165,31 @@ def test_a_wplus_recipe_carries_the_latent_and_replays_after_the_file_changes(
     assert Session.from_json(read_recipe(out)).source.wplus_data
 
 
+def test_a_picture_whose_recipe_carries_a_latent_is_taken_as_wplus(tmp_path, models,
+                                                                    capsys):
+    # `atelier invert`'s output carries the W+ it found; --wplus said "not a saved latent"
+    from editor.core.checkpoints import load_generator
+
+    gen = load_generator(models[1]).generator
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "w.npy", rng.standard_normal((gen.n_latent, gen.w_dim)).astype("f4"))
+    made, again = tmp_path / "made.png", tmp_path / "again.png"
+    assert main(["edit", "--wplus", str(tmp_path / "w.npy"), *models, "-o", str(made)]) == 0
+    assert main(["edit", "--wplus", str(made), *models, "-o", str(again)]) == 0, \
+        capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(again)))
+    assert Session.from_json(read_recipe(again)).source.label == "made.png"
+    seeded = tmp_path / "seeded.png"
+    assert main(["edit", "--seed", "2", *models, "-o", str(seeded)]) == 0
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    for picture, words in ((seeded, f"replay it with --recipe {seeded}"),
+                           (tmp_path / "photo.png", "invert it first")):
+        assert main(["edit", "--wplus", str(picture), *models, "-o", str(tmp_path / "x.png")]) \
+            == 1
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_a_recipe_too_large_for_the_file_is_a_warning(tmp_path, models, capsys):
     out = tmp_path / "big.jpg"
     assert main(["edit", "--target", "smiling face " * 6000, "--alpha", "1", *models,
@@ -310,6 +335,30 @@ def test_a_discovered_edit_for_another_generator_is_refused_before_any_precomput
     err = capsys.readouterr().err
     assert "discovered: smile was made for another generator" in err
     assert "First use of this model pack" not in err and "precompute" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_recipe_made_on_another_generator_says_which_to_replay_it_with(
+        tmp_path, models, capsys):
+    # "the recipe's latent has shape (4, 16); expected (10, 128)" said nothing of the
+    # generator the recipe names, nor how to use it
+    from editor.core.checkpoints import load_generator
+
+    gen = load_generator(models[1]).generator
+    np.save(tmp_path / "w.npy", np.zeros((gen.n_latent, gen.w_dim), np.float32))
+    made = tmp_path / "made.png"
+    assert main(["edit", "--wplus", str(tmp_path / "w.npy"), *models, "-o", str(made)]) == 0
+    assert main(["edit", "--recipe", str(made), "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "latent has shape" in err and f"replay it with --generator {models[1]}" in err
+    discovered = Edit("delta", {"delta": [0.0], "generator": "e" * 64}, 1.5, name="smile")
+    recipe = tmp_path / "discovered.json"
+    recipe.write_text(Session(source=Source(seed=3), edits=(discovered,), generator=ModelIdentity(
+        "faces", "e" * 64, "/models/my faces.pt")).to_json())
+    assert main(["edit", "--recipe", str(recipe), "-o", str(tmp_path / "x.png")]) == 1
+    assert "smile was made for another generator; it would move unrelated channels of this " \
+           "one; the recipe was made with generator faces: replay it with --generator " \
+           "'/models/my faces.pt'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
 

@@ -422,6 +422,16 @@ def test_animated_gif_gives_first_frame(tmp_path):
     assert any("first frame" in n for n in loaded.notes)
 
 
+def test_a_phone_photo_with_a_second_picture_is_not_called_animated(tmp_path):
+    # phones save MPO JPEGs (the photo, then a preview or depth map): Pillow calls them
+    # animated, and each opened photo was noted "animated image: first frame used"
+    photo, preview = Image.new("RGB", (16, 12), (200, 40, 0)), Image.new("RGB", (4, 3))
+    photo.save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=[preview])
+    loaded = load_image(tmp_path / "phone.jpg")
+    assert loaded.format == "MPO" and loaded.rgb.shape == (12, 16, 3)
+    assert np.allclose(loaded.rgb, (200, 40, 0), atol=8) and loaded.notes == []
+
+
 # ----------------------------------------------------------------------- crops and resizes
 
 def test_center_crop_square():
@@ -470,6 +480,57 @@ def test_png_export_round_trips_pixels_and_unicode_recipe(tmp_path):
 def test_png_without_recipe(tmp_path):
     saved = save_image(tmp_path / "plain.png", _noise(4, 4))
     assert not saved.recipe_embedded and read_recipe(saved.path) is None
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_with_trailing_text(path: Path, kind: bytes, data: bytes) -> Path:
+    """A PNG whose text chunk comes after the pixels (just before IEND), as some tools
+    write them."""
+    Image.fromarray(_noise(16, 16)).save(path)
+    png = path.read_bytes()
+    end = png.rindex(b"IEND") - 4
+    path.write_bytes(png[:end] + _chunk(kind, data) + png[end:])
+    return path
+
+
+_KEY = RECIPE_KEY.encode() + b"\0"
+_TEXT = '{"t": "café"}'
+
+
+@pytest.mark.parametrize("kind, data", [
+    (b"tEXt", _KEY + _TEXT.encode("latin-1")),
+    (b"zTXt", _KEY + b"\0" + zlib.compress(_TEXT.encode("latin-1"))),
+    (b"iTXt", _KEY + b"\0\0" + b"\0\0" + _TEXT.encode()),
+    (b"iTXt", _KEY + b"\1\0" + b"en\0Rezept\0" + zlib.compress(_TEXT.encode())),
+], ids=["tEXt", "zTXt", "iTXt", "iTXt-compressed"])
+def test_a_recipe_after_the_pixels_is_read_without_decoding_them(tmp_path, monkeypatch,
+                                                                 kind, data):
+    # Pillow reaches text after the image data only by decoding it all: 3.6 s before a
+    # big photo opened in the window, then decoded again to be shown
+    path = _png_with_trailing_text(tmp_path / "late.png", kind, data)
+
+    def no_decoding(self):
+        raise AssertionError("the pixels were decoded to find the recipe")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    assert read_recipe(path) == _TEXT
+    comment = b"Comment" + data[len(_KEY) - 1:]  # the same text, not a recipe
+    assert read_recipe(_png_with_trailing_text(tmp_path / "other.png", kind, comment)) is None
+
+
+def test_damage_on_the_way_to_a_trailing_recipe_is_reported(tmp_path):
+    path = _png_with_trailing_text(tmp_path / "late.png", b"iTXt", _KEY + b"\0\0\0\0{}")
+    png = bytearray(path.read_bytes())
+    png[png.rindex(b"IEND") - 5] ^= 1  # the recipe chunk's checksum
+    path.write_bytes(bytes(png))
+    with pytest.raises(ImageLoadError, match="checksum in the recipe"):
+        read_recipe(path)
+    cut = _truncated(tmp_path, "cut.png")  # its pixels cut short: no recipe can follow
+    with pytest.raises(ImageLoadError, match="truncated"):
+        read_recipe(cut)
 
 
 @pytest.mark.parametrize("name", ["out.jpg", "out.webp"])

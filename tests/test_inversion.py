@@ -227,7 +227,7 @@ def test_embedded_latent_round_trips_exactly_through_a_recipe(tiny_generator):
     source = Source(kind="wplus", wplus_data=text, label="me.jpg")
     session = Session(source=source)
     recipe = json.loads(session.to_json())
-    assert recipe["version"] == 2
+    assert recipe["version"] == 3  # one w in every row: packed compressed (f32z)
     back = Session.from_json(session.to_json())
     assert back.source == source
     assert torch.equal(decode_wplus(back.source.wplus_data, gen.n_latent, gen.w_dim), w)
@@ -510,6 +510,35 @@ def test_cli_reconstructions_replay_exactly_after_a_batched_inversion(tmp_path, 
         again = tmp_path / f"again-{pic.stem}.png"
         assert main(["edit", "--recipe", str(saved), "-o", str(again)]) == 0
         assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(saved)))
+
+
+def test_cli_writes_a_whole_batch_and_prints_names_that_are_not_utf8(tmp_path, capsys):
+    # a Latin-1 name (legal on Linux) was printed raw: the print failed once its picture
+    # was written, and the rest of the batch was not
+    import os
+
+    from editor.cli import main
+
+    odd = _picture(tmp_path, os.fsdecode(b"caf\xe9.png"))
+    pics = [str(odd), str(_picture(tmp_path, "b.png")), str(_picture(tmp_path, "c.png"))]
+    out = tmp_path / "out"
+    assert main(_demo_args(tmp_path, *pics, "--out-dir", str(out), "--batch", "3")) == 0, \
+        capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "c.png", odd.name]
+    assert "caf\ufffd.png: PSNR" in capsys.readouterr().out
+
+
+def test_cli_seed_beyond_the_largest_is_refused_before_any_work(tmp_path, capsys):
+    # 2**64 - 1 was taken, and the inversion failed at its start ("Overflow when
+    # unpacking long long") once the models were open
+    from editor.cli import main
+    from editor.engine.session import MAX_SEED
+
+    pic, out = _picture(tmp_path), tmp_path / "o.png"
+    with pytest.raises(SystemExit):
+        main(_demo_args(tmp_path, str(pic), "-o", str(out), "--seed", str(2**64 - 1)))
+    assert f"use from 0 to {MAX_SEED}" in capsys.readouterr().err and not out.exists()
+    assert main(_demo_args(tmp_path, str(pic), "-o", str(out), "--seed", str(MAX_SEED))) == 0
 
 
 def test_cli_tells_what_was_done_to_a_picture(tmp_path, capsys):

@@ -13,6 +13,7 @@ gives the same pixels. The default pack is the bundled demo world.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from editor.core.errors import AtelierError, ClipError, ImageExistsError
-from editor.core.image_io import check_export_path, read_recipe
+from editor.core.image_io import check_export_path, looks_like_image, read_recipe
 from editor.engine.compose import (
     EditError,
     ManyLatentsError,
@@ -93,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="default 0")
     src.add_argument("--psi", type=float_within(*PSI_RANGE), default=None,
                      help="truncation (default 0.7; 1.0 for the demo pack)")
-    src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors)")
+    src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors), or a "
+                     "picture whose recipe carries one (atelier invert's output)")
     src.add_argument("--wplus-index", type=int_at_least(0), default=None, metavar="K",
                      help="with --wplus: the file's latent number K, for a file of several "
                           "(as e4e's latents.pt, one per test image)")
@@ -250,6 +252,27 @@ def build_session(args: argparse.Namespace, default_psi: float,
     return session
 
 
+def wplus_source(path: str, latent_shape: tuple[int, int], index: int | None) -> Source:
+    """--wplus: a saved latent, or a picture whose recipe carries one (what `atelier
+    invert` writes: its recipe's source is the latent it found)."""
+    if not looks_like_image(path):
+        return wplus_file_source(path, *latent_shape, index)
+    name = Path(path).name
+    if index is not None:
+        raise RecipeError(f"--wplus-index picks a latent of a file of several; {name} is a "
+                          "picture, which carries one at most")
+    text = read_recipe(path)
+    if text is None:
+        raise RecipeError(f"{name} is a picture, not a saved latent: invert it first "
+                          f"(atelier invert {shlex.quote(path)} -o inverted.png), then "
+                          "use --wplus inverted.png")
+    latent = Session.from_json(text).source.wplus_data
+    if not latent:
+        raise RecipeError(f"{name}'s recipe starts from a seed, not a W+ latent: replay it "
+                          f"with --recipe {shlex.quote(path)}")
+    return Source(kind="wplus", wplus_path=path, label=name, wplus_data=latent)
+
+
 def _clip_source(args: argparse.Namespace, generator: str | Path) -> ClipSource:
     """The CLIP the options name; without any, the generator's own: the demo CLIP for the
     demo generator, the reference ViT-B-32 (openai) for any other (the demo CLIP only
@@ -313,8 +336,8 @@ def run(args: argparse.Namespace) -> int:
                          require_clip=bool(args.clip_file or args.clip_arch))
         gen = pack.model.generator
         session = build_session(args, pack.model.seed_psi, pack.edit_defaults,
-                                lambda path: wplus_file_source(path, gen.n_latent, gen.w_dim,
-                                                               args.wplus_index),
+                                lambda path: wplus_source(path, (gen.n_latent, gen.w_dim),
+                                                          args.wplus_index),
                                 recipe, pack.neutral_prompt())
         if pack.clip is None and session.has_text_edits:
             raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
@@ -326,8 +349,7 @@ def run(args: argparse.Namespace) -> int:
                   "this is not the recorded picture", file=sys.stderr)
         gen_id, clip_id, _ = pack.identities()
         session = _with_models(session, gen_id, clip_id, replaying=bool(args.recipe))
-        if session.source.kind == "wplus":
-            wplus_of_source(session.source, gen.n_latent, gen.w_dim)
+        _check_made_for(session, recorded.generator, gen_id, (gen.n_latent, gen.w_dim))
         if session.has_text_edits and pack.data is None:
             _refuse_missing_import(recorded, gen_id, clip_id)
             _run_job("First use of this model pack: computing its global directions (once; "
@@ -377,15 +399,29 @@ def run(args: argparse.Namespace) -> int:
 
 def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity | None,
                  replaying: bool) -> Session:
-    """Record the models used; warn when replaying a recipe made with other models, and
-    refuse an edit made for another generator (a discovered one)."""
-    for edit in session.active_edits:
-        check_made_for(edit, gen_id.content_hash)
+    """Record the models used; warn when replaying a recipe made with other models."""
     for kind, recorded, used in session.model_mismatches(gen_id, clip_id) if replaying else []:
         print(f"warning: the recipe was made with {kind} {recorded.name} "
               f"({recorded.content_hash[:12]}); rendering with {used.name} "
               f"({used.content_hash[:12]})", file=sys.stderr)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _check_made_for(session: Session, made_with: ModelIdentity | None,
+                    gen_id: ModelIdentity, latent_shape: tuple[int, int]) -> None:
+    """EditError for an edit (a discovered one) or a latent made for another generator;
+    where the recipe names the generator it was made with, the error says how to use it."""
+    try:
+        for edit in session.active_edits:
+            check_made_for(edit, gen_id.content_hash)
+        if session.source.kind == "wplus":
+            wplus_of_source(session.source, *latent_shape)
+    except EditError as e:
+        if made_with is None or made_with.content_hash == gen_id.content_hash:
+            raise
+        raise EditError(f"{e}; the recipe was made with generator {made_with.name}: replay "
+                        f"it with --generator {shlex.quote(made_with.path or made_with.name)}"
+                        ) from e
 
 
 def _refuse_missing_import(recorded: Session, gen_id: ModelIdentity,

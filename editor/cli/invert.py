@@ -36,7 +36,7 @@ from editor.engine.inverting import InvertedImage, invert_images, square_crop
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import open_pack
 from editor.engine.renderer import pick_device
-from editor.engine.session import Session
+from editor.engine.session import MAX_SEED, Session
 from editor.methods.global_directions import Progress
 from editor.methods.inversion import (
     PERCEPTUAL_KINDS,
@@ -47,7 +47,7 @@ from editor.methods.inversion import (
 from . import command_help
 from .arg_types import DEVICE_HELP, int_at_least, positive_float
 from .edit import _clip_source
-from .outputs import check_outputs, refuse_existing
+from .outputs import check_outputs, refuse_existing, shown
 
 # Crops are kept at most this big until they are inverted (at the generator's resolution,
 # 1024 px for FFHQ): a folder of phone photos at full size would fill the memory.
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--batch", type=int_at_least(1),
                      help="pictures inverted together (default: 16, fewer for a big "
                           "generator, so that one step needs about 8 GB at most)")
-    opt.add_argument("--seed", type=int_at_least(0), default=InversionSettings().seed,
+    opt.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=InversionSettings().seed,
                      help="seed of the random starts (default: %(default)s)")
     models = p.add_argument_group("models (default: the bundled demo pack)")
     models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
@@ -136,7 +136,7 @@ def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
     the generator's resolution is used, and many full-size crops would fill the memory."""
     loaded = load_image(path)
     for note in loaded.notes:  # downscaled, first frame, alpha flattened, ...
-        print(f"{Path(path).name}: {note}", file=sys.stderr)
+        print(f"{shown(Path(path).name)}: {note}", file=sys.stderr)
     if box is not None:
         width, height = loaded.original_size
         left, top, right, bottom = box
@@ -200,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
                                                                        settings.starts))
         for first in range(0, len(crops), n):
             names = [Path(p).name for p in args.images[first:first + n]]
-            label = f"{first + 1}-{first + len(names)} of {len(crops)}"
+            label = (f"{first + 1}" if len(names) == 1 else
+                     f"{first + 1}-{first + len(names)}") + f" of {len(crops)}"
             results: list[InvertedImage] = []
             for item in invert_images(pack, crops[first:first + n], names, settings):
                 if isinstance(item, Progress):
@@ -216,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
                 if latents:
                     _save_npy(latents[k], inv, pack.model.generator, args.overwrite)
                 rows.append(_row(args.images[k], outputs[k], inv))
-                _print_row(rows[-1])
+            for row in rows[first:]:  # once the batch is written: a print cannot cost a file
+                _print_row(row)
         if args.json_path:
             atomic_write_text(args.json_path, json.dumps(
                 {"settings": settings.to_dict(), "images": rows}, indent=2))
@@ -264,7 +266,7 @@ def _row(image: str, output: Path, inv: InvertedImage) -> dict:
 
 def _print_row(row: dict) -> None:
     clip = "" if row["clip_similarity"] is None else f", CLIP {row['clip_similarity']:.3f}"
-    print(f"{row['output']}: PSNR {row['psnr_db']:.1f} dB, SSIM {row['ssim']:.3f}{clip} "
+    print(f"{shown(row['output'])}: PSNR {row['psnr_db']:.1f} dB, SSIM {row['ssim']:.3f}{clip} "
           f"({row['perceptual']} loss, {row['seconds']:.0f} s for its batch)")
 
 

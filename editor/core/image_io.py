@@ -24,6 +24,7 @@ import struct
 import threading
 import warnings
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +272,8 @@ def _decode(
         raise ImageLoadError(_message(path, f"it claims an empty size {stored_w}x{stored_h}"))
     if getattr(im, "is_animated", False):
         im.seek(0)
-        notes.append("animated image: first frame used")
+        if im.format != "MPO":  # a phone photo's preview or depth map: nothing to tell
+            notes.append("animated image: first frame used")
     stored_target = _fit_within((stored_w, stored_h), *limits)
     if stored_target != (stored_w, stored_h):
         im.draft(None, stored_target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
@@ -681,7 +683,7 @@ def read_recipe(path: str | os.PathLike) -> str | None:
         with open(path, "rb") as fp, _pillow_guard():
             im = _identify(fp, path)
             if im.format == "PNG":
-                return _png_recipe(im)
+                return _png_recipe(im, fp)
             xmp = im.info.get("xmp")
             return _recipe_from_xmp(xmp) if isinstance(xmp, bytes) else None
     except ImageLoadError:
@@ -692,13 +694,81 @@ def read_recipe(path: str | os.PathLike) -> str | None:
         raise ImageLoadError(_message(path, _describe_decode_error(e))) from e
 
 
-def _png_recipe(im: ImageFile.ImageFile) -> str | None:
+def _png_recipe(im: ImageFile.ImageFile, fp: BinaryIO) -> str | None:
     text = im.info.get(RECIPE_KEY)
-    if text is None and im.size[0] * im.size[1] <= DEFAULT_MAX_PIXELS:
-        # Other tools may move text chunks after the pixels; those are read by load().
-        Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
-        text = getattr(im, "text", {}).get(RECIPE_KEY)
+    if text is None:
+        # Other tools may move text chunks after the pixels. Pillow reaches those only by
+        # decoding the whole image (seconds for a big photo); the chunk headers lead there.
+        text = _png_recipe_after_header(fp)
     return str(text) if text is not None else None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+
+
+def _png_recipe_after_header(fp: BinaryIO) -> str | None:
+    """The recipe in any of the PNG's text chunks, found by skipping from chunk header to
+    chunk header: the image data is never read, let alone decompressed."""
+    keyword = RECIPE_KEY.encode("latin-1") + b"\0"
+    for kind, length in _png_chunks(fp):
+        if kind in _PNG_TEXT_CHUNKS and length >= len(keyword) \
+                and fp.read(len(keyword)) == keyword:
+            fp.seek(-len(keyword), os.SEEK_CUR)
+            return _png_text(kind, _checked_chunk_data(fp, kind, length))
+    return None
+
+
+def _png_chunks(fp: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """(type, data length) of each chunk before IEND, the file at the chunk's data."""
+    file_size = os.fstat(fp.fileno()).st_size
+    at = len(_PNG_SIGNATURE)
+    while True:
+        fp.seek(at)
+        header = fp.read(8)
+        if len(header) < 8:
+            raise EOFError("image file is truncated (the PNG has no end chunk)")
+        length, kind = struct.unpack(">I4s", header)
+        if not kind.isalpha():  # as Pillow after the pixels: what follows is not read
+            return
+        if kind == b"IEND":
+            return
+        at += 8 + length + 4  # header, data, CRC
+        if at > file_size:
+            raise EOFError(f"image file is truncated (the PNG ends inside a {kind!r} chunk)")
+        yield kind, length
+
+
+def _checked_chunk_data(fp: BinaryIO, kind: bytes, length: int) -> bytes:
+    data = fp.read(length)
+    (crc,) = struct.unpack(">I", fp.read(4))
+    if zlib.crc32(data, zlib.crc32(kind)) != crc:
+        raise SyntaxError(f"broken PNG file (bad checksum in the recipe's {kind!r} chunk)")
+    return data
+
+
+def _png_text(kind: bytes, data: bytes) -> str:
+    """The text of a tEXt, zTXt or iTXt chunk's data, as Pillow reads it."""
+    _keyword, _, rest = data.partition(b"\0")
+    if kind == b"tEXt":
+        return rest.decode("latin-1", "replace")
+    if kind == b"zTXt":  # compression method (0: zlib), then the compressed text
+        return _inflate_text(rest[1:]).decode("latin-1", "replace")
+    # iTXt: compression flag and method, language and translated keyword, then the text
+    compressed, text = rest[:1] == b"\x01", rest[2:].split(b"\0", 2)[-1]
+    return (_inflate_text(text) if compressed else text).decode("utf-8")
+
+
+def _inflate_text(data: bytes) -> bytes:
+    """Decompress a text chunk, no larger than Pillow reads (a small chunk can be a bomb)."""
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(data, PngImagePlugin.MAX_TEXT_CHUNK)
+    except zlib.error as e:
+        raise SyntaxError(f"broken PNG file (its recipe does not decompress: {e})") from e
+    if inflater.unconsumed_tail:
+        raise ValueError("Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK")
+    return text
 
 
 def _export_format(path: Path, format: str | None, known: dict[str, str]) -> str:
