@@ -5,8 +5,10 @@ with its recipe, and a recipe, a file or a picture comes back in."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QImage
@@ -25,6 +27,31 @@ from tests.test_editor_window import (  # noqa: F401 - fixtures used by name
     type_prompt,
     window,
 )
+
+
+@pytest.fixture(autouse=True)
+def _clipboard_emptied(qapp):
+    """Mime data a test puts on the offscreen clipboard directly is not left for Qt's exit
+    handlers (deleting it after Python has shut down crashes the process)."""
+    yield
+    QApplication.clipboard().clear()
+
+
+def test_a_process_that_copied_a_picture_exits_cleanly(tmp_path):
+    # Offscreen (Qt's in-process clipboard) the copied picture was deleted after Python had
+    # shut down: the process crashed at exit (status 139).
+    import subprocess
+    import sys
+
+    script = ("from PySide6.QtWidgets import QApplication\n"
+              "from PySide6.QtGui import QImage\n"
+              "from editor.ui.clipboard import put_picture\n"
+              "app = QApplication([])\n"
+              "put_picture(QImage(4, 4, QImage.Format.Format_RGB888), '{}')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr.decode()
 
 
 def _clipboard_pixels() -> np.ndarray:
@@ -175,8 +202,6 @@ def test_a_text_box_keeps_its_own_copy_and_paste_keys(window, qtbot):
 
 
 def test_a_huge_pasted_picture_is_refused_before_it_is_written(tmp_path, monkeypatch):
-    import pytest
-
     monkeypatch.setattr(cb, "DEFAULT_MAX_PIXELS", 100)
     with pytest.raises(cb.PasteError, match="11x10 pixels"):
         cb.save_pasted_image(QImage(11, 10, QImage.Format.Format_RGB888), tmp_path)

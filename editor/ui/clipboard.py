@@ -13,13 +13,14 @@ if one is running.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMimeData
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QGuiApplication, QImage
 
 from editor.core.image_io import DEFAULT_MAX_PIXELS
 from editor.core.paths import atomic_path, cache_dir
@@ -44,6 +45,26 @@ def picture_mime(image: QImage, recipe: str) -> QMimeData:
     mime.setImageData(image)
     mime.setData(RECIPE_MIME, QByteArray(recipe.encode("utf-8")))
     return mime
+
+
+# Platforms whose clipboard is Qt's own in-process one: a static object, destroyed after
+# Python has shut down, when deleting a QMimeData made in Python crashes the process.
+_IN_PROCESS_CLIPBOARDS = frozenset({"offscreen", "minimal"})
+_exit_hook: list[bool] = []
+
+
+def put_picture(image: QImage, recipe: str) -> None:
+    """The picture, with its recipe, on the system clipboard."""
+    QGuiApplication.clipboard().setMimeData(picture_mime(image, recipe))
+    if QGuiApplication.platformName() in _IN_PROCESS_CLIPBOARDS and not _exit_hook:
+        _exit_hook.append(True)
+        atexit.register(_clear_in_process_clipboard)  # runs while Python still does
+
+
+def _clear_in_process_clipboard() -> None:
+    # what it holds dies with the process anyway; elsewhere the clipboard outlives us
+    if QGuiApplication.instance() is not None:
+        QGuiApplication.clipboard().clear()
 
 
 def read_pasted(mime: QMimeData | None) -> Pasted | None:

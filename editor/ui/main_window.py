@@ -68,7 +68,7 @@ from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
 from .canvas import Canvas
-from .clipboard import PasteError, picture_mime, read_pasted, save_pasted_image
+from .clipboard import PasteError, put_picture, read_pasted, save_pasted_image
 from .directions_panel import DirectionsPanel
 from .discovery_flow import DiscoveryFlow
 from .document import Document
@@ -753,8 +753,7 @@ class MainWindow(QMainWindow):
         # edits that could not be applied are off in the recipe, as on the canvas
         session, _ = disable_failing_edits(request.session, result.edit_status)
         recipe = json.dumps(file_recipe(session))
-        QApplication.clipboard().setMimeData(
-            picture_mime(qimage_from_array(result.image), recipe))
+        put_picture(qimage_from_array(result.image), recipe)
         h, w = result.image.shape[:2]
         self.statusBar().showMessage(f"copied the picture ({w}x{h}) with its recipe", 4000)
         return True
