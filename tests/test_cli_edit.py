@@ -80,6 +80,7 @@ def test_edit_errors_are_one_clear_line(tmp_path, models, capsys):
     (["--scale", "0"], "--scale: 0 is out of range"),
     (["--scale", "100000"], "--scale: 100000 is out of range"),
     (["--target", "a smile", "--beta", "-1"], "--beta: -1 is negative"),
+    (["--precompute-images", "100000"], "--precompute-images: 100000 is out of range"),
 ])
 def test_bad_numbers_are_refused_when_the_command_is_read(tmp_path, models, capsys, argv,
                                                           match):

@@ -733,6 +733,42 @@ def test_panel_adds_an_entry_at_its_slider_strength(qtbot):
     assert "no CLIP model" in panel.info.text() and not panel.discover_button.isEnabled()
 
 
+def test_the_directions_list_works_from_the_keyboard(qtbot):
+    # items had no text (type-ahead found nothing, screen readers said nothing), Return
+    # did nothing, and Tab went to the first row's controls: Space added another direction
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from editor.engine.discovered import DirectionEntry
+    from editor.ui.directions_panel import DirectionsPanel
+
+    panel = DirectionsPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.activateWindow()
+    qtbot.waitUntil(panel.isActiveWindow)  # focus moves only in the active window
+    entries = [DirectionEntry("a", "smile", 0.9, (0.1,), "frown"),
+               DirectionEntry("b", "sunglasses", 0.7, (0.3,)),
+               DirectionEntry("c", "beard", 0.6, (0.5,))]
+    panel.set_directions(entries)
+    assert [panel.list.item(i).text() for i in range(3)] == [e.title for e in entries]
+    panel.list.setFocus()
+    QTest.keyClick(panel.list, Qt.Key.Key_S)  # type-ahead
+    assert panel.list.currentRow() == 1
+    panel._sliders["b"].set_value(-2.5)
+    with qtbot.waitSignal(panel.add_requested) as sig:
+        QTest.keyClick(panel.list, Qt.Key.Key_Return)
+    assert sig.args == [entries[1], -2.5]
+    QTest.keyClick(panel.list, Qt.Key.Key_Tab)
+    add = QApplication.focusWidget()
+    assert add.accessibleName() == "Add sunglasses"
+    with qtbot.waitSignal(panel.add_requested) as sig:
+        QTest.keyClick(add, Qt.Key.Key_Space)
+    assert sig.args == [entries[1], -2.5]
+
+
 def test_cli_discover_refuses_meaningless_counts_and_bad_files_before_sampling(
         tmp_path, capsys, monkeypatch):
     from editor.cli import main
@@ -964,3 +1000,104 @@ def test_discovering_again_finds_more_only_after_the_packs_directions_changed(tm
         pass
     older = dd.cached_discovery(pack)
     assert older is not None and older.key == first.key and dd.finds_more(pack, older)
+
+
+def _small_packs(monkeypatch):
+    """open_pack (as the CLI calls it) with global-direction settings small enough for a
+    test; returns it."""
+    from editor.engine import packs
+    from editor.methods.global_directions import RelevanceConfig
+
+    real = packs.open_pack
+
+    def small(generator, source, device="cpu", **_k):
+        return real(generator, source, device,
+                    relevance_config=RelevanceConfig(n_images=2, psi=1.0), stats_samples=200)
+
+    monkeypatch.setattr(packs, "open_pack", small)
+    return small
+
+
+def test_cli_discover_discovers_again_after_a_precompute_and_on_recompute(tmp_path, capsys,
+                                                                          monkeypatch):
+    # after `atelier precompute`, discover kept printing the cached w-only result "from
+    # the cache" (the window discovered again); --recompute ignores the cache
+    from editor.cli import main
+    from editor.engine.packs import ClipSource
+
+    open_small = _small_packs(monkeypatch)
+    gen, clip = _tiny_files(tmp_path)
+    argv = ["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+            "--n-samples", "40", "--k", "3", "--no-mixture", "--method", "focused"]
+    assert main(argv) == 0
+    assert "[no focused delta" in capsys.readouterr().out  # no global directions yet
+    for _ in open_small(gen, ClipSource(path=str(clip))).precompute():
+        pass
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "from the cache" not in printed and "[no focused delta" not in printed
+    assert main(argv) == 0 and "from the cache" in capsys.readouterr().out
+    assert main([*argv, "--recompute"]) == 0
+    assert "from the cache" not in capsys.readouterr().out
+
+
+def test_a_cancel_thrown_into_discovery_says_its_samples_are_saved(tmp_path):
+    # the window's cancel (Cancelled thrown in at a yield) ended with no note, though the
+    # images sampled so far were kept for the next run
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen, clip = _tiny_files(tmp_path)
+    pack = open_pack(gen, ClipSource(path=str(clip)))
+    config = dc.DiscoveryConfig(n_samples=120, k=3, mixture=False, batch_size=30)
+    job = dd.discovery_job(pack, config=config)
+    for item in job:
+        if isinstance(item, dc.Progress) and "30/120" in item.message:
+            break
+    with pytest.raises(dc.Cancelled, match="progress saved, run again to resume"):
+        job.throw(dc.Cancelled())
+    assert dd.samples_kept(pack, config=config)
+
+
+def _direction_with(deltas: dict[str, list[float]], label: str) -> dc.Direction:
+    return dc.Direction(torch.zeros(2), 0.1, 0, False, [dc.Label(label, 0.9)], [],
+                        deltas={m: torch.tensor(d) for m, d in deltas.items()})
+
+
+def test_a_direction_whose_edit_repeats_an_earlier_one_either_way_round_is_dropped():
+    long_short = _direction_with({"w": [1.0, 0.2, 0.0], "focused": [1.0, 0.0, 0.0]}, "a")
+    short_long = _direction_with({"w": [-1.0, -0.3, 0.0]}, "b")  # the opposite edit
+    other = _direction_with({"w": [0.0, 0.3, 1.0], "focused": [0.0, 0.0, 1.0]}, "c")
+    alike_in_focused = _direction_with({"w": [0.0, 1.0, 0.0], "focused": [0.95, 0.0, 0.1]},
+                                       "d")
+    kept = dc.distinct_edits([long_short, short_long, other, alike_in_focused], 0.9)
+    assert [d.label for d in kept] == ["a", "c"]
+
+
+def test_the_shipped_demo_discovery_lists_each_edit_once():
+    # "long hair ↔ short hair" and "short ↔ long hair" (deltas at cos -0.96), "no glasses
+    # ↔ shades" and "shades ↔ no glasses" were each listed twice
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source, open_pack
+
+    pack = open_pack(DEMO_GENERATOR, demo_clip_source())
+    found = dd.cached_discovery(pack)
+    assert found is not None and len(found.directions) >= 10
+    pairs = [(a, b) for i, a in enumerate(found.directions) for b in found.directions[:i]]
+    assert all(dc._edit_cos(a, b) < 0.9 for a, b in pairs)
+    assert "short ↔ long hair" not in [d.title for d in found.directions]
+
+
+def test_cli_discover_warns_about_words_the_clip_never_learned(capsys, monkeypatch):
+    # the demo CLIP knows only its captions' words: "banana" made confident labels
+    from editor.cli import main
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(dd, "discovery_job", stop)
+    assert main(["discover", "--words", "banana,red hair,spaceship", "--no-mixture"]) == 130
+    err = capsys.readouterr().err
+    assert "words this CLIP never learned: “banana”, “spaceship”" in err
+    assert main(["discover", "--words", "red hair", "--no-mixture"]) == 130
+    assert "never learned" not in capsys.readouterr().err

@@ -135,3 +135,32 @@ def test_discover_again_is_offered_only_when_it_would_find_more(qtbot, tiny_pack
         panel.discover_button.click()
     assert not done.args[1].from_cache
     assert panel.discover_button.text() == "Discovered"
+
+
+def test_a_fallback_note_offers_discover_again_once_the_pack_can_add_the_transfer(
+        qtbot, tiny_pack, monkeypatch):
+    # with the pack's global directions computed the note still said "precompute them,
+    # then discover again" under a "Discover again" button
+    made = _last(dd.discovery_job(tiny_pack))
+    older = dataclasses.replace(made, key="made-before-the-directions")
+    monkeypatch.setattr(flow_module, "cached_discovery", lambda _p: older)
+    flow, panel, _, _ = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    assert panel.discover_button.text() == "Discover again"
+    assert panel.current_method() == "w" and panel.note.isVisibleTo(panel)
+    assert "Discover again to add it" in panel.note.text()
+    assert "precompute" not in panel.note.text()
+
+
+def test_a_direction_at_strength_zero_is_not_added(qtbot, tiny_pack):
+    # it went on the stack as an undo step that changes nothing
+    entry = dd.to_entries(_last(dd.discovery_job(tiny_pack)), "w")[0]
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    added = []
+    flow = DiscoveryFlow(window, JobRunner(window), DirectionsPanel(), lambda: tiny_pack,
+                         lambda edit, text: added.append(edit))
+    flow.add(entry, 0.0)
+    assert added == [] and "strength 0" in window.statusBar().currentMessage()
+    flow.add(entry, -1.5)
+    assert [e.strength for e in added] == [-1.5]

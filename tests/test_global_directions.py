@@ -781,7 +781,9 @@ def test_cli_precompute_refuses_bad_settings_before_any_work(tmp_path, capsys):
     for extra, match in ((["--k-sigma", "nan"], "not a finite number"),
                          (["--k-sigma", "0"], "not above 0"),
                          (["--threads", "-1"], "out of range"),
-                         (["--seed", str(2**70)], "out of range")):
+                         (["--seed", str(2**70)], "out of range"),
+                         # every base image's codes are held: a billion filled the memory
+                         (["--n-images", "1000000000"], "out of range (use from 1 to 10000)")):
         with pytest.raises(SystemExit):
             main(base + extra)
         assert match in capsys.readouterr().err
@@ -924,3 +926,72 @@ def test_a_partial_saved_with_another_image_chunk_resumes_as_saved(gen, clip, st
     whole = run_job(gd.compute_relevance(gen, clip, stats, gd.RelevanceConfig(
         n_images=6, batch_size=8, layers=layers)))[1]
     assert torch.allclose(rel.vectors, whole.vectors, atol=1e-5)
+
+
+def _throw_cancel_at(job, when):
+    """What a job runner does on cancel: Cancelled() thrown in where the job waits, at
+    the first Progress that `when` accepts. Returns the Cancelled the job raised."""
+    for item in job:
+        if isinstance(item, gd.Progress) and when(item):
+            with pytest.raises(pc.Cancelled) as stopped:
+                job.throw(pc.Cancelled())
+            return stopped.value
+    raise AssertionError("the job ended before the cancel")
+
+
+def test_a_cancel_thrown_into_the_relevance_says_its_progress_is_saved(gen, clip):
+    # the window's cancel (Cancelled thrown in at a yield) ended with no note, though the
+    # relevance so far was saved
+    stopped = _throw_cancel_at(precompute(gen, clip), lambda p: "convs.0" in p.message)
+    assert "progress saved, run again to resume" in str(stopped)
+    assert pc.partial_summary(gen, "gen-hash", "clip-hash", STATS_SAMPLES, CFG)[0] >= 32
+
+
+def test_a_cancel_thrown_into_the_sampling_says_its_samples_are_saved(gen, clip, tmp_path):
+    entry = pc.covariation_cache("tiny-gen", "tiny-clip", 24, 0.7, root=tmp_path)
+    job = pc.covariation_job(gen, clip, entry, n_samples=24, psi=0.7)
+    stopped = _throw_cancel_at(job, lambda p: p.done > 0)
+    assert str(stopped).startswith("co-variation cancelled at ")
+    assert "progress saved, run again to resume" in str(stopped)
+    assert entry.partial_path.exists()
+
+
+@pytest.mark.parametrize("phase", ["relevance", "co-variation"])
+def test_a_window_precompute_cancelled_says_its_progress_is_saved(tmp_path, phase):
+    # The window's job runs the pack's precompute, whose plain loops kept the runner's
+    # cancel from the phase at work: the job ended with no note though progress was kept.
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)), stats_samples=100,
+                     relevance_config=gd.RelevanceConfig(n_images=2, layers=("conv1",)))
+    stopped = _throw_cancel_at(pack.precompute(),
+                               lambda p: f"{phase}: " in p.message)
+    assert "progress saved, run again to resume" in str(stopped)
+
+
+def test_relay_passes_a_thrown_cancel_on_to_the_job_it_relays():
+    def inner():
+        try:
+            yield gd.Progress(1, 2, "half")
+        except pc.Cancelled:
+            raise pc.Cancelled("half kept") from None
+        yield gd.Progress(2, 2, "all")
+        return "done"
+
+    relayed = pc.relay(inner(), lambda p: gd.Progress(p.done, p.total, "relayed " + p.message))
+    assert next(relayed).message == "relayed half"
+    with pytest.raises(pc.Cancelled, match="half kept"):
+        relayed.throw(pc.Cancelled())
+
+    def result_last():
+        yield gd.Progress(1, 1, "x")
+        yield "result"
+
+    def outer():  # `yield from` relay gives the last item that is not a Progress
+        yield (yield from pc.relay(result_last()))
+
+    assert [getattr(x, "message", x) for x in outer()] == ["x", "result"]

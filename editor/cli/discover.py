@@ -2,8 +2,10 @@
 (CLIP2StyleGAN) for a generator and a CLIP model; prints the directions with their labels
 and confidences and can export them as JSON.
 
-The result is cached per model pack and settings. Progress goes to stderr. Ctrl-C stops
-the run with nothing written (exit status 130); errors are one line on stderr (status 1).
+The result is cached per model pack and settings; one made before the pack's global
+directions were computed is made again with them, and --recompute ignores the cache.
+Progress goes to stderr. Ctrl-C stops the run with nothing written (exit status 130);
+errors are one line on stderr (status 1).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
                    "CLIP directions, style deltas) to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--recompute", action="store_true",
+                   help="discover again, ignoring a cached result (one made before the "
+                   "pack's global directions is redone without it)")
     p.add_argument("--batch-size", type=int_at_least(1), default=None, metavar="N",
                    help="images rendered per generator call (memory and speed only; default: "
                    "what the generator's resolution allows)")
@@ -90,6 +95,18 @@ def _extra_words(args: argparse.Namespace) -> list[str]:
         raise AtelierError(f"{len(words)} extra label words; at most {MAX_EXTRA_WORDS} (each "
                            "is encoded by CLIP and scored against every direction)")
     return words
+
+
+def _warn_unknown_words(pack, words: list[str]) -> None:
+    """Say which extra label words the pack's CLIP never learned (the demo CLIP knows only
+    its captions' words), as the prompt panel does: their labels would mean nothing."""
+    from editor.engine.compose import unknown_words
+
+    unknown = unknown_words(words, pack.clip_vocabulary(), getattr(pack.clip, "read_words", None))
+    if unknown:
+        print(f"{PROG}: warning: words this CLIP never learned: "
+              f"{', '.join(f'“{w}”' for w in unknown)}; it cannot label anything with them",
+              file=sys.stderr)
 
 
 def _check_counts(n_samples: int, k: int, clip_width: int | None) -> None:
@@ -167,6 +184,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         words = _extra_words(args)
     except (AtelierError, OSError, ValueError) as e:
         return _error(str(e))
+    _warn_unknown_words(pack, words)
     config = dd.default_config(pack)
     changes = {"seed": args.seed, "mixture": not args.no_mixture,
                "batch_size": args.batch_size}  # None: what the generator allows
@@ -187,7 +205,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
                            "pack, so only the w transfer (run `atelier precompute` for all three)"),
           file=sys.stderr)
     try:
-        result = _finish(dd.discovery_job(pack, extra_words=words, config=config), dc.Discovery)
+        result = _finish(dd.discovery_job(pack, extra_words=words, config=config,
+                                          recompute=args.recompute), dc.Discovery)
     except KeyboardInterrupt:
         kept = (" (the images sampled so far are kept: the next run goes on from them)"
                 if dd.samples_kept(pack, words, config) else "")

@@ -66,6 +66,7 @@ from editor.methods.global_directions import Progress
 from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 from .outputs import check_outputs, shown
+from .precompute import MAX_IMAGES
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
 
@@ -140,7 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"JPEG/WebP quality, 1-100 (default: what a replayed recipe records, "
                         f"else {DEFAULT_QUALITY}); recorded in the output's recipe")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--precompute-images", type=int_at_least(1), default=None,
+    p.add_argument("--precompute-images", type=int_at_least(1, MAX_IMAGES), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
     p.add_argument("--stats-samples", type=int_at_least(2), default=None,
                    help="samples for the style statistics of a first precompute "

@@ -34,6 +34,10 @@ PROG = "atelier precompute"
 # The paper's settings (RelevanceConfig's defaults), repeated here to keep --help light.
 N_IMAGES, K_SIGMA, SEED, PSI = 100, 5.0, 0, 0.7
 MAX_SEED = 2**62  # seeds are offset (base images from 7,000,000 on) within int64
+# Every base image's W+ and style code is held for the whole run (72 KB each at 1024 px):
+# 100 times the paper's count is 0.7 GB and days of work per 100 on FFHQ; a billion ran
+# the machine out of memory before the first progress line.
+MAX_IMAGES = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, metavar="PATH",
                    help="generator checkpoint (rosinality .pt, NVIDIA .pkl, .safetensors)")
     add_clip_args(p)
-    p.add_argument("--n-images", type=int_at_least(1), default=N_IMAGES, metavar="N",
-                   help=f"base images per channel (default {N_IMAGES}, as the paper)")
+    p.add_argument("--n-images", type=int_at_least(1, MAX_IMAGES), default=N_IMAGES,
+                   metavar="N", help=f"base images per channel (default {N_IMAGES}, as the "
+                   f"paper; at most {MAX_IMAGES:,})")
     p.add_argument("--k-sigma", type=positive_float, default=K_SIGMA, metavar="K",
                    help=f"perturbation in standard deviations (default {K_SIGMA:g})")
     p.add_argument("--layers", nargs="+", metavar="NAME",

@@ -192,15 +192,16 @@ def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
     return found
 
 
-def finds_more(pack: OpenPack, discovery: dc.Discovery) -> bool:
-    """Whether discovering again would find something `discovery` lacks: it was made
-    without the pack's current global directions (e.g. before they were precomputed), so
-    a run now writes another entry. Otherwise a run finds the same directions: its
-    samples and settings are fixed."""
+def finds_more(pack: OpenPack, discovery: dc.Discovery, extra_words: Sequence[str] = (),
+               config: dc.DiscoveryConfig | None = None) -> bool:
+    """Whether discovering again (with these words and settings) would find something
+    `discovery` lacks: it was made without the pack's current global directions (e.g.
+    before they were precomputed), so a run now writes another entry. Otherwise a run
+    finds the same directions: its samples and settings are fixed."""
     if pack.clip is None:
         return False
-    config = default_config(pack)
-    return discovery.key != _entry(pack, config, label_setup(pack), None).key
+    entry = _entry(pack, config or default_config(pack), label_setup(pack, extra_words), None)
+    return discovery.key != entry.key
 
 
 def missing_reason(discovery: dc.Discovery, method: str) -> str | None:
@@ -211,19 +212,22 @@ def missing_reason(discovery: dc.Discovery, method: str) -> str | None:
 
 def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
                   extra_words: Sequence[str] = (), config: dc.DiscoveryConfig | None = None,
-                  root: Path | None = None) -> Iterator[Progress | dc.Discovery]:
-    """Discovery as a job: Progress items, then the Discovery; a cached result comes at
-    once. `cancel` (an Event or a callable) stops it with Cancelled, nothing written. The
-    style transfer needs the pack's global directions (pack.data); without them only the
-    w transfer is made."""
+                  root: Path | None = None, recompute: bool = False
+                  ) -> Iterator[Progress | dc.Discovery]:
+    """Discovery as a job: Progress items, then the Discovery. A cached result comes at
+    once, unless discovering again finds more (finds_more: the pack's global directions
+    were computed since) or `recompute` ignores it; a run writes to `root` (the user
+    cache by default). `cancel` (an Event or a callable) stops it with Cancelled, nothing
+    written but the sampled images. The style transfer needs the pack's global
+    directions (pack.data); without them only the w transfer is made."""
     if pack.clip is None:
         raise ValueError("discovery needs a CLIP model"
                          + (f": {pack.clip_error}" if pack.clip_error else ""))
     config = config or default_config(pack)
     setup = label_setup(pack, extra_words)
-    if root is None:
+    if root is None and not recompute:
         found = cached_discovery(pack, extra_words, config)
-        if found is not None:
+        if found is not None and not finds_more(pack, found, extra_words, config):
             yield Progress(1, 1, "loaded from cache", 0.0)
             yield found
             return
@@ -231,7 +235,7 @@ def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
     yield from dc.run_discovery(
         pack.model.generator, pack.clip, setup, _entry(pack, config, setup, root), config,
         sampler=pack.sample_w(), relevance=data.relevance if data else None,
-        stats=data.stats if data else None, cancel=cancel)
+        stats=data.stats if data else None, cancel=cancel, reuse=not recompute)
 
 
 def to_entries(discovery: dc.Discovery, method: str = dc.DEFAULT_METHOD

@@ -198,39 +198,34 @@ class OpenPack:
         if self.clip is None:
             raise ClipError("gated text edits need a CLIP model"
                             + (f": {self.clip_error}" if self.clip_error else ""))
-        for item in pc.covariation_job(self.model.generator, self.clip,
-                                       self.covariation_entry(root),
-                                       psi=self.relevance_config.psi,
-                                       sample_w=self.sample_w(), cancel=cancel):
-            if isinstance(item, Covariation):
-                self.covariation = item
-            yield item
+        # relayed: a job runner's cancel reaches the sampling, which says what it kept
+        self.covariation = yield from pc.relay(pc.covariation_job(
+            self.model.generator, self.clip, self.covariation_entry(root),
+            psi=self.relevance_config.psi, sample_w=self.sample_w(), cancel=cancel))
+        yield self.covariation
 
     def precompute(self, cancel=None) -> Iterator[Progress | pc.PackData]:
         """The precompute job (resumable); the final item is the PackData."""
         if self.clip is None:
             raise ClipError("precomputing directions needs a CLIP model"
                             + (f": {self.clip_error}" if self.clip_error else ""))
-        data = None
         # One progress for the whole job, co-variation included: its time left is known
         # from the start, at the rate the relevance phase measures.
         phases = pc.pack_phases(self.model.generator, self.stats_samples,
                                 self.relevance_config)
         if self.covariation is None:
             phases.add("co-variation", pc.COVARIATION_SAMPLES)
-        for item in pc.precompute_pack(
-                self.model.generator, self.clip, self.model.content_hash,
-                self.clip.content_hash, self.stats_samples, self.relevance_config,
-                sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler, phases=phases):
-            if isinstance(item, pc.PackData):
-                data = item  # its last item; the co-variation is measured before it goes out
-            else:
-                yield item
-        assert data is not None
+        # relayed: a job runner's cancel reaches the phase at work, which saves its progress
+        # and says so; the PackData is held back while the co-variation is measured
+        data = yield from pc.relay(pc.precompute_pack(
+            self.model.generator, self.clip, self.model.content_hash,
+            self.clip.content_hash, self.stats_samples, self.relevance_config,
+            sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler, phases=phases))
+        assert isinstance(data, pc.PackData)
         self.data = data
         if self.covariation is None:
-            yield from (phases.report("co-variation", p) for p in self.covariation_job(cancel)
-                        if isinstance(p, Progress))
+            yield from pc.relay(self.covariation_job(cancel),
+                                lambda p: phases.report("co-variation", p))
             if self.covariation is not None and self.covariation.save_error:
                 # One place for the caller to read: the job's result says what was not kept.
                 data.save_error = "; ".join(

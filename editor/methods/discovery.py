@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,7 @@ from .precompute import (
     CancelToken,
     is_cancelled,
     load_checked,
+    relay,
     resumable_sampling,
     try_save_checked,
 )
@@ -95,6 +97,7 @@ MIXTURE_STEP_RENDERS, WORD_RENDERS, TRANSFER_RENDERS = 2.0, 0.05, 1.0
 # Below this total variance (of unit embeddings; sampled faces give about 0.1 or more)
 # the samples are one image up to rounding.
 MIN_TOTAL_VARIANCE = 1e-8
+T = TypeVar("T")
 NO_RELEVANCE = ("needs the pack's global directions (relevance): precompute them, then "
                 "discover again")
 
@@ -184,7 +187,9 @@ class DiscoveryConfig:
     split: bool = True
     split_ratio: float = 0.6  # a second concept at >= this x the top label's confidence
     split_min: float = 0.3  # ... and at least this confidence
-    dedupe_cos: float = 0.9  # a direction this close to an earlier one is dropped
+    # a direction this close (|cos|) to an earlier one is dropped: their CLIP vectors, or
+    # their edits (deltas of one transfer)
+    dedupe_cos: float = 0.9
     beta_min_channels: int = 10  # auto-beta of the style transfer
     focused_channels: int = 30  # channels the focused transfer moves
     # renders per generator call (speed and memory only); None: gd.suggested_batch_size
@@ -365,19 +370,6 @@ def job_result(items: Iterator[Progress | object]):
     result = None
     for item in items:
         if not isinstance(item, Progress):
-            result = item
-    return result
-
-
-def relay(items: Iterator[Progress | object],
-          report: Callable[[Progress], Progress] = lambda p: p):
-    """A job's Progress passed on (through `report`); `yield from` gives its result, the
-    last item that is not a Progress."""
-    result = None
-    for item in items:
-        if isinstance(item, Progress):
-            yield report(item)
-        else:
             result = item
     return result
 
@@ -669,13 +661,34 @@ def split_directions(pca_: Pca, space: LabelSpace, config: DiscoveryConfig
     return out
 
 
-def dedupe(items: list[tuple[torch.Tensor, int, bool]], max_cos: float
-           ) -> list[tuple[torch.Tensor, int, bool]]:
-    kept: list[tuple[torch.Tensor, int, bool]] = []
+def _distinct(items: list[T], similarity: Callable[[T, T], float], limit: float) -> list[T]:
+    """The items in order, less each one at least `limit` similar to one kept before it."""
+    kept: list[T] = []
     for item in items:
-        if all(abs(float(item[0] @ k[0])) < max_cos for k in kept):
+        if all(similarity(item, k) < limit for k in kept):
             kept.append(item)
     return kept
+
+
+def dedupe(items: list[tuple[torch.Tensor, int, bool]], max_cos: float
+           ) -> list[tuple[torch.Tensor, int, bool]]:
+    """Directions (unit CLIP vectors first) less those within max_cos (|cos|) of one
+    before them."""
+    return _distinct(items, lambda a, b: abs(float(a[0] @ b[0])), max_cos)
+
+
+def _edit_cos(a: Direction, b: Direction) -> float:
+    """How alike two directions' edits are: the largest |cos| of their deltas of one
+    transfer (either sign: an edit and its opposite are one slider)."""
+    return max((abs(float(F.cosine_similarity(a.deltas[m], b.deltas[m], dim=0)))
+                for m in a.deltas.keys() & b.deltas.keys()), default=0.0)
+
+
+def distinct_edits(directions: list[Direction], max_cos: float) -> list[Direction]:
+    """The directions less each whose edit repeats an earlier one's (_edit_cos at least
+    max_cos). CLIP directions apart (cos -0.87) made one edit twice: "long hair ↔ short
+    hair" and "short ↔ long hair" (their deltas at cos -0.96)."""
+    return _distinct(directions, _edit_cos, max_cos)
 
 
 # ------------------------------------------------------------------------ transfer
@@ -904,6 +917,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
                                                  f"transfer: direction {i + 1}"))
         if is_cancelled(cancel):
             raise Cancelled("discovery cancelled during the transfer")
+    directions = distinct_edits(directions, config.dedupe_cos)
     info = {"config": config.to_dict(), "samples": config.n_samples,
             "seconds": round(time.monotonic() - t0, 1), "sampling_seconds": round(t_sample, 1),
             "vocabulary": len(setup.vocabulary.words),
@@ -984,26 +998,43 @@ def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Disco
     return Discovery(directions, explained, info, key, from_cache=True)
 
 
+def _dedupe_cos(info: dict) -> float:
+    """The dedupe_cos a discovery was made with (its info's config), or the default."""
+    config = info.get("config")
+    value = config.get("dedupe_cos") if isinstance(config, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return DiscoveryConfig.dedupe_cos
+    return float(value)
+
+
 def load_discovery(entry: TensorCache) -> Discovery | None:
+    """The cached discovery, or None. Repeated edits are dropped as a run now drops them:
+    entries made before (the demo pack's shipped one) still hold them."""
     got = load_checked(entry)
-    return _from_entry(got[0], got[1], entry.key) if got else None
+    found = _from_entry(got[0], got[1], entry.key) if got else None
+    if found is not None:
+        found.directions = distinct_edits(found.directions, _dedupe_cos(found.info))
+    return found
 
 
 def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
                   config: DiscoveryConfig | None = None, sampler: WSampler | None = None,
                   relevance: gd.Relevance | None = None, stats: gd.StyleStats | None = None,
-                  cancel: CancelToken = None) -> Iterator[Progress | Discovery]:
-    """discover, through the cache `entry`: a sound cached result is returned at once;
-    otherwise the job runs and its result is written (atomically) when it finishes. A
-    result that cannot be written still comes, with the reason in its save_error."""
-    cached = load_discovery(entry)
+                  cancel: CancelToken = None, reuse: bool = True
+                  ) -> Iterator[Progress | Discovery]:
+    """discover, through the cache `entry`: a sound cached result is returned at once
+    (unless not `reuse`); otherwise the job runs and its result is written (atomically)
+    when it finishes. A result that cannot be written still comes, with the reason in its
+    save_error."""
+    cached = load_discovery(entry) if reuse else None
     if cached is not None:
         yield Progress(1, 1, "loaded from cache", 0.0)
         yield cached
         return
-    for item in discover(gen, clip, setup, config, sampler, relevance, stats, cancel, entry):
-        if isinstance(item, Discovery):
-            item.key = entry.key
-            tensors, info = _to_entry(item)
-            item.save_error = try_save_checked(entry, tensors, info, "discovered directions")
-        yield item
+    # relayed: a Cancelled thrown in reaches the sampling, which says what it kept
+    found = yield from relay(discover(gen, clip, setup, config, sampler, relevance, stats,
+                                      cancel, entry))
+    found.key = entry.key
+    tensors, info = _to_entry(found)
+    found.save_error = try_save_checked(entry, tensors, info, "discovered directions")
+    yield found

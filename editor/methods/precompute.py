@@ -419,6 +419,33 @@ def is_cancelled(cancel: CancelToken) -> bool:
     return bool(cancel())
 
 
+def _kept_note(saved: bool) -> str:
+    """What a stopped job kept, for its Cancelled's message (the job's note)."""
+    return "progress saved, run again to resume" if saved else "the progress could not be saved"
+
+
+def relay(items: Job, report: Callable[[Progress], Progress] = lambda p: p):
+    """A job's Progress passed on (through `report`); `yield from` gives its result, the
+    last item that is not a Progress. A Cancelled thrown in where it waits (a job runner
+    stopping it) is thrown on into `items`, as `yield from` would: the job that holds the
+    work says what it kept."""
+    result = None
+    thrown: Cancelled | None = None
+    while True:
+        try:
+            item = next(items) if thrown is None else items.throw(thrown)
+        except StopIteration:
+            return result
+        thrown = None
+        if not isinstance(item, Progress):
+            result = item
+            continue
+        try:
+            yield report(item)
+        except Cancelled as e:
+            thrown = e
+
+
 def sampled_stats(gen: Generator, n: int, psi: float, sample_w: WSampler | None,
                   cancel: CancelToken, phases: JobPhases, seed: int = STATS_SEED
                   ) -> Job[Progress, None, StyleStats]:
@@ -528,18 +555,24 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
     state = _state_from_partial(load_checked(entry, partial=True), gen, config)
     writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
     relevance: Relevance | None = None
+
+    def stopped(fraction: float) -> Cancelled:
+        writer.maybe_save(force=True)
+        return Cancelled(f"cancelled at {100 * fraction:.1f}%; "
+                         + _kept_note(writer.error is None))
+
     try:
         for item in compute_relevance(gen, clip, stats, config, sample_w=sample_w, state=state):
             if isinstance(item, Relevance):
                 relevance = item
                 continue
             writer.maybe_save()
-            yield phases.report("relevance", item)
+            try:
+                yield phases.report("relevance", item)
+            except Cancelled:  # a job runner's, thrown in here: say what was kept
+                raise stopped(item.fraction) from None
             if is_cancelled(cancel):
-                writer.maybe_save(force=True)
-                kept = ("progress saved, run again to resume" if writer.error is None
-                        else "the progress could not be saved")
-                raise Cancelled(f"cancelled at {100 * item.fraction:.1f}%; {kept}")
+                raise stopped(item.fraction)
     except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the progress
         writer.maybe_save(force=True)  # a failing save (disk full) is logged, not raised
         raise
@@ -638,6 +671,11 @@ def resumable_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base
             warn=saved["error"] is None)
         saved.update(done=run.done, at=time.monotonic())
 
+    def stopped(fraction: float) -> Cancelled:
+        save()
+        return Cancelled(f"{what} cancelled at {100 * fraction:.1f}%; "
+                         + _kept_note(saved["error"] is None))
+
     try:
         for item in run:
             if isinstance(item, Samples):
@@ -645,12 +683,12 @@ def resumable_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base
                 return item
             if time.monotonic() - saved["at"] >= save_every_s:
                 save()
-            yield clock.progress(item.done, f"{what}: {item.done}/{n} images")
+            try:
+                yield clock.progress(item.done, f"{what}: {item.done}/{n} images")
+            except Cancelled:  # a job runner's, thrown in here: say what was kept
+                raise stopped(item.fraction) from None
             if is_cancelled(cancel):
-                save()
-                kept = ("progress saved, run again to resume" if saved["error"] is None
-                        else "the progress could not be saved")
-                raise Cancelled(f"{what} cancelled at {100 * item.fraction:.1f}%; {kept}")
+                raise stopped(item.fraction)
     except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the samples
         save()
         raise

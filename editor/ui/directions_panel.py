@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QStyledItemDelegate,
     QVBoxLayout,
     QWidget,
 )
@@ -55,6 +56,34 @@ TRANSFER_TIPS = {
          "with the direction"}
 
 
+class _TextUnderRows(QStyledItemDelegate):
+    """Items carry their direction's title for type-ahead and screen readers; their row
+    widget shows it, so the text is not drawn under the row too."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 - Qt override
+        super().initStyleOption(option, index)
+        option.text = ""
+
+
+class _CurrentRowKeys(QObject):
+    """On the list: Return adds the current row's direction, and Tab goes into the current
+    row's controls (the Tab order alone goes into the first row's)."""
+
+    def __init__(self, panel: DirectionsPanel):
+        super().__init__(panel.list)
+        self._panel = panel
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if (event.type() != QEvent.Type.KeyPress
+                or event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            return False
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            return self._panel.add_current()
+        if event.key() == Qt.Key.Key_Tab:
+            return self._panel.focus_current_row()
+        return False
+
+
 class DirectionsPanel(QWidget):
     add_requested = Signal(object, float)  # DirectionEntry, strength
     discover_requested = Signal()
@@ -88,6 +117,8 @@ class DirectionsPanel(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.hide()
+        self.list.setItemDelegate(_TextUnderRows(self.list))
+        self.list.installEventFilter(_CurrentRowKeys(self))
         # letters pick an item, PgDown pages; Del here is not the edit stack's Del
         for widget in (self.method, self.list):
             claim_keys(widget)
@@ -103,6 +134,7 @@ class DirectionsPanel(QWidget):
         layout.addWidget(self.list, 1)
         self._sliders: dict[str, FloatSlider] = {}
         self._entries: list[DirectionEntry] = []
+        self._first_controls: list[QWidget] = []  # per row, where Tab into it goes
         self._rediscover = False  # whether Discover would find something new
 
     # ----------------------------------------------------------------- state
@@ -170,8 +202,11 @@ class DirectionsPanel(QWidget):
         self._sliders = {}
         self._entries = list(entries)
         controls = []
+        self._first_controls = []
         for entry in entries:
-            controls += self._add_row(entry)
+            row = self._add_row(entry)
+            self._first_controls.append(row[0])
+            controls += row
         tab_through_rows(self.list, controls)
         self.progress.hide()
         self.note.hide()
@@ -198,6 +233,27 @@ class DirectionsPanel(QWidget):
     def strength(self, key: str) -> float:
         return self._sliders[key].value()
 
+    def _request_add(self, entry: DirectionEntry) -> None:
+        self.add_requested.emit(entry, self.strength(entry.key))
+
+    def add_current(self) -> bool:
+        """Add the current row's direction at its slider's strength; False if no row is
+        current."""
+        row = self.list.currentRow()
+        if not 0 <= row < len(self._entries):
+            return False
+        self._request_add(self._entries[row])
+        return True
+
+    def focus_current_row(self) -> bool:
+        """Move the focus to the current row's first control; False if no row is
+        current."""
+        row = self.list.currentRow()
+        if not 0 <= row < len(self._first_controls):
+            return False
+        self._first_controls[row].setFocus(Qt.FocusReason.TabFocusReason)
+        return True
+
     # ----------------------------------------------------------------- rows
     def _add_row(self, entry: DirectionEntry) -> list[QWidget]:
         """One direction's row; returns its controls in Tab order."""
@@ -220,15 +276,14 @@ class DirectionsPanel(QWidget):
         add.setToolTip("Add this direction to the edit stack at the chosen strength")
         add.setAccessibleName(f"Add {entry.title}")
         slider.set_accessible_name(f"Strength of {entry.title}")
-        add.clicked.connect(lambda _c=False, e=entry, s=slider:
-                            self.add_requested.emit(e, s.value()))
+        add.clicked.connect(lambda _c=False, e=entry: self._request_add(e))
         top = QHBoxLayout()
         top.addWidget(label, 1)
         top.addWidget(add)
         col = QVBoxLayout(row)
         col.addLayout(top)
         col.addWidget(slider)
-        item = QListWidgetItem()
+        item = QListWidgetItem(entry.title)  # type-ahead and screen readers read it
         # height from the row, width from the list: rows follow the dock's width
         item.setSizeHint(QSize(0, row.sizeHint().height()))
         self.list.addItem(item)

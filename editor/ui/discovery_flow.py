@@ -111,7 +111,10 @@ class DiscoveryFlow(QObject):
 
     def _fallback_note(self, chosen: str, shown: str) -> str:
         assert self.discovery is not None
-        reason = missing_reason(self.discovery, chosen) or "not made for these directions"
+        if self._rediscover:  # the pack has what was missing now: no "precompute" advice
+            reason = "found before this pack's global directions; Discover again to add it"
+        else:
+            reason = missing_reason(self.discovery, chosen) or "not made for these directions"
         title = self.panel.method_title
         return f"{title(chosen)}: {reason}; showing {title(shown)}."
 
@@ -133,6 +136,10 @@ class DiscoveryFlow(QObject):
         return self._job
 
     def add(self, entry: DirectionEntry, strength: float) -> None:
+        if strength == 0:  # no change, yet an undo step: refused as a prompt at α 0 is
+            self.window.statusBar().showMessage(
+                f"At strength 0 {entry.title} changes nothing: set its strength first", 5000)
+            return
         pack = self._pack()
         # the edit remembers its generator: on another one its channels mean other things
         self._add_edit(entry_edit(entry, strength, pack.model.content_hash if pack else None),
