@@ -646,3 +646,22 @@ def test_a_registry_clip_is_checked_as_its_own_architecture(tmp_path, tiny_arch,
     with pytest.raises(AtelierError, match=f"not importing other.pt: .*{twin}"):
         zoo.import_file(other, identify=identify_model_file)
     assert zoo.installed_model("my-other") is None
+
+
+def test_a_pasted_page_is_read_as_far_as_clip_reads_without_tokenizing_all_of_it(clip,
+                                                                                 monkeypatch):
+    # A 400,000-character paste was tokenized whole in each of 79 templates (most of a
+    # minute on the render worker) for the 77 tokens CLIP reads of it.
+    from editor.core.prompt_templates import IMAGENET_TEMPLATES
+
+    page = "a face with glasses, smiling and with red hair; " * 2000
+    with torch.no_grad():
+        whole = clip.encode_text([t.replace("{}", page.strip()) for t in IMAGENET_TEMPLATES])
+    expected = whole.mean(dim=0) / whole.mean(dim=0).norm()
+    tokenized: list[int] = []
+    tokenize = clip.tokenize
+    monkeypatch.setattr(clip, "tokenize", lambda prompts: (
+        tokenized.append(max(map(len, prompts))), tokenize(prompts))[1])
+    assert torch.equal(clip.text_embedding(page), expected)  # what CLIP reads is the same
+    assert clip.prompt_is_cut(page)
+    assert max(tokenized) < 2000  # not the whole page

@@ -824,12 +824,21 @@ class ClipModel:
             _check_prompt(p)
         return self._model.encode_text(self.tokenize(prompts), normalize=normalize)
 
+    def readable_part(self, text: str) -> str:
+        """As much of `text` as CLIP can read, or a little more: every word is one token
+        at least, so words past twice the context never count. A pasted page (400,000
+        characters) was tokenized whole in each of 79 templates: most of a minute."""
+        if len(text) <= LONG_PROMPT_CHARS:
+            return text  # a prompt as typed: unchanged, as its cache key
+        return " ".join(text.split()[:2 * self.context_length])
+
     def prompt_is_cut(self, text: str, templates: Sequence[str] | None = None) -> bool:
         """Whether the prompt, in some template (default: the ImageNet ones), fills this
         model's whole context, so that its end is cut off before CLIP reads it (or it
         just fits). Cached per (text, templates): the window asks on every frame."""
         if not isinstance(self._tokenizer, open_clip.SimpleTokenizer):
             return False  # other tokenizers pad with their own ids: no way to tell here
+        text = self.readable_part(text)
         templates = IMAGENET_TEMPLATES if templates is None else tuple(templates)
         key = (text, templates)
         with self._lock:
@@ -864,7 +873,7 @@ class ClipModel:
         ones) filled with the text, encoded and normalised, the average normalised again.
         Cached per (text, templates); the returned tensor is shared with the cache, so do
         not modify it in place."""
-        text = _check_prompt(text)
+        text = self.readable_part(_check_prompt(text))
         templates = IMAGENET_TEMPLATES if templates is None else tuple(templates)
         _check_templates(templates)
         key = (text, templates)
@@ -884,6 +893,9 @@ class ClipModel:
     def clear_text_cache(self) -> None:
         with self._lock:
             self._text_cache.clear()
+
+
+LONG_PROMPT_CHARS = 2000  # longer prompts are cut to what CLIP can read (readable_part)
 
 
 def _check_prompt(text: object) -> str:
