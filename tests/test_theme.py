@@ -1,12 +1,15 @@
-"""Themes: check and radio indicators stay visible in every palette."""
+"""Themes: check and radio indicators stay visible in every palette, icons follow a theme
+change, and disabled controls look disabled."""
 
 from __future__ import annotations
 
 import pytest
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QCheckBox, QRadioButton
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
+from PySide6.QtWidgets import QCheckBox, QRadioButton, QSlider, QToolButton
 
-from editor.ui.theme import apply_theme
+from editor.ui.icons import icon
+from editor.ui.theme import apply_theme, warning_colour
 
 
 def _luminance(c: QColor) -> float:
@@ -19,6 +22,29 @@ def _luminance(c: QColor) -> float:
 def _contrast(a: QColor, b: QColor) -> float:
     la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
     return (la + 0.05) / (lb + 0.05)
+
+
+def _strongest(image: QImage, against: QColor) -> float:
+    """The contrast of the pixel that stands out most from `against`."""
+    return max(_contrast(QColor(image.pixel(x, y)), against)
+               for y in range(image.height()) for x in range(image.width()))
+
+
+def _inks(image: QImage) -> set[int]:
+    """The colours of an icon's fully opaque pixels (the rest is the antialiased edge)."""
+    return {image.pixel(x, y) for y in range(image.height()) for x in range(image.width())
+            if QColor.fromRgba(image.pixel(x, y)).alpha() == 255}
+
+
+def _ink(mode: QIcon.Mode) -> QColor:
+    """The one colour an icon's glyph is drawn in."""
+    inks = _inks(icon("mdi6.undo").pixmap(32, mode).toImage())
+    assert len(inks) == 1
+    return QColor.fromRgba(inks.pop())
+
+
+def _window(qapp) -> QColor:
+    return qapp.palette().color(QPalette.ColorRole.Window)
 
 
 @pytest.fixture
@@ -40,7 +66,83 @@ def test_an_unchecked_indicator_shows_on_a_list_background(qtbot, themed, theme,
     box.setPalette(pal)
     box.setAutoFillBackground(True)
     box.resize(box.sizeHint())
-    image = box.grab().toImage()
-    strongest = max(_contrast(QColor(image.pixel(x, y)), base)
-                    for y in range(image.height()) for x in range(image.width()))
+    strongest = _strongest(box.grab().toImage(), base)
     assert strongest >= 3.0, f"{theme}: the indicator's frame is at {strongest:.2f}:1"
+
+
+def test_icons_take_the_colours_of_the_theme_in_use(qapp, themed):
+    # the window makes its icons before it applies the saved theme, and the theme can change
+    # later: icons drawn in the colours of the palette they were made under were black on the
+    # dark theme (1.6:1)
+    icon("mdi6.undo")
+    for theme in ("light", "dark", "light", "dark"):
+        themed(theme)
+        ink = _ink(QIcon.Mode.Normal)
+        assert ink == qapp.palette().color(QPalette.ColorRole.ButtonText)
+        assert _contrast(ink, _window(qapp)) >= 4.5, theme
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "system"])
+def test_a_disabled_icon_is_fainter_than_an_enabled_one(qapp, themed, theme):
+    # a disabled Undo drew lighter than an enabled one on the dark theme: the cue reversed
+    themed(theme)
+    disabled = _ink(QIcon.Mode.Disabled)
+    assert disabled == qapp.palette().color(QPalette.ColorGroup.Disabled,
+                                            QPalette.ColorRole.ButtonText)
+    assert _contrast(disabled, _window(qapp)) < _contrast(_ink(QIcon.Mode.Normal), _window(qapp))
+
+
+def test_a_button_shows_its_icon_in_the_theme_chosen_after_it_was_painted(qapp, qtbot, themed):
+    # a QIcon is shared and keyed by one cacheKey: a pixmap kept from the first paint
+    # would keep the old colours
+    themed("light")
+    button = QToolButton()
+    qtbot.addWidget(button)
+    button.setIcon(icon("mdi6.undo"))
+    with qtbot.waitExposed(button):
+        button.show()
+    button.grab()
+    themed("dark")
+    qapp.processEvents()  # the new palette reaches a widget through posted events
+    background = button.palette().color(QPalette.ColorRole.Button)
+    assert _strongest(button.grab().toImage(), background) >= 4.5
+
+
+def test_an_icon_copied_and_changed_still_draws(qapp):
+    # adding a pixmap to a copy makes Qt clone the icon's engine, which a Python engine must
+    # survive
+    copy = QIcon(icon("mdi6.undo"))
+    copy.addPixmap(QPixmap(8, 8))
+    assert _inks(copy.pixmap(32).toImage())
+
+
+def test_an_unknown_icon_is_empty_so_buttons_show_their_text():
+    assert icon("mdi6.no-such-icon").isNull()
+    assert not icon("mdi6.undo").isNull()
+
+
+def _most_saturated(image: QImage) -> int:
+    return max(QColor(image.pixel(x, y)).hsvSaturation()
+               for y in range(image.height()) for x in range(image.width()))
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_a_disabled_slider_has_no_accent_fill(qtbot, themed, theme):
+    # Auto β disables the β slider; a blue fill said it could still be moved
+    themed(theme)
+    slider = QSlider(Qt.Orientation.Horizontal)
+    qtbot.addWidget(slider)
+    slider.setRange(0, 100)
+    slider.setValue(60)
+    slider.resize(200, slider.sizeHint().height())
+    assert _most_saturated(slider.grab().toImage()) > 100  # the accent, while enabled
+    slider.setEnabled(False)
+    assert _most_saturated(slider.grab().toImage()) < 60
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "system"])
+def test_the_warning_colour_reads_on_the_window_and_the_base(qapp, themed, theme):
+    themed(theme)
+    pal = qapp.palette()
+    for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Base):
+        assert _contrast(warning_colour(pal), pal.color(role)) >= 4.5, role

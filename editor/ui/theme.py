@@ -28,6 +28,9 @@ _DARK_DISABLED = {
     QPalette.ColorRole.WindowText: "#7d8087",
     QPalette.ColorRole.Text: "#7d8087",
     QPalette.ColorRole.ButtonText: "#7d8087",
+    # a disabled slider's fill: grey, as Fusion's light palette has it, not the blue of one
+    # that can be moved
+    QPalette.ColorRole.Highlight: "#62656c",
 }
 
 
@@ -44,6 +47,15 @@ _INDICATORS = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
 
 def is_dark(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Base).lightness() < 128
+
+
+# an amber that reads as a warning yet keeps 4.5:1 against the window and the base
+_WARNING = {True: QColor("#e0a030"), False: QColor("#8a5500")}  # by is_dark
+
+
+def warning_colour(palette: QPalette) -> QColor:
+    """The colour for warning text (a notice, not an error) on `palette`'s window."""
+    return QColor(_WARNING[is_dark(palette)])
 
 
 class AtelierStyle(QProxyStyle):
