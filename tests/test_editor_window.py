@@ -2342,8 +2342,7 @@ def test_undo_clicked_while_a_prompt_is_being_typed_undoes_that_typing(window, q
     box = window.prompt_panel.target
     box.setFocus()
     QTest.keyClicks(box, "face with glasses")
-    qtbot.wait(500)  # the typing pause: one step
-    window.document.end_merge()
+    qtbot.wait(500)  # the typing pause: one step (it ends the step, as Enter would)
     QTest.keyClicks(box, " and a hat")
     button = window.findChild(QToolBar).widgetForAction(window.undo_act)
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -2356,6 +2355,28 @@ def test_undo_clicked_while_a_prompt_is_being_typed_undoes_that_typing(window, q
     window.undo_act.trigger()
     window.undo_act.trigger()
     assert window.document.state.draft.params.get("target", "") == ""
+
+
+def test_each_prompt_the_typing_pause_applies_is_its_own_undo_step(window, qtbot):
+    # Every prompt tried while the box kept the focus merged into one "Edit prompt": one
+    # Undo went back past all of them (the pause applied a prompt but ended no step).
+    from PySide6.QtTest import QTest
+
+    box = _typing_in_target(window, qtbot, "face with glasses")
+    for prompt in ("face with a beard", "face with red hair"):
+        qtbot.wait(500)  # the pause draws the prompt typed
+        box.selectAll()
+        QTest.keyClicks(box, prompt)  # typed within one pause: one step
+    qtbot.wait(500)
+
+    def drawn() -> str:
+        return window.document.state.draft.params["target"]
+
+    assert drawn() == "face with red hair"
+    window.undo()
+    assert drawn() == "face with a beard" and box.text() == "face with a beard"
+    window.undo()
+    assert drawn() == "face with glasses"
 
 
 def test_undo_and_redo_say_what_they_undo_and_are_off_without_history(window):
@@ -2517,3 +2538,162 @@ def test_closing_with_a_job_running_hides_the_window_before_stopping_the_job(
     assert window.close()  # the fixture's answers: discard, stop the jobs
     gate.set()
     assert shown_while_stopping == [False] and not job.is_active
+
+
+# ------------------------------------------------------------ trying prompts
+def test_turning_auto_beta_off_keeps_the_beta_it_chose_and_the_picture(window, qtbot):
+    # Manual β started at the stored 0.15, a value the box never showed: a mere switch
+    # of mode changed the picture.
+    pp = window.prompt_panel
+    type_prompt(window, "face with glasses")
+    pp.auto_beta.click()
+    before = settled(window, qtbot)
+    chosen = window.last_result.edit_status[window.document.state.draft.id].beta
+    assert chosen != window.document.state.draft.params["beta"]
+    pp.auto_beta.click()
+    assert window.document.state.draft.params["beta"] == chosen  # every digit
+    assert pp.beta.isEnabled() and pp.beta.box.text() == f"{chosen:.3f}"
+    np.testing.assert_array_equal(settled(window, qtbot), before)
+
+
+@pytest.fixture
+def slow_renders(window, monkeypatch):
+    """Renders wait until the event returned is set (a large model on a CPU)."""
+    import threading
+
+    go = threading.Event()
+    render = window.renderer.render
+
+    def held(request, preview=False):
+        go.wait(20)
+        return render(request, preview)
+
+    monkeypatch.setattr(window.renderer, "render", held)
+    yield go
+    go.set()
+
+
+def test_while_a_prompt_is_drawn_the_panel_says_it_is_updating(window, qtbot, slow_renders):
+    # The panel went on describing the previous prompt (its channels, its β, its notes)
+    # for the seconds a slow model took, and nothing said a picture was on its way.
+    pp = window.prompt_panel
+    type_prompt(window, "face with glasses")
+    slow_renders.set()
+    settled(window, qtbot)
+    assert "style channels pass" in pp.channels.text() and pp.channels.isEnabled()
+    slow_renders.clear()
+    type_prompt(window, "!!!")
+    qtbot.wait(100)
+    assert pp.channels.text() == "Updating…\n⚠ The target prompt has no words"
+    assert not pp.channels.isEnabled()  # greyed
+    assert window.status_time.text() == "rendering…"
+    slow_renders.set()
+    settled(window, qtbot)
+    assert pp.channels.isEnabled() and "Updating" not in pp.channels.text()
+    assert window.status_time.text().endswith("ms (full)")
+
+
+def test_another_pack_keeps_the_typed_prompt_but_picks_channels_its_own_way(
+        window, qtbot, models, monkeypatch):
+    # The demo's neutral, gate and auto-β stayed with a prompt typed on it: on a pack
+    # without co-variation every render failed, asking for a precompute (days on a CPU).
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source
+
+    gen, clip, _ = models
+    window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
+    qtbot.waitUntil(lambda: window.pack.is_demo, timeout=20_000)
+    demo_neutral = window.pack.neutral_prompt()
+    type_prompt(window, f"{demo_neutral} with red hair", neutral=demo_neutral)
+    assert window.document.state.draft.params["gate"]
+    monkeypatch.setattr("editor.methods.precompute.load_covariation", lambda _entry: None)
+    window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: not window.pack.is_demo, timeout=20_000)
+    assert window.pack.covariation is None
+    draft = window.document.state.draft
+    assert draft.params == {"neutral": "face", "target": f"{demo_neutral} with red hair",
+                            "beta": 0.15}
+    settled(window, qtbot)
+    assert window.last_result.edit_status[draft.id].error is None
+
+
+def test_a_neutral_of_ones_own_stays_when_another_pack_opens():
+    from editor.engine.editor_state import EditDefaults, draft_for_pack, new_draft
+
+    gated = EditDefaults(auto_beta=True, min_channels=20, gate=True)
+    typed = new_draft("a smiling face", "a smiling face with a hat", gated, strength=3.0)
+    draft = draft_for_pack(typed, "face", EditDefaults(beta=0.1), old_neutral="a face")
+    assert draft.params == {"neutral": "a smiling face", "target": "a smiling face with a hat",
+                            "beta": 0.1}
+    assert (draft.id, draft.strength) == (typed.id, 3.0)
+
+
+def test_a_strength_typed_beyond_the_slider_is_taken_as_typed(window, qtbot):
+    # The α box refused the key that went past the slider's ±10: "25" became 2 and
+    # "-12" became -1, without a word.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    alpha = window.prompt_panel.alpha
+    for typed, strength in (("25", 25.0), ("-12.5", -12.5)):
+        _typed_in(window, alpha.box, typed)
+        QTest.keyClick(alpha.box, Qt.Key.Key_Return)
+        assert window.document.state.draft.strength == strength
+    assert alpha.slider.value() == alpha.slider.minimum()  # at its end
+    window.add_draft_to_stack()
+    row = window.stack_panel.row(window.document.state.session.edits[0].id)
+    _typed_in(window, row.strength.box, "40")
+    QTest.keyClick(row.strength.box, Qt.Key.Key_Return)
+    assert window.document.state.session.edits[0].strength == 40.0
+
+
+def test_why_the_prompt_is_not_drawn_shows_in_the_status_bar_too(window, qtbot):
+    # In an 800x600 window the line under the prompt is scrolled out of view: β dragged
+    # to its end made the edit vanish without a visible word.
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    drag(window.prompt_panel.beta, 0.6)
+    settled(window, qtbot)
+    error = window.last_result.edit_status[window.document.state.draft.id].error
+    assert error and "passes" in error
+    assert window.statusBar().currentMessage() == f"⚠ {error}"
+
+
+def test_a_long_word_in_the_prompt_line_cannot_widen_the_form(qtbot):
+    # A prompt typed without spaces, named in the "never learned" note, widened the form
+    # past its dock: the α and β boxes and the … button went out of reach.
+    from editor.engine.compose import EditStatus
+    from editor.ui.prompt_panel import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.show_status(EditStatus(20, 0.1, unknown_words=("unicorn",)))
+    least = panel.minimumSizeHint().width()
+    word = "cartoonfacewithredhairandroundglasses" * 2
+    panel.show_status(EditStatus(20, 0.1, unknown_words=(word,)))
+    assert panel.minimumSizeHint().width() == least
+    assert "“cartoonfacewithredhairandroun…”" in panel.channels.text()
+
+
+def test_tuning_a_disabled_edit_says_it_is_off(window, qtbot):
+    # The engine leaves a disabled edit out, so it has no report: the panel said nothing
+    # while its prompts were changed, and the picture did not move.
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    edit_id = window.document.state.session.edits[0].id
+    window.stack_panel.row(edit_id).enabled_box.setChecked(False)
+    window.stack_panel.list.setCurrentRow(0)
+    assert window._tuning_id == edit_id
+    settled(window, qtbot)
+    assert window.prompt_panel.channels.text() == \
+        "This edit is off in the stack: tick its box there to apply it"
+
+
+def test_invisible_characters_pasted_in_a_prompt_are_left_out(window, qtbot):
+    # A zero-width space (pasted from a web page) changed the edit, and a CLIP with a
+    # closed vocabulary was said never to have learned the word “”.
+    type_prompt(window, "face with\u200b glasses\u2060", neutral="\ufeffface")
+    assert window.document.state.draft.params["target"] == "face with glasses"
+    assert window.document.state.draft.params["neutral"] == "face"

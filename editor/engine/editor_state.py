@@ -49,9 +49,25 @@ def new_draft(neutral: str = DEFAULT_NEUTRAL, target: str = "",
     return Edit(kind="global", params=params, strength=strength)
 
 
+BETA_KEYS = ("beta", "auto_beta", "min_channels", "gate")  # how a text edit picks channels
+
+
 def _beta_params_of(edit: Edit) -> dict:
-    return {k: edit.params[k] for k in ("beta", "auto_beta", "min_channels", "gate")
-            if k in edit.params}
+    return {k: edit.params[k] for k in BETA_KEYS if k in edit.params}
+
+
+def draft_for_pack(draft: Edit, neutral: str, defaults: EditDefaults,
+                   old_neutral: str) -> Edit:
+    """The draft when another model pack opens. A typed target stays, but it picks its
+    channels as the new pack's edits do (β's useful range belongs to its CLIP), and a
+    neutral that was the old pack's own ("a cartoon face") becomes the new pack's: the
+    demo's gate and auto-β once stayed on a pack without the co-variation they need."""
+    if not str(draft.params.get("target", "")).strip():
+        return new_draft(neutral, defaults=defaults)
+    params = {k: v for k, v in draft.params.items() if k not in BETA_KEYS}
+    if params.get("neutral") == old_neutral:
+        params["neutral"] = neutral
+    return replace(draft, params={**params, **defaults.beta_params()})
 
 
 def replayed_session(recipe: dict) -> Session:

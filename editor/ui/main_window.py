@@ -35,6 +35,7 @@ from editor.core.errors import AtelierError
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.core.paths import RESOURCES_DIR
 from editor.engine.compose import (
+    EditingContext,
     ManyLatentsError,
     holds_a_latent,
     wplus_file_source,
@@ -45,6 +46,7 @@ from editor.engine.editor_state import (
     DRAFT_KEY,
     EditDefaults,
     EditorState,
+    draft_for_pack,
     new_draft,
 )
 from editor.engine.export import ExportResult, disable_failing_edits, file_recipe, run_plan
@@ -89,6 +91,7 @@ from .styleclip_import_flow import StyleClipImportFlow
 from .theme import THEMES, apply_theme
 
 EXPORT_JOB = "export:"  # key prefix of export jobs
+RENDERING_TEXT = "rendering…"  # the time label while a picture is on its way
 PRECOMPUTE_JOB = "precompute:"
 
 GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
@@ -166,6 +169,15 @@ def _latent_name(source: Source) -> str:
     return source.label or Path(source.wplus_path or "").name or "the latent"
 
 
+def _status_key(session: Session | None, edit_id: str) -> tuple | None:
+    """What the engine's report on an edit depends on (not its strength): two sessions
+    that agree on it report the same; None where the edit is not drawn."""
+    edit = next((e for e in session.edits if e.id == edit_id), None) if session else None
+    if edit is None or not edit.enabled:
+        return None
+    return edit.kind, edit.params
+
+
 def _bundled(path: str) -> bool:
     """A file that ships with the program (the demo models)."""
     return Path(path).resolve().is_relative_to(RESOURCES_DIR)
@@ -199,6 +211,13 @@ class MainWindow(QMainWindow):
         self.document.history_reset.connect(self._deleted_while_tuned.clear)
         self._shown_edit_ids: frozenset[str] = frozenset()
         self._interactive = False
+        # seq -> the session each render request asked for, and the one the picture shown
+        # was drawn from: the prompt panel's report is of the edit as drawn, which may not
+        # be the edit as it is now (a slow model is still drawing the new prompt)
+        self._asked: dict[int, Session] = {}
+        self._drawn: Session | None = None
+        self._notes_context: EditingContext | None = None  # prompt notes on this thread
+        self._said_error: str | None = None  # the prompt's error the status bar told
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
         self._copy_pending = False  # Copy image waits for the settled picture
@@ -581,7 +600,14 @@ class MainWindow(QMainWindow):
         self.document.end_merge()
 
     def _edit_defaults(self) -> EditDefaults:
-        return self.pack.edit_defaults if self.pack is not None else EditDefaults()
+        """How a new prompt starts on the open pack: its way, less the gate where it has
+        no co-variation to gate with (every render failed, asking for a precompute that
+        takes days on a CPU)."""
+        if self.pack is None:
+            return EditDefaults()
+        defaults = self.pack.edit_defaults
+        return defaults if self.pack.covariation is not None else dataclasses.replace(
+            defaults, gate=False)
 
     def _on_edit_changed(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
         state = self.document.state
@@ -681,10 +707,46 @@ class MainWindow(QMainWindow):
 
     def _show_prompt(self, state: EditorState) -> None:
         tuned = self._tuning_id is not None
-        edit = state.session.edit(self._tuning_id) if tuned else state.draft
-        self.prompt_panel.show_edit(edit, bound=tuned)
-        if self.last_result is not None:
-            self.prompt_panel.show_status(self.last_result.edit_status.get(edit.id))
+        self.prompt_panel.show_edit(self._prompt_edit(state), bound=tuned)
+        self._show_prompt_status()
+
+    def _prompt_edit(self, state: EditorState) -> Edit:
+        """The edit the prompt panel shows: the stack edit being tuned, or the draft."""
+        tuning = self._tuning_id
+        return state.session.edit(tuning) if tuning is not None else state.draft
+
+    def _show_prompt_status(self) -> None:
+        """The prompt panel's report: the picture's on the edit it shows when that picture
+        was drawn from the edit as it is now; otherwise that it is updating, with the
+        prompt's notes, which need no picture."""
+        if self.last_result is None:
+            return
+        state = self.document.state
+        edit = self._prompt_edit(state)
+        if _status_key(self._drawn, edit.id) == _status_key(state.rendered_session(), edit.id):
+            status = self.last_result.edit_status.get(edit.id)
+            self.prompt_panel.show_status(status)
+            self._say_prompt_error(status.error if status is not None else None)
+        else:
+            self.prompt_panel.show_updating(self._prompt_notes(edit))
+
+    def _say_prompt_error(self, error: str | None) -> None:
+        """Why the prompt panel's edit is not drawn, in the status bar as well, once: in a
+        small window the panel's line is scrolled out of view, and the edit just vanished."""
+        if error and error != self._said_error:
+            self.statusBar().showMessage(f"⚠ {error}", 10000)
+        self._said_error = error
+
+    def _prompt_notes(self, edit: Edit) -> list[str]:
+        """What is wrong with a text edit's prompts (words the CLIP never learned...), as
+        the engine says it, known at once: a slow model drew the next picture seconds
+        later, and the last prompt's notes stood under the new one meanwhile."""
+        if self._notes_context is None or not edit.enabled:
+            return []
+        # asked of a session of the edit alone, drawn (the engine skips what is not)
+        alone = Session(edits=(dataclasses.replace(edit, strength=1.0),))
+        found = self._notes_context.prompt_warnings(alone)
+        return found[0][1] if found else []
 
     # ================================================================= rendering
     def current_session(self) -> Session:
@@ -701,6 +763,8 @@ class MainWindow(QMainWindow):
                             compare=self.canvas.comparing, generation=self._generation)
         self.worker.submit(req)
         self.last_request = req
+        self._asked[req.seq] = req.session
+        self.status_time.setText(RENDERING_TEXT)
         return req
 
     @Slot(object)
@@ -708,7 +772,9 @@ class MainWindow(QMainWindow):
         # results from an older model or older than what is shown are dropped
         if result.generation != self._generation or result.seq < self._shown_seq:
             return
+        self._forget_older_requests(result.seq)
         if not result.ok:
+            self.status_time.setText("")
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
             self._copy_pending = False  # the message says why nothing was copied
             if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
@@ -716,6 +782,7 @@ class MainWindow(QMainWindow):
             return
         self._shown_seq = result.seq
         self.last_result = result
+        self._drawn = self._asked.get(result.seq, self._drawn)
         # the renderer hands back the same cached "before" array while only edits change:
         # wrap it once, not on every frame of a drag. A result without one drops the old:
         # it may show another source, and would be painted as this one's original
@@ -724,13 +791,23 @@ class MainWindow(QMainWindow):
             self._before_image = (qimage_from_array(result.before)
                                   if result.before is not None else None)
         self.canvas.set_image(qimage_from_array(result.image), self._before_image)
-        state = self.document.state
-        shown = self._tuning_id or state.draft.id
-        self.prompt_panel.show_status(result.edit_status.get(shown))
+        self._show_prompt_status()
         self.stack_panel.show_status(result.edit_status)
-        kind = "preview" if result.preview else "full"
-        self.status_time.setText(f"{result.timings.get('total_ms', 0):.0f} ms ({kind})")
+        self._show_render_time(result)
         self._copy_if_settled()
+
+    def _forget_older_requests(self, seq: int) -> None:
+        """Requests older than a result are never drawn: the worker keeps the newest."""
+        self._asked = {s: session for s, session in self._asked.items() if s >= seq}
+
+    def _show_render_time(self, result: RenderResult) -> None:
+        """How long the picture took, and whether another is on its way (after a preview,
+        the full resolution; a newer request): a slow model said nothing meanwhile."""
+        kind = "preview" if result.preview else "full"
+        text = f"{result.timings.get('total_ms', 0):.0f} ms ({kind})"
+        if result.preview or result.seq < self.last_request.seq:
+            text += f" · {RENDERING_TEXT}"
+        self.status_time.setText(text)
 
     # ================================================================= clipboard
     def copy_image(self) -> None:
@@ -837,6 +914,8 @@ class MainWindow(QMainWindow):
         self.pack = pack
         self._generation += 1
         self._shown_seq = 0
+        self._asked, self._drawn = {}, None  # the old model's requests are never shown
+        self._notes_context = pack.context()  # its own: a context's caches are per thread
         self._copy_pending = False  # the picture asked for is gone with its model
         info = pack.model
         imported = pack.data.imported_from if pack.data is not None else None
@@ -871,9 +950,8 @@ class MainWindow(QMainWindow):
                 # into or out of the demo world, whose ψ is forced: the model's own, as
                 # `atelier edit --seed` uses it, so the same seed is the same picture
                 source = dataclasses.replace(source, psi=info.seed_psi)
-            draft = state.draft
-            if not str(draft.params.get("target", "")).strip():
-                draft = new_draft(pack.neutral_prompt(), defaults=pack.edit_defaults)
+            draft = draft_for_pack(state.draft, pack.neutral_prompt(), self._edit_defaults(),
+                                   old.neutral_prompt() if old is not None else DEFAULT_NEUTRAL)
             # the first model only fills in the untitled document's defaults; a later one
             # that changes a saved document leaves it unsaved (see Document.reset)
             self.document.reset(EditorState(state.session.with_source(source), draft),

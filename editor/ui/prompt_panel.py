@@ -7,6 +7,9 @@ itself; it reports changes (edit id + changed fields) and the window makes them 
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -18,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -32,12 +36,19 @@ from .keys import menu_text, route_undo_keys
 from .sliders import FloatSlider
 
 ALPHA_RANGE = (-10.0, 10.0)
+# what the α box takes when typed: its keys were refused beyond the slider's range, so
+# "25" became 2 without a word
+ALPHA_TYPED_RANGE = (-100.0, 100.0)
 BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)
 TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
 # a recipe's prompt may be longer than QLineEdit's default limit (32,767 characters): the
 # box must hold all of it, or showing it cut its end and Save wrote the cut prompt
 PROMPT_MAX_LENGTH = 2**31 - 1
 NO_NEUTRAL_HINT = "none: the target alone"  # a recipe's empty neutral (--neutral "")
+LONG_WORD_CHARS = 30
+LONG_WORD = re.compile(rf"[^\W_]{{{LONG_WORD_CHARS + 1},}}")  # letters or digits, no break
+UPDATING_TEXT = "Updating…"  # the edit changed; its new report comes with its picture
+EDIT_OFF_TEXT = "This edit is off in the stack: tick its box there to apply it"
 
 
 class PromptPanel(QWidget):
@@ -51,11 +62,15 @@ class PromptPanel(QWidget):
         self._edit: Edit | None = None
         self._available = True  # text edits work with the open models
         self._default_neutral = DEFAULT_NEUTRAL  # the pack's, which an empty box means
+        self._auto_beta: float | None = None  # the β auto-β last chose for the edit shown
         # what each box was last filled with: only a box the user changed since changes
         # the edit (Save once rewrote prompts nobody touched)
         self._filled = {"neutral": "", "target": ""}
         self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
-        self._typing.timeout.connect(self._apply_text)
+        # each prompt the pause applies is an undo step of its own, as after Enter: the
+        # typing went on merging into one step while the box kept the focus, and Undo went
+        # back past every prompt tried
+        self._typing.timeout.connect(self._finish_typing)
 
         self.heading = ElidedLabel()  # a long edit name must not widen the panel
         font = self.heading.font()
@@ -93,7 +108,8 @@ class PromptPanel(QWidget):
             box.textEdited.connect(lambda _t: self._typing.start())
             box.editingFinished.connect(self._finish_typing)
 
-        self.alpha = FloatSlider(*ALPHA_RANGE, value=0.0, decimals=2)
+        self.alpha = FloatSlider(*ALPHA_RANGE, value=0.0, decimals=2,
+                                 typed_range=ALPHA_TYPED_RANGE)
         self.alpha.setToolTip("Strength α: how far to move; negative goes the other way")
         self.alpha.value_changed.connect(
             lambda v: self._emit({"strength": v}, "Change strength", "alpha"))
@@ -121,6 +137,10 @@ class PromptPanel(QWidget):
         # room for the second line (a warning) from the start: the form is fitted to its
         # height once, when the window first shows, and a later line gave it a scrollbar
         self.channels.setMinimumHeight(2 * self.channels.fontMetrics().lineSpacing())
+        # its width is the form's, never its own: a long word in it (a prompt typed without
+        # spaces) widened the form past the dock, out of reach of the α and β boxes
+        self.channels.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                    QSizePolicy.Policy.Preferred)
         self.notice = QLabel("")  # why prompt edits are unavailable, when they are
         self.notice.setWordWrap(True)
         self.notice.hide()
@@ -150,6 +170,7 @@ class PromptPanel(QWidget):
         switching = self._edit is None or edit.id != self._edit.id
         if switching:
             self._apply_text()  # pending typing belongs to the edit being left
+            self._auto_beta = None  # the β auto chose for the edit being left
         self._edit = edit
         p = edit.params
         self.heading.setText(f"Tuning: {edit.title}" if bound else "New prompt")
@@ -168,18 +189,41 @@ class PromptPanel(QWidget):
 
     def show_status(self, status: EditStatus | None) -> None:
         """The engine's report on the edit shown: channels passing β, or why none do."""
-        self.channels.setText(status_text(status))
+        # the engine leaves a disabled edit out, so it has no report: tuning one seemed to
+        # do nothing at all
+        off = self._edit is not None and not self._edit.enabled
+        self._show_line(EDIT_OFF_TEXT if off else status_text(status), current=True)
         self.channels.setToolTip(
             "The edit follows what CLIP understands of the prompt; words it never learned "
             "move it in a direction nobody chose. The … menu lists prompts in its words."
             if status is not None and status.unknown_words else "")
-        if self._edit is not None and self._edit.params.get("auto_beta"):
-            # auto β is the engine's choice for this prompt; without one, show none rather
-            # than the last prompt's
-            if status is not None and not status.error and status.beta:
-                self.beta.set_value(status.beta)
-            else:
-                self.beta.show_blank()
+        if self._auto_beta_shown():
+            self._show_auto_beta(status)
+
+    def show_updating(self, notes: list[str]) -> None:
+        """The edit changed since the picture shown was drawn: its report comes with the
+        next picture. Until then the line says so, with what is known at once (`notes` on
+        its prompts), rather than pass the last prompt's channels off as this one's."""
+        self._show_line(UPDATING_TEXT + warning_lines(notes), current=False)
+        if self._auto_beta_shown():
+            self.beta.show_blank()  # this prompt's is not known yet
+
+    def _show_line(self, text: str, current: bool) -> None:
+        self.channels.setText(elide_long_words(text))
+        self.channels.setEnabled(current)  # greyed while it is updating
+
+    def _auto_beta_shown(self) -> bool:
+        return self._edit is not None and bool(self._edit.params.get("auto_beta"))
+
+    def _show_auto_beta(self, status: EditStatus | None) -> None:
+        """Auto β is the engine's choice for this prompt; without one, show none rather
+        than the last prompt's."""
+        chosen = status.beta if status is not None and not status.error else None
+        if chosen:
+            self._auto_beta = chosen  # where manual β starts when auto is turned off
+            self.beta.set_value(chosen)
+        else:
+            self.beta.show_blank()
 
     def set_placeholders(self, neutral: str) -> None:
         """Example prompts in the pack's own words (the demo's are about cartoon faces);
@@ -214,7 +258,7 @@ class PromptPanel(QWidget):
         """The prompt a box's text means: without the spaces around it; an empty neutral
         box means its placeholder, the pack's neutral (as `atelier edit` without
         --neutral), and the edit records that prompt, so its recipe replays the same."""
-        text = box.text().strip()
+        text = without_format_characters(box.text()).strip()
         return self._default_neutral if key == "neutral" and not text else text
 
     def _typed_prompt(self, box: QLineEdit, key: str) -> str:
@@ -300,7 +344,12 @@ class PromptPanel(QWidget):
 
     def _toggle_auto_beta(self, on: bool) -> None:
         self._enable_beta()
-        self._emit_params({"auto_beta": on}, "Auto β" if on else "Manual β", None)
+        params: dict = {"auto_beta": on}
+        if not on and self._auto_beta is not None:
+            # manual β starts where auto left it (all its digits): the stored β, a default
+            # the user never saw, changed the picture on a mere switch of mode
+            params["beta"] = self._auto_beta
+        self._emit_params(params, "Auto β" if on else "Manual β", None)
         self.interaction_finished.emit()
 
     def _toggle_gate(self, on: bool) -> None:
@@ -317,7 +366,25 @@ def status_text(status: EditStatus | None) -> str:
         return f"⚠ {status.error}"
     beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
     text = f"{status.n_channels} style channels pass{beta}"
-    return text + "".join(f"\n⚠ {note}" for note in status.prompt_warnings())
+    return text + warning_lines(status.prompt_warnings())
+
+
+def without_format_characters(text: str) -> str:
+    """Text less its invisible format characters (Unicode Cf: zero-width spaces and joiners,
+    direction marks), which text pasted from web pages carries: the CLIP read one as a
+    word, the window named it as an unknown word “”, and it changed the edit."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def elide_long_words(text: str) -> str:
+    """Words too long to read at a glance (a prompt typed without spaces), cut short with
+    an ellipsis: the line wraps between words only, so one such word runs out of view."""
+    return LONG_WORD.sub(lambda m: m[0][:LONG_WORD_CHARS - 1] + "…", text)
+
+
+def warning_lines(notes: list[str]) -> str:
+    """Notes on an edit's prompts, each on a line of its own below the report."""
+    return "".join(f"\n⚠ {note}" for note in notes)
 
 
 def auto_beta_tip(min_channels: object) -> str:

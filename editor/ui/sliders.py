@@ -33,16 +33,20 @@ class FloatSlider(QWidget):
 
     def __init__(self, minimum: float, maximum: float, value: float = 0.0,
                  decimals: int = 2, steps: int = 400, parent: QWidget | None = None,
-                 wheel_needs_focus: bool = False):
+                 wheel_needs_focus: bool = False,
+                 typed_range: tuple[float, float] | None = None):
+        """`typed_range`: what the box takes when typed, where it is wider than the
+        slider's range (the slider then stays at its end)."""
         super().__init__(parent)
         # in a scrolling list the wheel must scroll the list, not the row under the hand
         self._wheel_needs_focus = wheel_needs_focus
         self._min, self._max, self._steps = float(minimum), float(maximum), steps
+        self._typed = typed_range or (self._min, self._max)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, steps)
         self.slider.setPageStep(steps // 20)
         self.box = QDoubleSpinBox()
-        self.box.setRange(self._min, self._max)
+        self.box.setRange(*self._typed)
         self.box.setDecimals(decimals)
         self.box.setSingleStep((self._max - self._min) / 100)
         self.box.setKeyboardTracking(False)  # typing "1.5" must not apply "1" first
@@ -103,7 +107,7 @@ class FloatSlider(QWidget):
         beyond the slider's range (from a recipe or the command line) shows in the box as
         it is, with the slider at its end, rather than as the nearest value it can reach."""
         with QSignalBlocker(self.slider), QSignalBlocker(self.box):
-            low, high = min(self._min, value), max(self._max, value)
+            low, high = min(self._typed[0], value), max(self._typed[1], value)
             if (low, high) != (self.box.minimum(), self.box.maximum()):
                 self.box.setRange(low, high)
             self.box.setValue(value)
@@ -115,10 +119,12 @@ class FloatSlider(QWidget):
         self.box.lineEdit().setText("—")
 
     def set_range(self, minimum: float, maximum: float) -> None:
+        """The slider's range, which is also what the box takes from now on."""
         value = self.value()
         self._min, self._max = float(minimum), float(maximum)
+        self._typed = (self._min, self._max)
         with QSignalBlocker(self.box):
-            self.box.setRange(self._min, self._max)
+            self.box.setRange(*self._typed)
         self.set_value(min(max(value, self._min), self._max))
 
     def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt naming

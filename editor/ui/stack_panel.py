@@ -27,7 +27,7 @@ from editor.engine.session import Edit
 from .elided_label import ElidedLabel
 from .icons import icon
 from .keys import WINDOW_PLAIN_KEYS, claim_keys, scroll_to_focused_row, tab_through_rows
-from .prompt_panel import ALPHA_RANGE
+from .prompt_panel import ALPHA_RANGE, ALPHA_TYPED_RANGE
 from .sliders import FloatSlider
 
 
@@ -45,7 +45,8 @@ class EditRow(QWidget):
         self.status.setWordWrap(True)
         self._error = ""
         # the wheel scrolls the list: a row's strength takes it only once focused
-        self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength, wheel_needs_focus=True)
+        self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength, wheel_needs_focus=True,
+                                    typed_range=ALPHA_TYPED_RANGE)
         self.strength.setToolTip("Strength α of this edit")
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
