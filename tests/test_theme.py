@@ -146,3 +146,22 @@ def test_the_warning_colour_reads_on_the_window_and_the_base(qapp, themed, theme
     pal = qapp.palette()
     for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Base):
         assert _contrast(warning_colour(pal), pal.color(role)) >= 4.5, role
+
+
+def test_the_prompt_panels_notice_takes_the_themes_warning_colour(qtbot, themed):
+    # One orange for both themes read at 2.9:1 on the light one, and it stayed as it was
+    # when the theme changed.
+    from PySide6.QtWidgets import QApplication
+
+    from editor.ui.prompt_panel import PromptPanel
+
+    themed("light")
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.set_text_edits_available(False, "Prompt edits need a CLIP model: <none> chosen")
+    light = warning_colour(QApplication.palette()).name()
+    assert light in panel.notice.text() and "&lt;none&gt;" in panel.notice.text()
+    themed("dark")
+    dark = warning_colour(QApplication.palette()).name()
+    assert dark != light
+    qtbot.waitUntil(lambda: dark in panel.notice.text(), timeout=2000)

@@ -7,10 +7,11 @@ itself; it reports changes (edit id + changed fields) and the window makes them 
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -34,6 +35,7 @@ from editor.engine.session import Edit
 from .elided_label import ElidedLabel
 from .keys import menu_text, route_undo_keys
 from .sliders import FloatSlider
+from .theme import warning_colour
 
 ALPHA_RANGE = (-10.0, 10.0)
 # what the α box takes when typed: its keys were refused beyond the slider's range, so
@@ -62,6 +64,7 @@ class PromptPanel(QWidget):
         self._edit: Edit | None = None
         self._available = True  # text edits work with the open models
         self._default_neutral = DEFAULT_NEUTRAL  # the pack's, which an empty box means
+        self._notice_reason = ""  # why prompt edits are unavailable, when they are
         self._auto_beta: float | None = None  # the β auto-β last chose for the edit shown
         # what each box was last filled with: only a box the user changed since changes
         # the edit (Save once rewrote prompts nobody touched)
@@ -287,8 +290,23 @@ class PromptPanel(QWidget):
                   self.gate, self.add_button, self.suggest_button):
             w.setEnabled(available)
         self._enable_beta()
-        self.notice.setText(f"<span style='color:#c77c02'>{reason}</span>" if reason else "")
+        self._notice_reason = reason
+        self._show_notice()
         self.notice.setVisible(not available and bool(reason))
+
+    def _show_notice(self) -> None:
+        # the theme's warning colour, again when the theme changes: one orange for both
+        # was 2.9:1 on the light theme
+        reason = self._notice_reason
+        colour = warning_colour(self.palette()).name()
+        self.notice.setText(f"<span style='color:{colour}'>{html.escape(reason)}</span>"
+                            if reason else "")
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and hasattr(self, "notice"):  # not while the panel is being built
+            self._show_notice()
+        super().changeEvent(event)
 
     # ----------------------------------------------------------------- user input
     def _emit(self, changes: dict, text: str, merge: str | None) -> None:
