@@ -652,11 +652,15 @@ def test_a_file_name_that_is_not_utf8_is_written(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == [name]  # and no temporary file left
 
 
-def test_ctrl_c_outside_a_precompute_does_not_speak_of_one(tmp_path, capsys, monkeypatch):
-    def interrupted(*a, **k):
-        raise KeyboardInterrupt
+def _raising(error: BaseException):
+    """A stand-in for any function: it raises `error`."""
+    def fn(*_a, **_k):
+        raise error
+    return fn
 
-    monkeypatch.setattr("editor.cli.edit.open_pack", interrupted)
+
+def test_ctrl_c_outside_a_precompute_does_not_speak_of_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("editor.cli.edit.open_pack", _raising(KeyboardInterrupt()))
     assert main(["edit", "--seed", "1", "-o", str(tmp_path / "o.png")]) == 130
     err = capsys.readouterr().err
     assert "nothing was written" in err and "precompute" not in err
@@ -882,3 +886,40 @@ def test_each_command_lists_the_help_its_module_registers():
         own = commands(build_parser(name)).choices[name]
         assert len(own._actions) > 1 and own.get_default("func") is not None, name
         assert len(commands(build_parser("")).choices[name]._actions) == 1  # -h only
+
+
+GPU_FULL = torch.OutOfMemoryError(
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 15.70 GiB "
+    "of which 1.06 GiB is free. Of the allocated memory ... PYTORCH_CUDA_ALLOC_CONF=...")
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    # An out-of-memory render ended `atelier edit` with an uncaught traceback.
+    monkeypatch.setattr("editor.engine.compose.EditingContext.render", _raising(GPU_FULL))
+    assert main(["edit", "--seed", "1", "-o", str(tmp_path / "o.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("atelier edit: out of GPU memory (asked for 2.00 GiB more; 1.06 GiB "
+                           "of 15.70 GiB free on GPU 0)")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_out_of_memory_in_a_first_precompute_says_its_progress_is_kept(tmp_path, models,
+                                                                       capsys, monkeypatch):
+    def out_of_memory(*_a, **_k):
+        yield from ()
+        raise GPU_FULL
+
+    monkeypatch.setattr("editor.engine.packs.OpenPack.precompute", out_of_memory)
+    assert main(["edit", "--seed", "1", "--target", "face with glasses", *models,
+                 "-o", str(tmp_path / "o.png")]) == 1
+    err = capsys.readouterr().err
+    assert "out of GPU memory (asked for 2.00 GiB more" in err
+    assert "the precompute's progress is saved, and the next run goes on from it" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch):
+    bug = RuntimeError("shape mismatch in a layer")  # not the user's to fix
+    monkeypatch.setattr("editor.engine.compose.EditingContext.render", _raising(bug))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["edit", "--seed", "1", "-o", str(tmp_path / "o.png")])

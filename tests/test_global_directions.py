@@ -995,3 +995,27 @@ def test_relay_passes_a_thrown_cancel_on_to_the_job_it_relays():
         yield (yield from pc.relay(result_last()))
 
     assert [getattr(x, "message", x) for x in outer()] == ["x", "result"]
+
+
+def test_cli_precompute_out_of_memory_says_the_progress_is_kept_and_what_to_change(
+        tmp_path, capsys, monkeypatch):
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    def out_of_memory(*_a, **_k):
+        yield from ()
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB. GPU 0 "
+                                     "has a total capacity of 7.79 GiB of which 100.00 MiB is "
+                                     "free. PYTORCH_CUDA_ALLOC_CONF=...")
+
+    monkeypatch.setattr(pc, "precompute_pack", out_of_memory)
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    assert main(["precompute", "--generator", str(gen_path), "--clip-checkpoint",
+                 str(clip_path), "--n-images", "2", "--stats-samples", "100", "--batch-size",
+                 "8"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("atelier precompute: error: out of GPU memory (asked for 512.00 MiB more; "
+                   "100.00 MiB of 7.79 GiB free on GPU 0); progress saved: run again with a "
+                   "smaller --batch-size (this run: 8)")

@@ -182,7 +182,26 @@ def test_error_messages():
     assert error_message(RuntimeError()) == "RuntimeError"
     assert error_message(MemoryError()) == "out of memory"
     assert error_message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried "
-                                      "to allocate 8 bytes")).startswith("out of memory: ")
+                                      "to allocate 8 bytes")) == \
+        "out of memory (asked for 8 bytes more)"
+
+
+def test_running_out_of_gpu_memory_is_one_short_line():
+    # torch's paragraph (allocator settings, reserved memory...) filled the status bar and
+    # the jobs panel's row
+    import torch
+
+    cuda = torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 "
+        "GiB of which 3.06 MiB is free. Including non-PyTorch memory, this process has 79.14 "
+        "GiB memory in use. Of the allocated memory 77.90 GiB is allocated by PyTorch, and "
+        "600.12 MiB is reserved by PyTorch but unallocated. If reserved but unallocated memory "
+        "is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid "
+        "fragmentation.  See documentation for Memory Management")
+    assert error_message(cuda) == ("out of GPU memory (asked for 2.00 GiB more; 3.06 MiB of "
+                                   "79.15 GiB free on GPU 0)")
+    assert error_message(RuntimeError("CUDA error: out of memory")) == \
+        "out of GPU memory: CUDA error: out of memory"
 
 
 def test_raising_cancelled_counts_as_cancelled(qtbot, runner):

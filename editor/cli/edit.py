@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from editor.core.errors import AtelierError, ClipError, ImageExistsError
+from editor.core.errors import (
+    AtelierError,
+    ClipError,
+    ImageExistsError,
+    is_out_of_memory,
+    out_of_memory_text,
+)
 from editor.core.image_io import check_export_path, looks_like_image, read_recipe
 from editor.engine.compose import (
     EditError,
@@ -65,6 +71,7 @@ from editor.methods.global_directions import Progress
 
 from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
+from .failures import failure_line
 from .outputs import check_outputs, shown
 from .precompute import MAX_IMAGES
 
@@ -312,6 +319,11 @@ def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
         if resumable:
             raise PackJobInterrupted from None
         raise
+    except (MemoryError, RuntimeError) as e:
+        if resumable and is_out_of_memory(e):  # hours of work on FFHQ: say it is not lost
+            raise AtelierError(f"{out_of_memory_text(e)}; the precompute's progress is "
+                               "saved, and the next run goes on from it") from e
+        raise
     print(file=sys.stderr)
 
 
@@ -384,6 +396,9 @@ def run(args: argparse.Namespace) -> int:
         hint = ("; pass --overwrite to replace it" if isinstance(e, ImageExistsError)
                 else " with --wplus-index" if isinstance(e, ManyLatentsError) else "")
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as e:  # out of memory: one line; a bug: its traceback
+        print(f"atelier edit: {failure_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         print("\ninterrupted; nothing was written" + (

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, is_out_of_memory
 from editor.core.paths import unwritable_reason
 
 from . import command_help
@@ -239,6 +239,8 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         device, loaded, clip, sample_w, sampler = load_models(args)
     except AtelierError as e:
         return _error(str(e))
+    except (MemoryError, RuntimeError) as e:  # the models do not fit: one line, not a trace
+        return _error(failure_line(e))
     gen = loaded.generator
     batch = args.batch_size or gd.suggested_batch_size(gen)
     config = gd.RelevanceConfig(n_images=args.n_images, k_sigma=args.k_sigma,
@@ -275,7 +277,9 @@ def cmd_precompute(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     except (AtelierError, ValueError, OSError, MemoryError, RuntimeError) as e:
-        return _error(failure_line(e))
+        advice = (f"; progress saved: run again with a smaller --batch-size (this run: "
+                  f"{batch})" if is_out_of_memory(e) and batch > 1 else "")
+        return _error(failure_line(e) + advice)
     assert data is not None
     if data.save_error:
         return _error(f"the pack was computed but not kept: {data.save_error}")

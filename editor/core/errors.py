@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class AtelierError(Exception):
     """Base class for errors the user should see as a clear message."""
@@ -54,9 +56,26 @@ def is_out_of_memory(e: BaseException) -> bool:
                                             or "out of memory" in text)
 
 
+# what torch says, in one long line: "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0
+# has a total capacity of 79.15 GiB of which 3.06 MiB is free. ... PYTORCH_CUDA_ALLOC_CONF
+# ...", and on a CPU "... can't allocate memory: you tried to allocate 8 bytes ..."
+_ASKED = re.compile(r"(?:Tried|tried) to allocate ([\d.]+ ?[KMGT]?i?B|\d+ bytes)")
+_GPU_FREE = re.compile(r"(GPU \d+) has a total capacity of ([\d.]+ [KMGT]iB) of which "
+                       r"([\d.]+ [KMGT]iB) is free")
+
+
 def out_of_memory_text(e: BaseException) -> str:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return "out of memory" + (f": {first}" if first else "")
+    """One short line for an allocation failure: how much was asked for and, on a GPU, how
+    much was free, instead of torch's paragraph on allocator settings."""
+    text = str(e).strip()
+    asked, gpu = _ASKED.search(text), _GPU_FREE.search(text)
+    where = "GPU memory" if gpu or "CUDA" in text else "memory"
+    details = ([f"asked for {asked[1]} more"] if asked else []) + (
+        [f"{gpu[3]} of {gpu[2]} free on {gpu[1]}"] if gpu else [])
+    if details:
+        return f"out of {where} ({'; '.join(details)})"
+    first = text.splitlines()[0] if text else ""
+    return f"out of {where}" + (f": {first}" if first else "")
 
 
 class InversionDivergedError(AtelierError):
