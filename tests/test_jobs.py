@@ -202,6 +202,8 @@ def test_running_out_of_gpu_memory_is_one_short_line():
                                    "79.15 GiB free on GPU 0)")
     assert error_message(RuntimeError("CUDA error: out of memory")) == \
         "out of GPU memory: CUDA error: out of memory"
+    assert error_message(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
+                                      "`cublasCreate(handle)`")).startswith("out of GPU memory")
 
 
 def test_raising_cancelled_counts_as_cancelled(qtbot, runner):

@@ -390,3 +390,72 @@ def test_open_recent_on_a_deleted_file_says_it_is_gone_and_forgets_it(window, tm
     assert [a.toolTip() for a in window.recent_menu.actions()] == [str(kept)]
     window.open_path(str(gone))  # not listed any more (a drop, the command line)
     assert shown[1] == f"keep.atelier.json does not exist in {tmp_path}."
+
+
+def _device_actions(win) -> dict:
+    """The View ▸ Device menu's actions by their choice (auto, cpu, cuda:N)."""
+    return {act.data(): act for act in win.device_group.actions()}
+
+
+def test_the_device_menu_reopens_the_model_there_and_is_remembered(
+        qtbot, tmp_path, monkeypatch):
+    import torch
+
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    for name, fake in (("is_available", lambda: True), ("device_count", lambda: 1),
+                       ("current_device", lambda: 0), ("get_device_name", lambda *a: "Fake")):
+        monkeypatch.setattr(torch.cuda, name, fake)
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    path = save_generator(make_tiny_generator(resolution=32), tmp_path / "tiny.safetensors")
+    win.open_generator(str(path))
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=10_000)
+    actions = _device_actions(win)
+    assert [a.text() for a in actions.values()] == ["&Auto", "&CPU", "&CUDA 0: Fake"]
+    assert actions["cpu"].isChecked() and win.status_device.text() == "device: cpu"
+    asked = []  # there is no GPU to load on here: what the worker is asked for
+    monkeypatch.setattr(win.worker, "load_model",
+                        lambda *a, **k: asked.append((a[0], str(a[2]))))
+    actions["cuda:0"].trigger()
+    assert asked == [(str(path), "cuda:0")]
+    assert actions["cuda:0"].isChecked() and QSettings().value("render/device") == "cuda:0"
+    close_without_questions(win, qtbot)
+    monkeypatch.undo()  # the machine as it is: no GPU
+    discard_on_close(monkeypatch)
+    QSettings().setValue("render/device", "cpu")
+    again = MainWindow(open_last_model=False)  # the next start: the choice remembered
+    qtbot.addWidget(again)
+    assert _device_actions(again)["cpu"].isChecked() and str(again.renderer.device) == "cpu"
+    close_without_questions(again, qtbot)
+
+
+def test_a_device_gone_or_passed_over_is_said_once_when_the_model_loads(
+        qtbot, tmp_path, monkeypatch):
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    monkeypatch.setattr("editor.engine.renderer.auto_device", lambda: (
+        Renderer(device="cpu").device, "rendering on the CPU: GTX 1080 (sm_61) is not "
+        "supported by this PyTorch build"))
+    QSettings().setValue("render/device", "cuda:7")  # a GPU taken out since
+    win = MainWindow(open_last_model=False)
+    qtbot.addWidget(win)
+    assert _device_actions(win)["auto"].isChecked()
+    path = save_generator(make_tiny_generator(resolution=32), tmp_path / "tiny.safetensors")
+    win.open_generator(str(path))
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=10_000)
+    message = win.statusBar().currentMessage()
+    assert "'cuda:7'" in message and "sm_61" in message
+    win.source_panel.step_seed(+1)
+    win.set_device("auto")  # chosen again: said again, as an answer to the choice
+    assert "sm_61" in win.statusBar().currentMessage()
+    close_without_questions(win, qtbot)
+
+
+def test_atelier_gui_refuses_a_device_that_is_not_here():
+    from editor.ui.app import unusable_device
+
+    assert unusable_device("cpu") is None
+    assert "use cpu, cuda or cuda:N" in unusable_device("tpu")

@@ -82,3 +82,123 @@ def test_a_failed_render_is_reported_and_the_worker_keeps_serving(worker, qtbot,
     qtbot.waitUntil(lambda: any(r.seq == good.seq for r in collector.results), timeout=10_000)
     ok = next(r for r in collector.results if r.seq == good.seq)
     assert ok.ok and ok.image.shape == (32, 32, 3) and ok.image.flags.owndata
+
+
+def _saved_tiny(tmp_path):
+    from editor.core.checkpoints import save_generator
+
+    return str(save_generator(make_tiny_generator(resolution=32), tmp_path / "t.safetensors"))
+
+
+def test_a_failure_setting_up_a_model_is_reported_and_the_worker_keeps_serving(
+        worker, qtbot, tmp_path, monkeypatch):
+    w, collector, gen = worker
+    loaded, failed = [], []
+    w.model_loaded.connect(loaded.append)
+    w.model_failed.connect(failed.append)
+    w.load_model(_saved_tiny(tmp_path))
+    qtbot.waitUntil(lambda: bool(loaded), timeout=10_000)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("moving the model failed")
+
+    monkeypatch.setattr(w.renderer, "set_context", broken)
+    w.refresh_pack()  # after a precompute job
+    qtbot.waitUntil(lambda: len(failed) == 1, timeout=10_000)
+    w.load_model(_saved_tiny(tmp_path))
+    qtbot.waitUntil(lambda: len(failed) == 2, timeout=10_000)
+    assert all("moving the model failed" in m for m in failed)
+    monkeypatch.undo()
+    good = RenderRequest(_session(gen, 1.0))
+    w.submit(good)
+    qtbot.waitUntil(lambda: any(r.seq == good.seq for r in collector.results), timeout=10_000)
+    assert next(r for r in collector.results if r.seq == good.seq).ok
+
+
+def _out_of_memory_render(monkeypatch, error: Exception, device: str) -> tuple[str, list]:
+    """Render with a generator that fails as `error`, holding a tensor as its layers do:
+    (the message, whether that tensor was alive each time the CUDA cache was emptied)."""
+    import weakref
+
+    import torch
+
+    gen = make_tiny_generator(resolution=32)
+    held = []
+
+    def synthesize(*args, **kwargs):
+        activation = torch.empty(1000)
+        held.append(weakref.ref(activation))
+        # a new one: the caller's would keep its traceback, and the tensor, after the render
+        raise type(error)(*error.args)
+
+    monkeypatch.setattr(gen, "synthesize", synthesize)
+    seen = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: seen.append(held[-1]() is not None))
+    renderer = Renderer(EditingContext(gen), device="cpu")
+    renderer.device = torch.device(device)  # the render fails before it is used
+    result = renderer.render(RenderRequest(_session(gen, 1.0)))
+    return result.error, seen
+
+
+def test_out_of_gpu_memory_frees_the_failed_render_and_says_what_to_do(monkeypatch):
+    import torch
+
+    message, seen = _out_of_memory_render(
+        monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+        "cuda")
+    assert seen == [False]  # the cache was emptied once the tensors were gone
+    assert message.startswith("out of GPU memory")
+    assert "cancel it" in message and "View ▸ Device" in message  # as the menu is named
+
+
+def test_out_of_cpu_memory_gets_the_same_short_message(monkeypatch):
+    message, _ = _out_of_memory_render(
+        monkeypatch, RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                                  "allocate 8000000000 bytes."), "cpu")
+    assert message.startswith("out of memory: a running job") and "GPU" not in message
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A CUDA device as torch reports one, and no cached choice of auto's before or after."""
+    import torch
+
+    import editor.engine.renderer as renderer_module
+
+    clear = getattr(renderer_module, "auto_device", None)
+    clear = clear.cache_clear if clear is not None else lambda: None
+    clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "GeForce GTX 1080")
+    yield torch.cuda
+    clear()
+
+
+def test_auto_passes_over_a_gpu_this_torch_has_no_kernels_for(fake_gpu, monkeypatch, caplog):
+    from editor.engine.renderer import pick_device
+
+    monkeypatch.setattr(fake_gpu, "get_device_capability", lambda *a: (6, 1))
+    monkeypatch.setattr(fake_gpu, "get_arch_list", lambda: ["sm_75", "sm_80", "sm_90"])
+    assert pick_device("auto").type == "cpu"
+    assert "GTX 1080 (sm_61) is not supported" in caplog.text
+
+
+def test_auto_passes_over_a_gpu_a_test_kernel_fails_on(fake_gpu, monkeypatch):
+    from editor.engine.renderer import pick_device
+
+    # a card the build has kernels for; this machine has no driver, so the kernel fails
+    monkeypatch.setattr(fake_gpu, "get_device_capability", lambda *a: (8, 9))
+    monkeypatch.setattr(fake_gpu, "get_arch_list", lambda: ["sm_80", "sm_86", "sm_90"])
+    assert pick_device("auto").type == "cpu"
+
+
+def test_compiled_kernels_run_on_the_same_major_version_and_ptx_on_newer_ones():
+    from editor.engine.renderer import _has_kernels_for
+
+    assert _has_kernels_for(89, ["sm_80", "sm_86", "sm_90"])  # sm_86 code on sm_89
+    assert not _has_kernels_for(80, ["sm_86", "sm_90"])  # not on an older minor
+    assert not _has_kernels_for(61, ["sm_75", "sm_80"])  # a GTX 1080 under a cu13 build
+    assert _has_kernels_for(120, ["sm_90", "compute_90"])  # PTX the driver compiles
+    assert _has_kernels_for(100, ["sm_100a"])

@@ -54,6 +54,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     gui = sub.add_parser("gui", help="open the editor window (the default)")
     gui.add_argument("paths", nargs="*", help="files to open: generators, and sessions, "
                      "exported images (their recipe), pictures (to invert) or latents")
+    gui.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the one chosen "
+                     "last in View ▸ Device, else auto; this run only)")
     gui.set_defaults(func=_run_gui)
     for name, (module_name, summary) in COMMANDS.items():
         if command is None or name == command:
@@ -71,7 +73,7 @@ def command_help(name: str) -> str:
 def _run_gui(args: argparse.Namespace) -> int:
     from editor.ui.app import run_app
 
-    return run_app(getattr(args, "paths", []))
+    return run_app(getattr(args, "paths", []), getattr(args, "device", None))
 
 
 def _names_files(argv: list[str]) -> bool:

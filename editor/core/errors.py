@@ -52,8 +52,10 @@ def is_out_of_memory(e: BaseException) -> bool:
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
         return True
     text = str(e).lower()
-    return isinstance(e, RuntimeError) and ("can't allocate memory" in text
-                                            or "out of memory" in text)
+    # cuBLAS and cuDNN report a failed workspace allocation in their own words
+    return isinstance(e, RuntimeError) and any(sign in text for sign in (
+        "can't allocate memory", "out of memory", "cublas_status_alloc_failed",
+        "cudnn_status_alloc_failed"))
 
 
 # what torch says, in one long line: "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from editor.core.errors import AtelierError
@@ -93,7 +94,8 @@ class RenderWorker(QObject):
         self._mailbox = _Mailbox()
         self._thread = _LoopThread(self._loop)
         self._load_lock = threading.Lock()
-        self._pending_load: tuple[str, ClipSource | None, dict] | None = None
+        self._pending_load: tuple[str, ClipSource | None, torch.device | None, dict] | None \
+            = None
         self._refresh = False
         self.pack: OpenPack | None = None  # written on the worker thread only
 
@@ -105,15 +107,18 @@ class RenderWorker(QObject):
             self.interaction.mark()
         self._mailbox.put(request)
 
-    def load_model(self, path: str, clip: ClipSource | None = None, **pack_options) -> None:
+    def load_model(self, path: str, clip: ClipSource | None = None,
+                   device: torch.device | None = None, **pack_options) -> None:
         """Load a generator and its CLIP (by default the demo CLIP for the demo generator,
         otherwise ViT-B/32 if it is installed) on the worker thread; the UI hears
         model_loaded or model_failed. A CLIP that cannot be loaded leaves a pack that
         samples and renders but cannot do text edits (pack.clip_error says why).
+        `device` (default: the renderer's) becomes the renderer's once the pack loaded
+        there: a failure leaves the old model rendering where it was.
         `pack_options` go to open_pack (relevance_config, stats_samples)."""
         clip = clip if clip is not None else default_clip_source(path)
         with self._load_lock:
-            self._pending_load = (path, clip, pack_options)
+            self._pending_load = (path, clip, device, pack_options)
         self._mailbox.wake()
 
     def refresh_pack(self) -> None:
@@ -154,23 +159,30 @@ class RenderWorker(QObject):
         with self._load_lock:
             pending, self._pending_load = self._pending_load, None
             refresh, self._refresh = self._refresh, False
-        if pending is None:
-            if refresh and self.pack is not None:
-                if self.pack.data is None:
-                    self.pack.cached_data()
-                self.renderer.set_context(self.pack.context())
-                self.model_loaded.emit(self.pack)
-            return
-        path, clip, options = pending
+        if pending is not None:
+            self._reporting_failure(f"opening {pending[0]}", lambda: self._open(*pending))
+        elif refresh and self.pack is not None:
+            self._reporting_failure("reloading the pack's data", self._refresh_pack)
+
+    def _reporting_failure(self, doing: str, action) -> None:
+        """Run `action`; a failure becomes model_failed, never the end of this thread."""
         try:
-            pack = open_pack(path, clip, self.renderer.device, require_clip=False, **options)
+            action()
         except AtelierError as e:
             self.model_failed.emit(str(e))
-            return
         except Exception as e:  # noqa: BLE001 - a bug must not kill the worker thread
-            self.model_failed.emit(f"unexpected error while opening {path}: "
-                                   f"{type(e).__name__}: {e}")
-            return
+            self.model_failed.emit(f"unexpected error while {doing}: {type(e).__name__}: {e}")
+
+    def _open(self, path: str, clip: ClipSource | None, device: torch.device | None,
+              options: dict) -> None:
+        device = device if device is not None else self.renderer.device
+        pack = open_pack(path, clip, device, require_clip=False, **options)
+        self.renderer.set_context(pack.context(), device)
         self.pack = pack
-        self.renderer.set_context(pack.context())
         self.model_loaded.emit(pack)
+
+    def _refresh_pack(self) -> None:
+        if self.pack.data is None:
+            self.pack.cached_data()
+        self.renderer.set_context(self.pack.context())
+        self.model_loaded.emit(self.pack)

@@ -6,24 +6,32 @@ the worker that calls it keeps serving.
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
 import time
 import traceback
 
 import numpy as np
 import torch
 
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, is_out_of_memory
 from editor.core.generator import Generator
 
 from .compose import EditError, EditingContext, EditStatus
 from .render_types import RenderRequest, RenderResult
 
+log = logging.getLogger(__name__)
+
+# what the window's menu calls the CPU choice: the advice after a failed render names it
+DEVICE_MENU = "View ▸ Device"
+
 
 def pick_device(preferred: str | None = None) -> torch.device:
-    """The device named ("cpu", "cuda", "cuda:1"; None or "auto": CUDA if present), checked
-    to exist here: AtelierError otherwise."""
+    """The device named ("cpu", "cuda", "cuda:1"; None or "auto": CUDA if it can run this
+    torch build's kernels, see auto_device), checked to exist here: AtelierError otherwise."""
     if not preferred or preferred == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return auto_device()[0]
     try:
         device = torch.device(preferred)
     except (RuntimeError, ValueError):
@@ -39,6 +47,74 @@ def pick_device(preferred: str | None = None) -> torch.device:
             raise AtelierError(f"device {preferred!r} asked for, but there are only {count} "
                                "CUDA devices")
     return device
+
+
+@functools.cache
+def auto_device() -> tuple[torch.device, str | None]:
+    """CUDA if present and usable, else the CPU, with why a GPU present was passed over.
+    torch.cuda.is_available() is true for a GPU the wheel has no kernels for (an older
+    card under a newer CUDA build), and then every render fails with "no kernel image is
+    available". Checked once a process (the probe starts CUDA); the reason is logged."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu"), None
+    device = torch.device("cuda", torch.cuda.current_device())
+    reason = _cuda_unusable(device)
+    if reason is None:
+        return device, None
+    reason = f"rendering on the CPU: {reason}"
+    log.warning(reason)
+    return torch.device("cpu"), reason
+
+
+def _cuda_unusable(device: torch.device) -> str | None:
+    """Why this torch build cannot run kernels on `device`, or None."""
+    try:
+        name = torch.cuda.get_device_name(device)
+        major, minor = torch.cuda.get_device_capability(device)
+        arch_list = torch.cuda.get_arch_list()
+        if arch_list and not _has_kernels_for(10 * major + minor, arch_list):
+            return (f"{name} (sm_{major}{minor}) is not supported by this PyTorch build "
+                    f"(it has kernels for {' '.join(arch_list)})")
+        # what the arch list does not tell: a driver too old, a card in a bad state
+        torch.zeros(1, device=device).add_(1).item()
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"a test kernel failed on {device}: {first}"
+    return None
+
+
+def _has_kernels_for(capability: int, arch_list: list[str]) -> bool:
+    """Whether compiled code for sm_XY runs on a device of `capability` (10 * major +
+    minor): a binary for the same major and an older or equal minor, or PTX ("compute_XY")
+    for an older or equal capability, which the driver compiles."""
+    for arch in arch_list:
+        match = re.fullmatch(r"(sm|compute)_(\d+)[a-z]?", arch)
+        if match is None:
+            continue
+        code = int(match[2])
+        if code <= capability and (match[1] == "compute" or code // 10 == capability // 10):
+            return True
+    return False
+
+
+def resolve_device(choice: str) -> tuple[str, torch.device, str | None]:
+    """A user's device choice ("auto", "cpu", "cuda", "cuda:N") as (the choice as the
+    window's menu names it, the device, why auto passed a GPU over or None); AtelierError
+    for a device that is not here."""
+    if not choice or choice == "auto":
+        return ("auto", *auto_device())
+    device = pick_device(choice)
+    # "cuda" is the current device, as auto picks it: the menu lists it by number
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device), device, None
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(choice, label) for each device a user may pick: auto, the CPU, each CUDA device."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [("auto", "Auto"), ("cpu", "CPU"), *(
+        (f"cuda:{i}", f"CUDA {i}: {torch.cuda.get_device_name(i)}") for i in range(count))]
 
 
 def to_uint8_image(img: torch.Tensor) -> np.ndarray:
@@ -60,10 +136,14 @@ class Renderer:
         self._before: tuple[tuple, np.ndarray] | None = None  # (source key, image)
         self.set_context(context)
 
-    def set_context(self, context: EditingContext | None) -> None:
+    def set_context(self, context: EditingContext | None,
+                    device: torch.device | None = None) -> None:
+        """Render with `context`, moved to `device` (default: the current one); the device
+        changes only with a context that is there (a failed move changes neither)."""
+        device = device if device is not None else self.device
         if context is not None:
-            context.generator.to(self.device)
-        self.context = context
+            context.generator.to(device)
+        self.context, self.device = context, device
         self._before = None
 
     def set_generator(self, generator: Generator | None) -> None:
@@ -78,37 +158,51 @@ class Renderer:
         return bool(request.interactive and g is not None
                     and g.img_resolution > self.preview_res)
 
-    @torch.no_grad()
     def render(self, request: RenderRequest, preview: bool = False) -> RenderResult:
         t0 = time.perf_counter()
+        out_of_memory = False
         try:
-            ctx = self.context
-            if ctx is None:
-                raise RuntimeError("no generator is loaded")
-            statuses: dict[str, EditStatus] = {}
-            code = ctx.compose(request.session, statuses)
-            t1 = time.perf_counter()
-            img = ctx.generator.synthesize(code, noise_mode=request.session.noise_mode,
-                                           max_res=self.preview_res if preview else None)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            t2 = time.perf_counter()
-            array = to_uint8_image(img)
-            t3 = time.perf_counter()
-            before = self._before_image(request, preview) if request.compare else None
-            timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
-                       "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
-            return RenderResult(request.seq, request.generation, array, preview, timings,
-                                edit_status=statuses, before=before)
+            return self._render(request, preview, t0)
         except (EditError, AtelierError) as e:
-            return self._failure(request, preview, t0, str(e))
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            return self._failure(request, preview, t0,
-                                 "out of GPU memory: try a smaller preview or the CPU")
+            message = str(e)
         except Exception as e:  # noqa: BLE001 - any failure becomes data; the worker keeps serving
-            detail = "".join(traceback.format_exception_only(type(e), e)).strip()
-            return self._failure(request, preview, t0, detail)
+            out_of_memory = is_out_of_memory(e)
+            message = self._out_of_memory_advice() if out_of_memory else \
+                "".join(traceback.format_exception_only(type(e), e)).strip()
+        if out_of_memory:
+            # only out of the except block: its traceback held the failed render's
+            # tensors, which the cache cannot give back while they live
+            torch.cuda.empty_cache()  # a no-op where CUDA never started
+        return self._failure(request, preview, t0, message)
+
+    def _out_of_memory_advice(self) -> str:
+        """The window's renders are small: what fills the memory is mostly a job beside
+        them (an inversion, a precompute, an export)."""
+        if self.device.type == "cuda":
+            return ("out of GPU memory: a running job may be using the GPU memory: wait for "
+                    f"it or cancel it, or choose the CPU ({DEVICE_MENU})")
+        return "out of memory: a running job may be using the memory: wait for it or cancel it"
+
+    @torch.no_grad()
+    def _render(self, request: RenderRequest, preview: bool, t0: float) -> RenderResult:
+        ctx = self.context
+        if ctx is None:
+            raise RuntimeError("no generator is loaded")
+        statuses: dict[str, EditStatus] = {}
+        code = ctx.compose(request.session, statuses)
+        t1 = time.perf_counter()
+        img = ctx.generator.synthesize(code, noise_mode=request.session.noise_mode,
+                                       max_res=self.preview_res if preview else None)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        array = to_uint8_image(img)
+        t3 = time.perf_counter()
+        before = self._before_image(request, preview) if request.compare else None
+        timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
+                   "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
+        return RenderResult(request.seq, request.generation, array, preview, timings,
+                            edit_status=statuses, before=before)
 
     def _before_image(self, request: RenderRequest, preview: bool) -> np.ndarray:
         """The unedited source at the same resolution, kept while only edits change."""

@@ -10,6 +10,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from editor.core.errors import AtelierError
 from editor.core.paths import CONFIG_ENV, RESOURCES_DIR, cache_dir, config_dir, sweep_stale_temps
 from editor.engine.compute_threads import serial_ui_thread
 
@@ -49,17 +50,34 @@ def missing_display() -> str | None:
             "(atelier --help); QT_QPA_PLATFORM=offscreen runs the window without a screen.")
 
 
-def run_app(paths: list[str] | None = None) -> int:
+def unusable_device(device: str) -> str | None:
+    """Why the device named on the command line cannot be used here, or None: said before
+    a window opens, as the other commands say it."""
+    from editor.engine.renderer import pick_device
+
+    try:
+        pick_device(device)
+    except AtelierError as e:
+        return str(e)
+    return None
+
+
+def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
+    """`device`: auto, cpu, cuda or cuda:N for this run (None: the one chosen last)."""
     if (problem := missing_display()) is not None:
         print(f"atelier: {problem}", file=sys.stderr)
         return 1
     serial_ui_thread()  # before any tensor work: the render worker gets the cores
+    if device is not None and (problem := unusable_device(device)) is not None:
+        print(f"atelier gui: {problem}", file=sys.stderr)
+        return 2
     app = init_application()
     from .main_window import MainWindow, names_a_generator
 
     # a generator named starts the window; other files (a picture given to "Open with")
     # open on the model used last
-    window = MainWindow(open_last_model=not any(map(names_a_generator, paths or [])))
+    window = MainWindow(open_last_model=not any(map(names_a_generator, paths or [])),
+                        device=device)
     for path in paths or []:
         window.open_at_start(path)
     window.show()

@@ -56,7 +56,7 @@ from editor.engine.models import default_generator_path
 from editor.engine.packs import ClipSource, OpenPack, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
-from editor.engine.renderer import Renderer
+from editor.engine.renderer import Renderer, device_choices, resolve_device
 from editor.engine.session import (
     MAX_SEED,
     PSI_RANGE,
@@ -93,6 +93,7 @@ from .theme import THEMES, apply_theme
 EXPORT_JOB = "export:"  # key prefix of export jobs
 RENDERING_TEXT = "rendering…"  # the time label while a picture is on its way
 PRECOMPUTE_JOB = "precompute:"
+DEVICE_KEY = "render/device"  # the View ▸ Device choice: auto, cpu or cuda:N
 
 GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
@@ -184,12 +185,21 @@ def _bundled(path: str) -> bool:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, renderer: Renderer | None = None, open_last_model: bool = True):
+    def __init__(self, renderer: Renderer | None = None, open_last_model: bool = True,
+                 device: str | None = None):
         """`open_last_model`: start on the model used last (the demo pack the first time);
-        off when the caller opens one of its own."""
+        off when the caller opens one of its own. `device` (auto, cpu, cuda, cuda:N; checked
+        by the caller) is this run's, as `atelier gui --device` names it; left out, the
+        one chosen last in View ▸ Device (or the given renderer's own)."""
         super().__init__()
         self.setWindowTitle("Latent Atelier")
-        self.renderer = renderer or Renderer()
+        self._device_note: str | None = None  # why the device is not the one asked for
+        # path, clip, options of the model being opened: a new device opens it, not the old
+        self._loading: tuple | None = None
+        if renderer is not None and device is None:
+            device = str(renderer.device)
+        self._device_choice, self._device = self._start_device(device)
+        self.renderer = renderer or Renderer(device=self._device)
         # jobs pause between their steps while the user waits for a picture
         self.interaction = InteractionGate()
         self.worker = RenderWorker(self.renderer, parent=self, interaction=self.interaction)
@@ -511,6 +521,7 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _c=False, n=name: self.set_theme(n))
             self.theme_group.addAction(act)
             theme_menu.addAction(act)
+        self._build_device_menu(view_menu.addMenu("&Device"))
         panels_menu = view_menu.addMenu("&Panels")
         for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
                      self.directions_dock, self.jobs_dock):
@@ -533,6 +544,17 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([self.fit_act, self.zoom_in_act, self.zoom_out_act, self.split_act])
         self.addToolBar(tb)
+
+    def _build_device_menu(self, menu) -> None:
+        """Auto, the CPU and each CUDA device; the choice is remembered (set_device)."""
+        self.device_group = QActionGroup(self)
+        for choice, label in device_choices():
+            act = QAction(f"&{label}", self, checkable=True)
+            act.setData(choice)
+            act.setChecked(choice == self._device_choice)
+            act.triggered.connect(lambda _c=False, c=choice: self.set_device(c))
+            self.device_group.addAction(act)
+            menu.addAction(act)
 
     def _build_status_bar(self) -> None:
         self.status_device = QLabel(f"device: {self.renderer.device}")
@@ -894,8 +916,54 @@ class MainWindow(QMainWindow):
         self._fallback_generator = None  # what the user opens now comes before the demo
         self.statusBar().showMessage(f"loading {Path(path).name} …")
         self.canvas.set_message(f"Loading {Path(path).name} …")
+        self._loading = (path, clip, pack_options)
         # by default with the CLIP it was last used with (its precompute resumes with it)
-        self.worker.load_model(path, clip or remembered_clip(path), **pack_options)
+        self.worker.load_model(path, clip or remembered_clip(path), self._device,
+                               **pack_options)
+
+    # ================================================================= device
+    def _start_device(self, asked: str | None):
+        """(choice, device) to start on: `asked`, else the one chosen last. One remembered
+        that is gone (a GPU taken out, a hand-edited setting) gives way to auto."""
+        choice = asked or settings_values.text(QSettings(), DEVICE_KEY, "auto")
+        try:
+            choice, device, self._device_note = resolve_device(choice)
+        except AtelierError as e:
+            choice, device, note = resolve_device("auto")
+            self._device_note = f"{e}; {note or f'rendering on {device}'}"
+        return choice, device
+
+    def set_device(self, choice: str) -> None:
+        """Render on `choice` (auto, cpu, cuda:N) from now on and at the next starts: the
+        model open reopens there, the document and its history stay."""
+        try:
+            choice, device, self._device_note = resolve_device(choice)
+        except AtelierError as e:  # gone since the menu was built
+            self.statusBar().showMessage(str(e), 8000)
+            self._check_device_action(self._device_choice)
+            return
+        self._check_device_action(choice)
+        QSettings().setValue(DEVICE_KEY, choice)
+        self._device_choice, self._device = choice, device
+        if self._loading is not None:  # the model asked for last, not the one it replaces
+            path, clip, options = self._loading
+            self.open_generator(path, clip, **options)
+        elif self.pack is not None and device != self.renderer.device:
+            self._reopen(self.pack)
+        else:  # nothing to move: the next model opens there
+            self.status_device.setText(f"device: {device}")
+            self._tell_device_note()
+
+    def _check_device_action(self, choice: str) -> None:
+        for act in self.device_group.actions():
+            act.setChecked(act.data() == choice)
+
+    def _tell_device_note(self, prefix: str = "") -> bool:
+        """Once: why the device is not the GPU asked for (auto found it unusable)."""
+        note, self._device_note = self._device_note, None
+        if note:
+            self.statusBar().showMessage(prefix + note, 15000)
+        return bool(note)
 
     def show_models_dialog(self) -> None:
         self.models_menu.open_dialog()
@@ -906,6 +974,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_model_loaded(self, pack: OpenPack) -> None:
         self._fallback_generator = None
+        self._loading = None
+        self.status_device.setText(f"device: {self.renderer.device}")
         old = self.pack
         first = old is None or pack.model.path != old.model.path
         if first and not self._may_drop_latent(old, pack):
@@ -921,7 +991,8 @@ class MainWindow(QMainWindow):
         imported = pack.data.imported_from if pack.data is not None else None
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}"
                                   + (f" · directions from {imported}" if imported else ""))
-        if pack is not old:  # a refresh after a job would hide the job's own message
+        told = self._tell_device_note(f"{info.name} loaded; ")
+        if not told and pack is not old:  # a refresh after a job would hide its message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)
         if not _bundled(info.path):  # loaded at every start: it would push the user's
             self._remember_recent(info.path)  # files and last folder out
@@ -1000,6 +1071,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
+        self._loading = None
         self.statusBar().showMessage("could not open the model", 5000)
         fallback, self._fallback_generator = self._fallback_generator, None
         if self.pack is None:
