@@ -24,6 +24,7 @@ from editor.methods.inversion import (
     InversionProgress,
     InversionResult,
     InversionSettings,
+    PerceptualLoss,
     VggFeatureLoss,
     invert,
     make_perceptual,
@@ -31,7 +32,7 @@ from editor.methods.inversion import (
     target_tensor,
 )
 from editor.methods.precompute import Cancelled
-from tests.conftest import make_tiny_clip
+from tests.conftest import make_tiny_clip, make_tiny_generator
 
 FAST = InversionSettings(steps=60, candidates=8, starts=2, perceptual="none", preview_every=10)
 
@@ -168,6 +169,50 @@ def test_vgg_candidate_distances_are_those_of_the_copied_pairs(vgg16_in_torch_ca
         copied = sum((f[rows] - t[index]).square().sum(1).flatten(1).mean(1)
                      for f, t in zip(fx, loss.target, strict=True))
         assert torch.equal(loss.distance(fx, index, rows), copied)
+
+
+class _ScoredSizes(PerceptualLoss):
+    """Its features are the images themselves; it notes the sizes it is prepared on and
+    the size of the candidates it scores (the candidate search passes `rows`)."""
+
+    name = "sizes"
+
+    def __init__(self):
+        self.prepared, self.scored = [], []  # shared with the copies prepared_for() makes
+
+    def prepare(self, target):
+        self.prepared.append(target.shape[-1])
+
+    def features(self, x):
+        return x
+
+    def distance(self, fx, index, rows=None):
+        if rows is not None:
+            self.scored.append(fx.shape[-1])
+        return torch.zeros(len(index), device=index.device)
+
+
+def test_the_candidate_search_scores_perceptual_distances_at_its_own_size():
+    # The search renders candidates at 128 px, then upsampled each to full size for the
+    # perceptual loss: 16 GiB of VGG16 maps at 1024 px. The targets are scored at 128 px
+    # too now, and the optimisation still gets them at full size.
+    gen = make_tiny_generator(resolution=256)
+    target, _ = _target_from(gen, 3)
+    sizes = _ScoredSizes()
+    run_inversion(gen, target, InversionSettings(steps=1, candidates=20, preview_every=1),
+                  perceptual=sizes)
+    assert sizes.scored == [128, 128]  # 21 candidates in chunks of 16
+    assert sizes.prepared == [256, 128]
+
+
+def test_vgg_features_prepared_at_another_size_leave_the_full_size_ones(
+        vgg16_in_torch_cache):
+    loss = make_perceptual("vgg", None)
+    loss.prepare(torch.zeros(2, 3, 128, 128))
+    small = loss.prepared_for(torch.zeros(2, 3, 64, 64))
+    assert [t.shape[-1] for t in loss.target] == [128, 64, 32, 16, 8]
+    assert [t.shape[-1] for t in small.target] == [64, 32, 16, 8, 4]
+    assert small.net is loss.net  # one network in memory
 
 
 def test_a_diverging_optimisation_is_a_clear_error(tiny_generator):
@@ -447,6 +492,30 @@ def test_cli_running_out_of_memory_gives_advice_that_fits(tmp_path, capsys, monk
     assert main(_demo_args(tmp_path, pictures[0], "-o", str(out))) == 1  # one: no batch to cut
     err = capsys.readouterr().err
     assert "even one picture at a time does not fit" in err and not out.exists()
+
+
+def test_cli_out_of_memory_with_the_vgg_loss_advises_the_clip_loss(tmp_path, capsys,
+                                                                    monkeypatch,
+                                                                    vgg16_in_torch_cache):
+    # The VGG loss doubles what an optimisation step holds at 1024 px, but the advice
+    # named only --starts and --candidates.
+    import editor.cli.invert as invert_cli
+    from editor.cli import main
+
+    def out_of_memory(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        yield
+
+    monkeypatch.setattr(invert_cli, "invert_images", out_of_memory)
+    picture = str(_picture(tmp_path))
+    for perceptual, advised in (("auto", True), ("vgg", True), ("clip", False),
+                                ("none", False)):
+        # after _demo_args' own --perceptual none: the last one counts
+        assert main([*_demo_args(tmp_path, picture, "-o", str(tmp_path / "o.png")),
+                     "--perceptual", perceptual]) == 1
+        err = capsys.readouterr().err
+        assert "even one picture at a time does not fit" in err
+        assert ("or --perceptual clip" in err) == advised, (perceptual, err)
 
 
 def test_an_error_that_is_not_memory_stays_a_traceback(tmp_path, monkeypatch):

@@ -41,6 +41,7 @@ from editor.methods.global_directions import Progress
 from editor.methods.inversion import (
     PERCEPTUAL_KINDS,
     InversionSettings,
+    local_vgg16_weights,
     suggested_pictures_per_batch,
 )
 
@@ -231,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise
-        print(f"atelier invert: out of memory; {_memory_advice(n)}", file=sys.stderr)
+        print(f"atelier invert: out of memory; {_memory_advice(n, args.perceptual)}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; pictures already written are complete", file=sys.stderr)
@@ -239,12 +241,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _memory_advice(batch: int) -> str:
+def _memory_advice(batch: int, perceptual: str) -> str:
     if batch > 1:
         return f"invert fewer pictures at once (--batch {batch // 2})"
     if batch == 1:
-        return "even one picture at a time does not fit: try fewer --starts or --candidates"
+        return ("even one picture at a time does not fit: try fewer --starts or --candidates"
+                + _vgg_advice(perceptual))
     return "the pictures or the models do not fit in this machine's memory"
+
+
+def _vgg_advice(perceptual: str) -> str:
+    """Where the VGG loss is used ("auto" picks it when its weights are here), its feature
+    maps double what an optimisation step holds at 1024 px (two starts: 10.6 GiB, 5.3
+    without); CLIP looks at 224 px. With the CLIP loss or none already: nothing to add."""
+    if perceptual in ("auto", "vgg") and local_vgg16_weights() is not None:
+        return ", or --perceptual clip (the VGG16 loss doubles what a step needs)"
+    return ""
 
 
 def _save_npy(path: Path, inv: InvertedImage, gen, overwrite: bool) -> None:

@@ -23,6 +23,7 @@ ReStyle) would fit as another way to produce the starting latent (`initial_wplus
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,7 @@ from .global_directions import EtaClock, ImageTextEncoder, Progress, suggested_b
 from .precompute import Cancelled, CancelToken, is_cancelled
 
 PERCEPTUAL_KINDS = ("auto", "vgg", "clip", "none")
+CANDIDATE_RESOLUTION = 128  # the most the candidate search renders and scores
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16 weights, as its cache names them
 
 
@@ -120,6 +122,13 @@ class PerceptualLoss:
     def features(self, x: torch.Tensor) -> object:
         """What `distance` compares, computed once per image (nothing, here)."""
         return None
+
+    def prepared_for(self, target: torch.Tensor) -> PerceptualLoss:
+        """This loss prepared on other targets (the same pictures at another size), sharing
+        its network; `self` keeps its own targets."""
+        other = copy.copy(self)  # prepare() rebinds `target`, never changes it in place
+        other.prepare(target)
+        return other
 
     def distance(self, fx, index: torch.Tensor, rows: torch.Tensor | None = None
                  ) -> torch.Tensor:
@@ -283,34 +292,42 @@ def _latent_scale(gen: Generator, n: int, seed: int) -> _LatentScale:
 def _best_candidates(gen: Generator, target: torch.Tensor, perceptual: PerceptualLoss,
                      s: InversionSettings, cancel: CancelToken) -> torch.Tensor:
     """(B, starts, w_dim): w_avg and random (truncated) latents ranked per target by the
-    loss, scored at up to 128 px so that big generators stay affordable."""
+    loss, scored at up to CANDIDATE_RESOLUTION so that big generators stay affordable."""
     ws = [gen.w_avg[None].float()]
     if s.candidates:
         g = torch.Generator().manual_seed(s.seed + 1)
         z = torch.randn(s.candidates, gen.z_dim, generator=g).to(target.device)
         ws.append(gen.truncate(gen.map_z(z), s.candidate_psi))
     w = torch.cat(ws)
-    res = min(gen.img_resolution, 128)
+    res = min(gen.img_resolution, CANDIDATE_RESOLUTION)
     small_target = target if target.shape[-1] == res else F.interpolate(
         target, size=res, mode="area")
+    if s.perceptual_weight and perceptual.name != "none" and res != target.shape[-1]:
+        # The perceptual distance at the scoring size too, against the targets' features
+        # at that size: 16 candidates upsampled to 1024 px took 16 GiB of VGG16 maps.
+        perceptual = perceptual.prepared_for(small_target)
     scores = []
     for chunk in w.split(16):
         if is_cancelled(cancel):
             raise Cancelled()
         img = gen.synthesize(gen.styles(chunk), max_res=res)
-        b, c = target.shape[0], chunk.shape[0]
-        # every candidate against every target; each candidate's features computed once
-        rows = torch.arange(c, device=target.device).repeat(b)
-        idx = torch.arange(b, device=target.device).repeat_interleave(c)
-        loss = pixel_loss(img[rows], small_target[idx], s.pixel_scales)
-        if s.perceptual_weight and perceptual.name != "none":
-            full = img if res == target.shape[-1] else F.interpolate(
-                img, size=target.shape[-1], mode="bilinear", align_corners=False)
-            loss = loss + s.perceptual_weight * perceptual.distance(
-                perceptual.features(full), idx, rows)
-        scores.append(loss.view(b, c))
+        scores.append(_candidate_scores(img, small_target, perceptual, s))
     best = torch.cat(scores, 1).topk(min(s.starts, w.shape[0]), dim=1, largest=False).indices
     return w[best]  # (B, starts, w_dim)
+
+
+def _candidate_scores(img: torch.Tensor, target: torch.Tensor, perceptual: PerceptualLoss,
+                      s: InversionSettings) -> torch.Tensor:
+    """(B, C): the loss of every candidate image against every target, both the same size;
+    each candidate's features are computed once."""
+    b, c = target.shape[0], img.shape[0]
+    rows = torch.arange(c, device=target.device).repeat(b)
+    idx = torch.arange(b, device=target.device).repeat_interleave(c)
+    loss = pixel_loss(img[rows], target[idx], s.pixel_scales)
+    if s.perceptual_weight and perceptual.name != "none":
+        loss = loss + s.perceptual_weight * perceptual.distance(
+            perceptual.features(img), idx, rows)
+    return loss.view(b, c)
 
 
 def suggested_pictures_per_batch(gen: Generator, starts: int, most: int = 16,
