@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -24,6 +25,16 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 
     place_settings()  # the window's QSettings too, for tests that build widgets directly
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_auto_device():
+    """Auto's device choice is cached per process: a test that fakes a GPU must not leave
+    its answer (or its note on a GPU passed over) to the tests after it."""
+    yield
+    renderer = sys.modules.get("editor.engine.renderer")
+    if renderer is not None:
+        renderer.auto_device.cache_clear()
 
 
 def make_tiny_generator(resolution: int = 16, style_dim: int = 32, n_mlp: int = 2,
