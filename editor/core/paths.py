@@ -181,9 +181,17 @@ def _remove_stale_temps(path: Path) -> None:
     behind; one of a writer still at work is recent, and stays."""
     cutoff = time.time() - STALE_TEMP_S
     for old in path.parent.glob(f".{glob.escape(_temp_stem(path))}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if old.is_file() and old.stat().st_mtime < cutoff:
-                old.unlink()
+        _remove_if_older(old, cutoff)
+
+
+def _remove_if_older(path: Path, cutoff: float) -> bool:
+    """Remove the file `path` if it was last written before `cutoff` (a time.time()); a
+    file gone meanwhile, or one that cannot be removed, stays as it is."""
+    with contextlib.suppress(OSError):
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink()
+            return True
+    return False
 
 
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # _create_temp_beside's names
@@ -195,17 +203,9 @@ def sweep_stale_temps(folder: str | os.PathLike) -> int:
     `_remove_stale_temps` finds only those of a target written again. For the program's own
     folders (the cache), never the user's. Returns how many were removed."""
     cutoff = time.time() - STALE_TEMP_S
-    removed = 0
-    for parent, _dirs, files in os.walk(folder):
-        for name in files:
-            if not _TEMP_NAME.match(name):
-                continue
-            path = Path(parent) / name
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-    return removed
+    return sum(_remove_if_older(Path(parent) / name, cutoff)
+               for parent, _dirs, files in os.walk(folder)
+               for name in files if _TEMP_NAME.match(name))
 
 
 def unwritable_reason(folder: str | os.PathLike) -> str | None:

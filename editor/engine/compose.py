@@ -381,9 +381,12 @@ class EditingContext:
     def prompt_warnings(self, session: Session) -> list[tuple[Edit, list[str]]]:
         """The active text edits whose prompts have something wrong, with what (as the
         window shows under the prompt)."""
-        found = [(edit, EditStatus(**self._prompt_notes(edit)).prompt_warnings())
-                 for edit in session.active_edits]
+        found = [(edit, self.edit_prompt_warnings(edit)) for edit in session.active_edits]
         return [(edit, notes) for edit, notes in found if notes]
+
+    def edit_prompt_warnings(self, edit: Edit) -> list[str]:
+        """What is wrong with one edit's prompts, in words; known without rendering."""
+        return EditStatus(**self._prompt_notes(edit)).prompt_warnings()
 
     def _prompt_notes(self, edit: Edit) -> dict:
         """A text edit's warnings about its prompts (EditStatus fields): words the CLIP

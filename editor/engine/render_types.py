@@ -39,6 +39,7 @@ class RenderResult:
     error: str | None = None
     edit_status: dict = field(default_factory=dict)  # edit id -> compose.EditStatus
     before: np.ndarray | None = None  # the source without edits, when the request asked
+    session: Session | None = None  # the request's snapshot: what the picture shows
 
     @property
     def ok(self) -> bool:

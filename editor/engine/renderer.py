@@ -202,7 +202,7 @@ class Renderer:
         timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
                    "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
         return RenderResult(request.seq, request.generation, array, preview, timings,
-                            edit_status=statuses, before=before)
+                            edit_status=statuses, before=before, session=request.session)
 
     def _before_image(self, request: RenderRequest, preview: bool) -> np.ndarray:
         """The unedited source at the same resolution, kept while only edits change."""

@@ -221,10 +221,9 @@ class MainWindow(QMainWindow):
         self.document.history_reset.connect(self._deleted_while_tuned.clear)
         self._shown_edit_ids: frozenset[str] = frozenset()
         self._interactive = False
-        # seq -> the session each render request asked for, and the one the picture shown
-        # was drawn from: the prompt panel's report is of the edit as drawn, which may not
-        # be the edit as it is now (a slow model is still drawing the new prompt)
-        self._asked: dict[int, Session] = {}
+        # the session the picture shown was drawn from: the prompt panel's report is of the
+        # edit as drawn, which may not be the edit as it is now (a slow model is still
+        # drawing the new prompt)
         self._drawn: Session | None = None
         self._notes_context: EditingContext | None = None  # prompt notes on this thread
         self._said_error: str | None = None  # the prompt's error the status bar told
@@ -765,10 +764,7 @@ class MainWindow(QMainWindow):
         later, and the last prompt's notes stood under the new one meanwhile."""
         if self._notes_context is None or not edit.enabled:
             return []
-        # asked of a session of the edit alone, drawn (the engine skips what is not)
-        alone = Session(edits=(dataclasses.replace(edit, strength=1.0),))
-        found = self._notes_context.prompt_warnings(alone)
-        return found[0][1] if found else []
+        return self._notes_context.edit_prompt_warnings(edit)
 
     # ================================================================= rendering
     def current_session(self) -> Session:
@@ -785,7 +781,6 @@ class MainWindow(QMainWindow):
                             compare=self.canvas.comparing, generation=self._generation)
         self.worker.submit(req)
         self.last_request = req
-        self._asked[req.seq] = req.session
         self.status_time.setText(RENDERING_TEXT)
         return req
 
@@ -794,7 +789,6 @@ class MainWindow(QMainWindow):
         # results from an older model or older than what is shown are dropped
         if result.generation != self._generation or result.seq < self._shown_seq:
             return
-        self._forget_older_requests(result.seq)
         if not result.ok:
             self.status_time.setText("")
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
@@ -804,7 +798,7 @@ class MainWindow(QMainWindow):
             return
         self._shown_seq = result.seq
         self.last_result = result
-        self._drawn = self._asked.get(result.seq, self._drawn)
+        self._drawn = result.session
         # the renderer hands back the same cached "before" array while only edits change:
         # wrap it once, not on every frame of a drag. A result without one drops the old:
         # it may show another source, and would be painted as this one's original
@@ -817,10 +811,6 @@ class MainWindow(QMainWindow):
         self.stack_panel.show_status(result.edit_status)
         self._show_render_time(result)
         self._copy_if_settled()
-
-    def _forget_older_requests(self, seq: int) -> None:
-        """Requests older than a result are never drawn: the worker keeps the newest."""
-        self._asked = {s: session for s, session in self._asked.items() if s >= seq}
 
     def _show_render_time(self, result: RenderResult) -> None:
         """How long the picture took, and whether another is on its way (after a preview,
@@ -850,7 +840,7 @@ class MainWindow(QMainWindow):
             return False
         self._copy_pending = False
         # edits that could not be applied are off in the recipe, as on the canvas
-        session, _ = disable_failing_edits(request.session, result.edit_status)
+        session, _ = disable_failing_edits(result.session, result.edit_status)
         recipe = json.dumps(file_recipe(session))
         put_picture(qimage_from_array(result.image), recipe)
         h, w = result.image.shape[:2]
@@ -984,7 +974,7 @@ class MainWindow(QMainWindow):
         self.pack = pack
         self._generation += 1
         self._shown_seq = 0
-        self._asked, self._drawn = {}, None  # the old model's requests are never shown
+        self._drawn = None  # the old model's pictures are never shown again
         self._notes_context = pack.context()  # its own: a context's caches are per thread
         self._copy_pending = False  # the picture asked for is gone with its model
         info = pack.model
