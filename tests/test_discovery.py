@@ -466,25 +466,63 @@ def test_a_cancelled_discovery_keeps_its_samples_and_resumes_from_them(planted, 
     gen, fake = planted
     config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=30, batch_size=20)
     entry = _entry(tmp_path, config)
+    samples = dc.samples_cache("g", "c", config, "gaussian-z", tmp_path / "cache")
     cancel = threading.Event()
     seen = 0
     with pytest.raises(dc.Cancelled):
-        for item in dc.run_discovery(gen, fake, _setup(fake), entry, config, cancel=cancel):
+        for item in dc.run_discovery(gen, fake, _setup(fake), entry, config, cancel=cancel,
+                                     samples_entry=samples):
             if isinstance(item, dc.Progress):
                 seen += 1
                 if seen >= stop_after:
                     cancel.set()
-    assert not entry.path.exists() and entry.partial_path.exists()  # no result, the samples
-    *progress, resumed = dc.run_discovery(gen, fake, _setup(fake), entry, config)
+    # no result; the samples, whole once the sampling (six batches) ended
+    assert not entry.path.exists()
+    assert (samples.path if stop_after > 6 else samples.partial_path).exists()
+    *progress, resumed = dc.run_discovery(gen, fake, _setup(fake), entry, config,
+                                          samples_entry=samples)
     sampled = [p for p in progress if p.message.startswith("step 1 of")]
     drawn = [int(p.message.split("sampling: ")[1].split("/")[0]) for p in sampled]
-    assert drawn == [20 * n for n in range(min(stop_after, 6) + 1, 7)]  # only the rest
-    assert not entry.partial_path.exists()  # the finished entry replaces it
+    # only the rest, or none at all
+    assert drawn == ([120] if stop_after > 6 else [20 * n for n in range(stop_after + 1, 7)])
+    assert ("kept from an earlier run" in sampled[-1].message) == (stop_after > 6)
+    assert not samples.partial_path.exists() and samples.path.exists()  # kept whole
     fresh = dc.run_discovery(gen, fake, _setup(fake), _entry(tmp_path / "b", config), config)
     *_, whole = fresh
     for a, b in zip(resumed.directions, whole.directions, strict=True):
         assert torch.allclose(a.vector, b.vector, atol=1e-5)
         assert a.labels[0].text == b.labels[0].text
+
+
+def test_discovering_again_with_other_words_or_new_relevance_reuses_the_samples(planted,
+                                                                              tmp_path):
+    # The samples lived in the discovery's own entry, whose key holds the labels and the
+    # relevance: "Discover again" after a precompute, or with a word added, sampled
+    # every image again (an hour or more at 1024 px on a CPU).
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture=False, batch_size=40)
+    samples = dc.samples_cache("g", "c", config, "gaussian-z", tmp_path / "cache")
+    setup = _setup(fake, mixture=False)
+    first = list(dc.run_discovery(gen, fake, setup, _entry(tmp_path, config), config,
+                                  samples_entry=samples))
+    assert any("sampling: 40/120" in p.message for p in first[:-1])
+
+    calls = []
+    real_encode = fake.encode_images
+    fake.encode_images = lambda x, **kw: (calls.append(len(x)), real_encode(x, **kw))[1]
+    more_words = dc.LabelSetup(setup.vocabulary.extended(["freckles"]), None)
+    entry = dc.TensorCache(dc.KIND, {"test": "other words"}, dc.VERSION, tmp_path / "cache")
+    *progress, again = dc.run_discovery(gen, fake, more_words, entry, config,
+                                        samples_entry=samples)
+    assert calls == []  # no image was drawn or encoded
+    assert any("kept from an earlier run" in p.message for p in progress)
+    assert again.explained == first[-1].explained  # the same images' principal components
+    # other samples (another count) are drawn, not taken from these
+    other = dataclasses.replace(config, n_samples=80)
+    list(dc.run_discovery(gen, fake, setup, _entry(tmp_path / "c", other), other,
+                          samples_entry=dc.samples_cache("g", "c", other, "gaussian-z",
+                                                         tmp_path / "cache")))
+    assert sum(calls) == 80
 
 
 def test_vocabulary_is_user_extendable(tmp_path):
@@ -1056,6 +1094,27 @@ def test_a_cancel_thrown_into_discovery_says_its_samples_are_saved(tmp_path):
     with pytest.raises(dc.Cancelled, match="progress saved, run again to resume"):
         job.throw(dc.Cancelled())
     assert dd.samples_kept(pack, config=config)
+
+
+def test_discover_again_after_a_precompute_or_with_a_word_added_does_not_sample_again(
+        tmp_path):
+    from editor.engine.packs import ClipSource, open_pack
+    from editor.methods.global_directions import RelevanceConfig
+
+    gen, clip = _tiny_files(tmp_path)
+    pack = open_pack(gen, ClipSource(path=str(clip)),
+                     relevance_config=RelevanceConfig(n_images=2, psi=1.0), stats_samples=200)
+    config = dc.DiscoveryConfig(n_samples=90, k=3, mixture=False, batch_size=30)
+
+    def sampling_messages(job):
+        return [p.message for p in job if isinstance(p, dc.Progress) and "sampling" in p.message]
+
+    assert "30/90" in sampling_messages(dd.discovery_job(pack, config=config))[0]
+    for _ in pack.precompute():
+        pass
+    for job in (dd.discovery_job(pack, config=config),  # finds_more: the style transfers
+                dd.discovery_job(pack, extra_words=["freckles"], config=config)):
+        assert all("kept from an earlier run" in m for m in sampling_messages(job))
 
 
 def _direction_with(deltas: dict[str, list[float]], label: str) -> dc.Direction:

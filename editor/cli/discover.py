@@ -209,7 +209,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
                                           recompute=args.recompute), dc.Discovery)
     except KeyboardInterrupt:
         kept = (" (the images sampled so far are kept: the next run goes on from them)"
-                if dd.samples_kept(pack, words, config) else "")
+                if dd.samples_kept(pack, config) else "")
         print(f"{PROG}: interrupted; no directions were written{kept}.", file=sys.stderr)
         return 130
     except (AtelierError, ValueError, MemoryError, RuntimeError) as e:

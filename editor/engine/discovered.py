@@ -165,14 +165,19 @@ def _entry(pack: OpenPack, config: dc.DiscoveryConfig, setup: dc.LabelSetup,
                               pack.sampler or pc.DEFAULT_SAMPLER, data_key, root)
 
 
-def samples_kept(pack: OpenPack, extra_words: Sequence[str] = (),
-                 config: dc.DiscoveryConfig | None = None) -> bool:
+def _samples_entry(pack: OpenPack, config: dc.DiscoveryConfig, root: Path | None):
+    assert pack.clip is not None
+    return dc.samples_cache(pack.model.content_hash, pack.clip.content_hash, config,
+                            pack.sampler or pc.DEFAULT_SAMPLER, root)
+
+
+def samples_kept(pack: OpenPack, config: dc.DiscoveryConfig | None = None) -> bool:
     """Whether a stopped discovery of this pack and settings kept sampled images for the
     next run (none may have been drawn yet, or the cache could not be written)."""
     if pack.clip is None:
         return False
-    entry = _entry(pack, config or default_config(pack), label_setup(pack, extra_words), None)
-    return entry.partial_path.is_file()
+    entry = _samples_entry(pack, config or default_config(pack), None)
+    return entry.partial_path.is_file() or entry.path.is_file()
 
 
 def cached_discovery(pack: OpenPack, extra_words: Sequence[str] = (),
@@ -235,7 +240,8 @@ def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
     yield from dc.run_discovery(
         pack.model.generator, pack.clip, setup, _entry(pack, config, setup, root), config,
         sampler=pack.sample_w(), relevance=data.relevance if data else None,
-        stats=data.stats if data else None, cancel=cancel, reuse=not recompute)
+        stats=data.stats if data else None, cancel=cancel, reuse=not recompute,
+        samples_entry=_samples_entry(pack, config, root))
 
 
 def to_entries(discovery: dc.Discovery, method: str = dc.DEFAULT_METHOD

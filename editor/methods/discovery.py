@@ -68,12 +68,13 @@ from .precompute import (
     is_cancelled,
     load_checked,
     relay,
-    resumable_sampling,
+    stored_sampling,
     try_save_checked,
 )
 
 # 2: concepts split until atomic; 3: gated style transfer; 4: the focused transfer
 KIND, VERSION = "discovery", 4
+SAMPLES_KIND, SAMPLES_VERSION = "discovery-samples", 1
 METHODS = ("w", "style", "focused")
 RELEVANCE_METHODS = ("style", "focused")  # the transfers that need global directions
 # The focused transfer is the default. Chosen on tuning seeds (3,000,000+ and 3,500,000+,
@@ -281,15 +282,25 @@ def iter_samples(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryCon
                              config.psi, sampler, config.batch_size)
 
 
+def samples_cache(gen_hash: str, clip_hash: str, config: DiscoveryConfig, sampler: str,
+                  root: Path | None = None) -> TensorCache:
+    """Where discovery keeps its sampled images: keyed by what draws them only, so that
+    discovering again with other words, or after the global directions are computed,
+    skips the sampling (an hour or more at 1024 px on a CPU)."""
+    key = {"generator": gen_hash, "clip": clip_hash, "n_samples": config.n_samples,
+           "seed_base": sample_seed_base(config), "psi": config.psi, "sampler": sampler}
+    return TensorCache(SAMPLES_KIND, key, SAMPLES_VERSION, root)
+
+
 def _sampled(gen: Generator, clip: gd.ImageTextEncoder, config: DiscoveryConfig,
-             sampler: WSampler | None, cancel: CancelToken, entry: TensorCache | None
+             sampler: WSampler | None, cancel: CancelToken, samples_entry: TensorCache | None
              ) -> Iterator[Progress | Samples]:
     """Discovery's images: Progress with time left, then the Samples. Through a cache
-    entry the sampling (an hour or more at 1024 px on a CPU) resumes after a stop."""
-    if entry is not None:
-        samples = yield from resumable_sampling(
-            gen, clip, config.n_samples, sample_seed_base(config), config.psi, sampler, entry,
-            config.batch_size, cancel, what="discovery sampling")
+    entry (samples_cache) the sampling resumes after a stop and is done once."""
+    if samples_entry is not None:
+        samples = yield from stored_sampling(
+            gen, clip, config.n_samples, sample_seed_base(config), config.psi, sampler,
+            samples_entry, config.batch_size, cancel, what="discovery sampling")
         yield samples
         return
     clock = gd.EtaClock(0, config.n_samples)
@@ -870,10 +881,10 @@ def discovery_phases(setup: LabelSetup, config: DiscoveryConfig) -> gd.JobPhases
 def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | None = None,
              sampler: WSampler | None = None, relevance: gd.Relevance | None = None,
              stats: gd.StyleStats | None = None, cancel: CancelToken = None,
-             entry: TensorCache | None = None) -> Iterator[Progress | Discovery]:
+             samples_entry: TensorCache | None = None) -> Iterator[Progress | Discovery]:
     """The discovery job: yields Progress, then the Discovery. `cancel` is checked after
-    every step (Cancelled is raised). With the cache `entry` its sampled images are kept
-    in the entry's partial when it stops, for the next run; nothing else is written."""
+    every step (Cancelled is raised). With `samples_entry` (samples_cache) its sampled
+    images are kept there, as far as drawn when it stops; nothing else is written."""
     config = config or DiscoveryConfig()
     if config.n_samples < max(2, config.k + 1):
         raise ValueError(f"discovery needs more samples ({config.n_samples}) than "
@@ -882,7 +893,7 @@ def discover(gen: Generator, clip, setup: LabelSetup, config: DiscoveryConfig | 
         _tower(clip.model)  # refused now, not after the whole sampling
     t0 = time.monotonic()
     phases = discovery_phases(setup, config)
-    samples = yield from relay(_sampled(gen, clip, config, sampler, cancel, entry),
+    samples = yield from relay(_sampled(gen, clip, config, sampler, cancel, samples_entry),
                                lambda p: phases.report("sampling", p))
     assert isinstance(samples, Samples)
     check_varies(samples.embeddings)
@@ -1020,12 +1031,12 @@ def load_discovery(entry: TensorCache) -> Discovery | None:
 def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
                   config: DiscoveryConfig | None = None, sampler: WSampler | None = None,
                   relevance: gd.Relevance | None = None, stats: gd.StyleStats | None = None,
-                  cancel: CancelToken = None, reuse: bool = True
-                  ) -> Iterator[Progress | Discovery]:
+                  cancel: CancelToken = None, reuse: bool = True,
+                  samples_entry: TensorCache | None = None) -> Iterator[Progress | Discovery]:
     """discover, through the cache `entry`: a sound cached result is returned at once
-    (unless not `reuse`); otherwise the job runs and its result is written (atomically)
-    when it finishes. A result that cannot be written still comes, with the reason in its
-    save_error."""
+    (unless not `reuse`); otherwise the job runs (its samples kept in `samples_entry`)
+    and its result is written (atomically) when it finishes. A result that cannot be
+    written still comes, with the reason in its save_error."""
     cached = load_discovery(entry) if reuse else None
     if cached is not None:
         yield Progress(1, 1, "loaded from cache", 0.0)
@@ -1033,7 +1044,7 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
         return
     # relayed: a Cancelled thrown in reaches the sampling, which says what it kept
     found = yield from relay(discover(gen, clip, setup, config, sampler, relevance, stats,
-                                      cancel, entry))
+                                      cancel, samples_entry))
     found.key = entry.key
     tensors, info = _to_entry(found)
     found.save_error = try_save_checked(entry, tensors, info, "discovered directions")

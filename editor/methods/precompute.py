@@ -695,6 +695,25 @@ def resumable_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base
     raise AssertionError("Sampling ends with its Samples")
 
 
+def stored_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int,
+                    psi: float, sampler: WSampler | None, entry: TensorCache,
+                    batch_size: int | None = None, cancel: CancelToken = None,
+                    what: str = "sampling") -> Job[Progress, None, Samples]:
+    """resumable_sampling whose finished samples stay in `entry` itself (not only until a
+    caller's result replaces them), for every later job that samples the same images:
+    they come from it at once. A save that fails leaves the samples for this job only."""
+    settings = {"n": n, "seed_base": seed_base, "psi": psi}
+    kept = _samples_from_partial(load_checked(entry), settings, n, gen.w_dim)
+    if kept is not None and len(kept.w) == n:
+        yield Progress(n, n, f"{what}: {n}/{n} images, kept from an earlier run", 0.0)
+        return kept
+    samples = yield from resumable_sampling(gen, clip, n, seed_base, psi, sampler, entry,
+                                            batch_size, cancel, what=what)
+    try_save_checked(entry, {"w": samples.w, "embeddings": samples.embeddings},
+                     {"sampling": settings, "drawn": n}, "sampled images")
+    return samples
+
+
 def _samples_from_partial(got: tuple[dict, dict] | None, settings: dict, n: int,
                           w_dim: int) -> Samples | None:
     """The samples an interrupted run saved, when they are whole and for these settings."""
