@@ -530,6 +530,12 @@ def test_exiting_with_a_job_that_outlives_the_exit_wait_ends_cleanly():
     assert proc.stdout.endswith("last words")
     assert "Destroyed while thread" not in proc.stderr
     assert "did not stop within" in proc.stderr
+    # a program ending with a failure still says so (the early exit said 0)
+    failing = script + "\njobs.note_exit_status(3)\nraise SystemExit(3)\n"
+    proc = subprocess.run([sys.executable, "-c", failing], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 3, proc.stderr
+    assert "did not stop within" in proc.stderr
 
 
 def test_the_panel_has_no_tab_stop_that_shows_nothing(qtbot, runner):

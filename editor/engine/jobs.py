@@ -58,6 +58,14 @@ _ids = itertools.count(1)
 # destroys a QThread that is still running (Qt aborts the process when that happens).
 _orphans: list[QThread] = []
 ORPHAN_EXIT_WAIT_MS = 30_000
+_exit_status = 0  # what the program was ending with, for an exit that skips Python's
+
+
+def note_exit_status(status: int) -> None:
+    """The status the program is about to end with (the window's app.exec()): an exit
+    that gives up on a stuck job ends with it, not with 0."""
+    global _exit_status
+    _exit_status = int(status)
 
 
 def _wait_for_orphans() -> None:
@@ -89,7 +97,7 @@ def _exit_now() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    os._exit(0)
+    os._exit(_exit_status)
 
 
 atexit.register(_wait_for_orphans)

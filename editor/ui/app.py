@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from editor.core.errors import AtelierError
 from editor.core.paths import CONFIG_ENV, RESOURCES_DIR, cache_dir, config_dir, sweep_stale_temps
 from editor.engine.compute_threads import serial_ui_thread
+from editor.engine.jobs import note_exit_status
 
 ICON = RESOURCES_DIR / "icons" / "latent-atelier.svg"
 
@@ -84,4 +85,6 @@ def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
     # what a killed earlier run left half-written in the cache (a pack, an import's copy)
     threading.Thread(target=sweep_stale_temps, args=(cache_dir(),), daemon=True,
                      name="stale temp sweep").start()
-    return app.exec()
+    status = app.exec()
+    note_exit_status(status)
+    return status
