@@ -2649,6 +2649,25 @@ def test_a_strength_typed_beyond_the_slider_is_taken_as_typed(window, qtbot):
     assert window.document.state.session.edits[0].strength == 40.0
 
 
+def test_a_beta_typed_beyond_the_slider_is_taken_as_typed(window, qtbot):
+    # The β box refused keys past the slider's 0.05-0.6: "0.02" became 0.0 and then
+    # nothing, "0.8" became 0.0; the command line takes any β.
+    from PySide6.QtTest import QTest
+
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    window.prompt_panel.auto_beta.setChecked(False)
+    beta = window.prompt_panel.beta
+    for typed, value in (("0.02", 0.02), ("0.8", 0.8)):
+        _typed_in(window, beta.box, typed)
+        QTest.keyClick(beta.box, Qt.Key.Key_Return)
+        assert window.document.state.draft.params["beta"] == value
+    assert beta.slider.value() == beta.slider.maximum()  # at its end
+    settled(window, qtbot)
+    error = window.last_result.edit_status[window.document.state.draft.id].error
+    assert error and "passes" in error  # no channel reaches 0.8: said, not a blank picture
+
+
 def test_why_the_prompt_is_not_drawn_shows_in_the_status_bar_too(window, qtbot):
     # In an 800x600 window the line under the prompt is scrolled out of view: β dragged
     # to its end made the edit vanish without a visible word.

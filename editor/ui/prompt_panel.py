@@ -42,6 +42,9 @@ ALPHA_RANGE = (-10.0, 10.0)
 # "25" became 2 without a word
 ALPHA_TYPED_RANGE = (-100.0, 100.0)
 BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)
+# what the β box takes when typed: any threshold on |relevance|, a cosine (0: every
+# channel that has one); its keys were refused beyond the slider's range
+BETA_TYPED_RANGE = (0.0, 1.0)
 TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
 # a recipe's prompt may be longer than QLineEdit's default limit (32,767 characters): the
 # box must hold all of it, or showing it cut its end and Save wrote the cut prompt
@@ -118,7 +121,8 @@ class PromptPanel(QWidget):
             lambda v: self._emit({"strength": v}, "Change strength", "alpha"))
         self.alpha.drag_finished.connect(self.interaction_finished)
         self.alpha.set_accessible_name("Strength α")
-        self.beta = FloatSlider(*BETA_RANGE, value=0.15, decimals=3)
+        self.beta = FloatSlider(*BETA_RANGE, value=0.15, decimals=3,
+                                typed_range=BETA_TYPED_RANGE)
         self.beta.setToolTip("Disentanglement β: only style channels whose relevance "
                              "exceeds β move; higher is more focused, lower is stronger")
         self.beta.value_changed.connect(lambda v: self._emit_params({"beta": v}, "Change β",
