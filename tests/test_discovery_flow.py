@@ -111,6 +111,27 @@ def test_a_fallback_transfer_says_why_and_does_not_stick_to_the_next_pack(qtbot,
     assert flow._chosen == "w"
 
 
+def test_the_picked_transfer_is_remembered_across_packs_and_runs(qtbot, tiny_pack):
+    # Every start, and every other pack opened, went back to "Focused".
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source, open_pack
+
+    demo = open_pack(DEMO_GENERATOR, demo_clip_source())
+    flow, panel, _, current = _flow(qtbot, demo)
+    flow.pack_changed(demo)
+    panel.set_method("style")
+    current[0] = tiny_pack
+    flow.pack_changed(tiny_pack)  # no discovery here yet
+    current[0] = demo
+    flow.pack_changed(demo)
+    assert panel.current_method() == "style"
+    assert {e.method for e in panel.entries} == {"style"}
+
+    again, panel_again, _, _ = _flow(qtbot, demo)  # the next run of the program
+    again.pack_changed(demo)
+    assert panel_again.current_method() == "style"
+
+
 def test_discover_again_is_offered_only_when_it_would_find_more(qtbot, tiny_pack,
                                                                 monkeypatch, tmp_path):
     # "Discover again" reloaded the cached result it was showing

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QMainWindow
 
 from editor.core.paths import cache_dir
@@ -30,9 +30,16 @@ from editor.engine.packs import OpenPack, same_pack
 from editor.engine.session import Edit
 from editor.methods.global_directions import Progress
 
-from .directions_panel import DirectionsPanel
+from . import settings_values
+from .directions_panel import TRANSFERS, DirectionsPanel
 
 JOB_PREFIX = "discover:"
+TRANSFER_KEY = "directions/transfer"  # the transfer the user picked last, for every pack
+
+
+def remembered_transfer() -> str:
+    chosen = settings_values.text(QSettings(), TRANSFER_KEY, DEFAULT_METHOD)
+    return chosen if chosen in dict(TRANSFERS) else DEFAULT_METHOD
 
 
 class DiscoveryFlow(QObject):
@@ -46,9 +53,9 @@ class DiscoveryFlow(QObject):
         self._add_edit = add_edit
         self.discovery = None  # the open pack's, once known
         self._rediscover = False  # whether Discover would find more than self.discovery
-        self._shown_pack: OpenPack | None = None
-        # the transfer the user picked; the one shown falls back when a discovery lacks it
-        self._chosen = DEFAULT_METHOD
+        # the transfer the user picked (remembered); the one shown falls back when a
+        # discovery lacks it, without changing the pick
+        self._chosen = remembered_transfer()
         self._job: Job | None = None
         self._job_pack: OpenPack | None = None
         panel.discover_requested.connect(self.start)
@@ -60,9 +67,6 @@ class DiscoveryFlow(QObject):
 
     def pack_changed(self, pack: OpenPack) -> None:
         """A pack was opened: show its discovery if it has one."""
-        if not same_pack(self._shown_pack, pack):
-            self._chosen = DEFAULT_METHOD  # another pack's fallback is not the user's pick
-        self._shown_pack = pack
         if pack.clip is None:
             self.discovery = None
             self._show_unavailable(pack)
@@ -85,6 +89,7 @@ class DiscoveryFlow(QObject):
 
     def _on_method_picked(self, method: str) -> None:
         self._chosen = method
+        QSettings().setValue(TRANSFER_KEY, method)
         self._show()
 
     def _show(self) -> None:
