@@ -549,6 +549,39 @@ def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatc
     assert shown[0][0] == "Export failed" and "No space left" in shown[0][1]
 
 
+def test_a_job_out_of_memory_says_what_to_do_and_a_long_one_says_so_in_a_dialog(
+        window, qtbot, monkeypatch):
+    # A precompute that ran out of GPU memory after an hour ended with a 10 s status
+    # line saying only how much was asked for: no dialog, no way out named.
+    from editor.ui import main_window as mw
+
+    shown = []
+    monkeypatch.setattr(mw, "show_warning", lambda _p, title, text: shown.append((title,
+                                                                                 text)))
+
+    def out_of_gpu_memory(_token):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a "
+                           "total capacity of 79.15 GiB of which 3.06 MiB is free.")
+
+    with qtbot.waitSignal(window.jobs.job_failed, timeout=20_000):
+        window.jobs.submit("Precompute directions for demo", out_of_gpu_memory,
+                           key=mw.PRECOMPUTE_JOB + "x")
+    assert len(shown) == 1 and shown[0][0] == "Precompute directions for demo failed"
+    text = shown[0][1]
+    assert text.startswith("out of GPU memory (asked for 2.00 GiB more; 3.06 MiB of "
+                           "79.15 GiB free on GPU 0)")
+    assert "View ▸ Device" in text and "progress is saved" in text
+    assert window.statusBar().currentMessage().endswith("free on GPU 0).")
+
+    def out_of_memory(_token):
+        raise MemoryError()
+
+    with qtbot.waitSignal(window.jobs.job_failed, timeout=20_000):
+        window.jobs.submit("Something short", out_of_memory)
+    assert len(shown) == 1  # no dialog for a short job: the status line says it
+    assert window.statusBar().currentMessage() == "Something short failed: out of memory."
+
+
 def test_a_folder_in_the_export_file_box_is_refused_not_written_beside(
         window, qtbot, tmp_path, monkeypatch):
     # "pictures/" (or an existing "pictures") in the File box wrote "pictures.png" next to

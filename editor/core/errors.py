@@ -66,6 +66,12 @@ _GPU_FREE = re.compile(r"(GPU \d+) has a total capacity of ([\d.]+ [KMGT]iB) of 
                        r"([\d.]+ [KMGT]iB) is free")
 
 
+def says_out_of_memory(message: str) -> bool:
+    """Whether a failure's line (error_message's, out_of_memory_text's) is an allocation
+    failure."""
+    return message.startswith(("out of GPU memory", "out of memory"))
+
+
 def out_of_memory_text(e: BaseException) -> str:
     """One short line for an allocation failure: how much was asked for and, on a GPU, how
     much was free, instead of torch's paragraph on allocator settings."""

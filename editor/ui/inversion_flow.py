@@ -22,6 +22,7 @@ from editor.engine.session import Source
 
 from .canvas import Canvas
 from .crop_dialog import choose_crop, crop_key
+from .notices import failed_job_text
 from .qimages import qimage_from_array
 
 JOB_PREFIX = "invert:"
@@ -100,7 +101,8 @@ class InversionFlow(QObject):
         # minutes of work ended: a line in the jobs panel is easily missed, as an export's
         # failure would be
         if job.id in self._packs:
-            QMessageBox.warning(self.window, "Inversion failed", f"{job.title}: {message}")
+            QMessageBox.warning(self.window, "Inversion failed",
+                                f"{job.title}: {failed_job_text(message)}")
 
     def _on_ended(self, job: Job) -> None:
         self._packs.pop(job.id, None)

@@ -72,6 +72,7 @@ from . import settings_values
 from .canvas import Canvas
 from .clipboard import PasteError, put_picture, read_pasted, save_pasted_image
 from .directions_panel import DirectionsPanel
+from .discovery_flow import JOB_PREFIX as DISCOVERY_JOB
 from .discovery_flow import DiscoveryFlow
 from .document import Document
 from .export_dialog import confirm_overwrite, get_export_plan
@@ -80,7 +81,7 @@ from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .keys import menu_text
 from .models_menu import ModelsMenu
-from .notices import show_warning
+from .notices import failed_job_text, show_warning
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
 from .remembered import RememberedMap
@@ -1123,10 +1124,15 @@ class MainWindow(QMainWindow):
             self.worker.refresh_pack()
 
     def _on_job_failed(self, job, message: str) -> None:
-        self.statusBar().showMessage(f"{job.title} failed: {message}", 10000)
-        if job.key and job.key.startswith(EXPORT_JOB):
+        key = job.key or ""
+        long_work = key.startswith((PRECOMPUTE_JOB, DISCOVERY_JOB))  # they keep progress
+        text = failed_job_text(message, progress_kept=long_work)
+        self.statusBar().showMessage(f"{job.title} failed: {text.splitlines()[0]}", 10000)
+        if key.startswith(EXPORT_JOB):
             # the user is waiting for a file: say plainly that there is none
-            QMessageBox.warning(self, "Export failed", message)
+            QMessageBox.warning(self, "Export failed", text)
+        elif long_work:  # minutes or hours of work ended: a status line is easily missed
+            show_warning(self, f"{job.title} failed", text)
 
     def _on_job_finished(self, job, result) -> None:
         self.statusBar().showMessage(f"{job.title}: done", 6000)

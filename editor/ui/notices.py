@@ -5,6 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from editor.core.errors import says_out_of_memory
+from editor.engine.renderer import DEVICE_MENU
+
 
 def show_warning(parent: QWidget, title: str, text: str) -> QMessageBox:
     """A warning the user must see but that does not stop the window (a job's result came
@@ -15,3 +18,18 @@ def show_warning(parent: QWidget, title: str, text: str) -> QMessageBox:
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box
+
+
+def failed_job_text(message: str, progress_kept: bool = False) -> str:
+    """A failed job's line, with what to do when it ran out of memory: the job shares the
+    memory with the renders and any other job, and may run on the CPU instead.
+    `progress_kept`: the job saves its progress when it fails (a precompute, a discovery)."""
+    if not says_out_of_memory(message):
+        return message
+    if message.startswith("out of GPU memory"):
+        advice = ("Cancel other running jobs or close other programs that use the GPU, or "
+                  f"run it on the CPU ({DEVICE_MENU}).")
+    else:
+        advice = "Cancel other running jobs or close other programs, then try again."
+    kept = " Its progress is saved: running it again resumes." if progress_kept else ""
+    return f"{message}.\n\n{advice}{kept}"
