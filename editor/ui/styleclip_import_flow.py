@@ -19,7 +19,7 @@ from editor.engine.packs import OpenPack, RefusedImport, same_pack
 from editor.methods.precompute import PackData
 from editor.methods.styleclip_files import Agreement
 
-from .notices import show_warning
+from .notices import failed_job_text, show_warning
 
 TITLE = "Import StyleCLIP directions"
 FILE_FILTER = "StyleCLIP directions (fs3.npy *.npy);;All files (*)"
@@ -110,4 +110,4 @@ class StyleClipImportFlow(QObject):
 
     def _on_failed(self, job: Job, message: str) -> None:
         if job.id in self._packs:  # the user is waiting for it: say plainly why not
-            show_warning(self.window, TITLE, message)
+            show_warning(self.window, TITLE, failed_job_text(message))
