@@ -14,6 +14,7 @@ from editor.cli import main
 from editor.core.checkpoints import save_generator
 from editor.core.image_io import read_recipe
 from editor.engine.compose import encode_wplus
+from editor.engine.renderer import rendering_platform
 from editor.engine.session import Edit, ModelIdentity, Session, Source
 from tests.conftest import make_tiny_clip, make_tiny_generator
 
@@ -205,7 +206,8 @@ def test_an_upscaled_export_replays_at_its_scale_and_filter(tmp_path, models, ca
     assert main(["edit", "--seed", "3", "--target", "smiling face", "--auto-beta", *models,
                  "--scale", "4", "--upscale-filter", "nearest", "-o", str(out)]) == 0
     recipe = json.loads(read_recipe(out))
-    assert recipe["output"] == {"scale": 4, "upscale_filter": "nearest"}
+    assert recipe["output"] == {"scale": 4, "upscale_filter": "nearest",
+                                "rendered_on": rendering_platform(torch.device("cpu"))}
     again = tmp_path / "again.png"
     assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
     a, b = np.asarray(Image.open(out)), np.asarray(Image.open(again))
@@ -215,12 +217,36 @@ def test_an_upscaled_export_replays_at_its_scale_and_filter(tmp_path, models, ca
     small = tmp_path / "small.png"
     assert main(["edit", "--recipe", str(out), *models, "--scale", "1", "-o", str(small)]) == 0
     assert np.asarray(Image.open(small)).shape == (8, 8, 3)
-    assert "output" not in json.loads(read_recipe(small))
+    assert list(json.loads(read_recipe(small))["output"]) == ["rendered_on"]
     smooth = tmp_path / "smooth.png"
     assert main(["edit", "--recipe", str(out), *models, "--upscale-filter", "lanczos",
                  "-o", str(smooth)]) == 0
     assert np.asarray(Image.open(smooth)).shape == (32, 32, 3)
     assert not np.array_equal(np.asarray(Image.open(smooth)), a)
+
+
+def test_a_replay_elsewhere_says_the_picture_may_differ(tmp_path, models, capsys):
+    # "Reproduces exactly on the same device": nothing said which device drew a file,
+    # so a replay on another one could not tell why its pixels differed.
+    out = tmp_path / "out.png"
+    assert main(["edit", "--seed", "3", *models, "-o", str(out)]) == 0
+    recipe = json.loads(read_recipe(out))
+    assert recipe["output"]["rendered_on"]["device"] == "cpu"
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
+    assert "drawn elsewhere" not in capsys.readouterr().err  # same device: no note
+    recipe["output"]["rendered_on"] = {"device": "cuda", "name": "NVIDIA H100 80GB HBM3",
+                                       "torch": "2.14.1+cu130"}
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(recipe), encoding="utf-8")
+    assert main(["edit", "--recipe", str(moved), *models, "-o", str(tmp_path / "3.png")]) == 0
+    err = capsys.readouterr().err
+    assert ("note: the recipe's picture was drawn elsewhere (device cuda there, cpu here; "
+            "processor NVIDIA H100 80GB HBM3 there, cpu here") in err
+    recipe["output"]["rendered_on"] = ["not", "a", "platform"]  # ignored, not refused
+    moved.write_text(json.dumps(recipe), encoding="utf-8")
+    assert main(["edit", "--recipe", str(moved), *models, "-o", str(tmp_path / "4.png")]) == 0
+    assert "drawn elsewhere" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("block, match", [
@@ -455,8 +481,9 @@ def test_a_jpeg_replays_at_its_recorded_quality(tmp_path, models, capsys):
     argv = ["--seed", "3", "--target", "smiling face", "--beta", "0.01", *models,
             "--scale", "4"]
     assert main(["edit", *argv, "--quality", "80", "-o", str(out)]) == 0
-    assert json.loads(read_recipe(out))["output"] == {"scale": 4, "upscale_filter": "lanczos",
-                                                      "quality": 80}
+    assert json.loads(read_recipe(out))["output"] == {
+        "scale": 4, "upscale_filter": "lanczos", "quality": 80,
+        "rendered_on": rendering_platform(torch.device("cpu"))}
     assert main(["edit", "--recipe", str(out), *models, "-o", str(again)]) == 0
     assert again.read_bytes() == out.read_bytes()
     # --quality wins over the recorded one, and the quality shows in the pixels
@@ -475,7 +502,8 @@ def test_a_jpeg_replays_at_its_recorded_quality(tmp_path, models, capsys):
     # a PNG records no quality, and --quality for one is refused: it would be ignored
     assert main(["edit", "--recipe", str(out), *models, "-o", str(tmp_path / "p.png")]) == 0
     assert json.loads(read_recipe(tmp_path / "p.png"))["output"] == {
-        "scale": 4, "upscale_filter": "lanczos"}
+        "scale": 4, "upscale_filter": "lanczos",
+        "rendered_on": rendering_platform(torch.device("cpu"))}
     capsys.readouterr()
     assert main(["edit", *argv, "--quality", "80", "-o", str(tmp_path / "q.png")]) == 1
     assert "--quality applies to JPEG and WebP" in capsys.readouterr().err

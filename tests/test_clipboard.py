@@ -77,6 +77,7 @@ def test_copy_puts_the_picture_and_its_recipe_and_paste_brings_the_session_back(
     assert np.array_equal(_clipboard_pixels(), shown)
     recipe = Session.from_recipe(_clipboard_recipe())
     assert [e.params.get("target") for e in recipe.edits] == ["face with glasses"]
+    assert _clipboard_recipe()["output"]["rendered_on"]["device"] == "cpu"  # what drew it
 
     window.source_panel.step_seed(+1)  # something else, then paste the copy back
     window.document.end_merge()

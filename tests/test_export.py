@@ -28,6 +28,7 @@ from editor.engine.export import (
     run_plan,
     with_format_suffix,
 )
+from editor.engine.renderer import rendering_platform
 from editor.engine.session import Edit, Session, Source
 from editor.methods.precompute import Cancelled
 from tests.conftest import make_tiny_generator
@@ -78,8 +79,12 @@ def test_scale_two_doubles_the_size_and_nearest_keeps_pixels(ctx, session, tmp_p
     recipe = json.loads(read_recipe(saved.path))
     assert recorded_output(recipe) == (2, "nearest")
     assert Session.from_recipe(recipe) == session
-    assert "output" not in json.loads(read_recipe(export_image(
-        ctx, session, tmp_path / "native.png").path))
+    # at 1x it records only what drew the picture: readers from before the block, which
+    # ignore it, replay such a file exactly
+    native = json.loads(read_recipe(export_image(ctx, session, tmp_path / "native.png").path))
+    assert list(native["output"]) == ["rendered_on"]
+    assert native["output"]["rendered_on"] == {"device": "cpu", "name": "cpu",
+                                               "torch": torch.__version__}
 
 
 def test_a_window_export_records_a_lossy_files_quality(ctx, session, tmp_path):
@@ -89,13 +94,15 @@ def test_a_window_export_records_a_lossy_files_quality(ctx, session, tmp_path):
         kind="image", path=str(tmp_path / "out"), format="JPEG", quality=70)))
     (jpeg,) = result.saved
     recipe = json.loads(read_recipe(jpeg.path))
-    assert recipe["output"] == {"quality": 70} and recorded_quality(recipe) == 70
+    cpu = rendering_platform(torch.device("cpu"))
+    assert recipe["output"] == {"quality": 70, "rendered_on": cpu}
+    assert recorded_quality(recipe) == 70
     assert recorded_output(recipe) == (1, "lanczos")
     _, result = _run(run_plan(ctx, session, ExportPlan(
         kind="batch", folder=str(tmp_path), first_seed=5, count=2, format="WEBP", quality=60,
         scale=2)))
     assert [json.loads(read_recipe(s.path))["output"] for s in result.saved] == \
-        [{"scale": 2, "upscale_filter": "lanczos", "quality": 60}] * 2
+        [{"scale": 2, "upscale_filter": "lanczos", "quality": 60, "rendered_on": cpu}] * 2
     # a lossless file records none: its recipe is what it was
     png = export_image(ctx, session, tmp_path / "out.png", quality=70)
     assert recorded_quality(json.loads(read_recipe(png.path))) is None

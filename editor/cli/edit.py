@@ -43,6 +43,7 @@ from editor.engine.export import (
     UPSCALE_FILTERS,
     format_from_suffix,
     recorded_output,
+    recorded_platform,
     recorded_quality,
     save_render,
     without_failing_edits,
@@ -55,7 +56,12 @@ from editor.engine.packs import (
     default_relevance_config,
     open_pack,
 )
-from editor.engine.renderer import pick_device, to_uint8_image
+from editor.engine.renderer import (
+    pick_device,
+    platform_differences,
+    rendering_platform,
+    to_uint8_image,
+)
 from editor.engine.session import (
     MAX_SEED,
     PSI_RANGE,
@@ -390,8 +396,14 @@ def run(args: argparse.Namespace) -> int:
             raise EditError(f"{e}: the strengths or ψ are too large for this generator") \
                 from e
         elapsed = time.perf_counter() - t0
+        platform = rendering_platform(context.device)
         saved = save_render(args.output, image, session, quality=quality, scale=scale,
-                            overwrite=args.overwrite, upscale_filter=upscale_filter)
+                            overwrite=args.overwrite, upscale_filter=upscale_filter,
+                            platform=platform)
+        if recipe is not None and (differ := platform_differences(recorded_platform(recipe),
+                                                                   platform)):
+            print(f"note: the recipe's picture was drawn elsewhere ({'; '.join(differ)}): "
+                  "this one may differ from it slightly", file=sys.stderr)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
         hint = ("; pass --overwrite to replace it" if isinstance(e, ImageExistsError)
                 else " with --wplus-index" if isinstance(e, ManyLatentsError) else "")

@@ -25,7 +25,7 @@ from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
 from .compose import EditingContext
-from .renderer import to_uint8_image
+from .renderer import rendering_platform, to_uint8_image
 from .session import MAX_SEED, RecipeError, Session
 
 KINDS = ("image", "sweep", "batch")
@@ -240,34 +240,38 @@ def export_image(
     _refuse_existing([Path(path)], overwrite)  # before the render: refusing costs nothing
     return save_render(path, render_full(ctx, session), session, format=format,
                        quality=quality, scale=scale, overwrite=overwrite,
-                       upscale_filter=upscale_filter)
+                       upscale_filter=upscale_filter, platform=rendering_platform(ctx.device))
 
 
 def save_render(path: str | Path, rgb: np.ndarray, session: Session,
                 format: str | None = None, quality: int = DEFAULT_QUALITY, scale: int = 1,
-                overwrite: bool = False, upscale_filter: str = "lanczos") -> SavedImage:
+                overwrite: bool = False, upscale_filter: str = "lanczos",
+                platform: dict | None = None) -> SavedImage:
     """Save the session's render `rgb` as an image file carrying the recipe that
-    reproduces it (`file_recipe`)."""
+    reproduces it (`file_recipe`); `platform`: what drew it."""
     lossy = image_format(path, format) in LOSSY_FORMATS
     return save_image(path, rgb,
                       recipe=file_recipe(session, scale, upscale_filter,
-                                         quality if lossy else None),
+                                         quality if lossy else None, platform),
                       format=format, quality=quality, scale=scale, overwrite=overwrite,
                       upscale_filter=upscale_filter)
 
 
 def file_recipe(session: Session, scale: int = 1, upscale_filter: str = "lanczos",
-                quality: int | None = None) -> dict:
+                quality: int | None = None, platform: dict | None = None) -> dict:
     """The recipe an exported file carries: the session's, plus how the file was made from
     the render, so that replaying the file writes the same pixels: the upscale, left out
-    at 1x (where readers that know no such block replay it exactly too), and a lossy
-    file's quality (None for a lossless file, which records none)."""
+    at 1x (where readers that ignore the block replay it exactly too), a lossy file's
+    quality (None for a lossless file, which records none), and what drew it
+    (renderer.rendering_platform; a replay elsewhere may differ slightly)."""
     recipe = session.to_recipe()
     output: dict = {}
     if scale != 1:
         output.update(scale=scale, upscale_filter=upscale_filter)
     if quality is not None:
         output["quality"] = quality
+    if platform is not None:
+        output["rendered_on"] = platform
     if output:
         recipe[OUTPUT_KEY] = output
     return recipe
@@ -312,6 +316,13 @@ def recorded_quality(recipe: dict) -> int | None:
         raise RecipeError(f"the recipe's output quality must be a whole number from 1 to "
                           f"100, got {quality!r}")
     return quality
+
+
+def recorded_platform(recipe: dict) -> object:
+    """What drew a file's picture, as its recipe records it (None when it does not);
+    read by renderer.platform_differences, which ignores what it cannot read."""
+    out = recipe.get(OUTPUT_KEY)
+    return out.get("rendered_on") if isinstance(out, dict) else None
 
 
 def sweep_strengths(start: float, stop: float, frames: int) -> list[float]:
@@ -376,7 +387,8 @@ def batch_export(
         one = session.with_source(replace(session.source, seed=seed))
         saved.append(save_render(path, render_full(ctx, one), one, format=format,
                                  quality=quality, scale=scale, overwrite=overwrite,
-                                 upscale_filter=upscale_filter))
+                                 upscale_filter=upscale_filter,
+                                 platform=rendering_platform(ctx.device)))
         if len(saved) == len(seeds):
             _commit(cancel)  # every file is in place: the batch is done
         try:

@@ -40,6 +40,7 @@ class RenderResult:
     edit_status: dict = field(default_factory=dict)  # edit id -> compose.EditStatus
     before: np.ndarray | None = None  # the source without edits, when the request asked
     session: Session | None = None  # the request's snapshot: what the picture shows
+    platform: dict | None = None  # renderer.rendering_platform: what drew it
 
     @property
     def ok(self) -> bool:

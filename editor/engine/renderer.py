@@ -117,6 +117,29 @@ def device_choices() -> list[tuple[str, str]]:
         (f"cuda:{i}", f"CUDA {i}: {torch.cuda.get_device_name(i)}") for i in range(count))]
 
 
+def rendering_platform(device: torch.device) -> dict[str, str]:
+    """What drew a picture, for its recipe: the same recipe replays to the same pixels
+    on the same kind of device and torch; elsewhere they may differ slightly (GPU
+    kernels sum in other orders)."""
+    name = device.type
+    if device.type == "cuda":
+        try:
+            name = torch.cuda.get_device_name(device)
+        except (RuntimeError, AssertionError):  # a driver that answers no more: still drawn
+            log.debug("no name for %s", device)
+    return {"device": device.type, "name": name, "torch": torch.__version__}
+
+
+def platform_differences(recorded: object, here: dict[str, str]) -> list[str]:
+    """How the platform a file's recipe records differs from `here`, in words (none when
+    it records none, or a malformed one: a note, not a refusal)."""
+    if not isinstance(recorded, dict):
+        return []
+    labels = {"device": "device", "name": "processor", "torch": "torch"}
+    return [f"{label} {recorded[key]} there, {here[key]} here" for key, label in labels.items()
+            if isinstance(recorded.get(key), str) and recorded[key] != here[key]]
+
+
 def to_uint8_image(img: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [-1, 1] -> (H, W, 3) uint8 that owns its memory."""
     if not torch.isfinite(img).all():
@@ -144,6 +167,7 @@ class Renderer:
         if context is not None:
             context.generator.to(device)
         self.context, self.device = context, device
+        self.platform = rendering_platform(device)  # for the recipes of its pictures
         self._before = None
 
     def set_generator(self, generator: Generator | None) -> None:
@@ -202,7 +226,8 @@ class Renderer:
         timings = {"styles_ms": (t1 - t0) * 1e3, "synthesis_ms": (t2 - t1) * 1e3,
                    "convert_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3}
         return RenderResult(request.seq, request.generation, array, preview, timings,
-                            edit_status=statuses, before=before, session=request.session)
+                            edit_status=statuses, before=before, session=request.session,
+                            platform=self.platform)
 
     def _before_image(self, request: RenderRequest, preview: bool) -> np.ndarray:
         """The unedited source at the same resolution, kept while only edits change."""

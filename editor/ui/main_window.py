@@ -842,7 +842,7 @@ class MainWindow(QMainWindow):
         self._copy_pending = False
         # edits that could not be applied are off in the recipe, as on the canvas
         session, _ = disable_failing_edits(result.session, result.edit_status)
-        recipe = json.dumps(file_recipe(session))
+        recipe = json.dumps(file_recipe(session, platform=result.platform))
         put_picture(qimage_from_array(result.image), recipe)
         h, w = result.image.shape[:2]
         self.statusBar().showMessage(f"copied the picture ({w}x{h}) with its recipe", 4000)
