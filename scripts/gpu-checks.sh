@@ -54,6 +54,12 @@ step relevance "$PY" benchmarks/relevance.py --ffhq --device cuda --batch-size 1
   --n-images 4 --every 2 --repeats 3
 # slider-to-image latency through the engine: demo pack, and 1024 (preview and full)
 step latency "$PY" -m benchmarks.latency --device cuda --ffhq-events 120
+# a demo export replayed from its recipe on the GPU must give the same bytes (kernels that
+# pick their algorithm per run would break "replays exactly on the same device")
+step replay bash -c '"$1" -m editor edit --device cuda --seed 7 --target "face with sunglasses" \
+  --alpha 3 --overwrite -o "$2/replay-a.png" && "$1" -m editor edit --device cuda --overwrite \
+  --recipe "$2/replay-a.png" -o "$2/replay-b.png" && cmp "$2/replay-a.png" "$2/replay-b.png" \
+  && echo "replayed on the GPU: identical"' _ "$PY" "$OUT"
 
 echo
 echo "=== summary (logs in $OUT)"
