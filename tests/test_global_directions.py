@@ -1019,3 +1019,26 @@ def test_cli_precompute_out_of_memory_says_the_progress_is_kept_and_what_to_chan
     assert err == ("atelier precompute: error: out of GPU memory (asked for 512.00 MiB more; "
                    "100.00 MiB of 7.79 GiB free on GPU 0); progress saved: run again with a "
                    "smaller --batch-size (this run: 8)")
+
+
+def test_a_gpu_jobs_batch_follows_its_free_memory(monkeypatch):
+    # A fixed 2 GB budget gave 2 renders per 1024 px call on an 80 GB GPU as on a laptop.
+    from types import SimpleNamespace
+
+    from editor.core.generator import GeneratorConfig
+
+    ffhq = SimpleNamespace(config=GeneratorConfig(resolution=1024),
+                           w_avg=torch.zeros(1, device="meta"))
+    assert gd.suggested_batch_size(ffhq) == 2  # not a GPU: the CPU's budget
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * gib, 80 * gib))
+    assert gd.default_budget_mb(torch.device("cuda:0")) == 32768  # half the free, at most 32 GB
+    assert gd.suggested_batch_size(ffhq, gd.default_budget_mb(torch.device("cuda:0"))) == 32
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * gib, 80 * gib))
+    assert gd.default_budget_mb(torch.device("cuda:0")) == gd.CPU_BUDGET_MB  # never less
+
+    def no_driver(device=None):
+        raise RuntimeError("Found no NVIDIA driver on your system")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", no_driver)
+    assert gd.default_budget_mb(torch.device("cuda:0")) == gd.CPU_BUDGET_MB

@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stats-samples", type=int_at_least(2), default=10_000, metavar="N",
                    help="samples for the style statistics (default 10000)")
     p.add_argument("--batch-size", type=int_at_least(1), default=None, metavar="N",
-                   help="renders per generator call (default: from the resolution)")
+                   help="renders per generator call (default: from the resolution and, on a "
+                        "GPU, its free memory)")
     p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=SEED,
                    help="seed of the base images")
     p.add_argument("--psi", type=finite_float, default=None,

@@ -381,11 +381,32 @@ def relevance_for_layer(
     return F.normalize(sums, dim=-1)
 
 
-def suggested_batch_size(gen: Generator, budget_mb: int = 2048, most: int = 64) -> int:
-    """Renders per generator call for a memory budget: the widest activation at the top
-    resolution, times the few temporaries a styled conv keeps alive. On the 64 px demo
-    generator (2-core CPU) 64 rows per call was fastest (12 ms per render + encode, 15 ms
-    at 32, 19 ms at 8); beyond that it gains nothing."""
+CPU_BUDGET_MB = 2048  # a CPU gains little from wider calls; its memory is the user's too
+GPU_BUDGET_SHARE = 0.5  # of the GPU memory free when a job starts (renders share it)
+GPU_BUDGET_MAX_MB = 32768
+
+
+def default_budget_mb(device: torch.device) -> int:
+    """Memory a job's generator calls may fill on `device`: on a GPU half of what is free
+    now (a 1024 px call of 2 renders, as the CPU's fixed 2 GB gives, leaves an H100 idle
+    between calls), never less than the CPU's."""
+    if device.type != "cuda":
+        return CPU_BUDGET_MB
+    try:
+        free, _total = torch.cuda.mem_get_info(device)
+    except (RuntimeError, AssertionError):  # no answer from the driver: the safe size
+        return CPU_BUDGET_MB
+    return int(min(GPU_BUDGET_MAX_MB, max(CPU_BUDGET_MB, GPU_BUDGET_SHARE * free / 2**20)))
+
+
+def suggested_batch_size(gen: Generator, budget_mb: int | None = None, most: int = 64) -> int:
+    """Renders per generator call for a memory budget (default_budget_mb of the
+    generator's device when None): the widest activation at the top resolution, times the
+    few temporaries a styled conv keeps alive. On the 64 px demo generator (2-core CPU) 64
+    rows per call was fastest (12 ms per render + encode, 15 ms at 32, 19 ms at 8); beyond
+    that it gains nothing."""
+    if budget_mb is None:
+        budget_mb = default_budget_mb(gen.w_avg.device)
     cfg = gen.config
     widest = max(cfg.channels_at(2**i) * 4**i for i in range(2, cfg.log_size + 1))
     per_image = widest * 4 * 8  # fp32 bytes x live temporaries
