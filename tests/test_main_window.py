@@ -459,3 +459,71 @@ def test_atelier_gui_refuses_a_device_that_is_not_here():
 
     assert unusable_device("cpu") is None
     assert "use cpu, cuda or cuda:N" in unusable_device("tpu")
+
+
+def test_f6_goes_round_the_picture_and_the_panels_in_view(window, qtbot):
+    # Tab walked every control of every panel; the panel behind the tab bar was reached
+    # only by going round the whole window, and nothing jumped between panels.
+    from tests.test_editor_window import show_active
+
+    show_active(window, qtbot)
+    window.directions_dock.raise_()  # the edit stack goes behind its tab
+    qtbot.waitUntil(lambda: not window.stack_panel.isEnabled())
+    window.canvas.setFocus()
+    reached = []
+    for _ in range(5):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)
+        focused = QApplication.focusWidget()
+        reached.append(next((d.objectName() for d in window._panel_docks()
+                             if d.isAncestorOf(focused)), "canvas" if focused is
+                            window.canvas else repr(focused)))
+    jobs = ["jobs_dock"] if window.jobs_dock.isVisible() else []
+    expected = ["source_dock", "prompt_dock", "directions_dock", *jobs, "canvas"]
+    assert reached == (expected * 2)[:5]
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_F6, Qt.KeyboardModifier.ShiftModifier)
+    last = window.jobs_dock if jobs else window.directions_dock  # backwards from the picture
+    assert last.isAncestorOf(QApplication.focusWidget())
+
+
+def test_a_panel_chosen_in_the_view_menu_gets_the_keyboard(window, qtbot):
+    # View ▸ Panels ▸ X brought the panel to the front and left the focus where it was.
+    from tests.test_editor_window import show_active
+
+    show_active(window, qtbot)
+    window.stack_dock.raise_()
+    qtbot.waitUntil(lambda: not window.directions_panel.isEnabled())
+    window.canvas.setFocus()
+    view = next(a.menu() for a in window.menuBar().actions() if "View" in a.text())
+    panels = next(a.menu() for a in view.actions() if a.menu() and "Panels" in a.text())
+    directions = next(a for a in panels.actions() if "direction" in a.text().lower())
+    directions.trigger()
+    qtbot.waitUntil(lambda: window.directions_dock.isAncestorOf(QApplication.focusWidget()),
+                    timeout=2000)
+
+
+def test_the_first_layout_fits_a_small_screen_with_a_big_font(qtbot, tmp_path, monkeypatch,
+                                                              qtlog):
+    # At 960x540 (QT_SCALE_FACTOR=2 on a 1080p screen) or with a 2x font, the forms'
+    # first fit asked the edit stack for a negative height: Qt refused ("resizeDocks:
+    # all sizes need to be larger than 0") and the forms started scrolled.
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    app = QApplication.instance()
+    font = app.font()
+    big = app.font()
+    big.setPointSizeF(font.pointSizeF() * 2)
+    app.setFont(big)
+    try:
+        win = MainWindow(Renderer(device="cpu"))
+        qtbot.addWidget(win)
+        win.resize(800, 600)
+        win.show()
+        qtbot.waitExposed(win)
+        qtbot.wait(100)  # the fit runs after the first layout
+        assert not [m for m in qtlog.records if "resizeDocks" in m.message]
+        assert win.stack_dock.height() >= win.stack_dock.widget().minimumSizeHint().height()
+        close_without_questions(win, qtbot)
+    finally:
+        app.setFont(font)

@@ -82,6 +82,7 @@ from .jobs_panel import JobsPanel
 from .keys import menu_text
 from .models_menu import ModelsMenu
 from .notices import failed_job_text, show_warning
+from .panel_focus import focus_area, focus_next_area, in_view
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
 from .remembered import RememberedMap
@@ -288,9 +289,15 @@ class MainWindow(QMainWindow):
         forms, rest = [self.source_dock, self.prompt_dock], self.stack_dock
         if not all(d.isVisible() and d.height() > 0 for d in (*forms, rest)):
             return
-        # each form's dock grows by the height its form lacks; the stack gives it up
+        # each form's dock grows by the height its form lacks; the stack gives it up, as
+        # far as it can (a small screen or a big font: the forms then share what it has)
         lacking = [max(0, d.widget().widget().sizeHint().height()
                        - d.widget().viewport().height()) for d in forms]
+        spare = rest.height() - rest.minimumSizeHint().height()
+        if sum(lacking) > spare:
+            if spare <= 0:
+                return
+            lacking = [extra * spare // sum(lacking) for extra in lacking]
         heights = [d.height() + extra for d, extra in zip(forms, lacking, strict=True)]
         self.resizeDocks([*forms, rest], [*heights, rest.height() - sum(lacking)],
                          Qt.Orientation.Vertical)
@@ -381,6 +388,14 @@ class MainWindow(QMainWindow):
         act.triggered.connect(slot)
         return act
 
+    def _panel_docks(self) -> list[QDockWidget]:
+        return [self.source_dock, self.prompt_dock, self.stack_dock, self.directions_dock,
+                self.jobs_dock]
+
+    def _focus_areas(self) -> list[QWidget]:
+        """What F6 goes round, in reading order: the picture, then the panels in view."""
+        return [self.canvas, *(d for d in self._panel_docks() if in_view(d))]
+
     def _panel_action(self, dock: QDockWidget) -> QAction:
         """View ▸ Panels: shows a hidden panel, brings one that sits behind another's tab to
         the front, and hides the one in front. (Qt's own toggle hid a panel behind a tab,
@@ -403,6 +418,9 @@ class MainWindow(QMainWindow):
             else:
                 dock.hide()
             act.setChecked(not dock.isHidden())
+            if not dock.isHidden():  # chosen to work in: the keyboard goes there too
+                # once the window has enabled the content it brought into view
+                QTimer.singleShot(0, lambda: focus_area(dock))
 
         dock.visibilityChanged.connect(seen)
         act.triggered.connect(chosen)
@@ -523,9 +541,14 @@ class MainWindow(QMainWindow):
             theme_menu.addAction(act)
         self._build_device_menu(view_menu.addMenu("&Device"))
         panels_menu = view_menu.addMenu("&Panels")
-        for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
-                     self.directions_dock, self.jobs_dock):
+        for dock in self._panel_docks():
             panels_menu.addAction(self._panel_action(dock))
+        panels_menu.addSeparator()
+        panels_menu.addActions([
+            a("&Next panel", lambda: focus_next_area(self._focus_areas(), +1), "F6", None,
+              "Move the keyboard focus to the next panel (or the picture)"),
+            a("Pre&vious panel", lambda: focus_next_area(self._focus_areas(), -1),
+              "Shift+F6", None, "Move the keyboard focus to the previous panel")])
         self.models_menu = ModelsMenu(self.jobs, self, dialog_action=self.models_act)
         self.models_menu.pack_chosen.connect(self._on_pack_chosen)
         # rebuilt each time it opens (after its own rebuild): our pack actions at the end
