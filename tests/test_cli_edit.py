@@ -14,6 +14,7 @@ from editor.cli import main
 from editor.core.checkpoints import save_generator
 from editor.core.image_io import read_recipe
 from editor.engine.compose import encode_wplus
+from editor.engine.models import DEMO_GENERATOR
 from editor.engine.renderer import rendering_platform
 from editor.engine.session import Edit, ModelIdentity, Session, Source
 from tests.conftest import make_tiny_clip, make_tiny_generator
@@ -378,17 +379,40 @@ def test_a_recipe_made_on_another_generator_says_which_to_replay_it_with(
     np.save(tmp_path / "w.npy", np.zeros((gen.n_latent, gen.w_dim), np.float32))
     made = tmp_path / "made.png"
     assert main(["edit", "--wplus", str(tmp_path / "w.npy"), *models, "-o", str(made)]) == 0
-    assert main(["edit", "--recipe", str(made), "-o", str(tmp_path / "x.png")]) == 1
+    demo = ["--generator", str(DEMO_GENERATOR)]
+    assert main(["edit", "--recipe", str(made), *demo, "-o", str(tmp_path / "x.png")]) == 1
     err = capsys.readouterr().err
     assert "latent has shape" in err and f"replay it with --generator {models[1]}" in err
     discovered = Edit("delta", {"delta": [0.0], "generator": "e" * 64}, 1.5, name="smile")
     recipe = tmp_path / "discovered.json"
     recipe.write_text(Session(source=Source(seed=3), edits=(discovered,), generator=ModelIdentity(
         "faces", "e" * 64, "/models/my faces.pt")).to_json())
-    assert main(["edit", "--recipe", str(recipe), "-o", str(tmp_path / "x.png")]) == 1
+    assert main(["edit", "--recipe", str(recipe), *demo, "-o", str(tmp_path / "x.png")]) == 1
     assert "smile was made for another generator; it would move unrelated channels of this " \
            "one; the recipe was made with generator faces: replay it with --generator " \
            "'/models/my faces.pt'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_replay_draws_with_the_generator_its_recipe_names(tmp_path, models, capsys):
+    # Without --generator a replay drew the demo: a 64 px demo face from a recipe made on
+    # another generator, with only a warning and exit 0.
+    made = tmp_path / "made.png"
+    assert main(["edit", "--seed", "3", *models, "-o", str(made)]) == 0
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(made), *models[2:], "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(again)))
+    assert "warning" not in capsys.readouterr().err
+    # named but not here: refused, saying which and how, before anything is drawn
+    recipe = json.loads(read_recipe(made))
+    recipe["generator"]["path"] = str(tmp_path / "gone" / "faces.safetensors")
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(recipe), encoding="utf-8")
+    assert main(["edit", "--recipe", str(moved), *models[2:], "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert f"the recipe was made with generator {recipe['generator']['name']} " \
+           f"({tmp_path / 'gone' / 'faces.safetensors'}), which is not on this machine: " \
+           "replay it with --generator PATH" in err
     assert not (tmp_path / "x.png").exists()
 
 

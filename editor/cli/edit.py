@@ -341,7 +341,8 @@ def run(args: argparse.Namespace) -> int:
         # the output is checked before any long work (a first precompute takes minutes)
         check_export_path(args.output, args.overwrite)
         check_outputs([Path(args.output)], args.overwrite)  # read-only place, bad name
-        generator = args.generator or str(DEMO_GENERATOR)
+        # a replay draws with the generator its recipe names where that file is here
+        generator = args.generator or _recorded_generator(recipe) or str(DEMO_GENERATOR)
         # Only text edits need a CLIP: without one named, a render without them goes on
         # when the generator's usual CLIP is not on this machine.
         pack = open_pack(generator, _clip_source(args, generator),
@@ -367,6 +368,8 @@ def run(args: argparse.Namespace) -> int:
             print("warning: the recipe draws random noise: each render of it differs, so "
                   "this is not the recorded picture", file=sys.stderr)
         gen_id, clip_id, _ = pack.identities()
+        if recipe is not None and not args.generator:
+            _refuse_missing_generator(recorded.generator, gen_id)
         session = _with_models(session, gen_id, clip_id, replaying=bool(args.recipe))
         _check_made_for(session, recorded.generator, gen_id, (gen.n_latent, gen.w_dim))
         if session.has_text_edits and pack.data is None:
@@ -433,6 +436,26 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
               f"({recorded.content_hash[:12]}); rendering with {used.name} "
               f"({used.content_hash[:12]})", file=sys.stderr)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _file_here(path: object) -> str | None:
+    return path if isinstance(path, str) and path and Path(path).is_file() else None
+
+
+def _recorded_generator(recipe: dict | None) -> str | None:
+    """The generator file a recipe names, when it is on this machine."""
+    made = recipe.get("generator") if recipe is not None else None
+    return _file_here(made.get("path")) if isinstance(made, dict) else None
+
+
+def _refuse_missing_generator(made_with: ModelIdentity | None, used: ModelIdentity) -> None:
+    """A replay with no --generator whose recipe names a generator that is not here: the
+    demo it fell back to would draw another picture, which no one asked for."""
+    if made_with is not None and made_with.content_hash != used.content_hash \
+            and not _file_here(made_with.path):
+        where = f" ({made_with.path})" if made_with.path else ""
+        raise EditError(f"the recipe was made with generator {made_with.name}{where}, which "
+                        f"is not on this machine: replay it with --generator PATH")
 
 
 def _check_made_for(session: Session, made_with: ModelIdentity | None,
