@@ -340,9 +340,14 @@ _index_lock = threading.RLock()  # index updates are read-modify-write
 
 
 def models_dir() -> Path:
-    """The cache folder that holds installed models and their index (created on demand)."""
+    """The cache folder that holds installed models and their index (created on demand).
+    One that cannot be made (a read-only cache) is still named: reading it finds nothing
+    installed, and writing in it fails with the system's reason, where a write is asked."""
     folder = cache_dir() / "models"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        log.debug("cannot make %s: %s", folder, e)
     return folder
 
 
