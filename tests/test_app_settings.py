@@ -30,8 +30,58 @@ def test_without_a_display_the_window_says_so_instead_of_aborting(monkeypatch, c
         monkeypatch.delenv(name, raising=False)
     assert app.run_app([]) == 1
     assert "no display to open the editor's window on" in capsys.readouterr().err
-    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    assert app.missing_display() is None
-    monkeypatch.delenv("WAYLAND_DISPLAY")
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert app.missing_display() is None
+
+
+def test_a_display_that_does_not_answer_is_said_before_qt_aborts(monkeypatch, capsys,
+                                                                 tmp_path):
+    # DISPLAY=:77 left from an old ssh or tmux session: Qt aborted (exit 134) advising to
+    # install libxcb-cursor0, which was installed.
+    import socket
+
+    from editor.ui import app
+
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":7977")
+    assert app.run_app([]) == 1
+    assert "the display DISPLAY=:7977 does not answer" in capsys.readouterr().err
+    monkeypatch.setenv("DISPLAY", "localhost:7977.0")  # ssh's forwarding, over TCP
+    assert "does not answer" in app.missing_display()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:  # an X server
+        server.bind("\0/tmp/.X11-unix/X7977")
+        server.listen()
+        monkeypatch.setenv("DISPLAY", ":7977.0")
+        assert app.missing_display() is None
+    monkeypatch.setenv("DISPLAY", "weird display name")  # not understood: left to Qt
+    assert app.missing_display() is None
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-7")
+    assert "WAYLAND_DISPLAY=wayland-7 does not answer" in app.missing_display()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(tmp_path / "wayland-7"))
+        server.listen()
+        assert app.missing_display() is None
+
+
+def test_ctrl_c_in_the_terminal_closes_the_window(qtbot):
+    # The interrupt was raised inside a Qt event filter, swallowed, and the window stayed.
+    import signal
+
+    from PySide6.QtWidgets import QWidget
+
+    from editor.ui import app
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    window.show()
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        app.quit_on_interrupt(window)
+        signal.raise_signal(signal.SIGINT)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=3000)
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
 import sys
 import threading
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from editor.core.errors import AtelierError
 from editor.core.paths import CONFIG_ENV, RESOURCES_DIR, cache_dir, config_dir, sweep_stale_temps
@@ -39,16 +42,61 @@ def place_settings() -> None:
                           str(config_dir() / "window"))
 
 
+HEADLESS_ADVICE = ("Run it on a desktop, or use the headless commands (atelier --help); "
+                   "QT_QPA_PLATFORM=offscreen runs the window without a screen.")
+
+
 def missing_display() -> str | None:
     """Why no window can be shown here, or None. On Linux without a display Qt's xcb
-    plugin aborts the program (exit 134) with advice about a library; this says why."""
+    plugin aborts the program (exit 134) with advice about a library; this says why. A
+    display that is named but does not answer (a stale DISPLAY in ssh or tmux) counts."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return None
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+    x11, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
+    if not x11 and not wayland:
+        return ("no display to open the editor's window on (neither DISPLAY nor "
+                "WAYLAND_DISPLAY is set). " + HEADLESS_ADVICE)
+    answers = [x11_display_answers(x11) if x11 else False,
+               wayland_display_answers(wayland) if wayland else False]
+    if any(a is not False for a in answers):  # one answers, or cannot be told
         return None
-    return ("no display to open the editor's window on (neither DISPLAY nor "
-            "WAYLAND_DISPLAY is set). Run it on a desktop, or use the headless commands "
-            "(atelier --help); QT_QPA_PLATFORM=offscreen runs the window without a screen.")
+    named = " or ".join(f"{k}={v}" for k, v in (("DISPLAY", x11), ("WAYLAND_DISPLAY", wayland))
+                        if v)
+    return f"the display {named} does not answer (is it still open?). " + HEADLESS_ADVICE
+
+
+def x11_display_answers(display: str) -> bool | None:
+    """Whether an X server takes connections at `display` (":0", "localhost:10.0");
+    None for a name this cannot read (left to Qt)."""
+    match = re.fullmatch(r"(?P<host>[\w.-]*)(?:/unix)?:(?P<number>\d+)(?:\.\d+)?", display)
+    if match is None:
+        return None
+    host, number = match["host"], int(match["number"])
+    if host in ("", "unix"):
+        socket_path = f"/tmp/.X11-unix/X{number}"
+        # Linux servers listen on an abstract socket and the file; either will do
+        return any(_connects(socket.AF_UNIX, address)
+                   for address in ("\0" + socket_path, socket_path))
+    return _connects(socket.AF_INET, (host, 6000 + number))
+
+
+def wayland_display_answers(name: str) -> bool:
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    path = name if os.path.isabs(name) else os.path.join(runtime, name)
+    return _connects(socket.AF_UNIX, path)
+
+
+def _connects(family: int, address) -> bool:
+    try:
+        if family == socket.AF_INET:
+            socket.create_connection(address, timeout=2).close()
+            return True
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(address)
+        return True
+    except OSError:
+        return False
 
 
 def unusable_device(device: str) -> str | None:
@@ -61,6 +109,17 @@ def unusable_device(device: str) -> str | None:
     except AtelierError as e:
         return str(e)
     return None
+
+
+def quit_on_interrupt(window: QWidget) -> None:
+    """Ctrl+C in the terminal that started the editor closes its window as the close
+    button would (asking about unsaved work): by default it raised KeyboardInterrupt in
+    whatever Python code Qt ran next, which Qt swallowed, and the window stayed. Python
+    handles a signal only while it runs, so a timer wakes it now and then."""
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
+    waker = QTimer(window)
+    waker.timeout.connect(lambda: None)
+    waker.start(200)
 
 
 def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
@@ -82,6 +141,7 @@ def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
     for path in paths or []:
         window.open_at_start(path)
     window.show()
+    quit_on_interrupt(window)
     # what a killed earlier run left half-written in the cache (a pack, an import's copy)
     threading.Thread(target=sweep_stale_temps, args=(cache_dir(),), daemon=True,
                      name="stale temp sweep").start()
