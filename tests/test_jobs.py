@@ -717,3 +717,16 @@ def test_a_generator_stopped_by_cancel_can_say_what_it_kept(qtbot, runner):
     with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
         job.cancel()
     assert job.state == CANCELLED and job.note.endswith("layers saved")
+
+
+def test_a_jobs_cancel_button_is_named_after_the_job(qtbot, runner):
+    # every row's button was a bare "Cancel" to a screen reader
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    release = threading.Event()
+    job = runner.submit("Download FFHQ", lambda cancel: release.wait(5))
+    button = panel.row(job).cancel_button
+    assert button.accessibleName() == "Cancel Download FFHQ"
+    assert button.toolTip() == "Cancel Download FFHQ"
+    release.set()
+    qtbot.waitUntil(lambda: not job.is_active, timeout=TIMEOUT_MS)

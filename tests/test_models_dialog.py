@@ -546,3 +546,32 @@ def test_a_clip_of_unknown_architecture_is_offered_only_when_it_carries_its_conf
 
     choices = clip_choices([imported(own), imported(plain)], [])
     assert [spec["path"] for _, spec in choices[:-1]] == [str(own)]
+
+
+def test_the_clip_box_is_named_by_its_label_and_the_tree_has_a_name(dialog):
+    from PySide6.QtWidgets import QLabel
+
+    label = next(w for w in dialog.findChildren(QLabel) if w.text() == "CLIP for text edits:")
+    assert label.buddy() is dialog.clip_combo
+    assert dialog.tree.accessibleName() == "Model packs"
+
+
+def test_the_arrow_keys_pass_over_group_headings(qtbot, dialog):
+    # on a heading nothing was selected, Use was greyed and the description went blank
+    dialog.show()
+    dialog.tree.setFocus()
+    assert dialog.select(DEMO_KEY)
+    first_zoo = next(k for k in dialog.row_keys() if k.startswith("zoo:"))
+    QTest.keyClick(dialog.tree, Qt.Key.Key_Down)  # over "Model zoo (download)"
+    assert dialog.selected_key() == first_zoo
+    assert dialog.tree.currentItem().isSelected() and dialog.description.text()
+    QTest.keyClick(dialog.tree, Qt.Key.Key_Up)  # over it again, back to the demo
+    assert dialog.selected_key() == DEMO_KEY and dialog.use_button.isEnabled()
+    for key in (Qt.Key.Key_Up, Qt.Key.Key_Home):  # "Demo" above it: nowhere to go
+        QTest.keyClick(dialog.tree, key)
+        assert dialog.selected_key() == DEMO_KEY and dialog.description.text()
+    # a heading clicked keeps the pack chosen
+    heading = dialog.tree.topLevelItem(1)
+    QTest.mouseClick(dialog.tree.viewport(), Qt.MouseButton.LeftButton,
+                     pos=dialog.tree.visualItemRect(heading).center())
+    assert dialog.selected_key() == DEMO_KEY and dialog.use_button.isEnabled()

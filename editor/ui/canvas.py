@@ -18,6 +18,11 @@ ZOOM_STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 WHEEL_NOTCH = 120  # angle delta units of one wheel notch
 
 
+DESCRIPTION = ("The picture with the edit stack applied; hold \\ to see the original, S for "
+               "a before/after split")
+LABEL_BACKING = QColor(0, 0, 0, 160)  # white on it: 6.4:1 over white, more over darker
+
+
 SPLIT_KEY_STEP = 0.05  # of the image's width, per arrow press
 PAN_KEY_STEP = 0.1  # of the view, per arrow press
 
@@ -29,8 +34,6 @@ class Canvas(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setAccessibleName("Edited image")
-        self.setAccessibleDescription("The picture with the edit stack applied; hold \\ to "
-                                      "see the original, S for a before/after split")
         self.setMinimumSize(256, 256)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAcceptDrops(True)
@@ -46,6 +49,7 @@ class Canvas(QWidget):
         self._pan = QPointF(0, 0)
         self._pan_from: QPointF | None = None  # where a pan drag was last seen
         self.message = "No model loaded"
+        self._describe()
 
     # ----------------------------------------------------------------- content
     def set_image(self, image: QImage, before: QImage | None = None) -> None:
@@ -53,6 +57,7 @@ class Canvas(QWidget):
         a compare view shows the picture alone rather than another source's original)."""
         self._image = image
         self._before = before
+        self._describe()
         self.update()
 
     def current_image(self) -> QImage | None:
@@ -60,7 +65,12 @@ class Canvas(QWidget):
 
     def set_message(self, text: str) -> None:
         self.message = text
+        self._describe()
         self.update()
+
+    def _describe(self) -> None:
+        """A screen reader hears what is drawn: the message while there is no picture."""
+        self.setAccessibleDescription(DESCRIPTION if self._image is not None else self.message)
 
     # ----------------------------------------------------------------- zoom
     def set_zoom(self, zoom: float | None) -> None:
@@ -155,11 +165,10 @@ class Canvas(QWidget):
             x = target.left() + cut
             painter.setPen(QPen(QColor(255, 255, 255, 220), 2))
             painter.drawLine(QPointF(x, target.top()), QPointF(x, target.bottom()))
-            painter.setPen(QColor(255, 255, 255))
             shown = target.intersected(QRectF(self.rect()))  # the labels stay in view
-            painter.drawText(QRectF(shown.left() + 6, shown.top() + 4, 80, 20),
+            self._draw_label(painter, QPointF(shown.left() + 6, shown.top() + 4),
                              Qt.AlignmentFlag.AlignLeft, "before")
-            painter.drawText(QRectF(shown.right() - 86, shown.top() + 4, 80, 20),
+            self._draw_label(painter, QPointF(shown.right() - 6, shown.top() + 4),
                              Qt.AlignmentFlag.AlignRight, "after")
         else:
             painter.drawImage(target, after)
@@ -167,6 +176,21 @@ class Canvas(QWidget):
             painter.setPen(QPen(self.palette().highlight().color(), 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
+
+    def _draw_label(self, painter: QPainter, corner: QPointF, align: Qt.AlignmentFlag,
+                    text: str) -> None:
+        """White text on a dark backing: plain white was 1.1:1 on a light picture."""
+        size = painter.fontMetrics().size(0, text)
+        box = QRectF(0, 0, size.width() + 8, size.height() + 2)
+        if align == Qt.AlignmentFlag.AlignLeft:
+            box.moveTopLeft(corner)
+        else:
+            box.moveTopRight(corner)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(LABEL_BACKING)
+        painter.drawRoundedRect(box, 3, 3)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def focusInEvent(self, event):  # noqa: N802 - Qt override
         super().focusInEvent(event)

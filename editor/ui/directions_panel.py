@@ -29,6 +29,7 @@ from editor.engine.discovered import DirectionEntry
 
 from .keys import claim_keys, scroll_to_focused_row, tab_through_rows
 from .sliders import FloatSlider
+from .theme import secondary_text_colour
 
 __all__ = ["DirectionEntry", "DirectionsPanel"]
 
@@ -114,11 +115,13 @@ class DirectionsPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.hide()
         self.list = QListWidget()
+        self.list.setAccessibleName("Discovered directions")
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.hide()
         self.list.setItemDelegate(_TextUnderRows(self.list))
         self.list.installEventFilter(_CurrentRowKeys(self))
+        self.list.itemSelectionChanged.connect(self._show_titles)
         # letters pick an item, PgDown pages; Del here is not the edit stack's Del
         for widget in (self.method, self.list):
             claim_keys(widget)
@@ -135,6 +138,7 @@ class DirectionsPanel(QWidget):
         self._sliders: dict[str, FloatSlider] = {}
         self._entries: list[DirectionEntry] = []
         self._first_controls: list[QWidget] = []  # per row, where Tab into it goes
+        self._titles: list[QLabel] = []  # per row: its title and confidence
         self._rediscover = False  # whether Discover would find something new
 
     # ----------------------------------------------------------------- state
@@ -198,6 +202,7 @@ class DirectionsPanel(QWidget):
     def set_directions(self, entries: list[DirectionEntry], rediscover: bool = False) -> None:
         """List `entries`. With entries, Discover runs again only if `rediscover` (the
         pack changed since they were found): with the same pack it finds the same ones."""
+        self._titles = []  # before clear(): its selection change must not reach them
         self.list.clear()
         self._sliders = {}
         self._entries = list(entries)
@@ -208,6 +213,7 @@ class DirectionsPanel(QWidget):
             self._first_controls.append(row[0])
             controls += row
         tab_through_rows(self.list, controls)
+        self._show_titles()
         self.progress.hide()
         self.note.hide()
         self._rediscover = rediscover
@@ -255,12 +261,30 @@ class DirectionsPanel(QWidget):
         return True
 
     # ----------------------------------------------------------------- rows
+    def _show_titles(self) -> None:
+        """Each row's title with its confidence in the theme's secondary colour (a fixed
+        grey was 4:1), or on a selected row in the row's text colour: no grey reads on the
+        selection."""
+        colour = secondary_text_colour(self.palette()).name()
+        for i, label in enumerate(self._titles):
+            entry, item = self._entries[i], self.list.item(i)
+            confidence = f"{entry.confidence:.0%}"
+            if item is None or not item.isSelected():
+                confidence = f"<span style='color:{colour}'>{confidence}</span>"
+            label.setText(f"{html.escape(entry.title)}  {confidence}")
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and hasattr(self, "_titles"):  # not while the panel is being built
+            self._show_titles()
+        super().changeEvent(event)
+
     def _add_row(self, entry: DirectionEntry) -> list[QWidget]:
         """One direction's row; returns its controls in Tab order."""
         row = QWidget()
-        label = QLabel(f"{html.escape(entry.title)}  <span style='color:gray'>"
-                       f"{entry.confidence:.0%}</span>")
+        label = QLabel()  # its text: _show_titles
         label.setTextFormat(Qt.TextFormat.RichText)
+        self._titles.append(label)
         words = ", ".join(f"{w} {abs(c):.0%}" for w, c in entry.words)
         tip = (f"+ moves toward “{entry.label}”"
                + (f", − toward “{entry.negative_label}”" if entry.negative_label else "")

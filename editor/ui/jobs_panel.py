@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QEvent, Qt, Slot
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from editor.engine.jobs import CANCELLED, FAILED, FINISHED, Job, JobRunner, Progress
 
 from .icons import icon
+from .theme import error_colour
 
 BAR_STEPS = 1000
 KEEP_ENDED = 20  # ended rows kept before the oldest ones go
@@ -55,10 +56,11 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {s} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-def _cancel_icon_button() -> QToolButton:
+def _cancel_icon_button(title: str) -> QToolButton:
     button = QToolButton()
-    button.setToolTip("Cancel this job")
-    button.setAccessibleName("Cancel")
+    # the job's title: a screen reader's list of buttons held many a plain "Cancel"
+    button.setToolTip(f"Cancel {title}")
+    button.setAccessibleName(f"Cancel {title}")
     button.setIcon(icon("fa5s.times-circle"))
     if button.icon().isNull():  # no icon font: the text says it as well
         button.setText("Cancel")
@@ -76,7 +78,7 @@ class JobRow(QFrame):
         self.title_label = QLabel(job.title)
         self.title_label.setTextFormat(Qt.TextFormat.PlainText)
         self.state_label = QLabel("running")
-        self.cancel_button = _cancel_icon_button()
+        self.cancel_button = _cancel_icon_button(job.title)
         self.cancel_button.clicked.connect(self._cancel)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 0)  # busy until the first progress arrives
@@ -133,7 +135,18 @@ class JobRow(QFrame):
             self.state_label.setText("failed")
             self._freeze_bar()
             self.detail_label.setText(job.error or "failed")
-            self.detail_label.setStyleSheet("color: #c0392b;")  # red reads as an error
+            self._show_error_colour()
+
+    def _show_error_colour(self) -> None:
+        # red reads as an error; the theme's red, again when the theme changes: one red
+        # for both was 2.5:1 on the dark theme
+        self.detail_label.setStyleSheet(f"color: {error_colour(self.palette()).name()};")
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and self.job.state == FAILED:
+            self._show_error_colour()
+        super().changeEvent(event)
 
     def _freeze_bar(self) -> None:
         """Keep how far it got, without a percentage that looks like it is still going."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -150,6 +151,54 @@ def import_job(path: Path):
 # --------------------------------------------------------------------------- the dialog
 
 
+_DOWNWARD = (QAbstractItemView.CursorAction.MoveDown, QAbstractItemView.CursorAction.MoveNext,
+             QAbstractItemView.CursorAction.MovePageDown, QAbstractItemView.CursorAction.MoveEnd)
+_UPWARD = (QAbstractItemView.CursorAction.MoveUp, QAbstractItemView.CursorAction.MovePrevious,
+           QAbstractItemView.CursorAction.MovePageUp, QAbstractItemView.CursorAction.MoveHome)
+
+
+class _PackTree(QTreeWidget):
+    """The packs under their group headings, which the keys and the mouse pass over: on a
+    heading nothing was selected, Use was greyed and the description went blank."""
+
+    @staticmethod
+    def _is_heading(index) -> bool:
+        return index.isValid() and not index.parent().isValid()  # packs are all in groups
+
+    def _pack_from(self, index, down: bool):
+        """The first pack row from `index` on, looking down or up (invalid: none)."""
+        while self._is_heading(index):
+            index = self.indexBelow(index) if down else self.indexAbove(index)
+        return index
+
+    def moveCursor(self, action, modifiers):  # noqa: N802 - Qt override
+        index = super().moveCursor(action, modifiers)
+        if not self._is_heading(index):
+            return index
+        if action not in _DOWNWARD and action not in _UPWARD:  # ← on a pack: its heading
+            return self.currentIndex()
+        down = action in _DOWNWARD
+        # on past the heading; at the top or the bottom, back the other way
+        for way in (down, not down):
+            found = self._pack_from(index, way)
+            if found.isValid():
+                return found
+        return self.currentIndex()
+
+    def keyboardSearch(self, text: str) -> None:  # noqa: N802 - Qt override
+        super().keyboardSearch(text)
+        current = self.currentIndex()
+        if self._is_heading(current):  # a heading's name typed: its first pack
+            self.setCurrentIndex(self._pack_from(current, True))
+
+    def mousePressEvent(self, event):  # noqa: N802 - Qt override
+        if self._is_heading(self.indexAt(event.position().toPoint())):
+            self.setFocus(Qt.FocusReason.MouseFocusReason)  # the selection stays
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+
 @dataclass
 class _Row:
     key: str
@@ -184,9 +233,11 @@ class ModelsDialog(QDialog):
         self._downloads: dict[str, Job] = {}  # row key -> its running download
         self._imports: set[int] = set()
 
-        self.tree = QTreeWidget()
+        self.tree = _PackTree()
+        self.tree.setAccessibleName("Model packs")
         self.tree.setHeaderLabels(["Model", "Kind", "Size", "Status"])
         self.tree.setRootIsDecorated(False)
+        self.tree.setAllColumnsShowFocus(True)  # the focus mark frames the whole row
         self.tree.setColumnWidth(0, 250)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.tree.itemDoubleClicked.connect(self._on_double_click)
@@ -214,7 +265,9 @@ class ModelsDialog(QDialog):
         close.rejected.connect(self.reject)
 
         clip_row = QHBoxLayout()
-        clip_row.addWidget(QLabel("CLIP for text edits:"))
+        clip_label = QLabel("CLIP for text edits:")
+        clip_label.setBuddy(self.clip_combo)  # a screen reader names the box by it
+        clip_row.addWidget(clip_label)
         clip_row.addWidget(self.clip_combo, 1)
         buttons = QHBoxLayout()
         for b in (self.download_button, self.import_button, self.remove_button):

@@ -3,8 +3,15 @@ canvas background) follows the choice consistently on every platform."""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPalette, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QProxyStyle,
+    QStyle,
+    QStyleFactory,
+)
 
 THEMES = ("system", "light", "dark")
 
@@ -19,7 +26,9 @@ _DARK = {
     QPalette.ColorRole.Button: "#35373c",
     QPalette.ColorRole.ButtonText: "#e6e6e6",
     QPalette.ColorRole.BrightText: "#ff6b6b",
-    QPalette.ColorRole.Highlight: "#4a8fe7",
+    # a selected row keeps its own text colour (the edit stack's rows are widgets), so
+    # the selection is dark enough for #e6e6e6 as well as white: 4.7:1 (#4a8fe7 was 2.6:1)
+    QPalette.ColorRole.Highlight: "#2a64b0",
     QPalette.ColorRole.HighlightedText: "#ffffff",
     QPalette.ColorRole.Link: "#6aa7ff",
     QPalette.ColorRole.PlaceholderText: "#8a8d93",
@@ -34,15 +43,25 @@ _DARK_DISABLED = {
 }
 
 
-# Fusion draws a check box or radio button frame in the window colour darkened by 40 %,
-# which is close to the base colour the indicator is filled with: 1.4:1 on the dark palette
-# (an unchecked box on a list row, whose background is the base too, did not show at all)
-# and 1.7:1 on the light one. Indicators are drawn as if the window were these greys, which
-# puts their frames above the 3:1 that a control's outline needs.
-_INDICATOR_WINDOW = {True: QColor("#b0b3b9"), False: QColor("#9a9da3")}  # by is_dark
+# Fusion's light selection (#308cc6) held white at 3.7:1; this one holds white and the
+# black of a selected row's widgets at 4.6:1
+_LIGHT_HIGHLIGHT = "#3977c1"
+
+# Fusion draws a check box or radio button frame, and a text or number box's edge, in the
+# window colour darkened by 40 %, which is close to the base colour they are filled with:
+# 1.2:1 on the dark palette (a number box or an unchecked box on a list row, whose
+# background is the base too, did not show at all) and 2:1 on the light one. They are
+# drawn as if the window were these greys, which puts their edges above the 3:1 that a
+# control's outline needs against the window and the base.
+_OUTLINE_WINDOW = {True: QColor("#b0b3b9"), False: QColor("#9a9da3")}  # by is_dark
 _INDICATORS = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
                QStyle.PrimitiveElement.PE_IndicatorRadioButton,
                QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck)
+
+# Fusion fills a slider and marks a focused field in the selection colour; a slider on a
+# selected row then vanished into it. This blue stands 3:1 or more apart from the window
+# and the base, and the fill Fusion draws from it (lighter) from the selection too.
+_ACCENT = {True: QColor("#66b0ff"), False: QColor("#04163a")}  # by is_dark
 
 
 def is_dark(palette: QPalette) -> bool:
@@ -58,16 +77,86 @@ def warning_colour(palette: QPalette) -> QColor:
     return QColor(_WARNING[is_dark(palette)])
 
 
+# a red that keeps 4.5:1 against the window and the base (#c0392b was 2.5:1 on the dark one)
+_ERROR = {True: QColor("#ff8a80"), False: QColor("#c0392b")}  # by is_dark
+
+
+def error_colour(palette: QPalette) -> QColor:
+    """The colour for error text on `palette`'s window."""
+    return QColor(_ERROR[is_dark(palette)])
+
+
+def secondary_text_colour(palette: QPalette) -> QColor:
+    """Text that says less (a confidence beside a title): the text colour a third of the
+    way to the base, 5:1 or more against the window and the base in both themes."""
+    text, base = palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base)
+    return QColor(*(round(t + (b - t) / 3) for t, b in
+                    zip(text.getRgb()[:3], base.getRgb()[:3], strict=True)))
+
+
+def accent_colour(palette: QPalette) -> QColor:
+    """The colour of a slider's fill and of focus marks: 3:1 or more against `palette`'s
+    window and base."""
+    return QColor(_ACCENT[is_dark(palette)])
+
+
+# Changed palettes by (the original's cacheKey, what changed): Fusion caches a spin box's
+# pixmap by its palette's cacheKey, which a fresh copy on every paint would change.
+_RECOLOURED: dict[tuple, QPalette] = {}
+
+
+def _recoloured(option, outline: bool, accent: bool):
+    """A copy of `option` whose palette draws edges in the outline grey (`outline`) and
+    fills and focus marks in the accent (`accent`); the caller's option stays as it was."""
+    # (the cacheKey leaves out the colour group in use: disabled or not)
+    key = (option.palette.cacheKey(), option.palette.currentColorGroup(), outline, accent)
+    if key not in _RECOLOURED:
+        if len(_RECOLOURED) > 256:  # palettes of old themes and widgets
+            _RECOLOURED.clear()
+        palette = QPalette(option.palette)
+        dark = is_dark(palette)
+        if outline:
+            palette.setColor(QPalette.ColorRole.Window, _OUTLINE_WINDOW[dark])
+        if accent:  # the disabled group keeps its grey: a disabled slider shows no accent
+            for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+                palette.setColor(group, QPalette.ColorRole.Highlight, _ACCENT[dark])
+        _RECOLOURED[key] = palette
+    option = type(option)(option)
+    option.palette = _RECOLOURED[key]
+    return option
+
+
 class AtelierStyle(QProxyStyle):
-    """Fusion, with check and radio indicators whose frames stand out from the base."""
+    """Fusion, with control edges, slider fills and focus marks that stand out from the
+    window, the base and the selection."""
 
     def drawPrimitive(self, element, option, painter, widget=None):  # noqa: N802 (Qt API)
+        if element == QStyle.PrimitiveElement.PE_FrameFocusRect and \
+                isinstance(widget, QAbstractItemView):
+            # Fusion's mark of a list's current row was a faint tint and frame (1.1:1 and
+            # 1.7:1): a 2 px frame in the accent, or on a selected row in its text colour
+            selected = option.state & QStyle.StateFlag.State_Selected
+            colour = option.palette.color(QPalette.ColorRole.HighlightedText) if selected \
+                else accent_colour(option.palette)
+            painter.save()
+            painter.setPen(QPen(colour, 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(QRectF(option.rect).adjusted(1, 1, -1, -1))
+            painter.restore()
+            return
+        # (Qt's enums are IntEnums: compare an element with elements only)
         if element in _INDICATORS:
-            option = type(option)(option)  # a copy: the caller's option stays as it was
-            palette = QPalette(option.palette)
-            palette.setColor(QPalette.ColorRole.Window, _INDICATOR_WINDOW[is_dark(palette)])
-            option.palette = palette
+            option = _recoloured(option, outline=True, accent=False)
+        elif element == QStyle.PrimitiveElement.PE_FrameLineEdit:  # a text box's edge
+            option = _recoloured(option, outline=True, accent=True)
         super().drawPrimitive(element, option, painter, widget)
+
+    def drawComplexControl(self, control, option, painter, widget=None):  # noqa: N802
+        if control == QStyle.ComplexControl.CC_SpinBox:
+            option = _recoloured(option, outline=True, accent=True)
+        elif control == QStyle.ComplexControl.CC_Slider:
+            option = _recoloured(option, outline=False, accent=True)
+        super().drawComplexControl(control, option, painter, widget)
 
 
 def _palette(colours: dict, disabled: dict) -> QPalette:
@@ -93,7 +182,10 @@ def apply_theme(name: str, app: QApplication | None = None) -> str:
     if name == "dark":
         app.setPalette(_palette(_DARK, _DARK_DISABLED))
     elif name == "light":
-        app.setPalette(app.style().standardPalette())
+        light = app.style().standardPalette()
+        for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+            light.setColor(group, QPalette.ColorRole.Highlight, QColor(_LIGHT_HIGHLIGHT))
+        app.setPalette(light)
     else:
         app.setPalette(app._atelier_default_palette)
     return name
