@@ -48,10 +48,12 @@ def dialog(qtbot, runner):
 
 @pytest.fixture
 def warnings(monkeypatch):
-    """QMessageBox.warning, recorded instead of shown."""
+    """Warnings (QMessageBox.warning, and the boxes not waited on), recorded, not shown."""
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(QMessageBox, "warning",
                         lambda parent, title, text, *a, **k: shown.append((title, text)))
+    monkeypatch.setattr("editor.ui.models_dialog.show_warning",
+                        lambda parent, title, text: shown.append((title, text)))
     return shown
 
 
@@ -295,6 +297,24 @@ def test_a_failed_download_shows_the_message(qtbot, dialog, runner, warnings, mo
     assert warnings[0] == ("Download failed", "cannot reach nvlabs-fi-cdn.nvidia.com: you "
                            "seem to be offline")
     assert zoo.installed() == []
+
+
+def test_a_failed_downloads_box_does_not_hold_its_row_downloading(qtbot, dialog, runner,
+                                                                   monkeypatch):
+    # While the "Download failed" box was open the row said "downloading…" with Download
+    # greyed, and the jobs panel a running job: the box held the runner's next signal.
+    def offline(entry, *a, **k):
+        raise zoo.ZooDownloadError("cannot reach the server")
+
+    monkeypatch.setattr(zoo, "download", offline)
+    key = f"zoo:{GENERATOR_ENTRY}"
+    dialog.select(key)
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        dialog.download_selected()
+    boxes = [b for b in dialog.findChildren(QMessageBox) if b.isVisible()]
+    assert [b.text() for b in boxes] == ["cannot reach the server"]  # still open
+    assert dialog.status_text(key) != "downloading…" and dialog.download_button.isEnabled()
+    boxes[0].close()
 
 
 def test_installed_clip_models_come_first_the_reference_before_others(tmp_path):

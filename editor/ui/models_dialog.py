@@ -40,6 +40,7 @@ from editor.engine.models import default_generator_path
 from editor.engine.packs import demo_clip_source
 
 from . import settings_values
+from .notices import show_warning
 
 DEMO_KEY = "demo"
 REFERENCE_CLIP_ENTRY = "clip-vit-b-32-openai"  # StyleCLIP's CLIP, listed first
@@ -547,10 +548,12 @@ class ModelsDialog(QDialog):
 
     @Slot(object, str)
     def _on_job_failed(self, job: Job, message: str) -> None:
+        # not waited on: a box held the runner's next signal, so the job showed as still
+        # downloading (busy bar, Download greyed) for as long as the box was open
         if self._download_key(job) is not None:
-            QMessageBox.warning(self, "Download failed", message)
+            show_warning(self, "Download failed", message)
         elif job.id in self._imports:
-            QMessageBox.warning(self, "Import failed", message)
+            show_warning(self, "Import failed", message)
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:
