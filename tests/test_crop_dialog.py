@@ -159,6 +159,50 @@ def test_enter_accepts_and_escape_cancels(make_dialog):
     assert d.result() == QDialog.DialogCode.Rejected and not d.isVisible()
 
 
+
+def _tab(d: QDialog, backwards: bool = False) -> None:
+    """One Tab (or Shift+Tab) pressed where the focus is, as a user would."""
+    if backwards:
+        QTest.keyClick(d.focusWidget(), Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    else:
+        QTest.keyClick(d.focusWidget(), Qt.Key.Key_Tab)
+
+
+@pytest.mark.parametrize("tabs", [
+    ["Tab"] * 4,                           # to Cancel and on round to the view
+    ["Tab", "Tab", "Shift", "Shift"],      # to OK and back
+])
+def test_enter_in_the_view_accepts_after_the_focus_went_round_the_buttons(make_dialog,
+                                                                          tabs):
+    # The OK button was made the default before it belonged to the dialog: Enter in the
+    # view then pressed whichever button had the focus last (Cancel: the crop was lost), or
+    # none at all.
+    d = make_dialog()
+    d.activateWindow()
+    assert QTest.qWaitForWindowActive(d)
+    assert d.focusWidget() is d.view
+    for key in tabs:
+        _tab(d, backwards=key == "Shift")
+    assert d.focusWidget() is d.view
+    QTest.keyClick(d.view, Qt.Key.Key_Return)
+    assert d.result() == QDialog.DialogCode.Accepted and not d.isVisible()
+
+
+def test_the_key_help_is_readable_and_names_home(make_dialog):
+    # It was a disabled label: the palette's disabled grey, 1.6:1 on the window.
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QLabel
+
+    from tests.test_theme import _contrast
+
+    d = make_dialog()
+    label, = (w for w in d.findChildren(QLabel) if "Arrows nudge" in w.text())
+    assert "Home" in label.text() and "centred" in label.text()
+    group = QPalette.ColorGroup.Active if label.isEnabled() else QPalette.ColorGroup.Disabled
+    ink = label.palette().color(group, label.foregroundRole())
+    assert _contrast(ink, label.palette().color(QPalette.ColorRole.Window)) >= 4.5
+
+
 def test_set_box_squares_and_clamps(make_dialog):
     d = make_dialog()
     d.view.set_box((10, 10, 70, 40))  # the shorter side, same centre

@@ -319,14 +319,14 @@ class CropDialog(QDialog):
         self.centre_button.setToolTip("The largest centred square: the whole short side (Home)")
         self.centre_button.setAutoDefault(False)  # Enter accepts the dialog, never resets
         self.centre_button.clicked.connect(self.view.centre)
-        hint = QLabel("Drag to move, drag a corner or turn the wheel to resize. "
-                      "Arrows nudge (Shift: faster), +/− resize.")
-        hint.setWordWrap(True)
-        hint.setEnabled(False)  # the palette's dimmed text: a hint, not a control
+        # the text colour, not the disabled grey (1.6:1): the keys are said nowhere else
+        key_help = QLabel("Drag to move, drag a corner or turn the wheel to resize. "
+                          "Arrows nudge (Shift: faster), +/− resize, "
+                          "Home: the largest centred square.")
+        key_help.setWordWrap(True)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 
@@ -342,13 +342,17 @@ class CropDialog(QDialog):
         side.addWidget(self.notes_label)
         side.addWidget(self.centre_button, 0, Qt.AlignmentFlag.AlignLeft)
         side.addStretch(1)
-        side.addWidget(hint)
+        side.addWidget(key_help)
         row = QHBoxLayout()
         row.addWidget(self.view, 1)
         row.addLayout(side)
         layout = QVBoxLayout(self)
         layout.addLayout(row, 1)
         layout.addWidget(buttons)
+        # only once the buttons are the dialog's: set before, the dialog had no default of
+        # its own, so Enter in the view went to whichever button last had the focus
+        # (Cancel, losing the crop) or to none
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
         self.resize(900, 600)
 
         if key is not None and (box := remembered_box(key)) is not None:

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QStyledItemDelegate,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from editor.engine.discovered import DirectionEntry
 
 from .keys import claim_keys, scroll_to_focused_row, tab_through_rows
+from .row_delegate import TextUnderRows
 from .sliders import FloatSlider
 from .theme import secondary_text_colour
 
@@ -55,15 +55,6 @@ TRANSFER_TIPS = {
              "moved by its relevance",
     "w": "The W direction fitted from the sampled images: moves everything that varies "
          "with the direction"}
-
-
-class _TextUnderRows(QStyledItemDelegate):
-    """Items carry their direction's title for type-ahead and screen readers; their row
-    widget shows it, so the text is not drawn under the row too."""
-
-    def initStyleOption(self, option, index) -> None:  # noqa: N802 - Qt override
-        super().initStyleOption(option, index)
-        option.text = ""
 
 
 class _CurrentRowKeys(QObject):
@@ -119,7 +110,7 @@ class DirectionsPanel(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.hide()
-        self.list.setItemDelegate(_TextUnderRows(self.list))
+        self.list.setItemDelegate(TextUnderRows(self.list))
         self.list.installEventFilter(_CurrentRowKeys(self))
         self.list.itemSelectionChanged.connect(self._show_titles)
         # letters pick an item, PgDown pages; Del here is not the edit stack's Del

@@ -199,7 +199,7 @@ class PromptPanel(QWidget):
         # the engine leaves a disabled edit out, so it has no report: tuning one seemed to
         # do nothing at all
         off = self._edit is not None and not self._edit.enabled
-        self._show_line(EDIT_OFF_TEXT if off else status_text(status), current=True)
+        self._show_line(EDIT_OFF_TEXT if off else status_text(status))
         self.channels.setToolTip(
             "The edit follows what CLIP understands of the prompt; words it never learned "
             "move it in a direction nobody chose. The … menu lists prompts in its words."
@@ -211,13 +211,14 @@ class PromptPanel(QWidget):
         """The edit changed since the picture shown was drawn: its report comes with the
         next picture. Until then the line says so, with what is known at once (`notes` on
         its prompts), rather than pass the last prompt's channels off as this one's."""
-        self._show_line(UPDATING_TEXT + warning_lines(notes), current=False)
+        self._show_line(UPDATING_TEXT + warning_lines(notes))
         if self._auto_beta_shown():
             self.beta.show_blank()  # this prompt's is not known yet
 
-    def _show_line(self, text: str, current: bool) -> None:
+    def _show_line(self, text: str) -> None:
+        # in the text colour while updating too: "Updating…" says so, and its warnings
+        # were unreadable in the disabled grey (1.6:1) for as long as a render took
         self.channels.setText(elide_long_words(text))
-        self.channels.setEnabled(current)  # greyed while it is updating
 
     def _auto_beta_shown(self) -> bool:
         return self._edit is not None and bool(self._edit.params.get("auto_beta"))

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from .stack_panel import MOVE_DOWN_KEY, MOVE_UP_KEY
+
 # An action whose text changes (Undo names the last change) sets this property to a fixed
 # name for the list.
 SHORTCUT_NAME = "shortcut_name"
@@ -25,6 +27,14 @@ EXTRA_KEYS = (
     ("Ctrl + mouse wheel", "Zoom the canvas"),
     ("Double-click an edit", "Rename it"),
     ("Enter in a prompt box", "Apply the prompt now"),
+    ("Enter in the directions list", "Add the direction to the stack"),
+    ("Space in the edit stack", "Select the edit to tune it; on its box, switch it on or off"),
+    (f"{MOVE_UP_KEY.toString(QKeySequence.SequenceFormat.NativeText)}, "
+     f"{MOVE_DOWN_KEY.toString(QKeySequence.SequenceFormat.NativeText)} in the edit stack",
+     "Move the edit up or down"),
+    ("Arrows in the crop dialog", "Move the crop (with Shift: ten times further)"),
+    ("+/− in the crop dialog", "Make the crop larger or smaller"),
+    ("Home in the crop dialog", "The largest centred square"),
 )
 
 

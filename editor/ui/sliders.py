@@ -9,6 +9,8 @@ where the window binds them to an action (PgUp/PgDown change the seed).
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
@@ -27,6 +29,17 @@ NAVIGATION_KEYS = frozenset({
     Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Home, Qt.Key.Key_End})
 
 
+def round_step(size: float, decimals: int) -> float:
+    """The largest 1, 2 or 5 times a power of ten within `size`, and no finer than the
+    box shows: a 400th of β's range (0.001375) rounded to the box's 3 decimals stepped
+    0.150, 0.152, 0.153, and its box's hundredth 0.050, 0.056, 0.061."""
+    finest = 10.0 ** -decimals
+    if size <= finest:
+        return finest
+    power = 10.0 ** math.floor(math.log10(size))
+    return max(m * power for m in (1, 2, 5) if m * power <= size * (1 + 1e-9))
+
+
 class FloatSlider(QWidget):
     value_changed = Signal(float)
     drag_finished = Signal()
@@ -40,15 +53,13 @@ class FloatSlider(QWidget):
         super().__init__(parent)
         # in a scrolling list the wheel must scroll the list, not the row under the hand
         self._wheel_needs_focus = wheel_needs_focus
-        self._min, self._max, self._steps = float(minimum), float(maximum), steps
-        self._typed = typed_range or (self._min, self._max)
+        self._steps = steps  # about how many arrow presses cross the range
+        self._typed = typed_range or (float(minimum), float(maximum))
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(0, steps)
-        self.slider.setPageStep(steps // 20)
         self.box = QDoubleSpinBox()
         self.box.setRange(*self._typed)
         self.box.setDecimals(decimals)
-        self.box.setSingleStep((self._max - self._min) / 100)
+        self._set_slider_range(minimum, maximum)
         self.box.setKeyboardTracking(False)  # typing "1.5" must not apply "1" first
         self.box.setMinimumWidth(72)
         layout = QHBoxLayout(self)
@@ -121,11 +132,22 @@ class FloatSlider(QWidget):
     def set_range(self, minimum: float, maximum: float) -> None:
         """The slider's range, which is also what the box takes from now on."""
         value = self.value()
-        self._min, self._max = float(minimum), float(maximum)
+        self._set_slider_range(minimum, maximum)
         self._typed = (self._min, self._max)
         with QSignalBlocker(self.box):
             self.box.setRange(*self._typed)
         self.set_value(min(max(value, self._min), self._max))
+
+    def _set_slider_range(self, minimum: float, maximum: float) -> None:
+        """Ticks a round step apart, so that arrows give evenly spaced, round values; the
+        box's arrows step about a hundredth of the range, as round."""
+        self._min, self._max = float(minimum), float(maximum)
+        span, decimals = self._max - self._min, self.box.decimals()
+        self._step = round_step(span / self._steps, decimals)
+        with QSignalBlocker(self.slider):
+            self.slider.setRange(0, math.floor(span / self._step + 1e-9))
+        self.slider.setPageStep(self._steps // 20)
+        self.box.setSingleStep(round_step(span / 100, decimals))
 
     def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt naming
         super().setToolTip(text)
@@ -136,12 +158,11 @@ class FloatSlider(QWidget):
     def _to_tick(self, value: float) -> int:
         """The slider position for a value; one beyond the range (a recipe's α of 1e9) is
         the slider's end: its tick overflowed QSlider's 32-bit int and raised."""
-        span = self._max - self._min
-        tick = round((value - self._min) / span * self._steps) if span > 0 else 0
-        return min(max(tick, 0), self._steps)
+        tick = round((value - self._min) / self._step)
+        return min(max(tick, 0), self.slider.maximum())
 
     def _from_tick(self, tick: int) -> float:
-        return self._min + (self._max - self._min) * tick / self._steps
+        return min(self._min + self._step * tick, self._max)
 
     def _from_slider(self, tick: int) -> None:
         value = round(self._from_tick(tick), self.box.decimals())

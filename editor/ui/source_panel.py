@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 from editor.engine.session import MAX_SEED, PSI_RANGE, Source
 
 from .icons import icon
-from .keys import route_undo_keys
+from .keys import claim_keys, route_undo_keys
+from .sliders import NAVIGATION_KEYS
 
 
 class _SeedBox(QSpinBox):
@@ -75,6 +76,8 @@ class SourcePanel(QWidget):
         self.psi_box.setToolTip("Truncation ψ: lower is more typical, higher more varied")
         self.psi_box.valueChanged.connect(self.psi_changed)
         route_undo_keys([self.seed_box, self.psi_box])
+        # PgUp/PgDown step ψ here, as in the α and β boxes, not the window's seed
+        claim_keys(self.psi_box, NAVIGATION_KEYS)
         # no keyboard tracking: every change is a whole value (a step, or typed and
         # entered), so each is its own undo step
         self.psi_box.valueChanged.connect(lambda _v: self.interaction_finished.emit())

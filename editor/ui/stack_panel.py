@@ -7,7 +7,8 @@ row asks the window to load that edit into the prompt panel.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -28,7 +29,11 @@ from .elided_label import ElidedLabel
 from .icons import icon
 from .keys import WINDOW_PLAIN_KEYS, claim_keys, scroll_to_focused_row, tab_through_rows
 from .prompt_panel import ALPHA_RANGE, ALPHA_TYPED_RANGE
+from .row_delegate import TextUnderRows
 from .sliders import FloatSlider
+
+MOVE_UP_KEY = QKeySequence("Alt+Up")
+MOVE_DOWN_KEY = QKeySequence("Alt+Down")
 
 
 class EditRow(QWidget):
@@ -44,6 +49,7 @@ class EditRow(QWidget):
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)
         self._error = ""
+        self._off = self._selected = False
         # the wheel scrolls the list: a row's strength takes it only once focused
         self.strength = FloatSlider(*ALPHA_RANGE, value=edit.strength, wheel_needs_focus=True,
                                     typed_range=ALPHA_TYPED_RANGE)
@@ -64,15 +70,33 @@ class EditRow(QWidget):
         self.strength.drag_finished.connect(panel.interaction_finished)
         self.show_edit(edit)
 
+    def focus_chain(self) -> tuple[QWidget, ...]:
+        """Its controls, in Tab order."""
+        return (self.enabled_box, *self.strength.focus_chain())
+
     def show_edit(self, edit: Edit) -> None:
         self.enabled_box.blockSignals(True)
         self.enabled_box.setChecked(edit.enabled)
         self.enabled_box.blockSignals(False)
         self.title.setText(edit.title)
-        self.title.setEnabled(edit.enabled)
+        # an edit that is off: italic, beside its unticked box, and fainter but readable
+        # (the disabled grey was 1.9:1)
+        self._off = not edit.enabled
+        font = self.title.font()
+        font.setItalic(self._off)
+        self.title.setFont(font)
+        self._show_title_ink()
         self.strength.set_value(edit.strength)
         self.enabled_box.setAccessibleName(f"Apply {edit.title}")
         self.strength.set_accessible_name(f"Strength of {edit.title}")
+
+    def set_selected(self, selected: bool) -> None:
+        self._selected = selected
+        self._show_title_ink()
+
+    def _show_title_ink(self) -> None:
+        # on the selection (the row a user tunes) no grey reads: the text colour there
+        self.title.set_dimmed(self._off and not self._selected)
 
     def show_status(self, status: EditStatus | None) -> bool:
         """Show the edit's error, if any; True when the message changed (its row may need
@@ -102,6 +126,9 @@ class EditStackPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.list = QListWidget()
+        self.list.setAccessibleName("Edit stack")
+        # items carry their edit's title (type-ahead, screen readers); the row shows it
+        self.list.setItemDelegate(TextUnderRows(self.list))
         self.list.setToolTip("Edits are applied together; select one to tune it")
         # the selection, not the current row: Tab into the list makes its first row
         # current (unselected), which must not put that edit in the prompt panel
@@ -128,6 +155,12 @@ class EditStackPanel(QWidget):
                                           "Delete the edit (Del)", self.delete_selected)
         for b in (self.up_button, self.down_button, self.rename_button, self.delete_button):
             buttons.addWidget(b)
+        # the edit under the keyboard moves, also from a control of its row (Ctrl+arrows
+        # are taken: a row's α box steps ten times further with them)
+        for keys, step in ((MOVE_UP_KEY, -1), (MOVE_DOWN_KEY, +1)):
+            shortcut = QShortcut(keys, self.list, context=Qt.ShortcutContext
+                                 .WidgetWithChildrenShortcut)
+            shortcut.activated.connect(lambda step=step: self._move_focused(step))
         layout = QVBoxLayout(self)
         layout.addWidget(self.empty)
         layout.addWidget(self.list, 1)
@@ -150,8 +183,9 @@ class EditStackPanel(QWidget):
         if order != self._order:
             self._rebuild(edits)
         else:
-            for e in edits:
+            for i, e in enumerate(edits):
                 self._rows[e.id].show_edit(e)
+                self.list.item(i).setText(e.title)  # renamed
         self._select(selected_id)
         self.empty.setVisible(not edits)
         # Tab passes an empty list by: it showed no focus and nothing in it takes a key
@@ -204,7 +238,7 @@ class EditStackPanel(QWidget):
         self.list.clear()
         self._rows = {}
         for e in edits:
-            item = QListWidgetItem()
+            item = QListWidgetItem(e.title)
             item.setData(Qt.ItemDataRole.UserRole, e.id)
             row = EditRow(e, self)
             item.setSizeHint(row.sizeHint())
@@ -214,7 +248,7 @@ class EditStackPanel(QWidget):
         self._order = tuple(e.id for e in edits)
         self._fit_rows()
         tab_through_rows(self.list, [w for row in self._rows.values()
-                                     for w in (row.enabled_box, *row.strength.focus_chain())])
+                                     for w in row.focus_chain()])
         self.list.blockSignals(False)
         if keep_focus:
             self.list.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -227,6 +261,12 @@ class EditStackPanel(QWidget):
         else:
             self.list.setCurrentRow(self._order.index(edit_id))
         self.list.blockSignals(False)
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        sel = self.selected_id()
+        for edit_id, row in self._rows.items():
+            row.set_selected(edit_id == sel)
 
     def _update_buttons(self) -> None:
         sel = self.selected_id()
@@ -243,23 +283,56 @@ class EditStackPanel(QWidget):
 
     # ----------------------------------------------------------------- user input
     def _on_selection(self) -> None:
+        self._show_selection()
         self._update_buttons()
         self.selected.emit(self.selected_id())
 
-    def _move(self, step: int) -> None:
-        sel = self.selected_id()
-        if sel in self._order:
-            self.moved.emit(sel, self._order.index(sel) + step)
+    def _move(self, step: int, edit_id: str | None = None) -> bool:
+        """Move an edit (the selected one) a place up or down; False where it cannot go."""
+        edit_id = edit_id or self.selected_id()
+        if edit_id not in self._order:
+            return False
+        index = self._order.index(edit_id) + step
+        if not 0 <= index < len(self._order):
+            return False
+        self.moved.emit(edit_id, index)
+        return True
 
-    def _key_target(self) -> str | None:
-        """The edit Del and F2 act on: the row whose control has the keyboard focus (Tab
-        reached it; its focus frame shows it), else the selected one."""
+    def _move_focused(self, step: int) -> None:
+        """Alt+Up/Down: move the edit whose row has the keyboard focus (else the list's
+        current one), the keyboard staying with it: on the same control of its row, or on
+        its row in the list."""
+        focus = QApplication.focusWidget()
+        edit_id = self._row_with_focus()
+        current = self.list.currentItem()
+        if edit_id is None and current is not None:
+            edit_id = current.data(Qt.ItemDataRole.UserRole)
+        old = self._rows.get(edit_id)
+        controls = old.focus_chain() if old is not None else ()
+        place = controls.index(focus) if focus in controls else None
+        if not self._move(step, edit_id):
+            return
+        if place is not None:  # the row was made anew: its control like the old one
+            self._rows[edit_id].focus_chain()[place].setFocus(Qt.FocusReason.OtherFocusReason)
+        else:  # current, not selected: the selection stays what the user chose
+            self.list.selectionModel().setCurrentIndex(
+                self.list.model().index(self._order.index(edit_id), 0),
+                QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    def _row_with_focus(self) -> str | None:
+        """The edit whose row has a control with the keyboard focus (Tab reached it; its
+        focus frame shows it)."""
         focus = QApplication.focusWidget()
         if focus is not None and self.list.isAncestorOf(focus):
             for edit_id, row in self._rows.items():
                 if row.isAncestorOf(focus):
                     return edit_id
-        return self.selected_id()
+        return None
+
+    def _key_target(self) -> str | None:
+        """The edit Del and F2 act on: the row whose control has the keyboard focus, else
+        the selected one."""
+        return self._row_with_focus() or self.selected_id()
 
     def delete_selected(self) -> None:
         sel = self._key_target()

@@ -1,0 +1,261 @@
+"""Keyboard and screen-reader access: round slider steps, keys kept by the box that has
+the focus, the edit stack named to a screen reader and reordered from the keyboard, and
+text that is information drawn in readable colours."""
+
+# ruff: noqa: F811 - the editor window's and the themes' fixtures are imported, then named
+# as arguments
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from editor.ui.app import init_application
+from tests.test_editor_window import (  # noqa: F401 - fixtures used by name
+    models,
+    settled,
+    show_active,
+    type_prompt,
+    window,
+)
+from tests.test_theme import _strongest, themed  # noqa: F401 - a fixture used by name
+
+
+def _presses(widget, key, n: int) -> list[float]:
+    """The values after each of `n` presses of `key` on `widget` (a FloatSlider's part),
+    with the focus on it."""
+    slider = widget.parentWidget()
+    widget.setFocus()
+    values = []
+    for _ in range(n):
+        QTest.keyClick(widget, key)
+        values.append(slider.value())
+    return values
+
+
+@pytest.fixture
+def prompt_panel(qtbot):
+    from editor.ui.prompt_panel import PromptPanel
+
+    init_application()
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def test_beta_steps_evenly_by_round_amounts(prompt_panel):
+    # A 400th of β's range (0.001375) rounded to 3 decimals stepped 0.150, 0.152, 0.153,
+    # 0.154; the box's hundredth of the range 0.050, 0.056, 0.061.
+    beta = prompt_panel.beta
+    beta.set_value(0.15)
+    assert _presses(beta.slider, Qt.Key.Key_Right, 4) == pytest.approx(
+        [0.151, 0.152, 0.153, 0.154], abs=1e-12)
+    beta.set_value(0.05)
+    assert _presses(beta.box, Qt.Key.Key_Up, 3) == pytest.approx([0.055, 0.06, 0.065],
+                                                                 abs=1e-12)
+    beta.set_value(0.15)
+    assert _presses(beta.slider, Qt.Key.Key_PageUp, 2) == pytest.approx([0.17, 0.19],
+                                                                        abs=1e-12)
+
+
+def test_alpha_keeps_its_steps(prompt_panel):
+    alpha = prompt_panel.alpha
+    alpha.set_value(0.0)
+    assert _presses(alpha.slider, Qt.Key.Key_Right, 3) == pytest.approx([0.05, 0.1, 0.15])
+    assert _presses(alpha.slider, Qt.Key.Key_PageUp, 1) == pytest.approx([1.15])
+    alpha.set_value(0.0)
+    assert _presses(alpha.box, Qt.Key.Key_Up, 2) == pytest.approx([0.2, 0.4])
+
+
+def test_page_keys_in_the_psi_box_step_psi_not_the_seed(window, qtbot):
+    show_active(window, qtbot)
+    source = window.document.state.session.source
+    box = window.source_panel.psi_box
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_PageDown)
+    now = window.document.state.session.source
+    assert now.seed == source.seed  # the box kept the key
+    assert now.psi == pytest.approx(source.psi - 10 * box.singleStep())
+
+
+# ---------------------------------------------------------------------------- the stack
+
+def _edit(name: str, enabled: bool = True):
+    from editor.engine.session import Edit
+
+    return Edit("global", {"neutral": "face", "target": f"face with {name}"}, name=name,
+                enabled=enabled)
+
+
+@pytest.fixture
+def stack(qtbot):
+    from editor.ui.stack_panel import EditStackPanel
+
+    init_application()
+    panel = EditStackPanel()
+    qtbot.addWidget(panel)
+    panel.resize(320, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def test_the_stack_and_its_rows_have_names_a_screen_reader_reads(stack, qtbot):
+    # Items were empty, titles hand-drawn: a screen reader heard "" for every edit.
+    edits = (_edit("Beard"), _edit("Glasses"), _edit("Smile"))
+    stack.show_edits(edits, None)
+    assert stack.list.accessibleName() == "Edit stack"
+    for i, e in enumerate(edits):
+        assert stack.list.item(i).text() == e.title
+        assert stack.row(e.id).title.accessibleName() == e.title
+    renamed = (edits[0], _replace(edits[1], name="Spectacles"), edits[2])
+    stack.show_edits(renamed, None)
+    assert stack.list.item(1).text() == "Spectacles"
+    assert stack.row(edits[1].id).title.accessibleName() == "Spectacles"
+
+
+def _replace(edit, **changes):
+    import dataclasses
+
+    return dataclasses.replace(edit, **changes)
+
+
+def test_typing_a_letter_in_the_stack_finds_the_edit(stack, qtbot):
+    edits = (_edit("Beard"), _edit("Glasses"), _edit("Smile"))
+    stack.show_edits(edits, None)
+    chosen = []
+    stack.selected.connect(chosen.append)
+    stack.activateWindow()
+    stack.list.setFocus()
+    assert QTest.qWaitForWindowActive(stack)
+    QTest.keyClick(stack.list, Qt.Key.Key_G, Qt.KeyboardModifier.NoModifier)
+    assert stack.list.currentRow() == 1 and chosen == [edits[1].id]
+
+
+def test_an_items_text_is_not_drawn_under_its_row(stack, qtbot):
+    stack.show_edits((_edit("Beard"),), None)
+    item = stack.list.item(0)
+    stack.list.removeItemWidget(item)  # what the list itself draws under the row
+    QTest.qWait(0)
+    rect = stack.list.visualItemRect(item)
+    image = stack.list.viewport().grab(rect).toImage()
+    colours = {image.pixel(x, y) for y in range(image.height()) for x in range(image.width())}
+    assert len(colours) == 1
+
+
+def test_the_prompt_heading_is_named_by_its_text(prompt_panel):
+    prompt_panel.show_edit(_edit("Beard"), bound=False)
+    assert prompt_panel.heading.accessibleName() == "New prompt"
+    prompt_panel.show_edit(_edit("Beard"), bound=True)
+    assert prompt_panel.heading.accessibleName() == "Tuning: Beard"
+
+
+# ------------------------------------------------------------------ readable information
+
+def _readable(widget, role) -> float:
+    """The contrast of a widget's text, as drawn, against its palette's `role`."""
+    from PySide6.QtGui import QPalette
+
+    widget.repaint()
+    return _strongest(widget.grab().toImage(),
+                      widget.palette().color(QPalette.ColorGroup.Active, role))
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_updating_line_and_its_warnings_are_readable(prompt_panel, themed, theme):
+    # The line was disabled while a new prompt was drawn: its warnings (words the CLIP never
+    # learned) showed in the disabled grey, 1.6:1, for as long as the render took.
+    from PySide6.QtGui import QPalette
+
+    themed(theme)
+    QTest.qWait(0)  # the widgets take the new palette
+    prompt_panel.show_updating(["Words this CLIP never learned: zzyzx"])
+    line = prompt_panel.channels
+    assert line.text().startswith("Updating…") and "never learned" in line.text()
+    assert _readable(line, QPalette.ColorRole.Window) >= 4.5
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_switched_off_edits_title_is_readable_and_marked(stack, themed, theme):
+    # It was a disabled label: 1.9:1 on the list.
+    from PySide6.QtGui import QPalette
+
+    themed(theme)
+    QTest.qWait(0)  # the widgets take the new palette
+    on, off = _edit("Beard"), _edit("Glasses", enabled=False)
+    stack.show_edits((on, off), None)
+    on_title, off_title = stack.row(on.id).title, stack.row(off.id).title
+    assert _readable(off_title, QPalette.ColorRole.Base) >= 4.5
+    assert not stack.row(off.id).enabled_box.isChecked()
+    # told apart other than by colour alone
+    assert off_title.font().italic() and not on_title.font().italic()
+    # selected (to be tuned), it is in the row's text colour: no grey reads on the selection
+    stack.show_edits((on, off), off.id)
+    QTest.qWait(0)
+    highlight = QPalette.ColorRole.Highlight
+    assert _readable(off_title, highlight) == pytest.approx(_readable(on_title, highlight),
+                                                            rel=0.05)
+    stack.show_edits((on, _replace(off, enabled=True)), None)
+    assert not off_title.font().italic()
+
+
+# ---------------------------------------------------------------------- moving an edit
+
+ALT = Qt.KeyboardModifier.AltModifier
+
+
+def _three_edits(window, qtbot) -> list[str]:
+    for target in ("face with glasses", "face with a beard", "face smiling"):
+        type_prompt(window, target)
+        window.add_draft_to_stack()
+    settled(window, qtbot)
+    return _order(window)
+
+
+def _order(window) -> list[str]:
+    return [e.id for e in window.document.state.session.edits]
+
+
+def test_alt_arrows_move_the_edit_under_the_keyboard_one_undo_step_each(window, qtbot):
+    # Only the Up/Down buttons moved an edit, and they act on the selected one.
+    show_active(window, qtbot)
+    a, b, c = _three_edits(window, qtbot)
+    panel, steps = window.stack_panel, window.document.undo_stack
+    # from a control of b's row (Tab reached it), nothing selected
+    panel.row(b).strength.box.setFocus()
+    count = steps.count()
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down, ALT)
+    assert _order(window) == [a, c, b] and steps.count() == count + 1
+    assert QApplication.focusWidget() is panel.row(b).strength.box  # still on b's row
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down, ALT)  # at the bottom
+    assert _order(window) == [a, c, b] and steps.count() == count + 1
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Up, ALT)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Up, ALT)
+    assert _order(window) == [b, a, c] and steps.count() == count + 3
+    window.undo_act.trigger()
+    assert _order(window) == [a, b, c]
+    # from the list itself: its current edit, which stays current and selected
+    panel.list.setCurrentRow(0)
+    panel.list.setFocus()
+    QTest.keyClick(panel.list, Qt.Key.Key_Down, ALT)
+    assert _order(window) == [b, a, c]
+    assert QApplication.focusWidget() is panel.list
+    assert panel.list.currentRow() == 1 and panel.selected_id() == a
+
+
+def test_the_shortcut_list_names_the_keys_widgets_handle(window):
+    from PySide6.QtGui import QKeySequence
+
+    from editor.ui.shortcuts_dialog import shortcut_rows
+    from editor.ui.stack_panel import MOVE_DOWN_KEY, MOVE_UP_KEY
+
+    keys = " | ".join(k for k, _action in shortcut_rows(window))
+    native = QKeySequence.SequenceFormat.NativeText
+    for listed in (MOVE_UP_KEY.toString(native), MOVE_DOWN_KEY.toString(native),
+                   "Enter in the directions list", "Space", "Home in the crop dialog",
+                   "+/− in the crop dialog", "Arrows in the crop dialog"):
+        assert listed in keys
