@@ -1607,12 +1607,12 @@ def test_plain_key_shortcuts_leave_keys_to_the_combo_and_list_being_used(window,
 
     plain = {QKeySequence(k)[0].key() for act in window.actions() for k in act.shortcuts()
              if QKeySequence(k)[0].keyboardModifiers() == Qt.KeyboardModifier.NoModifier}
-    # the keys the widgets keep are the window's (F1 and the keyboard's own Undo, Redo and
-    # Zoom keys are no widget's)
+    # the keys the widgets keep are the window's (F1, F6 and the keyboard's own Undo, Redo
+    # and Zoom keys are no widget's)
     K = Qt.Key
     assert WINDOW_PLAIN_KEYS <= plain
-    assert plain - WINDOW_PLAIN_KEYS <= {K.Key_F1, K.Key_Undo, K.Key_Redo, K.Key_ZoomIn,
-                                         K.Key_ZoomOut}
+    assert plain - WINDOW_PLAIN_KEYS <= {K.Key_F1, K.Key_F6, K.Key_Undo, K.Key_Redo,
+                                         K.Key_ZoomIn, K.Key_ZoomOut}
 
     show_active(window, qtbot)
     window.directions_dock.raise_()
@@ -2618,7 +2618,8 @@ def test_while_a_prompt_is_drawn_the_panel_says_it_is_updating(window, qtbot, sl
     type_prompt(window, "!!!")
     qtbot.wait(100)
     assert pp.channels.text() == "Updating…\n⚠ The target prompt has no words"
-    assert not pp.channels.isEnabled()  # greyed
+    # the word says it is on its way; greyed it was too faint to read (1.6:1)
+    assert pp.channels.isEnabled()
     assert window.status_time.text() == "rendering…"
     slow_renders.set()
     settled(window, qtbot)
@@ -2749,3 +2750,49 @@ def test_invisible_characters_pasted_in_a_prompt_are_left_out(window, qtbot):
     type_prompt(window, "face with\u200b glasses\u2060", neutral="\ufeffface")
     assert window.document.state.draft.params["target"] == "face with glasses"
     assert window.document.state.draft.params["neutral"] == "face"
+
+
+def test_exports_say_where_they_wrote_and_what_the_dialog_must_refuse(window, qtbot,
+                                                                     tmp_path, monkeypatch):
+    # The status line said only "Export image: done"; a second export to a file a running
+    # one writes was let through; a sweep of an edit that failed on the canvas too; and
+    # the sweep's write could not report its progress.
+    import threading
+
+    from editor.ui import main_window as mw
+
+    asked, plans = [], [ExportPlan(kind="image", path=str(tmp_path / "out.png"))]
+    monkeypatch.setattr(mw, "get_export_plan",
+                        lambda *a, **k: asked.append(k) or (plans.pop(0) if plans else None))
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=20_000):
+        window.export_dialog()
+    assert window.statusBar().currentMessage() == f"Exported out.png to {tmp_path}"
+
+    release, calls = threading.Event(), []
+
+    def held(*args, **kwargs):
+        calls.append(kwargs)
+        release.wait(20)
+        return
+        yield  # a generator job, as run_plan is
+
+    monkeypatch.setattr(mw, "run_plan", held)
+    type_prompt(window, "face", neutral="face")  # nothing to edit: an error on its row
+    window.add_draft_to_stack()
+    settled(window, qtbot)
+    failing = window.document.state.session.edits[-1].id
+    plans.append(ExportPlan(kind="sweep", path=str(tmp_path / "same.gif"), format="GIF",
+                            edit_id=failing))
+    try:
+        window.export_dialog()
+        assert list(asked[-1]["failing"]) == [failing]
+        qtbot.waitUntil(lambda: bool(calls), timeout=20_000)
+        job = window.jobs.active_jobs()[0]
+        assert calls[0]["report"] == job.token.report  # the write's progress reaches it
+        window.export_dialog()  # while the sweep runs
+        assert asked[-1]["busy"] == [tmp_path / "same.gif"]
+    finally:
+        with qtbot.waitSignal(window.jobs.job_finished, timeout=20_000):
+            release.set()
+    window.export_dialog()
+    assert asked[-1]["busy"] == []

@@ -125,8 +125,9 @@ def test_sweep_writes_an_animation_of_distinct_frames(ctx, session, tmp_path, na
     off = session.update_edit(session.edits[0].id, enabled=False)  # the sweep turns it on
     progress, saved = _run(alpha_sweep(ctx, off, session.edits[0].id, -3, 3, 5,
                                        tmp_path / name, fps=10, bounce=bounce))
-    assert [p.done for p in progress] == [1, 2, 3, 4, 5, 6]
-    assert all(p.total == 6 for p in progress)
+    total = 5 + expected  # a step per frame rendered and per frame written
+    assert [p.done for p in progress] == [1, 2, 3, 4, 5, total]
+    assert all(p.total == total for p in progress)
     with Image.open(saved[0].path) as im:
         assert im.n_frames == expected
         frames = []
@@ -371,3 +372,120 @@ def test_a_batch_stopped_where_it_waits_says_how_many_files_it_wrote(ctx, sessio
     with pytest.raises(Cancelled, match="after 1 of 4 frames; nothing written"):
         sweep.throw(Cancelled())
     assert not (tmp_path / "s.gif").exists()
+
+
+def test_a_sweeps_write_reports_each_frame_and_counts_in_the_total(ctx, session, tmp_path):
+    # The write (most of a long sweep's time) was one silent step: the bar sat at
+    # frames/(frames + 1) while the GIF was encoded.
+    reports = []
+    progress, _ = _run(alpha_sweep(ctx, session, session.edits[0].id, -1, 1, 3,
+                                   tmp_path / "s.gif", bounce=True, report=reports.append))
+    assert [p.done for p in progress] == [1, 2, 3, 7]  # 3 rendered + 4 written
+    assert [p.done for p in reports] == [3, 4, 5, 6]  # before each written frame
+    assert all(p.total == 7 for p in progress + reports)
+    assert reports[-1].message == "writing s.gif: frame 4/4"
+
+
+def test_a_cancel_during_a_sweeps_write_stops_it_and_leaves_no_file(ctx, session, tmp_path):
+    # The write ignored Cancel: the job ran on and wrote the file; quitting meanwhile
+    # left a hidden temporary file in the export folder.
+    cancel = threading.Event()
+    job = alpha_sweep(ctx, session, session.edits[0].id, -1, 1, 2, tmp_path / "s.gif",
+                      cancel=cancel)
+    _ = [next(job) for _ in range(2)]  # both frames rendered; the write comes next
+    cancel.set()
+    with pytest.raises(Cancelled, match="^sweep cancelled while writing s.gif; nothing "
+                                        "written$"):
+        next(job)
+    assert _files(tmp_path) == []
+
+    def cancel_at_the_third(progress):
+        if progress.done == 4 + 2:  # 4 rendered, 2 written
+            cancel.set()
+
+    cancel.clear()
+    with pytest.raises(Cancelled, match="while writing"):
+        _run(alpha_sweep(ctx, session, session.edits[0].id, -1, 1, 4, tmp_path / "s.webp",
+                         bounce=True, cancel=cancel, report=cancel_at_the_third))
+    assert _files(tmp_path) == []
+
+
+def test_a_sweep_keeps_its_frames_at_the_renders_size(ctx, session, tmp_path):
+    # Every frame was held upscaled (bounce copies too) until the write: 1.4 GB for 24
+    # frames of a 1024 px model at 2x. Now each is upscaled as the encoder takes it.
+    import tracemalloc
+
+    frames, scale = 30, 8
+    upscaled = (16 * scale) ** 2 * 3  # bytes of one upscaled frame
+    tracemalloc.start()
+    try:
+        _run(alpha_sweep(ctx, session, session.edits[0].id, -1, 1, frames,
+                         tmp_path / "s.webp", bounce=True, scale=scale))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * upscaled, f"{peak / upscaled:.1f} upscaled frames held at once"
+
+
+def test_a_cancel_during_an_image_exports_render_writes_nothing(ctx, session, tmp_path,
+                                                               monkeypatch):
+    from editor.engine import export
+
+    cancel = threading.Event()
+
+    def render_then_cancel(*args):
+        rgb = render_full(*args)
+        cancel.set()  # the user pressed Cancel while it rendered
+        return rgb
+
+    monkeypatch.setattr(export, "render_full", render_then_cancel)
+    job = run_plan(ctx, session, ExportPlan(kind="image", path=str(tmp_path / "a.png")),
+                   cancel=cancel)
+    next(job)
+    with pytest.raises(Cancelled, match="before a.png was written; nothing written"):
+        next(job)
+    assert _files(tmp_path) == []
+
+
+def test_a_batch_that_fails_part_way_says_what_it_kept(ctx, session, tmp_path, monkeypatch):
+    # "Cannot export 'seed000002.png': No space left on device" said nothing of the two
+    # files already written, and kept.
+    from editor.core.errors import ImageSaveError
+    from editor.engine import export
+
+    real, calls = export.save_render, []
+
+    def full_disk_at_the_third(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise ImageSaveError(f"Cannot export '{path}': No space left on device")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(export, "save_render", full_disk_at_the_third)
+    with pytest.raises(ImageSaveError, match="No space left on device; 2 of 5 files were "
+                                             "written and kept$"):
+        _run(batch_export(ctx, session, range(5), tmp_path))
+    assert len(_files(tmp_path)) == 2
+    calls.clear()
+    (tmp_path / "b").mkdir()
+    monkeypatch.setattr(export, "save_render", lambda *a, **k: (_ for _ in ()).throw(
+        ImageSaveError("Cannot export: No space left on device")))
+    with pytest.raises(ImageSaveError, match="device$"):  # nothing written: nothing to say
+        _run(batch_export(ctx, session, range(5), tmp_path / "b"))
+
+
+def test_a_sweep_of_an_edit_that_cannot_be_applied_fails_in_plain_words(ctx, session,
+                                                                        tmp_path):
+    # The job said "Export failed: EditError: no style channel passes β…".
+    from editor.core.errors import AtelierError
+    from editor.engine.compose import EditError
+    from editor.engine.jobs import error_message
+
+    broken = Edit(kind="global", params={"neutral": "face", "target": "face with glasses"},
+                  strength=2.0, name="glasses")
+    with pytest.raises(EditError) as info:
+        _run(run_plan(ctx, session.add_edit(broken), ExportPlan(
+            kind="sweep", path=str(tmp_path / "s.gif"), edit_id=broken.id, frames=2)))
+    assert isinstance(info.value, AtelierError) and isinstance(info.value, ValueError)
+    assert error_message(info.value) == str(info.value).splitlines()[0]
+    assert not error_message(info.value).startswith("EditError")

@@ -287,3 +287,92 @@ def test_a_batch_cannot_run_past_the_largest_seed(make_dialog, tmp_path):
         ExportPlan(kind="batch", folder="x", first_seed=MAX_SEED, count=2)
     assert list(ExportPlan(kind="batch", folder="x", first_seed=MAX_SEED, count=1).seeds) == [
         MAX_SEED]
+
+
+def test_a_name_too_long_to_look_at_is_refused_in_words(make_dialog, monkeypatch):
+    # Path.is_dir() raised first: the user read "[Errno 36] File name too long".
+    d = make_dialog()
+    warnings = []
+    monkeypatch.setattr(d, "_warn", warnings.append)
+    d.path_edit.setText("é" * 130 + ".png")  # 264 bytes
+    _select(d.format_box, "JPEG")  # the name follows the format without an error
+    d.accept()
+    assert d.plan is None and "is too long (the limit is 255 bytes)" in warnings[-1]
+
+
+def test_the_dialog_shows_a_name_that_is_written_differently(make_dialog, tmp_path):
+    # As an image, "photo.GIF" became photo.png and "x." became "x..png" without a word.
+    d = make_dialog()
+    d.path_edit.setText("photo.GIF")
+    assert "saved as photo.png" in d.summary_label.text()
+    assert d.build_plan().path == str(tmp_path / "photo.png")
+    d.path_edit.setText("x.")
+    assert "saved as x.png" in d.summary_label.text()
+    assert d.build_plan().path == str(tmp_path / "x.png")
+    d.path_edit.setText("plain.png")
+    assert "saved as" not in d.summary_label.text()
+
+
+def test_a_sweep_of_an_edit_the_canvas_cannot_apply_is_refused_up_front(
+        make_dialog, monkeypatch):
+    # It ran, and failed after the dialog had closed.
+    d = make_dialog(edit_id="hair", failing={"hair": "no style channel passes β 0.99"})
+    warnings = []
+    monkeypatch.setattr(d, "_warn", warnings.append)
+    _select(d.kind_box, "sweep")
+    d.accept()
+    assert d.plan is None
+    assert warnings == ["“hair” cannot be applied, so it cannot be swept: no style channel "
+                        "passes β 0.99"]
+    _select(d.kind_box, "image")  # the image leaves it out, as the canvas does
+    d.accept()
+    assert d.plan is not None
+
+
+def test_a_file_that_a_running_export_writes_is_refused(make_dialog, tmp_path, monkeypatch,
+                                                        answers):
+    # A second sweep to the same new name rendered everything, then failed asking to
+    # "allow overwriting", which the window does not offer.
+    asked, _ = answers
+    d = make_dialog(edit_id="hair", busy=[tmp_path / "same.gif"])
+    warnings = []
+    monkeypatch.setattr(d, "_warn", warnings.append)
+    _select(d.kind_box, "sweep")
+    d.path_edit.setText(str(tmp_path / "." / "same.gif"))
+    d.accept()
+    assert d.plan is None and "still running" in warnings[-1] and asked == []
+    d.path_edit.setText("other.gif")
+    d.accept()
+    assert d.plan is not None
+
+
+def test_every_label_has_its_own_alt_key_and_names_its_box(make_dialog):
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    d = make_dialog()
+    labels = [w for w in d.findChildren(QLabel) if w is not d.summary_label]
+    buttons = d.findChildren(QAbstractButton)
+    keys = []
+    for w in labels + buttons:
+        text = w.text().replace("&&", "")
+        assert "&" in text or w.text() == "Cancel", w.text()  # Esc; "&Cancel" elsewhere
+        if "&" in text:
+            keys.append(text[text.index("&") + 1].lower())
+    assert len(keys) == len(set(keys)), sorted(keys)
+    form = d._form
+    assert form.labelForField(d._file_row).buddy() is d.path_edit
+    assert form.labelForField(d._folder_row).buddy() is d.folder_edit
+    assert all(label.buddy() is not None for label in labels)
+    assert d.path_edit.accessibleName() == "File" and d.folder_edit.accessibleName() == "Folder"
+
+
+def test_a_gif_is_not_offered_faster_than_it_plays(make_dialog):
+    # A GIF frame lasts at least 20 ms: 60 fps played at 50 with the 60 fps duration shown.
+    d = make_dialog(edit_id="hair")
+    _select(d.kind_box, "sweep")
+    _select(d.format_box, "GIF")
+    d.fps_box.setValue(60)
+    assert d.fps_box.value() == 50 and "24 frames, 0.5 s" in d.summary_label.text()
+    _select(d.format_box, "WEBP")
+    d.fps_box.setValue(60)
+    assert d.fps_box.value() == 60

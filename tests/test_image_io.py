@@ -676,3 +676,28 @@ def test_a_link_that_leads_nowhere_is_named(tmp_path):
     dangling.symlink_to(tmp_path / "missing.png")
     with pytest.raises(ImageLoadError, match="link that leads nowhere"):
         load_image(dangling)
+
+
+@pytest.mark.parametrize("name", ["sweep.gif", "sweep.webp"])
+def test_animation_frames_are_upscaled_as_the_encoder_takes_them(tmp_path, name):
+    # Frames came in upscaled and all at once, and the write could be neither watched nor
+    # stopped: a long GIF encode sat at "a few seconds left" and ignored Cancel.
+    frames = [np.full((4, 4, 3), v, np.uint8) for v in (0, 80, 160)]
+    frames += frames[-2:0:-1]  # a bounce: the same array again
+    calls = []
+    saved = save_animation(tmp_path / name, frames, fps=10, scale=3, upscale_filter="nearest",
+                           progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 4) for i in range(4)] and saved.size == (12, 12)
+    with Image.open(saved.path) as im:
+        assert im.size == (12, 12) and im.n_frames == 4
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_third(done, total):
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):  # as it is, and nothing is left behind
+        save_animation(tmp_path / ("again-" + name), frames, fps=10, progress=stop_at_the_third)
+    assert sorted(os.listdir(tmp_path)) == [name]

@@ -39,6 +39,8 @@ from .errors import ImageExistsError, ImageLoadError, ImageSaveError
 from .paths import atomic_path
 
 RECIPE_KEY = "latent-atelier-recipe"
+# browsers play a GIF frame of under 20 ms for 100 ms: the shortest one that plays as asked
+GIF_MIN_FRAME_MS = 20
 SOFTWARE = f"Latent Atelier {__version__}"
 
 # What a loaded picture may keep: at most 4096 x 4096 pixels' worth of area, however they
@@ -605,18 +607,15 @@ def save_image(
     """
     path = Path(path)
     fmt = _export_format(path, format, _IMAGE_FORMATS)
-    h, w = _check_rgb(rgb)
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+    _check_rgb(rgb)
+    _check_scale(scale)
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     resample = _resample(upscale_filter)
     recipe_text = _recipe_text(recipe)
     _refuse_overwrite(path, overwrite)
 
-    im = Image.fromarray(rgb)
-    if scale > 1:
-        im = im.resize((w * scale, h * scale), resample)
+    im = _scaled(rgb, scale, resample)
     params, embedded = _encoder_params(fmt, quality, recipe_text)
     _write_atomically(path, overwrite, lambda tmp: _save_still(im, tmp, fmt, params))
     return SavedImage(path=path, format=fmt, size=im.size, recipe_embedded=embedded)
@@ -642,8 +641,18 @@ def save_animation(
     format: str | None = None,
     quality: int = 90,
     overwrite: bool = False,
+    scale: int = 1,
+    upscale_filter: str = "lanczos",
+    progress: Callable[[int, int], None] | None = None,
 ) -> SavedImage:
-    """Export frames (e.g. an edit-strength sweep) as an animated GIF or WebP, atomically.
+    """Export frames (e.g. an edit-strength sweep) as an animated GIF or WebP, atomically,
+    each upscaled by an integer `scale` as save_image does.
+
+    A frame is upscaled only when the encoder reaches it, so a long animation costs its
+    frames at their own size; `frames` may hold the same array several times (a bounce
+    back), which copies nothing. `progress(done, total)` is called before each frame is
+    made (`done` frames went to the encoder); it may raise, a cancel say, to stop the write:
+    the exception comes through as it is, and nothing is written.
 
     GIF has 256 colours per frame and 10 ms delay steps; browsers slow delays under 20 ms to
     100 ms, so GIF frames last at least 20 ms. Pillow merges identical consecutive GIF frames.
@@ -659,19 +668,71 @@ def save_animation(
         raise ValueError(f"fps must be positive, got {fps}")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
+    _check_scale(scale)
+    resample = _resample(upscale_filter)
     _refuse_overwrite(path, overwrite)
 
-    images = [Image.fromarray(f) for f in frames]
+    def frame(i: int) -> Image.Image:
+        if progress is not None:
+            progress(i, len(frames))
+        return _scaled(frames[i], scale, resample)
+
     duration = round(1000.0 / fps)
-    params: dict[str, Any] = {"save_all": True, "append_images": images[1:]}
+    rest = [_LazyFrames(frame, 1, len(frames))] if len(frames) > 1 else []
+    params: dict[str, Any] = {"save_all": True, "append_images": rest}
     if fmt == "GIF":
-        params["duration"] = max(20, duration)
+        params["duration"] = max(GIF_MIN_FRAME_MS, duration)
         if loop:
             params["loop"] = 0  # NETSCAPE block, repeat forever; without it a GIF plays once
     else:
         params.update(duration=max(1, duration), loop=0 if loop else 1, quality=quality)
-    _write_atomically(path, overwrite, lambda tmp: images[0].save(tmp, format=fmt, **params))
-    return SavedImage(path=path, format=fmt, size=images[0].size, recipe_embedded=False)
+    size = (0, 0)
+
+    def write(tmp: Path) -> None:
+        nonlocal size
+        first = frame(0)
+        size = first.size
+        first.save(tmp, format=fmt, **params)
+
+    _write_atomically(path, overwrite, write)
+    return SavedImage(path=path, format=fmt, size=size, recipe_embedded=False)
+
+
+def _check_scale(scale: int) -> None:
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+
+
+def _scaled(rgb: np.ndarray, scale: int, resample: Image.Resampling) -> Image.Image:
+    im = Image.fromarray(rgb)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), resample)
+    return im
+
+
+class _LazyFrames(Image.Image):
+    """Frames `start` to `stop - 1` of an animation as one multi-frame image whose frames
+    are made (by `make(index)`) only when an encoder seeks to them. Pillow's GIF and WebP
+    writers step through a multi-frame image frame by frame; the WebP writer would turn an
+    iterator of `append_images` into a list first, every frame at once."""
+
+    def __init__(self, make: Callable[[int], Image.Image], start: int, stop: int):
+        super().__init__()
+        self._make, self._start, self.n_frames = make, start, stop - start
+        self._at = -1
+
+    def seek(self, frame: int) -> None:
+        if frame == self._at:  # the writer returning to where it is: nothing to make
+            return
+        if not 0 <= frame < self.n_frames:
+            raise EOFError(f"no frame {frame}")
+        im = self._make(self._start + frame)
+        # as an image plugin loads a frame: the pixels, their mode and size
+        self.im, self._mode, self._size = im.im, im.mode, im.size
+        self._at = frame
+
+    def tell(self) -> int:
+        return max(self._at, 0)
 
 
 def read_recipe(path: str | os.PathLike) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from editor.core.errors import AtelierError
 from editor.core.generator import Generator, z_from_seed
 from editor.core.style_code import StyleCode
 from editor.methods import global_directions as gd
@@ -26,8 +27,9 @@ from .session import Edit, RecipeError, Session, Source, check_text_edit_params
 from .tensor_text import PackedTensorError, decode_floats, encode_floats, is_packed
 
 
-class EditError(ValueError):
-    """An edit cannot be applied (e.g. no channel passes beta, no CLIP loaded)."""
+class EditError(AtelierError, ValueError):
+    """An edit cannot be applied (e.g. no channel passes beta, no CLIP loaded). Its message
+    is for the user as it stands; still a ValueError for the callers that catch that."""
 
 
 WORD = re.compile(r"[^\W_]+")  # a run of letters or digits, in any script

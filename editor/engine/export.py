@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from editor.core.errors import ImageExistsError
-from editor.core.image_io import SavedImage, image_format, resize, save_animation, save_image
+from editor.core.errors import ImageExistsError, ImageSaveError
+from editor.core.image_io import (
+    GIF_MIN_FRAME_MS,
+    SavedImage,
+    image_format,
+    save_animation,
+    save_image,
+)
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
@@ -31,6 +37,7 @@ from .session import MAX_SEED, RecipeError, Session
 KINDS = ("image", "sweep", "batch")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 ANIMATION_FORMATS = ("GIF", "WEBP")
+MAX_GIF_FPS = 1000 // GIF_MIN_FRAME_MS  # faster plays no faster: each frame lasts 20 ms
 SCALES = (1, 2, 4, 8)
 MAX_SCALE = SCALES[-1]  # larger belongs in an image program
 UPSCALE_FILTERS = ("lanczos", "nearest")
@@ -41,6 +48,7 @@ _SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".web
              "GIF": (".gif",)}
 
 ExportJob = Generator[Progress, None, list[SavedImage]]
+Report = Callable[[Progress], None]  # progress from inside one long step (JobToken.report)
 LISTED_FILES = 3  # files named in a warning; the rest are counted
 
 
@@ -142,8 +150,12 @@ def with_format_suffix(path: str | Path, format: str | None) -> Path:
     else ("take.final", "{seed}") kept with the extension added."""
     path = Path(path)
     suffixes = _SUFFIXES.get((format or "").upper().replace("JPG", "JPEG"))
+    if suffixes is None:
+        return path
+    if path.name.rstrip("."):  # "x." names no extension: it is written x.png, not x..png
+        path = path.with_name(path.name.rstrip("."))
     suffix = path.suffix.lower()
-    if suffixes is None or suffix in suffixes:
+    if suffix in suffixes:
         return path
     if any(suffix in known for known in _SUFFIXES.values()):
         return path.with_suffix(suffixes[0])
@@ -234,11 +246,16 @@ def render_full(ctx: EditingContext, session: Session) -> np.ndarray:
 def export_image(
     ctx: EditingContext, session: Session, path: str | Path, format: str | None = None,
     scale: int = 1, quality: int = DEFAULT_QUALITY, upscale_filter: str = "lanczos",
-    overwrite: bool = False,
+    overwrite: bool = False, cancel: CancelToken = None,
 ) -> SavedImage:
-    """Render at full resolution and save with the session's recipe embedded."""
+    """Render at full resolution and save with the session's recipe embedded. A cancel
+    during the render (which takes the time) writes nothing."""
     _refuse_existing([Path(path)], overwrite)  # before the render: refusing costs nothing
-    return save_render(path, render_full(ctx, session), session, format=format,
+    rgb = render_full(ctx, session)
+    if is_cancelled(cancel):
+        raise Cancelled(f"export cancelled before {Path(path).name} was written; "
+                        "nothing written")
+    return save_render(path, rgb, session, format=format,
                        quality=quality, scale=scale, overwrite=overwrite,
                        upscale_filter=upscale_filter, platform=rendering_platform(ctx.device))
 
@@ -335,31 +352,44 @@ def alpha_sweep(
     frames: int, path: str | Path, fps: float = 12.0, bounce: bool = False,
     format: str | None = None, quality: int = DEFAULT_QUALITY, scale: int = 1,
     upscale_filter: str = "lanczos", overwrite: bool = False, cancel: CancelToken = None,
+    report: Report | None = None,
 ) -> ExportJob:
     """Render one edit at `frames` strengths from `start` to `stop` (the edit enabled
     whatever its state in the session) and write them as an animated GIF or WebP.
-    The file is written once, at the end: a cancelled sweep leaves nothing behind."""
+    The file is written once, at the end, frame by frame: that write (most of a long
+    sweep's time) goes to `report` and stops on a cancel; a cancelled sweep leaves
+    nothing behind."""
     session.edit(edit_id)  # a KeyError before any rendering
     path = Path(path)
     _refuse_existing([path], overwrite)
     strengths = sweep_strengths(start, stop, frames)
-    clock = _Clock(frames + 1)  # one step per frame, one for writing the file
-    images = []
+    written = 2 * frames - 2 if bounce else frames
+    clock = _Clock(frames + written)  # one step per frame rendered, one per frame written
+    images = []  # at the render's size: each is upscaled only as it is written
     for i, alpha in enumerate(strengths):
         if is_cancelled(cancel):
             raise _sweep_cancelled(i, frames)
-        frame = render_full(ctx, session.update_edit(edit_id, strength=alpha, enabled=True))
-        images.append(_upscale(frame, scale, upscale_filter))
+        images.append(render_full(ctx, session.update_edit(edit_id, strength=alpha,
+                                                           enabled=True)))
         try:
             yield clock.progress(i + 1, f"frame {i + 1}/{frames} (α = {alpha:+.2f})")
         except Cancelled:  # a job runner stops a cancelled job where it waits
             raise _sweep_cancelled(i + 1, frames) from None
     if bounce:  # back again without repeating either end, so the loop has no stutter
-        images += images[-2:0:-1]
+        images += images[-2:0:-1]  # the same arrays again: nothing is copied
+
+    def writing(done: int, total: int) -> None:
+        if is_cancelled(cancel):  # raised inside the write, which then removes its file
+            raise Cancelled(f"sweep cancelled while writing {path.name}; nothing written")
+        if report is not None:
+            report(clock.progress(frames + done, f"writing {path.name}: frame "
+                                                 f"{done + 1}/{total}"))
+
     saved = save_animation(path, images, fps=fps, format=format, quality=quality,
-                           overwrite=overwrite)
+                           overwrite=overwrite, scale=scale, upscale_filter=upscale_filter,
+                           progress=writing)
     _commit(cancel)
-    yield clock.progress(frames + 1, f"wrote {path.name}")
+    yield clock.progress(clock.total, f"wrote {path.name}")
     return [saved]
 
 
@@ -385,10 +415,16 @@ def batch_export(
         if is_cancelled(cancel):
             raise _batch_cancelled(i, len(seeds))
         one = session.with_source(replace(session.source, seed=seed))
-        saved.append(save_render(path, render_full(ctx, one), one, format=format,
-                                 quality=quality, scale=scale, overwrite=overwrite,
-                                 upscale_filter=upscale_filter,
-                                 platform=rendering_platform(ctx.device)))
+        try:
+            saved.append(save_render(path, render_full(ctx, one), one, format=format,
+                                     quality=quality, scale=scale, overwrite=overwrite,
+                                     upscale_filter=upscale_filter,
+                                     platform=rendering_platform(ctx.device)))
+        except ImageSaveError as e:  # a full disk, say: the files before it stay
+            if not saved:
+                raise
+            raise type(e)(f"{e}; {len(saved)} of {len(seeds)} files were written and "
+                          "kept") from e
         if len(saved) == len(seeds):
             _commit(cancel)  # every file is in place: the batch is done
         try:
@@ -399,15 +435,17 @@ def batch_export(
 
 
 def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
-             cancel: CancelToken = None) -> Generator[Progress, None, ExportResult]:
-    """Carry out what the export dialog chose; yields Progress, returns what was saved.
-    Meant for a background job on its own context: `run_plan(ctx.fork(), ...)`."""
+             cancel: CancelToken = None, report: Report | None = None
+             ) -> Generator[Progress, None, ExportResult]:
+    """Carry out what the export dialog chose; yields Progress, returns what was saved;
+    `report` hears the progress of a sweep's write, one long step. Meant for a background
+    job on its own context: `run_plan(ctx.fork(), ..., cancel=token, report=token.report)`."""
     target = plan_targets(plan)[0]
     session, left_out = without_failing_edits(ctx, session)
     if plan.kind == "image":
         yield Progress(0, 1, f"rendering {target.name}")
         saved = export_image(ctx, session, target, plan.format, plan.scale, plan.quality,
-                             plan.upscale_filter, plan.overwrite)
+                             plan.upscale_filter, plan.overwrite, cancel=cancel)
         _commit(cancel)
         yield Progress(1, 1, f"wrote {target.name}")
         return ExportResult([saved], left_out)
@@ -416,7 +454,7 @@ def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
             ctx, session, plan.edit_id, plan.start, plan.stop, plan.frames, target,
             fps=plan.fps, bounce=plan.bounce, format=plan.format, quality=plan.quality,
             scale=plan.scale, upscale_filter=plan.upscale_filter, overwrite=plan.overwrite,
-            cancel=cancel)), left_out, carries_recipes=False)
+            cancel=cancel, report=report)), left_out, carries_recipes=False)
     return ExportResult((yield from batch_export(
         ctx, session, plan.seeds, plan.folder, plan.name_pattern, format=plan.format,
         scale=plan.scale, quality=plan.quality, upscale_filter=plan.upscale_filter,
@@ -441,13 +479,6 @@ def _sweep_cancelled(frames_done: int, frames: int) -> Cancelled:
 def _batch_cancelled(written: int, total: int) -> Cancelled:
     # the files written stay, each one complete
     return Cancelled(f"batch cancelled after {written} of {total} files written")
-
-
-def _upscale(rgb: np.ndarray, scale: int, upscale_filter: str) -> np.ndarray:
-    if scale == 1:
-        return rgb
-    h, w = rgb.shape[:2]
-    return resize(rgb, (w * scale, h * scale), upscale_filter)
 
 
 class _Clock:

@@ -9,6 +9,7 @@ The last choices are remembered under "export/" in QSettings.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from editor.engine.export import (
     ANIMATION_FORMATS,
     IMAGE_FORMATS,
     LOSSY_FORMATS,
+    MAX_GIF_FPS,
     SCALES,
     ExportPlan,
     check_targets,
@@ -48,6 +50,7 @@ from . import settings_values
 
 KIND_LABELS = {"image": "Image", "sweep": "α sweep (animation)", "batch": "Batch over seeds"}
 FILTER_LABELS = {"lanczos": "Smooth (Lanczos)", "nearest": "Sharp pixels (nearest)"}
+MAX_FPS = 60
 _FILE_FILTERS = {"PNG": "PNG image (*.png)", "JPEG": "JPEG image (*.jpg *.jpeg)",
                  "WEBP": "WebP (*.webp)", "GIF": "Animated GIF (*.gif)"}
 
@@ -76,15 +79,20 @@ def confirm_overwrite(parent: QWidget | None, paths: list[Path]) -> bool:
 
 class ExportDialog(QDialog):
     """Choose an export. After `exec()` returns Accepted, `plan` holds the choice, with
-    `overwrite` set when the user agreed to replace files."""
+    `overwrite` set when the user agreed to replace files. `failing`: edit id -> why the
+    last render could not apply it (a sweep of it is refused); `busy`: the files of
+    exports still running (they are not written twice at once)."""
 
     def __init__(self, session: Session, parent: QWidget | None = None,
-                 resolution: int | None = None, edit_id: str | None = None):
+                 resolution: int | None = None, edit_id: str | None = None,
+                 failing: dict[str, str] | None = None, busy: Iterable[Path] = ()):
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.setMinimumWidth(460)  # room for a path
         self.session = session
         self.resolution = resolution
+        self.failing = dict(failing or {})
+        self.busy = {_same_file(p) for p in busy}
         self.plan: ExportPlan | None = None
         self._formats = {"image": "PNG", "sweep": "GIF"}  # each kind keeps its own choice
         self._build()
@@ -117,8 +125,8 @@ class ExportDialog(QDialog):
         self.start_box = self._alpha_box(-5.0)
         self.stop_box = self._alpha_box(5.0)
         self.frames_box = _spin(2, 600, 24)
-        self.fps_box = _spin(1, 60, 12, " fps")
-        self.bounce_box = QCheckBox("Play forward, then back")
+        self.fps_box = _spin(1, MAX_FPS, 12, " fps")
+        self.bounce_box = QCheckBox("Play forward, then &back")
 
         self.first_seed_box = _spin(0, MAX_SEED, self.session.source.seed)
         self.count_box = _spin(1, 100_000, 16)
@@ -126,36 +134,41 @@ class ExportDialog(QDialog):
         self.pattern_edit.setToolTip("File name for each seed; {seed} is replaced, "
                                      "{seed:06d} pads it to 6 digits")
         self.folder_edit = QLineEdit()
-        self.folder_button = QPushButton("Choose…")
+        self.folder_edit.setAccessibleName("Folder")  # its label names the row around it
+        self.folder_button = QPushButton("C&hoose…")
         self.path_edit = QLineEdit()
-        self.browse_button = QPushButton("Browse…")
+        self.path_edit.setAccessibleName("File")
+        self.browse_button = QPushButton("Bro&wse…")
         self.summary_label = QLabel()
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.export_button = buttons.addButton("Export",
+        self.export_button = buttons.addButton("Expo&rt",
                                                QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 
+        # every label's Alt key is its own (Cancel's is C); a label is its field's buddy
         self._form = form = QFormLayout(self)
-        form.addRow("Export", self.kind_box)
-        form.addRow("Edit", self.edit_box)
-        form.addRow("From α", self.start_box)
-        form.addRow("To α", self.stop_box)
-        form.addRow("Frames", self.frames_box)
-        form.addRow("Speed", self.fps_box)
+        form.addRow("E&xport", self.kind_box)
+        form.addRow("&Edit", self.edit_box)
+        form.addRow("&From α", self.start_box)
+        form.addRow("&To α", self.stop_box)
+        form.addRow("Fra&mes", self.frames_box)
+        form.addRow("S&peed", self.fps_box)
         form.addRow("", self.bounce_box)
-        form.addRow("First seed", self.first_seed_box)
-        form.addRow("Seeds", self.count_box)
+        form.addRow("First see&d", self.first_seed_box)
+        form.addRow("&Seeds", self.count_box)
         self._folder_row = self._row(self.folder_edit, self.folder_button)
         self._file_row = self._row(self.path_edit, self.browse_button)
-        form.addRow("Folder", self._folder_row)
-        form.addRow("File names", self.pattern_edit)
-        form.addRow("File", self._file_row)
-        form.addRow("Format", self.format_box)
-        form.addRow("Size", self.scale_box)
-        form.addRow("Upscaling", self.filter_box)
-        form.addRow("Quality", self.quality_box)
+        form.addRow("F&older", self._folder_row)
+        form.addRow("File &names", self.pattern_edit)
+        form.addRow("F&ile", self._file_row)
+        form.labelForField(self._folder_row).setBuddy(self.folder_edit)  # not the row
+        form.labelForField(self._file_row).setBuddy(self.path_edit)
+        form.addRow("Form&at", self.format_box)
+        form.addRow("Si&ze", self.scale_box)
+        form.addRow("&Upscaling", self.filter_box)
+        form.addRow("&Quality", self.quality_box)
         form.addRow(self.summary_label)
         form.addRow(buttons)
 
@@ -164,7 +177,7 @@ class ExportDialog(QDialog):
         self.format_box.currentIndexChanged.connect(self._on_format_changed)
         for signal in (self.scale_box.currentIndexChanged, self.frames_box.valueChanged,
                        self.fps_box.valueChanged, self.bounce_box.toggled,
-                       self.count_box.valueChanged):
+                       self.count_box.valueChanged, self.path_edit.textChanged):
             signal.connect(self._update_state)
         self.browse_button.clicked.connect(self._browse_file)
         self.folder_button.clicked.connect(self._browse_folder)
@@ -222,6 +235,8 @@ class ExportDialog(QDialog):
         if fmt is None:
             return
         self._formats["sweep" if self.kind == "sweep" else "image"] = fmt
+        # a GIF frame lasts at least 20 ms: a faster speed would play at 50 fps anyway
+        self.fps_box.setMaximum(MAX_GIF_FPS if fmt == "GIF" else MAX_FPS)
         # file names follow the format, so the extension never disagrees with the content
         edit = self.pattern_edit if self.kind == "batch" else self.path_edit
         text = edit.text().strip()
@@ -247,6 +262,11 @@ class ExportDialog(QDialog):
             parts.append(f"{n} frames, {n / self.fps_box.value():.1f} s")
         elif self.kind == "batch":
             parts.append(f"{self.count_box.value()} files")
+        typed = self.path_edit.text().strip()
+        if self.kind != "batch" and typed and not self._names_a_folder(typed):
+            written = self._file_target(typed)[0].name
+            if written != Path(typed).name:  # "photo.GIF" as an image, "x."
+                parts.append(f"saved as {written}")
         return " · ".join(parts)
 
     # ----------------------------------------------------------------- files
@@ -294,7 +314,19 @@ class ExportDialog(QDialog):
     def _names_a_folder(self, typed: str) -> bool:
         """Whether the File box names a folder: one that exists, or a name ending in a
         separator (a folder still to be made)."""
-        return typed.endswith(("/", os.sep)) or self._resolved(typed).is_dir()
+        try:
+            return typed.endswith(("/", os.sep)) or self._resolved(typed).is_dir()
+        except OSError:  # a name too long to look at: check_targets says so in words
+            return False
+
+    def _file_target(self, typed: str) -> tuple[Path, str]:
+        """The file an image or sweep writes for the File box's text, and its format: a
+        typed extension of a format on offer chooses it, else the name gets the chosen
+        format's (as an image, "photo.GIF" is written as photo.png)."""
+        formats = [self.format_box.itemData(i) for i in range(self.format_box.count())]
+        path = self._resolved(typed)
+        fmt = format_from_suffix(path, formats) or self.format_box.currentData()
+        return with_format_suffix(path, fmt), fmt
 
     # ----------------------------------------------------------------- the plan
     def build_plan(self) -> ExportPlan:
@@ -308,18 +340,19 @@ class ExportDialog(QDialog):
         if kind != "batch" and self._names_a_folder(path):
             # refused here: the format's extension would make it "folder.png" beside it
             raise ValueError(f"'{self._resolved(path)}' is a folder; choose a file name.")
-        if path:
-            path = str(self._resolved(path))
-            if kind != "batch":  # a typed extension chooses the file's format
-                formats = [self.format_box.itemData(i) for i in range(self.format_box.count())]
-                fmt = format_from_suffix(path, formats) or fmt
+        target = None
+        if path and kind != "batch":
+            target, fmt = self._file_target(path)
         if folder:
             folder = str(Path(self._default_dir()) / Path(folder).expanduser())
         if kind == "sweep" and self.edit_box.currentData() is None:
             raise ValueError("The sweep needs an edit; the edit stack is empty.")
+        if kind == "sweep" and (why := self.failing.get(self.edit_box.currentData())):
+            raise ValueError(f"“{self.edit_box.currentText()}” cannot be applied, so it "
+                             f"cannot be swept: {why}")
         return ExportPlan(
             kind=kind,
-            path=str(with_format_suffix(path, fmt)) if path else "",
+            path=str(target) if target is not None else "",
             format=fmt,
             scale=self.scale_box.currentData(),
             upscale_filter=self.filter_box.currentData(),
@@ -342,8 +375,13 @@ class ExportDialog(QDialog):
             targets = plan_targets(plan)
             check_targets(targets)
             existing = existing_targets(targets)
+            writing = [t for t in targets if _same_file(t) in self.busy]
         except (ValueError, OSError) as e:
             self._warn(str(e))
+            return
+        if writing:  # the second would fail at the end, or replace the first's file
+            self._warn(f"“{writing[0].name}” is being written by an export that is still "
+                       "running (see the Jobs panel); wait for it, or choose another name.")
             return
         if existing:
             if not confirm_overwrite(self, existing):
@@ -407,8 +445,14 @@ class ExportDialog(QDialog):
             s.setValue(f"export/{key}", value)
 
 
+def _same_file(path: str | Path) -> Path:
+    """One spelling of a path, for telling whether two exports write the same file."""
+    return Path(os.path.realpath(path))
+
+
 def get_export_plan(parent: QWidget | None, session: Session, resolution: int | None = None,
-                    edit_id: str | None = None) -> ExportPlan | None:
+                    edit_id: str | None = None, failing: dict[str, str] | None = None,
+                    busy: Iterable[Path] = ()) -> ExportPlan | None:
     """Show the dialog; the chosen plan, or None if cancelled."""
-    dialog = ExportDialog(session, parent, resolution, edit_id)
+    dialog = ExportDialog(session, parent, resolution, edit_id, failing, busy)
     return dialog.plan if dialog.exec() == QDialog.DialogCode.Accepted else None

@@ -49,7 +49,13 @@ from editor.engine.editor_state import (
     draft_for_pack,
     new_draft,
 )
-from editor.engine.export import ExportResult, disable_failing_edits, file_recipe, run_plan
+from editor.engine.export import (
+    ExportResult,
+    disable_failing_edits,
+    file_recipe,
+    plan_targets,
+    run_plan,
+)
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
@@ -181,6 +187,15 @@ def _status_key(session: Session | None, edit_id: str) -> tuple | None:
     return edit.kind, edit.params
 
 
+def _finished_text(title: str, result: object) -> str:
+    """The status line of a finished job: an export says what it wrote, and where."""
+    saved = result.saved if isinstance(result, ExportResult) else []
+    if not saved:
+        return f"{title}: done"
+    what = saved[0].path.name if len(saved) == 1 else f"{len(saved)} files"
+    return f"Exported {what} to {saved[0].path.parent}"
+
+
 def _bundled(path: str) -> bool:
     """A file that ships with the program (the demo models)."""
     return Path(path).resolve().is_relative_to(RESOURCES_DIR)
@@ -218,6 +233,7 @@ class MainWindow(QMainWindow):
         self._shown_seq = 0
         self._selected_id: str | None = None  # the stack row selected, of any kind
         self._export_count = 0  # export jobs get keys of their own (several may run)
+        self._export_targets: dict[str, list[Path]] = {}  # export job key -> its files
         # edits deleted while being tuned: an undo that brings one back selects it again
         self._deleted_while_tuned: set[str] = set()
         self.document.history_reset.connect(self._deleted_while_tuned.clear)
@@ -1158,7 +1174,7 @@ class MainWindow(QMainWindow):
             show_warning(self, f"{job.title} failed", text)
 
     def _on_job_finished(self, job, result) -> None:
-        self.statusBar().showMessage(f"{job.title}: done", 6000)
+        self.statusBar().showMessage(_finished_text(job.title, result), 6000)
         # a precompute's or discovery's result that could not be cached: usable now, but
         # computed again next time, which the user must know (a full disk, say)
         if save_error := getattr(result, "save_error", None):
@@ -1390,15 +1406,32 @@ class MainWindow(QMainWindow):
             return
         self._flush_input()  # export what the boxes say, not 350 ms ago
         session = self.current_session()
+        # the files of exports still running, not to be written twice at once
+        self._export_targets = {key: targets for key, targets in self._export_targets.items()
+                                if self.jobs.find(key) is not None}
         plan = get_export_plan(self, session, resolution=self.pack.model.resolution,
-                               edit_id=self._selected_id)
+                               edit_id=self._selected_id, failing=self._failing_edits(session),
+                               busy=[p for ps in self._export_targets.values() for p in ps])
         if plan is None:
             return
         ctx = self.renderer.context.fork()  # own caches: the worker keeps rendering meanwhile
         self._export_count += 1
+        key = f"{EXPORT_JOB}{self._export_count}"
+        self._export_targets[key] = plan_targets(plan)
         self.jobs.submit(f"Export {plan.kind}",
-                         lambda token: run_plan(ctx, session, plan, cancel=token),
-                         key=f"{EXPORT_JOB}{self._export_count}")
+                         lambda token: run_plan(ctx, session, plan, cancel=token,
+                                                report=token.report),
+                         key=key)
+
+    def _failing_edits(self, session: Session) -> dict[str, str]:
+        """Edit id -> why the last render could not apply it, for the edits of `session`
+        that it drew as they are now (a sweep of one of them would fail)."""
+        if self.last_result is None:
+            return {}
+        return {e.id: status.error for e in session.edits
+                if (status := self.last_result.edit_status.get(e.id)) is not None
+                and status.error
+                and _status_key(self._drawn, e.id) == _status_key(session, e.id)}
 
     # ================================================================= recent files
     def _remember_recent(self, path: str) -> None:
