@@ -10,9 +10,15 @@ PY="${PYTHON:-python3}"
 STAMP="$VENV/.atelier-installed"
 # What gets installed is decided by pyproject.toml and by this script (the pins below).
 WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/ensure-env.sh" | sha256sum | cut -d' ' -f1)"
+# Beside .venv, not in it: `venv --clear` would delete it from under a waiting run.
+LOCK="$ROOT/.venv.lock"
+
 # The stamp of the last complete install: that hash, then where the venv was made.
-HAVE="$(sed -n 1p "$STAMP" 2>/dev/null || true)"
-MADE_IN="$(sed -n 2p "$STAMP" 2>/dev/null || true)"
+read_stamp() {
+  HAVE="$(sed -n 1p "$STAMP" 2>/dev/null || true)"
+  MADE_IN="$(sed -n 2p "$STAMP" 2>/dev/null || true)"
+}
+read_stamp
 
 # Why the .venv there cannot be used; prints nothing when it can (or when there is none).
 venv_problem() {
@@ -45,11 +51,29 @@ print(ver, "python" + ver + ("t" if sysconfig.get_config_var("Py_GIL_DISABLED") 
 }
 
 PROBLEM="$(venv_problem)"
+if { [ ! -e "$VENV" ] || [ -n "$PROBLEM" ] || [ "$HAVE" != "$WANT" ]; } \
+     && command -v flock >/dev/null; then
+  # Work to do. Two first runs at once (run-editor.sh and run-tests.sh) would both make and
+  # fill .venv, the second --clear wiping the first's install: one waits for the other
+  # (the lock goes with this script's exit), then looks again at what is left to do.
+  exec 9>"$LOCK"
+  if ! flock -n 9; then
+    echo "another setup of .venv is running; waiting…" >&2
+    flock 9
+  fi
+  read_stamp
+  PROBLEM="$(venv_problem)"
+fi
 if [ ! -e "$VENV" ] || [ -n "$PROBLEM" ]; then
   [ -z "$PROBLEM" ] || echo "Making $VENV anew: $PROBLEM." >&2
   # The base interpreter matters only here: a working .venv does not need $PYTHON.
+  HINT="choose one with e.g. PYTHON=python3.11 bash scripts/run-editor.sh"
+  if ! command -v "$PY" >/dev/null; then
+    echo "Latent Atelier needs Python >= 3.11, and $PY was not found; $HINT." >&2
+    exit 1
+  fi
   if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
-    echo "Latent Atelier needs Python >= 3.11 (found: $("$PY" --version 2>&1))." >&2
+    echo "Latent Atelier needs Python >= 3.11 (found: $("$PY" --version 2>&1)); $HINT." >&2
     exit 1
   fi
   echo "Creating the environment in $VENV ..." >&2
@@ -63,9 +87,18 @@ if [ "$HAVE" != "$WANT" ]; then
   else
     echo "Installing Latent Atelier and its dependencies (first time: a few minutes) ..." >&2
   fi
-  # pip's exit status is kept (pipefail); only this machine's noisy index warnings are hidden.
-  pipi() { "$VENV/bin/python" -m pip install --quiet "$@" 2>&1 \
-             | { grep -v '^WARNING: Location' || true; } >&2; }
+  # pip's exit status is kept (pipefail); hidden are only this machine's noisy index
+  # warnings and the banner setuptools shows at every editable install ("BuildBackendWarning:
+  # Editable installation." and its box between two "!!" lines, then the line of source
+  # Python's warning prints, indented); should a box not close, hiding stops after 30 lines.
+  pipi() { "$VENV/bin/python" -m pip install --quiet "$@" 2>&1 | awk '
+             /BuildBackendWarning: Editable installation\./ { box = 1; bangs = 0; n = 0; next }
+             box == 1 { if ($0 ~ /^ *!! *$/ && ++bangs == 2) box = 2
+                        if (++n < 30) next
+                        box = 0 }
+             box == 2 { box = 0; if ($0 ~ /^    /) next }
+             /^WARNING: Location/ { next }
+             { print }' >&2; }
   imports_ok() { "$VENV/bin/python" -c "import torch, open_clip, PySide6, editor"; }
   # Chained with && because set -e does not act inside an `if` condition.
   # torch/torchvision first and pinned to the tested versions (PyPI's default build).

@@ -978,3 +978,17 @@ def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("editor.engine.compose.EditingContext.render", _raising(bug))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["edit", "--seed", "1", "-o", str(tmp_path / "o.png")])
+
+
+def test_a_pack_jobs_progress_in_a_log_is_plain_lines(capsys):
+    # captured stderr is no terminal: "\r" redraws made a log of one endless line
+    from editor.cli.edit import _run_job
+    from editor.methods.global_directions import Progress
+
+    _run_job("First use of this model pack", (Progress(i, 20, f"step {i}") for i in range(21)))
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert lines[0] == "First use of this model pack"
+    assert lines[-1] == "precompute 100.0% step 20"
+    assert 3 <= len(lines) <= 12  # a line per tenth at most, not one per step

@@ -244,6 +244,8 @@ def test_pretrained_weights_not_cached_fail_without_touching_the_network(tmp_pat
     with pytest.raises(ClipError, match="not available locally") as info:
         ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path)
     assert "import it as a local CLIP checkpoint" in str(info.value)
+    # the zoo's entry named, to copy as it stands
+    assert "`atelier models download clip-vit-b-32-openai`" in str(info.value)
 
 
 def test_pretrained_download_offline_fails_quickly_with_clip_error(tmp_path, no_network):

@@ -12,12 +12,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("ensure-env.sh", "run-editor.sh", "run-tests.sh", "gpu-checks.sh")
+SCRIPTS = ("ensure-env.sh", "run-editor.sh", "run-tests.sh", "gpu-checks.sh",
+           "install-desktop-entry.sh")
 
 needs_bash = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("bash", "sha256sum", "readlink")),
@@ -27,7 +29,7 @@ needs_bash = pytest.mark.skipif(
 # is the file `version` beside the wrapper it resolves to (a venv's bin/python is a link to
 # the interpreter it was made with, as with a real venv).
 FAKE_PY = r'''
-import os, shutil, sys
+import os, shlex, shutil, sys, time
 
 me = os.path.abspath(sys.argv[1])
 args = sys.argv[2:]
@@ -44,6 +46,20 @@ class cuda:
     is_available = staticmethod(lambda: True)
     get_device_name = staticmethod(lambda i: "Fake GPU")
 """
+
+EDITABLE_BANNER = """\
+WARNING: Location 'https://example.invalid/simple/' is ignored: it is an index page
+  /venv/lib/python3.11/site-packages/setuptools/command/editable_wheel.py:354: \
+BuildBackendWarning: Editable installation.
+  !!
+
+          ********************************************************************************
+          Please be careful with folders in your working directory with the same
+          name as your package as they may take precedence during imports.
+          ********************************************************************************
+
+  !!
+    with strategy, WheelFile(wheel_path, "w") as wheel_obj:"""
 
 
 def log(line):
@@ -94,8 +110,11 @@ elif args[:2] == ["-m", "pip"]:
         sys.exit(me + ": No module named pip")
     if args[2:3] == ["install"]:
         log("pip " + " ".join(args[2:]))
+        time.sleep(float(os.environ.get("FAKE_PIP_SLEEP", "0")))  # a slow download
         if os.environ.get("FAKE_PIP_FAIL"):
             sys.exit("ERROR: Could not find a version that satisfies the requirement (offline)")
+        if "-e" in args:  # what pip and setuptools 80 say at every editable install
+            print(EDITABLE_BANNER, file=sys.stderr)
         for arg in args[3:]:
             if arg.startswith("torch=="):
                 stub("torch", TORCH.format(arg[7:]))
@@ -103,7 +122,7 @@ elif args[:2] == ["-m", "pip"]:
                 for name in ("torchvision", "open_clip", "PySide6", "editor"):
                     stub(name)
                 # absolute, as pip writes them: a venv does not survive a move
-                program("atelier", f'exec "{venv}/bin/python" -m editor "$@"')
+                program("atelier", f'exec {shlex.quote(venv + "/bin/python")} -m editor "$@"')
                 program("ruff", 'echo "ruff $*"')
     else:
         print("pip 99.0 (fake)")
@@ -130,6 +149,9 @@ class Checkout:
         for name in SCRIPTS:
             shutil.copy(ROOT / "scripts" / name, self.root / "scripts" / name)
         shutil.copy(ROOT / "pyproject.toml", self.root / "pyproject.toml")
+        (self.root / "packaging").mkdir()
+        for name in ("latent-atelier.desktop", "latent-atelier.svg"):
+            shutil.copy(ROOT / "packaging" / name, self.root / "packaging" / name)
         self.venv = self.root / ".venv"
         self.log = tmp_path / "calls.log"
         self.log.touch()
@@ -152,9 +174,17 @@ class Checkout:
             cwd: Path | None = None, **env: str | None) -> subprocess.CompletedProcess:
         """bash SCRIPT ARGS with PYTHON=python (default: the 3.11 fake); env values of None
         are removed from the environment."""
+        proc = self.start(script, *args, python=python, cwd=cwd, **env)
+        out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def start(self, script: str | Path, *args: str, python: Path | None = None,
+              cwd: Path | None = None, **env: str | None) -> subprocess.Popen:
+        """As run, without waiting for the end."""
         full = dict(os.environ, FAKE_LOG=str(self.log),
                     PYTHON=str(python or self.python()))
-        for key in ("CUDA_VISIBLE_DEVICES", "ATELIER_TEST_GPU", "FAKE_PIP_FAIL", "FAKE_FAIL"):
+        for key in ("CUDA_VISIBLE_DEVICES", "ATELIER_TEST_GPU", "FAKE_PIP_FAIL", "FAKE_FAIL",
+                    "FAKE_PIP_SLEEP"):
             full.pop(key, None)
         for key, value in env.items():
             if value is None:
@@ -163,8 +193,8 @@ class Checkout:
                 full[key] = value
         if isinstance(script, str):
             script = self.root / "scripts" / script
-        return subprocess.run(["bash", str(script), *args], cwd=cwd or self.tmp, env=full,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.Popen(["bash", str(script), *args], cwd=cwd or self.tmp, env=full,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def calls(self) -> list[str]:
         """What the fake logged since the last call."""
@@ -193,6 +223,73 @@ def test_first_run_installs_and_later_runs_start_at_once(checkout):
     assert again.stderr == "" and checkout.calls() == ["run -m editor --version "
                                                        "CUDA_VISIBLE_DEVICES=None "
                                                        "ATELIER_TEST_GPU=None"]
+
+
+@needs_bash
+@pytest.mark.skipif(not shutil.which("flock"), reason="needs flock (util-linux)")
+def test_two_first_runs_at_once_install_once(checkout):
+    # run-editor.sh and run-tests.sh started together on a fresh checkout: the second made
+    # .venv anew (--clear) under the first's install and installed everything again
+    first = checkout.start("ensure-env.sh", FAKE_PIP_SLEEP="0.5")
+    deadline = time.monotonic() + 30
+    while not any("pip install" in c for c in checkout.log.read_text().splitlines()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    second = _ok(checkout.run("run-editor.sh", "--version"))
+    assert first.wait(timeout=60) == 0, first.communicate()
+    assert "another setup of .venv is running; waiting" in second.stderr
+    assert "first time" not in second.stderr and "anew" not in second.stderr
+    assert "ran -m editor --version" in second.stdout
+    assert sum(c.startswith("pip install") and " -e " in c for c in checkout.calls()) == 1
+
+
+@needs_bash
+def test_installs_hide_the_editable_banner_but_not_errors(checkout):
+    first = _ok(checkout.run("run-editor.sh", "--version"))
+    assert "first time" in first.stderr
+    for noise in ("BuildBackendWarning", "!!", "****", "WheelFile", "WARNING: Location"):
+        assert noise not in first.stderr
+    shutil.rmtree(checkout.venv)
+    failed = checkout.run("run-editor.sh", FAKE_PIP_FAIL="1")
+    assert "ERROR: Could not find a version" in failed.stderr
+
+
+@needs_bash
+def test_a_missing_or_old_python_is_named_with_a_way_out(checkout):
+    missing = checkout.run("run-editor.sh", PYTHON="python3.99")
+    assert missing.returncode == 1
+    assert "python3.99 was not found" in missing.stderr
+    assert "command not found" not in missing.stderr
+    old = checkout.run("run-editor.sh", python=checkout.python("py310", "3.10"))
+    assert old.returncode == 1 and "found: Python 3.10.0" in old.stderr
+    for proc in (missing, old):
+        assert "PYTHON=python3.11 bash scripts/run-editor.sh" in proc.stderr
+
+
+@needs_bash
+@pytest.mark.parametrize("folder", ["repo", "my \"odd\" $HOME `x` 100% \\dir"])
+def test_the_desktop_entry_starts_this_checkouts_program(checkout, folder):
+    root = checkout.root.rename(checkout.tmp / folder)
+    data = checkout.tmp / "data"
+    _ok(checkout.run(root / "scripts" / "install-desktop-entry.sh", XDG_DATA_HOME=str(data)))
+    text = (data / "applications" / "latent-atelier.desktop").read_text()
+    template = (ROOT / "packaging" / "latent-atelier.desktop").read_text()
+    assert [x for x in text.splitlines() if not x.startswith("Exec=")] == \
+        [x for x in template.splitlines() if not x.startswith("Exec=")]
+    exec_line = next(x for x in text.splitlines() if x.startswith("Exec="))[5:]
+    # as the Desktop Entry spec reads it: the file's string escapes (\\ is \), then words,
+    # plain or in double quotes (where \ escapes " ` $ and \), then %% is %
+    value = re.sub(r"\\(.)", r"\1", exec_line)
+    argv = [re.sub(r'\\([\\"`$])', r"\1", m[1]) if m[1] is not None else m[2]
+            for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', value)]
+    argv = [a.replace("%%", "%") for a in argv]
+    assert argv[0] == str(root / ".venv" / "bin" / "atelier"), exec_line
+    assert argv[1:] == ["gui", "%F"]
+    proc = subprocess.run([argv[0], "--version"], capture_output=True, text=True,
+                          env=dict(os.environ, FAKE_LOG=str(checkout.log)))
+    assert "ran -m editor --version" in proc.stdout, proc.stderr
+    icon = data / "icons" / "hicolor" / "scalable" / "apps" / "latent-atelier.svg"
+    assert icon.read_bytes() == (ROOT / "packaging" / "latent-atelier.svg").read_bytes()
 
 
 @needs_bash

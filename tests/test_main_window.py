@@ -458,7 +458,7 @@ def test_atelier_gui_refuses_a_device_that_is_not_here():
     from editor.ui.app import unusable_device
 
     assert unusable_device("cpu") is None
-    assert "use cpu, cuda or cuda:N" in unusable_device("tpu")
+    assert "use auto, cpu, cuda or cuda:N" in unusable_device("tpu")
 
 
 def test_f6_goes_round_the_picture_and_the_panels_in_view(window, qtbot):

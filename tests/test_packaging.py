@@ -47,3 +47,15 @@ def test_the_desktop_entry_matches_the_window_and_opens_files_in_it():
     assert entry["StartupWMClass"] == init_application().applicationName()
     assert entry["Exec"] == "atelier gui %F"  # "atelier FILE" was refused by argparse
     assert (ROOT / "packaging" / "latent-atelier.svg").resolve() == ICON.resolve()
+
+
+def test_the_wheel_carries_the_mit_licence():
+    # pyproject.toml declared MIT, but there was no licence text to ship with it
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Latent Atelier developers" in text
+    # setuptools copies what license-files matches into the wheel's .dist-info/licenses
+    # (checked with `pip wheel`); without the key, PEP 639's default globs
+    patterns = project.get("license-files", ["LICEN[CS]E*", "COPYING*", "NOTICE*", "AUTHORS*"])
+    assert ROOT / "LICENSE" in {p for pattern in patterns for p in ROOT.glob(pattern)}

@@ -31,8 +31,9 @@ def read_only_cache(monkeypatch):
 def test_the_model_list_reads_a_read_only_cache(read_only_cache, capsys):
     # "error: .../models: read-only file system" instead of the zoo's list
     assert main(["models", "list"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "ffhq" in out
+    assert "warning: nothing can be installed: " in err and "read-only file system" in err
     assert zoo.installed() == []
 
 

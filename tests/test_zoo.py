@@ -1497,10 +1497,13 @@ def test_a_cache_folder_that_cannot_be_made_is_one_line_and_lists_nothing(tmp_pa
     (tmp_path / "a-file").write_bytes(b"")
     monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "a-file"))
     assert zoo.installed() == []  # what the window's menus read: nothing, not an error
-    assert _run(["models", "list"]) == 1
-    err = capsys.readouterr().err
-    assert "atelier models: error: " in err and "not a directory" in err
-    assert "Traceback" not in err
+    # the zoo is listed (a read-only cache said only "read-only file system"), with why
+    # nothing can be installed
+    assert _run(["models", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "ffhq" in out
+    assert "atelier models: warning: nothing can be installed: " in err
+    assert "not a directory" in err and "Traceback" not in err
 
 
 def test_one_file_imported_twice_at_the_same_moment_is_one_model(tmp_path):

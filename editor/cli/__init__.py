@@ -71,15 +71,34 @@ def command_help(name: str) -> str:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
+    paths = getattr(args, "paths", [])
+    # said here, on the terminal, before a window opens (or fails to, without a display)
+    if missing := [p for p in paths if not os.path.exists(p)]:
+        print(f"atelier gui: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     from editor.ui.app import run_app
 
-    return run_app(getattr(args, "paths", []), getattr(args, "device", None))
+    return run_app(paths, getattr(args, "device", None))
 
 
 def _names_files(argv: list[str]) -> bool:
-    """`atelier face.png`: files where a command would be, which the window opens."""
-    return bool(argv) and argv[0] not in (*COMMANDS, "gui") \
-        and not argv[0].startswith("-") and all(os.path.exists(a) for a in argv)
+    """`atelier face.png [--device cpu]`: a file where a command would be, for the window
+    (`atelier gui face.png`). A name that looks like a file counts even when it is missing,
+    so that the gui says "no such file" rather than argparse "invalid choice"."""
+    first = argv[0] if argv else ""
+    return bool(first) and first not in (*COMMANDS, "gui") and not first.startswith("-") \
+        and (os.path.exists(first) or os.sep in first or bool(os.path.splitext(first)[1]))
+
+
+def _innermost_parser(parser: argparse.ArgumentParser,
+                      argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)command parser that argv reaches: `atelier models list` -> list's."""
+    for word in argv:
+        commands = next((a.choices for a in parser._actions
+                         if isinstance(a, argparse._SubParsersAction)), {})
+        if word in commands:
+            parser = commands[word]
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         return _run_gui(argparse.Namespace(paths=[]))
     parser = build_parser(argv[0] if argv[0] in COMMANDS else "")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would show the top-level usage for `atelier gui --bogus`
+        _innermost_parser(parser, argv).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

@@ -78,7 +78,7 @@ from editor.methods.global_directions import Progress
 from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 from .failures import failure_line
-from .outputs import check_outputs, shown
+from .outputs import StatusLine, check_outputs, shown
 from .precompute import MAX_IMAGES
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
@@ -301,13 +301,13 @@ def _clip_source(args: argparse.Namespace, generator: str | Path) -> ClipSource:
     return default_clip_source(generator)
 
 
-def _print_progress(item: Progress) -> None:
-    pct = 100 * item.done / max(item.total, 1)
+def _print_progress(line: StatusLine, item: Progress) -> None:
+    fraction = item.done / max(item.total, 1)
     eta = getattr(item, "eta_s", None)
     eta_text = f" ETA {eta:.0f}s" if eta is not None else ""
     # room for "step 2 of 3: relevance: layer convs.10 (12/26)"
-    print(f"\rprecompute {pct:5.1f}% {item.message[:56]:56s}{eta_text}   ", end="",
-          file=sys.stderr, flush=True)
+    line.progress(f"precompute {100 * fraction:5.1f}% {item.message[:56]:56s}{eta_text}",
+                  fraction)
 
 
 class PackJobInterrupted(KeyboardInterrupt):
@@ -317,10 +317,11 @@ class PackJobInterrupted(KeyboardInterrupt):
 def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
     """Say what a pack job is for, then run it with a progress line on stderr."""
     print(message, file=sys.stderr)
+    line = StatusLine()
     try:
         for item in job:
             if isinstance(item, Progress):
-                _print_progress(item)
+                _print_progress(line, item)
     except KeyboardInterrupt:
         if resumable:
             raise PackJobInterrupted from None
@@ -330,7 +331,8 @@ def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
             raise AtelierError(f"{out_of_memory_text(e)}; the precompute's progress is "
                                "saved, and the next run goes on from it") from e
         raise
-    print(file=sys.stderr)
+    finally:
+        line.close()
 
 
 def run(args: argparse.Namespace) -> int:

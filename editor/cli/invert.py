@@ -48,7 +48,7 @@ from editor.methods.inversion import (
 from . import command_help
 from .arg_types import DEVICE_HELP, int_at_least, positive_float
 from .edit import _clip_source
-from .outputs import check_outputs, refuse_existing, shown
+from .outputs import StatusLine, check_outputs, refuse_existing, shown
 
 # Crops are kept at most this big until they are inverted (at the generator's resolution,
 # 1024 px for FFHQ): a folder of phone photos at full size would fill the memory.
@@ -165,10 +165,10 @@ def _scaled_square(box: Box, size: tuple[int, int], scaled_size: tuple[int, int]
     return x, y, x + side, y + side
 
 
-def _print_progress(item: Progress, batch: str) -> None:
+def _print_progress(line: StatusLine, item: Progress, batch: str) -> None:
     eta = f" ETA {item.eta_s:.0f}s" if item.eta_s is not None else ""
-    print(f"\rinverting {batch}: {100 * item.fraction:5.1f}% {item.message[:40]:40s}{eta}  ",
-          end="", file=sys.stderr, flush=True)
+    line.progress(f"inverting {batch}: {100 * item.fraction:5.1f}% {item.message[:40]:40s}{eta}",
+                  item.fraction)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -204,12 +204,15 @@ def run(args: argparse.Namespace) -> int:
             label = (f"{first + 1}" if len(names) == 1 else
                      f"{first + 1}-{first + len(names)}") + f" of {len(crops)}"
             results: list[InvertedImage] = []
-            for item in invert_images(pack, crops[first:first + n], names, settings):
-                if isinstance(item, Progress):
-                    _print_progress(item, label)
-                else:
-                    results = item
-            print(file=sys.stderr)
+            line = StatusLine()
+            try:
+                for item in invert_images(pack, crops[first:first + n], names, settings):
+                    if isinstance(item, Progress):
+                        _print_progress(line, item, label)
+                    else:
+                        results = item
+            finally:
+                line.close()
             for i, inv in enumerate(results):
                 k = first + i
                 session = Session(source=inv.source, generator=gen_id, clip=clip_id)

@@ -14,9 +14,9 @@ from typing import TextIO
 
 from editor.core import zoo
 from editor.core.errors import AtelierError
-from editor.core.model_files import identify_model_file
 
 from . import command_help
+from .outputs import StatusLine
 
 PROG = "atelier models"
 
@@ -105,6 +105,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return _error(f"{e.filename or 'the model cache'}: {(e.strerror or str(e)).lower()}")
     if problem:
         print(f"{PROG}: warning: {problem}", file=sys.stderr)
+    if (unusable := zoo.models_dir_problem(where)) is not None:  # the list is still shown
+        print(f"{PROG}: warning: nothing can be installed: {unusable}", file=sys.stderr)
     rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]
     for e in entries:
         rows.append((e.name, e.kind, zoo.format_size(e.size), _install_state(e, models),
@@ -125,34 +127,17 @@ class ProgressBar:
 
     def __init__(self, label: str, out: TextIO | None = None, interval: float = 0.2):
         self.label = label
-        self.out = out if out is not None else sys.stderr
-        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
-        self.interval = interval
+        self.line = StatusLine(out, interval)
         self._first: tuple[float, int] | None = None
-        self._last_draw = 0.0
-        self._last_step = -1
-        self.drawn = False
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
         if self._first is None:
             self._first = (now, done)  # resumed bytes do not count towards the speed
-        finished = total is not None and done >= total
-        if self.tty and not finished and now - self._last_draw < self.interval:
-            return
-        if not self.tty:  # a log: one line per 10%, or per 10 MB when the size is unknown
-            step = 10 * done // total if total else done // 10_000_000
-            if step == self._last_step and not finished:
-                return
-            self._last_step = step
-        self._last_draw = now
-        line = self.render(done, total, now)
-        if self.tty:
-            self.out.write("\r" + line + "\x1b[K")
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
-        self.drawn = True
+        # a log: one line per 10%, or per 10 MB when the size is unknown
+        step = 10 * done // total if total else done // 10_000_000
+        self.line.show(self.render(done, total, now), step=step,
+                       final=total is not None and done >= total)
 
     def render(self, done: int, total: int | None, now: float) -> str:
         t0, d0 = self._first or (now, done)
@@ -172,10 +157,7 @@ class ProgressBar:
         return "  ".join(parts)
 
     def close(self) -> None:
-        if self.drawn and self.tty:
-            self.out.write("\n")
-            self.out.flush()
-            self.drawn = False
+        self.line.close()
 
 
 def _clock(seconds: float) -> str:
@@ -183,6 +165,14 @@ def _clock(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def identify_model_file(*args, **kwargs):
+    """What a downloaded or imported file is; imported here, not at the top, because
+    model_files imports torch (seconds) and `atelier models list` needs none of it."""
+    from editor.core.model_files import identify_model_file as identify
+
+    return identify(*args, **kwargs)
 
 
 def cmd_download(args: argparse.Namespace) -> int:

@@ -1,15 +1,18 @@
 """The files a command will write, checked before any work starts (a first precompute or
 an inversion takes minutes): writable, never one of its own inputs, and not already there
-unless the user passed --overwrite."""
+unless the user passed --overwrite; and the progress line the commands show on stderr."""
 
 from __future__ import annotations
 
+import math
 import os
+import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from editor.core.errors import AtelierError
-from editor.engine.export import check_targets
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -24,6 +27,9 @@ def refuse_existing(path: Path, overwrite: bool) -> None:
 
 
 def check_outputs(paths: Iterable[Path], overwrite: bool, inputs: Iterable[str] = ()) -> None:
+    # imported here: editor.engine imports torch, which `atelier models` (StatusLine) skips
+    from editor.engine.export import check_targets
+
     paths = list(paths)
     try:
         check_targets(paths)
@@ -40,3 +46,46 @@ def check_outputs(paths: Iterable[Path], overwrite: bool, inputs: Iterable[str] 
             raise AtelierError(f"{path} is one of the pictures being inverted; choose "
                                "another output")
         refuse_existing(path, overwrite)
+
+
+class StatusLine:
+    """One progress line, on stderr by default. A terminal gets it redrawn in place (at most
+    every `interval` s); a log or a pipe would keep every `\\r` redraw in one endless line,
+    so it gets a plain line when `step` changes (e.g. each tenth of the work), at most every
+    `log_every_s` otherwise, and for the last update."""
+
+    def __init__(self, out: TextIO | None = None, interval: float = 0.2,
+                 log_every_s: float = 10.0):
+        self.out = out if out is not None else sys.stderr  # looked up now: tests swap it
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.interval = interval
+        self.log_every_s = log_every_s
+        self._last_t = -math.inf
+        self._last_step: object = object()  # the first update is always shown
+        self.drawn = False
+
+    def show(self, text: str, step: object = None, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_t < self.interval and not final:
+                return
+            self.out.write("\r" + text + "\x1b[K")
+        else:
+            if not (final or step != self._last_step or now - self._last_t >= self.log_every_s):
+                return
+            self._last_step = step
+            self.out.write(text.rstrip() + "\n")  # a log needs no padding
+        self._last_t = now
+        self.out.flush()
+        self.drawn = True
+
+    def progress(self, text: str, fraction: float) -> None:
+        """`text` for work `fraction` done: a log gets a line per tenth."""
+        self.show(text, step=int(10 * fraction), final=fraction >= 1)
+
+    def close(self) -> None:
+        """End a terminal's line, so that what follows starts on a line of its own."""
+        if self.drawn and self.tty:
+            self.out.write("\n")
+            self.out.flush()
+        self.drawn = False

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -22,6 +21,7 @@ from editor.core.paths import unwritable_reason
 from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
 from .failures import failure_line
+from .outputs import StatusLine
 
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
@@ -110,37 +110,18 @@ def format_eta(seconds: float | None) -> str:
 
 
 class ProgressLine:
-    """One updating line on a terminal; on a pipe or log, a line every `every_s`."""
+    """One updating line on a terminal; on a pipe or log, a line every `every_s` and at
+    each new phase of the work."""
 
     def __init__(self, out: TextIO | None = None, every_s: float = 10.0):
-        self.out = out if out is not None else sys.stderr  # looked up now: tests swap it
-        self.every_s = every_s
-        self.tty = hasattr(self.out, "isatty") and self.out.isatty()
-        self.last_t = 0.0
-        self.last_msg = ""
-        self.width = 0
+        self.line = StatusLine(out, log_every_s=every_s)
 
     def show(self, p: gd.Progress) -> None:
-        text = f"{100 * p.fraction:5.1f}%  {format_eta(p.eta_s)}  {p.message}"
-        now = time.monotonic()
-        if self.tty:
-            self.out.write("\r" + text.ljust(self.width))
-            self.width = len(text)
-        elif (now - self.last_t >= self.every_s or self._phase(p) != self.last_msg
-              or p.done == p.total):
-            self.out.write(text + "\n")
-            self.last_t, self.last_msg = now, self._phase(p)
-        self.out.flush()
-
-    @staticmethod
-    def _phase(p: gd.Progress) -> str:
-        return p.message.split(":")[0]
+        self.line.show(f"{100 * p.fraction:5.1f}%  {format_eta(p.eta_s)}  {p.message}",
+                       step=p.message.split(":")[0], final=p.done == p.total)
 
     def close(self) -> None:
-        if self.tty and self.width:
-            self.out.write("\n")
-            self.out.flush()
-            self.width = 0
+        self.line.close()
 
 
 def show_progress(job: Iterator) -> object:

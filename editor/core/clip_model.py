@@ -627,12 +627,17 @@ class ClipModel:
         if path is None and download:
             path = _download(pcfg, arch, tag, cache)
         if path is None:
+            from .zoo import clip_entry_names
+
+            entry = next(iter(clip_entry_names(arch, tag)), None)
+            zoo_way = (f"`atelier models download {entry}`" if entry
+                       else "`atelier models download` for the zoo's CLIP models")
             raise ClipError(
                 f"The weights of CLIP {arch} '{tag}' are not available locally "
                 f"(looked in {cache or 'the default caches'} and the model zoo). Download "
-                f"them (`atelier models download` for the zoo's CLIP models, or from "
-                f"{_weights_source(pcfg)}) or, without a network, copy the weights file to "
-                f"this machine and import it as a local CLIP checkpoint for {arch}.")
+                f"them ({zoo_way}, or from {_weights_source(pcfg)}) or, without a network, "
+                f"copy the weights file to this machine and import it as a local CLIP "
+                f"checkpoint for {arch}.")
         quick_gelu = bool(pcfg.get("quick_gelu", False))
         model, cfg = _build_from_arch(arch, quick_gelu, pcfg)
         _load_into(model, read_weights(path), f"CLIP {arch} '{tag}' ({Path(path).name})")

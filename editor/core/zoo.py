@@ -342,13 +342,22 @@ _index_lock = threading.RLock()  # index updates are read-modify-write
 def models_dir() -> Path:
     """The cache folder that holds installed models and their index (created on demand).
     One that cannot be made (a read-only cache) is still named: reading it finds nothing
-    installed, and writing in it fails with the system's reason, where a write is asked."""
+    installed, and writing in it fails with the system's reason, where a write is asked
+    (models_dir_problem says why beforehand)."""
     folder = cache_dir() / "models"
+    if models_dir_problem(folder) is not None:
+        log.debug("cannot make %s", folder)
+    return folder
+
+
+def models_dir_problem(folder: Path | None = None) -> str | None:
+    """Why the models folder cannot be made, in words ("read-only file system"), or None."""
+    folder = folder or cache_dir() / "models"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        log.debug("cannot make %s: %s", folder, e)
-    return folder
+        return f"{e.filename or folder}: {(e.strerror or str(e)).lower()}"
+    return None
 
 
 def _index_path() -> Path:
@@ -485,12 +494,17 @@ def remove(name: str) -> Removed:
     return Removed(model, inside)
 
 
+def clip_entry_names(arch: str, tag: str) -> list[str]:
+    """The registry entries that are open_clip's (arch, tag), by name."""
+    return [e.name for e in registry_entries()[0]
+            if e.kind == "clip" and e.arch == arch and e.tag == tag]
+
+
 def installed_clip_weights(arch: str, tag: str) -> Path | None:
     """The installed file of a registry CLIP entry for open_clip's (arch, tag), if any: a
     CLIP downloaded through the zoo serves every use of that (arch, tag), not only the
     files picked by path."""
-    entries = {e.name for e in registry_entries()[0]
-               if e.kind == "clip" and e.arch == arch and e.tag == tag}
+    entries = set(clip_entry_names(arch, tag))
     return next((m.path for m in installed() if (m.entry or m.name) in entries), None)
 
 

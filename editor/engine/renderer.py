@@ -35,9 +35,11 @@ def pick_device(preferred: str | None = None) -> torch.device:
     try:
         device = torch.device(preferred)
     except (RuntimeError, ValueError):
-        raise AtelierError(f"unknown device {preferred!r}; use cpu, cuda or cuda:N") from None
+        raise AtelierError(f"unknown device {preferred!r}; use auto, cpu, cuda or cuda:N") \
+            from None
     if device.type not in ("cpu", "cuda"):
-        raise AtelierError(f"device {preferred!r} is not supported; use cpu, cuda or cuda:N")
+        raise AtelierError(f"device {preferred!r} is not supported; use auto, cpu, cuda or "
+                           "cuda:N")
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
