@@ -60,10 +60,10 @@ def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_
     # the panel went back to "idle" (Discover enabled, no bar) while the job still ran
     release = threading.Event()
 
-    def slow_job(pack, cancel=None, root=None):
+    def slow_job(pack, cancel=None, extra_words=(), root=None):
         yield dc.Progress(3, 10, "sampling: 30/100 images")
         release.wait(30)
-        yield from dd.discovery_job(pack, cancel=cancel, root=root)
+        yield from dd.discovery_job(pack, cancel=cancel, extra_words=extra_words, root=root)
 
     monkeypatch.setattr(flow_module, "discovery_job", slow_job)
     flow, panel, jobs, _ = _flow(qtbot, tiny_pack)
@@ -185,3 +185,43 @@ def test_a_direction_at_strength_zero_is_not_added(qtbot, tiny_pack):
     assert added == [] and "strength 0" in window.statusBar().currentMessage()
     flow.add(entry, -1.5)
     assert [e.strength for e in added] == [-1.5]
+
+
+def test_label_words_added_in_the_window_label_the_next_discovery(qtbot, tiny_pack,
+                                                                  monkeypatch):
+    # No way to add label words in the window: only `atelier discover --words`.
+    from editor.ui import discovery_flow
+
+    first = _last(dd.discovery_job(tiny_pack))
+    flow, panel, jobs, _ = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    assert panel.discover_button.text() == "Discovered"  # nothing new to find
+    monkeypatch.setattr(discovery_flow.QInputDialog, "getMultiLineText",
+                        staticmethod(lambda *a, **k: ("porcelain, sunburn\nporcelain", True)))
+    panel.words_button.click()
+    assert flow.words() == ["porcelain", "sunburn"]
+    assert panel.entries and panel.discover_button.text() == "Discover again"
+    from editor.methods import precompute
+
+    def no_sampling(*_a, **_k):
+        raise AssertionError("the images were sampled again")
+
+    monkeypatch.setattr(precompute, "Sampling", no_sampling)  # the first run's are reused
+    with qtbot.waitSignal(jobs.job_finished, timeout=60_000) as finished:
+        flow.start()
+    result = finished.args[1]
+    assert result.info["vocabulary"] == first.info["vocabulary"] + 2
+    assert panel.discover_button.text() == "Discovered"
+
+    again, panel_again, _, _ = _flow(qtbot, tiny_pack)  # the next run of the program
+    again.pack_changed(tiny_pack)
+    assert again.words() == ["porcelain", "sunburn"]
+    assert again.discovery.key == result.key
+
+
+def test_label_words_are_read_one_a_line_or_comma_separated():
+    from editor.ui.discovery_flow import parse_words
+
+    assert parse_words(" a  red\tnose ,, freckles\n\nfreckles\n sunburn ") == [
+        "a red nose", "freckles", "sunburn"]
+    assert parse_words("") == []

@@ -39,8 +39,11 @@ HOW_TO = ("No discovered directions for this model pack yet.\n\n"
           "a minute or more (longer for large generators) and is remembered for the pack.")
 RUNNING = "Discovering directions…"
 DISCOVER_TIP = "Find labelled edit directions for this model pack"
-AGAIN_TIP = ("Discover again: the pack has changed since these directions were found (e.g. "
-             "its global directions were computed)")
+AGAIN_TIP = ("Discover again: the pack or the label words have changed since these "
+             "directions were found (e.g. its global directions were computed); the sampled "
+             "images are reused")
+WORDS_TIP = ("Words of your own to label the directions with, besides the built-in ones "
+             "(e.g. freckles, sunburn); then Discover again")
 DONE_TIP = ("These are this pack's discovered directions; discovering again would find the "
             "same ones (its samples and settings are fixed)")
 STRENGTH_RANGE = 10.0
@@ -79,6 +82,7 @@ class _CurrentRowKeys(QObject):
 class DirectionsPanel(QWidget):
     add_requested = Signal(object, float)  # DirectionEntry, strength
     discover_requested = Signal()
+    words_requested = Signal()
     method_changed = Signal(str)  # a TRANSFERS key: which transfer's entries to show
 
     def __init__(self, parent: QWidget | None = None):
@@ -88,6 +92,9 @@ class DirectionsPanel(QWidget):
         self.discover_button = QPushButton("Discover")
         self.discover_button.setToolTip(DISCOVER_TIP)
         self.discover_button.clicked.connect(self.discover_requested.emit)
+        self.words_button = QPushButton("&Words…")
+        self.words_button.setToolTip(WORDS_TIP)
+        self.words_button.clicked.connect(self.words_requested.emit)
         self.method = QComboBox()
         for key, text in TRANSFERS:
             self.method.addItem(text, key)
@@ -119,6 +126,7 @@ class DirectionsPanel(QWidget):
         scroll_to_focused_row(self.list)
         top = QHBoxLayout()
         top.addWidget(self.discover_button)
+        top.addWidget(self.words_button)
         top.addWidget(self.method, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -167,6 +175,7 @@ class DirectionsPanel(QWidget):
         self.set_directions([])
         self.info.setText(f"Discovered directions are unavailable: {reason}")
         self.discover_button.setEnabled(False)
+        self.words_button.setEnabled(False)
 
     def set_running(self, fraction: float | None = None, message: str = "") -> None:
         """Discovery is under way (the jobs panel can cancel it)."""
@@ -208,6 +217,7 @@ class DirectionsPanel(QWidget):
         self.progress.hide()
         self.note.hide()
         self._rediscover = rediscover
+        self.words_button.setEnabled(True)
         self._show_discover_button()
         self.info.setText(HOW_TO)
         self.info.setVisible(not entries)

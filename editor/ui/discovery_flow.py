@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSettings
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QInputDialog, QMainWindow
 
 from editor.core.paths import cache_dir
+from editor.engine.compose import unknown_words
 from editor.engine.discovered import (
     DEFAULT_METHOD,
     DirectionEntry,
@@ -32,9 +33,23 @@ from editor.methods.global_directions import Progress
 
 from . import settings_values
 from .directions_panel import TRANSFERS, DirectionsPanel
+from .remembered import RememberedMap
 
 JOB_PREFIX = "discover:"
 TRANSFER_KEY = "directions/transfer"  # the transfer the user picked last, for every pack
+# the user's label words per generator (by content hash): their meaning is the pack's
+LABEL_WORDS = RememberedMap("directions/words", limit=50)
+MAX_WORDS = 200  # more would make the labelling slow and the list unreadable
+
+
+def parse_words(text: str) -> list[str]:
+    """Comma- or line-separated words and phrases, trimmed, each once, in order."""
+    found: list[str] = []
+    for part in text.replace("\n", ",").split(","):
+        word = " ".join(part.split())
+        if word and word not in found:
+            found.append(word)
+    return found[:MAX_WORDS]
 
 
 def remembered_transfer() -> str:
@@ -59,6 +74,7 @@ class DiscoveryFlow(QObject):
         self._job: Job | None = None
         self._job_pack: OpenPack | None = None
         panel.discover_requested.connect(self.start)
+        panel.words_requested.connect(self.ask_words)
         panel.method_changed.connect(self._on_method_picked)
         panel.add_requested.connect(self.add)
         jobs.job_progress.connect(self._on_progress)
@@ -71,7 +87,7 @@ class DiscoveryFlow(QObject):
             self.discovery = None
             self._show_unavailable(pack)
             return
-        self._set_discovery(cached_discovery(pack), pack)
+        self._set_discovery(self._cached(pack), pack)
         self._show()
         # the same models opened again (or refreshed after a precompute) are the job's own
         if self._job_active() and not same_pack(self._job_pack, pack):
@@ -80,9 +96,50 @@ class DiscoveryFlow(QObject):
     def _show_unavailable(self, pack: OpenPack) -> None:
         self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})")
 
+    def words(self, pack: OpenPack | None = None) -> list[str]:
+        """The user's label words for the pack (the open one by default)."""
+        pack = pack or self._pack()
+        if pack is None:
+            return []
+        kept = LABEL_WORDS.get(pack.model.content_hash)
+        return [w for w in kept if isinstance(w, str)] if isinstance(kept, list) else []
+
+    def set_words(self, words: list[str]) -> None:
+        """Label the open pack's directions with these words too (from the next Discover;
+        the directions shown stay until then, and Discover again is offered)."""
+        pack = self._pack()
+        if pack is None or words == self.words(pack):
+            return
+        LABEL_WORDS.put(pack.model.content_hash, list(words))
+        if pack.clip is not None:
+            self._set_discovery(self._cached(pack), pack)
+            self._show()
+        if unknown := unknown_words(words, pack.clip_vocabulary(),
+                                    getattr(pack.clip, "read_words", None)):
+            self.window.statusBar().showMessage(
+                f"Words this CLIP never learned: {', '.join(unknown)}; it cannot label "
+                "anything with them", 10000)
+
+    def ask_words(self) -> None:
+        words = self.words()
+        text, ok = QInputDialog.getMultiLineText(
+            self.window, "Label words", "Words or phrases to label the directions with, "
+            "besides the built-in ones (one a line, or separated by commas):",
+            "\n".join(words))
+        if ok:
+            self.set_words(parse_words(text))
+
+    def _cached(self, pack: OpenPack):
+        """The pack's discovery with the user's words, else the one without them (shown
+        until Discover again labels the directions with the words too)."""
+        words = self.words(pack)
+        found = cached_discovery(pack, words) if words else None
+        return found if found is not None else cached_discovery(pack)
+
     def _set_discovery(self, discovery, pack: OpenPack) -> None:
         self.discovery = discovery
-        self._rediscover = discovery is not None and finds_more(pack, discovery)
+        self._rediscover = discovery is not None and finds_more(pack, discovery,
+                                                                self.words(pack))
 
     def _job_active(self) -> bool:
         return self._job is not None and self._job.is_active
@@ -132,9 +189,10 @@ class DiscoveryFlow(QObject):
         # Discover is offered again only when the pack changed since (finds_more): the job
         # then recomputes into the user cache instead of reloading the older result
         root = cache_dir() / "packs" if self.discovery is not None else None
+        words = self.words(pack)  # as they are now: the job runs on another thread
         self._job = self.jobs.submit(
             f"Discover directions for {pack.name}",
-            lambda token: discovery_job(pack, cancel=token, root=root),
+            lambda token: discovery_job(pack, cancel=token, extra_words=words, root=root),
             key=JOB_PREFIX + pack.model.content_hash)
         self._job_pack = pack
         self.panel.set_running(None, "sampling images…")
