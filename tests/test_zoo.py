@@ -1236,6 +1236,20 @@ def test_cli_ctrl_c_keeps_the_part(server, capsys, monkeypatch):
     assert part.is_file() and str(part) in err and "resume" in err
 
 
+def test_cli_ctrl_c_before_any_byte_does_not_offer_to_resume(server, capsys, monkeypatch):
+    # "interrupted; nothing kept. Run … again to resume" contradicted itself
+    write_user_registry([raw_entry(server.url("ok"))])
+
+    def interrupt(self, done, total):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_models.ProgressBar, "__call__", interrupt)
+    assert _run(["models", "download", "toy-model"]) == 130
+    err = capsys.readouterr().err
+    assert not zoo.part_path(zoo.get_entry("toy-model")).exists()  # stopped at its start
+    assert "nothing was downloaded yet" in err and "resume" not in err
+
+
 def test_cli_import(capsys, tmp_path):
     from editor.core.checkpoints import save_generator
     from tests.conftest import make_tiny_generator

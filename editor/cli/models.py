@@ -190,9 +190,10 @@ def cmd_download(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         bar.close()
         part = zoo.part_path(entry, dest_dir)
-        kept = f"the partial download is kept in {part}" if part.exists() else "nothing kept"
-        print(f"{PROG}: interrupted; {kept}. Run `atelier models download {entry.name}` "
-              "again to resume.", file=sys.stderr)
+        again = f"`atelier models download {entry.name}`"
+        said = (f"the partial download is kept in {part}; run {again} again to resume"
+                if part.exists() else f"nothing was downloaded yet; run {again} to start again")
+        print(f"{PROG}: interrupted; {said}.", file=sys.stderr)
         return 130
     except AtelierError as e:
         bar.close()
