@@ -410,6 +410,26 @@ def test_an_installed_model_is_removed_from_the_dialog_after_asking(qtbot, runne
     assert tiny_generator_file.is_file()  # the user's own file stays
 
 
+def test_a_stopped_downloads_part_is_removed_from_the_dialog_after_asking(
+        qtbot, dialog, monkeypatch):
+    # Remove… was greyed on a "partial" row: the kept part could only go by hand
+    entry = zoo.get_entry(GENERATOR_ENTRY)
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"x" * 2048)
+    dialog.refresh()
+    key = f"zoo:{GENERATOR_ENTRY}"
+    assert dialog.select(key) and dialog.status_text(key).startswith("partial")
+    assert dialog.remove_button.isEnabled()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *a, **k: (
+        asked.append(text), QMessageBox.StandardButton.Yes)[1])
+    assert dialog.remove_selected()
+    assert "Delete the 2.0 kB downloaded of" in asked[0] and not part.exists()
+    assert dialog.status_text(key) == "not installed"
+    assert not dialog.remove_button.isEnabled()
+
+
 def test_models_dialog_module_does_no_network_on_open(monkeypatch, qtbot, runner):
     """Opening and listing must not touch the network (downloads only on request)."""
     def no_network(*a, **k):

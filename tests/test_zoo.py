@@ -1250,6 +1250,29 @@ def test_cli_ctrl_c_before_any_byte_does_not_offer_to_resume(server, capsys, mon
     assert "nothing was downloaded yet" in err and "resume" not in err
 
 
+def test_a_stopped_downloads_part_can_be_removed(server, capsys, monkeypatch):
+    # "no installed model is called 'toy-model'": the kept part could only go by hand
+    write_user_registry([raw_entry(server.url("ok"))])
+
+    def interrupt(self, done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_models.ProgressBar, "__call__", interrupt)
+    assert _run(["models", "download", "toy-model"]) == 130
+    part = zoo.part_path(zoo.get_entry("toy-model"))
+    assert part.is_file()
+    capsys.readouterr()
+    with zoo._PartFile(part, zoo.get_entry("toy-model")):  # a download writing it
+        assert _run(["models", "remove", "toy-model"]) == 1
+        assert "already being downloaded" in capsys.readouterr().err and part.is_file()
+    assert _run(["models", "remove", "toy-model"]) == 0
+    assert "Deleted the partial download of toy-model" in capsys.readouterr().err
+    assert not part.exists() and not part.parent.exists()
+    assert _run(["models", "remove", "toy-model"]) == 1  # nothing left
+    assert "no installed model is called 'toy-model'" in capsys.readouterr().err
+
+
 def test_cli_import(capsys, tmp_path):
     from editor.core.checkpoints import save_generator
     from tests.conftest import make_tiny_generator

@@ -226,6 +226,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     try:
         removed = zoo.remove(args.name)
+    except zoo.UnknownModelError as e:
+        return _discard_partial(args.name, e)
     except AtelierError as e:
         return _error(str(e))
     model = removed.model
@@ -235,4 +237,21 @@ def cmd_remove(args: argparse.Namespace) -> int:
     else:  # downloaded with --dir into a folder of the user's: theirs to delete
         print(f"Removed {model.name} from the list; its file {model.path} was downloaded "
               "outside the cache and is left where it is", file=sys.stderr)
+    return 0
+
+
+def _discard_partial(name: str, not_installed: AtelierError) -> int:
+    """`models remove NAME` for a download that was stopped: what it kept is deleted."""
+    try:
+        entry = zoo.get_entry(name)
+    except zoo.UnknownModelError:
+        return _error(str(not_installed))
+    try:
+        size = zoo.discard_partial(entry)
+    except (AtelierError, OSError) as e:  # a download writing it; a read-only cache
+        return _error(str(e))
+    if size is None:
+        return _error(str(not_installed))
+    print(f"Deleted the partial download of {entry.name} ({zoo.format_size(size)})",
+          file=sys.stderr)
     return 0

@@ -500,6 +500,21 @@ def clip_entry_names(arch: str, tag: str) -> list[str]:
             if e.kind == "clip" and e.arch == arch and e.tag == tag]
 
 
+def discard_partial(entry: ZooEntry, dest_dir: str | os.PathLike | None = None) -> int | None:
+    """Delete what an interrupted download of `entry` kept for resuming; its size in
+    bytes, or None when there is none. ZooDownloadError while a download is writing it."""
+    part = part_path(entry, dest_dir)
+    if not part.is_file():
+        return None
+    size = part.stat().st_size
+    with _PartFile(part, entry) as held:  # locked: a running download is not cut off
+        part.unlink(missing_ok=True)
+        held.info_path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the entry's folder, when nothing else is in it
+        part.parent.rmdir()
+    return size
+
+
 def installed_clip_weights(arch: str, tag: str) -> Path | None:
     """The installed file of a registry CLIP entry for open_clip's (arch, tag), if any: a
     CLIP downloaded through the zoo serves every use of that (arch, tag), not only the

@@ -451,13 +451,26 @@ class ModelsDialog(QDialog):
         return True
 
     def _removable(self, row: _Row | None) -> bool:
-        """An installed file, not the generator the window has open."""
+        """An installed file, not the generator the window has open; or what a stopped
+        download kept."""
         return bool(row and row.model is not None
-                    and not (row.generator_path and self._is_current(row.generator_path)))
+                    and not (row.generator_path and self._is_current(row.generator_path))
+                    ) or self._partial(row) is not None
+
+    def _partial(self, row: _Row | None) -> int | None:
+        """The size of what a stopped download of the row kept (none while one runs)."""
+        if row is None or row.entry is None or row.model is not None \
+                or row.key in self._downloads:
+            return None
+        part = zoo.part_path(row.entry)
+        return part.stat().st_size if part.is_file() else None
 
     def remove_selected(self) -> bool:
-        """Delete the selected installed model from the cache, after asking."""
+        """Delete the selected installed model from the cache, or a stopped download's
+        part, after asking."""
         row = self._selected_row()
+        if (size := self._partial(row)) is not None:
+            return self._discard_partial(row.entry, size)
         if row is None or row.model is None:
             return False
         model = row.model
@@ -483,6 +496,24 @@ class ModelsDialog(QDialog):
         self.notice.setText(f"Removed {model.name}." if removed.file_deleted else
                             f"Removed {model.name} from the list; its file stays in "
                             f"{model.path.parent} (downloaded outside the cache).")
+        return True
+
+    def _discard_partial(self, entry: zoo.ZooEntry, size: int) -> bool:
+        answer = QMessageBox.question(
+            self, "Remove partial download",
+            f"Delete the {zoo.format_size(size)} downloaded of {entry.name}? Downloading it "
+            "again then starts from the beginning.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            zoo.discard_partial(entry)
+        except (AtelierError, OSError) as e:
+            QMessageBox.warning(self, "Cannot remove the partial download", str(e))
+            return False
+        self.refresh()
+        self.notice.setText(f"Deleted the partial download of {entry.name}.")
         return True
 
     @Slot()
