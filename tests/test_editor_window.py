@@ -531,9 +531,8 @@ def test_closing_while_a_job_runs_asks_first(window, qtbot, monkeypatch):
 
 def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatch):
     shown = []
-    monkeypatch.setattr(QMessageBox, "warning",
-                        staticmethod(lambda _p, title, text, *a, **k: shown.append((title,
-                                                                                    text))))
+    monkeypatch.setattr("editor.ui.main_window.show_warning",
+                        lambda _p, title, text: shown.append((title, text)))
     locked = tmp_path / "full"
     locked.mkdir()
     plan = ExportPlan(kind="image", path=str(locked / "x.png"))
@@ -547,6 +546,28 @@ def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatc
     window.export_dialog()
     qtbot.waitUntil(lambda: bool(shown), timeout=20_000)
     assert shown[0][0] == "Export failed" and "No space left" in shown[0][1]
+
+
+def test_a_failed_exports_box_does_not_hold_the_job_running(window, qtbot, tmp_path,
+                                                            monkeypatch):
+    # While "Export failed" was open the jobs panel showed the export running, with Cancel
+    plan = ExportPlan(kind="image", path=str(tmp_path / "x.png"))
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", lambda *a, **k: plan)
+
+    def fail(*_a, **_k):
+        raise OSError(28, "No space left on device")
+        yield
+
+    monkeypatch.setattr("editor.ui.main_window.run_plan", fail)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.export_dialog()
+    boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert len(boxes) == 1 and "No space left" in boxes[0].text()  # still open
+    from editor.ui.jobs_panel import JobRow
+
+    row = window.jobs_panel.findChildren(JobRow)[-1]
+    assert row.state_label.text() == "failed" and not row.cancel_button.isVisible()
+    boxes[0].close()
 
 
 def test_a_job_out_of_memory_says_what_to_do_and_a_long_one_says_so_in_a_dialog(
@@ -785,7 +806,7 @@ def test_a_failed_inversion_says_so_in_a_dialog(window, qtbot, tmp_path, monkeyp
 
     monkeypatch.setattr(inversion_flow, "invert_image", diverging)
     warnings = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[1:]))
+    monkeypatch.setattr(inversion_flow, "show_warning", lambda *a: warnings.append(a[1:]))
     picture = tmp_path / "me.png"
     Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
     session = window.document.state.session

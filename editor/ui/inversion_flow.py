@@ -22,7 +22,7 @@ from editor.engine.session import Source
 
 from .canvas import Canvas
 from .crop_dialog import choose_crop, crop_key
-from .notices import failed_job_text
+from .notices import failed_job_text, show_warning
 from .qimages import qimage_from_array
 
 JOB_PREFIX = "invert:"
@@ -101,8 +101,9 @@ class InversionFlow(QObject):
         # minutes of work ended: a line in the jobs panel is easily missed, as an export's
         # failure would be
         if job.id in self._packs:
-            QMessageBox.warning(self.window, "Inversion failed",
-                                f"{job.title}: {failed_job_text(message)}")
+            # not waited on: a box held the runner's job_ended (the job showed as running)
+            show_warning(self.window, "Inversion failed",
+                         f"{job.title}: {failed_job_text(message)}")
 
     def _on_ended(self, job: Job) -> None:
         self._packs.pop(job.id, None)

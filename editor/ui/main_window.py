@@ -1169,7 +1169,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{job.title} failed: {text.splitlines()[0]}", 10000)
         if key.startswith(EXPORT_JOB):
             # the user is waiting for a file: say plainly that there is none
-            QMessageBox.warning(self, "Export failed", text)
+            show_warning(self, "Export failed", text)  # not waited on: the job ends now
         elif long_work:  # minutes or hours of work ended: a status line is easily missed
             show_warning(self, f"{job.title} failed", text)
 
