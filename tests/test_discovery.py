@@ -525,6 +525,31 @@ def test_discovering_again_with_other_words_or_new_relevance_reuses_the_samples(
     assert sum(calls) == 80
 
 
+def test_samples_an_older_version_kept_in_the_discovery_entry_are_resumed(planted,
+                                                                          tmp_path):
+    # Before the samples had an entry of their own, a stopped discovery kept them in its
+    # own entry's partial; after the upgrade the sampling started again from nothing.
+    from editor.methods import precompute
+
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture=False, batch_size=20)
+    entry = _entry(tmp_path, config)
+    older = precompute.resumable_sampling(  # what the older version ran, into `entry`
+        gen, fake, config.n_samples, dc.sample_seed_base(config), config.psi, None, entry,
+        config.batch_size, what="discovery sampling")
+    for _ in range(3):
+        next(older)
+    older.close()  # stopped: 60 images kept in the discovery entry's partial
+    assert entry.partial_path.exists()
+    samples = dc.samples_cache("g", "c", config, "gaussian-z", tmp_path / "cache")
+    *progress, _ = dc.run_discovery(gen, fake, _setup(fake, mixture=False), entry, config,
+                                    samples_entry=samples)
+    drawn = [int(p.message.split("sampling: ")[1].split("/")[0]) for p in progress
+             if "sampling: " in p.message]
+    assert drawn == [80, 100, 120]  # only the rest
+    assert samples.path.exists() and not samples.partial_path.exists()
+
+
 def test_vocabulary_is_user_extendable(tmp_path):
     path = tmp_path / "words.txt"
     path.write_text("# my words\nporcelain\n\nsmiling cat\n", encoding="utf-8")

@@ -489,3 +489,16 @@ def test_a_sweep_of_an_edit_that_cannot_be_applied_fails_in_plain_words(ctx, ses
     assert isinstance(info.value, AtelierError) and isinstance(info.value, ValueError)
     assert error_message(info.value) == str(info.value).splitlines()[0]
     assert not error_message(info.value).startswith("EditError")
+
+
+def test_a_platform_note_names_what_differs_once():
+    from editor.engine.renderer import platform_differences
+
+    cpu = {"device": "cpu", "name": "cpu", "torch": "2.14.1"}
+    h100 = {"device": "cuda", "name": "NVIDIA H100", "torch": "2.14.1"}
+    assert platform_differences(h100, cpu) == ["device cuda there, cpu here"]
+    assert platform_differences(dict(h100, name="NVIDIA A100"), h100) == [
+        "processor NVIDIA A100 there, NVIDIA H100 here"]
+    assert platform_differences(cpu, dict(cpu, torch="2.15.0")) == [
+        "torch 2.14.1 there, 2.15.0 here"]
+    assert platform_differences(None, cpu) == [] and platform_differences(cpu, cpu) == []

@@ -105,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return _error(f"{e.filename or 'the model cache'}: {(e.strerror or str(e)).lower()}")
     if problem:
         print(f"{PROG}: warning: {problem}", file=sys.stderr)
-    if (unusable := zoo.models_dir_problem(where)) is not None:  # the list is still shown
+    if (unusable := zoo.make_models_dir(where)) is not None:  # the list is still shown
         print(f"{PROG}: warning: nothing can be installed: {unusable}", file=sys.stderr)
     rows = [("NAME", "KIND", "SIZE", "INSTALLED", "LICENCE")]
     for e in entries:

@@ -343,15 +343,16 @@ def models_dir() -> Path:
     """The cache folder that holds installed models and their index (created on demand).
     One that cannot be made (a read-only cache) is still named: reading it finds nothing
     installed, and writing in it fails with the system's reason, where a write is asked
-    (models_dir_problem says why beforehand)."""
+    (make_models_dir says why beforehand)."""
     folder = cache_dir() / "models"
-    if models_dir_problem(folder) is not None:
+    if make_models_dir(folder) is not None:
         log.debug("cannot make %s", folder)
     return folder
 
 
-def models_dir_problem(folder: Path | None = None) -> str | None:
-    """Why the models folder cannot be made, in words ("read-only file system"), or None."""
+def make_models_dir(folder: Path | None = None) -> str | None:
+    """Make the models folder where it is missing; why it cannot be, in words ("read-only
+    file system"), or None."""
     folder = folder or cache_dir() / "models"
     try:
         folder.mkdir(parents=True, exist_ok=True)

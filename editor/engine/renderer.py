@@ -138,6 +138,8 @@ def platform_differences(recorded: object, here: dict[str, str]) -> list[str]:
     if not isinstance(recorded, dict):
         return []
     labels = {"device": "device", "name": "processor", "torch": "torch"}
+    if recorded.get("device") != here["device"]:
+        labels.pop("name")  # a CPU's name is "cpu": the device says it already
     return [f"{label} {recorded[key]} there, {here[key]} here" for key, label in labels.items()
             if isinstance(recorded.get(key), str) and recorded[key] != here[key]]
 

@@ -1018,6 +1018,22 @@ def _dedupe_cos(info: dict) -> float:
     return float(value)
 
 
+def _adopt_older_samples(entry: TensorCache, samples_entry: TensorCache) -> None:
+    """A discovery stopped before the samples had an entry of their own kept them in the
+    discovery entry's partial: they move to the samples entry (checked there against the
+    settings when read), so the sampling goes on from them as the run was promised."""
+    if samples_entry.path.exists() or samples_entry.partial_path.exists():
+        return
+    got = load_checked(entry, partial=True)
+    if got is None or not {"w", "embeddings"} <= got[0].keys():
+        return
+    tensors, info = got
+    kept = {k: info[k] for k in ("sampling", "drawn") if k in info}
+    if try_save_checked(samples_entry, {k: tensors[k] for k in ("w", "embeddings")}, kept,
+                        "sampled images", partial=True) is None:
+        entry.partial_path.unlink(missing_ok=True)
+
+
 def load_discovery(entry: TensorCache) -> Discovery | None:
     """The cached discovery, or None. Repeated edits are dropped as a run now drops them:
     entries made before (the demo pack's shipped one) still hold them."""
@@ -1042,6 +1058,8 @@ def run_discovery(gen: Generator, clip, setup: LabelSetup, entry: TensorCache,
         yield Progress(1, 1, "loaded from cache", 0.0)
         yield cached
         return
+    if samples_entry is not None:
+        _adopt_older_samples(entry, samples_entry)
     # relayed: a Cancelled thrown in reaches the sampling, which says what it kept
     found = yield from relay(discover(gen, clip, setup, config, sampler, relevance, stats,
                                       cancel, samples_entry))

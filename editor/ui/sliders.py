@@ -145,7 +145,8 @@ class FloatSlider(QWidget):
         span, decimals = self._max - self._min, self.box.decimals()
         self._step = round_step(span / self._steps, decimals)
         with QSignalBlocker(self.slider):
-            self.slider.setRange(0, math.floor(span / self._step + 1e-9))
+            # the last tick is the maximum, also where the span is no whole number of steps
+            self.slider.setRange(0, math.ceil(span / self._step - 1e-9))
         self.slider.setPageStep(self._steps // 20)
         self.box.setSingleStep(round_step(span / 100, decimals))
 
