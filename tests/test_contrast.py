@@ -165,6 +165,23 @@ def test_a_directions_confidence_reads_and_follows_the_selection(qtbot, themed, 
     assert "color:" not in label.text() and "81%" in label.text()
 
 
+@pytest.mark.parametrize("theme", THEMES)
+def test_a_directions_confidence_listed_while_out_of_view_reads_on_its_return(
+        qtbot, themed, theme):
+    # The window disables a panel behind another's tab: titles listed then took the
+    # disabled grey (1.6:1 light, 2.6:1 dark) and kept it once the tab was chosen.
+    themed(theme)
+    panel = DirectionsPanel()
+    qtbot.addWidget(panel)
+    panel.setEnabled(False)
+    panel.set_directions(_entries())
+    panel.setEnabled(True)
+    label = panel.list.itemWidget(panel.list.item(0)).findChild(type(panel.info))
+    colour = re.search(r"color:\s*(#[0-9a-fA-F]{6})", label.text())
+    ratio = _contrast(QColor(colour.group(1)), panel.palette().color(QPalette.ColorRole.Base))
+    assert ratio >= 4.5, f"{theme}: {ratio:.2f}:1"
+
+
 @pytest.mark.parametrize("picture", ["white", "black"])
 def test_the_split_views_labels_read_on_any_picture(qtbot, picture):
     # plain white text was 1.1:1 on a white picture

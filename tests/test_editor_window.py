@@ -1207,6 +1207,19 @@ def test_ctrl_enter_right_after_typing_adds_exactly_what_is_typed(window, qtbot)
     assert "strength 0" in window.statusBar().currentMessage()
 
 
+def test_the_next_prompt_typed_after_add_replaces_the_one_added(window, qtbot):
+    # Typing on after Ctrl+Enter ran on from the prompt just added ("…blonde
+    # hairsmiling face", and a word CLIP never learned).
+    from PySide6.QtTest import QTest
+
+    box = _typing_in_target(window, qtbot, "a face with blonde hair")
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    QTest.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert len(window.document.state.session.edits) == 1
+    QTest.keyClicks(box, "a smiling face")
+    assert box.text() == "a smiling face"
+
+
 def test_ctrl_z_in_a_prompt_box_undoes_the_document(window, qtbot):
     # After Add the focus stays in the box, and Ctrl+Z emptied its text (its own undo)
     # instead of undoing the seed change the user had just made.

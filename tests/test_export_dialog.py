@@ -355,7 +355,7 @@ def test_every_label_has_its_own_alt_key_and_names_its_box(make_dialog):
     keys = []
     for w in labels + buttons:
         text = w.text().replace("&&", "")
-        assert "&" in text or w.text() == "Cancel", w.text()  # Esc; "&Cancel" elsewhere
+        assert "&" in text, w.text()  # Cancel's too (Qt gives it one on some platforms)
         if "&" in text:
             keys.append(text[text.index("&") + 1].lower())
     assert len(keys) == len(set(keys)), sorted(keys)

@@ -527,3 +527,28 @@ def test_the_first_layout_fits_a_small_screen_with_a_big_font(qtbot, tmp_path, m
         close_without_questions(win, qtbot)
     finally:
         app.setFont(font)
+
+
+def test_the_jobs_panel_opened_by_a_first_job_shows_it_whole(window, qtbot):
+    # At 1280x820 the panel that opened for an export cut the job's status line in half,
+    # behind a scroll bar.
+    import threading
+
+    from PySide6.QtWidgets import QScrollArea
+
+    from editor.ui.jobs_panel import JobRow
+    from tests.test_editor_window import show_active
+
+    window.resize(1280, 820)
+    show_active(window, qtbot)
+    release = threading.Event()
+    job = window.jobs.submit("Export image", lambda token: release.wait(20))
+    try:
+        qtbot.waitUntil(lambda: window.jobs_dock.isVisible(), timeout=5000)
+        qtbot.wait(100)  # the dock's first layout
+        row = window.jobs_panel.findChildren(JobRow)[0]
+        viewport = window.jobs_panel.findChild(QScrollArea).viewport()
+        assert viewport.height() >= row.sizeHint().height()
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: not job.is_active, timeout=5000)

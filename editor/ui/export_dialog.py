@@ -144,6 +144,8 @@ class ExportDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_button = buttons.addButton("Expo&rt",
                                                QDialogButtonBox.ButtonRole.AcceptRole)
+        # Qt's own Cancel has an Alt key on some platforms only
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("&Cancel")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 

@@ -175,6 +175,7 @@ class JobsPanel(QWidget):
         # buttons still are
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         scroll.setWidget(self._list)
+        self._scroll = scroll
         self.empty_label = QLabel("No jobs. Long work (precompute, downloads) shows up here.")
         self.empty_label.setWordWrap(True)
         self.empty_label.setSizePolicy(QSizePolicy.Policy.Preferred,
@@ -244,4 +245,8 @@ class JobsPanel(QWidget):
 
     def _update_chrome(self) -> None:
         self.empty_label.setVisible(not self._rows)
+        # room for one whole job: the panel opened for a first job cut its status line in
+        # half, behind a scroll bar
+        newest = next(reversed(self._rows.values()), None)
+        self._scroll.setMinimumHeight(newest.sizeHint().height() if newest else 0)
         self.clear_button.setEnabled(any(not r.job.is_active for r in self._rows.values()))

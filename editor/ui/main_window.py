@@ -708,6 +708,9 @@ class MainWindow(QMainWindow):
         self._tune(None)
         self._change(state.commit_draft(), "Add edit")
         self.document.end_merge()
+        target = self.prompt_panel.target
+        if target.hasFocus():  # the next prompt typed replaces the one added, not runs on
+            target.selectAll()
 
     def _add_edit(self, edit: Edit, text: str) -> None:
         """Add a finished edit (a discovered direction) to the top of the stack."""

@@ -88,8 +88,11 @@ def error_colour(palette: QPalette) -> QColor:
 
 def secondary_text_colour(palette: QPalette) -> QColor:
     """Text that says less (a confidence beside a title): the text colour a third of the
-    way to the base, 5:1 or more against the window and the base in both themes."""
-    text, base = palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base)
+    way to the base, 5:1 or more against the window and the base in both themes. From the
+    active colours: a panel out of view is disabled, and its text is kept for its return."""
+    active = QPalette.ColorGroup.Active
+    text = palette.color(active, QPalette.ColorRole.Text)
+    base = palette.color(active, QPalette.ColorRole.Base)
     return QColor(*(round(t + (b - t) / 3) for t, b in
                     zip(text.getRgb()[:3], base.getRgb()[:3], strict=True)))
 
@@ -145,8 +148,8 @@ class AtelierStyle(QProxyStyle):
             painter.restore()
             return
         # (Qt's enums are IntEnums: compare an element with elements only)
-        if element in _INDICATORS:
-            option = _recoloured(option, outline=True, accent=False)
+        if element in _INDICATORS:  # its focus mark in the accent too (2.2:1 on dark)
+            option = _recoloured(option, outline=True, accent=True)
         elif element == QStyle.PrimitiveElement.PE_FrameLineEdit:  # a text box's edge
             option = _recoloured(option, outline=True, accent=True)
         super().drawPrimitive(element, option, painter, widget)
