@@ -376,3 +376,20 @@ def test_a_gif_is_not_offered_faster_than_it_plays(make_dialog):
     _select(d.format_box, "WEBP")
     d.fps_box.setValue(60)
     assert d.fps_box.value() == 60
+
+
+def test_a_gif_sweep_that_fills_the_memory_says_so(make_dialog):
+    # Pillow's GIF writer keeps every upscaled frame until the end: 600 frames of 256 px
+    # at 8x (2048 px) hold 2.5 GB, with nothing said.
+    d = make_dialog(edit_id="hair")
+    _select(d.kind_box, "sweep")
+    _select(d.format_box, "GIF")
+    d.frames_box.setValue(600)
+    d.bounce_box.setChecked(False)
+    _select(d.scale_box, 8)
+    assert "writing this GIF holds about 2.5 GB in memory" in d.summary_label.text()
+    _select(d.format_box, "WEBP")
+    assert "GB" not in d.summary_label.text()
+    _select(d.format_box, "GIF")
+    _select(d.scale_box, 1)
+    assert "GB" not in d.summary_label.text()  # 600 frames of 256 px: 39 MB

@@ -651,9 +651,10 @@ def save_animation(
     A frame is upscaled only when the encoder reaches it, so a WebP costs its frames at
     their own size; Pillow's GIF writer keeps each frame, upscaled and in its 256 colours
     (a byte a pixel), until the end (120 frames of 1024 px at 8x: about 8 GB). `frames` may
-    hold the same array several times (a bounce back), which copies nothing. `progress(done, total)` is called before each frame is
-    made (`done` frames went to the encoder); it may raise, a cancel say, to stop the write:
-    the exception comes through as it is, and nothing is written.
+    hold the same array several times (a bounce back), which copies nothing.
+    `progress(done, total)` is called before each frame is made (`done` frames went to the
+    encoder); it may raise, a cancel say, to stop the write: the exception comes through as
+    it is, and nothing is written.
 
     GIF has 256 colours per frame and 10 ms delay steps; browsers slow delays under 20 ms to
     100 ms, so GIF frames last at least 20 ms. Pillow merges identical consecutive GIF frames.

@@ -51,6 +51,7 @@ from . import settings_values
 KIND_LABELS = {"image": "Image", "sweep": "α sweep (animation)", "batch": "Batch over seeds"}
 FILTER_LABELS = {"lanczos": "Smooth (Lanczos)", "nearest": "Sharp pixels (nearest)"}
 MAX_FPS = 60
+GIF_MEMORY_NOTE_BYTES = 2 * 10**9  # a GIF sweep that holds more is said in the summary
 _FILE_FILTERS = {"PNG": "PNG image (*.png)", "JPEG": "JPEG image (*.jpg *.jpeg)",
                  "WEBP": "WebP (*.webp)", "GIF": "Animated GIF (*.gif)"}
 
@@ -262,6 +263,12 @@ class ExportDialog(QDialog):
             n = self.frames_box.value()
             n = 2 * n - 2 if self.bounce_box.isChecked() else n
             parts.append(f"{n} frames, {n / self.fps_box.value():.1f} s")
+            if self.format_box.currentData() == "GIF" and self.resolution:
+                # Pillow's GIF writer keeps every frame, upscaled, a byte a pixel, to the end
+                held = n * (self.resolution * self.scale_box.currentData()) ** 2
+                if held >= GIF_MEMORY_NOTE_BYTES:
+                    parts.append(f"⚠ writing this GIF holds about {held / 1e9:.1f} GB in "
+                                 "memory (a WebP does not)")
         elif self.kind == "batch":
             parts.append(f"{self.count_box.value()} files")
         typed = self.path_edit.text().strip()
