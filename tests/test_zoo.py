@@ -1222,15 +1222,21 @@ def test_cli_offline_error(capsys):
     assert "offline" in err and "atelier models import" in err and "Traceback" not in err
 
 
-def test_cli_ctrl_c_keeps_the_part(server, capsys, monkeypatch):
+def _interrupted_download(server, monkeypatch, after_bytes: bool) -> int:
+    """`models download toy-model` with Ctrl-C at its first progress (after bytes came,
+    or before any); its exit status."""
     write_user_registry([raw_entry(server.url("ok"))])
 
     def interrupt(self, done, total):
-        if done > 0:
+        if done > 0 or not after_bytes:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_models.ProgressBar, "__call__", interrupt)
-    assert _run(["models", "download", "toy-model"]) == 130
+    return _run(["models", "download", "toy-model"])
+
+
+def test_cli_ctrl_c_keeps_the_part(server, capsys, monkeypatch):
+    assert _interrupted_download(server, monkeypatch, after_bytes=True) == 130
     err = capsys.readouterr().err
     part = zoo.part_path(zoo.get_entry("toy-model"))
     assert part.is_file() and str(part) in err and "resume" in err
@@ -1238,13 +1244,7 @@ def test_cli_ctrl_c_keeps_the_part(server, capsys, monkeypatch):
 
 def test_cli_ctrl_c_before_any_byte_does_not_offer_to_resume(server, capsys, monkeypatch):
     # "interrupted; nothing kept. Run … again to resume" contradicted itself
-    write_user_registry([raw_entry(server.url("ok"))])
-
-    def interrupt(self, done, total):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli_models.ProgressBar, "__call__", interrupt)
-    assert _run(["models", "download", "toy-model"]) == 130
+    assert _interrupted_download(server, monkeypatch, after_bytes=False) == 130
     err = capsys.readouterr().err
     assert not zoo.part_path(zoo.get_entry("toy-model")).exists()  # stopped at its start
     assert "nothing was downloaded yet" in err and "resume" not in err
@@ -1252,14 +1252,7 @@ def test_cli_ctrl_c_before_any_byte_does_not_offer_to_resume(server, capsys, mon
 
 def test_a_stopped_downloads_part_can_be_removed(server, capsys, monkeypatch):
     # "no installed model is called 'toy-model'": the kept part could only go by hand
-    write_user_registry([raw_entry(server.url("ok"))])
-
-    def interrupt(self, done, total):
-        if done > 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli_models.ProgressBar, "__call__", interrupt)
-    assert _run(["models", "download", "toy-model"]) == 130
+    assert _interrupted_download(server, monkeypatch, after_bytes=True) == 130
     part = zoo.part_path(zoo.get_entry("toy-model"))
     assert part.is_file()
     capsys.readouterr()

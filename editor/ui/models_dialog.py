@@ -478,14 +478,11 @@ class ModelsDialog(QDialog):
             self.notice.setText(f"{model.name} is the model in use; open another before "
                                 "removing it.")
             return False
-        answer = QMessageBox.question(
-            self, "Remove model",
-            f"Delete {model.name} ({zoo.format_size(model.size)}) from the model cache?\n\n"
-            "Its precomputed directions stay in the cache; importing or downloading it "
-            "again brings it back.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+        if not self._confirm(
+                "Remove model",
+                f"Delete {model.name} ({zoo.format_size(model.size)}) from the model cache?"
+                "\n\nIts precomputed directions stay in the cache; importing or downloading "
+                "it again brings it back."):
             return False
         try:
             removed = zoo.remove(model.name)
@@ -498,14 +495,16 @@ class ModelsDialog(QDialog):
                             f"{model.path.parent} (downloaded outside the cache).")
         return True
 
+    def _confirm(self, title: str, text: str) -> bool:
+        """Yes or No, No the default: the deletions it asks about cannot be undone."""
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+        return QMessageBox.question(self, title, text, yes | no, no) == yes
+
     def _discard_partial(self, entry: zoo.ZooEntry, size: int) -> bool:
-        answer = QMessageBox.question(
-            self, "Remove partial download",
-            f"Delete the {zoo.format_size(size)} downloaded of {entry.name}? Downloading it "
-            "again then starts from the beginning.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+        if not self._confirm(
+                "Remove partial download",
+                f"Delete the {zoo.format_size(size)} downloaded of {entry.name}? Downloading "
+                "it again then starts from the beginning."):
             return False
         try:
             zoo.discard_partial(entry)
