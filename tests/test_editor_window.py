@@ -818,6 +818,26 @@ def test_a_failed_inversion_says_so_in_a_dialog(window, qtbot, tmp_path, monkeyp
     assert window.document.state.session == session
 
 
+def test_an_export_while_an_inversion_forms_says_what_it_writes(window, qtbot, tmp_path,
+                                                                  monkeypatch, held_inversion):
+    # The canvas showed the forming reconstruction and the file got the document's
+    # picture, without a word.
+    settled(window, qtbot)
+    job = _start_inversion(window, qtbot, tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", lambda *a, **k: None)
+    window.export_dialog()  # cancelled: nothing said
+    assert "inversion" not in window.statusBar().currentMessage()
+    plan = ExportPlan(kind="image", path=str(tmp_path / "x.png"))
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", lambda *a, **k: plan)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=30_000):
+        window.export_dialog()
+        assert "the inversion still running is not in it" in \
+            window.statusBar().currentMessage()
+    job.cancel()
+    held_inversion()
+    qtbot.waitUntil(lambda: not job.is_active, timeout=60_000)
+
+
 def test_a_cancelled_inversions_preview_leaves_the_canvas(window, qtbot, tmp_path,
                                                           held_inversion):
     settled(window, qtbot)

@@ -92,6 +92,11 @@ class InversionFlow(QObject):
             self.canvas.set_image(qimage_from_array(progress.previews[0]))
             self._painted = True
 
+    @property
+    def previewing(self) -> bool:
+        """Whether the canvas shows an inversion forming, not the document's picture."""
+        return self._painted
+
     def _stop_previews(self, *_args) -> None:
         """The user changed the document: show their picture, not the job's."""
         self._previewing.clear()

@@ -1417,6 +1417,10 @@ class MainWindow(QMainWindow):
                                busy=[p for ps in self._export_targets.values() for p in ps])
         if plan is None:
             return
+        if self.inversion.previewing:  # the canvas shows something the file will not
+            self.statusBar().showMessage(
+                "Exporting the document's picture: the inversion still running is not in "
+                "it until it finishes", 8000)
         ctx = self.renderer.context.fork()  # own caches: the worker keeps rendering meanwhile
         self._export_count += 1
         key = f"{EXPORT_JOB}{self._export_count}"
