@@ -376,6 +376,11 @@ def test_a_gif_is_not_offered_faster_than_it_plays(make_dialog):
     _select(d.format_box, "WEBP")
     d.fps_box.setValue(60)
     assert d.fps_box.value() == 60
+    # the speed asked for comes back with a format that plays it (GIF kept it at 50)
+    _select(d.format_box, "GIF")
+    assert d.fps_box.value() == 50
+    _select(d.format_box, "WEBP")
+    assert d.fps_box.value() == 60
 
 
 def test_a_gif_sweep_that_fills_the_memory_says_so(make_dialog):

@@ -127,6 +127,8 @@ class ExportDialog(QDialog):
         self.stop_box = self._alpha_box(5.0)
         self.frames_box = _spin(2, 600, 24)
         self.fps_box = _spin(1, MAX_FPS, 12, " fps")
+        self._fps_asked = 12  # what the user set, whatever the format allows
+        self.fps_box.valueChanged.connect(lambda v: setattr(self, "_fps_asked", v))
         self.bounce_box = QCheckBox("Play forward, then &back")
 
         self.first_seed_box = _spin(0, MAX_SEED, self.session.source.seed)
@@ -238,8 +240,12 @@ class ExportDialog(QDialog):
         if fmt is None:
             return
         self._formats["sweep" if self.kind == "sweep" else "image"] = fmt
-        # a GIF frame lasts at least 20 ms: a faster speed would play at 50 fps anyway
+        # a GIF frame lasts at least 20 ms: a faster speed would play at 50 fps anyway; the
+        # speed asked for comes back with a format that plays it
+        asked = self._fps_asked
         self.fps_box.setMaximum(MAX_GIF_FPS if fmt == "GIF" else MAX_FPS)
+        self.fps_box.setValue(asked)
+        self._fps_asked = asked
         # file names follow the format, so the extension never disagrees with the content
         edit = self.pattern_edit if self.kind == "batch" else self.path_edit
         text = edit.text().strip()
