@@ -50,6 +50,10 @@ def test_files_then_gui_options_open_the_window(tmp_path, gui_runs, capsys):
     assert gui_runs == [([str(big)], "cpu"), ([str(big), str(other)], None)]
     assert _atelier([str(big), str(tmp_path / "gone.png")]) == 2
     assert "no such file: " + str(tmp_path / "gone.png") in capsys.readouterr().err
+    # files after an option too ("unrecognized arguments: other.png")
+    assert _atelier([str(big), "--device", "cpu", str(other)]) == 0
+    assert _atelier(["gui", "--device", "cpu", str(big), str(other)]) == 0
+    assert gui_runs[2:] == [([str(big), str(other)], "cpu")] * 2
 
 
 def test_a_word_that_is_no_command_and_no_file_is_still_an_invalid_choice(gui_runs, capsys):

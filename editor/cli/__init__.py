@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run_gui(argparse.Namespace(paths=[]))
     parser = build_parser(argv[0] if argv[0] in COMMANDS else "")
     args, unknown = parser.parse_known_args(argv)
+    if argv[0] == "gui" and unknown and not any(u.startswith("-") for u in unknown):
+        args.paths = [*args.paths, *unknown]  # files after an option: a.png --device cpu b.png
+        unknown = []
     if unknown:  # argparse would show the top-level usage for `atelier gui --bogus`
         _innermost_parser(parser, argv).error(
             f"unrecognized arguments: {' '.join(unknown)}")
