@@ -17,7 +17,7 @@ from editor.ui.canvas import Canvas
 from editor.ui.directions_panel import DirectionsPanel
 from editor.ui.jobs_panel import JobRow
 from editor.ui.theme import apply_theme
-from tests.test_theme import _contrast, _strongest
+from tests.test_theme import _contrast, _strongest, horizontal_slider
 
 THEMES = ["light", "dark"]
 
@@ -75,11 +75,7 @@ def _fill(slider: QSlider) -> list[QColor]:
 def test_a_sliders_fill_shows_on_a_selected_row_and_off_it(qtbot, themed, theme):
     # Fusion fills a slider in the selection colour: on a selected row it vanished
     themed(theme)
-    slider = QSlider(Qt.Orientation.Horizontal)
-    qtbot.addWidget(slider)
-    slider.setRange(0, 100)
-    slider.setValue(80)
-    slider.resize(240, slider.sizeHint().height())
+    slider = horizontal_slider(qtbot, value=80, width=240)
     pal = slider.palette()
     fill = _fill(slider)
     assert fill

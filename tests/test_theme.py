@@ -126,15 +126,21 @@ def _most_saturated(image: QImage) -> int:
                for y in range(image.height()) for x in range(image.width()))
 
 
+def horizontal_slider(qtbot, value: int, width: int) -> QSlider:
+    """A 0-100 slider at `value`, `width` px wide, in the theme applied."""
+    slider = QSlider(Qt.Orientation.Horizontal)
+    qtbot.addWidget(slider)
+    slider.setRange(0, 100)
+    slider.setValue(value)
+    slider.resize(width, slider.sizeHint().height())
+    return slider
+
+
 @pytest.mark.parametrize("theme", ["dark", "light"])
 def test_a_disabled_slider_has_no_accent_fill(qtbot, themed, theme):
     # Auto β disables the β slider; a blue fill said it could still be moved
     themed(theme)
-    slider = QSlider(Qt.Orientation.Horizontal)
-    qtbot.addWidget(slider)
-    slider.setRange(0, 100)
-    slider.setValue(60)
-    slider.resize(200, slider.sizeHint().height())
+    slider = horizontal_slider(qtbot, value=60, width=200)
     assert _most_saturated(slider.grab().toImage()) > 100  # the accent, while enabled
     slider.setEnabled(False)
     assert _most_saturated(slider.grab().toImage()) < 60

@@ -100,10 +100,9 @@ def _extra_words(args: argparse.Namespace) -> list[str]:
 def _warn_unknown_words(pack, words: list[str]) -> None:
     """Say which extra label words the pack's CLIP never learned (the demo CLIP knows only
     its captions' words), as the prompt panel does: their labels would mean nothing."""
-    from editor.engine.compose import unknown_words
+    from editor.engine.discovered import unlearned_label_words
 
-    unknown = unknown_words(words, pack.clip_vocabulary(), getattr(pack.clip, "read_words", None))
-    if unknown:
+    if unknown := unlearned_label_words(pack, words):
         print(f"{PROG}: warning: words this CLIP never learned: "
               f"{', '.join(f'“{w}”' for w in unknown)}; it cannot label anything with them",
               file=sys.stderr)

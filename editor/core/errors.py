@@ -66,10 +66,14 @@ _GPU_FREE = re.compile(r"(GPU \d+) has a total capacity of ([\d.]+ [KMGT]iB) of 
                        r"([\d.]+ [KMGT]iB) is free")
 
 
+# how out_of_memory_text's line starts, on a GPU and elsewhere
+OUT_OF_GPU_MEMORY, OUT_OF_MEMORY = "out of GPU memory", "out of memory"
+
+
 def says_out_of_memory(message: str) -> bool:
     """Whether a failure's line (error_message's, out_of_memory_text's) is an allocation
     failure."""
-    return message.startswith(("out of GPU memory", "out of memory"))
+    return message.startswith((OUT_OF_GPU_MEMORY, OUT_OF_MEMORY))
 
 
 def out_of_memory_text(e: BaseException) -> str:
@@ -77,13 +81,13 @@ def out_of_memory_text(e: BaseException) -> str:
     much was free, instead of torch's paragraph on allocator settings."""
     text = str(e).strip()
     asked, gpu = _ASKED.search(text), _GPU_FREE.search(text)
-    where = "GPU memory" if gpu or "CUDA" in text else "memory"
+    head = OUT_OF_GPU_MEMORY if gpu or "CUDA" in text else OUT_OF_MEMORY
     details = ([f"asked for {asked[1]} more"] if asked else []) + (
         [f"{gpu[3]} of {gpu[2]} free on {gpu[1]}"] if gpu else [])
     if details:
-        return f"out of {where} ({'; '.join(details)})"
+        return f"{head} ({'; '.join(details)})"
     first = text.splitlines()[0] if text else ""
-    return f"out of {where}" + (f": {first}" if first else "")
+    return head + (f": {first}" if first else "")
 
 
 class InversionDivergedError(AtelierError):

@@ -26,6 +26,7 @@ from editor.methods.global_directions import Progress
 from editor.toyfaces import captions
 from editor.toyfaces.attributes import ATTRIBUTES
 
+from .compose import unknown_words
 from .packs import OpenPack
 from .session import Edit
 from .tensor_text import encode_floats
@@ -123,6 +124,13 @@ def demo_concept(word: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- per pack
+
+
+def unlearned_label_words(pack: OpenPack, words: Sequence[str]) -> list[str]:
+    """The user's label words that the pack's CLIP never learned (the demo CLIP knows only
+    its captions' words): they can label nothing, and the user is told so."""
+    return unknown_words(list(words), pack.clip_vocabulary(),
+                         getattr(pack.clip, "read_words", None))
 
 
 def label_setup(pack: OpenPack, extra_words: Sequence[str] = ()) -> dc.LabelSetup:

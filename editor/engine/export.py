@@ -410,6 +410,7 @@ def batch_export(
     paths = batch_paths(folder, seeds, name_pattern, format)
     _refuse_existing(paths, overwrite)
     clock = _Clock(len(seeds))
+    platform = rendering_platform(ctx.device)  # one device draws every file
     saved = []
     for i, (seed, path) in enumerate(zip(seeds, paths, strict=True)):
         if is_cancelled(cancel):
@@ -418,8 +419,7 @@ def batch_export(
         try:
             saved.append(save_render(path, render_full(ctx, one), one, format=format,
                                      quality=quality, scale=scale, overwrite=overwrite,
-                                     upscale_filter=upscale_filter,
-                                     platform=rendering_platform(ctx.device)))
+                                     upscale_filter=upscale_filter, platform=platform))
         except ImageSaveError as e:  # a full disk, say: the files before it stay
             if not saved:
                 raise

@@ -14,7 +14,6 @@ from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QInputDialog, QMainWindow
 
 from editor.core.paths import cache_dir
-from editor.engine.compose import unknown_words
 from editor.engine.discovered import (
     DEFAULT_METHOD,
     DirectionEntry,
@@ -25,6 +24,7 @@ from editor.engine.discovered import (
     finds_more,
     missing_reason,
     to_entries,
+    unlearned_label_words,
 )
 from editor.engine.jobs import Job, JobRunner
 from editor.engine.packs import OpenPack, same_pack
@@ -114,8 +114,7 @@ class DiscoveryFlow(QObject):
         if pack.clip is not None:
             self._set_discovery(self._cached(pack), pack)
             self._show()
-        if unknown := unknown_words(words, pack.clip_vocabulary(),
-                                    getattr(pack.clip, "read_words", None)):
+        if unknown := unlearned_label_words(pack, words):
             self.window.statusBar().showMessage(
                 f"Words this CLIP never learned: {', '.join(unknown)}; it cannot label "
                 "anything with them", 10000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from editor.core.errors import says_out_of_memory
+from editor.core.errors import OUT_OF_GPU_MEMORY, says_out_of_memory
 from editor.engine.renderer import DEVICE_MENU
 
 
@@ -26,7 +26,7 @@ def failed_job_text(message: str, progress_kept: bool = False) -> str:
     `progress_kept`: the job saves its progress when it fails (a precompute, a discovery)."""
     if not says_out_of_memory(message):
         return message
-    if message.startswith("out of GPU memory"):
+    if message.startswith(OUT_OF_GPU_MEMORY):
         advice = ("Cancel other running jobs or close other programs that use the GPU, or "
                   f"run it on the CPU ({DEVICE_MENU}).")
     else:
