@@ -567,6 +567,29 @@ def test_whole_word_tokens_are_alphabetic_words():
     assert "zebra" in tokens.words
 
 
+def test_whole_word_tokens_leave_out_profanity_and_slurs():
+    """A real CLIP's vocabulary holds slurs; the token mixture must never offer one as a
+    label (the words are taken from the block list, not spelled out here)."""
+    tokenizer = make_tiny_clip().tokenizer
+    everything = set(dc.whole_word_tokens(tokenizer, blocked=frozenset()).words)
+    offered = set(dc.whole_word_tokens(tokenizer).words)
+    blocked = dc.blocked_label_words()
+    in_clip = blocked & everything
+    assert len(in_clip) >= 50  # the list does reach CLIP's vocabulary (143 words today)
+    assert not in_clip & offered
+    plurals = {w for w in everything if w.endswith("s") and w[:-1] in blocked} - blocked
+    assert plurals and not plurals & offered  # "...s" of a blocked word goes too
+    assert "zebra" in offered and "smiling" in offered and "glasses" in offered
+    assert len(everything) - len(offered) < 0.02 * len(everything)
+
+
+def test_is_blocked_takes_plurals_and_capitals():
+    blocked = frozenset({"cat", "box"})
+    assert dc.is_blocked("Cat", blocked) and dc.is_blocked("cats", blocked)
+    assert dc.is_blocked("boxes", blocked)
+    assert not dc.is_blocked("catalogue", blocked) and not dc.is_blocked("dog", blocked)
+
+
 # --------------------------------------------------------------------------- engine, demo
 
 

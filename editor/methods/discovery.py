@@ -42,6 +42,7 @@ cancel; `run_discovery` adds the on-disk cache (atomic, versioned, checksummed).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -53,6 +54,7 @@ from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
+from better_profanity import Profanity
 
 from editor.core.cache import TensorCache
 from editor.core.errors import AtelierError
@@ -486,13 +488,33 @@ def tokens_in_texts(tokenizer, texts: Sequence[str]) -> TokenSet:
     return TokenSet(tuple(order), tuple(ids[i] for i in order))
 
 
-def whole_word_tokens(tokenizer, min_len: int = 3) -> TokenSet:
-    """The tokenizer's whole-word alphabetic tokens (BPE entries ending in '</w>')."""
+@functools.cache
+def blocked_label_words() -> frozenset[str]:
+    """Words no token-mixture label may be: a maintained list of profanity and slurs
+    (better_profanity's). The mixture draws on all of a real CLIP's 30,000-odd whole-word
+    tokens, learned from web captions, so a direction along skin tone, age or gender could
+    otherwise be labelled with a slur."""
+    return frozenset(str(w) for w in Profanity().CENSOR_WORDSET)
+
+
+def is_blocked(word: str, blocked: frozenset[str]) -> bool:
+    """Whether `word`, or the word it is the plural of, is blocked."""
+    w = word.lower()
+    return w in blocked or any(w.endswith(end) and w[:-len(end)] in blocked
+                               for end in ("s", "es"))
+
+
+def whole_word_tokens(tokenizer, min_len: int = 3,
+                      blocked: frozenset[str] | None = None) -> TokenSet:
+    """The tokenizer's whole-word alphabetic tokens (BPE entries ending in '</w>'), less
+    the `blocked` words (blocked_label_words() unless given)."""
     enc = getattr(tokenizer, "encoder", None)
     if enc is None:
         raise TypeError("this tokenizer has no BPE vocabulary to draw tokens from")
+    blocked = blocked_label_words() if blocked is None else blocked
     pairs = sorted((i, t[:-4]) for t, i in enc.items()
-                   if t.endswith("</w>") and t[:-4].isalpha() and len(t) - 4 >= min_len)
+                   if t.endswith("</w>") and t[:-4].isalpha() and len(t) - 4 >= min_len
+                   and not is_blocked(t[:-4], blocked))
     return TokenSet(tuple(i for i, _ in pairs), tuple(t for _, t in pairs))
 
 
