@@ -550,6 +550,39 @@ def test_samples_an_older_version_kept_in_the_discovery_entry_are_resumed(plante
     assert samples.path.exists() and not samples.partial_path.exists()
 
 
+def _with_result(job):
+    """A job's items, then what it returned."""
+    result = yield from job
+    yield result
+
+
+def test_finished_samples_are_written_once_as_the_whole_entry(planted, tmp_path,
+                                                               monkeypatch):
+    # They were written as a partial, then again as the entry itself (twice the disk
+    # traffic of the hour-long sampling's result).
+    from editor.methods import precompute
+
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=60, k=3, psi=1.0, mixture=False, batch_size=20)
+    writes = []
+    for name in ("save", "save_partial"):
+        real = getattr(dc.TensorCache, name)
+        monkeypatch.setattr(dc.TensorCache, name,
+                            lambda self, *a, _real=real, _name=name, **kw:
+                            (writes.append(_name), _real(self, *a, **kw))[1])
+    samples = dc.samples_cache("g", "c", config, "gaussian-z", tmp_path / "cache")
+    job = precompute.stored_sampling(gen, fake, 60, dc.sample_seed_base(config), 1.0, None,
+                                     samples, 20)
+    next(job)
+    job.close()  # stopped after the first batch: a partial to resume from
+    assert writes == ["save_partial"] and samples.partial_path.exists()
+    writes.clear()
+    got = dc.job_result(_with_result(precompute.stored_sampling(
+        gen, fake, 60, dc.sample_seed_base(config), 1.0, None, samples, 20)))
+    assert writes == ["save"] and len(got.w) == 60
+    assert samples.path.exists() and not samples.partial_path.exists()
+
+
 def test_vocabulary_is_user_extendable(tmp_path):
     path = tmp_path / "words.txt"
     path.write_text("# my words\nporcelain\n\nsmiling cat\n", encoding="utf-8")

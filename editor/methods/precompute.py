@@ -646,28 +646,32 @@ def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
 def resumable_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: int,
                        psi: float, sampler: WSampler | None, entry: TensorCache,
                        batch_size: int | None = None, cancel: CancelToken = None,
-                       save_every_s: float = 60.0, what: str = "sampling"
-                       ) -> Job[Progress, None, Samples]:
+                       save_every_s: float = 60.0, what: str = "sampling",
+                       keep_whole: bool = False) -> Job[Progress, None, Samples]:
     """covariation.Sampling (Progress with time left; `yield from` gives the Samples),
     resumable through `entry`'s partial: the images drawn are saved there every
     `save_every_s`, when the job stops early (cancel, Ctrl-C, an error, the caller
     dropping it) and when they are all drawn (a stop in the caller's later steps keeps
     them), and the next run with the same settings goes on after them. Cancel is looked
-    at after every batch (Cancelled). The caller's finished entry replaces the partial."""
+    at after every batch (Cancelled). The caller's finished entry replaces the partial;
+    with `keep_whole` the finished samples are that entry (saved once, not as a partial
+    first)."""
     settings = {"n": n, "seed_base": seed_base, "psi": psi}
     start = _samples_from_partial(load_checked(entry, partial=True), settings, n, gen.w_dim)
     run = Sampling(gen, clip, n, seed_base, psi, sampler, batch_size, start)
     clock = EtaClock(run.done, n)
     saved = {"done": run.done, "at": time.monotonic(), "error": None}
 
-    def save() -> None:
-        if run.done == saved["done"]:
+    def save(finished: bool = False) -> None:
+        whole = finished and keep_whole
+        if run.done == saved["done"] and not whole:
             return
         drawn = run.drawn()
         # a failing save (disk full) does not stop the job: it only keeps a resume
         saved["error"] = try_save_checked(
             entry, {"w": drawn.w, "embeddings": drawn.embeddings},
-            {"sampling": settings, "drawn": run.done}, "progress so far", partial=True,
+            {"sampling": settings, "drawn": run.done},
+            "sampled images" if whole else "progress so far", partial=not whole,
             warn=saved["error"] is None)
         saved.update(done=run.done, at=time.monotonic())
 
@@ -679,7 +683,7 @@ def resumable_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base
     try:
         for item in run:
             if isinstance(item, Samples):
-                save()
+                save(finished=True)
                 return item
             if time.monotonic() - saved["at"] >= save_every_s:
                 save()
@@ -707,11 +711,8 @@ def stored_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: i
     if kept is not None and len(kept.w) == n:
         yield Progress(n, n, f"{what}: {n}/{n} images, kept from an earlier run", 0.0)
         return kept
-    samples = yield from resumable_sampling(gen, clip, n, seed_base, psi, sampler, entry,
-                                            batch_size, cancel, what=what)
-    try_save_checked(entry, {"w": samples.w, "embeddings": samples.embeddings},
-                     {"sampling": settings, "drawn": n}, "sampled images")
-    return samples
+    return (yield from resumable_sampling(gen, clip, n, seed_base, psi, sampler, entry,
+                                          batch_size, cancel, what=what, keep_whole=True))
 
 
 def _samples_from_partial(got: tuple[dict, dict] | None, settings: dict, n: int,
