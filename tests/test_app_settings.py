@@ -79,9 +79,43 @@ def test_ctrl_c_in_the_terminal_closes_the_window(qtbot):
     qtbot.addWidget(window)
     window.show()
     before = signal.getsignal(signal.SIGINT)
+    waker = app.quit_on_interrupt(window)
     try:
-        app.quit_on_interrupt(window)
         signal.raise_signal(signal.SIGINT)
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=3000)
     finally:
+        waker.restore()
+        signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_wakes_an_idle_event_loop_without_a_polling_timer(qtbot):
+    # Python runs a signal's handler only when it next runs: a timer woke the process
+    # five times a second, for the whole session, to give it the chance.
+    import os
+    import signal
+    import threading
+
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QWidget
+
+    from editor.ui import app
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    timers_before = len(window.findChildren(QTimer))
+    before = signal.getsignal(signal.SIGINT)
+    waker = app.quit_on_interrupt(window)
+    try:
+        assert len(window.findChildren(QTimer)) == timers_before
+        loop = QEventLoop()
+        what = []
+        # the handler looks the window's close up when the signal comes
+        window.close = lambda: (what.append("closed"), loop.quit())
+        QTimer.singleShot(5000, lambda: (what.append("gave up"), loop.quit()))
+        # sent from another thread while the loop waits in C++, running no Python
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        loop.exec()
+        assert what[:1] == ["closed"]
+    finally:
+        waker.restore()
         signal.signal(signal.SIGINT, before)

@@ -9,7 +9,7 @@ import socket
 import sys
 import threading
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QObject, QSettings, QSocketNotifier, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -111,15 +111,43 @@ def unusable_device(device: str) -> str | None:
     return None
 
 
-def quit_on_interrupt(window: QWidget) -> None:
+class _SignalWaker(QObject):
+    """Python runs a signal's handler only when it next runs, and Qt's loop may wait in
+    C++ for minutes. Python writes a byte to a socket on every signal
+    (signal.set_wakeup_fd); this reads it in the loop, which runs the handler. No timer
+    wakes the process while nothing happens."""
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self._reader, self._writer = socket.socketpair()
+        for end in (self._reader, self._writer):
+            end.setblocking(False)
+        self._old_fd = signal.set_wakeup_fd(self._writer.fileno())
+        self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read,
+                                         self)
+        self._notifier.activated.connect(self._drain)
+
+    def _drain(self) -> None:
+        try:
+            while self._reader.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+
+    def restore(self) -> None:
+        """Python's earlier wakeup fd back, the sockets closed."""
+        self._notifier.setEnabled(False)
+        signal.set_wakeup_fd(self._old_fd)
+        self._reader.close()
+        self._writer.close()
+
+
+def quit_on_interrupt(window: QWidget) -> _SignalWaker:
     """Ctrl+C in the terminal that started the editor closes its window as the close
     button would (asking about unsaved work): by default it raised KeyboardInterrupt in
-    whatever Python code Qt ran next, which Qt swallowed, and the window stayed. Python
-    handles a signal only while it runs, so a timer wakes it now and then."""
+    whatever Python code Qt ran next, which Qt swallowed, and the window stayed."""
     signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
-    waker = QTimer(window)
-    waker.timeout.connect(lambda: None)
-    waker.start(200)
+    return _SignalWaker(window)
 
 
 def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
@@ -141,10 +169,11 @@ def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
     for path in paths or []:
         window.open_at_start(path)
     window.show()
-    quit_on_interrupt(window)
+    waker = quit_on_interrupt(window)
     # what a killed earlier run left half-written in the cache (a pack, an import's copy)
     threading.Thread(target=sweep_stale_temps, args=(cache_dir(),), daemon=True,
                      name="stale temp sweep").start()
     status = app.exec()
+    waker.restore()
     note_exit_status(status)
     return status
