@@ -63,6 +63,9 @@ if { [ ! -e "$VENV" ] || [ -n "$PROBLEM" ] || [ "$HAVE" != "$WANT" ]; } \
   fi
   read_stamp
   PROBLEM="$(venv_problem)"
+elif [ ! -e "$VENV" ] || [ -n "$PROBLEM" ] || [ "$HAVE" != "$WANT" ]; then
+  echo "note: 'flock' is not installed (macOS: brew install flock), so nothing stops a" \
+       "second run-*.sh from setting up .venv at the same time; start it after this one." >&2
 fi
 if [ ! -e "$VENV" ] || [ -n "$PROBLEM" ]; then
   [ -z "$PROBLEM" ] || echo "Making $VENV anew: $PROBLEM." >&2

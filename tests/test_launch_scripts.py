@@ -244,6 +244,23 @@ def test_two_first_runs_at_once_install_once(checkout):
 
 
 @needs_bash
+def test_without_flock_the_first_install_says_it_is_unguarded(checkout, tmp_path):
+    # macOS has no flock: two first runs at once go unguarded, and nothing said so
+    no_flock = tmp_path / "bin"
+    no_flock.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(folder).glob("*") if Path(folder).is_dir() else ():
+            link = no_flock / tool.name
+            if tool.name != "flock" and not link.exists() and os.access(tool, os.X_OK):
+                link.symlink_to(tool)
+    first = _ok(checkout.run("run-editor.sh", "--version", PATH=str(no_flock)))
+    assert "'flock' is not installed" in first.stderr
+    assert "ran -m editor --version" in first.stdout
+    again = _ok(checkout.run("run-editor.sh", "--version", PATH=str(no_flock)))
+    assert again.stderr == ""  # nothing to install: nothing to guard
+
+
+@needs_bash
 def test_installs_hide_the_editable_banner_but_not_errors(checkout):
     first = _ok(checkout.run("run-editor.sh", "--version"))
     assert "first time" in first.stderr
