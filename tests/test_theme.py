@@ -9,7 +9,8 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QCheckBox, QRadioButton, QSlider, QToolButton
 
 from editor.ui.icons import icon
-from editor.ui.theme import apply_theme, warning_colour
+from editor.ui.sliders import FloatSlider
+from editor.ui.theme import FILL_ORIGIN, apply_theme, warning_colour
 
 
 def _luminance(c: QColor) -> float:
@@ -144,6 +145,37 @@ def test_a_disabled_slider_has_no_accent_fill(qtbot, themed, theme):
     assert _most_saturated(slider.grab().toImage()) > 100  # the accent, while enabled
     slider.setEnabled(False)
     assert _most_saturated(slider.grab().toImage()) < 60
+
+
+def _accent_columns(slider: QSlider) -> list[int]:
+    """The columns where the slider shows its fill (the accent: the only saturated
+    colour a slider has)."""
+    image = slider.grab().toImage()
+    return sorted({x for y in range(image.height()) for x in range(image.width())
+                   if QColor(image.pixel(x, y)).hsvSaturation() > 100})
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_a_strength_slider_fills_from_zero(qtbot, themed, theme):
+    # α runs from -10 to 10 and Fusion filled it from the left end: at 0 it looked half
+    # full, and -4 looked like more than 3
+    themed(theme)
+    sliders = {}
+    for value in (0.0, 3.0, -4.0):
+        sliders[value] = FloatSlider(-10, 10, value)
+        qtbot.addWidget(sliders[value])
+        sliders[value].resize(360, sliders[value].sizeHint().height())
+        sliders[value].show()
+    middle = sliders[0.0].slider.width() / 2
+    assert _accent_columns(sliders[0.0].slider) == []
+    right = _accent_columns(sliders[3.0].slider)
+    assert abs(right[0] - middle) <= 6 and right[-1] > middle + 20
+    left = _accent_columns(sliders[-4.0].slider)
+    assert abs(left[-1] - middle) <= 6 and left[0] < middle - 30
+    assert middle - left[0] > right[-1] - middle  # -4 is the longer fill
+    beta = FloatSlider(0.05, 0.6, 0.3)  # all positive: filled from its left end as before
+    qtbot.addWidget(beta)
+    assert beta.slider.property(FILL_ORIGIN) is None
 
 
 @pytest.mark.parametrize("theme", ["dark", "light", "system"])

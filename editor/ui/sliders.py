@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from .keys import claim_keys, route_undo_keys
+from .theme import FILL_ORIGIN
 
 NAVIGATION_KEYS = frozenset({
     Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
@@ -149,6 +150,9 @@ class FloatSlider(QWidget):
             self.slider.setRange(0, math.ceil(span / self._step - 1e-9))
         self.slider.setPageStep(self._steps // 20)
         self.box.setSingleStep(round_step(span / 100, decimals))
+        # a strength slider fills from 0, not from its negative end (theme.AtelierStyle)
+        self.slider.setProperty(FILL_ORIGIN, self._to_tick(0.0) if self._min < 0 < self._max
+                                else None)
 
     def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt naming
         super().setToolTip(text)

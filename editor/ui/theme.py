@@ -11,9 +11,13 @@ from PySide6.QtWidgets import (
     QProxyStyle,
     QStyle,
     QStyleFactory,
+    QStyleOptionSlider,
 )
 
 THEMES = ("system", "light", "dark")
+# A slider's dynamic property: the position its fill starts from (a strength slider's 0),
+# where it is not the minimum
+FILL_ORIGIN = "atelier_fill_origin"
 
 _DARK = {
     QPalette.ColorRole.Window: "#2b2d31",
@@ -159,7 +163,47 @@ class AtelierStyle(QProxyStyle):
             option = _recoloured(option, outline=True, accent=True)
         elif control == QStyle.ComplexControl.CC_Slider:
             option = _recoloured(option, outline=False, accent=True)
+            origin = widget.property(FILL_ORIGIN) if widget is not None else None
+            if isinstance(origin, int) and option.orientation == Qt.Orientation.Horizontal:
+                self._draw_slider_from(origin, option, painter, widget)
+                return
         super().drawComplexControl(control, option, painter, widget)
+
+    def _draw_slider_from(self, origin: int, option, painter, widget) -> None:
+        """A slider filled from `origin` to its handle: α runs from -10 to 10, and Fusion's
+        fill from the left end showed a slider at 0 half full. The groove and tick marks
+        are drawn with an invisible fill, then the fill, then the handle."""
+        slider = QStyle.ComplexControl.CC_Slider
+        groove = QStyleOptionSlider(option)
+        groove.subControls = option.subControls & (QStyle.SubControl.SC_SliderGroove
+                                                   | QStyle.SubControl.SC_SliderTickmarks)
+        fill = option.palette.color(QPalette.ColorRole.Highlight)
+        groove.palette = QPalette(option.palette)
+        groove.palette.setColor(groove.palette.currentColorGroup(),
+                                QPalette.ColorRole.Highlight, Qt.GlobalColor.transparent)
+        super().drawComplexControl(slider, groove, painter, widget)
+        if option.subControls & QStyle.SubControl.SC_SliderGroove:
+            rect = self.subControlRect(slider, option, QStyle.SubControl.SC_SliderGroove,
+                                       widget)
+            start, end = sorted((self._handle_centre(option, origin, widget),
+                                 self._handle_centre(option, option.sliderPosition, widget)))
+            height = 6.0  # Fusion's fill: its groove with the edges, across the middle
+            painter.save()
+            painter.setRenderHint(painter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRectF(start, rect.center().y() - height / 2 + 1,
+                                           end - start, height), 2.0, 2.0)
+            painter.restore()
+        handle = QStyleOptionSlider(option)
+        handle.subControls = option.subControls & QStyle.SubControl.SC_SliderHandle
+        super().drawComplexControl(slider, handle, painter, widget)
+
+    def _handle_centre(self, option, position: int, widget) -> float:
+        at = QStyleOptionSlider(option)
+        at.sliderPosition = at.sliderValue = position
+        return QRectF(self.subControlRect(QStyle.ComplexControl.CC_Slider, at,
+                                          QStyle.SubControl.SC_SliderHandle, widget)).center().x()
 
 
 def _palette(colours: dict, disabled: dict) -> QPalette:
