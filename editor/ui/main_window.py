@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from pathlib import Path
 
@@ -67,7 +68,6 @@ from editor.engine.session import (
     MAX_SEED,
     PSI_RANGE,
     Edit,
-    RecipeError,
     Session,
     Source,
     parse_recipe,
@@ -107,6 +107,7 @@ GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
 LATENT_FILTER = ("Latents, sessions and exported images (*.npy *.pt *.safetensors *.json "
                  "*.png *.jpg *.jpeg *.webp);;All files (*)")
 SESSION_SUFFIX = ".atelier.json"
+CANNOT_OPEN_SESSION = "Cannot open the session"
 SESSION_FILTER = f"Latent Atelier sessions (*{SESSION_SUFFIX} *.json);;All files (*)"
 IMAGE_SUFFIXES = readable_image_suffixes()  # the dialog and drops take the same files
 IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
@@ -1057,9 +1058,11 @@ class MainWindow(QMainWindow):
             draft = draft_for_pack(state.draft, pack.neutral_prompt(), self._edit_defaults(),
                                    old.neutral_prompt() if old is not None else DEFAULT_NEUTRAL)
             # the first model only fills in the untitled document's defaults; a later one
-            # that changes a saved document leaves it unsaved (see Document.reset)
+            # that changes a saved document leaves it unsaved (see Document.reset), and so
+            # does any model that replaced the document's latent with a seed
             self.document.reset(EditorState(state.session.with_source(source), draft),
-                                keep_modified=old is not None or self.document.modified)
+                                keep_modified=old is not None or self.document.modified
+                                or source.kind != state.session.source.kind)
         else:
             self.request_render()
         # a new generator, or the same one with another CLIP: offer what it lacks
@@ -1077,8 +1080,10 @@ class MainWindow(QMainWindow):
         """The source, kept where it fits the new generator; a latent made for another
         one (an inverted picture, an opened W+) would fail every render, so the new model
         starts from the seed instead, and says so."""
-        if source.kind != "wplus" or _latent_fits(source, self.pack):
+        if source.kind != "wplus":
             return source
+        if _latent_fits(source, self.pack):  # a session opened with no model named its file
+            return self._latent_taken_in(source, None)
         self.statusBar().showMessage(
             f"{_latent_name(source)} was made for another generator; {self.pack.name} "
             f"starts from seed {source.seed}", 10000)
@@ -1089,11 +1094,13 @@ class MainWindow(QMainWindow):
         history goes with it): offer to save it. False when the user cancels, or a save
         did not happen."""
         source = self.document.state.session.source
-        if old is None or source.kind != "wplus" or _latent_fits(source, pack):
+        if source.kind != "wplus" or _latent_fits(source, pack):
             return True
+        # also with no model open before: a session opened then may hold a latent
+        made_for = old.name if old is not None else "another generator"
         return self._offer_to_save(
             "Replace the latent?",
-            f"{_latent_name(source)} was made for {old.name}; opening {pack.name} replaces "
+            f"{_latent_name(source)} was made for {made_for}; opening {pack.name} replaces "
             f"it with seed {source.seed}. Save the session first?")
 
     def _reopen(self, pack: OpenPack) -> None:
@@ -1192,12 +1199,18 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def open_path(self, path: str) -> None:
+        # absolute: a name given on the command line, kept as typed in Open recent, named
+        # another file (or none) once the window's working folder was not the file's
+        given, path = path, os.path.abspath(path)
         p = Path(path)
-        if not p.exists():  # deleted or moved since it was listed: Open recent forgets it
-            gone = "no longer exists" if self._forget_recent(path) else "does not exist"
-            QMessageBox.warning(self, "Cannot open", f"{p.name} {gone} in {p.parent}.")
+        if not p.is_file():  # deleted or moved since it was listed: Open recent forgets it
+            listed = self._forget_recent(given) | self._forget_recent(path)
+            QMessageBox.warning(self, "Cannot open",
+                                f"{p.name} is not a file." if p.exists() else
+                                f"{p.name} {'no longer exists' if listed else 'does not exist'}"
+                                f" in {p.parent}.")
             return
-        kind = kind_of_file(path) if p.is_file() else None
+        kind = kind_of_file(path)
         if kind is None:
             QMessageBox.warning(self, "Cannot open", f"{p.name} is not a file.")
         elif kind == "session":
@@ -1237,7 +1250,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open the image", str(e))
             return
         if recipe is not None:
-            self._apply_recipe_text(recipe, Path(path).name)
+            self._apply_recipe_text(recipe, Path(path).name, Path(path).parent)
             return
         self.inversion.start(path)  # your own picture: crop, then invert it
 
@@ -1293,6 +1306,7 @@ class MainWindow(QMainWindow):
         """A session file becomes the document, with a history of its own: saving writes
         back to it, so opening one is not an undoable step (undoing it left the file's
         name on another document, and Save overwrote the file with it)."""
+        path = os.path.abspath(path)
         # checked before asking to save the work open now, and read again after: saving
         # may have written this very file (reopening the open session)
         if self._read_session(path) is None or not self._may_replace_document():
@@ -1309,16 +1323,26 @@ class MainWindow(QMainWindow):
     def _read_session(self, path: str) -> EditorState | None:
         """The document a session file holds; None (the user told why) when it cannot be
         used."""
+        name = Path(path).name
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            QMessageBox.warning(self, "Cannot open the session", f"{Path(path).name}: {e}")
+            # utf-8-sig: a file saved "UTF-8 with BOM" (Notepad) is a session all the same
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            QMessageBox.warning(self, CANNOT_OPEN_SESSION,
+                                f"{name} is not a session (not UTF-8 text).")
             return None
-        return self._state_from_recipe(text, Path(path).name, restore_draft=True)
+        except OSError as e:
+            QMessageBox.warning(self, CANNOT_OPEN_SESSION, f"{name}: {e.strerror or e}")
+            return None
+        if not text.strip():
+            QMessageBox.warning(self, CANNOT_OPEN_SESSION, f"{name} is empty.")
+            return None
+        return self._state_from_recipe(text, name, restore_draft=True,
+                                       folder=Path(path).parent, title=CANNOT_OPEN_SESSION)
 
-    def _apply_recipe_text(self, text: str, name: str) -> bool:
+    def _apply_recipe_text(self, text: str, name: str, folder: Path | None = None) -> bool:
         """A recipe (from an exported picture) replaces the stack as one undoable step."""
-        state = self._state_from_recipe(text, name)
+        state = self._state_from_recipe(text, name, folder=folder)
         if state is None:
             return False
         self._selected_id = None
@@ -1326,23 +1350,22 @@ class MainWindow(QMainWindow):
         self.document.end_merge()
         return True
 
-    def _state_from_recipe(self, text: str, name: str,
-                           restore_draft: bool = False) -> EditorState | None:
+    def _state_from_recipe(self, text: str, name: str, restore_draft: bool = False,
+                           folder: Path | None = None, title: str = "Cannot open the recipe"
+                           ) -> EditorState | None:
         """The document a recipe describes, checked against the open model; None (the
-        user told why) when it cannot be used. A session file's prompt being written
-        goes back to the prompt panel with `restore_draft`."""
+        user told why, in a box of `title`) when it cannot be used. A session file's
+        prompt being written goes back to the prompt panel with `restore_draft`. A latent
+        file it names by a relative path is in `folder` (the recipe's own)."""
         try:
             recipe = parse_recipe(text)
             session = Session.from_recipe(recipe)
-        except RecipeError as e:
-            QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
-            return None
-        if session.source.kind == "wplus" and self.pack is not None:
-            try:
+            session = session.with_source(self._latent_taken_in(session.source, folder))
+            if session.source.kind == "wplus" and self.pack is not None:
                 _check_latent(session.source, self.pack)
-            except (AtelierError, ValueError) as e:
-                QMessageBox.warning(self, "Cannot open the recipe", f"{name}: {e}")
-                return None
+        except (AtelierError, ValueError) as e:
+            QMessageBox.warning(self, title, f"{name}: {e}")
+            return None
         mismatches = (session.model_mismatches(*self.pack.identities())
                       if self.pack is not None else [])
         if mismatches:  # the generator first; a CLIP steers only the text edits
@@ -1361,8 +1384,30 @@ class MainWindow(QMainWindow):
                             new_draft(neutral, defaults=self._edit_defaults()))
         return state.with_saved_draft(recipe.get(DRAFT_KEY)) if restore_draft else state
 
+    def _latent_taken_in(self, source: Source, folder: Path | None) -> Source:
+        """A latent a recipe names by its file only (an older or hand-written session):
+        found beside the recipe when its path is relative, and carried in the document
+        from now on (with a model open to read it), so that the next save holds it and a
+        moved folder or a changed file no longer changes the picture."""
+        if source.kind != "wplus" or source.wplus_data or not source.wplus_path:
+            return source
+        where = Path(source.wplus_path)
+        if not where.is_absolute() and folder is not None:
+            where = folder / where
+        if self.pack is None:  # read when a model opens (_source_for_new_model)
+            return dataclasses.replace(source, wplus_path=str(where))
+        g = self.pack.model.generator
+        read = wplus_file_source(where, g.n_latent, g.w_dim)
+        return dataclasses.replace(read, label=source.label or read.label)
+
     def save_session(self) -> bool:
         if self.session_path is None:
+            return self.save_session_as()
+        if not self.session_path.parent.is_dir():  # not made anew in silence: ask where
+            QMessageBox.information(self, "Save session",
+                                    f"The folder of {self.session_path.name} "
+                                    f"({self.session_path.parent}) no longer exists: choose "
+                                    "where to save it.")
             return self.save_session_as()
         return self._write_session(self.session_path)
 
@@ -1388,6 +1433,12 @@ class MainWindow(QMainWindow):
         if path.is_dir():  # replacing it fails only after the write, naming a temp file
             QMessageBox.warning(self, "Cannot save the session",
                                 f"{path} is a folder; choose a file name.")
+            return False
+        if path.is_file() and not path.stat().st_mode & 0o222:
+            # the atomic write replaces the file whatever its own mode says
+            QMessageBox.warning(self, "Cannot save the session",
+                                f"{path.name} is write-protected: save under another name "
+                                "(File ▸ Save session as…), or allow writing to it first.")
             return False
         try:
             recipe = self.document.state.to_session_file(self.current_session())
@@ -1442,6 +1493,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================= recent files
     def _remember_recent(self, path: str) -> None:
+        path = os.path.abspath(path)
         s = QSettings()
         recent = [p for p in settings_values.text_list(s, "recent/files") if p != path]
         s.setValue("recent/files", ([path] + recent)[:MAX_RECENT])
@@ -1450,7 +1502,7 @@ class MainWindow(QMainWindow):
 
     def _remember_dir(self, path: str) -> None:
         """The next file dialog starts where this file was picked."""
-        QSettings().setValue("recent/dir", str(Path(path).parent))
+        QSettings().setValue("recent/dir", os.path.dirname(os.path.abspath(path)))
 
     def _forget_recent(self, path: str) -> bool:
         """Take a file off Open recent; whether it was on it."""
@@ -1521,6 +1573,7 @@ class MainWindow(QMainWindow):
         by the desktop's "Open with". A generator opens with the demo pack to fall back on
         if it does not; any other file (a picture, a session, a latent) opens as a dropped
         one does, once a model is there to open it with."""
+        path = os.path.abspath(path)
         if not names_a_generator(path):
             if self.pack is None:
                 self._open_when_loaded.append(path)

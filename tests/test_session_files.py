@@ -1,0 +1,225 @@
+"""Session files in the real window, driven offscreen on tiny models: where a session's
+latent comes from, paths given relative to another folder, files that cannot be read, and
+files that must not be written over."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from editor.core.checkpoints import load_generator, save_generator
+from editor.engine.compose import encode_wplus
+from editor.engine.renderer import Renderer
+from editor.engine.session import Session, Source
+from editor.ui.app import init_application
+from editor.ui.main_window import MainWindow
+from tests import test_editor_window as editor_window
+from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
+from tests.test_editor_window import _answering, settled
+
+# the editor window's fixtures: the window on tiny models with their directions
+models, window = editor_window.models, editor_window.window
+
+
+def _warnings(monkeypatch) -> list[tuple[str, str]]:
+    """QMessageBox.warning and .information: the (title, text) shown."""
+    shown = []
+    for kind in ("warning", "information"):
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(
+            lambda _p, title, text, *a, **k: shown.append((title, text))))
+    return shown
+
+
+def _latent(generator_path, seed: int = 5) -> torch.Tensor:
+    g = load_generator(generator_path).generator
+    torch.manual_seed(seed)
+    return torch.randn(g.n_latent, g.w_dim)
+
+
+def _write_session(path, source: Source) -> None:
+    path.write_text(json.dumps(Session(source=source).to_recipe()), encoding="utf-8")
+
+
+@pytest.fixture
+def bare(qtbot, tmp_path, monkeypatch):
+    """The window with no model open (the first run without the demo pack)."""
+    init_application()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "settings"))
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    monkeypatch.setattr(win, "_offer_precompute", lambda: None)
+    yield win
+    close_without_questions(win, qtbot)
+
+
+def test_a_latent_opened_with_no_model_is_not_replaced_by_a_seed_unasked(bare, qtbot,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    # With no model open, a session of a latent opened, then a generator it does not fit:
+    # the latent became seed 7 with a status line only, the document stayed "saved", and
+    # Ctrl+S wrote the seed over the latent in the file.
+    made_for = save_generator(make_tiny_generator(resolution=8), tmp_path / "a.safetensors")
+    other = save_generator(make_tiny_generator(resolution=16, seed=3),
+                           tmp_path / "b.safetensors")
+    path = tmp_path / "photo.atelier.json"
+    _write_session(path, Source(kind="wplus", seed=7, label="my photo",
+                                wplus_data=encode_wplus(_latent(made_for))))
+    bare.open_session(str(path))
+    assert bare.document.state.session.source.kind == "wplus"
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Discard)
+    bare.open_generator(str(other))
+    qtbot.waitUntil(lambda: bare.pack is not None, timeout=30_000)
+    assert asked == [("Replace the latent?", "my photo was made for another generator; "
+                      "opening b replaces it with seed 7. Save the session first?")]
+    assert bare.document.state.session.source.kind == "seed"
+    assert bare.document.modified  # what the file holds is not what is shown
+    assert json.loads(path.read_text())["source"]["kind"] == "wplus"
+
+
+def test_a_session_named_relative_to_the_working_folder_is_remembered_by_its_full_path(
+        window, qtbot, tmp_path, monkeypatch):
+    # `atelier rel.atelier.json` kept "rel.atelier.json" in Open recent: from another
+    # working folder it "no longer existed" and was taken off the list.
+    folder = tmp_path / "work"
+    folder.mkdir()
+    _write_session(folder / "rel.atelier.json", Source(seed=3))
+    monkeypatch.chdir(folder)
+    window.open_path("rel.atelier.json")
+    full = str(folder / "rel.atelier.json")
+    assert str(window.session_path) == full
+    assert QSettings().value("recent/files")[0] == full
+    assert QSettings().value("recent/dir") == str(folder)
+    monkeypatch.chdir(tmp_path)
+    shown = _warnings(monkeypatch)
+    window.recent_menu.actions()[0].trigger()
+    assert shown == [] and str(window.session_path) == full
+
+
+def test_a_latent_file_named_relative_to_the_session_is_found_and_carried(
+        window, qtbot, tmp_path, models, monkeypatch):
+    # A session naming its latent by file only ("face.npy" beside it, as older versions
+    # and hand-written ones do) was read from the working folder, and saving kept only
+    # the name: a moved folder or a changed file lost or changed the picture.
+    gen, _, _ = models
+    folder = tmp_path / "portraits"
+    folder.mkdir()
+    latent = _latent(gen)
+    np.save(folder / "face.npy", latent.numpy()[None])
+    _write_session(folder / "face.atelier.json",
+                   Source(kind="wplus", wplus_path="face.npy", label="face"))
+    monkeypatch.chdir(tmp_path)
+    shown = _warnings(monkeypatch)
+    window.open_session(str(folder / "face.atelier.json"))
+    assert shown == []
+    source = window.document.state.session.source
+    assert source.kind == "wplus" and source.wplus_data == encode_wplus(latent)
+    picture = settled(window, qtbot)
+    (folder / "face.npy").unlink()  # the file gone: the saved session still draws it
+    assert window.save_session()
+    saved = json.loads((folder / "face.atelier.json").read_text())
+    assert saved["source"]["wplus_data"] == encode_wplus(latent)
+    window.open_session(str(folder / "face.atelier.json"))
+    assert np.array_equal(settled(window, qtbot), picture)
+
+
+def test_a_latent_file_the_session_names_is_found_when_it_opens_before_any_model(
+        bare, qtbot, tmp_path, monkeypatch):
+    gen = save_generator(make_tiny_generator(resolution=8), tmp_path / "g.safetensors")
+    folder = tmp_path / "portraits"
+    folder.mkdir()
+    latent = _latent(gen)
+    np.save(folder / "face.npy", latent.numpy()[None])
+    _write_session(folder / "face.atelier.json",
+                   Source(kind="wplus", wplus_path="face.npy", label="face"))
+    monkeypatch.chdir(tmp_path)
+    bare.open_session(str(folder / "face.atelier.json"))
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)
+    bare.open_generator(str(gen))
+    qtbot.waitUntil(lambda: bare.pack is not None, timeout=30_000)
+    assert asked == []
+    source = bare.document.state.session.source
+    assert source.kind == "wplus" and source.wplus_data == encode_wplus(latent)
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"", "face.atelier.json is empty."),
+    (b"  \n", "face.atelier.json is empty."),
+    (b"\xe9t\xe9 \x00\x01", "face.atelier.json is not a session (not UTF-8 text)."),
+])
+def test_a_session_that_is_no_text_says_so_in_words(window, tmp_path, monkeypatch, content,
+                                                    said):
+    # Python's own messages were shown: "'utf-8' codec can't decode byte 0xe9 in position
+    # 0: invalid continuation byte", "Expecting value: line 1 column 1 (char 0)"
+    path = tmp_path / "face.atelier.json"
+    path.write_bytes(content)
+    shown = _warnings(monkeypatch)
+    before = window.document.state
+    window.open_session(str(path))
+    assert shown == [("Cannot open the session", said)]
+    assert window.document.state == before
+
+
+def test_a_session_saved_with_a_byte_order_mark_opens(window, tmp_path, monkeypatch):
+    # Notepad's "UTF-8 with BOM": refused as "not valid JSON (Unexpected UTF-8 BOM ...)"
+    path = tmp_path / "face.atelier.json"
+    path.write_text(json.dumps(Session(source=Source(seed=42)).to_recipe()),
+                    encoding="utf-8-sig")
+    shown = _warnings(monkeypatch)
+    window.open_session(str(path))
+    assert shown == [] and window.document.state.session.source.seed == 42
+
+
+def test_a_session_that_is_not_a_recipe_is_named_as_a_session(window, tmp_path,
+                                                              monkeypatch):
+    # the same file was "Cannot open the session" or "Cannot open the recipe" by the fault
+    path = tmp_path / "face.atelier.json"
+    path.write_text('{"format": "something else"}', encoding="utf-8")
+    shown = _warnings(monkeypatch)
+    window.open_session(str(path))
+    assert [title for title, _ in shown] == ["Cannot open the session"]
+
+
+def test_a_write_protected_session_is_not_written_over(window, tmp_path, monkeypatch):
+    # the atomic write replaced the file whatever its mode: Ctrl+S overwrote a session
+    # the user had made read-only, and it stayed read-only
+    path = tmp_path / "keep.atelier.json"
+    _write_session(path, Source(seed=3))
+    window.open_session(str(path))
+    window.source_panel.step_seed(+1)
+    path.chmod(0o444)
+    before = path.read_bytes()
+    shown = _warnings(monkeypatch)
+    try:
+        assert not window.save_session()
+        assert path.read_bytes() == before and window.document.modified
+        assert len(shown) == 1 and "keep.atelier.json is write-protected" in shown[0][1]
+    finally:
+        path.chmod(0o644)
+
+
+def test_saving_a_session_whose_folder_is_gone_asks_where(window, tmp_path, monkeypatch):
+    # Ctrl+S made the deleted folder (and every folder above it) anew in silence
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    _write_session(folder / "face.atelier.json", Source(seed=3))
+    window.open_session(str(folder / "face.atelier.json"))
+    os.remove(folder / "face.atelier.json")
+    folder.rmdir()
+    elsewhere = tmp_path / "here.atelier.json"
+    monkeypatch.setattr("editor.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(elsewhere), ""))
+    shown = _warnings(monkeypatch)
+    assert window.save_session()
+    assert not folder.exists() and elsewhere.is_file()
+    assert len(shown) == 1 and "no longer exists" in shown[0][1]
+    assert window.session_path == elsewhere
