@@ -552,3 +552,129 @@ def test_the_jobs_panel_opened_by_a_first_job_shows_it_whole(window, qtbot):
     finally:
         release.set()
         qtbot.waitUntil(lambda: not job.is_active, timeout=5000)
+
+
+# --- inversion lands in the document it was started for
+# Found by an audit: a session opened while a picture was being inverted got the picture's
+# latent as its source when the job ended ("Invert me.png" on its undo stack, marked
+# modified), a document the user never inverted into.
+
+
+@pytest.fixture
+def gated_inversion(window, qtbot, tmp_path, monkeypatch):
+    """The window on a tiny generator; `start()` starts inverting me.png (a short run, held
+    until `release()`) and returns the job."""
+    import threading
+
+    from PIL import Image
+
+    from editor.methods.inversion import InversionSettings
+    from editor.ui import inversion_flow
+
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    window.open_generator(str(gen))
+    qtbot.waitUntil(lambda: window.last_result is not None, timeout=20_000)
+    gate = threading.Event()
+    real = inversion_flow.invert_image
+    quick = InversionSettings(steps=3, candidates=2, starts=1, perceptual="none")
+
+    def held(pack, rgb, box, label, settings=None, cancel=None):
+        gate.wait(30)
+        yield from real(pack, rgb, box, label, quick, cancel=cancel)
+
+    monkeypatch.setattr(inversion_flow, "invert_image", held)
+    monkeypatch.setattr(inversion_flow, "choose_crop", lambda *a, **k: (0, 0, 20, 20))
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
+
+    class Gate:
+        generator = gen
+
+        @staticmethod
+        def start():
+            job = window.inversion.start(str(picture))
+            assert job is not None
+            return job
+
+        @staticmethod
+        def release():
+            with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
+                gate.set()
+            QApplication.processEvents()
+
+    try:
+        yield Gate
+    finally:
+        gate.set()
+
+
+def _inversion_offers(window) -> list[QMessageBox]:
+    return [b for b in window.findChildren(QMessageBox)
+            if b.windowTitle() == "Inversion finished" and b.isVisible()]
+
+
+def _button(box: QMessageBox, text: str):
+    return next(b for b in box.buttons() if b.text().replace("&", "") == text)
+
+
+def test_an_inversion_finished_after_another_session_opened_is_offered_not_applied(
+        window, qtbot, tmp_path, gated_inversion):
+    from editor.engine.session import Session, Source
+
+    b = tmp_path / "B.atelier.json"
+    b.write_text(Session(source=Source(seed=42, psi=0.7)).to_json())
+    gated_inversion.start()
+    window.open_session(str(b))
+    b_source = window.document.state.session.source
+    assert b_source.seed == 42
+    gated_inversion.release()
+    # B is left as it was opened: not the picture's latent, no step, not modified
+    assert window.document.state.session.source == b_source
+    assert window.document.undo_stack.count() == 0 and not window.document.modified
+    assert "not applied" in window.statusBar().currentMessage()
+    (offer,) = _inversion_offers(window)  # the inverted latent is not dropped unsaid
+    assert "me.png" in offer.text()
+    assert not window.jobs.active_jobs()  # the box did not hold the job
+    # the user takes it: one undoable step in the document open now
+    _button(offer, "Use as Source").click()
+    QApplication.processEvents()
+    source = window.document.state.session.source
+    assert source.kind == "wplus" and source.label == "me.png"
+    assert window.document.undo_stack.undoText() == "Invert me.png"
+    assert window.document.modified and not _inversion_offers(window)
+    window.document.undo_stack.undo()
+    assert window.document.state.session.source == b_source
+
+
+def test_an_inversion_finished_after_a_new_history_can_be_discarded(
+        window, qtbot, tmp_path, gated_inversion):
+    # the same weights opened from another file start a new history (Document.reset)
+    import shutil
+
+    gated_inversion.start()
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(gated_inversion.generator, copy)
+    old = window.pack
+    window.open_generator(str(copy))
+    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    session = window.document.state.session
+    count = window.document.undo_stack.count()
+    gated_inversion.release()
+    assert window.document.state.session == session
+    assert window.document.undo_stack.count() == count
+    (offer,) = _inversion_offers(window)
+    _button(offer, "Discard").click()
+    QApplication.processEvents()
+    assert window.document.state.session == session and not _inversion_offers(window)
+
+
+def test_an_inversion_still_lands_in_the_document_it_was_started_for(
+        window, qtbot, gated_inversion):
+    gated_inversion.start()
+    window.source_panel.step_seed(+1)  # a change is no other document
+    gated_inversion.release()
+    source = window.document.state.session.source
+    assert source.kind == "wplus" and source.label == "me.png"
+    assert window.document.undo_stack.undoText() == "Invert me.png"
+    assert not _inversion_offers(window)

@@ -17,11 +17,11 @@ from editor.core.checkpoints import load_generator, save_generator
 from editor.engine.compose import encode_wplus
 from editor.engine.renderer import Renderer
 from editor.engine.session import Session, Source
-from editor.ui.app import init_application
 from editor.ui.main_window import MainWindow
 from tests import test_editor_window as editor_window
 from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
 from tests.test_editor_window import _answering, settled
+from tests.test_main_window import _settings_in
 
 # the editor window's fixtures: the window on tiny models with their directions
 models, window = editor_window.models, editor_window.window
@@ -46,13 +46,22 @@ def _write_session(path, source: Source) -> None:
     path.write_text(json.dumps(Session(source=source).to_recipe()), encoding="utf-8")
 
 
+def _session_naming_its_latent_file(tmp_path, generator_path):
+    """portraits/face.atelier.json naming its latent "face.npy" beside it, as older
+    versions and hand-written sessions do; (the folder, the latent)."""
+    folder = tmp_path / "portraits"
+    folder.mkdir()
+    latent = _latent(generator_path)
+    np.save(folder / "face.npy", latent.numpy()[None])
+    _write_session(folder / "face.atelier.json",
+                   Source(kind="wplus", wplus_path="face.npy", label="face"))
+    return folder, latent
+
+
 @pytest.fixture
 def bare(qtbot, tmp_path, monkeypatch):
     """The window with no model open (the first run without the demo pack)."""
-    init_application()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "settings"))
+    _settings_in(tmp_path / "settings")
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
     discard_on_close(monkeypatch)
     win = MainWindow(Renderer(device="cpu"))
@@ -107,16 +116,11 @@ def test_a_session_named_relative_to_the_working_folder_is_remembered_by_its_ful
 
 def test_a_latent_file_named_relative_to_the_session_is_found_and_carried(
         window, qtbot, tmp_path, models, monkeypatch):
-    # A session naming its latent by file only ("face.npy" beside it, as older versions
-    # and hand-written ones do) was read from the working folder, and saving kept only
-    # the name: a moved folder or a changed file lost or changed the picture.
+    # A session naming its latent by file only was read from the working folder, and
+    # saving kept only the name: a moved folder or a changed file lost or changed the
+    # picture.
     gen, _, _ = models
-    folder = tmp_path / "portraits"
-    folder.mkdir()
-    latent = _latent(gen)
-    np.save(folder / "face.npy", latent.numpy()[None])
-    _write_session(folder / "face.atelier.json",
-                   Source(kind="wplus", wplus_path="face.npy", label="face"))
+    folder, latent = _session_naming_its_latent_file(tmp_path, gen)
     monkeypatch.chdir(tmp_path)
     shown = _warnings(monkeypatch)
     window.open_session(str(folder / "face.atelier.json"))
@@ -135,12 +139,7 @@ def test_a_latent_file_named_relative_to_the_session_is_found_and_carried(
 def test_a_latent_file_the_session_names_is_found_when_it_opens_before_any_model(
         bare, qtbot, tmp_path, monkeypatch):
     gen = save_generator(make_tiny_generator(resolution=8), tmp_path / "g.safetensors")
-    folder = tmp_path / "portraits"
-    folder.mkdir()
-    latent = _latent(gen)
-    np.save(folder / "face.npy", latent.numpy()[None])
-    _write_session(folder / "face.atelier.json",
-                   Source(kind="wplus", wplus_path="face.npy", label="face"))
+    folder, latent = _session_naming_its_latent_file(tmp_path, gen)
     monkeypatch.chdir(tmp_path)
     bare.open_session(str(folder / "face.atelier.json"))
     asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)

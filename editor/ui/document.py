@@ -55,7 +55,15 @@ class Document(QObject):
         # undo stack is clean then, but the user's changes are not saved anywhere
         self._unsaved_reset = False
         self._replaying = False  # a step's undo or redo is under way
+        self._generation = 0  # bumped by every reset: see `generation`
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+
+    @property
+    def generation(self) -> int:
+        """Which document this is: a reset (another session opened, a new model's history)
+        makes it another one; changes, their undo and redo do not. Work started for one
+        document (an inversion) checks it before landing in the document open then."""
+        return self._generation
 
     @property
     def modified(self) -> bool:
@@ -96,6 +104,7 @@ class Document(QObject):
         (`keep_modified`: the work carried over stays unsaved until it is saved; so does a
         saved document the reset changed, or Save wrote, say, a seed over a saved latent)."""
         unsaved = keep_modified and (self.modified or state.session != self._state.session)
+        self._generation += 1  # before the signals: their slots see the new document
         self.undo_stack.clear()
         self.history_reset.emit()
         self._set(state)

@@ -2,7 +2,7 @@
 the reconstruction form on the canvas), then make it the source, undoably.
 
 Kept out of the main window: it needs only the window's pack, job runner, canvas, status
-bar and a way to change the source.
+bar, document (which one is open) and a way to change the source.
 """
 
 from __future__ import annotations
@@ -22,21 +22,33 @@ from editor.engine.session import Source
 
 from .canvas import Canvas
 from .crop_dialog import choose_crop, crop_key
-from .notices import failed_job_text, show_warning
+from .document import Document
+from .notices import failed_job_text, notice, show_warning
 from .qimages import qimage_from_array
 
 JOB_PREFIX = "invert:"
 
 
+def _model_gone(label: str, pack: OpenPack) -> str:
+    return (f"{label} was inverted into {pack.name}, which is no longer open; open it again "
+            "and invert the picture there.")
+
+
 class InversionFlow(QObject):
     """`refresh()` asks the window to show the document again: the reconstruction forming
     on the canvas is a preview, and the document's own picture returns when the user
-    changes something or the job ends without a result to use."""
+    changes something or the job ends without a result to use.
+
+    An inversion lands in the `document` it was started for: when that one was replaced
+    meanwhile (another session opened, a new model's history), the finished inversion is
+    offered to the document open then instead of taking its source unasked."""
 
     def __init__(self, window: QMainWindow, jobs: JobRunner, canvas: Canvas,
                  pack: Callable[[], OpenPack | None], use_source: Callable[[Source, str], None],
-                 document_changed: SignalInstance, refresh: Callable[[], None]):
+                 document_changed: SignalInstance, refresh: Callable[[], None],
+                 document: Document):
         super().__init__(window)
+        self._document = document
         self.window = window
         self.jobs = jobs
         self.canvas = canvas
@@ -44,6 +56,7 @@ class InversionFlow(QObject):
         self._use_source = use_source
         self._refresh = refresh
         self._packs: dict[int, OpenPack] = {}  # job id -> the pack it inverts into
+        self._documents: dict[int, int] = {}  # job id -> the document it is for
         self._previewing: set[int] = set()     # jobs whose previews may take the canvas
         self._painted = False                  # a preview hides the document's picture
         jobs.job_progress.connect(self._on_progress)
@@ -81,6 +94,7 @@ class InversionFlow(QObject):
             lambda token: invert_image(pack, loaded.rgb, box, name, cancel=token),
             key=JOB_PREFIX + str(path))
         self._packs[job.id] = pack
+        self._documents[job.id] = self._document.generation
         self._previewing = {job.id}  # the newest inversion's previews, no other's
         self.window.statusBar().showMessage(
             f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)", 6000)
@@ -112,6 +126,7 @@ class InversionFlow(QObject):
 
     def _on_ended(self, job: Job) -> None:
         self._packs.pop(job.id, None)
+        self._documents.pop(job.id, None)
         if job.id in self._previewing:
             self._previewing.discard(job.id)
             if self._painted:  # cancelled, failed or discarded: the preview must go
@@ -122,15 +137,47 @@ class InversionFlow(QObject):
         pack = self._packs.get(job.id)
         if pack is None or not isinstance(result, InvertedImage):
             return
+        label = result.source.label
         if not same_generator(pack, self._pack()):
-            QMessageBox.information(
-                self.window, "Inversion finished",
-                f"{result.source.label} was inverted into {pack.name}, which is no longer "
-                "open; open it again and invert the picture there.")
+            # not waited on: a box held the runner's job_ended (the job showed as running)
+            notice(self.window, "Inversion finished", _model_gone(label, pack)).open()
             return
+        if self._documents.get(job.id) != self._document.generation:
+            self._offer(pack, result)
+            return
+        self._apply(result)
+
+    def _apply(self, result: InvertedImage) -> None:
         self._use_source(result.source, f"Invert {result.source.label}")
         q = result.quality
         clip = "" if q.clip_similarity is None else f", CLIP similarity {q.clip_similarity:.3f}"
         self.window.statusBar().showMessage(
             f"{result.source.label}: reconstructed at PSNR {q.psnr_db:.1f} dB, SSIM "
             f"{q.ssim:.3f}{clip} ({result.seconds:.0f} s)", 20000)
+
+    def _offer(self, pack: OpenPack, result: InvertedImage) -> QMessageBox:
+        """The document the inversion was started for is gone (another one opened, or a
+        new history began): minutes of work are neither put into the document open now
+        unasked nor dropped unsaid."""
+        label = result.source.label
+        box = notice(
+            self.window, "Inversion finished",
+            f"{label} finished inverting after the document it was started for was "
+            "replaced, so the document open now was left as it is.\n\nUse the inverted "
+            f"{label} as this document's source? (Undo takes it back; Discard drops the "
+            "inversion.)", QMessageBox.Icon.Question, QMessageBox.StandardButton.NoButton)
+        use = box.addButton("Use as Source", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Discard)
+        box.setDefaultButton(use)
+        use.clicked.connect(lambda: self._use_offered(pack, result))
+        self.window.statusBar().showMessage(
+            f"Inversion of {label} finished for another document: not applied", 20000)
+        box.open()
+        return box
+
+    def _use_offered(self, pack: OpenPack, result: InvertedImage) -> None:
+        if same_generator(pack, self._pack()):
+            self._apply(result)
+        else:  # another model opened while the question was up
+            notice(self.window, "Inversion not used",
+                   _model_gone(result.source.label, pack)).open()

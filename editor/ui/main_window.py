@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
                                        lambda: self.pack, self._add_edit)
         self.inversion = InversionFlow(self, self.jobs, self.canvas, lambda: self.pack,
                                        self._use_inverted_source, self.document.changed,
-                                       self.request_render)
+                                       self.request_render, self.document)
         self.styleclip_import = StyleClipImportFlow(self, self.jobs, lambda: self.pack,
                                                     self._precompute_key, self._last_dir)
 

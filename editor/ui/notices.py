@@ -9,13 +9,21 @@ from editor.core.errors import OUT_OF_GPU_MEMORY, says_out_of_memory
 from editor.engine.renderer import DEVICE_MENU
 
 
+def notice(parent: QWidget, title: str, text: str,
+           icon: QMessageBox.Icon = QMessageBox.Icon.Information,
+           buttons: QMessageBox.StandardButton = QMessageBox.StandardButton.Ok) -> QMessageBox:
+    """A box to open without waiting (`open()`: a job's slot must return, and a modal
+    one held the job "running"), deleted when closed; buttons may be added before."""
+    box = QMessageBox(icon, title, text, buttons, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    return box
+
+
 def show_warning(parent: QWidget, title: str, text: str) -> QMessageBox:
     """A warning the user must see but that does not stop the window (a job's result came
     with a problem): opened without waiting, deleted when closed."""
-    box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok,
-                      parent)
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box = notice(parent, title, text, QMessageBox.Icon.Warning)
     box.open()
     return box
 
