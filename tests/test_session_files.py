@@ -222,3 +222,127 @@ def test_saving_a_session_whose_folder_is_gone_asks_where(window, tmp_path, monk
     assert not folder.exists() and elsewhere.is_file()
     assert len(shown) == 1 and "no longer exists" in shown[0][1]
     assert window.session_path == elsewhere
+
+
+# --------------------------------------------------------------- made with another generator
+
+
+def _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch):
+    """A session saved on another generator ("other"), then the fixture's generator open
+    again; (the session's path, what it showed)."""
+    from editor.engine.packs import ClipSource
+    from tests.test_editor_window import RELEVANCE, STATS, _open_other_generator
+
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    gen, clip, _ = models
+    _open_other_generator(window, qtbot, tmp_path, models, resolution=8)
+    window.source_panel.step_seed(+1)
+    shown = settled(window, qtbot)
+    path = tmp_path / "made-with-other.atelier.json"
+    window.session_path = path
+    assert window.save_session()
+    window.session_path = None  # the window goes on with another, untitled document
+    other = window.pack
+    window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not other, timeout=30_000)
+    return path, shown
+
+
+def _choosing(monkeypatch, answer) -> list:
+    asked = []
+    monkeypatch.setattr("editor.ui.main_window.ask_which_generator",
+                        lambda _p, name, made, open_name: asked.append(
+                            (name, made.name, open_name)) or answer)
+    return asked
+
+
+def test_a_session_made_with_another_generator_can_open_that_one(window, qtbot, tmp_path,
+                                                                 models, monkeypatch):
+    # It was shown with the generator open, with a 10 s status line, left "saved", and
+    # Ctrl+S then recorded the generator open over the one it was made with.
+    from editor.ui.generator_choice import OPEN_ITS_OWN
+
+    path, shown = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    before = path.read_text()
+    asked = _choosing(monkeypatch, OPEN_ITS_OWN)
+    window.open_session(str(path))
+    qtbot.waitUntil(lambda: window.session_path == path, timeout=30_000)
+    assert asked == [("made-with-other.atelier.json", "other", "g")]
+    assert window.pack.name == "other"
+    assert not window.document.modified and "•" not in window.windowTitle()
+    assert np.array_equal(settled(window, qtbot), shown)
+    assert window.save_session() and path.read_text() == before
+
+
+def test_a_session_shown_with_the_generator_open_is_left_unsaved(window, qtbot, tmp_path,
+                                                                 models, monkeypatch):
+    from editor.ui.generator_choice import SHOW_WITH_OPEN
+
+    path, _ = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    _choosing(monkeypatch, SHOW_WITH_OPEN)
+    window.open_session(str(path))
+    assert window.session_path == path and window.pack.name == "g"
+    # saving would record another generator than the file's: a change, to be asked about
+    assert window.document.modified and "•" in window.windowTitle()
+
+
+def test_a_session_made_with_another_generator_is_not_opened_when_cancelled(
+        window, qtbot, tmp_path, models, monkeypatch):
+    path, _ = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    (tmp_path / "other.safetensors").unlink()  # not here any more: still asked
+    asked = _choosing(monkeypatch, None)
+    before = window.document.state
+    window.open_session(str(path))
+    assert len(asked) == 1 and window.document.state == before
+    assert window.session_path is None and window.pack.name == "g"
+
+
+@pytest.mark.parametrize("here", [True, False])
+def test_the_question_offers_the_generator_it_was_made_with_only_where_it_is(
+        qtbot, tmp_path, here):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from editor.engine.session import ModelIdentity
+    from editor.ui.generator_choice import OPEN_ITS_OWN, SHOW_WITH_OPEN, ask_which_generator
+
+    made = tmp_path / "ffhq.pkl"
+    if here:
+        made.write_bytes(b"weights")
+    texts = []
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(20, answer)
+            return
+        texts.extend(b.text() for b in box.buttons())
+        box.defaultButton().click()
+    QTimer.singleShot(0, answer)
+    got = ask_which_generator(None, "s.json", ModelIdentity("ffhq", "abc", str(made)), "demo")
+    assert ("Open ffhq" in texts) == here and "Show with demo" in texts
+    assert got == (OPEN_ITS_OWN if here else SHOW_WITH_OPEN)
+
+
+def test_a_session_of_random_noise_opens_with_fixed_noise_and_says_so(window, qtbot, tmp_path,
+                                                                     monkeypatch):
+    # every render drew other noise: the face changed at every slider move, undo did not
+    # bring the picture back, and nothing said why
+    from editor.engine import session as session_module
+
+    path = tmp_path / "noisy.atelier.json"
+    recipe = Session(source=Source(seed=3)).to_recipe()
+    recipe["noise_mode"] = "random"
+    assert "random" in session_module.NOISE_MODES
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    told = []
+    monkeypatch.setattr("editor.ui.main_window.show_warning",
+                        lambda _p, title, text: told.append((title, text)))
+    window.open_session(str(path))
+    assert window.document.state.session.noise_mode == "const"
+    assert len(told) == 1 and "noisy.atelier.json draws random noise" in told[0][1]
+    assert window.document.modified
+    first = settled(window, qtbot)
+    window.request_render()
+    assert np.array_equal(settled(window, qtbot), first)

@@ -99,11 +99,14 @@ class Document(QObject):
         """The current drag or typing burst is over: the next change starts a new step."""
         self._merge_round += 1
 
-    def reset(self, state: EditorState, keep_modified: bool = False) -> None:
-        """History starts over: an opened session (saved as it is), or a new model
-        (`keep_modified`: the work carried over stays unsaved until it is saved; so does a
-        saved document the reset changed, or Save wrote, say, a seed over a saved latent)."""
-        unsaved = keep_modified and (self.modified or state.session != self._state.session)
+    def reset(self, state: EditorState, keep_modified: bool = False,
+              unsaved: bool = False) -> None:
+        """History starts over: an opened session (saved as it is; `unsaved` where it is
+        shown otherwise than its file says), or a new model (`keep_modified`: the work
+        carried over stays unsaved until it is saved; so does a saved document the reset
+        changed, or Save wrote, say, a seed over a saved latent)."""
+        unsaved = unsaved or keep_modified and (self.modified
+                                                or state.session != self._state.session)
         self._generation += 1  # before the signals: their slots see the new document
         self.undo_stack.clear()
         self.history_reset.emit()

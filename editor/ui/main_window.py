@@ -12,6 +12,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
@@ -68,6 +69,7 @@ from editor.engine.session import (
     MAX_SEED,
     PSI_RANGE,
     Edit,
+    ModelIdentity,
     Session,
     Source,
     parse_recipe,
@@ -82,6 +84,7 @@ from .discovery_flow import JOB_PREFIX as DISCOVERY_JOB
 from .discovery_flow import DiscoveryFlow
 from .document import Document
 from .export_dialog import confirm_overwrite, get_export_plan
+from .generator_choice import OPEN_ITS_OWN, SHOW_WITH_OPEN, ask_which_generator
 from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
@@ -159,6 +162,15 @@ def remembered_clip(generator_path: str) -> ClipSource | None:
     if clip.path and not Path(clip.path).is_file():
         return None  # deleted since: the default, rather than a pack without text edits
     return clip if clip.path or (clip.arch and clip.tag) else None
+
+
+class _FromRecipe(NamedTuple):
+    """A recipe read into a document."""
+
+    state: EditorState
+    made_with: ModelIdentity | None  # the generator the recipe names
+    notes: list[str]  # what is shown otherwise than the recipe says, for the user
+    differs: bool  # shown otherwise (other models, fixed noise): saving changes the file
 
 
 def _check_latent(source: Source, pack: OpenPack) -> None:
@@ -265,6 +277,8 @@ class MainWindow(QMainWindow):
         QApplication.instance().installEventFilter(self)  # the compare key, see eventFilter
         self._fallback_generator: Path | None = None  # opened if the last model fails
         self._open_when_loaded: list[str] = []  # files named at start that need a model
+        # (a session, the generator it was made with): the session opens once that loads
+        self._session_after_load: tuple[str, ModelIdentity] | None = None
         self._restore_settings(open_last_model)
         self._on_state_changed(self.document.state)
 
@@ -1012,7 +1026,12 @@ class MainWindow(QMainWindow):
         self.status_device.setText(f"device: {self.renderer.device}")
         old = self.pack
         first = old is None or pack.model.path != old.model.path
-        if first and not self._may_drop_latent(old, pack):
+        # a session waiting for this generator replaces the document: nothing to keep
+        after = self._session_after_load
+        awaited = after is not None and after[1].content_hash == pack.model.content_hash
+        if not awaited:
+            self._session_after_load = None
+        if first and not awaited and not self._may_drop_latent(old, pack):
             self._reopen(old)  # the latent stays, with the generator it was made for
             return
         self.pack = pack
@@ -1069,6 +1088,9 @@ class MainWindow(QMainWindow):
         if pack.clip is not None and not pack.has_directions and not same_pack(old, pack) \
                 and self.jobs.find(self._precompute_key(pack)) is None:
             QTimer.singleShot(0, self._offer_precompute)
+        if awaited:
+            assert after is not None
+            QTimer.singleShot(0, lambda: self.open_session(after[0]))
         self._open_waiting_files()
 
     def _open_waiting_files(self) -> None:
@@ -1112,6 +1134,10 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
         self._loading = None
+        if self._session_after_load is not None:  # the message below says why
+            message += (f"\n\n{Path(self._session_after_load[0]).name} was not opened: "
+                        "open it again to show it with the generator open.")
+            self._session_after_load = None
         self.statusBar().showMessage("could not open the model", 5000)
         fallback, self._fallback_generator = self._fallback_generator, None
         if self.pack is None:
@@ -1250,7 +1276,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open the image", str(e))
             return
         if recipe is not None:
-            self._apply_recipe_text(recipe, Path(path).name, Path(path).parent)
+            self._apply_recipe_text(recipe, Path(path).name, path)
             return
         self.inversion.start(path)  # your own picture: crop, then invert it
 
@@ -1305,22 +1331,48 @@ class MainWindow(QMainWindow):
     def open_session(self, path: str) -> None:
         """A session file becomes the document, with a history of its own: saving writes
         back to it, so opening one is not an undoable step (undoing it left the file's
-        name on another document, and Save overwrote the file with it)."""
+        name on another document, and Save overwrote the file with it). One made with
+        another generator may open that one first."""
         path = os.path.abspath(path)
-        # checked before asking to save the work open now, and read again after: saving
-        # may have written this very file (reopening the open session)
-        if self._read_session(path) is None or not self._may_replace_document():
-            return
-        state = self._read_session(path)
-        if state is None:
+        awaited = self._session_after_load is not None and self._session_after_load[0] == path
+        self._session_after_load = None
+        if not awaited:  # (the user answered these before its generator was opened)
+            # checked before asking to save the work open now, and read again after:
+            # saving may have written this very file (reopening the open session)
+            checked = self._read_session(path, check_latent=False)
+            choice = checked and self._generator_choice(checked, Path(path).name)
+            if not choice or not self._may_replace_document():
+                return
+            if choice == OPEN_ITS_OWN:
+                assert checked.made_with is not None
+                self._session_after_load = (path, checked.made_with)
+                self.open_generator(checked.made_with.path)
+                return
+        opened = self._read_session(path)
+        if opened is None:
             return
         self._selected_id = None
-        self.document.reset(state)
+        # shown otherwise than the file says (other models, fixed noise): saving changes it
+        self.document.reset(opened.state, unsaved=opened.differs)
         self.session_path = Path(path)
         self._remember_recent(path)
         self._update_title()
+        self._tell_recipe_notes(opened)
 
-    def _read_session(self, path: str) -> EditorState | None:
+    def _generator_choice(self, opened: _FromRecipe, name: str) -> str | None:
+        """How to open a recipe made with another generator than the one open
+        (OPEN_ITS_OWN, SHOW_WITH_OPEN; None: not at all): asked, where it differs."""
+        made = opened.made_with
+        if self.pack is None or made is None or \
+                made.content_hash == self.pack.model.content_hash:
+            return SHOW_WITH_OPEN
+        return ask_which_generator(self, name, made, self.pack.name)
+
+    def _tell_recipe_notes(self, opened: _FromRecipe) -> None:
+        if opened.notes:  # not waited on: the document is open, the note is about it
+            show_warning(self, "Opened with changes", "\n\n".join(opened.notes))
+
+    def _read_session(self, path: str, check_latent: bool = True) -> _FromRecipe | None:
         """The document a session file holds; None (the user told why) when it cannot be
         used."""
         name = Path(path).name
@@ -1338,34 +1390,54 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, CANNOT_OPEN_SESSION, f"{name} is empty.")
             return None
         return self._state_from_recipe(text, name, restore_draft=True,
-                                       folder=Path(path).parent, title=CANNOT_OPEN_SESSION)
+                                       folder=Path(path).parent, title=CANNOT_OPEN_SESSION,
+                                       check_latent=check_latent)
 
-    def _apply_recipe_text(self, text: str, name: str, folder: Path | None = None) -> bool:
-        """A recipe (from an exported picture) replaces the stack as one undoable step."""
-        state = self._state_from_recipe(text, name, folder=folder)
-        if state is None:
+    def _apply_recipe_text(self, text: str, name: str, path: str | None = None) -> bool:
+        """A recipe (from an exported picture at `path`, or pasted) replaces the stack as
+        one undoable step. One made with another generator may open that one first: the
+        picture is opened again once it is loaded."""
+        folder = Path(path).parent if path is not None else None
+        opened = self._state_from_recipe(text, name, folder=folder, check_latent=False)
+        choice = opened and (self._generator_choice(opened, name) if path is not None
+                             else SHOW_WITH_OPEN)
+        if choice == OPEN_ITS_OWN:
+            assert opened.made_with is not None and path is not None
+            self._open_when_loaded.append(path)
+            self.open_generator(opened.made_with.path)
+            return False
+        opened = choice and self._state_from_recipe(text, name, folder=folder)
+        if not opened:
             return False
         self._selected_id = None
-        self._change(state, f"Open {name}")
+        self._change(opened.state, f"Open {name}")
         self.document.end_merge()
+        self._tell_recipe_notes(opened)
         return True
 
     def _state_from_recipe(self, text: str, name: str, restore_draft: bool = False,
-                           folder: Path | None = None, title: str = "Cannot open the recipe"
-                           ) -> EditorState | None:
-        """The document a recipe describes, checked against the open model; None (the
-        user told why, in a box of `title`) when it cannot be used. A session file's
-        prompt being written goes back to the prompt panel with `restore_draft`. A latent
-        file it names by a relative path is in `folder` (the recipe's own)."""
+                           folder: Path | None = None, title: str = "Cannot open the recipe",
+                           check_latent: bool = True) -> _FromRecipe | None:
+        """The document a recipe describes, checked against the open model (its latent
+        too, with `check_latent`); None (the user told why, in a box of `title`) when it
+        cannot be used. A session file's prompt being written goes back to the prompt
+        panel with `restore_draft`. A latent file it names by a relative path is in
+        `folder` (the recipe's own)."""
         try:
             recipe = parse_recipe(text)
             session = Session.from_recipe(recipe)
             session = session.with_source(self._latent_taken_in(session.source, folder))
-            if session.source.kind == "wplus" and self.pack is not None:
+            if check_latent and session.source.kind == "wplus" and self.pack is not None:
                 _check_latent(session.source, self.pack)
         except (AtelierError, ValueError) as e:
             QMessageBox.warning(self, title, f"{name}: {e}")
             return None
+        notes = []
+        if session.noise_mode == "random":
+            session = dataclasses.replace(session, noise_mode="const")
+            notes.append(f"{name} draws random noise: a different picture at every render, "
+                         "so no slider move, undo or export could show the same one twice. "
+                         "It is shown with fixed noise, which saving records.")
         mismatches = (session.model_mismatches(*self.pack.identities())
                       if self.pack is not None else [])
         if mismatches:  # the generator first; a CLIP steers only the text edits
@@ -1382,7 +1454,9 @@ class MainWindow(QMainWindow):
         state = EditorState(dataclasses.replace(session, generator=None, clip=None,
                                                 directions=None),
                             new_draft(neutral, defaults=self._edit_defaults()))
-        return state.with_saved_draft(recipe.get(DRAFT_KEY)) if restore_draft else state
+        if restore_draft:
+            state = state.with_saved_draft(recipe.get(DRAFT_KEY))
+        return _FromRecipe(state, session.generator, notes, bool(notes or mismatches))
 
     def _latent_taken_in(self, source: Source, folder: Path | None) -> Source:
         """A latent a recipe names by its file only (an older or hand-written session):
