@@ -301,3 +301,52 @@ def test_damaged_metadata_in_our_format_is_a_checkpoint_error(tmp_path, tiny_gen
     path = _safetensors_with(tmp_path, tiny_generator, "user.safetensors",
                              meta={"user": "{bad"})
     assert load_generator(path).metadata == {}
+
+
+def _flip_in_tensor_data(path):
+    """Flip the lowest bit of the first byte of a tensor's data inside a torch zip file (a
+    mantissa bit: the weights stay finite, only the member's CRC32 tells)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:
+                                                    info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flip_inside_a_torch_zip_is_called_damaged(tmp_path, tiny_generator):
+    from editor.core.model_files import identify_model_file
+
+    path = tmp_path / "g.pt"
+    torch.save({"g_ema": tiny_generator.state_dict()}, path)
+    load_generator(path)  # intact: loads
+    _flip_in_tensor_data(path)
+    with pytest.raises(CheckpointError, match=r"damaged \(a checksum inside the file does "
+                                               r"not match\): download or copy it again"):
+        load_generator(path)
+    with pytest.raises(CheckpointError, match="damaged") as info:
+        identify_model_file(path)  # said once, not retried as CLIP weights
+    assert "not a model file" not in str(info.value)
+
+
+@pytest.mark.parametrize("cut", [1000, 0.5], ids=["head-cut-1k", "tail-half-only"])
+def test_a_damaged_pickle_is_called_corrupt_not_code(tmp_path, tiny_generator, cut):
+    """A zip whose head was lost still opens (its directory is at the end), but torch reads
+    garbage for its pickle. Since torch 2.6 every weights_only refusal mentions weights_only,
+    garbage included: that must not be reported as code, nor pass on torch's advice."""
+    good = tmp_path / "good.pt"
+    torch.save({"g_ema": tiny_generator.state_dict()}, good)
+    data = good.read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data[cut if isinstance(cut, int) else int(len(data) * cut):])
+    with pytest.raises(CheckpointError, match="truncated or corrupt: download or copy it "
+                                              "again") as info:
+        load_generator(bad)
+    text = str(info.value)
+    assert "never code" not in text and "other than tensors" not in text
+    assert "weights_only" not in text and "False" not in text

@@ -391,8 +391,10 @@ def test_pickled_code_is_refused_not_run(tmp_path, tiny_arch):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"w": _Evil(str(marker))}, protocol=2))
-    with pytest.raises(ClipError, match="never code"):
+    with pytest.raises(ClipError, match="never code") as info:
         ClipModel.from_checkpoint(tiny_arch, path)
+    # what it asked for, never torch's advice to load it with weights_only=False
+    assert "system" in str(info.value) and "weights_only" not in str(info.value)
     # The same inside something shaped like a TorchScript archive.
     archive = tmp_path / "evil-script.pt"
     with zipfile.ZipFile(archive, "w") as z:
@@ -401,6 +403,44 @@ def test_pickled_code_is_refused_not_run(tmp_path, tiny_arch):
     with pytest.raises(ClipError, match="not plain weights"):
         ClipModel.from_checkpoint(tiny_arch, archive)
     assert not marker.exists()
+
+
+def _clip_like_state() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"visual.proj": torch.randn(64, 32, generator=g),
+            "token_embedding.weight": torch.randn(256, 64, generator=g)}
+
+
+def test_a_damaged_torch_file_is_called_corrupt_not_code(tmp_path):
+    """A zip whose head was lost still opens, but torch reads garbage for its pickle and
+    (since torch 2.6) says weights_only in every refusal: not code, and no such advice."""
+    good = tmp_path / "clip.pt"
+    torch.save(_clip_like_state(), good)
+    assert set(read_weights(good)) == {"visual.proj", "token_embedding.weight"}
+    bad = tmp_path / "cut.pt"
+    bad.write_bytes(good.read_bytes()[1000:])
+    with pytest.raises(ClipError, match="truncated or corrupt: download or copy it again"
+                       ) as info:
+        read_weights(bad)
+    text = str(info.value)
+    assert "never code" not in text and "weights_only" not in text and "False" not in text
+
+
+def test_a_bit_flip_inside_a_torch_zip_is_called_damaged(tmp_path):
+    import struct
+
+    path = tmp_path / "clip.pt"
+    torch.save(_clip_like_state(), path)
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:
+                                                    info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len] ^= 0x01  # a mantissa bit
+    path.write_bytes(bytes(data))
+    with pytest.raises(ClipError, match=r"damaged \(a checksum inside the file does not "
+                                        r"match\): download or copy it again"):
+        read_weights(path)
 
 
 def test_cached_weights_are_found_without_the_network(tmp_path):

@@ -39,6 +39,7 @@ import torchvision.transforms.functional as TF
 from open_clip.transform import PreprocessCfg
 from torchvision.transforms import InterpolationMode
 
+from .checkpoints import damaged_message, damaged_zip_member, refused_global, unpickling_reason
 from .errors import ClipError
 from .hashing import state_dict_hash
 from .paths import atomic_path
@@ -160,6 +161,9 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ClipError(f"CLIP weights file not found: {path}")
     kind = _sniff(path)
+    if kind in ("torchscript", "torch") and zipfile.is_zipfile(path) \
+            and damaged_zip_member(path) is not None:
+        raise ClipError(damaged_message(path.name))
     if kind == "safetensors":
         state = _read_safetensors(path)
     elif kind == "torchscript":
@@ -186,11 +190,13 @@ def _read_torch(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).splitlines()[0] if str(e) else "unreadable"
-        if "Unsupported global" in str(e) or "weights_only" in str(e):
-            raise ClipError(f"{path.name} contains Python objects other than tensors; only "
-                            f"weight files are loaded, never code. ({first})") from e
-        raise ClipError(f"{path.name} is not a readable PyTorch file ({first})") from e
+        # name what the file asked for, never torch's advice to switch the safety off
+        what = refused_global(e)
+        if what is not None:
+            raise ClipError(f"{path.name} contains Python objects other than tensors (it asks "
+                            f"for {what}); only weight files are loaded, never code") from e
+        raise ClipError(f"{path.name} is not a readable PyTorch file; it is truncated or "
+                        f"corrupt: download or copy it again ({unpickling_reason(e)})") from e
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise ClipError(f"{path.name} is not a readable PyTorch file ({e})") from e
 

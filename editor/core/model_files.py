@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import load_generator
+from .checkpoints import DamagedFileError, load_generator
 from .clip_model import check_architecture, describes_itself, matching_architectures, read_weights
 from .errors import AtelierError, CheckpointError, ClipError, UnsafePickleError
 
@@ -40,7 +40,7 @@ def identify_model_file(path: str | Path, clip_arch: str | None = None,
     path = Path(path)
     try:
         loaded = load_generator(path)
-    except UnsafePickleError:
+    except (UnsafePickleError, DamagedFileError):  # neither could be read as CLIP either
         raise
     except AtelierError as e:
         generator_error = e
