@@ -5,6 +5,7 @@ helpers and the `models` CLI. Nothing here touches the internet."""
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import logging
@@ -39,7 +40,10 @@ class _Handler(BaseHTTPRequestHandler):
     flipped), html (a web page), missing (404), trickle (headers and 1000 bytes, then
     silence until the state's release event), silent (no answer until released),
     versioned (the state's body and ETag, If-Range honoured, drops like drop), empty
-    (200 with no body)."""
+    (200 with no body), htmloctet (a web page as application/octet-stream), gzip (DATA
+    gzipped, saying Content-Encoding: gzip), gzipped (the same without saying so), from0
+    (a Range answered with 206 and all of the file), offby (a Range answered with 206 from
+    one byte earlier), partial (206 from byte 5 even to a request for all of it)."""
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -63,6 +67,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html>Too many users have downloaded this file</html>",
                        "text/html; charset=utf-8")
             return
+        if mode == "htmloctet":
+            self._send(200, b"\n<!DOCTYPE html><html>Sign in to continue</html>",
+                       "application/octet-stream")
+            return
+        if mode in ("gzip", "gzipped"):
+            self._send(200, gzip.compress(DATA), "application/octet-stream",
+                       {"Content-Encoding": "gzip"} if mode == "gzip" else {})
+            return
         body = bytearray(state["body"] if mode == "versioned" else DATA)
         if mode == "corrupt":
             body[1000] ^= 0xFF
@@ -75,10 +87,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if start is None:
+        if start is None and mode != "partial":
             status, chunk = 200, bytes(body)
         else:
-            status, chunk = 206, bytes(body[start:])
+            status, chunk = 206, bytes(body[start or 0:])
+        if mode in ("from0", "offby", "partial"):  # 206 with other bytes than asked for
+            start = {"from0": 0, "offby": (start or 1) - 1, "partial": 5}[mode]
+            chunk = bytes(body[start:])
         drop = False
         if mode in ("drop", "versioned"):
             with state["lock"]:
@@ -104,9 +119,12 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.match(r"bytes=(\d+)-$", self.headers.get("Range", ""))
         return int(m[1]) if m else None
 
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
+    def _send(self, status: int, body: bytes, ctype: str,
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -354,7 +372,8 @@ def test_download_by_name_from_user_registry(server):
 
 
 def test_download_without_known_hash_records_it_unverified(server, caplog):
-    with caplog.at_level(logging.WARNING, logger="editor.core.zoo"):
+    # logged for the record (INFO): the callers say it where people see it, once
+    with caplog.at_level(logging.INFO, logger="editor.core.zoo"):
         model = zoo.download(make_entry(server.url("ok"), sha=None, size=None))
     assert not model.verified and model.sha256 == SHA
     assert "not verified" in caplog.text and SHA in caplog.text
@@ -409,6 +428,30 @@ def test_server_ignoring_range_restarts_the_part(server):
     model = zoo.download(entry)
     assert model.verified and model.path.read_bytes() == DATA
     assert server.requests[0][1] == "bytes=5000-"
+
+
+
+@pytest.mark.parametrize("mode, asked", [("from0", ["bytes=5000-"]),
+                                         ("offby", ["bytes=5000-", None])])
+def test_a_resume_answered_with_other_bytes_completes(server, mode, asked):
+    # "206 bytes 0-N/N" to a resume is the whole file; another start is no resume at all:
+    # both were taken for a dropped connection, retried, and the download stayed stuck.
+    entry = make_entry(server.url(mode))
+    part = zoo.part_path(entry)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"\x00" * 5000)  # would corrupt the file if appended to
+    model = zoo.download(entry, retries=1)
+    assert model.verified and model.path.read_bytes() == DATA
+    assert [r for _, r in server.requests] == asked
+
+
+def test_a_server_answering_with_the_wrong_bytes_is_not_told_to_resume(server):
+    entry = make_entry(server.url("partial"))
+    with pytest.raises(ZooDownloadError, match=r"answered the request for all of toy-model "
+                       r"with part of it \(bytes 5-") as info:
+        zoo.download(entry)
+    assert "resume" not in str(info.value) and len(server.requests) == 1
+    assert leftovers(zoo.models_dir()) == []
 
 
 def test_complete_part_with_unknown_size_gets_416_and_is_kept(server):
@@ -662,6 +705,68 @@ def test_refused_download_leaves_another_programs_empty_part_alone(server):
     assert server.requests == []
 
 
+
+@pytest.mark.skipif(getattr(zoo, "fcntl", None) is None, reason="POSIX file locks")
+def test_another_program_cannot_take_the_part_while_it_is_checked(server):
+    # The part's lock ended with the transfer: a second program downloading the same
+    # entry while the first checked and read the file rewrote or renamed the part under
+    # it (a server ignoring Range: truncated and rewritten), and the first failed or
+    # installed a half-written file recorded with the good file's hash and another size.
+    from types import SimpleNamespace
+
+    write_user_registry([raw_entry(server.url("norange"), sha256=None, size=None)])
+    entry = make_entry(server.url("norange"), sha=None, size=None)
+    script = ("from editor.core import zoo\n"
+              "try:\n"
+              "    print('installed', zoo.download('toy-model').size)\n"
+              "except zoo.ZooDownloadError as e:\n"
+              "    print('refused:', e)\n")
+    root = Path(__file__).resolve().parents[1]
+    other: list[str] = []
+
+    def identify_while_another_program_downloads(path, _arch, _stopped):
+        other.append(subprocess.run([sys.executable, "-c", script], cwd=root, text=True,
+                                    capture_output=True, timeout=120).stdout)
+        return SimpleNamespace(kind="generator", resolution=None)
+
+    model = zoo.download(entry, identify=identify_while_another_program_downloads)
+    assert other[0].startswith("refused: toy-model is already being downloaded"), other
+    assert model.path.read_bytes() == DATA and model.size == len(DATA)
+    assert zoo.installed_model("toy-model").size == len(DATA)
+    assert len(server.requests) == 1
+    assert leftovers(model.path.parent) == ["toy.bin"]
+
+
+@pytest.mark.skipif(getattr(zoo, "fcntl", None) is None, reason="POSIX file locks")
+def test_a_part_installed_between_its_open_and_its_lock_is_not_written_into(
+        server, monkeypatch):
+    # Another program renames its finished part into place just after this download
+    # opened the part and before it locked it: what it holds is the installed file now.
+    entry = make_entry(server.url("norange"), sha=None, size=None)
+    part, final = zoo.part_path(entry), zoo.target_path(entry)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA)
+    real = zoo.fcntl
+
+    class OtherProgramFinishes:
+        renamed = False
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def flock(self, fd, how):
+            if how & real.LOCK_NB and not self.renamed:
+                self.renamed = True
+                os.replace(part, final)  # the other program installs it, and lets go
+            return real.flock(fd, how)
+
+    monkeypatch.setattr(zoo, "fcntl", OtherProgramFinishes())
+    model = zoo.download(entry)
+    assert final.read_bytes() == DATA and model.size == len(DATA) and model.sha256 == SHA
+    assert server.requests == []  # installed already: nothing downloaded, nothing truncated
+    assert leftovers(final.parent) == ["toy.bin"]
+
+
 def test_web_page_instead_of_file_is_refused(server):
     entry = make_entry(server.url("html"))
     with pytest.raises(ZooDownloadError, match="web page"):
@@ -704,6 +809,19 @@ def test_a_download_that_is_not_a_model_is_refused_and_deleted(server, capsys):
     assert err.splitlines()[-1].startswith("atelier models: error: what 127.0.0.1 sent")
     assert err.count("error") == 1 and "not the model" in err and "Traceback" not in err
     assert zoo.installed() == []
+
+
+
+def test_a_refused_download_names_the_file_not_its_part(server):
+    # "toy.bin.part is not a model file": the part is the download's own business.
+    def not_a_model(path, _arch, _stopped):
+        raise AtelierError(f"{path} is not a model file ({path.name} holds no tensors)")
+
+    entry = make_entry(server.url("ok"))
+    with pytest.raises(ZooDownloadError, match=r"not the model \(toy.bin is not a model "
+                       r"file \(toy.bin holds no tensors\)\)") as info:
+        zoo.download(entry, identify=not_a_model)
+    assert ".part" not in str(info.value)
 
 
 def test_a_downloaded_generator_is_identified_and_installed(server, served_generator):
@@ -803,6 +921,24 @@ def test_server_size_disagreeing_with_registry_fails_early(server):
     with pytest.raises(ZooDownloadError, match="has changed"):
         zoo.download(entry)
     assert not zoo.part_path(entry).exists()
+
+
+
+@pytest.mark.parametrize("mode, says", [
+    ("htmloctet", r"sent a web page labelled as a file instead of toy.bin"),
+    ("gzip", r"sent toy.bin compressed \(Content-Encoding: gzip\)"),
+    ("gzipped", r"sent toy.bin gzip-compressed \(\d+ bytes, the file has 204800\)"),
+])
+@pytest.mark.parametrize("size", [len(DATA), None])
+def test_what_the_server_sent_is_named_before_sizes_are_compared(server, mode, says, size):
+    # These were "the server offers N bytes ... the file has changed".
+    entry = make_entry(server.url(mode), size=size)
+    if mode == "gzipped" and size is None:  # without a size to explain, the hash does
+        says = "checksum mismatch"
+    with pytest.raises(ZooDownloadError, match=says) as info:
+        zoo.download(entry)
+    assert "has changed" not in str(info.value) or mode == "gzipped"
+    assert leftovers(zoo.models_dir()) == []
 
 
 def test_second_download_reuses_the_file(server):
@@ -1189,6 +1325,18 @@ def test_cli_download_unverified_says_so(server, served_generator, capsys):
     assert _run(["models", "download", "toy-model"]) == 0
     err = capsys.readouterr().err
     assert "Not verified" in err and sha in err
+
+
+
+def test_cli_download_unverified_says_so_once(server, served_generator, capsys, caplog):
+    # The CLI's last line says it; a logged warning said it a second time above.
+    gen, sha = served_generator
+    write_user_registry([raw_entry(server.url("versioned"), size=len(gen), sha256=None)])
+    with caplog.at_level(logging.INFO, logger="editor.core.zoo"):
+        assert _run(["models", "download", "toy-model"]) == 0
+    err = capsys.readouterr().err
+    assert err.lower().count("not verified") == 1 and sha in err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_cli_force_repairs_a_damage_that_kept_the_size(server, served_generator, capsys):

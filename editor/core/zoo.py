@@ -79,6 +79,9 @@ USER_AGENT = "latent-atelier-zoo/1"
 POLL_S = 0.25
 # Pause before resuming after a dropped connection (seconds, times the attempt number).
 RETRY_DELAY_S = 1.0
+# How often a download opens its part file again when another program renamed or deleted
+# it between the open and the lock (each time means another download just finished).
+_PART_OPEN_TRIES = 5
 
 ProgressCallback = Callable[[int, int | None], None]
 CancelToken = threading.Event | Callable[[], bool] | None
@@ -528,11 +531,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 # --------------------------------------------------------------------------- download
 
 
@@ -702,22 +700,75 @@ def _response_offset(response: http.client.HTTPResponse, start: int) -> tuple[in
     if response.status == 200:  # a whole file: a fresh request, or Range was ignored
         return 0, length
     if response.status == 206:
-        m = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", "").strip())
+        range_text = response.headers.get("Content-Range", "").strip()
+        m = _CONTENT_RANGE_RE.match(range_text)
+        total = (int(m[3]) if m[3] != "*" else None) if m else None
         if m and int(m[1]) == start:
-            return start, int(m[3]) if m[3] != "*" else None
-        raise _ConnectionDropped("the server answered with a different byte range")
+            return start, total
+        if m and int(m[1]) == 0:  # the file from its first byte: used as a fresh start
+            return 0, total
+        raise _WrongRange(range_text or "no Content-Range")
     raise ZooDownloadError(f"unexpected HTTP status {response.status} from {response.url}")
+
+
+class _WrongRange(Exception):
+    """A 206 answer whose bytes start neither where asked nor at the file's start."""
+
+
+def _web_page_error(entry: ZooEntry, response: http.client.HTTPResponse,
+                    labelled: str = "") -> ZooDownloadError:
+    where = entry.homepage or entry.url
+    return ZooDownloadError(
+        f"{_host(response.url)} sent a web page{labelled} instead of {entry.filename} (a "
+        f"quota, sign-in or confirmation page). Open {where} in a browser, download the "
+        f"file, then {_import_hint(entry)}.")
 
 
 def _reject_web_page(entry: ZooEntry, response: http.client.HTTPResponse) -> None:
     """File hosts (Google Drive above all) answer quota, sign-in and virus-scan notices with
     an HTML page and status 200; never store that as a model."""
     if response.headers.get_content_type() == "text/html":
-        where = entry.homepage or entry.url
+        raise _web_page_error(entry, response)
+
+
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<!--")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _first_bytes(entry: ZooEntry, part: _PartFile, response: http.client.HTTPResponse,
+                 timeout: float) -> bytes:
+    """The start of the body, left in place for the copy (b"" when it cannot be seen)."""
+    if response.length == 0:
+        return b""
+    try:
+        return response.peek(64)[:64]
+    except TimeoutError as e:
+        raise _stalled(entry, part, part.size(), timeout) from e
+    except (OSError, ValueError, AttributeError, http.client.HTTPException):
+        return b""  # a cancel, or a dropped connection: the copy says which
+
+
+def _check_content(entry: ZooEntry, response: http.client.HTTPResponse, part: _PartFile,
+                   total: int | None, timeout: float) -> None:
+    """Before sizes are compared: say what the server sent when it is no file to keep (a
+    compressed body against the request, a web page labelled as a file), rather than
+    taking its size for a changed file."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
         raise ZooDownloadError(
-            f"{_host(response.url)} sent a web page instead of {entry.filename} (a quota, "
-            f"sign-in or confirmation page). Open {where} in a browser, download the file, "
-            f"then {_import_hint(entry)}.")
+            f"{_host(response.url)} sent {entry.filename} compressed (Content-Encoding: "
+            f"{encoding}) although it was asked for the file itself; that is not the model, "
+            "and it was not saved. Try again later, or download the file by hand and "
+            f"{_import_hint(entry)}.")
+    head = _first_bytes(entry, part, response, timeout)
+    if head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().lower().startswith(_HTML_STARTS):
+        raise _web_page_error(entry, response, " labelled as a file")
+    if head.startswith(_GZIP_MAGIC) and entry.size is not None and total is not None \
+            and total != entry.size:
+        raise ZooDownloadError(
+            f"{_host(response.url)} sent {entry.filename} gzip-compressed ({total} bytes, "
+            f"the file has {entry.size}); that is not the model, and it was not saved. Try "
+            f"again later, or download the file by hand and {_import_hint(entry)}.")
 
 
 def _check_server_size(entry: ZooEntry, total: int | None, part: _PartFile) -> None:
@@ -780,9 +831,20 @@ class _PartFile:
                 raise self._busy()
             self._held.add(self._key)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
-            self.file = os.fdopen(fd, "r+b")
-            self._lock()
+            for _ in range(_PART_OPEN_TRIES):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                             0o666)
+                self.file = os.fdopen(fd, "r+b")
+                self._lock()
+                if self.is_at_path():
+                    break
+                # Another program renamed (installed) or deleted the file between our open
+                # and our lock: what we hold is no longer the part. Open the new one.
+                self._owned = False
+                self.file.close()
+                self.file = None
+            else:
+                raise self._busy()
         except BaseException:
             self.__exit__()
             raise
@@ -800,11 +862,19 @@ class _PartFile:
                 raise self._busy() from None
         self._owned = True
 
+    def is_at_path(self) -> bool:
+        """Whether the open file is still the one called `path` (not renamed, not deleted)."""
+        try:
+            here, there = os.fstat(self.file.fileno()), os.stat(self.path)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
     def __exit__(self, *exc: object) -> None:
         try:
             if self.file is not None:
                 empty = self._owned and self.size() == 0
-                if empty:  # nothing arrived (offline, refused): leave no trace
+                if empty and self.is_at_path():  # nothing arrived: leave no trace
                     self.path.unlink(missing_ok=True)  # while still locked
                     self.info_path.unlink(missing_ok=True)
                 self.file.close()  # flushes what arrived, so a resume starts after it
@@ -843,6 +913,17 @@ class _PartFile:
             self.file.write(data)
         except OSError as e:
             raise _write_error(self.entry, self.path, e, done) from e
+
+    def ready_to_rename(self) -> None:
+        """Flush what arrived to the disk before the part is renamed into place. Kept open
+        (and locked) where a file lock keeps other programs out; closed elsewhere
+        (Windows), where an open file cannot be renamed: the downloads of this program
+        stay kept apart until the end all the same."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        if fcntl is None:
+            self.file.close()
+            self.file = None
 
     def start_at(self, offset: int) -> None:
         """Append from `offset` (the current size), or start over when it is 0."""
@@ -971,11 +1052,24 @@ def _transfer_once(entry: ZooEntry, part: _PartFile, progress: ProgressCallback 
     if cancelled:
         raise _cancelled(entry, part, start)
     with response, _wake_on_cancel(response, cancel):
-        offset, total = _response_offset(response, start)
+        try:
+            offset, total = _response_offset(response, start)
+        except _WrongRange as e:
+            if not start:
+                raise ZooDownloadError(
+                    f"{_host(entry.url)} answered the request for all of {entry.name} with "
+                    f"part of it ({e}); the server is misbehaving. Try again later, or "
+                    f"download the file by hand and {_import_hint(entry)}.") from None
+            log.info("%s: asked for bytes from %d, the server answered %s; downloading "
+                     "the whole file again", entry.name, start, e)
+            response.close()  # its resumes cannot be trusted: the whole file, no Range
+            return _start_over(entry, part, progress, cancel, timeout)
         _reject_web_page(entry, response)
         if offset and info.get("size") and total and info["size"] != total:
             response.close()  # a server without validators, whose file changed size
             return _start_over(entry, part, progress, cancel, timeout)
+        if offset == 0:
+            _check_content(entry, response, part, total, timeout)
         _check_server_size(entry, total, part)
         _check_free_space(entry, part, (total or entry.size or 0) - offset)
         if offset == 0:
@@ -1051,31 +1145,30 @@ def _copy_body(entry: ZooEntry, response: http.client.HTTPResponse, part: _PartF
                 progress(done, total)
 
 
-def _transfer(entry: ZooEntry, path: Path, progress: ProgressCallback | None,
+def _transfer(entry: ZooEntry, part: _PartFile, progress: ProgressCallback | None,
               cancel: CancelToken, timeout: float, retries: int) -> None:
-    """Fill the part file, resuming after dropped connections: up to `retries` times in a
-    row without progress (progress = the part got longer than ever before)."""
+    """Fill the (held) part file, resuming after dropped connections: up to `retries`
+    times in a row without progress (progress = the part got longer than ever before)."""
     failures, best = 0, -1
-    with _PartFile(path, entry) as part:
-        while True:
-            try:
-                _transfer_once(entry, part, progress, cancel, timeout)
-                if part.size() == 0:  # removed on the way out, with nothing to resume
-                    raise ZooDownloadError(f"{_host(entry.url)} sent an empty file for "
-                                           f"{entry.name}; nothing was kept")
-                return
-            except _ConnectionDropped as e:
-                have = part.size()
-                failures = 0 if have > best else failures + 1
-                best = max(best, have)
-                if failures >= retries:
-                    raise ZooDownloadError(
-                        f"the download of {entry.name} from {_host(entry.url)} broke off "
-                        f"({e}); {_mb(have)} kept in {path}. Run the download again to "
-                        "resume.") from e
-                log.info("download of %s interrupted (%s); resuming", entry.name, e)
-                if _wait_cancellable(RETRY_DELAY_S * (failures + 1), cancel):
-                    raise _cancelled(entry, part, have) from e
+    while True:
+        try:
+            _transfer_once(entry, part, progress, cancel, timeout)
+            if part.size() == 0:  # removed on the way out, with nothing to resume
+                raise ZooDownloadError(f"{_host(entry.url)} sent an empty file for "
+                                       f"{entry.name}; nothing was kept")
+            return
+        except _ConnectionDropped as e:
+            have = part.size()
+            failures = 0 if have > best else failures + 1
+            best = max(best, have)
+            if failures >= retries:
+                raise ZooDownloadError(
+                    f"the download of {entry.name} from {_host(entry.url)} broke off "
+                    f"({e}); {_mb(have)} kept in {part.path}. Run the download again to "
+                    "resume.") from e
+            log.info("download of %s interrupted (%s); resuming", entry.name, e)
+            if _wait_cancellable(RETRY_DELAY_S * (failures + 1), cancel):
+                raise _cancelled(entry, part, have) from e
 
 
 def _wait_cancellable(seconds: float, cancel: CancelToken) -> bool:
@@ -1088,8 +1181,9 @@ def _wait_cancellable(seconds: float, cancel: CancelToken) -> bool:
     return _is_cancelled(cancel)
 
 
-def _verify(entry: ZooEntry, part: Path) -> str:
-    """Size and sha256 check of a finished part file; a wrong file is deleted."""
+def _verify(entry: ZooEntry, part: Path) -> tuple[str, int]:
+    """Size and sha256 check of a finished part file: (sha256, size); a wrong file is
+    deleted."""
     size = part.stat().st_size
     if entry.size is not None and size != entry.size:
         part.unlink()
@@ -1103,12 +1197,14 @@ def _verify(entry: ZooEntry, part: Path) -> str:
             f"checksum mismatch for {entry.name}: expected sha256 {entry.sha256}, got {got}. "
             f"The download was deleted. Try again; if it keeps failing, the file at "
             f"{entry.url} has changed.")
-    return got
+    return got, size
 
 
-def _installed_record(entry: ZooEntry, path: Path, sha: str, source: str) -> InstalledModel:
+def _installed_record(entry: ZooEntry, path: Path, sha: str, source: str,
+                      size: int) -> InstalledModel:
+    """The record of `path`, with the sha256 and size it was checked with."""
     return InstalledModel(
-        name=entry.name, path=path, sha256=sha, size=path.stat().st_size,
+        name=entry.name, path=path, sha256=sha, size=size,
         verified=entry.sha256 is not None and sha == entry.sha256, entry=entry.name,
         kind=entry.kind, format=entry.format, source=source, added=_now(), arch=entry.arch)
 
@@ -1134,7 +1230,16 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
     if entry.sha256 is not None and sha != entry.sha256:
         log.warning("%s does not match the registry's sha256; downloading it again", final)
         return None
-    return _installed_record(entry, final, sha, entry.url)
+    return _installed_record(entry, final, sha, entry.url, size)
+
+
+def _file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a file from its replacement (device, inode, size, mtime), or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None = None, *,
@@ -1148,7 +1253,7 @@ def download(entry_or_name: ZooEntry | str, dest_dir: str | os.PathLike | None =
     cancel: a threading.Event or a callable returning True to stop; the `.part` file is
     kept and DownloadCancelled raised. Dropped connections are resumed up to `retries`
     times in a row. When the registry has no sha256 the file is recorded with the hash it
-    had and `verified=False` (and a warning is logged); callers should say so.
+    had and `verified=False` (logged at INFO only): callers must say so.
     `identify(path, arch, stopped)` (model_files.identify_model_file in the app, as for
     import_file) reads the finished file before it is installed: one that is not a model,
     or not this entry's kind of model, is deleted and refused. `force` downloads again
@@ -1175,9 +1280,10 @@ def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
     created_folder = not final.parent.exists()
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
+        seen = _file_state(final)
         model = (None if force else _already_there(entry, final)) or _fetch(
             entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries,
-            identify)
+            identify, recheck=not force, seen=seen)
     except BaseException:
         if created_folder:  # an empty model folder would look like a half install
             with contextlib.suppress(OSError):
@@ -1198,27 +1304,49 @@ def _check_is_model(entry: ZooEntry, part: Path,
     except AtelierError as e:
         part.unlink(missing_ok=True)
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # the reader names the file it read: the download's own name, not the .part
+        why = why.replace(str(part), entry.filename).replace(part.name, entry.filename)
         raise ZooDownloadError(f"what {_host(entry.url)} sent for {entry.name} is not the "
                                f"model ({why}); it was deleted") from e
 
 
 def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback | None,
            cancel: CancelToken, timeout: float, retries: int,
-           identify: Identify | None = None) -> InstalledModel:
-    _transfer(entry, part, progress, cancel, timeout, retries)
-    part_info_path(part).unlink(missing_ok=True)  # whole: nothing left to resume
-    sha = _verify(entry, part)
-    _check_is_model(entry, part, identify)
-    if _is_cancelled(cancel):  # checked and read (seconds for a large file): not installed
-        raise DownloadCancelled(f"download of {entry.name} cancelled after it arrived; the "
-                                f"whole file is kept in {part}. Start it again to install "
-                                "it.")
-    _fsync(part)
-    replace_file(part, final)
-    model = _installed_record(entry, final, sha, entry.url)
+           identify: Identify | None = None, *, recheck: bool = False,
+           seen: tuple[int, int, int, int] | None = None) -> InstalledModel:
+    """Download into `part` and install it as `final`. The part stays locked until it is
+    renamed into place: checked, read and renamed while no other program can write it.
+    With `recheck`, `seen` is the state of `final` (None: missing) when it was found
+    missing or wrong: one that changed since was installed by another download, and is
+    used when whole."""
+    with _PartFile(part, entry) as held:
+        if recheck and _file_state(final) != seen and \
+                (model := _already_there(entry, final)) is not None:
+            log.info("%s was installed by another download meanwhile", entry.name)
+            return model
+        _transfer(entry, held, progress, cancel, timeout, retries)
+        held.info_path.unlink(missing_ok=True)  # whole: nothing left to resume
+        sha, size = _verify(entry, part)
+        _check_is_model(entry, part, identify)
+        if _is_cancelled(cancel):  # checked and read (seconds for a large file)
+            raise DownloadCancelled(f"download of {entry.name} cancelled after it arrived; "
+                                    f"the whole file is kept in {part}. Start it again to "
+                                    "install it.")
+        held.ready_to_rename()
+        try:
+            replace_file(part, final)
+        except FileNotFoundError:
+            # not ours to lose while locked; a program that does not lock it took it
+            if (model := _already_there(entry, final)) is not None:
+                return model
+            raise ZooDownloadError(f"the download of {entry.name} was removed by another "
+                                   f"program while it was being checked ({part}); run the "
+                                   "download again") from None
+    model = _installed_record(entry, final, sha, entry.url, size)
     if not model.verified:
-        log.warning("%s: the registry has no sha256 for it, so it was not verified; "
-                    "its sha256 is %s", entry.name, sha)
+        # callers say so where people see it (the CLI's last line, the window's list)
+        log.info("%s: the registry has no sha256 for it, so it was not verified; its "
+                 "sha256 is %s", entry.name, sha)
     return model
 
 
