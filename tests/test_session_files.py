@@ -346,3 +346,21 @@ def test_a_session_of_random_noise_opens_with_fixed_noise_and_says_so(window, qt
     first = settled(window, qtbot)
     window.request_render()
     assert np.array_equal(settled(window, qtbot), first)
+
+
+def test_a_pictures_recipe_made_with_another_generator_opens_it_first(window, qtbot, tmp_path,
+                                                                      models, monkeypatch):
+    # an exported picture opened (to go on editing it) drew its recipe with the generator
+    # open: another face, said in a 10 s status line
+    from editor.core.image_io import save_image
+    from editor.ui.generator_choice import OPEN_ITS_OWN
+
+    path, shown = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    picture = tmp_path / "exported.png"
+    save_image(picture, shown, recipe=json.loads(path.read_text()))
+    asked = _choosing(monkeypatch, OPEN_ITS_OWN)
+    window.open_path(str(picture))
+    qtbot.waitUntil(lambda: window.document.undo_stack.undoText() == "Open exported.png",
+                    timeout=30_000)
+    assert asked == [("exported.png", "other", "g")] and window.pack.name == "other"
+    assert np.array_equal(settled(window, qtbot), shown)
