@@ -2850,3 +2850,40 @@ def test_exports_say_where_they_wrote_and_what_the_dialog_must_refuse(window, qt
             release.set()
     window.export_dialog()
     assert asked[-1]["busy"] == []
+
+
+def test_a_long_stack_is_built_in_time_linear_in_its_edits(qtbot):
+    # Opening a session of 3,000 edits froze the window for minutes: each row widget set
+    # while the list held others made Qt lay the whole list out again (319,600 item
+    # style queries for 800 edits). The items' queries now grow with the edits, not
+    # with their square; and Tab still goes from the list through the rows in order.
+    from editor.ui.row_delegate import TextUnderRows
+    from editor.ui.stack_panel import EditStackPanel
+
+    calls = []
+
+    class Counted(TextUnderRows):
+        def initStyleOption(self, option, index) -> None:  # noqa: N802 - Qt override
+            calls.append(1)
+            super().initStyleOption(option, index)
+
+    panel = EditStackPanel()
+    qtbot.addWidget(panel)
+    panel.list.setItemDelegate(Counted(panel.list))
+    panel.resize(300, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    n = 60
+    edits = tuple(Edit("global", {"neutral": "face", "target": f"face {i}"}, id=f"e{i}")
+                  for i in range(n))
+    calls.clear()
+    panel.show_edits(edits, None)
+    QApplication.processEvents()
+    assert len(calls) <= 3 * n  # was 1,900 here (n * (n + 3) / 2 + a visible page)
+    # Tab: the list, each row's box, slider and α box, row by row, then the buttons
+    chain, widget = [], panel.list.nextInFocusChain()
+    while widget is not panel.up_button and len(chain) < 10 * n:
+        if widget.focusPolicy() & Qt.FocusPolicy.TabFocus and widget.focusProxy() is None:
+            chain.append(widget)
+        widget = widget.nextInFocusChain()
+    assert chain == [w for e in edits for w in panel.row(e.id).focus_chain()]

@@ -468,3 +468,36 @@ def _one(tmp_path, latent):
     path = tmp_path / "one.npy"
     np.save(path, latent.numpy())
     return path
+
+
+def test_a_recipe_with_a_damaged_or_generated_stack_is_refused():
+    """3,000 edits froze the window for minutes and a 60 MB name was read: a recipe
+    beyond what a person makes is refused, naming the count and the bound."""
+    from editor.engine.session import MAX_EDITS, MAX_TEXT_CHARS
+
+    assert MAX_EDITS == 1000 and MAX_TEXT_CHARS == 100_000
+    d = _good_recipe()
+    edit = d["edits"][0]
+    d["edits"] = [{**edit, "id": f"e{i}"} for i in range(MAX_EDITS)]
+    assert len(Session.from_recipe(d).edits) == MAX_EDITS  # the bound itself reads
+    d["edits"].append({**edit, "id": "one-more"})
+    with pytest.raises(RecipeError, match=r"has 1,001 edits; .* at most 1,000"):
+        Session.from_recipe(d)
+    long = "x" * (MAX_TEXT_CHARS + 1)
+    for change, match in [
+        (lambda d: d["edits"][0].update(name=long), "edit 1 name has 100,001 characters"),
+        (lambda d: d["source"].update(label=long), "source label has 100,001 characters"),
+        (lambda d: d["edits"][0]["params"].update(target=long),
+         "edit 1: a text edit's target prompt has 100,001 characters; at most 100,000"),
+        (lambda d: d["edits"][0]["params"].update(neutral=long), "neutral prompt has 100,001"),
+    ]:
+        d = _good_recipe()
+        change(d)
+        with pytest.raises(RecipeError, match=match):
+            Session.from_recipe(d)
+    # at the bound, and a packed latent (long by nature), still read
+    d = _good_recipe()
+    d["edits"][0].update(name="n" * MAX_TEXT_CHARS)
+    d["edits"][0]["params"].update(target="t" * MAX_TEXT_CHARS)
+    d["source"] = {"kind": "wplus", "wplus_data": "f32:1:" + "A" * 200_000}
+    assert Session.from_recipe(d).edits[0].name == "n" * MAX_TEXT_CHARS

@@ -364,3 +364,18 @@ def test_a_pictures_recipe_made_with_another_generator_opens_it_first(window, qt
                     timeout=30_000)
     assert asked == [("exported.png", "other", "g")] and window.pack.name == "other"
     assert np.array_equal(settled(window, qtbot), shown)
+
+
+def test_the_stack_stops_at_what_a_session_file_may_hold(window, qtbot, monkeypatch):
+    # the window added a 1,001st edit, saved it, and then refused to open its own file
+    from editor.engine.session import MAX_EDITS, MAX_STACK
+    from tests.test_editor_window import type_prompt
+
+    assert MAX_STACK < MAX_EDITS  # the prompt being written is saved as one edit more
+    monkeypatch.setattr("editor.ui.main_window.MAX_STACK", 2)
+    for target in ("face with glasses", "smiling face", "face with a hat"):
+        type_prompt(window, target)
+        window.add_draft_to_stack()
+    assert [e.params["target"] for e in window.document.state.session.edits] == \
+        ["face with glasses", "smiling face"]
+    assert "holds at most 2 edits" in window.statusBar().currentMessage()

@@ -100,3 +100,20 @@ def test_a_bad_delta_is_an_edit_error_not_a_crash(tiny_generator, make, match):
     edit = Edit("delta", {"delta": make(_channels(gen))}, name="found", id="e")
     with pytest.raises(EditError, match=match):
         EditingContext(gen).render(Session(source=Source(seed=1), edits=(edit,)))
+
+
+def test_a_bad_latent_or_delta_is_named_in_a_sentence():
+    # the callers put what the text is before the error: "the recipe's latent truncated"
+    # and "the style delta of an edit malformed" read without their verb
+    from editor.engine.compose import decode_wplus, delta_of_edit
+
+    cut = encode_floats(torch.ones(2, 4))[:-4]
+    with pytest.raises(EditError) as info:
+        decode_wplus(cut, 2, 4)
+    assert str(info.value) == "the recipe's latent is truncated"
+    with pytest.raises(EditError) as info:
+        delta_of_edit(Edit("delta", {"delta": "f32:3:AAA"}), 3)  # bad padding
+    assert str(info.value).startswith("the style delta of an edit is malformed (")
+    with pytest.raises(EditError) as info:
+        delta_of_edit(Edit("delta", {"delta": "f32:x"}, name="smile"), 3)
+    assert str(info.value) == "the style delta of smile is malformed"

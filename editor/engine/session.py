@@ -257,6 +257,18 @@ def load_recipe(path: str | Path) -> dict:
 
 NOISE_MODES = ("const", "random", "none")
 
+# Generous bounds for what a person makes, so that a damaged or generated file is refused
+# with a message rather than freezing the window or filling memory (a 60 MB label was
+# read, and 3,000 edits made a stack of 3,000 rows). A stack of a thousand edits is far
+# beyond a picture's edits, and the window still shows it in seconds. Texts: a prompt
+# longer than a line edit's 32,767 characters is kept whole (the prompt panel), and a
+# rename box holds that many, so the bound on names, labels and prompts lies above both;
+# CLIP itself reads a few dozen words.
+MAX_EDITS = 1000
+MAX_TEXT_CHARS = 100_000
+# the window's stack: a session file holds the prompt being written as one edit more
+MAX_STACK = MAX_EDITS - 1
+
 
 def _check_fields(block: dict, cls: type, what: str) -> None:
     """A field this version does not know: say so (a newer version may have written it)
@@ -279,12 +291,18 @@ def _check_recipe(d: dict) -> None:
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
         raise RecipeError(f"the recipe's psi {psi:g} is outside {PSI_RANGE[0]:g} to "
                           f"{PSI_RANGE[1]:g}")
-    for key in ("wplus_path", "wplus_data"):
-        _text(source.get(key), f"source {key}", optional=True)
+    _text(source.get("wplus_path"), "source wplus_path", optional=True)
+    # a packed latent is long by nature (tens of kilobytes at 1024 px): its shape and
+    # size are checked when it is read against the generator
+    _text(source.get("wplus_data"), "source wplus_data", optional=True, longest=None)
     _text(source.get("label", ""), "source label")
     edits = d.get("edits", [])
     if not isinstance(edits, list):
         raise RecipeError("the recipe's edits must be a list")
+    if len(edits) > MAX_EDITS:
+        raise RecipeError(f"the recipe has {len(edits):,} edits; Latent Atelier reads at "
+                          f"most {MAX_EDITS:,} (a longer stack is a damaged or generated "
+                          f"file)")
     ids = [e.get("id") for e in edits if isinstance(e, dict) and "id" in e]
     if len(ids) != len(set(map(str, ids))):
         raise RecipeError("two of the recipe's edits have the same id")
@@ -324,6 +342,10 @@ def check_text_edit_params(p: dict) -> None:
         raise RecipeError("a text edit needs a target prompt (text)")
     if not isinstance(p.get("neutral", ""), str):
         raise RecipeError("a text edit's neutral prompt must be text")
+    for key in ("target", "neutral"):
+        if len(p.get(key, "")) > MAX_TEXT_CHARS:
+            raise RecipeError(f"a text edit's {key} prompt has {len(p[key]):,} characters; "
+                              f"at most {MAX_TEXT_CHARS:,} are read")
     for key in ("beta", "min_channels"):
         if key in p and finite_number(p[key]) is None:
             raise RecipeError(f"a text edit's {key} must be a finite number, got "
@@ -361,9 +383,13 @@ def _mapping(value: Any, what: str) -> dict:
     return value
 
 
-def _text(value: Any, what: str, optional: bool = False) -> None:
+def _text(value: Any, what: str, optional: bool = False,
+          longest: int | None = MAX_TEXT_CHARS) -> None:
     if not (isinstance(value, str) or (optional and value is None)):
         raise RecipeError(f"the recipe's {what} must be text, got {value!r:.40}")
+    if longest is not None and value is not None and len(value) > longest:
+        raise RecipeError(f"the recipe's {what} has {len(value):,} characters; at most "
+                          f"{longest:,} are read")
 
 
 def _integer(value: Any, what: str, minimum: int | None = None) -> int:

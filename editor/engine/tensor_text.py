@@ -22,7 +22,9 @@ _WORTH_COMPRESSING = 0.75  # the compressed form only where it saves a quarter o
 
 
 class PackedTensorError(ValueError):
-    """Packed text that is malformed, truncated, of the wrong shape or not finite."""
+    """Packed text that is malformed, truncated, of the wrong shape or not finite. The
+    message is a predicate ("is truncated", "has shape ..."): callers put what the text
+    is in front of it ("the recipe's latent is truncated")."""
 
 
 def is_packed(value: object) -> bool:
@@ -50,19 +52,19 @@ def decode_floats(text: object, shape: tuple[int, ...]) -> torch.Tensor:
     """The float32 tensor of `encode_floats` text, which must have exactly `shape`."""
     m = _PACKED.match(text.strip()) if isinstance(text, str) else None
     if m is None:
-        raise PackedTensorError("malformed")
+        raise PackedTensorError("is malformed")
     found = tuple(int(n) for n in m.group(2).split("x"))
     if found != tuple(shape):
         raise PackedTensorError(f"has shape {found}; expected {tuple(shape)}")
     try:
         data = base64.b64decode(m.group(3), validate=True)
     except ValueError as e:
-        raise PackedTensorError(f"malformed ({e})") from e
+        raise PackedTensorError(f"is malformed ({e})") from e
     size = 4 * int(np.prod(shape))
     if m.group(1):
         data = _inflate(data, size)
     if len(data) != size:
-        raise PackedTensorError("truncated")
+        raise PackedTensorError("is truncated")
     a = np.frombuffer(data, dtype="<f4").reshape(shape)
     if not np.isfinite(a).all():
         raise PackedTensorError("holds non-finite values")
@@ -76,9 +78,9 @@ def _inflate(data: bytes, size: int) -> bytes:
     try:
         out = unpacker.decompress(data, size + 1)
     except zlib.error as e:
-        raise PackedTensorError(f"malformed ({e})") from e
+        raise PackedTensorError(f"is malformed ({e})") from e
     if len(out) > size or unpacker.unconsumed_tail:
         raise PackedTensorError("holds more numbers than its shape")
     if not unpacker.eof:
-        raise PackedTensorError("truncated")
+        raise PackedTensorError("is truncated")
     return out

@@ -105,10 +105,14 @@ def scroll_to_focused_row(rows: QListWidget) -> None:
 def tab_through_rows(rows: QListWidget, controls: list[QWidget]) -> None:
     """Tab goes from the list into its rows' controls, row by row, then on to what came
     after the list. Row widgets are made after the window, so Qt put them at the end of
-    its Tab order, past every other panel."""
-    chain = [rows, *controls]
-    for before, after in zip(chain, chain[1:], strict=False):
-        QWidget.setTabOrder(before, after)
+    its Tab order, past every other panel.
+
+    Each control is put right after the list, the last one first. Linked from the first
+    (list -> c0, c0 -> c1, ...), each control left the widgets that take no focus (rows,
+    labels) behind, and Qt walked back over all of those at every later link: 3,000 edits
+    took minutes (helper-82's profile)."""
+    for control in reversed(controls):
+        QWidget.setTabOrder(rows, control)
 
 
 def menu_text(text: str, number: int | None = None) -> str:

@@ -67,6 +67,7 @@ from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer, device_choices, resolve_device
 from editor.engine.session import (
     MAX_SEED,
+    MAX_STACK,
     PSI_RANGE,
     Edit,
     ModelIdentity,
@@ -720,6 +721,8 @@ class MainWindow(QMainWindow):
                                          "first (this prompt may be in the stack already)",
                                          5000)
             return
+        if self._stack_full():
+            return
         self._tune(None)
         self._change(state.commit_draft(), "Add edit")
         self.document.end_merge()
@@ -729,11 +732,22 @@ class MainWindow(QMainWindow):
 
     def _add_edit(self, edit: Edit, text: str) -> None:
         """Add a finished edit (a discovered direction) to the top of the stack."""
+        if self._stack_full():
+            return
         state = self.document.state
         self._change(state.with_session(state.session.add_edit(edit)), text)
         self.document.end_merge()
         self.statusBar().showMessage(f"{edit.title}: added at strength {edit.strength:g}; "
                                      "its slider is in the edit stack", 5000)
+
+    def _stack_full(self) -> bool:
+        """Whether the stack holds as many edits as a session file may (and says so):
+        one more would make a file that no Latent Atelier opens."""
+        if len(self.document.state.session.edits) < MAX_STACK:
+            return False
+        self.statusBar().showMessage(f"The edit stack holds at most {MAX_STACK:,} edits: "
+                                     "delete some first", 8000)
+        return True
 
     def remove_edit(self, edit_id: str) -> None:
         state = self.document.state

@@ -38,7 +38,9 @@ MOVE_DOWN_KEY = QKeySequence("Alt+Down")
 
 class EditRow(QWidget):
     def __init__(self, edit: Edit, panel: EditStackPanel):
-        super().__init__()
+        # made in the list it goes to: a row made as a window of its own joined Qt's
+        # list of windows, which each later row then searched, and each setItemWidget too
+        super().__init__(panel.list.viewport())
         self.edit_id = edit.id
         self.enabled_box = QCheckBox()
         self.enabled_box.setToolTip("Apply this edit")
@@ -237,14 +239,21 @@ class EditStackPanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         self._rows = {}
+        # every item first, then every row widget: an item added while the list holds
+        # row widgets made Qt lay out the whole list again to place them, so 3,000 edits
+        # took minutes to show (the work grew with the square of their number); with the
+        # widgets set last, the list is laid out once, when shown
+        items = []
         for e in edits:
             item = QListWidgetItem(e.title)
             item.setData(Qt.ItemDataRole.UserRole, e.id)
             row = EditRow(e, self)
             item.setSizeHint(row.sizeHint())
             self.list.addItem(item)
-            self.list.setItemWidget(item, row)
+            items.append((item, row))
             self._rows[e.id] = row
+        for item, row in items:
+            self.list.setItemWidget(item, row)
         self._order = tuple(e.id for e in edits)
         self._fit_rows()
         tab_through_rows(self.list, [w for row in self._rows.values()
