@@ -52,6 +52,14 @@ def test_recipe_round_trip_is_exact():
     ('{"format": "latent-atelier-recipe", "version": 1}', "incomplete"),
     ('{"format": "latent-atelier-recipe", "version": 1, "source": {"kind": "moon"}}',
      "unknown source"),
+    # a setting of a newer version was left out in silence: another picture
+    ('{"format": "latent-atelier-recipe", "version": 1, "source": {"kind": "seed"}, '
+     '"edits": [{"kind": "global", "params": {"target": "a", "sharpen": 2}}]}',
+     r"settings this version does not know \(sharpen\).*newer"),
+    # Python's "Unterminated string starting at: line 1 column 42 (char 41)"
+    ('{"format": "latent-atelier-recipe", "version": 1, "source": {"kind', "cut short"),
+    ('{"format": "latent-atelier-recipe", "version": 1, "source": {"kind": "seed"}',
+     "cut short"),
 ])
 def test_bad_recipes_give_clear_errors(text, match):
     with pytest.raises(RecipeError, match=match):

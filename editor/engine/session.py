@@ -231,6 +231,11 @@ def parse_recipe(text: str) -> dict:
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
+        # what a copy or save cut short: it ends where a value or a string was to go on
+        if text.strip() and (e.pos >= len(text.rstrip())
+                             or e.msg.startswith("Unterminated string")):
+            raise RecipeError("the recipe ends too soon: the file is cut short (an "
+                              "interrupted copy or download?)") from e
         raise RecipeError(f"the recipe is not valid JSON ({e})") from e
     except ValueError as e:  # Python's own advice (set_int_max_str_digits) is not the user's
         raise RecipeError("the recipe holds a number too long to be one a recipe uses "
@@ -334,10 +339,21 @@ def _check_recipe(d: dict) -> None:
         raise RecipeError(f"unknown noise mode {mode!r:.40} (one of {', '.join(NOISE_MODES)})")
 
 
+# What defines a text edit's direction. Another key comes from a newer version, whose
+# meaning this one would leave out: another picture, drawn in silence.
+TEXT_EDIT_PARAMS = ("neutral", "target", "beta", "auto_beta", "min_channels", "gate")
+
+
 def check_text_edit_params(p: dict) -> None:
     """A text edit's params, as a recipe may bring them: prompts are text, β and the
     channel minimum numbers (a null one too is refused: every reader has a default for an
-    absent value only), the switches true or false."""
+    absent value only), the switches true or false, and no setting this version does
+    not know."""
+    unknown = sorted(set(map(str, p)) - set(TEXT_EDIT_PARAMS))
+    if unknown:
+        raise RecipeError(f"a text edit has settings this version does not know "
+                          f"({', '.join(unknown)[:80]}); a newer Latent Atelier may have "
+                          "written it: please update")
     if not isinstance(p.get("target"), str):
         raise RecipeError("a text edit needs a target prompt (text)")
     if not isinstance(p.get("neutral", ""), str):
