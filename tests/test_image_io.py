@@ -690,6 +690,11 @@ def test_animation_frames_are_upscaled_as_the_encoder_takes_them(tmp_path, name)
     assert calls == [(i, 4) for i in range(4)] and saved.size == (12, 12)
     with Image.open(saved.path) as im:
         assert im.size == (12, 12) and im.n_frames == 4
+        shown = []
+        for i in range(im.n_frames):  # each frame written where it belongs
+            im.seek(i)
+            shown.append(int(np.asarray(im.convert("RGB")).mean()))
+    assert shown == pytest.approx([0, 80, 160, 80], abs=4)
 
     class Stop(Exception):
         pass
