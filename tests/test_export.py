@@ -502,3 +502,24 @@ def test_a_platform_note_names_what_differs_once():
     assert platform_differences(cpu, dict(cpu, torch="2.15.0")) == [
         "torch 2.14.1 there, 2.15.0 here"]
     assert platform_differences(None, cpu) == [] and platform_differences(cpu, cpu) == []
+
+
+def test_a_link_into_a_folder_that_cannot_be_written_is_refused_before_the_export(
+        tmp_path, monkeypatch):
+    # the write replaces the file a link leads to: the link's own folder was checked, and
+    # the export failed only after rendering
+    import os
+    from pathlib import Path
+
+    from editor.engine import export
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "shared.png").write_bytes(b"old")
+    (tmp_path / "mine.png").symlink_to(locked / "shared.png")
+    real_access = os.access
+    monkeypatch.setattr(export.os, "access",  # as for a user other than root
+                        lambda p, mode: Path(p) != locked and real_access(p, mode))
+    with pytest.raises(ValueError, match="Cannot write into '.*locked'"):
+        export.check_targets([tmp_path / "mine.png"])
+    export.check_targets([tmp_path / "other.png"])  # the link's own folder takes files
