@@ -9,7 +9,12 @@ meaningless for what an edit looks like (the demo world tests that).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -1042,3 +1047,167 @@ def test_a_gpu_jobs_batch_follows_its_free_memory(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", no_driver)
     assert gd.default_budget_mb(torch.device("cuda:0")) == gd.CPU_BUDGET_MB
+
+
+# --------------------------------------------------------------------------- long runs
+
+
+def _seconds_per_pair(gen) -> dict[int, float]:
+    index = {s.name: i for i, s in enumerate(gen.style_specs)}
+    return {index["conv1"]: 4.0, index["convs.0"]: 2.0, index["convs.2"]: 1.0}
+
+
+def test_the_time_left_weighs_each_layers_pairs_by_their_cost(gen, clip, stats, monkeypatch):
+    """A pair of an early layer renders nearly all the generator, one of a late layer its
+    last layers (at 1024 px 16.7 s against 4.3 s a pair): the time left counts the pairs
+    still to do at their own cost, not every one at the rate of the layer under way
+    (2,800 h shown at conv1). Here a fake clock runs each pair for its layer's seconds and
+    the cost model says the same."""
+    seconds = _seconds_per_pair(gen)
+    now = [0.0]
+    monkeypatch.setattr(gd, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(gd, "pair_costs", lambda g, c, layers: {i: seconds[i] for i in layers},
+                        raising=False)
+    real = gd._layer_job
+
+    def timed(gen_, clip_, codes, stats_, layer, config, state):
+        for units in real(gen_, clip_, codes, stats_, layer, config, state):
+            now[0] += units * seconds[layer]
+            yield units
+
+    monkeypatch.setattr(gd, "_layer_job", timed)
+    progress, _ = run_job(gd.compute_relevance(gen, clip, stats, CFG))
+    after_conv1 = [p for p in progress if "conv1" in p.message][-1]
+    assert after_conv1.done == 32
+    # 32 pairs at 2 s and 32 at 1 s; counted at conv1's 4 s a pair it said 256 s
+    assert after_conv1.eta_s == pytest.approx(32 * 2.0 + 32 * 1.0)
+    assert progress[1].eta_s == pytest.approx(16 * 4.0 + 32 * 2.0 + 32 * 1.0)
+    # what the Progress counts, for a caller's estimate before the job
+    assert progress[-1].total == gd.relevance_work(gen, CFG) == 3 * 16 * 2
+
+
+def test_the_cost_model_makes_early_layers_dearer_and_counts_the_encode_once(clip):
+    big = make_tiny_generator(resolution=64, channel_max=32)
+    layers = gd.selected_layers(big.style_specs, None)
+    with_clip = gd.pair_costs(big, clip, layers)
+    costs = [with_clip[i] for i in layers]
+    assert all(a > b > 0 for a, b in zip(costs, costs[1:], strict=False))
+    assert costs[0] > 3 * costs[-1]  # most of the generator against its last layers
+    encode = gd._encode_cost(clip)
+    assert encode > 0  # the same for every layer
+    without = gd.pair_costs(big, object(), layers)  # an encoder that shows no tower
+    assert all(with_clip[i] - without[i] == pytest.approx(encode) for i in layers)
+
+
+def test_the_order_or_repetition_of_layers_does_not_change_the_pack(gen, clip):
+    def key(*layers):
+        return pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES,
+                             gd.RelevanceConfig(n_images=2, layers=layers)).key
+
+    assert key("conv1", "convs.0") == key("convs.0", "conv1") == key("convs.0", "conv1",
+                                                                     "conv1")
+    assert key("conv1", "conv1") == key("conv1")
+    assert key("convs.10", "convs.2") == key("convs.2", "convs.10")  # not the text order
+    # a selection typed in generator order keeps the key it always had
+    assert gd.RelevanceConfig(layers=("conv1", "convs.0")).to_dict()["layers"] == \
+        ["conv1", "convs.0"]
+    # hours into a run, a restart with the layers in another order resumes it
+    typed = gd.RelevanceConfig(n_images=2, batch_size=32, layers=("convs.2", "conv1",
+                                                                  "convs.0", "convs.2"))
+    first = CountingClip(clip, stop_after=4)
+    with pytest.raises(pc.Cancelled):
+        run_job(precompute(gen, first, cancel=first.should_stop, config=typed))
+    second = CountingClip(clip)
+    progress, data = run_job(precompute(gen, second, config=CFG))
+    assert progress[0].message == "relevance: resuming" and second.calls == 6 - 4
+    assert data.relevance.vectors.shape == (48, 32)
+
+
+def test_the_bundled_demo_pack_still_loads_under_its_key():
+    from editor.core.cache import stored_keys
+    from editor.engine.packs import DEMO_DIRECTIONS, DEMO_RELEVANCE, DEMO_STATS_SAMPLES
+
+    (key,) = stored_keys(pc.PACK_KIND, pc.PACK_VERSION, DEMO_DIRECTIONS)
+    assert key["relevance"] == DEMO_RELEVANCE.to_dict()
+    data = pc.load_pack_data(key["generator"], key["clip"], DEMO_STATS_SAMPLES, DEMO_RELEVANCE,
+                             key["sampler"], DEMO_DIRECTIONS)
+    assert data is not None and len(data.relevance.channels) > 0
+
+
+def test_a_second_precompute_of_the_same_pack_is_refused_while_one_runs(gen, clip):
+    first = precompute(gen, clip)
+    for item in first:
+        if isinstance(item, gd.Progress) and "layer convs.0" in item.message:
+            break
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    assert entry.lock_path.exists()
+    second = CountingClip(clip)
+    with pytest.raises(pc.EntryBusy, match=rf"another precompute of this pack is running "
+                                           rf"\(pid {os.getpid()}\)"):
+        run_job(precompute(gen, second))
+    assert second.calls == 0  # refused before any work
+    # another process too (the window and a command, two commands)
+    script = ("import sys\nfrom pathlib import Path\nfrom editor.core.cache import "
+              "TensorCache, EntryBusy\n"
+              f"e = TensorCache({entry.kind!r}, {entry.key_parts!r}, {entry.version}, "
+              f"Path({str(entry.dir.parent)!r}))\n"
+              "try:\n    with e.lock('precompute'):\n        sys.exit(3)\n"
+              "except EntryBusy as err:\n    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"another precompute of this pack is running (pid {os.getpid()})" in out.stdout
+    # another pack is not held up, and the first goes on to the end
+    run_job(precompute(gen, clip, config=gd.RelevanceConfig(n_images=1, layers=("conv1",))))
+    _, data = run_job(first)
+    assert data is not None and entry.path.exists() and not entry.lock_path.exists()
+    assert run_job(precompute(gen, clip))[1].from_cache
+
+
+def test_a_partial_further_along_from_another_run_is_not_overwritten(gen, clip):
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    # a run that started before the other saved anything (where there are no locks)
+    late = gd.RelevanceState()
+    writer = pc._PartialWriter(entry, gen, late, 60.0, CFG, lambda: 0.0)
+    first = CountingClip(clip, stop_after=4)
+    with pytest.raises(pc.Cancelled):
+        run_job(precompute(gen, first, cancel=first.should_stop))
+    further = entry.partial_path.read_bytes()
+    late.done[0] = F.normalize(torch.ones(16, 32), dim=-1)  # one layer: 32 pairs against 64
+    assert not writer.maybe_save(force=True)
+    assert entry.partial_path.read_bytes() == further
+    late.done.update({i: F.normalize(torch.ones(16, 32), dim=-1)
+                      for i in gd.selected_layers(gen.style_specs, CFG.layers)})
+    assert writer.maybe_save(force=True)  # further along now (96 pairs): saved
+
+
+def test_a_nan_relevance_stops_at_the_step_that_gives_it(gen, clip):
+    # --k-sigma 1e308 ran to 100% (hours on a real model), then said NaN
+    counting = CountingClip(clip)
+    cfg = gd.RelevanceConfig(n_images=2, layers=CFG.layers, batch_size=32, k_sigma=1e39)
+    with pytest.raises(ValueError, match=r"NaN or infinity.*k_sigma 1e\+39") as raised:
+        run_job(precompute(gen, counting, config=cfg))
+    assert counting.calls == 1  # the first generator call of 6
+    assert "(layer conv1)" in str(raised.value)
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, cfg, pc.DEFAULT_SAMPLER)
+    assert not entry.partial_path.exists() and not entry.path.exists()
+
+
+def test_a_resumed_pack_reports_the_time_of_every_run(gen, clip, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(pc, "time", SimpleNamespace(monotonic=lambda: now[0],
+                                                    time_ns=time.time_ns))
+    first = CountingClip(clip, stop_after=4)
+
+    def cancel():  # each step is 50 s of work
+        now[0] += 50.0
+        return first.should_stop()
+
+    with pytest.raises(pc.Cancelled):
+        run_job(precompute(gen, first, cancel=cancel))
+    entry = pc.pack_cache("gen-hash", "clip-hash", STATS_SAMPLES, CFG, pc.DEFAULT_SAMPLER)
+    before = entry.load_partial()[1].get("seconds")
+    now[0] = 1e6  # run again a day later; this run takes no time on the fake clock
+    _, data = run_job(precompute(gen, clip))
+    assert data.info["seconds"] >= 200  # was 0: this run's alone
+    assert data.info["seconds"] == pytest.approx(before)

@@ -4,19 +4,37 @@ keyed by the content hashes of the models involved and the settings used.
 Entries are safetensors files with JSON metadata, written atomically; an entry written by
 another format version, for other key parts (a file put under another entry's name), or one
 that fails to read, counts as absent (and is recomputed).
-A `.partial` entry holds the progress of an interrupted computation for resuming.
+A `.partial` entry holds the progress of an interrupted computation for resuming; a
+`.lock` file beside it is held (an advisory lock, where the system has them) by the
+computation under way, so that a second one of the same entry is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from .paths import atomic_path, cache_dir
 from .tensor_files import save_tensors
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the lock is a no-op there
+    fcntl = None  # type: ignore[assignment]
+
+
+class EntryBusy(OSError):
+    """Another computation of the same entry holds its lock (in this or another process)."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
 
 
 def cache_key(*parts: object) -> str:
@@ -83,6 +101,84 @@ class TensorCache:
 
     def exists(self) -> bool:
         return self.load() is not None
+
+    def read_partial_info(self) -> dict | None:
+        """The partial's JSON info from its header alone (no tensors read), or None."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(self.partial_path), framework="pt") as f:
+                meta = f.metadata() or {}
+            if meta.get("kind") != self.kind or meta.get("version") != str(self.version):
+                return None
+            if json.loads(meta.get("key_parts", "null")) != json.loads(
+                    json.dumps(self.key_parts, default=str)):
+                return None
+            info = json.loads(meta.get("info", "{}"))
+        except (SafetensorError, OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / f"{self.key}.lock"
+
+    @contextlib.contextmanager
+    def lock(self, what: str = "computation") -> Iterator[bool]:
+        """Hold this entry's advisory lock (fcntl.flock) while the block runs; a second
+        holder, in this process or another, gets EntryBusy at once ("another `what` of
+        this pack is running (pid N)"). Yields whether the lock is held: False where the
+        system has no such locks or the lock file cannot be made (a read-only cache), and
+        the block then runs unguarded, as before locks."""
+        fd = self._acquire(what) if fcntl is not None else None
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                # unlinked while still held: a process that opened the old file and locks
+                # it after this sees that the name is gone and takes a new one
+                with contextlib.suppress(OSError):
+                    self.lock_path.unlink()
+                os.close(fd)  # releases the lock
+
+    def _acquire(self, what: str) -> int | None:
+        for _ in range(20):  # a new file after another holder's unlink: try again
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise EntryBusy(f"another {what} of this pack is running"
+                                + (f" (pid {pid})" if pid else "")
+                                + "; wait for it to finish, or stop it first", pid) from None
+            except OSError:  # a file system without locks
+                os.close(fd)
+                return None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except OSError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+            return fd
+        return None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def stored_keys(kind: str, version: int, root: Path | None = None) -> list[dict]:

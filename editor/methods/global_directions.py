@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +48,10 @@ class NoChannelsError(ValueError):
     """No style channel passes the disentanglement threshold beta."""
 
 
+class NonFiniteRelevance(ValueError):
+    """A relevance step gave NaN or infinity (a perturbation that overflows float32)."""
+
+
 @dataclass
 class Progress:
     done: int
@@ -64,11 +68,11 @@ class EtaClock:
     """Estimates time left from the work done since this run started (resumed work, done
     before the clock started, does not count toward the rate)."""
 
-    def __init__(self, done: int, total: int):
+    def __init__(self, done: float, total: float):
         self.start_done, self.total = done, total
         self.t0 = time.monotonic()
 
-    def eta_s(self, done: int) -> float | None:
+    def eta_s(self, done: float) -> float | None:
         ran = done - self.start_done
         elapsed = time.monotonic() - self.t0
         return (self.total - done) * elapsed / ran if ran > 0 and elapsed > 0 else None
@@ -206,6 +210,28 @@ def compute_style_stats(
 OFFICIAL_PSI = 0.7  # official StyleCLIP samples its statistics and base images at psi 0.7
 
 
+def _style_layer_rank(name: str) -> tuple[int, int]:
+    """Where a style layer comes in the generator (Generator._build_style_layers: conv1,
+    to_rgb1, then per resolution k convs.2k, convs.2k+1, to_rgbs.k); other names after
+    every known one (selected_layers refuses them later)."""
+    if name == "conv1":
+        return 0, 0
+    if name == "to_rgb1":
+        return 0, 1
+    kind, _, number = name.partition(".")
+    if number.isdigit() and kind in ("convs", "to_rgbs"):
+        j = int(number)
+        return 1, 3 * (j // 2) + j % 2 if kind == "convs" else 3 * j + 2
+    return 2, 0
+
+
+def canonical_layers(names: Sequence[str]) -> tuple[str, ...]:
+    """Style layer names in generator order, each once (a stable sort: unknown names keep
+    their typed order, after the known ones)."""
+    unique = list(dict.fromkeys(str(n) for n in names))
+    return tuple(sorted(unique, key=_style_layer_rank))
+
+
 @dataclass
 class RelevanceConfig:
     n_images: int = 100  # base codes (official: 100)
@@ -228,6 +254,12 @@ class RelevanceConfig:
             raise ValueError(f"seed must be from 0 to 2**62, got {self.seed}")
         if not math.isfinite(self.psi):
             raise ValueError(f"psi must be a finite number, got {self.psi}")
+        if self.layers is not None:
+            # One spelling per selection, whatever the order or repetition typed: the
+            # cache keys come from it, and `--layers convs.0 conv1` must resume what
+            # `--layers conv1 convs.0` saved. A selection already in generator order
+            # without repeats (and None, every layer) keeps the key it always had.
+            self.layers = canonical_layers(self.layers)
 
     def to_dict(self) -> dict:
         """What decides the result (for cache keys): batch size and memory budget do not."""
@@ -418,6 +450,63 @@ def _channels_per_step(n_images: int, batch_size: int) -> int:
     return max(1, batch_size // (2 * n_images))
 
 
+# --------------------------------------------------------------------------- time left
+#
+# A (channel, image) pair of layer l renders the synthesis from l on (the state before l is
+# reused) and CLIP-encodes the picture, twice. At 1024 px a pair of conv1 runs nearly the
+# whole generator and one of convs.15 only its last layers: about 16.7 s against 4.3 s on
+# a CPU, so a time left measured in pairs at conv1 came out hours too long (2,800 h). The
+# clock counts each pair at an estimate of its cost instead: the multiply-adds of the
+# layers from l on (an upsampling conv's at its input resolution), plus ELEMENT_MACS per
+# output value for the memory-bound work around them (noise, activation, blur), plus the
+# CLIP encode. Only the ratios matter: the rate itself is measured. On the 1024 px
+# config-f generator with a ViT-B/32 (2-core CPU) the estimate is 1 : 0.94 : 0.65 : 0.21
+# for a pair of conv1, convs.7, convs.11 and convs.15, the time measured 1 : 0.92 : 0.66 :
+# 0.22 (a time left in plain pairs assumed 1 : 1 : 1 : 1).
+ELEMENT_MACS = 300
+CLIP_TOKENS = 50  # an image's tokens where the vision tower does not say (ViT-B/32: 50)
+
+
+def _style_layer_cost(gen: Generator, spec: StyleLayerSpec) -> float:
+    conv = getattr(gen.style_layer(spec.name), "conv", None)
+    inp = getattr(conv, "in_channel", spec.channels)
+    out = getattr(conv, "out_channel", 3 if spec.is_torgb else spec.channels)
+    k = getattr(conv, "kernel_size", 1 if spec.is_torgb else 3)
+    pixels = spec.resolution**2
+    conv_pixels = pixels // 4 if getattr(conv, "upsample", False) else pixels
+    return float(out * (inp * k * k * conv_pixels + ELEMENT_MACS * pixels))
+
+
+def _encode_cost(clip: ImageTextEncoder) -> float:
+    """Multiply-adds of one CLIP image encode, roughly (a transformer's weights once per
+    token); 0 for an encoder that shows no vision tower (the generator's part decides)."""
+    visual = getattr(getattr(clip, "model", None), "visual", None)
+    if not isinstance(visual, torch.nn.Module):
+        return 0.0
+    grid = getattr(visual, "grid_size", None)
+    tokens = CLIP_TOKENS
+    if isinstance(grid, tuple) and len(grid) == 2 and all(isinstance(g, int) for g in grid):
+        tokens = grid[0] * grid[1] + 1
+    return float(sum(p.numel() for p in visual.parameters()) * tokens)
+
+
+def pair_costs(gen: Generator, clip: ImageTextEncoder, layers: Sequence[int]
+               ) -> dict[int, float]:
+    """The relative cost of one (channel, image) pair of each of `layers` (see above)."""
+    specs = gen.style_specs
+    per_layer = [_style_layer_cost(gen, s) for s in specs]
+    encode = _encode_cost(clip)
+    return {i: sum(per_layer[i:]) + encode for i in layers}
+
+
+def relevance_work(gen: Generator, config: RelevanceConfig) -> int:
+    """How many (channel, image) pairs the relevance of `config` computes (two renders
+    and two CLIP encodes each); the relevance job's Progress counts them."""
+    specs = gen.style_specs
+    return sum(specs[i].channels for i in selected_layers(specs, config.layers)) \
+        * config.n_images
+
+
 def _resume_point(state: RelevanceState, layer: int, chunk: int, n_channels: int
                   ) -> LayerProgress | None:
     cur = state.current
@@ -458,6 +547,10 @@ def _layer_job(
             low, high = _perturbation(stats, offset + chans, config.k_sigma)
             sums = _unit_difference_sums(gen, clip, sub, before, layer, chans, low, high,
                                          batch_size)
+            if not bool(torch.isfinite(sums).all()):  # at once, not hours later at the end
+                raise NonFiniteRelevance(
+                    f"the relevance came out as NaN or infinity (layer {codes.specs[layer].name}"
+                    f"): the pictures or CLIP features overflowed (k_sigma {config.k_sigma:g})")
             acc = torch.zeros(n_ch, sums.shape[1]) if acc is None else acc
             acc = acc.index_add(0, chans, sums)  # out of place: the saved state stays whole
             last = start + len(chans) == n_ch
@@ -477,13 +570,18 @@ def _layer_job(
 
 
 def units_done(state: RelevanceState, specs: Sequence[StyleLayerSpec], layers: list[int],
-               n_images: int) -> int:
-    """How many (channel, image) pairs of `layers` the state holds."""
-    done = sum(specs[i].channels * n_images for i in layers if i in state.done)
+               n_images: int, cost: Mapping[int, float] | None = None) -> int | float:
+    """How many (channel, image) pairs of `layers` the state holds (with `cost`, a pair of
+    layer l counts cost[l]: the work done, as pair_costs weighs it)."""
+    def weight(layer: int) -> float:
+        return 1 if cost is None else cost[layer]
+
+    done = sum(specs[i].channels * n_images * weight(i) for i in layers if i in state.done)
     cur = state.current
     if cur is not None and cur.layer in layers and cur.layer not in state.done:
-        done += specs[cur.layer].channels * cur.images_done
-        done += cur.channels_done * min(cur.image_chunk, n_images - cur.images_done)
+        pairs = specs[cur.layer].channels * cur.images_done
+        pairs += cur.channels_done * min(cur.image_chunk, n_images - cur.images_done)
+        done += pairs * weight(cur.layer)
     return done
 
 
@@ -505,18 +603,22 @@ def compute_relevance(
     specs = gen.style_specs
     layers = selected_layers(specs, config.layers)
     codes = base_codes(gen, config.n_images, config.seed, config.psi, sample_w)
-    total = sum(specs[i].channels for i in layers) * config.n_images
+    total = relevance_work(gen, config)
     finished = units_done(state, specs, layers, config.n_images)
-    clock = EtaClock(finished, total)
-    yield clock.progress(finished, "relevance: starting" if finished == 0
-                         else "relevance: resuming")
+    # The time left counts the pairs at their cost (pair_costs): a late layer's are cheap.
+    cost = pair_costs(gen, clip, layers)
+    work = units_done(state, specs, layers, config.n_images, cost)
+    clock = EtaClock(work, sum(specs[i].channels * config.n_images * cost[i] for i in layers))
+    yield Progress(finished, total, "relevance: starting" if finished == 0
+                   else "relevance: resuming", clock.eta_s(work))
     for pos, layer in enumerate(layers):
         if layer in state.done:
             continue
         name = f"relevance: layer {specs[layer].name} ({pos + 1}/{len(layers)})"
         for units in _layer_job(gen, clip, codes, stats, layer, config, state):
             finished += units
-            yield clock.progress(finished, name)
+            work += units * cost[layer]
+            yield Progress(finished, total, name, clock.eta_s(work))
     offsets = flat_offsets(specs)
     channels = torch.cat([torch.arange(specs[i].channels) + offsets[i] for i in layers])
     vectors = torch.cat([state.done[i] for i in layers])

@@ -9,7 +9,10 @@ then the channel relevance. What it writes, all through TensorCache (atomic, ver
   layer under way (its running sums), saved after each finished layer, at most every
   `save_every_s` seconds within a layer, and when the job stops early (cancel, Ctrl-C, an
   error, or the caller dropping the job); the next run with the same settings resumes;
-- the finished pack, keyed by both models' content hashes and the settings;
+- the finished pack, keyed by both models' content hashes and the settings (the
+  selected layers in generator order, each once, whatever order they were given in);
+- while it computes, a `.lock` beside the entry, held (fcntl.flock) so that a second
+  precompute of the same pack fails at once instead of doing all the work again;
 - the co-variation (gated text edits), and while it samples its images, a `.partial` of
   them (`resumable_sampling`, which discovery's sampling uses too).
 
@@ -22,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from editor.core.cache import EntryBusy as EntryBusy  # raised by precompute_pack
 from editor.core.cache import TensorCache, stored_keys
 from editor.core.generator import Generator
 
@@ -41,6 +47,7 @@ from .global_directions import (
     ImageTextEncoder,
     JobPhases,
     LayerProgress,
+    NonFiniteRelevance,
     Progress,
     Relevance,
     RelevanceConfig,
@@ -49,6 +56,7 @@ from .global_directions import (
     WSampler,
     compute_relevance,
     iter_style_stats,
+    relevance_work,
     selected_layers,
     units_done,
 )
@@ -375,12 +383,20 @@ def _saved_layer(cur: object, tensors: dict[str, torch.Tensor], index: dict[str,
 
 class _PartialWriter:
     """Saves the relevance state when it changed: after a finished layer, every
-    `every_s` seconds within a layer, and when forced (the job stopping)."""
+    `every_s` seconds within a layer, and when forced (the job stopping). The partial's
+    info also holds the pairs done, the job's seconds so far (`elapsed`) and this run's
+    id: a partial another run wrote since this one started (two precomputes where the
+    system has no locks) that is further along is not overwritten."""
 
     def __init__(self, entry: TensorCache, gen: Generator, state: RelevanceState,
-                 every_s: float, info: dict):
+                 every_s: float, config: RelevanceConfig, elapsed: Callable[[], float]):
         self.entry, self.gen, self.state, self.every_s = entry, gen, state, every_s
-        self.info = info
+        self.config, self.elapsed = config, elapsed
+        self.layers = selected_layers(gen.style_specs, config.layers)
+        self.run = f"{os.getpid()}-{time.time_ns()}-{id(self)}"
+        found = entry.read_partial_info()
+        self.resumed_run = found.get("run") if found else None  # the partial taken over
+        self.behind = False  # another run's partial was further along (warned once)
         # The state as last saved: its finished layers and its (immutable) current layer
         # object, held by reference so that `is` tells whether it was replaced since.
         self.saved_done = tuple(sorted(state.done))
@@ -396,16 +412,38 @@ class _PartialWriter:
         if not (force or done != self.saved_done
                 or time.monotonic() - self.t_saved >= self.every_s):
             return False
+        pairs = units_done(self.state, self.gen.style_specs, self.layers,
+                           self.config.n_images)
+        if self._further_along_elsewhere(pairs):
+            self.saved_done, self.saved_current = done, current
+            self.t_saved = time.monotonic()
+            return False
         tensors, info = _partial_tensors(self.state, self.gen)
+        info.update(relevance=self.config.to_dict(), pairs_done=pairs, run=self.run,
+                    seconds=round(self.elapsed(), 1))
         # A failed save does not stop the job (it is only for resuming); it is tried again
         # at the next finished layer or after `every_s`, as a successful one would be.
         # a full disk stays full: its warning once, not at every save of a long run
-        self.error = try_save_checked(self.entry, tensors, {**self.info, **info},
-                                      "progress so far", partial=True,
-                                      warn=self.error is None)
+        self.error = try_save_checked(self.entry, tensors, info, "progress so far",
+                                      partial=True, warn=self.error is None)
         self.saved_done, self.saved_current = done, current
         self.t_saved = time.monotonic()
         return self.error is None
+
+    def _further_along_elsewhere(self, pairs: int) -> bool:
+        """Whether the partial on disk was written by another run (not this one, nor the
+        one this run resumed) and holds more pairs than `pairs`: a header read."""
+        found = self.entry.read_partial_info()
+        if found is None or found.get("run") in (self.run, self.resumed_run):
+            return False
+        theirs = _count(found.get("pairs_done"), 0, 2**62)
+        if theirs is None or theirs <= pairs:
+            return False
+        if not self.behind:
+            log.warning("%s: another run saved more progress (%d pairs against %d); it is "
+                        "kept", self.entry.partial_path, theirs, pairs)
+        self.behind = True
+        return True
 
 
 # --------------------------------------------------------------------------- the job
@@ -487,11 +525,20 @@ def style_stats_job(generator: Generator, gen_hash: str, stats_samples: int, psi
 def pack_phases(gen: Generator, stats_samples: int, config: RelevanceConfig) -> JobPhases:
     """The precompute's phases for one whole-job progress; a caller that goes on with
     more work (the co-variation) adds its phase and passes them to precompute_pack."""
-    specs = gen.style_specs
-    pairs = sum(specs[i].channels for i in selected_layers(specs, config.layers))
     return JobPhases({"style statistics": stats_samples * STATS_RENDERS,
-                      "relevance": pairs * config.n_images * RELEVANCE_RENDERS},
+                      "relevance": relevance_work(gen, config) * RELEVANCE_RENDERS},
                      guessed={"style statistics"})
+
+
+class _Elapsed:
+    """Seconds a job has run, the runs it resumed included (`before`, from the partial)."""
+
+    def __init__(self) -> None:
+        self.before = 0.0
+        self.t0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.before + time.monotonic() - self.t0
 
 
 def precompute_pack(
@@ -517,13 +564,42 @@ def precompute_pack(
     the job then saves its progress and raises Cancelled. Ctrl-C, errors and dropping the
     job also save progress before the exception goes on. `sampler` names a custom
     `sample_w` for the cache keys (see sampler_name). Progress is of the whole job
-    (`phases`, from pack_phases, possibly with the caller's later phases added)."""
+    (`phases`, from pack_phases, possibly with the caller's later phases added).
+
+    While it computes, the job holds the pack entry's lock: a second precompute of the
+    same pack (another window or command) raises EntryBusy at once, naming the process
+    at work. A relevance step that gives NaN or infinity (a k_sigma that overflows)
+    raises NonFiniteRelevance at once and drops the saved progress."""
     config = relevance_config or RelevanceConfig()
     phases = phases or pack_phases(generator, stats_samples, config)
     sampler = sampler_name(sample_w, sampler)
     entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
-    got = load_checked(entry)
-    cached = _pack_from(got[0], got[1], entry.key) if got else None
+    cached = _finished_pack(entry)
+    if cached is None:
+        elapsed = _Elapsed()
+        with entry.lock("precompute"):
+            # finished by another precompute between the look above and the lock
+            cached = _finished_pack(entry) if entry.path.exists() else None
+            if cached is None:
+                stats = yield from style_stats_job(generator, gen_hash, stats_samples,
+                                                   config.psi, sample_w, sampler, root,
+                                                   cancel, phases)
+                relevance = yield from _relevance_job(generator, clip, stats, config,
+                                                      sample_w, cancel, entry, save_every_s,
+                                                      phases, elapsed)
+                if not _finite(relevance.vectors):  # saved, it would be refused, redone
+                    entry.partial_path.unlink(missing_ok=True)  # its progress holds the NaN
+                    raise NonFiniteRelevance(
+                        f"the relevance came out as NaN or infinity: the pictures or CLIP "
+                        f"features overflowed (k_sigma {config.k_sigma:g})")
+                # the time of every run that went into it (a resumed job's own time alone
+                # said "in 19 s" for five minutes of work)
+                info = {"generator": gen_hash, "clip": clip_hash,
+                        "stats_samples": stats.n_samples, "sampler": sampler,
+                        "relevance": config.to_dict(), "seconds": round(elapsed(), 1)}
+                error = try_save_checked(entry, {**stats.to_dict(), **relevance.to_dict()},
+                                         info, "model pack's global directions")
+                computed = PackData(stats, relevance, entry.key, info, save_error=error)
     if cached is not None:
         cached.from_cache = True
         phases.skip("style statistics")
@@ -531,29 +607,24 @@ def precompute_pack(
         yield phases.report("relevance", Progress(1, 1, "loaded from cache", 0.0))
         yield cached
         return
-    t0 = time.monotonic()
-    stats = yield from style_stats_job(generator, gen_hash, stats_samples, config.psi,
-                                       sample_w, sampler, root, cancel, phases)
-    relevance = yield from _relevance_job(generator, clip, stats, config, sample_w, cancel,
-                                          entry, save_every_s, phases)
-    if not _finite(relevance.vectors):  # saved, it would be refused and computed again
-        entry.partial_path.unlink(missing_ok=True)  # its progress holds the same NaN
-        raise ValueError(f"the relevance came out as NaN or infinity: the pictures or CLIP "
-                         f"features overflowed (k_sigma {config.k_sigma:g})")
-    info = {"generator": gen_hash, "clip": clip_hash, "stats_samples": stats.n_samples,
-            "sampler": sampler, "relevance": config.to_dict(),
-            "seconds": round(time.monotonic() - t0, 1)}
-    error = try_save_checked(entry, {**stats.to_dict(), **relevance.to_dict()}, info,
-                             "model pack's global directions")
-    yield PackData(stats, relevance, entry.key, info, save_error=error)
+    yield computed
+
+
+def _finished_pack(entry: TensorCache) -> PackData | None:
+    got = load_checked(entry)
+    return _pack_from(got[0], got[1], entry.key) if got else None
 
 
 def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                    config: RelevanceConfig, sample_w: WSampler | None, cancel: CancelToken,
-                   entry: TensorCache, save_every_s: float, phases: JobPhases
-                   ) -> Job[Progress, None, Relevance]:
-    state = _state_from_partial(load_checked(entry, partial=True), gen, config)
-    writer = _PartialWriter(entry, gen, state, save_every_s, {"relevance": config.to_dict()})
+                   entry: TensorCache, save_every_s: float, phases: JobPhases,
+                   elapsed: _Elapsed | None = None) -> Job[Progress, None, Relevance]:
+    elapsed = elapsed or _Elapsed()
+    got = load_checked(entry, partial=True)
+    state = _state_from_partial(got, gen, config)
+    if got is not None and (state.done or state.current is not None):
+        elapsed.before = _seconds(got[1].get("seconds"))
+    writer = _PartialWriter(entry, gen, state, save_every_s, config, elapsed)
     relevance: Relevance | None = None
 
     def stopped(fraction: float) -> Cancelled:
@@ -573,11 +644,23 @@ def _relevance_job(gen: Generator, clip: ImageTextEncoder, stats: StyleStats,
                 raise stopped(item.fraction) from None
             if is_cancelled(cancel):
                 raise stopped(item.fraction)
+    except NonFiniteRelevance:
+        # Found at the step it happened, not after hours: these settings give it again at
+        # the same step, so the progress saved so far is of no use.
+        entry.partial_path.unlink(missing_ok=True)
+        raise
     except BaseException:  # Ctrl-C, errors, the caller closing the job: keep the progress
         writer.maybe_save(force=True)  # a failing save (disk full) is logged, not raised
         raise
     assert relevance is not None
     return relevance
+
+
+def _seconds(value: object) -> float:
+    """A saved time in seconds, or 0 where it is not a sound one."""
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+        return 0.0
+    return float(value)
 
 
 def partial_summary(gen: Generator, gen_hash: str, clip_hash: str, stats_samples: int,
