@@ -992,3 +992,27 @@ def test_a_pack_jobs_progress_in_a_log_is_plain_lines(capsys):
     assert lines[0] == "First use of this model pack"
     assert lines[-1] == "precompute 100.0% step 20"
     assert 3 <= len(lines) <= 12  # a line per tenth at most, not one per step
+
+
+def test_an_edit_says_its_pack_was_computed_with_other_settings(tmp_path, capsys):
+    # `atelier precompute --layers convs.15 --n-images 2` (32 of 6048 channels) made a pack
+    # that `atelier edit` then used without a word, and failed with "no style channel
+    # passes beta" and no hint why
+    gen = str(save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                             tmp_path / "g.safetensors"))
+    clip = str(make_tiny_clip().save(tmp_path / "clip.safetensors"))
+    assert main(["precompute", "--generator", gen, "--clip-file", clip, "--layers", "conv1",
+                 "--n-images", "2", "--stats-samples", "500", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    models = ["--generator", gen, "--clip-file", clip, "--device", "cpu"]
+    how = ("global directions from a pack computed with --layers conv1 --n-images 2 "
+           "--stats-samples 500 (16 of 48 style channels)")
+    assert main(["edit", "--target", "face with glasses", "--beta", "5", *models,
+                 "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert f"note: the text edits use {how}" in err
+    (error,) = [line for line in err.splitlines() if line.startswith("atelier edit:")]
+    assert "no style channel passes beta" in error and how in error
+    # a render without text edits is not told of them
+    assert main(["edit", "--seed", "1", *models, "-o", str(tmp_path / "y.png")]) == 0
+    assert "global directions" not in capsys.readouterr().err

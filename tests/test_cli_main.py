@@ -4,6 +4,7 @@ progress line shared by the commands, and what `atelier models` imports."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 
@@ -115,3 +116,152 @@ def test_models_list_does_not_import_torch():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "NAME" in proc.stdout
+
+
+# --------------------------------------------------------------------------- precompute
+# and discover on tiny models (and the bundled demo pack)
+
+
+@pytest.fixture
+def tiny_models(tmp_path):
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_clip, make_tiny_generator
+
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                         tmp_path / "g.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    return str(gen), str(clip)
+
+
+def _precompute(gen: str, clip: str, *extra: str) -> list[str]:
+    return ["precompute", "--generator", gen, "--clip-checkpoint", clip, "--n-images", "3",
+            "--stats-samples", "500", "--device", "cpu", *extra]
+
+
+def _no_precompute(*args, **kwargs):
+    raise AssertionError("a precompute ran")
+
+
+def test_precompute_of_the_bundled_demo_pack_is_already_done(monkeypatch, capsys):
+    # `atelier precompute` on the demo generator computed the pack that ships with the
+    # program again (about 95 min on a CPU), into a cache the editor never reads for it
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import DEMO_CLIP, DEMO_DIRECTIONS
+
+    monkeypatch.setattr("editor.methods.precompute.precompute_pack", _no_precompute)
+    assert _atelier(["precompute", "--generator", str(DEMO_GENERATOR), "--clip-checkpoint",
+                     str(DEMO_CLIP), "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "already computed" in err and "nothing to do" in err
+    assert out.startswith("pack ready (already computed")
+    assert out.splitlines()[-1].startswith(str(DEMO_DIRECTIONS))
+
+
+def test_precompute_says_its_amount_of_work_and_an_estimate_of_its_time(
+        tiny_models, monkeypatch, capsys):
+    # At 1024 px on a CPU the default precompute is 604,800 (channel, image) pairs, about
+    # 116 days; the first line said "100 images/channel, batch 2, device cpu" and the
+    # bar "0.0%" for minutes, with no word of what the job amounts to.
+    from editor.methods.global_directions import Progress
+
+    def slow_job(*args, **kwargs):
+        yield Progress(0, 1000, "relevance: starting")
+        yield Progress(1, 1000, "relevance: layer conv1 (1/3)", 30e6)  # 347 days
+        yield Progress(2, 1000, "relevance: layer conv1 (1/3)", 29e6)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("editor.methods.precompute.precompute_pack", slow_job)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert _atelier(_precompute(*tiny_models)) == 130
+    first, *rest = capsys.readouterr().err.splitlines()
+    # the tiny generator: 48 style channels, here with 3 images each, 2 renders a pair
+    assert "144 (channel, image) pairs" in first and "48 style channels" in first
+    assert "288 renders" in first
+    (estimate,) = [line for line in rest if "estimate" in line]
+    assert estimate.startswith("atelier precompute: estimate: about 347 days")
+    assert "rough estimate" in estimate
+    for way in ("--device cuda", "--layers", "--n-images"):
+        assert way in estimate
+
+
+def test_precompute_json_summary(tiny_models, tmp_path, capsys):
+    gen, clip = tiny_models
+    out = tmp_path / "summary.json"
+    assert _atelier(_precompute(gen, clip, "--layers", "conv1", "--json", str(out))) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["pack"] == printed.splitlines()[-1]  # stdout's last line: still the pack
+    assert summary["how"] == "computed" and summary["channels"] == 16
+    assert summary["generator"]["path"] == gen and summary["clip"]["name"] == "tiny-clip"
+    assert summary["settings"]["layers"] == ["conv1"] and summary["seconds"] is not None
+    # an existing file is refused before any work, as discover's --json
+    assert _atelier(_precompute(gen, clip, "--layers", "conv1", "--json", str(out))) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert _atelier(_precompute(gen, clip, "--layers", "conv1", "--json", str(out),
+                                "--overwrite")) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["how"] == "from the cache"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["precompute", "--threads", "100000"], "--threads: 100000 is out of range"),
+    (["discover", "--threads", "100000"], "--threads: 100000 is out of range"),
+    (["precompute", "--psi", "-3"], "--psi: -3 is out of range (use -1 to 2)"),
+    (["edit", "--psi", "-3"], "--psi: -3 is out of range (use -1 to 2)"),
+    (["discover", "--n-samples", "100000000"], "--n-samples: 100000000 is out of range"),
+])
+def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, message,
+                                                                        capsys, monkeypatch):
+    # --threads 100000: "libgomp: Out of memory"; --psi -3 went on; --n-samples 1e8 asked
+    # for about 68 GB
+    # what the old code went on to do would crash the tests, or sample 1e8 images
+    monkeypatch.setattr("torch.set_num_threads", _no_precompute)
+    monkeypatch.setattr("editor.engine.packs.open_pack", _no_precompute)
+    rest = {"precompute": ["--generator", "g.pt", "--clip-checkpoint", "c.pt"],
+            "edit": ["-o", "x.png"], "discover": []}[argv[0]]
+    assert _atelier([*argv, *rest]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_discover_refuses_a_clip_arch_it_would_ignore(tiny_models, capsys, monkeypatch):
+    # `discover --clip-arch ViT-B-32` went on with the demo CLIP without a word
+    monkeypatch.setattr("editor.engine.packs.open_pack", _no_precompute)
+    assert _atelier(["discover", "--generator", tiny_models[0], "--clip-arch", "ViT-B-32",
+                     "--device", "cpu"]) == 1
+    assert "--clip-arch needs --clip-pretrained TAG or --clip-checkpoint FILE" in \
+        capsys.readouterr().err
+
+
+def test_warnings_on_the_way_are_the_commands_own_lines(tiny_models, tmp_path, capsys,
+                                                       monkeypatch):
+    # "cannot use the folder … (Not a directory)" and "the sampled images could not be
+    # saved to the cache …" came bare, from logging, naming neither the command nor the
+    # ATELIER_CACHE_DIR that chose the folder
+    (tmp_path / "afile").touch()
+    monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "afile" / "cache"))
+    gen, clip = tiny_models
+    assert _atelier(_precompute(gen, clip)) == 1
+    err = capsys.readouterr().err
+    assert "atelier precompute: warning: cannot use the folder" in err
+    assert all(line.startswith("atelier precompute: ") for line in err.splitlines())
+    assert err.count("ATELIER_CACHE_DIR") == 2  # the warning and the error
+    assert _atelier(["discover", "--generator", gen, "--clip-checkpoint", clip, "--k", "2",
+                     "--n-samples", "30", "--no-mixture", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "atelier discover: warning: the sampled images could not be saved to the " \
+        "cache" in err and "ATELIER_CACHE_DIR is " in err
+
+
+def test_discover_says_its_global_directions_were_computed_with_other_settings(
+        tiny_models, capsys):
+    # a pack made with --layers convs.15 --n-images 2 (32 of 6048 channels) was used
+    # without a word
+    gen, clip = tiny_models
+    assert _atelier(["precompute", "--generator", gen, "--clip-checkpoint", clip,
+                     "--layers", "conv1", "--n-images", "2", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert _atelier(["discover", "--generator", gen, "--clip-checkpoint", clip, "--k", "2",
+                     "--n-samples", "30", "--no-mixture", "--device", "cpu"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.endswith("global directions from a pack computed with --layers conv1 "
+                          "--n-images 2 (16 of 48 style channels), not with the default "
+                          "settings")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 # Every command picks its device as the window does, so a file exported from the window
@@ -66,3 +67,29 @@ def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], in
     parse.__name__ = "int"  # argparse names the type in its messages
     return parse
 
+
+
+# More threads than cores only slow torch down; 100,000 made GNU OpenMP fail at start
+# ("libgomp: Out of memory allocating ... bytes"), after the models had loaded.
+THREADS_PER_CORE = 4
+
+
+def max_threads() -> int:
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+def thread_count(text: str) -> int:
+    """--threads: from 1 to THREADS_PER_CORE per CPU core of this machine."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= max_threads():
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range (use from 1 to {max_threads()}: at most "
+            f"{THREADS_PER_CORE} per CPU core, and this machine has {os.cpu_count() or 1})")
+    return value
+
+
+thread_count.__name__ = "int"
+THREADS_HELP = f"CPU threads for torch (at most {THREADS_PER_CORE} per CPU core)"

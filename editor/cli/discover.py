@@ -20,15 +20,20 @@ from editor.core.errors import AtelierError
 from editor.engine.session import MAX_SEED
 
 from . import command_help
-from .arg_types import DEVICE_HELP, int_at_least
+from .arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
 from .failures import failure_line
-from .precompute import ProgressLine
+from .outputs import warnings_prefixed
+from .precompute import ProgressLine, pack_settings_note
 
 PROG = "atelier discover"
 # editor.methods.discovery.METHODS, repeated to keep --help light
 METHODS = ("w", "style", "focused")
 MAX_EXTRA_WORDS = 20_000  # 40,000 took 34 s and 1.4 GB to label; 300,000 ran out of memory
 MIN_SAMPLES_PER_COMPONENT = 10
+# Every sample's latent and CLIP embedding is held (and cached) for the PCA, and each is a
+# render: 1,000 took 3 h on a 2-core CPU at 1024 px; 100,000,000 asked for about 68 GB.
+# 100 times the default is days of rendering at 1024 px, and a few hundred MB.
+MAX_SAMPLES = 100_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clip.add_argument("--clip-pretrained", metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
     p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
-    p.add_argument("--n-samples", type=int_at_least(2), default=None, metavar="N",
-                   help="images sampled for the PCA (default 1000)")
+    p.add_argument("--n-samples", type=int_at_least(2, MAX_SAMPLES), default=None,
+                   metavar="N", help=f"images sampled for the PCA (default 1000; at most "
+                   f"{MAX_SAMPLES:,})")
     p.add_argument("--k", type=int_at_least(1), default=None, metavar="K",
                    help="principal components kept (default 10)")
     p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=0,
@@ -70,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images rendered per generator call (memory and speed only; default: "
                    "what the generator's resolution allows)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
-                   help="CPU threads for torch")
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                   help=THREADS_HELP)
     p.set_defaults(func=cmd_discover)
 
 
@@ -128,6 +134,10 @@ def _open(args: argparse.Namespace):
     generator = args.generator or default_generator_path()
     if generator is None:
         raise AtelierError("no generator given and the demo generator is not installed")
+    if args.clip_arch and not (args.clip_checkpoint or args.clip_pretrained):
+        # the demo pack's CLIP was used instead, and nothing said so
+        raise AtelierError("--clip-arch needs --clip-pretrained TAG or --clip-checkpoint FILE "
+                           "(leave all three out for the generator's own CLIP)")
     if args.clip_checkpoint:
         source = ClipSource(path=args.clip_checkpoint, arch=args.clip_arch)
     elif args.clip_pretrained:
@@ -167,6 +177,7 @@ def _finish(job, result_type: type):
     return result
 
 
+@warnings_prefixed(PROG)
 def cmd_discover(args: argparse.Namespace) -> int:
     import torch
 
@@ -198,11 +209,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
             check_outputs([Path(args.json)], args.overwrite)
     except (AtelierError, ValueError) as e:
         return _error(str(e))
+    settings = pack_settings_note(pack)
     print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "
           f"{pack.clip.name if pack.clip else '-'}; {config.n_samples} images, {config.k} "
           f"components" + ("" if pack.data else "; no global-direction relevance for this "
-                           "pack, so only the w transfer (run `atelier precompute` for all three)"),
-          file=sys.stderr)
+                           "pack, so only the w transfer (run `atelier precompute` for all three)")
+          + (f"; {settings}" if settings else ""), file=sys.stderr)
     try:
         result = _finish(dd.discovery_job(pack, extra_words=words, config=config,
                                           recompute=args.recompute), dc.Discovery)

@@ -78,8 +78,8 @@ from editor.methods.global_directions import Progress
 from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 from .failures import failure_line
-from .outputs import StatusLine, check_outputs, shown
-from .precompute import MAX_IMAGES
+from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
+from .precompute import MAX_IMAGES, pack_settings_note
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
 
@@ -335,7 +335,9 @@ def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
         line.close()
 
 
+@warnings_prefixed("atelier edit")
 def run(args: argparse.Namespace) -> int:
+    settings = None  # how the pack's global directions were computed, where not as usual
     try:
         check_options(args)
         recipe = read_recipe_file(Path(args.recipe)) if args.recipe else None
@@ -383,6 +385,9 @@ def run(args: argparse.Namespace) -> int:
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
                      "CLIP (once; cached).", pack.covariation_job(), resumable=True)
+        if session.has_text_edits and (settings := pack_settings_note(pack)):
+            # (a pack made for a quick try covers few channels: edits may find none)
+            print(f"note: the text edits use {settings}", file=sys.stderr)
         session = _with_directions(session, recorded, pack.identities(),
                                    replaying=bool(args.recipe))
         context = pack.context()
@@ -411,7 +416,9 @@ def run(args: argparse.Namespace) -> int:
                   "this one may differ from it slightly", file=sys.stderr)
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
         hint = ("; pass --overwrite to replace it" if isinstance(e, ImageExistsError)
-                else " with --wplus-index" if isinstance(e, ManyLatentsError) else "")
+                else " with --wplus-index" if isinstance(e, ManyLatentsError)
+                else f" (the text edits use {settings})"
+                if settings and "no style channel" in str(e) else "")
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as e:  # out of memory: one line; a bug: its traceback

@@ -4,11 +4,14 @@ unless the user passed --overwrite; and the progress line the commands show on s
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -89,3 +92,62 @@ class StatusLine:
             self.out.write("\n")
             self.out.flush()
         self.drawn = False
+
+
+def with_folder_source(text: str) -> str:
+    """`text` (a message about a folder) with the environment variable that chose the
+    folder named, where one did: "cannot use the folder /x/cache" says nothing of the
+    ATELIER_CACHE_DIR that put it there."""
+    # imported here: editor.core.paths is light, but outputs is imported by --help
+    from editor.core.paths import CACHE_ENV, CONFIG_ENV
+
+    for var, word in ((CACHE_ENV, "the cache"), (CONFIG_ENV, "the config")):
+        value = os.environ.get(var)
+        if value and var not in text:
+            if value in text:
+                text += f" (set by {var})"
+            elif word in text:
+                text += f" ({var} is {value})"
+    return text
+
+
+class _PrefixedWarnings(logging.Handler):
+    """The program's logged warnings as the command's own lines on stderr: "atelier
+    precompute: warning: ...", not a bare line from logging's last resort."""
+
+    def __init__(self, prog: str):
+        super().__init__(logging.WARNING)
+        self.prog = prog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = with_folder_source(record.getMessage())
+            print(f"{self.prog}: warning: {text}", file=sys.stderr)  # looked up now
+        except Exception:  # noqa: BLE001 - logging's own rule: never raise from a handler
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def prefixed_warnings(prog: str) -> Iterator[None]:
+    """While a command runs, the warnings the program logs (editor.*) are its lines."""
+    logger = logging.getLogger("editor")
+    handler = _PrefixedWarnings(prog)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def warnings_prefixed(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """A command function run within prefixed_warnings(prog)."""
+
+    def wrap(func: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(func)
+        def run(*args, **kwargs) -> int:
+            with prefixed_warnings(prog):
+                return func(*args, **kwargs)
+
+        return run
+
+    return wrap

@@ -11,23 +11,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from editor.core.errors import AtelierError, is_out_of_memory
 from editor.core.paths import unwritable_reason
+from editor.engine.session import PSI_RANGE
 
 from . import command_help
-from .arg_types import DEVICE_HELP, finite_float, int_at_least, positive_float
+from .arg_types import (
+    DEVICE_HELP,
+    THREADS_HELP,
+    float_within,
+    int_at_least,
+    positive_float,
+    thread_count,
+)
 from .failures import failure_line
-from .outputs import StatusLine
+from .outputs import StatusLine, check_outputs, shown, warnings_prefixed, with_folder_source
 
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
 
     from editor.core.checkpoints import LoadedGenerator
     from editor.core.clip_model import ClipModel
+    from editor.engine.packs import OpenPack
     from editor.methods import global_directions as gd
 
 PROG = "atelier precompute"
@@ -38,6 +47,10 @@ MAX_SEED = 2**62  # seeds are offset (base images from 7,000,000 on) within int6
 # 100 times the paper's count is 0.7 GB and days of work per 100 on FFHQ; a billion ran
 # the machine out of memory before the first progress line.
 MAX_IMAGES = 10_000
+# A first estimate of the time left above this gets the ways to make the job shorter.
+LONG_JOB_S = 24 * 3600
+# A job shorter than this gets no estimate line: its progress line says enough.
+ESTIMATE_FROM_S = 60
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,17 +77,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "GPU, its free memory)")
     p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=SEED,
                    help="seed of the base images")
-    p.add_argument("--psi", type=finite_float, default=None,
-                   help=f"truncation of the base images and of the style statistics "
-                        f"(default {PSI}, as the paper; the demo pack's: 1.0, as the window "
-                        f"opens it)")
+    p.add_argument("--psi", type=float_within(*PSI_RANGE), default=None,
+                   help=f"truncation of the base images and of the style statistics, "
+                        f"{PSI_RANGE[0]:g} to {PSI_RANGE[1]:g} as in the window (default "
+                        f"{PSI}, as the paper; the demo pack's: 1.0, as the window opens it)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
-                   help="CPU threads for torch")
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                   help=THREADS_HELP)
     p.add_argument("--into", metavar="DIR", default=None,
                    help="write the pack into this folder instead of the user cache (how the "
                    "demo pack's directions are made for "
-                   "editor/resources/models/toyfaces/directions)")
+                   "editor/resources/models/toyfaces/directions; the pack that ships there "
+                   "is otherwise not computed again)")
+    p.add_argument("--json", metavar="OUT",
+                   help="also write a summary (the pack's file, the models, the settings, "
+                   "seconds, channels) to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_precompute)
 
 
@@ -109,6 +127,17 @@ def format_eta(seconds: float | None) -> str:
     return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
 
 
+def rough_duration(seconds: float) -> str:
+    """A time for an estimate, in the unit a person plans with: "119 days", "3.2 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
 class ProgressLine:
     """One updating line on a terminal; on a pipe or log, a line every `every_s` and at
     each new phase of the work."""
@@ -120,25 +149,117 @@ class ProgressLine:
         self.line.show(f"{100 * p.fraction:5.1f}%  {format_eta(p.eta_s)}  {p.message}",
                        step=p.message.split(":")[0], final=p.done == p.total)
 
+    def note(self, text: str) -> None:
+        """A line of its own between the progress lines (a terminal's line is ended)."""
+        self.line.close()
+        print(text, file=self.line.out)
+        self.line.out.flush()
+
     def close(self) -> None:
         self.line.close()
 
 
-def show_progress(job: Iterator) -> object:
+def show_progress(job: Iterator, estimate: Callable[[gd.Progress], str | None] | None = None
+                  ) -> object:
     """Run a job, its Progress shown on one stderr line (closed whatever happens); its
-    last item (the PackData) is returned."""
+    last item (the PackData) is returned. `estimate(progress)` is asked once, at the
+    first progress with a time left (the first timed step), for a line to show."""
     from editor.methods.global_directions import Progress
 
     line, result = ProgressLine(), None
     try:
         for item in job:
             if isinstance(item, Progress):
+                if (estimate is not None and item.eta_s is not None
+                        and item.done < item.total):
+                    text, estimate = estimate(item), None
+                    if text:
+                        line.note(text)
                 line.show(item)
             else:
                 result = item
     finally:
         line.close()
     return result
+
+
+def estimate_line(eta_s: float, config: gd.RelevanceConfig, device: torch.device
+                  ) -> str | None:
+    """What the first measured rate says of the whole precompute, and for a long one, how
+    to make it shorter (None for a job of a minute or less)."""
+    import torch
+
+    if eta_s < ESTIMATE_FROM_S:
+        return None
+    text = (f"{PROG}: estimate: about {rough_duration(eta_s)} left at the speed of the "
+            f"first steps (a rough estimate; the progress line keeps it up to date)")
+    if eta_s > LONG_JOB_S:
+        ways = []
+        if device.type == "cpu" and torch.cuda.is_available():
+            ways.append("--device cuda (a CUDA GPU is available)")
+        ways.append("--layers with fewer style layers" + (
+            "" if config.layers else " (now all of them)"))
+        if config.n_images > 1:
+            ways.append(f"a smaller --n-images (now {config.n_images})")
+        said = " or ".join(filter(None, (", ".join(ways[:-1]), ways[-1])))
+        text += (f"; to make it shorter: {said} (Ctrl-C keeps the progress; the same "
+                 f"command resumes)")
+    return text
+
+
+def work_text(gen, config: gd.RelevanceConfig, stats_samples: int) -> str:
+    """The amount of work of a precompute, said before it starts."""
+    from editor.methods import global_directions as gd
+    from editor.methods import precompute as pc
+
+    layers = gd.selected_layers(gen.style_specs, config.layers)
+    pairs = gd.relevance_work(gen, config)
+    channels = pairs // config.n_images
+    renders = int(pairs * pc.RELEVANCE_RENDERS)
+    return (f"{pairs:,} (channel, image) pairs to compute ({channels:,} style channels of "
+            f"{len(layers)} layer{'s' if len(layers) != 1 else ''} x {config.n_images} "
+            f"images, {renders:,} renders with CLIP encodes), after style statistics of "
+            f"{stats_samples:,} samples")
+
+
+def pack_settings_note(pack: OpenPack) -> str | None:
+    """Where the global directions a pack opened with were computed with other than the
+    default settings (`atelier precompute --layers convs.15 --n-images 2`, found because
+    none with the defaults exists), how: e.g. "global directions from a pack computed
+    with --layers convs.15 --n-images 2 (32 of 6048 style channels)". None where they
+    are the defaults', imported, or the settings the caller asked for."""
+    from editor.engine.packs import DEMO_STATS_SAMPLES, default_relevance_config
+    from editor.methods import global_directions as gd
+
+    data = pack.data
+    if data is None or data.imported_from or pack.settings_given:
+        return None
+    default, used = default_relevance_config(pack.model.path), pack.relevance_config
+    specs = pack.model.generator.style_specs
+    flags = []
+    try:
+        all_layers = gd.selected_layers(specs, default.layers)
+        other_layers = sorted(gd.selected_layers(specs, used.layers)) != sorted(all_layers)
+    except ValueError:  # layers this generator does not have: the pack says otherwise
+        other_layers = True
+    if other_layers:
+        flags.append("--layers " + " ".join(used.layers or ()))
+    if used.n_images != default.n_images:
+        flags.append(f"--n-images {used.n_images}")
+    if used.k_sigma != default.k_sigma:
+        flags.append(f"--k-sigma {used.k_sigma:g}")
+    if used.seed != default.seed:
+        flags.append(f"--seed {used.seed}")
+    if used.psi != default.psi:
+        flags.append(f"--psi {used.psi:g}")
+    if pack.stats_samples != DEMO_STATS_SAMPLES:
+        flags.append(f"--stats-samples {pack.stats_samples}")
+    if not flags:
+        return None
+    total = sum(s.channels for s in specs if not s.is_torgb)
+    return (f"global directions from a pack computed with {' '.join(flags)} "
+            f"({len(data.relevance.channels)} of {total} style channels), not with the "
+            f"default settings")
 
 
 def _read_config(text: str) -> dict:
@@ -212,12 +333,53 @@ def demo_sampler(loaded, device: torch.device) -> tuple[gd.WSampler | None, str 
     return sample_w, conditioning.SAMPLER_NAME
 
 
+def _bundled_pack(args: argparse.Namespace, gen_hash: str, clip_hash: str,
+                  config: gd.RelevanceConfig, sampler: str):
+    """(PackData, file) of the pack that ships with the program for these models and
+    settings (the demo pack's), which the editor reads before the user cache; else None.
+    With --into the folder named is the one looked in (and written)."""
+    from editor.engine.packs import DEMO_DIRECTIONS, is_demo_generator
+    from editor.methods import precompute as pc
+
+    if args.into or not is_demo_generator(args.generator):
+        return None
+    data = pc.load_pack_data(gen_hash, clip_hash, args.stats_samples, config, sampler,
+                             DEMO_DIRECTIONS)
+    if data is None:
+        return None
+    return data, pc.pack_cache(gen_hash, clip_hash, args.stats_samples, config, sampler,
+                               DEMO_DIRECTIONS).path
+
+
+def _write_summary(args: argparse.Namespace, loaded, clip, config: gd.RelevanceConfig,
+                   data, path: Path, how: str) -> str | None:
+    """--json: what a script needs of the pack; an error message, or None."""
+    from editor.core.paths import atomic_write_text
+
+    rel = data.relevance
+    summary = {"pack": str(path), "how": how,
+               "generator": {"path": str(args.generator), "hash": loaded.content_hash},
+               "clip": {"name": clip.name, "hash": clip.content_hash},
+               "settings": {**config.to_dict(), "stats_samples": args.stats_samples},
+               "seconds": data.info.get("seconds"),
+               "channels": len(rel.channels), "dims": int(rel.vectors.shape[1])}
+    try:
+        atomic_write_text(Path(args.json), json.dumps(summary, indent=1))
+    except OSError as e:
+        return f"could not write {shown(args.json)} ({e.strerror or e})"
+    print(f"wrote {shown(args.json)}", file=sys.stderr)  # stdout's last line: the pack
+    return None
+
+
+@warnings_prefixed(PROG)
 def cmd_precompute(args: argparse.Namespace) -> int:
     from editor.engine.packs import default_relevance_config
     from editor.methods import global_directions as gd
     from editor.methods import precompute as pc
 
     try:
+        if args.json:  # before minutes (or days) of work, not after them
+            check_outputs([Path(args.json)], args.overwrite)
         device, loaded, clip, sample_w, sampler = load_models(args)
     except AtelierError as e:
         return _error(str(e))
@@ -236,20 +398,39 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         names = ", ".join(s.name for s in gen.style_specs if not s.is_torgb)
         return _error(f"{e} (this generator's layers: {names})")
     sampler = pc.sampler_name(sample_w, sampler)
+    if bundled := _bundled_pack(args, loaded.content_hash, clip.content_hash, config, sampler):
+        # the demo pack's directions ship with the program, and the editor reads them
+        # first: computing them again (an hour and more on a CPU) would never be used
+        data, path = bundled
+        print(f"{PROG}: already computed: the pack with these settings ships with the "
+              f"program, and the editor uses it; nothing to do (--into DIR computes it "
+              f"again into DIR)", file=sys.stderr)
+        if args.json and (problem := _write_summary(args, loaded, clip, config, data, path,
+                                                    "bundled")):
+            return _error(problem)
+        rel = data.relevance
+        print(f"pack ready (already computed, bundled with the program): "
+              f"{len(rel.channels)} channels x {rel.vectors.shape[1]} dims\n{shown(path)}")
+        return 0
     root = Path(args.into) if args.into else None
     entry = pc.pack_cache(loaded.content_hash, clip.content_hash, args.stats_samples, config,
                           sampler, root)
     # before the work: a pack that cannot be kept is lost when the command ends (a finished
     # one in a read-only place is only read)
     if not entry.path.exists() and (problem := unwritable_reason(entry.dir)):
-        return _error(f"cannot write the pack into {entry.dir}: {problem} (it could not be "
-                      f"kept; --into picks another folder)")
-    print(f"{models_line(args, loaded, clip)}, {config.n_images} images/channel, batch "
-          f"{batch}, device {device}", file=sys.stderr)
+        return _error(with_folder_source(f"cannot write the pack into {entry.dir}: {problem} "
+                                         f"(it could not be kept; --into picks another "
+                                         f"folder)"))
+    first = (f"{models_line(args, loaded, clip)}, {config.n_images} images/channel, batch "
+             f"{batch}, device {device}")
+    if not entry.path.exists():  # (a finished one is only read)
+        first += f"; {work_text(gen, config, args.stats_samples)}"
+    print(first, file=sys.stderr)
     try:
         data = show_progress(pc.precompute_pack(
             gen, clip, loaded.content_hash, clip.content_hash, args.stats_samples, config,
-            sample_w, sampler=sampler, root=root))
+            sample_w, sampler=sampler, root=root),
+            estimate=lambda p: estimate_line(p.eta_s, config, device))
     except KeyboardInterrupt:
         saved = pc.partial_summary(gen, loaded.content_hash, clip.content_hash,
                                    args.stats_samples, config, sampler, root)
@@ -264,7 +445,12 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         return _error(failure_line(e) + advice)
     assert data is not None
     if data.save_error:
-        return _error(f"the pack was computed but not kept: {data.save_error}")
+        return _error(with_folder_source(f"the pack was computed but not kept: "
+                                         f"{data.save_error}"))
+    if args.json and (problem := _write_summary(
+            args, loaded, clip, config, data, entry.path,
+            "from the cache" if data.from_cache else "computed")):
+        return _error(problem)
     rel = data.relevance
     how = "from the cache" if data.from_cache else f"in {data.info.get('seconds', 0):.0f} s"
     print(f"pack ready ({how}): {len(rel.channels)} channels x {rel.vectors.shape[1]} dims"
