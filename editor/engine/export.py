@@ -208,11 +208,11 @@ def check_targets(paths: Iterable[str | Path]) -> None:
     for path in map(Path, paths):
         if "\x00" in str(path):
             raise ValueError("A file name cannot contain a NUL character.")
-        if path.is_symlink():  # the write replaces the file it leads to (atomic_path)
-            path = Path(os.path.realpath(path))
         if len(path.name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
             raise ValueError(f"The file name '{path.name[:40]}…' is too long (the limit is "
                              f"{NAME_MAX_BYTES} bytes).")
+        if path.is_symlink():  # the write replaces the file it leads to (atomic_path)
+            path = Path(os.path.realpath(path))
         if path.is_dir():
             raise ValueError(f"'{path}' is a folder; choose a file name.")
         folder = next((f for f in path.parents if f.exists()), None)
