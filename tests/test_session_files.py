@@ -379,3 +379,27 @@ def test_the_stack_stops_at_what_a_session_file_may_hold(window, qtbot, monkeypa
     assert [e.params["target"] for e in window.document.state.session.edits] == \
         ["face with glasses", "smiling face"]
     assert "holds at most 2 edits" in window.statusBar().currentMessage()
+
+
+def test_a_latent_file_made_for_another_generator_is_read_with_that_one(window, qtbot,
+                                                                        tmp_path,
+                                                                        monkeypatch):
+    # the latent named by file was read with the generator open, before the question:
+    # one of another shape made the session unopenable ("Cannot open the session")
+    from editor.ui.generator_choice import OPEN_ITS_OWN
+
+    other = save_generator(make_tiny_generator(resolution=16, channel_max=16, seed=3),
+                           tmp_path / "other.safetensors")
+    folder, latent = _session_naming_its_latent_file(tmp_path, other)
+    path = folder / "face.atelier.json"
+    recipe = json.loads(path.read_text())
+    recipe["generator"] = {"name": "other", "path": str(other),
+                           "content_hash": load_generator(other).content_hash}
+    path.write_text(json.dumps(recipe), encoding="utf-8")
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    shown = _warnings(monkeypatch)
+    asked = _choosing(monkeypatch, OPEN_ITS_OWN)
+    window.open_session(str(path))
+    qtbot.waitUntil(lambda: window.session_path == path, timeout=30_000)
+    assert shown == [] and len(asked) == 1 and window.pack.name == "other"
+    assert window.document.state.session.source.wplus_data == encode_wplus(latent)

@@ -1440,7 +1440,8 @@ class MainWindow(QMainWindow):
         try:
             recipe = parse_recipe(text)
             session = Session.from_recipe(recipe)
-            session = session.with_source(self._latent_taken_in(session.source, folder))
+            session = session.with_source(self._latent_taken_in(session.source, folder,
+                                                                read=check_latent))
             if check_latent and session.source.kind == "wplus" and self.pack is not None:
                 _check_latent(session.source, self.pack)
         except (AtelierError, ValueError) as e:
@@ -1472,21 +1473,23 @@ class MainWindow(QMainWindow):
             state = state.with_saved_draft(recipe.get(DRAFT_KEY))
         return _FromRecipe(state, session.generator, notes, bool(notes or mismatches))
 
-    def _latent_taken_in(self, source: Source, folder: Path | None) -> Source:
+    def _latent_taken_in(self, source: Source, folder: Path | None,
+                         read: bool = True) -> Source:
         """A latent a recipe names by its file only (an older or hand-written session):
         found beside the recipe when its path is relative, and carried in the document
         from now on (with a model open to read it), so that the next save holds it and a
-        moved folder or a changed file no longer changes the picture."""
+        moved folder or a changed file no longer changes the picture. Without `read`
+        (before the generator to read it with is chosen) only its path is made whole."""
         if source.kind != "wplus" or source.wplus_data or not source.wplus_path:
             return source
         where = Path(source.wplus_path)
         if not where.is_absolute() and folder is not None:
             where = folder / where
-        if self.pack is None:  # read when a model opens (_source_for_new_model)
+        if self.pack is None or not read:  # read when a model opens (_source_for_new_model)
             return dataclasses.replace(source, wplus_path=str(where))
         g = self.pack.model.generator
-        read = wplus_file_source(where, g.n_latent, g.w_dim)
-        return dataclasses.replace(read, label=source.label or read.label)
+        loaded = wplus_file_source(where, g.n_latent, g.w_dim)
+        return dataclasses.replace(loaded, label=source.label or loaded.label)
 
     def save_session(self) -> bool:
         if self.session_path is None:
