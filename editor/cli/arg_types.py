@@ -50,8 +50,10 @@ def float_within(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
-def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An int type for argparse within [minimum, maximum]."""
+def int_at_least(minimum: int, maximum: int | None = None,
+                 why: str = "") -> Callable[[str], int]:
+    """An int type for argparse within [minimum, maximum]; `why` the bound is what it is,
+    said with it."""
 
     def parse(text: str) -> int:
         try:
@@ -61,12 +63,12 @@ def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], in
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"from {minimum} to {maximum}" if maximum is not None else \
                 f"at least {minimum}"
-            raise argparse.ArgumentTypeError(f"{text} is out of range (use {bound})")
+            raise argparse.ArgumentTypeError(f"{text} is out of range (use {bound}"
+                                             + (f": {why})" if why else ")"))
         return value
 
     parse.__name__ = "int"  # argparse names the type in its messages
     return parse
-
 
 
 # More threads than cores only slow torch down; 100,000 made GNU OpenMP fail at start
@@ -78,18 +80,7 @@ def max_threads() -> int:
     return THREADS_PER_CORE * (os.cpu_count() or 1)
 
 
-def thread_count(text: str) -> int:
-    """--threads: from 1 to THREADS_PER_CORE per CPU core of this machine."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= max_threads():
-        raise argparse.ArgumentTypeError(
-            f"{text} is out of range (use from 1 to {max_threads()}: at most "
-            f"{THREADS_PER_CORE} per CPU core, and this machine has {os.cpu_count() or 1})")
-    return value
-
-
-thread_count.__name__ = "int"
+# --threads: from 1 to THREADS_PER_CORE per CPU core of this machine
+thread_count = int_at_least(1, max_threads(), f"at most {THREADS_PER_CORE} per CPU core, "
+                            f"and this machine has {os.cpu_count() or 1}")
 THREADS_HELP = f"CPU threads for torch (at most {THREADS_PER_CORE} per CPU core)"
