@@ -73,7 +73,7 @@ from editor.engine.session import (
     load_recipe,
     parse_recipe,
 )
-from editor.methods.global_directions import Progress
+from editor.methods.global_directions import NoChannelsError, Progress
 
 from . import command_help
 from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
@@ -418,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
         hint = ("; pass --overwrite to replace it" if isinstance(e, ImageExistsError)
                 else " with --wplus-index" if isinstance(e, ManyLatentsError)
                 else f" (the text edits use {settings})"
-                if settings and "no style channel" in str(e) else "")
+                if settings and isinstance(e.__cause__, NoChannelsError) else "")
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as e:  # out of memory: one line; a bug: its traceback

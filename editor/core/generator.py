@@ -34,6 +34,16 @@ DEFAULT_BLUR_KERNEL = (1, 3, 3, 1)
 MAX_RESOLUTION = 4096
 
 
+def style_layer_names(n_blocks: int) -> list[str]:
+    """The style layers' names in generator order (rosinality's modules, StyleCLIP's
+    order): conv1, to_rgb1, then for each upsampling block k convs.2k, convs.2k+1,
+    to_rgbs.k."""
+    names = ["conv1", "to_rgb1"]
+    for k in range(n_blocks):
+        names += [f"convs.{2 * k}", f"convs.{2 * k + 1}", f"to_rgbs.{k}"]
+    return names
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Architecture of a StyleGAN2 generator. `channels` maps log2(resolution) order:
@@ -545,23 +555,24 @@ class Generator(nn.Module):
         return self.config.resolution
 
     def _build_style_layers(self) -> list[_Layer]:
-        """Style layers in rosinality/StyleCLIP order: conv1, to_rgb1, then per
-        resolution convs[2k], convs[2k+1], to_rgbs[k]. w_index is the W+ row each uses."""
+        """Style layers in the order of `style_layer_names`. w_index is the W+ row each
+        uses."""
         out: list[_Layer] = []
+        names = iter(style_layer_names(len(self.to_rgbs)))
 
-        def add(name: str, mod: nn.Module, res: int, torgb: bool, w_index: int, noise: int):
+        def add(mod: nn.Module, res: int, torgb: bool, w_index: int, noise: int):
             in_ch = mod.conv.in_channel  # type: ignore[union-attr]
-            spec = StyleLayerSpec(name=name, channels=in_ch, resolution=res, is_torgb=torgb,
-                                  w_index=w_index, noise_index=noise)
+            spec = StyleLayerSpec(name=next(names), channels=in_ch, resolution=res,
+                                  is_torgb=torgb, w_index=w_index, noise_index=noise)
             out.append(_Layer(spec, mod))
 
-        add("conv1", self.conv1, 4, False, 0, 0)
-        add("to_rgb1", self.to_rgb1, 4, True, 1, -1)
+        add(self.conv1, 4, False, 0, 0)
+        add(self.to_rgb1, 4, True, 1, -1)
         for k in range(len(self.to_rgbs)):
             res = 2 ** (k + 3)
-            add(f"convs.{2 * k}", self.convs[2 * k], res, False, 2 * k + 1, 2 * k + 1)
-            add(f"convs.{2 * k + 1}", self.convs[2 * k + 1], res, False, 2 * k + 2, 2 * k + 2)
-            add(f"to_rgbs.{k}", self.to_rgbs[k], res, True, 2 * k + 3, -1)
+            add(self.convs[2 * k], res, False, 2 * k + 1, 2 * k + 1)
+            add(self.convs[2 * k + 1], res, False, 2 * k + 2, 2 * k + 2)
+            add(self.to_rgbs[k], res, True, 2 * k + 3, -1)
         return out
 
     @property

@@ -29,7 +29,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from editor.core.generator import Generator, SynthesisState
+from editor.core.generator import MAX_RESOLUTION, Generator, SynthesisState, style_layer_names
 from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets, layer_of
 
 WSampler = Callable[[torch.Tensor], torch.Tensor]
@@ -210,26 +210,16 @@ def compute_style_stats(
 OFFICIAL_PSI = 0.7  # official StyleCLIP samples its statistics and base images at psi 0.7
 
 
-def _style_layer_rank(name: str) -> tuple[int, int]:
-    """Where a style layer comes in the generator (Generator._build_style_layers: conv1,
-    to_rgb1, then per resolution k convs.2k, convs.2k+1, to_rgbs.k); other names after
-    every known one (selected_layers refuses them later)."""
-    if name == "conv1":
-        return 0, 0
-    if name == "to_rgb1":
-        return 0, 1
-    kind, _, number = name.partition(".")
-    if number.isdigit() and kind in ("convs", "to_rgbs"):
-        j = int(number)
-        return 1, 3 * (j // 2) + j % 2 if kind == "convs" else 3 * j + 2
-    return 2, 0
+# every style layer name any generator this program opens can have, in generator order
+_LAYER_ORDER = {name: i for i, name in enumerate(
+    style_layer_names(MAX_RESOLUTION.bit_length() - 3))}
 
 
 def canonical_layers(names: Sequence[str]) -> tuple[str, ...]:
     """Style layer names in generator order, each once (a stable sort: unknown names keep
-    their typed order, after the known ones)."""
+    their typed order, after the known ones; selected_layers refuses them later)."""
     unique = list(dict.fromkeys(str(n) for n in names))
-    return tuple(sorted(unique, key=_style_layer_rank))
+    return tuple(sorted(unique, key=lambda name: _LAYER_ORDER.get(name, len(_LAYER_ORDER))))
 
 
 @dataclass
