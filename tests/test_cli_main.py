@@ -205,6 +205,7 @@ def test_precompute_json_summary(tiny_models, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["precompute", "--threads", "100000"], "--threads: 100000 is out of range"),
     (["discover", "--threads", "100000"], "--threads: 100000 is out of range"),
+    (["import-styleclip", "--threads", "100000"], "--threads: 100000 is out of range"),
     (["precompute", "--psi", "-3"], "--psi: -3 is out of range (use -1 to 2)"),
     (["edit", "--psi", "-3"], "--psi: -3 is out of range (use -1 to 2)"),
     (["discover", "--n-samples", "100000000"], "--n-samples: 100000000 is out of range"),
@@ -217,7 +218,8 @@ def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, me
     monkeypatch.setattr("torch.set_num_threads", _no_precompute)
     monkeypatch.setattr("editor.engine.packs.open_pack", _no_precompute)
     rest = {"precompute": ["--generator", "g.pt", "--clip-checkpoint", "c.pt"],
-            "edit": ["-o", "x.png"], "discover": []}[argv[0]]
+            "edit": ["-o", "x.png"], "discover": [],
+            "import-styleclip": ["fs3.npy", "--generator", "g.pt"]}[argv[0]]
     assert _atelier([*argv, *rest]) == 2
     assert message in capsys.readouterr().err
 

@@ -16,7 +16,7 @@ from editor.core.errors import AtelierError
 from editor.core.paths import unwritable_reason
 
 from . import command_help
-from .arg_types import DEVICE_HELP, int_at_least
+from .arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
 from .failures import failure_line
 from .precompute import add_clip_args, load_models, models_line, show_progress
 
@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="keep the file even if it does not match these models")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
-                   help="CPU threads for torch")
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                   help=THREADS_HELP)
     p.add_argument("--into", metavar="DIR", default=None,
                    help="write the pack into this folder instead of the user cache")
     p.set_defaults(func=cmd_import_styleclip)
