@@ -579,7 +579,7 @@ def precompute_pack(
         elapsed = _Elapsed()
         with entry.lock("precompute"):
             # finished by another precompute between the look above and the lock
-            cached = _finished_pack(entry) if entry.path.exists() else None
+            cached = _finished_pack(entry)
             if cached is None:
                 stats = yield from style_stats_job(generator, gen_hash, stats_samples,
                                                    config.psi, sample_w, sampler, root,
