@@ -188,6 +188,30 @@ def test_a_session_that_is_not_a_recipe_is_named_as_a_session(window, tmp_path,
     assert [title for title, _ in shown] == ["Cannot open the session"]
 
 
+def test_opening_the_open_unchanged_session_again_keeps_its_history(window, tmp_path,
+                                                                      monkeypatch):
+    # Open recent on the session open (and saved) read it again: a reload that cleared the
+    # undo history, steps before the save included
+    path = tmp_path / "face.atelier.json"
+    _write_session(path, Source(seed=3))
+    window.open_session(str(path))
+    window.source_panel.step_seed(+1)
+    assert window.save_session()
+    shown = _warnings(monkeypatch)
+    window.open_session(str(path))
+    assert shown == [] and window.document.undo_stack.canUndo()
+    assert window.statusBar().currentMessage() == "face.atelier.json is open already"
+    window.document.undo_stack.undo()
+    assert window.document.state.session.source.seed == 3
+    # once the document differs from the file, or the file from what was saved, it is
+    # read again (a reload: the file's contents, a history of their own)
+    window.document.undo_stack.redo()
+    _write_session(path, Source(seed=9))
+    window.open_session(str(path))
+    assert window.document.state.session.source.seed == 9
+    assert not window.document.undo_stack.canUndo()
+
+
 def test_a_write_protected_session_is_not_written_over(window, tmp_path, monkeypatch):
     # the atomic write replaced the file whatever its mode: Ctrl+S overwrote a session
     # the user had made read-only, and it stayed read-only

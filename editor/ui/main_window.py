@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from editor import __version__
 from editor.core.errors import AtelierError
+from editor.core.hashing import file_sha256
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.core.paths import RESOURCES_DIR
 from editor.engine.compose import (
@@ -192,6 +193,13 @@ def _latent_name(source: Source) -> str:
     return source.label or Path(source.wplus_path or "").name or "the latent"
 
 
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
 def _status_key(session: Session | None, edit_id: str) -> tuple | None:
     """What the engine's report on an edit depends on (not its strength): two sessions
     that agree on it report the same; None where the edit is not drawn."""
@@ -243,6 +251,9 @@ class MainWindow(QMainWindow):
         self.document.modified_changed.connect(self._update_title)
         self.pack: OpenPack | None = None
         self.session_path: Path | None = None
+        # the session file's sha256 as this window last read or wrote it, while the document
+        # is what the file holds (any history reset forgets it)
+        self._session_file_sha: str | None = None
         self._generation = 0
         self._shown_seq = 0
         self._selected_id: str | None = None  # the stack row selected, of any kind
@@ -251,6 +262,7 @@ class MainWindow(QMainWindow):
         # edits deleted while being tuned: an undo that brings one back selects it again
         self._deleted_while_tuned: set[str] = set()
         self.document.history_reset.connect(self._deleted_while_tuned.clear)
+        self.document.history_reset.connect(self._forget_session_file)
         self._shown_edit_ids: frozenset[str] = frozenset()
         self._interactive = False
         # the session the picture shown was drawn from: the prompt panel's report is of the
@@ -1350,6 +1362,10 @@ class MainWindow(QMainWindow):
         path = os.path.abspath(path)
         awaited = self._session_after_load is not None and self._session_after_load[0] == path
         self._session_after_load = None
+        if not awaited and self._is_open_unchanged(path):
+            # reading it again would only clear the history (undo back past the last save)
+            self.statusBar().showMessage(f"{Path(path).name} is open already", 5000)
+            return
         if not awaited:  # (the user answered these before its generator was opened)
             # checked before asking to save the work open now, and read again after:
             # saving may have written this very file (reopening the open session)
@@ -1369,9 +1385,20 @@ class MainWindow(QMainWindow):
         # shown otherwise than the file says (other models, fixed noise): saving changes it
         self.document.reset(opened.state, unsaved=opened.differs)
         self.session_path = Path(path)
+        self._session_file_sha = _sha256_or_none(self.session_path)
         self._remember_recent(path)
         self._update_title()
         self._tell_recipe_notes(opened)
+
+    def _is_open_unchanged(self, path: str) -> bool:
+        """Whether `path` is the open session's file, unchanged since this window read or
+        wrote it, with no change in the document since."""
+        return (self.session_path is not None and Path(path) == self.session_path
+                and not self.document.modified and self._session_file_sha is not None
+                and _sha256_or_none(self.session_path) == self._session_file_sha)
+
+    def _forget_session_file(self) -> None:
+        self._session_file_sha = None
 
     def _generator_choice(self, opened: _FromRecipe, name: str) -> str | None:
         """How to open a recipe made with another generator than the one open
@@ -1539,6 +1566,7 @@ class MainWindow(QMainWindow):
                                 f"{path}: {e.strerror or e}")
             return False
         self.session_path = path
+        self._session_file_sha = _sha256_or_none(path)
         self._remember_recent(str(path))
         self.document.mark_saved()
         self._update_title()
