@@ -1,11 +1,14 @@
 """The edit stack: every edit with its strength slider, enable toggle, name, order, delete.
 
-Rows are rebuilt only when edits are added, removed or reordered; otherwise values are
-updated in place, so a slider being dragged is never replaced under the hand. Selecting a
-row asks the window to load that edit into the prompt panel.
+Rows are made only for edits added or moved, and dropped for edits removed; the others
+keep their row and are updated in place, so a slider being dragged is never replaced under
+the hand (and adding the 20th edit does not make 19 rows again). Selecting a row asks the
+window to load that edit into the prompt panel.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
 
 from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -34,6 +37,31 @@ from .sliders import FloatSlider
 
 MOVE_UP_KEY = QKeySequence("Alt+Up")
 MOVE_DOWN_KEY = QKeySequence("Alt+Down")
+
+
+def rows_kept(old: tuple[str, ...], new: tuple[str, ...]) -> set[str]:
+    """The ids in both orders whose rows can stay where they are: the most of them that
+    keep their relative order (a longest increasing run of their old places, taken in
+    the new order); every other row in the new order is made anew."""
+    place = {eid: i for i, eid in enumerate(old)}
+    common = [eid for eid in new if eid in place]
+    tail_places: list[int] = []  # the smallest last old place of a run of each length
+    tail_at: list[int] = []  # where in `common` that run ends
+    before: list[int | None] = []  # the run's previous element, for each element
+    for k, eid in enumerate(common):
+        length = bisect_left(tail_places, place[eid])
+        if length == len(tail_places):
+            tail_places.append(place[eid])
+            tail_at.append(k)
+        else:
+            tail_places[length], tail_at[length] = place[eid], k
+        before.append(tail_at[length - 1] if length else None)
+    kept: set[str] = set()
+    k = tail_at[-1] if tail_at else None
+    while k is not None:
+        kept.add(common[k])
+        k = before[k]
+    return kept
 
 
 class EditRow(QWidget):
@@ -182,10 +210,9 @@ class EditStackPanel(QWidget):
     # ----------------------------------------------------------------- showing the model
     def show_edits(self, edits: tuple[Edit, ...], selected_id: str | None) -> None:
         order = tuple(e.id for e in edits)
-        if order != self._order:
-            self._rebuild(edits)
-        else:
-            for i, e in enumerate(edits):
+        made = self._show_order(edits) if order != self._order else set()
+        for i, e in enumerate(edits):
+            if e.id not in made:
                 self._rows[e.id].show_edit(e)
                 self.list.item(i).setText(e.title)  # renamed
         self._select(selected_id)
@@ -231,12 +258,50 @@ class EditStackPanel(QWidget):
     def row(self, edit_id: str) -> EditRow:
         return self._rows[edit_id]
 
-    def _rebuild(self, edits: tuple[Edit, ...]) -> None:
+    def _show_order(self, edits: tuple[Edit, ...]) -> set[str]:
+        """Rows for a new order of edits: the rows of edits that keep their order stay,
+        the others are made anew (added, moved) or dropped (removed). Returns the ids of
+        the rows made."""
+        order = tuple(e.id for e in edits)
+        kept = rows_kept(self._order, order)
+        made = [e for e in edits if e.id not in kept]
+        if len(made) > max(4, len(edits) // 2):  # mostly new: all at once is quicker
+            kept, made = set(), list(edits)
         focus = QApplication.focusWidget()
         # a row's control with the focus goes with its row: keep the focus in the list
         # (Qt gave it to the canvas, away from the stack the user works in)
         keep_focus = focus is not None and self.list.isAncestorOf(focus)
         self.list.blockSignals(True)
+        if not kept:
+            self._build_all(edits)
+        else:
+            for i in reversed(range(self.list.count())):  # Qt deletes their row widgets
+                if self.list.item(i).data(Qt.ItemDataRole.UserRole) not in kept:
+                    self.list.takeItem(i)
+            for i, e in enumerate(edits):
+                if e.id not in kept:
+                    item, row = self._new_row(e)
+                    self.list.insertItem(i, item)
+                    self.list.setItemWidget(item, row)
+            self._rows = {eid: self._rows[eid] for eid in order}  # in the list's order
+        self._order = order
+        self._fit_rows()
+        tab_through_rows(self.list, [w for row in self._rows.values()
+                                     for w in row.focus_chain()])
+        self.list.blockSignals(False)
+        if keep_focus and not self.list.isAncestorOf(QApplication.focusWidget()):
+            self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+        return {e.id for e in made}
+
+    def _new_row(self, edit: Edit) -> tuple[QListWidgetItem, EditRow]:
+        item = QListWidgetItem(edit.title)
+        item.setData(Qt.ItemDataRole.UserRole, edit.id)
+        row = EditRow(edit, self)
+        item.setSizeHint(row.sizeHint())
+        self._rows[edit.id] = row
+        return item, row
+
+    def _build_all(self, edits: tuple[Edit, ...]) -> None:
         self.list.clear()
         self._rows = {}
         # every item first, then every row widget: an item added while the list holds
@@ -245,22 +310,11 @@ class EditStackPanel(QWidget):
         # widgets set last, the list is laid out once, when shown
         items = []
         for e in edits:
-            item = QListWidgetItem(e.title)
-            item.setData(Qt.ItemDataRole.UserRole, e.id)
-            row = EditRow(e, self)
-            item.setSizeHint(row.sizeHint())
+            item, row = self._new_row(e)
             self.list.addItem(item)
             items.append((item, row))
-            self._rows[e.id] = row
         for item, row in items:
             self.list.setItemWidget(item, row)
-        self._order = tuple(e.id for e in edits)
-        self._fit_rows()
-        tab_through_rows(self.list, [w for row in self._rows.values()
-                                     for w in row.focus_chain()])
-        self.list.blockSignals(False)
-        if keep_focus:
-            self.list.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _select(self, edit_id: str | None) -> None:
         self.list.blockSignals(True)
