@@ -280,6 +280,27 @@ def test_own_picture_is_cropped_inverted_and_becomes_an_undoable_source(window, 
     assert np.array_equal(settled(window, qtbot), inverted)
 
 
+def test_pictures_dropped_together_are_inverted_one_after_another_in_their_order(
+        window, qtbot, tmp_path, monkeypatch):
+    # All were inverted at once (the memory and cores of each, times their number) and
+    # became the source in the order they happened to finish
+    monkeypatch.setattr("editor.ui.inversion_flow.choose_crop",
+                        lambda _parent, rgb, *a, **k: (0, 0, rgb.shape[1], rgb.shape[1]))
+    names = ["a.png", "b.png", "c.png"]
+    for i, name in enumerate(names):
+        Image.new("RGB", (24, 24), (60 * i, 200, 30)).save(tmp_path / name)
+    said = {}
+    window.jobs.job_progress.connect(
+        lambda job, p: said.setdefault(job.title, set()).add(p.message))
+    window.open_paths([str(tmp_path / name) for name in names])
+    assert len(window.jobs.active_jobs()) == 3
+    qtbot.waitUntil(lambda: not window.jobs.active_jobs(), timeout=240_000)
+    stack = window.document.undo_stack
+    assert [stack.text(i) for i in range(stack.count())] == [f"Invert {n}" for n in names]
+    assert window.document.state.session.source.label == "c.png"
+    assert "waiting for the inversion before it" in said["Invert c.png"]
+
+
 def test_a_cancelled_inversion_changes_nothing(window, qtbot, tmp_path):
     picture = tmp_path / "me.png"
     Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)

@@ -16,6 +16,7 @@ from editor.engine.jobs import (
     RUNNING,
     Cancelled,
     JobRunner,
+    OneAtATime,
     Progress,
     RateEta,
     error_message,
@@ -249,6 +250,82 @@ def test_a_key_keeps_two_runs_of_the_same_work_apart(qtbot, runner):
     third = runner.submit("precompute demo", slow, key="precompute:demo")
     assert third is not first  # the key is free again once the job ended
     qtbot.waitUntil(lambda: third.state == FINISHED, timeout=TIMEOUT_MS)
+
+
+def test_jobs_taking_turns_run_one_at_a_time_in_their_order(qtbot, runner):
+    # Four pictures dropped at once were inverted at once (four times the memory, each
+    # with a share of the cores) and landed in the order they happened to finish
+    turns, lock = OneAtATime(), threading.Lock()
+    ran, overlapped = [], []
+
+    def work(name, steps=3):
+        def run(token):
+            if not lock.acquire(blocking=False):
+                overlapped.append(name)
+                lock.acquire()
+            try:
+                for i in range(steps):
+                    time.sleep(0.01)
+                    yield Progress(i + 1, steps)
+                ran.append(name)
+            finally:
+                lock.release()
+            return name
+        return run
+
+    def plain(token):
+        ran.append("plain")
+        return "plain"
+
+    rec = Recorder(runner)
+    jobs = [runner.submit(n, work(n), turns=turns, waiting="waiting for the one before")
+            for n in ("a", "b", "c")]
+    jobs.append(runner.submit("plain", plain, turns=turns))
+    qtbot.waitUntil(lambda: not runner.active_jobs(), timeout=TIMEOUT_MS)
+    assert ran == ["a", "b", "c", "plain"] and overlapped == []
+    assert [rec.result(j) for j in jobs] == ["a", "b", "c", "plain"]
+    # a job that waited said so
+    assert "waiting for the one before" in [p.message for p in rec.progress(jobs[2])]
+
+
+def test_a_job_cancelled_while_waiting_its_turn_ends_and_gives_it_up(qtbot, runner):
+    turns, release = OneAtATime(), threading.Event()
+
+    def held(token):
+        release.wait(5)
+        return "first"
+
+    first = runner.submit("first", held, turns=turns)
+    waiting = runner.submit("waiting", lambda token: "never", turns=turns)
+    after = runner.submit("after", lambda token: "after", turns=turns)
+    time.sleep(0.2)
+    waiting.cancel()
+    qtbot.waitUntil(lambda: waiting.state == CANCELLED, timeout=TIMEOUT_MS)
+    assert waiting.note == "cancelled before it started" and after.state == RUNNING
+    release.set()
+    qtbot.waitUntil(lambda: after.state == FINISHED, timeout=TIMEOUT_MS)
+    assert first.state == FINISHED
+
+
+@pytest.mark.parametrize("how", ["cancelled before its first step", "failed", "finished"])
+def test_a_turn_is_given_up_however_its_job_ends(qtbot, runner, how):
+    turns = OneAtATime()
+
+    def progress():
+        yield Progress(1, 1)
+        return "done"
+
+    def steps(token):
+        if how == "failed":
+            raise RuntimeError("broken")
+        if how == "cancelled before its first step":
+            token.set()  # as a cancel that comes before the runner pulls the first item
+        return progress()
+
+    first = runner.submit("first", steps, turns=turns)
+    qtbot.waitUntil(lambda: not first.is_active, timeout=TIMEOUT_MS)
+    second = runner.submit("second", lambda token: "second", turns=turns)
+    qtbot.waitUntil(lambda: second.state == FINISHED, timeout=TIMEOUT_MS)
 
 
 def test_cancel_all_waits_for_the_threads(qtbot):

@@ -120,6 +120,59 @@ class JobToken(threading.Event):
         self.committed = True
 
 
+class OneAtATime:
+    """Jobs that run one at a time, in the order they were wrapped (inversions: each
+    takes every core and, at 1024 px, gigabytes; and results landing in the order they
+    happened to finish made the last picture dropped not the last one used). A wrapped
+    job waits for its turn on its own thread, saying so, and can be cancelled meanwhile."""
+
+    def __init__(self) -> None:
+        self._turns: list[object] = []  # the wrapped jobs not ended, in order
+        self._changed = threading.Condition()
+
+    def wrap(self, fn: JobFn, waiting: str) -> JobFn:
+        """`fn` as a job that first waits until the jobs wrapped before it have ended
+        (reporting `waiting` meanwhile)."""
+        turn = object()
+        with self._changed:
+            self._turns.append(turn)
+
+        def release() -> None:
+            with self._changed:
+                self._turns.remove(turn)
+                self._changed.notify_all()
+
+        def in_turn(token: JobToken) -> Any:
+            try:
+                with self._changed:
+                    if self._turns[0] is not turn:
+                        token.report(Progress(0, 1, waiting))
+                    while self._turns[0] is not turn:
+                        if token.is_set():
+                            raise Cancelled("cancelled before it started")
+                        self._changed.wait(0.1)
+                value = fn(token)
+            except BaseException:
+                release()
+                raise
+            if not isinstance(value, Iterator):
+                release()
+                return value
+            holding = _held_until_done(value, release)
+            next(holding)  # started: its end, a cancel or a close releases the turn
+            return holding
+
+        return in_turn
+
+
+def _held_until_done(items: Iterator, release: Callable[[], None]) -> Iterator:
+    try:
+        yield None  # taken by the caller: a generator never started runs no finally
+        return (yield from items)
+    finally:
+        release()
+
+
 class Job:
     """A handle on one job. Its state changes on the UI thread only."""
 
@@ -263,12 +316,14 @@ class JobRunner(QObject):
         if app is not None:  # a safety net: the window should call cancel_all itself
             app.aboutToQuit.connect(self.cancel_all)
 
-    def submit(self, title: str, fn: JobFn, *, key: str | None = None) -> Job:
+    def submit(self, title: str, fn: JobFn, *, key: str | None = None,
+               turns: OneAtATime | None = None, waiting: str = "waiting") -> Job:
         """Start `fn(token)` on a new thread. With a `key`, while a job with the same key
-        runs, that job is returned instead of starting a second one."""
+        runs, that job is returned instead of starting a second one. With `turns`, it
+        waits (saying `waiting`) until the jobs submitted before it with them ended."""
         if key is not None and (running := self.find(key)) is not None:
             return running
-        job = Job(title, fn, key)
+        job = Job(title, fn if turns is None else turns.wrap(fn, waiting), key)
         thread = _JobThread(job, self, self.interaction)
         thread.ended.connect(self._on_ended, Qt.ConnectionType.QueuedConnection)
         self._threads[job.id] = thread

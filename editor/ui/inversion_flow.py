@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox
 from editor.core.errors import AtelierError
 from editor.core.image_io import load_image
 from editor.engine.inverting import InversionPreview, InvertedImage, invert_image
-from editor.engine.jobs import Job, JobRunner
+from editor.engine.jobs import Job, JobRunner, OneAtATime
 from editor.engine.packs import OpenPack, same_generator
 from editor.engine.session import Source
 
@@ -58,6 +58,9 @@ class InversionFlow(QObject):
         self._packs: dict[int, OpenPack] = {}  # job id -> the pack it inverts into
         self._documents: dict[int, int] = {}  # job id -> the document it is for
         self._previewing: set[int] = set()     # jobs whose previews may take the canvas
+        self._started: set[int] = set()        # jobs that have sent a preview
+        # several pictures dropped at once are inverted one after another, in their order
+        self._turns = OneAtATime()
         self._painted = False                  # a preview hides the document's picture
         jobs.job_progress.connect(self._on_progress)
         jobs.job_finished.connect(self._on_finished)
@@ -89,20 +92,30 @@ class InversionFlow(QObject):
         pack = self._pack()  # another model may have opened while the dialog was up
         if pack is None:
             return None
+        waits = any(key.startswith(JOB_PREFIX) for key in self._running_keys())
         job = self.jobs.submit(
             f"Invert {name}",
             lambda token: invert_image(pack, loaded.rgb, box, name, cancel=token),
-            key=JOB_PREFIX + str(path))
+            key=JOB_PREFIX + str(path), turns=self._turns,
+            waiting="waiting for the inversion before it")
         self._packs[job.id] = pack
         self._documents[job.id] = self._document.generation
-        self._previewing = {job.id}  # the newest inversion's previews, no other's
+        self._previewing.add(job.id)  # one runs at a time: its previews show
         self.window.statusBar().showMessage(
-            f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)", 6000)
+            f"{name} is inverted after the pictures before it (Jobs panel to cancel)" if waits
+            else f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)",
+            6000)
         return job
 
+    def _running_keys(self) -> list[str]:
+        return [job.key for job in self.jobs.active_jobs() if job.key is not None]
+
     def _on_progress(self, job: Job, progress) -> None:
-        if job.id in self._previewing and isinstance(progress, InversionPreview) \
-                and progress.previews and same_generator(self._packs.get(job.id), self._pack()):
+        if not isinstance(progress, InversionPreview):
+            return
+        self._started.add(job.id)
+        if job.id in self._previewing and progress.previews \
+                and same_generator(self._packs.get(job.id), self._pack()):
             self.canvas.set_image(qimage_from_array(progress.previews[0]))
             self._painted = True
 
@@ -112,8 +125,9 @@ class InversionFlow(QObject):
         return self._painted
 
     def _stop_previews(self, *_args) -> None:
-        """The user changed the document: show their picture, not the job's."""
-        self._previewing.clear()
+        """The user changed the document: show their picture, not the running job's (one
+        still waiting for its turn shows its own once it starts)."""
+        self._previewing -= self._started
         self._painted = False  # the change renders the document anyway
 
     def _on_failed(self, job: Job, message: str) -> None:
@@ -127,6 +141,7 @@ class InversionFlow(QObject):
     def _on_ended(self, job: Job) -> None:
         self._packs.pop(job.id, None)
         self._documents.pop(job.id, None)
+        self._started.discard(job.id)
         if job.id in self._previewing:
             self._previewing.discard(job.id)
             if self._painted:  # cancelled, failed or discarded: the preview must go
