@@ -667,6 +667,10 @@ def test_entry_edit_is_a_delta_edit_that_compose_applies(tiny_generator):
     assert dd.entry_edit(style_entry).strength == dc.DEFAULT_STRENGTHS["style"] != 1.5
     assert edit.params["source"] == "discovery" and edit.params["label"] == "smile"
     assert edit.title == "frown ↔ smile"
+    # a name cleared in Rename goes back to this one ("delta" was shown)
+    assert dataclasses.replace(edit, name="").title == "frown ↔ smile"
+    assert dataclasses.replace(dd.entry_edit(dataclasses.replace(entry, negative_label="")),
+                               name="").title == "smile"
     ctx = EditingContext(tiny_generator)
     session = Session()
     plain = ctx.compose(session).flat()

@@ -28,7 +28,7 @@ from editor.toyfaces.attributes import ATTRIBUTES
 
 from .compose import unknown_words
 from .packs import OpenPack
-from .session import Edit
+from .session import Edit, direction_title
 from .tensor_text import encode_floats
 
 DEMO_TEMPLATE = "a cartoon face with {}"
@@ -59,7 +59,7 @@ class DirectionEntry:
 
     @property
     def title(self) -> str:
-        return f"{self.negative_label} ↔ {self.label}" if self.negative_label else self.label
+        return direction_title(self.label, self.negative_label)
 
     @property
     def default_strength(self) -> float:

@@ -75,7 +75,15 @@ class Edit:
             return self.name
         if self.kind == "global":
             return f"{self.params.get('neutral', '')} → {self.params.get('target', '')}"
+        if self.params.get("label"):  # a discovered direction, its name cleared
+            return direction_title(str(self.params["label"]),
+                                   str(self.params.get("negative_label") or ""))
         return self.kind
+
+
+def direction_title(label: str, negative_label: str = "") -> str:
+    """A discovered direction's name: its two ends, or its label alone."""
+    return f"{negative_label} ↔ {label}" if negative_label else label
 
 
 @dataclass(frozen=True)

@@ -408,7 +408,7 @@ class EditStackPanel(QWidget):
             return
         current = self._rows[sel].title.text()
         name, ok = QInputDialog.getText(
-            self, "Rename edit", "Name (empty: the prompt, as at first):", text=current)
+            self, "Rename edit", "Name (empty: the name it had at first):", text=current)
         # an empty name clears the custom one, so the edit's own title ("a → b") returns
         if ok and name.strip() != current:
             self.renamed.emit(sel, name.strip())
