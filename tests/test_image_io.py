@@ -3,6 +3,7 @@ sensible 8-bit RGB, huge files stay cheap, exports are atomic and carry their re
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -339,11 +340,141 @@ def test_the_readable_formats_are_known_by_name_and_by_content(tmp_path):
     assert not looks_like_image(tmp_path / "doc.eps")
 
 
+def test_mpeg_is_not_offered_as_an_image(tmp_path):
+    # Pillow reads an MPEG video's header but decodes no frame: .mpg was in the "Open image"
+    # filter, and a dropped video was taken for a picture and then failed
+    assert not {".mpg", ".mpeg"} & set(readable_image_suffixes())
+    header = b"\x00\x00\x01\xb3" + bytes([0x14, 0x00, 0xF0]) + b"\x13\xff\xff\xe0\x18"
+    (tmp_path / "clip.mpg").write_bytes(header + bytes(200))
+    assert not looks_like_image(tmp_path / "clip.mpg")
+    with pytest.raises(ImageLoadError, match="not an image format"):
+        load_image(tmp_path / "clip.mpg")
+
+
 def test_cmyk_jpeg(tmp_path):
     Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)
     loaded = load_image(tmp_path / "cmyk.jpg")
     assert np.allclose(loaded.rgb[8, 8], (255, 0, 0), atol=8)
     assert "CMYK converted to RGB" in loaded.notes
+
+
+def _icc_profile(description: str, space: bytes, tags: dict[bytes, bytes]) -> bytes:
+    """A small ICC v2 display profile: `space` b"RGB " or b"GRAY", with its description and
+    the given tags (type and data, as _icc_xyz and _icc_gamma make them)."""
+    text = description.encode("ascii") + b"\0"
+    # textDescriptionType: the ASCII text, then empty Unicode and ScriptCode parts
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 3 + 67)
+    tags = {b"desc": desc, b"wtpt": _icc_xyz(0.9642, 1.0, 0.8249), **tags}
+    table, body = b"", b""
+    offset = 128 + 4 + 12 * len(tags)
+    for sig, data in tags.items():
+        data += bytes(-len(data) % 4)
+        table += struct.pack(">4sII", sig, offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I4sI4s4s4s", size, b"lcms", 0x02100000, b"mntr", space, b"XYZ ")
+              + bytes(12) + b"acsp" + bytes(24) + struct.pack(">I", 0)
+              + _icc_xyz(0.9642, 1.0, 0.8249)[8:] + bytes(48))
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def _icc_xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ " + bytes(4) + b"".join(struct.pack(">i", round(v * 65536)) for v in (x, y, z))
+
+
+def _icc_gamma(gamma: float) -> bytes:
+    return b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256))
+
+
+# Adobe RGB (1998): its primaries adapted to D50, as its profile stores them; gamma 563/256
+_ADOBE_RGB = _icc_profile("Adobe RGB (1998)", b"RGB ", {
+    b"rXYZ": _icc_xyz(0.6097, 0.3111, 0.0195), b"gXYZ": _icc_xyz(0.2053, 0.6257, 0.0609),
+    b"bXYZ": _icc_xyz(0.1492, 0.0632, 0.7446), b"rTRC": _icc_gamma(2.19921875),
+    b"gTRC": _icc_gamma(2.19921875), b"bTRC": _icc_gamma(2.19921875)})
+
+
+def _colour_managed(pixels: np.ndarray, icc: bytes) -> np.ndarray:
+    """What a colour-managed viewer shows: the pixels converted from `icc` to sRGB."""
+    from PIL import ImageCms
+    mode = "L" if pixels.ndim == 2 else "RGB"
+    out = ImageCms.profileToProfile(
+        Image.fromarray(pixels, mode), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+        ImageCms.createProfile("sRGB"), renderingIntent=ImageCms.Intent.PERCEPTUAL,
+        outputMode="RGB")
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("name", ["wide.png", "wide.jpg", "wide.webp"])
+def test_an_embedded_colour_profile_is_converted_to_srgb(tmp_path, name):
+    # An Adobe RGB (or Display P3) photo stores its colours in that space: read as sRGB
+    # they came in desaturated (a strong green 40,160,60 shown as a duller one)
+    pytest.importorskip("PIL.ImageCms")
+    pixels = np.zeros((24, 32, 3), np.uint8)
+    pixels[:8] = (40, 160, 60)
+    pixels[8:16] = (200, 30, 30)
+    pixels[16:] = np.linspace(0, 255, 32).astype(np.uint8)[:, None]  # a grey ramp
+    Image.fromarray(pixels).save(tmp_path / name, icc_profile=_ADOBE_RGB, quality=100)
+    with Image.open(tmp_path / name) as im:
+        stored = np.asarray(im.convert("RGB"))  # what the file holds, decoded
+    loaded = load_image(tmp_path / name)
+    expected = _colour_managed(stored, _ADOBE_RGB)
+    assert np.abs(loaded.rgb.astype(int) - expected).max() <= 1
+    assert np.abs(loaded.rgb.astype(int) - stored).max() > 20  # it did change them
+    assert tuple(loaded.rgb[0, 0]) != tuple(stored[0, 0])
+    assert loaded.notes == ["colour profile 'Adobe RGB (1998)' converted to sRGB"]
+
+
+def test_a_colour_profile_is_applied_after_the_downscale(tmp_path):
+    pytest.importorskip("PIL.ImageCms")
+    Image.new("RGB", (400, 300), (40, 160, 60)).save(tmp_path / "big.png",
+                                                     icc_profile=_ADOBE_RGB)
+    loaded = load_image(tmp_path / "big.png", max_area=100 * 75)
+    assert loaded.rgb.shape == (75, 100, 3)
+    expected = _colour_managed(np.full((1, 1, 3), (40, 160, 60), np.uint8), _ADOBE_RGB)
+    assert np.abs(loaded.rgb.astype(int) - expected[0, 0]).max() <= 1
+    assert "colour profile 'Adobe RGB (1998)' converted to sRGB" in loaded.notes
+
+
+def test_a_grey_picture_with_a_grey_profile_is_converted(tmp_path):
+    pytest.importorskip("PIL.ImageCms")
+    grey_profile = _icc_profile("Gray Gamma 1.8", b"GRAY", {b"kTRC": _icc_gamma(1.8)})
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (4, 1))
+    Image.fromarray(ramp, "L").save(tmp_path / "grey.png", icc_profile=grey_profile)
+    loaded = load_image(tmp_path / "grey.png")
+    assert np.abs(loaded.rgb.astype(int) - _colour_managed(ramp, grey_profile)).max() <= 1
+    assert loaded.notes == ["colour profile 'Gray Gamma 1.8' converted to sRGB"]
+
+
+def test_an_srgb_profile_changes_nothing(tmp_path):
+    ImageCms = pytest.importorskip("PIL.ImageCms")
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pixels = _noise(8, 8)
+    Image.fromarray(pixels).save(tmp_path / "srgb.png", icc_profile=srgb)
+    loaded = load_image(tmp_path / "srgb.png")
+    np.testing.assert_array_equal(loaded.rgb, pixels)
+    assert loaded.notes == []
+
+
+@pytest.mark.parametrize("profile", [b"not a profile at all", _ADOBE_RGB[:200]],
+                         ids=["garbage", "cut-short"])
+def test_a_colour_profile_not_understood_keeps_the_pixels(tmp_path, profile):
+    pixels = _noise(8, 8)
+    Image.fromarray(pixels).save(tmp_path / "odd.png", icc_profile=profile)
+    loaded = load_image(tmp_path / "odd.png")
+    np.testing.assert_array_equal(loaded.rgb, pixels)
+    assert len(loaded.notes) == 1 and "colour profile" in loaded.notes[0] \
+        and "not understood" in loaded.notes[0]
+
+
+def test_without_colour_management_a_profile_is_noted_not_fatal(tmp_path, monkeypatch):
+    from editor.core import image_io
+    monkeypatch.setattr(image_io, "ImageCms", None)  # a Pillow built without LittleCMS
+    pixels = _noise(8, 8)
+    Image.fromarray(pixels).save(tmp_path / "wide.png", icc_profile=_ADOBE_RGB)
+    loaded = load_image(tmp_path / "wide.png")
+    np.testing.assert_array_equal(loaded.rgb, pixels)
+    assert loaded.notes == ["colour profile ignored (this Pillow has no colour management)"]
 
 
 def test_exif_rotation_applied(tmp_path):
@@ -430,6 +561,14 @@ def test_a_phone_photo_with_a_second_picture_is_not_called_animated(tmp_path):
     loaded = load_image(tmp_path / "phone.jpg")
     assert loaded.format == "MPO" and loaded.rgb.shape == (12, 16, 3)
     assert np.allclose(loaded.rgb, (200, 40, 0), atol=8) and loaded.notes == []
+
+
+def test_a_multi_page_tiff_says_page_not_frame(tmp_path):
+    pages = [Image.new("RGB", (6, 4), c) for c in ((10, 10, 10), (200, 200, 200))]
+    pages[0].save(tmp_path / "pages.tiff", save_all=True, append_images=pages[1:])
+    loaded = load_image(tmp_path / "pages.tiff")
+    assert tuple(loaded.rgb[0, 0]) == (10, 10, 10)
+    assert loaded.notes == ["multi-page image: first page used"]
 
 
 # ----------------------------------------------------------------------- crops and resizes
@@ -531,6 +670,45 @@ def test_damage_on_the_way_to_a_trailing_recipe_is_reported(tmp_path):
     cut = _truncated(tmp_path, "cut.png")  # its pixels cut short: no recipe can follow
     with pytest.raises(ImageLoadError, match="truncated"):
         read_recipe(cut)
+    with pytest.raises(ImageLoadError) as caught:
+        read_recipe(cut)
+    assert "ends inside an IDAT chunk" in str(caught.value)  # not b'IDAT'
+    assert str(caught.value).count("truncated") == 1
+
+
+def test_damage_messages_say_it_once_in_words(tmp_path):
+    path = _png_with_trailing_text(tmp_path / "late.png", b"iTXt", _KEY + b"\0\0\0\0{}")
+    png = bytearray(path.read_bytes())
+    png[png.rindex(b"IEND") - 5] ^= 1
+    path.write_bytes(bytes(png))
+    with pytest.raises(ImageLoadError) as caught:
+        read_recipe(path)
+    assert "recipe's iTXt chunk" in str(caught.value)
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(_truncated(tmp_path, "cut.png"))
+    message = str(caught.value)
+    assert "the file is truncated" in message and message.count("truncated") == 1
+
+
+def test_a_png_without_its_end_chunk_is_read_like_its_pixels(tmp_path):
+    # Pillow reads a PNG whose IEND chunk is missing (cut downloads, some writers): the
+    # window refused it ("the PNG has no end chunk") while the CLI inverted it
+    pixels = _noise(16, 16)
+    Image.fromarray(pixels).save(tmp_path / "whole.png")
+    png = (tmp_path / "whole.png").read_bytes()
+    assert png.endswith(_chunk(b"IEND", b""))
+    for cut in (12, 6):  # the whole end chunk, half of it
+        (tmp_path / "noend.png").write_bytes(png[:-cut])
+        np.testing.assert_array_equal(load_image(tmp_path / "noend.png").rgb, pixels)
+        assert read_recipe(tmp_path / "noend.png") is None
+    # a recipe after the pixels is still found; a chunk cut short after them is no recipe
+    late = _png_with_trailing_text(tmp_path / "late.png", b"tEXt", _KEY + b'{"t": 1}')
+    late_png = late.read_bytes()
+    (tmp_path / "late_noend.png").write_bytes(late_png[:-12])
+    assert read_recipe(tmp_path / "late_noend.png") == '{"t": 1}'
+    (tmp_path / "note_cut.png").write_bytes(png[:-12] + _chunk(b"tEXt", b"Comment\0hi")[:-3])
+    np.testing.assert_array_equal(load_image(tmp_path / "note_cut.png").rgb, pixels)
+    assert read_recipe(tmp_path / "note_cut.png") is None
 
 
 @pytest.mark.parametrize("name", ["out.jpg", "out.webp"])
@@ -636,6 +814,36 @@ def test_read_recipe_of_non_image(tmp_path):
     path = _make_bad(tmp_path, "text")
     with pytest.raises(ImageLoadError, match="not an image"):
         read_recipe(path)
+
+
+def test_an_unreadable_file_is_called_so_by_both_readers(tmp_path, monkeypatch):
+    # read_recipe (which the window calls first) said "corrupt or unreadable
+    # (PermissionError: ...)" where load_image says "permission denied"
+    from editor.core import image_io
+    save_image(tmp_path / "locked.png", _noise(4, 4), recipe={"t": 1})
+
+    def refused(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(image_io, "open", refused, raising=False)
+    for read in (read_recipe, load_image):
+        with pytest.raises(ImageLoadError) as caught:
+            read(tmp_path / "locked.png")
+        assert str(caught.value).endswith("locked.png': permission denied")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="needs file permissions that bind (root reads any file)")
+def test_a_file_without_read_permission_is_called_so(tmp_path):
+    path = tmp_path / "locked.png"
+    save_image(path, _noise(4, 4), recipe={"t": 1})
+    path.chmod(0)
+    try:
+        for read in (read_recipe, load_image):
+            with pytest.raises(ImageLoadError, match="permission denied"):
+                read(path)
+    finally:
+        path.chmod(0o644)
 
 
 def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):

@@ -2,9 +2,10 @@
 for inversion. No torch, no Qt: images travel as (H, W, 3) uint8 arrays that own their memory.
 
 Loading takes anything Pillow reads and always returns 8-bit RGB: EXIF orientation applied,
-alpha flattened onto a background, 16-bit and float data scaled (not clipped), huge images
-downscaled (JPEG decoded at reduced scale, so memory stays bounded) and absurd ones refused
-before any pixel is decoded. Every failure is an `ImageLoadError` naming the file.
+an embedded colour profile converted to sRGB, alpha flattened onto a background, 16-bit and
+float data scaled (not clipped), huge images downscaled (JPEG decoded at reduced scale, so
+memory stays bounded) and absurd ones refused before any pixel is decoded. Every failure is
+an `ImageLoadError` naming the file.
 
 Exports are written atomically and never replace a file unless asked. The recipe travels in
 the file: PNG keeps it in an iTXt chunk "latent-atelier-recipe" (UTF-8, so any prompt
@@ -15,6 +16,7 @@ larger recipe is not embedded there, and the returned `SavedImage` says so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -33,6 +35,11 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, PngImagePlugin, UnidentifiedImageError
+
+try:  # colour management needs Pillow built with LittleCMS; without it, profiles are noted
+    from PIL import ImageCms
+except ImportError:  # pragma: no cover - depends on how Pillow was built
+    ImageCms = None  # type: ignore[assignment]
 
 from .. import __version__
 from .errors import ImageExistsError, ImageLoadError, ImageSaveError
@@ -58,6 +65,10 @@ Color = tuple[int, int, int]
 
 # Pillow decodes EPS by running Ghostscript on the file: not something to do to a stranger's file.
 _UNSAFE_READ_FORMATS = frozenset({"EPS"})
+# Formats Pillow identifies but has no decoder for (an MPEG video's header is read, no frame)
+_IDENTIFY_ONLY_FORMATS = frozenset({"MPEG"})
+# Formats whose extra "frames" are the pages of a document, not the steps of an animation
+_PAGED_FORMATS = frozenset({"TIFF", "DCX"})
 
 # Pillow's plugins raise a zoo of types on malformed input; all of them mean "corrupt file".
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -212,10 +223,12 @@ def _pillow_guard() -> Iterator[None]:
 
 
 def _readable_formats() -> list[str]:
-    """Pillow's formats that decode here: not the unsafe ones, nor the stubs that only
-    identify a file (HDF5, GRIB, ...) and need a handler this program does not have."""
+    """Pillow's formats that decode here: not the unsafe ones, nor those that only
+    identify a file: the stubs (HDF5, GRIB, ...) that need a handler this program does not
+    have, and MPEG, whose header Pillow reads but whose frames it cannot decode."""
     Image.init()
-    return [f for f, (factory, _) in Image.OPEN.items() if f not in _UNSAFE_READ_FORMATS
+    return [f for f, (factory, _) in Image.OPEN.items()
+            if f not in _UNSAFE_READ_FORMATS and f not in _IDENTIFY_ONLY_FORMATS
             and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))]
 
 
@@ -268,13 +281,16 @@ def _decode(
     background: Color,
     notes: list[str],
 ) -> tuple[Image.Image, tuple[int, int]]:
-    """Header checks, reduced-scale decode, orientation, colour, final downscale."""
+    """Header checks, reduced-scale decode, orientation, colour, final downscale, and an
+    embedded colour profile applied (on the downscaled picture: fewer pixels to convert)."""
     stored_w, stored_h = im.size
     if stored_w < 1 or stored_h < 1:
         raise ImageLoadError(_message(path, f"it claims an empty size {stored_w}x{stored_h}"))
     if getattr(im, "is_animated", False):
         im.seek(0)
-        if im.format != "MPO":  # a phone photo's preview or depth map: nothing to tell
+        if im.format in _PAGED_FORMATS:
+            notes.append("multi-page image: first page used")
+        elif im.format != "MPO":  # a phone photo's preview or depth map: nothing to tell
             notes.append("animated image: first frame used")
     stored_target = _fit_within((stored_w, stored_h), *limits)
     if stored_target != (stored_w, stored_h):
@@ -296,6 +312,9 @@ def _decode(
     # Downscale, then turn: the turn copies only the small picture.
     if out.size != stored_target:
         out = out.resize(stored_target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    icc = im.info.get("icc_profile")
+    if icc and im.mode != "CMYK":  # CMYK: converted as before, its profile not applied
+        out = _to_srgb(out, icc, notes)
     original_size, target = (stored_w, stored_h), stored_target
     if method is not None:
         out = out.transpose(method)
@@ -306,6 +325,64 @@ def _decode(
         notes.append(f"downscaled from {original_size[0]}x{original_size[1]} "
                      f"to {target[0]}x{target[1]}{how}")
     return (out if out.mode == "RGB" else out.convert("RGB")), original_size
+
+
+def _to_srgb(im: Image.Image, icc: bytes, notes: list[str]) -> Image.Image:
+    """`im` (8-bit L or RGB) with its embedded colour profile `icc` converted to sRGB, as
+    colour-managed viewers show it (an Adobe RGB or Display P3 photo is not desaturated).
+    An sRGB profile changes nothing; a profile that cannot be used leaves the pixels as they
+    are, with a note: a profile never fails a load."""
+    if ImageCms is None:
+        notes.append("colour profile ignored (this Pillow has no colour management)")
+        return im
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        name = " ".join(ImageCms.getProfileDescription(profile).split())
+    except (ImageCms.PyCMSError, *_DECODE_ERRORS):
+        notes.append("colour profile not understood: colours used as stored")
+        return im
+    called = f"colour profile '{name}'" if name else "colour profile"
+    space = profile.profile.xcolor_space.strip()
+    if space == "RGB" and im.mode == "L":  # a grey picture tagged with an RGB profile
+        im = im.convert("RGB")
+    if (space, im.mode) not in (("RGB", "RGB"), ("GRAY", "L")):
+        notes.append(f"{called} (for {space or 'unknown'} colours) does not fit the "
+                     f"{im.mode} pixels: colours used as stored")
+        return im
+    try:
+        transform = ImageCms.buildTransform(profile, _srgb_profile(), im.mode, "RGB",
+                                            ImageCms.Intent.PERCEPTUAL)
+        if _is_identity(transform, im.mode):  # sRGB itself, whatever its name
+            return im
+        out = ImageCms.applyTransform(im, transform)
+    except (ImageCms.PyCMSError, *_DECODE_ERRORS):
+        notes.append(f"{called} not understood: colours used as stored")
+        return im
+    notes.append(f"{called} converted to sRGB")
+    return out
+
+
+@functools.cache
+def _srgb_profile() -> Any:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def _sample_colours(mode: str) -> Image.Image:
+    """Every grey (L), or a 9x9x9 cube of colours (RGB), as one row of pixels."""
+    if mode == "L":
+        return _grey(np.arange(256, dtype=np.uint8)[None, :])
+    levels = np.linspace(0, 255, 9).round().astype(np.uint8)
+    cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+    return Image.fromarray(np.ascontiguousarray(cube), "RGB")
+
+
+def _is_identity(transform: Any, mode: str) -> bool:
+    """Whether the transform leaves every sample colour within one level of itself."""
+    sample = _sample_colours(mode)
+    before = np.asarray(sample.convert("RGB"), dtype=np.int16)
+    after = np.asarray(ImageCms.applyTransform(sample, transform), dtype=np.int16)
+    return bool(np.abs(after - before).max() <= 1)
 
 
 def _exif_orientation(im: Image.Image, notes: list[str]) -> int:
@@ -490,7 +567,10 @@ def _with_alpha(strip: Image.Image, mode: str) -> Image.Image:
 def _describe_decode_error(e: BaseException) -> str:
     text = _one_line(e)
     if "truncated" in text.lower():
-        return f"the file is truncated ({text})"
+        # Pillow's "image file is truncated (n bytes not processed)": say "truncated" once
+        said = re.fullmatch(r"image file is truncated(?: \((.*)\))?", text, re.IGNORECASE)
+        detail = said.group(1) if said else text
+        return f"the file is truncated ({detail})" if detail else "the file is truncated"
     # Pillow's guards against text-chunk bombs: the pixels may be fine, the metadata is not
     for name, size, where in (("MAX_TEXT_CHUNK", PngImagePlugin.MAX_TEXT_CHUNK, "in one chunk"),
                               ("MAX_TEXT_MEMORY", PngImagePlugin.MAX_TEXT_MEMORY, "in all")):
@@ -751,6 +831,8 @@ def read_recipe(path: str | os.PathLike) -> str | None:
             return _recipe_from_xmp(xmp) if isinstance(xmp, bytes) else None
     except ImageLoadError:
         raise
+    except PermissionError as e:  # as load_image says it, not "corrupt or unreadable"
+        raise ImageLoadError(_message(path, "permission denied")) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageLoadError(_message(path, f"too large to decode safely ({_one_line(e)})")) from e
     except _DECODE_ERRORS as e:
@@ -783,14 +865,21 @@ def _png_recipe_after_header(fp: BinaryIO) -> str | None:
 
 
 def _png_chunks(fp: BinaryIO) -> Iterator[tuple[bytes, int]]:
-    """(type, data length) of each chunk before IEND, the file at the chunk's data."""
+    """(type, data length) of each whole chunk before IEND, the file at the chunk's data.
+
+    A file that ends without IEND after its image data (many writers and cut downloads
+    leave it out, and Pillow decodes such a file) just has no further chunks; one that
+    ends inside the image data, or before it, is truncated."""
     file_size = os.fstat(fp.fileno()).st_size
     at = len(_PNG_SIGNATURE)
+    pixels_seen = False  # a whole IDAT chunk has been passed
     while True:
         fp.seek(at)
         header = fp.read(8)
         if len(header) < 8:
-            raise EOFError("image file is truncated (the PNG has no end chunk)")
+            if pixels_seen:
+                return
+            raise EOFError("image file is truncated (the PNG ends before its image data)")
         length, kind = struct.unpack(">I4s", header)
         if not kind.isalpha():  # as Pillow after the pixels: what follows is not read
             return
@@ -798,7 +887,12 @@ def _png_chunks(fp: BinaryIO) -> Iterator[tuple[bytes, int]]:
             return
         at += 8 + length + 4  # header, data, CRC
         if at > file_size:
-            raise EOFError(f"image file is truncated (the PNG ends inside a {kind!r} chunk)")
+            if pixels_seen and kind != b"IDAT":  # a chunk after the pixels, cut short
+                return
+            name = kind.decode("latin-1")
+            article = "an" if name[0] in "AEIOUaeiou" else "a"
+            raise EOFError(f"image file is truncated (the PNG ends inside {article} {name} chunk)")
+        pixels_seen = pixels_seen or kind == b"IDAT"
         yield kind, length
 
 
@@ -806,7 +900,8 @@ def _checked_chunk_data(fp: BinaryIO, kind: bytes, length: int) -> bytes:
     data = fp.read(length)
     (crc,) = struct.unpack(">I", fp.read(4))
     if zlib.crc32(data, zlib.crc32(kind)) != crc:
-        raise SyntaxError(f"broken PNG file (bad checksum in the recipe's {kind!r} chunk)")
+        raise SyntaxError("broken PNG file (bad checksum in the recipe's "
+                          f"{kind.decode('latin-1')} chunk)")
     return data
 
 
