@@ -427,3 +427,82 @@ def test_a_latent_file_made_for_another_generator_is_read_with_that_one(window, 
     qtbot.waitUntil(lambda: window.session_path == path, timeout=30_000)
     assert shown == [] and len(asked) == 1 and window.pack.name == "other"
     assert window.document.state.session.source.wplus_data == encode_wplus(latent)
+
+
+# --------------------------------------------------------------- pictures that carry a recipe
+
+
+def _exported_then_retouched(window, qtbot, tmp_path, recipe: dict | str):
+    """A picture this program exported, with its recipe, painted on since."""
+    from editor.core.image_io import save_image
+
+    shown = settled(window, qtbot).copy()
+    shown[:4, :4] = 0  # a black square painted on it
+    picture = tmp_path / "retouched.png"
+    save_image(picture, shown, recipe=recipe)
+    return picture
+
+
+def _picture_questions(monkeypatch, replay_or_invert: str | None, invert_instead: bool):
+    asked = []
+    monkeypatch.setattr("editor.ui.main_window.ask_replay_or_invert",
+                        lambda _w, name: asked.append(("replay or invert", name))
+                        or replay_or_invert)
+    monkeypatch.setattr("editor.ui.main_window.ask_invert_instead",
+                        lambda _w, name, why: asked.append(("invert instead", why))
+                        or invert_instead)
+    return asked
+
+
+def _inversions_started(window, monkeypatch) -> list[str]:
+    started = []
+    monkeypatch.setattr(window.inversion, "start", lambda path, *a, **k: started.append(path))
+    return started
+
+
+@pytest.mark.parametrize("answer", ["replay", "invert", None])
+def test_a_picture_opened_as_a_picture_asks_whether_to_replay_its_recipe(
+        window, qtbot, tmp_path, monkeypatch, answer):
+    # File > Open image on an export painted on since replayed the old render: the
+    # painting was gone, unsaid, and the picture itself could never be inverted
+    window.source_panel.step_seed(+2)
+    recipe = window.current_session().to_recipe()
+    picture = _exported_then_retouched(window, qtbot, tmp_path, recipe)
+    window.source_panel.step_seed(+1)
+    asked = _picture_questions(monkeypatch, answer, False)
+    started = _inversions_started(window, monkeypatch)
+    monkeypatch.setattr("editor.ui.main_window.QFileDialog.getOpenFileName",
+                        lambda *a, **k: (str(picture), ""))
+    window.open_image_dialog()
+    assert asked == [("replay or invert", "retouched.png")]
+    assert started == ([str(picture)] if answer == "invert" else [])
+    assert window.document.state.session.source.seed == (2 if answer == "replay" else 3)
+
+
+def test_a_dropped_export_replays_its_recipe_and_says_how_to_invert_it(window, qtbot,
+                                                                        tmp_path, monkeypatch):
+    window.source_panel.step_seed(+2)
+    picture = _exported_then_retouched(window, qtbot, tmp_path,
+                                       window.current_session().to_recipe())
+    window.source_panel.step_seed(+1)
+    asked = _picture_questions(monkeypatch, None, False)
+    window.open_paths([str(picture)])
+    assert asked == [] and window.document.state.session.source.seed == 2
+    assert "Open image… inverts its pixels" in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("invert", [True, False])
+def test_a_picture_whose_recipe_cannot_be_used_may_be_inverted_instead(
+        window, qtbot, tmp_path, monkeypatch, invert):
+    # a recipe cut in half made the picture impossible to open at all
+    text = json.dumps(Session(source=Source(seed=4)).to_recipe())
+    picture = _exported_then_retouched(window, qtbot, tmp_path, text[:len(text) // 2])
+    session = window.document.state.session
+    asked = _picture_questions(monkeypatch, None, invert)
+    started = _inversions_started(window, monkeypatch)
+    shown = _warnings(monkeypatch)
+    window.open_paths([str(picture)])
+    assert [kind for kind, _ in asked] == ["invert instead"] and shown == []
+    assert asked[0][1].startswith("retouched.png: ")
+    assert started == ([str(picture)] if invert else [])
+    assert window.document.state.session == session

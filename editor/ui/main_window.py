@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -94,6 +95,7 @@ from .keys import menu_text
 from .models_menu import ModelsMenu
 from .notices import failed_job_text, show_warning
 from .panel_focus import focus_area, focus_next_area, in_view
+from .picture_choice import INVERT, REPLAY, ask_invert_instead, ask_replay_or_invert
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
 from .remembered import RememberedMap
@@ -1293,18 +1295,31 @@ class MainWindow(QMainWindow):
                                               IMAGE_FILTER)
         if path:
             self._remember_dir(path)
-            self._open_image_or_recipe(path)
+            self._open_image_or_recipe(path, as_picture=True)
 
-    def _open_image_or_recipe(self, path: str) -> None:
+    def _open_image_or_recipe(self, path: str, as_picture: bool = False) -> None:
+        """An export of this program replays its recipe (asked first when the user chose
+        to open it as a picture: its pixels may have been retouched since); any other
+        picture, or one whose recipe cannot be used and the user says so, is inverted."""
+        name = Path(path).name
         try:
             recipe = read_recipe(path)
         except AtelierError as e:
             QMessageBox.warning(self, "Cannot open the image", str(e))
             return
-        if recipe is not None:
-            self._apply_recipe_text(recipe, Path(path).name, path)
+        if recipe is None:
+            self.inversion.start(path)  # your own picture: crop, then invert it
             return
-        self.inversion.start(path)  # your own picture: crop, then invert it
+        how = ask_replay_or_invert(self, name) if as_picture else REPLAY
+        if how == INVERT:
+            self.inversion.start(path)
+        elif how == REPLAY and self._apply_recipe_text(
+                recipe, name, path,
+                refused=lambda why: ask_invert_instead(self, name, why)
+                and self.inversion.start(path)) and not as_picture:
+            self.statusBar().showMessage(
+                f"Replayed the recipe in {name} (File ▸ Open image… inverts its pixels "
+                "instead)", 8000)
 
     def _use_inverted_source(self, source: Source, text: str) -> None:
         # the latent draws the picture with the fixed noise it was fitted with; a recipe
@@ -1434,12 +1449,15 @@ class MainWindow(QMainWindow):
                                        folder=Path(path).parent, title=CANNOT_OPEN_SESSION,
                                        check_latent=check_latent)
 
-    def _apply_recipe_text(self, text: str, name: str, path: str | None = None) -> bool:
+    def _apply_recipe_text(self, text: str, name: str, path: str | None = None,
+                           refused: Callable[[str], object] | None = None) -> bool:
         """A recipe (from an exported picture at `path`, or pasted) replaces the stack as
         one undoable step. One made with another generator may open that one first: the
-        picture is opened again once it is loaded."""
+        picture is opened again once it is loaded. A recipe that cannot be used is said
+        in a box, or handed to `refused` (the message)."""
         folder = Path(path).parent if path is not None else None
-        opened = self._state_from_recipe(text, name, folder=folder, check_latent=False)
+        opened = self._state_from_recipe(text, name, folder=folder, check_latent=False,
+                                         refused=refused)
         choice = opened and (self._generator_choice(opened, name) if path is not None
                              else SHOW_WITH_OPEN)
         if choice == OPEN_ITS_OWN:
@@ -1447,7 +1465,7 @@ class MainWindow(QMainWindow):
             self._open_when_loaded.append(path)
             self.open_generator(opened.made_with.path)
             return False
-        opened = choice and self._state_from_recipe(text, name, folder=folder)
+        opened = choice and self._state_from_recipe(text, name, folder=folder, refused=refused)
         if not opened:
             return False
         self._selected_id = None
@@ -1458,7 +1476,9 @@ class MainWindow(QMainWindow):
 
     def _state_from_recipe(self, text: str, name: str, restore_draft: bool = False,
                            folder: Path | None = None, title: str = "Cannot open the recipe",
-                           check_latent: bool = True) -> _FromRecipe | None:
+                           check_latent: bool = True,
+                           refused: Callable[[str], object] | None = None
+                           ) -> _FromRecipe | None:
         """The document a recipe describes, checked against the open model (its latent
         too, with `check_latent`); None (the user told why, in a box of `title`) when it
         cannot be used. A session file's prompt being written goes back to the prompt
@@ -1472,7 +1492,10 @@ class MainWindow(QMainWindow):
             if check_latent and session.source.kind == "wplus" and self.pack is not None:
                 _check_latent(session.source, self.pack)
         except (AtelierError, ValueError) as e:
-            QMessageBox.warning(self, title, f"{name}: {e}")
+            if refused is not None:
+                refused(f"{name}: {e}")
+            else:
+                QMessageBox.warning(self, title, f"{name}: {e}")
             return None
         notes = []
         if session.noise_mode == "random":
