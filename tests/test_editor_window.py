@@ -545,7 +545,14 @@ def test_closing_while_a_job_runs_asks_first(window, qtbot, monkeypatch):
     window.document.undo_stack.setClean()
     assert not window.close()
     assert asked[0][0] == "Jobs still running" and "Export sweep" in asked[0][1]
+    assert "resume" not in asked[0][1]  # an export starts over
     assert job in window.jobs.active_jobs()
+    # it said "a precompute resumes" whatever ran; a discovery resumes too, and says so
+    window.jobs.submit("Discover directions", lambda token: release.wait(20),
+                       key="discover:pack")
+    assert not window.close()
+    assert asked[1][1].endswith("Stop and quit? (Discover directions resumes where it "
+                                "stopped next time; the others start over.)")
     release.set()
     qtbot.waitUntil(lambda: not window.jobs.active_jobs(), timeout=20_000)
 

@@ -40,8 +40,8 @@ HOW_TO = ("No discovered directions for this model pack yet.\n\n"
 RUNNING = "Discovering directions…"
 DISCOVER_TIP = "Find labelled edit directions for this model pack"
 AGAIN_TIP = ("Discover again: the pack or the label words have changed since these "
-             "directions were found (e.g. its global directions were computed); the sampled "
-             "images are reused")
+             "directions were found (e.g. its global directions were computed); images an "
+             "earlier run sampled on this computer are reused")
 WORDS_TIP = ("Words of your own to label the directions with, besides the built-in ones "
              "(e.g. freckles, sunburn); then Discover again")
 DONE_TIP = ("These are this pack's discovered directions; discovering again would find the "

@@ -92,6 +92,7 @@ from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .keys import menu_text
+from .models_dialog import DOWNLOAD_JOB
 from .models_menu import ModelsMenu
 from .notices import failed_job_text, show_warning
 from .panel_focus import focus_area, focus_next_area, in_view
@@ -193,6 +194,18 @@ def _latent_fits(source: Source, pack: OpenPack) -> bool:
 
 def _latent_name(source: Source) -> str:
     return source.label or Path(source.wplus_path or "").name or "the latent"
+
+
+def _resume_note(running: list[str], resumes: list[str]) -> str:
+    """What stopping the running jobs keeps: those in `resumes` go on next time."""
+    if not resumes:
+        return ""
+    one = len(resumes) == 1
+    if resumes == running:
+        return " (It resumes where it stopped next time.)" if one else \
+            " (They resume where they stopped next time.)"
+    return (f" ({', '.join(resumes)} {'resumes' if one else 'resume'} where "
+            f"{'it' if one else 'they'} stopped next time; the others start over.)")
 
 
 def _sha256_or_none(path: Path) -> str | None:
@@ -1773,12 +1786,16 @@ class MainWindow(QMainWindow):
         if not self._may_replace_document():
             event.ignore()
             return
-        running = [job.title for job in self.jobs.active_jobs()]
-        if running:
+        jobs = self.jobs.active_jobs()
+        if jobs:
+            running = [job.title for job in jobs]
+            # they save their progress when stopped; an export or an inversion starts over
+            resumes = [job.title for job in jobs if (job.key or "").startswith(
+                (PRECOMPUTE_JOB, DISCOVERY_JOB, DOWNLOAD_JOB))]
             answer = QMessageBox.question(
                 self, "Jobs still running",
                 f"{', '.join(running)} {'is' if len(running) == 1 else 'are'} still running. "
-                "Stop and quit? (A precompute resumes where it stopped next time.)",
+                f"Stop and quit?{_resume_note(running, resumes)}",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()

@@ -42,6 +42,7 @@ from editor.engine.packs import demo_clip_source
 from . import settings_values
 from .notices import show_warning
 
+DOWNLOAD_JOB = "download:"  # key prefix of download jobs
 DEMO_KEY = "demo"
 REFERENCE_CLIP_ENTRY = "clip-vit-b-32-openai"  # StyleCLIP's CLIP, listed first
 # Without an installed CLIP file: open_clip's own cache (the engine's default for real models)
@@ -288,7 +289,7 @@ class ModelsDialog(QDialog):
         runner.job_failed.connect(self._on_job_failed)
         runner.job_ended.connect(self._on_job_ended)
         for job in runner.active_jobs():  # downloads started from an earlier dialog
-            if job.key and job.key.startswith("download:"):
+            if job.key and job.key.startswith(DOWNLOAD_JOB):
                 self._downloads["zoo:" + job.key.split(":", 1)[1]] = job
         self.refresh()
 
@@ -522,7 +523,7 @@ class ModelsDialog(QDialog):
         if row is None or row.entry is None or row.model is not None:
             return None
         job = self.runner.submit(f"Download {row.entry.name}", download_job(row.entry),
-                                 key=f"download:{row.entry.name}")
+                                 key=f"{DOWNLOAD_JOB}{row.entry.name}")
         self._downloads[row.key] = job
         self._set_status(row.key, _download_status(job.progress))
         self._update_buttons()
