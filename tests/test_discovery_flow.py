@@ -78,6 +78,37 @@ def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_
     assert not panel.progress.isVisibleTo(panel) and panel.entries
 
 
+def test_a_job_for_another_pack_names_its_pack(qtbot, tiny_pack, tmp_path, monkeypatch):
+    # Discover on one pack, then another opened: that pack's own directions showed under
+    # the job's progress bar, unnamed, and "Discovered 4 directions" under a list of 3
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    release = threading.Event()
+
+    def slow_job(pack, cancel=None, extra_words=(), root=None):
+        yield dc.Progress(3, 10, "sampling: 30/100 images")
+        release.wait(30)
+        yield from dd.discovery_job(pack, cancel=cancel, extra_words=extra_words, root=root)
+
+    monkeypatch.setattr(flow_module, "discovery_job", slow_job)
+    other = open_pack(save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=1),
+                                     tmp_path / "other.safetensors"),
+                      ClipSource(path=tiny_pack.clip_source.path))
+    flow, panel, jobs, current = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    job = flow.start()
+    qtbot.waitUntil(lambda: job.progress is not None, timeout=10_000)
+    current[0] = other
+    flow.pack_changed(other)
+    assert f"{tiny_pack.name}: sampling: 30/100 images" in panel.progress.format()
+    with qtbot.waitSignal(jobs.job_finished, timeout=60_000) as finished:
+        release.set()
+    found = len(finished.args[1].directions)
+    assert flow.window.statusBar().currentMessage() == \
+        f"Discovered {found} directions for {tiny_pack.name}"
+
+
 def test_a_fallback_transfer_says_why_and_does_not_stick_to_the_next_pack(qtbot, tiny_pack):
     # the fallback to "W space" became the choice for every later pack, and picking
     # "Focused" again snapped back without a word

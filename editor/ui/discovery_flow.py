@@ -88,10 +88,7 @@ class DiscoveryFlow(QObject):
             self._show_unavailable(pack)
             return
         self._set_discovery(self._cached(pack), pack)
-        self._show()
-        # the same models opened again (or refreshed after a precompute) are the job's own
-        if self._job_active() and not same_pack(self._job_pack, pack):
-            self.panel.set_running(None, "still discovering for the previous pack")
+        self._show()  # a job for another pack shows its progress under that pack's name
 
     def _show_unavailable(self, pack: OpenPack) -> None:
         self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})")
@@ -168,7 +165,7 @@ class DiscoveryFlow(QObject):
             assert self._job is not None
             last = self._job.progress
             self.panel.set_running(last.fraction if last else None,
-                                   last.message if last else "")
+                                   self._job_message(last.message if last else ""))
 
     def _fallback_note(self, chosen: str, shown: str) -> str:
         assert self.discovery is not None
@@ -209,17 +206,31 @@ class DiscoveryFlow(QObject):
 
     def _on_progress(self, job: Job, progress) -> None:
         if job is self._job and isinstance(progress, Progress):
-            self.panel.set_running(progress.fraction, progress.message)
+            self.panel.set_running(progress.fraction, self._job_message(progress.message))
+
+    def _for_another_pack(self) -> bool:
+        return self._job_pack is not None and not same_pack(self._job_pack, self._pack())
+
+    def _job_message(self, message: str) -> str:
+        """The running job's progress line, naming its pack where another one is open now
+        (under this pack's own directions it read as theirs)."""
+        if not self._for_another_pack():
+            return message
+        assert self._job_pack is not None
+        name = self._job_pack.name
+        return f"{name}: {message}" if message else f"still discovering for {name}"
 
     def _on_finished(self, job: Job, result) -> None:
         if job is not self._job:
             return
         pack = self._pack()
-        if pack is not None and same_pack(self._job_pack, pack):
+        elsewhere = self._for_another_pack()
+        if pack is not None and not elsewhere:
             self._set_discovery(result, pack)
             self._show()
+        where = f" for {self._job_pack.name}" if elsewhere and self._job_pack else ""
         self.window.statusBar().showMessage(
-            f"Discovered {len(result.directions)} directions", 6000)
+            f"Discovered {len(result.directions)} directions{where}", 6000)
 
     def _on_ended(self, job: Job) -> None:
         if job is self._job:
