@@ -616,6 +616,43 @@ def test_whole_word_tokens_leave_out_profanity_and_slurs():
     assert len(everything) - len(offered) < 0.02 * len(everything)
 
 
+def test_whole_word_tokens_are_decoded_words_not_byte_level_text():
+    """CLIP's byte-level BPE spells each byte of a token's UTF-8 as a stand-in character,
+    many of them letters ('ð', 'Ł'): the entries for an emoji or a dash must not pass as
+    words, and a word's label is its decoded text, which a prompt types back in as the
+    same token."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    tokenizer = make_tiny_clip().tokenizer
+    assert isinstance(tokenizer, SimpleTokenizer)
+    tokens = dc.whole_word_tokens(tokenizer)
+    by_id = dict(zip(tokens.ids, tokens.words, strict=True))
+    enc = tokenizer.encoder
+    for junk in ("\u2013", "\U0001F602", "\U0001F3C6"):  # en dash, 😂, 🏆: one token each
+        (tid,) = tokenizer.encode(junk)
+        assert tid not in by_id, junk
+    cafe = enc["caf\u00c3\u00a9</w>"]  # 'café' as the byte-level BPE spells it
+    assert by_id[cafe] == "caf\u00e9"
+    assert by_id[enc["zebra</w>"]] == "zebra"
+    assert all(w.isalpha() and len(w) >= 3 for w in tokens.words)
+    accented = [(i, w) for i, w in by_id.items() if not w.isascii()]
+    assert 10 <= len(accented) < 100  # a few accented words, not hundreds of bytes
+    for i, w in accented:  # each types back into a prompt as its own single token
+        assert tokenizer.encode(w) == [i], w
+    # other scripts are left out: the block list is of English words
+    (photo,) = tokenizer.encode("\u0444\u043e\u0442\u043e")  # 'фото': one whole token
+    assert photo not in by_id
+
+
+def test_whole_word_tokens_of_a_tokenizer_without_byte_decoder():
+    """A BPE table spelled as plain text (no byte decoder) is read as it is."""
+    from types import SimpleNamespace
+
+    enc = {"zebra</w>": 5, "caf\u00e9</w>": 7, "\u2013</w>": 9, "ox</w>": 11, "zeb": 13}
+    tokens = dc.whole_word_tokens(SimpleNamespace(encoder=enc), blocked=frozenset())
+    assert tokens == dc.TokenSet((5, 7), ("zebra", "caf\u00e9"))
+
+
 def test_is_blocked_takes_plurals_and_capitals():
     blocked = frozenset({"cat", "box"})
     assert dc.is_blocked("Cat", blocked) and dc.is_blocked("cats", blocked)

@@ -47,6 +47,7 @@ import hashlib
 import json
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -468,11 +469,20 @@ class TokenSet:
         return hashlib.sha256(json.dumps(self.ids).encode()).hexdigest()[:16]
 
 
-def _token_text(tokenizer, token_id: int) -> str:
-    decoder = getattr(tokenizer, "decoder", None)
-    if decoder is not None:
-        return decoder[token_id].replace("</w>", "")
-    return tokenizer.decode([token_id]).strip()
+def _piece_text(tokenizer, piece: str) -> str | None:
+    """The text a BPE vocabulary entry (its '</w>' taken off) stands for. A byte-level BPE
+    (open_clip's SimpleTokenizer, CLIP's own) spells each byte of the UTF-8 text as a
+    stand-in character ('é' is 'Ã©', an en dash 'âĢĵ', an emoji 'ðŁĺĤ'): undone here
+    through the tokenizer's byte decoder. None where the bytes are not whole UTF-8 (a
+    piece of a character). A tokenizer without a byte decoder spells its entries as
+    text."""
+    byte_decoder = getattr(tokenizer, "byte_decoder", None)
+    if byte_decoder is None:
+        return piece
+    try:
+        return bytes(byte_decoder[c] for c in piece).decode("utf-8")
+    except (KeyError, UnicodeDecodeError):
+        return None
 
 
 def tokens_in_texts(tokenizer, texts: Sequence[str]) -> TokenSet:
@@ -504,18 +514,34 @@ def is_blocked(word: str, blocked: frozenset[str]) -> bool:
                                for end in ("s", "es"))
 
 
+def _latin_word(word: str) -> bool:
+    return word.isalpha() and all(
+        c.isascii() or unicodedata.name(c, "").startswith("LATIN") for c in word)
+
+
 def whole_word_tokens(tokenizer, min_len: int = 3,
                       blocked: frozenset[str] | None = None) -> TokenSet:
-    """The tokenizer's whole-word alphabetic tokens (BPE entries ending in '</w>'), less
-    the `blocked` words (blocked_label_words() unless given)."""
+    """The tokenizer's whole-word tokens (BPE entries ending in '</w>') that are words: of
+    Latin letters only ('café' is one; the block list knows no other script), at least
+    `min_len` of them, as decoded from the byte-level BPE (_piece_text); less the
+    `blocked` words (blocked_label_words() unless given). The words are the decoded text,
+    which labels show and zero-shot prompts type in; entries for emoji, punctuation,
+    dashes or pieces of a UTF-8 character are left out (their stand-in characters, such
+    as 'ð' and 'Ł', are letters too, so the raw entry would pass)."""
     enc = getattr(tokenizer, "encoder", None)
     if enc is None:
         raise TypeError("this tokenizer has no BPE vocabulary to draw tokens from")
     blocked = blocked_label_words() if blocked is None else blocked
-    pairs = sorted((i, t[:-4]) for t, i in enc.items()
-                   if t.endswith("</w>") and t[:-4].isalpha() and len(t) - 4 >= min_len
-                   and not is_blocked(t[:-4], blocked))
-    return TokenSet(tuple(i for i, _ in pairs), tuple(t for _, t in pairs))
+    pairs: list[tuple[int, str]] = []
+    for piece, i in enc.items():
+        if not piece.endswith("</w>"):
+            continue
+        word = _piece_text(tokenizer, piece[:-4])
+        if (word is not None and _latin_word(word) and len(word) >= min_len
+                and not is_blocked(word, blocked)):
+            pairs.append((int(i), word))
+    pairs.sort()
+    return TokenSet(tuple(i for i, _ in pairs), tuple(w for _, w in pairs))
 
 
 def _slot_ids(clip, template: str, probe: tuple[str, str]) -> tuple[torch.Tensor, int]:
