@@ -301,6 +301,26 @@ def test_pictures_dropped_together_are_inverted_one_after_another_in_their_order
     assert "waiting for the inversion before it" in said["Invert c.png"]
 
 
+def test_a_picture_is_read_with_a_busy_cursor_and_a_word(window, tmp_path, monkeypatch):
+    # a 14000 px picture took 8 s to read with no sign of life: it looked like a hang
+    from editor.core.errors import ImageLoadError
+
+    seen = []
+
+    def slow_read(path):
+        cursor = QApplication.overrideCursor()
+        seen.append((cursor.shape() if cursor else None,
+                     window.statusBar().currentMessage()))
+        raise ImageLoadError("unreadable")
+
+    monkeypatch.setattr("editor.ui.inversion_flow.load_image", slow_read)
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda *a, **k: None))
+    (tmp_path / "big.png").write_bytes(b"\x89PNG")
+    assert window.inversion.start(str(tmp_path / "big.png")) is None
+    assert seen == [(Qt.CursorShape.WaitCursor, "Reading big.png…")]
+    assert QApplication.overrideCursor() is None
+
+
 def test_a_cancelled_inversion_changes_nothing(window, qtbot, tmp_path):
     picture = tmp_path / "me.png"
     Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
@@ -1055,6 +1075,23 @@ def test_pictures_are_opened_whatever_their_name(window, tmp_path, monkeypatch):
         window.open_paths([str(tmp_path / name)])
     assert started == [str(tmp_path / n) for n in names]
     assert "*.gif" in IMAGE_FILTER and "*.jfif" in IMAGE_FILTER
+
+
+def test_a_phone_photo_this_program_cannot_read_is_not_taken_for_a_model(window, tmp_path,
+                                                                        monkeypatch):
+    # `atelier photo.heic` said "Could not open the model: photo.heic is not a checkpoint
+    # format we know" and fell back to the demo model
+    from editor.ui.main_window import names_a_generator
+
+    said = []
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(
+        lambda _p, title, text, *a, **k: said.append((title, text))))
+    photo = tmp_path / "photo.heic"
+    photo.write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    assert not names_a_generator(str(photo))
+    window.open_paths([str(photo)])
+    assert said == [("Cannot open the image", "photo.heic: this program cannot read HEIC "
+                     "pictures; save it as PNG or JPEG first (most photo viewers can).")]
 
 
 def test_a_generator_reopens_with_the_clip_it_was_used_with(window, qtbot, models):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, SignalInstance
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtCore import QObject, Qt, SignalInstance
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from editor.core.errors import AtelierError
-from editor.core.image_io import load_image
+from editor.core.image_io import LoadedImage, load_image
 from editor.engine.inverting import InversionPreview, InvertedImage, invert_image
 from editor.engine.jobs import Job, JobRunner, OneAtATime
 from editor.engine.packs import OpenPack, same_generator
@@ -81,7 +81,7 @@ class InversionFlow(QObject):
             self.window.statusBar().showMessage(f"{name} is already being inverted", 4000)
             return None
         try:
-            loaded = load_image(path)
+            loaded = self._read(path, name)
         except AtelierError as e:
             QMessageBox.warning(self.window, "Cannot open the image", str(e))
             return None
@@ -106,6 +106,19 @@ class InversionFlow(QObject):
             else f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)",
             6000)
         return job
+
+    def _read(self, path: str, name: str) -> LoadedImage:
+        """The picture, read with a busy cursor and a word in the status bar: a big photo
+        takes seconds (a 14000 px PNG about 8), which looked like a hang."""
+        bar = self.window.statusBar()
+        bar.showMessage(f"Reading {name}…")
+        bar.repaint()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            return load_image(path)
+        finally:
+            QApplication.restoreOverrideCursor()
+            bar.clearMessage()
 
     def _running_keys(self) -> list[str]:
         return [job.key for job in self.jobs.active_jobs() if job.key is not None]

@@ -120,16 +120,24 @@ SESSION_FILTER = f"Latent Atelier sessions (*{SESSION_SUFFIX} *.json);;All files
 IMAGE_SUFFIXES = readable_image_suffixes()  # the dialog and drops take the same files
 IMAGE_FILTER = f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
 GENERATOR_SUFFIXES = (".pt", ".pkl", ".safetensors")
+# pictures a phone or camera makes that Pillow cannot read without plug-ins: said so, not
+# taken for a generator (a checkpoint is known by its content, so any other name is one)
+UNREADABLE_PICTURES = {s: s[1:].upper() for s in (
+    ".heic", ".heif", ".avif", ".jxl", ".svg", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf",
+    ".orf", ".rw2", ".psd") if s not in IMAGE_SUFFIXES}
 
 
 def kind_of_file(path: str) -> str:
-    """What the window opens a file as: 'session', 'image', 'latent', 'generator', or
-    'other' (an unknown name: only a file's content can tell)."""
+    """What the window opens a file as: 'session', 'image', 'latent', 'generator',
+    'unreadable picture' (a HEIC photo, a camera's raw file), or 'other' (an unknown name:
+    only a file's content can tell)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
         return "session"
     if suffix in IMAGE_SUFFIXES:
         return "image"
+    if suffix in UNREADABLE_PICTURES and not looks_like_image(path):
+        return "unreadable picture"
     if suffix == ".npy" or (suffix in GENERATOR_SUFFIXES and holds_a_latent(path)):
         return "latent"
     if suffix in GENERATOR_SUFFIXES:
@@ -1291,6 +1299,11 @@ class MainWindow(QMainWindow):
             self.open_latent(path)
         elif kind == "generator":
             self.open_generator(path)
+        elif kind == "unreadable picture":
+            QMessageBox.warning(self, "Cannot open the image",
+                                f"{p.name}: this program cannot read "
+                                f"{UNREADABLE_PICTURES[p.suffix.lower()]} pictures; save it "
+                                "as PNG or JPEG first (most photo viewers can).")
         else:
             QMessageBox.warning(self, "Cannot open",
                                 f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
