@@ -610,6 +610,78 @@ def test_cli_seed_beyond_the_largest_is_refused_before_any_work(tmp_path, capsys
     assert main(_demo_args(tmp_path, str(pic), "-o", str(out), "--seed", str(MAX_SEED))) == 0
 
 
+def _spy_on_reads_and_batches(monkeypatch):
+    """Record, at each batch inverted, how many pictures had been read for inversion so
+    far and how many of their crops were still alive."""
+    import gc
+    import weakref
+
+    import editor.cli.invert as invert_cli
+
+    reads: list[weakref.ref] = []
+    batches: list[tuple[int, int, int]] = []  # (pictures, read so far, crops alive)
+    real_crop, real_invert = invert_cli._crop_of, invert_cli.invert_images
+
+    def crop_of(*args, **kwargs):
+        crop = real_crop(*args, **kwargs)
+        reads.append(weakref.ref(crop))
+        return crop
+
+    def invert_images(pack, crops, *args, **kwargs):
+        gc.collect()
+        batches.append((len(crops), len(reads), sum(r() is not None for r in reads)))
+        yield from real_invert(pack, crops, *args, **kwargs)
+
+    monkeypatch.setattr(invert_cli, "_crop_of", crop_of)
+    monkeypatch.setattr(invert_cli, "invert_images", invert_images)
+    return batches
+
+
+def test_cli_reads_each_batchs_pictures_just_before_inverting_it(tmp_path, capsys,
+                                                                   monkeypatch):
+    # Every crop (up to 1024 px, 3 MiB) was read and held before the first batch: a
+    # thousand photos held 3 GB, after minutes of reading with nothing inverted.
+    from editor.cli import main
+
+    batches = _spy_on_reads_and_batches(monkeypatch)
+    pics = [str(_picture(tmp_path, f"p{i}.png")) for i in range(5)]
+    rgba = np.zeros((30, 30, 4), np.uint8)  # a note, said once although read twice
+    Image.fromarray(rgba).save(tmp_path / "p1.png")
+    out = tmp_path / "out"
+    assert main(_demo_args(tmp_path, *pics, "--out-dir", str(out), "--batch", "2")) == 0, \
+        capsys.readouterr().err
+    # read a batch at a time, each batch's crops let go before the next is read
+    assert batches == [(2, 2, 2), (2, 4, 2), (1, 5, 1)]
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i}.png" for i in range(5)]
+    assert capsys.readouterr().err.count("p1.png: alpha flattened") == 1
+
+
+def test_cli_refuses_a_bad_picture_among_many_before_any_inversion(tmp_path, capsys,
+                                                                    monkeypatch):
+    from editor.cli import main
+
+    batches = _spy_on_reads_and_batches(monkeypatch)
+    pics = [str(_picture(tmp_path, f"p{i}.png")) for i in range(4)]
+    (tmp_path / "p3.png").write_bytes(b"not a picture")  # the last, in the last batch
+    out = tmp_path / "out"
+    assert main(_demo_args(tmp_path, *pics, "--out-dir", str(out), "--batch", "1")) == 1
+    err = capsys.readouterr().err
+    assert "atelier invert: " in err and "p3.png" in err and "Traceback" not in err
+    assert batches == [] and not out.exists()
+
+
+def test_cli_says_when_a_crop_is_enlarged_for_the_generator(tmp_path, capsys):
+    # the crop dialog says "enlarged 64.0x for the generator"; the CLI said nothing
+    from editor.cli import main
+
+    tiny, big = _picture(tmp_path, "tiny.png", (1, 1)), _picture(tmp_path, "big.png", (90, 70))
+    assert main(_demo_args(tmp_path, str(tiny), str(big), "--out-dir",
+                           str(tmp_path / "out"))) == 0
+    err = capsys.readouterr().err
+    assert "tiny.png: enlarged from 1x1 to 64x64 for the generator (64.0x)" in err
+    assert "big.png: enlarged" not in err  # 70 px, reduced to the generator's 64
+
+
 def test_cli_tells_what_was_done_to_a_picture(tmp_path, capsys):
     from editor.cli.invert import _crop_of
 

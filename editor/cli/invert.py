@@ -131,13 +131,32 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
-def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
+def _check_picture(path: str, box: tuple[int, int, int, int] | None) -> None:
+    """Refuse a picture that cannot be read (or a --crop box that does not fit it) before
+    any work, and say what was done to it (downscaled, alpha flattened, ...). Its pixels
+    are dropped again: each batch reads its own pictures just before it is inverted, so
+    that many pictures do not fill the memory."""
+    _read(path, box, say_notes=True)
+
+
+def _crop_of(path: str, box: tuple[int, int, int, int] | None,
+             say_notes: bool = True) -> np.ndarray:
     """The picture's square crop, the box in the file's own pixels (a big picture is read
     downscaled, so the box is scaled with it), reduced to at most CROP_KEEP_SIDE: only
-    the generator's resolution is used, and many full-size crops would fill the memory."""
+    the generator's resolution is used. `say_notes`: print what was done to the picture
+    (False once `_check_picture` has)."""
+    rgb, box = _read(path, box, say_notes)
+    rgb = square_crop(rgb, box)
+    return resize(rgb, CROP_KEEP_SIDE) if rgb.shape[0] > CROP_KEEP_SIDE else rgb
+
+
+def _read(path: str, box: tuple[int, int, int, int] | None,
+          say_notes: bool) -> tuple[np.ndarray, Box | None]:
+    """The picture's pixels, and the square box moved to them (None: centre crop)."""
     loaded = load_image(path)
-    for note in loaded.notes:  # downscaled, first frame, alpha flattened, ...
-        print(f"{shown(Path(path).name)}: {note}", file=sys.stderr)
+    if say_notes:
+        for note in loaded.notes:  # downscaled, first frame, alpha flattened, ...
+            print(f"{shown(Path(path).name)}: {note}", file=sys.stderr)
     if box is not None:
         width, height = loaded.original_size
         left, top, right, bottom = box
@@ -147,8 +166,16 @@ def _crop_of(path: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
         if right - left != bottom - top:
             raise AtelierError(f"--crop must be square, got {right - left}x{bottom - top}")
         box = _scaled_square(box, (width, height), loaded.rgb.shape[1::-1])
-    rgb = square_crop(loaded.rgb, box)
-    return resize(rgb, CROP_KEEP_SIDE) if rgb.shape[0] > CROP_KEEP_SIDE else rgb
+    return loaded.rgb, box
+
+
+def _say_enlarged(name: str, crop: np.ndarray, resolution: int) -> None:
+    """A crop smaller than the generator is enlarged to its size (the crop dialog says so
+    too): the reconstruction cannot be sharper than the crop."""
+    side = crop.shape[0]
+    if side < resolution:
+        print(f"{shown(name)}: enlarged from {side}x{side} to {resolution}x{resolution} "
+              f"for the generator ({resolution / side:.1f}x)", file=sys.stderr)
 
 
 def _scaled_square(box: Box, size: tuple[int, int], scaled_size: tuple[int, int]) -> Box:
@@ -183,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
             check_export_path(output, overwrite=True)  # its extension; existence: below
         json_path = [Path(args.json_path)] if args.json_path else []
         check_outputs(outputs + latents + json_path, args.overwrite, args.images)
-        crops = [_crop_of(path, box) for path in args.images]
+        for path in args.images:  # every picture refused or noted up front ...
+            _check_picture(path, box)
         generator = args.generator or str(DEMO_GENERATOR)
         named_clip = bool(args.clip_file or args.clip_arch) or args.perceptual == "clip"
         # without a CLIP named, inversion goes on without one (pixel and VGG losses) when
@@ -196,23 +224,31 @@ def run(args: argparse.Namespace) -> int:
                   "features", file=sys.stderr)
         settings = settings_from_args(args, seed=args.seed)
         gen_id, clip_id, _ = pack.identities()
+        resolution = pack.model.generator.img_resolution
         rows = []
-        n = min(len(crops), args.batch or suggested_pictures_per_batch(pack.model.generator,
-                                                                       settings.starts))
-        for first in range(0, len(crops), n):
-            names = [Path(p).name for p in args.images[first:first + n]]
+        total = len(args.images)
+        n = min(total, args.batch or suggested_pictures_per_batch(pack.model.generator,
+                                                                  settings.starts))
+        for first in range(0, total, n):
+            paths = args.images[first:first + n]
+            names = [Path(p).name for p in paths]
             label = (f"{first + 1}" if len(names) == 1 else
-                     f"{first + 1}-{first + len(names)}") + f" of {len(crops)}"
+                     f"{first + 1}-{first + len(names)}") + f" of {total}"
+            # ... and read again, a batch at a time, just before it is inverted
+            crops = [_crop_of(path, box, say_notes=False) for path in paths]
+            for name, crop in zip(names, crops, strict=True):
+                _say_enlarged(name, crop, resolution)
             results: list[InvertedImage] = []
             line = StatusLine()
             try:
-                for item in invert_images(pack, crops[first:first + n], names, settings):
+                for item in invert_images(pack, crops, names, settings):
                     if isinstance(item, Progress):
                         _print_progress(line, item, label)
                     else:
                         results = item
             finally:
                 line.close()
+            del crops  # not held while the next batch is read
             for i, inv in enumerate(results):
                 k = first + i
                 session = Session(source=inv.source, generator=gen_id, clip=clip_id)
