@@ -1367,6 +1367,25 @@ def test_the_forms_fit_without_scrollbars_at_the_first_size(window, qtbot):
     assert not forms[1].verticalScrollBar().isVisible()
 
 
+def test_the_side_column_first_takes_what_its_forms_need_not_half_the_window(window,
+                                                                           qtbot):
+    # Qt gave the panels about 490 px at any window width (the discovered directions,
+    # behind a tab, asked for it): half a small screen, the picture the other half
+    from PySide6.QtWidgets import QStyle
+
+    show_active(window, qtbot)
+    forms = (window.source_dock.widget(), window.prompt_dock.widget())
+    qtbot.waitUntil(lambda: all(f.viewport().height() >= f.widget().sizeHint().height()
+                                for f in forms), timeout=5_000)
+    scrollbar = window.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    wish = max(f.widget().sizeHint().width() for f in forms) + scrollbar
+    assert window.source_dock.width() <= max(wish, window.width() // 3) + 2
+    assert window.canvas.width() > window.source_dock.width()
+    for form in forms:  # and no form is cut at its right edge
+        assert form.widget().width() <= form.viewport().width()
+        assert form.widget().width() >= form.widget().minimumSizeHint().width()
+
+
 def test_a_saved_live_prompt_reopens_as_the_prompt_not_in_the_stack(window, qtbot, tmp_path,
                                                                     monkeypatch):
     # The file replays the picture on screen (the live prompt drawn on top of the stack),

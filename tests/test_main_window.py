@@ -148,7 +148,7 @@ def test_open_latent_and_open_image_start_the_next_dialog_in_their_folder(
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", pick)
     monkeypatch.setattr(win, "open_latent", lambda path: None)
-    monkeypatch.setattr(win, "_open_image_or_recipe", lambda path: None)
+    monkeypatch.setattr(win, "_open_image_or_recipe", lambda path, **_k: None)
     win.open_latent_dialog()
     win.open_image_dialog()
     win.open_latent_dialog()

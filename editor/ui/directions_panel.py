@@ -102,6 +102,11 @@ class DirectionsPanel(QWidget):
                                     Qt.ItemDataRole.ToolTipRole)
         self.method.setToolTip("How a direction found in CLIP space is applied to the "
                                "generator")
+        # sized by its longest name, it held the whole side column at 450 px or more, and
+        # so the picture small on a small screen: shortened when narrow instead
+        self.method.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method.setMinimumContentsLength(12)
         # activated: every pick of the user's, also of the transfer a fallback shows already
         # (which changes no index, and must still become their choice)
         self.method.activated.connect(

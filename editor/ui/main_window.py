@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QStyle,
     QToolBar,
     QWidget,
 )
@@ -109,6 +110,7 @@ from .theme import THEMES, apply_theme
 EXPORT_JOB = "export:"  # key prefix of export jobs
 RENDERING_TEXT = "rendering…"  # the time label while a picture is on its way
 PRECOMPUTE_JOB = "precompute:"
+SIDE_COLUMN_MAX = 440  # px: the panels' first width, at most (the picture takes the rest)
 DEVICE_KEY = "render/device"  # the View ▸ Device choice: auto, cpu or cuda:N
 
 GENERATOR_FILTER = "Generators (*.pt *.pkl *.safetensors);;All files (*)"
@@ -350,9 +352,20 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._fit_forms)  # after this first layout
 
     def _fit_forms(self) -> None:
-        """First layout: the Source and Prompt forms get the height they need (they were
-        a few pixels short at the default size, so both showed a scrollbar while the edit
-        stack had room to spare); the stack takes the rest."""
+        """First layout: the side column as wide as its panels need, or up to a third of
+        the window where there is room (Qt made it about 490 px at any window width, half
+        a small screen, the picture the other half); the Source and Prompt forms get the
+        height they need (they were a few pixels short at the default size, so both
+        showed a scrollbar while the edit stack had room to spare); the stack takes the
+        rest."""
+        column = [self.source_dock, self.prompt_dock, self.stack_dock, self.directions_dock]
+        needed = max(d.minimumSizeHint().width() for d in column)
+        # the forms' wish, not the directions' (behind a tab; their rows ask for ~490),
+        # with room for a form's scrollbar (which its scroll area's hint leaves out)
+        wanted = max(d.sizeHint().width() for d in column[:3]) + self.style().pixelMetric(
+            QStyle.PixelMetric.PM_ScrollBarExtent)
+        width = max(needed, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
+        self.resizeDocks([self.source_dock], [width], Qt.Orientation.Horizontal)
         forms, rest = [self.source_dock, self.prompt_dock], self.stack_dock
         if not all(d.isVisible() and d.height() > 0 for d in (*forms, rest)):
             return
