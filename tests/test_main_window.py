@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -678,3 +679,28 @@ def test_an_inversion_still_lands_in_the_document_it_was_started_for(
     assert source.kind == "wplus" and source.label == "me.png"
     assert window.document.undo_stack.undoText() == "Invert me.png"
     assert not _inversion_offers(window)
+
+
+def test_reset_layout_puts_every_panel_back_in_view(window, qtbot):
+    # a panel closed, floated off or dragged to the other side could only be brought
+    # back by hand (dock dividers and floating panels take no keys)
+    from tests.test_editor_window import show_active
+
+    show_active(window, qtbot)
+    right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
+    window.source_dock.hide()
+    window.prompt_dock.setFloating(True)
+    window.prompt_dock.move(-5000, -5000)
+    window.addDockWidget(left, window.stack_dock)
+    window.directions_dock.raise_()
+    reset = next(a for a in window.findChildren(QAction) if a.text() == "&Reset layout")
+    reset.trigger()
+    docks = (window.source_dock, window.prompt_dock, window.stack_dock,
+             window.directions_dock)
+    assert all(not d.isFloating() and not d.isHidden() for d in docks)
+    assert all(window.dockWidgetArea(d) == right for d in docks)
+    assert window.tabifiedDockWidgets(window.stack_dock) == [window.directions_dock]
+    qtbot.waitUntil(lambda: window.stack_dock.visibleRegion().isEmpty() is False,
+                    timeout=5_000)
+    assert window.directions_dock.visibleRegion().isEmpty()  # behind the stack's tab
+    assert window.jobs_dock.isHidden()  # no job runs: it stays out of the way

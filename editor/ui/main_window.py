@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================= building
     def _dock(self, title: str, name: str, widget: QWidget,
-              area=Qt.DockWidgetArea.RightDockWidgetArea, scroll: bool = False) -> QDockWidget:
+              scroll: bool = False) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         if scroll:  # a form that may scroll rather than set the window's least height
@@ -342,8 +342,29 @@ class MainWindow(QMainWindow):
         # walked through widgets nobody could see. Its content is disabled while it is out
         # of view (hiding it instead changed the dock's size hints: the dock area was cut)
         dock.visibilityChanged.connect(widget.setEnabled)
-        self.addDockWidget(area, dock)
         return dock
+
+    def _arrange_panels(self) -> None:
+        """The panels where the window first puts them: Source, Prompt and the Edit stack
+        (with the Discovered directions behind its tab) down the right, Jobs below."""
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
+                     self.directions_dock):
+            dock.setFloating(False)
+            self.addDockWidget(right, dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.stack_dock, self.directions_dock)
+        self.jobs_dock.setFloating(False)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+
+    def reset_layout(self) -> None:
+        """View ▸ Panels ▸ Reset layout: every panel back in its place and in view (a
+        panel closed, floated off screen or dragged elsewhere), sized as at first."""
+        self._arrange_panels()
+        for dock in self._panel_docks():
+            if dock is not self.jobs_dock or self.jobs.active_jobs():
+                dock.show()
+        self.stack_dock.raise_()
+        QTimer.singleShot(0, self._fit_forms)
 
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -420,10 +441,9 @@ class MainWindow(QMainWindow):
         self.stack_dock = self._dock("Edit stack", "stack_dock", st)
         self.directions_dock = self._dock("Discovered directions", "directions_dock",
                                           self.directions_panel)
-        self.tabifyDockWidget(self.stack_dock, self.directions_dock)
+        self.jobs_dock = self._dock("Jobs", "jobs_dock", self.jobs_panel)
+        self._arrange_panels()
         self.stack_dock.raise_()
-        self.jobs_dock = self._dock("Jobs", "jobs_dock", self.jobs_panel,
-                                    Qt.DockWidgetArea.BottomDockWidgetArea)
         self.jobs.job_started.connect(lambda _job: self.jobs_dock.show())
         self.jobs.job_finished.connect(self._on_job_finished)
         self.jobs.job_failed.connect(self._on_job_failed)
@@ -625,6 +645,8 @@ class MainWindow(QMainWindow):
             panels_menu.addAction(self._panel_action(dock))
         panels_menu.addSeparator()
         panels_menu.addActions([
+            a("&Reset layout", self.reset_layout, None, None,
+              "Put every panel back where it was at first, in view"),
             a("&Next panel", lambda: focus_next_area(self._focus_areas(), +1), "F6", None,
               "Move the keyboard focus to the next panel (or the picture)"),
             a("Pre&vious panel", lambda: focus_next_area(self._focus_areas(), -1),
