@@ -350,3 +350,134 @@ def test_a_damaged_pickle_is_called_corrupt_not_code(tmp_path, tiny_generator, c
     text = str(info.value)
     assert "never code" not in text and "other than tensors" not in text
     assert "weights_only" not in text and "False" not in text
+
+
+# --------------------------------------------------------------------------- forged sizes
+
+
+def _no_build(monkeypatch):
+    import editor.core.checkpoints as checkpoints
+
+    def no_build(*_a, **_k):
+        raise AssertionError("the generator was built before the file was checked")
+
+    monkeypatch.setattr(checkpoints, "Generator", no_build)
+
+
+def test_tensors_that_claim_more_data_than_the_file_holds_are_refused_at_once(
+        tmp_path, tiny_generator, monkeypatch):
+    """Views that repeat one stored number (torch.zeros(1).expand(shape)) made a 10 KB file
+    claim a 22 GB generator: a minute in isfinite, then the build ate the memory; one view of
+    2**40 elements ended in a RuntimeError traceback. Refused before any per-element work."""
+    import time
+
+    from editor.core.generator import GeneratorConfig, state_shapes
+
+    sd = dict(tiny_generator.state_dict())
+    repeated = {k: torch.zeros(1).expand(v.shape) if v.ndim else v for k, v in sd.items()}
+    # a generator's every weight a view of one 5 MB storage: 40 MB claimed
+    shapes = state_shapes(GeneratorConfig(resolution=32, style_dim=32, n_mlp=2,
+                                          channels=(384,) * 4))
+    shared = torch.zeros(max(s.numel() for s in shapes.values()))
+    one_storage = {k: shared[:s.numel()].view(s) for k, s in shapes.items()}
+    cases = {
+        "every-weight-one-number": {"g_ema": repeated},
+        "one-view-of-2**40": {"g_ema": {**sd, "conv1.conv.weight":
+                                        torch.zeros(1).expand(2**20, 2**20)}},
+        "a-latent_avg-of-2**40": {"g_ema": sd, "latent_avg": torch.zeros(
+            1, dtype=torch.float64).expand(2**20, 2**20)},
+        "overlapping-rows": {"g_ema": {**sd, "style.1.weight":
+                                       torch.zeros(64).as_strided((32, 32), (1, 1))}},
+        "many-names-one-storage": {"g_ema": one_storage},
+    }
+    _no_build(monkeypatch)
+    for case, obj in cases.items():
+        started = time.perf_counter()
+        with pytest.raises(CheckpointError, match="claims more data than the file holds: it "
+                                                  "is damaged or made to exhaust memory"):
+            load_generator(_saved(tmp_path, f"{case}.pt", obj))
+        assert time.perf_counter() - started < 1, case
+
+
+def test_views_and_shared_storages_of_a_real_file_still_load(tmp_path, tiny_generator):
+    """What an honest file may hold: slices of one larger buffer, a transposed weight, a
+    weight stored twice under two names (tied)."""
+    sd = dict(tiny_generator.state_dict())
+    flat = torch.cat([v.reshape(-1) for v in sd.values()])
+    views, at = {}, 0
+    for k, v in sd.items():
+        views[k] = flat[at:at + v.numel()].view(v.shape)
+        at += v.numel()
+    views["style.1.weight"] = sd["style.1.weight"].t().contiguous().t()
+    loaded = load_generator(_saved(tmp_path, "views.pt", {"g_ema": views,
+                                                          "latent_avg": sd["style.1.bias"]}))
+    assert torch.equal(loaded.generator.state_dict()["conv1.conv.weight"],
+                       sd["conv1.conv.weight"])
+
+
+@pytest.mark.parametrize("corrupt", ["storage-key", "string-length"])
+def test_a_damaged_legacy_torch_file_is_called_corrupt(tmp_path, tiny_generator, corrupt):
+    """One changed byte in a legacy (non-zip) torch.save file made torch.load raise an
+    AssertionError ('storage key ... not found') or IndexError ('pop from empty list'):
+    a traceback in the CLI, an 'unexpected error' in the window."""
+    from editor.core.model_files import identify_model_file
+
+    good = tmp_path / "good.pt"
+    torch.save({"g_ema": tiny_generator.state_dict()}, good,
+               _use_new_zipfile_serialization=False)
+    data = bytearray(good.read_bytes())
+    if corrupt == "storage-key":  # the first storage's key (a number) no longer matches
+        at = data.index(b"X", data.index(b"FloatStorage\n")) + 5
+        assert chr(data[at]).isdigit()
+        data[at] = ord("0")
+    else:  # the string 'storage' read as opcodes
+        data[data.index(b"X\x07\x00\x00\x00storage") + 1] = 0
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="could not be read as a PyTorch checkpoint; it "
+                                              "may be truncated or corrupt"):
+        load_generator(bad)
+    with pytest.raises(CheckpointError):
+        identify_model_file(bad)
+
+
+def test_a_reader_error_megabytes_long_is_cut_short(tmp_path):
+    """A float literal of a million characters: the unpickler's message quoted all of it (a
+    5 MB message took seconds to show in a dialog)."""
+    from editor.core.model_files import identify_model_file
+
+    path = tmp_path / "long.pkl"
+    path.write_bytes(b"\x80\x02F" + b"A" * 100_000 + b"\n.")
+    for read in (load_generator, identify_model_file):
+        with pytest.raises(CheckpointError, match="corrupt") as info:
+            read(path)
+        assert len(str(info.value)) < 1000 and "A…" in str(info.value)
+
+
+def test_refusing_a_pickle_shows_no_torch_protocol_warning(tmp_path):
+    """torch.load(weights_only) warns of 'pickle protocol 4' on any such pickle; when a file
+    is neither a generator nor CLIP weights that note only cluttered the user's terminal."""
+    import pickle
+    import warnings
+
+    from editor.core.model_files import identify_model_file
+
+    path = tmp_path / "other.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError):
+            identify_model_file(path)
+    assert not [w for w in caught if "pickle protocol" in str(w.message)]
+
+
+def test_a_latent_avg_of_the_wrong_size_is_ignored_with_a_warning(tmp_path, tiny_generator,
+                                                                  caplog):
+    import logging
+
+    path = _saved(tmp_path, "g.pt", {"g_ema": tiny_generator.state_dict(),
+                                     "latent_avg": torch.zeros(7)})
+    with caplog.at_level(logging.WARNING, logger="editor.core.checkpoints"):
+        loaded = load_generator(path)
+    assert loaded.metadata == {"has_latent_avg": False}
+    assert any("latent_avg has shape (7,)" in r.getMessage() for r in caplog.records)

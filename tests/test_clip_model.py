@@ -426,6 +426,22 @@ def test_a_damaged_torch_file_is_called_corrupt_not_code(tmp_path):
     assert "never code" not in text and "weights_only" not in text and "False" not in text
 
 
+def test_a_damaged_legacy_clip_file_and_a_memory_bomb_are_refused_in_words(tmp_path):
+    # a legacy (non-zip) file with one byte changed escaped as an AssertionError, and a
+    # view repeating one number over 2**40 elements reached torch.isfinite
+    good = tmp_path / "legacy.pt"
+    torch.save(_clip_like_state(), good, _use_new_zipfile_serialization=False)
+    data = bytearray(good.read_bytes())
+    data[data.index(b"X\x07\x00\x00\x00storage") + 1] = 0  # 'storage' read as opcodes
+    (tmp_path / "damaged.pt").write_bytes(bytes(data))
+    with pytest.raises(ClipError, match="is not a readable PyTorch file"):
+        read_weights(tmp_path / "damaged.pt")
+    bomb = {**_clip_like_state(), "visual.conv1.weight": torch.zeros(1).expand(2**20, 2**20)}
+    torch.save(bomb, tmp_path / "bomb.pt")
+    with pytest.raises(ClipError, match="claims more data than the file holds"):
+        read_weights(tmp_path / "bomb.pt")
+
+
 def test_a_bit_flip_inside_a_torch_zip_is_called_damaged(tmp_path):
     import struct
 

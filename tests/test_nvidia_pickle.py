@@ -369,3 +369,54 @@ def test_arrays_of_every_plain_kind_and_byte_order_read_back_exactly(tmp_path, p
     object_array.write_bytes(pickle.dumps(np.array([1, "x"], dtype=object), protocol=protocol))
     with pytest.raises(CheckpointError, match="not a plain number type"):
         read_pickle(object_array)
+
+
+# --------------------------------------------------------------------------- forged sizes
+
+
+class _Oversized:
+    """Pickles as a float tensor of `numel` elements over a storage of 4: torch's rebuilder
+    grows the storage to fit (memory nothing fills) instead of refusing it."""
+
+    def __init__(self, numel):
+        self.numel = numel
+
+    def __reduce_ex__(self, protocol):
+        from collections import OrderedDict
+
+        storage = torch.storage.TypedStorage(wrap_storage=torch.zeros(4).untyped_storage(),
+                                             dtype=torch.float32, _internal=True)
+        return (torch._utils._rebuild_tensor_v2,
+                (storage, 0, (self.numel,), (1,), False, OrderedDict()))
+
+
+def test_tensors_that_claim_more_data_than_the_pickle_holds_are_refused(tmp_path, ours):
+    """A pickle's tensors are views of the storages it carries: a view that repeats one
+    number over a weight's shape (stride 0) or reaches past its storage claimed a generator
+    the file does not hold (made contiguous, then built, it could take all the memory)."""
+    import time
+
+    from editor.core.checkpoints import load_generator
+
+    g = nvidia_from_ours(ours)
+    const = g.synthesis.b4.const
+    g.synthesis.b4.const = torch.nn.Parameter(torch.zeros(1).expand(const.shape),
+                                              requires_grad=False)
+    repeated = write_nvidia_pickle(tmp_path / "repeated.pkl", snapshot(g))
+    oversized = write_nvidia_pickle(tmp_path / "oversized.pkl",
+                                    snapshot(nvidia_from_ours(ours), extra=_Oversized(2**24)))
+    for path in (repeated, oversized):
+        started = time.perf_counter()
+        with pytest.raises(CheckpointError, match="claims more data than the file holds: it "
+                                                  "is damaged or made to exhaust memory"):
+            load_generator(path)
+        assert time.perf_counter() - started < 2
+
+
+def test_the_reason_a_pickle_is_unreadable_is_cut_short(tmp_path):
+    """A float literal of 100,000 characters: the message quoted all of it."""
+    path = tmp_path / "long.pkl"
+    path.write_bytes(b"\x80\x02F" + b"1x" * 50_000 + b"\n.")
+    with pytest.raises(CheckpointError, match="not a pickle at all") as info:
+        read_pickle(path)
+    assert len(str(info.value)) < 400 and str(info.value).endswith("…)")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import os
 import pickle
 import re
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, IncompatibleModelError, UnsafePickleError
+from .errors import CheckpointError, IncompatibleModelError, UnsafePickleError, is_out_of_memory
 from .generator import Generator, GeneratorConfig, state_shapes
 from .hashing import state_dict_hash
 from .paths import atomic_path
@@ -34,6 +36,8 @@ from .tensor_files import save_tensors
 FORMAT_NAME = "latent-atelier-generator"
 FORMAT_VERSION = 1
 WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,14 +121,32 @@ def refused_global(e: BaseException) -> str | None:
     return found.group(1) if found else None
 
 
-def unpickling_reason(e: BaseException) -> str:
-    """torch's own reason for a failed load, without its advice to switch the safety off
-    (no line that mentions weights_only)."""
+REASON_CHARS = 200
+
+
+def short_reason(e: BaseException, skip: tuple[str, ...] = ()) -> str:
+    """The first line of an exception's text (ignoring lines that mention any of `skip`),
+    cut to REASON_CHARS with an ellipsis: a damaged file can make a reader's message
+    megabytes long (a float literal of a million digits), too long to show anyone."""
     for line in str(e).splitlines():
         line = line.strip()
-        if line and not any(word in line.lower() for word in _TORCH_ADVICE):
-            return line[:200]
+        if line and not any(word in line.lower() for word in skip):
+            return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 1] + "…"
     return type(e).__name__
+
+
+def unpickling_reason(e: BaseException) -> str:
+    """torch's own reason for a failed load, without its advice to switch the safety off
+    (no line that mentions weights_only), cut short."""
+    return short_reason(e, _TORCH_ADVICE)
+
+
+# Garbage or truncated input makes the C unpickler (ours, or torch.load's for legacy
+# non-zip files: "storage key ... not found", "pop from empty list") raise any of these
+# (a damaged numpy state even SystemError).
+PICKLE_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
+                      IndexError, AttributeError, AssertionError, RuntimeError, OverflowError,
+                      MemoryError, SystemError)
 
 
 # --------------------------------------------------------------------------- rosinality
@@ -148,15 +170,15 @@ def _torch_load_tensors(path: Path) -> object:
             f"{path.name} could not be read as a PyTorch checkpoint; it is truncated or "
             f"corrupt: download or copy it again ({unpickling_reason(e)})"
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except (*PICKLE_READ_ERRORS, OSError, zipfile.BadZipFile) as e:
         raise CheckpointError(
             f"{path.name} could not be read as a PyTorch checkpoint; it may be truncated or "
-            f"corrupt ({first})"
+            f"corrupt ({short_reason(e)})"
         ) from e
 
 
-def _extract_rosinality_state(obj: object, name: str) -> tuple[dict, torch.Tensor | None]:
+def _extract_rosinality_state(obj: object, name: str, file_size: int | None = None
+                              ) -> tuple[dict, torch.Tensor | None]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{name}: expected a dict of weights, got {type(obj).__name__}")
     if "g_ema" in obj:
@@ -180,13 +202,69 @@ def _extract_rosinality_state(obj: object, name: str) -> tuple[dict, torch.Tenso
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         latent_avg = None
     state = dict(state)
-    check_weights(state, name)
+    if latent_avg is not None:  # read (and converted) later: its data must be there too
+        check_claimed_data([*state.items(), ("latent_avg", latent_avg)], name, file_size)
+    check_weights(state, name, file_size)
     return state, latent_avg
 
 
-def check_weights(state: dict, name: str) -> None:
+CLAIM_MESSAGE = ("claims more data than the file holds: it is damaged or made to exhaust "
+                 "memory")
+# Tensors may share their data (tied weights, views of one buffer), but not this much: all
+# of a file's tensors together claiming more than this many times the bytes its storages
+# hold (plus a little) is a file made to exhaust memory, not a generator.
+_SHARED_DATA_FACTOR = 4
+_SHARED_DATA_SLACK = 1 << 20
+
+
+def claimed_bytes(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
+                  element_size: int) -> int | None:
+    """The bytes of storage a tensor of this shape, strides and offset (in elements)
+    reaches, when its elements do not overlap (each element its own bytes); None when they
+    do: a dimension of size > 1 with stride 0 (torch.zeros(1).expand(...)), or strides that
+    make rows alias."""
+    if math.prod(shape) == 0:
+        return 0
+    dims = sorted((stride, size) for size, stride in zip(shape, strides, strict=True)
+                  if size > 1)
+    reach = 1  # elements spanned by the dimensions so far
+    for stride, size in dims:
+        if stride < reach:
+            return None
+        reach = stride * (size - 1) + reach
+    return (offset + reach) * element_size
+
+
+def check_claimed_data(tensors, name: str, file_size: int | None = None) -> None:
+    """Refuse, before any per-element work, tensors that claim more data than their
+    storages (or the file, of `file_size` bytes) hold: torch.load accepts views that repeat
+    one stored number over billions of elements (a 10 KB file claiming a 22 GB generator),
+    and every later step would read or allocate all of them. `tensors`: (name, tensor)
+    pairs or a dict; entries that are not tensors with data are left to check_weights."""
+    items = tensors.items() if isinstance(tensors, dict) else tensors
+    claimed = 0
+    held: dict[int, int] = {}  # storage address -> bytes
+    for key, t in items:
+        if not isinstance(t, torch.Tensor) or t.is_meta:
+            continue
+        storage = t.untyped_storage()
+        need = claimed_bytes(tuple(t.shape), t.stride(), t.storage_offset(), t.element_size())
+        if need is None or need > storage.nbytes():
+            raise CheckpointError(f"{name}: {key} {CLAIM_MESSAGE}")
+        claimed += t.numel() * t.element_size()
+        address = storage.data_ptr()
+        held[address] = max(held.get(address, 0), storage.nbytes())
+    total = sum(held.values())
+    if claimed > _SHARED_DATA_FACTOR * total + _SHARED_DATA_SLACK \
+            or (file_size is not None and total > file_size + _SHARED_DATA_SLACK):
+        raise CheckpointError(f"{name} {CLAIM_MESSAGE}")
+
+
+def check_weights(state: dict, name: str, file_size: int | None = None) -> None:
     """Every entry a named, finite floating-point tensor with data: a damaged or forged file
-    is refused here, before its shapes decide anything."""
+    is refused here, before its shapes decide anything. `file_size`, when known, bounds the
+    data the tensors may hold (see check_claimed_data)."""
+    check_claimed_data(state, name, file_size)
     for key, t in state.items():
         if not isinstance(key, str):
             raise CheckpointError(f"{name}: a weight name is not text ({key!r:.40})")
@@ -277,21 +355,38 @@ def build_generator(config: GeneratorConfig, state: dict[str, torch.Tensor],
             f"{len(missing)} missing keys ({', '.join(missing[:6])}), "
             f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:6])})"
         )
-    gen = Generator(config)
-    gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    with torch.no_grad():
-        gen.w_avg.copy_(w_avg if w_avg is not None else gen.mean_latent())
+    try:
+        gen = Generator(config)
+        gen.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        with torch.no_grad():
+            gen.w_avg.copy_(w_avg if w_avg is not None else gen.mean_latent())
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise CheckpointError(f"{name}: there is not enough memory to build its generator "
+                              f"({short_reason(e)})") from e
     return gen.eval().requires_grad_(False)
 
 
 def load_rosinality(path: Path) -> LoadedGenerator:
     obj = _torch_load_tensors(path)
-    state, latent_avg = _extract_rosinality_state(obj, path.name)
+    state, latent_avg = _extract_rosinality_state(obj, path.name, file_size_of(path))
     config = infer_rosinality_config(state, path.name)
     w_avg = _normalise_latent_avg(latent_avg, config.style_dim)
+    if latent_avg is not None and w_avg is None:
+        log.warning("%s: its latent_avg has shape %s, which does not fit the generator's w "
+                    "(%d entries); it is ignored and w_avg is estimated by sampling",
+                    path.name, tuple(latent_avg.shape), config.style_dim)
     gen = build_generator(config, state, w_avg, path.name)
     meta = {"has_latent_avg": w_avg is not None}
     return LoadedGenerator(gen, "rosinality", path, generator_hash(gen), meta)
+
+
+def file_size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- our format
@@ -338,7 +433,7 @@ def load_atelier(path: Path) -> LoadedGenerator:
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path.name}: invalid generator config ({e})") from e
     w_avg = tensors.pop("w_avg", None)
-    check_weights(tensors, path.name)
+    check_weights(tensors, path.name, file_size_of(path))
     gen = build_generator(config, tensors, w_avg, path.name)
     return LoadedGenerator(gen, "atelier", path, generator_hash(gen), _user_metadata(meta))
 
@@ -382,7 +477,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
 
         if is_nvidia_pickle(path):
             config, state, w_avg = load_nvidia_pickle(path)
-            check_weights(state, path.name)
+            check_weights(state, path.name)  # (its raw tensors' data was checked in there)
             gen = build_generator(config, state, w_avg, path.name)
             loaded = LoadedGenerator(gen, "nvidia", path, generator_hash(gen), {})
         else:  # legacy (pre-1.6) torch.save files are pickles too

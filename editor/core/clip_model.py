@@ -25,6 +25,7 @@ import logging
 import pickle
 import posixpath
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,8 +40,17 @@ import torchvision.transforms.functional as TF
 from open_clip.transform import PreprocessCfg
 from torchvision.transforms import InterpolationMode
 
-from .checkpoints import damaged_message, damaged_zip_member, refused_global, unpickling_reason
-from .errors import ClipError
+from .checkpoints import (
+    PICKLE_READ_ERRORS,
+    check_claimed_data,
+    damaged_message,
+    damaged_zip_member,
+    file_size_of,
+    refused_global,
+    short_reason,
+    unpickling_reason,
+)
+from .errors import CheckpointError, ClipError
 from .hashing import state_dict_hash
 from .paths import atomic_path
 from .prompt_templates import IMAGENET_TEMPLATES
@@ -186,9 +196,16 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ClipError(f"{path.name} is not a readable safetensors file ({e})") from e
 
 
+# torch.load(weights_only=True) on a legacy file: "Detected pickle protocol 4 in the
+# checkpoint, which was not the default ... The weights_only Unpickler might not support..."
+_PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
+
+
 def _read_torch(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # says nothing to the user: read or refused anyway
+            warnings.filterwarnings("ignore", message=_PROTOCOL_WARNING, category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # name what the file asked for, never torch's advice to switch the safety off
         what = refused_global(e)
@@ -197,8 +214,10 @@ def _read_torch(path: Path) -> object:
                             f"for {what}); only weight files are loaded, never code") from e
         raise ClipError(f"{path.name} is not a readable PyTorch file; it is truncated or "
                         f"corrupt: download or copy it again ({unpickling_reason(e)})") from e
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
-        raise ClipError(f"{path.name} is not a readable PyTorch file ({e})") from e
+    except (*PICKLE_READ_ERRORS, OSError, zipfile.BadZipFile) as e:
+        # a damaged legacy (non-zip) file: "storage key ... not found", "pop from empty list"
+        raise ClipError(f"{path.name} is not a readable PyTorch file ({short_reason(e)})"
+                        ) from e
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -215,6 +234,10 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
         raise ClipError(f"{path.name} holds no tensors")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    try:  # before anything reads them: views that repeat one number over billions
+        check_claimed_data(state, path.name, file_size_of(path))
+    except CheckpointError as e:
+        raise ClipError(str(e)) from e
     return state
 
 
@@ -299,9 +322,9 @@ def _read_torchscript(path: Path) -> dict[str, torch.Tensor]:
                 raise ClipError(f"{path.name}: TorchScript archive without {data_pkl}")
             with z.open(data_pkl) as f:
                 obj = _ScriptUnpickler(f, z, root, path.name).load()
-    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError,
-            RuntimeError, TypeError, ValueError) as e:
-        raise ClipError(f"{path.name} is not a readable TorchScript archive ({e})") from e
+    except (*PICKLE_READ_ERRORS, zipfile.BadZipFile) as e:
+        raise ClipError(f"{path.name} is not a readable TorchScript archive "
+                        f"({short_reason(e)})") from e
     if not isinstance(obj, _ScriptRecord):
         raise ClipError(f"{path.name}: the TorchScript archive does not hold a module")
     return _collect_tensors(obj)

@@ -35,7 +35,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import AtelierError, CheckpointError, IncompatibleModelError, UnsafePickleError
+from .checkpoints import (
+    CLAIM_MESSAGE,
+    PICKLE_READ_ERRORS,
+    check_claimed_data,
+    claimed_bytes,
+    file_size_of,
+    short_reason,
+)
+from .errors import (
+    AtelierError,
+    CheckpointError,
+    IncompatibleModelError,
+    UnsafePickleError,
+    is_out_of_memory,
+)
 from .generator import (
     DEFAULT_BLUR_KERNEL,
     Generator,
@@ -150,8 +164,22 @@ def _rebuild_tensor_v2(storage: object, offset: int, size: tuple, stride: tuple,
     if not isinstance(storage, torch.storage.TypedStorage):
         raise pickle.UnpicklingError("tensor data is not a storage")
     _check_hooks(backward_hooks)
+    if not (isinstance(offset, int) and offset >= 0 and _ints(size) and _ints(stride)
+            and len(size) == len(stride)):
+        raise pickle.UnpicklingError("tensor with an unexpected shape or strides")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation chatter
+        need = claimed_bytes(tuple(size), tuple(stride), offset, storage.element_size())
+        held = storage.nbytes()
+    if need is None or need > held:  # torch would grow the storage to fit
+        raise pickle.UnpicklingError(f"a tensor of shape {tuple(size)} {CLAIM_MESSAGE}")
     return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad,
                                            OrderedDict(), metadata)
+
+
+def _ints(values: object) -> bool:
+    return isinstance(values, tuple | list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
 
 
 def _rebuild_parameter(data: object, requires_grad: bool, backward_hooks: object
@@ -353,13 +381,6 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids (a torch.save file?) are not expected here")
 
 
-# Garbage or truncated input makes the C unpickler raise any of these (a damaged numpy
-# state even SystemError).
-PICKLE_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
-                      IndexError, AttributeError, RuntimeError, OverflowError, MemoryError,
-                      SystemError)
-
-
 def read_pickle(path: str | os.PathLike) -> Any:
     """Unpickle a file with the restricted unpickler: plain data, tensors, numpy arrays and
     PersistentRecords only. Raises CheckpointError / UnsafePickleError."""
@@ -378,10 +399,9 @@ def read_pickle(path: str | os.PathLike) -> Any:
     except OSError as e:
         raise CheckpointError(f"{path.name} cannot be read ({e.strerror or e})") from e
     except PICKLE_READ_ERRORS as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             f"{path.name} could not be read as an NVIDIA network pickle; it may be truncated, "
-            f"corrupt or not a pickle at all ({detail})"
+            f"corrupt or not a pickle at all ({short_reason(e)})"
         ) from e
 
 
@@ -721,21 +741,30 @@ def load_nvidia_pickle(path: str | os.PathLike
     name = Path(path).name
     g = _get_generator_record(read_pickle(path), name)
     try:
-        return _convert(g, name)
+        return _convert(g, name, file_size_of(Path(path)))
     except AtelierError:
         raise
     except KeyError as e:
-        raise CheckpointError(f"{name}: missing weight {e}") from e
-    except (IndexError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{name}: missing weight {short_reason(e)}") from e
+    except (RuntimeError, MemoryError) as e:
+        if is_out_of_memory(e):
+            raise CheckpointError(f"{name}: there is not enough memory to read its generator "
+                                  f"({short_reason(e)})") from e
+        raise CheckpointError(f"{name}: the G_ema network is malformed ({short_reason(e)})"
+                              ) from e
+    except (IndexError, TypeError, ValueError, AttributeError) as e:
         # a record whose values have unexpected types or shapes
-        raise CheckpointError(f"{name}: the G_ema network is malformed ({e})") from e
+        raise CheckpointError(f"{name}: the G_ema network is malformed ({short_reason(e)})"
+                              ) from e
 
 
-def _convert(g: PersistentRecord, name: str
+def _convert(g: PersistentRecord, name: str, file_size: int | None = None
              ) -> tuple[GeneratorConfig, dict[str, torch.Tensor], torch.Tensor]:
     synthesis = _submodule(g, "synthesis", name)
     _check_supported(g, synthesis, name)
     tensors = collect_tensors(g)
+    # before anything reads them: .contiguous() / .float() would fill what they claim
+    check_claimed_data(tensors, name, file_size)
     _check_filters(tensors, name)
     config = _infer_config(g, tensors, name)
     state = _complete_state(to_rosinality(tensors, config), config, name)

@@ -41,10 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from editor.core.checkpoints import PICKLE_READ_ERRORS
 from editor.core.errors import AtelierError, DirectionsFileError
 from editor.core.generator import Generator
 from editor.core.hashing import file_sha256
-from editor.core.nvidia_pickle import PICKLE_READ_ERRORS, RestrictedUnpickler
+from editor.core.nvidia_pickle import RestrictedUnpickler
 from editor.core.style_code import StyleCode, StyleLayerSpec, flat_offsets, layer_of
 
 from . import precompute as pc
