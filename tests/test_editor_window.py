@@ -1411,14 +1411,48 @@ def test_a_saved_live_prompt_reopens_as_the_prompt_not_in_the_stack(window, qtbo
     assert [e.id for e in recipe.edits] == [draft_id]
 
 
-def _wheel(widget, delta_y: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+def _wheel(widget, delta_y: int, modifiers=Qt.KeyboardModifier.NoModifier,
+           phase=Qt.ScrollPhase.NoScrollPhase) -> None:
     from PySide6.QtCore import QPoint, QPointF
     from PySide6.QtGui import QWheelEvent
 
     pos = QPointF(widget.width() / 2, widget.height() / 2)
     QApplication.sendEvent(widget, QWheelEvent(
         pos, widget.mapToGlobal(pos), QPoint(), QPoint(0, delta_y), Qt.MouseButton.NoButton,
-        modifiers, Qt.ScrollPhase.NoScrollPhase, False))
+        modifiers, phase, False))
+
+
+def test_a_wheel_turn_or_a_touchpad_swipe_on_a_slider_is_one_undo_step(window, qtbot):
+    # each notch of the wheel, each event of a swipe (30 for one), was an undo step of
+    # its own; a drag with the mouse was one, as the README says
+    from PySide6.QtTest import QTest
+
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    stack, alpha = window.document.undo_stack, window.prompt_panel.alpha
+    start, steps = alpha.value(), stack.count()
+
+    def arrow_is_a_new_step() -> bool:  # the turn or swipe before it has ended
+        before = stack.count()
+        QTest.keyClick(alpha.slider, Qt.Key.Key_Right)
+        return stack.count() == before + 1
+
+    for _ in range(3):  # a wheel's notches: one step, ended once the wheel rests
+        _wheel(alpha.slider, 120)
+    assert stack.count() == steps + 1 and alpha.value() > start
+    qtbot.wait(600)
+    assert arrow_is_a_new_step()
+    phase = Qt.ScrollPhase
+    _wheel(alpha.slider, 0, phase=phase.ScrollBegin)  # a swipe: one step, ended with it
+    for _ in range(30):
+        _wheel(alpha.slider, -30, phase=phase.ScrollUpdate)
+    _wheel(alpha.slider, 0, phase=phase.ScrollEnd)
+    assert stack.count() == steps + 3
+    qtbot.wait(50)
+    assert arrow_is_a_new_step()
+    for _ in range(4):
+        stack.undo()
+    assert alpha.value() == start
 
 
 def test_the_wheel_over_a_stack_row_scrolls_the_list_not_the_strength(window, qtbot):

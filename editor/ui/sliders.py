@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
@@ -24,6 +24,10 @@ from PySide6.QtWidgets import (
 
 from .keys import claim_keys, route_undo_keys
 from .theme import FILL_ORIGIN
+
+# A wheel turned notch by notch, or a touchpad swipe, is one change of the user's: it ends
+# at the swipe's end (its phase says so), or this long after a wheel's last notch.
+WHEEL_SETTLE_MS = 400
 
 NAVIGATION_KEYS = frozenset({
     Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
@@ -77,6 +81,10 @@ class FloatSlider(QWidget):
         route_undo_keys([self.box])
         for w in (self.slider, self.box):
             claim_keys(w, NAVIGATION_KEYS)  # the arrows and PgUp/PgDown move this value
+        # a wheel turning: drag_finished waits for its end (one undo step, as a drag)
+        self._wheeling = self._wheel_moved = False
+        self._wheel_settled = QTimer(self, singleShot=True, interval=WHEEL_SETTLE_MS)
+        self._wheel_settled.timeout.connect(self._end_wheel)
         self.set_value(value)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
@@ -85,7 +93,20 @@ class FloatSlider(QWidget):
             self._scroll_enclosing_list(event)
             event.accept()  # handled: not passed up as well (it would scroll twice)
             return True
+        if event.type() == QEvent.Type.Wheel:
+            self._wheeling = True
+            if event.phase() == Qt.ScrollPhase.ScrollEnd:  # a swipe that says it ended
+                QTimer.singleShot(0, self._end_wheel)  # after this event's own change
+            else:
+                self._wheel_settled.start()
         return super().eventFilter(watched, event)
+
+    def _end_wheel(self) -> None:
+        self._wheel_settled.stop()
+        moved = self._wheel_moved
+        self._wheeling = self._wheel_moved = False
+        if moved:
+            self.drag_finished.emit()
 
     def focus_chain(self) -> tuple[QWidget, QWidget]:
         """Its two focusable parts, in Tab order."""
@@ -174,11 +195,18 @@ class FloatSlider(QWidget):
         with QSignalBlocker(self.box):
             self.box.setValue(value)
         self.value_changed.emit(value)
-        if not self.slider.isSliderDown():  # keys, wheel, clicks on the groove: one step each
+        self._finished_unless_wheeling()
+
+    def _finished_unless_wheeling(self) -> None:
+        """A change by keys or a click on the groove is a step of its own; a wheel's ends
+        with the wheel (_end_wheel), a drag's when the hand lets go (sliderReleased)."""
+        if self._wheeling:
+            self._wheel_moved = True
+        elif not self.slider.isSliderDown():
             self.drag_finished.emit()
 
     def _from_box(self, value: float) -> None:
         with QSignalBlocker(self.slider):
             self.slider.setValue(self._to_tick(value))
         self.value_changed.emit(value)
-        self.drag_finished.emit()
+        self._finished_unless_wheeling()
