@@ -202,3 +202,30 @@ def test_compiled_kernels_run_on_the_same_major_version_and_ptx_on_newer_ones():
     assert not _has_kernels_for(61, ["sm_75", "sm_80"])  # a GTX 1080 under a cu13 build
     assert _has_kernels_for(120, ["sm_90", "compute_90"])  # PTX the driver compiles
     assert _has_kernels_for(100, ["sm_100a"])
+
+
+def test_the_unedited_picture_is_drawn_once_per_resolution_while_edits_change():
+    # With one kept, a drag's previews and full frames each drew it again: four
+    # syntheses a value on a big model instead of two
+    gen = make_tiny_generator(resolution=32)
+    renderer = Renderer(EditingContext(gen), device="cpu", preview_res=16)
+    drawn = []
+    synthesize = gen.synthesize
+
+    def counting(code, *a, **k):
+        drawn.append(k.get("max_res"))
+        return synthesize(code, *a, **k)
+
+    gen.synthesize = counting
+    befores = {}
+    for alpha in (0.5, 1.0, 1.5, 2.0):
+        for preview in (True, False):
+            result = renderer.render(RenderRequest(_session(gen, alpha), interactive=True,
+                                                   compare=True), preview=preview)
+            befores.setdefault(preview, result.before)
+            assert np.array_equal(result.before, befores[preview])
+    assert befores[True].shape[0] == 16 and befores[False].shape[0] == 32
+    assert len(drawn) == 8 + 2  # each value's two frames, the unedited one per resolution
+    # another source draws it again
+    renderer.render(RenderRequest(Session(source=Source(seed=5)), compare=True))
+    assert len(drawn) == 12

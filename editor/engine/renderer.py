@@ -160,7 +160,8 @@ class Renderer:
         self.device = pick_device(device)
         self.preview_res = preview_res
         self.context: EditingContext | None = None
-        self._before: tuple[tuple, np.ndarray] | None = None  # (source key, image)
+        # the unedited picture, per resolution (preview or full): a drag alternates them
+        self._before: dict[bool, tuple[tuple, np.ndarray]] = {}  # -> (source key, image)
         self.set_context(context)
 
     def set_context(self, context: EditingContext | None,
@@ -172,7 +173,7 @@ class Renderer:
             context.generator.to(device)
         self.context, self.device = context, device
         self.platform = rendering_platform(device)  # for the recipes of its pictures
-        self._before = None
+        self._before = {}
 
     def set_generator(self, generator: Generator | None) -> None:
         self.set_context(EditingContext(generator) if generator is not None else None)
@@ -234,16 +235,19 @@ class Renderer:
                             platform=self.platform)
 
     def _before_image(self, request: RenderRequest, preview: bool) -> np.ndarray:
-        """The unedited source at the same resolution, kept while only edits change."""
+        """The unedited source at the same resolution, kept while only edits change (one
+        per resolution: with one kept, a drag's previews and its full frames each drew
+        it again, four syntheses a value instead of two)."""
         ctx = self.context
         session = request.session
-        key = (session.source, session.noise_mode, preview)
-        if self._before is None or self._before[0] != key:
+        key = (session.source, session.noise_mode)
+        kept = self._before.get(preview)
+        if kept is None or kept[0] != key:
             img = ctx.generator.synthesize(ctx.source_code(session.source),
                                            noise_mode=session.noise_mode,
                                            max_res=self.preview_res if preview else None)
-            self._before = (key, to_uint8_image(img))
-        return self._before[1]
+            kept = self._before[preview] = (key, to_uint8_image(img))
+        return kept[1]
 
     @staticmethod
     def _failure(request: RenderRequest, preview: bool, t0: float, message: str
