@@ -7,6 +7,7 @@ come back through a queued Qt signal; the UI ignores any older than what it show
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import torch
@@ -98,6 +99,7 @@ class RenderWorker(QObject):
             = None
         self._refresh = False
         self.pack: OpenPack | None = None  # written on the worker thread only
+        self._last_full: RenderResult | None = None  # worker thread only
 
     def start(self) -> None:
         self._thread.start()
@@ -138,12 +140,28 @@ class RenderWorker(QObject):
             request = self._mailbox.take(timeout=0.5)
             if request is None:
                 continue
+            if (again := self._already_drawn(request)) is not None:
+                self.rendered.emit(again)
+                continue
             if self.renderer.needs_preview(request):
                 self.rendered.emit(self._render(request, preview=True))
                 # settle: render full resolution only if the hand has stopped
                 if self._mailbox.wait_for_item(self.settle_s):
                     continue
-            self.rendered.emit(self._render(request, preview=False))
+            result = self._render(request, preview=False)
+            self._last_full = result if result.error is None else None
+            self.rendered.emit(result)
+
+    def _already_drawn(self, request: RenderRequest) -> RenderResult | None:
+        """The last full frame again, under this request's number, where the request asks
+        for that very picture: the hand letting go of a slider whose last value was drawn
+        in full already (on a big model, seconds of work that held up the next change)."""
+        last = self._last_full
+        if (last is None or request.interactive or last.generation != request.generation
+                or last.session != request.session or (request.compare and last.before is None)):
+            return None
+        return dataclasses.replace(last, seq=request.seq,
+                                   before=last.before if request.compare else None)
 
     def _render(self, request: RenderRequest, preview: bool) -> RenderResult:
         gate = self.interaction
@@ -159,6 +177,8 @@ class RenderWorker(QObject):
         with self._load_lock:
             pending, self._pending_load = self._pending_load, None
             refresh, self._refresh = self._refresh, False
+        if pending is not None or refresh:  # another model or its data: pictures differ
+            self._last_full = None
         if pending is not None:
             self._reporting_failure(f"opening {pending[0]}", lambda: self._open(*pending))
         elif refresh and self.pack is not None:
