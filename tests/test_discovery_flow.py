@@ -55,9 +55,8 @@ def _running(panel) -> bool:
     return not panel.discover_button.isEnabled() and panel.progress.isVisibleTo(panel)
 
 
-def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_pack,
-                                                                    monkeypatch):
-    # the panel went back to "idle" (Discover enabled, no bar) while the job still ran
+def _held_discovery(monkeypatch) -> threading.Event:
+    """Discovery jobs that report 30 % sampled, then wait until the event is set."""
     release = threading.Event()
 
     def slow_job(pack, cancel=None, extra_words=(), root=None):
@@ -66,6 +65,13 @@ def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_
         yield from dd.discovery_job(pack, cancel=cancel, extra_words=extra_words, root=root)
 
     monkeypatch.setattr(flow_module, "discovery_job", slow_job)
+    return release
+
+
+def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_pack,
+                                                                    monkeypatch):
+    # the panel went back to "idle" (Discover enabled, no bar) while the job still ran
+    release = _held_discovery(monkeypatch)
     flow, panel, jobs, _ = _flow(qtbot, tiny_pack)
     flow.pack_changed(tiny_pack)
     job = flow.start()
@@ -84,14 +90,7 @@ def test_a_job_for_another_pack_names_its_pack(qtbot, tiny_pack, tmp_path, monke
     from editor.core.checkpoints import save_generator
     from editor.engine.packs import ClipSource, open_pack
 
-    release = threading.Event()
-
-    def slow_job(pack, cancel=None, extra_words=(), root=None):
-        yield dc.Progress(3, 10, "sampling: 30/100 images")
-        release.wait(30)
-        yield from dd.discovery_job(pack, cancel=cancel, extra_words=extra_words, root=root)
-
-    monkeypatch.setattr(flow_module, "discovery_job", slow_job)
+    release = _held_discovery(monkeypatch)
     other = open_pack(save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=1),
                                      tmp_path / "other.safetensors"),
                       ClipSource(path=tiny_pack.clip_source.path))
