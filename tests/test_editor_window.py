@@ -1455,6 +1455,20 @@ def test_a_wheel_turn_or_a_touchpad_swipe_on_a_slider_is_one_undo_step(window, q
     assert alpha.value() == start
 
 
+def test_a_random_seed_is_one_step_drawn_in_full(window, qtbot):
+    # R left the window "interactive": no settled frame was asked for, and the next undo
+    # showed a preview before its full frame
+    stack = window.document.undo_stack
+    seed, steps = window.document.state.session.source.seed, stack.count()
+    window.random_seed()
+    assert stack.count() == steps + 1 and window.last_request is not None
+    assert not window.last_request.interactive
+    assert window.document.state.session.source.seed != seed  # (1 chance in 2**31)
+    stack.undo()
+    assert not window.last_request.interactive
+    assert window.document.state.session.source.seed == seed
+
+
 def test_the_wheel_over_a_stack_row_scrolls_the_list_not_the_strength(window, qtbot):
     # With many edits, scrolling the list with the wheel changed the strength of each
     # row passing under the pointer (and rendered it) instead of scrolling.

@@ -744,7 +744,7 @@ class MainWindow(QMainWindow):
 
     def random_seed(self) -> None:
         self._set_seed(random.randrange(0, MAX_SEED))
-        self.document.end_merge()
+        self._end_interaction()  # one step, drawn in full (as the seed buttons' steps)
 
     def _edit_defaults(self) -> EditDefaults:
         """How a new prompt starts on the open pack: its way, less the gate where it has
