@@ -61,10 +61,17 @@ class TensorCache:
             return None
         try:
             with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
+                info = self._info_if_ours(f.metadata() or {})
+                if info is None:
+                    return None
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except (SafetensorError, OSError, ValueError):
             return None
+        return tensors, info
+
+    def _info_if_ours(self, meta: dict) -> object | None:
+        """The info an entry's metadata holds where it was written for this entry (this
+        kind, version and key parts), else None."""
         if meta.get("kind") != self.kind or meta.get("version") != str(self.version):
             return None
         try:
@@ -76,7 +83,7 @@ class TensorCache:
             return None  # damaged metadata: the entry counts as absent and is recomputed
         if stored_key != json.loads(json.dumps(self.key_parts, default=str)):
             return None
-        return tensors, info
+        return info
 
     def _write(self, path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
         meta = {"kind": self.kind, "version": str(self.version),
@@ -108,13 +115,7 @@ class TensorCache:
 
         try:
             with safe_open(str(self.partial_path), framework="pt") as f:
-                meta = f.metadata() or {}
-            if meta.get("kind") != self.kind or meta.get("version") != str(self.version):
-                return None
-            if json.loads(meta.get("key_parts", "null")) != json.loads(
-                    json.dumps(self.key_parts, default=str)):
-                return None
-            info = json.loads(meta.get("info", "{}"))
+                info = self._info_if_ours(f.metadata() or {})
         except (SafetensorError, OSError, ValueError):
             return None
         return info if isinstance(info, dict) else None
