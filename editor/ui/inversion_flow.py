@@ -92,7 +92,7 @@ class InversionFlow(QObject):
         pack = self._pack()  # another model may have opened while the dialog was up
         if pack is None:
             return None
-        waits = any(key.startswith(JOB_PREFIX) for key in self._running_keys())
+        waits = bool(self._packs)  # an inversion of this window's has not ended
         job = self.jobs.submit(
             f"Invert {name}",
             lambda token: invert_image(pack, loaded.rgb, box, name, cancel=token),
@@ -119,9 +119,6 @@ class InversionFlow(QObject):
         finally:
             QApplication.restoreOverrideCursor()
             bar.clearMessage()
-
-    def _running_keys(self) -> list[str]:
-        return [job.key for job in self.jobs.active_jobs() if job.key is not None]
 
     def _on_progress(self, job: Job, progress) -> None:
         if not isinstance(progress, InversionPreview):
