@@ -3,9 +3,11 @@ and `atelier invert` (bad inputs included)."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import sys
 import threading
 
 import numpy as np
@@ -33,6 +35,7 @@ from editor.methods.inversion import (
 )
 from editor.methods.precompute import Cancelled
 from tests.conftest import make_tiny_clip, make_tiny_generator
+from tests.test_cli_main import _Terminal
 
 FAST = InversionSettings(steps=60, candidates=8, starts=2, perceptual="none", preview_every=10)
 
@@ -691,6 +694,34 @@ def test_cli_tells_what_was_done_to_a_picture(tmp_path, capsys):
     Image.fromarray(rgba).save(path)
     _crop_of(str(path), None)
     assert "half.png:" in capsys.readouterr().err  # e.g. its transparency was flattened
+
+
+def test_cli_shows_progress_while_it_checks_many_pictures(tmp_path, monkeypatch):
+    # a thousand photos were all read before any work with nothing on the screen
+    from editor.cli.invert import _check_pictures
+
+    pics = [str(_picture(tmp_path, f"p{i}.png")) for i in range(3)]
+    Image.fromarray(np.zeros((30, 30, 4), np.uint8)).save(tmp_path / "p1.png")
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    _check_pictures(pics, None)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "checking pictures: 1 of 3 p0.png"
+    assert "p1.png: alpha flattened" in log.getvalue()
+    assert lines[-1] == "checking pictures: 3 of 3 p2.png"
+
+    tty = _Terminal()  # a note is a line of its own, not written over the progress
+    monkeypatch.setattr(sys, "stderr", tty)
+    _check_pictures(pics, None)
+    text = tty.getvalue()
+    assert text.startswith("\rchecking pictures: 1 of 3 p0.png\x1b[K")
+    assert "\x1b[K\np1.png: alpha flattened" in text  # (later redraws may be too soon)
+    assert text.endswith("\n")
+
+    one = io.StringIO()  # one picture: no progress line
+    monkeypatch.setattr(sys, "stderr", one)
+    _check_pictures(pics[:1], None)
+    assert one.getvalue() == ""
 
 
 def test_a_real_generator_is_not_given_the_demo_clip(tmp_path, capsys, monkeypatch):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -131,32 +132,45 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
-def _check_picture(path: str, box: tuple[int, int, int, int] | None) -> None:
+def _check_pictures(paths: list[str], box: tuple[int, int, int, int] | None) -> None:
     """Refuse a picture that cannot be read (or a --crop box that does not fit it) before
-    any work, and say what was done to it (downscaled, alpha flattened, ...). Its pixels
-    are dropped again: each batch reads its own pictures just before it is inverted, so
-    that many pictures do not fill the memory."""
-    _read(path, box, say_notes=True)
+    any work, and say what was done to each (downscaled, alpha flattened, ...), with a
+    progress line: a thousand photos take a while to read. Their pixels are dropped
+    again: each batch reads its own pictures just before it is inverted, so that many
+    pictures do not fill the memory."""
+    line = StatusLine()
+    try:
+        for i, path in enumerate(paths):
+            if len(paths) > 1:
+                line.progress(f"checking pictures: {i + 1} of {len(paths)} "
+                              f"{shown(Path(path).name)[:40]}", i / len(paths))
+            _read(path, box, say=line.note)
+    finally:
+        line.close()
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _crop_of(path: str, box: tuple[int, int, int, int] | None,
-             say_notes: bool = True) -> np.ndarray:
+             say: Callable[[str], None] | None = _say) -> np.ndarray:
     """The picture's square crop, the box in the file's own pixels (a big picture is read
     downscaled, so the box is scaled with it), reduced to at most CROP_KEEP_SIDE: only
-    the generator's resolution is used. `say_notes`: print what was done to the picture
-    (False once `_check_picture` has)."""
-    rgb, box = _read(path, box, say_notes)
+    the generator's resolution is used. `say`: where to tell what was done to the picture
+    (None once `_check_pictures` has)."""
+    rgb, box = _read(path, box, say)
     rgb = square_crop(rgb, box)
     return resize(rgb, CROP_KEEP_SIDE) if rgb.shape[0] > CROP_KEEP_SIDE else rgb
 
 
 def _read(path: str, box: tuple[int, int, int, int] | None,
-          say_notes: bool) -> tuple[np.ndarray, Box | None]:
+          say: Callable[[str], None] | None) -> tuple[np.ndarray, Box | None]:
     """The picture's pixels, and the square box moved to them (None: centre crop)."""
     loaded = load_image(path)
-    if say_notes:
+    if say is not None:
         for note in loaded.notes:  # downscaled, first frame, alpha flattened, ...
-            print(f"{shown(Path(path).name)}: {note}", file=sys.stderr)
+            say(f"{shown(Path(path).name)}: {note}")
     if box is not None:
         width, height = loaded.original_size
         left, top, right, bottom = box
@@ -210,8 +224,7 @@ def run(args: argparse.Namespace) -> int:
             check_export_path(output, overwrite=True)  # its extension; existence: below
         json_path = [Path(args.json_path)] if args.json_path else []
         check_outputs(outputs + latents + json_path, args.overwrite, args.images)
-        for path in args.images:  # every picture refused or noted up front ...
-            _check_picture(path, box)
+        _check_pictures(args.images, box)  # every picture refused or noted up front ...
         generator = args.generator or str(DEMO_GENERATOR)
         named_clip = bool(args.clip_file or args.clip_arch) or args.perceptual == "clip"
         # without a CLIP named, inversion goes on without one (pixel and VGG losses) when
@@ -235,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             label = (f"{first + 1}" if len(names) == 1 else
                      f"{first + 1}-{first + len(names)}") + f" of {total}"
             # ... and read again, a batch at a time, just before it is inverted
-            crops = [_crop_of(path, box, say_notes=False) for path in paths]
+            crops = [_crop_of(path, box, say=None) for path in paths]
             for name, crop in zip(names, crops, strict=True):
                 _say_enlarged(name, crop, resolution)
             results: list[InvertedImage] = []

@@ -86,6 +86,12 @@ class StatusLine:
         """`text` for work `fraction` done: a log gets a line per tenth."""
         self.show(text, step=int(10 * fraction), final=fraction >= 1)
 
+    def note(self, text: str) -> None:
+        """A line of its own between the progress lines (a terminal's line is ended)."""
+        self.close()
+        print(text, file=self.out)
+        self.out.flush()
+
     def close(self) -> None:
         """End a terminal's line, so that what follows starts on a line of its own."""
         if self.drawn and self.tty:

@@ -151,9 +151,7 @@ class ProgressLine:
 
     def note(self, text: str) -> None:
         """A line of its own between the progress lines (a terminal's line is ended)."""
-        self.line.close()
-        print(text, file=self.line.out)
-        self.line.out.flush()
+        self.line.note(text)
 
     def close(self) -> None:
         self.line.close()
