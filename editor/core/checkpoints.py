@@ -202,9 +202,9 @@ def _extract_rosinality_state(obj: object, name: str, file_size: int | None = No
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         latent_avg = None
     state = dict(state)
-    if latent_avg is not None:  # read (and converted) later: its data must be there too
-        check_claimed_data([*state.items(), ("latent_avg", latent_avg)], name, file_size)
-    check_weights(state, name, file_size)
+    # latent_avg is read (and converted) later: its data must be there too
+    check_weights(state, name, file_size,
+                  also_claimed=[("latent_avg", latent_avg)] if latent_avg is not None else [])
     return state, latent_avg
 
 
@@ -260,11 +260,13 @@ def check_claimed_data(tensors, name: str, file_size: int | None = None) -> None
         raise CheckpointError(f"{name} {CLAIM_MESSAGE}")
 
 
-def check_weights(state: dict, name: str, file_size: int | None = None) -> None:
+def check_weights(state: dict, name: str, file_size: int | None = None,
+                  also_claimed: list[tuple[str, torch.Tensor]] = ()) -> None:
     """Every entry a named, finite floating-point tensor with data: a damaged or forged file
     is refused here, before its shapes decide anything. `file_size`, when known, bounds the
-    data the tensors may hold (see check_claimed_data)."""
-    check_claimed_data(state, name, file_size)
+    data the tensors may hold (see check_claimed_data); `also_claimed`: more of the file's
+    tensors, whose data counts with the weights' but which are not weights."""
+    check_claimed_data([*state.items(), *also_claimed], name, file_size)
     for key, t in state.items():
         if not isinstance(key, str):
             raise CheckpointError(f"{name}: a weight name is not text ({key!r:.40})")
