@@ -35,6 +35,7 @@ def _fresh_auto_device():
     renderer = sys.modules.get("editor.engine.renderer")
     if renderer is not None:
         renderer.auto_device.cache_clear()
+        renderer.usable_cuda.cache_clear()
 
 
 def make_tiny_generator(resolution: int = 16, style_dim: int = 32, n_mlp: int = 2,

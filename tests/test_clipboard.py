@@ -236,3 +236,81 @@ def test_a_pasted_picture_with_transparency_is_flattened_onto_white_as_a_file_is
         assert loaded.rgb[1, 1].tolist() == [255, 255, 255], fmt
         assert loaded.rgb[0, 0].tolist() == [0, 0, 255], fmt
         assert any("white" in note for note in loaded.notes), fmt
+
+
+def test_the_same_pixels_pasted_again_are_the_same_file(tmp_path):
+    # The name hashed the padding that ends each line of an RGB picture (memory left as
+    # it was) and the format it came in: the same picture pasted twice was two files, its
+    # remembered crop lost and a second inversion of it started.
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (3, 5, 3), dtype=np.uint8)  # 15 bytes a line: padded
+    images = []
+    for pad in (0, 255):
+        lines = np.full((3, 16), pad, np.uint8)
+        lines[:, :15] = pixels.reshape(3, 15)
+        images.append(QImage(lines.tobytes(), 5, 3, 16, QImage.Format.Format_RGB888).copy())
+    opaque = images[0].convertToFormat(QImage.Format.Format_ARGB32)
+    paths = {cb.save_pasted_image(image, tmp_path) for image in (*images, opaque)}
+    assert len(paths) == 1
+    assert np.array_equal(np.asarray(Image.open(paths.pop())), pixels)
+    see_through = QImage(opaque)
+    see_through.setPixel(0, 0, 0x00000000)
+    assert cb.save_pasted_image(see_through, tmp_path) not in paths
+
+
+def test_a_pasted_picture_that_carries_a_recipe_asks_whether_to_replay_it(
+        window, qtbot, monkeypatch):
+    # An export's pixels pasted from another program keep its recipe; pasting always
+    # inverted them, where File > Open image asks
+    from editor.core.image_io import RECIPE_KEY
+    from tests.test_session_files import _inversions_started, _picture_questions
+
+    window.source_panel.step_seed(+2)
+    image = qimage_from_array(settled(window, qtbot).copy())
+    image.setText(RECIPE_KEY, json.dumps(window.current_session().to_recipe()))
+    window.source_panel.step_seed(+1)
+    QApplication.clipboard().setImage(image)
+    asked = _picture_questions(monkeypatch, "replay", False)
+    started = _inversions_started(window, monkeypatch)
+    window.paste()
+    assert asked == [("replay or invert", "pasted picture")] and started == []
+    assert window.document.state.session.source.seed == 2
+    _picture_questions(monkeypatch, "invert", False)
+    window.paste()
+    assert len(started) == 1 and window.document.state.session.source.seed == 2
+
+
+def test_a_pasted_recipe_made_with_another_generator_asks_which_to_show_it_with(
+        window, qtbot, tmp_path, models, monkeypatch):
+    # It was shown with the generator open, with a status line; an opened one asks
+    from editor.ui.generator_choice import OPEN_ITS_OWN
+    from tests.test_session_files import _choosing, _session_made_with_other
+
+    path, shown = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    asked = _choosing(monkeypatch, OPEN_ITS_OWN)
+    QApplication.clipboard().setText(path.read_text())
+    window.paste()
+    qtbot.waitUntil(lambda: window.pack.name == "other", timeout=30_000)
+    qtbot.waitUntil(lambda: np.array_equal(settled(window, qtbot), shown), timeout=30_000)
+    assert asked == [("the pasted recipe", "other", "g")]
+
+
+def test_copy_recipe_puts_text_that_pastes_back_into_the_same_picture(window, qtbot):
+    # the recipe went to the clipboard only beside the picture, in a format of our own:
+    # nothing to paste into a message or a note
+    window.prompt_panel.auto_beta.setChecked(True)
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    shown = settled(window, qtbot)
+    assert window.copy_recipe_act.shortcut().toString() == "Ctrl+Shift+C"
+    window.copy_recipe_act.trigger()  # Edit > Copy recipe
+    qtbot.waitUntil(lambda: bool(QApplication.clipboard().text()), timeout=10_000)
+    text = QApplication.clipboard().text()
+    assert not QApplication.clipboard().mimeData().hasImage()
+    recipe = Session.from_recipe(json.loads(text))
+    assert [e.params.get("target") for e in recipe.edits] == ["face with glasses"]
+    window.source_panel.step_seed(+1)
+    window.document.end_merge()
+    assert not np.array_equal(settled(window, qtbot), shown)
+    window.paste()
+    assert np.array_equal(settled(window, qtbot), shown)

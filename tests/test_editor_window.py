@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QWidget
 
 from editor.cli import main as cli_main
 from editor.core.checkpoints import save_generator
@@ -1067,7 +1067,7 @@ def test_pictures_are_opened_whatever_their_name(window, tmp_path, monkeypatch):
     from editor.ui.main_window import IMAGE_FILTER
 
     started = []
-    monkeypatch.setattr(window.inversion, "start", started.append)
+    monkeypatch.setattr(window.inversion, "start", lambda path, name=None: started.append(path))
     rgb = np.zeros((8, 8, 3), np.uint8)
     names = {"photo.jfif": "JPEG", "frame.ppm": "PPM", "pasted": "PNG", "anim.gif": "GIF"}
     for name, fmt in names.items():
@@ -1097,7 +1097,7 @@ def test_a_phone_photo_this_program_cannot_read_is_not_taken_for_a_model(window,
 def test_a_generator_reopens_with_the_clip_it_was_used_with(window, qtbot, models):
     # Opened again without naming a CLIP (a restart, Open recent), it used to get the
     # default ViT-B/32, so a precompute stopped by closing could not resume.
-    from editor.ui.main_window import remembered_clip
+    from editor.ui.remembered import remembered_clip
 
     gen, clip, _ = models
     assert remembered_clip(str(gen)) == ClipSource(path=str(clip))
@@ -2230,12 +2230,19 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
                     timeout=20_000)
     assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
-    asked = []
+    asked, running_then = [], []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or
+                        running_then.append(window.jobs.active_jobs()) or
                         QMessageBox.StandardButton.No)
     with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
         window.styleclip_import.start(str(tmp_path / "other_fs3.npy"))
+    qtbot.waitUntil(lambda: bool(asked), timeout=5_000)
     assert len(asked) == 1 and "does not match" in asked[0] and "into other" in asked[0]
+    # asked once the job had ended (the question held it "running", with a Cancel that
+    # did nothing), and the Jobs panel does not say it finished an import
+    assert running_then == [[]]
+    row_texts = [label.text() for label in window.jobs_panel.findChildren(QLabel)]
+    assert any(t.startswith("not imported: it does not fit other (") for t in row_texts)
     assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
     assert "other_fs3.npy was not imported into other" in window.statusBar().currentMessage()
     with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):  # dropped on the window
@@ -2269,6 +2276,7 @@ def test_a_refused_import_is_not_offered_for_a_pack_opened_since(window, qtbot, 
     window.styleclip_import._packs[job.id] = then
     window.styleclip_import._on_finished(
         job, RefusedImport("fs3.npy does not match", "channels", "/nowhere/fs3.npy", None))
+    QApplication.processEvents()  # (the question would come after the job has ended)
     assert not asked and window.jobs.find(window._precompute_key(window.pack)) is None
     assert "not imported: it does not fit earlier" in window.statusBar().currentMessage()
 
@@ -2484,7 +2492,7 @@ def test_a_pack_chosen_from_the_models_menu_opens_with_the_clip_it_was_used_with
 def test_a_remembered_clip_whose_file_was_deleted_is_not_used(window, qtbot, models, tmp_path):
     # It opened the pack without text edits ("the CLIP model file ... is missing"), where
     # the default CLIP would have done.
-    from editor.ui.main_window import REMEMBERED_CLIPS, remembered_clip
+    from editor.ui.remembered import REMEMBERED_CLIPS, remembered_clip
 
     gen, clip, _ = models
     gone = tmp_path / "gone-clip.safetensors"

@@ -232,6 +232,28 @@ def test_an_error_after_cancel_counts_as_cancelled(qtbot, runner):
     assert job.state == CANCELLED
 
 
+@pytest.mark.parametrize("stopped", ["download", "import"])
+def test_a_cancelled_download_or_import_says_what_it_kept(qtbot, runner, stopped):
+    # the Jobs panel said "cancelled after 3 s": the partial file kept for resuming (or
+    # that nothing was installed) was said nowhere
+    from editor.core import zoo
+
+    raised = {"download": zoo.DownloadCancelled("download of x cancelled; 3 MB kept in "
+                                                "x.part; download again to resume"),
+              "import": zoo.ImportCancelled("import of x cancelled; nothing was installed")}
+
+    def work(cancel):
+        while not cancel.wait(0.01):
+            pass
+        raise raised[stopped]
+
+    job = runner.submit(stopped, work)
+    qtbot.wait(50)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job.cancel()
+    assert job.state == CANCELLED and job.note == str(raised[stopped])
+
+
 def test_a_key_keeps_two_runs_of_the_same_work_apart(qtbot, runner):
     release = threading.Event()
 

@@ -312,7 +312,7 @@ def test_files_named_at_start_open_once_the_model_is_there(qtbot, tmp_path, monk
     Image.new("RGB", (32, 32), "white").save(picture)
     inverted = []
     monkeypatch.setattr("editor.ui.inversion_flow.InversionFlow.start",
-                        lambda self, path: inverted.append(path))
+                        lambda self, path, name=None: inverted.append(path))
     win = MainWindow(Renderer(device="cpu"))  # on the model used last: the demo here
     qtbot.addWidget(win)
     try:
@@ -400,14 +400,11 @@ def _device_actions(win) -> dict:
 
 def test_the_device_menu_reopens_the_model_there_and_is_remembered(
         qtbot, tmp_path, monkeypatch):
-    import torch
 
     _settings_in(tmp_path)
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
     discard_on_close(monkeypatch)
-    for name, fake in (("is_available", lambda: True), ("device_count", lambda: 1),
-                       ("current_device", lambda: 0), ("get_device_name", lambda *a: "Fake")):
-        monkeypatch.setattr(torch.cuda, name, fake)
+    _fake_working_gpu(monkeypatch)
     win = MainWindow(Renderer(device="cpu"), open_last_model=False)
     qtbot.addWidget(win)
     path = save_generator(make_tiny_generator(resolution=32), tmp_path / "tiny.safetensors")
@@ -421,7 +418,11 @@ def test_the_device_menu_reopens_the_model_there_and_is_remembered(
                         lambda *a, **k: asked.append((a[0], str(a[2]))))
     actions["cuda:0"].trigger()
     assert asked == [(str(path), "cuda:0")]
-    assert actions["cuda:0"].isChecked() and QSettings().value("render/device") == "cuda:0"
+    assert actions["cuda:0"].isChecked()
+    # remembered once the model opened there: a device it cannot open on is not kept
+    assert QSettings().value("render/device") is None
+    win._on_model_loaded(win.pack)
+    assert QSettings().value("render/device") == "cuda:0"
     close_without_questions(win, qtbot)
     monkeypatch.undo()  # the machine as it is: no GPU
     discard_on_close(monkeypatch)
@@ -430,6 +431,94 @@ def test_the_device_menu_reopens_the_model_there_and_is_remembered(
     qtbot.addWidget(again)
     assert _device_actions(again)["cpu"].isChecked() and str(again.renderer.device) == "cpu"
     close_without_questions(again, qtbot)
+
+
+def _fake_working_gpu(monkeypatch) -> None:
+    """torch says there is a CUDA device "Fake", and it passes auto's test kernel."""
+    import torch
+
+    for name, fake in (("is_available", lambda: True), ("device_count", lambda: 1),
+                       ("current_device", lambda: 0), ("get_device_name", lambda *a: "Fake")):
+        monkeypatch.setattr(torch.cuda, name, fake)
+    monkeypatch.setattr("editor.engine.renderer._cuda_unusable", lambda device: None)
+
+
+def _on_a_fake_gpu(tmp_path, monkeypatch, remembered: str) -> list[str]:
+    """Settings in `tmp_path` with the device `remembered`, no model at start, a fake GPU
+    (which cannot hold a tensor: there is none here); the warnings shown are listed."""
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    _fake_working_gpu(monkeypatch)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    QSettings().setValue("render/device", remembered)
+    return shown
+
+
+def test_a_device_the_model_cannot_open_on_is_not_kept(qtbot, tmp_path, monkeypatch):
+    # Choosing a GPU that failed to open the model left it ticked, remembered for the next
+    # start and used for every model opened after (each failing the same way).
+    shown = _on_a_fake_gpu(tmp_path, monkeypatch, remembered="cpu")
+    win = MainWindow(open_last_model=False)
+    qtbot.addWidget(win)
+    path = save_generator(make_tiny_generator(resolution=32), tmp_path / "tiny.safetensors")
+    win.open_generator(str(path))
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=10_000)
+    _device_actions(win)["cuda:0"].trigger()
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    assert shown[0].endswith("View ▸ Device is back to CPU (CUDA 0: Fake was chosen).")
+    assert _device_actions(win)["cpu"].isChecked()
+    assert QSettings().value("render/device") == "cpu"
+    assert str(win.renderer.device) == "cpu" and win.pack is not None
+    other = save_generator(make_tiny_generator(resolution=32, seed=1), tmp_path / "o.safetensors")
+    win.open_generator(str(other))  # the next model opens where the pictures are drawn
+    qtbot.waitUntil(lambda: win.pack.model.path == str(other), timeout=10_000)
+    assert len(shown) == 1
+    close_without_questions(win, qtbot)
+
+
+def test_a_model_that_failed_to_open_at_start_opens_on_the_device_chosen_next(
+        qtbot, tmp_path, monkeypatch):
+    # With the remembered GPU failing, choosing the CPU did nothing: no model, no message
+    shown = _on_a_fake_gpu(tmp_path, monkeypatch, remembered="cuda:0")
+    win = MainWindow(open_last_model=False)
+    qtbot.addWidget(win)
+    path = save_generator(make_tiny_generator(resolution=32), tmp_path / "tiny.safetensors")
+    win.open_generator(str(path))
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    assert win.pack is None
+    _device_actions(win)["cpu"].trigger()
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=10_000)
+    assert win.pack.model.path == str(path) and str(win.renderer.device) == "cpu"
+    assert QSettings().value("render/device") == "cpu" and len(shown) == 1
+    close_without_questions(win, qtbot)
+
+
+def test_the_window_starts_where_cuda_is_reported_but_cannot_start(qtbot, tmp_path,
+                                                                   monkeypatch):
+    import torch
+
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+
+    def no_driver(*args):
+        raise RuntimeError("Found no NVIDIA driver on your system.")
+
+    for name, fake in (("is_available", lambda: True), ("device_count", lambda: 1),
+                       ("current_device", no_driver), ("get_device_name", no_driver)):
+        monkeypatch.setattr(torch.cuda, name, fake)
+    for remembered in ("auto", "cuda:0"):
+        QSettings().setValue("render/device", remembered)
+        win = MainWindow(open_last_model=False)  # it raised RuntimeError
+        qtbot.addWidget(win)
+        assert str(win.renderer.device) == "cpu" and _device_actions(win)["auto"].isChecked()
+        assert [a.text() for a in _device_actions(win).values()][2] == "&CUDA 0"
+        win.set_device("cuda:0")  # it raised out of the menu's slot
+        assert "cannot be used" in win.statusBar().currentMessage()
+        assert _device_actions(win)["auto"].isChecked()
+        close_without_questions(win, qtbot)
 
 
 def test_a_device_gone_or_passed_over_is_said_once_when_the_model_loads(

@@ -615,3 +615,134 @@ def test_the_arrow_keys_pass_over_group_headings(qtbot, dialog):
     QTest.mouseClick(dialog.tree.viewport(), Qt.MouseButton.LeftButton,
                      pos=dialog.tree.visualItemRect(heading).center())
     assert dialog.selected_key() == DEMO_KEY and dialog.use_button.isEnabled()
+
+
+def _import_clip(tmp_path: Path, name: str, seed: int = 0) -> zoo.InstalledModel:
+    from editor.core.model_files import identify_model_file
+    from tests.conftest import make_tiny_clip
+
+    path = make_tiny_clip(seed).save(tmp_path / f"{name}.safetensors")
+    return zoo.import_file(path, identify=identify_model_file)
+
+
+def _remember_clip(generator: Path, clip: Path) -> None:
+    """What the window keeps when a pack opens: the CLIP the generator was used with."""
+    from editor.ui.remembered import REMEMBERED_CLIPS
+
+    REMEMBERED_CLIPS.put(str(generator), {"path": str(clip), "arch": None, "tag": None})
+
+
+def test_the_clip_box_shows_the_clip_the_generator_opens_with(qtbot, runner, tmp_path,
+                                                              tiny_generator_file):
+    # The box always showed its first CLIP, so Use (or Enter) on the pack in use quietly
+    # switched it to another CLIP
+    generator = zoo.import_file(tiny_generator_file)
+    _import_clip(tmp_path, "clip-a", 0)
+    in_use = _import_clip(tmp_path, "clip-b", 1)
+    _remember_clip(generator.path, in_use.path)
+    menu = ModelsMenu(runner)
+    qtbot.addWidget(menu)
+    menu.set_current(str(generator.path))
+    dialog = menu.open_dialog()
+    assert dialog.selected_key() == "file:tiny-gen"
+    assert dialog.clip_combo.currentData()["path"] == str(in_use.path)
+    dialog.clip_combo.setCurrentIndex(0)  # a pick not used: forgotten when it closes
+    dialog.reject()
+    assert menu.open_dialog() is dialog
+    assert dialog.clip_combo.currentData()["path"] == str(in_use.path)
+
+    # a CLIP file outside the cache is offered as it is, not replaced by ViT-B-32
+    outside = tmp_path / "elsewhere" / "own-clip.safetensors"
+    outside.parent.mkdir()
+    (tmp_path / "clip-b.safetensors").rename(outside)
+    _remember_clip(generator.path, outside)
+    dialog.select(DEMO_KEY)
+    dialog.select("file:tiny-gen")
+    assert dialog.clip_combo.currentText() == "own-clip.safetensors (outside the model cache)"
+    with qtbot.waitSignal(dialog.pack_chosen, timeout=TIMEOUT_MS) as blocker:
+        dialog.use_button.click()
+    assert blocker.args[1]["path"] == str(outside)
+
+
+def test_the_clip_picked_outlives_a_refresh_after_a_job(qtbot, dialog, warnings, tmp_path,
+                                                        tiny_generator_file):
+    # every job's end (and every model loaded) refilled the box: the pick went back to
+    # the first CLIP
+    zoo.import_file(tiny_generator_file)
+    _import_clip(tmp_path, "clip-a", 0)
+    picked = _import_clip(tmp_path, "clip-b", 1)
+    dialog.refresh()
+    dialog.select("file:tiny-gen")
+    dialog.clip_combo.setCurrentIndex(dialog.clip_combo.findText(picked.name))
+    bad = tmp_path / "notes.pt"
+    bad.write_bytes(b"not a model\n")
+    with qtbot.waitSignal(dialog.runner.job_ended, timeout=TIMEOUT_MS):
+        dialog.import_file(str(bad))  # fails: the list is read again
+    assert warnings and dialog.selected_key() == "file:tiny-gen"
+    assert dialog.clip_combo.currentData()["path"] == str(picked.path)
+    with qtbot.waitSignal(dialog.pack_chosen, timeout=TIMEOUT_MS) as blocker:
+        dialog.use_selected()
+    assert blocker.args[1]["path"] == str(picked.path)
+
+
+def test_an_imported_clip_is_listed_to_be_removed_unless_in_use(
+        qtbot, runner, warnings, tmp_path, tiny_generator_file, monkeypatch):
+    # an imported CLIP had no row: the dialog could not remove it
+    clip = _import_clip(tmp_path, "my-clip")
+    dialog = ModelsDialog(runner, current_generator=str(tiny_generator_file))
+    qtbot.addWidget(dialog)
+    key = "file:my-clip"
+    assert dialog.select(key) and dialog.tree.currentItem().text(1) == "clip"
+    assert dialog.remove_button.isEnabled()
+    assert not dialog.use_button.isEnabled() and not dialog.clip_combo.isEnabled()
+
+    _remember_clip(tiny_generator_file, clip.path)  # the open pack's CLIP
+    dialog.refresh()
+    assert dialog.status_text(key) == "imported · in use"
+    assert not dialog.remove_button.isEnabled()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("asked"))
+    assert not dialog.remove_selected() and clip.path.is_file()
+    assert "in use" in dialog.notice.text()
+
+
+def test_the_registry_clip_the_open_pack_uses_is_not_removed(qtbot, runner, tmp_path,
+                                                             tiny_generator_file, monkeypatch):
+    # the pack's default CLIP (ViT-B-32 / openai) is served by the zoo's file of it
+    entry = zoo.get_entry("clip-vit-b-32-openai")
+    path = tmp_path / entry.filename
+    path.write_bytes(b"x")
+    model = zoo.InstalledModel(entry.name, path, "0" * 64, 1, True, entry.name, "clip",
+                               entry.format, entry.url, "2024-01-01T00:00:00Z")
+    monkeypatch.setattr(zoo, "installed", lambda *a, **k: [model])
+    dialog = ModelsDialog(runner, current_generator=str(tiny_generator_file))
+    qtbot.addWidget(dialog)
+    key = f"zoo:{entry.name}"
+    assert dialog.select(key) and not dialog.remove_button.isEnabled()
+    dialog.current_generator = None
+    dialog.refresh()
+    assert dialog.remove_button.isEnabled()
+
+
+def test_enter_downloads_a_model_not_installed_as_a_double_click_does(
+        qtbot, dialog, runner, monkeypatch, tmp_path):
+    fake = FakeDownload(tmp_path)
+    fake.release.set()
+    monkeypatch.setattr(zoo, "download", fake)
+    chosen = []
+    dialog.pack_chosen.connect(lambda path, clip: chosen.append(path))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.tree.setFocus()
+    dialog.select(f"zoo:{GENERATOR_ENTRY}")
+    with qtbot.waitSignal(runner.job_finished, timeout=TIMEOUT_MS):
+        QTest.keyClick(dialog.tree, Qt.Key.Key_Return)
+    assert fake.calls == [GENERATOR_ENTRY] and chosen == []
+    dialog.select(DEMO_KEY)
+    QTest.keyClick(dialog.tree, Qt.Key.Key_Return)  # Use, once
+    assert len(chosen) == 1 and not dialog.isVisible()
+
+
+def test_the_dialogs_buttons_have_mnemonics(dialog):
+    texts = [b.text() for b in (dialog.download_button, dialog.import_button,
+                                dialog.remove_button, dialog.use_button)]
+    assert texts == ["&Download", "&Import file…", "&Remove…", "&Use"]

@@ -115,6 +115,37 @@ def test_a_failure_setting_up_a_model_is_reported_and_the_worker_keeps_serving(
     assert next(r for r in collector.results if r.seq == good.seq).ok
 
 
+def test_running_out_of_memory_opening_a_model_says_so(worker, qtbot, tmp_path,
+                                                       monkeypatch):
+    # it was "unexpected error while opening ...: OutOfMemoryError: CUDA out of memory"
+    import torch
+
+    import editor.engine.render_worker as render_worker
+
+    w, collector, gen = worker
+    failed = []
+    w.model_failed.connect(failed.append)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(render_worker, "open_pack", out_of_memory)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)  # no GPU here
+    w.load_model(_saved_tiny(tmp_path), device=torch.device("cuda", 0))
+    qtbot.waitUntil(lambda: bool(failed), timeout=10_000)
+    assert failed[0].startswith("there is not enough GPU memory on cuda:0 for opening ")
+    assert "View ▸ Device" in failed[0] and "unexpected" not in failed[0]
+    monkeypatch.setattr(render_worker, "open_pack", lambda *a, **k: out_of_memory(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory")))
+    w.load_model(_saved_tiny(tmp_path))
+    qtbot.waitUntil(lambda: len(failed) == 2, timeout=10_000)
+    assert failed[1].startswith("there is not enough memory for opening ")
+    good = RenderRequest(_session(gen, 1.0))  # the model before still renders
+    w.submit(good)
+    qtbot.waitUntil(lambda: any(r.seq == good.seq for r in collector.results), timeout=10_000)
+    assert next(r for r in collector.results if r.seq == good.seq).ok
+
+
 def _out_of_memory_render(monkeypatch, error: Exception, device: str) -> tuple[str, list]:
     """Render with a generator that fails as `error`, holding a tensor as its layers do:
     (the message, whether that tensor was alive each time the CUDA cache was emptied)."""
@@ -165,8 +196,10 @@ def fake_gpu(monkeypatch):
 
     import editor.engine.renderer as renderer_module
 
-    clear = getattr(renderer_module, "auto_device", None)
-    clear = clear.cache_clear if clear is not None else lambda: None
+    def clear():
+        renderer_module.auto_device.cache_clear()
+        renderer_module.usable_cuda.cache_clear()
+
     clear()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -192,6 +225,38 @@ def test_auto_passes_over_a_gpu_a_test_kernel_fails_on(fake_gpu, monkeypatch):
     monkeypatch.setattr(fake_gpu, "get_device_capability", lambda *a: (8, 9))
     monkeypatch.setattr(fake_gpu, "get_arch_list", lambda: ["sm_80", "sm_86", "sm_90"])
     assert pick_device("auto").type == "cpu"
+
+
+def test_a_gpu_whose_driver_cannot_start_is_passed_over_not_a_crash(fake_gpu, monkeypatch):
+    # is_available() said yes, then current_device() raised "Found no NVIDIA driver":
+    # auto, the device menu and the window's start all failed with a traceback
+    import torch
+
+    from editor.core.errors import AtelierError
+    from editor.engine.renderer import device_choices, pick_device, resolve_device
+
+    def no_driver(*args):
+        raise RuntimeError("Found no NVIDIA driver on your system.\nPlease check ...")
+
+    for name in ("current_device", "get_device_name", "get_device_capability"):
+        monkeypatch.setattr(fake_gpu, name, no_driver)
+    choice, device, note = resolve_device("auto")
+    assert (choice, device) == ("auto", torch.device("cpu"))
+    assert note == "rendering on the CPU: CUDA could not start: Found no NVIDIA driver on " \
+        "your system."
+    for choice in ("cuda", "cuda:0"):
+        with pytest.raises(AtelierError, match=f"device '{choice}' cannot be used: .*Found "
+                                               "no NVIDIA driver on your system[.]$"):
+            pick_device(choice)
+    assert device_choices()[2] == ("cuda:0", "CUDA 0")  # its name unknown, still listed
+
+
+def test_a_cpu_with_a_number_is_the_cpu():
+    import torch
+
+    from editor.engine.renderer import resolve_device
+
+    assert resolve_device("cpu:5")[:2] == ("cpu", torch.device("cpu"))
 
 
 def test_compiled_kernels_run_on_the_same_major_version_and_ptx_on_newer_ones():

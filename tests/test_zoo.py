@@ -1272,6 +1272,39 @@ def test_an_installed_model_can_be_removed(tmp_path, capsys, server):
     assert zoo.installed_model("toy-model") is None
 
 
+def test_removing_from_a_cache_that_cannot_be_written_says_so(tmp_path, capsys, monkeypatch):
+    # a read-only cache: a traceback from atelier models remove, and in the window a box
+    # naming the index's temporary file
+    import errno
+
+    src = tmp_path / "mine.pt"
+    src.write_bytes(b"my weights")
+    model = zoo.import_file(src)
+
+    def read_only(*args):
+        raise OSError(errno.EROFS, "Read-only file system", str(zoo.models_dir() / ".x.tmp"))
+
+    monkeypatch.setattr(zoo, "_write_index", read_only)
+    assert _run(["models", "remove", "mine"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot remove mine: the model index in {zoo.models_dir()} cannot be written " \
+        "(Read-only file system); nothing was removed" in err
+    assert "Traceback" not in err and ".tmp" not in err
+    assert zoo.installed_model("mine") is not None and model.path.is_file()
+
+
+def test_an_import_ended_leaves_its_name_claims_empty(tmp_path):
+    # each claim file kept the sha256 of the import that had ended, for a reader to take
+    # as the file a running import writes
+    src = tmp_path / "mine.pt"
+    src.write_bytes(b"my weights")
+    zoo.import_file(src)
+    with pytest.raises(zoo.ZooImportError):
+        zoo.import_file(tmp_path / "missing.pt")
+    claims = list((zoo.models_dir() / zoo.CLAIMS_DIR).glob("*.lock"))
+    assert claims and all(c.stat().st_size == 0 for c in claims)
+
+
 def test_cli_list_shows_the_zoo(capsys, tmp_path):
     src = tmp_path / "custom.pt"
     src.write_bytes(b"abc")

@@ -9,6 +9,11 @@ class AtelierError(Exception):
     """Base class for errors the user should see as a clear message."""
 
 
+class Cancelled(Exception):
+    """The caller asked the work to stop. Finished work is saved (the same call resumes);
+    the message, if any, says what was kept ("2 of 5 files written")."""
+
+
 class CheckpointError(AtelierError):
     """A checkpoint file could not be read or does not fit the generator."""
 

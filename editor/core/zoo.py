@@ -42,7 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import AtelierError, ZooDownloadError
+from .errors import AtelierError, Cancelled, ZooDownloadError
 from .hashing import file_sha256
 from .paths import atomic_path, atomic_write_text, cache_dir, config_dir, replace_file
 
@@ -100,7 +100,7 @@ class UnknownModelError(ZooRegistryError):
     """No registry entry has this name."""
 
 
-class DownloadCancelled(ZooDownloadError):
+class DownloadCancelled(ZooDownloadError, Cancelled):
     """The caller cancelled a download; its `.part` file was kept for resuming."""
 
 
@@ -108,7 +108,7 @@ class ZooImportError(ZooDownloadError):
     """A local file could not be imported into the model cache."""
 
 
-class ImportCancelled(ZooImportError):
+class ImportCancelled(ZooImportError, Cancelled):
     """The caller cancelled an import before it was recorded: nothing was installed."""
 
 
@@ -488,13 +488,22 @@ def remove(name: str) -> Removed:
     if model is None:
         names = ", ".join(m.name for m in installed()) or "none"
         raise UnknownModelError(f"no installed model is called '{name}' (installed: {names})")
-    with _index_locked():
-        models = _read_index()
-        models.pop(model.name, None)
-        _write_index(models)
+    try:
+        with _index_locked():
+            models = _read_index()
+            models.pop(model.name, None)
+            _write_index(models)
+    except OSError as e:  # a read-only cache: the index names a temporary file
+        raise AtelierError(f"cannot remove {model.name}: the model index in {models_dir()} "
+                           f"cannot be written ({e.strerror or e}); nothing was removed"
+                           ) from e
     inside = model.path.resolve().is_relative_to(models_dir().resolve())
     if inside:
-        _remove_copy(model.path)
+        try:
+            _remove_copy(model.path)
+        except OSError as e:
+            raise AtelierError(f"{model.name} is no longer listed, but its file {model.path} "
+                               f"could not be deleted ({e.strerror or e})") from e
     return Removed(model, inside)
 
 
@@ -1409,6 +1418,8 @@ def _release_claim(claim: Any) -> None:
     with _index_lock:
         _claimed.pop(name, None)
         if handle is not None:
+            with contextlib.suppress(OSError):  # emptied while held: no reader takes the
+                handle.truncate(0)  # sha of an import long ended for one that is running
             handle.close()  # releases the lock; the empty file stays (unlinking races)
 
 

@@ -184,7 +184,8 @@ class Job:
         self.state = RUNNING
         self.progress: Progress | None = None  # the last one delivered
         self.error: str | None = None  # the one-line message of a failed job
-        self.note: str | None = None  # what a cancelled job says it kept, if anything
+        # what a cancelled job says it kept, or what a finished one did not do, if anything
+        self.note: str | None = None
         self.started_at = time.monotonic()
         self.ended_at: float | None = None
         self.token = JobToken()

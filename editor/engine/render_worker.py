@@ -13,13 +13,13 @@ import threading
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, is_out_of_memory
 
 from .compute_threads import parallel_worker_thread
 from .interaction import InteractionGate
 from .packs import ClipSource, OpenPack, default_clip_source, open_pack
 from .render_types import RenderRequest, RenderResult
-from .renderer import Renderer
+from .renderer import DEVICE_MENU, Renderer
 
 
 class _Mailbox:
@@ -180,18 +180,27 @@ class RenderWorker(QObject):
         if pending is not None or refresh:  # another model or its data: pictures differ
             self._last_full = None
         if pending is not None:
-            self._reporting_failure(f"opening {pending[0]}", lambda: self._open(*pending))
+            device = pending[2] if pending[2] is not None else self.renderer.device
+            self._reporting_failure(f"opening {pending[0]}", lambda: self._open(*pending),
+                                    device)
         elif refresh and self.pack is not None:
-            self._reporting_failure("reloading the pack's data", self._refresh_pack)
+            self._reporting_failure("reloading the pack's data", self._refresh_pack,
+                                    self.renderer.device)
 
-    def _reporting_failure(self, doing: str, action) -> None:
-        """Run `action`; a failure becomes model_failed, never the end of this thread."""
+    def _reporting_failure(self, doing: str, action, device: torch.device) -> None:
+        """Run `action` (on `device`); a failure becomes model_failed, never the end of
+        this thread."""
         try:
             action()
+            return
         except AtelierError as e:
-            self.model_failed.emit(str(e))
+            message = str(e)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the worker thread
-            self.model_failed.emit(f"unexpected error while {doing}: {type(e).__name__}: {e}")
+            message = _out_of_memory_message(doing, device) if is_out_of_memory(e) else \
+                f"unexpected error while {doing}: {type(e).__name__}: {e}"
+        if device.type == "cuda":  # what the failed work held goes back to the GPU (out
+            torch.cuda.empty_cache()  # of the except block: its traceback held it)
+        self.model_failed.emit(message)
 
     def _open(self, path: str, clip: ClipSource | None, device: torch.device | None,
               options: dict) -> None:
@@ -206,3 +215,11 @@ class RenderWorker(QObject):
             self.pack.cached_data()
         self.renderer.set_context(self.pack.context())
         self.model_loaded.emit(self.pack)
+
+
+def _out_of_memory_message(doing: str, device: torch.device) -> str:
+    if device.type == "cuda":
+        return (f"there is not enough GPU memory on {device} for {doing}: a running job may "
+                f"be using it (wait for it or cancel it), or choose the CPU ({DEVICE_MENU})")
+    return (f"there is not enough memory for {doing}: a running job may be using it (wait "
+            "for it or cancel it), or close other programs")

@@ -48,6 +48,9 @@ def pick_device(preferred: str | None = None) -> torch.device:
         if device.index is not None and device.index >= count:
             raise AtelierError(f"device {preferred!r} asked for, but there are only {count} "
                                "CUDA devices")
+        device, reason = usable_cuda(device.index)
+        if device is None:
+            raise AtelierError(f"device {preferred!r} cannot be used: {reason}")
     return device
 
 
@@ -59,13 +62,30 @@ def auto_device() -> tuple[torch.device, str | None]:
     available". Checked once a process (the probe starts CUDA); the reason is logged."""
     if not torch.cuda.is_available():
         return torch.device("cpu"), None
-    device = torch.device("cuda", torch.cuda.current_device())
-    reason = _cuda_unusable(device)
-    if reason is None:
+    device, reason = usable_cuda(None)
+    if device is not None:
         return device, None
     reason = f"rendering on the CPU: {reason}"
     log.warning(reason)
     return torch.device("cpu"), reason
+
+
+@functools.cache
+def usable_cuda(index: int | None) -> tuple[torch.device | None, str | None]:
+    """(CUDA device `index`, None), the current one for None, where it runs this torch
+    build's kernels; else (None, why not). Asked once a process per device: the probe
+    starts CUDA, which is what fails with a broken driver (is_available() said yes)."""
+    try:
+        device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
+    except (RuntimeError, AssertionError) as e:
+        return None, f"CUDA could not start: {_first_line(e)}"
+    reason = _cuda_unusable(device)
+    return (device, None) if reason is None else (None, reason)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _cuda_unusable(device: torch.device) -> str | None:
@@ -79,9 +99,8 @@ def _cuda_unusable(device: torch.device) -> str | None:
                     f"(it has kernels for {' '.join(arch_list)})")
         # what the arch list does not tell: a driver too old, a card in a bad state
         torch.zeros(1, device=device).add_(1).item()
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"a test kernel failed on {device}: {first}"
+    except (RuntimeError, AssertionError) as e:
+        return f"a test kernel failed on {device}: {_first_line(e)}"
     return None
 
 
@@ -105,10 +124,9 @@ def resolve_device(choice: str) -> tuple[str, torch.device, str | None]:
     for a device that is not here."""
     if not choice or choice == "auto":
         return ("auto", *auto_device())
-    device = pick_device(choice)
-    # "cuda" is the current device, as auto picks it: the menu lists it by number
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
+    device = pick_device(choice)  # "cuda": the current device, by number as the menu has it
+    if device.type == "cpu":  # "cpu:3" is the one CPU
+        device = torch.device("cpu")
     return str(device), device, None
 
 
@@ -116,7 +134,16 @@ def device_choices() -> list[tuple[str, str]]:
     """(choice, label) for each device a user may pick: auto, the CPU, each CUDA device."""
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return [("auto", "Auto"), ("cpu", "CPU"), *(
-        (f"cuda:{i}", f"CUDA {i}: {torch.cuda.get_device_name(i)}") for i in range(count))]
+        (f"cuda:{i}", f"CUDA {i}" + (f": {name}" if (name := _cuda_name(i)) else ""))
+        for i in range(count))]
+
+
+def _cuda_name(device: torch.device | int) -> str | None:
+    try:
+        return torch.cuda.get_device_name(device)
+    except (RuntimeError, AssertionError):  # a driver that does not answer
+        log.debug("no name for %s", device)
+        return None
 
 
 def rendering_platform(device: torch.device) -> dict[str, str]:
@@ -124,11 +151,8 @@ def rendering_platform(device: torch.device) -> dict[str, str]:
     on the same kind of device and torch; elsewhere they may differ slightly (GPU
     kernels sum in other orders)."""
     name = device.type
-    if device.type == "cuda":
-        try:
-            name = torch.cuda.get_device_name(device)
-        except (RuntimeError, AssertionError):  # a driver that answers no more: still drawn
-            log.debug("no name for %s", device)
+    if device.type == "cuda":  # a driver that answers no more: still drawn
+        name = _cuda_name(device) or name
     return {"device": device.type, "name": name, "torch": torch.__version__}
 
 

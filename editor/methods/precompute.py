@@ -38,6 +38,7 @@ import torch
 
 from editor.core.cache import EntryBusy as EntryBusy  # raised by precompute_pack
 from editor.core.cache import TensorCache, stored_keys
+from editor.core.errors import Cancelled as Cancelled  # raised here, caught by callers
 from editor.core.generator import Generator
 
 from .covariation import Covariation, Samples, Sampling, covariation_of
@@ -81,10 +82,6 @@ STATS_RENDERS, RELEVANCE_RENDERS = 0.01, 2
 
 CancelToken = threading.Event | Callable[[], bool] | None
 log = logging.getLogger(__name__)
-
-
-class Cancelled(Exception):
-    """The caller asked the job to stop. Finished work is saved; the same call resumes."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QMimeData
 from PySide6.QtGui import QGuiApplication, QImage
 
@@ -104,13 +105,8 @@ def save_pasted_image(image: QImage, folder: Path | None = None) -> Path:
                          f"more than this program opens ({DEFAULT_MAX_PIXELS // 1_000_000} "
                          "million)")
     folder = folder or cache_dir() / PASTED_DIR
-    # transparency is kept for the image loader, which flattens it onto white (and says
-    # so) as for an opened file; dropping it showed what lay under it, or black
-    pixels = image.convertToFormat(QImage.Format.Format_ARGB32 if image.hasAlphaChannel()
-                                   else QImage.Format.Format_RGB888)
-    digest = hashlib.sha256(pixels.constBits().tobytes())
-    digest.update(f"{pixels.width()}x{pixels.height()}:{pixels.format()}".encode())
-    path = folder / f"pasted-{digest.hexdigest()[:12]}.png"
+    pixels = _pixels_to_keep(image)
+    path = folder / f"pasted-{_pixel_digest(pixels)[:12]}.png"
     if not path.is_file():  # the same picture keeps its file (and its remembered crop)
         try:
             with atomic_path(path) as tmp:
@@ -120,6 +116,33 @@ def save_pasted_image(image: QImage, folder: Path | None = None) -> Path:
             raise PasteError(f"cannot keep the pasted picture: {e.strerror or e}") from e
     _prune(folder, keep=path)
     return path
+
+
+def _pixels_to_keep(image: QImage) -> QImage:
+    """RGB, or RGBA where some pixel is not opaque: transparency is kept for the image
+    loader, which flattens it onto white (and says so) as for an opened file; dropping it
+    showed what lay under it, or black. An opaque picture is RGB whatever format it came
+    in, so that it is the same file."""
+    if image.hasAlphaChannel():
+        rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)  # R, G, B, A bytes
+        if not bool((_rows(rgba)[:, 3::4] == 255).all()):
+            return rgba
+    return image.convertToFormat(QImage.Format.Format_RGB888)
+
+
+def _rows(image: QImage) -> np.ndarray:
+    """The image's bytes, a row per line, without the padding that ends each line (not
+    part of the picture, and left as it was in memory)."""
+    used = image.width() * image.depth() // 8
+    lines = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(),
+                                                               image.bytesPerLine())
+    return lines[:, :used]
+
+
+def _pixel_digest(image: QImage) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(_rows(image)).tobytes())
+    digest.update(f"{image.width()}x{image.height()}:{image.format()}".encode())
+    return digest.hexdigest()
 
 
 def _prune(folder: Path, keep: Path) -> None:

@@ -124,7 +124,9 @@ class JobRow(QFrame):
             self.progress_bar.setRange(0, BAR_STEPS)
             self.progress_bar.setValue(BAR_STEPS)
             self.state_label.setText("done")
-            self.detail_label.setText(f"finished in {took}")
+            # a note: what it ended without doing ("not imported: ...")
+            self.detail_label.setText(f"{job.note} ({took})" if job.note
+                                      else f"finished in {took}")
         elif job.state == CANCELLED:
             self.state_label.setText("cancelled")
             self._freeze_bar()

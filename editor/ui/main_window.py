@@ -100,7 +100,7 @@ from .panel_focus import focus_area, focus_next_area, in_view
 from .picture_choice import INVERT, REPLAY, ask_invert_instead, ask_replay_or_invert
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
-from .remembered import RememberedMap
+from .remembered import REMEMBERED_CLIPS, remembered_clip
 from .shortcuts_dialog import SHORTCUT_NAME, show_shortcuts
 from .source_panel import SourcePanel
 from .stack_panel import EditStackPanel
@@ -156,27 +156,6 @@ def names_a_generator(path: str) -> bool:
 
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 MAX_RECENT = 8
-
-
-# generator path -> the CLIP it was last opened with
-REMEMBERED_CLIPS = RememberedMap("model/clips", limit=32)
-
-
-def remembered_clip(generator_path: str) -> ClipSource | None:
-    """The CLIP this generator was last used with, if it is remembered (and still well
-    formed): the default otherwise."""
-    spec = REMEMBERED_CLIPS.get(generator_path)
-    if not isinstance(spec, dict):
-        return None
-    try:
-        clip = ClipSource(**spec)
-    except TypeError:
-        return None
-    if not all(v is None or isinstance(v, str) for v in (clip.path, clip.arch, clip.tag)):
-        return None
-    if clip.path and not Path(clip.path).is_file():
-        return None  # deleted since: the default, rather than a pack without text edits
-    return clip if clip.path or (clip.arch and clip.tag) else None
 
 
 class _FromRecipe(NamedTuple):
@@ -260,6 +239,11 @@ class MainWindow(QMainWindow):
         self._device_note: str | None = None  # why the device is not the one asked for
         # path, clip, options of the model being opened: a new device opens it, not the old
         self._loading: tuple | None = None
+        # ... and of the last one that could not be opened with none open: another device
+        # may open it
+        self._failed_load: tuple | None = None
+        # (choice, device) before a choice whose model is still opening: back if it fails
+        self._device_before: tuple | None = None
         if renderer is not None and device is None:
             device = str(renderer.device)
         self._device_choice, self._device = self._start_device(device)
@@ -298,7 +282,9 @@ class MainWindow(QMainWindow):
         self._said_error: str | None = None  # the prompt's error the status bar told
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
-        self._copy_pending = False  # Copy image waits for the settled picture
+        # what Copy image or Copy recipe ("image", "recipe") waits to copy: the settled
+        # picture, or the recipe that drew it (edits that failed are off in it)
+        self._copy_pending: str | None = None
         self._shown_before = None  # the "before" array the canvas holds
         self._before_image: QImage | None = None  # ... wrapped for painting
 
@@ -314,7 +300,8 @@ class MainWindow(QMainWindow):
         self._fit_forms_when_shown = False
         QApplication.instance().installEventFilter(self)  # the compare key, see eventFilter
         self._fallback_generator: Path | None = None  # opened if the last model fails
-        self._open_when_loaded: list[str] = []  # files named at start that need a model
+        # what waits for a model: files named at start, a recipe whose generator opens
+        self._open_when_loaded: list[Callable[[], object]] = []
         # (a session, the generator it was made with): the session opens once that loads
         self._session_after_load: tuple[str, ModelIdentity] | None = None
         self._restore_settings(open_last_model)
@@ -547,6 +534,8 @@ class MainWindow(QMainWindow):
         # in a text box these keys stay the box's own (it claims them first)
         self.copy_image_act = a("&Copy image", self.copy_image, SK.Copy, "mdi6.content-copy",
                                 "Copy the picture, with its recipe, to the clipboard")
+        self.copy_recipe_act = a("Copy r&ecipe", self.copy_recipe, "Ctrl+Shift+C", None,
+                                 "Copy the picture's recipe, as text, to the clipboard")
         self.paste_act = a("&Paste image or recipe", self.paste, SK.Paste, "mdi6.content-paste",
                            "Invert a copied picture, or open a copied recipe or file")
         stack = self.document.undo_stack
@@ -617,7 +606,7 @@ class MainWindow(QMainWindow):
         edit_menu = mb.addMenu("&Edit")
         edit_menu.addActions([self.undo_act, self.redo_act])
         edit_menu.addSeparator()
-        edit_menu.addActions([self.copy_image_act, self.paste_act])
+        edit_menu.addActions([self.copy_image_act, self.copy_recipe_act, self.paste_act])
         edit_menu.addSeparator()
         edit_menu.addActions([self.add_act, self.rename_act, self.delete_act])
         source_menu = mb.addMenu("&Source")
@@ -934,7 +923,7 @@ class MainWindow(QMainWindow):
         if not result.ok:
             self.status_time.setText("")
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
-            self._copy_pending = False  # the message says why nothing was copied
+            self._copy_pending = None  # the message says why nothing was copied
             if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
                 self.canvas.set_message(f"This picture cannot be drawn:\n{result.error}")
             return
@@ -967,24 +956,37 @@ class MainWindow(QMainWindow):
     def copy_image(self) -> None:
         """The picture of the document as it is now, at full resolution, with its recipe;
         copied once it is drawn (a drag's preview, or a change still rendering, is not)."""
+        self._copy_when_drawn("image", "Copy image")
+
+    def copy_recipe(self) -> None:
+        """The recipe of the picture as it is now, as JSON text: to paste into a message or
+        a note, and back into this window (Paste) to draw the picture again."""
+        self._copy_when_drawn("recipe", "Copy recipe")
+
+    def _copy_when_drawn(self, what: str, title: str) -> None:
         if self.pack is None:
-            QMessageBox.information(self, "Copy image", "Open a model first.")
+            QMessageBox.information(self, title, "Open a generator first.")
             return
         self._flush_input()  # the picture of what the boxes say
-        self._copy_pending = True
+        self._copy_pending = what
         if not self._copy_if_settled():
-            self.statusBar().showMessage("copying the picture once it is drawn…", 4000)
+            self.statusBar().showMessage(f"copying the {what} once the picture is drawn…",
+                                         4000)
 
     def _copy_if_settled(self) -> bool:
         result, request = self.last_result, self.last_request
-        if (not self._copy_pending or result is None or request is None
+        if (self._copy_pending is None or result is None or request is None
                 or result.seq != request.seq or result.preview):
             return False
-        self._copy_pending = False
+        what, self._copy_pending = self._copy_pending, None
         # edits that could not be applied are off in the recipe, as on the canvas
         session, _ = disable_failing_edits(result.session, result.edit_status)
-        recipe = json.dumps(file_recipe(session, platform=result.platform))
-        put_picture(qimage_from_array(result.image), recipe)
+        recipe = file_recipe(session, platform=result.platform)
+        if what == "recipe":
+            QApplication.clipboard().setText(json.dumps(recipe, indent=2))
+            self.statusBar().showMessage("copied the picture's recipe as text", 4000)
+            return True
+        put_picture(qimage_from_array(result.image), json.dumps(recipe))
         h, w = result.image.shape[:2]
         self.statusBar().showMessage(f"copied the picture ({w}x{h}) with its recipe", 4000)
         return True
@@ -1006,7 +1008,8 @@ class MainWindow(QMainWindow):
             except PasteError as e:
                 QMessageBox.warning(self, "Cannot paste the picture", str(e))
                 return
-            self.inversion.start(str(path), "pasted picture")
+            # an export's bytes keep its recipe: replayed or inverted, as Open image asks
+            self._open_image_or_recipe(str(path), as_picture=True, name="pasted picture")
 
     def _toggle_split(self, on: bool) -> None:
         self.canvas.set_split(on)
@@ -1048,7 +1051,7 @@ class MainWindow(QMainWindow):
         self._fallback_generator = None  # what the user opens now comes before the demo
         self.statusBar().showMessage(f"loading {Path(path).name} …")
         self.canvas.set_message(f"Loading {Path(path).name} …")
-        self._loading = (path, clip, pack_options)
+        self._loading, self._failed_load = (path, clip, pack_options), None
         # by default with the CLIP it was last used with (its precompute resumes with it)
         self.worker.load_model(path, clip or remembered_clip(path), self._device,
                                **pack_options)
@@ -1075,16 +1078,29 @@ class MainWindow(QMainWindow):
             self._check_device_action(self._device_choice)
             return
         self._check_device_action(choice)
-        QSettings().setValue(DEVICE_KEY, choice)
+        before = self._device_before or (self._device_choice, self._device)
         self._device_choice, self._device = choice, device
-        if self._loading is not None:  # the model asked for last, not the one it replaces
-            path, clip, options = self._loading
+        # the model asked for last (not the one it replaces), the one open, or the one that
+        # could not be opened on the device before: the choice is kept once it opens there
+        reopen = self._loading or self._failed_load
+        if reopen is None and self.pack is not None and device != self.renderer.device:
+            reopen = self._opening(self.pack)
+        if reopen is not None:
+            self._device_before = before
+            path, clip, options = reopen
             self.open_generator(path, clip, **options)
-        elif self.pack is not None and device != self.renderer.device:
-            self._reopen(self.pack)
         else:  # nothing to move: the next model opens there
+            self._device_before = None
+            QSettings().setValue(DEVICE_KEY, choice)
             self.status_device.setText(f"device: {device}")
             self._tell_device_note()
+
+    def _device_label(self, choice: str) -> str:
+        """The menu's name of `choice` (CPU, CUDA 0: ...), without its shortcut mark."""
+        for act in self.device_group.actions():
+            if act.data() == choice:
+                return act.text().replace("&", "")
+        return choice
 
     def _check_device_action(self, choice: str) -> None:
         for act in self.device_group.actions():
@@ -1107,6 +1123,9 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, pack: OpenPack) -> None:
         self._fallback_generator = None
         self._loading = None
+        if self._device_before is not None:  # the device chosen works: remembered
+            self._device_before = None
+            QSettings().setValue(DEVICE_KEY, self._device_choice)
         self.status_device.setText(f"device: {self.renderer.device}")
         old = self.pack
         first = old is None or pack.model.path != old.model.path
@@ -1123,7 +1142,7 @@ class MainWindow(QMainWindow):
         self._shown_seq = 0
         self._drawn = None  # the old model's pictures are never shown again
         self._notes_context = pack.context()  # its own: a context's caches are per thread
-        self._copy_pending = False  # the picture asked for is gone with its model
+        self._copy_pending = None  # the picture asked for is gone with its model
         info = pack.model
         imported = pack.data.imported_from if pack.data is not None else None
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}"
@@ -1179,8 +1198,8 @@ class MainWindow(QMainWindow):
 
     def _open_waiting_files(self) -> None:
         waiting, self._open_when_loaded = self._open_when_loaded, []
-        for path in waiting:  # after this slot: opening one may ask the user a question
-            QTimer.singleShot(0, lambda path=path: self.open_path(path))
+        for action in waiting:  # after this slot: opening one may ask the user a question
+            QTimer.singleShot(0, action)
 
     def _source_for_new_model(self, source: Source) -> Source:
         """The source, kept where it fits the new generator; a latent made for another
@@ -1211,13 +1230,26 @@ class MainWindow(QMainWindow):
 
     def _reopen(self, pack: OpenPack) -> None:
         """Back to the generator of `pack` (on the worker the new one is in place)."""
-        self.open_generator(pack.model.path, pack.clip_source,
-                            relevance_config=pack.relevance_config,
-                            stats_samples=pack.stats_samples)
+        path, clip, options = self._opening(pack)
+        self.open_generator(path, clip, **options)
+
+    @staticmethod
+    def _opening(pack: OpenPack) -> tuple[str, ClipSource | None, dict]:
+        """What open_generator needs to open `pack` again: path, CLIP, pack options."""
+        return pack.model.path, pack.clip_source, {"relevance_config": pack.relevance_config,
+                                                   "stats_samples": pack.stats_samples}
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
-        self._loading = None
+        failed, self._loading = self._loading, None
+        if self.pack is None:
+            self._failed_load = failed
+        if self._device_before is not None:  # the device chosen is not kept
+            (choice, self._device), self._device_before = self._device_before, None
+            message += (f"\n\nView ▸ Device is back to {self._device_label(choice)}"
+                        f" ({self._device_label(self._device_choice)} was chosen).")
+            self._device_choice = choice
+            self._check_device_action(choice)
         if self._session_after_load is not None:  # the message below says why
             message += (f"\n\n{Path(self._session_after_load[0]).name} was not opened: "
                         "open it again to show it with the generator open.")
@@ -1358,26 +1390,28 @@ class MainWindow(QMainWindow):
             self._remember_dir(path)
             self._open_image_or_recipe(path, as_picture=True)
 
-    def _open_image_or_recipe(self, path: str, as_picture: bool = False) -> None:
+    def _open_image_or_recipe(self, path: str, as_picture: bool = False,
+                              name: str | None = None) -> None:
         """An export of this program replays its recipe (asked first when the user chose
         to open it as a picture: its pixels may have been retouched since); any other
-        picture, or one whose recipe cannot be used and the user says so, is inverted."""
-        name = Path(path).name
+        picture, or one whose recipe cannot be used and the user says so, is inverted.
+        `name`: what the picture is called (its file's name by default)."""
+        name = name or Path(path).name
         try:
             recipe = read_recipe(path)
         except AtelierError as e:
             QMessageBox.warning(self, "Cannot open the image", str(e))
             return
         if recipe is None:
-            self.inversion.start(path)  # your own picture: crop, then invert it
+            self.inversion.start(path, name)  # your own picture: crop, then invert it
             return
         how = ask_replay_or_invert(self, name) if as_picture else REPLAY
         if how == INVERT:
-            self.inversion.start(path)
+            self.inversion.start(path, name)
         elif how == REPLAY and self._apply_recipe_text(
                 recipe, name, path,
                 refused=lambda why: ask_invert_instead(self, name, why)
-                and self.inversion.start(path)) and not as_picture:
+                and self.inversion.start(path, name)) and not as_picture:
             self.statusBar().showMessage(
                 f"Replayed the recipe in {name} (File ▸ Open image… inverts its pixels "
                 "instead)", 8000)
@@ -1519,11 +1553,12 @@ class MainWindow(QMainWindow):
         folder = Path(path).parent if path is not None else None
         opened = self._state_from_recipe(text, name, folder=folder, check_latent=False,
                                          refused=refused)
-        choice = opened and (self._generator_choice(opened, name) if path is not None
-                             else SHOW_WITH_OPEN)
-        if choice == OPEN_ITS_OWN:
-            assert opened.made_with is not None and path is not None
-            self._open_when_loaded.append(path)
+        choice = opened and self._generator_choice(opened, name)
+        if choice == OPEN_ITS_OWN:  # the picture or the pasted recipe opens again then
+            assert opened.made_with is not None
+            self._open_when_loaded.append(
+                (lambda: self.open_path(path)) if path is not None else
+                (lambda: self._apply_recipe_text(text, name, refused=refused)))
             self.open_generator(opened.made_with.path)
             return False
         opened = choice and self._state_from_recipe(text, name, folder=folder, refused=refused)
@@ -1779,7 +1814,7 @@ class MainWindow(QMainWindow):
         path = os.path.abspath(path)
         if not names_a_generator(path):
             if self.pack is None:
-                self._open_when_loaded.append(path)
+                self._open_when_loaded.append(lambda: self.open_path(path))
             else:
                 self.open_path(path)
             return

@@ -37,10 +37,11 @@ from editor.core.errors import AtelierError
 from editor.core.model_files import identify_model_file
 from editor.engine.jobs import Job, JobRunner, JobToken, Progress, RateEta
 from editor.engine.models import default_generator_path
-from editor.engine.packs import demo_clip_source
+from editor.engine.packs import ClipSource, default_clip_source, demo_clip_source
 
 from . import settings_values
 from .notices import show_warning
+from .remembered import remembered_clip
 
 DOWNLOAD_JOB = "download:"  # key prefix of download jobs
 DEMO_KEY = "demo"
@@ -91,6 +92,37 @@ def clip_choices(models: list[zoo.InstalledModel] | None = None,
                       {"path": str(m.path), "arch": arch, "tag": None}))
     found.sort(key=lambda t: t[0])
     return [(label, spec) for _, label, spec in found] + [OPEN_CLIP_FALLBACK]
+
+
+def opening_clip(generator_path: str) -> dict:
+    """The clip spec the window opens this generator with when none is named (as the
+    Models menu does): the CLIP it was last used with, else the engine's default."""
+    clip = remembered_clip(generator_path) or default_clip_source(generator_path)
+    return dataclasses.asdict(clip)
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def same_clip(a: dict, b: dict) -> bool:
+    """Whether two clip specs load the same CLIP: the same file, or the same open_clip
+    weights (a file's recorded architecture may differ from the one a caller named)."""
+    a_clip, b_clip = ClipSource(**a), ClipSource(**b)
+    if a_clip.path or b_clip.path:
+        return bool(a_clip.path and b_clip.path) and _same_path(a_clip.path, b_clip.path)
+    return (a_clip.arch, a_clip.tag) == (b_clip.arch, b_clip.tag)
+
+
+def _clip_label(spec: dict) -> str:
+    """A box entry for a CLIP that is not among the choices (a file outside the cache)."""
+    clip = ClipSource(**spec)
+    if clip.path:
+        return f"{Path(clip.path).name} (outside the model cache)"
+    return f"{clip.arch} / {clip.tag} (open_clip's cache)"
 
 
 def _model_for(entry: zoo.ZooEntry, models: list[zoo.InstalledModel]
@@ -210,6 +242,10 @@ class _Row:
     generator_path: str | None = None  # set when the row can be used as a pack
     clip_spec: dict | None = None  # fixed CLIP (the demo pack); else the combo's choice
 
+    @property
+    def uses_clip_box(self) -> bool:
+        return bool(self.generator_path) and self.clip_spec is None
+
 
 GEOMETRY_KEY = "models_dialog/geometry"
 IMPORT_DIR_KEY = "models_dialog/import_dir"  # where the last imported file was
@@ -242,6 +278,7 @@ class ModelsDialog(QDialog):
         self.tree.setAllColumnsShowFocus(True)  # the focus mark frames the whole row
         self.tree.setColumnWidth(0, 250)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
+        self.tree.currentItemChanged.connect(self._show_row_clip)
         self.tree.itemDoubleClicked.connect(self._on_double_click)
         self.description = QLabel()
         self.description.setWordWrap(True)
@@ -250,17 +287,17 @@ class ModelsDialog(QDialog):
         self.notice = QLabel()
         self.notice.setWordWrap(True)
 
-        self.download_button = QPushButton("Download")
+        self.download_button = QPushButton("&Download")
         self.download_button.clicked.connect(self.download_selected)
-        self.import_button = QPushButton("Import file…")
+        self.import_button = QPushButton("&Import file…")
         self.import_button.clicked.connect(lambda: self.import_file())
-        self.remove_button = QPushButton("Remove…")
+        self.remove_button = QPushButton("&Remove…")
         self.remove_button.setToolTip("Delete the selected model's file from the cache (Del)")
         self.remove_button.clicked.connect(lambda: self.remove_selected())
         QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.tree,
                   lambda: self.remove_selected(),
                   context=Qt.ShortcutContext.WidgetShortcut)
-        self.use_button = QPushButton("Use")
+        self.use_button = QPushButton("&Use")
         self.use_button.setDefault(True)
         self.use_button.clicked.connect(self.use_selected)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -297,7 +334,7 @@ class ModelsDialog(QDialog):
 
     def refresh(self) -> None:
         """Re-read the registry and the installed files (local files only)."""
-        selected = self.selected_key()
+        selected, clip = self.selected_key(), self.clip_combo.currentData()
         self.tree.clear()
         self._rows.clear()
         self._items.clear()
@@ -319,7 +356,10 @@ class ModelsDialog(QDialog):
         self.tree.expandAll()
         for column in (1, 2):
             self.tree.resizeColumnToContents(column)
-        if not (selected and self.select(selected)):
+        if selected and self.select(selected):
+            if clip is not None:  # the user's pick for the row outlives a job's refresh
+                self.choose_clip(clip)
+        else:
             self._select_current()
         self._update_buttons()
 
@@ -350,12 +390,13 @@ class ModelsDialog(QDialog):
                       f"{entry.description}\nLicence: {entry.licence}")
 
         known = {e.name for e in entries}
-        imported = [m for m in installed_generators(models)
-                    if m.name not in known and (m.entry is None or m.entry not in known)]
+        imported = [m for m in models if m.path.is_file()
+                    and m.name not in known and (m.entry is None or m.entry not in known)]
         if imported:
             group = self._group("Imported files")
-            for m in imported:
-                row = _Row("file:" + m.name, m.name, model=m, generator_path=str(m.path))
+            for m in imported:  # CLIPs too: listed to be removed, not used as packs
+                row = _Row("file:" + m.name, m.name, model=m,
+                           generator_path=None if m.kind == "clip" else str(m.path))
                 self._add(group, row, m.kind or "generator?", zoo.format_size(m.size),
                           "imported", f"Imported from {m.source}")
 
@@ -369,7 +410,7 @@ class ModelsDialog(QDialog):
 
     def _add(self, group: QTreeWidgetItem, row: _Row, kind: str, size: str, status: str,
              description: str) -> None:
-        if row.generator_path and self._is_current(row.generator_path):
+        if self._in_use(row):
             status += " · in use"
         if row.key in self._downloads:
             status = _download_status(self._downloads[row.key].progress)
@@ -382,12 +423,30 @@ class ModelsDialog(QDialog):
         self._items[row.key] = item
 
     def _is_current(self, path: str) -> bool:
+        return bool(self.current_generator) and _same_path(path, self.current_generator)
+
+    def _in_use(self, row: _Row) -> bool:
+        """The row is the generator the window has open, or the CLIP file it runs with."""
+        if row.generator_path:
+            return self._is_current(row.generator_path)
+        if row.model is None or row.model.kind != "clip":
+            return False
+        clip_file = self._clip_file_in_use()
+        return clip_file is not None and _same_path(row.model.path, clip_file)
+
+    def _clip_file_in_use(self) -> Path | None:
+        """The file of the CLIP the open generator runs with, as the window remembers it."""
         if not self.current_generator:
-            return False
+            return None
+        clip = ClipSource(**opening_clip(self.current_generator))
+        if clip.path:
+            return Path(clip.path)
+        # an (arch, tag) may be served by the zoo's file of it (when open_clip's cache
+        # lacks it): kept, rather than guessed unused
         try:
-            return Path(path).resolve() == Path(self.current_generator).resolve()
-        except OSError:
-            return False
+            return zoo.installed_clip_weights(clip.arch, clip.tag)
+        except AtelierError:  # an unreadable index: no rows to protect either
+            return None
 
     def _select_current(self) -> None:
         for key, row in self._rows.items():
@@ -428,16 +487,53 @@ class ModelsDialog(QDialog):
         self.download_button.setEnabled(can_download)
         self.use_button.setEnabled(bool(row and row.generator_path))
         self.remove_button.setEnabled(self._removable(row))
-        self.clip_combo.setEnabled(bool(row and row.generator_path and row.clip_spec is None))
+        self.clip_combo.setEnabled(bool(row and row.uses_clip_box))
         self.description.setText(self._items[row.key].data(1, Qt.ItemDataRole.UserRole)
                                  if row else "")
 
+    @Slot()
+    def _show_row_clip(self) -> None:
+        """Show in the CLIP box the CLIP the selected generator opens with: Use sends the
+        box's choice, so any other would switch CLIP unasked."""
+        row = self._selected_row()
+        if row is not None and row.uses_clip_box:
+            self.choose_clip(opening_clip(row.generator_path))
+
+    def choose_clip(self, spec: dict) -> None:
+        """Select `spec` in the CLIP box, adding it when it is not among the choices."""
+        index = next((i for i in range(self.clip_combo.count())
+                      if same_clip(self.clip_combo.itemData(i), spec)), None)
+        if index is None:  # before open_clip's cache, the last resort
+            index = max(self.clip_combo.count() - 1, 0)
+            self.clip_combo.insertItem(index, _clip_label(spec), dict(spec))
+        self.clip_combo.setCurrentIndex(index)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not event.spontaneous():  # opened again: a pick left when it closed is stale
+            self._show_row_clip()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # Enter does what a double-click does: on a model not installed, a download (the
+        # default button, Use, is greyed there)
+        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if enter and self._activate_selected():
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def _on_double_click(self, item: QTreeWidgetItem, _column: int) -> None:
-        row = self._rows.get(item.data(0, Qt.ItemDataRole.UserRole) or "")
+        if item is self.tree.currentItem():
+            self._activate_selected()
+
+    def _activate_selected(self) -> bool:
+        """Use the selected pack, or download it when it is not installed."""
+        row = self._selected_row()
         if row and row.generator_path:
-            self.use_selected()
-        elif row and row.entry and row.model is None:
-            self.download_selected()
+            return self.use_selected()
+        if row and row.entry and row.model is None:
+            return self.download_selected() is not None
+        return False
 
     # ---------------------------------------------------------------- actions
 
@@ -452,11 +548,10 @@ class ModelsDialog(QDialog):
         return True
 
     def _removable(self, row: _Row | None) -> bool:
-        """An installed file, not the generator the window has open; or what a stopped
-        download kept."""
-        return bool(row and row.model is not None
-                    and not (row.generator_path and self._is_current(row.generator_path))
-                    ) or self._partial(row) is not None
+        """An installed file, not the generator the window has open nor its CLIP; or what
+        a stopped download kept."""
+        return bool(row and row.model is not None and not self._in_use(row)) \
+            or self._partial(row) is not None
 
     def _partial(self, row: _Row | None) -> int | None:
         """The size of what a stopped download of the row kept (none while one runs)."""
@@ -476,7 +571,8 @@ class ModelsDialog(QDialog):
             return False
         model = row.model
         if not self._removable(row):
-            self.notice.setText(f"{model.name} is the model in use; open another before "
+            other = "another" if row.generator_path else "the pack with another CLIP"
+            self.notice.setText(f"{model.name} is the model in use; open {other} before "
                                 "removing it.")
             return False
         if not self._confirm(

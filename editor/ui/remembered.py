@@ -8,9 +8,12 @@ group separator), and the memory must stay bounded (the oldest entries are forgo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings
+
+from editor.engine.packs import ClipSource
 
 
 class RememberedMap:
@@ -35,3 +38,24 @@ class RememberedMap:
         entries.update((k, v) for k, v in self.all().items() if k != key)
         QSettings().setValue(self.settings_key,
                              json.dumps(dict(list(entries.items())[:self.limit])))
+
+
+# generator path -> the CLIP it was last opened with
+REMEMBERED_CLIPS = RememberedMap("model/clips", limit=32)
+
+
+def remembered_clip(generator_path: str) -> ClipSource | None:
+    """The CLIP this generator was last used with, if it is remembered (and still well
+    formed): the default otherwise."""
+    spec = REMEMBERED_CLIPS.get(generator_path)
+    if not isinstance(spec, dict):
+        return None
+    try:
+        clip = ClipSource(**spec)
+    except TypeError:
+        return None
+    if not all(v is None or isinstance(v, str) for v in (clip.path, clip.arch, clip.tag)):
+        return None
+    if clip.path and not Path(clip.path).is_file():
+        return None  # deleted since: the default, rather than a pack without text edits
+    return clip if clip.path or (clip.arch and clip.tag) else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from editor.engine.jobs import Job, JobRunner
@@ -82,22 +82,14 @@ class StyleClipImportFlow(QObject):
         status = self.window.statusBar()
         if isinstance(result, RefusedImport):
             name = Path(result.fs3_path).name
+            job.note = f"not imported: it does not fit {pack.name}"  # not "finished"
             if not same_pack(self._pack(), pack):  # the answer would go to another pack
                 status.showMessage(f"{name} was not imported: it does not fit {pack.name}",
                                    15000)
                 return
-            harm = ("its statistics would make every edit the wrong size"
-                    if result.kind == "statistics" else "its edits would move channels "
-                    "this generator does not use for what the prompt says")
-            answer = QMessageBox.question(
-                self.window, TITLE, f"{result.message}.\n\nImport it into {pack.name} "
-                f"anyway? {harm.capitalize()}.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No)
-            if answer == QMessageBox.StandardButton.Yes:
-                self.start(result.fs3_path, force=True)
-            else:
-                status.showMessage(f"{name} was not imported into {pack.name}", 8000)
+            # asked once the job has ended: a question in this slot held the job
+            # "running" in the Jobs panel, with a Cancel that did nothing, until answered
+            QTimer.singleShot(0, lambda: self._ask_import_anyway(pack, result))
         elif isinstance(result, PackData):
             # short: the status bar's right side holds the model and the timings
             agreement = result.info.get("agreement")
@@ -107,6 +99,25 @@ class StyleClipImportFlow(QObject):
             status.showMessage(
                 f"Imported {result.imported_from} into {pack.name}{forced}: "
                 f"{len(result.relevance.channels)} channels{check}", 15000)
+
+    def _ask_import_anyway(self, pack: OpenPack, refused: RefusedImport) -> None:
+        name = Path(refused.fs3_path).name
+        harm = ("its statistics would make every edit the wrong size"
+                if refused.kind == "statistics" else "its edits would move channels "
+                "this generator does not use for what the prompt says")
+        answer = QMessageBox.question(
+            self.window, TITLE, f"{refused.message}.\n\nImport it into {pack.name} "
+            f"anyway? {harm.capitalize()}.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            self.window.statusBar().showMessage(f"{name} was not imported into {pack.name}",
+                                                8000)
+        elif not same_pack(self._pack(), pack):  # another opened while the box was up
+            self.window.statusBar().showMessage(
+                f"{name} was not imported: {pack.name} is no longer open", 8000)
+        else:
+            self.start(refused.fs3_path, force=True)
 
     def _on_failed(self, job: Job, message: str) -> None:
         if job.id in self._packs:  # the user is waiting for it: say plainly why not
