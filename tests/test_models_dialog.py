@@ -746,3 +746,22 @@ def test_the_dialogs_buttons_have_mnemonics(dialog):
     texts = [b.text() for b in (dialog.download_button, dialog.import_button,
                                 dialog.remove_button, dialog.use_button)]
     assert texts == ["&Download", "&Import file…", "&Remove…", "&Use"]
+
+
+def test_an_imports_progress_says_which_pass_over_the_files_own_size():
+    # a 238 kB file showed "258.8 kB of 476.6 kB": the hash and the copy counted together
+    from editor.ui.models_dialog import _import_progress
+
+    class Token:
+        def __init__(self):
+            self.said = []
+
+        def report(self, progress):
+            self.said.append(progress.message)
+
+    token = Token()
+    on_bytes = _import_progress(token)
+    for done in (100_000, 238_000, 338_000, 476_000):
+        on_bytes(done, 476_000)
+    assert token.said == ["checking 100.0 kB of 238.0 kB", "checking 238.0 kB of 238.0 kB",
+                          "copying 100.0 kB of 238.0 kB", "copying 238.0 kB of 238.0 kB"]

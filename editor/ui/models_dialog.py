@@ -170,12 +170,26 @@ def _byte_progress(token: JobToken):
     return on_bytes
 
 
+def _import_progress(token: JobToken):
+    """A zoo import's progress callback: its bytes count the file twice (the hash, then
+    the copy); the row says which pass, over the file's own size."""
+    eta = RateEta()
+
+    def on_bytes(done: int, total: int | None) -> None:
+        size = (total or 0) // 2
+        step, read = ("checking", done) if done <= size else ("copying", done - size)
+        token.report(eta.progress(done, total, f"{step} {zoo.format_size(read)} of "
+                                               f"{zoo.format_size(size)}"))
+
+    return on_bytes
+
+
 def import_job(path: Path):
     def run(token: JobToken) -> zoo.InstalledModel:
         # read first: a file the editor cannot open is never copied or listed; the hash
-        # and the copy report progress (twice the file's size in all) and honour a cancel
+        # and the copy report progress and honour a cancel
         model = zoo.import_file(path, identify=identify_model_file, cancel=token,
-                                progress=_byte_progress(token))
+                                progress=_import_progress(token))
         token.commit()  # recorded: installed, so the job is done, not cancelled
         return model
 
