@@ -7,18 +7,21 @@ import contextlib
 import io
 import json
 import math
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from editor.core.checkpoints import load_generator
 from editor.core.clip_model import ClipModel
 from editor.core.errors import AtelierError
 from editor.core.hashing import file_sha256
-from editor.toyfaces import conditioning
+from editor.toyfaces import conditioning, style_groups, train_clip, train_evaluator
 from editor.toyfaces import eval as E
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES
 from editor.toyfaces.evaluator import HEADS, Evaluator
@@ -31,8 +34,8 @@ from editor.toyfaces.pack import (
 )
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.train import main as train_main
-from editor.toyfaces.train_generator import ARCH
-from editor.toyfaces.training import recipe_dir
+from editor.toyfaces.train_generator import ARCH, build
+from editor.toyfaces.training import TrainState, recipe_dir, run_loop
 
 TINY = {
     "generator": ["--batch", "4"],
@@ -43,12 +46,23 @@ TINY = {
 
 def _train(recipe: str, out: Path, steps: int) -> str:
     """Run one recipe at a tiny budget; returns what it printed."""
-    argv = [recipe, "--steps", str(steps), "--out", str(out), "--tag", "test", "--threads",
-            "1", "--log-every", "1", *TINY[recipe]]
+    rc, text = _run(recipe, "--steps", str(steps), "--out", str(out), "--tag", "test",
+                    "--force", *TINY[recipe])
+    assert rc == 0, text
+    return text
+
+
+def _run(*argv: str) -> tuple[int, str]:
+    """(exit code, what was printed) of `python -m editor.toyfaces.train argv` at 1 thread."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        assert train_main(argv) == 0
-    return buf.getvalue()
+        rc = train_main([*argv, "--threads", "1", "--log-every", "1"])
+    return rc, buf.getvalue()
+
+
+# the cheapest real training: an evaluator on 8 renders
+QUICK = ("evaluator", "--steps", "1", "--batch", "2", "--dataset", "8", "--width", "4",
+         "--tag", "quick")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -93,6 +107,7 @@ def test_recipe_writes_weights_and_card_and_resumes(trained, recipe):
     assert card["training"]["steps"] == 3
     assert card["training"]["final_metrics"]["step"] == 3
     assert f"python -m editor.toyfaces.train {recipe}" in card["recipe"]
+    assert "--lr " in card["recipe"] and "--batch " in card["recipe"]  # all that shaped it
     first, second = trained["logs"][recipe]
     assert "resumed" not in first
     assert "resumed from" in second and "at step 2" in second
@@ -120,6 +135,144 @@ def test_weights_load_through_the_real_loaders(trained):
     pred = evaluator.predict(render_batch(3, seed=5, styles=STYLES).images)
     assert set(pred.values) == set(HEADS)
     assert all(len(v) == 3 for v in pred.values.values())
+
+
+# ---------------------------------------------------------------------------- resume
+
+
+@pytest.mark.parametrize("change", [("--seed", "5"), ("--width", "8"), ("--lr", "0.01")])
+def test_resume_refuses_a_checkpoint_made_with_other_options(tmp_path, change):
+    assert _run(*QUICK, "--out", str(tmp_path / "a"))[0] == 0
+    rc, text = _run(*QUICK, "--out", str(tmp_path / "b"), *change)
+    assert rc == 2 and "rendered" not in text  # refused before any work
+    assert f"{change[0]} " in text and "--restart" in text and "--tag" in text
+    assert not (tmp_path / "b").exists()
+    assert _run(*QUICK, "--out", str(tmp_path / "b"), *change, "--restart")[0] == 0
+
+
+def test_resume_refuses_a_checkpoint_that_records_no_options(tmp_path):
+    assert _run(*QUICK, "--out", str(tmp_path / "a"))[0] == 0
+    path = recipe_dir("evaluator-quick") / "checkpoint.pt"
+    old = torch.load(path, weights_only=True)
+    del old["options"]  # as the recipes saved it before they recorded options
+    torch.save(old, path)
+    rc, text = _run(*QUICK, "--out", str(tmp_path / "b"))
+    assert rc == 2 and "does not record the options" in text and "--restart" in text
+
+
+def test_grouped_styles_checked_right_after_resuming(tmp_path):
+    argv = ("generator", "--steps", "1", "--batch", "1", "--tag", "grouped",
+            "--grouped-styles")
+    assert _run(*argv, "--out", str(tmp_path / "a"))[0] == 0
+    path = recipe_dir("generator-grouped") / "checkpoint.pt"
+    d = torch.load(path, weights_only=True)
+    name, mask = next(iter(style_groups.weight_masks(build(0)).items()))
+    d["modules"]["generator"][name][mask == 0] = 0.5  # a weight joining two groups
+    torch.save(d, path)
+    rc, text = _run(*argv, "--steps", "2", "--out", str(tmp_path / "b"))
+    assert rc == 2 and "not trained with --grouped-styles" in text
+    assert "step 2/2" not in text  # said before training, not after it
+
+
+@pytest.mark.parametrize("recipe", [train_evaluator, train_clip])
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, recipe):
+    name = recipe.__name__.rsplit("_", 1)[1]
+    argv = (name, "--steps", "3", "--batch", "2", "--dataset", "8",
+            *(["--fp32"] if recipe is train_clip else []))  # the evaluator is stored fp32
+    assert _run(*argv, "--tag", "whole", "--out", str(tmp_path / "whole"))[0] == 0
+
+    def interrupted(state, step_fn, *args, **kwargs):
+        def step(i):
+            if i == 2:
+                raise KeyboardInterrupt
+            return step_fn(i)
+        return run_loop(state, step, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(recipe, "run_loop", interrupted)
+        assert _run(*argv, "--tag", "cut", "--out", str(tmp_path / "cut"))[0] == 130
+    rc, text = _run(*argv, "--tag", "cut", "--out", str(tmp_path / "cut"))
+    assert rc == 0 and "at step 2" in text
+    whole = load_file(tmp_path / "whole" / f"{name}.safetensors")
+    cut = load_file(tmp_path / "cut" / f"{name}.safetensors")
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
+    class OldHandler(Exception):
+        pass
+
+    def old_handler(_signum, _frame):
+        raise OldHandler
+
+    layer = torch.nn.Linear(2, 2)
+    state = TrainState({"m": layer}, {"sgd": torch.optim.SGD(layer.parameters(), lr=0.1)})
+    path = tmp_path / "checkpoint.pt"
+
+    def step(i):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    previous = signal.signal(signal.SIGTERM, old_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_loop(state, step, 10, path, log=lambda _: None)
+        assert signal.getsignal(signal.SIGTERM) is old_handler  # put back afterwards
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert torch.load(path, weights_only=True)["step"] == 2
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize("bad", [
+    ("--log-every", "0"), ("--threads", "0"), ("--dataset", "0"), ("--width", "0"),
+    ("--batch", "0"), ("--steps", "0"), ("--steps", "-5"), ("--minutes", "-1"),
+    ("--lr", "nan"), ("--seed", "-1"),
+])
+def test_bad_numbers_are_refused_when_read(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as info:
+        train_main([*QUICK, "--out", str(tmp_path), *bad])
+    assert info.value.code == 2
+    assert f"argument {bad[0]}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fraction", ["-0.1", "1.5"])
+def test_direction_pushes_is_a_fraction(tmp_path, fraction):
+    with pytest.raises(SystemExit):
+        train_main(["generator", "--out", str(tmp_path), "--direction-pushes", fraction])
+
+
+def test_output_and_start_files_are_checked_before_training(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    rc, text = _run(*QUICK, "--out", str(a_file / "sub"))
+    assert rc == 2 and "is a file" in text and "rendered" not in text
+    generator = ("generator", "--steps", "1", "--batch", "1", "--out", str(tmp_path / "g"))
+    rc, text = _run(*generator, "--warm-start", str(tmp_path / "missing.safetensors"))
+    assert rc == 2 and "does not exist" in text and "Traceback" not in text
+    rc, text = _run(*generator, "--continue-from", str(a_file))
+    assert rc == 2 and "step 1/1" not in text
+    assert not (tmp_path / "g").exists()
+
+
+def test_existing_models_are_replaced_only_with_force(tmp_path):
+    (tmp_path / "evaluator.json").write_text("{}")
+    rc, text = _run(*QUICK, "--out", str(tmp_path))
+    assert rc == 2 and "--force" in text and "--out" in text and "rendered" not in text
+    assert (tmp_path / "evaluator.json").read_text() == "{}"
+    assert _run(*QUICK, "--out", str(tmp_path), "--force")[0] == 0
+    assert json.loads((tmp_path / "evaluator.json").read_text())["file"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU machine")
+def test_device_is_checked_before_training(tmp_path):
+    rc, text = _run(*QUICK, "--out", str(tmp_path), "--device", "cuda:0")
+    assert rc == 2 and "no CUDA device" in text
+    assert _run(*QUICK, "--out", str(tmp_path), "--device", "cpu")[0] == 0
 
 
 # ---------------------------------------------------------------------------- pack
@@ -224,6 +377,25 @@ def test_eval_cli_prints_the_table_and_writes_the_grid(trained, tmp_path, capsys
     assert size[0] >= 2 * 6 * 2 * 64 and size[1] >= 2 * (4 + 3) * 64
     rgb = np.asarray(Image.open(grid).convert("RGB"))
     assert rgb.std() > 10
+
+
+def test_eval_cli_checks_grid_and_device_before_measuring(trained, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    base = ["--models", str(trained["out"]), "--n-eval", "2", "--n-gen", "2", "--repeats", "1"]
+    assert E.main([*base, "--grid", str(a_file / "grid.png")]) == 2
+    assert E.main([*base, "--grid", str(tmp_path)]) == 2  # a folder, not a file name
+    assert E.main([*base, "--device", "banana"]) == 2
+    captured = capsys.readouterr()
+    assert "evaluator:" not in captured.out  # nothing was measured
+    assert "is a file" in captured.err and "unknown device" in captured.err
+
+
+@pytest.mark.parametrize("bad", [("--n-eval", "0"), ("--n-gen", "0"), ("--repeats", "0"),
+                                 ("--seed", "-1")])
+def test_eval_cli_refuses_bad_numbers(bad):
+    with pytest.raises(SystemExit):
+        E.main(["--models", "/nonexistent", *bad])
 
 
 def test_eval_cli_without_a_pack_says_how_to_make_it(tmp_path, capsys):

@@ -16,11 +16,11 @@ import json
 import sys
 from pathlib import Path
 
+from editor.core.arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
 from editor.core.errors import AtelierError
 from editor.engine.session import MAX_SEED
 
 from . import command_help
-from .arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
 from .failures import failure_line
 from .outputs import warnings_prefixed
 from .precompute import ProgressLine, pack_settings_note

@@ -20,6 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from editor.core.arg_types import (
+    DEVICE_HELP,
+    finite_float,
+    float_within,
+    int_at_least,
+    non_negative_float,
+)
 from editor.core.errors import (
     AtelierError,
     ClipError,
@@ -76,7 +83,6 @@ from editor.engine.session import (
 from editor.methods.global_directions import NoChannelsError, Progress
 
 from . import command_help
-from .arg_types import DEVICE_HELP, finite_float, float_within, int_at_least, non_negative_float
 from .failures import failure_line
 from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
 from .precompute import MAX_IMAGES, pack_settings_note

@@ -12,11 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from editor.core.arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
 from editor.core.errors import AtelierError
 from editor.core.paths import unwritable_reason
 
 from . import command_help
-from .arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
 from .failures import failure_line
 from .precompute import add_clip_args, load_models, models_line, show_progress
 

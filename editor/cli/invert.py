@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from editor.core.arg_types import DEVICE_HELP, int_at_least, positive_float
 from editor.core.errors import AtelierError, InversionDivergedError, is_out_of_memory
 from editor.core.image_io import (
     Box,
@@ -47,7 +48,6 @@ from editor.methods.inversion import (
 )
 
 from . import command_help
-from .arg_types import DEVICE_HELP, int_at_least, positive_float
 from .edit import _clip_source
 from .outputs import StatusLine, check_outputs, refuse_existing, shown
 

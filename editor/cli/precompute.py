@@ -15,12 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from editor.core.errors import AtelierError, is_out_of_memory
-from editor.core.paths import unwritable_reason
-from editor.engine.session import PSI_RANGE
-
-from . import command_help
-from .arg_types import (
+from editor.core.arg_types import (
     DEVICE_HELP,
     THREADS_HELP,
     float_within,
@@ -28,6 +23,11 @@ from .arg_types import (
     positive_float,
     thread_count,
 )
+from editor.core.errors import AtelierError, is_out_of_memory
+from editor.core.paths import unwritable_reason
+from editor.engine.session import PSI_RANGE
+
+from . import command_help
 from .failures import failure_line
 from .outputs import StatusLine, check_outputs, shown, warnings_prefixed, with_folder_source
 

@@ -36,6 +36,12 @@ from editor.core.generator import Generator
 from editor.core.image_io import save_image
 from editor.core.paths import cache_dir
 from editor.toyfaces import captions, conditioning
+from editor.toyfaces.arguments import (
+    DEVICES,
+    check_output_file,
+    int_at_least,
+    resolve_device,
+)
 from editor.toyfaces.attributes import ATTRIBUTES, PRIOR, STYLES, Attributes, visibility
 from editor.toyfaces.evaluator import Evaluator, uint8_to_tensor
 from editor.toyfaces.pack import timed_load
@@ -424,7 +430,11 @@ def summary(gates: Sequence[Gate]) -> str:
 
 
 def run(args: argparse.Namespace) -> list[Gate]:
-    pack, load_seconds = timed_load(args.device, args.models)
+    # what can be wrong with the command line fails now, not after the measurements
+    device = resolve_device(args.device)
+    grid = Path(args.grid) if args.grid else default_grid_path()
+    check_output_file(grid)
+    pack, load_seconds = timed_load(str(device), args.models)
     print(f"loaded the demo pack from {pack.folder} in {load_seconds:.2f} s", flush=True)
     gates: list[Gate] = []
     r = evaluator_accuracy(pack.evaluator, args.n_eval, args.seed)
@@ -437,8 +447,6 @@ def run(args: argparse.Namespace) -> list[Gate]:
     print(f"generator read-back: {r['seconds']:.0f} s", flush=True)
     gates += generator_gates(r)
     gates += time_gates(load_seconds, timings(pack.generator, pack.clip, args.repeats))
-    grid = Path(args.grid) if args.grid else default_grid_path()
-    grid.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, sample_grid(pack.generator, seed=args.seed), scale=2,
                upscale_filter="nearest", overwrite=True)
     print(f"sample grid (render | generated, then every style): {grid}\n")
@@ -446,16 +454,17 @@ def run(args: argparse.Namespace) -> list[Gate]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-eval", type=int, default=2000,
+    p.add_argument("--n-eval", type=int_at_least(1), default=2000,
                    help="fresh renders for the evaluator and CLIP gates")
-    p.add_argument("--n-gen", type=int, default=1000, help="generated samples")
+    p.add_argument("--n-gen", type=int_at_least(1), default=1000, help="generated samples")
     p.add_argument("--grid", default=None, help="sample grid PNG (default: user cache dir)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--models", default=None,
                    help="folder with the pack (default: editor/resources/models/toyfaces)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--repeats", type=int, default=20, help="repeats per timing")
+    p.add_argument("--device", default="cpu",
+                   help=f"{DEVICES}; default cpu")
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
+    p.add_argument("--repeats", type=int_at_least(1), default=20, help="repeats per timing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -468,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         gates = run(args)
-    except AtelierError as e:  # a missing or damaged pack file: say which and how to fix
+    except AtelierError as e:  # a bad device or grid path, a missing or damaged pack file
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(gates))

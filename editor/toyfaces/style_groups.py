@@ -82,8 +82,8 @@ def constrain(gen: Generator) -> dict[str, torch.Tensor]:
     The kept weights of a freshly initialised layer are scaled up by sqrt(fan-in / kept
     inputs): the layer's run-time He scale assumes every input is connected, and without
     this the signal would shrink about len(GROUPS)-fold in each masked layer."""
-    masks = weight_masks(gen)
     params = dict(gen.named_parameters())
+    masks = {name: mask.to(params[name].device) for name, mask in weight_masks(gen).items()}
     for name, mask in masks.items():
         param = params[name]
         kept = mask.sum(1, keepdim=True)
@@ -97,7 +97,7 @@ def constrain(gen: Generator) -> dict[str, torch.Tensor]:
 def leak(gen: Generator) -> float:
     """Largest absolute weight where the masks require zero (0.0 for a constrained model)."""
     params = dict(gen.named_parameters())
-    return max(float((params[name].detach() * (1 - mask)).abs().max())
+    return max(float((params[name].detach() * (1 - mask.to(params[name].device))).abs().max())
                for name, mask in weight_masks(gen).items())
 
 

@@ -1,8 +1,9 @@
 """Demo-world recipes: `python -m editor.toyfaces.train {generator,clip,evaluator}`.
 
 Each recipe is deterministic in its seed, resumes from its last checkpoint in the user cache
-dir after an interruption (run the same command again), prints progress with an ETA, and
-writes its weights and a JSON model card into editor/resources/models/toyfaces/.
+dir after an interruption (run the same command again with the same options), prints
+progress with an ETA, and writes its weights and a JSON model card into
+editor/resources/models/toyfaces/ (or --out; existing model files only with --force).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from editor.core.errors import AtelierError
+from editor.toyfaces.training import Terminated
 
 RECIPES = {
     "generator": "editor.toyfaces.train_generator",
@@ -35,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         modules[args.recipe].train(args)
+    except Terminated as e:  # the checkpoint is saved; exit as the signal would have
+        return 128 + e.signum
     except KeyboardInterrupt:
         return 130
+    except AtelierError as e:  # a bad file, device or output, or a checkpoint's options
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -26,17 +26,21 @@ import torch.nn.functional as F
 
 from editor.core.clip_model import ClipModel
 from editor.core.hashing import file_sha256
-from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import captions
+from editor.toyfaces.arguments import int_at_least
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES, visibility
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.training import (
     TrainState,
     add_common_arguments,
-    recipe_dir,
+    checkpoint_path,
+    prepare,
+    recipe_command,
     run_facts,
     run_loop,
+    step_generator,
     try_resume,
+    weight_options,
     write_model_card,
 )
 
@@ -61,6 +65,9 @@ def partial_caption(attrs, style: str, rng: np.random.Generator) -> str:
 
 
 ATTRIBUTE_LOSS_WEIGHT = 1.0
+# what shapes the weights: a checkpoint made with other values is not resumed
+OPTIONS = ("batch", "dataset", "lr", "seed")
+FILES = ("clip.safetensors", "clip.json")
 
 
 def _value_prompts(attribute: str, rng: np.random.Generator) -> tuple[list[str], list[str]]:
@@ -87,7 +94,8 @@ def attribute_prompt_loss(model, clip: ClipModel, img_emb: torch.Tensor, attrs, 
         block = txt[pos:pos + len(prompts)]
         pos += len(prompts)
         truth = torch.tensor([values.index(styles[i] if name == "style"
-                                           else getattr(attrs[i], name)) for i in rows])
+                                           else getattr(attrs[i], name)) for i in rows],
+                             device=img_emb.device)
         logits = scale * img_emb[rows] @ block.t()
         losses.append(F.cross_entropy(logits, truth))
     return torch.stack(losses).mean()
@@ -115,13 +123,9 @@ def make_dataset(n: int, seed: int, chunk: int = 2000):
 
 
 def train(args: argparse.Namespace) -> Path:
-    torch.set_num_threads(args.threads)
+    out_dir, device = prepare(args, FILES)
     torch.manual_seed(args.seed)
-    t0 = time.perf_counter()
-    images, attrs, styles = make_dataset(args.dataset, args.seed)
-    data_seconds = time.perf_counter() - t0
-    print(f"rendered {len(images)} training images in {data_seconds:.0f}s")
-    clip = ClipModel.from_config(CLIP_CONFIG, name="toyfaces-clip")
+    clip = ClipModel.from_config(CLIP_CONFIG, name="toyfaces-clip").to(device)
     model = clip.model.train().requires_grad_(True)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and
@@ -129,11 +133,15 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
-    state = TrainState({"clip": model}, {"adamw": opt})
-    ckpt = recipe_dir("clip" + (f"-{args.tag}" if args.tag else "")) / "checkpoint.pt"
+    state = TrainState({"clip": model}, {"adamw": opt}, options=weight_options(args, OPTIONS))
+    ckpt = checkpoint_path("clip", args.tag)
     if not args.restart:
         try_resume(state, ckpt, print)
-    gen = torch.Generator().manual_seed(args.seed)
+    # rendered after the resume check, which must not wait for it
+    t0 = time.perf_counter()
+    images, attrs, styles = make_dataset(args.dataset, args.seed)
+    data_seconds = time.perf_counter() - t0
+    print(f"rendered {len(images)} training images in {data_seconds:.0f}s")
     warmup = max(1, args.steps // 20)
 
     def step(i: int) -> dict[str, float]:
@@ -142,8 +150,9 @@ def train(args: argparse.Namespace) -> Path:
         for group in opt.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, i])
-        idx = torch.randint(0, len(images), (args.batch,), generator=gen)
-        x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1
+        idx = torch.randint(0, len(images), (args.batch,),
+                            generator=step_generator(args.seed, i))
+        x = images[idx].to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
         texts = make_captions([attrs[j] for j in idx.tolist()],
                               [styles[j] for j in idx.tolist()], rng)
         img_emb = F.normalize(model.encode_image(clip.preprocess_images(x)), dim=-1)
@@ -151,9 +160,10 @@ def train(args: argparse.Namespace) -> Path:
         scale = model.logit_scale.exp().clamp(max=100)
         logits = scale * img_emb @ txt_emb.t()
         # identical captions in one batch are not negatives of each other
-        same = torch.tensor([[a == b for b in texts] for a in texts])
-        logits_t = logits.masked_fill(same & ~torch.eye(len(texts), dtype=torch.bool), -1e4)
-        labels = torch.arange(len(texts))
+        same = torch.tensor([[a == b for b in texts] for a in texts], device=device)
+        logits_t = logits.masked_fill(
+            same & ~torch.eye(len(texts), dtype=torch.bool, device=device), -1e4)
+        labels = torch.arange(len(texts), device=device)
         contrastive = (F.cross_entropy(logits_t, labels)
                        + F.cross_entropy(logits_t.t(), labels)) / 2
         batch_attrs = [attrs[j] for j in idx.tolist()]
@@ -172,7 +182,7 @@ def train(args: argparse.Namespace) -> Path:
     run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
              max_seconds=args.minutes * 60 if args.minutes else None)
     model.eval().requires_grad_(False)
-    out_dir = Path(args.out) if args.out else DEMO_MODELS_DIR
+    clip.to("cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = clip.save(out_dir / "clip.safetensors", half=not args.fp32)
     write_model_card(out_dir / "clip.json", {
@@ -181,8 +191,7 @@ def train(args: argparse.Namespace) -> Path:
         "sha256": file_sha256(path),
         "config": CLIP_CONFIG,
         "tokenizer": "open_clip default (ViT-B-32 BPE), context 32",
-        "recipe": f"python -m editor.toyfaces.train clip --steps {args.steps} --batch "
-                  f"{args.batch} --dataset {args.dataset} --seed {args.seed}",
+        "recipe": recipe_command("clip", args, OPTIONS),
         **run_facts(state, args.threads, data_seconds),
         "storage": "fp32" if args.fp32 else "fp16",
     })
@@ -191,5 +200,6 @@ def train(args: argparse.Namespace) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p, steps=1200, batch=256, lr=1e-3, seed=2, log_every=25)
-    p.add_argument("--dataset", type=int, default=40_000, help="rendered training images")
+    p.add_argument("--dataset", type=int_at_least(1), default=40_000,
+                   help="rendered training images")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")

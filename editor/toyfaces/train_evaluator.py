@@ -16,19 +16,27 @@ import torch
 import torch.nn.functional as F
 
 from editor.core.hashing import file_sha256
-from editor.core.paths import DEMO_MODELS_DIR
+from editor.toyfaces.arguments import int_at_least
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES, visibility
 from editor.toyfaces.evaluator import HEADS, AttributeClassifier, Evaluator
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.training import (
     TrainState,
     add_common_arguments,
-    recipe_dir,
+    checkpoint_path,
+    prepare,
+    recipe_command,
     run_facts,
     run_loop,
+    step_generator,
     try_resume,
+    weight_options,
     write_model_card,
 )
+
+# what shapes the weights: a checkpoint made with other values is not resumed
+OPTIONS = ("batch", "dataset", "lr", "seed", "width")
+FILES = ("evaluator.safetensors", "evaluator.json")
 
 
 def labels_for(batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -85,35 +93,36 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 def train(args: argparse.Namespace) -> Path:
-    torch.set_num_threads(args.threads)
+    out_dir, device = prepare(args, FILES)
     torch.manual_seed(args.seed)
+    model = AttributeClassifier(args.width).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    state = TrainState({"model": model}, {"adamw": opt}, options=weight_options(args, OPTIONS))
+    ckpt = checkpoint_path("evaluator", args.tag)
+    if not args.restart:
+        try_resume(state, ckpt, print)
+    # rendered after the resume check, which must not wait for it
     t0 = time.perf_counter()
     images, targets, masks = make_dataset(args.dataset, args.seed)
     data_seconds = time.perf_counter() - t0
     print(f"rendered {len(images)} training images in {data_seconds:.0f}s")
-    model = AttributeClassifier(args.width)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    state = TrainState({"model": model}, {"adamw": opt})
-    ckpt = recipe_dir("evaluator" + (f"-{args.tag}" if args.tag else "")) / "checkpoint.pt"
-    if not args.restart:
-        try_resume(state, ckpt, print)
-    gen = torch.Generator().manual_seed(args.seed)
 
     def step(i: int) -> dict[str, float]:
         for group in opt.param_groups:
             group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, i / args.steps)))
+        gen = step_generator(args.seed, i)
         idx = torch.randint(0, len(images), (args.batch,), generator=gen)
         x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1
-        x = augment(x, gen)
+        x = augment(x, gen).to(device)  # on the CPU, where gen draws
         model.train()
         out = model(x)
         loss = x.new_zeros(())
         correct, counted = 0.0, 0.0
         for k in HEADS:
-            m = masks[k][idx]
-            ce = F.cross_entropy(out[k], targets[k][idx], reduction="none")
+            m, target = masks[k][idx].to(device), targets[k][idx].to(device)
+            ce = F.cross_entropy(out[k], target, reduction="none")
             loss = loss + (ce * m).sum() / m.sum().clamp_min(1)
-            correct += float(((out[k].argmax(-1) == targets[k][idx]).float() * m).sum())
+            correct += float(((out[k].argmax(-1) == target).float() * m).sum())
             counted += float(m.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,17 +131,15 @@ def train(args: argparse.Namespace) -> Path:
 
     run_loop(state, step, args.steps, ckpt, log_every=args.log_every,
              max_seconds=args.minutes * 60 if args.minutes else None)
-    out_dir = Path(args.out) if args.out else DEMO_MODELS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = Evaluator(model.eval()).save(out_dir / "evaluator.safetensors")
+    path = Evaluator(model.cpu().eval()).save(out_dir / "evaluator.safetensors")
     write_model_card(out_dir / "evaluator.json", {
         "name": "toyfaces attribute + style classifier",
         "file": path.name,
         "sha256": file_sha256(path),
         "width": args.width,
         "heads": {k: list(v) for k, v in HEADS.items()},
-        "recipe": f"python -m editor.toyfaces.train evaluator --steps {args.steps} "
-                  f"--batch {args.batch} --dataset {args.dataset} --seed {args.seed}",
+        "recipe": recipe_command("evaluator", args, OPTIONS),
         **run_facts(state, args.threads, data_seconds),
     })
     return path
@@ -140,5 +147,7 @@ def train(args: argparse.Namespace) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p, steps=1500, batch=64, lr=2e-3, seed=1, log_every=50)
-    p.add_argument("--dataset", type=int, default=30_000, help="rendered training images")
-    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--dataset", type=int_at_least(1), default=30_000,
+                   help="rendered training images")
+    p.add_argument("--width", type=int_at_least(1), default=32,
+                   help="channels of the classifier's first layer")

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from editor.core.checkpoints import LoadedGenerator, load_generator, save_generator
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
-from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning, style_groups
+from editor.toyfaces.arguments import RecipeError, float_within
 from editor.toyfaces.direction_training import (
     DirectionPushes,
     Face,
@@ -34,10 +34,14 @@ from editor.toyfaces.render import feature_mask, render
 from editor.toyfaces.training import (
     TrainState,
     add_common_arguments,
-    recipe_dir,
+    checkpoint_path,
+    option_flag,
+    prepare,
+    recipe_command,
     run_facts,
     run_loop,
     try_resume,
+    weight_options,
     write_model_card,
 )
 
@@ -49,6 +53,10 @@ ARCH = GeneratorConfig(
 LEVEL_WEIGHTS = {4: 0.25, 8: 0.5, 16: 1.0, 32: 1.0, 64: 1.0}
 FEATURE_WEIGHT = 6.0  # extra weight of small-feature pixels
 EDGE_WEIGHT = 0.5
+# what shapes the weights: a checkpoint made with other values is not resumed
+OPTIONS = ("batch", "lr", "seed", "grouped_styles", "direction_pushes", "warm_start",
+           "continue_from")
+FILES = ("generator.safetensors", "generator.json")
 
 
 def batch_faces(step: int, batch: int, seed: int) -> list[Face]:
@@ -102,7 +110,7 @@ def load_demo_generator(gen: Generator, path: str) -> LoadedGenerator:
     loaded = load_generator(path)
     loaded.generator.float().eval()
     if loaded.generator.config.to_dict() != gen.config.to_dict():
-        raise ValueError(f"{path} is not a toyfaces-64 generator")
+        raise RecipeError(f"{path} is not a toyfaces-64 generator")
     return loaded
 
 
@@ -137,25 +145,41 @@ def continue_from(gen: Generator, path: str) -> str:
     return loaded.content_hash
 
 
-def train(args: argparse.Namespace) -> Path:
-    torch.set_num_threads(args.threads)
-    gen = build(args.seed).train()
-    if args.warm_start and args.continue_from:
-        raise ValueError("--warm-start and --continue-from exclude each other")
+def initial_generator(args: argparse.Namespace, device: torch.device
+                      ) -> tuple[Generator, dict[str, str]]:
+    """The generator before its first step (seeded, then --warm-start, --grouped-styles,
+    --continue-from) on device, and the content hash of each file it started from."""
+    gen = build(args.seed).to(device).train()
+    inputs = {}
     if args.warm_start:
-        print(f"warm start from {args.warm_start} ({warm_start(gen, args.warm_start)})")
+        inputs["warm_start"] = warm_start(gen, args.warm_start)
+        print(f"warm start from {args.warm_start} ({inputs['warm_start']})")
     if args.grouped_styles:
         style_groups.constrain(gen)  # after the warm start: it zeroes what must stay zero
     if args.continue_from:  # after constrain, whose rescaling is for fresh layers only
-        print(f"continuing {args.continue_from} ({continue_from(gen, args.continue_from)})")
-        if args.grouped_styles and style_groups.leak(gen) != 0.0:
-            raise ValueError(f"{args.continue_from} was not trained with --grouped-styles")
+        inputs["continue_from"] = continue_from(gen, args.continue_from)
+        print(f"continuing {args.continue_from} ({inputs['continue_from']})")
+        require_groups_kept(gen, args, f"{args.continue_from} was not trained with "
+                                       "--grouped-styles")
+    return gen, inputs
+
+
+def require_groups_kept(gen: Generator, args: argparse.Namespace, problem: str) -> None:
+    """With --grouped-styles, refuse weights that join the style groups (see style_groups)."""
+    if args.grouped_styles and style_groups.leak(gen) != 0.0:
+        raise RecipeError(problem)
+
+
+def train(args: argparse.Namespace) -> Path:
+    out_dir, device = prepare(args, FILES)
+    gen, inputs = initial_generator(args, device)
     opt = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.9, 0.99))
-    state = TrainState({"generator": gen}, {"adam": opt})
-    work = recipe_dir("generator" + (f"-{args.tag}" if args.tag else ""))
-    ckpt = work / "checkpoint.pt"
-    if not args.restart:
-        try_resume(state, ckpt, print)
+    state = TrainState({"generator": gen}, {"adam": opt},
+                       options={**weight_options(args, OPTIONS), **inputs})
+    ckpt = checkpoint_path("generator", args.tag)
+    if not args.restart and try_resume(state, ckpt, print):
+        require_groups_kept(gen, args, f"{ckpt} was not trained with --grouped-styles; pass "
+                                       "--restart to start over")
     max_seconds = args.minutes * 60 if args.minutes else None
     pushes = DirectionPushes(args.seed) if args.direction_pushes > 0 else None
 
@@ -165,10 +189,10 @@ def train(args: argparse.Namespace) -> Path:
         for group in opt.param_groups:
             group["lr"] = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         faces = batch_faces(i, args.batch, args.seed)
-        code = gen.styles(gen.map_z(encode_faces(faces)))
+        code = gen.styles(gen.map_z(encode_faces(faces).to(device)))
         if pushes is not None:
             code, faces = pushes.apply(gen, i, code, faces, args.direction_pushes)
-        target, mask = targets(faces)
+        target, mask = (t.to(device) for t in targets(faces))
         skips: list[torch.Tensor] = []
         gen.synthesize(code, noise_mode="const", skips=skips)
         loss, metrics = regression_loss(skips, target, mask)
@@ -180,12 +204,12 @@ def train(args: argparse.Namespace) -> Path:
     run_loop(state, step, args.steps, ckpt, max_seconds=max_seconds, log_every=args.log_every)
     if args.grouped_styles and style_groups.leak(gen) != 0.0:
         raise RuntimeError("a weight outside the style groups became non-zero")
-    return export(gen.eval(), state, args)
+    return export(gen.cpu().eval(), state, args, out_dir, inputs)
 
 
 @torch.no_grad()
-def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
-    out_dir = Path(args.out) if args.out else DEMO_MODELS_DIR
+def export(gen: Generator, state: TrainState, args: argparse.Namespace, out_dir: Path,
+           inputs: dict[str, str]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     z = conditioning.z_for_seeds(range(10_000_000, 10_004_096))
     gen.w_avg.copy_(gen.map_z(z).mean(0))
@@ -199,14 +223,9 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace) -> Path:
         "sha256": file_sha256(path),
         "architecture": ARCH.to_dict(),
         "sampler": conditioning.SAMPLER_NAME,
-        "recipe": f"python -m editor.toyfaces.train generator --steps {args.steps} "
-                  f"--batch {args.batch} --lr {args.lr} --seed {args.seed}"
-                  + (f" --minutes {args.minutes}" if args.minutes else "")
-                  + (" --grouped-styles" if args.grouped_styles else "")
-                  + (f" --direction-pushes {args.direction_pushes}"
-                     if args.direction_pushes else "")
-                  + (f" --warm-start {args.warm_start}" if args.warm_start else "")
-                  + (f" --continue-from {args.continue_from}" if args.continue_from else ""),
+        "recipe": recipe_command("generator", args, OPTIONS),
+        "inputs": {option_flag(k): {"file": getattr(args, k), "content_hash": h}
+                   for k, h in inputs.items()},
         **({"style_groups": {
             "groups": list(style_groups.GROUPS),
             "rule": "unit i of every mapping layer, w and every conv style layer belongs to "
@@ -225,10 +244,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--grouped-styles", action="store_true",
                    help="give every attribute its own style channels (see style_groups)")
-    p.add_argument("--direction-pushes", type=float, default=0.0, metavar="FRACTION",
+    p.add_argument("--direction-pushes", type=float_within(0, 1), default=0.0,
+                   metavar="FRACTION",
                    help="train this fraction of each batch on faces pushed along averaged "
                         "attribute directions (see direction_training; default 0)")
-    p.add_argument("--continue-from", default=None, metavar="GENERATOR",
-                   help="start from every weight of an earlier demo generator (train it on)")
-    p.add_argument("--warm-start", default=None, metavar="GENERATOR",
-                   help="copy the synthesis weights of an earlier demo generator")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--continue-from", default=None, metavar="GENERATOR",
+                       help="start from every weight of an earlier demo generator (train it "
+                            "on)")
+    start.add_argument("--warm-start", default=None, metavar="GENERATOR",
+                       help="copy the synthesis weights of an earlier demo generator")

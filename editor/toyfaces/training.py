@@ -2,30 +2,70 @@
 atomic checkpoints in the user cache dir and resuming from the last one.
 
 A recipe supplies `step(state) -> dict of floats` and what to save; this loop does the rest,
-so an interrupted run (Ctrl-C, a closed laptop, the session ending) picks up where it was.
+so an interrupted run (Ctrl-C, SIGTERM or SIGHUP: a closed laptop, the session ending)
+picks up where it was when run again with the options that made its checkpoint.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import io
 import json
 import pickle
 import platform
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from editor.core.paths import atomic_write_bytes, cache_dir
+from editor.core.paths import DEMO_MODELS_DIR, atomic_write_bytes, cache_dir
+from editor.toyfaces.arguments import (
+    DEVICES,
+    RecipeError,
+    check_output_folder,
+    int_at_least,
+    positive_float,
+    resolve_device,
+)
 
 
 def recipe_dir(name: str, base: Path | None = None) -> Path:
     path = (base or cache_dir() / "toyfaces-training") / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def checkpoint_path(recipe: str, tag: str) -> Path:
+    return recipe_dir(recipe + (f"-{tag}" if tag else "")) / "checkpoint.pt"
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out else DEMO_MODELS_DIR
+
+
+def prepare(args: argparse.Namespace, files: Iterable[str]) -> tuple[Path, torch.device]:
+    """Everything a recipe checks before it spends time: threads, the device and an output
+    folder that is writable and, without --force, holds none of `files`.
+    Returns (output folder, device)."""
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    out_dir = output_folder(args)
+    check_output_folder(out_dir, files, args.force)
+    return out_dir, device
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU torch RNG for one training step, deterministic in (seed, step): a resumed run
+    draws what an uninterrupted one would. (A stream apart from numpy's [seed, step].)"""
+    return torch.Generator().manual_seed(int(np.random.default_rng([seed, step, 1])
+                                             .integers(2**62)))
 
 
 @dataclass
@@ -38,6 +78,7 @@ class TrainState:
     seconds: float = 0.0  # training time spent so far, across resumes
     history: list[dict] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)  # each invocation: command + start step
+    options: dict = field(default_factory=dict)  # what shaped the weights; resume needs equal
 
     def state_dict(self) -> dict:
         return {
@@ -47,6 +88,7 @@ class TrainState:
             "seconds": self.seconds,
             "history": self.history,
             "runs": self.runs,
+            "options": self.options,
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -68,16 +110,34 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
 
 
 def try_resume(state: TrainState, path: Path, log: Callable[[str], None]) -> bool:
+    """Continue the checkpoint at path if there is one. RecipeError if it was made with other
+    options than state.options: continuing it would silently train something else."""
     if not path.exists():
         return False
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
+        check_same_options(d.get("options"), state.options, path)
         state.load_state_dict(d)
     except (RuntimeError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
         log(f"could not resume from {path} ({e}); starting over")
         return False
     log(f"resumed from {path} at step {state.step} ({state.seconds / 60:.1f} min done)")
     return True
+
+
+def check_same_options(saved: dict | None, wanted: dict, path: Path) -> None:
+    way_out = "pass --restart to start over, or --tag NAME to keep both"
+    if saved is None:
+        raise RecipeError(f"{path} does not record the options it was made with (an older "
+                          f"version); {way_out}")
+    changed = [f"{option_flag(k)} {saved.get(k)} (now {wanted.get(k)})"
+               for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    if changed:
+        raise RecipeError(f"{path} was made with {', '.join(changed)}; {way_out}")
+
+
+def option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def format_eta(seconds: float) -> str:
@@ -99,44 +159,82 @@ def run_loop(
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> TrainState:
     """Run step_fn until total_steps (or max_seconds of training time) with progress/ETA and
-    periodic atomic checkpoints. Ctrl-C saves a checkpoint before leaving. Each call is
-    recorded in state.runs, so a model card can list every command that shaped the weights."""
+    periodic atomic checkpoints. Ctrl-C, SIGTERM and SIGHUP save a checkpoint before leaving.
+    Each call is recorded in state.runs, so a model card can list every command that shaped
+    the weights."""
     state.runs.append({"command": invocation(), "from_step": state.step,
                        "from_seconds": round(state.seconds, 1)})
     last_ckpt = time.monotonic()
     window: list[float] = []
     try:
-        while state.step < total_steps:
-            if max_seconds is not None and state.seconds >= max_seconds:
-                log(f"time budget of {max_seconds / 60:.1f} min reached at step {state.step}")
-                break
-            t0 = time.perf_counter()
-            metrics = step_fn(state.step)
-            dt = time.perf_counter() - t0
-            state.step += 1
-            state.seconds += dt
-            window = (window + [dt])[-50:]
-            if state.step % log_every == 0 or state.step == total_steps:
-                per = sum(window) / len(window)
-                remaining = (total_steps - state.step) * per
-                if max_seconds is not None:
-                    remaining = min(remaining, max_seconds - state.seconds)
-                text = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-                log(f"step {state.step}/{total_steps} {per:.2f}s/it ETA {format_eta(remaining)}"
-                    f" | {text}")
-                state.history.append({"step": state.step, "seconds": round(state.seconds, 1),
-                                      **{k: round(v, 5) for k, v in metrics.items()}})
-                if on_log is not None:
-                    on_log(state.step, metrics)
-            if time.monotonic() - last_ckpt > checkpoint_every_s:
-                save_checkpoint(state, checkpoint_path)
-                last_ckpt = time.monotonic()
+        with stop_signals_interrupt():
+            while state.step < total_steps:
+                if max_seconds is not None and state.seconds >= max_seconds:
+                    log(f"time budget of {max_seconds / 60:.1f} min reached at step "
+                        f"{state.step}")
+                    break
+                t0 = time.perf_counter()
+                metrics = step_fn(state.step)
+                dt = time.perf_counter() - t0
+                state.step += 1
+                state.seconds += dt
+                window = (window + [dt])[-50:]
+                if state.step % log_every == 0 or state.step == total_steps:
+                    log_progress(state, metrics, window, total_steps, max_seconds, log)
+                    if on_log is not None:
+                        on_log(state.step, metrics)
+                if time.monotonic() - last_ckpt > checkpoint_every_s:
+                    save_checkpoint(state, checkpoint_path)
+                    last_ckpt = time.monotonic()
     except KeyboardInterrupt:
         save_checkpoint(state, checkpoint_path)
         log(f"interrupted: checkpoint saved at step {state.step}; run again to resume")
         raise
     save_checkpoint(state, checkpoint_path)
     return state
+
+
+def log_progress(state: TrainState, metrics: dict[str, float], window: list[float],
+                 total_steps: int, max_seconds: float | None,
+                 log: Callable[[str], None]) -> None:
+    """One progress line with the ETA, and the metrics kept in state.history."""
+    per = sum(window) / len(window)
+    remaining = (total_steps - state.step) * per
+    if max_seconds is not None:
+        remaining = min(remaining, max_seconds - state.seconds)
+    text = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    log(f"step {state.step}/{total_steps} {per:.2f}s/it ETA {format_eta(remaining)} | {text}")
+    state.history.append({"step": state.step, "seconds": round(state.seconds, 1),
+                          **{k: round(v, 5) for k, v in metrics.items()}})
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during training (a session ending, a closed terminal): handled as
+    Ctrl-C is, so the work since the last checkpoint is saved."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated in the main thread while inside; the previous
+    handlers come back afterwards. (Only the main thread may set handlers.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        raise Terminated(signum)
+
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {sig: signal.signal(sig, interrupt) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def invocation() -> str:
@@ -154,18 +252,40 @@ def write_model_card(path: Path, card: dict) -> None:
 def add_common_arguments(p, steps: int, batch: int, lr: float, seed: int,
                          log_every: int) -> None:
     """The options every recipe shares, with the recipe's own defaults."""
-    p.add_argument("--steps", type=int, default=steps)
-    p.add_argument("--batch", type=int, default=batch)
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--seed", type=int, default=seed)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--steps", type=int_at_least(1), default=steps)
+    p.add_argument("--batch", type=int_at_least(1), default=batch)
+    p.add_argument("--lr", type=positive_float, default=lr)
+    p.add_argument("--seed", type=int_at_least(0), default=seed)
+    p.add_argument("--threads", type=int_at_least(1), default=2)
+    p.add_argument("--device", default="auto", help=f"{DEVICES}; default auto")
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help="stop after this much training time (resumes count what was done)")
-    p.add_argument("--log-every", type=int, default=log_every)
+    p.add_argument("--log-every", type=int_at_least(1), default=log_every)
     p.add_argument("--out", default=None,
-                   help="output folder (default: editor/resources/models/toyfaces)")
+                   help="output folder (default: editor/resources/models/toyfaces, the "
+                        "bundled models)")
+    p.add_argument("--force", action="store_true",
+                   help="replace this recipe's model files in --out")
     p.add_argument("--tag", default="", help="separate working dir for experiments")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+
+
+def weight_options(args: argparse.Namespace, names: Iterable[str]) -> dict:
+    """The options (by dest name) that shape the weights, as a checkpoint records them."""
+    return {name: getattr(args, name) for name in names}
+
+
+def recipe_command(recipe: str, args: argparse.Namespace, names: Iterable[str]) -> str:
+    """The command that makes these weights: --steps, the weight options, --minutes and
+    --fp32 where given (flags when true, nothing when unset)."""
+    parts = [f"python -m editor.toyfaces.train {recipe}"]
+    for name in ("steps", *names, "minutes", "fp32"):
+        value = getattr(args, name, None)
+        if value is True:
+            parts.append(option_flag(name))
+        elif value is not None and value is not False:
+            parts.append(f"{option_flag(name)} {value}")
+    return " ".join(parts)
 
 
 def run_facts(state: TrainState, threads: int, extra_seconds: float = 0.0) -> dict:
