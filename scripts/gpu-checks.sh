@@ -60,6 +60,11 @@ step replay bash -c '"$1" -m editor edit --device cuda --seed 7 --target "face w
   --alpha 3 --overwrite -o "$2/replay-a.png" && "$1" -m editor edit --device cuda --overwrite \
   --recipe "$2/replay-a.png" -o "$2/replay-b.png" && cmp "$2/replay-a.png" "$2/replay-b.png" \
   && echo "replayed on the GPU: identical"' _ "$PY" "$OUT"
+# the demo world's training recipes on CUDA: a few steps each, into a scratch folder (the
+# shipped models are not touched), to try the path before a long training
+step train-cuda bash -c 'for recipe in "evaluator --dataset 64" "clip --dataset 64" generator; do
+  "$1" -m editor.toyfaces.train $recipe --device cuda --steps 2 --batch 4 --tag gpu-check \
+  --restart --force --out "$2/train-cuda" || exit 1; done' _ "$PY" "$OUT"
 
 echo
 echo "=== summary (logs in $OUT)"
