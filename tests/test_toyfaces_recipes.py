@@ -21,7 +21,13 @@ from editor.core.checkpoints import load_generator
 from editor.core.clip_model import ClipModel
 from editor.core.errors import AtelierError
 from editor.core.hashing import file_sha256
-from editor.toyfaces import conditioning, style_groups, train_clip, train_evaluator
+from editor.toyfaces import (
+    conditioning,
+    style_groups,
+    train_clip,
+    train_evaluator,
+    train_generator,
+)
 from editor.toyfaces import eval as E
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES
 from editor.toyfaces.evaluator import HEADS, Evaluator
@@ -174,11 +180,15 @@ def test_grouped_styles_checked_right_after_resuming(tmp_path):
     assert "step 2/2" not in text  # said before training, not after it
 
 
-@pytest.mark.parametrize("recipe", [train_evaluator, train_clip])
+@pytest.mark.parametrize("recipe", [train_evaluator, train_clip, train_generator])
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, recipe):
+    # the evaluator's and CLIP's batches, and the generator's pushes (measured again at
+    # the resumed step), differed after a resume
     name = recipe.__name__.rsplit("_", 1)[1]
-    argv = (name, "--steps", "3", "--batch", "2", "--dataset", "8",
-            *(["--fp32"] if recipe is train_clip else []))  # the evaluator is stored fp32
+    argv = (name, "--steps", "3", "--batch", "2",
+            *(["--direction-pushes", "0.5"] if recipe is train_generator else
+              ["--dataset", "8"]),
+            *([] if recipe is train_evaluator else ["--fp32"]))  # the evaluator is fp32
     assert _run(*argv, "--tag", "whole", "--out", str(tmp_path / "whole"))[0] == 0
 
     def interrupted(state, step_fn, *args, **kwargs):

@@ -107,12 +107,30 @@ def choose_edit(face: Attributes, rng: np.random.Generator) -> tuple[str, str]:
 
 class DirectionPushes:
     """The averaged changes of a training run, re-measured every REFRESH_STEPS steps from
-    faces fixed by (seed, refresh index), so a resumed run pushes exactly as it would have."""
+    faces fixed by (seed, refresh index). They are measured on the generator as it is at
+    the interval's first push and saved with the checkpoint (state_dict), so a resumed run
+    pushes exactly as it would have: measured again at the resumed step, they differed."""
 
     def __init__(self, seed: int):
         self.seed = seed
         self._index: int | None = None
         self._changes: AveragedChanges | None = None
+
+    def state_dict(self) -> dict:
+        if self._changes is None:
+            return {"index": -1}
+        keys = list(self._changes.changes)
+        return {"index": self._index, "keys": [list(k) for k in keys],
+                "changes": torch.stack([self._changes.changes[k] for k in keys]).cpu(),
+                "std": self._changes.std.cpu()}
+
+    def load_state_dict(self, d: dict) -> None:
+        if d["index"] < 0:
+            self._index, self._changes = None, None
+            return
+        changes = {(name, value): row for (name, value), row in zip(d["keys"], d["changes"],
+                                                                    strict=True)}
+        self._index, self._changes = int(d["index"]), AveragedChanges(changes, d["std"])
 
     def changes(self, gen: Generator, step: int) -> AveragedChanges:
         index = step // REFRESH_STEPS
@@ -120,6 +138,11 @@ class DirectionPushes:
             faces = random_faces(np.random.default_rng([self.seed, index, 0xD1]), FIT_FACES)
             self._changes = averaged_changes(gen, faces)
             self._index = index
+        device = gen.w_avg.device  # (restored from a checkpoint: on the CPU)
+        if self._changes.std.device != device:
+            self._changes = AveragedChanges({k: v.to(device) for k, v in
+                                             self._changes.changes.items()},
+                                            self._changes.std.to(device))
         return self._changes
 
     def apply(self, gen: Generator, step: int, code: StyleCode, faces: list[Face],

@@ -174,14 +174,15 @@ def train(args: argparse.Namespace) -> Path:
     out_dir, device = prepare(args, FILES)
     gen, inputs = initial_generator(args, device)
     opt = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.9, 0.99))
-    state = TrainState({"generator": gen}, {"adam": opt},
-                       options={**weight_options(args, OPTIONS), **inputs})
+    pushes = DirectionPushes(args.seed) if args.direction_pushes > 0 else None
+    # the pushes' measured changes are saved with the weights: a resumed run pushes alike
+    state = TrainState({"generator": gen, **({"pushes": pushes} if pushes else {})},
+                       {"adam": opt}, options={**weight_options(args, OPTIONS), **inputs})
     ckpt = checkpoint_path("generator", args.tag)
     if not args.restart and try_resume(state, ckpt, print):
         require_groups_kept(gen, args, f"{ckpt} was not trained with --grouped-styles; pass "
                                        "--restart to start over")
     max_seconds = args.minutes * 60 if args.minutes else None
-    pushes = DirectionPushes(args.seed) if args.direction_pushes > 0 else None
 
     def step(i: int) -> dict[str, float]:
         # cosine decay over the planned steps keeps late updates small and images sharp

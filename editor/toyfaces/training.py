@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 class TrainState:
     """Everything needed to resume: modules, optimizers, counters, RNG and timing."""
 
-    modules: dict[str, torch.nn.Module]
+    modules: dict[str, Any]  # torch modules, or anything with state_dict/load_state_dict
     optimizers: dict[str, torch.optim.Optimizer]
     step: int = 0
     seconds: float = 0.0  # training time spent so far, across resumes
