@@ -15,6 +15,9 @@ import sys
 from editor.core.errors import AtelierError
 from editor.toyfaces.training import Terminated
 
+RESUMES = ("An interrupted run (Ctrl-C, SIGTERM) saves a checkpoint in the cache; the same "
+           "command resumes it.")
+
 RECIPES = {
     "generator": "editor.toyfaces.train_generator",
     "clip": "editor.toyfaces.train_clip",
@@ -35,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             continue
         modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").splitlines()[0]))
+        summary = (module.__doc__ or "").splitlines()[0]
+        module.add_arguments(sub.add_parser(
+            name, help=summary, description=f"{summary} {RESUMES}"))
     args = parser.parse_args(argv)
     try:
         modules[args.recipe].train(args)

@@ -201,5 +201,5 @@ def train(args: argparse.Namespace) -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p, steps=1200, batch=256, lr=1e-3, seed=2, log_every=25)
     p.add_argument("--dataset", type=int_at_least(1), default=40_000,
-                   help="rendered training images")
+                   help="rendered training images (default %(default)s)")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")

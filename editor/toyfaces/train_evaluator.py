@@ -148,6 +148,6 @@ def train(args: argparse.Namespace) -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p, steps=1500, batch=64, lr=2e-3, seed=1, log_every=50)
     p.add_argument("--dataset", type=int_at_least(1), default=30_000,
-                   help="rendered training images")
+                   help="rendered training images (default %(default)s)")
     p.add_argument("--width", type=int_at_least(1), default=32,
-                   help="channels of the classifier's first layer")
+                   help="channels of the classifier's first layer (default %(default)s)")

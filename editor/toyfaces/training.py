@@ -253,22 +253,33 @@ def write_model_card(path: Path, card: dict) -> None:
 def add_common_arguments(p, steps: int, batch: int, lr: float, seed: int,
                          log_every: int) -> None:
     """The options every recipe shares, with the recipe's own defaults."""
-    p.add_argument("--steps", type=int_at_least(1), default=steps)
-    p.add_argument("--batch", type=int_at_least(1), default=batch)
-    p.add_argument("--lr", type=positive_float, default=lr)
-    p.add_argument("--seed", type=int_at_least(0), default=seed)
-    p.add_argument("--threads", type=int_at_least(1), default=2)
+    p.add_argument("--steps", type=int_at_least(1), default=steps,
+                   help=f"training steps in all, counting those of a resumed run "
+                        f"(default {steps})")
+    p.add_argument("--batch", type=int_at_least(1), default=batch,
+                   help=f"images per step (default {batch})")
+    p.add_argument("--lr", type=positive_float, default=lr,
+                   help=f"Adam learning rate (default {lr:g})")
+    p.add_argument("--seed", type=int_at_least(0), default=seed,
+                   help=f"the run is deterministic in it (default {seed})")
+    p.add_argument("--threads", type=int_at_least(1), default=2,
+                   help="CPU threads for torch (default 2)")
     p.add_argument("--device", default="auto", help=f"{DEVICES}; default auto")
     p.add_argument("--minutes", type=positive_float, default=None,
                    help="stop after this much training time (resumes count what was done)")
-    p.add_argument("--log-every", type=int_at_least(1), default=log_every)
+    p.add_argument("--log-every", type=int_at_least(1), default=log_every,
+                   help=f"a progress line every this many steps (default {log_every})")
     p.add_argument("--out", default=None,
                    help="output folder (default: editor/resources/models/toyfaces, the "
                         "bundled models)")
     p.add_argument("--force", action="store_true",
                    help="replace this recipe's model files in --out")
-    p.add_argument("--tag", default="", help="separate working dir for experiments")
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--tag", default="",
+                   help="a checkpoint of its own (in the cache's toyfaces-training folder) "
+                        "for an experiment beside the main run")
+    p.add_argument("--restart", action="store_true",
+                   help="start over, ignoring the checkpoint a run of the same recipe and "
+                        "--tag left (it is resumed otherwise)")
 
 
 def weight_options(args: argparse.Namespace, names: Iterable[str]) -> dict:
