@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from editor.core.arg_types import int_at_least
+from editor.core.paths import atomic_path
 from editor.toyfaces.attributes import ATTRIBUTES, STYLES, Attributes, sample_attributes
 from editor.toyfaces.legibility import legibility_table
 from editor.toyfaces.render import feature_mask, render
@@ -68,18 +70,23 @@ def write_grid(path: Path, seed: int = 1) -> None:
     base = Attributes(skin="tan", hair_colour="brown", hair_length="short", background="teal")
     rows += [[render(base.replace(**{name: v})) for v in values]
              for name, values in ATTRIBUTES.items()]
-    _sheet(rows, 3).save(path)
     small = [[np.asarray(Image.fromarray(x).reduce(2)) for x in row] for row in rows]
-    _sheet(small, 6).save(path.with_name(path.stem + "_32.png"))
+    for sheet, where in ((_sheet(rows, 3), path),
+                         (_sheet(small, 6), path.with_name(path.stem + "_32.png"))):
+        with atomic_path(where) as tmp:  # no half-written picture where one is asked for
+            sheet.save(tmp, format="PNG")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=300, help="images timed per style")
-    ap.add_argument("--legibility-n", type=int, default=12, help="base faces per value pair")
+    ap.add_argument("--n", type=int_at_least(1), default=300, help="images timed per style")
+    ap.add_argument("--legibility-n", type=int_at_least(1), default=12,
+                    help="base faces per value pair")
     ap.add_argument("--style", default="normal", choices=STYLES, help="style for legibility")
     ap.add_argument("--grid", type=Path, default=None, help="also write a grid PNG here")
     args = ap.parse_args()
+    if args.grid is not None and not args.grid.parent.is_dir():  # not after the whole run
+        ap.error(f"--grid: {args.grid.parent} is not a folder")
 
     print("render speed, 64 px, median ms/image (wall, CPU):")
     for style in STYLES:
