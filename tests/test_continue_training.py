@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pytest
 import torch
 
 from editor.core.checkpoints import load_generator, save_generator
+from editor.core.errors import AtelierError
 from editor.toyfaces import conditioning, style_groups
 from editor.toyfaces import train_generator as T
 
@@ -30,13 +34,11 @@ def test_continue_from_refuses_another_architecture(tmp_path):
     other = Generator(GeneratorConfig(resolution=16, style_dim=16, n_mlp=1,
                                       channels=(16, 16, 16), z_dim=T.ARCH.z_dim))
     path = save_generator(other, tmp_path / "small.safetensors")
-    with pytest.raises(ValueError, match="not a toyfaces-64 generator"):
+    with pytest.raises(AtelierError, match="not a toyfaces-64 generator"):
         T.continue_from(T.build(seed=0), str(path))
 
 
 def test_recipe_continues_a_generator_and_records_it(tmp_path, monkeypatch):
-    import contextlib
-    import io
     import json
 
     from editor.toyfaces.train import main as train_main
@@ -62,8 +64,11 @@ def test_recipe_refuses_to_continue_an_ungrouped_generator_as_grouped(tmp_path, 
 
     monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "cache"))
     path = save_generator(T.build(seed=1), tmp_path / "plain.safetensors")
-    with pytest.raises(ValueError, match="not trained with --grouped-styles"):
-        train_main(["generator", "--steps", "1", "--batch", "2", "--threads", "1",
-                    "--grouped-styles", "--continue-from", str(path),
-                    "--out", str(tmp_path / "out"), "--tag", "test"])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):  # one line, exit 2
+        assert train_main(["generator", "--steps", "1", "--batch", "2", "--threads", "1",
+                           "--grouped-styles", "--continue-from", str(path),
+                           "--out", str(tmp_path / "out"), "--tag", "test"]) == 2
+    assert "not trained with --grouped-styles" in buf.getvalue()
+    assert "Traceback" not in buf.getvalue() and "step 1/1" not in buf.getvalue()
     assert not (tmp_path / "out" / "generator.safetensors").exists()
