@@ -42,6 +42,14 @@ def test_a_missing_file_is_said_to_be_missing(argv, gui_runs, capsys):
     assert "invalid choice" not in err and gui_runs == []
 
 
+def test_a_folder_named_to_the_gui_is_refused(tmp_path, gui_runs, capsys):
+    # taken for a generator: "Could not open the model: ... is a folder", the demo opened
+    # instead, and it replaced the model used last
+    assert _atelier(["gui", str(tmp_path)]) == 2
+    assert f"atelier gui: a folder, not a file: {tmp_path}" in capsys.readouterr().err
+    assert gui_runs == []
+
+
 def test_files_then_gui_options_open_the_window(tmp_path, gui_runs, capsys):
     big, other = tmp_path / "big.png", tmp_path / "other.png"
     big.touch()

@@ -393,6 +393,44 @@ def test_open_recent_on_a_deleted_file_says_it_is_gone_and_forgets_it(window, tm
     assert shown[1] == f"keep.atelier.json does not exist in {tmp_path}."
 
 
+def test_a_file_named_at_start_that_does_not_open_falls_back_on_the_model_used_last(
+        qtbot, tmp_path, monkeypatch):
+    # `atelier gui notes.txt` fell back on the demo, which then was the model used last:
+    # one mistyped name lost the user's model for the next starts too
+    _settings_in(tmp_path)
+    demo = _demo_generator(tmp_path, monkeypatch, resolution=8)
+    discard_on_close(monkeypatch)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    last = save_generator(make_tiny_generator(resolution=16, seed=2), tmp_path / "mine.safetensors")
+    QSettings().setValue("model/last_path", str(last))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    win.open_at_start(str(notes))
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+    assert win.pack.model.path == str(last) and len(shown) == 1 and "notes.txt" in shown[0]
+    assert QSettings().value("model/last_path") == str(last)
+    assert str(demo) != str(last)
+    close_without_questions(win, qtbot)
+
+
+def test_the_demo_psi_is_not_remembered_for_the_next_model(qtbot, tmp_path, monkeypatch):
+    # the demo forces its own ψ (1.0); saved at close, the next start on a real generator
+    # drew its seeds untruncated, unlike `atelier edit --seed` and the documented 0.7
+    _settings_in(tmp_path)
+    discard_on_close(monkeypatch)
+    QSettings().setValue("source/psi", 0.5)  # the user's, on a real model
+    win = MainWindow(Renderer(device="cpu"))  # on the bundled demo pack
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    assert win.pack.model.z_for_seed is not None
+    assert win.document.state.session.source.psi == win.pack.model.seed_psi != 0.5
+    close_without_questions(win, qtbot)
+    assert float(QSettings().value("source/psi")) == 0.5
+
+
 def _device_actions(win) -> dict:
     """The View ▸ Device menu's actions by their choice (auto, cpu, cuda:N)."""
     return {act.data(): act for act in win.device_group.actions()}
@@ -793,3 +831,32 @@ def test_reset_layout_puts_every_panel_back_in_view(window, qtbot):
                     timeout=5_000)
     assert window.directions_dock.visibleRegion().isEmpty()  # behind the stack's tab
     assert window.jobs_dock.isHidden()  # no job runs: it stays out of the way
+
+
+def test_a_remembered_value_nested_too_deep_is_forgotten_not_fatal(tmp_path):
+    # a hand-edited value of 100,000 nested lists: every start ended in a RecursionError
+    from editor.ui.remembered import REMEMBERED_CLIPS, remembered_clip
+
+    _settings_in(tmp_path)
+    QSettings().setValue(REMEMBERED_CLIPS.settings_key, "[" * 100_000)
+    assert REMEMBERED_CLIPS.all() == {} and remembered_clip("g.safetensors") is None
+
+
+def test_settings_that_cannot_be_saved_are_said_with_the_first_model(qtbot, tmp_path,
+                                                                     monkeypatch):
+    # a read-only config folder: every choice (seed, theme, device, export) was lost at
+    # the next start, without a word
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    monkeypatch.setattr("editor.ui.main_window.unwritable_reason",
+                        lambda folder: "Read-only file system")
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    path = save_generator(make_tiny_generator(resolution=16), tmp_path / "tiny.safetensors")
+    win.open_generator(str(path))
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+    message = win.statusBar().currentMessage()
+    assert message.startswith("tiny loaded; settings cannot be saved in ")
+    assert message.endswith("(Read-only file system)")
+    close_without_questions(win, qtbot)

@@ -76,6 +76,10 @@ def _run_gui(args: argparse.Namespace) -> int:
     if missing := [p for p in paths if not os.path.exists(p)]:
         print(f"atelier gui: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if folders := [p for p in paths if os.path.isdir(p)]:  # taken for a generator, it
+        print(f"atelier gui: a folder, not a file: {', '.join(folders)}",  # cost the model
+              file=sys.stderr)                                            # used last
+        return 2
     from editor.ui.app import run_app
 
     return run_app(paths, getattr(args, "device", None))

@@ -38,7 +38,7 @@ from editor import __version__
 from editor.core.errors import AtelierError
 from editor.core.hashing import file_sha256
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
-from editor.core.paths import RESOURCES_DIR
+from editor.core.paths import RESOURCES_DIR, unwritable_reason
 from editor.engine.compose import (
     EditingContext,
     ManyLatentsError,
@@ -236,7 +236,9 @@ class MainWindow(QMainWindow):
         one chosen last in View ▸ Device (or the given renderer's own)."""
         super().__init__()
         self.setWindowTitle("Latent Atelier")
-        self._device_note: str | None = None  # why the device is not the one asked for
+        # said once, with the first model: why the device is not the one asked for, or
+        # that the settings cannot be saved
+        self._start_note: str | None = None
         # path, clip, options of the model being opened: a new device opens it, not the old
         self._loading: tuple | None = None
         # ... and of the last one that could not be opened with none open: another device
@@ -1062,17 +1064,17 @@ class MainWindow(QMainWindow):
         that is gone (a GPU taken out, a hand-edited setting) gives way to auto."""
         choice = asked or settings_values.text(QSettings(), DEVICE_KEY, "auto")
         try:
-            choice, device, self._device_note = resolve_device(choice)
+            choice, device, self._start_note = resolve_device(choice)
         except AtelierError as e:
             choice, device, note = resolve_device("auto")
-            self._device_note = f"{e}; {note or f'rendering on {device}'}"
+            self._start_note = f"{e}; {note or f'rendering on {device}'}"
         return choice, device
 
     def set_device(self, choice: str) -> None:
         """Render on `choice` (auto, cpu, cuda:N) from now on and at the next starts: the
         model open reopens there, the document and its history stay."""
         try:
-            choice, device, self._device_note = resolve_device(choice)
+            choice, device, self._start_note = resolve_device(choice)
         except AtelierError as e:  # gone since the menu was built
             self.statusBar().showMessage(str(e), 8000)
             self._check_device_action(self._device_choice)
@@ -1093,7 +1095,7 @@ class MainWindow(QMainWindow):
             self._device_before = None
             QSettings().setValue(DEVICE_KEY, choice)
             self.status_device.setText(f"device: {device}")
-            self._tell_device_note()
+            self._tell_start_note()
 
     def _device_label(self, choice: str) -> str:
         """The menu's name of `choice` (CPU, CUDA 0: ...), without its shortcut mark."""
@@ -1106,9 +1108,10 @@ class MainWindow(QMainWindow):
         for act in self.device_group.actions():
             act.setChecked(act.data() == choice)
 
-    def _tell_device_note(self, prefix: str = "") -> bool:
-        """Once: why the device is not the GPU asked for (auto found it unusable)."""
-        note, self._device_note = self._device_note, None
+    def _tell_start_note(self, prefix: str = "") -> bool:
+        """Once: why the device is not the GPU asked for (auto found it unusable), and
+        that settings cannot be saved."""
+        note, self._start_note = self._start_note, None
         if note:
             self.statusBar().showMessage(prefix + note, 15000)
         return bool(note)
@@ -1147,7 +1150,7 @@ class MainWindow(QMainWindow):
         imported = pack.data.imported_from if pack.data is not None else None
         self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}"
                                   + (f" · directions from {imported}" if imported else ""))
-        told = self._tell_device_note(f"{info.name} loaded; ")
+        told = self._tell_start_note(f"{info.name} loaded; ")
         if not told and pack is not old:  # a refresh after a job would hide its message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)
         if not _bundled(info.path):  # loaded at every start: it would push the user's
@@ -1788,6 +1791,10 @@ class MainWindow(QMainWindow):
     # ================================================================= settings, closing
     def _restore_settings(self, open_last_model: bool) -> None:
         s = QSettings()
+        folder = Path(s.fileName()).parent
+        if (why := unwritable_reason(folder)) is not None:  # nothing chosen now would last
+            self._start_note = "; ".join(filter(None, (
+                self._start_note, f"settings cannot be saved in {folder} ({why})")))
         geometry = settings_values.byte_array(s, "window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self._first_size()
@@ -1821,10 +1828,16 @@ class MainWindow(QMainWindow):
         self._start_on_generator(path)
 
     def _start_on_generator(self, path: str) -> None:
+        """Start on `path`; should it not open, on the model used last (a file named by
+        mistake replaced it with the demo, which then was the one used last), else the
+        demo pack."""
         self.open_generator(path)
-        demo = default_generator_path()
-        if demo is not None and Path(path).resolve() != demo.resolve():
-            self._fallback_generator = demo
+        last = settings_values.text(QSettings(), "model/last_path")
+        for fallback in (last, default_generator_path()):
+            if fallback and Path(fallback).is_file() and \
+                    Path(fallback).resolve() != Path(path).resolve():
+                self._fallback_generator = Path(fallback)
+                return
 
     def _open_last_model(self, last: str) -> None:
         """The model the user worked on last, or the demo pack when it is gone (or was the
@@ -1887,7 +1900,10 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("source/seed", self.document.state.session.source.seed)
-        s.setValue("source/psi", self.document.state.session.source.psi)
+        if self.pack is None or self.pack.model.z_for_seed is None:
+            # the demo's ψ is its own (forced as it loads): kept, it became the next
+            # real model's at the next start
+            s.setValue("source/psi", self.document.state.session.source.psi)
         self.hide()  # stopping the jobs may take seconds: not with a frozen window on screen
         self.jobs.cancel_all()
         self.worker.stop()

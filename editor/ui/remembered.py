@@ -26,7 +26,7 @@ class RememberedMap:
     def all(self) -> dict[str, Any]:
         try:
             found = json.loads(str(QSettings().value(self.settings_key, "{}")))
-        except ValueError:
+        except (ValueError, RecursionError):  # a hand-edited value: never stops the start
             return {}
         return found if isinstance(found, dict) else {}
 
