@@ -11,6 +11,9 @@ PROGRAM="$ROOT/.venv/bin/atelier"
 case "$PROGRAM" in
   *$'\n'*) echo "The checkout's path has a line break, which a .desktop file cannot hold." >&2
            exit 1 ;;
+  *%*) echo "Note: the checkout's path has a %. The entry writes it as the Desktop Entry spec" \
+            "asks (%%), but GLib's launcher (GNOME's menu, gio launch) does not start such a" \
+            "program: move the checkout to a path without % if the menu entry does nothing." >&2 ;;
 esac
 bash "$ROOT/scripts/ensure-env.sh"
 DATA="${XDG_DATA_HOME:-$HOME/.local/share}"
