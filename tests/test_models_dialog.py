@@ -80,6 +80,9 @@ def test_lists_the_demo_pack_and_every_registry_entry(dialog):
     dialog.select(DEMO_KEY)
     assert dialog.use_button.isEnabled() and not dialog.download_button.isEnabled()
     assert not dialog.clip_combo.isEnabled()  # the demo pack brings its own CLIP
+    # and the greyed box says so (it showed "ViT-B-32 / openai", which it does not use)
+    assert dialog.clip_combo.currentIndex() == -1
+    assert dialog.clip_combo.placeholderText() == "its own CLIP (bundled)"
 
 
 def test_use_on_the_demo_pack_emits_its_generator_and_clip(qtbot, dialog):

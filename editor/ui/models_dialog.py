@@ -44,6 +44,7 @@ from .notices import show_warning
 from .remembered import remembered_clip
 
 DOWNLOAD_JOB = "download:"  # key prefix of download jobs
+OWN_CLIP = "its own CLIP (bundled)"
 DEMO_KEY = "demo"
 REFERENCE_CLIP_ENTRY = "clip-vit-b-32-openai"  # StyleCLIP's CLIP, listed first
 # Without an installed CLIP file: open_clip's own cache (the engine's default for real models)
@@ -298,6 +299,7 @@ class ModelsDialog(QDialog):
         self.description.setWordWrap(True)
         self.description.setTextFormat(Qt.TextFormat.PlainText)
         self.clip_combo = QComboBox()
+        self.clip_combo.setPlaceholderText(OWN_CLIP)  # shown for a pack with its own CLIP
         self.notice = QLabel()
         self.notice.setWordWrap(True)
 
@@ -512,6 +514,8 @@ class ModelsDialog(QDialog):
         row = self._selected_row()
         if row is not None and row.uses_clip_box:
             self.choose_clip(opening_clip(row.generator_path))
+        elif row is not None and row.clip_spec is not None:  # the demo pack: not the box's
+            self.clip_combo.setCurrentIndex(-1)  # (it showed ViT-B-32, greyed)
 
     def choose_clip(self, spec: dict) -> None:
         """Select `spec` in the CLIP box, adding it when it is not among the choices."""
