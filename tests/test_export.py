@@ -523,3 +523,23 @@ def test_a_link_into_a_folder_that_cannot_be_written_is_refused_before_the_expor
     with pytest.raises(ValueError, match="Cannot write into '.*locked'"):
         export.check_targets([tmp_path / "mine.png"])
     export.check_targets([tmp_path / "other.png"])  # the link's own folder takes files
+
+
+def test_a_failing_only_text_edit_leaves_no_directions_in_the_recipe():
+    # the window records the directions while a text edit is on; the export turned the
+    # failing one off but kept them, and `atelier edit --recipe` (which records them only
+    # for a text edit in use) wrote a file whose recipe differed: not byte for byte
+    from editor.engine.compose import EditStatus
+    from editor.engine.export import disable_failing_edits
+    from editor.engine.session import Edit, ModelIdentity, Session
+
+    models = [ModelIdentity(name, f"{name}-hash") for name in ("g", "c", "computed")]
+    edit = Edit("global", {"neutral": "face", "target": "smiling cartoon face", "beta": 0.6},
+                strength=2.0)
+    session = Session(edits=(edit,)).with_models(*models)
+    assert session.directions == models[2]
+    off, notes = disable_failing_edits(session, {edit.id: EditStatus(error="no channel")})
+    assert not off.edits[0].enabled and off.directions is None and len(notes) == 1
+    assert (off.generator, off.clip) == tuple(models[:2])
+    kept, _ = disable_failing_edits(session, {edit.id: EditStatus(n_channels=20)})
+    assert kept == session

@@ -258,8 +258,9 @@ def test_a_bare_name_goes_to_the_export_folder_and_its_extension_picks_the_forma
     d.path_edit.setText("rel.jpg")
     plan = d.build_plan()
     assert plan.path == str(tmp_path / "rel.jpg") and plan.format == "JPEG"
+    assert d.format_box.currentData() == "JPEG"  # the typed extension chose it
     d.path_edit.setText("take.final")  # not an image extension: the chosen format's is added
-    assert d.build_plan().path == str(tmp_path / "take.final.png")
+    assert d.build_plan().path == str(tmp_path / "take.final.jpg")
 
 
 def test_the_dialogs_upscale_filters_are_the_ones_a_recipe_may_record():
@@ -373,6 +374,9 @@ def test_a_gif_is_not_offered_faster_than_it_plays(make_dialog):
     _select(d.format_box, "GIF")
     d.fps_box.setValue(60)
     assert d.fps_box.value() == 50 and "24 frames, 0.5 s" in d.summary_label.text()
+    d.fps_box.setValue(12)  # 80 ms frames, as the file plays them (not 24 / 12 = 2.0 s)
+    assert "24 frames, 1.9 s" in d.summary_label.text()
+    d.fps_box.setValue(60)
     _select(d.format_box, "WEBP")
     d.fps_box.setValue(60)
     assert d.fps_box.value() == 60
@@ -398,3 +402,26 @@ def test_a_gif_sweep_that_fills_the_memory_says_so(make_dialog):
     _select(d.format_box, "GIF")
     _select(d.scale_box, 1)
     assert "GB" not in d.summary_label.text()  # 600 frames of 256 px: 39 MB
+
+
+def test_an_extension_typed_chooses_the_format_shown(make_dialog, tmp_path):
+    # "shot.jpg" typed with PNG chosen wrote a JPEG at the hidden, greyed quality while
+    # the box said PNG (and remembered PNG); a batch's "shot{seed}.jpg" wrote PNGs
+    d = make_dialog()
+    d.path_edit.setText(str(tmp_path / "shot.jpg"))
+    assert d.format_box.currentData() == "JPEG" and d.quality_box.isEnabled()
+    assert d.path_edit.text() == str(tmp_path / "shot.jpg")  # left as typed
+    d.quality_box.setValue(70)
+    plan = d.build_plan()
+    assert (plan.format, plan.quality, plan.path) == ("JPEG", 70, str(tmp_path / "shot.jpg"))
+    d.path_edit.setText(str(tmp_path / "shot.tiff"))  # not on offer: the box's format
+    assert d.format_box.currentData() == "JPEG"
+    _select(d.kind_box, "batch")
+    d.folder_edit.setText(str(tmp_path / "out"))
+    d.pattern_edit.setText("shot{seed}.webp")
+    assert d.format_box.currentData() == "WEBP"
+    plan = d.build_plan()
+    assert (plan.format, plan.name_pattern) == ("WEBP", "shot{seed}.webp")
+    d.accept()
+    again = make_dialog()
+    assert again.format_box.currentData() == "WEBP"  # what was written is remembered

@@ -787,6 +787,20 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     assert old.read_bytes() == b"previous export" and os.listdir(tmp_path) == ["old.png"]
 
 
+@pytest.mark.parametrize("fps, frame_ms", [(12, 80), (15, 70), (40, 20), (30, 30), (7, 140)])
+def test_a_gif_frame_lasts_the_nearest_whole_hundredth(tmp_path, fps, frame_ms):
+    # GIF counts in hundredths: Pillow cut 1000/fps down, so 12 fps played 80 ms frames
+    # (the dialog promised 83) and 40 fps played as fast as 50
+    from editor.core.image_io import gif_frame_ms
+
+    assert gif_frame_ms(fps) == frame_ms
+    frames = [np.full((4, 4, 3), v, np.uint8) for v in (0, 120)]
+    saved = save_animation(tmp_path / "a.gif", frames, fps=fps)
+    with Image.open(saved.path) as im:
+        im.seek(1)
+        assert im.info["duration"] == frame_ms
+
+
 def test_export_argument_errors(tmp_path):
     with pytest.raises(ImageSaveError, match="extension"):
         save_image(tmp_path / "out.bmp", _noise(4, 4))

@@ -95,6 +95,9 @@ def disable_failing_edits(session: Session, statuses: dict) -> tuple[Session, tu
                if statuses.get(e.id) is not None and statuses[e.id].error]
     for edit in failing:
         session = session.update_edit(edit.id, enabled=False)
+    # the directions are recorded only while a text edit uses them, as a replay records
+    # them: with the only one off, a kept record made the replayed file's recipe differ
+    session = session.with_models(session.generator, session.clip, session.directions)
     return session, tuple(f"{e.title}: {statuses[e.id].error}" for e in failing)
 
 
@@ -425,7 +428,8 @@ def batch_export(
         except ImageSaveError as e:  # a full disk, say: the files before it stay
             if not saved:
                 raise
-            raise type(e)(f"{e}; {len(saved)} of {len(seeds)} files were written and "
+            were = "was" if len(saved) == 1 else "were"
+            raise type(e)(f"{e}; {len(saved)} of {len(seeds)} files {were} written and "
                           "kept") from e
         if len(saved) == len(seeds):
             _commit(cancel)  # every file is in place: the batch is done

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor.core.image_io import gif_frame_ms
 from editor.engine.export import (
     ANIMATION_FORMATS,
     IMAGE_FORMATS,
@@ -182,8 +183,10 @@ class ExportDialog(QDialog):
         self.format_box.currentIndexChanged.connect(self._on_format_changed)
         for signal in (self.scale_box.currentIndexChanged, self.frames_box.valueChanged,
                        self.fps_box.valueChanged, self.bounce_box.toggled,
-                       self.count_box.valueChanged, self.path_edit.textChanged):
+                       self.count_box.valueChanged):
             signal.connect(self._update_state)
+        for edit in (self.path_edit, self.pattern_edit):
+            edit.textChanged.connect(self._on_name_typed)
         self.browse_button.clicked.connect(self._browse_file)
         self.folder_button.clicked.connect(self._browse_folder)
 
@@ -239,6 +242,18 @@ class ExportDialog(QDialog):
         fmt = self.format_box.currentData()
         if fmt is None:
             return
+        self._use_format(fmt)
+        # file names follow the format, so the extension never disagrees with the content
+        edit = self._name_edit()
+        text = edit.text().strip()
+        # a folder keeps its name, to be refused, never turned into "folder.png"
+        if text and not (edit is self.path_edit and self._names_a_folder(text)):
+            edit.setText(str(with_format_suffix(text, fmt)))
+        self._update_state()
+
+    def _use_format(self, fmt: str) -> None:
+        """What a chosen format changes besides the file name: remembered per kind, and the
+        speeds it plays."""
         self._formats["sweep" if self.kind == "sweep" else "image"] = fmt
         # a GIF frame lasts at least 20 ms: a faster speed would play at 50 fps anyway; the
         # speed asked for comes back with a format that plays it
@@ -246,12 +261,22 @@ class ExportDialog(QDialog):
         self.fps_box.setMaximum(MAX_GIF_FPS if fmt == "GIF" else MAX_FPS)
         self.fps_box.setValue(asked)
         self._fps_asked = asked
-        # file names follow the format, so the extension never disagrees with the content
-        edit = self.pattern_edit if self.kind == "batch" else self.path_edit
-        text = edit.text().strip()
-        # a folder keeps its name, to be refused, never turned into "folder.png"
-        if text and not (edit is self.path_edit and self._names_a_folder(text)):
-            edit.setText(str(with_format_suffix(text, fmt)))
+
+    def _name_edit(self) -> QLineEdit:
+        return self.pattern_edit if self.kind == "batch" else self.path_edit
+
+    def _on_name_typed(self) -> None:
+        """An extension typed in the File box or the batch's pattern, of a format on offer,
+        chooses that format in the Format box: it is what is written. (The box kept showing
+        PNG, with Quality greyed, for a JPEG written at the hidden quality; a batch ignored
+        the pattern's extension.) The text is left as typed."""
+        formats = [self.format_box.itemData(i) for i in range(self.format_box.count())]
+        fmt = format_from_suffix(self._name_edit().text().strip(), formats)
+        if fmt is not None and fmt != self.format_box.currentData():
+            self.format_box.blockSignals(True)  # not the handler that renames the file
+            self.format_box.setCurrentIndex(self.format_box.findData(fmt))
+            self.format_box.blockSignals(False)
+            self._use_format(fmt)
         self._update_state()
 
     def _update_state(self) -> None:
@@ -268,7 +293,11 @@ class ExportDialog(QDialog):
         if self.kind == "sweep":
             n = self.frames_box.value()
             n = 2 * n - 2 if self.bounce_box.isChecked() else n
-            parts.append(f"{n} frames, {n / self.fps_box.value():.1f} s")
+            fps = self.fps_box.value()
+            # as long as the file plays: a GIF's frames last whole hundredths of a second
+            frame_s = gif_frame_ms(fps) / 1000 if self.format_box.currentData() == "GIF" \
+                else 1 / fps
+            parts.append(f"{n} frames, {n * frame_s:.1f} s")
             if self.format_box.currentData() == "GIF" and self.resolution:
                 # Pillow's GIF writer keeps every frame, upscaled, a byte a pixel, to the end
                 held = n * (self.resolution * self.scale_box.currentData()) ** 2
