@@ -860,3 +860,26 @@ def test_settings_that_cannot_be_saved_are_said_with_the_first_model(qtbot, tmp_
     assert message.startswith("tiny loaded; settings cannot be saved in ")
     assert message.endswith("(Read-only file system)")
     close_without_questions(win, qtbot)
+
+
+def test_a_remembered_clip_that_no_longer_loads_gives_way_to_the_default(
+        qtbot, tmp_path, monkeypatch):
+    # a CLIP file remembered for the generator, replaced since by something else: it was
+    # tried at every start, text edits stayed off, and the panel said to download a CLIP
+    from editor.engine.models import default_generator_path
+    from editor.engine.packs import ClipSource
+    from editor.ui.remembered import REMEMBERED_CLIPS, remembered_clip
+
+    _settings_in(tmp_path)
+    discard_on_close(monkeypatch)
+    demo = str(default_generator_path())
+    broken = tmp_path / "clip.safetensors"
+    broken.write_bytes(b"not a CLIP any more")
+    REMEMBERED_CLIPS.put(demo, {"path": str(broken), "arch": None, "tag": None})
+    win = MainWindow(Renderer(device="cpu"))  # on the bundled demo pack
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.pack is not None and win.pack.clip is not None,
+                    timeout=60_000)
+    assert win.pack.model.path == demo and win.prompt_panel.target.isEnabled()
+    assert remembered_clip(demo) != ClipSource(path=str(broken))
+    close_without_questions(win, qtbot)

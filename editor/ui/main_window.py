@@ -64,7 +64,7 @@ from editor.engine.export import (
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
 from editor.engine.models import default_generator_path
-from editor.engine.packs import ClipSource, OpenPack, same_pack
+from editor.engine.packs import ClipSource, OpenPack, default_clip_source, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
 from editor.engine.renderer import Renderer, device_choices, resolve_device
@@ -1163,6 +1163,8 @@ class MainWindow(QMainWindow):
             self.prompt_panel.set_text_edits_available(
                 False, f"Prompt edits need a CLIP model: {pack.clip_error}. "
                        "Models ▸ Model packs… can download one.")
+            if self._forget_clip_that_failed(pack):  # after this slot: a load of its own
+                QTimer.singleShot(0, lambda: self._open_with_default_clip(pack))
         elif not pack.has_directions:
             self.prompt_panel.set_text_edits_available(
                 False, "Prompt edits need this pack's directions: Models ▸ Precompute "
@@ -1230,6 +1232,23 @@ class MainWindow(QMainWindow):
             "Replace the latent?",
             f"{_latent_name(source)} was made for {made_for}; opening {pack.name} replaces "
             f"it with seed {source.seed}. Save the session first?")
+
+    @staticmethod
+    def _forget_clip_that_failed(pack: OpenPack) -> bool:
+        """Whether the CLIP remembered for this generator was the one that failed to load
+        (a file replaced since) where its default CLIP is another: it is forgotten (it was
+        tried at every start, and the prompt panel sent the user to download one)."""
+        path = pack.model.path
+        tried = pack.clip_source
+        if tried is None or remembered_clip(path) != tried or default_clip_source(path) == tried:
+            return False
+        REMEMBERED_CLIPS.forget(path)
+        return True
+
+    def _open_with_default_clip(self, pack: OpenPack) -> None:
+        if self.pack is pack and self._loading is None:  # nothing else asked for since
+            path, _, options = self._opening(pack)
+            self.open_generator(path, default_clip_source(path), **options)
 
     def _reopen(self, pack: OpenPack) -> None:
         """Back to the generator of `pack` (on the worker the new one is in place)."""

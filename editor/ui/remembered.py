@@ -33,6 +33,11 @@ class RememberedMap:
     def get(self, key: str) -> Any:
         return self.all().get(key)
 
+    def forget(self, key: str) -> None:
+        entries = self.all()
+        if entries.pop(key, None) is not None:
+            QSettings().setValue(self.settings_key, json.dumps(entries))
+
     def put(self, key: str, value: Any) -> None:
         entries = {key: value}  # newest first, so the cut drops the oldest
         entries.update((k, v) for k, v in self.all().items() if k != key)
