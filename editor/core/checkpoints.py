@@ -27,7 +27,13 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, IncompatibleModelError, UnsafePickleError, is_out_of_memory
+from .errors import (
+    CheckpointError,
+    IncompatibleModelError,
+    UnsafePickleError,
+    is_out_of_memory,
+    short_reason,
+)
 from .generator import Generator, GeneratorConfig, state_shapes
 from .hashing import state_dict_hash
 from .paths import atomic_path
@@ -119,20 +125,6 @@ def refused_global(e: BaseException) -> str | None:
     text = str(e)
     found = _REFUSED_GLOBAL.search(text) or _NEEDS_IMPORT.search(text)
     return found.group(1) if found else None
-
-
-REASON_CHARS = 200
-
-
-def short_reason(e: BaseException, skip: tuple[str, ...] = ()) -> str:
-    """The first line of an exception's text (ignoring lines that mention any of `skip`),
-    cut to REASON_CHARS with an ellipsis: a damaged file can make a reader's message
-    megabytes long (a float literal of a million digits), too long to show anyone."""
-    for line in str(e).splitlines():
-        line = line.strip()
-        if line and not any(word in line.lower() for word in skip):
-            return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 1] + "…"
-    return type(e).__name__
 
 
 def unpickling_reason(e: BaseException) -> str:

@@ -47,10 +47,9 @@ from .checkpoints import (
     damaged_zip_member,
     file_size_of,
     refused_global,
-    short_reason,
     unpickling_reason,
 )
-from .errors import CheckpointError, ClipError
+from .errors import CheckpointError, ClipError, short_reason
 from .hashing import state_dict_hash
 from .paths import atomic_path
 from .prompt_templates import IMAGENET_TEMPLATES

@@ -14,6 +14,20 @@ class Cancelled(Exception):
     the message, if any, says what was kept ("2 of 5 files written")."""
 
 
+REASON_CHARS = 200
+
+
+def short_reason(e: BaseException, skip: tuple[str, ...] = ()) -> str:
+    """The first line of an exception's text (ignoring lines that mention any of `skip`),
+    cut to REASON_CHARS with an ellipsis: a damaged file can make a reader's message
+    megabytes long (a float literal of a million digits), too long to show anyone."""
+    for line in str(e).splitlines():
+        line = line.strip()
+        if line and not any(word in line.lower() for word in skip):
+            return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 1] + "…"
+    return type(e).__name__
+
+
 class CheckpointError(AtelierError):
     """A checkpoint file could not be read or does not fit the generator."""
 

@@ -41,7 +41,6 @@ from .checkpoints import (
     check_claimed_data,
     claimed_bytes,
     file_size_of,
-    short_reason,
 )
 from .errors import (
     AtelierError,
@@ -49,6 +48,7 @@ from .errors import (
     IncompatibleModelError,
     UnsafePickleError,
     is_out_of_memory,
+    short_reason,
 )
 from .generator import (
     DEFAULT_BLUR_KERNEL,

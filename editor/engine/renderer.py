@@ -15,7 +15,7 @@ import traceback
 import numpy as np
 import torch
 
-from editor.core.errors import AtelierError, is_out_of_memory
+from editor.core.errors import AtelierError, is_out_of_memory, short_reason
 from editor.core.generator import Generator
 
 from .compose import EditError, EditingContext, EditStatus
@@ -78,14 +78,9 @@ def usable_cuda(index: int | None) -> tuple[torch.device | None, str | None]:
     try:
         device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
     except (RuntimeError, AssertionError) as e:
-        return None, f"CUDA could not start: {_first_line(e)}"
+        return None, f"CUDA could not start: {short_reason(e)}"
     reason = _cuda_unusable(device)
     return (device, None) if reason is None else (None, reason)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _cuda_unusable(device: torch.device) -> str | None:
@@ -100,7 +95,7 @@ def _cuda_unusable(device: torch.device) -> str | None:
         # what the arch list does not tell: a driver too old, a card in a bad state
         torch.zeros(1, device=device).add_(1).item()
     except (RuntimeError, AssertionError) as e:
-        return f"a test kernel failed on {device}: {_first_line(e)}"
+        return f"a test kernel failed on {device}: {short_reason(e)}"
     return None
 
 
