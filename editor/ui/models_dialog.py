@@ -102,7 +102,7 @@ def opening_clip(generator_path: str) -> dict:
     return dataclasses.asdict(clip)
 
 
-def _same_path(a: str | Path, b: str | Path) -> bool:
+def same_path(a: str | Path, b: str | Path) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
@@ -114,7 +114,7 @@ def same_clip(a: dict, b: dict) -> bool:
     weights (a file's recorded architecture may differ from the one a caller named)."""
     a_clip, b_clip = ClipSource(**a), ClipSource(**b)
     if a_clip.path or b_clip.path:
-        return bool(a_clip.path and b_clip.path) and _same_path(a_clip.path, b_clip.path)
+        return bool(a_clip.path and b_clip.path) and same_path(a_clip.path, b_clip.path)
     return (a_clip.arch, a_clip.tag) == (b_clip.arch, b_clip.tag)
 
 
@@ -439,7 +439,7 @@ class ModelsDialog(QDialog):
         self._items[row.key] = item
 
     def _is_current(self, path: str) -> bool:
-        return bool(self.current_generator) and _same_path(path, self.current_generator)
+        return bool(self.current_generator) and same_path(path, self.current_generator)
 
     def _in_use(self, row: _Row) -> bool:
         """The row is the generator the window has open, or the CLIP file it runs with."""
@@ -448,7 +448,7 @@ class ModelsDialog(QDialog):
         if row.model is None or row.model.kind != "clip":
             return False
         clip_file = self._clip_file_in_use()
-        return clip_file is not None and _same_path(row.model.path, clip_file)
+        return clip_file is not None and same_path(row.model.path, clip_file)
 
     def _clip_file_in_use(self) -> Path | None:
         """The file of the CLIP the open generator runs with, as the window remembers it."""

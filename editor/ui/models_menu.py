@@ -4,8 +4,6 @@ from local files only (the zoo's index), so it never waits on the network."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QWidget
@@ -15,7 +13,7 @@ from editor.core.errors import AtelierError
 from editor.engine.jobs import JobRunner
 
 from .keys import menu_text
-from .models_dialog import ModelsDialog, demo_choice, installed_generators
+from .models_dialog import ModelsDialog, demo_choice, installed_generators, same_path
 
 
 class ModelsMenu(QMenu):
@@ -78,9 +76,7 @@ class ModelsMenu(QMenu):
         self.addAction(action)
 
     def _is_current(self, path: str) -> bool:
-        if not self.current_generator:
-            return False
-        return Path(path).resolve() == Path(self.current_generator).resolve()
+        return bool(self.current_generator) and same_path(path, self.current_generator)
 
     @Slot()
     def open_dialog(self) -> ModelsDialog:
