@@ -55,7 +55,8 @@ def _block_mask(out_groups: np.ndarray, in_groups: np.ndarray) -> torch.Tensor:
 
 
 def weight_masks(gen: Generator) -> dict[str, torch.Tensor]:
-    """Parameter name -> 0/1 mask of the weights allowed to be non-zero."""
+    """Parameter name -> 0/1 mask of the weights allowed to be non-zero, on the weight's
+    device."""
     masks: dict[str, torch.Tensor] = {}
     in_groups = z_groups()
     for name, module in gen.style.named_children():
@@ -63,7 +64,7 @@ def weight_masks(gen: Generator) -> dict[str, torch.Tensor]:
         if weight is None:
             continue  # PixelNorm
         out_groups = unit_groups(weight.shape[0])
-        masks[f"style.{name}.weight"] = _block_mask(out_groups, in_groups)
+        masks[f"style.{name}.weight"] = _block_mask(out_groups, in_groups).to(weight.device)
         in_groups = out_groups
     w_groups = in_groups
     for spec in gen.style_specs:
@@ -72,7 +73,8 @@ def weight_masks(gen: Generator) -> dict[str, torch.Tensor]:
         if spec.is_torgb:
             masks[key] = torch.zeros_like(modulation.weight)
         else:
-            masks[key] = _block_mask(unit_groups(spec.channels), w_groups)
+            masks[key] = _block_mask(unit_groups(spec.channels), w_groups).to(
+                modulation.weight.device)
     return masks
 
 
@@ -83,7 +85,7 @@ def constrain(gen: Generator) -> dict[str, torch.Tensor]:
     inputs): the layer's run-time He scale assumes every input is connected, and without
     this the signal would shrink about len(GROUPS)-fold in each masked layer."""
     params = dict(gen.named_parameters())
-    masks = {name: mask.to(params[name].device) for name, mask in weight_masks(gen).items()}
+    masks = weight_masks(gen)
     for name, mask in masks.items():
         param = params[name]
         kept = mask.sum(1, keepdim=True)
@@ -97,7 +99,7 @@ def constrain(gen: Generator) -> dict[str, torch.Tensor]:
 def leak(gen: Generator) -> float:
     """Largest absolute weight where the masks require zero (0.0 for a constrained model)."""
     params = dict(gen.named_parameters())
-    return max(float((params[name].detach() * (1 - mask.to(params[name].device))).abs().max())
+    return max(float((params[name].detach() * (1 - mask)).abs().max())
                for name, mask in weight_masks(gen).items())
 
 
