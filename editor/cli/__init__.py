@@ -76,9 +76,9 @@ def _run_gui(args: argparse.Namespace) -> int:
     if missing := [p for p in paths if not os.path.exists(p)]:
         print(f"atelier gui: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if folders := [p for p in paths if os.path.isdir(p)]:  # taken for a generator, it
-        print(f"atelier gui: a folder, not a file: {', '.join(folders)}",  # cost the model
-              file=sys.stderr)                                            # used last
+    # a folder was taken for a generator: it failed, and the demo replaced the model used last
+    if folders := [p for p in paths if os.path.isdir(p)]:
+        print(f"atelier gui: a folder, not a file: {', '.join(folders)}", file=sys.stderr)
         return 2
     from editor.ui.app import run_app
 
