@@ -747,7 +747,7 @@ def save_animation(
     100 ms, so GIF frames last at least 20 ms. Pillow merges identical consecutive GIF frames.
     """
     path = Path(path)
-    fmt = _export_format(path, format, _ANIMATION_FORMATS)
+    fmt = animation_format(path, format)
     if len(frames) == 0:
         raise ValueError("an animation needs at least one frame")
     shapes = {_check_rgb(f, "frame") for f in frames}
@@ -1043,6 +1043,11 @@ def image_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The format save_image writes `path` in: `format` where given, else the extension's
     ("PNG", "JPEG" or "WEBP")."""
     return _export_format(Path(path), format, _IMAGE_FORMATS)
+
+
+def animation_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format save_animation writes `path` in ("GIF" or "WEBP"), as `image_format`."""
+    return _export_format(Path(path), format, _ANIMATION_FORMATS)
 
 
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:

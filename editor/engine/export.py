@@ -11,7 +11,10 @@ replaced unless `overwrite` is asked for. The UI asks first:
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
+import stat
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
@@ -23,6 +26,7 @@ from editor.core.errors import ImageExistsError, ImageSaveError
 from editor.core.image_io import (
     GIF_MIN_FRAME_MS,
     SavedImage,
+    animation_format,
     image_format,
     save_animation,
     save_image,
@@ -131,6 +135,11 @@ class ExportPlan:
             raise ValueError(f"unknown export kind {self.kind!r}; use one of {KINDS}")
         if self.scale < 1:
             raise ValueError(f"scale must be at least 1, got {self.scale}")
+        formats = ANIMATION_FORMATS if self.kind == "sweep" else IMAGE_FORMATS
+        if (self.format or "").upper().replace("JPG", "JPEG") not in formats:
+            # found before the work: the sweep's write came after all of its frames
+            raise ValueError(f"cannot export a{'n' if self.kind == 'image' else ''} "
+                             f"{self.kind} as {self.format!r}; use one of {formats}")
         if self.kind == "sweep" and (self.frames < 2 or not self.fps > 0):
             raise ValueError("a sweep needs at least 2 frames and a positive frame rate")
         if self.kind == "batch" and self.count < 1:
@@ -152,17 +161,31 @@ def with_format_suffix(path: str | Path, format: str | None) -> Path:
     its content: a matching one is kept, another image extension replaced, and anything
     else ("take.final", "{seed}") kept with the extension added."""
     path = Path(path)
-    suffixes = _SUFFIXES.get((format or "").upper().replace("JPG", "JPEG"))
+    if format_suffixes(format) is None:
+        return path
+    return path.with_name(name_for_format(path.name, format))
+
+
+def format_suffixes(format: str | None) -> tuple[str, ...] | None:
+    """The extensions a file of `format` may have, the usual one first (None: unknown)."""
+    return _SUFFIXES.get((format or "").upper().replace("JPG", "JPEG"))
+
+
+def name_for_format(name: str, format: str | None) -> str:
+    """`with_format_suffix` on a bare file name, in plain string operations: a batch names
+    100,000 files, and pathlib spends 60 µs on each one's."""
+    suffixes = format_suffixes(format)
     if suffixes is None:
-        return path
-    if path.name.rstrip("."):  # "x." names no extension: it is written x.png, not x..png
-        path = path.with_name(path.name.rstrip("."))
-    suffix = path.suffix.lower()
+        return name
+    if name.rstrip("."):  # "x." names no extension: it is written x.png, not x..png
+        name = name.rstrip(".")
+    dot = name.rfind(".")
+    suffix = name[dot:].lower() if 0 < dot < len(name) - 1 else ""  # as PurePath.suffix
     if suffix in suffixes:
-        return path
-    if any(suffix in known for known in _SUFFIXES.values()):
-        return path.with_suffix(suffixes[0])
-    return path.with_name(path.name + suffixes[0])
+        return name
+    if suffix and any(suffix in known for known in _SUFFIXES.values()):
+        return name[:dot] + suffixes[0]
+    return name + suffixes[0]
 
 
 def format_from_suffix(path: str | Path, formats: Iterable[str] = IMAGE_FORMATS
@@ -177,28 +200,39 @@ def batch_paths(folder: str | Path, seeds: Iterable[int], name_pattern: str,
     """The file of each seed: `name_pattern` formatted with `seed=` inside `folder`.
     Refuses patterns that leave the folder or give two seeds the same name."""
     folder = Path(folder)
-    paths = []
+    names = []
     for seed in seeds:
         try:
             name = name_pattern.format(seed=seed)
         except (KeyError, IndexError, ValueError) as e:
             raise ValueError(f"bad file name pattern {name_pattern!r}: use {{seed}} (e.g. "
                              f"'seed{{seed:06d}}.png') ({e})") from e
-        if not name or Path(name).name != name or name in (".", ".."):
+        if not _plain_file_name(name):
             raise ValueError(f"the file name pattern {name_pattern!r} must give plain file "
                              "names inside the folder")
-        paths.append(with_format_suffix(folder / name, format))
-    if len(set(paths)) != len(paths):
+        names.append(name_for_format(name, format))
+    if len(set(names)) != len(names):
         raise ValueError(f"the file name pattern {name_pattern!r} gives several seeds the "
                          "same file name; include {seed}")
-    return paths
+    return [folder / name for name in names]
+
+
+def _plain_file_name(name: str) -> bool:
+    """Whether `name` names a file inside a folder: no folder part, drive or root."""
+    return (name not in ("", ".", "..") and os.path.basename(name) == name
+            and not os.path.splitdrive(name)[0])
 
 
 def plan_targets(plan: ExportPlan) -> list[Path]:
     """Every file the plan would write."""
+    return list(_plan_targets(plan))
+
+
+@functools.lru_cache(maxsize=2)  # the dialog and the window ask in turn for one plan
+def _plan_targets(plan: ExportPlan) -> tuple[Path, ...]:
     if plan.kind == "batch":
-        return batch_paths(plan.folder, plan.seeds, plan.name_pattern, plan.format)
-    return [with_format_suffix(plan.path, plan.format)]
+        return tuple(batch_paths(plan.folder, plan.seeds, plan.name_pattern, plan.format))
+    return (with_format_suffix(plan.path, plan.format),)
 
 
 NAME_MAX_BYTES = 255  # the longest file name the usual file systems take
@@ -207,27 +241,67 @@ NAME_MAX_BYTES = 255  # the longest file name the usual file systems take
 def check_targets(paths: Iterable[str | Path]) -> None:
     """ValueError, in words, for a target that cannot be written whatever the user answers
     (a name the file system refuses, a folder, a place that is read-only), so the dialog
-    can say so before anything runs."""
-    for path in map(Path, paths):
-        if "\x00" in str(path):
+    can say so before anything runs. One lstat a file and one look at each folder: a
+    batch checks 100,000 names before its dialog closes."""
+    folders_seen: set[str] = set()
+    for path in map(str, paths):
+        if "\x00" in path:
             raise ValueError("A file name cannot contain a NUL character.")
-        if len(path.name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
-            raise ValueError(f"The file name '{path.name[:40]}…' is too long (the limit is "
+        name = os.path.basename(path)
+        if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
+            raise ValueError(f"The file name '{name[:40]}…' is too long (the limit is "
                              f"{NAME_MAX_BYTES} bytes).")
-        if path.is_symlink():  # the write replaces the file it leads to (atomic_path)
-            path = Path(os.path.realpath(path))
-        if path.is_dir():
+        mode = _lstat_mode(path)
+        if mode is not None and stat.S_ISLNK(mode):  # the write replaces what it leads to
+            path = os.path.realpath(path)
+            mode = _lstat_mode(path)
+        if mode is not None and stat.S_ISDIR(mode):
             raise ValueError(f"'{path}' is a folder; choose a file name.")
-        folder = next((f for f in path.parents if f.exists()), None)
-        if folder is not None and not folder.is_dir():
-            raise ValueError(f"'{folder}' is a file, not a folder.")
-        if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f"Cannot write into '{folder}' (no permission, or read-only).")
+        parent = os.path.dirname(path) or os.curdir
+        if parent not in folders_seen:
+            _check_folder(Path(parent))
+            folders_seen.add(parent)
+
+
+def _lstat_mode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except OSError as e:  # the errors pathlib reads as "no such file"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return None
+        raise
+
+
+def _check_folder(folder: Path) -> None:
+    """`check_targets` on the folder a file goes in: its nearest existing ancestor (the
+    export makes the rest) must be a folder that can be written."""
+    existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"'{existing}' is a file, not a folder.")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write into '{existing}' (no permission, or read-only).")
+
+
+def resolved_targets(paths: Iterable[str | Path]) -> list[str]:
+    """One spelling of each path (os.path.realpath's), for telling whether two exports
+    write the same file; each folder is resolved once, not each of a batch's files."""
+    folders: dict[str, str] = {}
+    resolved = []
+    for path in map(str, paths):
+        folder, name = os.path.split(path)
+        mode = _lstat_mode(path) if name not in ("", ".", "..") else stat.S_IFLNK
+        if mode is not None and stat.S_ISLNK(mode):  # only the file itself can say
+            resolved.append(os.path.realpath(path))
+            continue
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder or os.curdir)
+        resolved.append(os.path.join(folders[folder], name))
+    return resolved
 
 
 def existing_targets(paths: Iterable[str | Path]) -> list[Path]:
     """Those of `paths` that exist already (what an export would replace)."""
-    return [Path(p) for p in paths if Path(p).exists()]
+    return [Path(p) for p in paths if os.path.exists(p)]
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -367,6 +441,7 @@ def alpha_sweep(
     session.edit(edit_id)  # a KeyError before any rendering
     path = Path(path)
     _refuse_existing([path], overwrite)
+    animation_format(path, format)  # a format it cannot be written in, before the frames
     strengths = sweep_strengths(start, stop, frames)
     written = 2 * frames - 2 if bounce else frames
     clock = _Clock(frames + written)  # one step per frame rendered, one per frame written
@@ -414,6 +489,8 @@ def batch_export(
     seeds = list(seeds)
     paths = batch_paths(folder, seeds, name_pattern, format)
     _refuse_existing(paths, overwrite)
+    if paths:
+        image_format(paths[0], format)  # a format no file can be written in, before any
     clock = _Clock(len(seeds))
     platform = rendering_platform(ctx.device)  # one device draws every file
     saved = []

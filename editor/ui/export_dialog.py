@@ -43,6 +43,7 @@ from editor.engine.export import (
     existing_targets,
     format_from_suffix,
     plan_targets,
+    resolved_targets,
     with_format_suffix,
 )
 from editor.engine.session import MAX_SEED, Session
@@ -94,7 +95,7 @@ class ExportDialog(QDialog):
         self.session = session
         self.resolution = resolution
         self.failing = dict(failing or {})
-        self.busy = {_same_file(p) for p in busy}
+        self.busy = set(resolved_targets(busy))
         self.plan: ExportPlan | None = None
         self._formats = {"image": "PNG", "sweep": "GIF"}  # each kind keeps its own choice
         self._build()
@@ -419,7 +420,8 @@ class ExportDialog(QDialog):
             targets = plan_targets(plan)
             check_targets(targets)
             existing = existing_targets(targets)
-            writing = [t for t in targets if _same_file(t) in self.busy]
+            writing = [t for t, same in zip(targets, resolved_targets(targets), strict=True)
+                       if same in self.busy] if self.busy else []
         except (ValueError, OSError) as e:
             self._warn(str(e))
             return
@@ -487,11 +489,6 @@ class ExportDialog(QDialog):
             values["dir"] = str(Path(plan.path).parent)
         for key, value in values.items():
             s.setValue(f"export/{key}", value)
-
-
-def _same_file(path: str | Path) -> Path:
-    """One spelling of a path, for telling whether two exports write the same file."""
-    return Path(os.path.realpath(path))
 
 
 def get_export_plan(parent: QWidget | None, session: Session, resolution: int | None = None,
