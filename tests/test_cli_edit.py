@@ -1016,3 +1016,41 @@ def test_an_edit_says_its_pack_was_computed_with_other_settings(tmp_path, capsys
     # a render without text edits is not told of them
     assert main(["edit", "--seed", "1", *models, "-o", str(tmp_path / "y.png")]) == 0
     assert "global directions" not in capsys.readouterr().err
+
+
+def test_a_session_naming_its_latent_by_a_relative_path_finds_it_beside_itself(
+        tmp_path, models, monkeypatch):
+    # it was read from the working folder: another face.npy there gave another picture,
+    # unwarned; the window reads it from the session's folder
+    from editor.core.checkpoints import load_generator
+
+    gen = load_generator(models[1]).generator
+    rng = np.random.default_rng(0)
+    for folder in ("portraits", "elsewhere"):
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / "face.npy",
+                rng.standard_normal((gen.n_latent, gen.w_dim)).astype(np.float32))
+    session = tmp_path / "portraits" / "face.atelier.json"
+    session.write_text(Session(source=Source(kind="wplus", wplus_path="face.npy")).to_json())
+    pictures = []
+    for cwd in ("portraits", "elsewhere", "."):
+        monkeypatch.chdir(tmp_path / cwd)
+        out = tmp_path / f"{cwd.strip('.') or 'top'}.png"
+        assert main(["edit", "--recipe", str(session), *models, "-o", str(out)]) == 0
+        pictures.append(np.asarray(Image.open(out)))
+    direct = tmp_path / "direct.png"
+    assert main(["edit", "--wplus", str(tmp_path / "portraits" / "face.npy"), *models,
+                 "-o", str(direct)]) == 0
+    for picture in pictures:
+        assert np.array_equal(picture, np.asarray(Image.open(direct)))
+
+
+def test_a_recipe_saved_as_utf8_with_a_bom_is_read(tmp_path, models):
+    # the window opened it; the command line said "not valid JSON (Unexpected UTF-8 BOM)"
+    made = tmp_path / "made.png"
+    assert main(["edit", "--seed", "3", *models, "-o", str(made)]) == 0
+    recipe = tmp_path / "r.atelier.json"
+    recipe.write_text(read_recipe(made), encoding="utf-8-sig")
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(recipe), *models, "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(again)))

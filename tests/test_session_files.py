@@ -299,6 +299,46 @@ def test_a_session_made_with_another_generator_can_open_that_one(window, qtbot, 
     assert window.save_session() and path.read_text() == before
 
 
+@pytest.mark.parametrize("answer", ["Cancel", "Discard"])
+def test_work_done_while_its_generator_loads_is_asked_about_again(window, qtbot, tmp_path,
+                                                                  models, monkeypatch,
+                                                                  answer):
+    # The save question came before the load; a seed set while the generator loaded was
+    # then replaced by the file's, unasked.
+    from editor.ui.generator_choice import OPEN_ITS_OWN
+
+    path, _ = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    _choosing(monkeypatch, OPEN_ITS_OWN)
+    window.document.mark_saved()  # nothing unsaved when the user is asked
+    window.open_session(str(path))
+    assert window._session_after_load is not None  # loading; the window takes input
+    window._set_seed(1234)
+    window.document.end_merge()
+    asked = _answering(monkeypatch, getattr(QMessageBox.StandardButton, answer))
+    qtbot.waitUntil(lambda: window.pack.name == "other", timeout=30_000)
+    qtbot.wait(50)  # the session opens from a timer after the load
+    assert [title for title, _ in asked] == ["Save changes?"]
+    seed = window.document.state.session.source.seed
+    if answer == "Cancel":
+        assert seed == 1234 and window.session_path is None and window.document.modified
+    else:
+        assert window.session_path == path
+        assert seed == json.loads(path.read_text())["source"]["seed"] != 1234
+
+
+def test_nothing_done_while_its_generator_loads_asks_nothing(window, qtbot, tmp_path,
+                                                             models, monkeypatch):
+    from editor.ui.generator_choice import OPEN_ITS_OWN
+
+    path, _ = _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch)
+    _choosing(monkeypatch, OPEN_ITS_OWN)
+    window._set_seed(77)  # unsaved: asked (Discard) before the load, and not again
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Discard)
+    window.open_session(str(path))
+    qtbot.waitUntil(lambda: window.session_path == path, timeout=30_000)
+    assert len(asked) == 1 and not window.document.modified
+
+
 def test_a_session_shown_with_the_generator_open_is_left_unsaved(window, qtbot, tmp_path,
                                                                  models, monkeypatch):
     from editor.ui.generator_choice import SHOW_WITH_OPEN
@@ -506,3 +546,104 @@ def test_a_picture_whose_recipe_cannot_be_used_may_be_inverted_instead(
     assert asked[0][1].startswith("retouched.png: ")
     assert started == ([str(picture)] if invert else [])
     assert window.document.state.session == session
+
+
+@pytest.mark.parametrize("answer", ["Save", "Cancel"])
+def test_saving_over_a_file_changed_on_disk_since_is_asked_first(window, tmp_path,
+                                                                 monkeypatch, answer):
+    # Ctrl+S replaced what another program or window had written meanwhile, unasked.
+    path = tmp_path / "a.atelier.json"
+    path.write_text(Session(source=Source(seed=3)).to_json())
+    window.open_session(str(path))
+    theirs = Session(source=Source(seed=99)).to_json()
+    path.write_text(theirs)
+    window._set_seed(5)
+    window.document.end_merge()
+    asked = _answering(monkeypatch, getattr(QMessageBox.StandardButton, answer))
+    assert window.save_session() == (answer == "Save")
+    assert len(asked) == 1 and "changed on disk" in asked[0][1]
+    if answer == "Save":
+        assert json.loads(path.read_text())["source"]["seed"] == 5
+        assert not window.document.modified
+        window._set_seed(6)
+        assert window.save_session() and len(asked) == 1  # what it wrote itself: not asked
+    else:
+        assert path.read_text() == theirs and window.document.modified
+
+
+def test_saving_a_file_deleted_since_makes_it_again_unasked(window, tmp_path, monkeypatch):
+    path = tmp_path / "a.atelier.json"
+    path.write_text(Session(source=Source(seed=3)).to_json())
+    window.open_session(str(path))
+    path.unlink()
+    window._set_seed(5)
+    asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)
+    assert window.save_session() and asked == []
+    assert json.loads(path.read_text())["source"]["seed"] == 5
+
+
+def test_a_file_reached_through_a_linked_folder_is_one_recent_file(window, tmp_path):
+    # it was listed twice, and opening it by its other path read it again, clearing the
+    # history, instead of saying it was open already
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    (real / "s.atelier.json").write_text(Session(source=Source(seed=3)).to_json())
+    window.open_session(str(tmp_path / "link" / "s.atelier.json"))
+    window._set_seed(8)
+    window.document.end_merge()
+    assert window.save_session()
+    window.open_session(str(real / "s.atelier.json"))
+    assert window.document.undo_stack.canUndo()  # not read again
+    assert "open already" in window.statusBar().currentMessage()
+    recent = QSettings().value("recent/files")
+    recent = [recent] if isinstance(recent, str) else recent
+    assert sum(os.path.realpath(p) == str(real / "s.atelier.json") for p in recent) == 1
+
+
+def test_a_name_with_qts_placeholder_shows_in_the_title(window, qtbot, tmp_path):
+    path = tmp_path / "v2 [*] final.atelier.json"
+    path.write_text(Session(source=Source(seed=3)).to_json())
+    window.open_session(str(path))
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.windowHandle().title().startswith("v2 [*] final.atelier.json")
+
+
+def test_pasting_a_session_files_text_leaves_its_unadded_prompt_out(window, tmp_path):
+    # the prompt typed but not drawn (strength 0) is kept in a session file for the prompt
+    # panel; pasted, it became a strength-0 edit on the stack
+    from PySide6.QtWidgets import QApplication
+
+    from tests.test_editor_window import type_prompt
+
+    type_prompt(window, "smiling face")
+    state = window.document.state
+    window._change(state.update(state.draft.id, strength=0.0), "strength")
+    window.document.end_merge()
+    text = json.dumps(window.document.state.to_session_file(window.current_session()))
+    assert '"draft_id"' in text
+    QApplication.clipboard().setText(text)
+    window.paste()
+    assert window.document.state.session.edits == ()
+
+
+def test_a_file_too_large_to_be_a_session_is_refused_before_it_is_read(window, tmp_path,
+                                                                       monkeypatch):
+    # a 120 MB file was read and parsed on the window's thread: 5 s and 0.6 GB
+    from editor.engine import session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_RECIPE_BYTES", 1_000_000)
+    path = tmp_path / "huge.atelier.json"
+    recipe = json.loads(Session(source=Source(seed=3)).to_json())
+    path.write_text(json.dumps({**recipe, "pad": "x" * 2_500_000}))
+    read = []
+    monkeypatch.setattr(session_module.Path, "read_text",
+                        lambda *a, **k: read.append(a) or "")
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda _p, title, text: shown.append(text)))
+    window.open_session(str(path))
+    assert shown == ["huge.atelier.json is 2.5 MB: too large to be a session (they are at "
+                     "most 1 MB)."]
+    assert read == [] and window.session_path is None

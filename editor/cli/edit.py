@@ -248,8 +248,10 @@ def build_session(args: argparse.Namespace, default_psi: float,
     neutral prompt when it names none (the pack's, as the window offers it)."""
     defaults = defaults or EditDefaults()
     if args.recipe:
-        return replayed_session(recipe if recipe is not None
-                                else read_recipe_file(Path(args.recipe)))
+        session = replayed_session(recipe if recipe is not None
+                                   else read_recipe_file(Path(args.recipe)))
+        # a latent it names by a relative path is beside it, as the window reads it
+        return session.with_source(session.source.found_in(Path(args.recipe).parent))
     psi = default_psi if args.psi is None else args.psi
     if args.wplus:
         source = (wplus_source(args.wplus) if wplus_source is not None

@@ -52,6 +52,15 @@ class Source:
         if self.kind == "wplus" and not (self.wplus_path or self.wplus_data):
             raise RecipeError("a W+ source needs its latent or the path of its latent file")
 
+    def found_in(self, folder: str | Path | None) -> Source:
+        """This source with a latent file named by a relative path (an older or
+        hand-written session) looked for in `folder`, the recipe's own, wherever the
+        replay runs from; other sources as they are."""
+        if self.kind != "wplus" or self.wplus_data or not self.wplus_path or folder is None \
+                or Path(self.wplus_path).is_absolute():
+            return self
+        return replace(self, wplus_path=str(Path(folder) / self.wplus_path))
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -255,13 +264,29 @@ def parse_recipe(text: str) -> dict:
     return d
 
 
+# Far above any session (a thousand edits that each carry a 1024 px direction are about
+# 50 MB), and below what takes the window seconds to read (120 MB: 5 s and 0.6 GB).
+MAX_RECIPE_BYTES = 64_000_000
+
+
 def load_recipe(path: str | Path) -> dict:
     """A .json recipe file as a dict."""
+    return parse_recipe(read_recipe_text(path))
+
+
+def read_recipe_text(path: str | Path, what: str = "recipe") -> str:
+    """The text of a .json recipe or session file (`what` it is, for the messages):
+    RecipeError when it is too large or not UTF-8 text; OSError as reading raises it."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path.name} is {size / 1e6:,.1f} MB: too large to be a "
+                          f"{what} (they are at most {MAX_RECIPE_BYTES / 1e6:,.0f} MB)")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a file saved "UTF-8 with BOM" (Notepad) is one all the same
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise RecipeError(f"{Path(path).name} is not a recipe (not UTF-8 text)") from e
-    return parse_recipe(text)
+        raise RecipeError(f"{path.name} is not a {what} (not UTF-8 text)") from e
 
 
 # ----------------------------------------------------------------- recipe checks

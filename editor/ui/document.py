@@ -56,6 +56,7 @@ class Document(QObject):
         self._unsaved_reset = False
         self._replaying = False  # a step's undo or redo is under way
         self._generation = 0  # bumped by every reset: see `generation`
+        self._revision = 0  # bumped by every change, undo and redo: see `revision`
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
     @property
@@ -64,6 +65,13 @@ class Document(QObject):
         makes it another one; changes, their undo and redo do not. Work started for one
         document (an inversion) checks it before landing in the document open then."""
         return self._generation
+
+    @property
+    def revision(self) -> int:
+        """Bumped by every change the user makes, and by its undo and redo; not by a reset.
+        Whether the user worked on the document between two moments (while a model that
+        a question was answered for loaded, say)."""
+        return self._revision
 
     @property
     def modified(self) -> bool:
@@ -94,6 +102,7 @@ class Document(QObject):
             return  # a panel echoing the state being restored is no step of its own
         key = None if merge_key is None else (merge_key, self._merge_round)
         self.undo_stack.push(StateCommand(self, self._state, new_state, text, key))
+        self._revision += 1
 
     def end_merge(self) -> None:
         """The current drag or typing burst is over: the next change starts a new step."""
@@ -119,6 +128,7 @@ class Document(QObject):
         """A step's undo or redo: a change pushed meanwhile (input still pending when the
         panels were refilled) would land inside the step being replayed."""
         self._replaying = True
+        self._revision += 1
         try:
             self._set(state)
         finally:

@@ -53,6 +53,7 @@ from editor.engine.editor_state import (
     EditorState,
     draft_for_pack,
     new_draft,
+    replayed_session,
 )
 from editor.engine.export import (
     ExportResult,
@@ -74,9 +75,11 @@ from editor.engine.session import (
     PSI_RANGE,
     Edit,
     ModelIdentity,
+    RecipeError,
     Session,
     Source,
     parse_recipe,
+    read_recipe_text,
 )
 from editor.methods.styleclip_files import looks_like_fs3
 
@@ -93,7 +96,7 @@ from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .keys import menu_text
-from .models_dialog import DOWNLOAD_JOB
+from .models_dialog import DOWNLOAD_JOB, same_path
 from .models_menu import ModelsMenu
 from .notices import failed_job_text, show_warning
 from .panel_focus import focus_area, focus_next_area, in_view
@@ -304,8 +307,9 @@ class MainWindow(QMainWindow):
         self._fallback_generator: Path | None = None  # opened if the last model fails
         # what waits for a model: files named at start, a recipe whose generator opens
         self._open_when_loaded: list[Callable[[], object]] = []
-        # (a session, the generator it was made with): the session opens once that loads
-        self._session_after_load: tuple[str, ModelIdentity] | None = None
+        # a session file that opens once its own generator has loaded: (path, generator,
+        # the document's revision when the user agreed to replace it)
+        self._session_after_load: tuple[str, ModelIdentity, int] | None = None
         self._restore_settings(open_last_model)
         self._on_state_changed(self.document.state)
 
@@ -1492,8 +1496,12 @@ class MainWindow(QMainWindow):
         name on another document, and Save overwrote the file with it). One made with
         another generator may open that one first."""
         path = os.path.abspath(path)
-        awaited = self._session_after_load is not None and self._session_after_load[0] == path
+        after = self._session_after_load
+        awaited = after is not None and after[0] == path
         self._session_after_load = None
+        if awaited and self.document.revision != after[2] and \
+                not self._may_replace_document():
+            return  # worked on while its generator loaded: asked again, and kept
         if not awaited and self._is_open_unchanged(path):
             # reading it again would only clear the history (undo back past the last save)
             self.statusBar().showMessage(f"{Path(path).name} is open already", 5000)
@@ -1507,7 +1515,8 @@ class MainWindow(QMainWindow):
                 return
             if choice == OPEN_ITS_OWN:
                 assert checked.made_with is not None
-                self._session_after_load = (path, checked.made_with)
+                self._session_after_load = (path, checked.made_with,
+                                            self.document.revision)
                 self.open_generator(checked.made_with.path)
                 return
         opened = self._read_session(path)
@@ -1525,7 +1534,7 @@ class MainWindow(QMainWindow):
     def _is_open_unchanged(self, path: str) -> bool:
         """Whether `path` is the open session's file, unchanged since this window read or
         wrote it, with no change in the document since."""
-        return (self.session_path is not None and Path(path) == self.session_path
+        return (self.session_path is not None and same_path(path, self.session_path)
                 and not self.document.modified and self._session_file_sha is not None
                 and _sha256_or_none(self.session_path) == self._session_file_sha)
 
@@ -1550,11 +1559,9 @@ class MainWindow(QMainWindow):
         used."""
         name = Path(path).name
         try:
-            # utf-8-sig: a file saved "UTF-8 with BOM" (Notepad) is a session all the same
-            text = Path(path).read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            QMessageBox.warning(self, CANNOT_OPEN_SESSION,
-                                f"{name} is not a session (not UTF-8 text).")
+            text = read_recipe_text(path, "session")
+        except RecipeError as e:
+            QMessageBox.warning(self, CANNOT_OPEN_SESSION, f"{e}.")
             return None
         except OSError as e:
             QMessageBox.warning(self, CANNOT_OPEN_SESSION, f"{name}: {e.strerror or e}")
@@ -1604,7 +1611,10 @@ class MainWindow(QMainWindow):
         `folder` (the recipe's own)."""
         try:
             recipe = parse_recipe(text)
-            session = Session.from_recipe(recipe)
+            # a session file's prompt being written at strength 0 is no stack edit when
+            # its text is pasted (it goes back to the prompt panel only when opened)
+            session = Session.from_recipe(recipe) if restore_draft else \
+                replayed_session(recipe)
             session = session.with_source(self._latent_taken_in(session.source, folder,
                                                                 read=check_latent))
             if check_latent and session.source.kind == "wplus" and self.pack is not None:
@@ -1650,13 +1660,11 @@ class MainWindow(QMainWindow):
         (before the generator to read it with is chosen) only its path is made whole."""
         if source.kind != "wplus" or source.wplus_data or not source.wplus_path:
             return source
-        where = Path(source.wplus_path)
-        if not where.is_absolute() and folder is not None:
-            where = folder / where
+        source = source.found_in(folder)
         if self.pack is None or not read:  # read when a model opens (_source_for_new_model)
-            return dataclasses.replace(source, wplus_path=str(where))
+            return source
         g = self.pack.model.generator
-        loaded = wplus_file_source(where, g.n_latent, g.w_dim)
+        loaded = wplus_file_source(Path(source.wplus_path), g.n_latent, g.w_dim)
         return dataclasses.replace(loaded, label=source.label or loaded.label)
 
     def save_session(self) -> bool:
@@ -1668,7 +1676,24 @@ class MainWindow(QMainWindow):
                                     f"({self.session_path.parent}) no longer exists: choose "
                                     "where to save it.")
             return self.save_session_as()
+        if self._changed_on_disk() and QMessageBox.question(
+                self, "Save session",
+                f"{self.session_path.name} has changed on disk since this window opened or "
+                "saved it (another program or window wrote it). Saving replaces those "
+                "changes.\n\nSave over it anyway? (Cancel, then File ▸ Save session as…, "
+                "keeps both.)",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel) != QMessageBox.StandardButton.Save:
+            return False
         return self._write_session(self.session_path)
+
+    def _changed_on_disk(self) -> bool:
+        """Whether the open session's file holds other bytes than this window read or
+        wrote last (a file gone since is not "changed": saving makes it again)."""
+        if self.session_path is None or self._session_file_sha is None:
+            return False
+        now = _sha256_or_none(self.session_path)
+        return now is not None and now != self._session_file_sha
 
     def save_session_as(self) -> bool:
         suggested = self.session_path or Path(self._last_dir()) / f"session{SESSION_SUFFIX}"
@@ -1755,7 +1780,9 @@ class MainWindow(QMainWindow):
     def _remember_recent(self, path: str) -> None:
         path = os.path.abspath(path)
         s = QSettings()
-        recent = [p for p in settings_values.text_list(s, "recent/files") if p != path]
+        # one entry a file, however it was reached (a linked folder, its real path)
+        recent = [p for p in settings_values.text_list(s, "recent/files")
+                  if not same_path(p, path)]
         s.setValue("recent/files", ([path] + recent)[:MAX_RECENT])
         self._remember_dir(path)
         self._fill_recent_menu()
@@ -1796,6 +1823,7 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         name = self.session_path.name if self.session_path else "untitled"
+        name = name.replace("[*]", "[*][*]")  # Qt's modified-marker placeholder, shown
         dirty = " •" if self.document.modified else ""
         self.setWindowTitle(f"{name}{dirty} — Latent Atelier")
 

@@ -105,7 +105,7 @@ def opening_clip(generator_path: str) -> dict:
 def same_path(a: str | Path, b: str | Path) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links
         return False
 
 
