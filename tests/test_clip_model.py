@@ -723,3 +723,29 @@ def test_a_pasted_page_is_read_as_far_as_clip_reads_without_tokenizing_all_of_it
     assert torch.equal(clip.text_embedding(page), expected)  # what CLIP reads is the same
     assert clip.prompt_is_cut(page)
     assert max(tokenized) < 2000  # not the whole page
+
+
+@pytest.mark.parametrize("letters", ["一二三四五六七八九十人大天日月山川田", "abcdefghij",
+                                     "ab"])
+def test_a_long_prompt_without_spaces_is_read_as_far_as_clip_reads(clip, letters,
+                                                                   monkeypatch):
+    # Chinese or Japanese text has no spaces: one word of 60,000 characters, whose byte-
+    # pair merging held the window for 9.5 s (the cut only came at spaces)
+    import random
+
+    rng = random.Random(0)
+    text = "".join(rng.choice(letters) for _ in range(3000))
+    assert torch.equal(clip.tokenize([clip.readable_part(text)]), clip.tokenize([text]))
+    assert torch.equal(clip.tokenize([f"a photo of {clip.readable_part(text)}."]),
+                       clip.tokenize([f"a photo of {text}."]))
+    encoded: list[int] = []
+    encode = clip._tokenizer.encode
+    monkeypatch.setattr(clip._tokenizer, "encode",
+                        lambda t: (encoded.append(len(t)), encode(t))[1])
+    tokenize = clip.tokenize
+    monkeypatch.setattr(clip, "tokenize", lambda prompts: (
+        encoded.append(max(map(len, prompts))), tokenize(prompts))[1])
+    page = text * 20
+    assert clip.prompt_is_cut(page)
+    clip.text_embedding(page)
+    assert max(encoded) < 3000  # not the whole page

@@ -450,6 +450,33 @@ def test_page_keys_step_a_focused_slider_and_the_seed_otherwise(window, qtbot):
     assert window.document.state.session.source.seed == seed + 1
 
 
+def test_plain_window_keys_typed_in_a_prompt_box_stay_in_the_box(window, qtbot,
+                                                                 monkeypatch):
+    # PgUp/PgDown in Neutral or Target stepped the seed (the face being edited was lost
+    # while typing), and F2 opened the selected stack edit's rename box
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QInputDialog
+
+    renamed = []
+    monkeypatch.setattr(QInputDialog, "getText",
+                        staticmethod(lambda *a, **k: renamed.append(a) or ("", False)))
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    window.prompt_panel.add_button.click()
+    window.stack_panel.list.setCurrentRow(0)
+    seed = window.document.state.session.source.seed
+    for box in (window.prompt_panel.neutral, window.prompt_panel.target):
+        box.setFocus()
+        for key in (Qt.Key.Key_PageDown, Qt.Key.Key_PageUp, Qt.Key.Key_F2):
+            QTest.keyClick(box, key)
+        QTest.keyClicks(box, "rs")  # typed, as before
+        assert box.text().endswith("rs") and box.hasFocus()
+    assert window.document.state.session.source.seed == seed and renamed == []
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_PageDown)
+    assert window.document.state.session.source.seed == seed + 1
+
+
 def test_a_long_edit_name_and_an_error_keep_the_stack_rows_readable(window, qtbot):
     window.resize(1280, 820)
     window.show()
@@ -2310,15 +2337,15 @@ def test_beta_stays_off_where_it_would_change_nothing(qtbot):
     auto = Edit("global", {"neutral": "a face", "target": "a beard", "auto_beta": True})
     panel.show_edit(auto, bound=False)
     panel.set_text_edits_available(True)
-    assert not panel.beta.isEnabled()
+    assert not panel.beta.editable
     panel.set_text_edits_available(False, "Prompt edits need a CLIP model")
     panel.show_edit(manual, bound=False)
-    assert not panel.beta.isEnabled()
+    assert not panel.beta.editable
     panel.auto_beta.setChecked(True)
     panel.auto_beta.setChecked(False)
-    assert not panel.beta.isEnabled()
+    assert not panel.beta.editable
     panel.set_text_edits_available(True)
-    assert panel.beta.isEnabled()
+    assert panel.beta.editable
 
 
 def test_reopening_the_open_session_and_saving_first_shows_what_was_saved(
@@ -2781,7 +2808,7 @@ def test_turning_auto_beta_off_keeps_the_beta_it_chose_and_the_picture(window, q
     assert chosen != window.document.state.draft.params["beta"]
     pp.auto_beta.click()
     assert window.document.state.draft.params["beta"] == chosen  # every digit
-    assert pp.beta.isEnabled() and pp.beta.box.text() == f"{chosen:.3f}"
+    assert pp.beta.editable and pp.beta.box.text() == f"{chosen:.3f}"
     np.testing.assert_array_equal(settled(window, qtbot), before)
 
 
@@ -3029,3 +3056,24 @@ def test_a_long_stack_is_built_in_time_linear_in_its_edits(qtbot):
             chain.append(widget)
         widget = widget.nextInFocusChain()
     assert chain == [w for e in edits for w in panel.row(e.id).focus_chain()]
+
+
+def test_the_channel_line_counts_in_words_and_suggestions_wait_for_text_edits(qtbot):
+    # "1 style channels pass"; and the "…" button stayed usable on a pack without
+    # directions, writing a suggestion into the disabled Target box as an undo step
+    from editor.engine.compose import EditStatus
+    from editor.ui.prompt_panel import PromptPanel, status_text
+
+    assert status_text(EditStatus(n_channels=1, beta=0.3)) == \
+        "1 style channel passes at β = 0.300"
+    assert status_text(EditStatus(n_channels=2)) == "2 style channels pass"
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.set_text_edits_available(False, "needs this pack's directions")
+    panel.set_suggestions(["smiling face", "face with glasses"])
+    assert not panel.suggest_button.isEnabled()
+    panel.set_text_edits_available(True)
+    assert panel.suggest_button.isEnabled()
+    panel.set_suggestions([])
+    panel.set_text_edits_available(True)
+    assert not panel.suggest_button.isEnabled()  # an empty menu

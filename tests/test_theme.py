@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QCheckBox, QRadioButton, QSlider, QToolButton
 
 from editor.ui.icons import icon
@@ -203,3 +204,31 @@ def test_the_prompt_panels_notice_takes_the_themes_warning_colour(qtbot, themed)
     dark = warning_colour(QApplication.palette()).name()
     assert dark != light
     qtbot.waitUntil(lambda: dark in panel.notice.text(), timeout=2000)
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_placeholders_and_the_auto_beta_value_are_readable(qtbot, themed, qapp, theme):
+    # the light placeholder (what an empty Neutral box means) was 4.0:1; the β auto-β
+    # chose was drawn disabled, 1.6:1 in the light theme
+    from editor.engine.session import Edit
+    from editor.ui.prompt_panel import PromptPanel
+
+    themed(theme)
+    pal = qapp.palette()
+    ratio = _contrast(pal.color(QPalette.ColorRole.PlaceholderText),  # in a text box
+                      pal.color(QPalette.ColorRole.Base))
+    assert ratio >= 4.5, f"{theme}: placeholder at {ratio:.2f}:1"
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.show_edit(Edit("global", {"neutral": "face", "target": "a beard",
+                                    "auto_beta": True}), bound=False)
+    box = panel.beta.box
+    assert box.isEnabled() and box.isReadOnly() and not panel.beta.editable
+    ratio = _contrast(box.palette().color(QPalette.ColorGroup.Active,
+                                          QPalette.ColorRole.Text),
+                      box.palette().color(QPalette.ColorRole.Base))
+    assert ratio >= 4.5
+    before = box.value()
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_Up)
+    assert box.value() == before  # read-only: the engine's value is not stepped

@@ -33,7 +33,7 @@ from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults
 from editor.engine.session import Edit
 
 from .elided_label import ElidedLabel
-from .keys import menu_text, route_undo_keys
+from .keys import claim_keys, menu_text, route_undo_keys
 from .sliders import FloatSlider
 from .theme import warning_colour
 
@@ -110,6 +110,8 @@ class PromptPanel(QWidget):
         target_row.addWidget(self.suggest_button)
         route_undo_keys([self.neutral, self.target], self._finish_typing)
         for box in (self.neutral, self.target):
+            # typing: PgUp/PgDown stepped the seed, F2 opened the selected edit's rename
+            claim_keys(box)
             box.setMaxLength(PROMPT_MAX_LENGTH)
             box.textEdited.connect(lambda _t: self._typing.start())
             box.editingFinished.connect(self._finish_typing)
@@ -283,7 +285,8 @@ class PromptPanel(QWidget):
             act = QAction(menu_text(text), menu)
             act.triggered.connect(lambda _c=False, t=text: self._use_suggestion(t))
             menu.addAction(act)
-        self.suggest_button.setEnabled(bool(prompts))
+        # a pack without directions offers them too, but they cannot be used yet
+        self.suggest_button.setEnabled(bool(prompts) and self._available)
         completer = QCompleter(prompts, self.target)
         completer.setFilterMode(completer.filterMode().MatchContains)
         completer.activated.connect(lambda _t: self._finish_typing())
@@ -292,8 +295,9 @@ class PromptPanel(QWidget):
     def set_text_edits_available(self, available: bool, reason: str = "") -> None:
         self._available = available
         for w in (self.neutral, self.target, self.alpha, self.auto_beta,
-                  self.gate, self.add_button, self.suggest_button):
+                  self.gate, self.add_button):
             w.setEnabled(available)
+        self.suggest_button.setEnabled(available and bool(self.suggest_button.menu().actions()))
         self._enable_beta()
         self._notice_reason = reason
         self._show_notice()
@@ -362,8 +366,8 @@ class PromptPanel(QWidget):
     def _enable_beta(self) -> None:
         """β is set by hand only where text edits work and auto-β is off (a slider that
         moves nothing made undo steps that changed nothing)."""
-        auto = self.auto_beta.isChecked()
-        self.beta.setEnabled(self._available and not auto)
+        self.beta.setEnabled(self._available)
+        self.beta.set_read_only(self.auto_beta.isChecked())  # the chosen β stays readable
 
     def _toggle_auto_beta(self, on: bool) -> None:
         self._enable_beta()
@@ -388,7 +392,8 @@ def status_text(status: EditStatus | None) -> str:
     if status.error:
         return f"⚠ {status.error}"
     beta = f" at β = {status.beta:.3f}" if status.beta is not None else ""
-    text = f"{status.n_channels} style channels pass{beta}"
+    passes = "channel passes" if status.n_channels == 1 else "channels pass"
+    text = f"{status.n_channels} style {passes}{beta}"
     return text + warning_lines(status.prompt_warnings())
 
 

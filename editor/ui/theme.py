@@ -50,6 +50,9 @@ _DARK_DISABLED = {
 # Fusion's light selection (#308cc6) held white at 3.7:1; this one holds white and the
 # black of a selected row's widgets at 4.6:1
 _LIGHT_HIGHLIGHT = "#3977c1"
+# Fusion's light placeholder is black at half opacity: 4.0:1 on white. The Neutral box's
+# placeholder says what an empty box means, so it is text to read: 5.3:1 on white.
+_LIGHT_PLACEHOLDER = "#6b6b6b"
 
 # Fusion draws a check box or radio button frame, and a text or number box's edge, in the
 # window colour darkened by 40 %, which is close to the base colour they are filled with:
@@ -232,6 +235,8 @@ def apply_theme(name: str, app: QApplication | None = None) -> str:
         light = app.style().standardPalette()
         for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
             light.setColor(group, QPalette.ColorRole.Highlight, QColor(_LIGHT_HIGHLIGHT))
+            light.setColor(group, QPalette.ColorRole.PlaceholderText,
+                           QColor(_LIGHT_PLACEHOLDER))
         app.setPalette(light)
     else:
         app.setPalette(app._atelier_default_palette)
