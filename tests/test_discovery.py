@@ -1282,3 +1282,83 @@ def test_cli_discover_warns_about_words_the_clip_never_learned(capsys, monkeypat
     assert "words this CLIP never learned: “banana”, “spaceship”" in err
     assert main(["discover", "--words", "red hair", "--no-mixture"]) == 130
     assert "never learned" not in capsys.readouterr().err
+
+
+def test_words_the_clip_never_learned_label_nothing_and_leave_the_key_alone(capsys,
+                                                                           monkeypatch):
+    # `--words "freckles,zzzqqq,sunburn"` warned that the demo CLIP "cannot label anything
+    # with them", then showed "sunburn" at 0.47 as a label; and the junk words moved the
+    # vocabulary's mean, so every other label's confidence moved too
+    from editor.cli import main
+    from editor.engine.models import DEMO_GENERATOR
+    from editor.engine.packs import demo_clip_source, open_pack
+
+    pack = open_pack(DEMO_GENERATOR, demo_clip_source())
+    junk = ["zzzqqq", "sunburn", "red sunburn"]
+    assert dd.unlearned_label_words(pack, junk) == ("zzzqqq", "sunburn")
+    labels = [w.label for w in dd.label_setup(pack, ["ginger", *junk]).vocabulary.words]
+    assert "ginger" in labels and not set(junk) & set(labels)
+    assert dd.label_setup(pack, junk).identity() == dd.label_setup(pack).identity()
+    shipped = dd.cached_discovery(pack)  # so the cache key is the one without them
+    assert dd.cached_discovery(pack, junk) is not None
+    assert not dd.finds_more(pack, shipped, junk)
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(dd, "discovery_job", stop)
+    assert main(["discover", "--words", "sunburn", "--no-mixture"]) == 130
+    assert "so labels with them are left out" in capsys.readouterr().err
+
+
+def test_cli_discover_out_of_memory_says_what_was_kept_and_suggests_a_smaller_batch(
+        tmp_path, capsys, monkeypatch):
+    # it printed only "out of GPU memory (asked for ...)", where `atelier precompute`
+    # says its progress is kept and suggests a smaller --batch-size
+    from editor.cli import main
+    from editor.core.generator import Generator
+
+    gen, clip = _tiny_files(tmp_path)
+    real = Generator.synthesize
+    calls = []
+
+    def runs_out(self, *a, **k):
+        calls.append(1)
+        if len(calls) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Generator, "synthesize", runs_out)
+    argv = ["discover", "--generator", str(gen), "--clip-checkpoint", str(clip),
+            "--n-samples", "40", "--k", "3", "--no-mixture", "--batch-size", "8"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "out of GPU memory" in err and "Traceback" not in err
+    assert err.rstrip().endswith("; the images sampled so far are kept: run again with a "
+                                 "smaller --batch-size (this run: 8)")
+    calls.extend([1] * 10)  # out of memory at once: nothing new kept, the advice stands
+    assert main([*argv, "--seed", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("); run again with a smaller --batch-size (this run: 8)")
+    assert "kept" not in err
+
+
+def test_a_damaged_cached_discovery_is_reported_once(tmp_path, caplog):
+    # the job's cache look-up warned, then the run loaded the same entry and warned again
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen, clip = _tiny_files(tmp_path)
+    pack = open_pack(gen, ClipSource(path=str(clip)))
+    config = dc.DiscoveryConfig(n_samples=40, k=3, mixture=False)
+    _last(dd.discovery_job(pack, config=config))
+    path = dd._entry(pack, config, dd.label_setup(pack), None).path
+    data = bytearray(path.read_bytes())
+    data[-20:] = bytes(20)  # the checksum no longer matches
+    path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        again = _last(dd.discovery_job(pack, config=config))
+    assert not again.from_cache
+    assert [r.getMessage() for r in caplog.records].count(
+        f"ignored {path}: damaged, or written for other models or by another version; it "
+        "is computed again") == 1

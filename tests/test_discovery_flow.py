@@ -255,3 +255,18 @@ def test_label_words_are_read_one_a_line_or_comma_separated():
     assert parse_words(" a  red\tnose ,, freckles\n\nfreckles\n sunburn ") == [
         "a red nose", "freckles", "sunburn"]
     assert parse_words("") == []
+
+
+def test_label_words_beyond_the_most_kept_are_named_in_the_status_bar(qtbot, tiny_pack,
+                                                                      monkeypatch):
+    # words past the 200th were dropped without a word
+    many = ", ".join(f"word{i}" for i in range(flow_module.MAX_WORDS + 5))
+    monkeypatch.setattr(flow_module.QInputDialog, "getMultiLineText",
+                        staticmethod(lambda *a, **k: (many, True)))
+    flow, panel, _, _ = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    panel.words_button.click()
+    assert len(flow.words()) == flow_module.MAX_WORDS
+    assert flow.words()[-1] == f"word{flow_module.MAX_WORDS - 1}"
+    assert f"Kept the first {flow_module.MAX_WORDS} of {flow_module.MAX_WORDS + 5} label " \
+        "words" in flow.window.statusBar().currentMessage()

@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 
 from editor.core.arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, is_out_of_memory
 from editor.engine.session import MAX_SEED
 
 from . import command_help
 from .failures import failure_line
 from .outputs import warnings_prefixed
-from .precompute import ProgressLine, pack_settings_note
+from .precompute import ProgressLine, out_of_memory_advice, pack_settings_note
 
 PROG = "atelier discover"
 # editor.methods.discovery.METHODS, repeated to keep --help light
@@ -105,13 +105,27 @@ def _extra_words(args: argparse.Namespace) -> list[str]:
 
 def _warn_unknown_words(pack, words: list[str]) -> None:
     """Say which extra label words the pack's CLIP never learned (the demo CLIP knows only
-    its captions' words), as the prompt panel does: their labels would mean nothing."""
+    its captions' words), as the prompt panel does: their labels would mean nothing, so
+    label_setup leaves them out."""
     from editor.engine.discovered import unlearned_label_words
 
     if unknown := unlearned_label_words(pack, words):
         print(f"{PROG}: warning: words this CLIP never learned: "
-              f"{', '.join(f'“{w}”' for w in unknown)}; it cannot label anything with them",
-              file=sys.stderr)
+              f"{', '.join(f'“{w}”' for w in unknown)}; it cannot label anything with them, "
+              "so labels with them are left out", file=sys.stderr)
+
+
+def _failure(e: BaseException, pack, config) -> int:
+    """The error line; out of memory, with what was kept and a smaller batch to try."""
+    from editor.engine.discovered import samples_kept
+    from editor.methods.global_directions import suggested_batch_size
+
+    line = failure_line(e)  # (another RuntimeError is a bug: it goes on as a traceback)
+    if is_out_of_memory(e):
+        batch = config.batch_size or suggested_batch_size(pack.model.generator)
+        kept = "the images sampled so far are kept" if samples_kept(pack, config) else ""
+        line += out_of_memory_advice(e, batch, kept)
+    return _error(line)
 
 
 def _check_counts(n_samples: int, k: int, clip_width: int | None) -> None:
@@ -224,7 +238,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted; no directions were written{kept}.", file=sys.stderr)
         return 130
     except (AtelierError, ValueError, MemoryError, RuntimeError) as e:
-        return _error(failure_line(e))
+        return _failure(e, pack, config)
     assert result is not None
     how = ("from the cache" if result.from_cache
            else f"in {result.info.get('seconds', 0):.0f} s")

@@ -118,6 +118,15 @@ def _error(message: str) -> int:
     return 1
 
 
+def out_of_memory_advice(e: BaseException, batch: int, kept: str = "") -> str:
+    """What follows an error line when the run ran out of memory: what was kept (`kept`,
+    e.g. "progress saved"), and that fewer renders per call may fit."""
+    if not is_out_of_memory(e) or batch <= 1:  # one render a call: no smaller batch
+        return ""
+    saved = f"{kept}: " if kept else ""
+    return f"; {saved}run again with a smaller --batch-size (this run: {batch})"
+
+
 def format_eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA --"
@@ -438,9 +447,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     except (AtelierError, ValueError, OSError, MemoryError, RuntimeError) as e:
-        advice = (f"; progress saved: run again with a smaller --batch-size (this run: "
-                  f"{batch})" if is_out_of_memory(e) and batch > 1 else "")
-        return _error(failure_line(e) + advice)
+        return _error(failure_line(e) + out_of_memory_advice(e, batch, "progress saved"))
     assert data is not None
     if data.save_error:
         return _error(with_folder_source(f"the pack was computed but not kept: "

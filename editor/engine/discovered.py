@@ -126,16 +126,32 @@ def demo_concept(word: str) -> str | None:
 # --------------------------------------------------------------------------- per pack
 
 
-def unlearned_label_words(pack: OpenPack, words: Sequence[str]) -> list[str]:
+def unlearned_label_words(pack: OpenPack, words: Sequence[str]) -> tuple[str, ...]:
     """The user's label words that the pack's CLIP never learned (the demo CLIP knows only
     its captions' words): they can label nothing, and the user is told so."""
     return unknown_words(list(words), pack.clip_vocabulary(),
                          getattr(pack.clip, "read_words", None))
 
 
+def learned_label_words(pack: OpenPack, words: Sequence[str]) -> list[str]:
+    """The user's label words and phrases less those with a word the pack's CLIP never
+    learned (unlearned_label_words): such a label is noise, and as labels are scored
+    against the vocabulary's mean it would shift every other label's confidence too."""
+    if not words:  # (the demo vocabulary is built only where there are words to check)
+        return []
+    known = pack.clip_vocabulary()
+    if known is None:  # any word may be a label
+        return list(words)
+    read_words = getattr(pack.clip, "read_words", None)
+    return [w for w in words if not unknown_words([w], known, read_words)]
+
+
 def label_setup(pack: OpenPack, extra_words: Sequence[str] = ()) -> dc.LabelSetup:
+    """What labels this pack's directions: built-in words and the user's learned ones
+    (so the cache key, which covers the vocabulary, ignores words the CLIP cannot read)."""
     if pack.clip is None:
         raise ValueError("discovery needs a CLIP model")
+    extra_words = learned_label_words(pack, extra_words)
     if pack.is_demo:  # the demo's generator may be opened with another CLIP too
         return dc.LabelSetup(demo_vocabulary(extra_words),
                              _mixture_tokens(pack, lambda t: dc.tokens_in_texts(t, _demo_texts())),
@@ -244,11 +260,14 @@ def discovery_job(pack: OpenPack, cancel: pc.CancelToken = None,
             yield Progress(1, 1, "loaded from cache", 0.0)
             yield found
             return
+    # Without a root, cached_discovery has looked the entry up already (and warned about
+    # a damaged one): the run must not load it, and warn, again.
+    reuse = root is not None and not recompute
     data = pack.data
     yield from dc.run_discovery(
         pack.model.generator, pack.clip, setup, _entry(pack, config, setup, root), config,
         sampler=pack.sample_w(), relevance=data.relevance if data else None,
-        stats=data.stats if data else None, cancel=cancel, reuse=not recompute,
+        stats=data.stats if data else None, cancel=cancel, reuse=reuse,
         samples_entry=_samples_entry(pack, config, root))
 
 

@@ -43,13 +43,14 @@ MAX_WORDS = 200  # more would make the labelling slow and the list unreadable
 
 
 def parse_words(text: str) -> list[str]:
-    """Comma- or line-separated words and phrases, trimmed, each once, in order."""
+    """Comma- or line-separated words and phrases, trimmed, each once, in order (all of
+    them: set_words keeps MAX_WORDS and says so)."""
     found: list[str] = []
     for part in text.replace("\n", ",").split(","):
         word = " ".join(part.split())
         if word and word not in found:
             found.append(word)
-    return found[:MAX_WORDS]
+    return found
 
 
 def remembered_transfer() -> str:
@@ -103,18 +104,29 @@ class DiscoveryFlow(QObject):
 
     def set_words(self, words: list[str]) -> None:
         """Label the open pack's directions with these words too (from the next Discover;
-        the directions shown stay until then, and Discover again is offered)."""
+        the directions shown stay until then, and Discover again is offered). Of more
+        than MAX_WORDS the first are kept; the status bar says so, and names the words
+        the pack's CLIP never learned (labels with them are left out)."""
         pack = self._pack()
-        if pack is None or words == self.words(pack):
+        if pack is None:
             return
+        notes = [f"Kept the first {MAX_WORDS} of {len(words)} label words: more would make "
+                 "the labelling slow and the list unreadable"] if len(words) > MAX_WORDS else []
+        words = words[:MAX_WORDS]
+        if words != self.words(pack):
+            self._keep_words(pack, words)
+            if unknown := unlearned_label_words(pack, words):
+                notes.append(f"Words this CLIP never learned: {', '.join(unknown)}; it cannot "
+                             "label anything with them, so labels with them are left out")
+        if notes:
+            self.window.statusBar().showMessage(". ".join(notes), 10000)
+
+    def _keep_words(self, pack: OpenPack, words: list[str]) -> None:
+        """Remember the pack's words and show its discovery with them, if there is one."""
         LABEL_WORDS.put(pack.model.content_hash, list(words))
         if pack.clip is not None:
             self._set_discovery(self._cached(pack), pack)
             self._show()
-        if unknown := unlearned_label_words(pack, words):
-            self.window.statusBar().showMessage(
-                f"Words this CLIP never learned: {', '.join(unknown)}; it cannot label "
-                "anything with them", 10000)
 
     def ask_words(self) -> None:
         words = self.words()
