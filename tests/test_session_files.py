@@ -647,3 +647,27 @@ def test_a_file_too_large_to_be_a_session_is_refused_before_it_is_read(window, t
     assert shown == ["huge.atelier.json is 2.5 MB: too large to be a session (they are at "
                      "most 1 MB)."]
     assert read == [] and window.session_path is None
+
+
+def test_a_session_whose_latent_file_is_gone_opens_its_edits_on_the_picture_open(
+        window, tmp_path, monkeypatch):
+    # the whole session was refused ("could not read the latent file gone.npy"), and the
+    # edit stack with it
+    path = tmp_path / "a.atelier.json"
+    recipe = Session(source=Source(kind="wplus", wplus_path="gone.npy")).to_recipe()
+    recipe["edits"] = [{"kind": "global", "strength": 3.0, "name": "mine", "id": "abc",
+                        "params": {"neutral": "face", "target": "smiling face"}}]
+    path.write_text(json.dumps(recipe))
+    window._set_seed(4)
+    window.document.mark_saved()
+    shown, refused = [], []
+    monkeypatch.setattr("editor.ui.main_window.show_warning",
+                        lambda _p, title, text: shown.append((title, text)))
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda *a: refused.append(a)))
+    window.open_session(str(path))
+    assert refused == []
+    state = window.document.state.session
+    assert window.session_path == path and [e.name for e in state.edits] == ["mine"]
+    assert state.source == Source(seed=4, psi=state.source.psi)
+    assert window.document.modified  # saving records another picture than the file's
+    assert len(shown) == 1 and str(tmp_path / "gone.npy") in shown[0][1]

@@ -207,6 +207,14 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
+def _missing_latent_file(source: Source) -> str | None:
+    """The path of the latent file a source names and that is not there (None: it is, or
+    the source carries its latent, or is a seed)."""
+    if source.kind != "wplus" or source.wplus_data or not source.wplus_path:
+        return None
+    return None if Path(source.wplus_path).exists() else source.wplus_path
+
+
 def _status_key(session: Session | None, edit_id: str) -> tuple | None:
     """What the engine's report on an edit depends on (not its strength): two sessions
     that agree on it report the same; None where the edit is not drawn."""
@@ -1615,6 +1623,14 @@ class MainWindow(QMainWindow):
             # its text is pasted (it goes back to the prompt panel only when opened)
             session = Session.from_recipe(recipe) if restore_draft else \
                 replayed_session(recipe)
+            notes = []
+            missing = _missing_latent_file(session.source.found_in(folder))
+            if check_latent and missing is not None:
+                # the edits are the user's work: kept, on the picture open now
+                notes.append(f"{name} starts from the latent file {missing}, which is not "
+                             "there. Its edits are shown on the picture open now, and "
+                             "saving records that picture.")
+                session = session.with_source(self.document.state.session.source)
             session = session.with_source(self._latent_taken_in(session.source, folder,
                                                                 read=check_latent))
             if check_latent and session.source.kind == "wplus" and self.pack is not None:
@@ -1625,7 +1641,6 @@ class MainWindow(QMainWindow):
             else:
                 QMessageBox.warning(self, title, f"{name}: {e}")
             return None
-        notes = []
         if session.noise_mode == "random":
             session = dataclasses.replace(session, noise_mode="const")
             notes.append(f"{name} draws random noise: a different picture at every render, "
