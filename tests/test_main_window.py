@@ -192,6 +192,8 @@ def test_the_demo_pack_loaded_at_start_keeps_the_users_recent_files_and_folder(
     qtbot.waitUntil(lambda: window.pack is not None
                     and window.pack.model.path == str(mine), timeout=10_000)
     window.open_generator(str(DEMO_GENERATOR))
+    # its file is generator.safetensors, a name that says nothing
+    assert window.canvas.message == "Loading the demo pack …"
     qtbot.waitUntil(lambda: window.pack.model.path == str(DEMO_GENERATOR), timeout=20_000)
     assert [a.toolTip() for a in window.recent_menu.actions()] == [str(mine)]
     assert window._last_dir() == str(tmp_path)
@@ -579,6 +581,23 @@ def test_a_device_gone_or_passed_over_is_said_once_when_the_model_loads(
     win.source_panel.step_seed(+1)
     win.set_device("auto")  # chosen again: said again, as an answer to the choice
     assert "sm_61" in win.statusBar().currentMessage()
+    close_without_questions(win, qtbot)
+
+
+def test_a_garbage_remembered_device_is_said_in_the_menus_words(qtbot, tmp_path,
+                                                                 monkeypatch):
+    # a hand-edited setting was answered with the command line's advice ("use auto, cpu,
+    # cuda or cuda:N"), which the window has no box to type into
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    QSettings().setValue("render/device", "tpu:0")
+    win = MainWindow(open_last_model=False)
+    qtbot.addWidget(win)
+    assert _device_actions(win)["auto"].isChecked()
+    assert win._start_note.startswith("View ▸ Device was 'tpu:0' last time, which this "
+                                      "computer does not have; ")
+    assert "use auto" not in win._start_note
     close_without_questions(win, qtbot)
 
 

@@ -64,7 +64,7 @@ from editor.engine.export import (
 )
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
-from editor.engine.models import default_generator_path
+from editor.engine.models import DEMO_GENERATOR, default_generator_path
 from editor.engine.packs import ClipSource, OpenPack, default_clip_source, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
@@ -231,6 +231,10 @@ def _finished_text(title: str, result: object) -> str:
         return f"{title}: done"
     what = saved[0].path.name if len(saved) == 1 else f"{len(saved)} files"
     return f"Exported {what} to {saved[0].path.parent}"
+
+
+def _is_demo_generator(path: str) -> bool:
+    return same_path(path, DEMO_GENERATOR)
 
 
 def _bundled(path: str) -> bool:
@@ -1063,8 +1067,10 @@ class MainWindow(QMainWindow):
         with, else the demo CLIP for the demo generator and ViT-B/32 otherwise, its
         installed file first); pack_options go to open_pack."""
         self._fallback_generator = None  # what the user opens now comes before the demo
-        self.statusBar().showMessage(f"loading {Path(path).name} …")
-        self.canvas.set_message(f"Loading {Path(path).name} …")
+        # the demo's file is "generator.safetensors": its name says nothing
+        what = "the demo pack" if _is_demo_generator(path) else Path(path).name
+        self.statusBar().showMessage(f"loading {what} …")
+        self.canvas.set_message(f"Loading {what} …")
         self._loading, self._failed_load = (path, clip, pack_options), None
         # by default with the CLIP it was last used with (its precompute resumes with it)
         self.worker.load_model(path, clip or remembered_clip(path), self._device,
@@ -1078,8 +1084,14 @@ class MainWindow(QMainWindow):
         try:
             choice, device, self._start_note = resolve_device(choice)
         except AtelierError as e:
+            why = str(e)  # a typed --device: the command line's words
+            if not asked and choice not in dict(device_choices()):
+                # the menu's choice from another computer, or a hand-edited setting: no
+                # advice on what to type
+                why = f"View ▸ Device was {choice[:40]!r} last time, which this computer " \
+                      "does not have"
             choice, device, note = resolve_device("auto")
-            self._start_note = f"{e}; {note or f'rendering on {device}'}"
+            self._start_note = f"{why}; {note or f'rendering on {device}'}"
         return choice, device
 
     def set_device(self, choice: str) -> None:
