@@ -16,6 +16,7 @@ discovery_job(pack, root=DEMO_DIRECTIONS) in about 20 s on one CPU thread).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,23 +155,37 @@ def label_setup(pack: OpenPack, extra_words: Sequence[str] = ()) -> dc.LabelSetu
     extra_words = learned_label_words(pack, extra_words)
     if pack.is_demo:  # the demo's generator may be opened with another CLIP too
         return dc.LabelSetup(demo_vocabulary(extra_words),
-                             _mixture_tokens(pack, lambda t: dc.tokens_in_texts(t, _demo_texts())),
+                             _mixture_tokens(pack, "demo", lambda t: dc.tokens_in_texts(
+                                 t, _demo_texts())),
                              demo_concept)
     return dc.LabelSetup(dc.general_vocabulary(extra_words),
-                         _mixture_tokens(pack, dc.whole_word_tokens))
+                         _mixture_tokens(pack, "whole words", dc.whole_word_tokens))
 
 
-def _mixture_tokens(pack: OpenPack, tokens_of: Callable[[object], dc.TokenSet]
+# tokenizer -> {kind: its TokenSet}: the window asks on every model switch and words
+# change, on its own thread, and 32,080 whole-word entries take 0.17 s to gather
+_TOKEN_SETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _mixture_tokens(pack: OpenPack, kind: str, tokens_of: Callable[[object], dc.TokenSet]
                     ) -> dc.TokenSet | None:
-    """The tokens the mixture may use, or None (zero-shot labels only) where it cannot
-    run: a tokenizer without a BPE table, or a CLIP whose text tower it cannot drive."""
+    """The tokens the mixture may use (`kind` of them, gathered by `tokens_of` once per
+    tokenizer), or None (zero-shot labels only) where it cannot run: a tokenizer without
+    a BPE table, or a CLIP whose text tower it cannot drive."""
     assert pack.clip is not None
     if not dc.supports_token_mixture(pack.clip.model):
         return None
+    tokenizer = pack.clip.tokenizer
     try:
-        return tokens_of(pack.clip.tokenizer)
-    except TypeError:
-        return None
+        known = _TOKEN_SETS.setdefault(tokenizer, {})
+    except TypeError:  # not weakly referenceable: gathered every time
+        known = {}
+    if kind not in known:
+        try:
+            known[kind] = tokens_of(tokenizer)
+        except TypeError:
+            known[kind] = None
+    return known[kind]
 
 
 def default_config(pack: OpenPack) -> dc.DiscoveryConfig:
