@@ -3077,3 +3077,107 @@ def test_the_channel_line_counts_in_words_and_suggestions_wait_for_text_edits(qt
     panel.set_suggestions([])
     panel.set_text_edits_available(True)
     assert not panel.suggest_button.isEnabled()  # an empty menu
+
+
+# ------------------------------------------------------------ the stack (helper-109's audit)
+def test_a_prompt_not_added_is_said_to_be_drawn_while_a_stack_edit_is_tuned(window, qtbot):
+    # it was drawn, hidden: with every stack edit off the picture still differed from the
+    # plain one, and nothing on screen said why
+    pp = window.prompt_panel
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    type_prompt(window, "smiling face")
+    drag(pp.alpha, 3.0)
+    assert not pp.also_drawn.isVisibleTo(pp)
+    window.stack_panel.list.setCurrentRow(0)
+    assert pp.heading.text().startswith("Tuning: ")
+    assert pp.also_drawn.isVisibleTo(pp)
+    assert pp.also_drawn.text() == ("Also drawn, not in the stack: face → smiling face at "
+                                    "α 3 (New prompt shows it)")
+    window._tune(None)
+    assert not pp.also_drawn.isVisibleTo(pp) and pp.heading.text() == "New prompt"
+
+
+def test_del_and_f2_act_on_the_row_with_the_focus_when_none_is_selected(window, qtbot,
+                                                                        monkeypatch):
+    # Tab into the stack selects no row: Del and F2 on a focused row's control did nothing,
+    # their actions greyed by the selection alone
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QInputDialog
+
+    panel = _directions_in_the_stack(window, qtbot, ("first", "second", "third"))
+    assert panel.selected_id() is None
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(
+        lambda *a, **k: ("renamed", True)))
+    box = panel.row(panel._order[1]).enabled_box
+    box.setFocus()
+    assert window.rename_act.isEnabled() and window.delete_act.isEnabled()
+    QTest.keyClick(box, Qt.Key.Key_F2)
+    assert [e.name for e in window.document.state.session.edits] == \
+        ["first", "renamed", "third"]
+    box = panel.row(panel._order[1]).enabled_box
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_Delete)
+    assert [e.name for e in window.document.state.session.edits] == ["first", "third"]
+    window.canvas.setFocus()
+    assert not window.delete_act.isEnabled()
+
+
+def test_a_recipe_with_more_edits_than_the_stack_holds_is_refused(window, tmp_path,
+                                                                  monkeypatch):
+    # shown as a stack, its session file then held one edit more than a file may: saved
+    # without a word, it could not be opened again
+    from editor.ui import main_window as mw
+
+    monkeypatch.setattr(mw, "MAX_STACK", 2)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda _p, title, text: shown.append(text)))
+    session = Session()
+    for target in ("face with glasses", "smiling face", "bald face"):
+        session = session.add_edit(Edit("global", {"neutral": "face", "target": target},
+                                        strength=1.0))
+    path = tmp_path / "three.atelier.json"
+    path.write_text(session.to_json())
+    window.open_session(str(path))
+    assert shown == ["three.atelier.json holds 3 edits, and the edit stack holds at most 2. "
+                     "`atelier edit --recipe` draws it."]
+    assert window.session_path is None and window.document.state.session.edits == ()
+    path.write_text(session.remove_edit(session.edits[0].id).to_json())
+    window.open_session(str(path))
+    assert len(window.document.state.session.edits) == 2 and len(shown) == 1
+
+
+def test_a_slider_event_refreshes_only_the_rows_that_changed(window, qtbot, monkeypatch):
+    # every event refreshed every row: 130 ms of each with 999 edits
+    from editor.ui.stack_panel import EditRow
+
+    panel = _directions_in_the_stack(window, qtbot, ("first", "second", "third"))
+    shown = []
+    real = EditRow.show_edit
+    monkeypatch.setattr(EditRow, "show_edit",
+                        lambda row, edit: shown.append(edit.name) or real(row, edit))
+    panel.row(panel._order[1]).strength.value_changed.emit(2.5)
+    assert shown == ["second"]
+    assert panel.row(panel._order[1]).strength.value() == 2.5
+    window.undo_act.trigger()  # and back: that row again, showing the value before
+    assert shown == ["second", "second"]
+    assert panel.row(panel._order[1]).strength.value() == \
+        window.document.state.session.edits[1].strength
+
+
+def test_typing_then_deleting_the_edit_keeps_the_typing_in_the_undone_delete(window, qtbot):
+    # Delete inside the typing pause dropped what was typed into the edit: its change came
+    # after the edit was gone, and undoing the delete gave the edit back without it
+    pp = window.prompt_panel
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    edit = window.document.state.session.edits[0]
+    window.stack_panel.list.setCurrentRow(0)
+    pp.target.setText("old face")
+    pp.target.textEdited.emit("old face")
+    assert pp._typing.isActive()
+    window.delete_act.trigger()
+    assert window.document.state.session.edits == ()
+    window.undo_act.trigger()
+    assert window.document.state.session.edit(edit.id).params["target"] == "old face"

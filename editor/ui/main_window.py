@@ -827,6 +827,7 @@ class MainWindow(QMainWindow):
         return True
 
     def remove_edit(self, edit_id: str) -> None:
+        self._flush_input()  # typing into the edit is a step before its delete, as Add has
         state = self.document.state
         if self._selected_id == edit_id:
             self._selected_id = None
@@ -834,6 +835,7 @@ class MainWindow(QMainWindow):
         self._change(state.with_session(state.session.remove_edit(edit_id)), "Delete edit")
 
     def move_edit(self, edit_id: str, index: int) -> None:
+        self._flush_input()
         state = self.document.state
         self._change(state.with_session(state.session.move_edit(edit_id, index)), "Move edit")
 
@@ -877,7 +879,11 @@ class MainWindow(QMainWindow):
 
     def _show_prompt(self, state: EditorState) -> None:
         tuned = self._tuning_id is not None
-        self.prompt_panel.show_edit(self._prompt_edit(state), bound=tuned)
+        # the prompt typed and not added is still drawn while a stack edit is tuned: said,
+        # or a picture with every stack edit off would differ from the plain one unexplained
+        self.prompt_panel.show_edit(self._prompt_edit(state), bound=tuned,
+                                    also_drawn=state.draft if tuned and state.draft_drawn
+                                    else None)
         self._show_prompt_status()
 
     def _prompt_edit(self, state: EditorState) -> Edit:
@@ -1648,10 +1654,7 @@ class MainWindow(QMainWindow):
             if check_latent and session.source.kind == "wplus" and self.pack is not None:
                 _check_latent(session.source, self.pack)
         except (AtelierError, ValueError) as e:
-            if refused is not None:
-                refused(f"{name}: {e}")
-            else:
-                QMessageBox.warning(self, title, f"{name}: {e}")
+            self._refuse_recipe(f"{name}: {e}", title, refused)
             return None
         if session.noise_mode == "random":
             session = dataclasses.replace(session, noise_mode="const")
@@ -1676,7 +1679,21 @@ class MainWindow(QMainWindow):
                             new_draft(neutral, defaults=self._edit_defaults()))
         if restore_draft:
             state = state.with_saved_draft(recipe.get(DRAFT_KEY))
+        if len(state.session.edits) > MAX_STACK:  # a recipe holds one more: a drawn prompt
+            # shown, its session file could not be opened again (Save wrote one edit more)
+            self._refuse_recipe(f"{name} holds {len(state.session.edits):,} edits, and the "
+                                f"edit stack holds at most {MAX_STACK:,}. `atelier edit "
+                                "--recipe` draws it.", title, refused)
+            return None
         return _FromRecipe(state, session.generator, notes, bool(notes or mismatches))
+
+    def _refuse_recipe(self, message: str, title: str,
+                       refused: Callable[[str], object] | None) -> None:
+        """Say why a recipe cannot be used: in a box of `title`, or to `refused`."""
+        if refused is not None:
+            refused(message)
+        else:
+            QMessageBox.warning(self, title, message)
 
     def _latent_taken_in(self, source: Source, folder: Path | None,
                          read: bool = True) -> Source:

@@ -88,6 +88,10 @@ class PromptPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.heading, 1)
         top.addWidget(self.new_button)
+        self.also_drawn = QLabel()  # the new prompt, drawn while a stack edit is tuned
+        self.also_drawn.setWordWrap(True)
+        self.also_drawn.setTextFormat(Qt.TextFormat.PlainText)  # prompts are the user's text
+        self.also_drawn.setVisible(False)
 
         self.neutral = QLineEdit()
         self.neutral.setPlaceholderText(DEFAULT_NEUTRAL)
@@ -167,6 +171,7 @@ class PromptPanel(QWidget):
         form.addRow("", self.gate)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.also_drawn)
         layout.addWidget(self.notice)
         layout.addLayout(form)
         layout.addWidget(self.channels)
@@ -175,7 +180,9 @@ class PromptPanel(QWidget):
         self.set_text_edits_available(True)
 
     # ----------------------------------------------------------------- showing the model
-    def show_edit(self, edit: Edit, bound: bool) -> None:
+    def show_edit(self, edit: Edit, bound: bool, also_drawn: Edit | None = None) -> None:
+        """Show `edit`: a stack edit being tuned (`bound`) or the new prompt. `also_drawn`:
+        the new prompt, drawn on top of the stack, while a stack edit is tuned."""
         switching = self._edit is None or edit.id != self._edit.id
         if switching:
             self._apply_text()  # pending typing belongs to the edit being left
@@ -183,6 +190,10 @@ class PromptPanel(QWidget):
         self._edit = edit
         p = edit.params
         self.heading.setText(f"Tuning: {edit.title}" if bound else "New prompt")
+        self.also_drawn.setText(
+            f"Also drawn, not in the stack: {also_drawn.title} at α {also_drawn.strength:g} "
+            "(New prompt shows it)" if also_drawn is not None else "")
+        self.also_drawn.setVisible(also_drawn is not None)
         self.new_button.setVisible(bound)
         self.add_button.setVisible(not bound)
         self._show_prompts(switching)
