@@ -671,3 +671,26 @@ def test_a_session_whose_latent_file_is_gone_opens_its_edits_on_the_picture_open
     assert state.source == Source(seed=4, psi=state.source.psi)
     assert window.document.modified  # saving records another picture than the file's
     assert len(shown) == 1 and str(tmp_path / "gone.npy") in shown[0][1]
+
+
+def test_a_session_made_with_the_demo_in_another_install_offers_the_demo_here(
+        window, tmp_path, monkeypatch):
+    # it names that install's path: "toyfaces-64 is not here" was the only answer, though
+    # the same generator ships here
+    from editor.engine.models import DEMO_GENERATOR, demo_generator_hash, local_generator
+    from editor.engine.session import ModelIdentity
+
+    elsewhere = ModelIdentity("toyfaces-64", demo_generator_hash(),
+                              "/home/someone/atelier/generator.safetensors")
+    assert local_generator(elsewhere) == DEMO_GENERATOR
+    assert local_generator(ModelIdentity("x", "0" * 64, "/nowhere/x.pt")) is None
+    path = tmp_path / "shared.atelier.json"
+    recipe = Session(source=Source(seed=3)).to_recipe()
+    recipe["generator"] = {"name": elsewhere.name, "content_hash": elsewhere.content_hash,
+                           "path": elsewhere.path}
+    path.write_text(json.dumps(recipe))
+    asked = []
+    monkeypatch.setattr("editor.ui.main_window.ask_which_generator",
+                        lambda _p, name, made, open_name: asked.append(made) or None)
+    window.open_session(str(path))
+    assert [m.path for m in asked] == [str(DEMO_GENERATOR)]

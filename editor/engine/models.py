@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +10,12 @@ from pathlib import Path
 import torch
 
 from editor.core.checkpoints import load_generator
-from editor.core.errors import IncompatibleModelError
+from editor.core.errors import AtelierError, IncompatibleModelError
 from editor.core.generator import Generator
 from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import conditioning
 
-from .session import Source
+from .session import ModelIdentity, Source
 
 DEMO_GENERATOR = DEMO_MODELS_DIR / "generator.safetensors"
 
@@ -58,6 +59,27 @@ def sampler_for(metadata: dict) -> Callable[[int], torch.Tensor] | None:
 
 def default_generator_path() -> Path | None:
     return DEMO_GENERATOR if DEMO_GENERATOR.exists() else None
+
+
+@functools.cache
+def demo_generator_hash() -> str | None:
+    """The bundled demo generator's content hash (None: it is not here, or unreadable):
+    a recipe made with the demo in another install names that install's path. Small
+    (64 px): loaded once in a fraction of a second."""
+    try:
+        return load_generator(DEMO_GENERATOR).content_hash
+    except (OSError, AtelierError):
+        return None
+
+
+def local_generator(made: ModelIdentity) -> Path | None:
+    """A file here that holds the generator a recipe names: its own path where that file
+    is here, else the bundled demo where the recipe was made with the demo elsewhere."""
+    if made.path and Path(made.path).is_file():
+        return Path(made.path)
+    if made.content_hash and made.content_hash == demo_generator_hash():
+        return DEMO_GENERATOR
+    return None
 
 
 def load_model_info(path: str | Path, device: torch.device | str = "cpu") -> ModelInfo:

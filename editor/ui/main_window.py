@@ -64,7 +64,7 @@ from editor.engine.export import (
 )
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
-from editor.engine.models import DEMO_GENERATOR, default_generator_path
+from editor.engine.models import DEMO_GENERATOR, default_generator_path, local_generator
 from editor.engine.packs import ClipSource, OpenPack, default_clip_source, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
@@ -1685,7 +1685,10 @@ class MainWindow(QMainWindow):
                                 f"edit stack holds at most {MAX_STACK:,}. `atelier edit "
                                 "--recipe` draws it.", title, refused)
             return None
-        return _FromRecipe(state, session.generator, notes, bool(notes or mismatches))
+        made = session.generator  # looked for here: it may name another install's path
+        if made is not None and (local := local_generator(made)) is not None:
+            made = dataclasses.replace(made, path=str(local))
+        return _FromRecipe(state, made, notes, bool(notes or mismatches))
 
     def _refuse_recipe(self, message: str, title: str,
                        refused: Callable[[str], object] | None) -> None:
