@@ -2953,6 +2953,23 @@ def test_a_long_word_in_the_prompt_line_cannot_widen_the_form(qtbot):
     assert "“cartoonfacewithredhairandroun…”" in panel.channels.text()
 
 
+def test_a_long_word_in_the_also_drawn_line_cannot_widen_the_form(qtbot):
+    # the line naming the prompt still drawn while a stack edit is tuned pushed the α and
+    # β boxes out of the dock at 1024 x 640 (helper-108's screenshots)
+    from editor.ui.prompt_panel import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    tuned = Edit("global", {"neutral": "face", "target": "face with glasses"}, strength=2)
+    panel.show_edit(tuned, bound=True)
+    least = panel.minimumSizeHint().width()
+    word = "cartoonfacewithredhairandroundglasses" * 2
+    draft = Edit("global", {"neutral": "face", "target": word}, strength=3)
+    panel.show_edit(tuned, bound=True, also_drawn=draft)
+    assert panel.minimumSizeHint().width() == least
+    assert "cartoonfacewithredhairandroun…" in panel.also_drawn.text()
+
+
 def test_tuning_a_disabled_edit_says_it_is_off(window, qtbot):
     # The engine leaves a disabled edit out, so it has no report: the panel said nothing
     # while its prompts were changed, and the picture did not move.
@@ -3181,3 +3198,18 @@ def test_typing_then_deleting_the_edit_keeps_the_typing_in_the_undone_delete(win
     assert window.document.state.session.edits == ()
     window.undo_act.trigger()
     assert window.document.state.session.edit(edit.id).params["target"] == "old face"
+
+
+def test_the_jobs_panel_takes_its_height_from_the_canvas_only(window, qtbot):
+    # across the whole width it shortened the panels on the right too: the Prompt form
+    # was cut off at the β row while a job ran
+    window.resize(1024, 640)
+    show_active(window, qtbot)
+    window.jobs_dock.hide()
+    qtbot.wait(50)
+    before = window.prompt_dock.height() + window.source_dock.height()
+    window.jobs_dock.show()
+    qtbot.wait(50)
+    assert window.jobs_dock.isVisible() and window.jobs_dock.height() > 0
+    assert window.prompt_dock.height() + window.source_dock.height() == before
+    assert window.jobs_dock.geometry().right() < window.prompt_dock.geometry().left()

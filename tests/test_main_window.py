@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
@@ -649,31 +651,49 @@ def test_a_panel_chosen_in_the_view_menu_gets_the_keyboard(window, qtbot):
                     timeout=2000)
 
 
-def test_the_first_layout_fits_a_small_screen_with_a_big_font(qtbot, tmp_path, monkeypatch,
-                                                              qtlog):
-    # At 960x540 (QT_SCALE_FACTOR=2 on a 1080p screen) or with a 2x font, the forms'
-    # first fit asked the edit stack for a negative height: Qt refused ("resizeDocks:
-    # all sizes need to be larger than 0") and the forms started scrolled.
+@contextlib.contextmanager
+def _window_in_a_font(qtbot, tmp_path, monkeypatch, scale: float, size: tuple[int, int]):
+    """A window shown at `size` with the application's font `scale` times as large, after
+    its first fit."""
     _settings_in(tmp_path)
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
     discard_on_close(monkeypatch)
     app = QApplication.instance()
     font = app.font()
     big = app.font()
-    big.setPointSizeF(font.pointSizeF() * 2)
+    big.setPointSizeF(font.pointSizeF() * scale)
     app.setFont(big)
     try:
         win = MainWindow(Renderer(device="cpu"))
         qtbot.addWidget(win)
-        win.resize(800, 600)
+        win.resize(*size)
         win.show()
         qtbot.waitExposed(win)
         qtbot.wait(100)  # the fit runs after the first layout
-        assert not [m for m in qtlog.records if "resizeDocks" in m.message]
-        assert win.stack_dock.height() >= win.stack_dock.widget().minimumSizeHint().height()
+        yield win
         close_without_questions(win, qtbot)
     finally:
         app.setFont(font)
+
+
+def test_the_first_layout_fits_a_small_screen_with_a_big_font(qtbot, tmp_path, monkeypatch,
+                                                              qtlog):
+    # At 960x540 (QT_SCALE_FACTOR=2 on a 1080p screen) or with a 2x font, the forms'
+    # first fit asked the edit stack for a negative height: Qt refused ("resizeDocks:
+    # all sizes need to be larger than 0") and the forms started scrolled.
+    with _window_in_a_font(qtbot, tmp_path, monkeypatch, 2, (800, 600)) as win:
+        assert not [m for m in qtlog.records if "resizeDocks" in m.message]
+        assert win.stack_dock.height() >= win.stack_dock.widget().minimumSizeHint().height()
+
+
+def test_with_a_large_font_the_side_column_is_as_wide_as_the_forms_need(qtbot, tmp_path,
+                                                                        monkeypatch):
+    # a 14 pt font made the forms wider than the column's 440 px cap: they scroll only up
+    # and down, so the α box, the … button and "New prompt" were cut off
+    with _window_in_a_font(qtbot, tmp_path, monkeypatch, 1.6, (1600, 1000)) as win:
+        for dock in (win.source_dock, win.prompt_dock):
+            form = dock.widget().widget()
+            assert dock.widget().viewport().width() >= form.minimumSizeHint().width()
 
 
 def test_the_jobs_panel_opened_by_a_first_job_shows_it_whole(window, qtbot):

@@ -509,3 +509,17 @@ def test_a_recipe_with_a_damaged_or_generated_stack_is_refused():
     d["edits"][0]["params"].update(target="t" * MAX_TEXT_CHARS)
     d["source"] = {"kind": "wplus", "wplus_data": "f32:1:" + "A" * 200_000}
     assert Session.from_recipe(d).edits[0].name == "n" * MAX_TEXT_CHARS
+
+
+def test_a_note_names_a_few_unknown_words_and_counts_the_rest():
+    # a pasted paragraph named 25 words, which ran out of the prompt panel and hid the
+    # notes after them (helper-108's screenshots)
+    from editor.engine.compose import EditStatus
+
+    few = EditStatus(unknown_words=("zzq", "qqz"))
+    assert few.prompt_warnings() == ["Words this CLIP never learned: “zzq”, “qqz”"]
+    many = EditStatus(unknown_words=tuple(f"w{i}" for i in range(25)), cut=("target",))
+    notes = many.prompt_warnings()
+    assert notes[0] == ("Words this CLIP never learned: “w0”, “w1”, “w2”, “w3”, “w4” and "
+                        "20 more")
+    assert notes[1].startswith("The target prompt is longer")

@@ -232,3 +232,40 @@ def test_placeholders_and_the_auto_beta_value_are_readable(qtbot, themed, qapp, 
     box.setFocus()
     QTest.keyClick(box, Qt.Key.Key_Up)
     assert box.value() == before  # read-only: the engine's value is not stepped
+
+
+def test_dialog_buttons_carry_no_icons_whatever_the_platform_style_says(qtbot):
+    # under X11 OK and Cancel had the platform's tick and cross beside Export and Use
+    # without one (offscreen shows none either way: a base style that asks for them
+    # stands in for X11's)
+    from PySide6.QtWidgets import QProxyStyle, QStyle
+
+    from editor.ui.theme import AtelierStyle
+
+    hint = QStyle.StyleHint.SH_DialogButtonBox_ButtonsHaveIcons
+
+    class WithIcons(QProxyStyle):
+        def styleHint(self, h, option=None, widget=None, data=None):  # noqa: N802
+            return 1 if h == hint else super().styleHint(h, option, widget, data)
+
+    base = WithIcons()
+    assert base.styleHint(hint) == 1
+    style = AtelierStyle(base)
+    assert style.styleHint(hint) == 0
+
+
+def test_an_icon_asked_for_at_no_size_draws_nothing(qtbot):
+    # painting on the null pixmap printed QPainter warnings on stderr as jobs started
+    from PySide6.QtCore import QSize, qInstallMessageHandler
+    from PySide6.QtGui import QIcon
+
+    from editor.ui.icons import _PaletteIconEngine
+
+    said = []
+    previous = qInstallMessageHandler(lambda _kind, _context, text: said.append(text))
+    try:
+        pixmap = _PaletteIconEngine("mdi6.undo").pixmap(QSize(0, 0), QIcon.Mode.Normal,
+                                                         QIcon.State.Off)
+    finally:
+        qInstallMessageHandler(previous)
+    assert pixmap.isNull() and said == []

@@ -35,6 +35,9 @@ class EditError(AtelierError, ValueError):
 WORD = re.compile(r"[^\W_]+")  # a run of letters or digits, in any script
 
 
+NAMED_UNKNOWN_WORDS = 5  # unknown words a note names; the rest are counted
+
+
 @dataclass(frozen=True)
 class EditStatus:
     """How one edit of the stack came out: channels used and beta, or why it failed."""
@@ -55,7 +58,12 @@ class EditStatus:
         """What is wrong with a text edit's prompts, in words (the window and the CLI)."""
         notes = []
         if self.unknown_words:
-            words = ", ".join(f"“{w}”" for w in self.unknown_words)
+            # a few by name: a pasted paragraph named 25, which ran out of the panel and
+            # hid the notes after them
+            named = self.unknown_words[:NAMED_UNKNOWN_WORDS]
+            words = ", ".join(f"“{w}”" for w in named)
+            if len(self.unknown_words) > len(named):
+                words += f" and {len(self.unknown_words) - len(named)} more"
             notes.append(f"Words this CLIP never learned: {words}")
         if self.wordless:
             notes.append(f"The {' and '.join(self.wordless)} prompt has no words")

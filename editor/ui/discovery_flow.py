@@ -132,7 +132,7 @@ class DiscoveryFlow(QObject):
         words = self.words()
         text, ok = QInputDialog.getMultiLineText(
             self.window, "Label words", "Words or phrases to label the directions with, "
-            "besides the built-in ones (one a line, or separated by commas):",
+            "besides the built-in ones (one per line, or separated by commas):",
             "\n".join(words))
         if ok:
             self.set_words(parse_words(text))

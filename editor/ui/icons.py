@@ -46,6 +46,8 @@ class _PaletteIconEngine(QIconEngine):
         glyph.paint(painter, rect, Qt.AlignmentFlag.AlignCenter, QIcon.Mode.Normal, state)
 
     def pixmap(self, size, mode, state):  # Qt API
+        if size.isEmpty():  # (a null pixmap: painting on it printed QPainter warnings)
+            return QPixmap()
         # drawn afresh on each call: a pixmap kept from an earlier call would keep its colour
         pm = QPixmap(size)
         pm.fill(Qt.GlobalColor.transparent)  # QIconEngine's own pixmap() leaves it unfilled

@@ -353,6 +353,9 @@ class MainWindow(QMainWindow):
         """The panels where the window first puts them: Source, Prompt and the Edit stack
         (with the Discovered directions behind its tab) down the right, Jobs below."""
         right = Qt.DockWidgetArea.RightDockWidgetArea
+        # Jobs goes under the canvas only: across the whole width it took its height from
+        # the panels on the right too, and cut the Prompt form off at the β row
+        self.setCorner(Qt.Corner.BottomRightCorner, right)
         for dock in (self.source_dock, self.prompt_dock, self.stack_dock,
                      self.directions_dock):
             dock.setFloating(False)
@@ -388,9 +391,13 @@ class MainWindow(QMainWindow):
         needed = max(d.minimumSizeHint().width() for d in column)
         # the forms' wish, not the directions' (behind a tab; their rows ask for ~490),
         # with room for a form's scrollbar (which its scroll area's hint leaves out)
-        wanted = max(d.sizeHint().width() for d in column[:3]) + self.style().pixelMetric(
-            QStyle.PixelMetric.PM_ScrollBarExtent)
-        width = max(needed, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        wanted = max(d.sizeHint().width() for d in column[:3]) + scrollbar
+        # the forms scroll only up and down: narrower than their least width (a large
+        # font passes SIDE_COLUMN_MAX) cut the α box, the … button and "New prompt" off
+        forms_least = max(d.widget().widget().minimumSizeHint().width()
+                          for d in column[:2]) + scrollbar
+        width = max(needed, forms_least, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
         self.resizeDocks([self.source_dock], [width], Qt.Orientation.Horizontal)
         forms, rest = [self.source_dock, self.prompt_dock], self.stack_dock
         if not all(d.isVisible() and d.height() > 0 for d in (*forms, rest)):

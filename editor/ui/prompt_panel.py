@@ -91,6 +91,8 @@ class PromptPanel(QWidget):
         self.also_drawn = QLabel()  # the new prompt, drawn while a stack edit is tuned
         self.also_drawn.setWordWrap(True)
         self.also_drawn.setTextFormat(Qt.TextFormat.PlainText)  # prompts are the user's text
+        # the form's width, never its own (see `channels`): a long word widened the form
+        self.also_drawn.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.also_drawn.setVisible(False)
 
         self.neutral = QLineEdit()
@@ -190,9 +192,9 @@ class PromptPanel(QWidget):
         self._edit = edit
         p = edit.params
         self.heading.setText(f"Tuning: {edit.title}" if bound else "New prompt")
-        self.also_drawn.setText(
+        self.also_drawn.setText(elide_long_words(
             f"Also drawn, not in the stack: {also_drawn.title} at α {also_drawn.strength:g} "
-            "(New prompt shows it)" if also_drawn is not None else "")
+            "(New prompt shows it)") if also_drawn is not None else "")
         self.also_drawn.setVisible(also_drawn is not None)
         self.new_button.setVisible(bound)
         self.add_button.setVisible(not bound)

@@ -140,6 +140,12 @@ class AtelierStyle(QProxyStyle):
     """Fusion, with control edges, slider fills and focus marks that stand out from the
     window, the base and the selection."""
 
+    def styleHint(self, hint, option=None, widget=None, returnData=None):  # noqa: N802, N803
+        # OK and Cancel had the style's tick and cross beside Export and Use without any
+        if hint == QStyle.StyleHint.SH_DialogButtonBox_ButtonsHaveIcons:
+            return 0
+        return super().styleHint(hint, option, widget, returnData)
+
     def drawPrimitive(self, element, option, painter, widget=None):  # noqa: N802 (Qt API)
         if element == QStyle.PrimitiveElement.PE_FrameFocusRect and \
                 isinstance(widget, QAbstractItemView):
