@@ -53,7 +53,10 @@ def test_opens_a_generator_and_follows_the_seed(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.last_result is not None, timeout=10_000)
     first = _image_bytes(window)
     assert first.shape == (32, 32, 3) and first.dtype == np.uint8
-    assert "tiny" in window.status_model.text()
+    # the status bar says what is open in words; the file's format is in its tooltip
+    assert window.status_model.text() == "tiny · 32 px"
+    assert window.status_model.toolTip() == f"{path}\natelier checkpoint"
+    assert window.status_zoom.text() == "zoom: fit"
     window.source_panel.step_seed(+1)
     seq = window.last_request.seq
     qtbot.waitUntil(lambda: window.last_result.seq >= seq, timeout=10_000)

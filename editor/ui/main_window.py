@@ -698,10 +698,11 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.status_device = QLabel(f"device: {self.renderer.device}")
         self.status_model = QLabel("no model")
-        self.status_zoom = QLabel("fit")
+        self.status_zoom = QLabel("zoom: fit")
         self.status_time = QLabel("")
-        self.canvas.zoom_changed.connect(self.status_zoom.setText)
+        self.canvas.zoom_changed.connect(lambda zoom: self.status_zoom.setText(f"zoom: {zoom}"))
         for w in (self.status_model, self.status_device, self.status_zoom, self.status_time):
+            w.setContentsMargins(6, 0, 6, 0)  # the fields ran together, one space apart
             self.statusBar().addPermanentWidget(w)
 
     # ================================================================= document changes
@@ -1185,8 +1186,10 @@ class MainWindow(QMainWindow):
         self._copy_pending = None  # the picture asked for is gone with its model
         info = pack.model
         imported = pack.data.imported_from if pack.data is not None else None
-        self.status_model.setText(f"{info.name} · {info.resolution}px · {info.source_format}"
+        self.status_model.setText(f"{info.name} · {info.resolution} px"
                                   + (f" · directions from {imported}" if imported else ""))
+        # the file and its format ("atelier", "rosinality") are for who asks
+        self.status_model.setToolTip(f"{info.path}\n{info.source_format} checkpoint")
         told = self._tell_start_note(f"{info.name} loaded; ")
         if not told and pack is not old:  # a refresh after a job would hide its message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)
