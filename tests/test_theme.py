@@ -269,3 +269,30 @@ def test_an_icon_asked_for_at_no_size_draws_nothing(qtbot):
     finally:
         qInstallMessageHandler(previous)
     assert pixmap.isNull() and said == []
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_the_tab_in_front_is_marked_in_the_accent(qtbot, themed, qapp, theme):
+    # the Edit stack and Discovered directions tabs differed by a shade: in the dark theme
+    # nobody could tell which one was in front (helper-108's screenshots)
+    from PySide6.QtWidgets import QTabBar
+
+    from editor.ui.theme import accent_colour
+
+    themed(theme)
+    bar = QTabBar()
+    bar.setShape(QTabBar.Shape.RoundedSouth)  # as the docks' tabs sit
+    qtbot.addWidget(bar)
+    bar.addTab("Edit stack")
+    bar.addTab("Discovered directions")
+    bar.resize(bar.sizeHint())
+    image = bar.grab().toImage()
+    accent = accent_colour(qapp.palette()).rgb()
+
+    def accent_pixels(index: int) -> int:
+        r = bar.tabRect(index)
+        return sum(image.pixel(x, y) == accent for y in range(r.top(), r.bottom() + 1)
+                   for x in range(r.left(), r.right() + 1))
+
+    front, behind = accent_pixels(bar.currentIndex()), accent_pixels(1 - bar.currentIndex())
+    assert front >= 3 * (bar.tabRect(bar.currentIndex()).width() - 8) and behind == 0

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyleFactory,
     QStyleOptionSlider,
+    QTabBar,
 )
 
 THEMES = ("system", "light", "dark")
@@ -166,6 +167,32 @@ class AtelierStyle(QProxyStyle):
         elif element == QStyle.PrimitiveElement.PE_FrameLineEdit:  # a text box's edge
             option = _recoloured(option, outline=True, accent=True)
         super().drawPrimitive(element, option, painter, widget)
+
+    def drawControl(self, element, option, painter, widget=None):  # noqa: N802 (Qt API)
+        super().drawControl(element, option, painter, widget)
+        if element == QStyle.ControlElement.CE_TabBarTabShape and \
+                option.state & QStyle.StateFlag.State_Selected:
+            # the tab in front (Edit stack or Discovered directions) differed from the
+            # other by a shade (dark theme: hardly at all): a bar in the accent marks it
+            self._mark_selected_tab(option, painter)
+
+    @staticmethod
+    def _mark_selected_tab(option, painter) -> None:
+        """A 3 px accent bar along the tab's outer edge (away from its page)."""
+        r, bar, shape = QRectF(option.rect), 3.0, option.shape
+        if shape in (QTabBar.Shape.RoundedSouth, QTabBar.Shape.TriangularSouth):
+            mark = QRectF(r.left() + 2, r.bottom() - bar, r.width() - 4, bar)
+        elif shape in (QTabBar.Shape.RoundedWest, QTabBar.Shape.TriangularWest):
+            mark = QRectF(r.left(), r.top() + 2, bar, r.height() - 4)
+        elif shape in (QTabBar.Shape.RoundedEast, QTabBar.Shape.TriangularEast):
+            mark = QRectF(r.right() - bar, r.top() + 2, bar, r.height() - 4)
+        else:
+            mark = QRectF(r.left() + 2, r.top(), r.width() - 4, bar)
+        painter.save()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(accent_colour(option.palette))
+        painter.drawRect(mark)
+        painter.restore()
 
     def drawComplexControl(self, control, option, painter, widget=None):  # noqa: N802
         if control == QStyle.ComplexControl.CC_SpinBox:
