@@ -697,6 +697,8 @@ def test_with_a_large_font_the_side_column_is_as_wide_as_the_forms_need(qtbot, t
         for dock in (win.source_dock, win.prompt_dock):
             form = dock.widget().widget()
             assert dock.widget().viewport().width() >= form.minimumSizeHint().width()
+        # and the toolbar's icons grow with the text (16 px were specks beside 14 pt)
+        assert win.toolbar.iconSize().height() >= 1.4 * win.fontMetrics().height() - 1
 
 
 def test_the_jobs_panel_opened_by_a_first_job_shows_it_whole(window, qtbot):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QSettings, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -683,6 +683,15 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([self.fit_act, self.zoom_in_act, self.zoom_out_act, self.split_act])
         self.addToolBar(tb)
+        self.toolbar = tb
+        self._fit_icons()
+
+    def _fit_icons(self) -> None:
+        """Toolbar icons as large as the text beside them: 16 px under a 14 pt font were
+        specks (they are drawn from vector glyphs, so any size is sharp)."""
+        side = max(self.style().pixelMetric(QStyle.PixelMetric.PM_ToolBarIconSize),
+                   round(1.4 * self.fontMetrics().height()))
+        self.toolbar.setIconSize(QSize(side, side))
 
     def _build_device_menu(self, menu) -> None:
         """Auto, the CPU and each CUDA device; the choice is remembered (set_device)."""
@@ -1067,6 +1076,8 @@ class MainWindow(QMainWindow):
         # a "\" released in another window never reaches this one: stop holding on leaving
         if event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow():
             self.canvas.set_holding_compare(False)
+        if event.type() == QEvent.Type.FontChange and hasattr(self, "toolbar"):
+            self._fit_icons()
         super().changeEvent(event)
 
     # ================================================================= models
