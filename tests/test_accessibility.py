@@ -259,3 +259,81 @@ def test_the_shortcut_list_names_the_keys_widgets_handle(window):
                    "Enter in the directions list", "Space", "Home in the crop dialog",
                    "+/− in the crop dialog", "Arrows in the crop dialog"):
         assert listed in keys
+
+
+def _cells_read_whole(table) -> list[str]:
+    """The descriptions of a shortcut table that its cells cut (or that lie sideways out of
+    view): each must fit its cell, wrapped at the cell's width."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QStyle
+
+    fm = table.fontMetrics()
+    view = table.viewport().width()
+    # the item delegate's margins either side of the text
+    margins = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None,
+                                             table) + 1)
+    cut = []
+    for row in range(table.rowCount()):
+        item = table.item(row, 1)
+        cell = table.visualRect(table.indexFromItem(item))
+        room = cell.width() - margins
+        needed = fm.boundingRect(QRect(0, 0, room, 100_000), int(Qt.TextFlag.TextWordWrap),
+                                 item.text())
+        if cell.right() >= view or needed.width() > room or needed.height() > cell.height():
+            cut.append(item.text())
+    return cut
+
+
+def test_the_shortcut_list_shows_every_description_whole_without_sideways_scrolling(qtbot):
+    # 460 px wide, its descriptions ran out of sight behind a sideways scroll bar ("Move
+    # the split line (← →), or pan a"), with the "Action" header centred off-screen
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMainWindow, QTableWidget
+
+    from editor.ui.shortcuts_dialog import show_shortcuts
+
+    init_application()
+    main = QMainWindow()
+    qtbot.addWidget(main)
+    act = QAction("Export…", main)
+    act.setShortcut("Ctrl+E")
+    main.addAction(act)
+    dialog = show_shortcuts(main)
+    qtbot.waitExposed(dialog)
+    table = dialog.findChild(QTableWidget)
+    header = table.horizontalHeader()
+    assert header.sectionViewportPosition(1) + header.sectionSize(1) <= header.width()
+    assert _cells_read_whole(table) == []
+    assert not table.horizontalScrollBar().isVisible()
+    # made narrower (a small screen), the descriptions wrap instead of running out of view
+    dialog.resize(420, dialog.height())
+    qtbot.waitUntil(lambda: table.viewport().width() < 400)
+    qtbot.waitUntil(lambda: _cells_read_whole(table) == [])
+    assert not table.horizontalScrollBar().isVisible()
+    dialog.close()
+
+
+def test_each_transfer_name_shows_whole_in_a_narrow_directions_panel(qtbot):
+    # "Focused (W on the relevant channe": the box cut its names mid-word, without an
+    # ellipsis; short names now, the explanation in each one's tooltip
+    from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
+    from editor.ui.directions_panel import DirectionsPanel
+
+    init_application()
+    panel = DirectionsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(panel.minimumSizeHint())
+    panel.show()
+    qtbot.waitExposed(panel)
+    box = panel.method
+    option = QStyleOptionComboBox()
+    box.initStyleOption(option)
+    field = box.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                       QStyle.SubControl.SC_ComboBoxEditField, box)
+    for i in range(box.count()):
+        text = box.itemText(i)
+        assert box.fontMetrics().horizontalAdvance(text) <= field.width(), text
+        tip = box.itemData(i, Qt.ItemDataRole.ToolTipRole)
+        assert tip and len(tip) > len(text)  # the longer explanation
+    assert [box.itemData(i) for i in range(box.count())] == ["focused", "style", "w"]

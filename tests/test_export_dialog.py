@@ -113,6 +113,33 @@ def test_batch_plan_with_a_chosen_folder(make_dialog, tmp_path, monkeypatch):
     assert list(plan.seeds) == [42, 43, 44, 45, 46]
 
 
+def test_a_batch_says_its_first_and_last_file_names(make_dialog, monkeypatch):
+    # "seed{seed:06d}.png" is Python's format syntax: the summary shows what it gives
+    d = make_dialog()
+    _select(d.kind_box, "batch")
+    assert "16 files: seed000042.png … seed000057.png" in d.summary_label.text()
+    d.first_seed_box.setValue(7)
+    d.count_box.setValue(1)
+    assert "1 file: seed000007.png" in d.summary_label.text()
+    assert "…" not in d.summary_label.text()
+    _select(d.format_box, "JPEG")  # the names the export writes, extension and all
+    d.pattern_edit.setText("face-{seed}")
+    d.count_box.setValue(3)
+    assert "3 files: face-7.jpg … face-9.jpg" in d.summary_label.text()
+    d.pattern_edit.setText("face-{nope}")  # refused at Export, which says why
+    assert "3 files" in d.summary_label.text() and "face" not in d.summary_label.text()
+    # only the first and last names are made, however many seeds
+    made = []
+    real = export_dialog.batch_paths
+    monkeypatch.setattr(export_dialog, "batch_paths",
+                        lambda folder, seeds, *a: made.append(list(seeds)) or real(
+                            folder, seeds, *a))
+    d.pattern_edit.setText("seed{seed:06d}.jpg")
+    d.count_box.setValue(100_000)
+    assert made[-1] == [7, 100_006]
+    assert "seed000007.jpg … seed100006.jpg" in d.summary_label.text()
+
+
 def test_kinds_the_session_cannot_do_are_not_offered(make_dialog, tmp_path):
     w = Session(source=Source(kind="wplus", wplus_path=str(tmp_path / "w.npy")))
     d = make_dialog(w)

@@ -544,6 +544,59 @@ def test_the_panel_shows_finished_and_failed_and_clears_them(qtbot, runner):
     qtbot.waitUntil(lambda: running.state == FINISHED, timeout=TIMEOUT_MS)
 
 
+def test_running_jobs_stay_above_ended_ones_and_two_rows_and_more_show(qtbot, runner):
+    # Newest first, a job that finished after a running one had started hid it in a panel
+    # one row high.
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    first, second = threading.Event(), threading.Event()
+    a = runner.submit("a", lambda cancel: first.wait(5))
+    b = runner.submit("b", lambda cancel: second.wait(5))
+    assert [r.job for r in panel.rows()] == [b, a]
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        second.set()
+    assert [r.job for r in panel.rows()] == [a, b]  # the ended one moved below
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        c = runner.submit("c", lambda cancel: 1)
+    assert [r.job for r in panel.rows()] == [a, c, b]  # the last to end first
+    # room for two whole rows and part of a third
+    rows = [r.sizeHint().height() for r in panel.rows()]
+    assert panel._scroll.minimumHeight() >= rows[0] + rows[1] + rows[2] // 3
+    assert panel._scroll.minimumHeight() < sum(rows)
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        first.set()
+    assert [r.job for r in panel.rows()] == [a, c, b]
+
+
+def test_a_job_ended_unfinished_shows_no_stalled_progress_bar(qtbot, runner):
+    # A failed or cancelled job left an empty bar without text, which looked stalled.
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+
+    def fails(cancel):
+        yield Progress(1, 4, "step 1")
+        raise RuntimeError("disk on fire")
+
+    def stops(cancel):
+        yield Progress(2, 5, "step 2")
+        cancel.wait(5)
+        yield Progress(2, 5, "step 2")
+
+    with qtbot.waitSignal(runner.job_failed, timeout=TIMEOUT_MS):
+        bad = runner.submit("fails", fails)
+    row = panel.row(bad)
+    assert not row.progress_bar.isVisibleTo(row)
+    assert row.state_label.text() == "failed" and "disk on fire" in row.detail_label.text()
+    job = runner.submit("stops", stops)
+    qtbot.waitUntil(lambda: panel.row(job).progress_bar.value() > 0, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+        job.cancel()
+    row = panel.row(job)
+    assert not row.progress_bar.isVisibleTo(row)
+    assert row.state_label.text() == "cancelled"
+    assert "(40% done)" in row.detail_label.text()  # how far it got, in words
+
+
 def test_a_panel_made_later_lists_the_jobs_already_running(qtbot, runner):
     release = threading.Event()
     job = runner.submit("early", lambda cancel: release.wait(5))

@@ -47,17 +47,18 @@ WORDS_TIP = ("Words of your own to label the directions with, besides the built-
 DONE_TIP = ("These are this pack's discovered directions; discovering again would find the "
             "same ones (its samples and settings are fixed)")
 STRENGTH_RANGE = 10.0
-# the first is the default (editor.methods.discovery.DEFAULT_METHOD)
-TRANSFERS = (("focused", "Focused (W on the relevant channels)"),
-             ("style", "Style channels (relevance)"), ("w", "W space"))
+# the first is the default (editor.methods.discovery.DEFAULT_METHOD); short names, which
+# the side column shows whole ("Focused (W on the relevant channe" was cut mid-word), with
+# the explanation in each one's tooltip
+TRANSFERS = (("focused", "Focused"), ("style", "Style channels"), ("w", "W space"))
 TRANSFER_TIPS = {
-    "focused": "The W direction fitted from the sampled images, on the style channels that "
-               "both respond to the direction and vary with it: the generator's own change, "
-               "kept local",
-    "style": "The style channels most relevant to the direction (as a prompt edit), each "
-             "moved by its relevance",
-    "w": "The W direction fitted from the sampled images: moves everything that varies "
-         "with the direction"}
+    "focused": "W on the relevant channels: the direction fitted in W from the sampled "
+               "images, on the style channels that both respond to it and vary with it (the "
+               "generator's own change, kept local)",
+    "style": "Style channels by relevance: the style channels most relevant to the "
+             "direction (as a prompt edit), each moved by its relevance",
+    "w": "All of W: the direction fitted in W from the sampled images; moves everything "
+         "that varies with the direction"}
 
 
 class _CurrentRowKeys(QObject):
@@ -103,7 +104,8 @@ class DirectionsPanel(QWidget):
         self.method.setToolTip("How a direction found in CLIP space is applied to the "
                                "generator")
         # sized by its longest name, it held the whole side column at 450 px or more, and
-        # so the picture small on a small screen: shortened when narrow instead
+        # so the picture small on a small screen: 12 characters, which show each (short)
+        # name whole
         self.method.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.method.setMinimumContentsLength(12)

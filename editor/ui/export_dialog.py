@@ -39,6 +39,7 @@ from editor.engine.export import (
     MAX_GIF_FPS,
     SCALES,
     ExportPlan,
+    batch_paths,
     check_targets,
     existing_targets,
     format_from_suffix,
@@ -184,7 +185,7 @@ class ExportDialog(QDialog):
         self.format_box.currentIndexChanged.connect(self._on_format_changed)
         for signal in (self.scale_box.currentIndexChanged, self.frames_box.valueChanged,
                        self.fps_box.valueChanged, self.bounce_box.toggled,
-                       self.count_box.valueChanged):
+                       self.count_box.valueChanged, self.first_seed_box.valueChanged):
             signal.connect(self._update_state)
         for edit in (self.path_edit, self.pattern_edit):
             edit.textChanged.connect(self._on_name_typed)
@@ -306,13 +307,27 @@ class ExportDialog(QDialog):
                     parts.append(f"⚠ writing this GIF holds about {held / 1e9:.1f} GB in "
                                  "memory (a WebP does not)")
         elif self.kind == "batch":
-            parts.append(f"{self.count_box.value()} files")
+            count = self.count_box.value()
+            parts.append(f"{count} file{'s' if count != 1 else ''}{self._batch_names(count)}")
         typed = self.path_edit.text().strip()
         if self.kind != "batch" and typed and not self._names_a_folder(typed):
             written = self._file_target(typed)[0].name
             if written != Path(typed).name:  # "photo.GIF" as an image, "x."
                 parts.append(f"saved as {written}")
         return " · ".join(parts)
+
+    def _batch_names(self, count: int) -> str:
+        """The first and last names the pattern gives, as the export names them (": seed000042.png
+        … seed000057.png"): only those two, whatever the count; "" for a pattern the export
+        refuses (Export says why)."""
+        first = self.first_seed_box.value()
+        seeds = (first,) if count == 1 else (first, first + count - 1)
+        try:
+            names = [p.name for p in batch_paths("", seeds, self.pattern_edit.text().strip(),
+                                                 self.format_box.currentData())]
+        except ValueError:
+            return ""
+        return ": " + " … ".join(names)
 
     # ----------------------------------------------------------------- files
     def _ask_save_path(self, start: str, filters: list[str]) -> str:

@@ -29,6 +29,7 @@ from .theme import error_colour
 
 BAR_STEPS = 1000
 KEEP_ENDED = 20  # ended rows kept before the oldest ones go
+MIN_ROWS_SHOWN = 2.4  # the jobs panel's least height, in rows (when there are as many)
 MAX_ETA_H = 99  # longer estimates are shown as "more than 99 h left"
 
 
@@ -129,13 +130,13 @@ class JobRow(QFrame):
                                       else f"finished in {took}")
         elif job.state == CANCELLED:
             self.state_label.setText("cancelled")
-            self._freeze_bar()
+            got = self._stop_bar()
             # what the job kept ("2 of 5 files written") is what the user needs to know
             self.detail_label.setText(f"{job.note} ({took})" if job.note
-                                      else f"cancelled after {took}")
+                                      else f"cancelled after {took}{got}")
         elif job.state == FAILED:
             self.state_label.setText("failed")
-            self._freeze_bar()
+            self._stop_bar()
             self.detail_label.setText(job.error or "failed")
             self._show_error_colour()
 
@@ -150,16 +151,20 @@ class JobRow(QFrame):
             self._show_error_colour()
         super().changeEvent(event)
 
-    def _freeze_bar(self) -> None:
-        """Keep how far it got, without a percentage that looks like it is still going."""
-        if self.progress_bar.maximum() == 0:  # stop a busy bar's animation
-            self.progress_bar.setRange(0, BAR_STEPS)
-            self.progress_bar.setValue(0)
-        self.progress_bar.setTextVisible(False)
+    def _stop_bar(self) -> str:
+        """Hide the bar of a job that ended without finishing: left standing, empty and
+        without text, it looked stalled. Returns how far it got, in words (" (40% done)"),
+        or "" when it never said."""
+        bar = self.progress_bar
+        got = f" ({100 * bar.value() // BAR_STEPS}% done)" \
+            if bar.maximum() == BAR_STEPS and bar.value() > 0 else ""
+        bar.hide()
+        return got
 
 
 class JobsPanel(QWidget):
-    """Lists the runner's jobs, newest at the top; ended ones stay until cleared."""
+    """Lists the runner's jobs: the running ones at the top, newest first, then the ended
+    ones, the last to end first; ended ones stay until cleared."""
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -204,7 +209,7 @@ class JobsPanel(QWidget):
         return self._rows.get(job.id)
 
     def rows(self) -> list[JobRow]:
-        """Newest first, as shown."""
+        """As shown: running jobs first (newest first), then ended ones (last ended first)."""
         return [self._list_layout.itemAt(i).widget() for i in range(self._list_layout.count())
                 if self._list_layout.itemAt(i).widget() is not None]
 
@@ -235,10 +240,23 @@ class JobsPanel(QWidget):
         if row is None:
             return
         row.show_end()
+        # below the jobs still running: a running job listed under finished ones was out of
+        # sight in a short panel
+        self._list_layout.removeWidget(row)
+        self._list_layout.insertWidget(sum(r.job.is_active for r in self.rows()), row)
         ended = [r for r in self.rows() if not r.job.is_active]
         for old in ended[KEEP_ENDED:]:
             self._remove(old)
         self._update_chrome()
+
+    def _rows_height(self, shown: float) -> int:
+        """The height of the first `shown` rows (a fraction: part of the last one)."""
+        rows, spacing = self.rows(), max(0, self._list_layout.spacing())
+        height = 0.0
+        for i, row in enumerate(rows[:math.ceil(shown)]):
+            part = min(1.0, shown - i)
+            height += part * row.sizeHint().height() + (spacing if part == 1.0 else 0)
+        return math.ceil(height)
 
     def _remove(self, row: JobRow) -> None:
         self._rows.pop(row.job.id, None)
@@ -247,8 +265,7 @@ class JobsPanel(QWidget):
 
     def _update_chrome(self) -> None:
         self.empty_label.setVisible(not self._rows)
-        # room for one whole job: the panel opened for a first job cut its status line in
-        # half, behind a scroll bar
-        newest = next(reversed(self._rows.values()), None)
-        self._scroll.setMinimumHeight(newest.sizeHint().height() if newest else 0)
+        # room for two whole jobs and a glimpse of a third: one job's room (the panel opened
+        # for a first job cut its status line in half) hid a running job behind another
+        self._scroll.setMinimumHeight(self._rows_height(MIN_ROWS_SHOWN))
         self.clear_button.setEnabled(any(not r.job.is_active for r in self._rows.values()))

@@ -3,12 +3,14 @@ never disagree with what the keys do."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QHeaderView,
     QMainWindow,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -57,6 +59,25 @@ def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
     return sorted(set(rows), key=lambda r: r[1].lower()) + list(EXTRA_KEYS)
 
 
+def _dialog_size(dialog: QDialog, table: QTableWidget, texts: list[str]) -> QSize:
+    """Wide enough for the keys and the longest description on one line (from the font:
+    a fixed 460 px cut them), within the screen; on a narrower screen they wrap."""
+    style = table.style()
+    text_margins = 2 * (style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None,
+                                          table) + 1)  # as the item delegate leaves
+    longest = max((table.fontMetrics().horizontalAdvance(t) for t in texts), default=0)
+    margins = dialog.layout().contentsMargins()
+    width = (table.columnWidth(0) + longest + text_margins + 8  # and some air
+             + style.pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, table)
+             + 2 * table.frameWidth() + margins.left() + margins.right())
+    height = max(520, 26 * table.fontMetrics().height())
+    screen = dialog.screen()
+    if screen is not None:
+        room = screen.availableGeometry()
+        width, height = min(width, room.width() * 9 // 10), min(height, room.height() * 9 // 10)
+    return QSize(max(460, width), height)
+
+
 def show_shortcuts(window: QMainWindow) -> QDialog:
     """The list, opened without waiting; one at a time (F1 again raises it)."""
     shown = window.findChild(QDialog, "keyboard-shortcuts")
@@ -77,13 +98,21 @@ def show_shortcuts(window: QMainWindow) -> QDialog:
     for i, (keys, text) in enumerate(rows):
         table.setItem(i, 0, QTableWidgetItem(keys))
         table.setItem(i, 1, QTableWidgetItem(text))
+    # no sideways scrolling: it hid the ends of the descriptions and the "Action" header;
+    # the keys keep their width, the descriptions take the rest and wrap when they must
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setWordWrap(True)
+    table.setTextElideMode(Qt.TextElideMode.ElideNone)
     table.resizeColumnsToContents()
-    table.horizontalHeader().setStretchLastSection(True)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
     buttons.rejected.connect(dialog.reject)
     layout = QVBoxLayout(dialog)
     layout.addWidget(table)
     layout.addWidget(buttons)
-    dialog.resize(460, 520)
+    dialog.resize(_dialog_size(dialog, table, [text for _keys, text in rows]))
     dialog.show()
     return dialog
