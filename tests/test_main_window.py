@@ -695,8 +695,8 @@ def test_with_a_large_font_the_side_column_is_as_wide_as_the_forms_need(qtbot, t
     # and down, so the α box, the … button and "New prompt" were cut off
     with _window_in_a_font(qtbot, tmp_path, monkeypatch, 1.6, (1600, 1000)) as win:
         for dock in (win.source_dock, win.prompt_dock):
-            form = dock.widget().widget()
-            assert dock.widget().viewport().width() >= form.minimumSizeHint().width()
+            area = win.form_area(dock)
+            assert area.viewport().width() >= area.widget().minimumSizeHint().width()
         # and the toolbar's icons grow with the text (16 px were specks beside 14 pt)
         assert win.toolbar.iconSize().height() >= 1.4 * win.fontMetrics().height() - 1
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFrame,
+    QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QStyle,
     QToolBar,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -233,6 +235,21 @@ def _finished_text(title: str, result: object) -> str:
     return f"Exported {what} to {saved[0].path.parent}"
 
 
+def _with_footer(area: QScrollArea, footer: QWidget) -> QWidget:
+    """`area` with `footer` below it, at the form's own side margins, out of the scroll."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    margins = area.widget().layout().contentsMargins()
+    layout.setContentsMargins(0, 0, 0, margins.bottom())
+    layout.setSpacing(0)
+    layout.addWidget(area, 1)
+    row = QHBoxLayout()
+    row.setContentsMargins(margins.left(), 0, margins.right(), 0)
+    row.addWidget(footer)  # taken from the form's own layout
+    layout.addLayout(row)
+    return box
+
+
 def _is_demo_generator(path: str) -> bool:
     return same_path(path, DEMO_GENERATOR)
 
@@ -310,6 +327,7 @@ class MainWindow(QMainWindow):
         # dialog or a question comes up for the files
         self.canvas.files_dropped.connect(self.open_paths, Qt.ConnectionType.QueuedConnection)
         self.setCentralWidget(self.canvas)
+        self._form_areas: dict[QDockWidget, QScrollArea] = {}  # see form_area
         self._build_panels()
         self._build_actions()
         self._build_status_bar()
@@ -330,24 +348,31 @@ class MainWindow(QMainWindow):
         return self.pack.model if self.pack is not None else None
 
     # ================================================================= building
-    def _dock(self, title: str, name: str, widget: QWidget,
-              scroll: bool = False) -> QDockWidget:
+    def _dock(self, title: str, name: str, widget: QWidget, scroll: bool = False,
+              footer: QWidget | None = None) -> QDockWidget:
+        """A panel. `scroll`: its form scrolls rather than set the window's least height
+        (see `form_area`); `footer`: a control kept in view below the scrolling form."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        if scroll:  # a form that may scroll rather than set the window's least height
+        if scroll:
             area_widget = QScrollArea()
             area_widget.setWidgetResizable(True)
             area_widget.setFrameShape(QFrame.Shape.NoFrame)
             area_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the form
             area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             area_widget.setWidget(widget)
-            widget = area_widget
+            self._form_areas[dock] = area_widget
+            widget = area_widget if footer is None else _with_footer(area_widget, footer)
         dock.setWidget(widget)
         # Qt keeps a dock behind another's tab 'visible', only moved out of view, so Tab
         # walked through widgets nobody could see. Its content is disabled while it is out
         # of view (hiding it instead changed the dock's size hints: the dock area was cut)
         dock.visibilityChanged.connect(widget.setEnabled)
         return dock
+
+    def form_area(self, dock: QDockWidget) -> QScrollArea:
+        """The scroll area of a form's dock (Source, Prompt)."""
+        return self._form_areas[dock]
 
     def _arrange_panels(self) -> None:
         """The panels where the window first puts them: Source, Prompt and the Edit stack
@@ -388,6 +413,7 @@ class MainWindow(QMainWindow):
         showed a scrollbar while the edit stack had room to spare); the stack takes the
         rest."""
         column = [self.source_dock, self.prompt_dock, self.stack_dock, self.directions_dock]
+        areas = [self.form_area(d) for d in column[:2]]
         needed = max(d.minimumSizeHint().width() for d in column)
         # the forms' wish, not the directions' (behind a tab; their rows ask for ~490),
         # with room for a form's scrollbar (which its scroll area's hint leaves out)
@@ -395,8 +421,7 @@ class MainWindow(QMainWindow):
         wanted = max(d.sizeHint().width() for d in column[:3]) + scrollbar
         # the forms scroll only up and down: narrower than their least width (a large
         # font passes SIDE_COLUMN_MAX) cut the α box, the … button and "New prompt" off
-        forms_least = max(d.widget().widget().minimumSizeHint().width()
-                          for d in column[:2]) + scrollbar
+        forms_least = max(a.widget().minimumSizeHint().width() for a in areas) + scrollbar
         width = max(needed, forms_least, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
         self.resizeDocks([self.source_dock], [width], Qt.Orientation.Horizontal)
         forms, rest = [self.source_dock, self.prompt_dock], self.stack_dock
@@ -404,8 +429,8 @@ class MainWindow(QMainWindow):
             return
         # each form's dock grows by the height its form lacks; the stack gives it up, as
         # far as it can (a small screen or a big font: the forms then share what it has)
-        lacking = [max(0, d.widget().widget().sizeHint().height()
-                       - d.widget().viewport().height()) for d in forms]
+        lacking = [max(0, a.widget().sizeHint().height() - a.viewport().height())
+                   for a in areas]
         spare = rest.height() - rest.minimumSizeHint().height()
         if sum(lacking) > spare:
             if spare <= 0:
@@ -449,7 +474,11 @@ class MainWindow(QMainWindow):
         self.directions_panel = DirectionsPanel()
         self.jobs_panel = JobsPanel(self.jobs)
         self.source_dock = self._dock("Source", "source_dock", sp, scroll=True)
-        self.prompt_dock = self._dock("Prompt", "prompt_dock", pp, scroll=True)
+        # the panel's main action stays in view below its form (at 1024 x 640 it was
+        # below the fold on the first start, though the empty stack says to press it)
+        self.prompt_dock = self._dock("Prompt", "prompt_dock", pp, scroll=True,
+                                      footer=pp.add_button)
+        QWidget.setTabOrder(pp.gate, pp.add_button)  # its place in Tab order, as before
         self.stack_dock = self._dock("Edit stack", "stack_dock", st)
         self.directions_dock = self._dock("Discovered directions", "directions_dock",
                                           self.directions_panel)
