@@ -3227,3 +3227,29 @@ def test_add_to_stack_is_in_view_on_a_small_screen(window, qtbot):
     type_prompt(window, "face with glasses")
     button.click()  # and it still adds
     assert len(window.document.state.session.edits) == 1
+
+
+def test_a_form_whose_content_grows_gets_the_room_it_gained(window, qtbot):
+    # the note under Source after an inversion ("Starting from your picture …") added two
+    # lines to a dock sized for the form without it: a scrollbar hid its last button
+    window.resize(1280, 820)
+    show_active(window, qtbot)
+    area = window.form_area(window.source_dock)
+    qtbot.waitUntil(lambda: area.viewport().height() >= area.widget().sizeHint().height(),
+                    timeout=5_000)
+    stack = window.stack_dock.height()
+    window._use_inverted_source(_latent_source(window, "holiday photo.png"),
+                                "Use inverted picture")
+    assert window.source_panel.latent_label.isVisible()
+    qtbot.waitUntil(lambda: area.viewport().height() >= area.widget().sizeHint().height(),
+                    timeout=5_000)
+    assert not area.verticalScrollBar().isVisible()
+    assert window.stack_dock.height() < stack  # the stack gave the room
+    # heights the user chose are kept: a form made smaller by hand is not grown back
+    window.resizeDocks([window.source_dock], [window.source_dock.height() - 40],
+                       Qt.Orientation.Vertical)
+    qtbot.wait(50)
+    shrunk = window.source_dock.height()
+    window.source_panel.step_seed(+1)  # the note goes, and its hint shrinks: nothing grows
+    qtbot.wait(50)
+    assert window.source_dock.height() <= shrunk

@@ -204,6 +204,21 @@ def test_the_demo_pack_loaded_at_start_keeps_the_users_recent_files_and_folder(
     assert window._last_dir() == str(tmp_path)
 
 
+def test_recent_files_of_one_name_say_their_folders_and_paths_show(window, tmp_path):
+    # two "session.atelier.json" read the same in the menu, and the path tooltips set on
+    # its items never showed (a menu's tooltips are off by default)
+    from editor.engine.session import Session
+
+    for folder in ("portraits", "landscapes"):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "session.atelier.json"
+        path.write_text(Session().to_json())
+        window.open_session(str(path))
+    assert [a.text() for a in window.recent_menu.actions()] == [
+        "&1 session.atelier.json — landscapes", "&2 session.atelier.json — portraits"]
+    assert window.recent_menu.toolTipsVisible()
+
+
 def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot, tmp_path):
     # Qt reads "&D" in "R&D.safetensors" as the item's Alt letter and shows "RD"; the items
     # had no Alt keys of their own.

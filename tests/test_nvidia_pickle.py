@@ -420,3 +420,15 @@ def test_the_reason_a_pickle_is_unreadable_is_cut_short(tmp_path):
     with pytest.raises(CheckpointError, match="not a pickle at all") as info:
         read_pickle(path)
     assert len(str(info.value)) < 400 and str(info.value).endswith("…)")
+
+
+def test_garbage_read_as_a_pickle_is_not_quoted_back_as_bytes(tmp_path):
+    # the window's box showed four lines of "(invalid literal for int() with base 10:
+    # b'arbageFqt\xa7q\xe4E…')"
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(b"\x80\x02I" + b"garbageFqt\xa7q\xe4E" * 30 + b"\n.")
+    with pytest.raises(CheckpointError) as info:
+        read_pickle(path)
+    message = str(info.value)
+    assert message == ("corrupt.pt could not be read as a network pickle (NVIDIA's .pkl "
+                       "format); it may be truncated, corrupt or not a pickle at all")

@@ -399,9 +399,13 @@ def read_pickle(path: str | os.PathLike) -> Any:
     except OSError as e:
         raise CheckpointError(f"{path.name} cannot be read ({e.strerror or e})") from e
     except PICKLE_READ_ERRORS as e:
+        why = short_reason(e)
+        # the reader's words, unless they quote garbage back as escaped bytes
+        # (b'arbageFqt\xa7q\xe4E…'): four lines of them in the window's box
+        detail = "" if "\\x" in why else f" ({why})"
         raise CheckpointError(
-            f"{path.name} could not be read as an NVIDIA network pickle; it may be truncated, "
-            f"corrupt or not a pickle at all ({short_reason(e)})"
+            f"{path.name} could not be read as a network pickle (NVIDIA's .pkl format); it "
+            f"may be truncated, corrupt or not a pickle at all{detail}"
         ) from e
 
 

@@ -328,6 +328,9 @@ class MainWindow(QMainWindow):
         self.canvas.files_dropped.connect(self.open_paths, Qt.ConnectionType.QueuedConnection)
         self.setCentralWidget(self.canvas)
         self._form_areas: dict[QDockWidget, QScrollArea] = {}  # see form_area
+        self._form_hints: dict[QScrollArea, int] = {}  # each form's height at the last fit
+        self._form_growth = QTimer(self, singleShot=True, interval=0)
+        self._form_growth.timeout.connect(self._grow_forms)
         self._build_panels()
         self._build_actions()
         self._build_status_bar()
@@ -424,13 +427,18 @@ class MainWindow(QMainWindow):
         forms_least = max(a.widget().minimumSizeHint().width() for a in areas) + scrollbar
         width = max(needed, forms_least, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
         self.resizeDocks([self.source_dock], [width], Qt.Orientation.Horizontal)
+        self._form_hints = {a: a.widget().sizeHint().height() for a in areas}
+        self._give_forms([max(0, a.widget().sizeHint().height() - a.viewport().height())
+                          for a in areas])
+
+    def _give_forms(self, lacking: list[int]) -> None:
+        """Source's and Prompt's docks grow by these heights, which the edit stack gives
+        up as far as it can (a small screen or a big font: the forms then share what it
+        has)."""
         forms, rest = [self.source_dock, self.prompt_dock], self.stack_dock
-        if not all(d.isVisible() and d.height() > 0 for d in (*forms, rest)):
+        if not all(d.isVisible() and d.height() > 0 for d in (*forms, rest)) \
+                or not any(lacking):
             return
-        # each form's dock grows by the height its form lacks; the stack gives it up, as
-        # far as it can (a small screen or a big font: the forms then share what it has)
-        lacking = [max(0, a.widget().sizeHint().height() - a.viewport().height())
-                   for a in areas]
         spare = rest.height() - rest.minimumSizeHint().height()
         if sum(lacking) > spare:
             if spare <= 0:
@@ -439,6 +447,21 @@ class MainWindow(QMainWindow):
         heights = [d.height() + extra for d, extra in zip(forms, lacking, strict=True)]
         self.resizeDocks([*forms, rest], [*heights, rest.height() - sum(lacking)],
                          Qt.Orientation.Vertical)
+
+    def _grow_forms(self) -> None:
+        """A form whose content grew since (the note under Source after an inversion, the
+        Prompt panel's notice) gets the height it gained, where it now lacks room: it
+        showed a scrollbar over its last button. Only the growth is given, so heights the
+        user chose stay as they were."""
+        areas = [self.form_area(d) for d in (self.source_dock, self.prompt_dock)]
+        lacking = []
+        for area in areas:
+            hint = area.widget().sizeHint().height()
+            grown = hint - self._form_hints.get(area, hint)
+            self._form_hints[area] = hint
+            short = hint - area.viewport().height()
+            lacking.append(max(0, min(grown, short)))
+        self._give_forms(lacking)
 
     def _build_panels(self) -> None:
         self.source_panel = SourcePanel()
@@ -652,6 +675,7 @@ class MainWindow(QMainWindow):
         file_menu.addActions([self.open_generator_act, self.open_image_act,
                               self.open_latent_act, self.open_session_act])
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.setToolTipsVisible(True)  # each file's whole path (off by default)
         file_menu.addSeparator()
         file_menu.addActions([self.save_session_act, self.save_session_as_act,
                               self.export_act])
@@ -1089,6 +1113,9 @@ class MainWindow(QMainWindow):
         # Holding "\" shows the original wherever the focus is (the edit-stack list's
         # type-ahead and the seed box took the key before), except in a text box.
         # A release always ends the hold, wherever the focus went meanwhile.
+        if event.type() == QEvent.Type.LayoutRequest and \
+                any(watched is a.widget() for a in self._form_areas.values()):
+            self._form_growth.start()  # once the layout is done: its new size hint
         if (event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
                 and event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat()):
             if event.type() == QEvent.Type.KeyRelease and self.canvas.holding_compare:
@@ -1901,8 +1928,12 @@ class MainWindow(QMainWindow):
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         recent = settings_values.text_list(QSettings(), "recent/files")
+        names = [Path(p).name for p in recent]
         for number, path in enumerate(recent, start=1):
-            act = self.recent_menu.addAction(menu_text(Path(path).name, number))
+            name = Path(path).name
+            if names.count(name) > 1:  # two "session.atelier.json": their folders tell
+                name = f"{name} — {Path(path).parent.name or path}"
+            act = self.recent_menu.addAction(menu_text(name, number))
             act.setToolTip(path)
             act.triggered.connect(lambda _c=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(recent))
