@@ -918,11 +918,14 @@ def test_a_cancelled_inversions_preview_leaves_the_canvas(window, qtbot, tmp_pat
     settled(window, qtbot)
     job = _start_inversion(window, qtbot, tmp_path)
     assert not _shows_the_document(window)  # the reconstruction forming
+    # and says so: only a 6 s status line did, while the Source panel named the seed
+    assert window.canvas.caption.startswith("Invert me.png: preview, ")
+    assert window.canvas.caption.endswith("%")
     with qtbot.waitSignal(window.jobs.job_cancelled, timeout=60_000):
         job.cancel()
         held_inversion()
     settled(window, qtbot)
-    assert _shows_the_document(window)
+    assert _shows_the_document(window) and window.canvas.caption == ""
 
 
 def test_changes_made_during_an_inversion_are_shown_not_its_previews(
@@ -2261,10 +2264,14 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or
                         running_then.append(window.jobs.active_jobs()) or
                         QMessageBox.StandardButton.No)
+    # "import it anyway?" is a box of its own (its numbers in the details), answered No
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: asked.append(
+        f"{box.text()} {box.informativeText()}") or running_then.append(
+        window.jobs.active_jobs()) or 0)
     with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
         window.styleclip_import.start(str(tmp_path / "other_fs3.npy"))
     qtbot.waitUntil(lambda: bool(asked), timeout=5_000)
-    assert len(asked) == 1 and "does not match" in asked[0] and "into other" in asked[0]
+    assert len(asked) == 1 and "does not fit" in asked[0] and "into other" in asked[0]
     # asked once the job had ended (the question held it "running", with a Cancel that
     # did nothing), and the Jobs panel does not say it finished an import
     assert running_then == [[]]

@@ -49,14 +49,19 @@ class Canvas(QWidget):
         self._pan = QPointF(0, 0)
         self._pan_from: QPointF | None = None  # where a pan drag was last seen
         self.message = "No model loaded"
+        self.caption = ""  # see set_image
         self._describe()
 
     # ----------------------------------------------------------------- content
-    def set_image(self, image: QImage, before: QImage | None = None) -> None:
+    def set_image(self, image: QImage, before: QImage | None = None,
+                  caption: str = "") -> None:
         """The picture, and the original it is compared with (None: none known yet, so
-        a compare view shows the picture alone rather than another source's original)."""
+        a compare view shows the picture alone rather than another source's original).
+        `caption`: what the picture is when it is not the document's (an inversion's
+        preview), shown over it until the next picture."""
         self._image = image
         self._before = before
+        self.caption = caption
         self._describe()
         self.update()
 
@@ -70,7 +75,8 @@ class Canvas(QWidget):
 
     def _describe(self) -> None:
         """A screen reader hears what is drawn: the message while there is no picture."""
-        self.setAccessibleDescription(DESCRIPTION if self._image is not None else self.message)
+        shown = DESCRIPTION if self._image is not None else self.message
+        self.setAccessibleDescription(f"{self.caption}. {shown}" if self.caption else shown)
 
     # ----------------------------------------------------------------- zoom
     def set_zoom(self, zoom: float | None) -> None:
@@ -172,6 +178,14 @@ class Canvas(QWidget):
                              Qt.AlignmentFlag.AlignRight, "after")
         else:
             painter.drawImage(target, after)
+        shown = target.intersected(QRectF(self.rect()))  # labels stay in view
+        corner = QPointF(shown.left() + 6, shown.top() + 4)
+        if self._holding_compare and before is not None:  # as the split view says it
+            self._draw_label(painter, corner, Qt.AlignmentFlag.AlignLeft, "before")
+        elif self.caption and self._split is None:  # cut to the picture's width
+            caption = painter.fontMetrics().elidedText(
+                self.caption, Qt.TextElideMode.ElideMiddle, max(0, int(shown.width()) - 20))
+            self._draw_label(painter, corner, Qt.AlignmentFlag.AlignLeft, caption)
         if self.hasFocus():  # where the keys go (zoom, split, arrows), visible at a glance
             painter.setPen(QPen(self.palette().highlight().color(), 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)

@@ -126,7 +126,9 @@ class InversionFlow(QObject):
         self._started.add(job.id)
         if job.id in self._previewing and progress.previews \
                 and same_generator(self._packs.get(job.id), self._pack()):
-            self.canvas.set_image(qimage_from_array(progress.previews[0]))
+            # the document's picture is not what the canvas shows now: it says so
+            self.canvas.set_image(qimage_from_array(progress.previews[0]),
+                                  caption=f"{job.title}: preview, {progress.fraction:.0%}")
             self._painted = True
 
     @property
