@@ -3260,3 +3260,24 @@ def test_a_form_whose_content_grows_gets_the_room_it_gained(window, qtbot):
     window.source_panel.step_seed(+1)  # the note goes, and its hint shrinks: nothing grows
     qtbot.wait(50)
     assert window.source_dock.height() <= shrunk
+
+
+def test_a_pack_without_directions_says_why_once(window, qtbot, tmp_path, monkeypatch):
+    # its notice said "Prompt edits need this pack's directions"; the prompt carried over
+    # from the last model made the engine say it twice more, in other words ("precomputed
+    # channel relevance"), under the prompt and in the status bar
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    type_prompt(window, "face with glasses")
+    settled(window, qtbot)
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=3),
+                           tmp_path / "other.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip2.safetensors")
+    window.open_generator(str(other), ClipSource(path=str(clip)), stats_samples=2000)
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+                    timeout=20_000)
+    settled(window, qtbot)
+    panel = window.prompt_panel
+    assert not panel.text_edits_available and "directions" in panel.notice.text()
+    assert "⚠" not in panel.channels.text()
+    assert "⚠" not in window.statusBar().currentMessage()

@@ -332,8 +332,8 @@ class EditingContext:
             except RecipeError as e:
                 raise EditError(str(e)) from e
             if self.clip is None or self.stats is None or self.relevance is None:
-                raise EditError("text edits need the model pack's precomputed channel "
-                                "relevance; run the precompute first")
+                raise EditError("text edits need this pack's directions, which are not "
+                                "computed yet: precompute them first")
             try:
                 dt = gd.text_direction(self.clip, p.get("neutral", ""), p["target"])
                 if p.get("gate"):

@@ -969,7 +969,13 @@ class MainWindow(QMainWindow):
             return
         state = self.document.state
         edit = self._prompt_edit(state)
-        if _status_key(self._drawn, edit.id) == _status_key(state.rendered_session(), edit.id):
+        if not self.prompt_panel.text_edits_available:
+            # its notice says why (no CLIP, no directions): the engine's error on the
+            # prompt carried over from the last model said it twice more, in other words
+            self.prompt_panel.show_status(None)
+            self._say_prompt_error(None)
+        elif _status_key(self._drawn, edit.id) == _status_key(state.rendered_session(),
+                                                              edit.id):
             status = self.last_result.edit_status.get(edit.id)
             self.prompt_panel.show_status(status)
             self._say_prompt_error(status.error if status is not None else None)

@@ -305,6 +305,11 @@ class PromptPanel(QWidget):
         completer.activated.connect(lambda _t: self._finish_typing())
         self.target.setCompleter(completer)
 
+    @property
+    def text_edits_available(self) -> bool:
+        """Whether prompt edits work with the open models (see the notice otherwise)."""
+        return self._available
+
     def set_text_edits_available(self, available: bool, reason: str = "") -> None:
         self._available = available
         for w in (self.neutral, self.target, self.alpha, self.auto_beta,
