@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
 from editor.core.image_io import center_crop_square, crop
 from editor.ui.app import init_application
@@ -349,3 +349,34 @@ def test_what_loading_did_to_the_picture_is_shown(qtbot):
     plain = CropDialog(_image(60, 30), target_size=16)
     qtbot.addWidget(plain)
     assert plain.notes_label.isHidden()
+
+
+def test_the_dialog_names_its_picture_and_which_of_several_it_is(qtbot):
+    # Several pictures dropped: the same "Crop the image" came once per file, unnamed.
+    d = CropDialog(_image(60, 30), target_size=16, name="face.png", place=(1, 2))
+    qtbot.addWidget(d)
+    assert d.windowTitle() == "Crop face.png (1 of 2)"
+    assert d.heading.text() == "face.png (1 of 2)" and not d.heading.isHidden()
+    alone = CropDialog(_image(60, 30), target_size=16, name="face.png", place=(1, 1))
+    qtbot.addWidget(alone)
+    assert alone.windowTitle() == "Crop face.png"
+    seen = []
+
+    def answer() -> None:
+        seen.append(QApplication.activeModalWidget().windowTitle())
+        QApplication.activeModalWidget().reject()
+
+    QTimer.singleShot(0, answer)
+    assert choose_crop(None, _image(60, 30), None, 16, name="b.png", place=(2, 3)) is None
+    assert seen == ["Crop b.png (2 of 3)"]
+
+
+def test_the_dialog_opens_within_the_screens_room(qtbot):
+    # A fixed 900 x 600 ran off a small screen (the offscreen one is 800 wide).
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    d = CropDialog(_image(60, 30), target_size=16, parent=parent)
+    room = parent.screen().availableGeometry()
+    if room.width() >= 900 and room.height() >= 600:
+        pytest.skip("this screen has room for 900 x 600")
+    assert d.width() <= room.width() and d.height() <= room.height()

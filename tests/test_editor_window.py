@@ -301,6 +301,21 @@ def test_pictures_dropped_together_are_inverted_one_after_another_in_their_order
     assert "waiting for the inversion before it" in said["Invert c.png"]
 
 
+def test_the_crop_dialogs_of_pictures_opened_together_say_which_they_are_for(
+        window, tmp_path, monkeypatch):
+    # The same "Crop the image" came once per dropped file, with no name or count.
+    asked = []
+    monkeypatch.setattr("editor.ui.inversion_flow.choose_crop",
+                        lambda *a, **k: asked.append(a[5:]) or None)  # (name, place)
+    paths = []
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (24, 24), (200, 30, 30)).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    window.open_paths(paths)  # dropped together
+    window.open_paths(paths[1:])  # alone: named, not numbered
+    assert asked == [("a.png", (1, 2)), ("b.png", (2, 2)), ("b.png", None)]
+
+
 def test_a_picture_is_read_with_a_busy_cursor_and_a_word(window, tmp_path, monkeypatch):
     # a 14000 px picture took 8 s to read with no sign of life: it looked like a hang
     from editor.core.errors import ImageLoadError

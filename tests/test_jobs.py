@@ -882,3 +882,39 @@ def test_a_jobs_cancel_button_is_named_after_the_job(qtbot, runner):
     assert button.toolTip() == "Cancel Download FFHQ"
     release.set()
     qtbot.waitUntil(lambda: not job.is_active, timeout=TIMEOUT_MS)
+
+
+def test_a_job_queued_behind_another_says_waiting_until_its_turn(qtbot, runner):
+    # It said "running" while its own line said "waiting for the inversion before it".
+    turns, release = OneAtATime(), threading.Event()
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+
+    def second(token):
+        yield Progress(1, 2, "inverting")
+        return "second"
+
+    first = runner.submit("first", lambda token: release.wait(5), turns=turns)
+    queued = runner.submit("second", second, turns=turns,
+                           waiting="waiting for the inversion before it")
+    qtbot.waitUntil(lambda: "waiting for" in panel.row(queued).detail_label.text(),
+                    timeout=TIMEOUT_MS)
+    assert panel.row(queued).state_label.text() == "waiting"
+    assert panel.row(first).state_label.text() == RUNNING
+    release.set()
+    qtbot.waitUntil(lambda: queued.state == FINISHED, timeout=TIMEOUT_MS)
+    assert panel.row(queued).state_label.text() == "done"
+
+
+def test_a_job_that_finished_without_doing_its_work_says_what_instead_of_done(qtbot, runner):
+    # "not imported: it does not fit ..." was listed as "done" under a full bar.
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    runner.job_finished.connect(
+        lambda job, result: setattr(job, "note", "not imported: it does not fit tiny"))
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        job = runner.submit("Import fs3.npy for tiny", lambda token: None)
+    row = panel.row(job)
+    assert row.state_label.text() == "not imported"
+    assert row.detail_label.text().startswith("not imported: it does not fit tiny (")
+    assert not row.progress_bar.isVisibleTo(row)

@@ -46,14 +46,40 @@ def dialog(qtbot, runner):
     return d
 
 
+class _RecordedBox:
+    """A box not waited on, recorded: what was added to it after its first line."""
+
+    def __init__(self):
+        self.informative = self.details = ""
+
+    def setInformativeText(self, text):  # noqa: N802 - QMessageBox's
+        self.informative = text
+
+    def setDetailedText(self, text):  # noqa: N802 - QMessageBox's
+        self.details = text
+
+
+class _Shown(list):
+    """(title, text) of each warning; `boxes`: the boxes not waited on, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.boxes: list[_RecordedBox] = []
+
+    def box(self, title: str, text: str) -> _RecordedBox:
+        self.append((title, text))
+        self.boxes.append(_RecordedBox())
+        return self.boxes[-1]
+
+
 @pytest.fixture
 def warnings(monkeypatch):
     """Warnings (QMessageBox.warning, and the boxes not waited on), recorded, not shown."""
-    shown: list[tuple[str, str]] = []
+    shown = _Shown()
     monkeypatch.setattr(QMessageBox, "warning",
                         lambda parent, title, text, *a, **k: shown.append((title, text)))
     monkeypatch.setattr("editor.ui.models_dialog.show_warning",
-                        lambda parent, title, text: shown.append((title, text)))
+                        lambda parent, title, text: shown.box(title, text))
     return shown
 
 
@@ -289,17 +315,55 @@ def test_a_finished_download_makes_the_entry_usable(qtbot, dialog, runner, monke
 
 
 def test_a_failed_download_shows_the_message(qtbot, dialog, runner, warnings, monkeypatch):
-    def offline(entry, *a, **k):
-        raise zoo.ZooDownloadError("cannot reach nvlabs-fi-cdn.nvidia.com: you seem to be "
-                                   "offline")
+    def refused(entry, *a, **k):
+        raise zoo.ZooDownloadError("the server is busy")
 
-    monkeypatch.setattr(zoo, "download", offline)
+    monkeypatch.setattr(zoo, "download", refused)
     dialog.select(f"zoo:{GENERATOR_ENTRY}")
     dialog.download_selected()
     qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT_MS)
-    assert warnings[0] == ("Download failed", "cannot reach nvlabs-fi-cdn.nvidia.com: you "
-                           "seem to be offline")
+    assert warnings[0] == ("Download failed", "the server is busy")
+    assert warnings.boxes[0].details == ""  # nothing more to say
     assert zoo.installed() == []
+
+
+def test_an_offline_download_says_so_in_a_line_with_the_rest_as_details(
+        qtbot, dialog, runner, warnings, monkeypatch):
+    # The zoo's message (six lines in the box, red in the Jobs panel, cut in the status
+    # bar) named the file twice and gave terminal commands; the row said "not installed".
+    import socket
+
+    entry = zoo.get_entry(GENERATOR_ENTRY)
+    whole = str(zoo._unreachable_error(entry, socket.gaierror(-3, "no name")))
+
+    def offline(entry, *a, **k):
+        raise zoo.ZooDownloadError(whole)
+
+    monkeypatch.setattr(zoo, "download", offline)
+    key = f"zoo:{GENERATOR_ENTRY}"
+    dialog.select(key)
+    with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
+        job = dialog.download_selected()
+    assert warnings == [("Download failed", f"Could not download {GENERATOR_ENTRY}: this "
+                         "computer seems to be offline.")]
+    box = warnings.boxes[0]
+    assert "Import file…" in box.informative and "`" not in box.informative
+    assert box.details == whole[:1].upper() + whole[1:]  # all of it, one click away
+    assert job.error == "this computer seems to be offline"  # Jobs panel, status bar
+    assert dialog.status_text(key) == "download failed"
+    assert "seems to be offline" in dialog.notice.text()
+    dialog.select(key)
+    monkeypatch.setattr(zoo, "download", lambda *a, **k: threading.Event().wait(0.3))
+    dialog.download_selected()  # tried again: no longer "failed" while it runs
+    assert dialog.status_text(key).startswith("downloading")
+    qtbot.waitUntil(lambda: not runner.active_jobs(), timeout=TIMEOUT_MS)
+
+
+def test_a_size_the_registry_does_not_know_is_a_dash(dialog):
+    # a bare "?" stood in every generator's row (zoo.format_size's, for the CLI)
+    assert zoo.get_entry(GENERATOR_ENTRY).size is None
+    assert dialog._items[f"zoo:{GENERATOR_ENTRY}"].text(2) == "—"
+    assert zoo.format_size(None) == "?"
 
 
 def test_a_failed_downloads_box_does_not_hold_its_row_downloading(qtbot, dialog, runner,

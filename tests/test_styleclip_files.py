@@ -394,3 +394,44 @@ def test_cli_import_for_models_with_a_computed_pack_says_it_is_not_used(tmp_path
                  str(DEMO_MODELS_DIR / "clip.safetensors"), "--threads", "1"]) == 0
     out, err = capsys.readouterr()
     assert "a pack computed here, which text edits use instead" in err and "imported:" in out
+
+
+def test_the_import_anyway_question_says_it_in_words_and_keeps_the_numbers_as_details(
+        qtbot, monkeypatch):
+    """It was written in statistics ("median cosine 0.10 over 8 channels re-measured at 4
+    images (min -0.17; …)"): a plain sentence first, the numbers in the details, No the
+    default and the answer when the box is closed."""
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QMainWindow, QMessageBox
+
+    from editor.engine.jobs import JobRunner
+    from editor.engine.packs import RefusedImport
+    from editor.ui.styleclip_import_flow import StyleClipImportFlow
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    pack = SimpleNamespace(name="tiny")
+    flow = StyleClipImportFlow(window, JobRunner(), lambda: pack, lambda p: "key",
+                               lambda: "")
+    message = ("other_fs3.npy does not match this generator and CLIP (median cosine 0.10 "
+               "over 8 channels re-measured at 4 images (min -0.17; medians on clean base "
+               "images 0.12, as StyleCLIP's script measures 0.08); the same models give "
+               "about 0.85, others about 0): it was made for another generator or with "
+               "another CLIP. It was not imported")
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or
+                        QMessageBox.StandardButton.No)  # the old one-line question
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: asked.append(
+        (box.text(), box.informativeText(), box.detailedText(),
+         box.defaultButton() is box.button(QMessageBox.StandardButton.No))) or 0)
+    flow._ask_import_anyway(pack, RefusedImport(message, "channels", "/x/other_fs3.npy",
+                                                None))
+    [(text, informative, details, no_default)] = asked
+    assert text == ("other_fs3.npy does not fit these models: it was made for another "
+                    "generator or CLIP.")
+    assert informative.startswith("Import it into tiny anyway? ") and "cosine" not in \
+        informative
+    assert details == message + "."  # the CLI's words, whole
+    assert no_default
+    assert window.statusBar().currentMessage() == "other_fs3.npy was not imported into tiny"

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -44,6 +52,8 @@ PROXY_SIDE = 1536  # big images are drawn and previewed from a copy this size, f
 MARGIN = 8  # room around the image so the corner handles at its edge can be grabbed
 GRAB = 10  # how near (screen pixels) a corner must be to grab it
 HANDLE = 8  # drawn size of a corner handle
+DIALOG_SIZE = (900, 600)  # the dialog's first size, where the screen has the room
+SCREEN_ROOM = 40  # left free of the screen's available width (twice of its height)
 
 
 def _smooth(image: QImage, w: int, h: int) -> QImage:
@@ -304,9 +314,21 @@ class CropDialog(QDialog):
     it was left for that key and is remembered on OK."""
 
     def __init__(self, rgb: np.ndarray, key: str | None = None, target_size: int = 256,
-                 parent: QWidget | None = None, notes: Sequence[str] = ()):
+                 parent: QWidget | None = None, notes: Sequence[str] = (),
+                 name: str | None = None, place: tuple[int, int] | None = None):
+        """`name`: the picture's (its file's name), said in the title and a heading: with
+        several pictures dropped, one dialog came after another alike; `place`: (i, n),
+        it is the i-th of n pictures opened together."""
         super().__init__(parent)
-        self.setWindowTitle("Crop the image")
+        of = f" ({place[0]} of {place[1]})" if place is not None and place[1] > 1 else ""
+        self.setWindowTitle(f"Crop {name}{of}" if name else f"Crop the image{of}")
+        self.heading = QLabel(f"{name}{of}" if name else "")
+        self.heading.setTextFormat(Qt.TextFormat.PlainText)
+        self.heading.setWordWrap(True)
+        font = self.heading.font()
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.heading.setVisible(bool(name))
         self.key = key
         self.target_size = max(1, int(target_size))
         self.view = CropView(qimage_from_array(rgb))
@@ -347,13 +369,19 @@ class CropDialog(QDialog):
         row.addWidget(self.view, 1)
         row.addLayout(side)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.heading)
         layout.addLayout(row, 1)
         layout.addWidget(buttons)
         # only once the buttons are the dialog's: set before, the dialog had no default of
         # its own, so Enter in the view went to whichever button last had the focus
         # (Cancel, losing the crop) or to none
         buttons.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
-        self.resize(900, 600)
+        # within the screen's room (a fixed 900 × 600 ran off a small or scaled screen)
+        screen = (parent.screen() if parent is not None else None) or \
+            QGuiApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else QRect(0, 0, 900, 600)
+        self.resize(min(DIALOG_SIZE[0], room.width() - SCREEN_ROOM),
+                    min(DIALOG_SIZE[1], room.height() - 2 * SCREEN_ROOM))  # (a title bar)
 
         if key is not None and (box := remembered_box(key)) is not None:
             self.view.set_box(box)
@@ -404,8 +432,9 @@ class CropDialog(QDialog):
 
 
 def choose_crop(parent: QWidget | None, rgb: np.ndarray, key: str | None,
-                target_size: int, notes: Sequence[str] = ()) -> Box | None:
+                target_size: int, notes: Sequence[str] = (), name: str | None = None,
+                place: tuple[int, int] | None = None) -> Box | None:
     """Show the crop dialog modally; the chosen box, or None if cancelled. `notes` say
-    what loading did to the picture."""
-    dialog = CropDialog(rgb, key, target_size, parent, notes)
+    what loading did to the picture; `name` and `place` which picture it is (CropDialog)."""
+    dialog = CropDialog(rgb, key, target_size, parent, notes, name, place)
     return dialog.box() if dialog.exec() == QDialog.DialogCode.Accepted else None

@@ -7,7 +7,9 @@ bar, document (which one is open) and a way to change the source.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, SignalInstance
@@ -61,6 +63,7 @@ class InversionFlow(QObject):
         self._started: set[int] = set()        # jobs that have sent a preview
         # several pictures dropped at once are inverted one after another, in their order
         self._turns = OneAtATime()
+        self._together: list[str] = []         # the pictures opened together (numbered)
         self._painted = False                  # a preview hides the document's picture
         jobs.job_progress.connect(self._on_progress)
         jobs.job_finished.connect(self._on_finished)
@@ -86,7 +89,8 @@ class InversionFlow(QObject):
             QMessageBox.warning(self.window, "Cannot open the image", str(e))
             return None
         resolution = pack.model.generator.img_resolution
-        box = choose_crop(self.window, loaded.rgb, crop_key(path), resolution, loaded.notes)
+        box = choose_crop(self.window, loaded.rgb, crop_key(path), resolution, loaded.notes,
+                          name, self._place(path))
         if box is None:
             return None
         pack = self._pack()  # another model may have opened while the dialog was up
@@ -106,6 +110,23 @@ class InversionFlow(QObject):
             else f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)",
             6000)
         return job
+
+    @contextmanager
+    def numbered(self, paths: Sequence[str]) -> Iterator[None]:
+        """Pictures opened together (several dropped at once): meanwhile each crop dialog
+        says which of them it is for, "(2 of 3)". `paths`: the pictures among the files."""
+        self._together = [os.path.abspath(p) for p in paths]
+        try:
+            yield
+        finally:
+            self._together = []
+
+    def _place(self, path: str) -> tuple[int, int] | None:
+        """(i, n): the picture is the i-th of n opened together; None if opened alone."""
+        path = os.path.abspath(path)
+        if len(self._together) < 2 or path not in self._together:
+            return None
+        return self._together.index(path) + 1, len(self._together)
 
     def _read(self, path: str, name: str) -> LoadedImage:
         """The picture, read with a busy cursor and a word in the status bar: a big photo

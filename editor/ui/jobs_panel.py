@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from editor.engine.jobs import CANCELLED, FAILED, FINISHED, Job, JobRunner, Progress
+from editor.engine.jobs import CANCELLED, FAILED, FINISHED, RUNNING, Job, JobRunner, Progress
 
 from .icons import icon
 from .theme import error_colour
@@ -31,6 +31,7 @@ BAR_STEPS = 1000
 KEEP_ENDED = 20  # ended rows kept before the oldest ones go
 MIN_ROWS_SHOWN = 2.4  # the jobs panel's least height, in rows (when there are as many)
 MAX_ETA_H = 99  # longer estimates are shown as "more than 99 h left"
+WAITING = "waiting"  # the state of a job queued behind another
 
 
 def format_eta_text(seconds: float | None) -> str:
@@ -57,6 +58,12 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {s} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
+def _is_waiting(p: Progress) -> bool:
+    """A job that says it waits for its turn (OneAtATime reports "waiting…" with nothing
+    done) rather than working."""
+    return p.done == 0 and p.message.startswith(WAITING)
+
+
 def _cancel_icon_button(title: str) -> QToolButton:
     button = QToolButton()
     # the job's title: a screen reader's list of buttons held many a plain "Cancel"
@@ -78,7 +85,7 @@ class JobRow(QFrame):
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # can keep the focus; no Tab stop
         self.title_label = QLabel(job.title)
         self.title_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.state_label = QLabel("running")
+        self.state_label = QLabel(RUNNING)
         self.cancel_button = _cancel_icon_button(job.title)
         self.cancel_button.clicked.connect(self._cancel)
         self.progress_bar = QProgressBar()
@@ -109,6 +116,10 @@ class JobRow(QFrame):
             self.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def show_progress(self, p: Progress) -> None:
+        # a job queued behind another (OneAtATime: "waiting for the inversion before it")
+        # is not running yet; not once cancelling, which says so until it ends
+        if self.cancel_button.isEnabled():
+            self.state_label.setText(WAITING if _is_waiting(p) else RUNNING)
         if p.total > 0:
             self.progress_bar.setRange(0, BAR_STEPS)
             self.progress_bar.setValue(round(BAR_STEPS * min(1.0, max(0.0, p.fraction))))
@@ -121,13 +132,17 @@ class JobRow(QFrame):
         job = self.job
         self.cancel_button.hide()
         took = format_duration(job.elapsed_s)
-        if job.state == FINISHED:
+        if job.state == FINISHED and job.note:
+            # a note: what it ended without doing ("not imported: ..."); not "done" with a
+            # full bar, which read as if it had done it
+            self.state_label.setText(job.note.split(":", 1)[0])
+            self._stop_bar()
+            self.detail_label.setText(f"{job.note} ({took})")
+        elif job.state == FINISHED:
             self.progress_bar.setRange(0, BAR_STEPS)
             self.progress_bar.setValue(BAR_STEPS)
             self.state_label.setText("done")
-            # a note: what it ended without doing ("not imported: ...")
-            self.detail_label.setText(f"{job.note} ({took})" if job.note
-                                      else f"finished in {took}")
+            self.detail_label.setText(f"finished in {took}")
         elif job.state == CANCELLED:
             self.state_label.setText("cancelled")
             got = self._stop_bar()

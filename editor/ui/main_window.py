@@ -1472,8 +1472,10 @@ class MainWindow(QMainWindow):
     # ================================================================= files
     def open_paths(self, paths: list[str]) -> None:
         """Dropped or passed files: a generator, a session/recipe, a latent or an image."""
-        for path in paths:
-            self.open_path(path)
+        # each picture's crop dialog says which of those opened together it is for
+        with self.inversion.numbered([p for p in paths if kind_of_file(p) == "image"]):
+            for path in paths:
+                self.open_path(path)
 
     def open_path(self, path: str) -> None:
         # absolute: a name given on the command line, kept as typed in Open recent, named

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
 
 from editor.core import zoo
 from editor.core.clip_model import describes_itself
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, ZooDownloadError
 from editor.core.model_files import identify_model_file
-from editor.engine.jobs import Job, JobRunner, JobToken, Progress, RateEta
+from editor.engine.jobs import FAILED, Job, JobRunner, JobToken, Progress, RateEta
 from editor.engine.models import default_generator_path
 from editor.engine.packs import ClipSource, default_clip_source, demo_clip_source
 
@@ -50,6 +50,8 @@ REFERENCE_CLIP_ENTRY = "clip-vit-b-32-openai"  # StyleCLIP's CLIP, listed first
 # Without an installed CLIP file: open_clip's own cache (the engine's default for real models)
 OPEN_CLIP_FALLBACK = ("ViT-B-32 / openai (open_clip's cache)", {"arch": "ViT-B-32",
                                                                   "tag": "openai"})
+OFFLINE = "seem to be offline"  # in zoo's message for a server it could not reach
+DOWNLOAD_FAILED = "download failed"
 MODEL_FILTER = "Model files (*.pt *.pth *.pkl *.safetensors);;All files (*)"
 
 
@@ -143,16 +145,69 @@ def _entry_status(entry: zoo.ZooEntry, model: zoo.InstalledModel | None) -> str:
     return "not installed"
 
 
+def size_text(n: int | None) -> str:
+    """The Size column: a dash where the registry does not know it (zoo.format_size's "?",
+    kept for the CLI, stood alone in every generator's row)."""
+    return "—" if n is None else zoo.format_size(n)
+
+
+@dataclass(frozen=True)
+class DownloadFailure:
+    """A failed download in the window's words: the zoo's message (written for the CLI as
+    well: the file named twice, terminal commands) as the details, after a short line."""
+
+    line: str         # the job's error: the Jobs panel and the status bar
+    text: str         # the box's first line
+    informative: str  # what to do, in the window's terms ("" where the message says it)
+    details: str      # the zoo's whole message ("" where it is the text already)
+
+
+def download_failure(entry: zoo.ZooEntry, message: str) -> DownloadFailure:
+    if OFFLINE in message:  # zoo's "could not reach HOST …: we seem to be offline"
+        return DownloadFailure(
+            "this computer seems to be offline",
+            f"Could not download {entry.name}: this computer seems to be offline.",
+            f"Connect and try again, or get {entry.filename} on another computer and add "
+            "it with Import file… in this dialog.", _sentence_case(message))
+    first = _first_sentence(message)
+    return DownloadFailure(first, first, "", message if first != message else "")
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop that ends a sentence (outside brackets: "(HTTP 404 …)")."""
+    depth = 0
+    for i, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if c == "." and depth == 0 and text[i + 1:i + 2] == " ":
+            return text[:i + 1]
+    return text
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# The whole messages of downloads that failed, by entry name, for the box's details: the
+# runner hands on the first line only. Written on the job's thread before it fails.
+_failed_downloads: dict[str, str] = {}
+
+
 def download_job(entry: zoo.ZooEntry):
-    """A job function: the zoo download, with byte counts turned into Progress items."""
+    """A job function: the zoo download, with byte counts turned into Progress items. A
+    failure says its short line (DownloadFailure.line); the whole message waits in
+    _failed_downloads for the dialog's box."""
 
     def run(token: JobToken) -> zoo.InstalledModel:
         on_bytes = _byte_progress(token)
         # a cancel raises DownloadCancelled after the token is set: the runner counts that
         # as cancelled, and the .part file stays for resuming
         # read before it is installed: a file that is not a model is refused, as on import
-        model = zoo.download(entry, progress=on_bytes, cancel=token,
-                             identify=identify_model_file)
+        try:
+            model = zoo.download(entry, progress=on_bytes, cancel=token,
+                                 identify=identify_model_file)
+        except ZooDownloadError as e:
+            _failed_downloads[entry.name] = str(e)
+            raise ZooDownloadError(download_failure(entry, str(e)).line) from e
         token.commit()  # installed: a cancel from now on is too late, the job is done
         return model
 
@@ -285,6 +340,7 @@ class ModelsDialog(QDialog):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._downloads: dict[str, Job] = {}  # row key -> its running download
         self._imports: set[int] = set()
+        self._failed: dict[str, str] = {}  # row key -> why its last download failed
 
         self.tree = _PackTree()
         self.tree.setAccessibleName("Model packs")
@@ -401,7 +457,7 @@ class ModelsDialog(QDialog):
             row = _Row("zoo:" + entry.name, entry.name, entry, model)
             if model is not None and entry.kind == "generator":
                 row.generator_path = str(model.path)
-            self._add(group, row, entry.kind, zoo.format_size(entry.size),
+            self._add(group, row, entry.kind, size_text(entry.size),
                       _entry_status(entry, model),
                       f"{entry.description}\nLicence: {entry.licence}")
 
@@ -413,7 +469,7 @@ class ModelsDialog(QDialog):
             for m in imported:  # CLIPs too: listed to be removed, not used as packs
                 row = _Row("file:" + m.name, m.name, model=m,
                            generator_path=None if m.kind == "clip" else str(m.path))
-                self._add(group, row, m.kind or "generator?", zoo.format_size(m.size),
+                self._add(group, row, m.kind or "generator?", size_text(m.size),
                           "imported", f"Imported from {m.source}")
 
     def _group(self, title: str) -> QTreeWidgetItem:
@@ -430,6 +486,9 @@ class ModelsDialog(QDialog):
             status += " · in use"
         if row.key in self._downloads:
             status = _download_status(self._downloads[row.key].progress)
+        elif row.key in self._failed and row.model is None:  # not "not installed" again
+            status = DOWNLOAD_FAILED if status == "not installed" \
+                else f"{status} · {DOWNLOAD_FAILED}"
         item = QTreeWidgetItem(group, [row.title, kind, size, status])
         item.setData(0, Qt.ItemDataRole.UserRole, row.key)
         item.setToolTip(0, description)
@@ -636,6 +695,7 @@ class ModelsDialog(QDialog):
         row = self._selected_row()
         if row is None or row.entry is None or row.model is not None:
             return None
+        self._failed.pop(row.key, None)
         job = self.runner.submit(f"Download {row.entry.name}", download_job(row.entry),
                                  key=f"{DOWNLOAD_JOB}{row.entry.name}")
         self._downloads[row.key] = job
@@ -695,8 +755,16 @@ class ModelsDialog(QDialog):
     def _on_job_failed(self, job: Job, message: str) -> None:
         # not waited on: a box held the runner's next signal, so the job showed as still
         # downloading (busy bar, Download greyed) for as long as the box was open
-        if self._download_key(job) is not None:
-            show_warning(self, "Download failed", message)
+        key = self._download_key(job)
+        if key is not None:
+            row = self._rows.get(key)
+            whole = _failed_downloads.pop(key.removeprefix("zoo:"), message)
+            failure = (download_failure(row.entry, whole) if row is not None and row.entry
+                       else DownloadFailure(message, message, "", ""))
+            self._failed[key] = failure.text  # the row says so until it is downloaded
+            box = show_warning(self, "Download failed", failure.text)
+            box.setInformativeText(failure.informative)
+            box.setDetailedText(failure.details)
         elif job.id in self._imports:
             show_warning(self, "Import failed", message)
 
@@ -712,6 +780,8 @@ class ModelsDialog(QDialog):
             mine = True
         if mine:
             self.refresh()
+        if key in self._failed and job.state == FAILED:  # the refresh cleared the notice
+            self.notice.setText(self._failed[key])
 
 
 def _download_status(progress: Progress | None) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from editor.engine.jobs import Job, JobRunner
 from editor.engine.packs import OpenPack, RefusedImport, same_pack
@@ -102,15 +102,11 @@ class StyleClipImportFlow(QObject):
 
     def _ask_import_anyway(self, pack: OpenPack, refused: RefusedImport) -> None:
         name = Path(refused.fs3_path).name
-        harm = ("its statistics would make every edit the wrong size"
-                if refused.kind == "statistics" else "its edits would move channels "
-                "this generator does not use for what the prompt says")
-        answer = QMessageBox.question(
-            self.window, TITLE, f"{refused.message}.\n\nImport it into {pack.name} "
-            f"anyway? {harm.capitalize()}.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+        box = import_anyway_box(self.window, pack.name, refused)
+        box.exec()
+        yes = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        box.deleteLater()
+        if not yes:
             self.window.statusBar().showMessage(f"{name} was not imported into {pack.name}",
                                                 8000)
         elif not same_pack(self._pack(), pack):  # another opened while the box was up
@@ -122,3 +118,26 @@ class StyleClipImportFlow(QObject):
     def _on_failed(self, job: Job, message: str) -> None:
         if job.id in self._packs:  # the user is waiting for it: say plainly why not
             show_warning(self.window, TITLE, failed_job_text(message))
+
+
+def import_anyway_box(parent: QWidget, pack_name: str, refused: RefusedImport) -> QMessageBox:
+    """The question for a file that does not fit: a plain sentence first; the check's
+    numbers (the method's message, as the CLI prints it) one click away in the details.
+    No is the default: Enter must not keep a file that would make edits wrong."""
+    if refused.kind == "statistics":
+        what = Path(refused.stats_path or refused.fs3_path).name
+        lead = (f"{what} does not fit this generator: it was made for another generator "
+                "or another truncation.")
+        harm = "Its statistics would make every edit the wrong size."
+    else:
+        lead = (f"{Path(refused.fs3_path).name} does not fit these models: it was made for "
+                "another generator or CLIP.")
+        harm = "Its edits would move channels this generator does not use for what the " \
+            "prompt says."
+    box = QMessageBox(QMessageBox.Icon.Question, TITLE, lead,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setInformativeText(f"Import it into {pack_name} anyway? {harm}")
+    box.setDetailedText(f"{refused.message}.")  # (it starts with a file's name)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box
