@@ -139,7 +139,7 @@ class ExportPlan:
         if (self.format or "").upper().replace("JPG", "JPEG") not in formats:
             # found before the work: the sweep's write came after all of its frames
             raise ValueError(f"cannot export a{'n' if self.kind == 'image' else ''} "
-                             f"{self.kind} as {self.format!r}; use one of {formats}")
+                             f"{self.kind} as {self.format!r}; use {', '.join(formats)}")
         if self.kind == "sweep" and (self.frames < 2 or not self.fps > 0):
             raise ValueError("a sweep needs at least 2 frames and a positive frame rate")
         if self.kind == "batch" and self.count < 1:
