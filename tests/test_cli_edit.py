@@ -1043,6 +1043,18 @@ def test_a_session_naming_its_latent_by_a_relative_path_finds_it_beside_itself(
                  "-o", str(direct)]) == 0
     for picture in pictures:
         assert np.array_equal(picture, np.asarray(Image.open(direct)))
+    # a replay named by relative paths records a path its own output replays from,
+    # wherever that is written and replayed (it recorded "portraits/face.npy", which the
+    # output's replay then looked for beside the output)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "renders").mkdir()
+    assert main(["edit", "--recipe", "portraits/face.atelier.json", *models,
+                 "-o", "renders/out.png"]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(tmp_path / "renders" / "out.png"), *models,
+                 "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(direct)))
 
 
 def test_a_recipe_saved_as_utf8_with_a_bom_is_read(tmp_path, models):

@@ -623,3 +623,17 @@ def test_a_format_the_export_cannot_write_is_refused_before_any_rendering(ctx, s
     with pytest.raises(ValueError, match="cannot export format 'GIF'"):
         next(batch_export(ctx, session, range(2), tmp_path, format="GIF"))
     assert rendered == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_target_that_cannot_be_looked_at_still_resolves(tmp_path, monkeypatch):
+    # the export dialog resolves the files of running exports as it opens: an lstat that
+    # failed (no permission to look) kept it from opening, where realpath never raised
+    from editor.engine import export
+
+    target = tmp_path / "x.png"
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(export.os, "lstat", refused)
+    assert export.resolved_targets([target]) == [os.path.realpath(target)]

@@ -694,3 +694,18 @@ def test_a_session_made_with_the_demo_in_another_install_offers_the_demo_here(
                         lambda _p, name, made, open_name: asked.append(made) or None)
     window.open_session(str(path))
     assert [m.path for m in asked] == [str(DEMO_GENERATOR)]
+
+
+def test_the_demos_hash_follows_its_file(tmp_path, monkeypatch):
+    # cached once, a missing file's None (or a file rebuilt since) held for the session
+    from editor.engine import models
+
+    monkeypatch.setattr(models, "DEMO_GENERATOR", tmp_path / "generator.safetensors")
+    assert models.demo_generator_hash() is None
+    gen = make_tiny_generator(resolution=8, channel_max=16)
+    save_generator(gen, tmp_path / "generator.safetensors")
+    first = models.demo_generator_hash()
+    assert first == load_generator(tmp_path / "generator.safetensors").content_hash
+    save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=3),
+                   tmp_path / "generator.safetensors")
+    assert models.demo_generator_hash() not in (None, first)

@@ -263,11 +263,15 @@ def check_targets(paths: Iterable[str | Path]) -> None:
             folders_seen.add(parent)
 
 
+_NO_SUCH_FILE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+_NO_SUCH_FILE_WINDOWS = (21, 123, 1921)  # drive not ready, bad name, link loop (pathlib's)
+
+
 def _lstat_mode(path: str) -> int | None:
     try:
         return os.lstat(path).st_mode
     except OSError as e:  # the errors pathlib reads as "no such file"
-        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+        if e.errno in _NO_SUCH_FILE or getattr(e, "winerror", None) in _NO_SUCH_FILE_WINDOWS:
             return None
         raise
 
@@ -289,13 +293,17 @@ def resolved_targets(paths: Iterable[str | Path]) -> list[str]:
     resolved = []
     for path in map(str, paths):
         folder, name = os.path.split(path)
-        mode = _lstat_mode(path) if name not in ("", ".", "..") else stat.S_IFLNK
+        try:
+            mode = _lstat_mode(path) if name not in ("", ".", "..") else stat.S_IFLNK
+        except OSError:  # (no permission to look): realpath, which never raises, says
+            mode = stat.S_IFLNK
         if mode is not None and stat.S_ISLNK(mode):  # only the file itself can say
-            resolved.append(os.path.realpath(path))
+            resolved.append(os.path.normcase(os.path.realpath(path)))
             continue
         if folder not in folders:
             folders[folder] = os.path.realpath(folder or os.curdir)
-        resolved.append(os.path.join(folders[folder], name))
+        # normcase: a.png and A.PNG are one file where names ignore case (Windows)
+        resolved.append(os.path.normcase(os.path.join(folders[folder], name)))
     return resolved
 
 

@@ -61,11 +61,20 @@ def default_generator_path() -> Path | None:
     return DEMO_GENERATOR if DEMO_GENERATOR.exists() else None
 
 
-@functools.cache
 def demo_generator_hash() -> str | None:
     """The bundled demo generator's content hash (None: it is not here, or unreadable):
     a recipe made with the demo in another install names that install's path. Small
-    (64 px): loaded once in a fraction of a second."""
+    (64 px): loaded in a fraction of a second, once for each state of its file (the
+    toyfaces recipes may write it again while the window runs)."""
+    try:
+        info = DEMO_GENERATOR.stat()
+    except OSError:
+        return None
+    return _demo_hash_of(info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _demo_hash_of(_mtime_ns: int, _size: int) -> str | None:
     try:
         return load_generator(DEMO_GENERATOR).content_hash
     except (OSError, AtelierError):

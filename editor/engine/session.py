@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -59,7 +60,9 @@ class Source:
         if self.kind != "wplus" or self.wplus_data or not self.wplus_path or folder is None \
                 or Path(self.wplus_path).is_absolute():
             return self
-        return replace(self, wplus_path=str(Path(folder) / self.wplus_path))
+        # absolute: a recipe that records it (a CLI replay's output, written elsewhere)
+        # would have it read beside itself again, in another folder
+        return replace(self, wplus_path=os.path.abspath(Path(folder) / self.wplus_path))
 
 
 @dataclass(frozen=True)
