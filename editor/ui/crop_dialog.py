@@ -18,15 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import (
-    QColor,
-    QGuiApplication,
-    QImage,
-    QPainter,
-    QPainterPath,
-    QPen,
-    QPixmap,
-)
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -42,6 +34,7 @@ from editor.core.image_io import Box
 
 from .qimages import qimage_from_array
 from .remembered import RememberedMap
+from .screen_room import available_area
 
 SETTINGS_KEY = "crop/boxes"
 MAX_REMEMBERED = 100  # files whose crop is remembered; the oldest are forgotten
@@ -377,9 +370,7 @@ class CropDialog(QDialog):
         # (Cancel, losing the crop) or to none
         buttons.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
         # within the screen's room (a fixed 900 × 600 ran off a small or scaled screen)
-        screen = (parent.screen() if parent is not None else None) or \
-            QGuiApplication.primaryScreen()
-        room = screen.availableGeometry() if screen is not None else QRect(0, 0, 900, 600)
+        room = available_area(parent) or QRect(0, 0, *DIALOG_SIZE)
         self.resize(min(DIALOG_SIZE[0], room.width() - SCREEN_ROOM),
                     min(DIALOG_SIZE[1], room.height() - 2 * SCREEN_ROOM))  # (a title bar)
 

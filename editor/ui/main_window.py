@@ -106,6 +106,7 @@ from .picture_choice import INVERT, REPLAY, ask_invert_instead, ask_replay_or_in
 from .prompt_panel import PromptPanel
 from .qimages import qimage_from_array
 from .remembered import REMEMBERED_CLIPS, remembered_clip
+from .screen_room import available_area
 from .shortcuts_dialog import SHORTCUT_NAME, show_shortcuts
 from .source_panel import SourcePanel
 from .stack_panel import EditStackPanel
@@ -2036,9 +2037,8 @@ class MainWindow(QMainWindow):
 
     def _first_size(self) -> None:
         """1280 x 820, or less on a smaller screen (or a large HiDPI scale)."""
-        screen = self.screen() or QApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else None
-        if area is None or area.isEmpty():
+        area = available_area(self)
+        if area is None:
             self.resize(1280, 820)
             return
         self.resize(min(1280, area.width()), min(820, area.height()))

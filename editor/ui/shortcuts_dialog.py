@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from .screen_room import available_area
 from .stack_panel import MOVE_DOWN_KEY, MOVE_UP_KEY
 
 # An action whose text changes (Undo names the last change) sets this property to a fixed
@@ -71,9 +72,8 @@ def _dialog_size(dialog: QDialog, table: QTableWidget, texts: list[str]) -> QSiz
              + style.pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, table)
              + 2 * table.frameWidth() + margins.left() + margins.right())
     height = max(520, 26 * table.fontMetrics().height())
-    screen = dialog.screen()
-    if screen is not None:
-        room = screen.availableGeometry()
+    room = available_area(dialog)
+    if room is not None:
         width, height = min(width, room.width() * 9 // 10), min(height, room.height() * 9 // 10)
     return QSize(max(460, width), height)
 
