@@ -660,6 +660,24 @@ def test_a_failed_exports_box_does_not_hold_the_job_running(window, qtbot, tmp_p
     boxes[0].close()
 
 
+def test_a_failed_exports_box_gives_what_its_line_left_out_as_details(window, qtbot, tmp_path,
+                                                                      monkeypatch):
+    plan = ExportPlan(kind="image", path=str(tmp_path / "x.png"))
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", lambda *a, **k: plan)
+
+    def fail(*_a, **_k):
+        raise RuntimeError("the encoder stopped\nat row 512 of 1024")
+        yield
+
+    monkeypatch.setattr("editor.ui.main_window.run_plan", fail)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.export_dialog()
+    boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert [b.text() for b in boxes] == ["RuntimeError: the encoder stopped"]
+    assert boxes[0].detailedText() == "the encoder stopped\nat row 512 of 1024"
+    boxes[0].close()
+
+
 def test_a_job_out_of_memory_says_what_to_do_and_a_long_one_says_so_in_a_dialog(
         window, qtbot, monkeypatch):
     # A precompute that ran out of GPU memory after an hour ended with a 10 s status

@@ -9,6 +9,7 @@ import time
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from editor.core.errors import CheckpointError
 from editor.engine.jobs import (
     CANCELLED,
     FAILED,
@@ -19,6 +20,7 @@ from editor.engine.jobs import (
     OneAtATime,
     Progress,
     RateEta,
+    error_details,
     error_message,
 )
 from editor.ui.jobs_panel import JobsPanel, format_eta_text
@@ -173,6 +175,36 @@ def test_an_exception_fails_the_job_with_a_one_line_message(qtbot, runner, caplo
     assert blocker.args == [job, "ValueError: the model has 7 layers,"]
     assert job.state == FAILED and job.error == "ValueError: the model has 7 layers,"
     assert "Traceback" in caplog.text and "broken" in caplog.text  # logged in full
+
+
+def test_a_failed_job_keeps_what_its_line_left_out_as_details(qtbot, runner):
+    # A download's box needed the zoo's whole message, which the runner dropped after the
+    # first line; the Models dialog kept it in a module-level dict on the side.
+    def short_line_from_the_whole_story(cancel):
+        try:
+            raise OSError("could not reach example.org: no name\nTry again later.")
+        except OSError as e:
+            raise CheckpointError("offline") from e
+
+    with qtbot.waitSignal(runner.job_failed, timeout=TIMEOUT_MS) as blocker:
+        job = runner.submit("download", short_line_from_the_whole_story)
+    assert blocker.args == [job, "offline"]
+    assert job.details == "could not reach example.org: no name\nTry again later."
+
+
+def test_error_details():
+    assert error_details(CheckpointError("x.pt is empty")) is None  # the line says it all
+    assert error_details(KeyError("w_avg")) is None
+    assert error_details(RuntimeError()) is None
+    assert error_details(ValueError("7 layers,\nnot 9")) == "7 layers,\nnot 9"
+    try:
+        raise CheckpointError("short") from ValueError("the whole story")
+    except CheckpointError as e:
+        assert error_details(e) == "the whole story"
+    try:
+        raise CheckpointError("short\nmore") from CheckpointError("short\nmore")
+    except CheckpointError as e:
+        assert error_details(e) == "short\nmore"  # said once
 
 
 def test_error_messages():

@@ -184,6 +184,8 @@ class Job:
         self.state = RUNNING
         self.progress: Progress | None = None  # the last one delivered
         self.error: str | None = None  # the one-line message of a failed job
+        # what its failure says beyond that line (the error it was raised from), if anything
+        self.details: str | None = None
         # what a cancelled job says it kept, or what a finished one did not do, if anything
         self.note: str | None = None
         self.started_at = time.monotonic()
@@ -222,9 +224,21 @@ def error_message(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+def error_details(e: BaseException) -> str | None:
+    """What a failure says beyond error_message's line, for a box's details: the whole of
+    its own message when the line left some out, and the message of the error it was
+    raised from (a short line raised from the whole story); None when there is no more."""
+    line, own = error_message(e), str(e).strip()
+    parts = [own] if own and own not in line else []
+    cause = e.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in parts:
+        parts.append(str(cause).strip())
+    return "\n\n".join(parts) or None
+
+
 def _run_job(job: Job, gate: InteractionGate | None = None) -> tuple[str, Any]:
-    """The job's body, on the worker thread: the outcome as (state, result or message;
-    a cancelled job's message is its note, or None)."""
+    """The job's body, on the worker thread: the outcome as (state, result; a cancelled
+    job's is its note, or None; a failed job's its line and details)."""
     token = job.token
     try:
         value = job.fn(token)
@@ -238,7 +252,7 @@ def _run_job(job: Job, gate: InteractionGate | None = None) -> tuple[str, Any]:
             log.debug("job %r stopped with %r after cancel", job.title, e)
             return CANCELLED, None
         log.error("job %r failed", job.title, exc_info=e)
-        return FAILED, error_message(e)
+        return FAILED, (error_message(e), error_details(e))
 
 
 def _drain(items: Iterator, token: JobToken, gate: InteractionGate | None = None) -> Any:
@@ -380,7 +394,7 @@ class JobRunner(QObject):
         thread.wait()  # run() returns right after posting this event
         thread.deleteLater()
         self._flush_progress(job)  # the last progress arrives before the end
-        state, payload = job._outcome or (FAILED, "the job ended without an outcome")
+        state, payload = job._outcome or (FAILED, ("the job ended without an outcome", None))
         job.state, job.ended_at, job.fn, job._outcome = state, time.monotonic(), None, None
         if state == FINISHED:
             self.job_finished.emit(job, payload)
@@ -388,8 +402,8 @@ class JobRunner(QObject):
             job.note = payload
             self.job_cancelled.emit(job)
         else:
-            job.error = payload
-            self.job_failed.emit(job, payload)
+            job.error, job.details = payload
+            self.job_failed.emit(job, job.error)
         self.job_ended.emit(job)
         # the ended job stays listed (the jobs panel keeps the last ones): not with the
         # payload of its last progress (an inversion's preview pictures)
@@ -427,4 +441,4 @@ class RateEta:
 
 
 __all__ = ["CANCELLED", "FAILED", "FINISHED", "RUNNING", "Cancelled", "Job", "JobRunner",
-           "JobToken", "Progress", "RateEta", "error_message"]
+           "JobToken", "Progress", "RateEta", "error_details", "error_message"]

@@ -1455,11 +1455,14 @@ class MainWindow(QMainWindow):
         long_work = key.startswith((PRECOMPUTE_JOB, DISCOVERY_JOB))  # they keep progress
         text = failed_job_text(message, progress_kept=long_work)
         self.statusBar().showMessage(f"{job.title} failed: {text.splitlines()[0]}", 10000)
+        box = None
         if key.startswith(EXPORT_JOB):
             # the user is waiting for a file: say plainly that there is none
-            show_warning(self, "Export failed", text)  # not waited on: the job ends now
+            box = show_warning(self, "Export failed", text)  # not waited on: the job ends now
         elif long_work:  # minutes or hours of work ended: a status line is easily missed
-            show_warning(self, f"{job.title} failed", text)
+            box = show_warning(self, f"{job.title} failed", text)
+        if box is not None and job.details:  # what the line left out, one click away
+            box.setDetailedText(job.details)
 
     def _on_job_finished(self, job, result) -> None:
         self.statusBar().showMessage(_finished_text(job.title, result), 6000)

@@ -187,15 +187,10 @@ def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-# The whole messages of downloads that failed, by entry name, for the box's details: the
-# runner hands on the first line only. Written on the job's thread before it fails.
-_failed_downloads: dict[str, str] = {}
-
-
 def download_job(entry: zoo.ZooEntry):
     """A job function: the zoo download, with byte counts turned into Progress items. A
-    failure says its short line (DownloadFailure.line); the whole message waits in
-    _failed_downloads for the dialog's box."""
+    failure says its short line (DownloadFailure.line), raised from the zoo's whole message
+    (the job's details, for the dialog's box)."""
 
     def run(token: JobToken) -> zoo.InstalledModel:
         on_bytes = _byte_progress(token)
@@ -206,7 +201,6 @@ def download_job(entry: zoo.ZooEntry):
             model = zoo.download(entry, progress=on_bytes, cancel=token,
                                  identify=identify_model_file)
         except ZooDownloadError as e:
-            _failed_downloads[entry.name] = str(e)
             raise ZooDownloadError(download_failure(entry, str(e)).line) from e
         token.commit()  # installed: a cancel from now on is too late, the job is done
         return model
@@ -758,7 +752,7 @@ class ModelsDialog(QDialog):
         key = self._download_key(job)
         if key is not None:
             row = self._rows.get(key)
-            whole = _failed_downloads.pop(key.removeprefix("zoo:"), message)
+            whole = job.details or message  # the zoo's whole message
             failure = (download_failure(row.entry, whole) if row is not None and row.entry
                        else DownloadFailure(message, message, "", ""))
             self._failed[key] = failure.text  # the row says so until it is downloaded
