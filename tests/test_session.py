@@ -305,6 +305,16 @@ def test_a_latent_file_source_carries_its_latent(tmp_path, tiny_generator):
     assert torch.equal(EditingContext(g).render(again), before)
 
 
+def test_only_a_w_plus_source_without_its_latent_is_read_from_its_file(tmp_path):
+    named = Source(kind="wplus", wplus_path="face.npy")
+    assert named.latent_file == "face.npy"
+    assert Source(kind="wplus", wplus_path="face.npy", wplus_data="carried").latent_file is None
+    assert Source(kind="wplus", wplus_data="carried").latent_file is None
+    assert Source(seed=3).latent_file is None
+    assert named.found_in(tmp_path).latent_file == str(tmp_path / "face.npy")
+    assert named.found_in(None) is named
+
+
 @pytest.mark.parametrize("change,match", [
     (lambda d: d["source"].update(seed=2**31), "above the largest"),
     (lambda d: d["source"].update(psi=1e300), "outside"),

@@ -53,12 +53,19 @@ class Source:
         if self.kind == "wplus" and not (self.wplus_path or self.wplus_data):
             raise RecipeError("a W+ source needs its latent or the path of its latent file")
 
+    @property
+    def latent_file(self) -> str | None:
+        """The latent file this source is read from: a W+ source that names a file and
+        does not carry its latent (None for a seed, or a latent carried in the recipe)."""
+        if self.kind != "wplus" or self.wplus_data:
+            return None
+        return self.wplus_path or None
+
     def found_in(self, folder: str | Path | None) -> Source:
         """This source with a latent file named by a relative path (an older or
         hand-written session) looked for in `folder`, the recipe's own, wherever the
         replay runs from; other sources as they are."""
-        if self.kind != "wplus" or self.wplus_data or not self.wplus_path or folder is None \
-                or Path(self.wplus_path).is_absolute():
+        if self.latent_file is None or folder is None or Path(self.latent_file).is_absolute():
             return self
         # absolute: a recipe that records it (a CLI replay's output, written elsewhere)
         # would have it read beside itself again, in another folder

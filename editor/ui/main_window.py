@@ -213,9 +213,8 @@ def _sha256_or_none(path: Path) -> str | None:
 def _missing_latent_file(source: Source) -> str | None:
     """The path of the latent file a source names and that is not there (None: it is, or
     the source carries its latent, or is a seed)."""
-    if source.kind != "wplus" or source.wplus_data or not source.wplus_path:
-        return None
-    return None if Path(source.wplus_path).exists() else source.wplus_path
+    path = source.latent_file
+    return None if path is None or Path(path).exists() else path
 
 
 def _status_key(session: Session | None, edit_id: str) -> tuple | None:
@@ -1794,7 +1793,7 @@ class MainWindow(QMainWindow):
         from now on (with a model open to read it), so that the next save holds it and a
         moved folder or a changed file no longer changes the picture. Without `read`
         (before the generator to read it with is chosen) only its path is made whole."""
-        if source.kind != "wplus" or source.wplus_data or not source.wplus_path:
+        if source.latent_file is None:
             return source
         source = source.found_in(folder)
         if self.pack is None or not read:  # read when a model opens (_source_for_new_model)
