@@ -445,6 +445,41 @@ def test_the_stack_stops_at_what_a_session_file_may_hold(window, qtbot, monkeypa
     assert "holds at most 2 edits" in window.statusBar().currentMessage()
 
 
+def test_a_picture_exported_from_a_full_stack_with_a_drawn_prompt_opens_again(
+        window, qtbot, tmp_path, monkeypatch):
+    # its recipe held the stack and the drawn prompt, one edit more than the stack holds,
+    # and was refused when opened to go on editing it
+    from editor.core.image_io import save_image
+    from tests.test_editor_window import type_prompt
+
+    monkeypatch.setattr("editor.ui.main_window.MAX_STACK", 2)
+    for target in ("face with glasses", "smiling face", "face with a hat"):
+        type_prompt(window, target)
+        if target != "face with a hat":
+            window.add_draft_to_stack()
+    shown = settled(window, qtbot)
+    exported = window.current_session()
+    assert len(exported.edits) == 3
+    picture = tmp_path / "exported.png"
+    save_image(picture, shown, recipe=exported.to_recipe())
+    for _ in range(4):  # back to the start, so that opening it changes something
+        window.document.undo_stack.undo()
+    assert len(window.document.state.session.edits) < 2
+    refused = []
+    monkeypatch.setattr("editor.ui.main_window.ask_invert_instead",
+                        lambda _w, _name, why: refused.append(why))
+    window.open_path(str(picture))
+    assert refused == []
+    qtbot.waitUntil(lambda: window.document.undo_stack.undoText() == "Open exported.png",
+                    timeout=30_000)
+    state = window.document.state
+    assert [e.params["target"] for e in state.session.edits] == \
+        ["face with glasses", "smiling face"]
+    assert state.draft == exported.edits[-1] and state.draft_drawn
+    assert window.prompt_panel.target.text() == "face with a hat"
+    assert np.array_equal(settled(window, qtbot), shown)
+
+
 def test_a_latent_file_made_for_another_generator_is_read_with_that_one(window, qtbot,
                                                                         tmp_path,
                                                                         monkeypatch):

@@ -217,6 +217,16 @@ def _missing_latent_file(source: Source) -> str | None:
     return None if path is None or Path(path).exists() else path
 
 
+def _last_edit_as_draft(state: EditorState) -> EditorState:
+    """A picture exported from a full stack with a prompt drawn on top holds one edit more
+    than the stack: its last text edit goes back to the prompt panel, which drew it (the
+    picture is the same). Opened as a stack, it was refused."""
+    edits = state.session.edits
+    if len(edits) != MAX_STACK + 1 or edits[-1].kind != "global":
+        return state
+    return state.with_saved_draft(edits[-1].id)
+
+
 def _status_key(session: Session | None, edit_id: str) -> tuple | None:
     """What the engine's report on an edit depends on (not its strength): two sessions
     that agree on it report the same; None where the edit is not drawn."""
@@ -1767,6 +1777,8 @@ class MainWindow(QMainWindow):
                             new_draft(neutral, defaults=self._edit_defaults()))
         if restore_draft:
             state = state.with_saved_draft(recipe.get(DRAFT_KEY))
+        else:
+            state = _last_edit_as_draft(state)
         if len(state.session.edits) > MAX_STACK:  # a recipe holds one more: a drawn prompt
             # shown, its session file could not be opened again (Save wrote one edit more)
             self._refuse_recipe(f"{name} holds {len(state.session.edits):,} edits, and the "
