@@ -2348,6 +2348,23 @@ def test_a_refused_import_is_not_offered_for_a_pack_opened_since(window, qtbot, 
     assert "not imported: it does not fit earlier" in window.statusBar().currentMessage()
 
 
+def test_a_refused_imports_status_line_does_not_say_done(window, qtbot, monkeypatch):
+    # "Import fs3.npy for demo: done" stood in the status bar while the window asked
+    # whether to import the file that did not fit
+    from editor.engine.packs import RefusedImport
+
+    asked = []
+    monkeypatch.setattr(window.styleclip_import, "_ask_import_anyway",
+                        lambda pack, refused: asked.append(refused))
+    refused = RefusedImport("fs3.npy does not match", "channels", "/nowhere/fs3.npy", None)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        job = window.jobs.submit("Import fs3.npy for demo", lambda token: refused)
+        window.styleclip_import._packs[job.id] = window.pack
+    qtbot.waitUntil(lambda: asked == [refused], timeout=5_000)
+    message = window.statusBar().currentMessage()
+    assert "done" not in message and message == f"fs3.npy does not fit {window.pack.name}"
+
+
 def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qtbot,
                                                                       tmp_path, monkeypatch):
     """Not "a latent of shape (5376, 512)": the import says it needs the CLIP."""

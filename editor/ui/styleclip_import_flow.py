@@ -87,6 +87,8 @@ class StyleClipImportFlow(QObject):
                 status.showMessage(f"{name} was not imported: it does not fit {pack.name}",
                                    15000)
                 return
+            # over the window's "…: done" (its slot runs first): nothing was imported yet
+            status.showMessage(f"{name} does not fit {pack.name}", 15000)
             # asked once the job has ended: a question in this slot held the job
             # "running" in the Jobs panel, with a Cancel that did nothing, until answered
             QTimer.singleShot(0, lambda: self._ask_import_anyway(pack, result))
