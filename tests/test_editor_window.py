@@ -1157,6 +1157,27 @@ def test_a_phone_photo_this_program_cannot_read_is_not_taken_for_a_model(window,
                      "pictures; save it as PNG or JPEG first (most photo viewers can).")]
 
 
+def test_a_broken_pictures_box_names_it_without_its_folder_or_saying_cannot_open_twice(
+        window, tmp_path, monkeypatch):
+    # "Cannot open the image" above "Cannot open image '/home/…/holiday/broken.png': the
+    # file is truncated …": the terminal's message, with the whole path, in a box titled so
+    said = []
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(
+        lambda _p, title, text, *a, **k: said.append((title, text))))
+    cut = tmp_path / "broken.png"
+    from editor.core.image_io import save_image
+
+    save_image(cut, np.zeros((32, 32, 3), np.uint8))
+    cut.write_bytes(cut.read_bytes()[:60])
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    window.open_paths([str(cut), str(empty)])
+    assert [title for title, _ in said] == ["Cannot open the image"] * 2
+    assert said[0][1].startswith("broken.png: ") and "truncated" in said[0][1]
+    assert said[1][1] == "empty.jpg: the file is empty."
+    assert not any(str(tmp_path) in text or "Cannot open" in text for _, text in said)
+
+
 def test_a_generator_reopens_with_the_clip_it_was_used_with(window, qtbot, models):
     # Opened again without naming a CLIP (a restart, Open recent), it used to get the
     # default ViT-B/32, so a precompute stopped by closing could not resume.

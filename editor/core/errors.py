@@ -49,7 +49,13 @@ class ClipError(AtelierError):
 
 
 class ImageLoadError(AtelierError):
-    """An image file could not be read (missing, not an image, corrupt, truncated, too large)."""
+    """An image file could not be read (missing, not an image, corrupt, truncated, too large).
+    Its message names the whole path, for a terminal; `path` and `why` let a window name
+    the file in its own words."""
+
+    def __init__(self, message: str, path: str | None = None, why: str | None = None):
+        super().__init__(message)
+        self.path, self.why = path, why
 
 
 class ImageSaveError(AtelierError):

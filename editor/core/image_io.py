@@ -149,13 +149,13 @@ def load_image(
     except ImageLoadError:
         raise
     except PermissionError as e:
-        raise ImageLoadError(_message(path, "permission denied")) from e
+        raise _load_error(path, "permission denied") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageLoadError(_message(path, f"too large to decode safely ({_one_line(e)})")) from e
+        raise _load_error(path, f"too large to decode safely ({_one_line(e)})") from e
     except MemoryError as e:
-        raise ImageLoadError(_message(path, "not enough memory to decode it")) from e
+        raise _load_error(path, "not enough memory to decode it") from e
     except _DECODE_ERRORS as e:
-        raise ImageLoadError(_message(path, _describe_decode_error(e))) from e
+        raise _load_error(path, _describe_decode_error(e)) from e
     rgb = np.array(im, dtype=np.uint8, order="C")  # a copy: owns its memory, no tie to Pillow
     return LoadedImage(rgb=rgb, original_size=original_size, path=path, notes=notes, format=fmt)
 
@@ -197,14 +197,14 @@ def _check_readable_file(path: Path) -> None:
     """Refuse the cases Pillow would report confusingly (or not at all) before opening."""
     if not path.exists():
         if path.is_symlink():
-            raise ImageLoadError(_message(path, "a link that leads nowhere (or in a loop)"))
-        raise ImageLoadError(_message(path, "no such file"))
+            raise _load_error(path, "a link that leads nowhere (or in a loop)")
+        raise _load_error(path, "no such file")
     if path.is_dir():
-        raise ImageLoadError(_message(path, "it is a folder, not an image file"))
+        raise _load_error(path, "it is a folder, not an image file")
     if not path.is_file():
-        raise ImageLoadError(_message(path, "not a regular file"))
+        raise _load_error(path, "not a regular file")
     if path.stat().st_size == 0:
-        raise ImageLoadError(_message(path, "the file is empty"))
+        raise _load_error(path, "the file is empty")
 
 
 @contextlib.contextmanager
@@ -258,7 +258,7 @@ def _identify(fp: BinaryIO, path: Path) -> ImageFile.ImageFile:
         kind = _format_by_signature(fp.read(12))
         why = (f"a {kind} file whose data is damaged (its checksums or structure do not "
                "read)" if kind else "not an image format this program can read")
-        raise ImageLoadError(_message(path, why)) from e
+        raise _load_error(path, why) from e
 
 
 # The first bytes of the formats users meet most: a file that starts like one and still
@@ -285,7 +285,7 @@ def _decode(
     embedded colour profile applied (on the downscaled picture: fewer pixels to convert)."""
     stored_w, stored_h = im.size
     if stored_w < 1 or stored_h < 1:
-        raise ImageLoadError(_message(path, f"it claims an empty size {stored_w}x{stored_h}"))
+        raise _load_error(path, f"it claims an empty size {stored_w}x{stored_h}")
     if getattr(im, "is_animated", False):
         im.seek(0)
         if im.format in _PAGED_FORMATS:
@@ -308,7 +308,7 @@ def _decode(
     try:
         out = _to_8bit(im, background, notes)
     except _UnsupportedMode as e:
-        raise ImageLoadError(_message(path, str(e))) from e
+        raise _load_error(path, str(e)) from e
     # Downscale, then turn: the turn copies only the small picture.
     if out.size != stored_target:
         out = out.resize(stored_target, Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -408,11 +408,11 @@ def _check_pixel_budget(
     if decoded[0] * decoded[1] <= max_pixels:
         return
     mp = stored[0] * stored[1] / 1e6
-    raise ImageLoadError(_message(
+    raise _load_error(
         path,
         f"it is {stored[0]}x{stored[1]} pixels ({mp:,.0f} MP), over the limit of "
         f"{max_pixels / 1e6:,.0f} MP; refused as a possible decompression bomb",
-    ))
+    )
 
 
 # Conversion works on strips of rows of this many pixels, into an 8-bit image of the fewest
@@ -580,8 +580,8 @@ def _describe_decode_error(e: BaseException) -> str:
     return f"the file is corrupt or unreadable ({type(e).__name__}: {text})"
 
 
-def _message(path: Path, what: str) -> str:
-    return f"Cannot open image '{path}': {what}"
+def _load_error(path: Path, why: str) -> ImageLoadError:
+    return ImageLoadError(f"Cannot open image '{path}': {why}", path=str(path), why=why)
 
 
 def _one_line(e: BaseException) -> str:
@@ -839,11 +839,11 @@ def read_recipe(path: str | os.PathLike) -> str | None:
     except ImageLoadError:
         raise
     except PermissionError as e:  # as load_image says it, not "corrupt or unreadable"
-        raise ImageLoadError(_message(path, "permission denied")) from e
+        raise _load_error(path, "permission denied") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageLoadError(_message(path, f"too large to decode safely ({_one_line(e)})")) from e
+        raise _load_error(path, f"too large to decode safely ({_one_line(e)})") from e
     except _DECODE_ERRORS as e:
-        raise ImageLoadError(_message(path, _describe_decode_error(e))) from e
+        raise _load_error(path, _describe_decode_error(e)) from e
 
 
 def _png_recipe(im: ImageFile.ImageFile, fp: BinaryIO) -> str | None:

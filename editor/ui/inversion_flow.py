@@ -25,7 +25,7 @@ from editor.engine.session import Source
 from .canvas import Canvas
 from .crop_dialog import choose_crop, crop_key
 from .document import Document
-from .notices import failed_job_text, notice, show_warning
+from .notices import cannot_open_image_text, failed_job_text, notice, show_warning
 from .qimages import qimage_from_array
 
 JOB_PREFIX = "invert:"
@@ -86,7 +86,8 @@ class InversionFlow(QObject):
         try:
             loaded = self._read(path, name)
         except AtelierError as e:
-            QMessageBox.warning(self.window, "Cannot open the image", str(e))
+            QMessageBox.warning(self.window, "Cannot open the image",
+                                cannot_open_image_text(e, name))
             return None
         resolution = pack.model.generator.img_resolution
         box = choose_crop(self.window, loaded.rgb, crop_key(path), resolution, loaded.notes,

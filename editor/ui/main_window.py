@@ -100,7 +100,7 @@ from .jobs_panel import JobsPanel
 from .keys import menu_text
 from .models_dialog import DOWNLOAD_JOB, same_path
 from .models_menu import ModelsMenu
-from .notices import failed_job_text, show_warning
+from .notices import cannot_open_image_text, failed_job_text, show_warning
 from .panel_focus import focus_area, focus_next_area, in_view
 from .picture_choice import INVERT, REPLAY, ask_invert_instead, ask_replay_or_invert
 from .prompt_panel import PromptPanel
@@ -1550,7 +1550,7 @@ class MainWindow(QMainWindow):
         try:
             recipe = read_recipe(path)
         except AtelierError as e:
-            QMessageBox.warning(self, "Cannot open the image", str(e))
+            QMessageBox.warning(self, "Cannot open the image", cannot_open_image_text(e, name))
             return
         if recipe is None:
             self.inversion.start(path, name)  # your own picture: crop, then invert it

@@ -1,11 +1,14 @@
-"""Warnings about background work that finished while the user went on working."""
+"""Warnings about background work that finished while the user went on working, and the
+words of errors that several flows show."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from editor.core.errors import OUT_OF_GPU_MEMORY, says_out_of_memory
+from editor.core.errors import OUT_OF_GPU_MEMORY, ImageLoadError, says_out_of_memory
 from editor.engine.renderer import DEVICE_MENU
 
 
@@ -41,3 +44,12 @@ def failed_job_text(message: str, progress_kept: bool = False) -> str:
         advice = "Cancel other running jobs or close other programs, then try again."
     kept = " Its progress is saved: running it again resumes." if progress_kept else ""
     return f"{message}.\n\n{advice}{kept}"
+
+
+def cannot_open_image_text(e: Exception, name: str | None = None) -> str:
+    """Why a picture cannot be opened, for a box titled so: the picture's name (`name`, or
+    its file's) and the reason; the message's "Cannot open image '/the/whole/path'" is for
+    a terminal, and a pasted picture's path is a temporary file's."""
+    if isinstance(e, ImageLoadError) and e.why:
+        return f"{name or Path(e.path or '').name}: {e.why}."
+    return str(e)
