@@ -77,6 +77,8 @@ def test_edit_errors_are_one_clear_line(tmp_path, models, capsys):
 
 @pytest.mark.parametrize("argv,match", [
     (["--target", "a smile", "--alpha", "nan"], "--alpha: 'nan' is not a finite number"),
+    (["--target", "a smile", "--alpha", "1e30"], "--alpha: 1e30 is out of range (use -100 "
+                                                  "to 100)"),
     (["--psi", "inf"], "--psi: 'inf' is not a finite number"),
     (["--seed", "-5"], "--seed: -5 is out of range"),
     (["--scale", "0"], "--scale: 0 is out of range"),

@@ -320,6 +320,11 @@ def test_only_a_w_plus_source_without_its_latent_is_read_from_its_file(tmp_path)
     (lambda d: d["source"].update(psi=1e300), "outside"),
     (lambda d: d["source"].update(psi=-50), "outside"),
     (lambda d: d["edits"].append(dict(d["edits"][0])), "same id"),
+    # the CLI wrote α 1e30 (a flat square); the window's boxes stop at ±100
+    (lambda d: d["edits"][0].update(strength=1e30), "edit 1 strength 1e\\+30 is outside -100"),
+    (lambda d: d["edits"][0].update(strength=-100.5), "outside"),
+    # not "malformed ('source')"
+    (lambda d: d.pop("source"), "^the recipe is incomplete: it has no 'source'$"),
 ])
 def test_recipe_sources_stay_within_what_the_window_can_show(change, match):
     d = _good_recipe()

@@ -17,7 +17,7 @@ COMMANDS = {
     "import-styleclip": ("import_styleclip", "use StyleCLIP's precomputed fs3.npy as a "
                          "model pack"),
     "invert": ("invert", "find the latent that reproduces a picture"),
-    "models": ("models", "list, download and import pretrained models"),
+    "models": ("models", "list, download, import and remove pretrained models"),
     "precompute": ("precompute", "precompute a model pack (global-direction relevance)"),
 }
 
@@ -138,6 +138,3 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """`atelier edit`: render a seed with text edits, or replay a recipe, headless.
 
     atelier edit --seed 7 --neutral "face" --target "face with sunglasses" \\
-        --alpha 4 --beta 0.15 -o out.png
+        --alpha 4 --beta 0.15 -o out.png        # words for real faces (an FFHQ pack)
+    atelier edit --seed 7 --target "a cartoon face with sunglasses" -o out.png   # the demo's
     atelier edit --recipe out.png -o again.png
 
 Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate). An
@@ -22,7 +23,6 @@ from pathlib import Path
 
 from editor.core.arg_types import (
     DEVICE_HELP,
-    finite_float,
     float_within,
     int_at_least,
     non_negative_float,
@@ -72,6 +72,7 @@ from editor.engine.renderer import (
 from editor.engine.session import (
     MAX_SEED,
     PSI_RANGE,
+    STRENGTH_RANGE,
     Edit,
     ModelIdentity,
     RecipeError,
@@ -128,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="what it is now (default: the pack's own, 'face' for real "
                          "generators, 'a cartoon face' for the demo); given before its --target, "
                          "after a target it starts the next edit")
-    ed.add_argument("--alpha", action=_EditAction, type=finite_float,
+    ed.add_argument("--alpha", action=_EditAction, type=float_within(*STRENGTH_RANGE),
                     help="strength (default: the model pack's; 3 for the demo pack)")
     ed.add_argument("--beta", action=_EditAction, type=non_negative_float,
                     help="disentanglement threshold (default: the model pack's; 0.15 for "
@@ -148,7 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                              "discover and precompute)")
     models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
     models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image (.png, .jpg, .webp); missing folders are made")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--scale", type=int_at_least(1, MAX_SCALE), default=None,
                    help=f"integer upscale of the output, 1-{MAX_SCALE} (default: what a "

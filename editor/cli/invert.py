@@ -61,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="pictures (any format Pillow reads)")
     out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("-o", "--output", help="the reconstruction PNG (one picture)")
+    out.add_argument("-o", "--output",
+                     help="the reconstruction (.png, .jpg or .webp; one picture), its latent "
+                          "in its recipe; missing folders are made")
     out.add_argument("--out-dir", help="a folder for the reconstructions (several pictures)")
     p.add_argument("--crop", help="LEFT,TOP,RIGHT,BOTTOM square box in pixels (one picture)")
     p.add_argument("--latents", action="store_true", help="also write each W+ as .npy")

@@ -28,6 +28,9 @@ RECIPE_VERSION = 3
 # window's seed box holds them, and truncation within what is still a face.
 MAX_SEED = 2**31 - 1
 PSI_RANGE = (-1.0, 2.0)
+# an edit's strength (α), typed in the window or given to the CLI: ten times the sliders'
+# reach, far past where a face stays a face (1e30 drew a flat square without a word)
+STRENGTH_RANGE = (-100.0, 100.0)
 
 
 class RecipeError(ValueError):
@@ -241,7 +244,9 @@ class Session:
                 directions=(ModelIdentity(**d["directions"]) if d.get("directions")
                             else None),
             )
-        except (KeyError, TypeError) as e:
+        except KeyError as e:  # not "malformed ('source')"
+            raise RecipeError(f"the recipe is incomplete: it has no {e.args[0]!r}") from e
+        except TypeError as e:
             raise RecipeError(f"the recipe is incomplete or malformed ({e})") from e
 
     @classmethod
@@ -366,7 +371,10 @@ def _check_recipe(d: dict) -> None:
                 check_text_edit_params(e["params"])
             except RecipeError as error:
                 raise RecipeError(f"the recipe's edit {i + 1}: {error}") from error
-        _number(e.get("strength", 4.0), f"edit {i + 1} strength")
+        strength = _number(e.get("strength", 4.0), f"edit {i + 1} strength")
+        if not STRENGTH_RANGE[0] <= strength <= STRENGTH_RANGE[1]:
+            raise RecipeError(f"the recipe's edit {i + 1} strength {strength:g} is outside "
+                              f"{STRENGTH_RANGE[0]:g} to {STRENGTH_RANGE[1]:g}")
         if not isinstance(e.get("enabled", True), bool):
             raise RecipeError(f"the recipe's edit {i + 1} enabled must be true or false")
         for key in ("name", "id"):

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from editor.engine.compose import EditStatus
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults
-from editor.engine.session import Edit
+from editor.engine.session import STRENGTH_RANGE, Edit
 
 from .elided_label import ElidedLabel
 from .keys import claim_keys, menu_text, route_undo_keys
@@ -38,9 +38,9 @@ from .sliders import FloatSlider
 from .theme import warning_colour
 
 ALPHA_RANGE = (-10.0, 10.0)
-# what the α box takes when typed: its keys were refused beyond the slider's range, so
-# "25" became 2 without a word
-ALPHA_TYPED_RANGE = (-100.0, 100.0)
+# what the α box takes when typed (what a recipe may hold): its keys were refused beyond
+# the slider's range, so "25" became 2 without a word
+ALPHA_TYPED_RANGE = STRENGTH_RANGE
 BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see EditDefaults)
 # what the β box takes when typed: any threshold on |relevance|, a cosine (0: every
 # channel that has one); its keys were refused beyond the slider's range
