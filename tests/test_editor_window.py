@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QWidget
 
 from editor.cli import main as cli_main
@@ -1958,6 +1959,9 @@ def test_menus_name_what_the_window_says_and_keep_their_keys_apart(window, qtbot
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.KeypadModifier)
     assert [e.params["target"] for e in window.document.state.session.edits] == [
         "face with glasses"]
+    # the Add button's tooltip named "Ctrl+Enter", the menu "Ctrl+Return"
+    menu_key = window.add_act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    assert window.prompt_panel.add_button.toolTip().endswith(f"({menu_key})")
 
 
 def test_every_control_has_a_name_a_screen_reader_can_say(window, qtbot):

@@ -103,7 +103,7 @@ from .models_menu import ModelsMenu
 from .notices import cannot_open_image_text, failed_job_text, show_warning
 from .panel_focus import focus_area, focus_next_area, in_view
 from .picture_choice import INVERT, REPLAY, ask_invert_instead, ask_replay_or_invert
-from .prompt_panel import PromptPanel
+from .prompt_panel import ADD_TO_STACK_KEYS, PromptPanel
 from .qimages import qimage_from_array
 from .remembered import REMEMBERED_CLIPS, remembered_clip
 from .screen_room import available_area
@@ -643,10 +643,9 @@ class MainWindow(QMainWindow):
             act.setProperty(SHORTCUT_NAME, name)  # its text names the last change
             act.setIcon(icon(icon_name))
         self.addActions([self.undo_act, self.redo_act])
-        self.add_act = a("&Add prompt to stack", self.add_draft_to_stack, "Ctrl+Return",
+        self.add_act = a("&Add prompt to stack", self.add_draft_to_stack, None,
                          "mdi6.playlist-plus", "Keep the prompt's edit in the stack")
-        # the keypad's Enter too, as the tooltips' "Ctrl+Enter" promises
-        self.add_act.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.add_act.setShortcuts(list(ADD_TO_STACK_KEYS))
         self.delete_act = a("&Delete edit", self.stack_panel.delete_selected, SK.Delete)
         self.rename_act = a("Re&name edit", self.stack_panel.rename_selected, "F2")
         for act in (self.delete_act, self.rename_act):  # greyed out with nothing selected

@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QCompleter,
@@ -45,6 +45,8 @@ BETA_RANGE = (0.05, 0.6)  # a small CLIP needs higher β than ViT-B/32 (see Edit
 # what the β box takes when typed: any threshold on |relevance|, a cosine (0: every
 # channel that has one); its keys were refused beyond the slider's range
 BETA_TYPED_RANGE = (0.0, 1.0)
+# Add to stack, the keypad's Enter too; the first is the one the menu and tooltip name
+ADD_TO_STACK_KEYS = (QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter"))
 TYPING_PAUSE_MS = 350  # apply a prompt once typing pauses; each key would re-encode text
 # a recipe's prompt may be longer than QLineEdit's default limit (32,767 characters): the
 # box must hold all of it, or showing it cut its end and Save wrote the cut prompt
@@ -161,7 +163,9 @@ class PromptPanel(QWidget):
         self.notice.hide()
 
         self.add_button = QPushButton("Add to stack")
-        self.add_button.setToolTip("Keep this edit in the stack and start a new one (Ctrl+Enter)")
+        key = ADD_TO_STACK_KEYS[0].toString(QKeySequence.SequenceFormat.NativeText)
+        # the menu's words for the key ("Ctrl+Enter" here beside "Ctrl+Return" there)
+        self.add_button.setToolTip(f"Keep this edit in the stack and start a new one ({key})")
         self.add_button.clicked.connect(self.add_requested)
 
         form = QFormLayout()
