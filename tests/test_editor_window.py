@@ -471,11 +471,10 @@ def test_plain_window_keys_typed_in_a_prompt_box_stay_in_the_box(window, qtbot,
     # PgUp/PgDown in Neutral or Target stepped the seed (the face being edited was lost
     # while typing), and F2 opened the selected stack edit's rename box
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QInputDialog
 
     renamed = []
-    monkeypatch.setattr(QInputDialog, "getText",
-                        staticmethod(lambda *a, **k: renamed.append(a) or ("", False)))
+    monkeypatch.setattr("editor.ui.stack_panel.ask_edit_name",
+                        lambda *a: renamed.append(a))
     show_active(window, qtbot)
     type_prompt(window, "face with glasses")
     window.prompt_panel.add_button.click()
@@ -1594,7 +1593,6 @@ def test_ctrl_scroll_zooms_a_step_per_notch_and_ctrl_equals_zooms_in(window, qtb
 
 
 def test_an_empty_name_gives_an_edit_its_own_title_back(window, qtbot, monkeypatch):
-    from PySide6.QtWidgets import QInputDialog
 
     type_prompt(window, "face with glasses")
     window.add_draft_to_stack()
@@ -1602,8 +1600,7 @@ def test_an_empty_name_gives_an_edit_its_own_title_back(window, qtbot, monkeypat
     panel = window.stack_panel
     panel.list.setCurrentRow(0)
     for name in ("My edit", "   "):
-        monkeypatch.setattr(QInputDialog, "getText",
-                            staticmethod(lambda *a, n=name, **k: (n, True)))
+        monkeypatch.setattr("editor.ui.stack_panel.ask_edit_name", lambda *a, n=name: n)
         panel.rename_selected()
     edit = window.document.state.session.edit(edit_id)
     assert edit.name == "" and edit.title == "face → face with glasses"
@@ -1854,11 +1851,10 @@ def test_a_selected_direction_stays_selected_when_it_changes(window, qtbot):
 def test_space_on_the_up_button_at_the_top_does_not_move_the_edit_back(window, qtbot,
                                                                      monkeypatch):
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QInputDialog
 
     renames = []  # the focus could also fall on Rename, whose dialog would wait for a user
-    monkeypatch.setattr(QInputDialog, "getText",
-                        staticmethod(lambda *a, **k: renames.append(a) or ("", False)))
+    monkeypatch.setattr("editor.ui.stack_panel.ask_edit_name",
+                        lambda *a: renames.append(a))
     panel = _directions_in_the_stack(window, qtbot)
     second = window.document.state.session.edits[-1]
     panel.list.setCurrentRow(1)
@@ -2054,7 +2050,6 @@ def test_deleting_an_edit_from_its_row_keeps_the_focus_in_the_stack(window, qtbo
 def test_del_and_f2_act_on_the_row_whose_control_has_the_focus(window, qtbot, monkeypatch):
     # Tab to another row's enable box, then Del: the selected row (elsewhere) was deleted.
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QInputDialog
 
     show_active(window, qtbot)
     panel = _directions_in_the_stack(window, qtbot)
@@ -2062,8 +2057,8 @@ def test_del_and_f2_act_on_the_row_whose_control_has_the_focus(window, qtbot, mo
     box = panel.row(panel._order[1]).enabled_box
     box.setFocus()
     asked = []
-    monkeypatch.setattr(QInputDialog, "getText",
-                        lambda *a, **k: (asked.append(k["text"]), ("renamed", True))[1])
+    monkeypatch.setattr("editor.ui.stack_panel.ask_edit_name",
+                        lambda _parent, current: asked.append(current) or "renamed")
     QTest.keyClick(box, Qt.Key.Key_F2)
     assert asked == ["second"]
     assert [e.name for e in window.document.state.session.edits] == ["first", "renamed"]
@@ -3202,12 +3197,10 @@ def test_del_and_f2_act_on_the_row_with_the_focus_when_none_is_selected(window, 
     # Tab into the stack selects no row: Del and F2 on a focused row's control did nothing,
     # their actions greyed by the selection alone
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QInputDialog
 
     panel = _directions_in_the_stack(window, qtbot, ("first", "second", "third"))
     assert panel.selected_id() is None
-    monkeypatch.setattr(QInputDialog, "getText", staticmethod(
-        lambda *a, **k: ("renamed", True)))
+    monkeypatch.setattr("editor.ui.stack_panel.ask_edit_name", lambda *a: "renamed")
     box = panel.row(panel._order[1]).enabled_box
     box.setFocus()
     assert window.rename_act.isEnabled() and window.delete_act.isEnabled()

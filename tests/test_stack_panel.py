@@ -109,3 +109,36 @@ def test_any_sequence_of_orders_shows_each_in_full(qtbot):
         panel.show_edits(order, order[0].id if order else None)
         _check_shows(panel, order)
         assert panel.selected_id() == (order[0].id if order else None)
+
+
+def test_the_rename_box_is_as_wide_as_a_long_name_within_reason(qtbot):
+    # Qt's own box showed about 20 characters of "a cartoon face → a cartoon face with…"
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialog, QInputDialog
+
+    from editor.ui.stack_panel import RENAME_BOX_CHARS, ask_edit_name
+
+    parent = EditStackPanel()
+    qtbot.addWidget(parent)
+    seen = []
+
+    def answer(text: str | None):
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QInputDialog)
+        seen.append((box.width(), box.textValue(), box.fontMetrics()))
+        if text is None:
+            box.reject()
+        else:
+            box.setTextValue(text)
+            box.done(QDialog.DialogCode.Accepted)
+
+    long_name = "a cartoon face → a cartoon face with blonde hair and round sunglasses"
+    QTimer.singleShot(0, lambda: answer("shorter"))
+    assert ask_edit_name(parent, long_name) == "shorter"
+    width, shown, metrics = seen[-1]
+    assert shown == long_name
+    assert width >= metrics.horizontalAdvance(long_name)
+    QTimer.singleShot(0, lambda: answer(None))
+    assert ask_edit_name(parent, "x" * 5000) is None  # cancelled
+    width, _, metrics = seen[-1]
+    assert width <= RENAME_BOX_CHARS[1] * metrics.averageCharWidth()

@@ -15,6 +15,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
+    QDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -33,6 +34,7 @@ from .icons import icon
 from .keys import WINDOW_PLAIN_KEYS, claim_keys, scroll_to_focused_row, tab_through_rows
 from .prompt_panel import ALPHA_RANGE, ALPHA_TYPED_RANGE
 from .row_delegate import TextUnderRows
+from .screen_room import available_area
 from .sliders import FloatSlider
 
 MOVE_UP_KEY = QKeySequence("Alt+Up")
@@ -415,8 +417,31 @@ class EditStackPanel(QWidget):
         if sel is None:
             return
         current = self._rows[sel].title.text()
-        name, ok = QInputDialog.getText(
-            self, "Rename edit", "Name (empty: the name it had at first):", text=current)
+        name = ask_edit_name(self, current)
         # an empty name clears the custom one, so the edit's own title ("a → b") returns
-        if ok and name.strip() != current:
+        if name is not None and name.strip() != current:
             self.renamed.emit(sel, name.strip())
+
+
+RENAME_BOX_CHARS = (40, 90)  # the name box's width, in average characters: least, most
+
+
+def ask_edit_name(parent: QWidget, current: str) -> str | None:
+    """The name typed for an edit (None: cancelled), in a box as wide as the name is long,
+    within reason and the screen: Qt's own box showed 20 characters of a prompt's title."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle("Rename edit")
+    dialog.setLabelText("Name (empty: the name it had at first):")
+    dialog.setTextValue(current)
+    metrics = dialog.fontMetrics()
+    least, most = (n * metrics.averageCharWidth() for n in RENAME_BOX_CHARS)
+    # the text, and room for the margins, the box's frame and the cursor
+    width = min(max(least, metrics.horizontalAdvance(current) + 8 * metrics.averageCharWidth()),
+                most)
+    if (room := available_area(parent)) is not None:
+        width = min(width, room.width() * 9 // 10)
+    dialog.resize(width, dialog.sizeHint().height())
+    try:
+        return dialog.textValue() if dialog.exec() == QDialog.DialogCode.Accepted else None
+    finally:
+        dialog.deleteLater()
