@@ -1606,6 +1606,51 @@ def test_an_empty_name_gives_an_edit_its_own_title_back(window, qtbot, monkeypat
     assert edit.name == "" and edit.title == "face → face with glasses"
 
 
+def test_files_dragged_over_the_canvas_show_it_takes_them(qtbot, tmp_path):
+    # nothing showed that a drop would open the files; a web link was taken too, and its
+    # drop then did nothing
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QImage
+
+    from editor.ui.canvas import Canvas
+
+    init_application()
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(200, 200)
+    image = QImage(64, 64, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.gray)
+    canvas.set_image(image)
+    plain = canvas.grab().toImage()
+
+    def drag(urls: list[QUrl]) -> QDragEnterEvent:
+        data = QMimeData()
+        data.setUrls(urls)
+        event = QDragEnterEvent(QPoint(100, 100), Qt.DropAction.CopyAction, data,
+                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+        canvas.dragEnterEvent(event)
+        return event
+
+    web = drag([QUrl("https://example.org/face.png")])
+    assert not web.isAccepted() and canvas.drop_offer is None
+    one = drag([QUrl.fromLocalFile(str(tmp_path / "face.png"))])
+    assert one.isAccepted() and canvas.drop_offer == "Drop to open face.png"
+    offered = canvas.grab().toImage()
+    assert offered.pixelColor(5, 100) != plain.pixelColor(5, 100)  # the frame, left edge
+    canvas.dragLeaveEvent(QDragLeaveEvent())
+    assert canvas.drop_offer is None and canvas.grab().toImage() == plain
+    files = [QUrl.fromLocalFile(str(tmp_path / n)) for n in ("a.png", "b.png")]
+    assert drag(files).isAccepted() and canvas.drop_offer == "Drop to open 2 files"
+    dropped = []
+    canvas.files_dropped.connect(dropped.append)
+    data = QMimeData()
+    data.setUrls(files)
+    canvas.dropEvent(QDropEvent(QPoint(100, 100), Qt.DropAction.CopyAction, data,
+                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    assert dropped == [[str(tmp_path / "a.png"), str(tmp_path / "b.png")]]
+    assert canvas.drop_offer is None
+
+
 def test_a_zoomed_image_can_be_moved_to_every_edge(qtbot):
     # At 1600 % parts of the image could never be seen: nothing moved it.
     from PySide6.QtCore import QPoint

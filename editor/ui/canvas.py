@@ -10,7 +10,9 @@ a movable split line.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -45,6 +47,7 @@ class Canvas(QWidget):
         self._split: float | None = None  # 0..1 across the image; None: no split view
         self._holding_compare = False
         self._dragging_split = False
+        self.drop_offer: str | None = None  # what a drop would open, while files are dragged
         # a zoomed image larger than the view: its centre's offset from the view's centre
         self._pan = QPointF(0, 0)
         self._pan_from: QPointF | None = None  # where a pan drag was last seen
@@ -153,7 +156,12 @@ class Canvas(QWidget):
         if self._image is None:
             painter.setPen(self.palette().text().color())
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
-            return
+        else:
+            self._paint_picture(painter)
+        if self.drop_offer:
+            self._draw_drop_offer(painter)
+
+    def _paint_picture(self, painter: QPainter) -> None:
         target = self.image_rect()
         z = self._effective_zoom()
         # integer zoom: exact pixels; otherwise smooth, which suits small generators
@@ -190,6 +198,23 @@ class Canvas(QWidget):
             painter.setPen(QPen(self.palette().highlight().color(), 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
+
+    def _draw_drop_offer(self, painter: QPainter) -> None:
+        """Files dragged over the canvas: a tint, a dashed frame in the accent and what a
+        drop opens, so that the user sees it will take them (nothing showed before)."""
+        accent = self.palette().highlight().color()
+        tint = QColor(accent)
+        tint.setAlpha(40)
+        area = QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        painter.fillRect(area, tint)
+        pen = QPen(accent, 3, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(area, 8, 8)
+        size = painter.fontMetrics().size(0, self.drop_offer)
+        centre = area.center()
+        corner = QPointF(centre.x() - (size.width() + 8) / 2, centre.y() - size.height() / 2)
+        self._draw_label(painter, corner, Qt.AlignmentFlag.AlignLeft, self.drop_offer)
 
     def _draw_label(self, painter: QPainter, corner: QPointF, align: Qt.AlignmentFlag,
                     text: str) -> None:
@@ -289,11 +314,28 @@ class Canvas(QWidget):
 
     # ----------------------------------------------------------------- drag and drop
     def dragEnterEvent(self, event):  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
+        # files only: a web page's link was taken, and its drop then did nothing
+        paths = _local_files(event.mimeData())
+        if paths:
             event.acceptProposedAction()
+            self.drop_offer = (f"Drop to open {Path(paths[0]).name}" if len(paths) == 1
+                               else f"Drop to open {len(paths)} files")
+            self.update()
+
+    def dragLeaveEvent(self, event):  # noqa: N802 - Qt override
+        self._end_drop_offer()
 
     def dropEvent(self, event):  # noqa: N802 - Qt override
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        self._end_drop_offer()
+        paths = _local_files(event.mimeData())
         if paths:
             event.acceptProposedAction()
             self.files_dropped.emit(paths)
+
+    def _end_drop_offer(self) -> None:
+        self.drop_offer = None
+        self.update()
+
+
+def _local_files(data: QMimeData) -> list[str]:
+    return [u.toLocalFile() for u in data.urls() if u.isLocalFile()] if data.hasUrls() else []
