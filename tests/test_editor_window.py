@@ -1606,21 +1606,29 @@ def test_an_empty_name_gives_an_edit_its_own_title_back(window, qtbot, monkeypat
     assert edit.name == "" and edit.title == "face → face with glasses"
 
 
-def test_files_dragged_over_the_canvas_show_it_takes_them(qtbot, tmp_path):
-    # nothing showed that a drop would open the files; a web link was taken too, and its
-    # drop then did nothing
-    from PySide6.QtCore import QMimeData, QPoint, QUrl
-    from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QImage
+def _canvas_showing_grey(qtbot, side: int):
+    """A canvas of side x side showing a 64 px grey picture."""
+    from PySide6.QtGui import QImage
 
     from editor.ui.canvas import Canvas
 
     init_application()
     canvas = Canvas()
     qtbot.addWidget(canvas)
-    canvas.resize(200, 200)
+    canvas.resize(side, side)
     image = QImage(64, 64, QImage.Format.Format_RGB888)
     image.fill(Qt.GlobalColor.gray)
     canvas.set_image(image)
+    return canvas
+
+
+def test_files_dragged_over_the_canvas_show_it_takes_them(qtbot, tmp_path):
+    # nothing showed that a drop would open the files; a web link was taken too, and its
+    # drop then did nothing
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent
+
+    canvas = _canvas_showing_grey(qtbot, 200)
     plain = canvas.grab().toImage()
 
     def drag(urls: list[QUrl]) -> QDragEnterEvent:
@@ -1654,20 +1662,11 @@ def test_files_dragged_over_the_canvas_show_it_takes_them(qtbot, tmp_path):
 def test_a_zoomed_image_can_be_moved_to_every_edge(qtbot):
     # At 1600 % parts of the image could never be seen: nothing moved it.
     from PySide6.QtCore import QPoint
-    from PySide6.QtGui import QImage
     from PySide6.QtTest import QTest
 
-    from editor.ui.canvas import Canvas
-
-    init_application()
-    canvas = Canvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(256, 256)
+    canvas = _canvas_showing_grey(qtbot, 256)
     canvas.show()
     qtbot.waitExposed(canvas)
-    image = QImage(64, 64, QImage.Format.Format_RGB888)
-    image.fill(Qt.GlobalColor.gray)
-    canvas.set_image(image)
     canvas.set_zoom(8.0)  # 512 px in a 256 px view
     assert canvas.pannable() and canvas.image_rect().topLeft().toTuple() == (-128, -128)
     left = Qt.MouseButton.LeftButton
@@ -1712,17 +1711,7 @@ def test_holding_backslash_shows_the_original_wherever_the_focus_is(window, qtbo
 
 def test_actual_pixels_are_screen_pixels_on_a_hidpi_screen(qtbot, monkeypatch):
     # At "100 %" a 64 px image covered 128 screen pixels on a 2x screen.
-    from PySide6.QtGui import QImage
-
-    from editor.ui.canvas import Canvas
-
-    init_application()
-    canvas = Canvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(256, 256)
-    image = QImage(64, 64, QImage.Format.Format_RGB888)
-    image.fill(Qt.GlobalColor.gray)
-    canvas.set_image(image)
+    canvas = _canvas_showing_grey(qtbot, 256)
     monkeypatch.setattr(canvas, "devicePixelRatioF", lambda: 2.0)
     canvas.set_zoom(1.0)
     assert canvas.image_rect().width() == 32  # widget pixels: 64 screen pixels
