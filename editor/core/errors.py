@@ -101,6 +101,13 @@ def says_out_of_memory(message: str) -> bool:
     return message.startswith((OUT_OF_GPU_MEMORY, OUT_OF_MEMORY))
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an error's message ('' when it has none): what fits a status line
+    or a sentence of ours around it."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def out_of_memory_text(e: BaseException) -> str:
     """One short line for an allocation failure: how much was asked for and, on a GPU, how
     much was free, instead of torch's paragraph on allocator settings."""
@@ -111,7 +118,7 @@ def out_of_memory_text(e: BaseException) -> str:
         [f"{gpu[3]} of {gpu[2]} free on {gpu[1]}"] if gpu else [])
     if details:
         return f"{head} ({'; '.join(details)})"
-    first = text.splitlines()[0] if text else ""
+    first = first_line(e)
     return head + (f": {first}" if first else "")
 
 

@@ -42,7 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import AtelierError, Cancelled, ZooDownloadError
+from .errors import AtelierError, Cancelled, ZooDownloadError, first_line
 from .hashing import file_sha256
 from .paths import atomic_path, atomic_write_text, cache_dir, config_dir, replace_file
 
@@ -1312,7 +1312,7 @@ def _check_is_model(entry: ZooEntry, part: Path,
         _identify_as(part, entry, identify)
     except AtelierError as e:
         part.unlink(missing_ok=True)
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = first_line(e) or type(e).__name__
         # the reader names the file it read: the download's own name, not the .part
         why = why.replace(str(part), entry.filename).replace(part.name, entry.filename)
         raise ZooDownloadError(f"what {_host(entry.url)} sent for {entry.name} is not the "

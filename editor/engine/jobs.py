@@ -39,7 +39,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from editor.core.errors import AtelierError, is_out_of_memory, out_of_memory_text
+from editor.core.errors import AtelierError, first_line, is_out_of_memory, out_of_memory_text
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled
 
@@ -218,7 +218,7 @@ def error_message(e: BaseException) -> str:
     """One line for the user: our own errors speak for themselves; others name their type."""
     if is_out_of_memory(e):
         return out_of_memory_text(e)
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = first_line(e)
     if isinstance(e, AtelierError) and text:
         return text
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
