@@ -194,6 +194,21 @@ def test_an_imported_generator_is_listed_and_usable(qtbot, dialog, warnings,
     assert clip_spec == OPEN_CLIP_FALLBACK[1]
 
 
+def test_a_file_installed_already_is_selected_not_copied_again(qtbot, dialog, warnings,
+                                                               tiny_generator_file, tmp_path):
+    with qtbot.waitSignal(dialog.runner.job_finished, timeout=TIMEOUT_MS):
+        dialog.import_file(str(tiny_generator_file))
+    assert dialog.notice.text().startswith("Imported tiny-gen")
+    copy = tmp_path / "same weights.safetensors"
+    copy.write_bytes(tiny_generator_file.read_bytes())
+    with qtbot.waitSignal(dialog.runner.job_ended, timeout=TIMEOUT_MS):
+        dialog.import_file(str(copy))
+    assert not warnings
+    assert dialog.notice.text() == "same weights.safetensors is installed already, as tiny-gen"
+    assert dialog.selected_key() == "file:tiny-gen"
+    assert [m.name for m in zoo.installed()] == ["tiny-gen"]
+
+
 @pytest.mark.parametrize("cancelled", ["while reading", "after recording"])
 def test_a_cancelled_import_says_what_it_did(qtbot, dialog, warnings, tiny_generator_file,
                                              monkeypatch, cancelled):

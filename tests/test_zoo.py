@@ -1740,6 +1740,38 @@ def test_one_file_imported_twice_at_the_same_moment_is_one_model(tmp_path):
     assert [m.name for m in zoo.installed()] == ["good"]
 
 
+def test_a_file_installed_already_under_another_name_is_not_copied_again(tmp_path, capsys):
+    # the same generator imported from a second folder (or a renamed copy) was stored
+    # twice, as 'good' and 'copy': 360 MB more for an FFHQ file, and two rows
+    first, second = tmp_path / "good.pt", tmp_path / "copy.pt"
+    first.write_bytes(b"same" * 10)
+    second.write_bytes(b"same" * 10)
+    installed = zoo.import_file(first)
+    assert not zoo.found_installed(installed, first)
+    again = zoo.import_file(second)
+    assert again == installed and zoo.found_installed(again, second)
+    assert [m.name for m in zoo.installed()] == ["good"]
+    assert not (zoo.models_dir() / "copy").exists()
+    assert zoo.import_file(first) == installed  # the same file: as it is
+    # asked for by a name of the user's own, it is recorded under that name as before
+    assert zoo.import_file(second, name="mine").name == "mine"
+    assert [m.name for m in zoo.installed()] == ["good", "mine"]
+    # the CLI says so rather than "Imported ..."
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_generator
+
+    generator = save_generator(make_tiny_generator(), tmp_path / "g.safetensors")
+    assert _run(["models", "import", str(generator)]) == 0
+    renamed = tmp_path / "renamed.safetensors"
+    renamed.write_bytes(generator.read_bytes())
+    capsys.readouterr()
+    assert _run(["models", "import", str(renamed)]) == 0
+    said = capsys.readouterr().err
+    assert said.startswith(f"{renamed} is installed already, as g: ") and \
+        "nothing was copied" in said
+    assert [m.name for m in zoo.installed()] == ["g", "good", "mine"]
+
+
 def test_a_name_of_ones_own_never_replaces_another_model_for_a_registry_file(tmp_path):
     # A file the registry knows by its sha256, imported with --name mine, replaced the
     # different model installed as 'mine' (left on disk, unlisted).

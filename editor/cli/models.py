@@ -215,6 +215,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                                     path, clip_arch or expected, stopped))
     except AtelierError as e:
         return _error(str(e))
+    if zoo.found_installed(model, args.path):
+        print(f"{args.path} is installed already, as {model.name}: {model.path} (imported "
+              f"from {model.source}); nothing was copied", file=sys.stderr)
+        return 0
     what = f"as {model.entry}" if model.entry else "as a model the registry does not know"
     if model.kind == "clip" and model.arch and not model.entry:
         what += f" (CLIP {model.arch}; the window's model packs list it)"

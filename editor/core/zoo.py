@@ -1562,7 +1562,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     With `name` of a registry entry, the file must match what the registry knows of it;
     any other `name` records the file under that name. Without a name, a file the
     registry does not know keeps its own stem as name (made unique: a different file
-    never replaces an imported one).
+    never replaces an imported one), and a file installed already (the same content,
+    under any name) is not copied again: that model is returned (its `source` then names
+    the file it was first imported from).
 
     `identify(path, arch, stopped)` (model_files.identify_model_file in the app) reads the
     file first and returns what it is (`.kind`, `.resolution`, `.arch`) or raises: a file
@@ -1607,6 +1609,8 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
         with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
             return _install_copy(src, entry.name, entry, sha, size, identify, steps)
+    if key is None and (same := _installed_copy(sha, size)) is not None:
+        return same  # a second copy (an FFHQ generator: 360 MB) under another name
     pick_free = key is None
     if key is None:
         key = _slug(src.stem) or f"model-{sha[:8]}"
@@ -1615,6 +1619,21 @@ def import_file(path: str | os.PathLike, name: str | None = None,
             key = f"{key}-imported"
     with _claimed_name(key, sha, pick_free) as key:  # never another model's name
         return _install_copy(src, key, entry, sha, size, identify, steps)
+
+
+def found_installed(model: InstalledModel, path: str | os.PathLike) -> bool:
+    """Whether import_file(path) gave a model installed before from another file (the
+    same content: nothing was copied), rather than `path`'s own copy."""
+    return not model.entry and model.source != str(Path(path).expanduser().resolve())
+
+
+def _installed_copy(sha: str, size: int) -> InstalledModel | None:
+    """An installed model with this content whose file is still in place."""
+    for model in installed():
+        if model.sha256 == sha and model.size == size and model.path.is_file() \
+                and model.path.stat().st_size == size:
+            return model
+    return None
 
 
 class _ImportSteps:

@@ -333,7 +333,7 @@ class ModelsDialog(QDialog):
         self._rows: dict[str, _Row] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self._downloads: dict[str, Job] = {}  # row key -> its running download
-        self._imports: set[int] = set()
+        self._imports: dict[int, Path] = {}  # job id -> the file it imports
         self._failed: dict[str, str] = {}  # row key -> why its last download failed
 
         self.tree = _PackTree()
@@ -714,7 +714,7 @@ class ModelsDialog(QDialog):
             settings.setValue(IMPORT_DIR_KEY, str(Path(path).parent))
         job = self.runner.submit(f"Import {Path(path).name}", import_job(Path(path)),
                                  key=f"import:{path}")
-        self._imports.add(job.id)
+        self._imports[job.id] = Path(path)
         self.notice.setText(f"Importing {Path(path).name}…")
         return job
 
@@ -737,13 +737,16 @@ class ModelsDialog(QDialog):
     @Slot(object, object)
     def _on_job_finished(self, job: Job, result: object) -> None:
         if job.id in self._imports and isinstance(result, zoo.InstalledModel):
-            self._imports.discard(job.id)
+            path = self._imports.pop(job.id)
             self.refresh()
             if not self.select("zoo:" + (result.entry or result.name)):
                 self.select("file:" + result.name)
-            self.notice.setText(f"Imported {result.name}"
-                                + ("" if result.verified else " (not a known file: not "
-                                   "verified against the registry)"))
+            if zoo.found_installed(result, path):
+                self.notice.setText(f"{path.name} is installed already, as {result.name}")
+            else:
+                self.notice.setText(f"Imported {result.name}"
+                                    + ("" if result.verified else " (not a known file: not "
+                                       "verified against the registry)"))
 
     @Slot(object, str)
     def _on_job_failed(self, job: Job, message: str) -> None:
@@ -769,7 +772,7 @@ class ModelsDialog(QDialog):
         if mine:
             del self._downloads[key]
         if job.id in self._imports:
-            self._imports.discard(job.id)
+            del self._imports[job.id]
             self.notice.clear()
             mine = True
         if mine:
