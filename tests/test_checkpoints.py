@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from editor.core.checkpoints import load_generator, save_generator
-from editor.core.errors import CheckpointError, IncompatibleModelError
+from editor.core.errors import AtelierError, CheckpointError, IncompatibleModelError
 from tests.conftest import make_tiny_generator
 
 
@@ -332,6 +332,56 @@ def test_a_bit_flip_inside_a_torch_zip_is_called_damaged(tmp_path, tiny_generato
     with pytest.raises(CheckpointError, match="damaged") as info:
         identify_model_file(path)  # said once, not retried as CLIP weights
     assert "not a model file" not in str(info.value)
+
+
+def _deflated_copy(src, dest):
+    """`src`, a torch zip file, written again with its records compressed (PyTorch never
+    compresses them; torch.load still reads such a file, unpacking each record whole)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as z_in, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z_out:
+        for info in z_in.infolist():
+            z_out.writestr(info.filename, z_in.read(info.filename))
+    return dest
+
+
+def test_a_torch_zip_with_compressed_records_is_refused_before_it_is_unpacked(
+        tmp_path, tiny_generator, monkeypatch):
+    # 2 MB of deflated zeros in a .pt became 2.5 GB in memory before the loader's size
+    # check ran (helper-115): 20 MB would need 20 GB
+    from editor.core.clip_model import read_weights
+    from editor.core.model_files import identify_model_file
+    from editor.engine.compose import EditError, holds_a_latent, load_wplus
+
+    plain = tmp_path / "plain.pt"
+    torch.save({"g_ema": tiny_generator.state_dict(), "zeros": torch.zeros(17 << 20)}, plain)
+    bomb = _deflated_copy(plain, tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < plain.stat().st_size / 10
+    latent = tmp_path / "latent.pt"
+    torch.save(torch.zeros(17 << 20), latent)
+    latent_bomb = _deflated_copy(latent, tmp_path / "latent_bomb.pt")
+
+    def never(*a, **k):
+        raise AssertionError("torch.load ran on a compressed record")
+
+    monkeypatch.setattr(torch, "load", never)
+    refused = r"bomb.pt holds compressed records that would unpack to 68 MB; PyTorch"
+    with pytest.raises(CheckpointError, match=refused):
+        load_generator(bomb)
+    with pytest.raises(CheckpointError, match=refused) as info:
+        identify_model_file(bomb)  # said once, not retried as CLIP weights
+    assert "not a model file" not in str(info.value)
+    with pytest.raises(AtelierError, match=refused):
+        read_weights(bomb)
+    with pytest.raises(EditError, match=refused):
+        load_wplus(latent_bomb, 8, 512)
+    assert not holds_a_latent(latent_bomb)
+    # small compressed records (a TorchScript archive's code) are read as before
+    monkeypatch.undo()
+    small = tmp_path / "small.pt"
+    torch.save({"g_ema": tiny_generator.state_dict()}, small)
+    loaded = load_generator(_deflated_copy(small, tmp_path / "small_deflated.pt"))
+    assert loaded.content_hash == load_generator(small).content_hash
 
 
 @pytest.mark.parametrize("cut", [1000, 0.5], ids=["head-cut-1k", "tail-half-only"])

@@ -77,8 +77,9 @@ def sniff_format(path: Path) -> str:
 
 
 class DamagedFileError(CheckpointError):
-    """A zip checkpoint whose stored checksums do not match its contents: the bytes changed
-    after it was written (a bad copy or download); nothing else will read it correctly."""
+    """A zip checkpoint PyTorch cannot have written as it is: its stored checksums do not
+    match its contents (the bytes changed after it was written: a bad copy or download),
+    or a record is compressed; nothing else will read it correctly."""
 
 
 def damaged_zip_member(path: Path) -> str | None:
@@ -100,10 +101,44 @@ def damaged_message(name: str) -> str:
             "copy it again")
 
 
-def check_zip_checksums(path: Path) -> None:
-    """DamagedFileError when a member of the zip file `path` fails its CRC32."""
+# What a zip's compressed records may unpack to, in all. PyTorch stores tensor data as it
+# is and compresses only a TorchScript archive's code (0.2 MB for a small CLIP); torch.load
+# unpacks a compressed record whole into memory before any size can be checked: 2 MB of
+# deflated zeros became 2.5 GB (helper-115).
+MAX_UNPACKED_BYTES = 64 * 2**20
+
+
+def unpacked_bytes(path: Path) -> int:
+    """What the compressed records of the zip file `path` say they unpack to, in all (0
+    for a zip that cannot be read: its loader then says why). Reads the directory only."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return sum(m.file_size for m in z.infolist()
+                       if m.compress_type != zipfile.ZIP_STORED)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
+            NotImplementedError):
+        return 0
+
+
+def torch_zip_problem(path: Path) -> str | None:
+    """Why the zip file `path` cannot be a PyTorch file read as it is (compressed records
+    too large, first: looking reads no data; then a checksum that fails), else None."""
+    unpacked = unpacked_bytes(path)
+    if unpacked > MAX_UNPACKED_BYTES:
+        return (f"{path.name} holds compressed records that would unpack to "
+                f"{unpacked / 2**20:,.0f} MB; PyTorch compresses only a model's code, so it "
+                "is refused: unpacking it could fill the memory")
     if damaged_zip_member(path) is not None:
-        raise DamagedFileError(damaged_message(path.name))
+        return damaged_message(path.name)
+    return None
+
+
+def check_torch_zip(path: Path) -> None:
+    """DamagedFileError when the zip file `path` is not a PyTorch file as it was written
+    (torch_zip_problem)."""
+    problem = torch_zip_problem(path)
+    if problem is not None:
+        raise DamagedFileError(problem)
 
 
 # torch's restricted unpickler names a global it refuses in these words (torch 2.x,
@@ -464,7 +499,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
     if kind == "safetensors":
         loaded = load_atelier(path)
     elif kind == "torch-zip":
-        check_zip_checksums(path)
+        check_torch_zip(path)
         loaded = load_rosinality(path)
     elif kind == "pickle":
         from .nvidia_pickle import is_nvidia_pickle, load_nvidia_pickle

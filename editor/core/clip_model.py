@@ -43,10 +43,9 @@ from torchvision.transforms import InterpolationMode
 from .checkpoints import (
     PICKLE_READ_ERRORS,
     check_claimed_data,
-    damaged_message,
-    damaged_zip_member,
     file_size_of,
     refused_global,
+    torch_zip_problem,
     unpickling_reason,
 )
 from .errors import CheckpointError, ClipError, short_reason
@@ -171,8 +170,8 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise ClipError(f"CLIP weights file not found: {path}")
     kind = _sniff(path)
     if kind in ("torchscript", "torch") and zipfile.is_zipfile(path) \
-            and damaged_zip_member(path) is not None:
-        raise ClipError(damaged_message(path.name))
+            and (problem := torch_zip_problem(path)) is not None:
+        raise ClipError(problem)
     if kind == "safetensors":
         state = _read_safetensors(path)
     elif kind == "torchscript":

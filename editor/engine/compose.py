@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from editor.core.checkpoints import MAX_UNPACKED_BYTES, torch_zip_problem, unpacked_bytes
 from editor.core.errors import AtelierError
 from editor.core.generator import Generator, z_from_seed
 from editor.core.style_code import StyleCode
@@ -121,6 +122,8 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
 
             t = next(iter(load_file(str(path)).values()))
         else:
+            if (problem := torch_zip_problem(path)) is not None:  # read before torch.load
+                raise EditError(problem)
             obj = torch.load(path, map_location="cpu", weights_only=True)
             t = obj if isinstance(obj, torch.Tensor) else next(
                 (v for v in getattr(obj, "values", list)() if isinstance(v, torch.Tensor)),
@@ -169,6 +172,8 @@ def holds_a_latent(path: str | Path) -> bool:
         if path.suffix.lower() == ".safetensors":
             with safe_open(str(path), framework="pt") as f:
                 return len(list(f.keys())) == 1
+        if unpacked_bytes(path) > MAX_UNPACKED_BYTES:  # torch.load would unpack it whole
+            return False  # not read: left to the generator loader's message
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError,
             SafetensorError):
