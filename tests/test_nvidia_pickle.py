@@ -166,6 +166,43 @@ def test_a_pickle_cannot_rewrite_our_stand_ins(tmp_path):
             read_pickle(path)
 
 
+def test_a_pickle_cannot_rewrite_the_functions_it_is_allowed_to_call(tmp_path, ours):
+    # GLOBAL torch._utils._rebuild_tensor_v2; BUILD (None, {'__defaults__': ({'neg':
+    # True},)}): refused with the file, it had set the function's defaults for every later
+    # load in the process, whose tensors then came back negated (helper-115)
+    import editor.core.nvidia_pickle as nvidia_pickle
+
+    defaults = nvidia_pickle._rebuild_tensor_v2.__defaults__
+    state = pickle.dumps((None, {"__defaults__": ({"neg": True},)}), protocol=2)[2:-1]
+    poison = tmp_path / "poison.pkl"
+    poison.write_bytes(b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n" + state + b"b0}.")
+    with pytest.raises(CheckpointError, match="sets attributes of _rebuild_tensor_v2"):
+        read_pickle(poison)
+    assert nvidia_pickle._rebuild_tensor_v2.__defaults__ == defaults
+    good = write_nvidia_pickle(tmp_path / "good.pkl", snapshot(nvidia_from_ours(ours)))
+    assert torch.equal(_render(_load_into_generator(good)), _render(ours))
+
+
+def test_a_tensor_grown_by_its_own_build_anywhere_in_the_pickle_is_refused(tmp_path, ours):
+    # a BUILD's 4-tuple state makes torch.Tensor.__setstate__ call set_() with a shape of
+    # its own, past the size check of our _rebuild_tensor_v2; only G_ema's tensors were
+    # checked afterwards, so one in D claimed 20 GB unseen (helper-115)
+    import collections
+
+    class Grown:
+        def __reduce__(self):
+            small = torch.zeros(4)
+            storage = small._typed_storage()
+            return (torch._utils._rebuild_tensor_v2,
+                    (storage, 0, (4,), (1,), False, collections.OrderedDict()),
+                    (storage, 0, (1 << 26,), (1,)))  # 256 MB of float32, reserved only
+
+    path = write_nvidia_pickle(tmp_path / "grown.pkl",
+                               snapshot(nvidia_from_ours(ours), D=Grown()))
+    with pytest.raises(CheckpointError, match="claims more data than the file holds"):
+        load_nvidia_pickle(path)
+
+
 # --------------------------------------------------------------------------- broken files
 
 

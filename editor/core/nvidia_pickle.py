@@ -25,9 +25,10 @@ import os
 import pickle
 import pickletools
 import re
+import types
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,26 @@ class _SealedType(type):
 
     def __setattr__(cls, name: str, value: object) -> None:
         raise TypeError(f"{cls.__name__} is read-only")
+
+
+class _SealedCall:
+    """A function handed to the pickle, callable but sealed: a BUILD on the function
+    itself set its attributes (its `__defaults__`, say, negating every tensor's data) for
+    every later load in the process (helper-115); on this stand-in it is refused."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable):
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise TypeError(f"{self._fn.__name__} is read-only")
+
+    def __setstate__(self, state: object) -> None:
+        raise pickle.UnpicklingError(f"the pickle sets attributes of {self._fn.__name__}")
 
 
 class PlainEasyDict(dict, metaclass=_SealedType):
@@ -325,7 +346,10 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     }
     allowed.update(_torch_globals())
     allowed.update(_numpy_globals())
-    return allowed
+    # our functions, sealed (the classes are, by _SealedType; torch's and Python's own
+    # types and dtypes take no attributes)
+    return {key: _SealedCall(value) if isinstance(value, types.FunctionType) else value
+            for key, value in allowed.items()}
 
 
 # Python 2 module names that protocol-2 pickles use (pickle's fix_imports, applied by hand
@@ -743,9 +767,15 @@ def load_nvidia_pickle(path: str | os.PathLike
     (the pickle asks for something outside the allow-list) or IncompatibleModelError
     (StyleGAN3, conditional, non-'skip' or otherwise unsupported networks)."""
     name = Path(path).name
-    g = _get_generator_record(read_pickle(path), name)
+    file_size = file_size_of(Path(path))
+    network = read_pickle(path)
+    # before anything reads them (.contiguous() / .float() would fill what they claim);
+    # every tensor, not only G_ema's: a BUILD on a tensor (torch's own __setstate__) can
+    # grow its storage past what the reader checked, anywhere in the pickle
+    check_claimed_data(list(_every_tensor(network)), name, file_size)
+    g = _get_generator_record(network, name)
     try:
-        return _convert(g, name, file_size_of(Path(path)))
+        return _convert(g, name)
     except AtelierError:
         raise
     except KeyError as e:
@@ -762,13 +792,32 @@ def load_nvidia_pickle(path: str | os.PathLike
                               ) from e
 
 
-def _convert(g: PersistentRecord, name: str, file_size: int | None = None
+def _every_tensor(obj: object) -> Iterator[tuple[str, torch.Tensor]]:
+    """(where, tensor) for each tensor in an unpickled network: in containers, records'
+    states and constructor arguments, however deep (each object once)."""
+    seen: set[int] = set()
+    todo: list[tuple[str, object]] = [("", obj)]
+    while todo:
+        where, value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            yield where or "a tensor", value
+        elif isinstance(value, dict):
+            todo.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list | tuple | set | frozenset):
+            todo.extend((where, v) for v in value)
+        elif isinstance(value, PersistentRecord):
+            todo.extend(((where, value.state), (where, value.init_args),
+                         (where, value.init_kwargs)))
+
+
+def _convert(g: PersistentRecord, name: str
              ) -> tuple[GeneratorConfig, dict[str, torch.Tensor], torch.Tensor]:
     synthesis = _submodule(g, "synthesis", name)
     _check_supported(g, synthesis, name)
-    tensors = collect_tensors(g)
-    # before anything reads them: .contiguous() / .float() would fill what they claim
-    check_claimed_data(tensors, name, file_size)
+    tensors = collect_tensors(g)  # their claimed data was checked when the file was read
     _check_filters(tensors, name)
     config = _infer_config(g, tensors, name)
     state = _complete_state(to_rosinality(tensors, config), config, name)
