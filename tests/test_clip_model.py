@@ -749,3 +749,22 @@ def test_a_long_prompt_without_spaces_is_read_as_far_as_clip_reads(clip, letters
     assert clip.prompt_is_cut(page)
     clip.text_embedding(page)
     assert max(encoded) < 3000  # not the whole page
+
+
+def test_a_torchscript_pickle_cannot_rewrite_the_functions_it_may_call(tmp_path):
+    # a BUILD on torch._utils._rebuild_tensor_v2 set attributes of the reader's own
+    # function, for every later CLIP read in the process (helper-115, NVIDIA's reader)
+    import pickle
+    import zipfile
+
+    import editor.core.clip_model as clip_model
+
+    state = pickle.dumps((None, {"__kwdefaults__": {"poisoned": True}}), protocol=2)[2:-1]
+    path = tmp_path / "poison.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("poison/data.pkl",
+                   b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n" + state + b"b0}.")
+        z.writestr("poison/constants.pkl", pickle.dumps(()))
+    with pytest.raises(ClipError, match="sets attributes of _rebuild_tensor"):
+        read_weights(path)
+    assert clip_model._rebuild_tensor.__kwdefaults__ is None

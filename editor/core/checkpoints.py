@@ -22,8 +22,10 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -166,6 +168,28 @@ def unpickling_reason(e: BaseException) -> str:
     """torch's own reason for a failed load, without its advice to switch the safety off
     (no line that mentions weights_only), cut short."""
     return short_reason(e, _TORCH_ADVICE)
+
+
+class SealedCall:
+    """A function handed to a restricted unpickler, callable but sealed: a pickle's BUILD
+    on the function itself set its attributes (its `__defaults__`, say, negating every
+    tensor's data) for every later load in the process (helper-115); on this stand-in it
+    is refused."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable):
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise TypeError(f"{self._fn.__name__} is read-only")
+
+    def __setstate__(self, state: object) -> None:
+        raise pickle.UnpicklingError(f"the pickle sets attributes of {self._fn.__name__}")
+
 
 
 # Garbage or truncated input makes the C unpickler (ours, or torch.load's for legacy

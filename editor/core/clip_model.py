@@ -42,6 +42,7 @@ from torchvision.transforms import InterpolationMode
 
 from .checkpoints import (
     PICKLE_READ_ERRORS,
+    SealedCall,
     check_claimed_data,
     file_size_of,
     refused_global,
@@ -275,6 +276,10 @@ def _as_list(value: object, *_ignored: object) -> object:
     return value
 
 
+# what the pickle may call, sealed against a BUILD that would rewrite the functions
+_SEALED_REBUILD_TENSOR, _SEALED_AS_LIST = SealedCall(_rebuild_tensor), SealedCall(_as_list)
+
+
 class _ScriptUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, archive: zipfile.ZipFile, root: str, name: str):
         super().__init__(file)
@@ -287,12 +292,12 @@ class _ScriptUnpickler(pickle.Unpickler):
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(_STORAGE_DTYPES[name])
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
+            return _SEALED_REBUILD_TENSOR
         if (module, name) == ("collections", "OrderedDict"):
             return OrderedDict
         if module == "torch.jit._pickle" and (name.startswith("build_") or
                                                name == "restore_type_tag"):
-            return _as_list  # typed lists/dicts: keep the plain value
+            return _SEALED_AS_LIST  # typed lists/dicts: keep the plain value
         raise ClipError(f"{self._name}: TorchScript archive refers to {module}.{name}, "
                         "which is not plain weights; nothing from it was run")
 

@@ -39,6 +39,7 @@ import torch
 from .checkpoints import (
     CLAIM_MESSAGE,
     PICKLE_READ_ERRORS,
+    SealedCall,
     check_claimed_data,
     claimed_bytes,
     file_size_of,
@@ -73,26 +74,6 @@ class _SealedType(type):
 
     def __setattr__(cls, name: str, value: object) -> None:
         raise TypeError(f"{cls.__name__} is read-only")
-
-
-class _SealedCall:
-    """A function handed to the pickle, callable but sealed: a BUILD on the function
-    itself set its attributes (its `__defaults__`, say, negating every tensor's data) for
-    every later load in the process (helper-115); on this stand-in it is refused."""
-
-    __slots__ = ("_fn",)
-
-    def __init__(self, fn: Callable):
-        object.__setattr__(self, "_fn", fn)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn(*args, **kwargs)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise TypeError(f"{self._fn.__name__} is read-only")
-
-    def __setstate__(self, state: object) -> None:
-        raise pickle.UnpicklingError(f"the pickle sets attributes of {self._fn.__name__}")
 
 
 class PlainEasyDict(dict, metaclass=_SealedType):
@@ -348,7 +329,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     allowed.update(_numpy_globals())
     # our functions, sealed (the classes are, by _SealedType; torch's and Python's own
     # types and dtypes take no attributes)
-    return {key: _SealedCall(value) if isinstance(value, types.FunctionType) else value
+    return {key: SealedCall(value) if isinstance(value, types.FunctionType) else value
             for key, value in allowed.items()}
 
 
