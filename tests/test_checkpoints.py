@@ -33,6 +33,19 @@ def test_rosinality_checkpoint_loads_strictly_and_renders_the_same(tmp_path, tin
     assert set(torch.load(path)["g_ema"]) == set(loaded.generator.state_dict())
 
 
+def test_weights_saved_from_a_multi_gpu_wrapper_load(tmp_path, tiny_generator):
+    # every name began with 'module.': "missing weight 'input.input' needed to infer the
+    # architecture" (helper-115)
+    wrapped = {f"module.{k}": v for k, v in tiny_generator.state_dict().items()}
+    for name, obj in (("g_ema.pt", {"g_ema": wrapped}), ("bare.pt", wrapped)):
+        torch.save(obj, tmp_path / name)
+        loaded = load_generator(tmp_path / name)
+        assert loaded.generator.config.channels == tiny_generator.config.channels
+        assert set(loaded.generator.state_dict()) == set(tiny_generator.state_dict())
+        assert all(torch.equal(loaded.generator.state_dict()[k], v)
+                   for k, v in tiny_generator.state_dict().items())
+
+
 def test_nada_output_and_training_checkpoint_with_args(tmp_path, tiny_generator):
     opt = torch.optim.Adam(tiny_generator.parameters(), lr=0.002)
     nada = tmp_path / "nada.pt"

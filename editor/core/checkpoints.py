@@ -228,6 +228,14 @@ def _torch_load_tensors(path: Path) -> object:
         ) from e
 
 
+def without_wrapper_prefix(state: dict) -> dict:
+    """`state` (a copy) without the 'module.' that every name carries when the weights were
+    saved from a multi-GPU wrapper (DataParallel, DistributedDataParallel)."""
+    if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
 def _extract_rosinality_state(obj: object, name: str, file_size: int | None = None
                               ) -> tuple[dict, torch.Tensor | None]:
     if not isinstance(obj, dict):
@@ -240,7 +248,7 @@ def _extract_rosinality_state(obj: object, name: str, file_size: int | None = No
         sd = obj["state_dict"]
         state = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")}
         latent_avg = obj.get("latent_avg")
-    elif "style.1.weight" in obj:
+    elif "style.1.weight" in without_wrapper_prefix(obj):
         state, latent_avg = obj, None
     else:
         keys = ", ".join(map(str, list(obj)[:8]))
@@ -252,7 +260,7 @@ def _extract_rosinality_state(obj: object, name: str, file_size: int | None = No
         raise CheckpointError(f"{name}: the generator entry holds no weights")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         latent_avg = None
-    state = dict(state)
+    state = without_wrapper_prefix(state)
     # latent_avg is read (and converted) later: its data must be there too
     check_weights(state, name, file_size,
                   also_claimed=[("latent_avg", latent_avg)] if latent_avg is not None else [])

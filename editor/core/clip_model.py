@@ -48,6 +48,7 @@ from .checkpoints import (
     refused_global,
     torch_zip_problem,
     unpickling_reason,
+    without_wrapper_prefix,
 )
 from .errors import CheckpointError, ClipError, short_reason
 from .hashing import state_dict_hash
@@ -231,8 +232,7 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         raise ClipError(f"{path.name} holds no tensors")
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = without_wrapper_prefix(state)
     try:  # before anything reads them: views that repeat one number over billions
         check_claimed_data(state, path.name, file_size_of(path))
     except CheckpointError as e:
