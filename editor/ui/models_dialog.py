@@ -10,6 +10,7 @@ the engine's default CLIP.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,30 +209,34 @@ def download_job(entry: zoo.ZooEntry):
     return run
 
 
-def _byte_progress(token: JobToken):
-    """A zoo progress callback (bytes done, total) reporting to the job's row."""
+def _bytes_reported(token: JobToken, words: Callable[[int, int | None], str]):
+    """A zoo progress callback (bytes done, total) reporting to the job's row, with a time
+    left, in `words(done, total)`."""
     eta = RateEta()
 
     def on_bytes(done: int, total: int | None) -> None:
-        text = (f"{zoo.format_size(done)} of {zoo.format_size(total)}" if total
-                else f"{zoo.format_size(done)}")
-        token.report(eta.progress(done, total, text))
+        token.report(eta.progress(done, total, words(done, total)))
 
     return on_bytes
+
+
+def _byte_progress(token: JobToken):
+    """A download's progress callback: bytes so far, of the size when known."""
+    return _bytes_reported(token, lambda done, total: (
+        f"{zoo.format_size(done)} of {zoo.format_size(total)}" if total
+        else zoo.format_size(done)))
+
+
+def _import_words(done: int, total: int | None) -> str:
+    """An import's bytes count the file twice (the hash, then the copy): the row says
+    which pass, over the file's own size."""
+    size = (total or 0) // 2
+    step, read = ("checking", done) if done <= size else ("copying", done - size)
+    return f"{step} {zoo.format_size(read)} of {zoo.format_size(size)}"
 
 
 def _import_progress(token: JobToken):
-    """A zoo import's progress callback: its bytes count the file twice (the hash, then
-    the copy); the row says which pass, over the file's own size."""
-    eta = RateEta()
-
-    def on_bytes(done: int, total: int | None) -> None:
-        size = (total or 0) // 2
-        step, read = ("checking", done) if done <= size else ("copying", done - size)
-        token.report(eta.progress(done, total, f"{step} {zoo.format_size(read)} of "
-                                               f"{zoo.format_size(size)}"))
-
-    return on_bytes
+    return _bytes_reported(token, _import_words)
 
 
 def import_job(path: Path):
