@@ -45,3 +45,23 @@ def test_the_models_dialog_opens_on_a_read_only_cache(read_only_cache, qtbot):
     dialog = ModelsDialog(JobRunner())
     qtbot.addWidget(dialog)
     assert dialog.tree.topLevelItemCount() > 0
+
+
+def test_the_models_dialog_says_at_once_that_nothing_can_be_installed(read_only_cache, qtbot):
+    # it said so only when a download or an import failed, minutes later
+    from editor.engine.jobs import JobRunner
+    from editor.ui.models_dialog import ModelsDialog
+
+    dialog = ModelsDialog(JobRunner())
+    qtbot.addWidget(dialog)
+    assert dialog.notice.text().startswith(f"Nothing can be installed: {zoo.models_dir()} (")
+    assert "read-only file system" in dialog.notice.text()
+
+
+def test_a_writable_cache_says_nothing_when_the_models_dialog_opens(qtbot):
+    from editor.engine.jobs import JobRunner
+    from editor.ui.models_dialog import ModelsDialog
+
+    dialog = ModelsDialog(JobRunner())
+    qtbot.addWidget(dialog)
+    assert dialog.notice.text() == ""

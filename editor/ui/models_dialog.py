@@ -36,6 +36,7 @@ from editor.core import zoo
 from editor.core.clip_model import describes_itself
 from editor.core.errors import AtelierError, ZooDownloadError
 from editor.core.model_files import identify_model_file
+from editor.core.paths import unwritable_reason
 from editor.engine.jobs import FAILED, Job, JobRunner, JobToken, Progress, RateEta
 from editor.engine.models import default_generator_path
 from editor.engine.packs import ClipSource, default_clip_source, demo_clip_source
@@ -207,6 +208,14 @@ def download_job(entry: zoo.ZooEntry):
         return model
 
     return run
+
+
+def _cannot_install() -> str | None:
+    """Why nothing can be downloaded or imported (the model cache cannot be written: a
+    read-only mount), in a sentence; None when it can."""
+    folder = zoo.models_dir()
+    why = unwritable_reason(folder)
+    return None if why is None else f"Nothing can be installed: {folder} ({why.lower()})."
 
 
 def _bytes_reported(token: JobToken, words: Callable[[int, int | None], str]):
@@ -414,8 +423,11 @@ class ModelsDialog(QDialog):
             (entries, problem), models = zoo.registry_entries(), zoo.installed()
         except AtelierError as e:
             entries, models, problem = [], [], str(e)
-        if problem:  # a broken user registry: the built-in and installed models still show
-            self.notice.setText(problem)
+        # a broken user registry: the built-in and installed models still show; a cache
+        # that cannot be written is said now, not after a download's minutes
+        notes = [problem, _cannot_install()]
+        if any(notes):
+            self.notice.setText("\n".join(n for n in notes if n))
         self._fill(entries, models)
         self.clip_combo.clear()
         try:
