@@ -66,6 +66,7 @@ from PySide6.QtCore import (  # noqa: E402
     Slot,
 )
 
+from editor.core.devices import pick_device  # noqa: E402
 from editor.core.generator import Generator, GeneratorConfig  # noqa: E402
 from editor.core.style_code import editable_mask  # noqa: E402
 from editor.engine.compose import EditingContext  # noqa: E402
@@ -79,7 +80,7 @@ from editor.engine.jobs import JobRunner, JobToken, Progress  # noqa: E402
 from editor.engine.models import DEMO_GENERATOR, load_model_info  # noqa: E402
 from editor.engine.render_types import RenderRequest, RenderResult  # noqa: E402
 from editor.engine.render_worker import RenderWorker  # noqa: E402
-from editor.engine.renderer import Renderer, pick_device  # noqa: E402
+from editor.engine.renderer import Renderer  # noqa: E402
 from editor.engine.session import Edit, Session, Source  # noqa: E402
 
 DEMO_P95_OVER_BARE = 1.5

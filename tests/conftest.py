@@ -32,10 +32,10 @@ def _fresh_auto_device():
     """Auto's device choice is cached per process: a test that fakes a GPU must not leave
     its answer (or its note on a GPU passed over) to the tests after it."""
     yield
-    renderer = sys.modules.get("editor.engine.renderer")
-    if renderer is not None:
-        renderer.auto_device.cache_clear()
-        renderer.usable_cuda.cache_clear()
+    devices = sys.modules.get("editor.core.devices")
+    if devices is not None:
+        devices.auto_device.cache_clear()
+        devices.usable_cuda.cache_clear()
 
 
 def make_tiny_generator(resolution: int = 16, style_dim: int = 32, n_mlp: int = 2,

@@ -316,7 +316,7 @@ def test_every_command_picks_the_device_the_window_picks(tmp_path, models, monke
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     # a GPU this torch build runs on (auto tries a kernel, which there is no GPU here for)
-    monkeypatch.setattr("editor.engine.renderer._cuda_unusable", lambda device: None)
+    monkeypatch.setattr("editor.core.devices._cuda_unusable", lambda device: None)
     window_device = str(Renderer().device)
     assert window_device == "cuda:0"
     opened: list[str] = []

@@ -500,7 +500,7 @@ def _fake_working_gpu(monkeypatch) -> None:
     for name, fake in (("is_available", lambda: True), ("device_count", lambda: 1),
                        ("current_device", lambda: 0), ("get_device_name", lambda *a: "Fake")):
         monkeypatch.setattr(torch.cuda, name, fake)
-    monkeypatch.setattr("editor.engine.renderer._cuda_unusable", lambda device: None)
+    monkeypatch.setattr("editor.core.devices._cuda_unusable", lambda device: None)
 
 
 def _on_a_fake_gpu(tmp_path, monkeypatch, remembered: str) -> list[str]:
@@ -586,7 +586,7 @@ def test_a_device_gone_or_passed_over_is_said_once_when_the_model_loads(
     _settings_in(tmp_path)
     monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
     discard_on_close(monkeypatch)
-    monkeypatch.setattr("editor.engine.renderer.auto_device", lambda: (
+    monkeypatch.setattr("editor.core.devices.auto_device", lambda: (
         Renderer(device="cpu").device, "rendering on the CPU: GTX 1080 (sm_61) is not "
         "supported by this PyTorch build"))
     QSettings().setValue("render/device", "cuda:7")  # a GPU taken out since

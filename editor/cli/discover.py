@@ -141,9 +141,9 @@ def _check_counts(n_samples: int, k: int, clip_width: int | None) -> None:
 
 
 def _open(args: argparse.Namespace):
+    from editor.core.devices import pick_device
     from editor.engine.models import default_generator_path
     from editor.engine.packs import ClipSource, default_clip_source, open_pack
-    from editor.engine.renderer import pick_device
 
     generator = args.generator or default_generator_path()
     if generator is None:

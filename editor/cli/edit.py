@@ -27,6 +27,7 @@ from editor.core.arg_types import (
     int_at_least,
     non_negative_float,
 )
+from editor.core.devices import pick_device
 from editor.core.errors import (
     AtelierError,
     ClipError,
@@ -64,7 +65,6 @@ from editor.engine.packs import (
     open_pack,
 )
 from editor.engine.renderer import (
-    pick_device,
     platform_differences,
     rendering_platform,
     to_uint8_image,

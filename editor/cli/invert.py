@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from editor.core.arg_types import DEVICE_HELP, int_at_least, positive_float
+from editor.core.devices import pick_device
 from editor.core.errors import AtelierError, InversionDivergedError, is_out_of_memory
 from editor.core.image_io import (
     Box,
@@ -37,7 +38,6 @@ from editor.engine.compose import decode_wplus
 from editor.engine.inverting import InvertedImage, invert_images, square_crop
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import open_pack
-from editor.engine.renderer import pick_device
 from editor.engine.session import MAX_SEED, Session
 from editor.methods.global_directions import Progress
 from editor.methods.inversion import (

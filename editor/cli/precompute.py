@@ -307,7 +307,7 @@ def load_models(args: argparse.Namespace, prog: str = PROG) -> tuple[
     import torch
 
     from editor.core.checkpoints import load_generator
-    from editor.engine.renderer import pick_device
+    from editor.core.devices import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

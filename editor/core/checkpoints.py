@@ -81,7 +81,8 @@ def sniff_format(path: Path) -> str:
 class DamagedFileError(CheckpointError):
     """A zip checkpoint PyTorch cannot have written as it is: its stored checksums do not
     match its contents (the bytes changed after it was written: a bad copy or download),
-    or a record is compressed; nothing else will read it correctly."""
+    or a compressed record would unpack to more than PyTorch ever compresses; nothing
+    else will read it correctly."""
 
 
 def damaged_zip_member(path: Path) -> str | None:
@@ -189,7 +190,6 @@ class SealedCall:
 
     def __setstate__(self, state: object) -> None:
         raise pickle.UnpicklingError(f"the pickle sets attributes of {self._fn.__name__}")
-
 
 
 # Garbage or truncated input makes the C unpickler (ours, or torch.load's for legacy

@@ -1,17 +1,13 @@
 """Command-line checks shared by the demo-world recipes and their eval: the number types
-(editor.core.arg_types, as the atelier commands), the compute device and the output files,
-so a mistake is one line before any work rather than a traceback after it.
-
-(resolve_device is a plain cousin of the engine's pick_device, which toyfaces may not
-import: it stands on editor.core alone.)
+(editor.core.arg_types, as the atelier commands), the output files (the device is
+editor.core.devices.pick_device, as the atelier commands), so a mistake is one line before
+any work rather than a traceback after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-
-import torch
 
 from editor.core.arg_types import float_within, int_at_least, positive_float
 from editor.core.errors import AtelierError
@@ -22,26 +18,6 @@ DEVICES = "auto (CUDA if present), cpu, cuda or cuda:N"
 class RecipeError(AtelierError):
     """A recipe or eval cannot run as asked (bad device, output in the way, a checkpoint
     made with other options); the message says what to do."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto (CUDA when available, else the CPU), cpu, cuda or cuda:N, checked to exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise RecipeError(f"unknown device {name!r}; use {DEVICES}")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise RecipeError(f"device {name!r} asked for, but no CUDA device is available")
-        if (device.index or 0) >= count:
-            raise RecipeError(f"device {name!r} asked for, but there are only {count} CUDA "
-                              "devices")
-    return device
 
 
 def check_output_folder(folder: Path, files: Iterable[str], force: bool) -> None:
@@ -75,5 +51,4 @@ def check_output_file(path: Path) -> None:
 
 
 __all__ = ["DEVICES", "RecipeError", "check_output_file", "check_output_folder",
-           "float_within", "int_at_least", "positive_float", "require_folder_possible",
-           "resolve_device"]
+           "float_within", "int_at_least", "positive_float", "require_folder_possible"]

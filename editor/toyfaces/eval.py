@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from editor.core.clip_model import ClipModel
+from editor.core.devices import pick_device
 from editor.core.errors import AtelierError
 from editor.core.generator import Generator
 from editor.core.image_io import save_image
@@ -40,7 +41,6 @@ from editor.toyfaces.arguments import (
     DEVICES,
     check_output_file,
     int_at_least,
-    resolve_device,
 )
 from editor.toyfaces.attributes import ATTRIBUTES, PRIOR, STYLES, Attributes, visibility
 from editor.toyfaces.evaluator import Evaluator, uint8_to_tensor
@@ -431,7 +431,7 @@ def summary(gates: Sequence[Gate]) -> str:
 
 def run(args: argparse.Namespace) -> list[Gate]:
     # what can be wrong with the command line fails now, not after the measurements
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     grid = Path(args.grid) if args.grid else default_grid_path()
     check_output_file(grid)
     pack, load_seconds = timed_load(str(device), args.models)

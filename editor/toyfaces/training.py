@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from editor.core.devices import pick_device
 from editor.core.paths import DEMO_MODELS_DIR, atomic_write_bytes, cache_dir
 from editor.toyfaces.arguments import (
     DEVICES,
@@ -33,7 +34,6 @@ from editor.toyfaces.arguments import (
     check_output_folder,
     int_at_least,
     positive_float,
-    resolve_device,
 )
 
 
@@ -56,7 +56,7 @@ def prepare(args: argparse.Namespace, files: Iterable[str]) -> tuple[Path, torch
     folder that is writable and, without --force, holds none of `files`.
     Returns (output folder, device)."""
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     out_dir = output_folder(args)
     check_output_folder(out_dir, files, args.force)
     return out_dir, device

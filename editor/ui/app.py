@@ -102,7 +102,7 @@ def _connects(family: int, address) -> bool:
 def unusable_device(device: str) -> str | None:
     """Why the device named on the command line cannot be used here, or None: said before
     a window opens, as the other commands say it."""
-    from editor.engine.renderer import pick_device
+    from editor.core.devices import pick_device
 
     try:
         pick_device(device)

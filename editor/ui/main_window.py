@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor import __version__
+from editor.core.devices import device_choices, resolve_device
 from editor.core.errors import AtelierError
 from editor.core.hashing import file_sha256
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
@@ -70,7 +71,7 @@ from editor.engine.models import DEMO_GENERATOR, default_generator_path, local_g
 from editor.engine.packs import ClipSource, OpenPack, default_clip_source, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
-from editor.engine.renderer import Renderer, device_choices, resolve_device
+from editor.engine.renderer import Renderer
 from editor.engine.session import (
     MAX_SEED,
     MAX_STACK,
