@@ -116,6 +116,13 @@ def test_clip_options_need_each_other(tmp_path, capsys):
     assert "--clip-pretrained needs --clip-arch" in capsys.readouterr().err
     assert main(["edit", "--clip-arch", "ViT-B-32", "-o", out]) == 1
     assert "--clip-arch needs --clip-pretrained" in capsys.readouterr().err
+    # edit and invert took both and drew with the file, the tag silently ignored
+    for command in (["edit"], ["invert", "face.png"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--clip-file", "c.safetensors", "--clip-arch", "ViT-B-32",
+                  "--clip-pretrained", "openai", "-o", out])
+        assert exit_info.value.code == 2
+        assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_a_recipe_replay_refuses_options_it_would_ignore(tmp_path, models, capsys):
@@ -287,7 +294,7 @@ def test_every_command_takes_both_names_of_the_clip_file_option(tmp_path, models
 
     for command, dest, required in [("edit", "clip_file", ["-o", "x.png"]),
                                     ("invert", "clip_file", ["p.png", "-o", "x.png"]),
-                                    ("discover", "clip_checkpoint", []),
+                                    ("discover", "clip_file", []),
                                     ("precompute", "clip_checkpoint", ["--generator", "g.pt"])]:
         for name in ("--clip-file", "--clip-checkpoint"):
             args = build_parser().parse_args([command, *required, name, "c.safetensors"])

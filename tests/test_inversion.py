@@ -730,16 +730,16 @@ def test_a_real_generator_is_not_given_the_demo_clip(tmp_path, capsys, monkeypat
     import argparse
 
     from editor.cli import main
-    from editor.cli.edit import _clip_source
+    from editor.cli.model_options import clip_source
     from editor.core.checkpoints import save_generator
     from editor.engine import packs
     from editor.engine.models import DEMO_GENERATOR
     from tests.conftest import make_tiny_generator
 
     none = argparse.Namespace(clip_file=None, clip_arch=None, clip_pretrained=None)
-    assert _clip_source(none, DEMO_GENERATOR) == packs.demo_clip_source()
+    assert clip_source(none, DEMO_GENERATOR) == packs.demo_clip_source()
     gen = save_generator(make_tiny_generator(resolution=16), tmp_path / "real.safetensors")
-    assert _clip_source(none, gen) == packs.REFERENCE_CLIP
+    assert clip_source(none, gen) == packs.REFERENCE_CLIP
 
     # the reference CLIP is not on this machine: inversion goes on without CLIP features
     monkeypatch.setattr(packs, "REFERENCE_CLIP",

@@ -22,6 +22,7 @@ from editor.engine.session import MAX_SEED
 
 from . import command_help
 from .failures import failure_line
+from .model_options import add_model_options, clip_source
 from .outputs import warnings_prefixed
 from .precompute import ProgressLine, out_of_memory_advice, pack_settings_note
 
@@ -42,15 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Sample images, PCA of their CLIP embeddings, label each direction with "
         "words (zero-shot and a sparse token mixture), split mixed ones, and transfer them "
         "to the generator as style deltas. Default: the bundled demo pack.")
-    p.add_argument("--generator", metavar="PATH", default=None,
-                   help="generator checkpoint (default: the demo generator)")
-    clip = p.add_mutually_exclusive_group()
-    clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
-                      metavar="PATH",
-                      help="local CLIP weights (with --clip-arch unless saved by this program)")
-    clip.add_argument("--clip-pretrained", metavar="TAG",
-                      help="open_clip pretrained tag (with --clip-arch), e.g. openai")
-    p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
+    add_model_options(p)
     p.add_argument("--n-samples", type=int_at_least(2, MAX_SAMPLES), default=None,
                    metavar="N", help=f"images sampled for the PCA (default 1000; at most "
                    f"{MAX_SAMPLES:,})")
@@ -143,24 +136,12 @@ def _check_counts(n_samples: int, k: int, clip_width: int | None) -> None:
 def _open(args: argparse.Namespace):
     from editor.core.devices import pick_device
     from editor.engine.models import default_generator_path
-    from editor.engine.packs import ClipSource, default_clip_source, open_pack
+    from editor.engine.packs import open_pack
 
     generator = args.generator or default_generator_path()
     if generator is None:
         raise AtelierError("no generator given and the demo generator is not installed")
-    if args.clip_arch and not (args.clip_checkpoint or args.clip_pretrained):
-        # the demo pack's CLIP was used instead, and nothing said so
-        raise AtelierError("--clip-arch needs --clip-pretrained TAG or --clip-checkpoint FILE "
-                           "(leave all three out for the generator's own CLIP)")
-    if args.clip_checkpoint:
-        source = ClipSource(path=args.clip_checkpoint, arch=args.clip_arch)
-    elif args.clip_pretrained:
-        if not args.clip_arch:
-            raise AtelierError("--clip-pretrained needs --clip-arch (e.g. ViT-B-32)")
-        source = ClipSource(arch=args.clip_arch, tag=args.clip_pretrained)
-    else:
-        source = default_clip_source(generator)
-    return open_pack(generator, source, str(pick_device(args.device)))
+    return open_pack(generator, clip_source(args, generator), str(pick_device(args.device)))
 
 
 def format_table(discovery, method: str) -> str:

@@ -59,8 +59,6 @@ from editor.engine.export import (
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import (
     IMPORTED,
-    ClipSource,
-    default_clip_source,
     default_relevance_config,
     open_pack,
 )
@@ -85,6 +83,7 @@ from editor.methods.global_directions import NoChannelsError, Progress
 
 from . import command_help
 from .failures import failure_line
+from .model_options import add_model_options, clip_source
 from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
 from .precompute import MAX_IMAGES, pack_settings_note
 
@@ -142,13 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "generator's samples (measured once per pack, then cached)")
     ed.add_argument("--no-gate", action=_EditAction, nargs=0, dest="no_gate",
                     help="plain StyleCLIP channel relevance even where the pack gates")
-    models = p.add_argument_group("models (default: the bundled demo pack)")
-    models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
-    models.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file",
-                        metavar="PATH", help="CLIP weights file (--clip-checkpoint as in "
-                                             "discover and precompute)")
-    models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
-    models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
+    add_model_options(p)
     p.add_argument("-o", "--output", required=True,
                    help="output image (.png, .jpg, .webp); missing folders are made")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -297,20 +290,6 @@ def wplus_source(path: str, latent_shape: tuple[int, int], index: int | None) ->
     return Source(kind="wplus", wplus_path=path, label=name, wplus_data=latent)
 
 
-def _clip_source(args: argparse.Namespace, generator: str | Path) -> ClipSource:
-    """The CLIP the options name; without any, the generator's own: the demo CLIP for the
-    demo generator, the reference ViT-B-32 (openai) for any other (the demo CLIP only
-    knows 64 px cartoon faces)."""
-    if args.clip_pretrained and not args.clip_arch:
-        raise AtelierError("--clip-pretrained needs --clip-arch (e.g. --clip-arch ViT-B-32 "
-                           "--clip-pretrained openai)")
-    if args.clip_arch and not (args.clip_file or args.clip_pretrained):
-        raise AtelierError("--clip-arch needs --clip-pretrained TAG or --clip-file FILE")
-    if args.clip_file or args.clip_arch:
-        return ClipSource(path=args.clip_file, arch=args.clip_arch, tag=args.clip_pretrained)
-    return default_clip_source(generator)
-
-
 def _print_progress(line: StatusLine, item: Progress) -> None:
     fraction = item.done / max(item.total, 1)
     eta = getattr(item, "eta_s", None)
@@ -359,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         generator = args.generator or _recorded_generator(recipe) or str(DEMO_GENERATOR)
         # Only text edits need a CLIP: without one named, a render without them goes on
         # when the generator's usual CLIP is not on this machine.
-        pack = open_pack(generator, _clip_source(args, generator),
+        pack = open_pack(generator, clip_source(args, generator),
                          device=str(pick_device(args.device)),
                          # only the count changes: the pack's own settings (and cache
                          # entry) otherwise, as `atelier precompute` and the window use

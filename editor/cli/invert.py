@@ -48,7 +48,7 @@ from editor.methods.inversion import (
 )
 
 from . import command_help
-from .edit import _clip_source
+from .model_options import add_model_options, clip_source
 from .outputs import StatusLine, check_outputs, refuse_existing, shown
 
 # Crops are kept at most this big until they are inverted (at the generator's resolution,
@@ -76,13 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "generator, so that one step needs about 8 GB at most)")
     opt.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=InversionSettings().seed,
                      help="seed of the random starts (default: %(default)s)")
-    models = p.add_argument_group("models (default: the bundled demo pack)")
-    models.add_argument("--generator", help="generator file (.pt, .pkl, .safetensors)")
-    models.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file",
-                        metavar="PATH", help="CLIP weights file (--clip-checkpoint as in "
-                                             "discover and precompute)")
-    models.add_argument("--clip-arch", help="open_clip architecture, e.g. ViT-B-32")
-    models.add_argument("--clip-pretrained", help="open_clip pretrained tag, e.g. openai")
+    add_model_options(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=run)
 
@@ -231,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         named_clip = bool(args.clip_file or args.clip_arch) or args.perceptual == "clip"
         # without a CLIP named, inversion goes on without one (pixel and VGG losses) when
         # the generator's usual CLIP is not available here
-        pack = open_pack(generator, _clip_source(args, generator),
+        pack = open_pack(generator, clip_source(args, generator),
                          device=str(pick_device(args.device)),
                          require_clip=named_clip)
         if pack.clip is None:

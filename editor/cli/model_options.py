@@ -1,0 +1,46 @@
+"""The model options of the commands that open a pack (edit, invert, discover): a generator
+file and the CLIP to pair it with, each the bundled demo pack's when left out. One set of
+names, help and checks, so the same words mean the same thing in every command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from editor.core.errors import AtelierError
+
+if TYPE_CHECKING:
+    from editor.engine.packs import ClipSource
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    models = p.add_argument_group("models (default: the bundled demo pack)")
+    models.add_argument("--generator", metavar="PATH",
+                        help="generator file (.pt, .pkl, .safetensors)")
+    clip = models.add_mutually_exclusive_group()
+    clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", metavar="PATH",
+                      help="CLIP weights file (with --clip-arch unless saved by this program)")
+    clip.add_argument("--clip-pretrained", metavar="TAG",
+                      help="open_clip pretrained tag (with --clip-arch), e.g. openai")
+    models.add_argument("--clip-arch", metavar="ARCH",
+                        help="open_clip architecture, e.g. ViT-B-32")
+
+
+def clip_source(args: argparse.Namespace, generator: str | Path) -> ClipSource:
+    """The CLIP the options name; without any, the generator's own: the demo CLIP for the
+    demo generator, the reference ViT-B-32 (openai) for any other (the demo CLIP only
+    knows 64 px cartoon faces)."""
+    # imported here: editor.engine imports torch, which `atelier --help` need not wait for
+    from editor.engine.packs import ClipSource, default_clip_source
+
+    if args.clip_pretrained and not args.clip_arch:
+        raise AtelierError("--clip-pretrained needs --clip-arch (e.g. --clip-arch ViT-B-32 "
+                           "--clip-pretrained openai)")
+    if args.clip_arch and not (args.clip_file or args.clip_pretrained):
+        # the generator's own CLIP would be used instead, and nothing would say so
+        raise AtelierError("--clip-arch needs --clip-pretrained TAG or --clip-checkpoint FILE "
+                           "(leave all three out for the generator's own CLIP)")
+    if args.clip_file or args.clip_arch:
+        return ClipSource(path=args.clip_file, arch=args.clip_arch, tag=args.clip_pretrained)
+    return default_clip_source(generator)
