@@ -400,6 +400,51 @@ def test_precompute_measures_a_missing_covariation(window, qtbot):
     qtbot.waitUntil(lambda: pack.covariation is not None, timeout=30_000)
 
 
+def test_a_pack_made_with_other_settings_is_shown_and_the_usual_one_offered(
+        window, qtbot, models, monkeypatch):
+    # a quick `atelier precompute --n-images 3` pack became the model's text edits with no
+    # sign in the window, and Precompute directions said they were already computed
+    import editor.engine.packs as packs
+
+    monkeypatch.setattr(packs, "default_relevance_config",
+                        lambda path: RelevanceConfig(n_images=2))
+    monkeypatch.setattr(packs, "DEMO_STATS_SAMPLES", STATS)
+    gen, clip, _ = models
+    window.open_generator(str(gen), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: window.pack is not None and not window.pack.settings_given,
+                    timeout=20_000)
+    assert window.pack.other_settings() == "--n-images 3"
+    assert window.status_model.text().endswith(" · directions with --n-images 3")
+    assert "(48 of 48 style channels)" in window.status_model.toolTip()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or
+                        QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
+        window.start_precompute()
+    assert len(asked) == 1 and "computed with --n-images 3" in asked[0]
+    assert "with the default settings instead?" in asked[0]
+    qtbot.waitUntil(lambda: "directions with" not in window.status_model.text(),
+                    timeout=20_000)
+    assert window.pack.relevance_config.n_images == 2
+    assert window.pack.other_settings() is None
+    window.start_precompute()  # done now: nothing more is asked or started
+    assert len(asked) == 1 and window.jobs.find(window._precompute_key(window.pack)) is None
+
+
+def test_a_precompute_that_could_not_be_kept_is_refused_before_the_work(window, monkeypatch):
+    # it ran (hours on FFHQ) into a read-only cache, and only then said nothing was saved
+    warned = []
+    monkeypatch.setattr("editor.ui.main_window.unwritable_reason",
+                        lambda folder: "Read-only file system")
+    monkeypatch.setattr("editor.ui.main_window.show_warning",
+                        lambda parent, title, text: warned.append(text))
+    window.pack.covariation = None  # work to do
+    window.start_precompute()
+    assert len(warned) == 1 and "cannot be written (Read-only file system)" in warned[0]
+    assert "ATELIER_CACHE_DIR" in warned[0]
+    assert window.jobs.find(window._precompute_key(window.pack)) is None
+
+
 def test_jobs_and_renders_share_the_interaction_gate(window, qtbot):
     gate = window.interaction
     assert window.worker.interaction is gate and window.jobs.interaction is gate

@@ -816,7 +816,8 @@ def test_style_statistics_are_taken_at_the_base_images_truncation(gen, clip):
     assert pc.load_stats("gen-hash", STATS_SAMPLES, psi=1.0) is None
 
 
-def _cli_precompute(tmp_path, *extra):
+def _cli_precompute(tmp_path, *extra, layers=("convs.3",)):
+    """`atelier precompute` of a tiny generator; layers=None: every layer, the default."""
     from editor.cli import main
     from editor.core.checkpoints import save_generator
 
@@ -825,8 +826,45 @@ def _cli_precompute(tmp_path, *extra):
     cfg = tmp_path / "clip.json"
     cfg.write_text(json.dumps(CLIP_CFG))
     return main(["precompute", "--generator", str(path), "--clip-config", str(cfg),
-                 "--n-images", "2", "--stats-samples", "100", "--layers", "convs.3",
-                 "--threads", "1", *extra])
+                 "--n-images", "2", "--stats-samples", "100",
+                 *(["--layers", *layers] if layers else []), "--threads", "1", *extra])
+
+
+def _finished_packs() -> list:
+    from editor.core.paths import cache_dir
+
+    return [p for p in (cache_dir() / "packs" / pc.PACK_KIND).glob("*.safetensors")
+            if ".partial" not in p.name]
+
+
+def test_cli_precompute_refuses_an_unwritable_place_holding_a_damaged_pack(tmp_path, capsys,
+                                                                         monkeypatch):
+    # Only the file's name was looked at: a damaged pack there skipped the write check, and
+    # the whole precompute ran (hours on FFHQ) before "computed but not kept".
+    assert _cli_precompute(tmp_path) == 0
+    (pack,) = _finished_packs()
+    pack.write_bytes(pack.read_bytes()[:3000])
+    monkeypatch.setattr("editor.cli.precompute.unwritable_reason",
+                        lambda folder: "Read-only file system")
+    monkeypatch.setattr(gd, "compute_relevance", lambda *a, **k: pytest.fail("computed"))
+    capsys.readouterr()
+    assert _cli_precompute(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the pack into" in err and "Read-only file system" in err
+
+
+def test_cli_precompute_naming_every_layer_reads_the_default_pack(tmp_path, capsys,
+                                                                  monkeypatch):
+    # --layers with every editable layer computes what the default computes, but under a
+    # cache entry of its own: computed again, and never found by the window
+    assert _cli_precompute(tmp_path, layers=None) == 0
+    specs = make_tiny_generator(resolution=16, channel_max=16).style_specs
+    every = [s.name for s in specs if not s.is_torgb]
+    monkeypatch.setattr(gd, "compute_relevance", lambda *a, **k: pytest.fail("computed"))
+    capsys.readouterr()
+    assert _cli_precompute(tmp_path, layers=list(reversed(every))) == 0
+    assert "pack ready (from the cache)" in capsys.readouterr().out
+    assert len(_finished_packs()) == 1
 
 
 def test_cli_precompute_refuses_a_place_it_cannot_write_before_the_work(tmp_path, capsys,

@@ -24,7 +24,7 @@ from . import command_help
 from .failures import failure_line
 from .model_options import add_model_options, clip_source
 from .outputs import warnings_prefixed
-from .precompute import ProgressLine, out_of_memory_advice, pack_settings_note
+from .precompute import ProgressLine, out_of_memory_advice
 
 PROG = "atelier discover"
 # editor.methods.discovery.METHODS, repeated to keep --help light
@@ -204,7 +204,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
             check_outputs([Path(args.json)], args.overwrite)
     except (AtelierError, ValueError) as e:
         return _error(str(e))
-    settings = pack_settings_note(pack)
+    settings = pack.settings_note()
     print(f"generator {pack.name} ({pack.model.resolution} px), CLIP "
           f"{pack.clip.name if pack.clip else '-'}; {config.n_samples} images, {config.k} "
           f"components" + ("" if pack.data else "; no global-direction relevance for this "

@@ -85,7 +85,7 @@ from . import command_help
 from .failures import failure_line
 from .model_options import add_model_options, clip_source
 from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
-from .precompute import MAX_IMAGES, pack_settings_note
+from .precompute import MAX_IMAGES
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
 
@@ -374,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
                 and pack.covariation is None):
             _run_job("Gated text edits: measuring how this pack's style channels vary with "
                      "CLIP (once; cached).", pack.covariation_job(), resumable=True)
-        if session.has_text_edits and (settings := pack_settings_note(pack)):
+        if session.has_text_edits and (settings := pack.settings_note()):
             # (a pack made for a quick try covers few channels: edits may find none)
             print(f"note: the text edits use {settings}", file=sys.stderr)
         session = _with_directions(session, recorded, pack.identities(),

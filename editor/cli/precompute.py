@@ -9,6 +9,7 @@ an interrupt exits with 130.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # torch and the methods load when the command runs, not for -
 
     from editor.core.checkpoints import LoadedGenerator
     from editor.core.clip_model import ClipModel
-    from editor.engine.packs import OpenPack
     from editor.methods import global_directions as gd
 
 PROG = "atelier precompute"
@@ -229,46 +229,6 @@ def work_text(gen, config: gd.RelevanceConfig, stats_samples: int) -> str:
             f"{stats_samples:,} samples")
 
 
-def pack_settings_note(pack: OpenPack) -> str | None:
-    """Where the global directions a pack opened with were computed with other than the
-    default settings (`atelier precompute --layers convs.15 --n-images 2`, found because
-    none with the defaults exists), how: e.g. "global directions from a pack computed
-    with --layers convs.15 --n-images 2 (32 of 6048 style channels)". None where they
-    are the defaults', imported, or the settings the caller asked for."""
-    from editor.engine.packs import DEMO_STATS_SAMPLES, default_relevance_config
-    from editor.methods import global_directions as gd
-
-    data = pack.data
-    if data is None or data.imported_from or pack.settings_given:
-        return None
-    default, used = default_relevance_config(pack.model.path), pack.relevance_config
-    specs = pack.model.generator.style_specs
-    flags = []
-    try:
-        all_layers = gd.selected_layers(specs, default.layers)
-        other_layers = sorted(gd.selected_layers(specs, used.layers)) != sorted(all_layers)
-    except ValueError:  # layers this generator does not have: the pack says otherwise
-        other_layers = True
-    if other_layers:
-        flags.append("--layers " + " ".join(used.layers or ()))
-    if used.n_images != default.n_images:
-        flags.append(f"--n-images {used.n_images}")
-    if used.k_sigma != default.k_sigma:
-        flags.append(f"--k-sigma {used.k_sigma:g}")
-    if used.seed != default.seed:
-        flags.append(f"--seed {used.seed}")
-    if used.psi != default.psi:
-        flags.append(f"--psi {used.psi:g}")
-    if pack.stats_samples != DEMO_STATS_SAMPLES:
-        flags.append(f"--stats-samples {pack.stats_samples}")
-    if not flags:
-        return None
-    total = sum(s.channels for s in specs if not s.is_torgb)
-    return (f"global directions from a pack computed with {' '.join(flags)} "
-            f"({len(data.relevance.channels)} of {total} style channels), not with the "
-            f"default settings")
-
-
 def _read_config(text: str) -> dict:
     try:
         if text.lstrip().startswith("{"):
@@ -400,10 +360,13 @@ def cmd_precompute(args: argparse.Namespace) -> int:
                                 psi=args.psi if args.psi is not None
                                 else default_relevance_config(args.generator).psi)
     try:
-        gd.selected_layers(gen.style_specs, config.layers)
+        chosen = gd.selected_layers(gen.style_specs, config.layers)
     except ValueError as e:
         names = ", ".join(s.name for s in gen.style_specs if not s.is_torgb)
         return _error(f"{e} (this generator's layers: {names})")
+    if sorted(chosen) == gd.selected_layers(gen.style_specs, None):
+        # every layer spelled out is the default's pack (its cache entry, not a second one)
+        config = dataclasses.replace(config, layers=None)
     sampler = pc.sampler_name(sample_w, sampler)
     if bundled := _bundled_pack(args, loaded.content_hash, clip.content_hash, config, sampler):
         # the demo pack's directions ship with the program, and the editor reads them
@@ -424,13 +387,15 @@ def cmd_precompute(args: argparse.Namespace) -> int:
                           sampler, root)
     # before the work: a pack that cannot be kept is lost when the command ends (a finished
     # one in a read-only place is only read)
-    if not entry.path.exists() and (problem := unwritable_reason(entry.dir)):
+    # (a damaged file there is computed again: checked as a pack, not as a name)
+    finished = pc.finished_pack(entry, warn=False) is not None
+    if not finished and (problem := unwritable_reason(entry.dir)):
         return _error(with_folder_source(f"cannot write the pack into {entry.dir}: {problem} "
                                          f"(it could not be kept; --into picks another "
                                          f"folder)"))
     first = (f"{models_line(args, loaded, clip)}, {config.n_images} images/channel, batch "
              f"{batch}, device {device}")
-    if not entry.path.exists():  # (a finished one is only read)
+    if not finished:  # (a finished one is only read)
         first += f"; {work_text(gen, config, args.stats_samples)}"
     print(first, file=sys.stderr)
     try:

@@ -21,7 +21,7 @@ from editor.core.paths import DEMO_MODELS_DIR
 from editor.methods import precompute as pc
 from editor.methods import styleclip_files as sf
 from editor.methods.covariation import Covariation
-from editor.methods.global_directions import Progress, RelevanceConfig
+from editor.methods.global_directions import Progress, RelevanceConfig, selected_layers
 from editor.toyfaces import captions
 
 from .compose import EditingContext
@@ -175,6 +175,54 @@ class OpenPack:
             lambda root: pc.load_covariation(self.covariation_entry(root)))
         return self.data
 
+    def default_settings(self) -> tuple[int, RelevanceConfig]:
+        """(style statistics samples, relevance settings) of this generator's usual pack:
+        what the window precomputes and the cache is searched for first."""
+        return DEMO_STATS_SAMPLES, default_relevance_config(self.model.path)
+
+    def other_settings(self) -> str | None:
+        """Where the global directions open were computed with other than the default
+        settings (found because none with the defaults exists: `atelier precompute
+        --layers convs.15 --n-images 2`, a quick try), those settings as the command's
+        options; None where they are the defaults', imported, or the settings asked for."""
+        data = self.data
+        if data is None or data.imported_from or self.settings_given:
+            return None
+        default_samples, default = self.default_settings()
+        used = self.relevance_config
+        specs = self.model.generator.style_specs
+        flags = []
+        try:
+            other_layers = (sorted(selected_layers(specs, used.layers))
+                            != sorted(selected_layers(specs, default.layers)))
+        except ValueError:  # layers this generator does not have: the pack says otherwise
+            other_layers = True
+        if other_layers:
+            flags.append("--layers " + " ".join(used.layers or ()))
+        if used.n_images != default.n_images:
+            flags.append(f"--n-images {used.n_images}")
+        if used.k_sigma != default.k_sigma:
+            flags.append(f"--k-sigma {used.k_sigma:g}")
+        if used.seed != default.seed:
+            flags.append(f"--seed {used.seed}")
+        if used.psi != default.psi:
+            flags.append(f"--psi {used.psi:g}")
+        if self.stats_samples != default_samples:
+            flags.append(f"--stats-samples {self.stats_samples}")
+        return " ".join(flags) or None
+
+    def settings_note(self) -> str | None:
+        """other_settings in a sentence with the channels they cover, e.g. "global
+        directions from a pack computed with --layers convs.15 --n-images 2 (32 of 6048
+        style channels), not with the default settings"; None where other_settings is."""
+        flags = self.other_settings()
+        if flags is None or self.data is None:
+            return None
+        total = sum(s.channels for s in self.model.generator.style_specs if not s.is_torgb)
+        return (f"global directions from a pack computed with {flags} "
+                f"({len(self.data.relevance.channels)} of {total} style channels), not "
+                "with the default settings")
+
     @property
     def cache_roots(self) -> list[Path | None]:
         """Where precomputed data is looked for: what ships with the program first, then
@@ -204,25 +252,33 @@ class OpenPack:
             psi=self.relevance_config.psi, sample_w=self.sample_w(), cancel=cancel))
         yield self.covariation
 
-    def precompute(self, cancel=None) -> Iterator[Progress | pc.PackData]:
-        """The precompute job (resumable); the final item is the PackData."""
+    def precompute(self, cancel=None, with_defaults: bool = False
+                   ) -> Iterator[Progress | pc.PackData]:
+        """The precompute job (resumable); the final item is the PackData. With
+        `with_defaults`, the default settings' pack in place of the one open (made with
+        other settings: see other_settings), which is used until this one is done."""
         if self.clip is None:
             raise ClipError("precomputing directions needs a CLIP model"
                             + (f": {self.clip_error}" if self.clip_error else ""))
+        stats_samples, config = (self.default_settings() if with_defaults
+                                 else (self.stats_samples, self.relevance_config))
+        covariation = self.covariation
+        if covariation is not None and self.relevance_config.psi != config.psi:
+            covariation = None  # measured at the open pack's ψ: this one's is measured
         # One progress for the whole job, co-variation included: its time left is known
         # from the start, at the rate the relevance phase measures.
-        phases = pc.pack_phases(self.model.generator, self.stats_samples,
-                                self.relevance_config)
-        if self.covariation is None:
+        phases = pc.pack_phases(self.model.generator, stats_samples, config)
+        if covariation is None:
             phases.add("co-variation", pc.COVARIATION_SAMPLES)
         # relayed: a job runner's cancel reaches the phase at work, which saves its progress
         # and says so; the PackData is held back while the co-variation is measured
         data = yield from pc.relay(pc.precompute_pack(
             self.model.generator, self.clip, self.model.content_hash,
-            self.clip.content_hash, self.stats_samples, self.relevance_config,
+            self.clip.content_hash, stats_samples, config,
             sample_w=self.sample_w(), cancel=cancel, sampler=self.sampler, phases=phases))
         assert isinstance(data, pc.PackData)
-        self.data = data
+        self.data, self.stats_samples, self.relevance_config = data, stats_samples, config
+        self.covariation = covariation
         if self.covariation is None:
             yield from pc.relay(self.covariation_job(cancel),
                                 lambda p: phases.report("co-variation", p))

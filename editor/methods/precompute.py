@@ -203,14 +203,15 @@ def try_save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info:
     return None
 
 
-def load_checked(entry: TensorCache, partial: bool = False
+def load_checked(entry: TensorCache, partial: bool = False, warn: bool = True
                  ) -> tuple[dict[str, torch.Tensor], dict] | None:
     """An entry whose tensors match their checksum, else None (absent, damaged, or
     written by another version or for another key). A file that is there but refused is
-    logged: the work it held (hours, for a resume file) is done again."""
+    logged (unless `warn` is false: a second look): the work it held (hours, for a resume
+    file) is done again."""
     got = _load_verified(entry, partial)
     path = entry.partial_path if partial else entry.path
-    if got is None and path.exists():
+    if got is None and warn and path.exists():
         log.warning("ignored %s: damaged, or written for other models or by another "
                     "version; it is computed again", path)
     return got
@@ -571,12 +572,12 @@ def precompute_pack(
     phases = phases or pack_phases(generator, stats_samples, config)
     sampler = sampler_name(sample_w, sampler)
     entry = pack_cache(gen_hash, clip_hash, stats_samples, config, sampler, root)
-    cached = _finished_pack(entry)
+    cached = finished_pack(entry)
     if cached is None:
         elapsed = _Elapsed()
         with entry.lock("precompute"):
             # finished by another precompute between the look above and the lock
-            cached = _finished_pack(entry)
+            cached = finished_pack(entry, warn=False)  # (said above)
             if cached is None:
                 stats = yield from style_stats_job(generator, gen_hash, stats_samples,
                                                    config.psi, sample_w, sampler, root,
@@ -607,8 +608,9 @@ def precompute_pack(
     yield computed
 
 
-def _finished_pack(entry: TensorCache) -> PackData | None:
-    got = load_checked(entry)
+def finished_pack(entry: TensorCache, warn: bool = True) -> PackData | None:
+    """The pack `entry` holds, where it holds a sound one (see load_checked)."""
+    got = load_checked(entry, warn=warn)
     return _pack_from(got[0], got[1], entry.key) if got else None
 
 

@@ -41,7 +41,7 @@ from editor.core.devices import device_choices, resolve_device
 from editor.core.errors import AtelierError
 from editor.core.hashing import file_sha256
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
-from editor.core.paths import RESOURCES_DIR, unwritable_reason
+from editor.core.paths import CACHE_ENV, RESOURCES_DIR, cache_dir, unwritable_reason
 from editor.engine.compose import (
     EditingContext,
     ManyLatentsError,
@@ -1269,10 +1269,13 @@ class MainWindow(QMainWindow):
         self._copy_pending = None  # the picture asked for is gone with its model
         info = pack.model
         imported = pack.data.imported_from if pack.data is not None else None
+        other = pack.other_settings()  # a quick try's pack, found for want of the usual one
         self.status_model.setText(f"{info.name} · {info.resolution} px"
-                                  + (f" · directions from {imported}" if imported else ""))
+                                  + (f" · directions from {imported}" if imported else "")
+                                  + (f" · directions with {other}" if other else ""))
         # the file and its format ("atelier", "rosinality") are for who asks
-        self.status_model.setToolTip(f"{info.path}\n{info.source_format} checkpoint")
+        self.status_model.setToolTip(f"{info.path}\n{info.source_format} checkpoint"
+                                     + (f"\n{pack.settings_note()}" if other else ""))
         told = self._tell_start_note(f"{info.name} loaded; ")
         if not told and pack is not old:  # a refresh after a job would hide its message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)
@@ -1429,7 +1432,9 @@ class MainWindow(QMainWindow):
                                     "Open a model pack with a CLIP model first.")
             return
         imported = pack.data.imported_from if pack.data is not None else None
-        if pack.has_directions and not imported and pack.covariation is not None:
+        # a pack made with other settings (a quick `atelier precompute --n-images 2`)
+        other = pack.settings_note()
+        if pack.has_directions and not (imported or other) and pack.covariation is not None:
             self.statusBar().showMessage("This pack's directions are already computed", 4000)
             return
         key = self._precompute_key(pack)
@@ -1438,20 +1443,34 @@ class MainWindow(QMainWindow):
                                          "(see the Jobs panel)", 6000)
             self.jobs_dock.show()
             return
-        if imported and QMessageBox.question(
-                self, "Precompute directions",
-                f"{pack.name} uses directions imported from {imported}. Compute its own, "
-                "over every layer, instead?\n\nIt runs in the background and can take hours "
-                "on a CPU; the imported ones are used until it is done.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+        # hours of work would be lost when the window closes: refused before, not after
+        if (why := unwritable_reason(folder := cache_dir() / "packs")) is not None:
+            show_warning(self, "Precompute directions",
+                         f"{pack.name}'s directions could not be kept: {folder} cannot be "
+                         f"written ({why}). Start the editor with {CACHE_ENV} set to a "
+                         "folder you can write.")
             return
-        if pack.has_directions and not imported:  # computed before gated edits existed
+        replace = (f"{pack.name} uses directions imported from {imported}. Compute its "
+                   "own, over every layer, instead?" if imported else
+                   f"{pack.name} uses {other}. Compute them with the default settings "
+                   "instead?" if other else None)
+        if replace is not None and QMessageBox.question(
+                self, "Precompute directions",
+                f"{replace}\n\nIt runs in the background and can take hours on a CPU; the "
+                "ones there are used until it is done.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes:
+            self.jobs.submit(f"Precompute directions for {pack.name}",
+                             lambda token: pack.precompute(cancel=token,
+                                                           with_defaults=bool(other)),
+                             key=key)
+        elif pack.has_directions and pack.covariation is None and not imported:
+            # computed before gated edits existed, or kept as they are when asked
             self.jobs.submit(f"Measure channel co-variation for {pack.name}",
                              lambda token: pack.covariation_job(cancel=token), key=key)
-            return
-        self.jobs.submit(f"Precompute directions for {pack.name}",
-                         lambda token: pack.precompute(cancel=token), key=key)
+        elif not pack.has_directions:
+            self.jobs.submit(f"Precompute directions for {pack.name}",
+                             lambda token: pack.precompute(cancel=token), key=key)
 
     def _on_job_ended(self, job) -> None:
         # finished, cancelled or failed: what was saved (the directions before a cancelled
