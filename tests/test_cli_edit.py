@@ -288,6 +288,28 @@ def _plain_recipe(tmp_path, models) -> str:
     return read_recipe(out)
 
 
+def test_a_recipe_made_with_a_relative_generator_path_replays_from_another_folder(
+        tmp_path, models, monkeypatch, capsys):
+    # the recipe recorded "g.safetensors" as typed: a replay from elsewhere said the
+    # generator "is not on this machine", or drew with another file of that name
+    rel = ["g.safetensors" if a == models[1] else a for a in models]
+    monkeypatch.chdir(tmp_path)
+    assert main(["edit", "--seed", "5", *rel, "-o", "made.png"]) == 0
+    assert read_recipe_generator_path(tmp_path / "made.png") == str(tmp_path / "g.safetensors")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["edit", "--recipe", "../made.png", "-o", "again.png",
+                 *models[2:]]) == 0, capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(elsewhere / "again.png")),
+                          np.asarray(Image.open(tmp_path / "made.png")))
+
+
+def read_recipe_generator_path(png) -> str:
+    return json.loads(read_recipe(png))["generator"]["path"]
+
+
 def test_every_command_takes_both_names_of_the_clip_file_option(tmp_path, models):
     # edit and invert said --clip-file, discover and precompute --clip-checkpoint
     from editor.cli import build_parser
@@ -1063,6 +1085,14 @@ def test_a_session_naming_its_latent_by_a_relative_path_finds_it_beside_itself(
     again = tmp_path / "again.png"
     assert main(["edit", "--recipe", str(tmp_path / "renders" / "out.png"), *models,
                  "-o", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(direct)))
+    # the output carries the latent it was drawn from, as --wplus writes: once the file
+    # changed, its replay drew another picture without a word
+    assert Session.from_json(read_recipe(tmp_path / "renders" / "out.png")).source.wplus_data
+    np.save(tmp_path / "portraits" / "face.npy",
+            rng.standard_normal((gen.n_latent, gen.w_dim)).astype(np.float32))
+    assert main(["edit", "--recipe", str(tmp_path / "renders" / "out.png"), *models,
+                 "-o", str(again), "--overwrite"]) == 0
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(direct)))
 
 

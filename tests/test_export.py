@@ -89,6 +89,29 @@ def test_scale_two_doubles_the_size_and_nearest_keeps_pixels(ctx, session, tmp_p
                                                "torch": torch.__version__}
 
 
+def test_a_file_or_session_block_a_newer_version_added_is_not_ignored(ctx, session, tmp_path):
+    # a setting this version does not know was skipped without a word: a newer one may
+    # have written it to change the pixels
+    from editor.engine.editor_state import DRAFT_KEY
+    from editor.engine.export import OUTPUT_KEY, OUTPUT_SETTINGS
+    from editor.engine.session import RECIPE_BLOCKS_READ_ELSEWHERE, RecipeError
+
+    assert {OUTPUT_KEY, DRAFT_KEY} == set(RECIPE_BLOCKS_READ_ELSEWHERE)
+    recipe = json.loads(read_recipe(export_image(ctx, session, tmp_path / "a.png",
+                                                 scale=2).path))
+    assert set(recipe["output"]) <= set(OUTPUT_SETTINGS)
+    recipe["output"]["crop"] = [0, 0, 8, 8]
+    with pytest.raises(RecipeError, match=r"output has a setting this version does not know "
+                                          r"\(crop\)"):
+        recorded_output(recipe)
+    recipe["output"].pop("crop")
+    assert recorded_output(recipe) == (2, "lanczos")
+    recipe["lighting"] = {"sun": 1}
+    with pytest.raises(RecipeError, match=r"the recipe has a field this version does not "
+                                          r"know \(lighting\)"):
+        Session.from_recipe(recipe)
+
+
 def test_a_window_export_records_a_lossy_files_quality(ctx, session, tmp_path):
     # The export dialog's quality reached the encoder but not the recipe, so a JPEG or
     # WebP export replayed at 95 whatever it was written at.

@@ -223,6 +223,43 @@ def test_a_recipe_field_of_the_wrong_type_or_range_is_malformed(change, match):
         Session.from_json(json.dumps(d))
 
 
+def _delta_recipe(params: dict) -> dict:
+    d = _good_recipe()
+    d["edits"][0].update(kind="delta", params=params)
+    return d
+
+
+@pytest.mark.parametrize("params,match", [
+    ({}, "edit 1: it has no style delta"),
+    ({"delta": {"a": 1}}, "edit 1: its style delta is malformed"),
+    ({"delta": [1.0, "x"]}, "edit 1: its style delta is malformed"),
+    ({"delta": [0.5, True]}, "edit 1: its style delta is malformed"),
+    ({"delta": "f32z:1234:zzzz"}, "edit 1: its style delta is malformed"),
+    ({"delta": "f32:2x3:" + "A" * 32}, "edit 1: its style delta is malformed"),
+    ({"delta": "f32:4:AAAAAAAA"}, "edit 1: its style delta is truncated"),
+    ({"delta": [float("nan")] * 10}, "edit 1: its style delta holds non-finite values"),
+    ({"delta": []}, "edit 1: its style delta is empty"),
+])
+def test_a_damaged_style_delta_is_malformed_not_left_out(params, match):
+    # `atelier edit --recipe` left such an edit out with a warning and wrote the picture
+    # without it (exit 0), where the same damage to a text edit is refused
+    from editor.engine.tensor_text import encode_floats
+
+    for good in ([0.0, 1.5, -2.0], encode_floats(torch.linspace(-1, 1, 48))):
+        (edit,) = Session.from_json(json.dumps(_delta_recipe({"delta": good}))).edits
+        assert edit.kind == "delta"
+    with pytest.raises(RecipeError, match=match):
+        Session.from_json(json.dumps(_delta_recipe(params)))
+
+
+def test_an_edit_of_a_kind_this_version_does_not_draw_is_refused():
+    d = _good_recipe()
+    d["edits"][0]["kind"] = "mapper"
+    with pytest.raises(RecipeError, match=r"edit 1 is of a kind this version does not know "
+                                          r"\('mapper'\); .* please update"):
+        Session.from_json(json.dumps(d))
+
+
 def test_a_recipe_names_the_directions_its_text_edits_used():
     """Two packs for the same models can differ (one computed here, one imported from
     StyleCLIP's fs3.npy): the recipe says which, and a replay with others is told."""

@@ -46,6 +46,7 @@ SCALES = (1, 2, 4, 8)
 MAX_SCALE = SCALES[-1]  # larger belongs in an image program
 UPSCALE_FILTERS = ("lanczos", "nearest")
 OUTPUT_KEY = "output"  # in a file's recipe: how the file was made from the render
+OUTPUT_SETTINGS = ("scale", "upscale_filter", "quality", "rendered_on")  # (file_recipe)
 LOSSY_FORMATS = frozenset({"JPEG", "WEBP"})
 DEFAULT_QUALITY = 95  # of JPEG and WebP images
 _SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".webp",),
@@ -388,6 +389,12 @@ def _recorded_block(recipe: dict) -> dict:
         return {}
     if not isinstance(out, dict):
         raise RecipeError("the recipe's output settings are malformed")
+    # one a newer version added may change the pixels: not written without it, unsaid
+    unknown = sorted(set(map(str, out)) - set(OUTPUT_SETTINGS))
+    if unknown:
+        raise RecipeError(f"the recipe's output has a setting this version does not know "
+                          f"({', '.join(unknown)[:80]}); a newer Latent Atelier may have "
+                          f"written it")
     return out
 
 

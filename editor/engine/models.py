@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,8 @@ def load_model_info(path: str | Path, device: torch.device | str = "cpu") -> Mod
     loaded = load_generator(path, device=device)
     return ModelInfo(
         name=loaded.metadata.get("name") or Path(path).stem,
-        path=str(path),
+        # absolute: a recipe records it, and a replay from another folder must find it
+        path=os.path.abspath(path),
         resolution=loaded.generator.img_resolution,
         source_format=loaded.source_format,
         content_hash=loaded.content_hash,

@@ -309,6 +309,9 @@ def read_recipe_text(path: str | Path, what: str = "recipe") -> str:
 # that a bad one is "malformed" at once rather than an exception deep in a render.
 
 NOISE_MODES = ("const", "random", "none")
+# what this version draws: a text edit (StyleCLIP global direction) and an explicit style
+# delta (a discovered direction)
+EDIT_KINDS = ("global", "delta")
 
 # Generous bounds for what a person makes, so that a damaged or generated file is refused
 # with a message rather than freezing the window or filling memory (a 60 MB label was
@@ -333,7 +336,20 @@ def _check_fields(block: dict, cls: type, what: str) -> None:
                           f"have written it")
 
 
+# A recipe's own fields, and the blocks that files and session files add to it, which
+# their readers check (export.OUTPUT_KEY, editor_state.DRAFT_KEY).
+RECIPE_FIELDS = ("format", "version", "source", "edits", "generator", "clip", "noise_mode",
+                 "directions")
+RECIPE_BLOCKS_READ_ELSEWHERE = ("output", "draft_id")
+
+
 def _check_recipe(d: dict) -> None:
+    # a field a newer version added may change the picture: not drawn without it, unsaid
+    unknown = sorted(set(map(str, d)) - {*RECIPE_FIELDS, *RECIPE_BLOCKS_READ_ELSEWHERE})
+    if unknown:
+        raise RecipeError(f"the recipe has a field this version does not know "
+                          f"({', '.join(unknown)[:80]}); a newer Latent Atelier may have "
+                          f"written it")
     source = _mapping(d["source"], "source")
     _check_fields(source, Source, "source")
     _text(source.get("kind", "seed"), "source kind")
@@ -362,15 +378,19 @@ def _check_recipe(d: dict) -> None:
     for i, e in enumerate(edits):
         e = _mapping(e, f"edit {i + 1}")
         _check_fields(e, Edit, f"edit {i + 1}")
-        _text(e.get("kind"), f"edit {i + 1} kind")
+        kind = e.get("kind")
+        _text(kind, f"edit {i + 1} kind")
+        if kind not in EDIT_KINDS:  # not "cannot be applied here": nowhere, by this version
+            raise RecipeError(f"the recipe's edit {i + 1} is of a kind this version does "
+                              f"not know ({kind[:40]!r}); a newer Latent Atelier may have "
+                              f"written it: please update")
         _mapping(e.get("params"), f"edit {i + 1} params")
         if _nesting(e["params"]) > MAX_PARAMS_NESTING:
             raise RecipeError(f"the recipe's edit {i + 1} params are nested too deeply")
-        if e.get("kind") == "global":
-            try:
-                check_text_edit_params(e["params"])
-            except RecipeError as error:
-                raise RecipeError(f"the recipe's edit {i + 1}: {error}") from error
+        try:
+            (check_text_edit_params if kind == "global" else check_delta_params)(e["params"])
+        except RecipeError as error:
+            raise RecipeError(f"the recipe's edit {i + 1}: {error}") from error
         strength = _number(e.get("strength", 4.0), f"edit {i + 1} strength")
         if not STRENGTH_RANGE[0] <= strength <= STRENGTH_RANGE[1]:
             raise RecipeError(f"the recipe's edit {i + 1} strength {strength:g} is outside "
@@ -393,6 +413,33 @@ def _check_recipe(d: dict) -> None:
 # What defines a text edit's direction. Another key comes from a newer version, whose
 # meaning this one would leave out: another picture, drawn in silence.
 TEXT_EDIT_PARAMS = ("neutral", "target", "beta", "auto_beta", "min_channels", "gate")
+
+
+def check_delta_params(p: dict) -> None:
+    """An explicit style delta's params, as a recipe may bring them: the delta is there,
+    packed text (engine.tensor_text) or a list of numbers, one-dimensional and finite.
+    Whether its length fits the generator is the render's to say (another generator's
+    edit is left out there, as a text edit that finds no channel is)."""
+    if "delta" not in p:
+        raise RecipeError("it has no style delta")
+    from .tensor_text import PackedTensorError, decode_any_shape  # torch: not for --help
+
+    raw = p["delta"]
+    try:
+        if isinstance(raw, str):
+            values = decode_any_shape(raw).tolist()
+        elif isinstance(raw, list) and all(isinstance(v, (int, float))
+                                           and not isinstance(v, bool) for v in raw):
+            values = raw
+        else:
+            raise RecipeError("its style delta is malformed (packed text or a list of "
+                              "numbers expected)")
+    except PackedTensorError as e:
+        raise RecipeError(f"its style delta {e}") from e
+    if not values:
+        raise RecipeError("its style delta is empty")
+    if not all(map(math.isfinite, values)):
+        raise RecipeError("its style delta holds non-finite values")
 
 
 def check_text_edit_params(p: dict) -> None:

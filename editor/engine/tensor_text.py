@@ -71,6 +71,15 @@ def decode_floats(text: object, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32))
 
 
+def decode_any_shape(text: object) -> torch.Tensor:
+    """The one-dimensional float32 tensor of `encode_floats` text, at the length the text
+    says (a recipe checked before any generator is open)."""
+    m = _PACKED.match(text.strip()) if isinstance(text, str) else None
+    if m is None or "x" in m.group(2):
+        raise PackedTensorError("is malformed")
+    return decode_floats(text, (int(m.group(2)),))
+
+
 def _inflate(data: bytes, size: int) -> bytes:
     """The compressed bytes, refused when they unpack to more than `size` (no recipe can
     make the reader unpack gigabytes)."""
