@@ -733,6 +733,22 @@ def test_a_recipe_with_characters_xml_cannot_carry_is_still_embedded(tmp_path, n
     assert json.loads(read_recipe(saved.path)) == recipe
 
 
+@pytest.mark.parametrize("name", ["out.jpg", "out.webp"])
+def test_a_damaged_recipe_in_xmp_is_damaged_not_absent(tmp_path, name):
+    from editor.core.errors import DamagedRecipeError
+
+    # it read as "carries no Latent Atelier recipe" (a PNG's damaged recipe is damaged):
+    # the window then inverted the pixels as a stranger's picture
+    saved = save_image(tmp_path / name, _noise(8, 8), recipe={"t": "x"})
+    data = saved.path.read_bytes()
+    assert data.count(b"</atelier:recipe>") == 1
+    saved.path.write_bytes(data.replace(b"</atelier:recipe>", b"</atelier:recipX>"))
+    with pytest.raises(DamagedRecipeError, match="recipe in .* is damaged") as error:
+        read_recipe(saved.path)
+    assert error.value.why.startswith("its Latent Atelier recipe is damaged (the XMP")
+    assert load_image(saved.path).rgb.shape == (8, 8, 3)  # the picture itself still opens
+
+
 def test_a_jpeg_of_noise_like_pixels_is_written(tmp_path):
     # Pillow sizes the optimised JPEG pass's buffer from the pixel count: noise with a
     # large recipe broke it ("broken data stream when writing image file")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from editor.core.checkpoints import load_generator, save_generator
 from editor.engine.compose import encode_wplus
@@ -533,6 +533,30 @@ def _inversions_started(window, monkeypatch) -> list[str]:
     started = []
     monkeypatch.setattr(window.inversion, "start", lambda path, *a, **k: started.append(path))
     return started
+
+
+@pytest.mark.parametrize("invert", [True, False])
+def test_a_jpeg_whose_recipe_is_damaged_may_be_inverted_instead(window, qtbot, tmp_path,
+                                                                 monkeypatch, invert):
+    # its damaged XMP read as "no recipe", so a drop inverted it unasked; as a damaged
+    # file it could not be opened at all, though its pixels are fine
+    from editor.core.image_io import save_image
+
+    picture = tmp_path / "export.jpg"
+    save_image(picture, settled(window, qtbot), recipe=window.current_session().to_recipe())
+    data = picture.read_bytes()
+    picture.write_bytes(data.replace(b"</atelier:recipe>", b"</atelier:recipX>"))
+    asked = _picture_questions(monkeypatch, None, invert)
+    started = _inversions_started(window, monkeypatch)
+    state = window.document.state
+    window.open_path(str(picture))
+    QApplication.processEvents()
+    (question,) = asked
+    assert question[0] == "invert instead"
+    assert question[1].startswith("export.jpg cannot be replayed: its Latent Atelier recipe "
+                                  "is damaged (the XMP metadata does not parse")
+    assert started == ([str(picture)] if invert else [])
+    assert window.document.state == state
 
 
 @pytest.mark.parametrize("answer", ["replay", "invert", None])

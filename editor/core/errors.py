@@ -58,6 +58,11 @@ class ImageLoadError(AtelierError):
         self.path, self.why = path, why
 
 
+class DamagedRecipeError(ImageLoadError):
+    """A picture's metadata holds a Latent Atelier recipe that cannot be read out (not
+    "carries no recipe"); its pixels may still open."""
+
+
 class ImageSaveError(AtelierError):
     """An image could not be exported; nothing was left half-written."""
 

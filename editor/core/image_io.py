@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - depends on how Pillow was built
     ImageCms = None  # type: ignore[assignment]
 
 from .. import __version__
-from .errors import ImageExistsError, ImageLoadError, ImageSaveError
+from .errors import DamagedRecipeError, ImageExistsError, ImageLoadError, ImageSaveError
 from .paths import atomic_path
 
 RECIPE_KEY = "latent-atelier-recipe"
@@ -838,6 +838,10 @@ def read_recipe(path: str | os.PathLike) -> str | None:
             return _recipe_from_xmp(xmp) if isinstance(xmp, bytes) else None
     except ImageLoadError:
         raise
+    except _DamagedXmp as e:  # the pixels may be fine: only the recipe is lost
+        why = f"its Latent Atelier recipe is damaged ({e})"
+        raise DamagedRecipeError(f"The recipe in '{path}' is damaged ({e})", path=str(path),
+                                 why=why) from e
     except PermissionError as e:  # as load_image says it, not "corrupt or unreadable"
         raise _load_error(path, "permission denied") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -1018,13 +1022,19 @@ def _xmp_packet(recipe: str) -> bytes | None:
     ).encode()
 
 
+class _DamagedXmp(ValueError):
+    """XMP metadata that names our recipe but does not parse."""
+
+
 def _recipe_from_xmp(xmp: bytes) -> str | None:
     xmp = xmp.strip(b"\x00 \t\r\n")
     if b"<!DOCTYPE" in xmp or b"<!ENTITY" in xmp:  # no entity games from a stranger's file
         return None
     try:
         root = ET.fromstring(xmp)
-    except ET.ParseError:
+    except ET.ParseError as e:
+        if _XMP_NS.encode() in xmp:  # ours, damaged: not "carries no recipe"
+            raise _DamagedXmp(f"the XMP metadata does not parse: {e}") from e
         return None
     node = root.find(f".//{{{_XMP_NS}}}recipe")
     return None if node is None else (node.text or "")

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from editor import __version__
 from editor.core.devices import device_choices, resolve_device
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, DamagedRecipeError
 from editor.core.hashing import file_sha256
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
 from editor.core.paths import CACHE_ENV, RESOURCES_DIR, cache_dir, unwritable_reason
@@ -1568,6 +1568,10 @@ class MainWindow(QMainWindow):
         name = name or Path(path).name
         try:
             recipe = read_recipe(path)
+        except DamagedRecipeError as e:  # the pixels still open: they may be inverted
+            if ask_invert_instead(self, name, f"{name} cannot be replayed: {e.why}."):
+                self.inversion.start(path, name)
+            return
         except AtelierError as e:
             QMessageBox.warning(self, "Cannot open the image", cannot_open_image_text(e, name))
             return
