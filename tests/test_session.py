@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -522,6 +523,28 @@ def test_a_file_of_several_latents_asks_which_one(tmp_path, tiny_generator):
     assert torch.equal(load_wplus(single, g.n_latent, g.w_dim, 0), batch[:1])
     with pytest.raises(EditError, match="holds 1 latent: there is no number 1"):
         load_wplus(single, g.n_latent, g.w_dim, 1)
+
+
+def test_a_file_that_is_no_latent_is_said_in_words(tmp_path, tiny_generator):
+    # a damaged .safetensors raised safetensors' own error past every reader (a traceback
+    # from `atelier edit --wplus`), an empty one StopIteration, and a text file named as
+    # a latent said "list index out of range"
+    from editor.engine.compose import load_wplus
+
+    g = tiny_generator
+    (tmp_path / "junk.safetensors").write_bytes(bytes(range(256)) * 2)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    (tmp_path / "notes").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    cut = _one(tmp_path, torch.randn(g.n_latent, g.w_dim))
+    cut.write_bytes(cut.read_bytes()[:200])
+    for name, why in [("junk.safetensors", "a damaged safetensors file: "),
+                      ("empty.safetensors", "a damaged safetensors file: "),
+                      ("notes", "not a saved latent)"),
+                      ("one.npy", "file seems not fully written"),
+                      ("missing.npy", "No such file or directory)")]:
+        with pytest.raises(EditError, match=f"could not read the latent file {name} "
+                                            f"\\(.*{re.escape(why)}"):
+            load_wplus(tmp_path / name, g.n_latent, g.w_dim)
 
 
 def _one(tmp_path, latent):

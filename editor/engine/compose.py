@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from editor.core.checkpoints import MAX_UNPACKED_BYTES, torch_zip_problem, unpacked_bytes
 from editor.core.errors import AtelierError
@@ -112,15 +113,15 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
                ) -> torch.Tensor:
     """A saved W+ (.npy, .pt or .safetensors) as (1, n_latent, w_dim). A file of several
     (N, n_latent, w_dim) needs `index` (ManyLatentsError without it)."""
+    from safetensors.torch import load_file
+
     path = Path(path)
     suffix = path.suffix.lower()  # LATENTS.NPY too, as the window's file filter takes it
     try:
         if suffix == ".npy":
             t = torch.from_numpy(np.load(path, allow_pickle=False))
         elif suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            t = next(iter(load_file(str(path)).values()))
+            t = next(iter(load_file(str(path)).values()), None)
         else:
             if (problem := torch_zip_problem(path)) is not None:  # read before torch.load
                 raise EditError(problem)
@@ -131,11 +132,9 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
     # what a file that is not a saved latent makes the readers raise (torch.load's
     # unpickler among them)
     except (OSError, ValueError, RuntimeError, EOFError, KeyError, AttributeError, TypeError,
-            IndexError, pickle.UnpicklingError) as e:
-        # (np.load's fallback for any file that is not a .npy array talks of allow_pickle)
-        why = ("not a saved latent" if isinstance(e, KeyError | pickle.UnpicklingError)
-               or "allow_pickle" in str(e) else e)
-        raise EditError(f"could not read the latent file {path.name} ({why})") from e
+            IndexError, pickle.UnpicklingError, SafetensorError) as e:
+        raise EditError(f"could not read the latent file {path.name} "
+                        f"({_latent_read_error(e)})") from e
     if t is None:
         raise EditError(f"the latent file {path.name} holds no tensor")
     t = t.float()
@@ -160,12 +159,26 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
     return t
 
 
+def _latent_read_error(e: Exception) -> str:
+    """Why a latent file could not be read, in words: the system's reason, a damaged
+    safetensors file, or "not a saved latent" for what the unpicklers say of any other
+    file ("list index out of range" of a text file; np.load's fallback for a file that is
+    not a .npy array talks of allow_pickle)."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    if isinstance(e, SafetensorError):
+        return f"a damaged safetensors file: {e}"
+    if isinstance(e, ValueError | RuntimeError) and "allow_pickle" not in str(e):
+        return str(e)  # a .npy cut short ("cannot reshape array of size ..."), say
+    return "not a saved latent"
+
+
 def holds_a_latent(path: str | Path) -> bool:
     """Whether a .pt or .safetensors file holds W+ latents (a bare tensor, as e4e's
     latents.pt; one tensor in a .safetensors) rather than a generator's weights. Reads only
     what tells them apart: a .pt's top object with its storages memory-mapped (a legacy
     .pt cannot be, and is no latent of today's tools), a .safetensors' tensor names."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     path = Path(path)
     try:
