@@ -115,6 +115,25 @@ def test_invert_progress_in_a_log_has_no_carriage_returns(monkeypatch):
     assert log.getvalue().splitlines()[-1].startswith("inverting 1 of 1: 100.0% step 500/500")
 
 
+def test_a_command_removes_what_a_killed_run_left_half_written_in_the_cache(capsys):
+    # only the window swept them: someone who uses the commands alone kept them for ever
+    import os
+    import time
+
+    from editor.core import paths
+
+    folder = paths.cache_dir() / "packs" / "relevance"
+    folder.mkdir(parents=True)
+    stale = folder / ".abc.safetensors.0badcafe.tmp"
+    fresh = folder / ".abc.safetensors.1234abcd.tmp"
+    for f in (stale, fresh):
+        f.write_bytes(b"x")
+    day_old = time.time() - paths.STALE_TEMP_S - 60
+    os.utime(stale, (day_old, day_old))
+    assert main(["models", "list"]) == 0
+    assert not stale.exists() and fresh.exists()  # a writer at work keeps its own
+
+
 def test_models_list_does_not_import_torch():
     # `atelier models list` took 8 s: editor.core.model_files (and engine, via outputs)
     # import torch at module level, for a table read from a JSON file

@@ -105,6 +105,16 @@ def _innermost_parser(parser: argparse.ArgumentParser,
     return parser
 
 
+def _sweep_cache() -> None:
+    """Remove what a killed earlier run left half-written in the cache (a pack, a model's
+    copy), as the window does at its start: someone who only uses the commands kept them
+    for ever. Files a day old only, so a writer at work keeps its own."""
+    from editor.core.paths import cache_path, sweep_stale_temps
+
+    # not made here: a cache that cannot be made is the command's to say, in its words
+    sweep_stale_temps(cache_path())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if _names_files(argv):
@@ -124,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    if argv[0] in COMMANDS:
+        _sweep_cache()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -37,11 +37,10 @@ _REPLACE_RETRIES = 5
 _REPLACE_DELAY_S = 0.05
 
 
-def _user_dir(env_var: str, default: str) -> Path:
+def _user_dir(path: Path) -> Path:
     """The folder, made if missing. One that cannot be made (a read-only home, a file in
     its place) is still returned: reading finds nothing there, and each write says why it
     fails, where raising here stopped the window from starting at all."""
-    path = Path(os.environ.get(env_var) or default).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -57,14 +56,21 @@ _unusable_dirs_told: set[Path] = set()
 def cache_dir() -> Path:
     """User cache dir (models, precomputed packs); ATELIER_CACHE_DIR overrides it.
     Created on demand."""
+    return _user_dir(cache_path())
+
+
+def cache_path() -> Path:
+    """Where cache_dir is, without making it (or saying it cannot be made)."""
     # appauthor=False: no extra "<author>" level on Windows.
-    return _user_dir(CACHE_ENV, platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir(
+        APP_NAME, appauthor=False)).expanduser()
 
 
 def config_dir() -> Path:
     """User config dir (extra zoo entries, vocabularies); ATELIER_CONFIG_DIR overrides it.
     Created on demand."""
-    return _user_dir(CONFIG_ENV, platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    return _user_dir(Path(os.environ.get(CONFIG_ENV) or platformdirs.user_config_dir(
+        APP_NAME, appauthor=False)).expanduser())
 
 
 STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed writer
