@@ -64,3 +64,28 @@ def test_the_covariation_samples_as_many_per_call_as_the_generator_allows(monkey
                                                                    root=tmp_path / "b"),
                                    n_samples=20)
     torch.testing.assert_close(again.cross, cov.cross, rtol=1e-4, atol=1e-6)
+
+
+def test_a_second_measurement_of_the_same_covariation_is_refused_while_one_runs(tmp_path):
+    # two windows (or a window and a command) both measured it and overwrote each other's
+    # resume file; the pack's precompute was locked, its co-variation step was not
+    import os
+
+    from editor.methods import precompute as pc
+    from tests.conftest import make_tiny_clip, make_tiny_generator
+
+    gen, clip = make_tiny_generator(resolution=8, channel_max=16), make_tiny_clip()
+    entry = pc.covariation_cache("g", "c", 20, 1.0, root=tmp_path)
+    first = pc.covariation_job(gen, clip, entry, n_samples=20)
+    next(first)  # at work
+    with pytest.raises(pc.EntryBusy, match=rf"another co-variation measurement of this pack "
+                                           rf"is running \(pid {os.getpid()}\)"):
+        list(pc.covariation_job(gen, clip, entry, n_samples=20))
+    *_, cov = list(first)
+    assert cov.n_samples == 20
+    # once it is done, a later job reads it instead of measuring it again
+    calls = []
+    synthesize = gen.synthesize
+    gen.synthesize = lambda s, **k: calls.append(1) or synthesize(s, **k)
+    *_, again = list(pc.covariation_job(gen, clip, entry, n_samples=20))
+    assert calls == [] and torch.equal(again.cross, cov.cross)

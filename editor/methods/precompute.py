@@ -711,14 +711,22 @@ def covariation_job(gen: Generator, clip: ImageTextEncoder, entry: TensorCache,
     """Sample n images, measure the co-variation, write it (atomically) and yield it last.
     The sampling resumes after an interruption (about 30 minutes at 1024 px on a CPU);
     the finished entry replaces its progress. When it cannot be written, the co-variation
-    still comes, with the reason in save_error."""
-    samples = yield from resumable_sampling(
-        gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w, entry, cancel=cancel,
-        save_every_s=save_every_s, what="co-variation")
-    cov = covariation_of(gen, samples)
-    cov.save_error = try_save_checked(
-        entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
-                "style_std": cov.style_std}, {"n_samples": cov.n_samples}, "co-variation")
+    still comes, with the reason in save_error.
+
+    It holds the entry's lock while it works, as the pack's precompute does: a second
+    window or command measuring the same co-variation raises EntryBusy at once, where both
+    ran and overwrote each other's resume file."""
+    with entry.lock("co-variation measurement"):
+        cov = load_covariation(entry)  # measured by the one that held the lock before
+        if cov is None:
+            samples = yield from resumable_sampling(
+                gen, clip, n_samples, COVARIATION_SEED_BASE, psi, sample_w, entry,
+                cancel=cancel, save_every_s=save_every_s, what="co-variation")
+            cov = covariation_of(gen, samples)
+            cov.save_error = try_save_checked(
+                entry, {"cross": cov.cross, "embedding_cov": cov.embedding_cov,
+                        "style_std": cov.style_std}, {"n_samples": cov.n_samples},
+                "co-variation")
     yield cov
 
 
