@@ -637,6 +637,29 @@ def test_closing_with_unsaved_changes_asks_even_without_a_file(window, qtbot, mo
     assert asked == ["Save changes?"] and len(window.document.state.session.edits) == 1
 
 
+def test_closing_during_a_batch_export_says_its_files_stay(window, qtbot, tmp_path,
+                                                          monkeypatch):
+    # the question said only "Stop and quit?"; the batch's own note ("cancelled after 3 of
+    # 5 files written") came after the window had gone (helper-120)
+    import threading
+
+    release, asked = threading.Event(), []
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", lambda *a, **k: ExportPlan(
+        kind="batch", folder=str(tmp_path), count=5))
+    monkeypatch.setattr("editor.ui.main_window.run_plan",
+                        lambda *a, **k: release.wait(20))
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda _parent, title, text, *_a, **_k: asked.append(text)
+        or QMessageBox.StandardButton.Cancel))
+    window.document.undo_stack.setClean()
+    window.export_dialog()
+    assert not window.close()
+    assert asked == ["Export batch is still running. Stop and quit? (The files Export batch "
+                     "wrote so far stay.)"]
+    release.set()
+    qtbot.waitUntil(lambda: not window.jobs.active_jobs(), timeout=20_000)
+
+
 def test_closing_while_a_job_runs_asks_first(window, qtbot, monkeypatch):
     import threading
 
@@ -662,6 +685,30 @@ def test_closing_while_a_job_runs_asks_first(window, qtbot, monkeypatch):
                                 "stopped next time; the others start over.)")
     release.set()
     qtbot.waitUntil(lambda: not window.jobs.active_jobs(), timeout=20_000)
+
+
+def test_a_model_loaded_while_the_export_dialog_is_open_does_not_draw_the_export(
+        window, qtbot, tmp_path, monkeypatch):
+    # the models were taken after the (modal) dialog: a generator whose load ended
+    # meanwhile drew the file, under a recipe naming the one open when it was asked for
+    shown = settled(window, qtbot)
+    asked_for = window.pack.model.content_hash
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
+                           tmp_path / "other.safetensors")
+    out = tmp_path / "export.png"
+
+    def dialog_while_a_model_loads(*args, **kwargs):
+        window.open_generator(str(other), ClipSource(path=str(tmp_path / "clip.safetensors")))
+        qtbot.waitUntil(lambda: window.pack.name == "other", timeout=20_000)
+        return ExportPlan(kind="image", path=str(out), format="PNG")
+
+    make_tiny_clip().save(tmp_path / "clip.safetensors")
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    monkeypatch.setattr("editor.ui.main_window.get_export_plan", dialog_while_a_model_loads)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=20_000):
+        window.export_dialog()
+    assert Session.from_json(read_recipe(out)).generator.content_hash == asked_for
+    assert np.array_equal(np.asarray(Image.open(out)), shown)
 
 
 def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatch):

@@ -472,6 +472,38 @@ def test_a_cancel_during_an_image_exports_render_writes_nothing(ctx, session, tm
     assert _files(tmp_path) == []
 
 
+def test_a_batch_stopped_by_a_render_failure_says_what_it_kept(ctx, session, tmp_path,
+                                                               monkeypatch):
+    # only a failed write said so: out of GPU memory at scale 8 on the third seed ended
+    # the job with the memory line alone, the two files written unmentioned (helper-120)
+    from editor.core.errors import says_out_of_memory
+    from editor.engine import export
+    from editor.engine.jobs import error_message
+
+    real, calls = export.render_full, []
+
+    def out_of_memory_at_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "render_full", out_of_memory_at_the_third)
+    with pytest.raises(export.BatchStopped) as stopped:
+        _run(batch_export(ctx, session, range(5), tmp_path))
+    line = error_message(stopped.value)
+    assert line == ("out of GPU memory (asked for 2.00 GiB more); 2 of 5 files were "
+                    "written and kept")
+    assert says_out_of_memory(line)  # the window's advice on memory still comes
+    assert len(_files(tmp_path)) == 2
+
+
+def test_an_export_plan_past_what_a_recipe_replays_is_refused():
+    for bad in ({"scale": 16}, {"scale": 0}, {"quality": 0}, {"quality": 101}):
+        with pytest.raises(ValueError, match="must be from 1 to"):
+            ExportPlan(kind="image", path="x.png", **bad)
+
+
 def test_a_batch_that_fails_part_way_says_what_it_kept(ctx, session, tmp_path, monkeypatch):
     # "Cannot export 'seed000002.png': No space left on device" said nothing of the two
     # files already written, and kept.

@@ -784,6 +784,61 @@ def test_overwrite_refused_unless_asked(tmp_path):
     assert load_image(path).rgb.shape == (4, 4, 3)
 
 
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_file_made_while_an_export_was_written_is_kept(tmp_path, monkeypatch, hard_links):
+    # the look for an existing file came before the sync and the rename, which replaced
+    # whatever appeared meanwhile: two exports to one new name both "succeeded" (30 of 30
+    # tries in helper-120's race), one file silently lost
+    import errno
+
+    import editor.core.paths as paths
+
+    if not hard_links:  # FAT, some network mounts: a look just before the rename
+        def no_links(*args):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(paths.os, "link", no_links)
+    path = tmp_path / "out.png"
+    sync = paths._fsync_file
+
+    def another_writer_first(tmp):
+        sync(tmp)
+        path.write_bytes(b"the other export")
+
+    monkeypatch.setattr(paths, "_fsync_file", another_writer_first)
+    with pytest.raises(ImageExistsError, match="made meanwhile"):
+        save_image(path, _noise(4, 4))
+    assert path.read_bytes() == b"the other export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temporary left
+    save_image(path, _noise(4, 4), overwrite=True)  # asked: replaced
+    assert load_image(path).rgb.shape == (4, 4, 3)
+
+
+def test_two_exports_to_one_new_name_at_once_keep_one_and_refuse_the_other(tmp_path):
+    import threading
+
+    path, barrier, outcomes = tmp_path / "same.png", threading.Barrier(2), []
+
+    def export(value):
+        barrier.wait()
+        try:
+            save_image(path, np.full((64, 64, 3), value, np.uint8))
+            outcomes.append(("saved", value))
+        except ImageExistsError:
+            outcomes.append(("refused", value))
+
+    for _ in range(5):
+        path.unlink(missing_ok=True)
+        outcomes.clear()
+        threads = [threading.Thread(target=export, args=(v,)) for v in (10, 200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        (saved,) = [v for what, v in outcomes if what == "saved"]
+        assert len(outcomes) == 2 and int(load_image(path).rgb[0, 0, 0]) == saved
+
+
 def _failing_encoder(im, fp, filename):
     fp.write(b"\x89PNG half an image")
     raise OSError("disk full")
@@ -885,6 +940,7 @@ def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch):
         raise OSError(errno.EROFS, "Read-only file system", str(_tmp))
 
     monkeypatch.setattr(paths, "replace_file", refuse)
+    monkeypatch.setattr(paths.os, "link", refuse)  # a new file is put in place by a link
     target = tmp_path / "x.png"
     with pytest.raises(ImageSaveError) as info:
         save_image(target, np.zeros((4, 4, 3), np.uint8))

@@ -130,3 +130,13 @@ def out_of_memory_text(e: BaseException) -> str:
 class InversionDivergedError(AtelierError):
     """An inversion's optimisation went to infinite or NaN values (too high a learning rate,
     or a generator that draws them)."""
+
+
+def error_message(e: BaseException) -> str:
+    """One line for the user: our own errors speak for themselves; others name their type."""
+    if is_out_of_memory(e):
+        return out_of_memory_text(e)
+    text = first_line(e)
+    if isinstance(e, AtelierError) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -1076,11 +1076,17 @@ def _refuse_overwrite(path: Path, overwrite: bool) -> None:
 
 def _write_atomically(path: Path, overwrite: bool, write: Callable[[Path], None]) -> None:
     try:
-        with atomic_path(path) as tmp:
+        # without `overwrite`, a file another writer made while this one was encoded (a
+        # second export, a command beside the window) stays: put in place only if none is
+        with atomic_path(path, replace=overwrite) as tmp:
             write(tmp)
-            _refuse_overwrite(path, overwrite)  # narrow the window for a file made meanwhile
+            _refuse_overwrite(path, overwrite)  # before the sync: no wait to be refused
     except ImageExistsError:
         raise
+    except FileExistsError as e:
+        raise ImageExistsError(
+            f"Not exporting to '{path}': the file was made meanwhile (choose another name "
+            "or allow overwriting)") from e
     except OSError as e:  # its file name would be the hidden temporary one: say why only
         raise ImageSaveError(f"Cannot export '{path}': {e.strerror or _one_line(e)}") from e
     except ValueError as e:

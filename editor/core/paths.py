@@ -9,6 +9,7 @@ never half of one, and a failed write leaves no stray temporary file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import logging
 import os
@@ -140,14 +141,40 @@ def replace_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             time.sleep(_REPLACE_DELAY_S * (attempt + 1))
 
 
+def _put_in_place_new(tmp: Path, path: Path) -> None:
+    """Move `tmp` to `path` only where no file is there, in one step (a hard link fails
+    with FileExistsError where one is), so that a file another writer made meanwhile (a
+    second export, a command beside the window) is never replaced unasked. Where the file
+    system has no hard links, a look and a replace, which leaves a moment between them."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from e
+        replace_file(tmp, path)
+        return
+    tmp.unlink()
+
+
+# what os.link raises where the file system has none (FAT, some network and FUSE mounts)
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
+                  errno.ENOSYS}
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (an empty file already exists there) for the
     caller to write; on a normal exit it is synced to disk and replaces `path` in one step,
     on an exception (KeyboardInterrupt included) it is removed. An existing target keeps
     its permission bits; a new one gets the process umask's. The caller may also replace
     the temporary file wholesale (as libraries that write by path do). Folders it had to
-    make are removed again when the write fails and they are still empty.
+    make are removed again when the write fails and they are still empty. With
+    `replace=False` a file at `path` (made while this one was written) is kept and
+    FileExistsError raised.
 
     A symbolic link stays a link: the file it leads to is the one replaced (as editors
     save through a link), where replacing the link itself would leave its target stale."""
@@ -170,7 +197,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 # best effort: a file system without modes (FAT) may refuse it
                 with contextlib.suppress(OSError):
                     os.chmod(tmp, new_mode)
-            replace_file(tmp, path)
+            if replace:
+                replace_file(tmp, path)
+            else:
+                _put_in_place_new(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

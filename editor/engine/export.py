@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from editor.core.errors import ImageExistsError, ImageSaveError
+from editor.core.errors import AtelierError, ImageExistsError, ImageSaveError, error_message
 from editor.core.image_io import (
     GIF_MIN_FRAME_MS,
     SavedImage,
@@ -134,8 +134,10 @@ class ExportPlan:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown export kind {self.kind!r}; use one of {KINDS}")
-        if self.scale < 1:
-            raise ValueError(f"scale must be at least 1, got {self.scale}")
+        if not 1 <= self.scale <= MAX_SCALE:  # a file of more could not be replayed
+            raise ValueError(f"scale must be from 1 to {MAX_SCALE}, got {self.scale}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be from 1 to 100, got {self.quality}")
         formats = ANIMATION_FORMATS if self.kind == "sweep" else IMAGE_FORMATS
         if (self.format or "").upper().replace("JPG", "JPEG") not in formats:
             # found before the work: the sweep's write came after all of its frames
@@ -488,6 +490,11 @@ def alpha_sweep(
     return [saved]
 
 
+class BatchStopped(AtelierError):
+    """A batch export that failed part-way for a reason other than writing (out of
+    memory, an edit a seed cannot take): its line says the reason and the files kept."""
+
+
 def batch_export(
     ctx: EditingContext, session: Session, seeds: Iterable[int], folder: str | Path,
     name_pattern: str = "seed{seed:06d}.png", format: str | None = None, scale: int = 1,
@@ -517,12 +524,16 @@ def batch_export(
             saved.append(save_render(path, render_full(ctx, one), one, format=format,
                                      quality=quality, scale=scale, overwrite=overwrite,
                                      upscale_filter=upscale_filter, platform=platform))
-        except ImageSaveError as e:  # a full disk, say: the files before it stay
-            if not saved:
+        except Exception as e:
+            # a full disk, out of memory at a large scale, an edit this seed cannot take:
+            # the files before it stay, and the message says how many
+            if not saved or isinstance(e, Cancelled):
                 raise
             were = "was" if len(saved) == 1 else "were"
-            raise type(e)(f"{e}; {len(saved)} of {len(seeds)} files {were} written and "
-                          "kept") from e
+            kept = f"{len(saved)} of {len(seeds)} files {were} written and kept"
+            if isinstance(e, ImageSaveError):
+                raise type(e)(f"{e}; {kept}") from e
+            raise BatchStopped(f"{error_message(e)}; {kept}") from e
         if len(saved) == len(seeds):
             _commit(cancel)  # every file is in place: the batch is done
         try:

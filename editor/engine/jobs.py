@@ -39,7 +39,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from editor.core.errors import AtelierError, first_line, is_out_of_memory, out_of_memory_text
+from editor.core.errors import error_message
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled
 
@@ -212,16 +212,6 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.title!r} {self.state}>"
-
-
-def error_message(e: BaseException) -> str:
-    """One line for the user: our own errors speak for themselves; others name their type."""
-    if is_out_of_memory(e):
-        return out_of_memory_text(e)
-    text = first_line(e)
-    if isinstance(e, AtelierError) and text:
-        return text
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def error_details(e: BaseException) -> str | None:

@@ -1915,10 +1915,15 @@ class MainWindow(QMainWindow):
             return
         self._flush_input()  # export what the boxes say, not 350 ms ago
         session = self.current_session()
+        # the models the session's identities name, taken with it: a model that finished
+        # loading while the dialog was open drew it, under a recipe naming this one. Its
+        # own caches: the worker keeps rendering meanwhile.
+        ctx = self.pack.context()
+        resolution = self.pack.model.resolution
         # the files of exports still running, not to be written twice at once
         self._export_targets = {key: targets for key, targets in self._export_targets.items()
                                 if self.jobs.find(key) is not None}
-        plan = get_export_plan(self, session, resolution=self.pack.model.resolution,
+        plan = get_export_plan(self, session, resolution=resolution,
                                edit_id=self._selected_id, failing=self._failing_edits(session),
                                busy=[p for ps in self._export_targets.values() for p in ps])
         if plan is None:
@@ -1927,9 +1932,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 "Exporting the document's picture: the inversion still running is not in "
                 "it until it finishes", 8000)
-        ctx = self.renderer.context.fork()  # own caches: the worker keeps rendering meanwhile
         self._export_count += 1
-        key = f"{EXPORT_JOB}{self._export_count}"
+        key = f"{EXPORT_JOB}{plan.kind}:{self._export_count}"
         self._export_targets[key] = plan_targets(plan)
         self.jobs.submit(f"Export {plan.kind}",
                          lambda token: run_plan(ctx, session, plan, cancel=token,
@@ -2108,10 +2112,16 @@ class MainWindow(QMainWindow):
             # they save their progress when stopped; an export or an inversion starts over
             resumes = [job.title for job in jobs if (job.key or "").startswith(
                 (PRECOMPUTE_JOB, DISCOVERY_JOB, DOWNLOAD_JOB))]
+            # a batch stops between files: those written stay (its note is not seen once
+            # the window has gone)
+            batches = [job.title for job in jobs
+                       if (job.key or "").startswith(f"{EXPORT_JOB}batch:")]
+            kept = (f" (The files {' and '.join(batches)} wrote so far stay.)" if batches
+                    else "")
             answer = QMessageBox.question(
                 self, "Jobs still running",
                 f"{', '.join(running)} {'is' if len(running) == 1 else 'are'} still running. "
-                f"Stop and quit?{_resume_note(running, resumes)}",
+                f"Stop and quit?{_resume_note(running, resumes)}{kept}",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
