@@ -3318,6 +3318,24 @@ def test_a_prompt_not_added_is_said_to_be_drawn_while_a_stack_edit_is_tuned(wind
     assert not pp.also_drawn.isVisibleTo(pp) and pp.heading.text() == "New prompt"
 
 
+def test_a_prompt_typed_just_before_a_row_is_selected_is_said_to_be_drawn(window, qtbot):
+    # typed within the typing pause, then a row clicked: the typing was applied (and drawn)
+    # as the panel switched, but the line said nothing, or named the prompt before it
+    # (helper-119's fuzzing, 9 of 100 sequences)
+    pp = window.prompt_panel
+    type_prompt(window, "face with glasses")
+    window.add_draft_to_stack()
+    for typed, before in (("smiling face", None), ("face with a hat", "smiling face")):
+        window._tune(None)
+        pp.target.setText(typed)
+        pp.target.textEdited.emit(typed)  # and no pause before the click
+        window.stack_panel.list.setCurrentRow(0)
+        assert window.document.state.draft.params["target"] == typed
+        assert pp.also_drawn.isVisibleTo(pp), before
+        assert pp.also_drawn.text().startswith(
+            f"Also drawn, not in the stack: face → {typed} at α ")
+
+
 def test_del_and_f2_act_on_the_row_with_the_focus_when_none_is_selected(window, qtbot,
                                                                         monkeypatch):
     # Tab into the stack selects no row: Del and F2 on a focused row's control did nothing,

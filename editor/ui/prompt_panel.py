@@ -67,6 +67,7 @@ class PromptPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._edit: Edit | None = None
+        self._shows = 0  # show_edit calls so far: one may come from within another
         self._available = True  # text edits work with the open models
         self._default_neutral = DEFAULT_NEUTRAL  # the pack's, which an empty box means
         self._notice_reason = ""  # why prompt edits are unavailable, when they are
@@ -189,9 +190,15 @@ class PromptPanel(QWidget):
     def show_edit(self, edit: Edit, bound: bool, also_drawn: Edit | None = None) -> None:
         """Show `edit`: a stack edit being tuned (`bound`) or the new prompt. `also_drawn`:
         the new prompt, drawn on top of the stack, while a stack edit is tuned."""
+        self._shows += 1
         switching = self._edit is None or edit.id != self._edit.id
         if switching:
+            shows = self._shows
             self._apply_text()  # pending typing belongs to the edit being left
+            if self._shows != shows:
+                # the window showed the state with that typing applied, from within: what
+                # this call was given is older (its "also drawn" line lacked the prompt)
+                return
             self._auto_beta = None  # the β auto chose for the edit being left
         self._edit = edit
         p = edit.params
