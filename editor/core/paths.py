@@ -151,18 +151,13 @@ def _put_in_place_new(tmp: Path, path: Path) -> None:
     except FileExistsError:
         raise
     except OSError as e:
-        if e.errno not in _NO_HARD_LINKS:
-            raise
+        # no hard links here (FAT, exFAT, some network and FUSE mounts, each with its own
+        # error); any other failure comes again from the replace, in its own words
         if path.exists() or path.is_symlink():
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from e
         replace_file(tmp, path)
         return
     tmp.unlink()
-
-
-# what os.link raises where the file system has none (FAT, some network and FUSE mounts)
-_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
-                  errno.ENOSYS}
 
 
 @contextlib.contextmanager
