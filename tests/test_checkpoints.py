@@ -20,6 +20,17 @@ def _image(gen, seed=1):
         return gen.generate(z, psi=0.7)
 
 
+def test_a_pytorch_checkpoint_named_safetensors_is_read_by_its_content(tmp_path,
+                                                                       tiny_generator):
+    # torch.load(path) reads any name ending in .safetensors as safetensors: such a file
+    # (downloaded or imported under that name) raised safetensors' "header too large"
+    path = tmp_path / "ffhq.safetensors"
+    torch.save({"g_ema": tiny_generator.state_dict(), "latent_avg": tiny_generator.w_avg}, path)
+    loaded = load_generator(path)
+    assert loaded.source_format == "rosinality"
+    assert torch.allclose(_image(loaded.generator), _image(tiny_generator), atol=1e-6)
+
+
 def test_rosinality_checkpoint_loads_strictly_and_renders_the_same(tmp_path, tiny_generator):
     path = tmp_path / "g.pt"
     torch.save({"g_ema": tiny_generator.state_dict(), "latent_avg": tiny_generator.w_avg}, path)

@@ -321,6 +321,14 @@ def test_checkpoint_round_trip(tmp_path, tiny_arch, suffix):
     assert loaded.name == f"{tiny_arch}:clip{suffix}"
 
 
+def test_a_pytorch_state_dict_named_safetensors_is_read_by_its_content(tmp_path, tiny_arch):
+    # torch.load(path) sent it to safetensors, whose error came out unhandled
+    source = make_clip(seed=1)
+    path = tmp_path / "clip.safetensors"
+    torch.save(source.model.state_dict(), path)
+    _assert_same_model(source, ClipModel.from_checkpoint(tiny_arch, path))
+
+
 def test_checkpoint_inside_a_training_container(tmp_path, tiny_arch):
     source = make_clip(seed=1)
     state = {f"module.{k}": v for k, v in source.model.state_dict().items()}

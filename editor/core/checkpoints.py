@@ -203,12 +203,20 @@ PICKLE_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, K
 # --------------------------------------------------------------------------- rosinality
 
 
+def torch_load(path: str | os.PathLike, **kwargs: Any) -> object:
+    """torch.load of the file at `path`, read by its content: given a path, torch reads any
+    name ending in .safetensors as safetensors whatever it holds, and a torch.save file so
+    named (a download or import under that name) was refused in safetensors' words."""
+    with open(path, "rb") as f:
+        return torch.load(f, **kwargs)
+
+
 def _torch_load_tensors(path: Path) -> object:
     """torch.load restricted to tensors and plain containers. argparse.Namespace is allowed
     because rosinality's training checkpoints carry their command-line args in one."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch_load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # name what the file asked for, never torch's advice to switch the safety off
         what = refused_global(e)

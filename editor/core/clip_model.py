@@ -46,6 +46,7 @@ from .checkpoints import (
     check_claimed_data,
     file_size_of,
     refused_global,
+    torch_load,
     torch_zip_problem,
     unpickling_reason,
     without_wrapper_prefix,
@@ -205,7 +206,7 @@ def _read_torch(path: Path) -> object:
     try:
         with warnings.catch_warnings():  # says nothing to the user: read or refused anyway
             warnings.filterwarnings("ignore", message=_PROTOCOL_WARNING, category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch_load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # name what the file asked for, never torch's advice to switch the safety off
         what = refused_global(e)
