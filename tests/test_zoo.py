@@ -1066,6 +1066,32 @@ def test_import_matches_hashless_entry_by_file_name(tmp_path):
     assert model.format == "rosinality-pt"
 
 
+def test_a_file_of_a_hashless_entrys_name_never_replaces_the_model_installed_as_it(
+        tmp_path):
+    # the registry knows no hash of most generators (ffhq.pkl, ...): a fine-tune that kept
+    # the file name, imported without a name or with the entry's, silently replaced the
+    # intact model installed as that entry (helper-122)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = tmp_path / "a" / "stylegan2-ffhq-config-f.pt"
+    tuned = tmp_path / "b" / "stylegan2-ffhq-config-f.pt"
+    first.write_bytes(b"pretend rosinality checkpoint")
+    tuned.write_bytes(b"pretend fine-tuned rosinality checkpoint")
+    installed = zoo.import_file(first)
+    assert installed.entry == "ffhq-1024-rosinality"
+    other = zoo.import_file(tuned)  # matched by its name only: a model of its own
+    assert (other.name, other.entry) == ("stylegan2-ffhq-config-f", None)
+    with pytest.raises(zoo.ZooImportError, match="a different file is installed as "
+                                                 "'ffhq-1024-rosinality'"):
+        zoo.import_file(tuned, name="ffhq-1024-rosinality")
+    assert installed.path.read_bytes() == b"pretend rosinality checkpoint"
+    assert other.path.read_bytes() == b"pretend fine-tuned rosinality checkpoint"
+    # a damaged install is still repaired by an import of the right file
+    installed.path.write_bytes(b"pretend rosinality checkpoinX")
+    assert zoo.import_file(first).entry == "ffhq-1024-rosinality"
+    assert installed.path.read_bytes() == b"pretend rosinality checkpoint"
+
+
 def test_import_under_a_name_of_ones_own_is_not_taken_for_the_registry_file_of_its_name(
         tmp_path, capsys):
     # A fine-tune that kept the registry's file name, imported with --name, was recorded

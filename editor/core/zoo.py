@@ -1606,6 +1606,16 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         # a name of the user's own says what the file is: its file name (often kept by
         # fine-tunes of a registry model) is no reason to take it for that model
         entry = _match_entry(entries, sha, src.name if key is None else None)
+    if entry is not None and key in (None, entry.name) and entry.sha256 is None \
+            and (other := _installed_other(entry.name, sha)) is not None:
+        # the registry knows no hash of it: a file of its name is no reason to replace the
+        # (intact) model installed as it, which was silently overwritten
+        if key is not None:
+            raise ZooImportError(
+                f"a different file is installed as '{entry.name}' ({other.path.name}, "
+                f"sha256 {other.sha256[:12]}…); remove it first (atelier models remove "
+                f"{entry.name}) or import this one under another name")
+        entry = None  # another model that kept the file name: imported as one of its own
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
         with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
             return _install_copy(src, entry.name, entry, sha, size, identify, steps)
@@ -1625,6 +1635,19 @@ def found_installed(model: InstalledModel, path: str | os.PathLike) -> bool:
     """Whether import_file(path) gave a model installed before from another file (the
     same content: nothing was copied), rather than `path`'s own copy."""
     return not model.entry and model.source != str(Path(path).expanduser().resolve())
+
+
+def _installed_other(name: str, sha: str) -> InstalledModel | None:
+    """The model installed as `name` where it holds other content than `sha` and is
+    intact (its file still hashes to what was recorded; a damaged one may be repaired by
+    an import of the right file)."""
+    for model in installed():
+        if model.name == name and model.sha256 != sha and model.path.is_file():
+            try:
+                return model if file_sha256(model.path) == model.sha256 else None
+            except OSError:
+                return None
+    return None
 
 
 def _installed_copy(sha: str, size: int) -> InstalledModel | None:
