@@ -812,6 +812,30 @@ def test_a_download_that_is_not_a_model_is_refused_and_deleted(server, capsys):
 
 
 
+def test_a_file_in_the_way_of_an_unhashed_download_is_read_not_taken_for_it(
+        server, served_generator, tmp_path):
+    # the registry knows no size or hash of it: a file of its name there (a note of the
+    # user's) was recorded as the installed model, unread, and nothing was downloaded
+    from editor.core.model_files import identify_model_file
+
+    gen, _sha = served_generator
+    entry = make_entry(server.url("versioned"), sha=None, size=None)
+    (tmp_path / "toy.bin").write_text("my notes, not a model")
+    with pytest.raises(ZooDownloadError, match=r"toy.bin is there already and is not "
+                                               r"toy-model \(.*\); move it away"):
+        zoo.download(entry, tmp_path, identify=identify_model_file)
+    assert (tmp_path / "toy.bin").read_text() == "my notes, not a model"  # not replaced
+    assert zoo.installed() == []
+    assert zoo.download(entry, tmp_path, identify=identify_model_file,
+                        force=True).path.read_bytes() == gen  # asked: replaced
+    # the model itself there (an install whose record was lost) is read and kept
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "toy.bin").write_bytes(gen)
+    asked = len(server.requests)
+    model = zoo.download(entry, tmp_path / "again", identify=identify_model_file)
+    assert model.path == tmp_path / "again" / "toy.bin" and len(server.requests) == asked
+
+
 def test_a_refused_download_names_the_file_not_its_part(server):
     # "toy.bin.part is not a model file": the part is the download's own business.
     def not_a_model(path, _arch, _stopped):

@@ -1218,8 +1218,12 @@ def _installed_record(entry: ZooEntry, path: Path, sha: str, source: str,
         kind=entry.kind, format=entry.format, source=source, added=_now(), arch=entry.arch)
 
 
-def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
-    """The complete file from an earlier download, if `final` holds it."""
+def _already_there(entry: ZooEntry, final: Path,
+                   identify: Identify | None = None) -> InstalledModel | None:
+    """The complete file from an earlier download, if `final` holds it. A file there that
+    no record of ours names, of an entry with no hash to check it by, is read as an
+    import reads a file (`identify`): one that is not the model (a note of the user's
+    under that name) is refused, neither installed unread nor replaced unasked."""
     if not final.is_file():
         return None
     size = final.stat().st_size
@@ -1239,6 +1243,14 @@ def _already_there(entry: ZooEntry, final: Path) -> InstalledModel | None:
     if entry.sha256 is not None and sha != entry.sha256:
         log.warning("%s does not match the registry's sha256; downloading it again", final)
         return None
+    if entry.sha256 is None and identify is not None:
+        try:
+            _identify_as(final, entry, identify)
+        except AtelierError as e:
+            raise ZooDownloadError(
+                f"{final} is there already and is not {entry.name} "
+                f"({first_line(e) or type(e).__name__}); move it away, or download with "
+                "--force to replace it") from e
     return _installed_record(entry, final, sha, entry.url, size)
 
 
@@ -1290,7 +1302,7 @@ def _download(entry: ZooEntry, dest_dir: str | os.PathLike | None,
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         seen = _file_state(final)
-        model = (None if force else _already_there(entry, final)) or _fetch(
+        model = (None if force else _already_there(entry, final, identify)) or _fetch(
             entry, final, part_path(entry, dest_dir), progress, cancel, timeout, retries,
             identify, recheck=not force, seen=seen)
     except BaseException:
@@ -1330,7 +1342,7 @@ def _fetch(entry: ZooEntry, final: Path, part: Path, progress: ProgressCallback 
     used when whole."""
     with _PartFile(part, entry) as held:
         if recheck and _file_state(final) != seen and \
-                (model := _already_there(entry, final)) is not None:
+                (model := _already_there(entry, final, identify)) is not None:
             log.info("%s was installed by another download meanwhile", entry.name)
             return model
         _transfer(entry, held, progress, cancel, timeout, retries)
