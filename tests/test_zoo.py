@@ -1604,6 +1604,53 @@ def test_two_files_of_one_name_imported_at_the_same_moment_both_stay(tmp_path):
     assert zoo.import_file(files[0], name="busy").name == "busy"  # released with its holder
 
 
+def test_an_import_whose_name_claim_cannot_be_written_goes_on(tmp_path, monkeypatch):
+    # a full disk failed the claim's write, and its close flushed again: a traceback
+    # (OSError: No space left on device) from `atelier models import`, or with a name of
+    # one's own "another import is writing a model named ..." (helper-122)
+    import errno
+    import io
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def claims_on_a_full_disk(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".lock"):
+            return FullDisk(path, "a+")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(zoo, "open", claims_on_a_full_disk, raising=False)
+    src = tmp_path / "mine.pt"
+    src.write_bytes(b"my model")
+    model = zoo.import_file(src, name="mine")
+    assert model.name == "mine" and model.path.read_bytes() == b"my model"
+
+
+def test_a_model_can_be_removed_from_a_full_disk(tmp_path, monkeypatch):
+    # the index was written (a new temporary file) before the model was deleted: on a
+    # full disk, when models are removed most, "nothing was removed" (helper-122)
+    import errno
+
+    src = tmp_path / "big.pt"
+    src.write_bytes(b"a big model")
+    model = zoo.import_file(src)
+    write, calls = zoo._write_index, []
+
+    def full_until_a_file_goes(models):
+        calls.append(model.path.exists())
+        if model.path.exists():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(models)
+
+    monkeypatch.setattr(zoo, "_write_index", full_until_a_file_goes)
+    removed = zoo.remove("big")
+    assert removed.file_deleted and not model.path.exists() and calls == [True, False]
+    assert zoo.installed() == []
+
+
 def test_import_never_replaces_a_different_file_of_the_same_name(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -488,17 +488,31 @@ def remove(name: str) -> Removed:
     if model is None:
         names = ", ".join(m.name for m in installed()) or "none"
         raise UnknownModelError(f"no installed model is called '{name}' (installed: {names})")
+    inside = model.path.resolve().is_relative_to(models_dir().resolve())
+    deleted = False
     try:
         with _index_locked():
             models = _read_index()
             models.pop(model.name, None)
-            _write_index(models)
+            try:
+                _write_index(models)
+            except OSError as e:
+                # a full disk, when models are removed most: the file goes first, then
+                # the index has room (a record whose file is gone is not listed anyway)
+                if e.errno != errno.ENOSPC or not inside:
+                    raise
+                _remove_copy(model.path)
+                deleted = True
+                _write_index(models)
     except OSError as e:  # a read-only cache: the index names a temporary file
+        if deleted:
+            raise AtelierError(f"{model.name}'s file was deleted, but the model index in "
+                               f"{models_dir()} cannot be written ({e.strerror or e}); it "
+                               "is no longer listed") from e
         raise AtelierError(f"cannot remove {model.name}: the model index in {models_dir()} "
                            f"cannot be written ({e.strerror or e}); nothing was removed"
                            ) from e
-    inside = model.path.resolve().is_relative_to(models_dir().resolve())
-    if inside:
+    if inside and not deleted:
         try:
             _remove_copy(model.path)
         except OSError as e:
@@ -1398,18 +1412,23 @@ def _try_claim(name: str, sha: str, across_programs: bool = True) -> Any | None:
             folder = models_dir() / CLAIMS_DIR
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                handle = open(folder / f"{name}.lock", "a+b")  # noqa: SIM115
+                # unbuffered: a write the disk refuses fails here, never again in close()
+                handle = open(folder / f"{name}.lock", "a+b", buffering=0)  # noqa: SIM115
             except OSError as e:  # a read-only cache: the copy fails anyway, and says why
                 log.debug("cannot open the name claim for %s: %s", name, e)
         if handle is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                handle.truncate(0)
-                handle.write(sha.encode())
-                handle.flush()
-            except OSError:
+            except OSError:  # another import holds it
                 handle.close()
                 return None
+            try:
+                handle.truncate(0)
+                handle.write(sha.encode())
+            except OSError as e:
+                # a full disk: the name is held all the same (which file it writes goes
+                # unsaid); the copy then fails, and says the disk is full
+                log.debug("cannot write the name claim for %s: %s", name, e)
         _claimed[name] = sha
         return (name, handle)
 
