@@ -337,7 +337,7 @@ def test_a_failed_download_shows_the_message(qtbot, dialog, runner, warnings, mo
     dialog.select(f"zoo:{GENERATOR_ENTRY}")
     dialog.download_selected()
     qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT_MS)
-    assert warnings[0] == ("Download failed", "the server is busy")
+    assert warnings[0] == ("Download failed", "The server is busy")
     assert warnings.boxes[0].details == ""  # nothing more to say
     assert zoo.installed() == []
 
@@ -394,7 +394,7 @@ def test_a_failed_downloads_box_does_not_hold_its_row_downloading(qtbot, dialog,
     with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
         dialog.download_selected()
     boxes = [b for b in dialog.findChildren(QMessageBox) if b.isVisible()]
-    assert [b.text() for b in boxes] == ["cannot reach the server"]  # still open
+    assert [b.text() for b in boxes] == ["Cannot reach the server"]  # still open
     assert dialog.status_text(key) != "downloading…" and dialog.download_button.isEnabled()
     boxes[0].close()
 
@@ -580,7 +580,7 @@ def test_a_closed_models_dialog_is_reused_so_a_failure_shows_one_box(
     with qtbot.waitSignal(runner.job_ended, timeout=TIMEOUT_MS):
         release.set()
     assert job.state == "failed"
-    assert warnings == [("Download failed", "the server is busy")]
+    assert warnings == [("Download failed", "The server is busy")]
 
 
 

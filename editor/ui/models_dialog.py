@@ -172,7 +172,9 @@ def download_failure(entry: zoo.ZooEntry, message: str) -> DownloadFailure:
             f"Connect and try again, or get {entry.filename} on another computer and add "
             "it with Import file… in this dialog.", _sentence_case(message))
     first = _first_sentence(message)
-    return DownloadFailure(first, first, "", message if first != message else "")
+    # the box's line opens a sentence; the job's line goes after "Download failed: "
+    return DownloadFailure(first, _sentence_case(first), "",
+                           message if first != message else "")
 
 
 def _first_sentence(text: str) -> str:
@@ -774,13 +776,13 @@ class ModelsDialog(QDialog):
             row = self._rows.get(key)
             whole = job.details or message  # the zoo's whole message
             failure = (download_failure(row.entry, whole) if row is not None and row.entry
-                       else DownloadFailure(message, message, "", ""))
+                       else DownloadFailure(message, _sentence_case(message), "", ""))
             self._failed[key] = failure.text  # the row says so until it is downloaded
             box = show_warning(self, "Download failed", failure.text)
             box.setInformativeText(failure.informative)
             box.setDetailedText(failure.details)
         elif job.id in self._imports:
-            show_warning(self, "Import failed", message)
+            show_warning(self, "Import failed", _sentence_case(message))
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:
