@@ -310,6 +310,28 @@ def read_recipe_generator_path(png) -> str:
     return json.loads(read_recipe(png))["generator"]["path"]
 
 
+def test_a_pack_another_process_computes_is_one_line_not_a_traceback(tmp_path, models,
+                                                                     capsys):
+    # EntryBusy is an OSError, which `atelier edit` did not catch: the lock that keeps two
+    # precomputes (or co-variation measurements) of one pack apart ended it in a traceback
+    from dataclasses import replace
+
+    from editor.engine.packs import ClipSource, default_relevance_config, open_pack
+    from editor.methods import precompute as pc
+
+    pack = open_pack(models[1], ClipSource(path=models[3]),
+                     relevance_config=replace(default_relevance_config(models[1]), n_images=3),
+                     stats_samples=500)
+    entry = pc.pack_cache(pack.model.content_hash, pack.clip.content_hash, 500,
+                          pack.relevance_config, pack.sampler or pc.DEFAULT_SAMPLER)
+    out = tmp_path / "x.png"
+    with entry.lock("precompute"):
+        assert main(["edit", "--target", "smiling face", *models, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "atelier edit: another precompute of this pack is running" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_every_command_takes_both_names_of_the_clip_file_option(tmp_path, models):
     # edit and invert said --clip-file, discover and precompute --clip-checkpoint
     from editor.cli import build_parser

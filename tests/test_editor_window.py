@@ -654,8 +654,8 @@ def test_closing_during_a_batch_export_says_its_files_stay(window, qtbot, tmp_pa
     window.document.undo_stack.setClean()
     window.export_dialog()
     assert not window.close()
-    assert asked == ["Export batch is still running. Stop and quit? (The files Export batch "
-                     "wrote so far stay.)"]
+    assert asked == ["Export batch is still running. Stop and quit? (The files the batch "
+                     "export wrote so far stay.)"]
     release.set()
     qtbot.waitUntil(lambda: not window.jobs.active_jobs(), timeout=20_000)
 

@@ -240,6 +240,15 @@ def _delta_recipe(params: dict) -> dict:
     ({"delta": "f32:4:AAAAAAAA"}, "edit 1: its style delta is truncated"),
     ({"delta": [float("nan")] * 10}, "edit 1: its style delta holds non-finite values"),
     ({"delta": []}, "edit 1: its style delta is empty"),
+    ({"delta": "f32:0:"}, "edit 1: its style delta is empty"),
+    # a few bytes claiming billions of numbers: refused before anything is unpacked (it
+    # was decoded at its own word, 1.1 GB for a 52 KB recipe; more than C takes raised
+    # OverflowError, helper-123)
+    ({"delta": "f32z:10000000:eJwDAAAAAAE="}, "edit 1: its style delta claims 10000000 "
+                                             "numbers; at most 1,048,576 are read"),
+    ({"delta": "f32z:99999999999999999999999:eJwDAAAAAAE="}, "claims 99999999999999999999 "),
+    ({"delta": [10**400]}, "edit 1: its style delta holds non-finite values"),
+    ({"delta": [1.0, 1e300]}, "edit 1: its style delta holds non-finite values"),
 ])
 def test_a_damaged_style_delta_is_malformed_not_left_out(params, match):
     # `atelier edit --recipe` left such an edit out with a warning and wrote the picture

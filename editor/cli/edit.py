@@ -27,6 +27,7 @@ from editor.core.arg_types import (
     int_at_least,
     non_negative_float,
 )
+from editor.core.cache import EntryBusy
 from editor.core.devices import pick_device
 from editor.core.errors import (
     AtelierError,
@@ -223,7 +224,9 @@ def output_settings(args: argparse.Namespace, recipe: dict | None) -> tuple[int,
     pixels."""
     recipe = recipe or {}
     # what the options give is not read from the recipe (a value this version does not
-    # take, from a newer one, is then no obstacle), nor a quality for a lossless output
+    # take, from a newer one, is then no obstacle), nor a quality for a lossless output;
+    # a setting this version does not know at all is refused whatever is given (it may
+    # change the pixels: export.OUTPUT_SETTINGS)
     scale, upscale_filter = recorded_output(recipe, args.scale, args.upscale_filter)
     lossy = format_from_suffix(args.output) in LOSSY_FORMATS
     quality = args.quality or (recorded_quality(recipe) if lossy else None) or DEFAULT_QUALITY
@@ -321,6 +324,8 @@ def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
         if resumable:
             raise PackJobInterrupted from None
         raise
+    except EntryBusy as e:  # another window or command computes it: an OSError, not ours
+        raise AtelierError(str(e)) from e
     except (MemoryError, RuntimeError) as e:
         if resumable and is_out_of_memory(e):  # hours of work on FFHQ: say it is not lost
             raise AtelierError(f"{out_of_memory_text(e)}; the precompute's progress is "

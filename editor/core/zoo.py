@@ -1263,8 +1263,9 @@ def _already_there(entry: ZooEntry, final: Path,
         except AtelierError as e:
             raise ZooDownloadError(
                 f"{final} is there already and is not {entry.name} "
-                f"({first_line(e) or type(e).__name__}); move it away, or download with "
-                "--force to replace it") from e
+                f"({first_line(e) or type(e).__name__}); move it away and download it "
+                f"again (or replace it: `atelier models download {entry.name} --force`)"
+                ) from e
     return _installed_record(entry, final, sha, entry.url, size)
 
 
@@ -1644,8 +1645,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
         if key is not None:
             raise ZooImportError(
                 f"a different file is installed as '{entry.name}' ({other.path.name}, "
-                f"sha256 {other.sha256[:12]}…); remove it first (atelier models remove "
-                f"{entry.name}) or import this one under another name")
+                f"sha256 {other.sha256[:12]}…); remove it first (Remove… in Models ▸ "
+                f"Model packs, or `atelier models remove {entry.name}`) or import this one "
+                "under another name")
         entry = None  # another model that kept the file name: imported as one of its own
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
         with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads

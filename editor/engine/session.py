@@ -425,21 +425,39 @@ def check_delta_params(p: dict) -> None:
     from .tensor_text import PackedTensorError, decode_any_shape  # torch: not for --help
 
     raw = p["delta"]
-    try:
-        if isinstance(raw, str):
-            values = decode_any_shape(raw).tolist()
-        elif isinstance(raw, list) and all(isinstance(v, (int, float))
-                                           and not isinstance(v, bool) for v in raw):
-            values = raw
-        else:
-            raise RecipeError("its style delta is malformed (packed text or a list of "
-                              "numbers expected)")
-    except PackedTensorError as e:
-        raise RecipeError(f"its style delta {e}") from e
-    if not values:
+    if isinstance(raw, str):
+        try:  # its length is checked before anything is unpacked (a few bytes can claim
+            # billions of zeros); decoding checks that every value is finite
+            empty = decode_any_shape(raw, longest=MAX_DELTA_CHANNELS).numel() == 0
+        except PackedTensorError as e:
+            raise RecipeError(f"its style delta {e}") from e
+        if empty:
+            raise RecipeError("its style delta is empty")
+        return
+    if not (isinstance(raw, list) and all(isinstance(v, (int, float))
+                                          and not isinstance(v, bool) for v in raw)):
+        raise RecipeError("its style delta is malformed (packed text or a list of numbers "
+                          "expected)")
+    if not raw:
         raise RecipeError("its style delta is empty")
-    if not all(map(math.isfinite, values)):
+    if len(raw) > MAX_DELTA_CHANNELS:
+        raise RecipeError(f"its style delta has {len(raw):,} numbers; no generator has more "
+                          f"than {MAX_DELTA_CHANNELS:,} style channels")
+    if not all(map(_finite_float32, raw)):  # drawn in float32: 1e300 is infinite there
         raise RecipeError("its style delta holds non-finite values")
+
+
+# far above any StyleGAN2's style channels (9,088 at 1024 px): a delta claiming more is a
+# damaged or hostile file, refused before it is unpacked
+MAX_DELTA_CHANNELS = 1 << 20
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _finite_float32(value: float) -> bool:
+    try:
+        return abs(float(value)) <= _FLOAT32_MAX  # NaN compares false
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 def check_text_edit_params(p: dict) -> None:

@@ -71,12 +71,16 @@ def decode_floats(text: object, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32))
 
 
-def decode_any_shape(text: object) -> torch.Tensor:
+def decode_any_shape(text: object, longest: int) -> torch.Tensor:
     """The one-dimensional float32 tensor of `encode_floats` text, at the length the text
-    says (a recipe checked before any generator is open)."""
+    says, which must be `longest` at most (a recipe checked before any generator is open:
+    the length is the text's word, and is bounded before anything is unpacked)."""
     m = _PACKED.match(text.strip()) if isinstance(text, str) else None
     if m is None or "x" in m.group(2):
         raise PackedTensorError("is malformed")
+    if len(m.group(2)) > 12 or int(m.group(2)) > longest:
+        raise PackedTensorError(f"claims {m.group(2)[:20]} numbers; at most {longest:,} are "
+                                "read")
     return decode_floats(text, (int(m.group(2)),))
 
 

@@ -2114,10 +2114,9 @@ class MainWindow(QMainWindow):
                 (PRECOMPUTE_JOB, DISCOVERY_JOB, DOWNLOAD_JOB))]
             # a batch stops between files: those written stay (its note is not seen once
             # the window has gone)
-            batches = [job.title for job in jobs
-                       if (job.key or "").startswith(f"{EXPORT_JOB}batch:")]
-            kept = (f" (The files {' and '.join(batches)} wrote so far stay.)" if batches
-                    else "")
+            batches = sum((job.key or "").startswith(f"{EXPORT_JOB}batch:") for job in jobs)
+            kept = ("" if not batches else " (The files the batch export wrote so far stay.)"
+                    if batches == 1 else " (The files the batch exports wrote so far stay.)")
             answer = QMessageBox.question(
                 self, "Jobs still running",
                 f"{', '.join(running)} {'is' if len(running) == 1 else 'are'} still running. "
