@@ -711,6 +711,32 @@ def test_a_model_loaded_while_the_export_dialog_is_open_does_not_draw_the_export
     assert np.array_equal(np.asarray(Image.open(out)), shown)
 
 
+def test_a_picture_dropped_while_a_model_loads_opens_with_that_model(window, qtbot,
+                                                                      tmp_path, monkeypatch):
+    # with no model yet it was turned away ("Open a generator first") though one was
+    # loading; with one open it was inverted into the model on its way out, and the result
+    # dropped minutes later (helper-121)
+    from editor.core.image_io import save_image
+
+    picture = tmp_path / "face.png"
+    save_image(picture, np.full((16, 16, 3), 120, np.uint8))
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
+                           tmp_path / "other.safetensors")
+    make_tiny_clip().save(tmp_path / "clip.safetensors")
+    started, told = [], []
+    monkeypatch.setattr(window.inversion, "start",
+                        lambda path, *a, **k: started.append((path, window.pack.name)))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    window.open_generator(str(other), ClipSource(path=str(tmp_path / "clip.safetensors")))
+    window.open_paths([str(picture)])
+    assert started == [] and told == []
+    assert window.statusBar().currentMessage() == "face.png opens once other.safetensors " \
+                                                  "has loaded"
+    qtbot.waitUntil(lambda: bool(started), timeout=20_000)
+    assert started == [(str(picture), "other")] and told == []
+
+
 def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatch):
     shown = []
     monkeypatch.setattr("editor.ui.main_window.show_warning",

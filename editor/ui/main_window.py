@@ -1522,6 +1522,14 @@ class MainWindow(QMainWindow):
                                 f" in {p.parent}.")
             return
         kind = kind_of_file(path)
+        if kind in ("session", "image", "latent") and self._loading is not None:
+            # opened with the model asked for, once it is there: a picture was turned away
+            # ("Open a generator first") while the first one loaded, or inverted into the
+            # model on its way out, its result then dropped
+            self._open_when_loaded.append(lambda: self.open_path(path))
+            self.statusBar().showMessage(f"{p.name} opens once "
+                                         f"{Path(self._loading[0]).name} has loaded", 8000)
+            return
         if kind is None:
             QMessageBox.warning(self, "Cannot open", f"{p.name} is not a file.")
         elif kind == "session":
