@@ -356,6 +356,13 @@ def test_cmyk_jpeg(tmp_path):
     loaded = load_image(tmp_path / "cmyk.jpg")
     assert np.allclose(loaded.rgb[8, 8], (255, 0, 0), atol=8)
     assert "CMYK converted to RGB" in loaded.notes
+    assert not any("profile" in note for note in loaded.notes)  # it carries none
+    # one that carries a profile: not applied, and now said so (it was dropped unsaid)
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(
+        tmp_path / "profiled.jpg", quality=95, icc_profile=b"\0" * 132)
+    notes = load_image(tmp_path / "profiled.jpg").notes
+    assert "its CMYK colour profile was not applied: colours may differ from a " \
+        "colour-managed viewer's" in notes
 
 
 def _icc_profile(description: str, space: bytes, tags: dict[bytes, bytes]) -> bytes:

@@ -421,6 +421,26 @@ def test_cli_refuses_outputs_that_cannot_or_must_not_be_written_before_any_work(
     assert Image.open(pic).size == (80, 60)  # the picture itself is untouched
 
 
+def test_cli_names_the_pictures_that_would_share_an_output_and_odd_names_stay_one_line(
+        tmp_path, capsys, monkeypatch):
+    # "two pictures share a file name" named neither; a newline or an invisible character
+    # in a name went into the terminal as is, breaking its line (helper-121)
+    from editor.cli import invert as invert_cli
+    from editor.cli import main
+    from editor.cli.outputs import shown
+
+    monkeypatch.setattr(invert_cli, "open_pack", lambda *a, **k: pytest.fail("opened"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = _picture(tmp_path / "a"), _picture(tmp_path / "b")
+    assert main(_demo_args(tmp_path, str(first), str(second), "--out-dir",
+                           str(tmp_path / "out"))) == 1
+    err = capsys.readouterr().err
+    assert f"{first} and {second} would both be written as face.png" in err
+    assert shown("/x/odd\u200bname\n.png") == "/x/odd\\u200bname\\n.png"
+    assert shown("/x/ünïcode name.png") == "/x/ünïcode name.png"  # printable: as it is
+
+
 def test_cli_crop_box_is_in_the_files_pixels_even_when_it_is_read_downscaled(tmp_path):
     from editor.cli.invert import _crop_of
     from editor.core.image_io import DEFAULT_MAX_AREA

@@ -123,8 +123,12 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
     if folder.exists() and not folder.is_dir():
         raise AtelierError(f"--out-dir {folder} is a file, not a folder")
     paths = [folder / f"{Path(im).stem}.png" for im in args.images]
-    if len(set(paths)) != len(paths):
-        raise AtelierError("two pictures share a file name; invert them separately")
+    seen: dict[Path, str] = {}
+    for image, path in zip(args.images, paths, strict=True):
+        if path in seen:
+            raise AtelierError(f"{shown(seen[path])} and {shown(image)} would both be "
+                               f"written as {shown(path.name)}; invert them separately")
+        seen[path] = image
     return paths
 
 

@@ -20,8 +20,12 @@ from editor.core.errors import AtelierError
 
 def shown(path: str | os.PathLike) -> str:
     """A path for the terminal: a name that is not UTF-8 (legal on Linux) would make
-    print() fail after the work is done; its odd bytes show as \ufffd instead."""
-    return os.fsencode(path).decode("utf-8", "replace")
+    print() fail after the work is done; its odd bytes show as \ufffd instead. A newline,
+    a tab or an invisible character in it (legal too) shows escaped ("\\n", "\\u200b"), not
+    as a line broken in two or a name that cannot be typed back."""
+    text = os.fsencode(path).decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

@@ -313,8 +313,11 @@ def _decode(
     if out.size != stored_target:
         out = out.resize(stored_target, Image.Resampling.LANCZOS, reducing_gap=3.0)
     icc = im.info.get("icc_profile")
-    if icc and im.mode != "CMYK":  # CMYK: converted as before, its profile not applied
+    if icc and im.mode != "CMYK":
         out = _to_srgb(out, icc, notes)
+    elif icc:  # converted without it (no CMYK profile here to test a conversion with)
+        notes.append("its CMYK colour profile was not applied: colours may differ from a "
+                     "colour-managed viewer's")
     original_size, target = (stored_w, stored_h), stored_target
     if method is not None:
         out = out.transpose(method)
