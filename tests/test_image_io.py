@@ -113,6 +113,16 @@ def test_truncated_image_refused_even_if_someone_allows_truncation(tmp_path, mon
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and we put it back as we found it
 
 
+def test_a_truncated_picture_is_said_without_the_decoders_bookkeeping():
+    # "the file is truncated (0 bytes not processed)" (helper-121): the count means nothing
+    from editor.core.image_io import _describe_decode_error
+
+    assert _describe_decode_error(OSError("image file is truncated (0 bytes not "
+                                          "processed)")) == "the file is truncated"
+    assert _describe_decode_error(OSError("image file is truncated")) == \
+        "the file is truncated"
+
+
 def test_a_text_chunk_too_large_to_read_is_named_not_called_corrupt(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_itxt("Comment", "x" * (PngImagePlugin.MAX_TEXT_CHUNK + 1), zip=True)

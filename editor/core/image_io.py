@@ -573,6 +573,8 @@ def _describe_decode_error(e: BaseException) -> str:
         # Pillow's "image file is truncated (n bytes not processed)": say "truncated" once
         said = re.fullmatch(r"image file is truncated(?: \((.*)\))?", text, re.IGNORECASE)
         detail = said.group(1) if said else text
+        if detail and re.fullmatch(r"\d+ bytes not processed", detail):
+            detail = None  # the decoder's bookkeeping ("0 bytes not processed"), not news
         return f"the file is truncated ({detail})" if detail else "the file is truncated"
     # Pillow's guards against text-chunk bombs: the pixels may be fine, the metadata is not
     for name, size, where in (("MAX_TEXT_CHUNK", PngImagePlugin.MAX_TEXT_CHUNK, "in one chunk"),
