@@ -1724,6 +1724,16 @@ def test_a_redirect_from_https_to_plain_http_is_refused(monkeypatch):
         zoo.download(make_entry("https://h/moved?to=https://mirror.example/toy.bin"))
     assert seen[:2] == ["https://h/moved?to=https://mirror.example/toy.bin",
                         "https://mirror.example/toy.bin"]
+    # nor, from http either, to anything but http(s): an ftp hop was followed, and its
+    # failure said "we seem to be offline" (helper-122)
+    TlsServer.http_open = TlsServer.https_open
+    monkeypatch.setattr(zoo, "_OPENER", urllib.request.build_opener(
+        zoo._NoDowngradeRedirects, TlsServer))
+    seen.clear()
+    with pytest.raises(ZooDownloadError, match="to an address that is not a web address "
+                                               r"\(ftp://h/toy.bin\); refused"):
+        zoo.download(make_entry("http://h/moved?to=ftp://h/toy.bin"))
+    assert seen == ["http://h/moved?to=ftp://h/toy.bin"]
 
 
 def test_an_import_never_takes_the_index_place(tmp_path):

@@ -661,21 +661,24 @@ class _RangeNotSatisfiable(Exception):
 
 
 class _InsecureRedirect(Exception):
-    def __init__(self, url: str):
+    def __init__(self, url: str, where: str):
         super().__init__(url)
-        self.url = url
+        self.url, self.where = url, where  # where it led, in words
 
 
 class _NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
     """Redirects are followed, except from https to anything else: the built-in models
     publish no checksum, so TLS is all that vouches for what arrives, and one plain-http
-    hop could send the download anywhere."""
+    hop could send the download anywhere; and never to anything but http(s)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urllib.parse.urlsplit(req.full_url).scheme == "https" \
-                and urllib.parse.urlsplit(newurl).scheme != "https":
+        old, new = (urllib.parse.urlsplit(url).scheme for url in (req.full_url, newurl))
+        if new not in ("http", "https"):  # urllib would follow ftp too: not a download of
+            fp.close()                     # ours, and its failure read as "offline"
+            raise _InsecureRedirect(newurl, "to an address that is not a web address")
+        if old == "https" and new != "https":
             fp.close()
-            raise _InsecureRedirect(newurl)
+            raise _InsecureRedirect(newurl, "from https to an insecure address")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -701,9 +704,8 @@ def _open(entry: ZooEntry, start: int, timeout: float,
         return _urlopen(request, timeout)
     except _InsecureRedirect as e:
         raise ZooDownloadError(
-            f"{_host(entry.url)} redirected the download of {entry.name} from https to an "
-            f"insecure address ({e.url}); refused, since nothing else vouches for the "
-            "file") from None
+            f"{_host(entry.url)} redirected the download of {entry.name} {e.where} "
+            f"({e.url}); refused, since nothing else vouches for the file") from None
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and start:
