@@ -250,11 +250,10 @@ def build_session(args: argparse.Namespace, default_psi: float,
                                    else read_recipe_file(Path(args.recipe)))
         # a latent it names by a relative path is beside it, as the window reads it
         source = session.source.found_in(Path(args.recipe).parent)
-        if source.kind == "wplus" and not source.wplus_data and source.wplus_path \
-                and wplus_source is not None:
+        if source.latent_file is not None and wplus_source is not None:
             # carried in the output's recipe, as --wplus does: it replays that picture
             # after the file has changed or gone
-            source = replace(source, wplus_data=wplus_source(source.wplus_path).wplus_data)
+            source = replace(source, wplus_data=wplus_source(source.latent_file).wplus_data)
         return session.with_source(source)
     psi = default_psi if args.psi is None else args.psi
     if args.wplus:

@@ -1676,13 +1676,13 @@ def _installed_other(name: str, sha: str) -> InstalledModel | None:
     """The model installed as `name` where it holds other content than `sha` and is
     intact (its file still hashes to what was recorded; a damaged one may be repaired by
     an import of the right file)."""
-    for model in installed():
-        if model.name == name and model.sha256 != sha and model.path.is_file():
-            try:
-                return model if file_sha256(model.path) == model.sha256 else None
-            except OSError:
-                return None
-    return None
+    model = installed_model(name)
+    if model is None or model.sha256 == sha:  # (installed() lists those whose file is there)
+        return None
+    try:
+        return model if file_sha256(model.path) == model.sha256 else None
+    except OSError:
+        return None
 
 
 def _installed_copy(sha: str, size: int) -> InstalledModel | None:

@@ -36,7 +36,7 @@ from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
 from .compose import EditingContext
 from .renderer import rendering_platform, to_uint8_image
-from .session import MAX_SEED, RecipeError, Session
+from .session import MAX_SEED, RecipeError, Session, refuse_unknown
 
 KINDS = ("image", "sweep", "batch")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -391,12 +391,7 @@ def _recorded_block(recipe: dict) -> dict:
         return {}
     if not isinstance(out, dict):
         raise RecipeError("the recipe's output settings are malformed")
-    # one a newer version added may change the pixels: not written without it, unsaid
-    unknown = sorted(set(map(str, out)) - set(OUTPUT_SETTINGS))
-    if unknown:
-        raise RecipeError(f"the recipe's output has a setting this version does not know "
-                          f"({', '.join(unknown)[:80]}); a newer Latent Atelier may have "
-                          f"written it")
+    refuse_unknown(out, OUTPUT_SETTINGS, "the recipe's output", "setting")
     return out
 
 
@@ -548,7 +543,7 @@ def run_plan(ctx: EditingContext, session: Session, plan: ExportPlan,
              ) -> Generator[Progress, None, ExportResult]:
     """Carry out what the export dialog chose; yields Progress, returns what was saved;
     `report` hears the progress of a sweep's write, one long step. Meant for a background
-    job on its own context: `run_plan(ctx.fork(), ..., cancel=token, report=token.report)`."""
+    job on its own context: `run_plan(pack.context(), ..., cancel=token, report=...)`."""
     target = plan_targets(plan)[0]
     session, left_out = without_failing_edits(ctx, session)
     if plan.kind == "image":

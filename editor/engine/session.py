@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -326,14 +327,20 @@ MAX_TEXT_CHARS = 100_000
 MAX_STACK = MAX_EDITS - 1
 
 
-def _check_fields(block: dict, cls: type, what: str) -> None:
-    """A field this version does not know: say so (a newer version may have written it)
-    instead of the dataclass's own TypeError."""
-    unknown = sorted(set(block) - {f.name for f in fields(cls)})
+def refuse_unknown(block: dict, known: Iterable[str], subject: str,
+                   noun: str = "field") -> None:
+    """A field this version does not know in `block` (`subject`: "the recipe's source"):
+    say so, since a newer version may have written it and it may change the picture,
+    instead of skipping it unsaid or a dataclass's own TypeError."""
+    unknown = sorted(set(map(str, block)) - set(known))
     if unknown:
-        raise RecipeError(f"the recipe's {what} has a field this version does not know "
-                          f"({', '.join(map(str, unknown))[:80]}); a newer Latent Atelier may "
-                          f"have written it")
+        raise RecipeError(f"{subject} has a {noun} this version does not know "
+                          f"({', '.join(unknown)[:80]}); a newer Latent Atelier may have "
+                          f"written it")
+
+
+def _check_fields(block: dict, cls: type, what: str) -> None:
+    refuse_unknown(block, (f.name for f in fields(cls)), f"the recipe's {what}")
 
 
 # A recipe's own fields, and the blocks that files and session files add to it, which
@@ -344,12 +351,7 @@ RECIPE_BLOCKS_READ_ELSEWHERE = ("output", "draft_id")
 
 
 def _check_recipe(d: dict) -> None:
-    # a field a newer version added may change the picture: not drawn without it, unsaid
-    unknown = sorted(set(map(str, d)) - {*RECIPE_FIELDS, *RECIPE_BLOCKS_READ_ELSEWHERE})
-    if unknown:
-        raise RecipeError(f"the recipe has a field this version does not know "
-                          f"({', '.join(unknown)[:80]}); a newer Latent Atelier may have "
-                          f"written it")
+    refuse_unknown(d, (*RECIPE_FIELDS, *RECIPE_BLOCKS_READ_ELSEWHERE), "the recipe")
     source = _mapping(d["source"], "source")
     _check_fields(source, Source, "source")
     _text(source.get("kind", "seed"), "source kind")

@@ -276,10 +276,8 @@ def load_pack_data(gen_hash: str, clip_hash: str, stats_samples: int = 10_000,
                    ) -> PackData | None:
     """The finished pack for these models and settings, or None if it was never computed
     (or its file is damaged, or from another format version)."""
-    entry = pack_cache(gen_hash, clip_hash, stats_samples, relevance_config or RelevanceConfig(),
-                       sampler, root)
-    got = load_checked(entry)
-    return _pack_from(got[0], got[1], entry.key) if got else None
+    return finished_pack(pack_cache(gen_hash, clip_hash, stats_samples,
+                                    relevance_config or RelevanceConfig(), sampler, root))
 
 
 def computed_pack_settings(gen_hash: str, clip_hash: str, sampler: str = DEFAULT_SAMPLER,
