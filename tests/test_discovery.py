@@ -732,7 +732,8 @@ def test_a_discovered_edit_made_for_another_generator_is_refused(tiny_generator)
     assert torch.equal(other.compose(session, statuses).flat(), plain)
     assert "made for another generator" in statuses[session.edits[0].id].error
     with pytest.raises(EditError, match="made for another generator"):
-        other.fork().compose(session)  # an export's fork refuses it too (it used to apply it)
+        # an export's own context refuses it too (it used to apply it)
+        EditingContext(tiny_generator, generator_hash="gen-b").compose(session)
     # an edit that names no generator (older recipes) is applied as before
     legacy = Session().add_edit(dd.entry_edit(entry, 2.0))
     assert "generator" not in legacy.edits[0].params

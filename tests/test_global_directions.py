@@ -674,7 +674,8 @@ def test_gated_text_edit_moves_only_channels_that_vary_with_the_text(gen, clip, 
                                                       strength=2.0),))
     again = Session.from_json(session.to_json())
     assert again.edits[0].params["gate"] is True
-    assert torch.equal(ctx.fork().render(again), ctx.render(session))
+    fresh = EditingContext(gen, clip, stats, relevance, covariation=covariation)
+    assert torch.equal(fresh.render(again), ctx.render(session))
 
 
 def test_gated_edit_without_covariation_is_a_clear_error(gen, clip, relevance, stats):

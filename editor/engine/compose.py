@@ -292,14 +292,6 @@ class EditingContext:
     def device(self) -> torch.device:
         return self.generator.w_avg.device
 
-    def fork(self) -> EditingContext:
-        """The same models and data with caches of its own, for another thread (an export
-        or batch job) while the render worker keeps using this one: the models are only
-        read, but the caches are not safe to share between threads."""
-        return EditingContext(self.generator, self.clip, self.stats, self.relevance,
-                              self._z_for_seed, self._cache_size, self.covariation,
-                              self.generator_hash, self.known_words)
-
     # ----------------------------------------------------------------- source
     def z_for_seed(self, seed: int) -> torch.Tensor:
         if self._z_for_seed is not None:
