@@ -200,6 +200,12 @@ def _good_recipe() -> dict:
     (lambda d: d["edits"][0].update(params=[1]), "params must be an object"),
     (lambda d: d["edits"][0].update(enabled="no"), "enabled must be true or false"),
     (lambda d: d["edits"][0].update(name=5), "name must be text"),
+    # values are quoted as the file spells them, not as Python does (True, None, 'x')
+    (lambda d: d["edits"][0].update(name=True), "name must be text, got true$"),
+    (lambda d: d["source"].update(seed="7"), 'seed must be a whole number, got "7"$'),
+    (lambda d: d["source"].update(psi=[0.5]), "psi must be a number, got a list$"),
+    (lambda d: d.update(noise_mode=None), "unknown noise mode null "),
+    (lambda d: d["edits"][0]["params"].update(gate="yes"), 'gate must be true or false, got "yes"'),
     (lambda d: d.update(edits={"a": 1}), "edits must be a list"),
     (lambda d: d.update(noise_mode="bogus"), "unknown noise mode"),
     (lambda d: d.update(generator=[1]), "generator must be an object"),
@@ -211,7 +217,7 @@ def _good_recipe() -> dict:
     # a text edit's params are read with the recipe: a null beta turned auto-β on in the
     # CLI and stopped the window's redraws (float(None) in the prompt panel)
     (lambda d: d["edits"][0]["params"].update(beta=None),
-     "edit 1: a text edit's beta must be a finite number, got None"),
+     "edit 1: a text edit's beta must be a finite number, got null"),
     (lambda d: d["edits"][0]["params"].update(auto_beta=True, min_channels=None),
      "min_channels must be a finite number"),
     (lambda d: d["edits"][0]["params"].pop("target"), "edit 1: a text edit needs a target"),
@@ -266,7 +272,7 @@ def test_an_edit_of_a_kind_this_version_does_not_draw_is_refused():
     d = _good_recipe()
     d["edits"][0]["kind"] = "mapper"
     with pytest.raises(RecipeError, match=r"edit 1 is of a kind this version does not know "
-                                          r"\('mapper'\); .* please update"):
+                                          r'\("mapper"\); .* please update'):
         Session.from_json(json.dumps(d))
 
 
@@ -314,7 +320,7 @@ def test_a_deeply_nested_or_non_utf8_recipe_is_not_a_recipe(tmp_path):
     ({"target": "a smile", "beta": float("nan")}, "beta must be a finite number"),
     ({"target": "a smile", "beta": -0.1}, "β must be at least 0"),
     ({"target": "a smile", "auto_beta": True, "min_channels": 0}, "min_channels"),
-    ({"target": "a smile", "beta": None}, "beta must be a finite number, got None"),
+    ({"target": "a smile", "beta": None}, "beta must be a finite number, got null"),
     ({"target": "a smile", "auto_beta": True, "min_channels": None}, "min_channels must be"),
 ])
 def test_a_text_edit_with_bad_params_is_an_edit_error(tiny_generator, params, match):
@@ -371,7 +377,7 @@ def test_only_a_w_plus_source_without_its_latent_is_read_from_its_file(tmp_path)
     (lambda d: d["edits"][0].update(strength=1e30), "edit 1 strength 1e\\+30 is outside -100"),
     (lambda d: d["edits"][0].update(strength=-100.5), "outside"),
     # not "malformed ('source')"
-    (lambda d: d.pop("source"), "^the recipe is incomplete: it has no 'source'$"),
+    (lambda d: d.pop("source"), '^the recipe is incomplete: it has no "source"$'),
 ])
 def test_recipe_sources_stay_within_what_the_window_can_show(change, match):
     d = _good_recipe()

@@ -36,7 +36,7 @@ from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
 from .compose import EditingContext
 from .renderer import rendering_platform, to_uint8_image
-from .session import MAX_SEED, RecipeError, Session, refuse_unknown
+from .session import MAX_SEED, RecipeError, Session, refuse_unknown, shown_value
 
 KINDS = ("image", "sweep", "batch")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -405,13 +405,14 @@ def recorded_output(recipe: dict, scale: int | None = None,
         scale = out.get("scale", 1)
         if type(scale) is not int or not 1 <= scale <= MAX_SCALE:
             raise RecipeError(f"the recipe's output scale must be a whole number from 1 to "
-                              f"{MAX_SCALE}, got {scale!r}")
+                              f"{MAX_SCALE}, got {shown_value(scale)}")
     if upscale_filter is None:
         upscale_filter = out.get("upscale_filter", "lanczos")
         if upscale_filter not in UPSCALE_FILTERS:
             if scale > 1:
                 raise RecipeError(f"the recipe's upscale filter must be one of "
-                                  f"{', '.join(UPSCALE_FILTERS)}, got {upscale_filter!r}")
+                                  f"{', '.join(UPSCALE_FILTERS)}, got "
+                                  f"{shown_value(upscale_filter)}")
             upscale_filter = "lanczos"  # not used at scale 1
     return scale, upscale_filter
 
@@ -422,7 +423,7 @@ def recorded_quality(recipe: dict) -> int | None:
     quality = _recorded_block(recipe).get("quality")
     if quality is not None and (type(quality) is not int or not 1 <= quality <= 100):
         raise RecipeError(f"the recipe's output quality must be a whole number from 1 to "
-                          f"100, got {quality!r}")
+                          f"100, got {shown_value(quality)}")
     return quality
 
 

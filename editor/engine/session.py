@@ -53,7 +53,7 @@ class Source:
 
     def __post_init__(self) -> None:
         if self.kind not in ("seed", "wplus"):
-            raise RecipeError(f"unknown source kind {self.kind!r}")
+            raise RecipeError(f"unknown source kind {shown_value(self.kind)}")
         if self.kind == "wplus" and not (self.wplus_path or self.wplus_data):
             raise RecipeError("a W+ source needs its latent or the path of its latent file")
 
@@ -246,7 +246,8 @@ class Session:
                             else None),
             )
         except KeyError as e:  # not "malformed ('source')"
-            raise RecipeError(f"the recipe is incomplete: it has no {e.args[0]!r}") from e
+            raise RecipeError(f"the recipe is incomplete: it has no "
+                              f"{shown_value(e.args[0])}") from e
         except TypeError as e:
             raise RecipeError(f"the recipe is incomplete or malformed ({e})") from e
 
@@ -384,7 +385,7 @@ def _check_recipe(d: dict) -> None:
         _text(kind, f"edit {i + 1} kind")
         if kind not in EDIT_KINDS:  # not "cannot be applied here": nowhere, by this version
             raise RecipeError(f"the recipe's edit {i + 1} is of a kind this version does "
-                              f"not know ({kind[:40]!r}); a newer Latent Atelier may have "
+                              f"not know ({shown_value(kind)}); a newer Latent Atelier may have "
                               f"written it: please update")
         _mapping(e.get("params"), f"edit {i + 1} params")
         if _nesting(e["params"]) > MAX_PARAMS_NESTING:
@@ -409,7 +410,8 @@ def _check_recipe(d: dict) -> None:
                 _text(model.get(field_name, ""), f"{key} {field_name}")
     mode = d.get("noise_mode", "const")
     if mode not in NOISE_MODES:
-        raise RecipeError(f"unknown noise mode {mode!r:.40} (one of {', '.join(NOISE_MODES)})")
+        raise RecipeError(f"unknown noise mode {shown_value(mode)} (one of "
+                          f"{', '.join(NOISE_MODES)})")
 
 
 # What defines a text edit's direction. Another key comes from a newer version, whose
@@ -483,7 +485,7 @@ def check_text_edit_params(p: dict) -> None:
     for key in ("beta", "min_channels"):
         if key in p and finite_number(p[key]) is None:
             raise RecipeError(f"a text edit's {key} must be a finite number, got "
-                              f"{p[key]!r:.40}")
+                              f"{shown_value(p[key])}")
     if p.get("beta", 0) < 0:
         raise RecipeError("β must be at least 0 (it is a threshold on channel relevance)")
     if p.get("min_channels", 1) < 1:
@@ -491,7 +493,7 @@ def check_text_edit_params(p: dict) -> None:
     for key in ("auto_beta", "gate"):  # "false" as text would read as true
         if not isinstance(p.get(key, False), bool):
             raise RecipeError(f"a text edit's {key} must be true or false, got "
-                              f"{p[key]!r:.40}")
+                              f"{shown_value(p[key])}")
 
 
 # Params hold plain values and small lists; deeper nesting is a damaged or hostile file
@@ -511,6 +513,23 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
+def shown_value(value: Any) -> str:
+    """A recipe's value in a message as the file writes it (true, null, "text"), not as
+    Python spells it (True, None, 'text'), and short: a list or an object is named."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    try:
+        return _shortened(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError):  # not JSON's (a caller's own object): Python's spelling
+        return _shortened(repr(value))
+
+
+def _shortened(text: str, longest: int = 40) -> str:
+    return text if len(text) <= longest else text[:longest - 1] + "…"
+
+
 def _mapping(value: Any, what: str) -> dict:
     if not isinstance(value, dict):
         raise RecipeError(f"the recipe's {what} must be an object")
@@ -520,7 +539,7 @@ def _mapping(value: Any, what: str) -> dict:
 def _text(value: Any, what: str, optional: bool = False,
           longest: int | None = MAX_TEXT_CHARS) -> None:
     if not (isinstance(value, str) or (optional and value is None)):
-        raise RecipeError(f"the recipe's {what} must be text, got {value!r:.40}")
+        raise RecipeError(f"the recipe's {what} must be text, got {shown_value(value)}")
     if longest is not None and value is not None and len(value) > longest:
         raise RecipeError(f"the recipe's {what} has {len(value):,} characters; at most "
                           f"{longest:,} are read")
@@ -528,7 +547,7 @@ def _text(value: Any, what: str, optional: bool = False,
 
 def _integer(value: Any, what: str, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RecipeError(f"the recipe's {what} must be a whole number, got {value!r:.40}")
+        raise RecipeError(f"the recipe's {what} must be a whole number, got {shown_value(value)}")
     if minimum is not None and value < minimum:
         raise RecipeError(f"the recipe's {what} must be at least {minimum}, got {value}")
     return value
@@ -548,7 +567,7 @@ def finite_number(value: Any) -> float | None:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecipeError(f"the recipe's {what} must be a number, got {value!r:.40}")
+        raise RecipeError(f"the recipe's {what} must be a number, got {shown_value(value)}")
     number = finite_number(value)
     if number is None:
         raise RecipeError(f"the recipe's {what} must be a finite number")
