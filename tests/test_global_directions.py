@@ -232,6 +232,17 @@ def test_beta_above_every_score_raises_a_clear_error_and_no_nan(relevance, stats
         gd.edit_direction(broken, stats, direction, 0.1)
 
 
+def test_a_text_edit_without_a_clip_says_it_needs_one_not_a_precompute(gen, relevance,
+                                                                       stats):
+    # A pack whose CLIP did not load (its directions cached) told the stack to "precompute
+    # them first", which then said "Open a model pack with a CLIP model first"
+    edit = Edit("global", {"neutral": "a face", "target": "a smiling face"})
+    for ctx in (EditingContext(gen, None, stats, relevance), EditingContext(gen)):
+        with pytest.raises(EditError, match="need a CLIP model") as caught:
+            ctx.compose(Session(edits=(edit,)))
+        assert "precompute" not in str(caught.value)
+
+
 def test_the_engine_reports_no_channels_as_an_edit_error(gen, clip, relevance, stats):
     ctx = EditingContext(gen, clip, stats, relevance)
     edit = Edit("global", {"neutral": "a face", "target": "a smiling face", "beta": 5.0})

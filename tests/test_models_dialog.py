@@ -140,6 +140,22 @@ def test_importing_a_bad_file_shows_a_message_and_adds_nothing(qtbot, dialog, wa
     qtbot.waitUntil(lambda: dialog.row_keys() == keys_before, timeout=TIMEOUT_MS)
 
 
+def test_the_import_file_dialog_shows_clip_weights_as_hugging_face_names_them(tmp_path):
+    # open_clip's weights come as open_clip_pytorch_model.bin, which imports as CLIP
+    # weights, but the file dialog showed it only under "All files"
+    import fnmatch
+
+    from editor.core.model_files import identify_model_file
+    from tests.conftest import make_tiny_clip
+
+    shown = models_dialog.MODEL_FILTER.split(";;")[0]
+    patterns = shown[shown.index("(") + 1:shown.index(")")].split()
+    clip = make_tiny_clip().save(tmp_path / "open_clip_pytorch_model.bin")
+    assert identify_model_file(clip).kind == "clip"
+    for name in (clip.name, "open_clip_model.safetensors", "ffhq.pkl", "g.pt", "g.pth"):
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
+
+
 def test_cancelling_the_file_dialog_imports_nothing(dialog, runner, monkeypatch):
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
     assert dialog.import_file() is None
@@ -492,6 +508,30 @@ def test_an_installed_model_is_removed_from_the_dialog_after_asking(qtbot, runne
     assert tiny_generator_file.is_file()  # the user's own file stays
 
 
+def test_after_a_remove_the_next_row_is_selected_so_del_goes_on(qtbot, runner, tmp_path,
+                                                                monkeypatch):
+    # the selection went to the pack in use at the top: Del again did nothing, and each
+    # model to remove had to be found again
+    from editor.core.checkpoints import save_generator
+    from tests.conftest import make_tiny_generator
+
+    for name in "abc":
+        zoo.import_file(save_generator(make_tiny_generator(seed=ord(name)),
+                                       tmp_path / f"{name}.safetensors"))
+    dialog = ModelsDialog(runner, current_generator=str(default_generator_path()))
+    qtbot.addWidget(dialog)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    dialog.select("file:a")
+    selected = []
+    for _ in range(3):
+        assert dialog.remove_selected()
+        selected.append(dialog.selected_key())
+    assert selected[:2] == ["file:b", "file:c"]
+    assert selected[2] == dialog.row_keys()[-1]  # the last one gone: the row above
+    assert zoo.installed() == []
+
+
 def test_a_stopped_downloads_part_is_removed_from_the_dialog_after_asking(
         qtbot, dialog, monkeypatch):
     # Remove… was greyed on a "partial" row: the kept part could only go by hand
@@ -540,6 +580,27 @@ def test_quitting_during_a_slow_download_stops_it_in_time(qtbot, runner):
         assert runner.cancel_all(wait_ms=5000)
         assert time.monotonic() - t0 < 1.0
         assert job.state == CANCELLED
+    finally:
+        server.close()
+
+
+def test_a_cancelled_download_says_in_the_jobs_panel_what_it_kept(qtbot, runner):
+    # The zoo's "… kept in ….part. Start it again to resume." was turned into a failure's
+    # line, which the runner drops for a cancel: the panel said only "cancelled after 1 s"
+    server = _Server()
+    try:
+        entry = make_entry(server.url("trickle"))
+        panel = JobsPanel(runner)
+        qtbot.addWidget(panel)
+        job = runner.submit("Download", models_dialog.download_job(entry),
+                            key="download:toy-model")
+        qtbot.waitUntil(lambda: job.progress is not None and job.progress.done >= 1000,
+                        timeout=TIMEOUT_MS)
+        with qtbot.waitSignal(runner.job_cancelled, timeout=TIMEOUT_MS):
+            job.cancel()
+        assert job.state == CANCELLED
+        assert str(zoo.part_path(entry)) in job.note and "resume" in job.note
+        assert panel.row(job).detail_label.text().startswith(job.note)
     finally:
         server.close()
 

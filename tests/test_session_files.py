@@ -389,6 +389,32 @@ def test_the_question_offers_the_generator_it_was_made_with_only_where_it_is(
     assert got == (OPEN_ITS_OWN if here else SHOW_WITH_OPEN)
 
 
+def test_the_questions_buttons_show_an_ampersand_in_a_generators_name(qtbot, tmp_path):
+    # "Open R&D faces" showed as "Open RD faces", Alt+D pressing it
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtWidgets import QApplication
+
+    from editor.engine.session import ModelIdentity
+    from editor.ui.generator_choice import ask_which_generator
+
+    made = tmp_path / "R&D faces.pt"
+    made.write_bytes(b"weights")
+    texts = []
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(20, answer)
+            return
+        texts.extend(b.text() for b in box.buttons())
+        box.defaultButton().click()
+    QTimer.singleShot(0, answer)
+    ask_which_generator(None, "s.json", ModelIdentity("R&D faces", "abc", str(made)), "B&W")
+    assert "Open R&&D faces" in texts and "Show with B&&W" in texts
+    assert all(QKeySequence.mnemonic(t).isEmpty() for t in texts)
+
+
 def test_a_session_of_random_noise_opens_with_fixed_noise_and_says_so(window, qtbot, tmp_path,
                                                                      monkeypatch):
     # every render drew other noise: the face changed at every slider move, undo did not

@@ -1556,6 +1556,28 @@ def test_import_reads_the_file_first_and_checks_it_against_its_entry(tmp_path):
     assert sorted(m.kind for m in zoo.installed()) == ["clip", "generator"]
 
 
+def test_a_model_of_ones_own_that_kept_a_registry_file_name_is_imported_as_its_own(
+        tmp_path):
+    # A 16 px generator saved as stylegan2-ffhq-config-f.pt was taken for the 1024 px
+    # registry model by its name alone and refused ("it is a 16 px generator, but
+    # ffhq-1024-rosinality is 1024 px"): the window's Import file… has no --name
+    from editor.core.checkpoints import save_generator
+    from editor.core.model_files import identify_model_file
+    from tests.conftest import make_tiny_clip, make_tiny_generator
+
+    (tmp_path / "g").mkdir()
+    gen = save_generator(make_tiny_generator(), tmp_path / "g" / "stylegan2-ffhq-config-f.pt")
+    model = zoo.import_file(gen, identify=identify_model_file)
+    assert (model.name, model.entry, model.kind) == ("stylegan2-ffhq-config-f", None,
+                                                    "generator")
+    clip = make_tiny_clip().save(tmp_path / "ffhq.pkl")  # a CLIP by a generator's name
+    assert zoo.import_file(clip, identify=identify_model_file).entry is None
+    # named as the entry, it must be that model
+    with pytest.raises(zoo.ZooImportError, match="16 px generator, but ffhq-1024"):
+        zoo.import_file(gen, name="ffhq-1024-rosinality", identify=identify_model_file)
+    assert sorted(m.name for m in zoo.installed()) == ["ffhq", "stylegan2-ffhq-config-f"]
+
+
 def test_two_files_of_one_name_imported_at_the_same_moment_both_stay(tmp_path):
     # The name was chosen before the copy, outside any lock: both imports took 'good',
     # copied to the same place, and the second replaced the first, which said "imported".

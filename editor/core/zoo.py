@@ -112,6 +112,10 @@ class ImportCancelled(ZooImportError, Cancelled):
     """The caller cancelled an import before it was recorded: nothing was installed."""
 
 
+class _NotTheEntry(ZooImportError):
+    """The file reads as another kind or size of model than its registry entry."""
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     """One known pretrained file."""
@@ -1541,15 +1545,15 @@ def _identify_as(path: Path, entry: ZooEntry | None, identify: Identify,
     expected_arch = entry.arch if entry is not None and entry.kind == "clip" else None
     found = identify(path, expected_arch, lambda: _is_cancelled(cancel))
     if entry is not None and entry.kind != found.kind:
-        raise ZooImportError(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
+        raise _NotTheEntry(f"it is a {found.kind}, but {entry.name} is a {entry.kind}")
     arch = getattr(found, "arch", None)
     if expected_arch and arch and arch != expected_arch:
-        raise ZooImportError(f"it holds {arch} weights, but {entry.name} is {expected_arch}")
+        raise _NotTheEntry(f"it holds {arch} weights, but {entry.name} is {expected_arch}")
     resolution = getattr(found, "resolution", None)
     if entry is not None and entry.resolution and resolution and \
             entry.resolution != resolution:
-        raise ZooImportError(f"it is a {resolution} px generator, but {entry.name} is "
-                             f"{entry.resolution} px")
+        raise _NotTheEntry(f"it is a {resolution} px generator, but {entry.name} is "
+                           f"{entry.resolution} px")
     return found
 
 
@@ -1652,8 +1656,17 @@ def import_file(path: str | os.PathLike, name: str | None = None,
                 "under another name")
         entry = None  # another model that kept the file name: imported as one of its own
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
-        with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
-            return _install_copy(src, entry.name, entry, sha, size, identify, steps)
+        try:
+            with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
+                return _install_copy(src, entry.name, entry, sha, size, identify, steps)
+        except ZooImportError as e:
+            # matched by its file name alone: a file that reads as another kind or size
+            # of model is one of the user's own that kept the name (a 256 px fine-tune's
+            # ffhq.pkl), imported as such; it was refused, and the window has no --name
+            if key is not None or entry.sha256 is not None or \
+                    not isinstance(e.__cause__, _NotTheEntry):
+                raise
+            entry = None
     if key is None and (same := _installed_copy(sha, size)) is not None:
         return same  # a second copy (an FFHQ generator: 360 MB) under another name
     pick_free = key is None

@@ -341,7 +341,10 @@ class EditingContext:
                 check_text_edit_params(p)
             except RecipeError as e:
                 raise EditError(str(e)) from e
-            if self.clip is None or self.stats is None or self.relevance is None:
+            if self.clip is None:  # no precompute can run without one either
+                raise EditError("text edits need a CLIP model, and none is loaded for "
+                                "this generator")
+            if self.stats is None or self.relevance is None:
                 raise EditError("text edits need this pack's directions, which are not "
                                 "computed yet: precompute them first")
             try:

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from editor.engine.session import ModelIdentity
 
+from .keys import menu_text
+
 OPEN_ITS_OWN, SHOW_WITH_OPEN = "own", "open"
 
 
@@ -23,9 +25,11 @@ def ask_which_generator(parent: QWidget, name: str, made: ModelIdentity,
                           f"\n\nOpen {made.name} for it?" if here else
                           f"\n\n{made.name} is not here. Show {name} with {open_name}? Its "
                           f"picture will differ, and saving records {open_name}."), parent=parent)
-    own = box.addButton(f"Open {made.name}", QMessageBox.ButtonRole.AcceptRole) if here \
-        else None
-    other = box.addButton(f"Show with {open_name}", QMessageBox.ButtonRole.ApplyRole)
+    # the names are files' ("R&D faces"): an '&' in them is shown, not taken for a mnemonic
+    own = box.addButton(menu_text(f"Open {made.name}"), QMessageBox.ButtonRole.AcceptRole) \
+        if here else None
+    other = box.addButton(menu_text(f"Show with {open_name}"),
+                          QMessageBox.ButtonRole.ApplyRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(own or other)
     box.exec()

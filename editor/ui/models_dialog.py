@@ -54,7 +54,8 @@ OPEN_CLIP_FALLBACK = ("ViT-B-32 / openai (open_clip's cache)", {"arch": "ViT-B-3
                                                                   "tag": "openai"})
 OFFLINE = "seem to be offline"  # in zoo's message for a server it could not reach
 DOWNLOAD_FAILED = "download failed"
-MODEL_FILTER = "Model files (*.pt *.pth *.pkl *.safetensors);;All files (*)"
+# .bin: open_clip's CLIP weights as Hugging Face names them (open_clip_pytorch_model.bin)
+MODEL_FILTER = "Model files (*.pt *.pth *.pkl *.safetensors *.bin);;All files (*)"
 
 
 # ------------------------------------------------------------------ what can be chosen
@@ -204,6 +205,8 @@ def download_job(entry: zoo.ZooEntry):
         try:
             model = zoo.download(entry, progress=on_bytes, cancel=token,
                                  identify=identify_model_file)
+        except zoo.DownloadCancelled:
+            raise  # not a failure: what it kept ("… kept in …part") is the job's note
         except ZooDownloadError as e:
             raise ZooDownloadError(download_failure(entry, str(e)).line) from e
         token.commit()  # installed: a cancel from now on is too late, the job is done
@@ -284,6 +287,11 @@ class _PackTree(QTreeWidget):
         while self._is_heading(index):
             index = self.indexBelow(index) if down else self.indexAbove(index)
         return index
+
+    def neighbour(self, index):
+        """The pack row below `index` (above it, at the end): invalid where none is."""
+        below = self._pack_from(self.indexBelow(index), True)
+        return below if below.isValid() else self._pack_from(self.indexAbove(index), False)
 
     def moveCursor(self, action, modifiers):  # noqa: N802 - Qt override
         index = super().moveCursor(action, modifiers)
@@ -671,12 +679,18 @@ class ModelsDialog(QDialog):
                 "\n\nIts precomputed directions stay in the cache; importing or downloading "
                 "it again brings it back."):
             return False
+        next_key = self.tree.neighbour(self.tree.indexFromItem(self._items[row.key])).data(
+            Qt.ItemDataRole.UserRole)
         try:
             removed = zoo.remove(model.name)
         except (AtelierError, OSError) as e:
             QMessageBox.warning(self, "Cannot remove the model", str(e))
             return False
         self.refresh()
+        if row.key not in self._rows and next_key:
+            # its row went: the next one, as in a file list (the refresh chose the pack in
+            # use, at the top, where Del again did nothing)
+            self.select(next_key)
         self.notice.setText(f"Removed {model.name}." if removed.file_deleted else
                             f"Removed {model.name} from the list; its file stays in "
                             f"{model.path.parent} (downloaded outside the cache).")
