@@ -362,18 +362,13 @@ def test_a_session_made_with_another_generator_is_not_opened_when_cancelled(
     assert window.session_path is None and window.pack.name == "g"
 
 
-@pytest.mark.parametrize("here", [True, False])
-def test_the_question_offers_the_generator_it_was_made_with_only_where_it_is(
-        qtbot, tmp_path, here):
+def _ask_which_generator(made, open_name: str) -> tuple[str, list[str]]:
+    """ask_which_generator's answer with its default button pressed, and its buttons' texts."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from editor.engine.session import ModelIdentity
-    from editor.ui.generator_choice import OPEN_ITS_OWN, SHOW_WITH_OPEN, ask_which_generator
+    from editor.ui.generator_choice import ask_which_generator
 
-    made = tmp_path / "ffhq.pkl"
-    if here:
-        made.write_bytes(b"weights")
     texts = []
 
     def answer():
@@ -384,33 +379,32 @@ def test_the_question_offers_the_generator_it_was_made_with_only_where_it_is(
         texts.extend(b.text() for b in box.buttons())
         box.defaultButton().click()
     QTimer.singleShot(0, answer)
-    got = ask_which_generator(None, "s.json", ModelIdentity("ffhq", "abc", str(made)), "demo")
+    return ask_which_generator(None, "s.json", made, open_name), texts
+
+
+@pytest.mark.parametrize("here", [True, False])
+def test_the_question_offers_the_generator_it_was_made_with_only_where_it_is(
+        qtbot, tmp_path, here):
+    from editor.engine.session import ModelIdentity
+    from editor.ui.generator_choice import OPEN_ITS_OWN, SHOW_WITH_OPEN
+
+    made = tmp_path / "ffhq.pkl"
+    if here:
+        made.write_bytes(b"weights")
+    got, texts = _ask_which_generator(ModelIdentity("ffhq", "abc", str(made)), "demo")
     assert ("Open ffhq" in texts) == here and "Show with demo" in texts
     assert got == (OPEN_ITS_OWN if here else SHOW_WITH_OPEN)
 
 
 def test_the_questions_buttons_show_an_ampersand_in_a_generators_name(qtbot, tmp_path):
     # "Open R&D faces" showed as "Open RD faces", Alt+D pressing it
-    from PySide6.QtCore import QTimer
     from PySide6.QtGui import QKeySequence
-    from PySide6.QtWidgets import QApplication
 
     from editor.engine.session import ModelIdentity
-    from editor.ui.generator_choice import ask_which_generator
 
     made = tmp_path / "R&D faces.pt"
     made.write_bytes(b"weights")
-    texts = []
-
-    def answer():
-        box = QApplication.activeModalWidget()
-        if box is None:
-            QTimer.singleShot(20, answer)
-            return
-        texts.extend(b.text() for b in box.buttons())
-        box.defaultButton().click()
-    QTimer.singleShot(0, answer)
-    ask_which_generator(None, "s.json", ModelIdentity("R&D faces", "abc", str(made)), "B&W")
+    _, texts = _ask_which_generator(ModelIdentity("R&D faces", "abc", str(made)), "B&W")
     assert "Open R&&D faces" in texts and "Show with B&&W" in texts
     assert all(QKeySequence.mnemonic(t).isEmpty() for t in texts)
 
