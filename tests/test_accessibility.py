@@ -71,6 +71,44 @@ def test_alpha_keeps_its_steps(prompt_panel):
     assert _presses(alpha.box, Qt.Key.Key_Up, 2) == pytest.approx([0.2, 0.4])
 
 
+def _hold(widget, key, repeats: int) -> None:
+    """Hold `key` down on `widget`: a press, the keyboard's repeats (a release and a press
+    each, marked as repeats), then the release."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QKeyEvent
+
+    def send(kind, repeat):
+        QApplication.sendEvent(widget, QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier,
+                                                 "", repeat))
+
+    send(QEvent.Type.KeyPress, False)
+    for _ in range(repeats):
+        send(QEvent.Type.KeyRelease, True)
+        send(QEvent.Type.KeyPress, True)
+    send(QEvent.Type.KeyRelease, False)
+
+
+def test_an_arrow_key_held_on_a_slider_is_one_undo_step(window, qtbot):
+    # Each repeat of a held arrow was an undo step of its own (and a full render): a
+    # second's hold made 30 steps to undo, where a drag or a wheel turn makes one.
+    show_active(window, qtbot)
+    type_prompt(window, "face with glasses")
+    alpha, steps = window.prompt_panel.alpha, window.document.undo_stack
+    for part, key in ((alpha.slider, Qt.Key.Key_Right), (alpha.box, Qt.Key.Key_Down)):
+        part.setFocus()
+        start, at = alpha.value(), steps.index()
+        _hold(part, key, 9)
+        assert alpha.value() != start
+        assert steps.index() == at + 1, part
+        assert window.document.state.draft.strength == alpha.value()
+        window.undo_act.trigger()
+        assert window.document.state.draft.strength == start
+    at = steps.index()
+    for _ in range(3):  # pressed and let go: a step each, as before
+        QTest.keyClick(alpha.slider, Qt.Key.Key_Left)
+    assert steps.index() == at + 3
+
+
 def test_page_keys_in_the_psi_box_step_psi_not_the_seed(window, qtbot):
     show_active(window, qtbot)
     source = window.document.state.session.source
@@ -337,3 +375,50 @@ def test_each_transfer_name_shows_whole_in_a_narrow_directions_panel(qtbot):
         tip = box.itemData(i, Qt.ItemDataRole.ToolTipRole)
         assert tip and len(tip) > len(text)  # the longer explanation
     assert [box.itemData(i) for i in range(box.count())] == ["focused", "style", "w"]
+
+
+def _unnamed_controls(top) -> list[str]:
+    """The controls Tab stops at in `top` that a screen reader can name by nothing of
+    their own: no accessible name, no text (a button's), no label that is their buddy. (On
+    Linux Qt names a combo box by its current item, which says what it holds, not what
+    it is for; Windows and macOS name it by these alone.)"""
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractSpinBox,
+        QComboBox,
+        QLabel,
+        QScrollBar,
+        QWidget,
+    )
+
+    buddies = {label.buddy() for label in top.findChildren(QLabel)}
+    unnamed = []
+    for w in top.findChildren(QWidget):
+        if (not w.focusPolicy() & Qt.FocusPolicy.TabFocus or isinstance(w, QScrollBar)
+                or isinstance(w.parent(), QAbstractSpinBox | QComboBox)  # their text line
+                or w.window() is not top):  # a combo box's list, a completer's
+            continue
+        text = w.text().replace("&", "").strip() if isinstance(w, QAbstractButton) else ""
+        if not (w.accessibleName() or text not in ("", "…") or w in buddies):
+            unnamed.append(f"{type(w).__name__} {w.toolTip()[:40]!r}")
+    return unnamed
+
+
+def test_the_crop_frame_and_the_transfer_box_are_named_to_a_screen_reader(qtbot):
+    # The crop frame (where the keyboard starts in the crop dialog) and the directions'
+    # transfer box (no label beside it) had no name at all.
+    import numpy as np
+
+    from editor.engine.session import Session
+    from editor.ui.crop_dialog import CropDialog
+    from editor.ui.directions_panel import DirectionsPanel
+    from editor.ui.export_dialog import ExportDialog
+
+    init_application()
+    crop = CropDialog(np.zeros((40, 60, 3), np.uint8), None, 16)
+    panel = DirectionsPanel()
+    export = ExportDialog(Session(edits=(_edit("Beard"),)), resolution=16)
+    for widget in (crop, panel, export):
+        qtbot.addWidget(widget)
+        assert _unnamed_controls(widget) == [], type(widget).__name__
+    assert "Arrows" in crop.view.accessibleDescription()  # and how the keys move it

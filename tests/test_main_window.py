@@ -136,6 +136,32 @@ def test_the_seed_and_psi_come_back_after_a_restart(window, qtbot):
         close_without_questions(again, qtbot)
 
 
+def test_the_window_comes_back_as_it_was_left_without_an_empty_jobs_panel(window, qtbot,
+                                                                        tmp_path):
+    # The size, the panels' sizes and the last folder come back; the Jobs panel, in view
+    # when the window closed (a job had run), came back too, empty, under the picture.
+    from tests.test_editor_window import show_active
+
+    show_active(window, qtbot)
+    window.resize(700, 520)
+    window.resizeDocks([window.source_dock], [330], Qt.Orientation.Horizontal)
+    window.jobs_dock.show()
+    window._remember_dir(str(tmp_path / "photos" / "me.jpg"))
+    qtbot.wait(20)
+    size, side = window.size(), window.source_dock.width()
+    close_without_questions(window, qtbot)
+    again = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(again)
+    try:
+        show_active(again, qtbot)
+        assert again.size() == size and again.source_dock.width() == side
+        assert again._last_dir() == str(tmp_path / "photos")
+        assert again.jobs_dock.isHidden()
+        assert again.jobs_dock not in again._focus_areas()  # F6 passes it by
+    finally:
+        close_without_questions(again, qtbot)
+
+
 def test_open_latent_and_open_image_start_the_next_dialog_in_their_folder(
         window, tmp_path, monkeypatch):
     # only sessions and generators moved the folder the file dialogs start in
@@ -471,7 +497,7 @@ def test_the_device_menu_reopens_the_model_there_and_is_remembered(
     win.open_generator(str(path))
     qtbot.waitUntil(lambda: win.last_result is not None, timeout=10_000)
     actions = _device_actions(win)
-    assert [a.text() for a in actions.values()] == ["&Auto", "&CPU", "&CUDA 0: Fake"]
+    assert [a.text() for a in actions.values()] == ["&Auto", "&CPU", "CUDA &0: Fake"]
     assert actions["cpu"].isChecked() and win.status_device.text() == "device: cpu"
     asked = []  # there is no GPU to load on here: what the worker is asked for
     monkeypatch.setattr(win.worker, "load_model",
@@ -491,6 +517,22 @@ def test_the_device_menu_reopens_the_model_there_and_is_remembered(
     qtbot.addWidget(again)
     assert _device_actions(again)["cpu"].isChecked() and str(again.renderer.device) == "cpu"
     close_without_questions(again, qtbot)
+
+
+def test_each_device_in_the_menu_has_an_alt_key_of_its_own(window, monkeypatch):
+    # CPU and every CUDA device were all on Alt+C: the key went back and forth between
+    # them in the open menu and chose none.
+    from PySide6.QtWidgets import QMenu
+
+    _fake_working_gpu(monkeypatch)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 3)
+    menu = QMenu()
+    window._build_device_menu(menu)
+    texts = [a.text() for a in menu.actions()]
+    assert texts == ["&Auto", "&CPU", "CUDA &0: Fake", "CUDA &1: Fake", "CUDA &2: Fake"]
+    letters = [t[t.index("&") + 1].lower() for t in texts]
+    assert len(set(letters)) == len(letters)
+    assert window._device_label("cuda:1") == "CUDA 1: Fake"  # as the status line says it
 
 
 def _fake_working_gpu(monkeypatch) -> None:
@@ -574,7 +616,7 @@ def test_the_window_starts_where_cuda_is_reported_but_cannot_start(qtbot, tmp_pa
         win = MainWindow(open_last_model=False)  # it raised RuntimeError
         qtbot.addWidget(win)
         assert str(win.renderer.device) == "cpu" and _device_actions(win)["auto"].isChecked()
-        assert [a.text() for a in _device_actions(win).values()][2] == "&CUDA 0"
+        assert [a.text() for a in _device_actions(win).values()][2] == "CUDA &0"
         win.set_device("cuda:0")  # it raised out of the menu's slot
         assert "cannot be used" in win.statusBar().currentMessage()
         assert _device_actions(win)["auto"].isChecked()
@@ -667,6 +709,36 @@ def test_a_panel_chosen_in_the_view_menu_gets_the_keyboard(window, qtbot):
     directions.trigger()
     qtbot.waitUntil(lambda: window.directions_dock.isAncestorOf(QApplication.focusWidget()),
                     timeout=2000)
+
+
+def test_f6_and_the_compare_key_work_with_a_panel_floated_off_the_window(window, qtbot):
+    # A floated panel is a window of its own: F6 set the focus in it without going there,
+    # so the keyboard stayed on the picture at every press (the panels after it never
+    # reached), and holding \\ there compared nothing.
+    from tests.test_editor_window import show_active
+
+    show_active(window, qtbot)
+    window.source_dock.setFloating(True)
+    qtbot.waitExposed(window.source_dock)
+    show_active(window, qtbot)
+    window.canvas.setFocus()
+    reached = [window.canvas]
+    for _ in range(2):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is not reached[-1], timeout=2000)
+        reached.append(QApplication.focusWidget())
+    reached.pop(0)
+    assert reached[0] is window.source_panel.seed_box
+    assert QApplication.activeWindow() is window  # and on, back in the window
+    assert window.prompt_dock.isAncestorOf(reached[1])
+    QTest.keyClick(reached[1], Qt.Key.Key_F6, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window.source_dock, timeout=2000)
+    box = window.source_panel.psi_box
+    box.setFocus()
+    QTest.keyPress(box, Qt.Key.Key_Backslash)
+    assert window.canvas.holding_compare
+    QTest.keyRelease(box, Qt.Key.Key_Backslash)
+    assert not window.canvas.holding_compare
 
 
 @contextlib.contextmanager

@@ -47,6 +47,8 @@ GRAB = 10  # how near (screen pixels) a corner must be to grab it
 HANDLE = 8  # drawn size of a corner handle
 DIALOG_SIZE = (900, 600)  # the dialog's first size, where the screen has the room
 SCREEN_ROOM = 40  # left free of the screen's available width (twice of its height)
+KEY_HELP = ("Drag to move, drag a corner or turn the wheel to resize. Arrows nudge (Shift: "
+            "faster), +/− resize, Home: the largest centred square.")
 
 
 def _smooth(image: QImage, w: int, h: int) -> QImage:
@@ -87,6 +89,9 @@ class CropView(QWidget):
         self.setMinimumSize(320, 320)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # the control the keyboard starts on: a screen reader said nothing at all of it
+        self.setAccessibleName("Crop frame")
+        self.setAccessibleDescription(KEY_HELP)
         self.setMouseTracking(True)  # hover cursors show what a drag would do
         self.image = image
         w, h = image.width(), image.height()
@@ -335,9 +340,7 @@ class CropDialog(QDialog):
         self.centre_button.setAutoDefault(False)  # Enter accepts the dialog, never resets
         self.centre_button.clicked.connect(self.view.centre)
         # the text colour, not the disabled grey (1.6:1): the keys are said nowhere else
-        key_help = QLabel("Drag to move, drag a corner or turn the wheel to resize. "
-                          "Arrows nudge (Shift: faster), +/− resize, "
-                          "Home: the largest centred square.")
+        key_help = QLabel(KEY_HELP)
         key_help.setWordWrap(True)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok

@@ -103,6 +103,9 @@ class DirectionsPanel(QWidget):
                                     Qt.ItemDataRole.ToolTipRole)
         self.method.setToolTip("How a direction found in CLIP space is applied to the "
                                "generator")
+        # no label beside it (the column is narrow): a screen reader on Windows or macOS
+        # named the box by nothing but its role
+        self.method.setAccessibleName("How directions are applied")
         # sized by its longest name, it held the whole side column at 450 px or more, and
         # so the picture small on a small screen: 12 characters, which show each (short)
         # name whole

@@ -270,6 +270,16 @@ def _bundled(path: str) -> bool:
     return Path(path).resolve().is_relative_to(RESOURCES_DIR)
 
 
+def _device_item_text(choice: str, label: str) -> str:
+    """View ▸ Device's item: Auto and CPU by their first letter, a CUDA device by its
+    number (each began with C, as CPU did: Alt+C went back and forth between them and
+    chose none)."""
+    index = choice.removeprefix("cuda:")
+    if index == choice:
+        return f"&{label}"
+    return label.replace(f"CUDA {index}", f"CUDA &{index}", 1) if len(index) == 1 else label
+
+
 class MainWindow(QMainWindow):
     def __init__(self, renderer: Renderer | None = None, open_last_model: bool = True,
                  device: str | None = None):
@@ -760,7 +770,7 @@ class MainWindow(QMainWindow):
         """Auto, the CPU and each CUDA device; the choice is remembered (set_device)."""
         self.device_group = QActionGroup(self)
         for choice, label in device_choices():
-            act = QAction(f"&{label}", self, checkable=True)
+            act = QAction(_device_item_text(choice, label), self, checkable=True)
             act.setData(choice)
             act.setChecked(choice == self._device_choice)
             act.triggered.connect(lambda _c=False, c=choice: self.set_device(c))
@@ -1137,7 +1147,9 @@ class MainWindow(QMainWindow):
             if event.type() == QEvent.Type.KeyRelease and self.canvas.holding_compare:
                 self.canvas.set_holding_compare(False)
                 return True
-            if (event.type() == QEvent.Type.KeyPress and QApplication.activeWindow() is self
+            # in a panel floated off the window too (a window of its own)
+            if (event.type() == QEvent.Type.KeyPress
+                    and QApplication.activeWindow() in (self, *self._panel_docks())
                     and not isinstance(QApplication.focusWidget(), QLineEdit)):
                 self.canvas.set_holding_compare(True)
                 self.request_render()  # the "before" image comes with the render
@@ -2031,9 +2043,11 @@ class MainWindow(QMainWindow):
         geometry = settings_values.byte_array(s, "window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self._first_size()
-        self.jobs_dock.hide()  # shown when a job starts
         dock_state = settings_values.byte_array(s, "window/state")
         restored = dock_state is not None and self.restoreState(dock_state)
+        # shown when a job starts; after the restore, which showed it again if it was in
+        # view when the window closed (an empty panel under the picture at every start)
+        self.jobs_dock.hide()
         self._fit_forms_when_shown = not restored  # sizes are known only once shown
         self.set_theme(settings_values.text(s, "view/theme", "system"))
         self._fill_recent_menu()

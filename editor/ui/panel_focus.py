@@ -40,6 +40,10 @@ def focus_area(area: QWidget) -> bool:
     if stop is None:
         return False
     stop.setFocus(Qt.FocusReason.ShortcutFocusReason)
+    if stop.window() is not QApplication.activeWindow():
+        # a floating panel is a window of its own: the focus set in it waited there while
+        # the keyboard stayed where it was (F6 went nowhere, from or to the panel)
+        stop.window().activateWindow()
     return True
 
 

@@ -2,9 +2,9 @@
 
 QSlider only knows integers; this maps a float range onto it and keeps a QDoubleSpinBox in
 step. `value_changed` fires while dragging (the canvas follows the hand), `drag_finished`
-when the hand lets go or a value is typed, so the undo history can merge one drag into one
-step. Navigation keys (arrows, PgUp/PgDown, Home/End) step the focused slider or box even
-where the window binds them to an action (PgUp/PgDown change the seed).
+when the hand (or a held key) lets go or a value is typed, so the undo history can merge
+one drag into one step. Navigation keys (arrows, PgUp/PgDown, Home/End) step the focused
+slider or box even where the window binds them to an action (PgUp/PgDown change the seed).
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class FloatSlider(QWidget):
         # in a scrolling list the wheel must scroll the list, not the row under the hand
         self._wheel_needs_focus = wheel_needs_focus
         self._steps = steps  # about how many arrow presses cross the range
+        # a navigation key held down: its repeats are one step too, ending when let go
+        # (each repeat was a step of its own: a second's hold made 30)
+        self._held_key: int | None = None
         self._typed = typed_range or (float(minimum), float(maximum))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.box = QDoubleSpinBox()
@@ -83,7 +86,7 @@ class FloatSlider(QWidget):
         for w in (self.slider, self.box):
             claim_keys(w, NAVIGATION_KEYS)  # the arrows and PgUp/PgDown move this value
         # a wheel turning: drag_finished waits for its end (one undo step, as a drag)
-        self._wheeling = self._wheel_moved = False
+        self._wheeling = self._moved = False
         self._wheel_settled = QTimer(self, singleShot=True, interval=WHEEL_SETTLE_MS)
         self._wheel_settled.timeout.connect(self._end_wheel)
         self.set_value(value)
@@ -100,12 +103,27 @@ class FloatSlider(QWidget):
                 QTimer.singleShot(0, self._end_wheel)  # after this event's own change
             else:
                 self._wheel_settled.start()
+        elif (event.type() == QEvent.Type.KeyPress and event.key() in NAVIGATION_KEYS
+              and not event.isAutoRepeat()):
+            self._held_key = event.key()
+        elif self._held_key is not None and (
+                event.type() == QEvent.Type.FocusOut  # its release goes elsewhere
+                or event.type() == QEvent.Type.KeyRelease
+                and event.key() == self._held_key and not event.isAutoRepeat()):
+            self._held_key = None
+            self._end_change()
         return super().eventFilter(watched, event)
 
     def _end_wheel(self) -> None:
         self._wheel_settled.stop()
-        moved = self._wheel_moved
-        self._wheeling = self._wheel_moved = False
+        self._wheeling = False
+        self._end_change()
+
+    def _end_change(self) -> None:
+        """A wheel turn or a held key ended: what it changed is one step."""
+        if self._wheeling or self._held_key is not None:  # the other goes on
+            return
+        moved, self._moved = self._moved, False
         if moved:
             self.drag_finished.emit()
 
@@ -209,13 +227,14 @@ class FloatSlider(QWidget):
         with QSignalBlocker(self.box):
             self.box.setValue(value)
         self.value_changed.emit(value)
-        self._finished_unless_wheeling()
+        self._finished_unless_held()
 
-    def _finished_unless_wheeling(self) -> None:
-        """A change by keys or a click on the groove is a step of its own; a wheel's ends
-        with the wheel (_end_wheel), a drag's when the hand lets go (sliderReleased)."""
-        if self._wheeling:
-            self._wheel_moved = True
+    def _finished_unless_held(self) -> None:
+        """A click on the groove or a typed value is a step of its own; a wheel's change
+        ends with the wheel (_end_wheel), a key's when it is let go (its repeats too), a
+        drag's when the hand lets go (sliderReleased)."""
+        if self._wheeling or self._held_key is not None:
+            self._moved = True
         elif not self.slider.isSliderDown():
             self.drag_finished.emit()
 
@@ -223,4 +242,4 @@ class FloatSlider(QWidget):
         with QSignalBlocker(self.slider):
             self.slider.setValue(self._to_tick(value))
         self.value_changed.emit(value)
-        self._finished_unless_wheeling()
+        self._finished_unless_held()
