@@ -422,3 +422,15 @@ def test_the_crop_frame_and_the_transfer_box_are_named_to_a_screen_reader(qtbot)
         qtbot.addWidget(widget)
         assert _unnamed_controls(widget) == [], type(widget).__name__
     assert "Arrows" in crop.view.accessibleDescription()  # and how the keys move it
+
+
+def test_the_source_panels_buttons_name_the_shortcut_of_their_menu_item(window):
+    # "Open image…" said Ctrl+I, "Open latent or recipe…" said nothing of Ctrl+L
+    from PySide6.QtWidgets import QPushButton
+
+    actions = {a.text().replace("&", ""): a for a in (window.open_image_act,
+                                                       window.open_latent_act)}
+    buttons = {b.text(): b for b in window.source_panel.findChildren(QPushButton)}
+    for text, action in actions.items():
+        keys = action.shortcut().toString()
+        assert keys and f"({keys})" in buttons[text].toolTip(), text

@@ -90,7 +90,7 @@ class SourcePanel(QWidget):
         open_image.clicked.connect(self.open_image_requested)
         open_latent = QPushButton(icon("mdi6.file-outline"), "Open latent or recipe…")
         open_latent.setToolTip("Start from a saved W+ latent (.npy, .pt, .safetensors), "
-                               "a session or an exported PNG's recipe")
+                               "a session or an exported PNG's recipe (Ctrl+L)")
         open_latent.clicked.connect(self.open_latent_requested)
         form = QFormLayout()
         form.addRow("Seed", self.seed_box)
