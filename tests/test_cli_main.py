@@ -169,6 +169,19 @@ def _no_precompute(*args, **kwargs):
     raise AssertionError("a precompute ran")
 
 
+def _forbid_opening_a_pack(monkeypatch) -> None:
+    """Any command that gets as far as opening a pack fails the test. The commands that
+    take open_pack by name at import are imported first and patched too: imported while
+    the patch stood, they kept the stub for every later test (test_cli_edit's 56 failed
+    when it ran after this file)."""
+    import editor.cli.edit
+    import editor.cli.invert
+    import editor.engine.packs
+
+    for module in (editor.engine.packs, editor.cli.edit, editor.cli.invert):
+        monkeypatch.setattr(module, "open_pack", _no_precompute)
+
+
 def test_precompute_of_the_bundled_demo_pack_is_already_done(monkeypatch, capsys):
     # `atelier precompute` on the demo generator computed the pack that ships with the
     # program again (about 95 min on a CPU), into a cache the editor never reads for it
@@ -243,7 +256,7 @@ def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, me
     # for about 68 GB
     # what the old code went on to do would crash the tests, or sample 1e8 images
     monkeypatch.setattr("torch.set_num_threads", _no_precompute)
-    monkeypatch.setattr("editor.engine.packs.open_pack", _no_precompute)
+    _forbid_opening_a_pack(monkeypatch)
     rest = {"precompute": ["--generator", "g.pt", "--clip-checkpoint", "c.pt"],
             "edit": ["-o", "x.png"], "discover": [],
             "import-styleclip": ["fs3.npy", "--generator", "g.pt"]}[argv[0]]
@@ -251,9 +264,25 @@ def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, me
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [
+    ["discover", "--generator", ""], ["discover", "--json", ""],
+    ["discover", "--clip-file", ""], ["discover", "--vocab", ""],
+    ["precompute", "--generator", "g.pt", "--clip-checkpoint", ""],
+    ["precompute", "--generator", "g.pt", "--clip-checkpoint", "c.pt", "--into", ""],
+    ["precompute", "--generator", "g.pt", "--clip-checkpoint", "c.pt", "--json", ""],
+])
+def test_an_empty_name_is_refused_when_the_command_is_read(argv, capsys, monkeypatch):
+    # `--generator "$GEN"` with GEN unset opened the demo generator, `--json ""` wrote
+    # nothing, `--into ""` wrote the user cache, all with status 0; precompute's
+    # `--clip-checkpoint ""` was a traceback (AttributeError in _read_config)
+    _forbid_opening_a_pack(monkeypatch)
+    assert _atelier(argv) == 2  # (precompute's g.pt, never read, does not exist: status 1)
+    assert "an empty name" in capsys.readouterr().err
+
+
 def test_discover_refuses_a_clip_arch_it_would_ignore(tiny_models, capsys, monkeypatch):
     # `discover --clip-arch ViT-B-32` went on with the demo CLIP without a word
-    monkeypatch.setattr("editor.engine.packs.open_pack", _no_precompute)
+    _forbid_opening_a_pack(monkeypatch)
     assert _atelier(["discover", "--generator", tiny_models[0], "--clip-arch", "ViT-B-32",
                      "--device", "cpu"]) == 1
     assert "--clip-arch needs --clip-pretrained TAG or --clip-checkpoint FILE" in \

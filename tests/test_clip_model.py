@@ -258,7 +258,8 @@ def test_pretrained_download_offline_fails_quickly_with_clip_error(tmp_path, no_
 def test_unknown_tag_or_architecture_is_a_clip_error():
     with pytest.raises(ClipError, match="no pretrained tag 'nonsense'.*openai"):
         ClipModel.from_pretrained("ViT-B-32", "nonsense")
-    with pytest.raises(ClipError, match="no pretrained tag"):
+    # the architecture is what is wrong ("no pretrained tag 'openai' ... (tags: none)")
+    with pytest.raises(ClipError, match="unknown CLIP architecture 'No-Such-Arch'"):
         ClipModel.from_pretrained("No-Such-Arch", "openai")
     with pytest.raises(ClipError, match="unknown CLIP architecture"):
         ClipModel.from_checkpoint("No-Such-Arch", __file__)

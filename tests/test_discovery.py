@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import threading
 
 import pytest
@@ -949,7 +951,10 @@ def test_cli_discover_refuses_meaningless_counts_and_bad_files_before_sampling(
     (tmp_path / "many.txt").write_text("".join(f"word{i}\n" for i in range(20_001)))
     (tmp_path / "a_folder").mkdir()
     cases = [(["--n-samples", "2", "--k", "1"], "needs at least 10 samples"),
-             (["--n-samples", "400", "--k", "300"], "needs at least 3000 samples"),
+             (["--n-samples", "100", "--k", "20"], "needs at least 200 samples"),
+             # the CLIP's width first: more samples (3,000) would not have helped
+             (["--n-samples", "400", "--k", "300"], "more components than this CLIP "
+              "model's 32 dimensions; use --k 32 or less"),
              (["--vocab", str(tmp_path / "latin1.txt")], "is not UTF-8 text"),
              (["--vocab", str(tmp_path / "many.txt")], "at most 20000"),
              (["--json", str(tmp_path / "a_folder")], "is a folder")]
@@ -1381,3 +1386,39 @@ def test_the_mixtures_tokens_are_gathered_once_per_tokenizer(monkeypatch):
     again = dd.label_setup(pack, ["smile"])
     assert len(gathered) == 1 and again.tokens == first.tokens is not None
     assert dd.label_setup(pack).identity() == first.identity()
+
+
+def test_a_word_given_again_in_another_case_or_spacing_is_one_label():
+    # `atelier discover --words "dark  skin,Dark skin"` listed "dark  skin 0.99, Dark skin
+    # 0.99, dark skin 0.99" as a direction's top labels: one word, which CLIP reads alike
+    vocab = dd.demo_vocabulary(["dark  skin", "Dark skin", " red\thair", "Freckles",
+                                "freckles", "sun  burn"])
+    labels = [w.label for w in vocab.words]
+    assert labels.count("dark skin") == 1 and labels[-2:] == ["Freckles", "sun burn"]
+    assert not any(label.casefold() in ("dark  skin", "red\thair") for label in labels)
+    assert vocab.words[-1].prompts == (dd.DEMO_TEMPLATE.format("sun burn"),)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_cli_discover_json_into_a_pipe_or_device_writes_into_it(tmp_path, capsys):
+    # --json named a device or a pipe (/dev/stdout with stdout on /dev/null, `>(jq .)`,
+    # a FIFO): a plain file was renamed over it (as root /dev/null became one), and
+    # without --overwrite it was refused as a file that "exists"
+    from editor.cli import main
+
+    fifo = tmp_path / "directions"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    try:
+        code = main(["discover", "--json", str(fifo)])  # the demo pack's shipped result
+    finally:
+        if reader.is_alive():  # never opened for writing: let the reader go
+            with open(fifo, "wb"):
+                pass
+        reader.join(30)
+    assert code == 0, capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == [
+        "directions"]
+    assert json.loads(got[0])["format"] == "latent-atelier-discovery"

@@ -55,6 +55,27 @@ def _running(panel) -> bool:
     return not panel.discover_button.isEnabled() and panel.progress.isVisibleTo(panel)
 
 
+def _other_pack(tiny_pack, tmp_path):
+    """Another generator's pack, with the same CLIP."""
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+
+    return open_pack(save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=1),
+                                    tmp_path / "other.safetensors"),
+                     ClipSource(path=tiny_pack.clip_source.path))
+
+
+def _discovering_then_other_shown(qtbot, tiny_pack, other):
+    """A flow whose discovery on `tiny_pack` is under way (held) while `other` is shown."""
+    flow, panel, jobs, current = _flow(qtbot, tiny_pack)
+    flow.pack_changed(tiny_pack)
+    job = flow.start()
+    qtbot.waitUntil(lambda: job.progress is not None, timeout=10_000)
+    current[0] = other
+    flow.pack_changed(other)
+    return flow, panel, jobs, current
+
+
 def _held_discovery(monkeypatch) -> threading.Event:
     """Discovery jobs that report 30 % sampled, then wait until the event is set."""
     release = threading.Event()
@@ -87,19 +108,9 @@ def test_picking_a_transfer_while_discovering_keeps_the_job_on_show(qtbot, tiny_
 def test_a_job_for_another_pack_names_its_pack(qtbot, tiny_pack, tmp_path, monkeypatch):
     # Discover on one pack, then another opened: that pack's own directions showed under
     # the job's progress bar, unnamed, and "Discovered 4 directions" under a list of 3
-    from editor.core.checkpoints import save_generator
-    from editor.engine.packs import ClipSource, open_pack
-
     release = _held_discovery(monkeypatch)
-    other = open_pack(save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=1),
-                                     tmp_path / "other.safetensors"),
-                      ClipSource(path=tiny_pack.clip_source.path))
-    flow, panel, jobs, current = _flow(qtbot, tiny_pack)
-    flow.pack_changed(tiny_pack)
-    job = flow.start()
-    qtbot.waitUntil(lambda: job.progress is not None, timeout=10_000)
-    current[0] = other
-    flow.pack_changed(other)
+    other = _other_pack(tiny_pack, tmp_path)
+    flow, panel, jobs, current = _discovering_then_other_shown(qtbot, tiny_pack, other)
     assert f"{tiny_pack.name}: sampling: 30/100 images" in panel.progress.format()
     with qtbot.waitSignal(jobs.job_finished, timeout=60_000) as finished:
         release.set()
@@ -270,3 +281,37 @@ def test_label_words_beyond_the_most_kept_are_named_in_the_status_bar(qtbot, tin
     assert flow.words()[-1] == f"word{flow_module.MAX_WORDS - 1}"
     assert f"Kept the first {flow_module.MAX_WORDS} of {flow_module.MAX_WORDS + 5} label " \
         "words" in flow.window.statusBar().currentMessage()
+
+
+def test_a_job_that_ends_keeps_the_strengths_set_on_the_pack_shown(qtbot, tiny_pack,
+                                                                    tmp_path, monkeypatch):
+    # Another pack's discovery (or a cancelled one) ending listed the open pack's
+    # directions again: every strength the user had set went back to its default, and
+    # the current row was lost
+    other = _other_pack(tiny_pack, tmp_path)
+    _last(dd.discovery_job(other))
+    release = _held_discovery(monkeypatch)
+    flow, panel, jobs, current = _discovering_then_other_shown(qtbot, tiny_pack, other)
+    key = panel.entries[1].key
+    panel._sliders[key].set_value(4.0)
+    panel.list.setCurrentRow(1)
+    with qtbot.waitSignal(jobs.job_ended, timeout=60_000):
+        release.set()
+    assert panel.strength(key) == 4.0 and panel.list.currentRow() == 1
+    assert not _running(panel) and panel.discover_button.text() == "Discovered"
+
+    # and so does a cancelled run
+    release = _held_discovery(monkeypatch)
+    current[0] = tiny_pack
+    flow.pack_changed(tiny_pack)
+    flow.discovery = dataclasses.replace(flow.discovery, key="made-before")  # offered again
+    flow._rediscover = True
+    flow._show()
+    key = panel.entries[0].key
+    panel._sliders[key].set_value(-3.0)
+    job = flow.start()
+    qtbot.waitUntil(lambda: job.progress is not None, timeout=10_000)
+    with qtbot.waitSignal(jobs.job_ended, timeout=60_000):
+        job.cancel()
+        release.set()
+    assert panel.strength(key) == -3.0 and panel.discover_button.isEnabled()

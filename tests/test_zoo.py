@@ -1222,6 +1222,26 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     assert leftovers(target.parent) == ["f.json"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_atomic_write_into_a_pipe_writes_into_it_and_keeps_it(tmp_path):
+    # a file renamed over a device or a pipe replaced it (`--json /dev/stdout` with
+    # stdout on /dev/null made /dev/null a plain file, as root); its reader got nothing
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    try:
+        paths.atomic_write_text(fifo, "data")
+    finally:
+        if reader.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode):
+            with open(fifo, "wb"):  # never opened for writing: let the reader go
+                pass
+        reader.join(10)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and leftovers(tmp_path) == ["pipe"]
+    assert got == [b"data"]
+
+
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 def test_atomic_path_failure_keeps_old_file_and_removes_temp(tmp_path, exc):
     target = tmp_path / "f.bin"

@@ -16,7 +16,13 @@ import json
 import sys
 from pathlib import Path
 
-from editor.core.arg_types import DEVICE_HELP, THREADS_HELP, int_at_least, thread_count
+from editor.core.arg_types import (
+    DEVICE_HELP,
+    THREADS_HELP,
+    int_at_least,
+    non_empty,
+    thread_count,
+)
 from editor.core.errors import AtelierError, is_out_of_memory
 from editor.engine.session import MAX_SEED
 
@@ -54,13 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default=None,
                    help="transfer whose deltas the table summarises (all are exported; "
                    "default: focused, or w where the pack has no global directions)")
-    p.add_argument("--vocab", metavar="FILE",
+    p.add_argument("--vocab", type=non_empty, metavar="FILE",
                    help="extra label words or phrases, one a line ('#' comments)")
     p.add_argument("--words", metavar="LIST", help="extra label words, comma-separated")
     p.add_argument("--no-mixture", action="store_true",
                    help="zero-shot labels only (skip the token-mixture optimisation)")
-    p.add_argument("--json", metavar="OUT", help="write the directions (labels, confidences, "
-                   "CLIP directions, style deltas) to this JSON file")
+    p.add_argument("--json", type=non_empty, metavar="OUT",
+                   help="write the directions (labels, confidences, CLIP directions, style "
+                   "deltas) to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--recompute", action="store_true",
                    help="discover again, ignoring a cached result (one made before the "
@@ -124,13 +131,14 @@ def _failure(e: BaseException, pack, config) -> int:
 def _check_counts(n_samples: int, k: int, clip_width: int | None) -> None:
     """Enough samples for k components to mean something: a correlation over a handful
     of images is always near +/-1, and PCA gives at most n - 1 components, and no more
-    than CLIP's embedding has dimensions."""
-    if n_samples < MIN_SAMPLES_PER_COMPONENT * k:
-        raise AtelierError(f"--k {k} needs at least {MIN_SAMPLES_PER_COMPONENT * k} samples "
-                           f"(--n-samples), got {n_samples}")
+    than CLIP's embedding has dimensions (said first: a --k past them was told to sample
+    more images, then refused for the width, or asked for more than MAX_SAMPLES)."""
     if clip_width is not None and k > clip_width:
         raise AtelierError(f"--k {k} is more components than this CLIP model's {clip_width} "
                            f"dimensions; use --k {clip_width} or less")
+    if n_samples < MIN_SAMPLES_PER_COMPONENT * k:
+        raise AtelierError(f"--k {k} needs at least {MIN_SAMPLES_PER_COMPONENT * k} samples "
+                           f"(--n-samples), got {n_samples}")
 
 
 def _open(args: argparse.Namespace):

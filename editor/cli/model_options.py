@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from editor.core.arg_types import non_empty
 from editor.core.errors import AtelierError
 
 if TYPE_CHECKING:
@@ -16,14 +17,15 @@ if TYPE_CHECKING:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     models = p.add_argument_group("models (default: the bundled demo pack)")
-    models.add_argument("--generator", metavar="PATH",
+    models.add_argument("--generator", type=non_empty, metavar="PATH",
                         help="generator file (.pt, .pkl, .safetensors)")
     clip = models.add_mutually_exclusive_group()
-    clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", metavar="PATH",
+    clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", type=non_empty,
+                      metavar="PATH",
                       help="CLIP weights file (with --clip-arch unless saved by this program)")
-    clip.add_argument("--clip-pretrained", metavar="TAG",
+    clip.add_argument("--clip-pretrained", type=non_empty, metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
-    models.add_argument("--clip-arch", metavar="ARCH",
+    models.add_argument("--clip-arch", type=non_empty, metavar="ARCH",
                         help="open_clip architecture, e.g. ViT-B-32")
 
 

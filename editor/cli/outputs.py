@@ -29,7 +29,10 @@ def shown(path: str | os.PathLike) -> str:
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
+    from editor.core.paths import written_in_place
+
+    # (a device or a pipe, /dev/null or /dev/stdout, is written into: nothing is replaced)
+    if path.exists() and not overwrite and not written_in_place(path):
         raise AtelierError(f"{path} exists; pass --overwrite to replace it")
 
 

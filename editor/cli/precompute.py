@@ -21,6 +21,7 @@ from editor.core.arg_types import (
     THREADS_HELP,
     float_within,
     int_at_least,
+    non_empty,
     positive_float,
     thread_count,
 )
@@ -60,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute the style statistics and the per-channel CLIP relevance that "
         "text edits (StyleCLIP global directions) need, for one generator and one CLIP "
         "model. The result is cached; interrupted runs resume.")
-    p.add_argument("--generator", required=True, metavar="PATH",
+    p.add_argument("--generator", required=True, type=non_empty, metavar="PATH",
                    help="generator checkpoint (rosinality .pt, NVIDIA .pkl, .safetensors)")
     add_clip_args(p)
     p.add_argument("--n-images", type=int_at_least(1, MAX_IMAGES), default=N_IMAGES,
@@ -84,12 +85,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help=THREADS_HELP)
-    p.add_argument("--into", metavar="DIR", default=None,
+    p.add_argument("--into", type=non_empty, metavar="DIR", default=None,
                    help="write the pack into this folder instead of the user cache (how the "
                    "demo pack's directions are made for "
                    "editor/resources/models/toyfaces/directions; the pack that ships there "
                    "is otherwise not computed again)")
-    p.add_argument("--json", metavar="OUT",
+    p.add_argument("--json", type=non_empty, metavar="OUT",
                    help="also write a summary (the pack's file, the models, the settings, "
                    "seconds, channels) to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -99,16 +100,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_clip_args(p: argparse.ArgumentParser) -> None:
     """The CLIP model options (read by load_clip), shared with `atelier import-styleclip`."""
     clip = p.add_mutually_exclusive_group(required=True)
-    clip.add_argument("--clip-pretrained", metavar="TAG",
+    clip.add_argument("--clip-pretrained", type=non_empty, metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
     clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
-                      metavar="PATH",
+                      type=non_empty, metavar="PATH",
                       help="local CLIP weights (with --clip-arch unless saved by this program)")
-    clip.add_argument("--clip-config", metavar="JSON",
+    clip.add_argument("--clip-config", type=non_empty, metavar="JSON",
                       help="open_clip model config: a .json file or inline JSON (random "
                       "weights unless --clip-weights is given)")
-    p.add_argument("--clip-arch", metavar="ARCH", help="open_clip architecture, e.g. ViT-B-32")
-    p.add_argument("--clip-weights", metavar="PATH", help="weights for --clip-config")
+    p.add_argument("--clip-arch", type=non_empty, metavar="ARCH",
+                   help="open_clip architecture, e.g. ViT-B-32")
+    p.add_argument("--clip-weights", type=non_empty, metavar="PATH",
+                   help="weights for --clip-config")
     p.add_argument("--download", action="store_true",
                    help="allow downloading the pretrained CLIP weights if not cached")
 

@@ -13,6 +13,15 @@ from collections.abc import Callable
 DEVICE_HELP = "auto (CUDA if present, as the window does; the default), cpu, cuda or cuda:N"
 
 
+def non_empty(text: str) -> str:
+    """A file, folder or model name: an empty one (`--json "$OUT"` with OUT unset) is a
+    usage error. It read as the option left out (the demo generator opened, no JSON
+    written, the user cache written), or, for precompute's CLIP, as a traceback."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty name (an unset shell variable?)")
+    return text
+
+
 def finite_float(text: str) -> float:
     try:
         value = float(text)

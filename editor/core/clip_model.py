@@ -559,6 +559,9 @@ def _pretrained_cfg(arch: str, tag: str) -> dict:
     pcfg = open_clip.get_pretrained_cfg(arch, tag)
     if not pcfg:
         tags = open_clip.list_pretrained_tags_by_model(arch)
+        if not tags and open_clip.get_model_config(_open_clip_name(arch)[0]) is None:
+            # a misspelt architecture, not a tag: "no tag 'openai' (tags: none)" blamed it
+            raise _unknown_architecture(arch)
         known = ", ".join(tags) if tags else "none"
         raise ClipError(f"open_clip has no pretrained tag '{tag}' for '{arch}' (tags: {known})")
     return dict(pcfg)

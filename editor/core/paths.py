@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -160,6 +161,17 @@ def _put_in_place_new(tmp: Path, path: Path) -> None:
     tmp.unlink()
 
 
+def written_in_place(path: str | os.PathLike) -> bool:
+    """Whether `path` is (or leads to) a device, a pipe or a socket: /dev/null, /dev/stdout,
+    a FIFO. What is written to one goes into it, as with a shell's `>`; there is no file
+    to replace (and no folder to write a temporary file in)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (an empty file already exists there) for the
@@ -172,8 +184,14 @@ def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
     FileExistsError raised.
 
     A symbolic link stays a link: the file it leads to is the one replaced (as editors
-    save through a link), where replacing the link itself would leave its target stale."""
+    save through a link), where replacing the link itself would leave its target stale.
+    A device or a pipe (written_in_place) is yielded itself, to be written into: renamed
+    over, `--json /dev/stdout` with stdout on /dev/null made /dev/null a plain file (as
+    root), and a FIFO's reader got nothing."""
     path = Path(path)
+    if replace and written_in_place(path):
+        yield path
+        return
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     made = _make_parents(path.parent)

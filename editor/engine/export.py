@@ -31,6 +31,7 @@ from editor.core.image_io import (
     save_animation,
     save_image,
 )
+from editor.core.paths import written_in_place
 from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
@@ -260,6 +261,8 @@ def check_targets(paths: Iterable[str | Path]) -> None:
             mode = _lstat_mode(path)
         if mode is not None and stat.S_ISDIR(mode):
             raise ValueError(f"'{path}' is a folder; choose a file name.")
+        if mode is not None and written_in_place(path):
+            continue  # written into (/dev/null, a FIFO): its folder is not written
         parent = os.path.dirname(path) or os.curdir
         if parent not in folders_seen:
             _check_folder(Path(parent))

@@ -146,14 +146,17 @@ class Vocabulary:
     template: str = GENERAL_TEMPLATE  # for added words and mixture tokens; "{}" the word
 
     def extended(self, labels: Sequence[str]) -> Vocabulary:
-        """With the user's words (phrases; blank lines and '#' comments skipped)."""
-        have = {w.label for w in self.words}
+        """With the user's words (phrases; blank lines and '#' comments skipped). A word
+        already there in another case or spacing is left out: CLIP reads "Dark  skin" as
+        "dark skin", and the list showed the same label twice (the window's words came
+        spaced once, the command line's as typed)."""
+        have = {w.label.casefold() for w in self.words}
         extra = []
         for text in labels:
-            text = text.strip()
-            if text and not text.startswith("#") and text not in have:
+            text = " ".join(text.split())
+            if text and not text.startswith("#") and text.casefold() not in have:
                 extra.append(Word(text, (self.template.replace("{}", text),)))
-                have.add(text)
+                have.add(text.casefold())
         return replace(self, words=self.words + tuple(extra))
 
     def identity(self) -> str:

@@ -250,7 +250,8 @@ class DiscoveryFlow(QObject):
             pack = self._pack()
             if pack is not None and pack.clip is None:
                 self._show_unavailable(pack)  # Discover would do nothing: keep the reason
-            elif self.discovery is None:
-                self.panel.set_idle()
             else:
-                self._show()
+                # the list as it is (_on_finished has shown a new result): listing it again
+                # put the strengths the user had set back to their defaults, and lost the
+                # current row, whenever a cancelled job or another pack's ended
+                self.panel.set_idle()
