@@ -19,6 +19,7 @@ from editor.core.paths import cache_dir
 from editor.engine.session import Session
 from editor.ui import clipboard as cb
 from editor.ui.qimages import qimage_from_array
+from tests.conftest import close_without_questions
 from tests.test_editor_window import (  # noqa: F401 - fixtures used by name
     _answer_crop_dialog,
     models,
@@ -26,6 +27,7 @@ from tests.test_editor_window import (  # noqa: F401 - fixtures used by name
     show_active,
     type_prompt,
     window,
+    window_opening,
 )
 
 
@@ -314,3 +316,27 @@ def test_copy_recipe_puts_text_that_pastes_back_into_the_same_picture(window, qt
     assert not np.array_equal(settled(window, qtbot), shown)
     window.paste()
     assert np.array_equal(settled(window, qtbot), shown)
+
+
+def test_a_picture_pasted_while_the_first_model_loads_opens_with_it(qtbot, tmp_path,
+                                                                    monkeypatch, models):
+    # It said "Open a generator first." while the generator opened at start was loading
+    # (a dropped or pasted file waited for it)
+    told = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
+    inverted = []
+    win = window_opening(qtbot, tmp_path, monkeypatch, models)
+    monkeypatch.setattr(win.inversion, "start",
+                        lambda path, name=None: inverted.append((path, name)))
+    try:
+        QApplication.clipboard().setImage(qimage_from_array(
+            np.full((24, 24, 3), 90, np.uint8)))
+        win.paste()
+        assert told == [] and inverted == []
+        assert "opens once g.safetensors has loaded" in win.statusBar().currentMessage()
+        qtbot.waitUntil(lambda: bool(inverted), timeout=20_000)
+        path, name = inverted[0]
+        assert name == "pasted picture" and os.path.dirname(path) == str(cache_dir() / "pasted")
+        assert win.pack is not None
+    finally:
+        close_without_questions(win, qtbot)

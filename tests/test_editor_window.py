@@ -50,8 +50,8 @@ def models(tmp_path):
     return gen, clip, cli
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, models):
+def window_opening(qtbot, tmp_path, monkeypatch, models) -> MainWindow:
+    """A window with settings of its own, its test models asked for and still loading."""
     init_application()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
@@ -63,6 +63,12 @@ def window(qtbot, tmp_path, monkeypatch, models):
     gen, clip, _ = models
     win.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                        stats_samples=STATS)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, models):
+    win = window_opening(qtbot, tmp_path, monkeypatch, models)
     qtbot.waitUntil(lambda: win.last_result is not None, timeout=20_000)
     yield win
     close_without_questions(win, qtbot)

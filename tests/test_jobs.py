@@ -950,3 +950,34 @@ def test_a_job_that_finished_without_doing_its_work_says_what_instead_of_done(qt
     assert row.state_label.text() == "not imported"
     assert row.detail_label.text().startswith("not imported: it does not fit tiny (")
     assert not row.progress_bar.isVisibleTo(row)
+
+
+@pytest.mark.parametrize("long_part", ["title", "message"])
+def test_a_long_title_or_file_name_keeps_the_cancel_button_in_view(qtbot, runner, long_part):
+    # "Invert <a long file name>", or an export's "rendering <a long file name>", asked for
+    # its whole width: in a narrow panel the row scrolled sideways and its Cancel button
+    # was out of view
+    panel = JobsPanel(runner)
+    qtbot.addWidget(panel)
+    panel.resize(320, 300)
+    panel.show()
+    release = threading.Event()
+    name = "my_grandmother_at_the_seaside_in_1974_scanned_at_600_dpi_v2.png"  # no break
+    title = f"Invert {name}" if long_part == "title" else "Export image"
+
+    def run(cancel):
+        yield Progress(0, 1, f"rendering {name}" if long_part == "message" else "rendering")
+        release.wait(5)
+
+    job = runner.submit(title, run)
+    row = panel.row(job)
+    qtbot.waitUntil(lambda: row.detail_label.text().startswith("rendering"),
+                    timeout=TIMEOUT_MS)
+    qtbot.wait(50)  # laid out
+    viewport = panel._scroll.viewport()
+    right = row.cancel_button.mapTo(viewport, row.cancel_button.rect().topRight()).x()
+    assert 0 <= right < viewport.width()
+    assert panel._scroll.horizontalScrollBar().maximum() == 0
+    assert row.title_label.text() == title  # whole, for its tooltip and a screen reader
+    release.set()
+    qtbot.waitUntil(lambda: not job.is_active, timeout=TIMEOUT_MS)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from editor.core.checkpoints import save_generator
 from editor.engine.renderer import Renderer
+from editor.ui import settings_values
 from editor.ui.app import init_application
 from editor.ui.main_window import MainWindow
 from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
@@ -23,6 +24,12 @@ def _settings_in(folder) -> None:
     init_application()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+
+
+def _recent_files(win) -> list[QAction]:
+    """Open recent's files, without the Clear list below them."""
+    actions = win.recent_menu.actions()
+    return actions[:next((i for i, a in enumerate(actions) if a.isSeparator()), len(actions))]
 
 
 def _demo_generator(tmp_path, monkeypatch, **tiny):
@@ -113,7 +120,7 @@ def test_bad_values_in_the_settings_file_never_stop_the_window(qtbot, tmp_path, 
         assert -1 <= win.document.state.session.source.psi <= 2
         assert 200 <= win.width() and 200 <= win.height()
         assert all(isinstance(a.toolTip(), str) and len(a.text()) > 1
-                   for a in win.recent_menu.actions())
+                   for a in _recent_files(win))
         dialog = ExportDialog(win.document.state.session, parent=win)  # reads export/*
         qtbot.addWidget(dialog)
         assert 1 <= dialog.quality_box.value() <= 100
@@ -158,6 +165,27 @@ def test_the_window_comes_back_as_it_was_left_without_an_empty_jobs_panel(window
         assert again._last_dir() == str(tmp_path / "photos")
         assert again.jobs_dock.isHidden()
         assert again.jobs_dock not in again._focus_areas()  # F6 passes it by
+    finally:
+        close_without_questions(again, qtbot)
+
+
+def test_the_jobs_panel_is_out_of_the_way_after_a_restart(window, qtbot):
+    # Shown when a job started, it was saved as shown with the window's layout: every
+    # later start opened with an empty Jobs panel under the picture
+    window.show()
+    job = window.jobs.submit("quick", lambda token: 1)
+    qtbot.waitUntil(lambda: not job.is_active, timeout=10_000)
+    assert window.jobs_dock.isVisible()
+    close_without_questions(window, qtbot)
+    again = MainWindow(Renderer(device="cpu"))  # the same settings file
+    qtbot.addWidget(again)
+    try:
+        again.show()
+        assert again.jobs_dock.isHidden()
+        job = again.jobs.submit("another", lambda token: 1)
+        qtbot.waitUntil(lambda: not job.is_active, timeout=10_000)
+        assert again.jobs_dock.isVisible()  # back where it was left
+        assert again.dockWidgetArea(again.jobs_dock) == Qt.DockWidgetArea.BottomDockWidgetArea
     finally:
         close_without_questions(again, qtbot)
 
@@ -226,7 +254,7 @@ def test_the_demo_pack_loaded_at_start_keeps_the_users_recent_files_and_folder(
     # its file is generator.safetensors, a name that says nothing
     assert window.canvas.message == "Loading the demo pack …"
     qtbot.waitUntil(lambda: window.pack.model.path == str(DEMO_GENERATOR), timeout=20_000)
-    assert [a.toolTip() for a in window.recent_menu.actions()] == [str(mine)]
+    assert [a.toolTip() for a in _recent_files(window)] == [str(mine)]
     assert window._last_dir() == str(tmp_path)
 
 
@@ -240,7 +268,7 @@ def test_recent_files_of_one_name_say_their_folders_and_paths_show(window, tmp_p
         path = tmp_path / folder / "session.atelier.json"
         path.write_text(Session().to_json())
         window.open_session(str(path))
-    assert [a.text() for a in window.recent_menu.actions()] == [
+    assert [a.text() for a in _recent_files(window)] == [
         "&1 session.atelier.json — landscapes", "&2 session.atelier.json — portraits"]
     assert window.recent_menu.toolTipsVisible()
 
@@ -254,7 +282,7 @@ def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot
         window.open_generator(str(path))
         qtbot.waitUntil(lambda p=path: window.pack is not None
                         and window.pack.model.path == str(p), timeout=10_000)
-    assert [a.text() for a in window.recent_menu.actions()] == [
+    assert [a.text() for a in _recent_files(window)] == [
         "&1 plain.safetensors", "&2 R&&D.safetensors"]
 
 
@@ -419,7 +447,31 @@ def test_a_session_that_cannot_be_saved_says_why_without_the_temporary_file(
     window.session_path = tmp_path / "s.json"
     assert not window.save_session()
     assert shown[1] == f"{tmp_path / 's.json'}: Read-only file system"
-    assert window.recent_menu.actions() == []  # neither was saved
+    assert _recent_files(window) == []  # neither was saved
+
+
+def test_open_recent_can_be_cleared_and_stays_cleared(window, tmp_path):
+    # nothing took a file off the list but its going missing: a finished project's files,
+    # or ones not to be shown to whoever looks over the shoulder, stayed for good
+    window.session_path = tmp_path / "private.atelier.json"
+    assert window.save_session()
+    actions = window.recent_menu.actions()
+    assert [a.text() for a in actions[-2:]] == ["", "&Clear list"] and actions[-2].isSeparator()
+    actions[-1].trigger()
+    assert window.recent_menu.actions() == [] and not window.recent_menu.isEnabled()
+    assert settings_values.text_list(QSettings(), "recent/files") == []  # at the next start too
+
+
+def test_a_very_long_file_name_does_not_make_open_recent_wider_than_the_screen(window,
+                                                                               tmp_path):
+    # it showed the whole name: a 200-character one made a menu 1,500 pixels wide
+    long = tmp_path / ("holiday-" * 25 + ".atelier.json")
+    window.session_path = long
+    assert window.save_session()
+    (act,) = _recent_files(window)
+    assert act.text().startswith("&1 holiday-") and act.text().endswith(".atelier.json")
+    assert "…" in act.text() and act.toolTip() == str(long)
+    assert window.recent_menu.sizeHint().width() < 700
 
 
 def test_open_recent_on_a_deleted_file_says_it_is_gone_and_forgets_it(window, tmp_path,
@@ -432,11 +484,11 @@ def test_open_recent_on_a_deleted_file_says_it_is_gone_and_forgets_it(window, tm
         window.session_path = path
         assert window.save_session()
     gone.unlink()
-    recent = window.recent_menu.actions()
+    recent = _recent_files(window)
     assert [a.toolTip() for a in recent] == [str(gone), str(kept)]
     recent[0].trigger()
     assert shown == [f"keep.atelier.json no longer exists in {tmp_path}."]
-    assert [a.toolTip() for a in window.recent_menu.actions()] == [str(kept)]
+    assert [a.toolTip() for a in _recent_files(window)] == [str(kept)]
     window.open_path(str(gone))  # not listed any more (a drop, the command line)
     assert shown[1] == f"keep.atelier.json does not exist in {tmp_path}."
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from editor.engine.jobs import CANCELLED, FAILED, FINISHED, RUNNING, Job, JobRunner, Progress
 
+from .elided_label import ElidedLabel
 from .icons import icon
 from .theme import error_colour
 
@@ -83,8 +84,9 @@ class JobRow(QFrame):
         self.job = job
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # can keep the focus; no Tab stop
-        self.title_label = QLabel(job.title)
-        self.title_label.setTextFormat(Qt.TextFormat.PlainText)
+        # shortened to fit: a long one ("Invert <a long file name>") asked for its whole
+        # width and pushed the Cancel button beside it out of the panel's view
+        self.title_label = ElidedLabel(job.title)
         self.state_label = QLabel(RUNNING)
         self.cancel_button = _cancel_icon_button(job.title)
         self.cancel_button.clicked.connect(self._cancel)
@@ -94,6 +96,11 @@ class JobRow(QFrame):
         self.detail_label = QLabel("starting…")
         self.detail_label.setTextFormat(Qt.TextFormat.PlainText)
         self.detail_label.setWordWrap(True)
+        # a word it cannot wrap (an export's long file name) is cut at the panel's edge:
+        # asking for its width pushed the Cancel button out of view, as a long title did
+        policy = self.detail_label.sizePolicy()  # keeps the word wrap's height-for-width
+        policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+        self.detail_label.setSizePolicy(policy)
 
         top = QHBoxLayout()
         top.addWidget(self.title_label, 1)

@@ -163,6 +163,7 @@ def names_a_generator(path: str) -> bool:
 
 LATENT_SUFFIXES = (".npy", ".pt", ".safetensors")
 MAX_RECENT = 8
+RECENT_NAME_CHARS = 60  # longer names are cut in the middle in Open recent (not its tooltip)
 
 
 class _FromRecipe(NamedTuple):
@@ -1120,7 +1121,7 @@ class MainWindow(QMainWindow):
             self._apply_recipe_text(pasted.recipe, "the pasted recipe")
         elif pasted.paths:
             self.open_paths(pasted.paths)
-        elif self.pack is None:  # before writing the picture anywhere
+        elif self.pack is None and self._loading is None:  # before writing it anywhere
             QMessageBox.information(self, "Paste", "Open a generator first.")
         else:
             try:
@@ -1128,8 +1129,14 @@ class MainWindow(QMainWindow):
             except PasteError as e:
                 QMessageBox.warning(self, "Cannot paste the picture", str(e))
                 return
-            # an export's bytes keep its recipe: replayed or inverted, as Open image asks
-            self._open_image_or_recipe(str(path), as_picture=True, name="pasted picture")
+
+            def open_it() -> None:
+                # an export's bytes keep its recipe: replayed or inverted, as Open image asks
+                self._open_image_or_recipe(str(path), as_picture=True, name="pasted picture")
+
+            # with the model loading (the first, at start), as a dropped picture does
+            if not self._wait_for_load(open_it, "The pasted picture"):
+                open_it()
 
     def _toggle_split(self, on: bool) -> None:
         self.canvas.set_split(on)
@@ -1534,13 +1541,8 @@ class MainWindow(QMainWindow):
                                 f" in {p.parent}.")
             return
         kind = kind_of_file(path)
-        if kind in ("session", "image", "latent") and self._loading is not None:
-            # opened with the model asked for, once it is there: a picture was turned away
-            # ("Open a generator first") while the first one loaded, or inverted into the
-            # model on its way out, its result then dropped
-            self._open_when_loaded.append(lambda: self.open_path(path))
-            self.statusBar().showMessage(f"{p.name} opens once "
-                                         f"{Path(self._loading[0]).name} has loaded", 8000)
+        if kind in ("session", "image", "latent") and \
+                self._wait_for_load(lambda: self.open_path(path), p.name):
             return
         if kind is None:
             QMessageBox.warning(self, "Cannot open", f"{p.name} is not a file.")
@@ -1565,6 +1567,17 @@ class MainWindow(QMainWindow):
                                 f"{p.name}: Latent Atelier opens generators (.pt, .pkl, "
                                 ".safetensors), sessions (.json), latents (.npy, .pt, "
                                 ".safetensors) and images.")
+
+    def _wait_for_load(self, open_it: Callable[[], object], name: str) -> bool:
+        """While a model loads, `open_it` waits to run with it; whether it waits. A picture
+        was turned away ("Open a generator first") while the first one loaded, or inverted
+        into the model on its way out, its result then dropped."""
+        if self._loading is None:
+            return False
+        self._open_when_loaded.append(open_it)
+        self.statusBar().showMessage(f"{name} opens once {Path(self._loading[0]).name} has "
+                                     "loaded", 8000)
+        return True
 
     def _holds_styleclip_directions(self, path: str) -> bool:
         pack = self.pack
@@ -1999,14 +2012,26 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         recent = settings_values.text_list(QSettings(), "recent/files")
         names = [Path(p).name for p in recent]
+        fm = self.recent_menu.fontMetrics()
         for number, path in enumerate(recent, start=1):
             name = Path(path).name
             if names.count(name) > 1:  # two "session.atelier.json": their folders tell
                 name = f"{name} — {Path(path).parent.name or path}"
+            # a 200-character name made the menu wider than the screen; the middle goes,
+            # the start and the extension stay
+            name = fm.elidedText(name, Qt.TextElideMode.ElideMiddle,
+                                 fm.averageCharWidth() * RECENT_NAME_CHARS)
             act = self.recent_menu.addAction(menu_text(name, number))
             act.setToolTip(path)
             act.triggered.connect(lambda _c=False, p=path: self.open_path(p))
+        if recent:  # files of a finished project, or ones not to be shown to others
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("&Clear list", self._clear_recent)
         self.recent_menu.setEnabled(bool(recent))
+
+    def _clear_recent(self) -> None:
+        QSettings().remove("recent/files")
+        self._fill_recent_menu()
 
     def _last_dir(self) -> str:
         return settings_values.text(QSettings(), "recent/dir", str(Path.home()))
