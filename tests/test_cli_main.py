@@ -249,6 +249,11 @@ def test_precompute_json_summary(tiny_models, tmp_path, capsys):
     (["precompute", "--psi", "-3"], "--psi: -3 is out of range (use -1 to 2)"),
     (["edit", "--psi", "-3"], "--psi: -3 is out of range (use -1 to 2)"),
     (["discover", "--n-samples", "100000000"], "--n-samples: 100000000 is out of range"),
+    # ran for ever at "0.0% ETA --", and a stop kept none of the statistics
+    (["precompute", "--stats-samples", "10000000000"], "--stats-samples: 10000000000 is out"),
+    (["edit", "--stats-samples", "10000000000"], "--stats-samples: 10000000000 is out"),
+    (["import-styleclip", "--stats-samples", "10000000000"],
+     "--stats-samples: 10000000000 is out"),
 ])
 def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, message,
                                                                         capsys, monkeypatch):

@@ -86,7 +86,7 @@ from . import command_help
 from .failures import failure_line
 from .model_options import add_model_options, clip_source
 from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
-from .precompute import MAX_IMAGES
+from .precompute import MAX_IMAGES, MAX_STATS_SAMPLES
 
 SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
 
@@ -158,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precompute-images", type=int_at_least(1, MAX_IMAGES), default=None,
                    help="base images for a first precompute (default: the paper's 100)")
-    p.add_argument("--stats-samples", type=int_at_least(2), default=None,
+    p.add_argument("--stats-samples", type=int_at_least(2, MAX_STATS_SAMPLES), default=None,
                    help="samples for the style statistics of a first precompute "
                         "(default 10000)")
     p.set_defaults(func=run, edits=None)

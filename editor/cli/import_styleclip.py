@@ -18,7 +18,13 @@ from editor.core.paths import unwritable_reason
 
 from . import command_help
 from .failures import failure_line
-from .precompute import add_clip_args, load_models, models_line, show_progress
+from .precompute import (
+    MAX_STATS_SAMPLES,
+    add_clip_args,
+    load_models,
+    models_line,
+    show_progress,
+)
 
 PROG = "atelier import-styleclip"
 
@@ -39,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="StyleCLIP's S_mean_std pickle (read without running anything); "
                    "default: the S_mean_std beside FS3.npy, where GetCode.py writes it, "
                    "else the style statistics are computed here")
-    p.add_argument("--stats-samples", type=int_at_least(2), default=10_000, metavar="N",
-                   help="samples for computed style statistics (default 10000)")
+    p.add_argument("--stats-samples", type=int_at_least(2, MAX_STATS_SAMPLES), default=10_000,
+                   metavar="N", help="samples for computed style statistics (default 10000)")
     p.add_argument("--force", action="store_true",
                    help="keep the file even if it does not match these models")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)

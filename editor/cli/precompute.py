@@ -48,6 +48,10 @@ MAX_SEED = 2**62  # seeds are offset (base images from 7,000,000 on) within int6
 # 100 times the paper's count is 0.7 GB and days of work per 100 on FFHQ; a billion ran
 # the machine out of memory before the first progress line.
 MAX_IMAGES = 10_000
+# The statistics are a running mean and variance, but an unbounded count ran for ever at
+# "0.0 % ETA --" (a typo's extra zeros), and a stop keeps none of them: 100 times the
+# paper's 10,000, far past where a channel's mean and std stop moving.
+MAX_STATS_SAMPLES = 1_000_000
 # A first estimate of the time left above this gets the ways to make the job shorter.
 LONG_JOB_S = 24 * 3600
 # A job shorter than this gets no estimate line: its progress line says enough.
@@ -71,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"perturbation in standard deviations (default {K_SIGMA:g})")
     p.add_argument("--layers", nargs="+", metavar="NAME",
                    help="style layers (e.g. conv1 convs.0); default: every non-toRGB layer")
-    p.add_argument("--stats-samples", type=int_at_least(2), default=10_000, metavar="N",
-                   help="samples for the style statistics (default 10000)")
+    p.add_argument("--stats-samples", type=int_at_least(2, MAX_STATS_SAMPLES), default=10_000,
+                   metavar="N", help="samples for the style statistics (default 10000)")
     p.add_argument("--batch-size", type=int_at_least(1), default=None, metavar="N",
                    help="renders per generator call (default: from the resolution and, on a "
                         "GPU, its free memory)")
