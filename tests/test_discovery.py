@@ -1422,3 +1422,22 @@ def test_cli_discover_json_into_a_pipe_or_device_writes_into_it(tmp_path, capsys
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == [
         "directions"]
     assert json.loads(got[0])["format"] == "latent-atelier-discovery"
+
+
+def test_cli_discover_writes_its_json_before_a_stdout_that_fails(tmp_path, monkeypatch):
+    # `atelier discover --json d.json > /dev/full`: the table's print failed first, and the
+    # directions were never written
+    import errno
+    import io
+
+    from editor.cli import main
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("sys.stdout", Full())
+    out = tmp_path / "d.json"
+    with pytest.raises(OSError, match="No space left"):
+        main(["discover", "--json", str(out)])  # the demo pack's shipped result
+    assert json.loads(out.read_text(encoding="utf-8"))["format"] == "latent-atelier-discovery"

@@ -231,10 +231,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     assert result is not None
     how = ("from the cache" if result.from_cache
            else f"in {result.info.get('seconds', 0):.0f} s")
-    print(f"{len(result.directions)} directions ({how}); confidence = correlation of the "
-          f"label's zero-shot score with the direction over the sampled images")
-    print(format_table(result, args.method or dd.available_method(result) or dc.DEFAULT_METHOD))
-    if args.json:
+    if args.json:  # before the table: a stdout that cannot be written loses only that
         out = result.to_json()
         out["models"] = {"generator": str(pack.model.path), "clip": pack.clip.name
                          if pack.clip else None}
@@ -242,5 +239,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
             atomic_write_text(Path(args.json), json.dumps(out, indent=1))
         except OSError as e:
             return _error(f"could not write {args.json} ({e.strerror or e})")
+    print(f"{len(result.directions)} directions ({how}); confidence = correlation of the "
+          f"label's zero-shot score with the direction over the sampled images")
+    print(format_table(result, args.method or dd.available_method(result) or dc.DEFAULT_METHOD))
+    if args.json:
         print(f"wrote {args.json}")
     return 0
