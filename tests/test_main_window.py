@@ -1066,3 +1066,20 @@ def test_a_remembered_clip_that_no_longer_loads_gives_way_to_the_default(
     assert win.pack.model.path == demo and win.prompt_panel.target.isEnabled()
     assert remembered_clip(demo) != ClipSource(path=str(broken))
     close_without_questions(win, qtbot)
+
+
+def test_the_models_menu_knows_the_generator_being_loaded_until_it_loads_or_fails(
+        window, qtbot, tmp_path, monkeypatch):
+    # the Models dialog let a generator be removed while the window loaded it
+    path = save_generator(make_tiny_generator(), tmp_path / "g.safetensors")
+    window.open_generator(str(path))
+    assert window.models_menu.loading_generator == str(path)
+    qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
+    assert window.models_menu.loading_generator is None
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a model")
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: None)
+    window.open_generator(str(broken))
+    assert window.models_menu.loading_generator == str(broken)
+    qtbot.waitUntil(lambda: window.models_menu.loading_generator is None, timeout=10_000)
+    assert window._loading is None

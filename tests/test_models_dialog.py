@@ -473,6 +473,30 @@ def test_the_models_menu_lists_packs_and_opens_the_dialog(qtbot, runner, tiny_ge
     assert not dialog.isVisible()
 
 
+def test_a_generator_the_window_is_loading_is_in_use_until_it_has_loaded(qtbot, runner,
+                                                                        tiny_generator_file):
+    # Only the loaded model counted: one removed while it loaded (seconds to minutes at
+    # 1024 px) left the window on a generator whose file was gone
+    from editor.ui.models_menu import ModelsMenu
+
+    model = zoo.import_file(tiny_generator_file)
+    menu = ModelsMenu(runner)
+    menu.set_current(str(default_generator_path()))
+    dialog = menu.open_dialog()
+    qtbot.addWidget(dialog)
+    key = "file:tiny-gen"
+    assert dialog.select(key) and dialog.remove_button.isEnabled()
+    menu.set_loading(str(model.path))  # Use pressed: the window loads it
+    assert dialog.status_text(key).endswith("in use")
+    assert dialog.select(key) and not dialog.remove_button.isEnabled()
+    assert not dialog.remove_selected() and model.path.is_file()
+    menu.set_loading(None)  # it failed to load, say: nothing holds it now
+    assert dialog.select(key) and dialog.remove_button.isEnabled()
+    dialog.close()
+    menu.set_loading(str(model.path))  # a dialog opened again meanwhile knows it too
+    assert menu.open_dialog() is dialog and dialog.status_text(key).endswith("in use")
+
+
 def test_an_installed_model_is_removed_from_the_dialog_after_asking(qtbot, runner,
                                                                      tiny_generator_file,
                                                                      monkeypatch):

@@ -1188,6 +1188,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"loading {what} …")
         self.canvas.set_message(f"Loading {what} …")
         self._loading, self._failed_load = (path, clip, pack_options), None
+        self.models_menu.set_loading(path)
         # by default with the CLIP it was last used with (its precompute resumes with it)
         self.worker.load_model(path, clip or remembered_clip(path), self._device,
                                **pack_options)
@@ -1266,6 +1267,7 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, pack: OpenPack) -> None:
         self._fallback_generator = None
         self._loading = None
+        self.models_menu.set_loading(None)
         if self._device_before is not None:  # the device chosen works: remembered
             self._device_before = None
             QSettings().setValue(DEVICE_KEY, self._device_choice)
@@ -1409,6 +1411,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
         failed, self._loading = self._loading, None
+        self.models_menu.set_loading(None)
         if self.pack is None:
             self._failed_load = failed
         if self._device_before is not None:  # the device chosen is not kept

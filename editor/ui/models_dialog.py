@@ -354,6 +354,9 @@ class ModelsDialog(QDialog):
             self.resize(720, 440)
         self.runner = runner
         self.current_generator = current_generator
+        # the generator the window is loading: in use too (removed meanwhile, the window
+        # would end up on a model whose file is gone)
+        self.loading_generator: str | None = None
         self._rows: dict[str, _Row] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self._downloads: dict[str, Job] = {}  # row key -> its running download
@@ -522,19 +525,20 @@ class ModelsDialog(QDialog):
         return bool(self.current_generator) and same_path(path, self.current_generator)
 
     def _in_use(self, row: _Row) -> bool:
-        """The row is the generator the window has open, or the CLIP file it runs with."""
+        """The row is the generator the window has open or is loading, or the CLIP file
+        one of those runs with."""
+        generators = [g for g in (self.current_generator, self.loading_generator) if g]
         if row.generator_path:
-            return self._is_current(row.generator_path)
+            return any(same_path(row.generator_path, g) for g in generators)
         if row.model is None or row.model.kind != "clip":
             return False
-        clip_file = self._clip_file_in_use()
-        return clip_file is not None and same_path(row.model.path, clip_file)
+        return any(f is not None and same_path(row.model.path, f)
+                   for f in map(self._clip_file_of, generators))
 
-    def _clip_file_in_use(self) -> Path | None:
-        """The file of the CLIP the open generator runs with, as the window remembers it."""
-        if not self.current_generator:
-            return None
-        clip = ClipSource(**opening_clip(self.current_generator))
+    @staticmethod
+    def _clip_file_of(generator: str) -> Path | None:
+        """The file of the CLIP a generator runs with, as the window remembers it."""
+        clip = ClipSource(**opening_clip(generator))
         if clip.path:
             return Path(clip.path)
         # an (arch, tag) may be served by the zoo's file of it (when open_clip's cache

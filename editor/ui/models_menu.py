@@ -27,6 +27,7 @@ class ModelsMenu(QMenu):
         self.runner = runner
         self._dialog_action = dialog_action
         self.current_generator: str | None = None
+        self.loading_generator: str | None = None
         self._dialog: ModelsDialog | None = None
         self.aboutToShow.connect(self.rebuild)
         self.rebuild()
@@ -37,6 +38,15 @@ class ModelsMenu(QMenu):
         if self._dialog is not None and self._dialog.isVisible():
             self._dialog.current_generator = generator_path
             self._dialog.refresh()
+
+    def set_loading(self, generator_path: str | None) -> None:
+        """The generator the window is loading (None once it has loaded or failed): an
+        open dialog counts it in use, and will not remove it meanwhile."""
+        self.loading_generator = generator_path
+        if self._dialog is not None:
+            self._dialog.loading_generator = generator_path
+            if self._dialog.isVisible():
+                self._dialog.refresh()
 
     @Slot()
     def rebuild(self) -> None:
@@ -92,6 +102,7 @@ class ModelsMenu(QMenu):
             self._dialog.activateWindow()
             return self._dialog
         dialog = ModelsDialog(self.runner, self.parentWidget(), self.current_generator)
+        dialog.loading_generator = self.loading_generator
         dialog.pack_chosen.connect(self.pack_chosen)
         self._dialog = dialog  # held: a modeless dialog without a parent would be collected
         dialog.show()
