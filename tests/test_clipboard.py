@@ -169,6 +169,18 @@ def test_pasting_recipe_text_opens_it_and_other_text_changes_nothing(window, qtb
     QApplication.clipboard().setText(json.dumps(recipe, indent=2))
     window.paste()
     assert window.document.state.session.source.seed == session.source.seed + 5
+    # its keys sorted by another tool (jq -S): "format" comes after the edits (a long
+    # name here, a discovered edit's delta), past the first 4 KiB where alone it was
+    # looked for
+    recipe["source"]["seed"] = session.source.seed + 6
+    recipe["edits"] = [{"kind": "global", "params": {"target": "a face with glasses"},
+                        "strength": 2.0, "enabled": False, "name": "x" * 5000, "id": "e1"}]
+    text = json.dumps(recipe, indent=2, sort_keys=True)
+    assert text.index('"format"') > 4096
+    QApplication.clipboard().setText(text)
+    window.paste()
+    pasted = window.document.state.session
+    assert pasted.source.seed == session.source.seed + 6 and pasted.edits[0].id == "e1"
 
 
 def test_a_damaged_pasted_recipe_says_why_and_changes_nothing(window, qtbot, monkeypatch):

@@ -87,9 +87,10 @@ def read_pasted(mime: QMimeData | None) -> Pasted | None:
 
 
 def _looks_like_recipe(text: str) -> bool:
-    # a JSON object naming our format; other text is for the text boxes, not the window
-    head = text.lstrip()[:4096]
-    return head.startswith("{") and f'"{RECIPE_FORMAT}"' in head
+    # a JSON object naming our format; other text is for the text boxes, not the window.
+    # The name is looked for in the whole text: a tool that sorts keys (jq -S) puts
+    # "format" after the edits, whose deltas run to tens of kilobytes
+    return text.lstrip().startswith("{") and f'"{RECIPE_FORMAT}"' in text
 
 
 class PasteError(Exception):
