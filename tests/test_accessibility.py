@@ -434,3 +434,29 @@ def test_the_source_panels_buttons_name_the_shortcut_of_their_menu_item(window):
     for text, action in actions.items():
         keys = action.shortcut().toString()
         assert keys and f"({keys})" in buttons[text].toolTip(), text
+
+
+def test_an_edits_error_and_the_prompts_report_are_read_with_their_controls(stack,
+                                                                          prompt_panel):
+    # The error under a stack row and the line under the prompt never take the keyboard:
+    # a screen reader's user heard the controls, never what was wrong
+    from editor.engine.compose import EditStatus
+
+    edits = (_edit("Beard"), _edit("Glasses"))
+    stack.show_edits(edits, None)
+    why = "no style channel passes β = 0.9"
+    stack.show_status({edits[1].id: EditStatus(error=why)})
+    row = stack.row(edits[1].id)
+    assert row.enabled_box.accessibleDescription() == why
+    assert row.strength.slider.accessibleDescription() == why
+    assert stack.list.item(1).data(Qt.ItemDataRole.AccessibleDescriptionRole) == why
+    assert not stack.list.item(0).data(Qt.ItemDataRole.AccessibleDescriptionRole)
+    stack.show_status({})  # mended: nothing more to hear
+    assert row.enabled_box.accessibleDescription() == ""
+    assert not stack.list.item(1).data(Qt.ItemDataRole.AccessibleDescriptionRole)
+
+    prompt_panel.show_edit(edits[0], bound=False)
+    prompt_panel.show_status(EditStatus(error=why))
+    assert why in prompt_panel.target.accessibleDescription()
+    prompt_panel.show_status(EditStatus(n_channels=12, beta=0.2))
+    assert "12" in prompt_panel.target.accessibleDescription()

@@ -245,6 +245,9 @@ class PromptPanel(QWidget):
         # in the text colour while updating too: "Updating…" says so, and its warnings
         # were unreadable in the disabled grey (1.6:1) for as long as a render took
         self.channels.setText(elide_long_words(text))
+        # a screen reader reads the line with the prompt it reports on (it never has the
+        # keyboard itself): "no channel passes β", words CLIP never learned
+        self.target.setAccessibleDescription(text)
 
     def _auto_beta_shown(self) -> bool:
         return self._edit is not None and bool(self._edit.params.get("auto_beta"))

@@ -137,6 +137,11 @@ class FloatSlider(QWidget):
         self.slider.setAccessibleName(name)
         self.box.setAccessibleName(name)
 
+    def set_accessible_description(self, text: str) -> None:
+        """What a screen reader adds after the name (an edit's error, say)."""
+        self.slider.setAccessibleDescription(text)
+        self.box.setAccessibleDescription(text)
+
     def _scroll_enclosing_list(self, event: QWheelEvent) -> None:
         """Hand the wheel to the scroll area this slider sits in (a row of the edit stack)."""
         area = self.parentWidget()

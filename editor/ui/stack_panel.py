@@ -131,6 +131,11 @@ class EditRow(QWidget):
         # on the selection (the row a user tunes) no grey reads: the text colour there
         self.title.set_dimmed(self._off and not self._selected)
 
+    @property
+    def error(self) -> str:
+        """The error shown under the row ("" for none)."""
+        return self._error
+
     def show_status(self, status: EditStatus | None) -> bool:
         """Show the edit's error, if any; True when the message changed (its row may need
         another height)."""
@@ -140,6 +145,10 @@ class EditRow(QWidget):
         self._error = error
         self.status.setText(f"⚠ {error}" if error else "")
         self.status.setVisible(bool(error))
+        # read with the row's controls, which a screen reader's user reaches (the line
+        # under them never takes the keyboard)
+        self.enabled_box.setAccessibleDescription(error)
+        self.strength.set_accessible_description(error)
         return True
 
 
@@ -237,6 +246,11 @@ class EditStackPanel(QWidget):
         changed = [row.show_status(statuses.get(eid)) for eid, row in self._rows.items()]
         if any(changed):
             self._fit_rows()
+            for i in range(self.list.count()):  # the list's own item, read when selected
+                item = self.list.item(i)
+                row = self._rows.get(item.data(Qt.ItemDataRole.UserRole))
+                if row is not None:
+                    item.setData(Qt.ItemDataRole.AccessibleDescriptionRole, row.error)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt naming
         if watched is self.list.viewport() and event.type() == event.Type.Resize:
