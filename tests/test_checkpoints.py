@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from editor.core.checkpoints import load_generator, save_generator
+from editor.core.checkpoints import generator_hash, load_generator, save_generator
 from editor.core.errors import AtelierError, CheckpointError, IncompatibleModelError
 from tests.conftest import make_tiny_generator
 
@@ -555,3 +558,25 @@ def test_a_latent_avg_of_the_wrong_size_is_ignored_with_a_warning(tmp_path, tiny
         loaded = load_generator(path)
     assert loaded.metadata == {"has_latent_avg": False}
     assert any("latent_avg has shape (7,)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are any bytes")
+def test_safetensors_files_whose_names_are_not_utf8_are_read(tmp_path, tiny_generator):
+    # Legal on Linux (a Latin-1 "café"): safetensors writes such a name but will not read
+    # one, and the generator, the CLIP and latents were called unreadable files
+    from editor.core.clip_model import ClipModel
+    from editor.engine.compose import holds_a_latent, load_wplus
+    from tests.conftest import make_tiny_clip
+
+    folder = os.fsdecode(bytes(tmp_path) + b"/caf\xe9")
+    os.mkdir(folder)
+    gen_path = save_generator(tiny_generator, Path(folder) / "g.safetensors")
+    loaded = load_generator(gen_path)
+    assert loaded.content_hash == generator_hash(tiny_generator)
+    clip_path = make_tiny_clip().save(Path(folder) / "clip.safetensors")
+    assert ClipModel.load(clip_path).embed_dim == make_tiny_clip().embed_dim
+    g = tiny_generator
+    latent = Path(folder) / "w.safetensors"
+    save_file({"w": torch.zeros(1, g.n_latent, g.w_dim)}, str(latent))
+    assert holds_a_latent(latent)
+    assert load_wplus(latent, g.n_latent, g.w_dim).shape == (1, g.n_latent, g.w_dim)

@@ -89,7 +89,9 @@ def test_composition_adds_scaled_deltas_and_caches_them(tiny_generator):
 
 
 def test_text_edit_without_precompute_is_a_clear_error(tiny_generator):
-    ctx = EditingContext(tiny_generator)
+    from tests.conftest import make_tiny_clip
+
+    ctx = EditingContext(tiny_generator, make_tiny_clip())  # a CLIP, no directions yet
     s = Session().add_edit(Edit("global", {"neutral": "face", "target": "smile"}))
     with pytest.raises(EditError, match="precompute"):
         ctx.compose(s)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .paths import atomic_path, cache_dir
-from .tensor_files import save_tensors
+from .tensor_files import readable_name, save_tensors
 
 try:
     import fcntl
@@ -60,7 +60,7 @@ class TensorCache:
         if not path.exists():
             return None
         try:
-            with safe_open(str(path), framework="pt") as f:
+            with readable_name(path) as name, safe_open(name, framework="pt") as f:
                 info = self._info_if_ours(f.metadata() or {})
                 if info is None:
                     return None
@@ -114,7 +114,8 @@ class TensorCache:
         from safetensors import SafetensorError, safe_open
 
         try:
-            with safe_open(str(self.partial_path), framework="pt") as f:
+            with readable_name(self.partial_path) as name, \
+                    safe_open(name, framework="pt") as f:
                 info = self._info_if_ours(f.metadata() or {})
         except (SafetensorError, OSError, ValueError):
             return None
@@ -194,7 +195,7 @@ def stored_keys(kind: str, version: int, root: Path | None = None) -> list[dict]
         if path.name.endswith(".partial.safetensors"):
             continue
         try:
-            with safe_open(str(path), framework="pt") as f:
+            with readable_name(path) as name, safe_open(name, framework="pt") as f:
                 meta = f.metadata() or {}
             if meta.get("kind") != kind or meta.get("version") != str(version):
                 continue

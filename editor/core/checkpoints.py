@@ -39,7 +39,7 @@ from .errors import (
 from .generator import Generator, GeneratorConfig, state_shapes
 from .hashing import state_dict_hash
 from .paths import atomic_path
-from .tensor_files import save_tensors
+from .tensor_files import readable_name, save_tensors
 
 FORMAT_NAME = "latent-atelier-generator"
 FORMAT_VERSION = 1
@@ -483,7 +483,7 @@ def load_atelier(path: Path) -> LoadedGenerator:
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with readable_name(path) as name, safe_open(name, framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as e:

@@ -55,7 +55,7 @@ from .errors import CheckpointError, ClipError, short_reason
 from .hashing import state_dict_hash
 from .paths import atomic_path
 from .prompt_templates import IMAGENET_TEMPLATES
-from .tensor_files import save_tensors
+from .tensor_files import readable_name, save_tensors
 
 FORMAT_NAME = "latent-atelier-clip"
 FORMAT_VERSION = 1
@@ -192,7 +192,8 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path), device="cpu")
+        with readable_name(path) as name:
+            return load_file(name, device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ClipError(f"{path.name} is not a readable safetensors file ({e})") from e
 
@@ -996,7 +997,7 @@ def _saved_header(path: Path) -> dict | None:
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with readable_name(path) as name, safe_open(name, framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError):
         return None

@@ -1,4 +1,5 @@
-"""Writing tensors as a safetensors file, with a failed write reported as an OSError.
+"""Writing tensors as a safetensors file, with a failed write reported as an OSError;
+the name to read one by.
 
 safetensors reports a write that the system refused (a full disk, a quota) as a
 SafetensorError, which is not an OSError: the code that goes on without a file it could not
@@ -9,10 +10,11 @@ they are (errno ENOSPC for a full disk, else EIO), with safetensors' own words.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,3 +57,23 @@ def _as_os_error(message: str) -> OSError | None:
     posix_code = int(code.group(1)) if code and os.name == "posix" else None
     number = errno.ENOSPC if full else posix_code or errno.EIO
     return OSError(number, detail)
+
+
+@contextlib.contextmanager
+def readable_name(path: str | os.PathLike) -> Iterator[str]:
+    """The name to give safetensors' readers for `path`. They take only UTF-8 names ("Path
+    ... is not valid UTF-8", which read as a damaged file), where a Linux file name is any
+    bytes: such a file is opened here and named by its descriptor (/proc/self/fd/N) while
+    it is read. (Writing takes any name.)"""
+    name = os.fsdecode(os.fspath(path))
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        if os.path.isdir("/proc/self/fd"):
+            fd = os.open(name, os.O_RDONLY)
+            try:
+                yield f"/proc/self/fd/{fd}"
+            finally:
+                os.close(fd)
+            return
+    yield name

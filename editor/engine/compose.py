@@ -22,6 +22,7 @@ from editor.core.checkpoints import MAX_UNPACKED_BYTES, torch_zip_problem, unpac
 from editor.core.errors import AtelierError
 from editor.core.generator import Generator, z_from_seed
 from editor.core.style_code import StyleCode
+from editor.core.tensor_files import readable_name
 from editor.methods import global_directions as gd
 from editor.methods.covariation import Covariation, gated_channel_scores
 
@@ -121,7 +122,8 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
         if suffix == ".npy":
             t = torch.from_numpy(np.load(path, allow_pickle=False))
         elif suffix == ".safetensors":
-            t = next(iter(load_file(str(path)).values()), None)
+            with readable_name(path) as name:
+                t = next(iter(load_file(name).values()), None)
         else:
             if (problem := torch_zip_problem(path)) is not None:  # read before torch.load
                 raise EditError(problem)
@@ -183,7 +185,7 @@ def holds_a_latent(path: str | Path) -> bool:
     path = Path(path)
     try:
         if path.suffix.lower() == ".safetensors":
-            with safe_open(str(path), framework="pt") as f:
+            with readable_name(path) as name, safe_open(name, framework="pt") as f:
                 return len(list(f.keys())) == 1
         if unpacked_bytes(path) > MAX_UNPACKED_BYTES:  # torch.load would unpack it whole
             return False  # not read: left to the generator loader's message
