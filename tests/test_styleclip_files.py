@@ -16,7 +16,7 @@ from conftest import make_tiny_clip, make_tiny_generator
 
 from editor.core.errors import DirectionsFileError, UnsafePickleError
 from editor.core.generator import Generator, GeneratorConfig
-from editor.core.style_code import StyleLayerSpec, editable_mask, flat_offsets
+from editor.core.style_code import StyleLayerSpec, editable_mask, flat_offsets, layer_of
 from editor.methods import global_directions as gd
 from editor.methods import precompute as pc
 from editor.methods import styleclip_files as sf
@@ -81,6 +81,52 @@ def test_fs3_rows_are_the_non_torgb_channels_in_synthesis_order_as_styleclip_cou
         sf.fs3_channels(specs, 5000)
     with pytest.raises(DirectionsFileError, match="not a whole number"):
         sf.fs3_channels(specs, 7000)
+
+
+def official_style_names(resolution: int) -> list[str]:
+    """The style layers as StyleCLIP names them (global_torch/manipulate.py GetSName)."""
+    names = ["conv1_resolution_4", "toRGB_resolution_4"]
+    res = 8
+    while res <= resolution:
+        names += [f"conv0_resolution_{res}", f"conv1_resolution_{res}", f"toRGB_resolution_{res}"]
+        res *= 2
+    return names
+
+
+def as_official_name(name: str) -> str:
+    """Ours (rosinality's modules) to StyleCLIP's name of the same layer."""
+    if name in ("conv1", "to_rgb1"):
+        return "conv1_resolution_4" if name == "conv1" else "toRGB_resolution_4"
+    kind, k = name.split(".")
+    if kind == "convs":
+        return f"conv{int(k) % 2}_resolution_{8 * 2 ** (int(k) // 2)}"
+    return f"toRGB_resolution_{8 * 2 ** int(k)}"
+
+
+@pytest.mark.parametrize(("resolution", "last_layer"), [(1024, 16), (1024, 99), (256, 16)])
+def test_each_fs3_row_lands_on_the_channel_singlechannel_py_measured(tmp_path, resolution,
+                                                                     last_layer):
+    """Built from the official code alone, not from our specs: SingleChannel.py loops over
+    the non-ToRGB s_names indices up to 16 (all of them without that limit), then their
+    channels; each fake row names its (layer, channel), and must land on that channel."""
+    with torch.device("meta"):
+        specs = Generator(GeneratorConfig(resolution=resolution)).style_specs
+    s_names = official_style_names(resolution)
+    assert [as_official_name(s.name) for s in specs] == s_names
+    if resolution == 1024:  # the official fmaps and mindexs (global_torch/manipulate.py)
+        fmaps = np.repeat([512, 512, 512, 512, 512, 256, 128, 64, 32], 3)[:len(specs)]
+        assert [s.channels for s in specs] == fmaps.tolist()
+    mindexs = [i for i, n in enumerate(s_names) if not n.startswith("toRGB")]
+    rows = [(lindex, c) for lindex in mindexs if lindex <= last_layer
+            for c in range(specs[lindex].channels)]
+    np.save(tmp_path / "fs3.npy", np.array([(lindex, c, 1.0) for lindex, c in rows],
+                                           np.float32))
+    channels, vectors = sf.read_fs3(tmp_path / "fs3.npy", specs, 3)
+    offsets = flat_offsets(specs)
+    placed = [(layer_of(offsets, int(flat)), int(flat) - offsets[layer_of(offsets, int(flat))])
+              for flat in channels]
+    named = [(round(float(v[0] / v[2])), round(float(v[1] / v[2]))) for v in vectors]
+    assert placed == named == rows
 
 
 def test_a_float16_fs3_reads_as_unit_float32_vectors(tmp_path, models):
