@@ -351,6 +351,51 @@ def test_torchscript_archive_is_read_without_running_it(tmp_path, tiny_arch):
     assert ClipModel.from_checkpoint(tiny_arch, path).config["quick_gelu"] is True
 
 
+def test_a_checkpoint_is_preprocessed_as_its_architectures_tags_agree(tmp_path, tiny_arch,
+                                                                       monkeypatch):
+    # A SigLIP (or PE, MobileCLIP) file was fed OpenAI's mean/std, which none of its
+    # architecture's pretrained weights were trained with.
+    import open_clip.pretrained
+
+    source = make_clip(seed=1)
+    path = tmp_path / "clip.pt"
+    torch.save(source.model.state_dict(), path)
+    siglip_like = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+                   "interpolation": "bilinear", "resize_mode": "squash"}
+    tags = {"a": {"file": "a.bin", **siglip_like}, "b": {"file": "b.bin", **siglip_like}}
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, tiny_arch, tags)
+    loaded = ClipModel.from_checkpoint(tiny_arch, path)
+    assert loaded.preprocess.mean == loaded.preprocess.std == (0.5, 0.5, 0.5)
+    assert (loaded.preprocess.interpolation, loaded.preprocess.resize_mode) == (
+        "bilinear", "squash")
+    x = smooth_images(2, 40, 40)
+    with torch.no_grad():
+        assert torch.allclose(loaded.encode_images(x), source.model.encode_image(
+            (torch.nn.functional.interpolate((x + 1) / 2, size=32, mode="bilinear",
+                                             antialias=True) - 0.5) / 0.5, normalize=True),
+            atol=1e-5)
+    # Tags that differ leave nothing to go by: open_clip's defaults, as for a file.
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, tiny_arch,
+                        {**tags, "c": {"file": "c.bin"}})
+    assert ClipModel.from_checkpoint(tiny_arch, path).preprocess == source.preprocess
+
+
+@pytest.mark.parametrize("key", ["logit_scale", "logit_bias"])
+def test_a_logit_scalar_stored_as_a_vector_loads(tmp_path, monkeypatch, key):
+    # open_clip's loader reshapes both; a SigLIP file whose logit_bias was a 1-element
+    # vector was refused as weights "for another architecture".
+    import open_clip.factory
+
+    config = {**TINY_VIT, "init_logit_bias": -10.0}
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "atelier-test-sigmoid", config)
+    source = make_clip(config, seed=1)
+    state = dict(source.model.state_dict())
+    state[key] = state[key].reshape(1)
+    path = tmp_path / "siglip.pt"
+    torch.save(state, path)
+    _assert_same_model(source, ClipModel.from_checkpoint("atelier-test-sigmoid", path))
+
+
 def test_the_architecture_of_weights_is_found_from_their_names_and_shapes(tmp_path,
                                                                           tiny_arch):
     # An OpenAI-style TorchScript archive (attention masks stored beside the weights) and a
@@ -713,6 +758,22 @@ def test_a_registry_clip_is_checked_as_its_own_architecture(tmp_path, tiny_arch,
     with pytest.raises(AtelierError, match=f"not importing other.pt: .*{twin}"):
         zoo.import_file(other, identify=identify_model_file)
     assert zoo.installed_model("my-other") is None
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_prompt_is_called_cut_only_when_clip_leaves_part_of_it_out(clip, extra):
+    # A prompt that just fitted its longest template was said to lose its end.
+    tokenizer = clip.tokenizer
+
+    def longest(text):  # tokens with start and end, in the template that makes the most
+        return max(len(tokenizer.encode(t.replace("{}", text))) + 2 for t in IMAGENET_TEMPLATES)
+
+    words = 1
+    while longest(" ".join(["face"] * words)) < clip.context_length + extra:
+        words += 1
+    text = " ".join(["face"] * words)
+    assert longest(text) == clip.context_length + extra
+    assert clip.prompt_is_cut(text) is (extra > 0)
 
 
 def test_a_pasted_page_is_read_as_far_as_clip_reads_without_tokenizing_all_of_it(clip,

@@ -359,10 +359,11 @@ def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
     for key in [k for k in state if k not in expected and (
             k.rsplit(".", 1)[-1] == "attn_mask" or k in OPENAI_CONSTANTS)]:
         del state[key]
-    # open_clip stores logit_scale as a scalar or a 1-element vector, depending on the model.
-    if "logit_scale" in state and "logit_scale" in expected:
-        if state["logit_scale"].numel() == expected["logit_scale"].numel():
-            state["logit_scale"] = state["logit_scale"].reshape(expected["logit_scale"].shape)
+    # open_clip stores logit_scale (and a SigLIP's logit_bias) as a scalar or a 1-element
+    # vector, depending on the model and version; its own loader reshapes both.
+    for key in ("logit_scale", "logit_bias"):
+        if key in state and key in expected and state[key].numel() == expected[key].numel():
+            state[key] = state[key].reshape(expected[key].shape)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = sorted(k for k in set(expected) & set(state)
@@ -568,6 +569,22 @@ def _pretrained_cfg(arch: str, tag: str) -> dict:
     return dict(pcfg)
 
 
+_IMAGE_KEYS = ("mean", "std", "interpolation", "resize_mode")
+
+
+def _tags_preprocess(arch: str) -> dict:
+    """How images enter `arch` where every open_clip tag of it agrees (SigLIP's and PE's 0.5
+    mean/std, MobileCLIP's 0/1 and bilinear), for its weights read from a file; else {}:
+    open_clip's defaults, OpenAI's, which open_clip itself gives any file."""
+    default = asdict(PreprocessCfg())
+    seen = set()
+    for tag in open_clip.list_pretrained_tags_by_model(arch):
+        pcfg = open_clip.get_pretrained_cfg(arch, tag)
+        seen.add(json.dumps([default[k] if pcfg.get(k) is None else pcfg[k]
+                             for k in _IMAGE_KEYS]))
+    return dict(zip(_IMAGE_KEYS, json.loads(seen.pop()), strict=True)) if len(seen) == 1 else {}
+
+
 def _cached_weights(pcfg: Mapping[str, Any], cache_dir: str | None) -> str | None:
     """The local file open_clip would load for a tag, if it is already on disk. Looks in the
     Hugging Face cache and open_clip's URL cache without any network access."""
@@ -690,7 +707,9 @@ class ClipModel:
         own config, and `arch` may be None for it.
 
         `quick_gelu`: None keeps the architecture's activation, except for OpenAI TorchScript
-        files (always QuickGELU); pass True for other files of OpenAI-trained weights."""
+        files (always QuickGELU); pass True for other files of OpenAI-trained weights.
+        Images are preprocessed as all the architecture's open_clip tags agree, else with
+        open_clip's defaults (OpenAI's mean/std)."""
         path = Path(path)
         if not path.is_file():
             raise ClipError(f"CLIP weights file not found: {path}")
@@ -703,7 +722,10 @@ class ClipModel:
         arch = _clean_arch(arch)
         if quick_gelu is None:
             quick_gelu = _sniff(path) == "torchscript"
-        model, cfg = _build_from_arch(arch, quick_gelu, None)
+        # The file does not say how its images were preprocessed: as the architecture's
+        # pretrained weights were, when they agree (with OpenAI's mean/std a SigLIP saw other
+        # inputs than it was trained on).
+        model, cfg = _build_from_arch(arch, quick_gelu, _tags_preprocess(_open_clip_name(arch)[0]))
         _load_into(model, read_weights(path), path.name, arch)
         clip = cls(model, _tokenizer_for_arch(_open_clip_name(arch)[0]), f"{arch}:{path.name}",
                    cfg)
@@ -887,9 +909,9 @@ class ClipModel:
         return text
 
     def prompt_is_cut(self, text: str, templates: Sequence[str] | None = None) -> bool:
-        """Whether the prompt, in some template (default: the ImageNet ones), fills this
-        model's whole context, so that its end is cut off before CLIP reads it (or it
-        just fits). Cached per (text, templates): the window asks on every frame."""
+        """Whether the prompt, in some template (default: the ImageNet ones), is longer than
+        this model's context, so that its end is cut off before CLIP reads it. Cached per
+        (text, templates): the window asks on every frame."""
         if not isinstance(self._tokenizer, open_clip.SimpleTokenizer):
             return False  # other tokenizers pad with their own ids: no way to tell here
         text = self.readable_part(text)
@@ -899,8 +921,11 @@ class ClipModel:
             hit = self._cut_cache.get(key)
         if hit is not None:
             return hit
-        tokens = self.tokenize([t.replace("{}", text) for t in templates])
-        cut = bool((tokens[:, -1] != 0).any())  # a padded row ends in 0
+        # One place more than CLIP reads: a prompt that just fits ends in padding (0) there,
+        # and was called cut ("its end is left out") although CLIP reads all of it.
+        tokens = self._tokenizer([t.replace("{}", text) for t in templates],
+                                 context_length=self.context_length + 1)
+        cut = bool((tokens[:, -1] != 0).any())
         self._remember(self._cut_cache, key, cut)
         return cut
 
