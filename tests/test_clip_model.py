@@ -6,6 +6,7 @@ Every model is a tiny open_clip config with seeded random weights; nothing is do
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -838,3 +839,29 @@ def test_a_torchscript_pickle_cannot_rewrite_the_functions_it_may_call(tmp_path)
     with pytest.raises(ClipError, match="sets attributes of _rebuild_tensor"):
         read_weights(path)
     assert clip_model._rebuild_tensor.__kwdefaults__ is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is not None,
+                    reason="transformers is installed: SigLIP's tokenizer can be made")
+def test_weights_whose_tokenizer_needs_a_missing_package_are_refused_at_import(
+        tmp_path, monkeypatch):
+    # A SigLIP's weights were imported, then failed at first use: "could not create the
+    # tokenizer (No module named 'transformers')"
+    import open_clip.factory
+
+    from editor.core.errors import CheckpointError
+    from editor.core.model_files import identify_model_file
+
+    tiny = {"embed_dim": 32, "init_logit_bias": -10.0,
+            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2,
+                         "layers": 1},
+            "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8,
+                           "head_width": 32}}
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "Tiny-SigLIP", tiny)
+    path = tmp_path / "siglip.pt"
+    torch.save(open_clip.create_model("Tiny-SigLIP", pretrained=None).state_dict(), path)
+    with pytest.raises(CheckpointError, match="needs the Python package transformers"):
+        identify_model_file(path, clip_arch="Tiny-SigLIP")
+    # the same weights under a name whose tokenizer is open_clip's own are fine
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "Tiny-Plain", tiny)
+    assert identify_model_file(path, clip_arch="Tiny-Plain").arch == "Tiny-Plain"

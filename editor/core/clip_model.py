@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import json
 import logging
 import pickle
@@ -616,6 +617,19 @@ def _weights_source(pcfg: Mapping[str, Any]) -> str:
     if pcfg.get("hf_hub"):
         return f"Hugging Face repository {pcfg['hf_hub'].rstrip('/')}"
     return pcfg.get("url") or "its download location"
+
+
+def missing_tokenizer_package(arch: str) -> str | None:
+    """The Python package the tokenizer of `arch` needs and this install lacks
+    (transformers, for SigLIP's and other Hugging Face tokenizers), else None. Asked
+    before weights of `arch` are imported: without it they load, but no prompt can be
+    read, which was told only when the CLIP was first used."""
+    name = _open_clip_name(_clean_arch(arch))[0]
+    text_cfg = (open_clip.get_model_config(name) or {}).get("text_cfg") or {}
+    # open_clip's rule: a named Hugging Face tokenizer, or a SigLIP by its name
+    if not (text_cfg.get("hf_tokenizer_name") or "siglip" in name.lower()):
+        return None
+    return None if importlib.util.find_spec("transformers") else "transformers"
 
 
 def _tokenizer_for_arch(arch: str) -> Tokenizer:

@@ -11,7 +11,13 @@ from pathlib import Path
 import torch
 
 from .checkpoints import DamagedFileError, load_generator
-from .clip_model import check_architecture, describes_itself, matching_architectures, read_weights
+from .clip_model import (
+    check_architecture,
+    describes_itself,
+    matching_architectures,
+    missing_tokenizer_package,
+    read_weights,
+)
 from .errors import AtelierError, CheckpointError, ClipError, UnsafePickleError
 
 # Names every open_clip / OpenAI CLIP state dict has, in one tower or the other.
@@ -66,6 +72,17 @@ def identify_model_file(path: str | Path, clip_arch: str | None = None,
 
 def _clip_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | None,
                        stopped: Callable[[], bool] | None = None) -> str | None:
+    arch = _fitting_architecture(path, state, asked, stopped)
+    if arch is not None and (package := missing_tokenizer_package(arch)):
+        raise CheckpointError(
+            f"{path.name} holds {arch} weights, whose tokenizer needs the Python package "
+            f"{package}, which is not installed (pip install {package}): without it no "
+            f"prompt could be read")
+    return arch
+
+
+def _fitting_architecture(path: Path, state: dict[str, torch.Tensor], asked: str | None,
+                          stopped: Callable[[], bool] | None = None) -> str | None:
     if asked is not None:
         try:
             return check_architecture(asked, state, path.name)
