@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QWidget
 
 from editor.cli import main as cli_main
@@ -1810,6 +1810,49 @@ def test_a_zoomed_image_can_be_moved_to_every_edge(qtbot):
     canvas.set_zoom(None)  # fitted: centred, nothing to move
     assert not canvas.pannable()
     assert canvas.image_rect().topLeft().toTuple() == (0, 0)
+
+
+def test_zooming_keeps_the_spot_at_the_views_centre(qtbot):
+    # the pan stayed the same in screen pixels: each step in slid the view towards the
+    # picture's centre, and the spot panned to went out of view
+    canvas = _canvas_showing_grey(qtbot, 256)
+
+    def centre() -> tuple[float, float]:  # the picture's pixel at the view's centre
+        r = canvas.image_rect()
+        return (128 - r.left()) / r.width() * 64, (128 - r.top()) / r.height() * 64
+
+    canvas.set_zoom(8.0)
+    canvas.pan_by(64, 32)
+    assert centre() == (24.0, 28.0)
+    canvas.zoom_in()
+    canvas.zoom_in()
+    assert canvas._effective_zoom() == 16.0 and centre() == (24.0, 28.0)
+    canvas.zoom_out()
+    assert centre() == (24.0, 28.0)
+    canvas.set_zoom(None)  # a fit shows it whole, and the next zoom starts from the centre
+    canvas.set_zoom(8.0)
+    assert centre() == (32.0, 32.0)
+
+
+def test_a_fitted_picture_is_smooth_whatever_the_window_size(qtbot):
+    # a fit that came out a whole number (64 px in 256) was drawn blocky, one a pixel
+    # larger smooth; a chosen whole zoom stays pixel-exact
+    import numpy as np
+
+    from editor.ui.qimages import qimage_from_array
+
+    canvas = _canvas_showing_grey(qtbot, 256)
+    picture = np.zeros((64, 64, 3), np.uint8)
+    picture[:, 1::2] = 255  # columns that smoothing blends
+    canvas.set_image(qimage_from_array(picture))
+
+    def levels() -> int:
+        shown = canvas.grab().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+        return len({shown.pixelColor(x, 128).red() for x in range(8, 248)})
+
+    assert levels() > 2
+    canvas.set_zoom(4.0)
+    assert levels() == 2
 
 
 def test_holding_backslash_shows_the_original_wherever_the_focus_is(window, qtbot):

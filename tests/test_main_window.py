@@ -6,6 +6,7 @@ import contextlib
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
@@ -85,6 +86,62 @@ def test_a_bad_file_shows_a_message_and_keeps_the_current_model(window, qtbot, t
     qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
     assert "bad.pt" in shown[0]
     assert window.model is not None and window.model.name == "good"
+
+
+def test_a_new_model_whose_first_picture_fails_does_not_show_the_last_ones(
+        window, qtbot, tmp_path, monkeypatch):
+    # a model that opens but cannot draw (out of memory): the last model's picture and its
+    # original stayed on the canvas, under the new model's name in the status bar, with
+    # the message why hidden behind them
+    old = save_generator(make_tiny_generator(resolution=32), tmp_path / "old.safetensors")
+    new = save_generator(make_tiny_generator(resolution=16, seed=3), tmp_path / "new.safetensors")
+    window.open_generator(str(old))
+    window.canvas.set_split(True)  # its original too
+    qtbot.waitUntil(lambda: window.last_result is not None
+                    and window.last_result.before is not None, timeout=10_000)
+    render = Renderer._render
+    failing = [True]
+
+    def out_of_memory(renderer, request, *args):
+        if failing[0] and renderer.generator.img_resolution == 16:
+            raise torch.OutOfMemoryError("out of memory")
+        return render(renderer, request, *args)
+
+    monkeypatch.setattr(Renderer, "_render", out_of_memory)
+    window.open_generator(str(new))
+    qtbot.waitUntil(lambda: window.canvas.message.startswith("This picture cannot be drawn"),
+                    timeout=10_000)
+    assert window.status_model.text() == "new · 16 px"
+    assert window.canvas.current_image() is None and "out of memory" in window.canvas.message
+    failing[0] = False  # the next picture draws
+    window.source_panel.step_seed(+1)
+    qtbot.waitUntil(lambda: window.canvas.current_image() is not None, timeout=10_000)
+    assert window.last_result.image.shape == (16, 16, 3)
+    assert window.last_result.before.shape == (16, 16, 3)
+
+
+def test_a_drags_previews_are_shown_as_large_as_the_picture(qtbot, tmp_path, monkeypatch):
+    # at a chosen zoom a drag's previews (256 px of a 1024 px model) were drawn at their
+    # own size: the picture shrank to a quarter while the hand moved and jumped back
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu", preview_res=16))
+    qtbot.addWidget(win)
+    try:
+        win.open_generator(str(save_generator(make_tiny_generator(resolution=32),
+                                              tmp_path / "g.safetensors")))
+        qtbot.waitUntil(lambda: win.last_result is not None, timeout=10_000)
+        win.canvas.set_zoom(2.0)
+        shown = []
+        win.worker.rendered.connect(  # after the window's own slot
+            lambda r: shown.append((r.preview, win.canvas.image_rect().size().toTuple())))
+        win._set_psi(0.5)  # a change while the hand moves: interactive
+        qtbot.waitUntil(lambda: any(not preview for preview, _ in shown), timeout=10_000)
+        assert shown[0] == (True, (64.0, 64.0)) and shown[-1] == (False, (64.0, 64.0))
+        assert win.canvas.current_image().width() == 32
+    finally:
+        close_without_questions(win, qtbot)
 
 
 BAD_SETTINGS = {

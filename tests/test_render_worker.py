@@ -69,6 +69,32 @@ def test_fast_slider_drag_ends_on_the_last_value(worker, qtbot):
     assert lag < 3 * one_render + 0.5, (lag, one_render)
 
 
+def test_stopping_waits_for_a_long_render_and_draws_nothing_after_it(qtbot):
+    # a CPU's 1024 px render takes seconds: the window waited 5 s, then its thread was
+    # destroyed still running, and Qt aborted the process as it quit
+    gen = make_tiny_generator(resolution=8, channel_max=16)
+    renderer = Renderer(EditingContext(gen), device="cpu")
+    started, rendered = [], []
+    render = renderer.render
+
+    def slow(request, preview=False):
+        started.append(request.seq)
+        if len(started) == 1:
+            time.sleep(5.5)
+        rendered.append(request.seq)
+        return render(request, preview)
+
+    renderer.render = slow
+    w = RenderWorker(renderer)
+    w.start()
+    w.submit(RenderRequest(_session(gen, 1.0)))
+    qtbot.waitUntil(lambda: bool(started), timeout=10_000)
+    w.submit(RenderRequest(_session(gen, 2.0)))  # waiting behind it as the window closes
+    w.stop()
+    assert w._thread.isFinished()
+    assert rendered == started[:1]  # the one waiting was not drawn for nobody
+
+
 def test_a_failed_render_is_reported_and_the_worker_keeps_serving(worker, qtbot, tmp_path):
     w, collector, gen = worker
     bad = RenderRequest(Session(source=Source(kind="wplus",

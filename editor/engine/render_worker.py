@@ -129,16 +129,22 @@ class RenderWorker(QObject):
             self._refresh = True
         self._mailbox.wake()
 
-    def stop(self, timeout_ms: int = 5000) -> None:
+    def stop(self, timeout_ms: int | None = None) -> None:
+        """Stop once the render or load in flight is done (default: however long it
+        takes). A window that gave up after 5 s, on a CPU's multi-second 1024 px render,
+        let its thread be destroyed running, and Qt aborted the process as it quit."""
         self._mailbox.close()
-        self._thread.wait(timeout_ms)
+        if timeout_ms is None:
+            self._thread.wait()
+        else:
+            self._thread.wait(timeout_ms)
 
     def _loop(self) -> None:
         parallel_worker_thread()
         while not self._mailbox.closed:
             self._load_pending_model()
             request = self._mailbox.take(timeout=0.5)
-            if request is None:
+            if request is None or self._mailbox.closed:  # stopping: nobody will see it
                 continue
             if (again := self._already_drawn(request)) is not None:
                 self.rendered.emit(again)
@@ -146,7 +152,7 @@ class RenderWorker(QObject):
             if self.renderer.needs_preview(request):
                 self.rendered.emit(self._render(request, preview=True))
                 # settle: render full resolution only if the hand has stopped
-                if self._mailbox.wait_for_item(self.settle_s):
+                if self._mailbox.wait_for_item(self.settle_s) or self._mailbox.closed:
                     continue
             result = self._render(request, preview=False)
             self._last_full = result if result.error is None else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QMimeData, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -41,6 +41,7 @@ class Canvas(QWidget):
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._image: QImage | None = None
+        self._size = QSize()  # the picture's, in image pixels (a preview's is smaller)
         self._wheel_zoom = 0  # Ctrl+scroll not yet turned into zoom steps
         self._before: QImage | None = None
         self._zoom: float | None = None  # None: fit to the window
@@ -57,12 +58,15 @@ class Canvas(QWidget):
 
     # ----------------------------------------------------------------- content
     def set_image(self, image: QImage, before: QImage | None = None,
-                  caption: str = "") -> None:
+                  caption: str = "", size: QSize | None = None) -> None:
         """The picture, and the original it is compared with (None: none known yet, so
         a compare view shows the picture alone rather than another source's original).
         `caption`: what the picture is when it is not the document's (an inversion's
-        preview), shown over it until the next picture."""
+        preview), shown over it until the next picture. `size`: the picture's own where
+        `image` is a smaller preview of it, which is drawn as large (at 100 % a drag's
+        256 px previews of a 1024 px model came and went at a quarter of its size)."""
         self._image = image
+        self._size = size if size is not None else image.size()
         self._before = before
         self.caption = caption
         self._describe()
@@ -76,6 +80,13 @@ class Canvas(QWidget):
         self._describe()
         self.update()
 
+    def show_message(self, text: str) -> None:
+        """`text` in place of the picture (and its original), which no longer stands for
+        what the window shows: another model's, say."""
+        self._image = self._before = None
+        self.caption = ""
+        self.set_message(text)
+
     def _describe(self) -> None:
         """A screen reader hears what is drawn: the message while there is no picture."""
         shown = DESCRIPTION if self._image is not None else self.message
@@ -83,7 +94,14 @@ class Canvas(QWidget):
 
     # ----------------------------------------------------------------- zoom
     def set_zoom(self, zoom: float | None) -> None:
+        # the part of the picture at the view's centre stays there: the pan, in widget
+        # pixels, was kept as it was, and each step in slid the view towards the picture's
+        # centre (the spot panned to went out of view)
+        old, r = self._effective_zoom(), self.image_rect()
+        pan = self._clamped_pan(r.width(), r.height())
         self._zoom = zoom
+        if old > 0:
+            self._pan = pan * (self._effective_zoom() / old)
         self.zoom_changed.emit("fit" if zoom is None else f"{zoom * 100:.0f} %")
         self.update()
 
@@ -103,14 +121,14 @@ class Canvas(QWidget):
             return self._zoom
         if self._image is None:
             return 1.0
-        return self.devicePixelRatioF() * min(self.width() / self._image.width(),
-                                              self.height() / self._image.height())
+        return self.devicePixelRatioF() * min(self.width() / self._size.width(),
+                                              self.height() / self._size.height())
 
     def image_rect(self) -> QRectF:
         if self._image is None:
             return QRectF()
         z = self._effective_zoom() / self.devicePixelRatioF()  # in widget pixels
-        w, h = self._image.width() * z, self._image.height() * z
+        w, h = self._size.width() * z, self._size.height() * z
         pan = self._clamped_pan(w, h)
         return QRectF((self.width() - w) / 2 + pan.x(), (self.height() - h) / 2 + pan.y(),
                       w, h)
@@ -163,9 +181,11 @@ class Canvas(QWidget):
 
     def _paint_picture(self, painter: QPainter) -> None:
         target = self.image_rect()
-        z = self._effective_zoom()
-        # integer zoom: exact pixels; otherwise smooth, which suits small generators
-        exact = abs(z - round(z)) < 1e-6 and z >= 1
+        z = self._effective_zoom() * self._size.width() / self._image.width()  # its own
+        # integer zoom: exact pixels; otherwise smooth, which suits small generators. A fit
+        # is smooth at any size: one that came out whole (the 64 px demo in a 512 px view)
+        # was blocky, and a pixel more or less of window turned it smooth again
+        exact = self._zoom is not None and abs(z - round(z)) < 1e-6 and z >= 1
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not exact)
         after, before = self._image, self._before
         if self._holding_compare and before is not None:

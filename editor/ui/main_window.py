@@ -1046,7 +1046,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
             self._copy_pending = None  # the message says why nothing was copied
             if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
-                self.canvas.set_message(f"This picture cannot be drawn:\n{result.error}")
+                # and not over the last model's picture, which passed for this one's
+                self._shown_before = self._before_image = None
+                self.canvas.show_message(f"This picture cannot be drawn:\n{result.error}")
             return
         self._shown_seq = result.seq
         self.last_result = result
@@ -1058,7 +1060,12 @@ class MainWindow(QMainWindow):
             self._shown_before = result.before
             self._before_image = (qimage_from_array(result.before)
                                   if result.before is not None else None)
-        self.canvas.set_image(qimage_from_array(result.image), self._before_image)
+        image = qimage_from_array(result.image)
+        size = None
+        if result.preview and self.pack is not None:  # as large as the full one to come
+            full = self.pack.model.resolution / max(image.width(), image.height())
+            size = QSize(round(image.width() * full), round(image.height() * full))
+        self.canvas.set_image(image, self._before_image, size=size)
         self._show_prompt_status()
         self.stack_panel.show_status(result.edit_status)
         self._show_render_time(result)
