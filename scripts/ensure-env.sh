@@ -33,7 +33,8 @@ print(ver, "python" + ver + ("t" if sysconfig.get_config_var("Py_GIL_DISABLED") 
          return 0; }
   ver="${lib%% *}"
   lib="${lib#* }"
-  if [ -n "$MADE_IN" ] && [ "$MADE_IN" != "$VENV" ]; then
+  # (a .venv that is a link to the one it was made as is that venv, not a moved one)
+  if [ -n "$MADE_IN" ] && [ "$(readlink -f "$MADE_IN")" != "$(readlink -f "$VENV")" ]; then
     # a venv cannot move: its programs (bin/atelier, bin/pip) still start the old path's python
     echo "the checkout moved (it was made in $MADE_IN)"
     return 0
@@ -66,6 +67,17 @@ if { [ ! -e "$VENV" ] || [ -n "$PROBLEM" ] || [ "$HAVE" != "$WANT" ]; } \
 elif [ ! -e "$VENV" ] || [ -n "$PROBLEM" ] || [ "$HAVE" != "$WANT" ]; then
   echo "note: 'flock' is not installed (macOS: brew install flock), so nothing stops a" \
        "second run-*.sh from setting up .venv at the same time; start it after this one." >&2
+fi
+# A .venv that is a link (to another checkout's, say) is never set up through the link:
+# `venv --clear` would empty the environment it points to, and an install would change it.
+if [ -L "$VENV" ] && { [ ! -e "$VENV" ] || [ -n "$PROBLEM" ] || [ "$HAVE" != "$WANT" ]; }; then
+  if [ ! -e "$VENV" ]; then WHY="it points to nothing"
+  elif [ -n "$PROBLEM" ]; then WHY="$PROBLEM"
+  else WHY="this checkout's pyproject.toml or scripts/ensure-env.sh differ from its install"
+  fi
+  echo "$VENV is a link to $(readlink "$VENV"), which this script does not set up through" \
+       "the link ($WHY). Remove the link to make a .venv of this checkout's own." >&2
+  exit 1
 fi
 if [ ! -e "$VENV" ] || [ -n "$PROBLEM" ]; then
   [ -z "$PROBLEM" ] || echo "Making $VENV anew: $PROBLEM." >&2

@@ -1127,3 +1127,23 @@ def test_a_recipe_saved_as_utf8_with_a_bom_is_read(tmp_path, models):
     again = tmp_path / "again.png"
     assert main(["edit", "--recipe", str(recipe), *models, "-o", str(again)]) == 0
     assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(again)))
+
+
+def test_a_replay_whose_clip_is_not_the_usual_one_names_it(tmp_path, models, capsys,
+                                                           monkeypatch):
+    # A recipe made with --clip-file replayed without it tried the generator's usual CLIP
+    # (ViT-B-32/openai) and, that not being here, only said to download that one.
+    from editor.engine import packs
+
+    monkeypatch.setattr(packs, "REFERENCE_CLIP",
+                        packs.ClipSource(path=str(tmp_path / "no-such-clip.safetensors")))
+    edited = tmp_path / "edited.png"
+    assert main(["edit", "--seed", "3", "--target", "smiling face", "--beta", "0.01",
+                 *models, "-o", str(edited)]) == 0
+    capsys.readouterr()
+    assert main(["edit", "--recipe", str(edited), "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("atelier edit: text edits need a CLIP model: ") and \
+        err.count("\n") == 1
+    assert "the recipe was made with CLIP tiny-clip" in err and "--clip-file" in err
+    assert not (tmp_path / "x.png").exists()

@@ -373,6 +373,30 @@ def test_a_moved_checkout_gets_a_new_venv(checkout):
 
 
 @needs_bash
+def test_a_venv_linked_from_another_checkout_is_used_not_emptied(checkout):
+    # A second checkout whose .venv is a link to the first's was taken for a moved one:
+    # `venv --clear` through the link emptied the first checkout's environment.
+    _ok(checkout.run("run-editor.sh"))
+    other = checkout.tmp / "other"
+    shutil.copytree(checkout.root / "scripts", other / "scripts")
+    shutil.copy(checkout.root / "pyproject.toml", other / "pyproject.toml")
+    (other / ".venv").symlink_to(checkout.venv)
+    checkout.calls()
+    used = _ok(checkout.run(other / "scripts" / "run-editor.sh", "--version"))
+    assert "ran -m editor --version" in used.stdout and used.stderr == ""
+    assert not any("pip" in c for c in checkout.calls())
+    assert (checkout.venv / ".atelier-installed").is_file()
+    # one that needs setting up is refused, and the environment it points to is kept
+    (other / "pyproject.toml").write_text(
+        (other / "pyproject.toml").read_text() + "\n# changed\n")
+    refused = checkout.run(other / "scripts" / "run-editor.sh", "--version")
+    assert refused.returncode != 0 and "is a link to" in refused.stderr
+    assert not any("pip" in c for c in checkout.calls())
+    _ok(checkout.run("run-editor.sh", "--version"))  # the first checkout's still works
+    assert not any("pip" in c for c in checkout.calls())
+
+
+@needs_bash
 def test_a_working_venv_does_not_need_the_base_python(checkout):
     _ok(checkout.run("run-editor.sh", python=checkout.python("py312", "3.12")))
     _ok(checkout.run("run-editor.sh", "--version", PYTHON="/nonexistent/python3"))

@@ -60,6 +60,7 @@ from editor.engine.export import (
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import (
     IMPORTED,
+    default_clip_source,
     default_relevance_config,
     open_pack,
 )
@@ -363,7 +364,10 @@ def run(args: argparse.Namespace) -> int:
                                                           args.wplus_index),
                                 recipe, pack.neutral_prompt())
         if pack.clip is None and session.has_text_edits:
-            raise ClipError(f"text edits need a CLIP model: {pack.clip_error}")
+            error = str(pack.clip_error)
+            if hint := _recorded_clip_hint(args, session, generator):
+                error = error.rstrip(".") + hint
+            raise ClipError(f"text edits need a CLIP model: {error}")
         # model mismatches are told before the pack jobs, which can take hours; so is a
         # recipe's latent made for another generator (its shape)
         recorded = session
@@ -444,6 +448,18 @@ def _with_models(session: Session, gen_id: ModelIdentity, clip_id: ModelIdentity
               f"({recorded.content_hash[:12]}); rendering with {used.name} "
               f"({used.content_hash[:12]})", file=sys.stderr)
     return replace(session, generator=gen_id, clip=clip_id)
+
+
+def _recorded_clip_hint(args: argparse.Namespace, session: Session, generator: str) -> str:
+    """A replay without CLIP options tries the generator's usual CLIP: where that is not
+    here and the recipe names another, say which, so the advice is not only to download
+    the usual one."""
+    recorded = session.clip
+    if not args.recipe or args.clip_file or args.clip_arch or recorded is None \
+            or recorded.name == default_clip_source(generator).describe():
+        return ""
+    return (f"; the recipe was made with CLIP {recorded.name}: name it with --clip-file, "
+            "or --clip-arch with --clip-pretrained")
 
 
 def _file_here(path: object) -> str | None:
