@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,3 +106,22 @@ def discard_on_close(monkeypatch) -> None:
         raise AssertionError(f"unexpected question in a test: {title}")
 
     monkeypatch.setattr(QMessageBox, "question", staticmethod(answer))
+
+
+@contextlib.contextmanager
+def reading_fifo(fifo: Path) -> Iterator[list[bytes]]:
+    """A reader of the named pipe `fifo` on a thread of its own while the body writes into
+    it; the list it yields holds what was read once the body is done. A reader still
+    waiting for a writer is let go without blocking: a plain open for writing, where the
+    reader had just finished, waited for a reader for ever and hung the suite."""
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    try:
+        yield got
+    finally:
+        reader.join(2)
+        if reader.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode):
+            with contextlib.suppress(OSError):  # ENXIO: no reader waits any more
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)

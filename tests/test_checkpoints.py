@@ -580,3 +580,18 @@ def test_safetensors_files_whose_names_are_not_utf8_are_read(tmp_path, tiny_gene
     save_file({"w": torch.zeros(1, g.n_latent, g.w_dim)}, str(latent))
     assert holds_a_latent(latent)
     assert load_wplus(latent, g.n_latent, g.w_dim).shape == (1, g.n_latent, g.w_dim)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are any bytes")
+def test_a_read_error_under_a_name_that_is_not_utf8_is_not_chained_to_the_name(tmp_path):
+    # the name was yielded inside the except block that caught its UnicodeEncodeError:
+    # every error while reading came with it as context, and a logged traceback began
+    # with "During handling of the above exception (UnicodeEncodeError …)"
+    from editor.core.tensor_files import readable_name
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.safetensors"))
+    path.write_bytes(b"damaged")
+    with pytest.raises(ValueError) as caught, readable_name(path) as name:
+        assert Path(name).read_bytes() == b"damaged"
+        raise ValueError("a damaged header")
+    assert caught.value.__context__ is None

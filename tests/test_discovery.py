@@ -18,7 +18,7 @@ from editor.core.style_code import StyleCode
 from editor.engine import discovered as dd
 from editor.methods import discovery as dc
 from editor.methods import global_directions as gd
-from tests.conftest import make_tiny_clip, make_tiny_generator
+from tests.conftest import make_tiny_clip, make_tiny_generator, reading_fifo
 
 
 @pytest.fixture(autouse=True)
@@ -1408,16 +1408,8 @@ def test_cli_discover_json_into_a_pipe_or_device_writes_into_it(tmp_path, capsys
 
     fifo = tmp_path / "directions"
     os.mkfifo(fifo)
-    got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
-    reader.start()
-    try:
+    with reading_fifo(fifo) as got:
         code = main(["discover", "--json", str(fifo)])  # the demo pack's shipped result
-    finally:
-        if reader.is_alive():  # never opened for writing: let the reader go
-            with open(fifo, "wb"):
-                pass
-        reader.join(30)
     assert code == 0, capsys.readouterr().err
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == [
         "directions"]

@@ -1017,3 +1017,25 @@ def test_animation_frames_are_upscaled_as_the_encoder_takes_them(tmp_path, name)
     with pytest.raises(Stop):  # as it is, and nothing is left behind
         save_animation(tmp_path / ("again-" + name), frames, fps=10, progress=stop_at_the_third)
     assert sorted(os.listdir(tmp_path)) == [name]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("name", ["picture.png", "sweep.gif"])
+def test_an_export_into_a_pipe_writes_into_it_without_overwrite(tmp_path, name):
+    # the command line lets a device or a pipe through without --overwrite (nothing is
+    # replaced), but the export then refused it ("the file exists … pass --overwrite"),
+    # and with --overwrite the encoder could not seek in it ("not seekable")
+    import stat
+
+    from tests.conftest import reading_fifo
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with reading_fifo(fifo) as got:
+        if name.endswith(".gif"):
+            save_animation(fifo, [frame, frame + 9], fps=10)
+        else:
+            save_image(fifo, frame)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == [fifo.name]
+    assert Image.open(io.BytesIO(got[0])).size == (8, 8)

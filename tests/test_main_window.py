@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from editor.core.checkpoints import save_generator
+from editor.engine import render_worker
 from editor.engine.renderer import Renderer
 from editor.ui import settings_values
 from editor.ui.app import init_application
@@ -505,6 +507,44 @@ def test_a_session_that_cannot_be_saved_says_why_without_the_temporary_file(
     assert not window.save_session()
     assert shown[1] == f"{tmp_path / 's.json'}: Read-only file system"
     assert _recent_files(window) == []  # neither was saved
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes are POSIX")
+def test_saving_a_session_onto_a_pipe_says_so_instead_of_freezing_the_window(
+        window, tmp_path, monkeypatch):
+    # a device or a pipe is written into (no file renamed over it), and the saved file was
+    # then read back for its hash: the window's thread waited in open() for ever
+    import os
+    import time
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    fifo = tmp_path / "s.atelier.json"
+    os.mkfifo(fifo)
+    finished = threading.Event()
+
+    def rescue():  # lets a frozen save go on, so that the test fails instead of hanging
+        if finished.wait(3):
+            return
+        reading = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the write's open goes on
+        while not finished.wait(0.2):
+            with contextlib.suppress(OSError):  # and so does the read of it
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        os.close(reading)
+
+    rescuer = threading.Thread(target=rescue, daemon=True)
+    rescuer.start()
+    window.session_path = fifo
+    t0 = time.monotonic()
+    try:
+        saved = window.save_session()
+    finally:
+        took = time.monotonic() - t0
+        finished.set()
+        rescuer.join(10)
+    assert not saved and took < 2
+    assert shown == [f"{fifo} is not a file (a pipe or a device); choose a file name."]
+    assert _recent_files(window) == []
 
 
 def test_open_recent_can_be_cleared_and_stays_cleared(window, tmp_path):
@@ -1140,3 +1180,63 @@ def test_the_models_menu_knows_the_generator_being_loaded_until_it_loads_or_fail
     assert window.models_menu.loading_generator == str(broken)
     qtbot.waitUntil(lambda: window.models_menu.loading_generator is None, timeout=10_000)
     assert window._loading is None
+
+
+def test_a_load_asked_for_while_another_loads_stays_in_use_until_it_has_loaded(
+        window, qtbot, tmp_path, monkeypatch):
+    # the first load's end was taken for the second's: the Models dialog let the second
+    # be removed while it loaded, and a device switch reopened the first
+    first = save_generator(make_tiny_generator(), tmp_path / "a.safetensors")
+    second = save_generator(make_tiny_generator(seed=5), tmp_path / "b.safetensors")
+    gates = {str(first): threading.Event(), str(second): threading.Event()}
+    opened = []
+    open_pack = render_worker.open_pack
+
+    def held(path, *args, **kwargs):
+        gates[str(path)].wait(10)
+        pack = open_pack(path, *args, **kwargs)
+        opened.append(str(path))
+        return pack
+
+    monkeypatch.setattr(render_worker, "open_pack", held)
+    loaded = []
+    window.worker.model_loaded.connect(lambda pack: loaded.append(pack.model.path))
+    window.open_generator(str(first))
+    qtbot.wait(100)
+    window.open_generator(str(second))  # chosen while the first still loads
+    gates[str(first)].set()
+    qtbot.waitUntil(lambda: opened == [str(first)], timeout=10_000)
+    qtbot.wait(200)  # what the first load's end sends has arrived
+    assert window.models_menu.loading_generator == str(second)
+    assert window._loading is not None and window._loading[0] == str(second)
+    gates[str(second)].set()
+    qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
+    assert window.pack.model.path == str(second) and loaded == [str(second)]
+    assert window.models_menu.loading_generator is None
+
+
+def test_a_load_replaced_by_another_that_fails_says_nothing(window, qtbot, tmp_path,
+                                                             monkeypatch):
+    # the second one is what the window waits for: the first's failure dropped the hold
+    # on it (and asked the user about a model they had already turned from)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a model")
+    good = save_generator(make_tiny_generator(), tmp_path / "g.safetensors")
+    gate = threading.Event()
+    open_pack = render_worker.open_pack
+
+    def held(path, *args, **kwargs):
+        if str(path) == str(broken):
+            gate.wait(10)
+        return open_pack(path, *args, **kwargs)
+
+    monkeypatch.setattr(render_worker, "open_pack", held)
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: None)
+    failures = []
+    window.worker.model_failed.connect(failures.append)
+    window.open_generator(str(broken))
+    qtbot.wait(100)
+    window.open_generator(str(good))
+    gate.set()
+    qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
+    assert failures == [] and window.models_menu.loading_generator is None

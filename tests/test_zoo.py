@@ -26,6 +26,7 @@ import pytest
 from editor.cli import models as cli_models
 from editor.core import paths, zoo
 from editor.core.errors import AtelierError, ZooDownloadError
+from tests.conftest import reading_fifo
 
 DATA = bytes(range(256)) * 800  # 204800 bytes: several chunks at the test chunk size
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -1228,18 +1229,29 @@ def test_atomic_write_into_a_pipe_writes_into_it_and_keeps_it(tmp_path):
     # stdout on /dev/null made /dev/null a plain file, as root); its reader got nothing
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    try:
+    with reading_fifo(fifo) as got:
         paths.atomic_write_text(fifo, "data")
-    finally:
-        if reader.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode):
-            with open(fifo, "wb"):  # never opened for writing: let the reader go
-                pass
-        reader.join(10)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and leftovers(tmp_path) == ["pipe"]
     assert got == [b"data"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="no /dev/fd")
+def test_atomic_write_to_a_name_of_an_open_descriptor_writes_through_it(tmp_path):
+    # `atelier discover --json /dev/stdout >> log`: the log was replaced by the JSON (its
+    # earlier lines lost, the table printed after it written to the replaced file), and
+    # without --overwrite the name was refused as a file that exists
+    from editor.cli.outputs import refuse_existing
+
+    log = tmp_path / "log"
+    log.write_bytes(b"earlier\n")
+    inode = log.stat().st_ino
+    with open(log, "ab") as f:
+        name = f"/dev/fd/{f.fileno()}"
+        refuse_existing(Path(name), overwrite=False)
+        paths.atomic_write_text(name, "json\n")
+        f.write(b"table\n")
+    assert log.read_bytes() == b"earlier\njson\ntable\n" and log.stat().st_ino == inode
+    assert leftovers(tmp_path) == ["log"]
 
 
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])

@@ -29,10 +29,12 @@ def shown(path: str | os.PathLike) -> str:
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:
-    from editor.core.paths import written_in_place
+    from editor.core.paths import open_descriptor, written_in_place
 
-    # (a device or a pipe, /dev/null or /dev/stdout, is written into: nothing is replaced)
-    if path.exists() and not overwrite and not written_in_place(path):
+    # (a device or a pipe, /dev/null, or one of this process's descriptors, /dev/stdout,
+    # is written into: nothing is replaced)
+    if path.exists() and not overwrite and not written_in_place(path) \
+            and open_descriptor(path) is None:
         raise AtelierError(f"{path} exists; pass --overwrite to replace it")
 
 

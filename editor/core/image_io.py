@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - depends on how Pillow was built
 
 from .. import __version__
 from .errors import DamagedRecipeError, ImageExistsError, ImageLoadError, ImageSaveError
-from .paths import atomic_path
+from .paths import atomic_path, written_in_place
 
 RECIPE_KEY = "latent-atelier-recipe"
 # browsers play a GIF frame of under 20 ms for 100 ms: the shortest one that plays as asked
@@ -706,7 +706,7 @@ def save_image(
     return SavedImage(path=path, format=fmt, size=im.size, recipe_embedded=embedded)
 
 
-def _save_still(im: Image.Image, dest: Path, fmt: str, params: dict[str, Any]) -> None:
+def _save_still(im: Image.Image, dest: Path | io.BytesIO, fmt: str, params: dict[str, Any]) -> None:
     try:
         im.save(dest, format=fmt, **params)
     except OSError:
@@ -782,7 +782,7 @@ def save_animation(
         params.update(duration=max(1, duration), loop=0 if loop else 1, quality=quality)
     size = (0, 0)
 
-    def write(tmp: Path) -> None:
+    def write(tmp: Path | io.BytesIO) -> None:
         nonlocal size
         first = frame(0)
         size = first.size
@@ -1072,19 +1072,26 @@ def _refuse_overwrite(path: Path, overwrite: bool) -> None:
         raise ImageSaveError(f"Cannot export to '{path}': {_one_line(e)}") from e
     if is_dir:
         raise ImageSaveError(f"Cannot export to '{path}': it is a folder")
-    if not overwrite and exists:
+    if not overwrite and exists and not written_in_place(path):  # a FIFO is written into
         raise ImageExistsError(
             f"Not exporting to '{path}': the file exists (choose another name or allow "
             "overwriting)"
         )
 
 
-def _write_atomically(path: Path, overwrite: bool, write: Callable[[Path], None]) -> None:
+def _write_atomically(path: Path, overwrite: bool,
+                      write: Callable[[Path | io.BytesIO], None]) -> None:
     try:
         # without `overwrite`, a file another writer made while this one was encoded (a
         # second export, a command beside the window) stays: put in place only if none is
         with atomic_path(path, replace=overwrite) as tmp:
-            write(tmp)
+            if written_in_place(tmp):  # a pipe: the encoders seek ("not seekable")
+                encoded = io.BytesIO()
+                write(encoded)
+                with open(tmp, "wb") as f:
+                    f.write(encoded.getvalue())
+            else:
+                write(tmp)
             _refuse_overwrite(path, overwrite)  # before the sync: no wait to be refused
     except ImageExistsError:
         raise

@@ -76,6 +76,7 @@ def config_dir() -> Path:
 
 
 STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed writer
+MAX_LINK_HOPS = 40  # as the kernel follows (ELOOP past it)
 
 
 def _temp_stem(path: Path) -> str:
@@ -172,6 +173,24 @@ def written_in_place(path: str | os.PathLike) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def open_descriptor(path: str | os.PathLike) -> int | None:
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/3,
+    /proc/self/fd/3, or a link to one), else None. With stdout on a file, the file a
+    rename would replace is the shell's (`>> log`: the log's earlier lines were lost, and
+    the table printed after the JSON went to the replaced file)."""
+    own = f"/proc/{os.getpid()}/fd"
+    hop = os.path.abspath(os.fspath(path))
+    for _ in range(MAX_LINK_HOPS):
+        folder, name = os.path.split(hop)
+        if name.isdigit() and os.path.realpath(folder) == own:
+            return int(name)
+        try:
+            hop = os.path.join(folder, os.readlink(hop))
+        except (OSError, ValueError):  # not a link: a file of its own
+            return None
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (an empty file already exists there) for the
@@ -187,9 +206,10 @@ def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
     save through a link), where replacing the link itself would leave its target stale.
     A device or a pipe (written_in_place) is yielded itself, to be written into: renamed
     over, `--json /dev/stdout` with stdout on /dev/null made /dev/null a plain file (as
-    root), and a FIFO's reader got nothing."""
+    root), and a FIFO's reader got nothing. With `replace=False` too: it is no file
+    another writer made (an export without --overwrite into a FIFO was refused as one)."""
     path = Path(path)
-    if replace and written_in_place(path):
+    if written_in_place(path):
         yield path
         return
     if path.is_symlink():
@@ -289,7 +309,18 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically; returns the path."""
+    """Write `data` to `path` atomically; returns the path. A name of one of this process's
+    descriptors (`--json /dev/stdout`) is written through it, as a shell does: opened
+    again, a file behind it was cut to nothing (`>> log`) or written over from its start."""
+    if (fd := open_descriptor(path)) is not None:
+        for stream in (sys.stdout, sys.stderr):  # what was printed to it comes first
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                if stream.fileno() == fd:
+                    stream.flush()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
     return Path(path)

@@ -68,12 +68,16 @@ def readable_name(path: str | os.PathLike) -> Iterator[str]:
     name = os.fsdecode(os.fspath(path))
     try:
         name.encode("utf-8")
+        utf8 = True
     except UnicodeEncodeError:
-        if os.path.isdir("/proc/self/fd"):
-            fd = os.open(name, os.O_RDONLY)
-            try:
-                yield f"/proc/self/fd/{fd}"
-            finally:
-                os.close(fd)
-            return
-    yield name
+        utf8 = False
+    # (not yielded in the except block: the reader's own errors were chained to it, and
+    # their tracebacks began with "During handling of … UnicodeEncodeError")
+    if utf8 or not os.path.isdir("/proc/self/fd"):
+        yield name
+        return
+    fd = os.open(name, os.O_RDONLY)
+    try:
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)

@@ -206,12 +206,21 @@ class RenderWorker(QObject):
                 f"unexpected error while {doing}: {type(e).__name__}: {e}"
         if device.type == "cuda":  # what the failed work held goes back to the GPU (out
             torch.cuda.empty_cache()  # of the except block: its traceback held it)
-        self.model_failed.emit(message)
+        if not self._superseded():
+            self.model_failed.emit(message)
+
+    def _superseded(self) -> bool:
+        """Whether another model was asked for while this one loaded: the window waits for
+        that one, and took this one's end for it (it let the other be removed meanwhile)."""
+        with self._load_lock:
+            return self._pending_load is not None
 
     def _open(self, path: str, clip: ClipSource | None, device: torch.device | None,
               options: dict) -> None:
         device = device if device is not None else self.renderer.device
         pack = open_pack(path, clip, device, require_clip=False, **options)
+        if self._superseded():  # the next turn of the loop loads that one
+            return
         self.renderer.set_context(pack.context(), device)
         self.pack = pack
         self.model_loaded.emit(pack)

@@ -1924,12 +1924,17 @@ class MainWindow(QMainWindow):
         return self._write_session(chosen)
 
     def _write_session(self, path: Path) -> bool:
-        from editor.core.paths import atomic_write_text
+        from editor.core.paths import atomic_write_text, written_in_place
 
         self._flush_input()  # what was typed just now belongs in the file
         if path.is_dir():  # replacing it fails only after the write, naming a temp file
             QMessageBox.warning(self, "Cannot save the session",
                                 f"{path} is a folder; choose a file name.")
+            return False
+        if written_in_place(path):  # written into, then read back: a pipe froze the window
+            QMessageBox.warning(self, "Cannot save the session",
+                                f"{path} is not a file (a pipe or a device); choose a file "
+                                "name.")
             return False
         if path.is_file() and not path.stat().st_mode & 0o222:
             # the atomic write replaces the file whatever its own mode says
