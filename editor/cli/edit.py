@@ -35,6 +35,7 @@ from editor.core.errors import (
     ImageExistsError,
     is_out_of_memory,
     out_of_memory_text,
+    shortened,
 )
 from editor.core.image_io import check_export_path, looks_like_image, read_recipe
 from editor.engine.compose import (
@@ -400,8 +401,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"warning: left out (it cannot be applied): {why}", file=sys.stderr)
         for edit, notes in context.prompt_warnings(session):
             for note in notes:  # as the window says under the prompt
-                title = edit.title if len(edit.title) <= 60 else edit.title[:59] + "…"
-                print(f"warning: {title}: {note}", file=sys.stderr)
+                print(f"warning: {shortened(edit.title, 60)}: {note}", file=sys.stderr)
         t0 = time.perf_counter()
         try:
             image = to_uint8_image(context.render(session))

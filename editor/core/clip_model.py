@@ -739,10 +739,10 @@ class ClipModel:
         # The file does not say how its images were preprocessed: as the architecture's
         # pretrained weights were, when they agree (with OpenAI's mean/std a SigLIP saw other
         # inputs than it was trained on).
-        model, cfg = _build_from_arch(arch, quick_gelu, _tags_preprocess(_open_clip_name(arch)[0]))
+        base = _open_clip_name(arch)[0]  # the activation changes neither
+        model, cfg = _build_from_arch(arch, quick_gelu, _tags_preprocess(base))
         _load_into(model, read_weights(path), path.name, arch)
-        clip = cls(model, _tokenizer_for_arch(_open_clip_name(arch)[0]), f"{arch}:{path.name}",
-                   cfg)
+        clip = cls(model, _tokenizer_for_arch(base), f"{arch}:{path.name}", cfg)
         return clip.to(device)
 
     @classmethod

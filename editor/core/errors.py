@@ -17,6 +17,11 @@ class Cancelled(Exception):
 REASON_CHARS = 200
 
 
+def shortened(text: str, longest: int) -> str:
+    """`text`, cut to `longest` characters with an ellipsis where it is longer."""
+    return text if len(text) <= longest else text[:longest - 1] + "…"
+
+
 def short_reason(e: BaseException, skip: tuple[str, ...] = ()) -> str:
     """The first line of an exception's text (ignoring lines that mention any of `skip`),
     cut to REASON_CHARS with an ellipsis: a damaged file can make a reader's message
@@ -24,7 +29,7 @@ def short_reason(e: BaseException, skip: tuple[str, ...] = ()) -> str:
     for line in str(e).splitlines():
         line = line.strip()
         if line and not any(word in line.lower() for word in skip):
-            return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 1] + "…"
+            return shortened(line, REASON_CHARS)
     return type(e).__name__
 
 

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from editor.core.errors import shortened
+
 RECIPE_FORMAT = "latent-atelier-recipe"
 # 2: a W+ source may carry its latent (`wplus_data`), and a delta edit its delta as packed
 # text (`engine.tensor_text`) instead of a list of numbers
@@ -513,6 +515,9 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
+SHOWN_VALUE_CHARS = 40
+
+
 def shown_value(value: Any) -> str:
     """A recipe's value in a message as the file writes it (true, null, "text"), not as
     Python spells it (True, None, 'text'), and short: a list or an object is named."""
@@ -521,13 +526,9 @@ def shown_value(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     try:
-        return _shortened(json.dumps(value, ensure_ascii=False))
+        return shortened(json.dumps(value, ensure_ascii=False), SHOWN_VALUE_CHARS)
     except (TypeError, ValueError):  # not JSON's (a caller's own object): Python's spelling
-        return _shortened(repr(value))
-
-
-def _shortened(text: str, longest: int = 40) -> str:
-    return text if len(text) <= longest else text[:longest - 1] + "…"
+        return shortened(repr(value), SHOWN_VALUE_CHARS)
 
 
 def _mapping(value: Any, what: str) -> dict:
