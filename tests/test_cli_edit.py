@@ -61,7 +61,8 @@ def test_edit_errors_are_one_clear_line(tmp_path, models, capsys):
     out.write_bytes(b"existing")
     assert main(["edit", "--seed", "1", *models, "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "exists" in err and "--overwrite" in err  # the option that allows it, by name
+    # the option that allows it, by name, and no other advice (the window's choice)
+    assert err == f"atelier edit: {out} exists; pass --overwrite to replace it\n"
     assert out.read_bytes() == b"existing"
     notes = tmp_path / "notes.png"
     Image.new("RGB", (4, 4)).save(notes)

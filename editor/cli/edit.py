@@ -417,9 +417,12 @@ def run(args: argparse.Namespace) -> int:
                                                                    platform)):
             print(f"note: the recipe's picture was drawn elsewhere ({'; '.join(differ)}): "
                   "this one may differ from it slightly", file=sys.stderr)
+    except ImageExistsError:  # the export's own advice names the window's choice
+        print(f"atelier edit: {shown(args.output)} exists; pass --overwrite to replace it",
+              file=sys.stderr)
+        return 1
     except (AtelierError, EditError, RecipeError, FileNotFoundError) as e:
-        hint = ("; pass --overwrite to replace it" if isinstance(e, ImageExistsError)
-                else " with --wplus-index" if isinstance(e, ManyLatentsError)
+        hint = (" with --wplus-index" if isinstance(e, ManyLatentsError)
                 else f" (the text edits use {settings})"
                 if settings and isinstance(e.__cause__, NoChannelsError) else "")
         print(f"atelier edit: {e}{hint}", file=sys.stderr)
