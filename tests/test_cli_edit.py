@@ -1072,6 +1072,23 @@ def test_an_edit_says_its_pack_was_computed_with_other_settings(tmp_path, capsys
     assert "global directions" not in capsys.readouterr().err
 
 
+def test_a_recipe_whose_latent_file_is_gone_says_where_it_was_looked_for(
+        tmp_path, models, capsys, monkeypatch):
+    # it said "could not read the latent file face.npy (No such file or directory)" with a
+    # face.npy in the folder the user was in: the one beside the recipe was meant
+    (tmp_path / "portraits").mkdir()
+    session = tmp_path / "portraits" / "face.atelier.json"
+    session.write_text(Session(source=Source(kind="wplus", wplus_path="face.npy")).to_json())
+    np.save(tmp_path / "face.npy", np.zeros((4, 16), np.float32))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.png"
+    assert main(["edit", "--recipe", str(session), *models, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"face.atelier.json starts from the latent file " \
+           f"{tmp_path / 'portraits' / 'face.npy'}, which is not there" in err
+    assert not out.exists()
+
+
 def test_a_session_naming_its_latent_by_a_relative_path_finds_it_beside_itself(
         tmp_path, models, monkeypatch):
     # it was read from the working folder: another face.npy there gave another picture,

@@ -743,6 +743,36 @@ def test_a_picture_dropped_while_a_model_loads_opens_with_that_model(window, qtb
     assert started == [(str(picture), "other")] and told == []
 
 
+@pytest.mark.parametrize("dialog", ["open_image_dialog", "open_latent_dialog"])
+def test_a_picture_chosen_in_a_dialog_while_a_model_loads_opens_with_that_model(
+        window, qtbot, tmp_path, monkeypatch, dialog):
+    # as a dropped one (above): File > Open image... (or Open latent... on an exported
+    # picture) inverted it into the model on its way out, and said "face.png was inverted
+    # into ..., which is no longer open" when it ended
+    from PySide6.QtWidgets import QFileDialog
+
+    from editor.core.image_io import save_image
+
+    picture = tmp_path / "face.png"
+    save_image(picture, np.full((16, 16, 3), 120, np.uint8))
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
+                           tmp_path / "other.safetensors")
+    make_tiny_clip().save(tmp_path / "clip.safetensors")
+    started = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(picture), "")))
+    monkeypatch.setattr(window.inversion, "start",
+                        lambda path, *a, **k: started.append((path, window.pack.name)))
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    window.open_generator(str(other), ClipSource(path=str(tmp_path / "clip.safetensors")))
+    getattr(window, dialog)()
+    assert started == []
+    assert window.statusBar().currentMessage() == "face.png opens once other.safetensors " \
+                                                  "has loaded"
+    qtbot.waitUntil(lambda: bool(started), timeout=20_000)
+    assert started == [(str(picture), "other")]
+
+
 def test_a_failed_export_says_so_in_a_dialog(window, qtbot, tmp_path, monkeypatch):
     shown = []
     monkeypatch.setattr("editor.ui.main_window.show_warning",

@@ -252,6 +252,12 @@ def build_session(args: argparse.Namespace, default_psi: float,
                                    else read_recipe_file(Path(args.recipe)))
         # a latent it names by a relative path is beside it, as the window reads it
         source = session.source.found_in(Path(args.recipe).parent)
+        if source.latent_file is not None and not Path(source.latent_file).exists():
+            # where it was looked for, as the window says it: "could not read the latent
+            # file face.npy" sent the user to the face.npy in the folder they were in
+            raise RecipeError(f"{shown(Path(args.recipe).name)} starts from the latent file "
+                              f"{shown(source.latent_file)}, which is not there (moved or "
+                              "deleted?)")
         if source.latent_file is not None and wplus_source is not None:
             # carried in the output's recipe, as --wplus does: it replays that picture
             # after the file has changed or gone

@@ -1600,7 +1600,14 @@ class MainWindow(QMainWindow):
                                               IMAGE_FILTER)
         if path:
             self._remember_dir(path)
-            self._open_image_or_recipe(path, as_picture=True)
+
+            def open_it() -> None:
+                self._open_image_or_recipe(path, as_picture=True)
+
+            # with a model loading, as a dropped picture does: chosen in the dialog, it was
+            # inverted into the model on its way out and the result dropped minutes later
+            if not self._wait_for_load(open_it, Path(path).name):
+                open_it()
 
     def _open_image_or_recipe(self, path: str, as_picture: bool = False,
                               name: str | None = None) -> None:
@@ -1646,13 +1653,19 @@ class MainWindow(QMainWindow):
         if not path:
             return
         self._remember_dir(path)
-        kind = kind_of_file(path)
-        if kind == "session":
-            self.open_session(path)
-        elif kind == "image":
-            self._open_image_or_recipe(path)
-        else:  # asked for a latent: its reader says why a file is none
-            self.open_latent(path)
+
+        def open_it() -> None:
+            kind = kind_of_file(path)
+            if kind == "session":
+                self.open_session(path)
+            elif kind == "image":
+                self._open_image_or_recipe(path)
+            else:  # asked for a latent: its reader says why a file is none
+                self.open_latent(path)
+
+        # with a model loading, as a dropped file does (not read with the one going away)
+        if not self._wait_for_load(open_it, Path(path).name):
+            open_it()
 
     def open_latent(self, path: str) -> None:
         if self.pack is None:
