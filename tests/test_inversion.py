@@ -253,6 +253,21 @@ def test_cancel_stops_with_cancelled(tiny_generator):
     assert steps == 3
 
 
+def test_every_step_moves_the_progress_and_the_loss_is_read_at_previews(tiny_generator):
+    # a 1024 px step takes seconds on a CPU: the bar moved only at the previews
+    target, _ = _target_from(tiny_generator, 6)
+    steps = [item for item in invert(tiny_generator, target, InversionSettings(
+                 steps=7, candidates=4, perceptual="none", preview_every=3))
+             if isinstance(item, InversionProgress) and item.message.startswith("step")]
+    assert [p.done for p in steps] == list(range(1, 8))
+    assert [p.preview is not None for p in steps] == [False, False, True] * 2 + [True]
+    assert [p.loss is not None for p in steps] == [False, False, True] * 2 + [True]
+    assert steps[0].message == "step 1/7"
+    # the loss last read stays in the message until the next read
+    assert steps[3].message == f"step 4/7, loss {steps[2].loss:.4f}"
+    assert all(p.eta_s is not None for p in steps[1:])
+
+
 def test_bad_targets_are_refused(tiny_generator):
     with pytest.raises(ValueError, match="square"):
         target_tensor(np.zeros((10, 12, 3), np.uint8), 16)

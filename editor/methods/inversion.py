@@ -405,6 +405,7 @@ def invert(
         return scale.mean + u_ * scale.std
 
     clock = EtaClock(0, s.steps)
+    last_loss = ""  # the loss as last read, kept in the message between reads
     for step in range(s.steps):
         if is_cancelled(cancel):
             raise Cancelled()
@@ -429,10 +430,15 @@ def invert(
             best = loss.detach().view(B, S).argmin(1)
             preview = img.detach().view(B, S, *img.shape[1:])[torch.arange(B), best].cpu()
             mean_loss = float(loss.detach().view(B, S).min(1).values.mean())
-            yield InversionProgress(step + 1, s.steps,
-                                    f"step {step + 1}/{s.steps}, loss {mean_loss:.4f}",
+            last_loss = f", loss {mean_loss:.4f}"
+            yield InversionProgress(step + 1, s.steps, f"step {step + 1}/{s.steps}{last_loss}",
                                     eta_s=clock.eta_s(step + 1), loss=mean_loss,
                                     preview=preview)
+        else:
+            # the count alone (reading the loss would wait for a GPU): a 1024 px step takes
+            # seconds on a CPU, where a bar moving only every preview_every steps sat still
+            yield InversionProgress(step + 1, s.steps, f"step {step + 1}/{s.steps}{last_loss}",
+                                    eta_s=clock.eta_s(step + 1))
 
     with torch.no_grad():
         w_all = wplus_of(u.detach())
