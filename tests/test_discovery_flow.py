@@ -228,6 +228,22 @@ def test_a_direction_at_strength_zero_is_not_added(qtbot, tiny_pack):
     assert [e.strength for e in added] == [-1.5]
 
 
+def test_a_direction_added_through_another_transfer_is_told_apart_in_the_stack(qtbot, tiny_pack):
+    # each row read "beard ↔ no beard": which was the W one could not be told in the stack
+    entry = dd.DirectionEntry(key="0", label="no beard", negative_label="beard",
+                              confidence=0.7, delta=(0.1, -0.2))
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    added = []
+    flow = DiscoveryFlow(window, JobRunner(window), DirectionsPanel(), lambda: tiny_pack,
+                         lambda edit, text: added.append(edit))
+    for method in ("focused", "style", "w"):
+        flow.add(dataclasses.replace(entry, method=method), 1.5)
+    assert [e.title for e in added] == ["beard ↔ no beard", "beard ↔ no beard (Style channels)",
+                                        "beard ↔ no beard (W space)"]
+    assert [e.params["method"] for e in added] == ["focused", "style", "w"]
+
+
 def test_label_words_added_in_the_window_label_the_next_discovery(qtbot, tiny_pack,
                                                                   monkeypatch):
     # No way to add label words in the window: only `atelier discover --words`.

@@ -8,6 +8,7 @@ way to add an edit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSettings
@@ -213,8 +214,13 @@ class DiscoveryFlow(QObject):
             return
         pack = self._pack()
         # the edit remembers its generator: on another one its channels mean other things
-        self._add_edit(entry_edit(entry, strength, pack.model.content_hash if pack else None),
-                       f"Add {entry.title}")
+        edit = entry_edit(entry, strength, pack.model.content_hash if pack else None)
+        if entry.method != DEFAULT_METHOD:
+            # the same direction through another transfer is another edit: its row must
+            # say which, or two rows read "beard ↔ no beard" alike
+            edit = dataclasses.replace(
+                edit, name=f"{entry.title} ({self.panel.method_title(entry.method)})")
+        self._add_edit(edit, f"Add {edit.title}")
 
     def _on_progress(self, job: Job, progress) -> None:
         if job is self._job and isinstance(progress, Progress):
