@@ -628,6 +628,33 @@ def test_the_demo_psi_is_not_remembered_for_the_next_model(qtbot, tmp_path, monk
     assert float(QSettings().value("source/psi")) == 0.5
 
 
+def test_the_demo_starts_on_the_face_it_showed_at_close(qtbot, tmp_path, monkeypatch):
+    # the seed came back at the demo's own ψ: the seed box said 385, the face was another
+    _settings_in(tmp_path)
+    discard_on_close(monkeypatch)
+    QSettings().setValue("source/psi", 0.5)  # the user's, on a real model
+    win = MainWindow(Renderer(device="cpu"))  # on the bundled demo pack
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    win._set_seed(385)
+    win._set_psi(0.55)
+    close_without_questions(win, qtbot)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    source = win.document.state.session.source
+    assert (source.seed, source.psi) == (385, 0.55)
+    assert not win.document.modified
+    close_without_questions(win, qtbot)
+    assert float(QSettings().value("source/psi")) == 0.5  # the real models' own, untouched
+    QSettings().setValue("source/demo_psi", "nan")  # a damaged value: the demo's own ψ
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    assert win.document.state.session.source.psi == win.pack.model.seed_psi
+    close_without_questions(win, qtbot)
+
+
 def _device_actions(win) -> dict:
     """The View ▸ Device menu's actions by their choice (auto, cpu, cuda:N)."""
     return {act.data(): act for act in win.device_group.actions()}

@@ -1334,8 +1334,14 @@ class MainWindow(QMainWindow):
             if info.z_for_seed is not None or (old is not None
                                                and old.model.z_for_seed is not None):
                 # into or out of the demo world, whose ψ is forced: the model's own, as
-                # `atelier edit --seed` uses it, so the same seed is the same picture
-                source = dataclasses.replace(source, psi=info.seed_psi)
+                # `atelier edit --seed` uses it, so the same seed is the same picture;
+                # at the start, the demo's face as the user left it (the seed came back
+                # at another ψ: another face)
+                psi = info.seed_psi
+                if old is None and info.z_for_seed is not None:
+                    psi = settings_values.number(QSettings(), "source/demo_psi", psi,
+                                                 *PSI_RANGE)
+                source = dataclasses.replace(source, psi=psi)
             draft = draft_for_pack(state.draft, pack.neutral_prompt(), self._edit_defaults(),
                                    old.neutral_prompt() if old is not None else DEFAULT_NEUTRAL)
             # the first model only fills in the untitled document's defaults; a later one
@@ -2204,10 +2210,11 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("source/seed", self.document.state.session.source.seed)
-        if self.pack is None or self.pack.model.z_for_seed is None:
-            # the demo's ψ is its own (forced as it loads): kept, it became the next
-            # real model's at the next start
-            s.setValue("source/psi", self.document.state.session.source.psi)
+        # the demo's ψ is its own (forced as it loads): kept as the real models' one, it
+        # became the next real model's at the next start
+        on_demo = self.pack is not None and self.pack.model.z_for_seed is not None
+        s.setValue("source/demo_psi" if on_demo else "source/psi",
+                   self.document.state.session.source.psi)
         self.hide()  # stopping the jobs may take seconds: not with a frozen window on screen
         self.jobs.cancel_all()
         self.worker.stop()
