@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from benchmarks import meaning as mb
-from editor.cli.invert import add_optimisation_arguments, settings_from_args
+from editor.cli.invert_args import add_optimisation_arguments, settings_from_args
 from editor.methods.inversion import InversionSettings, run_inversion
 from editor.toyfaces.attributes import ATTRIBUTES, visibility
 from editor.toyfaces.eval import _eval_seed

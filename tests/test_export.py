@@ -612,7 +612,7 @@ def test_a_name_gets_the_extension_pathlib_would_give_it(name, format):
     # seeds); they must be what the pathlib version of the rule gives
     from pathlib import PurePosixPath
 
-    from editor.engine.export import format_suffixes, name_for_format
+    from editor.engine.export_formats import format_suffixes, name_for_format
 
     suffixes = format_suffixes(format)
     path = PurePosixPath("folder") / name

@@ -291,7 +291,7 @@ def test_a_bare_name_goes_to_the_export_folder_and_its_extension_picks_the_forma
 
 
 def test_the_dialogs_upscale_filters_are_the_ones_a_recipe_may_record():
-    from editor.engine.export import UPSCALE_FILTERS
+    from editor.engine.export_formats import UPSCALE_FILTERS
 
     assert tuple(export_dialog.FILTER_LABELS) == UPSCALE_FILTERS
 

@@ -158,7 +158,8 @@ def test_pack_edit_defaults_start_new_drafts_and_survive_commit():
 def test_cli_edits_take_the_packs_defaults_unless_given(tmp_path):
     import argparse
 
-    from editor.cli.edit import build_session, register
+    from editor.cli.edit import build_session
+    from editor.cli.edit_args import register
     from editor.engine.editor_state import EditDefaults
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -13,10 +13,10 @@ import sys
 COMMANDS = {
     "discover": ("discover", "discover labelled edit directions without prompts "
                  "(CLIP2StyleGAN)"),
-    "edit": ("edit", "render a seed with text edits, or replay a recipe"),
+    "edit": ("edit_args", "render a seed with text edits, or replay a recipe"),
     "import-styleclip": ("import_styleclip", "use StyleCLIP's precomputed fs3.npy as a "
                          "model pack"),
-    "invert": ("invert", "find the latent that reproduces a picture"),
+    "invert": ("invert_args", "find the latent that reproduces a picture"),
     "models": ("models", "list, download, import and remove pretrained models"),
     "precompute": ("precompute", "precompute a model pack (global-direction relevance)"),
 }

@@ -1,15 +1,6 @@
-"""`atelier edit`: render a seed with text edits, or replay a recipe, headless.
-
-    atelier edit --seed 7 --neutral "face" --target "face with sunglasses" \\
-        --alpha 4 --beta 0.15 -o out.png        # words for real faces (an FFHQ pack)
-    atelier edit --seed 7 --target "a cartoon face with sunglasses" -o out.png   # the demo's
-    atelier edit --recipe out.png -o again.png
-
-Several edits: repeat the group (--neutral/--target/--alpha/--beta/--auto-beta/--gate). An
-edit's --neutral goes before its --target; a --neutral after a target, or any option given
-twice, starts the next edit. The PNG carries the recipe; replaying it on the same device
-gives the same pixels. The default pack is the bundled demo world.
-"""
+"""`atelier edit` at work: the session its options describe (or a recipe's), rendered and
+written with its recipe. Its options and help are in `edit_args`, which `atelier edit
+--help` reads without loading torch."""
 
 from __future__ import annotations
 
@@ -21,12 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from editor.core.arg_types import (
-    DEVICE_HELP,
-    float_within,
-    int_at_least,
-    non_negative_float,
-)
 from editor.core.cache import EntryBusy
 from editor.core.devices import pick_device
 from editor.core.errors import (
@@ -47,17 +32,13 @@ from editor.engine.compose import (
 )
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults, replayed_session
 from editor.engine.export import (
-    DEFAULT_QUALITY,
-    LOSSY_FORMATS,
-    MAX_SCALE,
-    UPSCALE_FILTERS,
-    format_from_suffix,
     recorded_output,
     recorded_platform,
     recorded_quality,
     save_render,
     without_failing_edits,
 )
+from editor.engine.export_formats import DEFAULT_QUALITY, LOSSY_FORMATS, format_from_suffix
 from editor.engine.models import DEMO_GENERATOR
 from editor.engine.packs import (
     IMPORTED,
@@ -71,9 +52,6 @@ from editor.engine.renderer import (
     to_uint8_image,
 )
 from editor.engine.session import (
-    MAX_SEED,
-    PSI_RANGE,
-    STRENGTH_RANGE,
     Edit,
     ModelIdentity,
     RecipeError,
@@ -84,86 +62,10 @@ from editor.engine.session import (
 )
 from editor.methods.global_directions import NoChannelsError, Progress
 
-from . import command_help
+from .edit_args import SOURCE_OPTIONS
 from .failures import failure_line
-from .model_options import add_model_options, clip_source
+from .model_options import clip_source
 from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
-from .precompute import MAX_IMAGES, MAX_STATS_SAMPLES
-
-SOURCE_OPTIONS = ("seed", "psi", "wplus", "wplus_index")
-
-
-class _EditAction(argparse.Action):
-    """Collect per-edit options in order. Each option fills the edit being built; giving
-    an option that edit already has starts the next edit, and so does a --neutral once
-    the edit has its target (a neutral belongs to the target after it). So
-    `--neutral face --target "face with glasses" --alpha 4 --neutral face --target ...`
-    and `--target "smiling face" --alpha 3 --target ...` read naturally."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        edits = getattr(namespace, "edits", None) or []
-        if not edits or self.dest in edits[-1] or (self.dest == "neutral"
-                                                   and "target" in edits[-1]):
-            edits.append({})
-        edits[-1][self.dest] = True if value == [] else value
-        namespace.edits = edits
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("edit", help=command_help("edit"),
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_argument_group("source")
-    src.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=None,
-                     help="default 0")
-    src.add_argument("--psi", type=float_within(*PSI_RANGE), default=None,
-                     help="truncation (default 0.7; 1.0 for the demo pack)")
-    src.add_argument("--wplus", help="start from a saved W+ (.npy/.pt/.safetensors), or a "
-                     "picture whose recipe carries one (atelier invert's output)")
-    src.add_argument("--wplus-index", type=int_at_least(0), default=None, metavar="K",
-                     help="with --wplus: the file's latent number K, for a file of several "
-                          "(as e4e's latents.pt, one per test image)")
-    src.add_argument("--recipe", help="replay a recipe: a .json recipe or session, or an "
-                     "exported PNG, JPEG or WebP that carries one")
-    ed = p.add_argument_group("edits (repeat for several; --neutral goes before its "
-                              "--target)")
-    ed.add_argument("--target", action=_EditAction, help="what the image should become")
-    ed.add_argument("--neutral", action=_EditAction,
-                    help="what it is now (default: the pack's own, 'face' for real "
-                         "generators, 'a cartoon face' for the demo); given before its --target, "
-                         "after a target it starts the next edit")
-    ed.add_argument("--alpha", action=_EditAction, type=float_within(*STRENGTH_RANGE),
-                    help="strength (default: the model pack's; 3 for the demo pack)")
-    ed.add_argument("--beta", action=_EditAction, type=non_negative_float,
-                    help="disentanglement threshold (default: the model pack's; 0.15 for "
-                         "real packs)")
-    ed.add_argument("--auto-beta", action=_EditAction, nargs=0, dest="auto_beta",
-                    help="pick the largest beta that keeps the pack's minimum of channels "
-                         "(10 for real packs)")
-    ed.add_argument("--gate", action=_EditAction, nargs=0, dest="gate",
-                    help="keep only channels that also vary with the text across the "
-                         "generator's samples (measured once per pack, then cached)")
-    ed.add_argument("--no-gate", action=_EditAction, nargs=0, dest="no_gate",
-                    help="plain StyleCLIP channel relevance even where the pack gates")
-    add_model_options(p)
-    p.add_argument("-o", "--output", required=True,
-                   help="output image (.png, .jpg, .webp); missing folders are made")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--scale", type=int_at_least(1, MAX_SCALE), default=None,
-                   help=f"integer upscale of the output, 1-{MAX_SCALE} (default: what a "
-                        "replayed recipe records, else 1); recorded in the output's recipe")
-    p.add_argument("--upscale-filter", choices=UPSCALE_FILTERS, default=None,
-                   help="how --scale enlarges: lanczos (smooth) or nearest (sharp pixels); "
-                        "default: what a replayed recipe records, else lanczos")
-    p.add_argument("--quality", type=int_at_least(1, 100), default=None,
-                   help=f"JPEG/WebP quality, 1-100 (default: what a replayed recipe records, "
-                        f"else {DEFAULT_QUALITY}); recorded in the output's recipe")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--precompute-images", type=int_at_least(1, MAX_IMAGES), default=None,
-                   help="base images for a first precompute (default: the paper's 100)")
-    p.add_argument("--stats-samples", type=int_at_least(2, MAX_STATS_SAMPLES), default=None,
-                   help="samples for the style statistics of a first precompute "
-                        "(default 10000)")
-    p.set_defaults(func=run, edits=None)
 
 
 def check_options(args: argparse.Namespace) -> None:

@@ -36,22 +36,23 @@ from editor.methods.global_directions import Progress
 from editor.methods.precompute import Cancelled, CancelToken, is_cancelled
 
 from .compose import EditingContext
+from .export_formats import (
+    ANIMATION_FORMATS,
+    DEFAULT_QUALITY,
+    IMAGE_FORMATS,
+    LOSSY_FORMATS,
+    MAX_SCALE,
+    UPSCALE_FILTERS,
+    format_suffixes,
+    name_for_format,
+)
 from .renderer import rendering_platform, to_uint8_image
 from .session import MAX_SEED, RecipeError, Session, refuse_unknown, shown_value
 
 KINDS = ("image", "sweep", "batch")
-IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
-ANIMATION_FORMATS = ("GIF", "WEBP")
 MAX_GIF_FPS = 1000 // GIF_MIN_FRAME_MS  # faster plays no faster: each frame lasts 20 ms
-SCALES = (1, 2, 4, 8)
-MAX_SCALE = SCALES[-1]  # larger belongs in an image program
-UPSCALE_FILTERS = ("lanczos", "nearest")
 OUTPUT_KEY = "output"  # in a file's recipe: how the file was made from the render
 OUTPUT_SETTINGS = ("scale", "upscale_filter", "quality", "rendered_on")  # (file_recipe)
-LOSSY_FORMATS = frozenset({"JPEG", "WEBP"})
-DEFAULT_QUALITY = 95  # of JPEG and WebP images
-_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe"), "WEBP": (".webp",),
-             "GIF": (".gif",)}
 
 ExportJob = Generator[Progress, None, list[SavedImage]]
 Report = Callable[[Progress], None]  # progress from inside one long step (JobToken.report)
@@ -168,35 +169,6 @@ def with_format_suffix(path: str | Path, format: str | None) -> Path:
     if format_suffixes(format) is None:
         return path
     return path.with_name(name_for_format(path.name, format))
-
-
-def format_suffixes(format: str | None) -> tuple[str, ...] | None:
-    """The extensions a file of `format` may have, the usual one first (None: unknown)."""
-    return _SUFFIXES.get((format or "").upper().replace("JPG", "JPEG"))
-
-
-def name_for_format(name: str, format: str | None) -> str:
-    """`with_format_suffix` on a bare file name, in plain string operations: a batch names
-    100,000 files, and pathlib spends 60 µs on each one's."""
-    suffixes = format_suffixes(format)
-    if suffixes is None:
-        return name
-    if name.rstrip("."):  # "x." names no extension: it is written x.png, not x..png
-        name = name.rstrip(".")
-    dot = name.rfind(".")
-    suffix = name[dot:].lower() if 0 < dot < len(name) - 1 else ""  # as PurePath.suffix
-    if suffix in suffixes:
-        return name
-    if suffix and any(suffix in known for known in _SUFFIXES.values()):
-        return name[:dot] + suffixes[0]
-    return name + suffixes[0]
-
-
-def format_from_suffix(path: str | Path, formats: Iterable[str] = IMAGE_FORMATS
-                       ) -> str | None:
-    """The format among `formats` that the file's extension names, if any."""
-    suffix = Path(path).suffix.lower()
-    return next((f for f in formats if suffix in _SUFFIXES.get(f, ())), None)
 
 
 def batch_paths(folder: str | Path, seeds: Iterable[int], name_pattern: str,

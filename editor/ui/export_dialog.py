@@ -33,19 +33,21 @@ from PySide6.QtWidgets import (
 
 from editor.core.image_io import gif_frame_ms
 from editor.engine.export import (
-    ANIMATION_FORMATS,
-    IMAGE_FORMATS,
-    LOSSY_FORMATS,
     MAX_GIF_FPS,
-    SCALES,
     ExportPlan,
     batch_paths,
     check_targets,
     existing_targets,
-    format_from_suffix,
     plan_targets,
     resolved_targets,
     with_format_suffix,
+)
+from editor.engine.export_formats import (
+    ANIMATION_FORMATS,
+    IMAGE_FORMATS,
+    LOSSY_FORMATS,
+    SCALES,
+    format_from_suffix,
 )
 from editor.engine.session import MAX_SEED, Session
 
