@@ -380,3 +380,20 @@ def test_the_dialog_opens_within_the_screens_room(qtbot):
     if room.width() >= 900 and room.height() >= 600:
         pytest.skip("this screen has room for 900 x 600")
     assert d.width() <= room.width() and d.height() <= room.height()
+
+
+def test_a_long_file_name_does_not_widen_the_dialog_past_its_size(qtbot):
+    # a name without spaces (a web download's) set the dialog's least width: 122 characters
+    # made it 922 px wide, past the size it is given to stay on a small screen
+    name = "IMG_20261207_123456_HDR_portrait_mode_" + "edited_" * 30 + "final.png"
+    d = CropDialog(_image(60, 30), target_size=16, name=name, place=(2, 3))
+    qtbot.addWidget(d)
+    plain = CropDialog(_image(60, 30), target_size=16, name="face.png")
+    qtbot.addWidget(plain)
+    assert d.minimumSizeHint().width() <= plain.minimumSizeHint().width()
+    d.show()
+    qtbot.waitExposed(d)
+    # cut in the middle: its end and which of the pictures it is stay in view
+    shown = d.heading.elided_text()
+    assert "…" in shown and shown.endswith("final.png (2 of 3)")
+    assert d.heading.toolTip() == f"{name} (2 of 3)"

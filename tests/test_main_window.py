@@ -65,7 +65,8 @@ def test_opens_a_generator_and_follows_the_seed(window, qtbot, tmp_path):
     assert first.shape == (32, 32, 3) and first.dtype == np.uint8
     # the status bar says what is open in words; the file's format is in its tooltip
     assert window.status_model.text() == "tiny · 32 px"
-    assert window.status_model.toolTip() == f"{path}\natelier checkpoint"
+    # (after the whole text, where the field is too narrow for it: this window is not shown)
+    assert window.status_model.toolTip().endswith(f"{path}\natelier checkpoint")
     assert window.status_zoom.text() == "zoom: fit"
     window.source_panel.step_seed(+1)
     seq = window.last_request.seq
@@ -1267,3 +1268,61 @@ def test_a_load_replaced_by_another_that_fails_says_nothing(window, qtbot, tmp_p
     gate.set()
     qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
     assert failures == [] and window.models_menu.loading_generator is None
+
+
+def test_the_status_bars_fields_stay_put_while_pictures_come_in(window, qtbot):
+    # the render time is the last field and changes on every frame of a drag ("rendering…",
+    # "9 ms (full)", "1234 ms (preview) · rendering…"): with it the model, device and zoom
+    # beside it jumped back and forth by up to 200 px; zooming in moved them too
+    from editor.ui.main_window import RENDERING_TEXT
+
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    places = set()
+    for time in (RENDERING_TEXT, "9 ms (full)", f"1234 ms (preview) · {RENDERING_TEXT}", ""):
+        for zoom in ("fit", "25 %", "1600 %"):
+            window.status_time.setText(time)
+            window.status_zoom.setText(f"zoom: {zoom}")
+            QApplication.processEvents()
+            window.statusBar().layout().activate()
+            places.add((window.status_model.x(), window.status_zoom.x()))
+    assert len(places) == 1, places
+
+
+def test_a_long_model_name_in_the_status_bar_is_cut_with_its_whole_text_in_the_tooltip(
+        window, qtbot, tmp_path):
+    # the model's field was cut off mid-word at the window's edge ("…-my-own-fir"), the
+    # rest of its text nowhere to be read
+    path = save_generator(make_tiny_generator(),
+                          tmp_path / ("my-own-finetune-of-the-portrait-model-" * 3 + "v3.pt"))
+    window.resize(700, 500)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_generator(str(path))
+    qtbot.waitUntil(lambda: window.pack is not None, timeout=20_000)
+    qtbot.wait(50)
+    label = window.status_model
+    assert label.width() < label.fontMetrics().horizontalAdvance(label.text())
+    assert label.text() in label.toolTip()
+    assert f"{path}\natelier checkpoint" in label.toolTip()  # and still its file
+    window.resize(1900, 500)
+    qtbot.waitUntil(lambda: label.toolTip() == f"{path}\natelier checkpoint", timeout=2000)
+
+
+def test_the_forms_are_never_cut_off_at_the_right(window, qtbot):
+    # the forms scroll only up and down, yet the side column could be narrower than they
+    # need: at the window's least size, and at any size after it (or with the column
+    # dragged narrow), the β box, the … button and "New prompt" were cut off at the right
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(100)  # the first fit
+    window.resize(window.minimumSizeHint())
+    qtbot.wait(50)
+    window.resizeDocks([window.source_dock], [50], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    for dock in (window.source_dock, window.prompt_dock):
+        area = window.form_area(dock)
+        assert area.viewport().width() >= area.widget().minimumSizeHint().width(), \
+            dock.objectName()

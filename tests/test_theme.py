@@ -296,3 +296,23 @@ def test_the_tab_in_front_is_marked_in_the_accent(qtbot, themed, qapp, theme):
 
     front, behind = accent_pixels(bar.currentIndex()), accent_pixels(1 - bar.currentIndex())
     assert front >= 3 * (bar.tabRect(bar.currentIndex()).width() - 8) and behind == 0
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+@pytest.mark.parametrize("button", ["qt_dockwidget_floatbutton", "qt_dockwidget_closebutton"])
+def test_a_panels_float_and_close_buttons_show(qtbot, themed, qapp, theme, button):
+    # Fusion draws them from fixed dark grey pictures: 1.6:1 on the dark theme's title bar,
+    # where nobody could find how to close or float the Source, Prompt or Jobs panel
+    from PySide6.QtWidgets import QAbstractButton, QDockWidget, QLabel, QMainWindow
+
+    themed(theme)
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    dock = QDockWidget("Prompt")
+    dock.setWidget(QLabel("a cartoon face"))
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    with qtbot.waitExposed(window):
+        window.show()
+    strongest = _strongest(window.findChild(QAbstractButton, button).grab().toImage(),
+                           _window(qapp))
+    assert strongest >= 3.0, f"{theme}: the button's mark is at {strongest:.2f}:1"

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from editor.core.image_io import Box
 
+from .elided_label import ElidedLabel
 from .qimages import qimage_from_array
 from .remembered import RememberedMap
 from .screen_room import available_area
@@ -320,9 +321,10 @@ class CropDialog(QDialog):
         super().__init__(parent)
         of = f" ({place[0]} of {place[1]})" if place is not None and place[1] > 1 else ""
         self.setWindowTitle(f"Crop {name}{of}" if name else f"Crop the image{of}")
-        self.heading = QLabel(f"{name}{of}" if name else "")
-        self.heading.setTextFormat(Qt.TextFormat.PlainText)
-        self.heading.setWordWrap(True)
+        # one line, cut in the middle: a long name without spaces (a web download's) set
+        # the dialog's least width, past the screen's
+        self.heading = ElidedLabel(f"{name}{of}" if name else "",
+                                   mode=Qt.TextElideMode.ElideMiddle)
         font = self.heading.font()
         font.setBold(True)
         self.heading.setFont(font)

@@ -18,9 +18,14 @@ MIN_CHARS = 6  # enough to recognise a name ("Beard…")
 
 
 class ElidedLabel(QWidget):
-    def __init__(self, text: str = "", parent: QWidget | None = None):
+    def __init__(self, text: str = "", parent: QWidget | None = None,
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight):
+        """`mode`: where the text is cut (in the middle for a file's name, whose end says
+        what it is)."""
         super().__init__(parent)
+        self._mode = mode
         self._text = ""
+        self._tip = ""  # a tooltip of its own (set_tip)
         self._dimmed = False
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setText(text)
@@ -35,6 +40,11 @@ class ElidedLabel(QWidget):
         self.updateGeometry()
         self.update()
 
+    def set_tip(self, tip: str) -> None:
+        """A tooltip of its own: shown alone while the whole text shows, after it when cut."""
+        self._tip = tip
+        self._update_tooltip()
+
     def set_dimmed(self, dimmed: bool) -> None:
         """Draw the text in the theme's secondary colour (readable, unlike a disabled
         label's grey at 1.9:1), taken from the palette when painted, so it follows a change
@@ -43,16 +53,19 @@ class ElidedLabel(QWidget):
         self.update()
 
     def elided_text(self) -> str:
-        return self.fontMetrics().elidedText(self._text, Qt.TextElideMode.ElideRight,
-                                             max(self.width(), 0))
+        return self.fontMetrics().elidedText(self._text, self._mode,
+                                             max(self.contentsRect().width(), 0))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt naming
         fm = self.fontMetrics()
-        return QSize(fm.horizontalAdvance(self._text) + 2, fm.height())
+        return self._with_margins(QSize(fm.horizontalAdvance(self._text) + 2, fm.height()))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt naming
         fm = self.fontMetrics()
-        return QSize(fm.horizontalAdvance("x" * MIN_CHARS), fm.height())
+        return self._with_margins(QSize(fm.horizontalAdvance("x" * MIN_CHARS), fm.height()))
+
+    def _with_margins(self, size: QSize) -> QSize:
+        return size.grownBy(self.contentsMargins())
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)
@@ -68,8 +81,10 @@ class ElidedLabel(QWidget):
         painter.setPen(secondary_text_colour(self.palette()) if self._dimmed
                        and self.isEnabled() else self.palette().color(group,
                                                                       self.foregroundRole()))
-        painter.drawText(self.rect(), int(Qt.AlignmentFlag.AlignLeft
-                                          | Qt.AlignmentFlag.AlignVCenter), self.elided_text())
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft
+                                                  | Qt.AlignmentFlag.AlignVCenter),
+                         self.elided_text())
 
     def _update_tooltip(self) -> None:
-        self.setToolTip(self._text if self.elided_text() != self._text else "")
+        cut = self._text if self.elided_text() != self._text else ""
+        self.setToolTip("\n".join(t for t in (cut, self._tip) if t))

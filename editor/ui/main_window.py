@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QSizePolicy,
     QStyle,
     QToolBar,
     QVBoxLayout,
@@ -87,12 +88,13 @@ from editor.engine.session import (
 from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
-from .canvas import Canvas
+from .canvas import ZOOM_STEPS, Canvas
 from .clipboard import PasteError, put_picture, read_pasted, save_pasted_image
 from .directions_panel import DirectionsPanel
 from .discovery_flow import JOB_PREFIX as DISCOVERY_JOB
 from .discovery_flow import DiscoveryFlow
 from .document import Document
+from .elided_label import ElidedLabel
 from .export_dialog import confirm_overwrite, get_export_plan
 from .generator_choice import OPEN_ITS_OWN, SHOW_WITH_OPEN, ask_which_generator
 from .icons import icon
@@ -247,6 +249,20 @@ def _finished_text(title: str, result: object) -> str:
     return f"Exported {what} to {saved[0].path.parent}"
 
 
+class _FormArea(QScrollArea):
+    """A form's scroll area. It scrolls up and down only, so it is never narrower than the
+    form: the side column could be (at the window's least width, or dragged narrow), and
+    the form's right end was cut off (the β box, the … button, "New prompt")."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt naming
+        hint = super().minimumSizeHint()
+        if self.widget() is None:
+            return hint
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        least = self.widget().minimumSizeHint().width() + bar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), least), hint.height())
+
+
 def _with_footer(area: QScrollArea, footer: QWidget) -> QWidget:
     """`area` with `footer` below it, at the form's own side margins, out of the scroll."""
     box = QWidget()
@@ -380,7 +396,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         if scroll:
-            area_widget = QScrollArea()
+            area_widget = _FormArea()
             area_widget.setWidgetResizable(True)
             area_widget.setFrameShape(QFrame.Shape.NoFrame)
             area_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the form
@@ -780,13 +796,25 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         self.status_device = QLabel(f"device: {self.renderer.device}")
-        self.status_model = QLabel("no model")
+        # cut with "…" in a narrow window, its whole text in the tooltip (a long file name
+        # was cut off mid-word); it shrinks as a label does, not before the message area
+        self.status_model = ElidedLabel("no model")
+        self.status_model.setSizePolicy(QSizePolicy.Policy.Preferred,
+                                        QSizePolicy.Policy.Preferred)
         self.status_zoom = QLabel("zoom: fit")
         self.status_time = QLabel("")
         self.canvas.zoom_changed.connect(lambda zoom: self.status_zoom.setText(f"zoom: {zoom}"))
         for w in (self.status_model, self.status_device, self.status_zoom, self.status_time):
             w.setContentsMargins(6, 0, 6, 0)  # the fields ran together, one space apart
             self.statusBar().addPermanentWidget(w)
+        # as wide as their widest usual text from the start: the time changes on every
+        # frame of a drag, and each change of its width moved the fields beside it
+        for w, widest in ((self.status_zoom, f"zoom: {ZOOM_STEPS[-1] * 100:.0f} %"),
+                          (self.status_time, f"9999 ms (preview) · {RENDERING_TEXT}")):
+            shown = w.text()
+            w.setText(widest)
+            w.setMinimumWidth(w.sizeHint().width())
+            w.setText(shown)
 
     # ================================================================= document changes
     def undo(self) -> None:
@@ -1302,8 +1330,8 @@ class MainWindow(QMainWindow):
                                   + (f" · directions from {imported}" if imported else "")
                                   + (f" · directions with {other}" if other else ""))
         # the file and its format ("atelier", "rosinality") are for who asks
-        self.status_model.setToolTip(f"{info.path}\n{info.source_format} checkpoint"
-                                     + (f"\n{pack.settings_note()}" if other else ""))
+        self.status_model.set_tip(f"{info.path}\n{info.source_format} checkpoint"
+                                  + (f"\n{pack.settings_note()}" if other else ""))
         told = self._tell_start_note(f"{info.name} loaded; ")
         if not told and pack is not old:  # a refresh after a job would hide its message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QTabBar,
 )
 
+from .icons import icon
+
 THEMES = ("system", "light", "dark")
 # A slider's dynamic property: the position its fill starts from (a strength slider's 0),
 # where it is not the minimum
@@ -70,6 +72,12 @@ _INDICATORS = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
 # selected row then vanished into it. This blue stands 3:1 or more apart from the window
 # and the base, and the fill Fusion draws from it (lighter) from the selection too.
 _ACCENT = {True: QColor("#66b0ff"), False: QColor("#04163a")}  # by is_dark
+
+
+# A panel's float and close buttons: Fusion's are fixed dark grey pictures (2.1:1 on the
+# dark theme's title bar); these glyphs take the theme's button text colour when drawn
+_TITLE_BAR_ICONS = {QStyle.StandardPixmap.SP_TitleBarNormalButton: "mdi6.window-restore",
+                    QStyle.StandardPixmap.SP_TitleBarCloseButton: "mdi6.close"}
 
 
 def is_dark(palette: QPalette) -> bool:
@@ -146,6 +154,12 @@ class AtelierStyle(QProxyStyle):
         if hint == QStyle.StyleHint.SH_DialogButtonBox_ButtonsHaveIcons:
             return 0
         return super().styleHint(hint, option, widget, returnData)
+
+    def standardIcon(self, standard_icon, option=None, widget=None):  # noqa: N802 (Qt API)
+        name = _TITLE_BAR_ICONS.get(standard_icon)
+        if name is not None and not (glyph := icon(name)).isNull():
+            return glyph
+        return super().standardIcon(standard_icon, option, widget)
 
     def drawPrimitive(self, element, option, painter, widget=None):  # noqa: N802 (Qt API)
         if element == QStyle.PrimitiveElement.PE_FrameFocusRect and \
