@@ -87,6 +87,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.grid is not None and not args.grid.parent.is_dir():  # not after the whole run
         ap.error(f"--grid: {args.grid.parent} is not a folder")
+    if args.grid is not None and args.grid.is_dir():
+        ap.error(f"--grid: {args.grid} is a folder; give the PNG's file name")
 
     print("render speed, 64 px, median ms/image (wall, CPU):")
     for style in STYLES:

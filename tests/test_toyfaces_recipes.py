@@ -21,6 +21,7 @@ from editor.core.checkpoints import load_generator
 from editor.core.clip_model import ClipModel
 from editor.core.errors import AtelierError
 from editor.core.hashing import file_sha256
+from editor.core.paths import DEMO_MODELS_DIR
 from editor.toyfaces import (
     conditioning,
     style_groups,
@@ -36,12 +37,13 @@ from editor.toyfaces.pack import (
     DemoPackError,
     DemoPackMissingError,
     load_demo_pack,
+    recipe_command,
     timed_load,
 )
 from editor.toyfaces.render import render_batch
 from editor.toyfaces.train import main as train_main
 from editor.toyfaces.train_generator import ARCH, build
-from editor.toyfaces.training import TrainState, recipe_dir, run_loop
+from editor.toyfaces.training import TrainState, recipe_dir, run_facts, run_loop
 
 TINY = {
     "generator": ["--batch", "4"],
@@ -114,13 +116,22 @@ def test_recipe_writes_weights_and_card_and_resumes(trained, recipe):
     assert card["training"]["final_metrics"]["step"] == 3
     assert f"python -m editor.toyfaces.train {recipe}" in card["recipe"]
     assert "--lr " in card["recipe"] and "--batch " in card["recipe"]  # all that shaped it
+    assert card["device"] == "cpu"
     first, second = trained["logs"][recipe]
     assert "resumed" not in first
     assert "resumed from" in second and "at step 2" in second
     assert "step 3/3" in second and "step 1/3" not in second  # only the missing step ran
+    assert f"wrote {weights} and its card {recipe}.json" in second  # (nothing said where)
     # the history logged before the interruption survived into the resumed run
     history = trained["checkpoints"][recipe]["history"]
     assert [h["step"] for h in history] == [1, 2, 3]
+
+
+def test_the_card_names_the_device_that_trained(monkeypatch):
+    # a GPU's run was carded as one on the CPU's threads alone ("x86_64, 2 threads")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _device: "NVIDIA H100")
+    facts = run_facts(TrainState({}, {}), 2, torch.device("cuda", 0))
+    assert facts["device"] == "cuda:0" and "NVIDIA H100" in facts["hardware"]
 
 
 def test_weights_load_through_the_real_loaders(trained):
@@ -166,6 +177,18 @@ def test_resume_refuses_a_checkpoint_that_records_no_options(tmp_path):
     assert rc == 2 and "does not record the options" in text and "--restart" in text
 
 
+def test_resume_refuses_a_checkpoint_past_the_steps_asked_for(tmp_path):
+    # --steps 1 after a 2-step run exported the 2-step weights, their card naming --steps 1
+    assert _run(*QUICK, "--steps", "2", "--out", str(tmp_path / "a"))[0] == 0
+    rc, text = _run(*QUICK, "--out", str(tmp_path / "b"))
+    assert rc == 2 and "trained 2 steps" in text and "--steps 2" in text
+    assert "--restart" in text and "rendered" not in text
+    assert not (tmp_path / "b").exists()
+    assert _run(*QUICK, "--steps", "2", "--out", str(tmp_path / "b"))[0] == 0
+    card = json.loads((tmp_path / "b" / "evaluator.json").read_text())
+    assert "--steps 2 " in card["recipe"] and card["training"]["steps"] == 2
+
+
 def test_grouped_styles_checked_right_after_resuming(tmp_path):
     argv = ("generator", "--steps", "1", "--batch", "1", "--tag", "grouped",
             "--grouped-styles")
@@ -208,7 +231,10 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, recipe
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
 
 
-def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_the_step_then_saves_a_checkpoint(tmp_path, signum):
+    # a signal raised where it came (e.g. half-way through Adam's update) saved that step's
+    # changes as the step before: the resumed run did the step twice
     class OldHandler(Exception):
         pass
 
@@ -218,20 +244,41 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
     layer = torch.nn.Linear(2, 2)
     state = TrainState({"m": layer}, {"sgd": torch.optim.SGD(layer.parameters(), lr=0.1)})
     path = tmp_path / "checkpoint.pt"
+    done = []
 
     def step(i):
+        done.append(i)  # the step's work so far
         if i == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return {}
+            os.kill(os.getpid(), signum)
+        return {}  # ... and the rest of it
 
-    previous = signal.signal(signal.SIGTERM, old_handler)
+    previous = signal.signal(signum, old_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             run_loop(state, step, 10, path, log=lambda _: None)
-        assert signal.getsignal(signal.SIGTERM) is old_handler  # put back afterwards
+        assert signal.getsignal(signum) is old_handler  # put back afterwards
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert torch.load(path, weights_only=True)["step"] == 2
+        signal.signal(signum, previous)
+    assert torch.load(path, weights_only=True)["step"] == len(done) == 3
+
+
+def test_a_signal_ignored_before_training_stays_ignored(tmp_path):
+    # a run started under nohup (SIGHUP ignored) stopped when its terminal closed
+    layer = torch.nn.Linear(2, 2)
+    state = TrainState({"m": layer}, {})
+
+    def step(i):
+        if i == 1:
+            os.kill(os.getpid(), signal.SIGHUP)
+        return {}
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        run_loop(state, step, 3, tmp_path / "checkpoint.pt", log=lambda _: None)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert state.step == 3
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -248,6 +295,23 @@ def test_bad_numbers_are_refused_when_read(tmp_path, capsys, bad):
     assert info.value.code == 2
     assert f"argument {bad[0]}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("empty", ["--out", "--continue-from", "--warm-start"])
+def test_an_empty_file_name_is_refused_when_read(tmp_path, capsys, empty):
+    # (`--out "$OUT"` with OUT unset) meant the bundled models' folder, which --force
+    # replaced; an empty --continue-from trained a new generator instead
+    with pytest.raises(SystemExit) as info:
+        train_main(["generator", "--steps", "1", "--batch", "1", "--threads", "1",
+                    "--out", str(tmp_path / "g"), empty, ""])
+    assert info.value.code == 2 and "empty name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--models", "--grid"])
+def test_eval_cli_refuses_an_empty_file_name(capsys, option):
+    with pytest.raises(SystemExit):  # --models "" read the pack in the current folder
+        E.main([option, ""])
+    assert "empty name" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fraction", ["-0.1", "1.5"])
@@ -267,6 +331,15 @@ def test_output_and_start_files_are_checked_before_training(tmp_path):
     rc, text = _run(*generator, "--continue-from", str(a_file))
     assert rc == 2 and "step 1/1" not in text
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="a folder no one can write")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_training():
+    # (/proc: a read-only folder is writable for root) the export failed with a traceback
+    # after the whole training
+    rc, text = _run(*QUICK, "--out", "/proc/atelier-models")
+    assert rc == 2 and "cannot write" in text and "/proc/atelier-models" in text
+    assert "rendered" not in text and "Traceback" not in text
 
 
 def test_existing_models_are_replaced_only_with_force(tmp_path):
@@ -411,4 +484,18 @@ def test_eval_cli_refuses_bad_numbers(bad):
 def test_eval_cli_without_a_pack_says_how_to_make_it(tmp_path, capsys):
     assert E.main(["--models", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
-    assert "python -m editor.toyfaces.train generator" in err
+    # into that folder: without --out the recipe wrote the bundled pack's
+    assert f"python -m editor.toyfaces.train generator --out {tmp_path / 'none'}`" in err
+    assert recipe_command("clip", DEMO_MODELS_DIR) == "python -m editor.toyfaces.train clip"
+
+
+def test_eval_cli_stops_on_ctrl_c_without_a_traceback(trained, monkeypatch, capsys):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "clip_zero_shot", interrupted)
+    try:
+        rc = E.main(["--models", str(trained["out"]), "--n-eval", "2", "--n-gen", "2"])
+    except KeyboardInterrupt:  # (a traceback, where the train command says one line)
+        rc = None
+    assert rc == 130 and "interrupted" in capsys.readouterr().err

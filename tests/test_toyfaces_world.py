@@ -280,3 +280,14 @@ def test_vocabulary_is_small():
     assert 40 < len(vocab) < 120
     assert {"sunglasses", "spectacles", "grinning", "blond", "beanie", "bald"} <= vocab
     assert "a" not in vocab and "a" in C.vocabulary(content_only=False)
+
+
+def test_world_benchmark_refuses_a_grid_that_is_a_folder(tmp_path, monkeypatch, capsys):
+    # it measured everything, then failed with a traceback writing the picture
+    from benchmarks import toyfaces_world
+
+    monkeypatch.setattr("sys.argv", ["toyfaces_world", "--n", "1", "--legibility-n", "1",
+                                     "--grid", str(tmp_path)])
+    with pytest.raises(SystemExit) as info:
+        toyfaces_world.main()
+    assert info.value.code == 2 and "is a folder" in capsys.readouterr().err

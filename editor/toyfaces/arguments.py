@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from editor.core.arg_types import float_within, int_at_least, positive_float
+from editor.core.arg_types import float_within, int_at_least, non_empty, positive_float
 from editor.core.errors import AtelierError
+from editor.core.paths import unwritable_reason
 
 DEVICES = "auto (CUDA if present), cpu, cuda or cuda:N"
 
@@ -21,9 +22,12 @@ class RecipeError(AtelierError):
 
 
 def check_output_folder(folder: Path, files: Iterable[str], force: bool) -> None:
-    """Refuse, before training, an --out that can never be a folder, or one whose model files
+    """Refuse, before training, an --out that can never be a folder, one that cannot be
+    written (found out only at the export, after the training), or one whose model files
     would be replaced without --force."""
     require_folder_possible(folder, f"--out {folder}")
+    if (why := unwritable_reason(folder)) is not None:
+        raise RecipeError(f"--out {folder}: cannot write there ({why})")
     existing = [name for name in files if (folder / name).exists()]
     if existing and not force:
         raise RecipeError(f"{folder / existing[0]} exists; pass --force to replace it or "
@@ -51,4 +55,5 @@ def check_output_file(path: Path) -> None:
 
 
 __all__ = ["DEVICES", "RecipeError", "check_output_file", "check_output_folder",
-           "float_within", "int_at_least", "positive_float", "require_folder_possible"]
+           "float_within", "int_at_least", "non_empty", "positive_float",
+           "require_folder_possible"]

@@ -41,6 +41,7 @@ from editor.toyfaces.arguments import (
     DEVICES,
     check_output_file,
     int_at_least,
+    non_empty,
 )
 from editor.toyfaces.attributes import ATTRIBUTES, PRIOR, STYLES, Attributes, visibility
 from editor.toyfaces.evaluator import Evaluator, uint8_to_tensor
@@ -457,9 +458,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-eval", type=int_at_least(1), default=2000,
                    help="fresh renders for the evaluator and CLIP gates")
     p.add_argument("--n-gen", type=int_at_least(1), default=1000, help="generated samples")
-    p.add_argument("--grid", default=None, help="sample grid PNG (default: user cache dir)")
+    # (an empty name, an unset shell variable, read as the default or as ".")
+    p.add_argument("--grid", type=non_empty, default=None,
+                   help="sample grid PNG (default: user cache dir)")
     p.add_argument("--seed", type=int_at_least(0), default=0)
-    p.add_argument("--models", default=None,
+    p.add_argument("--models", type=non_empty, default=None,
                    help="folder with the pack (default: editor/resources/models/toyfaces)")
     p.add_argument("--device", default="cpu",
                    help=f"{DEVICES}; default cpu")
@@ -468,7 +471,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """0 when every gate passes, 1 when one fails, 2 when the pack cannot be loaded."""
+    """0 when every gate passes, 1 when one fails, 2 when the pack cannot be loaded, 130 on
+    Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m editor.toyfaces.eval",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
@@ -480,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     except AtelierError as e:  # a bad device or grid path, a missing or damaged pack file
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line and the usual status, as the recipes
+        print("interrupted", file=sys.stderr)
+        return 130
     print(format_table(gates))
     print("\n" + summary(gates))
     return 0 if all(g.passed is not False for g in gates) else 1

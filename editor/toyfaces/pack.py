@@ -53,8 +53,12 @@ class DemoPack:
     z_for_seed: Callable[[int], torch.Tensor] = field(default=conditioning.z_for_seed)
 
 
-def recipe_command(model: str) -> str:
-    return f"python -m editor.toyfaces.train {model}"
+def recipe_command(model: str, folder: Path | None = None) -> str:
+    """The command that makes `model`'s files in `folder` (default: the bundled pack's:
+    without --out, the recipe writes there, not into the folder asked for)."""
+    out = "" if folder is None or folder.resolve() == DEMO_MODELS_DIR.resolve() \
+        else f" --out {folder}"
+    return f"python -m editor.toyfaces.train {model}{out}"
 
 
 def pack_paths(folder: str | Path | None = None) -> dict[str, tuple[Path, Path]]:
@@ -69,21 +73,22 @@ def missing_files(folder: str | Path | None = None) -> list[Path]:
 
 
 def _read_card(model: str, weights: Path, card_path: Path, verify: bool) -> dict:
+    folder = weights.parent
     for p in (weights, card_path):
         if not p.is_file():
             raise DemoPackMissingError(
                 f"the demo {model} is not trained yet: {p} is missing. Make it with "
-                f"`{recipe_command(model)}` (it resumes if interrupted).")
+                f"`{recipe_command(model, folder)}` (it resumes if interrupted).")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DemoPackError(f"{card_path.name} is not a readable model card ({e}); run "
-                            f"`{recipe_command(model)}` again") from e
+                            f"`{recipe_command(model, folder)}` again") from e
     # the card is written after the weights: a mismatch means an interrupted export or a
     # file replaced by hand, and the gates/benchmarks quoted in the card would not apply
     if verify and card.get("sha256") != file_sha256(weights):
         raise DemoPackError(f"{weights.name} does not match the sha256 in {card_path.name}; "
-                            f"run `{recipe_command(model)}` again to re-export it")
+                            f"run `{recipe_command(model, folder)}` again to re-export it")
     return card
 
 
@@ -100,7 +105,7 @@ def load_demo_pack(device: str = "cpu", folder: str | Path | None = None,
         raise DemoPackError(
             f"{weights['generator'].name} was trained for latent sampler {sampler!r}, this "
             f"program samples with {conditioning.SAMPLER_NAME!r}; run "
-            f"`{recipe_command('generator')}` again")
+            f"`{recipe_command('generator', weights['generator'].parent)}` again")
     clip = ClipModel.load(weights["clip"], device=device)
     evaluator = Evaluator.load(weights["evaluator"], device=device)
     return DemoPack(loaded.generator, clip, evaluator, weights, cards,

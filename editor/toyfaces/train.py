@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             name, help=summary, description=f"{summary} {RESUMES}"))
     args = parser.parse_args(argv)
     try:
-        modules[args.recipe].train(args)
+        path = modules[args.recipe].train(args)
     except Terminated as e:  # the checkpoint is saved; exit as the signal would have
         return 128 + e.signum
     except KeyboardInterrupt:
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except AtelierError as e:  # a bad file, device or output, or a checkpoint's options
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(f"wrote {path} and its card {path.with_suffix('.json').name}")  # where it went
     return 0
 
 

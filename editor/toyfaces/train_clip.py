@@ -136,7 +136,7 @@ def train(args: argparse.Namespace) -> Path:
     state = TrainState({"clip": model}, {"adamw": opt}, options=weight_options(args, OPTIONS))
     ckpt = checkpoint_path("clip", args.tag)
     if not args.restart:
-        try_resume(state, ckpt, print)
+        try_resume(state, ckpt, args.steps, print)
     # rendered after the resume check, which must not wait for it
     t0 = time.perf_counter()
     images, attrs, styles = make_dataset(args.dataset, args.seed)
@@ -192,7 +192,7 @@ def train(args: argparse.Namespace) -> Path:
         "config": CLIP_CONFIG,
         "tokenizer": "open_clip default (ViT-B-32 BPE), context 32",
         "recipe": recipe_command("clip", args, OPTIONS),
-        **run_facts(state, args.threads, data_seconds),
+        **run_facts(state, args.threads, device, data_seconds),
         "storage": "fp32" if args.fp32 else "fp16",
     })
     return path

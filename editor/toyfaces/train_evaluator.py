@@ -100,7 +100,7 @@ def train(args: argparse.Namespace) -> Path:
     state = TrainState({"model": model}, {"adamw": opt}, options=weight_options(args, OPTIONS))
     ckpt = checkpoint_path("evaluator", args.tag)
     if not args.restart:
-        try_resume(state, ckpt, print)
+        try_resume(state, ckpt, args.steps, print)
     # rendered after the resume check, which must not wait for it
     t0 = time.perf_counter()
     images, targets, masks = make_dataset(args.dataset, args.seed)
@@ -140,7 +140,7 @@ def train(args: argparse.Namespace) -> Path:
         "width": args.width,
         "heads": {k: list(v) for k, v in HEADS.items()},
         "recipe": recipe_command("evaluator", args, OPTIONS),
-        **run_facts(state, args.threads, data_seconds),
+        **run_facts(state, args.threads, device, data_seconds),
     })
     return path
 

@@ -23,7 +23,7 @@ from editor.core.checkpoints import LoadedGenerator, load_generator, save_genera
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.hashing import file_sha256
 from editor.toyfaces import conditioning, style_groups
-from editor.toyfaces.arguments import RecipeError, float_within
+from editor.toyfaces.arguments import RecipeError, float_within, non_empty
 from editor.toyfaces.direction_training import (
     DirectionPushes,
     Face,
@@ -179,7 +179,7 @@ def train(args: argparse.Namespace) -> Path:
     state = TrainState({"generator": gen, **({"pushes": pushes} if pushes else {})},
                        {"adam": opt}, options={**weight_options(args, OPTIONS), **inputs})
     ckpt = checkpoint_path("generator", args.tag)
-    if not args.restart and try_resume(state, ckpt, print):
+    if not args.restart and try_resume(state, ckpt, args.steps, print):
         require_groups_kept(gen, args, f"{ckpt} was not trained with --grouped-styles; pass "
                                        "--restart to start over")
     max_seconds = args.minutes * 60 if args.minutes else None
@@ -205,12 +205,12 @@ def train(args: argparse.Namespace) -> Path:
     run_loop(state, step, args.steps, ckpt, max_seconds=max_seconds, log_every=args.log_every)
     if args.grouped_styles and style_groups.leak(gen) != 0.0:
         raise RuntimeError("a weight outside the style groups became non-zero")
-    return export(gen.cpu().eval(), state, args, out_dir, inputs)
+    return export(gen.cpu().eval(), state, args, out_dir, inputs, device)
 
 
 @torch.no_grad()
 def export(gen: Generator, state: TrainState, args: argparse.Namespace, out_dir: Path,
-           inputs: dict[str, str]) -> Path:
+           inputs: dict[str, str], device: torch.device) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     z = conditioning.z_for_seeds(range(10_000_000, 10_004_096))
     gen.w_avg.copy_(gen.map_z(z).mean(0))
@@ -232,7 +232,7 @@ def export(gen: Generator, state: TrainState, args: argparse.Namespace, out_dir:
             "rule": "unit i of every mapping layer, w and every conv style layer belongs to "
                     "group i mod len(groups); weights across groups and toRGB affine "
                     "weights are zero"}} if args.grouped_styles else {}),
-        **run_facts(state, args.threads),
+        **run_facts(state, args.threads, device),
         "storage": "fp32" if args.fp32 else "fp16",
     }
     write_model_card(out_dir / "generator.json", card)
@@ -250,8 +250,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train this fraction of each batch on faces pushed along averaged "
                         "attribute directions (see direction_training; default 0)")
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--continue-from", default=None, metavar="GENERATOR",
+    # (an empty name, an unset shell variable, trained a new generator instead)
+    start.add_argument("--continue-from", type=non_empty, default=None, metavar="GENERATOR",
                        help="start from every weight of an earlier demo generator (train it "
                             "on)")
-    start.add_argument("--warm-start", default=None, metavar="GENERATOR",
+    start.add_argument("--warm-start", type=non_empty, default=None, metavar="GENERATOR",
                        help="copy the synthesis weights of an earlier demo generator")

@@ -33,6 +33,7 @@ from editor.toyfaces.arguments import (
     RecipeError,
     check_output_folder,
     int_at_least,
+    non_empty,
     positive_float,
 )
 
@@ -110,14 +111,20 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def try_resume(state: TrainState, path: Path, log: Callable[[str], None]) -> bool:
+def try_resume(state: TrainState, path: Path, steps: int,
+               log: Callable[[str], None]) -> bool:
     """Continue the checkpoint at path if there is one. RecipeError if it was made with other
-    options than state.options: continuing it would silently train something else."""
+    options than state.options (continuing it would silently train something else), or has
+    trained more than `steps` (--steps; its card would name a command that did not make it)."""
     if not path.exists():
         return False
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
         check_same_options(d.get("options"), state.options, path)
+        if (done := int(d["step"])) > steps:
+            raise RecipeError(f"{path} has trained {done} steps, more than --steps {steps}; "
+                              f"pass --steps {done} or more to export it, --restart to start "
+                              "over, or --tag NAME to keep both")
         state.load_state_dict(d)
     except (RuntimeError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
         log(f"could not resume from {path} ({e}); starting over")
@@ -160,7 +167,8 @@ def run_loop(
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> TrainState:
     """Run step_fn until total_steps (or max_seconds of training time) with progress/ETA and
-    periodic atomic checkpoints. Ctrl-C, SIGTERM and SIGHUP save a checkpoint before leaving.
+    periodic atomic checkpoints. Ctrl-C, SIGTERM and SIGHUP end the step under way, then save
+    a checkpoint and leave.
     Each call is recorded in state.runs, so a model card can list every command that shaped
     the weights."""
     state.runs.append({"command": invocation(), "from_step": state.step,
@@ -168,7 +176,7 @@ def run_loop(
     last_ckpt = time.monotonic()
     window: list[float] = []
     try:
-        with stop_signals_interrupt():
+        with stop_signals_after_step() as stop_if_asked:
             while state.step < total_steps:
                 if max_seconds is not None and state.seconds >= max_seconds:
                     log(f"time budget of {max_seconds / 60:.1f} min reached at step "
@@ -187,6 +195,7 @@ def run_loop(
                 if time.monotonic() - last_ckpt > checkpoint_every_s:
                     save_checkpoint(state, checkpoint_path)
                     last_ckpt = time.monotonic()
+                stop_if_asked()
     except KeyboardInterrupt:
         save_checkpoint(state, checkpoint_path)
         log(f"interrupted: checkpoint saved at step {state.step}; run again to resume")
@@ -219,20 +228,37 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise Terminated in the main thread while inside; the previous
-    handlers come back afterwards. (Only the main thread may set handlers.)"""
+def stop_signals_after_step() -> Iterator[Callable[[], None]]:
+    """Ctrl-C, SIGTERM and SIGHUP in the main thread while inside are held until the caller
+    calls the function it yields, at the end of a step, which raises KeyboardInterrupt
+    (Terminated for the others). A step cut anywhere (half-way through the optimizer's
+    update) would be saved half done, and the resumed run would differ from an
+    uninterrupted one. A second signal stops at once. A signal ignored before (SIGHUP under
+    nohup, Ctrl-C for a background job) stays ignored: that run was meant to outlive its
+    terminal. The previous handlers come back afterwards. (Only the main thread may set
+    handlers.)"""
+    pending: list[int] = []
+
+    def stop(signum: int) -> None:
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    def hold(signum, _frame):
+        if pending:
+            stop(signum)
+        pending.append(signum)  # (no message: a print here fails if the signal cut one)
+
+    def stop_if_asked() -> None:
+        if pending:
+            stop(pending[0])
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop_if_asked
         return
-
-    def interrupt(signum, _frame):
-        raise Terminated(signum)
-
-    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    previous = {sig: signal.signal(sig, interrupt) for sig in wanted}
+    wanted = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {sig: signal.signal(sig, hold) for sig in wanted
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
-        yield
+        yield stop_if_asked
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
@@ -269,7 +295,8 @@ def add_common_arguments(p, steps: int, batch: int, lr: float, seed: int,
                    help="stop after this much training time (resumes count what was done)")
     p.add_argument("--log-every", type=int_at_least(1), default=log_every,
                    help=f"a progress line every this many steps (default {log_every})")
-    p.add_argument("--out", default=None,
+    # (an empty --out, an unset shell variable, meant the default: the bundled models)
+    p.add_argument("--out", type=non_empty, default=None,
                    help="output folder (default: editor/resources/models/toyfaces, the "
                         "bundled models)")
     p.add_argument("--force", action="store_true",
@@ -300,16 +327,20 @@ def recipe_command(recipe: str, args: argparse.Namespace, names: Iterable[str]) 
     return " ".join(parts)
 
 
-def run_facts(state: TrainState, threads: int, extra_seconds: float = 0.0) -> dict:
+def run_facts(state: TrainState, threads: int, device: torch.device,
+              extra_seconds: float = 0.0) -> dict:
     """The model-card entries every recipe reports: steps, time (training plus data
-    preparation), CPU-hours (wall time x threads), final metrics, hardware and date."""
+    preparation), CPU-hours (wall time x threads), final metrics, hardware (the device that
+    trained: a GPU's run read as one on the CPU threads alone) and date."""
     seconds = state.seconds + extra_seconds
+    gpu = f"{torch.cuda.get_device_name(device)}, " if device.type == "cuda" else ""
     return {
         "training": {"steps": state.step, "seconds": round(seconds, 1),
                      "cpu_hours": round(seconds * threads / 3600, 3),
                      "final_metrics": state.history[-1] if state.history else {},
                      "runs": state.runs},
         "hardware": f"{platform.processor() or platform.machine()}, {threads} threads, "
-                    f"torch {torch.__version__}",
+                    f"{gpu}torch {torch.__version__}",
+        "device": str(device),
         "date": time.strftime("%Y-%m-%d"),
     }
