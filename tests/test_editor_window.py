@@ -2573,9 +2573,24 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     window.prompt_panel.auto_beta.setChecked(True)
     type_prompt(window, "face with glasses")
     assert not np.array_equal(settled(window, qtbot), before)
-    window.start_precompute()  # its own directions over the import: asked first (here: no)
+    # a gated edit needs the co-variation, which "run the precompute" could only have by
+    # replacing the import with the pack's own directions (hours): No measures it alone
+    window.prompt_panel.gate.setChecked(True)
+    qtbot.waitUntil(lambda: "co-variation" in window.statusBar().currentMessage(),
+                    timeout=20_000)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000) as ended:
+        window.start_precompute()  # its own directions over the import: asked first (no)
     assert len(asked) == 2 and "imported from fs3.npy" in asked[1]
-    assert window.jobs.find(window._precompute_key(window.pack)) is None
+    assert "No keeps them and measures only the co-variation" in asked[1]
+    assert ended.args[0].title == "Measure channel co-variation for other"
+    assert window.pack.data.imported_from == "fs3.npy" and window.pack.covariation is not None
+    qtbot.waitUntil(lambda: window.renderer.context.covariation is not None,
+                    timeout=20_000)  # the pack's data read again once the job has ended
+    window.prompt_panel.gate.setChecked(False)  # drawn again, gated
+    window.prompt_panel.gate.setChecked(True)
+    settled(window, qtbot)
+    statuses = window.last_result.edit_status.values()
+    assert statuses and not any(s.error for s in statuses)
 
 
 def test_a_refused_import_is_not_offered_for_a_pack_opened_since(window, qtbot, monkeypatch):
@@ -2599,6 +2614,46 @@ def test_a_refused_import_is_not_offered_for_a_pack_opened_since(window, qtbot, 
     assert "not imported: it does not fit earlier" in window.statusBar().currentMessage()
 
 
+def test_an_import_that_could_not_be_cached_says_it_lasts_until_the_window_closes(
+        window, qtbot):
+    # "Imported fs3.npy into g: 48 channels" over a box saying it was not saved: it is
+    # gone when the window closes, and not "computed again next time"
+    from types import SimpleNamespace
+
+    data = dataclasses.replace(
+        window.pack.data, info={"relevance": {"imported": "fs3.npy"}},
+        save_error="the imported global directions could not be saved to the cache (No "
+                   "space left on device)")
+    job = SimpleNamespace(id=-1)
+    window.styleclip_import._packs[job.id] = window.pack
+    window.styleclip_import._on_finished(job, data)
+    assert window.statusBar().currentMessage().startswith(
+        f"Imported fs3.npy into {window.pack.name}, until the window closes: ")
+
+
+def test_an_import_over_a_quick_try_pack_does_not_say_it_covers_every_layer(
+        window, qtbot, tmp_path, monkeypatch):
+    # "computed here, over every layer" of a pack of `atelier precompute --layers convs.0
+    # --n-images 2`, found for want of the default one
+    said = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: said.append(a[2]))
+    gen = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                         tmp_path / "quick.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip3.safetensors")
+    quick = open_pack(gen, ClipSource(path=str(clip)), stats_samples=STATS,
+                      relevance_config=RelevanceConfig(n_images=2, layers=["convs.0"]))
+    for _ in quick.precompute():
+        pass
+    window.open_generator(str(gen), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "quick",
+                    timeout=20_000)
+    assert window.pack.other_settings()
+    window.styleclip_import.start(str(tmp_path / "fs3.npy"))
+    assert said == [f"quick's directions were computed here, with "
+                    f"{window.pack.other_settings()}; they are used instead of an imported "
+                    f"file."]
+
+
 def test_a_refused_imports_status_line_does_not_say_done(window, qtbot, monkeypatch):
     # "Import fs3.npy for demo: done" stood in the status bar while the window asked
     # whether to import the file that did not fit
@@ -2614,6 +2669,40 @@ def test_a_refused_imports_status_line_does_not_say_done(window, qtbot, monkeypa
     qtbot.waitUntil(lambda: asked == [refused], timeout=5_000)
     message = window.statusBar().currentMessage()
     assert "done" not in message and message == f"fs3.npy does not fit {window.pack.name}"
+
+
+def test_a_failed_import_is_told_in_one_box(window, qtbot, tmp_path, monkeypatch):
+    # the window's box for a failed job of the precompute's key and the import's own both
+    # opened: the same line twice, in two boxes
+    from PySide6.QtWidgets import QDialog
+
+    monkeypatch.setattr(window.pack, "data", None)  # a pack without directions
+    rows = sum(s.channels for s in window.pack.model.generator.style_specs if not s.is_torgb)
+    bad = np.ones((rows, window.pack.clip.embed_dim), np.float32)
+    bad[3, 2] = np.nan
+    np.save(tmp_path / "fs3.npy", bad)
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.styleclip_import.start(str(tmp_path / "fs3.npy"))
+    QApplication.processEvents()
+    boxes = [b for b in window.findChildren(QDialog) if b.isVisible()]
+    assert [b.text() for b in boxes] == ["fs3.npy holds NaN or infinite values"]
+
+
+def test_the_import_dialog_starts_where_the_last_file_was_picked(window, qtbot, tmp_path,
+                                                                monkeypatch):
+    # the folder an fs3.npy was picked in was forgotten: every other dialog remembers it
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(window.pack, "data", None)  # a pack without directions
+    folder = tmp_path / "StyleCLIP" / "npy" / "ffhq"
+    folder.mkdir(parents=True)
+    (folder / "fs3.npy").write_text("not an array")
+    started_in = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda _parent, _title, where, _f:
+                        started_in.append(where) or (str(folder / "fs3.npy"), ""))
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.styleclip_import.start()
+    assert started_in[0] != str(folder) and window._last_dir() == str(folder)
 
 
 def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qtbot,
@@ -2632,6 +2721,21 @@ def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qt
     np.save(tmp_path / "fs3.npy", np.ones((rows, 512), np.float32))
     window.open_paths([str(tmp_path / "fs3.npy")])
     assert said and said[0][0] == "information" and "CLIP model" in said[0][1]
+
+
+def test_an_fs3_for_another_clip_dropped_on_the_window_is_not_taken_for_a_latent(
+        window, qtbot, tmp_path, monkeypatch):
+    """StyleCLIP's fs3.npy (512 wide) on a pack with a CLIP of another width said "holds a
+    latent of shape (5376, 512)": the import says which CLIP the file needs."""
+    said = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: said.append(a[2]))
+    monkeypatch.setattr(window.pack, "data", None)  # a pack without directions
+    rows = sum(s.channels for s in window.pack.model.generator.style_specs if not s.is_torgb)
+    np.save(tmp_path / "fs3.npy", np.ones((rows, 512), np.float16))
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=20_000):
+        window.open_paths([str(tmp_path / "fs3.npy")])
+    assert not said and "holds 512-dimensional CLIP vectors; this CLIP model's are 32" in \
+        window.statusBar().currentMessage()
 
 
 def test_beta_stays_off_where_it_would_change_nothing(qtbot):

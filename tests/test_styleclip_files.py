@@ -157,6 +157,18 @@ def test_arrays_that_are_not_an_fs3_are_refused(tmp_path, content, message):
         sf.read_fs3(path, ONE_LAYER, 2)
 
 
+def test_a_transposed_fs3_is_called_so(tmp_path):
+    # (512, 5376) said "holds 5376-dimensional CLIP vectors; this CLIP model's are 512":
+    # the CLIP was blamed for the file's layout
+    specs = [StyleLayerSpec("conv1", 3, 4, False, 0), StyleLayerSpec("to_rgb1", 3, 4, True, 1)]
+    np.save(tmp_path / "fs3.npy", np.ones((3, 2), np.float32).T)
+    with pytest.raises(DirectionsFileError, match=r"has shape \(2, 3\), which is transposed"):
+        sf.read_fs3(tmp_path / "fs3.npy", specs, 2)
+    np.save(tmp_path / "other.npy", np.ones((2, 4), np.float32))  # no layout of this model's
+    with pytest.raises(DirectionsFileError, match="4-dimensional"):
+        sf.read_fs3(tmp_path / "other.npy", specs, 2)
+
+
 def test_damaged_and_foreign_files_are_refused_without_running_anything(tmp_path):
     ran = tmp_path / "ran"
     objects = np.array([Exploit(str(ran)), 1], dtype=object)
@@ -213,6 +225,13 @@ def test_s_mean_std_of_another_generator_or_carrying_code_is_refused(tmp_path, m
     with pytest.raises(UnsafePickleError):
         sf.read_style_mean_std(tmp_path / "evil", gen.style_specs)
     assert not ran.exists()
+    # GetCode.py's S ([layer names, style codes]) for S_mean_std: not "layer conv1 should
+    # hold 16 numbers, found str"
+    names = [spec.name for spec in gen.style_specs]
+    (tmp_path / "S").write_bytes(pickle.dumps(
+        [names, [np.zeros((3, spec.channels), np.float32) for spec in gen.style_specs]]))
+    with pytest.raises(DirectionsFileError, match="is StyleCLIP's S .*, not S_mean_std"):
+        sf.read_style_mean_std(tmp_path / "S", gen.style_specs)
     (tmp_path / "cut").write_bytes(path.read_bytes()[:100])
     with pytest.raises(DirectionsFileError, match="could not be read"):
         sf.read_style_mean_std(tmp_path / "cut", gen.style_specs)
@@ -314,7 +333,11 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, monkeypatch,
     official_mean_std(tmp_path / "S_mean_std", gen, data_stats := gd.compute_style_stats(
         gen, 300, psi=0.7))  # GetCode.py writes it beside fs3.npy
     assert main(["import-styleclip", str(fs3), *common]) == 0
-    assert "statistics S_mean_std" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "statistics S_mean_std" in out  # and the import it replaces (silently, before)
+    assert "note: this replaces the directions imported before from fs3.npy" in err
+    assert main(["import-styleclip", str(fs3), *common]) == 0  # the same again: not said
+    assert "replaces" not in capsys.readouterr().err
     again = open_pack(gen_path, ClipSource(path=str(clip_path))).data
     assert again.imported_from == "fs3.npy"
     assert torch.allclose(again.stats.std, data_stats.std.float())
@@ -329,8 +352,8 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, monkeypatch,
     assert main(["import-styleclip", str(bad), *common]) == 1
     assert "--force" in capsys.readouterr().err
     assert main(["import-styleclip", str(bad), *common, "--force"]) == 0
-    assert "kept because of --force although these do not fit: its channels" in \
-        capsys.readouterr().out
+    assert "(kept because of --force although it does not fit these models: its channels " \
+        "do not agree with them (median cosine under 0.5))" in capsys.readouterr().out
     # replayed where the imported directions are not (another cache): refused before any
     # precompute, which would take hours on a real generator and not replay it anyway
     monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path / "elsewhere"))
@@ -348,6 +371,11 @@ def test_cli_import_then_edit_needs_no_precompute(tmp_path, capsys, monkeypatch,
     assert "made with generator" in capsys.readouterr().err
     assert main(["import-styleclip", str(tmp_path / "none.npy"), *common]) == 1
     assert "no such file" in capsys.readouterr().err
+    # StyleCLIP's npy/ffhq/ for its fs3.npy, or for --stats: not "no such file"
+    assert main(["import-styleclip", str(tmp_path), *common]) == 1
+    assert f"{tmp_path}: a folder, not a file" in capsys.readouterr().err
+    assert main(["import-styleclip", str(fs3), "--stats", str(tmp_path), *common]) == 1
+    assert f"{tmp_path}: a folder, not a file" in capsys.readouterr().err
 
 
 def test_an_fs3_is_told_from_a_latent_by_its_shape(tmp_path, models):
@@ -425,6 +453,33 @@ def test_a_refused_import_leaves_no_folder_behind(tmp_path, capsys, models):
                  "--clip-checkpoint", str(clip_path), "--into", str(into)]) == 1
     assert "not a .npy file" in capsys.readouterr().err
     assert not into.exists()
+
+
+def test_an_import_that_cannot_be_cached_says_so_once_and_not_computed_again(
+        tmp_path, capsys, caplog, monkeypatch, models):
+    """A full disk: "it is used now but will be computed again next time" (twice) was
+    wrong for an import, where the command ends with nothing imported."""
+    import errno
+
+    from editor.cli import main
+    from editor.core.checkpoints import save_generator
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    gen, _, _, rel = models
+    gen_path = save_generator(gen, tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    monkeypatch.setattr(pc, "save_checked", full)
+    assert main(["import-styleclip", str(official_fs3(tmp_path / "fs3.npy", rel.vectors)),
+                 "--generator", str(gen_path), "--clip-checkpoint", str(clip_path),
+                 "--stats-samples", "500", "--threads", "1"]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if "could not be saved" in line]
+    assert lines == ["atelier import-styleclip: error: the file was read but not kept, so "
+                     "nothing was imported: the imported global directions could not be "
+                     "saved to the cache (No space left on device)"]
+    assert not [r for r in caplog.records if "imported global" in r.getMessage()]  # (twice)
 
 
 def test_cli_import_for_models_with_a_computed_pack_says_it_is_not_used(tmp_path, capsys):

@@ -68,8 +68,9 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
     from editor.methods import styleclip_files as sf
 
     for given in (args.fs3, args.stats):
-        if given is not None and not Path(given).is_file():
-            return _error(f"{given}: no such file")
+        if given is not None and not Path(given).is_file():  # a folder is not "no such file"
+            return _error(f"{given}: "
+                          f"{'a folder, not a file' if Path(given).is_dir() else 'no such file'}")
     try:
         device, loaded, clip, sample_w, sampler = load_models(args, PROG)
     except AtelierError as e:
@@ -84,6 +85,7 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
         print(f"{PROG}: note: these models have a pack computed here, which text edits use "
               f"instead of an imported one; the import is kept for when it is not there",
               file=sys.stderr)
+    earlier = pc.load_imported_pack(loaded.content_hash, clip.content_hash, root)
     stats = args.stats or sf.companion_stats(args.fs3)
     try:
         data = show_progress(sf.import_styleclip_pack(
@@ -100,14 +102,23 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
         return _error(failure_line(e))
     assert data is not None
     if data.save_error:
-        return _error(f"the file was read but not kept: {data.save_error}")
+        return _error(f"the file was read but not kept, so nothing was imported: "
+                      f"{data.save_error}")
     rel = data.relevance
     agreement = data.info.get("agreement")
     check = sf.Agreement.from_dict(agreement).describe() if agreement else "not checked"
-    misfits = ["its channels (above)" if f.startswith("channels") else f"its {f}"
-               for f in data.info.get("forced") or []]  # the check's numbers are printed
-    forced = (f" (kept because of --force although these do not fit: {'; '.join(misfits)})"
-              if misfits else "")
+    # what did not fit in words; the check's numbers are on the line already
+    said = {"statistics": "its statistics do not describe the generator ({})",
+            "channels": f"its channels do not agree with them (median cosine under "
+                        f"{sf.MIN_AGREEMENT})"}
+    misfits = [said[kind].format(numbers) for kind, _, numbers in
+               (f.partition(": ") for f in data.info.get("forced") or [])]
+    forced = (f" (kept because of --force although it does not fit these models: "
+              f"{'; '.join(misfits)})" if misfits else "")
+    if earlier is not None and earlier.key != data.key:  # one import per models: said
+        print(f"{PROG}: note: this replaces the directions imported before from "
+              f"{earlier.imported_from}; pictures made with those say so when replayed",
+              file=sys.stderr)
     print(f"imported: {len(rel.channels)} channels x {rel.vectors.shape[1]} dims, "
           f"statistics {data.info['stats_from']}; check: {check}{forced}\n{entry.path}")
     return 0

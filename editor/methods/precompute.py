@@ -187,16 +187,19 @@ def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dic
 
 
 def try_save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
-                     what: str, partial: bool = False, warn: bool = True) -> str | None:
+                     what: str, partial: bool = False, warn: bool = True,
+                     then: str | None = "it is used now but will be computed again next time"
+                     ) -> str | None:
     """save_checked, but a failure to write (disk full, a read-only cache) comes back as a
     message for the user instead of an exception: what was computed is still good for
     this session, and minutes of work must not be thrown away for want of a cache.
-    `warn`: also log it (a caller retrying every few seconds logs the first only)."""
+    `warn`: also log it (a caller retrying every few seconds logs the first only).
+    `then`: what that means for the user (None: the caller says it)."""
     try:
         save_checked(entry, tensors, info, partial)
     except OSError as e:
-        message = (f"the {what} could not be saved to the cache ({e.strerror or e}); it is "
-                   "used now but will be computed again next time")
+        message = (f"the {what} could not be saved to the cache ({e.strerror or e})"
+                   + (f"; {then}" if then else ""))
         if warn:
             log.warning("%s", message)
         return message

@@ -209,6 +209,16 @@ def _fs3_shape_channels(path: Path, array: np.ndarray, specs: Sequence[StyleLaye
     if array.dtype.kind != "f":
         raise DirectionsFileError(f"{path.name} holds {array.dtype} values, not floats")
     if clip_dims is not None and array.shape[1] != clip_dims:
+        if array.shape[0] == clip_dims:  # not "holds 5376-dimensional CLIP vectors"
+            try:
+                fs3_channels(specs, array.shape[1])
+            except DirectionsFileError:
+                pass
+            else:
+                raise DirectionsFileError(
+                    f"{path.name} has shape {tuple(array.shape)}, which is transposed: "
+                    f"StyleCLIP's fs3.npy is (style channels, CLIP dimensions), "
+                    f"{array.shape[::-1]} here")
         raise DirectionsFileError(
             f"{path.name} holds {array.shape[1]}-dimensional CLIP vectors; this CLIP "
             f"model's are {clip_dims}-dimensional (StyleCLIP's files are for ViT-B/32, 512)")
@@ -270,6 +280,10 @@ def read_style_mean_std(path: str | Path, specs: Sequence[StyleLayerSpec]) -> St
             f"{path.name} is not StyleCLIP's S_mean_std: expected a pair of lists "
             f"[means, stds] of per-layer arrays")
     means, stds = got
+    if means and all(isinstance(name, str) for name in means):  # GetCode.py's other pickle
+        raise DirectionsFileError(
+            f"{path.name} is StyleCLIP's S (layer names and the style codes of sampled "
+            f"images), not S_mean_std ([means, stds]; GetCode.py --code_type s_mean_std)")
     if len(means) != len(specs) or len(stds) != len(specs):
         raise DirectionsFileError(
             f"{path.name} has {len(means)} style layers; this generator has {len(specs)} "
@@ -431,6 +445,9 @@ def import_styleclip_pack(
     relevance = Relevance(channels, vectors, dict(info["relevance"]))
     entry = pc.imported_pack_cache(gen_hash, clip_hash, root)
     tensors = {**stats.to_dict(), **relevance.to_dict()}
-    error = pc.try_save_checked(entry, tensors, info, "imported global directions")
+    # not "computed again next time": an import is not redone unasked. Said by the caller
+    # (the CLI's error, the window's box), not logged as well: the CLI printed it twice
+    error = pc.try_save_checked(entry, tensors, info, "imported global directions",
+                                warn=False, then=None)
     yield pc.PackData(stats, relevance, pc.imported_key(entry, tensors), info,
                       save_error=error)

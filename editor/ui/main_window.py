@@ -556,7 +556,8 @@ class MainWindow(QMainWindow):
                                        self._use_inverted_source, self.document.changed,
                                        self.request_render, self.document)
         self.styleclip_import = StyleClipImportFlow(self, self.jobs, lambda: self.pack,
-                                                    self._precompute_key, self._last_dir)
+                                                    self._precompute_key, self._last_dir,
+                                                    self._remember_dir)
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None,
                 tip: str | None = None, checkable: bool = False) -> QAction:
@@ -1517,18 +1518,22 @@ class MainWindow(QMainWindow):
                    "own, over every layer, instead?" if imported else
                    f"{pack.name} uses {other}. Compute them with the default settings "
                    "instead?" if other else None)
+        # gated edits need the co-variation whatever made the directions: an imported
+        # pack's could be had only by replacing its directions (hours)
+        keep = ("\n\nNo keeps them and measures only the co-variation that gated edits "
+                "need." if pack.covariation is None else "")
         if replace is not None and QMessageBox.question(
                 self, "Precompute directions",
                 f"{replace}\n\nIt runs in the background and can take hours on a CPU; the "
-                "ones there are used until it is done.",
+                f"ones there are used until it is done.{keep}",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes:
             self.jobs.submit(f"Precompute directions for {pack.name}",
                              lambda token: pack.precompute(cancel=token,
                                                            with_defaults=bool(other)),
                              key=key)
-        elif pack.has_directions and pack.covariation is None and not imported:
-            # computed before gated edits existed, or kept as they are when asked
+        elif pack.has_directions and pack.covariation is None:
+            # computed before gated edits existed, imported, or kept as they are when asked
             self.jobs.submit(f"Measure channel co-variation for {pack.name}",
                              lambda token: pack.covariation_job(cancel=token), key=key)
         elif not pack.has_directions:
@@ -1624,10 +1629,11 @@ class MainWindow(QMainWindow):
         return True
 
     def _holds_styleclip_directions(self, path: str) -> bool:
+        # of any width: StyleCLIP's 512 on a pack with another CLIP (ViT-L/14's 768) was
+        # "a latent of shape (5376, 512)"; the import says what is wrong (or that it needs
+        # a CLIP)
         pack = self.pack
-        return pack is not None and looks_like_fs3(  # without a CLIP: the import says so
-            path, pack.model.generator.style_specs,
-            pack.clip.embed_dim if pack.clip is not None else None)
+        return pack is not None and looks_like_fs3(path, pack.model.generator.style_specs, None)
 
     def open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(),

@@ -19,8 +19,6 @@ from editor.engine.packs import OpenPack, RefusedImport, same_pack
 from editor.methods.precompute import PackData
 from editor.methods.styleclip_files import Agreement
 
-from .notices import failed_job_text, show_warning
-
 TITLE = "Import StyleCLIP directions"
 FILE_FILTER = "StyleCLIP directions (fs3.npy *.npy);;All files (*)"
 
@@ -32,16 +30,19 @@ class StyleClipImportFlow(QObject):
 
     def __init__(self, window: QMainWindow, jobs: JobRunner,
                  pack: Callable[[], OpenPack | None], job_key: Callable[[OpenPack], str],
-                 last_dir: Callable[[], str]):
+                 last_dir: Callable[[], str],
+                 remember_dir: Callable[[str], None] = lambda path: None):
         super().__init__(window)
         self.window = window
         self.jobs = jobs
         self._pack = pack
         self._job_key = job_key
         self._last_dir = last_dir
+        self._remember_dir = remember_dir
         self._packs: dict[int, OpenPack] = {}  # job id -> the pack it imports into
+        # a failure is the window's to show (its box for the precompute key's jobs): a box
+        # of this flow's as well said it twice
         jobs.job_finished.connect(self._on_finished)
-        jobs.job_failed.connect(self._on_failed)
         jobs.job_ended.connect(lambda job: self._packs.pop(job.id, None))
 
     def start(self, path: str | None = None, force: bool = False) -> Job | None:
@@ -54,9 +55,13 @@ class StyleClipImportFlow(QObject):
                 "CLIP model it was made with (StyleCLIP's files: ViT-B/32), first.")
             return None
         if pack.data is not None and not pack.data.imported_from:
+            # a quick try's pack (`atelier precompute --layers convs.15`) is not "over every
+            # layer": said as the status bar says it
+            how = (f"with {other}" if (other := pack.other_settings()) else
+                   "over every layer")
             QMessageBox.information(
-                self.window, TITLE, f"{pack.name}'s directions were computed here, over "
-                "every layer; they are used instead of an imported file.")
+                self.window, TITLE, f"{pack.name}'s directions were computed here, {how}; "
+                "they are used instead of an imported file.")
             return None
         key = self._job_key(pack)
         if self.jobs.find(key) is not None:
@@ -69,6 +74,7 @@ class StyleClipImportFlow(QObject):
                                                   FILE_FILTER)
             if not path:
                 return None
+            self._remember_dir(path)  # the next dialog starts there, as the others do
         job = self.jobs.submit(
             f"Import {Path(path).name} for {pack.name}",
             lambda token: pack.import_styleclip(path, force=force, cancel=token), key=key)
@@ -98,8 +104,10 @@ class StyleClipImportFlow(QObject):
             check = (f", check {Agreement.from_dict(agreement).median:.2f}" if agreement
                      else "")
             forced = " although it does not fit" if result.info.get("forced") else ""
+            # not cached (the window's box says why): gone when the window closes
+            kept = ", until the window closes" if result.save_error else ""
             status.showMessage(
-                f"Imported {result.imported_from} into {pack.name}{forced}: "
+                f"Imported {result.imported_from} into {pack.name}{forced}{kept}: "
                 f"{len(result.relevance.channels)} channels{check}", 15000)
 
     def _ask_import_anyway(self, pack: OpenPack, refused: RefusedImport) -> None:
@@ -116,10 +124,6 @@ class StyleClipImportFlow(QObject):
                 f"{name} was not imported: {pack.name} is no longer open", 8000)
         else:
             self.start(refused.fs3_path, force=True)
-
-    def _on_failed(self, job: Job, message: str) -> None:
-        if job.id in self._packs:  # the user is waiting for it: say plainly why not
-            show_warning(self.window, TITLE, failed_job_text(message))
 
 
 def import_anyway_box(parent: QWidget, pack_name: str, refused: RefusedImport) -> QMessageBox:
