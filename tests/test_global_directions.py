@@ -693,8 +693,12 @@ def test_gated_edit_without_covariation_is_a_clear_error(gen, clip, relevance, s
     ctx = EditingContext(gen, clip, stats, relevance)
     edit = Edit("global", {"neutral": "a face", "target": "a smiling face", "beta": 0.0,
                            "gate": True}, strength=1.0)
-    with pytest.raises(EditError, match="co-variation"):
+    with pytest.raises(EditError, match="co-variation") as error:
         ctx.compose(Session(edits=(edit,)))
+    # what to do in the window, where it shows (the CLI measures it first): "run the
+    # precompute" offered to replace an imported pack's directions (hours)
+    assert "Models ▸ Precompute directions measures it" in str(error.value)
+    assert "untick \"Only channels that vary with the text\"" in str(error.value)
 
 
 def test_covariation_cache_rejects_damage_and_cancel_keeps_only_progress(gen, clip,

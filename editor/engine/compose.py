@@ -353,8 +353,11 @@ class EditingContext:
                 dt = gd.text_direction(self.clip, p.get("neutral", ""), p["target"])
                 if p.get("gate"):
                     if self.covariation is None:
-                        raise EditError("gated text edits need the model pack's co-variation "
-                                        "statistics; run the precompute")
+                        # (the CLI measures it before it renders: this is the window's)
+                        raise EditError("gated text edits need the pack's channel "
+                                        "co-variation, not measured yet: Models ▸ Precompute "
+                                        "directions measures it, or untick \"Only channels "
+                                        "that vary with the text\"")
                     scores = gated_channel_scores(self.relevance, self.covariation, dt)
                 else:
                     scores = gd.channel_scores(self.relevance, dt)
