@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QSettings
 
 from editor.ui.app import init_application
@@ -119,3 +120,45 @@ def test_ctrl_c_wakes_an_idle_event_loop_without_a_polling_timer(qtbot):
     finally:
         waker.restore()
         signal.signal(signal.SIGINT, before)
+
+
+def test_missing_x11_libraries_are_named_before_qt_aborts(monkeypatch, capsys):
+    # With libxcb-icccm4 and libxcb-keysyms1 missing (a minimal Debian 12 with Xvfb), Qt
+    # aborted the program (exit 134) saying "xcb-cursor0 or libxcb-cursor0 is needed",
+    # which was installed.
+    from editor.ui import app
+
+    loads = app.library_loads
+    assert loads("libc.so.6") and not loads("libnot-a-library.so.9")
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    for name in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(app, "missing_display", lambda: None)  # a display that answers
+    gone = {"libxcb-icccm.so.4", "libxcb-keysyms.so.1"}
+    monkeypatch.setattr(app, "library_loads", lambda name: name not in gone)
+
+    class WentOn(Exception):
+        pass
+
+    def went_on():
+        raise WentOn
+
+    # said before Qt starts, and the start goes on (a later PySide6 may need fewer)
+    monkeypatch.setattr(app, "serial_ui_thread", went_on)
+    with pytest.raises(WentOn):
+        app.run_app([])
+    err = capsys.readouterr().err
+    assert err.startswith("atelier: warning: the window may not open on X11")
+    assert "libxcb-icccm.so.4, libxcb-keysyms.so.1 are not installed" in err
+    assert "sudo apt install libxcb-icccm4 libxcb-keysyms1)" in err
+    assert "cursor" not in err
+    for platform in ("offscreen", "wayland"):  # no xcb: none of them needed
+        monkeypatch.setenv("QT_QPA_PLATFORM", platform)
+        assert app.missing_window_libraries() is None
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")  # Qt's choice there
+    assert app.missing_window_libraries() is None
+    monkeypatch.delenv("WAYLAND_DISPLAY")
+    monkeypatch.setattr(app, "library_loads", lambda name: True)
+    assert app.missing_window_libraries() is None

@@ -1174,3 +1174,31 @@ def test_a_replay_whose_clip_is_not_the_usual_one_names_it(tmp_path, models, cap
         err.count("\n") == 1
     assert "the recipe was made with CLIP tiny-clip" in err and "--clip-file" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def _demo_of_another_install(tmp_path):
+    """A copy of the bundled demo generator where another installation keeps it (a
+    checkout's .venv beside a `pip install`): same file, another path, both on this machine."""
+    import shutil
+
+    other = tmp_path / "other install" / "editor" / "resources" / "models" / "toyfaces"
+    other.mkdir(parents=True)
+    return shutil.copy(DEMO_GENERATOR, other / DEMO_GENERATOR.name)
+
+
+def test_a_demo_recipe_from_another_install_here_replays_with_this_demo(tmp_path, capsys):
+    # A recipe made with the demo by another installation on this machine names that
+    # install's file, which is here: it was opened as a foreign generator, and the demo's
+    # text edits failed ("The weights of CLIP ViT-B-32 'openai' are not available locally")
+    made = tmp_path / "made.png"
+    assert main(["edit", "--seed", "1", "--target", "a cartoon face with sunglasses",
+                 "-o", str(made)]) == 0, capsys.readouterr().err
+    recipe = json.loads(read_recipe(made))
+    recipe["generator"]["path"] = str(_demo_of_another_install(tmp_path))
+    shared = tmp_path / "shared.json"
+    shared.write_text(json.dumps(recipe), encoding="utf-8")
+    again = tmp_path / "again.png"
+    assert main(["edit", "--recipe", str(shared), "-o", str(again)]) == 0, \
+        capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(again)))
+    assert json.loads(read_recipe(again))["generator"]["path"] == str(DEMO_GENERATOR)

@@ -493,3 +493,24 @@ def test_the_packaged_icon_is_the_editors_icon():
     icon = ROOT / "packaging" / "latent-atelier.svg"
     assert icon.is_file(), f"{icon} -> {os.readlink(icon) if icon.is_symlink() else '?'}"
     assert icon.read_bytes() == (ROOT / "editor/resources/icons/latent-atelier.svg").read_bytes()
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_a_linked_venv_is_ignored_by_git(tmp_path):
+    # the scripts use a .venv that is a link (to another checkout's); .gitignore's ".venv/"
+    # matches folders only, so git status listed the link and `git add -A` committed it
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
+    (tmp_path / "shared-venv").mkdir()
+    (repo / ".venv").symlink_to(tmp_path / "shared-venv")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True).stdout
+    assert ".venv" not in status, status
+    (repo / ".venv").unlink()
+    (repo / ".venv").mkdir()  # and the usual folder still
+    (repo / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True).stdout
+    assert ".venv" not in status, status

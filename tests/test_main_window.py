@@ -372,6 +372,33 @@ def test_the_window_starts_on_the_last_model_and_falls_back_to_the_demo(
         close_without_questions(win, qtbot)
 
 
+def test_a_last_model_that_is_another_installs_demo_opens_this_demo(
+        qtbot, tmp_path, monkeypatch):
+    # A checkout's .venv and a `pip install` (or two checkouts) share the user's settings:
+    # the demo used last in one was opened by the other as a foreign generator, without the
+    # demo's directions ("Prompt edits need this pack's directions: Models ▸ Precompute")
+    import shutil
+
+    from editor.engine.models import DEMO_GENERATOR
+
+    _settings_in(tmp_path)
+    other = tmp_path / "other install" / "editor" / "resources" / "models" / "toyfaces"
+    other.mkdir(parents=True)
+    elsewhere = shutil.copy(DEMO_GENERATOR, other / DEMO_GENERATOR.name)
+    mine = other / "mine.safetensors"  # a user's file beside it is theirs
+    save_generator(make_tiny_generator(resolution=8), mine)
+    discard_on_close(monkeypatch)
+    for last, expected in ((elsewhere, DEMO_GENERATOR), (mine, mine)):
+        QSettings().setValue("model/last_path", str(last))
+        asked = []
+        monkeypatch.setattr(MainWindow, "open_generator",
+                            lambda self, path, *a, asked=asked, **k: asked.append(path))
+        win = MainWindow(Renderer(device="cpu"))
+        qtbot.addWidget(win)
+        close_without_questions(win, qtbot)
+        assert asked == [str(expected)]
+
+
 def test_a_window_asked_not_to_open_the_last_model_opens_none(qtbot, tmp_path, monkeypatch):
     # `atelier gui G.pt` opens G.pt: the last model was loaded first, for nothing
     _settings_in(tmp_path)

@@ -3,8 +3,12 @@ installed program has no models (a wheel of the project used to hold code only).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
 
 import editor
 from editor.core.paths import DEMO_MODELS_DIR, RESOURCES_DIR
@@ -59,3 +63,24 @@ def test_the_wheel_carries_the_mit_licence():
     # (checked with `pip wheel`); without the key, PEP 639's default globs
     patterns = project.get("license-files", ["LICEN[CS]E*", "COPYING*", "NOTICE*", "AUTHORS*"])
     assert ROOT / "LICENSE" in {p for pattern in patterns for p in ROOT.glob(pattern)}
+
+
+@pytest.mark.skipif(not shutil.which("desktop-file-validate"),
+                    reason="needs desktop-file-validate (desktop-file-utils)")
+def test_the_desktop_entry_passes_desktop_file_validate():
+    # Version=1.5 is "not a known version" to desktop-file-utils 0.26 (Debian 12, Ubuntu
+    # 22.04), an error; the entry uses no key newer than 1.4 (1.5 added SingleMainWindow)
+    proc = subprocess.run(["desktop-file-validate",
+                           str(ROOT / "packaging" / "latent-atelier.desktop")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_the_version_is_the_same_everywhere_it_is_said():
+    # `atelier --version`, Help ▸ About and an export's Software tag say editor.__version__;
+    # the wheel's metadata says pyproject.toml's: two places to keep equal
+    from editor.core.image_io import SOFTWARE
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert editor.__version__ == project["version"]
+    assert SOFTWARE == f"Latent Atelier {project['version']}"

@@ -39,7 +39,7 @@ from editor.engine.export import (
     without_failing_edits,
 )
 from editor.engine.export_formats import DEFAULT_QUALITY, LOSSY_FORMATS, format_from_suffix
-from editor.engine.models import DEMO_GENERATOR
+from editor.engine.models import DEMO_GENERATOR, local_generator
 from editor.engine.packs import (
     IMPORTED,
     default_clip_source,
@@ -378,9 +378,16 @@ def _file_here(path: object) -> str | None:
 
 
 def _recorded_generator(recipe: dict | None) -> str | None:
-    """The generator file a recipe names, when it is on this machine."""
+    """The generator file a recipe names, when it is on this machine (the demo of another
+    installation here: this one's, which has its directions and CLIP)."""
     made = recipe.get("generator") if recipe is not None else None
-    return _file_here(made.get("path")) if isinstance(made, dict) else None
+    if not isinstance(made, dict):
+        return None
+    path, content_hash = made.get("path"), made.get("content_hash")
+    local = local_generator(ModelIdentity(
+        str(made.get("name") or ""), content_hash if isinstance(content_hash, str) else "",
+        path if isinstance(path, str) else ""))
+    return str(local) if local is not None else None
 
 
 def _refuse_missing_generator(made_with: ModelIdentity | None, used: ModelIdentity) -> None:

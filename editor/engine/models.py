@@ -82,14 +82,33 @@ def _demo_hash_of(_mtime_ns: int, _size: int) -> str | None:
         return None
 
 
+def another_installs_demo(path: str | Path) -> bool:
+    """Whether `path` is the bundled demo generator of another installation on this
+    machine (a checkout's .venv and a `pip install`, two checkouts): they share the user's
+    settings, and that file, opened as any generator, is a model without the demo's
+    shipped directions and CLIP (the window asked for a precompute)."""
+    try:
+        here, there = DEMO_GENERATOR.resolve(), Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return there != here and there.parts[-5:] == here.parts[-5:]
+
+
+def this_installs_model(path: str) -> str:
+    """A remembered generator path, with another installation's demo taken as this one's."""
+    return str(DEMO_GENERATOR) if another_installs_demo(path) and DEMO_GENERATOR.is_file() \
+        else path
+
+
 def local_generator(made: ModelIdentity) -> Path | None:
-    """A file here that holds the generator a recipe names: its own path where that file
-    is here, else the bundled demo where the recipe was made with the demo elsewhere."""
-    if made.path and Path(made.path).is_file():
-        return Path(made.path)
-    if made.content_hash and made.content_hash == demo_generator_hash():
+    """A file here that holds the generator a recipe names: this installation's demo where
+    the recipe was made with the same demo (in another installation, whose file may be here
+    too), else its own path where that file is here."""
+    here = bool(made.path) and Path(made.path).is_file()
+    if (not here or another_installs_demo(made.path)) and made.content_hash \
+            and made.content_hash == demo_generator_hash():
         return DEMO_GENERATOR
-    return None
+    return Path(made.path) if here else None
 
 
 def load_model_info(path: str | Path, device: torch.device | str = "cpu") -> ModelInfo:

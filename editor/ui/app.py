@@ -65,6 +65,63 @@ def missing_display() -> str | None:
     return f"the display {named} does not answer (is it still open?). " + HEADLESS_ADVICE
 
 
+# What Qt's xcb platform plugin (PySide6's wheels: libqxcb.so and libQt6XcbQpa) links to
+# besides Qt and the C/C++ runtime, each with its Debian/Ubuntu package. Without one of them
+# Qt aborts the program (exit 134, "Aborted (core dumped)"), and its message names
+# xcb-cursor0 whatever is missing (seen with libxcb-cursor0 installed and libxcb-icccm4
+# missing).
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb.so.1": "libxcb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libGL.so.1": "libgl1",
+    "libglib-2.0.so.0": "libglib2.0-0",
+}
+
+
+def missing_window_libraries() -> str | None:
+    """Why Qt's xcb plugin cannot load here (system libraries it needs are missing), or
+    None; checked only where the window would use it (X11, no platform chosen)."""
+    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY") \
+            or os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb" \
+            or (not os.environ.get("QT_QPA_PLATFORM") and os.environ.get("WAYLAND_DISPLAY")):
+        return None
+    missing = [name for name in XCB_LIBRARIES if not library_loads(name)]
+    if not missing:
+        return None
+    return (f"the window may not open on X11: the system libraries {', '.join(missing)} "
+            f"are not installed (Debian/Ubuntu: sudo apt install "
+            f"{' '.join(XCB_LIBRARIES[m] for m in missing)}). The headless commands "
+            f"(atelier --help) need none of them; QT_QPA_PLATFORM=offscreen runs the window "
+            f"without a screen.")
+
+
+def library_loads(name: str) -> bool:
+    """Whether the dynamic linker finds and loads the shared library `name`."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
+
+
 def x11_display_answers(display: str) -> bool | None:
     """Whether an X server takes connections at `display` (":0", "localhost:10.0");
     None for a name this cannot read (left to Qt)."""
@@ -155,6 +212,10 @@ def run_app(paths: list[str] | None = None, device: str | None = None) -> int:
     if (problem := missing_display()) is not None:
         print(f"atelier: {problem}", file=sys.stderr)
         return 1
+    if (missing := missing_window_libraries()) is not None:
+        # said, not refused: the list is what PySide6's plugin links to now, and a later one
+        # may need less; where one is really missing, Qt aborts next, naming another
+        print(f"atelier: warning: {missing}", file=sys.stderr)
     serial_ui_thread()  # before any tensor work: the render worker gets the cores
     if device is not None and (problem := unusable_device(device)) is not None:
         print(f"atelier gui: {problem}", file=sys.stderr)

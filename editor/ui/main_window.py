@@ -68,7 +68,12 @@ from editor.engine.export import (
 )
 from editor.engine.interaction import InteractionGate
 from editor.engine.jobs import JobRunner
-from editor.engine.models import DEMO_GENERATOR, default_generator_path, local_generator
+from editor.engine.models import (
+    DEMO_GENERATOR,
+    default_generator_path,
+    local_generator,
+    this_installs_model,
+)
 from editor.engine.packs import ClipSource, OpenPack, default_clip_source, same_pack
 from editor.engine.render_types import RenderRequest, RenderResult
 from editor.engine.render_worker import RenderWorker
@@ -2173,7 +2178,7 @@ class MainWindow(QMainWindow):
         demo pack."""
         self.open_generator(path)
         last = settings_values.text(QSettings(), "model/last_path")
-        for fallback in (last, default_generator_path()):
+        for fallback in (last and this_installs_model(last), default_generator_path()):
             if fallback and Path(fallback).is_file() and \
                     Path(fallback).resolve() != Path(path).resolve():
                 self._fallback_generator = Path(fallback)
@@ -2183,6 +2188,7 @@ class MainWindow(QMainWindow):
         """The model the user worked on last, or the demo pack when it is gone (or was the
         demo); the demo pack also when the last one no longer opens."""
         demo = default_generator_path()
+        last = this_installs_model(last) if last else last  # (settings shared by installs)
         if last and Path(last).is_file():  # a generator, whatever its name
             self._start_on_generator(last)
         elif demo is not None:
