@@ -462,9 +462,11 @@ class MainWindow(QMainWindow):
         areas = [self.form_area(d) for d in column[:2]]
         needed = max(d.minimumSizeHint().width() for d in column)
         # the forms' wish, not the directions' (behind a tab; their rows ask for ~490),
-        # with room for a form's scrollbar (which its scroll area's hint leaves out)
+        # with room for a form's scrollbar: the forms' own hints (their docks' now count it
+        # already, from their areas' least width, and the column came out a scrollbar wider)
         scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        wanted = max(d.sizeHint().width() for d in column[:3]) + scrollbar
+        wanted = max(*(a.widget().sizeHint().width() for a in areas),
+                     self.stack_dock.sizeHint().width()) + scrollbar
         # the forms scroll only up and down: narrower than their least width (a large
         # font passes SIDE_COLUMN_MAX) cut the α box, the … button and "New prompt" off
         forms_least = max(a.widget().minimumSizeHint().width() for a in areas) + scrollbar
