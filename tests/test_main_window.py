@@ -641,15 +641,21 @@ def test_a_file_named_at_start_that_does_not_open_falls_back_on_the_model_used_l
     close_without_questions(win, qtbot)
 
 
+def _open_demo_window(qtbot) -> MainWindow:
+    """A window on the bundled demo pack, once it has loaded."""
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    return win
+
+
 def test_the_demo_psi_is_not_remembered_for_the_next_model(qtbot, tmp_path, monkeypatch):
     # the demo forces its own ψ (1.0); saved at close, the next start on a real generator
     # drew its seeds untruncated, unlike `atelier edit --seed` and the documented 0.7
     _settings_in(tmp_path)
     discard_on_close(monkeypatch)
     QSettings().setValue("source/psi", 0.5)  # the user's, on a real model
-    win = MainWindow(Renderer(device="cpu"))  # on the bundled demo pack
-    qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    win = _open_demo_window(qtbot)
     assert win.pack.model.z_for_seed is not None
     assert win.document.state.session.source.psi == win.pack.model.seed_psi != 0.5
     close_without_questions(win, qtbot)
@@ -661,25 +667,47 @@ def test_the_demo_starts_on_the_face_it_showed_at_close(qtbot, tmp_path, monkeyp
     _settings_in(tmp_path)
     discard_on_close(monkeypatch)
     QSettings().setValue("source/psi", 0.5)  # the user's, on a real model
-    win = MainWindow(Renderer(device="cpu"))  # on the bundled demo pack
-    qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    win = _open_demo_window(qtbot)
     win._set_seed(385)
     win._set_psi(0.55)
     close_without_questions(win, qtbot)
-    win = MainWindow(Renderer(device="cpu"))
-    qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    win = _open_demo_window(qtbot)
     source = win.document.state.session.source
     assert (source.seed, source.psi) == (385, 0.55)
     assert not win.document.modified
     close_without_questions(win, qtbot)
     assert float(QSettings().value("source/psi")) == 0.5  # the real models' own, untouched
     QSettings().setValue("source/demo_psi", "nan")  # a damaged value: the demo's own ψ
-    win = MainWindow(Renderer(device="cpu"))
-    qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    win = _open_demo_window(qtbot)
     assert win.document.state.session.source.psi == win.pack.model.seed_psi
+    close_without_questions(win, qtbot)
+
+
+def test_a_latent_shown_at_close_leaves_the_remembered_seed_and_psi_as_they_were(
+        qtbot, tmp_path, monkeypatch):
+    # a latent source (an `atelier invert` recipe opened in the window) carries no seed of
+    # the user's (0) and the default ψ (0.7): kept as the demo's, the next start drew seed
+    # 0 at ψ 0.7 on the demo, a face the user never saw, unlike `atelier edit --seed 0`
+    import dataclasses
+
+    from editor.engine.compose import encode_wplus
+    from editor.engine.session import Source
+
+    _settings_in(tmp_path)
+    discard_on_close(monkeypatch)
+    QSettings().setValue("source/psi", 0.5)  # the user's, on a real model
+    win = _open_demo_window(qtbot)
+    win._set_seed(385)
+    gen = win.pack.model.generator
+    latent = Source(kind="wplus", wplus_data=encode_wplus(
+        torch.zeros(gen.n_latent, gen.style_dim)), label="me.png")
+    state = win.document.state
+    win.document.reset(dataclasses.replace(state, session=state.session.with_source(latent)))
+    close_without_questions(win, qtbot)
+    assert float(QSettings().value("source/psi")) == 0.5
+    win = _open_demo_window(qtbot)
+    source = win.document.state.session.source
+    assert (source.seed, source.psi) == (385, win.pack.model.seed_psi)
     close_without_questions(win, qtbot)
 
 
@@ -1353,3 +1381,26 @@ def test_the_forms_are_never_cut_off_at_the_right(window, qtbot):
         area = window.form_area(dock)
         assert area.viewport().width() >= area.widget().minimumSizeHint().width(), \
             dock.objectName()
+
+
+def test_a_long_latent_name_does_not_widen_the_side_column(window, qtbot):
+    # the forms' column is as wide as their least width, and the Source form's note on a
+    # latent ("Starting from your picture IMG_…_final.png") asked for its file name's
+    # whole width: a name without spaces, once the column was laid out again (a theme
+    # switched), made the window 2134 px wide, the picture squeezed to its least
+    from editor.engine.session import Source
+
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(100)  # the first fit
+    least = window.minimumSizeHint().width()
+    name = "IMG_20261207_123456_HDR_portrait_mode_" + "edited_" * 30 + "final.png"
+    window.source_panel.show_source(Source(kind="wplus", wplus_path=f"/x/{name}", label=name))
+    for theme in ("dark", "light"):
+        window.set_theme(theme)
+        qtbot.wait(50)
+        assert window.minimumSizeHint().width() == least
+        assert window.width() == 1280
+    label = window.source_panel.latent_label  # still wrapped, at its lines' height
+    assert label.isVisible() and label.height() >= 2 * label.fontMetrics().height()

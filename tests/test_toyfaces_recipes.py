@@ -262,6 +262,33 @@ def test_a_stop_signal_ends_the_step_then_saves_a_checkpoint(tmp_path, signum):
     assert torch.load(path, weights_only=True)["step"] == len(done) == 3
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_stops_at_once_without_saving_the_step_half_done(tmp_path, signum):
+    # the second signal stops in the middle of the step: saved then, the checkpoint held
+    # half of that step's update under the step before (the resumed run did it again)
+    layer = torch.nn.Linear(2, 2, bias=False)
+    torch.nn.init.zeros_(layer.weight)
+    state = TrainState({"m": layer}, {})
+    path = tmp_path / "checkpoint.pt"
+    logged = []
+
+    @torch.no_grad()
+    def step(i):
+        layer.weight[0, 0] += 1  # the first half of the step's update
+        if i == 2:
+            os.kill(os.getpid(), signum)
+            os.kill(os.getpid(), signum)  # pressed again: stops here
+        layer.weight[0, 1] += 1  # ... and the second
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(state, step, 10, path, checkpoint_every_s=0.0, log=logged.append)
+    saved = torch.load(path, weights_only=True)
+    weight = saved["modules"]["m"]["weight"]
+    assert saved["step"] == 2 and weight[0, 0] == weight[0, 1] == 2  # as after step 2
+    assert "not saved" in logged[-1] and "step 2" in logged[-1]
+
+
 def test_a_signal_ignored_before_training_stays_ignored(tmp_path):
     # a run started under nohup (SIGHUP ignored) stopped when its terminal closed
     layer = torch.nn.Linear(2, 2)
@@ -487,6 +514,17 @@ def test_eval_cli_without_a_pack_says_how_to_make_it(tmp_path, capsys):
     # into that folder: without --out the recipe wrote the bundled pack's
     assert f"python -m editor.toyfaces.train generator --out {tmp_path / 'none'}`" in err
     assert recipe_command("clip", DEMO_MODELS_DIR) == "python -m editor.toyfaces.train clip"
+
+
+def test_the_advice_for_a_missing_pack_quotes_a_folder_with_spaces(tmp_path, capsys):
+    # "--out /home/me/my models" pasted into a shell trained into "/home/me/my" (or failed
+    # with "unrecognized arguments: models")
+    import shlex
+
+    folder = tmp_path / "my models"
+    assert E.main(["--models", str(folder)]) == 2
+    command = capsys.readouterr().err.split("`")[1]
+    assert shlex.split(command)[-2:] == ["--out", str(folder)]
 
 
 def test_eval_cli_stops_on_ctrl_c_without_a_traceback(trained, monkeypatch, capsys):

@@ -13,6 +13,7 @@ card (sha256) or a generator trained for another latent sampler raises `DemoPack
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ def recipe_command(model: str, folder: Path | None = None) -> str:
     """The command that makes `model`'s files in `folder` (default: the bundled pack's:
     without --out, the recipe writes there, not into the folder asked for)."""
     out = "" if folder is None or folder.resolve() == DEMO_MODELS_DIR.resolve() \
-        else f" --out {folder}"
+        else f" --out {shlex.quote(str(folder))}"  # pasted into a shell
     return f"python -m editor.toyfaces.train {model}{out}"
 
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = modules[args.recipe].train(args)
-    except Terminated as e:  # the checkpoint is saved; exit as the signal would have
+    except Terminated as e:  # checkpoint saved (or kept): exit as the signal would have
         return 128 + e.signum
     except KeyboardInterrupt:
         return 130

@@ -168,12 +168,14 @@ def run_loop(
 ) -> TrainState:
     """Run step_fn until total_steps (or max_seconds of training time) with progress/ETA and
     periodic atomic checkpoints. Ctrl-C, SIGTERM and SIGHUP end the step under way, then save
-    a checkpoint and leave.
+    a checkpoint and leave; a second one leaves at once, the last checkpoint kept.
     Each call is recorded in state.runs, so a model card can list every command that shaped
     the weights."""
     state.runs.append({"command": invocation(), "from_step": state.step,
                        "from_seconds": round(state.seconds, 1)})
     last_ckpt = time.monotonic()
+    saved_step = state.step if checkpoint_path.exists() else None  # the checkpoint there
+    in_step = False  # the weights are between two steps' states
     window: list[float] = []
     try:
         with stop_signals_after_step() as stop_if_asked:
@@ -183,10 +185,12 @@ def run_loop(
                         f"{state.step}")
                     break
                 t0 = time.perf_counter()
+                in_step = True
                 metrics = step_fn(state.step)
                 dt = time.perf_counter() - t0
                 state.step += 1
                 state.seconds += dt
+                in_step = False
                 window = (window + [dt])[-50:]
                 if state.step % log_every == 0 or state.step == total_steps:
                     log_progress(state, metrics, window, total_steps, max_seconds, log)
@@ -194,9 +198,16 @@ def run_loop(
                         on_log(state.step, metrics)
                 if time.monotonic() - last_ckpt > checkpoint_every_s:
                     save_checkpoint(state, checkpoint_path)
-                    last_ckpt = time.monotonic()
+                    saved_step, last_ckpt = state.step, time.monotonic()
                 stop_if_asked()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if in_step and getattr(e, "mid_step", False):
+            # a second signal cut the step: saved, its half-done update would pass for the
+            # step before, and the resumed run would do that step again on top of it
+            kept = (f"the checkpoint of step {saved_step} is kept" if saved_step is not None
+                    else "no checkpoint was saved")
+            log(f"stopped during step {state.step + 1}, whose work is not saved; {kept}")
+            raise
         save_checkpoint(state, checkpoint_path)
         log(f"interrupted: checkpoint saved at step {state.step}; run again to resume")
         raise
@@ -233,23 +244,26 @@ def stop_signals_after_step() -> Iterator[Callable[[], None]]:
     calls the function it yields, at the end of a step, which raises KeyboardInterrupt
     (Terminated for the others). A step cut anywhere (half-way through the optimizer's
     update) would be saved half done, and the resumed run would differ from an
-    uninterrupted one. A second signal stops at once. A signal ignored before (SIGHUP under
+    uninterrupted one. A second signal stops at once, its exception's `mid_step` set (the
+    step under way is half done: not to be saved). A signal ignored before (SIGHUP under
     nohup, Ctrl-C for a background job) stays ignored: that run was meant to outlive its
     terminal. The previous handlers come back afterwards. (Only the main thread may set
     handlers.)"""
     pending: list[int] = []
 
-    def stop(signum: int) -> None:
-        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+    def stopping(signum: int) -> KeyboardInterrupt:
+        return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
     def hold(signum, _frame):
-        if pending:
-            stop(signum)
+        if pending:  # at once, wherever the step is: marked, so that its work is not saved
+            stop = stopping(signum)
+            stop.mid_step = True
+            raise stop
         pending.append(signum)  # (no message: a print here fails if the signal cut one)
 
     def stop_if_asked() -> None:
         if pending:
-            stop(pending[0])
+            raise stopping(pending[0])
 
     if threading.current_thread() is not threading.main_thread():
         yield stop_if_asked

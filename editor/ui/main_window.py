@@ -336,6 +336,9 @@ class MainWindow(QMainWindow):
         self.document.changed.connect(self._on_state_changed)
         self.document.modified_changed.connect(self._update_title)
         self.pack: OpenPack | None = None
+        # the last seed drawn, and whether on the demo: remembered at close (a latent's own
+        # seed and ψ are none the user saw; see closeEvent)
+        self._seed_shown: tuple[Source, bool] | None = None
         self.session_path: Path | None = None
         # the session file's sha256 as this window last read or wrote it, while the document
         # is what the file holds (any history reset forgets it)
@@ -1000,6 +1003,9 @@ class MainWindow(QMainWindow):
         if self._selected_id is not None and self._selected_id not in ids:
             self._selected_id = None  # undo removed the selected edit
         self.source_panel.show_source(session.source)
+        if session.source.kind == "seed":
+            self._seed_shown = (session.source, self.pack is not None
+                                and self.pack.model.z_for_seed is not None)
         self.stack_panel.show_edits(session.edits, self._selected_id)
         self._show_prompt(state)
         self.request_render(interactive=self._interactive)
@@ -2251,12 +2257,14 @@ class MainWindow(QMainWindow):
         s = QSettings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
-        s.setValue("source/seed", self.document.state.session.source.seed)
-        # the demo's ψ is its own (forced as it loads): kept as the real models' one, it
-        # became the next real model's at the next start
-        on_demo = self.pack is not None and self.pack.model.z_for_seed is not None
-        s.setValue("source/demo_psi" if on_demo else "source/psi",
-                   self.document.state.session.source.psi)
+        # the last seed drawn, not a latent's own seed and ψ, which are no face the user
+        # saw (an `atelier invert` recipe's: seed 0 at ψ 0.7, kept as the demo's ψ)
+        if self._seed_shown is not None:
+            source, on_demo = self._seed_shown
+            s.setValue("source/seed", source.seed)
+            # the demo's ψ is its own (its seed_psi, or this one at the next start): kept
+            # as the real models' one, it became the next real model's at the next start
+            s.setValue("source/demo_psi" if on_demo else "source/psi", source.psi)
         self.hide()  # stopping the jobs may take seconds: not with a frozen window on screen
         self.jobs.cancel_all()
         self.worker.stop()

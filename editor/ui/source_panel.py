@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -83,6 +84,12 @@ class SourcePanel(QWidget):
         self.psi_box.valueChanged.connect(lambda _v: self.interaction_finished.emit())
         self.latent_label = QLabel()
         self.latent_label.setWordWrap(True)
+        # no least width of its own: a file name without spaces (a web download's) asked
+        # for its whole width, and the forms' column is never narrower than its form
+        # (main_window._FormArea); the wrapping's height-for-width is kept
+        policy = self.latent_label.sizePolicy()
+        policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+        self.latent_label.setSizePolicy(policy)
         self.latent_label.setTextFormat(Qt.TextFormat.RichText)
         self.latent_label.hide()
         open_image = QPushButton(icon("mdi6.image-outline"), "Open image…")
