@@ -470,10 +470,9 @@ class MainWindow(QMainWindow):
         scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
         wanted = max(*(a.widget().sizeHint().width() for a in areas),
                      self.stack_dock.sizeHint().width()) + scrollbar
-        # the forms scroll only up and down: narrower than their least width (a large
-        # font passes SIDE_COLUMN_MAX) cut the α box, the … button and "New prompt" off
-        forms_least = max(a.widget().minimumSizeHint().width() for a in areas) + scrollbar
-        width = max(needed, forms_least, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
+        # `needed` first: the docks' least widths hold their forms' whole (a large font
+        # passes SIDE_COLUMN_MAX; see _FormArea)
+        width = max(needed, min(SIDE_COLUMN_MAX, max(wanted, self.width() // 3)))
         self.resizeDocks([self.source_dock], [width], Qt.Orientation.Horizontal)
         self._form_hints = {a: a.widget().sizeHint().height() for a in areas}
         self._give_forms([max(0, a.widget().sizeHint().height() - a.viewport().height())
