@@ -350,5 +350,10 @@ def test_a_picture_pasted_while_the_first_model_loads_opens_with_it(qtbot, tmp_p
         path, name = inverted[0]
         assert name == "pasted picture" and os.path.dirname(path) == str(cache_dir() / "pasted")
         assert win.pack is not None
+        # the next is told apart (two Jobs rows, two history steps read the same)
+        QApplication.clipboard().setImage(qimage_from_array(
+            np.full((24, 24, 3), 150, np.uint8)))
+        win.paste()
+        assert [n for _, n in inverted] == ["pasted picture", "pasted picture 2"]
     finally:
         close_without_questions(win, qtbot)

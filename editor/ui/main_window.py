@@ -340,6 +340,7 @@ class MainWindow(QMainWindow):
         # seed and ψ are none the user saw; see closeEvent)
         self._seed_shown: tuple[Source, bool] | None = None
         self.session_path: Path | None = None
+        self._pasted_pictures = 0  # pictures pasted in this window, for their names
         # the session file's sha256 as this window last read or wrote it, while the document
         # is what the file holds (any history reset forgets it)
         self._session_file_sha: str | None = None
@@ -1177,10 +1178,15 @@ class MainWindow(QMainWindow):
             except PasteError as e:
                 QMessageBox.warning(self, "Cannot paste the picture", str(e))
                 return
+            # numbered from the second: two inversions in the Jobs panel (and two sources
+            # in the history) read "pasted picture" alike
+            self._pasted_pictures += 1
+            name = "pasted picture" + (f" {self._pasted_pictures}"
+                                       if self._pasted_pictures > 1 else "")
 
             def open_it() -> None:
                 # an export's bytes keep its recipe: replayed or inverted, as Open image asks
-                self._open_image_or_recipe(str(path), as_picture=True, name="pasted picture")
+                self._open_image_or_recipe(str(path), as_picture=True, name=name)
 
             # with the model loading (the first, at start), as a dropped picture does
             if not self._wait_for_load(open_it, "The pasted picture"):
