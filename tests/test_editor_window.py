@@ -1005,6 +1005,26 @@ def test_an_emptied_neutral_box_means_the_packs_neutral_as_the_cli(window, qtbot
     assert window.current_session().edits[0].params["neutral"] == "face"
 
 
+def test_a_pasted_prompt_with_a_line_break_is_the_one_line_it_shows(window, qtbot):
+    # The box showed the pasted line break as a space but kept it: the edit's title came
+    # out on two lines in its stack row, each cut in half, the rest of the prompt unseen
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtTest import QTest
+
+    box = _typing_in_target(window, qtbot, "")
+    QGuiApplication.clipboard().setText("face with\r\nglasses\tand  a hat")
+    QTest.keyClick(box, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    window.prompt_panel.finish_typing()
+    edit = window.document.state.draft
+    assert edit.params["target"] == "face with glasses and a hat"
+    window.add_draft_to_stack()
+    row = window.stack_panel.row(edit.id)
+    assert row.title.text() == "face → face with glasses and a hat"
+    # a recipe's prompt with one (`atelier edit --target`) shows on one line too
+    assert Edit("global", {"neutral": "face", "target": "face with\nglasses"}).title == \
+        "face → face with glasses"
+
+
 def test_a_space_typed_before_the_typing_pause_stays(window, qtbot):
     # The pause applied "face with" trimmed and wrote it back into the box under the
     # hand: the next word made "face withglasses"

@@ -40,6 +40,12 @@ class RecipeError(ValueError):
     """A recipe could not be read (not JSON, another program's, or a newer version)."""
 
 
+def one_line(text: str) -> str:
+    """Text on one line: each run of spaces, tabs and line breaks one space, none around
+    it (as CLIP's tokenizer reads a prompt)."""
+    return " ".join(text.split())
+
+
 @dataclass(frozen=True)
 class Source:
     """Where the image starts: a seed (z -> W+ with truncation psi), or a W+ latent: a
@@ -99,7 +105,11 @@ class Edit:
         if self.name:
             return self.name
         if self.kind == "global":
-            return f"{self.params.get('neutral', '')} → {self.params.get('target', '')}"
+            # on one line: a prompt with a line break (a recipe of `atelier edit --target`
+            # given one) drew its stack row's title as two lines, each cut in half
+            neutral, target = (one_line(str(self.params.get(k, "")))
+                               for k in ("neutral", "target"))
+            return f"{neutral} → {target}"
         if self.params.get("label"):  # a discovered direction, its name cleared
             return direction_title(str(self.params["label"]),
                                    str(self.params.get("negative_label") or ""))

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from editor.engine.compose import EditStatus
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults
-from editor.engine.session import STRENGTH_RANGE, Edit
+from editor.engine.session import STRENGTH_RANGE, Edit, one_line
 
 from .elided_label import ElidedLabel
 from .keys import claim_keys, menu_text, route_undo_keys
@@ -292,10 +292,13 @@ class PromptPanel(QWidget):
         return (self.neutral, "neutral"), (self.target, "target")
 
     def _prompt_in(self, box: QLineEdit, key: str) -> str:
-        """The prompt a box's text means: without the spaces around it; an empty neutral
-        box means its placeholder, the pack's neutral (as `atelier edit` without
-        --neutral), and the edit records that prompt, so its recipe replays the same."""
-        text = without_format_characters(box.text()).strip()
+        """The prompt a box's text means: on one line, without the spaces around it; an
+        empty neutral box means its placeholder, the pack's neutral (as `atelier edit`
+        without --neutral), and the edit records that prompt, so its recipe replays the
+        same."""
+        # (a line edit keeps a pasted prompt's line breaks while it shows them as spaces:
+        # the edit's title came out on two lines, cut in half in its stack row)
+        text = one_line(without_format_characters(box.text()))
         return self._default_neutral if key == "neutral" and not text else text
 
     def _typed_prompt(self, box: QLineEdit, key: str) -> str:
