@@ -115,6 +115,20 @@ def test_invert_progress_in_a_log_has_no_carriage_returns(monkeypatch):
     assert log.getvalue().splitlines()[-1].startswith("inverting 1 of 1: 100.0% step 500/500")
 
 
+def test_a_first_use_precompute_and_an_inversion_say_hours_left_in_hours():
+    # `atelier edit` on a new generator precomputes its pack first: on a CPU that is hours
+    # (weeks at 1024 px), and its line said "ETA 5239s" where `atelier precompute` says 1h27m
+    from editor.cli import edit, invert
+
+    log = io.StringIO()
+    edit._print_progress(StatusLine(log), Progress(232, 23_200, "step 1 of 2: relevance", 5239))
+    invert._print_progress(StatusLine(log), Progress(5, 500, "step 5/500", 3 * 86400 + 75),
+                           "1 of 1")
+    lines = log.getvalue().splitlines()
+    assert lines[0].endswith("ETA 1h27m") and lines[1].endswith("ETA 72h01m")
+    assert "s" not in lines[0].rsplit("ETA", 1)[1]
+
+
 def test_a_command_removes_what_a_killed_run_left_half_written_in_the_cache(capsys):
     # only the window swept them: someone who uses the commands alone kept them for ever
     import os

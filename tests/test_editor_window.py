@@ -1391,6 +1391,31 @@ def test_a_stopped_precompute_refreshes_the_pack(window, qtbot, monkeypatch):
     assert refreshed == [True]
 
 
+def test_precomputes_of_one_generator_with_two_clips_are_told_apart(window, qtbot,
+                                                                    monkeypatch, tmp_path):
+    """Each CLIP has its own directions, and its own precompute: a generator opened with
+    a second CLIP while the first one's ran gave two jobs both named "Precompute
+    directions for g"."""
+    started = []
+    monkeypatch.setattr(window.jobs, "submit", lambda title, *a, **k: started.append(title))
+    monkeypatch.setattr(window, "_offer_precompute", lambda: None)
+    gen = window.pack.model.path
+    window.pack.data = None
+    window.start_precompute()
+    from editor.core.clip_model import ClipModel
+    from tests.conftest import TINY_CLIP_CONFIG
+
+    other = ClipModel.from_config(TINY_CLIP_CONFIG, name="other-clip").save(
+        tmp_path / "other.safetensors")
+    window.open_generator(gen, ClipSource(path=str(other)), relevance_config=RELEVANCE,
+                          stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack.clip_source.path == str(other), timeout=20_000)
+    window.start_precompute()
+    assert len(started) == 2 and started[0] != started[1]
+    assert started == ["Precompute directions for g with tiny-clip",
+                       "Precompute directions for g with other-clip"]
+
+
 def test_a_precompute_already_running_is_said_and_not_started_twice(window, qtbot):
     import threading
 
@@ -2609,7 +2634,7 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
         window.start_precompute()  # its own directions over the import: asked first (no)
     assert len(asked) == 2 and "imported from fs3.npy" in asked[1]
     assert "No keeps them and measures only the co-variation" in asked[1]
-    assert ended.args[0].title == "Measure channel co-variation for other"
+    assert ended.args[0].title == "Measure channel co-variation for other with tiny-clip"
     assert window.pack.data.imported_from == "fs3.npy" and window.pack.covariation is not None
     qtbot.waitUntil(lambda: window.renderer.context.covariation is not None,
                     timeout=20_000)  # the pack's data read again once the job has ended
@@ -2748,6 +2773,26 @@ def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qt
     np.save(tmp_path / "fs3.npy", np.ones((rows, 512), np.float32))
     window.open_paths([str(tmp_path / "fs3.npy")])
     assert said and said[0][0] == "information" and "CLIP model" in said[0][1]
+
+
+def test_a_generator_opened_without_its_clip_points_to_the_clips_one_has(window, qtbot,
+                                                                         tmp_path):
+    """A real generator opens with ViT-B-32/openai, not on this machine: the prompt panel
+    sent the owner of an imported CLIP to download one, and said "…for ViT-B-32.." """
+    from editor.core import zoo
+    from editor.core.model_files import identify_model_file
+
+    zoo.import_file(make_tiny_clip(seed=3).save(tmp_path / "my-clip.safetensors"),
+                    identify=identify_model_file)  # as Models ▸ Import does
+    path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
+                          tmp_path / "mine.safetensors")
+    window.open_generator(str(path))
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "mine",
+                    timeout=20_000)
+    assert window.pack.clip is None and window.pack.clip_error.endswith(".")
+    notice = window.prompt_panel.notice.text()
+    assert "my-clip" in notice and "Model packs" in notice
+    assert ".." not in notice
 
 
 def test_an_fs3_for_another_clip_dropped_on_the_window_is_not_taken_for_a_latent(

@@ -1949,3 +1949,34 @@ def test_a_name_of_ones_own_never_replaces_another_model_for_a_registry_file(tmp
         zoo.import_file(known, name="mine")
     assert [(m.name, m.path.read_bytes()) for m in zoo.installed()] == [("mine", b"mine" * 10)]
     assert zoo.import_file(known, name="theirs").entry == "known-gen"  # as before
+
+
+def test_an_imported_clips_architecture_serves_the_commands_given_its_file(tmp_path,
+                                                                          monkeypatch):
+    # `atelier models import` matched the weights to their architecture (the window's CLIP
+    # list uses it), but `atelier edit` / `atelier precompute` given that installed file
+    # said "say which open_clip architecture these weights are for"; one imported as
+    # -quickgelu was then run with the GELU of the plain name the message suggested
+    from types import SimpleNamespace
+
+    import torch
+
+    from editor.cli import precompute
+    from editor.core.clip_model import ClipModel
+    from editor.engine.packs import ClipSource, load_clip
+
+    weights = tmp_path / "finetune.pt"
+    torch.save({"w": torch.zeros(1)}, weights)
+    model = zoo.import_file(weights, identify=lambda *_a: SimpleNamespace(
+        kind="clip", resolution=None, arch="ViT-B-32-quickgelu"))
+    asked = []
+    monkeypatch.setattr(ClipModel, "from_checkpoint",
+                        classmethod(lambda _cls, arch, _path, **_k: asked.append(arch)))
+    load_clip(ClipSource(path=str(model.path)))
+    precompute.load_clip(argparse.Namespace(clip_pretrained=None, clip_arch=None,
+                                            clip_checkpoint=str(model.path)),
+                         torch.device("cpu"))
+    assert asked == ["ViT-B-32-quickgelu"] * 2
+    load_clip(ClipSource(path=str(model.path), arch="ViT-B-32"))  # the one named wins
+    load_clip(ClipSource(path=str(weights)))  # not installed: nothing known of it
+    assert asked[2:] == ["ViT-B-32", None]

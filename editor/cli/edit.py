@@ -65,7 +65,7 @@ from editor.methods.global_directions import NoChannelsError, Progress
 from .edit_args import SOURCE_OPTIONS
 from .failures import failure_line
 from .model_options import clip_source
-from .outputs import StatusLine, check_outputs, shown, warnings_prefixed
+from .outputs import StatusLine, check_outputs, format_eta, shown, warnings_prefixed
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -211,7 +211,7 @@ def wplus_source(path: str, latent_shape: tuple[int, int], index: int | None) ->
 def _print_progress(line: StatusLine, item: Progress) -> None:
     fraction = item.done / max(item.total, 1)
     eta = getattr(item, "eta_s", None)
-    eta_text = f" ETA {eta:.0f}s" if eta is not None else ""
+    eta_text = f" {format_eta(eta)}" if eta is not None else ""
     # room for "step 2 of 3: relevance: layer convs.10 (12/26)"
     line.progress(f"precompute {100 * fraction:5.1f}% {item.message[:56]:56s}{eta_text}",
                   fraction)

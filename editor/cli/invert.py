@@ -36,7 +36,7 @@ from editor.methods.inversion import (
 
 from .invert_args import settings_from_args
 from .model_options import clip_source
-from .outputs import StatusLine, check_outputs, refuse_existing, shown
+from .outputs import StatusLine, check_outputs, format_eta, refuse_existing, shown
 
 # Crops are kept at most this big until they are inverted (at the generator's resolution,
 # 1024 px for FFHQ): a folder of phone photos at full size would fill the memory.
@@ -146,7 +146,7 @@ def _scaled_square(box: Box, size: tuple[int, int], scaled_size: tuple[int, int]
 
 
 def _print_progress(line: StatusLine, item: Progress, batch: str) -> None:
-    eta = f" ETA {item.eta_s:.0f}s" if item.eta_s is not None else ""
+    eta = f" {format_eta(item.eta_s)}" if item.eta_s is not None else ""
     line.progress(f"inverting {batch}: {100 * item.fraction:5.1f}% {item.message[:40]:40s}{eta}",
                   item.fraction)
 

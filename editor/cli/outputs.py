@@ -60,6 +60,17 @@ def check_outputs(paths: Iterable[Path], overwrite: bool, inputs: Iterable[str] 
         refuse_existing(path, overwrite)
 
 
+def format_eta(seconds: float | None) -> str:
+    """A progress line's time left, in hours and minutes where it is hours: a first-use
+    precompute of a large generator on a CPU is days of work, unreadable as seconds."""
+    if seconds is None:
+        return "ETA --"
+    s = int(seconds + 0.5)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
+
+
 class StatusLine:
     """One progress line, on stderr by default. A terminal gets it redrawn in place (at most
     every `interval` s); a log or a pipe would keep every `\\r` redraw in one endless line,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from editor.core import zoo
 from editor.core.arg_types import (
     DEVICE_HELP,
     THREADS_HELP,
@@ -31,7 +32,14 @@ from editor.engine.session import PSI_RANGE
 
 from . import command_help
 from .failures import failure_line
-from .outputs import StatusLine, check_outputs, shown, warnings_prefixed, with_folder_source
+from .outputs import (
+    StatusLine,
+    check_outputs,
+    format_eta,
+    shown,
+    warnings_prefixed,
+    with_folder_source,
+)
 
 if TYPE_CHECKING:  # torch and the methods load when the command runs, not for --help
     import torch
@@ -132,15 +140,6 @@ def out_of_memory_advice(e: BaseException, batch: int, kept: str = "") -> str:
         return ""
     saved = f"{kept}: " if kept else ""
     return f"; {saved}run again with a smaller --batch-size (this run: {batch})"
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "ETA --"
-    s = int(seconds + 0.5)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
 
 
 def rough_duration(seconds: float) -> str:
@@ -246,7 +245,7 @@ def _read_config(text: str) -> dict:
 
 
 def load_clip(args: argparse.Namespace, device: torch.device, prog: str = PROG):
-    from editor.core.clip_model import ClipModel, read_weights
+    from editor.core.clip_model import ClipModel, describes_itself, read_weights
 
     if args.clip_pretrained:
         if not args.clip_arch:
@@ -254,7 +253,10 @@ def load_clip(args: argparse.Namespace, device: torch.device, prog: str = PROG):
         return ClipModel.from_pretrained(args.clip_arch, args.clip_pretrained, device=device,
                                          download=args.download)
     if args.clip_checkpoint:
-        return ClipModel.from_checkpoint(args.clip_arch, args.clip_checkpoint, device=device)
+        # an installed file's architecture is known: found when it was imported
+        arch = args.clip_arch or (None if describes_itself(args.clip_checkpoint)
+                                  else zoo.installed_clip_arch(args.clip_checkpoint))
+        return ClipModel.from_checkpoint(arch, args.clip_checkpoint, device=device)
     config = _read_config(args.clip_config)
     weights = read_weights(args.clip_weights) if args.clip_weights else None
     if weights is None:

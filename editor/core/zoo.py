@@ -554,6 +554,23 @@ def installed_clip_weights(arch: str, tag: str) -> Path | None:
     return next((m.path for m in installed() if (m.entry or m.name) in entries), None)
 
 
+def installed_clip_arch(path: str | os.PathLike) -> str | None:
+    """The open_clip architecture of an installed CLIP file: its registry entry's, else the
+    one its weights were matched to (or named) on import; None for any other file. A
+    command given such a file needs no --clip-arch, and loads it as the window does (an
+    OpenAI-trained import recorded as -quickgelu is not run with GELU)."""
+    try:
+        target = Path(path).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links
+        return None
+    for m in installed():
+        if m.path.resolve() == target:
+            entry = next((e for e in registry_entries()[0] if e.name == m.entry), None) \
+                if m.entry else None
+            return entry.arch if entry is not None else m.arch  # (None for a generator)
+    return None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import torch
 
+from editor.core import zoo
 from editor.core.cache import TensorCache
 from editor.core.clip_model import ClipModel
 from editor.core.errors import ClipError
@@ -81,6 +82,12 @@ def default_clip_source(generator_path: str | Path) -> ClipSource:
     return demo_clip_source() if is_demo_generator(generator_path) else REFERENCE_CLIP
 
 
+def _clip_arch(source: ClipSource, path: Path) -> str | None:
+    """The architecture of a CLIP weights file: the one named, else, for an installed
+    file, the one its import found."""
+    return source.arch or zoo.installed_clip_arch(path)
+
+
 def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipModel:
     if source.path:
         path = Path(source.path)
@@ -90,9 +97,9 @@ def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipMod
             try:
                 return ClipModel.load(path, device=device)
             except ClipError:  # not our format: try it as an open_clip checkpoint
-                if not source.arch:
+                if not _clip_arch(source, path):
                     raise
-        return ClipModel.from_checkpoint(source.arch, path, device=device)
+        return ClipModel.from_checkpoint(_clip_arch(source, path), path, device=device)
     if not (source.arch and source.tag):
         raise ValueError("a CLIP source needs a file or an (architecture, tag) pair")
     return ClipModel.from_pretrained(source.arch, source.tag, device=device)
@@ -131,6 +138,15 @@ class OpenPack:
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def title(self) -> str:
+        """The pack as a job names it: the generator, and its CLIP where that is not the
+        generator's usual one (each CLIP has its own directions: two CLIPs' precomputes of
+        one generator were two jobs of the same name)."""
+        if self.clip is None or self.clip_source == default_clip_source(self.model.path):
+            return self.name
+        return f"{self.name} with {self.clip.name}"
 
     @property
     def has_directions(self) -> bool:

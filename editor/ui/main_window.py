@@ -106,7 +106,7 @@ from .icons import icon
 from .inversion_flow import InversionFlow
 from .jobs_panel import JobsPanel
 from .keys import menu_text
-from .models_dialog import DOWNLOAD_JOB, same_path
+from .models_dialog import DOWNLOAD_JOB, clip_choices, same_path
 from .models_menu import ModelsMenu
 from .notices import cannot_open_image_text, failed_job_text, show_warning
 from .panel_focus import focus_area, focus_next_area, in_view
@@ -285,6 +285,22 @@ def _with_footer(area: QScrollArea, footer: QWidget) -> QWidget:
 
 def _is_demo_generator(path: str) -> bool:
     return same_path(path, DEMO_GENERATOR)
+
+
+def _no_clip_text(pack: OpenPack) -> str:
+    """Why prompt edits are off for a pack without a CLIP, and the way to one: the CLIPs
+    the user has (imported, offline) before a download. A real generator opens with
+    ViT-B-32/openai by default: "can download one" sent the owner of an imported CLIP to
+    download another."""
+    why = (pack.clip_error or "none was chosen").rstrip(".")  # its own sentence's end
+    failed = pack.clip_source.path if pack.clip_source is not None else None
+    yours = [label for label, spec in clip_choices()
+             if spec.get("path") and not (failed and same_path(spec["path"], failed))]
+    if not yours:
+        return f"Prompt edits need a CLIP model: {why}. Models ▸ Model packs… can download one."
+    named = ", ".join(yours[:3]) + (f" and {len(yours) - 3} more" if len(yours) > 3 else "")
+    return (f"Prompt edits need a CLIP model: {why}. Models ▸ Model packs… pairs this "
+            f"generator with one you have ({named}) or downloads one.")
 
 
 def _bundled(path: str) -> bool:
@@ -1361,9 +1377,7 @@ class MainWindow(QMainWindow):
         if pack.clip is not None and pack.clip_source is not None:
             REMEMBERED_CLIPS.put(info.path, dataclasses.asdict(pack.clip_source))
         if pack.clip is None:
-            self.prompt_panel.set_text_edits_available(
-                False, f"Prompt edits need a CLIP model: {pack.clip_error}. "
-                       "Models ▸ Model packs… can download one.")
+            self.prompt_panel.set_text_edits_available(False, _no_clip_text(pack))
             if self._forget_clip_that_failed(pack):  # after this slot: a load of its own
                 QTimer.singleShot(0, lambda: self._open_with_default_clip(pack))
         elif not pack.has_directions:
@@ -1497,7 +1511,7 @@ class MainWindow(QMainWindow):
     def _offer_precompute(self) -> None:
         from .models_dialog import offer_precompute
 
-        if self.pack is not None and offer_precompute(self, self.pack.name,
+        if self.pack is not None and offer_precompute(self, self.pack.title,
                                                       "this can take a while on a CPU"):
             self.start_precompute()
 
@@ -1546,16 +1560,16 @@ class MainWindow(QMainWindow):
                 f"ones there are used until it is done.{keep}",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes:
-            self.jobs.submit(f"Precompute directions for {pack.name}",
+            self.jobs.submit(f"Precompute directions for {pack.title}",
                              lambda token: pack.precompute(cancel=token,
                                                            with_defaults=bool(other)),
                              key=key)
         elif pack.has_directions and pack.covariation is None:
             # computed before gated edits existed, imported, or kept as they are when asked
-            self.jobs.submit(f"Measure channel co-variation for {pack.name}",
+            self.jobs.submit(f"Measure channel co-variation for {pack.title}",
                              lambda token: pack.covariation_job(cancel=token), key=key)
         elif not pack.has_directions:
-            self.jobs.submit(f"Precompute directions for {pack.name}",
+            self.jobs.submit(f"Precompute directions for {pack.title}",
                              lambda token: pack.precompute(cancel=token), key=key)
 
     def _on_job_ended(self, job) -> None:
