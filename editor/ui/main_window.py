@@ -1200,13 +1200,11 @@ class MainWindow(QMainWindow):
             name = "pasted picture" + (f" {self._pasted_pictures}"
                                        if self._pasted_pictures > 1 else "")
 
-            def open_it() -> None:
-                # an export's bytes keep its recipe: replayed or inverted, as Open image asks
-                self._open_image_or_recipe(str(path), as_picture=True, name=name)
-
+            # an export's bytes keep its recipe: replayed or inverted, as Open image asks;
             # with the model loading (the first, at start), as a dropped picture does
-            if not self._wait_for_load(open_it, "The pasted picture"):
-                open_it()
+            self._once_loaded(
+                lambda: self._open_image_or_recipe(str(path), as_picture=True, name=name),
+                "The pasted picture")
 
     def _toggle_split(self, on: bool) -> None:
         self.canvas.set_split(on)
@@ -1660,6 +1658,11 @@ class MainWindow(QMainWindow):
                                      "loaded", 8000)
         return True
 
+    def _once_loaded(self, open_it: Callable[[], object], name: str) -> None:
+        """`open_it` now, or once the model that is loading is there (_wait_for_load)."""
+        if not self._wait_for_load(open_it, name):
+            open_it()
+
     def _holds_styleclip_directions(self, path: str) -> bool:
         # of any width: StyleCLIP's 512 on a pack with another CLIP (ViT-L/14's 768) was
         # "a latent of shape (5376, 512)"; the import says what is wrong (or that it needs
@@ -1672,14 +1675,10 @@ class MainWindow(QMainWindow):
                                               IMAGE_FILTER)
         if path:
             self._remember_dir(path)
-
-            def open_it() -> None:
-                self._open_image_or_recipe(path, as_picture=True)
-
             # with a model loading, as a dropped picture does: chosen in the dialog, it was
             # inverted into the model on its way out and the result dropped minutes later
-            if not self._wait_for_load(open_it, Path(path).name):
-                open_it()
+            self._once_loaded(lambda: self._open_image_or_recipe(path, as_picture=True),
+                              Path(path).name)
 
     def _open_image_or_recipe(self, path: str, as_picture: bool = False,
                               name: str | None = None) -> None:
@@ -1736,8 +1735,7 @@ class MainWindow(QMainWindow):
                 self.open_latent(path)
 
         # with a model loading, as a dropped file does (not read with the one going away)
-        if not self._wait_for_load(open_it, Path(path).name):
-            open_it()
+        self._once_loaded(open_it, Path(path).name)
 
     def open_latent(self, path: str) -> None:
         if self.pack is None:
@@ -2183,7 +2181,7 @@ class MainWindow(QMainWindow):
         self.document.reset(self._with_source(Source(seed=seed, psi=psi)))
         self._update_title()
         if open_last_model:
-            self._open_last_model(settings_values.text(s, "model/last_path"))
+            self._open_last_model()
 
     def open_at_start(self, path: str) -> None:
         """A file to start on: the last generator, or a file named on the command line or
@@ -2204,18 +2202,24 @@ class MainWindow(QMainWindow):
         mistake replaced it with the demo, which then was the one used last), else the
         demo pack."""
         self.open_generator(path)
-        last = settings_values.text(QSettings(), "model/last_path")
-        for fallback in (last and this_installs_model(last), default_generator_path()):
+        for fallback in (self._last_model(), default_generator_path()):
             if fallback and Path(fallback).is_file() and \
                     Path(fallback).resolve() != Path(path).resolve():
                 self._fallback_generator = Path(fallback)
                 return
 
-    def _open_last_model(self, last: str) -> None:
+    @staticmethod
+    def _last_model() -> str:
+        """The generator used last ("" for none); another installation's demo is this
+        one's (installations share the settings)."""
+        last = settings_values.text(QSettings(), "model/last_path")
+        return this_installs_model(last) if last else ""
+
+    def _open_last_model(self) -> None:
         """The model the user worked on last, or the demo pack when it is gone (or was the
         demo); the demo pack also when the last one no longer opens."""
         demo = default_generator_path()
-        last = this_installs_model(last) if last else last  # (settings shared by installs)
+        last = self._last_model()
         if last and Path(last).is_file():  # a generator, whatever its name
             self._start_on_generator(last)
         elif demo is not None:
