@@ -93,13 +93,14 @@ def load_clip(source: ClipSource, device: str | torch.device = "cpu") -> ClipMod
         path = Path(source.path)
         if not path.is_file():
             raise ClipError(f"the CLIP model file {path} is missing")
+        arch = None  # looked up once (the installed models' index is read for it)
         if path.suffix == ".safetensors":
             try:
                 return ClipModel.load(path, device=device)
             except ClipError:  # not our format: try it as an open_clip checkpoint
-                if not _clip_arch(source, path):
+                if not (arch := _clip_arch(source, path)):
                     raise
-        return ClipModel.from_checkpoint(_clip_arch(source, path), path, device=device)
+        return ClipModel.from_checkpoint(arch or _clip_arch(source, path), path, device=device)
     if not (source.arch and source.tag):
         raise ValueError("a CLIP source needs a file or an (architecture, tag) pair")
     return ClipModel.from_pretrained(source.arch, source.tag, device=device)
