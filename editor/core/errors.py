@@ -22,6 +22,12 @@ def shortened(text: str, longest: int) -> str:
     return text if len(text) <= longest else text[:longest - 1] + "…"
 
 
+def one_line(text: str) -> str:
+    """`text` on one line: each run of spaces, tabs and line breaks one space, none around
+    it (as CLIP's tokenizer reads a prompt, and as a message fits a status line)."""
+    return " ".join(text.split())
+
+
 def short_reason(e: BaseException, skip: tuple[str, ...] = ()) -> str:
     """The first line of an exception's text (ignoring lines that mention any of `skip`),
     cut to REASON_CHARS with an ellipsis: a damaged file can make a reader's message

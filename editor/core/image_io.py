@@ -42,7 +42,13 @@ except ImportError:  # pragma: no cover - depends on how Pillow was built
     ImageCms = None  # type: ignore[assignment]
 
 from .. import __version__
-from .errors import DamagedRecipeError, ImageExistsError, ImageLoadError, ImageSaveError
+from .errors import (
+    DamagedRecipeError,
+    ImageExistsError,
+    ImageLoadError,
+    ImageSaveError,
+    one_line,
+)
 from .paths import atomic_path, written_in_place
 
 RECIPE_KEY = "latent-atelier-recipe"
@@ -590,7 +596,7 @@ def _load_error(path: Path, why: str) -> ImageLoadError:
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+    return one_line(str(e)) or type(e).__name__
 
 
 # ----------------------------------------------------------------------- crops and resizes

@@ -42,7 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import AtelierError, Cancelled, ZooDownloadError, first_line
+from .errors import AtelierError, Cancelled, ZooDownloadError, first_line, one_line
 from .hashing import file_sha256
 from .paths import atomic_path, atomic_write_text, cache_dir, config_dir, replace_file
 
@@ -318,7 +318,7 @@ def registry_entries() -> tuple[list[ZooEntry], str | None]:
     try:
         return list_entries(), None
     except ZooRegistryError as e:
-        text = " ".join(str(e).split())
+        text = one_line(str(e))
         return list_entries(include_user=False), f"{text} (ignored: fix it to see its models)"
 
 

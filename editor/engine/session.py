@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from editor.core.errors import shortened
+from editor.core.errors import one_line, shortened
 
 RECIPE_FORMAT = "latent-atelier-recipe"
 # 2: a W+ source may carry its latent (`wplus_data`), and a delta edit its delta as packed
@@ -38,12 +38,6 @@ STRENGTH_RANGE = (-100.0, 100.0)
 
 class RecipeError(ValueError):
     """A recipe could not be read (not JSON, another program's, or a newer version)."""
-
-
-def one_line(text: str) -> str:
-    """Text on one line: each run of spaces, tabs and line breaks one space, none around
-    it (as CLIP's tokenizer reads a prompt)."""
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

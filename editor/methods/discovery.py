@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from better_profanity import Profanity
 
 from editor.core.cache import TensorCache
-from editor.core.errors import AtelierError
+from editor.core.errors import AtelierError, one_line
 from editor.core.generator import Generator
 
 from . import global_directions as gd
@@ -153,7 +153,7 @@ class Vocabulary:
         have = {w.label.casefold() for w in self.words}
         extra = []
         for text in labels:
-            text = " ".join(text.split())
+            text = one_line(text)
             if text and not text.startswith("#") and text.casefold() not in have:
                 extra.append(Word(text, (self.template.replace("{}", text),)))
                 have.add(text.casefold())

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QInputDialog, QMainWindow
 
+from editor.core.errors import one_line
 from editor.core.paths import cache_dir
 from editor.engine.discovered import (
     DEFAULT_METHOD,
@@ -48,7 +49,7 @@ def parse_words(text: str) -> list[str]:
     them: set_words keeps MAX_WORDS and says so)."""
     found: list[str] = []
     for part in text.replace("\n", ",").split(","):
-        word = " ".join(part.split())
+        word = one_line(part)
         if word and word not in found:
             found.append(word)
     return found

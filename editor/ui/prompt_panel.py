@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor.core.errors import one_line
 from editor.engine.compose import EditStatus
 from editor.engine.editor_state import DEFAULT_NEUTRAL, EditDefaults
-from editor.engine.session import STRENGTH_RANGE, Edit, one_line
+from editor.engine.session import STRENGTH_RANGE, Edit
 
 from .elided_label import ElidedLabel
 from .keys import claim_keys, menu_text, route_undo_keys
