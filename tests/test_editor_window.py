@@ -3313,6 +3313,30 @@ def slow_renders(window, monkeypatch):
     go.set()
 
 
+def test_turning_auto_beta_off_before_a_new_prompt_is_drawn_keeps_no_old_beta(
+        window, qtbot, slow_renders):
+    # Unticked while the new prompt was on its way, manual β took the β auto had chosen
+    # for the previous prompt: a value belonging to no prompt shown, and not the one
+    # the β box showed (blank, "not known yet") a moment before.
+    pp = window.prompt_panel
+    stored = window.document.state.draft.params["beta"]
+    type_prompt(window, "face with glasses")
+    pp.auto_beta.click()
+    slow_renders.set()
+    settled(window, qtbot)
+    previous = window.last_result.edit_status[window.document.state.draft.id].beta
+    assert previous != stored
+    slow_renders.clear()
+    type_prompt(window, "smiling face")
+    qtbot.wait(50)
+    assert pp.beta.box.text() == "—"  # this prompt's auto β is not known yet
+    pp.auto_beta.click()
+    assert window.document.state.draft.params["beta"] == stored
+    assert pp.beta.box.text() == f"{stored:.3f}"  # the β now drawn is the β shown
+    slow_renders.set()
+    settled(window, qtbot)
+
+
 def test_while_a_prompt_is_drawn_the_panel_says_it_is_updating(window, qtbot, slow_renders):
     # The panel went on describing the previous prompt (its channels, its β, its notes)
     # for the seconds a slow model took, and nothing said a picture was on its way.

@@ -241,6 +241,8 @@ class PromptPanel(QWidget):
         self._show_line(UPDATING_TEXT + warning_lines(notes))
         if self._auto_beta_shown():
             self.beta.show_blank()  # this prompt's is not known yet
+            # nor is where manual β would start: the last choice was another prompt's
+            self._auto_beta = None
 
     def _show_line(self, text: str) -> None:
         # in the text colour while updating too: "Updating…" says so, and its warnings
