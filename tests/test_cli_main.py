@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -157,6 +158,42 @@ def test_models_list_does_not_import_torch():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "NAME" in proc.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_an_output_on_a_full_disk_is_one_line_not_a_traceback():
+    # `atelier models list > /dev/full` ended in a traceback
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "editor", "models", "list"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == ("atelier models: cannot write the output: "
+                           "No space left on device\n")
+
+
+def test_a_short_output_that_fails_when_flushed_is_said_by_the_command(monkeypatch,
+                                                                        capsys):
+    # A few lines wait in stdout's buffer until Python's exit, which said "Exception
+    # ignored" and exited 120 on a full disk.
+    import errno
+
+    class FullOnFlush(io.StringIO):
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("sys.stdout", FullOnFlush())
+    monkeypatch.setattr("editor.cli._drop_stdout", lambda: None)  # not pytest's own fd 1
+    assert main(["models", "list"]) == 1
+    assert "cannot write the output: No space left on device" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly():
+    read, write = os.pipe()
+    os.close(read)  # `atelier models list | head -0`
+    proc = subprocess.run([sys.executable, "-m", "editor", "models", "list"], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (1, "")
 
 
 # --------------------------------------------------------------------------- precompute

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -137,16 +138,32 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in COMMANDS:
         _sweep_cache()
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a failing stdout is said here, not by Python's own exit
+        return status
     except KeyboardInterrupt:
         # Ctrl-C outside a command's own handling (loading a model, a download): one line,
         # the usual exit status, no traceback
         print(f"atelier {argv[0]}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # the reader went away (`atelier models list | head`): stop quietly, and point
-        # stdout at nothing so that Python's own flush at exit does not complain either
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # the reader went away (`atelier models list | head`): stop quietly
+        _drop_stdout()
         return 1
+    except OSError as e:
+        # `atelier models list > /dev/full`: a traceback. The commands name the files they
+        # write in their own errors; a nameless full disk or I/O error is the output's.
+        if e.filename is not None or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise
+        _drop_stdout()
+        print(f"atelier {argv[0]}: cannot write the output: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at nothing, so that Python's own flush at exit does not fail again
+    on what is still buffered."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
