@@ -455,6 +455,25 @@ def test_a_refused_import_leaves_no_folder_behind(tmp_path, capsys, models):
     assert not into.exists()
 
 
+def test_a_file_that_is_no_fs3_is_refused_before_the_models_load(tmp_path, capsys,
+                                                                   monkeypatch):
+    # The generator and CLIP loaded first (FFHQ and ViT-B/32: many seconds) to say that
+    # the file was a pickle, or 3-D.
+    import editor.cli.import_styleclip as cli
+    from editor.cli import main
+
+    def no_loading(*args):
+        raise AssertionError("models loaded")
+
+    monkeypatch.setattr(cli, "load_models", no_loading)
+    (tmp_path / "S").write_bytes(b"\x80\x04N.")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4), np.float32))
+    for name, said in (("S", "a pickle"), ("cube.npy", "has shape (2, 3, 4)")):
+        assert main(["import-styleclip", str(tmp_path / name),
+                     "--generator", "g.pt", "--clip-checkpoint", "c.safetensors"]) == 1
+        assert said in capsys.readouterr().err
+
+
 def test_an_import_that_cannot_be_cached_says_so_once_and_not_computed_again(
         tmp_path, capsys, caplog, monkeypatch, models):
     """A full disk: "it is used now but will be computed again next time" (twice) was

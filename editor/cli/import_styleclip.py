@@ -72,6 +72,7 @@ def cmd_import_styleclip(args: argparse.Namespace) -> int:
             return _error(f"{given}: "
                           f"{'a folder, not a file' if Path(given).is_dir() else 'no such file'}")
     try:
+        sf.open_fs3(args.fs3)  # not a .npy, say: said before seconds of loading models
         device, loaded, clip, sample_w, sampler = load_models(args, PROG)
     except AtelierError as e:
         return _error(str(e))

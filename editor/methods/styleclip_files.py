@@ -170,7 +170,7 @@ def read_fs3(path: str | Path, specs: Sequence[StyleLayerSpec], clip_dims: int
     and the rows as float32 unit vectors. The shape is checked against the models before
     the data is read."""
     path = Path(path)
-    array = _open_npy(path)
+    array = open_fs3(path)
     channels = _fs3_shape_channels(path, array, specs, clip_dims)
     try:
         vectors = torch.from_numpy(np.array(array, dtype=np.float32))
@@ -192,22 +192,30 @@ def looks_like_fs3(path: str | Path, specs: Sequence[StyleLayerSpec],
     directions?); any width where no CLIP is known. Reads the header only."""
     path = Path(path)
     try:
-        _fs3_shape_channels(path, _open_npy(path), specs, clip_dims)
+        _fs3_shape_channels(path, open_fs3(path), specs, clip_dims)
     except DirectionsFileError:
         return False
     return True
 
 
-def _fs3_shape_channels(path: Path, array: np.ndarray, specs: Sequence[StyleLayerSpec],
-                        clip_dims: int | None) -> torch.Tensor:
-    """fs3_channels of an array whose header fits these models (any width where no CLIP
-    is known), or DirectionsFileError saying why not. Reads no data."""
+def open_fs3(path: str | Path) -> np.ndarray:
+    """A file with fs3.npy's form (a 2-D float .npy) memory-mapped, or DirectionsFileError
+    saying why not; no models needed, so a wrong file is refused before they load."""
+    path = Path(path)
+    array = _open_npy(path)
     if array.ndim != 2 or not array.shape[0] or not array.shape[1]:
         raise DirectionsFileError(
             f"{path.name} has shape {tuple(array.shape)}; StyleCLIP's fs3.npy is (style "
             f"channels, CLIP dimensions), e.g. (5376, 512)")
     if array.dtype.kind != "f":
         raise DirectionsFileError(f"{path.name} holds {array.dtype} values, not floats")
+    return array
+
+
+def _fs3_shape_channels(path: Path, array: np.ndarray, specs: Sequence[StyleLayerSpec],
+                        clip_dims: int | None) -> torch.Tensor:
+    """fs3_channels of an array (from open_fs3) whose header fits these models (any width
+    where no CLIP is known), or DirectionsFileError saying why not. Reads no data."""
     if clip_dims is not None and array.shape[1] != clip_dims:
         if array.shape[0] == clip_dims:  # not "holds 5376-dimensional CLIP vectors"
             try:
