@@ -1365,6 +1365,19 @@ def test_a_long_model_name_in_the_status_bar_is_cut_with_its_whole_text_in_the_t
     qtbot.waitUntil(lambda: label.toolTip() == f"{path}\natelier checkpoint", timeout=2000)
 
 
+def test_each_status_bar_field_is_read_as_text(window):
+    # the model's field, drawn by hand since it is elided, was a "client" pane to a screen
+    # reader where its neighbours (and it, as a QLabel before) were static text
+    from PySide6.QtGui import QAccessible
+
+    for field in (window.status_model, window.status_device, window.status_zoom,
+                  window.status_time):
+        read = QAccessible.queryAccessibleInterface(field)
+        assert read.role() == QAccessible.Role.StaticText, field
+    assert QAccessible.queryAccessibleInterface(window.status_model).text(
+        QAccessible.Text.Name) == "no model"
+
+
 def test_the_forms_are_never_cut_off_at_the_right(window, qtbot):
     # the forms scroll only up and down, yet the side column could be narrower than they
     # need: at the window's least size, and at any size after it (or with the column

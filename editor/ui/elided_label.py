@@ -3,18 +3,31 @@
 A plain QLabel asks for its whole text's width, so one long edit name would widen a dock
 and push every control beside it out of view. This one asks for little width, draws what
 fits, and shows the whole text as a tooltip when it is cut. Being drawn by hand, it tells
-a screen reader its whole text as its accessible name.
+a screen reader its whole text as its accessible name, as static text (see
+`_accessible_as_text`).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPainter, QPalette
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtGui import QAccessible, QPainter, QPalette
+from PySide6.QtWidgets import QAccessibleWidget, QSizePolicy, QWidget
 
 from .theme import secondary_text_colour
 
 MIN_CHARS = 6  # enough to recognise a name ("Beard…")
+
+
+def _accessible_as_text(_class_name: str, obj) -> QAccessibleWidget | None:
+    """A screen reader's view of an ElidedLabel: static text, as a QLabel's. A plain
+    QWidget is a "client" area, read as a pane, not as the text it shows (the status bar's
+    model field, a QLabel until it was elided, was the one field not read as text)."""
+    if isinstance(obj, ElidedLabel):
+        return QAccessibleWidget(obj, QAccessible.Role.StaticText)
+    return None
+
+
+_factory_installed = False
 
 
 class ElidedLabel(QWidget):
@@ -23,6 +36,10 @@ class ElidedLabel(QWidget):
         """`mode`: where the text is cut (in the middle for a file's name, whose end says
         what it is)."""
         super().__init__(parent)
+        global _factory_installed
+        if not _factory_installed:  # once a process: Qt asks each factory for every widget
+            QAccessible.installFactory(_accessible_as_text)
+            _factory_installed = True
         self._mode = mode
         self._text = ""
         self._tip = ""  # a tooltip of its own (set_tip)
