@@ -1265,3 +1265,26 @@ def test_a_resumed_pack_reports_the_time_of_every_run(gen, clip, monkeypatch):
     _, data = run_job(precompute(gen, clip))
     assert data.info["seconds"] >= 200  # was 0: this run's alone
     assert data.info["seconds"] == pytest.approx(before)
+
+
+def test_a_pack_on_the_usual_clip_picked_as_its_installed_file_is_named_alone(tmp_path):
+    """Models ▸ Model packs lists the zoo's ViT-B-32/openai file first, by its path: a real
+    generator paired with it is on its usual CLIP, yet its precompute was titled
+    "Precompute directions for g with <that CLIP>", as if it were another one."""
+    from editor.core import zoo
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import REFERENCE_CLIP, ClipSource, open_pack
+
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    path = zoo.models_dir() / "clip-vit-b-32-openai" / "clip.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_tiny_clip().save(path)  # (a stand-in for ViT-B-32.pt)
+    zoo._record(zoo.InstalledModel(
+        name="clip-vit-b-32-openai", path=path, sha256="0" * 64, size=path.stat().st_size,
+        verified=False, entry="clip-vit-b-32-openai", kind="clip", format="open_clip",
+        source="test", added="2026-12-07T00:00:00+00:00"))
+    usual = open_pack(gen_path, ClipSource(path=str(path), arch=REFERENCE_CLIP.arch))
+    assert usual.title == "g"
+    other = make_tiny_clip(seed=1).save(tmp_path / "other.safetensors")
+    assert open_pack(gen_path, ClipSource(path=str(other))).title == "g with tiny-clip"

@@ -346,7 +346,7 @@ def _to_srgb(im: Image.Image, icc: bytes, notes: list[str]) -> Image.Image:
         return im
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        name = " ".join(ImageCms.getProfileDescription(profile).split())
+        name = one_line(ImageCms.getProfileDescription(profile))
     except (ImageCms.PyCMSError, *_DECODE_ERRORS):
         notes.append("colour profile not understood: colours used as stored")
         return im

@@ -17,7 +17,7 @@ import torch
 from editor.core import zoo
 from editor.core.cache import TensorCache
 from editor.core.clip_model import ClipModel
-from editor.core.errors import ClipError
+from editor.core.errors import AtelierError, ClipError
 from editor.core.paths import DEMO_MODELS_DIR
 from editor.methods import precompute as pc
 from editor.methods import styleclip_files as sf
@@ -145,9 +145,25 @@ class OpenPack:
         """The pack as a job names it: the generator, and its CLIP where that is not the
         generator's usual one (each CLIP has its own directions: two CLIPs' precomputes of
         one generator were two jobs of the same name)."""
-        if self.clip is None or self.clip_source == default_clip_source(self.model.path):
+        if self.clip is None or self._on_usual_clip():
             return self.name
         return f"{self.name} with {self.clip.name}"
+
+    def _on_usual_clip(self) -> bool:
+        """Whether the pack's CLIP is its generator's usual one (default_clip_source)."""
+        source, usual = self.clip_source, default_clip_source(self.model.path)
+        if source == usual:
+            return True
+        if source is None or not source.path:
+            return False
+        # the usual weights picked by their file (Models ▸ Model packs lists the zoo's
+        # ViT-B-32/openai by its path): the same CLIP, not another
+        try:
+            usual_file = usual.path or zoo.installed_clip_weights(usual.arch, usual.tag)
+            return usual_file is not None and \
+                Path(source.path).resolve() == Path(usual_file).resolve()
+        except (AtelierError, OSError, RuntimeError):  # an unreadable index, a link loop
+            return False
 
     @property
     def has_directions(self) -> bool:
