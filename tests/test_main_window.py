@@ -121,6 +121,17 @@ def test_a_new_model_whose_first_picture_fails_does_not_show_the_last_ones(
     qtbot.waitUntil(lambda: window.canvas.current_image() is not None, timeout=10_000)
     assert window.last_result.image.shape == (16, 16, 3)
     assert window.last_result.before.shape == (16, 16, 3)
+    # a later change that fails leaves that picture, and says it is not the state's
+    drawn = window.canvas.current_image()
+    failing[0] = True
+    window.source_panel.step_seed(+1)
+    qtbot.waitUntil(lambda: window.status_time.text() == "⚠ not drawn", timeout=10_000)
+    assert "out of memory" in window.status_time.toolTip()
+    assert window.canvas.current_image() == drawn
+    failing[0] = False
+    window.source_panel.step_seed(+1)
+    qtbot.waitUntil(lambda: window.status_time.text().endswith("ms (full)"), timeout=10_000)
+    assert window.status_time.toolTip() == ""
 
 
 def test_a_drags_previews_are_shown_as_large_as_the_picture(qtbot, tmp_path, monkeypatch):

@@ -123,6 +123,7 @@ from .theme import THEMES, apply_theme
 
 EXPORT_JOB = "export:"  # key prefix of export jobs
 RENDERING_TEXT = "rendering…"  # the time label while a picture is on its way
+NOT_DRAWN_TEXT = "⚠ not drawn"  # the time label after a render failed
 PRECOMPUTE_JOB = "precompute:"
 SIDE_COLUMN_MAX = 440  # px: the panels' first width, at most (the picture takes the rest)
 DEVICE_KEY = "render/device"  # the View ▸ Device choice: auto, cpu or cuda:N
@@ -1100,7 +1101,11 @@ class MainWindow(QMainWindow):
         if result.generation != self._generation or result.seq < self._shown_seq:
             return
         if not result.ok:
-            self.status_time.setText("")
+            # the picture shown is the last one drawn: said for as long as it is shown,
+            # not only in the 8 s message (the field was blank, as before any picture)
+            self.status_time.setText(NOT_DRAWN_TEXT)
+            self.status_time.setToolTip(f"The last change could not be drawn: {result.error}"
+                                        "\nThe picture shown is from before it.")
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
             self._copy_pending = None  # the message says why nothing was copied
             if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
@@ -1137,6 +1142,7 @@ class MainWindow(QMainWindow):
         if result.preview or result.seq < self.last_request.seq:
             text += f" · {RENDERING_TEXT}"
         self.status_time.setText(text)
+        self.status_time.setToolTip("")
 
     # ================================================================= clipboard
     def copy_image(self) -> None:
