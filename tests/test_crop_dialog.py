@@ -270,6 +270,14 @@ def test_remembered_boxes_are_bounded_and_survive_junk(settings):
     assert remembered_box("file5") is None
 
 
+def test_a_remembered_box_too_large_for_any_picture_is_forgotten(make_dialog, settings):
+    # a hand-edited 400-digit number: the crop dialog raised OverflowError as it opened
+    huge = "1" + "0" * 400
+    settings.setValue("crop/boxes", f'{{"a.jpg|1|2": [0, 0, {huge}, {huge}]}}')
+    assert remembered_box("a.jpg|1|2") is None
+    assert make_dialog(key="a.jpg|1|2").box() == (50, 0, 150, 100)
+
+
 def test_choose_crop_runs_modally(qtbot):
     rgb = _image(120, 80)
 

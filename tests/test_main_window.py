@@ -199,6 +199,25 @@ def test_bad_values_in_the_settings_file_never_stop_the_window(qtbot, tmp_path, 
         close_without_questions(win, qtbot)
 
 
+def test_open_recent_lists_no_more_than_its_own_number_from_a_longer_list(
+        qtbot, tmp_path, monkeypatch):
+    # a settings file listing 3,000 recent files (hand-edited, or written by another
+    # program): all of them were in Open recent, a menu far taller than the screen
+    from editor.ui.main_window import MAX_RECENT
+
+    _settings_in(tmp_path)
+    QSettings().setValue("recent/files", [f"/gone/s{i}.atelier.json" for i in range(3000)])
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    try:
+        assert [a.toolTip() for a in _recent_files(win)] == [
+            f"/gone/s{i}.atelier.json" for i in range(MAX_RECENT)]
+    finally:
+        close_without_questions(win, qtbot)
+
+
 def test_the_seed_and_psi_come_back_after_a_restart(window, qtbot):
     # only the seed was remembered: on a real model the same seed at the default ψ 0.7
     # was another face than the one the user left
@@ -1234,6 +1253,53 @@ def test_settings_that_cannot_be_saved_are_said_with_the_first_model(qtbot, tmp_
     assert message.startswith("tiny loaded; settings cannot be saved in ")
     assert message.endswith("(Read-only file system)")
     close_without_questions(win, qtbot)
+
+
+def test_a_settings_file_that_takes_no_changes_is_said_as_an_unwritable_folder_is(
+        qtbot, tmp_path, monkeypatch):
+    # the folder took files but the file took no changes (one left by a run as another
+    # user, a folder in its place): every choice was lost at the next start, without a word
+    from pathlib import Path
+
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    settings_file = QSettings().fileName()
+    Path(settings_file).mkdir(parents=True)
+    win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+    qtbot.addWidget(win)
+    assert win._start_note == (f"settings cannot be saved in {settings_file} "
+                               "(the file cannot be written)")
+    close_without_questions(win, qtbot)
+
+
+def test_the_window_closed_last_comes_back_with_its_own_model_and_seed(qtbot, tmp_path,
+                                                                       monkeypatch):
+    # two windows on two models, closed in turn: the next start opened the model opened
+    # last, at the seed of the window closed last, a picture neither window showed
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    windows = []
+    for seed, name in ((11, "first"), (22, "second")):
+        win = MainWindow(Renderer(device="cpu"), open_last_model=False)
+        qtbot.addWidget(win)
+        win.open_generator(str(save_generator(make_tiny_generator(seed=seed),
+                                              tmp_path / f"{name}.safetensors")))
+        qtbot.waitUntil(lambda w=win: w.pack is not None, timeout=10_000)
+        win._set_seed(seed)
+        windows.append(win)
+    first, second = windows
+    close_without_questions(second, qtbot)
+    close_without_questions(first, qtbot)
+    again = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(again)
+    try:
+        qtbot.waitUntil(lambda: again.pack is not None, timeout=10_000)
+        assert again.pack.model.path == str(tmp_path / "first.safetensors")
+        assert again.document.state.session.source.seed == 11
+    finally:
+        close_without_questions(again, qtbot)
 
 
 def test_a_remembered_clip_that_no_longer_loads_gives_way_to_the_default(

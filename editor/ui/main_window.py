@@ -2114,7 +2114,8 @@ class MainWindow(QMainWindow):
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
-        recent = settings_values.text_list(QSettings(), "recent/files")
+        # cut: a hand-edited (or older) list of thousands made a menu taller than the screen
+        recent = settings_values.text_list(QSettings(), "recent/files")[:MAX_RECENT]
         names = [Path(p).name for p in recent]
         fm = self.recent_menu.fontMetrics()
         for number, path in enumerate(recent, start=1):
@@ -2165,10 +2166,8 @@ class MainWindow(QMainWindow):
     # ================================================================= settings, closing
     def _restore_settings(self, open_last_model: bool) -> None:
         s = QSettings()
-        folder = Path(s.fileName()).parent
-        if (why := unwritable_reason(folder)) is not None:  # nothing chosen now would last
-            self._start_note = "; ".join(filter(None, (
-                self._start_note, f"settings cannot be saved in {folder} ({why})")))
+        where = Path(s.fileName()).parent
+        why = unwritable_reason(where)
         geometry = settings_values.byte_array(s, "window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self._first_size()
@@ -2179,6 +2178,14 @@ class MainWindow(QMainWindow):
         self.jobs_dock.hide()
         self._fit_forms_when_shown = not restored  # sizes are known only once shown
         self.set_theme(settings_values.text(s, "view/theme", "system"))
+        if why is None:  # the folder takes files, the file may not (left by a run as
+            # another user, a folder in its place): the theme just set is written to see
+            s.sync()
+            if s.status() == QSettings.Status.AccessError:  # a damaged file is rewritten
+                where, why = Path(s.fileName()), "the file cannot be written"
+        if why is not None:  # nothing chosen now would last
+            self._start_note = "; ".join(filter(None, (
+                self._start_note, f"settings cannot be saved in {where} ({why})")))
         self._fill_recent_menu()
         seed = settings_values.integer(s, "source/seed", 0, 0, MAX_SEED)
         # with ψ: the same seed at another ψ is another face (a real model's; the demo's
@@ -2286,6 +2293,9 @@ class MainWindow(QMainWindow):
         s = QSettings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
+        if self.pack is not None:  # with the seed below: the window closed last is the
+            # one the next start shows, not its seed on a model another window opened later
+            s.setValue("model/last_path", self.pack.model.path)
         # the last seed drawn, not a latent's own seed and ψ, which are no face the user
         # saw (an `atelier invert` recipe's: seed 0 at ψ 0.7, kept as the demo's ψ)
         if self._seed_shown is not None:
