@@ -50,6 +50,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import meaning as mb
+from benchmarks.arguments import output_file
+from editor.core.arg_types import (
+    existing_file,
+    finite_float,
+    int_at_least,
+    thread_count,
+)
 from editor.core.generator import Generator
 from editor.core.paths import atomic_write_text
 from editor.engine import discovered as dd
@@ -276,21 +283,21 @@ def _progress(label: str) -> Callable[[dc.Progress], None]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.discovery",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=200)
-    p.add_argument("--strength", type=float, default=None,
+    p.add_argument("--seeds", type=int_at_least(1), default=200)
+    p.add_argument("--strength", type=finite_float, default=None,
                    help="one strength for every method (default: each transfer's own, "
                    + ", ".join(f"{k} {v:g}" for k, v in dc.DEFAULT_STRENGTHS.items()) + ")")
-    p.add_argument("--top", type=int, default=10, help="directions measured per method")
-    p.add_argument("--samples", type=int, default=dc.DiscoveryConfig().n_samples,
+    p.add_argument("--top", type=int_at_least(1), default=10, help="directions measured per method")
+    p.add_argument("--samples", type=int_at_least(2), default=dc.DiscoveryConfig().n_samples,
                    help="sampled images of the discovery (and the baselines' W samples)")
-    p.add_argument("--probes", type=int, default=32,
+    p.add_argument("--probes", type=int_at_least(1), default=32,
                    help="images a baseline's CLIP direction is measured on")
     p.add_argument("--no-sweep", action="store_true",
                    help="skip ours at " + ", ".join(f"{s:g}" for s in SWEEP_FACTORS)
                    + " times the strength")
-    p.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR))
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--json", default=None)
+    p.add_argument("--evaluator", type=existing_file, default=str(DEFAULT_EVALUATOR))
+    p.add_argument("--threads", type=thread_count, default=None)
+    p.add_argument("--json", type=output_file, default=None)
     return p
 
 

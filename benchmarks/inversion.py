@@ -33,7 +33,15 @@ import numpy as np
 import torch
 
 from benchmarks import meaning as mb
+from benchmarks.arguments import output_file
 from editor.cli.invert_args import add_optimisation_arguments, settings_from_args
+from editor.core.arg_types import (
+    device_name,
+    existing_file,
+    finite_float,
+    int_at_least,
+    thread_count,
+)
 from editor.methods.inversion import InversionSettings, run_inversion
 from editor.toyfaces.attributes import ATTRIBUTES, visibility
 from editor.toyfaces.eval import _eval_seed
@@ -48,25 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.inversion",
                                 description=__doc__.splitlines()[0])
     d = InversionSettings()
-    p.add_argument("--n", type=int, default=100, help="fresh renders (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="which fresh renders")
-    p.add_argument("--batch", type=int, default=25, help="pictures inverted together")
+    p.add_argument("--n", type=int_at_least(1), default=100, help="fresh renders (default 100)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="which fresh renders")
+    p.add_argument("--batch", type=int_at_least(1), default=25,
+                   help="pictures inverted together")
     add_optimisation_arguments(p)
     p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
     p.add_argument("--spread-weight", type=float, default=d.wplus_spread_weight)
-    p.add_argument("--alpha", type=float, default=mb.DEFAULT_ALPHA,
+    p.add_argument("--alpha", type=finite_float, default=mb.DEFAULT_ALPHA,
                    help="edit strength (default: the demo pack's)")
-    p.add_argument("--beta", type=float, default=mb.DEFAULT_BETA,
+    p.add_argument("--beta", type=finite_float, default=mb.DEFAULT_BETA,
                    help="edit beta (default: the demo pack's; auto-beta when it uses it)")
     p.add_argument("--min-channels", type=int, default=mb.DEFAULT_MIN_CHANNELS)
     p.add_argument("--generator", default=str(mb.DEMO_GENERATOR))
-    p.add_argument("--clip-file", default=None)
-    p.add_argument("--evaluator", default=str(mb.DEFAULT_EVALUATOR))
-    p.add_argument("--relevance-images", type=int, default=mb.DEMO_RELEVANCE.n_images)
-    p.add_argument("--stats-samples", type=int, default=mb.DEMO_STATS_SAMPLES)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--json", default=None)
+    p.add_argument("--clip-file", type=existing_file, default=None)
+    p.add_argument("--evaluator", type=existing_file, default=str(mb.DEFAULT_EVALUATOR))
+    p.add_argument("--relevance-images", type=int_at_least(1),
+                   default=mb.DEMO_RELEVANCE.n_images)
+    p.add_argument("--stats-samples", type=int_at_least(2), default=mb.DEMO_STATS_SAMPLES)
+    p.add_argument("--device", type=device_name, default="cpu")
+    p.add_argument("--threads", type=thread_count, default=None)
+    p.add_argument("--json", type=output_file, default=None)
     return p
 
 
@@ -112,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    world = mb.load_world(args, log=lambda m: print(m, file=sys.stderr))
+    try:
+        world = mb.load_world(args, log=lambda m: print(m, file=sys.stderr))
+    except mb.LOAD_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     gen = world.generator
     batch = render_batch(args.n, _eval_seed(PURPOSE, args.seed))
     target = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -44,10 +44,12 @@ run (both, CPU) takes about a minute or two; a 1024 px render alone takes second
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +68,14 @@ from PySide6.QtCore import (  # noqa: E402
     Slot,
 )
 
-from editor.core.devices import pick_device  # noqa: E402
+from editor.core.arg_types import (  # noqa: E402
+    device_name,
+    int_at_least,
+    non_negative_float,
+    positive_float,
+    power_of_two,
+    thread_count,
+)
 from editor.core.generator import Generator, GeneratorConfig  # noqa: E402
 from editor.core.style_code import editable_mask  # noqa: E402
 from editor.engine.compose import EditingContext  # noqa: E402
@@ -181,6 +190,26 @@ def _app() -> QCoreApplication:
     return QCoreApplication.instance() or QCoreApplication([])
 
 
+@contextlib.contextmanager
+def ctrl_c_quits(loop: QEventLoop) -> Iterator[None]:
+    """Ctrl-C quits `loop`, and KeyboardInterrupt is raised once it has: raised inside a
+    Qt slot instead (the timer that posts the drag), PySide prints it and the drag goes on
+    to its end, its numbers printed as if nothing had been asked."""
+    interrupted = []
+
+    def quit_loop(*_) -> None:
+        interrupted.append(True)
+        loop.quit()
+
+    previous = signal.signal(signal.SIGINT, quit_loop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
 def measure_drag(renderer: Renderer, sessions: Sequence[Session], interval_s: float = 0.016,
                  interactive: bool = True, settle_s: float = 0.12, timeout_s: float = 120.0,
                  interaction: InteractionGate | None = None) -> DragResult:
@@ -230,7 +259,8 @@ def measure_drag(renderer: Renderer, sessions: Sequence[Session], interval_s: fl
         post()
         timer.start()
         guard.start(round(timeout_s * 1000))
-        loop.exec()
+        with ctrl_c_quits(loop):
+            loop.exec()
     finally:
         timer.stop()
         guard.stop()
@@ -505,17 +535,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edit", choices=("auto", "delta", "global"), default="auto",
                     help="demo edit: a text edit when the pack has directions (auto), a "
                          "random style delta, or insist on the text edit")
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--events", type=int, default=120)
-    ap.add_argument("--ffhq-events", type=int, default=None,
+    ap.add_argument("--device", type=device_name, default="auto",
+                    help="auto (cuda if present), cpu, cuda or cuda:N")
+    ap.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    ap.add_argument("--events", type=int_at_least(1), default=120)
+    ap.add_argument("--ffhq-events", type=int_at_least(1), default=None,
                     help="events of the 1024 drags (default: --events)")
-    ap.add_argument("--interval-ms", type=float, default=16.0)
-    ap.add_argument("--preview-res", type=int, default=256)
-    ap.add_argument("--resolution", type=int, default=1024, help="the FFHQ architecture's")
-    ap.add_argument("--repeats", type=int, default=None,
+    ap.add_argument("--interval-ms", type=positive_float, default=16.0)
+    ap.add_argument("--preview-res", type=power_of_two, default=256)
+    ap.add_argument("--resolution", type=power_of_two, default=1024,
+                    help="the FFHQ architecture's (a power of two)")
+    ap.add_argument("--repeats", type=int_at_least(1), default=None,
                     help="bare synthesis repeats (default 30; 3 at 1024 on a CPU)")
-    ap.add_argument("--settle-ms", type=float, default=120.0,
+    ap.add_argument("--settle-ms", type=non_negative_float, default=120.0,
                     help="the worker's settle time before a full render after a preview")
     ap.add_argument("--with-job", action="store_true",
                     help="demo: also drag while a busy job runs beside the worker, with "
@@ -524,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     serial_ui_thread()  # as the editor does: the worker thread gets the cores
-    device = pick_device(args.device)
+    device = torch.device(args.device)
     both = not (args.demo or args.ffhq)
     _app()
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"

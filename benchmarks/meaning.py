@@ -94,6 +94,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.arguments import output_file
+from editor.core.arg_types import (
+    device_name,
+    existing_file,
+    finite_float,
+    int_at_least,
+    thread_count,
+)
 from editor.core.cache import TensorCache
 from editor.core.errors import AtelierError
 from editor.core.generator import Generator
@@ -920,6 +928,10 @@ def _progress_line(label: str, every_s: float = 2.0) -> Iterator[Callable[[gd.Pr
             print(file=sys.stderr, flush=True)
 
 
+# what load_world raises for models that are not there or not what they should be
+LOAD_ERRORS = (AtelierError, FileNotFoundError, ValueError)
+
+
 def load_world(args: argparse.Namespace, log: Callable[[str], None] = print) -> World:
     t0 = time.perf_counter()
     config = dataclasses.replace(DEMO_RELEVANCE, n_images=args.relevance_images)
@@ -981,7 +993,8 @@ def _beta_arg(text: str) -> float | str | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.meaning",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=200, help="seeds per edit (default 200)")
+    p.add_argument("--seeds", type=int_at_least(1), default=200,
+                   help="seeds per edit (default 200)")
     p.add_argument("--seed-base", type=int, default=SEED_BASE)
     p.add_argument("--edits", default=None,
                    help="comma-separated edits by value or attribute=value (default: all)")
@@ -991,8 +1004,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "'mouth=smile:face->smiling face'")
     p.add_argument("--issue-prompts", action="store_true",
                    help="the five prompt pairs issue 5 names, as written there")
-    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
-    p.add_argument("--beta", type=float, default=DEFAULT_BETA)
+    p.add_argument("--alpha", type=finite_float, default=DEFAULT_ALPHA)
+    p.add_argument("--beta", type=finite_float, default=DEFAULT_BETA)
     p.add_argument("--auto-beta", action="store_true",
                    help="pick beta per edit, keeping --min-channels channels")
     p.add_argument("--min-channels", type=int, default=DEFAULT_MIN_CHANNELS)
@@ -1003,7 +1016,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gated", action="store_true",
                    help="leave out the gated row (relevance kept to channels that also vary "
                         "with the text direction across sampled images)")
-    p.add_argument("--oracle-images", type=int, default=20,
+    p.add_argument("--oracle-images", type=int_at_least(1), default=20,
                    help="base images for the oracle's relevance (default 20)")
     p.add_argument("--oracle-beta", type=_beta_arg, default="auto",
                    help="beta of the oracle row: 'auto' (default: keep --min-channels "
@@ -1013,22 +1026,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same number is not the same threshold")
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--sweep-edits", default=DEFAULT_SWEEP_EDITS)
-    p.add_argument("--sweep-seeds", type=int, default=50)
+    p.add_argument("--sweep-seeds", type=int_at_least(1), default=50)
     p.add_argument("--sweep-oracle", action="store_true", help="sweep the oracle too")
     p.add_argument("--no-ceiling", action="store_true",
                    help="leave out the ceiling rows (the generator asked for the edited "
                    "face; the world renderer's perfect edit)")
     p.add_argument("--generator", default=str(DEMO_GENERATOR))
-    p.add_argument("--clip-file", default=None, help="CLIP weights (default: the demo CLIP)")
-    p.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR))
-    p.add_argument("--relevance-images", type=int, default=DEMO_RELEVANCE.n_images,
+    p.add_argument("--clip-file", type=existing_file, default=None,
+                   help="CLIP weights (default: the demo CLIP)")
+    p.add_argument("--evaluator", type=existing_file, default=str(DEFAULT_EVALUATOR))
+    p.add_argument("--relevance-images", type=int_at_least(1), default=DEMO_RELEVANCE.n_images,
                    help=f"base images of the CLIP relevance (default "
                         f"{DEMO_RELEVANCE.n_images}, the app's)")
-    p.add_argument("--stats-samples", type=int, default=DEMO_STATS_SAMPLES)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--batch", type=int, default=64, help="renders per generator call")
-    p.add_argument("--json", default=None, help="also write every number to this file")
+    p.add_argument("--stats-samples", type=int_at_least(2), default=DEMO_STATS_SAMPLES)
+    p.add_argument("--device", type=device_name, default="cpu")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    p.add_argument("--batch", type=int_at_least(1), default=64,
+                   help="renders per generator call")
+    p.add_argument("--json", type=output_file, default=None,
+                   help="also write every number to this file")
     return p
 
 
@@ -1072,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     try:
         world = load_world(args)
-    except (AtelierError, FileNotFoundError, ValueError) as e:
+    except LOAD_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"alpha {settings.alpha:g}, beta {_beta_text(settings.beta)} (auto keeps >= "

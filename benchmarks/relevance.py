@@ -44,7 +44,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from editor.core.arg_types import (
+    device_name,
+    existing_file,
+    int_at_least,
+    positive_float,
+    thread_count,
+)
 from editor.core.clip_model import ClipModel
+from editor.core.errors import AtelierError
 from editor.core.generator import Generator, GeneratorConfig
 from editor.core.style_code import StyleCode, flat_offsets
 from editor.methods import global_directions as gd
@@ -69,10 +77,12 @@ def load_models(args: argparse.Namespace
                 ) -> tuple[Generator, ClipModel, str, gd.WSampler | None]:
     """Generator, CLIP, their description, and the latent sampler (None: Gaussian z)."""
     if args.demo_pack:
-        from editor.engine.models import DEMO_GENERATOR
+        # imported under another name: a local DEMO_GENERATOR would shadow the
+        # architecture below for every other branch of this function
+        from editor.engine.models import DEMO_GENERATOR as DEMO_FILE
         from editor.engine.packs import demo_clip_source, open_pack
 
-        pack = open_pack(str(DEMO_GENERATOR), demo_clip_source())
+        pack = open_pack(str(DEMO_FILE), demo_clip_source())
         return (pack.model.generator.eval(), pack.clip,
                 "the bundled demo pack (trained weights)", pack.sample_w())
     if args.ffhq:
@@ -262,28 +272,32 @@ def _hours(s: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--generator", help="a generator checkpoint instead of the demo arch")
+    ap.add_argument("--generator", type=existing_file,
+                    help="a generator checkpoint instead of the demo arch")
     ap.add_argument("--clip-config", help="an open_clip config (.json or inline), random "
                     "weights (speed does not depend on them)")
-    ap.add_argument("--clip-checkpoint", help="a CLIP weights file (with --clip-arch)")
+    ap.add_argument("--clip-checkpoint", type=existing_file,
+                    help="a CLIP weights file (with --clip-arch)")
     ap.add_argument("--clip-arch")
     ap.add_argument("--ffhq", action="store_true",
                     help="FFHQ 1024 config-f + ViT-B-32 architectures (random weights)")
     ap.add_argument("--demo-pack", action="store_true",
                     help="the bundled demo pack's trained generator and CLIP, on faces of its "
                     "own sampler (agreement depends on the weights, speed does not)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    ap.add_argument("--n-images", type=int, default=None,
+    ap.add_argument("--threads", type=thread_count, default=2)
+    ap.add_argument("--device", type=device_name, default="auto",
+                    help="auto (cuda if present), cpu, cuda or cuda:N")
+    ap.add_argument("--n-images", type=int_at_least(1), default=None,
                     help="images per channel (default 10; 2 with --ffhq)")
-    ap.add_argument("--per-layer", type=int, default=None,
+    ap.add_argument("--per-layer", type=int_at_least(1), default=None,
                     help="channels sampled per layer (default 3; 1 with --ffhq)")
-    ap.add_argument("--every", type=int, default=None,
+    ap.add_argument("--every", type=int_at_least(1), default=None,
                     help="sample every n-th editable layer (default 1; 4 with --ffhq)")
-    ap.add_argument("--batch-size", type=int, default=None,
+    ap.add_argument("--batch-size", type=int_at_least(1), default=None,
                     help="our renders per call (default: the precompute's choice)")
-    ap.add_argument("--repeats", type=int, default=None, help="default 3; 1 with --ffhq")
-    ap.add_argument("--k-sigma", type=float, default=5.0)
+    ap.add_argument("--repeats", type=int_at_least(1), default=None,
+                    help="default 3; 1 with --ffhq")
+    ap.add_argument("--k-sigma", type=positive_float, default=5.0)
     ap.add_argument("--approximations", action="store_true",
                     help="also time bf16 autocast and the linearized relevance, with the "
                     "agreement each keeps")
@@ -295,8 +309,11 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (1 if ffhq else 3)
     torch.set_num_threads(args.threads)
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    gen, clip, what, sample_w = load_models(args)
+    device = torch.device(args.device)
+    try:
+        gen, clip, what, sample_w = load_models(args)
+    except (AtelierError, OSError, ValueError) as e:  # a file that is not a model
+        ap.exit(2, f"error: {e}\n")
     gen = gen.to(device)
     clip.to(device)
     batch = args.batch_size or gd.suggested_batch_size(gen)

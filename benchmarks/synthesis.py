@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from editor.core.arg_types import device_name, int_at_least, power_of_two
 from editor.core.generator import Generator, GeneratorConfig
 
 
@@ -33,24 +34,30 @@ def _time(fn, repeats: int, device: torch.device) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--resolution", type=int, default=1024)
+    ap.add_argument("--repeats", type=int_at_least(1), default=7,
+                    help="timed runs per case, after one warm-up (default 7)")
+    ap.add_argument("--device", type=device_name, default="auto",
+                    help="auto (CUDA if present), cpu, cuda or cuda:N")
+    ap.add_argument("--resolution", type=power_of_two, default=1024,
+                    help="a power of two (default 1024)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     gen = Generator(GeneratorConfig.rosinality(args.resolution)).eval().to(device)
     with torch.no_grad():
         code = gen.styles(gen.mapping(torch.randn(1, gen.z_dim, device=device), psi=0.7))
+        preview = args.resolution > 256  # a smaller generator has no 256 px preview
         cases = {
             f"full {args.resolution}px": lambda: gen.synthesize(code),
-            "preview max_res=256": lambda: gen.synthesize(code, max_res=256),
+            **({"preview max_res=256": lambda: gen.synthesize(code, max_res=256)}
+               if preview else {}),
             "mapping + styles": lambda: gen.styles(gen.mapping(torch.randn(1, gen.z_dim,
                                                                              device=device))),
         }
         if device.type == "cuda":
             cases[f"full {args.resolution}px fp16"] = lambda: gen.synthesize(code, fp16=True)
-            cases["preview 256 fp16"] = lambda: gen.synthesize(code, max_res=256, fp16=True)
+            if preview:
+                cases["preview 256 fp16"] = lambda: gen.synthesize(code, max_res=256, fp16=True)
         name = torch.cuda.get_device_name() if device.type == "cuda" else (
             f"CPU, {torch.get_num_threads()} threads")
         print(f"device: {name}; torch {torch.__version__}; batch 1; {args.repeats} repeats")

@@ -19,29 +19,26 @@ import sys
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not __package__:  # run as a file: the checkout (benchmarks.latency) is not on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from editor.cli import prepare_interactive_process  # noqa: E402
+from editor.core.arg_types import int_at_least, positive_float, thread_count  # noqa: E402
 
 prepare_interactive_process()  # the editor's OpenMP settings, before torch loads
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=150)
-    p.add_argument("--interval-ms", type=float, default=16.0)
+    p.add_argument("--events", type=int_at_least(1), default=150)
+    p.add_argument("--interval-ms", type=positive_float, default=16.0)
     p.add_argument("--target", default="a cartoon face with sunglasses")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=thread_count, default=2)
     args = p.parse_args(argv)
 
     import torch
-    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QSettings
 
-    from editor.engine.compute_threads import call_on_worker_thread, serial_ui_thread
+    from editor.engine.compute_threads import serial_ui_thread
     from editor.ui.app import init_application
     from editor.ui.main_window import MainWindow
 
@@ -52,6 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
                       "/tmp/atelier-window-latency-settings")
     win = MainWindow()
+    try:
+        return drag_and_report(win, app, args)
+    finally:
+        # the render worker stopped on every way out: a thread left running aborted
+        # Python's exit (a core dump after a traceback or Ctrl-C)
+        win.document.undo_stack.setClean()  # a benchmark's drag is not work to save
+        win.close()
+
+
+def drag_and_report(win, app, args: argparse.Namespace) -> int:
+    import torch
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    # the engine benchmark's percentile (the same p50/p95) and its Ctrl-C in a drag
+    from benchmarks.latency import ctrl_c_quits, percentile
+    from editor.engine.compute_threads import call_on_worker_thread
+
     win.resize(1280, 820)
     win.show()
 
@@ -80,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     slider = pp.alpha.slider
     slider.setSliderDown(True)
     lo, hi = slider.minimum(), slider.maximum()
-    ticks = [round(lo + (hi - lo) * (0.2 + 0.6 * i / (args.events - 1)))
+    ticks = [round(lo + (hi - lo) * (0.2 + 0.6 * i / max(1, args.events - 1)))
              for i in range(args.events)]
     # the hand, as a precise timer in the window's own event loop: between events the UI
     # thread sleeps as in the real editor (an earlier loop woke it every millisecond to
@@ -106,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     hand.timeout.connect(move_hand)
     move_hand()
     hand.start()
-    drag.exec()
+    with ctrl_c_quits(drag):  # in the hand's slot, Ctrl-C was printed and the drag went on
+        drag.exec()
     last_event = max(posted.values())
     final = win.last_request.seq
     wait(lambda: final in shown)
@@ -116,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     shown_last_ms = (shown[final] - last_event) * 1e3
     name = win.pack.name
     model = win.pack.model
-    win.document.undo_stack.setClean()
     win.document.undo_stack.setClean()  # a benchmark's drag is not work to save
     win.close()  # stops the render worker: the bare synthesis below has the cores alone
     QApplication.processEvents()
@@ -136,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     bare = call_on_worker_thread(bare_synthesis_ms)  # a thread set up as the worker's
     print(f"window latency, {name}, {args.events} α events every "
           f"{args.interval_ms:g} ms, {args.threads} threads")
-    print(f"  frames shown       {len(lat)} of {args.events} events (the rest were stale)")
-    print(f"  p50 / p95          {percentile(lat, 0.5):.1f} / {percentile(lat, 0.95):.1f} ms")
+    # events on a tick the slider already shows make no request: count the requests
+    print(f"  frames shown       {len(lat)} of {len(posted)} requests (the rest were stale)")
+    print(f"  p50 / p95          {percentile(lat, 50):.1f} / {percentile(lat, 95):.1f} ms")
     print(f"  final value shown  {shown_last_ms:.1f} ms after the last event")
     print(f"  bare synthesis     {bare:.1f} ms (median of 30); p95 / bare = "
-          f"{percentile(lat, 0.95) / bare:.2f}")
+          f"{percentile(lat, 95) / bare:.2f}")
     return 0
 
 

@@ -93,3 +93,33 @@ def max_threads() -> int:
 thread_count = int_at_least(1, max_threads(), f"at most {THREADS_PER_CORE} per CPU core, "
                             f"and this machine has {os.cpu_count() or 1}")
 THREADS_HELP = f"CPU threads for torch (at most {THREADS_PER_CORE} per CPU core)"
+
+
+def device_name(text: str) -> str:
+    """A --device this machine has (pick_device's check, "auto" included): `--device cuda`
+    without a GPU is a usage error before any model loads, not a traceback after."""
+    from editor.core.devices import pick_device  # torch loads only once a device is read
+    from editor.core.errors import AtelierError
+
+    try:
+        return str(pick_device(text))
+    except AtelierError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def existing_file(text: str) -> str:
+    """A file to read (a model's weights): a folder or a missing file is a usage error."""
+    if os.path.isdir(non_empty(text)):
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return text
+
+
+def power_of_two(text: str) -> int:
+    """A generator's resolution: a power of two from 4 (GeneratorConfig's rule, read with
+    the command line instead of after the runs before the one that builds it)."""
+    value = int_at_least(4)(text)
+    if value & (value - 1):
+        raise argparse.ArgumentTypeError(f"{text} is not a power of two")
+    return value
