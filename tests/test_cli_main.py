@@ -365,6 +365,27 @@ def test_warnings_on_the_way_are_the_commands_own_lines(tiny_models, tmp_path, c
         "cache" in err and "ATELIER_CACHE_DIR is " in err
 
 
+def test_a_discovery_another_process_samples_is_one_line_not_a_traceback(tiny_models,
+                                                                        capsys):
+    # its sampling is locked as the precompute is (one at a time); EntryBusy is an
+    # OSError, which `atelier discover` did not catch
+    import dataclasses
+
+    from editor.engine import discovered as dd
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen, clip = tiny_models
+    pack = open_pack(gen, ClipSource(path=clip), "cpu")
+    config = dataclasses.replace(dd.default_config(pack), n_samples=30, seed=0)
+    with dd._samples_entry(pack, config, None).lock("discovery sampling"):
+        assert _atelier(["discover", "--generator", gen, "--clip-checkpoint", clip, "--k",
+                         "2", "--n-samples", "30", "--no-mixture", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "atelier discover: error: another discovery sampling of this pack is running " \
+        f"(pid {os.getpid()})" in err
+    assert "Traceback" not in err
+
+
 def test_discover_says_its_global_directions_were_computed_with_other_settings(
         tiny_models, capsys):
     # a pack made with --layers convs.15 --n-images 2 (32 of 6048 channels) was used

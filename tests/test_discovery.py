@@ -585,6 +585,40 @@ def test_finished_samples_are_written_once_as_the_whole_entry(planted, tmp_path,
     assert samples.path.exists() and not samples.partial_path.exists()
 
 
+def test_a_second_sampling_of_the_same_images_is_refused_while_one_runs(planted, tmp_path):
+    # two discoveries of one pack (the window and `atelier discover`, two commands) both
+    # drew every image and overwrote each other's resume file; the precompute and the
+    # co-variation were locked, discovery's sampling was not
+    from editor.core.cache import EntryBusy
+
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=60, k=3, psi=1.0, mixture=False, batch_size=20)
+    samples = dc.samples_cache("g", "c", config, "gaussian-z", tmp_path / "cache")
+    first = dc.run_discovery(gen, fake, _setup(fake, mixture=False), _entry(tmp_path, config),
+                             config, samples_entry=samples)
+    next(first)  # at work
+    calls = []
+    real_encode = fake.encode_images
+    fake.encode_images = lambda x, **kw: (calls.append(len(x)), real_encode(x, **kw))[1]
+    try:
+        with pytest.raises(EntryBusy, match=rf"another discovery sampling of this pack "
+                                               rf"is running \(pid {os.getpid()}\)"):
+            list(dc.run_discovery(gen, fake, _setup(fake, mixture=False),
+                                  _entry(tmp_path / "b", config), config,
+                                  samples_entry=samples))
+        assert calls == []  # refused before any image was drawn
+        *_, found = first
+        assert samples.path.exists() and not samples.lock_path.exists()
+        # once they are drawn, a later discovery takes them instead of drawing them again
+        calls.clear()
+        *progress, _ = dc.run_discovery(gen, fake, _setup(fake, mixture=False),
+                                        _entry(tmp_path / "c", config), config,
+                                        samples_entry=samples)
+    finally:
+        fake.encode_images = real_encode
+    assert calls == [] and any("kept from an earlier run" in p.message for p in progress)
+
+
 def test_vocabulary_is_user_extendable(tmp_path):
     path = tmp_path / "words.txt"
     path.write_text("# my words\nporcelain\n\nsmiling cat\n", encoding="utf-8")

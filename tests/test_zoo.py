@@ -1184,6 +1184,43 @@ def test_a_damaged_index_is_set_aside_and_its_models_files_are_not_written_over(
         zoo.import_file(second, name="tiny")
 
 
+def test_a_damaged_index_read_while_another_program_mends_it_keeps_that_ones_record(
+        tmp_path, monkeypatch):
+    # A program that only lists the models (the window) read the damaged index, another
+    # (an import in the CLI) set it aside and wrote a new one, then the first set aside
+    # what it took for the damaged one: the new index, with the import's record, was
+    # gone, and the damaged one to mend was overwritten by it
+    src = tmp_path / "tiny.bin"
+    src.write_bytes(b"a model")
+    index = zoo.models_dir() / "index.json"
+    index.write_text('{"version": 1, "models": {"ol')
+    script = ("import sys\nfrom editor.core import zoo\n"
+              "zoo.import_file(sys.argv[1], name='fresh')\n")
+    root = Path(__file__).resolve().parents[1]
+    real_read = Path.read_text
+
+    def read_then_other_program_imports(self, *args, **kwargs):
+        text = real_read(self, *args, **kwargs)
+        if self == index and "fresh" not in text:
+            # the other program, which waits while this one holds the index
+            other = subprocess.Popen([sys.executable, "-c", script, str(src)], cwd=root,
+                                     stderr=subprocess.PIPE, text=True)
+            try:
+                other.wait(timeout=6)
+            except subprocess.TimeoutExpired:
+                pass  # waiting for this one's lock: it records once this one is done
+            monkeypatch.setattr(Path, "read_text", real_read)
+            read_then_other_program_imports.other = other
+        return text
+
+    monkeypatch.setattr(Path, "read_text", read_then_other_program_imports)
+    assert zoo.installed() == []
+    other = read_then_other_program_imports.other
+    assert other.wait(timeout=120) == 0, other.stderr.read()
+    assert [m.name for m in zoo.installed()] == ["fresh"]
+    assert (zoo.models_dir() / "index.json.bad").read_text().startswith('{"version": 1')
+
+
 def test_programs_recording_at_once_keep_every_record():
     # Two programs (the window and the CLI, say) recording models at the same time: each
     # read-modify-write of the index must see the other's records.

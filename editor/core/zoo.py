@@ -463,7 +463,9 @@ def _record(model: InstalledModel) -> None:
 
 def installed() -> list[InstalledModel]:
     """What the model cache holds (index entries whose file is still there), by name."""
-    with _index_lock:
+    # held against other programs too: a damaged index is set aside by its reader, which
+    # must not set aside the new one another program wrote in its place meanwhile
+    with _index_locked():
         records = _read_index()
     found = (_from_record(name, rec) for name, rec in sorted(records.items()))
     return [m for m in found if m is not None and m.path.is_file()]

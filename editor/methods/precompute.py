@@ -796,14 +796,29 @@ def stored_sampling(gen: Generator, clip: ImageTextEncoder, n: int, seed_base: i
                     what: str = "sampling") -> Job[Progress, None, Samples]:
     """resumable_sampling whose finished samples stay in `entry` itself (not only until a
     caller's result replaces them), for every later job that samples the same images:
-    they come from it at once. A save that fails leaves the samples for this job only."""
+    they come from it at once. A save that fails leaves the samples for this job only.
+
+    It holds the entry's lock while it samples, as the co-variation does: a second window
+    or command sampling the same images raises EntryBusy at once, where both drew every
+    image (an hour or more at 1024 px on a CPU) and overwrote each other's resume file."""
+    kept = _whole_samples(entry, n, seed_base, psi, gen.w_dim)
+    if kept is None:
+        with entry.lock(what):
+            kept = _whole_samples(entry, n, seed_base, psi, gen.w_dim, warn=False)
+            if kept is None:  # (else drawn by the one that held the lock before)
+                return (yield from resumable_sampling(
+                    gen, clip, n, seed_base, psi, sampler, entry, batch_size, cancel,
+                    what=what, keep_whole=True))
+    yield Progress(n, n, f"{what}: {n}/{n} images, kept from an earlier run", 0.0)
+    return kept
+
+
+def _whole_samples(entry: TensorCache, n: int, seed_base: int, psi: float, w_dim: int,
+                   warn: bool = True) -> Samples | None:
+    """All n samples `entry` holds for these settings, else None."""
     settings = {"n": n, "seed_base": seed_base, "psi": psi}
-    kept = _samples_from_partial(load_checked(entry), settings, n, gen.w_dim)
-    if kept is not None and len(kept.w) == n:
-        yield Progress(n, n, f"{what}: {n}/{n} images, kept from an earlier run", 0.0)
-        return kept
-    return (yield from resumable_sampling(gen, clip, n, seed_base, psi, sampler, entry,
-                                          batch_size, cancel, what=what, keep_whole=True))
+    kept = _samples_from_partial(load_checked(entry, warn=warn), settings, n, w_dim)
+    return kept if kept is not None and len(kept.w) == n else None
 
 
 def _samples_from_partial(got: tuple[dict, dict] | None, settings: dict, n: int,
