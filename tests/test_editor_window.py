@@ -437,6 +437,76 @@ def test_a_pack_made_with_other_settings_is_shown_and_the_usual_one_offered(
     assert len(asked) == 1 and window.jobs.find(window._precompute_key(window.pack)) is None
 
 
+def test_a_precompute_ending_after_its_model_was_opened_again_gives_it_the_new_directions(
+        window, qtbot, models, monkeypatch):
+    # The model opened again while its precompute ran (Models ▸ Recent, another device) is
+    # a new pack: when the job ended it kept the quick pack it opened with, said "directions
+    # with --n-images 3", and Precompute directions asked to compute them all over again.
+    import threading
+
+    import editor.engine.packs as packs
+
+    monkeypatch.setattr(packs, "default_relevance_config",
+                        lambda path: RelevanceConfig(n_images=2))
+    monkeypatch.setattr(packs, "DEMO_STATS_SAMPLES", STATS)
+    reopened = threading.Event()
+    precompute = packs.OpenPack.precompute
+
+    def after_the_reopening(self, *args, **kwargs):
+        reopened.wait(20)
+        yield from precompute(self, *args, **kwargs)
+
+    monkeypatch.setattr(packs.OpenPack, "precompute", after_the_reopening)
+    gen, clip, _ = models
+    window.open_generator(str(gen), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: window.pack is not None and not window.pack.settings_given,
+                    timeout=20_000)
+    assert window.pack.other_settings() == "--n-images 3"
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.jobs.job_started, timeout=5_000) as started:
+        window.start_precompute()
+    first = window.pack
+    window.open_generator(str(gen), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: window.pack is not first, timeout=20_000)
+    reopened.set()
+    job = started.args[0]
+    qtbot.waitUntil(lambda: job.state == "finished", timeout=60_000)
+    qtbot.waitUntil(lambda: "directions with" not in window.status_model.text(),
+                    timeout=20_000)
+    assert window.pack.other_settings() is None
+    assert window.pack.relevance_config.n_images == 2
+
+
+def test_a_precomputed_pack_that_could_not_be_saved_stays_in_use(window, qtbot, tmp_path,
+                                                                 monkeypatch):
+    # After a precompute the window reads the cache again: directions that a full disk
+    # kept out of it are the session's all the same.
+    import contextlib
+    import errno
+
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
+    monkeypatch.setattr("editor.ui.main_window.show_warning", lambda *a, **k: None)
+    other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=3),
+                           tmp_path / "other.safetensors")
+    window.open_generator(str(other), ClipSource(path=str(tmp_path / "clip.safetensors")),
+                          relevance_config=RelevanceConfig(n_images=2), stats_samples=STATS)
+    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+                    timeout=20_000)
+
+    @contextlib.contextmanager
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield
+
+    monkeypatch.setattr("editor.core.cache.atomic_path", disk_full)
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=60_000):
+        window.start_precompute()
+    qtbot.waitUntil(window.prompt_panel.target.isEnabled, timeout=20_000)
+    assert window.pack.has_directions and window.pack.covariation is not None
+    assert "No space left on device" in window.pack.data.save_error
+
+
 def test_a_precompute_that_could_not_be_kept_is_refused_before_the_work(window, monkeypatch):
     # it ran (hours on FFHQ) into a read-only cache, and only then said nothing was saved
     warned = []

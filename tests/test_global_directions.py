@@ -793,6 +793,7 @@ def test_relevance_settings_that_would_write_a_useless_pack_are_refused(kwargs, 
 def test_cli_precompute_refuses_bad_settings_before_any_work(tmp_path, capsys):
     from editor.cli import main
     from editor.core.checkpoints import save_generator
+    from editor.core.paths import cache_dir
 
     gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
                               tmp_path / "g.safetensors")
@@ -811,11 +812,14 @@ def test_cli_precompute_refuses_bad_settings_before_any_work(tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")
     for extra, match in ((["--into", str(a_file)], "cannot write the pack into"),
-                         (["--device", "meta"], "not supported")):
+                         (["--device", "meta"], "not supported"),
+                         # every base image the average face: a pack of zero directions
+                         (["--psi", "0"], "--psi 0 makes every base image the average")):
         assert main(base + extra) == 1
         err = capsys.readouterr().err
         assert match in err and "Traceback" not in err
     assert a_file.read_text() == "mine"
+    assert not list(cache_dir().rglob("*.safetensors"))
 
 
 def test_style_statistics_are_taken_at_the_base_images_truncation(gen, clip):

@@ -353,6 +353,10 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     from editor.methods import global_directions as gd
     from editor.methods import precompute as pc
 
+    if args.psi == 0:  # hours of work gave a pack of zero directions, every prompt refused
+        return _error("--psi 0 makes every base image the average face: the style "
+                      "statistics have no spread, and every direction would come out "
+                      f"zero (use another truncation; default {PSI})")
     try:
         if args.json:  # before minutes (or days) of work, not after them
             check_outputs([Path(args.json)], args.overwrite)

@@ -195,9 +195,13 @@ class OpenPack:
             return None
         clip_hash = self.clip.content_hash
         gen_hash = self.model.content_hash
+        # the usual pack first, as at opening: a quick try's found then (the settings now
+        # held) hid the usual one computed since
+        samples, config = ((self.stats_samples, self.relevance_config) if self.settings_given
+                           else self.default_settings())
         found = find_computed_pack(self.cache_roots, gen_hash, clip_hash,
-                                   self.sampler or pc.DEFAULT_SAMPLER, self.stats_samples,
-                                   self.relevance_config, others=not self.settings_given)
+                                   self.sampler or pc.DEFAULT_SAMPLER, samples, config,
+                                   others=not self.settings_given)
         self.data = None
         if found is not None:  # its settings are the pack's (the co-variation's ψ, say)
             self.data, self.stats_samples, self.relevance_config = found
@@ -207,6 +211,14 @@ class OpenPack:
         self.covariation = self.first_cached(
             lambda root: pc.load_covariation(self.covariation_entry(root)))
         return self.data
+
+    def reread(self) -> None:
+        """Read the cached data again, after a precompute: it may have run on another
+        OpenPack of these models (this one was opened again meanwhile, on another device
+        say), whose results reach this one only through the cache. What this one holds
+        that could not be saved (a full disk) is kept: it is nowhere else."""
+        if not any(getattr(held, "save_error", None) for held in (self.data, self.covariation)):
+            self.cached_data()
 
     def default_settings(self) -> tuple[int, RelevanceConfig]:
         """(style statistics samples, relevance settings) of this generator's usual pack:

@@ -226,8 +226,7 @@ class RenderWorker(QObject):
         self.model_loaded.emit(pack)
 
     def _refresh_pack(self) -> None:
-        if self.pack.data is None:
-            self.pack.cached_data()
+        self.pack.reread()
         self.renderer.set_context(self.pack.context())
         self.model_loaded.emit(self.pack)
 
