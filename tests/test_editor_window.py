@@ -437,6 +437,19 @@ def test_a_pack_made_with_other_settings_is_shown_and_the_usual_one_offered(
     assert len(asked) == 1 and window.jobs.find(window._precompute_key(window.pack)) is None
 
 
+def _cache_disk_full(monkeypatch) -> None:
+    """Every write into the cache fails as on a full disk."""
+    import contextlib
+    import errno
+
+    @contextlib.contextmanager
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield
+
+    monkeypatch.setattr("editor.core.cache.atomic_path", disk_full)
+
+
 def test_a_precompute_ending_after_its_model_was_opened_again_gives_it_the_new_directions(
         window, qtbot, models, monkeypatch):
     # The model opened again while its precompute ran (Models ▸ Recent, another device) is
@@ -482,9 +495,6 @@ def test_a_precomputed_pack_that_could_not_be_saved_stays_in_use(window, qtbot, 
                                                                  monkeypatch):
     # After a precompute the window reads the cache again: directions that a full disk
     # kept out of it are the session's all the same.
-    import contextlib
-    import errno
-
     monkeypatch.setattr("editor.ui.models_dialog.offer_precompute", lambda *a, **k: False)
     monkeypatch.setattr("editor.ui.main_window.show_warning", lambda *a, **k: None)
     other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=3),
@@ -494,12 +504,7 @@ def test_a_precomputed_pack_that_could_not_be_saved_stays_in_use(window, qtbot, 
     qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
                     timeout=20_000)
 
-    @contextlib.contextmanager
-    def disk_full(*_args, **_kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-        yield
-
-    monkeypatch.setattr("editor.core.cache.atomic_path", disk_full)
+    _cache_disk_full(monkeypatch)
     with qtbot.waitSignal(window.jobs.job_finished, timeout=60_000):
         window.start_precompute()
     qtbot.waitUntil(window.prompt_panel.target.isEnabled, timeout=20_000)
@@ -1542,17 +1547,9 @@ def test_discover_stays_off_for_a_pack_without_clip_when_a_job_ends(window, qtbo
 def test_directions_that_cannot_be_saved_are_shown_with_a_warning(window, qtbot,
                                                                    monkeypatch):
     # A full disk used to fail the whole discovery job after all its work.
-    import contextlib
-    import errno
-
     from PySide6.QtWidgets import QMessageBox
 
-    @contextlib.contextmanager
-    def disk_full(*_args, **_kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-        yield
-
-    monkeypatch.setattr("editor.core.cache.atomic_path", disk_full)
+    _cache_disk_full(monkeypatch)
     with qtbot.waitSignal(window.jobs.job_finished, timeout=300_000):
         window.discovery.start()
     assert window.directions_panel.entries  # the result is there to use
