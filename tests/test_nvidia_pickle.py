@@ -288,6 +288,23 @@ def test_stylegan3_and_conditional_generators_are_incompatible(tmp_path, ours):
         load_nvidia_pickle(path)
 
 
+def test_a_generator_with_weights_stylegan2_has_not_is_refused(tmp_path, ours):
+    # modified code's extra layer or scale was dropped and the network drew another
+    # picture, silently (helper-149)
+    from tests.nvidia_layout import FullyConnectedLayer
+
+    added = nvidia_from_ours(ours)
+    added.synthesis.b8.attn = FullyConnectedLayer(32, 32)
+    scaled = nvidia_from_ours(ours)
+    scaled.synthesis.b16.conv1.channel_scale = torch.nn.Parameter(torch.full((32,), 3.0))
+    for g, extra in ((added, "synthesis.b8.attn.weight"),
+                     (scaled, "synthesis.b16.conv1.channel_scale")):
+        path = write_nvidia_pickle(tmp_path / "modified.pkl", snapshot(g))
+        with pytest.raises(IncompatibleModelError, match="StyleGAN2 has no place for") as info:
+            load_nvidia_pickle(path)
+        assert extra in str(info.value)
+
+
 def test_shapes_that_disagree_with_the_stored_kwargs_are_reported(tmp_path, ours):
     g = nvidia_from_ours(ours)
     g._init_kwargs["w_dim"] = 64

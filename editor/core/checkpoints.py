@@ -123,9 +123,30 @@ def unpacked_bytes(path: Path) -> int:
         return 0
 
 
+def foreign_zip_problem(path: Path) -> str | None:
+    """Why the zip file `path` is not one torch.save (or TorchScript) wrote, from its
+    directory alone: those keep every record under one folder, the pickle in
+    <folder>/data.pkl. A zipped checkpoint or a data set was called truncated or damaged,
+    or refused as too large to unpack, and copying it again changed nothing."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
+            NotImplementedError):
+        return None  # its loader says why
+    if any(n.count("/") == 1 and n.endswith("/data.pkl") for n in names):
+        return None
+    shown = ", ".join(f"{n!r:.60}" for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    return (f"{path.name} is a zip archive of other files, not a PyTorch checkpoint (it holds "
+            f"{shown or 'nothing'}); if a checkpoint is inside, unpack it and open that file")
+
+
 def torch_zip_problem(path: Path) -> str | None:
-    """Why the zip file `path` cannot be a PyTorch file read as it is (compressed records
-    too large, first: looking reads no data; then a checksum that fails), else None."""
+    """Why the zip file `path` cannot be a PyTorch file read as it is (not laid out as one;
+    compressed records too large: looking reads no data; then a checksum that fails), else
+    None."""
+    if (foreign := foreign_zip_problem(path)) is not None:
+        return foreign
     unpacked = unpacked_bytes(path)
     if unpacked > MAX_UNPACKED_BYTES:
         return (f"{path.name} holds compressed records that would unpack to "

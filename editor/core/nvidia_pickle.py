@@ -801,5 +801,32 @@ def _convert(g: PersistentRecord, name: str
     tensors = collect_tensors(g)  # their claimed data was checked when the file was read
     _check_filters(tensors, name)
     config = _infer_config(g, tensors, name)
-    state = _complete_state(to_rosinality(tensors, config), config, name)
+    read = _NotedReads(tensors)
+    state = _complete_state(to_rosinality(read, config), config, name)
+    _check_all_read(tensors, read.names, name)
     return config, state, _w_avg(tensors, config, state)
+
+
+class _NotedReads(dict):
+    """The tensors, noting the names read from them (by to_rosinality)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        super().__init__(tensors)
+        self.names: set[str] = set()
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        self.names.add(key)
+        return super().__getitem__(key)
+
+
+def _check_all_read(tensors: dict[str, torch.Tensor], read: set[str], name: str) -> None:
+    """Every weight of G_ema must be one StyleGAN2 has: a network from modified code (a
+    layer added to a block, a per-channel scale) loaded without its extra weights and drew
+    another picture, silently. The filters were checked and w_avg is read on its own."""
+    unread = [k for k in tensors if k not in read and k != "mapping.w_avg"
+              and not k.endswith(".resample_filter")]
+    if unread:
+        raise IncompatibleModelError(
+            f"{name}: its generator holds weights StyleGAN2 has no place for "
+            f"({', '.join(unread[:4])}; {len(unread)} in all); it was made by modified code, "
+            f"which this program cannot run")
