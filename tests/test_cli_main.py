@@ -187,6 +187,13 @@ def test_a_short_output_that_fails_when_flushed_is_said_by_the_command(monkeypat
     assert "cannot write the output: No space left on device" in capsys.readouterr().err
 
 
+def test_a_command_started_with_stdout_closed_succeeds(monkeypatch):
+    # `atelier models list >&-` (Python's stdout is None): the flush after the command
+    # ended in an AttributeError traceback and exit 1 (helper-151)
+    monkeypatch.setattr("sys.stdout", None)
+    assert main(["models", "list"]) == 0
+
+
 def test_a_reader_that_leaves_ends_the_command_quietly():
     read, write = os.pipe()
     os.close(read)  # `atelier models list | head -0`

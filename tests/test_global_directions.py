@@ -1292,3 +1292,30 @@ def test_a_pack_on_the_usual_clip_picked_as_its_installed_file_is_named_alone(tm
     assert usual.title == "g"
     other = make_tiny_clip(seed=1).save(tmp_path / "other.safetensors")
     assert open_pack(gen_path, ClipSource(path=str(other))).title == "g with tiny-clip"
+
+
+def test_a_reread_never_shows_the_pack_without_its_directions(tmp_path, monkeypatch):
+    """reread runs on the render thread after every precompute job while the window reads
+    pack.data: it held None while the imported directions were read again from the disk
+    (the window saw a pack without directions meanwhile) (helper-151)."""
+    from editor.core.checkpoints import save_generator
+    from editor.engine import packs
+    from editor.engine.packs import ClipSource, open_pack
+
+    gen_path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=4),
+                              tmp_path / "g.safetensors")
+    clip_path = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    pack = open_pack(gen_path, ClipSource(path=str(clip_path)))
+    imported = SimpleNamespace(save_error=None)  # stands in for an imported fs3.npy
+    pack.data = imported
+    seen = []
+
+    def load_imported_pack(*_args):
+        seen.append(pack.data)
+        return imported
+
+    monkeypatch.setattr(packs, "find_computed_pack", lambda *a, **k: None)
+    monkeypatch.setattr(pc, "load_imported_pack", load_imported_pack)
+    pack.reread()
+    assert seen and all(held is imported for held in seen)
+    assert pack.data is imported

@@ -116,6 +116,7 @@ def test_a_new_model_whose_first_picture_fails_does_not_show_the_last_ones(
                     timeout=10_000)
     assert window.status_model.text() == "new · 16 px"
     assert window.canvas.current_image() is None and "out of memory" in window.canvas.message
+    assert "from before" not in window.status_time.toolTip()  # no picture is shown
     failing[0] = False  # the next picture draws
     window.source_panel.step_seed(+1)
     qtbot.waitUntil(lambda: window.canvas.current_image() is not None, timeout=10_000)
@@ -127,6 +128,7 @@ def test_a_new_model_whose_first_picture_fails_does_not_show_the_last_ones(
     window.source_panel.step_seed(+1)
     qtbot.waitUntil(lambda: window.status_time.text() == "⚠ not drawn", timeout=10_000)
     assert "out of memory" in window.status_time.toolTip()
+    assert "The picture shown is from before it" in window.status_time.toolTip()
     assert window.canvas.current_image() == drawn
     failing[0] = False
     window.source_panel.step_seed(+1)

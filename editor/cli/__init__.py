@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         _sweep_cache()
     try:
         status = int(args.func(args) or 0)
-        sys.stdout.flush()  # a failing stdout is said here, not by Python's own exit
+        if sys.stdout is not None:  # None: started with stdout closed (`>&-`), output dropped
+            sys.stdout.flush()  # a failing stdout is said here, not by Python's own exit
         return status
     except KeyboardInterrupt:
         # Ctrl-C outside a command's own handling (loading a model, a download): one line,

@@ -202,12 +202,14 @@ class OpenPack:
         found = find_computed_pack(self.cache_roots, gen_hash, clip_hash,
                                    self.sampler or pc.DEFAULT_SAMPLER, samples, config,
                                    others=not self.settings_given)
-        self.data = None
         if found is not None:  # its settings are the pack's (the co-variation's ψ, say)
-            self.data, self.stats_samples, self.relevance_config = found
-        if self.data is None:  # StyleCLIP's own precompute, imported (atelier import-styleclip)
-            self.data = self.first_cached(
+            data, self.stats_samples, self.relevance_config = found
+        else:  # StyleCLIP's own precompute, imported (atelier import-styleclip)
+            data = self.first_cached(
                 lambda root: pc.load_imported_pack(gen_hash, clip_hash, root))
+        # set once, never None meanwhile: the window reads it while the render thread
+        # rereads (reread, after every precompute job)
+        self.data = data
         self.covariation = self.first_cached(
             lambda root: pc.load_covariation(self.covariation_entry(root)))
         return self.data

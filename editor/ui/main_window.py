@@ -1104,8 +1104,9 @@ class MainWindow(QMainWindow):
             # the picture shown is the last one drawn: said for as long as it is shown,
             # not only in the 8 s message (the field was blank, as before any picture)
             self.status_time.setText(NOT_DRAWN_TEXT)
-            self.status_time.setToolTip(f"The last change could not be drawn: {result.error}"
-                                        "\nThe picture shown is from before it.")
+            self.status_time.setToolTip(
+                f"The last change could not be drawn: {result.error}"
+                + ("\nThe picture shown is from before it." if self._shown_seq else ""))
             self.statusBar().showMessage(f"render failed: {result.error}", 8000)
             self._copy_pending = None  # the message says why nothing was copied
             if self._shown_seq == 0:  # nothing of this model drawn yet: say why, not "Loading"
