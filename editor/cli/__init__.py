@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as e:
         # `atelier models list > /dev/full`: a traceback. The commands name the files they
-        # write in their own errors; a nameless full disk or I/O error is the output's.
-        if e.filename is not None or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        # write in their own errors; a nameless full disk (never a read's error) is the
+        # output's.
+        if e.filename is not None or e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         _drop_stdout()
         print(f"atelier {argv[0]}: cannot write the output: {e.strerror or e}",
