@@ -1496,3 +1496,41 @@ def test_a_long_latent_name_does_not_widen_the_side_column(window, qtbot):
         assert window.width() == 1280
     label = window.source_panel.latent_label  # still wrapped, at its lines' height
     assert label.isVisible() and label.height() >= 2 * label.fontMetrics().height()
+
+
+def test_the_precompute_offer_says_how_long_it_takes_on_this_device(window, qtbot, tmp_path,
+                                                                    monkeypatch):
+    # it said "this can take a while on a CPU", asked before the first picture: at 1024 px
+    # with ViT-B/32 that is about 66 days on a 2-core CPU (a picture takes 4.9 s)
+    from editor.engine.packs import ClipSource
+    from editor.methods.global_directions import rough_duration
+    from tests.conftest import make_tiny_clip
+
+    offered, suggested = [], []
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute",
+                        lambda parent, name, estimate="", suggest=True: (
+                            offered.append(estimate), suggested.append(suggest)) and False)
+    gen = save_generator(make_tiny_generator(resolution=16), tmp_path / "gen.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    window.open_generator(str(gen), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: bool(offered), timeout=20_000)
+    drawn = window.last_result
+    assert drawn is not None and not drawn.preview  # asked once the picture is drawn
+    render_s = drawn.timings["total_ms"] / 1000
+    seconds = window.pack.precompute_seconds(render_s)
+    assert offered == [f"roughly {rough_duration(seconds)} on cpu, where a picture takes "
+                       f"{render_s:.1f} s"]
+    assert suggested == [seconds < 24 * 3600]
+
+
+def test_days_of_precompute_are_offered_with_no_as_the_default_answer(qtbot, monkeypatch):
+    # Enter on "roughly 78 days on cpu … Compute them now?" started the 78 days
+    from PySide6.QtWidgets import QMessageBox
+
+    from editor.ui.models_dialog import offer_precompute
+
+    defaults = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: defaults.append(a[-1]) or a[-1])
+    assert offer_precompute(None, "ffhq", "roughly 78 days on cpu") is True
+    assert offer_precompute(None, "ffhq", "roughly 78 days on cpu", suggest=False) is False
+    assert defaults == [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No]

@@ -142,17 +142,6 @@ def out_of_memory_advice(e: BaseException, batch: int, kept: str = "") -> str:
     return f"; {saved}run again with a smaller --batch-size (this run: {batch})"
 
 
-def rough_duration(seconds: float) -> str:
-    """A time for an estimate, in the unit a person plans with: "119 days", "3.2 h"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:,.0f} days"
-
-
 class ProgressLine:
     """One updating line on a terminal; on a pipe or log, a line every `every_s` and at
     each new phase of the work."""
@@ -201,6 +190,8 @@ def estimate_line(eta_s: float, config: gd.RelevanceConfig, device: torch.device
     """What the first measured rate says of the whole precompute, and for a long one, how
     to make it shorter (None for a job of a minute or less)."""
     import torch
+
+    from editor.methods.global_directions import rough_duration
 
     if eta_s < ESTIMATE_FROM_S:
         return None

@@ -22,7 +22,12 @@ from editor.core.paths import DEMO_MODELS_DIR
 from editor.methods import precompute as pc
 from editor.methods import styleclip_files as sf
 from editor.methods.covariation import Covariation
-from editor.methods.global_directions import Progress, RelevanceConfig, selected_layers
+from editor.methods.global_directions import (
+    Progress,
+    RelevanceConfig,
+    relevance_seconds,
+    selected_layers,
+)
 from editor.toyfaces import captions
 
 from .compose import EditingContext
@@ -298,6 +303,14 @@ class OpenPack:
             self.model.generator, self.clip, self.covariation_entry(root),
             psi=self.relevance_config.psi, sample_w=self.sample_w(), cancel=cancel))
         yield self.covariation
+
+    def precompute_seconds(self, render_s: float) -> float | None:
+        """A first guess of the precompute's time, from one picture's `render_s` on the
+        pack's device (its relevance: the rest is a small share); None without a CLIP."""
+        if self.clip is None:
+            return None
+        return relevance_seconds(self.model.generator, self.clip, self.relevance_config,
+                                 render_s)
 
     def precompute(self, cancel=None, with_defaults: bool = False
                    ) -> Iterator[Progress | pc.PackData]:

@@ -489,6 +489,30 @@ def pair_costs(gen: Generator, clip: ImageTextEncoder, layers: Sequence[int]
     return {i: sum(per_layer[i:]) + encode for i in layers}
 
 
+def rough_duration(seconds: float) -> str:
+    """A time for an estimate, in the unit a person plans with: "66 days", "3.2 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
+def relevance_seconds(gen: Generator, clip: ImageTextEncoder, config: RelevanceConfig,
+                      render_s: float) -> float:
+    """A guess, before any of it runs, of the relevance's time from how long one picture
+    takes on this device: every pair's cost (two renders and encodes) as a share of a
+    whole render's. On a CPU a 1024 px pack is weeks of work, not "a while"."""
+    specs = gen.style_specs
+    layers = selected_layers(specs, config.layers)
+    costs = pair_costs(gen, clip, layers)
+    render = sum(_style_layer_cost(gen, s) for s in specs)
+    pairs = sum(specs[i].channels * costs[i] for i in layers) * config.n_images
+    return 2 * pairs / render * render_s
+
+
 def relevance_work(gen: Generator, config: RelevanceConfig) -> int:
     """How many (channel, image) pairs the relevance of `config` computes (two renders
     and two CLIP encodes each); the relevance job's Progress counts them."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Generator as Job
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -256,9 +257,12 @@ def _latent_scale(gen: Generator, n: int, seed: int) -> _LatentScale:
 
 @torch.no_grad()
 def _best_candidates(gen: Generator, target: torch.Tensor, perceptual: PerceptualLoss,
-                     s: InversionSettings, cancel: CancelToken) -> torch.Tensor:
+                     s: InversionSettings, cancel: CancelToken
+                     ) -> Job[InversionProgress, None, torch.Tensor]:
     """(B, starts, w_dim): w_avg and random (truncated) latents ranked per target by the
-    loss, scored at up to CANDIDATE_RESOLUTION so that big generators stay affordable."""
+    loss, scored at up to CANDIDATE_RESOLUTION so that big generators stay affordable.
+    Yields progress after each chunk: at 1024 px on a CPU the search takes minutes, which
+    the job showed as one unchanging line."""
     ws = [gen.w_avg[None].float()]
     if s.candidates:
         g = torch.Generator().manual_seed(s.seed + 1)
@@ -272,12 +276,15 @@ def _best_candidates(gen: Generator, target: torch.Tensor, perceptual: Perceptua
         # The perceptual distance at the scoring size too, against the targets' features
         # at that size: 16 candidates upsampled to 1024 px took 16 GiB of VGG16 maps.
         perceptual = perceptual.prepared_for(small_target)
-    scores = []
+    scores, scored = [], 0
     for chunk in w.split(16):
         if is_cancelled(cancel):
             raise Cancelled()
         img = gen.synthesize(gen.styles(chunk), max_res=res)
         scores.append(_candidate_scores(img, small_target, perceptual, s))
+        scored += len(chunk)
+        yield InversionProgress(0, s.steps, f"choosing starting points ({scored} of "
+                                            f"{len(w)} scored)")
     best = torch.cat(scores, 1).topk(min(s.starts, w.shape[0]), dim=1, largest=False).indices
     return w[best]  # (B, starts, w_dim)
 
@@ -350,7 +357,7 @@ def invert(
             raise ValueError(f"initial W+ must be ({B}, {gen.n_latent}, {gen.w_dim})")
         start = initial_wplus.to(device).float()[:, None]  # (B, 1, L, D)
     else:
-        start = _best_candidates(gen, target, perceptual, s, cancel)
+        start = yield from _best_candidates(gen, target, perceptual, s, cancel)
         start = start[:, :, None].expand(-1, -1, gen.n_latent, -1)  # (B, S, L, D)
     S = start.shape[1]
     index = torch.arange(B, device=device).repeat_interleave(S)

@@ -90,6 +90,7 @@ from editor.engine.session import (
     parse_recipe,
     read_recipe_text,
 )
+from editor.methods.global_directions import rough_duration
 from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
@@ -124,6 +125,7 @@ from .theme import THEMES, apply_theme
 EXPORT_JOB = "export:"  # key prefix of export jobs
 RENDERING_TEXT = "rendering…"  # the time label while a picture is on its way
 NOT_DRAWN_TEXT = "⚠ not drawn"  # the time label after a render failed
+LONG_PRECOMPUTE_S = 24 * 3600  # offered with No as the default answer from this estimate
 PRECOMPUTE_JOB = "precompute:"
 SIDE_COLUMN_MAX = 440  # px: the panels' first width, at most (the picture takes the rest)
 DEVICE_KEY = "render/device"  # the View ▸ Device choice: auto, cpu or cuda:N
@@ -338,6 +340,9 @@ class MainWindow(QMainWindow):
         self._failed_load: tuple | None = None
         # (choice, device) before a choice whose model is still opening: back if it fails
         self._device_before: tuple | None = None
+        # the precompute is offered once the new model's first picture says how fast
+        # this device draws (its estimate is days on a CPU at 1024 px)
+        self._offer_when_drawn = False
         if renderer is not None and device is None:
             device = str(renderer.device)
         self._device_choice, self._device = self._start_device(device)
@@ -1134,6 +1139,9 @@ class MainWindow(QMainWindow):
         self.stack_panel.show_status(result.edit_status)
         self._show_render_time(result)
         self._copy_if_settled()
+        if self._offer_when_drawn and not result.preview:
+            self._offer_when_drawn = False
+            QTimer.singleShot(0, self._offer_precompute)
 
     def _show_render_time(self, result: RenderResult) -> None:
         """How long the picture took, and whether another is on its way (after a preview,
@@ -1361,6 +1369,7 @@ class MainWindow(QMainWindow):
         self._generation += 1
         self._shown_seq = 0
         self._drawn = None  # the old model's pictures are never shown again
+        self._offer_when_drawn = False
         self._notes_context = pack.context()  # its own: a context's caches are per thread
         self._copy_pending = None  # the picture asked for is gone with its model
         info = pack.model
@@ -1421,7 +1430,7 @@ class MainWindow(QMainWindow):
         # a new generator, or the same one with another CLIP: offer what it lacks
         if pack.clip is not None and not pack.has_directions and not same_pack(old, pack) \
                 and self.jobs.find(self._precompute_key(pack)) is None:
-            QTimer.singleShot(0, self._offer_precompute)
+            self._offer_when_drawn = True
         if awaited:
             assert after is not None
             QTimer.singleShot(0, lambda: self.open_session(after[0]))
@@ -1516,8 +1525,19 @@ class MainWindow(QMainWindow):
     def _offer_precompute(self) -> None:
         from .models_dialog import offer_precompute
 
-        if self.pack is not None and offer_precompute(self, self.pack.title,
-                                                      "this can take a while on a CPU"):
+        pack, drawn = self.pack, self.last_result
+        # a job started or directions found since the model opened: nothing to offer
+        if pack is None or pack.has_directions or self.jobs.find(self._precompute_key(pack)):
+            return
+        estimate, seconds = "", None
+        if drawn is not None and drawn.generation == self._generation and not drawn.preview:
+            render_s = drawn.timings.get("total_ms", 0) / 1000
+            seconds = pack.precompute_seconds(render_s)
+            if seconds:
+                estimate = (f"roughly {rough_duration(seconds)} on {self.renderer.device}, "
+                            f"where a picture takes {render_s:.1f} s")
+        if offer_precompute(self, pack.title, estimate,
+                            suggest=seconds is None or seconds < LONG_PRECOMPUTE_S):
             self.start_precompute()
 
     @staticmethod

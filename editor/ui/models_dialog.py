@@ -826,8 +826,10 @@ def _download_status(progress: Progress | None) -> str:
     return f"downloading ({progress.message})"
 
 
-def offer_precompute(parent: QWidget | None, pack_name: str, estimate_text: str = "") -> bool:
-    """Ask whether to precompute a new pack's directions now; True when the user agrees."""
+def offer_precompute(parent: QWidget | None, pack_name: str, estimate_text: str = "",
+                     suggest: bool = True) -> bool:
+    """Ask whether to precompute a new pack's directions now; True when the user agrees.
+    `suggest`: Yes is the default answer (not for days of work: Enter would start it)."""
     when = f" ({estimate_text})" if estimate_text else ""
     answer = QMessageBox.question(
         parent, "Precompute directions",
@@ -836,5 +838,5 @@ def offer_precompute(parent: QWidget | None, pack_name: str, estimate_text: str 
         "resume it later. (If you have the official StyleCLIP's fs3.npy for this "
         "generator, Models ▸ Import StyleCLIP directions uses it instead.)",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.Yes)
+        QMessageBox.StandardButton.Yes if suggest else QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
