@@ -136,6 +136,33 @@ def test_a_new_model_whose_first_picture_fails_does_not_show_the_last_ones(
     assert window.status_time.toolTip() == ""
 
 
+def test_a_loaded_model_whose_first_picture_is_on_its_way_says_it_is_drawn(
+        window, qtbot, tmp_path, monkeypatch):
+    # "Loading big.pt …" stayed on the canvas for the seconds a 1024 px model's first
+    # picture took on a CPU, after the model had loaded (helper-150)
+    import threading
+
+    gen = save_generator(make_tiny_generator(resolution=16), tmp_path / "big.safetensors")
+    go = threading.Event()
+    render = Renderer._render
+
+    def slow(renderer, request, *args):
+        go.wait(20)
+        return render(renderer, request, *args)
+
+    monkeypatch.setattr(Renderer, "_render", slow)
+    window.canvas.show_message("")  # no picture shown, as at the start
+    try:
+        window.open_generator(str(gen))
+        assert window.canvas.message == "Loading big.safetensors …"
+        qtbot.waitUntil(lambda: window.pack is not None
+                        and window.pack.model.path == str(gen), timeout=10_000)
+        assert window.canvas.message == "Drawing big …"
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: window.canvas.current_image() is not None, timeout=10_000)
+
+
 def test_a_drags_previews_are_shown_as_large_as_the_picture(qtbot, tmp_path, monkeypatch):
     # at a chosen zoom a drag's previews (256 px of a 1024 px model) were drawn at their
     # own size: the picture shrank to a quarter while the hand moved and jumped back

@@ -1373,6 +1373,10 @@ class MainWindow(QMainWindow):
         self._notes_context = pack.context()  # its own: a context's caches are per thread
         self._copy_pending = None  # the picture asked for is gone with its model
         info = pack.model
+        # seen where no picture is shown yet: a 1024 px model's first one takes seconds on
+        # a CPU, which "Loading …" misdescribed once the model was there
+        self.canvas.set_message(
+            f"Drawing {'the demo pack' if _is_demo_generator(info.path) else info.name} …")
         imported = pack.data.imported_from if pack.data is not None else None
         other = pack.other_settings()  # a quick try's pack, found for want of the usual one
         self.status_model.setText(f"{info.name} · {info.resolution} px"
