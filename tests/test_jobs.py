@@ -457,7 +457,13 @@ def test_eta_text_of_an_estimate_that_is_no_number_or_absurd():
     assert format_eta_text(float("nan")) == ""
     assert format_eta_text(float("inf")) == ""
     assert format_eta_text(99 * 3600) == "about 99 h left"
-    assert format_eta_text(10**9) == "more than 99 h left"
+    assert format_eta_text(10**9) == "more than 999 days left"
+
+
+def test_eta_text_of_weeks_of_work_is_in_days():
+    # a 1024 px precompute on a CPU (about 78 days) read "more than 99 h left" throughout
+    assert format_eta_text(100 * 3600) == "about 4 days left"
+    assert format_eta_text(78 * 86400) == "about 78 days left"
 
 
 def test_a_listed_ended_job_does_not_keep_its_result_alive(qtbot, runner):

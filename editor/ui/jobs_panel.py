@@ -31,7 +31,7 @@ from .theme import error_colour
 BAR_STEPS = 1000
 KEEP_ENDED = 20  # ended rows kept before the oldest ones go
 MIN_ROWS_SHOWN = 2.4  # the jobs panel's least height, in rows (when there are as many)
-MAX_ETA_H = 99  # longer estimates are shown as "more than 99 h left"
+MAX_ETA_DAYS = 999  # longer estimates are shown as "more than 999 days left"
 WAITING = "waiting"  # the state of a job queued behind another
 
 
@@ -39,8 +39,10 @@ def format_eta_text(seconds: float | None) -> str:
     """'about 3 min left' and the like; rounded, because exact seconds would jitter."""
     if seconds is None or not math.isfinite(seconds):  # no rate yet (nan), or no progress
         return ""
-    if seconds > MAX_ETA_H * 3600:  # a first slow step's estimate, not worth reading
-        return f"more than {MAX_ETA_H} h left"
+    if seconds > MAX_ETA_DAYS * 86400:  # a first slow step's estimate, not worth reading
+        return f"more than {MAX_ETA_DAYS} days left"
+    if seconds >= 99.5 * 3600:  # a 1024 px precompute on a CPU: weeks, not "more than 99 h"
+        return f"about {round(seconds / 86400)} days left"
     if seconds < 10:
         return "a few seconds left"
     if seconds < 60:
