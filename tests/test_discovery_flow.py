@@ -242,6 +242,15 @@ def test_a_direction_added_through_another_transfer_is_told_apart_in_the_stack(q
     assert [e.title for e in added] == ["beard ↔ no beard", "beard ↔ no beard (Style channels)",
                                         "beard ↔ no beard (W space)"]
     assert [e.params["method"] for e in added] == ["focused", "style", "w"]
+    # a name cleared in the stack ("empty: the name it had at first") kept the ends alone
+    assert [dataclasses.replace(e, name="").title for e in added] == \
+        [e.title for e in added]
+
+
+def test_the_windows_first_transfer_is_discoverys_default():
+    from editor.engine.session import TRANSFERS
+
+    assert TRANSFERS[0][0] == dc.DEFAULT_METHOD  # edit titles leave the first one unsaid
 
 
 def test_label_words_added_in_the_window_label_the_next_discovery(qtbot, tiny_pack,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -1559,6 +1560,25 @@ def test_directions_that_cannot_be_saved_are_shown_with_a_warning(window, qtbot,
                                                 "not saved"]
     assert "No space left on device" in boxes[0].text()
     boxes[0].close()
+
+
+def test_a_discovery_another_program_samples_is_refused_in_words(window, qtbot):
+    # `atelier discover` (or another window) sampling the same images holds their lock:
+    # the box said "EntryBusy: another discovery sampling ...", a class name as for a bug
+    from editor.engine import discovered as dd
+
+    pack = window.pack
+    samples = dd._samples_entry(pack, dd.default_config(pack), None)
+    with samples.lock("discovery sampling"), \
+            qtbot.waitSignal(window.jobs.job_failed, timeout=60_000):
+        window.discovery.start()
+    boxes = [w for w in QApplication.topLevelWidgets()
+             if isinstance(w, QMessageBox) and w.isVisible()]
+    assert [b.windowTitle() for b in boxes] == [f"Discover directions for {pack.name} failed"]
+    assert boxes[0].text().startswith("another discovery sampling of this pack is running "
+                                      f"(pid {os.getpid()}); wait for it to finish")
+    boxes[0].close()
+    assert window.directions_panel.discover_button.isEnabled()  # the window goes on
 
 
 def test_an_opened_session_cannot_be_undone_into_another_documents_file(

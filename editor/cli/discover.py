@@ -184,7 +184,6 @@ def _finish(job, result_type: type):
 def cmd_discover(args: argparse.Namespace) -> int:
     import torch
 
-    from editor.core.cache import EntryBusy
     from editor.core.paths import atomic_write_text
     from editor.engine import discovered as dd
     from editor.methods import discovery as dc
@@ -227,8 +226,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
                 if dd.samples_kept(pack, config) else "")
         print(f"{PROG}: interrupted; no directions were written{kept}.", file=sys.stderr)
         return 130
-    # EntryBusy: another window or command samples these images (an OSError, not ours)
-    except (AtelierError, EntryBusy, ValueError, MemoryError, RuntimeError) as e:
+    # (an AtelierError: EntryBusy, another window or command samples these images)
+    except (AtelierError, ValueError, MemoryError, RuntimeError) as e:
         return _failure(e, pack, config)
     assert result is not None
     how = ("from the cache" if result.from_cache

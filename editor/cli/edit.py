@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from editor.core.cache import EntryBusy
 from editor.core.devices import pick_device
 from editor.core.errors import (
     AtelierError,
@@ -233,8 +232,6 @@ def _run_job(message: str, job: Iterable, resumable: bool = False) -> None:
         if resumable:
             raise PackJobInterrupted from None
         raise
-    except EntryBusy as e:  # another window or command computes it: an OSError, not ours
-        raise AtelierError(str(e)) from e
     except (MemoryError, RuntimeError) as e:
         if resumable and is_out_of_memory(e):  # hours of work on FFHQ: say it is not lost
             raise AtelierError(f"{out_of_memory_text(e)}; the precompute's progress is "

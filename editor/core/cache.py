@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import AtelierError
 from .paths import atomic_path, cache_dir
 from .tensor_files import readable_name, save_tensors
 
@@ -29,8 +30,10 @@ except ImportError:  # Windows: no advisory locks; the lock is a no-op there
     fcntl = None  # type: ignore[assignment]
 
 
-class EntryBusy(OSError):
-    """Another computation of the same entry holds its lock (in this or another process)."""
+class EntryBusy(AtelierError, OSError):
+    """Another computation of the same entry holds its lock (in this or another process).
+    Its message speaks for itself: the window's failed-job box showed it after the class
+    name ("EntryBusy: another discovery sampling ..."), as for a bug."""
 
     def __init__(self, message: str, pid: int | None = None):
         super().__init__(message)

@@ -330,4 +330,6 @@ def entry_edit(entry: DirectionEntry, strength: float | None = None,
               "confidence": round(entry.confidence, 4), "source": "discovery"}
     if generator_hash:
         params["generator"] = generator_hash
-    return Edit(kind="delta", strength=float(strength), name=entry.title, params=params)
+    # named with its transfer where not the default's (direction_title)
+    name = direction_title(entry.label, entry.negative_label, entry.method)
+    return Edit(kind="delta", strength=float(strength), name=name, params=params)

@@ -106,13 +106,23 @@ class Edit:
             return f"{neutral} → {target}"
         if self.params.get("label"):  # a discovered direction, its name cleared
             return direction_title(str(self.params["label"]),
-                                   str(self.params.get("negative_label") or ""))
+                                   str(self.params.get("negative_label") or ""),
+                                   str(self.params.get("method") or ""))
         return self.kind
 
 
-def direction_title(label: str, negative_label: str = "") -> str:
-    """A discovered direction's name: its two ends, or its label alone."""
-    return f"{negative_label} ↔ {label}" if negative_label else label
+# A discovered direction's transfers, as the window names them; the first is the default
+# (editor.methods.discovery.DEFAULT_METHOD), which an edit's title leaves unsaid.
+TRANSFERS = (("focused", "Focused"), ("style", "Style channels"), ("w", "W space"))
+
+
+def direction_title(label: str, negative_label: str = "", method: str = "") -> str:
+    """A discovered direction's name: its two ends, or its label alone; with the transfer
+    of an edit made through another than the default (the same direction through another
+    transfer is another edit: two rows read "beard ↔ no beard" alike)."""
+    title = f"{negative_label} ↔ {label}" if negative_label else label
+    other = method != TRANSFERS[0][0] and dict(TRANSFERS).get(method)
+    return f"{title} ({other})" if other else title
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.engine.discovered import DirectionEntry
+from editor.engine.session import TRANSFERS
 
 from .keys import claim_keys, scroll_to_focused_row, tab_through_rows
 from .row_delegate import TextUnderRows
@@ -47,10 +48,8 @@ WORDS_TIP = ("Words of your own to label the directions with, besides the built-
 DONE_TIP = ("These are this pack's discovered directions; discovering again would find the "
             "same ones (its samples and settings are fixed)")
 STRENGTH_RANGE = 10.0
-# the first is the default (editor.methods.discovery.DEFAULT_METHOD); short names, which
-# the side column shows whole ("Focused (W on the relevant channe" was cut mid-word), with
-# the explanation in each one's tooltip
-TRANSFERS = (("focused", "Focused"), ("style", "Style channels"), ("w", "W space"))
+# TRANSFERS: short names, which the side column shows whole ("Focused (W on the relevant
+# channe" was cut mid-word), with the explanation in each one's tooltip
 TRANSFER_TIPS = {
     "focused": "W on the relevant channels: the direction fitted in W from the sampled "
                "images, on the style channels that both respond to it and vary with it (the "

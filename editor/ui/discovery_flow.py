@@ -8,7 +8,6 @@ way to add an edit.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSettings
@@ -216,11 +215,6 @@ class DiscoveryFlow(QObject):
         pack = self._pack()
         # the edit remembers its generator: on another one its channels mean other things
         edit = entry_edit(entry, strength, pack.model.content_hash if pack else None)
-        if entry.method != DEFAULT_METHOD:
-            # the same direction through another transfer is another edit: its row must
-            # say which, or two rows read "beard ↔ no beard" alike
-            edit = dataclasses.replace(
-                edit, name=f"{entry.title} ({self.panel.method_title(entry.method)})")
         self._add_edit(edit, f"Add {edit.title}")
 
     def _on_progress(self, job: Job, progress) -> None:
