@@ -231,7 +231,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, recipe
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_ends_the_step_then_saves_a_checkpoint(tmp_path, signum):
     # a signal raised where it came (e.g. half-way through Adam's update) saved that step's
     # changes as the step before: the resumed run did the step twice

@@ -15,8 +15,8 @@ import sys
 from editor.core.errors import AtelierError
 from editor.toyfaces.training import Terminated
 
-RESUMES = ("An interrupted run (Ctrl-C, SIGTERM) saves a checkpoint in the cache; the same "
-           "command resumes it.")
+RESUMES = ("An interrupted run (Ctrl-C, SIGTERM or SIGHUP) saves a checkpoint in the cache; "
+           "the same command resumes it.")
 
 RECIPES = {
     "generator": "editor.toyfaces.train_generator",
