@@ -99,3 +99,34 @@ def test_synthesis_below_the_preview_size_times_what_it_has(capsys):
     synthesis.main(["--resolution", "8", "--repeats", "1", "--device", "cpu"])
     out = capsys.readouterr().out
     assert "full 8px" in out and "mapping + styles" in out and "preview" not in out
+
+
+def test_the_inversion_benchmark_fails_when_a_goal_is_not_met(monkeypatch, capsys):
+    """It printed FAIL and exited 0, where the meaning, discovery and latency benchmarks
+    exit 1: a script running the benchmarks saw every run pass."""
+    import numpy as np
+
+    from editor.methods.inversion import Quality
+
+    class Inverted:
+        def __init__(self, n, psnr):
+            self.wplus, self.images = torch.zeros(n, 1, 1), torch.zeros(n, 3, 8, 8)
+            self.quality = [Quality(psnr, 0.9, 0.9)] * n
+            self.seconds, self.perceptual = 1.0, "none"
+
+    world = argparse.Namespace(generator=None, clip=None, evaluator=None)
+    agree = {"overall": 0.95, "all_attributes": 0.9, "per_attribute": {}}
+    edit = {"target": "t", "alpha": 3, "beta": 0.1, "channels": 20, "reached": 8,
+            "lacking": 10, "reached_rate": 0.8, "others_same_where_reached": 1.0}
+    monkeypatch.setattr(inversion.mb, "load_world", lambda *a, **k: world)
+    monkeypatch.setattr(inversion, "render_batch", lambda n, seed: argparse.Namespace(
+        images=np.zeros((n, 8, 8, 3), np.uint8), attrs=[{}] * n))
+    monkeypatch.setattr(inversion.mb, "read", lambda *a: None)
+    monkeypatch.setattr(inversion.mb, "as_shown", lambda x: x)
+    monkeypatch.setattr(inversion, "agreement", lambda *a: agree)
+    monkeypatch.setattr(inversion, "edit_reached", lambda *a: edit)
+    for psnr, code in ((30.0, 0), (20.0, 1)):
+        monkeypatch.setattr(inversion, "run_inversion",
+                            lambda gen, chunk, *a, psnr=psnr, **k: Inverted(len(chunk), psnr))
+        assert inversion.main(["--n", "2", "--batch", "2"]) == code
+        assert ("FAIL" in capsys.readouterr().out) == bool(code)
