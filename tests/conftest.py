@@ -21,6 +21,18 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under scripts/gpu-checks.sh (ATELIER_TEST_GPU=1) a skipped @gpu test fails: the
+    step said "ok cuda-tests" when every CUDA test had been skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("ATELIER_TEST_GPU") == "1" \
+            and item.get_closest_marker("gpu") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"a GPU test did not run under ATELIER_TEST_GPU=1: {report.longrepr}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("atelier-home")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("ensure-env.sh", "run-editor.sh", "run-tests.sh", "gpu-checks.sh",
@@ -476,6 +477,20 @@ def test_gpu_checks_runs_every_step_in_the_venv_and_fails_when_one_fails(checkou
     # a relative OUT_DIR is the caller's
     assert (caller / "out" / "relevance.log").is_file()
     assert not (checkout.root / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="its GPU test would run")
+@pytest.mark.parametrize("opt_in, code", [(None, 0), ("1", 1)])
+def test_a_skipped_gpu_test_fails_the_gpu_checks(opt_in, code):
+    # gpu-checks.sh printed "ok cuda-tests" where every CUDA test had been skipped
+    env = {k: v for k, v in os.environ.items() if k != "ATELIER_TEST_GPU"}
+    if opt_in:
+        env["ATELIER_TEST_GPU"] = opt_in
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-m", "gpu", "tests/test_generator.py"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert ("did not run under ATELIER_TEST_GPU=1" in proc.stdout) == bool(code)
 
 
 @pytest.mark.parametrize("opt_in, hidden", [(None, ""), ("1", None)])
