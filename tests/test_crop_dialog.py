@@ -230,6 +230,41 @@ def test_preview_is_at_the_generator_resolution(make_dialog):
     assert d.preview_image().size().toTuple() == (PREVIEW_SIDE, PREVIEW_SIDE)
 
 
+_PREVIEW_ON_A_SCALED_SCREEN = """
+import numpy as np
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+from editor.ui.crop_dialog import CropDialog
+app = QApplication([])
+rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+dialog = CropDialog(rgb, key=None, target_size=64)
+dialog.show()
+app.processEvents()
+shot = dialog.preview.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+rows = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.bytesPerLine())
+row = rows[shot.height() // 2, :3 * shot.width()].reshape(-1, 3).astype(int)
+edges = np.flatnonzero(np.any(row[1:] != row[:-1], axis=1))
+print(sorted(set(np.diff(edges).tolist())))  # the widths of the generator's pixels
+"""
+
+
+@pytest.mark.parametrize("scale, width", [(1.5, 6), (2, 8)])
+def test_the_preview_keeps_sharp_pixels_on_a_hidpi_screen(scale, width):
+    # At QT_SCALE_FACTOR 1.5 or 2 the label smoothed its 256 px pixmap up to the screen's
+    # 384 or 512 pixels: the 64 px generator's pixels came out blurred (runs of 1 px
+    # between them). Each is now exactly 256 / 64 * scale screen pixels wide.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PREVIEW_ON_A_SCALED_SCREEN],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                               "QT_SCALE_FACTOR": str(scale)},
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == f"[{width}]"
+
+
 def test_large_image_uses_a_proxy_but_boxes_stay_in_full_pixels(qtbot):
     d = CropDialog(_image(3000, 2000), target_size=256)
     qtbot.addWidget(d)

@@ -394,12 +394,16 @@ class CropDialog(QDialog):
         """The crop in the pixels of the array given: (left, top, right, bottom), square."""
         return self.view.box()
 
+    def _preview_pixels(self) -> int:
+        """The preview's side in screen pixels: more than PREVIEW_SIDE on a HiDPI screen."""
+        return round(PREVIEW_SIDE * self.preview.devicePixelRatioF())
+
     def preview_image(self) -> QImage:
-        """The crop at the preview's working size: the generator's resolution up to
-        PREVIEW_SIDE (beyond that the screen could not show the difference)."""
+        """The crop at the preview's working size: the generator's resolution up to the
+        preview's screen pixels (beyond that the screen could not show the difference)."""
         left, top, right, _ = self.box()
         side = right - left
-        out = min(self.target_size, PREVIEW_SIDE)
+        out = min(self.target_size, self._preview_pixels())
         # the small copy is enough unless the crop is tiny; then the full one is cheap
         image, f = self.view.proxy, self.view.proxy.width() / self.view.image.width()
         if side * f < out:
@@ -409,13 +413,23 @@ class CropDialog(QDialog):
         return _smooth(image.copy(rect), out, out)
 
     def _update_preview(self) -> None:
+        pixels = self._preview_pixels()
         crop = self.preview_image()
-        k = PREVIEW_SIDE // crop.width()
+        k = pixels // crop.width()
         if k > 1:  # enlarge by a whole factor, pixels kept sharp: what the generator gets
             crop = crop.scaled(crop.width() * k, crop.height() * k,
                                Qt.AspectRatioMode.IgnoreAspectRatio,
                                Qt.TransformationMode.FastTransformation)
-        self.preview.setPixmap(QPixmap.fromImage(crop))
+        # in screen pixels, centred in a frame of the label's whole size: on a 1.5x or 2x
+        # screen the label smoothed a pixmap of fewer pixels (or of a fractional size) up
+        # to its own, and the sharp pixels above came out blurred
+        frame = QImage(pixels, pixels, QImage.Format.Format_ARGB32_Premultiplied)
+        frame.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(frame)
+        painter.drawImage((pixels - crop.width()) // 2, (pixels - crop.height()) // 2, crop)
+        painter.end()
+        frame.setDevicePixelRatio(pixels / PREVIEW_SIDE)
+        self.preview.setPixmap(QPixmap.fromImage(frame))
         left, _, right, _ = self.box()
         side, image = right - left, self.view.image
         text = f"Crop {side} × {side} px of {image.width()} × {image.height()}"
