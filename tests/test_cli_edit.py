@@ -1202,3 +1202,19 @@ def test_a_demo_recipe_from_another_install_here_replays_with_this_demo(tmp_path
         capsys.readouterr().err
     assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(again)))
     assert json.loads(read_recipe(again))["generator"]["path"] == str(DEMO_GENERATOR)
+
+
+@pytest.mark.parametrize("command, option", [("edit", "--target"), ("edit", "--neutral"),
+                                             ("discover", "--words")])
+def test_words_typed_under_the_c_locale_are_read_as_utf8(command, option):
+    # LANG=C with UTF-8 mode and locale coercion off: Python reads "😎" from argv as four
+    # lone surrogates, which CLIP took for unknown words and the recipe kept
+    from editor.cli import build_parser
+
+    typed = "face with sunglasses \udcf0\udc9f\udc98\udc8e"  # "😎" read under LANG=C
+    argv = [command, option, typed] + (["-o", "x.png"] if command == "edit" else [])
+    args = build_parser(command).parse_args(argv)
+    read = args.edits[0][option[2:]] if command == "edit" else args.words
+    assert read == "face with sunglasses 😎"
+    # text some other locale read whole is left as it is
+    assert build_parser("discover").parse_args(["discover", "--words", "café"]).words == "café"

@@ -1039,3 +1039,14 @@ def test_an_export_into_a_pipe_writes_into_it_without_overwrite(tmp_path, name):
             save_image(fifo, frame)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == [fifo.name]
     assert Image.open(io.BytesIO(got[0])).size == (8, 8)
+
+
+def test_a_name_too_long_to_export_to_is_named_once(tmp_path):
+    # "Cannot export to '日日…': [Errno 36] File name too long: '日日…'": the error's own
+    # text named the 270-byte name a second time
+    from editor.core.image_io import ImageSaveError, check_export_path
+
+    path = tmp_path / ("日" * 90 + ".png")
+    with pytest.raises(ImageSaveError) as caught:
+        check_export_path(path)
+    assert str(caught.value) == f"Cannot export to '{path}': File name too long"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
 import numpy as np
@@ -390,6 +391,26 @@ def test_recent_files_of_one_name_say_their_folders_and_paths_show(window, tmp_p
     assert [a.text() for a in _recent_files(window)] == [
         "&1 session.atelier.json — landscapes", "&2 session.atelier.json — portraits"]
     assert window.recent_menu.toolTipsVisible()
+
+
+def test_a_name_that_is_not_utf8_is_not_remembered_as_another_file(window, qtbot, tmp_path):
+    # Qt's strings drop the surrogates that stand for such a name's odd bytes: a session
+    # "caf\xe9.atelier.json" was listed in Open recent as caf.atelier.json, another file that
+    # the menu then opened; its generator came back as caf.safetensors at the next start
+    from editor.engine.session import Session
+
+    (tmp_path / "caf.atelier.json").write_text(Session().to_json())
+    odd = tmp_path / os.fsdecode(b"caf\xe9.atelier.json")
+    odd.write_text(Session().to_json())
+    window.open_session(str(odd))
+    assert [a.toolTip() for a in _recent_files(window)] == []
+    model = save_generator(make_tiny_generator(resolution=32),
+                           tmp_path / os.fsdecode(b"caf\xe9.safetensors"))
+    window.open_generator(str(model))
+    qtbot.waitUntil(lambda: window.pack is not None
+                    and window.pack.model.path == str(model), timeout=10_000)
+    assert QSettings().value("model/last_path") is None
+    assert _recent_files(window) == []
 
 
 def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot, tmp_path):

@@ -116,8 +116,17 @@ def _sweep_cache() -> None:
     sweep_stale_temps(cache_path())
 
 
+def _escape_unwritable_output() -> None:
+    """A terminal that cannot write "↔" or "é" (LANG=C, PYTHONIOENCODING=ascii) gets
+    them escaped, as Python's stderr does: print() failed after the work was done, and
+    `invert` then skipped its --json and the pictures after the first batch."""
+    if hasattr(sys.stdout, "reconfigure"):  # None with stdout closed; a StringIO in tests
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _escape_unwritable_output()
     if _names_files(argv):
         argv = ["gui", *argv]
     if not argv or argv[0] == "gui":

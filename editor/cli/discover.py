@@ -21,6 +21,7 @@ from editor.core.arg_types import (
     THREADS_HELP,
     int_at_least,
     non_empty,
+    prompt_text,
     thread_count,
 )
 from editor.core.errors import AtelierError, is_out_of_memory
@@ -62,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "default: focused, or w where the pack has no global directions)")
     p.add_argument("--vocab", type=non_empty, metavar="FILE",
                    help="extra label words or phrases, one a line ('#' comments)")
-    p.add_argument("--words", metavar="LIST", help="extra label words, comma-separated")
+    p.add_argument("--words", type=prompt_text, metavar="LIST",
+                   help="extra label words, comma-separated")
     p.add_argument("--no-mixture", action="store_true",
                    help="zero-shot labels only (skip the token-mixture optimisation)")
     p.add_argument("--json", type=non_empty, metavar="OUT",

@@ -20,6 +20,7 @@ from editor.core.arg_types import (
     float_within,
     int_at_least,
     non_negative_float,
+    prompt_text,
 )
 from editor.engine.export_formats import DEFAULT_QUALITY, MAX_SCALE, UPSCALE_FILTERS
 from editor.engine.session import MAX_SEED, PSI_RANGE, STRENGTH_RANGE
@@ -64,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "exported PNG, JPEG or WebP that carries one")
     ed = p.add_argument_group("edits (repeat for several; --neutral goes before its "
                               "--target)")
-    ed.add_argument("--target", action=_EditAction, help="what the image should become")
-    ed.add_argument("--neutral", action=_EditAction,
+    ed.add_argument("--target", action=_EditAction, type=prompt_text,
+                    help="what the image should become")
+    ed.add_argument("--neutral", action=_EditAction, type=prompt_text,
                     help="what it is now (default: the pack's own, 'face' for real "
                          "generators, 'a cartoon face' for the demo); given before its --target, "
                          "after a target it starts the next edit")

@@ -8,6 +8,8 @@ import math
 import os
 from collections.abc import Callable
 
+from .paths import holds_undecoded_bytes
+
 # Every command picks its device as the window does, so a file exported from the window
 # replays on the device it was rendered on (a replay is exact on the same device).
 DEVICE_HELP = "auto (CUDA if present, as the window does; the default), cpu, cuda or cuda:N"
@@ -20,6 +22,16 @@ def non_empty(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("an empty name (an unset shell variable?)")
     return text
+
+
+def prompt_text(text: str) -> str:
+    """Words typed on the command line. Under LANG=C (UTF-8 mode and locale coercion off)
+    Python reads non-ASCII argv bytes as lone surrogates: "😎" reached CLIP as an unknown
+    word "����" and the recipe kept it. The terminal's bytes are UTF-8 in practice, so they
+    are read as such; text without surrogates (any other locale) is kept as it is."""
+    if not holds_undecoded_bytes(text):
+        return text
+    return os.fsencode(text).decode("utf-8", "replace")
 
 
 def finite_float(text: str) -> float:

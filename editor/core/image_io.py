@@ -1075,7 +1075,8 @@ def _refuse_overwrite(path: Path, overwrite: bool) -> None:
     try:
         is_dir, exists = path.is_dir(), path.exists()
     except OSError as e:  # e.g. a name longer than the file system allows
-        raise ImageSaveError(f"Cannot export to '{path}': {_one_line(e)}") from e
+        # strerror: the error's own text names the path again (600 characters of a long name)
+        raise ImageSaveError(f"Cannot export to '{path}': {e.strerror or _one_line(e)}") from e
     if is_dir:
         raise ImageSaveError(f"Cannot export to '{path}': it is a folder")
     if not overwrite and exists and not written_in_place(path):  # a FIFO is written into

@@ -79,6 +79,12 @@ STALE_TEMP_S = 24 * 3600  # a temporary file this old was left by a killed write
 MAX_LINK_HOPS = 40  # as the kernel follows (ELOOP past it)
 
 
+def holds_undecoded_bytes(text: str) -> bool:
+    """Whether `text` holds lone surrogates: the bytes Python could not decode in a file
+    name that is not UTF-8 (legal on Linux), or in a word typed under LANG=C."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def _temp_stem(path: Path) -> str:
     # A cut of the name keeps the temporary name within the file system's limit (255
     # bytes) wherever the final name fits.

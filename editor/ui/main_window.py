@@ -1391,7 +1391,7 @@ class MainWindow(QMainWindow):
         if not _bundled(info.path):  # loaded at every start: it would push the user's
             self._remember_recent(info.path)  # files and last folder out
         self.models_menu.set_current(info.path)
-        QSettings().setValue("model/last_path", info.path)
+        settings_values.set_path(QSettings(), "model/last_path", info.path)
         if pack.clip is not None and pack.clip_source is not None:
             REMEMBERED_CLIPS.put(info.path, dataclasses.asdict(pack.clip_source))
         if pack.clip is None:
@@ -2115,6 +2115,8 @@ class MainWindow(QMainWindow):
     # ================================================================= recent files
     def _remember_recent(self, path: str) -> None:
         path = os.path.abspath(path)
+        if not settings_values.keeps(path):  # it would be listed as another file
+            return
         s = QSettings()
         # one entry a file, however it was reached (a linked folder, its real path)
         recent = [p for p in settings_values.text_list(s, "recent/files")
@@ -2125,7 +2127,8 @@ class MainWindow(QMainWindow):
 
     def _remember_dir(self, path: str) -> None:
         """The next file dialog starts where this file was picked."""
-        QSettings().setValue("recent/dir", os.path.dirname(os.path.abspath(path)))
+        settings_values.set_path(QSettings(), "recent/dir",
+                                 os.path.dirname(os.path.abspath(path)))
 
     def _forget_recent(self, path: str) -> bool:
         """Take a file off Open recent; whether it was on it."""
@@ -2320,7 +2323,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/state", self.saveState())
         if self.pack is not None:  # with the seed below: the window closed last is the
             # one the next start shows, not its seed on a model another window opened later
-            s.setValue("model/last_path", self.pack.model.path)
+            settings_values.set_path(s, "model/last_path", self.pack.model.path)
         # the last seed drawn, not a latent's own seed and ψ, which are no face the user
         # saw (an `atelier invert` recipe's: seed 0 at ψ 0.7, kept as the demo's ψ)
         if self._seed_shown is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from editor.core.paths import holds_undecoded_bytes
+
 
 def byte_array(settings: QSettings, key: str) -> QByteArray | None:
     value = settings.value(key)
@@ -28,6 +30,21 @@ def integer(settings: QSettings, key: str, default: int, low: int, high: int) ->
     if isinstance(value, bool) or not isinstance(value, int):
         return default
     return min(max(value, low), high)
+
+
+def keeps(path: str) -> bool:
+    """Whether a settings value holds this path as it is. Qt's strings drop the lone
+    surrogates of a name that is not UTF-8: "caf\\xe9.pt" came back as "caf.pt", and Open
+    recent or the next start opened that other file (or found none)."""
+    return not holds_undecoded_bytes(path)
+
+
+def set_path(settings: QSettings, key: str, path: str) -> None:
+    """Store a path, or forget the key where the path cannot be kept (see keeps)."""
+    if keeps(path):
+        settings.setValue(key, path)
+    else:
+        settings.remove(key)
 
 
 def text(settings: QSettings, key: str, default: str = "") -> str:
