@@ -1571,6 +1571,32 @@ def test_the_precompute_offer_says_how_long_it_takes_on_this_device(window, qtbo
     assert suggested == [seconds < 24 * 3600]
 
 
+def test_a_closed_window_offers_no_precompute(qtbot, tmp_path, monkeypatch):
+    # its first picture arriving as it closed, the offer came after: a box over a window
+    # gone (a later test's setup crashed on it, "double free or corruption")
+    from editor.engine.packs import ClipSource
+    from tests.conftest import make_tiny_clip
+
+    offered = []
+    monkeypatch.setattr("editor.ui.models_dialog.offer_precompute",
+                        lambda *a, **k: offered.append(a) and False)
+    _settings_in(tmp_path)
+    monkeypatch.setattr("editor.ui.main_window.default_generator_path", lambda: None)
+    discard_on_close(monkeypatch)
+    win = MainWindow(Renderer(device="cpu"))
+    qtbot.addWidget(win)
+    gen = save_generator(make_tiny_generator(resolution=16), tmp_path / "gen.safetensors")
+    clip = make_tiny_clip().save(tmp_path / "clip.safetensors")
+    win.open_generator(str(gen), ClipSource(path=str(clip)))
+    qtbot.waitUntil(lambda: win.pack is not None and win.last_result is not None,
+                    timeout=20_000)
+    qtbot.wait(50)
+    offered.clear()
+    close_without_questions(win, qtbot)
+    win._offer_precompute()  # as the timer set by the last picture would, after the close
+    assert offered == []
+
+
 def test_days_of_precompute_are_offered_with_no_as_the_default_answer(qtbot, monkeypatch):
     # Enter on "roughly 78 days on cpu … Compute them now?" started the 78 days
     from PySide6.QtWidgets import QMessageBox

@@ -343,6 +343,7 @@ class MainWindow(QMainWindow):
         # the precompute is offered once the new model's first picture says how fast
         # this device draws (its estimate is days on a CPU at 1024 px)
         self._offer_when_drawn = False
+        self._closed = False  # closed for good: nothing more is asked
         if renderer is not None and device is None:
             device = str(renderer.device)
         self._device_choice, self._device = self._start_device(device)
@@ -1141,7 +1142,9 @@ class MainWindow(QMainWindow):
         self._copy_if_settled()
         if self._offer_when_drawn and not result.preview:
             self._offer_when_drawn = False
-            QTimer.singleShot(0, self._offer_precompute)
+            # with the window as context: dropped if it is deleted first (a box on a
+            # deleted parent crashed the test run)
+            QTimer.singleShot(0, self, self._offer_precompute)
 
     def _show_render_time(self, result: RenderResult) -> None:
         """How long the picture took, and whether another is on its way (after a preview,
@@ -1530,8 +1533,10 @@ class MainWindow(QMainWindow):
         from .models_dialog import offer_precompute
 
         pack, drawn = self.pack, self.last_result
-        # a job started or directions found since the model opened: nothing to offer
-        if pack is None or pack.has_directions or self.jobs.find(self._precompute_key(pack)):
+        # a job started or directions found since the model opened: nothing to offer; nor
+        # from a window closed since its picture came
+        if self._closed or pack is None or pack.has_directions \
+                or self.jobs.find(self._precompute_key(pack)):
             return
         estimate, seconds = "", None
         if drawn is not None and drawn.generation == self._generation and not drawn.preview:
@@ -2332,6 +2337,7 @@ class MainWindow(QMainWindow):
             # the demo's ψ is its own (its seed_psi, or this one at the next start): kept
             # as the real models' one, it became the next real model's at the next start
             s.setValue("source/demo_psi" if on_demo else "source/psi", source.psi)
+        self._closed = True
         self.hide()  # stopping the jobs may take seconds: not with a frozen window on screen
         self.jobs.cancel_all()
         self.worker.stop()
