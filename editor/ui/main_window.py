@@ -470,13 +470,13 @@ class MainWindow(QMainWindow):
             if dock is not self.jobs_dock or self.jobs.active_jobs():
                 dock.show()
         self.stack_dock.raise_()
-        QTimer.singleShot(0, self._fit_forms)
+        QTimer.singleShot(0, self, self._fit_forms)
 
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
         if self._fit_forms_when_shown:
             self._fit_forms_when_shown = False
-            QTimer.singleShot(0, self._fit_forms)  # after this first layout
+            QTimer.singleShot(0, self, self._fit_forms)  # after this first layout
 
     def _fit_forms(self) -> None:
         """First layout: the side column as wide as its panels need, or up to a third of
@@ -656,7 +656,7 @@ class MainWindow(QMainWindow):
             act.setChecked(not dock.isHidden())
             if not dock.isHidden():  # chosen to work in: the keyboard goes there too
                 # once the window has enabled the content it brought into view
-                QTimer.singleShot(0, lambda: focus_area(dock))
+                QTimer.singleShot(0, self, lambda: focus_area(dock))
 
         dock.visibilityChanged.connect(seen)
         act.triggered.connect(chosen)
@@ -1400,7 +1400,7 @@ class MainWindow(QMainWindow):
         if pack.clip is None:
             self.prompt_panel.set_text_edits_available(False, _no_clip_text(pack))
             if self._forget_clip_that_failed(pack):  # after this slot: a load of its own
-                QTimer.singleShot(0, lambda: self._open_with_default_clip(pack))
+                QTimer.singleShot(0, self, lambda: self._open_with_default_clip(pack))
         elif not pack.has_directions:
             self.prompt_panel.set_text_edits_available(
                 False, "Prompt edits need this pack's directions: Models ▸ Precompute "
@@ -1440,13 +1440,13 @@ class MainWindow(QMainWindow):
             self._offer_when_drawn = True
         if awaited:
             assert after is not None
-            QTimer.singleShot(0, lambda: self.open_session(after[0]))
+            QTimer.singleShot(0, self, lambda: self.open_session(after[0]))
         self._open_waiting_files()
 
     def _open_waiting_files(self) -> None:
         waiting, self._open_when_loaded = self._open_when_loaded, []
         for action in waiting:  # after this slot: opening one may ask the user a question
-            QTimer.singleShot(0, action)
+            QTimer.singleShot(0, self, action)
 
     def _source_for_new_model(self, source: Source) -> Source:
         """The source, kept where it fits the new generator; a latent made for another

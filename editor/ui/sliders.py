@@ -100,7 +100,7 @@ class FloatSlider(QWidget):
         if event.type() == QEvent.Type.Wheel:
             self._wheeling = True
             if event.phase() == Qt.ScrollPhase.ScrollEnd:  # a swipe that says it ended
-                QTimer.singleShot(0, self._end_wheel)  # after this event's own change
+                QTimer.singleShot(0, self, self._end_wheel)  # after this event's own change
             else:
                 self._wheel_settled.start()
         elif (event.type() == QEvent.Type.KeyPress and event.key() in NAVIGATION_KEYS

@@ -97,7 +97,7 @@ class StyleClipImportFlow(QObject):
             status.showMessage(f"{name} does not fit {pack.name}", 15000)
             # asked once the job has ended: a question in this slot held the job
             # "running" in the Jobs panel, with a Cancel that did nothing, until answered
-            QTimer.singleShot(0, lambda: self._ask_import_anyway(pack, result))
+            QTimer.singleShot(0, self, lambda: self._ask_import_anyway(pack, result))
         elif isinstance(result, PackData):
             # short: the status bar's right side holds the model and the timings
             agreement = result.info.get("agreement")
