@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.engine.jobs import CANCELLED, FAILED, FINISHED, RUNNING, Job, JobRunner, Progress
+from editor.methods.global_directions import rough_duration
 
 from .elided_label import ElidedLabel
 from .icons import icon
@@ -42,7 +43,7 @@ def format_eta_text(seconds: float | None) -> str:
     if seconds > MAX_ETA_DAYS * 86400:  # a first slow step's estimate, not worth reading
         return f"more than {MAX_ETA_DAYS} days left"
     if seconds >= 99.5 * 3600:  # a 1024 px precompute on a CPU: weeks, not "more than 99 h"
-        return f"about {round(seconds / 86400)} days left"
+        return f"about {rough_duration(seconds)} left"  # its days, as the CLI's estimate
     if seconds < 10:
         return "a few seconds left"
     if seconds < 60:
