@@ -1319,3 +1319,12 @@ def test_a_reread_never_shows_the_pack_without_its_directions(tmp_path, monkeypa
     pack.reread()
     assert seen and all(held is imported for held in seen)
     assert pack.data is imported
+
+
+@pytest.mark.parametrize("psi", [0.0, -0.0])
+def test_a_relevance_config_refuses_psi_zero(psi):
+    # the CLI refused --psi 0; a config built by any other caller ran the whole job and
+    # saved a pack of zero directions (every base image the average face)
+    with pytest.raises(ValueError, match="psi 0 makes every base image the average face"):
+        gd.RelevanceConfig(psi=psi)
+    assert gd.RelevanceConfig(psi=-0.7).psi == -0.7  # a negative truncation still spreads

@@ -1550,8 +1550,8 @@ def test_the_precompute_offer_says_how_long_it_takes_on_this_device(window, qtbo
                                                                     monkeypatch):
     # it said "this can take a while on a CPU", asked before the first picture: at 1024 px
     # with ViT-B/32 that is about 66 days on a 2-core CPU (a picture takes 4.9 s)
+    from editor.core.durations import rough_duration
     from editor.engine.packs import ClipSource
-    from editor.methods.global_directions import rough_duration
     from tests.conftest import make_tiny_clip
 
     offered, suggested = [], []

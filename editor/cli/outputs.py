@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from editor.core.durations import clock_duration
 from editor.core.errors import AtelierError
 
 
@@ -61,14 +62,8 @@ def check_outputs(paths: Iterable[Path], overwrite: bool, inputs: Iterable[str] 
 
 
 def format_eta(seconds: float | None) -> str:
-    """A progress line's time left, in hours and minutes where it is hours: a first-use
-    precompute of a large generator on a CPU is days of work, unreadable as seconds."""
-    if seconds is None:
-        return "ETA --"
-    s = int(seconds + 0.5)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
+    """A progress line's time left ("ETA 1h02m"), or "ETA --" before there is a rate."""
+    return "ETA --" if seconds is None else f"ETA {clock_duration(seconds)}"
 
 
 class StatusLine:

@@ -191,7 +191,7 @@ def estimate_line(eta_s: float, config: gd.RelevanceConfig, device: torch.device
     to make it shorter (None for a job of a minute or less)."""
     import torch
 
-    from editor.methods.global_directions import rough_duration
+    from editor.core.durations import rough_duration
 
     if eta_s < ESTIMATE_FROM_S:
         return None

@@ -244,6 +244,9 @@ class RelevanceConfig:
             raise ValueError(f"seed must be from 0 to 2**62, got {self.seed}")
         if not math.isfinite(self.psi):
             raise ValueError(f"psi must be a finite number, got {self.psi}")
+        if self.psi == 0:  # every base image the average face: zero spread, zero directions
+            raise ValueError("psi 0 makes every base image the average face; every "
+                             "direction would come out zero")
         if self.layers is not None:
             # One spelling per selection, whatever the order or repetition typed: the
             # cache keys come from it, and `--layers convs.0 conv1` must resume what
@@ -454,6 +457,7 @@ def _channels_per_step(n_images: int, batch_size: int) -> int:
 # for a pair of conv1, convs.7, convs.11 and convs.15, the time measured 1 : 0.92 : 0.66 :
 # 0.22 (a time left in plain pairs assumed 1 : 1 : 1 : 1).
 ELEMENT_MACS = 300
+RELEVANCE_RENDERS = 2  # a (channel, image) pair renders and encodes twice: +kσ and -kσ
 CLIP_TOKENS = 50  # an image's tokens where the vision tower does not say (ViT-B/32: 50)
 
 
@@ -489,17 +493,6 @@ def pair_costs(gen: Generator, clip: ImageTextEncoder, layers: Sequence[int]
     return {i: sum(per_layer[i:]) + encode for i in layers}
 
 
-def rough_duration(seconds: float) -> str:
-    """A time for an estimate, in the unit a person plans with: "66 days", "3.2 h"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:,.0f} days"
-
-
 def relevance_seconds(gen: Generator, clip: ImageTextEncoder, config: RelevanceConfig,
                       render_s: float) -> float:
     """A guess, before any of it runs, of the relevance's time from how long one picture
@@ -510,7 +503,7 @@ def relevance_seconds(gen: Generator, clip: ImageTextEncoder, config: RelevanceC
     costs = pair_costs(gen, clip, layers)
     render = sum(_style_layer_cost(gen, s) for s in specs)
     pairs = sum(specs[i].channels * costs[i] for i in layers) * config.n_images
-    return 2 * pairs / render * render_s
+    return RELEVANCE_RENDERS * pairs / render * render_s
 
 
 def relevance_work(gen: Generator, config: RelevanceConfig) -> int:

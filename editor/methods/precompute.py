@@ -44,6 +44,7 @@ from editor.core.generator import Generator
 from .covariation import Covariation, Samples, Sampling, covariation_of
 from .global_directions import (
     OFFICIAL_PSI,
+    RELEVANCE_RENDERS,
     EtaClock,
     ImageTextEncoder,
     JobPhases,
@@ -76,9 +77,9 @@ DEFAULT_SAMPLER = "gaussian-z"
 COVARIATION_KIND, COVARIATION_VERSION = "covariation", 1
 COVARIATION_SAMPLES, COVARIATION_SEED_BASE = 1000, 6_000_000
 # Sizes of the phases on the progress bar, in render-equivalents (a render + a CLIP encode):
-# a relevance (channel, image) pair renders twice, a co-variation sample once; a statistics
-# sample only maps and styles a latent (a guess: a hundredth of a render).
-STATS_RENDERS, RELEVANCE_RENDERS = 0.01, 2
+# a relevance (channel, image) pair renders twice (RELEVANCE_RENDERS), a co-variation sample
+# once; a statistics sample only maps and styles a latent (a guess: a hundredth of a render).
+STATS_RENDERS = 0.01
 
 CancelToken = threading.Event | Callable[[], bool] | None
 log = logging.getLogger(__name__)

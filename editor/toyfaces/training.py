@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from editor.core.devices import pick_device
+from editor.core.durations import clock_duration
 from editor.core.paths import DEMO_MODELS_DIR, atomic_write_bytes, cache_dir
 from editor.toyfaces.arguments import (
     DEVICES,
@@ -148,13 +149,6 @@ def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def format_eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 def run_loop(
     state: TrainState,
     step_fn: Callable[[int], dict[str, float]],
@@ -224,7 +218,7 @@ def log_progress(state: TrainState, metrics: dict[str, float], window: list[floa
     if max_seconds is not None:
         remaining = min(remaining, max_seconds - state.seconds)
     text = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    log(f"step {state.step}/{total_steps} {per:.2f}s/it ETA {format_eta(remaining)} | {text}")
+    log(f"step {state.step}/{total_steps} {per:.2f}s/it ETA {clock_duration(remaining)} | {text}")
     state.history.append({"step": state.step, "seconds": round(state.seconds, 1),
                           **{k: round(v, 5) for k, v in metrics.items()}})
 

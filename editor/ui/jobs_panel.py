@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor.core.durations import rough_duration
 from editor.engine.jobs import CANCELLED, FAILED, FINISHED, RUNNING, Job, JobRunner, Progress
-from editor.methods.global_directions import rough_duration
 
 from .elided_label import ElidedLabel
 from .icons import icon

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from editor import __version__
 from editor.core.devices import device_choices, resolve_device
+from editor.core.durations import rough_duration
 from editor.core.errors import AtelierError, DamagedRecipeError
 from editor.core.hashing import file_sha256
 from editor.core.image_io import looks_like_image, read_recipe, readable_image_suffixes
@@ -90,7 +91,6 @@ from editor.engine.session import (
     parse_recipe,
     read_recipe_text,
 )
-from editor.methods.global_directions import rough_duration
 from editor.methods.styleclip_files import looks_like_fs3
 
 from . import settings_values
