@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import pickle
+import socket
 import urllib.error
 import warnings
 import zipfile
@@ -254,6 +255,55 @@ def test_pretrained_download_offline_fails_quickly_with_clip_error(tmp_path, no_
         ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path, download=True)
     assert "import it as a local CLIP checkpoint" in str(info.value)
     assert not any(tmp_path.rglob("*.bin")) and not any(tmp_path.rglob("*.safetensors"))
+
+
+def _unresolvable(monkeypatch) -> list[str]:
+    """Host names fail to resolve, as offline; the names asked are listed."""
+    asked: list[str] = []
+
+    def fail(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                 "ALL_PROXY", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return asked
+
+
+def test_a_download_offline_stops_at_the_failed_name_look_up(tmp_path, monkeypatch):
+    # with no network (a name that does not resolve) the Hugging Face client retried with
+    # back-off: `atelier precompute --download` took 57 s to say it could not download
+    import open_clip.pretrained
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("went on to the download")
+
+    asked = _unresolvable(monkeypatch)
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", forbidden)
+    with pytest.raises(ClipError, match="could not be downloaded") as info:
+        ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path, download=True)
+    assert asked == ["huggingface.co"]
+    assert "the host name huggingface.co could not be looked up" in str(info.value)
+    assert "import it as a local CLIP checkpoint" in str(info.value)
+
+
+def test_behind_a_proxy_the_proxy_looks_the_name_up(tmp_path, monkeypatch):
+    import open_clip.pretrained
+
+    tried = []
+
+    def refused(*args, **kwargs):
+        tried.append(args)
+        raise OSError("proxy refused")
+
+    asked = _unresolvable(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", refused)
+    with pytest.raises(ClipError, match="proxy refused"):
+        ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path, download=True)
+    assert asked == [] and tried  # the download itself was tried
 
 
 def test_unknown_tag_or_architecture_is_a_clip_error():

@@ -23,9 +23,13 @@ import copy
 import importlib.util
 import json
 import logging
+import os
 import pickle
 import posixpath
+import socket
 import threading
+import urllib.parse
+import urllib.request
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -1016,9 +1020,31 @@ def _load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
         raise ClipError(f"{what}: the weights could not be loaded ({e})") from e
 
 
+def _download_host(pcfg: Mapping[str, Any]) -> str | None:
+    if pcfg.get("hf_hub"):
+        return urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+                                     ).hostname
+    return urllib.parse.urlsplit(pcfg.get("url") or "").hostname
+
+
+def _look_up_host(pcfg: Mapping[str, Any]) -> None:
+    """Fail at once where the download's host name cannot be looked up (offline): the
+    Hugging Face client retries that with back-off for about a minute first. Behind a proxy
+    the proxy looks names up, so nothing is checked here."""
+    host = _download_host(pcfg)
+    if not host or urllib.request.getproxies():
+        return
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as e:
+        raise OSError(f"the host name {host} could not be looked up ({e.strerror}); "
+                      "this machine seems to be offline") from e
+
+
 def _download(pcfg: Mapping[str, Any], arch: str, tag: str, cache_dir: str | None) -> str:
     """open_clip's download (Hugging Face hub or URL, with its checksum checks)."""
     try:
+        _look_up_host(pcfg)
         path = open_clip.download_pretrained(dict(pcfg), cache_dir=cache_dir)
     except (RuntimeError, OSError, ValueError, ImportError) as e:
         raise ClipError(
