@@ -88,6 +88,24 @@ def test_composition_adds_scaled_deltas_and_caches_them(tiny_generator):
     assert (ctx.compose(s3).flat() - base)[0, 9] == pytest.approx(0.0)
 
 
+def test_a_stack_longer_than_the_cache_computes_no_direction_again(tiny_generator,
+                                                                    monkeypatch):
+    # with a fixed LRU bound, a stack one edit longer than it recomputed every edit's
+    # direction on every frame: each evicted the next one the frame needed
+    ctx = EditingContext(tiny_generator, cache_size=4)
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    session = Session(edits=tuple(_delta_edit(n, i, 1.0) for i in range(6)))
+    ctx.compose(session)
+    computed = []
+    compute = ctx._compute_direction
+    monkeypatch.setattr(ctx, "_compute_direction",
+                        lambda edit: computed.append(edit.id) or compute(edit))
+    for strength in (2.0, 3.0):  # a slider moving one edit's strength
+        session = session.update_edit(session.edits[3].id, strength=strength)
+        ctx.compose(session, {})
+    assert computed == []
+
+
 def test_text_edit_without_precompute_is_a_clear_error(tiny_generator):
     from tests.conftest import make_tiny_clip
 
