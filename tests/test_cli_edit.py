@@ -340,7 +340,7 @@ def test_every_command_takes_both_names_of_the_clip_file_option(tmp_path, models
     for command, dest, required in [("edit", "clip_file", ["-o", "x.png"]),
                                     ("invert", "clip_file", ["p.png", "-o", "x.png"]),
                                     ("discover", "clip_file", []),
-                                    ("precompute", "clip_checkpoint", ["--generator", "g.pt"])]:
+                                    ("precompute", "clip_checkpoint", ["--generator", __file__])]:
         for name in ("--clip-file", "--clip-checkpoint"):
             args = build_parser().parse_args([command, *required, name, "c.safetensors"])
             assert getattr(args, dest) == "c.safetensors", (command, name)

@@ -18,6 +18,7 @@ from editor.core.paths import unwritable_reason
 
 from . import command_help
 from .failures import failure_line
+from .model_options import generator_path
 from .precompute import (
     MAX_STATS_SAMPLES,
     add_clip_args,
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "edits need no precompute. A few channels are measured again and compared first: "
         "a file made for another generator or CLIP is refused.")
     p.add_argument("fs3", metavar="FS3.npy", help="StyleCLIP's fs3.npy")
-    p.add_argument("--generator", required=True, metavar="PATH",
+    p.add_argument("--generator", required=True, type=generator_path, metavar="PATH",
                    help="the generator the file was made for (rosinality .pt, NVIDIA .pkl, "
                    ".safetensors)")
     add_clip_args(p)

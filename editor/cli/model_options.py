@@ -5,9 +5,12 @@ names, help and checks, so the same words mean the same thing in every command."
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from editor.core import zoo
 from editor.core.arg_types import non_empty
 from editor.core.errors import AtelierError
 
@@ -15,10 +18,45 @@ if TYPE_CHECKING:
     from editor.engine.packs import ClipSource
 
 
+GENERATOR_HELP = ("generator file (rosinality .pt, NVIDIA .pkl, .safetensors), or the name "
+                  "of one installed by `atelier models`")
+
+
+def generator_path(text: str) -> str:
+    """A --generator: a file, or the name of a generator in the model cache (`atelier models
+    download ffhq-1024-rosinality` puts it where no one types its path). A missing one is
+    a usage error before any model loads, saying how to get a known model."""
+    if os.path.exists(non_empty(text)):
+        return text  # the loader says what is wrong with a folder or a damaged file
+    name = text.strip().lower()
+    try:
+        model = zoo.installed_model(name)
+    except AtelierError:  # an unreadable model index: no installed name is looked up
+        model = None
+    entries, _ = zoo.registry_entries()  # the built-in ones where the user's is damaged
+    kinds = {e.name: e.kind for e in entries}
+    if model is not None and (model.kind or kinds.get(model.entry or "")) == "clip":
+        raise argparse.ArgumentTypeError(f"{text} is a CLIP model, not a generator")
+    if model is not None:
+        return str(model.path)
+    if kinds.get(name) == "generator":
+        raise argparse.ArgumentTypeError(
+            f"{text} is not installed: `atelier models download {name}` gets it")
+    if kinds.get(name) == "clip":
+        raise argparse.ArgumentTypeError(f"{text} is a CLIP model, not a generator")
+    if os.sep in text or "." in os.path.basename(text):  # a path
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    close = difflib.get_close_matches(name, [n for n, k in kinds.items() if k == "generator"],
+                                      n=1, cutoff=0.3)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise argparse.ArgumentTypeError(f"{text} is neither a file nor an installed model"
+                                     f"{hint} (`atelier models list`)")
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     models = p.add_argument_group("models (default: the bundled demo pack)")
-    models.add_argument("--generator", type=non_empty, metavar="PATH",
-                        help="generator file (.pt, .pkl, .safetensors)")
+    models.add_argument("--generator", type=generator_path, metavar="PATH",
+                        help=GENERATOR_HELP)
     clip = models.add_mutually_exclusive_group()
     clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", type=non_empty,
                       metavar="PATH",

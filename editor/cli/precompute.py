@@ -32,6 +32,7 @@ from editor.engine.session import PSI_RANGE
 
 from . import command_help
 from .failures import failure_line
+from .model_options import GENERATOR_HELP, generator_path
 from .outputs import (
     StatusLine,
     check_outputs,
@@ -73,8 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute the style statistics and the per-channel CLIP relevance that "
         "text edits (StyleCLIP global directions) need, for one generator and one CLIP "
         "model. The result is cached; interrupted runs resume.")
-    p.add_argument("--generator", required=True, type=non_empty, metavar="PATH",
-                   help="generator checkpoint (rosinality .pt, NVIDIA .pkl, .safetensors)")
+    p.add_argument("--generator", required=True, type=generator_path, metavar="PATH",
+                   help=GENERATOR_HELP)
     add_clip_args(p)
     p.add_argument("--n-images", type=int_at_least(1, MAX_IMAGES), default=N_IMAGES,
                    metavar="N", help=f"base images per channel (default {N_IMAGES}, as the "
