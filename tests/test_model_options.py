@@ -1,0 +1,50 @@
+"""--generator: a file or the name of an installed model, checked when the command is read."""
+import argparse
+
+import pytest
+
+from editor.cli.model_options import generator_path
+from editor.core import zoo
+
+
+def test_an_installed_generator_is_found_by_its_name(tmp_path):
+    src = tmp_path / "mine.pt"
+    src.write_bytes(b"weights")
+    model = zoo.import_file(src, name="my-faces")
+    assert generator_path("my-faces") == str(model.path)
+    assert generator_path("My-Faces ") == str(model.path)  # as `atelier models` takes names
+    assert generator_path(str(src)) == str(src)  # a file is a file, whatever its name
+
+
+def test_a_known_model_not_installed_says_how_to_get_it():
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match="ffhq-1024-rosinality is not installed: `atelier models "
+                             "download ffhq-1024-rosinality` gets it"):
+        generator_path("ffhq-1024-rosinality")
+
+
+def test_a_clip_name_is_not_a_generator():
+    with pytest.raises(argparse.ArgumentTypeError, match="is a CLIP model, not a generator"):
+        generator_path("clip-vit-b-32-openai")
+
+
+def test_a_near_name_gets_a_suggestion_and_a_path_does_not(tmp_path):
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match=r"ffhq is neither a file nor an installed model; did you mean "
+                             r"ffhq-1024-\w+\?"):
+        generator_path("ffhq")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^\S+missing.pt does not exist$"):
+        generator_path(str(tmp_path / "missing.pt"))
+
+
+def test_the_commands_read_it_before_any_model_loads(capsys):
+    from editor.cli import main
+
+    for argv in (["edit", "-o", "x.png"], ["precompute", "--clip-pretrained", "openai",
+                                             "--clip-arch", "ViT-B-32"],
+                 ["invert", "p.png", "-o", "x.png"], ["discover"],
+                 ["import-styleclip", "fs3.npy"]):
+        with pytest.raises(SystemExit) as ended:
+            main([*argv, "--generator", "ffhq-1024-nvidia"])
+        assert ended.value.code == 2
+        assert "`atelier models download ffhq-1024-nvidia`" in capsys.readouterr().err
