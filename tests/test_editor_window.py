@@ -1218,6 +1218,30 @@ def test_a_cancelled_inversions_preview_leaves_the_canvas(window, qtbot, tmp_pat
     assert _shows_the_document(window) and window.canvas.caption == ""
 
 
+def test_a_cancelled_inversion_leaves_the_status_bar_at_once(window, qtbot, tmp_path,
+                                                             held_inversion):
+    # "Inverting me.png: finding the latent…" stayed for its 6 s after Cancel had
+    # stopped the job, as if it were still at work
+    settled(window, qtbot)
+    job = _start_inversion(window, qtbot, tmp_path)
+    bar = window.statusBar()
+    assert bar.currentMessage().startswith("Inverting me.png")
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
+        job.cancel()
+        held_inversion()
+    assert bar.currentMessage() == "Inversion of me.png cancelled"
+    # a message that is not the inversion's own stays
+    other = tmp_path / "you.png"
+    Image.new("RGB", (20, 20), (30, 30, 200)).save(other)
+    with qtbot.waitSignal(window.jobs.job_started, timeout=10_000) as started:
+        _answer_crop_dialog(accept=True)
+        window.open_paths([str(other)])
+    bar.showMessage("saved x.png", 4000)
+    with qtbot.waitSignal(window.jobs.job_cancelled, timeout=60_000):
+        started.args[0].cancel()
+    assert bar.currentMessage() == "saved x.png"
+
+
 def test_changes_made_during_an_inversion_are_shown_not_its_previews(
         window, qtbot, tmp_path, held_inversion):
     job = _start_inversion(window, qtbot, tmp_path)

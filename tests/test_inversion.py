@@ -399,6 +399,22 @@ def test_cli_refuses_bad_pictures_and_writes_nothing(tmp_path, capsys, make, mat
     assert not out.exists()
 
 
+def test_cli_zero_steps_keep_the_best_start_and_never_say_done_before_it(tmp_path, capsys):
+    # `atelier invert --steps 0` said 100 % from its first line, while it was still
+    # choosing the starting points (a total of 0 steps read as all done)
+    from editor.cli import main
+
+    out = tmp_path / "inv.png"
+    assert main(["invert", str(_picture(tmp_path)), "-o", str(out), "--steps", "0",
+                 "--candidates", "20", "--perceptual", "none"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    progress = [line for line in lines if line.startswith("inverting 1 of 1:")]
+    assert progress and all(" 0.0% choosing starting points" in line for line in progress)
+    assert "100.0%" not in "\n".join(lines)
+    # no optimisation: the best of the starting points, as it is, in a replayable recipe
+    assert Session.from_json(read_recipe(out)).source.kind == "wplus"
+
+
 def test_cli_crop_box_must_be_square(tmp_path, capsys):
     from editor.cli import main
 

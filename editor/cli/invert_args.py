@@ -59,7 +59,8 @@ def add_optimisation_arguments(group) -> None:
     """The optimiser's options, defaulting to InversionSettings (the benchmark shares them)."""
     d = InversionSettings()
     group.add_argument("--steps", type=int_at_least(0), default=d.steps,
-                       help="optimisation steps (default: %(default)s)")
+                       help="optimisation steps (0: the best starting point, not "
+                            "optimised; default: %(default)s)")
     group.add_argument("--lr", type=positive_float, default=d.lr,
                        help="learning rate (default: %(default)s)")
     group.add_argument("--starts", type=int_at_least(1), default=d.starts,

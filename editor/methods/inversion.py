@@ -283,8 +283,8 @@ def _best_candidates(gen: Generator, target: torch.Tensor, perceptual: Perceptua
         img = gen.synthesize(gen.styles(chunk), max_res=res)
         scores.append(_candidate_scores(img, small_target, perceptual, s))
         scored += len(chunk)
-        yield InversionProgress(0, s.steps, f"choosing starting points ({scored} of "
-                                            f"{len(w)} scored)")
+        yield InversionProgress(0, _steps_total(s), f"choosing starting points ({scored} "
+                                                    f"of {len(w)} scored)")
     best = torch.cat(scores, 1).topk(min(s.starts, w.shape[0]), dim=1, largest=False).indices
     return w[best]  # (B, starts, w_dim)
 
@@ -312,6 +312,12 @@ def suggested_pictures_per_batch(gen: Generator, starts: int, most: int = 16,
     this gives 16 at 64 px and 1 at 1024 px, where 16 pictures x 2 starts need tens of GB."""
     latents = suggested_batch_size(gen, budget_mb=budget_mb // 3, most=most * starts)
     return max(1, min(most, latents // starts))
+
+
+def _steps_total(s: InversionSettings) -> int:
+    """The total of the progress before the first step: with --steps 0 (the best start,
+    not optimised) a total of 0 read as all done while the starts were still scored."""
+    return max(1, s.steps)
 
 
 def _lr_at(s: InversionSettings, t: float) -> float:
@@ -351,7 +357,7 @@ def invert(
     use_perceptual = s.perceptual_weight > 0 and perceptual.name != "none"
     scale = _latent_scale(gen, 4096, s.seed)
 
-    yield InversionProgress(0, s.steps, "choosing starting points")
+    yield InversionProgress(0, _steps_total(s), "choosing starting points")
     if initial_wplus is not None:
         if tuple(initial_wplus.shape) != (B, gen.n_latent, gen.w_dim):
             raise ValueError(f"initial W+ must be ({B}, {gen.n_latent}, {gen.w_dim})")

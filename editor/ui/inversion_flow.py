@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 from editor.core.errors import AtelierError
 from editor.core.image_io import LoadedImage, load_image
 from editor.engine.inverting import InversionPreview, InvertedImage, invert_image
-from editor.engine.jobs import Job, JobRunner, OneAtATime
+from editor.engine.jobs import CANCELLED, Job, JobRunner, OneAtATime
 from editor.engine.packs import OpenPack, same_generator
 from editor.engine.session import Source
 
@@ -61,6 +61,8 @@ class InversionFlow(QObject):
         self._documents: dict[int, int] = {}  # job id -> the document it is for
         self._previewing: set[int] = set()     # jobs whose previews may take the canvas
         self._started: set[int] = set()        # jobs that have sent a preview
+        # job id -> (the picture's name, the status line its start showed)
+        self._said: dict[int, tuple[str, str]] = {}
         # several pictures dropped at once are inverted one after another, in their order
         self._turns = OneAtATime()
         self._together: list[str] = []         # the pictures opened together (numbered)
@@ -106,10 +108,11 @@ class InversionFlow(QObject):
         self._packs[job.id] = pack
         self._documents[job.id] = self._document.generation
         self._previewing.add(job.id)  # one runs at a time: its previews show
-        self.window.statusBar().showMessage(
-            f"{name} is inverted after the pictures before it (Jobs panel to cancel)" if waits
-            else f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)",
-            6000)
+        said = (f"{name} is inverted after the pictures before it (Jobs panel to cancel)"
+                if waits else
+                f"Inverting {name}: finding the latent that draws it (Jobs panel to cancel)")
+        self._said[job.id] = name, said
+        self.window.statusBar().showMessage(said, 6000)
         return job
 
     @contextmanager
@@ -173,6 +176,11 @@ class InversionFlow(QObject):
                          f"{job.title}: {failed_job_text(message)}")
 
     def _on_ended(self, job: Job) -> None:
+        name, said = self._said.pop(job.id, ("", None))
+        bar = self.window.statusBar()
+        if job.state == CANCELLED and bar.currentMessage() == said:
+            # "Inverting …" stayed for the rest of its 6 s after the job had stopped
+            bar.showMessage(f"Inversion of {name} cancelled", 4000)
         self._packs.pop(job.id, None)
         self._documents.pop(job.id, None)
         self._started.discard(job.id)
