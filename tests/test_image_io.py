@@ -677,6 +677,25 @@ def test_a_recipe_after_the_pixels_is_read_without_decoding_them(tmp_path, monke
     assert read_recipe(_png_with_trailing_text(tmp_path / "other.png", kind, comment)) is None
 
 
+def test_a_png_of_two_different_recipes_is_damaged_not_either(tmp_path):
+    from editor.core.errors import DamagedRecipeError
+
+    # Pillow kept the last recipe chunk before the pixels and the trailing-chunk reader
+    # the first after them: a tool that added its own recipe chose the picture replayed
+    saved = save_image(tmp_path / "a.png", _noise(8, 8), recipe={"t": "ours"})
+    png = saved.path.read_bytes()
+    ours = png[png.index(b"iTXt") - 4:]
+    ours = ours[:struct.unpack(">I", ours[:4])[0] + 12]
+    theirs = _chunk(b"iTXt", _KEY + b"\0\0\0\0" + b'{"t": "theirs"}')
+    for name, changed in [("before.png", png.replace(ours, ours + theirs)),
+                          ("after.png", png[:-12] + theirs + png[-12:])]:
+        (tmp_path / name).write_bytes(changed)
+        with pytest.raises(DamagedRecipeError, match="holds 2 different recipes"):
+            read_recipe(tmp_path / name)
+    (tmp_path / "same.png").write_bytes(png[:-12] + ours + png[-12:])  # one recipe, twice
+    assert read_recipe(tmp_path / "same.png") == '{"t": "ours"}'
+
+
 def test_damage_on_the_way_to_a_trailing_recipe_is_reported(tmp_path):
     path = _png_with_trailing_text(tmp_path / "late.png", b"iTXt", _KEY + b"\0\0\0\0{}")
     png = bytearray(path.read_bytes())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 
 import numpy as np
@@ -329,6 +330,21 @@ def test_a_deeply_nested_or_non_utf8_recipe_is_not_a_recipe(tmp_path):
     path = tmp_path / "latin1.json"
     path.write_bytes("café".encode("latin-1"))
     with pytest.raises(RecipeError, match="not UTF-8"):
+        Session.load(path)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_recipe_file_that_never_ends_is_read_no_further_than_the_largest(tmp_path,
+                                                                            monkeypatch):
+    # a device says it holds 0 bytes: a recipe.json linked to /dev/zero (or urandom) was
+    # read until memory ran out
+    from editor.engine import session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_RECIPE_BYTES", 1_000_000)
+    path = tmp_path / "recipe.json"
+    path.symlink_to("/dev/zero")
+    with pytest.raises(RecipeError, match=r"recipe.json is more than 1.0 MB: too large to "
+                                          r"be a recipe \(they are at most 1 MB\)"):
         Session.load(path)
 
 

@@ -849,7 +849,7 @@ def read_recipe(path: str | os.PathLike) -> str | None:
             return _recipe_from_xmp(xmp) if isinstance(xmp, bytes) else None
     except ImageLoadError:
         raise
-    except _DamagedXmp as e:  # the pixels may be fine: only the recipe is lost
+    except _DamagedRecipe as e:  # the pixels may be fine: only the recipe is lost
         why = f"its Latent Atelier recipe is damaged ({e})"
         raise DamagedRecipeError(f"The recipe in '{path}' is damaged ({e})", path=str(path),
                                  why=why) from e
@@ -862,28 +862,34 @@ def read_recipe(path: str | os.PathLike) -> str | None:
 
 
 def _png_recipe(im: ImageFile.ImageFile, fp: BinaryIO) -> str | None:
+    # Pillow keeps the last recipe chunk before the pixels, and reaches those that other
+    # tools move after them only by decoding the whole image (seconds for a big photo):
+    # the chunk headers lead to every one of them.
     text = im.info.get(RECIPE_KEY)
-    if text is None:
-        # Other tools may move text chunks after the pixels. Pillow reaches those only by
-        # decoding the whole image (seconds for a big photo); the chunk headers lead there.
-        text = _png_recipe_after_header(fp)
-    return str(text) if text is not None else None
+    found = {str(text)} if text is not None else set()
+    try:
+        found.update(_png_recipes(fp))
+    except EOFError:  # cut short after a recipe: the pixels' damage is load_image's to say
+        if not found:
+            raise
+    if len(found) > 1:  # (a tool that added its own): which one drew the pixels is unknown
+        raise _DamagedRecipe(f"it holds {len(found)} different recipes")
+    return next(iter(found), None)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 
 
-def _png_recipe_after_header(fp: BinaryIO) -> str | None:
-    """The recipe in any of the PNG's text chunks, found by skipping from chunk header to
-    chunk header: the image data is never read, let alone decompressed."""
+def _png_recipes(fp: BinaryIO) -> Iterator[str]:
+    """The recipe of each of the PNG's text chunks that holds one, found by skipping from
+    chunk header to chunk header: the image data is never read, let alone decompressed."""
     keyword = RECIPE_KEY.encode("latin-1") + b"\0"
     for kind, length in _png_chunks(fp):
         if kind in _PNG_TEXT_CHUNKS and length >= len(keyword) \
                 and fp.read(len(keyword)) == keyword:
             fp.seek(-len(keyword), os.SEEK_CUR)
-            return _png_text(kind, _checked_chunk_data(fp, kind, length))
-    return None
+            yield _png_text(kind, _checked_chunk_data(fp, kind, length))
 
 
 def _png_chunks(fp: BinaryIO) -> Iterator[tuple[bytes, int]]:
@@ -1033,8 +1039,9 @@ def _xmp_packet(recipe: str) -> bytes | None:
     ).encode()
 
 
-class _DamagedXmp(ValueError):
-    """XMP metadata that names our recipe but does not parse."""
+class _DamagedRecipe(ValueError):
+    """Metadata that names our recipe but gives none: XMP that does not parse, PNG text
+    chunks that give two different ones."""
 
 
 def _recipe_from_xmp(xmp: bytes) -> str | None:
@@ -1045,7 +1052,7 @@ def _recipe_from_xmp(xmp: bytes) -> str | None:
         root = ET.fromstring(xmp)
     except ET.ParseError as e:
         if _XMP_NS.encode() in xmp:  # ours, damaged: not "carries no recipe"
-            raise _DamagedXmp(f"the XMP metadata does not parse: {e}") from e
+            raise _DamagedRecipe(f"the XMP metadata does not parse: {e}") from e
         return None
     node = root.find(f".//{{{_XMP_NS}}}recipe")
     return None if node is None else (node.text or "")

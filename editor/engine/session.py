@@ -312,12 +312,18 @@ def read_recipe_text(path: str | Path, what: str = "recipe") -> str:
     RecipeError when it is too large or not UTF-8 text; OSError as reading raises it."""
     path = Path(path)
     size = path.stat().st_size
+    if size <= MAX_RECIPE_BYTES:
+        # read no more than that: a device or pipe says size 0 (a recipe.json linked to
+        # /dev/zero was read until memory ran out)
+        with open(path, "rb") as f:
+            size = max(size, len(data := f.read(MAX_RECIPE_BYTES + 1)))
     if size > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{path.name} is {size / 1e6:,.1f} MB: too large to be a "
-                          f"{what} (they are at most {MAX_RECIPE_BYTES / 1e6:,.0f} MB)")
+        raise RecipeError(f"{path.name} is {'more than ' if size == MAX_RECIPE_BYTES + 1 else ''}"
+                          f"{size / 1e6:,.1f} MB: too large to be a {what} (they are at "
+                          f"most {MAX_RECIPE_BYTES / 1e6:,.0f} MB)")
     try:
         # utf-8-sig: a file saved "UTF-8 with BOM" (Notepad) is one all the same
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise RecipeError(f"{path.name} is not a {what} (not UTF-8 text)") from e
 
