@@ -379,6 +379,19 @@ def test_unreadable_latent_files_are_edit_errors(tmp_path, tiny_generator):
             ctx.render(Session(source=Source(kind="wplus", wplus_path=str(tmp_path / name))))
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.parametrize("suffix", [".npy", ".pt", ".safetensors"])
+def test_a_latent_path_that_is_no_file_is_refused_unread(tmp_path, tiny_generator, suffix):
+    # a recipe's wplus_path "/dev/zero" was read until memory ran out
+    g = tiny_generator
+    (tmp_path / f"zero{suffix}").symlink_to("/dev/zero")
+    (tmp_path / f"folder{suffix}").mkdir()
+    for name in (f"zero{suffix}", f"folder{suffix}"):
+        with pytest.raises(EditError, match=f"the latent file {name} is not a file"):
+            EditingContext(g).render(
+                Session(source=Source(kind="wplus", wplus_path=str(tmp_path / name))))
+
+
 def test_a_latent_file_source_carries_its_latent(tmp_path, tiny_generator):
     from editor.engine.compose import wplus_file_source
 

@@ -118,6 +118,10 @@ def load_wplus(path: str | Path, n_latent: int, w_dim: int, index: int | None = 
 
     path = Path(path)
     suffix = path.suffix.lower()  # LATENTS.NPY too, as the window's file filter takes it
+    if path.exists() and not path.is_file():
+        # a recipe's wplus_path of /dev/zero was read until memory ran out; a folder
+        # gave "Is a directory"
+        raise EditError(f"the latent file {path.name or path} is not a file")
     try:
         if suffix == ".npy":
             t = torch.from_numpy(np.load(path, allow_pickle=False))
