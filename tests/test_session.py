@@ -324,6 +324,15 @@ def test_recipe_noise_modes_are_the_generators():
     assert set(NOISE_MODES) == set(get_args(NoiseMode))
 
 
+@pytest.mark.parametrize("text", ["", "  \n", "\ufeff"])
+def test_an_empty_recipe_says_so(tmp_path, text):
+    # it said "not valid JSON (Expecting value: line 1 column 1 (char 0))"
+    path = tmp_path / "empty.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError, match="^the recipe is empty$"):
+        Session.load(path)
+
+
 def test_a_deeply_nested_or_non_utf8_recipe_is_not_a_recipe(tmp_path):
     with pytest.raises(RecipeError, match="nested too deeply"):
         Session.from_json("[" * 100_000 + "]" * 100_000)
@@ -359,6 +368,8 @@ def test_a_recipe_file_that_never_ends_is_read_no_further_than_the_largest(tmp_p
     ({"target": "a smile", "auto_beta": True, "min_channels": 0}, "min_channels"),
     ({"target": "a smile", "beta": None}, "beta must be a finite number, got null"),
     ({"target": "a smile", "auto_beta": True, "min_channels": None}, "min_channels must be"),
+    ({"target": "a smile", "auto_beta": True, "min_channels": 10.5},  # was drawn as 10
+     "min_channels must be a whole number, got 10.5"),
 ])
 def test_a_text_edit_with_bad_params_is_an_edit_error(tiny_generator, params, match):
     ctx = EditingContext(tiny_generator)

@@ -278,6 +278,8 @@ class Session:
 
 def parse_recipe(text: str) -> dict:
     """A recipe's JSON as a dict (its fields are checked by `Session.from_recipe`)."""
+    if not text.strip():  # "not valid JSON (Expecting value: line 1 column 1)"
+        raise RecipeError("the recipe is empty")
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
@@ -512,6 +514,9 @@ def check_text_edit_params(p: dict) -> None:
         raise RecipeError("β must be at least 0 (it is a threshold on channel relevance)")
     if p.get("min_channels", 1) < 1:
         raise RecipeError("a text edit's min_channels must be at least 1")
+    if not float(p.get("min_channels", 1)).is_integer():  # 10.5 was drawn as 10
+        raise RecipeError(f"a text edit's min_channels must be a whole number, got "
+                          f"{shown_value(p['min_channels'])}")
     for key in ("auto_beta", "gate"):  # "false" as text would read as true
         if not isinstance(p.get(key, False), bool):
             raise RecipeError(f"a text edit's {key} must be true or false, got "
