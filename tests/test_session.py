@@ -520,6 +520,38 @@ def test_a_text_edit_reports_the_words_its_clip_never_learned(tiny_generator):
     assert statuses[session.edits[0].id].unknown_words == ()
 
 
+def test_a_frame_reads_each_prompt_pair_once(tiny_generator):
+    # every frame tokenized every text edit's prompts again for its notes: 36 µs an edit,
+    # a sixth of a 50-edit frame on the demo model
+    from editor.engine.compose import EditStatus
+
+    class ReadingClip:
+        reads: list[str] = []
+
+        def read_words(self, text):
+            self.reads.append(text)
+            return text.lower().split()
+
+        def prompt_is_cut(self, text):
+            return len(text) > 40
+
+    clip = ReadingClip()
+    context = EditingContext(tiny_generator, clip, known_words=frozenset({"a", "face"}))
+    edits = [Edit("global", {"neutral": "a face", "target": f"a face with {word}"})
+             for word in ("zzq", "qqz")]
+    session = Session(edits=tuple(edits))
+    first = [(e.id, notes) for e, notes in context.prompt_warnings(session)]
+    reads = len(clip.reads)
+    for strength in (0.5, 1.5, 2.5):  # a slider moving one edit
+        session = session.update_edit(edits[0].id, strength=strength)
+        assert [(e.id, n) for e, n in context.prompt_warnings(session)] == first
+    assert len(clip.reads) == reads == 4
+    assert first[0][1] == EditStatus(unknown_words=("with", "zzq")).prompt_warnings()
+    changed = session.update_edit(edits[0].id, params={**edits[0].params, "target": "a"})
+    assert context.prompt_warnings(changed)[0][0].id == edits[1].id  # read anew: no notes
+    assert len(clip.reads) == 6
+
+
 def test_a_prompt_of_punctuation_only_is_reported(tiny_generator):
     # "!!! ???" has no word at all, yet CLIP embeds it and the edit moves the face in a
     # direction nobody chose: the line under the prompt said only "20 channels pass".
