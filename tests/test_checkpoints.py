@@ -433,6 +433,23 @@ def test_a_zip_archive_holding_a_checkpoint_is_named_for_what_it_is(
         assert "corrupt" not in str(info.value) and "memory" not in str(info.value)
 
 
+def test_a_torchscript_archive_is_named_for_what_it_is_without_torchs_warning(tmp_path):
+    # torch.load printed "dispatching to 'torch.jit.load'" on the terminal, then refused
+    # the file: "truncated or corrupt (Cannot use weights_only=True with TorchScript
+    # archives ... we changed the default value of weights_only ...)"
+    import warnings
+
+    path = tmp_path / "G-jit.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated
+        torch.jit.script(torch.nn.Linear(3, 3)).save(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match="G-jit.pt is a TorchScript archive") as info:
+            load_generator(path)
+    assert "corrupt" not in str(info.value) and "weights_only" not in str(info.value)
+
+
 @pytest.mark.parametrize("cut", [1000, 0.5], ids=["head-cut-1k", "tail-half-only"])
 def test_a_damaged_pickle_is_called_corrupt_not_code(tmp_path, tiny_generator, cut):
     """A zip whose head was lost still opens (its directory is at the end), but torch reads

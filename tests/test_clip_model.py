@@ -306,6 +306,23 @@ def test_behind_a_proxy_the_proxy_looks_the_name_up(tmp_path, monkeypatch):
     assert asked == [] and tried  # the download itself was tried
 
 
+def test_missing_openai_weights_say_to_import_them_with_quickgelu(tmp_path, no_network):
+    # "import it as a local CLIP checkpoint for ViT-B-32": done so, the import found
+    # ViT-B-32 from the shapes and loaded OpenAI's weights with GELU (other embeddings).
+    for download in (False, True):
+        with pytest.raises(ClipError, match="not available locally") as info:
+            ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path,
+                                      download=download)
+        assert "checkpoint for ViT-B-32-quickgelu (atelier models import FILE --clip-arch " \
+               "ViT-B-32-quickgelu)" in str(info.value)
+    # weights trained with GELU are imported as the architecture they fit
+    tag = next(t for t in open_clip.list_pretrained_tags_by_model("ViT-B-32")
+               if not open_clip.get_pretrained_cfg("ViT-B-32", t).get("quick_gelu"))
+    with pytest.raises(ClipError, match="not available locally") as info:
+        ClipModel.from_pretrained("ViT-B-32", tag, cache_dir=tmp_path)
+    assert "checkpoint for ViT-B-32." in str(info.value) and "quickgelu" not in str(info.value)
+
+
 def test_unknown_tag_or_architecture_is_a_clip_error():
     with pytest.raises(ClipError, match="no pretrained tag 'nonsense'.*openai"):
         ClipModel.from_pretrained("ViT-B-32", "nonsense")
@@ -400,6 +417,21 @@ def test_torchscript_archive_is_read_without_running_it(tmp_path, tiny_arch):
     _assert_same_model(source, loaded)
     # OpenAI's TorchScript files are QuickGELU models, so that is the default for them.
     assert ClipModel.from_checkpoint(tiny_arch, path).config["quick_gelu"] is True
+
+
+def test_a_torchscript_archive_is_imported_despite_its_attention_masks_infinities(
+        tmp_path, tiny_arch):
+    # The text tower's causal mask holds -inf, and TorchScript files (OpenAI's ViT-B-32.pt,
+    # the zoo's own entry) store it: the import called every such file damaged.
+    from editor.core.model_files import identify_model_file
+
+    path = tmp_path / "ViT-tiny.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(make_clip(seed=2).model).save(str(path))
+    assert torch.isinf(read_weights(path)["attn_mask"]).any()
+    found = identify_model_file(path, clip_arch=tiny_arch)
+    assert (found.kind, found.arch) == ("clip", tiny_arch)
 
 
 def test_a_checkpoint_is_preprocessed_as_its_architectures_tags_agree(tmp_path, tiny_arch,
@@ -716,13 +748,22 @@ def test_openai_files_numbers_beside_the_weights_are_not_taken_for_weights(tmp_p
     # so the weights fit no architecture.
     from editor.core.clip_model import matching_architectures
 
-    source = make_clip(seed=3)
+    # They mark OpenAI's weights (`torch.jit.load("ViT-B-32.pt").state_dict()` saved as it
+    # is), trained with QuickGELU: such a file was loaded with GELU (other embeddings, and
+    # nothing said so).
+    source = make_clip({**TINY_VIT, "quick_gelu": True}, seed=3)
     state = dict(source.model.state_dict())
     state.update(input_resolution=torch.tensor(16), context_length=torch.tensor(77),
                  vocab_size=torch.tensor(49408))
     torch.save(state, tmp_path / "openai-like.pt")
     assert matching_architectures(state) == [tiny_arch]
-    _assert_same_model(source, ClipModel.from_checkpoint(tiny_arch, tmp_path / "openai-like.pt"))
+    loaded = ClipModel.from_checkpoint(tiny_arch, tmp_path / "openai-like.pt")
+    assert loaded.config["quick_gelu"] is True
+    _assert_same_model(source, loaded)
+    # a plain state dict says nothing of its activation: the architecture's is kept
+    torch.save(source.model.state_dict(), tmp_path / "plain.pt")
+    assert not ClipModel.from_checkpoint(tiny_arch, tmp_path / "plain.pt").config.get(
+        "quick_gelu")
 
 
 def test_weights_that_fit_several_architectures_are_not_given_one_by_guess(tmp_path,

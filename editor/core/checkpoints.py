@@ -157,6 +157,14 @@ def torch_zip_problem(path: Path) -> str | None:
     return None
 
 
+def is_torchscript_zip(path: Path) -> bool:
+    """Whether the zip file `path` is a TorchScript archive (torch.jit.save: a module and
+    its code, as OpenAI's CLIP files are) rather than a torch.save file."""
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
 def check_torch_zip(path: Path) -> None:
     """DamagedFileError when the zip file `path` is not a PyTorch file as it was written
     (torch_zip_problem)."""
@@ -561,6 +569,13 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
         loaded = load_atelier(path)
     elif kind == "torch-zip":
         check_torch_zip(path)
+        if is_torchscript_zip(path):
+            # torch.load hands these to torch.jit.load (with a warning on the terminal), and
+            # refuses them with advice to switch its safety off: "truncated or corrupt"
+            raise CheckpointError(
+                f"{path.name} is a TorchScript archive (a compiled model with its code), "
+                "not a generator checkpoint; its code is never run. Save the generator's "
+                "weights with torch.save (a rosinality .pt) instead")
         loaded = load_rosinality(path)
     elif kind == "pickle":
         from .nvidia_pickle import is_nvidia_pickle, load_nvidia_pickle

@@ -50,6 +50,7 @@ from .checkpoints import (
     SealedCall,
     check_claimed_data,
     file_size_of,
+    is_torchscript_zip,
     refused_global,
     torch_load,
     torch_zip_problem,
@@ -160,11 +161,7 @@ def _sniff(path: Path) -> str:
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            return "torchscript"
-        return "torch"
+        return "torchscript" if is_torchscript_zip(path) else "torch"
     if head[:1] == b"\x80":
         return "torch"
     return "unknown"
@@ -353,16 +350,21 @@ def _collect_tensors(record: _ScriptRecord, prefix: str = "") -> dict[str, torch
 OPENAI_CONSTANTS = ("input_resolution", "context_length", "vocab_size")
 
 
+def is_stored_constant(name: str) -> bool:
+    """Whether `name` is a constant that weights files keep beside the weights, which are
+    never loaded: attention masks (TorchScript files store them as attributes; the text
+    tower's holds -inf above its diagonal) and the three numbers of OpenAI's files (its own
+    loader deletes them too)."""
+    return name.rsplit(".", 1)[-1] == "attn_mask" or name in OPENAI_CONSTANTS
+
+
 def _fit_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str,
                arch: str | None = None) -> dict[str, torch.Tensor]:
     """`state` made loadable into `model` (architecture `arch`, when it has a name)
     strictly, or a ClipError naming what differs."""
     expected = model.state_dict()
     state = dict(state)
-    # Attention masks are constants that TorchScript files store as attributes, and OpenAI's
-    # files keep three numbers beside the weights (its own loader deletes them too).
-    for key in [k for k in state if k not in expected and (
-            k.rsplit(".", 1)[-1] == "attn_mask" or k in OPENAI_CONSTANTS)]:
+    for key in [k for k in state if k not in expected and is_stored_constant(k)]:
         del state[key]
     # open_clip stores logit_scale (and a SigLIP's logit_bias) as a scalar or a 1-element
     # vector, depending on the model and version; its own loader reshapes both.
@@ -617,6 +619,17 @@ def _cached_weights(pcfg: Mapping[str, Any], cache_dir: str | None) -> str | Non
     return None
 
 
+def _import_advice(arch: str, pcfg: Mapping[str, Any]) -> str:
+    """How to import a tag's weights file. A QuickGELU tag's (OpenAI's) weights have the
+    shapes of the plain architecture, which an import finds and loads with GELU: other
+    embeddings, and nothing says so. Its '-quickgelu' name must be given."""
+    if pcfg.get("quick_gelu") and not arch.endswith(QUICK_GELU):
+        arch += QUICK_GELU
+        return (f"import it as a local CLIP checkpoint for {arch} (atelier models import "
+                f"FILE --clip-arch {arch})")
+    return f"import it as a local CLIP checkpoint for {arch}"
+
+
 def _weights_source(pcfg: Mapping[str, Any]) -> str:
     if pcfg.get("hf_hub"):
         return f"Hugging Face repository {pcfg['hf_hub'].rstrip('/')}"
@@ -708,8 +721,7 @@ class ClipModel:
                 f"The weights of CLIP {arch} '{tag}' are not available locally "
                 f"(looked in {cache or 'the default caches'} and the model zoo). Download "
                 f"them ({zoo_way}, or from {_weights_source(pcfg)}) or, without a network, "
-                f"copy the weights file to this machine and import it as a local CLIP "
-                f"checkpoint for {arch}.")
+                f"copy the weights file to this machine and {_import_advice(arch, pcfg)}.")
         quick_gelu = bool(pcfg.get("quick_gelu", False))
         model, cfg = _build_from_arch(arch, quick_gelu, pcfg)
         _load_into(model, read_weights(path), f"CLIP {arch} '{tag}' ({Path(path).name})")
@@ -724,8 +736,10 @@ class ClipModel:
         dict (.pt/.bin/.pth) or OpenAI's TorchScript file. A file saved by `save` carries its
         own config, and `arch` may be None for it.
 
-        `quick_gelu`: None keeps the architecture's activation, except for OpenAI TorchScript
-        files (always QuickGELU); pass True for other files of OpenAI-trained weights.
+        `quick_gelu`: None keeps the architecture's activation, except for OpenAI's files
+        (always QuickGELU): TorchScript archives, and state dicts that keep OpenAI's
+        constants (`input_resolution`...); pass True for other files of OpenAI-trained
+        weights.
         Images are preprocessed as all the architecture's open_clip tags agree, else with
         open_clip's defaults (OpenAI's mean/std)."""
         path = Path(path)
@@ -738,14 +752,20 @@ class ClipModel:
             raise ClipError(f"{path.name}: say which open_clip architecture these weights "
                             "are for (e.g. ViT-B-32)")
         arch = _clean_arch(arch)
+        base = _open_clip_name(arch)[0]  # the activation changes neither tokenizer nor images
+        if open_clip.get_model_config(base) is None:  # said before the file is read
+            raise _unknown_architecture(arch)
+        state = read_weights(path)
         if quick_gelu is None:
-            quick_gelu = _sniff(path) == "torchscript"
+            # OpenAI's files: its TorchScript archives, and their state dicts saved as they
+            # are, which keep OpenAI's three constants
+            quick_gelu = _sniff(path) == "torchscript" or any(
+                k in state for k in OPENAI_CONSTANTS)
         # The file does not say how its images were preprocessed: as the architecture's
         # pretrained weights were, when they agree (with OpenAI's mean/std a SigLIP saw other
         # inputs than it was trained on).
-        base = _open_clip_name(arch)[0]  # the activation changes neither
         model, cfg = _build_from_arch(arch, quick_gelu, _tags_preprocess(base))
-        _load_into(model, read_weights(path), path.name, arch)
+        _load_into(model, state, path.name, arch)
         clip = cls(model, _tokenizer_for_arch(base), f"{arch}:{path.name}", cfg)
         return clip.to(device)
 
@@ -1050,8 +1070,8 @@ def _download(pcfg: Mapping[str, Any], arch: str, tag: str, cache_dir: str | Non
         raise ClipError(
             f"The weights of CLIP {arch} '{tag}' are not available locally and could not be "
             f"downloaded from {_weights_source(pcfg)} ({type(e).__name__}: {e}). Without a "
-            f"network, copy the weights file to this machine and import it as a local CLIP "
-            f"checkpoint for {arch}.") from e
+            f"network, copy the weights file to this machine and {_import_advice(arch, pcfg)}."
+        ) from e
     if not path:
         raise ClipError(f"open_clip has no download location for CLIP {arch} '{tag}'")
     return str(path)

@@ -14,6 +14,7 @@ from .checkpoints import DamagedFileError, load_generator
 from .clip_model import (
     check_architecture,
     describes_itself,
+    is_stored_constant,
     matching_architectures,
     missing_tokenizer_package,
     read_weights,
@@ -63,7 +64,9 @@ def identify_model_file(path: str | Path, clip_arch: str | None = None,
     if not _looks_like_clip(state):
         raise CheckpointError(f"{path.name} is neither a StyleGAN2 generator nor CLIP weights "
                               f"({generator_error})")
-    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    # a TorchScript file's attention masks hold -inf by design, and are never loaded
+    bad = [k for k, t in state.items() if t.is_floating_point() and not is_stored_constant(k)
+           and not torch.isfinite(t).all()]
     if bad:
         raise CheckpointError(f"{path.name}: {bad[0]} holds NaN or infinite values; the file "
                               "is damaged")
