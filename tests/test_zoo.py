@@ -1149,6 +1149,10 @@ def test_import_with_custom_name_and_errors(tmp_path):
         zoo.import_file(tmp_path / "missing.pt")
     with pytest.raises(zoo.ZooImportError, match="not a usable model name"):
         zoo.import_file(src, name="../evil")
+    # a name longer than a folder's name may be was a traceback (File name too long)
+    with pytest.raises(zoo.ZooImportError, match=r"too long for a model name \(300 "):
+        zoo.import_file(src, name="a" * 300)
+    assert zoo.import_file(src, name="b" * zoo.MAX_NAME_CHARS).path.is_file()
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(zoo.ZooImportError, match="empty"):
         zoo.import_file(tmp_path / "empty.pt")
@@ -1389,6 +1393,27 @@ def test_an_installed_model_can_be_removed(tmp_path, capsys, server):
     removed = zoo.remove("toy-model")
     assert not removed.file_deleted and downloaded.path.read_bytes() == DATA
     assert zoo.installed_model("toy-model") is None
+
+
+def test_removing_a_record_that_names_another_file_in_the_cache_deletes_only_the_record(
+        tmp_path, capsys):
+    # an index edited by hand to point a model at the index itself: `models remove` deleted
+    # index.json, and with it every other model's record
+    src = tmp_path / "mine.pt"
+    src.write_bytes(b"my weights")
+    kept = zoo.import_file(src)
+    other = zoo.import_file(src, name="other")
+    index = zoo.models_dir() / zoo.INDEX_NAME
+    records = json.loads(index.read_text(encoding="utf-8"))
+    records["models"]["odd"] = dict(records["models"]["other"], path=zoo.INDEX_NAME)
+    records["models"]["twin"] = dict(records["models"]["other"], path="mine/mine.pt")
+    index.write_text(json.dumps(records), encoding="utf-8")
+    for name in ("odd", "twin"):
+        assert _run(["models", "remove", name]) == 0
+        assert "is left where it is" in capsys.readouterr().err
+    assert index.is_file() and kept.path.read_bytes() == b"my weights"
+    assert [m.name for m in zoo.installed()] == ["mine", "other"]
+    assert zoo.remove("other").file_deleted and not other.path.exists()  # its own: deleted
 
 
 def test_removing_from_a_cache_that_cannot_be_written_says_so(tmp_path, capsys, monkeypatch):

@@ -65,6 +65,7 @@ FORMAT_KIND = {"rosinality-pt": "generator", "nvidia-pkl": "generator", "open_cl
 _REQUIRED = ("name", "kind", "format", "url", "licence", "description")
 _OPTIONAL = ("filename", "size", "sha256", "homepage", "resolution", "arch", "tag", "source")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+MAX_NAME_CHARS = 200  # a name given on import: its folder and `.claims/<name>.lock` fit in 255
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _UNSATISFIED_RANGE_RE = re.compile(r"^bytes\s+\*/(\d+)$")
@@ -494,7 +495,10 @@ def remove(name: str) -> Removed:
     if model is None:
         names = ", ".join(m.name for m in installed()) or "none"
         raise UnknownModelError(f"no installed model is called '{name}' (installed: {names})")
-    inside = model.path.resolve().is_relative_to(models_dir().resolve())
+    # only a file in the model's own folder, where downloads and imports put it: a record
+    # pointing elsewhere in the cache (hand-edited: the index itself, another model's file)
+    # is taken off the list, as one outside it is (removing it deleted the index)
+    inside = model.path.resolve().parent == (models_dir() / model.name).resolve()
     deleted = False
     try:
         with _index_locked():
@@ -1645,6 +1649,11 @@ def import_file(path: str | os.PathLike, name: str | None = None,
     if name is not None and not _NAME_RE.match(name.strip().lower()):
         raise ZooImportError(f"'{name}' is not a usable model name: use letters, digits, "
                              "'.', '_' and '-'")
+    if name is not None and len(name.strip()) > MAX_NAME_CHARS:
+        # the name is a folder's, and its claim's file name: longer ones failed in the
+        # file system with a traceback
+        raise ZooImportError(f"'{name.strip()[:40]}…' is too long for a model name "
+                             f"({len(name.strip())} characters; at most {MAX_NAME_CHARS})")
     if name is not None and name.strip().lower() in (INDEX_NAME, INDEX_LOCK_NAME):
         raise ZooImportError(f"the name '{name}' is reserved for the model index; choose "
                              "another")
