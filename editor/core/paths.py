@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import logging
 import os
 import re
@@ -251,12 +250,40 @@ def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
     _fsync_dir(path.parent)
 
 
+# folder -> (when it was listed, the temporary files in it then). A batch export writes
+# thousands of files into one folder: listed again for each, the batch was quadratic (45 ms
+# a file among 100,000). A temporary file made after a listing is not stale until
+# STALE_TEMP_S later, so until then the listing holds every one that may be.
+_listed_temps: dict[Path, tuple[float, tuple[str, ...]]] = {}
+_MAX_LISTED_FOLDERS = 64
+
+
 def _remove_stale_temps(path: Path) -> None:
     """Temporary files of earlier writes of `path` that a kill (SIGKILL, power loss) left
     behind; one of a writer still at work is recent, and stays."""
-    cutoff = time.time() - STALE_TEMP_S
-    for old in path.parent.glob(f".{glob.escape(_temp_stem(path))}.*.tmp"):
-        _remove_if_older(old, cutoff)
+    now = time.time()
+    cutoff = now - STALE_TEMP_S
+    when, names = _listed_temps.get(path.parent, (None, ()))
+    if when is None or not cutoff < when <= now:
+        when, names = now, _temp_names(path.parent)
+    prefix = f".{_temp_stem(path)}."
+    removed = {name for name in names  # as the pattern ".{stem}.*.tmp" matches
+               if name.startswith(prefix) and name[len(prefix):].endswith(".tmp")
+               and _remove_if_older(path.parent / name, cutoff)}
+    _listed_temps.pop(path.parent, None)  # the newest last: the oldest is dropped first
+    _listed_temps[path.parent] = (when, tuple(n for n in names if n not in removed))
+    if len(_listed_temps) > _MAX_LISTED_FOLDERS:
+        _listed_temps.pop(next(iter(_listed_temps)), None)
+
+
+def _temp_names(folder: Path) -> tuple[str, ...]:
+    """The names in `folder` that may be temporary files (none where it cannot be read)."""
+    try:
+        with os.scandir(folder) as entries:
+            return tuple(e.name for e in entries
+                         if e.name.startswith(".") and e.name.endswith(".tmp"))
+    except OSError:
+        return ()
 
 
 def _remove_if_older(path: Path, cutoff: float) -> bool:
