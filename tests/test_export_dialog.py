@@ -416,19 +416,37 @@ def test_a_gif_is_not_offered_faster_than_it_plays(make_dialog):
 
 def test_a_gif_sweep_that_fills_the_memory_says_so(make_dialog):
     # Pillow's GIF writer keeps every upscaled frame until the end: 600 frames of 256 px
-    # at 8x (2048 px) hold 2.5 GB, with nothing said.
+    # at 8x (2048 px) hold 2.5 GB, with nothing said; the rendered frames held beside them
+    # (0.1 GB) were not counted
     d = make_dialog(edit_id="hair")
     _select(d.kind_box, "sweep")
     _select(d.format_box, "GIF")
     d.frames_box.setValue(600)
     d.bounce_box.setChecked(False)
     _select(d.scale_box, 8)
-    assert "writing this GIF holds about 2.5 GB in memory" in d.summary_label.text()
+    assert "making this sweep holds about 2.6 GB in memory (as a WebP, 0.1 GB)" \
+        in d.summary_label.text()
     _select(d.format_box, "WEBP")
     assert "GB" not in d.summary_label.text()
     _select(d.format_box, "GIF")
     _select(d.scale_box, 1)
     assert "GB" not in d.summary_label.text()  # 600 frames of 256 px: 39 MB
+
+
+def test_a_sweep_counts_the_rendered_frames_it_holds(qtbot):
+    # 600 native-size frames of a 1024 px model: the GIF's own copies (0.6 GB) were all
+    # that was counted, and no note came, though the rendered frames hold 1.9 GB beside them
+    d = ExportDialog(SESSION, resolution=1024, edit_id="hair")
+    qtbot.addWidget(d)
+    _select(d.kind_box, "sweep")
+    _select(d.format_box, "GIF")
+    d.frames_box.setValue(600)
+    d.bounce_box.setChecked(False)
+    _select(d.scale_box, 1)
+    assert "making this sweep holds about 2.5 GB in memory (as a WebP, 1.9 GB)" \
+        in d.summary_label.text()
+    _select(d.format_box, "WEBP")
+    assert "GB" not in d.summary_label.text()  # under the note's 2 GB (600 frames at most)
 
 
 def test_an_extension_typed_chooses_the_format_shown(make_dialog, tmp_path):

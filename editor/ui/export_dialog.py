@@ -56,7 +56,7 @@ from . import settings_values
 KIND_LABELS = {"image": "Image", "sweep": "α sweep (animation)", "batch": "Batch over seeds"}
 FILTER_LABELS = {"lanczos": "Smooth (Lanczos)", "nearest": "Sharp pixels (nearest)"}
 MAX_FPS = 60
-GIF_MEMORY_NOTE_BYTES = 2 * 10**9  # a GIF sweep that holds more is said in the summary
+GIF_MEMORY_NOTE_BYTES = 2 * 10**9  # a sweep that holds more is said in the summary
 _FILE_FILTERS = {"PNG": "PNG image (*.png)", "JPEG": "JPEG image (*.jpg *.jpeg)",
                  "WEBP": "WebP (*.webp)", "GIF": "Animated GIF (*.gif)"}
 
@@ -302,12 +302,19 @@ class ExportDialog(QDialog):
             frame_s = gif_frame_ms(fps) / 1000 if self.format_box.currentData() == "GIF" \
                 else 1 / fps
             parts.append(f"{n} frames, {n * frame_s:.1f} s")
-            if self.format_box.currentData() == "GIF" and self.resolution:
-                # Pillow's GIF writer keeps every frame, upscaled, a byte a pixel, to the end
-                held = n * (self.resolution * self.scale_box.currentData()) ** 2
+            if self.resolution:
+                # every rendered frame is kept (RGB, at the render's size) until the file is
+                # written, and Pillow's GIF writer also keeps each written frame, upscaled,
+                # a byte a pixel, to the end
+                rendered = self.frames_box.value() * self.resolution ** 2 * 3
+                held = rendered
+                if self.format_box.currentData() == "GIF":
+                    held += n * (self.resolution * self.scale_box.currentData()) ** 2
                 if held >= GIF_MEMORY_NOTE_BYTES:
-                    parts.append(f"⚠ writing this GIF holds about {held / 1e9:.1f} GB in "
-                                 "memory (a WebP does not)")
+                    webp = (f" (as a WebP, {rendered / 1e9:.1f} GB)" if held > rendered
+                            else "")
+                    parts.append(f"⚠ making this sweep holds about {held / 1e9:.1f} GB in "
+                                 f"memory{webp}")
         elif self.kind == "batch":
             count = self.count_box.value()
             parts.append(f"{count} file{'s' if count != 1 else ''}{self._batch_names(count)}")
