@@ -2042,3 +2042,20 @@ def test_an_imported_clips_architecture_serves_the_commands_given_its_file(tmp_p
     load_clip(ClipSource(path=str(model.path), arch="ViT-B-32"))  # the one named wins
     load_clip(ClipSource(path=str(weights)))  # not installed: nothing known of it
     assert asked[2:] == ["ViT-B-32", None]
+
+
+def test_a_known_model_imported_again_is_installed_already(tmp_path, capsys, server):
+    # importing the file the zoo had downloaded said "Imported … as toy-model" and wrote
+    # the import over the download's record (its source and date)
+    write_user_registry([raw_entry(server.url("ok"))])
+    downloaded = zoo.download("toy-model")
+    copy = tmp_path / "toy.bin"
+    copy.write_bytes(DATA)
+    assert zoo.import_file(copy) == downloaded
+    assert _run(["models", "import", str(copy)]) == 0
+    assert f"is installed already, as toy-model: {downloaded.path}" in capsys.readouterr().err
+    assert zoo.installed_model("toy-model") == downloaded  # the download's record kept
+    # a damaged install is mended by importing the right file
+    downloaded.path.write_bytes(b"X" * len(DATA))
+    mended = zoo.import_file(copy)
+    assert mended.path.read_bytes() == DATA and mended.source == str(copy.resolve())

@@ -1683,6 +1683,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
                 f"Model packs, or `atelier models remove {entry.name}`) or import this one "
                 "under another name")
         entry = None  # another model that kept the file name: imported as one of its own
+    if entry is not None and key in (None, entry.name) \
+            and (same := _installed_intact(entry.name, sha)) is not None:
+        return same  # downloaded or imported before: its record (source, date) is kept
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
         try:
             with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
@@ -1710,7 +1713,7 @@ def import_file(path: str | os.PathLike, name: str | None = None,
 def found_installed(model: InstalledModel, path: str | os.PathLike) -> bool:
     """Whether import_file(path) gave a model installed before from another file (the
     same content: nothing was copied), rather than `path`'s own copy."""
-    return not model.entry and model.source != str(Path(path).expanduser().resolve())
+    return model.source != str(Path(path).expanduser().resolve())
 
 
 def _installed_other(name: str, sha: str) -> InstalledModel | None:
@@ -1718,12 +1721,23 @@ def _installed_other(name: str, sha: str) -> InstalledModel | None:
     intact (its file still hashes to what was recorded; a damaged one may be repaired by
     an import of the right file)."""
     model = installed_model(name)
-    if model is None or model.sha256 == sha:  # (installed() lists those whose file is there)
-        return None
+    # (installed() lists those whose file is there)
+    return model if model is not None and model.sha256 != sha and _intact(model) else None
+
+
+def _installed_intact(name: str, sha: str) -> InstalledModel | None:
+    """The model installed as `name` where it holds `sha` and its file still does (a
+    damaged one is repaired by importing the right file)."""
+    model = installed_model(name)
+    return model if model is not None and model.sha256 == sha and _intact(model) else None
+
+
+def _intact(model: InstalledModel) -> bool:
+    """Whether the model's file still hashes to what was recorded."""
     try:
-        return model if file_sha256(model.path) == model.sha256 else None
+        return file_sha256(model.path) == model.sha256
     except OSError:
-        return None
+        return False
 
 
 def _installed_copy(sha: str, size: int) -> InstalledModel | None:
