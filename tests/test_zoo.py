@@ -1186,6 +1186,11 @@ def test_a_damaged_index_is_set_aside_and_its_models_files_are_not_written_over(
     assert again.name == "tiny-2" and installed.path.read_bytes() == b"the first model"
     with pytest.raises(zoo.ZooImportError, match="already installed as 'tiny'"):
         zoo.import_file(second, name="tiny")
+    # damaged again: set aside beside the first, which it overwrote (its records were lost)
+    index.write_text("{ again")
+    assert zoo.installed() == []
+    assert (zoo.models_dir() / "index.json.bad").read_text() == damaged
+    assert (zoo.models_dir() / "index.json.bad-2").read_text() == "{ again"
 
 
 def test_a_damaged_index_read_while_another_program_mends_it_keeps_that_ones_record(

@@ -385,8 +385,13 @@ def _read_index() -> dict[str, dict]:
         return {}
     except ValueError as e:
         # Losing the index loses no model files; they can be imported again. It is set
-        # aside, not overwritten by the next import, so that its records can be mended.
+        # aside, not overwritten by the next import, so that its records can be mended;
+        # an index damaged again is set aside beside it (index.json.bad-2), not over it.
         aside = path.with_name(path.name + ".bad")
+        number = 1
+        while aside.exists() and number < 100:
+            number += 1
+            aside = path.with_name(f"{path.name}.bad-{number}")
         try:
             os.replace(path, aside)
         except OSError:
