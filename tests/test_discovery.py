@@ -151,12 +151,16 @@ def test_token_mixture_is_sparse(planted):
     _, fake = planted
     setup = _setup(fake)
     space = dc.label_space(fake.clip, setup.vocabulary)
-    weights = None
+    weights, said = None, []
     for item in dc.optimise_mixture(fake.clip, setup.tokens, setup.vocabulary.template,
                                     fake.u[None], space.center, CONFIG):
-        if not isinstance(item, dc.Progress):
+        if isinstance(item, dc.Progress):
+            said.append(item)
+        else:
             weights = item
     assert weights is not None
+    # it measures its own time left (its phase's size is a guess)
+    assert said and all(p.eta_s is not None for p in said) and said[-1].eta_s == 0
     w = weights[0]
     assert int(w.argmax()) == setup.tokens.words.index(PLANTED)
     assert int((w > 0.5 * w.max()).sum()) <= 2  # a few tokens carry the mixture

@@ -1328,3 +1328,22 @@ def test_a_relevance_config_refuses_psi_zero(psi):
     with pytest.raises(ValueError, match="psi 0 makes every base image the average face"):
         gd.RelevanceConfig(psi=psi)
     assert gd.RelevanceConfig(psi=-0.7).psi == -0.7  # a negative truncation still spreads
+
+
+def test_a_guessed_phase_that_measures_its_own_time_left_is_believed():
+    # a discovery's labelling (its size a guess, at the sampling's rate) said "about 20 s
+    # left" for four minutes: its own measured time left was put aside for the guess
+    phases = gd.JobPhases({"sampling": 100, "labelling": 10, "ranking": 5},
+                          guessed={"labelling", "ranking"})
+    assert phases.report("sampling", gd.Progress(50, 100, "s", 50.0)).eta_s == \
+        pytest.approx(50 + 15 * 1.0)  # 1 s a unit, measured
+    assert phases.report("labelling", gd.Progress(1, 60, "l")).eta_s == \
+        pytest.approx(10 * 59 / 60 + 5)  # no time of its own yet: the guess
+    measured = phases.report("labelling", gd.Progress(2, 60, "l", 290.0))
+    assert measured.eta_s == pytest.approx(290 + 5)  # its own, then the rest at the rate
+    assert phases.rate == 1.0  # a guessed phase never sets the rate
+    # before any rate: the phase's own time where nothing follows it, else unknown
+    alone = gd.JobPhases({"sampling": 0, "labelling": 10}, guessed={"labelling"})
+    assert alone.report("labelling", gd.Progress(2, 60, "l", 40.0)).eta_s == 40.0
+    followed = gd.JobPhases({"labelling": 10, "ranking": 5}, guessed={"labelling"})
+    assert followed.report("labelling", gd.Progress(2, 60, "l", 40.0)).eta_s is None

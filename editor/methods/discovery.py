@@ -582,6 +582,7 @@ def optimise_mixture(clip, tokens: TokenSet, template: str, targets: torch.Tenso
     center = center.float().to(device)
     id_rows = ids.to(device)[None].expand(m, -1)
     every = max(1, config.mixture_steps // 15)
+    clock = gd.EtaClock(0, config.mixture_steps)  # its own time: its size is a guess
     with torch.enable_grad():
         for step in range(config.mixture_steps):
             weights = torch.sigmoid(logits)
@@ -596,8 +597,7 @@ def optimise_mixture(clip, tokens: TokenSet, template: str, targets: torch.Tenso
             loss.backward()
             opt.step()
             if (step + 1) % every == 0 or step + 1 == config.mixture_steps:
-                yield Progress(step + 1, config.mixture_steps,
-                               f"labelling: token mixture step {step + 1}")
+                yield clock.progress(step + 1, f"labelling: token mixture step {step + 1}")
                 if is_cancelled(cancel):
                     raise Cancelled("discovery cancelled while labelling")
     yield torch.sigmoid(logits.detach()).cpu()

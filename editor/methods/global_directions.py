@@ -90,7 +90,9 @@ class JobPhases:
     encode), which weighs it on the bar. A phase that reports its own time left measures
     the seconds per render-equivalent; the time left is then this phase's own plus the
     later phases' sizes at that rate (None until some phase has measured it). `guessed`
-    phases (their size is an estimate, not a count of renders) do not measure it."""
+    phases (their size is an estimate, not a count of renders) do not measure it, but a
+    time left they measure of their own is theirs (a discovery's labelling, guessed at
+    the sampling's rate, sat at "about 20 s left" for minutes)."""
 
     SCALE = 10_000  # Progress.total of the whole job
 
@@ -131,11 +133,11 @@ class JobPhases:
              ) -> float | None:
         if p.eta_s is not None and name not in self.guessed and left_here > 0:
             self.rate = p.eta_s / left_here
-        if self.rate is None:
+        later_units = sum(self.units[n] for n in later)
+        if self.rate is None and (p.eta_s is None or later_units > 0):
             return None
-        here = p.eta_s if p.eta_s is not None and name not in self.guessed \
-            else left_here * self.rate
-        return here + sum(self.units[n] for n in later) * self.rate
+        here = p.eta_s if p.eta_s is not None else left_here * self.rate
+        return here + later_units * (self.rate or 0.0)
 
 
 # --------------------------------------------------------------------------- statistics
