@@ -3257,6 +3257,43 @@ def test_a_change_sent_while_a_step_is_undone_is_no_step_of_its_own():
     assert doc.undo_stack.index() == 0 and doc.undo_stack.canRedo()
 
 
+def test_a_drags_merged_changes_are_not_kept_alive():
+    # PySide keeps every command pushed alive, those Qt merged and deleted too: each
+    # event of every slider drag stayed in memory, with its state, for the whole session
+    import gc
+
+    from editor.engine.editor_state import EditorState
+    from editor.ui.document import Document, StateCommand
+
+    init_application()
+    doc = Document(EditorState())
+    start = doc.state
+
+    def seeded(seed: int) -> EditorState:
+        return start.with_session(start.session.with_source(Source(seed=seed)))
+
+    def live_commands() -> int:
+        gc.collect()
+        return sum(type(o) is StateCommand and o._document is doc  # not other tests'
+                   for o in gc.get_objects())
+
+    for drag in range(3):
+        for seed in range(1, 31):
+            doc.change(seeded(100 * drag + seed), "Seed", merge_key="seed")
+        doc.end_merge()
+    assert doc.undo_stack.count() == 3 and live_commands() == 3
+    doc.undo_stack.undo()
+    assert doc.state == seeded(130)
+    doc.undo_stack.redo()
+    assert doc.state == seeded(230)
+    doc.mark_saved()  # a change after a save is a step of its own, as Qt merges
+    doc.change(seeded(7), "Seed", merge_key="seed")
+    doc.change(seeded(8), "Seed", merge_key="seed")
+    assert doc.undo_stack.count() == 4 and doc.modified
+    doc.change(seeded(230), "Seed", merge_key="seed")  # back to where it started: no step
+    assert doc.undo_stack.count() == 3 and not doc.modified
+
+
 # ------------------------------------------------------------ keys on X11
 @pytest.fixture
 def x11_text_boxes(monkeypatch):

@@ -3,11 +3,12 @@ replacing files."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QDialog, QMessageBox
+from PySide6.QtCore import QEvent, QSettings
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QWidget
 
 from editor.engine.export import ExportPlan
 from editor.engine.session import Edit, Session, Source
@@ -248,6 +249,23 @@ def test_confirm_overwrite(answers, tmp_path):
 def test_get_export_plan_returns_none_when_cancelled(monkeypatch):
     monkeypatch.setattr(ExportDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
     assert export_dialog.get_export_plan(None, SESSION) is None
+
+
+def test_the_dialog_is_deleted_once_it_has_answered(qtbot, monkeypatch, tmp_path):
+    # a child of the window, kept alive by its own connections: each Ctrl+E of a long
+    # session left another dialog (and the session it was shown) behind
+    parent = QWidget()
+    qtbot.addWidget(parent)
+
+    def accept(self):
+        self.plan = ExportPlan(kind="image", path=str(tmp_path / "a.png"), format="PNG")
+        return QDialog.DialogCode.Accepted
+    for answer in (lambda self: QDialog.DialogCode.Rejected, accept):
+        monkeypatch.setattr(ExportDialog, "exec", answer)
+        export_dialog.get_export_plan(parent, SESSION)
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+        assert parent.findChildren(ExportDialog) == []
 
 
 def test_targets_that_cannot_be_written_are_refused_before_any_question(

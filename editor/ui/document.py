@@ -101,8 +101,26 @@ class Document(QObject):
         if new_state == self._state or self._replaying:
             return  # a panel echoing the state being restored is no step of its own
         key = None if merge_key is None else (merge_key, self._merge_round)
-        self.undo_stack.push(StateCommand(self, self._state, new_state, text, key))
+        top = self._open_step(key)
+        if top is not None and new_state != top.before:
+            # merged here, as push would merge it: PySide keeps every command pushed
+            # alive, the ones Qt merged and deleted too, so each event of every drag
+            # stayed in memory with its state for the rest of the session
+            top.after = new_state
+            self._replay(new_state)
+        else:  # a new step, or a drag back to its start, which Qt drops
+            self.undo_stack.push(StateCommand(self, self._state, new_state, text, key))
         self._revision += 1
+
+    def _open_step(self, key: object) -> StateCommand | None:
+        """The last step, where a change with `key` would merge into it (QUndoStack.push's
+        rule: the same key, not the saved step, nothing to redo after it)."""
+        stack = self.undo_stack
+        index = stack.index()
+        if key is None or index == 0 or index != stack.count() or index == stack.cleanIndex():
+            return None
+        top = stack.command(index - 1)
+        return top if isinstance(top, StateCommand) and top.merge_key == key else None
 
     def end_merge(self) -> None:
         """The current drag or typing burst is over: the next change starts a new step."""

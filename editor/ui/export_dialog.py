@@ -520,4 +520,8 @@ def get_export_plan(parent: QWidget | None, session: Session, resolution: int | 
                     busy: Iterable[Path] = ()) -> ExportPlan | None:
     """Show the dialog; the chosen plan, or None if cancelled."""
     dialog = ExportDialog(session, parent, resolution, edit_id, failing, busy)
-    return dialog.plan if dialog.exec() == QDialog.DialogCode.Accepted else None
+    try:
+        return dialog.plan if dialog.exec() == QDialog.DialogCode.Accepted else None
+    finally:
+        # the window's child otherwise: each Ctrl+E kept another dialog and its session
+        dialog.deleteLater()
