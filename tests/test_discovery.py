@@ -386,6 +386,18 @@ def test_second_run_loads_the_cache_and_a_damaged_entry_is_recomputed(planted, t
     assert dc.load_discovery(entry) is not None
 
 
+def test_a_cached_discovery_carries_no_cache_checksums(planted, tmp_path):
+    # `atelier discover --json` wrote the cache file's sha256 and info_sha256 into "info"
+    # when the result came from the cache, and not when it was just made
+    gen, fake = planted
+    config = dc.DiscoveryConfig(n_samples=120, k=3, psi=1.0, mixture_steps=20, batch_size=60)
+    entry = _entry(tmp_path, config)
+    first = _run_cached(gen, fake, entry, config)
+    second = _run_cached(gen, fake, entry, config)
+    assert second.from_cache
+    assert second.to_json()["info"] == first.to_json()["info"]
+
+
 @pytest.mark.parametrize("change", ["label is a number", "confidence inf", "notes list",
                                     "direction dropped", "direction not a dict",
                                     "variance NaN", "variance negative", "std NaN",

@@ -66,6 +66,7 @@ from .covariation import Samples, gated_scores
 from .covariation import iter_samples as sample_images
 from .global_directions import Progress, WSampler
 from .precompute import (
+    CHECKSUM_FIELDS,
     Cancelled,
     CancelToken,
     is_cancelled,
@@ -1056,7 +1057,8 @@ def _from_entry(tensors: dict[str, torch.Tensor], info: dict, key: str) -> Disco
         return None  # the header lists fewer directions than the file holds
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
         return None
-    info = {k: v for k, v in info.items() if k != "directions"}
+    # not the file's checksums: `discover --json` wrote them when the result was cached
+    info = {k: v for k, v in info.items() if k != "directions" and k not in CHECKSUM_FIELDS}
     return Discovery(directions, explained, info, key, from_cache=True)
 
 

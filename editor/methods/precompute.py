@@ -178,6 +178,10 @@ def _info_checksum(info: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# what save_checked adds to an entry's info: the file's, not part of what it holds
+CHECKSUM_FIELDS = ("sha256", "info_sha256")
+
+
 def save_checked(entry: TensorCache, tensors: dict[str, torch.Tensor], info: dict,
                  partial: bool = False) -> None:
     """Write a cache entry (atomically) with checksums of its tensors and of its info."""

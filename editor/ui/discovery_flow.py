@@ -44,14 +44,16 @@ MAX_WORDS = 200  # more would make the labelling slow and the list unreadable
 
 
 def parse_words(text: str) -> list[str]:
-    """Comma- or line-separated words and phrases, trimmed, each once, in order (all of
-    them: set_words keeps MAX_WORDS and says so)."""
-    found: list[str] = []
+    """Comma- or line-separated words and phrases, trimmed, each once in any case (as the
+    vocabulary takes them: "Freckles" after "freckles" labelled nothing new, yet was kept
+    and counted), in order (all of them: set_words keeps MAX_WORDS and says so)."""
+    # by a dict, not a list's `in`: 10,000 pasted words took 0.6 s on the UI thread,
+    # 100,000 almost a minute
+    found: dict[str, str] = {}
     for part in text.replace("\n", ",").split(","):
-        word = one_line(part)
-        if word and word not in found:
-            found.append(word)
-    return found
+        if word := one_line(part):
+            found.setdefault(word.casefold(), word)
+    return list(found.values())
 
 
 def remembered_transfer() -> str:
