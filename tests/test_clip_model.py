@@ -306,6 +306,30 @@ def test_behind_a_proxy_the_proxy_looks_the_name_up(tmp_path, monkeypatch):
     assert asked == [] and tried  # the download itself was tried
 
 
+@pytest.mark.parametrize("env", [
+    {"no_proxy": "localhost,127.0.0.1"},  # set on many machines that have no proxy
+    {"http_proxy": "http://proxy.example:3128"},  # not used for an https download
+    {"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": ".huggingface.co"},
+])
+def test_a_download_not_through_a_proxy_looks_the_name_up(tmp_path, monkeypatch, env):
+    # any proxy variable, no_proxy alone too, skipped the look-up: offline, the client
+    # retried the host for a minute again
+    import open_clip.pretrained
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("went on to the download")
+
+    asked = _unresolvable(monkeypatch)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", forbidden)
+    with pytest.raises(ClipError, match="could not be looked up"):
+        ClipModel.from_pretrained("ViT-B-32", "openai", cache_dir=tmp_path, download=True)
+    assert asked == ["huggingface.co"]
+
+
 def test_missing_openai_weights_say_to_import_them_with_quickgelu(tmp_path, no_network):
     # "import it as a local CLIP checkpoint for ViT-B-32": done so, the import found
     # ViT-B-32 from the shapes and loaded OpenAI's weights with GELU (other embeddings).

@@ -107,6 +107,26 @@ def test_a_stack_longer_than_the_cache_computes_no_direction_again(tiny_generato
     assert computed == []
 
 
+def test_a_drag_of_one_edits_direction_computes_only_that_one(tiny_generator, monkeypatch):
+    # the caches dropped the entry made first, not the one used last: a drag that changes
+    # one edit's direction (its β) pushed out those the next frame needed, and every other
+    # frame of a stack as long as the caches computed every edit's direction again
+    ctx = EditingContext(tiny_generator, cache_size=4)
+    n = sum(s.channels for s in tiny_generator.style_specs)
+    session = Session(edits=tuple(_delta_edit(n, i, 1.0) for i in range(6)))
+    ctx.compose(session, {})
+    computed = []
+    compute = ctx._compute_direction
+    monkeypatch.setattr(ctx, "_compute_direction",
+                        lambda edit: computed.append(edit.id) or compute(edit))
+    dragged = session.edits[3].id
+    for value in (2.0, 3.0, 4.0, 5.0):
+        params = {"delta": _delta_edit(n, 3, value).params["delta"]}
+        session = session.update_edit(dragged, params=params)
+        ctx.compose(session, {})
+    assert computed == [dragged] * 4
+
+
 def test_text_edit_without_precompute_is_a_clear_error(tiny_generator):
     from tests.conftest import make_tiny_clip
 

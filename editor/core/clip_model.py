@@ -1040,19 +1040,29 @@ def _load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
         raise ClipError(f"{what}: the weights could not be loaded ({e})") from e
 
 
-def _download_host(pcfg: Mapping[str, Any]) -> str | None:
+def _download_url(pcfg: Mapping[str, Any]) -> urllib.parse.SplitResult:
     if pcfg.get("hf_hub"):
-        return urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-                                     ).hostname
-    return urllib.parse.urlsplit(pcfg.get("url") or "").hostname
+        return urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return urllib.parse.urlsplit(pcfg.get("url") or "")
+
+
+def _through_proxy(scheme: str, host: str) -> bool:
+    """Whether a request for `host` goes through a proxy: one for its scheme (or all), the
+    host not exempted by no_proxy. A no_proxy alone, or an http_proxy for an https
+    download, is no proxy: the name is looked up here, and offline the client retried it
+    for a minute."""
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(scheme) or proxies.get("all")) \
+        and not urllib.request.proxy_bypass(host)
 
 
 def _look_up_host(pcfg: Mapping[str, Any]) -> None:
     """Fail at once where the download's host name cannot be looked up (offline): the
     Hugging Face client retries that with back-off for about a minute first. Behind a proxy
     the proxy looks names up, so nothing is checked here."""
-    host = _download_host(pcfg)
-    if not host or urllib.request.getproxies():
+    url = _download_url(pcfg)
+    host = url.hostname
+    if not host or _through_proxy(url.scheme, host):
         return
     try:
         socket.getaddrinfo(host, 443)

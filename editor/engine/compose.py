@@ -317,7 +317,7 @@ class EditingContext:
     @torch.no_grad()
     def source_code(self, source: Source) -> StyleCode:
         key = (source.kind, source.seed, source.psi, source.wplus_path, source.wplus_data)
-        code = self._sources.get(key)
+        code = self._recall(self._sources, key)
         if code is None:
             code = self.generator.styles(self.source_wplus(source))
             self._remember(self._sources, key, code)
@@ -326,7 +326,7 @@ class EditingContext:
     # ----------------------------------------------------------------- edits
     def direction(self, edit: Edit) -> gd.EditDirection:
         key = self._direction_key(edit)
-        cached = self._deltas.get(key)
+        cached = self._recall(self._deltas, key)
         if cached is None:
             cached = self._compute_direction(edit)
             self._remember(self._deltas, key, cached)
@@ -336,7 +336,7 @@ class EditingContext:
         """edit.direction_key(), remembered per params object: a slider drag makes a new
         Edit per value but shares its params, and the key of an explicit delta edit
         serialises thousands of floats (milliseconds per frame at 1024 px)."""
-        hit = self._keys.get(id(edit.params))
+        hit = self._recall(self._keys, id(edit.params))
         if hit is not None and hit[0] is edit.params and hit[1] == edit.kind:
             return hit[2]
         key = edit.direction_key()
@@ -379,6 +379,17 @@ class EditingContext:
             delta = delta_of_edit(edit, n_channels).to(self.device)
             return gd.EditDirection(delta, int((delta != 0).sum()), 1.0)
         raise EditError(f"unknown edit kind {edit.kind!r}")
+
+    @staticmethod
+    def _recall(cache: OrderedDict, key):
+        """The value cached under `key` (None if none), kept as the last used: evicted in
+        the order they were first made, a drag of one edit's β pushed out the entries the
+        next frame needed, and a long stack computed every direction again every other
+        frame."""
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
 
     def _remember(self, cache: OrderedDict, key, value) -> None:
         cache[key] = value
@@ -433,7 +444,7 @@ class EditingContext:
         if edit.kind != "global":
             return {}
         key = (str(edit.params.get("neutral", "")), str(edit.params.get("target", "")))
-        notes = self._notes.get(key)
+        notes = self._recall(self._notes, key)
         if notes is None:
             notes = self._read_prompts(edit.params)
             self._remember(self._notes, key, notes)
