@@ -1342,8 +1342,12 @@ def test_a_guessed_phase_that_measures_its_own_time_left_is_believed():
     measured = phases.report("labelling", gd.Progress(2, 60, "l", 290.0))
     assert measured.eta_s == pytest.approx(290 + 5)  # its own, then the rest at the rate
     assert phases.rate == 1.0  # a guessed phase never sets the rate
-    # before any rate: the phase's own time where nothing follows it, else unknown
-    alone = gd.JobPhases({"sampling": 0, "labelling": 10}, guessed={"labelling"})
-    assert alone.report("labelling", gd.Progress(2, 60, "l", 40.0)).eta_s == 40.0
-    followed = gd.JobPhases({"labelling": 10, "ranking": 5}, guessed={"labelling"})
-    assert followed.report("labelling", gd.Progress(2, 60, "l", 40.0)).eta_s is None
+    # no counted phase measured (the samples were kept): the phase's own time, and the
+    # later phases at its own rate; "ETA --" all through the labelling before
+    kept = gd.JobPhases({"sampling": 100, "labelling": 10, "ranking": 5},
+                        guessed={"labelling", "ranking"})
+    kept.skip("sampling")
+    assert kept.report("labelling", gd.Progress(1, 60, "l")).eta_s is None
+    assert kept.report("labelling", gd.Progress(30, 60, "l", 40.0)).eta_s == \
+        pytest.approx(40 + 5 * 40 / 5)
+    assert kept.rate is None

@@ -133,11 +133,16 @@ class JobPhases:
              ) -> float | None:
         if p.eta_s is not None and name not in self.guessed and left_here > 0:
             self.rate = p.eta_s / left_here
+        rate = self.rate
+        if rate is None and p.eta_s is not None and left_here > 0:
+            # no counted phase has measured (its work was cached: a discovery's kept
+            # samples): the later phases at this one's own rate, a guess by a guess
+            rate = p.eta_s / left_here
         later_units = sum(self.units[n] for n in later)
-        if self.rate is None and (p.eta_s is None or later_units > 0):
+        if p.eta_s is None and rate is None or later_units > 0 and rate is None:
             return None
-        here = p.eta_s if p.eta_s is not None else left_here * self.rate
-        return here + later_units * (self.rate or 0.0)
+        here = p.eta_s if p.eta_s is not None else left_here * rate
+        return here + later_units * (rate or 0.0)
 
 
 # --------------------------------------------------------------------------- statistics
