@@ -11,6 +11,8 @@ import json
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import urllib.error
 import warnings
 import zipfile
@@ -980,3 +982,16 @@ def test_weights_whose_tokenizer_needs_a_missing_package_are_refused_at_import(
     # the same weights under a name whose tokenizer is open_clip's own are fine
     monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "Tiny-Plain", tiny)
     assert identify_model_file(path, clip_arch="Tiny-Plain").arch == "Tiny-Plain"
+
+
+def test_the_window_imports_open_clip_only_when_a_clip_loads():
+    # open_clip brings torchvision, timm and torch._dynamo (about 2 s on the 2-core CPU),
+    # which the window imported before it showed; its render worker loads the CLIP later
+    code = ("import sys, editor.ui.main_window; from editor.core import clip_model; "
+            "print(sorted(m for m in ('open_clip', 'torchvision', 'timm') if m in sys.modules)); "
+            "clip_model.ClipModel.from_config(" + repr(TINY_VIT) + ", name='tiny'); "
+            "print(sorted(m for m in ('open_clip', 'torchvision') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[]", "['open_clip', 'torchvision']"]

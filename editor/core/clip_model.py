@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import importlib
 import importlib.util
 import json
 import logging
@@ -38,12 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
-from open_clip.transform import PreprocessCfg
-from torchvision.transforms import InterpolationMode
 
 from .checkpoints import (
     PICKLE_READ_ERRORS,
@@ -62,6 +60,22 @@ from .hashing import state_dict_hash
 from .paths import atomic_path
 from .prompt_templates import IMAGENET_TEMPLATES
 from .tensor_files import readable_name, save_tensors
+
+
+class _ImportedOnUse:
+    """A module imported when one of its names is first used. open_clip brings torchvision,
+    timm and (through torchvision's ops) torch._dynamo: about 2 s on the development CPU,
+    which the window spent before it showed, for a CLIP its render worker loads after."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+open_clip = _ImportedOnUse("open_clip")
+TF = _ImportedOnUse("torchvision.transforms.functional")
 
 FORMAT_NAME = "latent-atelier-clip"
 FORMAT_VERSION = 1
@@ -106,15 +120,22 @@ def _triple(value: float | Sequence[float]) -> tuple[float, float, float]:
     return a, b, c
 
 
-_PREPROCESS_KEYS = frozenset(asdict(PreprocessCfg()))
+def _default_preprocess() -> dict:
+    """open_clip's default preprocessing (PreprocessCfg), a new dict each time."""
+    return asdict(open_clip.transform.PreprocessCfg())
+
+
+@functools.cache
+def _preprocess_keys() -> frozenset[str]:
+    return frozenset(_default_preprocess())
 
 
 def _merged_preprocess(model: torch.nn.Module, overrides: Mapping[str, Any] | None) -> dict:
     """open_clip's defaults, then `overrides` (a pretrained tag's or a config's), with the size
     always taken from the vision tower, as open_clip's factory does."""
-    cfg = asdict(PreprocessCfg())
+    cfg = _default_preprocess()
     cfg.update({k: v for k, v in (overrides or {}).items()
-                if k in _PREPROCESS_KEYS and v is not None})
+                if k in _preprocess_keys() and v is not None})
     size = getattr(model.visual, "image_size", None)
     if size is not None:
         cfg["size"] = size
@@ -125,7 +146,7 @@ def _resize_crop(x: torch.Tensor, pp: ImagePreprocess) -> torch.Tensor:
     """Tensor version of open_clip's eval transform (torchvision Resize + CenterCrop). With
     antialias on, torch's bicubic uses PIL's kernel both when shrinking and enlarging."""
     bilinear = pp.interpolation == "bilinear"
-    mode = InterpolationMode.BILINEAR if bilinear else InterpolationMode.BICUBIC
+    mode = TF.InterpolationMode.BILINEAR if bilinear else TF.InterpolationMode.BICUBIC
     th, tw = pp.size
     h, w = x.shape[-2:]
     if pp.resize_mode == "squash":
@@ -583,7 +604,7 @@ def _tags_preprocess(arch: str) -> dict:
     """How images enter `arch` where every open_clip tag of it agrees (SigLIP's and PE's 0.5
     mean/std, MobileCLIP's 0/1 and bilinear), for its weights read from a file; else {}:
     open_clip's defaults, OpenAI's, which open_clip itself gives any file."""
-    default = asdict(PreprocessCfg())
+    default = _default_preprocess()
     seen = set()
     for tag in open_clip.list_pretrained_tags_by_model(arch):
         pcfg = open_clip.get_pretrained_cfg(arch, tag)
