@@ -113,8 +113,10 @@ class Document(QObject):
         self._revision += 1
 
     def _open_step(self, key: object) -> StateCommand | None:
-        """The last step, where a change with `key` would merge into it (QUndoStack.push's
-        rule: the same key, not the saved step, nothing to redo after it)."""
+        """The last step, where a change with `key` would merge into it: the same key, not
+        the saved step, nothing to redo after it. (QUndoStack.push drops the steps to redo
+        first and may merge then; such a rare change, during a drag just undone, is left
+        to push.)"""
         stack = self.undo_stack
         index = stack.index()
         if key is None or index == 0 or index != stack.count() or index == stack.cleanIndex():
