@@ -48,3 +48,19 @@ def test_the_commands_read_it_before_any_model_loads(capsys):
             main([*argv, "--generator", "ffhq-1024-nvidia"])
         assert ended.value.code == 2
         assert "`atelier models download ffhq-1024-nvidia`" in capsys.readouterr().err
+
+
+def test_every_command_says_its_models_may_be_installed_ones():
+    # --generator takes an installed model's name in every command, and an installed
+    # CLIP's file needs no --clip-arch (its architecture was found at import); the help of
+    # import-styleclip's --generator and every CLIP file option said neither
+    from editor.cli import build_parser
+
+    for command in ("edit", "invert", "discover", "precompute", "import-styleclip"):
+        sub = next(a for a in build_parser(command)._actions
+                   if isinstance(a, argparse._SubParsersAction)).choices[command]
+        helps = {opt: a.help for a in sub._actions for opt in a.option_strings}
+        assert "installed by `atelier models`" in helps["--generator"], command
+        assert helps["--clip-file"] == helps["--clip-checkpoint"], command
+        assert "unless saved by this program or installed by `atelier models`" \
+            in helps["--clip-file"], command

@@ -18,7 +18,7 @@ from editor.core.paths import unwritable_reason
 
 from . import command_help
 from .failures import failure_line
-from .model_options import generator_path
+from .model_options import GENERATOR_HELP, generator_path
 from .precompute import (
     MAX_STATS_SAMPLES,
     add_clip_args,
@@ -39,8 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a file made for another generator or CLIP is refused.")
     p.add_argument("fs3", metavar="FS3.npy", help="StyleCLIP's fs3.npy")
     p.add_argument("--generator", required=True, type=generator_path, metavar="PATH",
-                   help="the generator the file was made for (rosinality .pt, NVIDIA .pkl, "
-                   ".safetensors)")
+                   help=f"the one the file was made for: {GENERATOR_HELP}")
     add_clip_args(p)
     p.add_argument("--stats", metavar="S_mean_std",
                    help="StyleCLIP's S_mean_std pickle (read without running anything); "

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 GENERATOR_HELP = ("generator file (rosinality .pt, NVIDIA .pkl, .safetensors), or the name "
                   "of one installed by `atelier models`")
+# An installed CLIP's architecture was found (or named) at its import: its file needs no
+# --clip-arch (zoo.installed_clip_arch), as the README says.
+CLIP_FILE_HELP = ("CLIP weights file (with --clip-arch unless saved by this program or "
+                  "installed by `atelier models`)")
 
 
 def generator_path(text: str) -> str:
@@ -60,7 +64,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     clip = models.add_mutually_exclusive_group()
     clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", type=non_empty,
                       metavar="PATH",
-                      help="CLIP weights file (with --clip-arch unless saved by this program)")
+                      help=CLIP_FILE_HELP)
     clip.add_argument("--clip-pretrained", type=non_empty, metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
     models.add_argument("--clip-arch", type=non_empty, metavar="ARCH",

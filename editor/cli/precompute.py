@@ -32,7 +32,7 @@ from editor.engine.session import PSI_RANGE
 
 from . import command_help
 from .failures import failure_line
-from .model_options import GENERATOR_HELP, generator_path
+from .model_options import CLIP_FILE_HELP, GENERATOR_HELP, generator_path
 from .outputs import (
     StatusLine,
     check_outputs,
@@ -117,7 +117,7 @@ def add_clip_args(p: argparse.ArgumentParser) -> None:
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
     clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
                       type=non_empty, metavar="PATH",
-                      help="local CLIP weights (with --clip-arch unless saved by this program)")
+                      help=CLIP_FILE_HELP)
     clip.add_argument("--clip-config", type=non_empty, metavar="JSON",
                       help="open_clip model config: a .json file or inline JSON (random "
                       "weights unless --clip-weights is given)")
