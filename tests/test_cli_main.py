@@ -15,7 +15,7 @@ from editor.cli import main
 from editor.cli.outputs import StatusLine
 from editor.methods.global_directions import Progress
 
-GEN = __file__  # a --generator that exists (a file is checked when the command is read)
+GEN = __file__  # a model file that exists (a file is checked when the command is read)
 
 
 def _atelier(argv: list[str]) -> int:
@@ -337,7 +337,7 @@ def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, me
     # what the old code went on to do would crash the tests, or sample 1e8 images
     monkeypatch.setattr("torch.set_num_threads", _no_precompute)
     _forbid_opening_a_pack(monkeypatch)
-    rest = {"precompute": ["--generator", GEN, "--clip-checkpoint", "c.pt"],
+    rest = {"precompute": ["--generator", GEN, "--clip-checkpoint", GEN],
             "edit": ["-o", "x.png"], "discover": [],
             "import-styleclip": ["fs3.npy", "--generator", GEN]}[argv[0]]
     assert _atelier([*argv, *rest]) == 2
@@ -348,8 +348,8 @@ def test_numbers_a_run_cannot_take_are_refused_when_the_command_is_read(argv, me
     ["discover", "--generator", ""], ["discover", "--json", ""],
     ["discover", "--clip-file", ""], ["discover", "--vocab", ""],
     ["precompute", "--generator", GEN, "--clip-checkpoint", ""],
-    ["precompute", "--generator", GEN, "--clip-checkpoint", "c.pt", "--into", ""],
-    ["precompute", "--generator", GEN, "--clip-checkpoint", "c.pt", "--json", ""],
+    ["precompute", "--generator", GEN, "--clip-checkpoint", GEN, "--into", ""],
+    ["precompute", "--generator", GEN, "--clip-checkpoint", GEN, "--json", ""],
 ])
 def test_an_empty_name_is_refused_when_the_command_is_read(argv, capsys, monkeypatch):
     # `--generator "$GEN"` with GEN unset opened the demo generator, `--json ""` wrote

@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from editor.cli.model_options import generator_path
+from editor.cli.model_options import clip_file_path, generator_path
 from editor.core import zoo
 
 
@@ -64,3 +64,19 @@ def test_every_command_says_its_models_may_be_installed_ones():
         assert helps["--clip-file"] == helps["--clip-checkpoint"], command
         assert "unless saved by this program or installed by `atelier models`" \
             in helps["--clip-file"], command
+
+
+def test_a_clip_file_option_takes_an_installed_clips_name_too(tmp_path):
+    # --clip-file took a path only: an installed CLIP had to be found under the cache
+    src = tmp_path / "clip.safetensors"
+    src.write_bytes(b"weights")
+    model = zoo.import_file(src, name="my-clip")  # (no identify: recorded as it is)
+    assert clip_file_path("my-clip") == str(model.path)
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match="clip-vit-b-16-openai is not installed: `atelier models "
+                             "download clip-vit-b-16-openai` gets it"):
+        clip_file_path("clip-vit-b-16-openai")
+    with pytest.raises(argparse.ArgumentTypeError, match="is a generator, not a CLIP model"):
+        clip_file_path("ffhq-1024-rosinality")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^\S+missing.pt does not exist$"):
+        clip_file_path(str(tmp_path / "missing.pt"))

@@ -470,7 +470,7 @@ def test_a_file_that_is_no_fs3_is_refused_before_the_models_load(tmp_path, capsy
     np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4), np.float32))
     for name, said in (("S", "a pickle"), ("cube.npy", "has shape (2, 3, 4)")):
         assert main(["import-styleclip", str(tmp_path / name),
-                     "--generator", __file__, "--clip-checkpoint", "c.safetensors"]) == 1
+                     "--generator", __file__, "--clip-checkpoint", __file__]) == 1
         assert said in capsys.readouterr().err
 
 

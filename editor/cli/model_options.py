@@ -23,13 +23,23 @@ GENERATOR_HELP = ("generator file (rosinality .pt, NVIDIA .pkl, .safetensors), o
 # An installed CLIP's architecture was found (or named) at its import: its file needs no
 # --clip-arch (zoo.installed_clip_arch), as the README says.
 CLIP_FILE_HELP = ("CLIP weights file (with --clip-arch unless saved by this program or "
-                  "installed by `atelier models`)")
+                  "installed by `atelier models`), or the name of one installed")
+KIND_NAMES = {"generator": "a generator", "clip": "a CLIP model"}
 
 
 def generator_path(text: str) -> str:
     """A --generator: a file, or the name of a generator in the model cache (`atelier models
     download ffhq-1024-rosinality` puts it where no one types its path). A missing one is
     a usage error before any model loads, saying how to get a known model."""
+    return _model_path(text, "generator")
+
+
+def clip_file_path(text: str) -> str:
+    """A --clip-file: a file, or the name of a CLIP in the model cache (as generator_path)."""
+    return _model_path(text, "clip")
+
+
+def _model_path(text: str, kind: str) -> str:
     if os.path.exists(non_empty(text)):
         return text  # the loader says what is wrong with a folder or a damaged file
     name = text.strip().lower()
@@ -39,18 +49,19 @@ def generator_path(text: str) -> str:
         model = None
     entries, _ = zoo.registry_entries()  # the built-in ones where the user's is damaged
     kinds = {e.name: e.kind for e in entries}
-    if model is not None and (model.kind or kinds.get(model.entry or "")) == "clip":
-        raise argparse.ArgumentTypeError(f"{text} is a CLIP model, not a generator")
+    found = (model.kind or kinds.get(model.entry or "")) if model is not None \
+        else kinds.get(name)
+    if found is not None and found != kind:
+        raise argparse.ArgumentTypeError(
+            f"{text} is {KIND_NAMES.get(found, found)}, not {KIND_NAMES[kind]}")
     if model is not None:
         return str(model.path)
-    if kinds.get(name) == "generator":
+    if found == kind:
         raise argparse.ArgumentTypeError(
             f"{text} is not installed: `atelier models download {name}` gets it")
-    if kinds.get(name) == "clip":
-        raise argparse.ArgumentTypeError(f"{text} is a CLIP model, not a generator")
     if os.sep in text or "." in os.path.basename(text):  # a path
         raise argparse.ArgumentTypeError(f"{text} does not exist")
-    close = difflib.get_close_matches(name, [n for n, k in kinds.items() if k == "generator"],
+    close = difflib.get_close_matches(name, [n for n, k in kinds.items() if k == kind],
                                       n=1, cutoff=0.3)
     hint = f"; did you mean {close[0]}?" if close else ""
     raise argparse.ArgumentTypeError(f"{text} is neither a file nor an installed model"
@@ -62,7 +73,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     models.add_argument("--generator", type=generator_path, metavar="PATH",
                         help=GENERATOR_HELP)
     clip = models.add_mutually_exclusive_group()
-    clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", type=non_empty,
+    clip.add_argument("--clip-file", "--clip-checkpoint", dest="clip_file", type=clip_file_path,
                       metavar="PATH",
                       help=CLIP_FILE_HELP)
     clip.add_argument("--clip-pretrained", type=non_empty, metavar="TAG",

@@ -32,7 +32,7 @@ from editor.engine.session import PSI_RANGE
 
 from . import command_help
 from .failures import failure_line
-from .model_options import CLIP_FILE_HELP, GENERATOR_HELP, generator_path
+from .model_options import CLIP_FILE_HELP, GENERATOR_HELP, clip_file_path, generator_path
 from .outputs import (
     StatusLine,
     check_outputs,
@@ -116,7 +116,7 @@ def add_clip_args(p: argparse.ArgumentParser) -> None:
     clip.add_argument("--clip-pretrained", type=non_empty, metavar="TAG",
                       help="open_clip pretrained tag (with --clip-arch), e.g. openai")
     clip.add_argument("--clip-checkpoint", "--clip-file", dest="clip_checkpoint",
-                      type=non_empty, metavar="PATH",
+                      type=clip_file_path, metavar="PATH",
                       help=CLIP_FILE_HELP)
     clip.add_argument("--clip-config", type=non_empty, metavar="JSON",
                       help="open_clip model config: a .json file or inline JSON (random "
