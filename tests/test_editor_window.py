@@ -3752,6 +3752,23 @@ def test_the_channel_line_counts_in_words_and_suggestions_wait_for_text_edits(qt
     assert not panel.suggest_button.isEnabled()  # an empty menu
 
 
+def test_the_prompt_list_button_shows_its_dots_alone(qtbot):
+    # the style's menu arrow was drawn over the "…" in the button's corner (screenshots
+    # under Xvfb): the button's ink is its dots, centred
+    from editor.ui.prompt_panel import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_text_edits_available(True)
+    panel.set_suggestions(["smiling face"])
+    image = panel.suggest_button.grab().toImage()
+    w, h = image.width(), image.height()
+    ink = [x for x in range(3, w - 3) for y in range(3, h - 3)
+           if image.pixelColor(x, y).lightness() < 110]  # not the lighter frame
+    assert ink and abs((min(ink) + max(ink)) / 2 - w / 2) <= 1.5
+
+
 # ------------------------------------------------------------ the stack (helper-109's audit)
 def test_a_prompt_not_added_is_said_to_be_drawn_while_a_stack_edit_is_tuned(window, qtbot):
     # it was drawn, hidden: with every stack edit off the picture still differed from the

@@ -111,6 +111,8 @@ class PromptPanel(QWidget):
         self.suggest_button.setToolTip("Prompts this model knows")
         self.suggest_button.setAccessibleName("Prompts this model knows")
         self.suggest_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # the "…" says it opens a list; the style's menu arrow drew over it in the corner
+        self.suggest_button.setStyleSheet("QToolButton::menu-indicator { image: none; }")
         self.suggest_button.setMenu(QMenu(self.suggest_button))
         self.suggest_button.setEnabled(False)
         # the form labels the row, not the box in it
