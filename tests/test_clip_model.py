@@ -913,6 +913,29 @@ def test_a_pasted_page_is_read_as_far_as_clip_reads_without_tokenizing_all_of_it
     assert max(tokenized) < 2000  # not the whole page
 
 
+def test_a_pasted_prompt_clip_reads_the_start_of_is_called_cut_without_every_template(
+        clip, monkeypatch):
+    # A 2,000-character paste (as long as readable_part leaves a prompt whole) was
+    # tokenized in each of the 79 templates to say that its end is left out: 60 ms of the
+    # window's thread on the demo CLIP, once per paste. The answer stays the templates'
+    # one for prompts of every length around the context.
+    tokenizer = clip.tokenizer
+
+    def cut_in_a_template(text):
+        return any(len(tokenizer.encode(t.replace("{}", text))) + 2 > clip.context_length
+                   for t in IMAGENET_TEMPLATES)
+
+    for words in range(1, clip.context_length + 4):
+        text = " ".join(["glasses!"] + ["face"] * words + ["hair."])
+        assert clip.prompt_is_cut(text) is cut_in_a_template(text), words
+    page = ("a face with glasses, smiling and with red hair; " * 50)[:2000]
+    encoded: list[int] = []
+    encode = tokenizer.encode
+    monkeypatch.setattr(tokenizer, "encode", lambda t: (encoded.append(len(t)), encode(t))[1])
+    assert clip.prompt_is_cut(page)
+    assert sum(n > 1000 for n in encoded) == 1  # the prompt once, not in every template
+
+
 @pytest.mark.parametrize("letters", ["一二三四五六七八九十人大天日月山川田", "abcdefghij",
                                      "ab"])
 def test_a_long_prompt_without_spaces_is_read_as_far_as_clip_reads(clip, letters,
