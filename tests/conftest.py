@@ -96,6 +96,12 @@ def make_tiny_clip(seed: int = 0):
     return ClipModel.from_config(TINY_CLIP_CONFIG, name="tiny-clip")
 
 
+def model_ready(win) -> bool:
+    """Whether the window's model is open with its CLIP, or the reason it has none (the
+    first picture comes before the CLIP: model_loaded brings the generator alone)."""
+    return win.pack is not None and not win.pack.clip_pending
+
+
 def close_without_questions(win, qtbot) -> None:
     """Close as a test ends: no "save changes?" and no "jobs still running" question."""
     win.document.mark_saved()

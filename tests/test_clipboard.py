@@ -19,7 +19,7 @@ from editor.core.paths import cache_dir
 from editor.engine.session import Session
 from editor.ui import clipboard as cb
 from editor.ui.qimages import qimage_from_array
-from tests.conftest import close_without_questions
+from tests.conftest import close_without_questions, model_ready
 from tests.test_editor_window import (  # noqa: F401 - fixtures used by name
     _answer_crop_dialog,
     models,
@@ -304,7 +304,7 @@ def test_a_pasted_recipe_made_with_another_generator_asks_which_to_show_it_with(
     asked = _choosing(monkeypatch, OPEN_ITS_OWN)
     QApplication.clipboard().setText(path.read_text())
     window.paste()
-    qtbot.waitUntil(lambda: window.pack.name == "other", timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other", timeout=30_000)
     qtbot.waitUntil(lambda: np.array_equal(settled(window, qtbot), shown), timeout=30_000)
     assert asked == [("the pasted recipe", "other", "g")]
 

@@ -31,6 +31,7 @@ from tests.conftest import (
     discard_on_close,
     make_tiny_clip,
     make_tiny_generator,
+    model_ready,
 )
 
 RELEVANCE = RelevanceConfig(n_images=3)  # what `--precompute-images 3` uses
@@ -70,7 +71,9 @@ def window_opening(qtbot, tmp_path, monkeypatch, models) -> MainWindow:
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, models):
     win = window_opening(qtbot, tmp_path, monkeypatch, models)
-    qtbot.waitUntil(lambda: win.last_result is not None, timeout=20_000)
+    # the first picture comes before the CLIP: the tests start with both
+    qtbot.waitUntil(lambda: win.last_result is not None and model_ready(win),
+                    timeout=20_000)
     yield win
     close_without_questions(win, qtbot)
 
@@ -122,6 +125,86 @@ def test_prompt_and_alpha_change_the_image_and_undo_restores_it(window, qtbot):
     assert np.array_equal(settled(window, qtbot), edited)
     window.redo_act.trigger()
     assert np.array_equal(settled(window, qtbot), dragged)
+
+
+@pytest.fixture
+def held_clip(monkeypatch):
+    """The window's CLIP loads wait for `.set()` (the first picture does not)."""
+    import threading
+
+    from editor.engine import packs
+
+    gate, real = threading.Event(), packs.load_clip
+
+    def held(*args, **kwargs):
+        assert gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(packs, "load_clip", held)
+    yield gate
+    gate.set()  # a worker still waiting lets the window close
+
+
+def test_the_picture_comes_before_the_clip_and_a_prompt_typed_meanwhile_waits_for_it(
+        qtbot, tmp_path, monkeypatch, models, held_clip):
+    win = window_opening(qtbot, tmp_path, monkeypatch, models)
+    try:
+        qtbot.waitUntil(lambda: win.last_result is not None, timeout=20_000)
+        pp, generation, drawn = win.prompt_panel, win._generation, win.last_result
+        assert win.pack.clip_pending and win.pack.clip is None
+        # the panel stays on, and says why a prompt is not drawn at once
+        assert pp.target.isEnabled() and pp.notice.isVisibleTo(pp)
+        assert "Loading CLIP" in pp.notice.text()
+        assert "loading" in win.directions_panel.info.text()
+        type_prompt(win, "face with glasses")
+        asked = win.last_request
+        assert asked.session.needs_clip
+        qtbot.wait(300)
+        assert win.last_result is drawn and win.pack.clip_pending  # held, not failed
+        held_clip.set()
+        qtbot.waitUntil(lambda: not win.pack.clip_pending, timeout=20_000)
+        again = win.last_request  # asked again with the CLIP: its recipe names it
+        assert again.seq > asked.seq
+        qtbot.waitUntil(lambda: win.last_result.seq >= again.seq, timeout=20_000)
+        assert win._generation == generation  # the same generator's picture, kept
+        assert win.pack.clip is not None and win.pack.has_directions
+        assert pp.target.isEnabled() and not pp.notice.isVisibleTo(pp)
+        result = win.last_result
+        assert result.ok and all(s.error is None for s in result.edit_status.values())
+        # the picture's recipe names the CLIP that drew it
+        assert result.session == win.current_session()
+    finally:
+        close_without_questions(win, qtbot)
+
+
+def test_a_clip_that_fails_to_load_is_said_once_and_the_picture_stays(
+        qtbot, tmp_path, monkeypatch, models):
+    from editor.engine import packs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(packs, "load_clip", broken)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    win = window_opening(qtbot, tmp_path, monkeypatch, models)
+    try:
+        qtbot.waitUntil(lambda: bool(shown) and win.last_result is not None, timeout=20_000)
+        qtbot.wait(700)  # past the worker's idle turn: not tried again
+        assert len(shown) == 1 and "RuntimeError: a bug" in shown[0]
+        assert win.last_result.ok and win.pack is not None
+        pp = win.prompt_panel
+        assert not pp.target.isEnabled() and "RuntimeError: a bug" in pp.notice.text()
+    finally:
+        close_without_questions(win, qtbot)
+
+
+def test_a_clip_loaded_for_a_model_opened_before_is_dropped(window, qtbot):
+    shown, request = window.pack, window.last_request
+    stale = dataclasses.replace(shown, model=dataclasses.replace(shown.model))
+    window.worker.clip_loaded.emit(stale)  # another model's, or a superseded load's
+    qtbot.wait(100)
+    assert window.pack is shown and window.last_request is request
 
 
 def test_two_edits_with_one_disabled_match_the_single_edit_cli_render(window, qtbot, models,
@@ -176,7 +259,7 @@ def test_a_cancelled_precompute_leaves_the_window_usable(window, qtbot, tmp_path
     window.open_generator(str(other), ClipSource(path=str(clip)),
                           relevance_config=RelevanceConfig(n_images=200, psi=1.0),
                           stats_samples=20_000)
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other",
                     timeout=20_000)
     assert not window.pack.has_directions
     assert not window.prompt_panel.target.isEnabled()
@@ -418,7 +501,7 @@ def test_a_pack_made_with_other_settings_is_shown_and_the_usual_one_offered(
     monkeypatch.setattr(packs, "DEMO_STATS_SAMPLES", STATS)
     gen, clip, _ = models
     window.open_generator(str(gen), ClipSource(path=str(clip)))
-    qtbot.waitUntil(lambda: window.pack is not None and not window.pack.settings_given,
+    qtbot.waitUntil(lambda: model_ready(window) and not window.pack.settings_given,
                     timeout=20_000)
     assert window.pack.other_settings() == "--n-images 3"
     assert window.status_model.text().endswith(" · directions with --n-images 3")
@@ -473,7 +556,7 @@ def test_a_precompute_ending_after_its_model_was_opened_again_gives_it_the_new_d
     monkeypatch.setattr(packs.OpenPack, "precompute", after_the_reopening)
     gen, clip, _ = models
     window.open_generator(str(gen), ClipSource(path=str(clip)))
-    qtbot.waitUntil(lambda: window.pack is not None and not window.pack.settings_given,
+    qtbot.waitUntil(lambda: model_ready(window) and not window.pack.settings_given,
                     timeout=20_000)
     assert window.pack.other_settings() == "--n-images 3"
     monkeypatch.setattr(QMessageBox, "question",
@@ -482,7 +565,7 @@ def test_a_precompute_ending_after_its_model_was_opened_again_gives_it_the_new_d
         window.start_precompute()
     first = window.pack
     window.open_generator(str(gen), ClipSource(path=str(clip)))
-    qtbot.waitUntil(lambda: window.pack is not first, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not first, timeout=20_000)
     reopened.set()
     job = started.args[0]
     qtbot.waitUntil(lambda: job.state == "finished", timeout=60_000)
@@ -502,7 +585,7 @@ def test_a_precomputed_pack_that_could_not_be_saved_stays_in_use(window, qtbot, 
                            tmp_path / "other.safetensors")
     window.open_generator(str(other), ClipSource(path=str(tmp_path / "clip.safetensors")),
                           relevance_config=RelevanceConfig(n_images=2), stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other",
                     timeout=20_000)
 
     _cache_disk_full(monkeypatch)
@@ -788,7 +871,7 @@ def test_a_model_loaded_while_the_export_dialog_is_open_does_not_draw_the_export
 
     def dialog_while_a_model_loads(*args, **kwargs):
         window.open_generator(str(other), ClipSource(path=str(tmp_path / "clip.safetensors")))
-        qtbot.waitUntil(lambda: window.pack.name == "other", timeout=20_000)
+        qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other", timeout=20_000)
         return ExportPlan(kind="image", path=str(out), format="PNG")
 
     make_tiny_clip().save(tmp_path / "clip.safetensors")
@@ -1265,7 +1348,7 @@ def test_an_inversion_is_used_when_its_model_was_opened_again(window, qtbot, tmp
     old = window.pack
     window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not old, timeout=20_000)
     with qtbot.waitSignal(window.jobs.job_finished, timeout=120_000):
         held_inversion()
     source = window.document.state.session.source
@@ -1292,7 +1375,7 @@ def test_another_generator_after_an_inversion_starts_from_a_seed(window, qtbot, 
     old = window.pack
     window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not old, timeout=20_000)
     assert asked == ["Replace the latent?"]
     assert window.document.state.session.source.kind == "seed"
     assert "made for another generator" in window.statusBar().currentMessage()
@@ -1324,7 +1407,7 @@ def _open_other_generator(window, qtbot, tmp_path, models, resolution: int = 16)
     old = window.pack
     window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not old, timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not old, timeout=30_000)
 
 
 def test_a_saved_latent_that_another_generator_cannot_use_is_not_lost_unasked(
@@ -1468,7 +1551,7 @@ def test_a_generator_reopens_with_the_clip_it_was_used_with(window, qtbot, model
     assert remembered_clip(str(gen)) == ClipSource(path=str(clip))
     old = window.pack
     window.open_generator(str(gen), relevance_config=RELEVANCE, stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not old, timeout=20_000)
     assert window.pack.clip is not None
     assert window.pack.clip_source == ClipSource(path=str(clip))
     assert window.pack.clip.content_hash == old.clip.content_hash
@@ -1509,7 +1592,8 @@ def test_precomputes_of_one_generator_with_two_clips_are_told_apart(window, qtbo
         tmp_path / "other.safetensors")
     window.open_generator(gen, ClipSource(path=str(other)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack.clip_source.path == str(other), timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window)
+                    and window.pack.clip_source.path == str(other), timeout=20_000)
     window.start_precompute()
     assert len(started) == 2 and started[0] != started[1]
     assert started == ["Precompute directions for g with tiny-clip",
@@ -1649,7 +1733,7 @@ def test_opening_another_generator_keeps_unsaved_work_unsaved(window, qtbot, tmp
     old = window.pack
     window.open_generator(str(other), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not old, timeout=20_000)
     assert len(window.document.state.session.edits) == 1
     assert window.document.modified and "•" in window.windowTitle()  # still to be saved
     window.session_path = tmp_path / "kept.atelier.json"
@@ -2118,7 +2202,7 @@ def test_the_prompt_examples_are_in_the_packs_words(window, qtbot):
     assert suggestions and all(p.split()[0] not in ("a", "an") and "face" in p.split()
                                for p in suggestions)
     window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.is_demo, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.is_demo, timeout=20_000)
     # the demo CLIP knows cartoon faces: "a face" was not its neutral prompt
     assert panel.neutral.placeholderText() == "a cartoon face"
     assert panel.target.placeholderText() == "a cartoon face with blonde hair"
@@ -2660,11 +2744,11 @@ def test_a_real_generator_after_the_demo_gets_its_usual_psi(window, qtbot, model
 
     gen, clip, _ = models
     window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.is_demo, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.is_demo, timeout=20_000)
     assert window.document.state.session.source.psi == 1.0
     window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: not window.pack.is_demo, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and not window.pack.is_demo, timeout=20_000)
     assert window.document.state.session.source.psi == 0.7
     assert window.source_panel.psi_box.value() == pytest.approx(0.7)
 
@@ -2704,7 +2788,7 @@ def test_styleclip_directions_import_into_a_pack_without_any_and_a_mismatch_asks
     perm = torch.randperm(len(rel.vectors), generator=torch.Generator().manual_seed(0))
     np.save(tmp_path / "other_fs3.npy", rel.vectors[perm].numpy())
     window.open_generator(str(path), ClipSource(path=str(clip_path)), stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other",
                     timeout=20_000)
     assert not window.pack.has_directions and not window.prompt_panel.target.isEnabled()
     asked, running_then = [], []
@@ -2808,7 +2892,7 @@ def test_an_import_over_a_quick_try_pack_does_not_say_it_covers_every_layer(
     for _ in quick.precompute():
         pass
     window.open_generator(str(gen), ClipSource(path=str(clip)))
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "quick",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "quick",
                     timeout=20_000)
     assert window.pack.other_settings()
     window.styleclip_import.start(str(tmp_path / "fs3.npy"))
@@ -2877,7 +2961,7 @@ def test_an_fs3_dropped_on_a_generator_without_clip_asks_for_the_clip(window, qt
     path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
                           tmp_path / "noclip.safetensors")
     window.open_generator(str(path))
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "noclip",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "noclip",
                     timeout=20_000)
     assert window.pack.clip is None
     rows = sum(s.channels for s in window.pack.model.generator.style_specs if not s.is_torgb)
@@ -2898,7 +2982,7 @@ def test_a_generator_opened_without_its_clip_points_to_the_clips_one_has(window,
     path = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=5),
                           tmp_path / "mine.safetensors")
     window.open_generator(str(path))
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "mine",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "mine",
                     timeout=20_000)
     assert window.pack.clip is None and window.pack.clip_error.endswith(".")
     notice = window.prompt_panel.notice.text()
@@ -3100,14 +3184,17 @@ def test_a_pack_chosen_from_the_models_menu_opens_with_the_clip_it_was_used_with
     gen, clip, _ = models
     installed = zoo.import_file(gen, name="mine")
     window.open_generator(str(installed.path), ClipSource(path=str(clip)))
-    qtbot.waitUntil(lambda: window.pack.model.path == str(installed.path), timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window)
+                    and window.pack.model.path == str(installed.path), timeout=20_000)
     other = save_generator(make_tiny_generator(resolution=8, channel_max=16, seed=9),
                            tmp_path / "other.safetensors")
     window.open_generator(str(other))
-    qtbot.waitUntil(lambda: window.pack.model.path == str(other), timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window)
+                    and window.pack.model.path == str(other), timeout=20_000)
     window.models_menu.rebuild()
     next(a for a in window.models_menu.actions() if a.text().endswith(" mine")).trigger()
-    qtbot.waitUntil(lambda: window.pack.model.path == str(installed.path), timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window)
+                    and window.pack.model.path == str(installed.path), timeout=20_000)
     assert window.pack.clip is not None and window.pack.clip_source.path == str(clip)
 
 
@@ -3515,14 +3602,14 @@ def test_another_pack_keeps_the_typed_prompt_but_picks_channels_its_own_way(
 
     gen, clip, _ = models
     window.open_generator(str(DEMO_GENERATOR), demo_clip_source())
-    qtbot.waitUntil(lambda: window.pack.is_demo, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.is_demo, timeout=20_000)
     demo_neutral = window.pack.neutral_prompt()
     type_prompt(window, f"{demo_neutral} with red hair", neutral=demo_neutral)
     assert window.document.state.draft.params["gate"]
     monkeypatch.setattr("editor.methods.precompute.load_covariation", lambda _entry: None)
     window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: not window.pack.is_demo, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and not window.pack.is_demo, timeout=20_000)
     assert window.pack.covariation is None
     draft = window.document.state.draft
     assert draft.params == {"neutral": "face", "target": f"{demo_neutral} with red hair",
@@ -3957,7 +4044,7 @@ def test_a_pack_without_directions_says_why_once(window, qtbot, tmp_path, monkey
                            tmp_path / "other.safetensors")
     clip = make_tiny_clip().save(tmp_path / "clip2.safetensors")
     window.open_generator(str(other), ClipSource(path=str(clip)), stats_samples=2000)
-    qtbot.waitUntil(lambda: window.pack is not None and window.pack.name == "other",
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other",
                     timeout=20_000)
     settled(window, qtbot)
     panel = window.prompt_panel

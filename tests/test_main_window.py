@@ -20,7 +20,12 @@ from editor.engine.renderer import Renderer
 from editor.ui import settings_values
 from editor.ui.app import init_application
 from editor.ui.main_window import MainWindow
-from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
+from tests.conftest import (
+    close_without_questions,
+    discard_on_close,
+    make_tiny_generator,
+    model_ready,
+)
 
 
 def _settings_in(folder) -> None:
@@ -368,12 +373,13 @@ def test_the_demo_pack_loaded_at_start_keeps_the_users_recent_files_and_folder(
 
     mine = save_generator(make_tiny_generator(resolution=32), tmp_path / "mine.safetensors")
     window.open_generator(str(mine))
-    qtbot.waitUntil(lambda: window.pack is not None
+    qtbot.waitUntil(lambda: model_ready(window)
                     and window.pack.model.path == str(mine), timeout=10_000)
     window.open_generator(str(DEMO_GENERATOR))
     # its file is generator.safetensors, a name that says nothing
     assert window.canvas.message == "Loading the demo pack …"
-    qtbot.waitUntil(lambda: window.pack.model.path == str(DEMO_GENERATOR), timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window)
+                    and window.pack.model.path == str(DEMO_GENERATOR), timeout=20_000)
     assert [a.toolTip() for a in _recent_files(window)] == [str(mine)]
     assert window._last_dir() == str(tmp_path)
 
@@ -407,7 +413,7 @@ def test_a_name_that_is_not_utf8_is_not_remembered_as_another_file(window, qtbot
     model = save_generator(make_tiny_generator(resolution=32),
                            tmp_path / os.fsdecode(b"caf\xe9.safetensors"))
     window.open_generator(str(model))
-    qtbot.waitUntil(lambda: window.pack is not None
+    qtbot.waitUntil(lambda: model_ready(window)
                     and window.pack.model.path == str(model), timeout=10_000)
     assert QSettings().value("model/last_path") is None
     assert _recent_files(window) == []
@@ -420,7 +426,7 @@ def test_recent_files_are_numbered_and_show_an_ampersand_as_itself(window, qtbot
     second = save_generator(make_tiny_generator(resolution=32), tmp_path / "plain.safetensors")
     for path in (first, second):
         window.open_generator(str(path))
-        qtbot.waitUntil(lambda p=path: window.pack is not None
+        qtbot.waitUntil(lambda p=path: model_ready(window)
                         and window.pack.model.path == str(p), timeout=10_000)
     assert [a.text() for a in _recent_files(window)] == [
         "&1 plain.safetensors", "&2 R&&D.safetensors"]
@@ -444,7 +450,7 @@ def test_the_window_starts_on_the_last_model_and_falls_back_to_the_demo(
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
     try:
-        qtbot.waitUntil(lambda: win.pack is not None and win.last_result is not None,
+        qtbot.waitUntil(lambda: model_ready(win) and win.last_result is not None,
                         timeout=20_000)
         assert win.pack.model.path == str(mine if last == "mine" else demo)
         assert bool(warned) == (last == "broken")  # a file that is gone is no news
@@ -513,7 +519,7 @@ def test_a_generator_named_at_start_that_does_not_open_leaves_the_demo(qtbot, tm
     qtbot.addWidget(win)
     try:
         win.open_at_start(str(tmp_path / "broken.pt"))
-        qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+        qtbot.waitUntil(lambda: model_ready(win), timeout=20_000)
         assert win.pack.model.path == str(demo) and "broken.pt" in warned[0]
     finally:
         close_without_questions(win, qtbot)
@@ -531,7 +537,7 @@ def test_the_window_starts_on_the_demo_when_the_cache_folder_cannot_be_made(
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
     try:
-        qtbot.waitUntil(lambda: win.pack is not None and win.last_result is not None,
+        qtbot.waitUntil(lambda: model_ready(win) and win.last_result is not None,
                         timeout=30_000)
         assert win.pack.is_demo and win.pack.data is not None  # its text edits work
     finally:
@@ -586,7 +592,7 @@ def test_the_last_model_opens_at_start_whatever_its_file_is_called(qtbot, tmp_pa
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
     try:
-        qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+        qtbot.waitUntil(lambda: model_ready(win), timeout=20_000)
         assert win.pack.model.path == str(mine)
     finally:
         close_without_questions(win, qtbot)
@@ -714,7 +720,7 @@ def test_a_file_named_at_start_that_does_not_open_falls_back_on_the_model_used_l
     win = MainWindow(Renderer(device="cpu"), open_last_model=False)
     qtbot.addWidget(win)
     win.open_at_start(str(notes))
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(win), timeout=20_000)
     assert win.pack.model.path == str(last) and len(shown) == 1 and "notes.txt" in shown[0]
     assert QSettings().value("model/last_path") == str(last)
     assert str(demo) != str(last)
@@ -725,7 +731,7 @@ def _open_demo_window(qtbot) -> MainWindow:
     """A window on the bundled demo pack, once it has loaded."""
     win = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(win), timeout=30_000)
     return win
 
 
@@ -887,7 +893,7 @@ def test_a_device_the_model_cannot_open_on_is_not_kept(qtbot, tmp_path, monkeypa
     assert str(win.renderer.device) == "cpu" and win.pack is not None
     other = save_generator(make_tiny_generator(resolution=32, seed=1), tmp_path / "o.safetensors")
     win.open_generator(str(other))  # the next model opens where the pictures are drawn
-    qtbot.waitUntil(lambda: win.pack.model.path == str(other), timeout=10_000)
+    qtbot.waitUntil(lambda: model_ready(win) and win.pack.model.path == str(other), timeout=10_000)
     assert len(shown) == 1
     close_without_questions(win, qtbot)
 
@@ -1228,7 +1234,7 @@ def test_an_inversion_finished_after_a_new_history_can_be_discarded(
     shutil.copy(gated_inversion.generator, copy)
     old = window.pack
     window.open_generator(str(copy))
-    qtbot.waitUntil(lambda: window.pack is not old, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not old, timeout=20_000)
     session = window.document.state.session
     count = window.document.undo_stack.count()
     gated_inversion.release()
@@ -1298,7 +1304,7 @@ def test_settings_that_cannot_be_saved_are_said_with_the_first_model(qtbot, tmp_
     qtbot.addWidget(win)
     path = save_generator(make_tiny_generator(resolution=16), tmp_path / "tiny.safetensors")
     win.open_generator(str(path))
-    qtbot.waitUntil(lambda: win.pack is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(win), timeout=20_000)
     message = win.statusBar().currentMessage()
     assert message.startswith("tiny loaded; settings cannot be saved in ")
     assert message.endswith("(Read-only file system)")
@@ -1336,7 +1342,7 @@ def test_the_window_closed_last_comes_back_with_its_own_model_and_seed(qtbot, tm
         qtbot.addWidget(win)
         win.open_generator(str(save_generator(make_tiny_generator(seed=seed),
                                               tmp_path / f"{name}.safetensors")))
-        qtbot.waitUntil(lambda w=win: w.pack is not None, timeout=10_000)
+        qtbot.waitUntil(lambda w=win: model_ready(w), timeout=10_000)
         win._set_seed(seed)
         windows.append(win)
     first, second = windows
@@ -1345,7 +1351,7 @@ def test_the_window_closed_last_comes_back_with_its_own_model_and_seed(qtbot, tm
     again = MainWindow(Renderer(device="cpu"))
     qtbot.addWidget(again)
     try:
-        qtbot.waitUntil(lambda: again.pack is not None, timeout=10_000)
+        qtbot.waitUntil(lambda: model_ready(again), timeout=10_000)
         assert again.pack.model.path == str(tmp_path / "first.safetensors")
         assert again.document.state.session.source.seed == 11
     finally:
@@ -1381,7 +1387,7 @@ def test_the_models_menu_knows_the_generator_being_loaded_until_it_loads_or_fail
     path = save_generator(make_tiny_generator(), tmp_path / "g.safetensors")
     window.open_generator(str(path))
     assert window.models_menu.loading_generator == str(path)
-    qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: model_ready(window), timeout=10_000)
     assert window.models_menu.loading_generator is None
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a model")
@@ -1420,7 +1426,7 @@ def test_a_load_asked_for_while_another_loads_stays_in_use_until_it_has_loaded(
     assert window.models_menu.loading_generator == str(second)
     assert window._loading is not None and window._loading[0] == str(second)
     gates[str(second)].set()
-    qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: model_ready(window), timeout=10_000)
     assert window.pack.model.path == str(second) and loaded == [str(second)]
     assert window.models_menu.loading_generator is None
 
@@ -1448,7 +1454,7 @@ def test_a_load_replaced_by_another_that_fails_says_nothing(window, qtbot, tmp_p
     qtbot.wait(100)
     window.open_generator(str(good))
     gate.set()
-    qtbot.waitUntil(lambda: window.pack is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: model_ready(window), timeout=10_000)
     assert failures == [] and window.models_menu.loading_generator is None
 
 
@@ -1482,7 +1488,7 @@ def test_a_long_model_name_in_the_status_bar_is_cut_with_its_whole_text_in_the_t
     window.show()
     qtbot.waitExposed(window)
     window.open_generator(str(path))
-    qtbot.waitUntil(lambda: window.pack is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: model_ready(window), timeout=20_000)
     qtbot.wait(50)
     label = window.status_model
     assert label.width() < label.fontMetrics().horizontalAdvance(label.text())

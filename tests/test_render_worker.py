@@ -263,3 +263,106 @@ def test_letting_go_after_the_last_value_was_drawn_in_full_draws_nothing_again(w
     qtbot.waitUntil(lambda: compared.seq in collector.arrival, timeout=10_000)
     assert drawn and next(r for r in collector.results if r.seq == compared.seq).before \
         is not None
+
+
+# ---------------------------------------------------------------- the CLIP after the picture
+
+def _pack_files(tmp_path):
+    """A tiny generator and CLIP with their directions computed (text edits work)."""
+    from editor.core.checkpoints import save_generator
+    from editor.engine.packs import ClipSource, open_pack
+    from editor.methods.global_directions import RelevanceConfig
+    from tests.conftest import make_tiny_clip
+
+    gen = str(save_generator(make_tiny_generator(resolution=8, channel_max=16),
+                             tmp_path / "g.safetensors"))
+    clip = str(make_tiny_clip().save(tmp_path / "clip.safetensors"))
+    options = {"relevance_config": RelevanceConfig(n_images=3), "stats_samples": 500}
+    for _ in open_pack(gen, ClipSource(path=clip), **options).precompute():
+        pass
+    return gen, ClipSource(path=clip), options
+
+
+def _loading(w, monkeypatch, load_clip):
+    """Open signals' records, with packs.load_clip replaced by `load_clip(real, ...)`."""
+    from editor.engine import packs
+
+    real = packs.load_clip
+    monkeypatch.setattr(packs, "load_clip", lambda *a, **k: load_clip(real, *a, **k))
+    events = {"loaded": [], "clip": [], "failed": []}
+    w.model_loaded.connect(events["loaded"].append)
+    w.clip_loaded.connect(events["clip"].append)
+    w.model_failed.connect(events["failed"].append)
+    return events
+
+
+def test_the_first_picture_comes_before_the_clip_and_a_text_edit_waits_for_it(
+        worker, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from editor.engine.editor_state import EditDefaults, new_draft
+
+    w, collector, _ = worker
+    gen, clip, options = _pack_files(tmp_path)
+    loading, release = threading.Event(), threading.Event()
+
+    def held(real, *args, **kwargs):
+        loading.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    events = _loading(w, monkeypatch, held)
+    w.load_model(gen, clip, **options)
+    qtbot.waitUntil(lambda: bool(events["loaded"]), timeout=20_000)
+    first = events["loaded"][0]
+    assert first.clip_pending and first.clip is None and first.clip_error is None
+    plain = RenderRequest(Session(source=Source(seed=4)))
+    w.submit(plain)
+    qtbot.waitUntil(lambda: any(r.seq == plain.seq for r in collector.results), timeout=20_000)
+    assert next(r for r in collector.results if r.seq == plain.seq).ok
+    qtbot.waitUntil(loading.is_set, timeout=20_000)  # after the picture, not before it
+    edit = new_draft("face", "face with glasses", EditDefaults(auto_beta=True), strength=4.0)
+    text = RenderRequest(Session(source=Source(seed=4)).add_edit(edit))
+    w.submit(text)
+    qtbot.wait(300)
+    assert not events["clip"] and all(r.seq != text.seq for r in collector.results)
+    drawn_before_clip = []
+    w.clip_loaded.connect(lambda _: drawn_before_clip.append(
+        any(r.seq == text.seq for r in collector.results)))
+    release.set()
+    qtbot.waitUntil(lambda: any(r.seq == text.seq for r in collector.results), timeout=20_000)
+    assert drawn_before_clip == [False]  # held until the CLIP came, then drawn with it
+    full = events["clip"][0]
+    assert full.model is first.model and full.clip is not None and not full.clip_pending
+    assert full.has_directions and not events["failed"]
+    result = next(r for r in collector.results if r.seq == text.seq)
+    assert result.ok and result.edit_status[edit.id].error is None
+
+
+def test_a_clip_that_cannot_be_read_comes_as_clip_error_and_other_failures_as_model_failed(
+        worker, qtbot, tmp_path, monkeypatch):
+    from editor.core.errors import ClipError
+
+    w, collector, gen = worker
+    path = _saved_tiny(tmp_path)
+    failure: list[Exception] = [ClipError("the CLIP file is damaged")]
+
+    def broken(real, *args, **kwargs):
+        raise failure[0]
+
+    events = _loading(w, monkeypatch, broken)
+    w.load_model(path)  # nothing drawn: the CLIP loads once the worker is idle
+    qtbot.waitUntil(lambda: bool(events["clip"]), timeout=20_000)
+    pack = events["clip"][0]
+    assert pack.clip is None and not pack.clip_pending
+    assert pack.clip_error == "the CLIP file is damaged" and not events["failed"]
+    failure[0] = RuntimeError("a bug")
+    w.load_model(path)
+    qtbot.waitUntil(lambda: bool(events["failed"]), timeout=20_000)
+    qtbot.wait(1500)  # idle turns of the loop: the CLIP is not tried again
+    assert len(events["failed"]) == 1 and "RuntimeError: a bug" in events["failed"][0]
+    assert len(events["clip"]) == 1 and len(events["loaded"]) == 2
+    good = RenderRequest(_session(gen, 1.0))  # the generator still draws
+    w.submit(good)
+    qtbot.waitUntil(lambda: any(r.seq == good.seq for r in collector.results), timeout=10_000)
+    assert next(r for r in collector.results if r.seq == good.seq).ok

@@ -19,7 +19,12 @@ from editor.engine.renderer import Renderer
 from editor.engine.session import Session, Source
 from editor.ui.main_window import MainWindow
 from tests import test_editor_window as editor_window
-from tests.conftest import close_without_questions, discard_on_close, make_tiny_generator
+from tests.conftest import (
+    close_without_questions,
+    discard_on_close,
+    make_tiny_generator,
+    model_ready,
+)
 from tests.test_editor_window import _answering, settled
 from tests.test_main_window import _settings_in
 
@@ -87,7 +92,7 @@ def test_a_latent_opened_with_no_model_is_not_replaced_by_a_seed_unasked(bare, q
     assert bare.document.state.session.source.kind == "wplus"
     asked = _answering(monkeypatch, QMessageBox.StandardButton.Discard)
     bare.open_generator(str(other))
-    qtbot.waitUntil(lambda: bare.pack is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(bare), timeout=30_000)
     assert asked == [("Replace the latent?", "my photo was made for another generator; "
                       "opening b replaces it with seed 7. Save the session first?")]
     assert bare.document.state.session.source.kind == "seed"
@@ -144,7 +149,7 @@ def test_a_latent_file_the_session_names_is_found_when_it_opens_before_any_model
     bare.open_session(str(folder / "face.atelier.json"))
     asked = _answering(monkeypatch, QMessageBox.StandardButton.Cancel)
     bare.open_generator(str(gen))
-    qtbot.waitUntil(lambda: bare.pack is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(bare), timeout=30_000)
     assert asked == []
     source = bare.document.state.session.source
     assert source.kind == "wplus" and source.wplus_data == encode_wplus(latent)
@@ -269,7 +274,7 @@ def _session_made_with_other(window, qtbot, tmp_path, models, monkeypatch):
     other = window.pack
     window.open_generator(str(gen), ClipSource(path=str(clip)), relevance_config=RELEVANCE,
                           stats_samples=STATS)
-    qtbot.waitUntil(lambda: window.pack is not other, timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack is not other, timeout=30_000)
     return path, shown
 
 
@@ -315,7 +320,7 @@ def test_work_done_while_its_generator_loads_is_asked_about_again(window, qtbot,
     window._set_seed(1234)
     window.document.end_merge()
     asked = _answering(monkeypatch, getattr(QMessageBox.StandardButton, answer))
-    qtbot.waitUntil(lambda: window.pack.name == "other", timeout=30_000)
+    qtbot.waitUntil(lambda: model_ready(window) and window.pack.name == "other", timeout=30_000)
     qtbot.wait(50)  # the session opens from a timer after the load
     assert [title for title, _ in asked] == ["Save changes?"]
     seed = window.document.state.session.source.seed

@@ -7,6 +7,7 @@ callers run with progress and cancel (the CLI prints it, the GUI shows it in a j
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,9 @@ class OpenPack:
     # the caller chose relevance_config and stats_samples: no pack made with other
     # settings stands in for theirs
     settings_given: bool = False
+    # the CLIP is on its way (open_pack(defer_clip=True)): not "no CLIP", whose clip_error
+    # says why; with_clip() brings it
+    clip_pending: bool = False
 
     @property
     def name(self) -> str:
@@ -226,6 +230,25 @@ class OpenPack:
         that could not be saved (a full disk) is kept: it is nowhere else."""
         if not any(getattr(held, "save_error", None) for held in (self.data, self.covariation)):
             self.cached_data()
+
+    def with_clip(self, device: str | torch.device = "cpu", require_clip: bool = True
+                  ) -> OpenPack:
+        """This pack with its CLIP (or, with require_clip=False, clip_error saying why
+        there is none) and the directions cached for the two. A new pack: the window reads
+        the one it has while the render thread loads."""
+        clip, clip_error = None, None
+        if self.clip_source is not None:
+            try:
+                clip = load_clip(self.clip_source, device)
+            except (ClipError, OSError, ValueError) as e:
+                if require_clip:
+                    raise
+                clip_error = str(e)
+        else:
+            clip_error = "no CLIP model was chosen for this generator"
+        pack = dataclasses.replace(self, clip=clip, clip_error=clip_error, clip_pending=False)
+        pack.cached_data()
+        return pack
 
     def default_settings(self) -> tuple[int, RelevanceConfig]:
         """(style statistics samples, relevance settings) of this generator's usual pack:
@@ -485,27 +508,18 @@ def _first_found(candidates: list, load: Callable[..., T | None]) -> T | None:
 def open_pack(generator_path: str | Path, clip_source: ClipSource | None,
               device: str | torch.device = "cpu",
               relevance_config: RelevanceConfig | None = None,
-              stats_samples: int | None = None, require_clip: bool = True) -> OpenPack:
+              stats_samples: int | None = None, require_clip: bool = True,
+              defer_clip: bool = False) -> OpenPack:
     """Load a generator and its CLIP. With require_clip=False a CLIP that cannot be loaded
     (not downloaded, damaged) leaves a pack without text edits and says why in clip_error,
-    instead of refusing the generator too."""
-    model = load_model_info(generator_path, device)
-    clip, clip_error = None, None
-    if clip_source is not None:
-        try:
-            clip = load_clip(clip_source, device)
-        except (ClipError, OSError, ValueError) as e:
-            if require_clip:
-                raise
-            clip_error = str(e)
-    else:
-        clip_error = "no CLIP model was chosen for this generator"
+    instead of refusing the generator too. With defer_clip=True only the generator is
+    loaded (clip_pending): the window draws with it while with_clip() loads the CLIP."""
     demo = is_demo_generator(generator_path)
-    pack = OpenPack(model, clip,
-                    relevance_config or default_relevance_config(generator_path),
+    pack = OpenPack(load_model_info(generator_path, device),
+                    None, relevance_config or default_relevance_config(generator_path),
                     stats_samples or DEMO_STATS_SAMPLES,
-                    bundled_root=DEMO_DIRECTIONS if demo else None, clip_error=clip_error,
+                    bundled_root=DEMO_DIRECTIONS if demo else None,
                     clip_source=clip_source,
-                    settings_given=relevance_config is not None or stats_samples is not None)
-    pack.cached_data()
-    return pack
+                    settings_given=relevance_config is not None or stats_samples is not None,
+                    clip_pending=True)
+    return pack if defer_clip else pack.with_clip(device, require_clip)

@@ -82,6 +82,9 @@ class RenderWorker(QObject):
 
     rendered = Signal(object)  # RenderResult
     model_loaded = Signal(object)  # OpenPack (the UI treats it as opaque plain data)
+    # the OpenPack of the model loaded last, now with its CLIP (or clip_error) and its
+    # directions: model_loaded came with the generator alone (clip_pending), to draw sooner
+    clip_loaded = Signal(object)
     model_failed = Signal(str)  # a message for the user
 
     def __init__(self, renderer: Renderer, settle_s: float = 0.12, parent=None,
@@ -100,6 +103,10 @@ class RenderWorker(QObject):
         self._refresh = False
         self.pack: OpenPack | None = None  # written on the worker thread only
         self._last_full: RenderResult | None = None  # worker thread only
+        # worker thread only: the device the pack's CLIP is still to be loaded on, and
+        # whether a picture of the pack was drawn since it opened
+        self._clip_due: torch.device | None = None
+        self._drawn = False
 
     def start(self) -> None:
         self._thread.start()
@@ -143,9 +150,21 @@ class RenderWorker(QObject):
         parallel_worker_thread()
         while not self._mailbox.closed:
             self._load_pending_model()
+            # the CLIP comes after the first picture, not between model_loaded and the
+            # request that follows it
+            if self._clip_due is not None and self._drawn:
+                self._load_pending_clip()
             request = self._mailbox.take(timeout=0.5)
-            if request is None or self._mailbox.closed:  # stopping: nobody will see it
+            if self._mailbox.closed:  # stopping: nobody will see it
                 continue
+            if request is None:  # idle (no picture asked for): the CLIP waits no longer
+                if self._clip_due is not None and not self._superseded():
+                    self._load_pending_clip()
+                continue
+            if self._clip_due is not None and request.session.needs_clip:
+                self._load_pending_clip()  # held until there, not failed for want of it
+                if self._superseded():  # the next model's model_loaded asks again
+                    continue
             if (again := self._already_drawn(request)) is not None:
                 self.rendered.emit(again)
                 continue
@@ -156,6 +175,7 @@ class RenderWorker(QObject):
                     continue
             result = self._render(request, preview=False)
             self._last_full = result if result.error is None else None
+            self._drawn = True
             self.rendered.emit(result)
 
     def _already_drawn(self, request: RenderRequest) -> RenderResult | None:
@@ -189,7 +209,8 @@ class RenderWorker(QObject):
             device = pending[2] if pending[2] is not None else self.renderer.device
             self._reporting_failure(f"opening {pending[0]}", lambda: self._open(*pending),
                                     device)
-        elif refresh and self.pack is not None:
+        elif refresh and self.pack is not None and not self.pack.clip_pending:
+            # (a pending CLIP's load reads the data anyway)
             self._reporting_failure("reloading the pack's data", self._refresh_pack,
                                     self.renderer.device)
 
@@ -218,12 +239,31 @@ class RenderWorker(QObject):
     def _open(self, path: str, clip: ClipSource | None, device: torch.device | None,
               options: dict) -> None:
         device = device if device is not None else self.renderer.device
-        pack = open_pack(path, clip, device, require_clip=False, **options)
+        pack = open_pack(path, clip, device, require_clip=False, defer_clip=True, **options)
         if self._superseded():  # the next turn of the loop loads that one
             return
         self.renderer.set_context(pack.context(), device)
         self.pack = pack
+        self._clip_due, self._drawn = device, False
         self.model_loaded.emit(pack)
+
+    def _load_pending_clip(self) -> None:
+        """The second half of _open: the pack's CLIP and directions. One that cannot be
+        read gives a pack with clip_error, as open_pack does; any other failure is
+        model_failed's."""
+        device, self._clip_due = self._clip_due, None
+        self._reporting_failure(f"loading the CLIP of {self.pack.model.path}",
+                                lambda: self._take_clip(device), device)
+
+    def _take_clip(self, device: torch.device) -> None:
+        full = self.pack.with_clip(device, require_clip=False)
+        if self._superseded():  # should the next model fail to open, this one's comes
+            self._clip_due = device  # again
+            return
+        self.renderer.set_context(full.context(), device)
+        self.pack = full
+        self._last_full = None  # drawn without the CLIP's identity in its recipe
+        self.clip_loaded.emit(full)
 
     def _refresh_pack(self) -> None:
         self.pack.reread()

@@ -190,6 +190,12 @@ class Session:
         """Whether an active edit is a text edit (its direction comes from the CLIP)."""
         return any(e.kind == "global" for e in self.active_edits)
 
+    @property
+    def needs_clip(self) -> bool:
+        """Whether an enabled edit is a text edit: its direction comes from the CLIP, and
+        the window shows its status even at strength 0."""
+        return any(e.enabled and e.kind == "global" for e in self.edits)
+
     def model_mismatches(self, generator: ModelIdentity | None, clip: ModelIdentity | None,
                          directions: ModelIdentity | None = None
                          ) -> list[tuple[str, ModelIdentity, ModelIdentity]]:

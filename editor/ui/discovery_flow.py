@@ -95,7 +95,8 @@ class DiscoveryFlow(QObject):
         self._show()  # a job for another pack shows its progress under that pack's name
 
     def _show_unavailable(self, pack: OpenPack) -> None:
-        self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})")
+        self.panel.set_unavailable(f"it needs a CLIP model ({pack.clip_error})"
+                                   if not pack.clip_pending else "the CLIP is loading …")
 
     def words(self, pack: OpenPack | None = None) -> list[str]:
         """The user's label words for the pack (the open one by default)."""

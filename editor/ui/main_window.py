@@ -353,6 +353,7 @@ class MainWindow(QMainWindow):
         self.worker = RenderWorker(self.renderer, parent=self, interaction=self.interaction)
         self.worker.rendered.connect(self._on_rendered)
         self.worker.model_loaded.connect(self._on_model_loaded)
+        self.worker.clip_loaded.connect(self._on_clip_loaded)
         self.worker.model_failed.connect(self._on_model_failed)
         self.jobs = JobRunner(self, interaction=self.interaction)
         self.document = Document(parent=self)
@@ -383,6 +384,8 @@ class MainWindow(QMainWindow):
         # drawing the new prompt)
         self._drawn: Session | None = None
         self._notes_context: EditingContext | None = None  # prompt notes on this thread
+        # the pack open before the one whose CLIP is loading (a device change keeps it)
+        self._pack_before: OpenPack | None = None
         self._said_error: str | None = None  # the prompt's error the status bar told
         self.last_result: RenderResult | None = None
         self.last_request: RenderRequest | None = None
@@ -913,8 +916,10 @@ class MainWindow(QMainWindow):
         if self.pack is None:
             return EditDefaults()
         defaults = self.pack.edit_defaults
-        return defaults if self.pack.covariation is not None else dataclasses.replace(
-            defaults, gate=False)
+        # (while the CLIP loads the co-variation is not read yet: only the demo gates by
+        # default, and its co-variation ships with it)
+        return defaults if self.pack.covariation is not None or self.pack.clip_pending \
+            else dataclasses.replace(defaults, gate=False)
 
     def _on_edit_changed(self, edit_id: str, changes: dict, text: str, merge_key) -> None:
         state = self.document.state
@@ -1369,6 +1374,8 @@ class MainWindow(QMainWindow):
             self._reopen(old)  # the latent stays, with the generator it was made for
             return
         self.pack = pack
+        if old is None or not old.clip_pending:  # the pack the CLIP's will be compared to
+            self._pack_before = old
         self._generation += 1
         self._shown_seq = 0
         self._drawn = None  # the old model's pictures are never shown again
@@ -1380,14 +1387,6 @@ class MainWindow(QMainWindow):
         # a CPU, which "Loading …" misdescribed once the model was there
         self.canvas.set_message(
             f"Drawing {'the demo pack' if _is_demo_generator(info.path) else info.name} …")
-        imported = pack.data.imported_from if pack.data is not None else None
-        other = pack.other_settings()  # a quick try's pack, found for want of the usual one
-        self.status_model.setText(f"{info.name} · {info.resolution} px"
-                                  + (f" · directions from {imported}" if imported else "")
-                                  + (f" · directions with {other}" if other else ""))
-        # the file and its format ("atelier", "rosinality") are for who asks
-        self.status_model.set_tip(f"{info.path}\n{info.source_format} checkpoint"
-                                  + (f"\n{pack.settings_note()}" if other else ""))
         told = self._tell_start_note(f"{info.name} loaded; ")
         if not told and pack is not old:  # a refresh after a job would hide its message
             self.statusBar().showMessage(f"{info.name} loaded", 4000)
@@ -1395,21 +1394,8 @@ class MainWindow(QMainWindow):
             self._remember_recent(info.path)  # files and last folder out
         self.models_menu.set_current(info.path)
         settings_values.set_path(QSettings(), "model/last_path", info.path)
-        if pack.clip is not None and pack.clip_source is not None:
-            REMEMBERED_CLIPS.put(info.path, dataclasses.asdict(pack.clip_source))
-        if pack.clip is None:
-            self.prompt_panel.set_text_edits_available(False, _no_clip_text(pack))
-            if self._forget_clip_that_failed(pack):  # after this slot: a load of its own
-                QTimer.singleShot(0, self, lambda: self._open_with_default_clip(pack))
-        elif not pack.has_directions:
-            self.prompt_panel.set_text_edits_available(
-                False, "Prompt edits need this pack's directions: Models ▸ Precompute "
-                       "directions (or Import StyleCLIP directions).")
-        else:
-            self.prompt_panel.set_text_edits_available(True)
-        self.prompt_panel.set_suggestions(pack.suggestions() if pack.clip is not None else [])
         self.prompt_panel.set_placeholders(pack.neutral_prompt())
-        self.discovery.pack_changed(pack)
+        self._take_clip(pack, old)
         if first:  # a new model starts a new history, with its own defaults
             state = self.document.state
             source = self._source_for_new_model(state.session.source)
@@ -1434,14 +1420,69 @@ class MainWindow(QMainWindow):
                                 or source.kind != state.session.source.kind)
         else:
             self.request_render()
-        # a new generator, or the same one with another CLIP: offer what it lacks
-        if pack.clip is not None and not pack.has_directions and not same_pack(old, pack) \
-                and self.jobs.find(self._precompute_key(pack)) is None:
-            self._offer_when_drawn = True
-        if awaited:
-            assert after is not None
+        if not pack.clip_pending:  # else once it is there: a session's CLIP is checked
+            self._open_what_waited(pack)
+
+    def _open_what_waited(self, pack: OpenPack) -> None:
+        """Open the session waiting for this generator, and the files opened meanwhile."""
+        after = self._session_after_load
+        if after is not None and after[1].content_hash == pack.model.content_hash:
             QTimer.singleShot(0, self, lambda: self.open_session(after[0]))
         self._open_waiting_files()
+
+    @Slot(object)
+    def _on_clip_loaded(self, pack: OpenPack) -> None:
+        """The open model's CLIP and directions came (model_loaded brought the generator
+        alone): the picture stays, drawn by the same generator."""
+        old = self.pack
+        if old is None or old.model is not pack.model or not old.clip_pending:
+            return  # another model was opened meanwhile: this CLIP is not for it
+        self.pack = pack
+        self._notes_context = pack.context()
+        self._take_clip(pack, self._pack_before)
+        if self.current_session().needs_clip:  # drawn while held for the CLIP, but asked
+            self.request_render()  # for without it: the recipe names it now
+        if self._loading is None:  # else what waits, waits for the model asked for since
+            self._open_what_waited(pack)
+
+    def _take_clip(self, pack: OpenPack, old: OpenPack | None) -> None:
+        """What the window does with the pack's CLIP and directions, or says while they
+        load (clip_pending: the prompt panel stays on, a prompt typed waits for them)."""
+        info = pack.model
+        imported = pack.data.imported_from if pack.data is not None else None
+        other = pack.other_settings()  # a quick try's pack, found for want of the usual one
+        self.status_model.setText(f"{info.name} · {info.resolution} px"
+                                  + (f" · directions from {imported}" if imported else "")
+                                  + (f" · directions with {other}" if other else ""))
+        # the file and its format ("atelier", "rosinality") are for who asks
+        self.status_model.set_tip(f"{info.path}\n{info.source_format} checkpoint"
+                                  + (f"\n{pack.settings_note()}" if other else ""))
+        if pack.clip is not None and pack.clip_source is not None:
+            REMEMBERED_CLIPS.put(info.path, dataclasses.asdict(pack.clip_source))
+        if pack.clip_pending:
+            self.prompt_panel.set_text_edits_available(True, "Loading CLIP …")
+        elif pack.clip is None:
+            self.prompt_panel.set_text_edits_available(False, _no_clip_text(pack))
+            if self._forget_clip_that_failed(pack):  # after this slot: a load of its own
+                QTimer.singleShot(0, self, lambda: self._open_with_default_clip(pack))
+        elif not pack.has_directions:
+            self.prompt_panel.set_text_edits_available(
+                False, "Prompt edits need this pack's directions: Models ▸ Precompute "
+                       "directions (or Import StyleCLIP directions).")
+        else:
+            self.prompt_panel.set_text_edits_available(True)
+        self.prompt_panel.set_suggestions(pack.suggestions() if pack.clip is not None else [])
+        self.discovery.pack_changed(pack)
+        # a new generator, or the same one with another CLIP: offer what it lacks, once
+        # its picture is drawn (the CLIP may come after it)
+        if pack.clip is not None and not pack.has_directions and not same_pack(old, pack) \
+                and self.jobs.find(self._precompute_key(pack)) is None:
+            drawn = self.last_result
+            if drawn is not None and drawn.generation == self._generation \
+                    and not drawn.preview:
+                QTimer.singleShot(0, self, self._offer_precompute)
+            else:
+                self._offer_when_drawn = True
 
     def _open_waiting_files(self) -> None:
         waiting, self._open_when_loaded = self._open_when_loaded, []
@@ -1507,6 +1548,12 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, message: str) -> None:
         failed, self._loading = self._loading, None
         self.models_menu.set_loading(None)
+        if failed is None and self.pack is not None and self.pack.clip_pending:
+            # the open model's CLIP failed to load (one that cannot be read comes as
+            # clip_loaded): no prompt edits, nor "Loading CLIP …" for ever
+            self.prompt_panel.set_text_edits_available(
+                False, f"Prompt edits need a CLIP model: {message}")
+            self._open_waiting_files()  # (a waiting session is said below)
         if self.pack is None:
             self._failed_load = failed
         if self._device_before is not None:  # the device chosen is not kept

@@ -341,7 +341,7 @@ class PromptPanel(QWidget):
         self._enable_beta()
         self._notice_reason = reason
         self._show_notice()
-        self.notice.setVisible(not available and bool(reason))
+        self.notice.setVisible(bool(reason))  # also on: "Loading CLIP …" (prompts wait)
 
     def _show_notice(self) -> None:
         # the theme's warning colour, again when the theme changes: one orange for both
