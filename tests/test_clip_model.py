@@ -936,6 +936,19 @@ def test_a_pasted_prompt_clip_reads_the_start_of_is_called_cut_without_every_tem
     assert sum(n > 1000 for n in encoded) == 1  # the prompt once, not in every template
 
 
+@pytest.mark.parametrize("space", ["\x0b", "\x1c"])
+def test_words_the_tokenizer_joins_are_not_called_cut_by_their_count_alone(clip, space):
+    # str.split() takes a vertical tab (PowerPoint's line break) or an information
+    # separator for a space; the tokenizer's clean-up drops it and reads the words around
+    # it as one. The shortcut through the middle words counted them apart and called a
+    # prompt every template reads whole cut.
+    for words in range(1, 2 * clip.context_length):
+        text = space.join(["a"] * words)
+        tokens = clip.tokenizer([t.replace("{}", text) for t in IMAGENET_TEMPLATES],
+                                context_length=clip.context_length + 1)
+        assert clip.prompt_is_cut(text) is bool((tokens[:, -1] != 0).any()), words
+
+
 @pytest.mark.parametrize("letters", ["一二三四五六七八九十人大天日月山川田", "abcdefghij",
                                      "ab"])
 def test_a_long_prompt_without_spaces_is_read_as_far_as_clip_reads(clip, letters,
@@ -1018,3 +1031,24 @@ def test_the_window_imports_open_clip_only_when_a_clip_loads():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[]", "['open_clip', 'torchvision']"]
+
+
+def test_open_clip_and_torchvision_first_used_from_two_threads_both_import():
+    # Imported on first use (above), open_clip and torchvision's transforms each import
+    # torchvision: started by two threads at once they deadlocked in torchvision.ops, and
+    # Python gave one thread a half-imported module (ImportError: StochasticDepth).
+    code = ("import threading; from editor.core import clip_model as cm\n"
+            "errors = []\n"
+            "def use(get):\n"
+            "    try: get()\n"
+            "    except Exception as e: errors.append(repr(e))\n"
+            "from editor.core.lazy_imports import import_heavy\n"
+            "threads = [threading.Thread(target=use, args=(g,)) for g in (\n"
+            "    lambda: cm.TF.InterpolationMode, lambda: cm.open_clip.SimpleTokenizer,\n"
+            "    lambda: import_heavy('torchvision').models)]  # an inversion's VGG loss\n"
+            "[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "print(errors)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

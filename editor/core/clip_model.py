@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import importlib
 import importlib.util
 import json
 import logging
@@ -57,25 +56,14 @@ from .checkpoints import (
 )
 from .errors import CheckpointError, ClipError, short_reason
 from .hashing import state_dict_hash
+from .lazy_imports import ImportedOnUse
 from .paths import atomic_path
 from .prompt_templates import IMAGENET_TEMPLATES
 from .tensor_files import readable_name, save_tensors
 
-
-class _ImportedOnUse:
-    """A module imported when one of its names is first used. open_clip brings torchvision,
-    timm and (through torchvision's ops) torch._dynamo: about 2 s on the development CPU,
-    which the window spent before it showed, for a CLIP its render worker loads after."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
-
-
-open_clip = _ImportedOnUse("open_clip")
-TF = _ImportedOnUse("torchvision.transforms.functional")
+# imported when a CLIP is first used, not with the window (see lazy_imports)
+open_clip = ImportedOnUse("open_clip")
+TF = ImportedOnUse("torchvision.transforms.functional")
 
 FORMAT_NAME = "latent-atelier-clip"
 FORMAT_VERSION = 1
@@ -984,7 +972,10 @@ class ClipModel:
         # those two can run into a template's own characters): when they alone, with the
         # start and end tokens, are more than CLIP reads, every template is cut. The 79
         # templates of a pasted 2,000-character prompt held the window for 60 ms per paste.
-        middle = " ".join(text.split()[1:-1])
+        # Split as the tokenizer reads it: its clean-up drops control characters that
+        # str.split() takes for spaces (a vertical tab, PowerPoint's line break), joining
+        # the words around them. (Cleaning twice only ever reads fewer tokens.)
+        middle = " ".join(self._tokenizer.clean_fn(text).split()[1:-1])
         if len(self._tokenizer.encode(middle)) + 2 > self.context_length:
             cut = True
         else:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from editor.core.errors import InversionDivergedError
 from editor.core.generator import Generator
 from editor.core.image_metrics import psnr, ssim
+from editor.core.lazy_imports import import_heavy
 
 from .global_directions import EtaClock, ImageTextEncoder, Progress, suggested_batch_size
 from .inversion_settings import PERCEPTUAL_KINDS, InversionSettings
@@ -133,8 +134,8 @@ class VggFeatureLoss(PerceptualLoss):
     STAGE_ENDS = (4, 9, 16, 23, 30)  # after relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 
     def __init__(self, weights: str | Path, device: torch.device | str = "cpu"):
-        import torchvision
-
+        # not a plain import: the render worker may be importing torchvision (its CLIP's)
+        torchvision = import_heavy("torchvision")
         vgg = torchvision.models.vgg16()
         state = torch.load(weights, map_location="cpu", weights_only=True)
         vgg.load_state_dict(state)
