@@ -72,6 +72,10 @@ class PromptPanel(QWidget):
         self._available = True  # text edits work with the open models
         self._default_neutral = DEFAULT_NEUTRAL  # the pack's, which an empty box means
         self._notice_reason = ""  # why prompt edits are unavailable, when they are
+        # what the report line says while it has no report ("Loading CLIP …": available,
+        # a prompt typed waits); in the line's own room, not the notice's, which grew the
+        # dock for a second and left it taller
+        self._waiting_note = ""
         self._auto_beta: float | None = None  # the β auto-β last chose for the edit shown
         # what each box was last filled with: only a box the user changed since changes
         # the edit (Save once rewrote prompts nobody touched)
@@ -249,6 +253,7 @@ class PromptPanel(QWidget):
     def _show_line(self, text: str) -> None:
         # in the text colour while updating too: "Updating…" says so, and its warnings
         # were unreadable in the disabled grey (1.6:1) for as long as a render took
+        text = text or self._waiting_note
         self.channels.setText(elide_long_words(text))
         # a screen reader reads the line with the prompt it reports on (it never has the
         # keyboard itself): "no channel passes β", words CLIP never learned
@@ -339,9 +344,16 @@ class PromptPanel(QWidget):
             w.setEnabled(available)
         self.suggest_button.setEnabled(available and bool(self.suggest_button.menu().actions()))
         self._enable_beta()
-        self._notice_reason = reason
+        self._notice_reason = reason if not available else ""
         self._show_notice()
-        self.notice.setVisible(bool(reason))  # also on: "Loading CLIP …" (prompts wait)
+        self.notice.setVisible(not available and bool(reason))
+        waiting = reason if available else ""
+        if waiting != self._waiting_note:
+            # the line shows the note it had, or nothing: it shows the new one (or nothing)
+            idle = self.channels.text() in ("", elide_long_words(self._waiting_note))
+            self._waiting_note = waiting
+            if idle:
+                self._show_line("")
 
     def _show_notice(self) -> None:
         # the theme's warning colour, again when the theme changes: one orange for both
