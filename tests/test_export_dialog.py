@@ -34,8 +34,8 @@ def settings(tmp_path):
 
 @pytest.fixture
 def make_dialog(qtbot):
-    def make(session=SESSION, **kw):
-        dialog = ExportDialog(session, resolution=256, **kw)
+    def make(session=SESSION, resolution=256, **kw):
+        dialog = ExportDialog(session, resolution=resolution, **kw)
         qtbot.addWidget(dialog)
         return dialog
     return make
@@ -432,16 +432,20 @@ def test_a_gif_is_not_offered_faster_than_it_plays(make_dialog):
     assert d.fps_box.value() == 60
 
 
+def _gif_sweep_of_600_frames(d: ExportDialog, scale: int) -> None:
+    _select(d.kind_box, "sweep")
+    _select(d.format_box, "GIF")
+    d.frames_box.setValue(600)
+    d.bounce_box.setChecked(False)
+    _select(d.scale_box, scale)
+
+
 def test_a_gif_sweep_that_fills_the_memory_says_so(make_dialog):
     # Pillow's GIF writer keeps every upscaled frame until the end: 600 frames of 256 px
     # at 8x (2048 px) hold 2.5 GB, with nothing said; the rendered frames held beside them
     # (0.1 GB) were not counted
     d = make_dialog(edit_id="hair")
-    _select(d.kind_box, "sweep")
-    _select(d.format_box, "GIF")
-    d.frames_box.setValue(600)
-    d.bounce_box.setChecked(False)
-    _select(d.scale_box, 8)
+    _gif_sweep_of_600_frames(d, scale=8)
     assert "making this sweep holds about 2.6 GB in memory (as a WebP, 0.1 GB)" \
         in d.summary_label.text()
     _select(d.format_box, "WEBP")
@@ -451,16 +455,11 @@ def test_a_gif_sweep_that_fills_the_memory_says_so(make_dialog):
     assert "GB" not in d.summary_label.text()  # 600 frames of 256 px: 39 MB
 
 
-def test_a_sweep_counts_the_rendered_frames_it_holds(qtbot):
+def test_a_sweep_counts_the_rendered_frames_it_holds(make_dialog):
     # 600 native-size frames of a 1024 px model: the GIF's own copies (0.6 GB) were all
     # that was counted, and no note came, though the rendered frames hold 1.9 GB beside them
-    d = ExportDialog(SESSION, resolution=1024, edit_id="hair")
-    qtbot.addWidget(d)
-    _select(d.kind_box, "sweep")
-    _select(d.format_box, "GIF")
-    d.frames_box.setValue(600)
-    d.bounce_box.setChecked(False)
-    _select(d.scale_box, 1)
+    d = make_dialog(resolution=1024, edit_id="hair")
+    _gif_sweep_of_600_frames(d, scale=1)
     assert "making this sweep holds about 2.5 GB in memory (as a WebP, 1.9 GB)" \
         in d.summary_label.text()
     _select(d.format_box, "WEBP")

@@ -1688,10 +1688,9 @@ def import_file(path: str | os.PathLike, name: str | None = None,
                 f"Model packs, or `atelier models remove {entry.name}`) or import this one "
                 "under another name")
         entry = None  # another model that kept the file name: imported as one of its own
-    if entry is not None and key in (None, entry.name) \
-            and (same := _installed_intact(entry.name, sha)) is not None:
-        return same  # downloaded or imported before: its record (source, date) is kept
     if entry is not None and key in (None, entry.name):  # imports of it write the same content
+        if (same := _installed_intact(entry.name, sha)) is not None:
+            return same  # downloaded or imported before: its record (source, date) is kept
         try:
             with _entry_claimed(entry.name, sha, ZooImportError):  # not while it downloads
                 return _install_copy(src, entry.name, entry, sha, size, identify, steps)

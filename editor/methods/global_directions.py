@@ -139,7 +139,7 @@ class JobPhases:
             # samples): the later phases at this one's own rate, a guess by a guess
             rate = p.eta_s / left_here
         later_units = sum(self.units[n] for n in later)
-        if p.eta_s is None and rate is None or later_units > 0 and rate is None:
+        if rate is None and (p.eta_s is None or later_units > 0):
             return None
         here = p.eta_s if p.eta_s is not None else left_here * rate
         return here + later_units * (rate or 0.0)
